@@ -1,0 +1,3 @@
+import Eddy
+
+print("eddy")

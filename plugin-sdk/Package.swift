@@ -1,0 +1,26 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// The Eddy engine and the plugin API. It ships as ONE dynamic library that the host and every
+// plugin link, so that class identity and protocol conformances are shared across the boundary.
+// Library evolution keeps plugins built against an older SDK working after the SDK grows.
+let sharedSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "EddySDK",
+    products: [
+        .library(name: "Eddy", type: .dynamic, targets: ["Eddy"])
+    ],
+    targets: [
+        .target(
+            name: "Eddy",
+            swiftSettings: sharedSettings + [
+                .unsafeFlags(["-enable-library-evolution"])
+            ]
+        )
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,363 @@
+/// Typed operations on canonical arrays: the fast paths that decoding and kernels share.
+public enum Canonical {
+    /// A canonical array of `count` copies of `scalar`.
+    public static func repeating(_ scalar: Scalar, count: Int) throws -> any ArrayNode {
+        let dtype = scalar.dtype
+        if scalar.isNull {
+            switch dtype {
+            case .null: return NullArray(count: count)
+            case .bool: return BoolArray(bits: Bitmap(repeating: false, count: count), validity: .allInvalid,
+                                         nullability: .nullable)
+            case .primitive(let p, _):
+                return PrimitiveArray(ptype: p, buffer: Buffer(storage: BufferStorage(byteCount: count * p.byteWidth),
+                                                               byteOffset: 0, byteCount: count * p.byteWidth),
+                                      count: count, validity: .allInvalid, nullability: .nullable)
+            case .utf8, .binary:
+                return VarBinArray(dtype: dtype, offsets: Buffer(copying: [Int32](repeating: 0, count: count + 1)),
+                                   bytes: .empty, count: count, validity: .allInvalid)
+            case .struct(let fields, _):
+                let children = try fields.map { try repeating(.null($0.dtype), count: count) }
+                return try StructArray(names: fields.map(\.name), fields: children, count: count,
+                                       validity: .allInvalid, nullability: .nullable)
+            }
+        }
+        switch (dtype, scalar.value) {
+        case (.bool(let n), .bool(let b)):
+            return BoolArray(bits: Bitmap(repeating: b, count: count), nullability: n)
+        case (.primitive(let p, let n), _):
+            return try p.visitThrowing(RepeatPrimitive(value: scalar.value, count: count, nullability: n))
+        case (.utf8, .utf8), (.binary, .binary):
+            let bytes: [UInt8] = if case .utf8(let s) = scalar.value { Array(s.utf8) } else if case .binary(let b) = scalar.value { b } else { [] }
+            let w = bytes.count
+            precondition(w * count <= Int(Int32.max), "repeated value over 2 GiB")
+            let offsets = Buffer.build(count: count + 1, of: Int32.self) { o in
+                for i in 0...count { o[i] = Int32(i * w) }
+            }
+            let data = Buffer.build(count: w * count, of: UInt8.self) { o in
+                for i in 0..<count { for k in 0..<w { o[i * w + k] = bytes[k] } }
+            }
+            return VarBinArray(dtype: dtype, offsets: offsets, bytes: data, count: count)
+        case (.struct(let fields, let n), .struct(let values)) where values.count == fields.count:
+            let children = try zip(fields, values).map { try repeating(Scalar($1, $0.dtype), count: count) }
+            return try StructArray(names: fields.map(\.name), fields: children, count: count, nullability: n)
+        default:
+            throw EddyError(.typeMismatch, "scalar \(scalar.value) does not match its dtype \(dtype)")
+        }
+    }
+
+    private struct RepeatPrimitive: PTypeVisitor {
+        let value: ScalarValue
+        let count: Int
+        let nullability: Nullability
+        func visit<T: NativeType>(_ type: T.Type) -> Result<any ArrayNode, EddyError> {
+            guard let v = T(exactly: value) else {
+                return .failure(EddyError(.typeMismatch, "value \(value) does not fit \(T.ptype)"))
+            }
+            return .success(PrimitiveArray.build(T.self, count: count, nullability: nullability) {
+                $0.initialize(repeating: v)
+            })
+        }
+    }
+
+    /// A zero-copy slice of a canonical array.
+    public static func slice(_ array: any ArrayNode, _ start: Int, _ length: Int) throws -> any ArrayNode {
+        switch array {
+        case let a as PrimitiveArray: return a.slice(start, length)
+        case let a as BoolArray: return a.slice(start, length)
+        case let a as VarBinArray: return a.slice(start, length)
+        case is NullArray: return NullArray(count: length)
+        case let a as StructArray:
+            return try StructArray(names: a.names, fields: a.fields.map { try SliceArray($0, start: start, length: length) },
+                                   count: length, validity: a.validity.slice(start, length),
+                                   nullability: a.dtype.nullability)
+        default:
+            return try SliceArray(array, start: start, length: length)
+        }
+    }
+
+    /// The elements of canonical `array` at the positions given by canonical integer `indices`.
+    ///
+    /// A null index gives a null element. The result's dtype is the array's, nullable if either is.
+    /// - Throws: ``EddyError/Code/outOfBounds`` naming the first index outside the array.
+    public static func take(_ array: any ArrayNode, indices: PrimitiveArray) throws -> any ArrayNode {
+        guard indices.ptype.isInteger else {
+            throw EddyError(.typeMismatch, "take indices must be integers, got \(indices.dtype)")
+        }
+        return try indices.ptype.visitInteger(TakeWithIndices(array: array, indices: indices)).get()
+    }
+
+    private struct TakeWithIndices: IntegerPTypeVisitor {
+        let array: any ArrayNode
+        let indices: PrimitiveArray
+        func visit<I: NativeInteger>(_ type: I.Type) -> Result<any ArrayNode, EddyError> {
+            do {
+                return .success(try indices.withValues(I.self) { idx in
+                    try Canonical.take(array, idx, indexValidity: indices.validity,
+                                       resultNullability: array.dtype.nullability | indices.dtype.nullability)
+                })
+            } catch {
+                return .failure(error as? EddyError ?? EddyError(.kernelFailed, "\(error)"))
+            }
+        }
+    }
+
+    static func take<I: NativeInteger>(
+        _ array: any ArrayNode, _ idx: UnsafeBufferPointer<I>, indexValidity: Validity, resultNullability: Nullability
+    ) throws -> any ArrayNode {
+        let n = array.count
+        // Positions as Int, with null indices pointing at 0 (or at nothing when the array is empty).
+        func position(_ k: Int) throws -> Int {
+            guard indexValidity.isValid(k) else { return 0 }
+            let raw = idx[k]
+            let p = Int(truncatingIfNeeded: raw)
+            guard p >= 0, p < n, I.bitWidth < 64 || raw == I(truncatingIfNeeded: p) else {
+                throw EddyError(.outOfBounds, "take index \(raw) at position \(k) is out of bounds for length \(n)")
+            }
+            return p
+        }
+        let m = idx.count
+        let hasNullIndex: Bool = { if case .allValid = indexValidity { false } else { true } }()
+        if hasNullIndex && n == 0 {
+            // Only null indices can be valid against an empty array.
+            for k in 0..<m where indexValidity.isValid(k) { _ = try position(k) }
+        }
+        func combinedValidity(_ source: Validity) throws -> Validity {
+            if case .allValid = source, !hasNullIndex { return .allValid }
+            var b = BitmapBuilder(capacity: m)
+            for k in 0..<m {
+                let valid = indexValidity.isValid(k)
+                b.append(valid ? source.isValid(try position(k)) : false)
+            }
+            return .bitmap(b.finish())
+        }
+        switch array {
+        case let a as PrimitiveArray:
+            return try a.ptype.visitThrowing(TakePrimitive(values: a, idx: idx, hasNullIndex: hasNullIndex,
+                                                            indexValidity: indexValidity,
+                                                            resultNullability: resultNullability))
+        case let a as BoolArray:
+            let bits = try Bitmap(count: m) { k in try a.bits[position(k)] }
+            return BoolArray(bits: bits, validity: try combinedValidity(a.validity), nullability: resultNullability)
+        case let a as VarBinArray:
+            var b = VarBinBuilder(dtype: a.dtype.with(resultNullability), capacity: m)
+            for k in 0..<m {
+                let p = try position(k)
+                if indexValidity.isValid(k) && a.validity.isValid(p) {
+                    a.withBytes(at: p) { b.append(bytes: $0) }
+                } else {
+                    b.appendNull()
+                }
+            }
+            return b.finish()
+        case is NullArray:
+            for k in 0..<m where indexValidity.isValid(k) { _ = try position(k) }
+            return NullArray(count: m)
+        case let a as StructArray:
+            let fields = try a.fields.map {
+                try take($0, idx, indexValidity: indexValidity,
+                         resultNullability: $0.dtype.nullability | (hasNullIndex ? .nullable : .nonNullable))
+            }
+            return try StructArray(names: a.names, fields: fields, count: m, validity: try combinedValidity(a.validity),
+                                   nullability: resultNullability)
+        default:
+            throw EddyError(.unsupported, "take needs a canonical array, got \(array.encoding)")
+        }
+    }
+
+    private struct TakePrimitive<I: NativeInteger>: PTypeVisitor {
+        let values: PrimitiveArray
+        let idx: UnsafeBufferPointer<I>
+        let hasNullIndex: Bool
+        let indexValidity: Validity
+        let resultNullability: Nullability
+        func visit<T: NativeType>(_ type: T.Type) -> Result<any ArrayNode, EddyError> {
+            let n = values.count
+            let m = idx.count
+            var bad: Int?
+            let out = values.withValues(T.self) { src in
+                Buffer.build(count: m, of: T.self) { dst in
+                    for k in 0..<m {
+                        let p = Int(truncatingIfNeeded: idx[k])
+                        if p < n && p >= 0 && (I.bitWidth < 64 || idx[k] == I(truncatingIfNeeded: p)) {
+                            dst[k] = src[p]
+                        } else {
+                            dst[k] = T.zero
+                            if indexValidity.isValid(k) && bad == nil { bad = k }
+                        }
+                    }
+                }
+            }
+            if let bad {
+                return .failure(EddyError(.outOfBounds,
+                                          "take index \(idx[bad]) at position \(bad) is out of bounds for length \(n)"))
+            }
+            var validity: Validity = .allValid
+            if hasNullIndex || { if case .allValid = values.validity { false } else { true } }() {
+                validity = .bitmap(Bitmap(count: m) { k in
+                    guard indexValidity.isValid(k) else { return false }
+                    return values.validity.isValid(Int(truncatingIfNeeded: idx[k]))
+                })
+            }
+            return .success(PrimitiveArray(ptype: T.ptype, buffer: out, count: m, validity: validity,
+                                           nullability: resultNullability))
+        }
+    }
+
+    /// The elements of canonical `array` whose bit in `mask` is set.
+    public static func filter(_ array: any ArrayNode, mask: Bitmap) throws -> any ArrayNode {
+        precondition(mask.count == array.count, "mask length differs from array length")
+        let m = mask.trueCount
+        switch array {
+        case let a as PrimitiveArray:
+            return a.ptype.visit(FilterPrimitive(values: a, mask: mask, resultCount: m))
+        case let a as BoolArray:
+            var b = BitmapBuilder(capacity: m)
+            mask.forEachSetBit { b.append(a.bits[$0]) }
+            return BoolArray(bits: b.finish(), validity: a.validity.filter(mask, resultCount: m),
+                             nullability: a.dtype.nullability)
+        case let a as VarBinArray:
+            var b = VarBinBuilder(dtype: a.dtype, capacity: m)
+            mask.forEachSetBit { i in
+                if a.validity.isValid(i) { a.withBytes(at: i) { b.append(bytes: $0) } } else { b.appendNull() }
+            }
+            return b.finish()
+        case is NullArray:
+            return NullArray(count: m)
+        case let a as StructArray:
+            return try StructArray(names: a.names, fields: try a.fields.map { try filter($0, mask: mask) }, count: m,
+                                   validity: a.validity.filter(mask, resultCount: m), nullability: a.dtype.nullability)
+        default:
+            throw EddyError(.unsupported, "filter needs a canonical array, got \(array.encoding)")
+        }
+    }
+
+    private struct FilterPrimitive: PTypeVisitor {
+        let values: PrimitiveArray
+        let mask: Bitmap
+        let resultCount: Int
+        func visit<T: NativeType>(_ type: T.Type) -> any ArrayNode {
+            let out = values.withValues(T.self) { src in
+                Buffer.build(count: resultCount, of: T.self) { dst in
+                    var o = 0
+                    let n = mask.count
+                    var i = 0
+                    while i < n {
+                        var w = mask.word(at: i)
+                        if w == ~0 && i + 64 <= n {
+                            for k in 0..<64 { dst[o + k] = src[i + k] }
+                            o += 64
+                        } else {
+                            while w != 0 {
+                                dst[o] = src[i + w.trailingZeroBitCount]
+                                o += 1
+                                w &= w &- 1
+                            }
+                        }
+                        i += 64
+                    }
+                }
+            }
+            return PrimitiveArray(ptype: T.ptype, buffer: out, count: resultCount,
+                                  validity: values.validity.filter(mask, resultCount: resultCount),
+                                  nullability: values.dtype.nullability)
+        }
+    }
+
+    /// The canonical arrays one after another, as one canonical array of `dtype`.
+    public static func concat(_ arrays: [any ArrayNode], dtype: DType) throws -> any ArrayNode {
+        let total = arrays.reduce(0) { $0 + $1.count }
+        let anyNulls = arrays.contains { a in
+            switch a {
+            case let p as PrimitiveArray: if case .allValid = p.validity { false } else { true }
+            case let b as BoolArray: if case .allValid = b.validity { false } else { true }
+            case let v as VarBinArray: if case .allValid = v.validity { false } else { true }
+            case let s as StructArray: if case .allValid = s.validity { false } else { true }
+            default: true
+            }
+        }
+        func validityOf(_ a: any ArrayNode) -> Validity {
+            switch a {
+            case let p as PrimitiveArray: p.validity
+            case let b as BoolArray: b.validity
+            case let v as VarBinArray: v.validity
+            case let s as StructArray: s.validity
+            default: .allInvalid
+            }
+        }
+        func concatValidity() -> Validity {
+            guard anyNulls else { return .allValid }
+            let words = (total + 63) / 64
+            let buf = Buffer.build(count: words, of: UInt64.self) { out in
+                out.initialize(repeating: 0)
+                var pos = 0
+                for a in arrays {
+                    let v = validityOf(a)
+                    for i in 0..<a.count where v.isValid(i) { out[(pos + i) >> 6] |= 1 << UInt64((pos + i) & 63) }
+                    pos += a.count
+                }
+            }
+            return .bitmap(Bitmap(buffer: buf, offset: 0, count: total))
+        }
+        switch dtype {
+        case .null:
+            return NullArray(count: total)
+        case .bool(let n):
+            let words = (total + 63) / 64
+            let buf = Buffer.build(count: words, of: UInt64.self) { out in
+                out.initialize(repeating: 0)
+                var pos = 0
+                for case let a as BoolArray in arrays {
+                    var i = 0
+                    while i < a.count {
+                        let w = a.bits.word(at: i)
+                        let p = pos + i
+                        let s = UInt64(p & 63)
+                        out[p >> 6] |= w << s
+                        if s != 0 && (p >> 6) + 1 < words { out[(p >> 6) + 1] |= w >> (64 - s) }
+                        i += 64
+                    }
+                    pos += a.count
+                }
+            }
+            return BoolArray(bits: Bitmap(buffer: buf, offset: 0, count: total), validity: concatValidity(),
+                             nullability: n)
+        case .primitive(let p, let n):
+            let w = p.byteWidth
+            let storage = BufferStorage(uninitializedByteCount: total * w)
+            var pos = 0
+            for case let a as PrimitiveArray in arrays {
+                (storage.pointer + pos * w).copyMemory(from: a.buffer.baseAddress, byteCount: a.count * w)
+                pos += a.count
+            }
+            return PrimitiveArray(ptype: p, buffer: Buffer(storage: storage, byteOffset: 0, byteCount: total * w),
+                                  count: total, validity: concatValidity(), nullability: n)
+        case .utf8, .binary:
+            var b = VarBinBuilder(dtype: dtype, capacity: total)
+            for case let a as VarBinArray in arrays {
+                for i in 0..<a.count {
+                    if a.validity.isValid(i) { a.withBytes(at: i) { b.append(bytes: $0) } } else { b.appendNull() }
+                }
+            }
+            return b.finish()
+        case .struct(let fields, let n):
+            let structs = arrays.compactMap { $0 as? StructArray }
+            let children = try fields.indices.map { k in
+                try concat(structs.map { $0.fields[k] }, dtype: fields[k].dtype)
+            }
+            return try StructArray(names: fields.map(\.name), fields: children, count: total,
+                                   validity: concatValidity(), nullability: n)
+        }
+    }
+}
+
+extension ScalarValue {
+    /// An integer's two's-complement bit pattern as `UInt64`; zero for anything else.
+    @usableFromInline
+    var asUInt64Bits: UInt64 {
+        switch self {
+        case .int(let v): UInt64(bitPattern: v)
+        case .uint(let v): v
+        default: 0
+        }
+    }
+}

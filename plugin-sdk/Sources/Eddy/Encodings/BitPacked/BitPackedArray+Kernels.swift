@@ -1,0 +1,58 @@
+extension BitPackedArray {
+    static var kernels: [ExecuteParentKernel] {
+        [
+            ExecuteParentKernel("compare on packed values", parent: CompareFunction.id, child: id) { parent, child, slot, _ in
+                guard let bp = child as? BitPackedArray, let other = KernelSupport.otherConstant(parent, slot),
+                      let op = KernelSupport.compareOp(parent, slot), !other.scalar.isNull
+                else { return nil }
+                let needle = other.scalar.value.asInt128
+                let maxPacked: Int128 = bp.bitWidth == 64 ? Int128(UInt64.max) : (Int128(1) << bp.bitWidth) - 1
+                let n = bp.count
+                let bits: Bitmap
+                if needle < 0 || needle > maxPacked {
+                    // Every packed value lies on one side of the constant.
+                    let result = op.apply(needle < 0 ? 1 : 0, needle < 0 ? 0 : 1)
+                    bits = Bitmap(repeating: result, count: n)
+                } else {
+                    bits = bp.compareWords(op, UInt64(needle))
+                }
+                var out = bits
+                let range = bp.patchRange
+                if !range.isEmpty, let pv = bp.patchValues {
+                    let patched = pv.int128Values()
+                    let words = (n + 63) / 64
+                    let buf = Buffer.build(count: words, of: UInt64.self) { w in
+                        for k in 0..<words { w[k] = bits.word(at: k * 64) }
+                        for k in range {
+                            let i = bp.patchIndices[k] - bp.offset
+                            let r = op.apply(patched[k], needle)
+                            if r { w[i >> 6] |= 1 << UInt64(i & 63) } else { w[i >> 6] &= ~(1 << UInt64(i & 63)) }
+                        }
+                    }
+                    out = Bitmap(buffer: buf, offset: 0, count: n)
+                }
+                return BoolArray(bits: out, validity: bp.validity, nullability: parent.dtype.nullability)
+            },
+            ExecuteParentKernel("slice packed window", parent: SliceArray.id, child: id) { parent, child, _, _ in
+                guard let s = parent as? SliceArray, let bp = child as? BitPackedArray else { return nil }
+                return try bp.slice(s.start, s.count)
+            },
+        ]
+    }
+
+    /// Compares every packed value in the window with `needle`, without unpacking to a buffer.
+    func compareWords(_ op: CompareOperator, _ needle: UInt64) -> Bitmap {
+        let n = count
+        let base = offset
+        return withExtendedLifetime(packed) {
+            switch op {
+            case .eq: Compare.bitmap(n) { packedValue(at: base + $0) == needle }
+            case .ne: Compare.bitmap(n) { packedValue(at: base + $0) != needle }
+            case .lt: Compare.bitmap(n) { packedValue(at: base + $0) < needle }
+            case .le: Compare.bitmap(n) { packedValue(at: base + $0) <= needle }
+            case .gt: Compare.bitmap(n) { packedValue(at: base + $0) > needle }
+            case .ge: Compare.bitmap(n) { packedValue(at: base + $0) >= needle }
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+/// Compressed integers packed into `bitWidth` bits each, least significant bit first, with patches
+/// for the few values that do not fit.
+///
+/// Element `i` is the packed value at position `offset + i`, unless a patch covers that position.
+/// Patch positions are absolute (they ignore `offset`), sorted and unique.
+public final class BitPackedArray: ArrayNode {
+    public static let id = EncodingID("eddy.bitpacked")
+    public let ptype: PType
+    public let bitWidth: Int
+    /// Packed values as little-endian `UInt64` words.
+    public let packed: Buffer
+    /// Position of element 0 in the packed stream.
+    public let offset: Int
+    public let count: Int
+    public let validity: Validity
+    /// Absolute positions of values stored outside the packed stream.
+    public let patchIndices: [Int]
+    /// The patched values, as a canonical array of `ptype`.
+    public let patchValues: PrimitiveArray?
+    public let dtype: DType
+
+    public init(ptype: PType, bitWidth: Int, packed: Buffer, offset: Int, count: Int, validity: Validity,
+                nullability: Nullability, patchIndices: [Int] = [], patchValues: PrimitiveArray? = nil) throws {
+        guard ptype.isInteger else { throw EddyError(.typeMismatch, "bit-packing needs integers, got \(ptype)") }
+        guard (0...64).contains(bitWidth) else { throw EddyError(.invalidArgument, "bit width \(bitWidth) not in 0...64") }
+        guard packed.byteCount * 8 >= (offset + count) * bitWidth else {
+            throw EddyError(.invalidArgument, "packed buffer too small for \(offset + count) values of \(bitWidth) bits")
+        }
+        guard patchIndices.count == (patchValues?.count ?? 0) else {
+            throw EddyError(.invalidArgument, "patch indices and values differ in count")
+        }
+        self.ptype = ptype
+        self.bitWidth = bitWidth
+        self.packed = packed
+        self.offset = offset
+        self.count = count
+        self.validity = validity
+        self.patchIndices = patchIndices
+        self.patchValues = patchValues
+        self.dtype = .primitive(ptype, nullability)
+    }
+
+    /// Packs non-negative integers into `bitWidth` bits; values that do not fit become patches.
+    public static func encode(_ array: PrimitiveArray, bitWidth: Int) throws -> BitPackedArray {
+        guard array.ptype.isInteger else { throw EddyError(.typeMismatch, "bit-packing needs integers") }
+        let values = array.int128Values()
+        let limit: Int128 = bitWidth == 64 ? Int128(UInt64.max) : (Int128(1) << bitWidth) - 1
+        var patchIdx: [Int] = []
+        let words = (values.count * bitWidth + 63) / 64
+        let packed = Buffer.build(count: words, of: UInt64.self) { out in
+            out.initialize(repeating: 0)
+            for (i, v) in values.enumerated() {
+                guard array.validity.isValid(i) else { continue }
+                if v < 0 || v > limit {
+                    patchIdx.append(i)
+                    continue
+                }
+                guard bitWidth > 0 else { continue }
+                let u = UInt64(v)
+                let bit = i * bitWidth
+                out[bit >> 6] |= u << UInt64(bit & 63)
+                if (bit & 63) + bitWidth > 64 { out[(bit >> 6) + 1] |= u >> UInt64(64 - (bit & 63)) }
+            }
+        }
+        let patches = patchIdx.isEmpty ? nil : try Canonical.take(array, indices: PrimitiveArray(patchIdx.map { Int64($0) }))
+        return try BitPackedArray(ptype: array.ptype, bitWidth: bitWidth, packed: packed, offset: 0, count: values.count,
+                                  validity: array.validity, nullability: array.dtype.nullability,
+                                  patchIndices: patchIdx,
+                                  patchValues: (patches as? PrimitiveArray)?.with(validity: .allValid, nullability: .nonNullable))
+    }
+
+    public var encoding: EncodingID { Self.id }
+    public var metadataDescription: String {
+        "width=\(bitWidth)" + (patchIndices.isEmpty ? "" : " patches=\(patchIndices.count)") + (offset == 0 ? "" : " offset=\(offset)")
+    }
+
+    /// The packed (unpatched) value at absolute position `position`.
+    @inlinable
+    public func packedValue(at position: Int) -> UInt64 {
+        if bitWidth == 0 { return 0 }
+        let words = packed.typed(UInt64.self)
+        let bit = position * bitWidth
+        let shift = UInt64(bit & 63)
+        var v = words[bit >> 6] >> shift
+        if Int(shift) + bitWidth > 64 { v |= words[(bit >> 6) + 1] << (64 - shift) }
+        return bitWidth == 64 ? v : v & ((1 << UInt64(bitWidth)) - 1)
+    }
+
+    /// The range of patches that fall inside this array's window.
+    var patchRange: Range<Int> {
+        let lo = lowerBound(patchIndices, offset)
+        let hi = lowerBound(patchIndices, offset + count)
+        return lo..<hi
+    }
+
+    public func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep {
+        .done(ptype.visitInteger(Unpack(array: self)))
+    }
+
+    private struct Unpack: IntegerPTypeVisitor {
+        let array: BitPackedArray
+        func visit<T: NativeInteger>(_ type: T.Type) -> any ArrayNode {
+            let a = array
+            return withExtendedLifetime(a.packed) {
+                PrimitiveArray.build(T.self, count: a.count, validity: a.validity, nullability: a.dtype.nullability) { out in
+                    for i in 0..<a.count { out[i] = T(truncatingIfNeeded: a.packedValue(at: a.offset + i)) }
+                    if let pv = a.patchValues {
+                        pv.withValues(T.self) { v in
+                            for k in a.patchRange { out[a.patchIndices[k] - a.offset] = v[k] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A zero-copy view of `length` elements from `start`.
+    public func slice(_ start: Int, _ length: Int) throws -> BitPackedArray {
+        try BitPackedArray(ptype: ptype, bitWidth: bitWidth, packed: packed, offset: offset + start, count: length,
+                           validity: validity.slice(start, length), nullability: dtype.nullability,
+                           patchIndices: patchIndices, patchValues: patchValues)
+    }
+
+    public func scalar(at index: Int) throws -> Scalar {
+        try checkIndex(index)
+        guard validity.isValid(index) else { return .null(dtype) }
+        let position = offset + index
+        let k = lowerBound(patchIndices, position)
+        if k < patchIndices.count && patchIndices[k] == position, let pv = patchValues {
+            return try pv.scalar(at: k).with(dtype.nullability)
+        }
+        let bits = packedValue(at: position)
+        let value: ScalarValue = ptype.isSignedInteger ? .int(signExtend(bits, ptype.byteWidth)) : .uint(bits)
+        return Scalar(value, dtype)
+    }
+}
+
+/// The first index in sorted `list` whose element is at least `value`.
+func lowerBound(_ list: [Int], _ value: Int) -> Int {
+    var lo = 0
+    var hi = list.count
+    while lo < hi {
+        let mid = (lo + hi) / 2
+        if list[mid] < value { lo = mid + 1 } else { hi = mid }
+    }
+    return lo
+}

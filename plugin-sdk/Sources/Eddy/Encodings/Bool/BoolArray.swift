@@ -1,0 +1,52 @@
+/// Canonical boolean array: a bitmap of values and a validity.
+public final class BoolArray: ArrayNode {
+    public static let id = EncodingID("eddy.bool")
+    public let bits: Bitmap
+    public let validity: Validity
+    public let dtype: DType
+
+    /// - Parameters:
+    ///   - bits: the values; nulls may hold any bit.
+    ///   - validity: must be `.allValid` unless `nullability` is `.nullable`.
+    public init(bits: Bitmap, validity: Validity = .allValid, nullability: Nullability = .nonNullable) {
+        precondition(nullability == .nullable || { if case .allValid = validity { true } else { false } }(),
+                     "a non-nullable bool array must be all valid")
+        if case .bitmap(let v) = validity { precondition(v.count == bits.count, "validity length differs") }
+        self.bits = bits
+        self.validity = validity
+        self.dtype = .bool(nullability)
+    }
+
+    /// A bool array of the given values.
+    public convenience init(_ values: [Bool]) {
+        self.init(bits: Bitmap(values))
+    }
+
+    /// A nullable bool array of the given optional values.
+    public convenience init(_ values: [Bool?]) {
+        self.init(bits: Bitmap(values.map { $0 ?? false }), validity: .bitmap(Bitmap(values.map { $0 != nil })),
+                  nullability: .nullable)
+    }
+
+    public var encoding: EncodingID { Self.id }
+    public var count: Int { bits.count }
+    public var isCanonical: Bool { true }
+    public func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep { .done(self) }
+    public func scalar(at index: Int) throws -> Scalar {
+        try checkIndex(index)
+        return validity.isValid(index) ? Scalar(.bool(bits[index]), dtype) : .null(dtype)
+    }
+
+    /// Set bits where the value is true and valid: the rows a filter keeps.
+    public var trueAndValid: Bitmap {
+        switch validity {
+        case .allValid: bits
+        case .allInvalid: Bitmap(repeating: false, count: count)
+        case .bitmap(let v): bits & v
+        }
+    }
+
+    public func slice(_ start: Int, _ length: Int) -> BoolArray {
+        BoolArray(bits: bits.slice(start, length), validity: validity.slice(start, length), nullability: dtype.nullability)
+    }
+}

@@ -1,0 +1,107 @@
+/// Canonical array of variable-length strings (`utf8`) or bytes (`binary`): offsets into one byte buffer.
+public final class VarBinArray: ArrayNode {
+    public static let id = EncodingID("eddy.varbin")
+    /// `count + 1` `Int32` offsets into `bytes`; value `i` is `bytes[offsets[i] ..< offsets[i + 1]]`.
+    public let offsets: Buffer
+    public let bytes: Buffer
+    public let validity: Validity
+    public let count: Int
+    public let dtype: DType
+
+    public init(dtype: DType, offsets: Buffer, bytes: Buffer, count: Int, validity: Validity = .allValid) {
+        precondition(dtype.isVarBin, "varbin needs a utf8 or binary dtype, got \(dtype)")
+        precondition(offsets.byteCount >= (count + 1) * 4, "offsets buffer too small")
+        self.dtype = dtype
+        self.offsets = offsets
+        self.bytes = bytes
+        self.count = count
+        self.validity = validity
+    }
+
+    /// A utf8 array of the given strings.
+    public convenience init(_ strings: [String]) {
+        self.init(strings.map { Optional($0) }, nullability: .nonNullable)
+    }
+
+    /// A utf8 array of the given optional strings.
+    public convenience init(_ strings: [String?], nullability: Nullability = .nullable) {
+        var b = VarBinBuilder(dtype: .utf8(nullability))
+        for s in strings {
+            if let s { b.append(s) } else { b.appendNull() }
+        }
+        let built = b.finish()
+        self.init(dtype: built.dtype, offsets: built.offsets, bytes: built.bytes, count: built.count,
+                  validity: built.validity)
+    }
+
+    public var encoding: EncodingID { Self.id }
+    public var isCanonical: Bool { true }
+    public func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep { .done(self) }
+
+    /// Calls `body` with the bytes of value `index` (ignores validity).
+    @inlinable
+    public func withBytes<R>(at index: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let o = offsets.typed(Int32.self)
+        let start = Int(o[index])
+        let end = Int(o[index + 1])
+        return try withExtendedLifetime((offsets, bytes)) {
+            try body(UnsafeRawBufferPointer(start: bytes.baseAddress + start, count: end - start))
+        }
+    }
+
+    /// Value `index` as a string (ignores validity).
+    public func string(at index: Int) -> String {
+        withBytes(at: index) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    public func scalar(at index: Int) throws -> Scalar {
+        try checkIndex(index)
+        guard validity.isValid(index) else { return .null(dtype) }
+        if dtype.isUTF8 { return Scalar(.utf8(string(at: index)), dtype) }
+        return Scalar(.binary(withBytes(at: index) { Array($0) }), dtype)
+    }
+
+    /// A zero-copy view of `length` values starting at `start`.
+    public func slice(_ start: Int, _ length: Int) -> VarBinArray {
+        VarBinArray(dtype: dtype, offsets: offsets.slice(byteOffset: start * 4, byteCount: (length + 1) * 4),
+                    bytes: bytes, count: length, validity: validity.slice(start, length))
+    }
+}
+
+/// Builds a ``VarBinArray`` value by value.
+public struct VarBinBuilder {
+    public let dtype: DType
+    var offsets: [Int32] = [0]
+    var bytes: [UInt8] = []
+    var validity = BitmapBuilder()
+    var hasNull = false
+
+    public init(dtype: DType, capacity: Int = 0) {
+        self.dtype = dtype
+        offsets.reserveCapacity(capacity + 1)
+    }
+
+    public mutating func append(_ s: String) {
+        var s = s
+        s.withUTF8 { append(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    public mutating func append(bytes b: UnsafeRawBufferPointer) {
+        bytes.append(contentsOf: b)
+        precondition(bytes.count <= Int32.max, "varbin chunk over 2 GiB; use a chunked array")
+        offsets.append(Int32(bytes.count))
+        validity.append(true)
+    }
+
+    public mutating func appendNull() {
+        precondition(dtype.isNullable, "null appended to a non-nullable varbin")
+        offsets.append(Int32(bytes.count))
+        validity.append(false)
+        hasNull = true
+    }
+
+    public mutating func finish() -> VarBinArray {
+        VarBinArray(dtype: dtype, offsets: Buffer(copying: offsets), bytes: Buffer(copying: bytes),
+                    count: offsets.count - 1, validity: hasNull ? .bitmap(validity.finish()) : .allValid)
+    }
+}

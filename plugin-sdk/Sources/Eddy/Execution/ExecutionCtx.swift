@@ -1,0 +1,183 @@
+/// A point-in-time execution context: the registry snapshot it was created with, options, and an
+/// optional trace. Create one per evaluation (see ``Session/makeContext(options:trace:)``).
+@frozen
+public struct ExecutionCtx: Sendable {
+    /// The kernels and rules this context uses, fixed at creation.
+    public let snapshot: KernelSnapshot
+    public let options: ExecutionOptions
+    public let trace: ExecutionTrace?
+
+    @inlinable
+    public init(snapshot: KernelSnapshot, options: ExecutionOptions = ExecutionOptions(), trace: ExecutionTrace? = nil) {
+        self.snapshot = snapshot
+        self.options = options
+        self.trace = trace
+    }
+
+    /// Executes `array` to canonical form.
+    public func execute(_ array: any ArrayNode) throws -> any ArrayNode {
+        try executeUntil(array, .canonical)
+    }
+
+    /// Executes `array` until it satisfies `target`, with an explicit stack (no recursion over the tree).
+    ///
+    /// Each iteration tries, in order: the node's own `reduce`; reduce-parent rules of its children;
+    /// execute-parent kernels against the suspended parent on the stack, then against the node's own
+    /// children; and last the node's own `execute`, which either finishes or asks for a child slot to be
+    /// executed first.
+    /// - Throws: a kernel's error, a contract violation naming the kernel and its owner, or
+    ///   ``EddyError/Code/iterationLimit`` for a plan that does not converge.
+    public func executeUntil(_ array: any ArrayNode, _ target: ExecutionTarget) throws -> any ArrayNode {
+        var stack: [Frame] = []
+        var current = array
+        var currentTarget = target
+        var iterations = 0
+        let useKernels = options.useKernels
+        while true {
+            if currentTarget.isSatisfied(by: current) {
+                guard let frame = stack.popLast() else { return current }
+                current = try frame.parent.replacingChild(at: frame.slot, with: current)
+                currentTarget = frame.target
+                continue
+            }
+            iterations += 1
+            if iterations > options.iterationLimit {
+                throw EddyError(.iterationLimit,
+                                "execution did not converge within \(options.iterationLimit) steps (at \(current.encoding))")
+            }
+            if useKernels {
+                if let reduced = try current.reduce() {
+                    current = try check(reduced, replacing: current, by: "reduce of \(current.encoding)", owner: .builtin)
+                    trace?.record(.init(step: .reduce, encoding: "\(reduced.encoding)", name: "", owner: .builtin,
+                                        depth: stack.count))
+                    continue
+                }
+                if let rewritten = try reduceParentOverChildren(current, depth: stack.count) {
+                    current = rewritten
+                    continue
+                }
+                if let frame = stack.last,
+                   let result = try executeParent(frame.parent, child: current, slot: frame.slot, depth: stack.count - 1)
+                {
+                    stack.removeLast()
+                    current = result
+                    currentTarget = frame.target
+                    continue
+                }
+                if let result = try executeParentOverChildren(current, depth: stack.count) {
+                    current = result
+                    continue
+                }
+            }
+            let encoding = current.encoding
+            switch try current.execute(self) {
+            case .done(let result):
+                trace?.record(.init(step: .execute, encoding: "\(encoding)", name: "", owner: .builtin, depth: stack.count))
+                current = try check(result, replacing: current, by: "execute of \(encoding)", owner: .builtin)
+            case .executeChild(let slot, let childTarget):
+                trace?.record(.init(step: .executeChild, encoding: "\(encoding)", name: "slot \(slot)",
+                                    owner: .builtin, depth: stack.count))
+                let children = current.children
+                guard slot >= 0 && slot < children.count else {
+                    throw EddyError(.kernelContract, "\(encoding) asked to execute child slot \(slot) of \(children.count)")
+                }
+                stack.append(Frame(parent: current, slot: slot, target: currentTarget))
+                current = children[slot]
+                currentTarget = childTarget
+            }
+        }
+    }
+
+    /// One step of execution: the array after a single rule, kernel or execute step (the array itself
+    /// if it is canonical). A step that asks for a child executes that child to its target first.
+    public func step(_ array: any ArrayNode) throws -> any ArrayNode {
+        if array.isCanonical { return array }
+        if options.useKernels {
+            if let r = try array.reduce() { return try check(r, replacing: array, by: "reduce of \(array.encoding)", owner: .builtin) }
+            if let r = try reduceParentOverChildren(array, depth: 0) { return r }
+            if let r = try executeParentOverChildren(array, depth: 0) { return r }
+        }
+        switch try array.execute(self) {
+        case .done(let r): return try check(r, replacing: array, by: "execute of \(array.encoding)", owner: .builtin)
+        case .executeChild(let slot, let target):
+            let child = try executeUntil(array.children[slot], target)
+            return try array.replacingChild(at: slot, with: child)
+        }
+    }
+
+    @usableFromInline
+    struct Frame {
+        let parent: any ArrayNode
+        let slot: Int
+        let target: ExecutionTarget
+    }
+
+    private func reduceParentOverChildren(_ node: any ArrayNode, depth: Int) throws -> (any ArrayNode)? {
+        let parentID = node.encoding
+        guard snapshot.hasRules(parent: parentID) else { return nil }
+        for (slot, child) in node.children.enumerated() {
+            for rule in snapshot.rules(parent: parentID, child: child.encoding) {
+                let result: (any ArrayNode)?
+                do {
+                    result = try rule.function(node, child, slot)
+                } catch {
+                    throw blame(error, "reduce-parent rule '\(rule.name)'", rule.owner)
+                }
+                if let result {
+                    let r = try check(result, replacing: node, by: "reduce-parent rule '\(rule.name)'", owner: rule.owner)
+                    trace?.record(.init(step: .reduceParent, encoding: "\(parentID)", name: rule.name, owner: rule.owner,
+                                        depth: depth))
+                    return r
+                }
+            }
+        }
+        return nil
+    }
+
+    private func executeParent(_ parent: any ArrayNode, child: any ArrayNode, slot: Int, depth: Int) throws
+        -> (any ArrayNode)?
+    {
+        for kernel in snapshot.kernels(parent: parent.encoding, child: child.encoding) {
+            let result: (any ArrayNode)?
+            do {
+                result = try kernel.function(parent, child, slot, self)
+            } catch {
+                throw blame(error, "kernel '\(kernel.name)'", kernel.owner)
+            }
+            if let result {
+                let r = try check(result, replacing: parent, by: "kernel '\(kernel.name)'", owner: kernel.owner)
+                trace?.record(.init(step: .executeParent, encoding: "\(parent.encoding)", name: kernel.name,
+                                    owner: kernel.owner, depth: depth))
+                return r
+            }
+        }
+        return nil
+    }
+
+    private func executeParentOverChildren(_ node: any ArrayNode, depth: Int) throws -> (any ArrayNode)? {
+        guard snapshot.hasKernels(parent: node.encoding) else { return nil }
+        for (slot, child) in node.children.enumerated() {
+            if let r = try executeParent(node, child: child, slot: slot, depth: depth) { return r }
+        }
+        return nil
+    }
+
+    private func check(_ result: any ArrayNode, replacing node: any ArrayNode, by what: String, owner: KernelOwner) throws
+        -> any ArrayNode
+    {
+        if result.count != node.count || result.dtype != node.dtype {
+            throw EddyError(
+                .kernelContract,
+                "\(what) of \(owner) returned length \(result.count) and dtype \(result.dtype) for a \(node.encoding) "
+                    + "of length \(node.count) and dtype \(node.dtype)",
+                source: owner.description)
+        }
+        return result
+    }
+
+    private func blame(_ error: any Error, _ what: String, _ owner: KernelOwner) -> any Error {
+        if owner.isBuiltin { return error }
+        if let e = error as? EddyError, e.source == owner.description { return e }
+        return EddyError(.kernelFailed, "\(what) of \(owner) failed", cause: error, source: owner.description)
+    }
+}

@@ -1,0 +1,35 @@
+/// A session: the kernel registry that execution contexts snapshot.
+///
+/// A new session is populated with the engine's built-in kernels and rules; plugins add theirs.
+public final class Session: Sendable {
+    /// The session-scoped kernel registry.
+    public let kernels: ArrayKernels
+
+    /// - Parameter builtins: register the engine's built-in kernels and rules (default true).
+    public init(builtins: Bool = true) {
+        kernels = ArrayKernels()
+        if builtins { BuiltinKernels.register(into: kernels) }
+    }
+
+    /// A context over the registry as it is now. Cheap: one atomic load and one retain.
+    @inlinable
+    public func makeContext(options: ExecutionOptions = ExecutionOptions(), trace: ExecutionTrace? = nil) -> ExecutionCtx {
+        ExecutionCtx(snapshot: kernels.snapshot, options: options, trace: trace)
+    }
+}
+
+/// Options that govern one evaluation.
+@frozen
+public struct ExecutionOptions: Sendable {
+    /// Steps allowed before a plan is declared non-converging.
+    public var iterationLimit: Int
+    /// When false, only the encodings' own `execute` steps run: pure decode-then-compute, the
+    /// reference that kernels are tested against.
+    public var useKernels: Bool
+
+    @inlinable
+    public init(iterationLimit: Int = 10_000_000, useKernels: Bool = true) {
+        self.iterationLimit = iterationLimit
+        self.useKernels = useKernels
+    }
+}

@@ -1,0 +1,114 @@
+/// Kleene `and` / `or` of two bool arrays: `false and null` is false, `true or null` is true,
+/// otherwise a null operand gives null.
+public struct BooleanFunction: ScalarFunction {
+    public enum Operator: String, Sendable { case and, or }
+    public static let andID = EncodingID("eddy.and")
+    public static let orID = EncodingID("eddy.or")
+    public let op: Operator
+
+    public init(_ op: Operator) { self.op = op }
+
+    public var encoding: EncodingID { op == .and ? Self.andID : Self.orID }
+    public var description: String { op.rawValue }
+
+    public func returnType(_ arguments: [DType]) throws -> DType {
+        guard arguments.count == 2, arguments.allSatisfy(\.isBool) else {
+            throw EddyError(.typeMismatch, "\(op.rawValue) needs two bool arguments, got \(arguments.map(\.description))")
+        }
+        return .bool(arguments[0].nullability | arguments[1].nullability)
+    }
+
+    public static func and(_ a: any ArrayNode, _ b: any ArrayNode) throws -> ScalarFnArray {
+        try ScalarFnArray(BooleanFunction(.and), [a, b])
+    }
+
+    public static func or(_ a: any ArrayNode, _ b: any ArrayNode) throws -> ScalarFnArray {
+        try ScalarFnArray(BooleanFunction(.or), [a, b])
+    }
+
+    public func execute(_ arguments: [any ArrayNode], count: Int, ctx: ExecutionCtx) throws -> any ArrayNode {
+        let nullability = arguments[0].dtype.nullability | arguments[1].dtype.nullability
+        let (av, aValid) = try BoolOperand.words(arguments[0], count: count)
+        let (bv, bValid) = try BoolOperand.words(arguments[1], count: count)
+        // Values and validity word by word. For and: the result is known false where either side is a
+        // valid false; known true where both are valid true. `or` is the dual.
+        let values: Bitmap
+        let validity: Bitmap
+        switch op {
+        case .and:
+            values = av.zipWords(bv, &)
+            let aFalse = aValid.zipWords(av) { $0 & ~$1 }
+            let bFalse = bValid.zipWords(bv) { $0 & ~$1 }
+            validity = (aValid & bValid) | aFalse | bFalse
+        case .or:
+            let aTrue = aValid & av
+            let bTrue = bValid & bv
+            values = aTrue | bTrue
+            validity = (aValid & bValid) | aTrue | bTrue
+        }
+        let v: Validity = nullability == .nullable ? Validity.bitmap(validity).normalized(count: count) : .allValid
+        // Null rows hold false, so that a filter can use `values` directly.
+        let cleaned: Bitmap = if case .allValid = v { values } else { values & validity }
+        return BoolArray(bits: cleaned, validity: v, nullability: nullability)
+    }
+}
+
+/// Logical negation; null stays null.
+public struct NotFunction: ScalarFunction {
+    public static let id = EncodingID("eddy.not")
+    public init() {}
+    public var encoding: EncodingID { Self.id }
+    public var description: String { "not" }
+
+    public func returnType(_ arguments: [DType]) throws -> DType {
+        guard arguments.count == 1, arguments[0].isBool else {
+            throw EddyError(.typeMismatch, "not needs one bool argument, got \(arguments.map(\.description))")
+        }
+        return arguments[0]
+    }
+
+    public static func make(_ a: any ArrayNode) throws -> ScalarFnArray { try ScalarFnArray(NotFunction(), [a]) }
+
+    public func execute(_ arguments: [any ArrayNode], count: Int, ctx: ExecutionCtx) throws -> any ArrayNode {
+        let a = arguments[0]
+        let (values, valid) = try BoolOperand.words(a, count: count)
+        let v: Validity = a.dtype.isNullable ? Validity.bitmap(valid).normalized(count: count) : .allValid
+        return BoolArray(bits: values.zipWords(valid) { ~$0 & $1 }, validity: v, nullability: a.dtype.nullability)
+    }
+}
+
+/// `is_null(x)`: true where `x` is null; never null itself.
+public struct IsNullFunction: ScalarFunction {
+    public static let id = EncodingID("eddy.is_null")
+    public init() {}
+    public var encoding: EncodingID { Self.id }
+    public var description: String { "is_null" }
+
+    public func returnType(_ arguments: [DType]) throws -> DType {
+        guard arguments.count == 1 else { throw EddyError(.invalidArgument, "is_null takes one argument") }
+        return .bool(.nonNullable)
+    }
+
+    public static func make(_ a: any ArrayNode) throws -> ScalarFnArray { try ScalarFnArray(IsNullFunction(), [a]) }
+
+    public func execute(_ arguments: [any ArrayNode], count: Int, ctx: ExecutionCtx) throws -> any ArrayNode {
+        let a = arguments[0]
+        if let c = a as? ConstantArray { return ConstantArray(.bool(c.scalar.isNull), count: count) }
+        return BoolArray(bits: ~Compare.validityOf(a).toBitmap(count: count))
+    }
+}
+
+enum BoolOperand {
+    /// The values and validity of a canonical or constant bool array as bitmaps.
+    static func words(_ a: any ArrayNode, count: Int) throws -> (values: Bitmap, validity: Bitmap) {
+        switch a {
+        case let b as BoolArray:
+            return (b.bits, b.validity.toBitmap(count: count))
+        case let c as ConstantArray:
+            return (Bitmap(repeating: c.scalar.boolValue ?? false, count: count),
+                    Bitmap(repeating: !c.scalar.isNull, count: count))
+        default:
+            throw EddyError(.unsupported, "boolean function needs canonical or constant input, got \(a.encoding)")
+        }
+    }
+}

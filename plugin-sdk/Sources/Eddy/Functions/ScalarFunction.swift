@@ -1,0 +1,65 @@
+/// A function applied element-wise to its argument arrays, evaluated lazily as a ``ScalarFnArray`` node.
+///
+/// The function names the encoding of the nodes that apply it, so that kernels can be keyed on it
+/// (for example `eddy.compare` over `eddy.dict`).
+public protocol ScalarFunction: Sendable, CustomStringConvertible {
+    /// The encoding id of nodes applying this function.
+    var encoding: EncodingID { get }
+    /// The result type for arguments of the given types.
+    /// - Throws: ``EddyError/Code/typeMismatch`` when the arguments do not fit.
+    func returnType(_ arguments: [DType]) throws -> DType
+    /// Computes the result from arguments that are each canonical or constant, all of length `count`.
+    func execute(_ arguments: [any ArrayNode], count: Int, ctx: ExecutionCtx) throws -> any ArrayNode
+}
+
+/// A lazy node applying a ``ScalarFunction`` to child arrays.
+public final class ScalarFnArray: ArrayNode {
+    public let function: any ScalarFunction
+    public let arguments: [any ArrayNode]
+    public let dtype: DType
+    public let count: Int
+
+    /// - Throws: when the arguments' lengths differ or their types do not fit the function.
+    public init(_ function: any ScalarFunction, _ arguments: [any ArrayNode]) throws {
+        guard let first = arguments.first else { throw EddyError(.invalidArgument, "\(function) needs arguments") }
+        for a in arguments where a.count != first.count {
+            throw EddyError(.invalidArgument, "\(function) arguments differ in length (\(first.count) and \(a.count))")
+        }
+        self.function = function
+        self.arguments = arguments
+        self.count = first.count
+        self.dtype = try function.returnType(arguments.map(\.dtype))
+    }
+
+    public var encoding: EncodingID { function.encoding }
+    public var children: [any ArrayNode] { arguments }
+    public var metadataDescription: String { "\(function)" }
+
+    public func replacingChildren(_ children: [any ArrayNode]) throws -> any ArrayNode {
+        try ScalarFnArray(function, children)
+    }
+
+    public func reduce() throws -> (any ArrayNode)? {
+        // All-constant arguments: evaluate once on one row.
+        guard arguments.allSatisfy({ $0 is ConstantArray }), count != 1 else { return nil }
+        let one = arguments.map { ConstantArray(($0 as! ConstantArray).scalar, count: 1) as any ArrayNode }
+        let r = try function.execute(one, count: 1, ctx: ExecutionCtx(snapshot: KernelSnapshot.empty))
+        return ConstantArray(try r.scalar(at: 0), count: count)
+    }
+
+    public func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep {
+        if let slot = arguments.firstIndex(where: { !$0.isColumnar }) { return .executeChild(slot, .columnar) }
+        return .done(try function.execute(arguments, count: count, ctx: ctx))
+    }
+
+    public func scalar(at index: Int) throws -> Scalar {
+        try checkIndex(index)
+        let one = try arguments.map { ConstantArray(try $0.scalar(at: index), count: 1) as any ArrayNode }
+        return try function.execute(one, count: 1, ctx: ExecutionCtx(snapshot: KernelSnapshot.empty)).scalar(at: 0)
+    }
+}
+
+extension KernelSnapshot {
+    /// A snapshot with no kernels, for evaluating single rows.
+    static let empty = KernelSnapshot(generation: 0, width: 0, executeParent: [], reduceParent: [])
+}

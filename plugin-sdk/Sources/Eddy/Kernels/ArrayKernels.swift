@@ -1,0 +1,156 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Synchronization
+
+/// The session's kernel registry: execute-parent kernels and reduce-parent rules keyed by
+/// (parent encoding, child encoding).
+///
+/// Per key, kernels registered by plugins are tried before built-in ones, and within each group in
+/// registration order (registering again appends). Every change publishes a new immutable
+/// ``KernelSnapshot`` (copy-on-write); an ``ExecutionCtx`` takes the snapshot current at its
+/// creation and never sees later changes. No lock is held while a kernel runs, so a kernel may
+/// register others without deadlock.
+public final class ArrayKernels: Sendable {
+    private struct Key: Hashable {
+        let parent: Int
+        let child: Int
+    }
+
+    private struct State {
+        var kernels: [Key: [ExecuteParentKernel]] = [:]
+        var rules: [Key: [ReduceParentRule]] = [:]
+        var generation = 0
+        var current: KernelSnapshot
+    }
+
+    private let state: Mutex<State>
+    /// Mirrors `state.current.generation`, read without the lock on every context creation.
+    private let publishedGeneration = Atomic<Int>(0)
+    /// Each thread keeps its own object for the current snapshot, so that contexts on two threads
+    /// do not fight over one reference count. Nil if the process ran out of thread-specific keys.
+    private let threadKey: pthread_key_t?
+
+    /// An empty registry (no kernels, not even built-ins; see ``Session`` for a populated one).
+    public init() {
+        let width = EncodingID.internedCount
+        let empty = KernelSnapshot(generation: 0, width: width,
+                                   executeParent: Array(repeating: [], count: width * width),
+                                   reduceParent: Array(repeating: [], count: width * width))
+        state = Mutex(State(current: empty))
+        var key = pthread_key_t()
+        if pthread_key_create(&key, { raw in
+            if let raw { Unmanaged<ThreadSnapshot>.fromOpaque(raw).release() }
+        }) == 0 {
+            threadKey = key
+        } else {
+            threadKey = nil
+        }
+    }
+
+    deinit {
+        // Threads that used this registry keep their cached snapshot object until they exit or
+        // touch the key again; deleting the key does not run destructors. A snapshot is small and
+        // sessions are long-lived, so that leak is bounded by threads x sessions.
+        if let threadKey { pthread_key_delete(threadKey) }
+    }
+
+    /// The generation of the newest snapshot.
+    public var generation: Int { publishedGeneration.load(ordering: .acquiring) }
+
+    /// The current snapshot. Costs one atomic load and one retain of a thread-private object when
+    /// nothing changed since this thread last asked.
+    @inlinable
+    public var snapshot: KernelSnapshot { currentSnapshot() }
+
+    @usableFromInline
+    func currentSnapshot() -> KernelSnapshot {
+        let g = publishedGeneration.load(ordering: .acquiring)
+        guard let threadKey else { return state.withLock { $0.current } }
+        if let raw = pthread_getspecific(threadKey) {
+            let cached = Unmanaged<ThreadSnapshot>.fromOpaque(raw).takeUnretainedValue()
+            if cached.snapshot.generation == g { return cached.snapshot }
+            let fresh = state.withLock { KernelSnapshot(sharing: $0.current) }
+            cached.snapshot = fresh
+            return fresh
+        }
+        let fresh = state.withLock { KernelSnapshot(sharing: $0.current) }
+        let holder = ThreadSnapshot(fresh)
+        pthread_setspecific(threadKey, Unmanaged.passRetained(holder).toOpaque())
+        return fresh
+    }
+
+    /// Adds one execute-parent kernel.
+    public func register(_ kernel: ExecuteParentKernel) { register(kernels: [kernel], rules: []) }
+
+    /// Adds one reduce-parent rule.
+    public func register(_ rule: ReduceParentRule) { register(kernels: [], rules: [rule]) }
+
+    /// Adds kernels and rules together: one new snapshot holds all of them, so no context sees half.
+    public func register(kernels: [ExecuteParentKernel], rules: [ReduceParentRule]) {
+        update(removing: nil, kernels: kernels, rules: rules)
+    }
+
+    /// Withdraws every kernel and rule of `owner` from future snapshots.
+    /// - Returns: how many kernels and rules were removed.
+    @discardableResult
+    public func unregister(owner: KernelOwner) -> Int {
+        update(removing: { $0.name == owner.name && $0.isBuiltin == owner.isBuiltin }, kernels: [], rules: [])
+    }
+
+    /// Atomically replaces everything owned by plugin `name` (any version) with the given entries.
+    /// - Returns: how many kernels and rules were removed.
+    @discardableResult
+    public func replace(pluginNamed name: String, kernels: [ExecuteParentKernel], rules: [ReduceParentRule]) -> Int {
+        update(removing: { !$0.isBuiltin && $0.name == name }, kernels: kernels, rules: rules)
+    }
+
+    @discardableResult
+    private func update(removing: ((KernelOwner) -> Bool)?, kernels: [ExecuteParentKernel],
+                        rules: [ReduceParentRule]) -> Int {
+        state.withLock { s in
+            var removed = 0
+            if let removing {
+                for (k, list) in s.kernels {
+                    let kept = list.filter { !removing($0.owner) }
+                    removed += list.count - kept.count
+                    s.kernels[k] = kept.isEmpty ? nil : kept
+                }
+                for (k, list) in s.rules {
+                    let kept = list.filter { !removing($0.owner) }
+                    removed += list.count - kept.count
+                    s.rules[k] = kept.isEmpty ? nil : kept
+                }
+            }
+            for k in kernels { s.kernels[Key(parent: k.parent.index, child: k.child.index), default: []].append(k) }
+            for r in rules { s.rules[Key(parent: r.parent.index, child: r.child.index), default: []].append(r) }
+            s.generation += 1
+            s.current = Self.build(generation: s.generation, kernels: s.kernels, rules: s.rules)
+            publishedGeneration.store(s.generation, ordering: .releasing)
+            return removed
+        }
+    }
+
+    private static func build(generation: Int, kernels: [Key: [ExecuteParentKernel]],
+                              rules: [Key: [ReduceParentRule]]) -> KernelSnapshot {
+        let width = EncodingID.internedCount
+        var ep = [[ExecuteParentKernel]](repeating: [], count: width * width)
+        var rp = [[ReduceParentRule]](repeating: [], count: width * width)
+        // Plugins first, then built-ins; a stable partition keeps registration order in each group.
+        for (k, list) in kernels {
+            ep[k.parent * width + k.child] = list.filter { !$0.owner.isBuiltin } + list.filter(\.owner.isBuiltin)
+        }
+        for (k, list) in rules {
+            rp[k.parent * width + k.child] = list.filter { !$0.owner.isBuiltin } + list.filter(\.owner.isBuiltin)
+        }
+        return KernelSnapshot(generation: generation, width: width, executeParent: ep, reduceParent: rp)
+    }
+}
+
+/// One thread's private reference to the registry's current snapshot.
+private final class ThreadSnapshot {
+    var snapshot: KernelSnapshot
+    init(_ snapshot: KernelSnapshot) { self.snapshot = snapshot }
+}

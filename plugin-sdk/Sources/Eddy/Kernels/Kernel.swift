@@ -1,0 +1,71 @@
+/// Who registered a kernel or rule: the engine itself or a plugin.
+public struct KernelOwner: Hashable, Sendable, CustomStringConvertible {
+    /// `builtin` for the engine; otherwise the plugin's name.
+    public let name: String
+    /// The plugin's version, empty for built-ins.
+    public let version: String
+    public let isBuiltin: Bool
+
+    /// The engine's own kernels.
+    public static let builtin = KernelOwner(name: "builtin", version: "", isBuiltin: true)
+
+    /// A plugin's kernels.
+    public static func plugin(_ name: String, version: String) -> KernelOwner {
+        KernelOwner(name: name, version: version, isBuiltin: false)
+    }
+
+    public var description: String { isBuiltin ? "builtin" : "plugin \(name)@\(version)" }
+}
+
+/// Executes a parent node directly on the encoded form of one of its children.
+///
+/// Returns nil to decline, so that the next kernel for the key is tried. A result must have the
+/// parent's exact length and dtype: the executor checks and blames the kernel's owner.
+public typealias ExecuteParentFunction = @Sendable (
+    _ parent: any ArrayNode, _ child: any ArrayNode, _ childIndex: Int, _ ctx: ExecutionCtx
+) throws -> (any ArrayNode)?
+
+/// Rewrites a parent node from a child's metadata alone (no data is read). Nil declines.
+public typealias ReduceParentFunction = @Sendable (
+    _ parent: any ArrayNode, _ child: any ArrayNode, _ childIndex: Int
+) throws -> (any ArrayNode)?
+
+/// An execute-parent kernel, keyed by the (parent, child) encodings it applies to.
+public struct ExecuteParentKernel: Sendable, CustomStringConvertible {
+    public let name: String
+    public let owner: KernelOwner
+    public let parent: EncodingID
+    public let child: EncodingID
+    public let function: ExecuteParentFunction
+
+    public init(_ name: String, owner: KernelOwner = .builtin, parent: EncodingID, child: EncodingID,
+                _ function: @escaping ExecuteParentFunction) {
+        self.name = name
+        self.owner = owner
+        self.parent = parent
+        self.child = child
+        self.function = function
+    }
+
+    public var description: String { "\(name) (\(owner))" }
+}
+
+/// A reduce-parent rule, keyed by the (parent, child) encodings it applies to.
+public struct ReduceParentRule: Sendable, CustomStringConvertible {
+    public let name: String
+    public let owner: KernelOwner
+    public let parent: EncodingID
+    public let child: EncodingID
+    public let function: ReduceParentFunction
+
+    public init(_ name: String, owner: KernelOwner = .builtin, parent: EncodingID, child: EncodingID,
+                _ function: @escaping ReduceParentFunction) {
+        self.name = name
+        self.owner = owner
+        self.parent = parent
+        self.child = child
+        self.function = function
+    }
+
+    public var description: String { "\(name) (\(owner))" }
+}

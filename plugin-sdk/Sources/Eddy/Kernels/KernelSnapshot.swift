@@ -1,0 +1,75 @@
+/// A point-in-time, immutable view of a registry: flat tables indexed by `parent * width + child`.
+public final class KernelSnapshot: Sendable {
+    /// Increases by one with every registration; a context records the generation it ran with.
+    public let generation: Int
+    /// Number of interned encodings the tables cover; ids at or past it have no entries.
+    @usableFromInline let width: Int
+    @usableFromInline let executeParent: [[ExecuteParentKernel]]
+    @usableFromInline let reduceParent: [[ReduceParentRule]]
+    /// Which parents have any entry at all, so a node without kernels skips its child loop.
+    @usableFromInline let parentHasKernels: [Bool]
+    @usableFromInline let parentHasRules: [Bool]
+
+    init(generation: Int, width: Int, executeParent: [[ExecuteParentKernel]], reduceParent: [[ReduceParentRule]]) {
+        self.generation = generation
+        self.width = width
+        self.executeParent = executeParent
+        self.reduceParent = reduceParent
+        var hasK = [Bool](repeating: false, count: width)
+        var hasR = [Bool](repeating: false, count: width)
+        for p in 0..<width {
+            for c in 0..<width {
+                if !executeParent[p * width + c].isEmpty { hasK[p] = true }
+                if !reduceParent[p * width + c].isEmpty { hasR[p] = true }
+            }
+        }
+        parentHasKernels = hasK
+        parentHasRules = hasR
+    }
+
+    /// A second object with the same tables (shares their storage), for a thread's private use.
+    init(sharing other: KernelSnapshot) {
+        generation = other.generation
+        width = other.width
+        executeParent = other.executeParent
+        reduceParent = other.reduceParent
+        parentHasKernels = other.parentHasKernels
+        parentHasRules = other.parentHasRules
+    }
+
+    /// The execute-parent kernels for a key, in the order they are tried.
+    @inlinable
+    public func kernels(parent: EncodingID, child: EncodingID) -> [ExecuteParentKernel] {
+        let p = parent.index
+        let c = child.index
+        guard p < width, c < width else { return [] }
+        return executeParent[p &* width &+ c]
+    }
+
+    /// The reduce-parent rules for a key, in the order they are tried.
+    @inlinable
+    public func rules(parent: EncodingID, child: EncodingID) -> [ReduceParentRule] {
+        let p = parent.index
+        let c = child.index
+        guard p < width, c < width else { return [] }
+        return reduceParent[p &* width &+ c]
+    }
+
+    @inlinable func hasKernels(parent: EncodingID) -> Bool { parent.index < width && parentHasKernels[parent.index] }
+    @inlinable func hasRules(parent: EncodingID) -> Bool { parent.index < width && parentHasRules[parent.index] }
+
+    /// Every key with at least one kernel or rule, for listings.
+    public var entries: [(parent: EncodingID, child: EncodingID, kernels: [ExecuteParentKernel], rules: [ReduceParentRule])] {
+        var out: [(parent: EncodingID, child: EncodingID, kernels: [ExecuteParentKernel], rules: [ReduceParentRule])] = []
+        for p in 0..<width {
+            for c in 0..<width {
+                let k = executeParent[p * width + c]
+                let r = reduceParent[p * width + c]
+                if !k.isEmpty || !r.isEmpty {
+                    out.append((EncodingID(index: p), EncodingID(index: c), k, r))
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,185 @@
+/// A packed run of bits, least significant bit first (Arrow's layout), possibly starting mid-byte.
+@frozen
+public struct Bitmap: Sendable {
+    public let buffer: Buffer
+    /// Offset of the first bit into `buffer`, in bits.
+    public let offset: Int
+    /// Number of bits.
+    public let count: Int
+
+    @inlinable
+    public init(buffer: Buffer, offset: Int, count: Int) {
+        precondition(offset >= 0 && count >= 0 && (offset + count + 7) / 8 <= buffer.byteCount, "bitmap out of range")
+        self.buffer = buffer
+        self.offset = offset
+        self.count = count
+    }
+
+    /// A bitmap of `count` bits all set to `value`.
+    public init(repeating value: Bool, count: Int) {
+        let words = (count + 63) / 64
+        let storage = BufferStorage(byteCount: words * 8)
+        if value {
+            let p = storage.pointer.bindMemory(to: UInt64.self, capacity: max(words, 1))
+            for w in 0..<words { p[w] = ~0 }
+        }
+        self.init(buffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: count)
+    }
+
+    /// A bitmap of the given bits.
+    public init(_ bits: some Sequence<Bool>) {
+        var builder = BitmapBuilder(capacity: bits.underestimatedCount)
+        for b in bits { builder.append(b) }
+        self = builder.finish()
+    }
+
+    /// A bitmap whose bit `i` is `body(i)`, written a word at a time.
+    @inlinable
+    public init(count: Int, _ body: (Int) throws -> Bool) rethrows {
+        let words = (count + 63) / 64
+        let storage = BufferStorage(uninitializedByteCount: words * 8)
+        let p = storage.pointer.bindMemory(to: UInt64.self, capacity: max(words, 1))
+        var i = 0
+        for w in 0..<words {
+            var word: UInt64 = 0
+            let end = Swift.min(64, count - i)
+            for b in 0..<end where try body(i + b) { word |= 1 << UInt64(b) }
+            p[w] = word
+            i += 64
+        }
+        self.init(buffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: count)
+    }
+
+    /// The bit at `index`.
+    @inlinable
+    public subscript(index: Int) -> Bool {
+        let bit = offset + index
+        return (buffer.baseAddress.load(fromByteOffset: bit >> 3, as: UInt8.self) >> UInt8(bit & 7)) & 1 == 1
+    }
+
+    /// A zero-copy view of `length` bits starting at `start`.
+    public func slice(_ start: Int, _ length: Int) -> Bitmap {
+        precondition(start >= 0 && length >= 0 && start + length <= count, "bitmap slice out of range")
+        let bit = offset + start
+        let byte = bit >> 3
+        let newBytes = (bit & 7 + length + 7) / 8
+        return Bitmap(buffer: buffer.slice(byteOffset: byte, byteCount: newBytes), offset: bit & 7, count: length)
+    }
+
+    /// The 64 bits starting at bit `index` of this bitmap (bits past the end are zero).
+    @inlinable
+    public func word(at index: Int) -> UInt64 {
+        let bit = offset + index
+        let byte = bit >> 3
+        let shift = UInt64(bit & 7)
+        let avail = buffer.byteCount - byte
+        var raw: UInt64 = 0
+        if avail >= 8 {
+            raw = buffer.baseAddress.loadUnaligned(fromByteOffset: byte, as: UInt64.self)
+            if shift != 0 {
+                let next = avail > 8 ? UInt64(buffer.baseAddress.load(fromByteOffset: byte + 8, as: UInt8.self)) : 0
+                raw = (raw >> shift) | (next << (64 - shift))
+            }
+        } else {
+            for k in 0..<avail { raw |= UInt64(buffer.baseAddress.load(fromByteOffset: byte + k, as: UInt8.self)) << UInt64(8 * k) }
+            raw >>= shift
+        }
+        let remaining = count - index
+        if remaining < 64 { raw &= remaining <= 0 ? 0 : (UInt64(1) << UInt64(remaining)) - 1 }
+        return raw
+    }
+
+    /// The number of set bits.
+    public var trueCount: Int {
+        var n = 0
+        var i = 0
+        while i < count {
+            n += word(at: i).nonzeroBitCount
+            i += 64
+        }
+        return n
+    }
+
+    /// A copy starting at bit offset 0.
+    public func aligned() -> Bitmap {
+        if offset == 0 { return self }
+        return mapWords { $0 }
+    }
+
+    /// A new bitmap built word by word from this one.
+    @inlinable
+    public func mapWords(_ f: (UInt64) -> UInt64) -> Bitmap {
+        let words = (count + 63) / 64
+        let buf = Buffer.build(count: words, of: UInt64.self) { out in
+            for w in 0..<words { out[w] = f(word(at: w * 64)) }
+            if count % 64 != 0, words > 0 { out[words - 1] &= (UInt64(1) << UInt64(count % 64)) - 1 }
+        }
+        return Bitmap(buffer: buf, offset: 0, count: count)
+    }
+
+    /// A new bitmap combining this one with `other` word by word.
+    @inlinable
+    public func zipWords(_ other: Bitmap, _ f: (UInt64, UInt64) -> UInt64) -> Bitmap {
+        precondition(other.count == count, "bitmap lengths differ")
+        let words = (count + 63) / 64
+        let buf = Buffer.build(count: words, of: UInt64.self) { out in
+            for w in 0..<words { out[w] = f(word(at: w * 64), other.word(at: w * 64)) }
+            if count % 64 != 0, words > 0 { out[words - 1] &= (UInt64(1) << UInt64(count % 64)) - 1 }
+        }
+        return Bitmap(buffer: buf, offset: 0, count: count)
+    }
+
+    public static func & (a: Bitmap, b: Bitmap) -> Bitmap { a.zipWords(b, &) }
+    public static func | (a: Bitmap, b: Bitmap) -> Bitmap { a.zipWords(b, |) }
+    public static prefix func ~ (a: Bitmap) -> Bitmap { a.mapWords(~) }
+
+    /// Calls `body` with the index of every set bit, in order.
+    @inlinable
+    public func forEachSetBit(_ body: (Int) throws -> Void) rethrows {
+        var i = 0
+        while i < count {
+            var w = word(at: i)
+            while w != 0 {
+                try body(i + w.trailingZeroBitCount)
+                w &= w &- 1
+            }
+            i += 64
+        }
+    }
+
+    /// The bits as an array of `Bool`.
+    public var bools: [Bool] { (0..<count).map { self[$0] } }
+}
+
+/// Appends bits one at a time or a word at a time.
+public struct BitmapBuilder {
+    @usableFromInline var words: [UInt64]
+    @usableFromInline var current: UInt64 = 0
+    @usableFromInline var count: Int = 0
+
+    public init(capacity: Int = 0) {
+        words = []
+        words.reserveCapacity((capacity + 63) / 64)
+    }
+
+    @inlinable
+    public mutating func append(_ bit: Bool) {
+        if bit { current |= 1 << UInt64(count & 63) }
+        count += 1
+        if count & 63 == 0 {
+            words.append(current)
+            current = 0
+        }
+    }
+
+    /// Appends `n` copies of `bit`.
+    public mutating func append(_ bit: Bool, count n: Int) {
+        for _ in 0..<n { append(bit) }
+    }
+
+    public mutating func finish() -> Bitmap {
+        var all = words
+        if count & 63 != 0 { all.append(current) }
+        return Bitmap(buffer: Buffer(copying: all), offset: 0, count: count)
+    }
+}

@@ -1,0 +1,79 @@
+/// The value part of a scalar. Signed integers widen to `Int64`, unsigned to `UInt64`, floats to `Double`.
+public enum ScalarValue: Sendable, Hashable, CustomStringConvertible {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case uint(UInt64)
+    case float(Double)
+    case utf8(String)
+    case binary([UInt8])
+    case `struct`([ScalarValue])
+
+    public var isNull: Bool { if case .null = self { return true } else { return false } }
+
+    public var description: String {
+        switch self {
+        case .null: "null"
+        case .bool(let b): b ? "true" : "false"
+        case .int(let v): String(v)
+        case .uint(let v): String(v)
+        case .float(let v): String(v)
+        case .utf8(let s): "'" + s + "'"
+        case .binary(let b): "0x" + b.map { String($0, radix: 16) }.joined()
+        case .struct(let f): "{" + f.map(\.description).joined(separator: ", ") + "}"
+        }
+    }
+
+    /// Equality that treats NaN as equal to itself, so that results can be compared in tests.
+    public func isIdentical(to other: ScalarValue) -> Bool {
+        if case .float(let a) = self, case .float(let b) = other { return a == b || (a.isNaN && b.isNaN) }
+        if case .struct(let a) = self, case .struct(let b) = other {
+            return a.count == b.count && zip(a, b).allSatisfy { $0.isIdentical(to: $1) }
+        }
+        return self == other
+    }
+}
+
+/// A single typed value, possibly null.
+public struct Scalar: Sendable, Hashable, CustomStringConvertible {
+    public var dtype: DType
+    public var value: ScalarValue
+
+    /// Creates a scalar; a null value makes the dtype nullable.
+    public init(_ value: ScalarValue, _ dtype: DType) {
+        self.value = value
+        self.dtype = value.isNull ? dtype.asNullable : dtype
+    }
+
+    public static func null(_ dtype: DType) -> Scalar { Scalar(.null, dtype.asNullable) }
+    public static func bool(_ v: Bool, _ n: Nullability = .nonNullable) -> Scalar { Scalar(.bool(v), .bool(n)) }
+    public static func int64(_ v: Int64, _ n: Nullability = .nonNullable) -> Scalar { Scalar(.int(v), .primitive(.int64, n)) }
+    public static func utf8(_ v: String, _ n: Nullability = .nonNullable) -> Scalar { Scalar(.utf8(v), .utf8(n)) }
+
+    /// A scalar of a native value.
+    public static func native<T: NativeType>(_ v: T, _ n: Nullability = .nonNullable) -> Scalar {
+        Scalar(v.scalarValue, .primitive(T.ptype, n))
+    }
+
+    public var isNull: Bool { value.isNull }
+
+    /// This scalar with its dtype's nullability changed.
+    public func with(_ nullability: Nullability) -> Scalar { Scalar(value, dtype.with(nullability)) }
+
+    /// The value as a native number of type `T`, if it is exactly representable.
+    public func native<T: NativeType>(as: T.Type = T.self) -> T? { T(exactly: value) }
+
+    /// The value as a `Bool`, if it is one.
+    public var boolValue: Bool? { if case .bool(let b) = value { return b } else { return nil } }
+
+    /// The value as an `Int64` (integers only), if it fits.
+    public var int64Value: Int64? {
+        switch value {
+        case .int(let v): v
+        case .uint(let v): Int64(exactly: v)
+        default: nil
+        }
+    }
+
+    public var description: String { value.description }
+}

@@ -1,0 +1,83 @@
+/// Which elements of an array are valid (not null).
+public enum Validity: Sendable {
+    /// Every element is valid (always the case for a non-nullable type).
+    case allValid
+    /// Every element is null.
+    case allInvalid
+    /// Bit `i` set means element `i` is valid.
+    case bitmap(Bitmap)
+
+    /// Whether element `index` is valid.
+    @inlinable
+    public func isValid(_ index: Int) -> Bool {
+        switch self {
+        case .allValid: true
+        case .allInvalid: false
+        case .bitmap(let b): b[index]
+        }
+    }
+
+    /// Number of nulls among `count` elements.
+    public func nullCount(_ count: Int) -> Int {
+        switch self {
+        case .allValid: 0
+        case .allInvalid: count
+        case .bitmap(let b): count - b.trueCount
+        }
+    }
+
+    /// The validity of elements `start ..< start + length`.
+    public func slice(_ start: Int, _ length: Int) -> Validity {
+        switch self {
+        case .allValid, .allInvalid: self
+        case .bitmap(let b): .bitmap(b.slice(start, length))
+        }
+    }
+
+    /// The validity as a bitmap of `count` bits.
+    public func toBitmap(count: Int) -> Bitmap {
+        switch self {
+        case .allValid: Bitmap(repeating: true, count: count)
+        case .allInvalid: Bitmap(repeating: false, count: count)
+        case .bitmap(let b): b
+        }
+    }
+
+    /// Valid where both are valid.
+    public func and(_ other: Validity, count: Int) -> Validity {
+        switch (self, other) {
+        case (.allValid, _): other
+        case (_, .allValid): self
+        case (.allInvalid, _), (_, .allInvalid): .allInvalid
+        case (.bitmap(let a), .bitmap(let b)): .bitmap(a & b)
+        }
+    }
+
+    /// A normalised form: a bitmap that is all set or all clear becomes `.allValid` or `.allInvalid`.
+    public func normalized(count: Int) -> Validity {
+        guard case .bitmap(let b) = self else { return self }
+        let t = b.trueCount
+        if t == count { return .allValid }
+        if t == 0 { return .allInvalid }
+        return self
+    }
+
+    /// The validity of the elements at `indices` (each in range).
+    public func take(_ indices: [Int]) -> Validity {
+        switch self {
+        case .allValid, .allInvalid: self
+        case .bitmap(let b): .bitmap(Bitmap(count: indices.count) { b[indices[$0]] })
+        }
+    }
+
+    /// The validity of the elements whose mask bit is set.
+    public func filter(_ mask: Bitmap, resultCount: Int) -> Validity {
+        switch self {
+        case .allValid, .allInvalid: return self
+        case .bitmap(let b):
+            var builder = BitmapBuilder(capacity: resultCount)
+            mask.forEachSetBit { builder.append(b[$0]) }
+            return .bitmap(builder.finish())
+        }
+    }
+}
