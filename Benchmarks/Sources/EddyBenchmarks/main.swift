@@ -1,0 +1,126 @@
+import Eddy
+
+// Eddy engine benchmarks: release build, one thread, medians. Numbers are printed, never asserted.
+// Run: swift run -c release --package-path Benchmarks [--quick]
+
+let quick = CommandLine.arguments.contains("--quick")
+let bigN = quick ? 1_000_000 : 10_000_000
+var rng = SystemRandomNumberGenerator()
+struct Seeded: RandomNumberGenerator {
+    var s: UInt64
+    mutating func next() -> UInt64 {
+        s = s &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return (s >> 33) ^ (s << 31)
+    }
+}
+var gen = Seeded(s: 42)
+
+print("Eddy engine benchmarks (release, single thread, median of 9 samples)\n")
+
+// MARK: context creation
+let session = Session()
+let ctxNs = measure { blackHole(session.makeContext()) }
+report("context create+drop", formatNanos(ctxNs))
+
+// MARK: chunked bool canonicalize, fresh vs reused context
+for (len, chunks) in [(10, 1000), (100, 100), (1000, 10)] {
+    let parts: [any ArrayNode] = (0..<chunks).map { k in BoolArray((0..<len).map { ($0 + k) % 3 == 0 }) }
+    let chunked = try ChunkedArray(chunks: parts, dtype: .bool(.nonNullable))
+    let reused = session.makeContext()
+    var fresh = 0.0
+    var same = 0.0
+    // Interleave to share the machine's noise between the two.
+    var f: [Double] = []
+    var s: [Double] = []
+    for _ in 0..<5 {
+        f.append(try measure(samples: 3) { blackHole(try session.makeContext().execute(chunked)) })
+        s.append(try measure(samples: 3) { blackHole(try reused.execute(chunked)) })
+    }
+    fresh = f.sorted()[2]
+    same = s.sorted()[2]
+    report("chunked bool canonicalize (\(len), \(chunks)) fresh/reused", "\(formatNanos(fresh)) / \(formatNanos(same)) = \(format1(fresh / same))", target: "≤ 1.03")
+}
+
+// MARK: per-node dispatch with 0 vs 200 unrelated keys
+do {
+    var deep: any ArrayNode = BoolArray((0..<64).map { $0 % 2 == 0 })
+    for _ in 0..<200 { deep = try NotFunction.make(deep) }
+    let plain = Session()
+    let noisy = Session()
+    // Keys whose parent is in the tree (so lookups really happen) but whose child never is.
+    for i in 0..<200 {
+        let fake = EncodingID("bench.unrelated.\(i)")
+        noisy.kernels.register(ExecuteParentKernel("unrelated \(i)", owner: .plugin("bench", version: "1"),
+                                                   parent: i % 2 == 0 ? NotFunction.id : fake, child: fake) { _, _, _, _ in nil })
+    }
+    var a: [Double] = []
+    var b: [Double] = []
+    for _ in 0..<5 {
+        a.append(try measure(samples: 3) { blackHole(try plain.makeContext().execute(deep)) })
+        b.append(try measure(samples: 3) { blackHole(try noisy.makeContext().execute(deep)) })
+    }
+    let t0 = a.sorted()[2]
+    let t200 = b.sorted()[2]
+    report("deep tree (200 nodes), 200 keys / 0 keys", "\(formatNanos(t200)) / \(formatNanos(t0)) = \(format1(t200 / t0))", target: "≤ 1.02")
+    report("  per node", formatNanos(t0 / 200))
+}
+
+// MARK: utf8 dictionary data (1,000 distinct strings)
+let letters = Array("abcdefghijklmnopqrstuvwxyz")
+let distinct: [String] = (0..<1000).map { i in
+    let k = 2 + Int(gen.next() % 18)
+    return String(format4(i)) + "_" + String((0..<k).map { _ in letters[Int(gen.next() % 26)] })
+}
+func format4(_ i: Int) -> String { let s = String(i); return String(repeating: "0", count: 4 - s.count) + s }
+
+do {
+    let codes = PrimitiveArray((0..<1000).map { _ in UInt16(gen.next() % 1000) })
+    let dict = try DictArray(codes: codes, values: VarBinArray(distinct))
+    let needle = distinct[Int(codes.values(UInt16.self)[0])]
+    let cmp = try CompareFunction.make(dict, .eq, ConstantArray(.utf8(needle), count: 1000))
+    let t = try measure { blackHole(try session.makeContext().execute(cmp)) }
+    report("compare dict-utf8 1,000 rows, fresh context per call", formatNanos(t), target: "≤ 1 µs")
+}
+
+print("\n\(bigN) rows:")
+let bigCodes = PrimitiveArray.build(UInt16.self, count: bigN) { out in
+    for i in 0..<bigN { out[i] = UInt16(gen.next() % 1000) }
+}
+let bigDict = try DictArray(codes: bigCodes, values: VarBinArray(distinct))
+do {
+    let needle = distinct[Int(bigCodes.values(UInt16.self)[0])]
+    let cmp = try CompareFunction.make(bigDict, .eq, ConstantArray(.utf8(needle), count: bigN))
+    let out = try session.makeContext().execute(cmp) as! BoolArray
+    let t = try measure(samples: 9, sampleNanos: 50_000_000) { blackHole(try session.makeContext().execute(cmp)) }
+    report("dict-utf8 == scalar (matches \(out.bits.trueCount))", formatNanos(t), target: "≤ 1.0 ms; polars 1.5 ms")
+    let plainCodes = try measure(samples: 5) {
+        var s: UInt64 = 0
+        bigCodes.withValues(UInt16.self) { for c in $0 { s &+= UInt64(c) } }
+        blackHole(s)
+    }
+    report("  floor: sum of the same UInt16 codes", formatNanos(plainCodes))
+}
+
+do {
+    let narrow = PrimitiveArray.build(Int64.self, count: bigN) { out in
+        for i in 0..<bigN { out[i] = 1_000_000 + Int64(gen.next() % 4096) }
+    }
+    let f = try FoRArray.encode(narrow)
+    let packed = try FoRArray(reference: f.reference,
+                              child: BitPackedArray.encode(f.child as! PrimitiveArray, bitWidth: 12))
+    let mask = BoolArray(bits: Bitmap(count: bigN) { _ in gen.next() % 10 == 0 })
+    let kept = mask.bits.trueCount
+    let filter = try FilterArray(packed, mask: mask, count: kept)
+    let t = try measure(samples: 7) { blackHole(try session.makeContext().execute(filter)) }
+    report("filter 10% of FoR+bit-packed(12) int64", formatNanos(t), target: "≤ 4 ms; polars 5.5 ms")
+    let plain = try FilterArray(narrow, mask: mask, count: kept)
+    let tp = try measure(samples: 7) { blackHole(try session.makeContext().execute(plain)) }
+    report("  same filter on canonical int64", formatNanos(tp))
+}
+
+do {
+    let idx = PrimitiveArray((0..<100_000).map { _ in Int64(gen.next() % UInt64(bigN)) })
+    let take = try TakeArray(bigDict, indices: idx)
+    let t = try measure(samples: 7) { blackHole(try session.makeContext().execute(take)) }
+    report("take 100k random indices from dict-utf8", formatNanos(t), target: "pyarrow 0.86 ms (canonical int64)")
+}
