@@ -15,8 +15,14 @@ let package = Package(
         .library(name: "Eddy", type: .dynamic, targets: ["Eddy"])
     ],
     targets: [
+        // Vectorised inner loops in C, linked into the one SDK library; not part of the public API.
+        .target(
+            name: "EddyKernelsC",
+            cSettings: [.unsafeFlags(["-O3"])]
+        ),
         .target(
             name: "Eddy",
+            dependencies: ["EddyKernelsC"],
             swiftSettings: sharedSettings + [
                 .unsafeFlags(["-enable-library-evolution"])
             ]

@@ -139,16 +139,8 @@ public enum Canonical {
             let bits = try Bitmap(count: m) { k in try a.bits[position(k)] }
             return BoolArray(bits: bits, validity: try combinedValidity(a.validity), nullability: resultNullability)
         case let a as VarBinArray:
-            var b = VarBinBuilder(dtype: a.dtype.with(resultNullability), capacity: m)
-            for k in 0..<m {
-                let p = try position(k)
-                if indexValidity.isValid(k) && a.validity.isValid(p) {
-                    a.withBytes(at: p) { b.append(bytes: $0) }
-                } else {
-                    b.appendNull()
-                }
-            }
-            return b.finish()
+            return try takeVarBin(a, m: m, position: position, indexValidity: indexValidity,
+                                  validity: try combinedValidity(a.validity), nullability: resultNullability)
         case is NullArray:
             for k in 0..<m where indexValidity.isValid(k) { _ = try position(k) }
             return NullArray(count: m)
@@ -162,6 +154,41 @@ public enum Canonical {
         default:
             throw EddyError(.unsupported, "take needs a canonical array, got \(array.encoding)")
         }
+    }
+
+    /// Two passes: sum the lengths, then copy each value's bytes once.
+    private static func takeVarBin(_ a: VarBinArray, m: Int, position: (Int) throws -> Int, indexValidity: Validity,
+                                   validity: Validity, nullability: Nullability) throws -> VarBinArray {
+        let src = a.offsets.typed(Int32.self)
+        var picks = [Int32](repeating: -1, count: m)
+        var total = 0
+        for k in 0..<m {
+            let p = try position(k)
+            guard validity.isValid(k) else { continue }
+            picks[k] = Int32(p)
+            total += Int(src[p + 1] - src[p])
+        }
+        precondition(total <= Int(Int32.max), "varbin take over 2 GiB; use a chunked array")
+        let bytes = BufferStorage(uninitializedByteCount: total)
+        let offsets = Buffer.build(count: m + 1, of: Int32.self) { o in
+            var at = 0
+            o[0] = 0
+            withExtendedLifetime(a) {
+                let base = a.bytes.baseAddress
+                for k in 0..<m {
+                    let p = Int(picks[k])
+                    if p >= 0 {
+                        let s = Int(src[p])
+                        let len = Int(src[p + 1]) - s
+                        (bytes.pointer + at).copyMemory(from: base + s, byteCount: len)
+                        at += len
+                    }
+                    o[k + 1] = Int32(at)
+                }
+            }
+        }
+        return VarBinArray(dtype: a.dtype.with(nullability), offsets: offsets,
+                           bytes: Buffer(storage: bytes, byteOffset: 0, byteCount: total), count: m, validity: validity)
     }
 
     private struct TakePrimitive<I: NativeInteger>: PTypeVisitor {

@@ -47,9 +47,9 @@ public struct ExecutionCtx: Sendable {
             }
             if useKernels {
                 if let reduced = try current.reduce() {
-                    current = try check(reduced, replacing: current, by: "reduce of \(current.encoding)", owner: .builtin)
-                    trace?.record(.init(step: .reduce, encoding: "\(reduced.encoding)", name: "", owner: .builtin,
+                    trace?.record(.init(step: .reduce, encoding: "\(current.encoding)", name: "", owner: .builtin,
                                         depth: stack.count))
+                    current = try check(reduced, replacing: current, by: "reduce of \(current.encoding)", owner: .builtin)
                     continue
                 }
                 if let rewritten = try reduceParentOverChildren(current, depth: stack.count) {
@@ -162,13 +162,14 @@ public struct ExecutionCtx: Sendable {
         return nil
     }
 
-    private func check(_ result: any ArrayNode, replacing node: any ArrayNode, by what: String, owner: KernelOwner) throws
-        -> any ArrayNode
+    @inline(__always)
+    private func check(_ result: any ArrayNode, replacing node: any ArrayNode, by what: @autoclosure () -> String,
+                       owner: KernelOwner) throws -> any ArrayNode
     {
         if result.count != node.count || result.dtype != node.dtype {
             throw EddyError(
                 .kernelContract,
-                "\(what) of \(owner) returned length \(result.count) and dtype \(result.dtype) for a \(node.encoding) "
+                "\(what()) of \(owner) returned length \(result.count) and dtype \(result.dtype) for a \(node.encoding) "
                     + "of length \(node.count) and dtype \(node.dtype)",
                 source: owner.description)
         }

@@ -16,6 +16,8 @@ public protocol ScalarFunction: Sendable, CustomStringConvertible {
 public final class ScalarFnArray: ArrayNode {
     public let function: any ScalarFunction
     public let arguments: [any ArrayNode]
+    /// The function's encoding, stored so that dispatch does not call through the function.
+    public let encoding: EncodingID
     public let dtype: DType
     public let count: Int
 
@@ -27,21 +29,35 @@ public final class ScalarFnArray: ArrayNode {
         }
         self.function = function
         self.arguments = arguments
+        self.encoding = function.encoding
         self.count = first.count
         self.dtype = try function.returnType(arguments.map(\.dtype))
     }
 
-    public var encoding: EncodingID { function.encoding }
+    /// A node whose arguments are known to have the given types (no re-validation).
+    private init(_ function: any ScalarFunction, _ arguments: [any ArrayNode], dtype: DType, count: Int) {
+        self.function = function
+        self.arguments = arguments
+        self.encoding = function.encoding
+        self.dtype = dtype
+        self.count = count
+    }
+
     public var children: [any ArrayNode] { arguments }
     public var metadataDescription: String { "\(function)" }
 
     public func replacingChildren(_ children: [any ArrayNode]) throws -> any ArrayNode {
-        try ScalarFnArray(function, children)
+        // Execution replaces a child by an equivalent of the same dtype and length: skip re-checking.
+        if children.count == arguments.count,
+           zip(children, arguments).allSatisfy({ $0.count == count && $0.dtype == $1.dtype }) {
+            return ScalarFnArray(function, children, dtype: dtype, count: count)
+        }
+        return try ScalarFnArray(function, children)
     }
 
     public func reduce() throws -> (any ArrayNode)? {
         // All-constant arguments: evaluate once on one row.
-        guard arguments.allSatisfy({ $0 is ConstantArray }), count != 1 else { return nil }
+        guard count != 1, arguments.allSatisfy({ $0.encoding == ConstantArray.id }) else { return nil }
         let one = arguments.map { ConstantArray(($0 as! ConstantArray).scalar, count: 1) as any ArrayNode }
         let r = try function.execute(one, count: 1, ctx: ExecutionCtx(snapshot: KernelSnapshot.empty))
         return ConstantArray(try r.scalar(at: 0), count: count)

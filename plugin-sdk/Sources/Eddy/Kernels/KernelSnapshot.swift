@@ -9,6 +9,9 @@ public final class KernelSnapshot: Sendable {
     /// Which parents have any entry at all, so a node without kernels skips its child loop.
     @usableFromInline let parentHasKernels: [Bool]
     @usableFromInline let parentHasRules: [Bool]
+    /// Per key: bit 0 set when it has kernels, bit 1 when it has rules. Checked before touching the
+    /// lists, so that a miss costs one byte load and no reference counting.
+    @usableFromInline let occupied: [UInt8]
 
     init(generation: Int, width: Int, executeParent: [[ExecuteParentKernel]], reduceParent: [[ReduceParentRule]]) {
         self.generation = generation
@@ -17,14 +20,22 @@ public final class KernelSnapshot: Sendable {
         self.reduceParent = reduceParent
         var hasK = [Bool](repeating: false, count: width)
         var hasR = [Bool](repeating: false, count: width)
+        var occ = [UInt8](repeating: 0, count: width * width)
         for p in 0..<width {
             for c in 0..<width {
-                if !executeParent[p * width + c].isEmpty { hasK[p] = true }
-                if !reduceParent[p * width + c].isEmpty { hasR[p] = true }
+                if !executeParent[p * width + c].isEmpty {
+                    hasK[p] = true
+                    occ[p * width + c] |= 1
+                }
+                if !reduceParent[p * width + c].isEmpty {
+                    hasR[p] = true
+                    occ[p * width + c] |= 2
+                }
             }
         }
         parentHasKernels = hasK
         parentHasRules = hasR
+        occupied = occ
     }
 
     /// A second object with the same tables (shares their storage), for a thread's private use.
@@ -35,6 +46,7 @@ public final class KernelSnapshot: Sendable {
         reduceParent = other.reduceParent
         parentHasKernels = other.parentHasKernels
         parentHasRules = other.parentHasRules
+        occupied = other.occupied
     }
 
     /// The execute-parent kernels for a key, in the order they are tried.
@@ -42,7 +54,7 @@ public final class KernelSnapshot: Sendable {
     public func kernels(parent: EncodingID, child: EncodingID) -> [ExecuteParentKernel] {
         let p = parent.index
         let c = child.index
-        guard p < width, c < width else { return [] }
+        guard p < width, c < width, occupied[p &* width &+ c] & 1 != 0 else { return [] }
         return executeParent[p &* width &+ c]
     }
 
@@ -51,7 +63,7 @@ public final class KernelSnapshot: Sendable {
     public func rules(parent: EncodingID, child: EncodingID) -> [ReduceParentRule] {
         let p = parent.index
         let c = child.index
-        guard p < width, c < width else { return [] }
+        guard p < width, c < width, occupied[p &* width &+ c] & 2 != 0 else { return [] }
         return reduceParent[p &* width &+ c]
     }
 

@@ -20,7 +20,7 @@ public struct StructField: Sendable, Hashable {
 }
 
 /// The logical type of an array: what its values mean, independent of how they are encoded.
-public indirect enum DType: Sendable, Hashable, CustomStringConvertible {
+public enum DType: Sendable, Hashable, CustomStringConvertible {
     case null
     case bool(Nullability)
     case primitive(PType, Nullability)

@@ -33,6 +33,11 @@ extension BitPackedArray {
                 }
                 return BoolArray(bits: out, validity: bp.validity, nullability: parent.dtype.nullability)
             },
+            ExecuteParentKernel("filter packed values", parent: FilterArray.id, child: id) { parent, child, slot, _ in
+                guard slot == 0, let f = parent as? FilterArray, let bits = f.maskBits, let bp = child as? BitPackedArray
+                else { return nil }
+                return bp.ptype.visitInteger(GatherPacked(array: bp, mask: bits, resultCount: f.count))
+            },
             ExecuteParentKernel("slice packed window", parent: SliceArray.id, child: id) { parent, child, _, _ in
                 guard let s = parent as? SliceArray, let bp = child as? BitPackedArray else { return nil }
                 return try bp.slice(s.start, s.count)
@@ -54,5 +59,38 @@ extension BitPackedArray {
             case .ge: Compare.bitmap(n) { packedValue(at: base + $0) >= needle }
             }
         }
+    }
+}
+
+/// Unpacks only the values a mask keeps, taking patched positions from the patches.
+private struct GatherPacked: IntegerPTypeVisitor {
+    let array: BitPackedArray
+    let mask: Bitmap
+    let resultCount: Int
+
+    func visit<T: NativeInteger>(_ type: T.Type) -> any ArrayNode {
+        let a = array
+        let range = a.patchRange
+        let patchValues: [T] = a.patchValues.map { pv in pv.withValues(T.self) { Array($0[range]) } } ?? []
+        let patchPositions = Array(a.patchIndices[range])
+        let out = withExtendedLifetime(a.packed) {
+            Buffer.build(count: resultCount, of: T.self) { dst in
+                var o = 0
+                var p = 0
+                mask.forEachSetBit { i in
+                    let position = a.offset + i
+                    while p < patchPositions.count && patchPositions[p] < position { p += 1 }
+                    if p < patchPositions.count && patchPositions[p] == position {
+                        dst[o] = patchValues[p]
+                    } else {
+                        dst[o] = T(truncatingIfNeeded: a.packedValue(at: position))
+                    }
+                    o += 1
+                }
+            }
+        }
+        return PrimitiveArray(ptype: T.ptype, buffer: out, count: resultCount,
+                              validity: a.validity.filter(mask, resultCount: resultCount),
+                              nullability: a.dtype.nullability)
     }
 }

@@ -1,3 +1,5 @@
+internal import EddyKernelsC
+
 extension DictArray {
     static var kernels: [ExecuteParentKernel] {
         [
@@ -28,57 +30,59 @@ extension DictArray {
         ]
     }
 
-    /// Looks each code up in the per-value results, building the bitmap a word at a time.
-    /// Nil when the fast path does not apply (nulls among codes or results, or wide codes).
+    /// Looks each code up in the per-value results, writing the bitmap a word at a time (with AVX2
+    /// when the CPU has it). Nil when the fast path does not apply: nulls among codes or results,
+    /// codes that are not unsigned, or a code outside the values (left to the checked path).
     static func mapCodes(_ codes: PrimitiveArray, _ lut: BoolArray, _ dtype: DType) -> (any ArrayNode)? {
         guard case .allValid = codes.validity, case .allValid = lut.validity else { return nil }
-        let table = lut.bits.bools
-        let trueCodes = table.indices.filter { table[$0] }
-        switch codes.ptype {
-        case .uint8: return codes.withValues(UInt8.self) { lookup($0, table, trueCodes, dtype) }
-        case .uint16: return codes.withValues(UInt16.self) { lookup($0, table, trueCodes, dtype) }
-        case .uint32: return codes.withValues(UInt32.self) { lookup($0, table, trueCodes, dtype) }
-        default: return nil
-        }
-    }
-
-    static func lookup<C: NativeInteger & UnsignedInteger>(
-        _ codes: UnsafeBufferPointer<C>, _ table: [Bool], _ trueCodes: [Int], _ dtype: DType
-    ) -> (any ArrayNode)? {
         let n = codes.count
-        let nullability = dtype.nullability
-        // Every code must index the table; a bad code falls back to the checked path.
-        if trueCodes.isEmpty { return ConstantArray(Scalar(.bool(false), dtype), count: n).checkedCodes(codes, table.count) }
-        if trueCodes.count == table.count { return ConstantArray(Scalar(.bool(true), dtype), count: n).checkedCodes(codes, table.count) }
-        var maxCode: C = 0
-        let bits: Bitmap
-        if trueCodes.count == 1 {
-            let k = C(truncatingIfNeeded: trueCodes[0])
-            bits = Compare.bitmap(n) { i in
-                let c = codes[i]
-                maxCode = Swift.max(maxCode, c)
-                return c == k
-            }
-        } else {
-            let bytes = table.map { $0 ? UInt8(1) : 0 }
-            bits = bytes.withUnsafeBufferPointer { t in
-                Compare.bitmap(n) { i in
-                    let c = codes[i]
-                    maxCode = Swift.max(maxCode, c)
-                    return Int(c) < t.count ? t[Int(c)] != 0 : false
+        if n == 0 { return BoolArray(bits: Bitmap(repeating: false, count: 0), nullability: dtype.nullability) }
+        let bits = lut.bits
+        var trueCount = 0
+        var lastTrue = 0
+        let table = [UInt8](unsafeUninitializedCapacity: bits.count) { t, initialized in
+            var i = 0
+            while i < bits.count {
+                var w = bits.word(at: i)
+                for b in 0..<Swift.min(64, bits.count - i) {
+                    t[i + b] = UInt8(truncatingIfNeeded: w & 1)
+                    w >>= 1
                 }
+                i += 64
+            }
+            initialized = bits.count
+        }
+        for (i, v) in table.enumerated() where v != 0 {
+            trueCount += 1
+            lastTrue = i
+        }
+        let words = (n + 63) / 64
+        let storage = BufferStorage(uninitializedByteCount: words * 8)
+        let out = storage.pointer.bindMemory(to: UInt64.self, capacity: words)
+        let single = trueCount == 1
+        let k = lastTrue
+        let maxCode: Int? = table.withUnsafeBufferPointer { t in
+            switch codes.ptype {
+            case .uint8:
+                codes.withValues(UInt8.self) { c in
+                    Int(single ? eddy_eq_u8(c.baseAddress, n, UInt8(truncatingIfNeeded: k), out)
+                        : eddy_lut_u8(c.baseAddress, n, t.baseAddress, t.count, out))
+                }
+            case .uint16:
+                codes.withValues(UInt16.self) { c in
+                    Int(single ? eddy_eq_u16(c.baseAddress, n, UInt16(truncatingIfNeeded: k), out)
+                        : eddy_lut_u16(c.baseAddress, n, t.baseAddress, t.count, out))
+                }
+            case .uint32:
+                codes.withValues(UInt32.self) { c in
+                    Int(single ? eddy_eq_u32(c.baseAddress, n, UInt32(truncatingIfNeeded: k), out)
+                        : eddy_lut_u32(c.baseAddress, n, t.baseAddress, t.count, out))
+                }
+            default: nil
             }
         }
-        if n > 0 && Int(maxCode) >= table.count { return nil }
-        return BoolArray(bits: bits, nullability: nullability)
-    }
-}
-
-extension ConstantArray {
-    /// Self, if every code indexes a table of `size` entries; nil otherwise.
-    fileprivate func checkedCodes<C: NativeInteger>(_ codes: UnsafeBufferPointer<C>, _ size: Int) -> (any ArrayNode)? {
-        var m: C = 0
-        for c in codes { m = Swift.max(m, c) }
-        return codes.isEmpty || Int(m) < size ? self : nil
+        guard let maxCode, maxCode < table.count else { return nil }
+        let result = Bitmap(buffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: n)
+        return BoolArray(bits: result, nullability: dtype.nullability)
     }
 }

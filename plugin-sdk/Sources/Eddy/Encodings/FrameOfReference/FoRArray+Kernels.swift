@@ -38,6 +38,11 @@ extension FoRArray {
                 let node = try CompareFunction.make(f.child, newOp, constant)
                 return node.dtype == parent.dtype ? node : nil
             },
+            ExecuteParentKernel("filter frame-of-reference child", parent: FilterArray.id, child: id) { parent, child, slot, _ in
+                guard slot == 0, let filter = parent as? FilterArray, let f = child as? FoRArray else { return nil }
+                return try FoRArray(reference: f.reference,
+                                    child: FilterArray(f.child, mask: filter.mask, count: filter.count))
+            },
             ExecuteParentKernel("slice frame-of-reference child", parent: SliceArray.id, child: id) { parent, child, _, _ in
                 guard let s = parent as? SliceArray, let f = child as? FoRArray else { return nil }
                 return try FoRArray(reference: f.reference, child: SliceArray(f.child, start: s.start, length: s.count))

@@ -1,3 +1,5 @@
+internal import EddyKernelsC
+
 /// A comparison operator.
 public enum CompareOperator: String, Sendable, Hashable, CaseIterable {
     case eq = "="
@@ -96,6 +98,10 @@ public enum Compare {
         case let l as VarBinArray:
             if let r = rhs as? ConstantArray {
                 let needle: [UInt8] = if case .utf8(let s) = r.scalar.value { Array(s.utf8) } else if case .binary(let b) = r.scalar.value { b } else { [] }
+                if op == .eq || op == .ne {
+                    let eq = equalBitmap(l, needle)
+                    return BoolArray(bits: op == .eq ? eq : ~eq, validity: l.validity, nullability: nullability)
+                }
                 let bits = needle.withUnsafeBytes { n in
                     Bitmap(count: count) { i in l.withBytes(at: i) { op.apply(compareBytes($0, n), 0) } }
                 }
@@ -112,6 +118,24 @@ public enum Compare {
         default:
             throw EddyError(.unsupported, "compare needs canonical or constant inputs, got \(lhs.encoding)")
         }
+    }
+
+    /// Bit i set when value i of `array` is byte-for-byte `needle` (length first, then memcmp).
+    static func equalBitmap(_ array: VarBinArray, _ needle: [UInt8]) -> Bitmap {
+        let n = array.count
+        let words = (n + 63) / 64
+        let storage = BufferStorage(uninitializedByteCount: words * 8)
+        if n > 0 {
+            let out = storage.pointer.bindMemory(to: UInt64.self, capacity: words)
+            withExtendedLifetime(array) {
+                needle.withUnsafeBufferPointer { nb in
+                    eddy_varbin_eq(array.offsets.baseAddress.assumingMemoryBound(to: Int32.self),
+                                   array.bytes.baseAddress.assumingMemoryBound(to: UInt8.self), n,
+                                   nb.baseAddress, nb.count, out)
+                }
+            }
+        }
+        return Bitmap(buffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: n)
     }
 
     /// Compares two scalars of the same type; null if either is null.

@@ -1,0 +1,23 @@
+// Hot loops that the Swift compiler does not vectorise well (no pmovmskb from Swift SIMD types).
+// Each function picks an AVX2 path at run time when the CPU has it, else a portable loop.
+#ifndef EDDY_KERNELS_C_H
+#define EDDY_KERNELS_C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// Sets bit i of `out` (n bits, words fully written) when codes[i] == needle; returns the largest code seen.
+uint8_t eddy_eq_u8(const uint8_t *codes, size_t n, uint8_t needle, uint64_t *out);
+uint16_t eddy_eq_u16(const uint16_t *codes, size_t n, uint16_t needle, uint64_t *out);
+uint32_t eddy_eq_u32(const uint32_t *codes, size_t n, uint32_t needle, uint64_t *out);
+
+/// Sets bit i of `out` when lut[codes[i]] != 0; codes at or past lut_len give 0. Returns the largest code seen.
+uint8_t eddy_lut_u8(const uint8_t *codes, size_t n, const uint8_t *lut, size_t lut_len, uint64_t *out);
+uint16_t eddy_lut_u16(const uint16_t *codes, size_t n, const uint8_t *lut, size_t lut_len, uint64_t *out);
+uint32_t eddy_lut_u32(const uint32_t *codes, size_t n, const uint8_t *lut, size_t lut_len, uint64_t *out);
+
+/// Sets bit i of `out` when value i of a varbin array (Int32 offsets) equals the needle's bytes.
+void eddy_varbin_eq(const int32_t *offsets, const uint8_t *bytes, size_t n, const uint8_t *needle,
+                    size_t needle_len, uint64_t *out);
+
+#endif
