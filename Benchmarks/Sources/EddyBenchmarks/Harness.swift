@@ -1,3 +1,4 @@
+import Eddy
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -55,4 +56,14 @@ func format1(_ x: Double) -> String {
 func report(_ name: String, _ value: String, target: String = "") {
     let pad = String(repeating: " ", count: max(1, 64 - name.count))
     print(name + pad + value + (target.isEmpty ? "" : "   (target \(target))"))
+}
+
+/// The memory-read floor: sums UInt16 codes.
+@inline(never)
+func sumCodes(_ codes: PrimitiveArray) -> UInt64 {
+    codes.withValues(UInt16.self) { c in
+        var s: UInt64 = 0
+        for v in c { s &+= UInt64(v) }
+        return s
+    }
 }

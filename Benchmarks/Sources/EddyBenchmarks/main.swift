@@ -4,6 +4,9 @@ import Eddy
 // Run: swift run -c release --package-path Benchmarks [--quick]
 
 let quick = CommandLine.arguments.contains("--quick")
+let only = CommandLine.arguments.dropFirst().first { !$0.hasPrefix("--") }
+/// Whether a section runs: all of them, or those whose name contains the first argument.
+func want(_ section: String) -> Bool { only.map { section.contains($0) } ?? true }
 let bigN = quick ? 1_000_000 : 10_000_000
 var rng = SystemRandomNumberGenerator()
 struct Seeded: RandomNumberGenerator {
@@ -14,18 +17,19 @@ struct Seeded: RandomNumberGenerator {
     }
 }
 var gen = Seeded(s: 42)
-/// Written by floor measurements so that the optimiser cannot drop them.
-nonisolated(unsafe) var sink: UInt64 = 0
+
 
 print("Eddy engine benchmarks (release, single thread, median of 9 samples)\n")
 
 // MARK: context creation
 let session = Session()
+if want("context") {
 let ctxNs = measure { blackHole(session.makeContext()) }
 report("context create+drop", formatNanos(ctxNs))
+}
 
 // MARK: chunked bool canonicalize, fresh vs reused context
-for (len, chunks) in [(10, 1000), (100, 100), (1000, 10)] {
+for (len, chunks) in [(10, 1000), (100, 100), (1000, 10)] where want("chunked") {
     let parts: [any ArrayNode] = (0..<chunks).map { k in BoolArray((0..<len).map { ($0 + k) % 3 == 0 }) }
     let chunked = try ChunkedArray(chunks: parts, dtype: .bool(.nonNullable))
     let reused = session.makeContext()
@@ -44,7 +48,7 @@ for (len, chunks) in [(10, 1000), (100, 100), (1000, 10)] {
 }
 
 // MARK: per-node dispatch with 0 vs 200 extra keys
-do {
+if want("dispatch") {
     var deep: any ArrayNode = BoolArray((0..<64).map { $0 % 2 == 0 })
     for _ in 0..<200 { deep = try NotFunction.make(deep) }
     let plain = Session()
@@ -84,7 +88,7 @@ let distinct: [String] = (0..<1000).map { i in
 }
 func format4(_ i: Int) -> String { let s = String(i); return String(repeating: "0", count: 4 - s.count) + s }
 
-do {
+if want("compare1k") {
     let codes = PrimitiveArray((0..<1000).map { _ in UInt16(gen.next() % 1000) })
     let dict = try DictArray(codes: codes, values: VarBinArray(distinct))
     let needle = distinct[Int(codes.values(UInt16.self)[0])]
@@ -98,19 +102,17 @@ let bigCodes = PrimitiveArray.build(UInt16.self, count: bigN) { out in
     for i in 0..<bigN { out[i] = UInt16(gen.next() % 1000) }
 }
 let bigDict = try DictArray(codes: bigCodes, values: VarBinArray(distinct))
-do {
+if want("dictcompare") {
     let needle = distinct[Int(bigCodes.values(UInt16.self)[0])]
     let cmp = try CompareFunction.make(bigDict, .eq, ConstantArray(.utf8(needle), count: bigN))
     let out = try session.makeContext().execute(cmp) as! BoolArray
     let t = try measure(samples: 9, sampleNanos: 50_000_000) { blackHole(try session.makeContext().execute(cmp)) }
     report("dict-utf8 == scalar (matches \(out.bits.trueCount))", formatNanos(t), target: "≤ 1.0 ms; polars 1.5 ms")
-    let plainCodes = measure(samples: 5) {
-        sink &+= bigCodes.withValues(UInt16.self) { codes in codes.reduce(UInt64(0)) { $0 &+ UInt64($1) } }
-    }
+    let plainCodes = measure(samples: 5) { blackHole(sumCodes(bigCodes)) }
     report("  floor: sum of the same UInt16 codes", formatNanos(plainCodes))
 }
 
-do {
+if want("filter") {
     let narrow = PrimitiveArray.build(Int64.self, count: bigN) { out in
         for i in 0..<bigN { out[i] = 1_000_000 + Int64(gen.next() % 4096) }
     }
@@ -127,11 +129,9 @@ do {
     report("  same filter on canonical int64", formatNanos(tp))
 }
 
-do {
+if want("take") {
     let idx = PrimitiveArray((0..<100_000).map { _ in Int64(gen.next() % UInt64(bigN)) })
     let take = try TakeArray(bigDict, indices: idx)
     let t = try measure(samples: 7) { blackHole(try session.makeContext().execute(take)) }
     report("take 100k random indices from dict-utf8", formatNanos(t), target: "pyarrow 0.86 ms (canonical int64)")
 }
-
-print("\n(sink \(sink % 10))")

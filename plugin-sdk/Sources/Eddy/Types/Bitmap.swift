@@ -136,6 +136,23 @@ public struct Bitmap: Sendable {
     /// Calls `body` with the index of every set bit, in order.
     @inlinable
     public func forEachSetBit(_ body: (Int) throws -> Void) rethrows {
+        let words = (count + 63) / 64
+        if offset == 0 && buffer.byteCount >= words * 8 && words > 0 {
+            // Whole words straight from memory; only the last needs masking.
+            try withExtendedLifetime(buffer.storage) {
+                let p = buffer.baseAddress.assumingMemoryBound(to: UInt64.self)
+                for w in 0..<words {
+                    var word = p[w]
+                    if w == words - 1 && count & 63 != 0 { word &= (UInt64(1) << UInt64(count & 63)) - 1 }
+                    let base = w &* 64
+                    while word != 0 {
+                        try body(base &+ word.trailingZeroBitCount)
+                        word &= word &- 1
+                    }
+                }
+            }
+            return
+        }
         var i = 0
         while i < count {
             var w = word(at: i)

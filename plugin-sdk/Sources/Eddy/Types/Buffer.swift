@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// Owns one aligned allocation and frees it when the last ``Buffer`` that refers to it is gone.
@@ -9,17 +12,47 @@ public final class BufferStorage: Sendable {
     /// Allocates `byteCount` bytes aligned to `alignment` (a power of two); the memory is zeroed.
     public init(byteCount: Int, alignment: Int = Buffer.defaultAlignment) {
         self.byteCount = byteCount
-        self.pointer = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(byteCount, 1), alignment: alignment)
+        self.pointer = Self.allocate(byteCount, alignment)
         self.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: Swift.max(byteCount, 1))
     }
 
     /// Allocates without zeroing; every byte must be written before the buffer is shared.
     public init(uninitializedByteCount byteCount: Int, alignment: Int = Buffer.defaultAlignment) {
         self.byteCount = byteCount
-        self.pointer = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(byteCount, 1), alignment: alignment)
+        self.pointer = Self.allocate(byteCount, alignment)
     }
 
-    deinit { pointer.deallocate() }
+    /// Buffers this large are aligned to 2 MiB and asked to be backed by huge pages: a fresh result
+    /// is otherwise dominated by one page fault per 4 KiB on first touch.
+    static let hugePageThreshold = 4 << 20
+    static let hugePageSize = 2 << 20
+
+    private static func allocate(_ byteCount: Int, _ alignment: Int) -> UnsafeMutableRawPointer {
+        var raw: UnsafeMutableRawPointer?
+        let size = Swift.max(byteCount, 1)
+        if size >= hugePageThreshold {
+            let rounded = (size + hugePageSize - 1) / hugePageSize * hugePageSize
+            if let reused = LargeBlockCache.shared.take(rounded) { return reused }
+            if posix_memalign(&raw, hugePageSize, rounded) == 0, let raw {
+                #if canImport(Glibc)
+                _ = madvise(raw, rounded, MADV_HUGEPAGE)
+                #endif
+                return raw
+            }
+        }
+        guard posix_memalign(&raw, Swift.max(alignment, MemoryLayout<Int>.size), size) == 0, let raw else {
+            fatalError("out of memory allocating \(byteCount) bytes")
+        }
+        return raw
+    }
+
+    deinit {
+        if byteCount >= Self.hugePageThreshold {
+            let rounded = (byteCount + Self.hugePageSize - 1) / Self.hugePageSize * Self.hugePageSize
+            if LargeBlockCache.shared.put(pointer, rounded) { return }
+        }
+        free(pointer)
+    }
 }
 
 /// An immutable, aligned run of bytes. Slicing shares the allocation.
@@ -92,4 +125,43 @@ public struct Buffer: Sendable {
             _ = out.initialize(from: values)
         }
     }
+}
+
+/// Keeps a few recently freed large blocks for reuse: a query that runs again gets memory that is
+/// already mapped, instead of paying a page fault per page of a fresh mapping. Bounded in bytes.
+final class LargeBlockCache: Sendable {
+    static let shared = LargeBlockCache()
+    static let capacityBytes = 512 << 20
+
+    private struct State {
+        var blocks: [Int: [UnsafeMutableRawPointer]] = [:]
+        var bytes = 0
+    }
+    // Raw pointers are owned by the cache while listed here; only touched under the lock.
+    private let state = Mutex(UnsafeSendableBox(State()))
+
+    func take(_ size: Int) -> UnsafeMutableRawPointer? {
+        state.withLock { box in
+            guard var list = box.value.blocks[size], let p = list.popLast() else { return nil }
+            box.value.blocks[size] = list
+            box.value.bytes -= size
+            return p
+        }
+    }
+
+    /// Keeps the block if there is room; false means the caller must free it.
+    func put(_ pointer: UnsafeMutableRawPointer, _ size: Int) -> Bool {
+        state.withLock { box in
+            guard box.value.bytes + size <= Self.capacityBytes else { return false }
+            box.value.blocks[size, default: []].append(pointer)
+            box.value.bytes += size
+            return true
+        }
+    }
+}
+
+/// Carries a value that is only ever accessed under a lock.
+struct UnsafeSendableBox<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
 }

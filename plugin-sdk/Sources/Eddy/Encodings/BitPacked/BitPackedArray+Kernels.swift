@@ -49,14 +49,16 @@ extension BitPackedArray {
     func compareWords(_ op: CompareOperator, _ needle: UInt64) -> Bitmap {
         let n = count
         let base = offset
+        let width = bitWidth
         return withExtendedLifetime(packed) {
-            switch op {
-            case .eq: Compare.bitmap(n) { packedValue(at: base + $0) == needle }
-            case .ne: Compare.bitmap(n) { packedValue(at: base + $0) != needle }
-            case .lt: Compare.bitmap(n) { packedValue(at: base + $0) < needle }
-            case .le: Compare.bitmap(n) { packedValue(at: base + $0) <= needle }
-            case .gt: Compare.bitmap(n) { packedValue(at: base + $0) > needle }
-            case .ge: Compare.bitmap(n) { packedValue(at: base + $0) >= needle }
+            let w = packed.baseAddress.assumingMemoryBound(to: UInt64.self)
+            return switch op {
+            case .eq: Compare.bitmap(n) { BitPackedArray.unpack(w, width, base &+ $0) == needle }
+            case .ne: Compare.bitmap(n) { BitPackedArray.unpack(w, width, base &+ $0) != needle }
+            case .lt: Compare.bitmap(n) { BitPackedArray.unpack(w, width, base &+ $0) < needle }
+            case .le: Compare.bitmap(n) { BitPackedArray.unpack(w, width, base &+ $0) <= needle }
+            case .gt: Compare.bitmap(n) { BitPackedArray.unpack(w, width, base &+ $0) > needle }
+            case .ge: Compare.bitmap(n) { BitPackedArray.unpack(w, width, base &+ $0) >= needle }
             }
         }
     }
@@ -75,6 +77,8 @@ private struct GatherPacked: IntegerPTypeVisitor {
         let patchPositions = Array(a.patchIndices[range])
         let out = withExtendedLifetime(a.packed) {
             Buffer.build(count: resultCount, of: T.self) { dst in
+                let words = a.packed.baseAddress.assumingMemoryBound(to: UInt64.self)
+                let width = a.bitWidth
                 var o = 0
                 var p = 0
                 mask.forEachSetBit { i in
@@ -83,7 +87,7 @@ private struct GatherPacked: IntegerPTypeVisitor {
                     if p < patchPositions.count && patchPositions[p] == position {
                         dst[o] = patchValues[p]
                     } else {
-                        dst[o] = T(truncatingIfNeeded: a.packedValue(at: position))
+                        dst[o] = T(truncatingIfNeeded: BitPackedArray.unpack(words, width, position))
                     }
                     o += 1
                 }

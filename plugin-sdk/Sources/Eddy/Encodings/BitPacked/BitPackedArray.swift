@@ -75,15 +75,21 @@ public final class BitPackedArray: ArrayNode {
     }
 
     /// The packed (unpatched) value at absolute position `position`.
-    @inlinable
     public func packedValue(at position: Int) -> UInt64 {
-        if bitWidth == 0 { return 0 }
-        let words = packed.typed(UInt64.self)
-        let bit = position * bitWidth
+        withExtendedLifetime(packed) {
+            Self.unpack(packed.baseAddress.assumingMemoryBound(to: UInt64.self), bitWidth, position)
+        }
+    }
+
+    /// The value at `position` of a stream of `width`-bit values in `words`.
+    @inline(__always)
+    static func unpack(_ words: UnsafePointer<UInt64>, _ width: Int, _ position: Int) -> UInt64 {
+        if width == 0 { return 0 }
+        let bit = position &* width
         let shift = UInt64(bit & 63)
         var v = words[bit >> 6] >> shift
-        if Int(shift) + bitWidth > 64 { v |= words[(bit >> 6) + 1] << (64 - shift) }
-        return bitWidth == 64 ? v : v & ((1 << UInt64(bitWidth)) - 1)
+        if Int(shift) &+ width > 64 { v |= words[(bit >> 6) + 1] << (64 &- shift) }
+        return width == 64 ? v : v & ((1 << UInt64(width)) &- 1)
     }
 
     /// The range of patches that fall inside this array's window.
@@ -103,7 +109,10 @@ public final class BitPackedArray: ArrayNode {
             let a = array
             return withExtendedLifetime(a.packed) {
                 PrimitiveArray.build(T.self, count: a.count, validity: a.validity, nullability: a.dtype.nullability) { out in
-                    for i in 0..<a.count { out[i] = T(truncatingIfNeeded: a.packedValue(at: a.offset + i)) }
+                    let words = a.packed.baseAddress.assumingMemoryBound(to: UInt64.self)
+                    let width = a.bitWidth
+                    let base = a.offset
+                    for i in 0..<a.count { out[i] = T(truncatingIfNeeded: BitPackedArray.unpack(words, width, base &+ i)) }
                     if let pv = a.patchValues {
                         pv.withValues(T.self) { v in
                             for k in a.patchRange { out[a.patchIndices[k] - a.offset] = v[k] }
