@@ -71,6 +71,10 @@ struct RandomArrays {
     mutating func encode(_ column: any ArrayNode, depth: Int) throws -> any ArrayNode {
         if depth <= 0 || column.count == 0 { return column }
         let dtype = column.dtype
+        let all = try column.scalars()
+        if all.allSatisfy({ $0.value.isIdentical(to: all[0].value) }) && chance(0.7) {
+            return ConstantArray(Scalar(all[0].value, dtype), count: column.count)
+        }
         var choices: [Int] = [0, 1, 2, 5]  // dict, runend, chunked, slice
         if dtype.isInteger { choices += [3, 4, 3, 4] }  // FoR, bit-packed
         choices.append(6)  // sparse

@@ -3,7 +3,7 @@ import Testing
 
 /// Asserts that two arrays hold the same dtype and the same values (NaN equal to NaN).
 func expectSameValues(_ actual: any ArrayNode, _ expected: any ArrayNode, _ context: @autoclosure () -> String = "",
-                      sourceLocation: SourceLocation = #_sourceLocation) throws {
+                      approximateFloats: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) throws {
     #expect(actual.dtype == expected.dtype, "dtype \(actual.dtype) vs \(expected.dtype) \(context())",
             sourceLocation: sourceLocation)
     #expect(actual.count == expected.count, "length \(actual.count) vs \(expected.count) \(context())",
@@ -12,6 +12,10 @@ func expectSameValues(_ actual: any ArrayNode, _ expected: any ArrayNode, _ cont
     for i in 0..<actual.count {
         let a = try actual.scalar(at: i)
         let e = try expected.scalar(at: i)
+        if case .float(let x) = a.value, case .float(let y) = e.value, approximateFloats,
+           abs(x - y) <= 1e-9 * max(1, abs(x), abs(y)) {
+            continue
+        }
         if !a.value.isIdentical(to: e.value) {
             Issue.record("element \(i): \(a) vs \(e) \(context())", sourceLocation: sourceLocation)
             return

@@ -9,6 +9,8 @@ enum BuiltinKernels {
         kernels += FoRArray.kernels
         kernels += BitPackedArray.kernels
         kernels += ChunkedArray.kernels
+        kernels += AggregateFunction.kernels
+        kernels += ScalarKernels.all
         registry.register(kernels: kernels, rules: [])
     }
 }

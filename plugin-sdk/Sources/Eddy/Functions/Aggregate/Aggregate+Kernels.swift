@@ -1,0 +1,141 @@
+extension AggregateFunction {
+    /// Encodings whose aggregates are computed without decoding every row.
+    static let fusedEncodings = [RunEndArray.id, ConstantArray.id, DictArray.id, FoRArray.id, ChunkedArray.id]
+
+    static var kernels: [ExecuteParentKernel] {
+        Kind.allCases.filter { $0 != .countAll }.flatMap { kind in
+            fusedEncodings.map { child in
+                ExecuteParentKernel("\(kind.rawValue) over \(child.name)", parent: AggregateFunction(kind).encoding,
+                                    child: child) { parent, child, _, ctx in
+                    guard let agg = parent as? AggregateArray else { return nil }
+                    let partial = try AggregatePartial.fused(child, ctx)
+                    return ConstantArray(try agg.function.finish(partial, input: child.dtype), count: 1)
+                }
+            }
+        }
+    }
+}
+
+extension AggregatePartial {
+    /// The partial of any array, using each encoding's structure where it can:
+    /// run-end weighs each run's value by its length (O(runs)); constant is O(1); dictionary counts
+    /// codes and weighs the values; frame-of-reference shifts its child's partial; chunked merges its
+    /// chunks' partials. Anything else is decoded and scanned.
+    public static func fused(_ array: any ArrayNode, _ ctx: ExecutionCtx) throws -> AggregatePartial {
+        switch array {
+        case let c as ConstantArray:
+            var p = AggregatePartial()
+            p.add(c.scalar.value, weight: c.count)
+            return p
+        case let re as RunEndArray:
+            guard let ends = try ctx.execute(re.ends) as? PrimitiveArray else { break }
+            let values = try ctx.execute(re.values)
+            let e = ends.int64Values()
+            var weights = [Int](repeating: 0, count: e.count)
+            var run = RunEndArray.search(e, Int64(re.offset))
+            var start = 0
+            while start < re.count {
+                let end = Swift.min(Int(e[run]) - re.offset, re.count)
+                weights[run] = end - start
+                start = end
+                run += 1
+            }
+            return try weighted(values, weights)
+        case let d as DictArray:
+            guard let codes = try ctx.execute(d.codes) as? PrimitiveArray, codes.ptype.isUnsignedInteger else { break }
+            let values = try ctx.execute(d.values)
+            var counts = [Int](repeating: 0, count: values.count)
+            var nullCodes = 0
+            let list = codes.int128Values()
+            for (i, c) in list.enumerated() {
+                guard codes.validity.isValid(i) else {
+                    nullCodes += 1
+                    continue
+                }
+                guard c < Int128(counts.count) else {
+                    throw EddyError(.outOfBounds, "dictionary code \(c) out of bounds for \(counts.count) values")
+                }
+                counts[Int(c)] += 1
+            }
+            var p = try weighted(values, counts)
+            p.rows += nullCodes
+            return p
+        case let f as FoRArray:
+            let child = try fused(f.child, ctx)
+            var p = AggregatePartial()
+            p.rows = child.rows
+            p.nonNull = child.nonNull
+            let ref = f.reference.value.asInt128
+            p.intSum = child.intSum + ref * Int128(child.nonNull)
+            let signed = f.dtype.ptype!.isSignedInteger
+            func shift(_ v: ScalarValue) -> ScalarValue {
+                if v.isNull { return .null }
+                let x = v.asInt128 + ref
+                return signed ? .int(Int64(x)) : .uint(UInt64(x))
+            }
+            p.min = shift(child.min)
+            p.max = shift(child.max)
+            return p
+        case let c as ChunkedArray:
+            var p = AggregatePartial()
+            for chunk in c.chunks { p.merge(try fused(chunk, ctx)) }
+            return p
+        default:
+            break
+        }
+        return try of(ctx.executeUntil(array, .columnar))
+    }
+
+    /// The partial of canonical `values` where value `j` occurs `weights[j]` times.
+    static func weighted(_ values: any ArrayNode, _ weights: [Int]) throws -> AggregatePartial {
+        if let prim = values as? PrimitiveArray, prim.ptype.isInteger, case .allValid = prim.validity {
+            return prim.ptype.visitInteger(WeightedIntegers(array: prim, weights: weights))
+        }
+        var p = AggregatePartial()
+        for (j, w) in weights.enumerated() where w > 0 { p.add(try values.scalar(at: j).value, weight: w) }
+        return p
+    }
+
+    private struct WeightedIntegers: IntegerPTypeVisitor {
+        let array: PrimitiveArray
+        let weights: [Int]
+        func visit<T: NativeInteger>(_ type: T.Type) -> AggregatePartial {
+            var p = AggregatePartial()
+            array.withValues(T.self) { v in
+                weights.withUnsafeBufferPointer { w in
+                    var sum: Int64 = 0
+                    var wide: Int128 = 0
+                    var rows = 0
+                    var lo: T?
+                    var hi: T?
+                    for j in 0..<v.count where w[j] > 0 {
+                        let x = v[j]
+                        rows += w[j]
+                        // Sum in 64 bits while it fits; spill to 128 bits on overflow.
+                        let (prod, o1) = Int64(truncatingIfNeeded: x).multipliedReportingOverflow(by: Int64(w[j]))
+                        let exact = T.isSigned || x <= T(truncatingIfNeeded: Int64.max)
+                        if !o1 && exact {
+                            let (s, o2) = sum.addingReportingOverflow(prod)
+                            if o2 {
+                                wide += Int128(sum) + Int128(prod)
+                                sum = 0
+                            } else {
+                                sum = s
+                            }
+                        } else {
+                            wide += Int128(x) * Int128(w[j])
+                        }
+                        if lo == nil || x < lo! { lo = x }
+                        if hi == nil || x > hi! { hi = x }
+                    }
+                    p.rows = rows
+                    p.nonNull = rows
+                    p.intSum = wide + Int128(sum)
+                    p.min = lo?.scalarValue ?? .null
+                    p.max = hi?.scalarValue ?? .null
+                }
+            }
+            return p
+        }
+    }
+}

@@ -1,0 +1,245 @@
+/// An aggregate over a whole array: `count(*)`, `count(x)`, `sum`, `min`, `max`, `mean`.
+///
+/// Nulls are skipped (SQL semantics): `sum`, `min`, `max` and `mean` of no valid values are null;
+/// counts are never null. A sum of integers that does not fit 64 bits is an overflow error. Floats:
+/// NaN sorts above every number for `min`/`max`.
+public struct AggregateFunction: Sendable, Hashable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        case countAll = "count(*)"
+        case count, sum, min, max, mean
+    }
+
+    public let kind: Kind
+    public init(_ kind: Kind) { self.kind = kind }
+
+    static let ids: [Kind: EncodingID] = Dictionary(uniqueKeysWithValues: Kind.allCases.map {
+        ($0, EncodingID("eddy.agg.\($0 == .countAll ? "count_all" : $0.rawValue)"))
+    })
+
+    /// The encoding of nodes computing this aggregate.
+    public var encoding: EncodingID { Self.ids[kind]! }
+    public var description: String { kind.rawValue }
+
+    /// The result type for an input of type `input`.
+    public func returnType(_ input: DType) throws -> DType {
+        switch kind {
+        case .countAll, .count: return .primitive(.int64, .nonNullable)
+        case .sum:
+            guard let p = input.ptype else { throw EddyError(.typeMismatch, "sum needs numbers, got \(input)") }
+            return .primitive(p.isFloat ? .float64 : p.isSignedInteger ? .int64 : .uint64, .nullable)
+        case .mean:
+            guard input.ptype != nil else { throw EddyError(.typeMismatch, "mean needs numbers, got \(input)") }
+            return .primitive(.float64, .nullable)
+        case .min, .max:
+            switch input {
+            case .primitive, .bool, .utf8, .binary, .null: return input.asNullable
+            default: throw EddyError(.typeMismatch, "\(kind.rawValue) cannot order \(input)")
+            }
+        }
+    }
+
+    /// The result from a partial covering the whole input.
+    /// - Throws: ``EddyError/Code/overflow`` for an integer sum beyond 64 bits.
+    public func finish(_ p: AggregatePartial, input: DType) throws -> Scalar {
+        let t = try returnType(input)
+        switch kind {
+        case .countAll: return Scalar(.int(Int64(p.rows)), t)
+        case .count: return Scalar(.int(Int64(p.nonNull)), t)
+        case .sum:
+            if p.nonNull == 0 { return .null(t) }
+            switch t.ptype {
+            case .float64: return Scalar(.float(p.floatSum), t)
+            case .int64:
+                guard let v = Int64(exactly: p.intSum) else {
+                    throw EddyError(.overflow, "sum \(p.intSum) does not fit i64")
+                }
+                return Scalar(.int(v), t)
+            default:
+                guard let v = UInt64(exactly: p.intSum) else {
+                    throw EddyError(.overflow, "sum \(p.intSum) does not fit u64")
+                }
+                return Scalar(.uint(v), t)
+            }
+        case .mean:
+            if p.nonNull == 0 { return .null(t) }
+            let total = input.ptype?.isFloat == true ? p.floatSum : Double(p.intSum)
+            return Scalar(.float(total / Double(p.nonNull)), t)
+        case .min: return p.nonNull == 0 ? .null(t) : Scalar(p.min, t)
+        case .max: return p.nonNull == 0 ? .null(t) : Scalar(p.max, t)
+        }
+    }
+
+    /// A lazy node computing this aggregate over `input`.
+    public func make(_ input: any ArrayNode) throws -> AggregateArray { try AggregateArray(self, input) }
+}
+
+/// What every aggregate needs from part of an array; partials of consecutive parts merge.
+public struct AggregatePartial: Sendable {
+    public var rows = 0
+    public var nonNull = 0
+    /// Exact sum of integer values.
+    public var intSum: Int128 = 0
+    public var floatSum: Double = 0
+    public var min: ScalarValue = .null
+    public var max: ScalarValue = .null
+
+    public init() {}
+
+    /// Adds `weight` copies of one value.
+    public mutating func add(_ v: ScalarValue, weight: Int = 1) {
+        rows += weight
+        guard !v.isNull, weight > 0 else { return }
+        nonNull += weight
+        switch v {
+        case .int(let i): intSum += Int128(i) * Int128(weight)
+        case .uint(let u): intSum += Int128(u) * Int128(weight)
+        case .float(let d): floatSum += d * Double(weight)
+        default: break
+        }
+        if min.isNull || Self.less(v, min) { min = v }
+        if max.isNull || Self.less(max, v) { max = v }
+    }
+
+    /// Folds another partial into this one.
+    public mutating func merge(_ o: AggregatePartial) {
+        rows += o.rows
+        nonNull += o.nonNull
+        intSum += o.intSum
+        floatSum += o.floatSum
+        if !o.min.isNull && (min.isNull || Self.less(o.min, min)) { min = o.min }
+        if !o.max.isNull && (max.isNull || Self.less(max, o.max)) { max = o.max }
+    }
+
+    /// Order for min/max: numbers numerically with NaN above all, strings and bytes bytewise, false < true.
+    public static func less(_ a: ScalarValue, _ b: ScalarValue) -> Bool {
+        switch (a, b) {
+        case (.int(let x), .int(let y)): return x < y
+        case (.uint(let x), .uint(let y)): return x < y
+        case (.float(let x), .float(let y)):
+            if x.isNaN { return false }
+            if y.isNaN { return true }
+            return x < y
+        case (.bool(let x), .bool(let y)): return !x && y
+        case (.utf8(let x), .utf8(let y)): return Compare.compareByteArrays(Array(x.utf8), Array(y.utf8)) < 0
+        case (.binary(let x), .binary(let y)): return Compare.compareByteArrays(x, y) < 0
+        default: return false
+        }
+    }
+
+    /// The partial of a canonical or constant array.
+    public static func of(_ array: any ArrayNode) throws -> AggregatePartial {
+        var p = AggregatePartial()
+        if let c = array as? ConstantArray {
+            p.add(c.scalar.value, weight: c.count)
+            return p
+        }
+        if let prim = array as? PrimitiveArray {
+            return prim.ptype.visit(PrimitivePartial(array: prim))
+        }
+        for i in 0..<array.count { p.add(try array.scalar(at: i).value) }
+        return p
+    }
+
+    private struct PrimitivePartial: PTypeVisitor {
+        let array: PrimitiveArray
+        func visit<T: NativeType>(_ type: T.Type) -> AggregatePartial {
+            var p = AggregatePartial()
+            p.rows = array.count
+            let validity = array.validity
+            array.withValues(T.self) { v in
+                var lo: T?
+                var hi: T?
+                var n = 0
+                if T.ptype.isFloat {
+                    var s = 0.0
+                    var nan = false
+                    for i in 0..<v.count where validity.isValid(i) {
+                        let d = v[i]
+                        let x = (d.scalarValue.floatValue)
+                        n += 1
+                        s += x
+                        if x.isNaN { nan = true; continue }
+                        if lo == nil || d < lo! { lo = d }
+                        if hi == nil || d > hi! { hi = d }
+                    }
+                    p.floatSum = s
+                    p.nonNull = n
+                    p.min = lo?.scalarValue ?? (nan ? .float(.nan) : .null)
+                    p.max = nan ? .float(.nan) : (hi?.scalarValue ?? .null)
+                    return
+                }
+                var s: Int128 = 0
+                if case .allValid = validity {
+                    n = v.count
+                    for x in v {
+                        s += Int128(x.scalarValue.asInt128)
+                        if lo == nil || x < lo! { lo = x }
+                        if hi == nil || x > hi! { hi = x }
+                    }
+                } else {
+                    for i in 0..<v.count where validity.isValid(i) {
+                        let x = v[i]
+                        n += 1
+                        s += x.scalarValue.asInt128
+                        if lo == nil || x < lo! { lo = x }
+                        if hi == nil || x > hi! { hi = x }
+                    }
+                }
+                p.intSum = s
+                p.nonNull = n
+                p.min = lo?.scalarValue ?? .null
+                p.max = hi?.scalarValue ?? .null
+            }
+            return p
+        }
+    }
+}
+
+extension ScalarValue {
+    var floatValue: Double {
+        switch self {
+        case .float(let d): d
+        case .int(let i): Double(i)
+        case .uint(let u): Double(u)
+        default: .nan
+        }
+    }
+}
+
+/// A lazy one-row node: an aggregate of its child.
+public final class AggregateArray: ArrayNode {
+    public let function: AggregateFunction
+    public let child: any ArrayNode
+    public let dtype: DType
+    public let encoding: EncodingID
+
+    public init(_ function: AggregateFunction, _ child: any ArrayNode) throws {
+        self.function = function
+        self.child = child
+        self.dtype = try function.returnType(child.dtype)
+        self.encoding = function.encoding
+    }
+
+    public var count: Int { 1 }
+    public var children: [any ArrayNode] { [child] }
+    public var metadataDescription: String { function.description }
+
+    public func replacingChildren(_ children: [any ArrayNode]) throws -> any ArrayNode {
+        try AggregateArray(function, children[0])
+    }
+
+    public func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep {
+        if function.kind == .countAll {
+            return .done(ConstantArray(Scalar(.int(Int64(child.count)), dtype), count: 1))
+        }
+        guard child.isColumnar else { return .executeChild(0, .columnar) }
+        return .done(ConstantArray(try function.finish(AggregatePartial.of(child), input: child.dtype), count: 1))
+    }
+
+    /// The aggregate's value (executes the child with an empty registry: slow; for tests).
+    public func scalar(at index: Int) throws -> Scalar {
+        try checkIndex(index)
+        let ctx = ExecutionCtx(snapshot: KernelSnapshot.empty, options: ExecutionOptions(useKernels: false))
+        return try ctx.execute(self).scalar(at: 0)
+    }
+}
