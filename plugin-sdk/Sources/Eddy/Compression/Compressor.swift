@@ -140,6 +140,10 @@ public struct Compressor: Sendable {
         }
         let packed: any ArrayNode = bestWidth >= child.ptype.byteWidth * 8
             ? child : try BitPackedArray.encode(child, bitWidth: bestWidth)
+        // Unsigned values starting at zero need no reference: pack them directly.
+        if f.reference.value.asInt128 == 0, array.ptype.isUnsignedInteger, let bp = packed as? BitPackedArray {
+            return try BitPackedArray.encode(array, bitWidth: bp.bitWidth)
+        }
         return try FoRArray(reference: f.reference, child: packed)
     }
 }

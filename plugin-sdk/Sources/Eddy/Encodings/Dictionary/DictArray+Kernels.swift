@@ -12,7 +12,10 @@ extension DictArray {
                 let onValues = try ctx.execute(
                     Compare.evaluate(values, op, ConstantArray(other.scalar, count: values.count), count: values.count))
                 guard let lut = onValues as? BoolArray else { return nil }
-                if let codes = dict.codes as? PrimitiveArray, let fast = mapCodes(codes, lut, parent.dtype) { return fast }
+                // Codes are usually narrow and bit-packed: unpacking them is cheap next to a per-row lookup.
+                if let codes = try ctx.execute(dict.codes) as? PrimitiveArray, let fast = mapCodes(codes, lut, parent.dtype) {
+                    return fast
+                }
                 return try DictArray(codes: dict.codes, values: lut)
             },
             ExecuteParentKernel("filter dictionary codes", parent: FilterArray.id, child: id) { parent, child, slot, _ in

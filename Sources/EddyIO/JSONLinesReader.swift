@@ -1,0 +1,302 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import Eddy
+
+/// Reads JSON Lines (one JSON object per line) in batches. Keys become columns (in order of first
+/// appearance in the first batch); a missing key or `null` is null; nested arrays and objects are
+/// kept as their JSON text.
+public final class JSONLinesReader: TableReader {
+    public let path: String
+    public private(set) var schema = Schema([])
+    public let batchRows: Int
+    private let file: UnsafeMutablePointer<FILE>
+    private var line = 0
+    private var pending: [[String: JSONScalar]]?
+    private var pendingFirstLine = 1
+    public private(set) var bytesRead = 0
+    public let fileSize: Int
+    private var lineBuffer: UnsafeMutablePointer<CChar>?
+    private var lineCapacity = 0
+
+    public init(path: String, overrides: [String: DType] = [:], batchRows: Int = 65_536) throws {
+        self.path = path
+        self.batchRows = batchRows
+        guard let f = fopen(path, "rb") else {
+            throw IOError(file: path, line: 0, column: 0, message: "cannot open: \(String(cString: strerror(errno)))")
+        }
+        file = f
+        var st = stat()
+        fileSize = stat(path, &st) == 0 ? Int(st.st_size) : 0
+        var names: [String] = []
+        var kinds: [String: InferredKind] = [:]
+        let first = try readObjects(names: &names)
+        for key in overrides.keys where !names.contains(key) {
+            throw IOError(file: path, line: 0, column: 0,
+                          message: "--schema names column '\(key)', which no object in the first rows has")
+        }
+        for object in first.objects.prefix(10_000) {
+            for (k, v) in object {
+                kinds[k] = Swift.max(kinds[k] ?? .null, v.kind)
+            }
+        }
+        schema = Schema(names.map { StructField($0, overrides[$0] ?? (kinds[$0] ?? .null).dtype) })
+        pending = first.objects
+        pendingFirstLine = first.firstLine
+    }
+
+    deinit {
+        fclose(file)
+        free(lineBuffer)
+    }
+
+    public func next() throws -> RecordBatch? {
+        var objects: [[String: JSONScalar]]
+        var firstLine: Int
+        var lines: [Int]
+        if let p = pending {
+            objects = p
+            firstLine = pendingFirstLine
+            pending = nil
+            lines = pendingLines
+        } else {
+            var names = schema.names
+            let batch = try readObjects(names: &names)
+            if names.count != schema.names.count {
+                let extra = names.dropFirst(schema.names.count)
+                throw IOError(file: path, line: batch.firstLine, column: 1,
+                              message: "key '\(extra.first!)' first appears after the first \(batchRows) rows; "
+                                  + "columns are fixed by the first batch")
+            }
+            objects = batch.objects
+            firstLine = batch.firstLine
+            lines = pendingLines
+        }
+        guard !objects.isEmpty else { return nil }
+        var columns: [any ArrayNode] = []
+        for (k, field) in schema.fields.enumerated() {
+            var raw = RawColumn()
+            for (i, o) in objects.enumerated() {
+                let v = o[field.name] ?? .null
+                switch v {
+                case .null: raw.append([], null: true, line: lines[i])
+                default: raw.append(Array(v.text.utf8), null: false, line: lines[i])
+                }
+            }
+            columns.append(try raw.build(field.dtype, name: field.name, file: path, columnIndex: k))
+        }
+        return RecordBatch(schema: schema, columns: columns, count: objects.count, firstLine: firstLine)
+    }
+
+    private var pendingLines: [Int] = []
+
+    private func readObjects(names: inout [String]) throws -> (objects: [[String: JSONScalar]], firstLine: Int) {
+        var objects: [[String: JSONScalar]] = []
+        var lines: [Int] = []
+        let firstLine = line + 1
+        while objects.count < batchRows {
+            let n = getline(&lineBuffer, &lineCapacity, file)
+            if n < 0 { break }
+            line += 1
+            bytesRead += n
+            let bytes = UnsafeRawBufferPointer(start: lineBuffer, count: n)
+            var parser = JSONParser(bytes: bytes, file: path, line: line)
+            parser.skipSpace()
+            if parser.atEnd { continue }
+            let object = try parser.parseObject()
+            parser.skipSpace()
+            guard parser.atEnd else { throw parser.error("text after the end of the JSON object") }
+            for (k, _) in object.pairs where !names.contains(k) { names.append(k) }
+            objects.append(Dictionary(object.pairs, uniquingKeysWith: { _, b in b }))
+            lines.append(line)
+        }
+        pendingLines = lines
+        return (objects, firstLine)
+    }
+}
+
+/// A JSON value as a column sees it.
+enum JSONScalar {
+    case null
+    case bool(Bool)
+    case number(String)
+    case string(String)
+    /// Nested array or object, kept as JSON text.
+    case nested(String)
+
+    var kind: InferredKind {
+        switch self {
+        case .null: .null
+        case .bool: .bool
+        case .number(let s): s.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) ? .float : .int
+        case .string, .nested: .utf8
+        }
+    }
+
+    var text: String {
+        switch self {
+        case .null: ""
+        case .bool(let b): b ? "true" : "false"
+        case .number(let s), .string(let s), .nested(let s): s
+        }
+    }
+}
+
+/// A small JSON parser for one line: objects of scalars, with nested values kept as text.
+struct JSONParser {
+    let bytes: UnsafeRawBufferPointer
+    let file: String
+    let line: Int
+    var i = 0
+
+    init(bytes: UnsafeRawBufferPointer, file: String, line: Int) {
+        var n = bytes.count
+        while n > 0 && (bytes[n - 1] == 0x0A || bytes[n - 1] == 0x0D) { n -= 1 }
+        self.bytes = UnsafeRawBufferPointer(rebasing: bytes[0..<n])
+        self.file = file
+        self.line = line
+    }
+
+    var atEnd: Bool { i >= bytes.count }
+
+    func error(_ message: String) -> IOError { IOError(file: file, line: line, column: i + 1, message: message) }
+
+    mutating func skipSpace() {
+        while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0D || bytes[i] == 0x0A { i += 1 }
+    }
+
+    mutating func expect(_ c: UInt8) throws {
+        skipSpace()
+        guard i < bytes.count, bytes[i] == c else {
+            throw error("expected '\(Character(Unicode.Scalar(c)))'" + (atEnd ? " before the end of the line" : ""))
+        }
+        i += 1
+    }
+
+    mutating func parseObject() throws -> (pairs: [(String, JSONScalar)], end: Int) {
+        try expect(UInt8(ascii: "{"))
+        var pairs: [(String, JSONScalar)] = []
+        skipSpace()
+        if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
+            i += 1
+            return (pairs, i)
+        }
+        while true {
+            skipSpace()
+            guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw error("expected a string key") }
+            let key = try parseString()
+            try expect(UInt8(ascii: ":"))
+            pairs.append((key, try parseValue()))
+            skipSpace()
+            guard i < bytes.count else { throw error("expected ',' or '}' before the end of the line") }
+            if bytes[i] == UInt8(ascii: ",") {
+                i += 1
+                continue
+            }
+            if bytes[i] == UInt8(ascii: "}") {
+                i += 1
+                return (pairs, i)
+            }
+            throw error("expected ',' or '}'")
+        }
+    }
+
+    mutating func parseValue() throws -> JSONScalar {
+        skipSpace()
+        guard i < bytes.count else { throw error("expected a value before the end of the line") }
+        let c = bytes[i]
+        switch c {
+        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            let start = i
+            try skipNested()
+            return .nested(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
+        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
+        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
+        case UInt8(ascii: "n"): try literal("null"); return .null
+        default:
+            let start = i
+            while i < bytes.count, let s = Optional(bytes[i]),
+                  s == UInt8(ascii: "-") || s == UInt8(ascii: "+") || s == UInt8(ascii: ".") || s == UInt8(ascii: "e")
+                    || s == UInt8(ascii: "E") || (s >= 48 && s <= 57) { i += 1 }
+            guard i > start else { throw error("unexpected character '\(Character(Unicode.Scalar(c)))'") }
+            let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
+            guard Double(text) != nil else {
+                i = start
+                throw error("malformed number '\(text)'")
+            }
+            return .number(text)
+        }
+    }
+
+    mutating func literal(_ word: String) throws {
+        for b in word.utf8 {
+            guard i < bytes.count, bytes[i] == b else { throw error("expected '\(word)'") }
+            i += 1
+        }
+    }
+
+    mutating func skipNested() throws {
+        var depth = 0
+        repeat {
+            guard i < bytes.count else { throw error("unclosed array or object") }
+            let c = bytes[i]
+            if c == UInt8(ascii: "\"") {
+                _ = try parseString()
+                continue
+            }
+            if c == UInt8(ascii: "{") || c == UInt8(ascii: "[") { depth += 1 }
+            if c == UInt8(ascii: "}") || c == UInt8(ascii: "]") { depth -= 1 }
+            i += 1
+        } while depth > 0
+    }
+
+    mutating func parseString() throws -> String {
+        let start = i
+        i += 1
+        var out: [UInt8] = []
+        while i < bytes.count {
+            let c = bytes[i]
+            i += 1
+            if c == UInt8(ascii: "\"") {
+                guard let s = String(validating: out, as: UTF8.self) else {
+                    i = start
+                    throw error("invalid UTF-8 in a string")
+                }
+                return s
+            }
+            if c == UInt8(ascii: "\\") {
+                guard i < bytes.count else { break }
+                let e = bytes[i]
+                i += 1
+                switch e {
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "u"):
+                    guard i + 4 <= bytes.count, var code = UInt32(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[i..<(i + 4)]), as: UTF8.self), radix: 16) else {
+                        throw error("bad \\u escape")
+                    }
+                    i += 4
+                    // A surrogate pair spells one scalar in two escapes.
+                    if (0xD800..<0xDC00).contains(code), i + 6 <= bytes.count, bytes[i] == UInt8(ascii: "\\"),
+                       bytes[i + 1] == UInt8(ascii: "u"),
+                       let low = UInt32(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(i + 2)..<(i + 6)]), as: UTF8.self), radix: 16),
+                       (0xDC00..<0xE000).contains(low) {
+                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                        i += 6
+                    }
+                    guard let scalar = Unicode.Scalar(code) else { throw error("bad \\u escape") }
+                    out.append(contentsOf: Array(String(Character(scalar)).utf8))
+                default: out.append(e)
+                }
+                continue
+            }
+            out.append(c)
+        }
+        i = start
+        throw error("string is not closed before the end of the line")
+    }
+}

@@ -1,0 +1,179 @@
+public import Eddy
+
+/// Field bytes of one column of a batch, before types are known: a null is an empty, unquoted field
+/// (CSV) or a JSON null or missing key.
+struct RawColumn {
+    var bytes: [UInt8] = []
+    var offsets: [Int32] = [0]
+    var nulls: [Bool] = []
+    /// Input line of each value, for messages.
+    var lines: [Int32] = []
+
+    var count: Int { nulls.count }
+
+    mutating func append(_ field: UnsafeRawBufferPointer, null: Bool, line: Int) {
+        bytes.append(contentsOf: field)
+        offsets.append(Int32(bytes.count))
+        nulls.append(null)
+        lines.append(Int32(truncatingIfNeeded: line))
+    }
+
+    mutating func append(_ field: [UInt8], null: Bool, line: Int) {
+        field.withUnsafeBytes { append($0, null: null, line: line) }
+    }
+
+    func withField<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let s = Int(offsets[i])
+        let e = Int(offsets[i + 1])
+        return try bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[s..<e])) }
+    }
+
+    func string(_ i: Int) -> String { withField(i) { String(decoding: $0, as: UTF8.self) } }
+}
+
+/// What a column's values look like: the narrowest type that reads every non-null value.
+enum InferredKind: Int, Comparable {
+    case null, bool, int, float, utf8
+    static func < (a: InferredKind, b: InferredKind) -> Bool { a.rawValue < b.rawValue }
+
+    var dtype: DType {
+        switch self {
+        case .null, .utf8: .utf8(.nullable)
+        case .bool: .bool(.nullable)
+        case .int: .primitive(.int64, .nullable)
+        case .float: .primitive(.float64, .nullable)
+        }
+    }
+}
+
+enum FieldParse {
+    static func int64(_ b: UnsafeRawBufferPointer) -> Int64? {
+        var i = 0
+        var n = b.count
+        while i < n && b[i] == 0x20 { i += 1 }
+        while n > i && b[n - 1] == 0x20 { n -= 1 }
+        guard i < n else { return nil }
+        var negative = false
+        if b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: "+") {
+            negative = b[i] == UInt8(ascii: "-")
+            i += 1
+            guard i < n else { return nil }
+        }
+        var v: Int64 = 0
+        while i < n {
+            let d = b[i] &- 48
+            guard d < 10 else { return nil }
+            let (m, o1) = v.multipliedReportingOverflow(by: 10)
+            let (s, o2) = negative ? m.subtractingReportingOverflow(Int64(d)) : m.addingReportingOverflow(Int64(d))
+            guard !o1 && !o2 else { return nil }
+            v = s
+            i += 1
+        }
+        return v
+    }
+
+    static func double(_ b: UnsafeRawBufferPointer) -> Double? {
+        guard b.count > 0, b.count < 64 else { return nil }
+        let s = String(decoding: b, as: UTF8.self).trimmingCharacters(in: " ")
+        // Swift accepts "nan", "inf" and hex floats; data files spell numbers plainly.
+        guard let first = s.utf8.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+")
+                || first == UInt8(ascii: ".") || (first >= 48 && first <= 57) else {
+            let lower = s.lowercased()
+            if lower == "nan" { return .nan }
+            if lower == "inf" || lower == "infinity" { return .infinity }
+            if lower == "-inf" || lower == "-infinity" { return -.infinity }
+            return nil
+        }
+        if s.lowercased().contains("x") { return nil }
+        return Double(s)
+    }
+
+    static func bool(_ b: UnsafeRawBufferPointer) -> Bool? {
+        switch String(decoding: b, as: UTF8.self).trimmingCharacters(in: " ").lowercased() {
+        case "true": true
+        case "false": false
+        default: nil
+        }
+    }
+
+    static func kind(_ b: UnsafeRawBufferPointer) -> InferredKind {
+        if int64(b) != nil { return .int }
+        if double(b) != nil { return .float }
+        if bool(b) != nil { return .bool }
+        return .utf8
+    }
+}
+
+extension String {
+    func trimmingCharacters(in c: Character) -> String { Substring(self).trimmingCharacters(in: c) }
+}
+
+extension RawColumn {
+    /// The column as a canonical array of `dtype`.
+    /// - Throws: ``IOError`` naming the line of the first value that does not read as `dtype`.
+    func build(_ dtype: DType, name: String, file: String, columnIndex: Int) throws -> any ArrayNode {
+        let n = count
+        let validity: Validity = nulls.contains(true) ? .bitmap(Bitmap(nulls.map { !$0 })) : .allValid
+        func bad(_ i: Int, _ what: String) -> IOError {
+            IOError(file: file, line: Int(lines[i]), column: columnIndex + 1,
+                    message: "column '\(name)': '\(string(i))' is not \(what) (the type was inferred from the first rows; "
+                        + "override it with --schema \(name):utf8)")
+        }
+        switch dtype {
+        case .utf8(let nl), .binary(let nl):
+            for i in 0..<n where !nulls[i] {
+                let ok = withField(i) { String(validating: $0, as: UTF8.self) != nil }
+                if !ok && dtype.isUTF8 {
+                    throw IOError(file: file, line: Int(lines[i]), column: columnIndex + 1,
+                                  message: "column '\(name)': invalid UTF-8")
+                }
+            }
+            return VarBinArray(dtype: dtype.with(nl), offsets: Buffer(copying: offsets), bytes: Buffer(copying: bytes),
+                               count: n, validity: validity)
+        case .bool(let nl):
+            var bits = [Bool](repeating: false, count: n)
+            for i in 0..<n where !nulls[i] {
+                guard let b = withField(i, FieldParse.bool) else { throw bad(i, "a bool") }
+                bits[i] = b
+            }
+            return BoolArray(bits: Bitmap(bits), validity: validity, nullability: nl)
+        case .primitive(let p, let nl):
+            var b = ArrayBuilder(dtype: .primitive(p, .nullable), capacity: n)
+            if p == .int64 {
+                let out = try PrimitiveArray.build(Int64.self, count: n, validity: validity, nullability: nl) { o in
+                    for i in 0..<n {
+                        if nulls[i] { o[i] = 0; continue }
+                        guard let v = withField(i, FieldParse.int64) else { throw bad(i, "an integer") }
+                        o[i] = v
+                    }
+                }
+                return out
+            }
+            if p == .float64 {
+                return try PrimitiveArray.build(Double.self, count: n, validity: validity, nullability: nl) { o in
+                    for i in 0..<n {
+                        if nulls[i] { o[i] = 0; continue }
+                        guard let v = withField(i, FieldParse.double) else { throw bad(i, "a number") }
+                        o[i] = v
+                    }
+                }
+            }
+            for i in 0..<n {
+                if nulls[i] {
+                    b.append(.null)
+                    continue
+                }
+                let text = string(i)
+                do {
+                    b.append(try Cast.value(.utf8(text), to: .primitive(p, .nonNullable), row: i))
+                } catch {
+                    throw bad(i, "a \(p)")
+                }
+            }
+            let built = try b.finish()
+            return nl == .nullable ? built : (built as! PrimitiveArray).with(validity: .allValid, nullability: .nonNullable)
+        default:
+            throw IOError(file: file, line: 0, column: 0, message: "column '\(name)': cannot read values of type \(dtype)")
+        }
+    }
+}

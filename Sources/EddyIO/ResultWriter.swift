@@ -1,0 +1,160 @@
+public import Eddy
+
+/// Output formats of results.
+public enum OutputFormat: String, Sendable, CaseIterable {
+    case table, csv, json
+}
+
+/// Writes result batches in one format to a text sink.
+public final class ResultWriter {
+    public let format: OutputFormat
+    private let names: [String]
+    private let emit: (String) -> Void
+    private var tableRows: [[String]] = []
+    private var rowsWritten = 0
+    /// Table cells longer than this are cut with an ellipsis.
+    public var maxCellWidth = 40
+
+    /// - Parameter emit: receives the output text piece by piece.
+    public init(format: OutputFormat, names: [String], emit: @escaping (String) -> Void) {
+        self.format = format
+        self.names = names
+        self.emit = emit
+        switch format {
+        case .csv: emit(names.map(Self.csvField).joined(separator: ",") + "\n")
+        case .json: emit("[")
+        case .table: break
+        }
+    }
+
+    /// Writes rows of canonical (or constant) columns.
+    public func write(_ columns: [any ArrayNode]) throws {
+        let n = columns.first?.count ?? 0
+        for i in 0..<n {
+            let row = try columns.map { try $0.scalar(at: i) }
+            switch format {
+            case .csv:
+                emit(row.map { $0.isNull ? "" : Self.csvField(Self.plain($0)) }.joined(separator: ",") + "\n")
+            case .json:
+                let fields = zip(names, row).map { "\(Self.jsonString($0)): \(Self.json($1))" }
+                emit((rowsWritten == 0 ? "\n  {" : ",\n  {") + fields.joined(separator: ", ") + "}")
+            case .table:
+                tableRows.append(row.map { $0.isNull ? "null" : Self.plain($0) })
+            }
+            rowsWritten += 1
+        }
+    }
+
+    /// Ends the output (the table is printed here, once widths are known).
+    public func finish() {
+        switch format {
+        case .csv: break
+        case .json: emit(rowsWritten == 0 ? "]\n" : "\n]\n")
+        case .table:
+            func cut(_ s: String) -> String {
+                let clean = s.replacingNewlines
+                return clean.count > maxCellWidth ? String(clean.prefix(maxCellWidth - 1)) + "…" : clean
+            }
+            let cells = tableRows.map { $0.map(cut) }
+            let header = names.map(cut)
+            var widths = header.map(\.count)
+            for r in cells { for (k, c) in r.enumerated() { widths[k] = Swift.max(widths[k], c.count) } }
+            func line(_ r: [String]) -> String {
+                zip(r, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: " │ ")
+                    .trailingSpacesRemoved
+            }
+            emit(line(header) + "\n")
+            emit(widths.map { String(repeating: "─", count: $0) }.joined(separator: "─┼─") + "\n")
+            for r in cells { emit(line(r) + "\n") }
+            emit("(\(rowsWritten) row\(rowsWritten == 1 ? "" : "s"))\n")
+        }
+    }
+
+    static func plain(_ s: Scalar) -> String {
+        switch s.value {
+        case .null: "null"
+        case .bool(let b): b ? "true" : "false"
+        case .int(let v): String(v)
+        case .uint(let v): String(v)
+        case .float(let d): s.dtype.ptype == .float32 ? String(Float(d)) : String(d)
+        case .utf8(let t): t
+        case .binary(let b): "0x" + b.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        case .struct: s.value.description
+        @unknown default: s.value.description
+        }
+    }
+
+    static func csvField(_ s: String) -> String {
+        if s.isEmpty { return "\"\"" }
+        if s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+            return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        return s
+    }
+
+    static func json(_ s: Scalar) -> String {
+        switch s.value {
+        case .null: "null"
+        case .bool(let b): b ? "true" : "false"
+        case .int(let v): String(v)
+        case .uint(let v): String(v)
+        case .float(let d): d.isFinite ? plain(s) : "null"
+        case .utf8(let t): jsonString(t)
+        default: jsonString(plain(s))
+        }
+    }
+
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
+
+extension String {
+    func replacingOccurrences(of target: String, with replacement: String) -> String {
+        var out = ""
+        var rest = Substring(self)
+        while let r = rest.range(of: target) {
+            out += rest[..<r.lowerBound]
+            out += replacement
+            rest = rest[r.upperBound...]
+        }
+        return out + rest
+    }
+
+    var replacingNewlines: String { String(map { $0 == "\n" || $0 == "\r" ? " " : $0 }) }
+
+    var trailingSpacesRemoved: String {
+        var s = Substring(self)
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+extension Substring {
+    func range(of target: String) -> Range<Index>? {
+        guard !target.isEmpty else { return nil }
+        var i = startIndex
+        while i < endIndex {
+            if self[i...].hasPrefix(target) { return i..<index(i, offsetBy: target.count) }
+            i = index(after: i)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,225 @@
+public import Eddy
+import EddyIO
+
+/// A typed expression over a schema's columns, ready to become engine nodes for each batch.
+public indirect enum Bound: Sendable {
+    case column(Int, DType)
+    case literal(Scalar)
+    case function(any ScalarFunction, [Bound], DType)
+    /// An aggregate; only at the top of a select item.
+    case aggregate(AggregateFunction, Bound?, DType)
+
+    public var dtype: DType {
+        switch self {
+        case .column(_, let t), .function(_, _, let t), .aggregate(_, _, let t): t
+        case .literal(let s): s.dtype
+        }
+    }
+
+    var isAggregate: Bool { if case .aggregate = self { true } else { false } }
+
+    /// Columns this expression reads.
+    var columns: Set<Int> {
+        switch self {
+        case .column(let i, _): [i]
+        case .literal: []
+        case .function(_, let args, _): args.reduce(into: Set<Int>()) { $0.formUnion($1.columns) }
+        case .aggregate(_, let arg, _): arg?.columns ?? []
+        }
+    }
+
+    /// The engine node of this expression over `columns` (each `count` long).
+    public func node(_ columns: [any ArrayNode], count: Int) throws -> any ArrayNode {
+        switch self {
+        case .column(let i, _): return columns[i]
+        case .literal(let s): return ConstantArray(s, count: count)
+        case .function(let f, let args, _): return try ScalarFnArray(f, args.map { try $0.node(columns, count: count) })
+        case .aggregate(let f, let arg, _):
+            return try AggregateArray(f, arg?.node(columns, count: count) ?? ConstantArray(.bool(true), count: count))
+        }
+    }
+}
+
+/// Resolves names and types: columns against a schema, literals adapted to the other operand's type,
+/// numeric operands promoted to a common type with casts.
+public struct Binder {
+    public let schema: Schema
+    public let source: String
+
+    public init(schema: Schema, source: String) {
+        self.schema = schema
+        self.source = source
+    }
+
+    func error(_ message: String, _ e: Expr, hint: String? = nil) -> QueryError {
+        QueryError(message, source: source, position: e.position, hint: hint)
+    }
+
+    public func bind(_ e: Expr, allowAggregates: Bool = false) throws -> Bound {
+        switch e {
+        case .column(let name, _):
+            guard let i = schema.index(of: name) else {
+                let near = schema.names.filter { $0.lowercased() == name.lowercased() }
+                throw error("unknown column '\(name)'", e,
+                            hint: near.isEmpty ? "columns: \(schema.names.joined(separator: ", "))"
+                                : "did you mean \(near.map { "\"\($0)\"" }.joined(separator: " or "))? (names are case-sensitive)")
+            }
+            return .column(i, schema.fields[i].dtype)
+        case .literal(let v, _):
+            switch v {
+            case .null: return .literal(.null(.null))
+            case .bool: return .literal(Scalar(v, .bool(.nonNullable)))
+            case .int: return .literal(Scalar(v, .primitive(.int64, .nonNullable)))
+            case .uint: return .literal(Scalar(v, .primitive(.uint64, .nonNullable)))
+            case .float: return .literal(Scalar(v, .primitive(.float64, .nonNullable)))
+            case .utf8: return .literal(Scalar(v, .utf8(.nonNullable)))
+            default: throw error("unsupported literal", e)
+            }
+        case .negate(let inner, _):
+            let a = try bind(inner)
+            guard let p = a.dtype.ptype, !p.isUnsignedInteger else {
+                throw error("unary minus needs a signed number, found \(a.dtype)", e)
+            }
+            return try function(NegateFunction(), [a], e)
+        case .not(let inner, _):
+            let a = try boolOperand(inner)
+            return try function(NotFunction(), [a], e)
+        case .isNull(let inner, let negated, _):
+            let node = try function(IsNullFunction(), [try bind(inner)], e)
+            return negated ? try function(NotFunction(), [node], e) : node
+        case .like(let inner, let pattern, let negated, _):
+            let a = try bind(inner)
+            guard a.dtype.isUTF8 || a.dtype == .null else { throw error("like needs text, found \(a.dtype)", inner) }
+            return try function(LikeFunction(pattern: pattern, negated: negated), [a], e)
+        case .cast(let inner, let type, _):
+            let a = try bind(inner)
+            return try cast(a, to: type, e)
+        case .binary(let op, let l, let r, _):
+            switch op {
+            case "and", "or":
+                let a = try boolOperand(l)
+                let b = try boolOperand(r)
+                return try function(BooleanFunction(op == "and" ? .and : .or), [a, b], e)
+            case "+", "-", "*", "/":
+                let (a, b) = try coerce(try bind(l), try bind(r), e, numeric: true)
+                let o: ArithmeticOperator = op == "+" ? .add : op == "-" ? .subtract : op == "*" ? .multiply : .divide
+                return try function(ArithmeticFunction(o), [a, b], e)
+            default:
+                let (a, b) = try coerce(try bind(l), try bind(r), e, numeric: false)
+                let o = CompareOperator(rawValue: op)!
+                return try function(CompareFunction(o), [a, b], e)
+            }
+        case .call(let name, let args, let star, _):
+            if let kind = aggregateKind(name, star: star) {
+                guard allowAggregates else {
+                    throw error("aggregate \(name)() is only allowed at the top of a select item", e)
+                }
+                if kind == .countAll {
+                    guard args.isEmpty else { throw error("count(*) takes no arguments", e) }
+                    return .aggregate(AggregateFunction(.countAll), nil, .primitive(.int64, .nonNullable))
+                }
+                guard args.count == 1 else { throw error("\(name)() takes one argument", e) }
+                let a = try bind(args[0])
+                let f = AggregateFunction(kind)
+                do {
+                    return .aggregate(f, a, try f.returnType(a.dtype))
+                } catch let err as EddyError {
+                    throw error(err.message, args[0])
+                }
+            }
+            switch name {
+            case "coalesce":
+                guard !args.isEmpty else { throw error("coalesce() needs arguments", e) }
+                var bound = try args.map { try bind($0) }
+                let target = bound.first { $0.dtype != .null }?.dtype ?? .null
+                for i in bound.indices where !bound[i].dtype.equalsIgnoringNullability(target) {
+                    (_, bound[i]) = try coerce(.literal(.null(target)), bound[i], args[i], numeric: target.ptype != nil)
+                    if !bound[i].dtype.equalsIgnoringNullability(target), bound[i].dtype != .null {
+                        bound[i] = try cast(bound[i], to: target, args[i])
+                    }
+                }
+                return try function(CoalesceFunction(), bound.map { $0.dtype == .null ? .literal(.null(target)) : $0 }, e)
+            default:
+                throw error("unknown function '\(name)'", e,
+                            hint: "functions: count, sum, min, max, mean, avg, coalesce, cast(x as type)")
+            }
+        }
+    }
+
+    func aggregateKind(_ name: String, star: Bool) -> AggregateFunction.Kind? {
+        switch name {
+        case "count": star ? .countAll : .count
+        case "sum": .sum
+        case "min": .min
+        case "max": .max
+        case "mean", "avg": .mean
+        default: nil
+        }
+    }
+
+    func boolOperand(_ e: Expr) throws -> Bound {
+        let a = try bind(e)
+        if a.dtype == .null { return .literal(.null(.bool(.nullable))) }
+        guard a.dtype.isBool else { throw error("expected a bool expression, found \(a.dtype)", e) }
+        return a
+    }
+
+    func function(_ f: any ScalarFunction, _ args: [Bound], _ e: Expr) throws -> Bound {
+        do {
+            let t = try f.returnType(args.map(\.dtype))
+            return .function(f, args, t)
+        } catch let err as EddyError {
+            throw error(err.message, e)
+        }
+    }
+
+    func cast(_ a: Bound, to type: DType, _ e: Expr) throws -> Bound {
+        if case .literal(let s) = a {
+            do {
+                let v = try Cast.value(s, to: type, row: 0)
+                return .literal(Scalar(v, type.with(s.dtype.nullability)))
+            } catch let err as EddyError {
+                throw error(err.message, e)
+            }
+        }
+        return try function(CastFunction(to: type), [a], e)
+    }
+
+    /// Makes two operands the same type: a literal takes the other side's type when its value fits;
+    /// otherwise integers widen (mixed signedness to i64) and anything with a float becomes f64.
+    func coerce(_ a: Bound, _ b: Bound, _ e: Expr, numeric: Bool) throws -> (Bound, Bound) {
+        if a.dtype.equalsIgnoringNullability(b.dtype) && (!numeric || a.dtype.ptype != nil) { return (a, b) }
+        if case .literal(let s) = a, s.isNull { return (.literal(.null(b.dtype)), b) }
+        if case .literal(let s) = b, s.isNull { return (a, .literal(.null(a.dtype))) }
+        if case .literal(let s) = b, let t = a.dtype.ptype, let fitted = fit(s, t) { return (a, .literal(fitted)) }
+        if case .literal(let s) = a, let t = b.dtype.ptype, let fitted = fit(s, t) { return (.literal(fitted), b) }
+        guard let pa = a.dtype.ptype, let pb = b.dtype.ptype else {
+            throw error("type mismatch: \(a.dtype.with(.nonNullable)) and \(b.dtype.with(.nonNullable))", e)
+        }
+        let common: PType
+        if pa.isFloat || pb.isFloat {
+            common = .float64
+        } else if pa.isSignedInteger == pb.isSignedInteger {
+            common = pa.byteWidth >= pb.byteWidth ? pa : pb
+        } else {
+            common = .int64
+        }
+        let t = DType.primitive(common, .nonNullable)
+        let ca = a.dtype.ptype == common ? a : try cast(a, to: t, e)
+        let cb = b.dtype.ptype == common ? b : try cast(b, to: t, e)
+        return (ca, cb)
+    }
+
+    /// A literal as a value of `ptype`, if it is exactly representable.
+    func fit(_ s: Scalar, _ p: PType) -> Scalar? {
+        guard s.dtype.ptype != nil else { return nil }
+        if case .float = s.value, p.isInteger { return nil }
+        let value: ScalarValue? = p.visit(Fit(value: s.value))
+        return value.map { Scalar($0, .primitive(p, .nonNullable)) }
+    }
+
+    private struct Fit: PTypeVisitor {
+        let value: ScalarValue
+        func visit<T: NativeType>(_ type: T.Type) -> ScalarValue? { T(exactly: value)?.scalarValue }
+    }
+}

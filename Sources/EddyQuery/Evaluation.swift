@@ -1,0 +1,185 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import Eddy
+public import EddyIO
+
+/// One evaluation of `where` / `select` over a table read batch by batch: compress each batch,
+/// evaluate through one execution context, stream rows out or fold aggregates.
+public final class Evaluation {
+    public let reader: any TableReader
+    public let predicate: Bound?
+    public let items: [(name: String, bound: Bound)]
+    public let context: ExecutionCtx
+    public let compressor: Compressor
+    public let trace: ExecutionTrace?
+    /// Encoding trees of the first batch's columns, for `--explain`.
+    public private(set) var inputTrees: [(name: String, tree: String)] = []
+    /// The engine trees built for the first batch (predicate, then select items), for `--explain`.
+    public private(set) var planTrees: [(label: String, tree: String)] = []
+    /// Compressed and canonical bytes of all batches read so far.
+    public private(set) var compressedBytes = 0
+    public private(set) var canonicalBytes = 0
+    public private(set) var rowsRead = 0
+    public private(set) var rowsSelected = 0
+    /// Called with a progress line for inputs that take more than a second to read.
+    public var progress: ((String) -> Void)?
+
+    /// Parses and binds `whereText` and `selectText` against the reader's schema.
+    /// - Throws: ``QueryError`` with a caret at the offending position.
+    public init(reader: any TableReader, whereText: String?, selectText: String?, context: ExecutionCtx,
+                compressor: Compressor = Compressor()) throws {
+        self.reader = reader
+        self.context = context
+        self.compressor = compressor
+        self.trace = context.trace
+        if let whereText {
+            let binder = Binder(schema: reader.schema, source: whereText)
+            let e = try Parser.expression(whereText)
+            let b = try binder.bind(e)
+            guard b.dtype.isBool || b.dtype == .null else {
+                throw QueryError("--where must be a bool expression, found \(b.dtype)", source: whereText, position: 0)
+            }
+            predicate = b
+        } else {
+            predicate = nil
+        }
+        if let selectText {
+            let binder = Binder(schema: reader.schema, source: selectText)
+            let list = try Parser.selectList(selectText)
+            let bound = try list.map { (name: $0.name, bound: try binder.bind($0.expr, allowAggregates: true)) }
+            let aggregates = bound.filter { $0.bound.isAggregate }
+            if !aggregates.isEmpty && aggregates.count != bound.count {
+                let plain = list[bound.firstIndex { !$0.bound.isAggregate }!]
+                throw QueryError("cannot mix aggregates with per-row expressions (there is no group by)",
+                                 source: selectText, position: plain.expr.position)
+            }
+            items = bound
+        } else {
+            items = reader.schema.fields.enumerated().map { (name: $1.name, bound: .column($0, $1.dtype)) }
+        }
+    }
+
+    public var isAggregate: Bool { items.first?.bound.isAggregate ?? false }
+
+    /// Output column names.
+    public var names: [String] { items.map(\.name) }
+
+    /// Runs to the end of the input, writing results.
+    public func run(into writer: ResultWriter) throws {
+        var accumulators = items.map { _ in AggregatePartial() }
+        let started = now()
+        var lastProgress = started
+        var batchIndex = 0
+        while let batch = try reader.next() {
+            defer { batchIndex += 1 }
+            rowsRead += batch.count
+            let columns = try batch.columns.map { col -> any ArrayNode in
+                let c = try compressor.compress(col)
+                canonicalBytes += col.byteSize
+                compressedBytes += c.byteSize
+                return c
+            }
+            if batchIndex == 0 {
+                inputTrees = zip(batch.schema.names, columns).map { ($0, $1.treeDescription()) }
+            }
+            var inputs = columns
+            var count = batch.count
+            if let predicate {
+                let node = try predicate.node(columns, count: batch.count)
+                if batchIndex == 0 { planTrees.append(("where", node.treeDescription())) }
+                let mask = try context.execute(node)
+                let bits: Bitmap
+                switch mask {
+                case let b as BoolArray: bits = b.trueAndValid
+                default: bits = Bitmap(repeating: false, count: batch.count)  // an all-null predicate keeps nothing
+                }
+                count = bits.trueCount
+                if count != batch.count {
+                    let maskArray = BoolArray(bits: bits)
+                    inputs = try columns.map { try FilterArray($0, mask: maskArray, count: count) }
+                }
+            }
+            rowsSelected += count
+            if batchIndex == 0 {
+                for item in items where !(predicate == nil && { if case .column = item.bound { true } else { false } }()) {
+                    planTrees.append((item.name, try item.bound.node(inputs, count: count).treeDescription()))
+                }
+            }
+            if isAggregate {
+                for (k, item) in items.enumerated() {
+                    guard case .aggregate(let f, let arg, _) = item.bound else { continue }
+                    try fold(f, arg, inputs, count, into: &accumulators[k])
+                }
+            } else if count > 0 {
+                let out = try items.map { try context.execute($0.bound.node(inputs, count: count)) }
+                try writer.write(out)
+            }
+            let t = now()
+            if t - started > 1.0, t - lastProgress > 0.5, let progress, reader.fileSize > 0 {
+                lastProgress = t
+                let mb = Double(reader.bytesRead) / 1_048_576
+                let pct = Int(100 * Double(reader.bytesRead) / Double(reader.fileSize))
+                progress("read \(Int(mb)) MB (\(pct)%), \(rowsRead) rows, \(rowsSelected) selected")
+            }
+        }
+        if isAggregate {
+            let values = try zip(items, accumulators).map { item, acc -> any ArrayNode in
+                guard case .aggregate(let f, let arg, _) = item.bound else { fatalError("checked above") }
+                return ConstantArray(try finish(f, arg?.dtype ?? .bool(.nonNullable), acc), count: 1)
+            }
+            try writer.write(values)
+        }
+        writer.finish()
+    }
+
+    /// Folds one batch into an aggregate's accumulator, running the aggregate through the executor
+    /// (so its kernels, built-in or plugin, apply) and merging the per-batch results.
+    func fold(_ f: AggregateFunction, _ arg: Bound?, _ inputs: [any ArrayNode], _ count: Int,
+              into acc: inout AggregatePartial) throws {
+        guard let arg else {
+            acc.rows += count
+            return
+        }
+        let node = try arg.node(inputs, count: count)
+        func run(_ kind: AggregateFunction.Kind) throws -> Scalar {
+            try context.execute(AggregateArray(AggregateFunction(kind), node)).scalar(at: 0)
+        }
+        acc.rows += count
+        switch f.kind {
+        case .countAll: break
+        case .count: acc.nonNull += Int(try run(.count).int64Value ?? 0)
+        case .sum, .mean:
+            let n = Int(try run(.count).int64Value ?? 0)
+            acc.nonNull += n
+            if n > 0 {
+                switch try run(.sum).value {
+                case .int(let v): acc.intSum += Int128(v)
+                case .uint(let v): acc.intSum += Int128(v)
+                case .float(let v): acc.floatSum += v
+                default: break
+                }
+            }
+        case .min, .max:
+            let n = Int(try run(.count).int64Value ?? 0)
+            acc.nonNull += n
+            if n > 0 {
+                let v = try run(f.kind).value
+                acc.min = acc.min.isNull || AggregatePartial.less(v, acc.min) ? v : acc.min
+                acc.max = acc.max.isNull || AggregatePartial.less(acc.max, v) ? v : acc.max
+            }
+        @unknown default:
+            throw EddyError(.unsupported, "aggregate \(f) is not supported by this host")
+        }
+    }
+
+    func finish(_ f: AggregateFunction, _ input: DType, _ acc: AggregatePartial) throws -> Scalar {
+        try f.finish(acc, input: input)
+    }
+}
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}

@@ -1,0 +1,159 @@
+import ArgumentParser
+import Eddy
+import EddyIO
+import EddyQuery
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate a filter and expressions over a CSV or JSON Lines file.",
+        discussion: """
+            The file is read in batches; each batch is compressed (dictionary, run-end, frame-of-reference, \
+            bit-packing …) and evaluated on its encoded form by the engine's kernels.
+
+            EXPRESSIONS
+              columns      price, "odd name"        (double quotes for names with spaces or symbols)
+              literals     42, -1.5, 'text', true, false, null
+              compare      =  !=  <>  <  <=  >  >=
+              logic        and  or  not              (three-valued: null and false = false)
+              arithmetic   +  -  *  /  unary -       (integer overflow and integer division by zero
+                                                      are errors naming the row; / on integers truncates)
+              null tests   x is null, x is not null
+              text         name like 'ab%'  (% any run, _ one character), not like
+              cast         cast(x as i64)   types: \(DType.typeNames)
+              functions    coalesce(a, b, …)
+              aggregates   count(*), count(x), sum(x), min(x), max(x), mean(x) / avg(x)
+              naming       --select "fare * 1.2 as gross"
+            Precedence, lowest first: or, and, not, comparison / is / like, + -, * /, unary minus.
+            Numbers of different types are promoted (integers widen; with a float, f64); a literal takes
+            the type of the column it meets when its value fits.
+
+            EXAMPLES
+              eddy eval trips.csv --where "city = 'Lyon' and fare > 20" --select "vendor, fare, tip"
+              eddy eval trips.csv --select "count(*), sum(fare), mean(distance_km)"
+              eddy eval events.jsonl --where "level like 'warn%'" --format json
+              eddy eval trips.csv --where "tip is null" --explain
+            """
+    )
+
+    @Argument(help: "A .csv file, or a .jsonl / .ndjson file (JSON Lines).")
+    var file: String
+
+    @Option(name: .customLong("where"), help: "A bool expression: rows where it is true are kept.")
+    var predicate: String?
+
+    @Option(help: "Comma-separated expressions to output (default: every column).")
+    var select: String?
+
+    @Option(help: "Output format: table, csv or json.")
+    var format: String = "table"
+
+    @Flag(help: "Print each input column's encoding tree and the execution trace (to stderr).")
+    var explain = false
+
+    @Option(help: "Column types that override inference, e.g. \"zip:utf8,amount:f64\".")
+    var schema: String?
+
+    @Option(help: "Input format: csv or jsonl (default: from the file name).")
+    var inputFormat: String?
+
+    @Option(help: ArgumentHelp("Rows per batch.", visibility: .hidden))
+    var batchRows: Int = 65_536
+
+    func run() throws {
+        guard let outputFormat = OutputFormat(rawValue: format) else {
+            throw ValidationError("unknown --format '\(format)'; use table, csv or json")
+        }
+        let session = Session()
+        do {
+            let overrides = try schema.map(Schema.parseOverrides) ?? [:]
+            let reader = try openReader(file, format: inputFormat, overrides: overrides, batchRows: batchRows)
+            let trace = explain ? ExecutionTrace() : nil
+            let evaluation = try Evaluation(reader: reader, whereText: predicate, selectText: select,
+                                            context: session.makeContext(trace: trace))
+            if isatty(STDERR_FILENO) != 0 {
+                evaluation.progress = { line in Stderr.write("\r\u{1B}[K" + line) }
+            }
+            let writer = ResultWriter(format: outputFormat, names: evaluation.names) { Stdout.write($0) }
+            try evaluation.run(into: writer)
+            Stdout.flush()
+            if isatty(STDERR_FILENO) != 0 && evaluation.rowsRead > 0 { Stderr.write("\r\u{1B}[K") }
+            if explain { Stderr.write(explainText(evaluation)) }
+        } catch let e as QueryError {
+            Stdout.flush()
+            Stderr.write("eddy: error: \(e)\n")
+            throw ExitCode(2)
+        } catch let e as IOError {
+            Stdout.flush()
+            Stderr.write("eddy: error: \(e)\n")
+            throw ExitCode(1)
+        } catch let e as EddyError {
+            Stdout.flush()
+            Stderr.write("eddy: error: \(e)\n")
+            throw ExitCode(1)
+        }
+    }
+}
+
+func openReader(_ path: String, format: String?, overrides: [String: DType], batchRows: Int) throws -> any TableReader {
+    let kind = format ?? (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
+    switch kind {
+    case "csv": return try CSVReader(path: path, overrides: overrides, batchRows: batchRows)
+    case "jsonl", "json": return try JSONLinesReader(path: path, overrides: overrides, batchRows: batchRows)
+    default: throw IOError(file: path, line: 0, column: 0, message: "unknown input format '\(kind)'; use csv or jsonl")
+    }
+}
+
+func explainText(_ e: Evaluation) -> String {
+    var s = "== input columns (first batch), \(e.rowsRead) rows, \(e.canonicalBytes) bytes plain → \(e.compressedBytes) bytes encoded"
+    if e.compressedBytes > 0 {
+        s += " (ratio \(Double(e.canonicalBytes * 100 / Swift.max(e.compressedBytes, 1)) / 100))"
+    }
+    s += "\n"
+    for (name, tree) in e.inputTrees { s += "\(name):\n" + tree.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n" }
+    s += "== plan (first batch)\n"
+    for (label, tree) in e.planTrees {
+        s += "\(label):\n" + tree.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
+    }
+    s += "== context: snapshot generation \(e.context.snapshot.generation)\n"
+    if let trace = e.trace {
+        let events = trace.events
+        s += "== execution trace (\(events.count) steps)\n"
+        for ev in events.prefix(200) { s += ev.description + "\n" }
+        if events.count > 200 { s += "… \(events.count - 200) more steps\n" }
+        var fired: [String: Int] = [:]
+        for ev in events where ev.step == .executeParent || ev.step == .reduceParent {
+            fired["\(ev.name) [\(ev.owner)]", default: 0] += 1
+        }
+        if !fired.isEmpty {
+            s += "== kernels and rules that fired\n"
+            for (k, n) in fired.sorted(by: { $0.key < $1.key }) { s += "\(n)× \(k)\n" }
+        }
+    }
+    return s
+}
+
+/// Buffered standard output (the C stream; the process has one thread writing results).
+enum Stdout {
+    // Only the command's main thread writes results; the stream is created once and never closed.
+    nonisolated(unsafe) static let stream = fdopen(STDOUT_FILENO, "w")
+
+    static func write(_ s: String) {
+        var s = s
+        s.withUTF8 { _ = fwrite($0.baseAddress, 1, $0.count, stream) }
+    }
+
+    static func flush() { fflush(stream) }
+}
+
+/// Unbuffered standard error, for messages and progress.
+enum Stderr {
+    static func write(_ s: String) {
+        var s = s
+        s.withUTF8 { b in _ = Glibc.write(STDERR_FILENO, b.baseAddress, b.count) }
+        _ = fflush(nil)
+    }
+}

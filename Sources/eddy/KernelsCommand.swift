@@ -1,0 +1,20 @@
+import ArgumentParser
+import Eddy
+
+struct KernelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
+        abstract: "List the kernel registry: per (parent, child) key, the kernels in the order they are tried."
+    )
+
+    func run() throws {
+        let session = Session()
+        let snapshot = session.kernels.snapshot
+        print("kernel registry, snapshot generation \(snapshot.generation)")
+        for entry in snapshot.entries.sorted(by: { ($0.parent.name, $0.child.name) < ($1.parent.name, $1.child.name) }) {
+            print("\(entry.parent.name) ← \(entry.child.name)")
+            for k in entry.kernels { print("  kernel \(k.name)  [\(k.owner)]") }
+            for r in entry.rules { print("  rule   \(r.name)  [\(r.owner)]") }
+        }
+    }
+}

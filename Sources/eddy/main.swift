@@ -1,3 +1,0 @@
-import Eddy
-
-print("eddy")
