@@ -35,8 +35,8 @@ public final class CSVReader: TableReader {
         file = f
         var st = stat()
         fileSize = stat(path, &st) == 0 ? Int(st.st_size) : 0
+        // From here on the object is fully initialised: deinit closes the file if init throws.
         guard let header = try Self.nextRecord(self) else {
-            fclose(f)
             throw IOError(file: path, line: 1, column: 1, message: "empty file: expected a header row")
         }
         var names: [String] = []
@@ -44,13 +44,11 @@ public final class CSVReader: TableReader {
             var name = String(decoding: field.bytes, as: UTF8.self)
             if name.isEmpty { name = "column_\(k + 1)" }
             if names.contains(name) {
-                fclose(f)
                 throw IOError(file: path, line: 1, column: k + 1, message: "duplicate column name '\(name)' in the header")
             }
             names.append(name)
         }
         for key in overrides.keys where !names.contains(key) {
-            fclose(f)
             throw IOError(file: path, line: 0, column: 0,
                           message: "--schema names column '\(key)', which the header does not have (columns: \(names.joined(separator: ", ")))")
         }

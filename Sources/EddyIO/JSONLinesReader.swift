@@ -230,8 +230,12 @@ struct JSONParser {
     }
 
     mutating func literal(_ word: String) throws {
+        let start = i
         for b in word.utf8 {
-            guard i < bytes.count, bytes[i] == b else { throw error("expected '\(word)'") }
+            guard i < bytes.count, bytes[i] == b else {
+                i = start
+                throw error("expected '\(word)'")
+            }
             i += 1
         }
     }

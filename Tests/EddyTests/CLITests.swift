@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+
+/// Runs the real `eddy` binary built next to this test bundle.
+struct Eddy {
+    static var binary: String {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+        return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("eddy").path
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ args: [String], environment: [String: String] = [:]) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = args
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+        let out = Pipe()
+        let err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                      stderr: String(decoding: e, as: UTF8.self))
+    }
+}
+
+/// A scratch directory removed when the value is dropped.
+final class ScratchDirectory {
+    let path: String
+    init() {
+        path = NSTemporaryDirectory() + "eddy-test-" + UUID().uuidString
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func write(_ name: String, _ text: String) -> String {
+        let p = path + "/" + name
+        FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
+        return p
+    }
+}
+
+@Suite struct CLITests {
+    @Test func evaluatesACSVFile() throws {
+        let dir = ScratchDirectory()
+        let f = dir.write("t.csv", "a,b,name\n1,2.5,x\n-3,,\"y, z\"\n10,4,\"multi\nline\"\n")
+        let r = try Eddy.run(["eval", f, "--where", "a > 0", "--select", "a, b * 2 as twice, name", "--format", "csv"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "a,twice,name\n1,5.0,x\n10,8.0,\"multi\nline\"\n")
+    }
+
+    @Test func jsonLinesInputAndJSONOutput() throws {
+        let dir = ScratchDirectory()
+        let f = dir.write("t.jsonl", "{\"id\": 1, \"tag\": \"a\", \"x\": 1.5}\n{\"id\": 2, \"tag\": null}\n\n{\"id\": 3, \"tag\": \"\\u00e9\", \"x\": -2}\n")
+        let r = try Eddy.run(["eval", f, "--where", "id >= 2", "--format", "json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "[\n  {\"id\": 2, \"tag\": null, \"x\": null},\n  {\"id\": 3, \"tag\": \"é\", \"x\": -2.0}\n]\n")
+    }
+
+    @Test func aggregatesStreamAcrossBatches() throws {
+        let dir = ScratchDirectory()
+        var text = "k,v\n"
+        for i in 0..<5000 { text += "\(i % 7),\(i % 3 == 0 ? "" : String(i))\n" }
+        let f = dir.write("t.csv", text)
+        let select = "count(*), count(v), sum(v), min(v), max(v), mean(k)"
+        let small = try Eddy.run(["eval", f, "--select", select, "--format", "csv", "--batch-rows", "100"])
+        let large = try Eddy.run(["eval", f, "--select", select, "--format", "csv"])
+        #expect(small.status == 0 && large.status == 0, "\(small.stderr)\(large.stderr)")
+        #expect(small.stdout == large.stdout)
+        let expectedSum = (0..<5000).filter { $0 % 3 != 0 }.reduce(0, +)
+        #expect(small.stdout.contains("5000,3333,\(expectedSum),1,4999,"))
+    }
+
+    @Test(arguments: [
+        ("unclosed.csv", "a,b\n1,\"open\n2,3\n", "unclosed.csv:2:2: quoted field is not closed"),
+        ("fields.csv", "a,b\n1,2\n3\n", "fields.csv:3:2: expected 2 fields, found 1"),
+        ("badvalue.csv", "a\n1\n2\nabc\n", "badvalue.csv:4:1: column 'a': 'abc' is not an integer"),
+        ("quote.csv", "a,b\n1,x\"y\n", "quote.csv:2:2: unexpected quote inside an unquoted field"),
+        ("empty.csv", "", "empty.csv:1:1: empty file"),
+        ("bad.jsonl", "{\"a\": 1}\n{\"a\": 2,}\n", "bad.jsonl:2:9: expected a string key"),
+        ("bad2.jsonl", "{\"a\": tru}\n", "bad2.jsonl:1:7: expected 'true'"),
+    ])
+    func malformedInputNamesFileLineAndColumn(file: String, text: String, message: String) throws {
+        let dir = ScratchDirectory()
+        let f = dir.write(file, text)
+        let r = try Eddy.run(["eval", f, "--batch-rows", "2"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains(message), "\(r.stderr)")
+    }
+
+    @Test(arguments: [
+        ("a >", "expected a value, a column or '(' but found end of expression", "     ^"),
+        ("nope = 1", "unknown column 'nope'", "  ^"),
+        ("a = 'x'", "type mismatch: i64 and utf8", "    ^"),
+        ("(a > 1", "expected ')'", "        ^"),
+        ("a + 1", "--where must be a bool expression", "  ^"),
+        ("sum(a) > 1", "aggregate sum() is only allowed at the top of a select item", "  ^"),
+        ("name like 5", "like needs a 'pattern' string", "            ^"),
+    ])
+    func badExpressionsPointAtThePosition(expr: String, message: String, caret: String) throws {
+        let dir = ScratchDirectory()
+        let f = dir.write("t.csv", "a,name\n1,x\n")
+        let r = try Eddy.run(["eval", f, "--where", expr])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains(message), "\(r.stderr)")
+        #expect(r.stderr.contains("\n" + caret + "\n") || r.stderr.hasSuffix("\n" + caret + "\n"), "\(r.stderr)")
+    }
+
+    @Test func overflowAndDivisionByZeroNameTheRow() throws {
+        let dir = ScratchDirectory()
+        let f = dir.write("t.csv", "a,b\n1,1\n9223372036854775807,0\n")
+        let overflow = try Eddy.run(["eval", f, "--select", "a + 1"])
+        #expect(overflow.status == 1)
+        #expect(overflow.stderr.contains("integer overflow in row 1"), "\(overflow.stderr)")
+        let div = try Eddy.run(["eval", f, "--select", "a / b"])
+        #expect(div.status == 1)
+        #expect(div.stderr.contains("division by zero in row 1"), "\(div.stderr)")
+        let cast = try Eddy.run(["eval", f, "--select", "cast(a as i8)"])
+        #expect(cast.status == 1 && cast.stderr.contains("cannot cast 9223372036854775807 to i8"), "\(cast.stderr)")
+    }
+
+    @Test func schemaOverrideChangesTheType() throws {
+        let dir = ScratchDirectory()
+        let f = dir.write("t.csv", "zip,n\n01234,1\n99999,2\n")
+        let r = try Eddy.run(["eval", f, "--schema", "zip:utf8", "--where", "zip like '0%'", "--format", "csv"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "zip,n\n01234,1\n")
+        let bad = try Eddy.run(["eval", f, "--schema", "zip:money"])
+        #expect(bad.status == 1 && bad.stderr.contains("cannot read schema entry 'zip:money'"), "\(bad.stderr)")
+    }
+
+    @Test func explainShowsEncodingsTraceAndOwners() throws {
+        let dir = ScratchDirectory()
+        var text = "city,fare\n"
+        for i in 0..<2000 { text += "\(["Lyon", "Paris", "Nice"][i % 3]),\(i % 50)\n" }
+        let f = dir.write("t.csv", text)
+        let r = try Eddy.run(["eval", f, "--where", "city = 'Lyon'", "--select", "count(*)", "--explain"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("eddy.dict(utf8?, len=2000)"))
+        #expect(r.stderr.contains("execute-parent eddy.compare compare over dictionary values [builtin]"))
+        #expect(r.stdout.contains("667"))
+    }
+}
