@@ -135,3 +135,28 @@ if want("take") {
     let t = try measure(samples: 7) { blackHole(try session.makeContext().execute(take)) }
     report("take 100k random indices from dict-utf8", formatNanos(t), target: "pyarrow 0.86 ms (canonical int64)")
 }
+
+if want("aggregate") {
+    // Runs: int64 values in ±1e6 with run lengths averaging 100 (about 100k runs at 10M rows).
+    var ends: [UInt32] = []
+    var values: [Int64] = []
+    var at = 0
+    while at < bigN {
+        at = min(bigN, at + 1 + Int(gen.next() % 199))
+        ends.append(UInt32(at))
+        values.append(Int64(gen.next() % 2_000_001) - 1_000_000)
+    }
+    let runs = try RunEndArray(ends: PrimitiveArray(ends), values: PrimitiveArray(values))
+    let sumRuns = try AggregateFunction(.sum).make(runs)
+    let expected = try session.makeContext(options: ExecutionOptions(useKernels: false)).execute(sumRuns).scalar(at: 0)
+    let got = try session.makeContext().execute(sumRuns).scalar(at: 0)
+    precondition(expected.value == got.value, "run-end sum differs from decode-then-sum")
+    let t = try measure { blackHole(try session.makeContext().execute(sumRuns)) }
+    report("sum over run-end (\(ends.count) runs)", formatNanos(t), target: "≤ 0.05 ms; numpy by hand 0.17 ms")
+    let plain = PrimitiveArray.build(Int64.self, count: bigN) { out in
+        for i in 0..<bigN { out[i] = Int64(gen.next() % 2_000_001) - 1_000_000 }
+    }
+    let sumPlain = try AggregateFunction(.sum).make(plain)
+    let tp = try measure(samples: 9) { blackHole(try session.makeContext().execute(sumPlain)) }
+    report("sum over plain int64", formatNanos(tp), target: "≤ 4 ms; polars 4.2 ms, pyarrow 5.1 ms")
+}

@@ -8,7 +8,7 @@ extension AggregateFunction {
                 ExecuteParentKernel("\(kind.rawValue) over \(child.name)", parent: AggregateFunction(kind).encoding,
                                     child: child) { parent, child, _, ctx in
                     guard let agg = parent as? AggregateArray else { return nil }
-                    let partial = try AggregatePartial.fused(child, ctx)
+                    let partial = try AggregatePartial.fused(child, ctx, order: kind == .min || kind == .max)
                     return ConstantArray(try agg.function.finish(partial, input: child.dtype), count: 1)
                 }
             }
@@ -21,7 +21,7 @@ extension AggregatePartial {
     /// run-end weighs each run's value by its length (O(runs)); constant is O(1); dictionary counts
     /// codes and weighs the values; frame-of-reference shifts its child's partial; chunked merges its
     /// chunks' partials. Anything else is decoded and scanned.
-    public static func fused(_ array: any ArrayNode, _ ctx: ExecutionCtx) throws -> AggregatePartial {
+    public static func fused(_ array: any ArrayNode, _ ctx: ExecutionCtx, order: Bool = true) throws -> AggregatePartial {
         switch array {
         case let c as ConstantArray:
             var p = AggregatePartial()
@@ -30,6 +30,7 @@ extension AggregatePartial {
         case let re as RunEndArray:
             guard let ends = try ctx.execute(re.ends) as? PrimitiveArray else { break }
             let values = try ctx.execute(re.values)
+            if let fast = runEndIntegers(re, ends, values) { return fast }
             let e = ends.int64Values()
             var weights = [Int](repeating: 0, count: e.count)
             var run = RunEndArray.search(e, Int64(re.offset))
@@ -61,7 +62,7 @@ extension AggregatePartial {
             p.rows += nullCodes
             return p
         case let f as FoRArray:
-            let child = try fused(f.child, ctx)
+            let child = try fused(f.child, ctx, order: order)
             var p = AggregatePartial()
             p.rows = child.rows
             p.nonNull = child.nonNull
@@ -78,12 +79,12 @@ extension AggregatePartial {
             return p
         case let c as ChunkedArray:
             var p = AggregatePartial()
-            for chunk in c.chunks { p.merge(try fused(chunk, ctx)) }
+            for chunk in c.chunks { p.merge(try fused(chunk, ctx, order: order)) }
             return p
         default:
             break
         }
-        return try of(ctx.executeUntil(array, .columnar))
+        return try of(ctx.executeUntil(array, .columnar), order: order)
     }
 
     /// The partial of canonical `values` where value `j` occurs `weights[j]` times.
@@ -133,6 +134,73 @@ extension AggregatePartial {
                     p.intSum = wide + Int128(sum)
                     p.min = lo?.scalarValue ?? .null
                     p.max = hi?.scalarValue ?? .null
+                }
+            }
+            return p
+        }
+    }
+}
+
+extension AggregatePartial {
+    /// Run-end over dense integer values with UInt32 ends: weights are computed on the fly, and the
+    /// sum stays in 64 bits while it provably cannot overflow.
+    static func runEndIntegers(_ re: RunEndArray, _ ends: PrimitiveArray, _ values: any ArrayNode) -> AggregatePartial? {
+        guard ends.ptype == .uint32, let v = values as? PrimitiveArray, v.ptype.isInteger, case .allValid = v.validity,
+              re.count > 0
+        else { return nil }
+        return v.ptype.visitInteger(RunEndWeighted(re: re, ends: ends, values: v))
+    }
+
+    private struct RunEndWeighted: IntegerPTypeVisitor {
+        let re: RunEndArray
+        let ends: PrimitiveArray
+        let values: PrimitiveArray
+        func visit<T: NativeInteger>(_ type: T.Type) -> AggregatePartial? {
+            var p = AggregatePartial()
+            let lo = re.offset
+            let hi = re.offset + re.count
+            ends.withValues(UInt32.self) { e in
+                values.withValues(T.self) { v in
+                    // First and last runs that overlap the window.
+                    var first = 0
+                    var l = 0, h = e.count
+                    while l < h { let m = (l + h) / 2; if Int(e[m]) <= lo { l = m + 1 } else { h = m } }
+                    first = l
+                    l = first; h = e.count
+                    while l < h { let m = (l + h) / 2; if Int(e[m]) < hi { l = m + 1 } else { h = m } }
+                    let last = Swift.min(l, e.count - 1)
+                    var wide: Int128 = 0
+                    var sum: Int64 = 0
+                    var mn = v[first]
+                    var mx = v[first]
+                    var previous = lo
+                    // |value| < 2^63 and weight < 2^32 do not bound the product, so products are
+                    // checked; the common case (both small) stays on the fast path.
+                    for j in first...last {
+                        let end = Swift.min(Int(e[j]), hi)
+                        let w = Int64(end - previous)
+                        previous = end
+                        let x = v[j]
+                        mn = Swift.min(mn, x)
+                        mx = Swift.max(mx, x)
+                        let (prod, o1) = Int64(truncatingIfNeeded: x).multipliedReportingOverflow(by: w)
+                        if o1 || (!T.isSigned && T.bitWidth == 64 && Int64(truncatingIfNeeded: x) < 0) {
+                            wide += Int128(x) * Int128(w)
+                            continue
+                        }
+                        let (s, o2) = sum.addingReportingOverflow(prod)
+                        if o2 {
+                            wide += Int128(sum) + Int128(prod)
+                            sum = 0
+                        } else {
+                            sum = s
+                        }
+                    }
+                    p.rows = re.count
+                    p.nonNull = re.count
+                    p.intSum = wide + Int128(sum)
+                    p.min = mn.scalarValue
+                    p.max = mx.scalarValue
                 }
             }
             return p

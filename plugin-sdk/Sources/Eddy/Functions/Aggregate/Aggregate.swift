@@ -127,14 +127,15 @@ public struct AggregatePartial: Sendable {
     }
 
     /// The partial of a canonical or constant array.
-    public static func of(_ array: any ArrayNode) throws -> AggregatePartial {
+    /// - Parameter order: whether min and max are needed (skipping them saves a pass over the data).
+    public static func of(_ array: any ArrayNode, order: Bool = true) throws -> AggregatePartial {
         var p = AggregatePartial()
         if let c = array as? ConstantArray {
             p.add(c.scalar.value, weight: c.count)
             return p
         }
         if let prim = array as? PrimitiveArray {
-            return prim.ptype.visit(PrimitivePartial(array: prim))
+            return prim.ptype.visit(PrimitivePartial(array: prim, order: order))
         }
         for i in 0..<array.count { p.add(try array.scalar(at: i).value) }
         return p
@@ -142,11 +143,33 @@ public struct AggregatePartial: Sendable {
 
     private struct PrimitivePartial: PTypeVisitor {
         let array: PrimitiveArray
+        let order: Bool
         func visit<T: NativeType>(_ type: T.Type) -> AggregatePartial {
             var p = AggregatePartial()
             p.rows = array.count
             let validity = array.validity
             array.withValues(T.self) { v in
+                if case .allValid = validity, let I = T.self as? any NativeInteger.Type {
+                    // Dense integers: exact sum without per-element overflow checks, and min/max
+                    // in loops the compiler vectorises.
+                    func dense<I: NativeInteger>(_: I.Type) {
+                        let values = UnsafeBufferPointer<I>(start: UnsafeRawPointer(v.baseAddress)?.assumingMemoryBound(to: I.self), count: v.count)
+                        p.nonNull = values.count
+                        p.intSum = Self.exactSum(values)
+                        if order, let first = values.first {
+                            var lo = first
+                            var hi = first
+                            for x in values {
+                                lo = Swift.min(lo, x)
+                                hi = Swift.max(hi, x)
+                            }
+                            p.min = lo.scalarValue
+                            p.max = hi.scalarValue
+                        }
+                    }
+                    dense(I)
+                    return
+                }
                 var lo: T?
                 var hi: T?
                 var n = 0
@@ -169,21 +192,12 @@ public struct AggregatePartial: Sendable {
                     return
                 }
                 var s: Int128 = 0
-                if case .allValid = validity {
-                    n = v.count
-                    for x in v {
-                        s += Int128(x.scalarValue.asInt128)
-                        if lo == nil || x < lo! { lo = x }
-                        if hi == nil || x > hi! { hi = x }
-                    }
-                } else {
-                    for i in 0..<v.count where validity.isValid(i) {
-                        let x = v[i]
-                        n += 1
-                        s += x.scalarValue.asInt128
-                        if lo == nil || x < lo! { lo = x }
-                        if hi == nil || x > hi! { hi = x }
-                    }
+                for i in 0..<v.count where validity.isValid(i) {
+                    let x = v[i]
+                    n += 1
+                    s += x.scalarValue.asInt128
+                    if lo == nil || x < lo! { lo = x }
+                    if hi == nil || x > hi! { hi = x }
                 }
                 p.intSum = s
                 p.nonNull = n
@@ -191,6 +205,42 @@ public struct AggregatePartial: Sendable {
                 p.max = hi?.scalarValue ?? .null
             }
             return p
+        }
+
+        /// The exact sum of up to 2^32 integers: the low and high 32-bit halves are summed separately
+        /// in 64 bits (neither can overflow), which keeps the loop free of overflow checks.
+        static func exactSum<I: NativeInteger>(_ values: UnsafeBufferPointer<I>) -> Int128 {
+            var total: Int128 = 0
+            var start = 0
+            let block = 1 << 30
+            while start < values.count {
+                let end = Swift.min(values.count, start + block)
+                if I.bitWidth <= 32 {
+                    var s: Int64 = 0
+                    for i in start..<end { s &+= Int64(truncatingIfNeeded: values[i]) }
+                    if !I.isSigned { s = 0; for i in start..<end { s &+= Int64(UInt64(truncatingIfNeeded: values[i])) } }
+                    total += Int128(s)
+                } else {
+                    var low: UInt64 = 0
+                    var high: Int64 = 0
+                    if I.isSigned {
+                        for i in start..<end {
+                            let x = Int64(truncatingIfNeeded: values[i])
+                            low &+= UInt64(truncatingIfNeeded: x) & 0xFFFF_FFFF
+                            high &+= x >> 32
+                        }
+                    } else {
+                        for i in start..<end {
+                            let x = UInt64(truncatingIfNeeded: values[i])
+                            low &+= x & 0xFFFF_FFFF
+                            high &+= Int64(x >> 32)
+                        }
+                    }
+                    total += (Int128(high) << 32) + Int128(low)
+                }
+                start = end
+            }
+            return total
         }
     }
 }
@@ -233,7 +283,8 @@ public final class AggregateArray: ArrayNode {
             return .done(ConstantArray(Scalar(.int(Int64(child.count)), dtype), count: 1))
         }
         guard child.isColumnar else { return .executeChild(0, .columnar) }
-        return .done(ConstantArray(try function.finish(AggregatePartial.of(child), input: child.dtype), count: 1))
+        let order = function.kind == .min || function.kind == .max
+        return .done(ConstantArray(try function.finish(AggregatePartial.of(child, order: order), input: child.dtype), count: 1))
     }
 
     /// The aggregate's value (executes the child with an empty registry: slow; for tests).
