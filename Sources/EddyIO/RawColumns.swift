@@ -72,8 +72,39 @@ enum FieldParse {
         return v
     }
 
+    /// Exact powers of ten representable in a Double.
+    static let powersOfTen: [Double] = (0...22).map { k in (0..<k).reduce(1.0) { a, _ in a * 10 } }
+
     static func double(_ b: UnsafeRawBufferPointer) -> Double? {
         guard b.count > 0, b.count < 64 else { return nil }
+        // Fast path (Clinger): [-]digits[.digits] with at most 15 significant digits is one exact
+        // integer divided by an exact power of ten, which IEEE division rounds correctly.
+        var i = 0
+        var negative = false
+        if b[0] == UInt8(ascii: "-") { negative = true; i = 1 }
+        var mantissa: Int64 = 0
+        var digits = 0
+        var fraction = 0
+        var seenDot = false
+        var plain = i < b.count
+        while i < b.count {
+            let c = b[i]
+            if c == UInt8(ascii: ".") && !seenDot {
+                seenDot = true
+            } else if c &- 48 < 10 {
+                mantissa = mantissa &* 10 &+ Int64(c &- 48)
+                digits += 1
+                if seenDot { fraction += 1 }
+            } else {
+                plain = false
+                break
+            }
+            i += 1
+        }
+        if plain && digits > 0 && digits <= 15 && fraction <= 22 {
+            let v = Double(mantissa) / powersOfTen[fraction]
+            return negative ? -v : v
+        }
         let s = String(decoding: b, as: UTF8.self).trimmingCharacters(in: " ")
         // Swift accepts "nan", "inf" and hex floats; data files spell numbers plainly.
         guard let first = s.utf8.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+")

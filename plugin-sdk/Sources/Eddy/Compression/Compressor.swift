@@ -74,26 +74,8 @@ public struct Compressor: Sendable {
     }
 
     private func dictionary(_ array: any ArrayNode, _ depth: Int) throws -> (any ArrayNode)? {
-        var index: [ScalarValue: UInt32] = [:]
-        var firsts: [Int64] = []
-        var codes = [UInt32](repeating: 0, count: array.count)
-        var nulls = false
-        for i in 0..<array.count {
-            let v = try array.scalar(at: i).value
-            if v.isNull {
-                nulls = true
-                continue
-            }
-            if let c = index[v] {
-                codes[i] = c
-            } else {
-                let c = UInt32(firsts.count)
-                index[v] = c
-                firsts.append(Int64(i))
-                codes[i] = c
-                if firsts.count > 65_536 { return nil }
-            }
-        }
+        let limit = Swift.min(65_536, Swift.max(array.count / 2, 1))
+        guard let (codes, firsts, nulls) = try DictionaryBuilder.codes(array, limit: limit) else { return nil }
         let values = try Canonical.take(array, indices: PrimitiveArray(firsts))
             .withDType(nulls ? array.dtype.with(.nonNullable) : array.dtype)
         let width = PType.smallestUnsigned(holding: UInt64(Swift.max(firsts.count - 1, 0)))
@@ -231,4 +213,183 @@ extension ArrayNode {
         }
         return own + children.reduce(0) { $0 + $1.byteSize }
     }
+}
+
+/// Assigns dictionary codes in order of first appearance, with typed hashing (no per-row boxing).
+enum DictionaryBuilder {
+    /// Codes per row (0 for nulls), the row of each distinct value's first appearance, and whether
+    /// there were nulls; nil once more than `limit` distinct values appear.
+    static func codes(_ array: any ArrayNode, limit: Int) throws -> (codes: [UInt32], firsts: [Int64], nulls: Bool)? {
+        let n = array.count
+        var codes = [UInt32](repeating: 0, count: n)
+        var firsts: [Int64] = []
+        var nulls = false
+        let validity = Compare.validityOf(array)
+        switch array {
+        case let p as PrimitiveArray:
+            let ok = p.ptype.visit(PrimitiveCodes(array: p, limit: limit, codes: &codes, firsts: &firsts, nulls: &nulls))
+            return ok ? (codes, firsts, nulls) : nil
+        case let v as VarBinArray:
+            var table = ByteHashTable(capacity: Swift.min(limit, 1024))
+            let offsets = v.offsets.typed(Int32.self)
+            let base = v.bytes.baseAddress
+            for i in 0..<n {
+                guard validity.isValid(i) else {
+                    nulls = true
+                    continue
+                }
+                let s = Int(offsets[i])
+                let bytes = UnsafeRawBufferPointer(start: base + s, count: Int(offsets[i + 1]) - s)
+                let (code, inserted) = table.insert(bytes, code: UInt32(firsts.count))
+                if inserted {
+                    firsts.append(Int64(i))
+                    if firsts.count > limit { return nil }
+                }
+                codes[i] = code
+            }
+            return withExtendedLifetime(v) { (codes, firsts, nulls) }
+        default:
+            var index: [ScalarValue: UInt32] = [:]
+            for i in 0..<n {
+                let value = try array.scalar(at: i).value
+                if value.isNull {
+                    nulls = true
+                    continue
+                }
+                if let c = index[value] {
+                    codes[i] = c
+                } else {
+                    index[value] = UInt32(firsts.count)
+                    codes[i] = UInt32(firsts.count)
+                    firsts.append(Int64(i))
+                    if firsts.count > limit { return nil }
+                }
+            }
+            return (codes, firsts, nulls)
+        }
+    }
+
+    private struct PrimitiveCodes: PTypeVisitor {
+        let array: PrimitiveArray
+        let limit: Int
+        let codes: UnsafeMutablePointer<[UInt32]>
+        let firsts: UnsafeMutablePointer<[Int64]>
+        let nulls: UnsafeMutablePointer<Bool>
+
+        init(array: PrimitiveArray, limit: Int, codes: inout [UInt32], firsts: inout [Int64], nulls: inout Bool) {
+            self.array = array
+            self.limit = limit
+            // The visitor runs synchronously inside `codes(_:limit:)`, while those locals are alive.
+            self.codes = withUnsafeMutablePointer(to: &codes) { $0 }
+            self.firsts = withUnsafeMutablePointer(to: &firsts) { $0 }
+            self.nulls = withUnsafeMutablePointer(to: &nulls) { $0 }
+        }
+
+        func visit<T: NativeType>(_ type: T.Type) -> Bool {
+            var index: [T: UInt32] = [:]
+            let validity = array.validity
+            return array.withValues(T.self) { v in
+                for i in 0..<v.count {
+                    guard validity.isValid(i) else {
+                        nulls.pointee = true
+                        continue
+                    }
+                    let x = v[i]
+                    // NaN is not equal to itself: give every NaN the first NaN's code.
+                    let key = x != x ? (firsts.pointee.first { v[Int($0)] != v[Int($0)] }.map { v[Int($0)] } ?? x) : x
+                    if let c = index[key] ?? (x != x ? firsts.pointee.firstIndex { v[Int($0)] != v[Int($0)] }.map { UInt32($0) } : nil) {
+                        codes.pointee[i] = c
+                    } else {
+                        let c = UInt32(firsts.pointee.count)
+                        index[key] = c
+                        codes.pointee[i] = c
+                        firsts.pointee.append(Int64(i))
+                        if firsts.pointee.count > limit { return false }
+                    }
+                }
+                return true
+            }
+        }
+    }
+}
+
+/// Open-addressing hash table from byte strings to codes, for dictionary-encoding text.
+struct ByteHashTable {
+    private var slots: [Int32]
+    private var hashes: [UInt64]
+    private var keys: [(start: Int, count: Int)] = []
+    private var storage: [UInt8] = []
+    private var mask: Int
+
+    init(capacity: Int) {
+        var size = 16
+        while size < capacity * 2 { size <<= 1 }
+        slots = [Int32](repeating: -1, count: size)
+        hashes = [UInt64](repeating: 0, count: size)
+        mask = size - 1
+    }
+
+    static func hash(_ b: UnsafeRawBufferPointer) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(b.count)
+        var i = 0
+        while i + 8 <= b.count {
+            h = (h ^ b.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x100_0000_01b3
+            h ^= h >> 29
+            i += 8
+        }
+        while i < b.count {
+            h = (h ^ UInt64(b[i])) &* 0x100_0000_01b3
+            i += 1
+        }
+        return h ^ (h >> 32)
+    }
+
+    /// The code of `bytes`, inserting it with `code` if new.
+    mutating func insert(_ bytes: UnsafeRawBufferPointer, code: UInt32) -> (UInt32, Bool) {
+        if keys.count * 2 >= slots.count { grow() }
+        let h = Self.hash(bytes)
+        var s = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let k = slots[s]
+            if k < 0 {
+                slots[s] = Int32(keys.count)
+                hashes[s] = h
+                keys.append((storage.count, bytes.count))
+                storage.append(contentsOf: bytes)
+                return (code, true)
+            }
+            if hashes[s] == h {
+                let key = keys[Int(k)]
+                if key.count == bytes.count && storage.withUnsafeBytes({ st in
+                    bytes.count == 0 || memcmpEqual(st.baseAddress! + key.start, bytes.baseAddress!, bytes.count)
+                }) {
+                    return (UInt32(k), false)
+                }
+            }
+            s = (s + 1) & mask
+        }
+    }
+
+    private mutating func grow() {
+        let size = slots.count * 2
+        var newSlots = [Int32](repeating: -1, count: size)
+        var newHashes = [UInt64](repeating: 0, count: size)
+        let newMask = size - 1
+        for s in slots.indices where slots[s] >= 0 {
+            var t = Int(truncatingIfNeeded: hashes[s]) & newMask
+            while newSlots[t] >= 0 { t = (t + 1) & newMask }
+            newSlots[t] = slots[s]
+            newHashes[t] = hashes[s]
+        }
+        slots = newSlots
+        hashes = newHashes
+        mask = newMask
+    }
+}
+
+func memcmpEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ n: Int) -> Bool {
+    for i in 0..<n where a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) {
+        return false
+    }
+    return true
 }
