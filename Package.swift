@@ -9,16 +9,28 @@ let sharedSettings: [SwiftSetting] = [
 let package = Package(
     name: "Eddy",
     products: [
-        .executable(name: "eddy", targets: ["eddy"])
+        .executable(name: "eddy", targets: ["eddy"]),
+        // Example kernel plugins: each is a .so that links libEddy.so; drop it into a plugin directory.
+        .library(name: "EddyPluginDelta", type: .dynamic, targets: ["DeltaEncodingPlugin"]),
+        .library(name: "EddyPluginPackedDictCompare", type: .dynamic, targets: ["PackedDictComparePlugin"]),
     ],
     dependencies: [
         .package(path: "plugin-sdk"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(
             name: "EddyIO",
             dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+            swiftSettings: sharedSettings
+        ),
+        .target(
+            name: "EddyHost",
+            dependencies: [
+                .product(name: "Eddy", package: "plugin-sdk"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: sharedSettings
         ),
         .target(
@@ -29,14 +41,26 @@ let package = Package(
         .executableTarget(
             name: "eddy",
             dependencies: [
-                .product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery",
+                .product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: sharedSettings
         ),
+        .target(
+            name: "DeltaEncodingPlugin",
+            dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+            path: "Plugins/DeltaEncoding",
+            swiftSettings: sharedSettings
+        ),
+        .target(
+            name: "PackedDictComparePlugin",
+            dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+            path: "Plugins/PackedDictCompare",
+            swiftSettings: sharedSettings
+        ),
         .testTarget(
             name: "EddyTests",
-            dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery"],
+            dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost"],
             swiftSettings: sharedSettings
         ),
     ],

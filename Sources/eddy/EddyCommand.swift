@@ -5,6 +5,6 @@ struct EddyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eddy",
         abstract: "Eddy: a compressed-array compute engine with hot-pluggable kernels.",
-        subcommands: [EvalCommand.self, KernelsCommand.self]
+        subcommands: [EvalCommand.self, PluginsCommand.self, KernelsCommand.self]
     )
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Eddy
 import EddyIO
 import EddyQuery
+import EddyHost
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -60,6 +61,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Input format: csv or jsonl (default: from the file name).")
     var inputFormat: String?
 
+    @OptionGroup var plugins: PluginOptions
+
     @Option(help: ArgumentHelp("Rows per batch.", visibility: .hidden))
     var batchRows: Int = 65_536
 
@@ -68,12 +71,14 @@ struct EvalCommand: ParsableCommand {
             throw ValidationError("unknown --format '\(format)'; use table, csv or json")
         }
         let session = Session()
+        let (host, _) = plugins.load(into: session)
         do {
             let overrides = try schema.map(Schema.parseOverrides) ?? [:]
             let reader = try openReader(file, format: inputFormat, overrides: overrides, batchRows: batchRows)
             let trace = explain ? ExecutionTrace() : nil
             let evaluation = try Evaluation(reader: reader, whereText: predicate, selectText: select,
-                                            context: session.makeContext(trace: trace))
+                                            context: session.makeContext(trace: trace),
+                                            compressor: Compressor(hooks: host.compressorHooks))
             if isatty(STDERR_FILENO) != 0 {
                 evaluation.progress = { line in Stderr.write("\r\u{1B}[K" + line) }
             }
@@ -81,7 +86,7 @@ struct EvalCommand: ParsableCommand {
             try evaluation.run(into: writer)
             Stdout.flush()
             if isatty(STDERR_FILENO) != 0 && evaluation.rowsRead > 0 { Stderr.write("\r\u{1B}[K") }
-            if explain { Stderr.write(explainText(evaluation)) }
+            if explain { Stderr.write(explainText(evaluation, plugins: host.plugins)) }
         } catch let e as QueryError {
             Stdout.flush()
             Stderr.write("eddy: error: \(e)\n")
@@ -107,7 +112,7 @@ func openReader(_ path: String, format: String?, overrides: [String: DType], bat
     }
 }
 
-func explainText(_ e: Evaluation) -> String {
+func explainText(_ e: Evaluation, plugins: [LoadedPlugin]) -> String {
     var s = "== input columns (first batch), \(e.rowsRead) rows, \(e.canonicalBytes) bytes plain → \(e.compressedBytes) bytes encoded"
     if e.compressedBytes > 0 {
         s += " (ratio \(Double(e.canonicalBytes * 100 / Swift.max(e.compressedBytes, 1)) / 100))"
@@ -118,7 +123,9 @@ func explainText(_ e: Evaluation) -> String {
     for (label, tree) in e.planTrees {
         s += "\(label):\n" + tree.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
     }
-    s += "== context: snapshot generation \(e.context.snapshot.generation)\n"
+    s += "== context: snapshot generation \(e.context.snapshot.generation); plugins: "
+        + (plugins.isEmpty ? "none" : plugins.map { "\($0.name)@\($0.version) (\(String($0.contentHash.prefix(16))))" }
+            .joined(separator: ", ")) + "\n"
     if let trace = e.trace {
         let events = trace.events
         s += "== execution trace (\(events.count) steps)\n"

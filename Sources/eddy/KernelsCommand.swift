@@ -7,8 +7,11 @@ struct KernelsCommand: ParsableCommand {
         abstract: "List the kernel registry: per (parent, child) key, the kernels in the order they are tried."
     )
 
+    @OptionGroup var plugins: PluginOptions
+
     func run() throws {
         let session = Session()
+        _ = plugins.load(into: session)
         let snapshot = session.kernels.snapshot
         print("kernel registry, snapshot generation \(snapshot.generation)")
         for entry in snapshot.entries.sorted(by: { ($0.parent.name, $0.child.name) < ($1.parent.name, $1.child.name) }) {

@@ -1,6 +1,7 @@
 internal import EddyKernelsC
 
 /// A comparison operator.
+@frozen
 public enum CompareOperator: String, Sendable, Hashable, CaseIterable {
     case eq = "="
     case ne = "!="

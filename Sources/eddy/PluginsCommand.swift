@@ -1,0 +1,50 @@
+import ArgumentParser
+import Eddy
+import EddyHost
+
+struct PluginsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plugins",
+        abstract: "Scan the plugin directory, check and load every plugin, and report what happened to each file."
+    )
+
+    @OptionGroup var plugins: PluginOptions
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    func run() throws {
+        let session = Session()
+        let (host, rows) = plugins.load(into: session, quiet: true)
+        if json {
+            print("{\"directory\": \"\(plugins.directory)\", \"snapshot_generation\": \(session.kernels.generation), "
+                  + "\"retained_images\": \(host.retainedImages), \"files\": [")
+            print(rows.map { "  " + $0.json }.joined(separator: ",\n"))
+            print("]}")
+            return
+        }
+        print("plugin directory: \(plugins.directory)")
+        if rows.isEmpty {
+            print("(no .so files)")
+            return
+        }
+        let header = ["file", "status", "plugin", "version", "kernels", "load ms", "detail"]
+        let table = rows.map { r in
+            [PluginHost.baseName(r.file), r.status.rawValue, r.plugin, r.version, r.kernels > 0 ? String(r.kernels) : "",
+             String((r.loadMilliseconds * 10).rounded() / 10), r.reason]
+        }
+        var widths = header.map(\.count)
+        for r in table { for (k, c) in r.enumerated() { widths[k] = max(widths[k], c.count) } }
+        func line(_ cells: [String]) -> String {
+            zip(cells, widths).enumerated().map { k, pair in
+                k == cells.count - 1 ? pair.0 : pair.0 + String(repeating: " ", count: pair.1 - pair.0.count)
+            }.joined(separator: "  ")
+        }
+        print(line(header))
+        for r in table { print(line(r)) }
+        let loaded = rows.filter { $0.status == .loaded || $0.status == .replaced }.count
+        print("\(loaded) loaded, \(rows.filter { $0.status == .skipped }.count) skipped, "
+              + "\(rows.filter { $0.status == .rejected }.count) rejected; registry snapshot generation "
+              + "\(session.kernels.generation)")
+    }
+}
