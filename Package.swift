@@ -13,6 +13,10 @@ let package = Package(
         // Example kernel plugins: each is a .so that links libEddy.so; drop it into a plugin directory.
         .library(name: "EddyPluginDelta", type: .dynamic, targets: ["DeltaEncodingPlugin"]),
         .library(name: "EddyPluginPackedDictCompare", type: .dynamic, targets: ["PackedDictComparePlugin"]),
+        // Deliberately bad plugins for the tests (not shipped as examples).
+        .library(name: "EddyFixtureThrowing", type: .dynamic, targets: ["ThrowingPlugin"]),
+        .library(name: "EddyFixtureWrongABI", type: .dynamic, targets: ["WrongABIPlugin"]),
+        .library(name: "EddyFixtureWrongLength", type: .dynamic, targets: ["WrongLengthPlugin"]),
     ],
     dependencies: [
         .package(path: "plugin-sdk"),
@@ -58,6 +62,12 @@ let package = Package(
             path: "Plugins/PackedDictCompare",
             swiftSettings: sharedSettings
         ),
+        .target(name: "ThrowingPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+                path: "Tests/Fixtures/ThrowingPlugin", swiftSettings: sharedSettings),
+        .target(name: "WrongABIPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+                path: "Tests/Fixtures/WrongABIPlugin", swiftSettings: sharedSettings),
+        .target(name: "WrongLengthPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+                path: "Tests/Fixtures/WrongLengthPlugin", swiftSettings: sharedSettings),
         .testTarget(
             name: "EddyTests",
             dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost"],

@@ -23,11 +23,11 @@ enum ELFInspector {
         func fail(_ check: String, _ expected: String, _ found: String) -> Failure {
             Failure(check: check, expected: expected, found: found)
         }
-        guard bytes.count >= 64 else { throw fail("ELF header", "at least 64 bytes", "\(bytes.count) bytes") }
-        guard bytes[0] == 0x7F, bytes[1] == 0x45, bytes[2] == 0x4C, bytes[3] == 0x46 else {
+        guard bytes.count >= 4, bytes[0] == 0x7F, bytes[1] == 0x45, bytes[2] == 0x4C, bytes[3] == 0x46 else {
             let shown = bytes.prefix(4).map { $0 >= 32 && $0 < 127 ? String(UnicodeScalar($0)) : "\\x" + String($0, radix: 16) }.joined()
             throw fail("ELF magic", "\\x7fELF", "'\(shown)' (not an ELF file)")
         }
+        guard bytes.count >= 64 else { throw fail("ELF header", "at least 64 bytes", "\(bytes.count) bytes (truncated)") }
         guard bytes[4] == 2 else { throw fail("ELF class", "64-bit", bytes[4] == 1 ? "32-bit" : "class \(bytes[4])") }
         guard bytes[5] == 1 else { throw fail("byte order", "little-endian", "big-endian") }
         func u16(_ o: Int) throws -> Int {

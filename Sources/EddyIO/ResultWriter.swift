@@ -20,6 +20,14 @@ public final class ResultWriter {
         self.format = format
         self.names = names
         self.emit = emit
+    }
+
+    private var started = false
+
+    /// The header, written with the first rows (or at the end), so that a failed run prints nothing.
+    private func start() {
+        guard !started else { return }
+        started = true
         switch format {
         case .csv: emit(names.map(Self.csvField).joined(separator: ",") + "\n")
         case .json: emit("[")
@@ -29,6 +37,7 @@ public final class ResultWriter {
 
     /// Writes rows of canonical (or constant) columns.
     public func write(_ columns: [any ArrayNode]) throws {
+        start()
         let n = columns.first?.count ?? 0
         for i in 0..<n {
             let row = try columns.map { try $0.scalar(at: i) }
@@ -47,6 +56,7 @@ public final class ResultWriter {
 
     /// Ends the output (the table is printed here, once widths are known).
     public func finish() {
+        start()
         switch format {
         case .csv: break
         case .json: emit(rowsWritten == 0 ? "]\n" : "\n]\n")

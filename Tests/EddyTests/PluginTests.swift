@@ -1,0 +1,186 @@
+import Foundation
+import Testing
+
+/// Plugin files built by this package (next to the `eddy` binary) and by the fixture packages.
+enum PluginFiles {
+    static var buildDirectory: String { URL(fileURLWithPath: Eddy.binary).deletingLastPathComponent().path }
+    static func built(_ product: String) -> String { buildDirectory + "/lib\(product).so" }
+
+    /// Builds a fixture package with its own `swift build`, as a third party would; returns the .so path.
+    static func buildPackage(_ name: String, product: String) throws -> String {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/\(name)").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["swift", "build", "--package-path", root]
+        let err = Pipe()
+        p.standardOutput = err
+        p.standardError = err
+        try p.run()
+        let output = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw EddyTestError("building \(name) failed:\n" + String(decoding: output, as: UTF8.self))
+        }
+        return root + "/.build/debug/lib\(product).so"
+    }
+
+    /// The out-of-tree and static-SDK fixtures, each built once per test run.
+    static let outOfTree = Result { try buildPackage("OutOfTreePlugin", product: "SparseSum") }
+    static let staticSDK = Result { try buildPackage("StaticSDKPlugin", product: "StaticSDKPlugin") }
+}
+
+struct EddyTestError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+extension ScratchDirectory {
+    func copy(_ source: String, as name: String) throws {
+        let dest = path + "/" + name
+        try? FileManager.default.removeItem(atPath: dest)
+        try FileManager.default.copyItem(atPath: source, toPath: dest)
+    }
+
+    func plugins() throws -> ScratchDirectory {
+        let d = ScratchDirectory()
+        try d.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        try d.copy(PluginFiles.built("EddyPluginPackedDictCompare"), as: "packed.so")
+        return d
+    }
+}
+
+/// Rows of `eddy plugins --json`, by file name.
+func pluginReport(_ dir: String) throws -> [String: [String: Any]] {
+    let r = try Eddy.run(["plugins", "--plugin-dir", dir, "--json"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+    let files = object?["files"] as? [[String: Any]] ?? []
+    return Dictionary(uniqueKeysWithValues: files.map { (URL(fileURLWithPath: $0["file"] as! String).lastPathComponent, $0) })
+}
+
+func tripsCSV(_ dir: ScratchDirectory, rows: Int = 3000) -> String {
+    var text = "trip_id,city,fare,extra\n"
+    let cities = ["Lyon", "Paris", "Nice", "Lille", "Brest"]
+    for i in 0..<rows { text += "\(100_000 + i),\(cities[(i * 7 + i / 3) % 5]),\(Double(i % 97) / 4),\(i % 50 == 0 ? i : 0)\n" }
+    return dir.write("trips.csv", text)
+}
+
+@Suite struct PluginTests {
+    @Test func everyBadPluginIsRefusedWithItsReasonAndTheOthersLoad() throws {
+        let dir = ScratchDirectory()
+        try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta-again.so")
+        try dir.copy(PluginFiles.built("EddyPluginPackedDictCompare"), as: "packed.so")
+        try dir.copy(PluginFiles.built("EddyFixtureThrowing"), as: "throwing.so")
+        try dir.copy(PluginFiles.built("EddyFixtureWrongABI"), as: "wrong-abi.so")
+        try dir.copy(PluginFiles.built("Eddy"), as: "not-a-plugin.so")
+        try dir.copy(PluginFiles.staticSDK.get(), as: "static-sdk.so")
+        _ = dir.write("readme.so", "this is not a library\n")
+        _ = dir.write(".hidden.so", "ignored")
+        _ = dir.write("notes.txt", "ignored")
+        let full = try Data(contentsOf: URL(fileURLWithPath: PluginFiles.built("EddyPluginPackedDictCompare")))
+        FileManager.default.createFile(atPath: dir.path + "/truncated.so", contents: full.prefix(20_000))
+
+        let report = try pluginReport(dir.path)
+        func status(_ f: String) -> String { report[f]?["status"] as? String ?? "missing" }
+        func reason(_ f: String) -> String { report[f]?["reason"] as? String ?? "" }
+        #expect(report.count == 9)  // hidden and non-.so files are not considered
+        #expect(status("delta-again.so") == "loaded" || status("delta.so") == "loaded")
+        #expect([status("delta.so"), status("delta-again.so")].sorted() == ["loaded", "skipped"])
+        #expect((reason("delta.so") + reason("delta-again.so")).contains("already loaded; loaded once"))
+        #expect(status("packed.so") == "loaded")
+        #expect(status("throwing.so") == "rejected")
+        #expect(reason("throwing.so").contains("registration failed: configuration file missing"))
+        #expect(status("wrong-abi.so") == "rejected")
+        #expect(reason("wrong-abi.so").contains("host SDK ABI = 1, plugin built against 2"))
+        #expect(status("not-a-plugin.so") == "skipped" && reason("not-a-plugin.so").contains("not an Eddy plugin"))
+        #expect(status("static-sdk.so") == "rejected" && reason("static-sdk.so").contains("its own copy of the Eddy SDK"))
+        #expect(status("readme.so") == "rejected" && reason("readme.so").contains("not an ELF file"))
+        #expect(status("truncated.so") == "rejected" && reason("truncated.so").contains("truncated"))
+
+        // The host still evaluates, with the good plugins' kernels and none of the throwing one's.
+        let csv = tripsCSV(dir)
+        let r = try Eddy.run(["eval", csv, "--plugin-dir", dir.path, "--where", "city = 'Lyon'", "--select", "count(*)",
+                              "--explain"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("600"))
+        #expect(r.stderr.contains("[plugin packed-dict-compare@1.0.0]"))
+        #expect(r.stderr.contains("warning: plugin \(dir.path)/throwing.so rejected"))
+        let kernels = try Eddy.run(["kernels", "--plugin-dir", dir.path])
+        #expect(!kernels.stdout.contains("never registered"))
+        #expect(kernels.stdout.contains("compare on bit-packed dictionary codes  [plugin packed-dict-compare@1.0.0]"))
+    }
+
+    @Test func pluginKernelsRunBeforeBuiltinsAndGiveTheSameResults() throws {
+        let work = ScratchDirectory()
+        let csv = tripsCSV(work)
+        let plugins = try work.plugins()
+        let query = ["--where", "city = 'Nice' or trip_id < 100050", "--select", "trip_id, city, fare", "--format", "csv"]
+        let with = try Eddy.run(["eval", csv, "--plugin-dir", plugins.path, "--explain"] + query)
+        let without = try Eddy.run(["eval", csv, "--plugin-dir", work.path + "/none"] + query)
+        #expect(with.status == 0 && without.status == 0, "\(with.stderr)\(without.stderr)")
+        #expect(with.stdout == without.stdout)
+        #expect(with.stdout.split(separator: "\n").count > 600)
+        #expect(with.stderr.contains("execute-parent eddy.compare compare on bit-packed dictionary codes [plugin packed-dict-compare@1.0.0]"))
+        #expect(with.stderr.contains("compare by binary search over sorted deltas [plugin delta@1.0.0]"))
+        // The delta plugin's encoding was chosen by its compressor hook and round-trips.
+        #expect(with.stderr.contains("ext.delta(i64?, len=3000) base=100000"))
+        let all = try Eddy.run(["eval", csv, "--plugin-dir", plugins.path, "--format", "csv"])
+        let plain = try Eddy.run(["eval", csv, "--format", "csv", "--plugin-dir", work.path + "/none"])
+        #expect(all.stdout == plain.stdout)
+    }
+
+    @Test func aKernelReturningTheWrongLengthIsAnErrorNamingThePlugin() throws {
+        let work = ScratchDirectory()
+        let csv = tripsCSV(work, rows: 100)
+        let dir = ScratchDirectory()
+        try dir.copy(PluginFiles.built("EddyFixtureWrongLength"), as: "wrong-length.so")
+        let r = try Eddy.run(["eval", csv, "--plugin-dir", dir.path, "--where", "fare > 3", "--format", "csv"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("kernel 'short compare' of plugin wrong-length@0.1.0 returned length 99"), "\(r.stderr)")
+        #expect(r.stdout.isEmpty)
+    }
+
+    @Test func anOutOfTreePluginBuiltAgainstTheSDKByPathLoadsAndRuns() throws {
+        let so = try PluginFiles.outOfTree.get()
+        let dir = ScratchDirectory()
+        try dir.copy(so, as: "sparse-sum.so")
+        let work = ScratchDirectory()
+        let csv = tripsCSV(work)
+        let r = try Eddy.run(["eval", csv, "--plugin-dir", dir.path, "--select", "sum(extra), count(extra)", "--explain",
+                              "--format", "csv"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let expected = stride(from: 0, to: 3000, by: 50).reduce(0, +)
+        #expect(r.stdout == "sum(extra),count(extra)\n\(expected),3000\n")
+        #expect(r.stderr.contains("sum of fill and patches [plugin sparse-sum@1.0.0]"), "\(r.stderr)")
+        #expect(try pluginReport(dir.path)["sparse-sum.so"]?["status"] as? String == "loaded")
+    }
+
+    @Test func overwritingADroppedPluginDuringEvaluationDoesNotCrashTheHost() throws {
+        let work = ScratchDirectory()
+        let csv = tripsCSV(work, rows: 150_000)
+        let dir = try work.plugins()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Eddy.binary)
+        p.arguments = ["eval", csv, "--plugin-dir", dir.path, "--where", "city = 'Lyon'", "--select", "count(*), sum(fare)",
+                       "--format", "csv", "--batch-rows", "5000"]
+        let out = Pipe()
+        let err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        // While it runs: overwrite the loaded file in place (same inode, as `cp` does) with other bytes.
+        usleep(300_000)
+        let other = try Data(contentsOf: URL(fileURLWithPath: PluginFiles.built("EddyFixtureThrowing")))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.path + "/packed.so"))
+        try handle.truncate(atOffset: 0)
+        try handle.write(contentsOf: other)
+        try handle.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(String(decoding: e, as: UTF8.self))")
+        #expect(String(decoding: o, as: UTF8.self).hasPrefix("count(*),sum(fare)\n30000,"))
+    }
+}
