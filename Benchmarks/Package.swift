@@ -1,21 +1,42 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Benchmarks live apart from the tests: run with `swift run -c release --package-path Benchmarks`.
+// Benchmarks live apart from the tests: run with
+//   swift build -c release --package-path Benchmarks && Benchmarks/.build/release/EddyBenchmarks
+let settings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
 let package = Package(
     name: "EddyBenchmarks",
+    products: [
+        // The example plugin's source, built as a plugin .so here so that it matches the in-host copy's flags.
+        .library(name: "BenchPackedCompare", type: .dynamic, targets: ["PluginPackedCompare"])
+    ],
     dependencies: [
-        .package(path: "../plugin-sdk")
+        .package(path: "../plugin-sdk"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
+        // The root package's loader, compiled from its sources (a path dependency on the root would be
+        // named after whatever folder the clone sits in).
+        .target(name: "EddyHost", dependencies: [.product(name: "Eddy", package: "plugin-sdk"),
+                                                 .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: settings),
+        .target(name: "InHostPackedCompare", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+                swiftSettings: settings),
+        .target(name: "PluginPackedCompare", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+                swiftSettings: settings),
         .executableTarget(
             name: "EddyBenchmarks",
-            dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
-            swiftSettings: [
-                .enableUpcomingFeature("ExistentialAny"),
-                .enableUpcomingFeature("MemberImportVisibility"),
-            ]
-        )
+            dependencies: [
+                .product(name: "Eddy", package: "plugin-sdk"),
+                "EddyHost",
+                "InHostPackedCompare",
+            ],
+            swiftSettings: settings
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,9 @@
 import Eddy
+#if canImport(Glibc)
+import Glibc
+#endif
+import EddyHost
+import InHostPackedCompare
 
 // Eddy engine benchmarks: release build, one thread, medians. Numbers are printed, never asserted.
 // Run: swift run -c release --package-path Benchmarks [--quick]
@@ -159,4 +164,83 @@ if want("aggregate") {
     let sumPlain = try AggregateFunction(.sum).make(plain)
     let tp = try measure(samples: 9) { blackHole(try session.makeContext().execute(sumPlain)) }
     report("sum over plain int64", formatNanos(tp), target: "≤ 4 ms; polars 4.2 ms, pyarrow 5.1 ms")
+}
+
+if want("plugin") {
+    // The same kernel source compiled into this executable and loaded from a plugin .so.
+    var exe = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &exe, exe.count - 1)
+    let exePath = String(decoding: exe[0..<max(n, 0)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let pluginFile = exePath.split(separator: "/").dropLast().map { "/" + $0 }.joined() + "/libBenchPackedCompare.so"
+    let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta"]
+    let codes = PrimitiveArray.build(UInt8.self, count: bigN) { out in
+        for i in 0..<bigN { out[i] = UInt8(gen.next() % 7) }
+    }
+    let column = try DictArray(codes: BitPackedArray.encode(codes, bitWidth: 3), values: VarBinArray(words))
+    let query = try CompareFunction.make(column, .eq, ConstantArray(.utf8("gamma"), count: bigN))
+
+    let inHost = Session()
+    let registrar = PluginRegistrar(owner: .plugin("in-host", version: "1"))
+    try PackedDictComparePlugin.register(into: registrar)
+    inHost.kernels.register(kernels: registrar.kernels, rules: [])
+
+    let fromPlugin = Session()
+    let host = PluginHost(session: fromPlugin, shadowDirectory: "/tmp/eddy-bench-shadow")
+    let row = host.load(pluginFile)
+    guard row.status == .loaded else { fatalError("plugin did not load: \(row.reason)") }
+
+    let builtinOnly = Session()
+    let traceA = ExecutionTrace()
+    _ = try inHost.makeContext(trace: traceA).execute(query)
+    let traceB = ExecutionTrace()
+    _ = try fromPlugin.makeContext(trace: traceB).execute(query)
+    precondition(traceA.events.contains { $0.name == PackedDictComparePlugin.kernelName })
+    precondition(traceB.events.contains { $0.name == PackedDictComparePlugin.kernelName && $0.owner.name == "packed-dict-compare" })
+    var a: [Double] = []
+    var b: [Double] = []
+    var c: [Double] = []
+    for _ in 0..<5 {
+        a.append(try measure(samples: 3) { blackHole(try inHost.makeContext().execute(query)) })
+        b.append(try measure(samples: 3) { blackHole(try fromPlugin.makeContext().execute(query)) })
+        c.append(try measure(samples: 3) { blackHole(try builtinOnly.makeContext().execute(query)) })
+    }
+    let tHost = a.sorted()[2], tPlugin = b.sorted()[2], tBuiltin = c.sorted()[2]
+    report("packed-dict compare, plugin .so / same kernel in host", "\(formatNanos(tPlugin)) / \(formatNanos(tHost)) = \(format1(tPlugin / tHost))", target: "≤ 1.05")
+    report("  built-in kernel (unpack codes, then AVX2 lookup)", "\(formatNanos(tBuiltin)) (plugin is \(format1(tBuiltin / tPlugin))× faster)")
+
+    // Scan + check + copy + dlopen + handshake of 10 plugin files (distinct bytes, same plugin name:
+    // the first registers, the other nine stop at "already loaded" after their handshake).
+    let scanDir = "/tmp/eddy-bench-scan-\(getpid())"
+    mkdir(scanDir, 0o755)
+    let bytes = Array(try readWhole(pluginFile))
+    for k in 0..<10 { writeWhole(scanDir + "/p\(k).so", bytes + Array(repeating: UInt8(k), count: k + 1)) }
+    var times: [Double] = []
+    for run in 0..<5 {
+        let s = Session()
+        let h = PluginHost(session: s, shadowDirectory: "/tmp/eddy-bench-shadow-\(getpid())-\(run)")
+        let t0 = now()
+        let rows = h.scan(scanDir)
+        times.append(Double(now() - t0))
+        precondition(rows.count == 10)
+    }
+    report("scan + check + load of 10 plugin files (cold shadow copies)", formatNanos(times.sorted()[2]))
+}
+
+func readWhole(_ path: String) throws -> [UInt8] {
+    guard let f = fopen(path, "rb") else { fatalError("cannot open \(path)") }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
+        if n <= 0 { break }
+        out += chunk[0..<n]
+    }
+    return out
+}
+
+func writeWhole(_ path: String, _ bytes: [UInt8]) {
+    let f = fopen(path, "wb")!
+    _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
+    fclose(f)
 }

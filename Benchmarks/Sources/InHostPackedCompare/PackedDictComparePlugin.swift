@@ -1,0 +1,1 @@
+../../../Plugins/PackedDictCompare/PackedDictComparePlugin.swift
