@@ -22,6 +22,10 @@ let package = Package(
         .package(path: "plugin-sdk"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .target(
@@ -42,11 +46,23 @@ let package = Package(
             dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "EddyIO"],
             swiftSettings: sharedSettings
         ),
+        .target(
+            name: "EddyServer",
+            dependencies: [
+                .product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: sharedSettings
+        ),
         .executableTarget(
             name: "eddy",
             dependencies: [
-                .product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost",
+                .product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost", "EddyServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: sharedSettings
         ),

@@ -201,7 +201,7 @@ public final class PluginHost: Sendable {
                            + "remove one of the two files", plugin: manifest.name, version: manifest.version, hash: short,
                        ms: elapsed())
         }
-        let owner = KernelOwner.plugin(manifest.name, version: manifest.version)
+        let owner = KernelOwner.plugin(manifest.name, version: manifest.version, contentHash: hash)
         let registrar = PluginRegistrar(owner: owner)
         let registerFunction = unsafeBitCast(registerAddress, to: RegisterFunction.self)
         if let message = registerFunction(Unmanaged.passUnretained(registrar).toOpaque()) {
@@ -218,7 +218,8 @@ public final class PluginHost: Sendable {
                        plugin: manifest.name, version: manifest.version, hash: short, ms: elapsed())
         }
         let replacedOld = plugins.first { $0.name == manifest.name }
-        session.kernels.replace(pluginNamed: manifest.name, kernels: registrar.kernels, rules: registrar.rules)
+        session.kernels.replace(pluginNamed: manifest.name, kernels: registrar.kernels, rules: registrar.rules,
+                                owner: owner)
         let loaded = LoadedPlugin(name: manifest.name, version: manifest.version, file: path, contentHash: hash,
                                   shadowPath: shadow, kernelCount: registrar.kernels.count + registrar.rules.count,
                                   compressorHooks: registrar.compressorHooks)
@@ -232,7 +233,7 @@ public final class PluginHost: Sendable {
     @discardableResult
     public func unload(pluginNamed name: String) -> Bool {
         guard state.withLock({ $0.value.plugins.removeValue(forKey: name) }) != nil else { return false }
-        session.kernels.replace(pluginNamed: name, kernels: [], rules: [])
+        session.kernels.replace(pluginNamed: name, kernels: [], rules: [], owner: nil)
         return true
     }
 

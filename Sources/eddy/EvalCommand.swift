@@ -123,9 +123,7 @@ func explainText(_ e: Evaluation, plugins: [LoadedPlugin]) -> String {
     for (label, tree) in e.planTrees {
         s += "\(label):\n" + tree.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
     }
-    s += "== context: snapshot generation \(e.context.snapshot.generation); plugins: "
-        + (plugins.isEmpty ? "none" : plugins.map { "\($0.name)@\($0.version) (\(String($0.contentHash.prefix(16))))" }
-            .joined(separator: ", ")) + "\n"
+    s += "== context: snapshot generation \(e.context.snapshot.generation); plugin set: \(e.context.snapshot.fingerprint)\n"
     if let trace = e.trace {
         let events = trace.events
         s += "== execution trace (\(events.count) steps)\n"

@@ -24,6 +24,8 @@ public final class ArrayKernels: Sendable {
         var rules: [Key: [ReduceParentRule]] = [:]
         var generation = 0
         var current: KernelSnapshot
+        /// Plugins whose registrations are in the registry, by name.
+        var plugins: [String: KernelOwner] = [:]
     }
 
     private let state: Mutex<State>
@@ -101,16 +103,21 @@ public final class ArrayKernels: Sendable {
     }
 
     /// Atomically replaces everything owned by plugin `name` (any version) with the given entries.
+    /// - Parameter owner: the plugin now registered under that name (nil when it is removed); it is
+    ///   part of every later snapshot's ``KernelSnapshot/plugins`` fingerprint.
     /// - Returns: how many kernels and rules were removed.
     @discardableResult
-    public func replace(pluginNamed name: String, kernels: [ExecuteParentKernel], rules: [ReduceParentRule]) -> Int {
-        update(removing: { !$0.isBuiltin && $0.name == name }, kernels: kernels, rules: rules)
+    public func replace(pluginNamed name: String, kernels: [ExecuteParentKernel], rules: [ReduceParentRule],
+                        owner: KernelOwner? = nil) -> Int {
+        update(removing: { !$0.isBuiltin && $0.name == name }, kernels: kernels, rules: rules,
+               plugin: (name, owner))
     }
 
     @discardableResult
     private func update(removing: ((KernelOwner) -> Bool)?, kernels: [ExecuteParentKernel],
-                        rules: [ReduceParentRule]) -> Int {
+                        rules: [ReduceParentRule], plugin: (String, KernelOwner?)? = nil) -> Int {
         state.withLock { s in
+            if let (name, owner) = plugin { s.plugins[name] = owner }
             var removed = 0
             if let removing {
                 for (k, list) in s.kernels {
@@ -127,14 +134,15 @@ public final class ArrayKernels: Sendable {
             for k in kernels { s.kernels[Key(parent: k.parent.index, child: k.child.index), default: []].append(k) }
             for r in rules { s.rules[Key(parent: r.parent.index, child: r.child.index), default: []].append(r) }
             s.generation += 1
-            s.current = Self.build(generation: s.generation, kernels: s.kernels, rules: s.rules)
+            s.current = Self.build(generation: s.generation, kernels: s.kernels, rules: s.rules,
+                                   plugins: s.plugins.values.sorted { $0.name < $1.name })
             publishedGeneration.store(s.generation, ordering: .releasing)
             return removed
         }
     }
 
     private static func build(generation: Int, kernels: [Key: [ExecuteParentKernel]],
-                              rules: [Key: [ReduceParentRule]]) -> KernelSnapshot {
+                              rules: [Key: [ReduceParentRule]], plugins: [KernelOwner]) -> KernelSnapshot {
         let width = EncodingID.internedCount
         var ep = [[ExecuteParentKernel]](repeating: [], count: width * width)
         var rp = [[ReduceParentRule]](repeating: [], count: width * width)
@@ -145,7 +153,7 @@ public final class ArrayKernels: Sendable {
         for (k, list) in rules {
             rp[k.parent * width + k.child] = list.filter { !$0.owner.isBuiltin } + list.filter(\.owner.isBuiltin)
         }
-        return KernelSnapshot(generation: generation, width: width, executeParent: ep, reduceParent: rp)
+        return KernelSnapshot(generation: generation, width: width, executeParent: ep, reduceParent: rp, plugins: plugins)
     }
 }
 

@@ -5,13 +5,22 @@ public struct KernelOwner: Hashable, Sendable, CustomStringConvertible {
     /// The plugin's version, empty for built-ins.
     public let version: String
     public let isBuiltin: Bool
+    /// The SHA-256 of the plugin file, hex, when the host knows it (empty otherwise).
+    public let contentHash: String
+
+    public init(name: String, version: String, isBuiltin: Bool, contentHash: String = "") {
+        self.name = name
+        self.version = version
+        self.isBuiltin = isBuiltin
+        self.contentHash = contentHash
+    }
 
     /// The engine's own kernels.
     public static let builtin = KernelOwner(name: "builtin", version: "", isBuiltin: true)
 
     /// A plugin's kernels.
-    public static func plugin(_ name: String, version: String) -> KernelOwner {
-        KernelOwner(name: name, version: version, isBuiltin: false)
+    public static func plugin(_ name: String, version: String, contentHash: String = "") -> KernelOwner {
+        KernelOwner(name: name, version: version, isBuiltin: false, contentHash: contentHash)
     }
 
     public var description: String { isBuiltin ? "builtin" : "plugin \(name)@\(version)" }

@@ -13,8 +13,14 @@ public final class KernelSnapshot: Sendable {
     /// lists, so that a miss costs one byte load and no reference counting.
     @usableFromInline let occupied: [UInt8]
 
-    init(generation: Int, width: Int, executeParent: [[ExecuteParentKernel]], reduceParent: [[ReduceParentRule]]) {
+    /// The plugins registered when this snapshot was published: the fingerprint of the plugin set a
+    /// context runs with (name, version, content hash), sorted by name.
+    public let plugins: [KernelOwner]
+
+    init(generation: Int, width: Int, executeParent: [[ExecuteParentKernel]], reduceParent: [[ReduceParentRule]],
+         plugins: [KernelOwner] = []) {
         self.generation = generation
+        self.plugins = plugins
         self.width = width
         self.executeParent = executeParent
         self.reduceParent = reduceParent
@@ -41,6 +47,7 @@ public final class KernelSnapshot: Sendable {
     /// A second object with the same tables (shares their storage), for a thread's private use.
     init(sharing other: KernelSnapshot) {
         generation = other.generation
+        plugins = other.plugins
         width = other.width
         executeParent = other.executeParent
         reduceParent = other.reduceParent
@@ -69,6 +76,13 @@ public final class KernelSnapshot: Sendable {
 
     @inlinable func hasKernels(parent: EncodingID) -> Bool { parent.index < width && parentHasKernels[parent.index] }
     @inlinable func hasRules(parent: EncodingID) -> Bool { parent.index < width && parentHasRules[parent.index] }
+
+    /// The plugin set as one line: `name@version#hash8, …` (or `builtin only`).
+    public var fingerprint: String {
+        plugins.isEmpty ? "builtin only"
+            : plugins.map { "\($0.name)@\($0.version)" + ($0.contentHash.isEmpty ? "" : "#" + String($0.contentHash.prefix(8))) }
+                .joined(separator: ", ")
+    }
 
     /// Every key with at least one kernel or rule, for listings.
     public var entries: [(parent: EncodingID, child: EncodingID, kernels: [ExecuteParentKernel], rules: [ReduceParentRule])] {

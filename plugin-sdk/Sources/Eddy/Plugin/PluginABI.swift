@@ -7,7 +7,8 @@
 ///   produced by code baked into the plugin when it was built (``PluginManifest/text``), so it reads
 ///   the same whatever SDK the host has, and the host can check the ABI before any Swift type crosses.
 /// - ``PluginABI/registerSymbol`` — `(UnsafeRawPointer) -> UnsafeMutablePointer<CChar>?`: receives the
-///   host's ``PluginRegistrar`` and returns nil, or an error message allocated with `strdup`.
+///   host's ``PluginRegistrar`` and returns nil, or an error message the host deallocates (both sides
+///   share the one Swift runtime, so Swift's allocator is used on both).
 ///
 /// Write both with ``exportManifest(_:)`` and ``exportRegistration(_:_:)``:
 /// ```swift

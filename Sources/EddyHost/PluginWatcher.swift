@@ -1,0 +1,202 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Eddy
+import Synchronization
+
+/// Something that happened to the plugin set of a watched directory.
+public struct PluginEvent: Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable { case added, replaced, removed, rejected, skipped, directoryGone, directoryBack }
+    public var kind: Kind
+    public var file: String
+    public var plugin: String
+    public var version: String
+    public var detail: String
+    /// Registry generation after the event.
+    public var generation: Int
+
+    public var description: String {
+        var s = "\(kind.rawValue) \(file)"
+        if !plugin.isEmpty { s += " plugin=\(plugin)@\(version)" }
+        if !detail.isEmpty { s += " (\(detail))" }
+        return s + " generation=\(generation)"
+    }
+}
+
+/// Watches a plugin directory with inotify and keeps the host's plugin set equal to the directory:
+/// new files are loaded, rewritten files replace their plugin, deleted files withdraw their kernels.
+///
+/// Loads happen on `IN_CLOSE_WRITE` and `IN_MOVED_TO` (never `IN_CREATE`: the bytes are not written
+/// yet), after a short debounce; a periodic rescan catches lost events. If the directory goes away
+/// the last good set keeps serving, and it is picked up again when it comes back.
+public final class PluginWatcher: Sendable {
+    public let host: PluginHost
+    public let directory: String
+    public let debounceSeconds: Double
+    public let rescanSeconds: Double
+    private let onEvent: @Sendable (PluginEvent) -> Void
+    private let stopFlag = Atomic<Bool>(false)
+    private let running = Atomic<Bool>(false)
+    private let lastReport = Mutex<[PluginReportRow]>([])
+    /// Signature (inode, size, mtime) of each file as last loaded, by path.
+    private let seen = Mutex<[String: FileSignature]>([:])
+    private let thread = Mutex<pthread_t?>(nil)
+
+    struct FileSignature: Equatable, Sendable {
+        var inode: UInt64
+        var size: Int
+        var mtimeSeconds: Int
+        var mtimeNanos: Int
+    }
+
+    public init(host: PluginHost, directory: String, debounceSeconds: Double = 0.05, rescanSeconds: Double = 2,
+                onEvent: @escaping @Sendable (PluginEvent) -> Void = { _ in }) {
+        self.host = host
+        self.directory = directory
+        self.debounceSeconds = debounceSeconds
+        self.rescanSeconds = rescanSeconds
+        self.onEvent = onEvent
+    }
+
+    /// The latest state of every file in the directory (loaded, skipped or rejected), for `/plugins`.
+    public var report: [PluginReportRow] { lastReport.withLock { $0 } }
+
+    /// Loads the directory once, then watches it on a background thread until ``stop()``.
+    public func start() {
+        reconcile()
+        guard !running.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var t = pthread_t()
+        pthread_create(&t, nil, { raw in
+            let watcher = Unmanaged<PluginWatcher>.fromOpaque(raw!).takeRetainedValue()
+            watcher.loop()
+            return nil
+        }, box)
+        thread.withLock { $0 = t }
+    }
+
+    /// Stops watching (waits for the watching thread to finish).
+    public func stop() {
+        stopFlag.store(true, ordering: .releasing)
+        if let t = thread.withLock({ $0 }) { pthread_join(t, nil) }
+        running.store(false, ordering: .releasing)
+    }
+
+    private func loop() {
+        var fd: Int32 = -1
+        var watch: Int32 = -1
+        var directoryPresent = true
+        var dirty = false
+        var dirtySince = 0.0
+        var lastRescan = PluginHost.now()
+        let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF)
+        func attach() {
+            if fd < 0 { fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC)) }
+            watch = fd >= 0 ? inotify_add_watch(fd, directory, mask) : -1
+        }
+        attach()
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while !stopFlag.load(ordering: .acquiring) {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let timeout = dirty ? Int32(max(1, debounceSeconds * 1000)) : 100
+            let ready = fd >= 0 ? poll(&pfd, 1, timeout) : { usleep(100_000); return Int32(0) }()
+            if ready > 0 {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                var offset = 0
+                while n > 0 && offset + 16 <= n {
+                    let (evMask, nameLength) = buffer.withUnsafeBytes { raw in
+                        (raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self),
+                         Int(raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self)))
+                    }
+                    let nameBytes = buffer[(offset + 16)..<min(offset + 16 + nameLength, n)]
+                    let name = String(decoding: nameBytes.prefix { $0 != 0 }, as: UTF8.self)
+                    offset += 16 + nameLength
+                    if evMask & UInt32(IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED) != 0 {
+                        watch = -1
+                        continue
+                    }
+                    if PluginHost.isCandidate(name) {
+                        dirty = true
+                        dirtySince = PluginHost.now()
+                    }
+                }
+            }
+            let now = PluginHost.now()
+            // Directory gone: keep serving the last good set; look for it again on each rescan.
+            if watch < 0 {
+                var st = stat()
+                let present = stat(directory, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+                if directoryPresent && !present {
+                    directoryPresent = false
+                    emit(.directoryGone, directory, detail: "keeping the last good plugin set")
+                }
+                if present {
+                    attach()
+                    if watch >= 0 {
+                        if !directoryPresent { emit(.directoryBack, directory, detail: "") }
+                        directoryPresent = true
+                        dirty = true
+                        dirtySince = 0
+                    }
+                }
+            }
+            if dirty && now - dirtySince >= debounceSeconds {
+                dirty = false
+                reconcile()
+                lastRescan = now
+            } else if now - lastRescan >= rescanSeconds {
+                if directoryPresent { reconcile() }
+                lastRescan = now
+            }
+        }
+        if fd >= 0 { close(fd) }
+    }
+
+    private func emit(_ kind: PluginEvent.Kind, _ file: String, plugin: String = "", version: String = "", detail: String) {
+        onEvent(PluginEvent(kind: kind, file: file, plugin: plugin, version: version, detail: detail,
+                            generation: host.session.kernels.generation))
+    }
+
+    /// Brings the loaded set in line with the directory's files.
+    public func reconcile() {
+        var present: [String: FileSignature] = [:]
+        if let dir = opendir(directory) {
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                guard PluginHost.isCandidate(name) else { continue }
+                var st = stat()
+                let path = directory + "/" + name
+                guard stat(path, &st) == 0 else { continue }
+                present[path] = FileSignature(inode: UInt64(st.st_ino), size: Int(st.st_size),
+                                              mtimeSeconds: Int(st.st_mtim.tv_sec), mtimeNanos: Int(st.st_mtim.tv_nsec))
+            }
+            closedir(dir)
+        } else {
+            return  // directory gone: the loop reports it; nothing is unloaded
+        }
+        let previous = seen.withLock { $0 }
+        var rows = lastReport.withLock { Dictionary(uniqueKeysWithValues: $0.map { ($0.file, $0) }) }
+        // Removed files withdraw their plugin's kernels.
+        for path in previous.keys where present[path] == nil {
+            rows[path] = nil
+            for p in host.plugins where p.file == path {
+                host.unload(pluginNamed: p.name)
+                emit(.removed, path, plugin: p.name, version: p.version, detail: "kernels withdrawn; built-ins take over")
+            }
+        }
+        // New or rewritten files: load (a plugin already loaded from the same file name is replaced).
+        for (path, signature) in present.sorted(by: { $0.key < $1.key }) where previous[path] != signature {
+            let row = host.load(path)
+            rows[path] = row
+            switch row.status {
+            case .loaded where row.reason == "unchanged": break
+            case .loaded: emit(.added, path, plugin: row.plugin, version: row.version, detail: "\(row.kernels) kernels")
+            case .replaced: emit(.replaced, path, plugin: row.plugin, version: row.version, detail: row.reason)
+            case .rejected: emit(.rejected, path, plugin: row.plugin, version: row.version, detail: row.reason)
+            case .skipped: emit(.skipped, path, plugin: row.plugin, version: row.version, detail: row.reason)
+            }
+        }
+        seen.withLock { $0 = present }
+        lastReport.withLock { $0 = rows.values.sorted { $0.file < $1.file } }
+    }
+}
