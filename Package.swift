@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "EddyFixtureThrowing", type: .dynamic, targets: ["ThrowingPlugin"]),
         .library(name: "EddyFixtureWrongABI", type: .dynamic, targets: ["WrongABIPlugin"]),
         .library(name: "EddyFixtureWrongLength", type: .dynamic, targets: ["WrongLengthPlugin"]),
+        .library(name: "EddyFixtureDeltaV2", type: .dynamic, targets: ["DeltaV2Plugin"]),
     ],
     dependencies: [
         .package(path: "plugin-sdk"),
@@ -84,6 +85,8 @@ let package = Package(
                 path: "Tests/Fixtures/WrongABIPlugin", swiftSettings: sharedSettings),
         .target(name: "WrongLengthPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
                 path: "Tests/Fixtures/WrongLengthPlugin", swiftSettings: sharedSettings),
+        .target(name: "DeltaV2Plugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+                path: "Tests/Fixtures/DeltaV2", swiftSettings: sharedSettings + [.define("EDDY_DELTA_V2")]),
         .testTarget(
             name: "EddyTests",
             dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost"],

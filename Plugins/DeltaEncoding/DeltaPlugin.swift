@@ -5,9 +5,16 @@ import Eddy
 enum DeltaPlugin: EddyPlugin {
     static let compareKernel = "compare by binary search over sorted deltas"
 
+    /// The tests build this source a second time with `EDDY_DELTA_V2` to get a "rebuilt" plugin.
+    #if EDDY_DELTA_V2
+    static let version = "2.0.0"
+    #else
+    static let version = "1.0.0"
+    #endif
+
     static var manifest: PluginManifest {
         PluginManifest(
-            name: "delta", version: "1.0.0",
+            name: "delta", version: version,
             kernels: [
                 (parent: "eddy.compare", child: "ext.delta", name: compareKernel),
                 (parent: "eddy.agg.min", child: "ext.delta", name: "min of a non-decreasing delta column"),

@@ -1,0 +1,290 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// A real `eddy serve` process on a free loopback port.
+final class Server: @unchecked Sendable {
+    // Mutable state is guarded by `lock`; the process handle is set once in init.
+    let process = Process()
+    let pluginDir: String
+    private let lock = NSLock()
+    private var log = ""
+    private(set) var port = 0
+
+    init(pluginDir: String, rescan: String = "0.5") throws {
+        self.pluginDir = pluginDir
+        process.executableURL = URL(fileURLWithPath: Eddy.binary)
+        process.arguments = ["serve", "--port", "0", "--plugin-dir", pluginDir, "--rescan", rescan]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        err.fileHandleForReading.readabilityHandler = { [weak self] h in
+            let d = h.availableData
+            guard let self, !d.isEmpty else { return }
+            self.lock.lock()
+            self.log += String(decoding: d, as: UTF8.self)
+            self.lock.unlock()
+        }
+        try process.run()
+        for _ in 0..<200 {
+            let text = logText
+            if let r = text.range(of: "listening on 127.0.0.1:") {
+                let digits = text[r.upperBound...].prefix { $0.isNumber }
+                port = Int(digits) ?? 0
+                if port > 0 { return }
+            }
+            usleep(50_000)
+        }
+        throw EddyTestError("server did not start:\n\(logText)")
+    }
+
+    var logText: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return log
+    }
+
+    deinit { stop() }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+
+    /// Sends a request and returns the status and the JSON body (or the raw text under "text").
+    func request(_ method: String, _ path: String, json: [String: Any]? = nil, body: Data? = nil,
+                 contentType: String? = nil) throws -> (Int, [String: Any]) {
+        var req = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        req.httpMethod = method
+        req.timeoutInterval = 120
+        if let json {
+            req.httpBody = try JSONSerialization.data(withJSONObject: json)
+            req.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        } else if let body {
+            req.httpBody = body
+            req.setValue(contentType, forHTTPHeaderField: "Content-Type")
+        }
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: (Int, Data)?
+        nonisolated(unsafe) var failure: (any Error)?
+        URLSession.shared.dataTask(with: req) { data, response, error in
+            if let error { failure = error }
+            result = ((response as? HTTPURLResponse)?.statusCode ?? 0, data ?? Data())
+            done.signal()
+        }.resume()
+        done.wait()
+        if let failure { throw failure }
+        let (status, data) = result!
+        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+            ?? ["text": String(decoding: data, as: UTF8.self)]
+        return (status, object)
+    }
+
+    func eval(_ csv: String, where predicate: String? = nil, select: String? = nil, trace: Bool = false) throws
+        -> (Int, [String: Any])
+    {
+        var body: [String: Any] = ["path": csv, "trace": trace]
+        if let predicate { body["where"] = predicate }
+        if let select { body["select"] = select }
+        return try request("POST", "/eval", json: body)
+    }
+
+    /// Polls `/plugins` until `condition` holds for the named file's row (nil row: absent).
+    func waitForPlugin(_ file: String, timeout: Double = 10, _ condition: ([String: Any]?) -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let (_, report) = try request("GET", "/plugins")
+            let rows = report["files"] as? [[String: Any]] ?? []
+            if condition(rows.first { ($0["file"] as? String)?.hasSuffix("/" + file) == true }) { return }
+            usleep(20_000)
+        }
+        throw EddyTestError("timed out waiting for \(file) in /plugins; log:\n\(logText)")
+    }
+}
+
+func traceOwners(_ response: [String: Any]) -> Set<String> {
+    Set((response["trace"] as? [[String: Any]] ?? []).compactMap { $0["owner"] as? String })
+}
+
+@Suite(.serialized) struct ServeTests {
+    @Test func hotAddReplaceAndRemoveAreVisibleOnTheNextRequest() throws {
+        let work = ScratchDirectory()
+        let csv = tripsCSV(work)
+        let dir = ScratchDirectory()
+        let server = try Server(pluginDir: dir.path)
+        let query = (where: "city = 'Nice' and trip_id < 100900", select: "trip_id, fare")
+        let (s0, base) = try server.eval(csv, where: query.where, select: query.select, trace: true)
+        #expect(s0 == 200 && base["fingerprint"] as? String == "builtin only", "\(base)")
+        let expected = base["result"] as? [[String: Any]] ?? []
+        #expect(expected.count > 100)
+
+        // Add with cp.
+        try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        try server.waitForPlugin("delta.so") { $0?["status"] as? String == "loaded" }
+        let (s1, r1) = try server.eval(csv, where: query.where, select: query.select, trace: true)
+        #expect(s1 == 200)
+        #expect((r1["fingerprint"] as? String)?.hasPrefix("delta@1.0.0#") == true, "\(r1["fingerprint"] ?? "")")
+        #expect(traceOwners(r1).contains("plugin delta@1.0.0"))
+        #expect((r1["result"] as? [[String: Any]])?.count == expected.count)
+
+        // Add with write-then-mv (a hidden temporary name is ignored until the rename).
+        try dir.copy(PluginFiles.built("EddyPluginPackedDictCompare"), as: ".incoming.so")
+        try FileManager.default.moveItem(atPath: dir.path + "/.incoming.so", toPath: dir.path + "/packed.so")
+        try server.waitForPlugin("packed.so") { $0?["status"] as? String == "loaded" }
+        let (_, r2) = try server.eval(csv, where: query.where, select: query.select, trace: true)
+        #expect(traceOwners(r2).contains("plugin packed-dict-compare@1.0.0"), "\(traceOwners(r2))")
+
+        // Replace with a rebuilt version (cp over the file in place).
+        let data = try Data(contentsOf: URL(fileURLWithPath: PluginFiles.built("EddyFixtureDeltaV2")))
+        try data.write(to: URL(fileURLWithPath: dir.path + "/delta.so"))
+        try server.waitForPlugin("delta.so") { $0?["version"] as? String == "2.0.0" && $0?["status"] as? String == "replaced" }
+        let (_, r3) = try server.eval(csv, where: query.where, select: query.select, trace: true)
+        #expect((r3["fingerprint"] as? String)?.contains("delta@2.0.0#") == true)
+        #expect(traceOwners(r3).contains("plugin delta@2.0.0") && !traceOwners(r3).contains("plugin delta@1.0.0"))
+        let (_, plugins) = try server.request("GET", "/plugins")
+        #expect(plugins["retained_images"] as? Int == 3)
+
+        // Remove: built-ins take over again.
+        try FileManager.default.removeItem(atPath: dir.path + "/delta.so")
+        try server.waitForPlugin("delta.so") { $0 == nil }
+        let (_, r4) = try server.eval(csv, where: query.where, select: query.select, trace: true)
+        #expect(!(r4["fingerprint"] as? String ?? "").contains("delta"))
+        #expect(!traceOwners(r4).contains { $0.contains("delta") })
+        #expect((r4["result"] as? [[String: Any]])?.count == expected.count)
+
+        let (_, metrics) = try server.request("GET", "/metrics")
+        let text = metrics["text"] as? String ?? ""
+        #expect(text.contains("eddy_plugin_loads_total 3"), "\(text)")
+        #expect(text.contains("eddy_plugin_removals_total 1"))
+        #expect(server.logText.contains("plugin replaced") && server.logText.contains("plugin removed"))
+    }
+
+    @Test func anEvaluationInFlightFinishesOnTheVersionItStartedWith() throws {
+        let work = ScratchDirectory()
+        let csv = tripsCSV(work, rows: 400_000)
+        let dir = ScratchDirectory()
+        try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        let server = try Server(pluginDir: dir.path)
+        try server.waitForPlugin("delta.so") { $0?["status"] as? String == "loaded" }
+        nonisolated(unsafe) var long: (Int, [String: Any])?
+        let finished = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            long = try? server.eval(csv, where: "trip_id < 100500 or city = 'Brest'", select: "count(*)", trace: true)
+            finished.signal()
+        }
+        usleep(400_000)
+        let data = try Data(contentsOf: URL(fileURLWithPath: PluginFiles.built("EddyFixtureDeltaV2")))
+        try data.write(to: URL(fileURLWithPath: dir.path + "/delta.so"))
+        try server.waitForPlugin("delta.so") { $0?["version"] as? String == "2.0.0" }
+        let (_, during) = try server.eval(csv, where: "trip_id < 100010", select: "count(*)", trace: true)
+        #expect(traceOwners(during).contains("plugin delta@2.0.0"))
+        finished.wait()
+        let (status, response) = try #require(long)
+        #expect(status == 200, "\(response)")
+        #expect((response["fingerprint"] as? String)?.hasPrefix("delta@1.0.0#") == true)
+        let owners = traceOwners(response)
+        #expect(owners.contains("plugin delta@1.0.0") && !owners.contains("plugin delta@2.0.0"), "\(owners)")
+        let cities = ["Lyon", "Paris", "Nice", "Lille", "Brest"]
+        let expected = (0..<400_000).filter { 100_000 + $0 < 100_500 || cities[($0 * 7 + $0 / 3) % 5] == "Brest" }.count
+        #expect((response["result"] as? [[String: Any]])?.first?["count(*)"] as? Int == expected)
+    }
+
+    @Test func badRequestsGet4xxAndFailingKernels5xxWhileTheServerKeepsServing() throws {
+        let work = ScratchDirectory()
+        let csv = tripsCSV(work, rows: 200)
+        let dir = ScratchDirectory()
+        let server = try Server(pluginDir: dir.path)
+        let (s1, r1) = try server.request("POST", "/eval", body: Data("not json".utf8), contentType: "application/json")
+        #expect(s1 == 400 && (r1["error"] as? String)?.contains("not a JSON object") == true)
+        let (s2, r2) = try server.eval(csv, where: "nope > 1")
+        #expect(s2 == 400 && (r2["error"] as? String)?.contains("unknown column 'nope'") == true)
+        let (s3, r3) = try server.eval(work.path + "/missing.csv")
+        #expect(s3 == 400 && (r3["error"] as? String)?.contains("cannot open") == true)
+        let (s4, _) = try server.eval(csv, select: "cast(city as i64)")
+        #expect(s4 == 422)
+        // Uploaded CSV body, options in the query string.
+        let upload = Data("a,b\n1,x\n2,y\n3,x\n".utf8)
+        let (s6, r6) = try server.request("POST", "/eval?where=b%20%3D%20'x'&select=sum(a)", body: upload,
+                                          contentType: "text/csv")
+        #expect(s6 == 200 && (r6["result"] as? [[String: Any]])?.first?["sum(a)"] as? Int == 4, "\(r6)")
+        try dir.copy(PluginFiles.built("EddyFixtureWrongLength"), as: "wrong.so")
+        try server.waitForPlugin("wrong.so") { $0?["status"] as? String == "loaded" }
+        let (s5, r5) = try server.eval(csv, where: "fare > 3")
+        #expect(s5 == 500)
+        #expect((r5["owner"] as? String) == "plugin wrong-length@0.1.0", "\(r5)")
+        let (s7, health) = try server.request("GET", "/health")
+        #expect(s7 == 200 && health["status"] as? String == "ok")
+        let (s8, kernels) = try server.request("GET", "/kernels")
+        #expect(s8 == 200 && (kernels["keys"] as? [Any])?.isEmpty == false)
+    }
+
+    @Test func soakTwoClientsWhilePluginsComeAndGo() throws {
+        let seconds = Double(ProcessInfo.processInfo.environment["EDDY_SOAK_SECONDS"] ?? "") ?? 12
+        let work = ScratchDirectory()
+        let csv = tripsCSV(work, rows: 2000)
+        let dir = ScratchDirectory()
+        let server = try Server(pluginDir: dir.path, rescan: "0.3")
+        let queries = [("city = 'Lyon' and trip_id > 100500", "count(*), sum(fare)"),
+                       ("trip_id < 101000 or city = 'Nice'", "trip_id, city")]
+        @Sendable func canonical(_ r: (Int, [String: Any])?) -> String {
+            guard let r, r.0 == 200, let result = r.1["result"],
+                  let d = try? JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]) else { return "failed" }
+            return String(decoding: d, as: UTF8.self)
+        }
+        let baselines = try queries.map { canonical(try server.eval(csv, where: $0.0, select: $0.1)) }
+        #expect(!baselines.contains("failed"))
+        func rss() -> Int {
+            let status = (try? String(contentsOfFile: "/proc/\(server.process.processIdentifier)/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        }
+        let rssBefore = rss()
+        let stop = Flag()
+        let failures = Counter()
+        let evaluations = Counter()
+        let clients = (0..<2).map { k in
+            TestThread {
+                var i = k
+                while !stop.isSet {
+                    let q = queries[i % 2]
+                    if canonical(try? server.eval(csv, where: q.0, select: q.1)) != baselines[i % 2] {
+                        _ = failures.increment()
+                    }
+                    _ = evaluations.increment()
+                    i += 1
+                }
+            }
+        }
+        let sources = [PluginFiles.built("EddyPluginDelta"), PluginFiles.built("EddyFixtureDeltaV2"),
+                       PluginFiles.built("EddyPluginPackedDictCompare")]
+        let deadline = Date().addingTimeInterval(seconds)
+        var step = 0
+        while Date() < deadline {
+            switch step % 4 {
+            case 0: try dir.copy(sources[0], as: "delta.so")
+            case 1: try Data(contentsOf: URL(fileURLWithPath: sources[1])).write(to: URL(fileURLWithPath: dir.path + "/delta.so"))
+            case 2: try dir.copy(sources[2], as: "packed.so")
+            default:
+                try? FileManager.default.removeItem(atPath: dir.path + "/delta.so")
+                try? FileManager.default.removeItem(atPath: dir.path + "/packed.so")
+            }
+            step += 1
+            usleep(100_000)
+        }
+        stop.set()
+        clients.forEach { $0.join() }
+        let (_, plugins) = try server.request("GET", "/plugins")
+        let retained = plugins["retained_images"] as? Int ?? -1
+        let growthKB = rss() - rssBefore
+        #expect(failures.value == 0, "\(failures.value) failed of \(evaluations.value)")
+        #expect(evaluations.value > 20)
+        // Three distinct plugin files cycle: the images are mapped once each and reused after.
+        #expect(retained == 3)
+        #expect(growthKB < 150_000, "RSS grew by \(growthKB) KiB over \(evaluations.value) evaluations")
+        print("soak: \(evaluations.value) evaluations, \(step) plugin changes, RSS growth \(growthKB) KiB, retained images \(retained)")
+    }
+}

@@ -1,0 +1,1 @@
+../../../Plugins/DeltaEncoding/DeltaArray.swift
