@@ -19,6 +19,8 @@ struct Eddy {
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
         var env = ProcessInfo.processInfo.environment
+        // Never pick up a ./plugins directory from wherever the tests run.
+        env["EDDY_PLUGIN_DIR"] = emptyPluginDirectory
         for (k, v) in environment { env[k] = v }
         p.environment = env
         let out = Pipe()
@@ -33,6 +35,13 @@ struct Eddy {
                       stderr: String(decoding: e, as: UTF8.self))
     }
 }
+
+/// An empty directory that stands in for the default plugin directory in every test run.
+let emptyPluginDirectory: String = {
+    let p = NSTemporaryDirectory() + "eddy-test-no-plugins"
+    try? FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+    return p
+}()
 
 /// A scratch directory removed when the value is dropped.
 final class ScratchDirectory {
