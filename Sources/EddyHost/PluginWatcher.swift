@@ -49,7 +49,7 @@ public final class PluginWatcher: Sendable {
         var mtimeNanos: Int
     }
 
-    public init(host: PluginHost, directory: String, debounceSeconds: Double = 0.05, rescanSeconds: Double = 2,
+    public init(host: PluginHost, directory: String, debounceSeconds: Double = 0.01, rescanSeconds: Double = 2,
                 onEvent: @escaping @Sendable (PluginEvent) -> Void = { _ in }) {
         self.host = host
         self.directory = directory
