@@ -36,9 +36,14 @@ public final class CSVReader: TableReader {
         var st = stat()
         fileSize = stat(path, &st) == 0 ? Int(st.st_size) : 0
         // From here on the object is fully initialised: deinit closes the file if init throws.
-        guard let header = try Self.nextRecord(self) else {
+        var headerFields: [FieldRange] = []
+        guard try parseRecord(into: &headerFields) else {
             throw IOError(file: path, line: 1, column: 1, message: "empty file: expected a header row")
         }
+        let header = buffer.withUnsafeBytes { buf in
+            headerFields.map { f in Field(bytes: Array(buf[f.start..<f.end]), quoted: f.quoted) }
+        }
+        commitRecord()
         var names: [String] = []
         for (k, field) in header.enumerated() {
             var name = String(decoding: field.bytes, as: UTF8.self)
@@ -98,19 +103,40 @@ public final class CSVReader: TableReader {
     private static func readRaw(_ r: CSVReader, columns: Int) throws -> [RawColumn]? {
         var raw = [RawColumn](repeating: RawColumn(), count: columns)
         var rows = 0
+        var fields: [FieldRange] = []
+        fields.reserveCapacity(columns + 1)
+        var scratch: [UInt8] = []
         while rows < r.batchRows {
             let recordLine = r.line
-            guard let record = try nextRecord(r) else { break }
-            // A blank line at the very end (or anywhere) is not a record.
-            if record.count == 1 && record[0].bytes.isEmpty && !record[0].quoted { continue }
-            guard record.count == columns else {
-                throw IOError(file: r.path, line: recordLine, column: Swift.min(record.count, columns) + 1,
-                              message: "expected \(columns) fields, found \(record.count)")
+            guard try r.parseRecord(into: &fields) else { break }
+            // A blank line (one empty unquoted field) is not a record.
+            if fields.count == 1 && fields[0].start == fields[0].end && !fields[0].quoted {
+                r.commitRecord()
+                continue
             }
-            for k in 0..<columns {
-                let f = record[k]
-                raw[k].append(f.bytes, null: f.bytes.isEmpty && !f.quoted, line: recordLine)
+            guard fields.count == columns else {
+                throw IOError(file: r.path, line: recordLine, column: Swift.min(fields.count, columns) + 1,
+                              message: "expected \(columns) fields, found \(fields.count)")
             }
+            r.buffer.withUnsafeBytes { buf in
+                for k in 0..<columns {
+                    let f = fields[k]
+                    let bytes = UnsafeRawBufferPointer(rebasing: buf[f.start..<f.end])
+                    if f.escapedQuotes {
+                        // "" inside a quoted field stands for one quote.
+                        scratch.removeAll(keepingCapacity: true)
+                        var i = 0
+                        while i < bytes.count {
+                            scratch.append(bytes[i])
+                            i += bytes[i] == UInt8(ascii: "\"") ? 2 : 1
+                        }
+                        scratch.withUnsafeBytes { raw[k].append($0, null: false, line: recordLine) }
+                    } else {
+                        raw[k].append(bytes, null: bytes.isEmpty && !f.quoted, line: recordLine)
+                    }
+                }
+            }
+            r.commitRecord()
             rows += 1
         }
         return rows == 0 ? nil : raw
@@ -121,89 +147,147 @@ public final class CSVReader: TableReader {
         var quoted = false
     }
 
-    /// Ensures at least one unread byte is buffered; false at end of file.
-    private func fill() -> Bool {
-        if position < buffer.count { return true }
+    /// A field of the record being parsed, as a byte range of the buffer.
+    struct FieldRange {
+        var start: Int
+        var end: Int
+        var quoted: Bool
+        var escapedQuotes: Bool
+    }
+
+    /// Where the record being parsed ends (set by `parseRecord`, consumed by `commitRecord`).
+    private var recordEnd = 0
+    private var recordNewlines = 0
+
+    private func commitRecord() {
+        position = recordEnd
+        line += recordNewlines
+    }
+
+    /// Reads more of the file, keeping the unconsumed bytes; false at end of file.
+    private func refill() -> Bool {
         if eof { return false }
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
+        if position > 0 {
+            buffer.removeFirst(position)
+            position = 0
+        }
+        let chunkSize = 1 << 20
+        let old = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: chunkSize))
+        let n = buffer.withUnsafeMutableBytes { fread($0.baseAddress! + old, 1, chunkSize, file) }
+        buffer.removeLast(chunkSize - Swift.max(n, 0))
         if n <= 0 {
             eof = true
             return false
         }
-        buffer = Array(chunk[0..<n])
-        position = 0
         bytesRead += n
         return true
     }
 
-    /// Parses one record, or returns nil at end of file.
-    private static func nextRecord(_ r: CSVReader) throws -> [Field]? {
-        guard r.fill() else { return nil }
-        var fields: [Field] = []
-        var field = Field()
-        var column = 1
-        let startLine = r.line
+    /// Parses the record at `position` into byte ranges, reading more of the file when the record
+    /// runs past the buffer. False at end of file. Does not consume it: see `commitRecord`.
+    private func parseRecord(into fields: inout [FieldRange]) throws -> Bool {
         while true {
-            guard r.fill() else {
-                fields.append(field)
-                return fields
-            }
-            let c = r.buffer[r.position]
-            r.position += 1
-            switch c {
-            case UInt8(ascii: ","):
-                fields.append(field)
-                field = Field()
-                column += 1
-            case UInt8(ascii: "\n"):
-                r.line += 1
-                if field.bytes.last == UInt8(ascii: "\r") && !field.quoted { field.bytes.removeLast() }
-                fields.append(field)
-                return fields
-            case UInt8(ascii: "\""):
-                guard field.bytes.isEmpty && !field.quoted else {
-                    throw IOError(file: r.path, line: r.line, column: column,
-                                  message: "unexpected quote inside an unquoted field")
-                }
-                field.quoted = true
-                let quoteLine = r.line
-                var closed = false
-                while r.fill() {
-                    let q = r.buffer[r.position]
-                    r.position += 1
-                    if q == UInt8(ascii: "\"") {
-                        if r.fill() && r.buffer[r.position] == UInt8(ascii: "\"") {
-                            field.bytes.append(q)
-                            r.position += 1
-                            continue
-                        }
-                        closed = true
-                        break
-                    }
-                    if q == UInt8(ascii: "\n") { r.line += 1 }
-                    field.bytes.append(q)
-                }
-                guard closed else {
-                    throw IOError(file: r.path, line: quoteLine, column: column,
-                                  message: "quoted field is not closed before the end of the file (record starts on line \(startLine))")
-                }
-                if r.fill() {
-                    let next = r.buffer[r.position]
-                    if next == UInt8(ascii: "\r"), r.position + 1 < r.buffer.count, r.buffer[r.position + 1] == UInt8(ascii: "\n") {
-                        r.position += 1
-                    } else if next != UInt8(ascii: ",") && next != UInt8(ascii: "\n") {
-                        throw IOError(file: r.path, line: r.line, column: column,
-                                      message: "expected ',' or end of line after a closing quote, found '\(Character(Unicode.Scalar(next)))'")
-                    }
-                }
-            default:
-                if field.quoted {
-                    throw IOError(file: r.path, line: r.line, column: column, message: "text after a closing quote")
-                }
-                field.bytes.append(c)
+            if position >= buffer.count && !refill() { return false }
+            if let ok = try scanRecord(into: &fields) { return ok }
+            // The record runs past the buffer: read more and parse it again from its start.
+            if !refill() {
+                // End of file: the record ends here.
+                if let ok = try scanRecord(into: &fields, atEOF: true) { return ok }
+                return false
             }
         }
+    }
+
+    /// Scans one record; nil when the buffer ends before the record does (and `atEOF` is false).
+    private func scanRecord(into fields: inout [FieldRange], atEOF: Bool = false) throws -> Bool? {
+        fields.removeAll(keepingCapacity: true)
+        let startLine = line
+        var newlines = 0
+        let result: Bool? = try buffer.withUnsafeBytes { buf -> Bool? in
+            let n = buf.count
+            var i = position
+            var column = 1
+            while true {
+                if i < n && buf[i] == UInt8(ascii: "\"") {
+                    let quoteLine = startLine + newlines
+                    var j = i + 1
+                    var escaped = false
+                    var closed = false
+                    while j < n {
+                        let c = buf[j]
+                        if c == UInt8(ascii: "\"") {
+                            if j + 1 < n && buf[j + 1] == UInt8(ascii: "\"") {
+                                escaped = true
+                                j += 2
+                                continue
+                            }
+                            if j + 1 >= n && !atEOF { return nil }  // might be the first of a "" pair
+                            closed = true
+                            break
+                        }
+                        if c == 0x0A { newlines += 1 }
+                        j += 1
+                    }
+                    if !closed {
+                        if !atEOF { return nil }
+                        throw IOError(file: path, line: quoteLine, column: column,
+                                      message: "quoted field is not closed before the end of the file (record starts on line \(startLine))")
+                    }
+                    fields.append(FieldRange(start: i + 1, end: j, quoted: true, escapedQuotes: escaped))
+                    i = j + 1
+                    if i < n && buf[i] == 0x0D && i + 1 < n && buf[i + 1] == 0x0A { i += 1 }
+                    if i >= n {
+                        if !atEOF { return nil }
+                        recordEnd = i
+                        recordNewlines = newlines
+                        return true
+                    }
+                    let next = buf[i]
+                    if next == UInt8(ascii: ",") {
+                        i += 1
+                        column += 1
+                        continue
+                    }
+                    if next == 0x0A {
+                        recordEnd = i + 1
+                        recordNewlines = newlines + 1
+                        return true
+                    }
+                    throw IOError(file: path, line: startLine + newlines, column: column,
+                                  message: "expected ',' or end of line after a closing quote, found '\(Character(Unicode.Scalar(next)))'")
+                }
+                // Unquoted field: up to the next comma or newline.
+                let start = i
+                while i < n {
+                    let c = buf[i]
+                    if c == UInt8(ascii: ",") || c == 0x0A { break }
+                    if c == UInt8(ascii: "\"") {
+                        throw IOError(file: path, line: startLine + newlines, column: column,
+                                      message: "unexpected quote inside an unquoted field")
+                    }
+                    i += 1
+                }
+                if i >= n && !atEOF { return nil }
+                var end = i
+                if i < n && buf[i] == 0x0A && end > start && buf[end - 1] == 0x0D { end -= 1 }
+                if i >= n && end > start && buf[end - 1] == 0x0D { end -= 1 }
+                fields.append(FieldRange(start: start, end: end, quoted: false, escapedQuotes: false))
+                if i >= n {
+                    recordEnd = i
+                    recordNewlines = newlines
+                    return true
+                }
+                if buf[i] == 0x0A {
+                    recordEnd = i + 1
+                    recordNewlines = newlines + 1
+                    return true
+                }
+                i += 1
+                column += 1
+            }
+        }
+        return result
     }
 }
 

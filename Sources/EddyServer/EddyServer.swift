@@ -31,14 +31,20 @@ public final class EddyServer: Sendable {
         let inFlight = Atomic<Int>(0)
 
         init() {
-            evaluations = registry.makeCounter(name: "eddy_evaluations_total", help: "Evaluations completed")
-            evaluationErrors = registry.makeCounter(name: "eddy_evaluation_errors_total", help: "Evaluations that failed")
-            pluginLoads = registry.makeCounter(name: "eddy_plugin_loads_total", help: "Plugins added or replaced")
-            pluginRejections = registry.makeCounter(name: "eddy_plugin_rejections_total", help: "Plugin files refused")
-            pluginRemovals = registry.makeCounter(name: "eddy_plugin_removals_total", help: "Plugins withdrawn")
-            generation = registry.makeGauge(name: "eddy_snapshot_generation", help: "Kernel registry snapshot generation")
-            retainedImages = registry.makeGauge(name: "eddy_retained_images",
-                                                help: "Plugin images mapped into the process (never unmapped)")
+            evaluations = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "evaluations", unitName: "total",
+                                                   helpText: "Evaluations completed"))
+            evaluationErrors = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "evaluation_errors", unitName: "total",
+                                                   helpText: "Evaluations that failed"))
+            pluginLoads = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "plugin_loads", unitName: "total",
+                                                   helpText: "Plugins added or replaced"))
+            pluginRejections = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "plugin_rejections", unitName: "total",
+                                                   helpText: "Plugin files refused"))
+            pluginRemovals = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "plugin_removals", unitName: "total",
+                                                   helpText: "Plugins withdrawn"))
+            generation = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "snapshot", unitName: "generation",
+                                                   helpText: "Kernel registry snapshot generation"))
+            retainedImages = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "retained", unitName: "images",
+                                                   helpText: "Plugin images mapped into the process (never unmapped)"))
         }
     }
 
