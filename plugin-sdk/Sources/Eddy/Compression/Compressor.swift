@@ -20,40 +20,92 @@ public struct Compressor: Sendable {
         try compress(array, depth: 0)
     }
 
+    /// One way to encode a column.
+    enum Scheme: Equatable {
+        case hook(Int), sparse, runEnd, dictionary, frameOfReference
+    }
+
+    /// Columns longer than this choose their scheme on a sample (16 runs of 64 rows) and apply only
+    /// the winner to the whole column; shorter ones try every candidate in full.
+    static let sampleThreshold = 8_192
+
     func compress(_ array: any ArrayNode, depth: Int) throws -> any ArrayNode {
         guard array.isCanonical, array.count > 0, depth < maxDepth else { return array }
+        let stats = ColumnStats(array)
+        if stats.isConstant {
+            return ConstantArray(try array.scalar(at: 0), count: array.count)
+        }
+        var schemes: [Scheme] = hooks.indices.filter { hooks[$0].applies(array.dtype) }.map { .hook($0) }
+        if stats.dominantFraction >= 0.9, stats.dominant != nil { schemes.append(.sparse) }
+        if stats.averageRun >= 4 { schemes.append(.runEnd) }
+        if stats.distinct <= Swift.max(array.count / 4, 1), stats.distinct <= 65_536,
+           array.dtype.isUTF8 || array.dtype.isBinary || array.dtype.isInteger || array.dtype.ptype?.isFloat == true {
+            schemes.append(.dictionary)
+        }
+        if let p = array as? PrimitiveArray, p.ptype.isInteger { schemes.append(.frameOfReference) }
+        if schemes.isEmpty { return array }
+
+        var order = schemes
+        if array.count > Self.sampleThreshold {
+            // Rank the schemes by how well they do on a sample.
+            let sample = try Self.sample(array)
+            let plain = Double(sample.byteSize)
+            var ranked: [(Scheme, Double)] = []
+            for scheme in schemes {
+                if let encoded = try apply(scheme, sample, depth, stats: ColumnStats(sample)) {
+                    ranked.append((scheme, Double(encoded.byteSize) / plain))
+                }
+            }
+            order = ranked.filter { $0.1 < 1 }.sorted { $0.1 < $1.1 }.map(\.0)
+            // The full column must still beat plain: take the first scheme that does.
+            for scheme in order {
+                if let encoded = try apply(scheme, array, depth, stats: stats), encoded.byteSize < array.byteSize,
+                   encoded.dtype == array.dtype {
+                    return encoded
+                }
+            }
+            return array
+        }
         var best = array
         var bestSize = array.byteSize
-        func consider(_ candidate: (any ArrayNode)?) {
-            guard let c = candidate, c.count == array.count, c.dtype == array.dtype else { return }
+        for scheme in order {
+            guard let c = try apply(scheme, array, depth, stats: stats), c.count == array.count, c.dtype == array.dtype
+            else { continue }
             let size = c.byteSize
             if size < bestSize {
                 best = c
                 bestSize = size
             }
         }
-        for hook in hooks where hook.applies(array.dtype) {
-            consider(try hook.compress(array, { try self.compress($0, depth: depth + 1) }))
-        }
-        let stats = ColumnStats(array)
-        if stats.isConstant {
-            return ConstantArray(try array.scalar(at: 0), count: array.count)
-        }
-        if stats.dominantFraction >= 0.9, stats.dominant != nil {
-            consider(try sparse(array, stats, depth))
-        }
-        if stats.averageRun >= 4 {
-            consider(try runEnd(array, depth))
-        }
-        if stats.distinct <= Swift.max(array.count / 4, 1), stats.distinct <= 65_536,
-           array.dtype.isUTF8 || array.dtype.isBinary || array.dtype.isInteger || array.dtype.ptype?.isFloat == true
-        {
-            consider(try dictionary(array, depth))
-        }
-        if let p = array as? PrimitiveArray, p.ptype.isInteger {
-            consider(try frameOfReference(p, depth))
-        }
         return best
+    }
+
+    private func apply(_ scheme: Scheme, _ array: any ArrayNode, _ depth: Int, stats: ColumnStats) throws -> (any ArrayNode)? {
+        switch scheme {
+        case .hook(let k):
+            let r = try hooks[k].compress(array, { try self.compress($0, depth: depth + 1) })
+            return r.flatMap { $0.count == array.count && $0.dtype == array.dtype ? $0 : nil }
+        case .sparse: return try sparse(array, stats, depth)
+        case .runEnd: return try runEnd(array, depth)
+        case .dictionary: return try dictionary(array, depth)
+        case .frameOfReference:
+            guard let p = array as? PrimitiveArray else { return nil }
+            return try frameOfReference(p, depth)
+        }
+    }
+
+    /// 16 runs of 64 consecutive rows, evenly spaced (runs keep run-end and delta visible).
+    static func sample(_ array: any ArrayNode) throws -> any ArrayNode {
+        let runs = 16
+        let length = 64
+        let step = array.count / runs
+        var rows: [Int64] = []
+        rows.reserveCapacity(runs * length)
+        for r in 0..<runs {
+            let start = r * step
+            for k in 0..<Swift.min(length, array.count - start) { rows.append(Int64(start + k)) }
+        }
+        return try Canonical.take(array, indices: PrimitiveArray(rows)).withDType(array.dtype)
     }
 
     private func sparse(_ array: any ArrayNode, _ stats: ColumnStats, _ depth: Int) throws -> (any ArrayNode)? {
