@@ -288,3 +288,46 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         print("soak: \(evaluations.value) evaluations, \(step) plugin changes, RSS growth \(growthKB) KiB, retained images \(retained)")
     }
 }
+
+@Suite(.serialized) struct ServeLifecycleTests {
+    @Test func aRemovedPluginDirectoryKeepsTheLastSetAndIsPickedUpAgain() throws {
+        let parent = ScratchDirectory()
+        let dir = parent.path + "/plugins"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: PluginFiles.built("EddyPluginDelta"), toPath: dir + "/delta.so")
+        let server = try Server(pluginDir: dir, rescan: "0.2")
+        try server.waitForPlugin("delta.so") { $0?["status"] as? String == "loaded" }
+        try FileManager.default.moveItem(atPath: dir, toPath: parent.path + "/elsewhere")
+        usleep(600_000)
+        let work = ScratchDirectory()
+        let csv = tripsCSV(work, rows: 100)
+        let (status, r) = try server.eval(csv, where: "trip_id < 100010", select: "count(*)", trace: true)
+        #expect(status == 200 && traceOwners(r).contains("plugin delta@1.0.0"), "\(r)")
+        #expect(server.logText.contains("plugin directoryGone"))
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: PluginFiles.built("EddyFixtureDeltaV2"), toPath: dir + "/delta.so")
+        try server.waitForPlugin("delta.so") { $0?["version"] as? String == "2.0.0" }
+        #expect(server.logText.contains("plugin directoryBack"))
+    }
+
+    @Test func sigtermLetsTheRequestInFlightFinish() throws {
+        let work = ScratchDirectory()
+        let csv = tripsCSV(work, rows: 300_000)
+        let dir = ScratchDirectory()
+        let server = try Server(pluginDir: dir.path)
+        nonisolated(unsafe) var long: (Int, [String: Any])?
+        let finished = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            long = try? server.eval(csv, where: "city = 'Lyon'", select: "count(*)")
+            finished.signal()
+        }
+        usleep(500_000)
+        kill(server.process.processIdentifier, SIGTERM)
+        finished.wait()
+        server.process.waitUntilExit()
+        let (status, response) = try #require(long)
+        #expect(status == 200, "\(response)")
+        #expect((response["result"] as? [[String: Any]])?.first?["count(*)"] as? Int == 60_000)
+        #expect(server.process.terminationStatus == 0)
+    }
+}
