@@ -41,9 +41,19 @@ extension DictArray {
         let n = codes.count
         if n == 0 { return BoolArray(bits: Bitmap(repeating: false, count: 0), nullability: dtype.nullability) }
         let bits = lut.bits
+        // Count the true values a word at a time; the byte table is only needed for several.
         var trueCount = 0
         var lastTrue = 0
-        let table = [UInt8](unsafeUninitializedCapacity: bits.count) { t, initialized in
+        var i = 0
+        while i < bits.count {
+            let w = bits.word(at: i)
+            if w != 0 {
+                trueCount += w.nonzeroBitCount
+                lastTrue = i + 63 - w.leadingZeroBitCount
+            }
+            i += 64
+        }
+        let table: [UInt8] = trueCount == 1 ? [] : [UInt8](unsafeUninitializedCapacity: bits.count) { t, initialized in
             var i = 0
             while i < bits.count {
                 var w = bits.word(at: i)
@@ -55,10 +65,7 @@ extension DictArray {
             }
             initialized = bits.count
         }
-        for (i, v) in table.enumerated() where v != 0 {
-            trueCount += 1
-            lastTrue = i
-        }
+        let tableCount = bits.count
         let words = (n + 63) / 64
         let storage = BufferStorage(uninitializedByteCount: words * 8)
         let out = storage.pointer.bindMemory(to: UInt64.self, capacity: words)
@@ -84,7 +91,7 @@ extension DictArray {
             default: nil
             }
         }
-        guard let maxCode, maxCode < table.count else { return nil }
+        guard let maxCode, maxCode < tableCount else { return nil }
         let result = Bitmap(buffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: n)
         return BoolArray(bits: result, nullability: dtype.nullability)
     }

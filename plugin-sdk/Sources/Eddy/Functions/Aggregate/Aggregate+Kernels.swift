@@ -30,7 +30,7 @@ extension AggregatePartial {
         case let re as RunEndArray:
             guard let ends = try ctx.execute(re.ends) as? PrimitiveArray else { break }
             let values = try ctx.execute(re.values)
-            if let fast = runEndIntegers(re, ends, values) { return fast }
+            if let fast = runEndIntegers(re, ends, values, order: order) { return fast }
             let e = ends.int64Values()
             var weights = [Int](repeating: 0, count: e.count)
             var run = RunEndArray.search(e, Int64(re.offset))
@@ -144,17 +144,20 @@ extension AggregatePartial {
 extension AggregatePartial {
     /// Run-end over dense integer values with UInt32 ends: weights are computed on the fly, and the
     /// sum stays in 64 bits while it provably cannot overflow.
-    static func runEndIntegers(_ re: RunEndArray, _ ends: PrimitiveArray, _ values: any ArrayNode) -> AggregatePartial? {
+    static func runEndIntegers(_ re: RunEndArray, _ ends: PrimitiveArray, _ values: any ArrayNode, order: Bool)
+        -> AggregatePartial?
+    {
         guard ends.ptype == .uint32, let v = values as? PrimitiveArray, v.ptype.isInteger, case .allValid = v.validity,
               re.count > 0
         else { return nil }
-        return v.ptype.visitInteger(RunEndWeighted(re: re, ends: ends, values: v))
+        return v.ptype.visitInteger(RunEndWeighted(re: re, ends: ends, values: v, order: order))
     }
 
     private struct RunEndWeighted: IntegerPTypeVisitor {
         let re: RunEndArray
         let ends: PrimitiveArray
         let values: PrimitiveArray
+        let order: Bool
         func visit<T: NativeInteger>(_ type: T.Type) -> AggregatePartial? {
             var p = AggregatePartial()
             let lo = re.offset
@@ -173,9 +176,53 @@ extension AggregatePartial {
                     var sum: Int64 = 0
                     var mn = v[first]
                     var mx = v[first]
+                    // When every |value| < 2^31 and the window < 2^32 rows, no product or partial sum
+                    // can overflow 64 bits (2^31 · 2^32 = 2^63 bounds the whole sum): one tight loop.
+                    var small = hi - lo < (1 << 32)
+                    if small {
+                        for j in first...last where Int64(truncatingIfNeeded: v[j]).magnitude >= (1 << 31)
+                            || (!T.isSigned && T.bitWidth == 64 && Int64(truncatingIfNeeded: v[j]) < 0) {
+                            small = false
+                            break
+                        }
+                    }
+                    if small {
+                        // First and last runs are clipped to the window; interior runs weigh e[j] - e[j-1],
+                        // which has no loop-carried state, so the loop pipelines.
+                        let clippedFirst = Int64(Swift.min(Int(e[first]), hi) - lo)
+                        sum = Int64(truncatingIfNeeded: v[first]) &* clippedFirst
+                        if last > first {
+                            let ePtr = e.baseAddress!
+                            let vPtr = v.baseAddress!
+                            var j = first + 1
+                            var acc0: Int64 = 0
+                            var acc1: Int64 = 0
+                            while j + 1 < last {
+                                acc0 &+= Int64(truncatingIfNeeded: vPtr[j]) &* Int64(ePtr[j] &- ePtr[j &- 1])
+                                acc1 &+= Int64(truncatingIfNeeded: vPtr[j &+ 1]) &* Int64(ePtr[j &+ 1] &- ePtr[j])
+                                j &+= 2
+                            }
+                            while j < last {
+                                acc0 &+= Int64(truncatingIfNeeded: vPtr[j]) &* Int64(ePtr[j] &- ePtr[j &- 1])
+                                j &+= 1
+                            }
+                            let lastWeight = Int64(Swift.min(Int(e[last]), hi) - Int(e[last - 1]))
+                            sum &+= acc0 &+ acc1 &+ Int64(truncatingIfNeeded: v[last]) &* lastWeight
+                        }
+                        if order {
+                            for j in first...last {
+                                mn = Swift.min(mn, v[j])
+                                mx = Swift.max(mx, v[j])
+                            }
+                        }
+                        p.rows = re.count
+                        p.nonNull = re.count
+                        p.intSum = Int128(sum)
+                        p.min = mn.scalarValue
+                        p.max = mx.scalarValue
+                        return
+                    }
                     var previous = lo
-                    // |value| < 2^63 and weight < 2^32 do not bound the product, so products are
-                    // checked; the common case (both small) stays on the fast path.
                     for j in first...last {
                         let end = Swift.min(Int(e[j]), hi)
                         let w = Int64(end - previous)
