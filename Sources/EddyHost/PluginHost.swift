@@ -82,9 +82,6 @@ public final class PluginHost: Sendable {
     /// Number of plugin images mapped into the process (they are never unmapped).
     public var retainedImages: Int { state.withLock { $0.value.retainedImages } }
 
-    /// Compressor hooks of every loaded plugin.
-    public var compressorHooks: [CompressorHook] { plugins.flatMap(\.compressorHooks) }
-
     /// The default plugin directory: `$EDDY_PLUGIN_DIR`, else `./plugins`.
     public static var defaultDirectory: String {
         getenv("EDDY_PLUGIN_DIR").map { String(cString: $0) } ?? "plugins"
@@ -219,7 +216,7 @@ public final class PluginHost: Sendable {
         }
         let replacedOld = plugins.first { $0.name == manifest.name }
         session.kernels.replace(pluginNamed: manifest.name, kernels: registrar.kernels, rules: registrar.rules,
-                                owner: owner)
+                                owner: owner, compressorHooks: registrar.compressorHooks)
         let loaded = LoadedPlugin(name: manifest.name, version: manifest.version, file: path, contentHash: hash,
                                   shadowPath: shadow, kernelCount: registrar.kernels.count + registrar.rules.count,
                                   compressorHooks: registrar.compressorHooks)

@@ -64,7 +64,7 @@ enum EvalRequest {
                 ?? (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
             let reader: any TableReader = kind == "jsonl" ? try JSONLinesReader(path: path) : try CSVReader(path: path)
             let evaluation = try Evaluation(reader: reader, whereText: params.where, selectText: params.select,
-                                            context: context, compressor: Compressor(hooks: server.host.compressorHooks))
+                                            context: context, compressor: Compressor(hooks: context.snapshot.compressorHooks))
             var text = ""
             let writer = ResultWriter(format: format, names: evaluation.names) { text += $0 }
             try evaluation.run(into: writer)

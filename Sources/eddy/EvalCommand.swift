@@ -76,9 +76,9 @@ struct EvalCommand: ParsableCommand {
             let overrides = try schema.map(Schema.parseOverrides) ?? [:]
             let reader = try openReader(file, format: inputFormat, overrides: overrides, batchRows: batchRows)
             let trace = explain ? ExecutionTrace() : nil
+            let context = session.makeContext(trace: trace)
             let evaluation = try Evaluation(reader: reader, whereText: predicate, selectText: select,
-                                            context: session.makeContext(trace: trace),
-                                            compressor: Compressor(hooks: host.compressorHooks))
+                                            context: context, compressor: Compressor(hooks: context.snapshot.compressorHooks))
             if isatty(STDERR_FILENO) != 0 {
                 evaluation.progress = { line in Stderr.write("\r\u{1B}[K" + line) }
             }

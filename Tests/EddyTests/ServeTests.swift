@@ -187,7 +187,7 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         #expect(status == 200, "\(response)")
         #expect((response["fingerprint"] as? String)?.hasPrefix("delta@1.0.0#") == true)
         let owners = traceOwners(response)
-        #expect(owners.contains("plugin delta@1.0.0") && !owners.contains("plugin delta@2.0.0"), "\(owners)")
+        #expect(owners.contains("plugin delta@1.0.0") && !owners.contains("plugin delta@2.0.0"), "\(owners) \(response["fingerprint"] ?? "") \(response["error"] ?? "") \((response["trace"] as? [Any])?.count ?? -1)")
         let cities = ["Lyon", "Paris", "Nice", "Lille", "Brest"]
         let expected = (0..<400_000).filter { 100_000 + $0 < 100_500 || cities[($0 * 7 + $0 / 3) % 5] == "Brest" }.count
         #expect((response["result"] as? [[String: Any]])?.first?["count(*)"] as? Int == expected)

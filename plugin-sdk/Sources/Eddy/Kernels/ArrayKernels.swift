@@ -26,6 +26,9 @@ public final class ArrayKernels: Sendable {
         var current: KernelSnapshot
         /// Plugins whose registrations are in the registry, by name.
         var plugins: [String: KernelOwner] = [:]
+        /// Compressor hooks by plugin name: versioned with the kernels, so that a context never
+        /// mixes one version's encodings with another version's kernels.
+        var hooks: [String: [CompressorHook]] = [:]
     }
 
     private let state: Mutex<State>
@@ -108,16 +111,19 @@ public final class ArrayKernels: Sendable {
     /// - Returns: how many kernels and rules were removed.
     @discardableResult
     public func replace(pluginNamed name: String, kernels: [ExecuteParentKernel], rules: [ReduceParentRule],
-                        owner: KernelOwner? = nil) -> Int {
+                        owner: KernelOwner? = nil, compressorHooks: [CompressorHook] = []) -> Int {
         update(removing: { !$0.isBuiltin && $0.name == name }, kernels: kernels, rules: rules,
-               plugin: (name, owner))
+               plugin: (name, owner, compressorHooks))
     }
 
     @discardableResult
     private func update(removing: ((KernelOwner) -> Bool)?, kernels: [ExecuteParentKernel],
-                        rules: [ReduceParentRule], plugin: (String, KernelOwner?)? = nil) -> Int {
+                        rules: [ReduceParentRule], plugin: (String, KernelOwner?, [CompressorHook])? = nil) -> Int {
         state.withLock { s in
-            if let (name, owner) = plugin { s.plugins[name] = owner }
+            if let (name, owner, hooks) = plugin {
+                s.plugins[name] = owner
+                s.hooks[name] = owner == nil || hooks.isEmpty ? nil : hooks
+            }
             var removed = 0
             if let removing {
                 for (k, list) in s.kernels {
@@ -135,14 +141,16 @@ public final class ArrayKernels: Sendable {
             for r in rules { s.rules[Key(parent: r.parent.index, child: r.child.index), default: []].append(r) }
             s.generation += 1
             s.current = Self.build(generation: s.generation, kernels: s.kernels, rules: s.rules,
-                                   plugins: s.plugins.values.sorted { $0.name < $1.name })
+                                   plugins: s.plugins.values.sorted { $0.name < $1.name },
+                                   hooks: s.hooks.sorted { $0.key < $1.key }.flatMap(\.value))
             publishedGeneration.store(s.generation, ordering: .releasing)
             return removed
         }
     }
 
     private static func build(generation: Int, kernels: [Key: [ExecuteParentKernel]],
-                              rules: [Key: [ReduceParentRule]], plugins: [KernelOwner]) -> KernelSnapshot {
+                              rules: [Key: [ReduceParentRule]], plugins: [KernelOwner],
+                              hooks: [CompressorHook]) -> KernelSnapshot {
         let width = EncodingID.internedCount
         var ep = [[ExecuteParentKernel]](repeating: [], count: width * width)
         var rp = [[ReduceParentRule]](repeating: [], count: width * width)
@@ -153,7 +161,8 @@ public final class ArrayKernels: Sendable {
         for (k, list) in rules {
             rp[k.parent * width + k.child] = list.filter { !$0.owner.isBuiltin } + list.filter(\.owner.isBuiltin)
         }
-        return KernelSnapshot(generation: generation, width: width, executeParent: ep, reduceParent: rp, plugins: plugins)
+        return KernelSnapshot(generation: generation, width: width, executeParent: ep, reduceParent: rp, plugins: plugins,
+                              compressorHooks: hooks)
     }
 }
 

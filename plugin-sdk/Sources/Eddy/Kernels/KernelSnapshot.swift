@@ -16,11 +16,15 @@ public final class KernelSnapshot: Sendable {
     /// The plugins registered when this snapshot was published: the fingerprint of the plugin set a
     /// context runs with (name, version, content hash), sorted by name.
     public let plugins: [KernelOwner]
+    /// The compressor hooks of those plugins: encode with these, so that the encodings a context
+    /// meets come from the same plugin versions as its kernels.
+    public let compressorHooks: [CompressorHook]
 
     init(generation: Int, width: Int, executeParent: [[ExecuteParentKernel]], reduceParent: [[ReduceParentRule]],
-         plugins: [KernelOwner] = []) {
+         plugins: [KernelOwner] = [], compressorHooks: [CompressorHook] = []) {
         self.generation = generation
         self.plugins = plugins
+        self.compressorHooks = compressorHooks
         self.width = width
         self.executeParent = executeParent
         self.reduceParent = reduceParent
@@ -48,6 +52,7 @@ public final class KernelSnapshot: Sendable {
     init(sharing other: KernelSnapshot) {
         generation = other.generation
         plugins = other.plugins
+        compressorHooks = other.compressorHooks
         width = other.width
         executeParent = other.executeParent
         reduceParent = other.reduceParent
