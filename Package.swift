@@ -73,9 +73,10 @@ let package = Package(
             path: "Plugins/DeltaEncoding",
             swiftSettings: sharedSettings
         ),
+        .target(name: "PackedDictCompareC", path: "Plugins/PackedDictCompareC", cSettings: [.unsafeFlags(["-O3"])]),
         .target(
             name: "PackedDictComparePlugin",
-            dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+            dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "PackedDictCompareC"],
             path: "Plugins/PackedDictCompare",
             swiftSettings: sharedSettings
         ),

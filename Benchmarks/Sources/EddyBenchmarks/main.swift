@@ -191,7 +191,10 @@ if want("plugin") {
 
     let builtinOnly = Session()
     let traceA = ExecutionTrace()
-    _ = try inHost.makeContext(trace: traceA).execute(query)
+    let viaHost = try inHost.makeContext(trace: traceA).execute(query) as! BoolArray
+    let viaBuiltin = try builtinOnly.makeContext().execute(query) as! BoolArray
+    precondition(viaHost.bits.trueCount == viaBuiltin.bits.trueCount
+                 && (0..<bigN).allSatisfy { viaHost.bits[$0] == viaBuiltin.bits[$0] }, "plugin kernel result differs")
     let traceB = ExecutionTrace()
     _ = try fromPlugin.makeContext(trace: traceB).execute(query)
     precondition(traceA.events.contains { $0.name == PackedDictComparePlugin.kernelName })
