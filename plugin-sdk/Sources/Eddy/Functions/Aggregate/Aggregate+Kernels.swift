@@ -104,8 +104,7 @@ extension AggregatePartial {
             var p = AggregatePartial()
             array.withValues(T.self) { v in
                 weights.withUnsafeBufferPointer { w in
-                    var sum: Int64 = 0
-                    var wide: Int128 = 0
+                    var sum = SpillingSum()
                     var rows = 0
                     var lo: T?
                     var hi: T?
@@ -116,22 +115,16 @@ extension AggregatePartial {
                         let (prod, o1) = Int64(truncatingIfNeeded: x).multipliedReportingOverflow(by: Int64(w[j]))
                         let exact = T.isSigned || x <= T(truncatingIfNeeded: Int64.max)
                         if !o1 && exact {
-                            let (s, o2) = sum.addingReportingOverflow(prod)
-                            if o2 {
-                                wide += Int128(sum) + Int128(prod)
-                                sum = 0
-                            } else {
-                                sum = s
-                            }
+                            sum.add(prod)
                         } else {
-                            wide += Int128(x) * Int128(w[j])
+                            sum.wide += Int128(x) * Int128(w[j])
                         }
                         if lo == nil || x < lo! { lo = x }
                         if hi == nil || x > hi! { hi = x }
                     }
                     p.rows = rows
                     p.nonNull = rows
-                    p.intSum = wide + Int128(sum)
+                    p.intSum = sum.total
                     p.min = lo?.scalarValue ?? .null
                     p.max = hi?.scalarValue ?? .null
                 }
@@ -172,8 +165,6 @@ extension AggregatePartial {
                     l = first; h = e.count
                     while l < h { let m = (l + h) / 2; if Int(e[m]) < hi { l = m + 1 } else { h = m } }
                     let last = Swift.min(l, e.count - 1)
-                    var wide: Int128 = 0
-                    var sum: Int64 = 0
                     var mn = v[first]
                     var mx = v[first]
                     // When every |value| < 2^31 and the window < 2^32 rows, no product or partial sum
@@ -190,7 +181,7 @@ extension AggregatePartial {
                         // First and last runs are clipped to the window; interior runs weigh e[j] - e[j-1],
                         // which has no loop-carried state, so the loop pipelines.
                         let clippedFirst = Int64(Swift.min(Int(e[first]), hi) - lo)
-                        sum = Int64(truncatingIfNeeded: v[first]) &* clippedFirst
+                        var sum = Int64(truncatingIfNeeded: v[first]) &* clippedFirst
                         if last > first {
                             let ePtr = e.baseAddress!
                             let vPtr = v.baseAddress!
@@ -222,6 +213,7 @@ extension AggregatePartial {
                         p.max = mx.scalarValue
                         return
                     }
+                    var sum = SpillingSum()
                     var previous = lo
                     for j in first...last {
                         let end = Swift.min(Int(e[j]), hi)
@@ -232,20 +224,14 @@ extension AggregatePartial {
                         mx = Swift.max(mx, x)
                         let (prod, o1) = Int64(truncatingIfNeeded: x).multipliedReportingOverflow(by: w)
                         if o1 || (!T.isSigned && T.bitWidth == 64 && Int64(truncatingIfNeeded: x) < 0) {
-                            wide += Int128(x) * Int128(w)
+                            sum.wide += Int128(x) * Int128(w)
                             continue
                         }
-                        let (s, o2) = sum.addingReportingOverflow(prod)
-                        if o2 {
-                            wide += Int128(sum) + Int128(prod)
-                            sum = 0
-                        } else {
-                            sum = s
-                        }
+                        sum.add(prod)
                     }
                     p.rows = re.count
                     p.nonNull = re.count
-                    p.intSum = wide + Int128(sum)
+                    p.intSum = sum.total
                     p.min = mn.scalarValue
                     p.max = mx.scalarValue
                 }
@@ -253,4 +239,22 @@ extension AggregatePartial {
             return p
         }
     }
+}
+
+/// A running integer sum kept in 64 bits, spilling into 128 bits when an addition overflows.
+struct SpillingSum {
+    var narrow: Int64 = 0
+    var wide: Int128 = 0
+
+    mutating func add(_ value: Int64) {
+        let (s, overflow) = narrow.addingReportingOverflow(value)
+        if overflow {
+            wide += Int128(narrow) + Int128(value)
+            narrow = 0
+        } else {
+            narrow = s
+        }
+    }
+
+    var total: Int128 { wide + Int128(narrow) }
 }
