@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "EddyFixtureWrongABI", type: .dynamic, targets: ["WrongABIPlugin"]),
         .library(name: "EddyFixtureWrongLength", type: .dynamic, targets: ["WrongLengthPlugin"]),
         .library(name: "EddyFixtureDeltaV2", type: .dynamic, targets: ["DeltaV2Plugin"]),
+        .library(name: "EddyFixtureCrashing", type: .dynamic, targets: ["CrashingPlugin"]),
     ],
     dependencies: [
         .package(path: "plugin-sdk"),
@@ -86,6 +87,8 @@ let package = Package(
                 path: "Tests/Fixtures/WrongABIPlugin", swiftSettings: sharedSettings),
         .target(name: "WrongLengthPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
                 path: "Tests/Fixtures/WrongLengthPlugin", swiftSettings: sharedSettings),
+        .target(name: "CrashingPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+                path: "Tests/Fixtures/CrashingPlugin", swiftSettings: sharedSettings),
         .target(name: "DeltaV2Plugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
                 path: "Tests/Fixtures/DeltaV2", swiftSettings: sharedSettings + [.define("EDDY_DELTA_V2")]),
         .testTarget(

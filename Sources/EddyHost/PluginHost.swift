@@ -68,8 +68,12 @@ public final class PluginHost: Sendable {
     }
     private let state = Mutex(UnsafeSendable(State()))
 
-    public init(session: Session, shadowDirectory: String? = nil) {
+    /// Loads a new plugin file in a separate process first (see ``PluginProbe``); nil loads directly.
+    public let probe: PluginProbe?
+
+    public init(session: Session, shadowDirectory: String? = nil, probe: PluginProbe? = nil) {
         self.session = session
+        self.probe = probe
         let env = getenv("EDDY_SHADOW_DIR").map { String(cString: $0) }
         let tmp = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
         self.shadowDirectory = shadowDirectory ?? env ?? "\(tmp)/eddy-plugins-\(getuid())"
@@ -163,6 +167,13 @@ public final class PluginHost: Sendable {
         let shadow = shadowDirectory + "/" + Self.baseName(path).dropLast(3) + "-" + short + ".so"
         if !Self.writeFile(shadow, bytes) {
             return row(path, .rejected, "cannot write private copy \(shadow): \(String(cString: strerror(errno)))",
+                       hash: short, ms: elapsed())
+        }
+        // A plugin that crashes while loading or registering must not take this process with it:
+        // the first load of each content hash happens in a child process.
+        let alreadyMapped = state.withLock { $0.value.handles[hash] != nil }
+        if let probe, !alreadyMapped, let crash = probe.check(shadow) {
+            return row(path, .rejected, "crashed in the probe process (\(crash)); not loaded into the host",
                        hash: short, ms: elapsed())
         }
         guard let handle = dlopen(shadow, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {

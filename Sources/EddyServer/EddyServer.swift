@@ -1,6 +1,6 @@
 import Dispatch
 public import Eddy
-import EddyHost
+public import EddyHost
 import EddyIO
 import EddyQuery
 import Foundation
@@ -48,9 +48,9 @@ public final class EddyServer: Sendable {
         }
     }
 
-    public init(pluginDirectory: String, logger: Logger, rescanSeconds: Double = 2) {
+    public init(pluginDirectory: String, logger: Logger, rescanSeconds: Double = 2, probe: PluginProbe? = nil) {
         let session = Session()
-        let host = PluginHost(session: session)
+        let host = PluginHost(session: session, probe: probe)
         let metrics = Metrics()
         self.session = session
         self.host = host

@@ -5,6 +5,6 @@ struct EddyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eddy",
         abstract: "Eddy: a compressed-array compute engine with hot-pluggable kernels.",
-        subcommands: [EvalCommand.self, PluginsCommand.self, KernelsCommand.self, ServeCommand.self]
+        subcommands: [EvalCommand.self, PluginsCommand.self, KernelsCommand.self, ServeCommand.self, ProbePluginCommand.self]
     )
 }

@@ -28,6 +28,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds between safety-net rescans of the plugin directory.")
     var rescan: Double = 2
 
+    @Flag(help: "Load new plugins directly, without first loading each in a child process.")
+    var noProbe = false
+
     func run() async throws {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -36,7 +39,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "eddy")
         let server = EddyServer(pluginDirectory: pluginDir ?? PluginHost.defaultDirectory, logger: logger,
-                                rescanSeconds: rescan)
+                                rescanSeconds: rescan, probe: noProbe ? nil : PluginProbe.selfExecutable)
         try await server.run(hostname: hostname, port: port)
     }
 }
