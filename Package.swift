@@ -11,8 +11,8 @@ let package = Package(
     products: [
         .executable(name: "eddy", targets: ["eddy"]),
         // Example kernel plugins: each is a .so that links libEddy.so; drop it into a plugin directory.
-        .library(name: "EddyPluginDelta", type: .dynamic, targets: ["DeltaEncodingPlugin"]),
-        .library(name: "EddyPluginPackedDictCompare", type: .dynamic, targets: ["PackedDictComparePlugin"]),
+        .library(name: "EddyPluginDelta", type: .dynamic, targets: ["DeltaEncodingEntry"]),
+        .library(name: "EddyPluginPackedDictCompare", type: .dynamic, targets: ["PackedDictCompareEntry"]),
         // Deliberately bad plugins for the tests (not shipped as examples).
         .library(name: "EddyFixtureThrowing", type: .dynamic, targets: ["ThrowingPlugin"]),
         .library(name: "EddyFixtureWrongABI", type: .dynamic, targets: ["WrongABIPlugin"]),
@@ -74,6 +74,11 @@ let package = Package(
             path: "Plugins/DeltaEncoding",
             swiftSettings: sharedSettings
         ),
+        .target(name: "DeltaEncodingEntry", dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "DeltaEncodingPlugin"],
+                path: "Plugins/DeltaEncodingEntry", swiftSettings: sharedSettings),
+        .target(name: "PackedDictCompareEntry",
+                dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "PackedDictComparePlugin"],
+                path: "Plugins/PackedDictCompareEntry", swiftSettings: sharedSettings),
         .target(name: "PackedDictCompareC", path: "Plugins/PackedDictCompareC", cSettings: [.unsafeFlags(["-O3"])]),
         .target(
             name: "PackedDictComparePlugin",
@@ -93,7 +98,8 @@ let package = Package(
                 path: "Tests/Fixtures/DeltaV2", swiftSettings: sharedSettings + [.define("EDDY_DELTA_V2")]),
         .testTarget(
             name: "EddyTests",
-            dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost"],
+            dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost",
+                           "DeltaEncodingPlugin", "PackedDictComparePlugin"],
             swiftSettings: sharedSettings
         ),
     ],

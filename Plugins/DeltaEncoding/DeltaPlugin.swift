@@ -2,7 +2,7 @@ import Eddy
 
 /// Adds the `ext.delta` encoding: a compressor hook that proposes it for increasing integer columns,
 /// and kernels that use monotonicity (compare by binary search, min/max from the ends).
-enum DeltaPlugin: EddyPlugin {
+public enum DeltaPlugin: EddyPlugin {
     static let compareKernel = "compare by binary search over sorted deltas"
 
     /// The tests build this source a second time with `EDDY_DELTA_V2` to get a "rebuilt" plugin.
@@ -12,7 +12,7 @@ enum DeltaPlugin: EddyPlugin {
     static let version = "1.0.0"
     #endif
 
-    static var manifest: PluginManifest {
+    public static var manifest: PluginManifest {
         PluginManifest(
             name: "delta", version: version,
             kernels: [
@@ -23,7 +23,7 @@ enum DeltaPlugin: EddyPlugin {
             encodings: ["ext.delta"], compressorHooks: ["delta for increasing i64"])
     }
 
-    static func register(into registrar: PluginRegistrar) throws {
+    public static func register(into registrar: PluginRegistrar) throws {
         registrar.register(compareKernel, parent: CompareFunction.id, child: DeltaArray.id) { parent, child, slot, ctx in
             guard let delta = child as? DeltaArray, delta.nonDecreasing, let fn = parent as? ScalarFnArray,
                   let cmp = fn.function as? CompareFunction, let other = fn.arguments[1 - slot] as? ConstantArray,
@@ -82,12 +82,4 @@ enum DeltaPlugin: EddyPlugin {
                               nonDecreasing: true)
         }
     }
-}
-
-@_cdecl("eddy_plugin_manifest_v1")
-public func eddyPluginManifest() -> UnsafePointer<CChar> { exportManifest(DeltaPlugin.self) }
-
-@_cdecl("eddy_plugin_register_v1")
-public func eddyPluginRegister(_ host: UnsafeRawPointer) -> UnsafeMutablePointer<CChar>? {
-    exportRegistration(DeltaPlugin.self, host)
 }

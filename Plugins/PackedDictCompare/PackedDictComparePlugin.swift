@@ -49,12 +49,3 @@ public enum PackedDictComparePlugin: EddyPlugin {
 
 /// Whether this CPU has the instructions of the fast path (checked once).
 let packedSupported = packed_eq_supported() != 0
-
-@_cdecl("eddy_plugin_manifest_v1")
-public func eddyPluginManifest() -> UnsafePointer<CChar> { exportManifest(PackedDictComparePlugin.self) }
-
-@_cdecl("eddy_plugin_register_v1")
-public func eddyPluginRegister(_ host: UnsafeRawPointer) -> UnsafeMutablePointer<CChar>? {
-    exportRegistration(PackedDictComparePlugin.self, host)
-}
-

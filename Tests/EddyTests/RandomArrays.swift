@@ -1,16 +1,10 @@
 import Eddy
 
-/// A small, fast, seedable generator (SplitMix64), so that every failure can be replayed from its seed.
+/// A seedable generator (the SDK's SplitMix64), so that every failure can be replayed from its seed.
 struct SeededRandom: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    private var generator: ArrayGenerator
+    init(seed: UInt64) { generator = ArrayGenerator(seed: seed) }
+    mutating func next() -> UInt64 { generator.next() }
 }
 
 /// Generates canonical columns and random encoding trees over them.
