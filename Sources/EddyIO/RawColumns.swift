@@ -120,11 +120,19 @@ enum FieldParse {
     }
 
     static func bool(_ b: UnsafeRawBufferPointer) -> Bool? {
-        switch String(decoding: b, as: UTF8.self).trimmingCharacters(in: " ").lowercased() {
-        case "true": true
-        case "false": false
-        default: nil
+        // Bytes, case-insensitively, spaces trimmed: "true" or "false".
+        var i = 0
+        var n = b.count
+        while i < n && b[i] == 0x20 { i += 1 }
+        while n > i && b[n - 1] == 0x20 { n -= 1 }
+        func matches(_ word: StaticString) -> Bool {
+            guard n - i == word.utf8CodeUnitCount else { return false }
+            for k in 0..<(n - i) where b[i + k] | 0x20 != word.utf8Start[k] { return false }
+            return true
         }
+        if matches("true") { return true }
+        if matches("false") { return false }
+        return nil
     }
 
     static func kind(_ b: UnsafeRawBufferPointer) -> InferredKind {
