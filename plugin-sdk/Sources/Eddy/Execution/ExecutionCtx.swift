@@ -33,6 +33,9 @@ public struct ExecutionCtx: Sendable {
         var currentTarget = target
         var iterations = 0
         let useKernels = options.useKernels
+        let nesting = trace?.enter()
+        defer { if let nesting { trace?.leave(restoring: nesting.saved) } }
+        let base = nesting?.base ?? 0
         while true {
             if currentTarget.isSatisfied(by: current) {
                 guard let frame = stack.popLast() else { return current }
@@ -41,6 +44,7 @@ public struct ExecutionCtx: Sendable {
                 continue
             }
             iterations += 1
+            trace?.at(base + stack.count)
             if iterations > options.iterationLimit {
                 throw EddyError(.iterationLimit,
                                 "execution did not converge within \(options.iterationLimit) steps (at \(current.encoding))")
@@ -48,23 +52,23 @@ public struct ExecutionCtx: Sendable {
             if useKernels {
                 if let reduced = try current.reduce() {
                     trace?.record(.init(step: .reduce, encoding: "\(current.encoding)", name: "", owner: .builtin,
-                                        depth: stack.count))
+                                        depth: base + stack.count))
                     current = try check(reduced, replacing: current, by: "reduce of \(current.encoding)", owner: .builtin)
                     continue
                 }
-                if let rewritten = try reduceParentOverChildren(current, depth: stack.count) {
+                if let rewritten = try reduceParentOverChildren(current, depth: base + stack.count) {
                     current = rewritten
                     continue
                 }
                 if let frame = stack.last,
-                   let result = try executeParent(frame.parent, child: current, slot: frame.slot, depth: stack.count - 1)
+                   let result = try executeParent(frame.parent, child: current, slot: frame.slot, depth: base + stack.count - 1)
                 {
                     stack.removeLast()
                     current = result
                     currentTarget = frame.target
                     continue
                 }
-                if let result = try executeParentOverChildren(current, depth: stack.count) {
+                if let result = try executeParentOverChildren(current, depth: base + stack.count) {
                     current = result
                     continue
                 }
@@ -72,11 +76,11 @@ public struct ExecutionCtx: Sendable {
             let encoding = current.encoding
             switch try current.execute(self) {
             case .done(let result):
-                trace?.record(.init(step: .execute, encoding: "\(encoding)", name: "", owner: .builtin, depth: stack.count))
+                trace?.record(.init(step: .execute, encoding: "\(encoding)", name: "", owner: .builtin, depth: base + stack.count))
                 current = try check(result, replacing: current, by: "execute of \(encoding)", owner: .builtin)
             case .executeChild(let slot, let childTarget):
                 trace?.record(.init(step: .executeChild, encoding: "\(encoding)", name: "slot \(slot)",
-                                    owner: .builtin, depth: stack.count))
+                                    owner: .builtin, depth: base + stack.count))
                 let children = current.children
                 guard slot >= 0 && slot < children.count else {
                     throw EddyError(.kernelContract, "\(encoding) asked to execute child slot \(slot) of \(children.count)")
