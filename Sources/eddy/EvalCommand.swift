@@ -12,29 +12,34 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Evaluate a filter and expressions over a CSV or JSON Lines file.",
         discussion: """
-            The file is read in batches; each batch is compressed (dictionary, run-end, frame-of-reference, \
-            bit-packing …) and evaluated on its encoded form by the engine's kernels.
+            The file is read in batches; each batch is compressed (dictionary, run-end,
+            frame-of-reference, bit-packing …) and evaluated on its encoded form.
 
             EXPRESSIONS
-              columns      price, "odd name"        (double quotes for names with spaces or symbols)
-              literals     42, -1.5, 'text', true, false, null
-              compare      =  !=  <>  <  <=  >  >=
-              logic        and  or  not              (three-valued: null and false = false)
-              arithmetic   +  -  *  /  unary -       (integer overflow and integer division by zero
-                                                      are errors naming the row; / on integers truncates)
-              null tests   x is null, x is not null
-              text         name like 'ab%'  (% any run, _ one character), not like
-              cast         cast(x as i64)   types: \(DType.typeNames)
-              functions    coalesce(a, b, …)
-              aggregates   count(*), count(x), sum(x), min(x), max(x), mean(x) / avg(x)
-              naming       --select "fare * 1.2 as gross"
-            Precedence, lowest first: or, and, not, comparison / is / like, + -, * /, unary minus.
-            Numbers of different types are promoted (integers widen; with a float, f64); a literal takes
-            the type of the column it meets when its value fits.
+              columns     price, "odd name"  (double quotes for odd names)
+              literals    42, -1.5, 'text', true, false, null
+              compare     =  !=  <>  <  <=  >  >=
+              logic       and  or  not  (three-valued: null and false = false)
+              arithmetic  +  -  *  /  unary -
+                          integer overflow and integer division by zero are
+                          errors naming the row; / on integers truncates
+              null tests  x is null, x is not null
+              text        name like 'ab%'  (% any run, _ one character)
+              cast        cast(x as i64)
+                          types: bool i8 i16 i32 i64 u8 u16 u32 u64 f32 f64 utf8
+              functions   coalesce(a, b, …)
+              aggregates  count(*) count(x) sum(x) min(x) max(x) mean(x) avg(x)
+              naming      --select "fare * 1.2 as gross"
+            Precedence, lowest first: or, and, not, comparison / is / like,
+            + -, * /, unary minus. Numbers of different types are promoted
+            (integers widen; with a float, f64); a literal takes the type of
+            the column it meets when its value fits. Write an expression that
+            starts with '-' as --where=-x.
 
             EXAMPLES
-              eddy eval trips.csv --where "city = 'Lyon' and fare > 20" --select "vendor, fare, tip"
-              eddy eval trips.csv --select "count(*), sum(fare), mean(distance_km)"
+              eddy eval trips.csv --where "city = 'Lyon' and fare > 20" \\
+                                  --select "vendor, fare, tip"
+              eddy eval trips.csv --select "count(*), sum(fare), mean(tip)"
               eddy eval events.jsonl --where "level like 'warn%'" --format json
               eddy eval trips.csv --where "tip is null" --explain
             """
