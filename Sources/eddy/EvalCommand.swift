@@ -71,6 +71,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Rows per batch.", visibility: .hidden))
     var batchRows: Int = 65_536
 
+    @Flag(help: ArgumentHelp("Print the peak resident memory to stderr at the end.", visibility: .hidden))
+    var reportMemory = false
+
     func run() throws {
         guard let outputFormat = OutputFormat(rawValue: format) else {
             throw ValidationError("unknown --format '\(format)'; use table, csv or json")
@@ -92,6 +95,10 @@ struct EvalCommand: ParsableCommand {
             Stdout.flush()
             if isatty(STDERR_FILENO) != 0 && evaluation.rowsRead > 0 { Stderr.write("\r\u{1B}[K") }
             if explain { Stderr.write(explainText(evaluation, plugins: host.plugins)) }
+            if reportMemory {
+                // VmHWM is this address space's own peak (ru_maxrss carries over a parent's from fork).
+                Stderr.write("peak resident memory: \(peakResidentKiB()) KiB\n")
+            }
         } catch let e as QueryError {
             Stdout.flush()
             Stderr.write("eddy: error: \(e)\n")
@@ -166,4 +173,18 @@ enum Stderr {
         s.withUTF8 { b in _ = Glibc.write(STDERR_FILENO, b.baseAddress, b.count) }
         _ = fflush(nil)
     }
+}
+
+/// The process's peak resident set, from /proc/self/status (VmHWM), in KiB; -1 when unavailable.
+func peakResidentKiB() -> Int {
+    guard let f = fopen("/proc/self/status", "r") else { return -1 }
+    defer { fclose(f) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, Int32(line.count), f) != nil {
+        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if text.hasPrefix("VmHWM:") {
+            return Int(text.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "") ?? -1
+        }
+    }
+    return -1
 }
