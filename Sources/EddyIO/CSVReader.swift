@@ -29,12 +29,7 @@ public final class CSVReader: TableReader {
     public init(path: String, overrides: [String: DType] = [:], batchRows: Int = 65_536) throws {
         self.path = path
         self.batchRows = batchRows
-        guard let f = fopen(path, "rb") else {
-            throw IOError(file: path, line: 0, column: 0, message: "cannot open: \(String(cString: strerror(errno)))")
-        }
-        file = f
-        var st = stat()
-        fileSize = stat(path, &st) == 0 ? Int(st.st_size) : 0
+        (file, fileSize) = try InputFile.open(path)
         // From here on the object is fully initialised: deinit closes the file if init throws.
         var headerFields: [FieldRange] = []
         guard try parseRecord(into: &headerFields) else {

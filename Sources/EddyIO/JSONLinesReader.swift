@@ -22,12 +22,7 @@ public final class JSONLinesReader: TableReader {
     public init(path: String, overrides: [String: DType] = [:], batchRows: Int = 65_536) throws {
         self.path = path
         self.batchRows = batchRows
-        guard let f = fopen(path, "rb") else {
-            throw IOError(file: path, line: 0, column: 0, message: "cannot open: \(String(cString: strerror(errno)))")
-        }
-        file = f
-        var st = stat()
-        fileSize = stat(path, &st) == 0 ? Int(st.st_size) : 0
+        (file, fileSize) = try InputFile.open(path)
         var names: [String] = []
         var kinds: [String: InferredKind] = [:]
         let first = try readObjects(names: &names)
