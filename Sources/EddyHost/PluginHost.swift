@@ -45,7 +45,6 @@ public struct LoadedPlugin: Sendable {
     public var contentHash: String
     public var shadowPath: String
     public var kernelCount: Int
-    public var compressorHooks: [CompressorHook]
 }
 
 /// Loads kernel plugins into a session, checking each file before any of its code runs.
@@ -229,8 +228,7 @@ public final class PluginHost: Sendable {
         session.kernels.replace(pluginNamed: manifest.name, kernels: registrar.kernels, rules: registrar.rules,
                                 owner: owner, compressorHooks: registrar.compressorHooks)
         let loaded = LoadedPlugin(name: manifest.name, version: manifest.version, file: path, contentHash: hash,
-                                  shadowPath: shadow, kernelCount: registrar.kernels.count + registrar.rules.count,
-                                  compressorHooks: registrar.compressorHooks)
+                                  shadowPath: shadow, kernelCount: registrar.kernels.count + registrar.rules.count)
         state.withLock { $0.value.plugins[manifest.name] = loaded }
         return row(path, replacedOld == nil ? .loaded : .replaced,
                    replacedOld.map { "replaces version \($0.version) (\(String($0.contentHash.prefix(16))))" } ?? "",

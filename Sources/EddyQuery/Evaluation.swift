@@ -149,7 +149,15 @@ public final class Evaluation {
         switch f.kind {
         case .countAll: break
         case .count: acc.nonNull += Int(try run(.count).int64Value ?? 0)
-        case .sum, .mean:
+        case .sum:
+            // A sum is null exactly when the batch has no valid value; that is all finish() needs.
+            switch try run(.sum).value {
+            case .int(let v): acc.intSum += Int128(v); acc.nonNull += 1
+            case .uint(let v): acc.intSum += Int128(v); acc.nonNull += 1
+            case .float(let v): acc.floatSum += v; acc.nonNull += 1
+            default: break
+            }
+        case .mean:
             let n = Int(try run(.count).int64Value ?? 0)
             acc.nonNull += n
             if n > 0 {
@@ -161,10 +169,9 @@ public final class Evaluation {
                 }
             }
         case .min, .max:
-            let n = Int(try run(.count).int64Value ?? 0)
-            acc.nonNull += n
-            if n > 0 {
-                let v = try run(f.kind).value
+            let v = try run(f.kind).value
+            if !v.isNull {
+                acc.nonNull += 1
                 acc.min = acc.min.isNull || AggregatePartial.less(v, acc.min) ? v : acc.min
                 acc.max = acc.max.isNull || AggregatePartial.less(acc.max, v) ? v : acc.max
             }

@@ -25,9 +25,15 @@ enum PluginFiles {
         return root + "/.build/debug/lib\(product).so"
     }
 
-    /// The out-of-tree and static-SDK fixtures, each built once per test run.
-    static let outOfTree = Result { try buildPackage("OutOfTreePlugin", product: "SparseSum") }
-    static let staticSDK = Result { try buildPackage("StaticSDKPlugin", product: "StaticSDKPlugin") }
+    /// The out-of-tree and static-SDK fixtures, built once per test run and one after the other:
+    /// both compile the SDK's sources, and two `swift build`s at once on two cores race for time and
+    /// memory with the test run itself.
+    static let fixtures = (
+        outOfTree: Result { try buildPackage("OutOfTreePlugin", product: "SparseSum") },
+        staticSDK: Result { try buildPackage("StaticSDKPlugin", product: "StaticSDKPlugin") }
+    )
+    static var outOfTree: Result<String, any Error> { fixtures.outOfTree }
+    static var staticSDK: Result<String, any Error> { fixtures.staticSDK }
 }
 
 struct EddyTestError: Error, CustomStringConvertible {

@@ -293,24 +293,7 @@ public enum Canonical {
     /// The canonical arrays one after another, as one canonical array of `dtype`.
     public static func concat(_ arrays: [any ArrayNode], dtype: DType) throws -> any ArrayNode {
         let total = arrays.reduce(0) { $0 + $1.count }
-        let anyNulls = arrays.contains { a in
-            switch a {
-            case let p as PrimitiveArray: if case .allValid = p.validity { false } else { true }
-            case let b as BoolArray: if case .allValid = b.validity { false } else { true }
-            case let v as VarBinArray: if case .allValid = v.validity { false } else { true }
-            case let s as StructArray: if case .allValid = s.validity { false } else { true }
-            default: true
-            }
-        }
-        func validityOf(_ a: any ArrayNode) -> Validity {
-            switch a {
-            case let p as PrimitiveArray: p.validity
-            case let b as BoolArray: b.validity
-            case let v as VarBinArray: v.validity
-            case let s as StructArray: s.validity
-            default: .allInvalid
-            }
-        }
+        let anyNulls = arrays.contains { if case .allValid = validity(of: $0) { false } else { true } }
         func concatValidity() -> Validity {
             guard anyNulls else { return .allValid }
             let words = (total + 63) / 64
@@ -318,7 +301,7 @@ public enum Canonical {
                 out.initialize(repeating: 0)
                 var pos = 0
                 for a in arrays {
-                    let v = validityOf(a)
+                    let v = validity(of: a)
                     for i in 0..<a.count where v.isValid(i) { out[(pos + i) >> 6] |= 1 << UInt64((pos + i) & 63) }
                     pos += a.count
                 }
@@ -373,6 +356,21 @@ public enum Canonical {
             }
             return try StructArray(names: fields.map(\.name), fields: children, count: total,
                                    validity: concatValidity(), nullability: n)
+        }
+    }
+}
+
+extension Canonical {
+    /// The validity of a canonical or constant array (a null array, or a null constant, is all invalid).
+    public static func validity(of array: any ArrayNode) -> Validity {
+        switch array {
+        case let p as PrimitiveArray: p.validity
+        case let b as BoolArray: b.validity
+        case let v as VarBinArray: v.validity
+        case let s as StructArray: s.validity
+        case let c as ConstantArray: c.scalar.isNull ? .allInvalid : .allValid
+        case is NullArray: .allInvalid
+        default: .allValid
         }
     }
 }

@@ -132,7 +132,7 @@ public struct Compressor: Sendable {
             .withDType(nulls ? array.dtype.with(.nonNullable) : array.dtype)
         let width = PType.smallestUnsigned(holding: UInt64(Swift.max(firsts.count - 1, 0)))
         let codeArray: any ArrayNode = width.visitInteger(NarrowCodes(codes: codes, validity: nulls
-            ? Compare.validityOf(array) : .allValid, nullable: nulls))
+            ? Canonical.validity(of: array) : .allValid, nullable: nulls))
         let d = try DictArray(codes: compress(codeArray, depth: depth + 1),
                               values: compress(values, depth: depth + 1))
         return d.dtype == array.dtype ? d : nil
@@ -276,7 +276,7 @@ enum DictionaryBuilder {
         var codes = [UInt32](repeating: 0, count: n)
         var firsts: [Int64] = []
         var nulls = false
-        let validity = Compare.validityOf(array)
+        let validity = Canonical.validity(of: array)
         switch array {
         case let p as PrimitiveArray:
             let ok = p.ptype.visit(PrimitiveCodes(array: p, limit: limit, codes: &codes, firsts: &firsts, nulls: &nulls))

@@ -16,7 +16,6 @@ public struct EddyError: Error, Sendable, CustomStringConvertible {
         public static let overflow = Code("overflow")
         public static let divideByZero = Code("division by zero")
         public static let invalidCast = Code("invalid cast")
-        public static let registration = Code("registration refused")
     }
 
     public var code: Code

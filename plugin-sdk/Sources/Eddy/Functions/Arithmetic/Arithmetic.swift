@@ -91,7 +91,7 @@ public enum Arithmetic {
 
         func visit<T: NativeType>(_ type: T.Type) -> Result<any ArrayNode, EddyError> {
             let n = a.count
-            let validity = Compare.validityOf(a).and(Compare.validityOf(b), count: n)
+            let validity = Canonical.validity(of: a).and(Canonical.validity(of: b), count: n)
             do {
                 let out = try Operand<T>.with(a) { x in
                     try Operand<T>.with(b) { y in

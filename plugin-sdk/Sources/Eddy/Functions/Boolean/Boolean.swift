@@ -94,7 +94,7 @@ public struct IsNullFunction: ScalarFunction {
     public func execute(_ arguments: [any ArrayNode], count: Int, ctx: ExecutionCtx) throws -> any ArrayNode {
         let a = arguments[0]
         if let c = a as? ConstantArray { return ConstantArray(.bool(c.scalar.isNull), count: count) }
-        return BoolArray(bits: ~Compare.validityOf(a).toBitmap(count: count))
+        return BoolArray(bits: ~Canonical.validity(of: a).toBitmap(count: count))
     }
 }
 

@@ -95,7 +95,7 @@ public enum Compare {
             } else {
                 throw EddyError(.typeMismatch, "cannot compare bool with \(rhs.encoding)")
             }
-            return BoolArray(bits: bits, validity: l.validity.and(validityOf(rhs), count: count), nullability: nullability)
+            return BoolArray(bits: bits, validity: l.validity.and(Canonical.validity(of: rhs), count: count), nullability: nullability)
         case let l as VarBinArray:
             if let r = rhs as? ConstantArray {
                 let needle: [UInt8] = if case .utf8(let s) = r.scalar.value { Array(s.utf8) } else if case .binary(let b) = r.scalar.value { b } else { [] }
@@ -183,17 +183,6 @@ public enum Compare {
         return 0
     }
 
-    static func validityOf(_ a: any ArrayNode) -> Validity {
-        switch a {
-        case let p as PrimitiveArray: p.validity
-        case let b as BoolArray: b.validity
-        case let v as VarBinArray: v.validity
-        case let s as StructArray: s.validity
-        case let c as ConstantArray: c.scalar.isNull ? .allInvalid : .allValid
-        case is NullArray: .allInvalid
-        default: .allValid
-        }
-    }
 
     private struct ComparePrimitive: PTypeVisitor {
         let lhs: PrimitiveArray
