@@ -35,10 +35,12 @@ let package = Package(
             dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
             swiftSettings: sharedSettings
         ),
+        // prctl and other C-only calls the host needs (variadic in C, so not callable from Swift).
+        .target(name: "CEddyHost", path: "Sources/CEddyHost"),
         .target(
             name: "EddyHost",
             dependencies: [
-                .product(name: "Eddy", package: "plugin-sdk"),
+                .product(name: "Eddy", package: "plugin-sdk"), "CEddyHost", "EddyIO",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: sharedSettings

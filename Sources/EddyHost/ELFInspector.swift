@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// What the loader learns from a `.so` file without mapping or running it.
 struct ELFFacts {
     var neededLibraries: [String] = []
@@ -10,43 +6,103 @@ struct ELFFacts {
 }
 
 /// Reads an ELF shared object from its bytes: header, program headers, dynamic section and dynamic
-/// symbol table. Every offset is checked against the file size, so a truncated or hostile file is
-/// refused here and never reaches `dlopen` (which dies with SIGBUS on a file cut inside a segment).
+/// symbol table. Every offset and count comes from the file, so each is range-checked with
+/// overflow-checked arithmetic: a truncated or hostile file is refused here with the check that
+/// failed, never a trap, and never reaches `dlopen` (which dies with SIGBUS on a file cut inside a
+/// segment).
 enum ELFInspector {
-    struct Failure: Error {
+    struct Failure: Error, Equatable {
         let check: String
         let expected: String
         let found: String
     }
 
+    /// Size of the ELF64 file header: enough to check the magic, class and type before reading more.
+    static let headerSize = 64
+    /// Upper bounds on table sizes, far above any real plugin, so a crafted count cannot make the
+    /// checks themselves slow.
+    static let maxDynamicEntries = 1 << 16
+    static let maxSymbols = 1 << 22
+
+    /// Checks the first bytes of a file (at least the magic): fails fast on anything that is not an
+    /// ELF file, before the rest is read.
+    static func checkMagic(_ prefix: [UInt8]) throws(Failure) {
+        guard prefix.count >= 4, prefix[0] == 0x7F, prefix[1] == 0x45, prefix[2] == 0x4C, prefix[3] == 0x46 else {
+            let shown = prefix.prefix(4).map { $0 >= 32 && $0 < 127 ? String(UnicodeScalar($0)) : "\\x" + String($0, radix: 16) }
+                .joined()
+            throw Failure(check: "ELF magic", expected: "\\x7fELF", found: "'\(shown)' (not an ELF file)")
+        }
+    }
+
     static func inspect(_ bytes: [UInt8]) throws -> ELFFacts {
+        try bytes.withUnsafeBytes { try inspect(Reader(bytes: $0)) }
+    }
+
+    /// Bounds-checked little-endian reads over the file's bytes.
+    struct Reader {
+        let bytes: UnsafeRawBufferPointer
+        var count: Int { bytes.count }
+
         func fail(_ check: String, _ expected: String, _ found: String) -> Failure {
             Failure(check: check, expected: expected, found: found)
         }
-        guard bytes.count >= 4, bytes[0] == 0x7F, bytes[1] == 0x45, bytes[2] == 0x4C, bytes[3] == 0x46 else {
-            let shown = bytes.prefix(4).map { $0 >= 32 && $0 < 127 ? String(UnicodeScalar($0)) : "\\x" + String($0, radix: 16) }.joined()
-            throw fail("ELF magic", "\\x7fELF", "'\(shown)' (not an ELF file)")
+
+        /// `a + b`, or a failure naming `what` when it overflows.
+        func add(_ a: Int, _ b: Int, _ what: String) throws -> Int {
+            let (s, o) = a.addingReportingOverflow(b)
+            guard !o else { throw fail(what, "an offset that fits in 64 bits", "\(a) + \(b) overflows") }
+            return s
         }
-        guard bytes.count >= 64 else { throw fail("ELF header", "at least 64 bytes", "\(bytes.count) bytes (truncated)") }
-        guard bytes[4] == 2 else { throw fail("ELF class", "64-bit", bytes[4] == 1 ? "32-bit" : "class \(bytes[4])") }
-        guard bytes[5] == 1 else { throw fail("byte order", "little-endian", "big-endian") }
-        func u16(_ o: Int) throws -> Int {
-            guard o >= 0, o + 2 <= bytes.count else { throw fail("file size", "offset \(o)+2 inside the file", "\(bytes.count) bytes") }
+
+        func multiply(_ a: Int, _ b: Int, _ what: String) throws -> Int {
+            let (p, o) = a.multipliedReportingOverflow(by: b)
+            guard !o else { throw fail(what, "a size that fits in 64 bits", "\(a) × \(b) overflows") }
+            return p
+        }
+
+        /// Checks that `length` bytes at `offset` lie inside the file and returns where they end.
+        @discardableResult
+        func within(_ offset: Int, _ length: Int, _ what: String) throws -> Int {
+            guard offset >= 0, length >= 0 else { throw fail(what, "a non-negative offset and size", "\(offset), \(length)") }
+            let end = try add(offset, length, what)
+            guard end <= count else {
+                throw fail(what, "bytes \(offset)..<\(end) inside the file", "file of \(count) bytes (truncated)")
+            }
+            return end
+        }
+
+        func u16(_ o: Int, _ what: String = "file size") throws -> Int {
+            try within(o, 2, what)
             return Int(bytes[o]) | Int(bytes[o + 1]) << 8
         }
-        func u32(_ o: Int) throws -> Int {
-            guard o >= 0, o + 4 <= bytes.count else { throw fail("file size", "offset \(o)+4 inside the file", "\(bytes.count) bytes") }
-            return (0..<4).reduce(0) { $0 | Int(bytes[o + $1]) << (8 * $1) }
+
+        func u32(_ o: Int, _ what: String = "file size") throws -> Int {
+            try within(o, 4, what)
+            return Int(bytes.loadUnaligned(fromByteOffset: o, as: UInt32.self).littleEndian)
         }
-        func u64(_ o: Int) throws -> Int {
-            guard o >= 0, o + 8 <= bytes.count else { throw fail("file size", "offset \(o)+8 inside the file", "\(bytes.count) bytes") }
-            let v = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[o + $1]) << (8 * UInt64($1)) }
-            guard v <= UInt64(Int.max) else { throw fail("ELF field", "a sane offset", "\(v)") }
+
+        /// A 64-bit field used as an offset, address or size: refused past `Int.max`.
+        func u64(_ o: Int, _ what: String = "file size") throws -> Int {
+            try within(o, 8, what)
+            let v = bytes.loadUnaligned(fromByteOffset: o, as: UInt64.self).littleEndian
+            guard v <= UInt64(Int.max) else { throw fail(what, "a value below 2^63", "\(v)") }
             return Int(v)
         }
-        let type = try u16(16)
-        guard type == 3 else { throw fail("ELF type", "shared object (ET_DYN)", type == 2 ? "executable" : type == 1 ? "relocatable object" : "type \(type)") }
-        let machine = try u16(18)
+    }
+
+    static func inspect(_ r: Reader) throws -> ELFFacts {
+        try checkMagic(Array(r.bytes.prefix(4)))
+        guard r.count >= headerSize else {
+            throw r.fail("ELF header", "at least \(headerSize) bytes", "\(r.count) bytes (truncated)")
+        }
+        guard r.bytes[4] == 2 else { throw r.fail("ELF class", "64-bit", r.bytes[4] == 1 ? "32-bit" : "class \(r.bytes[4])") }
+        guard r.bytes[5] == 1 else { throw r.fail("byte order", "little-endian", r.bytes[5] == 2 ? "big-endian" : "\(r.bytes[5])") }
+        let type = try r.u16(16)
+        guard type == 3 else {
+            throw r.fail("ELF type", "shared object (ET_DYN)",
+                         type == 2 ? "executable" : type == 1 ? "relocatable object" : "type \(type)")
+        }
+        let machine = try r.u16(18)
         #if arch(x86_64)
         let hostMachine = 62
         let hostName = "x86-64"
@@ -57,89 +113,86 @@ enum ELFInspector {
         let hostMachine = machine
         let hostName = "this machine"
         #endif
-        guard machine == hostMachine else { throw fail("machine", hostName, "e_machine \(machine)") }
+        guard machine == hostMachine else { throw r.fail("machine", hostName, "e_machine \(machine)") }
 
         // Program headers: all inside the file, and every loadable segment's bytes too.
-        let phoff = try u64(32)
-        let phentsize = try u16(54)
-        let phnum = try u16(56)
-        guard phentsize == 56 else { throw fail("program header size", "56", "\(phentsize)") }
-        guard phoff + phnum * phentsize <= bytes.count else {
-            throw fail("program headers", "inside the file (end \(phoff + phnum * phentsize))", "file of \(bytes.count) bytes (truncated)")
-        }
+        let phoff = try r.u64(32, "program header offset")
+        let phentsize = try r.u16(54)
+        let phnum = try r.u16(56)
+        guard phentsize == 56 else { throw r.fail("program header size", "56", "\(phentsize)") }
+        let tableSize = try r.multiply(phnum, phentsize, "program headers")
+        try r.within(phoff, tableSize, "program headers")
         var dynamicOffset = -1
         var dynamicSize = 0
-        var loads: [(vaddr: Int, offset: Int, filesz: Int)] = []
+        var loads: [(vaddr: Int, vend: Int, offset: Int)] = []
         for k in 0..<phnum {
-            let h = phoff + k * phentsize
-            let pType = try u32(h)
-            let offset = try u64(h + 8)
-            let vaddr = try u64(h + 16)
-            let filesz = try u64(h + 32)
+            let h = phoff + k * phentsize  // inside the table checked above
+            let pType = try r.u32(h)
+            let offset = try r.u64(h + 8, "program header \(k) offset")
+            let vaddr = try r.u64(h + 16, "program header \(k) address")
+            let filesz = try r.u64(h + 32, "program header \(k) size")
             if pType == 1 {  // PT_LOAD
-                guard offset + filesz <= bytes.count else {
-                    throw fail("loadable segment \(k)", "bytes \(offset)..<\(offset + filesz) inside the file",
-                               "file of \(bytes.count) bytes (truncated)")
-                }
-                loads.append((vaddr, offset, filesz))
+                try r.within(offset, filesz, "loadable segment \(k)")
+                loads.append((vaddr, try r.add(vaddr, filesz, "loadable segment \(k) address"), offset))
             } else if pType == 2 {  // PT_DYNAMIC
-                guard offset + filesz <= bytes.count else {
-                    throw fail("dynamic segment", "inside the file", "file of \(bytes.count) bytes (truncated)")
-                }
+                try r.within(offset, filesz, "dynamic segment")
                 dynamicOffset = offset
                 dynamicSize = filesz
             }
         }
-        guard dynamicOffset >= 0 else { throw fail("dynamic segment", "present", "none (not a dynamic library)") }
-        func fileOffset(ofAddress a: Int) throws -> Int {
-            for l in loads where a >= l.vaddr && a < l.vaddr + l.filesz { return a - l.vaddr + l.offset }
-            throw fail("dynamic table address", "inside a loadable segment", "0x\(String(a, radix: 16))")
+        guard dynamicOffset >= 0 else { throw r.fail("dynamic segment", "present", "none (not a dynamic library)") }
+        func fileOffset(ofAddress a: Int, _ what: String) throws -> Int {
+            for l in loads where a >= l.vaddr && a < l.vend { return a - l.vaddr + l.offset }
+            throw r.fail(what, "an address inside a loadable segment", "0x\(String(a, radix: 16))")
         }
-        var strtab = -1, strsz = 0, symtab = -1, needed: [Int] = [], hashAddr = -1, gnuHashAddr = -1
+        var strtab = -1, strsz = 0, symtab = -1, needed: [Int] = [], hashAddr = -1
+        let dynamicEnd = dynamicOffset + dynamicSize  // checked by `within` above
         var k = dynamicOffset
-        while k + 16 <= dynamicOffset + dynamicSize {
-            let tag = try u64(k)
-            let val = try u64(k + 8)
+        var entries = 0
+        scan: while k + 16 <= dynamicEnd {
+            entries += 1
+            guard entries <= maxDynamicEntries else {
+                throw r.fail("dynamic table", "at most \(maxDynamicEntries) entries", "more")
+            }
+            let tag = try r.u64(k, "dynamic entry")
+            let val = try r.u64(k + 8, "dynamic entry")
             switch tag {
-            case 0: k = Int.max - 16
-            case 1: needed.append(val)
-            case 4: hashAddr = val
-            case 5: strtab = try fileOffset(ofAddress: val)
-            case 6: symtab = try fileOffset(ofAddress: val)
-            case 10: strsz = val
-            case 0x6fff_fef5: gnuHashAddr = val
+            case 0: break scan  // DT_NULL
+            case 1: needed.append(val)  // DT_NEEDED
+            case 4: hashAddr = val  // DT_HASH
+            case 5: strtab = try fileOffset(ofAddress: val, "string table address")  // DT_STRTAB
+            case 6: symtab = try fileOffset(ofAddress: val, "symbol table address")  // DT_SYMTAB
+            case 10: strsz = val  // DT_STRSZ
             default: break
             }
-            if k == Int.max - 16 { break }
             k += 16
         }
-        guard strtab >= 0, symtab >= 0, strtab + strsz <= bytes.count else {
-            throw fail("dynamic symbol table", "present and inside the file", "missing or truncated")
+        guard strtab >= 0, symtab >= 0 else {
+            throw r.fail("dynamic symbol table", "present", "no DT_STRTAB or DT_SYMTAB entry")
         }
-        func string(_ o: Int) -> String {
+        let strEnd = try r.within(strtab, strsz, "dynamic string table")
+        func string(_ o: Int) -> String? {
+            guard o >= 0, o < strsz else { return nil }
             var e = strtab + o
-            while e < strtab + strsz, bytes[e] != 0 { e += 1 }
-            return String(decoding: bytes[(strtab + o)..<e], as: UTF8.self)
+            while e < strEnd, r.bytes[e] != 0 { e += 1 }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: r.bytes[(strtab + o)..<e]), as: UTF8.self)
         }
         var facts = ELFFacts()
-        facts.neededLibraries = needed.filter { $0 < strsz }.map(string)
+        facts.neededLibraries = needed.compactMap(string)
         // Symbol count: DT_HASH gives it directly; otherwise the table runs up to the string table
         // (the usual layout), bounded by the file.
-        var count = 0
+        var count = strtab > symtab ? (strtab - symtab) / 24 : 0
         if hashAddr >= 0 {
-            count = try u32(try fileOffset(ofAddress: hashAddr) + 4)
-        } else if gnuHashAddr >= 0 || true {
-            count = strtab > symtab ? (strtab - symtab) / 24 : 0
+            count = try r.u32(try r.add(try fileOffset(ofAddress: hashAddr, "hash table address"), 4, "hash table"))
         }
-        guard symtab + count * 24 <= bytes.count else {
-            throw fail("dynamic symbol table", "inside the file", "file of \(bytes.count) bytes (truncated)")
-        }
+        guard count <= maxSymbols else { throw r.fail("dynamic symbol count", "at most \(maxSymbols)", "\(count)") }
+        try r.within(symtab, try r.multiply(count, 24, "dynamic symbol table"), "dynamic symbol table")
         for s in 0..<count {
             let e = symtab + s * 24
-            let nameOffset = try u32(e)
-            let shndx = try u16(e + 6)
-            guard nameOffset < strsz, shndx != 0 else { continue }  // undefined: an import
-            facts.definedSymbols.insert(string(nameOffset))
+            let nameOffset = try r.u32(e)
+            let shndx = try r.u16(e + 6)
+            guard shndx != 0, let name = string(nameOffset) else { continue }  // undefined: an import
+            facts.definedSymbols.insert(name)
         }
         return facts
     }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Crypto
 public import Eddy
+import EddyIO
 import Synchronization
 
 /// One row of a scan report: what happened to one file.
@@ -18,22 +19,28 @@ public struct PluginReportRow: Sendable, Equatable {
     public var kernels: Int
     public var contentHash: String
     public var loadMilliseconds: Double
+    /// Where the file, a symbolic link in the plugin directory, points (empty for a plain file).
+    public var linkTarget: String = ""
 
     /// The row as a JSON object.
     public var json: String {
-        func q(_ s: String) -> String {
-            "\"" + s.unicodeScalars.map { u -> String in
-                switch u {
-                case "\"": return "\\\""
-                case "\\": return "\\\\"
-                case "\n": return "\\n"
-                default: return u.value < 0x20 ? "\\u00" + (u.value < 16 ? "0" : "") + String(u.value, radix: 16) : String(u)
-                }
-            }.joined() + "\""
-        }
+        let q = Self.jsonString
         return "{\"file\": \(q(file)), \"status\": \(q(status.rawValue)), \"reason\": \(q(reason)), "
             + "\"plugin\": \(q(plugin)), \"version\": \(q(version)), \"kernels\": \(kernels), "
-            + "\"content_hash\": \(q(contentHash)), \"load_ms\": \((loadMilliseconds * 100).rounded() / 100)}"
+            + "\"content_hash\": \(q(contentHash)), \"load_ms\": \((loadMilliseconds * 100).rounded() / 100)"
+            + (linkTarget.isEmpty ? "" : ", \"link_target\": \(q(linkTarget))") + "}"
+    }
+
+    /// `s` as a JSON string literal.
+    public static func jsonString(_ s: String) -> String {
+        "\"" + s.unicodeScalars.map { u -> String in
+            switch u {
+            case "\"": return "\\\""
+            case "\\": return "\\\\"
+            case "\n": return "\\n"
+            default: return u.value < 0x20 ? "\\u00" + (u.value < 16 ? "0" : "") + String(u.value, radix: 16) : String(u)
+            }
+        }.joined() + "\""
     }
 }
 
@@ -49,15 +56,20 @@ public struct LoadedPlugin: Sendable {
 
 /// Loads kernel plugins into a session, checking each file before any of its code runs.
 ///
-/// For each file, in order: a regular file; an ELF shared object for this machine with its program
-/// headers and loadable segments inside the file; the two entry points among its dynamic symbols
-/// (else "not an Eddy plugin"); no copy of the SDK of its own; then a private copy named by content
-/// hash is `dlopen`ed (`RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE`, never closed), the manifest handshake
-/// is checked field by field, and registration commits all of the plugin's kernels or none.
+/// For each file, in order: the directory and the file may be changed only by this user or root (see
+/// ``PluginLoadPolicy``); a symbolic link must stay inside the directory; a regular file no larger than
+/// the size cap; an ELF shared object for this machine with its program headers and loadable segments
+/// inside the file; the two entry points among its dynamic symbols (else "not an Eddy plugin"); no copy
+/// of the SDK of its own. Then the checked bytes are stored as a verified private copy named by content
+/// hash, loaded first in a child process (see ``PluginProbe``), then `dlopen`ed
+/// (`RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE`, never closed); the manifest handshake is checked field by
+/// field, and registration (bounded in time) commits all of the plugin's kernels or none.
 public final class PluginHost: Sendable {
     public let session: Session
     /// Where private copies of plugin files are written before `dlopen`.
-    public let shadowDirectory: String
+    public var shadowDirectory: String { copies.path }
+    public let policy: PluginLoadPolicy
+    let copies: PrivateCopies
 
     private struct State {
         var plugins: [String: LoadedPlugin] = [:]
@@ -70,13 +82,15 @@ public final class PluginHost: Sendable {
     /// Loads a new plugin file in a separate process first (see ``PluginProbe``); nil loads directly.
     public let probe: PluginProbe?
 
-    public init(session: Session, shadowDirectory: String? = nil, probe: PluginProbe? = nil) {
+    /// - Parameters:
+    ///   - shadowDirectory: where private copies go (default: see `PrivateCopies.defaultPath`); it is
+    ///     created 0700 and verified before the first copy is written.
+    public init(session: Session, shadowDirectory: String? = nil, probe: PluginProbe? = nil,
+                policy: PluginLoadPolicy = PluginLoadPolicy()) {
         self.session = session
         self.probe = probe
-        let env = getenv("EDDY_SHADOW_DIR").map { String(cString: $0) }
-        let tmp = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
-        self.shadowDirectory = shadowDirectory ?? env ?? "\(tmp)/eddy-plugins-\(getuid())"
-        mkdir(self.shadowDirectory, 0o700)
+        self.policy = policy
+        self.copies = PrivateCopies(path: PrivateCopies.defaultPath(explicit: shadowDirectory))
     }
 
     /// Plugins currently registered, by name.
@@ -92,24 +106,34 @@ public final class PluginHost: Sendable {
 
     /// Loads every `*.so` in `directory` (not recursive; hidden and temporary files ignored), in name order.
     public func scan(_ directory: String) -> [PluginReportRow] {
-        guard let dir = opendir(directory) else {
-            return [row(directory, .rejected, "cannot open plugin directory: \(String(cString: strerror(errno)))")]
+        guard let names = Self.candidates(in: directory) else {
+            return [row(directory, .rejected, "cannot open plugin directory: \(errnoText())")]
         }
+        return names.map { load(directory + "/" + $0) }
+    }
+
+    /// The plugin file names in `directory`, sorted; nil if it cannot be read.
+    static func candidates(in directory: String) -> [String]? {
+        guard let dir = opendir(directory) else { return nil }
+        defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
-            if Self.isCandidate(name) { names.append(name) }
+            if isCandidate(name) { names.append(name) }
         }
-        closedir(dir)
-        return names.sorted().map { load(directory + "/" + $0) }
+        return names.sorted()
     }
 
     /// Whether a directory entry is considered: `*.so`, not hidden, not an editor or partial file.
     public static func isCandidate(_ name: String) -> Bool {
         name.hasSuffix(".so") && !name.hasPrefix(".") && !name.hasPrefix("~") && !name.hasPrefix("#")
     }
+
+    /// `text` on one line, safe to print in a report or a log: control characters (a newline in a
+    /// file name, terminal escapes) and backslashes are shown escaped.
+    public static func escaped(_ text: String) -> String { escapedForDisplay(text) }
 
     func row(_ file: String, _ status: PluginReportRow.Status, _ reason: String, plugin: String = "",
              version: String = "", kernels: Int = 0, hash: String = "", ms: Double = 0) -> PluginReportRow {
@@ -120,13 +144,25 @@ public final class PluginHost: Sendable {
     /// Checks and loads one file. The host keeps running whatever the file holds.
     public func load(_ path: String) -> PluginReportRow {
         let started = Self.now()
-        func elapsed() -> Double { (Self.now() - started) * 1000 }
-        var st = stat()
-        guard stat(path, &st) == 0 else { return row(path, .rejected, "cannot read: \(String(cString: strerror(errno)))") }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { return row(path, .rejected, "not a regular file") }
-        guard let bytes = Self.readFile(path) else {
-            return row(path, .rejected, "cannot read: \(String(cString: strerror(errno)))")
+        let file: PluginFile
+        do {
+            file = try PluginFile.read(path, directory: Self.directoryName(path), policy: policy)
+        } catch {
+            var r = row(path, .rejected, error.reason, ms: (Self.now() - started) * 1000)
+            r.linkTarget = error.linkTarget
+            return r
         }
+        var r = load(file, path: path, started: started)
+        r.linkTarget = file.linkTarget
+        if !file.warning.isEmpty, r.status == .loaded || r.status == .replaced {
+            r.reason = r.reason.isEmpty ? file.warning : r.reason + "; " + file.warning
+        }
+        return r
+    }
+
+    private func load(_ file: PluginFile, path: String, started: Double) -> PluginReportRow {
+        func elapsed() -> Double { (Self.now() - started) * 1000 }
+        let bytes = file.bytes
         let facts: ELFFacts
         do {
             facts = try ELFInspector.inspect(bytes)
@@ -141,43 +177,48 @@ public final class PluginHost: Sendable {
         if !missing.isEmpty {
             return row(path, .skipped, "not an Eddy plugin: no \(missing.joined(separator: " or ")) symbol", ms: elapsed())
         }
-        let ownSDK = facts.definedSymbols.filter { $0.hasPrefix("$s4Eddy") }
-        if !ownSDK.isEmpty {
+        let ownSDK = facts.definedSymbols.filter { $0.hasPrefix("$s4Eddy") }.sorted()
+        if let example = ownSDK.first {
             return row(path, .rejected,
                        "carries its own copy of the Eddy SDK (defines \(ownSDK.count) symbols of module Eddy, e.g. "
-                           + "\(ownSDK.sorted().first!)); link the SDK's shared library libEddy.so instead", ms: elapsed())
+                           + "\(Self.escaped(example))); link the SDK's shared library libEddy.so instead", ms: elapsed())
         }
         guard facts.neededLibraries.contains("libEddy.so") else {
             return row(path, .rejected,
-                       "does not link libEddy.so (needs: \(facts.neededLibraries.joined(separator: ", ")))", ms: elapsed())
+                       "does not link libEddy.so (needs: \(Self.escaped(facts.neededLibraries.joined(separator: ", "))))",
+                       ms: elapsed())
         }
-        let hash = SHA256.hash(data: bytes).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        let hash = PrivateCopies.hex(SHA256.hash(data: bytes))
         let short = String(hash.prefix(16))
         if let same = plugins.first(where: { $0.contentHash == hash }) {
             let fileName = Self.baseName(path)
             if Self.baseName(same.file) != fileName {
-                return row(path, .skipped, "same plugin as \(same.file) (already loaded; loaded once)",
+                return row(path, .skipped, "same plugin as \(Self.escaped(same.file)) (already loaded; loaded once)",
                            plugin: same.name, version: same.version, hash: short, ms: elapsed())
             }
             return row(path, .loaded, "unchanged", plugin: same.name, version: same.version, kernels: same.kernelCount,
                        hash: short, ms: elapsed())
         }
-        // The bytes checked above are the bytes loaded: write them to a private path named by content.
-        let shadow = shadowDirectory + "/" + Self.baseName(path).dropLast(3) + "-" + short + ".so"
-        if !Self.writeFile(shadow, bytes) {
-            return row(path, .rejected, "cannot write private copy \(shadow): \(String(cString: strerror(errno)))",
-                       hash: short, ms: elapsed())
+        // The bytes checked above are the bytes loaded: a verified private copy named by content.
+        let shadow: String
+        do {
+            shadow = try copies.store(bytes, name: Self.copyName(path, short), hash: hash)
+        } catch {
+            return row(path, .rejected, error.description, hash: short, ms: elapsed())
         }
-        // A plugin that crashes while loading or registering must not take this process with it:
-        // the first load of each content hash happens in a child process.
+        // A plugin that crashes, exits or hangs while loading or registering must not take this
+        // process with it: the first load of each content hash happens in a child process.
         let alreadyMapped = state.withLock { $0.value.handles[hash] != nil }
-        if let probe, !alreadyMapped, let crash = probe.check(shadow) {
-            return row(path, .rejected, "crashed in the probe process (\(crash)); not loaded into the host",
-                       hash: short, ms: elapsed())
+        if let probe, !alreadyMapped {
+            switch probe.check(shadow) {
+            case .passed: break
+            case .rejected(let reason), .failed(let reason):
+                return row(path, .rejected, reason, hash: short, ms: elapsed())
+            }
         }
         guard let handle = dlopen(shadow, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
             let message = dlerror().map { String(cString: $0) } ?? "unknown error"
-            return row(path, .rejected, "dlopen failed: \(message)", hash: short, ms: elapsed())
+            return row(path, .rejected, "dlopen failed: \(Self.escaped(message))", hash: short, ms: elapsed())
         }
         state.withLock { s in
             if s.value.handles[hash] == nil {
@@ -191,37 +232,58 @@ public final class PluginHost: Sendable {
             return row(path, .rejected, "entry points not found after dlopen", hash: short, ms: elapsed())
         }
         let manifestFunction = unsafeBitCast(manifestAddress, to: ManifestFunction.self)
-        guard let text = manifestFunction().map({ String(cString: $0) }) else {
-            return row(path, .rejected, "handshake failed: the manifest function returned nothing", hash: short, ms: elapsed())
+        let registerFunction = unsafeBitCast(registerAddress, to: RegisterFunction.self)
+        // The plugin's own code runs on a thread of its own, bounded in time: a plugin that hangs
+        // here is refused and its thread abandoned, instead of wedging the host (or its watcher).
+        let timeout = policy.registrationTimeout
+        let outcome: Registration? = BoundedCall.run(seconds: timeout) {
+            guard let text = manifestFunction().map({ String(cString: $0) }) else {
+                return .failed("handshake failed: the manifest function returned nothing")
+            }
+            let manifest: ParsedManifest
+            do {
+                manifest = try ParsedManifest(text)
+            } catch let e as HandshakeError {
+                return .failed("handshake failed: \(Self.escaped(e.lines.joined(separator: "; ")))")
+            } catch {
+                return .failed("handshake failed: \(error)")
+            }
+            if let other = self.plugins.first(where: { $0.name == manifest.name }),
+               Self.baseName(other.file) != Self.baseName(path) {
+                return .refused(manifest, "plugin '\(Self.escaped(manifest.name))' is already loaded from "
+                                    + "\(Self.escaped(other.file)) (version \(Self.escaped(other.version))); "
+                                    + "remove one of the two files")
+            }
+            let owner = KernelOwner.plugin(manifest.name, version: manifest.version, contentHash: hash)
+            let registrar = PluginRegistrar(owner: owner)
+            if let message = registerFunction(Unmanaged.passUnretained(registrar).toOpaque()) {
+                let reason = String(cString: message)
+                message.deallocate()
+                return .refused(manifest, "registration failed: \(Self.escaped(reason)) (no kernels of it were registered)")
+            }
+            return .registered(manifest, registrar, owner)
+        }
+        guard let outcome else {
+            return row(path, .rejected,
+                       "hung while registering in the host: no result within \(PluginProbe.seconds(timeout)) s "
+                           + "(its thread is abandoned; restart the host to reclaim it)", hash: short, ms: elapsed())
         }
         let manifest: ParsedManifest
-        do {
-            manifest = try ParsedManifest(text)
-        } catch let e as HandshakeError {
-            return row(path, .rejected, "handshake failed: \(e.lines.joined(separator: "; "))", hash: short, ms: elapsed())
-        } catch {
-            return row(path, .rejected, "handshake failed: \(error)", hash: short, ms: elapsed())
-        }
-        if let other = plugins.first(where: { $0.name == manifest.name }), Self.baseName(other.file) != Self.baseName(path) {
-            return row(path, .rejected,
-                       "plugin '\(manifest.name)' is already loaded from \(other.file) (version \(other.version)); "
-                           + "remove one of the two files", plugin: manifest.name, version: manifest.version, hash: short,
-                       ms: elapsed())
-        }
-        let owner = KernelOwner.plugin(manifest.name, version: manifest.version, contentHash: hash)
-        let registrar = PluginRegistrar(owner: owner)
-        let registerFunction = unsafeBitCast(registerAddress, to: RegisterFunction.self)
-        if let message = registerFunction(Unmanaged.passUnretained(registrar).toOpaque()) {
-            let reason = String(cString: message)
-            message.deallocate()
-            return row(path, .rejected, "registration failed: \(reason) (no kernels of it were registered)",
-                       plugin: manifest.name, version: manifest.version, hash: short, ms: elapsed())
+        let registrar: PluginRegistrar
+        let owner: KernelOwner
+        switch outcome {
+        case .failed(let reason):
+            return row(path, .rejected, reason, hash: short, ms: elapsed())
+        case .refused(let m, let reason):
+            return row(path, .rejected, reason, plugin: m.name, version: m.version, hash: short, ms: elapsed())
+        case .registered(let m, let r, let o):
+            (manifest, registrar, owner) = (m, r, o)
         }
         let declared = Set(manifest.kernels.map { "\($0.parent)|\($0.child)|\($0.name)" })
         for k in registrar.kernels where !declared.contains("\(k.parent.name)|\(k.child.name)|\(k.name)") {
             return row(path, .rejected,
-                       "registered kernel '\(k.name)' for (\(k.parent.name), \(k.child.name)) that its manifest does not "
-                           + "declare (no kernels of it were registered)",
+                       "registered kernel '\(Self.escaped(k.name))' for (\(Self.escaped(k.parent.name)), "
+                           + "\(Self.escaped(k.child.name))) that its manifest does not declare (no kernels of it were registered)",
                        plugin: manifest.name, version: manifest.version, hash: short, ms: elapsed())
         }
         let replacedOld = plugins.first { $0.name == manifest.name }
@@ -231,8 +293,15 @@ public final class PluginHost: Sendable {
                                   shadowPath: shadow, kernelCount: registrar.kernels.count + registrar.rules.count)
         state.withLock { $0.value.plugins[manifest.name] = loaded }
         return row(path, replacedOld == nil ? .loaded : .replaced,
-                   replacedOld.map { "replaces version \($0.version) (\(String($0.contentHash.prefix(16))))" } ?? "",
+                   replacedOld.map { "replaces version \(Self.escaped($0.version)) (\(String($0.contentHash.prefix(16))))" } ?? "",
                    plugin: manifest.name, version: manifest.version, kernels: loaded.kernelCount, hash: short, ms: elapsed())
+    }
+
+    /// What the plugin's handshake and registration came to.
+    private enum Registration: @unchecked Sendable {  // the registrar is handed from the bounded thread once
+        case failed(String)
+        case refused(ParsedManifest, String)
+        case registered(ParsedManifest, PluginRegistrar, KernelOwner)
     }
 
     /// Withdraws a plugin's kernels from future contexts (its code stays mapped).
@@ -247,38 +316,26 @@ public final class PluginHost: Sendable {
         path.split(separator: "/").last.map(String.init) ?? path
     }
 
+    static func directoryName(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// The private copy's name: the file's stem (letters, digits, `._-` only) and its short hash.
+    static func copyName(_ path: String, _ short: String) -> String {
+        let stem = baseName(path).dropLast(3).unicodeScalars.prefix(64).map { u -> Character in
+            u.properties.isAlphabetic && u.isASCII || ("0"..."9").contains(u) || u == "." || u == "_" || u == "-"
+                ? Character(u) : "_"
+        }
+        // A private copy (the probe child loads one) keeps its name.
+        let name = String(stem)
+        return (name.hasSuffix("-" + short) ? name : name + "-" + short) + ".so"
+    }
+
     static func now() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
-
-    static func readFile(_ path: String) -> [UInt8]? {
-        guard let f = fopen(path, "rb") else { return nil }
-        defer { fclose(f) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
-            if n <= 0 { break }
-            out.append(contentsOf: chunk[0..<n])
-        }
-        return out
-    }
-
-    /// Writes `bytes` to `path` through a temporary file and a rename, so that no reader sees half a file.
-    static func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
-        var st = stat()
-        if stat(path, &st) == 0 && Int(st.st_size) == bytes.count { return true }
-        let tmp = path + ".tmp-\(getpid())"
-        guard let f = fopen(tmp, "wb") else { return false }
-        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
-        fclose(f)
-        guard written == bytes.count, rename(tmp, path) == 0 else {
-            unlink(tmp)
-            return false
-        }
-        return true
     }
 }
 

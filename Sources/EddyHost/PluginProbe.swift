@@ -1,40 +1,76 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CEddyHost
 
 /// Loads a plugin file in a child process before the host maps it: the child runs the same checks,
-/// `dlopen`, handshake and registration. If the child dies from a signal, the host refuses the file
-/// and carries on; otherwise the host loads it itself (and reports its own errors).
+/// `dlopen`, handshake and registration, and must then write an explicit success record to a pipe.
+/// Anything else — a signal, an `exit()` from plugin code, no answer within the timeout — refuses the
+/// file, and the host carries on without ever mapping it.
 public struct PluginProbe: Sendable {
-    /// The program to run, with the file's path appended to `arguments`.
+    /// The program to run, with `--report-fd 3 --parent PID FILE` appended to `arguments`.
     public let executable: String
     public let arguments: [String]
+    /// Seconds the child may take before it is killed and the plugin refused as hung.
+    public let timeout: Double
 
-    public init(executable: String, arguments: [String]) {
+    public init(executable: String, arguments: [String], timeout: Double = 10) {
         self.executable = executable
         self.arguments = arguments
+        self.timeout = timeout
     }
 
     /// This process's own executable with `probe-plugin` (the `eddy` CLI's hidden subcommand).
-    public static var selfExecutable: PluginProbe {
+    public static func selfExecutable(timeout: Double = 10) -> PluginProbe {
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         let path = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "eddy"
-        return PluginProbe(executable: path, arguments: ["probe-plugin"])
+        return PluginProbe(executable: path, arguments: ["probe-plugin"], timeout: timeout)
     }
 
-    /// nil when the child survived loading `path`; otherwise how it died.
-    public func check(_ path: String) -> String? {
-        let argv = [executable] + arguments + [path]
+    /// The descriptor on which the child writes its record.
+    public static let reportDescriptor: Int32 = 3
+
+    /// What the child reports: `ok KERNELS` after a successful load, `rejected REASON` otherwise.
+    public enum Record {
+        public static func success(kernels: Int) -> String { "ok \(kernels)\n" }
+        public static func rejection(_ reason: String) -> String {
+            "rejected " + PluginHost.escaped(reason) + "\n"
+        }
+    }
+
+    public enum Outcome: Equatable {
+        case passed(kernels: Int)
+        /// The child refused the file itself (its reason is the host's reason).
+        case rejected(String)
+        /// The child crashed, exited without a record, or hung.
+        case failed(String)
+    }
+
+    /// Runs the child on `path` and waits for its record, at most `timeout` seconds.
+    public func check(_ path: String) -> Outcome {
+        let argv = [executable] + arguments
+            + ["--report-fd", String(Self.reportDescriptor), "--parent", String(getpid()), path]
         var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
         cArgs.append(nil)
         defer { for p in cArgs { free(p) } }
+        var fds: [Int32] = [-1, -1]
+        guard eddy_pipe_cloexec(&fds) == 0 else { return .failed("could not start the probe process: \(errnoText())") }
+        defer { if fds[0] >= 0 { close(fds[0]) } }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        // The child's own output is not the host's: send it to /dev/null.
+        // The child's own output is not the host's; its record goes to descriptor 3.
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], Self.reportDescriptor)
+        // Its own process group, so that a timeout kills whatever the plugin started too.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
         // The child inherits the environment, without Swift's crash backtracer (it takes most of a
         // second to print a backtrace nobody reads).
         var env: [UnsafeMutablePointer<CChar>?] = []
@@ -47,15 +83,75 @@ public struct PluginProbe: Sendable {
         env.append(nil)
         defer { for p in env { free(p) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, nil, cArgs, env)
-        guard spawned == 0 else { return nil }  // no probe possible: fall back to the host's own checks
+        let spawned = posix_spawn(&pid, executable, &actions, &attributes, cArgs, env)
+        close(fds[1])
+        guard spawned == 0 else {
+            return .failed("could not start the probe process \(executable): \(String(cString: strerror(spawned)))")
+        }
+        let deadline = PluginHost.now() + timeout
+        var record: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        var hung = false
+        // Read the record until the child closes the pipe (it exits), bounded in time and size.
+        while true {
+            let remaining = deadline - PluginHost.now()
+            if remaining <= 0 {
+                hung = true
+                break
+            }
+            var pfd = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, Int32(min(remaining * 1000 + 1, 1000)))
+            if ready < 0 && errno == EINTR { continue }
+            if ready <= 0 { continue }
+            let n = chunk.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            if record.count < 65_536 { record.append(contentsOf: chunk[0..<n]) }
+        }
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if !hung {
+            // The pipe closed: the child is exiting (or closed it and carries on; bounded all the same).
+            while true {
+                let r = waitpid(pid, &status, WNOHANG)
+                if r == pid { break }
+                if r < 0 && errno != EINTR { break }
+                if PluginHost.now() >= deadline {
+                    hung = true
+                    break
+                }
+                usleep(2_000)
+            }
+        }
+        if hung {
+            kill(-pid, SIGKILL)
+            kill(pid, SIGKILL)
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            return .failed("hung while loading or registering: no result within \(Self.seconds(timeout)) s "
+                               + "(--probe-timeout); the probe process was killed")
+        }
         let signal = status & 0x7f
         if signal != 0 && signal != 0x7f {
             let name = strsignal(signal).map { String(cString: $0) } ?? "signal"
-            return "killed by signal \(signal), \(name)"
+            return .failed("crashed in the probe process (killed by signal \(signal), \(name)); not loaded into the host")
         }
-        return nil
+        let exitStatus = (status >> 8) & 0xff
+        let text = String(decoding: record, as: UTF8.self)
+        let line = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        if exitStatus == 0, line.hasPrefix("ok "), let kernels = Int(line.dropFirst(3)) {
+            return .passed(kernels: kernels)
+        }
+        if line.hasPrefix("rejected ") { return .rejected(String(line.dropFirst(9))) }
+        return .failed("the probe process exited with status \(exitStatus) while loading it, without reporting success "
+                           + "(plugin code must not exit the process); not loaded into the host")
+    }
+
+    /// Called first in the probe child: die with the parent, so a killed host never leaves a probe
+    /// spinning. False when the parent is already gone.
+    public static func bindToParent(_ parent: Int32) -> Bool {
+        eddy_die_with_parent(parent) == 0
+    }
+
+    static func seconds(_ t: Double) -> String {
+        t == t.rounded() ? String(Int(t)) : String(t)
     }
 }

@@ -13,7 +13,7 @@ public final class CSVReader: TableReader {
     public let batchRows: Int
     private let file: UnsafeMutablePointer<FILE>
     private var buffer: [UInt8] = []
-    private var position = 0
+    private(set) var position = 0
     private var eof = false
     private var line = 1
     private var pending: [RawColumn]?
@@ -21,36 +21,52 @@ public final class CSVReader: TableReader {
     /// Bytes consumed so far, for progress reports.
     public private(set) var bytesRead = 0
     public let fileSize: Int
+    public let limits: ReadLimits
 
     /// Opens `path`, reads the header and infers the schema from the first batch.
     /// - Parameters:
     ///   - overrides: column types that replace the inferred ones.
     /// - Throws: ``IOError`` for a missing file, an empty file, a bad header, or a malformed first batch.
-    public init(path: String, overrides: [String: DType] = [:], batchRows: Int = 65_536) throws {
+    public init(path: String, overrides: [String: DType] = [:], batchRows: Int = 65_536,
+                limits: ReadLimits = ReadLimits()) throws {
         self.path = path
-        self.batchRows = batchRows
+        self.batchRows = Swift.max(1, batchRows)
+        self.limits = limits
         (file, fileSize) = try InputFile.open(path)
         // From here on the object is fully initialised: deinit closes the file if init throws.
         var headerFields: [FieldRange] = []
         guard try parseRecord(into: &headerFields) else {
             throw IOError(file: path, line: 1, column: 1, message: "empty file: expected a header row")
         }
-        let header = buffer.withUnsafeBytes { buf in
-            headerFields.map { f in Field(bytes: Array(buf[f.start..<f.end]), quoted: f.quoted) }
+        guard headerFields.count <= limits.maxColumns else {
+            throw IOError(file: path, line: 1, column: 1,
+                          message: "the header has \(headerFields.count) columns, more than the limit of \(limits.maxColumns)")
+        }
+        // Header names are unescaped like any field ("we""ird" is we"ird).
+        var scratch: [UInt8] = []
+        let header: [String] = buffer.withUnsafeBytes { buf in
+            headerFields.map { f in
+                let bytes = UnsafeRawBufferPointer(rebasing: buf[f.start..<f.end])
+                guard f.escapedQuotes else { return String(decoding: bytes, as: UTF8.self) }
+                Self.unescape(bytes, into: &scratch)
+                return String(decoding: scratch, as: UTF8.self)
+            }
         }
         commitRecord()
         var names: [String] = []
+        var seen: Set<String> = []
         for (k, field) in header.enumerated() {
-            var name = String(decoding: field.bytes, as: UTF8.self)
-            if name.isEmpty { name = "column_\(k + 1)" }
-            if names.contains(name) {
-                throw IOError(file: path, line: 1, column: k + 1, message: "duplicate column name '\(name)' in the header")
+            let name = field.isEmpty ? "column_\(k + 1)" : field
+            guard seen.insert(name).inserted else {
+                throw IOError(file: path, line: 1, column: k + 1,
+                              message: "duplicate column name '\(escapedForDisplay(name))' in the header")
             }
             names.append(name)
         }
-        for key in overrides.keys where !names.contains(key) {
+        for key in overrides.keys where !seen.contains(key) {
+            let shown = names.prefix(20).map(escapedForDisplay).joined(separator: ", ") + (names.count > 20 ? ", …" : "")
             throw IOError(file: path, line: 0, column: 0,
-                          message: "--schema names column '\(key)', which the header does not have (columns: \(names.joined(separator: ", ")))")
+                          message: "--schema names column '\(escapedForDisplay(key))', which the header does not have (columns: \(shown))")
         }
         // Infer from the first batch, which is kept and returned first.
         let first = try Self.readRaw(self, columns: names.count)
@@ -101,9 +117,12 @@ public final class CSVReader: TableReader {
         var fields: [FieldRange] = []
         fields.reserveCapacity(columns + 1)
         var scratch: [UInt8] = []
-        while rows < r.batchRows {
+        var batchBytes = 0
+        // A batch also ends at 1 GiB of field bytes: column offsets are 32-bit.
+        while rows < r.batchRows && batchBytes < 1 << 30 {
             let recordLine = r.line
             guard try r.parseRecord(into: &fields) else { break }
+            batchBytes += r.recordEnd - r.position
             // A blank line (one empty unquoted field) is not a record.
             if fields.count == 1 && fields[0].start == fields[0].end && !fields[0].quoted {
                 r.commitRecord()
@@ -118,13 +137,7 @@ public final class CSVReader: TableReader {
                     let f = fields[k]
                     let bytes = UnsafeRawBufferPointer(rebasing: buf[f.start..<f.end])
                     if f.escapedQuotes {
-                        // "" inside a quoted field stands for one quote.
-                        scratch.removeAll(keepingCapacity: true)
-                        var i = 0
-                        while i < bytes.count {
-                            scratch.append(bytes[i])
-                            i += bytes[i] == UInt8(ascii: "\"") ? 2 : 1
-                        }
+                        unescape(bytes, into: &scratch)
                         scratch.withUnsafeBytes { raw[k].append($0, null: false, line: recordLine) }
                     } else {
                         raw[k].append(bytes, null: bytes.isEmpty && !f.quoted, line: recordLine)
@@ -137,9 +150,14 @@ public final class CSVReader: TableReader {
         return rows == 0 ? nil : raw
     }
 
-    struct Field {
-        var bytes: [UInt8] = []
-        var quoted = false
+    /// The bytes of a quoted field with each `""` read as one quote.
+    static func unescape(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        out.removeAll(keepingCapacity: true)
+        var i = 0
+        while i < bytes.count {
+            out.append(bytes[i])
+            i += bytes[i] == UInt8(ascii: "\"") ? 2 : 1
+        }
     }
 
     /// A field of the record being parsed, as a byte range of the buffer.
@@ -151,7 +169,7 @@ public final class CSVReader: TableReader {
     }
 
     /// Where the record being parsed ends (set by `parseRecord`, consumed by `commitRecord`).
-    private var recordEnd = 0
+    private(set) var recordEnd = 0
     private var recordNewlines = 0
 
     private func commitRecord() {
@@ -166,10 +184,15 @@ public final class CSVReader: TableReader {
             buffer.removeFirst(position)
             position = 0
         }
-        let chunkSize = 1 << 20
+        // Grow geometrically while one record spans reads, so a long record is scanned a few times,
+        // not once per megabyte.
+        let chunkSize = Swift.max(1 << 20, buffer.count)
         let old = buffer.count
         buffer.append(contentsOf: repeatElement(0, count: chunkSize))
-        let n = buffer.withUnsafeMutableBytes { fread($0.baseAddress! + old, 1, chunkSize, file) }
+        let n = buffer.withUnsafeMutableBytes { raw -> Int in
+            guard let base = raw.baseAddress else { return 0 }
+            return fread(base + old, 1, chunkSize, file)
+        }
         buffer.removeLast(chunkSize - Swift.max(n, 0))
         if n <= 0 {
             eof = true
@@ -186,6 +209,11 @@ public final class CSVReader: TableReader {
             if position >= buffer.count && !refill() { return false }
             if let ok = try scanRecord(into: &fields) { return ok }
             // The record runs past the buffer: read more and parse it again from its start.
+            guard buffer.count - position <= limits.maxRecordBytes else {
+                throw IOError(file: path, line: line, column: 1,
+                              message: "record is longer than \(limits.maxRecordBytes) bytes (--max-record-bytes); "
+                                  + "is this a CSV file?")
+            }
             if !refill() {
                 // End of file: the record ends here.
                 if let ok = try scanRecord(into: &fields, atEOF: true) { return ok }

@@ -2,14 +2,78 @@
 import Glibc
 #endif
 
+/// Bounds on what one input may make a reader hold, so that a hostile file (one endless line,
+/// `/dev/zero`, a million-column header) is refused with a message instead of eating memory.
+public struct ReadLimits: Sendable {
+    /// Bytes in one CSV record or JSON Lines line.
+    public var maxRecordBytes: Int
+    /// Columns in a header or distinct keys in JSON Lines.
+    public var maxColumns: Int
+
+    public init(maxRecordBytes: Int = 64 << 20, maxColumns: Int = 100_000) {
+        self.maxRecordBytes = maxRecordBytes
+        self.maxColumns = maxColumns
+    }
+}
+
 /// Opens an input file for reading, with its size for progress reports.
 enum InputFile {
+    /// Opens `path` if it is a regular file or a FIFO (a pipe): a directory or a device is named as such.
     /// - Throws: ``IOError`` naming the file and the system's reason.
     static func open(_ path: String) throws -> (file: UnsafeMutablePointer<FILE>, size: Int) {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw IOError(file: path, line: 0, column: 0, message: "cannot open: \(String(cString: strerror(errno)))")
+        }
+        try checkKind(st, path)
         guard let f = fopen(path, "rb") else {
             throw IOError(file: path, line: 0, column: 0, message: "cannot open: \(String(cString: strerror(errno)))")
         }
-        var st = stat()
-        return (f, fstat(fileno(f), &st) == 0 ? Int(st.st_size) : 0)
+        // What was opened, not what the path named a moment before.
+        guard fstat(fileno(f), &st) == 0 else {
+            fclose(f)
+            throw IOError(file: path, line: 0, column: 0, message: "cannot open: \(String(cString: strerror(errno)))")
+        }
+        do {
+            try checkKind(st, path)
+        } catch {
+            fclose(f)
+            throw error
+        }
+        return (f, (st.st_mode & S_IFMT) == S_IFREG ? Int(st.st_size) : 0)
     }
+
+    private static func checkKind(_ st: stat, _ path: String) throws {
+        let kind = st.st_mode & S_IFMT
+        guard kind != S_IFREG && kind != S_IFIFO else { return }
+        let what = switch kind {
+        case S_IFDIR: "a directory"
+        case S_IFCHR: "a character device"
+        case S_IFBLK: "a block device"
+        case S_IFSOCK: "a socket"
+        default: "not a regular file"
+        }
+        throw IOError(file: path, line: 0, column: 0, message: "is \(what); expected a regular file or a pipe")
+    }
+}
+
+/// Text that came from outside (a file name, a field) shown on one line: control characters and
+/// backslashes escaped, so that a name with a newline cannot forge a line of a report or a log.
+public func escapedForDisplay(_ text: String) -> String {
+    var out = ""
+    for u in text.unicodeScalars {
+        switch u {
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if u.value < 0x20 || (0x7F...0x9F).contains(u.value) || u.properties.generalCategory == .format {
+                out += "\\u{\(String(u.value, radix: 16))}"
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+    }
+    return out
 }

@@ -16,12 +16,19 @@ public final class JSONLinesReader: TableReader {
     private var pendingFirstLine = 1
     public private(set) var bytesRead = 0
     public let fileSize: Int
-    private var lineBuffer: UnsafeMutablePointer<CChar>?
-    private var lineCapacity = 0
+    public let limits: ReadLimits
+    /// Unconsumed input: lines are read from `buffer[start...]`.
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var eof = false
+    /// Every key seen so far (the columns, in order, are `schema` or the `names` being collected).
+    private var keys: Set<String> = []
 
-    public init(path: String, overrides: [String: DType] = [:], batchRows: Int = 65_536) throws {
+    public init(path: String, overrides: [String: DType] = [:], batchRows: Int = 65_536,
+                limits: ReadLimits = ReadLimits()) throws {
         self.path = path
-        self.batchRows = batchRows
+        self.batchRows = Swift.max(1, batchRows)
+        self.limits = limits
         (file, fileSize) = try InputFile.open(path)
         var names: [String] = []
         var kinds: [String: InferredKind] = [:]
@@ -40,10 +47,7 @@ public final class JSONLinesReader: TableReader {
         pendingFirstLine = first.firstLine
     }
 
-    deinit {
-        fclose(file)
-        free(lineBuffer)
-    }
+    deinit { fclose(file) }
 
     public func next() throws -> RecordBatch? {
         var objects: [[String: JSONScalar]]
@@ -58,9 +62,9 @@ public final class JSONLinesReader: TableReader {
             var names = schema.names
             let batch = try readObjects(names: &names)
             if names.count != schema.names.count {
-                let extra = names.dropFirst(schema.names.count)
+                let extra = names.dropFirst(schema.names.count).first ?? ""
                 throw IOError(file: path, line: batch.firstLine, column: 1,
-                              message: "key '\(extra.first!)' first appears after the first \(batchRows) rows; "
+                              message: "key '\(escapedForDisplay(extra))' first appears after the first \(batchRows) rows; "
                                   + "columns are fixed by the first batch")
             }
             objects = batch.objects
@@ -89,24 +93,82 @@ public final class JSONLinesReader: TableReader {
         var objects: [[String: JSONScalar]] = []
         var lines: [Int] = []
         let firstLine = line + 1
-        while objects.count < batchRows {
-            let n = getline(&lineBuffer, &lineCapacity, file)
-            if n < 0 { break }
+        var batchBytes = 0
+        // A batch also ends at 1 GiB of input: column offsets are 32-bit.
+        while objects.count < batchRows && batchBytes < 1 << 30 {
+            guard let range = try nextLine() else { break }
             line += 1
-            bytesRead += n
-            let bytes = UnsafeRawBufferPointer(start: lineBuffer, count: n)
-            var parser = JSONParser(bytes: bytes, file: path, line: line)
-            parser.skipSpace()
-            if parser.atEnd { continue }
-            let object = try parser.parseObject()
-            parser.skipSpace()
-            guard parser.atEnd else { throw parser.error("text after the end of the JSON object") }
-            for (k, _) in object.pairs where !names.contains(k) { names.append(k) }
+            bytesRead += range.count + 1
+            batchBytes += range.count
+            let parsed: (pairs: [(String, JSONScalar)], end: Int)? = try buffer.withUnsafeBytes { buf in
+                var parser = JSONParser(bytes: UnsafeRawBufferPointer(rebasing: buf[range]), file: path, line: line)
+                parser.skipSpace()
+                if parser.atEnd { return nil }
+                let object = try parser.parseObject()
+                parser.skipSpace()
+                guard parser.atEnd else { throw parser.error("text after the end of the JSON object") }
+                return object
+            }
+            guard let object = parsed else { continue }
+            for (k, _) in object.pairs where keys.insert(k).inserted {
+                names.append(k)
+                guard names.count <= limits.maxColumns else {
+                    throw IOError(file: path, line: line, column: 1,
+                                  message: "more than \(limits.maxColumns) distinct keys (the limit on columns)")
+                }
+            }
             objects.append(Dictionary(object.pairs, uniquingKeysWith: { _, b in b }))
             lines.append(line)
         }
         pendingLines = lines
         return (objects, firstLine)
+    }
+}
+
+extension JSONLinesReader {
+    /// The next line, without its newline, as a range of `buffer`; nil at the end of the input.
+    /// - Throws: ``IOError`` for a line longer than `limits.maxRecordBytes` (say, `/dev/zero`).
+    fileprivate func nextLine() throws -> Range<Int>? {
+        var scanFrom = start
+        while true {
+            let newline: Int? = buffer.withUnsafeBytes { raw in
+                guard let base = raw.baseAddress, scanFrom < raw.count,
+                      let hit = memchr(base + scanFrom, 0x0A, raw.count - scanFrom) else { return nil }
+                return base.distance(to: UnsafeRawPointer(hit))
+            }
+            if let newline {
+                let range = start..<newline
+                start = newline + 1
+                return range
+            }
+            scanFrom = buffer.count
+            guard buffer.count - start <= limits.maxRecordBytes else {
+                throw IOError(file: path, line: line + 1, column: 1,
+                              message: "line is longer than \(limits.maxRecordBytes) bytes (--max-record-bytes); "
+                                  + "is this a JSON Lines file?")
+            }
+            if eof {
+                guard start < buffer.count else { return nil }
+                let range = start..<buffer.count
+                start = buffer.count
+                return range
+            }
+            if start > 0 {
+                buffer.removeFirst(start)
+                scanFrom -= start
+                start = 0
+            }
+            // Grow geometrically while one line spans reads.
+            let chunk = Swift.max(1 << 20, buffer.count)
+            let old = buffer.count
+            buffer.append(contentsOf: repeatElement(0, count: chunk))
+            let n = buffer.withUnsafeMutableBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return fread(base + old, 1, chunk, file)
+            }
+            buffer.removeLast(chunk - Swift.max(n, 0))
+            if n <= 0 { eof = true }
+        }
     }
 }
 

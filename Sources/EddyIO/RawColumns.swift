@@ -13,7 +13,7 @@ struct RawColumn {
 
     mutating func append(_ field: UnsafeRawBufferPointer, null: Bool, line: Int) {
         bytes.append(contentsOf: field)
-        offsets.append(Int32(bytes.count))
+        offsets.append(Int32(truncatingIfNeeded: bytes.count))  // readers end a batch at 1 GiB
         nulls.append(null)
         lines.append(Int32(truncatingIfNeeded: line))
     }
@@ -116,7 +116,47 @@ enum FieldParse {
             return nil
         }
         if s.lowercased().contains("x") { return nil }
-        return Double(s)
+        // A finite number too large for f64 ("1e400") is not infinity: it does not read.
+        guard let v = Double(s), v.isFinite else { return nil }
+        return v
+    }
+
+    /// Whether the text is spelled as an integer (optional sign, ASCII digits), whatever its size.
+    static func isIntegerSyntax(_ b: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        var n = b.count
+        while i < n && b[i] == 0x20 { i += 1 }
+        while n > i && b[n - 1] == 0x20 { n -= 1 }
+        if i < n && (b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: "+")) { i += 1 }
+        guard i < n else { return false }
+        while i < n {
+            guard b[i] &- 48 < 10 else { return false }
+            i += 1
+        }
+        return true
+    }
+
+    /// Whether the text is spelled as a decimal number with a fraction or an exponent, whatever its size.
+    static func isFloatSyntax(_ b: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        var n = b.count
+        while i < n && b[i] == 0x20 { i += 1 }
+        while n > i && b[n - 1] == 0x20 { n -= 1 }
+        if i < n && (b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: "+")) { i += 1 }
+        var digits = 0
+        while i < n && b[i] &- 48 < 10 { i += 1; digits += 1 }
+        if i < n && b[i] == UInt8(ascii: ".") {
+            i += 1
+            while i < n && b[i] &- 48 < 10 { i += 1; digits += 1 }
+        }
+        guard digits > 0 else { return false }
+        if i < n && (b[i] | 0x20) == UInt8(ascii: "e") {
+            i += 1
+            if i < n && (b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: "+")) { i += 1 }
+            guard i < n else { return false }
+            while i < n && b[i] &- 48 < 10 { i += 1 }
+        }
+        return i == n
     }
 
     static func bool(_ b: UnsafeRawBufferPointer) -> Bool? {
@@ -135,9 +175,12 @@ enum FieldParse {
         return nil
     }
 
+    /// An integer too large for i64 still infers as an integer (and then fails to read, naming its
+    /// row), and so does a float too large for f64: a column never silently changes type or reads
+    /// `inf` because of one value.
     static func kind(_ b: UnsafeRawBufferPointer) -> InferredKind {
-        if int64(b) != nil { return .int }
-        if double(b) != nil { return .float }
+        if int64(b) != nil || isIntegerSyntax(b) { return .int }
+        if double(b) != nil || isFloatSyntax(b) { return .float }
         if bool(b) != nil { return .bool }
         return .utf8
     }
@@ -153,10 +196,20 @@ extension RawColumn {
     func build(_ dtype: DType, name: String, file: String, columnIndex: Int) throws -> any ArrayNode {
         let n = count
         let validity: Validity = nulls.contains(true) ? .bitmap(Bitmap(nulls.map { !$0 })) : .allValid
+        let shownName = escapedForDisplay(name)
+        func shown(_ i: Int) -> String {
+            let text = string(i)
+            return escapedForDisplay(text.count > 80 ? String(text.prefix(80)) + "…" : text)
+        }
         func bad(_ i: Int, _ what: String) -> IOError {
             IOError(file: file, line: Int(lines[i]), column: columnIndex + 1,
-                    message: "column '\(name)': '\(string(i))' is not \(what) (the type was inferred from the first rows; "
-                        + "override it with --schema \(name):utf8)")
+                    message: "column '\(shownName)': '\(shown(i))' is not \(what) (the type was inferred from the first rows; "
+                        + "override it with --schema \(shownName):utf8)")
+        }
+        func outOfRange(_ i: Int, _ type: String, _ instead: String) -> IOError {
+            IOError(file: file, line: Int(lines[i]), column: columnIndex + 1,
+                    message: "column '\(shownName)': '\(shown(i))' is out of range for \(type) "
+                        + "(read the column as \(instead) with --schema \(shownName):\(instead))")
         }
         switch dtype {
         case .utf8(let nl), .binary(let nl):
@@ -164,7 +217,7 @@ extension RawColumn {
                 let ok = withField(i) { String(validating: $0, as: UTF8.self) != nil }
                 if !ok && dtype.isUTF8 {
                     throw IOError(file: file, line: Int(lines[i]), column: columnIndex + 1,
-                                  message: "column '\(name)': invalid UTF-8")
+                                  message: "column '\(shownName)': invalid UTF-8")
                 }
             }
             return VarBinArray(dtype: dtype.with(nl), offsets: Buffer(copying: offsets), bytes: Buffer(copying: bytes),
@@ -182,7 +235,10 @@ extension RawColumn {
                 let out = try PrimitiveArray.build(Int64.self, count: n, validity: validity, nullability: nl) { o in
                     for i in 0..<n {
                         if nulls[i] { o[i] = 0; continue }
-                        guard let v = withField(i, FieldParse.int64) else { throw bad(i, "an integer") }
+                        guard let v = withField(i, FieldParse.int64) else {
+                            if withField(i, FieldParse.isIntegerSyntax) { throw outOfRange(i, "i64", "f64") }
+                            throw bad(i, "an integer")
+                        }
                         o[i] = v
                     }
                 }
@@ -192,7 +248,12 @@ extension RawColumn {
                 return try PrimitiveArray.build(Double.self, count: n, validity: validity, nullability: nl) { o in
                     for i in 0..<n {
                         if nulls[i] { o[i] = 0; continue }
-                        guard let v = withField(i, FieldParse.double) else { throw bad(i, "a number") }
+                        guard let v = withField(i, FieldParse.double) else {
+                            if withField(i, FieldParse.isFloatSyntax) || withField(i, FieldParse.isIntegerSyntax) {
+                                throw outOfRange(i, "f64", "utf8")
+                            }
+                            throw bad(i, "a number")
+                        }
                         o[i] = v
                     }
                 }
@@ -210,9 +271,10 @@ extension RawColumn {
                 }
             }
             let built = try b.finish()
-            return nl == .nullable ? built : (built as! PrimitiveArray).with(validity: .allValid, nullability: .nonNullable)
+            guard nl == .nonNullable, let primitive = built as? PrimitiveArray else { return built }
+            return primitive.with(validity: .allValid, nullability: .nonNullable)
         default:
-            throw IOError(file: file, line: 0, column: 0, message: "column '\(name)': cannot read values of type \(dtype)")
+            throw IOError(file: file, line: 0, column: 0, message: "column '\(shownName)': cannot read values of type \(dtype)")
         }
     }
 }

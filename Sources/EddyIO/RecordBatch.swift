@@ -83,7 +83,8 @@ public struct IOError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String {
-        line > 0 ? "\(file):\(line):\(column): \(message)" : "\(file): \(message)"
+        let name = escapedForDisplay(file)
+        return line > 0 ? "\(name):\(line):\(column): \(message)" : "\(name): \(message)"
     }
 }
 

@@ -94,6 +94,9 @@ public struct Binder {
         case .cast(let inner, let type, _):
             let a = try bind(inner)
             return try cast(a, to: type, e)
+        case .logical(let op, let terms, _):
+            let operands = try terms.map { try boolOperand($0) }
+            return try function(BooleanFunction(op == "and" ? .and : .or), operands, e)
         case .binary(let op, let l, let r, _):
             switch op {
             case "and", "or":
@@ -106,7 +109,7 @@ public struct Binder {
                 return try function(ArithmeticFunction(o), [a, b], e)
             default:
                 let (a, b) = try coerce(try bind(l), try bind(r), e, numeric: false)
-                let o = CompareOperator(rawValue: op)!
+                guard let o = CompareOperator(rawValue: op) else { throw error("unknown operator '\(op)'", e) }
                 return try function(CompareFunction(o), [a, b], e)
             }
         case .call(let name, let args, let star, _):

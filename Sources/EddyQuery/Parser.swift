@@ -4,27 +4,56 @@ import EddyIO
 /// Parses the expression language (see `eddy eval --help`) with the usual precedence:
 /// `or` < `and` < `not` < comparison, `is null`, `like` < `+ -` < `* /` < unary minus.
 public struct Parser {
+    /// Bounds on what an expression may cost to parse, bind and evaluate: past them the expression is
+    /// refused with a clear error instead of overflowing the stack or running for minutes.
+    public struct Limits: Sendable {
+        /// Characters in the text.
+        public var maxLength: Int
+        /// Nesting: parentheses, function calls, `not` and unary minus, and each operator of an
+        /// arithmetic or comparison chain (they nest to the left). `and`/`or` chains are flat.
+        public var maxDepth: Int
+        /// Operands and operators in all.
+        public var maxTerms: Int
+
+        public init(maxLength: Int = 1 << 20, maxDepth: Int = 200, maxTerms: Int = 100_000) {
+            self.maxLength = maxLength
+            self.maxDepth = maxDepth
+            self.maxTerms = maxTerms
+        }
+    }
+
     let source: String
+    let chars: [Character]
     var tokens: [(Token, Int)]
     var k = 0
+    let limits: Limits
+    /// Current nesting, checked against `limits.maxDepth`.
+    var depth = 0
+    var terms = 0
 
-    public init(_ source: String) throws {
+    public init(_ source: String, limits: Limits = Limits()) throws {
         self.source = source
+        self.limits = limits
+        chars = Array(source)
+        guard chars.count <= limits.maxLength else {
+            throw QueryError("expression is too long: \(chars.count) characters, at most \(limits.maxLength)",
+                             source: String(chars.prefix(60)) + "…", position: 0)
+        }
         var lexer = Lexer(source)
         tokens = try lexer.tokens()
     }
 
     /// Parses one expression that must use the whole text.
-    public static func expression(_ text: String) throws -> Expr {
-        var p = try Parser(text)
+    public static func expression(_ text: String, limits: Limits = Limits()) throws -> Expr {
+        var p = try Parser(text, limits: limits)
         let e = try p.parseExpr()
         try p.expectEnd()
         return e
     }
 
     /// Parses a comma-separated select list; each item may end in `as name`.
-    public static func selectList(_ text: String) throws -> [SelectItem] {
-        var p = try Parser(text)
+    public static func selectList(_ text: String, limits: Limits = Limits()) throws -> [SelectItem] {
+        var p = try Parser(text, limits: limits)
         var items: [SelectItem] = []
         repeat {
             let startPos = p.position
@@ -53,8 +82,26 @@ public struct Parser {
     var position: Int { tokens[k].1 }
 
     func text(from a: Int, to b: Int) -> String {
-        let chars = Array(source)
-        return String(chars[Swift.min(a, chars.count)..<Swift.min(b, chars.count)])
+        let lower = Swift.max(0, Swift.min(a, chars.count))
+        return String(chars[lower..<Swift.max(lower, Swift.min(b, chars.count))])
+    }
+
+    /// Enters one level of nesting (undone with `depth -= 1`), refusing past the limit.
+    mutating func nest() throws {
+        depth += 1
+        guard depth <= limits.maxDepth else {
+            throw QueryError("expression is nested too deeply (more than \(limits.maxDepth) levels)", source: source,
+                             position: position)
+        }
+    }
+
+    /// Counts one operand or operator, refusing past the limit.
+    mutating func term() throws {
+        terms += 1
+        guard terms <= limits.maxTerms else {
+            throw QueryError("expression has too many terms (more than \(limits.maxTerms))", source: source,
+                             position: position)
+        }
     }
 
     mutating func keyword(_ word: String) -> Bool {
@@ -93,32 +140,44 @@ public struct Parser {
         }
     }
 
-    mutating func parseExpr() throws -> Expr { try parseOr() }
+    mutating func parseExpr() throws -> Expr {
+        try nest()
+        defer { depth -= 1 }
+        return try parseOr()
+    }
 
     mutating func parseOr() throws -> Expr {
-        var left = try parseAnd()
+        let first = try parseAnd()
+        guard isKeyword("or") else { return first }
+        let p = position
+        var terms = [first]
         while isKeyword("or") {
-            let p = position
             k += 1
-            left = .binary("or", left, try parseAnd(), at: p)
+            try term()
+            terms.append(try parseAnd())
         }
-        return left
+        return .logical("or", terms, at: p)
     }
 
     mutating func parseAnd() throws -> Expr {
-        var left = try parseNot()
+        let first = try parseNot()
+        guard isKeyword("and") else { return first }
+        let p = position
+        var terms = [first]
         while isKeyword("and") {
-            let p = position
             k += 1
-            left = .binary("and", left, try parseNot(), at: p)
+            try term()
+            terms.append(try parseNot())
         }
-        return left
+        return .logical("and", terms, at: p)
     }
 
     mutating func parseNot() throws -> Expr {
         if isKeyword("not") {
             let p = position
             k += 1
+            try nest()
+            defer { depth -= 1 }
             return .not(try parseNot(), at: p)
         }
         return try parseComparison()
@@ -129,6 +188,9 @@ public struct Parser {
         if case .symbol(let s) = peek, ["=", "!=", "<", "<=", ">", ">="].contains(s) {
             let p = position
             k += 1
+            try term()
+            try nest()
+            defer { depth -= 1 }
             return .binary(s, left, try parseAdditive(), at: p)
         }
         if isKeyword("is") {
@@ -152,11 +214,17 @@ public struct Parser {
         return left
     }
 
+    /// `+ -` and `* /` chains nest to the left: each operator is one more level for the binder and the
+    /// executor, so each counts against the depth limit until the chain ends.
     mutating func parseAdditive() throws -> Expr {
         var left = try parseMultiplicative()
+        let entered = depth
+        defer { depth = entered }
         while case .symbol(let s) = peek, s == "+" || s == "-" {
             let p = position
             k += 1
+            try term()
+            try nest()
             left = .binary(s, left, try parseMultiplicative(), at: p)
         }
         return left
@@ -164,9 +232,13 @@ public struct Parser {
 
     mutating func parseMultiplicative() throws -> Expr {
         var left = try parseUnary()
+        let entered = depth
+        defer { depth = entered }
         while case .symbol(let s) = peek, s == "*" || s == "/" {
             let p = position
             k += 1
+            try term()
+            try nest()
             left = .binary(s, left, try parseUnary(), at: p)
         }
         return left
@@ -176,15 +248,30 @@ public struct Parser {
         if peek == .symbol("-") {
             let p = position
             k += 1
+            try nest()
+            defer { depth -= 1 }
             let inner = try parseUnary()
             // Fold a minus into a numeric literal so that i64's minimum can be written.
-            if case .literal(.int(let v), _) = inner { return .literal(.int(-v), at: p) }
-            if case .literal(.uint(let v), _) = inner, v == UInt64(Int64.max) + 1 { return .literal(.int(Int64.min), at: p) }
+            if case .literal(.int(let v), _) = inner {
+                let (negated, overflow) = Int64(0).subtractingReportingOverflow(v)
+                guard !overflow else {
+                    throw QueryError("-(\(v)) is out of range for i64", source: source, position: p)
+                }
+                return .literal(.int(negated), at: p)
+            }
+            if case .literal(.uint(let v), _) = inner {
+                guard v == UInt64(Int64.max) + 1 else {
+                    throw QueryError("-\(v) is out of range for i64", source: source, position: p)
+                }
+                return .literal(.int(Int64.min), at: p)
+            }
             if case .literal(.float(let v), _) = inner { return .literal(.float(-v), at: p) }
             return .negate(inner, at: p)
         }
         if peek == .symbol("+") {
             k += 1
+            try nest()
+            defer { depth -= 1 }
             return try parseUnary()
         }
         return try parsePrimary()
@@ -193,15 +280,19 @@ public struct Parser {
     mutating func parsePrimary() throws -> Expr {
         let p = position
         let t = peek
+        try term()
         switch t {
         case .integer(let s):
             k += 1
             if let v = Int64(s) { return .literal(.int(v), at: p) }
             if let v = UInt64(s) { return .literal(.uint(v), at: p) }
-            throw QueryError("integer \(s) is too large", source: source, position: p)
+            throw QueryError("integer \(s) is out of range (at most \(UInt64.max))", source: source, position: p)
         case .float(let s):
             k += 1
-            return .literal(.float(Double(s)!), at: p)
+            guard let v = Double(s), v.isFinite else {
+                throw QueryError("number \(s) is out of range for f64", source: source, position: p)
+            }
+            return .literal(.float(v), at: p)
         case .string(let s):
             k += 1
             return .literal(.utf8(s), at: p)

@@ -7,6 +7,9 @@ public indirect enum Expr: Sendable {
     case negate(Expr, at: Int)
     case not(Expr, at: Int)
     case binary(String, Expr, Expr, at: Int)
+    /// A chain `a and b and …` or `a or b or …` (two or more terms), kept flat so that long chains
+    /// cost linear time and no recursion per term.
+    case logical(String, [Expr], at: Int)
     case isNull(Expr, negated: Bool, at: Int)
     case like(Expr, pattern: String, negated: Bool, at: Int)
     case cast(Expr, DType, at: Int)
@@ -16,7 +19,7 @@ public indirect enum Expr: Sendable {
     public var position: Int {
         switch self {
         case .column(_, let p), .literal(_, let p), .negate(_, let p), .not(_, let p), .binary(_, _, _, let p),
-             .isNull(_, _, let p), .like(_, _, _, let p), .cast(_, _, let p), .call(_, _, _, let p): p
+             .logical(_, _, let p), .isNull(_, _, let p), .like(_, _, _, let p), .cast(_, _, let p), .call(_, _, _, let p): p
         }
     }
 }
@@ -42,8 +45,17 @@ public struct QueryError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String {
-        let caret = String(repeating: " ", count: Swift.max(0, Swift.min(position, source.count))) + "^"
-        var s = "\(message)\n  \(source)\n  \(caret)"
+        // A long expression is shown as a window around the position, so the caret stays readable.
+        let chars = Array(source)
+        let at = Swift.max(0, Swift.min(position, chars.count))
+        let from = Swift.max(0, at - 60)
+        let to = Swift.min(chars.count, at + 60)
+        let prefix = from > 0 ? "…" : ""
+        let shown = prefix + String(chars[from..<to]) + (to < chars.count ? "…" : "")
+        // Control characters would break the two lines apart: shown as spaces.
+        let line = String(shown.map { $0.isNewline || $0 == "\t" ? " " : $0 })
+        let caret = String(repeating: " ", count: at - from + prefix.count) + "^"
+        var s = "\(message)\n  \(line)\n  \(caret)"
         if let hint { s += "\n\(hint)" }
         return s
     }
@@ -79,24 +91,26 @@ struct Lexer {
                 return out
             }
             let c = chars[i]
+            // Numbers are ASCII digits only: other Unicode digits ('²', '٣') are not numbers here.
+            func digit(_ k: Int) -> Bool { k < chars.count && chars[k].asciiValue.map { $0 >= 48 && $0 <= 57 } == true }
             if c.isLetter || c == "_" {
-                while i < chars.count, chars[i].isLetter || chars[i].isNumber || chars[i] == "_" { i += 1 }
+                while i < chars.count, chars[i].isLetter || digit(i) || chars[i] == "_" { i += 1 }
                 out.append((.identifier(String(chars[start..<i])), start))
-            } else if c.isNumber || (c == "." && i + 1 < chars.count && chars[i + 1].isNumber) {
+            } else if digit(i) || (c == "." && digit(i + 1)) {
                 var isFloat = false
-                while i < chars.count, chars[i].isNumber { i += 1 }
+                while digit(i) { i += 1 }
                 if i < chars.count, chars[i] == "." {
                     isFloat = true
                     i += 1
-                    while i < chars.count, chars[i].isNumber { i += 1 }
+                    while digit(i) { i += 1 }
                 }
                 if i < chars.count, chars[i] == "e" || chars[i] == "E" {
                     var j = i + 1
                     if j < chars.count, chars[j] == "+" || chars[j] == "-" { j += 1 }
-                    if j < chars.count, chars[j].isNumber {
+                    if digit(j) {
                         isFloat = true
                         i = j
-                        while i < chars.count, chars[i].isNumber { i += 1 }
+                        while digit(i) { i += 1 }
                     }
                 }
                 let text = String(chars[start..<i])

@@ -48,18 +48,20 @@ public final class EddyServer: Sendable {
         }
     }
 
-    public init(pluginDirectory: String, logger: Logger, rescanSeconds: Double = 2, probe: PluginProbe? = nil) {
+    public init(pluginDirectory: String, logger: Logger, rescanSeconds: Double = 2, probe: PluginProbe? = nil,
+                policy: PluginLoadPolicy = PluginLoadPolicy()) {
         let session = Session()
-        let host = PluginHost(session: session, probe: probe)
+        let host = PluginHost(session: session, probe: probe, policy: policy)
         let metrics = Metrics()
         self.session = session
         self.host = host
         self.logger = logger
         self.metrics = metrics
         self.watcher = PluginWatcher(host: host, directory: pluginDirectory, rescanSeconds: rescanSeconds) { event in
-            var meta: Logger.Metadata = ["file": "\(event.file)", "generation": "\(event.generation)"]
-            if !event.plugin.isEmpty { meta["plugin"] = "\(event.plugin)@\(event.version)" }
-            if !event.detail.isEmpty { meta["detail"] = "\(event.detail)" }
+            // File names and details come from the directory and the plugin: escaped, one log line each.
+            var meta: Logger.Metadata = ["file": "\(PluginHost.escaped(event.file))", "generation": "\(event.generation)"]
+            if !event.plugin.isEmpty { meta["plugin"] = "\(PluginHost.escaped(event.plugin))@\(PluginHost.escaped(event.version))" }
+            if !event.detail.isEmpty { meta["detail"] = "\(PluginHost.escaped(event.detail))" }
             switch event.kind {
             case .added, .replaced: metrics.pluginLoads.increment()
             case .rejected: metrics.pluginRejections.increment()

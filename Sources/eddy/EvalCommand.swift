@@ -48,10 +48,12 @@ struct EvalCommand: ParsableCommand {
     @Argument(help: "A .csv file, or a .jsonl / .ndjson file (JSON Lines).")
     var file: String
 
-    @Option(name: .customLong("where"), help: "A bool expression: rows where it is true are kept.")
+    // Values are taken as they are, even when they start with '-' ("-price > -10").
+    @Option(name: .customLong("where"), parsing: .unconditional,
+            help: "A bool expression: rows where it is true are kept.")
     var predicate: String?
 
-    @Option(help: "Comma-separated expressions to output (default: every column).")
+    @Option(parsing: .unconditional, help: "Comma-separated expressions to output (default: every column).")
     var select: String?
 
     @Option(help: "Output format: table, csv or json.")
@@ -68,8 +70,18 @@ struct EvalCommand: ParsableCommand {
 
     @OptionGroup var plugins: PluginOptions
 
+    @Option(help: ArgumentHelp("Refuse a CSV record or JSON line longer than this many bytes.", valueName: "bytes"))
+    var maxRecordBytes: Int = ReadLimits().maxRecordBytes
+
     @Option(help: ArgumentHelp("Rows per batch.", visibility: .hidden))
     var batchRows: Int = 65_536
+
+    func validate() throws {
+        guard maxRecordBytes > 0, maxRecordBytes <= 1 << 30 else {
+            throw ValidationError("--max-record-bytes must be between 1 and \(1 << 30)")
+        }
+        guard batchRows > 0, batchRows <= 1 << 24 else { throw ValidationError("--batch-rows must be between 1 and \(1 << 24)") }
+    }
 
     @Flag(help: ArgumentHelp("Print the peak resident memory to stderr at the end.", visibility: .hidden))
     var reportMemory = false
@@ -82,7 +94,8 @@ struct EvalCommand: ParsableCommand {
         let (host, _) = plugins.load(into: session)
         do {
             let overrides = try schema.map(Schema.parseOverrides) ?? [:]
-            let reader = try openReader(file, format: inputFormat, overrides: overrides, batchRows: batchRows)
+            let reader = try openReader(file, format: inputFormat, overrides: overrides, batchRows: batchRows,
+                                        limits: ReadLimits(maxRecordBytes: maxRecordBytes))
             let trace = explain ? ExecutionTrace() : nil
             let context = session.makeContext(trace: trace)
             let evaluation = try Evaluation(reader: reader, whereText: predicate, selectText: select,
@@ -115,12 +128,14 @@ struct EvalCommand: ParsableCommand {
     }
 }
 
-func openReader(_ path: String, format: String?, overrides: [String: DType], batchRows: Int) throws -> any TableReader {
+func openReader(_ path: String, format: String?, overrides: [String: DType], batchRows: Int,
+                limits: ReadLimits) throws -> any TableReader {
     let kind = format ?? (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
     switch kind {
-    case "csv": return try CSVReader(path: path, overrides: overrides, batchRows: batchRows)
-    case "jsonl", "json": return try JSONLinesReader(path: path, overrides: overrides, batchRows: batchRows)
-    default: throw IOError(file: path, line: 0, column: 0, message: "unknown input format '\(kind)'; use csv or jsonl")
+    case "csv": return try CSVReader(path: path, overrides: overrides, batchRows: batchRows, limits: limits)
+    case "jsonl", "json": return try JSONLinesReader(path: path, overrides: overrides, batchRows: batchRows, limits: limits)
+    default:
+        throw IOError(file: path, line: 0, column: 0, message: "unknown input format '\(escapedForDisplay(kind))'; use csv or jsonl")
     }
 }
 

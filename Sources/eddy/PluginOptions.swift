@@ -5,7 +5,7 @@ import EddyHost
 import Glibc
 #endif
 
-/// `--plugin-dir`, shared by the commands that load plugins.
+/// `--plugin-dir` and the plugin trust flags, shared by the commands that load plugins.
 struct PluginOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
         "Directory of plugin .so files (default: $EDDY_PLUGIN_DIR, else ./plugins).", valueName: "dir"))
@@ -14,25 +14,55 @@ struct PluginOptions: ParsableArguments {
     @Flag(help: "Load new plugins directly, without first loading each in a child process.")
     var noProbe = false
 
+    @Option(help: ArgumentHelp(
+        "Seconds a plugin may take to load and register (in the probe process, and again in the host) before it is refused.",
+        valueName: "seconds"))
+    var probeTimeout: Double = 10
+
+    @Flag(help: "Load from a plugin directory or files that others can write (or another user owns), with a warning.")
+    var allowInsecureDir = false
+
+    @Option(help: ArgumentHelp("Refuse plugin files larger than this many bytes.", valueName: "bytes"))
+    var maxPluginBytes: Int = 256 << 20
+
     var directory: String { pluginDir ?? PluginHost.defaultDirectory }
 
-    var probe: PluginProbe? { noProbe ? nil : PluginProbe.selfExecutable }
+    var probe: PluginProbe? { noProbe ? nil : PluginProbe.selfExecutable(timeout: probeTimeout) }
+
+    var policy: PluginLoadPolicy {
+        PluginLoadPolicy(maxFileBytes: maxPluginBytes, allowInsecureDirectory: allowInsecureDir,
+                         registrationTimeout: probeTimeout)
+    }
+
+    func validate() throws {
+        guard probeTimeout > 0, probeTimeout <= 86_400 else {
+            throw ValidationError("--probe-timeout must be between 0 and 86400 seconds")
+        }
+        guard maxPluginBytes > 0 else { throw ValidationError("--max-plugin-bytes must be positive") }
+    }
 
     /// Whether the directory was asked for explicitly (a missing default directory is not an error).
     var explicit: Bool { pluginDir != nil || getenv("EDDY_PLUGIN_DIR") != nil }
 
+    func makeHost(session: Session) -> PluginHost {
+        PluginHost(session: session, probe: probe, policy: policy)
+    }
+
     /// Loads the plugin directory into `session`; problems are reported on stderr, never fatal.
     func load(into session: Session, quiet: Bool = false) -> (PluginHost, [PluginReportRow]) {
-        let host = PluginHost(session: session, probe: probe)
+        let host = makeHost(session: session)
         var st = stat()
         guard stat(directory, &st) == 0 else {
-            if explicit { Stderr.write("eddy: warning: plugin directory \(directory) does not exist\n") }
+            if explicit { Stderr.write("eddy: warning: plugin directory \(PluginHost.escaped(directory)) does not exist\n") }
             return (host, [])
         }
         let rows = host.scan(directory)
         if !quiet {
             for r in rows where r.status == .rejected {
-                Stderr.write("eddy: warning: plugin \(r.file) rejected: \(r.reason)\n")
+                Stderr.write("eddy: warning: plugin \(PluginHost.escaped(r.file)) rejected: \(PluginHost.escaped(r.reason))\n")
+            }
+            for r in rows where r.status != .rejected && r.reason.contains("warning: ") {
+                Stderr.write("eddy: warning: plugin \(PluginHost.escaped(r.file)): \(PluginHost.escaped(r.reason))\n")
             }
         }
         return (host, rows)

@@ -17,21 +17,24 @@ struct PluginsCommand: ParsableCommand {
         let session = Session()
         let (host, rows) = plugins.load(into: session, quiet: true)
         if json {
-            print("{\"directory\": \"\(plugins.directory)\", \"snapshot_generation\": \(session.kernels.generation), "
+            print("{\"directory\": \(PluginReportRow.jsonString(plugins.directory)), \"snapshot_generation\": \(session.kernels.generation), "
                   + "\"retained_images\": \(host.retainedImages), \"files\": [")
             print(rows.map { "  " + $0.json }.joined(separator: ",\n"))
             print("]}")
             return
         }
-        print("plugin directory: \(plugins.directory)")
+        print("plugin directory: \(PluginHost.escaped(plugins.directory))")
         if rows.isEmpty {
             print("(no .so files)")
             return
         }
         let header = ["file", "status", "plugin", "version", "kernels", "load ms", "detail"]
         let table = rows.map { r in
-            [PluginHost.baseName(r.file), r.status.rawValue, r.plugin, r.version, r.kernels > 0 ? String(r.kernels) : "",
-             String((r.loadMilliseconds * 10).rounded() / 10), r.reason]
+            // Names and reasons come from the directory and the plugins: escaped, one line per file.
+            [PluginHost.escaped(PluginHost.baseName(r.file)) + (r.linkTarget.isEmpty ? "" : " -> " + PluginHost.escaped(r.linkTarget)),
+             r.status.rawValue, PluginHost.escaped(r.plugin), PluginHost.escaped(r.version),
+             r.kernels > 0 ? String(r.kernels) : "", String((r.loadMilliseconds * 10).rounded() / 10),
+             PluginHost.escaped(r.reason)]
         }
         var widths = header.map(\.count)
         for r in table { for (k, c) in r.enumerated() { widths[k] = max(widths[k], c.count) } }

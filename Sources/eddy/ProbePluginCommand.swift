@@ -1,19 +1,40 @@
 import ArgumentParser
 import Eddy
 import EddyHost
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `eddy probe-plugin FILE`: loads one plugin file into a throwaway session. The host runs it in a
-/// child process before loading a new plugin itself, so that a plugin that crashes kills only this.
+/// child process before loading a new plugin itself, so that a plugin that crashes, exits or hangs
+/// affects only this process. Success is only what is written to the report descriptor.
 struct ProbePluginCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "probe-plugin", abstract: "Load one plugin file in this process and exit (used by hosts).",
         shouldDisplay: false)
 
+    @Option(help: "Descriptor to write the result record to.")
+    var reportFd: Int32?
+
+    @Option(help: "The host's process id: this process dies with it.")
+    var parent: Int32?
+
     @Argument var file: String
 
     func run() throws {
-        let host = PluginHost(session: Session(), probe: nil)
+        if let parent, !PluginProbe.bindToParent(parent) { throw ExitCode(4) }
+        // The plugin file is a private copy in the host's verified directory, so the directory's
+        // own checks pass; registration here is bounded by the host's probe timeout instead.
+        let host = PluginHost(session: Session(), probe: nil, policy: PluginLoadPolicy(registrationTimeout: 3600))
         let row = host.load(file)
-        if row.status == .rejected { throw ExitCode(3) }
+        let ok = row.status == .loaded || row.status == .replaced
+        let record = ok ? PluginProbe.Record.success(kernels: row.kernels) : PluginProbe.Record.rejection(row.reason)
+        if let reportFd {
+            var bytes = Array(record.utf8)
+            _ = bytes.withUnsafeMutableBytes { write(reportFd, $0.baseAddress, $0.count) }
+            close(reportFd)
+        }
+        // Leave without running plugin code again (atexit handlers, static destructors).
+        _exit(ok ? 0 : 3)
     }
 }

@@ -21,15 +21,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on (0 picks a free one).")
     var port = 8080
 
-    @Option(help: ArgumentHelp("Directory of plugin .so files (default: $EDDY_PLUGIN_DIR, else ./plugins).",
-                               valueName: "dir"))
-    var pluginDir: String?
+    @OptionGroup var plugins: PluginOptions
 
     @Option(help: "Seconds between safety-net rescans of the plugin directory.")
     var rescan: Double = 2
-
-    @Flag(help: "Load new plugins directly, without first loading each in a child process.")
-    var noProbe = false
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -38,8 +33,8 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "eddy")
-        let server = EddyServer(pluginDirectory: pluginDir ?? PluginHost.defaultDirectory, logger: logger,
-                                rescanSeconds: rescan, probe: noProbe ? nil : PluginProbe.selfExecutable)
+        let server = EddyServer(pluginDirectory: plugins.directory, logger: logger, rescanSeconds: rescan,
+                                probe: plugins.probe, policy: plugins.policy)
         try await server.run(hostname: hostname, port: port)
     }
 }

@@ -63,9 +63,21 @@ public final class ScalarFnArray: ArrayNode {
         return ConstantArray(try r.scalar(at: 0), count: count)
     }
 
+    /// Above this many arguments (a long `and`/`or` chain), the arguments are executed here in one
+    /// pass instead of one executor step each: each step rebuilds the node, so step by step is
+    /// quadratic in the argument count.
+    static let wideArgumentCount = 16
+
     public func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep {
-        if let slot = arguments.firstIndex(where: { !$0.isColumnar }) { return .executeChild(slot, .columnar) }
-        return .done(try function.execute(arguments, count: count, ctx: ctx))
+        guard let slot = arguments.firstIndex(where: { !$0.isColumnar }) else {
+            return .done(try function.execute(arguments, count: count, ctx: ctx))
+        }
+        guard arguments.count > Self.wideArgumentCount else { return .executeChild(slot, .columnar) }
+        var executed = arguments
+        for k in slot..<executed.count where !executed[k].isColumnar {
+            executed[k] = try ctx.executeUntil(executed[k], .columnar)
+        }
+        return .done(try function.execute(executed, count: count, ctx: ctx))
     }
 
     public func scalar(at index: Int) throws -> Scalar {

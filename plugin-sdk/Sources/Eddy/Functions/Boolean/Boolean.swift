@@ -1,5 +1,6 @@
-/// Kleene `and` / `or` of two bool arrays: `false and null` is false, `true or null` is true,
-/// otherwise a null operand gives null.
+/// Kleene `and` / `or` of two or more bool arrays: `false and null` is false, `true or null` is true,
+/// otherwise a null operand gives null. A chain `a and b and c …` is one node with one argument per
+/// term, evaluated in one pass over the words of each argument (linear in the number of terms).
 public struct BooleanFunction: ScalarFunction {
     public enum Operator: String, Sendable { case and, or }
     public static let andID = EncodingID("eddy.and")
@@ -12,10 +13,10 @@ public struct BooleanFunction: ScalarFunction {
     public var description: String { op.rawValue }
 
     public func returnType(_ arguments: [DType]) throws -> DType {
-        guard arguments.count == 2, arguments.allSatisfy(\.isBool) else {
-            throw EddyError(.typeMismatch, "\(op.rawValue) needs two bool arguments, got \(arguments.map(\.description))")
+        guard arguments.count >= 2, arguments.allSatisfy(\.isBool) else {
+            throw EddyError(.typeMismatch, "\(op.rawValue) needs two or more bool arguments, got \(arguments.map(\.description))")
         }
-        return .bool(arguments[0].nullability | arguments[1].nullability)
+        return .bool(arguments.reduce(Nullability.nonNullable) { $0 | $1.nullability })
     }
 
     public static func and(_ a: any ArrayNode, _ b: any ArrayNode) throws -> ScalarFnArray {
@@ -27,24 +28,27 @@ public struct BooleanFunction: ScalarFunction {
     }
 
     public func execute(_ arguments: [any ArrayNode], count: Int, ctx: ExecutionCtx) throws -> any ArrayNode {
-        let nullability = arguments[0].dtype.nullability | arguments[1].dtype.nullability
-        let (av, aValid) = try BoolOperand.words(arguments[0], count: count)
-        let (bv, bValid) = try BoolOperand.words(arguments[1], count: count)
-        // Values and validity word by word. For and: the result is known false where either side is a
-        // valid false; known true where both are valid true. `or` is the dual.
-        let values: Bitmap
-        let validity: Bitmap
-        switch op {
-        case .and:
-            values = av.zipWords(bv, &)
-            let aFalse = aValid.zipWords(av) { $0 & ~$1 }
-            let bFalse = bValid.zipWords(bv) { $0 & ~$1 }
-            validity = (aValid & bValid) | aFalse | bFalse
-        case .or:
-            let aTrue = aValid & av
-            let bTrue = bValid & bv
-            values = aTrue | bTrue
-            validity = (aValid & bValid) | aTrue | bTrue
+        guard let first = arguments.first, arguments.count >= 2 else {
+            throw EddyError(.invalidArgument, "\(op.rawValue) needs two or more arguments, got \(arguments.count)")
+        }
+        let nullability = arguments.reduce(Nullability.nonNullable) { $0 | $1.dtype.nullability }
+        // Fold left to right. For and: the result is known false where any side is a valid false; known
+        // true where all are valid true. `or` is the dual.
+        var (values, validity) = try BoolOperand.words(first, count: count)
+        for argument in arguments.dropFirst() {
+            let (bv, bValid) = try BoolOperand.words(argument, count: count)
+            switch op {
+            case .and:
+                let aFalse = validity.zipWords(values) { $0 & ~$1 }
+                let bFalse = bValid.zipWords(bv) { $0 & ~$1 }
+                values = values.zipWords(bv, &)
+                validity = (validity & bValid) | aFalse | bFalse
+            case .or:
+                let aTrue = validity & values
+                let bTrue = bValid & bv
+                values = aTrue | bTrue
+                validity = (validity & bValid) | aTrue | bTrue
+            }
         }
         let v: Validity = nullability == .nullable ? Validity.bitmap(validity).normalized(count: count) : .allValid
         // Null rows hold false, so that a filter can use `values` directly.

@@ -1,0 +1,14 @@
+#ifndef CEDDY_HOST_H
+#define CEDDY_HOST_H
+
+#include <sys/types.h>
+
+/// Asks the kernel to send SIGKILL to this process when its parent dies, then checks that the parent
+/// is still `expected_parent` (it may have died before the request). Returns 0, or -1 if the parent
+/// is already gone. prctl is variadic in C, so Swift cannot call it directly.
+int eddy_die_with_parent(pid_t expected_parent);
+
+/// pipe2(fds, O_CLOEXEC): both ends closed on exec, so only the descriptor a child is given leaks.
+int eddy_pipe_cloexec(int fds[2]);
+
+#endif

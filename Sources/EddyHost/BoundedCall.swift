@@ -1,0 +1,54 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Synchronization
+
+/// Runs code that may never return (a plugin's registration) on a thread of its own, and waits for
+/// it at most a given time. On a timeout the thread is abandoned: it cannot be stopped, but the
+/// caller goes on and the late result is dropped.
+enum BoundedCall {
+    private final class Job: Sendable {
+        let work: @Sendable () -> Void
+        let done = DispatchSemaphore(value: 0)
+        init(_ work: @escaping @Sendable () -> Void) { self.work = work }
+    }
+
+    private final class Slot<T: Sendable>: Sendable {
+        let value = Mutex<T?>(nil)
+    }
+
+    /// The value of `body`, or nil if it did not return within `seconds`.
+    static func run<T: Sendable>(seconds: Double, _ body: @escaping @Sendable () -> T) -> T? {
+        let slot = Slot<T>()
+        let job = Job {
+            let value = body()
+            slot.value.withLock { $0 = value }
+        }
+        // No thread to be had: run it here, unbounded, rather than refuse every plugin.
+        guard start(job) else { return body() }
+        let nanos = Int(max(0, min(seconds, 86_400)) * 1e9)
+        guard job.done.wait(timeout: .now() + .nanoseconds(nanos)) == .success else { return nil }
+        return slot.value.withLock { $0 }
+    }
+
+    private static func start(_ job: Job) -> Bool {
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        // Plugin code gets the stack size of a main thread, not a worker thread's 512 KiB.
+        pthread_attr_setstacksize(&attributes, 8 << 20)
+        let retained = Unmanaged.passRetained(job)
+        var thread = pthread_t()
+        let started = pthread_create(&thread, &attributes, { raw in
+            guard let raw else { return nil }
+            let job = Unmanaged<Job>.fromOpaque(raw).takeRetainedValue()
+            job.work()
+            job.done.signal()
+            return nil
+        }, retained.toOpaque())
+        if started != 0 { retained.release() }
+        return started == 0
+    }
+}

@@ -1,0 +1,144 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the host enforces about plugin files and the directory they are dropped into.
+public struct PluginLoadPolicy: Sendable {
+    /// Files larger than this are refused before their bytes are read.
+    public var maxFileBytes: Int
+    /// Load from a directory (or files) that group or others can write, or that another non-root
+    /// user owns, with a warning instead of a refusal.
+    public var allowInsecureDirectory: Bool
+    /// Seconds that registration inside the host may take before the plugin is refused.
+    public var registrationTimeout: Double
+
+    public init(maxFileBytes: Int = 256 << 20, allowInsecureDirectory: Bool = false, registrationTimeout: Double = 10) {
+        self.maxFileBytes = maxFileBytes
+        self.allowInsecureDirectory = allowInsecureDirectory
+        self.registrationTimeout = registrationTimeout
+    }
+}
+
+/// A plugin file read through one descriptor: the bytes that were checked are the bytes that are
+/// hashed, copied and loaded, whatever happens to the path afterwards.
+struct PluginFile {
+    var bytes: [UInt8]
+    /// Where a symbolic link in the plugin directory pointed (empty for a plain file).
+    var linkTarget = ""
+    /// Set when a trust check failed but `allowInsecureDirectory` let the file through.
+    var warning = ""
+
+    struct Refusal: Error {
+        var reason: String
+        var linkTarget = ""
+    }
+
+    /// Why `st` (of a directory or file) lets someone other than this user or root change its
+    /// contents, or nil when it does not.
+    static func trustProblem(_ st: stat, what: String) -> String? {
+        let euid = geteuid()
+        if st.st_uid != euid && st.st_uid != 0 {
+            return "\(what) is owned by uid \(st.st_uid), not by this user (uid \(euid)) or root"
+        }
+        let mode = st.st_mode & 0o7777
+        if mode & 0o022 != 0 {
+            let who = mode & 0o002 != 0 ? "others" : "its group"
+            return "\(what) is writable by \(who) (mode 0\(String(mode, radix: 8)))"
+        }
+        return nil
+    }
+
+    /// The directory's own trust problem, if any (nil also when it cannot be examined: opening it
+    /// then reports that).
+    static func directoryProblem(_ directory: String) -> String? {
+        var st = stat()
+        guard stat(directory, &st) == 0 else { return nil }
+        return trustProblem(st, what: "plugin directory \(PluginHost.escaped(directory))")
+    }
+
+    /// Opens and reads `path` (an entry of `directory`), refusing it with the check that failed.
+    static func read(_ path: String, directory: String, policy: PluginLoadPolicy) throws(Refusal) -> PluginFile {
+        var result = PluginFile(bytes: [])
+        func insecure(_ problem: String) throws(Refusal) {
+            guard policy.allowInsecureDirectory else {
+                throw Refusal(reason: "\(problem): anyone who can change it can run code as this user; "
+                                  + "fix the permissions (chmod go-w) or pass --allow-insecure-dir",
+                              linkTarget: result.linkTarget)
+            }
+            result.warning = result.warning.isEmpty ? "warning: \(problem)" : result.warning + "; \(problem)"
+        }
+        if let problem = directoryProblem(directory) { try insecure(problem) }
+        var lst = stat()
+        guard lstat(path, &lst) == 0 else { throw Refusal(reason: "cannot read: \(errnoText())") }
+        var openPath = path
+        if (lst.st_mode & S_IFMT) == S_IFLNK {
+            // A link is followed only when its target stays inside the plugin directory.
+            guard let target = realPath(path), let root = realPath(directory) else {
+                throw Refusal(reason: "symbolic link that does not resolve: \(errnoText())")
+            }
+            result.linkTarget = target
+            guard target.hasPrefix(root == "/" ? "/" : root + "/") else {
+                throw Refusal(reason: "symbolic link to \(PluginHost.escaped(target)), outside the plugin directory "
+                                  + "\(PluginHost.escaped(root)); links are followed only inside it",
+                              linkTarget: target)
+            }
+            openPath = target
+        }
+        // O_NONBLOCK: a FIFO swapped in after the lstat must not block the open.
+        let fd = open(openPath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw Refusal(reason: "cannot read: \(errnoText())", linkTarget: result.linkTarget) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw Refusal(reason: "cannot read: \(errnoText())", linkTarget: result.linkTarget) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw Refusal(reason: "not a regular file", linkTarget: result.linkTarget)
+        }
+        if let problem = trustProblem(st, what: "plugin file") { try insecure(problem) }
+        let size = Int(st.st_size)
+        guard size <= policy.maxFileBytes else {
+            throw Refusal(reason: "file size check failed: expected at most \(policy.maxFileBytes) bytes "
+                              + "(--max-plugin-bytes), found \(size)", linkTarget: result.linkTarget)
+        }
+        // The magic first: a file that is not ELF is refused after reading 64 bytes, whatever its size.
+        var prefix = [UInt8](repeating: 0, count: min(size, ELFInspector.headerSize))
+        guard readFully(fd, into: &prefix, at: 0) else {
+            throw Refusal(reason: "cannot read: \(errnoText())", linkTarget: result.linkTarget)
+        }
+        do {
+            try ELFInspector.checkMagic(prefix)
+        } catch {
+            throw Refusal(reason: "\(error.check) check failed: expected \(error.expected), found \(error.found)",
+                          linkTarget: result.linkTarget)
+        }
+        var bytes = [UInt8](repeating: 0, count: size)
+        guard readFully(fd, into: &bytes, at: 0) else {
+            throw Refusal(reason: "the file changed size while it was read", linkTarget: result.linkTarget)
+        }
+        result.bytes = bytes
+        return result
+    }
+
+    /// Reads exactly `buffer.count` bytes at `offset`; false on an error or a short file.
+    static func readFully(_ fd: Int32, into buffer: inout [UInt8], at offset: Int) -> Bool {
+        var done = 0
+        let total = buffer.count
+        while done < total {
+            let n = buffer.withUnsafeMutableBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return pread(fd, base + done, total - done, off_t(offset + done))
+            }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return false }
+            done += n
+        }
+        return true
+    }
+
+    static func realPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
+    }
+}
+
+func errnoText() -> String { String(cString: strerror(errno)) }

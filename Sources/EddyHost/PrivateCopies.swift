@@ -1,0 +1,143 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Crypto
+import Synchronization
+
+/// The per-user directory of private plugin copies that the host `dlopen`s.
+///
+/// Another local user must not be able to plant code there: the directory is created 0700 and then
+/// verified through a descriptor opened without following links (a directory, owned by the effective
+/// uid, no access for group or others), or refused with the reason. Every file is created with
+/// `O_CREAT | O_EXCL | O_NOFOLLOW` under a random temporary name, written, fsynced and renamed into
+/// place, then read back and hashed again; an existing copy is used only after its hash is verified.
+final class PrivateCopies: Sendable {
+    let path: String
+    /// The verified directory, or why it cannot be used.
+    private let directory: Result<Int32, Refusal>
+    private let counter = Atomic<Int>(0)
+
+    struct Refusal: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// `explicit` (or `$EDDY_SHADOW_DIR`), else `$XDG_RUNTIME_DIR/eddy-plugins`, else
+    /// `$TMPDIR/eddy-plugins-<euid>` (`/tmp` when `TMPDIR` is unset).
+    static func defaultPath(explicit: String?) -> String {
+        if let explicit { return explicit }
+        if let env = getenv("EDDY_SHADOW_DIR").map({ String(cString: $0) }), !env.isEmpty { return env }
+        if let run = getenv("XDG_RUNTIME_DIR").map({ String(cString: $0) }), run.hasPrefix("/") {
+            return run + "/eddy-plugins"
+        }
+        let tmp = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "/tmp"
+        return "\(tmp)/eddy-plugins-\(geteuid())"
+    }
+
+    init(path: String) {
+        self.path = path
+        directory = Self.openVerified(path)
+    }
+
+    deinit {
+        if case .success(let fd) = directory { close(fd) }
+    }
+
+    private static func openVerified(_ path: String) -> Result<Int32, Refusal> {
+        if mkdir(path, 0o700) != 0 && errno != EEXIST {
+            return .failure(Refusal(description: "cannot create private copy directory \(PluginHost.escaped(path)): \(errnoText())"))
+        }
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            let why = errno == ELOOP || errno == ENOTDIR ? "it is a symbolic link or not a directory" : errnoText()
+            return .failure(Refusal(description: "private copy directory \(PluginHost.escaped(path)) refused: \(why)"))
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            close(fd)
+            return .failure(Refusal(description: "private copy directory \(PluginHost.escaped(path)): \(errnoText())"))
+        }
+        let mode = st.st_mode & 0o7777
+        var problem: String?
+        if st.st_uid != geteuid() {
+            problem = "owned by uid \(st.st_uid), expected this user (uid \(geteuid()))"
+        } else if mode & 0o077 != 0 {
+            problem = "mode 0\(String(mode, radix: 8)), expected 0700 (no access for group or others)"
+        }
+        if let problem {
+            close(fd)
+            return .failure(Refusal(description: "private copy directory \(PluginHost.escaped(path)) refused: \(problem); "
+                                        + "another user could plant code there. Remove it or set EDDY_SHADOW_DIR"))
+        }
+        return .success(fd)
+    }
+
+    /// Stores `bytes` (whose SHA-256 is `hash`) as `name` and returns the path to `dlopen`.
+    func store(_ bytes: [UInt8], name: String, hash: String) throws(Refusal) -> String {
+        let dirfd: Int32
+        switch directory {
+        case .success(let fd): dirfd = fd
+        case .failure(let refusal): throw refusal
+        }
+        let full = path + "/" + name
+        if (try? Self.hashOfFile(dirfd, name)) == hash { return full }
+        let random = UInt64.random(in: 0...UInt64.max)
+        let tmp = ".tmp-\(getpid())-\(counter.add(1, ordering: .relaxed).newValue)-\(String(random, radix: 16))"
+        let fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Refusal(description: "cannot write private copy \(PluginHost.escaped(full)): \(errnoText())") }
+        var ok = true
+        var done = 0
+        bytes.withUnsafeBytes { raw in
+            while done < raw.count, let base = raw.baseAddress {
+                let n = write(fd, base + done, raw.count - done)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    ok = false
+                    return
+                }
+                done += n
+            }
+        }
+        let error = errnoText()
+        if ok && fsync(fd) != 0 { ok = false }
+        close(fd)
+        guard ok, renameat(dirfd, tmp, dirfd, name) == 0 else {
+            let why = ok ? errnoText() : error
+            unlinkat(dirfd, tmp, 0)
+            throw Refusal(description: "cannot write private copy \(PluginHost.escaped(full)): \(why)")
+        }
+        let written = try Self.hashOfFile(dirfd, name)
+        guard written == hash else {
+            throw Refusal(description: "private copy \(PluginHost.escaped(full)) changed after it was written "
+                              + "(hash \(written.prefix(16)), expected \(hash.prefix(16)))")
+        }
+        return full
+    }
+
+    /// The SHA-256 of a regular file of this user inside the directory, read without following links.
+    static func hashOfFile(_ dirfd: Int32, _ name: String) throws(Refusal) -> String {
+        let fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw Refusal(description: "cannot read private copy \(name): \(errnoText())") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == geteuid() else {
+            throw Refusal(description: "private copy \(name) is not a regular file of this user")
+        }
+        var hasher = SHA256()
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return read(fd, base, raw.count)
+            }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw Refusal(description: "cannot read private copy \(name): \(errnoText())") }
+            if n == 0 { break }
+            chunk.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+        return hex(hasher.finalize())
+    }
+
+    static func hex(_ digest: some Sequence<UInt8>) -> String {
+        digest.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
+}
