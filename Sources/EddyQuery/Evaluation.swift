@@ -24,18 +24,21 @@ public final class Evaluation {
     public private(set) var rowsSelected = 0
     /// Called with a progress line for inputs that take more than a second to read.
     public var progress: ((String) -> Void)?
+    /// Asked before each batch: a reason to stop (a deadline passed, the client went away, the
+    /// result grew too large), or nil to go on. Stopping throws ``EvaluationStopped``.
+    public var shouldStop: (() -> EvaluationStopped?)?
 
     /// Parses and binds `whereText` and `selectText` against the reader's schema.
     /// - Throws: ``QueryError`` with a caret at the offending position.
     public init(reader: any TableReader, whereText: String?, selectText: String?, context: ExecutionCtx,
-                compressor: Compressor = Compressor()) throws {
+                compressor: Compressor = Compressor(), limits: Parser.Limits = Parser.Limits()) throws {
         self.reader = reader
         self.context = context
         self.compressor = compressor
         self.trace = context.trace
         if let whereText {
             let binder = Binder(schema: reader.schema, source: whereText)
-            let e = try Parser.expression(whereText)
+            let e = try Parser.expression(whereText, limits: limits)
             let b = try binder.bind(e)
             guard b.dtype.isBool || b.dtype == .null else {
                 throw QueryError("--where must be a bool expression, found \(b.dtype)", source: whereText, position: 0)
@@ -46,13 +49,12 @@ public final class Evaluation {
         }
         if let selectText {
             let binder = Binder(schema: reader.schema, source: selectText)
-            let list = try Parser.selectList(selectText)
+            let list = try Parser.selectList(selectText, limits: limits)
             let bound = try list.map { (name: $0.name, bound: try binder.bind($0.expr, allowAggregates: true)) }
             let aggregates = bound.filter { $0.bound.isAggregate }
-            if !aggregates.isEmpty && aggregates.count != bound.count {
-                let plain = list[bound.firstIndex { !$0.bound.isAggregate }!]
+            if !aggregates.isEmpty, let plain = bound.firstIndex(where: { !$0.bound.isAggregate }) {
                 throw QueryError("cannot mix aggregates with per-row expressions (there is no group by)",
-                                 source: selectText, position: plain.expr.position)
+                                 source: selectText, position: list[plain].expr.position)
             }
             items = bound
         } else {
@@ -71,7 +73,9 @@ public final class Evaluation {
         let started = now()
         var lastProgress = started
         var batchIndex = 0
-        while let batch = try reader.next() {
+        while true {
+            if let stop = shouldStop?() { throw stop }
+            guard let batch = try reader.next() else { break }
             defer { batchIndex += 1 }
             rowsRead += batch.count
             let columns = try batch.columns.map { col -> any ArrayNode in
@@ -182,6 +186,18 @@ public final class Evaluation {
 
     func finish(_ f: AggregateFunction, _ input: DType, _ acc: AggregatePartial) throws -> Scalar {
         try f.finish(acc, input: input)
+    }
+}
+
+/// Why an evaluation was stopped before the end of its input.
+public struct EvaluationStopped: Error, CustomStringConvertible, Sendable {
+    public enum Cause: Sendable { case deadline, cancelled, resultTooLarge }
+    public var cause: Cause
+    public var description: String
+
+    public init(_ cause: Cause, _ description: String) {
+        self.cause = cause
+        self.description = description
     }
 }
 

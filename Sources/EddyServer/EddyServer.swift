@@ -17,7 +17,10 @@ public final class EddyServer: Sendable {
     public let host: PluginHost
     public let watcher: PluginWatcher
     public let logger: Logger
+    public let options: ServerOptions
     let metrics: Metrics
+    let uploads: UploadDirectory
+    let slots: EvaluationSlots
 
     final class Metrics: Sendable {
         let registry = PrometheusCollectorRegistry()
@@ -28,6 +31,7 @@ public final class EddyServer: Sendable {
         let pluginRemovals: Counter
         let generation: Gauge
         let retainedImages: Gauge
+        let refusals: Counter
         let inFlight = Atomic<Int>(0)
 
         init() {
@@ -45,11 +49,17 @@ public final class EddyServer: Sendable {
                                                    helpText: "Kernel registry snapshot generation"))
             retainedImages = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "retained", unitName: "images",
                                                    helpText: "Plugin images mapped into the process (never unmapped)"))
+            refusals = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "evaluations_refused", unitName: "total",
+                                                   helpText: "Evaluations refused or stopped by a limit (busy, deadline, result size, client gone)"))
         }
     }
 
+    /// - Throws: ``ServerSetupError`` when the private upload directory cannot be made.
     public init(pluginDirectory: String, logger: Logger, rescanSeconds: Double = 2, probe: PluginProbe? = nil,
-                policy: PluginLoadPolicy = PluginLoadPolicy()) {
+                policy: PluginLoadPolicy = PluginLoadPolicy(), options: ServerOptions = ServerOptions()) throws {
+        self.options = options
+        self.uploads = try UploadDirectory()
+        self.slots = EvaluationSlots(limit: options.maxConcurrent, queueLimit: options.maxQueue)
         let session = Session()
         let host = PluginHost(session: session, probe: probe, policy: policy)
         let metrics = Metrics()
@@ -76,16 +86,21 @@ public final class EddyServer: Sendable {
     }
 
     /// Builds the router: `POST /eval`, `GET /plugins`, `GET /kernels`, `GET /health`, `GET /metrics`.
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    public func router() -> Router<EddyRequestContext> {
+        let router = Router(context: EddyRequestContext.self)
+        router.add(middleware: RequestGuard(options: options))
         router.get("health") { _, _ in
             self.json(["status": "ok", "generation": self.session.kernels.generation,
                        "plugins": self.host.plugins.count, "in_flight": self.metrics.inFlight.load(ordering: .relaxed)])
         }
         router.get("plugins") { _, _ in
             let rows = self.watcher.report.map { r -> [String: Any] in
-                ["file": r.file, "status": r.status.rawValue, "reason": r.reason, "plugin": r.plugin, "version": r.version,
-                 "kernels": r.kernels, "content_hash": r.contentHash, "load_ms": r.loadMilliseconds]
+                var row: [String: Any] = [
+                    "file": r.file, "status": r.status.rawValue, "reason": r.reason, "plugin": r.plugin, "version": r.version,
+                    "kernels": r.kernels, "content_hash": r.contentHash, "load_ms": r.loadMilliseconds,
+                ]
+                if !r.linkTarget.isEmpty { row["link_target"] = r.linkTarget }
+                return row
             }
             return self.json(["directory": self.watcher.directory, "generation": self.session.kernels.generation,
                               "retained_images": self.host.retainedImages,
@@ -109,48 +124,132 @@ public final class EddyServer: Sendable {
                             body: ResponseBody(byteBuffer: ByteBuffer(string: self.metrics.registry.emitToString())))
         }
         router.post("eval") { request, context in
-            let body = try await request.body.collect(upTo: 256 << 20)
+            let params: EvalRequest.Params
+            do throws(EvalRequest.Refusal) {
+                params = try EvalRequest.params(fromQuery: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+            } catch {
+                return self.json(["error": error.message], status: error.status)
+            }
+            let body: ByteBuffer
+            do {
+                body = try await self.collectBody(request)
+            } catch let e as HTTPError where e.status == .contentTooLarge {
+                return self.json(["error": "the body is larger than \(self.options.maxBodyBytes) bytes (--max-body-bytes)"],
+                                 status: .contentTooLarge)
+            } catch is BodyTimeout {
+                return self.json(["error": "the body did not arrive within \(self.options.bodyTimeout) s (--body-timeout)"],
+                                 status: .requestTimeout)
+            }
             let contentType = request.headers[.contentType] ?? ""
-            let query = request.uri.queryParameters
-            let params = EvalRequest.Params(
-                where: query["where"].map(String.init), select: query["select"].map(String.init),
-                format: query["format"].map(String.init), inputFormat: query["input_format"].map(String.init),
-                trace: query["trace"].map { $0 == "1" || $0 == "true" } ?? false, path: query["path"].map(String.init))
-            let data = Data(body.readableBytesView)
-            return await self.evaluate(contentType: contentType, body: data, query: params)
+            return await self.evaluate(contentType: contentType, body: Data(body.readableBytesView), query: params,
+                                       channel: context.channel)
         }
         return router
+    }
+
+    struct BodyTimeout: Error {}
+
+    /// The whole body, at most `maxBodyBytes`, within `bodyTimeout` seconds.
+    func collectBody(_ request: Request) async throws -> ByteBuffer {
+        let limit = options.maxBodyBytes
+        let seconds = options.bodyTimeout
+        return try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+            group.addTask { try await request.body.collect(upTo: limit) }
+            group.addTask {
+                try await Task.sleep(for: .seconds(seconds))
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let body = first else { throw BodyTimeout() }
+            return body
+        }
     }
 
     /// Runs the HTTP server until SIGTERM or SIGINT; in-flight requests finish first.
     public func run(hostname: String, port: Int) async throws {
         watcher.start()
-        defer { watcher.stop() }
-        let app = Application(router: router(), configuration: .init(address: .hostname(hostname, port: port)),
-                              logger: logger)
+        defer {
+            watcher.stop()
+            uploads.remove()
+        }
+        let idle = TimeAmount.nanoseconds(Int64(options.idleTimeout * 1e9))
+        let app = Application(router: router(), server: .http1(configuration: .init(idleTimeout: idle)),
+                              configuration: .init(address: .hostname(hostname, port: port)), logger: logger)
         logger.info("eddy serve listening", metadata: ["address": "\(hostname):\(port)",
                                                         "plugins": "\(watcher.directory)"])
         try await app.runService()
     }
 
     func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        jsonResponse(object, status: status)
     }
 
     /// Evaluates one request on a thread of its own (evaluation is CPU work; it must not hold up the
-    /// server's event loops), with one execution context for the whole request.
-    func evaluate(contentType: String, body: Data, query: EvalRequest.Params) async -> Response {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Response, Never>) in
+    /// server's event loops), with one execution context for the whole request. At most
+    /// `maxConcurrent` run at once; the evaluation stops at its deadline or when the client goes away.
+    func evaluate(contentType: String, body: Data, query: EvalRequest.Params, channel: any Channel) async -> Response {
+        guard await slots.acquire() else {
+            metrics.refusals.increment()
+            return json(["error": "server busy: \(slots.limit) evaluations running and \(slots.queueLimit) waiting "
+                             + "(--max-concurrent, --max-queue); try again"], status: .serviceUnavailable)
+        }
+        defer { slots.release() }
+        let deadline = now() + options.evalTimeout
+        let timeout = options.evalTimeout
+        let stop: @Sendable () -> EvaluationStopped? = {
+            if Self.clientGone(channel) { return EvaluationStopped(.cancelled, "the client closed the connection") }
+            if now() > deadline {
+                return EvaluationStopped(.deadline, "the evaluation did not finish within \(timeout) s (--eval-timeout)")
+            }
+            return nil
+        }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Response, Never>) in
             DispatchQueue.global().async {
                 self.metrics.inFlight.add(1, ordering: .relaxed)
                 defer { self.metrics.inFlight.subtract(1, ordering: .relaxed) }
-                let (status, object) = EvalRequest.run(server: self, contentType: contentType, body: body, query: query)
-                if status == .ok { self.metrics.evaluations.increment() } else { self.metrics.evaluationErrors.increment() }
+                let (status, object) = EvalRequest.run(server: self, contentType: contentType, body: body, query: query,
+                                                       stop: stop)
+                switch status.code {
+                case 200: self.metrics.evaluations.increment()
+                case 413, 499, 503, 504: self.metrics.refusals.increment()
+                default: self.metrics.evaluationErrors.increment()
+                }
+                if status.code == 499 {
+                    self.logger.info("evaluation cancelled: the client closed the connection")
+                }
                 continuation.resume(returning: self.json(object, status: status))
             }
         }
     }
+}
+
+extension EddyServer {
+    /// Whether the client closed its side of the connection. The connection is not read while a
+    /// request is being evaluated, so a close is seen in the socket's TCP state (CLOSE_WAIT after the
+    /// client's FIN), not as an event. Called from the evaluation's thread, between batches.
+    static func clientGone(_ channel: any Channel) -> Bool {
+        guard channel.isActive else { return true }
+        guard let socket = channel as? any SocketOptionProvider, let info = try? socket.getTCPInfo().wait() else {
+            return false
+        }
+        return Int32(info.tcpi_state) != 1  // TCP_ESTABLISHED
+    }
+}
+
+/// The request context of `eddy serve`: Hummingbird's, plus the connection, so that an evaluation
+/// can notice a client that went away.
+public struct EddyRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let channel: any Channel
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+}
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Eddy
 import EddyHost
 import EddyIO
@@ -5,53 +8,150 @@ import EddyQuery
 import Foundation
 import Hummingbird
 
-/// `POST /eval`: a JSON body naming a file, or an uploaded CSV / JSON Lines body with options in the
-/// query string.
+/// `POST /eval`: a JSON body naming a file under a `--data-dir`, or an uploaded CSV / JSON Lines body
+/// with options in the query string.
 ///
-/// JSON body: `{"path": "/data/trips.csv", "where": "…", "select": "…", "format": "json|csv|table",
-/// "input_format": "csv|jsonl", "trace": true}`. Upload: `Content-Type: text/csv` (or
-/// `application/x-ndjson`) with `?where=…&select=…&format=…&trace=1`.
-/// The response always carries the plugin-set fingerprint the evaluation ran with.
+/// JSON body: `{"path": "trips.csv", "where": "…", "select": "…", "format": "json|csv|table",
+/// "input_format": "csv|jsonl", "trace": true}` — any other field, or a field of the wrong type, is a
+/// 400 naming it. Upload: `Content-Type: text/csv` (or `application/x-ndjson`) with
+/// `?where=…&select=…&format=…&input_format=…&trace=1`. The response always carries the plugin-set
+/// fingerprint the evaluation ran with.
 enum EvalRequest {
     struct Params {
         var `where`: String?
         var select: String?
         var format: String?
         var inputFormat: String?
-        var trace: Bool
+        var trace = false
         var path: String?
     }
 
-    static func run(server: EddyServer, contentType: String, body: Data, query: Params) -> (HTTPResponse.Status, [String: Any]) {
+    /// A refusal: the status and the message of the response.
+    struct Refusal: Error {
+        var status: HTTPResponse.Status
+        var message: String
+        init(_ status: HTTPResponse.Status, _ message: String) {
+            self.status = status
+            self.message = message
+        }
+    }
+
+    static let queryFields: Set<String> = ["where", "select", "format", "input_format", "trace", "path"]
+
+    /// The options in the query string; an unknown name is refused.
+    static func params(fromQuery query: [(String, String)]) throws(Refusal) -> Params {
+        var p = Params()
+        for (name, value) in query {
+            switch name {
+            case "where": p.where = value
+            case "select": p.select = value
+            case "format": p.format = value
+            case "input_format": p.inputFormat = value
+            case "path": p.path = value
+            case "trace":
+                switch value.lowercased() {
+                case "1", "true", "yes": p.trace = true
+                case "0", "false", "no", "": p.trace = false
+                default: throw Refusal(.badRequest, "query parameter 'trace' must be 1/true or 0/false, got '\(value)'")
+                }
+            default:
+                throw Refusal(.badRequest, "unknown query parameter '\(name)'; known: \(queryFields.sorted().joined(separator: ", "))")
+            }
+        }
+        return p
+    }
+
+    /// Reads the JSON body strictly over `params` (from the query): every field known, of its type.
+    static func params(fromJSON body: Data, over query: Params) throws(Refusal) -> Params {
+        let object: [String: JSONValue]
+        do {
+            object = try JSONDecoder().decode([String: JSONValue].self, from: body)
+        } catch {
+            throw Refusal(.badRequest, "the body is not a JSON object")
+        }
+        var p = query
+        for (name, value) in object.sorted(by: { $0.key < $1.key }) {
+            func string() throws(Refusal) -> String? {
+                switch value {
+                case .string(let s): return s
+                case .null: return nil
+                default: throw Refusal(.badRequest, "field '\(name)' must be a string, got \(value.typeName)")
+                }
+            }
+            switch name {
+            case "path": p.path = try string() ?? p.path
+            case "where": p.where = try string() ?? p.where
+            case "select": p.select = try string() ?? p.select
+            case "format": p.format = try string() ?? p.format
+            case "input_format": p.inputFormat = try string() ?? p.inputFormat
+            case "trace":
+                switch value {
+                case .bool(let b): p.trace = b
+                case .null: break
+                default: throw Refusal(.badRequest, "field 'trace' must be true or false, got \(value.typeName)")
+                }
+            default:
+                let shown = name.count > 64 ? String(name.prefix(64)) + "…" : name
+                throw Refusal(.badRequest, "unknown field '\(escapedForDisplay(shown))'; known: "
+                                  + queryFields.sorted().joined(separator: ", "))
+            }
+        }
+        return p
+    }
+
+    /// Resolves a requested path inside one of the data directories, or refuses it (403).
+    static func resolve(_ path: String, dataDirectories: [String]) throws(Refusal) -> String {
+        guard let first = dataDirectories.first else {
+            throw Refusal(.forbidden, "this server reads no files by path: start it with --data-dir DIR to allow files "
+                              + "under DIR, or upload the data as the request body")
+        }
+        guard !path.isEmpty, !path.contains("\0") else { throw Refusal(.badRequest, "field 'path' is empty or has a NUL") }
+        let absolute = path.hasPrefix("/") ? path : first + "/" + path
+        guard let real = realPath(absolute) else {
+            // Only a file inside a data directory is worth naming as missing.
+            let inside = dataDirectories.contains { absolute.hasPrefix($0 == "/" ? "/" : $0 + "/") }
+            throw inside ? Refusal(.notFound, "\(escapedForDisplay(path)): no such file")
+                : Refusal(.forbidden, "\(escapedForDisplay(path)) is not inside a --data-dir of this server")
+        }
+        guard dataDirectories.contains(where: { real.hasPrefix($0 == "/" ? "/" : $0 + "/") }) else {
+            throw Refusal(.forbidden, "\(escapedForDisplay(path)) is not inside a --data-dir of this server"
+                              + (real != absolute ? " (it resolves to a file outside)" : ""))
+        }
+        return real
+    }
+
+    /// Runs one evaluation; `stop` is asked between batches.
+    static func run(server: EddyServer, contentType: String, body: Data, query: Params,
+                    stop: @escaping () -> EvaluationStopped?) -> (HTTPResponse.Status, [String: Any]) {
         var params = query
         var uploaded: String?
         defer { if let uploaded { unlink(uploaded) } }
-        if contentType.hasPrefix("application/json") {
-            guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
-                return (.badRequest, ["error": "the body is not a JSON object"])
+        do throws(Refusal) {
+            if contentType.lowercased().hasPrefix("application/json") {
+                params = try Self.params(fromJSON: body, over: query)
+                if let path = params.path { params.path = try resolve(path, dataDirectories: server.options.dataDirectories) }
+            } else if !body.isEmpty {
+                let isJSONLines = contentType.contains("ndjson") || contentType.contains("jsonl")
+                uploaded = try server.uploads.store(body, suffix: isJSONLines ? ".jsonl" : ".csv")
+                params.path = uploaded
+                if params.inputFormat == nil { params.inputFormat = isJSONLines ? "jsonl" : "csv" }
+            } else if let path = params.path {
+                params.path = try resolve(path, dataDirectories: server.options.dataDirectories)
             }
-            params.path = object["path"] as? String ?? params.path
-            params.where = object["where"] as? String ?? params.where
-            params.select = object["select"] as? String ?? params.select
-            params.format = object["format"] as? String ?? params.format
-            params.inputFormat = object["input_format"] as? String ?? params.inputFormat
-            params.trace = object["trace"] as? Bool ?? params.trace
-        } else if !body.isEmpty {
-            let isJSONLines = contentType.contains("ndjson") || contentType.contains("jsonl")
-            let tmp = NSTemporaryDirectory() + "eddy-upload-\(UUID().uuidString)" + (isJSONLines ? ".jsonl" : ".csv")
-            guard FileManager.default.createFile(atPath: tmp, contents: body) else {
-                return (.internalServerError, ["error": "cannot store the uploaded body"])
-            }
-            uploaded = tmp
-            params.path = tmp
-            if params.inputFormat == nil { params.inputFormat = isJSONLines ? "jsonl" : "csv" }
+        } catch {
+            return (error.status, ["error": error.message])
         }
         guard let path = params.path else {
             return (.badRequest, ["error": "give a file: {\"path\": …} in a JSON body, or upload CSV / JSON Lines"])
         }
         let formatName = params.format ?? "json"
         guard let format = OutputFormat(rawValue: formatName) else {
-            return (.badRequest, ["error": "unknown format '\(formatName)'; use json, csv or table"])
+            return (.badRequest, ["error": "unknown format '\(escapedForDisplay(formatName))'; use json, csv or table"])
+        }
+        let kind = params.inputFormat
+            ?? (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
+        guard kind == "csv" || kind == "jsonl" else {
+            return (.badRequest, ["error": "unknown input_format '\(escapedForDisplay(kind))'; use csv or jsonl"])
         }
         let trace = params.trace ? ExecutionTrace() : nil
         let context = server.session.makeContext(trace: trace)
@@ -59,15 +159,28 @@ enum EvalRequest {
             "fingerprint": context.snapshot.fingerprint, "generation": context.snapshot.generation,
             "plugins": context.snapshot.plugins.map { ["name": $0.name, "version": $0.version, "content_hash": $0.contentHash] },
         ]
+        let limit = server.options.maxResultBytes
+        var text = ""
+        var tooLarge = false
         do {
-            let kind = params.inputFormat
-                ?? (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
             let reader: any TableReader = kind == "jsonl" ? try JSONLinesReader(path: path) : try CSVReader(path: path)
             let evaluation = try Evaluation(reader: reader, whereText: params.where, selectText: params.select,
-                                            context: context, compressor: Compressor(hooks: context.snapshot.compressorHooks))
-            var text = ""
-            let writer = ResultWriter(format: format, names: evaluation.names) { text += $0 }
+                                            context: context, compressor: Compressor(hooks: context.snapshot.compressorHooks),
+                                            limits: server.options.expressionLimits)
+            evaluation.shouldStop = {
+                if tooLarge {
+                    return EvaluationStopped(.resultTooLarge, "the result is larger than \(limit) bytes (--max-result-bytes); "
+                                                 + "narrow it with where/select or aggregate")
+                }
+                return stop()
+            }
+            let writer = ResultWriter(format: format, names: evaluation.names) { piece in
+                guard !tooLarge else { return }
+                text += piece
+                if text.utf8.count > limit { tooLarge = true }
+            }
             try evaluation.run(into: writer)
+            if tooLarge, let stopped = evaluation.shouldStop?() { throw stopped }
             if format == .json, let parsed = try? JSONSerialization.jsonObject(with: Data(text.utf8)) {
                 response["result"] = parsed
             } else {
@@ -82,10 +195,20 @@ enum EvalRequest {
                 }
             }
             return (.ok, response)
+        } catch let e as EvaluationStopped {
+            response["error"] = e.description
+            let status: HTTPResponse.Status = switch e.cause {
+            case .deadline: .gatewayTimeout
+            case .cancelled: .init(code: 499, reasonPhrase: "Client Closed Request")
+            case .resultTooLarge: .contentTooLarge
+            }
+            return (status, response)
         } catch let e as QueryError {
             response["error"] = e.description
             return (.badRequest, response)
-        } catch let e as IOError {
+        } catch var e as IOError {
+            // An upload is named as such, not by its private path.
+            if e.file == uploaded { e.file = "upload" }
             response["error"] = e.description
             return (.badRequest, response)
         } catch let e as EddyError {
@@ -99,5 +222,89 @@ enum EvalRequest {
             response["error"] = "\(error)"
             return (.internalServerError, response)
         }
+    }
+}
+
+/// Any JSON value, to check a request body field by field.
+enum JSONValue: Decodable {
+    case string(String), number(Double), bool(Bool), null, array, object
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() {
+            self = .null
+        } else if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+        } else if let n = try? c.decode(Double.self) {
+            self = .number(n)
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else if (try? c.decode([String: JSONValue].self)) != nil {
+            self = .object
+        } else {
+            _ = try c.decode([JSONValue].self)
+            self = .array
+        }
+    }
+
+    var typeName: String {
+        switch self {
+        case .string: "a string"
+        case .number: "a number"
+        case .bool: "a bool"
+        case .null: "null"
+        case .array: "an array"
+        case .object: "an object"
+        }
+    }
+}
+
+/// Uploaded bodies, each written to its own 0600 file in a private 0700 directory that is made for
+/// this server and removed when it stops.
+final class UploadDirectory: Sendable {
+    let path: String
+
+    init() throws {
+        let tmp = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "/tmp"
+        var template = Array("\(tmp)/eddy-uploads-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }) else {
+            throw ServerSetupError("cannot create a private upload directory under \(tmp): \(String(cString: strerror(errno)))")
+        }
+        path = String(cString: made)
+    }
+
+    /// Writes `body` to a new file (O_EXCL, O_NOFOLLOW, mode 0600) and returns its path.
+    func store(_ body: Data, suffix: String) throws(EvalRequest.Refusal) -> String {
+        let name = "\(path)/upload-\(UInt64.random(in: 0...UInt64.max))\(suffix)"
+        let fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw EvalRequest.Refusal(.internalServerError, "cannot store the uploaded body") }
+        defer { close(fd) }
+        let ok = body.withUnsafeBytes { raw -> Bool in
+            var done = 0
+            while done < raw.count, let base = raw.baseAddress {
+                let n = write(fd, base + done, raw.count - done)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return false }
+                done += n
+            }
+            return true
+        }
+        guard ok else {
+            unlink(name)
+            throw EvalRequest.Refusal(.internalServerError, "cannot store the uploaded body")
+        }
+        return name
+    }
+
+    /// Removes the directory and anything left in it.
+    func remove() {
+        if let dir = opendir(path) {
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name != "." && name != ".." { unlink(path + "/" + name) }
+            }
+            closedir(dir)
+        }
+        rmdir(path)
     }
 }

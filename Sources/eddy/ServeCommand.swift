@@ -1,7 +1,11 @@
 import ArgumentParser
 import EddyHost
+import EddyQuery
 import EddyServer
 import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,11 +15,13 @@ struct ServeCommand: AsyncParsableCommand {
             Endpoints: POST /eval, GET /plugins, GET /kernels, GET /health, GET /metrics (Prometheus text).
             POST /eval takes a JSON body {"path": "...", "where": "...", "select": "...", "format": "json",
             "trace": true}, or an uploaded CSV / JSON Lines body with the options in the query string.
-            SIGTERM or SIGINT stop the server after in-flight requests finish.
+            A path is read only when it lies inside a --data-dir (links resolved); without one, only
+            uploads are evaluated. Requests must name a loopback Host (or --hostname) and come from no
+            foreign Origin. SIGTERM or SIGINT stop the server after in-flight requests finish.
             """
     )
 
-    @Option(help: "Address to listen on.")
+    @Option(help: "Address to listen on. Anything but loopback needs --token-file.")
     var hostname = "127.0.0.1"
 
     @Option(help: "Port to listen on (0 picks a free one).")
@@ -26,6 +32,52 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds between safety-net rescans of the plugin directory.")
     var rescan: Double = 2
 
+    @Option(help: ArgumentHelp("A directory whose files requests may read by path (repeatable).", valueName: "dir"))
+    var dataDir: [String] = []
+
+    @Option(help: ArgumentHelp("A file holding the bearer token every request but /health must send.", valueName: "file"))
+    var tokenFile: String?
+
+    @Option(help: ArgumentHelp("Largest request body accepted, in bytes.", valueName: "bytes"))
+    var maxBodyBytes: Int = ServerOptions().maxBodyBytes
+
+    @Option(help: ArgumentHelp("Seconds to receive a request body.", valueName: "seconds"))
+    var bodyTimeout: Double = ServerOptions().bodyTimeout
+
+    @Option(help: ArgumentHelp("Seconds before an idle connection (or an unfinished request head) is closed.",
+                               valueName: "seconds"))
+    var idleTimeout: Double = ServerOptions().idleTimeout
+
+    @Option(help: ArgumentHelp("Seconds one evaluation may run.", valueName: "seconds"))
+    var evalTimeout: Double = ServerOptions().evalTimeout
+
+    @Option(help: ArgumentHelp("Evaluations running at once (default: cores).", valueName: "n"))
+    var maxConcurrent: Int?
+
+    @Option(help: ArgumentHelp("Evaluations waiting for a slot before more get 503.", valueName: "n"))
+    var maxQueue: Int = ServerOptions().maxQueue
+
+    @Option(help: ArgumentHelp("Largest result, in bytes of output.", valueName: "bytes"))
+    var maxResultBytes: Int = ServerOptions().maxResultBytes
+
+    @Option(help: ArgumentHelp("Longest where/select expression, in characters.", valueName: "n"))
+    var maxExpressionLength: Int = ServerOptions().expressionLimits.maxLength
+
+    @Option(help: ArgumentHelp("Deepest nesting of an expression.", valueName: "n"))
+    var maxExpressionDepth: Int = ServerOptions().expressionLimits.maxDepth
+
+    func validate() throws {
+        for (name, value) in [("--body-timeout", bodyTimeout), ("--idle-timeout", idleTimeout), ("--eval-timeout", evalTimeout)] {
+            guard value > 0, value <= 86_400 else { throw ValidationError("\(name) must be between 0 and 86400 seconds") }
+        }
+        for (name, value) in [("--max-body-bytes", maxBodyBytes), ("--max-result-bytes", maxResultBytes),
+                              ("--max-expression-length", maxExpressionLength), ("--max-expression-depth", maxExpressionDepth)] {
+            guard value > 0 else { throw ValidationError("\(name) must be positive") }
+        }
+        guard maxQueue >= 0 else { throw ValidationError("--max-queue must be 0 or more") }
+        if let maxConcurrent, maxConcurrent < 1 { throw ValidationError("--max-concurrent must be 1 or more") }
+    }
+
     func run() async throws {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -33,8 +85,44 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "eddy")
-        let server = EddyServer(pluginDirectory: plugins.directory, logger: logger, rescanSeconds: rescan,
-                                probe: plugins.probe, policy: plugins.policy)
+        var options = ServerOptions()
+        do {
+            options.dataDirectories = try ServerOptions.resolveDataDirectories(dataDir)
+            options.token = try tokenFile.map(ServerOptions.readToken)
+        } catch let e as ServerSetupError {
+            Stderr.write("eddy: error: \(e)\n")
+            throw ExitCode(2)
+        }
+        if !ServerOptions.isLoopback(hostname) {
+            guard options.token != nil else {
+                Stderr.write("eddy: error: --hostname \(hostname) is not loopback: other machines could call this server; "
+                             + "give --token-file FILE (a secret of 16+ characters, mode 0600) to require a bearer token\n")
+                throw ExitCode(2)
+            }
+            options.allowedHosts = [hostname]
+        }
+        options.maxBodyBytes = maxBodyBytes
+        options.bodyTimeout = bodyTimeout
+        options.idleTimeout = idleTimeout
+        options.evalTimeout = evalTimeout
+        options.maxConcurrent = maxConcurrent ?? System.coreCount
+        options.maxQueue = maxQueue
+        options.maxResultBytes = maxResultBytes
+        options.expressionLimits.maxLength = maxExpressionLength
+        options.expressionLimits.maxDepth = maxExpressionDepth
+        let server: EddyServer
+        do {
+            server = try EddyServer(pluginDirectory: plugins.directory, logger: logger, rescanSeconds: rescan,
+                                    probe: plugins.probe, policy: plugins.policy, options: options)
+        } catch let e as ServerSetupError {
+            Stderr.write("eddy: error: \(e)\n")
+            throw ExitCode(2)
+        }
         try await server.run(hostname: hostname, port: port)
     }
+}
+
+enum System {
+    /// Processors online.
+    static var coreCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }

@@ -183,6 +183,9 @@ public struct ExecutionCtx: Sendable {
     private func blame(_ error: any Error, _ what: String, _ owner: KernelOwner) -> any Error {
         if owner.isBuiltin { return error }
         if let e = error as? EddyError, e.source == owner.description { return e }
+        // A contract violation (or a failure already attributed) deeper down, in an execution this
+        // kernel started, stays with the kernel that caused it, not the one that called it.
+        if let e = error as? EddyError, e.source != nil, e.code == .kernelContract || e.code == .kernelFailed { return e }
         return EddyError(.kernelFailed, "\(what) of \(owner) failed", cause: error, source: owner.description)
     }
 }

@@ -1,0 +1,103 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import EddyQuery
+
+/// What `eddy serve` lets a request do: where it may read files, who may call it, and how much of
+/// the machine one request may take. Every limit has a flag on `eddy serve`.
+public struct ServerOptions: Sendable {
+    /// Roots under which a request's `path` may lie (resolved, links followed); empty: no paths at all.
+    public var dataDirectories: [String] = []
+    /// Extra names a `Host` header may carry besides the loopback ones (the `--hostname` served).
+    public var allowedHosts: [String] = []
+    /// Bearer token every request but `/health` must carry; nil: none needed (loopback only).
+    public var token: String?
+    /// Largest request body, in bytes.
+    public var maxBodyBytes = 256 << 20
+    /// Seconds to receive a request body once its head has arrived.
+    public var bodyTimeout = 60.0
+    /// Seconds an idle keep-alive connection, or one whose request head is still incomplete, stays open.
+    public var idleTimeout = 30.0
+    /// Seconds one evaluation may run (checked between batches).
+    public var evalTimeout = 60.0
+    /// Evaluations running at once; more wait in a queue of `maxQueue`, and past that get 503.
+    public var maxConcurrent = 2
+    public var maxQueue = 64
+    /// Largest result, in bytes of output text.
+    public var maxResultBytes = 64 << 20
+    /// Limits on `where` and `select` expressions.
+    public var expressionLimits = Parser.Limits(maxLength: 65_536, maxDepth: 100, maxTerms: 10_000)
+
+    public init() {}
+
+    /// Whether `host` (a name or address, without a port) is this machine's loopback.
+    public static func isLoopback(_ host: String) -> Bool {
+        let h = host.lowercased()
+        if h == "localhost" || h.hasSuffix(".localhost") || h == "::1" || h == "[::1]" || h == "0:0:0:0:0:0:0:1" {
+            return true
+        }
+        let parts = h.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { p in
+            !p.isEmpty && p.count <= 3 && p.allSatisfy(\.isASCII) && p.allSatisfy(\.isNumber) && (Int(p) ?? 256) < 256
+        }
+    }
+
+    /// Resolves `--data-dir` arguments to real directory paths.
+    /// - Throws: a message naming the directory that does not exist or is not one.
+    public static func resolveDataDirectories(_ paths: [String]) throws -> [String] {
+        try paths.map { path in
+            guard let real = realPath(path) else {
+                throw ServerSetupError("--data-dir \(path): \(String(cString: strerror(errno)))")
+            }
+            var st = stat()
+            guard stat(real, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+                throw ServerSetupError("--data-dir \(path): not a directory")
+            }
+            return real
+        }
+    }
+
+    /// Reads a bearer token from a file that only its owner may read.
+    public static func readToken(_ path: String) throws -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { throw ServerSetupError("--token-file \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw ServerSetupError("--token-file \(path): not a regular file")
+        }
+        guard st.st_mode & 0o077 == 0 else {
+            throw ServerSetupError("--token-file \(path): readable by others (mode 0\(String(st.st_mode & 0o777, radix: 8))); "
+                                       + "chmod 600 it")
+        }
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        let n = read(fd, &bytes, bytes.count)
+        guard n > 0 else { throw ServerSetupError("--token-file \(path): empty") }
+        let token = String(decoding: bytes[0..<n], as: UTF8.self).trimmingCharacters(in: " \t\r\n")
+        guard token.count >= 16, token.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+            throw ServerSetupError("--token-file \(path): the token must be at least 16 printable ASCII characters")
+        }
+        return token
+    }
+}
+
+/// A server that cannot start as configured.
+public struct ServerSetupError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+func realPath(_ path: String) -> String? {
+    guard let p = realpath(path, nil) else { return nil }
+    defer { free(p) }
+    return String(cString: p)
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s = s.dropFirst() }
+        while let l = s.last, set.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}
