@@ -130,12 +130,15 @@ public final class EddyServer: Sendable {
             } catch {
                 return self.json(["error": error.message], status: error.status)
             }
+            let tooLarge = ["error": "the body is larger than \(self.options.maxBodyBytes) bytes (--max-body-bytes)"]
+            if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > self.options.maxBodyBytes {
+                return self.json(tooLarge, status: .contentTooLarge)
+            }
             let body: ByteBuffer
             do {
                 body = try await self.collectBody(request)
-            } catch let e as HTTPError where e.status == .contentTooLarge {
-                return self.json(["error": "the body is larger than \(self.options.maxBodyBytes) bytes (--max-body-bytes)"],
-                                 status: .contentTooLarge)
+            } catch let e as HTTPError where e.status.code == 413 {
+                return self.json(tooLarge, status: .contentTooLarge)
             } catch is BodyTimeout {
                 return self.json(["error": "the body did not arrive within \(self.options.bodyTimeout) s (--body-timeout)"],
                                  status: .requestTimeout)

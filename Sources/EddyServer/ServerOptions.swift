@@ -73,7 +73,7 @@ public struct ServerOptions: Sendable {
         var bytes = [UInt8](repeating: 0, count: 4096)
         let n = read(fd, &bytes, bytes.count)
         guard n > 0 else { throw ServerSetupError("--token-file \(path): empty") }
-        let token = String(decoding: bytes[0..<n], as: UTF8.self).trimmingCharacters(in: " \t\r\n")
+        let token = String(decoding: bytes[0..<n], as: UTF8.self).trimmingWhitespace
         guard token.count >= 16, token.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
             throw ServerSetupError("--token-file \(path): the token must be at least 16 printable ASCII characters")
         }
@@ -94,10 +94,10 @@ func realPath(_ path: String) -> String? {
 }
 
 extension String {
-    func trimmingCharacters(in set: String) -> String {
+    var trimmingWhitespace: String {
         var s = Substring(self)
-        while let f = s.first, set.contains(f) { s = s.dropFirst() }
-        while let l = s.last, set.contains(l) { s = s.dropLast() }
+        while let f = s.first, f.isWhitespace { s = s.dropFirst() }
+        while let l = s.last, l.isWhitespace { s = s.dropLast() }
         return String(s)
     }
 }

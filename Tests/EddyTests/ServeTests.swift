@@ -13,10 +13,15 @@ final class Server: @unchecked Sendable {
     private var log = ""
     private(set) var port = 0
 
-    init(pluginDir: String, rescan: String = "0.5") throws {
+    /// - Parameters:
+    ///   - dataDirs: what requests may read by path (the tests' scratch files live in the temporary directory).
+    init(pluginDir: String, rescan: String = "0.5", dataDirs: [String] = [NSTemporaryDirectory()],
+         arguments: [String] = [], environment: [String: String] = [:]) throws {
         self.pluginDir = pluginDir
         process.executableURL = URL(fileURLWithPath: Eddy.binary)
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         process.arguments = ["serve", "--port", "0", "--plugin-dir", pluginDir, "--rescan", rescan]
+            + dataDirs.flatMap { ["--data-dir", $0] } + arguments
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice

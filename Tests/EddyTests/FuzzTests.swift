@@ -1,0 +1,217 @@
+import Eddy
+@testable import EddyHost
+import EddyIO
+import EddyQuery
+import Foundation
+import Testing
+
+/// SplitMix64: a small seeded generator, so that every fuzz case can be replayed from its seed.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// The seed of a fuzz run: `EDDY_FUZZ_SEED` to replay one, else a fixed one (CI is reproducible).
+func fuzzSeed(_ fallback: UInt64) -> UInt64 {
+    ProcessInfo.processInfo.environment["EDDY_FUZZ_SEED"].flatMap { UInt64($0) } ?? fallback
+}
+
+/// How many cases a fuzz test runs: `EDDY_FUZZ_ITERATIONS` for a longer run (see
+/// `Tests/fuzz-long.sh`), else the CI default.
+func fuzzIterations(_ fallback: Int) -> Int {
+    ProcessInfo.processInfo.environment["EDDY_FUZZ_ITERATIONS"].flatMap { Int($0) } ?? fallback
+}
+
+@Suite struct FuzzTests {
+    /// Mutates the header, program headers and dynamic section of real plugin files: every mutant is
+    /// accepted or refused with a named check, and none traps. The process surviving is the test.
+    @Test func mutatedELFHeadersNeverTrap() throws {
+        let seed = fuzzSeed(0xE1F)
+        var rng = SeededGenerator(seed: seed)
+        let small = try HostileFixtures.build(.crash)  // a real plugin .so with a small symbol table
+        let files = [try Data(contentsOf: URL(fileURLWithPath: small)),
+                     try Data(contentsOf: URL(fileURLWithPath: PluginFiles.built("EddyPluginDelta")))]
+        var refused = 0
+        var accepted = 0
+        let iterations = fuzzIterations(100_000)
+        for i in 0..<iterations {
+            // Mostly the small file; one case in 40 the Swift plugin, whose checks cost more.
+            var bytes = [UInt8](files[i % 40 == 0 ? 1 : 0])
+            let ranges = Self.interestingRanges(bytes)
+            let mutations = Int.random(in: 1...6, using: &rng)
+            for _ in 0..<mutations {
+                Self.mutate(&bytes, ranges: ranges, using: &rng)
+            }
+            if Int.random(in: 0..<10, using: &rng) == 0 {
+                bytes.removeLast(Int.random(in: 0...bytes.count, using: &rng))
+            }
+            do {
+                _ = try ELFInspector.inspect(bytes)
+                accepted += 1
+            } catch is ELFInspector.Failure {
+                refused += 1
+            } catch {
+                Issue.record("case \(i) (seed \(seed)): unexpected error \(error)")
+            }
+        }
+        #expect(refused + accepted == iterations)
+        #expect(refused > iterations / 10, "mutations should often break the file (seed \(seed))")
+        #expect(accepted > 0, "some mutations leave the file valid (seed \(seed))")
+    }
+
+    /// Where the checks read: the file header, the program header table and the dynamic segment.
+    static func interestingRanges(_ bytes: [UInt8]) -> [Range<Int>] {
+        var ranges = [0..<min(64, bytes.count)]
+        guard bytes.count >= 64 else { return ranges }
+        func u(_ o: Int, _ n: Int) -> Int { (0..<n).reduce(0) { $0 | Int(bytes[o + $1]) << (8 * $1) } }
+        let phoff = u(32, 8)
+        let phnum = u(56, 2)
+        if phoff >= 0, phoff < bytes.count, phnum < 64 {
+            ranges.append(phoff..<min(bytes.count, phoff + phnum * 56))
+            for k in 0..<phnum where phoff + k * 56 + 40 <= bytes.count && u(phoff + k * 56, 4) == 2 {
+                let off = u(phoff + k * 56 + 8, 8)
+                let size = u(phoff + k * 56 + 32, 8)
+                if off >= 0, off < bytes.count, size >= 0, size < 1 << 20 {
+                    ranges.append(off..<min(bytes.count, off + size))
+                }
+            }
+        }
+        return ranges.filter { !$0.isEmpty }
+    }
+
+    static func mutate(_ bytes: inout [UInt8], ranges: [Range<Int>], using rng: inout SeededGenerator) {
+        guard !bytes.isEmpty else { return }
+        let range = Int.random(in: 0..<10, using: &rng) < 9 && !ranges.isEmpty
+            ? ranges[Int.random(in: 0..<ranges.count, using: &rng)] : 0..<bytes.count
+        let at = Int.random(in: range, using: &rng)
+        switch Int.random(in: 0..<4, using: &rng) {
+        case 0:
+            bytes[at] = UInt8.random(in: 0...255, using: &rng)
+        case 1:
+            bytes[at] ^= 1 << UInt8.random(in: 0..<8, using: &rng)
+        default:
+            // An 8-byte little-endian field set to an edge value: offsets near Int.max, the file
+            // size, zero, all ones.
+            let edges: [UInt64] = [0, 1, UInt64(bytes.count), UInt64(bytes.count) &- 1, UInt64(bytes.count) + 1,
+                                   UInt64(Int.max), UInt64(Int.max) - 7, UInt64.max, 0xFFFF, 0x8000_0000_0000_0000,
+                                   UInt64.random(in: 0...UInt64.max, using: &rng)]
+            let v = edges[Int.random(in: 0..<edges.count, using: &rng)]
+            let width = [2, 4, 8][Int.random(in: 0..<3, using: &rng)]
+            for k in 0..<width where at + k < bytes.count { bytes[at + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k))) }
+        }
+    }
+
+    /// Random expressions, from well-formed to garbage, through the lexer, parser and binder, and the
+    /// bound ones through the engine on a small batch: each is accepted or refused with an error;
+    /// none traps.
+    @Test func randomExpressionsNeverTrap() throws {
+        let seed = fuzzSeed(0xE4F)
+        var rng = SeededGenerator(seed: seed)
+        let schema = Schema([StructField("a", .primitive(.int64, .nullable)), StructField("f", .primitive(.float64, .nullable)),
+                             StructField("s", .utf8(.nullable)), StructField("b", .bool(.nullable)),
+                             StructField("u", .primitive(.uint8, .nonNullable))])
+        let columns: [any ArrayNode] = [
+            try PrimitiveArray.build(Int64.self, count: 4, validity: .allValid, nullability: .nullable) { o in
+                o[0] = Int64.max; o[1] = Int64.min; o[2] = 0; o[3] = -1
+            },
+            try PrimitiveArray.build(Double.self, count: 4, validity: .allValid, nullability: .nullable) { o in
+                o[0] = 1.5; o[1] = -0.0; o[2] = .greatestFiniteMagnitude; o[3] = 1e-300
+            },
+            VarBinArray(["x", "", "Lyon", "é%_"] as [String?]),
+            BoolArray(bits: Bitmap([true, false, true, false]), validity: .allValid, nullability: .nullable),
+            try PrimitiveArray.build(UInt8.self, count: 4, validity: .allValid, nullability: .nonNullable) { o in
+                o[0] = 255; o[1] = 0; o[2] = 1; o[3] = 128
+            },
+        ]
+        let session = Session()
+        var outcomes = [0, 0, 0]  // refused at parse/bind, evaluated, refused by the engine
+        let iterations = fuzzIterations(100_000)
+        for i in 0..<iterations {
+            let text = ExpressionGenerator.expression(using: &rng, budget: Int.random(in: 1...40, using: &rng))
+            do {
+                let asSelect = i % 3 == 0
+                let binder = Binder(schema: schema, source: text)
+                let bound: Bound
+                if asSelect {
+                    let items = try Parser.selectList(text)
+                    guard let first = items.first else { continue }
+                    bound = try binder.bind(first.expr, allowAggregates: true)
+                } else {
+                    bound = try binder.bind(try Parser.expression(text))
+                }
+                // One case in ten runs through the engine.
+                if i % 10 == 0 {
+                    do {
+                        _ = try session.makeContext().execute(try bound.node(columns, count: 4))
+                        outcomes[1] += 1
+                    } catch is EddyError {
+                        outcomes[2] += 1
+                    }
+                } else {
+                    outcomes[1] += 1
+                }
+            } catch is QueryError {
+                outcomes[0] += 1
+            } catch {
+                Issue.record("case \(i) (seed \(seed)): unexpected error \(error) for \(text.debugDescription)")
+            }
+        }
+        #expect(outcomes[0] > iterations / 20, "refusals \(outcomes) (seed \(seed))")
+        #expect(outcomes[1] > iterations / 50, "accepted \(outcomes) (seed \(seed))")
+    }
+}
+
+/// Makes expression text: a grammar of the language with hostile pieces mixed in.
+enum ExpressionGenerator {
+    static let columns = ["a", "f", "s", "b", "u", "\"a\"", "missing", "A"]
+    static let literals = ["0", "1", "-1", "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+                           "18446744073709551615", "18446744073709551616", "1e400", "1e-400", "2.5", ".5", "1e", "0.0",
+                           "'x'", "''", "'it''s'", "'%'", "'é_%'", "true", "false", "null", "2.5²", "٣", "1_000"]
+    static let binary = ["+", "-", "*", "/", "=", "!=", "<>", "<", "<=", ">", ">=", "and", "or", "==", "%", "||"]
+    static let junk = ["(", ")", ",", "'", "\"", "--", "\u{0}", "\n", "¬", "∞", "cast(", "as", "is", "not", "like", "*"]
+
+    static func expression(using rng: inout SeededGenerator, budget: Int) -> String {
+        if Int.random(in: 0..<25, using: &rng) == 0 {
+            // Pure noise from the token pieces.
+            let pieces = columns + literals + binary + junk
+            return (0..<Int.random(in: 1...12, using: &rng)).map { _ in pieces[Int.random(in: 0..<pieces.count, using: &rng)] }
+                .joined(separator: Int.random(in: 0..<2, using: &rng) == 0 ? " " : "")
+        }
+        return term(using: &rng, budget: budget)
+    }
+
+    static func term(using rng: inout SeededGenerator, budget: Int) -> String {
+        func pick(_ list: [String]) -> String { list[Int.random(in: 0..<list.count, using: &rng)] }
+        if budget <= 1 { return Int.random(in: 0..<2, using: &rng) == 0 ? pick(columns) : pick(literals) }
+        let rest = budget - 1
+        switch Int.random(in: 0..<12, using: &rng) {
+        case 0: return "(" + term(using: &rng, budget: rest) + ")"
+        case 1: return "-" + term(using: &rng, budget: rest)
+        case 2: return "not " + term(using: &rng, budget: rest)
+        case 3: return term(using: &rng, budget: rest) + " is " + (Int.random(in: 0..<2, using: &rng) == 0 ? "" : "not ") + "null"
+        case 4: return term(using: &rng, budget: rest) + " like " + pick(["'a%'", "'%'", "'_'", "''", "'%%_%'"])
+        case 5:
+            return "cast(" + term(using: &rng, budget: rest) + " as "
+                + pick(["i8", "u8", "i64", "u64", "f32", "f64", "utf8", "bool", "nonsense"]) + ")"
+        case 6:
+            let f = pick(["count", "sum", "min", "max", "mean", "coalesce", "nosuch"])
+            return f + "(" + (f == "count" && Int.random(in: 0..<3, using: &rng) == 0 ? "*" : term(using: &rng, budget: rest)) + ")"
+        case 7:
+            // A long chain.
+            let op = pick(["and", "or", "+", "*"])
+            let n = Int.random(in: 2...8, using: &rng)
+            return (0..<n).map { _ in term(using: &rng, budget: Swift.max(1, rest / n)) }.joined(separator: " \(op) ")
+        case 8: return pick(junk) + term(using: &rng, budget: rest)
+        default:
+            let half = Swift.max(1, rest / 2)
+            return term(using: &rng, budget: half) + " " + pick(binary) + " " + term(using: &rng, budget: rest - half)
+        }
+    }
+}

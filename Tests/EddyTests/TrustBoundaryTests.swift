@@ -1,0 +1,725 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The fault table of the trust boundary: each case drives the real `eddy` binary or a real
+// `eddy serve`, and checks the status, the message, that the process that should live is alive, and
+// that no secret bytes leak into a response.
+
+/// Hostile plugins written in C against libEddy.so (see Tests/Fixtures/HostileC/hostile.c), built
+/// once per test run.
+enum HostileFixtures {
+    enum Mode: Int, CaseIterable, Sendable {
+        case exit = 1, loop = 2, crash = 3, outsideProbe = 4
+        var name: String { ["", "exit", "loop", "crash", "outside"][rawValue] }
+    }
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var built: [Int: String] = [:]  // guarded by `lock`
+
+    static func build(_ mode: Mode) throws -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        if let path = built[mode.rawValue] { return path }
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/HostileC/hostile.c").path
+        let out = NSTemporaryDirectory() + "eddy-hostile-\(getpid())-\(mode.name).so"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["cc", "-shared", "-fPIC", "-DMODE=\(mode.rawValue)", "-DMODE_NAME=\"\(mode.name)\"", source,
+                       "-L" + PluginFiles.buildDirectory, "-Wl,--no-as-needed", "-lEddy", "-o", out]
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        let text = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw EddyTestError("cc failed for \(mode.name): " + String(decoding: text, as: UTF8.self))
+        }
+        built[mode.rawValue] = out
+        return out
+    }
+}
+
+/// A raw HTTP/1.1 exchange over a socket: headers exactly as given (Host, Origin …), and requests
+/// left half-sent on purpose.
+enum RawHTTP {
+    /// Sends `request` and reads until the server closes or `timeout` passes.
+    /// Returns the status (0 when the server closed without answering) and the body.
+    static func exchange(port: Int, _ request: String, timeout: Double = 10) throws -> (status: Int, body: String) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw EddyTestError("socket failed") }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw EddyTestError("connect failed") }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var bytes = Array(request.utf8)
+        _ = bytes.withUnsafeMutableBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        var response: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            response += chunk[0..<n]
+            // One response is enough (the connection may stay open).
+            let text = String(decoding: response, as: UTF8.self)
+            if let headEnd = text.range(of: "\r\n\r\n"),
+               let lengthLine = text[..<headEnd.lowerBound].split(separator: "\r\n").first(where: {
+                   $0.lowercased().hasPrefix("content-length:") }),
+               let length = Int(lengthLine.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)),
+               text.utf8.count - text[..<headEnd.upperBound].utf8.count >= length {
+                break
+            }
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        let status = text.hasPrefix("HTTP/1.1 ") ? Int(text.dropFirst(9).prefix(3)) ?? 0 : 0
+        let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
+        return (status, body)
+    }
+
+    static func post(port: Int, path: String = "/eval", headers: [String: String] = [:], body: String) throws
+        -> (status: Int, body: String)
+    {
+        var h = ["Host": "127.0.0.1:\(port)", "Content-Type": "application/json", "Connection": "close"]
+        for (k, v) in headers { h[k] = v }
+        let head = h.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\r\n" }.joined()
+        return try exchange(port: port, "POST \(path) HTTP/1.1\r\n\(head)Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
+    }
+}
+
+/// A secret the tests try to read: its bytes must never appear in a response.
+let secretMarker = "EDDY-SECRET-\(UInt32.random(in: 0...UInt32.max))"
+
+/// A data directory with the trips file, and a secret outside it reachable by a symlink.
+final class DataFixture {
+    let root = ScratchDirectory()
+    let data: String
+    let secret: String
+    let csv: String
+
+    init() {
+        data = root.path + "/data"
+        try? FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        secret = root.write("secret.txt", "name,value\n\(secretMarker),1\n")
+        let work = ScratchDirectory()
+        let source = tripsCSV(work, rows: 300)
+        csv = data + "/trips.csv"
+        try? FileManager.default.copyItem(atPath: source, toPath: csv)
+        try? FileManager.default.createSymbolicLink(atPath: data + "/link.csv", withDestinationPath: secret)
+    }
+}
+
+@Suite(.serialized) struct ServeTrustTests {
+    static func json(_ object: [String: Any]) -> String {
+        String(decoding: (try? JSONSerialization.data(withJSONObject: object)) ?? Data(), as: UTF8.self)
+    }
+
+    @Test(arguments: [
+        ("/etc/shadow", 403, "not inside a --data-dir"),
+        ("/proc/self/environ", 403, "not inside a --data-dir"),
+        ("link.csv", 403, "resolves to a file outside"),
+        ("../secret.txt", 403, "not inside a --data-dir"),
+        ("nosuch.csv", 404, "no such file"),
+    ])
+    func pathsOutsideTheDataDirectoriesAreRefused(path: String, status: Int, message: String) throws {
+        let fixture = DataFixture()
+        let plugins = ScratchDirectory()
+        let server = try Server(pluginDir: plugins.path, dataDirs: [fixture.data])
+        let r = try RawHTTP.post(port: server.port, body: Self.json(["path": path]))
+        #expect(r.status == status, "\(r)")
+        #expect(r.body.contains(message), "\(r.body)")
+        #expect(!r.body.contains(secretMarker))
+        // The file given in the query string is refused the same way.
+        let q = try RawHTTP.post(port: server.port, path: "/eval?path=" + (fixture.secret.addingPercentEncoding(
+            withAllowedCharacters: .alphanumerics) ?? ""), headers: ["Content-Type": "text/plain"], body: "")
+        #expect(q.status == 403 && !q.body.contains(secretMarker), "\(q)")
+        let ok = try RawHTTP.post(port: server.port, body: Self.json(["path": "trips.csv", "select": "count(*)"]))
+        #expect(ok.status == 200 && ok.body.contains("300"), "\(ok)")
+        #expect(server.process.isRunning)
+    }
+
+    @Test func withoutADataDirectoryOnlyUploadsAreEvaluated() throws {
+        let fixture = DataFixture()
+        let plugins = ScratchDirectory()
+        let server = try Server(pluginDir: plugins.path, dataDirs: [])
+        let r = try RawHTTP.post(port: server.port, body: Self.json(["path": fixture.csv]))
+        #expect(r.status == 403 && r.body.contains("--data-dir"), "\(r)")
+        let up = try RawHTTP.post(port: server.port, path: "/eval?select=count(*)", headers: ["Content-Type": "text/csv"],
+                                  body: "a,b\n1,2\n3,4\n")
+        #expect(up.status == 200 && up.body.contains("\"count(*)\":2"), "\(up)")
+    }
+
+    @Test(arguments: [
+        (["Host": "evil.example:80"], 421, "not served here"),
+        (["Host": "127.0.0.1.evil.example"], 421, "not served here"),
+        (["Origin": "http://evil.example"], 403, "origin"),
+        (["Origin": "null"], 403, "origin"),
+        (["Sec-Fetch-Site": "cross-site"], 403, "cross-site"),
+    ])
+    func foreignHostsAndOriginsAreRefused(headers: [String: String], status: Int, message: String) throws {
+        let fixture = DataFixture()
+        let plugins = ScratchDirectory()
+        let server = try Server(pluginDir: plugins.path, dataDirs: [fixture.data])
+        let r = try RawHTTP.post(port: server.port, headers: headers, body: Self.json(["path": "trips.csv"]))
+        #expect(r.status == status && r.body.contains(message), "\(r)")
+        // The same request from the machine itself passes.
+        let ok = try RawHTTP.post(port: server.port, headers: ["Host": "localhost:\(server.port)",
+                                                               "Origin": "http://localhost:\(server.port)"],
+                                  body: Self.json(["path": "trips.csv", "select": "count(*)"]))
+        #expect(ok.status == 200, "\(ok)")
+    }
+
+    @Test func aBearerTokenIsRequiredWhenConfigured() throws {
+        let fixture = DataFixture()
+        let plugins = ScratchDirectory()
+        let tokenFile = fixture.root.write("token", "s3cret-token-0123456789\n")
+        chmod(tokenFile, 0o600)
+        let server = try Server(pluginDir: plugins.path, dataDirs: [fixture.data], arguments: ["--token-file", tokenFile])
+        let body = Self.json(["path": "trips.csv", "select": "count(*)"])
+        #expect(try RawHTTP.post(port: server.port, body: body).status == 401)
+        #expect(try RawHTTP.post(port: server.port, headers: ["Authorization": "Bearer wrong-token-0123456789"], body: body)
+            .status == 401)
+        #expect(try RawHTTP.post(port: server.port, headers: ["Authorization": "Bearer s3cret-token-0123456789"], body: body)
+            .status == 200)
+        let health = try RawHTTP.exchange(port: server.port, "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        #expect(health.status == 200)
+    }
+
+    @Test func aNonLoopbackAddressNeedsAToken() throws {
+        let r = try Eddy.run(["serve", "--hostname", "0.0.0.0", "--port", "0"])
+        #expect(r.status == 2 && r.stderr.contains("--token-file"), "\(r.stderr)")
+        let dir = ScratchDirectory()
+        let loose = dir.write("token", "s3cret-token-0123456789")
+        chmod(loose, 0o644)
+        let r2 = try Eddy.run(["serve", "--hostname", "0.0.0.0", "--port", "0", "--token-file", loose])
+        #expect(r2.status == 2 && r2.stderr.contains("readable by others"), "\(r2.stderr)")
+    }
+
+    @Test(arguments: [
+        (#"{"path": "trips.csv", "wehre": "fare > 1"}"#, "unknown field 'wehre'"),
+        (#"{"path": "trips.csv", "where": ["fare > 1"]}"#, "field 'where' must be a string, got an array"),
+        (#"{"path": "trips.csv", "trace": "yes"}"#, "field 'trace' must be true or false"),
+        (#"{"path": 7}"#, "field 'path' must be a string, got a number"),
+        (#"[1, 2]"#, "not a JSON object"),
+        (#"{"path": "trips.csv", "format": "xml"}"#, "unknown format 'xml'"),
+        (#"{"path": "trips.csv", "input_format": "parquet"}"#, "unknown input_format 'parquet'"),
+    ])
+    func malformedRequestsAre400NamingTheField(body: String, message: String) throws {
+        let fixture = DataFixture()
+        let plugins = ScratchDirectory()
+        let server = try Server(pluginDir: plugins.path, dataDirs: [fixture.data])
+        let r = try RawHTTP.post(port: server.port, body: body)
+        #expect(r.status == 400 && r.body.contains(message), "\(r)")
+        let q = try RawHTTP.post(port: server.port, path: "/eval?selct=a", headers: ["Content-Type": "text/csv"], body: "a\n1\n")
+        #expect(q.status == 400 && q.body.contains("unknown query parameter 'selct'"), "\(q)")
+    }
+
+    @Test func uploadsLiveInAPrivateDirectoryAndAreRemoved() throws {
+        let plugins = ScratchDirectory()
+        let tmp = ScratchDirectory()
+        let server = try Server(pluginDir: plugins.path, dataDirs: [], environment: ["TMPDIR": tmp.path])
+        let dirs = try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.hasPrefix("eddy-uploads-") }
+        #expect(dirs.count == 1)
+        let uploads = tmp.path + "/" + (dirs.first ?? "")
+        var st = stat()
+        #expect(stat(uploads, &st) == 0 && st.st_mode & 0o777 == 0o700)
+        let up = try RawHTTP.post(port: server.port, path: "/eval", headers: ["Content-Type": "text/csv"], body: "a,b\n1,2\n3\n")
+        #expect(up.status == 400 && up.body.contains("upload:3:2"), "\(up)")  // named "upload", not by its path
+        #expect(!up.body.contains(uploads))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: uploads).isEmpty)
+        server.stop()
+        #expect(!FileManager.default.fileExists(atPath: uploads))
+    }
+
+    @Test func bodySizeAndTimeLimits() throws {
+        let plugins = ScratchDirectory()
+        let server = try Server(pluginDir: plugins.path, dataDirs: [],
+                                arguments: ["--max-body-bytes", "1000", "--body-timeout", "1", "--idle-timeout", "5"])
+        let big = try RawHTTP.post(port: server.port, headers: ["Content-Type": "text/csv"],
+                                   body: "a\n" + String(repeating: "1\n", count: 1000))
+        #expect(big.status == 413 && big.body.contains("--max-body-bytes"), "\(big)")
+        let half = try RawHTTP.exchange(port: server.port, "POST /eval HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\n"
+                                            + "Content-Length: 100\r\n\r\na\n1\n")
+        #expect(half.status == 408 && half.body.contains("--body-timeout"), "\(half)")
+        #expect(server.process.isRunning)
+    }
+
+    @Test func aHalfSentRequestHeadIsClosedAfterTheIdleTimeout() throws {
+        let plugins = ScratchDirectory()
+        let server = try Server(pluginDir: plugins.path, dataDirs: [], arguments: ["--idle-timeout", "1"])
+        let started = Date()
+        let r = try RawHTTP.exchange(port: server.port, "POST /eval HTTP/1.1\r\nHost: local", timeout: 20)
+        #expect(r.status == 0)
+        #expect(Date().timeIntervalSince(started) < 15, "the connection was closed by the server, not the client's timeout")
+        #expect(server.process.isRunning)
+    }
+
+    @Test func deadlinesBusyServersAndLargeResultsAreRefusedClearly() throws {
+        let fixture = DataFixture()
+        var text = "a,b\n"
+        for i in 0..<300_000 { text += "\(i),\(i % 7)\n" }
+        _ = ScratchDirectory.write(at: fixture.data + "/big.csv", text)
+        let plugins = ScratchDirectory()
+        let server = try Server(pluginDir: plugins.path, dataDirs: [fixture.data],
+                                arguments: ["--eval-timeout", "0.3", "--max-concurrent", "1", "--max-queue", "0",
+                                            "--max-result-bytes", "2000"])
+        let slow = Self.json(["path": "big.csv", "select": "sum(a)"])
+        final class Box: @unchecked Sendable { var value: (status: Int, body: String)? }  // written once, read after join
+        let first = Box()
+        let port = server.port
+        let t = Thread { first.value = try? RawHTTP.post(port: port, body: slow) }
+        t.start()
+        usleep(100_000)
+        let busy = try RawHTTP.post(port: server.port, body: Self.json(["path": "trips.csv", "select": "count(*)"]))
+        #expect(busy.status == 503 && busy.body.contains("--max-concurrent"), "\(busy)")
+        while first.value == nil { usleep(50_000) }
+        #expect(first.value?.status == 504 && first.value?.body.contains("--eval-timeout") == true, "\(String(describing: first.value))")
+        let large = try RawHTTP.post(port: server.port, body: Self.json(["path": "trips.csv"]))
+        #expect(large.status == 413 && large.body.contains("--max-result-bytes"), "\(large)")
+        let fine = try RawHTTP.post(port: server.port, body: Self.json(["path": "trips.csv", "select": "count(*)"]))
+        #expect(fine.status == 200, "\(fine)")
+    }
+
+    @Test func anEvaluationStopsWhenItsClientGoesAway() throws {
+        let fixture = DataFixture()
+        var text = "a,b\n"
+        for i in 0..<400_000 { text += "\(i),\(i % 7)\n" }
+        _ = ScratchDirectory.write(at: fixture.data + "/big.csv", text)
+        let plugins = ScratchDirectory()
+        let server = try Server(pluginDir: plugins.path, dataDirs: [fixture.data])
+        let body = #"{"path":"big.csv","select":"a"}"#
+        _ = try? RawHTTP.exchange(port: server.port, "POST /eval HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                                     + "Content-Length: \(body.utf8.count)\r\n\r\n" + body, timeout: 0.3)
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline && !server.logText.contains("evaluation cancelled") { usleep(50_000) }
+        #expect(server.logText.contains("evaluation cancelled: the client closed the connection"), "\(server.logText)")
+        #expect(server.process.isRunning)
+    }
+
+    @Test(arguments: ["10,000 parentheses", "a superscript digit", "minus minus i64 min", "5,000 nots"])
+    func hostileExpressionsGet400AndTheServerLives(name: String) throws {
+        let (expression, message) = try #require(InputTrustTests.hostile[name])
+        let fixture = DataFixture()
+        let plugins = ScratchDirectory()
+        let server = try Server(pluginDir: plugins.path, dataDirs: [fixture.data])
+        let r = try RawHTTP.post(port: server.port, body: Self.json(["path": "trips.csv", "where": expression]))
+        #expect(r.status == 400 && r.body.contains(message), "\(r.status) \(r.body.prefix(300))")
+        let long = (0..<5_000).map { "fare > \($0)" }.joined(separator: " and ")
+        let tooLong = try RawHTTP.post(port: server.port, body: Self.json(["path": "trips.csv", "where": long]))
+        #expect(tooLong.status == 400 && tooLong.body.contains("too long"), "\(tooLong.body.prefix(300))")
+        #expect(server.process.isRunning)
+        let ok = try RawHTTP.post(port: server.port, body: Self.json(["path": "trips.csv", "select": "count(*)"]))
+        #expect(ok.status == 200)
+    }
+
+    @Test func aContractErrorOverHTTPBlamesThePluginWhoseKernelReturnedIt() throws {
+        let fixture = DataFixture()
+        let plugins = try ScratchDirectory().plugins()
+        try plugins.copy(PluginFiles.built("EddyFixtureWrongLength"), as: "wrong-length.so")
+        let server = try Server(pluginDir: plugins.path, dataDirs: [fixture.data])
+        try server.waitForPlugin("wrong-length.so") { $0?["status"] as? String == "loaded" }
+        let (status, body) = try server.eval(fixture.csv, where: "city = 'Lyon'", select: "count(*)")
+        #expect(status == 500, "\(body)")
+        #expect((body["owner"] as? String)?.contains("wrong-length") == true, "\(body)")
+    }
+}
+
+@Suite struct PluginTrustTests {
+    func report(_ dir: String, _ extra: [String] = [], environment: [String: String] = [:]) throws
+        -> (Eddy.Result, [String: [String: Any]])
+    {
+        let r = try Eddy.run(["plugins", "--plugin-dir", dir, "--json"] + extra, environment: environment)
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let files = object?["files"] as? [[String: Any]] ?? []
+        return (r, Dictionary(files.map { (URL(fileURLWithPath: $0["file"] as? String ?? "").lastPathComponent, $0) },
+                              uniquingKeysWith: { a, _ in a }))
+    }
+
+    @Test(arguments: [
+        (HostileFixtures.Mode.exit, "without reporting success"),
+        (HostileFixtures.Mode.loop, "hung while loading or registering"),
+        (HostileFixtures.Mode.crash, "crashed in the probe process (killed by signal 11"),
+    ])
+    func theProbeRefusesPluginsThatExitHangOrCrash(mode: HostileFixtures.Mode, reason: String) throws {
+        let dir = ScratchDirectory()
+        try dir.copy(try HostileFixtures.build(mode), as: "hostile.so")
+        try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        let (r, rows) = try report(dir.path, ["--probe-timeout", "2"])
+        #expect(rows["hostile.so"]?["status"] as? String == "rejected")
+        #expect((rows["hostile.so"]?["reason"] as? String)?.contains(reason) == true, "\(rows["hostile.so"] ?? [:]) \(r.stderr)")
+        #expect(rows["delta.so"]?["status"] as? String == "loaded")
+        // The host goes on to evaluate, with the good plugin.
+        let work = ScratchDirectory()
+        let e = try Eddy.run(["eval", tripsCSV(work, rows: 50), "--plugin-dir", dir.path, "--probe-timeout", "2",
+                              "--select", "count(*)", "--format", "csv"])
+        #expect(e.status == 0 && e.stdout == "count(*)\n50\n", "\(e.stderr)")
+        #expect(e.stderr.contains("hostile.so rejected"))
+    }
+
+    @Test func registrationInTheHostIsBoundedWithoutTheProbe() throws {
+        let dir = ScratchDirectory()
+        try dir.copy(try HostileFixtures.build(.loop), as: "loop.so")
+        let (_, rows) = try report(dir.path, ["--no-probe", "--probe-timeout", "1"])
+        #expect((rows["loop.so"]?["reason"] as? String)?.contains("hung while registering in the host") == true, "\(rows)")
+    }
+
+    @Test func aProbeChildDoesNotOutliveItsHost() throws {
+        let dir = ScratchDirectory()
+        try dir.copy(try HostileFixtures.build(.loop), as: "loop.so")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Eddy.binary)
+        p.arguments = ["plugins", "--plugin-dir", dir.path, "--probe-timeout", "120"]
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        func probes() -> [Int32] {
+            let all = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+            return all.compactMap(Int32.init).filter { pid in
+                let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+                return cmd.contains("probe-plugin") && cmd.contains("--parent\u{0}\(p.processIdentifier)")
+            }
+        }
+        var children: [Int32] = []
+        for _ in 0..<100 where children.isEmpty {
+            usleep(50_000)
+            children = probes()
+        }
+        #expect(!children.isEmpty)
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        for _ in 0..<100 where !probes().isEmpty { usleep(50_000) }
+        #expect(probes().isEmpty, "the probe child kept running after its host was killed")
+    }
+
+    @Test func aServerWithAHangingPluginKeepsServingAndStops() throws {
+        let dir = ScratchDirectory()
+        let server = try Server(pluginDir: dir.path, dataDirs: [], arguments: ["--probe-timeout", "1"])
+        try dir.copy(try HostileFixtures.build(.loop), as: "loop.so")
+        try server.waitForPlugin("loop.so") { ($0?["reason"] as? String)?.contains("hung") == true }
+        let (status, _) = try server.request("GET", "/health")
+        #expect(status == 200)
+        let started = Date()
+        server.stop()
+        #expect(Date().timeIntervalSince(started) < 10)
+    }
+
+    @Test func insecureDirectoriesAndFilesAreRefusedUnlessAllowed() throws {
+        let dir = ScratchDirectory()
+        try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        chmod(dir.path, 0o777)
+        var (_, rows) = try report(dir.path)
+        #expect((rows["delta.so"]?["reason"] as? String)?.contains("is writable by others (mode 0777)") == true, "\(rows)")
+        (_, rows) = try report(dir.path, ["--allow-insecure-dir"])
+        #expect(rows["delta.so"]?["status"] as? String == "loaded")
+        #expect((rows["delta.so"]?["reason"] as? String)?.contains("warning") == true)
+        chmod(dir.path, 0o755)
+        chmod(dir.path + "/delta.so", 0o666)
+        (_, rows) = try report(dir.path)
+        #expect((rows["delta.so"]?["reason"] as? String)?.contains("plugin file is writable by others") == true, "\(rows)")
+    }
+
+    @Test(.enabled(if: geteuid() == 0, "needs root to give a file to another user"))
+    func aPluginFileOwnedByAnotherUserIsRefused() throws {
+        let dir = ScratchDirectory()
+        try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        chown(dir.path + "/delta.so", 65534, 65534)
+        let (_, rows) = try report(dir.path)
+        #expect((rows["delta.so"]?["reason"] as? String)?.contains("owned by uid 65534") == true, "\(rows)")
+    }
+
+    @Test func symbolicLinksAreFollowedOnlyInsideTheDirectory() throws {
+        let dir = ScratchDirectory()
+        let elsewhere = ScratchDirectory()
+        try elsewhere.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        try FileManager.default.createDirectory(atPath: dir.path + "/versions", withIntermediateDirectories: true)
+        try dir.copy(PluginFiles.built("EddyPluginPackedDictCompare"), as: "versions/packed-1.so")
+        try FileManager.default.createSymbolicLink(atPath: dir.path + "/outside.so", withDestinationPath: elsewhere.path + "/delta.so")
+        try FileManager.default.createSymbolicLink(atPath: dir.path + "/packed.so", withDestinationPath: "versions/packed-1.so")
+        let (_, rows) = try report(dir.path)
+        #expect(rows["outside.so"]?["status"] as? String == "rejected")
+        #expect((rows["outside.so"]?["reason"] as? String)?.contains("outside the plugin directory") == true, "\(rows)")
+        #expect((rows["outside.so"]?["link_target"] as? String)?.hasSuffix("/delta.so") == true)
+        #expect(rows["packed.so"]?["status"] as? String == "loaded", "\(rows)")
+        #expect((rows["packed.so"]?["link_target"] as? String)?.hasSuffix("versions/packed-1.so") == true)
+        let text = try Eddy.run(["plugins", "--plugin-dir", dir.path])
+        #expect(text.stdout.contains("packed.so -> "))
+    }
+
+    @Test func fileNamesWithControlCharactersCannotForgeReportLines() throws {
+        let dir = ScratchDirectory()
+        try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "evil\nforged  loaded  fake  9.9.9.so")
+        let r = try Eddy.run(["plugins", "--plugin-dir", dir.path])
+        #expect(r.stdout.contains("evil\\nforged"))
+        #expect(!r.stdout.split(separator: "\n").contains { $0.hasPrefix("forged") }, "\(r.stdout)")
+        let e = try Eddy.run(["eval", dir.path + "/no\nsuch.csv"])
+        #expect(e.stderr.contains("no\\nsuch.csv") && !e.stderr.contains("no\nsuch"), "\(e.stderr)")
+    }
+
+    @Test func aHugeSparsePluginFileIsRefusedBeforeItIsRead() throws {
+        let dir = ScratchDirectory()
+        let path = dir.path + "/huge.so"
+        let fd = open(path, O_CREAT | O_WRONLY, 0o644)
+        _ = "\u{7F}ELF".withCString { write(fd, $0, 4) }
+        ftruncate(fd, 4 << 30)
+        close(fd)
+        let notELF = dir.write("big-text.so", String(repeating: "x", count: 1000))
+        truncate(notELF, 200 << 20)  // under the size cap: refused after reading its first bytes
+        let (r, rows) = try report(dir.path)
+        #expect(r.status == 0)
+        #expect((rows["huge.so"]?["reason"] as? String)?.contains("file size check failed") == true, "\(rows)")
+        #expect((rows["big-text.so"]?["reason"] as? String)?.contains("not an ELF file") == true, "\(rows)")
+        let work = ScratchDirectory()
+        let memory = try Eddy.run(["eval", tripsCSV(work, rows: 10), "--plugin-dir", dir.path,
+                                   "--report-memory", "--select", "count(*)"])
+        let kib = Int(memory.stderr.components(separatedBy: "peak resident memory: ").last?.split(separator: " ").first ?? "") ?? 0
+        #expect(kib > 0 && kib < 150_000, "a big file was read into memory: \(kib) KiB \(memory.stderr)")
+    }
+
+    enum Craft: String, CaseIterable, Sendable {
+        case phoffNearIntMax, shoffAllOnes, phnum65535, ptLoadOffsetNearIntMax
+
+        var check: String {
+            switch self {
+            case .ptLoadOffsetNearIntMax: "loadable segment 0 check failed"
+            case .shoffAllOnes: "dynamic segment check failed"  // section headers are never read
+            default: "program headers check failed"
+            }
+        }
+
+        func apply(_ h: inout [UInt8]) {
+            switch self {
+            case .phoffNearIntMax:
+                PluginTrustTests.put(&h, 32, UInt64(Int.max))
+                PluginTrustTests.put16(&h, 56, 65535)
+            case .shoffAllOnes: PluginTrustTests.put(&h, 40, UInt64.max)
+            case .phnum65535: PluginTrustTests.put16(&h, 56, 65535)
+            case .ptLoadOffsetNearIntMax:
+                PluginTrustTests.put16(&h, 56, 1)
+                h += [UInt8](repeating: 0, count: 56)
+                PluginTrustTests.put(&h, 64, 1)
+                PluginTrustTests.put(&h, 72, UInt64(Int.max) - 7)
+                PluginTrustTests.put(&h, 96, 1 << 62)
+            }
+        }
+    }
+
+    @Test(arguments: Craft.allCases)
+    func craftedELFHeadersAreRefusedNamingTheCheck(craft: Craft) throws {
+        var h = [UInt8](repeating: 0, count: 64)
+        h[0...3] = [0x7F, 0x45, 0x4C, 0x46]
+        h[4] = 2
+        h[5] = 1
+        h[6] = 1
+        Self.put16(&h, 16, 3)
+        Self.put16(&h, 18, 62)
+        Self.put(&h, 32, 64)
+        Self.put16(&h, 54, 56)
+        craft.apply(&h)
+        let dir = ScratchDirectory()
+        FileManager.default.createFile(atPath: dir.path + "/crafted.so", contents: Data(h))
+        let (r, rows) = try report(dir.path)
+        #expect(r.status == 0, "\(craft): \(r.stderr)")
+        #expect((rows["crafted.so"]?["reason"] as? String)?.contains(craft.check) == true, "\(craft): \(rows)")
+    }
+
+    static func put(_ h: inout [UInt8], _ at: Int, _ v: UInt64) {
+        for k in 0..<8 { h[at + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k))) }
+    }
+
+    static func put16(_ h: inout [UInt8], _ at: Int, _ v: UInt16) {
+        h[at] = UInt8(v & 0xFF)
+        h[at + 1] = UInt8(v >> 8)
+    }
+
+    @Test func aPrivateCopyDirectoryOthersCanWriteIsRefused() throws {
+        let dir = try ScratchDirectory().plugins()
+        let shadow = ScratchDirectory()
+        chmod(shadow.path, 0o777)
+        let (_, rows) = try report(dir.path, environment: ["EDDY_SHADOW_DIR": shadow.path])
+        #expect((rows["delta.so"]?["reason"] as? String)?.contains("private copy directory") == true, "\(rows)")
+        #expect((rows["delta.so"]?["reason"] as? String)?.contains("mode 0777, expected 0700") == true, "\(rows)")
+        // A link in its place is refused too.
+        let link = ScratchDirectory().path + "-link"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: shadow.path)
+        defer { unlink(link) }
+        let (_, rows2) = try report(dir.path, environment: ["EDDY_SHADOW_DIR": link])
+        #expect((rows2["delta.so"]?["reason"] as? String)?.contains("symbolic link or not a directory") == true, "\(rows2)")
+    }
+
+    @Test(.enabled(if: geteuid() == 0, "needs root to give a directory to another user"))
+    func aPrivateCopyDirectoryOwnedByAnotherUserIsRefused() throws {
+        let dir = try ScratchDirectory().plugins()
+        let shadow = ScratchDirectory()
+        chmod(shadow.path, 0o700)
+        chown(shadow.path, 65534, 65534)
+        let (_, rows) = try report(dir.path, environment: ["EDDY_SHADOW_DIR": shadow.path])
+        #expect((rows["delta.so"]?["reason"] as? String)?.contains("owned by uid 65534") == true, "\(rows)")
+    }
+
+    @Test func aPlantedPrivateCopyIsNeverLoaded() throws {
+        let dir = ScratchDirectory()
+        try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        let shadow = ScratchDirectory()
+        chmod(shadow.path, 0o700)
+        // First load: learn the private copy's name.
+        var (_, rows) = try report(dir.path, environment: ["EDDY_SHADOW_DIR": shadow.path])
+        #expect(rows["delta.so"]?["status"] as? String == "loaded")
+        let copies = try FileManager.default.contentsOfDirectory(atPath: shadow.path).filter { $0.hasSuffix(".so") }
+        #expect(copies.count == 1)
+        let copy = shadow.path + "/" + (copies.first ?? "")
+        // Plant another plugin of the same size under that name, and a victim behind a link.
+        var planted = try Data(contentsOf: URL(fileURLWithPath: PluginFiles.built("EddyFixtureThrowing")))
+        let real = try Data(contentsOf: URL(fileURLWithPath: copy))
+        planted = planted.count >= real.count ? planted.prefix(real.count) : planted + Data(count: real.count - planted.count)
+        try planted.write(to: URL(fileURLWithPath: copy))
+        (_, rows) = try report(dir.path, environment: ["EDDY_SHADOW_DIR": shadow.path])
+        #expect(rows["delta.so"]?["status"] as? String == "loaded", "\(rows)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: copy)) == real, "the planted bytes were replaced by the checked ones")
+        let victims = ScratchDirectory()
+        let victim = victims.write("victim.txt", "untouched")
+        try FileManager.default.removeItem(atPath: copy)
+        try FileManager.default.createSymbolicLink(atPath: copy, withDestinationPath: victim)
+        (_, rows) = try report(dir.path, environment: ["EDDY_SHADOW_DIR": shadow.path])
+        #expect(rows["delta.so"]?["status"] as? String == "loaded", "\(rows)")
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "untouched")
+        var st = stat()
+        #expect(lstat(copy, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && st.st_mode & 0o777 == 0o600)
+    }
+}
+
+@Suite struct InputTrustTests {
+    /// Hostile expressions by name (the names keep test logs short), with the message each gets.
+    static let hostile: [String: (expression: String, message: String)] = [
+        "a superscript digit": ("fare > 2.5²", "unexpected character '²'"),
+        "minus minus i64 min": ("- -9223372036854775808 < fare", "-(-9223372036854775808) is out of range for i64"),
+        "negated i64 min": ("-(-9223372036854775808) < fare", "is out of range for i64"),
+        "1e400": ("fare > 1e400", "number 1e400 is out of range for f64"),
+        "an integer past u64": ("fare > 99999999999999999999999", "is out of range"),
+        "10,000 parentheses": (String(repeating: "(", count: 10_000) + "fare" + String(repeating: ")", count: 10_000) + " > 1",
+                               "nested too deeply"),
+        "5,000 nots": (String(repeating: "not ", count: 5_000) + "true", "nested too deeply"),
+        "5,000 minuses": (String(repeating: "- ", count: 5_000) + "fare > 0", "nested too deeply"),
+        "a 300-term sum": (Array(repeating: "fare", count: 300).joined(separator: " + ") + " > 0", "nested too deeply"),
+    ]
+
+    @Test(arguments: hostile.keys.sorted())
+    func hostileExpressionsAreErrorsWithCarets(name: String) throws {
+        let (expression, message) = try #require(Self.hostile[name])
+        let work = ScratchDirectory()
+        let r = try Eddy.run(["eval", tripsCSV(work, rows: 20), "--where", expression, "--select", "count(*)"])
+        #expect(r.status == 2, "\(r.stderr.prefix(400))")
+        #expect(r.stderr.contains(message) && r.stderr.contains("^"), "\(r.stderr.prefix(400))")
+        #expect(r.stderr.count < 2_000, "a long expression is shown as a window")
+    }
+
+    @Test(arguments: [("and", 5_000), ("or", 3_000)])
+    func longAndOrChainsEvaluate(op: String, terms: Int) throws {
+        let work = ScratchDirectory()
+        let expression = (0..<terms).map { op == "and" ? "fare >= 0" : "trip_id = \(100_000 + $0 * 2)" }
+            .joined(separator: " \(op) ")
+        let r = try Eddy.run(["eval", tripsCSV(work, rows: 3000), "--where", expression, "--select", "count(*)",
+                              "--format", "csv"])
+        #expect(r.status == 0, "\(r.stderr.prefix(300))")
+        #expect(r.stdout == "count(*)\n\(op == "and" ? 3000 : 1500)\n")
+    }
+
+    @Test func valuesThatStartWithAMinusAreExpressions() throws {
+        let work = ScratchDirectory()
+        let r = try Eddy.run(["eval", tripsCSV(work, rows: 100), "--where", "-fare < -20", "--select", "-fare",
+                              "--format", "csv"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix("-fare\n-2"), "\(r.stdout.prefix(100))")
+    }
+
+    @Test(arguments: [
+        ("/", "is a directory"),
+        ("/dev/zero", "is a character device"),
+        ("/dev/null", "is a character device"),
+    ])
+    func onlyRegularFilesAndPipesAreRead(path: String, message: String) throws {
+        let r = try Eddy.run(["eval", path, "--input-format", "jsonl"])
+        #expect(r.status == 1 && r.stderr.contains(message), "\(r.stderr)")
+    }
+
+    @Test func aPipeIsReadButAnEndlessLineIsRefused() throws {
+        let dir = ScratchDirectory()
+        let fifo = dir.path + "/in.jsonl"
+        mkfifo(fifo, 0o600)
+        signal(SIGPIPE, SIG_IGN)  // the reader stops early on purpose
+        let writer = Thread {
+            let fd = open(fifo, O_WRONLY)
+            let line = [UInt8](repeating: UInt8(ascii: "x"), count: 1 << 20)
+            for _ in 0..<8 { _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
+            close(fd)
+        }
+        writer.start()
+        let r = try Eddy.run(["eval", fifo, "--max-record-bytes", "1000000"])
+        #expect(r.status == 1 && r.stderr.contains("line is longer than 1000000 bytes"), "\(r.stderr)")
+        let csv = dir.write("long.csv", "a\n" + String(repeating: "y", count: 3_000_000) + "\n")
+        let c = try Eddy.run(["eval", csv, "--max-record-bytes", "1000000"])
+        #expect(c.status == 1 && c.stderr.contains("record is longer than 1000000 bytes"), "\(c.stderr)")
+    }
+
+    @Test func integersPastI64AreErrorsUnlessReadAsF64() throws {
+        let dir = ScratchDirectory()
+        let csv = dir.write("big.csv", "a,b\n9223372036854775807,1\n9223372036854775808,2\n")
+        let r = try Eddy.run(["eval", csv, "--where", "a = 9223372036854775807"])
+        #expect(r.status == 1 && r.stderr.contains("big.csv:3:1: column 'a': '9223372036854775808' is out of range for i64"),
+                "\(r.stderr)")
+        #expect(r.stderr.contains("--schema a:f64"))
+        let f = try Eddy.run(["eval", csv, "--schema", "a:f64", "--select", "count(*)", "--format", "csv"])
+        #expect(f.status == 0 && f.stdout == "count(*)\n2\n", "\(f.stderr)")
+        let jsonl = dir.write("big.jsonl", "{\"a\": 1}\n{\"a\": 99999999999999999999}\n")
+        let j = try Eddy.run(["eval", jsonl])
+        #expect(j.status == 1 && j.stderr.contains("big.jsonl:2:1") && j.stderr.contains("out of range for i64"), "\(j.stderr)")
+    }
+
+    @Test func floatsPastF64AreErrors() throws {
+        let dir = ScratchDirectory()
+        let csv = dir.write("inf.csv", "a\n1.5\n1e400\n")
+        let r = try Eddy.run(["eval", csv])
+        #expect(r.status == 1 && r.stderr.contains("inf.csv:3:1: column 'a': '1e400' is out of range for f64"), "\(r.stderr)")
+        let jsonl = dir.write("inf.jsonl", "{\"a\": -1e999}\n")
+        let j = try Eddy.run(["eval", jsonl])
+        #expect(j.status == 1 && j.stderr.contains("out of range for f64"), "\(j.stderr)")
+        // inf spelled out stays infinity.
+        let named = dir.write("named.csv", "a\ninf\n-inf\n")
+        #expect(try Eddy.run(["eval", named, "--format", "csv"]).stdout == "a\ninf\n-inf\n")
+    }
+
+    @Test func csvHeadersAreUnescapedLikeFields() throws {
+        let dir = ScratchDirectory()
+        let csv = dir.write("h.csv", "\"we\"\"ird\",\"a,b\"\n1,2\n")
+        let r = try Eddy.run(["eval", csv, "--format", "csv"])
+        #expect(r.status == 0 && r.stdout == "\"we\"\"ird\",\"a,b\"\n1,2\n", "\(r.stdout) \(r.stderr)")
+    }
+
+    @Test func wideHeadersAreLinearAndBounded() throws {
+        let dir = ScratchDirectory()
+        let n = 50_000
+        let header = (0..<n).map { "c\($0)" }.joined(separator: ",")
+        let row = (0..<n).map { String($0 % 10) }.joined(separator: ",")
+        let csv = dir.write("wide.csv", header + "\n" + row + "\n")
+        let r = try Eddy.run(["eval", csv, "--select", "count(*), sum(c49999)", "--format", "csv"])
+        #expect(r.status == 0 && r.stdout == "count(*),sum(c49999)\n1,9\n", "\(r.stderr.prefix(300))")
+        let tooWide = dir.write("too-wide.csv", (0..<100_001).map { "c\($0)" }.joined(separator: ",") + "\n")
+        let w = try Eddy.run(["eval", tooWide])
+        #expect(w.status == 1 && w.stderr.contains("more than the limit of 100000"), "\(w.stderr.prefix(300))")
+    }
+}
+
+extension ScratchDirectory {
+    static func write(at path: String, _ text: String) -> String {
+        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        return path
+    }
+}
