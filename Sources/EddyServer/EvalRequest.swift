@@ -117,6 +117,11 @@ enum EvalRequest {
             throw Refusal(.forbidden, "\(escapedForDisplay(path)) is not inside a --data-dir of this server"
                               + (real != absolute ? " (it resolves to a file outside)" : ""))
         }
+        // A FIFO or a device would block the evaluation's thread where no deadline can reach it.
+        var st = stat()
+        guard stat(real, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw Refusal(.forbidden, "\(escapedForDisplay(path)) is not a regular file")
+        }
         return real
     }
 

@@ -208,7 +208,7 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         let (s2, r2) = try server.eval(csv, where: "nope > 1")
         #expect(s2 == 400 && (r2["error"] as? String)?.contains("unknown column 'nope'") == true)
         let (s3, r3) = try server.eval(work.path + "/missing.csv")
-        #expect(s3 == 400 && (r3["error"] as? String)?.contains("cannot open") == true)
+        #expect(s3 == 404 && (r3["error"] as? String)?.contains("no such file") == true)
         let (s4, _) = try server.eval(csv, select: "cast(city as i64)")
         #expect(s4 == 422)
         // Uploaded CSV body, options in the query string.

@@ -271,23 +271,37 @@ final class DataFixture {
         _ = ScratchDirectory.write(at: fixture.data + "/big.csv", text)
         let plugins = ScratchDirectory()
         let server = try Server(pluginDir: plugins.path, dataDirs: [fixture.data],
-                                arguments: ["--eval-timeout", "0.3", "--max-concurrent", "1", "--max-queue", "0",
-                                            "--max-result-bytes", "2000"])
-        let slow = Self.json(["path": "big.csv", "select": "sum(a)"])
-        final class Box: @unchecked Sendable { var value: (status: Int, body: String)? }  // written once, read after join
+                                arguments: ["--eval-timeout", "0.2", "--max-concurrent", "1", "--max-queue", "0"])
+        // Slow in any build: a 2,000-term chain over 300k rows.
+        let chain = (0..<2_000).map { "a = \($0 * 61)" }.joined(separator: " or ")
+        let slow = Self.json(["path": "big.csv", "where": chain, "select": "count(*)"])
+        final class Box: @unchecked Sendable { var value: (status: Int, body: String)? }  // written once, read after
         let first = Box()
         let port = server.port
         let t = Thread { first.value = try? RawHTTP.post(port: port, body: slow) }
         t.start()
-        usleep(100_000)
+        // Wait until it holds the only evaluation slot.
+        for _ in 0..<200 {
+            let (_, health) = try server.request("GET", "/health")
+            if health["in_flight"] as? Int == 1 { break }
+            usleep(10_000)
+        }
         let busy = try RawHTTP.post(port: server.port, body: Self.json(["path": "trips.csv", "select": "count(*)"]))
         #expect(busy.status == 503 && busy.body.contains("--max-concurrent"), "\(busy)")
         while first.value == nil { usleep(50_000) }
-        #expect(first.value?.status == 504 && first.value?.body.contains("--eval-timeout") == true, "\(String(describing: first.value))")
-        let large = try RawHTTP.post(port: server.port, body: Self.json(["path": "trips.csv"]))
-        #expect(large.status == 413 && large.body.contains("--max-result-bytes"), "\(large)")
-        let fine = try RawHTTP.post(port: server.port, body: Self.json(["path": "trips.csv", "select": "count(*)"]))
+        #expect(first.value?.status == 504 && first.value?.body.contains("--eval-timeout") == true,
+                "\(String(describing: first.value))")
+        #expect(server.process.isRunning)
+
+        let small = try Server(pluginDir: plugins.path, dataDirs: [fixture.data], arguments: ["--max-result-bytes", "2000"])
+        let fine = try RawHTTP.post(port: small.port, body: Self.json(["path": "trips.csv", "select": "count(*)"]))
         #expect(fine.status == 200, "\(fine)")
+        let large = try RawHTTP.post(port: small.port, body: Self.json(["path": "trips.csv"]))
+        #expect(large.status == 413 && large.body.contains("--max-result-bytes"), "\(large)")
+        // A FIFO or a device under a data directory would block a thread: only regular files are read by path.
+        mkfifo(fixture.data + "/pipe.csv", 0o600)
+        let fifo = try RawHTTP.post(port: small.port, body: Self.json(["path": "pipe.csv"]))
+        #expect(fifo.status == 403 && fifo.body.contains("not a regular file"), "\(fifo)")
     }
 
     @Test func anEvaluationStopsWhenItsClientGoesAway() throws {
