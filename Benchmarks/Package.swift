@@ -21,7 +21,9 @@ let package = Package(
     targets: [
         // The root package's loader, compiled from its sources (a path dependency on the root would be
         // named after whatever folder the clone sits in).
-        .target(name: "EddyHost", dependencies: [.product(name: "Eddy", package: "plugin-sdk"),
+        .target(name: "CEddyHost"),
+        .target(name: "EddyIO", dependencies: [.product(name: "Eddy", package: "plugin-sdk")], swiftSettings: settings),
+        .target(name: "EddyHost", dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "CEddyHost", "EddyIO",
                                                  .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: settings),
         .target(name: "PackedDictCompareC", cSettings: [.unsafeFlags(["-O3"])]),

@@ -36,7 +36,8 @@ with open(csv, "w") as fh:
     for i in range(200):
         fh.write(f"{100000 + i},{['Lyon', 'Paris', 'Nice'][i % 3]},{i % 40}\n")
 
-server = subprocess.Popen([args.eddy, "serve", "--port", "0", "--plugin-dir", plugins, "--rescan", "5"],
+server = subprocess.Popen([args.eddy, "serve", "--port", "0", "--plugin-dir", plugins, "--rescan", "5",
+                           "--data-dir", work],
                           stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
 port = None
 while port is None:

@@ -14,3 +14,7 @@ int eddy_die_with_parent(pid_t expected_parent) {
 int eddy_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
 }
+
+int eddy_dup_above(int fd, int minimum) {
+    return fcntl(fd, F_DUPFD_CLOEXEC, minimum);
+}

@@ -1,8 +1,11 @@
 /// What the loader learns from a `.so` file without mapping or running it.
 struct ELFFacts {
     var neededLibraries: [String] = []
-    /// Dynamic symbols the file defines (not imports).
+    /// Which of the names asked about the file defines (not imports) as dynamic symbols.
     var definedSymbols: Set<String> = []
+    /// Defined symbols that start with the prefix asked about, and the first of them.
+    var prefixedSymbolCount = 0
+    var prefixedExample = ""
 }
 
 /// Reads an ELF shared object from its bytes: header, program headers, dynamic section and dynamic
@@ -34,9 +37,15 @@ enum ELFInspector {
         }
     }
 
-    static func inspect(_ bytes: [UInt8]) throws -> ELFFacts {
-        try bytes.withUnsafeBytes { try inspect(Reader(bytes: $0)) }
+    /// Checks the file and looks up the defined symbols named in `symbols`, and those that start with
+    /// `prefix`. Each symbol name is compared, never copied whole, so a crafted table whose names run
+    /// for megabytes costs no more than a normal one (bounded by `maxNameBytes` per name).
+    static func inspect(_ bytes: [UInt8], symbols: Set<String> = [], prefix: String = "") throws -> ELFFacts {
+        try bytes.withUnsafeBytes { try inspect(Reader(bytes: $0), symbols: symbols, prefix: prefix) }
     }
+
+    /// The longest symbol or library name read in full; longer ones are cut for messages.
+    static let maxNameBytes = 256
 
     /// Bounds-checked little-endian reads over the file's bytes.
     struct Reader {
@@ -90,7 +99,7 @@ enum ELFInspector {
         }
     }
 
-    static func inspect(_ r: Reader) throws -> ELFFacts {
+    static func inspect(_ r: Reader, symbols: Set<String>, prefix: String) throws -> ELFFacts {
         try checkMagic(Array(r.bytes.prefix(4)))
         guard r.count >= headerSize else {
             throw r.fail("ELF header", "at least \(headerSize) bytes", "\(r.count) bytes (truncated)")
@@ -171,14 +180,25 @@ enum ELFInspector {
             throw r.fail("dynamic symbol table", "present", "no DT_STRTAB or DT_SYMTAB entry")
         }
         let strEnd = try r.within(strtab, strsz, "dynamic string table")
-        func string(_ o: Int) -> String? {
+        /// The name at `o`, read up to `limit` bytes (never to the end of a table without a NUL).
+        func string(_ o: Int, limit: Int = maxNameBytes) -> String? {
             guard o >= 0, o < strsz else { return nil }
-            var e = strtab + o
-            while e < strEnd, r.bytes[e] != 0 { e += 1 }
-            return String(decoding: UnsafeRawBufferPointer(rebasing: r.bytes[(strtab + o)..<e]), as: UTF8.self)
+            let start = strtab + o
+            let end = min(strEnd, start + limit)
+            var e = start
+            while e < end, r.bytes[e] != 0 { e += 1 }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: r.bytes[start..<e]), as: UTF8.self)
+        }
+        /// Whether the NUL-terminated name at `o` begins with `bytes` (and, if `exact`, is exactly it).
+        func matches(_ o: Int, _ bytes: [UInt8], exact: Bool) -> Bool {
+            guard o >= 0, o < strsz else { return false }
+            let start = strtab + o
+            guard start + bytes.count + (exact ? 1 : 0) <= strEnd else { return false }
+            for (k, b) in bytes.enumerated() where r.bytes[start + k] != b { return false }
+            return !exact || r.bytes[start + bytes.count] == 0
         }
         var facts = ELFFacts()
-        facts.neededLibraries = needed.compactMap(string)
+        facts.neededLibraries = needed.compactMap { string($0) }
         // Symbol count: DT_HASH gives it directly; otherwise the table runs up to the string table
         // (the usual layout), bounded by the file.
         var count = strtab > symtab ? (strtab - symtab) / 24 : 0
@@ -187,12 +207,18 @@ enum ELFInspector {
         }
         guard count <= maxSymbols else { throw r.fail("dynamic symbol count", "at most \(maxSymbols)", "\(count)") }
         try r.within(symtab, try r.multiply(count, 24, "dynamic symbol table"), "dynamic symbol table")
+        let wanted = symbols.map { ($0, Array($0.utf8)) }
+        let prefixBytes = Array(prefix.utf8)
         for s in 0..<count {
             let e = symtab + s * 24
             let nameOffset = try r.u32(e)
             let shndx = try r.u16(e + 6)
-            guard shndx != 0, let name = string(nameOffset) else { continue }  // undefined: an import
-            facts.definedSymbols.insert(name)
+            guard shndx != 0 else { continue }  // undefined: an import
+            for (name, bytes) in wanted where matches(nameOffset, bytes, exact: true) { facts.definedSymbols.insert(name) }
+            if !prefixBytes.isEmpty, matches(nameOffset, prefixBytes, exact: false) {
+                if facts.prefixedSymbolCount == 0 { facts.prefixedExample = string(nameOffset) ?? "" }
+                facts.prefixedSymbolCount += 1
+            }
         }
         return facts
     }

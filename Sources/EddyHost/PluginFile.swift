@@ -88,34 +88,40 @@ struct PluginFile {
         let fd = open(openPath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw Refusal(reason: "cannot read: \(errnoText())", linkTarget: result.linkTarget) }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw Refusal(reason: "cannot read: \(errnoText())", linkTarget: result.linkTarget) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw Refusal(reason: "not a regular file", linkTarget: result.linkTarget)
+        do {
+            result.bytes = try read(descriptor: fd, policy: policy) { st throws(Refusal) in
+                if let problem = trustProblem(st, what: "plugin file") { try insecure(problem) }
+            }
+        } catch {
+            throw Refusal(reason: error.reason, linkTarget: result.linkTarget)
         }
-        if let problem = trustProblem(st, what: "plugin file") { try insecure(problem) }
+        return result
+    }
+
+    /// Reads the plugin file open on `fd`: a regular file (checked by `check` too) within the size cap,
+    /// its magic checked from the first bytes before the rest is read.
+    static func read(descriptor fd: Int32, policy: PluginLoadPolicy,
+                     check: (stat) throws(Refusal) -> Void = { _ in }) throws(Refusal) -> [UInt8] {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw Refusal(reason: "cannot read: \(errnoText())") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw Refusal(reason: "not a regular file") }
+        try check(st)
         let size = Int(st.st_size)
         guard size <= policy.maxFileBytes else {
             throw Refusal(reason: "file size check failed: expected at most \(policy.maxFileBytes) bytes "
-                              + "(--max-plugin-bytes), found \(size)", linkTarget: result.linkTarget)
+                              + "(--max-plugin-bytes), found \(size)")
         }
         // The magic first: a file that is not ELF is refused after reading 64 bytes, whatever its size.
         var prefix = [UInt8](repeating: 0, count: min(size, ELFInspector.headerSize))
-        guard readFully(fd, into: &prefix, at: 0) else {
-            throw Refusal(reason: "cannot read: \(errnoText())", linkTarget: result.linkTarget)
-        }
+        guard readFully(fd, into: &prefix, at: 0) else { throw Refusal(reason: "cannot read: \(errnoText())") }
         do {
             try ELFInspector.checkMagic(prefix)
         } catch {
-            throw Refusal(reason: "\(error.check) check failed: expected \(error.expected), found \(error.found)",
-                          linkTarget: result.linkTarget)
+            throw Refusal(reason: "\(error.check) check failed: expected \(error.expected), found \(error.found)")
         }
         var bytes = [UInt8](repeating: 0, count: size)
-        guard readFully(fd, into: &bytes, at: 0) else {
-            throw Refusal(reason: "the file changed size while it was read", linkTarget: result.linkTarget)
-        }
-        result.bytes = bytes
-        return result
+        guard readFully(fd, into: &bytes, at: 0) else { throw Refusal(reason: "the file changed size while it was read") }
+        return bytes
     }
 
     /// Reads exactly `buffer.count` bytes at `offset`; false on an error or a short file.

@@ -141,6 +141,18 @@ public final class PluginHost: Sendable {
                         contentHash: hash, loadMilliseconds: ms)
     }
 
+    /// Loads the plugin file open on `descriptor` — a private copy that another host process verified
+    /// and handed over (the probe) — reporting it as `path`. The directory checks were that host's.
+    public func load(descriptor: Int32, path: String) -> PluginReportRow {
+        let started = Self.now()
+        do {
+            let bytes = try PluginFile.read(descriptor: descriptor, policy: policy)
+            return load(PluginFile(bytes: bytes), path: path, started: started)
+        } catch {
+            return row(path, .rejected, error.reason, ms: (Self.now() - started) * 1000)
+        }
+    }
+
     /// Checks and loads one file. The host keeps running whatever the file holds.
     public func load(_ path: String) -> PluginReportRow {
         let started = Self.now()
@@ -163,25 +175,26 @@ public final class PluginHost: Sendable {
     private func load(_ file: PluginFile, path: String, started: Double) -> PluginReportRow {
         func elapsed() -> Double { (Self.now() - started) * 1000 }
         let bytes = file.bytes
+        let manifestSymbol = PluginABI.manifestSymbol
+        let registerSymbol = PluginABI.registerSymbol
         let facts: ELFFacts
         do {
-            facts = try ELFInspector.inspect(bytes)
+            // Symbols of module Eddy defined in the file mean a static copy of the SDK.
+            facts = try ELFInspector.inspect(bytes, symbols: [manifestSymbol, registerSymbol], prefix: "$s4Eddy")
         } catch let f as ELFInspector.Failure {
             return row(path, .rejected, "\(f.check) check failed: expected \(f.expected), found \(f.found)", ms: elapsed())
         } catch {
             return row(path, .rejected, "\(error)", ms: elapsed())
         }
-        let manifestSymbol = PluginABI.manifestSymbol
-        let registerSymbol = PluginABI.registerSymbol
         let missing = [manifestSymbol, registerSymbol].filter { !facts.definedSymbols.contains($0) }
         if !missing.isEmpty {
             return row(path, .skipped, "not an Eddy plugin: no \(missing.joined(separator: " or ")) symbol", ms: elapsed())
         }
-        let ownSDK = facts.definedSymbols.filter { $0.hasPrefix("$s4Eddy") }.sorted()
-        if let example = ownSDK.first {
+        if facts.prefixedSymbolCount > 0 {
             return row(path, .rejected,
-                       "carries its own copy of the Eddy SDK (defines \(ownSDK.count) symbols of module Eddy, e.g. "
-                           + "\(Self.escaped(example))); link the SDK's shared library libEddy.so instead", ms: elapsed())
+                       "carries its own copy of the Eddy SDK (defines \(facts.prefixedSymbolCount) symbols of module Eddy, "
+                           + "e.g. \(Self.escaped(facts.prefixedExample))); link the SDK's shared library libEddy.so instead",
+                       ms: elapsed())
         }
         guard facts.neededLibraries.contains("libEddy.so") else {
             return row(path, .rejected,
@@ -200,23 +213,32 @@ public final class PluginHost: Sendable {
                        hash: short, ms: elapsed())
         }
         // The bytes checked above are the bytes loaded: a verified private copy named by content.
-        let shadow: String
+        let copy: PrivateCopies.Copy
         do {
-            shadow = try copies.store(bytes, name: Self.copyName(path, short), hash: hash)
+            copy = try copies.store(bytes, name: Self.copyName(path, short), hash: hash)
         } catch {
             return row(path, .rejected, error.description, hash: short, ms: elapsed())
         }
         // A plugin that crashes, exits or hangs while loading or registering must not take this
-        // process with it: the first load of each content hash happens in a child process.
+        // process with it: the first load of each content hash happens in a child process, which
+        // is handed the verified copy as an open descriptor.
         let alreadyMapped = state.withLock { $0.value.handles[hash] != nil }
         if let probe, !alreadyMapped {
-            switch probe.check(shadow) {
+            let outcome: PluginProbe.Outcome
+            do {
+                let fd = try copies.openCopy(copy)
+                defer { close(fd) }
+                outcome = probe.check(descriptor: fd, path: path)
+            } catch {
+                return row(path, .rejected, error.description, hash: short, ms: elapsed())
+            }
+            switch outcome {
             case .passed: break
             case .rejected(let reason), .failed(let reason):
                 return row(path, .rejected, reason, hash: short, ms: elapsed())
             }
         }
-        guard let handle = dlopen(shadow, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
+        guard let handle = dlopen(copy.loadPath, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
             let message = dlerror().map { String(cString: $0) } ?? "unknown error"
             return row(path, .rejected, "dlopen failed: \(Self.escaped(message))", hash: short, ms: elapsed())
         }
@@ -290,7 +312,7 @@ public final class PluginHost: Sendable {
         session.kernels.replace(pluginNamed: manifest.name, kernels: registrar.kernels, rules: registrar.rules,
                                 owner: owner, compressorHooks: registrar.compressorHooks)
         let loaded = LoadedPlugin(name: manifest.name, version: manifest.version, file: path, contentHash: hash,
-                                  shadowPath: shadow, kernelCount: registrar.kernels.count + registrar.rules.count)
+                                  shadowPath: copy.displayPath, kernelCount: registrar.kernels.count + registrar.rules.count)
         state.withLock { $0.value.plugins[manifest.name] = loaded }
         return row(path, replacedOld == nil ? .loaded : .replaced,
                    replacedOld.map { "replaces version \(Self.escaped($0.version)) (\(String($0.contentHash.prefix(16))))" } ?? "",

@@ -8,7 +8,7 @@ import CEddyHost
 /// Anything else — a signal, an `exit()` from plugin code, no answer within the timeout — refuses the
 /// file, and the host carries on without ever mapping it.
 public struct PluginProbe: Sendable {
-    /// The program to run, with `--report-fd 3 --parent PID FILE` appended to `arguments`.
+    /// The program to run, with `--report-fd 3 --fd 4 --parent PID FILE` appended to `arguments`.
     public let executable: String
     public let arguments: [String]
     /// Seconds the child may take before it is killed and the plugin refused as hung.
@@ -21,15 +21,17 @@ public struct PluginProbe: Sendable {
     }
 
     /// This process's own executable with `probe-plugin` (the `eddy` CLI's hidden subcommand).
-    public static func selfExecutable(timeout: Double = 10) -> PluginProbe {
+    public static func selfExecutable(timeout: Double = 10, extraArguments: [String] = []) -> PluginProbe {
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         let path = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "eddy"
-        return PluginProbe(executable: path, arguments: ["probe-plugin"], timeout: timeout)
+        return PluginProbe(executable: path, arguments: ["probe-plugin"] + extraArguments, timeout: timeout)
     }
 
     /// The descriptor on which the child writes its record.
     public static let reportDescriptor: Int32 = 3
+    /// The descriptor on which the child finds the plugin file (a verified private copy).
+    public static let fileDescriptor: Int32 = 4
 
     /// What the child reports: `ok KERNELS` after a successful load, `rejected REASON` otherwise.
     public enum Record {
@@ -47,16 +49,29 @@ public struct PluginProbe: Sendable {
         case failed(String)
     }
 
-    /// Runs the child on `path` and waits for its record, at most `timeout` seconds.
-    public func check(_ path: String) -> Outcome {
+    /// Runs the child on the plugin file open on `descriptor` (reported as `path`) and waits for its
+    /// record, at most `timeout` seconds. The child must then also exit cleanly: a plugin whose
+    /// destructors crash at exit is refused here rather than crashing the host when it exits.
+    public func check(descriptor: Int32, path: String) -> Outcome {
         let argv = [executable] + arguments
-            + ["--report-fd", String(Self.reportDescriptor), "--parent", String(getpid()), path]
+            + ["--report-fd", String(Self.reportDescriptor), "--fd", String(Self.fileDescriptor),
+               "--parent", String(getpid()), path]
         var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
         cArgs.append(nil)
         defer { for p in cArgs { free(p) } }
         var fds: [Int32] = [-1, -1]
         guard eddy_pipe_cloexec(&fds) == 0 else { return .failed("could not start the probe process: \(errnoText())") }
         defer { if fds[0] >= 0 { close(fds[0]) } }
+        // The child's descriptors 3 and 4 are made from these: numbered above them, so that one dup2
+        // cannot overwrite the source of the other.
+        let writeEnd = eddy_dup_above(fds[1], 10)
+        close(fds[1])
+        let file = eddy_dup_above(descriptor, 10)
+        defer { if file >= 0 { close(file) } }
+        guard writeEnd >= 0, file >= 0 else {
+            if writeEnd >= 0 { close(writeEnd) }
+            return .failed("could not start the probe process: \(errnoText())")
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -64,7 +79,8 @@ public struct PluginProbe: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], Self.reportDescriptor)
+        posix_spawn_file_actions_adddup2(&actions, writeEnd, Self.reportDescriptor)
+        posix_spawn_file_actions_adddup2(&actions, file, Self.fileDescriptor)
         // Its own process group, so that a timeout kills whatever the plugin started too.
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -84,7 +100,7 @@ public struct PluginProbe: Sendable {
         defer { for p in env { free(p) } }
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, executable, &actions, &attributes, cArgs, env)
-        close(fds[1])
+        close(writeEnd)
         guard spawned == 0 else {
             return .failed("could not start the probe process \(executable): \(String(cString: strerror(spawned)))")
         }
@@ -130,13 +146,14 @@ public struct PluginProbe: Sendable {
                                + "(--probe-timeout); the probe process was killed")
         }
         let signal = status & 0x7f
-        if signal != 0 && signal != 0x7f {
-            let name = strsignal(signal).map { String(cString: $0) } ?? "signal"
-            return .failed("crashed in the probe process (killed by signal \(signal), \(name)); not loaded into the host")
-        }
-        let exitStatus = (status >> 8) & 0xff
         let text = String(decoding: record, as: UTF8.self)
         let line = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        if signal != 0 && signal != 0x7f {
+            let name = strsignal(signal).map { String(cString: $0) } ?? "signal"
+            let when = line.hasPrefix("ok ") ? " at exit, after registering (in a destructor of the plugin)" : ""
+            return .failed("crashed in the probe process\(when) (killed by signal \(signal), \(name)); not loaded into the host")
+        }
+        let exitStatus = (status >> 8) & 0xff
         if exitStatus == 0, line.hasPrefix("ok "), let kernels = Int(line.dropFirst(3)) {
             return .passed(kernels: kernels)
         }

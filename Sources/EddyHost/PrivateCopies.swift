@@ -71,15 +71,35 @@ final class PrivateCopies: Sendable {
         return .success(fd)
     }
 
-    /// Stores `bytes` (whose SHA-256 is `hash`) as `name` and returns the path to `dlopen`.
-    func store(_ bytes: [UInt8], name: String, hash: String) throws(Refusal) -> String {
-        let dirfd: Int32
+    /// A stored copy: its name in the directory, the path to show, and the path to load it by,
+    /// which goes through the verified directory descriptor (`/proc/self/fd/N/name`), so that
+    /// swapping the directory's path for another after the checks changes nothing.
+    struct Copy {
+        var name: String
+        var displayPath: String
+        var loadPath: String
+    }
+
+    private func verifiedDirectory() throws(Refusal) -> Int32 {
         switch directory {
-        case .success(let fd): dirfd = fd
+        case .success(let fd): return fd
         case .failure(let refusal): throw refusal
         }
+    }
+
+    /// Opens a stored copy for reading (to hand to a probe process), without following links.
+    func openCopy(_ copy: Copy) throws(Refusal) -> Int32 {
+        let fd = openat(try verifiedDirectory(), copy.name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw Refusal(description: "cannot read private copy \(copy.name): \(errnoText())") }
+        return fd
+    }
+
+    /// Stores `bytes` (whose SHA-256 is `hash`) as `name`.
+    func store(_ bytes: [UInt8], name: String, hash: String) throws(Refusal) -> Copy {
+        let dirfd = try verifiedDirectory()
         let full = path + "/" + name
-        if (try? Self.hashOfFile(dirfd, name)) == hash { return full }
+        let stored = Copy(name: name, displayPath: full, loadPath: "/proc/self/fd/\(dirfd)/\(name)")
+        if (try? Self.hashOfFile(dirfd, name)) == hash { return stored }
         let random = UInt64.random(in: 0...UInt64.max)
         let tmp = ".tmp-\(getpid())-\(counter.add(1, ordering: .relaxed).newValue)-\(String(random, radix: 16))"
         let fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
@@ -110,7 +130,7 @@ final class PrivateCopies: Sendable {
             throw Refusal(description: "private copy \(PluginHost.escaped(full)) changed after it was written "
                               + "(hash \(written.prefix(16)), expected \(hash.prefix(16)))")
         }
-        return full
+        return stored
     }
 
     /// The SHA-256 of a regular file of this user inside the directory, read without following links.

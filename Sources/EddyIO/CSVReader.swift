@@ -22,6 +22,8 @@ public final class CSVReader: TableReader {
     public private(set) var bytesRead = 0
     public let fileSize: Int
     public let limits: ReadLimits
+    /// Columns whose type `--schema` gave (not inferred), for messages.
+    private var declared: Set<String> = []
 
     /// Opens `path`, reads the header and infers the schema from the first batch.
     /// - Parameters:
@@ -56,7 +58,9 @@ public final class CSVReader: TableReader {
         var names: [String] = []
         var seen: Set<String> = []
         for (k, field) in header.enumerated() {
-            let name = field.isEmpty ? "column_\(k + 1)" : field
+            // A byte-order mark before the first name is not part of it.
+            let unmarked = k == 0 && field.hasPrefix("\u{FEFF}") ? String(field.dropFirst()) : field
+            let name = unmarked.isEmpty ? "column_\(k + 1)" : unmarked
             guard seen.insert(name).inserted else {
                 throw IOError(file: path, line: 1, column: k + 1,
                               message: "duplicate column name '\(escapedForDisplay(name))' in the header")
@@ -87,6 +91,7 @@ public final class CSVReader: TableReader {
             fields.append(StructField(name, kind.dtype))
         }
         schema = Schema(fields)
+        declared = Set(overrides.keys)
     }
 
     deinit { fclose(file) }
@@ -106,7 +111,8 @@ public final class CSVReader: TableReader {
         }
         guard let raw, let rows = raw.first?.count, rows > 0 else { return nil }
         let columns = try raw.enumerated().map { k, col in
-            try col.build(schema.fields[k].dtype, name: schema.fields[k].name, file: path, columnIndex: k)
+            try col.build(schema.fields[k].dtype, name: schema.fields[k].name, file: path, columnIndex: k,
+                          declared: declared.contains(schema.fields[k].name))
         }
         return RecordBatch(schema: schema, columns: columns, count: rows, firstLine: firstLine)
     }

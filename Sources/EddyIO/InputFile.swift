@@ -57,13 +57,12 @@ enum InputFile {
     }
 }
 
-/// Text that came from outside (a file name, a field) shown on one line: control characters and
-/// backslashes escaped, so that a name with a newline cannot forge a line of a report or a log.
+/// Text that came from outside (a file name, a field) shown on one line: control characters escaped
+/// (`\n`, `\u{1b}`), so that a name with a newline cannot forge a line of a report or a log.
 public func escapedForDisplay(_ text: String) -> String {
     var out = ""
     for u in text.unicodeScalars {
         switch u {
-        case "\\": out += "\\\\"
         case "\n": out += "\\n"
         case "\r": out += "\\r"
         case "\t": out += "\\t"

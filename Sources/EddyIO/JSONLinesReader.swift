@@ -21,6 +21,8 @@ public final class JSONLinesReader: TableReader {
     private var buffer: [UInt8] = []
     private var start = 0
     private var eof = false
+    /// Columns whose type `--schema` gave (not inferred), for messages.
+    private var declared: Set<String> = []
     /// Every key seen so far (the columns, in order, are `schema` or the `names` being collected).
     private var keys: Set<String> = []
 
@@ -43,6 +45,7 @@ public final class JSONLinesReader: TableReader {
             }
         }
         schema = Schema(names.map { StructField($0, overrides[$0] ?? (kinds[$0] ?? .null).dtype) })
+        declared = Set(overrides.keys)
         pending = first.objects
         pendingFirstLine = first.firstLine
     }
@@ -82,7 +85,8 @@ public final class JSONLinesReader: TableReader {
                 default: raw.append(Array(v.text.utf8), null: false, line: lines[i])
                 }
             }
-            columns.append(try raw.build(field.dtype, name: field.name, file: path, columnIndex: k))
+            columns.append(try raw.build(field.dtype, name: field.name, file: path, columnIndex: k,
+                                         declared: declared.contains(field.name)))
         }
         return RecordBatch(schema: schema, columns: columns, count: objects.count, firstLine: firstLine)
     }
@@ -96,8 +100,13 @@ public final class JSONLinesReader: TableReader {
         var batchBytes = 0
         // A batch also ends at 1 GiB of input: column offsets are 32-bit.
         while objects.count < batchRows && batchBytes < 1 << 30 {
-            guard let range = try nextLine() else { break }
+            guard var range = try nextLine() else { break }
             line += 1
+            // A byte-order mark at the start of the file is not part of the first line.
+            if line == 1, range.count >= 3, buffer[range.lowerBound] == 0xEF, buffer[range.lowerBound + 1] == 0xBB,
+               buffer[range.lowerBound + 2] == 0xBF {
+                range = (range.lowerBound + 3)..<range.upperBound
+            }
             bytesRead += range.count + 1
             batchBytes += range.count
             let parsed: (pairs: [(String, JSONScalar)], end: Int)? = try buffer.withUnsafeBytes { buf in
@@ -359,5 +368,48 @@ struct JSONParser {
         }
         i = start
         throw error("string is not closed before the end of the line")
+    }
+}
+
+/// One field of a JSON object, as read by ``JSONObjectFields/parse(_:)``.
+public enum JSONFieldValue: Sendable {
+    case string(String)
+    case number(String)
+    case bool(Bool)
+    case null
+    /// A nested array or object, as its JSON text.
+    case nested(String)
+
+    /// "a string", "a number", "an array" … for messages.
+    public var typeName: String {
+        switch self {
+        case .string: "a string"
+        case .number: "a number"
+        case .bool: "a bool"
+        case .null: "null"
+        case .nested(let text): text.hasPrefix("[") ? "an array" : "an object"
+        }
+    }
+}
+
+/// Reads a JSON object's fields in order, duplicates included (a request that names a field twice
+/// is ambiguous, and the caller can refuse it), with the same bounded parser as JSON Lines.
+public enum JSONObjectFields {
+    /// - Throws: ``IOError`` (file "body") naming the line and column of the first problem.
+    public static func parse(_ bytes: UnsafeRawBufferPointer) throws -> [(name: String, value: JSONFieldValue)] {
+        var parser = JSONParser(bytes: bytes, file: "body", line: 1)
+        parser.skipSpace()
+        let object = try parser.parseObject()
+        parser.skipSpace()
+        guard parser.atEnd else { throw parser.error("text after the end of the JSON object") }
+        return object.pairs.map { name, value in
+            switch value {
+            case .string(let s): (name, .string(s))
+            case .number(let n): (name, .number(n))
+            case .bool(let b): (name, .bool(b))
+            case .null: (name, .null)
+            case .nested(let text): (name, .nested(text))
+            }
+        }
     }
 }

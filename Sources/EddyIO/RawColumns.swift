@@ -105,6 +105,8 @@ enum FieldParse {
             let v = Double(mantissa) / powersOfTen[fraction]
             return negative ? -v : v
         }
+        // Double(String) stops at a NUL byte as C does ("1\0abc" would read as 1): refuse any.
+        guard !b.contains(0) else { return nil }
         let s = String(decoding: b, as: UTF8.self).trimmingCharacters(in: " ")
         // Swift accepts "nan", "inf" and hex floats; data files spell numbers plainly.
         guard let first = s.utf8.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+")
@@ -193,7 +195,8 @@ extension String {
 extension RawColumn {
     /// The column as a canonical array of `dtype`.
     /// - Throws: ``IOError`` naming the line of the first value that does not read as `dtype`.
-    func build(_ dtype: DType, name: String, file: String, columnIndex: Int) throws -> any ArrayNode {
+    /// - Parameter declared: the type came from `--schema`, not from inference (for messages).
+    func build(_ dtype: DType, name: String, file: String, columnIndex: Int, declared: Bool = false) throws -> any ArrayNode {
         let n = count
         let validity: Validity = nulls.contains(true) ? .bitmap(Bitmap(nulls.map { !$0 })) : .allValid
         let shownName = escapedForDisplay(name)
@@ -203,8 +206,9 @@ extension RawColumn {
         }
         func bad(_ i: Int, _ what: String) -> IOError {
             IOError(file: file, line: Int(lines[i]), column: columnIndex + 1,
-                    message: "column '\(shownName)': '\(shown(i))' is not \(what) (the type was inferred from the first rows; "
-                        + "override it with --schema \(shownName):utf8)")
+                    message: "column '\(shownName)': '\(shown(i))' is not \(what) "
+                        + (declared ? "(the type given by --schema)"
+                            : "(the type was inferred from the first rows; override it with --schema \(shownName):utf8)"))
         }
         func outOfRange(_ i: Int, _ type: String, _ instead: String) -> IOError {
             IOError(file: file, line: Int(lines[i]), column: columnIndex + 1,

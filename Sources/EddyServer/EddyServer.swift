@@ -125,8 +125,9 @@ public final class EddyServer: Sendable {
         }
         router.post("eval") { request, context in
             let params: EvalRequest.Params
+            let query = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
             do throws(EvalRequest.Refusal) {
-                params = try EvalRequest.params(fromQuery: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+                params = try EvalRequest.params(fromQuery: query)
             } catch {
                 return self.json(["error": error.message], status: error.status)
             }
@@ -145,7 +146,7 @@ public final class EddyServer: Sendable {
             }
             let contentType = request.headers[.contentType] ?? ""
             return await self.evaluate(contentType: contentType, body: Data(body.readableBytesView), query: params,
-                                       channel: context.channel)
+                                       queryNames: Set(query.map(\.0)), channel: context.channel)
         }
         return router
     }
@@ -190,7 +191,8 @@ public final class EddyServer: Sendable {
     /// Evaluates one request on a thread of its own (evaluation is CPU work; it must not hold up the
     /// server's event loops), with one execution context for the whole request. At most
     /// `maxConcurrent` run at once; the evaluation stops at its deadline or when the client goes away.
-    func evaluate(contentType: String, body: Data, query: EvalRequest.Params, channel: any Channel) async -> Response {
+    func evaluate(contentType: String, body: Data, query: EvalRequest.Params, queryNames: Set<String>,
+                  channel: any Channel) async -> Response {
         guard await slots.acquire() else {
             metrics.refusals.increment()
             return json(["error": "server busy: \(slots.limit) evaluations running and \(slots.queueLimit) waiting "
@@ -211,7 +213,7 @@ public final class EddyServer: Sendable {
                 self.metrics.inFlight.add(1, ordering: .relaxed)
                 defer { self.metrics.inFlight.subtract(1, ordering: .relaxed) }
                 let (status, object) = EvalRequest.run(server: self, contentType: contentType, body: body, query: query,
-                                                       stop: stop)
+                                                       queryNames: queryNames, stop: stop)
                 switch status.code {
                 case 200: self.metrics.evaluations.increment()
                 case 413, 499, 503, 504: self.metrics.refusals.increment()

@@ -38,10 +38,14 @@ enum EvalRequest {
 
     static let queryFields: Set<String> = ["where", "select", "format", "input_format", "trace", "path"]
 
-    /// The options in the query string; an unknown name is refused.
+    /// The options in the query string; an unknown name, or one given twice, is refused.
     static func params(fromQuery query: [(String, String)]) throws(Refusal) -> Params {
         var p = Params()
+        var seen: Set<String> = []
         for (name, value) in query {
+            guard seen.insert(name).inserted else {
+                throw Refusal(.badRequest, "query parameter '\(escapedForDisplay(name))' is given twice")
+            }
             switch name {
             case "where": p.where = value
             case "select": p.select = value
@@ -61,16 +65,25 @@ enum EvalRequest {
         return p
     }
 
-    /// Reads the JSON body strictly over `params` (from the query): every field known, of its type.
-    static func params(fromJSON body: Data, over query: Params) throws(Refusal) -> Params {
-        let object: [String: JSONValue]
+    /// Reads the JSON body strictly over `params` (from the query): every field known, of its type,
+    /// given once — in the body or the query string, not both.
+    static func params(fromJSON body: Data, over query: Params, queryNames: Set<String>) throws(Refusal) -> Params {
+        let fields: [(name: String, value: JSONFieldValue)]
         do {
-            object = try JSONDecoder().decode([String: JSONValue].self, from: body)
+            fields = try body.withUnsafeBytes { try JSONObjectFields.parse($0) }
+        } catch let e as IOError {
+            throw Refusal(.badRequest, "the body is not a JSON object: \(e.message) (column \(e.column))")
         } catch {
             throw Refusal(.badRequest, "the body is not a JSON object")
         }
         var p = query
-        for (name, value) in object.sorted(by: { $0.key < $1.key }) {
+        var seen = queryNames
+        for (name, value) in fields {
+            let shown = escapedForDisplay(name.count > 64 ? String(name.prefix(64)) + "…" : name)
+            guard seen.insert(name).inserted else {
+                throw Refusal(.badRequest, queryNames.contains(name) ? "field '\(shown)' is given in both the query string and the body"
+                                  : "field '\(shown)' is given twice")
+            }
             func string() throws(Refusal) -> String? {
                 switch value {
                 case .string(let s): return s
@@ -91,9 +104,7 @@ enum EvalRequest {
                 default: throw Refusal(.badRequest, "field 'trace' must be true or false, got \(value.typeName)")
                 }
             default:
-                let shown = name.count > 64 ? String(name.prefix(64)) + "…" : name
-                throw Refusal(.badRequest, "unknown field '\(escapedForDisplay(shown))'; known: "
-                                  + queryFields.sorted().joined(separator: ", "))
+                throw Refusal(.badRequest, "unknown field '\(shown)'; known: " + queryFields.sorted().joined(separator: ", "))
             }
         }
         return p
@@ -118,24 +129,26 @@ enum EvalRequest {
                               + (real != absolute ? " (it resolves to a file outside)" : ""))
         }
         // A FIFO or a device would block the evaluation's thread where no deadline can reach it.
-        var st = stat()
-        guard stat(real, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+        guard isRegularFile(real) else {
             throw Refusal(.forbidden, "\(escapedForDisplay(path)) is not a regular file")
         }
         return real
     }
 
     /// Runs one evaluation; `stop` is asked between batches.
-    static func run(server: EddyServer, contentType: String, body: Data, query: Params,
+    static func run(server: EddyServer, contentType: String, body: Data, query: Params, queryNames: Set<String>,
                     stop: @escaping () -> EvaluationStopped?) -> (HTTPResponse.Status, [String: Any]) {
         var params = query
         var uploaded: String?
         defer { if let uploaded { unlink(uploaded) } }
         do throws(Refusal) {
             if contentType.lowercased().hasPrefix("application/json") {
-                params = try Self.params(fromJSON: body, over: query)
+                params = try Self.params(fromJSON: body, over: query, queryNames: queryNames)
                 if let path = params.path { params.path = try resolve(path, dataDirectories: server.options.dataDirectories) }
             } else if !body.isEmpty {
+                guard params.path == nil else {
+                    throw Refusal(.badRequest, "give a path or upload a body, not both")
+                }
                 let isJSONLines = contentType.contains("ndjson") || contentType.contains("jsonl")
                 uploaded = try server.uploads.store(body, suffix: isJSONLines ? ".jsonl" : ".csv")
                 params.path = uploaded
@@ -226,40 +239,6 @@ enum EvalRequest {
         } catch {
             response["error"] = "\(error)"
             return (.internalServerError, response)
-        }
-    }
-}
-
-/// Any JSON value, to check a request body field by field.
-enum JSONValue: Decodable {
-    case string(String), number(Double), bool(Bool), null, array, object
-
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() {
-            self = .null
-        } else if let b = try? c.decode(Bool.self) {
-            self = .bool(b)
-        } else if let n = try? c.decode(Double.self) {
-            self = .number(n)
-        } else if let s = try? c.decode(String.self) {
-            self = .string(s)
-        } else if (try? c.decode([String: JSONValue].self)) != nil {
-            self = .object
-        } else {
-            _ = try c.decode([JSONValue].self)
-            self = .array
-        }
-    }
-
-    var typeName: String {
-        switch self {
-        case .string: "a string"
-        case .number: "a number"
-        case .bool: "a bool"
-        case .null: "null"
-        case .array: "an array"
-        case .object: "an object"
         }
     }
 }

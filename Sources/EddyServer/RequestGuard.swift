@@ -1,3 +1,4 @@
+import EddyIO
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -18,17 +19,23 @@ struct RequestGuard<Context: RequestContext>: RouterMiddleware {
     }
 
     func check(_ request: Request) -> Response? {
-        if let authority = request.head.authority {
-            let host = Self.hostPart(authority)
-            guard isAllowed(host) else {
-                return Self.refuse(.misdirectedRequest,
-                                   "Host '\(authority)' is not served here: use localhost or 127.0.0.1, or start the "
-                                       + "server with --hostname \(host) (a guard against DNS rebinding)")
-            }
+        // HTTP/1.1 needs exactly one Host (a second one stays among the fields; it would be ambiguous).
+        guard let authority = request.head.authority else {
+            return Self.refuse(.badRequest, "a Host header is required")
+        }
+        if let name = HTTPField.Name("Host"), request.headers[name] != nil {
+            return Self.refuse(.badRequest, "more than one Host header")
+        }
+        let host = Self.hostPart(authority)
+        guard isAllowed(host) else {
+            return Self.refuse(.misdirectedRequest,
+                               "Host '\(escapedForDisplay(authority))' is not served here: use localhost or 127.0.0.1, "
+                                   + "or start the server with --hostname or --allowed-host \(escapedForDisplay(host)) "
+                                   + "(a guard against DNS rebinding)")
         }
         if let origin = request.headers[.origin] {
             guard let host = Self.originHost(origin), isAllowed(host) else {
-                return Self.refuse(.forbidden, "requests from origin '\(origin)' are refused (cross-origin)")
+                return Self.refuse(.forbidden, "requests from origin '\(escapedForDisplay(origin))' are refused (cross-origin)")
             }
         }
         if let name = HTTPField.Name("Sec-Fetch-Site"), let site = request.headers[name], site.lowercased() == "cross-site" {

@@ -14,8 +14,9 @@ public struct ServerOptions: Sendable {
     public var token: String?
     /// Largest request body, in bytes.
     public var maxBodyBytes = 256 << 20
-    /// Seconds to receive a request body once its head has arrived.
-    public var bodyTimeout = 60.0
+    /// Seconds to receive a request body once its head has arrived (shorter than `idleTimeout`,
+    /// which also closes a connection whose body stalls, without an answer).
+    public var bodyTimeout = 20.0
     /// Seconds an idle keep-alive connection, or one whose request head is still incomplete, stays open.
     public var idleTimeout = 30.0
     /// Seconds one evaluation may run (checked between batches).
@@ -85,6 +86,11 @@ public struct ServerOptions: Sendable {
 public struct ServerSetupError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+func isRegularFile(_ path: String) -> Bool {
+    var st = stat()
+    return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
 }
 
 func realPath(_ path: String) -> String? {

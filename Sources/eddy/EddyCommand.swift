@@ -1,10 +1,43 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 
-@main
 struct EddyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eddy",
         abstract: "Eddy: a compressed-array compute engine with hot-pluggable kernels.",
         subcommands: [EvalCommand.self, PluginsCommand.self, KernelsCommand.self, ServeCommand.self, ProbePluginCommand.self]
     )
+}
+
+/// The entry point: ArgumentParser's, except for how the process ends. A loaded plugin's
+/// destructors and `atexit` handlers are its code too; `exit()` would run them in the host (the
+/// probe process runs them instead), so the host flushes its output and leaves with `_exit`.
+@main
+enum EddyMain {
+    static func main() async {
+        do {
+            var command = try EddyCommand.parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            leave(0)
+        } catch {
+            let code = EddyCommand.exitCode(for: error)
+            let message = EddyCommand.fullMessage(for: error)
+            if !message.isEmpty {
+                if code == .success { print(message) } else { Stderr.write(message + "\n") }
+            }
+            leave(code.rawValue)
+        }
+    }
+
+    static func leave(_ status: Int32) -> Never {
+        Stdout.flush()
+        fflush(nil)
+        _exit(status)
+    }
 }

@@ -27,7 +27,11 @@ struct PluginOptions: ParsableArguments {
 
     var directory: String { pluginDir ?? PluginHost.defaultDirectory }
 
-    var probe: PluginProbe? { noProbe ? nil : PluginProbe.selfExecutable(timeout: probeTimeout) }
+    /// The child gets the same size cap, so it refuses nothing the host would load.
+    var probe: PluginProbe? {
+        noProbe ? nil : PluginProbe.selfExecutable(timeout: probeTimeout,
+                                                   extraArguments: ["--max-plugin-bytes", String(maxPluginBytes)])
+    }
 
     var policy: PluginLoadPolicy {
         PluginLoadPolicy(maxFileBytes: maxPluginBytes, allowInsecureDirectory: allowInsecureDir,

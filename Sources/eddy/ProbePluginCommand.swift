@@ -19,14 +19,20 @@ struct ProbePluginCommand: ParsableCommand {
     @Option(help: "The host's process id: this process dies with it.")
     var parent: Int32?
 
+    @Option(help: "Descriptor of the plugin file (a private copy the host verified); FILE is its name in reports.")
+    var fd: Int32?
+
+    @Option(help: "Refuse plugin files larger than this many bytes.")
+    var maxPluginBytes: Int = PluginLoadPolicy().maxFileBytes
+
     @Argument var file: String
 
     func run() throws {
         if let parent, !PluginProbe.bindToParent(parent) { throw ExitCode(4) }
         // The plugin file is a private copy in the host's verified directory, so the directory's
         // own checks pass; registration here is bounded by the host's probe timeout instead.
-        let host = PluginHost(session: Session(), probe: nil, policy: PluginLoadPolicy(registrationTimeout: 3600))
-        let row = host.load(file)
+        let host = PluginHost(session: Session(), probe: nil, policy: PluginLoadPolicy(maxFileBytes: maxPluginBytes, registrationTimeout: 3600))
+        let row = fd.map { host.load(descriptor: $0, path: file) } ?? host.load(file)
         let ok = row.status == .loaded || row.status == .replaced
         let record = ok ? PluginProbe.Record.success(kernels: row.kernels) : PluginProbe.Record.rejection(row.reason)
         if let reportFd {
@@ -34,7 +40,8 @@ struct ProbePluginCommand: ParsableCommand {
             _ = bytes.withUnsafeMutableBytes { write(reportFd, $0.baseAddress, $0.count) }
             close(reportFd)
         }
-        // Leave without running plugin code again (atexit handlers, static destructors).
-        _exit(ok ? 0 : 3)
+        // Leave through exit(): the plugin's destructors run here, where a crash in one only refuses
+        // the plugin (the host itself leaves without running them).
+        Glibc.exit(ok ? 0 : 3)
     }
 }

@@ -32,6 +32,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds between safety-net rescans of the plugin directory.")
     var rescan: Double = 2
 
+    @Option(help: ArgumentHelp("Another name a request's Host header may carry, besides loopback and --hostname (repeatable).",
+                               valueName: "name"))
+    var allowedHost: [String] = []
+
     @Option(help: ArgumentHelp("A directory whose files requests may read by path (repeatable).", valueName: "dir"))
     var dataDir: [String] = []
 
@@ -74,6 +78,10 @@ struct ServeCommand: AsyncParsableCommand {
                               ("--max-expression-length", maxExpressionLength), ("--max-expression-depth", maxExpressionDepth)] {
             guard value > 0 else { throw ValidationError("\(name) must be positive") }
         }
+        guard bodyTimeout < idleTimeout else {
+            throw ValidationError("--body-timeout (\(bodyTimeout)) must be shorter than --idle-timeout (\(idleTimeout)): "
+                                  + "the idle timeout also closes a connection whose body stalls, without a 408")
+        }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must be 0 or more") }
         if let maxConcurrent, maxConcurrent < 1 { throw ValidationError("--max-concurrent must be 1 or more") }
     }
@@ -101,6 +109,7 @@ struct ServeCommand: AsyncParsableCommand {
             }
             options.allowedHosts = [hostname]
         }
+        options.allowedHosts += allowedHost
         options.maxBodyBytes = maxBodyBytes
         options.bodyTimeout = bodyTimeout
         options.idleTimeout = idleTimeout

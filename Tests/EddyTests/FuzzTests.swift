@@ -53,7 +53,8 @@ func fuzzIterations(_ fallback: Int) -> Int {
                 bytes.removeLast(Int.random(in: 0...bytes.count, using: &rng))
             }
             do {
-                _ = try ELFInspector.inspect(bytes)
+                _ = try ELFInspector.inspect(bytes, symbols: ["eddy_plugin_manifest_v1", "eddy_plugin_register_v1"],
+                                             prefix: "$s4Eddy")
                 accepted += 1
             } catch is ELFInspector.Failure {
                 refused += 1

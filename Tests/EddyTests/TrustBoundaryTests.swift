@@ -13,8 +13,8 @@ import Glibc
 /// once per test run.
 enum HostileFixtures {
     enum Mode: Int, CaseIterable, Sendable {
-        case exit = 1, loop = 2, crash = 3, outsideProbe = 4
-        var name: String { ["", "exit", "loop", "crash", "outside"][rawValue] }
+        case exit = 1, loop = 2, crash = 3, outsideProbe = 4, good = 5, plant = 6, destructor = 7
+        var name: String { ["", "exit", "loop", "crash", "outside", "good", "plant", "dtor"][rawValue] }
     }
 
     private static let lock = NSLock()
@@ -213,6 +213,7 @@ final class DataFixture {
         (#"[1, 2]"#, "not a JSON object"),
         (#"{"path": "trips.csv", "format": "xml"}"#, "unknown format 'xml'"),
         (#"{"path": "trips.csv", "input_format": "parquet"}"#, "unknown input_format 'parquet'"),
+        (#"{"path": "trips.csv", "path": "../secret.txt"}"#, "field 'path' is given twice"),
     ])
     func malformedRequestsAre400NamingTheField(body: String, message: String) throws {
         let fixture = DataFixture()
@@ -222,6 +223,26 @@ final class DataFixture {
         #expect(r.status == 400 && r.body.contains(message), "\(r)")
         let q = try RawHTTP.post(port: server.port, path: "/eval?selct=a", headers: ["Content-Type": "text/csv"], body: "a\n1\n")
         #expect(q.status == 400 && q.body.contains("unknown query parameter 'selct'"), "\(q)")
+    }
+
+    @Test func ambiguousRequestsAreRefused() throws {
+        let fixture = DataFixture()
+        let plugins = ScratchDirectory()
+        let server = try Server(pluginDir: plugins.path, dataDirs: [fixture.data])
+        let csv = ["Content-Type": "text/csv"]
+        let twice = try RawHTTP.post(port: server.port, path: "/eval?where=a>0&where=a<0", headers: csv, body: "a\n1\n")
+        #expect(twice.status == 400 && twice.body.contains("query parameter 'where' is given twice"), "\(twice)")
+        let both = try RawHTTP.post(port: server.port, path: "/eval?path=../secret.txt", headers: csv, body: "a\n1\n")
+        #expect(both.status == 400 && both.body.contains("not both"), "\(both)")
+        let overlap = try RawHTTP.post(port: server.port, path: "/eval?select=a", body: #"{"path": "trips.csv", "select": "b"}"#)
+        #expect(overlap.status == 400 && overlap.body.contains("both the query string and the body"), "\(overlap)")
+        let noHost = try RawHTTP.exchange(port: server.port, "POST /eval HTTP/1.1\r\nContent-Type: application/json\r\n"
+                                              + "Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+        #expect(noHost.status == 400 && noHost.body.contains("Host header is required"), "\(noHost)")
+        let twoHosts = try RawHTTP.exchange(port: server.port, "POST /eval HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n"
+                                                + "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        #expect(twoHosts.status == 400 && twoHosts.body.contains("more than one Host"), "\(twoHosts)")
+        #expect(!(twice.body + both.body + overlap.body).contains(secretMarker))
     }
 
     @Test func uploadsLiveInAPrivateDirectoryAndAreRemoved() throws {
@@ -251,12 +272,15 @@ final class DataFixture {
         let half = try RawHTTP.exchange(port: server.port, "POST /eval HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\n"
                                             + "Content-Length: 100\r\n\r\na\n1\n")
         #expect(half.status == 408 && half.body.contains("--body-timeout"), "\(half)")
+        let chunked = try RawHTTP.exchange(port: server.port, "POST /eval HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\n"
+                                               + "Transfer-Encoding: chunked\r\n\r\n4\r\na,b\n\r\n")
+        #expect(chunked.status == 408, "\(chunked)")
         #expect(server.process.isRunning)
     }
 
     @Test func aHalfSentRequestHeadIsClosedAfterTheIdleTimeout() throws {
         let plugins = ScratchDirectory()
-        let server = try Server(pluginDir: plugins.path, dataDirs: [], arguments: ["--idle-timeout", "1"])
+        let server = try Server(pluginDir: plugins.path, dataDirs: [], arguments: ["--idle-timeout", "1", "--body-timeout", "0.5"])
         let started = Date()
         let r = try RawHTTP.exchange(port: server.port, "POST /eval HTTP/1.1\r\nHost: local", timeout: 20)
         #expect(r.status == 0)
@@ -363,6 +387,7 @@ final class DataFixture {
         (HostileFixtures.Mode.exit, "without reporting success"),
         (HostileFixtures.Mode.loop, "hung while loading or registering"),
         (HostileFixtures.Mode.crash, "crashed in the probe process (killed by signal 11"),
+        (HostileFixtures.Mode.destructor, "crashed in the probe process at exit, after registering (in a destructor"),
     ])
     func theProbeRefusesPluginsThatExitHangOrCrash(mode: HostileFixtures.Mode, reason: String) throws {
         let dir = ScratchDirectory()
@@ -554,6 +579,51 @@ final class DataFixture {
         h[at + 1] = UInt8(v >> 8)
     }
 
+    @Test func swappingThePrivateCopyDirectoryAfterTheChecksPlantsNothing() throws {
+        // The host keeps a descriptor of the directory it verified and loads through it: a directory
+        // put in its place afterwards (by whoever can write the parent) is never read.
+        let parent = ScratchDirectory()
+        chmod(parent.path, 0o777)
+        let shadow = parent.path + "/shadow"
+        let plugins = ScratchDirectory()
+        let marker = parent.path + "/PLANTED"
+        let server = try Server(pluginDir: plugins.path, dataDirs: [], arguments: ["--no-probe"],
+                                environment: ["EDDY_SHADOW_DIR": shadow, "EDDY_TEST_MARKER": marker])
+        try FileManager.default.moveItem(atPath: shadow, toPath: shadow + ".verified")
+        try FileManager.default.createDirectory(atPath: shadow, withIntermediateDirectories: false)
+        let good = try HostileFixtures.build(.good)
+        let digest = try sha256Prefix(good)
+        try FileManager.default.copyItem(atPath: try HostileFixtures.build(.plant), toPath: shadow + "/good-\(digest).so")
+        try plugins.copy(good, as: "good.so")
+        try server.waitForPlugin("good.so") { $0?["status"] as? String == "loaded" }
+        #expect(!FileManager.default.fileExists(atPath: marker), "planted code ran")
+        #expect(FileManager.default.fileExists(atPath: shadow + ".verified/good-\(digest).so"))
+    }
+
+    @Test func symbolTablesWithEndlessNamesAreCheckedInLinearTime() throws {
+        // 20,000 symbols whose names all run into a 4 MB string table without a NUL: reading every
+        // name to its end would take minutes.
+        var b = [UInt8](repeating: 0, count: 64 + 2 * 56 + 6 * 16 + 20_000 * 24 + 16 + 4_000_000)
+        func put(_ at: Int, _ v: UInt64, _ width: Int) { for k in 0..<width { b[at + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k))) } }
+        let phoff = 64, dyn = 64 + 2 * 56, sym = dyn + 6 * 16, hash = sym + 20_000 * 24, str = hash + 16
+        b[0...6] = [0x7F, 0x45, 0x4C, 0x46, 2, 1, 1]
+        put(16, 3, 2); put(18, 62, 2); put(20, 1, 4); put(32, UInt64(phoff), 8); put(52, 64, 2); put(54, 56, 2); put(56, 2, 2)
+        put(phoff, 1, 4); put(phoff + 32, UInt64(b.count), 8); put(phoff + 40, UInt64(b.count), 8)
+        put(phoff + 56, 2, 4); put(phoff + 56 + 8, UInt64(dyn), 8); put(phoff + 56 + 16, UInt64(dyn), 8); put(phoff + 56 + 32, 96, 8)
+        for (k, (tag, value)) in [(5, str), (6, sym), (10, 4_000_000), (4, hash), (1, 0), (0, 0)].enumerated() {
+            put(dyn + k * 16, UInt64(tag), 8)
+            put(dyn + k * 16 + 8, UInt64(value), 8)
+        }
+        for s in 0..<20_000 { b[sym + s * 24 + 4] = 0x12; put(sym + s * 24 + 6, 1, 2) }
+        put(hash, 1, 4); put(hash + 4, 20_000, 4)
+        for k in str..<b.count { b[k] = UInt8(ascii: "A") }
+        let dir = ScratchDirectory()
+        FileManager.default.createFile(atPath: dir.path + "/names.so", contents: Data(b))
+        let (r, rows) = try report(dir.path)
+        #expect(r.status == 0)
+        #expect(rows["names.so"]?["status"] as? String == "skipped", "\(rows)")
+    }
+
     @Test func aPrivateCopyDirectoryOthersCanWriteIsRefused() throws {
         let dir = try ScratchDirectory().plugins()
         let shadow = ScratchDirectory()
@@ -710,6 +780,23 @@ final class DataFixture {
         #expect(try Eddy.run(["eval", named, "--format", "csv"]).stdout == "a\ninf\n-inf\n")
     }
 
+    @Test func aNULByteNeverEndsANumberEarly() throws {
+        let dir = ScratchDirectory()
+        let csv = dir.write("nul.csv", "a,b\n1\u{0}abc,2\n2,3\n")
+        let r = try Eddy.run(["eval", csv, "--schema", "a:f64"])
+        #expect(r.status == 1 && r.stderr.contains("is not a number (the type given by --schema)"), "\(r.stderr)")
+        let inferred = try Eddy.run(["eval", csv, "--where", "a = '2'", "--select", "count(*)", "--format", "csv"])
+        #expect(inferred.status == 0 && inferred.stdout == "count(*)\n1\n", "text, not 1.0: \(inferred.stderr)")
+    }
+
+    @Test func aByteOrderMarkIsNotPartOfTheFirstName() throws {
+        let dir = ScratchDirectory()
+        let csv = dir.write("bom.csv", "\u{FEFF}a,b\n1,2\n")
+        #expect(try Eddy.run(["eval", csv, "--select", "a", "--format", "csv"]).stdout == "a\n1\n")
+        let jsonl = dir.write("bom.jsonl", "\u{FEFF}{\"a\": 1}\n")
+        #expect(try Eddy.run(["eval", jsonl, "--format", "csv"]).stdout == "a\n1\n")
+    }
+
     @Test func csvHeadersAreUnescapedLikeFields() throws {
         let dir = ScratchDirectory()
         let csv = dir.write("h.csv", "\"we\"\"ird\",\"a,b\"\n1,2\n")
@@ -729,6 +816,19 @@ final class DataFixture {
         let w = try Eddy.run(["eval", tooWide])
         #expect(w.status == 1 && w.stderr.contains("more than the limit of 100000"), "\(w.stderr.prefix(300))")
     }
+}
+
+/// The first 16 hex digits of a file's SHA-256 (how private copies are named).
+func sha256Prefix(_ path: String) throws -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["sha256sum", path]
+    let out = Pipe()
+    p.standardOutput = out
+    try p.run()
+    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return String(text.prefix(16))
 }
 
 extension ScratchDirectory {

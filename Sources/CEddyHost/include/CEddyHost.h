@@ -11,4 +11,7 @@ int eddy_die_with_parent(pid_t expected_parent);
 /// pipe2(fds, O_CLOEXEC): both ends closed on exec, so only the descriptor a child is given leaks.
 int eddy_pipe_cloexec(int fds[2]);
 
+/// A close-on-exec duplicate of `fd` numbered `minimum` or above (fcntl is variadic in C).
+int eddy_dup_above(int fd, int minimum);
+
 #endif

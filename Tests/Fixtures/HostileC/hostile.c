@@ -12,6 +12,9 @@
 #define MODE_LOOP 2        // never returns from registration
 #define MODE_CRASH 3       // dereferences a bad pointer while registering
 #define MODE_OUTSIDE_PROBE 4  // crashes only when not loaded by `eddy probe-plugin`
+#define MODE_GOOD 5        // registers nothing and returns: a plugin that passes every check
+#define MODE_PLANT 6       // code an attacker plants: its constructor writes $EDDY_TEST_MARKER
+#define MODE_DTOR 7        // registers fine, then crashes in a destructor when the process exits
 
 #ifndef MODE
 #error "define MODE"
@@ -20,6 +23,20 @@
 const char *eddy_plugin_manifest_v1(void) {
     return "EDDY-PLUGIN\nname=hostile-" MODE_NAME "\nversion=1.0.0\nabi=1\ncompiler=6.3\n";
 }
+
+#if MODE == MODE_PLANT
+__attribute__((constructor)) static void planted(void) {
+    const char *marker = getenv("EDDY_TEST_MARKER");
+    if (marker) {
+        FILE *f = fopen(marker, "w");
+        if (f) { fputs("planted code ran\n", f); fclose(f); }
+    }
+}
+#endif
+
+#if MODE == MODE_DTOR
+__attribute__((destructor)) static void crash_at_exit(void) { raise(SIGSEGV); }
+#endif
 
 static int in_probe(void) {
     char buf[4096];

@@ -68,7 +68,10 @@ public enum Cast {
             case .bool(let b): source = .int(b ? 1 : 0)
             case .utf8(let s):
                 let t = s.trimmingSpaces
-                if let i = Int64(t) { source = .int(i) } else if let u = UInt64(t) { source = .uint(u) } else if let d = Double(t) {
+                if let i = Int64(t) { source = .int(i) } else if let u = UInt64(t) { source = .uint(u) } else if
+                    !t.utf8.contains(0), let d = Double(t), d.isFinite || t.lowercased().contains("inf") || t.lowercased().contains("nan")
+                {
+                    // Double(String) stops at a NUL as C does, and reads "1e400" as infinity: neither is a number.
                     source = .float(d)
                 } else { throw fail() }
             default: source = v
