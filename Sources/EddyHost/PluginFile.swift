@@ -11,11 +11,18 @@ public struct PluginLoadPolicy: Sendable {
     public var allowInsecureDirectory: Bool
     /// Seconds that registration inside the host may take before the plugin is refused.
     public var registrationTimeout: Double
+    /// Keys whose signatures are trusted (see ``PluginSignature``).
+    public var trustedKeys: [PluginSignature.TrustedKey]
+    /// Load only plugins signed by a trusted key.
+    public var requireSigned: Bool
 
-    public init(maxFileBytes: Int = 256 << 20, allowInsecureDirectory: Bool = false, registrationTimeout: Double = 10) {
+    public init(maxFileBytes: Int = 256 << 20, allowInsecureDirectory: Bool = false, registrationTimeout: Double = 10,
+                trustedKeys: [PluginSignature.TrustedKey] = [], requireSigned: Bool = false) {
         self.maxFileBytes = maxFileBytes
         self.allowInsecureDirectory = allowInsecureDirectory
         self.registrationTimeout = registrationTimeout
+        self.trustedKeys = trustedKeys
+        self.requireSigned = requireSigned
     }
 }
 

@@ -21,6 +21,9 @@ public struct PluginReportRow: Sendable, Equatable {
     public var loadMilliseconds: Double
     /// Where the file, a symbolic link in the plugin directory, points (empty for a plain file).
     public var linkTarget: String = ""
+    /// Who signed the file: the trusted key's name, or the signer it names with its key's fingerprint
+    /// when that key is not trusted (empty for an unsigned file).
+    public var signer: String = ""
 
     /// The row as a JSON object.
     public var json: String {
@@ -28,7 +31,8 @@ public struct PluginReportRow: Sendable, Equatable {
         return "{\"file\": \(q(file)), \"status\": \(q(status.rawValue)), \"reason\": \(q(reason)), "
             + "\"plugin\": \(q(plugin)), \"version\": \(q(version)), \"kernels\": \(kernels), "
             + "\"content_hash\": \(q(contentHash)), \"load_ms\": \((loadMilliseconds * 100).rounded() / 100)"
-            + (linkTarget.isEmpty ? "" : ", \"link_target\": \(q(linkTarget))") + "}"
+            + (linkTarget.isEmpty ? "" : ", \"link_target\": \(q(linkTarget))")
+            + (signer.isEmpty ? "" : ", \"signer\": \(q(signer))") + "}"
     }
 
     /// `s` as a JSON string literal.
@@ -173,6 +177,36 @@ public final class PluginHost: Sendable {
     }
 
     private func load(_ file: PluginFile, path: String, started: Double) -> PluginReportRow {
+        var signer = ""
+        var warning = ""
+        switch PluginSignature.verify(file.bytes, trusted: policy.trustedKeys) {
+        case .unsigned:
+            if policy.requireSigned {
+                return row(path, .rejected, "unsigned: --require-signed loads only plugins signed by a key in "
+                               + "--trusted-keys (sign it with eddy sign)", ms: (Self.now() - started) * 1000)
+            }
+        case .invalid(let reason):
+            if policy.requireSigned { return row(path, .rejected, reason, ms: (Self.now() - started) * 1000) }
+            warning = "warning: \(reason)"
+        case .signed(let name, let fingerprint, let trustedAs):
+            if let trustedAs {
+                signer = trustedAs
+            } else if policy.requireSigned {
+                return row(path, .rejected, "signed by an untrusted key: '\(Self.escaped(name))' (key \(fingerprint)) is not "
+                               + "in --trusted-keys", ms: (Self.now() - started) * 1000)
+            } else {
+                signer = "\(name) (key \(fingerprint), not checked against --trusted-keys)"
+            }
+        }
+        var r = load(unsigned: file, path: path, started: started)
+        r.signer = signer
+        if !warning.isEmpty, r.status == .loaded || r.status == .replaced {
+            r.reason = r.reason.isEmpty ? warning : r.reason + "; " + warning
+        }
+        return r
+    }
+
+    private func load(unsigned file: PluginFile, path: String, started: Double) -> PluginReportRow {
         func elapsed() -> Double { (Self.now() - started) * 1000 }
         let bytes = file.bytes
         let manifestSymbol = PluginABI.manifestSymbol

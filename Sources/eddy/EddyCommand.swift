@@ -7,7 +7,8 @@ struct EddyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eddy",
         abstract: "Eddy: a compressed-array compute engine with hot-pluggable kernels.",
-        subcommands: [EvalCommand.self, PluginsCommand.self, KernelsCommand.self, ServeCommand.self, ProbePluginCommand.self]
+        subcommands: [EvalCommand.self, PluginsCommand.self, KernelsCommand.self, ServeCommand.self, KeygenCommand.self,
+                      SignCommand.self, VerifyCommand.self, ProbePluginCommand.self]
     )
 }
 

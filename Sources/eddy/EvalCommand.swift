@@ -91,7 +91,7 @@ struct EvalCommand: ParsableCommand {
             throw ValidationError("unknown --format '\(format)'; use table, csv or json")
         }
         let session = Session()
-        let (host, _) = plugins.load(into: session)
+        let (host, _) = try plugins.load(into: session)
         do {
             let overrides = try schema.map(Schema.parseOverrides) ?? [:]
             let reader = try openReader(file, format: inputFormat, overrides: overrides, batchRows: batchRows,

@@ -11,7 +11,7 @@ struct KernelsCommand: ParsableCommand {
 
     func run() throws {
         let session = Session()
-        _ = plugins.load(into: session)
+        _ = try plugins.load(into: session)
         let snapshot = session.kernels.snapshot
         print("kernel registry, snapshot generation \(snapshot.generation)")
         for entry in snapshot.entries.sorted(by: { ($0.parent.name, $0.child.name) < ($1.parent.name, $1.child.name) }) {

@@ -25,6 +25,13 @@ struct PluginOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Refuse plugin files larger than this many bytes.", valueName: "bytes"))
     var maxPluginBytes: Int = 256 << 20
 
+    @Option(help: ArgumentHelp("A directory of public keys (NAME.pub, from eddy keygen) whose signatures are trusted.",
+                               valueName: "dir"))
+    var trustedKeys: String?
+
+    @Flag(help: "Load only plugins signed by a key in --trusted-keys.")
+    var requireSigned = false
+
     var directory: String { pluginDir ?? PluginHost.defaultDirectory }
 
     /// The child gets the same size cap, so it refuses nothing the host would load.
@@ -33,9 +40,16 @@ struct PluginOptions: ParsableArguments {
                                                    extraArguments: ["--max-plugin-bytes", String(maxPluginBytes)])
     }
 
-    var policy: PluginLoadPolicy {
-        PluginLoadPolicy(maxFileBytes: maxPluginBytes, allowInsecureDirectory: allowInsecureDir,
-                         registrationTimeout: probeTimeout)
+    /// - Throws: ``ValidationError`` for a key directory that cannot be read.
+    func policy() throws -> PluginLoadPolicy {
+        let keys: [PluginSignature.TrustedKey]
+        do {
+            keys = try trustedKeys.map(PluginSignature.readTrustedKeys) ?? []
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        return PluginLoadPolicy(maxFileBytes: maxPluginBytes, allowInsecureDirectory: allowInsecureDir,
+                                registrationTimeout: probeTimeout, trustedKeys: keys, requireSigned: requireSigned)
     }
 
     func validate() throws {
@@ -43,18 +57,22 @@ struct PluginOptions: ParsableArguments {
             throw ValidationError("--probe-timeout must be between 0 and 86400 seconds")
         }
         guard maxPluginBytes > 0 else { throw ValidationError("--max-plugin-bytes must be positive") }
+        if requireSigned && trustedKeys == nil {
+            throw ValidationError("--require-signed needs --trusted-keys DIR (the public keys whose signatures count)")
+        }
+        _ = try policy()
     }
 
     /// Whether the directory was asked for explicitly (a missing default directory is not an error).
     var explicit: Bool { pluginDir != nil || getenv("EDDY_PLUGIN_DIR") != nil }
 
-    func makeHost(session: Session) -> PluginHost {
-        PluginHost(session: session, probe: probe, policy: policy)
+    func makeHost(session: Session) throws -> PluginHost {
+        PluginHost(session: session, probe: probe, policy: try policy())
     }
 
     /// Loads the plugin directory into `session`; problems are reported on stderr, never fatal.
-    func load(into session: Session, quiet: Bool = false) -> (PluginHost, [PluginReportRow]) {
-        let host = makeHost(session: session)
+    func load(into session: Session, quiet: Bool = false) throws -> (PluginHost, [PluginReportRow]) {
+        let host = try makeHost(session: session)
         var st = stat()
         guard stat(directory, &st) == 0 else {
             if explicit { Stderr.write("eddy: warning: plugin directory \(PluginHost.escaped(directory)) does not exist\n") }

@@ -15,7 +15,7 @@ struct PluginsCommand: ParsableCommand {
 
     func run() throws {
         let session = Session()
-        let (host, rows) = plugins.load(into: session, quiet: true)
+        let (host, rows) = try plugins.load(into: session, quiet: true)
         if json {
             print("{\"directory\": \(PluginReportRow.jsonString(plugins.directory)), \"snapshot_generation\": \(session.kernels.generation), "
                   + "\"retained_images\": \(host.retainedImages), \"files\": [")
@@ -34,7 +34,8 @@ struct PluginsCommand: ParsableCommand {
             [PluginHost.escaped(PluginHost.baseName(r.file)) + (r.linkTarget.isEmpty ? "" : " -> " + PluginHost.escaped(r.linkTarget)),
              r.status.rawValue, PluginHost.escaped(r.plugin), PluginHost.escaped(r.version),
              r.kernels > 0 ? String(r.kernels) : "", String((r.loadMilliseconds * 10).rounded() / 10),
-             PluginHost.escaped(r.reason)]
+             PluginHost.escaped([r.reason, r.signer.isEmpty ? "" : "signed by " + r.signer]
+                                    .filter { !$0.isEmpty }.joined(separator: "; "))]
         }
         var widths = header.map(\.count)
         for r in table { for (k, c) in r.enumerated() { widths[k] = max(widths[k], c.count) } }

@@ -122,7 +122,7 @@ struct ServeCommand: AsyncParsableCommand {
         let server: EddyServer
         do {
             server = try EddyServer(pluginDirectory: plugins.directory, logger: logger, rescanSeconds: rescan,
-                                    probe: plugins.probe, policy: plugins.policy, options: options)
+                                    probe: plugins.probe, policy: try plugins.policy(), options: options)
         } catch let e as ServerSetupError {
             Stderr.write("eddy: error: \(e)\n")
             throw ExitCode(2)
