@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "EddyFixtureWrongLength", type: .dynamic, targets: ["WrongLengthPlugin"]),
         .library(name: "EddyFixtureDeltaV2", type: .dynamic, targets: ["DeltaV2Plugin"]),
         .library(name: "EddyFixtureCrashing", type: .dynamic, targets: ["CrashingPlugin"]),
+        .library(name: "EddyFixtureCrashingKernel", type: .dynamic, targets: ["CrashingKernelPlugin"]),
     ],
     dependencies: [
         .package(path: "plugin-sdk"),
@@ -98,6 +99,8 @@ let package = Package(
                 path: "Tests/Fixtures/WrongLengthPlugin", swiftSettings: sharedSettings),
         .target(name: "CrashingPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
                 path: "Tests/Fixtures/CrashingPlugin", swiftSettings: sharedSettings),
+        .target(name: "CrashingKernelPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+                path: "Tests/Fixtures/CrashingKernelPlugin", swiftSettings: sharedSettings),
         .target(name: "DeltaV2Plugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
                 path: "Tests/Fixtures/DeltaV2", swiftSettings: sharedSettings + [.define("EDDY_DELTA_V2")]),
         .testTarget(

@@ -18,3 +18,86 @@ int eddy_pipe_cloexec(int fds[2]) {
 int eddy_dup_above(int fd, int minimum) {
     return fcntl(fd, F_DUPFD_CLOEXEC, minimum);
 }
+
+// ---- Crash reports that name the plugin code that was running ----
+
+#include <stdlib.h>
+#include <string.h>
+
+// Defined in libEddy.so (the SDK marks the thread while plugin code runs). Weak, so that this file
+// links where the SDK is absent; the handler then names nothing.
+extern const char *eddy_plugin_call_current(void) __attribute__((weak));
+
+static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP};
+#define CRASH_SIGNAL_COUNT (sizeof crash_signals / sizeof crash_signals[0])
+static struct sigaction previous_actions[CRASH_SIGNAL_COUNT];
+static const char *crash_hint = "";
+
+static void write_all(const char *s) {
+    size_t n = strlen(s);
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, s, n);
+        if (w <= 0) return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static const char *signal_name(int sig) {
+    switch (sig) {
+    case SIGSEGV: return "SIGSEGV";
+    case SIGBUS: return "SIGBUS";
+    case SIGILL: return "SIGILL";
+    case SIGFPE: return "SIGFPE";
+    case SIGABRT: return "SIGABRT";
+    case SIGTRAP: return "SIGTRAP";
+    default: return "a signal";
+    }
+}
+
+static void crash_handler(int sig, siginfo_t *info, void *context) {
+    (void)context;
+    const char *site = eddy_plugin_call_current ? eddy_plugin_call_current() : NULL;
+    if (site) {
+        char number[12];
+        int k = sizeof number - 1;
+        number[k] = 0;
+        int v = sig;
+        do { number[--k] = (char)('0' + v % 10); v /= 10; } while (v > 0 && k > 0);
+        write_all("eddy: crashed with signal ");
+        write_all(number + k);
+        write_all(" (");
+        write_all(signal_name(sig));
+        write_all(") in ");
+        write_all(site);
+        write_all("; ");
+        write_all(crash_hint);
+        write_all("\n");
+    }
+    // Hand the signal to whoever had it before (Swift's backtracer, or the default action), so the
+    // process still ends with the signal's status.
+    for (size_t i = 0; i < CRASH_SIGNAL_COUNT; i++) {
+        if (crash_signals[i] == sig) sigaction(sig, &previous_actions[i], NULL);
+    }
+    // A fault re-executes and is delivered again to the restored handler; a sent signal is re-raised.
+    if (info == NULL || info->si_code <= 0) raise(sig);
+}
+
+int eddy_install_crash_report(const char *hint) {
+    static char alternate_stack[64 * 1024];
+    stack_t ss;
+    ss.ss_sp = alternate_stack;
+    ss.ss_size = sizeof alternate_stack;
+    ss.ss_flags = 0;
+    sigaltstack(&ss, NULL);
+    crash_hint = hint ? strdup(hint) : "";
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = crash_handler;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    for (size_t i = 0; i < CRASH_SIGNAL_COUNT; i++) {
+        if (sigaction(crash_signals[i], &action, &previous_actions[i]) != 0) return -1;
+    }
+    return 0;
+}

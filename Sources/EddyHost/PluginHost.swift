@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Crypto
 public import Eddy
+@_spi(Host) import Eddy
 import EddyIO
 import Synchronization
 
@@ -293,7 +294,8 @@ public final class PluginHost: Sendable {
         // here is refused and its thread abandoned, instead of wedging the host (or its watcher).
         let timeout = policy.registrationTimeout
         let outcome: Registration? = BoundedCall.run(seconds: timeout) {
-            guard let text = manifestFunction().map({ String(cString: $0) }) else {
+            let site = PluginCallSite("the manifest function of \(Self.escaped(Self.baseName(path)))")
+            guard let text = site.run({ manifestFunction().map { String(cString: $0) } }) else {
                 return .failed("handshake failed: the manifest function returned nothing")
             }
             let manifest: ParsedManifest
@@ -312,7 +314,8 @@ public final class PluginHost: Sendable {
             }
             let owner = KernelOwner.plugin(manifest.name, version: manifest.version, contentHash: hash)
             let registrar = PluginRegistrar(owner: owner)
-            if let message = registerFunction(Unmanaged.passUnretained(registrar).toOpaque()) {
+            let registering = PluginCallSite("the registration of plugin \(manifest.name)@\(manifest.version)")
+            if let message = registering.run({ registerFunction(Unmanaged.passUnretained(registrar).toOpaque()) }) {
                 let reason = String(cString: message)
                 message.deallocate()
                 return .refused(manifest, "registration failed: \(Self.escaped(reason)) (no kernels of it were registered)")

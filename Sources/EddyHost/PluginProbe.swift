@@ -162,6 +162,12 @@ public struct PluginProbe: Sendable {
                            + "(plugin code must not exit the process); not loaded into the host")
     }
 
+    /// Installs the crash report of this process: a crash while plugin code runs prints one line
+    /// naming the plugin and kernel, and `hint` (how to run without it).
+    public static func installCrashReport(hint: String) {
+        _ = eddy_install_crash_report(hint)
+    }
+
     /// Called first in the probe child: die with the parent, so a killed host never leaves a probe
     /// spinning. False when the parent is already gone.
     public static func bindToParent(_ parent: Int32) -> Bool {

@@ -76,3 +76,39 @@ public func escapedForDisplay(_ text: String) -> String {
     }
     return out
 }
+
+/// What a path names, following links: for callers that must refuse anything but a plain file.
+public enum FileKind: Sendable, Equatable {
+    case regular, directory, other
+
+    /// nil when the path cannot be examined.
+    public static func of(_ path: String) -> FileKind? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return .regular
+        case S_IFDIR: return .directory
+        default: return .other
+        }
+    }
+}
+
+/// Reads a small secret file (at most 4 KiB) that only its owner may read.
+/// - Throws: a message naming the file and what is wrong with it.
+public func readPrivateFile(_ path: String) throws -> String {
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+    guard fd >= 0 else { throw IOError(file: path, line: 0, column: 0, message: String(cString: strerror(errno))) }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size <= 4096 else {
+        throw IOError(file: path, line: 0, column: 0, message: "not a small regular file")
+    }
+    guard st.st_mode & 0o077 == 0 else {
+        throw IOError(file: path, line: 0, column: 0,
+                      message: "readable by others (mode 0\(String(st.st_mode & 0o777, radix: 8))); chmod 600 it")
+    }
+    var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+    let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+    guard n == bytes.count else { throw IOError(file: path, line: 0, column: 0, message: "cannot read it") }
+    return String(decoding: bytes, as: UTF8.self)
+}

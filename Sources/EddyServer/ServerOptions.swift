@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EddyIO
 public import EddyQuery
 
 /// What `eddy serve` lets a request do: where it may read files, who may call it, and how much of
@@ -50,8 +51,7 @@ public struct ServerOptions: Sendable {
             guard let real = realPath(path) else {
                 throw ServerSetupError("--data-dir \(path): \(String(cString: strerror(errno)))")
             }
-            var st = stat()
-            guard stat(real, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            guard FileKind.of(real) == .directory else {
                 throw ServerSetupError("--data-dir \(path): not a directory")
             }
             return real
@@ -60,21 +60,13 @@ public struct ServerOptions: Sendable {
 
     /// Reads a bearer token from a file that only its owner may read.
     public static func readToken(_ path: String) throws -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { throw ServerSetupError("--token-file \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-            throw ServerSetupError("--token-file \(path): not a regular file")
+        let text: String
+        do {
+            text = try readPrivateFile(path)
+        } catch let e as IOError {
+            throw ServerSetupError("--token-file \(escapedForDisplay(path)): \(e.message)")
         }
-        guard st.st_mode & 0o077 == 0 else {
-            throw ServerSetupError("--token-file \(path): readable by others (mode 0\(String(st.st_mode & 0o777, radix: 8))); "
-                                       + "chmod 600 it")
-        }
-        var bytes = [UInt8](repeating: 0, count: 4096)
-        let n = read(fd, &bytes, bytes.count)
-        guard n > 0 else { throw ServerSetupError("--token-file \(path): empty") }
-        let token = String(decoding: bytes[0..<n], as: UTF8.self).trimmingWhitespace
+        let token = text.trimmingWhitespace
         guard token.count >= 16, token.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
             throw ServerSetupError("--token-file \(path): the token must be at least 16 printable ASCII characters")
         }
@@ -88,10 +80,7 @@ public struct ServerSetupError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-func isRegularFile(_ path: String) -> Bool {
-    var st = stat()
-    return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
-}
+func isRegularFile(_ path: String) -> Bool { FileKind.of(path) == .regular }
 
 func realPath(_ path: String) -> String? {
     guard let p = realpath(path, nil) else { return nil }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EddyHost
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,6 +19,8 @@ struct EddyCommand: AsyncParsableCommand {
 @main
 enum EddyMain {
     static func main() async {
+        PluginProbe.installCrashReport(hint: "to run without it, remove that plugin's file from the plugin directory "
+                                           + "(eddy plugins lists the files)")
         do {
             var command = try EddyCommand.parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -14,4 +14,9 @@ int eddy_pipe_cloexec(int fds[2]);
 /// A close-on-exec duplicate of `fd` numbered `minimum` or above (fcntl is variadic in C).
 int eddy_dup_above(int fd, int minimum);
 
+/// Installs handlers for crash signals that print, when plugin code was running on the crashing
+/// thread, one line naming it followed by `hint`, then pass the signal on (the process still ends
+/// with the signal's status). Returns 0, or -1 if a handler could not be installed.
+int eddy_install_crash_report(const char *hint);
+
 #endif

@@ -83,7 +83,10 @@ public struct Compressor: Sendable {
     private func apply(_ scheme: Scheme, _ array: any ArrayNode, _ depth: Int, stats: ColumnStats) throws -> (any ArrayNode)? {
         switch scheme {
         case .hook(let k):
-            let r = try hooks[k].compress(array, { try self.compress($0, depth: depth + 1) })
+            let hook = hooks[k]
+            let recurse: (any ArrayNode) throws -> any ArrayNode = { try self.compress($0, depth: depth + 1) }
+            let r = try hook.callSite.map { site in try site.run { try hook.compress(array, recurse) } }
+                ?? hook.compress(array, recurse)
             return r.flatMap { $0.count == array.count && $0.dtype == array.dtype ? $0 : nil }
         case .sparse: return try sparse(array, stats, depth)
         case .runEnd: return try runEnd(array, depth)
@@ -190,6 +193,8 @@ public struct CompressorHook: Sendable {
     /// Returns an encoded equivalent of the canonical column (or nil); the second argument compresses
     /// a child array with the full compressor.
     public let compress: @Sendable (any ArrayNode, (any ArrayNode) throws -> any ArrayNode) throws -> (any ArrayNode)?
+    /// Marked on the thread while a plugin's hook runs, for crash reports.
+    let callSite: PluginCallSite?
 
     public init(name: String, owner: KernelOwner, applies: @escaping @Sendable (DType) -> Bool,
                 compress: @escaping @Sendable (any ArrayNode, (any ArrayNode) throws -> any ArrayNode) throws -> (any ArrayNode)?) {
@@ -197,6 +202,7 @@ public struct CompressorHook: Sendable {
         self.owner = owner
         self.applies = applies
         self.compress = compress
+        self.callSite = PluginCallSite.of("compressor hook", name, owner)
     }
 }
 

@@ -123,7 +123,8 @@ public struct ExecutionCtx: Sendable {
             for rule in snapshot.rules(parent: parentID, child: child.encoding) {
                 let result: (any ArrayNode)?
                 do {
-                    result = try rule.function(node, child, slot)
+                    result = try rule.callSite.map { site in try site.run { try rule.function(node, child, slot) } }
+                        ?? rule.function(node, child, slot)
                 } catch {
                     throw blame(error, "reduce-parent rule '\(rule.name)'", rule.owner)
                 }
@@ -144,7 +145,8 @@ public struct ExecutionCtx: Sendable {
         for kernel in snapshot.kernels(parent: parent.encoding, child: child.encoding) {
             let result: (any ArrayNode)?
             do {
-                result = try kernel.function(parent, child, slot, self)
+                result = try kernel.callSite.map { site in try site.run { try kernel.function(parent, child, slot, self) } }
+                    ?? kernel.function(parent, child, slot, self)
             } catch {
                 throw blame(error, "kernel '\(kernel.name)'", kernel.owner)
             }

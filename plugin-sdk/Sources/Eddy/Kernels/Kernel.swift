@@ -46,6 +46,8 @@ public struct ExecuteParentKernel: Sendable, CustomStringConvertible {
     public let parent: EncodingID
     public let child: EncodingID
     public let function: ExecuteParentFunction
+    /// Marked on the thread while a plugin's kernel runs, for crash reports.
+    let callSite: PluginCallSite?
 
     public init(_ name: String, owner: KernelOwner = .builtin, parent: EncodingID, child: EncodingID,
                 _ function: @escaping ExecuteParentFunction) {
@@ -54,6 +56,7 @@ public struct ExecuteParentKernel: Sendable, CustomStringConvertible {
         self.parent = parent
         self.child = child
         self.function = function
+        self.callSite = PluginCallSite.of("kernel", name, owner)
     }
 
     public var description: String { "\(name) (\(owner))" }
@@ -66,6 +69,8 @@ public struct ReduceParentRule: Sendable, CustomStringConvertible {
     public let parent: EncodingID
     public let child: EncodingID
     public let function: ReduceParentFunction
+    /// Marked on the thread while a plugin's rule runs, for crash reports.
+    let callSite: PluginCallSite?
 
     public init(_ name: String, owner: KernelOwner = .builtin, parent: EncodingID, child: EncodingID,
                 _ function: @escaping ReduceParentFunction) {
@@ -74,6 +79,7 @@ public struct ReduceParentRule: Sendable, CustomStringConvertible {
         self.parent = parent
         self.child = child
         self.function = function
+        self.callSite = PluginCallSite.of("rule", name, owner)
     }
 
     public var description: String { "\(name) (\(owner))" }

@@ -20,4 +20,11 @@ uint32_t eddy_lut_u32(const uint32_t *codes, size_t n, const uint8_t *lut, size_
 void eddy_varbin_eq(const int32_t *offsets, const uint8_t *bytes, size_t n, const uint8_t *needle,
                     size_t needle_len, uint64_t *out);
 
+/// Marks this thread as running the plugin code described by `site` (a NUL-terminated line that
+/// outlives the call); returns the previous mark, to hand back to eddy_plugin_call_leave.
+const char *eddy_plugin_call_enter(const char *site);
+void eddy_plugin_call_leave(const char *previous);
+/// The plugin code this thread is running, or NULL: async-signal-safe, for crash reports.
+const char *eddy_plugin_call_current(void);
+
 #endif

@@ -1,0 +1,35 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import EddyKernelsC
+
+/// A description of one piece of plugin code — a kernel, a rule, a compressor hook, a registration —
+/// that the executor marks on the running thread while it runs, so that a crash report can name the
+/// plugin and kernel that crashed (see the host's crash handler). Built-in kernels have none.
+@_spi(Host)
+public final class PluginCallSite: @unchecked Sendable {  // `text` is written once, in init, and only read after
+    /// The C string read by the crash handler; it lives as long as this object.
+    private let text: UnsafeMutablePointer<CChar>
+
+    public init(_ description: String) {
+        // The line is written from a signal handler: no control characters in it.
+        let clean = String(description.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) })
+        guard let copy = strdup(clean) else { fatalError("out of memory") }
+        text = copy
+    }
+
+    deinit { free(text) }
+
+    /// Runs `body` with this site marked on the current thread.
+    @inline(__always)
+    public func run<T>(_ body: () throws -> T) rethrows -> T {
+        let previous = eddy_plugin_call_enter(text)
+        defer { eddy_plugin_call_leave(previous) }
+        return try body()
+    }
+
+    /// A site for `kind` ("kernel", "rule", "compressor hook") named `name` of `owner`; nil for built-ins.
+    static func of(_ kind: String, _ name: String, _ owner: KernelOwner) -> PluginCallSite? {
+        owner.isBuiltin ? nil : PluginCallSite("\(kind) '\(name)' of plugin \(owner.name)@\(owner.version)")
+    }
+}
