@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "EddyFixtureDeltaV2", type: .dynamic, targets: ["DeltaV2Plugin"]),
         .library(name: "EddyFixtureCrashing", type: .dynamic, targets: ["CrashingPlugin"]),
         .library(name: "EddyFixtureCrashingKernel", type: .dynamic, targets: ["CrashingKernelPlugin"]),
+        .library(name: "EddyFixtureCrashingKernelFixed", type: .dynamic, targets: ["CrashingKernelFixedPlugin"]),
     ],
     dependencies: [
         .package(path: "plugin-sdk"),
@@ -55,7 +56,7 @@ let package = Package(
         .target(
             name: "EddyServer",
             dependencies: [
-                .product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost",
+                .product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost", "CEddyHost",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -101,6 +102,8 @@ let package = Package(
                 path: "Tests/Fixtures/CrashingPlugin", swiftSettings: sharedSettings),
         .target(name: "CrashingKernelPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
                 path: "Tests/Fixtures/CrashingKernelPlugin", swiftSettings: sharedSettings),
+        .target(name: "CrashingKernelFixedPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+                path: "Tests/Fixtures/CrashingKernelFixed", swiftSettings: sharedSettings + [.define("EDDY_FIXED")]),
         .target(name: "DeltaV2Plugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
                 path: "Tests/Fixtures/DeltaV2", swiftSettings: sharedSettings + [.define("EDDY_DELTA_V2")]),
         .testTarget(

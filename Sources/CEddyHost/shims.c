@@ -101,3 +101,17 @@ int eddy_install_crash_report(const char *hint) {
     }
     return 0;
 }
+
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+int eddy_memfd(const char *name, size_t size) {
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0) return -1;
+    if (ftruncate(fd, (off_t)size) != 0) { close(fd); return -1; }
+    return fd;
+}
+
+int eddy_socketpair(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds);
+}

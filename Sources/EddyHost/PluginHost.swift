@@ -9,7 +9,7 @@ import Synchronization
 
 /// One row of a scan report: what happened to one file.
 public struct PluginReportRow: Sendable, Equatable {
-    public enum Status: String, Sendable { case loaded, skipped, rejected, replaced }
+    public enum Status: String, Sendable { case loaded, skipped, rejected, replaced, quarantined }
 
     public var file: String
     public var status: Status
@@ -76,7 +76,23 @@ public final class PluginHost: Sendable {
     public let policy: PluginLoadPolicy
     let copies: PrivateCopies
 
+    /// How plugins become kernels: loaded into this process, or only checked (and probed) so that
+    /// worker processes load them — a supervisor never maps plugin code.
+    public enum Loading: Sendable { case inProcess, checkOnly }
+    public let loading: Loading
+
+    /// A plugin content hash that must not be loaded again (its code crashed, hung or ran out of
+    /// memory in a worker), with the cause and when.
+    public struct Quarantine: Sendable {
+        public var hash: String
+        public var plugin: String
+        public var cause: String
+        /// Seconds since 1970.
+        public var time: Double
+    }
+
     private struct State {
+        var quarantine: [String: Quarantine] = [:]
         var plugins: [String: LoadedPlugin] = [:]
         /// Images mapped by `dlopen`; never unmapped (Swift metadata in them must stay valid).
         var retainedImages = 0
@@ -91,12 +107,50 @@ public final class PluginHost: Sendable {
     ///   - shadowDirectory: where private copies go (default: see `PrivateCopies.defaultPath`); it is
     ///     created 0700 and verified before the first copy is written.
     public init(session: Session, shadowDirectory: String? = nil, probe: PluginProbe? = nil,
-                policy: PluginLoadPolicy = PluginLoadPolicy()) {
+                policy: PluginLoadPolicy = PluginLoadPolicy(), loading: Loading = .inProcess) {
         self.session = session
         self.probe = probe
         self.policy = policy
+        self.loading = loading
         self.copies = PrivateCopies(path: PrivateCopies.defaultPath(explicit: shadowDirectory))
+        let known = copies.quarantineRecords().compactMap(Self.parseQuarantine)
+        state.withLock { s in for q in known { s.value.quarantine[q.hash] = q } }
     }
+
+    /// Plugin hashes in quarantine (persisted beside the private copies, so every host sees them).
+    public var quarantined: [Quarantine] {
+        state.withLock { Array($0.value.quarantine.values) }.sorted { $0.time < $1.time }
+    }
+
+    /// The quarantine record of a content hash (full, or its first 16 hex digits).
+    public func quarantine(of hash: String) -> Quarantine? {
+        state.withLock { s in s.value.quarantine[hash] ?? s.value.quarantine.values.first { $0.hash.hasPrefix(hash) } }
+    }
+
+    /// Quarantines a plugin's content hash: it is withdrawn now and refused from then on (a build
+    /// with other bytes loads normally).
+    public func quarantine(hash: String, plugin: String, cause: String) {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        let record = Quarantine(hash: hash, plugin: plugin, cause: cause, time: Double(ts.tv_sec))
+        let loaded = state.withLock { s -> LoadedPlugin? in
+            s.value.quarantine[hash] = record
+            return s.value.plugins.values.first { $0.contentHash == hash }
+        }
+        copies.appendQuarantineRecord("\(hash)\t\(Int(record.time))\t\(Self.tabless(plugin))\t\(Self.tabless(cause))")
+        if let loaded { unload(pluginNamed: loaded.name) }
+    }
+
+    static func tabless(_ s: String) -> String { String(escaped(s).map { $0 == "\t" ? " " : $0 }) }
+
+    static func parseQuarantine(_ line: String) -> Quarantine? {
+        let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+        guard f.count == 4, f[0].count == 64, let t = Double(f[1]) else { return nil }
+        return Quarantine(hash: f[0], plugin: f[2], cause: f[3], time: t)
+    }
+
+    /// Bumped whenever the plugin set changes (what workers must load).
+    public var pluginSet: [LoadedPlugin] { plugins }
 
     /// Plugins currently registered, by name.
     public var plugins: [LoadedPlugin] { state.withLock { Array($0.value.plugins.values).sorted { $0.name < $1.name } } }
@@ -238,6 +292,12 @@ public final class PluginHost: Sendable {
         }
         let hash = PrivateCopies.hex(SHA256.hash(data: bytes))
         let short = String(hash.prefix(16))
+        if let q = quarantine(of: hash) {
+            let at = q.plugin.lastIndex(of: "@")
+            return row(path, .quarantined, "quarantined since \(Self.timestamp(q.time)): \(q.cause) (drop a fixed build to "
+                           + "replace it)", plugin: at.map { String(q.plugin[..<$0]) } ?? q.plugin,
+                       version: at.map { String(q.plugin[q.plugin.index(after: $0)...]) } ?? "", hash: short, ms: elapsed())
+        }
         if let same = plugins.first(where: { $0.contentHash == hash }) {
             let fileName = Self.baseName(path)
             if Self.baseName(same.file) != fileName {
@@ -258,6 +318,7 @@ public final class PluginHost: Sendable {
         // process with it: the first load of each content hash happens in a child process, which
         // is handed the verified copy as an open descriptor.
         let alreadyMapped = state.withLock { $0.value.handles[hash] != nil }
+        var probed: PluginProbe.Outcome?
         if let probe, !alreadyMapped {
             let outcome: PluginProbe.Outcome
             do {
@@ -268,10 +329,29 @@ public final class PluginHost: Sendable {
                 return row(path, .rejected, error.description, hash: short, ms: elapsed())
             }
             switch outcome {
-            case .passed: break
+            case .passed: probed = outcome
             case .rejected(let reason), .failed(let reason):
                 return row(path, .rejected, reason, hash: short, ms: elapsed())
             }
+        }
+        if loading == .checkOnly {
+            // A supervisor: the probe's word is all it takes; workers load the verified copy.
+            guard case .passed(let kernels, let name, let version)? = probed else {
+                return row(path, .rejected, "this host loads plugins only through its probe, which is off", hash: short,
+                           ms: elapsed())
+            }
+            if let other = plugins.first(where: { $0.name == name }), Self.baseName(other.file) != Self.baseName(path) {
+                return row(path, .rejected, "plugin '\(Self.escaped(name))' is already loaded from \(Self.escaped(other.file)) "
+                               + "(version \(Self.escaped(other.version))); remove one of the two files", plugin: name,
+                           version: version, hash: short, ms: elapsed())
+            }
+            let replacedOld = plugins.first { $0.name == name }
+            let loaded = LoadedPlugin(name: name, version: version, file: path, contentHash: hash,
+                                      shadowPath: copy.displayPath, kernelCount: kernels)
+            state.withLock { $0.value.plugins[name] = loaded }
+            return row(path, replacedOld == nil ? .loaded : .replaced,
+                       replacedOld.map { "replaces version \(Self.escaped($0.version)) (\(String($0.contentHash.prefix(16))))" } ?? "",
+                       plugin: name, version: version, kernels: kernels, hash: short, ms: elapsed())
         }
         guard let handle = dlopen(copy.loadPath, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
             let message = dlerror().map { String(cString: $0) } ?? "unknown error"
@@ -389,6 +469,18 @@ public final class PluginHost: Sendable {
         // A private copy (the probe child loads one) keeps its name.
         let name = String(stem)
         return (name.hasSuffix("-" + short) ? name : name + "-" + short) + ".so"
+    }
+
+    /// `seconds` since 1970 as an ISO 8601 UTC time.
+    public static func isoTime(_ seconds: Double) -> String { timestamp(seconds) }
+
+    static func timestamp(_ seconds: Double) -> String {
+        var t = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):"
+            + "\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
     }
 
     static func now() -> Double {

@@ -33,16 +33,21 @@ public struct PluginProbe: Sendable {
     /// The descriptor on which the child finds the plugin file (a verified private copy).
     public static let fileDescriptor: Int32 = 4
 
-    /// What the child reports: `ok KERNELS` after a successful load, `rejected REASON` otherwise.
+    /// What the child reports: `ok KERNELS NAME VERSION` (tab-separated) after a successful load,
+    /// `rejected REASON` otherwise.
     public enum Record {
-        public static func success(kernels: Int) -> String { "ok \(kernels)\n" }
+        public static func success(kernels: Int, name: String, version: String) -> String {
+            "ok \(kernels)\t\(clean(name))\t\(clean(version))\n"
+        }
+        static func clean(_ s: String) -> String { PluginHost.escaped(s).replacingTabs }
         public static func rejection(_ reason: String) -> String {
             "rejected " + PluginHost.escaped(reason) + "\n"
         }
     }
 
     public enum Outcome: Equatable {
-        case passed(kernels: Int)
+        /// The child loaded it: the plugin's name and version from its manifest.
+        case passed(kernels: Int, name: String, version: String)
         /// The child refused the file itself (its reason is the host's reason).
         case rejected(String)
         /// The child crashed, exited without a record, or hung.
@@ -154,8 +159,11 @@ public struct PluginProbe: Sendable {
             return .failed("crashed in the probe process\(when) (killed by signal \(signal), \(name)); not loaded into the host")
         }
         let exitStatus = (status >> 8) & 0xff
-        if exitStatus == 0, line.hasPrefix("ok "), let kernels = Int(line.dropFirst(3)) {
-            return .passed(kernels: kernels)
+        if exitStatus == 0, line.hasPrefix("ok ") {
+            let fields = line.dropFirst(3).split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            if fields.count == 3, let kernels = Int(fields[0]) {
+                return .passed(kernels: kernels, name: fields[1], version: fields[2])
+            }
         }
         if line.hasPrefix("rejected ") { return .rejected(String(line.dropFirst(9))) }
         return .failed("the probe process exited with status \(exitStatus) while loading it, without reporting success "
@@ -177,4 +185,8 @@ public struct PluginProbe: Sendable {
     static func seconds(_ t: Double) -> String {
         t == t.rounded() ? String(Int(t)) : String(t)
     }
+}
+
+extension String {
+    var replacingTabs: String { String(map { $0 == "\t" ? " " : $0 }) }
 }

@@ -6,7 +6,9 @@ import Synchronization
 
 /// Something that happened to the plugin set of a watched directory.
 public struct PluginEvent: Sendable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case added, replaced, removed, rejected, skipped, directoryGone, directoryBack }
+    public enum Kind: String, Sendable {
+        case added, replaced, removed, rejected, skipped, quarantined, directoryGone, directoryBack
+    }
     public var kind: Kind
     public var file: String
     public var plugin: String
@@ -36,6 +38,7 @@ public final class PluginWatcher: Sendable {
     public let rescanSeconds: Double
     private let onEvent: @Sendable (PluginEvent) -> Void
     private let stopFlag = Atomic<Bool>(false)
+    private let rescanRequested = Atomic<Bool>(false)
     private let running = Atomic<Bool>(false)
     private let lastReport = Mutex<[PluginReportRow]>([])
     /// Signature (inode, size, mtime) of each file as last loaded, by path.
@@ -73,6 +76,13 @@ public final class PluginWatcher: Sendable {
             return nil
         }, box)
         thread.withLock { $0 = t }
+    }
+
+    /// Loads `path` again at the next turn of the watching thread (after a quarantine, say), even if
+    /// the file did not change.
+    public func reload(_ path: String) {
+        _ = seen.withLock { $0.removeValue(forKey: path) }
+        rescanRequested.store(true, ordering: .releasing)
     }
 
     /// Stops watching (waits for the watching thread to finish).
@@ -120,6 +130,10 @@ public final class PluginWatcher: Sendable {
                         dirtySince = PluginHost.now()
                     }
                 }
+            }
+            if rescanRequested.exchange(false, ordering: .acquiringAndReleasing) {
+                dirty = true
+                dirtySince = 0
             }
             let now = PluginHost.now()
             // Directory gone: keep serving the last good set; look for it again on each rescan.
@@ -194,6 +208,7 @@ public final class PluginWatcher: Sendable {
             case .replaced: emit(.replaced, path, plugin: row.plugin, version: row.version, detail: row.reason)
             case .rejected: emit(.rejected, path, plugin: row.plugin, version: row.version, detail: row.reason)
             case .skipped: emit(.skipped, path, plugin: row.plugin, version: row.version, detail: row.reason)
+            case .quarantined: emit(.quarantined, path, plugin: row.plugin, version: row.version, detail: row.reason)
             }
         }
         seen.withLock { $0 = present }

@@ -133,6 +133,33 @@ final class PrivateCopies: Sendable {
         return stored
     }
 
+    static let quarantineFile = "quarantine.tsv"
+
+    /// Lines of the quarantine file (empty when there is none or the directory is refused).
+    func quarantineRecords() -> [String] {
+        guard case .success(let dirfd) = directory else { return [] }
+        let fd = openat(dirfd, Self.quarantineFile, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == geteuid(), st.st_size <= 1 << 22 else {
+            return []
+        }
+        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+        guard PluginFile.readFully(fd, into: &bytes, at: 0) else { return [] }
+        return String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    /// Appends one line to the quarantine file (created 0600, never through a link).
+    func appendQuarantineRecord(_ line: String) {
+        guard case .success(let dirfd) = directory else { return }
+        let fd = openat(dirfd, Self.quarantineFile, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
+    }
+
     /// The SHA-256 of a regular file of this user inside the directory, read without following links.
     static func hashOfFile(_ dirfd: Int32, _ name: String) throws(Refusal) -> String {
         let fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)

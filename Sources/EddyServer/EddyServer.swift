@@ -21,6 +21,8 @@ public final class EddyServer: Sendable {
     let metrics: Metrics
     let uploads: UploadDirectory
     let slots: EvaluationSlots
+    /// The worker processes, when evaluation is isolated (`options.workers > 0`).
+    let pool: WorkerPool?
 
     final class Metrics: Sendable {
         let registry = PrometheusCollectorRegistry()
@@ -32,7 +34,16 @@ public final class EddyServer: Sendable {
         let generation: Gauge
         let retainedImages: Gauge
         let refusals: Counter
+        let workerRestarts: Counter
+        let quarantines: Counter
         let inFlight = Atomic<Int>(0)
+        private let restartsCounted = Atomic<Int>(0)
+
+        /// Brings the restart counter up to the pool's count.
+        func workerRestartsSeen(_ total: Int) {
+            let before = restartsCounted.exchange(total, ordering: .relaxed)
+            if total > before { workerRestarts.increment(by: Int64(total - before)) }
+        }
 
         init() {
             evaluations = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "evaluations", unitName: "total",
@@ -49,6 +60,10 @@ public final class EddyServer: Sendable {
                                                    helpText: "Kernel registry snapshot generation"))
             retainedImages = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "retained", unitName: "images",
                                                    helpText: "Plugin images mapped into the process (never unmapped)"))
+            workerRestarts = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "worker_restarts", unitName: "total",
+                                                   helpText: "Worker processes replaced after a crash, a deadline or a lost client"))
+            quarantines = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "quarantines", unitName: "total",
+                                                   helpText: "Plugin builds quarantined after they crashed or hung a worker"))
             refusals = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "evaluations_refused", unitName: "total",
                                                    helpText: "Evaluations refused or stopped by a limit (busy, deadline, result size, client gone)"))
         }
@@ -59,9 +74,26 @@ public final class EddyServer: Sendable {
                 policy: PluginLoadPolicy = PluginLoadPolicy(), options: ServerOptions = ServerOptions()) throws {
         self.options = options
         self.uploads = try UploadDirectory()
-        self.slots = EvaluationSlots(limit: options.maxConcurrent, queueLimit: options.maxQueue)
+        let isolated = options.workers > 0
+        if isolated && probe == nil {
+            throw ServerSetupError("--no-probe cannot go with --workers: the server learns each plugin through its probe "
+                                       + "and never loads plugin code itself")
+        }
+        self.slots = EvaluationSlots(limit: isolated ? min(options.workers, options.maxConcurrent) : options.maxConcurrent,
+                                     queueLimit: options.maxQueue)
+        if isolated {
+            do {
+                pool = try WorkerPool(count: options.workers, executable: PluginProbe.selfExecutable().executable,
+                                      arguments: ["worker", "--max-plugin-bytes", String(policy.maxFileBytes),
+                                                  "--memory-limit", String(options.workerMemory)])
+            } catch {
+                throw ServerSetupError("cannot start the worker processes: \(error)")
+            }
+        } else {
+            pool = nil
+        }
         let session = Session()
-        let host = PluginHost(session: session, probe: probe, policy: policy)
+        let host = PluginHost(session: session, probe: probe, policy: policy, loading: isolated ? .checkOnly : .inProcess)
         let metrics = Metrics()
         self.session = session
         self.host = host
@@ -102,11 +134,19 @@ public final class EddyServer: Sendable {
                 if !r.linkTarget.isEmpty { row["link_target"] = r.linkTarget }
                 return row
             }
+            let quarantined = self.host.quarantined.map { q -> [String: Any] in
+                ["content_hash": q.hash, "plugin": q.plugin, "cause": q.cause, "time": PluginHost.isoTime(q.time)]
+            }
             return self.json(["directory": self.watcher.directory, "generation": self.session.kernels.generation,
+                              "quarantined": quarantined, "workers": self.pool?.count ?? 0,
                               "retained_images": self.host.retainedImages,
                               "fingerprint": self.session.kernels.snapshot.fingerprint, "files": rows])
         }
         router.get("kernels") { _, _ in
+            if let pool = self.pool {
+                // The kernels live in the workers: ask one.
+                return await self.offLoop { self.runInWorker(pool, .kernels, job: nil, deadline: now() + 10, clientGone: { false }) }
+            }
             let snapshot = self.session.kernels.snapshot
             let keys = snapshot.entries.map { e -> [String: Any] in
                 ["parent": e.parent.name, "child": e.child.name,
@@ -212,23 +252,109 @@ public final class EddyServer: Sendable {
             DispatchQueue.global().async {
                 self.metrics.inFlight.add(1, ordering: .relaxed)
                 defer { self.metrics.inFlight.subtract(1, ordering: .relaxed) }
-                let (status, object) = EvalRequest.run(server: self, contentType: contentType, body: body, query: query,
-                                                       queryNames: queryNames, stop: stop)
-                switch status.code {
-                case 200: self.metrics.evaluations.increment()
-                case 413, 499, 503, 504: self.metrics.refusals.increment()
-                default: self.metrics.evaluationErrors.increment()
+                let (status, object): (HTTPResponse.Status, [String: Any])
+                do throws(EvalRequest.Refusal) {
+                    let job = try EvalRequest.prepare(server: self, contentType: contentType, body: body, query: query,
+                                                      queryNames: queryNames)
+                    defer { if job.uploaded { unlink(job.path) } }
+                    if let pool = self.pool {
+                        let response = self.runInWorker(pool, .eval, job: job, deadline: deadline,
+                                                        clientGone: { Self.clientGone(channel) })
+                        self.count(response.status)
+                        continuation.resume(returning: response)
+                        return
+                    }
+                    (status, object) = EvalRequest.evaluate(job, session: self.session, stop: stop)
+                } catch {
+                    (status, object) = (error.status, ["error": error.message])
                 }
-                if status.code == 499 {
-                    self.logger.info("evaluation cancelled: the client closed the connection")
-                }
+                self.count(status)
                 continuation.resume(returning: self.json(object, status: status))
             }
         }
     }
+
+    func count(_ status: HTTPResponse.Status) {
+        switch status.code {
+        case 200: metrics.evaluations.increment()
+        case 413, 499, 503, 504: metrics.refusals.increment()
+        default: metrics.evaluationErrors.increment()
+        }
+        if status.code == 499 { logger.info("evaluation cancelled: the client closed the connection") }
+    }
+
+    /// Sends one request to a worker with the current plugin set, and turns what happened into a
+    /// response: the worker's own, or — when it died or overran its deadline — a 5xx naming the
+    /// plugin code it was running, whose build is then quarantined. Blocks (call off the event loops).
+    func runInWorker(_ pool: WorkerPool, _ op: WorkerRequest.Operation, job: EvalRequest.Job?, deadline: Double,
+                     clientGone: () -> Bool) -> Response {
+        let set = host.plugins
+        let request = WorkerRequest(op: op, plugins: set.map {
+            .init(name: $0.name, version: $0.version, copy: $0.shadowPath, hash: $0.contentHash)
+        }, job: job)
+        guard let bytes = try? JSONEncoder().encode(request) else {
+            return json(["error": "cannot encode the request for a worker"], status: .internalServerError)
+        }
+        let outcome = pool.run([UInt8](bytes), deadline: deadline, clientGone: clientGone)
+        let restarts = pool.restarts.load(ordering: .relaxed)
+        metrics.workerRestartsSeen(restarts)
+        switch outcome {
+        case .reply(let status, let body):
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            return Response(status: HTTPResponse.Status(code: status), headers: headers,
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+        case .cancelled:
+            return json(["error": "the client closed the connection"], status: .init(code: 499, reasonPhrase: "Client Closed Request"))
+        case .died(let cause, let site):
+            return blame(cause: cause, site: site, in: set, status: .internalServerError)
+        case .timedOut(let site):
+            return blame(cause: "did not finish within \(options.evalTimeout) s (--eval-timeout)", site: site, in: set,
+                         status: .gatewayTimeout)
+        }
+    }
+
+    /// The response for a worker that died or hung, quarantining the plugin build it was running.
+    func blame(cause: String, site: String?, in set: [LoadedPlugin], status: HTTPResponse.Status) -> Response {
+        guard let site, let plugin = Self.plugin(named: site, in: set) else {
+            let message = "the evaluation's worker \(cause)" + (site.map { " in \($0)" } ?? " outside plugin code")
+            logger.error("worker lost", metadata: ["cause": "\(cause)"])
+            return json(["error": message, "cause": cause], status: status)
+        }
+        let message = "\(cause) in \(site); plugin \(plugin.name)@\(plugin.version) "
+            + "(\(String(plugin.contentHash.prefix(16)))) is quarantined: drop a fixed build to replace it"
+        host.quarantine(hash: plugin.contentHash, plugin: "\(plugin.name)@\(plugin.version)", cause: "\(cause) in \(site)")
+        metrics.quarantines.increment()
+        watcher.reload(plugin.file)
+        logger.error("plugin quarantined", metadata: ["plugin": "\(PluginHost.escaped(plugin.name))@\(PluginHost.escaped(plugin.version))",
+                                                      "cause": "\(PluginHost.escaped(cause)) in \(PluginHost.escaped(site))"])
+        return json(["error": message, "cause": cause, "plugin": plugin.name, "version": plugin.version,
+                     "in": site, "content_hash": plugin.contentHash], status: status)
+    }
+
+    /// The plugin a marked call site belongs to: `… of plugin NAME@VERSION`, or the manifest function
+    /// of a private copy's file.
+    static func plugin(named site: String, in set: [LoadedPlugin]) -> LoadedPlugin? {
+        if let r = site.range(of: "plugin ", options: .backwards) {
+            let id = site[r.upperBound...]
+            if let at = id.lastIndex(of: "@") {
+                let name = String(id[..<at])
+                let version = String(id[id.index(after: at)...])
+                if let p = set.first(where: { $0.name == name && $0.version == version }) { return p }
+            }
+        }
+        return set.first { site.hasSuffix(PluginHost.escaped(PluginHost.baseName($0.shadowPath))) }
+    }
 }
 
 extension EddyServer {
+    /// Runs blocking work on a thread of its own, off the event loops.
+    func offLoop(_ body: @escaping @Sendable () -> Response) async -> Response {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: body()) }
+        }
+    }
+
     /// Whether the client closed its side of the connection. The connection is not read while a
     /// request is being evaluated, so a close is seen in the socket's TCP state (CLOSE_WAIT after the
     /// client's FIN), not as an event. Called from the evaluation's thread, between batches.

@@ -135,56 +135,88 @@ enum EvalRequest {
         return real
     }
 
-    /// Runs one evaluation; `stop` is asked between batches.
-    static func run(server: EddyServer, contentType: String, body: Data, query: Params, queryNames: Set<String>,
-                    stop: @escaping () -> EvaluationStopped?) -> (HTTPResponse.Status, [String: Any]) {
+    /// A request checked and ready to evaluate: the file to read (resolved inside a data directory,
+    /// or an upload) and the options. It crosses to a worker process as JSON.
+    struct Job: Codable, Sendable {
+        var path: String
+        var inputFormat: String
+        var format: String
+        var `where`: String?
+        var select: String?
+        var trace: Bool
+        /// Set when `path` is an uploaded body: errors name it "upload", and it is removed after.
+        var uploaded: Bool
+        var maxResultBytes: Int
+        var expressionMaxLength: Int
+        var expressionMaxDepth: Int
+        var expressionMaxTerms: Int
+    }
+
+    /// Parses, checks and resolves a request into a job (storing an uploaded body), or refuses it.
+    static func prepare(server: EddyServer, contentType: String, body: Data, query: Params,
+                        queryNames: Set<String>) throws(Refusal) -> Job {
         var params = query
         var uploaded: String?
-        defer { if let uploaded { unlink(uploaded) } }
-        do throws(Refusal) {
-            if contentType.lowercased().hasPrefix("application/json") {
-                params = try Self.params(fromJSON: body, over: query, queryNames: queryNames)
-                if let path = params.path { params.path = try resolve(path, dataDirectories: server.options.dataDirectories) }
-            } else if !body.isEmpty {
-                guard params.path == nil else {
-                    throw Refusal(.badRequest, "give a path or upload a body, not both")
-                }
-                let isJSONLines = contentType.contains("ndjson") || contentType.contains("jsonl")
-                uploaded = try server.uploads.store(body, suffix: isJSONLines ? ".jsonl" : ".csv")
-                params.path = uploaded
-                if params.inputFormat == nil { params.inputFormat = isJSONLines ? "jsonl" : "csv" }
-            } else if let path = params.path {
-                params.path = try resolve(path, dataDirectories: server.options.dataDirectories)
+        if contentType.lowercased().hasPrefix("application/json") {
+            params = try Self.params(fromJSON: body, over: query, queryNames: queryNames)
+            if let path = params.path { params.path = try resolve(path, dataDirectories: server.options.dataDirectories) }
+        } else if !body.isEmpty {
+            guard params.path == nil else {
+                throw Refusal(.badRequest, "give a path or upload a body, not both")
             }
+            let isJSONLines = contentType.contains("ndjson") || contentType.contains("jsonl")
+            uploaded = try server.uploads.store(body, suffix: isJSONLines ? ".jsonl" : ".csv")
+            params.path = uploaded
+            if params.inputFormat == nil { params.inputFormat = isJSONLines ? "jsonl" : "csv" }
+        } else if let path = params.path {
+            params.path = try resolve(path, dataDirectories: server.options.dataDirectories)
+        }
+        do throws(Refusal) {
+            guard let path = params.path else {
+                throw Refusal(.badRequest, "give a file: {\"path\": …} in a JSON body, or upload CSV / JSON Lines")
+            }
+            let format = params.format ?? "json"
+            guard OutputFormat(rawValue: format) != nil else {
+                throw Refusal(.badRequest, "unknown format '\(escapedForDisplay(format))'; use json, csv or table")
+            }
+            let kind = params.inputFormat
+                ?? (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
+            guard kind == "csv" || kind == "jsonl" else {
+                throw Refusal(.badRequest, "unknown input_format '\(escapedForDisplay(kind))'; use csv or jsonl")
+            }
+            let limits = server.options.expressionLimits
+            return Job(path: path, inputFormat: kind, format: format, where: params.where, select: params.select,
+                       trace: params.trace, uploaded: uploaded != nil, maxResultBytes: server.options.maxResultBytes,
+                       expressionMaxLength: limits.maxLength, expressionMaxDepth: limits.maxDepth,
+                       expressionMaxTerms: limits.maxTerms)
         } catch {
-            return (error.status, ["error": error.message])
+            if let uploaded { unlink(uploaded) }
+            throw error
         }
-        guard let path = params.path else {
-            return (.badRequest, ["error": "give a file: {\"path\": …} in a JSON body, or upload CSV / JSON Lines"])
-        }
-        let formatName = params.format ?? "json"
-        guard let format = OutputFormat(rawValue: formatName) else {
-            return (.badRequest, ["error": "unknown format '\(escapedForDisplay(formatName))'; use json, csv or table"])
-        }
-        let kind = params.inputFormat
-            ?? (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
-        guard kind == "csv" || kind == "jsonl" else {
-            return (.badRequest, ["error": "unknown input_format '\(escapedForDisplay(kind))'; use csv or jsonl"])
-        }
-        let trace = params.trace ? ExecutionTrace() : nil
-        let context = server.session.makeContext(trace: trace)
+    }
+
+    /// Runs one evaluation with one execution context of `session`; `stop` is asked between batches.
+    static func evaluate(_ job: Job, session: Session, stop: @escaping () -> EvaluationStopped?)
+        -> (HTTPResponse.Status, [String: Any])
+    {
+        let format = OutputFormat(rawValue: job.format) ?? .json
+        let trace = job.trace ? ExecutionTrace() : nil
+        let context = session.makeContext(trace: trace)
         var response: [String: Any] = [
             "fingerprint": context.snapshot.fingerprint, "generation": context.snapshot.generation,
             "plugins": context.snapshot.plugins.map { ["name": $0.name, "version": $0.version, "content_hash": $0.contentHash] },
         ]
-        let limit = server.options.maxResultBytes
+        let limit = job.maxResultBytes
         var text = ""
         var tooLarge = false
         do {
-            let reader: any TableReader = kind == "jsonl" ? try JSONLinesReader(path: path) : try CSVReader(path: path)
-            let evaluation = try Evaluation(reader: reader, whereText: params.where, selectText: params.select,
+            let reader: any TableReader = job.inputFormat == "jsonl" ? try JSONLinesReader(path: job.path)
+                : try CSVReader(path: job.path)
+            let limits = Parser.Limits(maxLength: job.expressionMaxLength, maxDepth: job.expressionMaxDepth,
+                                       maxTerms: job.expressionMaxTerms)
+            let evaluation = try Evaluation(reader: reader, whereText: job.where, selectText: job.select,
                                             context: context, compressor: Compressor(hooks: context.snapshot.compressorHooks),
-                                            limits: server.options.expressionLimits)
+                                            limits: limits)
             evaluation.shouldStop = {
                 if tooLarge {
                     return EvaluationStopped(.resultTooLarge, "the result is larger than \(limit) bytes (--max-result-bytes); "
@@ -226,7 +258,7 @@ enum EvalRequest {
             return (.badRequest, response)
         } catch var e as IOError {
             // An upload is named as such, not by its private path.
-            if e.file == uploaded { e.file = "upload" }
+            if job.uploaded && e.file == job.path { e.file = "upload" }
             response["error"] = e.description
             return (.badRequest, response)
         } catch let e as EddyError {

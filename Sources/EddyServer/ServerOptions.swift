@@ -27,6 +27,11 @@ public struct ServerOptions: Sendable {
     public var maxQueue = 64
     /// Largest result, in bytes of output text.
     public var maxResultBytes = 64 << 20
+    /// Worker processes that evaluate (the server itself never maps plugin code); 0 evaluates in
+    /// this process, as before isolation.
+    public var workers = 0
+    /// Address-space limit of each worker, in bytes (0: none).
+    public var workerMemory = 0
     /// Limits on `where` and `select` expressions.
     public var expressionLimits = Parser.Limits(maxLength: 65_536, maxDepth: 100, maxTerms: 10_000)
 

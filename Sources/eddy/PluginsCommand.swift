@@ -48,7 +48,9 @@ struct PluginsCommand: ParsableCommand {
         for r in table { print(line(r)) }
         let loaded = rows.filter { $0.status == .loaded || $0.status == .replaced }.count
         print("\(loaded) loaded, \(rows.filter { $0.status == .skipped }.count) skipped, "
-              + "\(rows.filter { $0.status == .rejected }.count) rejected; registry snapshot generation "
+              + "\(rows.filter { $0.status == .rejected }.count) rejected"
+              + (rows.contains { $0.status == .quarantined } ? ", \(rows.filter { $0.status == .quarantined }.count) quarantined" : "")
+              + "; registry snapshot generation "
               + "\(session.kernels.generation)")
     }
 }

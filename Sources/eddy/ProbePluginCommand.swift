@@ -34,7 +34,7 @@ struct ProbePluginCommand: ParsableCommand {
         let host = PluginHost(session: Session(), probe: nil, policy: PluginLoadPolicy(maxFileBytes: maxPluginBytes, registrationTimeout: 3600))
         let row = fd.map { host.load(descriptor: $0, path: file) } ?? host.load(file)
         let ok = row.status == .loaded || row.status == .replaced
-        let record = ok ? PluginProbe.Record.success(kernels: row.kernels) : PluginProbe.Record.rejection(row.reason)
+        let record = ok ? PluginProbe.Record.success(kernels: row.kernels, name: row.plugin, version: row.version) : PluginProbe.Record.rejection(row.reason)
         if let reportFd {
             var bytes = Array(record.utf8)
             _ = bytes.withUnsafeMutableBytes { write(reportFd, $0.baseAddress, $0.count) }

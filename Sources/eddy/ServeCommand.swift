@@ -55,6 +55,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds one evaluation may run.", valueName: "seconds"))
     var evalTimeout: Double = ServerOptions().evalTimeout
 
+    @Option(help: ArgumentHelp("Worker processes that evaluate, so that a plugin that crashes or hangs takes down only its "
+                               + "worker (default: cores; 0 evaluates in the server's own process).", valueName: "n"))
+    var workers: Int?
+
+    @Option(help: ArgumentHelp("Address-space limit of each worker, in bytes (0: none).", valueName: "bytes"))
+    var workerMemory: Int = 8 << 30
+
     @Option(help: ArgumentHelp("Evaluations running at once (default: cores).", valueName: "n"))
     var maxConcurrent: Int?
 
@@ -82,6 +89,8 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--body-timeout (\(bodyTimeout)) must be shorter than --idle-timeout (\(idleTimeout)): "
                                   + "the idle timeout also closes a connection whose body stalls, without a 408")
         }
+        if let workers, workers < 0 { throw ValidationError("--workers must be 0 or more") }
+        guard workerMemory >= 0 else { throw ValidationError("--worker-memory must be 0 or more") }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must be 0 or more") }
         if let maxConcurrent, maxConcurrent < 1 { throw ValidationError("--max-concurrent must be 1 or more") }
     }
@@ -115,6 +124,8 @@ struct ServeCommand: AsyncParsableCommand {
         options.idleTimeout = idleTimeout
         options.evalTimeout = evalTimeout
         options.maxConcurrent = maxConcurrent ?? System.coreCount
+        options.workers = workers ?? (plugins.noProbe ? 0 : System.coreCount)
+        options.workerMemory = workerMemory
         options.maxQueue = maxQueue
         options.maxResultBytes = maxResultBytes
         options.expressionLimits.maxLength = maxExpressionLength

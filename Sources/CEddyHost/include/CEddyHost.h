@@ -19,4 +19,12 @@ int eddy_dup_above(int fd, int minimum);
 /// with the signal's status). Returns 0, or -1 if a handler could not be installed.
 int eddy_install_crash_report(const char *hint);
 
+#include <stddef.h>
+
+/// An anonymous shared-memory file of `size` bytes (memfd_create), close-on-exec; -1 on failure.
+int eddy_memfd(const char *name, size_t size);
+
+/// A connected pair of Unix stream sockets, close-on-exec.
+int eddy_socketpair(int fds[2]);
+
 #endif

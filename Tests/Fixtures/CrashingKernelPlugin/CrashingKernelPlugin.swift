@@ -1,18 +1,43 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Eddy
 
-/// Fixture: registers fine (so the probe passes it), then its kernel writes through a bad pointer
-/// the first time it runs. A host must name the plugin and the kernel when it dies of it.
+/// Fixture: registers fine (so the probe passes it), then its kernel for `column > literal`
+/// misbehaves according to the literal: 1 writes through a bad pointer, 2 never returns, 3 calls
+/// `exit(0)`, 4 allocates without bound; any other literal is declined. Built a second time with
+/// `EDDY_FIXED` (the "fixed" release of the same plugin), it declines everything.
 enum CrashingKernelPlugin: EddyPlugin {
     static let kernelName = "crash on compare"
 
     static var manifest: PluginManifest {
+        #if EDDY_FIXED
+        PluginManifest(name: "crashing-kernel", version: "0.1.1",
+                       kernels: [(parent: "eddy.compare", child: "eddy.constant", name: kernelName)])
+        #else
         PluginManifest(name: "crashing-kernel", version: "0.1.0",
                        kernels: [(parent: "eddy.compare", child: "eddy.constant", name: kernelName)])
+        #endif
     }
 
     static func register(into registrar: PluginRegistrar) throws {
-        registrar.register(kernelName, parent: CompareFunction.id, child: ConstantArray.id) { _, _, _, _ in
-            UnsafeMutablePointer<Int>(bitPattern: 8).map { $0.pointee = 42 }
+        registrar.register(kernelName, parent: CompareFunction.id, child: ConstantArray.id) { _, child, _, _ in
+            #if !EDDY_FIXED
+            let literal: Double? = switch (child as? ConstantArray)?.scalar.value {
+            case .int(let v)?: Double(v)
+            case .float(let v)?: v
+            default: nil
+            }
+            switch literal {
+            case 1: UnsafeMutablePointer<Int>(bitPattern: 8).map { $0.pointee = 42 }
+            case 2: while true { usleep(1_000) }
+            case 3: exit(0)
+            case 4:
+                var hoard: [[UInt8]] = []
+                while true { hoard.append([UInt8](repeating: 1, count: 64 << 20)) }
+            default: break
+            }
+            #endif
             return nil
         }
     }

@@ -28,6 +28,12 @@ public final class PluginCallSite: @unchecked Sendable {  // `text` is written o
         return try body()
     }
 
+    /// Copies every mark, from now on, into `page` (shared memory another process reads when this
+    /// one dies). Call once, before plugin code runs.
+    public static func mirror(to page: UnsafeMutableRawPointer, size: Int) {
+        eddy_plugin_call_mirror(page.assumingMemoryBound(to: CChar.self), size)
+    }
+
     /// A site for `kind` ("kernel", "rule", "compressor hook") named `name` of `owner`; nil for built-ins.
     static func of(_ kind: String, _ name: String, _ owner: KernelOwner) -> PluginCallSite? {
         owner.isBuiltin ? nil : PluginCallSite("\(kind) '\(name)' of plugin \(owner.name)@\(owner.version)")

@@ -26,5 +26,8 @@ const char *eddy_plugin_call_enter(const char *site);
 void eddy_plugin_call_leave(const char *previous);
 /// The plugin code this thread is running, or NULL: async-signal-safe, for crash reports.
 const char *eddy_plugin_call_current(void);
+/// Also copy every mark into `page` (NUL-terminated, at most `size` bytes): shared memory that a
+/// supervising process reads after this one dies.
+void eddy_plugin_call_mirror(char *page, size_t size);
 
 #endif

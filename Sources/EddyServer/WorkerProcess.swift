@@ -1,0 +1,114 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+@_spi(Host) import Eddy
+import EddyHost
+import Foundation
+import HTTPTypes
+
+/// The body of an `eddy worker` process: loads the plugin set the supervisor names (verified
+/// private copies, never the drop directory), evaluates one request at a time, and marks every
+/// plugin call in a page of shared memory, so that if plugin code kills this process the
+/// supervisor can say which.
+public enum WorkerProcess {
+    public struct Configuration: Sendable {
+        public var socket: Int32
+        public var blamePage: Int32
+        public var blamePageSize: Int
+        public var parent: Int32?
+        /// Address-space limit in bytes (0: none).
+        public var memoryLimit: Int
+        public var maxPluginBytes: Int
+
+        public init(socket: Int32, blamePage: Int32, blamePageSize: Int, parent: Int32?, memoryLimit: Int,
+                    maxPluginBytes: Int) {
+            self.socket = socket
+            self.blamePage = blamePage
+            self.blamePageSize = blamePageSize
+            self.parent = parent
+            self.memoryLimit = memoryLimit
+            self.maxPluginBytes = maxPluginBytes
+        }
+    }
+
+    /// Serves requests until the supervisor closes the socket, then exits (with `_exit`: plugin
+    /// destructors are not run).
+    public static func run(_ config: Configuration) -> Never {
+        if let parent = config.parent, !PluginProbe.bindToParent(parent) { _exit(4) }
+        if config.memoryLimit > 0 {
+            var limit = rlimit(rlim_cur: rlim_t(config.memoryLimit), rlim_max: rlim_t(config.memoryLimit))
+            setrlimit(Int32(RLIMIT_AS.rawValue), &limit)
+        }
+        if let page = mmap(nil, config.blamePageSize, PROT_READ | PROT_WRITE, MAP_SHARED, config.blamePage, 0),
+           page != MAP_FAILED {
+            PluginCallSite.mirror(to: page, size: config.blamePageSize)
+        }
+        let session = Session()
+        let host = PluginHost(session: session, probe: nil,
+                              policy: PluginLoadPolicy(maxFileBytes: config.maxPluginBytes, registrationTimeout: 86_400))
+        while true {
+            let frame: [UInt8]
+            do {
+                frame = try Frames.read(config.socket)
+            } catch {
+                _exit(0)  // the supervisor went away or closed this worker
+            }
+            let (status, body) = handle(frame, session: session, host: host)
+            var reply = [UInt8(status & 0xFF), UInt8(status >> 8)]
+            reply += body
+            do {
+                try Frames.write(config.socket, reply)
+            } catch {
+                _exit(0)
+            }
+        }
+    }
+
+    static func handle(_ frame: [UInt8], session: Session, host: PluginHost) -> (Int, [UInt8]) {
+        let request: WorkerRequest
+        do {
+            request = try JSONDecoder().decode(WorkerRequest.self, from: Data(frame))
+        } catch {
+            return encode(500, ["error": "worker: malformed request: \(error)"])
+        }
+        if let problem = sync(request.plugins, host: host) { return encode(500, ["error": problem]) }
+        switch request.op {
+        case .kernels:
+            let snapshot = session.kernels.snapshot
+            let keys = snapshot.entries.map { e -> [String: Any] in
+                ["parent": e.parent.name, "child": e.child.name,
+                 "kernels": e.kernels.map { ["name": $0.name, "owner": $0.owner.description] },
+                 "rules": e.rules.map { ["name": $0.name, "owner": $0.owner.description] }]
+            }
+            return encode(200, ["generation": snapshot.generation, "fingerprint": snapshot.fingerprint, "keys": keys])
+        case .eval:
+            guard let job = request.job else { return encode(500, ["error": "worker: eval without a job"]) }
+            let (status, object) = EvalRequest.evaluate(job, session: session, stop: { nil })
+            return encode(Int(status.code), object)
+        }
+    }
+
+    /// Makes the loaded plugins exactly `wanted`: loads what is new (checking the bytes are the ones
+    /// the supervisor verified), withdraws what is gone. Nil, or what went wrong.
+    static func sync(_ wanted: [WorkerRequest.Plugin], host: PluginHost) -> String? {
+        let loaded = Dictionary(host.plugins.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let names = Set(wanted.map(\.name))
+        for plugin in loaded.values where !names.contains(plugin.name) { host.unload(pluginNamed: plugin.name) }
+        for plugin in wanted where loaded[plugin.name]?.contentHash != plugin.hash {
+            // A new build of a loaded plugin: its private copy has another name, so withdraw the old
+            // one first (this worker runs one request at a time; none is in flight on it).
+            if loaded[plugin.name] != nil { host.unload(pluginNamed: plugin.name) }
+            let row = host.load(plugin.copy)
+            guard row.status == .loaded || row.status == .replaced,
+                  host.plugins.first(where: { $0.name == plugin.name })?.contentHash == plugin.hash else {
+                return "worker could not load plugin \(plugin.name)@\(plugin.version): \(row.reason)"
+            }
+        }
+        return nil
+    }
+
+    static func encode(_ status: Int, _ object: [String: Any]) -> (Int, [UInt8]) {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return (status, [UInt8](data))
+    }
+}

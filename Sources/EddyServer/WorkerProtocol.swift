@@ -1,0 +1,68 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// The framed protocol between `eddy serve` (the supervisor) and its `eddy worker` processes, over a
+/// Unix stream socket: every message is a 4-byte little-endian length and that many bytes.
+///
+/// Request: JSON ``WorkerRequest``. Reply: a 2-byte little-endian HTTP status, then the response
+/// body (JSON) as it goes to the client.
+struct WorkerRequest: Codable, Sendable {
+    enum Operation: String, Codable, Sendable { case eval, kernels }
+    /// A verified private copy of a plugin the worker must have loaded (and nothing else).
+    struct Plugin: Codable, Sendable, Equatable {
+        var name: String
+        var version: String
+        var copy: String
+        var hash: String
+    }
+    var op: Operation
+    var plugins: [Plugin]
+    var job: EvalRequest.Job?
+}
+
+enum Frames {
+    /// Largest message accepted (a result is bounded by --max-result-bytes well below this).
+    static let maxBytes = 1 << 30
+
+    struct Closed: Error {}
+
+    static func write(_ fd: Int32, _ payload: [UInt8]) throws {
+        let n = UInt32(payload.count)
+        var bytes = [UInt8(n & 0xFF), UInt8((n >> 8) & 0xFF), UInt8((n >> 16) & 0xFF), UInt8(n >> 24)] + payload
+        var done = 0
+        while done < bytes.count {
+            let w = bytes.withUnsafeMutableBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return -1 }
+                return send(fd, base + done, raw.count - done, Int32(MSG_NOSIGNAL))
+            }
+            if w < 0 && errno == EINTR { continue }
+            guard w > 0 else { throw Closed() }
+            done += w
+        }
+    }
+
+    /// Reads exactly `count` bytes; throws ``Closed`` at end of stream.
+    static func readExactly(_ fd: Int32, _ count: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let r = out.withUnsafeMutableBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return -1 }
+                return recv(fd, base + done, raw.count - done, 0)
+            }
+            if r < 0 && errno == EINTR { continue }
+            guard r > 0 else { throw Closed() }
+            done += r
+        }
+        return out
+    }
+
+    static func read(_ fd: Int32) throws -> [UInt8] {
+        let h = try readExactly(fd, 4)
+        let n = Int(h[0]) | Int(h[1]) << 8 | Int(h[2]) << 16 | Int(h[3]) << 24
+        guard n <= maxBytes else { throw Closed() }
+        return try readExactly(fd, n)
+    }
+}

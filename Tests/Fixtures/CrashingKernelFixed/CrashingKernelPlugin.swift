@@ -1,0 +1,1 @@
+../CrashingKernelPlugin/CrashingKernelPlugin.swift
