@@ -1,0 +1,83 @@
+"""Isolation costs: small /eval requests (a 100-row CSV upload, count(*)) against `eddy serve` with
+evaluation in worker processes (the default) and in the server's own process (--workers 0), in one
+run, alternating rounds. Prints requests per second and latency percentiles, and the ratios.
+
+    swift build -c release && python3 Benchmarks/isolation.py --eddy .build/release/eddy
+"""
+import argparse, http.client, os, statistics, subprocess, tempfile, threading, time
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--eddy", required=True)
+parser.add_argument("--seconds", type=float, default=4.0, help="per round")
+parser.add_argument("--rounds", type=int, default=3)
+parser.add_argument("--clients", type=int, default=2)
+parser.add_argument("--workers", default="2")
+args = parser.parse_args()
+
+work = tempfile.mkdtemp()
+plugins = os.path.join(work, "plugins")
+os.makedirs(plugins)
+body = "trip_id,city,fare\n" + "".join(f"{100000 + i},{['Lyon', 'Paris', 'Nice'][i % 3]},{i % 40}\n" for i in range(100))
+body = body.encode()
+
+
+def start(workers):
+    p = subprocess.Popen([args.eddy, "serve", "--port", "0", "--plugin-dir", plugins, "--workers", workers],
+                         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    while True:
+        line = p.stderr.readline()
+        if "listening on 127.0.0.1:" in line:
+            port = int(line.rsplit(":", 1)[1])
+            break
+    threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
+    return p, port
+
+
+def run(port, seconds):
+    latencies = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        mine = []
+        while time.monotonic() < stop:
+            t = time.perf_counter()
+            conn.request("POST", "/eval?select=count(*)", body=body, headers={"Content-Type": "text/csv"})
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 200, r.status
+            mine.append(time.perf_counter() - t)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(args.clients)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    return len(latencies) / seconds, latencies
+
+
+servers = {"workers": start(args.workers), "in-process": start("0")}
+results = {k: ([], []) for k in servers}
+for name, (_, port) in servers.items():
+    run(port, 1.0)  # warm-up
+for _ in range(args.rounds):
+    for name, (_, port) in servers.items():
+        rps, lat = run(port, args.seconds)
+        results[name][0].append(rps)
+        results[name][1].extend(lat)
+for p, _ in servers.values():
+    p.terminate()
+    p.wait(timeout=10)
+
+print(f"{args.clients} clients, {args.rounds} rounds of {args.seconds} s, 100-row upload + count(*)")
+print(f"{'':12} {'req/s (median round)':>22} {'p50 ms':>8} {'p99 ms':>8}")
+summary = {}
+for name, (rps, lat) in results.items():
+    lat.sort()
+    p50 = lat[len(lat) // 2] * 1000
+    p99 = lat[int(len(lat) * 0.99)] * 1000
+    summary[name] = (statistics.median(rps), p50)
+    print(f"{name:12} {statistics.median(rps):22.0f} {p50:8.3f} {p99:8.3f}")
+w, i = summary["workers"], summary["in-process"]
+print(f"workers / in-process: req/s ratio {w[0] / i[0]:.2f}, p50 overhead {w[1] - i[1]:+.3f} ms")
