@@ -55,6 +55,22 @@ static const char *signal_name(int sig) {
     }
 }
 
+/// Writes at most `limit` bytes of `s`, control characters shown as '?': the text comes from plugin
+/// code, and must not forge lines or terminal sequences.
+static void write_clean(const char *s, size_t limit) {
+    char buffer[256];
+    size_t used = 0;
+    for (size_t i = 0; i < limit && s[i]; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buffer[used++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+        if (used == sizeof buffer) {
+            (void)!write(STDERR_FILENO, buffer, used);
+            used = 0;
+        }
+    }
+    if (used > 0) (void)!write(STDERR_FILENO, buffer, used);
+}
+
 static void crash_handler(int sig, siginfo_t *info, void *context) {
     (void)context;
     const char *site = eddy_plugin_call_current ? eddy_plugin_call_current() : NULL;
@@ -69,7 +85,7 @@ static void crash_handler(int sig, siginfo_t *info, void *context) {
         write_all(" (");
         write_all(signal_name(sig));
         write_all(") in ");
-        write_all(site);
+        write_clean(site, 512);
         write_all("; ");
         write_all(crash_hint);
         write_all("\n");
@@ -79,8 +95,12 @@ static void crash_handler(int sig, siginfo_t *info, void *context) {
     for (size_t i = 0; i < CRASH_SIGNAL_COUNT; i++) {
         if (crash_signals[i] == sig) sigaction(sig, &previous_actions[i], NULL);
     }
-    // A fault re-executes and is delivered again to the restored handler; a sent signal is re-raised.
-    if (info == NULL || info->si_code <= 0) raise(sig);
+    // A fault re-executes and is delivered again to the restored handler. A sent signal (raise, kill)
+    // would not come back: it ends the process with the default action, and so its status.
+    if (info == NULL || info->si_code <= 0) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
 }
 
 int eddy_install_crash_report(const char *hint) {
@@ -106,9 +126,15 @@ int eddy_install_crash_report(const char *hint) {
 #include <sys/socket.h>
 
 int eddy_memfd(const char *name, size_t size) {
-    int fd = memfd_create(name, MFD_CLOEXEC);
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) return -1;
-    if (ftruncate(fd, (off_t)size) != 0) { close(fd); return -1; }
+    // Sealed at its size: the other process can write the page but never shrink it under our
+    // mapping (which would make our reads die with SIGBUS).
+    if (ftruncate(fd, (off_t)size) != 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+        close(fd);
+        return -1;
+    }
     return fd;
 }
 

@@ -128,17 +128,21 @@ public final class PluginHost: Sendable {
     }
 
     /// Quarantines a plugin's content hash: it is withdrawn now and refused from then on (a build
-    /// with other bytes loads normally).
-    public func quarantine(hash: String, plugin: String, cause: String) {
+    /// with other bytes loads normally). False if it already was.
+    @discardableResult
+    public func quarantine(hash: String, plugin: String, cause: String) -> Bool {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         let record = Quarantine(hash: hash, plugin: plugin, cause: cause, time: Double(ts.tv_sec))
-        let loaded = state.withLock { s -> LoadedPlugin? in
+        let (isNew, loaded) = state.withLock { s -> (Bool, LoadedPlugin?) in
+            guard s.value.quarantine[hash] == nil else { return (false, nil) }
             s.value.quarantine[hash] = record
-            return s.value.plugins.values.first { $0.contentHash == hash }
+            return (true, s.value.plugins.values.first { $0.contentHash == hash })
         }
+        guard isNew else { return false }
         copies.appendQuarantineRecord("\(hash)\t\(Int(record.time))\t\(Self.tabless(plugin))\t\(Self.tabless(cause))")
         if let loaded { unload(pluginNamed: loaded.name) }
+        return true
     }
 
     static func tabless(_ s: String) -> String { String(escaped(s).map { $0 == "\t" ? " " : $0 }) }

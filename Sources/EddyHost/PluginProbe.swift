@@ -58,56 +58,22 @@ public struct PluginProbe: Sendable {
     /// record, at most `timeout` seconds. The child must then also exit cleanly: a plugin whose
     /// destructors crash at exit is refused here rather than crashing the host when it exits.
     public func check(descriptor: Int32, path: String) -> Outcome {
-        let argv = [executable] + arguments
-            + ["--report-fd", String(Self.reportDescriptor), "--fd", String(Self.fileDescriptor),
-               "--parent", String(getpid()), path]
-        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
-        cArgs.append(nil)
-        defer { for p in cArgs { free(p) } }
         var fds: [Int32] = [-1, -1]
         guard eddy_pipe_cloexec(&fds) == 0 else { return .failed("could not start the probe process: \(errnoText())") }
-        defer { if fds[0] >= 0 { close(fds[0]) } }
-        // The child's descriptors 3 and 4 are made from these: numbered above them, so that one dup2
-        // cannot overwrite the source of the other.
-        let writeEnd = eddy_dup_above(fds[1], 10)
-        close(fds[1])
-        let file = eddy_dup_above(descriptor, 10)
-        defer { if file >= 0 { close(file) } }
-        guard writeEnd >= 0, file >= 0 else {
-            if writeEnd >= 0 { close(writeEnd) }
-            return .failed("could not start the probe process: \(errnoText())")
-        }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        // The child's own output is not the host's; its record goes to descriptor 3.
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, Self.reportDescriptor)
-        posix_spawn_file_actions_adddup2(&actions, file, Self.fileDescriptor)
-        // Its own process group, so that a timeout kills whatever the plugin started too.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
-        posix_spawnattr_setpgroup(&attributes, 0)
-        // The child inherits the environment, without Swift's crash backtracer (it takes most of a
-        // second to print a backtrace nobody reads).
-        var env: [UnsafeMutablePointer<CChar>?] = []
-        var e = environ
-        while let entry = e.pointee {
-            if !String(cString: entry).hasPrefix("SWIFT_BACKTRACE=") { env.append(strdup(entry)) }
-            e += 1
-        }
-        env.append(strdup("SWIFT_BACKTRACE=enable=no"))
-        env.append(nil)
-        defer { for p in env { free(p) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, &attributes, cArgs, env)
-        close(writeEnd)
-        guard spawned == 0 else {
-            return .failed("could not start the probe process \(executable): \(String(cString: strerror(spawned)))")
+        defer { close(fds[0]) }
+        // The child's record comes on descriptor 3, the plugin file is its descriptor 4; its own
+        // output is not the host's; its own process group, so that a timeout kills whatever it started.
+        let pid: pid_t
+        do {
+            pid = try ChildProcess.spawn(executable, arguments + [
+                "--report-fd", String(Self.reportDescriptor), "--fd", String(Self.fileDescriptor),
+                "--parent", String(getpid()), path,
+            ], descriptors: [(fds[1], Self.reportDescriptor), (descriptor, Self.fileDescriptor)], quiet: true,
+            newProcessGroup: true)
+            close(fds[1])
+        } catch {
+            close(fds[1])
+            return .failed("could not start the probe process: \(error)")
         }
         let deadline = PluginHost.now() + timeout
         var record: [UInt8] = []

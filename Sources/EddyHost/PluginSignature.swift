@@ -115,8 +115,8 @@ public enum PluginSignature {
             return .invalid(error.description)
         }
         guard let footer = found else { return .unsigned }
-        guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: footer.publicKey) else {
-            return .invalid("malformed signature footer: not an Ed25519 public key")
+        guard !isWeak(footer.publicKey), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: footer.publicKey) else {
+            return .invalid("malformed signature footer: not a usable Ed25519 public key")
         }
         let signed = message(bytes, signedLength: footer.signedLength, signer: footer.signer)
         guard key.isValidSignature(footer.signature, for: signed) else {
@@ -162,9 +162,9 @@ public enum PluginSignature {
 
     /// Reads a private key file; refuses one that others may read.
     public static func readPrivateKey(_ path: String) throws -> (key: Curve25519.Signing.PrivateKey, name: String) {
-        let (text, mode) = try readSmall(path)
-        guard mode & 0o077 == 0 else {
-            throw Failure("\(path): readable by others (mode 0\(String(mode & 0o777, radix: 8))); chmod 600 it")
+        let (text, st) = try readSmall(path)
+        guard st.st_mode & 0o077 == 0 else {
+            throw Failure("\(path): readable by others (mode 0\(String(st.st_mode & 0o777, radix: 8))); chmod 600 it")
         }
         let parts = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).map(String.init)
         guard parts.count == 3, parts[0] == privatePrefix, let raw = unhex(parts[1]), raw.count == 32,
@@ -174,8 +174,37 @@ public enum PluginSignature {
         return (key, parts[2])
     }
 
-    /// Reads every `*.pub` in `directory`.
+    /// Whether a public key is unusable: a point of small order (with such a key, anyone can make a
+    /// signature that verifies) or a y coordinate not reduced modulo p. Compared with the sign bit
+    /// cleared, as libsodium's list of small-order encodings is.
+    static func isWeak(_ key: [UInt8]) -> Bool {
+        guard key.count == 32 else { return true }
+        var y = key
+        y[31] &= 0x7F
+        let zero = [UInt8](repeating: 0, count: 32)
+        var one = zero
+        one[0] = 1
+        var minusOne = [UInt8](repeating: 0xFF, count: 32)
+        minusOne[0] = 0xEC
+        minusOne[31] = 0x7F
+        let order8a: [UInt8] = [0x26, 0xE8, 0x95, 0x8F, 0xC2, 0xB2, 0x27, 0xB0, 0x45, 0xC3, 0xF4, 0x89, 0xF2, 0xEF, 0x98, 0xF0,
+                                0xD5, 0xDF, 0xAC, 0x05, 0xD3, 0xC6, 0x33, 0x39, 0xB1, 0x38, 0x02, 0x88, 0x6D, 0x53, 0xFC, 0x05]
+        let order8b: [UInt8] = [0xC7, 0x17, 0x6A, 0x70, 0x3D, 0x4D, 0xD8, 0x4F, 0xBA, 0x3C, 0x0B, 0x76, 0x0D, 0x10, 0x67, 0x0F,
+                                0x2A, 0x20, 0x53, 0xFA, 0x2C, 0x39, 0xCC, 0xC6, 0x4E, 0xC7, 0xFD, 0x77, 0x92, 0xAC, 0x03, 0x7A]
+        // y ≥ p = 2^255 − 19 (also p and p + 1, which spell 0 and 1 again).
+        let unreduced = y[31] == 0x7F && y[1..<31].allSatisfy { $0 == 0xFF } && y[0] >= 0xED
+        return unreduced || [zero, one, minusOne, order8a, order8b].contains(y)
+    }
+
+    /// Reads every `*.pub` in `directory`. The directory and the key files must be changeable only
+    /// by this user or root, and key files must be regular files (not links): whoever can add a key
+    /// there decides what code `--require-signed` runs.
     public static func readTrustedKeys(_ directory: String) throws -> [TrustedKey] {
+        var st = stat()
+        guard stat(directory, &st) == 0 else { throw Failure("--trusted-keys \(directory): \(errnoText())") }
+        if let problem = PluginFile.trustProblem(st, what: "--trusted-keys directory \(PluginHost.escaped(directory))") {
+            throw Failure("\(problem): anyone who can change it decides which plugins are trusted")
+        }
         guard let dir = opendir(directory) else {
             throw Failure("--trusted-keys \(directory): \(errnoText())")
         }
@@ -186,19 +215,29 @@ public enum PluginSignature {
         }
         closedir(dir)
         return try names.sorted().map { file in
-            let (text, _) = try readSmall(directory + "/" + file)
+            let path = directory + "/" + file
+            let (text, keyStat) = try readSmall(path, followLinks: false)
+            if let problem = PluginFile.trustProblem(keyStat, what: "key file \(PluginHost.escaped(path))") {
+                throw Failure("--trusted-keys: \(problem): anyone who can change it decides which plugins are trusted")
+            }
             let parts = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).map(String.init)
             guard parts.count == 3, parts[0] == publicPrefix, let raw = unhex(parts[1]), raw.count == 32,
                   (try? Curve25519.Signing.PublicKey(rawRepresentation: raw)) != nil else {
-                throw Failure("--trusted-keys: \(directory)/\(file) is not an Eddy public key (expected '\(publicPrefix) HEX NAME')")
+                throw Failure("--trusted-keys: \(path) is not an Eddy public key (expected '\(publicPrefix) HEX NAME')")
+            }
+            guard !isWeak(raw) else {
+                throw Failure("--trusted-keys: \(path) is a weak key (a point of small order: it would verify "
+                                  + "signatures anyone can make); refused")
             }
             return TrustedKey(name: parts[2], publicKey: raw)
         }
     }
 
-    static func readSmall(_ path: String) throws -> (String, mode_t) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw Failure("\(path): \(errnoText())") }
+    static func readSmall(_ path: String, followLinks: Bool = true) throws -> (String, stat) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followLinks ? 0 : O_NOFOLLOW))
+        guard fd >= 0 else {
+            throw Failure(errno == ELOOP ? "\(path): a symbolic link (key files must be regular files)" : "\(path): \(errnoText())")
+        }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size <= 4096 else {
@@ -206,7 +245,7 @@ public enum PluginSignature {
         }
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
         guard PluginFile.readFully(fd, into: &bytes, at: 0) else { throw Failure("\(path): \(errnoText())") }
-        return (String(decoding: bytes, as: UTF8.self), st.st_mode)
+        return (String(decoding: bytes, as: UTF8.self), st)
     }
 
     static func writeNew(_ path: String, _ text: String, mode: mode_t) throws {

@@ -123,12 +123,19 @@ enum FieldParse {
         return v
     }
 
-    /// Whether the text is spelled as an integer (optional sign, ASCII digits), whatever its size.
-    static func isIntegerSyntax(_ b: UnsafeRawBufferPointer) -> Bool {
+    /// The bounds of `b` without leading and trailing spaces.
+    static func trimmed(_ b: UnsafeRawBufferPointer) -> (Int, Int) {
         var i = 0
         var n = b.count
         while i < n && b[i] == 0x20 { i += 1 }
         while n > i && b[n - 1] == 0x20 { n -= 1 }
+        return (i, n)
+    }
+
+    /// Whether the text is spelled as an integer (optional sign, ASCII digits), whatever its size.
+    static func isIntegerSyntax(_ b: UnsafeRawBufferPointer) -> Bool {
+        let (start, n) = trimmed(b)
+        var i = start
         if i < n && (b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: "+")) { i += 1 }
         guard i < n else { return false }
         while i < n {
@@ -140,10 +147,8 @@ enum FieldParse {
 
     /// Whether the text is spelled as a decimal number with a fraction or an exponent, whatever its size.
     static func isFloatSyntax(_ b: UnsafeRawBufferPointer) -> Bool {
-        var i = 0
-        var n = b.count
-        while i < n && b[i] == 0x20 { i += 1 }
-        while n > i && b[n - 1] == 0x20 { n -= 1 }
+        let (start, n) = trimmed(b)
+        var i = start
         if i < n && (b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: "+")) { i += 1 }
         var digits = 0
         while i < n && b[i] &- 48 < 10 { i += 1; digits += 1 }

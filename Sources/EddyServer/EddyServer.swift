@@ -85,7 +85,8 @@ public final class EddyServer: Sendable {
             do {
                 pool = try WorkerPool(count: options.workers, executable: PluginProbe.selfExecutable().executable,
                                       arguments: ["worker", "--max-plugin-bytes", String(policy.maxFileBytes),
-                                                  "--memory-limit", String(options.workerMemory)])
+                                                  "--memory-limit", String(options.workerMemory)],
+                                      maxReplyBytes: options.maxResultBytes * 2 + (16 << 20))
             } catch {
                 throw ServerSetupError("cannot start the worker processes: \(error)")
             }
@@ -144,7 +145,11 @@ public final class EddyServer: Sendable {
         }
         router.get("kernels") { _, _ in
             if let pool = self.pool {
-                // The kernels live in the workers: ask one.
+                // The kernels live in the workers: ask one, holding an evaluation slot like any request.
+                guard await self.slots.acquire() else {
+                    return self.json(["error": "server busy; try again"], status: .serviceUnavailable)
+                }
+                defer { self.slots.release() }
                 return await self.offLoop { self.runInWorker(pool, .kernels, job: nil, deadline: now() + 10, clientGone: { false }) }
             }
             let snapshot = self.session.kernels.snapshot
@@ -289,13 +294,14 @@ public final class EddyServer: Sendable {
     func runInWorker(_ pool: WorkerPool, _ op: WorkerRequest.Operation, job: EvalRequest.Job?, deadline: Double,
                      clientGone: () -> Bool) -> Response {
         let set = host.plugins
-        let request = WorkerRequest(op: op, plugins: set.map {
+        let id = UInt64.random(in: 1...UInt64.max)
+        let request = WorkerRequest(id: id, op: op, plugins: set.map {
             .init(name: $0.name, version: $0.version, copy: $0.shadowPath, hash: $0.contentHash)
         }, job: job)
         guard let bytes = try? JSONEncoder().encode(request) else {
             return json(["error": "cannot encode the request for a worker"], status: .internalServerError)
         }
-        let outcome = pool.run([UInt8](bytes), deadline: deadline, clientGone: clientGone)
+        let outcome = pool.run([UInt8](bytes), id: id, deadline: deadline, clientGone: clientGone)
         let restarts = pool.restarts.load(ordering: .relaxed)
         metrics.workerRestartsSeen(restarts)
         switch outcome {
@@ -306,6 +312,13 @@ public final class EddyServer: Sendable {
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         case .cancelled:
             return json(["error": "the client closed the connection"], status: .init(code: 499, reasonPhrase: "Client Closed Request"))
+        case .protocolViolation(let what, let site):
+            logger.error("worker replaced: it answered out of protocol", metadata: ["what": "\(what)"])
+            if let site, Self.plugin(named: site, in: set) != nil {
+                return blame(cause: "wrote to its worker's socket (\(what))", site: site, in: set, status: .badGateway)
+            }
+            return json(["error": "the evaluation's worker answered out of protocol (\(what)): plugin code wrote to its "
+                             + "socket; the worker was replaced and its answer dropped"], status: .badGateway)
         case .died(let cause, let site):
             return blame(cause: cause, site: site, in: set, status: .internalServerError)
         case .timedOut(let site):
@@ -323,8 +336,9 @@ public final class EddyServer: Sendable {
         }
         let message = "\(cause) in \(site); plugin \(plugin.name)@\(plugin.version) "
             + "(\(String(plugin.contentHash.prefix(16)))) is quarantined: drop a fixed build to replace it"
-        host.quarantine(hash: plugin.contentHash, plugin: "\(plugin.name)@\(plugin.version)", cause: "\(cause) in \(site)")
-        metrics.quarantines.increment()
+        if host.quarantine(hash: plugin.contentHash, plugin: "\(plugin.name)@\(plugin.version)", cause: "\(cause) in \(site)") {
+            metrics.quarantines.increment()
+        }
         watcher.reload(plugin.file)
         logger.error("plugin quarantined", metadata: ["plugin": "\(PluginHost.escaped(plugin.name))@\(PluginHost.escaped(plugin.version))",
                                                       "cause": "\(PluginHost.escaped(cause)) in \(PluginHost.escaped(site))"])

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CEddyHost
+import EddyHost
 import Dispatch
 import Synchronization
 
@@ -23,20 +24,27 @@ final class WorkerPool: Sendable {
         case died(cause: String, site: String?)
         case timedOut(site: String?)
         case cancelled
+        /// The worker answered out of protocol (a wrong request id, a bad status, bytes past its
+        /// reply): plugin code wrote to its socket. It is replaced; nothing it sent is used. `site`
+        /// is the plugin code that was running when it happened, if any.
+        case protocolViolation(String, site: String?)
     }
 
     static let pageSize = 4096
     let executable: String
     let arguments: [String]
     let count: Int
+    /// The largest reply accepted (the result limit and room for the rest of the response).
+    let maxReplyBytes: Int
     private let idle = Mutex<[Worker]>([])
     let restarts = Atomic<Int>(0)
 
     /// Spawns `count` workers running `executable` with `arguments` (`worker` and its options).
-    init(count: Int, executable: String, arguments: [String]) throws {
+    init(count: Int, executable: String, arguments: [String], maxReplyBytes: Int) throws {
         self.executable = executable
         self.arguments = arguments
         self.count = max(1, count)
+        self.maxReplyBytes = maxReplyBytes
         for _ in 0..<self.count {
             let w = try spawn()
             idle.withLock { $0.append(w) }
@@ -55,53 +63,50 @@ final class WorkerPool: Sendable {
             if pageFD >= 0 { close(pageFD) }
             throw SpawnFailure(description: "shared page: \(String(cString: strerror(errno)))")
         }
-        // The child's descriptors 3 and 4 come from copies numbered above them.
-        let childSocket = eddy_dup_above(fds[1], 10)
-        let childPage = eddy_dup_above(pageFD, 10)
-        close(fds[1])
-        defer { close(childSocket); close(childPage) }
-        let argv = [executable] + arguments + ["--socket-fd", "3", "--blame-fd", "4", "--blame-size", String(Self.pageSize),
-                                               "--parent", String(getpid())]
-        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
-        cArgs.append(nil)
-        defer { for p in cArgs { free(p) } }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, childSocket, 3)
-        posix_spawn_file_actions_adddup2(&actions, childPage, 4)
-        // No Swift backtrace in workers: the crash line names the culprit, the supervisor reports it.
-        var env: [UnsafeMutablePointer<CChar>?] = []
-        var e = environ
-        while let entry = e.pointee {
-            if !String(cString: entry).hasPrefix("SWIFT_BACKTRACE=") { env.append(strdup(entry)) }
-            e += 1
-        }
-        env.append(strdup("SWIFT_BACKTRACE=enable=no"))
-        env.append(nil)
-        defer { for p in env { free(p) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, nil, cArgs, env)
-        guard spawned == 0 else {
-            close(fds[0]); munmap(page, Self.pageSize); close(pageFD)
-            throw SpawnFailure(description: "cannot start \(executable): \(String(cString: strerror(spawned)))")
+        // The worker's socket is its descriptor 3, the shared page its 4; its standard error is the
+        // server's (a crash line lands in the server's log).
+        let pid: pid_t
+        do {
+            pid = try ChildProcess.spawn(executable, arguments + ["--socket-fd", "3", "--blame-fd", "4",
+                                                                  "--blame-size", String(Self.pageSize),
+                                                                  "--parent", String(getpid())],
+                                         descriptors: [(fds[1], 3), (pageFD, 4)], newProcessGroup: true)
+            close(fds[1])
+        } catch {
+            close(fds[0]); close(fds[1]); munmap(page, Self.pageSize); close(pageFD)
+            throw SpawnFailure(description: "\(error)")
         }
         return Worker(pid: pid, socket: fds[0], pageFD: pageFD, page: page)
     }
 
-    /// The plugin code the worker marked last, or nil.
+    /// The plugin code the worker marked last, or nil. The page is the worker's to write: read at
+    /// most its size, control characters dropped.
     func site(_ w: Worker) -> String? {
-        let text = String(cString: w.page.assumingMemoryBound(to: CChar.self))
+        let bytes = UnsafeRawBufferPointer(start: w.page, count: Self.pageSize - 1)
+        let text = String(decoding: bytes.prefix { $0 != 0 }.map { $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: "?") : $0 },
+                          as: UTF8.self)
         return text.isEmpty ? nil : text
+    }
+
+    /// An idle worker that is still alive (one killed from outside while idle is replaced first).
+    private func takeIdle() -> Worker? {
+        while let w = idle.withLock({ $0.popLast() }) {
+            var status: Int32 = 0
+            if waitpid(w.pid, &status, WNOHANG) == w.pid {
+                _ = replace(w, outcome: .cancelled)
+                continue
+            }
+            return w
+        }
+        return nil
     }
 
     /// Runs one request on an idle worker and waits for its reply, its death, the deadline
     /// (`deadline`, monotonic seconds) or the client's going away. Blocks: call it off the event loops,
     /// holding one of `count` evaluation slots.
-    func run(_ request: [UInt8], deadline: Double, clientGone: () -> Bool) -> Outcome {
-        guard let w = idle.withLock({ $0.popLast() }) else {
+    /// `request` must be a ``WorkerRequest`` carrying `id`; the reply must echo it.
+    func run(_ request: [UInt8], id: UInt64, deadline: Double, clientGone: () -> Bool) -> Outcome {
+        guard let w = takeIdle() else {
             return .died(cause: "found no idle worker", site: nil)
         }
         w.page.storeBytes(of: 0, as: UInt8.self)
@@ -110,31 +115,64 @@ final class WorkerPool: Sendable {
         } catch {
             return replace(w, outcome: .died(cause: exitCause(w), site: site(w)))
         }
+        var reader = Frames.Reader(limit: maxReplyBytes)
+        var lastLivenessCheck = now()
         while true {
             var pfd = pollfd(fd: w.socket, events: Int16(POLLIN), revents: 0)
             let ready = poll(&pfd, 1, 50)
             if ready > 0 {
-                do {
-                    let reply = try Frames.read(w.socket)
-                    guard reply.count >= 2 else { throw Frames.Closed() }
-                    idle.withLock { $0.append(w) }
-                    return .reply(status: Int(reply[0]) | Int(reply[1]) << 8, body: Array(reply[2...]))
-                } catch {
+                switch reader.receive(from: w.socket) {
+                case .more:
+                    break
+                case .closed:
                     let site = site(w)
                     return replace(w, outcome: .died(cause: exitCause(w), site: site))
+                case .tooLarge:
+                    let site = site(w)
+                    kill(-w.pid, SIGKILL)
+                    _ = reap(w)
+                    return replace(w, outcome: .protocolViolation("a reply larger than \(maxReplyBytes) bytes", site: site))
+                case .done(let reply):
+                    // Exactly one reply, for this request: anything else is plugin code on the socket.
+                    var extra = pollfd(fd: w.socket, events: Int16(POLLIN), revents: 0)
+                    let status = reply.count >= 10 ? Int(reply[8]) | Int(reply[9]) << 8 : 0
+                    let echoed = reply.count >= 10 ? reply[0..<8].enumerated().reduce(UInt64(0)) {
+                        $0 | UInt64($1.element) << (8 * UInt64($1.offset)) } : 0
+                    if echoed != id || !(100...599).contains(status) || poll(&extra, 1, 0) > 0 {
+                        // The worker's own code writes only when no plugin code runs: a mark on the
+                        // page now names who wrote.
+                        let site = site(w)
+                        kill(-w.pid, SIGKILL)
+                        _ = reap(w)
+                        return replace(w, outcome: .protocolViolation(
+                            echoed != id ? "a reply to another request" : !(100...599).contains(status)
+                                ? "status \(status)" : "bytes after its reply", site: site))
+                    }
+                    idle.withLock { $0.append(w) }
+                    return .reply(status: status, body: Array(reply[10...]))
                 }
             }
             if ready < 0 && errno != EINTR {
                 return replace(w, outcome: .died(cause: "its socket failed", site: site(w)))
             }
+            // A process the plugin started may hold the socket open after the worker died.
+            if now() - lastLivenessCheck > 0.2 {
+                lastLivenessCheck = now()
+                var status: Int32 = 0
+                if waitpid(w.pid, &status, WNOHANG) == w.pid {
+                    let site = site(w)
+                    kill(-w.pid, SIGKILL)
+                    return replace(w, outcome: .died(cause: Self.describe(status), site: site))
+                }
+            }
             if clientGone() {
-                kill(w.pid, SIGKILL)
+                kill(-w.pid, SIGKILL)
                 _ = reap(w)
                 return replace(w, outcome: .cancelled)
             }
             if now() > deadline {
                 let site = site(w)
-                kill(w.pid, SIGKILL)
+                kill(-w.pid, SIGKILL)
                 _ = reap(w)
                 return replace(w, outcome: .timedOut(site: site))
             }
@@ -152,11 +190,15 @@ final class WorkerPool: Sendable {
             if r < 0 && errno != EINTR { break }
             usleep(5_000)
         }
+        kill(-w.pid, SIGKILL)  // whatever the plugin started goes with it
         if !reaped {
-            kill(w.pid, SIGKILL)
             while waitpid(w.pid, &status, 0) < 0 && errno == EINTR {}
             return "stopped answering"
         }
+        return Self.describe(status)
+    }
+
+    static func describe(_ status: Int32) -> String {
         let signal = status & 0x7f
         if signal != 0 && signal != 0x7f {
             return "crashed with signal \(signal) (\(signalName(signal)))"
@@ -189,6 +231,7 @@ final class WorkerPool: Sendable {
         for w in all {
             close(w.socket)
             _ = reap(w)
+            kill(-w.pid, SIGKILL)  // anything a plugin left running in the worker's group
             munmap(w.page, Self.pageSize)
             close(w.pageFD)
         }

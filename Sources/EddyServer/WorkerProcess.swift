@@ -43,35 +43,50 @@ public enum WorkerProcess {
            page != MAP_FAILED {
             PluginCallSite.mirror(to: page, size: config.blamePageSize)
         }
+        // Plugin code should not find these by number: the page needs no descriptor once mapped, and
+        // the socket moves to an unpredictable one.
+        close(config.blamePage)
+        var socket = config.socket
+        let moved = fcntl(config.socket, F_DUPFD_CLOEXEC, Int32.random(in: 200...900))
+        if moved >= 0 {
+            close(config.socket)
+            socket = moved
+        }
         let session = Session()
         let host = PluginHost(session: session, probe: nil,
                               policy: PluginLoadPolicy(maxFileBytes: config.maxPluginBytes, registrationTimeout: 86_400))
         while true {
             let frame: [UInt8]
             do {
-                frame = try Frames.read(config.socket)
+                frame = try Frames.read(socket)
             } catch {
                 _exit(0)  // the supervisor went away or closed this worker
             }
-            let (status, body) = handle(frame, session: session, host: host)
-            var reply = [UInt8(status & 0xFF), UInt8(status >> 8)]
+            let (id, status, body) = handle(frame, session: session, host: host)
+            var reply = (0..<8).map { UInt8(truncatingIfNeeded: id >> (8 * UInt64($0))) }
+            reply += [UInt8(status & 0xFF), UInt8(status >> 8)]
             reply += body
             do {
-                try Frames.write(config.socket, reply)
+                try Frames.write(socket, reply)
             } catch {
                 _exit(0)
             }
         }
     }
 
-    static func handle(_ frame: [UInt8], session: Session, host: PluginHost) -> (Int, [UInt8]) {
+    static func handle(_ frame: [UInt8], session: Session, host: PluginHost) -> (UInt64, Int, [UInt8]) {
         let request: WorkerRequest
         do {
             request = try JSONDecoder().decode(WorkerRequest.self, from: Data(frame))
         } catch {
-            return encode(500, ["error": "worker: malformed request: \(error)"])
+            return (0, 500, encode(["error": "worker: malformed request: \(error)"]))
         }
-        if let problem = sync(request.plugins, host: host) { return encode(500, ["error": problem]) }
+        let (status, body) = answer(request, session: session, host: host)
+        return (request.id, status, body)
+    }
+
+    static func answer(_ request: WorkerRequest, session: Session, host: PluginHost) -> (Int, [UInt8]) {
+        if let problem = sync(request.plugins, host: host) { return (500, encode(["error": problem])) }
         switch request.op {
         case .kernels:
             let snapshot = session.kernels.snapshot
@@ -80,11 +95,11 @@ public enum WorkerProcess {
                  "kernels": e.kernels.map { ["name": $0.name, "owner": $0.owner.description] },
                  "rules": e.rules.map { ["name": $0.name, "owner": $0.owner.description] }]
             }
-            return encode(200, ["generation": snapshot.generation, "fingerprint": snapshot.fingerprint, "keys": keys])
+            return (200, encode(["generation": snapshot.generation, "fingerprint": snapshot.fingerprint, "keys": keys]))
         case .eval:
-            guard let job = request.job else { return encode(500, ["error": "worker: eval without a job"]) }
+            guard let job = request.job else { return (500, encode(["error": "worker: eval without a job"])) }
             let (status, object) = EvalRequest.evaluate(job, session: session, stop: { nil })
-            return encode(Int(status.code), object)
+            return (Int(status.code), encode(object))
         }
     }
 
@@ -107,8 +122,8 @@ public enum WorkerProcess {
         return nil
     }
 
-    static func encode(_ status: Int, _ object: [String: Any]) -> (Int, [UInt8]) {
+    static func encode(_ object: [String: Any]) -> [UInt8] {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return (status, [UInt8](data))
+        return [UInt8](data)
     }
 }

@@ -6,8 +6,8 @@ import Foundation
 /// The framed protocol between `eddy serve` (the supervisor) and its `eddy worker` processes, over a
 /// Unix stream socket: every message is a 4-byte little-endian length and that many bytes.
 ///
-/// Request: JSON ``WorkerRequest``. Reply: a 2-byte little-endian HTTP status, then the response
-/// body (JSON) as it goes to the client.
+/// Request: JSON ``WorkerRequest``. Reply: the request's `id` (8 bytes), a 2-byte HTTP status, then
+/// the response body (JSON) as it goes to the client — all little-endian.
 struct WorkerRequest: Codable, Sendable {
     enum Operation: String, Codable, Sendable { case eval, kernels }
     /// A verified private copy of a plugin the worker must have loaded (and nothing else).
@@ -17,6 +17,8 @@ struct WorkerRequest: Codable, Sendable {
         var copy: String
         var hash: String
     }
+    /// Echoed by the reply: a reply to anything else is a protocol violation.
+    var id: UInt64
     var op: Operation
     var plugins: [Plugin]
     var job: EvalRequest.Job?
@@ -57,6 +59,40 @@ enum Frames {
             done += r
         }
         return out
+    }
+
+    /// Reads one frame in pieces as they arrive, so that the supervisor never blocks on a worker
+    /// that sent half a frame, and never takes more than `limit` bytes.
+    struct Reader {
+        enum Step { case more, done([UInt8]), closed, tooLarge }
+        let limit: Int
+        private var header: [UInt8] = []
+        private var payload: [UInt8] = []
+        private var expected = -1
+
+        init(limit: Int) { self.limit = limit }
+
+        /// Receives what is there (call when the socket is readable).
+        mutating func receive(from fd: Int32) -> Step {
+            var chunk = [UInt8](repeating: 0, count: 1 << 16)
+            let want = expected < 0 ? 4 - header.count : min(chunk.count, expected - payload.count)
+            let n = chunk.withUnsafeMutableBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return -1 }
+                return recv(fd, base, want, Int32(MSG_DONTWAIT))
+            }
+            if n < 0 && (errno == EINTR || errno == EAGAIN) { return .more }
+            guard n > 0 else { return .closed }
+            if expected < 0 {
+                header += chunk[0..<n]
+                guard header.count == 4 else { return .more }
+                expected = Int(header[0]) | Int(header[1]) << 8 | Int(header[2]) << 16 | Int(header[3]) << 24
+                guard expected <= limit else { return .tooLarge }
+                payload.reserveCapacity(expected)
+                return expected == 0 ? .done([]) : .more
+            }
+            payload += chunk[0..<n]
+            return payload.count == expected ? .done(payload) : .more
+        }
     }
 
     static func read(_ fd: Int32) throws -> [UInt8] {

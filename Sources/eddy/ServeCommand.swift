@@ -56,7 +56,8 @@ struct ServeCommand: AsyncParsableCommand {
     var evalTimeout: Double = ServerOptions().evalTimeout
 
     @Option(help: ArgumentHelp("Worker processes that evaluate, so that a plugin that crashes or hangs takes down only its "
-                               + "worker (default: cores; 0 evaluates in the server's own process).", valueName: "n"))
+                               + "worker (default: cores, or 0 with --no-probe; 0 evaluates in the server's own process).",
+                               valueName: "n"))
     var workers: Int?
 
     @Option(help: ArgumentHelp("Address-space limit of each worker, in bytes (0: none).", valueName: "bytes"))

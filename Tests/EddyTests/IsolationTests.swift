@@ -151,4 +151,28 @@ import Glibc
         #expect(counts.ok > 0 && s.server.process.isRunning)
         print("isolation soak: \(counts.ok) requests ok, \(drops) crashing builds dropped and quarantined")
     }
+
+    @Test func aPluginThatWritesToItsWorkersSocketIsCaughtAndQuarantined() throws {
+        let s = try Setup()
+        try s.plugins.copy(try HostileFixtures.build(.forge), as: "forge.so")
+        try s.server.waitForPlugin("forge.so") { $0?["status"] as? String == "loaded" }
+        let (code, body) = try s.query(10)
+        #expect(code == 502, "\(body)")
+        #expect((body["error"] as? String)?.contains("wrote to its worker's socket") == true, "\(body)")
+        #expect((body["error"] as? String)?.contains("the registration of plugin hostile-forge@1.0.0") == true, "\(body)")
+        // Its answers were never used; the next request, without it, is answered by a fresh worker.
+        let (again, next) = try s.query(10)
+        #expect(again == 200, "\(next)")
+    }
+
+    @Test func aPluginCannotShrinkTheSharedPageUnderTheSupervisor() throws {
+        let s = try Setup()
+        let pid = s.pid
+        try s.plugins.copy(try HostileFixtures.build(.shrink), as: "shrink.so")
+        try s.server.waitForPlugin("shrink.so") { $0?["status"] as? String == "loaded" }
+        let (code, body) = try s.query(10)
+        #expect(code == 500, "\(body)")
+        #expect((body["error"] as? String)?.contains("the registration of plugin hostile-shrink@1.0.0") == true, "\(body)")
+        #expect(s.server.process.isRunning && s.pid == pid, "the supervisor survived")
+    }
 }

@@ -108,6 +108,36 @@ import Glibc
     }
 }
 
+extension SigningTests {
+    @Test func trustedKeysMustBeKeptWhereOnlyTheirOwnerCanChangeThem() throws {
+        let keys = try Keys()
+        let dir = ScratchDirectory()
+        try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        try sign(dir.path + "/delta.so", keys.trusted + "/alice.key")
+        func load(_ trusted: String) throws -> Eddy.Result {
+            try Eddy.run(["plugins", "--plugin-dir", dir.path, "--trusted-keys", trusted, "--require-signed"])
+        }
+        chmod(keys.trusted, 0o777)
+        let open = try load(keys.trusted)
+        #expect(open.status != 0 && open.stderr.contains("--trusted-keys directory") && open.stderr.contains("writable by others"),
+                "\(open.stderr)")
+        chmod(keys.trusted, 0o755)
+        chmod(keys.trusted + "/alice.pub", 0o666)
+        let loose = try load(keys.trusted)
+        #expect(loose.status != 0 && loose.stderr.contains("key file"), "\(loose.stderr)")
+        chmod(keys.trusted + "/alice.pub", 0o644)
+        try FileManager.default.createSymbolicLink(atPath: keys.trusted + "/other.pub", withDestinationPath: keys.other + "/mallory.pub")
+        let linked = try load(keys.trusted)
+        #expect(linked.status != 0 && linked.stderr.contains("symbolic link"), "\(linked.stderr)")
+        try FileManager.default.removeItem(atPath: keys.trusted + "/other.pub")
+        // A point of small order as a "key" would verify signatures anyone can make.
+        FileManager.default.createFile(atPath: keys.trusted + "/ident.pub",
+                                       contents: Data(("eddy-ed25519 01" + String(repeating: "0", count: 62) + " ident\n").utf8))
+        let weak = try load(keys.trusted)
+        #expect(weak.status != 0 && weak.stderr.contains("weak key"), "\(weak.stderr)")
+    }
+}
+
 @Suite struct CrashReportTests {
     @Test func aCrashInAPluginKernelNamesThePluginAndTheKernel() throws {
         let dir = ScratchDirectory()
@@ -123,5 +153,15 @@ import Glibc
         let clean = try Eddy.run(["eval", csv, "--plugin-dir", emptyPluginDirectory, "--where", "fare > 1",
                                   "--select", "count(*)", "--format", "csv"])
         #expect(clean.status == 0)
+    }
+
+    @Test func aSignalRaisedByPluginCodeStillEndsTheProcessWithItsStatus() throws {
+        let dir = ScratchDirectory()
+        try dir.copy(try HostileFixtures.build(.raise), as: "raise.so")
+        // In the host (no probe), with Swift's backtracer on as users have it.
+        let r = try Eddy.run(["plugins", "--plugin-dir", dir.path, "--no-probe"], environment: ["SWIFT_BACKTRACE": "enable=yes"])
+        #expect(r.status == 11, "\(r.status) \(r.stdout)")
+        #expect(r.stderr.contains("eddy: crashed with signal 11 (SIGSEGV) in the registration of plugin hostile-raise@1.0.0"),
+                "\(r.stderr)")
     }
 }

@@ -13,8 +13,9 @@ import Glibc
 /// once per test run.
 enum HostileFixtures {
     enum Mode: Int, CaseIterable, Sendable {
-        case exit = 1, loop = 2, crash = 3, outsideProbe = 4, good = 5, plant = 6, destructor = 7
-        var name: String { ["", "exit", "loop", "crash", "outside", "good", "plant", "dtor"][rawValue] }
+        case exit = 1, loop = 2, crash = 3, outsideProbe = 4, good = 5, plant = 6, destructor = 7, forge = 8, shrink = 9
+        case raise = 10
+        var name: String { ["", "exit", "loop", "crash", "outside", "good", "plant", "dtor", "forge", "shrink", "raise"][rawValue] }
     }
 
     private static let lock = NSLock()

@@ -6,6 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MODE_EXIT 1        // calls exit(0) while registering
@@ -15,6 +20,9 @@
 #define MODE_GOOD 5        // registers nothing and returns: a plugin that passes every check
 #define MODE_PLANT 6       // code an attacker plants: its constructor writes $EDDY_TEST_MARKER
 #define MODE_DTOR 7        // registers fine, then crashes in a destructor when the process exits
+#define MODE_FORGE 8       // outside the probe: writes a forged reply to every socket it has, then waits
+#define MODE_SHRINK 9      // outside the probe: shrinks every memfd it can reach to 0 bytes, then crashes
+#define MODE_RAISE 10      // raise(SIGSEGV) while registering (a sent signal, not a fault)
 
 #ifndef MODE
 #error "define MODE"
@@ -50,6 +58,40 @@ static int in_probe(void) {
     return 0;
 }
 
+static void forge_replies(void) {
+    // A reply frame: length 10, request id 0, status 200, empty body.
+    const unsigned char frame[] = {10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 200, 0};
+    for (int fd = 3; fd < 1024; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) (void)!write(fd, frame, sizeof frame);
+    }
+    sleep(1);  // still registering when the host reads it
+}
+
+static void shrink_memfds(void) {
+    // Through the descriptors, and through the mappings (/proc/self/map_files).
+    for (int fd = 3; fd < 1024; fd++) (void)!ftruncate(fd, 0);
+    DIR *d = opendir("/proc/self/map_files");
+    if (d) {
+        struct dirent *e;
+        char path[512];
+        while ((e = readdir(d))) {
+            snprintf(path, sizeof path, "/proc/self/map_files/%s", e->d_name);
+            int fd = open(path, O_RDWR);
+            if (fd >= 0) {
+                char link[512];
+                ssize_t n = readlink(path, link, sizeof link - 1);
+                if (n > 0) {
+                    link[n] = 0;
+                    if (strstr(link, "memfd:")) (void)!ftruncate(fd, 0);
+                }
+                close(fd);
+            }
+        }
+        closedir(d);
+    }
+}
+
 char *eddy_plugin_register_v1(const void *host) {
     (void)host;
     switch (MODE) {
@@ -62,6 +104,15 @@ char *eddy_plugin_register_v1(const void *host) {
         break;
     case MODE_OUTSIDE_PROBE:
         if (!in_probe()) raise(SIGSEGV);
+        break;
+    case MODE_FORGE:
+        if (!in_probe()) forge_replies();
+        break;
+    case MODE_SHRINK:
+        if (!in_probe()) { shrink_memfds(); *(volatile int *)0 = 1; }
+        break;
+    case MODE_RAISE:
+        raise(SIGSEGV);
         break;
     }
     return NULL;

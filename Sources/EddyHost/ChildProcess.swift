@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CEddyHost
+
+/// Starts helper processes of the host (the probe, the workers) with `posix_spawn` — never a fork of
+/// this threaded process — handing them chosen descriptors and nothing else.
+public enum ChildProcess {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Spawns `executable` with `arguments` (argv[0] is added). `descriptors` maps each of this
+    /// process's descriptors to the number the child sees (3, 4 …); standard input and output are
+    /// /dev/null, standard error is inherited unless `quiet`. The child runs without Swift's crash
+    /// backtracer (it takes most of a second to print a backtrace that the host replaces with its own
+    /// report), in a process group of its own if `newProcessGroup`.
+    public static func spawn(_ executable: String, _ arguments: [String], descriptors: [(Int32, Int32)],
+                             quiet: Bool = false, newProcessGroup: Bool = false) throws(Failure) -> pid_t {
+        // Copies numbered above every target first, so that one dup2 cannot overwrite the source of another.
+        var sources: [(Int32, Int32)] = []
+        defer { for (fd, _) in sources { close(fd) } }
+        for (fd, target) in descriptors {
+            let copy = eddy_dup_above(fd, 10)
+            guard copy >= 0 else { throw Failure(description: "cannot pass descriptor \(fd): \(errnoText())") }
+            sources.append((copy, target))
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        if quiet { posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0) }
+        for (fd, target) in sources { posix_spawn_file_actions_adddup2(&actions, fd, target) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        if newProcessGroup {
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+            posix_spawnattr_setpgroup(&attributes, 0)
+        }
+        var cArgs: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) }
+        cArgs.append(nil)
+        defer { for p in cArgs { free(p) } }
+        var env: [UnsafeMutablePointer<CChar>?] = []
+        var e = environ
+        while let entry = e.pointee {
+            if !String(cString: entry).hasPrefix("SWIFT_BACKTRACE=") { env.append(strdup(entry)) }
+            e += 1
+        }
+        env.append(strdup("SWIFT_BACKTRACE=enable=no"))
+        env.append(nil)
+        defer { for p in env { free(p) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, &attributes, cArgs, env)
+        guard spawned == 0 else {
+            throw Failure(description: "cannot start \(executable): \(String(cString: strerror(spawned)))")
+        }
+        return pid
+    }
+}
