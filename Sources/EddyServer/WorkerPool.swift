@@ -127,6 +127,11 @@ final class WorkerPool: Sendable {
                 case .closed:
                     let site = site(w)
                     return replace(w, outcome: .died(cause: exitCause(w), site: site))
+                case .trailing:
+                    let site = site(w)
+                    kill(-w.pid, SIGKILL)
+                    _ = reap(w)
+                    return replace(w, outcome: .protocolViolation("bytes after its reply", site: site))
                 case .tooLarge:
                     let site = site(w)
                     kill(-w.pid, SIGKILL)

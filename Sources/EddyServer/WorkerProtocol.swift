@@ -62,36 +62,33 @@ enum Frames {
     }
 
     /// Reads one frame in pieces as they arrive, so that the supervisor never blocks on a worker
-    /// that sent half a frame, and never takes more than `limit` bytes.
+    /// that sent half a frame, and never takes more than `limit` bytes. Bytes past the frame are
+    /// reported: the worker sends exactly one reply per request.
     struct Reader {
-        enum Step { case more, done([UInt8]), closed, tooLarge }
+        enum Step { case more, done([UInt8]), closed, tooLarge, trailing }
         let limit: Int
-        private var header: [UInt8] = []
-        private var payload: [UInt8] = []
+        private var buffer: [UInt8] = []
+        private var chunk = [UInt8](repeating: 0, count: 1 << 16)
         private var expected = -1
 
         init(limit: Int) { self.limit = limit }
 
         /// Receives what is there (call when the socket is readable).
         mutating func receive(from fd: Int32) -> Step {
-            var chunk = [UInt8](repeating: 0, count: 1 << 16)
-            let want = expected < 0 ? 4 - header.count : min(chunk.count, expected - payload.count)
             let n = chunk.withUnsafeMutableBytes { raw -> Int in
                 guard let base = raw.baseAddress else { return -1 }
-                return recv(fd, base, want, Int32(MSG_DONTWAIT))
+                return recv(fd, base, raw.count, Int32(MSG_DONTWAIT))
             }
             if n < 0 && (errno == EINTR || errno == EAGAIN) { return .more }
             guard n > 0 else { return .closed }
+            buffer += chunk[0..<n]
             if expected < 0 {
-                header += chunk[0..<n]
-                guard header.count == 4 else { return .more }
-                expected = Int(header[0]) | Int(header[1]) << 8 | Int(header[2]) << 16 | Int(header[3]) << 24
+                guard buffer.count >= 4 else { return .more }
+                expected = Int(buffer[0]) | Int(buffer[1]) << 8 | Int(buffer[2]) << 16 | Int(buffer[3]) << 24
                 guard expected <= limit else { return .tooLarge }
-                payload.reserveCapacity(expected)
-                return expected == 0 ? .done([]) : .more
             }
-            payload += chunk[0..<n]
-            return payload.count == expected ? .done(payload) : .more
+            if buffer.count > 4 + expected { return .trailing }
+            return buffer.count == 4 + expected ? .done(Array(buffer[4...])) : .more
         }
     }
 
