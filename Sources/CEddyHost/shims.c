@@ -62,6 +62,15 @@ static void write_clean(const char *s, size_t limit) {
     size_t used = 0;
     for (size_t i = 0; i < limit && s[i]; i++) {
         unsigned char c = (unsigned char)s[i];
+        unsigned char d = s[i + 1] ? (unsigned char)s[i + 1] : 0;
+        unsigned char e = d && s[i + 2] ? (unsigned char)s[i + 2] : 0;
+        // C1 controls (U+0080-U+009F) and bidirectional overrides (U+202A-202E, U+2066-2069) are
+        // control sequences too: shown as '?'.
+        if (c == 0xC2 && d >= 0x80 && d <= 0x9F) { c = '?'; i += 1; }
+        else if (c == 0xE2 && ((d == 0x80 && e >= 0xAA && e <= 0xAE) || (d == 0x81 && e >= 0xA6 && e <= 0xA9))) {
+            c = '?';
+            i += 2;
+        }
         buffer[used++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
         if (used == sizeof buffer) {
             (void)!write(STDERR_FILENO, buffer, used);
@@ -140,4 +149,10 @@ int eddy_memfd(const char *name, size_t size) {
 
 int eddy_socketpair(int fds[2]) {
     return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds);
+}
+
+#include <spawn.h>
+
+int eddy_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
 }

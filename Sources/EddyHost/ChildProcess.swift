@@ -32,6 +32,11 @@ public enum ChildProcess {
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         if quiet { posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0) }
         for (fd, target) in sources { posix_spawn_file_actions_adddup2(&actions, fd, target) }
+        // Nothing else crosses: descriptors without close-on-exec (NIO's sockets and epoll) included.
+        let lowest = (descriptors.map(\.1).max() ?? 2) + 1
+        guard eddy_spawn_close_from(&actions, Int32(max(3, lowest))) == 0 else {
+            throw Failure(description: "cannot prepare the child's descriptors: \(errnoText())")
+        }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

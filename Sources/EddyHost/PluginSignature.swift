@@ -201,7 +201,10 @@ public enum PluginSignature {
     /// there decides what code `--require-signed` runs.
     public static func readTrustedKeys(_ directory: String) throws -> [TrustedKey] {
         var st = stat()
-        guard stat(directory, &st) == 0 else { throw Failure("--trusted-keys \(directory): \(errnoText())") }
+        guard lstat(directory, &st) == 0 else { throw Failure("--trusted-keys \(directory): \(errnoText())") }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw Failure("--trusted-keys \(directory): not a directory (a symbolic link is not followed)")
+        }
         if let problem = PluginFile.trustProblem(st, what: "--trusted-keys directory \(PluginHost.escaped(directory))") {
             throw Failure("\(problem): anyone who can change it decides which plugins are trusted")
         }

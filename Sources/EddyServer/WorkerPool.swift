@@ -88,17 +88,21 @@ final class WorkerPool: Sendable {
         return text.isEmpty ? nil : text
     }
 
-    /// An idle worker that is still alive (one killed from outside while idle is replaced first).
+    /// An idle worker that is still alive. Idle workers that died (killed from outside) are reaped and
+    /// replaced first, all of them, so that none lingers as a zombie.
     private func takeIdle() -> Worker? {
-        while let w = idle.withLock({ $0.popLast() }) {
-            var status: Int32 = 0
-            if waitpid(w.pid, &status, WNOHANG) == w.pid {
-                _ = replace(w, outcome: .cancelled)
-                continue
+        let dead = idle.withLock { workers -> [Worker] in
+            var gone: [Worker] = []
+            workers.removeAll { w in
+                var status: Int32 = 0
+                guard waitpid(w.pid, &status, WNOHANG) == w.pid else { return false }
+                gone.append(w)
+                return true
             }
-            return w
+            return gone
         }
-        return nil
+        for w in dead { _ = replace(w, outcome: .cancelled) }
+        return idle.withLock { $0.popLast() }
     }
 
     /// Runs one request on an idle worker and waits for its reply, its death, the deadline
@@ -143,14 +147,14 @@ final class WorkerPool: Sendable {
                     let status = reply.count >= 10 ? Int(reply[8]) | Int(reply[9]) << 8 : 0
                     let echoed = reply.count >= 10 ? reply[0..<8].enumerated().reduce(UInt64(0)) {
                         $0 | UInt64($1.element) << (8 * UInt64($1.offset)) } : 0
-                    if echoed != id || !(100...599).contains(status) || poll(&extra, 1, 0) > 0 {
+                    if echoed != id || !(200...599).contains(status) || poll(&extra, 1, 0) > 0 {
                         // The worker's own code writes only when no plugin code runs: a mark on the
                         // page now names who wrote.
                         let site = site(w)
                         kill(-w.pid, SIGKILL)
                         _ = reap(w)
                         return replace(w, outcome: .protocolViolation(
-                            echoed != id ? "a reply to another request" : !(100...599).contains(status)
+                            echoed != id ? "a reply to another request" : !(200...599).contains(status)
                                 ? "status \(status)" : "bytes after its reply", site: site))
                     }
                     idle.withLock { $0.append(w) }
@@ -158,7 +162,10 @@ final class WorkerPool: Sendable {
                 }
             }
             if ready < 0 && errno != EINTR {
-                return replace(w, outcome: .died(cause: "its socket failed", site: site(w)))
+                let site = site(w)
+                kill(-w.pid, SIGKILL)
+                _ = reap(w)
+                return replace(w, outcome: .died(cause: "its socket failed", site: site))
             }
             // A process the plugin started may hold the socket open after the worker died.
             if now() - lastLivenessCheck > 0.2 {
@@ -217,7 +224,8 @@ final class WorkerPool: Sendable {
         return status
     }
 
-    /// Releases a dead worker's resources and starts its replacement.
+    /// Releases a dead worker's resources and starts its replacement. The caller has reaped it (every
+    /// path does, through `reap`, `exitCause` or `waitpid`), so that no zombie is left.
     private func replace(_ w: Worker, outcome: Outcome) -> Outcome {
         close(w.socket)
         munmap(w.page, Self.pageSize)

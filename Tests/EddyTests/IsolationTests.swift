@@ -175,4 +175,26 @@ import Glibc
         #expect((body["error"] as? String)?.contains("the registration of plugin hostile-shrink@1.0.0") == true, "\(body)")
         #expect(s.server.process.isRunning && s.pid == pid, "the supervisor survived")
     }
+
+    @Test func aReplacementWorkerInheritsNoneOfTheServersConnections() throws {
+        // Workers started after the server listens (replacements) must not hold its listening
+        // socket, client connections or event-loop descriptors: a plugin could accept on them.
+        let s = try Setup()
+        try s.dropMisbehaving()
+        let (code, _) = try s.query(1)  // a worker dies; its replacement starts now
+        #expect(code == 500)
+        let serverPID = s.pid
+        let workers = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init)
+            .filter { pid in
+                let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+                return cmd.contains("worker") && cmd.contains("--parent\u{0}\(serverPID)\u{0}")
+            }
+        #expect(workers.count == 2, "\(workers)")
+        for pid in workers {
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+            let targets = fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") }
+            #expect(targets.filter { $0.hasPrefix("socket:") }.count == 1, "worker \(pid): \(targets)")
+            #expect(!targets.contains { $0.contains("eventpoll") }, "worker \(pid): \(targets)")
+        }
+    }
 }

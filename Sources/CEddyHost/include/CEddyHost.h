@@ -27,4 +27,11 @@ int eddy_memfd(const char *name, size_t size);
 /// A connected pair of Unix stream sockets, close-on-exec.
 int eddy_socketpair(int fds[2]);
 
+#include <spawn.h>
+
+/// Closes, in the child, every descriptor from `lowest` up (posix_spawn_file_actions_addclosefrom_np):
+/// a helper process gets the descriptors it is handed and nothing else of the host's — not its
+/// listening socket, client connections or event-loop descriptors.
+int eddy_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
+
 #endif
