@@ -37,16 +37,7 @@ public struct PluginReportRow: Sendable, Equatable {
     }
 
     /// `s` as a JSON string literal.
-    public static func jsonString(_ s: String) -> String {
-        "\"" + s.unicodeScalars.map { u -> String in
-            switch u {
-            case "\"": return "\\\""
-            case "\\": return "\\\\"
-            case "\n": return "\\n"
-            default: return u.value < 0x20 ? "\\u00" + (u.value < 16 ? "0" : "") + String(u.value, radix: 16) : String(u)
-            }
-        }.joined() + "\""
-    }
+    public static func jsonString(_ s: String) -> String { ResultWriter.jsonString(s) }
 }
 
 /// A plugin whose kernels are (or were) in the registry.

@@ -114,7 +114,8 @@ public final class ResultWriter {
         }
     }
 
-    static func jsonString(_ s: String) -> String {
+    /// `s` as a JSON string literal.
+    public static func jsonString(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {

@@ -94,14 +94,16 @@ final class WorkerPool: Sendable {
         let dead = idle.withLock { workers -> [Worker] in
             var gone: [Worker] = []
             workers.removeAll { w in
-                var status: Int32 = 0
-                guard waitpid(w.pid, &status, WNOHANG) == w.pid else { return false }
+                guard eddy_has_exited(w.pid) == 1 else { return false }
                 gone.append(w)
                 return true
             }
             return gone
         }
-        for w in dead { _ = replace(w, outcome: .cancelled) }
+        for w in dead {
+            _ = killAndReap(w)
+            _ = replace(w, outcome: .cancelled)
+        }
         return idle.withLock { $0.popLast() }
     }
 
@@ -133,13 +135,11 @@ final class WorkerPool: Sendable {
                     return replace(w, outcome: .died(cause: exitCause(w), site: site))
                 case .trailing:
                     let site = site(w)
-                    kill(-w.pid, SIGKILL)
-                    _ = reap(w)
+                    _ = killAndReap(w)
                     return replace(w, outcome: .protocolViolation("bytes after its reply", site: site))
                 case .tooLarge:
                     let site = site(w)
-                    kill(-w.pid, SIGKILL)
-                    _ = reap(w)
+                    _ = killAndReap(w)
                     return replace(w, outcome: .protocolViolation("a reply larger than \(maxReplyBytes) bytes", site: site))
                 case .done(let reply):
                     // Exactly one reply, for this request: anything else is plugin code on the socket.
@@ -151,8 +151,7 @@ final class WorkerPool: Sendable {
                         // The worker's own code writes only when no plugin code runs: a mark on the
                         // page now names who wrote.
                         let site = site(w)
-                        kill(-w.pid, SIGKILL)
-                        _ = reap(w)
+                        _ = killAndReap(w)
                         return replace(w, outcome: .protocolViolation(
                             echoed != id ? "a reply to another request" : !(200...599).contains(status)
                                 ? "status \(status)" : "bytes after its reply", site: site))
@@ -163,51 +162,47 @@ final class WorkerPool: Sendable {
             }
             if ready < 0 && errno != EINTR {
                 let site = site(w)
-                kill(-w.pid, SIGKILL)
-                _ = reap(w)
+                _ = killAndReap(w)
                 return replace(w, outcome: .died(cause: "its socket failed", site: site))
             }
             // A process the plugin started may hold the socket open after the worker died.
             if now() - lastLivenessCheck > 0.2 {
                 lastLivenessCheck = now()
-                var status: Int32 = 0
-                if waitpid(w.pid, &status, WNOHANG) == w.pid {
+                if eddy_has_exited(w.pid) == 1 {
                     let site = site(w)
-                    kill(-w.pid, SIGKILL)
-                    return replace(w, outcome: .died(cause: Self.describe(status), site: site))
+                    return replace(w, outcome: .died(cause: Self.describe(killAndReap(w)), site: site))
                 }
             }
             if clientGone() {
-                kill(-w.pid, SIGKILL)
-                _ = reap(w)
+                _ = killAndReap(w)
                 return replace(w, outcome: .cancelled)
             }
             if now() > deadline {
                 let site = site(w)
-                kill(-w.pid, SIGKILL)
-                _ = reap(w)
+                _ = killAndReap(w)
                 return replace(w, outcome: .timedOut(site: site))
             }
         }
     }
 
-    /// How the worker ended (it closed its socket or died).
+    /// How the worker ended (it closed its socket or died). A dying worker gets a moment; one still
+    /// alive after it is killed ("stopped answering").
     private func exitCause(_ w: Worker) -> String {
-        // Give a dying worker a moment to be reaped; one that is still alive is killed.
-        var status: Int32 = 0
-        var reaped = false
+        var exited = false
         for _ in 0..<200 {
-            let r = waitpid(w.pid, &status, WNOHANG)
-            if r == w.pid { reaped = true; break }
-            if r < 0 && errno != EINTR { break }
+            if eddy_has_exited(w.pid) != 0 { exited = true; break }
             usleep(5_000)
         }
-        kill(-w.pid, SIGKILL)  // whatever the plugin started goes with it
-        if !reaped {
-            while waitpid(w.pid, &status, 0) < 0 && errno == EINTR {}
-            return "stopped answering"
-        }
-        return Self.describe(status)
+        let status = killAndReap(w)
+        return exited ? Self.describe(status) : "stopped answering"
+    }
+
+    /// Kills the worker's process group — whatever the plugin started goes with it — then reaps the
+    /// worker. In that order: until the worker is reaped its id stays reserved, so the group id cannot
+    /// belong to some other process yet.
+    private func killAndReap(_ w: Worker) -> Int32 {
+        kill(-w.pid, SIGKILL)
+        return reap(w)
     }
 
     static func describe(_ status: Int32) -> String {
@@ -225,7 +220,7 @@ final class WorkerPool: Sendable {
     }
 
     /// Releases a dead worker's resources and starts its replacement. The caller has reaped it (every
-    /// path does, through `reap`, `exitCause` or `waitpid`), so that no zombie is left.
+    /// path does, through `killAndReap` or `exitCause`), so that no zombie is left.
     private func replace(_ w: Worker, outcome: Outcome) -> Outcome {
         close(w.socket)
         munmap(w.page, Self.pageSize)
@@ -242,9 +237,9 @@ final class WorkerPool: Sendable {
             return w
         }
         for w in all {
-            close(w.socket)
-            _ = reap(w)
-            kill(-w.pid, SIGKILL)  // anything a plugin left running in the worker's group
+            close(w.socket)  // the worker exits when its socket closes
+            for _ in 0..<200 where eddy_has_exited(w.pid) == 0 { usleep(5_000) }
+            _ = killAndReap(w)  // and anything a plugin left running in its group
             munmap(w.page, Self.pageSize)
             close(w.pageFD)
         }

@@ -34,4 +34,8 @@ int eddy_socketpair(int fds[2]);
 /// listening socket, client connections or event-loop descriptors.
 int eddy_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 
+/// 1 if child `pid` has exited, without reaping it (its process and group ids stay reserved until
+/// it is reaped, so its group can still be signalled safely); 0 if it runs; -1 on error.
+int eddy_has_exited(pid_t pid);
+
 #endif
