@@ -298,10 +298,7 @@ public final class EddyServer: Sendable {
         let request = WorkerRequest(id: id, op: op, plugins: set.map {
             .init(name: $0.name, version: $0.version, copy: $0.shadowPath, hash: $0.contentHash)
         }, job: job)
-        guard let bytes = try? JSONEncoder().encode(request) else {
-            return json(["error": "cannot encode the request for a worker"], status: .internalServerError)
-        }
-        let outcome = pool.run([UInt8](bytes), id: id, deadline: deadline, clientGone: clientGone)
+        let outcome = pool.run(request.encoded(), id: id, deadline: deadline, clientGone: clientGone)
         let restarts = pool.restarts.load(ordering: .relaxed)
         metrics.workerRestartsSeen(restarts)
         switch outcome {

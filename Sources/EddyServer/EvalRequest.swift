@@ -137,7 +137,7 @@ enum EvalRequest {
 
     /// A request checked and ready to evaluate: the file to read (resolved inside a data directory,
     /// or an upload) and the options. It crosses to a worker process as JSON.
-    struct Job: Codable, Sendable {
+    struct Job: Sendable {
         var path: String
         var inputFormat: String
         var format: String

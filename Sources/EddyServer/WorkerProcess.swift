@@ -77,7 +77,7 @@ public enum WorkerProcess {
     static func handle(_ frame: [UInt8], session: Session, host: PluginHost) -> (UInt64, Int, [UInt8]) {
         let request: WorkerRequest
         do {
-            request = try JSONDecoder().decode(WorkerRequest.self, from: Data(frame))
+            request = try WorkerRequest(decoding: frame)
         } catch {
             return (0, 500, encode(["error": "worker: malformed request: \(error)"]))
         }

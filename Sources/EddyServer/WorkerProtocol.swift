@@ -6,12 +6,12 @@ import Foundation
 /// The framed protocol between `eddy serve` (the supervisor) and its `eddy worker` processes, over a
 /// Unix stream socket: every message is a 4-byte little-endian length and that many bytes.
 ///
-/// Request: JSON ``WorkerRequest``. Reply: the request's `id` (8 bytes), a 2-byte HTTP status, then
+/// Request: a ``WorkerRequest`` in its binary encoding. Reply: the request's `id` (8 bytes), a 2-byte HTTP status, then
 /// the response body (JSON) as it goes to the client — all little-endian.
-struct WorkerRequest: Codable, Sendable {
-    enum Operation: String, Codable, Sendable { case eval, kernels }
+struct WorkerRequest: Sendable {
+    enum Operation: UInt8, Sendable { case eval, kernels }
     /// A verified private copy of a plugin the worker must have loaded (and nothing else).
-    struct Plugin: Codable, Sendable, Equatable {
+    struct Plugin: Sendable, Equatable {
         var name: String
         var version: String
         var copy: String
@@ -22,6 +22,108 @@ struct WorkerRequest: Codable, Sendable {
     var op: Operation
     var plugins: [Plugin]
     var job: EvalRequest.Job?
+
+    // A small binary encoding (length-prefixed fields): on every request, JSON (Codable or
+    // JSONSerialization) costs a measurable share of a small request's time.
+    func encoded() -> [UInt8] {
+        var w = ByteWriter()
+        w.u64(id)
+        w.u8(op.rawValue)
+        w.u64(UInt64(plugins.count))
+        for p in plugins {
+            w.string(p.name); w.string(p.version); w.string(p.copy); w.string(p.hash)
+        }
+        if let job {
+            w.u8(1)
+            w.string(job.path); w.string(job.inputFormat); w.string(job.format)
+            w.optional(job.where); w.optional(job.select)
+            w.u8(job.trace ? 1 : 0); w.u8(job.uploaded ? 1 : 0)
+            for v in [job.maxResultBytes, job.expressionMaxLength, job.expressionMaxDepth, job.expressionMaxTerms] {
+                w.u64(UInt64(max(0, v)))
+            }
+        } else {
+            w.u8(0)
+        }
+        return w.bytes
+    }
+
+    init(id: UInt64, op: Operation, plugins: [Plugin], job: EvalRequest.Job?) {
+        self.id = id
+        self.op = op
+        self.plugins = plugins
+        self.job = job
+    }
+
+    /// - Throws: ``ByteReader/Malformed`` for bytes that are not a request.
+    init(decoding bytes: [UInt8]) throws {
+        var r = ByteReader(bytes)
+        id = try r.u64()
+        guard let op = Operation(rawValue: try r.u8()) else { throw ByteReader.Malformed() }
+        self.op = op
+        let count = try r.u64()
+        guard count <= 100_000 else { throw ByteReader.Malformed() }
+        plugins = try (0..<Int(count)).map { _ in
+            Plugin(name: try r.string(), version: try r.string(), copy: try r.string(), hash: try r.string())
+        }
+        if try r.u8() == 1 {
+            let path = try r.string(), inputFormat = try r.string(), format = try r.string()
+            let whereText = try r.optional(), select = try r.optional()
+            let trace = try r.u8() == 1, uploaded = try r.u8() == 1
+            let limits = try (0..<4).map { _ in Int(clamping: try r.u64()) }
+            job = EvalRequest.Job(path: path, inputFormat: inputFormat, format: format, where: whereText, select: select,
+                                  trace: trace, uploaded: uploaded, maxResultBytes: limits[0],
+                                  expressionMaxLength: limits[1], expressionMaxDepth: limits[2], expressionMaxTerms: limits[3])
+        } else {
+            job = nil
+        }
+    }
+}
+
+struct ByteWriter {
+    var bytes: [UInt8] = []
+    mutating func u8(_ v: UInt8) { bytes.append(v) }
+    mutating func u64(_ v: UInt64) { for k in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(k)))) } }
+    mutating func string(_ s: String) {
+        let utf8 = Array(s.utf8)
+        u64(UInt64(utf8.count))
+        bytes += utf8
+    }
+    mutating func optional(_ s: String?) {
+        if let s {
+            u8(1)
+            string(s)
+        } else {
+            u8(0)
+        }
+    }
+}
+
+struct ByteReader {
+    struct Malformed: Error {}
+    let bytes: [UInt8]
+    var at = 0
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    mutating func u8() throws -> UInt8 {
+        guard at < bytes.count else { throw Malformed() }
+        defer { at += 1 }
+        return bytes[at]
+    }
+
+    mutating func u64() throws -> UInt64 {
+        guard bytes.count - at >= 8 else { throw Malformed() }
+        defer { at += 8 }
+        return (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) }
+    }
+
+    mutating func string() throws -> String {
+        let n = try u64()
+        guard n <= UInt64(bytes.count - at) else { throw Malformed() }
+        defer { at += Int(n) }
+        return String(decoding: bytes[at..<(at + Int(n))], as: UTF8.self)
+    }
+
+    mutating func optional() throws -> String? { try u8() == 1 ? try string() : nil }
 }
 
 enum Frames {
