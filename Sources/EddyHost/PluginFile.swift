@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EddyIO
 
 /// What the host enforces about plugin files and the directory they are dropped into.
 public struct PluginLoadPolicy: Sendable {
@@ -145,12 +146,6 @@ struct PluginFile {
             done += n
         }
         return true
-    }
-
-    static func realPath(_ path: String) -> String? {
-        guard let p = realpath(path, nil) else { return nil }
-        defer { free(p) }
-        return String(cString: p)
     }
 }
 

@@ -131,12 +131,10 @@ public final class PluginHost: Sendable {
             return (true, s.value.plugins.values.first { $0.contentHash == hash })
         }
         guard isNew else { return false }
-        copies.appendQuarantineRecord("\(hash)\t\(Int(record.time))\t\(Self.tabless(plugin))\t\(Self.tabless(cause))")
+        copies.appendQuarantineRecord("\(hash)\t\(Int(record.time))\t\(Self.escaped(plugin))\t\(Self.escaped(cause))")
         if let loaded { unload(pluginNamed: loaded.name) }
         return true
     }
-
-    static func tabless(_ s: String) -> String { String(escaped(s).map { $0 == "\t" ? " " : $0 }) }
 
     static func parseQuarantine(_ line: String) -> Quarantine? {
         let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
@@ -335,10 +333,8 @@ public final class PluginHost: Sendable {
                 return row(path, .rejected, "this host loads plugins only through its probe, which is off", hash: short,
                            ms: elapsed())
             }
-            if let other = plugins.first(where: { $0.name == name }), Self.baseName(other.file) != Self.baseName(path) {
-                return row(path, .rejected, "plugin '\(Self.escaped(name))' is already loaded from \(Self.escaped(other.file)) "
-                               + "(version \(Self.escaped(other.version))); remove one of the two files", plugin: name,
-                           version: version, hash: short, ms: elapsed())
+            if let conflict = nameConflict(name, path) {
+                return row(path, .rejected, conflict, plugin: name, version: version, hash: short, ms: elapsed())
             }
             let replacedOld = plugins.first { $0.name == name }
             let loaded = LoadedPlugin(name: name, version: version, file: path, contentHash: hash,
@@ -381,12 +377,7 @@ public final class PluginHost: Sendable {
             } catch {
                 return .failed("handshake failed: \(error)")
             }
-            if let other = self.plugins.first(where: { $0.name == manifest.name }),
-               Self.baseName(other.file) != Self.baseName(path) {
-                return .refused(manifest, "plugin '\(Self.escaped(manifest.name))' is already loaded from "
-                                    + "\(Self.escaped(other.file)) (version \(Self.escaped(other.version))); "
-                                    + "remove one of the two files")
-            }
+            if let conflict = self.nameConflict(manifest.name, path) { return .refused(manifest, conflict) }
             let owner = KernelOwner.plugin(manifest.name, version: manifest.version, contentHash: hash)
             let registrar = PluginRegistrar(owner: owner)
             let registering = PluginCallSite("the registration of plugin \(manifest.name)@\(manifest.version)")
@@ -429,6 +420,16 @@ public final class PluginHost: Sendable {
         return row(path, replacedOld == nil ? .loaded : .replaced,
                    replacedOld.map { "replaces version \(Self.escaped($0.version)) (\(String($0.contentHash.prefix(16))))" } ?? "",
                    plugin: manifest.name, version: manifest.version, kernels: loaded.kernelCount, hash: short, ms: elapsed())
+    }
+
+    /// Why a plugin called `name` from `path` cannot load: one of that name already came from
+    /// another file (a new build in the same file replaces it instead). Nil when it can.
+    private func nameConflict(_ name: String, _ path: String) -> String? {
+        guard let other = plugins.first(where: { $0.name == name }), Self.baseName(other.file) != Self.baseName(path) else {
+            return nil
+        }
+        return "plugin '\(Self.escaped(name))' is already loaded from \(Self.escaped(other.file)) "
+            + "(version \(Self.escaped(other.version))); remove one of the two files"
     }
 
     /// What the plugin's handshake and registration came to.

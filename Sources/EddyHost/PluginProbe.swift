@@ -39,7 +39,8 @@ public struct PluginProbe: Sendable {
         public static func success(kernels: Int, name: String, version: String) -> String {
             "ok \(kernels)\t\(clean(name))\t\(clean(version))\n"
         }
-        static func clean(_ s: String) -> String { PluginHost.escaped(s).replacingTabs }
+        /// Escaped, so no tab or newline can break the record's fields.
+        static func clean(_ s: String) -> String { PluginHost.escaped(s) }
         public static func rejection(_ reason: String) -> String {
             "rejected " + PluginHost.escaped(reason) + "\n"
         }
@@ -151,8 +152,4 @@ public struct PluginProbe: Sendable {
     static func seconds(_ t: Double) -> String {
         t == t.rounded() ? String(Int(t)) : String(t)
     }
-}
-
-extension String {
-    var replacingTabs: String { String(map { $0 == "\t" ? " " : $0 }) }
 }

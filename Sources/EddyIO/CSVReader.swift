@@ -190,17 +190,8 @@ public final class CSVReader: TableReader {
             buffer.removeFirst(position)
             position = 0
         }
-        // Grow geometrically while one record spans reads, so a long record is scanned a few times,
-        // not once per megabyte.
-        let chunkSize = Swift.max(1 << 20, buffer.count)
-        let old = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: chunkSize))
-        let n = buffer.withUnsafeMutableBytes { raw -> Int in
-            guard let base = raw.baseAddress else { return 0 }
-            return fread(base + old, 1, chunkSize, file)
-        }
-        buffer.removeLast(chunkSize - Swift.max(n, 0))
-        if n <= 0 {
+        let n = InputFile.append(from: file, to: &buffer)
+        if n == 0 {
             eof = true
             return false
         }

@@ -43,6 +43,21 @@ enum InputFile {
         return (f, (st.st_mode & S_IFMT) == S_IFREG ? Int(st.st_size) : 0)
     }
 
+    /// Appends the next bytes of `file` to `buffer` and returns how many came (0 at the end). Reads
+    /// grow with the buffer (at least 1 MiB), so that a record or line spanning many reads is
+    /// rescanned a few times, not once per megabyte.
+    static func append(from file: UnsafeMutablePointer<FILE>, to buffer: inout [UInt8]) -> Int {
+        let chunk = Swift.max(1 << 20, buffer.count)
+        let old = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: chunk))
+        let n = buffer.withUnsafeMutableBytes { raw -> Int in
+            guard let base = raw.baseAddress else { return 0 }
+            return fread(base + old, 1, chunk, file)
+        }
+        buffer.removeLast(chunk - Swift.max(n, 0))
+        return Swift.max(n, 0)
+    }
+
     private static func checkKind(_ st: stat, _ path: String) throws {
         let kind = st.st_mode & S_IFMT
         guard kind != S_IFREG && kind != S_IFIFO else { return }
@@ -111,4 +126,11 @@ public func readPrivateFile(_ path: String) throws -> String {
     let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
     guard n == bytes.count else { throw IOError(file: path, line: 0, column: 0, message: "cannot read it") }
     return String(decoding: bytes, as: UTF8.self)
+}
+
+/// `path` with every link and `..` resolved (realpath), or nil if it does not resolve.
+public func realPath(_ path: String) -> String? {
+    guard let p = realpath(path, nil) else { return nil }
+    defer { free(p) }
+    return String(cString: p)
 }

@@ -167,16 +167,7 @@ extension JSONLinesReader {
                 scanFrom -= start
                 start = 0
             }
-            // Grow geometrically while one line spans reads.
-            let chunk = Swift.max(1 << 20, buffer.count)
-            let old = buffer.count
-            buffer.append(contentsOf: repeatElement(0, count: chunk))
-            let n = buffer.withUnsafeMutableBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return fread(base + old, 1, chunk, file)
-            }
-            buffer.removeLast(chunk - Swift.max(n, 0))
-            if n <= 0 { eof = true }
+            if InputFile.append(from: file, to: &buffer) == 0 { eof = true }
         }
     }
 }

@@ -87,11 +87,6 @@ public struct ServerSetupError: Error, CustomStringConvertible {
 
 func isRegularFile(_ path: String) -> Bool { FileKind.of(path) == .regular }
 
-func realPath(_ path: String) -> String? {
-    guard let p = realpath(path, nil) else { return nil }
-    defer { free(p) }
-    return String(cString: p)
-}
 
 extension String {
     var trimmingWhitespace: String {
