@@ -108,8 +108,8 @@ let package = Package(
                 path: "Tests/Fixtures/DeltaV2", swiftSettings: sharedSettings + [.define("EDDY_DELTA_V2")]),
         .testTarget(
             name: "EddyTests",
-            dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost",
-                           "DeltaEncodingPlugin", "PackedDictComparePlugin"],
+            dependencies: [.product(name: "Eddy", package: "plugin-sdk"), .product(name: "EddyTesting", package: "plugin-sdk"),
+                           "EddyIO", "EddyQuery", "EddyHost", "DeltaEncodingPlugin", "PackedDictComparePlugin"],
             swiftSettings: sharedSettings
         ),
     ],

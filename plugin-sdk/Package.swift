@@ -12,7 +12,9 @@ let sharedSettings: [SwiftSetting] = [
 let package = Package(
     name: "EddySDK",
     products: [
-        .library(name: "Eddy", type: .dynamic, targets: ["Eddy"])
+        .library(name: "Eddy", type: .dynamic, targets: ["Eddy"]),
+        // The conformance kit for plugin authors' tests: not part of the library plugins ship.
+        .library(name: "EddyTesting", targets: ["EddyTesting"]),
     ],
     targets: [
         // Vectorised inner loops in C, linked into the one SDK library; not part of the public API.
@@ -26,7 +28,12 @@ let package = Package(
             swiftSettings: sharedSettings + [
                 .unsafeFlags(["-enable-library-evolution"])
             ]
-        )
+        ),
+        .target(
+            name: "EddyTesting",
+            dependencies: ["Eddy"],
+            swiftSettings: sharedSettings
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -5,7 +5,7 @@ import Eddy
 ///
 /// The deltas are an ordinary child array, so the compressor encodes them again: sequential ids
 /// become a constant, timestamps a narrow bit-packed array.
-public final class DeltaArray: ArrayNode {
+public final class DeltaArray: Encoding {
     public static let id = EncodingID("ext.delta")
     public let base: Int64
     public let deltas: any ArrayNode
@@ -23,7 +23,7 @@ public final class DeltaArray: ArrayNode {
     /// Delta-encodes a column with no nulls; nil when a running sum would not fit 64 bits.
     public static func encode(_ column: PrimitiveArray) -> DeltaArray? {
         guard column.ptype == .int64, case .allValid = column.validity, column.count > 0 else { return nil }
-        return column.withValues(Int64.self) { v in
+        return try? column.withValues(Int64.self) { v -> DeltaArray? in
             var deltas = [Int64](repeating: 0, count: v.count)
             var monotone = true
             for i in 1..<max(v.count, 1) where v.count > 1 {
@@ -37,7 +37,6 @@ public final class DeltaArray: ArrayNode {
         }
     }
 
-    public var encoding: EncodingID { Self.id }
     public var count: Int { deltas.count }
     public var children: [any ArrayNode] { [deltas] }
     public var metadataDescription: String { "base=\(base)" + (nonDecreasing ? " non-decreasing" : "") }
@@ -53,7 +52,7 @@ public final class DeltaArray: ArrayNode {
             }
             return .executeChild(0, .canonical)
         }
-        let values = d.withValues(Int64.self) { v in
+        let values = try d.withValues(Int64.self) { v in
             PrimitiveArray.build(Int64.self, count: v.count, nullability: dtype.nullability) { out in
                 var running = base
                 for i in 0..<v.count {

@@ -7,73 +7,51 @@ public enum DeltaPlugin: EddyPlugin {
 
     /// The tests build this source a second time with `EDDY_DELTA_V2` to get a "rebuilt" plugin.
     #if EDDY_DELTA_V2
-    static let version = "2.0.0"
+    public static let version = "2.0.0"
     #else
-    static let version = "1.0.0"
+    public static let version = "1.0.0"
     #endif
 
-    public static var manifest: PluginManifest {
-        PluginManifest(
-            name: "delta", version: version,
-            kernels: [
-                (parent: "eddy.compare", child: "ext.delta", name: compareKernel),
-                (parent: "eddy.agg.min", child: "ext.delta", name: "min of a non-decreasing delta column"),
-                (parent: "eddy.agg.max", child: "ext.delta", name: "max of a non-decreasing delta column"),
-            ],
-            encodings: ["ext.delta"], compressorHooks: ["delta for increasing i64"])
-    }
+    public static let name = "delta"
 
     public static func register(into registrar: PluginRegistrar) throws {
-        registrar.register(compareKernel, parent: CompareFunction.id, child: DeltaArray.id) { parent, child, slot, ctx in
-            guard let delta = child as? DeltaArray, delta.nonDecreasing, let fn = parent as? ScalarFnArray,
-                  let cmp = fn.function as? CompareFunction, let other = fn.arguments[1 - slot] as? ConstantArray,
-                  let needle = other.scalar.int64Value
+        registrar.encoding(DeltaArray.self)
+        registrar.compare(on: DeltaArray.self, name: compareKernel) { delta, op, scalar, ctx in
+            guard delta.nonDecreasing, let needle = scalar.int64Value,
+                  let values = try ctx.execute(delta) as? PrimitiveArray, values.ptype == .int64
             else { return nil }
-            let op = slot == 0 ? cmp.op : cmp.op.swapped
-            let values = try ctx.execute(delta) as! PrimitiveArray
-            // Sorted values: every operator selects one contiguous range of rows.
-            let (lower, upper) = values.withValues(Int64.self) { v -> (Int, Int) in
+            // Sorted values: every operator but != selects one contiguous range of rows, != its complement.
+            let (ge, gt) = try values.withValues(Int64.self) { v -> (Int, Int) in
                 func firstIndex(_ pred: (Int64) -> Bool) -> Int {
                     var lo = 0, hi = v.count
-                    while lo < hi { let m = (lo + hi) / 2; if pred(v[m]) { hi = m } else { lo = m + 1 } }
+                    while lo < hi {
+                        let m = lo + (hi - lo) / 2
+                        if pred(v[m]) { hi = m } else { lo = m + 1 }
+                    }
                     return lo
                 }
-                let ge = firstIndex { $0 >= needle }
-                let gt = firstIndex { $0 > needle }
-                switch op {
-                case .eq: return (ge, gt)
-                case .lt: return (0, ge)
-                case .le: return (0, gt)
-                case .gt: return (gt, v.count)
-                case .ge: return (ge, v.count)
-                case .ne: return (-1, -1)
-                }
+                return (firstIndex { $0 >= needle }, firstIndex { $0 > needle })
             }
             let n = delta.count
-            let bits: Bitmap
-            if op == .ne {
-                let (a, b) = values.withValues(Int64.self) { v -> (Int, Int) in
-                    var lo = 0, hi = v.count
-                    while lo < hi { let m = (lo + hi) / 2; if v[m] >= needle { hi = m } else { lo = m + 1 } }
-                    var e = lo
-                    while e < v.count && v[e] == needle { e += 1 }
-                    return (lo, e)
-                }
-                bits = Bitmap(count: n) { $0 < a || $0 >= b }
-            } else {
-                bits = Bitmap(count: n) { $0 >= lower && $0 < upper }
+            let (lower, upper): (Int, Int)
+            switch op {
+            case .eq, .ne: (lower, upper) = (ge, gt)
+            case .lt: (lower, upper) = (0, ge)
+            case .le: (lower, upper) = (0, gt)
+            case .gt: (lower, upper) = (gt, n)
+            case .ge: (lower, upper) = (ge, n)
             }
-            return BoolArray(bits: bits, nullability: parent.dtype.nullability)
+            let inside = op != .ne
+            return try BoolArray(bits: Bitmap(count: n) { ($0 >= lower && $0 < upper) == inside })
         }
         for (kind, name) in [(AggregateFunction.Kind.min, "min of a non-decreasing delta column"),
                              (.max, "max of a non-decreasing delta column")] {
-            registrar.register(name, parent: AggregateFunction(kind).encoding, child: DeltaArray.id) { parent, child, _, ctx in
-                guard let delta = child as? DeltaArray, delta.nonDecreasing, delta.count > 0,
-                      let agg = parent as? AggregateArray
+            registrar.aggregate(kind, on: DeltaArray.self, name: name) { delta, ctx in
+                guard delta.nonDecreasing, delta.count > 0, let v = try ctx.execute(delta) as? PrimitiveArray,
+                      v.ptype == .int64
                 else { return nil }
-                let v = try ctx.execute(delta) as! PrimitiveArray
-                let value = v.withValues(Int64.self) { kind == .min ? $0.first! : $0.last! }
-                return ConstantArray(Scalar(.int(value), agg.dtype), count: 1)
+                let value = try v.withValues(Int64.self) { kind == .min ? $0.first : $0.last }
+                return value.map { .int($0) }
             }
         }
         registrar.registerCompressor("delta for increasing i64", applies: { $0.ptype == .int64 }) { column, compressChild in

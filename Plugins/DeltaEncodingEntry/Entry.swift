@@ -3,10 +3,7 @@
 import Eddy
 import DeltaEncodingPlugin
 
-@_cdecl("eddy_plugin_manifest_v1")
-public func eddyPluginManifest() -> UnsafePointer<CChar> { exportManifest(DeltaPlugin.self) }
-
-@_cdecl("eddy_plugin_register_v1")
-public func eddyPluginRegister(_ host: UnsafeRawPointer) -> UnsafeMutablePointer<CChar>? {
-    exportRegistration(DeltaPlugin.self, host)
+@_cdecl("eddy_plugin_entry_v2")
+public func eddyPluginEntry(_ request: Int32, _ argument: UnsafeMutableRawPointer?) -> Int32 {
+    pluginEntry(DeltaPlugin.self, request, argument)
 }

@@ -8,22 +8,17 @@ import PackedDictCompareC
 public enum PackedDictComparePlugin: EddyPlugin {
     public static let kernelName = "compare on bit-packed dictionary codes"
 
-    public static var manifest: PluginManifest {
-        PluginManifest(name: "packed-dict-compare", version: "1.0.0",
-                       kernels: [(parent: "eddy.compare", child: "eddy.dict", name: kernelName)])
-    }
+    public static let name = "packed-dict-compare"
+    public static let version = "1.0.0"
 
     public static func register(into registrar: PluginRegistrar) throws {
-        registrar.register(kernelName, parent: CompareFunction.id, child: DictArray.id) { parent, child, slot, ctx in
-            guard let dict = child as? DictArray, let codes = dict.codes as? BitPackedArray,
-                  codes.patchIndices.isEmpty, case .allValid = codes.validity, codes.bitWidth <= 16,
-                  let fn = parent as? ScalarFnArray, let cmp = fn.function as? CompareFunction,
-                  let other = fn.arguments[1 - slot] as? ConstantArray
+        registrar.compare(on: DictArray.self, name: kernelName) { dict, op, scalar, ctx in
+            guard let codes = dict.codes as? BitPackedArray, codes.patchIndices.isEmpty, case .allValid = codes.validity,
+                  codes.bitWidth <= 16
             else { return nil }
-            let op = slot == 0 ? cmp.op : cmp.op.swapped
             let values = try ctx.execute(dict.values)
             let perValue = try ctx.execute(
-                CompareFunction.make(values, op, ConstantArray(other.scalar, count: values.count)))
+                CompareFunction.make(values, op, ConstantArray(scalar, count: values.count)))
             guard let lut = perValue as? BoolArray, case .allValid = lut.validity else { return nil }
             let width = codes.bitWidth
             // The fast case: exactly one value matches, so the result is "code == k", computed on the
@@ -42,7 +37,7 @@ public enum PackedDictComparePlugin: EddyPlugin {
             }
             // A code past the dictionary is an error the checked path reports: decline.
             guard Int(maxCode) < lut.count || n == 0 else { return nil }
-            return BoolArray(bits: Bitmap(buffer: out, offset: 0, count: n), nullability: parent.dtype.nullability)
+            return try BoolArray(bits: Bitmap(buffer: out, offset: 0, count: n))
         }
     }
 }

@@ -187,6 +187,28 @@ public final class PluginHost: Sendable {
     /// file name, terminal escapes) and backslashes are shown escaped.
     public static func escaped(_ text: String) -> String { escapedForDisplay(text) }
 
+    /// The plugin ABI versions this host loads, as text (`2` or `2...3`).
+    static var abiRange: String {
+        let r = PluginABI.supportedPluginABIs
+        return r.lowerBound == r.upperBound ? "\(r.lowerBound)" : "\(r.lowerBound)...\(r.upperBound)"
+    }
+
+    /// What to rebuild a refused plugin against.
+    static var rebuildAdvice: String {
+        "rebuild it against Eddy SDK \(PluginABI.sdkVersion) (ABI \(PluginABI.hostABIVersion), Swift "
+            + "\(PluginABI.hostCompilerVersion))" + (sdkCheckout.map { ", the plugin-sdk package at \($0)" } ?? "")
+    }
+
+    /// The `plugin-sdk` directory of the checkout this binary was built from, when it still exists.
+    public static var sdkCheckout: String? {
+        let source = #filePath
+        guard let at = source.indices.last(where: { source[$0...].hasPrefix("/Sources/EddyHost/") }) else { return nil }
+        let sdk = String(source[..<at]) + "/plugin-sdk"
+        var st = stat()
+        guard stat(sdk + "/Package.swift", &st) == 0 else { return nil }
+        return sdk
+    }
+
     func row(_ file: String, _ status: PluginReportRow.Status, _ reason: String, plugin: String = "",
              version: String = "", kernels: Int = 0, hash: String = "", ms: Double = 0) -> PluginReportRow {
         PluginReportRow(file: file, status: status, reason: reason, plugin: plugin, version: version, kernels: kernels,
@@ -257,20 +279,27 @@ public final class PluginHost: Sendable {
     private func load(unsigned file: PluginFile, path: String, started: Double) -> PluginReportRow {
         func elapsed() -> Double { (Self.now() - started) * 1000 }
         let bytes = file.bytes
-        let manifestSymbol = PluginABI.manifestSymbol
-        let registerSymbol = PluginABI.registerSymbol
+        let entrySymbol = PluginABI.entrySymbol
+        let legacySymbols = ["eddy_plugin_manifest_v1", "eddy_plugin_register_v1"]
         let facts: ELFFacts
         do {
             // Symbols of module Eddy defined in the file mean a static copy of the SDK.
-            facts = try ELFInspector.inspect(bytes, symbols: [manifestSymbol, registerSymbol], prefix: "$s4Eddy")
+            facts = try ELFInspector.inspect(bytes, symbols: Set([entrySymbol] + legacySymbols), prefix: "$s4Eddy")
         } catch let f as ELFInspector.Failure {
             return row(path, .rejected, "\(f.check) check failed: expected \(f.expected), found \(f.found)", ms: elapsed())
         } catch {
             return row(path, .rejected, "\(error)", ms: elapsed())
         }
-        let missing = [manifestSymbol, registerSymbol].filter { !facts.definedSymbols.contains($0) }
-        if !missing.isEmpty {
-            return row(path, .skipped, "not an Eddy plugin: no \(missing.joined(separator: " or ")) symbol", ms: elapsed())
+        if !facts.definedSymbols.contains(entrySymbol) {
+            if legacySymbols.contains(where: facts.definedSymbols.contains) {
+                return row(path, .rejected,
+                           "built against Eddy SDK ABI 1 (it exports eddy_plugin_manifest_v1/eddy_plugin_register_v1); "
+                               + "this host loads plugin ABI \(Self.abiRange): \(Self.rebuildAdvice)", ms: elapsed())
+            }
+            return row(path, .skipped,
+                       "not an Eddy plugin: no \(entrySymbol) symbol (a plugin exports it with one line: "
+                           + "@_cdecl(\"\(entrySymbol)\") public func eddyPluginEntry(_ r: Int32, _ a: "
+                           + "UnsafeMutableRawPointer?) -> Int32 { pluginEntry(MyPlugin.self, r, a) })", ms: elapsed())
         }
         if facts.prefixedSymbolCount > 0 {
             return row(path, .rejected,
@@ -354,20 +383,27 @@ public final class PluginHost: Sendable {
                 s.value.retainedImages += 1
             }
         }
-        typealias ManifestFunction = @convention(c) () -> UnsafePointer<CChar>?
-        typealias RegisterFunction = @convention(c) (UnsafeRawPointer) -> UnsafeMutablePointer<CChar>?
-        guard let manifestAddress = dlsym(handle, manifestSymbol), let registerAddress = dlsym(handle, registerSymbol) else {
-            return row(path, .rejected, "entry points not found after dlopen", hash: short, ms: elapsed())
+        typealias EntryFunction = @convention(c) (Int32, UnsafeMutableRawPointer?) -> Int32
+        guard let entryAddress = dlsym(handle, entrySymbol) else {
+            return row(path, .rejected, "entry point \(entrySymbol) not found after dlopen", hash: short, ms: elapsed())
         }
-        let manifestFunction = unsafeBitCast(manifestAddress, to: ManifestFunction.self)
-        let registerFunction = unsafeBitCast(registerAddress, to: RegisterFunction.self)
+        let entry = unsafeBitCast(entryAddress, to: EntryFunction.self)
         // The plugin's own code runs on a thread of its own, bounded in time: a plugin that hangs
         // here is refused and its thread abandoned, instead of wedging the host (or its watcher).
         let timeout = policy.registrationTimeout
         let outcome: Registration? = BoundedCall.run(seconds: timeout) {
-            let site = PluginCallSite("the manifest function of \(Self.escaped(Self.baseName(path)))")
-            guard let text = site.run({ manifestFunction().map { String(cString: $0) } }) else {
-                return .failed("handshake failed: the manifest function returned nothing")
+            let site = PluginCallSite("the entry function of \(Self.escaped(Self.baseName(path)))")
+            let capacity = PluginABI.manifestCapacity
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+            buffer.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
+            let status = site.run { entry(PluginABI.manifestRequest, buffer) }
+            // Never trust the plugin to terminate the text: the last byte is the host's.
+            buffer.storeBytes(of: 0, toByteOffset: capacity - 1, as: UInt8.self)
+            let text = String(cString: buffer.assumingMemoryBound(to: CChar.self))
+            buffer.deallocate()
+            guard status == 0 else {
+                return .failed("handshake failed: the entry function answered the manifest request with status \(status)"
+                    + (status == 2 ? " (manifest longer than \(capacity) bytes)" : ""))
             }
             let manifest: ParsedManifest
             do {
@@ -379,14 +415,34 @@ public final class PluginHost: Sendable {
             }
             if let conflict = self.nameConflict(manifest.name, path) { return .refused(manifest, conflict) }
             let owner = KernelOwner.plugin(manifest.name, version: manifest.version, contentHash: hash)
-            let registrar = PluginRegistrar(owner: owner)
-            let registering = PluginCallSite("the registration of plugin \(manifest.name)@\(manifest.version)")
-            if let message = registering.run({ registerFunction(Unmanaged.passUnretained(registrar).toOpaque()) }) {
-                let reason = String(cString: message)
-                message.deallocate()
-                return .refused(manifest, "registration failed: \(Self.escaped(reason)) (no kernels of it were registered)")
+            // Declare, then register: the plugin's declaration is what its registration code says, run once
+            // in declaring mode; the second run must register exactly that.
+            var runs: [PluginRegistrar] = []
+            for declaring in [true, false] {
+                let registrar = PluginRegistrar(owner: owner, declaring: declaring)
+                let registering = PluginCallSite("the registration of plugin \(manifest.name)@\(manifest.version)")
+                let status = registering.run { entry(PluginABI.registerRequest, Unmanaged.passUnretained(registrar).toOpaque()) }
+                if status != 0 || registrar.failure != nil {
+                    let reason = registrar.failure ?? "status \(status)"
+                    return .refused(manifest, "registration failed: \(Self.escaped(reason)) "
+                        + "(\(declaring ? "while declaring; " : "")no kernels of it were registered)")
+                }
+                runs.append(registrar)
             }
-            return .registered(manifest, registrar, owner)
+            let (declared, registered) = (runs[0], runs[1])
+            if let problem = registered.problems.first {
+                return .refused(manifest, "\(Self.escaped(problem)) (no kernels of it were registered)")
+            }
+            let d = Set(declared.declarations), r = Set(registered.declarations)
+            if let extra = r.subtracting(d).sorted().first {
+                return .refused(manifest, "registered \(Self.escaped(extra)) that its declaration does not list "
+                    + "(registration must not depend on isDeclaring; no kernels of it were registered)")
+            }
+            if let missing = d.subtracting(r).sorted().first {
+                return .refused(manifest, "declared \(Self.escaped(missing)) but did not register it "
+                    + "(registration must not depend on isDeclaring; no kernels of it were registered)")
+            }
+            return .registered(manifest, registered, owner)
         }
         guard let outcome else {
             return row(path, .rejected,
@@ -403,13 +459,6 @@ public final class PluginHost: Sendable {
             return row(path, .rejected, reason, plugin: m.name, version: m.version, hash: short, ms: elapsed())
         case .registered(let m, let r, let o):
             (manifest, registrar, owner) = (m, r, o)
-        }
-        let declared = Set(manifest.kernels.map { "\($0.parent)|\($0.child)|\($0.name)" })
-        for k in registrar.kernels where !declared.contains("\(k.parent.name)|\(k.child.name)|\(k.name)") {
-            return row(path, .rejected,
-                       "registered kernel '\(Self.escaped(k.name))' for (\(Self.escaped(k.parent.name)), "
-                           + "\(Self.escaped(k.child.name))) that its manifest does not declare (no kernels of it were registered)",
-                       plugin: manifest.name, version: manifest.version, hash: short, ms: elapsed())
         }
         let replacedOld = plugins.first { $0.name == manifest.name }
         session.kernels.replace(pluginNamed: manifest.name, kernels: registrar.kernels, rules: registrar.rules,
@@ -502,7 +551,6 @@ struct ParsedManifest {
     var version = ""
     var abi = 0
     var compiler = ""
-    var kernels: [(parent: String, child: String, name: String)] = []
 
     init(_ text: String) throws {
         let lines = text.split(separator: "\n").map(String.init)
@@ -514,23 +562,31 @@ struct ParsedManifest {
             guard let eq = line.firstIndex(of: "=") else { continue }
             let key = String(line[..<eq])
             let value = String(line[line.index(after: eq)...])
-            if key == "kernel" {
-                let parts = value.split(separator: "|", maxSplits: 2).map(String.init)
-                if parts.count == 3 { kernels.append((parts[0], parts[1], parts[2])) }
-            } else {
-                fields[key] = value
-            }
+            fields[key] = value
         }
         var problems: [String] = []
         abi = Int(fields["abi"] ?? "") ?? -1
-        if abi != PluginABI.hostABIVersion {
-            problems.append("host SDK ABI = \(PluginABI.hostABIVersion), plugin built against \(fields["abi"] ?? "none")")
+        if !PluginABI.supportedPluginABIs.contains(abi) {
+            problems.append("plugin built against Eddy SDK ABI \(fields["abi"] ?? "none"), this host loads plugin ABI "
+                + "\(PluginHost.abiRange): \(PluginHost.rebuildAdvice)")
         }
         name = fields["name"] ?? ""
         version = fields["version"] ?? ""
         compiler = fields["compiler"] ?? ""
-        if name.isEmpty || name.contains("/") { problems.append("plugin name: expected a name, found '\(name)'") }
-        if version.isEmpty { problems.append("plugin version: expected a version, found none") }
+        let hostMajor = PluginABI.hostCompilerVersion.split(separator: ".").first.map(String.init) ?? ""
+        let pluginMajor = compiler.split(separator: ".").first.map(String.init) ?? ""
+        if pluginMajor != hostMajor {
+            problems.append("plugin built with Swift \(compiler.isEmpty ? "(unknown)" : compiler), this host with Swift "
+                + "\(PluginABI.hostCompilerVersion) (Swift has no stable ABI across major versions on Linux): rebuild it "
+                + "with a Swift \(hostMajor).x compiler")
+        }
+        if name.isEmpty || name.count > 128
+            || !name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)
+                || $0 == "-" || $0 == "_" || $0 == ".") })
+        {
+            problems.append("plugin name: expected letters, digits, '-', '_' or '.' (at most 128), found '\(name)'")
+        }
+        if version.isEmpty || version.count > 64 { problems.append("plugin version: expected a version (at most 64 characters), found '\(version)'") }
         if !problems.isEmpty { throw HandshakeError(lines: problems) }
     }
 }

@@ -237,7 +237,7 @@ extension RawColumn {
                 guard let b = withField(i, FieldParse.bool) else { throw bad(i, "a bool") }
                 bits[i] = b
             }
-            return BoolArray(bits: Bitmap(bits), validity: validity, nullability: nl)
+            return try BoolArray(bits: Bitmap(bits), validity: validity, nullability: nl)
         case .primitive(let p, let nl):
             var b = ArrayBuilder(dtype: .primitive(p, .nullable), capacity: n)
             if p == .int64 {

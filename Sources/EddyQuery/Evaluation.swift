@@ -100,7 +100,7 @@ public final class Evaluation {
                 }
                 count = bits.trueCount
                 if count != batch.count {
-                    let maskArray = BoolArray(bits: bits)
+                    let maskArray = try BoolArray(bits: bits)
                     inputs = try columns.map { try FilterArray($0, mask: maskArray, count: count) }
                 }
             }

@@ -9,7 +9,7 @@ struct EddyCommand: AsyncParsableCommand {
         commandName: "eddy",
         abstract: "Eddy: a compressed-array compute engine with hot-pluggable kernels.",
         subcommands: [EvalCommand.self, PluginsCommand.self, KernelsCommand.self, ServeCommand.self, KeygenCommand.self,
-                      SignCommand.self, VerifyCommand.self, ProbePluginCommand.self, WorkerCommand.self]
+                      SignCommand.self, VerifyCommand.self, NewPluginCommand.self, ProbePluginCommand.self, WorkerCommand.self]
     )
 }
 

@@ -5,7 +5,9 @@ import EddyHost
 struct PluginsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plugins",
-        abstract: "Scan the plugin directory, check and load every plugin, and report what happened to each file."
+        abstract: "Scan the plugin directory, check and load every plugin, and report what happened to each file.",
+        discussion: "Exits 0 when every .so file loaded or was skipped, 1 when any was rejected or quarantined "
+            + "(the report, text or --json, is printed either way)."
     )
 
     @OptionGroup var plugins: PluginOptions
@@ -21,6 +23,7 @@ struct PluginsCommand: ParsableCommand {
                   + "\"retained_images\": \(host.retainedImages), \"files\": [")
             print(rows.map { "  " + $0.json }.joined(separator: ",\n"))
             print("]}")
+            try exitStatus(rows)
             return
         }
         print("plugin directory: \(PluginHost.escaped(plugins.directory))")
@@ -52,5 +55,11 @@ struct PluginsCommand: ParsableCommand {
               + (rows.contains { $0.status == .quarantined } ? ", \(rows.filter { $0.status == .quarantined }.count) quarantined" : "")
               + "; registry snapshot generation "
               + "\(session.kernels.generation)")
+        try exitStatus(rows)
+    }
+
+    /// Nonzero when a file was refused, so that scripts and CI notice.
+    private func exitStatus(_ rows: [PluginReportRow]) throws {
+        if rows.contains(where: { $0.status == .rejected || $0.status == .quarantined }) { throw ExitCode(1) }
     }
 }

@@ -1,13 +1,70 @@
 import DeltaEncodingPlugin
 import Eddy
+import EddyTesting
 import PackedDictComparePlugin
 import Testing
 
+/// A `like` over a dictionary, once per distinct value, as a plugin author would write it: a table
+/// of per-value results, rounded up to whole 64-bit words, looked up by code. `plantOffByOne` makes
+/// its bounds check `<=` instead of `<`: a code equal to the number of values then reads the table's
+/// padding instead of failing.
+enum DictLikePlugin: EddyPlugin {
+    static let name = "dict-like"
+    static let version = "1.0.0"
+    nonisolated(unsafe) static var plantOffByOne = false
+
+    static func register(into registrar: PluginRegistrar) throws {
+        let offByOne = plantOffByOne
+        registrar.like(on: DictArray.self) { dict, pattern, ctx in
+            guard let codes = try ctx.execute(dict.codes) as? PrimitiveArray, codes.ptype == .uint32,
+                  case .allValid = codes.validity, let values = try ctx.execute(dict.values) as? VarBinArray
+            else { return nil }
+            let padded = (values.count + 63) / 64 * 64
+            var table = [Bool](repeating: false, count: padded)
+            for v in 0..<values.count { table[v] = values.withBytes(at: v) { pattern.matches(utf8: $0) } }
+            let rows = try codes.values(UInt32.self)
+            for c in rows where offByOne ? Int(c) > values.count : Int(c) >= values.count {
+                throw EddyError(.outOfBounds, "dictionary code \(c) out of bounds for \(values.count) values")
+            }
+            let valid = Bitmap(count: rows.count) { values.validity.isValid(Int(rows[$0])) || Int(rows[$0]) >= values.count }
+            let validity: Validity = values.validity.nullCount(values.count) == 0 ? .allValid : .bitmap(valid)
+            return try BoolArray(bits: Bitmap(count: rows.count) { table[Int(rows[$0])] }, validity: validity,
+                                 nullability: dict.dtype.nullability)
+        }
+    }
+}
+
 /// The example plugins' kernels through the SDK's conformance harness, as a plugin author would run it.
 @Suite struct ConformanceTests {
-    @Test func packedDictionaryCompareAgreesWithDecodeThenCompute() throws {
-        let registrar = PluginRegistrar(owner: .plugin("packed-dict-compare", version: "test"))
-        try PackedDictComparePlugin.register(into: registrar)
+    @Test func theExamplePluginsPassTheKit() throws {
+        for report in [try PluginConformance.check(PackedDictComparePlugin.self),
+                       try PluginConformance.check(DeltaPlugin.self)] {
+            print(report)
+            #expect(report.passed, "\(report)")
+        }
+    }
+
+    @Test func theBuiltinKernelsPassTheKit() throws {
+        let report = PluginConformance.checkBuiltins(options: ConformanceOptions(inputsPerKey: 120, timingRows: 0))
+        print(report)
+        #expect(report.passed, "\(report)")
+        #expect(report.keys.count > 20)
+    }
+
+    @Test func theKitCatchesAnOffByOneInABoundsCheck() throws {
+        DictLikePlugin.plantOffByOne = false
+        let good = try PluginConformance.check(DictLikePlugin.self, options: ConformanceOptions(timingRows: 0))
+        #expect(good.passed, "\(good)")
+        DictLikePlugin.plantOffByOne = true
+        defer { DictLikePlugin.plantOffByOne = false }
+        let planted = try PluginConformance.check(DictLikePlugin.self, options: ConformanceOptions(timingRows: 0))
+        #expect(!planted.passed)
+        let first = try #require(planted.failures.first)
+        #expect(first.problem.contains("the reference failed where kernels did not"))
+        #expect(first.problem.contains("reproduce: ConformanceOptions(seed: 1, onlyKey: \"eddy.like|eddy.dict\", onlyInput:"))
+    }
+
+    @Test func packedDictionaryCompareOnEveryPackedWidth() throws {
         var generator = ArrayGenerator(seed: 7)
         var inputs: [any ArrayNode] = []
         for _ in 0..<400 { inputs.append(try generator.compareOverEncoded()) }
@@ -23,38 +80,16 @@ import Testing
                 inputs.append(try CompareFunction.make(node, .eq, ConstantArray(.utf8("v1"), count: node.count)))
             }
         }
-        let report = KernelConformance.check(registrar.kernels, on: inputs)
+        let report = try KernelConformance.check(PackedDictComparePlugin.self, on: inputs)
         #expect(report.passed, "\(report)")
         #expect((report.fired[PackedDictComparePlugin.kernelName] ?? 0) > 10)
-    }
-
-    @Test func deltaKernelsAgreeWithDecodeThenCompute() throws {
-        let registrar = PluginRegistrar(owner: .plugin("delta", version: "test"))
-        try DeltaPlugin.register(into: registrar)
-        var generator = ArrayGenerator(seed: 11)
-        var inputs: [any ArrayNode] = []
-        for _ in 0..<300 {
-            var v = Int64(generator.int(-1000...1000))
-            let values = (0..<generator.int(1...400)).map { _ -> Int64 in
-                v += Int64(generator.int(0...3))
-                return v
-            }
-            let column = PrimitiveArray(values)
-            guard let delta = DeltaArray.encode(column) else { continue }
-            let needle = values[generator.int(0...(values.count - 1))] + Int64(generator.int(-2...2))
-            let op = CompareOperator.allCases[generator.int(0...5)]
-            inputs.append(try CompareFunction.make(delta, op, ConstantArray(.int64(needle), count: delta.count)))
-            inputs.append(try AggregateFunction(generator.chance(0.5) ? .min : .max).make(delta))
-        }
-        let report = KernelConformance.check(registrar.kernels, on: inputs)
-        #expect(report.passed, "\(report)")
     }
 
     @Test func theHarnessCatchesAWrongKernel() throws {
         // A kernel that answers "true" for every row of a dictionary comparison.
         let wrong = ExecuteParentKernel("always true", owner: .plugin("bad", version: "1"), parent: CompareFunction.id,
                                         child: DictArray.id) { parent, _, _, _ in
-            BoolArray(bits: Bitmap(repeating: true, count: parent.count), nullability: parent.dtype.nullability)
+            try BoolArray(bits: Bitmap(repeating: true, count: parent.count), nullability: parent.dtype.nullability)
         }
         var generator = ArrayGenerator(seed: 3)
         let inputs = try (0..<50).map { _ in try generator.compareOverEncoded(dtypes: [.utf8(.nonNullable)]) }

@@ -126,7 +126,7 @@ func fuzzIterations(_ fallback: Int) -> Int {
                 o[0] = 1.5; o[1] = -0.0; o[2] = .greatestFiniteMagnitude; o[3] = 1e-300
             },
             VarBinArray(["x", "", "Lyon", "é%_"] as [String?]),
-            BoolArray(bits: Bitmap([true, false, true, false]), validity: .allValid, nullability: .nullable),
+            try BoolArray(bits: Bitmap([true, false, true, false]), validity: .allValid, nullability: .nullable),
             try PrimitiveArray.build(UInt8.self, count: 4, validity: .allValid, nullability: .nonNullable) { o in
                 o[0] = 255; o[1] = 0; o[2] = 1; o[3] = 128
             },

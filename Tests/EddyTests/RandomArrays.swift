@@ -1,4 +1,5 @@
 import Eddy
+import EddyTesting
 
 /// A seedable generator (the SDK's SplitMix64), so that every failure can be replayed from its seed.
 struct SeededRandom: RandomNumberGenerator {

@@ -514,7 +514,7 @@ final class DataFixture {
         let notELF = dir.write("big-text.so", String(repeating: "x", count: 1000))
         truncate(notELF, 200 << 20)  // under the size cap: refused after reading its first bytes
         let (r, rows) = try report(dir.path)
-        #expect(r.status == 0)
+        #expect(r.status == 1)  // files were refused; the host survived and reported them
         #expect((rows["huge.so"]?["reason"] as? String)?.contains("file size check failed") == true, "\(rows)")
         #expect((rows["big-text.so"]?["reason"] as? String)?.contains("not an ELF file") == true, "\(rows)")
         let work = ScratchDirectory()
@@ -567,7 +567,7 @@ final class DataFixture {
         let dir = ScratchDirectory()
         FileManager.default.createFile(atPath: dir.path + "/crafted.so", contents: Data(h))
         let (r, rows) = try report(dir.path)
-        #expect(r.status == 0, "\(craft): \(r.stderr)")
+        #expect(r.status == 1, "\(craft): \(r.stderr)")
         #expect((rows["crafted.so"]?["reason"] as? String)?.contains(craft.check) == true, "\(craft): \(rows)")
     }
 

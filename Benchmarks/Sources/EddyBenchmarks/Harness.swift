@@ -61,9 +61,9 @@ func report(_ name: String, _ value: String, target: String = "") {
 /// The memory-read floor: sums UInt16 codes.
 @inline(never)
 func sumCodes(_ codes: PrimitiveArray) -> UInt64 {
-    codes.withValues(UInt16.self) { c in
+    (try? codes.withValues(UInt16.self) { c in
         var s: UInt64 = 0
         for v in c { s &+= UInt64(v) }
         return s
-    }
+    }) ?? 0
 }

@@ -1,4 +1,4 @@
-import Eddy
+@_spi(Host) import Eddy
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -96,7 +96,7 @@ func format4(_ i: Int) -> String { let s = String(i); return String(repeating: "
 if want("compare1k") {
     let codes = PrimitiveArray((0..<1000).map { _ in UInt16(gen.next() % 1000) })
     let dict = try DictArray(codes: codes, values: VarBinArray(distinct))
-    let needle = distinct[Int(codes.values(UInt16.self)[0])]
+    let needle = distinct[Int(try codes.values(UInt16.self)[0])]
     let cmp = try CompareFunction.make(dict, .eq, ConstantArray(.utf8(needle), count: 1000))
     let t = try measure { blackHole(try session.makeContext().execute(cmp)) }
     report("compare dict-utf8 1,000 rows, fresh context per call", formatNanos(t), target: "≤ 1 µs")
@@ -108,7 +108,7 @@ let bigCodes = PrimitiveArray.build(UInt16.self, count: bigN) { out in
 }
 let bigDict = try DictArray(codes: bigCodes, values: VarBinArray(distinct))
 if want("dictcompare") {
-    let needle = distinct[Int(bigCodes.values(UInt16.self)[0])]
+    let needle = distinct[Int(try bigCodes.values(UInt16.self)[0])]
     let cmp = try CompareFunction.make(bigDict, .eq, ConstantArray(.utf8(needle), count: bigN))
     let out = try session.makeContext().execute(cmp) as! BoolArray
     let t = try measure(samples: 9, sampleNanos: 50_000_000) { blackHole(try session.makeContext().execute(cmp)) }
@@ -124,7 +124,7 @@ if want("filter") {
     let f = try FoRArray.encode(narrow)
     let packed = try FoRArray(reference: f.reference,
                               child: BitPackedArray.encode(f.child as! PrimitiveArray, bitWidth: 12))
-    let mask = BoolArray(bits: Bitmap(count: bigN) { _ in gen.next() % 10 == 0 })
+    let mask = try BoolArray(bits: Bitmap(count: bigN) { _ in gen.next() % 10 == 0 })
     let kept = mask.bits.trueCount
     let filter = try FilterArray(packed, mask: mask, count: kept)
     let t = try measure(samples: 7) { blackHole(try session.makeContext().execute(filter)) }

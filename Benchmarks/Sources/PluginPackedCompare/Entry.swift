@@ -1,10 +1,7 @@
 // C entry points of this build of the plugin (same module as its kernels).
 import Eddy
 
-@_cdecl("eddy_plugin_manifest_v1")
-public func eddyPluginManifest() -> UnsafePointer<CChar> { exportManifest(PackedDictComparePlugin.self) }
-
-@_cdecl("eddy_plugin_register_v1")
-public func eddyPluginRegister(_ host: UnsafeRawPointer) -> UnsafeMutablePointer<CChar>? {
-    exportRegistration(PackedDictComparePlugin.self, host)
+@_cdecl("eddy_plugin_entry_v2")
+public func eddyPluginEntry(_ request: Int32, _ argument: UnsafeMutableRawPointer?) -> Int32 {
+    pluginEntry(PackedDictComparePlugin.self, request, argument)
 }

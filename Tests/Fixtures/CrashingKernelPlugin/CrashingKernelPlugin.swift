@@ -10,15 +10,12 @@ import Eddy
 enum CrashingKernelPlugin: EddyPlugin {
     static let kernelName = "crash on compare"
 
-    static var manifest: PluginManifest {
-        #if EDDY_FIXED
-        PluginManifest(name: "crashing-kernel", version: "0.1.1",
-                       kernels: [(parent: "eddy.compare", child: "eddy.constant", name: kernelName)])
-        #else
-        PluginManifest(name: "crashing-kernel", version: "0.1.0",
-                       kernels: [(parent: "eddy.compare", child: "eddy.constant", name: kernelName)])
-        #endif
-    }
+    static let name = "crashing-kernel"
+    #if EDDY_FIXED
+    static let version = "0.1.1"
+    #else
+    static let version = "0.1.0"
+    #endif
 
     static func register(into registrar: PluginRegistrar) throws {
         registrar.register(kernelName, parent: CompareFunction.id, child: ConstantArray.id) { _, child, _, _ in
@@ -43,10 +40,7 @@ enum CrashingKernelPlugin: EddyPlugin {
     }
 }
 
-@_cdecl("eddy_plugin_manifest_v1")
-public func eddyPluginManifest() -> UnsafePointer<CChar> { exportManifest(CrashingKernelPlugin.self) }
-
-@_cdecl("eddy_plugin_register_v1")
-public func eddyPluginRegister(_ host: UnsafeRawPointer) -> UnsafeMutablePointer<CChar>? {
-    exportRegistration(CrashingKernelPlugin.self, host)
+@_cdecl("eddy_plugin_entry_v2")
+public func eddyPluginEntry(_ request: Int32, _ argument: UnsafeMutableRawPointer?) -> Int32 {
+    pluginEntry(CrashingKernelPlugin.self, request, argument)
 }

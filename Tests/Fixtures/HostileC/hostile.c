@@ -1,6 +1,6 @@
 // Hostile plugin fixtures, compiled by the tests with
 //   cc -shared -fPIC -DMODE=<n> hostile.c -L<build dir> -Wl,--no-as-needed -lEddy -o libhostile.so
-// The file NEEDS libEddy.so and exports both entry points, so it passes every check made before
+// The file NEEDS libEddy.so and exports the entry point, so it passes every check made before
 // its code runs; what it does while registering is the test.
 #include <signal.h>
 #include <stdio.h>
@@ -28,9 +28,7 @@
 #error "define MODE"
 #endif
 
-const char *eddy_plugin_manifest_v1(void) {
-    return "EDDY-PLUGIN\nname=hostile-" MODE_NAME "\nversion=1.0.0\nabi=1\ncompiler=6.3\n";
-}
+static const char manifest[] = "EDDY-PLUGIN\nname=hostile-" MODE_NAME "\nversion=1.0.0\nabi=2\ncompiler=6.3\n";
 
 #if MODE == MODE_PLANT
 __attribute__((constructor)) static void planted(void) {
@@ -92,8 +90,24 @@ static void shrink_memfds(void) {
     }
 }
 
-char *eddy_plugin_register_v1(const void *host) {
-    (void)host;
+static void misbehave(void);
+
+// The one entry symbol of plugin ABI 2: request 0 writes the manifest into the host's buffer,
+// request 1 registers (this fixture registers nothing; what it does instead is the test).
+int eddy_plugin_entry_v2(int request, void *argument) {
+    if (!argument) return 1;
+    if (request == 0) {
+        memcpy(argument, manifest, sizeof manifest);
+        return 0;
+    }
+    if (request == 1) {
+        misbehave();
+        return 0;
+    }
+    return 1;
+}
+
+static void misbehave(void) {
     switch (MODE) {
     case MODE_EXIT:
         exit(0);
@@ -115,5 +129,4 @@ char *eddy_plugin_register_v1(const void *host) {
         raise(SIGSEGV);
         break;
     }
-    return NULL;
 }

@@ -6,10 +6,8 @@ enum ThrowingPlugin: EddyPlugin {
         var description: String { "configuration file missing: /etc/throwing-plugin.conf" }
     }
 
-    static var manifest: PluginManifest {
-        PluginManifest(name: "throwing", version: "0.1.0",
-                       kernels: [(parent: "eddy.filter", child: "eddy.primitive", name: "never registered")])
-    }
+    static let name = "throwing"
+    static let version = "0.1.0"
 
     static func register(into registrar: PluginRegistrar) throws {
         registrar.register("never registered", parent: FilterArray.id, child: PrimitiveArray.id) { _, _, _, _ in nil }
@@ -17,10 +15,7 @@ enum ThrowingPlugin: EddyPlugin {
     }
 }
 
-@_cdecl("eddy_plugin_manifest_v1")
-public func eddyPluginManifest() -> UnsafePointer<CChar> { exportManifest(ThrowingPlugin.self) }
-
-@_cdecl("eddy_plugin_register_v1")
-public func eddyPluginRegister(_ host: UnsafeRawPointer) -> UnsafeMutablePointer<CChar>? {
-    exportRegistration(ThrowingPlugin.self, host)
+@_cdecl("eddy_plugin_entry_v2")
+public func eddyPluginEntry(_ request: Int32, _ argument: UnsafeMutableRawPointer?) -> Int32 {
+    pluginEntry(ThrowingPlugin.self, request, argument)
 }

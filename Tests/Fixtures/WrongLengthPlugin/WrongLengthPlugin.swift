@@ -4,22 +4,17 @@ import Eddy
 enum WrongLengthPlugin: EddyPlugin {
     static let kernelName = "short compare"
 
-    static var manifest: PluginManifest {
-        PluginManifest(name: "wrong-length", version: "0.1.0",
-                       kernels: [(parent: "eddy.compare", child: "eddy.constant", name: kernelName)])
-    }
+    static let name = "wrong-length"
+    static let version = "0.1.0"
 
     static func register(into registrar: PluginRegistrar) throws {
         registrar.register(kernelName, parent: CompareFunction.id, child: ConstantArray.id) { parent, _, _, _ in
-            BoolArray(bits: Bitmap(repeating: true, count: max(parent.count - 1, 0)), nullability: parent.dtype.nullability)
+            try BoolArray(bits: Bitmap(repeating: true, count: max(parent.count - 1, 0)), nullability: parent.dtype.nullability)
         }
     }
 }
 
-@_cdecl("eddy_plugin_manifest_v1")
-public func eddyPluginManifest() -> UnsafePointer<CChar> { exportManifest(WrongLengthPlugin.self) }
-
-@_cdecl("eddy_plugin_register_v1")
-public func eddyPluginRegister(_ host: UnsafeRawPointer) -> UnsafeMutablePointer<CChar>? {
-    exportRegistration(WrongLengthPlugin.self, host)
+@_cdecl("eddy_plugin_entry_v2")
+public func eddyPluginEntry(_ request: Int32, _ argument: UnsafeMutableRawPointer?) -> Int32 {
+    pluginEntry(WrongLengthPlugin.self, request, argument)
 }

@@ -39,7 +39,7 @@ public struct ArrayBuilder {
                 default: throw EddyError(.typeMismatch, "value \(v) in a bool array")
                 }
             }
-            return BoolArray(bits: Bitmap(bits), validity: validity, nullability: nl)
+            return BoolArray(uncheckedBits: Bitmap(bits), validity: validity, nullability: nl)
         case .primitive(let p, let nl):
             return try p.visitThrowing(PrimitiveFromScalars(values: values, validity: validity, nullability: nl))
         case .utf8, .binary:

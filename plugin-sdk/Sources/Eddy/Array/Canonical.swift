@@ -6,10 +6,10 @@ public enum Canonical {
         if scalar.isNull {
             switch dtype {
             case .null: return NullArray(count: count)
-            case .bool: return BoolArray(bits: Bitmap(repeating: false, count: count), validity: .allInvalid,
+            case .bool: return BoolArray(uncheckedBits: Bitmap(repeating: false, count: count), validity: .allInvalid,
                                          nullability: .nullable)
             case .primitive(let p, _):
-                return PrimitiveArray(ptype: p, buffer: Buffer(storage: BufferStorage(byteCount: count * p.byteWidth),
+                return PrimitiveArray(uncheckedPType: p, buffer: Buffer(storage: BufferStorage(byteCount: count * p.byteWidth),
                                                                byteOffset: 0, byteCount: count * p.byteWidth),
                                       count: count, validity: .allInvalid, nullability: .nullable)
             case .utf8, .binary:
@@ -23,7 +23,7 @@ public enum Canonical {
         }
         switch (dtype, scalar.value) {
         case (.bool(let n), .bool(let b)):
-            return BoolArray(bits: Bitmap(repeating: b, count: count), nullability: n)
+            return BoolArray(uncheckedBits: Bitmap(repeating: b, count: count), nullability: n)
         case (.primitive(let p, let n), _):
             return try p.visitThrowing(RepeatPrimitive(value: scalar.value, count: count, nullability: n))
         case (.utf8, .utf8), (.binary, .binary):
@@ -83,7 +83,7 @@ public enum Canonical {
         guard indices.ptype.isInteger else {
             throw EddyError(.typeMismatch, "take indices must be integers, got \(indices.dtype)")
         }
-        return try indices.ptype.visitInteger(TakeWithIndices(array: array, indices: indices)).get()
+        return try indices.ptype.visitIntegerUnchecked(TakeWithIndices(array: array, indices: indices)).get()
     }
 
     private struct TakeWithIndices: IntegerPTypeVisitor {
@@ -91,7 +91,7 @@ public enum Canonical {
         let indices: PrimitiveArray
         func visit<I: NativeInteger>(_ type: I.Type) -> Result<any ArrayNode, EddyError> {
             do {
-                return .success(try indices.withValues(I.self) { idx in
+                return .success(try indices.withValuesUnchecked(I.self) { idx in
                     try Canonical.take(array, idx, indexValidity: indices.validity,
                                        resultNullability: array.dtype.nullability | indices.dtype.nullability)
                 })
@@ -137,7 +137,7 @@ public enum Canonical {
                                                             resultNullability: resultNullability))
         case let a as BoolArray:
             let bits = try Bitmap(count: m) { k in try a.bits[position(k)] }
-            return BoolArray(bits: bits, validity: try combinedValidity(a.validity), nullability: resultNullability)
+            return BoolArray(uncheckedBits: bits, validity: try combinedValidity(a.validity), nullability: resultNullability)
         case let a as VarBinArray:
             return try takeVarBin(a, m: m, position: position, indexValidity: indexValidity,
                                   validity: try combinedValidity(a.validity), nullability: resultNullability)
@@ -201,7 +201,7 @@ public enum Canonical {
             let n = values.count
             let m = idx.count
             var bad: Int?
-            let out = values.withValues(T.self) { src in
+            let out = values.withValuesUnchecked(T.self) { src in
                 Buffer.build(count: m, of: T.self) { dst in
                     for k in 0..<m {
                         let p = Int(truncatingIfNeeded: idx[k])
@@ -225,7 +225,7 @@ public enum Canonical {
                     return values.validity.isValid(Int(truncatingIfNeeded: idx[k]))
                 })
             }
-            return .success(PrimitiveArray(ptype: T.ptype, buffer: out, count: m, validity: validity,
+            return .success(PrimitiveArray(uncheckedPType: T.ptype, buffer: out, count: m, validity: validity,
                                            nullability: resultNullability))
         }
     }
@@ -240,7 +240,7 @@ public enum Canonical {
         case let a as BoolArray:
             var b = BitmapBuilder(capacity: m)
             mask.forEachSetBit { b.append(a.bits[$0]) }
-            return BoolArray(bits: b.finish(), validity: a.validity.filter(mask, resultCount: m),
+            return BoolArray(uncheckedBits: b.finish(), validity: a.validity.filter(mask, resultCount: m),
                              nullability: a.dtype.nullability)
         case let a as VarBinArray:
             var b = VarBinBuilder(dtype: a.dtype, capacity: m)
@@ -263,7 +263,7 @@ public enum Canonical {
         let mask: Bitmap
         let resultCount: Int
         func visit<T: NativeType>(_ type: T.Type) -> any ArrayNode {
-            let out = values.withValues(T.self) { src in
+            let out = values.withValuesUnchecked(T.self) { src in
                 Buffer.build(count: resultCount, of: T.self) { dst in
                     var o = 0
                     let n = mask.count
@@ -284,7 +284,7 @@ public enum Canonical {
                     }
                 }
             }
-            return PrimitiveArray(ptype: T.ptype, buffer: out, count: resultCount,
+            return PrimitiveArray(uncheckedPType: T.ptype, buffer: out, count: resultCount,
                                   validity: values.validity.filter(mask, resultCount: resultCount),
                                   nullability: values.dtype.nullability)
         }
@@ -306,7 +306,7 @@ public enum Canonical {
                     pos += a.count
                 }
             }
-            return .bitmap(Bitmap(buffer: buf, offset: 0, count: total))
+            return .bitmap(Bitmap(uncheckedBuffer: buf, offset: 0, count: total))
         }
         switch dtype {
         case .null:
@@ -329,7 +329,7 @@ public enum Canonical {
                     pos += a.count
                 }
             }
-            return BoolArray(bits: Bitmap(buffer: buf, offset: 0, count: total), validity: concatValidity(),
+            return BoolArray(uncheckedBits: Bitmap(uncheckedBuffer: buf, offset: 0, count: total), validity: concatValidity(),
                              nullability: n)
         case .primitive(let p, let n):
             let w = p.byteWidth
@@ -339,7 +339,7 @@ public enum Canonical {
                 (storage.pointer + pos * w).copyMemory(from: a.buffer.baseAddress, byteCount: a.count * w)
                 pos += a.count
             }
-            return PrimitiveArray(ptype: p, buffer: Buffer(storage: storage, byteOffset: 0, byteCount: total * w),
+            return PrimitiveArray(uncheckedPType: p, buffer: Buffer(storage: storage, byteOffset: 0, byteCount: total * w),
                                   count: total, validity: concatValidity(), nullability: n)
         case .utf8, .binary:
             var b = VarBinBuilder(dtype: dtype, capacity: total)

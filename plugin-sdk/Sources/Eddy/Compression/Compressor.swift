@@ -134,7 +134,7 @@ public struct Compressor: Sendable {
         let values = try Canonical.take(array, indices: PrimitiveArray(firsts))
             .withDType(nulls ? array.dtype.with(.nonNullable) : array.dtype)
         let width = PType.smallestUnsigned(holding: UInt64(Swift.max(firsts.count - 1, 0)))
-        let codeArray: any ArrayNode = width.visitInteger(NarrowCodes(codes: codes, validity: nulls
+        let codeArray: any ArrayNode = width.visitIntegerUnchecked(NarrowCodes(codes: codes, validity: nulls
             ? Canonical.validity(of: array) : .allValid, nullable: nulls))
         let d = try DictArray(codes: compress(codeArray, depth: depth + 1),
                               values: compress(values, depth: depth + 1))
@@ -346,7 +346,7 @@ enum DictionaryBuilder {
         func visit<T: NativeType>(_ type: T.Type) -> Bool {
             var index: [T: UInt32] = [:]
             let validity = array.validity
-            return array.withValues(T.self) { v in
+            return array.withValuesUnchecked(T.self) { v in
                 for i in 0..<v.count {
                     guard validity.isValid(i) else {
                         nulls.pointee = true

@@ -1,159 +1,137 @@
 /// The binary interface between a host and a plugin `.so`.
 ///
 /// A plugin is a dynamic library that links the SDK's one shared library (`libEddy.so`, never a
-/// static copy) and exports two C symbols:
+/// static copy) and exports one C symbol, ``PluginABI/entrySymbol``, written in one line:
 ///
-/// - ``PluginABI/manifestSymbol`` — `() -> UnsafePointer<CChar>`: the manifest as text. It is
-///   produced by code baked into the plugin when it was built (``PluginManifest/text``), so it reads
-///   the same whatever SDK the host has, and the host can check the ABI before any Swift type crosses.
-/// - ``PluginABI/registerSymbol`` — `(UnsafeRawPointer) -> UnsafeMutablePointer<CChar>?`: receives the
-///   host's ``PluginRegistrar`` and returns nil, or an error message the host deallocates (both sides
-///   share the one Swift runtime, so Swift's allocator is used on both).
-///
-/// Write both with ``exportManifest(_:)`` and ``exportRegistration(_:_:)``:
 /// ```swift
-/// @_cdecl("eddy_plugin_manifest_v1")
-/// public func eddyPluginManifest() -> UnsafePointer<CChar> { exportManifest(MyPlugin.self) }
-///
-/// @_cdecl("eddy_plugin_register_v1")
-/// public func eddyPluginRegister(_ host: UnsafeRawPointer) -> UnsafeMutablePointer<CChar>? {
-///     exportRegistration(MyPlugin.self, host)
+/// @_cdecl("eddy_plugin_entry_v2")
+/// public func eddyPluginEntry(_ request: Int32, _ argument: UnsafeMutableRawPointer?) -> Int32 {
+///     pluginEntry(MyPlugin.self, request, argument)
 /// }
 /// ```
+///
+/// The host calls it twice or three times:
+/// - request ``PluginABI/manifestRequest``: `argument` is a host buffer of ``PluginABI/manifestCapacity``
+///   bytes; the plugin writes its manifest there as NUL-terminated text (`key=value` lines: the magic,
+///   `abi`, `compiler`, `name`, `version`). That code is compiled into the plugin, so the host reads
+///   the plugin's ABI version before any Swift type crosses the boundary.
+/// - request ``PluginABI/registerRequest``: `argument` is the host's ``PluginRegistrar``; the plugin's
+///   ``EddyPlugin/register(into:)`` runs. The host runs it once with a declaring registrar (the
+///   manifest's list of kernels, rules, encodings and hooks) and once for real, and checks that the
+///   two agree.
+///
+/// Nothing allocated on one side is freed on the other: the manifest goes into the host's buffer,
+/// an error message into the registrar.
 public enum PluginABI {
     /// The ABI version of the SDK a plugin was compiled against (inlined into the plugin).
+    ///
+    /// Raised whenever a change to the SDK would break a plugin built against the previous version
+    /// (`.ci/run` compares the public interface with `plugin-sdk/abi/Eddy.abi.json` and fails on a
+    /// break that does not raise it).
     @_alwaysEmitIntoClient
-    public static var sdkABIVersion: Int { 1 }
+    public static var sdkABIVersion: Int { 2 }
 
     /// The first line of every manifest.
     @_alwaysEmitIntoClient
     public static var magic: String { "EDDY-PLUGIN" }
 
+    /// The one symbol a plugin exports.
     @_alwaysEmitIntoClient
-    public static var manifestSymbol: String { "eddy_plugin_manifest_v1" }
+    public static var entrySymbol: String { "eddy_plugin_entry_v2" }
 
+    /// Request: write the manifest text into the buffer `argument`.
     @_alwaysEmitIntoClient
-    public static var registerSymbol: String { "eddy_plugin_register_v1" }
+    public static var manifestRequest: Int32 { 0 }
 
-    /// The compiler a plugin was built with (inlined, so it is the plugin's compiler, not the host's).
+    /// Request: register into the ``PluginRegistrar`` `argument`.
+    @_alwaysEmitIntoClient
+    public static var registerRequest: Int32 { 1 }
+
+    /// Bytes of the host's manifest buffer, terminating NUL included.
+    @_alwaysEmitIntoClient
+    public static var manifestCapacity: Int { 4096 }
+
+    /// The compiler a plugin was built with, `MAJOR.MINOR` (inlined, so it is the plugin's compiler,
+    /// not the host's). Swift has no stable ABI on Linux across major compiler versions: the host
+    /// refuses a plugin whose major version differs from its own.
     @_alwaysEmitIntoClient
     public static var compilerVersion: String {
-        #if compiler(>=6.4)
-        "6.4+"
+        #if compiler(>=7.0)
+        "7.0"
+        #elseif compiler(>=6.4)
+        "6.4"
         #elseif compiler(>=6.3)
         "6.3"
         #elseif compiler(>=6.2)
         "6.2"
+        #elseif compiler(>=6.1)
+        "6.1"
         #else
-        "older than 6.2"
+        "6.0"
         #endif
     }
 
     /// The ABI version of the SDK the host runs (not inlined: it comes from the loaded library).
-    public static let hostABIVersion = 1
+    public static let hostABIVersion = 2
+
+    /// The plugin ABI versions this SDK library loads. A minor SDK release keeps the range; a
+    /// release that breaks plugins raises both ends.
+    public static let supportedPluginABIs: ClosedRange<Int> = 2...2
+
+    /// The compiler this SDK library was built with, `MAJOR.MINOR`.
+    public static let hostCompilerVersion: String = compilerVersion
+
+    /// The SDK release, as in the `plugin-sdk` package's documentation.
+    public static let sdkVersion = "1.0.0"
 }
 
-/// What a plugin declares about itself before it runs: identity and the kernels it will register.
-@frozen
-public struct PluginManifest: Sendable {
-    public var name: String
-    public var version: String
-    /// `(parent encoding, child encoding, kernel name)` of every kernel.
-    public var kernels: [(parent: String, child: String, name: String)]
-    /// `(parent encoding, child encoding, rule name)` of every reduce-parent rule.
-    public var rules: [(parent: String, child: String, name: String)]
-    /// Encodings the plugin introduces.
-    public var encodings: [String]
-    /// Names of compressor hooks the plugin registers.
-    public var compressorHooks: [String]
-
-    @_alwaysEmitIntoClient
-    public init(name: String, version: String, kernels: [(parent: String, child: String, name: String)] = [],
-                rules: [(parent: String, child: String, name: String)] = [], encodings: [String] = [],
-                compressorHooks: [String] = []) {
-        self.name = name
-        self.version = version
-        self.kernels = kernels
-        self.rules = rules
-        self.encodings = encodings
-        self.compressorHooks = compressorHooks
-    }
-
-    /// The manifest as the text the host reads: `key=value` lines, the magic first.
-    @_alwaysEmitIntoClient
-    public var text: String {
-        var lines = [
-            PluginABI.magic, "abi=\(PluginABI.sdkABIVersion)", "compiler=\(PluginABI.compilerVersion)",
-            "name=\(name)", "version=\(version)",
-        ]
-        for k in kernels { lines.append("kernel=\(k.parent)|\(k.child)|\(k.name)") }
-        for r in rules { lines.append("rule=\(r.parent)|\(r.child)|\(r.name)") }
-        for e in encodings { lines.append("encoding=\(e)") }
-        for h in compressorHooks { lines.append("compressor=\(h)") }
-        return lines.joined(separator: "\n") + "\n"
-    }
-}
-
-/// A kernel plugin: its manifest and how it registers.
+/// A kernel plugin: a name, a version, and what it registers.
+///
+/// Registration is the only declaration: the host runs ``register(into:)`` once to learn what the
+/// plugin provides (its manifest), once to register it, and refuses a plugin whose two runs differ.
 public protocol EddyPlugin {
-    static var manifest: PluginManifest { get }
-    /// Adds the plugin's kernels, rules and compressor hooks. Throwing leaves the host unchanged.
+    /// The plugin's name: unique among the plugins a host loads (a newer file with the same name
+    /// replaces the older one). Letters, digits, `-`, `_` and `.`.
+    static var name: String { get }
+    /// The plugin's version, shown in listings, traces and errors.
+    static var version: String { get }
+    /// Adds the plugin's kernels, rules, encodings and compressor hooks. Throwing leaves the host
+    /// unchanged (no registration of the plugin takes effect).
     static func register(into registrar: PluginRegistrar) throws
 }
 
-/// Collects what a plugin registers; the host checks it against the manifest and commits all of it
-/// atomically, or none of it.
-public final class PluginRegistrar: @unchecked Sendable {
-    // Used by one thread: the host creates it, hands it to one plugin's registration, then reads it.
-    public let owner: KernelOwner
-    public private(set) var kernels: [ExecuteParentKernel] = []
-    public private(set) var rules: [ReduceParentRule] = []
-    public private(set) var compressorHooks: [CompressorHook] = []
-
-    public init(owner: KernelOwner) { self.owner = owner }
-
-    /// Registers an execute-parent kernel under the plugin's ownership.
-    public func register(_ name: String, parent: EncodingID, child: EncodingID,
-                         _ function: @escaping ExecuteParentFunction) {
-        kernels.append(ExecuteParentKernel(name, owner: owner, parent: parent, child: child, function))
-    }
-
-    /// Registers a reduce-parent rule under the plugin's ownership.
-    public func registerRule(_ name: String, parent: EncodingID, child: EncodingID,
-                             _ function: @escaping ReduceParentFunction) {
-        rules.append(ReduceParentRule(name, owner: owner, parent: parent, child: child, function))
-    }
-
-    /// Registers a compressor hook that may propose the plugin's encoding for columns it applies to.
-    public func registerCompressor(_ name: String, applies: @escaping @Sendable (DType) -> Bool,
-                                   compress: @escaping @Sendable (any ArrayNode, (any ArrayNode) throws -> any ArrayNode) throws -> (any ArrayNode)?) {
-        compressorHooks.append(CompressorHook(name: name, owner: owner, applies: applies, compress: compress))
-    }
+/// The manifest text a plugin hands the host: magic, ABI, compiler, name, version.
+@_alwaysEmitIntoClient
+public func pluginManifestText<P: EddyPlugin>(_ plugin: P.Type) -> String {
+    [
+        PluginABI.magic, "abi=\(PluginABI.sdkABIVersion)", "compiler=\(PluginABI.compilerVersion)",
+        "name=\(P.name)", "version=\(P.version)",
+    ].joined(separator: "\n") + "\n"
 }
 
-/// The body of a plugin's manifest symbol: the manifest text, kept alive for the life of the process.
+/// The body of a plugin's entry symbol (see ``PluginABI``): answers the host's requests for plugin `P`.
+///
+/// - Returns: 0 on success; 1 for an unknown request or a missing argument; 2 when the manifest does
+///   not fit the host's buffer; 3 when registration threw (the message is in the registrar).
 @_alwaysEmitIntoClient
-public func exportManifest<P: EddyPlugin>(_ plugin: P.Type) -> UnsafePointer<CChar> {
-    // One small allocation per call, never freed: the host calls this once per load.
-    let text = P.manifest.text
-    let bytes = Array(text.utf8CString)
-    let p = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count)
-    p.initialize(from: bytes, count: bytes.count)
-    return UnsafePointer(p)
-}
-
-/// The body of a plugin's registration symbol: runs `register(into:)` with the host's registrar and
-/// reports a thrown error as text.
-@_alwaysEmitIntoClient
-public func exportRegistration<P: EddyPlugin>(_ plugin: P.Type, _ host: UnsafeRawPointer) -> UnsafeMutablePointer<CChar>? {
-    let registrar = Unmanaged<PluginRegistrar>.fromOpaque(host).takeUnretainedValue()
-    do {
-        try P.register(into: registrar)
-        return nil
-    } catch {
-        let text = Array("\(error)".utf8CString)
-        let p = UnsafeMutablePointer<CChar>.allocate(capacity: text.count)
-        p.initialize(from: text, count: text.count)
-        return p
+public func pluginEntry<P: EddyPlugin>(_ plugin: P.Type, _ request: Int32, _ argument: UnsafeMutableRawPointer?) -> Int32 {
+    guard let argument else { return 1 }
+    if request == PluginABI.manifestRequest {
+        let bytes = Array(pluginManifestText(P.self).utf8)
+        guard bytes.count < PluginABI.manifestCapacity else { return 2 }
+        for (i, b) in bytes.enumerated() { argument.storeBytes(of: b, toByteOffset: i, as: UInt8.self) }
+        argument.storeBytes(of: 0, toByteOffset: bytes.count, as: UInt8.self)
+        return 0
     }
+    if request == PluginABI.registerRequest {
+        let registrar = Unmanaged<PluginRegistrar>.fromOpaque(argument).takeUnretainedValue()
+        do {
+            try P.register(into: registrar)
+            return 0
+        } catch {
+            registrar.fail("\(error)")
+            return 3
+        }
+    }
+    return 1
 }

@@ -7,9 +7,19 @@ public struct Bitmap: Sendable {
     /// Number of bits.
     public let count: Int
 
+    /// - Throws: ``EddyError/Code/outOfBounds`` when the bits do not lie within the buffer.
+    public init(buffer: Buffer, offset: Int, count: Int) throws {
+        let (end, o1) = offset.addingReportingOverflow(count)
+        let (padded, o2) = end.addingReportingOverflow(7)
+        guard offset >= 0, count >= 0, !o1, !o2, padded / 8 <= buffer.byteCount else {
+            throw EddyError(.outOfBounds, "bits \(offset)..<\(offset &+ count) do not fit a buffer of \(buffer.byteCount) bytes")
+        }
+        self.init(uncheckedBuffer: buffer, offset: offset, count: count)
+    }
+
+    /// The checks of ``init(buffer:offset:count:)`` hold by construction.
     @inlinable
-    public init(buffer: Buffer, offset: Int, count: Int) {
-        precondition(offset >= 0 && count >= 0 && (offset + count + 7) / 8 <= buffer.byteCount, "bitmap out of range")
+    init(uncheckedBuffer buffer: Buffer, offset: Int, count: Int) {
         self.buffer = buffer
         self.offset = offset
         self.count = count
@@ -23,7 +33,7 @@ public struct Bitmap: Sendable {
             let p = storage.pointer.bindMemory(to: UInt64.self, capacity: max(words, 1))
             for w in 0..<words { p[w] = ~0 }
         }
-        self.init(buffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: count)
+        self.init(uncheckedBuffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: count)
     }
 
     /// A bitmap of the given bits.
@@ -47,7 +57,7 @@ public struct Bitmap: Sendable {
             p[w] = word
             i += 64
         }
-        self.init(buffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: count)
+        self.init(uncheckedBuffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: count)
     }
 
     /// The bit at `index`.
@@ -63,7 +73,7 @@ public struct Bitmap: Sendable {
         let bit = offset + start
         let byte = bit >> 3
         let newBytes = (bit & 7 + length + 7) / 8
-        return Bitmap(buffer: buffer.slice(byteOffset: byte, byteCount: newBytes), offset: bit & 7, count: length)
+        return Bitmap(uncheckedBuffer: buffer.slice(byteOffset: byte, byteCount: newBytes), offset: bit & 7, count: length)
     }
 
     /// The 64 bits starting at bit `index` of this bitmap (bits past the end are zero).
@@ -114,7 +124,7 @@ public struct Bitmap: Sendable {
             for w in 0..<words { out[w] = f(word(at: w * 64)) }
             if count % 64 != 0, words > 0 { out[words - 1] &= (UInt64(1) << UInt64(count % 64)) - 1 }
         }
-        return Bitmap(buffer: buf, offset: 0, count: count)
+        return Bitmap(uncheckedBuffer: buf, offset: 0, count: count)
     }
 
     /// A new bitmap combining this one with `other` word by word.
@@ -126,7 +136,7 @@ public struct Bitmap: Sendable {
             for w in 0..<words { out[w] = f(word(at: w * 64), other.word(at: w * 64)) }
             if count % 64 != 0, words > 0 { out[words - 1] &= (UInt64(1) << UInt64(count % 64)) - 1 }
         }
-        return Bitmap(buffer: buf, offset: 0, count: count)
+        return Bitmap(uncheckedBuffer: buf, offset: 0, count: count)
     }
 
     public static func & (a: Bitmap, b: Bitmap) -> Bitmap { a.zipWords(b, &) }
@@ -197,6 +207,6 @@ public struct BitmapBuilder {
     public mutating func finish() -> Bitmap {
         var all = words
         if count & 63 != 0 { all.append(current) }
-        return Bitmap(buffer: Buffer(copying: all), offset: 0, count: count)
+        return Bitmap(uncheckedBuffer: Buffer(copying: all), offset: 0, count: count)
     }
 }

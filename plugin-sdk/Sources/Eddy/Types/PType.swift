@@ -63,9 +63,16 @@ public enum PType: UInt8, Sendable, Hashable, CaseIterable, CustomStringConverti
         }
     }
 
-    /// Calls `visitor` with the Swift integer type of this ptype; traps on a float ptype.
+    /// Calls `visitor` with the Swift integer type of this ptype.
+    /// - Throws: ``EddyError/Code/typeMismatch`` on a float ptype.
+    public func visitInteger<V: IntegerPTypeVisitor>(_ visitor: V) throws -> V.Result {
+        guard isInteger else { throw EddyError(.typeMismatch, "an integer type was needed, found \(self)") }
+        return visitIntegerUnchecked(visitor)
+    }
+
+    /// ``visitInteger(_:)`` where the engine checked the ptype is an integer.
     @inlinable
-    public func visitInteger<V: IntegerPTypeVisitor>(_ visitor: V) -> V.Result {
+    func visitIntegerUnchecked<V: IntegerPTypeVisitor>(_ visitor: V) -> V.Result {
         switch self {
         case .int8: visitor.visit(Int8.self)
         case .int16: visitor.visit(Int16.self)

@@ -77,3 +77,37 @@ public struct Scalar: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { value.description }
 }
+
+extension ScalarValue {
+    /// Whether this value can be a value of `dtype`: the right kind (bool, signed or unsigned integer,
+    /// float, text, binary, struct) and, for integers, in range of the ptype. Null fits a nullable dtype.
+    public func fits(_ dtype: DType) -> Bool {
+        switch (self, dtype) {
+        case (.null, _): return dtype.isNullable
+        case (.bool, .bool): return true
+        case (.int(let v), .primitive(let p, _)):
+            guard p.isInteger else { return false }
+            return p.visitIntegerUnchecked(FitsInteger(value: .int(v)))
+        case (.uint(let v), .primitive(let p, _)):
+            guard p.isInteger else { return false }
+            return p.visitIntegerUnchecked(FitsInteger(value: .uint(v)))
+        case (.float, .primitive(let p, _)): return p.isFloat
+        case (.utf8, .utf8): return true
+        case (.binary, .binary): return true
+        case (.struct(let fields), .struct(let types, _)):
+            return fields.count == types.count && zip(fields, types).allSatisfy { $0.fits($1.dtype) }
+        default: return false
+        }
+    }
+}
+
+private struct FitsInteger: IntegerPTypeVisitor {
+    let value: ScalarValue
+    func visit<T: NativeInteger>(_ type: T.Type) -> Bool {
+        switch value {
+        case .int(let v): return T(exactly: v) != nil
+        case .uint(let v): return T(exactly: v) != nil
+        default: return false
+        }
+    }
+}

@@ -1,14 +1,12 @@
 import Eddy
 
 enum StaticPlugin: EddyPlugin {
-    static var manifest: PluginManifest { PluginManifest(name: "static-sdk", version: "0.1.0") }
+    static let name = "static-sdk"
+    static let version = "0.1.0"
     static func register(into registrar: PluginRegistrar) throws {}
 }
 
-@_cdecl("eddy_plugin_manifest_v1")
-public func eddyPluginManifest() -> UnsafePointer<CChar> { exportManifest(StaticPlugin.self) }
-
-@_cdecl("eddy_plugin_register_v1")
-public func eddyPluginRegister(_ host: UnsafeRawPointer) -> UnsafeMutablePointer<CChar>? {
-    exportRegistration(StaticPlugin.self, host)
+@_cdecl("eddy_plugin_entry_v2")
+public func eddyPluginEntry(_ request: Int32, _ argument: UnsafeMutableRawPointer?) -> Int32 {
+    pluginEntry(StaticPlugin.self, request, argument)
 }

@@ -29,14 +29,14 @@ extension BitPackedArray {
                             if r { w[i >> 6] |= 1 << UInt64(i & 63) } else { w[i >> 6] &= ~(1 << UInt64(i & 63)) }
                         }
                     }
-                    out = Bitmap(buffer: buf, offset: 0, count: n)
+                    out = Bitmap(uncheckedBuffer: buf, offset: 0, count: n)
                 }
-                return BoolArray(bits: out, validity: bp.validity, nullability: parent.dtype.nullability)
+                return BoolArray(uncheckedBits: out, validity: bp.validity, nullability: parent.dtype.nullability)
             },
             ExecuteParentKernel("filter packed values", parent: FilterArray.id, child: id) { parent, child, slot, _ in
                 guard slot == 0, let f = parent as? FilterArray, let bits = f.maskBits, let bp = child as? BitPackedArray
                 else { return nil }
-                return bp.ptype.visitInteger(GatherPacked(array: bp, mask: bits, resultCount: f.count))
+                return bp.ptype.visitIntegerUnchecked(GatherPacked(array: bp, mask: bits, resultCount: f.count))
             },
             ExecuteParentKernel("slice packed window", parent: SliceArray.id, child: id) { parent, child, _, _ in
                 guard let s = parent as? SliceArray, let bp = child as? BitPackedArray else { return nil }
@@ -73,7 +73,7 @@ private struct GatherPacked: IntegerPTypeVisitor {
     func visit<T: NativeInteger>(_ type: T.Type) -> any ArrayNode {
         let a = array
         let range = a.patchRange
-        let patchValues: [T] = a.patchValues.map { pv in pv.withValues(T.self) { Array($0[range]) } } ?? []
+        let patchValues: [T] = a.patchValues.map { pv in pv.withValuesUnchecked(T.self) { Array($0[range]) } } ?? []
         let patchPositions = Array(a.patchIndices[range])
         let out = withExtendedLifetime(a.packed) {
             Buffer.build(count: resultCount, of: T.self) { dst in
@@ -93,7 +93,7 @@ private struct GatherPacked: IntegerPTypeVisitor {
                 }
             }
         }
-        return PrimitiveArray(ptype: T.ptype, buffer: out, count: resultCount,
+        return PrimitiveArray(uncheckedPType: T.ptype, buffer: out, count: resultCount,
                               validity: a.validity.filter(mask, resultCount: resultCount),
                               nullability: a.dtype.nullability)
     }

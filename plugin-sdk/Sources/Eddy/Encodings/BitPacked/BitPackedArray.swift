@@ -100,7 +100,7 @@ public final class BitPackedArray: ArrayNode {
     }
 
     public func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep {
-        .done(ptype.visitInteger(Unpack(array: self)))
+        .done(ptype.visitIntegerUnchecked(Unpack(array: self)))
     }
 
     private struct Unpack: IntegerPTypeVisitor {
@@ -114,7 +114,7 @@ public final class BitPackedArray: ArrayNode {
                     let base = a.offset
                     for i in 0..<a.count { out[i] = T(truncatingIfNeeded: BitPackedArray.unpack(words, width, base &+ i)) }
                     if let pv = a.patchValues {
-                        pv.withValues(T.self) { v in
+                        pv.withValuesUnchecked(T.self) { v in
                             for k in a.patchRange { out[a.patchIndices[k] - a.offset] = v[k] }
                         }
                     }

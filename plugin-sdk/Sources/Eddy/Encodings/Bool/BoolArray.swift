@@ -8,10 +8,20 @@ public final class BoolArray: ArrayNode {
     /// - Parameters:
     ///   - bits: the values; nulls may hold any bit.
     ///   - validity: must be `.allValid` unless `nullability` is `.nullable`.
-    public init(bits: Bitmap, validity: Validity = .allValid, nullability: Nullability = .nonNullable) {
-        precondition(nullability == .nullable || { if case .allValid = validity { true } else { false } }(),
-                     "a non-nullable bool array must be all valid")
-        if case .bitmap(let v) = validity { precondition(v.count == bits.count, "validity length differs") }
+    /// - Throws: ``EddyError/Code/invalidArgument`` for a validity bitmap of another length, or nulls in
+    ///   a non-nullable array.
+    public convenience init(bits: Bitmap, validity: Validity = .allValid, nullability: Nullability = .nonNullable) throws {
+        if nullability == .nonNullable, case .bitmap = validity {
+            throw EddyError(.invalidArgument, "a non-nullable bool array must be all valid (validity .allValid)")
+        }
+        if case .bitmap(let v) = validity, v.count != bits.count {
+            throw EddyError(.invalidArgument, "validity has \(v.count) bits for \(bits.count) values")
+        }
+        self.init(uncheckedBits: bits, validity: validity, nullability: nullability)
+    }
+
+    /// The checks of ``init(bits:validity:nullability:)`` hold by construction (the engine's own use).
+    init(uncheckedBits bits: Bitmap, validity: Validity = .allValid, nullability: Nullability = .nonNullable) {
         self.bits = bits
         self.validity = validity
         self.dtype = .bool(nullability)
@@ -19,12 +29,12 @@ public final class BoolArray: ArrayNode {
 
     /// A bool array of the given values.
     public convenience init(_ values: [Bool]) {
-        self.init(bits: Bitmap(values))
+        self.init(uncheckedBits: Bitmap(values))
     }
 
     /// A nullable bool array of the given optional values.
     public convenience init(_ values: [Bool?]) {
-        self.init(bits: Bitmap(values.map { $0 ?? false }), validity: .bitmap(Bitmap(values.map { $0 != nil })),
+        self.init(uncheckedBits: Bitmap(values.map { $0 ?? false }), validity: .bitmap(Bitmap(values.map { $0 != nil })),
                   nullability: .nullable)
     }
 
@@ -47,6 +57,6 @@ public final class BoolArray: ArrayNode {
     }
 
     public func slice(_ start: Int, _ length: Int) -> BoolArray {
-        BoolArray(bits: bits.slice(start, length), validity: validity.slice(start, length), nullability: dtype.nullability)
+        BoolArray(uncheckedBits: bits.slice(start, length), validity: validity.slice(start, length), nullability: dtype.nullability)
     }
 }

@@ -10,7 +10,7 @@ extension ChunkedArray {
                     let m = countSetBits(bits, start, start + chunk.count)
                     if m == 0 { continue }
                     parts.append(m == chunk.count
-                        ? chunk : try FilterArray(chunk, mask: BoolArray(bits: bits.slice(start, chunk.count)), count: m))
+                        ? chunk : try FilterArray(chunk, mask: BoolArray(uncheckedBits: bits.slice(start, chunk.count)), count: m))
                 }
                 return try ChunkedArray(chunks: parts, dtype: c.dtype)
             },

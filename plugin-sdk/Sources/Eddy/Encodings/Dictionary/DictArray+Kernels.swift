@@ -39,7 +39,7 @@ extension DictArray {
     static func mapCodes(_ codes: PrimitiveArray, _ lut: BoolArray, _ dtype: DType) -> (any ArrayNode)? {
         guard case .allValid = codes.validity, case .allValid = lut.validity else { return nil }
         let n = codes.count
-        if n == 0 { return BoolArray(bits: Bitmap(repeating: false, count: 0), nullability: dtype.nullability) }
+        if n == 0 { return BoolArray(uncheckedBits: Bitmap(repeating: false, count: 0), nullability: dtype.nullability) }
         let bits = lut.bits
         // Count the true values a word at a time; the byte table is only needed for several.
         var trueCount = 0
@@ -74,17 +74,17 @@ extension DictArray {
         let maxCode: Int? = table.withUnsafeBufferPointer { t in
             switch codes.ptype {
             case .uint8:
-                codes.withValues(UInt8.self) { c in
+                codes.withValuesUnchecked(UInt8.self) { c in
                     Int(single ? eddy_eq_u8(c.baseAddress, n, UInt8(truncatingIfNeeded: k), out)
                         : eddy_lut_u8(c.baseAddress, n, t.baseAddress, t.count, out))
                 }
             case .uint16:
-                codes.withValues(UInt16.self) { c in
+                codes.withValuesUnchecked(UInt16.self) { c in
                     Int(single ? eddy_eq_u16(c.baseAddress, n, UInt16(truncatingIfNeeded: k), out)
                         : eddy_lut_u16(c.baseAddress, n, t.baseAddress, t.count, out))
                 }
             case .uint32:
-                codes.withValues(UInt32.self) { c in
+                codes.withValuesUnchecked(UInt32.self) { c in
                     Int(single ? eddy_eq_u32(c.baseAddress, n, UInt32(truncatingIfNeeded: k), out)
                         : eddy_lut_u32(c.baseAddress, n, t.baseAddress, t.count, out))
                 }
@@ -92,7 +92,7 @@ extension DictArray {
             }
         }
         guard let maxCode, maxCode < tableCount else { return nil }
-        let result = Bitmap(buffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: n)
-        return BoolArray(bits: result, nullability: dtype.nullability)
+        let result = Bitmap(uncheckedBuffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: n)
+        return BoolArray(uncheckedBits: result, nullability: dtype.nullability)
     }
 }

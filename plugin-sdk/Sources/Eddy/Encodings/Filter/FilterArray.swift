@@ -28,7 +28,7 @@ public final class FilterArray: ArrayNode {
 
     /// Filters with a bitmap mask.
     public convenience init(_ child: any ArrayNode, bitmap: Bitmap) throws {
-        try self.init(child, mask: BoolArray(bits: bitmap))
+        try self.init(child, mask: BoolArray(uncheckedBits: bitmap))
     }
 
     public var encoding: EncodingID { Self.id }

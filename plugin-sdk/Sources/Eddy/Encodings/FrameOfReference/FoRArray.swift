@@ -30,7 +30,7 @@ public final class FoRArray: ArrayNode {
         let maximum = valid.max() ?? 0
         let width = PType.smallestUnsigned(holding: UInt64(maximum - minimum))
         let deltas: [UInt64] = all.enumerated().map { i, v in array.validity.isValid(i) ? UInt64(v - minimum) : 0 }
-        let child = width.visitInteger(Narrow(deltas: deltas, validity: array.validity, nullability: array.dtype.nullability))
+        let child = width.visitIntegerUnchecked(Narrow(deltas: deltas, validity: array.validity, nullability: array.dtype.nullability))
         let ref = array.ptype.isSignedInteger ? ScalarValue.int(Int64(minimum)) : ScalarValue.uint(UInt64(minimum))
         return try FoRArray(reference: Scalar(ref, .primitive(array.ptype, .nonNullable)), child: child)
     }
@@ -60,7 +60,7 @@ public final class FoRArray: ArrayNode {
 
     public func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep {
         guard let c = child as? PrimitiveArray else { return .executeChild(0, .canonical) }
-        return .done(c.ptype.visitInteger(DecodeChild(child: c, parent: dtype.ptype!, referenceBits: referenceBits)))
+        return .done(c.ptype.visitIntegerUnchecked(DecodeChild(child: c, parent: dtype.ptype!, referenceBits: referenceBits)))
     }
 
     private struct DecodeChild: IntegerPTypeVisitor {
@@ -68,7 +68,7 @@ public final class FoRArray: ArrayNode {
         let parent: PType
         let referenceBits: UInt64
         func visit<C: NativeInteger>(_ type: C.Type) -> any ArrayNode {
-            parent.visitInteger(DecodeInto<C>(child: child, referenceBits: referenceBits))
+            parent.visitIntegerUnchecked(DecodeInto<C>(child: child, referenceBits: referenceBits))
         }
     }
 
@@ -76,7 +76,7 @@ public final class FoRArray: ArrayNode {
         let child: PrimitiveArray
         let referenceBits: UInt64
         func visit<T: NativeInteger>(_ type: T.Type) -> any ArrayNode {
-            child.withValues(C.self) { src in
+            child.withValuesUnchecked(C.self) { src in
                 PrimitiveArray.build(T.self, count: src.count, validity: child.validity,
                                      nullability: child.dtype.nullability) { out in
                     for i in 0..<src.count {
@@ -107,10 +107,10 @@ func signExtend(_ bits: UInt64, _ bytes: Int) -> Int64 {
 
 extension PrimitiveArray {
     /// Integer values widened to `Int128`, which holds every integer ptype exactly.
-    public func int128Values() -> [Int128] { ptype.visitInteger(ToInt128(array: self)) }
+    public func int128Values() -> [Int128] { ptype.visitIntegerUnchecked(ToInt128(array: self)) }
 
     private struct ToInt128: IntegerPTypeVisitor {
         let array: PrimitiveArray
-        func visit<T: NativeInteger>(_ type: T.Type) -> [Int128] { array.withValues(T.self) { $0.map { Int128($0) } } }
+        func visit<T: NativeInteger>(_ type: T.Type) -> [Int128] { array.withValuesUnchecked(T.self) { $0.map { Int128($0) } } }
     }
 }

@@ -14,7 +14,7 @@ extension RunEndArray {
                 guard slot == 0, let f = parent as? FilterArray, let bits = f.maskBits, let re = child as? RunEndArray,
                       let endsArray = re.ends as? PrimitiveArray, f.count > 0
                 else { return nil }
-                let ends = endsArray.int64Values()
+                let ends = endsArray.uncheckedInt64Values()
                 var newEnds: [UInt64] = []
                 var keptRuns: [UInt32] = []
                 var kept = 0
@@ -38,7 +38,7 @@ extension RunEndArray {
                 guard slot == 0, let t = parent as? TakeArray, let idx = t.indices as? PrimitiveArray,
                       let re = child as? RunEndArray, let endsArray = re.ends as? PrimitiveArray
                 else { return nil }
-                let ends = endsArray.int64Values()
+                let ends = endsArray.uncheckedInt64Values()
                 let positions = idx.int128Values()
                 var runs = [UInt32](repeating: 0, count: positions.count)
                 for (k, p) in positions.enumerated() where idx.validity.isValid(k) {
@@ -47,7 +47,7 @@ extension RunEndArray {
                     }
                     runs[k] = UInt32(RunEndArray.search(ends, Int64(p) + Int64(re.offset)))
                 }
-                let runIndices = PrimitiveArray(ptype: .uint32, buffer: Buffer(copying: runs), count: runs.count,
+                let runIndices = PrimitiveArray(uncheckedPType: .uint32, buffer: Buffer(copying: runs), count: runs.count,
                                                 validity: idx.validity, nullability: idx.dtype.nullability)
                 return try TakeArray(re.values, indices: runIndices)
             },
@@ -55,7 +55,7 @@ extension RunEndArray {
                 guard let s = parent as? SliceArray, let re = child as? RunEndArray, s.count > 0,
                       let endsArray = re.ends as? PrimitiveArray
                 else { return nil }
-                let ends = endsArray.int64Values()
+                let ends = endsArray.uncheckedInt64Values()
                 let first = RunEndArray.search(ends, Int64(re.offset + s.start))
                 let last = RunEndArray.search(ends, Int64(re.offset + s.start + s.count - 1))
                 let m = last - first + 1

@@ -22,7 +22,7 @@ public final class RunEndArray: ArrayNode {
         self.values = values
         self.offset = offset
         if let e = ends as? PrimitiveArray {
-            let list = e.int64Values()
+            let list = e.uncheckedInt64Values()
             for k in list.indices.dropFirst() where list[k] <= list[k - 1] {
                 throw EddyError(.invalidArgument, "run ends must increase strictly (end \(list[k]) after \(list[k - 1]))")
             }
@@ -75,7 +75,7 @@ public final class RunEndArray: ArrayNode {
 
     /// For each logical element, the index of its run (canonical ends).
     public func runIndices(_ ends: PrimitiveArray) -> PrimitiveArray {
-        let list = ends.int64Values()
+        let list = ends.uncheckedInt64Values()
         var run = firstRun(list)
         return PrimitiveArray.build(UInt32.self, count: count) { out in
             for i in 0..<count {

@@ -20,7 +20,7 @@ public final class SparseArray: ArrayNode {
             throw EddyError(.typeMismatch, "sparse fill \(fill.dtype) differs from values \(values.dtype)")
         }
         if let p = indices as? PrimitiveArray {
-            let list = p.int64Values()
+            let list = p.uncheckedInt64Values()
             for k in list.indices where list[k] < 0 || list[k] >= count || (k > 0 && list[k] <= list[k - 1]) {
                 throw EddyError(.invalidArgument, "sparse index \(list[k]) at \(k) is out of order or out of bounds")
             }
@@ -46,7 +46,7 @@ public final class SparseArray: ArrayNode {
         // Append the fill after the values, then take: positions pick their value, all others the fill.
         let fillCanonical = try Canonical.repeating(fill.with(dtype.nullability), count: 1)
         let pool = try Canonical.concat([values.withDType(dtype), fillCanonical], dtype: dtype)
-        let positions = idx.int64Values()
+        let positions = idx.uncheckedInt64Values()
         let fillIndex = UInt32(values.count)
         let picks = PrimitiveArray.build(UInt32.self, count: count) { out in
             out.initialize(repeating: fillIndex)

@@ -31,7 +31,7 @@ extension AggregatePartial {
             guard let ends = try ctx.execute(re.ends) as? PrimitiveArray else { break }
             let values = try ctx.execute(re.values)
             if let fast = runEndIntegers(re, ends, values, order: order) { return fast }
-            let e = ends.int64Values()
+            let e = ends.uncheckedInt64Values()
             var weights = [Int](repeating: 0, count: e.count)
             var run = RunEndArray.search(e, Int64(re.offset))
             var start = 0
@@ -90,7 +90,7 @@ extension AggregatePartial {
     /// The partial of canonical `values` where value `j` occurs `weights[j]` times.
     static func weighted(_ values: any ArrayNode, _ weights: [Int]) throws -> AggregatePartial {
         if let prim = values as? PrimitiveArray, prim.ptype.isInteger, case .allValid = prim.validity {
-            return prim.ptype.visitInteger(WeightedIntegers(array: prim, weights: weights))
+            return prim.ptype.visitIntegerUnchecked(WeightedIntegers(array: prim, weights: weights))
         }
         var p = AggregatePartial()
         for (j, w) in weights.enumerated() where w > 0 { p.add(try values.scalar(at: j).value, weight: w) }
@@ -102,7 +102,7 @@ extension AggregatePartial {
         let weights: [Int]
         func visit<T: NativeInteger>(_ type: T.Type) -> AggregatePartial {
             var p = AggregatePartial()
-            array.withValues(T.self) { v in
+            array.withValuesUnchecked(T.self) { v in
                 weights.withUnsafeBufferPointer { w in
                     var sum = SpillingSum()
                     var rows = 0
@@ -143,7 +143,7 @@ extension AggregatePartial {
         guard ends.ptype == .uint32, let v = values as? PrimitiveArray, v.ptype.isInteger, case .allValid = v.validity,
               re.count > 0
         else { return nil }
-        return v.ptype.visitInteger(RunEndWeighted(re: re, ends: ends, values: v, order: order))
+        return v.ptype.visitIntegerUnchecked(RunEndWeighted(re: re, ends: ends, values: v, order: order))
     }
 
     private struct RunEndWeighted: IntegerPTypeVisitor {
@@ -155,8 +155,8 @@ extension AggregatePartial {
             var p = AggregatePartial()
             let lo = re.offset
             let hi = re.offset + re.count
-            ends.withValues(UInt32.self) { e in
-                values.withValues(T.self) { v in
+            ends.withValuesUnchecked(UInt32.self) { e in
+                values.withValuesUnchecked(T.self) { v in
                     // First and last runs that overlap the window.
                     var first = 0
                     var l = 0, h = e.count

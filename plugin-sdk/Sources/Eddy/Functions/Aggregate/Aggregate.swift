@@ -148,7 +148,7 @@ public struct AggregatePartial: Sendable {
             var p = AggregatePartial()
             p.rows = array.count
             let validity = array.validity
-            array.withValues(T.self) { v in
+            array.withValuesUnchecked(T.self) { v in
                 if case .allValid = validity, let I = T.self as? any NativeInteger.Type {
                     // Dense integers: exact sum without per-element overflow checks, and min/max
                     // in loops the compiler vectorises.

@@ -100,7 +100,7 @@ public enum Arithmetic {
                         }
                     }
                 }
-                return .success(PrimitiveArray(ptype: T.ptype, buffer: out, count: n, validity: validity,
+                return .success(PrimitiveArray(uncheckedPType: T.ptype, buffer: out, count: n, validity: validity,
                                                nullability: dtype.nullability))
             } catch {
                 return .failure(error as? EddyError ?? EddyError(.kernelFailed, "\(error)"))
@@ -127,7 +127,7 @@ public enum Arithmetic {
             guard let p = array as? PrimitiveArray, p.ptype == T.ptype else {
                 throw EddyError(.typeMismatch, "arithmetic needs \(T.ptype) values, got \(array.dtype)")
             }
-            return try p.withValues(T.self) { try body(.values($0)) }
+            return try p.withValuesUnchecked(T.self) { try body(.values($0)) }
         }
     }
 

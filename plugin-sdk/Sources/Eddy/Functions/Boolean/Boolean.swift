@@ -53,7 +53,7 @@ public struct BooleanFunction: ScalarFunction {
         let v: Validity = nullability == .nullable ? Validity.bitmap(validity).normalized(count: count) : .allValid
         // Null rows hold false, so that a filter can use `values` directly.
         let cleaned: Bitmap = if case .allValid = v { values } else { values & validity }
-        return BoolArray(bits: cleaned, validity: v, nullability: nullability)
+        return BoolArray(uncheckedBits: cleaned, validity: v, nullability: nullability)
     }
 }
 
@@ -77,7 +77,7 @@ public struct NotFunction: ScalarFunction {
         let a = arguments[0]
         let (values, valid) = try BoolOperand.words(a, count: count)
         let v: Validity = a.dtype.isNullable ? Validity.bitmap(valid).normalized(count: count) : .allValid
-        return BoolArray(bits: values.zipWords(valid) { ~$0 & $1 }, validity: v, nullability: a.dtype.nullability)
+        return BoolArray(uncheckedBits: values.zipWords(valid) { ~$0 & $1 }, validity: v, nullability: a.dtype.nullability)
     }
 }
 
@@ -98,7 +98,7 @@ public struct IsNullFunction: ScalarFunction {
     public func execute(_ arguments: [any ArrayNode], count: Int, ctx: ExecutionCtx) throws -> any ArrayNode {
         let a = arguments[0]
         if let c = a as? ConstantArray { return ConstantArray(.bool(c.scalar.isNull), count: count) }
-        return BoolArray(bits: ~Canonical.validity(of: a).toBitmap(count: count))
+        return BoolArray(uncheckedBits: ~Canonical.validity(of: a).toBitmap(count: count))
     }
 }
 

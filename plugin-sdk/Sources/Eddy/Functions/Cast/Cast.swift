@@ -152,7 +152,7 @@ public enum Cast {
         let nullability: Nullability
         func visit<T: NativeType>(_ type: T.Type) -> Result<(any ArrayNode)?, EddyError> {
             var bad: Int?
-            let out = array.withValues(S.self) { src in
+            let out = array.withValuesUnchecked(S.self) { src in
                 Buffer.build(count: src.count, of: T.self) { dst in
                     for i in 0..<src.count {
                         if let v = T(exactly: src[i].scalarValue) {
@@ -173,9 +173,9 @@ public enum Cast {
                 }
             }
             if let bad {
-                return .failure(EddyError(.invalidCast, "cannot cast \(array.withValues(S.self) { $0[bad] }) to \(T.ptype) (row \(bad))"))
+                return .failure(EddyError(.invalidCast, "cannot cast \(array.withValuesUnchecked(S.self) { $0[bad] }) to \(T.ptype) (row \(bad))"))
             }
-            return .success(PrimitiveArray(ptype: T.ptype, buffer: out, count: array.count, validity: array.validity,
+            return .success(PrimitiveArray(uncheckedPType: T.ptype, buffer: out, count: array.count, validity: array.validity,
                                            nullability: nullability))
         }
     }

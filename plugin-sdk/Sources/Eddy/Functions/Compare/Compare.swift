@@ -95,23 +95,23 @@ public enum Compare {
             } else {
                 throw EddyError(.typeMismatch, "cannot compare bool with \(rhs.encoding)")
             }
-            return BoolArray(bits: bits, validity: l.validity.and(Canonical.validity(of: rhs), count: count), nullability: nullability)
+            return BoolArray(uncheckedBits: bits, validity: l.validity.and(Canonical.validity(of: rhs), count: count), nullability: nullability)
         case let l as VarBinArray:
             if let r = rhs as? ConstantArray {
                 let needle: [UInt8] = if case .utf8(let s) = r.scalar.value { Array(s.utf8) } else if case .binary(let b) = r.scalar.value { b } else { [] }
                 if op == .eq || op == .ne {
                     let eq = equalBitmap(l, needle)
-                    return BoolArray(bits: op == .eq ? eq : ~eq, validity: l.validity, nullability: nullability)
+                    return BoolArray(uncheckedBits: op == .eq ? eq : ~eq, validity: l.validity, nullability: nullability)
                 }
                 let bits = needle.withUnsafeBytes { n in
                     Bitmap(count: count) { i in l.withBytes(at: i) { op.apply(compareBytes($0, n), 0) } }
                 }
-                return BoolArray(bits: bits, validity: l.validity, nullability: nullability)
+                return BoolArray(uncheckedBits: bits, validity: l.validity, nullability: nullability)
             } else if let r = rhs as? VarBinArray {
                 let bits = Bitmap(count: count) { i in
                     l.withBytes(at: i) { a in r.withBytes(at: i) { b in op.apply(compareBytes(a, b), 0) } }
                 }
-                return BoolArray(bits: bits, validity: l.validity.and(r.validity, count: count), nullability: nullability)
+                return BoolArray(uncheckedBits: bits, validity: l.validity.and(r.validity, count: count), nullability: nullability)
             }
             throw EddyError(.typeMismatch, "cannot compare \(l.dtype) with \(rhs.encoding)")
         case is NullArray:
@@ -136,7 +136,7 @@ public enum Compare {
                 }
             }
         }
-        return Bitmap(buffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: n)
+        return Bitmap(uncheckedBuffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: n)
     }
 
     /// Compares two scalars of the same type; null if either is null.
@@ -196,14 +196,14 @@ public enum Compare {
                 guard let needle = T(exactly: r.scalar.value) else {
                     return .failure(EddyError(.typeMismatch, "constant \(r.scalar) does not fit \(T.ptype)"))
                 }
-                let bits = lhs.withValues(T.self) { v in Compare.bitmap(n) { op.apply(v[$0], needle) } }
-                return .success(BoolArray(bits: bits, validity: lhs.validity, nullability: nullability))
+                let bits = lhs.withValuesUnchecked(T.self) { v in Compare.bitmap(n) { op.apply(v[$0], needle) } }
+                return .success(BoolArray(uncheckedBits: bits, validity: lhs.validity, nullability: nullability))
             }
             guard let r = rhs as? PrimitiveArray, r.ptype == T.ptype else {
                 return .failure(EddyError(.typeMismatch, "cannot compare \(lhs.dtype) with \(rhs.dtype)"))
             }
-            let bits = lhs.withValues(T.self) { a in r.withValues(T.self) { b in Compare.bitmap(n) { op.apply(a[$0], b[$0]) } } }
-            return .success(BoolArray(bits: bits, validity: lhs.validity.and(r.validity, count: n), nullability: nullability))
+            let bits = lhs.withValuesUnchecked(T.self) { a in r.withValuesUnchecked(T.self) { b in Compare.bitmap(n) { op.apply(a[$0], b[$0]) } } }
+            return .success(BoolArray(uncheckedBits: bits, validity: lhs.validity.and(r.validity, count: n), nullability: nullability))
         }
     }
 
@@ -226,6 +226,6 @@ public enum Compare {
                 i += 64
             }
         }
-        return Bitmap(buffer: buf, offset: 0, count: count)
+        return Bitmap(uncheckedBuffer: buf, offset: 0, count: count)
     }
 }

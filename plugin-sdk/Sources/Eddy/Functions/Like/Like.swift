@@ -39,7 +39,7 @@ public struct LikeFunction: ScalarFunction {
         }
         let neg = negated
         let bits = Compare.bitmap(count) { i in v.withBytes(at: i) { matcher.matches($0) } != neg }
-        return BoolArray(bits: bits, validity: v.validity, nullability: dtype.nullability)
+        return BoolArray(uncheckedBits: bits, validity: v.validity, nullability: dtype.nullability)
     }
 }
 

@@ -1,0 +1,204 @@
+import ArgumentParser
+import Eddy
+import EddyHost
+import EddyIO
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `eddy new-plugin NAME`: a standalone plugin package that builds, passes the conformance kit and
+/// loads unchanged.
+struct NewPluginCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "new-plugin",
+        abstract: "Create a kernel plugin package: a dynamic library product, a kernel target, an entry target, "
+            + "a test target running the conformance kit, and a README.",
+        discussion: """
+            Then, in the new directory: `swift test` (the conformance kit), and `swift build` and copy \
+            .build/debug/libMODULE.so into a plugin directory (a running `eddy serve` loads it on its next scan).
+            """
+    )
+
+    @Argument(help: "The plugin's name: a letter, then letters, digits, '-' or '_' (at most 64).")
+    var name: String
+
+    @Option(help: "The directory to create the package in (the package is PATH/NAME).")
+    var path = "."
+
+    @Option(help: "The plugin-sdk package to build against (default: the plugin-sdk of the checkout that built this eddy).")
+    var sdk: String?
+
+    func run() throws {
+        guard let first = name.unicodeScalars.first, first.isASCII, first.properties.isAlphabetic, name.count <= 64,
+              name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_") })
+        else {
+            throw ValidationError("plugin name '\(PluginHost.escaped(name))': expected a letter, then letters, digits, "
+                                  + "'-' or '_' (at most 64 characters)")
+        }
+        guard let sdkPath = sdk ?? PluginHost.sdkCheckout else {
+            throw ValidationError("the plugin-sdk of the checkout that built this eddy is gone; pass --sdk PATH")
+        }
+        guard let sdkReal = realPath(sdkPath), isFile(sdkReal + "/Package.swift"), isFile(sdkReal + "/Sources/Eddy/Plugin/PluginABI.swift")
+        else {
+            throw ValidationError("--sdk \(PluginHost.escaped(sdkPath)): not the Eddy plugin-sdk package "
+                                  + "(expected Package.swift and Sources/Eddy there)")
+        }
+        let module = Self.moduleName(name)
+        guard let parent = realPath(path) else {
+            throw ValidationError("--path \(PluginHost.escaped(path)): no such directory")
+        }
+        let root = parent + "/" + name
+        if mkdir(root, 0o755) != 0 {
+            throw ValidationError("cannot create \(PluginHost.escaped(root)): "
+                                  + (errno == EEXIST ? "it already exists (pick another name or --path)" : String(cString: strerror(errno))))
+        }
+        let files = Self.files(name: name, module: module, sdk: sdkReal)
+        for (relative, text) in files {
+            var dir = root
+            for part in relative.split(separator: "/").dropLast() {
+                dir += "/" + part
+                if mkdir(dir, 0o755) != 0 && errno != EEXIST {
+                    throw ValidationError("cannot create \(PluginHost.escaped(dir)): \(String(cString: strerror(errno)))")
+                }
+            }
+            try write(root + "/" + relative, text)
+        }
+        print("created \(PluginHost.escaped(root)) (plugin \(name), module \(module), SDK \(PluginHost.escaped(sdkReal)))")
+        for (relative, _) in files { print("  " + relative) }
+        print("""
+
+            next:
+              cd \(PluginHost.escaped(root))
+              swift test                     # the conformance kit checks the kernel against decode-then-compute
+              swift build && cp .build/debug/lib\(module).so PLUGIN_DIR/   # a running eddy serve loads it
+            """)
+    }
+
+    private func isFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+    }
+
+    private func write(_ path: String, _ text: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ValidationError("cannot create \(PluginHost.escaped(path)): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        var done = 0
+        while done < bytes.count {
+            let n = bytes[done...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw ValidationError("cannot write \(PluginHost.escaped(path)): \(String(cString: strerror(errno)))") }
+            done += n
+        }
+    }
+
+    /// `my-like_plugin` → `MyLikePlugin`.
+    static func moduleName(_ name: String) -> String {
+        name.split(whereSeparator: { $0 == "-" || $0 == "_" }).map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
+    }
+
+    static func files(name: String, module: String, sdk: String) -> [(String, String)] {
+        [
+            ("Package.swift", """
+                // swift-tools-version: 6.1
+                import PackageDescription
+
+                // An Eddy kernel plugin. The product must be a dynamic library (type: .dynamic): without it
+                // `swift build` succeeds and makes no .so. It links the SDK's libEddy.so, never a copy of it.
+                let package = Package(
+                    name: "\(module)",
+                    products: [.library(name: "\(module)", type: .dynamic, targets: ["\(module)Entry"])],
+                    dependencies: [.package(path: "\(sdk)")],
+                    targets: [
+                        // The kernels: also linked into the tests.
+                        .target(name: "\(module)", dependencies: [.product(name: "Eddy", package: "plugin-sdk")]),
+                        // The one exported entry symbol, in a target of its own so that tests can link the kernels.
+                        .target(name: "\(module)Entry", dependencies: ["\(module)", .product(name: "Eddy", package: "plugin-sdk")]),
+                        .testTarget(name: "\(module)Tests",
+                                    dependencies: ["\(module)", .product(name: "EddyTesting", package: "plugin-sdk")]),
+                    ],
+                    swiftLanguageModes: [.v6]
+                )
+
+                """),
+            ("Sources/\(module)/\(module).swift", """
+                import Eddy
+
+                /// `count(column)` over a run-end encoded column without expanding it: each run adds the part
+                /// of its length inside the array's window, when its value is not null. One step per run
+                /// instead of one per row.
+                public enum \(module): EddyPlugin {
+                    public static let name = "\(name)"
+                    public static let version = "0.1.0"
+
+                    public static func register(into registrar: PluginRegistrar) throws {
+                        registrar.aggregate(.count, on: RunEndArray.self, name: "count by run lengths") { array, ctx in
+                            guard let ends = try ctx.execute(array.ends) as? PrimitiveArray else { return nil }
+                            let values = try ctx.execute(array.values)
+                            let validity = Canonical.validity(of: values)
+                            let start = Int64(array.offset)
+                            let end = start + Int64(array.count)
+                            var total: Int64 = 0
+                            var runStart: Int64 = 0
+                            for (run, runEnd) in try ends.int64Values().enumerated() {
+                                let lo = max(runStart, start)
+                                let hi = min(runEnd, end)
+                                if hi > lo && validity.isValid(run) { total += hi - lo }
+                                runStart = runEnd
+                                if runStart >= end { break }
+                            }
+                            return .int(total)
+                        }
+                    }
+                }
+
+                """),
+            ("Sources/\(module)Entry/Entry.swift", """
+                import Eddy
+                import \(module)
+
+                // The plugin's one exported symbol: the host asks it for the manifest, then to register.
+                @_cdecl("\(PluginABI.entrySymbol)")
+                public func eddyPluginEntry(_ request: Int32, _ argument: UnsafeMutableRawPointer?) -> Int32 {
+                    pluginEntry(\(module).self, request, argument)
+                }
+
+                """),
+            ("Tests/\(module)Tests/\(module)Tests.swift", """
+                import EddyTesting
+                import Testing
+                import \(module)
+
+                @Test func theKernelsAgreeWithDecodeThenCompute() throws {
+                    // Inputs generated for every key the plugin registers: empty, one row, all null, sliced,
+                    // nested and malformed children; two threads at once; a seed and input index on failure.
+                    let report = try PluginConformance.check(\(module).self)
+                    print(report)
+                    #expect(report.passed, "\\(report)")
+                }
+
+                """),
+            ("README.md", """
+                # \(name)
+
+                An Eddy kernel plugin: `count(column)` over run-end encoded columns, one step per run.
+                Built against the Eddy SDK at `\(sdk)`.
+
+                ```sh
+                swift test                                            # conformance kit: kernels vs decode-then-compute
+                swift build                                           # makes .build/debug/lib\(module).so
+                cp .build/debug/lib\(module).so /path/to/plugin-dir/  # a running `eddy serve` loads it on its next scan
+                ```
+
+                `eddy plugins --plugin-dir /path/to/plugin-dir` shows whether it loaded (and why not), and
+                `eddy eval FILE --select 'count(col)' --explain --plugin-dir /path/to/plugin-dir` shows its kernel at work.
+
+                The kernel is in `Sources/\(module)`; the entry symbol in `Sources/\(module)Entry` is one line and
+                rarely changes. The SDK's guide ("Writing a kernel plugin") is in the plugin-sdk's DocC catalog.
+
+                """),
+            (".gitignore", ".build/\n.swiftpm/\nPackage.resolved\n"),
+        ]
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+import Testing
+
+/// The SDK as a plugin author meets it: `eddy new-plugin`, the conformance kit, a live server.
+@Suite struct PluginSDKTests {
+    @Test func aScaffoldedPluginPassesItsKitAndRunsInALiveServer() throws {
+        let scaffold = try PluginFiles.scaffold.get()
+        #expect(scaffold.created.contains("Sources/RunCount/RunCount.swift"), "\(scaffold.created)")
+        // Its `swift test` ran the conformance kit on the key it registers, and passed.
+        #expect(scaffold.testOutput.contains("eddy.agg.count|eddy.runend:"), "\(scaffold.testOutput)")
+        #expect(scaffold.testOutput.contains("PASSED"), "\(scaffold.testOutput)")
+
+        let plugins = ScratchDirectory()
+        let server = try Server(pluginDir: plugins.path, rescan: "0.2")
+        defer { server.stop() }
+        try plugins.copy(scaffold.library, as: "run-count.so")
+        try server.waitForPlugin("run-count.so") { $0?["status"] as? String == "loaded" }
+        let work = ScratchDirectory()
+        let csv = work.write("runs.csv", "id,status\n" + (0..<20_000).map { "\($0),\(($0 / 1000) % 2 == 0 ? "open" : "")" }
+            .joined(separator: "\n") + "\n")
+        let (status, body) = try server.eval(csv, select: "count(status), count(*)", trace: true)
+        #expect(status == 200, "\(body)")
+        #expect("\(body)".contains("10000"), "\(body)")
+        #expect("\(body)".contains("count by run lengths"), "\(body)")
+    }
+
+    @Test func newPluginRefusesBadNamesExistingDirectoriesAndAWrongSDK() throws {
+        let dir = ScratchDirectory()
+        let bad = try Eddy.run(["new-plugin", "../escape", "--path", dir.path])
+        #expect(bad.status != 0 && bad.stderr.contains("expected a letter, then letters, digits"), "\(bad.stderr)")
+        let first = try Eddy.run(["new-plugin", "twice", "--path", dir.path])
+        #expect(first.status == 0, "\(first.stderr)")
+        let again = try Eddy.run(["new-plugin", "twice", "--path", dir.path])
+        #expect(again.status != 0 && again.stderr.contains("already exists"), "\(again.stderr)")
+        let sdk = try Eddy.run(["new-plugin", "other", "--path", dir.path, "--sdk", dir.path])
+        #expect(sdk.status != 0 && sdk.stderr.contains("not the Eddy plugin-sdk package"), "\(sdk.stderr)")
+        // The generated package points at the SDK of the checkout that built eddy.
+        let manifest = try String(contentsOfFile: dir.path + "/twice/Package.swift", encoding: .utf8)
+        #expect(manifest.contains("plugin-sdk") && manifest.contains("type: .dynamic"))
+    }
+}

@@ -1,0 +1,109 @@
+import Synchronization
+
+/// Collects what a plugin registers. The host hands one to ``EddyPlugin/register(into:)``, checks
+/// what was collected against the plugin's declaration and commits all of it atomically, or none.
+///
+/// Write kernels with the typed forms (``compare(on:name:_:)``, ``aggregate(_:on:name:_:)``, …): they
+/// find the operand, the operator and the constant, and keep the result contract. The general form
+/// ``register(_:parent:child:_:)`` takes any (parent, child) key.
+public final class PluginRegistrar: Sendable {
+    /// The plugin everything registered here belongs to.
+    public let owner: KernelOwner
+    /// True while the host only asks what the plugin provides (its manifest): nothing registered
+    /// in this run is ever executed.
+    public let isDeclaring: Bool
+
+    private struct State {
+        var kernels: [ExecuteParentKernel] = []
+        var rules: [ReduceParentRule] = []
+        var compressorHooks: [CompressorHook] = []
+        var encodings: [String] = []
+        var failure: String?
+    }
+    private let state = Mutex(State())
+
+    @_spi(Host)
+    public init(owner: KernelOwner, declaring: Bool = false) {
+        self.owner = owner
+        self.isDeclaring = declaring
+    }
+
+    /// Registers an execute-parent kernel for the key (`parent`, `child`): the general form under
+    /// the typed ones. The function gets the parent node, the child node, the child's slot among the
+    /// parent's children, and the context; it returns the parent's result or nil to decline.
+    public func register(_ name: String, parent: EncodingID, child: EncodingID,
+                         _ function: @escaping ExecuteParentFunction) {
+        let kernel = ExecuteParentKernel(name, owner: owner, parent: parent, child: child, function)
+        state.withLock { $0.kernels.append(kernel) }
+    }
+
+    /// Registers a reduce-parent rule: rewrites a parent from a child's metadata alone, reading no data.
+    public func registerRule(_ name: String, parent: EncodingID, child: EncodingID,
+                             _ function: @escaping ReduceParentFunction) {
+        let rule = ReduceParentRule(name, owner: owner, parent: parent, child: child, function)
+        state.withLock { $0.rules.append(rule) }
+    }
+
+    /// Registers a compressor hook that may propose the plugin's encoding for columns it applies to.
+    /// `compress` gets a canonical column and a function that compresses a child array with the full
+    /// compressor; it returns an equivalent encoded array, or nil.
+    public func registerCompressor(
+        _ name: String, applies: @escaping @Sendable (DType) -> Bool,
+        compress: @escaping @Sendable (any ArrayNode, (any ArrayNode) throws -> any ArrayNode) throws -> (any ArrayNode)?
+    ) {
+        let hook = CompressorHook(name: name, owner: owner, applies: applies, compress: compress)
+        state.withLock { $0.compressorHooks.append(hook) }
+    }
+
+    /// Declares an encoding the plugin introduces. Names starting with `eddy.` belong to the engine.
+    public func encoding<E: Encoding>(_ encoding: E.Type) {
+        let name = E.id.name
+        state.withLock { $0.encodings.append(name) }
+    }
+
+    /// Records a registration failure (the entry function does this with a thrown error's text).
+    public func fail(_ message: String) {
+        state.withLock { if $0.failure == nil { $0.failure = message } }
+    }
+
+    /// The kernels registered so far.
+    @_spi(Host) public var kernels: [ExecuteParentKernel] { state.withLock { $0.kernels } }
+    /// The reduce-parent rules registered so far.
+    @_spi(Host) public var rules: [ReduceParentRule] { state.withLock { $0.rules } }
+    /// The compressor hooks registered so far.
+    @_spi(Host) public var compressorHooks: [CompressorHook] { state.withLock { $0.compressorHooks } }
+    /// The encodings declared so far, by name.
+    @_spi(Host) public var encodings: [String] { state.withLock { $0.encodings } }
+    /// The first failure recorded, if any.
+    @_spi(Host) public var failure: String? { state.withLock { $0.failure } }
+
+    /// Everything registered, one sorted line each (`kernel PARENT|CHILD|NAME`, `rule …`,
+    /// `encoding NAME`, `compressor NAME`): what the host compares between the declaring and the
+    /// registering run, and lists as the plugin's manifest.
+    @_spi(Host) public var declarations: [String] {
+        state.withLock { s in
+            (s.kernels.map { "kernel \($0.parent.name)|\($0.child.name)|\($0.name)" }
+                + s.rules.map { "rule \($0.parent.name)|\($0.child.name)|\($0.name)" }
+                + s.encodings.map { "encoding \($0)" }
+                + s.compressorHooks.map { "compressor \($0.name)" }).sorted()
+        }
+    }
+
+    /// Problems with what was registered that make the plugin unloadable: empty or duplicate names,
+    /// and encodings in the engine's namespace. Empty when there are none.
+    @_spi(Host) public var problems: [String] {
+        var out: [String] = []
+        let lines = declarations
+        var seen = Set<String>()
+        for line in lines where !seen.insert(line).inserted { out.append("registered twice: \(line)") }
+        state.withLock { s in
+            for k in s.kernels where k.name.isEmpty { out.append("a kernel for (\(k.parent.name), \(k.child.name)) has no name") }
+            for r in s.rules where r.name.isEmpty { out.append("a rule for (\(r.parent.name), \(r.child.name)) has no name") }
+            for h in s.compressorHooks where h.name.isEmpty { out.append("a compressor hook has no name") }
+            for e in s.encodings where e.hasPrefix("eddy.") || e.isEmpty {
+                out.append("encoding '\(e)' is in the engine's namespace (eddy.*); name it after the plugin")
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,282 @@
+@_spi(Host) import Eddy
+
+/// Seeded random arrays for conformance checks: plain columns of every shape a kernel meets (runs,
+/// few or many distinct values, sorted, nulls, all null, empty, one row), encoded by random trees of
+/// the engine's encodings, and the parent nodes (compare, like, arithmetic, cast, aggregates, filter,
+/// take, slice) that put them to work. The same seed gives the same arrays.
+public struct ArrayGenerator {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    /// The next random 64 bits (SplitMix64).
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A number in `r`.
+    public mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound &+ Int(next() % UInt64(r.count)) }
+    /// True with probability `p`.
+    public mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < p }
+    /// One of `items` (which must not be empty).
+    public mutating func pick<T>(_ items: [T]) -> T { items[int(0...(items.count - 1))] }
+
+    /// The dtypes the generators draw from: integers of several widths and signs, floats, text,
+    /// binary and booleans, nullable and not.
+    public static let dtypes: [DType] = [
+        .primitive(.int64, .nullable), .primitive(.int64, .nonNullable), .primitive(.int32, .nullable),
+        .primitive(.uint16, .nonNullable), .primitive(.uint8, .nullable), .primitive(.float64, .nullable),
+        .utf8(.nullable), .utf8(.nonNullable), .binary(.nonNullable), .bool(.nullable), .bool(.nonNullable), .null,
+        .struct([StructField("id", .primitive(.int32, .nonNullable)), StructField("name", .utf8(.nullable))], .nullable),
+    ]
+
+    /// A row count that favours the edges: 0, 1, 2, 63, 64, 65, or anything up to `max`.
+    public mutating func count(max: Int = 300) -> Int {
+        chance(0.3) ? pick([0, 1, 2, 63, 64, 65].filter { $0 <= max }) : int(0...max)
+    }
+
+    /// A canonical column of `dtype`: one of several shapes (few distinct values with runs, many
+    /// distinct values, sorted, constant, all null when nullable).
+    public mutating func column(_ dtype: DType, count: Int) throws -> any ArrayNode {
+        let shape = int(0...5)
+        let distinct = shape == 1 ? Swift.max(1, count) : int(1...8)
+        var pool = (0..<distinct).map { _ in value(dtype) }
+        if shape == 2 { pool.sort(by: AggregatePartial.less) }
+        let nullRate = dtype.isNullable ? (shape == 4 ? 1.0 : [0.0, 0.1, 0.5][int(0...2)]) : 0
+        var b = ArrayBuilder(dtype: dtype, capacity: count)
+        var n = 0
+        var k = 0
+        while n < count {
+            let v: ScalarValue
+            switch shape {
+            case 2: v = pool[Swift.min(k * pool.count / Swift.max(count, 1), pool.count - 1)]  // sorted
+            case 3: v = pool[0]  // constant
+            default: v = pool[int(0...(distinct - 1))]
+            }
+            for _ in 0..<(chance(0.5) ? int(1...6) : 1) where n < count {
+                b.append(chance(nullRate) ? .null : v)
+                n += 1
+                k += 1
+            }
+        }
+        return try b.finish()
+    }
+
+    /// A random value of `dtype` (numbers small, text from a fixed list with unicode, bytes).
+    public mutating func value(_ dtype: DType) -> ScalarValue {
+        let words = ["", "a", "b", "ab", "abc", "Zürich", "日本", "emoji🙂", "a_b", "100%"]
+        switch dtype {
+        case .bool: return .bool(chance(0.5))
+        case .primitive(let p, _):
+            if p.isFloat { return .float(Double(int(-400...400)) / 4) }
+            if p.isUnsignedInteger { return .uint(UInt64(int(0...200))) }
+            return .int(Int64(int(-100...100)))
+        case .utf8: return .utf8(words[int(0...(words.count - 1))])
+        case .binary: return .binary((0..<int(0...4)).map { _ in UInt8(truncatingIfNeeded: next()) })
+        case .struct(let fields, _): return .struct(fields.map { value($0.dtype) })
+        case .null: return .null
+        }
+    }
+
+    /// `column`, encoded by a random tree about `depth` deep (dictionary, run-end, chunked, slice,
+    /// frame-of-reference and bit-packing for integers, sparse, constant).
+    public mutating func encode(_ column: any ArrayNode, depth: Int) throws -> any ArrayNode {
+        guard depth > 0, column.count > 0, column.isCanonical else { return column }
+        let choices: [EncodingID] = [DictArray.id, RunEndArray.id, ChunkedArray.id, SliceArray.id, SparseArray.id]
+            + (column.dtype.isInteger ? [FoRArray.id, BitPackedArray.id] : [])
+        return try encode(column, as: pick(choices), depth: depth) ?? column
+    }
+
+    /// `column` encoded with `encoding` at the top (its children encoded again, `depth - 1` deep), or
+    /// nil when the encoding cannot hold it (bit-packing of negative numbers, say).
+    public mutating func encode(_ column: any ArrayNode, as encoding: EncodingID, depth: Int) throws -> (any ArrayNode)? {
+        let n = column.count
+        switch encoding {
+        case PrimitiveArray.id, BoolArray.id, VarBinArray.id, NullArray.id, StructArray.id:
+            guard column.encoding == encoding else { return nil }
+            // Half the time a view that starts mid-buffer: the same values behind `before` others.
+            guard n > 0, chance(0.5) else { return column }
+            let before = int(1...70)
+            let pick = PrimitiveArray((0..<(before + n)).map { i in Int64(i < before ? 0 : i - before) })
+            return try Canonical.slice(Canonical.take(column, indices: pick), before, n)
+        case ConstantArray.id:
+            let scalar = n > 0 && chance(0.8) ? try column.scalar(at: int(0...(n - 1))) : Scalar(value(column.dtype), column.dtype)
+            return ConstantArray(Scalar(scalar.value, column.dtype), count: n)
+        case DictArray.id:
+            var index: [ScalarValue: UInt32] = [:]
+            var values = ArrayBuilder(dtype: column.dtype)
+            var codes: [UInt32] = []
+            for i in 0..<n {
+                let v = try column.scalar(at: i).value
+                if let c = index[v] {
+                    codes.append(c)
+                } else {
+                    let c = UInt32(index.count)
+                    index[v] = c
+                    values.append(v)
+                    codes.append(c)
+                }
+            }
+            let codeArray = PrimitiveArray(codes)
+            let packed: any ArrayNode = chance(0.5) && !codes.isEmpty
+                ? try BitPackedArray.encode(codeArray, bitWidth: Swift.max(1, 32 - (codes.max() ?? 0).leadingZeroBitCount))
+                : codeArray
+            return try DictArray(codes: packed, values: encode(values.finish(), depth: depth - 1))
+        case RunEndArray.id:
+            guard n > 0 else { return nil }
+            let before = chance(0.3) ? int(1...5) : 0
+            let padded = before == 0 ? column
+                : try Canonical.take(column, indices: PrimitiveArray((0..<(before + n)).map { Int64(Swift.max(0, $0 - before)) }))
+            let re = try RunEndArray.encode(padded)
+            return try RunEndArray(ends: re.ends, values: encode(re.values, depth: depth - 1), offset: before, count: n)
+        case ChunkedArray.id:
+            var chunks: [any ArrayNode] = []
+            var start = 0
+            while start < n {
+                let len = Swift.min(int(1...Swift.max(1, n / 2)), n - start)
+                chunks.append(try encode(Canonical.slice(column, start, len), depth: depth - 1))
+                start += len
+            }
+            if chance(0.2) { chunks.insert(try Canonical.slice(column, 0, 0), at: int(0...chunks.count)) }
+            return try ChunkedArray(chunks: chunks, dtype: column.dtype)
+        case SliceArray.id:
+            let before = int(0...3)
+            let after = int(0...3)
+            let pick = PrimitiveArray((0..<(before + n + after)).map { i in Int64(Swift.min(Swift.max(0, i - before), Swift.max(0, n - 1))) })
+            guard n > 0 || before + after == 0 else { return try SliceArray(column, start: 0, length: 0) }
+            let padded = try Canonical.take(column, indices: pick)
+            return try SliceArray(encode(padded, depth: depth - 1), start: before, length: n)
+        case SparseArray.id:
+            guard n > 0 else { return nil }
+            let fill = try column.scalar(at: int(0...(n - 1)))
+            var positions: [Int64] = []
+            for i in 0..<n where try !column.scalar(at: i).value.isIdentical(to: fill.value) { positions.append(Int64(i)) }
+            let values = try Canonical.take(column, indices: PrimitiveArray(positions))
+            return try SparseArray(fill: Scalar(fill.value, column.dtype), indices: PrimitiveArray(positions),
+                                   values: encode(values, depth: depth - 1), count: n)
+        case FoRArray.id:
+            guard let p = column as? PrimitiveArray, p.ptype.isInteger else { return nil }
+            let f = try FoRArray.encode(p)
+            guard chance(0.6), let child = f.child as? PrimitiveArray, child.ptype.isUnsignedInteger else { return f }
+            return try FoRArray(reference: f.reference, child: encode(child, as: BitPackedArray.id, depth: depth - 1) ?? child)
+        case BitPackedArray.id:
+            guard let p = column as? PrimitiveArray, p.ptype.isUnsignedInteger else { return nil }
+            let width = p.ptype.byteWidth * 8
+            let bits = int(Swift.min(8, width)...width)
+            guard n > 0, chance(0.4) else { return try BitPackedArray.encode(p, bitWidth: bits) }
+            // A slice of a longer packed array: the same values, starting mid-word.
+            let before = int(1...70)
+            let padded = try Canonical.take(p, indices: PrimitiveArray((0..<(before + n)).map { Int64(Swift.max(0, $0 - before)) }))
+            guard let paddedValues = padded as? PrimitiveArray else { return try BitPackedArray.encode(p, bitWidth: bits) }
+            return try BitPackedArray.encode(paddedValues, bitWidth: bits).slice(before, n)
+        default:
+            return nil
+        }
+    }
+
+    /// A comparison of an encoded column with a constant that occurs in it, on either side.
+    public mutating func compareOverEncoded(dtypes: [DType] = [.primitive(.int64, .nullable), .utf8(.nullable),
+                                                               .primitive(.uint16, .nonNullable), .utf8(.nonNullable)],
+                                            maxCount: Int = 300) throws -> any ArrayNode {
+        let dtype = pick(dtypes)
+        let column = try self.column(dtype, count: int(1...maxCount))
+        let encoded = try encode(column, depth: int(1...3))
+        return try compare(encoded)
+    }
+
+    /// `child op constant` (or `constant op child`) with a constant that usually occurs in the child,
+    /// sometimes not, and sometimes null.
+    public mutating func compare(_ child: any ArrayNode) throws -> any ArrayNode {
+        let op = pick(CompareOperator.allCases)
+        let constant = ConstantArray(try constant(for: child), count: child.count)
+        return chance(0.7) ? try CompareFunction.make(child, op, constant) : try CompareFunction.make(constant, op, child)
+    }
+
+    /// A constant to combine with `child`: a value of it (80%), another value, or null (5%).
+    public mutating func constant(for child: any ArrayNode) throws -> Scalar {
+        let dtype = child.dtype.with(.nonNullable)
+        if chance(0.05) { return .null(dtype) }
+        if child.count > 0, chance(0.8) {
+            let s = try child.scalar(at: int(0...(child.count - 1)))
+            if !s.isNull { return Scalar(s.value, dtype) }
+        }
+        return Scalar(value(dtype), dtype)
+    }
+
+    /// A node with parent encoding `parent` over `child` (in slot 0 or, for binary functions, either
+    /// slot): compare, like, arithmetic, cast, aggregates, filter, take and slice. Nil when `parent`
+    /// is not one of those or does not apply to the child's type.
+    public mutating func parent(_ parent: EncodingID, over child: any ArrayNode) throws -> (any ArrayNode)? {
+        let n = child.count
+        switch parent {
+        case CompareFunction.id:
+            return try compare(child)
+        case LikeFunction.id:
+            guard case .utf8 = child.dtype else { return nil }
+            let word = n > 0 ? (try child.scalar(at: int(0...(n - 1))).value).utf8Text ?? "a" : "a"
+            let body = String(word.prefix(int(0...3)))
+            let pattern = pick([body, body + "%", "%" + body, "%" + body + "%", "_" + body, body + "_%", "%", ""])
+            return try LikeFunction.make(child, pattern: pattern, negated: chance(0.3))
+        case ArithmeticFunction.id:
+            guard case .primitive = child.dtype else { return nil }
+            let op = pick(ArithmeticOperator.allCases)
+            let c = ConstantArray(chance(0.1) ? Scalar(zero(child.dtype), child.dtype.with(.nonNullable))
+                                                : try constant(for: child), count: n)
+            return chance(0.7) ? try ArithmeticFunction.make(child, op, c) : try ArithmeticFunction.make(c, op, child)
+        case NegateFunction.id:
+            guard case .primitive = child.dtype else { return nil }
+            return try NegateFunction.make(child)
+        case NotFunction.id:
+            guard case .bool = child.dtype else { return nil }
+            return try NotFunction.make(child)
+        case IsNullFunction.id:
+            return try IsNullFunction.make(child)
+        case CastFunction.id:
+            let targets: [DType] = [.primitive(.int64, .nullable), .primitive(.int32, .nullable),
+                                    .primitive(.uint8, .nullable), .primitive(.float64, .nullable), .utf8(.nullable)]
+            return try? CastFunction.make(child, to: pick(targets).with(child.dtype.nullability))
+        case FilterArray.id:
+            let bits = Bitmap(count: n) { _ in chance(0.5) }
+            if chance(0.3) {
+                let valid = Bitmap(count: n) { _ in chance(0.8) }
+                return try FilterArray(child, mask: BoolArray(bits: bits, validity: .bitmap(valid), nullability: .nullable))
+            }
+            return try FilterArray(child, bitmap: bits)
+        case TakeArray.id:
+            let m = count(max: 2 * Swift.max(n, 1))
+            let nulls = chance(0.2)
+            var indices: [Int64?] = []
+            for _ in 0..<m {
+                if nulls && chance(0.2) {
+                    indices.append(nil)
+                } else if n == 0 || chance(0.02) {
+                    indices.append(Int64(n + int(0...3)))  // out of range: must be an error, not a crash
+                } else {
+                    indices.append(Int64(int(0...(n - 1))))
+                }
+            }
+            return try TakeArray(child, indices: nulls ? PrimitiveArray(indices) : PrimitiveArray(indices.map { $0 ?? 0 }))
+        case SliceArray.id:
+            let start = int(0...n)
+            return try SliceArray(child, start: start, length: int(0...(n - start)))
+        default:
+            for kind in AggregateFunction.Kind.allCases where AggregateFunction(kind).encoding == parent {
+                return try? AggregateFunction(kind).make(child)
+            }
+            return nil
+        }
+    }
+
+    private func zero(_ dtype: DType) -> ScalarValue {
+        guard case .primitive(let p, _) = dtype else { return .null }
+        return p.isFloat ? .float(0) : p.isUnsignedInteger ? .uint(0) : .int(0)
+    }
+}
+
+extension ScalarValue {
+    var utf8Text: String? { if case .utf8(let s) = self { s } else { nil } }
+}
