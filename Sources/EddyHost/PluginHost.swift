@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Crypto
-public import Eddy
+@_spi(Host) public import Eddy
 @_spi(Host) import Eddy
 import EddyIO
 import Synchronization
@@ -61,7 +61,7 @@ public struct LoadedPlugin: Sendable {
 /// (`RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE`, never closed); the manifest handshake is checked field by
 /// field, and registration (bounded in time) commits all of the plugin's kernels or none.
 public final class PluginHost: Sendable {
-    public let session: Session
+    @_spi(Host) public let session: Session
     /// Where private copies of plugin files are written before `dlopen`.
     public var shadowDirectory: String { copies.path }
     public let policy: PluginLoadPolicy
@@ -97,7 +97,7 @@ public final class PluginHost: Sendable {
     /// - Parameters:
     ///   - shadowDirectory: where private copies go (default: see `PrivateCopies.defaultPath`); it is
     ///     created 0700 and verified before the first copy is written.
-    public init(session: Session, shadowDirectory: String? = nil, probe: PluginProbe? = nil,
+    @_spi(Host) public init(session: Session, shadowDirectory: String? = nil, probe: PluginProbe? = nil,
                 policy: PluginLoadPolicy = PluginLoadPolicy(), loading: Loading = .inProcess) {
         self.session = session
         self.probe = probe

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Eddy
+@_spi(Host) import Eddy
 import Synchronization
 
 /// Something that happened to the plugin set of a watched directory.

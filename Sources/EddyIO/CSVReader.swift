@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-public import Eddy
+@_spi(Host) public import Eddy
 
 /// Reads a CSV file (RFC 4180: header row, quoted fields with embedded commas, quotes and newlines;
 /// an empty unquoted field is null) in batches, so that files larger than memory stream through.

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-public import Eddy
+@_spi(Host) public import Eddy
 
 /// Reads JSON Lines (one JSON object per line) in batches. Keys become columns (in order of first
 /// appearance in the first batch); a missing key or `null` is null; nested arrays and objects are

@@ -1,4 +1,4 @@
-public import Eddy
+@_spi(Host) public import Eddy
 
 /// Field bytes of one column of a batch, before types are known: a null is an empty, unquoted field
 /// (CSV) or a JSON null or missing key.

@@ -1,4 +1,4 @@
-public import Eddy
+@_spi(Host) public import Eddy
 
 /// A slice of a table: one canonical or encoded array per column, all the same length.
 public struct RecordBatch: Sendable {

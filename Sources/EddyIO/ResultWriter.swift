@@ -1,4 +1,4 @@
-public import Eddy
+@_spi(Host) public import Eddy
 
 /// Output formats of results.
 public enum OutputFormat: String, Sendable, CaseIterable {

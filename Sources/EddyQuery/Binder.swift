@@ -1,4 +1,4 @@
-public import Eddy
+@_spi(Host) public import Eddy
 import EddyIO
 
 /// A typed expression over a schema's columns, ready to become engine nodes for each batch.

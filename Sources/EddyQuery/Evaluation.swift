@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-public import Eddy
+@_spi(Host) public import Eddy
 public import EddyIO
 
 /// One evaluation of `where` / `select` over a table read batch by batch: compress each batch,
@@ -11,7 +11,7 @@ public final class Evaluation {
     public let predicate: Bound?
     public let items: [(name: String, bound: Bound)]
     public let context: ExecutionCtx
-    public let compressor: Compressor
+    @_spi(Host) public let compressor: Compressor
     public let trace: ExecutionTrace?
     /// Encoding trees of the first batch's columns, for `--explain`.
     public private(set) var inputTrees: [(name: String, tree: String)] = []
@@ -30,7 +30,7 @@ public final class Evaluation {
 
     /// Parses and binds `whereText` and `selectText` against the reader's schema.
     /// - Throws: ``QueryError`` with a caret at the offending position.
-    public init(reader: any TableReader, whereText: String?, selectText: String?, context: ExecutionCtx,
+    @_spi(Host) public init(reader: any TableReader, whereText: String?, selectText: String?, context: ExecutionCtx,
                 compressor: Compressor = Compressor(), limits: Parser.Limits = Parser.Limits()) throws {
         self.reader = reader
         self.context = context

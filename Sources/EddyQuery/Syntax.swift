@@ -1,4 +1,4 @@
-public import Eddy
+@_spi(Host) public import Eddy
 
 /// A parsed expression, with the position of each node in the source text for error carets.
 public indirect enum Expr: Sendable {

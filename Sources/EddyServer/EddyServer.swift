@@ -1,8 +1,8 @@
 import Dispatch
-public import Eddy
-public import EddyHost
+@_spi(Host) public import Eddy
+@_spi(Host) public import EddyHost
 import EddyIO
-import EddyQuery
+@_spi(Host) import EddyQuery
 import Foundation
 import Hummingbird
 import NIOCore
@@ -13,7 +13,7 @@ import Synchronization
 /// The long-running host behind `eddy serve`: a session whose plugin directory is watched, and an
 /// HTTP API that evaluates with one execution context per request.
 public final class EddyServer: Sendable {
-    public let session: Session
+    @_spi(Host) public let session: Session
     public let host: PluginHost
     public let watcher: PluginWatcher
     public let logger: Logger

@@ -1,10 +1,10 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Eddy
-import EddyHost
+@_spi(Host) import Eddy
+@_spi(Host) import EddyHost
 import EddyIO
-import EddyQuery
+@_spi(Host) import EddyQuery
 import Foundation
 import Hummingbird
 

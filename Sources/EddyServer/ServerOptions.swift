@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import EddyIO
-public import EddyQuery
+@_spi(Host) public import EddyQuery
 
 /// What `eddy serve` lets a request do: where it may read files, who may call it, and how much of
 /// the machine one request may take. Every limit has a flag on `eddy serve`.

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import CEddyHost
-import EddyHost
+@_spi(Host) import EddyHost
 import Dispatch
 import Synchronization
 

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 @_spi(Host) import Eddy
-import EddyHost
+@_spi(Host) import EddyHost
 import Foundation
 import HTTPTypes
 

@@ -1,5 +1,5 @@
 import ArgumentParser
-import EddyHost
+@_spi(Host) import EddyHost
 #if canImport(Glibc)
 import Glibc
 #endif

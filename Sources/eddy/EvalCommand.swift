@@ -1,8 +1,8 @@
 import ArgumentParser
-import Eddy
+@_spi(Host) import Eddy
 import EddyIO
-import EddyQuery
-import EddyHost
+@_spi(Host) import EddyQuery
+@_spi(Host) import EddyHost
 #if canImport(Glibc)
 import Glibc
 #endif

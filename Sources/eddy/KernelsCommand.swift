@@ -1,5 +1,5 @@
 import ArgumentParser
-import Eddy
+@_spi(Host) import Eddy
 
 struct KernelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,5 @@
 import ArgumentParser
-import EddyHost
+@_spi(Host) import EddyHost
 
 /// `eddy keygen --out DIR [--name NAME]`: an Ed25519 key pair for signing plugins.
 struct KeygenCommand: ParsableCommand {

@@ -1,6 +1,6 @@
 import ArgumentParser
-import Eddy
-import EddyHost
+@_spi(Host) import Eddy
+@_spi(Host) import EddyHost
 
 struct PluginsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,6 @@
 import ArgumentParser
-import Eddy
-import EddyHost
+@_spi(Host) import Eddy
+@_spi(Host) import EddyHost
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,7 +1,7 @@
 import ArgumentParser
-import EddyHost
-import EddyQuery
-import EddyServer
+@_spi(Host) import EddyHost
+@_spi(Host) import EddyQuery
+@_spi(Host) import EddyServer
 import Logging
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,5 @@
 import ArgumentParser
-import EddyHost
+@_spi(Host) import EddyHost
 
 /// `eddy sign PLUGIN.so --key FILE`: appends (or replaces) a signature footer, in place.
 struct SignCommand: ParsableCommand {

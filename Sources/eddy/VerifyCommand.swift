@@ -1,5 +1,5 @@
 import ArgumentParser
-import EddyHost
+@_spi(Host) import EddyHost
 
 /// `eddy verify PLUGIN.so --trusted-keys DIR`: says who signed a plugin and whether that key is trusted.
 struct VerifyCommand: ParsableCommand {

@@ -1,5 +1,5 @@
 import ArgumentParser
-import EddyServer
+@_spi(Host) import EddyServer
 
 /// `eddy worker`: one evaluation process of `eddy serve` (hidden; the server starts it).
 struct WorkerCommand: ParsableCommand {

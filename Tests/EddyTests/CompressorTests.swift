@@ -1,4 +1,4 @@
-import Eddy
+@_spi(Host) import Eddy
 import Testing
 
 @Suite struct CompressorTests {

@@ -1,5 +1,5 @@
 import DeltaEncodingPlugin
-import Eddy
+@_spi(Host) import Eddy
 import EddyTesting
 import PackedDictComparePlugin
 import Testing

@@ -1,4 +1,4 @@
-import Eddy
+@_spi(Host) import Eddy
 import Testing
 
 /// Random encodings nested at least three deep under random compare / boolean / filter / take / slice

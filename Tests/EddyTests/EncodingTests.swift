@@ -1,4 +1,4 @@
-import Eddy
+@_spi(Host) import Eddy
 import Testing
 
 /// One encoded array and the plain values it must decode to.

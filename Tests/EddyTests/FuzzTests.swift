@@ -1,7 +1,7 @@
-import Eddy
+@_spi(Host) import Eddy
 @testable import EddyHost
 import EddyIO
-import EddyQuery
+@_spi(Host) import EddyQuery
 import Foundation
 import Testing
 

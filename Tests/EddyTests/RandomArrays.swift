@@ -1,4 +1,4 @@
-import Eddy
+@_spi(Host) import Eddy
 import EddyTesting
 
 /// A seedable generator (the SDK's SplitMix64), so that every failure can be replayed from its seed.

@@ -1,4 +1,4 @@
-import Eddy
+@_spi(Host) import Eddy
 import Synchronization
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,4 @@
-import Eddy
+@_spi(Host) import Eddy
 import Testing
 
 /// Asserts that two arrays hold the same dtype and the same values (NaN equal to NaN).

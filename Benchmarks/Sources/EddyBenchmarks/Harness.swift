@@ -1,4 +1,4 @@
-import Eddy
+@_spi(Host) import Eddy
 #if canImport(Glibc)
 import Glibc
 #endif

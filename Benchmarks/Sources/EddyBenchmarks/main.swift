@@ -2,7 +2,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import EddyHost
+@_spi(Host) import EddyHost
 import InHostPackedCompare
 
 // Eddy engine benchmarks: release build, one thread, medians. Numbers are printed, never asserted.

@@ -4,6 +4,7 @@
 /// dictionary (few distinct utf8 or integer values; codes bit-packed, values compressed again);
 /// frame-of-reference with bit-packing and patches for outliers (integers). Each choice is kept only
 /// if it is smaller than what it replaces, so the result never grows. The round trip is exact.
+@_spi(Host)
 public struct Compressor: Sendable {
     /// How deep cascades may go (dictionary codes bit-packed, run values dictionary-encoded …).
     public var maxDepth: Int
@@ -85,9 +86,24 @@ public struct Compressor: Sendable {
         case .hook(let k):
             let hook = hooks[k]
             let recurse: (any ArrayNode) throws -> any ArrayNode = { try self.compress($0, depth: depth + 1) }
-            let r = try hook.callSite.map { site in try site.run { try hook.compress(array, recurse) } }
-                ?? hook.compress(array, recurse)
-            return r.flatMap { $0.count == array.count && $0.dtype == array.dtype ? $0 : nil }
+            let r: (any ArrayNode)?
+            do {
+                r = try hook.callSite.map { site in try site.run { try hook.compress(array, recurse) } }
+                    ?? hook.compress(array, recurse)
+            } catch let e as EddyError where e.source != nil {
+                throw e
+            } catch {
+                throw EddyError(.kernelFailed, "compressor hook '\(hook.name)' of \(hook.owner) failed", cause: error,
+                                source: hook.owner.description)
+            }
+            guard let r else { return nil }
+            guard r.count == array.count, r.dtype == array.dtype else {
+                throw EddyError(.kernelContract,
+                                "compressor hook '\(hook.name)' of \(hook.owner) returned length \(r.count) and dtype "
+                                    + "\(r.dtype) for a column of length \(array.count) and dtype \(array.dtype)",
+                                source: hook.owner.description)
+            }
+            return r
         case .sparse: return try sparse(array, stats, depth)
         case .runEnd: return try runEnd(array, depth)
         case .dictionary: return try dictionary(array, depth)

@@ -1,13 +1,18 @@
 /// A point-in-time execution context: the registry snapshot it was created with, options, and an
-/// optional trace. Create one per evaluation (see ``Session/makeContext(options:trace:)``).
-@frozen
+/// optional trace. The host creates one per evaluation; a kernel receives it and executes children
+/// with ``execute(_:)``.
+///
+/// Not frozen: its layout is the SDK's to change (a cancellation token or a memory budget may join
+/// it) without breaking plugins built against an older SDK.
 public struct ExecutionCtx: Sendable {
     /// The kernels and rules this context uses, fixed at creation.
-    public let snapshot: KernelSnapshot
+    @_spi(Host) public let snapshot: KernelSnapshot
+    /// The options of this evaluation.
     public let options: ExecutionOptions
+    /// The trace this evaluation records into, if any.
     public let trace: ExecutionTrace?
 
-    @inlinable
+    @_spi(Host)
     public init(snapshot: KernelSnapshot, options: ExecutionOptions = ExecutionOptions(), trace: ExecutionTrace? = nil) {
         self.snapshot = snapshot
         self.options = options
@@ -109,7 +114,6 @@ public struct ExecutionCtx: Sendable {
         }
     }
 
-    @usableFromInline
     struct Frame {
         let parent: any ArrayNode
         let slot: Int

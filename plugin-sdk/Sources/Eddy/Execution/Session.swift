@@ -1,6 +1,8 @@
-/// A session: the kernel registry that execution contexts snapshot.
+/// A session: the kernel registry that execution contexts snapshot. Host API: plugins receive
+/// contexts, they do not make sessions.
 ///
 /// A new session is populated with the engine's built-in kernels and rules; plugins add theirs.
+@_spi(Host)
 public final class Session: Sendable {
     /// The session-scoped kernel registry.
     public let kernels: ArrayKernels
@@ -12,14 +14,12 @@ public final class Session: Sendable {
     }
 
     /// A context over the registry as it is now. Cheap: one atomic load and one retain.
-    @inlinable
     public func makeContext(options: ExecutionOptions = ExecutionOptions(), trace: ExecutionTrace? = nil) -> ExecutionCtx {
         ExecutionCtx(snapshot: kernels.snapshot, options: options, trace: trace)
     }
 }
 
-/// Options that govern one evaluation.
-@frozen
+/// Options that govern one evaluation. Not frozen: later SDKs may add options.
 public struct ExecutionOptions: Sendable {
     /// Steps allowed before a plan is declared non-converging.
     public var iterationLimit: Int
@@ -27,7 +27,6 @@ public struct ExecutionOptions: Sendable {
     /// reference that kernels are tested against.
     public var useKernels: Bool
 
-    @inlinable
     public init(iterationLimit: Int = 10_000_000, useKernels: Bool = true) {
         self.iterationLimit = iterationLimit
         self.useKernels = useKernels

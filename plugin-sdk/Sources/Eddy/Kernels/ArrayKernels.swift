@@ -13,6 +13,7 @@ import Synchronization
 /// ``KernelSnapshot`` (copy-on-write); an ``ExecutionCtx`` takes the snapshot current at its
 /// creation and never sees later changes. No lock is held while a kernel runs, so a kernel may
 /// register others without deadlock.
+@_spi(Host)
 public final class ArrayKernels: Sendable {
     private struct Key: Hashable {
         let parent: Int
@@ -67,10 +68,8 @@ public final class ArrayKernels: Sendable {
 
     /// The current snapshot. Costs one atomic load and one retain of a thread-private object when
     /// nothing changed since this thread last asked.
-    @inlinable
     public var snapshot: KernelSnapshot { currentSnapshot() }
 
-    @usableFromInline
     func currentSnapshot() -> KernelSnapshot {
         let g = publishedGeneration.load(ordering: .acquiring)
         guard let threadKey else { return state.withLock { $0.current } }

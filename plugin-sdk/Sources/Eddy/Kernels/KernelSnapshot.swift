@@ -1,17 +1,19 @@
 /// A point-in-time, immutable view of a registry: flat tables indexed by `parent * width + child`.
+/// Host API: the table layout is not compiled into plugins.
+@_spi(Host)
 public final class KernelSnapshot: Sendable {
     /// Increases by one with every registration; a context records the generation it ran with.
     public let generation: Int
     /// Number of interned encodings the tables cover; ids at or past it have no entries.
-    @usableFromInline let width: Int
-    @usableFromInline let executeParent: [[ExecuteParentKernel]]
-    @usableFromInline let reduceParent: [[ReduceParentRule]]
+    let width: Int
+    let executeParent: [[ExecuteParentKernel]]
+    let reduceParent: [[ReduceParentRule]]
     /// Which parents have any entry at all, so a node without kernels skips its child loop.
-    @usableFromInline let parentHasKernels: [Bool]
-    @usableFromInline let parentHasRules: [Bool]
+    let parentHasKernels: [Bool]
+    let parentHasRules: [Bool]
     /// Per key: bit 0 set when it has kernels, bit 1 when it has rules. Checked before touching the
     /// lists, so that a miss costs one byte load and no reference counting.
-    @usableFromInline let occupied: [UInt8]
+    let occupied: [UInt8]
 
     /// The plugins registered when this snapshot was published: the fingerprint of the plugin set a
     /// context runs with (name, version, content hash), sorted by name.
@@ -62,7 +64,6 @@ public final class KernelSnapshot: Sendable {
     }
 
     /// The execute-parent kernels for a key, in the order they are tried.
-    @inlinable
     public func kernels(parent: EncodingID, child: EncodingID) -> [ExecuteParentKernel] {
         let p = parent.index
         let c = child.index
@@ -71,7 +72,6 @@ public final class KernelSnapshot: Sendable {
     }
 
     /// The reduce-parent rules for a key, in the order they are tried.
-    @inlinable
     public func rules(parent: EncodingID, child: EncodingID) -> [ReduceParentRule] {
         let p = parent.index
         let c = child.index
@@ -79,8 +79,8 @@ public final class KernelSnapshot: Sendable {
         return reduceParent[p &* width &+ c]
     }
 
-    @inlinable func hasKernels(parent: EncodingID) -> Bool { parent.index < width && parentHasKernels[parent.index] }
-    @inlinable func hasRules(parent: EncodingID) -> Bool { parent.index < width && parentHasRules[parent.index] }
+    func hasKernels(parent: EncodingID) -> Bool { parent.index < width && parentHasKernels[parent.index] }
+    func hasRules(parent: EncodingID) -> Bool { parent.index < width && parentHasRules[parent.index] }
 
     /// The plugin set as one line: `name@version#hash8, …` (or `builtin only`).
     public var fingerprint: String {
