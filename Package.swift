@@ -80,11 +80,14 @@ let package = Package(
             path: "Plugins/DeltaEncoding",
             swiftSettings: sharedSettings
         ),
-        .target(name: "DeltaEncodingEntry", dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "DeltaEncodingPlugin"],
-                path: "Plugins/DeltaEncodingEntry", swiftSettings: sharedSettings),
-        .target(name: "PackedDictCompareEntry",
-                dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "PackedDictComparePlugin"],
-                path: "Plugins/PackedDictCompareEntry", swiftSettings: sharedSettings),
+        .target(
+            name: "DeltaEncodingEntry",
+            dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "DeltaEncodingPlugin"],
+            path: "Plugins/DeltaEncodingEntry", swiftSettings: sharedSettings),
+        .target(
+            name: "PackedDictCompareEntry",
+            dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "PackedDictComparePlugin"],
+            path: "Plugins/PackedDictCompareEntry", swiftSettings: sharedSettings),
         .target(name: "PackedDictCompareC", path: "Plugins/PackedDictCompareC", cSettings: [.unsafeFlags(["-O3"])]),
         .target(
             name: "PackedDictComparePlugin",
@@ -92,24 +95,33 @@ let package = Package(
             path: "Plugins/PackedDictCompare",
             swiftSettings: sharedSettings
         ),
-        .target(name: "ThrowingPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
-                path: "Tests/Fixtures/ThrowingPlugin", swiftSettings: sharedSettings),
-        .target(name: "WrongABIPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
-                path: "Tests/Fixtures/WrongABIPlugin", swiftSettings: sharedSettings),
-        .target(name: "WrongLengthPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
-                path: "Tests/Fixtures/WrongLengthPlugin", swiftSettings: sharedSettings),
-        .target(name: "CrashingPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
-                path: "Tests/Fixtures/CrashingPlugin", swiftSettings: sharedSettings),
-        .target(name: "CrashingKernelPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
-                path: "Tests/Fixtures/CrashingKernelPlugin", swiftSettings: sharedSettings),
-        .target(name: "CrashingKernelFixedPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
-                path: "Tests/Fixtures/CrashingKernelFixed", swiftSettings: sharedSettings + [.define("EDDY_FIXED")]),
-        .target(name: "DeltaV2Plugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
-                path: "Tests/Fixtures/DeltaV2", swiftSettings: sharedSettings + [.define("EDDY_DELTA_V2")]),
+        .target(
+            name: "ThrowingPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+            path: "Tests/Fixtures/ThrowingPlugin", swiftSettings: sharedSettings),
+        .target(
+            name: "WrongABIPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+            path: "Tests/Fixtures/WrongABIPlugin", swiftSettings: sharedSettings),
+        .target(
+            name: "WrongLengthPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+            path: "Tests/Fixtures/WrongLengthPlugin", swiftSettings: sharedSettings),
+        .target(
+            name: "CrashingPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+            path: "Tests/Fixtures/CrashingPlugin", swiftSettings: sharedSettings),
+        .target(
+            name: "CrashingKernelPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+            path: "Tests/Fixtures/CrashingKernelPlugin", swiftSettings: sharedSettings),
+        .target(
+            name: "CrashingKernelFixedPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+            path: "Tests/Fixtures/CrashingKernelFixed", swiftSettings: sharedSettings + [.define("EDDY_FIXED")]),
+        .target(
+            name: "DeltaV2Plugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+            path: "Tests/Fixtures/DeltaV2", swiftSettings: sharedSettings + [.define("EDDY_DELTA_V2")]),
         .testTarget(
             name: "EddyTests",
-            dependencies: [.product(name: "Eddy", package: "plugin-sdk"), .product(name: "EddyTesting", package: "plugin-sdk"),
-                           "EddyIO", "EddyQuery", "EddyHost", "DeltaEncodingPlugin", "PackedDictComparePlugin"],
+            dependencies: [
+                .product(name: "Eddy", package: "plugin-sdk"), .product(name: "EddyTesting", package: "plugin-sdk"),
+                "EddyIO", "EddyQuery", "EddyHost", "DeltaEncodingPlugin", "PackedDictComparePlugin",
+            ],
             swiftSettings: sharedSettings
         ),
     ],

@@ -23,16 +23,28 @@ let package = Package(
         // named after whatever folder the clone sits in).
         .target(name: "CEddyHost"),
         .target(name: "EddyIO", dependencies: [.product(name: "Eddy", package: "plugin-sdk")], swiftSettings: settings),
-        .target(name: "EddyHost", dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "CEddyHost", "EddyIO",
-                                                 .product(name: "Crypto", package: "swift-crypto")],
-                swiftSettings: settings),
+        .target(
+            name: "EddyHost",
+            dependencies: [
+                .product(name: "Eddy", package: "plugin-sdk"), "CEddyHost", "EddyIO",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: settings),
         .target(name: "PackedDictCompareC", cSettings: [.unsafeFlags(["-O3"])]),
-        .target(name: "InHostPackedCompare", dependencies: [.product(name: "Eddy", package: "plugin-sdk"),
-                                                            "PackedDictCompareC"],
-                swiftSettings: settings),
-        .target(name: "PluginPackedCompare", dependencies: [.product(name: "Eddy", package: "plugin-sdk"),
-                                                            "PackedDictCompareC"],
-                swiftSettings: settings),
+        .target(
+            name: "InHostPackedCompare",
+            dependencies: [
+                .product(name: "Eddy", package: "plugin-sdk"),
+                "PackedDictCompareC",
+            ],
+            swiftSettings: settings),
+        .target(
+            name: "PluginPackedCompare",
+            dependencies: [
+                .product(name: "Eddy", package: "plugin-sdk"),
+                "PackedDictCompareC",
+            ],
+            swiftSettings: settings),
         .executableTarget(
             name: "EddyBenchmarks",
             dependencies: [

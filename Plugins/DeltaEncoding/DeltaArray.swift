@@ -32,8 +32,9 @@ public final class DeltaArray: Encoding {
                 deltas[i] = d
                 if d < 0 { monotone = false }
             }
-            return DeltaArray(base: v[0], deltas: PrimitiveArray(deltas), nullability: column.dtype.nullability,
-                              nonDecreasing: monotone)
+            return DeltaArray(
+                base: v[0], deltas: PrimitiveArray(deltas), nullability: column.dtype.nullability,
+                nonDecreasing: monotone)
         }
     }
 
@@ -48,7 +49,8 @@ public final class DeltaArray: Encoding {
     public func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep {
         guard let d = deltas as? PrimitiveArray, d.ptype == .int64 else {
             if deltas.isCanonical {
-                throw EddyError(.typeMismatch, "ext.delta needs i64 deltas, found \(deltas.dtype)", source: "plugin delta")
+                throw EddyError(
+                    .typeMismatch, "ext.delta needs i64 deltas, found \(deltas.dtype)", source: "plugin delta")
             }
             return .executeChild(0, .canonical)
         }

@@ -7,9 +7,9 @@ public enum DeltaPlugin: EddyPlugin {
 
     /// The tests build this source a second time with `EDDY_DELTA_V2` to get a "rebuilt" plugin.
     #if EDDY_DELTA_V2
-    public static let version = "2.0.0"
+        public static let version = "2.0.0"
     #else
-    public static let version = "1.0.0"
+        public static let version = "1.0.0"
     #endif
 
     public static let name = "delta"
@@ -18,7 +18,7 @@ public enum DeltaPlugin: EddyPlugin {
         registrar.encoding(DeltaArray.self)
         registrar.compare(on: DeltaArray.self, name: compareKernel) { delta, op, scalar, ctx in
             guard delta.nonDecreasing, let needle = scalar.int64Value,
-                  let values = try ctx.execute(delta) as? PrimitiveArray, values.ptype == .int64
+                let values = try ctx.execute(delta) as? PrimitiveArray, values.ptype == .int64
             else { return nil }
             // Sorted values: every operator but != selects one contiguous range of rows, != its complement.
             let (ge, gt) = try values.withValues(Int64.self) { v -> (Int, Int) in
@@ -44,20 +44,24 @@ public enum DeltaPlugin: EddyPlugin {
             let inside = op != .ne
             return try BoolArray(bits: Bitmap(count: n) { ($0 >= lower && $0 < upper) == inside })
         }
-        for (kind, name) in [(AggregateFunction.Kind.min, "min of a non-decreasing delta column"),
-                             (.max, "max of a non-decreasing delta column")] {
+        for (kind, name) in [
+            (AggregateFunction.Kind.min, "min of a non-decreasing delta column"),
+            (.max, "max of a non-decreasing delta column"),
+        ] {
             registrar.aggregate(kind, on: DeltaArray.self, name: name) { delta, ctx in
                 guard delta.nonDecreasing, delta.count > 0, let v = try ctx.execute(delta) as? PrimitiveArray,
-                      v.ptype == .int64
+                    v.ptype == .int64
                 else { return nil }
                 let value = try v.withValues(Int64.self) { kind == .min ? $0.first : $0.last }
                 return value.map { .int($0) }
             }
         }
-        registrar.registerCompressor("delta for increasing i64", applies: { $0.ptype == .int64 }) { column, compressChild in
+        registrar.registerCompressor("delta for increasing i64", applies: { $0.ptype == .int64 }) {
+            column, compressChild in
             guard let p = column as? PrimitiveArray, let d = DeltaArray.encode(p), d.nonDecreasing else { return nil }
-            return DeltaArray(base: d.base, deltas: try compressChild(d.deltas), nullability: d.dtype.nullability,
-                              nonDecreasing: true)
+            return DeltaArray(
+                base: d.base, deltas: try compressChild(d.deltas), nullability: d.dtype.nullability,
+                nonDecreasing: true)
         }
     }
 }

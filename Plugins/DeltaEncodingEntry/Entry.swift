@@ -1,7 +1,7 @@
+import DeltaEncodingPlugin
 // The plugin's C entry points, in a target of their own so that the kernels can be linked into
 // tests (two plugins' entry points in one binary would clash).
 import Eddy
-import DeltaEncodingPlugin
 
 @_cdecl("eddy_plugin_entry_v2")
 public func eddyPluginEntry(_ request: Int32, _ argument: UnsafeMutableRawPointer?) -> Int32 {

@@ -13,8 +13,9 @@ public enum PackedDictComparePlugin: EddyPlugin {
 
     public static func register(into registrar: PluginRegistrar) throws {
         registrar.compare(on: DictArray.self, name: kernelName) { dict, op, scalar, ctx in
-            guard let codes = dict.codes as? BitPackedArray, codes.patchIndices.isEmpty, case .allValid = codes.validity,
-                  codes.bitWidth <= 16
+            guard let codes = dict.codes as? BitPackedArray, codes.patchIndices.isEmpty,
+                case .allValid = codes.validity,
+                codes.bitWidth <= 16
             else { return nil }
             let values = try ctx.execute(dict.values)
             let perValue = try ctx.execute(
@@ -31,8 +32,9 @@ public enum PackedDictComparePlugin: EddyPlugin {
             var maxCode: UInt32 = 0
             let out = Buffer.build(count: words, of: UInt64.self) { dst in
                 codes.packed.withUnsafeBufferPointer(as: UInt8.self) { src in
-                    maxCode = packed_eq(src.baseAddress, src.count, codes.offset, n, Int32(width),
-                                        UInt32(matching[0]), dst.baseAddress)
+                    maxCode = packed_eq(
+                        src.baseAddress, src.count, codes.offset, n, Int32(width),
+                        UInt32(matching[0]), dst.baseAddress)
                 }
             }
             // A code past the dictionary is an error the checked path reports: decline.

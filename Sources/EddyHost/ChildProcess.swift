@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CEddyHost
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Starts helper processes of the host (the probe, the workers) with `posix_spawn` — never a fork of
 /// this threaded process — handing them chosen descriptors and nothing else.
@@ -15,8 +16,10 @@ public enum ChildProcess {
     /// /dev/null, standard error is inherited unless `quiet`. The child runs without Swift's crash
     /// backtracer (it takes most of a second to print a backtrace that the host replaces with its own
     /// report), in a process group of its own if `newProcessGroup`.
-    public static func spawn(_ executable: String, _ arguments: [String], descriptors: [(Int32, Int32)],
-                             quiet: Bool = false, newProcessGroup: Bool = false) throws(Failure) -> pid_t {
+    public static func spawn(
+        _ executable: String, _ arguments: [String], descriptors: [(Int32, Int32)],
+        quiet: Bool = false, newProcessGroup: Bool = false
+    ) throws(Failure) -> pid_t {
         // Copies numbered above every target first, so that one dup2 cannot overwrite the source of another.
         var sources: [(Int32, Int32)] = []
         defer { for (fd, _) in sources { close(fd) } }

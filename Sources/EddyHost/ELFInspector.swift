@@ -31,8 +31,10 @@ enum ELFInspector {
     /// ELF file, before the rest is read.
     static func checkMagic(_ prefix: [UInt8]) throws(Failure) {
         guard prefix.count >= 4, prefix[0] == 0x7F, prefix[1] == 0x45, prefix[2] == 0x4C, prefix[3] == 0x46 else {
-            let shown = prefix.prefix(4).map { $0 >= 32 && $0 < 127 ? String(UnicodeScalar($0)) : "\\x" + String($0, radix: 16) }
-                .joined()
+            let shown = prefix.prefix(4).map {
+                $0 >= 32 && $0 < 127 ? String(UnicodeScalar($0)) : "\\x" + String($0, radix: 16)
+            }
+            .joined()
             throw Failure(check: "ELF magic", expected: "\\x7fELF", found: "'\(shown)' (not an ELF file)")
         }
     }
@@ -72,7 +74,9 @@ enum ELFInspector {
         /// Checks that `length` bytes at `offset` lie inside the file and returns where they end.
         @discardableResult
         func within(_ offset: Int, _ length: Int, _ what: String) throws -> Int {
-            guard offset >= 0, length >= 0 else { throw fail(what, "a non-negative offset and size", "\(offset), \(length)") }
+            guard offset >= 0, length >= 0 else {
+                throw fail(what, "a non-negative offset and size", "\(offset), \(length)")
+            }
             let end = try add(offset, length, what)
             guard end <= count else {
                 throw fail(what, "bytes \(offset)..<\(end) inside the file", "file of \(count) bytes (truncated)")
@@ -104,23 +108,28 @@ enum ELFInspector {
         guard r.count >= headerSize else {
             throw r.fail("ELF header", "at least \(headerSize) bytes", "\(r.count) bytes (truncated)")
         }
-        guard r.bytes[4] == 2 else { throw r.fail("ELF class", "64-bit", r.bytes[4] == 1 ? "32-bit" : "class \(r.bytes[4])") }
-        guard r.bytes[5] == 1 else { throw r.fail("byte order", "little-endian", r.bytes[5] == 2 ? "big-endian" : "\(r.bytes[5])") }
+        guard r.bytes[4] == 2 else {
+            throw r.fail("ELF class", "64-bit", r.bytes[4] == 1 ? "32-bit" : "class \(r.bytes[4])")
+        }
+        guard r.bytes[5] == 1 else {
+            throw r.fail("byte order", "little-endian", r.bytes[5] == 2 ? "big-endian" : "\(r.bytes[5])")
+        }
         let type = try r.u16(16)
         guard type == 3 else {
-            throw r.fail("ELF type", "shared object (ET_DYN)",
-                         type == 2 ? "executable" : type == 1 ? "relocatable object" : "type \(type)")
+            throw r.fail(
+                "ELF type", "shared object (ET_DYN)",
+                type == 2 ? "executable" : type == 1 ? "relocatable object" : "type \(type)")
         }
         let machine = try r.u16(18)
         #if arch(x86_64)
-        let hostMachine = 62
-        let hostName = "x86-64"
+            let hostMachine = 62
+            let hostName = "x86-64"
         #elseif arch(arm64)
-        let hostMachine = 183
-        let hostName = "aarch64"
+            let hostMachine = 183
+            let hostName = "aarch64"
         #else
-        let hostMachine = machine
-        let hostName = "this machine"
+            let hostMachine = machine
+            let hostName = "this machine"
         #endif
         guard machine == hostMachine else { throw r.fail("machine", hostName, "e_machine \(machine)") }
 
@@ -214,7 +223,9 @@ enum ELFInspector {
             let nameOffset = try r.u32(e)
             let shndx = try r.u16(e + 6)
             guard shndx != 0 else { continue }  // undefined: an import
-            for (name, bytes) in wanted where matches(nameOffset, bytes, exact: true) { facts.definedSymbols.insert(name) }
+            for (name, bytes) in wanted where matches(nameOffset, bytes, exact: true) {
+                facts.definedSymbols.insert(name)
+            }
             if !prefixBytes.isEmpty, matches(nameOffset, prefixBytes, exact: false) {
                 if facts.prefixedSymbolCount == 0 { facts.prefixedExample = string(nameOffset) ?? "" }
                 facts.prefixedSymbolCount += 1

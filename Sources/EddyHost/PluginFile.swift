@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import EddyIO
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What the host enforces about plugin files and the directory they are dropped into.
 public struct PluginLoadPolicy: Sendable {
@@ -17,8 +18,10 @@ public struct PluginLoadPolicy: Sendable {
     /// Load only plugins signed by a trusted key.
     public var requireSigned: Bool
 
-    public init(maxFileBytes: Int = 256 << 20, allowInsecureDirectory: Bool = false, registrationTimeout: Double = 10,
-                trustedKeys: [PluginSignature.TrustedKey] = [], requireSigned: Bool = false) {
+    public init(
+        maxFileBytes: Int = 256 << 20, allowInsecureDirectory: Bool = false, registrationTimeout: Double = 10,
+        trustedKeys: [PluginSignature.TrustedKey] = [], requireSigned: Bool = false
+    ) {
         self.maxFileBytes = maxFileBytes
         self.allowInsecureDirectory = allowInsecureDirectory
         self.registrationTimeout = registrationTimeout
@@ -69,9 +72,10 @@ struct PluginFile {
         var result = PluginFile(bytes: [])
         func insecure(_ problem: String) throws(Refusal) {
             guard policy.allowInsecureDirectory else {
-                throw Refusal(reason: "\(problem): anyone who can change it can run code as this user; "
-                                  + "fix the permissions (chmod go-w) or pass --allow-insecure-dir",
-                              linkTarget: result.linkTarget)
+                throw Refusal(
+                    reason: "\(problem): anyone who can change it can run code as this user; "
+                        + "fix the permissions (chmod go-w) or pass --allow-insecure-dir",
+                    linkTarget: result.linkTarget)
             }
             result.warning = result.warning.isEmpty ? "warning: \(problem)" : result.warning + "; \(problem)"
         }
@@ -86,9 +90,10 @@ struct PluginFile {
             }
             result.linkTarget = target
             guard target.hasPrefix(root == "/" ? "/" : root + "/") else {
-                throw Refusal(reason: "symbolic link to \(PluginHost.escaped(target)), outside the plugin directory "
-                                  + "\(PluginHost.escaped(root)); links are followed only inside it",
-                              linkTarget: target)
+                throw Refusal(
+                    reason: "symbolic link to \(PluginHost.escaped(target)), outside the plugin directory "
+                        + "\(PluginHost.escaped(root)); links are followed only inside it",
+                    linkTarget: target)
             }
             openPath = target
         }
@@ -108,16 +113,19 @@ struct PluginFile {
 
     /// Reads the plugin file open on `fd`: a regular file (checked by `check` too) within the size cap,
     /// its magic checked from the first bytes before the rest is read.
-    static func read(descriptor fd: Int32, policy: PluginLoadPolicy,
-                     check: (stat) throws(Refusal) -> Void = { _ in }) throws(Refusal) -> [UInt8] {
+    static func read(
+        descriptor fd: Int32, policy: PluginLoadPolicy,
+        check: (stat) throws(Refusal) -> Void = { _ in }
+    ) throws(Refusal) -> [UInt8] {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw Refusal(reason: "cannot read: \(errnoText())") }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw Refusal(reason: "not a regular file") }
         try check(st)
         let size = Int(st.st_size)
         guard size <= policy.maxFileBytes else {
-            throw Refusal(reason: "file size check failed: expected at most \(policy.maxFileBytes) bytes "
-                              + "(--max-plugin-bytes), found \(size)")
+            throw Refusal(
+                reason: "file size check failed: expected at most \(policy.maxFileBytes) bytes "
+                    + "(--max-plugin-bytes), found \(size)")
         }
         // The magic first: a file that is not ELF is refused after reading 64 bytes, whatever its size.
         var prefix = [UInt8](repeating: 0, count: min(size, ELFInspector.headerSize))
@@ -128,7 +136,9 @@ struct PluginFile {
             throw Refusal(reason: "\(error.check) check failed: expected \(error.expected), found \(error.found)")
         }
         var bytes = [UInt8](repeating: 0, count: size)
-        guard readFully(fd, into: &bytes, at: 0) else { throw Refusal(reason: "the file changed size while it was read") }
+        guard readFully(fd, into: &bytes, at: 0) else {
+            throw Refusal(reason: "the file changed size while it was read")
+        }
         return bytes
     }
 

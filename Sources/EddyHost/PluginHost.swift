@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Crypto
 @_spi(Host) public import Eddy
 @_spi(Host) import Eddy
 import EddyIO
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One row of a scan report: what happened to one file.
 public struct PluginReportRow: Sendable, Equatable {
@@ -97,8 +98,10 @@ public final class PluginHost: Sendable {
     /// - Parameters:
     ///   - shadowDirectory: where private copies go (default: see `PrivateCopies.defaultPath`); it is
     ///     created 0700 and verified before the first copy is written.
-    @_spi(Host) public init(session: Session, shadowDirectory: String? = nil, probe: PluginProbe? = nil,
-                policy: PluginLoadPolicy = PluginLoadPolicy(), loading: Loading = .inProcess) {
+    @_spi(Host) public init(
+        session: Session, shadowDirectory: String? = nil, probe: PluginProbe? = nil,
+        policy: PluginLoadPolicy = PluginLoadPolicy(), loading: Loading = .inProcess
+    ) {
         self.session = session
         self.probe = probe
         self.policy = policy
@@ -146,7 +149,9 @@ public final class PluginHost: Sendable {
     public var pluginSet: [LoadedPlugin] { plugins }
 
     /// Plugins currently registered, by name.
-    public var plugins: [LoadedPlugin] { state.withLock { Array($0.value.plugins.values).sorted { $0.name < $1.name } } }
+    public var plugins: [LoadedPlugin] {
+        state.withLock { Array($0.value.plugins.values).sorted { $0.name < $1.name } }
+    }
 
     /// Number of plugin images mapped into the process (they are never unmapped).
     public var retainedImages: Int { state.withLock { $0.value.retainedImages } }
@@ -209,10 +214,13 @@ public final class PluginHost: Sendable {
         return sdk
     }
 
-    func row(_ file: String, _ status: PluginReportRow.Status, _ reason: String, plugin: String = "",
-             version: String = "", kernels: Int = 0, hash: String = "", ms: Double = 0) -> PluginReportRow {
-        PluginReportRow(file: file, status: status, reason: reason, plugin: plugin, version: version, kernels: kernels,
-                        contentHash: hash, loadMilliseconds: ms)
+    func row(
+        _ file: String, _ status: PluginReportRow.Status, _ reason: String, plugin: String = "",
+        version: String = "", kernels: Int = 0, hash: String = "", ms: Double = 0
+    ) -> PluginReportRow {
+        PluginReportRow(
+            file: file, status: status, reason: reason, plugin: plugin, version: version, kernels: kernels,
+            contentHash: hash, loadMilliseconds: ms)
     }
 
     /// Loads the plugin file open on `descriptor` — a private copy that another host process verified
@@ -252,8 +260,10 @@ public final class PluginHost: Sendable {
         switch PluginSignature.verify(file.bytes, trusted: policy.trustedKeys) {
         case .unsigned:
             if policy.requireSigned {
-                return row(path, .rejected, "unsigned: --require-signed loads only plugins signed by a key in "
-                               + "--trusted-keys (sign it with eddy sign)", ms: (Self.now() - started) * 1000)
+                return row(
+                    path, .rejected,
+                    "unsigned: --require-signed loads only plugins signed by a key in "
+                        + "--trusted-keys (sign it with eddy sign)", ms: (Self.now() - started) * 1000)
             }
         case .invalid(let reason):
             if policy.requireSigned { return row(path, .rejected, reason, ms: (Self.now() - started) * 1000) }
@@ -262,8 +272,10 @@ public final class PluginHost: Sendable {
             if let trustedAs {
                 signer = trustedAs
             } else if policy.requireSigned {
-                return row(path, .rejected, "signed by an untrusted key: '\(Self.escaped(name))' (key \(fingerprint)) is not "
-                               + "in --trusted-keys", ms: (Self.now() - started) * 1000)
+                return row(
+                    path, .rejected,
+                    "signed by an untrusted key: '\(Self.escaped(name))' (key \(fingerprint)) is not "
+                        + "in --trusted-keys", ms: (Self.now() - started) * 1000)
             } else {
                 signer = "\(name) (key \(fingerprint), not checked against --trusted-keys)"
             }
@@ -286,48 +298,57 @@ public final class PluginHost: Sendable {
             // Symbols of module Eddy defined in the file mean a static copy of the SDK.
             facts = try ELFInspector.inspect(bytes, symbols: Set([entrySymbol] + legacySymbols), prefix: "$s4Eddy")
         } catch let f as ELFInspector.Failure {
-            return row(path, .rejected, "\(f.check) check failed: expected \(f.expected), found \(f.found)", ms: elapsed())
+            return row(
+                path, .rejected, "\(f.check) check failed: expected \(f.expected), found \(f.found)", ms: elapsed())
         } catch {
             return row(path, .rejected, "\(error)", ms: elapsed())
         }
         if !facts.definedSymbols.contains(entrySymbol) {
             if legacySymbols.contains(where: facts.definedSymbols.contains) {
-                return row(path, .rejected,
-                           "built against Eddy SDK ABI 1 (it exports eddy_plugin_manifest_v1/eddy_plugin_register_v1); "
-                               + "this host loads plugin ABI \(Self.abiRange): \(Self.rebuildAdvice)", ms: elapsed())
+                return row(
+                    path, .rejected,
+                    "built against Eddy SDK ABI 1 (it exports eddy_plugin_manifest_v1/eddy_plugin_register_v1); "
+                        + "this host loads plugin ABI \(Self.abiRange): \(Self.rebuildAdvice)", ms: elapsed())
             }
-            return row(path, .skipped,
-                       "not an Eddy plugin: no \(entrySymbol) symbol (a plugin exports it with one line: "
-                           + "@_cdecl(\"\(entrySymbol)\") public func eddyPluginEntry(_ r: Int32, _ a: "
-                           + "UnsafeMutableRawPointer?) -> Int32 { pluginEntry(MyPlugin.self, r, a) })", ms: elapsed())
+            return row(
+                path, .skipped,
+                "not an Eddy plugin: no \(entrySymbol) symbol (a plugin exports it with one line: "
+                    + "@_cdecl(\"\(entrySymbol)\") public func eddyPluginEntry(_ r: Int32, _ a: "
+                    + "UnsafeMutableRawPointer?) -> Int32 { pluginEntry(MyPlugin.self, r, a) })", ms: elapsed())
         }
         if facts.prefixedSymbolCount > 0 {
-            return row(path, .rejected,
-                       "carries its own copy of the Eddy SDK (defines \(facts.prefixedSymbolCount) symbols of module Eddy, "
-                           + "e.g. \(Self.escaped(facts.prefixedExample))); link the SDK's shared library libEddy.so instead",
-                       ms: elapsed())
+            return row(
+                path, .rejected,
+                "carries its own copy of the Eddy SDK (defines \(facts.prefixedSymbolCount) symbols of module Eddy, "
+                    + "e.g. \(Self.escaped(facts.prefixedExample))); link the SDK's shared library libEddy.so instead",
+                ms: elapsed())
         }
         guard facts.neededLibraries.contains("libEddy.so") else {
-            return row(path, .rejected,
-                       "does not link libEddy.so (needs: \(Self.escaped(facts.neededLibraries.joined(separator: ", "))))",
-                       ms: elapsed())
+            return row(
+                path, .rejected,
+                "does not link libEddy.so (needs: \(Self.escaped(facts.neededLibraries.joined(separator: ", "))))",
+                ms: elapsed())
         }
         let hash = PrivateCopies.hex(SHA256.hash(data: bytes))
         let short = String(hash.prefix(16))
         if let q = quarantine(of: hash) {
             let at = q.plugin.lastIndex(of: "@")
-            return row(path, .quarantined, "quarantined since \(Self.timestamp(q.time)): \(q.cause) (drop a fixed build to "
-                           + "replace it)", plugin: at.map { String(q.plugin[..<$0]) } ?? q.plugin,
-                       version: at.map { String(q.plugin[q.plugin.index(after: $0)...]) } ?? "", hash: short, ms: elapsed())
+            return row(
+                path, .quarantined,
+                "quarantined since \(Self.timestamp(q.time)): \(q.cause) (drop a fixed build to "
+                    + "replace it)", plugin: at.map { String(q.plugin[..<$0]) } ?? q.plugin,
+                version: at.map { String(q.plugin[q.plugin.index(after: $0)...]) } ?? "", hash: short, ms: elapsed())
         }
         if let same = plugins.first(where: { $0.contentHash == hash }) {
             let fileName = Self.baseName(path)
             if Self.baseName(same.file) != fileName {
-                return row(path, .skipped, "same plugin as \(Self.escaped(same.file)) (already loaded; loaded once)",
-                           plugin: same.name, version: same.version, hash: short, ms: elapsed())
+                return row(
+                    path, .skipped, "same plugin as \(Self.escaped(same.file)) (already loaded; loaded once)",
+                    plugin: same.name, version: same.version, hash: short, ms: elapsed())
             }
-            return row(path, .loaded, "unchanged", plugin: same.name, version: same.version, kernels: same.kernelCount,
-                       hash: short, ms: elapsed())
+            return row(
+                path, .loaded, "unchanged", plugin: same.name, version: same.version, kernels: same.kernelCount,
+                hash: short, ms: elapsed())
         }
         // The bytes checked above are the bytes loaded: a verified private copy named by content.
         let copy: PrivateCopies.Copy
@@ -359,19 +380,24 @@ public final class PluginHost: Sendable {
         if loading == .checkOnly {
             // A supervisor: the probe's word is all it takes; workers load the verified copy.
             guard case .passed(let kernels, let name, let version)? = probed else {
-                return row(path, .rejected, "this host loads plugins only through its probe, which is off", hash: short,
-                           ms: elapsed())
+                return row(
+                    path, .rejected, "this host loads plugins only through its probe, which is off", hash: short,
+                    ms: elapsed())
             }
             if let conflict = nameConflict(name, path) {
                 return row(path, .rejected, conflict, plugin: name, version: version, hash: short, ms: elapsed())
             }
             let replacedOld = plugins.first { $0.name == name }
-            let loaded = LoadedPlugin(name: name, version: version, file: path, contentHash: hash,
-                                      shadowPath: copy.displayPath, kernelCount: kernels)
+            let loaded = LoadedPlugin(
+                name: name, version: version, file: path, contentHash: hash,
+                shadowPath: copy.displayPath, kernelCount: kernels)
             state.withLock { $0.value.plugins[name] = loaded }
-            return row(path, replacedOld == nil ? .loaded : .replaced,
-                       replacedOld.map { "replaces version \(Self.escaped($0.version)) (\(String($0.contentHash.prefix(16))))" } ?? "",
-                       plugin: name, version: version, kernels: kernels, hash: short, ms: elapsed())
+            return row(
+                path, replacedOld == nil ? .loaded : .replaced,
+                replacedOld.map {
+                    "replaces version \(Self.escaped($0.version)) (\(String($0.contentHash.prefix(16))))"
+                } ?? "",
+                plugin: name, version: version, kernels: kernels, hash: short, ms: elapsed())
         }
         guard let handle = dlopen(copy.loadPath, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
             let message = dlerror().map { String(cString: $0) } ?? "unknown error"
@@ -402,8 +428,9 @@ public final class PluginHost: Sendable {
             let text = String(cString: buffer.assumingMemoryBound(to: CChar.self))
             buffer.deallocate()
             guard status == 0 else {
-                return .failed("handshake failed: the entry function answered the manifest request with status \(status)"
-                    + (status == 2 ? " (manifest longer than \(capacity) bytes)" : ""))
+                return .failed(
+                    "handshake failed: the entry function answered the manifest request with status \(status)"
+                        + (status == 2 ? " (manifest longer than \(capacity) bytes)" : ""))
             }
             let manifest: ParsedManifest
             do {
@@ -421,11 +448,15 @@ public final class PluginHost: Sendable {
             for declaring in [true, false] {
                 let registrar = PluginRegistrar(owner: owner, declaring: declaring)
                 let registering = PluginCallSite("the registration of plugin \(manifest.name)@\(manifest.version)")
-                let status = registering.run { entry(PluginABI.registerRequest, Unmanaged.passUnretained(registrar).toOpaque()) }
+                let status = registering.run {
+                    entry(PluginABI.registerRequest, Unmanaged.passUnretained(registrar).toOpaque())
+                }
                 if status != 0 || registrar.failure != nil {
                     let reason = registrar.failure ?? "status \(status)"
-                    return .refused(manifest, "registration failed: \(Self.escaped(reason)) "
-                        + "(\(declaring ? "while declaring; " : "")no kernels of it were registered)")
+                    return .refused(
+                        manifest,
+                        "registration failed: \(Self.escaped(reason)) "
+                            + "(\(declaring ? "while declaring; " : "")no kernels of it were registered)")
                 }
                 runs.append(registrar)
             }
@@ -435,19 +466,24 @@ public final class PluginHost: Sendable {
             }
             let d = Set(declared.declarations), r = Set(registered.declarations)
             if let extra = r.subtracting(d).sorted().first {
-                return .refused(manifest, "registered \(Self.escaped(extra)) that its declaration does not list "
-                    + "(registration must not depend on isDeclaring; no kernels of it were registered)")
+                return .refused(
+                    manifest,
+                    "registered \(Self.escaped(extra)) that its declaration does not list "
+                        + "(registration must not depend on isDeclaring; no kernels of it were registered)")
             }
             if let missing = d.subtracting(r).sorted().first {
-                return .refused(manifest, "declared \(Self.escaped(missing)) but did not register it "
-                    + "(registration must not depend on isDeclaring; no kernels of it were registered)")
+                return .refused(
+                    manifest,
+                    "declared \(Self.escaped(missing)) but did not register it "
+                        + "(registration must not depend on isDeclaring; no kernels of it were registered)")
             }
             return .registered(manifest, registered, owner)
         }
         guard let outcome else {
-            return row(path, .rejected,
-                       "hung while registering in the host: no result within \(PluginProbe.seconds(timeout)) s "
-                           + "(its thread is abandoned; restart the host to reclaim it)", hash: short, ms: elapsed())
+            return row(
+                path, .rejected,
+                "hung while registering in the host: no result within \(PluginProbe.seconds(timeout)) s "
+                    + "(its thread is abandoned; restart the host to reclaim it)", hash: short, ms: elapsed())
         }
         let manifest: ParsedManifest
         let registrar: PluginRegistrar
@@ -461,20 +497,25 @@ public final class PluginHost: Sendable {
             (manifest, registrar, owner) = (m, r, o)
         }
         let replacedOld = plugins.first { $0.name == manifest.name }
-        session.kernels.replace(pluginNamed: manifest.name, kernels: registrar.kernels, rules: registrar.rules,
-                                owner: owner, compressorHooks: registrar.compressorHooks)
-        let loaded = LoadedPlugin(name: manifest.name, version: manifest.version, file: path, contentHash: hash,
-                                  shadowPath: copy.displayPath, kernelCount: registrar.kernels.count + registrar.rules.count)
+        session.kernels.replace(
+            pluginNamed: manifest.name, kernels: registrar.kernels, rules: registrar.rules,
+            owner: owner, compressorHooks: registrar.compressorHooks)
+        let loaded = LoadedPlugin(
+            name: manifest.name, version: manifest.version, file: path, contentHash: hash,
+            shadowPath: copy.displayPath, kernelCount: registrar.kernels.count + registrar.rules.count)
         state.withLock { $0.value.plugins[manifest.name] = loaded }
-        return row(path, replacedOld == nil ? .loaded : .replaced,
-                   replacedOld.map { "replaces version \(Self.escaped($0.version)) (\(String($0.contentHash.prefix(16))))" } ?? "",
-                   plugin: manifest.name, version: manifest.version, kernels: loaded.kernelCount, hash: short, ms: elapsed())
+        return row(
+            path, replacedOld == nil ? .loaded : .replaced,
+            replacedOld.map { "replaces version \(Self.escaped($0.version)) (\(String($0.contentHash.prefix(16))))" }
+                ?? "",
+            plugin: manifest.name, version: manifest.version, kernels: loaded.kernelCount, hash: short, ms: elapsed())
     }
 
     /// Why a plugin called `name` from `path` cannot load: one of that name already came from
     /// another file (a new build in the same file replaces it instead). Nil when it can.
     private func nameConflict(_ name: String, _ path: String) -> String? {
-        guard let other = plugins.first(where: { $0.name == name }), Self.baseName(other.file) != Self.baseName(path) else {
+        guard let other = plugins.first(where: { $0.name == name }), Self.baseName(other.file) != Self.baseName(path)
+        else {
             return nil
         }
         return "plugin '\(Self.escaped(name))' is already loaded from \(Self.escaped(other.file)) "
@@ -567,8 +608,9 @@ struct ParsedManifest {
         var problems: [String] = []
         abi = Int(fields["abi"] ?? "") ?? -1
         if !PluginABI.supportedPluginABIs.contains(abi) {
-            problems.append("plugin built against Eddy SDK ABI \(fields["abi"] ?? "none"), this host loads plugin ABI "
-                + "\(PluginHost.abiRange): \(PluginHost.rebuildAdvice)")
+            problems.append(
+                "plugin built against Eddy SDK ABI \(fields["abi"] ?? "none"), this host loads plugin ABI "
+                    + "\(PluginHost.abiRange): \(PluginHost.rebuildAdvice)")
         }
         name = fields["name"] ?? ""
         version = fields["version"] ?? ""
@@ -576,17 +618,23 @@ struct ParsedManifest {
         let hostMajor = PluginABI.hostCompilerVersion.split(separator: ".").first.map(String.init) ?? ""
         let pluginMajor = compiler.split(separator: ".").first.map(String.init) ?? ""
         if pluginMajor != hostMajor {
-            problems.append("plugin built with Swift \(compiler.isEmpty ? "(unknown)" : compiler), this host with Swift "
-                + "\(PluginABI.hostCompilerVersion) (Swift has no stable ABI across major versions on Linux): rebuild it "
-                + "with a Swift \(hostMajor).x compiler")
+            problems.append(
+                "plugin built with Swift \(compiler.isEmpty ? "(unknown)" : compiler), this host with Swift "
+                    + "\(PluginABI.hostCompilerVersion) (Swift has no stable ABI across major versions on Linux): rebuild it "
+                    + "with a Swift \(hostMajor).x compiler")
         }
         if name.isEmpty || name.count > 128
-            || !name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)
-                || $0 == "-" || $0 == "_" || $0 == ".") })
+            || !name.unicodeScalars.allSatisfy({
+                $0.isASCII
+                    && ($0.properties.isAlphabetic || ("0"..."9").contains($0)
+                        || $0 == "-" || $0 == "_" || $0 == ".")
+            })
         {
             problems.append("plugin name: expected letters, digits, '-', '_' or '.' (at most 128), found '\(name)'")
         }
-        if version.isEmpty || version.count > 64 { problems.append("plugin version: expected a version (at most 64 characters), found '\(version)'") }
+        if version.isEmpty || version.count > 64 {
+            problems.append("plugin version: expected a version (at most 64 characters), found '\(version)'")
+        }
         if !problems.isEmpty { throw HandshakeError(lines: problems) }
     }
 }

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CEddyHost
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Loads a plugin file in a child process before the host maps it: the child runs the same checks,
 /// `dlopen`, handshake and registration, and must then write an explicit success record to a pipe.
@@ -66,11 +67,13 @@ public struct PluginProbe: Sendable {
         // output is not the host's; its own process group, so that a timeout kills whatever it started.
         let pid: pid_t
         do {
-            pid = try ChildProcess.spawn(executable, arguments + [
-                "--report-fd", String(Self.reportDescriptor), "--fd", String(Self.fileDescriptor),
-                "--parent", String(getpid()), path,
-            ], descriptors: [(fds[1], Self.reportDescriptor), (descriptor, Self.fileDescriptor)], quiet: true,
-            newProcessGroup: true)
+            pid = try ChildProcess.spawn(
+                executable,
+                arguments + [
+                    "--report-fd", String(Self.reportDescriptor), "--fd", String(Self.fileDescriptor),
+                    "--parent", String(getpid()), path,
+                ], descriptors: [(fds[1], Self.reportDescriptor), (descriptor, Self.fileDescriptor)], quiet: true,
+                newProcessGroup: true)
             close(fds[1])
         } catch {
             close(fds[1])
@@ -114,16 +117,19 @@ public struct PluginProbe: Sendable {
             kill(-pid, SIGKILL)
             kill(pid, SIGKILL)
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            return .failed("hung while loading or registering: no result within \(Self.seconds(timeout)) s "
-                               + "(--probe-timeout); the probe process was killed")
+            return .failed(
+                "hung while loading or registering: no result within \(Self.seconds(timeout)) s "
+                    + "(--probe-timeout); the probe process was killed")
         }
         let signal = status & 0x7f
         let text = String(decoding: record, as: UTF8.self)
-        let line = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        let line =
+            text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
         if signal != 0 && signal != 0x7f {
             let name = strsignal(signal).map { String(cString: $0) } ?? "signal"
             let when = line.hasPrefix("ok ") ? " at exit, after registering (in a destructor of the plugin)" : ""
-            return .failed("crashed in the probe process\(when) (killed by signal \(signal), \(name)); not loaded into the host")
+            return .failed(
+                "crashed in the probe process\(when) (killed by signal \(signal), \(name)); not loaded into the host")
         }
         let exitStatus = (status >> 8) & 0xff
         if exitStatus == 0, line.hasPrefix("ok ") {
@@ -133,8 +139,9 @@ public struct PluginProbe: Sendable {
             }
         }
         if line.hasPrefix("rejected ") { return .rejected(String(line.dropFirst(9))) }
-        return .failed("the probe process exited with status \(exitStatus) while loading it, without reporting success "
-                           + "(plugin code must not exit the process); not loaded into the host")
+        return .failed(
+            "the probe process exited with status \(exitStatus) while loading it, without reporting success "
+                + "(plugin code must not exit the process); not loaded into the host")
     }
 
     /// Installs the crash report of this process: a crash while plugin code runs prints one line

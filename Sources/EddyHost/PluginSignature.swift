@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Crypto
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Ed25519 signatures on plugin files, kept in a footer appended to the `.so`: the ELF loader ignores
 /// bytes past the last segment, so a signed file still loads as it is, and a drop stays one file.
@@ -39,7 +40,9 @@ public enum PluginSignature {
     }
 
     /// The first 16 hex digits of the SHA-256 of a public key.
-    public static func fingerprint(_ key: [UInt8]) -> String { String(PrivateCopies.hex(SHA256.hash(data: key)).prefix(16)) }
+    public static func fingerprint(_ key: [UInt8]) -> String {
+        String(PrivateCopies.hex(SHA256.hash(data: key)).prefix(16))
+    }
 
     /// The footer of `bytes`, nil if the file is unsigned.
     /// - Throws: ``Failure`` for a footer that is there but malformed (cut, or lengths that disagree).
@@ -47,14 +50,17 @@ public enum PluginSignature {
         guard bytes.count >= 8, Array(bytes[(bytes.count - 8)...]) == endMagic else {
             // No end marker, but a start marker near the end: a signed file that was cut.
             let tail = bytes.suffix(fixedFooterBytes + maxNameBytes)
-            if tail.count >= 8, (tail.startIndex...(tail.endIndex - 8)).contains(where: { Array(bytes[$0..<($0 + 8)]) == startMagic }) {
+            if tail.count >= 8,
+                (tail.startIndex...(tail.endIndex - 8)).contains(where: { Array(bytes[$0..<($0 + 8)]) == startMagic })
+            {
                 throw Failure("malformed signature footer: cut short (the file was truncated after signing)")
             }
             return nil
         }
         guard bytes.count >= 12 else { throw Failure("malformed signature footer: cut short") }
         let lengthAt = bytes.count - 12
-        let length = Int(bytes[lengthAt]) | Int(bytes[lengthAt + 1]) << 8 | Int(bytes[lengthAt + 2]) << 16
+        let length =
+            Int(bytes[lengthAt]) | Int(bytes[lengthAt + 1]) << 8 | Int(bytes[lengthAt + 2]) << 16
             | Int(bytes[lengthAt + 3]) << 24
         guard length >= fixedFooterBytes, length <= fixedFooterBytes + maxNameBytes, length <= bytes.count else {
             throw Failure("malformed signature footer: length \(length) for a file of \(bytes.count) bytes")
@@ -65,13 +71,15 @@ public enum PluginSignature {
         }
         let nameLength = Int(bytes[start + 8]) | Int(bytes[start + 9]) << 8
         guard fixedFooterBytes + nameLength == length else {
-            throw Failure("malformed signature footer: name length \(nameLength) does not fit a footer of \(length) bytes")
+            throw Failure(
+                "malformed signature footer: name length \(nameLength) does not fit a footer of \(length) bytes")
         }
         let nameStart = start + 10
         let keyStart = nameStart + nameLength
         let name = String(decoding: bytes[nameStart..<keyStart], as: UTF8.self)
-        return Footer(signer: name, publicKey: Array(bytes[keyStart..<(keyStart + 32)]),
-                      signature: Array(bytes[(keyStart + 32)..<(keyStart + 96)]), signedLength: start)
+        return Footer(
+            signer: name, publicKey: Array(bytes[keyStart..<(keyStart + 32)]),
+            signature: Array(bytes[(keyStart + 32)..<(keyStart + 96)]), signedLength: start)
     }
 
     static func message(_ bytes: [UInt8], signedLength: Int, signer: String) -> [UInt8] {
@@ -115,17 +123,21 @@ public enum PluginSignature {
             return .invalid(error.description)
         }
         guard let footer = found else { return .unsigned }
-        guard !isWeak(footer.publicKey), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: footer.publicKey) else {
+        guard !isWeak(footer.publicKey),
+            let key = try? Curve25519.Signing.PublicKey(rawRepresentation: footer.publicKey)
+        else {
             return .invalid("malformed signature footer: not a usable Ed25519 public key")
         }
         let signed = message(bytes, signedLength: footer.signedLength, signer: footer.signer)
         guard key.isValidSignature(footer.signature, for: signed) else {
-            return .invalid("the signature does not match the file's contents (changed after signing by "
-                                + "'\(PluginHost.escaped(footer.signer))')")
+            return .invalid(
+                "the signature does not match the file's contents (changed after signing by "
+                    + "'\(PluginHost.escaped(footer.signer))')")
         }
         let print = fingerprint(footer.publicKey)
-        return .signed(signer: footer.signer, fingerprint: print,
-                       trustedAs: trusted.first { $0.publicKey == footer.publicKey }?.name)
+        return .signed(
+            signer: footer.signer, fingerprint: print,
+            trustedAs: trusted.first { $0.publicKey == footer.publicKey }?.name)
     }
 
     /// Signs the plugin file at `path` in place with the key in `keyFile`.
@@ -148,15 +160,21 @@ public enum PluginSignature {
     /// Writes `NAME.key` (0600, never over an existing file) and `NAME.pub` in `directory`.
     public static func generateKeyPair(name: String, directory: String) throws -> (key: String, pub: String) {
         guard !name.isEmpty, name.utf8.count <= maxNameBytes,
-              name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)
-                  || $0 == "-" || $0 == "_" || $0 == ".") }), !name.hasPrefix(".") else {
-            throw Failure("key name '\(PluginHost.escaped(name))': use 1 to \(maxNameBytes) letters, digits, '-', '_' or '.'")
+            name.unicodeScalars.allSatisfy({
+                $0.isASCII
+                    && ($0.properties.isAlphabetic || ("0"..."9").contains($0)
+                        || $0 == "-" || $0 == "_" || $0 == ".")
+            }), !name.hasPrefix(".")
+        else {
+            throw Failure(
+                "key name '\(PluginHost.escaped(name))': use 1 to \(maxNameBytes) letters, digits, '-', '_' or '.'")
         }
         let key = Curve25519.Signing.PrivateKey()
         let keyPath = directory + "/" + name + ".key"
         let pubPath = directory + "/" + name + ".pub"
         try writeNew(keyPath, "\(privatePrefix) \(PrivateCopies.hex(key.rawRepresentation)) \(name)\n", mode: 0o600)
-        try writeNew(pubPath, "\(publicPrefix) \(PrivateCopies.hex(key.publicKey.rawRepresentation)) \(name)\n", mode: 0o644)
+        try writeNew(
+            pubPath, "\(publicPrefix) \(PrivateCopies.hex(key.publicKey.rawRepresentation)) \(name)\n", mode: 0o644)
         return (keyPath, pubPath)
     }
 
@@ -168,7 +186,8 @@ public enum PluginSignature {
         }
         let parts = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).map(String.init)
         guard parts.count == 3, parts[0] == privatePrefix, let raw = unhex(parts[1]), raw.count == 32,
-              let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw) else {
+            let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw)
+        else {
             throw Failure("\(path): not an Eddy private key (expected '\(privatePrefix) HEX NAME')")
         }
         return (key, parts[2])
@@ -187,10 +206,14 @@ public enum PluginSignature {
         var minusOne = [UInt8](repeating: 0xFF, count: 32)
         minusOne[0] = 0xEC
         minusOne[31] = 0x7F
-        let order8a: [UInt8] = [0x26, 0xE8, 0x95, 0x8F, 0xC2, 0xB2, 0x27, 0xB0, 0x45, 0xC3, 0xF4, 0x89, 0xF2, 0xEF, 0x98, 0xF0,
-                                0xD5, 0xDF, 0xAC, 0x05, 0xD3, 0xC6, 0x33, 0x39, 0xB1, 0x38, 0x02, 0x88, 0x6D, 0x53, 0xFC, 0x05]
-        let order8b: [UInt8] = [0xC7, 0x17, 0x6A, 0x70, 0x3D, 0x4D, 0xD8, 0x4F, 0xBA, 0x3C, 0x0B, 0x76, 0x0D, 0x10, 0x67, 0x0F,
-                                0x2A, 0x20, 0x53, 0xFA, 0x2C, 0x39, 0xCC, 0xC6, 0x4E, 0xC7, 0xFD, 0x77, 0x92, 0xAC, 0x03, 0x7A]
+        let order8a: [UInt8] = [
+            0x26, 0xE8, 0x95, 0x8F, 0xC2, 0xB2, 0x27, 0xB0, 0x45, 0xC3, 0xF4, 0x89, 0xF2, 0xEF, 0x98, 0xF0,
+            0xD5, 0xDF, 0xAC, 0x05, 0xD3, 0xC6, 0x33, 0x39, 0xB1, 0x38, 0x02, 0x88, 0x6D, 0x53, 0xFC, 0x05,
+        ]
+        let order8b: [UInt8] = [
+            0xC7, 0x17, 0x6A, 0x70, 0x3D, 0x4D, 0xD8, 0x4F, 0xBA, 0x3C, 0x0B, 0x76, 0x0D, 0x10, 0x67, 0x0F,
+            0x2A, 0x20, 0x53, 0xFA, 0x2C, 0x39, 0xCC, 0xC6, 0x4E, 0xC7, 0xFD, 0x77, 0x92, 0xAC, 0x03, 0x7A,
+        ]
         // y ≥ p = 2^255 − 19 (also p and p + 1, which spell 0 and 1 again).
         let unreduced = y[31] == 0x7F && y[1..<31].allSatisfy { $0 == 0xFF } && y[0] >= 0xED
         return unreduced || [zero, one, minusOne, order8a, order8b].contains(y)
@@ -205,7 +228,8 @@ public enum PluginSignature {
         guard (st.st_mode & S_IFMT) == S_IFDIR else {
             throw Failure("--trusted-keys \(directory): not a directory (a symbolic link is not followed)")
         }
-        if let problem = PluginFile.trustProblem(st, what: "--trusted-keys directory \(PluginHost.escaped(directory))") {
+        if let problem = PluginFile.trustProblem(st, what: "--trusted-keys directory \(PluginHost.escaped(directory))")
+        {
             throw Failure("\(problem): anyone who can change it decides which plugins are trusted")
         }
         guard let dir = opendir(directory) else {
@@ -213,7 +237,9 @@ public enum PluginSignature {
         }
         var names: [String] = []
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
             if name.hasSuffix(".pub") && !name.hasPrefix(".") { names.append(name) }
         }
         closedir(dir)
@@ -225,12 +251,14 @@ public enum PluginSignature {
             }
             let parts = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).map(String.init)
             guard parts.count == 3, parts[0] == publicPrefix, let raw = unhex(parts[1]), raw.count == 32,
-                  (try? Curve25519.Signing.PublicKey(rawRepresentation: raw)) != nil else {
+                (try? Curve25519.Signing.PublicKey(rawRepresentation: raw)) != nil
+            else {
                 throw Failure("--trusted-keys: \(path) is not an Eddy public key (expected '\(publicPrefix) HEX NAME')")
             }
             guard !isWeak(raw) else {
-                throw Failure("--trusted-keys: \(path) is a weak key (a point of small order: it would verify "
-                                  + "signatures anyone can make); refused")
+                throw Failure(
+                    "--trusted-keys: \(path) is a weak key (a point of small order: it would verify "
+                        + "signatures anyone can make); refused")
             }
             return TrustedKey(name: parts[2], publicKey: raw)
         }
@@ -239,7 +267,9 @@ public enum PluginSignature {
     static func readSmall(_ path: String, followLinks: Bool = true) throws -> (String, stat) {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followLinks ? 0 : O_NOFOLLOW))
         guard fd >= 0 else {
-            throw Failure(errno == ELOOP ? "\(path): a symbolic link (key files must be regular files)" : "\(path): \(errnoText())")
+            throw Failure(
+                errno == ELOOP
+                    ? "\(path): a symbolic link (key files must be regular files)" : "\(path): \(errnoText())")
         }
         defer { close(fd) }
         var st = stat()
@@ -256,7 +286,8 @@ public enum PluginSignature {
         guard fd >= 0 else { throw Failure("\(path): \(errnoText())") }
         defer { close(fd) }
         var bytes = Array(text.utf8)
-        guard bytes.withUnsafeMutableBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count, fsync(fd) == 0 else {
+        guard bytes.withUnsafeMutableBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count, fsync(fd) == 0
+        else {
             throw Failure("\(path): \(errnoText())")
         }
     }

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 @_spi(Host) import Eddy
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Something that happened to the plugin set of a watched directory.
 public struct PluginEvent: Sendable, CustomStringConvertible {
@@ -52,8 +53,10 @@ public final class PluginWatcher: Sendable {
         var mtimeNanos: Int
     }
 
-    public init(host: PluginHost, directory: String, debounceSeconds: Double = 0.01, rescanSeconds: Double = 2,
-                onEvent: @escaping @Sendable (PluginEvent) -> Void = { _ in }) {
+    public init(
+        host: PluginHost, directory: String, debounceSeconds: Double = 0.01, rescanSeconds: Double = 2,
+        onEvent: @escaping @Sendable (PluginEvent) -> Void = { _ in }
+    ) {
         self.host = host
         self.directory = directory
         self.debounceSeconds = debounceSeconds
@@ -70,11 +73,13 @@ public final class PluginWatcher: Sendable {
         guard !running.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let box = Unmanaged.passRetained(self).toOpaque()
         var t = pthread_t()
-        pthread_create(&t, nil, { raw in
-            let watcher = Unmanaged<PluginWatcher>.fromOpaque(raw!).takeRetainedValue()
-            watcher.loop()
-            return nil
-        }, box)
+        pthread_create(
+            &t, nil,
+            { raw in
+                let watcher = Unmanaged<PluginWatcher>.fromOpaque(raw!).takeRetainedValue()
+                watcher.loop()
+                return nil
+            }, box)
         thread.withLock { $0 = t }
     }
 
@@ -109,14 +114,21 @@ public final class PluginWatcher: Sendable {
         while !stopFlag.load(ordering: .acquiring) {
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let timeout = dirty ? Int32(max(1, debounceSeconds * 1000)) : 100
-            let ready = fd >= 0 ? poll(&pfd, 1, timeout) : { usleep(100_000); return Int32(0) }()
+            let ready =
+                fd >= 0
+                ? poll(&pfd, 1, timeout)
+                : {
+                    usleep(100_000); return Int32(0)
+                }()
             if ready > 0 {
                 let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 var offset = 0
                 while n > 0 && offset + 16 <= n {
                     let (evMask, nameLength) = buffer.withUnsafeBytes { raw in
-                        (raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self),
-                         Int(raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self)))
+                        (
+                            raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self),
+                            Int(raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
+                        )
                     }
                     let nameBytes = buffer[(offset + 16)..<min(offset + 16 + nameLength, n)]
                     let name = String(decoding: nameBytes.prefix { $0 != 0 }, as: UTF8.self)
@@ -166,9 +178,13 @@ public final class PluginWatcher: Sendable {
         if fd >= 0 { close(fd) }
     }
 
-    private func emit(_ kind: PluginEvent.Kind, _ file: String, plugin: String = "", version: String = "", detail: String) {
-        onEvent(PluginEvent(kind: kind, file: file, plugin: plugin, version: version, detail: detail,
-                            generation: host.session.kernels.generation))
+    private func emit(
+        _ kind: PluginEvent.Kind, _ file: String, plugin: String = "", version: String = "", detail: String
+    ) {
+        onEvent(
+            PluginEvent(
+                kind: kind, file: file, plugin: plugin, version: version, detail: detail,
+                generation: host.session.kernels.generation))
     }
 
     /// Brings the loaded set in line with the directory's files.
@@ -176,13 +192,16 @@ public final class PluginWatcher: Sendable {
         var present: [String: FileSignature] = [:]
         if let dir = opendir(directory) {
             while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                    String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                }
                 guard PluginHost.isCandidate(name) else { continue }
                 var st = stat()
                 let path = directory + "/" + name
                 guard stat(path, &st) == 0 else { continue }
-                present[path] = FileSignature(inode: UInt64(st.st_ino), size: Int(st.st_size),
-                                              mtimeSeconds: Int(st.st_mtim.tv_sec), mtimeNanos: Int(st.st_mtim.tv_nsec))
+                present[path] = FileSignature(
+                    inode: UInt64(st.st_ino), size: Int(st.st_size),
+                    mtimeSeconds: Int(st.st_mtim.tv_sec), mtimeNanos: Int(st.st_mtim.tv_nsec))
             }
             closedir(dir)
         } else {
@@ -195,7 +214,9 @@ public final class PluginWatcher: Sendable {
             rows[path] = nil
             for p in host.plugins where p.file == path {
                 host.unload(pluginNamed: p.name)
-                emit(.removed, path, plugin: p.name, version: p.version, detail: "kernels withdrawn; built-ins take over")
+                emit(
+                    .removed, path, plugin: p.name, version: p.version, detail: "kernels withdrawn; built-ins take over"
+                )
             }
         }
         // New or rewritten files: load (a plugin already loaded from the same file name is replaced).

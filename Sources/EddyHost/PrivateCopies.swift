@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Crypto
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The per-user directory of private plugin copies that the host `dlopen`s.
 ///
@@ -44,7 +45,9 @@ final class PrivateCopies: Sendable {
 
     private static func openVerified(_ path: String) -> Result<Int32, Refusal> {
         if mkdir(path, 0o700) != 0 && errno != EEXIST {
-            return .failure(Refusal(description: "cannot create private copy directory \(PluginHost.escaped(path)): \(errnoText())"))
+            return .failure(
+                Refusal(description: "cannot create private copy directory \(PluginHost.escaped(path)): \(errnoText())")
+            )
         }
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
@@ -65,8 +68,10 @@ final class PrivateCopies: Sendable {
         }
         if let problem {
             close(fd)
-            return .failure(Refusal(description: "private copy directory \(PluginHost.escaped(path)) refused: \(problem); "
-                                        + "another user could plant code there. Remove it or set EDDY_SHADOW_DIR"))
+            return .failure(
+                Refusal(
+                    description: "private copy directory \(PluginHost.escaped(path)) refused: \(problem); "
+                        + "another user could plant code there. Remove it or set EDDY_SHADOW_DIR"))
         }
         return .success(fd)
     }
@@ -103,7 +108,9 @@ final class PrivateCopies: Sendable {
         let random = UInt64.random(in: 0...UInt64.max)
         let tmp = ".tmp-\(getpid())-\(counter.add(1, ordering: .relaxed).newValue)-\(String(random, radix: 16))"
         let fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw Refusal(description: "cannot write private copy \(PluginHost.escaped(full)): \(errnoText())") }
+        guard fd >= 0 else {
+            throw Refusal(description: "cannot write private copy \(PluginHost.escaped(full)): \(errnoText())")
+        }
         var ok = true
         var done = 0
         bytes.withUnsafeBytes { raw in
@@ -127,8 +134,9 @@ final class PrivateCopies: Sendable {
         }
         let written = try Self.hashOfFile(dirfd, name)
         guard written == hash else {
-            throw Refusal(description: "private copy \(PluginHost.escaped(full)) changed after it was written "
-                              + "(hash \(written.prefix(16)), expected \(hash.prefix(16)))")
+            throw Refusal(
+                description: "private copy \(PluginHost.escaped(full)) changed after it was written "
+                    + "(hash \(written.prefix(16)), expected \(hash.prefix(16)))")
         }
         return stored
     }
@@ -142,7 +150,8 @@ final class PrivateCopies: Sendable {
         guard fd >= 0 else { return [] }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == geteuid(), st.st_size <= 1 << 22 else {
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == geteuid(), st.st_size <= 1 << 22
+        else {
             return []
         }
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size))

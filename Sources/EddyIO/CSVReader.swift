@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 @_spi(Host) public import Eddy
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Reads a CSV file (RFC 4180: header row, quoted fields with embedded commas, quotes and newlines;
 /// an empty unquoted field is null) in batches, so that files larger than memory stream through.
@@ -29,8 +30,10 @@ public final class CSVReader: TableReader {
     /// - Parameters:
     ///   - overrides: column types that replace the inferred ones.
     /// - Throws: ``IOError`` for a missing file, an empty file, a bad header, or a malformed first batch.
-    public init(path: String, overrides: [String: DType] = [:], batchRows: Int = 65_536,
-                limits: ReadLimits = ReadLimits()) throws {
+    public init(
+        path: String, overrides: [String: DType] = [:], batchRows: Int = 65_536,
+        limits: ReadLimits = ReadLimits()
+    ) throws {
         self.path = path
         self.batchRows = Swift.max(1, batchRows)
         self.limits = limits
@@ -41,8 +44,9 @@ public final class CSVReader: TableReader {
             throw IOError(file: path, line: 1, column: 1, message: "empty file: expected a header row")
         }
         guard headerFields.count <= limits.maxColumns else {
-            throw IOError(file: path, line: 1, column: 1,
-                          message: "the header has \(headerFields.count) columns, more than the limit of \(limits.maxColumns)")
+            throw IOError(
+                file: path, line: 1, column: 1,
+                message: "the header has \(headerFields.count) columns, more than the limit of \(limits.maxColumns)")
         }
         // Header names are unescaped like any field ("we""ird" is we"ird).
         var scratch: [UInt8] = []
@@ -62,15 +66,20 @@ public final class CSVReader: TableReader {
             let unmarked = k == 0 && field.hasPrefix("\u{FEFF}") ? String(field.dropFirst()) : field
             let name = unmarked.isEmpty ? "column_\(k + 1)" : unmarked
             guard seen.insert(name).inserted else {
-                throw IOError(file: path, line: 1, column: k + 1,
-                              message: "duplicate column name '\(escapedForDisplay(name))' in the header")
+                throw IOError(
+                    file: path, line: 1, column: k + 1,
+                    message: "duplicate column name '\(escapedForDisplay(name))' in the header")
             }
             names.append(name)
         }
         for key in overrides.keys where !seen.contains(key) {
-            let shown = names.prefix(20).map(escapedForDisplay).joined(separator: ", ") + (names.count > 20 ? ", …" : "")
-            throw IOError(file: path, line: 0, column: 0,
-                          message: "--schema names column '\(escapedForDisplay(key))', which the header does not have (columns: \(shown))")
+            let shown =
+                names.prefix(20).map(escapedForDisplay).joined(separator: ", ") + (names.count > 20 ? ", …" : "")
+            throw IOError(
+                file: path, line: 0, column: 0,
+                message:
+                    "--schema names column '\(escapedForDisplay(key))', which the header does not have (columns: \(shown))"
+            )
         }
         // Infer from the first batch, which is kept and returned first.
         let first = try Self.readRaw(self, columns: names.count)
@@ -111,8 +120,9 @@ public final class CSVReader: TableReader {
         }
         guard let raw, let rows = raw.first?.count, rows > 0 else { return nil }
         let columns = try raw.enumerated().map { k, col in
-            try col.build(schema.fields[k].dtype, name: schema.fields[k].name, file: path, columnIndex: k,
-                          declared: declared.contains(schema.fields[k].name))
+            try col.build(
+                schema.fields[k].dtype, name: schema.fields[k].name, file: path, columnIndex: k,
+                declared: declared.contains(schema.fields[k].name))
         }
         return RecordBatch(schema: schema, columns: columns, count: rows, firstLine: firstLine)
     }
@@ -135,8 +145,9 @@ public final class CSVReader: TableReader {
                 continue
             }
             guard fields.count == columns else {
-                throw IOError(file: r.path, line: recordLine, column: Swift.min(fields.count, columns) + 1,
-                              message: "expected \(columns) fields, found \(fields.count)")
+                throw IOError(
+                    file: r.path, line: recordLine, column: Swift.min(fields.count, columns) + 1,
+                    message: "expected \(columns) fields, found \(fields.count)")
             }
             r.buffer.withUnsafeBytes { buf in
                 for k in 0..<columns {
@@ -207,9 +218,10 @@ public final class CSVReader: TableReader {
             if let ok = try scanRecord(into: &fields) { return ok }
             // The record runs past the buffer: read more and parse it again from its start.
             guard buffer.count - position <= limits.maxRecordBytes else {
-                throw IOError(file: path, line: line, column: 1,
-                              message: "record is longer than \(limits.maxRecordBytes) bytes (--max-record-bytes); "
-                                  + "is this a CSV file?")
+                throw IOError(
+                    file: path, line: line, column: 1,
+                    message: "record is longer than \(limits.maxRecordBytes) bytes (--max-record-bytes); "
+                        + "is this a CSV file?")
             }
             if !refill() {
                 // End of file: the record ends here.
@@ -251,8 +263,11 @@ public final class CSVReader: TableReader {
                     }
                     if !closed {
                         if !atEOF { return nil }
-                        throw IOError(file: path, line: quoteLine, column: column,
-                                      message: "quoted field is not closed before the end of the file (record starts on line \(startLine))")
+                        throw IOError(
+                            file: path, line: quoteLine, column: column,
+                            message:
+                                "quoted field is not closed before the end of the file (record starts on line \(startLine))"
+                        )
                     }
                     fields.append(FieldRange(start: i + 1, end: j, quoted: true, escapedQuotes: escaped))
                     i = j + 1
@@ -274,8 +289,11 @@ public final class CSVReader: TableReader {
                         recordNewlines = newlines + 1
                         return true
                     }
-                    throw IOError(file: path, line: startLine + newlines, column: column,
-                                  message: "expected ',' or end of line after a closing quote, found '\(Character(Unicode.Scalar(next)))'")
+                    throw IOError(
+                        file: path, line: startLine + newlines, column: column,
+                        message:
+                            "expected ',' or end of line after a closing quote, found '\(Character(Unicode.Scalar(next)))'"
+                    )
                 }
                 // Unquoted field: up to the next comma or newline.
                 let start = i
@@ -283,8 +301,9 @@ public final class CSVReader: TableReader {
                     let c = buf[i]
                     if c == UInt8(ascii: ",") || c == 0x0A { break }
                     if c == UInt8(ascii: "\"") {
-                        throw IOError(file: path, line: startLine + newlines, column: column,
-                                      message: "unexpected quote inside an unquoted field")
+                        throw IOError(
+                            file: path, line: startLine + newlines, column: column,
+                            message: "unexpected quote inside an unquoted field")
                     }
                     i += 1
                 }

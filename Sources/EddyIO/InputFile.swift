@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Bounds on what one input may make a reader hold, so that a hostile file (one endless line,
@@ -61,13 +61,14 @@ enum InputFile {
     private static func checkKind(_ st: stat, _ path: String) throws {
         let kind = st.st_mode & S_IFMT
         guard kind != S_IFREG && kind != S_IFIFO else { return }
-        let what = switch kind {
-        case S_IFDIR: "a directory"
-        case S_IFCHR: "a character device"
-        case S_IFBLK: "a block device"
-        case S_IFSOCK: "a socket"
-        default: "not a regular file"
-        }
+        let what =
+            switch kind {
+            case S_IFDIR: "a directory"
+            case S_IFCHR: "a character device"
+            case S_IFBLK: "a block device"
+            case S_IFSOCK: "a socket"
+            default: "not a regular file"
+            }
         throw IOError(file: path, line: 0, column: 0, message: "is \(what); expected a regular file or a pipe")
     }
 }
@@ -119,8 +120,9 @@ public func readPrivateFile(_ path: String) throws -> String {
         throw IOError(file: path, line: 0, column: 0, message: "not a small regular file")
     }
     guard st.st_mode & 0o077 == 0 else {
-        throw IOError(file: path, line: 0, column: 0,
-                      message: "readable by others (mode 0\(String(st.st_mode & 0o777, radix: 8))); chmod 600 it")
+        throw IOError(
+            file: path, line: 0, column: 0,
+            message: "readable by others (mode 0\(String(st.st_mode & 0o777, radix: 8))); chmod 600 it")
     }
     var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
     let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 @_spi(Host) public import Eddy
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Reads JSON Lines (one JSON object per line) in batches. Keys become columns (in order of first
 /// appearance in the first batch); a missing key or `null` is null; nested arrays and objects are
@@ -26,8 +27,10 @@ public final class JSONLinesReader: TableReader {
     /// Every key seen so far (the columns, in order, are `schema` or the `names` being collected).
     private var keys: Set<String> = []
 
-    public init(path: String, overrides: [String: DType] = [:], batchRows: Int = 65_536,
-                limits: ReadLimits = ReadLimits()) throws {
+    public init(
+        path: String, overrides: [String: DType] = [:], batchRows: Int = 65_536,
+        limits: ReadLimits = ReadLimits()
+    ) throws {
         self.path = path
         self.batchRows = Swift.max(1, batchRows)
         self.limits = limits
@@ -36,8 +39,9 @@ public final class JSONLinesReader: TableReader {
         var kinds: [String: InferredKind] = [:]
         let first = try readObjects(names: &names)
         for key in overrides.keys where !names.contains(key) {
-            throw IOError(file: path, line: 0, column: 0,
-                          message: "--schema names column '\(key)', which no object in the first rows has")
+            throw IOError(
+                file: path, line: 0, column: 0,
+                message: "--schema names column '\(key)', which no object in the first rows has")
         }
         for object in first.objects.prefix(10_000) {
             for (k, v) in object {
@@ -66,9 +70,10 @@ public final class JSONLinesReader: TableReader {
             let batch = try readObjects(names: &names)
             if names.count != schema.names.count {
                 let extra = names.dropFirst(schema.names.count).first ?? ""
-                throw IOError(file: path, line: batch.firstLine, column: 1,
-                              message: "key '\(escapedForDisplay(extra))' first appears after the first \(batchRows) rows; "
-                                  + "columns are fixed by the first batch")
+                throw IOError(
+                    file: path, line: batch.firstLine, column: 1,
+                    message: "key '\(escapedForDisplay(extra))' first appears after the first \(batchRows) rows; "
+                        + "columns are fixed by the first batch")
             }
             objects = batch.objects
             firstLine = batch.firstLine
@@ -85,8 +90,10 @@ public final class JSONLinesReader: TableReader {
                 default: raw.append(Array(v.text.utf8), null: false, line: lines[i])
                 }
             }
-            columns.append(try raw.build(field.dtype, name: field.name, file: path, columnIndex: k,
-                                         declared: declared.contains(field.name)))
+            columns.append(
+                try raw.build(
+                    field.dtype, name: field.name, file: path, columnIndex: k,
+                    declared: declared.contains(field.name)))
         }
         return RecordBatch(schema: schema, columns: columns, count: objects.count, firstLine: firstLine)
     }
@@ -104,7 +111,8 @@ public final class JSONLinesReader: TableReader {
             line += 1
             // A byte-order mark at the start of the file is not part of the first line.
             if line == 1, range.count >= 3, buffer[range.lowerBound] == 0xEF, buffer[range.lowerBound + 1] == 0xBB,
-               buffer[range.lowerBound + 2] == 0xBF {
+                buffer[range.lowerBound + 2] == 0xBF
+            {
                 range = (range.lowerBound + 3)..<range.upperBound
             }
             bytesRead += range.count + 1
@@ -122,8 +130,9 @@ public final class JSONLinesReader: TableReader {
             for (k, _) in object.pairs where keys.insert(k).inserted {
                 names.append(k)
                 guard names.count <= limits.maxColumns else {
-                    throw IOError(file: path, line: line, column: 1,
-                                  message: "more than \(limits.maxColumns) distinct keys (the limit on columns)")
+                    throw IOError(
+                        file: path, line: line, column: 1,
+                        message: "more than \(limits.maxColumns) distinct keys (the limit on columns)")
                 }
             }
             objects.append(Dictionary(object.pairs, uniquingKeysWith: { _, b in b }))
@@ -142,7 +151,8 @@ extension JSONLinesReader {
         while true {
             let newline: Int? = buffer.withUnsafeBytes { raw in
                 guard let base = raw.baseAddress, scanFrom < raw.count,
-                      let hit = memchr(base + scanFrom, 0x0A, raw.count - scanFrom) else { return nil }
+                    let hit = memchr(base + scanFrom, 0x0A, raw.count - scanFrom)
+                else { return nil }
                 return base.distance(to: UnsafeRawPointer(hit))
             }
             if let newline {
@@ -152,9 +162,10 @@ extension JSONLinesReader {
             }
             scanFrom = buffer.count
             guard buffer.count - start <= limits.maxRecordBytes else {
-                throw IOError(file: path, line: line + 1, column: 1,
-                              message: "line is longer than \(limits.maxRecordBytes) bytes (--max-record-bytes); "
-                                  + "is this a JSON Lines file?")
+                throw IOError(
+                    file: path, line: line + 1, column: 1,
+                    message: "line is longer than \(limits.maxRecordBytes) bytes (--max-record-bytes); "
+                        + "is this a JSON Lines file?")
             }
             if eof {
                 guard start < buffer.count else { return nil }
@@ -274,8 +285,9 @@ struct JSONParser {
         default:
             let start = i
             while i < bytes.count, let s = Optional(bytes[i]),
-                  s == UInt8(ascii: "-") || s == UInt8(ascii: "+") || s == UInt8(ascii: ".") || s == UInt8(ascii: "e")
-                    || s == UInt8(ascii: "E") || (s >= 48 && s <= 57) { i += 1 }
+                s == UInt8(ascii: "-") || s == UInt8(ascii: "+") || s == UInt8(ascii: ".") || s == UInt8(ascii: "e")
+                    || s == UInt8(ascii: "E") || (s >= 48 && s <= 57)
+            { i += 1 }
             guard i > start else { throw error("unexpected character '\(Character(Unicode.Scalar(c)))'") }
             let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
             guard Double(text) != nil else {
@@ -337,15 +349,22 @@ struct JSONParser {
                 case UInt8(ascii: "b"): out.append(0x08)
                 case UInt8(ascii: "f"): out.append(0x0C)
                 case UInt8(ascii: "u"):
-                    guard i + 4 <= bytes.count, var code = UInt32(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[i..<(i + 4)]), as: UTF8.self), radix: 16) else {
+                    guard i + 4 <= bytes.count,
+                        var code = UInt32(
+                            String(decoding: UnsafeRawBufferPointer(rebasing: bytes[i..<(i + 4)]), as: UTF8.self),
+                            radix: 16)
+                    else {
                         throw error("bad \\u escape")
                     }
                     i += 4
                     // A surrogate pair spells one scalar in two escapes.
                     if (0xD800..<0xDC00).contains(code), i + 6 <= bytes.count, bytes[i] == UInt8(ascii: "\\"),
-                       bytes[i + 1] == UInt8(ascii: "u"),
-                       let low = UInt32(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(i + 2)..<(i + 6)]), as: UTF8.self), radix: 16),
-                       (0xDC00..<0xE000).contains(low) {
+                        bytes[i + 1] == UInt8(ascii: "u"),
+                        let low = UInt32(
+                            String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(i + 2)..<(i + 6)]), as: UTF8.self),
+                            radix: 16),
+                        (0xDC00..<0xE000).contains(low)
+                    {
                         code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                         i += 6
                     }

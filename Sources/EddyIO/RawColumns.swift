@@ -109,8 +109,10 @@ enum FieldParse {
         guard !b.contains(0) else { return nil }
         let s = String(decoding: b, as: UTF8.self).trimmingCharacters(in: " ")
         // Swift accepts "nan", "inf" and hex floats; data files spell numbers plainly.
-        guard let first = s.utf8.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+")
-                || first == UInt8(ascii: ".") || (first >= 48 && first <= 57) else {
+        guard let first = s.utf8.first,
+            first == UInt8(ascii: "-") || first == UInt8(ascii: "+")
+                || first == UInt8(ascii: ".") || (first >= 48 && first <= 57)
+        else {
             let lower = s.lowercased()
             if lower == "nan" { return .nan }
             if lower == "inf" || lower == "infinity" { return .infinity }
@@ -201,7 +203,9 @@ extension RawColumn {
     /// The column as a canonical array of `dtype`.
     /// - Throws: ``IOError`` naming the line of the first value that does not read as `dtype`.
     /// - Parameter declared: the type came from `--schema`, not from inference (for messages).
-    func build(_ dtype: DType, name: String, file: String, columnIndex: Int, declared: Bool = false) throws -> any ArrayNode {
+    func build(_ dtype: DType, name: String, file: String, columnIndex: Int, declared: Bool = false) throws
+        -> any ArrayNode
+    {
         let n = count
         let validity: Validity = nulls.contains(true) ? .bitmap(Bitmap(nulls.map { !$0 })) : .allValid
         let shownName = escapedForDisplay(name)
@@ -210,27 +214,32 @@ extension RawColumn {
             return escapedForDisplay(text.count > 80 ? String(text.prefix(80)) + "…" : text)
         }
         func bad(_ i: Int, _ what: String) -> IOError {
-            IOError(file: file, line: Int(lines[i]), column: columnIndex + 1,
-                    message: "column '\(shownName)': '\(shown(i))' is not \(what) "
-                        + (declared ? "(the type given by --schema)"
-                            : "(the type was inferred from the first rows; override it with --schema \(shownName):utf8)"))
+            IOError(
+                file: file, line: Int(lines[i]), column: columnIndex + 1,
+                message: "column '\(shownName)': '\(shown(i))' is not \(what) "
+                    + (declared
+                        ? "(the type given by --schema)"
+                        : "(the type was inferred from the first rows; override it with --schema \(shownName):utf8)"))
         }
         func outOfRange(_ i: Int, _ type: String, _ instead: String) -> IOError {
-            IOError(file: file, line: Int(lines[i]), column: columnIndex + 1,
-                    message: "column '\(shownName)': '\(shown(i))' is out of range for \(type) "
-                        + "(read the column as \(instead) with --schema \(shownName):\(instead))")
+            IOError(
+                file: file, line: Int(lines[i]), column: columnIndex + 1,
+                message: "column '\(shownName)': '\(shown(i))' is out of range for \(type) "
+                    + "(read the column as \(instead) with --schema \(shownName):\(instead))")
         }
         switch dtype {
         case .utf8(let nl), .binary(let nl):
             for i in 0..<n where !nulls[i] {
                 let ok = withField(i) { String(validating: $0, as: UTF8.self) != nil }
                 if !ok && dtype.isUTF8 {
-                    throw IOError(file: file, line: Int(lines[i]), column: columnIndex + 1,
-                                  message: "column '\(shownName)': invalid UTF-8")
+                    throw IOError(
+                        file: file, line: Int(lines[i]), column: columnIndex + 1,
+                        message: "column '\(shownName)': invalid UTF-8")
                 }
             }
-            return VarBinArray(dtype: dtype.with(nl), offsets: Buffer(copying: offsets), bytes: Buffer(copying: bytes),
-                               count: n, validity: validity)
+            return VarBinArray(
+                dtype: dtype.with(nl), offsets: Buffer(copying: offsets), bytes: Buffer(copying: bytes),
+                count: n, validity: validity)
         case .bool(let nl):
             var bits = [Bool](repeating: false, count: n)
             for i in 0..<n where !nulls[i] {
@@ -283,7 +292,8 @@ extension RawColumn {
             guard nl == .nonNullable, let primitive = built as? PrimitiveArray else { return built }
             return primitive.with(validity: .allValid, nullability: .nonNullable)
         default:
-            throw IOError(file: file, line: 0, column: 0, message: "column '\(shownName)': cannot read values of type \(dtype)")
+            throw IOError(
+                file: file, line: 0, column: 0, message: "column '\(shownName)': cannot read values of type \(dtype)")
         }
     }
 }

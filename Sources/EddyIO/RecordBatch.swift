@@ -35,8 +35,10 @@ public struct Schema: Sendable, Equatable {
         for entry in text.split(separator: ",") {
             let parts = entry.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: " ") }
             guard parts.count == 2, let t = DType.parse(parts[1]) else {
-                throw IOError(file: "--schema", line: 0, column: 0,
-                              message: "cannot read schema entry '\(entry)'; expected name:type with type one of \(DType.typeNames)")
+                throw IOError(
+                    file: "--schema", line: 0, column: 0,
+                    message:
+                        "cannot read schema entry '\(entry)'; expected name:type with type one of \(DType.typeNames)")
             }
             out[parts[0]] = t.with(.nullable)
         }

@@ -60,9 +60,12 @@ public struct Binder {
         case .column(let name, _):
             guard let i = schema.index(of: name) else {
                 let near = schema.names.filter { $0.lowercased() == name.lowercased() }
-                throw error("unknown column '\(name)'", e,
-                            hint: near.isEmpty ? "columns: \(schema.names.joined(separator: ", "))"
-                                : "did you mean \(near.map { "\"\($0)\"" }.joined(separator: " or "))? (names are case-sensitive)")
+                throw error(
+                    "unknown column '\(name)'", e,
+                    hint: near.isEmpty
+                        ? "columns: \(schema.names.joined(separator: ", "))"
+                        : "did you mean \(near.map { "\"\($0)\"" }.joined(separator: " or "))? (names are case-sensitive)"
+                )
             }
             return .column(i, schema.fields[i].dtype)
         case .literal(let v, _):
@@ -141,10 +144,12 @@ public struct Binder {
                         bound[i] = try cast(bound[i], to: target, args[i])
                     }
                 }
-                return try function(CoalesceFunction(), bound.map { $0.dtype == .null ? .literal(.null(target)) : $0 }, e)
+                return try function(
+                    CoalesceFunction(), bound.map { $0.dtype == .null ? .literal(.null(target)) : $0 }, e)
             default:
-                throw error("unknown function '\(name)'", e,
-                            hint: "functions: count, sum, min, max, mean, avg, coalesce, cast(x as type)")
+                throw error(
+                    "unknown function '\(name)'", e,
+                    hint: "functions: count, sum, min, max, mean, avg, coalesce, cast(x as type)")
             }
         }
     }

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 @_spi(Host) public import Eddy
 public import EddyIO
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One evaluation of `where` / `select` over a table read batch by batch: compress each batch,
 /// evaluate through one execution context, stream rows out or fold aggregates.
@@ -30,8 +31,10 @@ public final class Evaluation {
 
     /// Parses and binds `whereText` and `selectText` against the reader's schema.
     /// - Throws: ``QueryError`` with a caret at the offending position.
-    @_spi(Host) public init(reader: any TableReader, whereText: String?, selectText: String?, context: ExecutionCtx,
-                compressor: Compressor = Compressor(), limits: Parser.Limits = Parser.Limits()) throws {
+    @_spi(Host) public init(
+        reader: any TableReader, whereText: String?, selectText: String?, context: ExecutionCtx,
+        compressor: Compressor = Compressor(), limits: Parser.Limits = Parser.Limits()
+    ) throws {
         self.reader = reader
         self.context = context
         self.compressor = compressor
@@ -53,8 +56,9 @@ public final class Evaluation {
             let bound = try list.map { (name: $0.name, bound: try binder.bind($0.expr, allowAggregates: true)) }
             let aggregates = bound.filter { $0.bound.isAggregate }
             if !aggregates.isEmpty, let plain = bound.firstIndex(where: { !$0.bound.isAggregate }) {
-                throw QueryError("cannot mix aggregates with per-row expressions (there is no group by)",
-                                 source: selectText, position: list[plain].expr.position)
+                throw QueryError(
+                    "cannot mix aggregates with per-row expressions (there is no group by)",
+                    source: selectText, position: list[plain].expr.position)
             }
             items = bound
         } else {
@@ -106,7 +110,8 @@ public final class Evaluation {
             }
             rowsSelected += count
             if batchIndex == 0 {
-                for item in items where !(predicate == nil && { if case .column = item.bound { true } else { false } }()) {
+                for item in items
+                where !(predicate == nil && { if case .column = item.bound { true } else { false } }()) {
                     planTrees.append((item.name, try item.bound.node(inputs, count: count).treeDescription()))
                 }
             }
@@ -139,8 +144,10 @@ public final class Evaluation {
 
     /// Folds one batch into an aggregate's accumulator, running the aggregate through the executor
     /// (so its kernels, built-in or plugin, apply) and merging the per-batch results.
-    func fold(_ f: AggregateFunction, _ arg: Bound?, _ inputs: [any ArrayNode], _ count: Int,
-              into acc: inout AggregatePartial) throws {
+    func fold(
+        _ f: AggregateFunction, _ arg: Bound?, _ inputs: [any ArrayNode], _ count: Int,
+        into acc: inout AggregatePartial
+    ) throws {
         guard let arg else {
             acc.rows += count
             return

@@ -36,8 +36,9 @@ public struct Parser {
         self.limits = limits
         chars = Array(source)
         guard chars.count <= limits.maxLength else {
-            throw QueryError("expression is too long: \(chars.count) characters, at most \(limits.maxLength)",
-                             source: String(chars.prefix(60)) + "…", position: 0)
+            throw QueryError(
+                "expression is too long: \(chars.count) characters, at most \(limits.maxLength)",
+                source: String(chars.prefix(60)) + "…", position: 0)
         }
         var lexer = Lexer(source)
         tokens = try lexer.tokens()
@@ -90,8 +91,9 @@ public struct Parser {
     mutating func nest() throws {
         depth += 1
         guard depth <= limits.maxDepth else {
-            throw QueryError("expression is nested too deeply (more than \(limits.maxDepth) levels)", source: source,
-                             position: position)
+            throw QueryError(
+                "expression is nested too deeply (more than \(limits.maxDepth) levels)", source: source,
+                position: position)
         }
     }
 
@@ -99,8 +101,9 @@ public struct Parser {
     mutating func term() throws {
         terms += 1
         guard terms <= limits.maxTerms else {
-            throw QueryError("expression has too many terms (more than \(limits.maxTerms))", source: source,
-                             position: position)
+            throw QueryError(
+                "expression has too many terms (more than \(limits.maxTerms))", source: source,
+                position: position)
         }
     }
 
@@ -197,7 +200,9 @@ public struct Parser {
             let p = position
             k += 1
             let negated = keyword("not")
-            guard keyword("null") else { throw QueryError("expected 'null' after 'is'", source: source, position: position) }
+            guard keyword("null") else {
+                throw QueryError("expected 'null' after 'is'", source: source, position: position)
+            }
             return .isNull(left, negated: negated, at: p)
         }
         let negated = isKeyword("not") && isKeyword("like", at: 1)
@@ -315,7 +320,9 @@ public struct Parser {
             guard symbol("(") else { return .column(s, at: p) }
             if s.lowercased() == "cast" {
                 let e = try parseExpr()
-                guard keyword("as") else { throw QueryError("expected 'as' in cast", source: source, position: position) }
+                guard keyword("as") else {
+                    throw QueryError("expected 'as' in cast", source: source, position: position)
+                }
                 guard case .identifier(let typeName) = peek, let type = DType.parse(typeName) else {
                     throw QueryError("expected a type (\(DType.typeNames))", source: source, position: position)
                 }

@@ -19,7 +19,9 @@ public indirect enum Expr: Sendable {
     public var position: Int {
         switch self {
         case .column(_, let p), .literal(_, let p), .negate(_, let p), .not(_, let p), .binary(_, _, _, let p),
-             .logical(_, _, let p), .isNull(_, _, let p), .like(_, _, _, let p), .cast(_, _, let p), .call(_, _, _, let p): p
+            .logical(_, _, let p), .isNull(_, _, let p), .like(_, _, _, let p), .cast(_, _, let p),
+            .call(_, _, _, let p):
+            p
         }
     }
 }
@@ -134,8 +136,9 @@ struct Lexer {
                     i += 1
                 }
                 guard closed else {
-                    throw QueryError(c == "'" ? "string is not closed" : "quoted column name is not closed",
-                                     source: source, position: start)
+                    throw QueryError(
+                        c == "'" ? "string is not closed" : "quoted column name is not closed",
+                        source: source, position: start)
                 }
                 out.append((c == "'" ? .string(text) : .quotedIdentifier(text), start))
             } else {

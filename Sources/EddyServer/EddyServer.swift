@@ -5,8 +5,8 @@ import EddyIO
 @_spi(Host) import EddyQuery
 import Foundation
 import Hummingbird
-import NIOCore
 public import Logging
+import NIOCore
 import Prometheus
 import Synchronization
 
@@ -46,47 +46,74 @@ public final class EddyServer: Sendable {
         }
 
         init() {
-            evaluations = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "evaluations", unitName: "total",
-                                                   helpText: "Evaluations completed"))
-            evaluationErrors = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "evaluation_errors", unitName: "total",
-                                                   helpText: "Evaluations that failed"))
-            pluginLoads = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "plugin_loads", unitName: "total",
-                                                   helpText: "Plugins added or replaced"))
-            pluginRejections = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "plugin_rejections", unitName: "total",
-                                                   helpText: "Plugin files refused"))
-            pluginRemovals = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "plugin_removals", unitName: "total",
-                                                   helpText: "Plugins withdrawn"))
-            generation = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "snapshot", unitName: "generation",
-                                                   helpText: "Kernel registry snapshot generation"))
-            retainedImages = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "retained", unitName: "images",
-                                                   helpText: "Plugin images mapped into the process (never unmapped)"))
-            workerRestarts = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "worker_restarts", unitName: "total",
-                                                   helpText: "Worker processes replaced after a crash, a deadline or a lost client"))
-            quarantines = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "quarantines", unitName: "total",
-                                                   helpText: "Plugin builds quarantined after they crashed or hung a worker"))
-            refusals = registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "eddy", metricName: "evaluations_refused", unitName: "total",
-                                                   helpText: "Evaluations refused or stopped by a limit (busy, deadline, result size, client gone)"))
+            evaluations = registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "eddy", metricName: "evaluations", unitName: "total",
+                    helpText: "Evaluations completed"))
+            evaluationErrors = registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "eddy", metricName: "evaluation_errors", unitName: "total",
+                    helpText: "Evaluations that failed"))
+            pluginLoads = registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "eddy", metricName: "plugin_loads", unitName: "total",
+                    helpText: "Plugins added or replaced"))
+            pluginRejections = registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "eddy", metricName: "plugin_rejections", unitName: "total",
+                    helpText: "Plugin files refused"))
+            pluginRemovals = registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "eddy", metricName: "plugin_removals", unitName: "total",
+                    helpText: "Plugins withdrawn"))
+            generation = registry.makeGauge(
+                descriptor: MetricNameDescriptor(
+                    namespace: "eddy", metricName: "snapshot", unitName: "generation",
+                    helpText: "Kernel registry snapshot generation"))
+            retainedImages = registry.makeGauge(
+                descriptor: MetricNameDescriptor(
+                    namespace: "eddy", metricName: "retained", unitName: "images",
+                    helpText: "Plugin images mapped into the process (never unmapped)"))
+            workerRestarts = registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "eddy", metricName: "worker_restarts", unitName: "total",
+                    helpText: "Worker processes replaced after a crash, a deadline or a lost client"))
+            quarantines = registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "eddy", metricName: "quarantines", unitName: "total",
+                    helpText: "Plugin builds quarantined after they crashed or hung a worker"))
+            refusals = registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "eddy", metricName: "evaluations_refused", unitName: "total",
+                    helpText: "Evaluations refused or stopped by a limit (busy, deadline, result size, client gone)"))
         }
     }
 
     /// - Throws: ``ServerSetupError`` when the private upload directory cannot be made.
-    public init(pluginDirectory: String, logger: Logger, rescanSeconds: Double = 2, probe: PluginProbe? = nil,
-                policy: PluginLoadPolicy = PluginLoadPolicy(), options: ServerOptions = ServerOptions()) throws {
+    public init(
+        pluginDirectory: String, logger: Logger, rescanSeconds: Double = 2, probe: PluginProbe? = nil,
+        policy: PluginLoadPolicy = PluginLoadPolicy(), options: ServerOptions = ServerOptions()
+    ) throws {
         self.options = options
         self.uploads = try UploadDirectory()
         let isolated = options.workers > 0
         if isolated && probe == nil {
-            throw ServerSetupError("--no-probe cannot go with --workers: the server learns each plugin through its probe "
-                                       + "and never loads plugin code itself")
+            throw ServerSetupError(
+                "--no-probe cannot go with --workers: the server learns each plugin through its probe "
+                    + "and never loads plugin code itself")
         }
-        self.slots = EvaluationSlots(limit: isolated ? min(options.workers, options.maxConcurrent) : options.maxConcurrent,
-                                     queueLimit: options.maxQueue)
+        self.slots = EvaluationSlots(
+            limit: isolated ? min(options.workers, options.maxConcurrent) : options.maxConcurrent,
+            queueLimit: options.maxQueue)
         if isolated {
             do {
-                pool = try WorkerPool(count: options.workers, executable: PluginProbe.selfExecutable().executable,
-                                      arguments: ["worker", "--max-plugin-bytes", String(policy.maxFileBytes),
-                                                  "--memory-limit", String(options.workerMemory)],
-                                      maxReplyBytes: options.maxResultBytes * 2 + (16 << 20))
+                pool = try WorkerPool(
+                    count: options.workers, executable: PluginProbe.selfExecutable().executable,
+                    arguments: [
+                        "worker", "--max-plugin-bytes", String(policy.maxFileBytes),
+                        "--memory-limit", String(options.workerMemory),
+                    ],
+                    maxReplyBytes: options.maxResultBytes * 2 + (16 << 20))
             } catch {
                 throw ServerSetupError("cannot start the worker processes: \(error)")
             }
@@ -94,7 +121,8 @@ public final class EddyServer: Sendable {
             pool = nil
         }
         let session = Session()
-        let host = PluginHost(session: session, probe: probe, policy: policy, loading: isolated ? .checkOnly : .inProcess)
+        let host = PluginHost(
+            session: session, probe: probe, policy: policy, loading: isolated ? .checkOnly : .inProcess)
         let metrics = Metrics()
         self.session = session
         self.host = host
@@ -102,8 +130,12 @@ public final class EddyServer: Sendable {
         self.metrics = metrics
         self.watcher = PluginWatcher(host: host, directory: pluginDirectory, rescanSeconds: rescanSeconds) { event in
             // File names and details come from the directory and the plugin: escaped, one log line each.
-            var meta: Logger.Metadata = ["file": "\(PluginHost.escaped(event.file))", "generation": "\(event.generation)"]
-            if !event.plugin.isEmpty { meta["plugin"] = "\(PluginHost.escaped(event.plugin))@\(PluginHost.escaped(event.version))" }
+            var meta: Logger.Metadata = [
+                "file": "\(PluginHost.escaped(event.file))", "generation": "\(event.generation)",
+            ]
+            if !event.plugin.isEmpty {
+                meta["plugin"] = "\(PluginHost.escaped(event.plugin))@\(PluginHost.escaped(event.version))"
+            }
             if !event.detail.isEmpty { meta["detail"] = "\(PluginHost.escaped(event.detail))" }
             switch event.kind {
             case .added, .replaced: metrics.pluginLoads.increment()
@@ -123,13 +155,16 @@ public final class EddyServer: Sendable {
         let router = Router(context: EddyRequestContext.self)
         router.add(middleware: RequestGuard(options: options))
         router.get("health") { _, _ in
-            self.json(["status": "ok", "generation": self.session.kernels.generation,
-                       "plugins": self.host.plugins.count, "in_flight": self.metrics.inFlight.load(ordering: .relaxed)])
+            self.json([
+                "status": "ok", "generation": self.session.kernels.generation,
+                "plugins": self.host.plugins.count, "in_flight": self.metrics.inFlight.load(ordering: .relaxed),
+            ])
         }
         router.get("plugins") { _, _ in
             let rows = self.watcher.report.map { r -> [String: Any] in
                 var row: [String: Any] = [
-                    "file": r.file, "status": r.status.rawValue, "reason": r.reason, "plugin": r.plugin, "version": r.version,
+                    "file": r.file, "status": r.status.rawValue, "reason": r.reason, "plugin": r.plugin,
+                    "version": r.version,
                     "kernels": r.kernels, "content_hash": r.contentHash, "load_ms": r.loadMilliseconds,
                 ]
                 if !r.linkTarget.isEmpty { row["link_target"] = r.linkTarget }
@@ -138,10 +173,12 @@ public final class EddyServer: Sendable {
             let quarantined = self.host.quarantined.map { q -> [String: Any] in
                 ["content_hash": q.hash, "plugin": q.plugin, "cause": q.cause, "time": PluginHost.isoTime(q.time)]
             }
-            return self.json(["directory": self.watcher.directory, "generation": self.session.kernels.generation,
-                              "quarantined": quarantined, "workers": self.pool?.count ?? 0,
-                              "retained_images": self.host.retainedImages,
-                              "fingerprint": self.session.kernels.snapshot.fingerprint, "files": rows])
+            return self.json([
+                "directory": self.watcher.directory, "generation": self.session.kernels.generation,
+                "quarantined": quarantined, "workers": self.pool?.count ?? 0,
+                "retained_images": self.host.retainedImages,
+                "fingerprint": self.session.kernels.snapshot.fingerprint, "files": rows,
+            ])
         }
         router.get("kernels") { _, _ in
             if let pool = self.pool {
@@ -150,13 +187,17 @@ public final class EddyServer: Sendable {
                     return self.json(["error": "server busy; try again"], status: .serviceUnavailable)
                 }
                 defer { self.slots.release() }
-                return await self.offLoop { self.runInWorker(pool, .kernels, job: nil, deadline: now() + 10, clientGone: { false }) }
+                return await self.offLoop {
+                    self.runInWorker(pool, .kernels, job: nil, deadline: now() + 10, clientGone: { false })
+                }
             }
             let snapshot = self.session.kernels.snapshot
             let keys = snapshot.entries.map { e -> [String: Any] in
-                ["parent": e.parent.name, "child": e.child.name,
-                 "kernels": e.kernels.map { ["name": $0.name, "owner": $0.owner.description] },
-                 "rules": e.rules.map { ["name": $0.name, "owner": $0.owner.description] }]
+                [
+                    "parent": e.parent.name, "child": e.child.name,
+                    "kernels": e.kernels.map { ["name": $0.name, "owner": $0.owner.description] },
+                    "rules": e.rules.map { ["name": $0.name, "owner": $0.owner.description] },
+                ]
             }
             return self.json(["generation": snapshot.generation, "fingerprint": snapshot.fingerprint, "keys": keys])
         }
@@ -165,8 +206,9 @@ public final class EddyServer: Sendable {
             self.metrics.retainedImages.set(Double(self.host.retainedImages))
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"
-            return Response(status: .ok, headers: headers,
-                            body: ResponseBody(byteBuffer: ByteBuffer(string: self.metrics.registry.emitToString())))
+            return Response(
+                status: .ok, headers: headers,
+                body: ResponseBody(byteBuffer: ByteBuffer(string: self.metrics.registry.emitToString())))
         }
         router.post("eval") { request, context in
             let params: EvalRequest.Params
@@ -186,12 +228,14 @@ public final class EddyServer: Sendable {
             } catch let e as HTTPError where e.status.code == 413 {
                 return self.json(tooLarge, status: .contentTooLarge)
             } catch is BodyTimeout {
-                return self.json(["error": "the body did not arrive within \(self.options.bodyTimeout) s (--body-timeout)"],
-                                 status: .requestTimeout)
+                return self.json(
+                    ["error": "the body did not arrive within \(self.options.bodyTimeout) s (--body-timeout)"],
+                    status: .requestTimeout)
             }
             let contentType = request.headers[.contentType] ?? ""
-            return await self.evaluate(contentType: contentType, body: Data(body.readableBytesView), query: params,
-                                       queryNames: Set(query.map(\.0)), channel: context.channel)
+            return await self.evaluate(
+                contentType: contentType, body: Data(body.readableBytesView), query: params,
+                queryNames: Set(query.map(\.0)), channel: context.channel)
         }
         return router
     }
@@ -222,10 +266,15 @@ public final class EddyServer: Sendable {
             uploads.remove()
         }
         let idle = TimeAmount.nanoseconds(Int64(options.idleTimeout * 1e9))
-        let app = Application(router: router(), server: .http1(configuration: .init(idleTimeout: idle)),
-                              configuration: .init(address: .hostname(hostname, port: port)), logger: logger)
-        logger.info("eddy serve listening", metadata: ["address": "\(hostname):\(port)",
-                                                        "plugins": "\(watcher.directory)"])
+        let app = Application(
+            router: router(), server: .http1(configuration: .init(idleTimeout: idle)),
+            configuration: .init(address: .hostname(hostname, port: port)), logger: logger)
+        logger.info(
+            "eddy serve listening",
+            metadata: [
+                "address": "\(hostname):\(port)",
+                "plugins": "\(watcher.directory)",
+            ])
         try await app.runService()
     }
 
@@ -236,12 +285,17 @@ public final class EddyServer: Sendable {
     /// Evaluates one request on a thread of its own (evaluation is CPU work; it must not hold up the
     /// server's event loops), with one execution context for the whole request. At most
     /// `maxConcurrent` run at once; the evaluation stops at its deadline or when the client goes away.
-    func evaluate(contentType: String, body: Data, query: EvalRequest.Params, queryNames: Set<String>,
-                  channel: any Channel) async -> Response {
+    func evaluate(
+        contentType: String, body: Data, query: EvalRequest.Params, queryNames: Set<String>,
+        channel: any Channel
+    ) async -> Response {
         guard await slots.acquire() else {
             metrics.refusals.increment()
-            return json(["error": "server busy: \(slots.limit) evaluations running and \(slots.queueLimit) waiting "
-                             + "(--max-concurrent, --max-queue); try again"], status: .serviceUnavailable)
+            return json(
+                [
+                    "error": "server busy: \(slots.limit) evaluations running and \(slots.queueLimit) waiting "
+                        + "(--max-concurrent, --max-queue); try again"
+                ], status: .serviceUnavailable)
         }
         defer { slots.release() }
         let deadline = now() + options.evalTimeout
@@ -249,7 +303,8 @@ public final class EddyServer: Sendable {
         let stop: @Sendable () -> EvaluationStopped? = {
             if Self.clientGone(channel) { return EvaluationStopped(.cancelled, "the client closed the connection") }
             if now() > deadline {
-                return EvaluationStopped(.deadline, "the evaluation did not finish within \(timeout) s (--eval-timeout)")
+                return EvaluationStopped(
+                    .deadline, "the evaluation did not finish within \(timeout) s (--eval-timeout)")
             }
             return nil
         }
@@ -259,12 +314,14 @@ public final class EddyServer: Sendable {
                 defer { self.metrics.inFlight.subtract(1, ordering: .relaxed) }
                 let (status, object): (HTTPResponse.Status, [String: Any])
                 do throws(EvalRequest.Refusal) {
-                    let job = try EvalRequest.prepare(server: self, contentType: contentType, body: body, query: query,
-                                                      queryNames: queryNames)
+                    let job = try EvalRequest.prepare(
+                        server: self, contentType: contentType, body: body, query: query,
+                        queryNames: queryNames)
                     defer { if job.uploaded { unlink(job.path) } }
                     if let pool = self.pool {
-                        let response = self.runInWorker(pool, .eval, job: job, deadline: deadline,
-                                                        clientGone: { Self.clientGone(channel) })
+                        let response = self.runInWorker(
+                            pool, .eval, job: job, deadline: deadline,
+                            clientGone: { Self.clientGone(channel) })
                         self.count(response.status)
                         continuation.resume(returning: response)
                         return
@@ -291,13 +348,17 @@ public final class EddyServer: Sendable {
     /// Sends one request to a worker with the current plugin set, and turns what happened into a
     /// response: the worker's own, or — when it died or overran its deadline — a 5xx naming the
     /// plugin code it was running, whose build is then quarantined. Blocks (call off the event loops).
-    func runInWorker(_ pool: WorkerPool, _ op: WorkerRequest.Operation, job: EvalRequest.Job?, deadline: Double,
-                     clientGone: () -> Bool) -> Response {
+    func runInWorker(
+        _ pool: WorkerPool, _ op: WorkerRequest.Operation, job: EvalRequest.Job?, deadline: Double,
+        clientGone: () -> Bool
+    ) -> Response {
         let set = host.plugins
         let id = UInt64.random(in: 1...UInt64.max)
-        let request = WorkerRequest(id: id, op: op, plugins: set.map {
-            .init(name: $0.name, version: $0.version, copy: $0.shadowPath, hash: $0.contentHash)
-        }, job: job)
+        let request = WorkerRequest(
+            id: id, op: op,
+            plugins: set.map {
+                .init(name: $0.name, version: $0.version, copy: $0.shadowPath, hash: $0.contentHash)
+            }, job: job)
         let outcome = pool.run(request.encoded(), id: id, deadline: deadline, clientGone: clientGone)
         let restarts = pool.restarts.load(ordering: .relaxed)
         metrics.workerRestartsSeen(restarts)
@@ -305,22 +366,29 @@ public final class EddyServer: Sendable {
         case .reply(let status, let body):
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
-            return Response(status: HTTPResponse.Status(code: status), headers: headers,
-                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+            return Response(
+                status: HTTPResponse.Status(code: status), headers: headers,
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         case .cancelled:
-            return json(["error": "the client closed the connection"], status: .init(code: 499, reasonPhrase: "Client Closed Request"))
+            return json(
+                ["error": "the client closed the connection"],
+                status: .init(code: 499, reasonPhrase: "Client Closed Request"))
         case .protocolViolation(let what, let site):
             logger.error("worker replaced: it answered out of protocol", metadata: ["what": "\(what)"])
             if let site, Self.plugin(named: site, in: set) != nil {
                 return blame(cause: "wrote to its worker's socket (\(what))", site: site, in: set, status: .badGateway)
             }
-            return json(["error": "the evaluation's worker answered out of protocol (\(what)): plugin code wrote to its "
-                             + "socket; the worker was replaced and its answer dropped"], status: .badGateway)
+            return json(
+                [
+                    "error": "the evaluation's worker answered out of protocol (\(what)): plugin code wrote to its "
+                        + "socket; the worker was replaced and its answer dropped"
+                ], status: .badGateway)
         case .died(let cause, let site):
             return blame(cause: cause, site: site, in: set, status: .internalServerError)
         case .timedOut(let site):
-            return blame(cause: "did not finish within \(options.evalTimeout) s (--eval-timeout)", site: site, in: set,
-                         status: .gatewayTimeout)
+            return blame(
+                cause: "did not finish within \(options.evalTimeout) s (--eval-timeout)", site: site, in: set,
+                status: .gatewayTimeout)
         }
     }
 
@@ -331,16 +399,26 @@ public final class EddyServer: Sendable {
             logger.error("worker lost", metadata: ["cause": "\(cause)"])
             return json(["error": message, "cause": cause], status: status)
         }
-        let message = "\(cause) in \(site); plugin \(plugin.name)@\(plugin.version) "
+        let message =
+            "\(cause) in \(site); plugin \(plugin.name)@\(plugin.version) "
             + "(\(String(plugin.contentHash.prefix(16)))) is quarantined: drop a fixed build to replace it"
-        if host.quarantine(hash: plugin.contentHash, plugin: "\(plugin.name)@\(plugin.version)", cause: "\(cause) in \(site)") {
+        if host.quarantine(
+            hash: plugin.contentHash, plugin: "\(plugin.name)@\(plugin.version)", cause: "\(cause) in \(site)")
+        {
             metrics.quarantines.increment()
         }
         watcher.reload(plugin.file)
-        logger.error("plugin quarantined", metadata: ["plugin": "\(PluginHost.escaped(plugin.name))@\(PluginHost.escaped(plugin.version))",
-                                                      "cause": "\(PluginHost.escaped(cause)) in \(PluginHost.escaped(site))"])
-        return json(["error": message, "cause": cause, "plugin": plugin.name, "version": plugin.version,
-                     "in": site, "content_hash": plugin.contentHash], status: status)
+        logger.error(
+            "plugin quarantined",
+            metadata: [
+                "plugin": "\(PluginHost.escaped(plugin.name))@\(PluginHost.escaped(plugin.version))",
+                "cause": "\(PluginHost.escaped(cause)) in \(PluginHost.escaped(site))",
+            ])
+        return json(
+            [
+                "error": message, "cause": cause, "plugin": plugin.name, "version": plugin.version,
+                "in": site, "content_hash": plugin.contentHash,
+            ], status: status)
     }
 
     /// The plugin a marked call site belongs to: `… of plugin NAME@VERSION`, or the manifest function

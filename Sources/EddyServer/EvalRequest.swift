@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
 import EddyIO
 @_spi(Host) import EddyQuery
 import Foundation
 import Hummingbird
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// `POST /eval`: a JSON body naming a file under a `--data-dir`, or an uploaded CSV / JSON Lines body
 /// with options in the query string.
@@ -59,7 +60,9 @@ enum EvalRequest {
                 default: throw Refusal(.badRequest, "query parameter 'trace' must be 1/true or 0/false, got '\(value)'")
                 }
             default:
-                throw Refusal(.badRequest, "unknown query parameter '\(name)'; known: \(queryFields.sorted().joined(separator: ", "))")
+                throw Refusal(
+                    .badRequest,
+                    "unknown query parameter '\(name)'; known: \(queryFields.sorted().joined(separator: ", "))")
             }
         }
         return p
@@ -81,8 +84,11 @@ enum EvalRequest {
         for (name, value) in fields {
             let shown = escapedForDisplay(name.count > 64 ? String(name.prefix(64)) + "…" : name)
             guard seen.insert(name).inserted else {
-                throw Refusal(.badRequest, queryNames.contains(name) ? "field '\(shown)' is given in both the query string and the body"
-                                  : "field '\(shown)' is given twice")
+                throw Refusal(
+                    .badRequest,
+                    queryNames.contains(name)
+                        ? "field '\(shown)' is given in both the query string and the body"
+                        : "field '\(shown)' is given twice")
             }
             func string() throws(Refusal) -> String? {
                 switch value {
@@ -104,7 +110,8 @@ enum EvalRequest {
                 default: throw Refusal(.badRequest, "field 'trace' must be true or false, got \(value.typeName)")
                 }
             default:
-                throw Refusal(.badRequest, "unknown field '\(shown)'; known: " + queryFields.sorted().joined(separator: ", "))
+                throw Refusal(
+                    .badRequest, "unknown field '\(shown)'; known: " + queryFields.sorted().joined(separator: ", "))
             }
         }
         return p
@@ -113,20 +120,27 @@ enum EvalRequest {
     /// Resolves a requested path inside one of the data directories, or refuses it (403).
     static func resolve(_ path: String, dataDirectories: [String]) throws(Refusal) -> String {
         guard let first = dataDirectories.first else {
-            throw Refusal(.forbidden, "this server reads no files by path: start it with --data-dir DIR to allow files "
-                              + "under DIR, or upload the data as the request body")
+            throw Refusal(
+                .forbidden,
+                "this server reads no files by path: start it with --data-dir DIR to allow files "
+                    + "under DIR, or upload the data as the request body")
         }
-        guard !path.isEmpty, !path.contains("\0") else { throw Refusal(.badRequest, "field 'path' is empty or has a NUL") }
+        guard !path.isEmpty, !path.contains("\0") else {
+            throw Refusal(.badRequest, "field 'path' is empty or has a NUL")
+        }
         let absolute = path.hasPrefix("/") ? path : first + "/" + path
         guard let real = realPath(absolute) else {
             // Only a file inside a data directory is worth naming as missing.
             let inside = dataDirectories.contains { absolute.hasPrefix($0 == "/" ? "/" : $0 + "/") }
-            throw inside ? Refusal(.notFound, "\(escapedForDisplay(path)): no such file")
+            throw inside
+                ? Refusal(.notFound, "\(escapedForDisplay(path)): no such file")
                 : Refusal(.forbidden, "\(escapedForDisplay(path)) is not inside a --data-dir of this server")
         }
         guard dataDirectories.contains(where: { real.hasPrefix($0 == "/" ? "/" : $0 + "/") }) else {
-            throw Refusal(.forbidden, "\(escapedForDisplay(path)) is not inside a --data-dir of this server"
-                              + (real != absolute ? " (it resolves to a file outside)" : ""))
+            throw Refusal(
+                .forbidden,
+                "\(escapedForDisplay(path)) is not inside a --data-dir of this server"
+                    + (real != absolute ? " (it resolves to a file outside)" : ""))
         }
         // A FIFO or a device would block the evaluation's thread where no deadline can reach it.
         guard isRegularFile(real) else {
@@ -153,13 +167,17 @@ enum EvalRequest {
     }
 
     /// Parses, checks and resolves a request into a job (storing an uploaded body), or refuses it.
-    static func prepare(server: EddyServer, contentType: String, body: Data, query: Params,
-                        queryNames: Set<String>) throws(Refusal) -> Job {
+    static func prepare(
+        server: EddyServer, contentType: String, body: Data, query: Params,
+        queryNames: Set<String>
+    ) throws(Refusal) -> Job {
         var params = query
         var uploaded: String?
         if contentType.lowercased().hasPrefix("application/json") {
             params = try Self.params(fromJSON: body, over: query, queryNames: queryNames)
-            if let path = params.path { params.path = try resolve(path, dataDirectories: server.options.dataDirectories) }
+            if let path = params.path {
+                params.path = try resolve(path, dataDirectories: server.options.dataDirectories)
+            }
         } else if !body.isEmpty {
             guard params.path == nil else {
                 throw Refusal(.badRequest, "give a path or upload a body, not both")
@@ -179,16 +197,18 @@ enum EvalRequest {
             guard OutputFormat(rawValue: format) != nil else {
                 throw Refusal(.badRequest, "unknown format '\(escapedForDisplay(format))'; use json, csv or table")
             }
-            let kind = params.inputFormat
+            let kind =
+                params.inputFormat
                 ?? (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
             guard kind == "csv" || kind == "jsonl" else {
                 throw Refusal(.badRequest, "unknown input_format '\(escapedForDisplay(kind))'; use csv or jsonl")
             }
             let limits = server.options.expressionLimits
-            return Job(path: path, inputFormat: kind, format: format, where: params.where, select: params.select,
-                       trace: params.trace, uploaded: uploaded != nil, maxResultBytes: server.options.maxResultBytes,
-                       expressionMaxLength: limits.maxLength, expressionMaxDepth: limits.maxDepth,
-                       expressionMaxTerms: limits.maxTerms)
+            return Job(
+                path: path, inputFormat: kind, format: format, where: params.where, select: params.select,
+                trace: params.trace, uploaded: uploaded != nil, maxResultBytes: server.options.maxResultBytes,
+                expressionMaxLength: limits.maxLength, expressionMaxDepth: limits.maxDepth,
+                expressionMaxTerms: limits.maxTerms)
         } catch {
             if let uploaded { unlink(uploaded) }
             throw error
@@ -204,23 +224,31 @@ enum EvalRequest {
         let context = session.makeContext(trace: trace)
         var response: [String: Any] = [
             "fingerprint": context.snapshot.fingerprint, "generation": context.snapshot.generation,
-            "plugins": context.snapshot.plugins.map { ["name": $0.name, "version": $0.version, "content_hash": $0.contentHash] },
+            "plugins": context.snapshot.plugins.map {
+                ["name": $0.name, "version": $0.version, "content_hash": $0.contentHash]
+            },
         ]
         let limit = job.maxResultBytes
         var text = ""
         var tooLarge = false
         do {
-            let reader: any TableReader = job.inputFormat == "jsonl" ? try JSONLinesReader(path: job.path)
+            let reader: any TableReader =
+                job.inputFormat == "jsonl"
+                ? try JSONLinesReader(path: job.path)
                 : try CSVReader(path: job.path)
-            let limits = Parser.Limits(maxLength: job.expressionMaxLength, maxDepth: job.expressionMaxDepth,
-                                       maxTerms: job.expressionMaxTerms)
-            let evaluation = try Evaluation(reader: reader, whereText: job.where, selectText: job.select,
-                                            context: context, compressor: Compressor(hooks: context.snapshot.compressorHooks),
-                                            limits: limits)
+            let limits = Parser.Limits(
+                maxLength: job.expressionMaxLength, maxDepth: job.expressionMaxDepth,
+                maxTerms: job.expressionMaxTerms)
+            let evaluation = try Evaluation(
+                reader: reader, whereText: job.where, selectText: job.select,
+                context: context, compressor: Compressor(hooks: context.snapshot.compressorHooks),
+                limits: limits)
             evaluation.shouldStop = {
                 if tooLarge {
-                    return EvaluationStopped(.resultTooLarge, "the result is larger than \(limit) bytes (--max-result-bytes); "
-                                                 + "narrow it with where/select or aggregate")
+                    return EvaluationStopped(
+                        .resultTooLarge,
+                        "the result is larger than \(limit) bytes (--max-result-bytes); "
+                            + "narrow it with where/select or aggregate")
                 }
                 return stop()
             }
@@ -240,18 +268,22 @@ enum EvalRequest {
             response["rows_selected"] = evaluation.rowsSelected
             if let trace {
                 response["trace"] = trace.events.map {
-                    ["step": $0.step.rawValue, "encoding": $0.encoding, "name": $0.name, "owner": $0.owner.description,
-                     "depth": $0.depth] as [String: Any]
+                    [
+                        "step": $0.step.rawValue, "encoding": $0.encoding, "name": $0.name,
+                        "owner": $0.owner.description,
+                        "depth": $0.depth,
+                    ] as [String: Any]
                 }
             }
             return (.ok, response)
         } catch let e as EvaluationStopped {
             response["error"] = e.description
-            let status: HTTPResponse.Status = switch e.cause {
-            case .deadline: .gatewayTimeout
-            case .cancelled: .init(code: 499, reasonPhrase: "Client Closed Request")
-            case .resultTooLarge: .contentTooLarge
-            }
+            let status: HTTPResponse.Status =
+                switch e.cause {
+                case .deadline: .gatewayTimeout
+                case .cancelled: .init(code: 499, reasonPhrase: "Client Closed Request")
+                case .resultTooLarge: .contentTooLarge
+                }
             return (status, response)
         } catch let e as QueryError {
             response["error"] = e.description
@@ -283,8 +315,11 @@ final class UploadDirectory: Sendable {
     init() throws {
         let tmp = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "/tmp"
         var template = Array("\(tmp)/eddy-uploads-XXXXXX".utf8CString)
-        guard let made = template.withUnsafeMutableBufferPointer({ buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }) else {
-            throw ServerSetupError("cannot create a private upload directory under \(tmp): \(String(cString: strerror(errno)))")
+        guard
+            let made = template.withUnsafeMutableBufferPointer({ buffer in buffer.baseAddress.flatMap { mkdtemp($0) } })
+        else {
+            throw ServerSetupError(
+                "cannot create a private upload directory under \(tmp): \(String(cString: strerror(errno)))")
         }
         path = String(cString: made)
     }
@@ -316,7 +351,9 @@ final class UploadDirectory: Sendable {
     func remove() {
         if let dir = opendir(path) {
             while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                    String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                }
                 if name != "." && name != ".." { unlink(path + "/" + name) }
             }
             closedir(dir)

@@ -28,25 +28,32 @@ struct RequestGuard<Context: RequestContext>: RouterMiddleware {
         }
         let host = Self.hostPart(authority)
         guard isAllowed(host) else {
-            return Self.refuse(.misdirectedRequest,
-                               "Host '\(escapedForDisplay(authority))' is not served here: use localhost or 127.0.0.1, "
-                                   + "or start the server with --hostname or --allowed-host \(escapedForDisplay(host)) "
-                                   + "(a guard against DNS rebinding)")
+            return Self.refuse(
+                .misdirectedRequest,
+                "Host '\(escapedForDisplay(authority))' is not served here: use localhost or 127.0.0.1, "
+                    + "or start the server with --hostname or --allowed-host \(escapedForDisplay(host)) "
+                    + "(a guard against DNS rebinding)")
         }
         if let origin = request.headers[.origin] {
             guard let host = Self.originHost(origin), isAllowed(host) else {
-                return Self.refuse(.forbidden, "requests from origin '\(escapedForDisplay(origin))' are refused (cross-origin)")
+                return Self.refuse(
+                    .forbidden, "requests from origin '\(escapedForDisplay(origin))' are refused (cross-origin)")
             }
         }
-        if let name = HTTPField.Name("Sec-Fetch-Site"), let site = request.headers[name], site.lowercased() == "cross-site" {
+        if let name = HTTPField.Name("Sec-Fetch-Site"), let site = request.headers[name],
+            site.lowercased() == "cross-site"
+        {
             return Self.refuse(.forbidden, "cross-site requests are refused")
         }
         if let token = options.token, request.uri.path != "/health" {
             let given = request.headers[.authorization] ?? ""
             let expected = "Bearer " + token
             guard Self.constantTimeEqual(given, expected) else {
-                var r = Self.refuse(.unauthorized, given.isEmpty ? "this server needs a bearer token (Authorization: Bearer …)"
-                                        : "wrong bearer token")
+                var r = Self.refuse(
+                    .unauthorized,
+                    given.isEmpty
+                        ? "this server needs a bearer token (Authorization: Bearer …)"
+                        : "wrong bearer token")
                 r.headers[.wwwAuthenticate] = "Bearer"
                 return r
             }
@@ -73,7 +80,8 @@ struct RequestGuard<Context: RequestContext>: RouterMiddleware {
     static func originHost(_ origin: String) -> String? {
         guard let range = origin.range(of: "://") else { return nil }
         let rest = origin[range.upperBound...]
-        let authority = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        let authority =
+            rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
         guard !authority.isEmpty, !authority.contains("@") else { return nil }
         return hostPart(authority)
     }

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import EddyIO
 @_spi(Host) public import EddyQuery
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What `eddy serve` lets a request do: where it may read files, who may call it, and how much of
 /// the machine one request may take. Every limit has a flag on `eddy serve`.
@@ -44,9 +45,11 @@ public struct ServerOptions: Sendable {
             return true
         }
         let parts = h.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { p in
-            !p.isEmpty && p.count <= 3 && p.allSatisfy(\.isASCII) && p.allSatisfy(\.isNumber) && (Int(p) ?? 256) < 256
-        }
+        return parts.count == 4 && parts[0] == "127"
+            && parts.allSatisfy { p in
+                !p.isEmpty && p.count <= 3 && p.allSatisfy(\.isASCII) && p.allSatisfy(\.isNumber)
+                    && (Int(p) ?? 256) < 256
+            }
     }
 
     /// Resolves `--data-dir` arguments to real directory paths.
@@ -86,7 +89,6 @@ public struct ServerSetupError: Error, CustomStringConvertible {
 }
 
 func isRegularFile(_ path: String) -> Bool { FileKind.of(path) == .regular }
-
 
 extension String {
     var trimmingWhitespace: String {

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CEddyHost
-@_spi(Host) import EddyHost
 import Dispatch
+@_spi(Host) import EddyHost
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The worker processes of a supervising `eddy serve`: each is a fresh `eddy worker` (posix_spawn,
 /// never a fork of this threaded process) connected by a socket pair, with a page of shared memory
@@ -55,10 +56,13 @@ final class WorkerPool: Sendable {
 
     func spawn() throws -> Worker {
         var fds: [Int32] = [-1, -1]
-        guard eddy_socketpair(&fds) == 0 else { throw SpawnFailure(description: "socketpair: \(String(cString: strerror(errno)))") }
+        guard eddy_socketpair(&fds) == 0 else {
+            throw SpawnFailure(description: "socketpair: \(String(cString: strerror(errno)))")
+        }
         let pageFD = eddy_memfd("eddy-worker-blame", Self.pageSize)
         guard pageFD >= 0, let page = mmap(nil, Self.pageSize, PROT_READ | PROT_WRITE, MAP_SHARED, pageFD, 0),
-              page != MAP_FAILED else {
+            page != MAP_FAILED
+        else {
             close(fds[0]); close(fds[1])
             if pageFD >= 0 { close(pageFD) }
             throw SpawnFailure(description: "shared page: \(String(cString: strerror(errno)))")
@@ -67,10 +71,14 @@ final class WorkerPool: Sendable {
         // server's (a crash line lands in the server's log).
         let pid: pid_t
         do {
-            pid = try ChildProcess.spawn(executable, arguments + ["--socket-fd", "3", "--blame-fd", "4",
-                                                                  "--blame-size", String(Self.pageSize),
-                                                                  "--parent", String(getpid())],
-                                         descriptors: [(fds[1], 3), (pageFD, 4)], newProcessGroup: true)
+            pid = try ChildProcess.spawn(
+                executable,
+                arguments + [
+                    "--socket-fd", "3", "--blame-fd", "4",
+                    "--blame-size", String(Self.pageSize),
+                    "--parent", String(getpid()),
+                ],
+                descriptors: [(fds[1], 3), (pageFD, 4)], newProcessGroup: true)
             close(fds[1])
         } catch {
             close(fds[0]); close(fds[1]); munmap(page, Self.pageSize); close(pageFD)
@@ -83,8 +91,9 @@ final class WorkerPool: Sendable {
     /// most its size, control characters dropped.
     func site(_ w: Worker) -> String? {
         let bytes = UnsafeRawBufferPointer(start: w.page, count: Self.pageSize - 1)
-        let text = String(decoding: bytes.prefix { $0 != 0 }.map { $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: "?") : $0 },
-                          as: UTF8.self)
+        let text = String(
+            decoding: bytes.prefix { $0 != 0 }.map { $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: "?") : $0 },
+            as: UTF8.self)
         return text.isEmpty ? nil : text
     }
 
@@ -140,21 +149,29 @@ final class WorkerPool: Sendable {
                 case .tooLarge:
                     let site = site(w)
                     _ = killAndReap(w)
-                    return replace(w, outcome: .protocolViolation("a reply larger than \(maxReplyBytes) bytes", site: site))
+                    return replace(
+                        w, outcome: .protocolViolation("a reply larger than \(maxReplyBytes) bytes", site: site))
                 case .done(let reply):
                     // Exactly one reply, for this request: anything else is plugin code on the socket.
                     var extra = pollfd(fd: w.socket, events: Int16(POLLIN), revents: 0)
                     let status = reply.count >= 10 ? Int(reply[8]) | Int(reply[9]) << 8 : 0
-                    let echoed = reply.count >= 10 ? reply[0..<8].enumerated().reduce(UInt64(0)) {
-                        $0 | UInt64($1.element) << (8 * UInt64($1.offset)) } : 0
+                    let echoed =
+                        reply.count >= 10
+                        ? reply[0..<8].enumerated().reduce(UInt64(0)) {
+                            $0 | UInt64($1.element) << (8 * UInt64($1.offset))
+                        } : 0
                     if echoed != id || !(200...599).contains(status) || poll(&extra, 1, 0) > 0 {
                         // The worker's own code writes only when no plugin code runs: a mark on the
                         // page now names who wrote.
                         let site = site(w)
                         _ = killAndReap(w)
-                        return replace(w, outcome: .protocolViolation(
-                            echoed != id ? "a reply to another request" : !(200...599).contains(status)
-                                ? "status \(status)" : "bytes after its reply", site: site))
+                        return replace(
+                            w,
+                            outcome: .protocolViolation(
+                                echoed != id
+                                    ? "a reply to another request"
+                                    : !(200...599).contains(status)
+                                        ? "status \(status)" : "bytes after its reply", site: site))
                     }
                     idle.withLock { $0.append(w) }
                     return .reply(status: status, body: Array(reply[10...]))

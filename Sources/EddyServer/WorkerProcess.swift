@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
 import Foundation
 import HTTPTypes
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The body of an `eddy worker` process: loads the plugin set the supervisor names (verified
 /// private copies, never the drop directory), evaluates one request at a time, and marks every
@@ -20,8 +21,10 @@ public enum WorkerProcess {
         public var memoryLimit: Int
         public var maxPluginBytes: Int
 
-        public init(socket: Int32, blamePage: Int32, blamePageSize: Int, parent: Int32?, memoryLimit: Int,
-                    maxPluginBytes: Int) {
+        public init(
+            socket: Int32, blamePage: Int32, blamePageSize: Int, parent: Int32?, memoryLimit: Int,
+            maxPluginBytes: Int
+        ) {
             self.socket = socket
             self.blamePage = blamePage
             self.blamePageSize = blamePageSize
@@ -40,7 +43,8 @@ public enum WorkerProcess {
             setrlimit(Int32(RLIMIT_AS.rawValue), &limit)
         }
         if let page = mmap(nil, config.blamePageSize, PROT_READ | PROT_WRITE, MAP_SHARED, config.blamePage, 0),
-           page != MAP_FAILED {
+            page != MAP_FAILED
+        {
             PluginCallSite.mirror(to: page, size: config.blamePageSize)
         }
         // Plugin code should not find these by number: the page needs no descriptor once mapped, and
@@ -53,8 +57,9 @@ public enum WorkerProcess {
             socket = moved
         }
         let session = Session()
-        let host = PluginHost(session: session, probe: nil,
-                              policy: PluginLoadPolicy(maxFileBytes: config.maxPluginBytes, registrationTimeout: 86_400))
+        let host = PluginHost(
+            session: session, probe: nil,
+            policy: PluginLoadPolicy(maxFileBytes: config.maxPluginBytes, registrationTimeout: 86_400))
         while true {
             let frame: [UInt8]
             do {
@@ -91,11 +96,15 @@ public enum WorkerProcess {
         case .kernels:
             let snapshot = session.kernels.snapshot
             let keys = snapshot.entries.map { e -> [String: Any] in
-                ["parent": e.parent.name, "child": e.child.name,
-                 "kernels": e.kernels.map { ["name": $0.name, "owner": $0.owner.description] },
-                 "rules": e.rules.map { ["name": $0.name, "owner": $0.owner.description] }]
+                [
+                    "parent": e.parent.name, "child": e.child.name,
+                    "kernels": e.kernels.map { ["name": $0.name, "owner": $0.owner.description] },
+                    "rules": e.rules.map { ["name": $0.name, "owner": $0.owner.description] },
+                ]
             }
-            return (200, encode(["generation": snapshot.generation, "fingerprint": snapshot.fingerprint, "keys": keys]))
+            return (
+                200, encode(["generation": snapshot.generation, "fingerprint": snapshot.fingerprint, "keys": keys])
+            )
         case .eval:
             guard let job = request.job else { return (500, encode(["error": "worker: eval without a job"])) }
             let (status, object) = EvalRequest.evaluate(job, session: session, stop: { nil })
@@ -115,7 +124,8 @@ public enum WorkerProcess {
             if loaded[plugin.name] != nil { host.unload(pluginNamed: plugin.name) }
             let row = host.load(plugin.copy)
             guard row.status == .loaded || row.status == .replaced,
-                  host.plugins.first(where: { $0.name == plugin.name })?.contentHash == plugin.hash else {
+                host.plugins.first(where: { $0.name == plugin.name })?.contentHash == plugin.hash
+            else {
                 return "worker could not load plugin \(plugin.name)@\(plugin.version): \(row.reason)"
             }
         }

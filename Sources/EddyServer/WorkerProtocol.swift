@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The framed protocol between `eddy serve` (the supervisor) and its `eddy worker` processes, over a
 /// Unix stream socket: every message is a 4-byte little-endian length and that many bytes.
@@ -70,9 +71,10 @@ struct WorkerRequest: Sendable {
             let whereText = try r.optional(), select = try r.optional()
             let trace = try r.u8() == 1, uploaded = try r.u8() == 1
             let limits = try (0..<4).map { _ in Int(clamping: try r.u64()) }
-            job = EvalRequest.Job(path: path, inputFormat: inputFormat, format: format, where: whereText, select: select,
-                                  trace: trace, uploaded: uploaded, maxResultBytes: limits[0],
-                                  expressionMaxLength: limits[1], expressionMaxDepth: limits[2], expressionMaxTerms: limits[3])
+            job = EvalRequest.Job(
+                path: path, inputFormat: inputFormat, format: format, where: whereText, select: select,
+                trace: trace, uploaded: uploaded, maxResultBytes: limits[0],
+                expressionMaxLength: limits[1], expressionMaxDepth: limits[2], expressionMaxTerms: limits[3])
         } else {
             job = nil
         }

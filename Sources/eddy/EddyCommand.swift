@@ -1,15 +1,18 @@
 import ArgumentParser
 @_spi(Host) import EddyHost
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct EddyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eddy",
         abstract: "Eddy: a compressed-array compute engine with hot-pluggable kernels.",
-        subcommands: [EvalCommand.self, PluginsCommand.self, KernelsCommand.self, ServeCommand.self, KeygenCommand.self,
-                      SignCommand.self, VerifyCommand.self, NewPluginCommand.self, ProbePluginCommand.self, WorkerCommand.self]
+        subcommands: [
+            EvalCommand.self, PluginsCommand.self, KernelsCommand.self, ServeCommand.self, KeygenCommand.self,
+            SignCommand.self, VerifyCommand.self, NewPluginCommand.self, ProbePluginCommand.self, WorkerCommand.self,
+        ]
     )
 }
 
@@ -19,8 +22,9 @@ struct EddyCommand: AsyncParsableCommand {
 @main
 enum EddyMain {
     static func main() async {
-        PluginProbe.installCrashReport(hint: "to run without it, remove that plugin's file from the plugin directory "
-                                           + "(eddy plugins lists the files)")
+        PluginProbe.installCrashReport(
+            hint: "to run without it, remove that plugin's file from the plugin directory "
+                + "(eddy plugins lists the files)")
         do {
             var command = try EddyCommand.parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -1,10 +1,11 @@
 import ArgumentParser
 @_spi(Host) import Eddy
+@_spi(Host) import EddyHost
 import EddyIO
 @_spi(Host) import EddyQuery
-@_spi(Host) import EddyHost
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct EvalCommand: ParsableCommand {
@@ -49,8 +50,9 @@ struct EvalCommand: ParsableCommand {
     var file: String
 
     // Values are taken as they are, even when they start with '-' ("-price > -10").
-    @Option(name: .customLong("where"), parsing: .unconditional,
-            help: "A bool expression: rows where it is true are kept.")
+    @Option(
+        name: .customLong("where"), parsing: .unconditional,
+        help: "A bool expression: rows where it is true are kept.")
     var predicate: String?
 
     @Option(parsing: .unconditional, help: "Comma-separated expressions to output (default: every column).")
@@ -80,7 +82,9 @@ struct EvalCommand: ParsableCommand {
         guard maxRecordBytes > 0, maxRecordBytes <= 1 << 30 else {
             throw ValidationError("--max-record-bytes must be between 1 and \(1 << 30)")
         }
-        guard batchRows > 0, batchRows <= 1 << 24 else { throw ValidationError("--batch-rows must be between 1 and \(1 << 24)") }
+        guard batchRows > 0, batchRows <= 1 << 24 else {
+            throw ValidationError("--batch-rows must be between 1 and \(1 << 24)")
+        }
     }
 
     @Flag(help: ArgumentHelp("Print the peak resident memory to stderr at the end.", visibility: .hidden))
@@ -94,12 +98,14 @@ struct EvalCommand: ParsableCommand {
         let (host, _) = try plugins.load(into: session)
         do {
             let overrides = try schema.map(Schema.parseOverrides) ?? [:]
-            let reader = try openReader(file, format: inputFormat, overrides: overrides, batchRows: batchRows,
-                                        limits: ReadLimits(maxRecordBytes: maxRecordBytes))
+            let reader = try openReader(
+                file, format: inputFormat, overrides: overrides, batchRows: batchRows,
+                limits: ReadLimits(maxRecordBytes: maxRecordBytes))
             let trace = explain ? ExecutionTrace() : nil
             let context = session.makeContext(trace: trace)
-            let evaluation = try Evaluation(reader: reader, whereText: predicate, selectText: select,
-                                            context: context, compressor: Compressor(hooks: context.snapshot.compressorHooks))
+            let evaluation = try Evaluation(
+                reader: reader, whereText: predicate, selectText: select,
+                context: context, compressor: Compressor(hooks: context.snapshot.compressorHooks))
             if isatty(STDERR_FILENO) != 0 {
                 evaluation.progress = { line in Stderr.write("\r\u{1B}[K" + line) }
             }
@@ -128,29 +134,39 @@ struct EvalCommand: ParsableCommand {
     }
 }
 
-func openReader(_ path: String, format: String?, overrides: [String: DType], batchRows: Int,
-                limits: ReadLimits) throws -> any TableReader {
-    let kind = format ?? (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
+func openReader(
+    _ path: String, format: String?, overrides: [String: DType], batchRows: Int,
+    limits: ReadLimits
+) throws -> any TableReader {
+    let kind =
+        format ?? (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
     switch kind {
     case "csv": return try CSVReader(path: path, overrides: overrides, batchRows: batchRows, limits: limits)
-    case "jsonl", "json": return try JSONLinesReader(path: path, overrides: overrides, batchRows: batchRows, limits: limits)
+    case "jsonl", "json":
+        return try JSONLinesReader(path: path, overrides: overrides, batchRows: batchRows, limits: limits)
     default:
-        throw IOError(file: path, line: 0, column: 0, message: "unknown input format '\(escapedForDisplay(kind))'; use csv or jsonl")
+        throw IOError(
+            file: path, line: 0, column: 0,
+            message: "unknown input format '\(escapedForDisplay(kind))'; use csv or jsonl")
     }
 }
 
 func explainText(_ e: Evaluation, plugins: [LoadedPlugin]) -> String {
-    var s = "== input columns (first batch), \(e.rowsRead) rows, \(e.canonicalBytes) bytes plain → \(e.compressedBytes) bytes encoded"
+    var s =
+        "== input columns (first batch), \(e.rowsRead) rows, \(e.canonicalBytes) bytes plain → \(e.compressedBytes) bytes encoded"
     if e.compressedBytes > 0 {
         s += " (ratio \(Double(e.canonicalBytes * 100 / Swift.max(e.compressedBytes, 1)) / 100))"
     }
     s += "\n"
-    for (name, tree) in e.inputTrees { s += "\(name):\n" + tree.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n" }
+    for (name, tree) in e.inputTrees {
+        s += "\(name):\n" + tree.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
+    }
     s += "== plan (first batch)\n"
     for (label, tree) in e.planTrees {
         s += "\(label):\n" + tree.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
     }
-    s += "== context: snapshot generation \(e.context.snapshot.generation); plugin set: \(e.context.snapshot.fingerprint)\n"
+    s +=
+        "== context: snapshot generation \(e.context.snapshot.generation); plugin set: \(e.context.snapshot.fingerprint)\n"
     if let trace = e.trace {
         let events = trace.events
         s += "== execution trace (\(events.count) steps)\n"

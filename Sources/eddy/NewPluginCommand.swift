@@ -2,8 +2,9 @@ import ArgumentParser
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
 import EddyIO
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `eddy new-plugin NAME`: a standalone plugin package that builds, passes the conformance kit and
@@ -25,23 +26,29 @@ struct NewPluginCommand: ParsableCommand {
     @Option(help: "The directory to create the package in (the package is PATH/NAME).")
     var path = "."
 
-    @Option(help: "The plugin-sdk package to build against (default: the plugin-sdk of the checkout that built this eddy).")
+    @Option(
+        help: "The plugin-sdk package to build against (default: the plugin-sdk of the checkout that built this eddy).")
     var sdk: String?
 
     func run() throws {
         guard let first = name.unicodeScalars.first, first.isASCII, first.properties.isAlphabetic, name.count <= 64,
-              name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_") })
+            name.unicodeScalars.allSatisfy({
+                $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_")
+            })
         else {
-            throw ValidationError("plugin name '\(PluginHost.escaped(name))': expected a letter, then letters, digits, "
-                                  + "'-' or '_' (at most 64 characters)")
+            throw ValidationError(
+                "plugin name '\(PluginHost.escaped(name))': expected a letter, then letters, digits, "
+                    + "'-' or '_' (at most 64 characters)")
         }
         guard let sdkPath = sdk ?? PluginHost.sdkCheckout else {
             throw ValidationError("the plugin-sdk of the checkout that built this eddy is gone; pass --sdk PATH")
         }
-        guard let sdkReal = realPath(sdkPath), isFile(sdkReal + "/Package.swift"), isFile(sdkReal + "/Sources/Eddy/Plugin/PluginABI.swift")
+        guard let sdkReal = realPath(sdkPath), isFile(sdkReal + "/Package.swift"),
+            isFile(sdkReal + "/Sources/Eddy/Plugin/PluginABI.swift")
         else {
-            throw ValidationError("--sdk \(PluginHost.escaped(sdkPath)): not the Eddy plugin-sdk package "
-                                  + "(expected Package.swift and Sources/Eddy there)")
+            throw ValidationError(
+                "--sdk \(PluginHost.escaped(sdkPath)): not the Eddy plugin-sdk package "
+                    + "(expected Package.swift and Sources/Eddy there)")
         }
         let module = Self.moduleName(name)
         guard let parent = realPath(path) else {
@@ -49,8 +56,10 @@ struct NewPluginCommand: ParsableCommand {
         }
         let root = parent + "/" + name
         if mkdir(root, 0o755) != 0 {
-            throw ValidationError("cannot create \(PluginHost.escaped(root)): "
-                                  + (errno == EEXIST ? "it already exists (pick another name or --path)" : String(cString: strerror(errno))))
+            throw ValidationError(
+                "cannot create \(PluginHost.escaped(root)): "
+                    + (errno == EEXIST
+                        ? "it already exists (pick another name or --path)" : String(cString: strerror(errno))))
         }
         let files = Self.files(name: name, module: module, sdk: sdkReal)
         for (relative, text) in files {
@@ -58,14 +67,18 @@ struct NewPluginCommand: ParsableCommand {
             for part in relative.split(separator: "/").dropLast() {
                 dir += "/" + part
                 if mkdir(dir, 0o755) != 0 && errno != EEXIST {
-                    throw ValidationError("cannot create \(PluginHost.escaped(dir)): \(String(cString: strerror(errno)))")
+                    throw ValidationError(
+                        "cannot create \(PluginHost.escaped(dir)): \(String(cString: strerror(errno)))")
                 }
             }
             try write(root + "/" + relative, text)
         }
-        print("created \(PluginHost.escaped(root)) (plugin \(name), module \(module), SDK \(PluginHost.escaped(sdkReal)))")
+        print(
+            "created \(PluginHost.escaped(root)) (plugin \(name), module \(module), SDK \(PluginHost.escaped(sdkReal)))"
+        )
         for (relative, _) in files { print("  " + relative) }
-        print("""
+        print(
+            """
 
             next:
               cd \(PluginHost.escaped(root))
@@ -81,26 +94,33 @@ struct NewPluginCommand: ParsableCommand {
 
     private func write(_ path: String, _ text: String) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ValidationError("cannot create \(PluginHost.escaped(path)): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw ValidationError("cannot create \(PluginHost.escaped(path)): \(String(cString: strerror(errno)))")
+        }
         defer { close(fd) }
         let bytes = Array(text.utf8)
         var done = 0
         while done < bytes.count {
             let n = bytes[done...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw ValidationError("cannot write \(PluginHost.escaped(path)): \(String(cString: strerror(errno)))") }
+            guard n > 0 else {
+                throw ValidationError("cannot write \(PluginHost.escaped(path)): \(String(cString: strerror(errno)))")
+            }
             done += n
         }
     }
 
     /// `my-like_plugin` → `MyLikePlugin`.
     static func moduleName(_ name: String) -> String {
-        name.split(whereSeparator: { $0 == "-" || $0 == "_" }).map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
+        name.split(whereSeparator: { $0 == "-" || $0 == "_" }).map { $0.prefix(1).uppercased() + $0.dropFirst() }
+            .joined()
     }
 
     static func files(name: String, module: String, sdk: String) -> [(String, String)] {
         [
-            ("Package.swift", """
+            (
+                "Package.swift",
+                """
                 // swift-tools-version: 6.1
                 import PackageDescription
 
@@ -121,8 +141,11 @@ struct NewPluginCommand: ParsableCommand {
                     swiftLanguageModes: [.v6]
                 )
 
-                """),
-            ("Sources/\(module)/\(module).swift", """
+                """
+            ),
+            (
+                "Sources/\(module)/\(module).swift",
+                """
                 import Eddy
 
                 /// `count(column)` over a run-end encoded column without expanding it: each run adds the part
@@ -153,8 +176,11 @@ struct NewPluginCommand: ParsableCommand {
                     }
                 }
 
-                """),
-            ("Sources/\(module)Entry/Entry.swift", """
+                """
+            ),
+            (
+                "Sources/\(module)Entry/Entry.swift",
+                """
                 import Eddy
                 import \(module)
 
@@ -164,8 +190,11 @@ struct NewPluginCommand: ParsableCommand {
                     pluginEntry(\(module).self, request, argument)
                 }
 
-                """),
-            ("Tests/\(module)Tests/\(module)Tests.swift", """
+                """
+            ),
+            (
+                "Tests/\(module)Tests/\(module)Tests.swift",
+                """
                 import EddyTesting
                 import Testing
                 import \(module)
@@ -178,8 +207,11 @@ struct NewPluginCommand: ParsableCommand {
                     #expect(report.passed, "\\(report)")
                 }
 
-                """),
-            ("README.md", """
+                """
+            ),
+            (
+                "README.md",
+                """
                 # \(name)
 
                 An Eddy kernel plugin: `count(column)` over run-end encoded columns, one step per run.
@@ -197,7 +229,8 @@ struct NewPluginCommand: ParsableCommand {
                 The kernel is in `Sources/\(module)`; the entry symbol in `Sources/\(module)Entry` is one line and
                 rarely changes. The SDK's guide ("Writing a kernel plugin") is in the plugin-sdk's DocC catalog.
 
-                """),
+                """
+            ),
             (".gitignore", ".build/\n.swiftpm/\nPackage.resolved\n"),
         ]
     }

@@ -1,22 +1,25 @@
 import ArgumentParser
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `--plugin-dir` and the plugin trust flags, shared by the commands that load plugins.
 struct PluginOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "Directory of plugin .so files (default: $EDDY_PLUGIN_DIR, else ./plugins).", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "Directory of plugin .so files (default: $EDDY_PLUGIN_DIR, else ./plugins).", valueName: "dir"))
     var pluginDir: String?
 
     @Flag(help: "Load new plugins directly, without first loading each in a child process.")
     var noProbe = false
 
-    @Option(help: ArgumentHelp(
-        "Seconds a plugin may take to load and register (in the probe process, and again in the host) before it is refused.",
-        valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Seconds a plugin may take to load and register (in the probe process, and again in the host) before it is refused.",
+            valueName: "seconds"))
     var probeTimeout: Double = 10
 
     @Flag(help: "Load from a plugin directory or files that others can write (or another user owns), with a warning.")
@@ -25,8 +28,10 @@ struct PluginOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Refuse plugin files larger than this many bytes.", valueName: "bytes"))
     var maxPluginBytes: Int = 256 << 20
 
-    @Option(help: ArgumentHelp("A directory of public keys (NAME.pub, from eddy keygen) whose signatures are trusted.",
-                               valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "A directory of public keys (NAME.pub, from eddy keygen) whose signatures are trusted.",
+            valueName: "dir"))
     var trustedKeys: String?
 
     @Flag(help: "Load only plugins signed by a key in --trusted-keys.")
@@ -36,8 +41,11 @@ struct PluginOptions: ParsableArguments {
 
     /// The child gets the same size cap, so it refuses nothing the host would load.
     var probe: PluginProbe? {
-        noProbe ? nil : PluginProbe.selfExecutable(timeout: probeTimeout,
-                                                   extraArguments: ["--max-plugin-bytes", String(maxPluginBytes)])
+        noProbe
+            ? nil
+            : PluginProbe.selfExecutable(
+                timeout: probeTimeout,
+                extraArguments: ["--max-plugin-bytes", String(maxPluginBytes)])
     }
 
     /// - Throws: ``ValidationError`` for a key directory that cannot be read.
@@ -48,8 +56,9 @@ struct PluginOptions: ParsableArguments {
         } catch {
             throw ValidationError("\(error)")
         }
-        return PluginLoadPolicy(maxFileBytes: maxPluginBytes, allowInsecureDirectory: allowInsecureDir,
-                                registrationTimeout: probeTimeout, trustedKeys: keys, requireSigned: requireSigned)
+        return PluginLoadPolicy(
+            maxFileBytes: maxPluginBytes, allowInsecureDirectory: allowInsecureDir,
+            registrationTimeout: probeTimeout, trustedKeys: keys, requireSigned: requireSigned)
     }
 
     func validate() throws {
@@ -75,13 +84,16 @@ struct PluginOptions: ParsableArguments {
         let host = try makeHost(session: session)
         var st = stat()
         guard stat(directory, &st) == 0 else {
-            if explicit { Stderr.write("eddy: warning: plugin directory \(PluginHost.escaped(directory)) does not exist\n") }
+            if explicit {
+                Stderr.write("eddy: warning: plugin directory \(PluginHost.escaped(directory)) does not exist\n")
+            }
             return (host, [])
         }
         let rows = host.scan(directory)
         if !quiet {
             for r in rows where r.status == .rejected {
-                Stderr.write("eddy: warning: plugin \(PluginHost.escaped(r.file)) rejected: \(PluginHost.escaped(r.reason))\n")
+                Stderr.write(
+                    "eddy: warning: plugin \(PluginHost.escaped(r.file)) rejected: \(PluginHost.escaped(r.reason))\n")
             }
             for r in rows where r.status != .rejected && r.reason.contains("warning: ") {
                 Stderr.write("eddy: warning: plugin \(PluginHost.escaped(r.file)): \(PluginHost.escaped(r.reason))\n")

@@ -19,8 +19,9 @@ struct PluginsCommand: ParsableCommand {
         let session = Session()
         let (host, rows) = try plugins.load(into: session, quiet: true)
         if json {
-            print("{\"directory\": \(PluginReportRow.jsonString(plugins.directory)), \"snapshot_generation\": \(session.kernels.generation), "
-                  + "\"retained_images\": \(host.retainedImages), \"files\": [")
+            print(
+                "{\"directory\": \(PluginReportRow.jsonString(plugins.directory)), \"snapshot_generation\": \(session.kernels.generation), "
+                    + "\"retained_images\": \(host.retainedImages), \"files\": [")
             print(rows.map { "  " + $0.json }.joined(separator: ",\n"))
             print("]}")
             try exitStatus(rows)
@@ -34,11 +35,15 @@ struct PluginsCommand: ParsableCommand {
         let header = ["file", "status", "plugin", "version", "kernels", "load ms", "detail"]
         let table = rows.map { r in
             // Names and reasons come from the directory and the plugins: escaped, one line per file.
-            [PluginHost.escaped(PluginHost.baseName(r.file)) + (r.linkTarget.isEmpty ? "" : " -> " + PluginHost.escaped(r.linkTarget)),
-             r.status.rawValue, PluginHost.escaped(r.plugin), PluginHost.escaped(r.version),
-             r.kernels > 0 ? String(r.kernels) : "", String((r.loadMilliseconds * 10).rounded() / 10),
-             PluginHost.escaped([r.reason, r.signer.isEmpty ? "" : "signed by " + r.signer]
-                                    .filter { !$0.isEmpty }.joined(separator: "; "))]
+            [
+                PluginHost.escaped(PluginHost.baseName(r.file))
+                    + (r.linkTarget.isEmpty ? "" : " -> " + PluginHost.escaped(r.linkTarget)),
+                r.status.rawValue, PluginHost.escaped(r.plugin), PluginHost.escaped(r.version),
+                r.kernels > 0 ? String(r.kernels) : "", String((r.loadMilliseconds * 10).rounded() / 10),
+                PluginHost.escaped(
+                    [r.reason, r.signer.isEmpty ? "" : "signed by " + r.signer]
+                        .filter { !$0.isEmpty }.joined(separator: "; ")),
+            ]
         }
         var widths = header.map(\.count)
         for r in table { for (k, c) in r.enumerated() { widths[k] = max(widths[k], c.count) } }
@@ -50,11 +55,13 @@ struct PluginsCommand: ParsableCommand {
         print(line(header))
         for r in table { print(line(r)) }
         let loaded = rows.filter { $0.status == .loaded || $0.status == .replaced }.count
-        print("\(loaded) loaded, \(rows.filter { $0.status == .skipped }.count) skipped, "
-              + "\(rows.filter { $0.status == .rejected }.count) rejected"
-              + (rows.contains { $0.status == .quarantined } ? ", \(rows.filter { $0.status == .quarantined }.count) quarantined" : "")
-              + "; registry snapshot generation "
-              + "\(session.kernels.generation)")
+        print(
+            "\(loaded) loaded, \(rows.filter { $0.status == .skipped }.count) skipped, "
+                + "\(rows.filter { $0.status == .rejected }.count) rejected"
+                + (rows.contains { $0.status == .quarantined }
+                    ? ", \(rows.filter { $0.status == .quarantined }.count) quarantined" : "")
+                + "; registry snapshot generation "
+                + "\(session.kernels.generation)")
         try exitStatus(rows)
     }
 

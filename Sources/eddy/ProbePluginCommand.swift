@@ -1,8 +1,9 @@
 import ArgumentParser
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `eddy probe-plugin FILE`: loads one plugin file into a throwaway session. The host runs it in a
@@ -31,10 +32,15 @@ struct ProbePluginCommand: ParsableCommand {
         if let parent, !PluginProbe.bindToParent(parent) { throw ExitCode(4) }
         // The plugin file is a private copy in the host's verified directory, so the directory's
         // own checks pass; registration here is bounded by the host's probe timeout instead.
-        let host = PluginHost(session: Session(), probe: nil, policy: PluginLoadPolicy(maxFileBytes: maxPluginBytes, registrationTimeout: 3600))
+        let host = PluginHost(
+            session: Session(), probe: nil,
+            policy: PluginLoadPolicy(maxFileBytes: maxPluginBytes, registrationTimeout: 3600))
         let row = fd.map { host.load(descriptor: $0, path: file) } ?? host.load(file)
         let ok = row.status == .loaded || row.status == .replaced
-        let record = ok ? PluginProbe.Record.success(kernels: row.kernels, name: row.plugin, version: row.version) : PluginProbe.Record.rejection(row.reason)
+        let record =
+            ok
+            ? PluginProbe.Record.success(kernels: row.kernels, name: row.plugin, version: row.version)
+            : PluginProbe.Record.rejection(row.reason)
         if let reportFd {
             var bytes = Array(record.utf8)
             _ = bytes.withUnsafeMutableBytes { write(reportFd, $0.baseAddress, $0.count) }

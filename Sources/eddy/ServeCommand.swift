@@ -3,14 +3,16 @@ import ArgumentParser
 @_spi(Host) import EddyQuery
 @_spi(Host) import EddyServer
 import Logging
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run a long-lived host: HTTP API on loopback, plugin directory watched for hot add, replace and remove.",
+        abstract:
+            "Run a long-lived host: HTTP API on loopback, plugin directory watched for hot add, replace and remove.",
         discussion: """
             Endpoints: POST /eval, GET /plugins, GET /kernels, GET /health, GET /metrics (Prometheus text).
             POST /eval takes a JSON body {"path": "...", "where": "...", "select": "...", "format": "json",
@@ -32,14 +34,17 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds between safety-net rescans of the plugin directory.")
     var rescan: Double = 2
 
-    @Option(help: ArgumentHelp("Another name a request's Host header may carry, besides loopback and --hostname (repeatable).",
-                               valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "Another name a request's Host header may carry, besides loopback and --hostname (repeatable).",
+            valueName: "name"))
     var allowedHost: [String] = []
 
     @Option(help: ArgumentHelp("A directory whose files requests may read by path (repeatable).", valueName: "dir"))
     var dataDir: [String] = []
 
-    @Option(help: ArgumentHelp("A file holding the bearer token every request but /health must send.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp("A file holding the bearer token every request but /health must send.", valueName: "file"))
     var tokenFile: String?
 
     @Option(help: ArgumentHelp("Largest request body accepted, in bytes.", valueName: "bytes"))
@@ -48,16 +53,20 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds to receive a request body.", valueName: "seconds"))
     var bodyTimeout: Double = ServerOptions().bodyTimeout
 
-    @Option(help: ArgumentHelp("Seconds before an idle connection (or an unfinished request head) is closed.",
-                               valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Seconds before an idle connection (or an unfinished request head) is closed.",
+            valueName: "seconds"))
     var idleTimeout: Double = ServerOptions().idleTimeout
 
     @Option(help: ArgumentHelp("Seconds one evaluation may run.", valueName: "seconds"))
     var evalTimeout: Double = ServerOptions().evalTimeout
 
-    @Option(help: ArgumentHelp("Worker processes that evaluate, so that a plugin that crashes or hangs takes down only its "
-                               + "worker (default: cores, or 0 with --no-probe; 0 evaluates in the server's own process).",
-                               valueName: "n"))
+    @Option(
+        help: ArgumentHelp(
+            "Worker processes that evaluate, so that a plugin that crashes or hangs takes down only its "
+                + "worker (default: cores, or 0 with --no-probe; 0 evaluates in the server's own process).",
+            valueName: "n"))
     var workers: Int?
 
     @Option(help: ArgumentHelp("Address-space limit of each worker, in bytes (0: none).", valueName: "bytes"))
@@ -79,16 +88,23 @@ struct ServeCommand: AsyncParsableCommand {
     var maxExpressionDepth: Int = ServerOptions().expressionLimits.maxDepth
 
     func validate() throws {
-        for (name, value) in [("--body-timeout", bodyTimeout), ("--idle-timeout", idleTimeout), ("--eval-timeout", evalTimeout)] {
-            guard value > 0, value <= 86_400 else { throw ValidationError("\(name) must be between 0 and 86400 seconds") }
+        for (name, value) in [
+            ("--body-timeout", bodyTimeout), ("--idle-timeout", idleTimeout), ("--eval-timeout", evalTimeout),
+        ] {
+            guard value > 0, value <= 86_400 else {
+                throw ValidationError("\(name) must be between 0 and 86400 seconds")
+            }
         }
-        for (name, value) in [("--max-body-bytes", maxBodyBytes), ("--max-result-bytes", maxResultBytes),
-                              ("--max-expression-length", maxExpressionLength), ("--max-expression-depth", maxExpressionDepth)] {
+        for (name, value) in [
+            ("--max-body-bytes", maxBodyBytes), ("--max-result-bytes", maxResultBytes),
+            ("--max-expression-length", maxExpressionLength), ("--max-expression-depth", maxExpressionDepth),
+        ] {
             guard value > 0 else { throw ValidationError("\(name) must be positive") }
         }
         guard bodyTimeout < idleTimeout else {
-            throw ValidationError("--body-timeout (\(bodyTimeout)) must be shorter than --idle-timeout (\(idleTimeout)): "
-                                  + "the idle timeout also closes a connection whose body stalls, without a 408")
+            throw ValidationError(
+                "--body-timeout (\(bodyTimeout)) must be shorter than --idle-timeout (\(idleTimeout)): "
+                    + "the idle timeout also closes a connection whose body stalls, without a 408")
         }
         if let workers, workers < 0 { throw ValidationError("--workers must be 0 or more") }
         guard workerMemory >= 0 else { throw ValidationError("--worker-memory must be 0 or more") }
@@ -113,8 +129,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if !ServerOptions.isLoopback(hostname) {
             guard options.token != nil else {
-                Stderr.write("eddy: error: --hostname \(hostname) is not loopback: other machines could call this server; "
-                             + "give --token-file FILE (a secret of 16+ characters, mode 0600) to require a bearer token\n")
+                Stderr.write(
+                    "eddy: error: --hostname \(hostname) is not loopback: other machines could call this server; "
+                        + "give --token-file FILE (a secret of 16+ characters, mode 0600) to require a bearer token\n")
                 throw ExitCode(2)
             }
             options.allowedHosts = [hostname]
@@ -133,8 +150,9 @@ struct ServeCommand: AsyncParsableCommand {
         options.expressionLimits.maxDepth = maxExpressionDepth
         let server: EddyServer
         do {
-            server = try EddyServer(pluginDirectory: plugins.directory, logger: logger, rescanSeconds: rescan,
-                                    probe: plugins.probe, policy: try plugins.policy(), options: options)
+            server = try EddyServer(
+                pluginDirectory: plugins.directory, logger: logger, rescanSeconds: rescan,
+                probe: plugins.probe, policy: try plugins.policy(), options: options)
         } catch let e as ServerSetupError {
             Stderr.write("eddy: error: \(e)\n")
             throw ExitCode(2)

@@ -22,8 +22,9 @@ struct VerifyCommand: ParsableCommand {
             case .signed(_, let fingerprint, let trustedAs?):
                 print("\(shown): signed by \(trustedAs) (key \(fingerprint)): trusted")
             case .signed(let signer, let fingerprint, nil):
-                Stderr.write("eddy: error: \(shown): signed by an untrusted key: '\(PluginHost.escaped(signer))' "
-                             + "(key \(fingerprint)) is not in \(trustedKeys)\n")
+                Stderr.write(
+                    "eddy: error: \(shown): signed by an untrusted key: '\(PluginHost.escaped(signer))' "
+                        + "(key \(fingerprint)) is not in \(trustedKeys)\n")
                 throw ExitCode(1)
             case .unsigned:
                 Stderr.write("eddy: error: \(shown): unsigned\n")

@@ -26,7 +26,9 @@ struct WorkerCommand: ParsableCommand {
     var maxPluginBytes: Int = 256 << 20
 
     func run() throws {
-        WorkerProcess.run(.init(socket: socketFd, blamePage: blameFd, blamePageSize: blameSize, parent: parent,
-                                memoryLimit: memoryLimit, maxPluginBytes: maxPluginBytes))
+        WorkerProcess.run(
+            .init(
+                socket: socketFd, blamePage: blameFd, blamePageSize: blameSize, parent: parent,
+                memoryLimit: memoryLimit, maxPluginBytes: maxPluginBytes))
     }
 }

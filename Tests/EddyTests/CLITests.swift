@@ -31,8 +31,9 @@ struct Eddy {
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                      stderr: String(decoding: e, as: UTF8.self))
+        return Result(
+            status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+            stderr: String(decoding: e, as: UTF8.self))
     }
 }
 
@@ -70,10 +71,15 @@ final class ScratchDirectory {
 
     @Test func jsonLinesInputAndJSONOutput() throws {
         let dir = ScratchDirectory()
-        let f = dir.write("t.jsonl", "{\"id\": 1, \"tag\": \"a\", \"x\": 1.5}\n{\"id\": 2, \"tag\": null}\n\n{\"id\": 3, \"tag\": \"\\u00e9\", \"x\": -2}\n")
+        let f = dir.write(
+            "t.jsonl",
+            "{\"id\": 1, \"tag\": \"a\", \"x\": 1.5}\n{\"id\": 2, \"tag\": null}\n\n{\"id\": 3, \"tag\": \"\\u00e9\", \"x\": -2}\n"
+        )
         let r = try Eddy.run(["eval", f, "--where", "id >= 2", "--format", "json"])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout == "[\n  {\"id\": 2, \"tag\": null, \"x\": null},\n  {\"id\": 3, \"tag\": \"é\", \"x\": -2.0}\n]\n")
+        #expect(
+            r.stdout == "[\n  {\"id\": 2, \"tag\": null, \"x\": null},\n  {\"id\": 3, \"tag\": \"é\", \"x\": -2.0}\n]\n"
+        )
     }
 
     @Test func aggregatesStreamAcrossBatches() throws {
@@ -167,11 +173,15 @@ final class ScratchDirectory {
             let dir = ScratchDirectory()
             var text = "id,city,fare,note\n"
             text.reserveCapacity(rows * 40)
-            for i in 0..<rows { text += "\(i),\(["Lyon", "Paris", "Nice"][i % 3]),\(Double(i % 1000) / 8),row number \(i)\n" }
+            for i in 0..<rows {
+                text += "\(i),\(["Lyon", "Paris", "Nice"][i % 3]),\(Double(i % 1000) / 8),row number \(i)\n"
+            }
             let f = dir.write("big.csv", text)
 
-            let r = try Eddy.run(["eval", f, "--where", "city = 'Nice'", "--select", "count(*), sum(fare)", "--format", "csv",
-                                  "--batch-rows", "5000", "--report-memory"])
+            let r = try Eddy.run([
+                "eval", f, "--where", "city = 'Nice'", "--select", "count(*), sum(fare)", "--format", "csv",
+                "--batch-rows", "5000", "--report-memory",
+            ])
             #expect(r.status == 0, "\(r.stderr)")
             let line = r.stderr.split(separator: "\n").first { $0.hasPrefix("peak resident memory:") } ?? ""
             return Int(line.split(separator: " ")[3]) ?? -1

@@ -12,7 +12,8 @@ import Testing
             let column = r.column(dtype, count: r.int(0...3000))
             let compressed = try compressor.compress(column)
             #expect(compressed.dtype == column.dtype)
-            try expectSameValues(try session.makeContext().execute(compressed), column, "\(compressed.treeDescription())")
+            try expectSameValues(
+                try session.makeContext().execute(compressed), column, "\(compressed.treeDescription())")
         }
     }
 
@@ -31,8 +32,9 @@ import Testing
         var g = SeededRandom(seed: 3)
         let narrow = PrimitiveArray((0..<10_000).map { _ in 1_000_000 + Int64(g.next() % 4096) })
         let packed = try compressor.compress(narrow)
-        #expect(packed.encoding == FoRArray.id && packed.children[0].encoding == BitPackedArray.id,
-                "\(packed.treeDescription())")
+        #expect(
+            packed.encoding == FoRArray.id && packed.children[0].encoding == BitPackedArray.id,
+            "\(packed.treeDescription())")
         #expect(packed.byteSize * 4 < narrow.byteSize)
 
         let mostlyZero = PrimitiveArray((0..<10_000).map { $0 % 500 == 0 ? Int32($0) : 0 })

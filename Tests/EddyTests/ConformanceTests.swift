@@ -17,7 +17,7 @@ enum DictLikePlugin: EddyPlugin {
         let offByOne = plantOffByOne
         registrar.like(on: DictArray.self) { dict, pattern, ctx in
             guard let codes = try ctx.execute(dict.codes) as? PrimitiveArray, codes.ptype == .uint32,
-                  case .allValid = codes.validity, let values = try ctx.execute(dict.values) as? VarBinArray
+                case .allValid = codes.validity, let values = try ctx.execute(dict.values) as? VarBinArray
             else { return nil }
             let padded = (values.count + 63) / 64 * 64
             var table = [Bool](repeating: false, count: padded)
@@ -26,10 +26,13 @@ enum DictLikePlugin: EddyPlugin {
             for c in rows where offByOne ? Int(c) > values.count : Int(c) >= values.count {
                 throw EddyError(.outOfBounds, "dictionary code \(c) out of bounds for \(values.count) values")
             }
-            let valid = Bitmap(count: rows.count) { values.validity.isValid(Int(rows[$0])) || Int(rows[$0]) >= values.count }
+            let valid = Bitmap(count: rows.count) {
+                values.validity.isValid(Int(rows[$0])) || Int(rows[$0]) >= values.count
+            }
             let validity: Validity = values.validity.nullCount(values.count) == 0 ? .allValid : .bitmap(valid)
-            return try BoolArray(bits: Bitmap(count: rows.count) { table[Int(rows[$0])] }, validity: validity,
-                                 nullability: dict.dtype.nullability)
+            return try BoolArray(
+                bits: Bitmap(count: rows.count) { table[Int(rows[$0])] }, validity: validity,
+                nullability: dict.dtype.nullability)
         }
     }
 }
@@ -37,8 +40,10 @@ enum DictLikePlugin: EddyPlugin {
 /// The example plugins' kernels through the SDK's conformance harness, as a plugin author would run it.
 @Suite struct ConformanceTests {
     @Test func theExamplePluginsPassTheKit() throws {
-        for report in [try PluginConformance.check(PackedDictComparePlugin.self),
-                       try PluginConformance.check(DeltaPlugin.self)] {
+        for report in [
+            try PluginConformance.check(PackedDictComparePlugin.self),
+            try PluginConformance.check(DeltaPlugin.self),
+        ] {
             print(report)
             #expect(report.passed, "\(report)")
         }
@@ -61,7 +66,9 @@ enum DictLikePlugin: EddyPlugin {
         #expect(!planted.passed)
         let first = try #require(planted.failures.first)
         #expect(first.problem.contains("the reference failed where kernels did not"))
-        #expect(first.problem.contains("reproduce: ConformanceOptions(seed: 1, onlyKey: \"eddy.like|eddy.dict\", onlyInput:"))
+        #expect(
+            first.problem.contains(
+                "reproduce: ConformanceOptions(seed: 1, onlyKey: \"eddy.like|eddy.dict\", onlyInput:"))
     }
 
     @Test func packedDictionaryCompareOnEveryPackedWidth() throws {
@@ -87,8 +94,10 @@ enum DictLikePlugin: EddyPlugin {
 
     @Test func theHarnessCatchesAWrongKernel() throws {
         // A kernel that answers "true" for every row of a dictionary comparison.
-        let wrong = ExecuteParentKernel("always true", owner: .plugin("bad", version: "1"), parent: CompareFunction.id,
-                                        child: DictArray.id) { parent, _, _, _ in
+        let wrong = ExecuteParentKernel(
+            "always true", owner: .plugin("bad", version: "1"), parent: CompareFunction.id,
+            child: DictArray.id
+        ) { parent, _, _, _ in
             try BoolArray(bits: Bitmap(repeating: true, count: parent.count), nullability: parent.dtype.nullability)
         }
         var generator = ArrayGenerator(seed: 3)

@@ -23,8 +23,10 @@ import Testing
             // Aggregates straight over the encoded column, where the fused kernels apply.
             let kind = AggregateFunction.Kind.allCases[r.int(0...(AggregateFunction.Kind.allCases.count - 1))]
             if let node = try? AggregateFunction(kind).make(tree) {
-                return Case(tree: node, description: "seed \(seed): \(dtype) n=\(n) aggregate \(kind.rawValue)\n"
-                                + encoded.treeDescription())
+                return Case(
+                    tree: node,
+                    description: "seed \(seed): \(dtype) n=\(n) aggregate \(kind.rawValue)\n"
+                        + encoded.treeDescription())
             }
         }
         for _ in 0..<r.int(1...3) where !aggregated {
@@ -33,11 +35,15 @@ import Testing
             switch kind {
             case 0 where m > 0 && !tree.dtype.isBool && tree.dtype.ptype != nil || (kindIsCompareOnText(tree) && m > 0):
                 // Compare with a value that occurs in the column (or a fresh one), on either side.
-                let pick = try column.count > 0 && column.dtype.equalsIgnoringNullability(tree.dtype) && r.chance(0.7)
+                let pick =
+                    try column.count > 0 && column.dtype.equalsIgnoringNullability(tree.dtype) && r.chance(0.7)
                     ? column.scalar(at: r.int(0...(column.count - 1))) : Scalar(r.value(tree.dtype), tree.dtype)
-                let constant = ConstantArray(Scalar(pick.value, tree.dtype.with(r.chance(0.2) ? .nullable : .nonNullable)), count: m)
+                let constant = ConstantArray(
+                    Scalar(pick.value, tree.dtype.with(r.chance(0.2) ? .nullable : .nonNullable)), count: m)
                 let op = CompareOperator.allCases[r.int(0...5)]
-                tree = r.chance(0.8) ? try CompareFunction.make(tree, op, constant) : try CompareFunction.make(constant, op, tree)
+                tree =
+                    r.chance(0.8)
+                    ? try CompareFunction.make(tree, op, constant) : try CompareFunction.make(constant, op, tree)
                 steps.append("compare \(op.rawValue) \(pick)")
             case 1 where tree.dtype.isBool:
                 let other = try r.encode(r.column(.bool(r.chance(0.5) ? .nullable : .nonNullable), count: m), depth: 2)
@@ -56,7 +62,8 @@ import Testing
                 let nullable = r.chance(0.3)
                 let idx: [Int32?] = (0..<k).map { _ in nullable && r.chance(0.2) ? nil : Int32(r.int(0...(m - 1))) }
                 let indices: any ArrayNode = nullable ? PrimitiveArray(idx) : PrimitiveArray(idx.map { $0! })
-                tree = try TakeArray(tree, indices: r.chance(0.3) ? try r.encode(indices as! PrimitiveArray, depth: 1) : indices)
+                tree = try TakeArray(
+                    tree, indices: r.chance(0.3) ? try r.encode(indices as! PrimitiveArray, depth: 1) : indices)
                 steps.append("take \(k)")
             case 4:
                 let start = r.int(0...m)
@@ -65,20 +72,26 @@ import Testing
                 steps.append("slice \(start)+\(len)")
             case 6 where tree.dtype.ptype != nil:
                 let op = ArithmeticOperator.allCases[r.int(0...3)]
-                let value = try column.count > 0 && column.dtype.equalsIgnoringNullability(tree.dtype) && r.chance(0.5)
+                let value =
+                    try column.count > 0 && column.dtype.equalsIgnoringNullability(tree.dtype) && r.chance(0.5)
                     ? column.scalar(at: r.int(0...(column.count - 1))).value : r.value(tree.dtype)
-                let constant = ConstantArray(Scalar(value.isNull ? r.value(tree.dtype) : value, tree.dtype.with(.nonNullable)), count: m)
+                let constant = ConstantArray(
+                    Scalar(value.isNull ? r.value(tree.dtype) : value, tree.dtype.with(.nonNullable)), count: m)
                 if r.chance(0.2), let negated = try? NegateFunction.make(tree) {
                     tree = negated
                     steps.append("negate")
                     continue
                 }
-                tree = r.chance(0.7) ? try ArithmeticFunction.make(tree, op, constant) : try ArithmeticFunction.make(constant, op, tree)
+                tree =
+                    r.chance(0.7)
+                    ? try ArithmeticFunction.make(tree, op, constant) : try ArithmeticFunction.make(constant, op, tree)
                 steps.append("arithmetic \(op.rawValue) \(value)")
             case 7:
-                let targets: [DType] = [.primitive(.int64, .nonNullable), .primitive(.uint8, .nonNullable),
-                                        .primitive(.float64, .nonNullable), .primitive(.int16, .nonNullable),
-                                        .bool(.nonNullable), .utf8(.nonNullable)]
+                let targets: [DType] = [
+                    .primitive(.int64, .nonNullable), .primitive(.uint8, .nonNullable),
+                    .primitive(.float64, .nonNullable), .primitive(.int16, .nonNullable),
+                    .bool(.nonNullable), .utf8(.nonNullable),
+                ]
                 let target = targets[r.int(0...(targets.count - 1))]
                 guard let node = try? CastFunction.make(tree, to: target) else { continue }
                 tree = node
@@ -95,10 +108,12 @@ import Testing
                 aggregated = true
                 steps.append("aggregate \(kind.rawValue)")
             case 10 where tree.dtype != .null && m > 0:
-                let fill = try column.count > 0 && column.dtype.equalsIgnoringNullability(tree.dtype)
+                let fill =
+                    try column.count > 0 && column.dtype.equalsIgnoringNullability(tree.dtype)
                     ? column.scalar(at: r.int(0...(column.count - 1))).value : .null
-                guard !fill.isNull, let v = try? Canonical.repeating(Scalar(fill, tree.dtype.with(.nonNullable)), count: m),
-                      let node = try? CoalesceFunction.make([tree, v])
+                guard !fill.isNull,
+                    let v = try? Canonical.repeating(Scalar(fill, tree.dtype.with(.nonNullable)), count: m),
+                    let node = try? CoalesceFunction.make([tree, v])
                 else { continue }
                 tree = node
                 steps.append("coalesce \(fill)")
@@ -111,8 +126,10 @@ import Testing
                 steps.append("compare \(op.rawValue) column")
             }
         }
-        return Case(tree: tree, description: "seed \(seed): \(dtype) n=\(n) " + steps.joined(separator: " | ")
-                        + "\n" + encoded.treeDescription())
+        return Case(
+            tree: tree,
+            description: "seed \(seed): \(dtype) n=\(n) " + steps.joined(separator: " | ")
+                + "\n" + encoded.treeDescription())
     }
 
     @Test(arguments: 0..<8)

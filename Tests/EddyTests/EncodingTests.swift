@@ -20,8 +20,9 @@ struct EncodedCase: CustomTestStringConvertible, Sendable {
             (VarBinArray(["Zürich", nil, "", "日本"]), [.utf8("Zürich"), .null, .utf8(""), .utf8("日本")])
         },
         EncodedCase(name: "struct") {
-            let s = try StructArray(names: ["a", "b"], fields: [PrimitiveArray([Int64(1), 2]), VarBinArray(["x", "y"])],
-                                    count: 2, validity: .bitmap(Bitmap([true, false])), nullability: .nullable)
+            let s = try StructArray(
+                names: ["a", "b"], fields: [PrimitiveArray([Int64(1), 2]), VarBinArray(["x", "y"])],
+                count: 2, validity: .bitmap(Bitmap([true, false])), nullability: .nullable)
             return (s, [.struct([.int(1), .utf8("x")]), .null])
         },
         EncodedCase(name: "constant") { (ConstantArray(.utf8("k"), count: 3), [.utf8("k"), .utf8("k"), .utf8("k")]) },
@@ -33,12 +34,14 @@ struct EncodedCase: CustomTestStringConvertible, Sendable {
             return (d, [.utf8("b"), .null, .utf8("a"), .utf8("b")])
         },
         EncodedCase(name: "run-end") {
-            let r = try RunEndArray(ends: PrimitiveArray([UInt32(2), 3, 6]), values: PrimitiveArray([Int64(7), -1, 9]))
+            let r = try RunEndArray(
+                ends: PrimitiveArray([UInt32(2), 3, 6]), values: PrimitiveArray([Int64(7), -1, 9]))
             return (r, [.int(7), .int(7), .int(-1), .int(9), .int(9), .int(9)])
         },
         EncodedCase(name: "run-end with offset") {
-            let r = try RunEndArray(ends: PrimitiveArray([UInt32(2), 3, 6]), values: PrimitiveArray([Int64(7), -1, 9]),
-                                    offset: 1, count: 4)
+            let r = try RunEndArray(
+                ends: PrimitiveArray([UInt32(2), 3, 6]), values: PrimitiveArray([Int64(7), -1, 9]),
+                offset: 1, count: 4)
             return (r, [.int(7), .int(-1), .int(9), .int(9)])
         },
         EncodedCase(name: "frame-of-reference") {
@@ -54,13 +57,17 @@ struct EncodedCase: CustomTestStringConvertible, Sendable {
             return (b, [.uint(UInt64.max), .uint(0), .uint(5)])
         },
         EncodedCase(name: "sparse") {
-            let s = try SparseArray(fill: .int64(0), indices: PrimitiveArray([UInt32(1), 4]),
-                                    values: PrimitiveArray([Int64(5), 6]), count: 5)
+            let s = try SparseArray(
+                fill: .int64(0), indices: PrimitiveArray([UInt32(1), 4]),
+                values: PrimitiveArray([Int64(5), 6]), count: 5)
             return (s, [.int(0), .int(5), .int(0), .int(0), .int(6)])
         },
         EncodedCase(name: "chunked with an empty chunk") {
-            let c = try ChunkedArray(chunks: [PrimitiveArray([Int16(1), 2]), PrimitiveArray([Int16]()),
-                                              PrimitiveArray([Int16(3)])], dtype: .primitive(.int16, .nonNullable))
+            let c = try ChunkedArray(
+                chunks: [
+                    PrimitiveArray([Int16(1), 2]), PrimitiveArray([Int16]()),
+                    PrimitiveArray([Int16(3)]),
+                ], dtype: .primitive(.int16, .nonNullable))
             return (c, [.int(1), .int(2), .int(3)])
         },
         EncodedCase(name: "slice of dictionary") {
@@ -108,7 +115,9 @@ struct EncodedCase: CustomTestStringConvertible, Sendable {
         let (encoded, expected) = try c.make()
         let n = expected.count
         let session = Session()
-        let ranges = [(0, 0), (0, n), (n, 0), (0, 1), (n - 1, 1), (1, max(n - 2, 0))].filter { $0.0 >= 0 && $0.0 + $0.1 <= n }
+        let ranges = [(0, 0), (0, n), (n, 0), (0, 1), (n - 1, 1), (1, max(n - 2, 0))].filter {
+            $0.0 >= 0 && $0.0 + $0.1 <= n
+        }
         for (start, length) in ranges {
             let sliced = try SliceArray(encoded, start: start, length: length)
             let (fast, slow) = try executeBothWays(sliced, session: session)
@@ -141,7 +150,8 @@ struct EncodedCase: CustomTestStringConvertible, Sendable {
             try RunEndArray(ends: PrimitiveArray([UInt32(3), 2]), values: PrimitiveArray([Int8(1), 2]))
         }
         #expect(throws: EddyError.self) {
-            try SparseArray(fill: .int64(0), indices: PrimitiveArray([UInt32(5)]), values: PrimitiveArray([Int64(1)]), count: 3)
+            try SparseArray(
+                fill: .int64(0), indices: PrimitiveArray([UInt32(5)]), values: PrimitiveArray([Int64(1)]), count: 3)
         }
         #expect(throws: EddyError.self) {
             try ChunkedArray(chunks: [PrimitiveArray([Int8(1)])], dtype: .primitive(.int16, .nonNullable))
@@ -170,9 +180,15 @@ struct EncodedCase: CustomTestStringConvertible, Sendable {
         let not = try ctx.execute(NotFunction.make(a))
         let isNull = try ctx.execute(IsNullFunction.make(b))
         func v(_ x: Bool?) -> ScalarValue { x.map { .bool($0) } ?? .null }
-        #expect(try values(and) == [v(true), v(false), nil, v(false), v(false), v(false), nil, v(false), nil].map { $0 ?? .null })
-        #expect(try values(or) == [v(true), v(true), v(true), v(true), v(false), nil, v(true), nil, nil].map { $0 ?? .null })
-        #expect(try values(not) == [v(false), v(false), v(false), v(true), v(true), v(true), nil, nil, nil].map { $0 ?? .null })
+        #expect(
+            try values(and)
+                == [v(true), v(false), nil, v(false), v(false), v(false), nil, v(false), nil].map { $0 ?? .null })
+        #expect(
+            try values(or)
+                == [v(true), v(true), v(true), v(true), v(false), nil, v(true), nil, nil].map { $0 ?? .null })
+        #expect(
+            try values(not)
+                == [v(false), v(false), v(false), v(true), v(true), v(true), nil, nil, nil].map { $0 ?? .null })
         #expect(try values(isNull) == [false, false, true, false, false, true, false, false, true].map { .bool($0) })
     }
 }

@@ -1,9 +1,10 @@
 @_spi(Host) import Eddy
-@testable import EddyHost
 import EddyIO
 @_spi(Host) import EddyQuery
 import Foundation
 import Testing
+
+@testable import EddyHost
 
 /// SplitMix64: a small seeded generator, so that every fuzz case can be replayed from its seed.
 struct SeededGenerator: RandomNumberGenerator {
@@ -36,8 +37,10 @@ func fuzzIterations(_ fallback: Int) -> Int {
         let seed = fuzzSeed(0xE1F)
         var rng = SeededGenerator(seed: seed)
         let small = try HostileFixtures.build(.crash)  // a real plugin .so with a small symbol table
-        let files = [try Data(contentsOf: URL(fileURLWithPath: small)),
-                     try Data(contentsOf: URL(fileURLWithPath: PluginFiles.built("EddyPluginDelta")))]
+        let files = [
+            try Data(contentsOf: URL(fileURLWithPath: small)),
+            try Data(contentsOf: URL(fileURLWithPath: PluginFiles.built("EddyPluginDelta"))),
+        ]
         var refused = 0
         var accepted = 0
         let iterations = fuzzIterations(100_000)
@@ -53,8 +56,9 @@ func fuzzIterations(_ fallback: Int) -> Int {
                 bytes.removeLast(Int.random(in: 0...bytes.count, using: &rng))
             }
             do {
-                _ = try ELFInspector.inspect(bytes, symbols: ["eddy_plugin_manifest_v1", "eddy_plugin_register_v1"],
-                                             prefix: "$s4Eddy")
+                _ = try ELFInspector.inspect(
+                    bytes, symbols: ["eddy_plugin_manifest_v1", "eddy_plugin_register_v1"],
+                    prefix: "$s4Eddy")
                 accepted += 1
             } catch is ELFInspector.Failure {
                 refused += 1
@@ -89,7 +93,8 @@ func fuzzIterations(_ fallback: Int) -> Int {
 
     static func mutate(_ bytes: inout [UInt8], ranges: [Range<Int>], using rng: inout SeededGenerator) {
         guard !bytes.isEmpty else { return }
-        let range = Int.random(in: 0..<10, using: &rng) < 9 && !ranges.isEmpty
+        let range =
+            Int.random(in: 0..<10, using: &rng) < 9 && !ranges.isEmpty
             ? ranges[Int.random(in: 0..<ranges.count, using: &rng)] : 0..<bytes.count
         let at = Int.random(in: range, using: &rng)
         switch Int.random(in: 0..<4, using: &rng) {
@@ -100,12 +105,16 @@ func fuzzIterations(_ fallback: Int) -> Int {
         default:
             // An 8-byte little-endian field set to an edge value: offsets near Int.max, the file
             // size, zero, all ones.
-            let edges: [UInt64] = [0, 1, UInt64(bytes.count), UInt64(bytes.count) &- 1, UInt64(bytes.count) + 1,
-                                   UInt64(Int.max), UInt64(Int.max) - 7, UInt64.max, 0xFFFF, 0x8000_0000_0000_0000,
-                                   UInt64.random(in: 0...UInt64.max, using: &rng)]
+            let edges: [UInt64] = [
+                0, 1, UInt64(bytes.count), UInt64(bytes.count) &- 1, UInt64(bytes.count) + 1,
+                UInt64(Int.max), UInt64(Int.max) - 7, UInt64.max, 0xFFFF, 0x8000_0000_0000_0000,
+                UInt64.random(in: 0...UInt64.max, using: &rng),
+            ]
             let v = edges[Int.random(in: 0..<edges.count, using: &rng)]
             let width = [2, 4, 8][Int.random(in: 0..<3, using: &rng)]
-            for k in 0..<width where at + k < bytes.count { bytes[at + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k))) }
+            for k in 0..<width where at + k < bytes.count {
+                bytes[at + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k)))
+            }
         }
     }
 
@@ -115,9 +124,11 @@ func fuzzIterations(_ fallback: Int) -> Int {
     @Test func randomExpressionsNeverTrap() throws {
         let seed = fuzzSeed(0xE4F)
         var rng = SeededGenerator(seed: seed)
-        let schema = Schema([StructField("a", .primitive(.int64, .nullable)), StructField("f", .primitive(.float64, .nullable)),
-                             StructField("s", .utf8(.nullable)), StructField("b", .bool(.nullable)),
-                             StructField("u", .primitive(.uint8, .nonNullable))])
+        let schema = Schema([
+            StructField("a", .primitive(.int64, .nullable)), StructField("f", .primitive(.float64, .nullable)),
+            StructField("s", .utf8(.nullable)), StructField("b", .bool(.nullable)),
+            StructField("u", .primitive(.uint8, .nonNullable)),
+        ])
         let columns: [any ArrayNode] = [
             try PrimitiveArray.build(Int64.self, count: 4, validity: .allValid, nullability: .nullable) { o in
                 o[0] = Int64.max; o[1] = Int64.min; o[2] = 0; o[3] = -1
@@ -172,18 +183,24 @@ func fuzzIterations(_ fallback: Int) -> Int {
 /// Makes expression text: a grammar of the language with hostile pieces mixed in.
 enum ExpressionGenerator {
     static let columns = ["a", "f", "s", "b", "u", "\"a\"", "missing", "A"]
-    static let literals = ["0", "1", "-1", "9223372036854775807", "9223372036854775808", "-9223372036854775808",
-                           "18446744073709551615", "18446744073709551616", "1e400", "1e-400", "2.5", ".5", "1e", "0.0",
-                           "'x'", "''", "'it''s'", "'%'", "'é_%'", "true", "false", "null", "2.5²", "٣", "1_000"]
+    static let literals = [
+        "0", "1", "-1", "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+        "18446744073709551615", "18446744073709551616", "1e400", "1e-400", "2.5", ".5", "1e", "0.0",
+        "'x'", "''", "'it''s'", "'%'", "'é_%'", "true", "false", "null", "2.5²", "٣", "1_000",
+    ]
     static let binary = ["+", "-", "*", "/", "=", "!=", "<>", "<", "<=", ">", ">=", "and", "or", "==", "%", "||"]
-    static let junk = ["(", ")", ",", "'", "\"", "--", "\u{0}", "\n", "¬", "∞", "cast(", "as", "is", "not", "like", "*"]
+    static let junk = [
+        "(", ")", ",", "'", "\"", "--", "\u{0}", "\n", "¬", "∞", "cast(", "as", "is", "not", "like", "*",
+    ]
 
     static func expression(using rng: inout SeededGenerator, budget: Int) -> String {
         if Int.random(in: 0..<25, using: &rng) == 0 {
             // Pure noise from the token pieces.
             let pieces = columns + literals + binary + junk
-            return (0..<Int.random(in: 1...12, using: &rng)).map { _ in pieces[Int.random(in: 0..<pieces.count, using: &rng)] }
-                .joined(separator: Int.random(in: 0..<2, using: &rng) == 0 ? " " : "")
+            return (0..<Int.random(in: 1...12, using: &rng)).map { _ in
+                pieces[Int.random(in: 0..<pieces.count, using: &rng)]
+            }
+            .joined(separator: Int.random(in: 0..<2, using: &rng) == 0 ? " " : "")
         }
         return term(using: &rng, budget: budget)
     }
@@ -196,14 +213,18 @@ enum ExpressionGenerator {
         case 0: return "(" + term(using: &rng, budget: rest) + ")"
         case 1: return "-" + term(using: &rng, budget: rest)
         case 2: return "not " + term(using: &rng, budget: rest)
-        case 3: return term(using: &rng, budget: rest) + " is " + (Int.random(in: 0..<2, using: &rng) == 0 ? "" : "not ") + "null"
+        case 3:
+            return term(using: &rng, budget: rest) + " is " + (Int.random(in: 0..<2, using: &rng) == 0 ? "" : "not ")
+                + "null"
         case 4: return term(using: &rng, budget: rest) + " like " + pick(["'a%'", "'%'", "'_'", "''", "'%%_%'"])
         case 5:
             return "cast(" + term(using: &rng, budget: rest) + " as "
                 + pick(["i8", "u8", "i64", "u64", "f32", "f64", "utf8", "bool", "nonsense"]) + ")"
         case 6:
             let f = pick(["count", "sum", "min", "max", "mean", "coalesce", "nosuch"])
-            return f + "(" + (f == "count" && Int.random(in: 0..<3, using: &rng) == 0 ? "*" : term(using: &rng, budget: rest)) + ")"
+            return f + "("
+                + (f == "count" && Int.random(in: 0..<3, using: &rng) == 0 ? "*" : term(using: &rng, budget: rest))
+                + ")"
         case 7:
             // A long chain.
             let op = pick(["and", "or", "+", "*"])

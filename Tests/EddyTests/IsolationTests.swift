@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `eddy serve` with evaluation in worker processes: a plugin that crashes, hangs, exits or eats
@@ -21,8 +21,9 @@ import Glibc
         init(arguments: [String] = []) throws {
             chmod(state.path, 0o700)
             csv = tripsCSV(work, rows: 300)
-            server = try Server(pluginDir: plugins.path, rescan: "0.3", arguments: ["--workers", "2"] + arguments,
-                                environment: ["EDDY_SHADOW_DIR": state.path + "/copies"])
+            server = try Server(
+                pluginDir: plugins.path, rescan: "0.3", arguments: ["--workers", "2"] + arguments,
+                environment: ["EDDY_SHADOW_DIR": state.path + "/copies"])
         }
 
         /// Drops the misbehaving plugin (with `salt` appended, so each drop is a new build).
@@ -31,7 +32,9 @@ import Glibc
             data.append(salt)
             try data.write(to: URL(fileURLWithPath: plugins.path + "/.incoming"))
             rename(plugins.path + "/.incoming", plugins.path + "/crashing.so")
-            try server.waitForPlugin("crashing.so") { $0?["status"] as? String == "loaded" || $0?["status"] as? String == "replaced" }
+            try server.waitForPlugin("crashing.so") {
+                $0?["status"] as? String == "loaded" || $0?["status"] as? String == "replaced"
+            }
         }
 
         func query(_ literal: Int) throws -> (Int, [String: Any]) {
@@ -43,7 +46,10 @@ import Glibc
 
     @Test(arguments: [
         (1, 500, "crashed with signal 11 (SIGSEGV) in kernel 'crash on compare' of plugin crashing-kernel@0.1.0"),
-        (2, 504, "did not finish within 1.0 s (--eval-timeout) in kernel 'crash on compare' of plugin crashing-kernel@0.1.0"),
+        (
+            2, 504,
+            "did not finish within 1.0 s (--eval-timeout) in kernel 'crash on compare' of plugin crashing-kernel@0.1.0"
+        ),
         (3, 500, "exited with status 0 in kernel 'crash on compare' of plugin crashing-kernel@0.1.0"),
         (4, 500, "crashed with signal 6 (SIGABRT) in kernel 'crash on compare' of plugin crashing-kernel@0.1.0"),
     ])
@@ -61,11 +67,13 @@ import Glibc
         #expect(s.server.process.isRunning && s.pid == pid)
         let (ok, result) = try s.query(10)
         #expect(ok == 200 && (result["result"] as? [[String: Any]])?.first?["count(*)"] as? Int != nil, "\(result)")
-        #expect(!(result["fingerprint"] as? String ?? "").contains("crashing-kernel"), "a quarantined build is not loaded")
+        #expect(
+            !(result["fingerprint"] as? String ?? "").contains("crashing-kernel"), "a quarantined build is not loaded")
         try s.server.waitForPlugin("crashing.so") { $0?["status"] as? String == "quarantined" }
         let (_, report) = try s.server.request("GET", "/plugins")
         let quarantined = report["quarantined"] as? [[String: Any]] ?? []
-        #expect(quarantined.count == 1 && (quarantined.first?["cause"] as? String)?.contains("crash on compare") == true)
+        #expect(
+            quarantined.count == 1 && (quarantined.first?["cause"] as? String)?.contains("crash on compare") == true)
         #expect(quarantined.first?["time"] as? String != nil)
         let (_, metrics) = try s.server.request("GET", "/metrics")
         let text = metrics["text"] as? String ?? ""
@@ -74,13 +82,15 @@ import Glibc
         try s.plugins.copy(PluginFiles.built("EddyFixtureCrashingKernelFixed"), as: "crashing.so")
         try s.server.waitForPlugin("crashing.so") { $0?["version"] as? String == "0.1.1" }
         let (fixed, after) = try s.query(literal)
-        #expect(fixed == 200 && (after["fingerprint"] as? String)?.contains("crashing-kernel@0.1.1") == true, "\(after)")
+        #expect(
+            fixed == 200 && (after["fingerprint"] as? String)?.contains("crashing-kernel@0.1.1") == true, "\(after)")
         // The CLI sees the quarantine too.
         var misbehaving = try Data(contentsOf: URL(fileURLWithPath: PluginFiles.built("EddyFixtureCrashingKernel")))
         misbehaving.append(0)
         let cli = ScratchDirectory()
         try misbehaving.write(to: URL(fileURLWithPath: cli.path + "/crashing.so"))
-        let r = try Eddy.run(["plugins", "--plugin-dir", cli.path], environment: ["EDDY_SHADOW_DIR": s.state.path + "/copies"])
+        let r = try Eddy.run(
+            ["plugins", "--plugin-dir", cli.path], environment: ["EDDY_SHADOW_DIR": s.state.path + "/copies"])
         #expect(r.stdout.contains("quarantined") && r.stdout.contains("1 quarantined"), "\(r.stdout)")
     }
 
@@ -90,7 +100,9 @@ import Glibc
         try s.server.waitForPlugin("outside.so") { $0?["status"] as? String == "loaded" }
         let (code, body) = try s.query(10)
         #expect(code == 500, "\(body)")
-        #expect((body["error"] as? String)?.contains("in the registration of plugin hostile-outside@1.0.0") == true, "\(body)")
+        #expect(
+            (body["error"] as? String)?.contains("in the registration of plugin hostile-outside@1.0.0") == true,
+            "\(body)")
         let (again, next) = try s.query(10)
         #expect(again == 200, "\(next)")
         #expect(s.server.process.isRunning)
@@ -159,7 +171,8 @@ import Glibc
         let (code, body) = try s.query(10)
         #expect(code == 502, "\(body)")
         #expect((body["error"] as? String)?.contains("wrote to its worker's socket") == true, "\(body)")
-        #expect((body["error"] as? String)?.contains("the registration of plugin hostile-forge@1.0.0") == true, "\(body)")
+        #expect(
+            (body["error"] as? String)?.contains("the registration of plugin hostile-forge@1.0.0") == true, "\(body)")
         // Its answers were never used; the next request, without it, is answered by a fresh worker.
         let (again, next) = try s.query(10)
         #expect(again == 200, "\(next)")
@@ -172,7 +185,8 @@ import Glibc
         try s.server.waitForPlugin("shrink.so") { $0?["status"] as? String == "loaded" }
         let (code, body) = try s.query(10)
         #expect(code == 500, "\(body)")
-        #expect((body["error"] as? String)?.contains("the registration of plugin hostile-shrink@1.0.0") == true, "\(body)")
+        #expect(
+            (body["error"] as? String)?.contains("the registration of plugin hostile-shrink@1.0.0") == true, "\(body)")
         #expect(s.server.process.isRunning && s.pid == pid, "the supervisor survived")
     }
 
@@ -192,7 +206,9 @@ import Glibc
         #expect(workers.count == 2, "\(workers)")
         for pid in workers {
             let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
-            let targets = fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") }
+            let targets = fds.compactMap {
+                try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")
+            }
             #expect(targets.filter { $0.hasPrefix("socket:") }.count == 1, "worker \(pid): \(targets)")
             #expect(!targets.contains { $0.contains("eventpoll") }, "worker \(pid): \(targets)")
         }

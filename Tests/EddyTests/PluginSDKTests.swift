@@ -16,8 +16,11 @@ import Testing
         try plugins.copy(scaffold.library, as: "run-count.so")
         try server.waitForPlugin("run-count.so") { $0?["status"] as? String == "loaded" }
         let work = ScratchDirectory()
-        let csv = work.write("runs.csv", "id,status\n" + (0..<20_000).map { "\($0),\(($0 / 1000) % 2 == 0 ? "open" : "")" }
-            .joined(separator: "\n") + "\n")
+        let csv = work.write(
+            "runs.csv",
+            "id,status\n"
+                + (0..<20_000).map { "\($0),\(($0 / 1000) % 2 == 0 ? "open" : "")" }
+                .joined(separator: "\n") + "\n")
         let (status, body) = try server.eval(csv, select: "count(status), count(*)", trace: true)
         #expect(status == 200, "\(body)")
         #expect("\(body)".contains("10000"), "\(body)")

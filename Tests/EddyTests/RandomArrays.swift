@@ -24,7 +24,9 @@ struct RandomArrays {
         .utf8(.nonNullable),
     ]
 
-    private static let words = ["", "a", "b", "ab", "abc", "zz", "Zürich", "日本", "emoji🙂", "a,b", "long-" + String(repeating: "x", count: 40)]
+    private static let words = [
+        "", "a", "b", "ab", "abc", "zz", "Zürich", "日本", "emoji🙂", "a,b", "long-" + String(repeating: "x", count: 40),
+    ]
 
     /// A canonical column: few distinct values (so dictionaries and runs form), some nulls, some runs.
     mutating func column(_ dtype: DType, count: Int) -> any ArrayNode {
@@ -100,9 +102,10 @@ struct RandomArrays {
             // Pad with values from the column on both sides, encode the whole, then slice it back.
             let before = int(0...5)
             let after = int(0...5)
-            let pick = PrimitiveArray((0..<(before + column.count + after)).map { i -> Int64 in
-                i >= before && i < before + column.count ? Int64(i - before) : Int64(int(0...(column.count - 1)))
-            })
+            let pick = PrimitiveArray(
+                (0..<(before + column.count + after)).map { i -> Int64 in
+                    i >= before && i < before + column.count ? Int64(i - before) : Int64(int(0...(column.count - 1)))
+                })
             let padded = try Canonical.take(column, indices: pick)
             return try SliceArray(encode(padded, depth: depth - 1), start: before, length: column.count)
         default:
@@ -153,8 +156,9 @@ struct RandomArrays {
         for (i, s) in scalars.enumerated() where !s.value.isIdentical(to: fill.value) { positions.append(Int64(i)) }
         let values = try Canonical.take(column, indices: PrimitiveArray(positions))
         let encodedValues = try encode(values, depth: depth - 1)
-        let s = try SparseArray(fill: Scalar(fill.value, column.dtype), indices: PrimitiveArray(positions),
-                                values: encodedValues, count: column.count)
+        let s = try SparseArray(
+            fill: Scalar(fill.value, column.dtype), indices: PrimitiveArray(positions),
+            values: encodedValues, count: column.count)
         return s.dtype == column.dtype ? s : column
     }
 }

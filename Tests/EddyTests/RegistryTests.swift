@@ -1,9 +1,10 @@
 @_spi(Host) import Eddy
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A kernel for (filter, primitive) that records its name in the result's first value, so a test
 /// can see which kernel ran. It keeps the parent's length and dtype.
@@ -48,8 +49,9 @@ func firstValue(_ ctx: ExecutionCtx) throws -> ScalarValue { try ctx.execute(fil
         let session = Session(builtins: false)
         session.kernels.register(markingKernel("first", owner: plugin, value: 1))
         session.kernels.register(markingKernel("second", owner: plugin, value: 2))
-        #expect(session.kernels.snapshot.kernels(parent: FilterArray.id, child: PrimitiveArray.id).map(\.name)
-                    == ["first", "second"])
+        #expect(
+            session.kernels.snapshot.kernels(parent: FilterArray.id, child: PrimitiveArray.id).map(\.name)
+                == ["first", "second"])
         #expect(try firstValue(session.makeContext()) == .int(1))
     }
 
@@ -74,7 +76,8 @@ func firstValue(_ ctx: ExecutionCtx) throws -> ScalarValue { try ctx.execute(fil
     @Test func wrongLengthResultNamesTheKernelAndOwner() throws {
         let session = Session()
         session.kernels.register(
-            ExecuteParentKernel("bad length", owner: plugin, parent: FilterArray.id, child: PrimitiveArray.id) { _, _, _, _ in
+            ExecuteParentKernel("bad length", owner: plugin, parent: FilterArray.id, child: PrimitiveArray.id) {
+                _, _, _, _ in
                 PrimitiveArray([Int64(1)])
             })
         let error = try #require(throws: EddyError.self) { try session.makeContext().execute(filterInput()) }
@@ -86,7 +89,8 @@ func firstValue(_ ctx: ExecutionCtx) throws -> ScalarValue { try ctx.execute(fil
     @Test func wrongDTypeResultNamesTheKernelAndOwner() throws {
         let session = Session()
         session.kernels.register(
-            ExecuteParentKernel("bad dtype", owner: plugin, parent: FilterArray.id, child: PrimitiveArray.id) { p, _, _, _ in
+            ExecuteParentKernel("bad dtype", owner: plugin, parent: FilterArray.id, child: PrimitiveArray.id) {
+                p, _, _, _ in
                 PrimitiveArray([Int32](repeating: 0, count: p.count))
             })
         let error = try #require(throws: EddyError.self) { try session.makeContext().execute(filterInput()) }
@@ -98,7 +102,8 @@ func firstValue(_ ctx: ExecutionCtx) throws -> ScalarValue { try ctx.execute(fil
         struct Boom: Error {}
         let session = Session()
         session.kernels.register(
-            ExecuteParentKernel("throws", owner: plugin, parent: FilterArray.id, child: PrimitiveArray.id) { _, _, _, _ in
+            ExecuteParentKernel("throws", owner: plugin, parent: FilterArray.id, child: PrimitiveArray.id) {
+                _, _, _, _ in
                 throw Boom()
             })
         let error = try #require(throws: EddyError.self) { try session.makeContext().execute(filterInput()) }
@@ -134,8 +139,9 @@ func firstValue(_ ctx: ExecutionCtx) throws -> ScalarValue { try ctx.execute(fil
         let stop = Flag()
         let failures = Counter()
         let evaluations = Counter()
-        let d = try DictArray(codes: PrimitiveArray((0..<2000).map { UInt16($0 % 7) }),
-                              values: VarBinArray((0..<7).map { "v\($0)" }))
+        let d = try DictArray(
+            codes: PrimitiveArray((0..<2000).map { UInt16($0 % 7) }),
+            values: VarBinArray((0..<7).map { "v\($0)" }))
         let query = try CompareFunction.make(d, .eq, ConstantArray(.utf8("v3"), count: 2000))
         let expected = try values(Session().makeContext(options: ExecutionOptions(useKernels: false)).execute(query))
         let unrelated = (0..<64).map { EncodingID("test.concurrency.\($0)") }
@@ -160,8 +166,10 @@ func firstValue(_ ctx: ExecutionCtx) throws -> ScalarValue { try ctx.execute(fil
             for i in 0..<400 {
                 let p = unrelated[i % unrelated.count]
                 session.kernels.register(
-                    ExecuteParentKernel("noise \(i)", owner: plugin, parent: p,
-                                        child: unrelated[(i * 7) % unrelated.count]) { _, _, _, _ in nil })
+                    ExecuteParentKernel(
+                        "noise \(i)", owner: plugin, parent: p,
+                        child: unrelated[(i * 7) % unrelated.count]
+                    ) { _, _, _, _ in nil })
                 if i % 50 == 49 { session.kernels.unregister(owner: plugin) }
             }
             stop.set()
@@ -209,11 +217,13 @@ final class TestThread: @unchecked Sendable {
 
     init(_ body: @escaping @Sendable () -> Void) {
         let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        pthread_create(&thread, nil, { raw in
-            let b = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            b.body()
-            return nil
-        }, box)
+        pthread_create(
+            &thread, nil,
+            { raw in
+                let b = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+                b.body()
+                return nil
+            }, box)
     }
 
     func join() { pthread_join(thread, nil) }

@@ -1,8 +1,9 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// A real `eddy serve` process on a free loopback port.
 final class Server: @unchecked Sendable {
@@ -15,12 +16,15 @@ final class Server: @unchecked Sendable {
 
     /// - Parameters:
     ///   - dataDirs: what requests may read by path (the tests' scratch files live in the temporary directory).
-    init(pluginDir: String, rescan: String = "0.5", dataDirs: [String] = [NSTemporaryDirectory()],
-         arguments: [String] = [], environment: [String: String] = [:]) throws {
+    init(
+        pluginDir: String, rescan: String = "0.5", dataDirs: [String] = [NSTemporaryDirectory()],
+        arguments: [String] = [], environment: [String: String] = [:]
+    ) throws {
         self.pluginDir = pluginDir
         process.executableURL = URL(fileURLWithPath: Eddy.binary)
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        process.arguments = ["serve", "--port", "0", "--plugin-dir", pluginDir, "--rescan", rescan]
+        process.arguments =
+            ["serve", "--port", "0", "--plugin-dir", pluginDir, "--rescan", rescan]
             + dataDirs.flatMap { ["--data-dir", $0] } + arguments
         let err = Pipe()
         process.standardError = err
@@ -61,8 +65,10 @@ final class Server: @unchecked Sendable {
     }
 
     /// Sends a request and returns the status and the JSON body (or the raw text under "text").
-    func request(_ method: String, _ path: String, json: [String: Any]? = nil, body: Data? = nil,
-                 contentType: String? = nil) throws -> (Int, [String: Any]) {
+    func request(
+        _ method: String, _ path: String, json: [String: Any]? = nil, body: Data? = nil,
+        contentType: String? = nil
+    ) throws -> (Int, [String: Any]) {
         var req = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         req.httpMethod = method
         req.timeoutInterval = 120
@@ -84,7 +90,8 @@ final class Server: @unchecked Sendable {
         done.wait()
         if let failure { throw failure }
         let (status, data) = result!
-        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+        let object =
+            (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
             ?? ["text": String(decoding: data, as: UTF8.self)]
         return (status, object)
     }
@@ -148,7 +155,9 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         // Replace with a rebuilt version (cp over the file in place).
         let data = try Data(contentsOf: URL(fileURLWithPath: PluginFiles.built("EddyFixtureDeltaV2")))
         try data.write(to: URL(fileURLWithPath: dir.path + "/delta.so"))
-        try server.waitForPlugin("delta.so") { $0?["version"] as? String == "2.0.0" && $0?["status"] as? String == "replaced" }
+        try server.waitForPlugin("delta.so") {
+            $0?["version"] as? String == "2.0.0" && $0?["status"] as? String == "replaced"
+        }
         let (_, r3) = try server.eval(csv, where: query.where, select: query.select, trace: true)
         #expect((r3["fingerprint"] as? String)?.contains("delta@2.0.0#") == true)
         #expect(traceOwners(r3).contains("plugin delta@2.0.0") && !traceOwners(r3).contains("plugin delta@1.0.0"))
@@ -195,7 +204,10 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         #expect(status == 200, "\(response)")
         #expect((response["fingerprint"] as? String)?.hasPrefix("delta@1.0.0#") == true)
         let owners = traceOwners(response)
-        #expect(owners.contains("plugin delta@1.0.0") && !owners.contains("plugin delta@2.0.0"), "\(owners) \(response["fingerprint"] ?? "") \(response["error"] ?? "") \((response["trace"] as? [Any])?.count ?? -1)")
+        #expect(
+            owners.contains("plugin delta@1.0.0") && !owners.contains("plugin delta@2.0.0"),
+            "\(owners) \(response["fingerprint"] ?? "") \(response["error"] ?? "") \((response["trace"] as? [Any])?.count ?? -1)"
+        )
         let cities = ["Lyon", "Paris", "Nice", "Lille", "Brest"]
         let expected = (0..<400_000).filter { 100_000 + $0 < 100_500 || cities[($0 * 7 + $0 / 3) % 5] == "Brest" }.count
         #expect((response["result"] as? [[String: Any]])?.first?["count(*)"] as? Int == expected)
@@ -216,8 +228,9 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         #expect(s4 == 422)
         // Uploaded CSV body, options in the query string.
         let upload = Data("a,b\n1,x\n2,y\n3,x\n".utf8)
-        let (s6, r6) = try server.request("POST", "/eval?where=b%20%3D%20'x'&select=sum(a)", body: upload,
-                                          contentType: "text/csv")
+        let (s6, r6) = try server.request(
+            "POST", "/eval?where=b%20%3D%20'x'&select=sum(a)", body: upload,
+            contentType: "text/csv")
         #expect(s6 == 200 && (r6["result"] as? [[String: Any]])?.first?["sum(a)"] as? Int == 4, "\(r6)")
         try dir.copy(PluginFiles.built("EddyFixtureWrongLength"), as: "wrong.so")
         try server.waitForPlugin("wrong.so") { $0?["status"] as? String == "loaded" }
@@ -237,17 +250,21 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         let csv = tripsCSV(work, rows: 2000)
         let dir = ScratchDirectory()
         let server = try Server(pluginDir: dir.path, rescan: "0.3", arguments: ["--workers", workers])
-        let queries = [("city = 'Lyon' and trip_id > 100500", "count(*), sum(fare)"),
-                       ("trip_id < 101000 or city = 'Nice'", "trip_id, city")]
+        let queries = [
+            ("city = 'Lyon' and trip_id > 100500", "count(*), sum(fare)"),
+            ("trip_id < 101000 or city = 'Nice'", "trip_id, city"),
+        ]
         @Sendable func canonical(_ r: (Int, [String: Any])?) -> String {
             guard let r, r.0 == 200, let result = r.1["result"],
-                  let d = try? JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]) else { return "failed" }
+                let d = try? JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+            else { return "failed" }
             return String(decoding: d, as: UTF8.self)
         }
         let baselines = try queries.map { canonical(try server.eval(csv, where: $0.0, select: $0.1)) }
         #expect(!baselines.contains("failed"))
         func rss() -> Int {
-            let status = (try? String(contentsOfFile: "/proc/\(server.process.processIdentifier)/status", encoding: .utf8)) ?? ""
+            let status =
+                (try? String(contentsOfFile: "/proc/\(server.process.processIdentifier)/status", encoding: .utf8)) ?? ""
             let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
             return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
         }
@@ -268,14 +285,18 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
                 }
             }
         }
-        let sources = [PluginFiles.built("EddyPluginDelta"), PluginFiles.built("EddyFixtureDeltaV2"),
-                       PluginFiles.built("EddyPluginPackedDictCompare")]
+        let sources = [
+            PluginFiles.built("EddyPluginDelta"), PluginFiles.built("EddyFixtureDeltaV2"),
+            PluginFiles.built("EddyPluginPackedDictCompare"),
+        ]
         let deadline = Date().addingTimeInterval(seconds)
         var step = 0
         while Date() < deadline {
             switch step % 4 {
             case 0: try dir.copy(sources[0], as: "delta.so")
-            case 1: try Data(contentsOf: URL(fileURLWithPath: sources[1])).write(to: URL(fileURLWithPath: dir.path + "/delta.so"))
+            case 1:
+                try Data(contentsOf: URL(fileURLWithPath: sources[1])).write(
+                    to: URL(fileURLWithPath: dir.path + "/delta.so"))
             case 2: try dir.copy(sources[2], as: "packed.so")
             default:
                 try? FileManager.default.removeItem(atPath: dir.path + "/delta.so")
@@ -294,7 +315,9 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         // Three distinct plugin files cycle: the images are mapped once each and reused after.
         #expect(retained == (workers == "0" ? 3 : 0))
         #expect(growthKB < 150_000, "RSS grew by \(growthKB) KiB over \(evaluations.value) evaluations")
-        print("soak: \(evaluations.value) evaluations, \(step) plugin changes, RSS growth \(growthKB) KiB, retained images \(retained)")
+        print(
+            "soak: \(evaluations.value) evaluations, \(step) plugin changes, RSS growth \(growthKB) KiB, retained images \(retained)"
+        )
     }
 }
 

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Signed plugins through the real binary: keygen, sign, verify, and hosts that require signatures.
@@ -62,7 +62,8 @@ import Glibc
             try Eddy.run(["verify", dir.path + "/\(name).so", "--trusted-keys", keys.trusted])
         }
         let good = try verify("good")
-        #expect(good.status == 0 && good.stdout.contains("signed by alice") && good.stdout.contains("trusted"), "\(good)")
+        #expect(
+            good.status == 0 && good.stdout.contains("signed by alice") && good.stdout.contains("trusted"), "\(good)")
         let expectations = [
             ("untrusted", "signed by an untrusted key: 'mallory'"), ("unsigned", "unsigned"),
             ("tampered", "does not match the file's contents (changed after signing by 'alice')"),
@@ -90,12 +91,17 @@ import Glibc
         var changed = bytes
         changed[100] ^= 0x01
         try changed.write(to: URL(fileURLWithPath: dir.path + "/tampered.so"))
-        let r = try Eddy.run(["plugins", "--plugin-dir", dir.path, "--json", "--trusted-keys", keys.trusted, "--require-signed"],
-                             environment: ["EDDY_TEST_MARKER": marker])
+        let r = try Eddy.run(
+            ["plugins", "--plugin-dir", dir.path, "--json", "--trusted-keys", keys.trusted, "--require-signed"],
+            environment: ["EDDY_TEST_MARKER": marker])
         let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
-        let rows = Dictionary(((object?["files"] as? [[String: Any]]) ?? []).map {
-            (URL(fileURLWithPath: $0["file"] as? String ?? "").lastPathComponent, $0) }, uniquingKeysWith: { a, _ in a })
-        #expect(rows["delta.so"]?["status"] as? String == "loaded" && rows["delta.so"]?["signer"] as? String == "alice", "\(rows)")
+        let rows = Dictionary(
+            ((object?["files"] as? [[String: Any]]) ?? []).map {
+                (URL(fileURLWithPath: $0["file"] as? String ?? "").lastPathComponent, $0)
+            }, uniquingKeysWith: { a, _ in a })
+        #expect(
+            rows["delta.so"]?["status"] as? String == "loaded" && rows["delta.so"]?["signer"] as? String == "alice",
+            "\(rows)")
         #expect((rows["unsigned.so"]?["reason"] as? String)?.hasPrefix("unsigned") == true, "\(rows)")
         #expect((rows["untrusted.so"]?["reason"] as? String)?.contains("untrusted key: 'mallory'") == true, "\(rows)")
         #expect((rows["tampered.so"]?["reason"] as? String)?.contains("changed after signing") == true, "\(rows)")
@@ -104,7 +110,9 @@ import Glibc
         let open = try Eddy.run(["plugins", "--plugin-dir", dir.path])
         #expect(open.stdout.contains("signed by alice (key "), "\(open.stdout)")
         let missing = try Eddy.run(["plugins", "--plugin-dir", dir.path, "--require-signed"])
-        #expect(missing.status != 0 && missing.stderr.contains("--require-signed needs --trusted-keys"), "\(missing.stderr)")
+        #expect(
+            missing.status != 0 && missing.stderr.contains("--require-signed needs --trusted-keys"), "\(missing.stderr)"
+        )
     }
 }
 
@@ -119,20 +127,24 @@ extension SigningTests {
         }
         chmod(keys.trusted, 0o777)
         let open = try load(keys.trusted)
-        #expect(open.status != 0 && open.stderr.contains("--trusted-keys directory") && open.stderr.contains("writable by others"),
-                "\(open.stderr)")
+        #expect(
+            open.status != 0 && open.stderr.contains("--trusted-keys directory")
+                && open.stderr.contains("writable by others"),
+            "\(open.stderr)")
         chmod(keys.trusted, 0o755)
         chmod(keys.trusted + "/alice.pub", 0o666)
         let loose = try load(keys.trusted)
         #expect(loose.status != 0 && loose.stderr.contains("key file"), "\(loose.stderr)")
         chmod(keys.trusted + "/alice.pub", 0o644)
-        try FileManager.default.createSymbolicLink(atPath: keys.trusted + "/other.pub", withDestinationPath: keys.other + "/mallory.pub")
+        try FileManager.default.createSymbolicLink(
+            atPath: keys.trusted + "/other.pub", withDestinationPath: keys.other + "/mallory.pub")
         let linked = try load(keys.trusted)
         #expect(linked.status != 0 && linked.stderr.contains("symbolic link"), "\(linked.stderr)")
         try FileManager.default.removeItem(atPath: keys.trusted + "/other.pub")
         // A point of small order as a "key" would verify signatures anyone can make.
-        FileManager.default.createFile(atPath: keys.trusted + "/ident.pub",
-                                       contents: Data(("eddy-ed25519 01" + String(repeating: "0", count: 62) + " ident\n").utf8))
+        FileManager.default.createFile(
+            atPath: keys.trusted + "/ident.pub",
+            contents: Data(("eddy-ed25519 01" + String(repeating: "0", count: 62) + " ident\n").utf8))
         let weak = try load(keys.trusted)
         #expect(weak.status != 0 && weak.stderr.contains("weak key"), "\(weak.stderr)")
     }
@@ -144,14 +156,19 @@ extension SigningTests {
         try dir.copy(PluginFiles.built("EddyFixtureCrashingKernel"), as: "crashing-kernel.so")
         let work = ScratchDirectory()
         let csv = tripsCSV(work, rows: 100)
-        let r = try Eddy.run(["eval", csv, "--plugin-dir", dir.path, "--where", "fare > 1", "--select", "count(*)"],
-                             environment: ["SWIFT_BACKTRACE": "enable=no"])
+        let r = try Eddy.run(
+            ["eval", csv, "--plugin-dir", dir.path, "--where", "fare > 1", "--select", "count(*)"],
+            environment: ["SWIFT_BACKTRACE": "enable=no"])
         #expect(r.status == 11, "ends with the signal's status: \(r.status)")
-        #expect(r.stderr.contains("eddy: crashed with signal 11 (SIGSEGV) in kernel 'crash on compare' of plugin "
-                                  + "crashing-kernel@0.1.0; to run without it, remove that plugin's file"), "\(r.stderr)")
+        #expect(
+            r.stderr.contains(
+                "eddy: crashed with signal 11 (SIGSEGV) in kernel 'crash on compare' of plugin "
+                    + "crashing-kernel@0.1.0; to run without it, remove that plugin's file"), "\(r.stderr)")
         // The same query without the plugin runs.
-        let clean = try Eddy.run(["eval", csv, "--plugin-dir", emptyPluginDirectory, "--where", "fare > 1",
-                                  "--select", "count(*)", "--format", "csv"])
+        let clean = try Eddy.run([
+            "eval", csv, "--plugin-dir", emptyPluginDirectory, "--where", "fare > 1",
+            "--select", "count(*)", "--format", "csv",
+        ])
         #expect(clean.status == 0)
     }
 
@@ -159,9 +176,12 @@ extension SigningTests {
         let dir = ScratchDirectory()
         try dir.copy(try HostileFixtures.build(.raise), as: "raise.so")
         // In the host (no probe), with Swift's backtracer on as users have it.
-        let r = try Eddy.run(["plugins", "--plugin-dir", dir.path, "--no-probe"], environment: ["SWIFT_BACKTRACE": "enable=yes"])
+        let r = try Eddy.run(
+            ["plugins", "--plugin-dir", dir.path, "--no-probe"], environment: ["SWIFT_BACKTRACE": "enable=yes"])
         #expect(r.status == 11, "\(r.status) \(r.stdout)")
-        #expect(r.stderr.contains("eddy: crashed with signal 11 (SIGSEGV) in the registration of plugin hostile-raise@1.0.0"),
-                "\(r.stderr)")
+        #expect(
+            r.stderr.contains(
+                "eddy: crashed with signal 11 (SIGSEGV) in the registration of plugin hostile-raise@1.0.0"),
+            "\(r.stderr)")
     }
 }

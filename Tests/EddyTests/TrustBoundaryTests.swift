@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // The fault table of the trust boundary: each case drives the real `eddy` binary or a real
@@ -15,7 +15,9 @@ enum HostileFixtures {
     enum Mode: Int, CaseIterable, Sendable {
         case exit = 1, loop = 2, crash = 3, outsideProbe = 4, good = 5, plant = 6, destructor = 7, forge = 8, shrink = 9
         case raise = 10
-        var name: String { ["", "exit", "loop", "crash", "outside", "good", "plant", "dtor", "forge", "shrink", "raise"][rawValue] }
+        var name: String {
+            ["", "exit", "loop", "crash", "outside", "good", "plant", "dtor", "forge", "shrink", "raise"][rawValue]
+        }
     }
 
     private static let lock = NSLock()
@@ -30,8 +32,10 @@ enum HostileFixtures {
         let out = NSTemporaryDirectory() + "eddy-hostile-\(getpid())-\(mode.name).so"
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["cc", "-shared", "-fPIC", "-DMODE=\(mode.rawValue)", "-DMODE_NAME=\"\(mode.name)\"", source,
-                       "-L" + PluginFiles.buildDirectory, "-Wl,--no-as-needed", "-lEddy", "-o", out]
+        p.arguments = [
+            "cc", "-shared", "-fPIC", "-DMODE=\(mode.rawValue)", "-DMODE_NAME=\"\(mode.name)\"", source,
+            "-L" + PluginFiles.buildDirectory, "-Wl,--no-as-needed", "-lEddy", "-o", out,
+        ]
         let err = Pipe()
         p.standardError = err
         try p.run()
@@ -59,7 +63,9 @@ enum RawHTTP {
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard connected == 0 else { throw EddyTestError("connect failed") }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1e6))
@@ -75,10 +81,12 @@ enum RawHTTP {
             // One response is enough (the connection may stay open).
             let text = String(decoding: response, as: UTF8.self)
             if let headEnd = text.range(of: "\r\n\r\n"),
-               let lengthLine = text[..<headEnd.lowerBound].split(separator: "\r\n").first(where: {
-                   $0.lowercased().hasPrefix("content-length:") }),
-               let length = Int(lengthLine.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)),
-               text.utf8.count - text[..<headEnd.upperBound].utf8.count >= length {
+                let lengthLine = text[..<headEnd.lowerBound].split(separator: "\r\n").first(where: {
+                    $0.lowercased().hasPrefix("content-length:")
+                }),
+                let length = Int(lengthLine.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)),
+                text.utf8.count - text[..<headEnd.upperBound].utf8.count >= length
+            {
                 break
             }
         }
@@ -94,7 +102,8 @@ enum RawHTTP {
         var h = ["Host": "127.0.0.1:\(port)", "Content-Type": "application/json", "Connection": "close"]
         for (k, v) in headers { h[k] = v }
         let head = h.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\r\n" }.joined()
-        return try exchange(port: port, "POST \(path) HTTP/1.1\r\n\(head)Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        return try exchange(
+            port: port, "POST \(path) HTTP/1.1\r\n\(head)Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
     }
 }
 
@@ -141,8 +150,12 @@ final class DataFixture {
         #expect(r.body.contains(message), "\(r.body)")
         #expect(!r.body.contains(secretMarker))
         // The file given in the query string is refused the same way.
-        let q = try RawHTTP.post(port: server.port, path: "/eval?path=" + (fixture.secret.addingPercentEncoding(
-            withAllowedCharacters: .alphanumerics) ?? ""), headers: ["Content-Type": "text/plain"], body: "")
+        let q = try RawHTTP.post(
+            port: server.port,
+            path: "/eval?path="
+                + (fixture.secret.addingPercentEncoding(
+                    withAllowedCharacters: .alphanumerics) ?? ""),
+            headers: ["Content-Type": "text/plain"], body: "")
         #expect(q.status == 403 && !q.body.contains(secretMarker), "\(q)")
         let ok = try RawHTTP.post(port: server.port, body: Self.json(["path": "trips.csv", "select": "count(*)"]))
         #expect(ok.status == 200 && ok.body.contains("300"), "\(ok)")
@@ -155,8 +168,9 @@ final class DataFixture {
         let server = try Server(pluginDir: plugins.path, dataDirs: [])
         let r = try RawHTTP.post(port: server.port, body: Self.json(["path": fixture.csv]))
         #expect(r.status == 403 && r.body.contains("--data-dir"), "\(r)")
-        let up = try RawHTTP.post(port: server.port, path: "/eval?select=count(*)", headers: ["Content-Type": "text/csv"],
-                                  body: "a,b\n1,2\n3,4\n")
+        let up = try RawHTTP.post(
+            port: server.port, path: "/eval?select=count(*)", headers: ["Content-Type": "text/csv"],
+            body: "a,b\n1,2\n3,4\n")
         #expect(up.status == 200 && up.body.contains("\"count(*)\":2"), "\(up)")
     }
 
@@ -174,9 +188,13 @@ final class DataFixture {
         let r = try RawHTTP.post(port: server.port, headers: headers, body: Self.json(["path": "trips.csv"]))
         #expect(r.status == status && r.body.contains(message), "\(r)")
         // The same request from the machine itself passes.
-        let ok = try RawHTTP.post(port: server.port, headers: ["Host": "localhost:\(server.port)",
-                                                               "Origin": "http://localhost:\(server.port)"],
-                                  body: Self.json(["path": "trips.csv", "select": "count(*)"]))
+        let ok = try RawHTTP.post(
+            port: server.port,
+            headers: [
+                "Host": "localhost:\(server.port)",
+                "Origin": "http://localhost:\(server.port)",
+            ],
+            body: Self.json(["path": "trips.csv", "select": "count(*)"]))
         #expect(ok.status == 200, "\(ok)")
     }
 
@@ -185,14 +203,20 @@ final class DataFixture {
         let plugins = ScratchDirectory()
         let tokenFile = fixture.root.write("token", "s3cret-token-0123456789\n")
         chmod(tokenFile, 0o600)
-        let server = try Server(pluginDir: plugins.path, dataDirs: [fixture.data], arguments: ["--token-file", tokenFile])
+        let server = try Server(
+            pluginDir: plugins.path, dataDirs: [fixture.data], arguments: ["--token-file", tokenFile])
         let body = Self.json(["path": "trips.csv", "select": "count(*)"])
         #expect(try RawHTTP.post(port: server.port, body: body).status == 401)
-        #expect(try RawHTTP.post(port: server.port, headers: ["Authorization": "Bearer wrong-token-0123456789"], body: body)
-            .status == 401)
-        #expect(try RawHTTP.post(port: server.port, headers: ["Authorization": "Bearer s3cret-token-0123456789"], body: body)
+        #expect(
+            try RawHTTP.post(port: server.port, headers: ["Authorization": "Bearer wrong-token-0123456789"], body: body)
+                .status == 401)
+        #expect(
+            try RawHTTP.post(
+                port: server.port, headers: ["Authorization": "Bearer s3cret-token-0123456789"], body: body
+            )
             .status == 200)
-        let health = try RawHTTP.exchange(port: server.port, "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        let health = try RawHTTP.exchange(
+            port: server.port, "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         #expect(health.status == 200)
     }
 
@@ -222,7 +246,8 @@ final class DataFixture {
         let server = try Server(pluginDir: plugins.path, dataDirs: [fixture.data])
         let r = try RawHTTP.post(port: server.port, body: body)
         #expect(r.status == 400 && r.body.contains(message), "\(r)")
-        let q = try RawHTTP.post(port: server.port, path: "/eval?selct=a", headers: ["Content-Type": "text/csv"], body: "a\n1\n")
+        let q = try RawHTTP.post(
+            port: server.port, path: "/eval?selct=a", headers: ["Content-Type": "text/csv"], body: "a\n1\n")
         #expect(q.status == 400 && q.body.contains("unknown query parameter 'selct'"), "\(q)")
     }
 
@@ -235,13 +260,18 @@ final class DataFixture {
         #expect(twice.status == 400 && twice.body.contains("query parameter 'where' is given twice"), "\(twice)")
         let both = try RawHTTP.post(port: server.port, path: "/eval?path=../secret.txt", headers: csv, body: "a\n1\n")
         #expect(both.status == 400 && both.body.contains("not both"), "\(both)")
-        let overlap = try RawHTTP.post(port: server.port, path: "/eval?select=a", body: #"{"path": "trips.csv", "select": "b"}"#)
+        let overlap = try RawHTTP.post(
+            port: server.port, path: "/eval?select=a", body: #"{"path": "trips.csv", "select": "b"}"#)
         #expect(overlap.status == 400 && overlap.body.contains("both the query string and the body"), "\(overlap)")
-        let noHost = try RawHTTP.exchange(port: server.port, "POST /eval HTTP/1.1\r\nContent-Type: application/json\r\n"
-                                              + "Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+        let noHost = try RawHTTP.exchange(
+            port: server.port,
+            "POST /eval HTTP/1.1\r\nContent-Type: application/json\r\n"
+                + "Content-Length: 2\r\nConnection: close\r\n\r\n{}")
         #expect(noHost.status == 400 && noHost.body.contains("Host header is required"), "\(noHost)")
-        let twoHosts = try RawHTTP.exchange(port: server.port, "POST /eval HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n"
-                                                + "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        let twoHosts = try RawHTTP.exchange(
+            port: server.port,
+            "POST /eval HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n"
+                + "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
         #expect(twoHosts.status == 400 && twoHosts.body.contains("more than one Host"), "\(twoHosts)")
         #expect(!(twice.body + both.body + overlap.body).contains(secretMarker))
     }
@@ -250,12 +280,15 @@ final class DataFixture {
         let plugins = ScratchDirectory()
         let tmp = ScratchDirectory()
         let server = try Server(pluginDir: plugins.path, dataDirs: [], environment: ["TMPDIR": tmp.path])
-        let dirs = try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.hasPrefix("eddy-uploads-") }
+        let dirs = try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter {
+            $0.hasPrefix("eddy-uploads-")
+        }
         #expect(dirs.count == 1)
         let uploads = tmp.path + "/" + (dirs.first ?? "")
         var st = stat()
         #expect(stat(uploads, &st) == 0 && st.st_mode & 0o777 == 0o700)
-        let up = try RawHTTP.post(port: server.port, path: "/eval", headers: ["Content-Type": "text/csv"], body: "a,b\n1,2\n3\n")
+        let up = try RawHTTP.post(
+            port: server.port, path: "/eval", headers: ["Content-Type": "text/csv"], body: "a,b\n1,2\n3\n")
         #expect(up.status == 400 && up.body.contains("upload:3:2"), "\(up)")  // named "upload", not by its path
         #expect(!up.body.contains(uploads))
         #expect(try FileManager.default.contentsOfDirectory(atPath: uploads).isEmpty)
@@ -265,27 +298,35 @@ final class DataFixture {
 
     @Test func bodySizeAndTimeLimits() throws {
         let plugins = ScratchDirectory()
-        let server = try Server(pluginDir: plugins.path, dataDirs: [],
-                                arguments: ["--max-body-bytes", "1000", "--body-timeout", "1", "--idle-timeout", "5"])
-        let big = try RawHTTP.post(port: server.port, headers: ["Content-Type": "text/csv"],
-                                   body: "a\n" + String(repeating: "1\n", count: 1000))
+        let server = try Server(
+            pluginDir: plugins.path, dataDirs: [],
+            arguments: ["--max-body-bytes", "1000", "--body-timeout", "1", "--idle-timeout", "5"])
+        let big = try RawHTTP.post(
+            port: server.port, headers: ["Content-Type": "text/csv"],
+            body: "a\n" + String(repeating: "1\n", count: 1000))
         #expect(big.status == 413 && big.body.contains("--max-body-bytes"), "\(big)")
-        let half = try RawHTTP.exchange(port: server.port, "POST /eval HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\n"
-                                            + "Content-Length: 100\r\n\r\na\n1\n")
+        let half = try RawHTTP.exchange(
+            port: server.port,
+            "POST /eval HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\n"
+                + "Content-Length: 100\r\n\r\na\n1\n")
         #expect(half.status == 408 && half.body.contains("--body-timeout"), "\(half)")
-        let chunked = try RawHTTP.exchange(port: server.port, "POST /eval HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\n"
-                                               + "Transfer-Encoding: chunked\r\n\r\n4\r\na,b\n\r\n")
+        let chunked = try RawHTTP.exchange(
+            port: server.port,
+            "POST /eval HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\n"
+                + "Transfer-Encoding: chunked\r\n\r\n4\r\na,b\n\r\n")
         #expect(chunked.status == 408, "\(chunked)")
         #expect(server.process.isRunning)
     }
 
     @Test func aHalfSentRequestHeadIsClosedAfterTheIdleTimeout() throws {
         let plugins = ScratchDirectory()
-        let server = try Server(pluginDir: plugins.path, dataDirs: [], arguments: ["--idle-timeout", "1", "--body-timeout", "0.5"])
+        let server = try Server(
+            pluginDir: plugins.path, dataDirs: [], arguments: ["--idle-timeout", "1", "--body-timeout", "0.5"])
         let started = Date()
         let r = try RawHTTP.exchange(port: server.port, "POST /eval HTTP/1.1\r\nHost: local", timeout: 20)
         #expect(r.status == 0)
-        #expect(Date().timeIntervalSince(started) < 15, "the connection was closed by the server, not the client's timeout")
+        #expect(
+            Date().timeIntervalSince(started) < 15, "the connection was closed by the server, not the client's timeout")
         #expect(server.process.isRunning)
     }
 
@@ -295,8 +336,9 @@ final class DataFixture {
         for i in 0..<300_000 { text += "\(i),\(i % 7)\n" }
         _ = ScratchDirectory.write(at: fixture.data + "/big.csv", text)
         let plugins = ScratchDirectory()
-        let server = try Server(pluginDir: plugins.path, dataDirs: [fixture.data],
-                                arguments: ["--eval-timeout", "0.2", "--max-concurrent", "1", "--max-queue", "0"])
+        let server = try Server(
+            pluginDir: plugins.path, dataDirs: [fixture.data],
+            arguments: ["--eval-timeout", "0.2", "--max-concurrent", "1", "--max-queue", "0"])
         // Slow in any build: a 2,000-term chain over 300k rows.
         let chain = (0..<2_000).map { "a = \($0 * 61)" }.joined(separator: " or ")
         let slow = Self.json(["path": "big.csv", "where": chain, "select": "count(*)"])
@@ -314,11 +356,13 @@ final class DataFixture {
         let busy = try RawHTTP.post(port: server.port, body: Self.json(["path": "trips.csv", "select": "count(*)"]))
         #expect(busy.status == 503 && busy.body.contains("--max-concurrent"), "\(busy)")
         while first.value == nil { usleep(50_000) }
-        #expect(first.value?.status == 504 && first.value?.body.contains("--eval-timeout") == true,
-                "\(String(describing: first.value))")
+        #expect(
+            first.value?.status == 504 && first.value?.body.contains("--eval-timeout") == true,
+            "\(String(describing: first.value))")
         #expect(server.process.isRunning)
 
-        let small = try Server(pluginDir: plugins.path, dataDirs: [fixture.data], arguments: ["--max-result-bytes", "2000"])
+        let small = try Server(
+            pluginDir: plugins.path, dataDirs: [fixture.data], arguments: ["--max-result-bytes", "2000"])
         let fine = try RawHTTP.post(port: small.port, body: Self.json(["path": "trips.csv", "select": "count(*)"]))
         #expect(fine.status == 200, "\(fine)")
         let large = try RawHTTP.post(port: small.port, body: Self.json(["path": "trips.csv"]))
@@ -337,8 +381,10 @@ final class DataFixture {
         let plugins = ScratchDirectory()
         let server = try Server(pluginDir: plugins.path, dataDirs: [fixture.data])
         let body = #"{"path":"big.csv","select":"a"}"#
-        _ = try? RawHTTP.exchange(port: server.port, "POST /eval HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                                     + "Content-Length: \(body.utf8.count)\r\n\r\n" + body, timeout: 0.3)
+        _ = try? RawHTTP.exchange(
+            port: server.port,
+            "POST /eval HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                + "Content-Length: \(body.utf8.count)\r\n\r\n" + body, timeout: 0.3)
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline && !server.logText.contains("evaluation cancelled") { usleep(50_000) }
         #expect(server.logText.contains("evaluation cancelled: the client closed the connection"), "\(server.logText)")
@@ -380,8 +426,12 @@ final class DataFixture {
         let r = try Eddy.run(["plugins", "--plugin-dir", dir, "--json"] + extra, environment: environment)
         let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
         let files = object?["files"] as? [[String: Any]] ?? []
-        return (r, Dictionary(files.map { (URL(fileURLWithPath: $0["file"] as? String ?? "").lastPathComponent, $0) },
-                              uniquingKeysWith: { a, _ in a }))
+        return (
+            r,
+            Dictionary(
+                files.map { (URL(fileURLWithPath: $0["file"] as? String ?? "").lastPathComponent, $0) },
+                uniquingKeysWith: { a, _ in a })
+        )
     }
 
     @Test(arguments: [
@@ -396,12 +446,16 @@ final class DataFixture {
         try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
         let (r, rows) = try report(dir.path, ["--probe-timeout", "2"])
         #expect(rows["hostile.so"]?["status"] as? String == "rejected")
-        #expect((rows["hostile.so"]?["reason"] as? String)?.contains(reason) == true, "\(rows["hostile.so"] ?? [:]) \(r.stderr)")
+        #expect(
+            (rows["hostile.so"]?["reason"] as? String)?.contains(reason) == true,
+            "\(rows["hostile.so"] ?? [:]) \(r.stderr)")
         #expect(rows["delta.so"]?["status"] as? String == "loaded")
         // The host goes on to evaluate, with the good plugin.
         let work = ScratchDirectory()
-        let e = try Eddy.run(["eval", tripsCSV(work, rows: 50), "--plugin-dir", dir.path, "--probe-timeout", "2",
-                              "--select", "count(*)", "--format", "csv"])
+        let e = try Eddy.run([
+            "eval", tripsCSV(work, rows: 50), "--plugin-dir", dir.path, "--probe-timeout", "2",
+            "--select", "count(*)", "--format", "csv",
+        ])
         #expect(e.status == 0 && e.stdout == "count(*)\n50\n", "\(e.stderr)")
         #expect(e.stderr.contains("hostile.so rejected"))
     }
@@ -410,7 +464,8 @@ final class DataFixture {
         let dir = ScratchDirectory()
         try dir.copy(try HostileFixtures.build(.loop), as: "loop.so")
         let (_, rows) = try report(dir.path, ["--no-probe", "--probe-timeout", "1"])
-        #expect((rows["loop.so"]?["reason"] as? String)?.contains("hung while registering in the host") == true, "\(rows)")
+        #expect(
+            (rows["loop.so"]?["reason"] as? String)?.contains("hung while registering in the host") == true, "\(rows)")
     }
 
     @Test func aProbeChildDoesNotOutliveItsHost() throws {
@@ -457,14 +512,16 @@ final class DataFixture {
         try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
         chmod(dir.path, 0o777)
         var (_, rows) = try report(dir.path)
-        #expect((rows["delta.so"]?["reason"] as? String)?.contains("is writable by others (mode 0777)") == true, "\(rows)")
+        #expect(
+            (rows["delta.so"]?["reason"] as? String)?.contains("is writable by others (mode 0777)") == true, "\(rows)")
         (_, rows) = try report(dir.path, ["--allow-insecure-dir"])
         #expect(rows["delta.so"]?["status"] as? String == "loaded")
         #expect((rows["delta.so"]?["reason"] as? String)?.contains("warning") == true)
         chmod(dir.path, 0o755)
         chmod(dir.path + "/delta.so", 0o666)
         (_, rows) = try report(dir.path)
-        #expect((rows["delta.so"]?["reason"] as? String)?.contains("plugin file is writable by others") == true, "\(rows)")
+        #expect(
+            (rows["delta.so"]?["reason"] as? String)?.contains("plugin file is writable by others") == true, "\(rows)")
     }
 
     @Test(.enabled(if: geteuid() == 0, "needs root to give a file to another user"))
@@ -482,8 +539,10 @@ final class DataFixture {
         try elsewhere.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
         try FileManager.default.createDirectory(atPath: dir.path + "/versions", withIntermediateDirectories: true)
         try dir.copy(PluginFiles.built("EddyPluginPackedDictCompare"), as: "versions/packed-1.so")
-        try FileManager.default.createSymbolicLink(atPath: dir.path + "/outside.so", withDestinationPath: elsewhere.path + "/delta.so")
-        try FileManager.default.createSymbolicLink(atPath: dir.path + "/packed.so", withDestinationPath: "versions/packed-1.so")
+        try FileManager.default.createSymbolicLink(
+            atPath: dir.path + "/outside.so", withDestinationPath: elsewhere.path + "/delta.so")
+        try FileManager.default.createSymbolicLink(
+            atPath: dir.path + "/packed.so", withDestinationPath: "versions/packed-1.so")
         let (_, rows) = try report(dir.path)
         #expect(rows["outside.so"]?["status"] as? String == "rejected")
         #expect((rows["outside.so"]?["reason"] as? String)?.contains("outside the plugin directory") == true, "\(rows)")
@@ -518,9 +577,13 @@ final class DataFixture {
         #expect((rows["huge.so"]?["reason"] as? String)?.contains("file size check failed") == true, "\(rows)")
         #expect((rows["big-text.so"]?["reason"] as? String)?.contains("not an ELF file") == true, "\(rows)")
         let work = ScratchDirectory()
-        let memory = try Eddy.run(["eval", tripsCSV(work, rows: 10), "--plugin-dir", dir.path,
-                                   "--report-memory", "--select", "count(*)"])
-        let kib = Int(memory.stderr.components(separatedBy: "peak resident memory: ").last?.split(separator: " ").first ?? "") ?? 0
+        let memory = try Eddy.run([
+            "eval", tripsCSV(work, rows: 10), "--plugin-dir", dir.path,
+            "--report-memory", "--select", "count(*)",
+        ])
+        let kib =
+            Int(memory.stderr.components(separatedBy: "peak resident memory: ").last?.split(separator: " ").first ?? "")
+            ?? 0
         #expect(kib > 0 && kib < 150_000, "a big file was read into memory: \(kib) KiB \(memory.stderr)")
     }
 
@@ -588,13 +651,15 @@ final class DataFixture {
         let shadow = parent.path + "/shadow"
         let plugins = ScratchDirectory()
         let marker = parent.path + "/PLANTED"
-        let server = try Server(pluginDir: plugins.path, dataDirs: [], arguments: ["--no-probe"],
-                                environment: ["EDDY_SHADOW_DIR": shadow, "EDDY_TEST_MARKER": marker])
+        let server = try Server(
+            pluginDir: plugins.path, dataDirs: [], arguments: ["--no-probe"],
+            environment: ["EDDY_SHADOW_DIR": shadow, "EDDY_TEST_MARKER": marker])
         try FileManager.default.moveItem(atPath: shadow, toPath: shadow + ".verified")
         try FileManager.default.createDirectory(atPath: shadow, withIntermediateDirectories: false)
         let good = try HostileFixtures.build(.good)
         let digest = try sha256Prefix(good)
-        try FileManager.default.copyItem(atPath: try HostileFixtures.build(.plant), toPath: shadow + "/good-\(digest).so")
+        try FileManager.default.copyItem(
+            atPath: try HostileFixtures.build(.plant), toPath: shadow + "/good-\(digest).so")
         try plugins.copy(good, as: "good.so")
         try server.waitForPlugin("good.so") { $0?["status"] as? String == "loaded" }
         #expect(!FileManager.default.fileExists(atPath: marker), "planted code ran")
@@ -605,12 +670,16 @@ final class DataFixture {
         // 20,000 symbols whose names all run into a 4 MB string table without a NUL: reading every
         // name to its end would take minutes.
         var b = [UInt8](repeating: 0, count: 64 + 2 * 56 + 6 * 16 + 20_000 * 24 + 16 + 4_000_000)
-        func put(_ at: Int, _ v: UInt64, _ width: Int) { for k in 0..<width { b[at + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k))) } }
+        func put(_ at: Int, _ v: UInt64, _ width: Int) {
+            for k in 0..<width { b[at + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k))) }
+        }
         let phoff = 64, dyn = 64 + 2 * 56, sym = dyn + 6 * 16, hash = sym + 20_000 * 24, str = hash + 16
         b[0...6] = [0x7F, 0x45, 0x4C, 0x46, 2, 1, 1]
-        put(16, 3, 2); put(18, 62, 2); put(20, 1, 4); put(32, UInt64(phoff), 8); put(52, 64, 2); put(54, 56, 2); put(56, 2, 2)
+        put(16, 3, 2); put(18, 62, 2); put(20, 1, 4); put(32, UInt64(phoff), 8); put(52, 64, 2); put(54, 56, 2);
+        put(56, 2, 2)
         put(phoff, 1, 4); put(phoff + 32, UInt64(b.count), 8); put(phoff + 40, UInt64(b.count), 8)
-        put(phoff + 56, 2, 4); put(phoff + 56 + 8, UInt64(dyn), 8); put(phoff + 56 + 16, UInt64(dyn), 8); put(phoff + 56 + 32, 96, 8)
+        put(phoff + 56, 2, 4); put(phoff + 56 + 8, UInt64(dyn), 8); put(phoff + 56 + 16, UInt64(dyn), 8);
+        put(phoff + 56 + 32, 96, 8)
         for (k, (tag, value)) in [(5, str), (6, sym), (10, 4_000_000), (4, hash), (1, 0), (0, 0)].enumerated() {
             put(dyn + k * 16, UInt64(tag), 8)
             put(dyn + k * 16 + 8, UInt64(value), 8)
@@ -637,7 +706,8 @@ final class DataFixture {
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: shadow.path)
         defer { unlink(link) }
         let (_, rows2) = try report(dir.path, environment: ["EDDY_SHADOW_DIR": link])
-        #expect((rows2["delta.so"]?["reason"] as? String)?.contains("symbolic link or not a directory") == true, "\(rows2)")
+        #expect(
+            (rows2["delta.so"]?["reason"] as? String)?.contains("symbolic link or not a directory") == true, "\(rows2)")
     }
 
     @Test(.enabled(if: geteuid() == 0, "needs root to give a directory to another user"))
@@ -664,11 +734,14 @@ final class DataFixture {
         // Plant another plugin of the same size under that name, and a victim behind a link.
         var planted = try Data(contentsOf: URL(fileURLWithPath: PluginFiles.built("EddyFixtureThrowing")))
         let real = try Data(contentsOf: URL(fileURLWithPath: copy))
-        planted = planted.count >= real.count ? planted.prefix(real.count) : planted + Data(count: real.count - planted.count)
+        planted =
+            planted.count >= real.count ? planted.prefix(real.count) : planted + Data(count: real.count - planted.count)
         try planted.write(to: URL(fileURLWithPath: copy))
         (_, rows) = try report(dir.path, environment: ["EDDY_SHADOW_DIR": shadow.path])
         #expect(rows["delta.so"]?["status"] as? String == "loaded", "\(rows)")
-        #expect(try Data(contentsOf: URL(fileURLWithPath: copy)) == real, "the planted bytes were replaced by the checked ones")
+        #expect(
+            try Data(contentsOf: URL(fileURLWithPath: copy)) == real,
+            "the planted bytes were replaced by the checked ones")
         let victims = ScratchDirectory()
         let victim = victims.write("victim.txt", "untouched")
         try FileManager.default.removeItem(atPath: copy)
@@ -689,8 +762,10 @@ final class DataFixture {
         "negated i64 min": ("-(-9223372036854775808) < fare", "is out of range for i64"),
         "1e400": ("fare > 1e400", "number 1e400 is out of range for f64"),
         "an integer past u64": ("fare > 99999999999999999999999", "is out of range"),
-        "10,000 parentheses": (String(repeating: "(", count: 10_000) + "fare" + String(repeating: ")", count: 10_000) + " > 1",
-                               "nested too deeply"),
+        "10,000 parentheses": (
+            String(repeating: "(", count: 10_000) + "fare" + String(repeating: ")", count: 10_000) + " > 1",
+            "nested too deeply"
+        ),
         "5,000 nots": (String(repeating: "not ", count: 5_000) + "true", "nested too deeply"),
         "5,000 minuses": (String(repeating: "- ", count: 5_000) + "fare > 0", "nested too deeply"),
         "a 300-term sum": (Array(repeating: "fare", count: 300).joined(separator: " + ") + " > 0", "nested too deeply"),
@@ -711,16 +786,20 @@ final class DataFixture {
         let work = ScratchDirectory()
         let expression = (0..<terms).map { op == "and" ? "fare >= 0" : "trip_id = \(100_000 + $0 * 2)" }
             .joined(separator: " \(op) ")
-        let r = try Eddy.run(["eval", tripsCSV(work, rows: 3000), "--where", expression, "--select", "count(*)",
-                              "--format", "csv"])
+        let r = try Eddy.run([
+            "eval", tripsCSV(work, rows: 3000), "--where", expression, "--select", "count(*)",
+            "--format", "csv",
+        ])
         #expect(r.status == 0, "\(r.stderr.prefix(300))")
         #expect(r.stdout == "count(*)\n\(op == "and" ? 3000 : 1500)\n")
     }
 
     @Test func valuesThatStartWithAMinusAreExpressions() throws {
         let work = ScratchDirectory()
-        let r = try Eddy.run(["eval", tripsCSV(work, rows: 100), "--where", "-fare < -20", "--select", "-fare",
-                              "--format", "csv"])
+        let r = try Eddy.run([
+            "eval", tripsCSV(work, rows: 100), "--where", "-fare < -20", "--select", "-fare",
+            "--format", "csv",
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.hasPrefix("-fare\n-2"), "\(r.stdout.prefix(100))")
     }
@@ -758,21 +837,27 @@ final class DataFixture {
         let dir = ScratchDirectory()
         let csv = dir.write("big.csv", "a,b\n9223372036854775807,1\n9223372036854775808,2\n")
         let r = try Eddy.run(["eval", csv, "--where", "a = 9223372036854775807"])
-        #expect(r.status == 1 && r.stderr.contains("big.csv:3:1: column 'a': '9223372036854775808' is out of range for i64"),
-                "\(r.stderr)")
+        #expect(
+            r.status == 1
+                && r.stderr.contains("big.csv:3:1: column 'a': '9223372036854775808' is out of range for i64"),
+            "\(r.stderr)")
         #expect(r.stderr.contains("--schema a:f64"))
         let f = try Eddy.run(["eval", csv, "--schema", "a:f64", "--select", "count(*)", "--format", "csv"])
         #expect(f.status == 0 && f.stdout == "count(*)\n2\n", "\(f.stderr)")
         let jsonl = dir.write("big.jsonl", "{\"a\": 1}\n{\"a\": 99999999999999999999}\n")
         let j = try Eddy.run(["eval", jsonl])
-        #expect(j.status == 1 && j.stderr.contains("big.jsonl:2:1") && j.stderr.contains("out of range for i64"), "\(j.stderr)")
+        #expect(
+            j.status == 1 && j.stderr.contains("big.jsonl:2:1") && j.stderr.contains("out of range for i64"),
+            "\(j.stderr)")
     }
 
     @Test func floatsPastF64AreErrors() throws {
         let dir = ScratchDirectory()
         let csv = dir.write("inf.csv", "a\n1.5\n1e400\n")
         let r = try Eddy.run(["eval", csv])
-        #expect(r.status == 1 && r.stderr.contains("inf.csv:3:1: column 'a': '1e400' is out of range for f64"), "\(r.stderr)")
+        #expect(
+            r.status == 1 && r.stderr.contains("inf.csv:3:1: column 'a': '1e400' is out of range for f64"),
+            "\(r.stderr)")
         let jsonl = dir.write("inf.jsonl", "{\"a\": -1e999}\n")
         let j = try Eddy.run(["eval", jsonl])
         #expect(j.status == 1 && j.stderr.contains("out of range for f64"), "\(j.stderr)")

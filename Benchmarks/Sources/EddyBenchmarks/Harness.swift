@@ -1,6 +1,7 @@
 @_spi(Host) import Eddy
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Monotonic nanoseconds.

@@ -1,9 +1,10 @@
 @_spi(Host) import Eddy
-#if canImport(Glibc)
-import Glibc
-#endif
 @_spi(Host) import EddyHost
 import InHostPackedCompare
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 // Eddy engine benchmarks: release build, one thread, medians. Numbers are printed, never asserted.
 // Run: swift run -c release --package-path Benchmarks [--quick]
@@ -23,14 +24,13 @@ struct Seeded: RandomNumberGenerator {
 }
 var gen = Seeded(s: 42)
 
-
 print("Eddy engine benchmarks (release, single thread, median of 9 samples)\n")
 
 // MARK: context creation
 let session = Session()
 if want("context") {
-let ctxNs = measure { blackHole(session.makeContext()) }
-report("context create+drop", formatNanos(ctxNs))
+    let ctxNs = measure { blackHole(session.makeContext()) }
+    report("context create+drop", formatNanos(ctxNs))
 }
 
 // MARK: chunked bool canonicalize, fresh vs reused context
@@ -49,7 +49,9 @@ for (len, chunks) in [(10, 1000), (100, 100), (1000, 10)] where want("chunked") 
     }
     fresh = f.sorted()[2]
     same = s.sorted()[2]
-    report("chunked bool canonicalize (\(len), \(chunks)) fresh/reused", "\(formatNanos(fresh)) / \(formatNanos(same)) = \(format1(fresh / same))", target: "≤ 1.03")
+    report(
+        "chunked bool canonicalize (\(len), \(chunks)) fresh/reused",
+        "\(formatNanos(fresh)) / \(formatNanos(same)) = \(format1(fresh / same))", target: "≤ 1.03")
 }
 
 // MARK: per-node dispatch with 0 vs 200 extra keys
@@ -64,10 +66,16 @@ if want("dispatch") {
     for i in 0..<200 {
         let fake = EncodingID("bench.unrelated.\(i)")
         let other = EncodingID("bench.unrelated.parent.\(i % 20)")
-        unrelated.kernels.register(ExecuteParentKernel("unrelated \(i)", owner: .plugin("bench", version: "1"),
-                                                       parent: other, child: fake) { _, _, _, _ in nil })
-        sameParent.kernels.register(ExecuteParentKernel("same parent \(i)", owner: .plugin("bench", version: "1"),
-                                                        parent: NotFunction.id, child: fake) { _, _, _, _ in nil })
+        unrelated.kernels.register(
+            ExecuteParentKernel(
+                "unrelated \(i)", owner: .plugin("bench", version: "1"),
+                parent: other, child: fake
+            ) { _, _, _, _ in nil })
+        sameParent.kernels.register(
+            ExecuteParentKernel(
+                "same parent \(i)", owner: .plugin("bench", version: "1"),
+                parent: NotFunction.id, child: fake
+            ) { _, _, _, _ in nil })
     }
     var a: [Double] = []
     var b: [Double] = []
@@ -80,8 +88,12 @@ if want("dispatch") {
     let t0 = a.sorted()[2]
     let t200 = b.sorted()[2]
     let tSame = c.sorted()[2]
-    report("deep tree (200 nodes), 200 unrelated keys / 0 keys", "\(formatNanos(t200)) / \(formatNanos(t0)) = \(format1(t200 / t0))", target: "≤ 1.02")
-    report("  200 keys under a parent in the tree / 0 keys", "\(formatNanos(tSame)) / \(formatNanos(t0)) = \(format1(tSame / t0))")
+    report(
+        "deep tree (200 nodes), 200 unrelated keys / 0 keys",
+        "\(formatNanos(t200)) / \(formatNanos(t0)) = \(format1(t200 / t0))", target: "≤ 1.02")
+    report(
+        "  200 keys under a parent in the tree / 0 keys",
+        "\(formatNanos(tSame)) / \(formatNanos(t0)) = \(format1(tSame / t0))")
     report("  per node (execute a not over 64 rows)", formatNanos(t0 / 200))
 }
 
@@ -122,8 +134,9 @@ if want("filter") {
         for i in 0..<bigN { out[i] = 1_000_000 + Int64(gen.next() % 4096) }
     }
     let f = try FoRArray.encode(narrow)
-    let packed = try FoRArray(reference: f.reference,
-                              child: BitPackedArray.encode(f.child as! PrimitiveArray, bitWidth: 12))
+    let packed = try FoRArray(
+        reference: f.reference,
+        child: BitPackedArray.encode(f.child as! PrimitiveArray, bitWidth: 12))
     let mask = try BoolArray(bits: Bitmap(count: bigN) { _ in gen.next() % 10 == 0 })
     let kept = mask.bits.trueCount
     let filter = try FilterArray(packed, mask: mask, count: kept)
@@ -193,12 +206,16 @@ if want("plugin") {
     let traceA = ExecutionTrace()
     let viaHost = try inHost.makeContext(trace: traceA).execute(query) as! BoolArray
     let viaBuiltin = try builtinOnly.makeContext().execute(query) as! BoolArray
-    precondition(viaHost.bits.trueCount == viaBuiltin.bits.trueCount
-                 && (0..<bigN).allSatisfy { viaHost.bits[$0] == viaBuiltin.bits[$0] }, "plugin kernel result differs")
+    precondition(
+        viaHost.bits.trueCount == viaBuiltin.bits.trueCount
+            && (0..<bigN).allSatisfy { viaHost.bits[$0] == viaBuiltin.bits[$0] }, "plugin kernel result differs")
     let traceB = ExecutionTrace()
     _ = try fromPlugin.makeContext(trace: traceB).execute(query)
     precondition(traceA.events.contains { $0.name == PackedDictComparePlugin.kernelName })
-    precondition(traceB.events.contains { $0.name == PackedDictComparePlugin.kernelName && $0.owner.name == "packed-dict-compare" })
+    precondition(
+        traceB.events.contains {
+            $0.name == PackedDictComparePlugin.kernelName && $0.owner.name == "packed-dict-compare"
+        })
     var a: [Double] = []
     var b: [Double] = []
     var c: [Double] = []
@@ -208,8 +225,12 @@ if want("plugin") {
         c.append(try measure(samples: 3) { blackHole(try builtinOnly.makeContext().execute(query)) })
     }
     let tHost = a.sorted()[2], tPlugin = b.sorted()[2], tBuiltin = c.sorted()[2]
-    report("packed-dict compare, plugin .so / same kernel in host", "\(formatNanos(tPlugin)) / \(formatNanos(tHost)) = \(format1(tPlugin / tHost))", target: "≤ 1.05")
-    report("  built-in kernel (unpack codes, then AVX2 lookup)", "\(formatNanos(tBuiltin)) (plugin is \(format1(tBuiltin / tPlugin))× faster)")
+    report(
+        "packed-dict compare, plugin .so / same kernel in host",
+        "\(formatNanos(tPlugin)) / \(formatNanos(tHost)) = \(format1(tPlugin / tHost))", target: "≤ 1.05")
+    report(
+        "  built-in kernel (unpack codes, then AVX2 lookup)",
+        "\(formatNanos(tBuiltin)) (plugin is \(format1(tBuiltin / tPlugin))× faster)")
 
     // Scan + check + copy + dlopen + handshake of 10 plugin files (distinct bytes, same plugin name:
     // the first registers, the other nine stop at "already loaded" after their handshake).

@@ -9,7 +9,8 @@ enum WrongLengthPlugin: EddyPlugin {
 
     static func register(into registrar: PluginRegistrar) throws {
         registrar.register(kernelName, parent: CompareFunction.id, child: ConstantArray.id) { parent, _, _, _ in
-            try BoolArray(bits: Bitmap(repeating: true, count: max(parent.count - 1, 0)), nullability: parent.dtype.nullability)
+            try BoolArray(
+                bits: Bitmap(repeating: true, count: max(parent.count - 1, 0)), nullability: parent.dtype.nullability)
         }
     }
 }

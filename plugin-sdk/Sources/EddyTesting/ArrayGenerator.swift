@@ -31,7 +31,8 @@ public struct ArrayGenerator {
         .primitive(.int64, .nullable), .primitive(.int64, .nonNullable), .primitive(.int32, .nullable),
         .primitive(.uint16, .nonNullable), .primitive(.uint8, .nullable), .primitive(.float64, .nullable),
         .utf8(.nullable), .utf8(.nonNullable), .binary(.nonNullable), .bool(.nullable), .bool(.nonNullable), .null,
-        .struct([StructField("id", .primitive(.int32, .nonNullable)), StructField("name", .utf8(.nullable))], .nullable),
+        .struct(
+            [StructField("id", .primitive(.int32, .nonNullable)), StructField("name", .utf8(.nullable))], .nullable),
     ]
 
     /// A row count that favours the edges: 0, 1, 2, 63, 64, 65, or anything up to `max`.
@@ -86,14 +87,16 @@ public struct ArrayGenerator {
     /// frame-of-reference and bit-packing for integers, sparse, constant).
     public mutating func encode(_ column: any ArrayNode, depth: Int) throws -> any ArrayNode {
         guard depth > 0, column.count > 0, column.isCanonical else { return column }
-        let choices: [EncodingID] = [DictArray.id, RunEndArray.id, ChunkedArray.id, SliceArray.id, SparseArray.id]
+        let choices: [EncodingID] =
+            [DictArray.id, RunEndArray.id, ChunkedArray.id, SliceArray.id, SparseArray.id]
             + (column.dtype.isInteger ? [FoRArray.id, BitPackedArray.id] : [])
         return try encode(column, as: pick(choices), depth: depth) ?? column
     }
 
     /// `column` encoded with `encoding` at the top (its children encoded again, `depth - 1` deep), or
     /// nil when the encoding cannot hold it (bit-packing of negative numbers, say).
-    public mutating func encode(_ column: any ArrayNode, as encoding: EncodingID, depth: Int) throws -> (any ArrayNode)? {
+    public mutating func encode(_ column: any ArrayNode, as encoding: EncodingID, depth: Int) throws -> (any ArrayNode)?
+    {
         let n = column.count
         switch encoding {
         case PrimitiveArray.id, BoolArray.id, VarBinArray.id, NullArray.id, StructArray.id:
@@ -104,7 +107,9 @@ public struct ArrayGenerator {
             let pick = PrimitiveArray((0..<(before + n)).map { i in Int64(i < before ? 0 : i - before) })
             return try Canonical.slice(Canonical.take(column, indices: pick), before, n)
         case ConstantArray.id:
-            let scalar = n > 0 && chance(0.8) ? try column.scalar(at: int(0...(n - 1))) : Scalar(value(column.dtype), column.dtype)
+            let scalar =
+                n > 0 && chance(0.8)
+                ? try column.scalar(at: int(0...(n - 1))) : Scalar(value(column.dtype), column.dtype)
             return ConstantArray(Scalar(scalar.value, column.dtype), count: n)
         case DictArray.id:
             var index: [ScalarValue: UInt32] = [:]
@@ -122,15 +127,20 @@ public struct ArrayGenerator {
                 }
             }
             let codeArray = PrimitiveArray(codes)
-            let packed: any ArrayNode = chance(0.5) && !codes.isEmpty
-                ? try BitPackedArray.encode(codeArray, bitWidth: Swift.max(1, 32 - (codes.max() ?? 0).leadingZeroBitCount))
+            let packed: any ArrayNode =
+                chance(0.5) && !codes.isEmpty
+                ? try BitPackedArray.encode(
+                    codeArray, bitWidth: Swift.max(1, 32 - (codes.max() ?? 0).leadingZeroBitCount))
                 : codeArray
             return try DictArray(codes: packed, values: encode(values.finish(), depth: depth - 1))
         case RunEndArray.id:
             guard n > 0 else { return nil }
             let before = chance(0.3) ? int(1...5) : 0
-            let padded = before == 0 ? column
-                : try Canonical.take(column, indices: PrimitiveArray((0..<(before + n)).map { Int64(Swift.max(0, $0 - before)) }))
+            let padded =
+                before == 0
+                ? column
+                : try Canonical.take(
+                    column, indices: PrimitiveArray((0..<(before + n)).map { Int64(Swift.max(0, $0 - before)) }))
             let re = try RunEndArray.encode(padded)
             return try RunEndArray(ends: re.ends, values: encode(re.values, depth: depth - 1), offset: before, count: n)
         case ChunkedArray.id:
@@ -146,7 +156,8 @@ public struct ArrayGenerator {
         case SliceArray.id:
             let before = int(0...3)
             let after = int(0...3)
-            let pick = PrimitiveArray((0..<(before + n + after)).map { i in Int64(Swift.min(Swift.max(0, i - before), Swift.max(0, n - 1))) })
+            let pick = PrimitiveArray(
+                (0..<(before + n + after)).map { i in Int64(Swift.min(Swift.max(0, i - before), Swift.max(0, n - 1))) })
             guard n > 0 || before + after == 0 else { return try SliceArray(column, start: 0, length: 0) }
             let padded = try Canonical.take(column, indices: pick)
             return try SliceArray(encode(padded, depth: depth - 1), start: before, length: n)
@@ -154,15 +165,19 @@ public struct ArrayGenerator {
             guard n > 0 else { return nil }
             let fill = try column.scalar(at: int(0...(n - 1)))
             var positions: [Int64] = []
-            for i in 0..<n where try !column.scalar(at: i).value.isIdentical(to: fill.value) { positions.append(Int64(i)) }
+            for i in 0..<n where try !column.scalar(at: i).value.isIdentical(to: fill.value) {
+                positions.append(Int64(i))
+            }
             let values = try Canonical.take(column, indices: PrimitiveArray(positions))
-            return try SparseArray(fill: Scalar(fill.value, column.dtype), indices: PrimitiveArray(positions),
-                                   values: encode(values, depth: depth - 1), count: n)
+            return try SparseArray(
+                fill: Scalar(fill.value, column.dtype), indices: PrimitiveArray(positions),
+                values: encode(values, depth: depth - 1), count: n)
         case FoRArray.id:
             guard let p = column as? PrimitiveArray, p.ptype.isInteger else { return nil }
             let f = try FoRArray.encode(p)
             guard chance(0.6), let child = f.child as? PrimitiveArray, child.ptype.isUnsignedInteger else { return f }
-            return try FoRArray(reference: f.reference, child: encode(child, as: BitPackedArray.id, depth: depth - 1) ?? child)
+            return try FoRArray(
+                reference: f.reference, child: encode(child, as: BitPackedArray.id, depth: depth - 1) ?? child)
         case BitPackedArray.id:
             guard let p = column as? PrimitiveArray, p.ptype.isUnsignedInteger else { return nil }
             let width = p.ptype.byteWidth * 8
@@ -170,8 +185,11 @@ public struct ArrayGenerator {
             guard n > 0, chance(0.4) else { return try BitPackedArray.encode(p, bitWidth: bits) }
             // A slice of a longer packed array: the same values, starting mid-word.
             let before = int(1...70)
-            let padded = try Canonical.take(p, indices: PrimitiveArray((0..<(before + n)).map { Int64(Swift.max(0, $0 - before)) }))
-            guard let paddedValues = padded as? PrimitiveArray else { return try BitPackedArray.encode(p, bitWidth: bits) }
+            let padded = try Canonical.take(
+                p, indices: PrimitiveArray((0..<(before + n)).map { Int64(Swift.max(0, $0 - before)) }))
+            guard let paddedValues = padded as? PrimitiveArray else {
+                return try BitPackedArray.encode(p, bitWidth: bits)
+            }
             return try BitPackedArray.encode(paddedValues, bitWidth: bits).slice(before, n)
         default:
             return nil
@@ -179,9 +197,13 @@ public struct ArrayGenerator {
     }
 
     /// A comparison of an encoded column with a constant that occurs in it, on either side.
-    public mutating func compareOverEncoded(dtypes: [DType] = [.primitive(.int64, .nullable), .utf8(.nullable),
-                                                               .primitive(.uint16, .nonNullable), .utf8(.nonNullable)],
-                                            maxCount: Int = 300) throws -> any ArrayNode {
+    public mutating func compareOverEncoded(
+        dtypes: [DType] = [
+            .primitive(.int64, .nullable), .utf8(.nullable),
+            .primitive(.uint16, .nonNullable), .utf8(.nonNullable),
+        ],
+        maxCount: Int = 300
+    ) throws -> any ArrayNode {
         let dtype = pick(dtypes)
         let column = try self.column(dtype, count: int(1...maxCount))
         let encoded = try encode(column, depth: int(1...3))
@@ -193,7 +215,8 @@ public struct ArrayGenerator {
     public mutating func compare(_ child: any ArrayNode) throws -> any ArrayNode {
         let op = pick(CompareOperator.allCases)
         let constant = ConstantArray(try constant(for: child), count: child.count)
-        return chance(0.7) ? try CompareFunction.make(child, op, constant) : try CompareFunction.make(constant, op, child)
+        return chance(0.7)
+            ? try CompareFunction.make(child, op, constant) : try CompareFunction.make(constant, op, child)
     }
 
     /// A constant to combine with `child`: a value of it (80%), another value, or null (5%).
@@ -224,8 +247,10 @@ public struct ArrayGenerator {
         case ArithmeticFunction.id:
             guard case .primitive = child.dtype else { return nil }
             let op = pick(ArithmeticOperator.allCases)
-            let c = ConstantArray(chance(0.1) ? Scalar(zero(child.dtype), child.dtype.with(.nonNullable))
-                                                : try constant(for: child), count: n)
+            let c = ConstantArray(
+                chance(0.1)
+                    ? Scalar(zero(child.dtype), child.dtype.with(.nonNullable))
+                    : try constant(for: child), count: n)
             return chance(0.7) ? try ArithmeticFunction.make(child, op, c) : try ArithmeticFunction.make(c, op, child)
         case NegateFunction.id:
             guard case .primitive = child.dtype else { return nil }
@@ -236,14 +261,17 @@ public struct ArrayGenerator {
         case IsNullFunction.id:
             return try IsNullFunction.make(child)
         case CastFunction.id:
-            let targets: [DType] = [.primitive(.int64, .nullable), .primitive(.int32, .nullable),
-                                    .primitive(.uint8, .nullable), .primitive(.float64, .nullable), .utf8(.nullable)]
+            let targets: [DType] = [
+                .primitive(.int64, .nullable), .primitive(.int32, .nullable),
+                .primitive(.uint8, .nullable), .primitive(.float64, .nullable), .utf8(.nullable),
+            ]
             return try? CastFunction.make(child, to: pick(targets).with(child.dtype.nullability))
         case FilterArray.id:
             let bits = Bitmap(count: n) { _ in chance(0.5) }
             if chance(0.3) {
                 let valid = Bitmap(count: n) { _ in chance(0.8) }
-                return try FilterArray(child, mask: BoolArray(bits: bits, validity: .bitmap(valid), nullability: .nullable))
+                return try FilterArray(
+                    child, mask: BoolArray(bits: bits, validity: .bitmap(valid), nullability: .nullable))
             }
             return try FilterArray(child, bitmap: bits)
         case TakeArray.id:
@@ -259,7 +287,8 @@ public struct ArrayGenerator {
                     indices.append(Int64(int(0...(n - 1))))
                 }
             }
-            return try TakeArray(child, indices: nulls ? PrimitiveArray(indices) : PrimitiveArray(indices.map { $0 ?? 0 }))
+            return try TakeArray(
+                child, indices: nulls ? PrimitiveArray(indices) : PrimitiveArray(indices.map { $0 ?? 0 }))
         case SliceArray.id:
             let start = int(0...n)
             return try SliceArray(child, start: start, length: int(0...(n - start)))

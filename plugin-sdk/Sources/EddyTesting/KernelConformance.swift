@@ -52,7 +52,9 @@ public enum KernelConformance {
     }
 
     /// Runs every input with and without the kernels.
-    public static func check(_ kernels: [ExecuteParentKernel], rules: [ReduceParentRule] = [], on inputs: [any ArrayNode])
+    public static func check(
+        _ kernels: [ExecuteParentKernel], rules: [ReduceParentRule] = [], on inputs: [any ArrayNode]
+    )
         -> Report
     {
         let session = Session()
@@ -65,7 +67,9 @@ public enum KernelConformance {
             let trace = ExecutionTrace()
             let fast = Result { try session.makeContext(trace: trace).execute(input) }
             let slow = Result { try reference.makeContext(options: ExecutionOptions(useKernels: false)).execute(input) }
-            for e in trace.events where names.contains(e.name) && !e.owner.isBuiltin { report.fired[e.name, default: 0] += 1 }
+            for e in trace.events where names.contains(e.name) && !e.owner.isBuiltin {
+                report.fired[e.name, default: 0] += 1
+            }
             if let problem = compare(fast, slow, input) {
                 report.failures.append(Failure(input: input.treeDescription(), problem: problem))
             }
@@ -80,14 +84,18 @@ public enum KernelConformance {
     /// dictionary code past the values), the kernels may still be right: a slice or a take that never
     /// reads the bad row. They pass when reading `input` row by row (``ArrayNode/scalar(at:)``, which
     /// touches only what each row needs) succeeds and agrees.
-    static func compare(_ fast: Result<any ArrayNode, any Error>, _ slow: Result<any ArrayNode, any Error>,
-                        _ input: (any ArrayNode)? = nil) -> String? {
+    static func compare(
+        _ fast: Result<any ArrayNode, any Error>, _ slow: Result<any ArrayNode, any Error>,
+        _ input: (any ArrayNode)? = nil
+    ) -> String? {
         switch (fast, slow) {
         case (.success(let a), .success(let b)): return difference(a, b)
         case (.failure(let e), .success): return "kernels failed where the reference did not: \(e)"
         case (.success(let a), .failure(let e)):
             if let input, let rows = try? input.scalars(), rows.count == a.count,
-               rows.enumerated().allSatisfy({ (try? a.scalar(at: $0.offset).value.isIdentical(to: $0.element.value)) == true })
+                rows.enumerated().allSatisfy({
+                    (try? a.scalar(at: $0.offset).value.isIdentical(to: $0.element.value)) == true
+                })
             {
                 return nil
             }

@@ -17,8 +17,10 @@ public struct ConformanceOptions: Sendable {
     /// Only this input index, to reproduce a failure; nil for all.
     public var onlyInput: Int?
 
-    public init(seed: UInt64 = 1, inputsPerKey: Int = 300, twoThreads: Bool = true, timingRows: Int = 100_000,
-                onlyKey: String? = nil, onlyInput: Int? = nil) {
+    public init(
+        seed: UInt64 = 1, inputsPerKey: Int = 300, twoThreads: Bool = true, timingRows: Int = 100_000,
+        onlyKey: String? = nil, onlyInput: Int? = nil
+    ) {
         self.seed = seed
         self.inputsPerKey = inputsPerKey
         self.twoThreads = twoThreads
@@ -45,8 +47,10 @@ public struct KeyReport: Sendable, CustomStringConvertible {
     public var notGenerated: String?
 
     public var description: String {
-        var s = "\(key): \(inputs) inputs, \(failures.count) failures, fired "
-            + (fired.isEmpty ? "never" : fired.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
+        var s =
+            "\(key): \(inputs) inputs, \(failures.count) failures, fired "
+            + (fired.isEmpty
+                ? "never" : fired.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
         if let r = speedRatio { s += ", time vs decode-then-compute " + String(format2: r) + "×" }
         if let why = notGenerated { s += " (not generated: \(why))" }
         return s
@@ -102,24 +106,29 @@ public enum PluginConformance {
         try P.register(into: registrar)
         if let failure = registrar.failure { throw EddyError(.kernelFailed, "registration failed: \(failure)") }
         let session = Session()
-        session.kernels.replace(pluginNamed: P.name, kernels: registrar.kernels, rules: registrar.rules,
-                                owner: registrar.owner, compressorHooks: registrar.compressorHooks)
-        return run(session: session, keys: registrar.kernels.map { ($0.parent, $0.child) },
-                   names: Set(registrar.kernels.map(\.name)), underTest: { !$0.isBuiltin },
-                   hooks: registrar.compressorHooks, options: options)
+        session.kernels.replace(
+            pluginNamed: P.name, kernels: registrar.kernels, rules: registrar.rules,
+            owner: registrar.owner, compressorHooks: registrar.compressorHooks)
+        return run(
+            session: session, keys: registrar.kernels.map { ($0.parent, $0.child) },
+            names: Set(registrar.kernels.map(\.name)), underTest: { !$0.isBuiltin },
+            hooks: registrar.compressorHooks, options: options)
     }
 
     /// Checks the engine's own kernels the same way (every key that has a built-in kernel).
     public static func checkBuiltins(options: ConformanceOptions = ConformanceOptions()) -> ConformanceReport {
         let session = Session()
         let entries = session.kernels.snapshot.entries.filter { !$0.kernels.isEmpty }
-        return run(session: session, keys: entries.map { ($0.parent, $0.child) },
-                   names: Set(entries.flatMap { $0.kernels.map(\.name) }), underTest: \.isBuiltin, hooks: [],
-                   options: options)
+        return run(
+            session: session, keys: entries.map { ($0.parent, $0.child) },
+            names: Set(entries.flatMap { $0.kernels.map(\.name) }), underTest: \.isBuiltin, hooks: [],
+            options: options)
     }
 
-    static func run(session: Session, keys: [(EncodingID, EncodingID)], names: Set<String>,
-                    underTest: @escaping (KernelOwner) -> Bool, hooks: [CompressorHook], options: ConformanceOptions)
+    static func run(
+        session: Session, keys: [(EncodingID, EncodingID)], names: Set<String>,
+        underTest: @escaping (KernelOwner) -> Bool, hooks: [CompressorHook], options: ConformanceOptions
+    )
         -> ConformanceReport
     {
         var report = ConformanceReport()
@@ -156,7 +165,9 @@ public enum PluginConformance {
                     k.fired[e.name, default: 0] += 1
                     firedAnywhere.insert(e.name)
                 }
-                let slow = Result { try Session(builtins: false).makeContext(options: ExecutionOptions(useKernels: false)).execute(node) }
+                let slow = Result {
+                    try Session(builtins: false).makeContext(options: ExecutionOptions(useKernels: false)).execute(node)
+                }
                 if let problem = KernelConformance.compare(fast, slow, node) {
                     k.failures.append(failure(problem, node, options, key, index))
                 }
@@ -172,16 +183,19 @@ public enum PluginConformance {
                 for (i, results) in threaded.all.enumerated() {
                     for r in results {
                         if let problem = KernelConformance.compare(r, fastResults[i]) {
-                            k.failures.append(failure("on two threads at once: " + problem, inputs[i].node, options, key,
-                                                      inputs[i].index))
+                            k.failures.append(
+                                failure(
+                                    "on two threads at once: " + problem, inputs[i].node, options, key,
+                                    inputs[i].index))
                             break
                         }
                     }
                 }
             }
             if options.timingRows > 0 {
-                k.speedRatio = time(session, parent: parent, child: child, hooks: hooks, options: options, key: key,
-                                    names: names, underTest: underTest)
+                k.speedRatio = time(
+                    session, parent: parent, child: child, hooks: hooks, options: options, key: key,
+                    names: names, underTest: underTest)
             }
             report.keys.append(k)
         }
@@ -192,8 +206,10 @@ public enum PluginConformance {
 
     /// One input for the key: a child of the child encoding under a parent of the parent encoding,
     /// or nil when this draw does not fit (the next index draws again).
-    static func makeInput(_ g: inout ArrayGenerator, parent: EncodingID, child: EncodingID, hooks: [CompressorHook],
-                          rows: Int?) throws -> (any ArrayNode)? {
+    static func makeInput(
+        _ g: inout ArrayGenerator, parent: EncodingID, child: EncodingID, hooks: [CompressorHook],
+        rows: Int?
+    ) throws -> (any ArrayNode)? {
         let dtypes = ArrayGenerator.dtypes.filter { dtype in
             switch parent {
             case LikeFunction.id: if case .utf8 = dtype { true } else { false }
@@ -207,8 +223,10 @@ public enum PluginConformance {
     }
 
     /// An array whose top encoding is `encoding`.
-    static func makeChild(_ g: inout ArrayGenerator, _ encoding: EncodingID, dtype: DType, hooks: [CompressorHook],
-                          rows: Int?) throws -> (any ArrayNode)? {
+    static func makeChild(
+        _ g: inout ArrayGenerator, _ encoding: EncodingID, dtype: DType, hooks: [CompressorHook],
+        rows: Int?
+    ) throws -> (any ArrayNode)? {
         let n = rows ?? g.count()
         let column = try g.column(dtype, count: n)
         let ownHooks = hooks.filter { $0.applies(dtype) }
@@ -237,16 +255,18 @@ public enum PluginConformance {
     }
 
     /// Seconds with the kernels over seconds decoding first, on one large input (best of three each).
-    static func time(_ session: Session, parent: EncodingID, child: EncodingID, hooks: [CompressorHook],
-                     options: ConformanceOptions, key: String, names: Set<String>,
-                     underTest: (KernelOwner) -> Bool) -> Double? {
+    static func time(
+        _ session: Session, parent: EncodingID, child: EncodingID, hooks: [CompressorHook],
+        options: ConformanceOptions, key: String, names: Set<String>,
+        underTest: (KernelOwner) -> Bool
+    ) -> Double? {
         for attempt in 0..<20 {
             var g = ArrayGenerator(seed: inputSeed(options.seed, key, -1 - attempt))
             guard let node = try? makeInput(&g, parent: parent, child: child, hooks: hooks, rows: options.timingRows)
             else { continue }
             let trace = ExecutionTrace()
             guard (try? session.makeContext(trace: trace).execute(node)) != nil,
-                  trace.events.contains(where: { names.contains($0.name) && underTest($0.owner) })
+                trace.events.contains(where: { names.contains($0.name) && underTest($0.owner) })
             else { continue }
             let reference = Session(builtins: false)
             func best(_ body: () -> Void) -> Double {
@@ -260,17 +280,22 @@ public enum PluginConformance {
                 return out
             }
             let fast = best { _ = try? session.makeContext().execute(node) }
-            let slow = best { _ = try? reference.makeContext(options: ExecutionOptions(useKernels: false)).execute(node) }
+            let slow = best {
+                _ = try? reference.makeContext(options: ExecutionOptions(useKernels: false)).execute(node)
+            }
             return slow > 0 ? fast / slow : nil
         }
         return nil
     }
 
-    static func failure(_ problem: String, _ node: any ArrayNode, _ options: ConformanceOptions, _ key: String,
-                        _ index: Int) -> KernelConformance.Failure {
+    static func failure(
+        _ problem: String, _ node: any ArrayNode, _ options: ConformanceOptions, _ key: String,
+        _ index: Int
+    ) -> KernelConformance.Failure {
         KernelConformance.Failure(
             input: node.treeDescription(),
-            problem: problem + "\n  reproduce: ConformanceOptions(seed: \(options.seed), onlyKey: \"\(key)\", onlyInput: \(index))")
+            problem: problem
+                + "\n  reproduce: ConformanceOptions(seed: \(options.seed), onlyKey: \"\(key)\", onlyInput: \(index))")
     }
 
     /// The seed of input `index` of `key`: each input can be made again on its own.

@@ -68,8 +68,9 @@ public struct ArrayBuilder {
                 try canonical(hasNull ? f.dtype.asNullable : f.dtype, col)
             }
             // A null struct row stores nulls in its fields; the field types widen to nullable for that.
-            return try StructArray(names: fields.map(\.name), fields: children, count: n, validity: validity,
-                                   nullability: nl)
+            return try StructArray(
+                names: fields.map(\.name), fields: children, count: n, validity: validity,
+                nullability: nl)
         }
     }
 

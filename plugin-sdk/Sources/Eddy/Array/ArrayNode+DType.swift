@@ -6,9 +6,11 @@ extension ArrayNode {
         func fit(_ v: Validity) -> Validity { dtype.isNullable ? v : v.normalized(count: count) }
         switch self {
         case let p as PrimitiveArray: return p.with(validity: fit(p.validity), nullability: dtype.nullability)
-        case let b as BoolArray: return BoolArray(uncheckedBits: b.bits, validity: fit(b.validity), nullability: dtype.nullability)
+        case let b as BoolArray:
+            return BoolArray(uncheckedBits: b.bits, validity: fit(b.validity), nullability: dtype.nullability)
         case let v as VarBinArray:
-            return VarBinArray(dtype: dtype, offsets: v.offsets, bytes: v.bytes, count: v.count, validity: fit(v.validity))
+            return VarBinArray(
+                dtype: dtype, offsets: v.offsets, bytes: v.bytes, count: v.count, validity: fit(v.validity))
         default: return self
         }
     }

@@ -6,19 +6,26 @@ public enum Canonical {
         if scalar.isNull {
             switch dtype {
             case .null: return NullArray(count: count)
-            case .bool: return BoolArray(uncheckedBits: Bitmap(repeating: false, count: count), validity: .allInvalid,
-                                         nullability: .nullable)
+            case .bool:
+                return BoolArray(
+                    uncheckedBits: Bitmap(repeating: false, count: count), validity: .allInvalid,
+                    nullability: .nullable)
             case .primitive(let p, _):
-                return PrimitiveArray(uncheckedPType: p, buffer: Buffer(storage: BufferStorage(byteCount: count * p.byteWidth),
-                                                               byteOffset: 0, byteCount: count * p.byteWidth),
-                                      count: count, validity: .allInvalid, nullability: .nullable)
+                return PrimitiveArray(
+                    uncheckedPType: p,
+                    buffer: Buffer(
+                        storage: BufferStorage(byteCount: count * p.byteWidth),
+                        byteOffset: 0, byteCount: count * p.byteWidth),
+                    count: count, validity: .allInvalid, nullability: .nullable)
             case .utf8, .binary:
-                return VarBinArray(dtype: dtype, offsets: Buffer(copying: [Int32](repeating: 0, count: count + 1)),
-                                   bytes: .empty, count: count, validity: .allInvalid)
+                return VarBinArray(
+                    dtype: dtype, offsets: Buffer(copying: [Int32](repeating: 0, count: count + 1)),
+                    bytes: .empty, count: count, validity: .allInvalid)
             case .struct(let fields, _):
                 let children = try fields.map { try repeating(.null($0.dtype), count: count) }
-                return try StructArray(names: fields.map(\.name), fields: children, count: count,
-                                       validity: .allInvalid, nullability: .nullable)
+                return try StructArray(
+                    names: fields.map(\.name), fields: children, count: count,
+                    validity: .allInvalid, nullability: .nullable)
             }
         }
         switch (dtype, scalar.value) {
@@ -27,7 +34,10 @@ public enum Canonical {
         case (.primitive(let p, let n), _):
             return try p.visitThrowing(RepeatPrimitive(value: scalar.value, count: count, nullability: n))
         case (.utf8, .utf8), (.binary, .binary):
-            let bytes: [UInt8] = if case .utf8(let s) = scalar.value { Array(s.utf8) } else if case .binary(let b) = scalar.value { b } else { [] }
+            let bytes: [UInt8] =
+                if case .utf8(let s) = scalar.value { Array(s.utf8) } else if case .binary(let b) = scalar.value {
+                    b
+                } else { [] }
             let w = bytes.count
             precondition(w * count <= Int(Int32.max), "repeated value over 2 GiB")
             let offsets = Buffer.build(count: count + 1, of: Int32.self) { o in
@@ -53,9 +63,10 @@ public enum Canonical {
             guard let v = T(exactly: value) else {
                 return .failure(EddyError(.typeMismatch, "value \(value) does not fit \(T.ptype)"))
             }
-            return .success(PrimitiveArray.build(T.self, count: count, nullability: nullability) {
-                $0.initialize(repeating: v)
-            })
+            return .success(
+                PrimitiveArray.build(T.self, count: count, nullability: nullability) {
+                    $0.initialize(repeating: v)
+                })
         }
     }
 
@@ -67,9 +78,10 @@ public enum Canonical {
         case let a as VarBinArray: return a.slice(start, length)
         case is NullArray: return NullArray(count: length)
         case let a as StructArray:
-            return try StructArray(names: a.names, fields: a.fields.map { try SliceArray($0, start: start, length: length) },
-                                   count: length, validity: a.validity.slice(start, length),
-                                   nullability: a.dtype.nullability)
+            return try StructArray(
+                names: a.names, fields: a.fields.map { try SliceArray($0, start: start, length: length) },
+                count: length, validity: a.validity.slice(start, length),
+                nullability: a.dtype.nullability)
         default:
             return try SliceArray(array, start: start, length: length)
         }
@@ -91,10 +103,12 @@ public enum Canonical {
         let indices: PrimitiveArray
         func visit<I: NativeInteger>(_ type: I.Type) -> Result<any ArrayNode, EddyError> {
             do {
-                return .success(try indices.withValuesUnchecked(I.self) { idx in
-                    try Canonical.take(array, idx, indexValidity: indices.validity,
-                                       resultNullability: array.dtype.nullability | indices.dtype.nullability)
-                })
+                return .success(
+                    try indices.withValuesUnchecked(I.self) { idx in
+                        try Canonical.take(
+                            array, idx, indexValidity: indices.validity,
+                            resultNullability: array.dtype.nullability | indices.dtype.nullability)
+                    })
             } catch {
                 return .failure(error as? EddyError ?? EddyError(.kernelFailed, "\(error)"))
             }
@@ -132,33 +146,41 @@ public enum Canonical {
         }
         switch array {
         case let a as PrimitiveArray:
-            return try a.ptype.visitThrowing(TakePrimitive(values: a, idx: idx, hasNullIndex: hasNullIndex,
-                                                            indexValidity: indexValidity,
-                                                            resultNullability: resultNullability))
+            return try a.ptype.visitThrowing(
+                TakePrimitive(
+                    values: a, idx: idx, hasNullIndex: hasNullIndex,
+                    indexValidity: indexValidity,
+                    resultNullability: resultNullability))
         case let a as BoolArray:
             let bits = try Bitmap(count: m) { k in try a.bits[position(k)] }
-            return BoolArray(uncheckedBits: bits, validity: try combinedValidity(a.validity), nullability: resultNullability)
+            return BoolArray(
+                uncheckedBits: bits, validity: try combinedValidity(a.validity), nullability: resultNullability)
         case let a as VarBinArray:
-            return try takeVarBin(a, m: m, position: position, indexValidity: indexValidity,
-                                  validity: try combinedValidity(a.validity), nullability: resultNullability)
+            return try takeVarBin(
+                a, m: m, position: position, indexValidity: indexValidity,
+                validity: try combinedValidity(a.validity), nullability: resultNullability)
         case is NullArray:
             for k in 0..<m where indexValidity.isValid(k) { _ = try position(k) }
             return NullArray(count: m)
         case let a as StructArray:
             let fields = try a.fields.map {
-                try take($0, idx, indexValidity: indexValidity,
-                         resultNullability: $0.dtype.nullability | (hasNullIndex ? .nullable : .nonNullable))
+                try take(
+                    $0, idx, indexValidity: indexValidity,
+                    resultNullability: $0.dtype.nullability | (hasNullIndex ? .nullable : .nonNullable))
             }
-            return try StructArray(names: a.names, fields: fields, count: m, validity: try combinedValidity(a.validity),
-                                   nullability: resultNullability)
+            return try StructArray(
+                names: a.names, fields: fields, count: m, validity: try combinedValidity(a.validity),
+                nullability: resultNullability)
         default:
             throw EddyError(.unsupported, "take needs a canonical array, got \(array.encoding)")
         }
     }
 
     /// Two passes: sum the lengths, then copy each value's bytes once.
-    private static func takeVarBin(_ a: VarBinArray, m: Int, position: (Int) throws -> Int, indexValidity: Validity,
-                                   validity: Validity, nullability: Nullability) throws -> VarBinArray {
+    private static func takeVarBin(
+        _ a: VarBinArray, m: Int, position: (Int) throws -> Int, indexValidity: Validity,
+        validity: Validity, nullability: Nullability
+    ) throws -> VarBinArray {
         let src = a.offsets.typed(Int32.self)
         var picks = [Int32](repeating: -1, count: m)
         var total = 0
@@ -187,8 +209,9 @@ public enum Canonical {
                 }
             }
         }
-        return VarBinArray(dtype: a.dtype.with(nullability), offsets: offsets,
-                           bytes: Buffer(storage: bytes, byteOffset: 0, byteCount: total), count: m, validity: validity)
+        return VarBinArray(
+            dtype: a.dtype.with(nullability), offsets: offsets,
+            bytes: Buffer(storage: bytes, byteOffset: 0, byteCount: total), count: m, validity: validity)
     }
 
     private struct TakePrimitive<I: NativeInteger>: PTypeVisitor {
@@ -215,18 +238,23 @@ public enum Canonical {
                 }
             }
             if let bad {
-                return .failure(EddyError(.outOfBounds,
-                                          "take index \(idx[bad]) at position \(bad) is out of bounds for length \(n)"))
+                return .failure(
+                    EddyError(
+                        .outOfBounds,
+                        "take index \(idx[bad]) at position \(bad) is out of bounds for length \(n)"))
             }
             var validity: Validity = .allValid
             if hasNullIndex || { if case .allValid = values.validity { false } else { true } }() {
-                validity = .bitmap(Bitmap(count: m) { k in
-                    guard indexValidity.isValid(k) else { return false }
-                    return values.validity.isValid(Int(truncatingIfNeeded: idx[k]))
-                })
+                validity = .bitmap(
+                    Bitmap(count: m) { k in
+                        guard indexValidity.isValid(k) else { return false }
+                        return values.validity.isValid(Int(truncatingIfNeeded: idx[k]))
+                    })
             }
-            return .success(PrimitiveArray(uncheckedPType: T.ptype, buffer: out, count: m, validity: validity,
-                                           nullability: resultNullability))
+            return .success(
+                PrimitiveArray(
+                    uncheckedPType: T.ptype, buffer: out, count: m, validity: validity,
+                    nullability: resultNullability))
         }
     }
 
@@ -240,8 +268,9 @@ public enum Canonical {
         case let a as BoolArray:
             var b = BitmapBuilder(capacity: m)
             mask.forEachSetBit { b.append(a.bits[$0]) }
-            return BoolArray(uncheckedBits: b.finish(), validity: a.validity.filter(mask, resultCount: m),
-                             nullability: a.dtype.nullability)
+            return BoolArray(
+                uncheckedBits: b.finish(), validity: a.validity.filter(mask, resultCount: m),
+                nullability: a.dtype.nullability)
         case let a as VarBinArray:
             var b = VarBinBuilder(dtype: a.dtype, capacity: m)
             mask.forEachSetBit { i in
@@ -251,8 +280,9 @@ public enum Canonical {
         case is NullArray:
             return NullArray(count: m)
         case let a as StructArray:
-            return try StructArray(names: a.names, fields: try a.fields.map { try filter($0, mask: mask) }, count: m,
-                                   validity: a.validity.filter(mask, resultCount: m), nullability: a.dtype.nullability)
+            return try StructArray(
+                names: a.names, fields: try a.fields.map { try filter($0, mask: mask) }, count: m,
+                validity: a.validity.filter(mask, resultCount: m), nullability: a.dtype.nullability)
         default:
             throw EddyError(.unsupported, "filter needs a canonical array, got \(array.encoding)")
         }
@@ -284,9 +314,10 @@ public enum Canonical {
                     }
                 }
             }
-            return PrimitiveArray(uncheckedPType: T.ptype, buffer: out, count: resultCount,
-                                  validity: values.validity.filter(mask, resultCount: resultCount),
-                                  nullability: values.dtype.nullability)
+            return PrimitiveArray(
+                uncheckedPType: T.ptype, buffer: out, count: resultCount,
+                validity: values.validity.filter(mask, resultCount: resultCount),
+                nullability: values.dtype.nullability)
         }
     }
 
@@ -329,8 +360,9 @@ public enum Canonical {
                     pos += a.count
                 }
             }
-            return BoolArray(uncheckedBits: Bitmap(uncheckedBuffer: buf, offset: 0, count: total), validity: concatValidity(),
-                             nullability: n)
+            return BoolArray(
+                uncheckedBits: Bitmap(uncheckedBuffer: buf, offset: 0, count: total), validity: concatValidity(),
+                nullability: n)
         case .primitive(let p, let n):
             let w = p.byteWidth
             let storage = BufferStorage(uninitializedByteCount: total * w)
@@ -339,8 +371,9 @@ public enum Canonical {
                 (storage.pointer + pos * w).copyMemory(from: a.buffer.baseAddress, byteCount: a.count * w)
                 pos += a.count
             }
-            return PrimitiveArray(uncheckedPType: p, buffer: Buffer(storage: storage, byteOffset: 0, byteCount: total * w),
-                                  count: total, validity: concatValidity(), nullability: n)
+            return PrimitiveArray(
+                uncheckedPType: p, buffer: Buffer(storage: storage, byteOffset: 0, byteCount: total * w),
+                count: total, validity: concatValidity(), nullability: n)
         case .utf8, .binary:
             var b = VarBinBuilder(dtype: dtype, capacity: total)
             for case let a as VarBinArray in arrays {
@@ -354,8 +387,9 @@ public enum Canonical {
             let children = try fields.indices.map { k in
                 try concat(structs.map { $0.fields[k] }, dtype: fields[k].dtype)
             }
-            return try StructArray(names: fields.map(\.name), fields: children, count: total,
-                                   validity: concatValidity(), nullability: n)
+            return try StructArray(
+                names: fields.map(\.name), fields: children, count: total,
+                validity: concatValidity(), nullability: n)
         }
     }
 }

@@ -40,7 +40,8 @@ public struct Compressor: Sendable {
         if stats.dominantFraction >= 0.9, stats.dominant != nil { schemes.append(.sparse) }
         if stats.averageRun >= 4 { schemes.append(.runEnd) }
         if stats.distinct <= Swift.max(array.count / 4, 1), stats.distinct <= 65_536,
-           array.dtype.isUTF8 || array.dtype.isBinary || array.dtype.isInteger || array.dtype.ptype?.isFloat == true {
+            array.dtype.isUTF8 || array.dtype.isBinary || array.dtype.isInteger || array.dtype.ptype?.isFloat == true
+        {
             schemes.append(.dictionary)
         }
         if let p = array as? PrimitiveArray, p.ptype.isInteger { schemes.append(.frameOfReference) }
@@ -61,7 +62,8 @@ public struct Compressor: Sendable {
             // The full column must still beat plain: take the first scheme that does.
             for scheme in order {
                 if let encoded = try apply(scheme, array, depth, stats: stats), encoded.byteSize < array.byteSize,
-                   encoded.dtype == array.dtype {
+                    encoded.dtype == array.dtype
+                {
                     return encoded
                 }
             }
@@ -81,27 +83,32 @@ public struct Compressor: Sendable {
         return best
     }
 
-    private func apply(_ scheme: Scheme, _ array: any ArrayNode, _ depth: Int, stats: ColumnStats) throws -> (any ArrayNode)? {
+    private func apply(_ scheme: Scheme, _ array: any ArrayNode, _ depth: Int, stats: ColumnStats) throws -> (
+        any ArrayNode
+    )? {
         switch scheme {
         case .hook(let k):
             let hook = hooks[k]
             let recurse: (any ArrayNode) throws -> any ArrayNode = { try self.compress($0, depth: depth + 1) }
             let r: (any ArrayNode)?
             do {
-                r = try hook.callSite.map { site in try site.run { try hook.compress(array, recurse) } }
+                r =
+                    try hook.callSite.map { site in try site.run { try hook.compress(array, recurse) } }
                     ?? hook.compress(array, recurse)
             } catch let e as EddyError where e.source != nil {
                 throw e
             } catch {
-                throw EddyError(.kernelFailed, "compressor hook '\(hook.name)' of \(hook.owner) failed", cause: error,
-                                source: hook.owner.description)
+                throw EddyError(
+                    .kernelFailed, "compressor hook '\(hook.name)' of \(hook.owner) failed", cause: error,
+                    source: hook.owner.description)
             }
             guard let r else { return nil }
             guard r.count == array.count, r.dtype == array.dtype else {
-                throw EddyError(.kernelContract,
-                                "compressor hook '\(hook.name)' of \(hook.owner) returned length \(r.count) and dtype "
-                                    + "\(r.dtype) for a column of length \(array.count) and dtype \(array.dtype)",
-                                source: hook.owner.description)
+                throw EddyError(
+                    .kernelContract,
+                    "compressor hook '\(hook.name)' of \(hook.owner) returned length \(r.count) and dtype "
+                        + "\(r.dtype) for a column of length \(array.count) and dtype \(array.dtype)",
+                    source: hook.owner.description)
             }
             return r
         case .sparse: return try sparse(array, stats, depth)
@@ -135,13 +142,15 @@ public struct Compressor: Sendable {
         }
         let values = try Canonical.take(array, indices: PrimitiveArray(positions))
         let indices = try compress(PrimitiveArray(positions), depth: depth + 1)
-        return try SparseArray(fill: Scalar(fill, array.dtype), indices: indices,
-                               values: compress(values, depth: depth + 1), count: array.count)
+        return try SparseArray(
+            fill: Scalar(fill, array.dtype), indices: indices,
+            values: compress(values, depth: depth + 1), count: array.count)
     }
 
     private func runEnd(_ array: any ArrayNode, _ depth: Int) throws -> (any ArrayNode)? {
         let re = try RunEndArray.encode(array)
-        return try RunEndArray(ends: re.ends, values: compress(re.values, depth: depth + 1), offset: 0, count: array.count)
+        return try RunEndArray(
+            ends: re.ends, values: compress(re.values, depth: depth + 1), offset: 0, count: array.count)
     }
 
     private func dictionary(_ array: any ArrayNode, _ depth: Int) throws -> (any ArrayNode)? {
@@ -150,10 +159,14 @@ public struct Compressor: Sendable {
         let values = try Canonical.take(array, indices: PrimitiveArray(firsts))
             .withDType(nulls ? array.dtype.with(.nonNullable) : array.dtype)
         let width = PType.smallestUnsigned(holding: UInt64(Swift.max(firsts.count - 1, 0)))
-        let codeArray: any ArrayNode = width.visitIntegerUnchecked(NarrowCodes(codes: codes, validity: nulls
-            ? Canonical.validity(of: array) : .allValid, nullable: nulls))
-        let d = try DictArray(codes: compress(codeArray, depth: depth + 1),
-                              values: compress(values, depth: depth + 1))
+        let codeArray: any ArrayNode = width.visitIntegerUnchecked(
+            NarrowCodes(
+                codes: codes,
+                validity: nulls
+                    ? Canonical.validity(of: array) : .allValid, nullable: nulls))
+        let d = try DictArray(
+            codes: compress(codeArray, depth: depth + 1),
+            values: compress(values, depth: depth + 1))
         return d.dtype == array.dtype ? d : nil
     }
 
@@ -162,8 +175,10 @@ public struct Compressor: Sendable {
         let validity: Validity
         let nullable: Bool
         func visit<T: NativeInteger>(_ type: T.Type) -> any ArrayNode {
-            PrimitiveArray.build(T.self, count: codes.count, validity: validity,
-                                 nullability: nullable ? .nullable : .nonNullable) { out in
+            PrimitiveArray.build(
+                T.self, count: codes.count, validity: validity,
+                nullability: nullable ? .nullable : .nonNullable
+            ) { out in
                 for i in codes.indices { out[i] = T(truncatingIfNeeded: codes[i]) }
             }
         }
@@ -191,7 +206,8 @@ public struct Compressor: Sendable {
             }
             above += histogram[w]
         }
-        let packed: any ArrayNode = bestWidth >= child.ptype.byteWidth * 8
+        let packed: any ArrayNode =
+            bestWidth >= child.ptype.byteWidth * 8
             ? child : try BitPackedArray.encode(child, bitWidth: bestWidth)
         // Unsigned values starting at zero need no reference: pack them directly.
         if f.reference.value.asInt128 == 0, array.ptype.isUnsignedInteger, let bp = packed as? BitPackedArray {
@@ -212,8 +228,11 @@ public struct CompressorHook: Sendable {
     /// Marked on the thread while a plugin's hook runs, for crash reports.
     let callSite: PluginCallSite?
 
-    public init(name: String, owner: KernelOwner, applies: @escaping @Sendable (DType) -> Bool,
-                compress: @escaping @Sendable (any ArrayNode, (any ArrayNode) throws -> any ArrayNode) throws -> (any ArrayNode)?) {
+    public init(
+        name: String, owner: KernelOwner, applies: @escaping @Sendable (DType) -> Bool,
+        compress:
+            @escaping @Sendable (any ArrayNode, (any ArrayNode) throws -> any ArrayNode) throws -> (any ArrayNode)?
+    ) {
         self.name = name
         self.owner = owner
         self.applies = applies
@@ -281,7 +300,8 @@ extension ArrayNode {
             let o = v.offsets.typed(Int32.self)
             own += (v.count + 1) * 4 + Int(o[v.count] - o[0]) + validityBytes(v.validity)
         case let bp as BitPackedArray:
-            own += (bp.count * bp.bitWidth + 7) / 8 + bp.patchIndices.count * 8
+            own +=
+                (bp.count * bp.bitWidth + 7) / 8 + bp.patchIndices.count * 8
                 + (bp.patchValues?.byteSize ?? 0) + validityBytes(bp.validity)
         default: break
         }
@@ -301,7 +321,8 @@ enum DictionaryBuilder {
         let validity = Canonical.validity(of: array)
         switch array {
         case let p as PrimitiveArray:
-            let ok = p.ptype.visit(PrimitiveCodes(array: p, limit: limit, codes: &codes, firsts: &firsts, nulls: &nulls))
+            let ok = p.ptype.visit(
+                PrimitiveCodes(array: p, limit: limit, codes: &codes, firsts: &firsts, nulls: &nulls))
             return ok ? (codes, firsts, nulls) : nil
         case let v as VarBinArray:
             var table = ByteHashTable(capacity: Swift.min(limit, 1024))
@@ -371,7 +392,9 @@ enum DictionaryBuilder {
                     let x = v[i]
                     // NaN is not equal to itself: give every NaN the first NaN's code.
                     let key = x != x ? (firsts.pointee.first { v[Int($0)] != v[Int($0)] }.map { v[Int($0)] } ?? x) : x
-                    if let c = index[key] ?? (x != x ? firsts.pointee.firstIndex { v[Int($0)] != v[Int($0)] }.map { UInt32($0) } : nil) {
+                    if let c = index[key]
+                        ?? (x != x ? firsts.pointee.firstIndex { v[Int($0)] != v[Int($0)] }.map { UInt32($0) } : nil)
+                    {
                         codes.pointee[i] = c
                     } else {
                         let c = UInt32(firsts.pointee.count)
@@ -434,9 +457,11 @@ struct ByteHashTable {
             }
             if hashes[s] == h {
                 let key = keys[Int(k)]
-                if key.count == bytes.count && storage.withUnsafeBytes({ st in
-                    bytes.count == 0 || memcmpEqual(st.baseAddress! + key.start, bytes.baseAddress!, bytes.count)
-                }) {
+                if key.count == bytes.count
+                    && storage.withUnsafeBytes({ st in
+                        bytes.count == 0 || memcmpEqual(st.baseAddress! + key.start, bytes.baseAddress!, bytes.count)
+                    })
+                {
                     return (UInt32(k), false)
                 }
             }

@@ -13,7 +13,8 @@ public struct ExecutionCtx: Sendable {
     public let trace: ExecutionTrace?
 
     @_spi(Host)
-    public init(snapshot: KernelSnapshot, options: ExecutionOptions = ExecutionOptions(), trace: ExecutionTrace? = nil) {
+    public init(snapshot: KernelSnapshot, options: ExecutionOptions = ExecutionOptions(), trace: ExecutionTrace? = nil)
+    {
         self.snapshot = snapshot
         self.options = options
         self.trace = trace
@@ -51,14 +52,18 @@ public struct ExecutionCtx: Sendable {
             iterations += 1
             trace?.at(base + stack.count)
             if iterations > options.iterationLimit {
-                throw EddyError(.iterationLimit,
-                                "execution did not converge within \(options.iterationLimit) steps (at \(current.encoding))")
+                throw EddyError(
+                    .iterationLimit,
+                    "execution did not converge within \(options.iterationLimit) steps (at \(current.encoding))")
             }
             if useKernels {
                 if let reduced = try current.reduce() {
-                    trace?.record(.init(step: .reduce, encoding: "\(current.encoding)", name: "", owner: .builtin,
-                                        depth: base + stack.count))
-                    current = try check(reduced, replacing: current, by: "reduce of \(current.encoding)", owner: .builtin)
+                    trace?.record(
+                        .init(
+                            step: .reduce, encoding: "\(current.encoding)", name: "", owner: .builtin,
+                            depth: base + stack.count))
+                    current = try check(
+                        reduced, replacing: current, by: "reduce of \(current.encoding)", owner: .builtin)
                     continue
                 }
                 if let rewritten = try reduceParentOverChildren(current, depth: base + stack.count) {
@@ -66,7 +71,8 @@ public struct ExecutionCtx: Sendable {
                     continue
                 }
                 if let frame = stack.last,
-                   let result = try executeParent(frame.parent, child: current, slot: frame.slot, depth: base + stack.count - 1)
+                    let result = try executeParent(
+                        frame.parent, child: current, slot: frame.slot, depth: base + stack.count - 1)
                 {
                     stack.removeLast()
                     current = result
@@ -81,14 +87,19 @@ public struct ExecutionCtx: Sendable {
             let encoding = current.encoding
             switch try current.execute(self) {
             case .done(let result):
-                trace?.record(.init(step: .execute, encoding: "\(encoding)", name: "", owner: .builtin, depth: base + stack.count))
+                trace?.record(
+                    .init(step: .execute, encoding: "\(encoding)", name: "", owner: .builtin, depth: base + stack.count)
+                )
                 current = try check(result, replacing: current, by: "execute of \(encoding)", owner: .builtin)
             case .executeChild(let slot, let childTarget):
-                trace?.record(.init(step: .executeChild, encoding: "\(encoding)", name: "slot \(slot)",
-                                    owner: .builtin, depth: base + stack.count))
+                trace?.record(
+                    .init(
+                        step: .executeChild, encoding: "\(encoding)", name: "slot \(slot)",
+                        owner: .builtin, depth: base + stack.count))
                 let children = current.children
                 guard slot >= 0 && slot < children.count else {
-                    throw EddyError(.kernelContract, "\(encoding) asked to execute child slot \(slot) of \(children.count)")
+                    throw EddyError(
+                        .kernelContract, "\(encoding) asked to execute child slot \(slot) of \(children.count)")
                 }
                 stack.append(Frame(parent: current, slot: slot, target: currentTarget))
                 current = children[slot]
@@ -102,7 +113,9 @@ public struct ExecutionCtx: Sendable {
     public func step(_ array: any ArrayNode) throws -> any ArrayNode {
         if array.isCanonical { return array }
         if options.useKernels {
-            if let r = try array.reduce() { return try check(r, replacing: array, by: "reduce of \(array.encoding)", owner: .builtin) }
+            if let r = try array.reduce() {
+                return try check(r, replacing: array, by: "reduce of \(array.encoding)", owner: .builtin)
+            }
             if let r = try reduceParentOverChildren(array, depth: 0) { return r }
             if let r = try executeParentOverChildren(array, depth: 0) { return r }
         }
@@ -127,15 +140,19 @@ public struct ExecutionCtx: Sendable {
             for rule in snapshot.rules(parent: parentID, child: child.encoding) {
                 let result: (any ArrayNode)?
                 do {
-                    result = try rule.callSite.map { site in try site.run { try rule.function(node, child, slot) } }
+                    result =
+                        try rule.callSite.map { site in try site.run { try rule.function(node, child, slot) } }
                         ?? rule.function(node, child, slot)
                 } catch {
                     throw blame(error, "reduce-parent rule '\(rule.name)'", rule.owner)
                 }
                 if let result {
-                    let r = try check(result, replacing: node, by: "reduce-parent rule '\(rule.name)'", owner: rule.owner)
-                    trace?.record(.init(step: .reduceParent, encoding: "\(parentID)", name: rule.name, owner: rule.owner,
-                                        depth: depth))
+                    let r = try check(
+                        result, replacing: node, by: "reduce-parent rule '\(rule.name)'", owner: rule.owner)
+                    trace?.record(
+                        .init(
+                            step: .reduceParent, encoding: "\(parentID)", name: rule.name, owner: rule.owner,
+                            depth: depth))
                     return r
                 }
             }
@@ -149,15 +166,18 @@ public struct ExecutionCtx: Sendable {
         for kernel in snapshot.kernels(parent: parent.encoding, child: child.encoding) {
             let result: (any ArrayNode)?
             do {
-                result = try kernel.callSite.map { site in try site.run { try kernel.function(parent, child, slot, self) } }
+                result =
+                    try kernel.callSite.map { site in try site.run { try kernel.function(parent, child, slot, self) } }
                     ?? kernel.function(parent, child, slot, self)
             } catch {
                 throw blame(error, "kernel '\(kernel.name)'", kernel.owner)
             }
             if let result {
                 let r = try check(result, replacing: parent, by: "kernel '\(kernel.name)'", owner: kernel.owner)
-                trace?.record(.init(step: .executeParent, encoding: "\(parent.encoding)", name: kernel.name,
-                                    owner: kernel.owner, depth: depth))
+                trace?.record(
+                    .init(
+                        step: .executeParent, encoding: "\(parent.encoding)", name: kernel.name,
+                        owner: kernel.owner, depth: depth))
                 return r
             }
         }
@@ -173,9 +193,10 @@ public struct ExecutionCtx: Sendable {
     }
 
     @inline(__always)
-    private func check(_ result: any ArrayNode, replacing node: any ArrayNode, by what: @autoclosure () -> String,
-                       owner: KernelOwner) throws -> any ArrayNode
-    {
+    private func check(
+        _ result: any ArrayNode, replacing node: any ArrayNode, by what: @autoclosure () -> String,
+        owner: KernelOwner
+    ) throws -> any ArrayNode {
         if result.count != node.count || result.dtype != node.dtype {
             throw EddyError(
                 .kernelContract,
@@ -191,7 +212,9 @@ public struct ExecutionCtx: Sendable {
         if let e = error as? EddyError, e.source == owner.description { return e }
         // A contract violation (or a failure already attributed) deeper down, in an execution this
         // kernel started, stays with the kernel that caused it, not the one that called it.
-        if let e = error as? EddyError, e.source != nil, e.code == .kernelContract || e.code == .kernelFailed { return e }
+        if let e = error as? EddyError, e.source != nil, e.code == .kernelContract || e.code == .kernelFailed {
+            return e
+        }
         return EddyError(.kernelFailed, "\(what) of \(owner) failed", cause: error, source: owner.description)
     }
 }

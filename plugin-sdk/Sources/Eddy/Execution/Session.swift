@@ -14,7 +14,9 @@ public final class Session: Sendable {
     }
 
     /// A context over the registry as it is now. Cheap: one atomic load and one retain.
-    public func makeContext(options: ExecutionOptions = ExecutionOptions(), trace: ExecutionTrace? = nil) -> ExecutionCtx {
+    public func makeContext(options: ExecutionOptions = ExecutionOptions(), trace: ExecutionTrace? = nil)
+        -> ExecutionCtx
+    {
         ExecutionCtx(snapshot: kernels.snapshot, options: options, trace: trace)
     }
 }

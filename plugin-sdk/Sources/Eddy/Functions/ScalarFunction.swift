@@ -49,7 +49,8 @@ public final class ScalarFnArray: ArrayNode {
     public func replacingChildren(_ children: [any ArrayNode]) throws -> any ArrayNode {
         // Execution replaces a child by an equivalent of the same dtype and length: skip re-checking.
         if children.count == arguments.count,
-           zip(children, arguments).allSatisfy({ $0.count == count && $0.dtype == $1.dtype }) {
+            zip(children, arguments).allSatisfy({ $0.count == count && $0.dtype == $1.dtype })
+        {
             return ScalarFnArray(function, children, dtype: dtype, count: count)
         }
         return try ScalarFnArray(function, children)

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// The session's kernel registry: execute-parent kernels and reduce-parent rules keyed by
 /// (parent encoding, child encoding).
@@ -42,14 +43,18 @@ public final class ArrayKernels: Sendable {
     /// An empty registry (no kernels, not even built-ins; see ``Session`` for a populated one).
     public init() {
         let width = EncodingID.internedCount
-        let empty = KernelSnapshot(generation: 0, width: width,
-                                   executeParent: Array(repeating: [], count: width * width),
-                                   reduceParent: Array(repeating: [], count: width * width))
+        let empty = KernelSnapshot(
+            generation: 0, width: width,
+            executeParent: Array(repeating: [], count: width * width),
+            reduceParent: Array(repeating: [], count: width * width))
         state = Mutex(State(current: empty))
         var key = pthread_key_t()
-        if pthread_key_create(&key, { raw in
-            if let raw { Unmanaged<ThreadSnapshot>.fromOpaque(raw).release() }
-        }) == 0 {
+        if pthread_key_create(
+            &key,
+            { raw in
+                if let raw { Unmanaged<ThreadSnapshot>.fromOpaque(raw).release() }
+            }) == 0
+        {
             threadKey = key
         } else {
             threadKey = nil
@@ -109,15 +114,20 @@ public final class ArrayKernels: Sendable {
     ///   part of every later snapshot's ``KernelSnapshot/plugins`` fingerprint.
     /// - Returns: how many kernels and rules were removed.
     @discardableResult
-    public func replace(pluginNamed name: String, kernels: [ExecuteParentKernel], rules: [ReduceParentRule],
-                        owner: KernelOwner? = nil, compressorHooks: [CompressorHook] = []) -> Int {
-        update(removing: { !$0.isBuiltin && $0.name == name }, kernels: kernels, rules: rules,
-               plugin: (name, owner, compressorHooks))
+    public func replace(
+        pluginNamed name: String, kernels: [ExecuteParentKernel], rules: [ReduceParentRule],
+        owner: KernelOwner? = nil, compressorHooks: [CompressorHook] = []
+    ) -> Int {
+        update(
+            removing: { !$0.isBuiltin && $0.name == name }, kernels: kernels, rules: rules,
+            plugin: (name, owner, compressorHooks))
     }
 
     @discardableResult
-    private func update(removing: ((KernelOwner) -> Bool)?, kernels: [ExecuteParentKernel],
-                        rules: [ReduceParentRule], plugin: (String, KernelOwner?, [CompressorHook])? = nil) -> Int {
+    private func update(
+        removing: ((KernelOwner) -> Bool)?, kernels: [ExecuteParentKernel],
+        rules: [ReduceParentRule], plugin: (String, KernelOwner?, [CompressorHook])? = nil
+    ) -> Int {
         state.withLock { s in
             if let (name, owner, hooks) = plugin {
                 s.plugins[name] = owner
@@ -139,17 +149,20 @@ public final class ArrayKernels: Sendable {
             for k in kernels { s.kernels[Key(parent: k.parent.index, child: k.child.index), default: []].append(k) }
             for r in rules { s.rules[Key(parent: r.parent.index, child: r.child.index), default: []].append(r) }
             s.generation += 1
-            s.current = Self.build(generation: s.generation, kernels: s.kernels, rules: s.rules,
-                                   plugins: s.plugins.values.sorted { $0.name < $1.name },
-                                   hooks: s.hooks.sorted { $0.key < $1.key }.flatMap(\.value))
+            s.current = Self.build(
+                generation: s.generation, kernels: s.kernels, rules: s.rules,
+                plugins: s.plugins.values.sorted { $0.name < $1.name },
+                hooks: s.hooks.sorted { $0.key < $1.key }.flatMap(\.value))
             publishedGeneration.store(s.generation, ordering: .releasing)
             return removed
         }
     }
 
-    private static func build(generation: Int, kernels: [Key: [ExecuteParentKernel]],
-                              rules: [Key: [ReduceParentRule]], plugins: [KernelOwner],
-                              hooks: [CompressorHook]) -> KernelSnapshot {
+    private static func build(
+        generation: Int, kernels: [Key: [ExecuteParentKernel]],
+        rules: [Key: [ReduceParentRule]], plugins: [KernelOwner],
+        hooks: [CompressorHook]
+    ) -> KernelSnapshot {
         let width = EncodingID.internedCount
         var ep = [[ExecuteParentKernel]](repeating: [], count: width * width)
         var rp = [[ReduceParentRule]](repeating: [], count: width * width)
@@ -160,8 +173,9 @@ public final class ArrayKernels: Sendable {
         for (k, list) in rules {
             rp[k.parent * width + k.child] = list.filter { !$0.owner.isBuiltin } + list.filter(\.owner.isBuiltin)
         }
-        return KernelSnapshot(generation: generation, width: width, executeParent: ep, reduceParent: rp, plugins: plugins,
-                              compressorHooks: hooks)
+        return KernelSnapshot(
+            generation: generation, width: width, executeParent: ep, reduceParent: rp, plugins: plugins,
+            compressorHooks: hooks)
     }
 }
 

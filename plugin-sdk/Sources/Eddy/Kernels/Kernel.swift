@@ -30,14 +30,16 @@ public struct KernelOwner: Hashable, Sendable, CustomStringConvertible {
 ///
 /// Returns nil to decline, so that the next kernel for the key is tried. A result must have the
 /// parent's exact length and dtype: the executor checks and blames the kernel's owner.
-public typealias ExecuteParentFunction = @Sendable (
-    _ parent: any ArrayNode, _ child: any ArrayNode, _ childIndex: Int, _ ctx: ExecutionCtx
-) throws -> (any ArrayNode)?
+public typealias ExecuteParentFunction =
+    @Sendable (
+        _ parent: any ArrayNode, _ child: any ArrayNode, _ childIndex: Int, _ ctx: ExecutionCtx
+    ) throws -> (any ArrayNode)?
 
 /// Rewrites a parent node from a child's metadata alone (no data is read). Nil declines.
-public typealias ReduceParentFunction = @Sendable (
-    _ parent: any ArrayNode, _ child: any ArrayNode, _ childIndex: Int
-) throws -> (any ArrayNode)?
+public typealias ReduceParentFunction =
+    @Sendable (
+        _ parent: any ArrayNode, _ child: any ArrayNode, _ childIndex: Int
+    ) throws -> (any ArrayNode)?
 
 /// An execute-parent kernel, keyed by the (parent, child) encodings it applies to.
 public struct ExecuteParentKernel: Sendable, CustomStringConvertible {
@@ -49,8 +51,10 @@ public struct ExecuteParentKernel: Sendable, CustomStringConvertible {
     /// Marked on the thread while a plugin's kernel runs, for crash reports.
     let callSite: PluginCallSite?
 
-    public init(_ name: String, owner: KernelOwner = .builtin, parent: EncodingID, child: EncodingID,
-                _ function: @escaping ExecuteParentFunction) {
+    public init(
+        _ name: String, owner: KernelOwner = .builtin, parent: EncodingID, child: EncodingID,
+        _ function: @escaping ExecuteParentFunction
+    ) {
         self.name = name
         self.owner = owner
         self.parent = parent
@@ -72,8 +76,10 @@ public struct ReduceParentRule: Sendable, CustomStringConvertible {
     /// Marked on the thread while a plugin's rule runs, for crash reports.
     let callSite: PluginCallSite?
 
-    public init(_ name: String, owner: KernelOwner = .builtin, parent: EncodingID, child: EncodingID,
-                _ function: @escaping ReduceParentFunction) {
+    public init(
+        _ name: String, owner: KernelOwner = .builtin, parent: EncodingID, child: EncodingID,
+        _ function: @escaping ReduceParentFunction
+    ) {
         self.name = name
         self.owner = owner
         self.parent = parent

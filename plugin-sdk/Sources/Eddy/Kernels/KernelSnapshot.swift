@@ -22,8 +22,10 @@ public final class KernelSnapshot: Sendable {
     /// meets come from the same plugin versions as its kernels.
     public let compressorHooks: [CompressorHook]
 
-    init(generation: Int, width: Int, executeParent: [[ExecuteParentKernel]], reduceParent: [[ReduceParentRule]],
-         plugins: [KernelOwner] = [], compressorHooks: [CompressorHook] = []) {
+    init(
+        generation: Int, width: Int, executeParent: [[ExecuteParentKernel]], reduceParent: [[ReduceParentRule]],
+        plugins: [KernelOwner] = [], compressorHooks: [CompressorHook] = []
+    ) {
         self.generation = generation
         self.plugins = plugins
         self.compressorHooks = compressorHooks
@@ -84,14 +86,20 @@ public final class KernelSnapshot: Sendable {
 
     /// The plugin set as one line: `name@version#hash8, …` (or `builtin only`).
     public var fingerprint: String {
-        plugins.isEmpty ? "builtin only"
-            : plugins.map { "\($0.name)@\($0.version)" + ($0.contentHash.isEmpty ? "" : "#" + String($0.contentHash.prefix(8))) }
-                .joined(separator: ", ")
+        plugins.isEmpty
+            ? "builtin only"
+            : plugins.map {
+                "\($0.name)@\($0.version)" + ($0.contentHash.isEmpty ? "" : "#" + String($0.contentHash.prefix(8)))
+            }
+            .joined(separator: ", ")
     }
 
     /// Every key with at least one kernel or rule, for listings.
-    public var entries: [(parent: EncodingID, child: EncodingID, kernels: [ExecuteParentKernel], rules: [ReduceParentRule])] {
-        var out: [(parent: EncodingID, child: EncodingID, kernels: [ExecuteParentKernel], rules: [ReduceParentRule])] = []
+    public var entries:
+        [(parent: EncodingID, child: EncodingID, kernels: [ExecuteParentKernel], rules: [ReduceParentRule])]
+    {
+        var out: [(parent: EncodingID, child: EncodingID, kernels: [ExecuteParentKernel], rules: [ReduceParentRule])] =
+            []
         for p in 0..<width {
             for c in 0..<width {
                 let k = executeParent[p * width + c]

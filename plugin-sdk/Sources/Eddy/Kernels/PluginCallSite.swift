@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 internal import EddyKernelsC
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A description of one piece of plugin code — a kernel, a rule, a compressor hook, a registration —
 /// that the executor marks on the running thread while it runs, so that a crash report can name the

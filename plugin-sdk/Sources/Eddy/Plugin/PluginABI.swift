@@ -57,17 +57,17 @@ public enum PluginABI {
     @_alwaysEmitIntoClient
     public static var compilerVersion: String {
         #if compiler(>=7.0)
-        "7.0"
+            "7.0"
         #elseif compiler(>=6.4)
-        "6.4"
+            "6.4"
         #elseif compiler(>=6.3)
-        "6.3"
+            "6.3"
         #elseif compiler(>=6.2)
-        "6.2"
+            "6.2"
         #elseif compiler(>=6.1)
-        "6.1"
+            "6.1"
         #else
-        "6.0"
+            "6.0"
         #endif
     }
 
@@ -114,7 +114,9 @@ public func pluginManifestText<P: EddyPlugin>(_ plugin: P.Type) -> String {
 /// - Returns: 0 on success; 1 for an unknown request or a missing argument; 2 when the manifest does
 ///   not fit the host's buffer; 3 when registration threw (the message is in the registrar).
 @_alwaysEmitIntoClient
-public func pluginEntry<P: EddyPlugin>(_ plugin: P.Type, _ request: Int32, _ argument: UnsafeMutableRawPointer?) -> Int32 {
+public func pluginEntry<P: EddyPlugin>(_ plugin: P.Type, _ request: Int32, _ argument: UnsafeMutableRawPointer?)
+    -> Int32
+{
     guard let argument else { return 1 }
     if request == PluginABI.manifestRequest {
         let bytes = Array(pluginManifestText(P.self).utf8)

@@ -31,15 +31,19 @@ public final class PluginRegistrar: Sendable {
     /// Registers an execute-parent kernel for the key (`parent`, `child`): the general form under
     /// the typed ones. The function gets the parent node, the child node, the child's slot among the
     /// parent's children, and the context; it returns the parent's result or nil to decline.
-    public func register(_ name: String, parent: EncodingID, child: EncodingID,
-                         _ function: @escaping ExecuteParentFunction) {
+    public func register(
+        _ name: String, parent: EncodingID, child: EncodingID,
+        _ function: @escaping ExecuteParentFunction
+    ) {
         let kernel = ExecuteParentKernel(name, owner: owner, parent: parent, child: child, function)
         state.withLock { $0.kernels.append(kernel) }
     }
 
     /// Registers a reduce-parent rule: rewrites a parent from a child's metadata alone, reading no data.
-    public func registerRule(_ name: String, parent: EncodingID, child: EncodingID,
-                             _ function: @escaping ReduceParentFunction) {
+    public func registerRule(
+        _ name: String, parent: EncodingID, child: EncodingID,
+        _ function: @escaping ReduceParentFunction
+    ) {
         let rule = ReduceParentRule(name, owner: owner, parent: parent, child: child, function)
         state.withLock { $0.rules.append(rule) }
     }
@@ -49,7 +53,8 @@ public final class PluginRegistrar: Sendable {
     /// compressor; it returns an equivalent encoded array, or nil.
     public func registerCompressor(
         _ name: String, applies: @escaping @Sendable (DType) -> Bool,
-        compress: @escaping @Sendable (any ArrayNode, (any ArrayNode) throws -> any ArrayNode) throws -> (any ArrayNode)?
+        compress:
+            @escaping @Sendable (any ArrayNode, (any ArrayNode) throws -> any ArrayNode) throws -> (any ArrayNode)?
     ) {
         let hook = CompressorHook(name: name, owner: owner, applies: applies, compress: compress)
         state.withLock { $0.compressorHooks.append(hook) }
@@ -97,8 +102,12 @@ public final class PluginRegistrar: Sendable {
         var seen = Set<String>()
         for line in lines where !seen.insert(line).inserted { out.append("registered twice: \(line)") }
         state.withLock { s in
-            for k in s.kernels where k.name.isEmpty { out.append("a kernel for (\(k.parent.name), \(k.child.name)) has no name") }
-            for r in s.rules where r.name.isEmpty { out.append("a rule for (\(r.parent.name), \(r.child.name)) has no name") }
+            for k in s.kernels where k.name.isEmpty {
+                out.append("a kernel for (\(k.parent.name), \(k.child.name)) has no name")
+            }
+            for r in s.rules where r.name.isEmpty {
+                out.append("a rule for (\(r.parent.name), \(r.child.name)) has no name")
+            }
             for h in s.compressorHooks where h.name.isEmpty { out.append("a compressor hook has no name") }
             for e in s.encodings where e.hasPrefix("eddy.") || e.isEmpty {
                 out.append("encoding '\(e)' is in the engine's namespace (eddy.*); name it after the plugin")

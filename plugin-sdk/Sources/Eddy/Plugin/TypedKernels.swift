@@ -44,12 +44,14 @@ extension PluginRegistrar {
     /// A `BoolArray` result takes the parent's nullability.
     public func compare<E: Encoding>(
         on encoding: E.Type, name: String? = nil,
-        _ body: @escaping @Sendable (_ array: E, _ op: CompareOperator, _ scalar: Scalar, _ ctx: ExecutionCtx) throws
+        _ body:
+            @escaping @Sendable (_ array: E, _ op: CompareOperator, _ scalar: Scalar, _ ctx: ExecutionCtx) throws
             -> (any ArrayNode)?
     ) {
-        register(name ?? "compare on \(E.id.name)", parent: CompareFunction.id, child: E.id) { parent, child, slot, ctx in
+        register(name ?? "compare on \(E.id.name)", parent: CompareFunction.id, child: E.id) {
+            parent, child, slot, ctx in
             guard let array = child as? E, let call = BinaryCall(parent, slot),
-                  let fn = call.function as? CompareFunction
+                let fn = call.function as? CompareFunction
             else { return nil }
             if call.scalar.isNull { return nil }  // the engine's own path: all null, or the child's error
             let op = call.side == .left ? fn.op : fn.op.swapped
@@ -64,7 +66,7 @@ extension PluginRegistrar {
     ) {
         register(name ?? "like on \(E.id.name)", parent: LikeFunction.id, child: E.id) { parent, child, slot, ctx in
             guard slot == 0, let array = child as? E, let fn = parent as? ScalarFnArray,
-                  let like = fn.function as? LikeFunction
+                let like = fn.function as? LikeFunction
             else { return nil }
             return try body(array, LikePattern(like.pattern, negated: like.negated), ctx)
                 .map { KernelResult.conform($0, to: parent.dtype) }
@@ -75,13 +77,16 @@ extension PluginRegistrar {
     /// encoding `E`; the result must have `resultType`. A null constant declines without calling `body`.
     public func arithmetic<E: Encoding>(
         on encoding: E.Type, name: String? = nil,
-        _ body: @escaping @Sendable (_ array: E, _ op: ArithmeticOperator, _ scalar: Scalar, _ side: OperandSide,
-                                     _ resultType: DType, _ ctx: ExecutionCtx) throws -> (any ArrayNode)?
+        _ body:
+            @escaping @Sendable (
+                _ array: E, _ op: ArithmeticOperator, _ scalar: Scalar, _ side: OperandSide,
+                _ resultType: DType, _ ctx: ExecutionCtx
+            ) throws -> (any ArrayNode)?
     ) {
         register(name ?? "arithmetic on \(E.id.name)", parent: ArithmeticFunction.id, child: E.id) {
             parent, child, slot, ctx in
             guard let array = child as? E, let call = BinaryCall(parent, slot),
-                  let fn = call.function as? ArithmeticFunction
+                let fn = call.function as? ArithmeticFunction
             else { return nil }
             if call.scalar.isNull { return nil }  // the engine's own path: all null, or the child's error
             return try body(array, fn.op, call.scalar, call.side, parent.dtype, ctx)
@@ -111,7 +116,7 @@ extension PluginRegistrar {
         register(name ?? "\(kind.rawValue) on \(E.id.name)", parent: AggregateFunction(kind).encoding, child: E.id) {
             parent, child, _, ctx in
             guard let array = child as? E, let agg = parent as? AggregateArray, agg.function.kind == kind,
-                  let value = try body(array, ctx)
+                let value = try body(array, ctx)
             else { return nil }
             guard value.isNull || value.fits(agg.dtype) else {
                 throw EddyError(.kernelContract, "\(kind.rawValue) returned \(value), not a value of \(agg.dtype)")
@@ -136,11 +141,12 @@ extension PluginRegistrar {
     /// index gives a null row, an index out of range must be an error).
     public func take<E: Encoding>(
         on encoding: E.Type, name: String? = nil,
-        _ body: @escaping @Sendable (_ array: E, _ indices: PrimitiveArray, _ ctx: ExecutionCtx) throws -> (any ArrayNode)?
+        _ body:
+            @escaping @Sendable (_ array: E, _ indices: PrimitiveArray, _ ctx: ExecutionCtx) throws -> (any ArrayNode)?
     ) {
         register(name ?? "take on \(E.id.name)", parent: TakeArray.id, child: E.id) { parent, child, slot, ctx in
             guard slot == 0, let array = child as? E, let t = parent as? TakeArray,
-                  let indices = try ctx.execute(t.indices) as? PrimitiveArray
+                let indices = try ctx.execute(t.indices) as? PrimitiveArray
             else { return nil }
             return try body(array, indices, ctx).map { KernelResult.conform($0, to: parent.dtype) }
         }
@@ -153,24 +159,10 @@ extension PluginRegistrar {
     ) {
         register(name ?? "slice on \(E.id.name)", parent: SliceArray.id, child: E.id) { parent, child, _, ctx in
             guard let array = child as? E, let s = parent as? SliceArray else { return nil }
-            return try body(array, s.start..<(s.start + s.count), ctx).map { KernelResult.conform($0, to: parent.dtype) }
+            return try body(array, s.start..<(s.start + s.count), ctx).map {
+                KernelResult.conform($0, to: parent.dtype)
+            }
         }
-    }
-}
-
-/// A two-argument scalar function with a constant on the other side of the child.
-struct BinaryCall {
-    let function: any ScalarFunction
-    let scalar: Scalar
-    let side: OperandSide
-
-    init?(_ parent: any ArrayNode, _ slot: Int) {
-        guard let fn = parent as? ScalarFnArray, fn.arguments.count == 2, slot == 0 || slot == 1,
-              let constant = fn.arguments[1 - slot] as? ConstantArray
-        else { return nil }
-        function = fn.function
-        scalar = constant.scalar
-        side = slot == 0 ? .left : .right
     }
 }
 
@@ -188,8 +180,9 @@ public enum KernelResult {
         }
         if let p = result as? PrimitiveArray {
             if dtype.nullability == .nonNullable, case .bitmap = p.validity { return result }
-            return PrimitiveArray(uncheckedPType: p.ptype, buffer: p.buffer, count: p.count, validity: p.validity,
-                                  nullability: dtype.nullability)
+            return PrimitiveArray(
+                uncheckedPType: p.ptype, buffer: p.buffer, count: p.count, validity: p.validity,
+                nullability: dtype.nullability)
         }
         return result
     }

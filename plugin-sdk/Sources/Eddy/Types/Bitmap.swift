@@ -12,7 +12,8 @@ public struct Bitmap: Sendable {
         let (end, o1) = offset.addingReportingOverflow(count)
         let (padded, o2) = end.addingReportingOverflow(7)
         guard offset >= 0, count >= 0, !o1, !o2, padded / 8 <= buffer.byteCount else {
-            throw EddyError(.outOfBounds, "bits \(offset)..<\(offset &+ count) do not fit a buffer of \(buffer.byteCount) bytes")
+            throw EddyError(
+                .outOfBounds, "bits \(offset)..<\(offset &+ count) do not fit a buffer of \(buffer.byteCount) bytes")
         }
         self.init(uncheckedBuffer: buffer, offset: offset, count: count)
     }
@@ -33,7 +34,8 @@ public struct Bitmap: Sendable {
             let p = storage.pointer.bindMemory(to: UInt64.self, capacity: max(words, 1))
             for w in 0..<words { p[w] = ~0 }
         }
-        self.init(uncheckedBuffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: count)
+        self.init(
+            uncheckedBuffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: count)
     }
 
     /// A bitmap of the given bits.
@@ -57,7 +59,8 @@ public struct Bitmap: Sendable {
             p[w] = word
             i += 64
         }
-        self.init(uncheckedBuffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: count)
+        self.init(
+            uncheckedBuffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: count)
     }
 
     /// The bit at `index`.
@@ -73,7 +76,8 @@ public struct Bitmap: Sendable {
         let bit = offset + start
         let byte = bit >> 3
         let newBytes = (bit & 7 + length + 7) / 8
-        return Bitmap(uncheckedBuffer: buffer.slice(byteOffset: byte, byteCount: newBytes), offset: bit & 7, count: length)
+        return Bitmap(
+            uncheckedBuffer: buffer.slice(byteOffset: byte, byteCount: newBytes), offset: bit & 7, count: length)
     }
 
     /// The 64 bits starting at bit `index` of this bitmap (bits past the end are zero).
@@ -91,7 +95,9 @@ public struct Bitmap: Sendable {
                 raw = (raw >> shift) | (next << (64 - shift))
             }
         } else {
-            for k in 0..<avail { raw |= UInt64(buffer.baseAddress.load(fromByteOffset: byte + k, as: UInt8.self)) << UInt64(8 * k) }
+            for k in 0..<avail {
+                raw |= UInt64(buffer.baseAddress.load(fromByteOffset: byte + k, as: UInt8.self)) << UInt64(8 * k)
+            }
             raw >>= shift
         }
         let remaining = count - index

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Owns one aligned allocation and frees it when the last ``Buffer`` that refers to it is gone.
 public final class BufferStorage: Sendable {
@@ -35,7 +36,7 @@ public final class BufferStorage: Sendable {
             if let reused = LargeBlockCache.shared.take(rounded) { return reused }
             if posix_memalign(&raw, hugePageSize, rounded) == 0, let raw {
                 #if canImport(Glibc)
-                _ = madvise(raw, rounded, MADV_HUGEPAGE)
+                    _ = madvise(raw, rounded, MADV_HUGEPAGE)
                 #endif
                 return raw
             }
@@ -92,7 +93,9 @@ public struct Buffer: Sendable {
 
     /// Calls `body` with the bytes of this view as values of type `T`.
     @inlinable
-    public func withUnsafeBufferPointer<T, R>(as type: T.Type, _ body: (UnsafeBufferPointer<T>) throws -> R) rethrows -> R {
+    public func withUnsafeBufferPointer<T, R>(as type: T.Type, _ body: (UnsafeBufferPointer<T>) throws -> R) rethrows
+        -> R
+    {
         let n = byteCount / MemoryLayout<T>.stride
         return try withExtendedLifetime(storage) {
             try body(UnsafeBufferPointer(start: baseAddress.assumingMemoryBound(to: T.self), count: n))
@@ -102,7 +105,8 @@ public struct Buffer: Sendable {
     /// The bytes of this view as values of type `T`; the caller keeps `self` alive while using it.
     @inlinable
     public func typed<T>(_ type: T.Type) -> UnsafeBufferPointer<T> {
-        UnsafeBufferPointer(start: baseAddress.assumingMemoryBound(to: T.self), count: byteCount / MemoryLayout<T>.stride)
+        UnsafeBufferPointer(
+            start: baseAddress.assumingMemoryBound(to: T.self), count: byteCount / MemoryLayout<T>.stride)
     }
 
     /// Allocates a buffer of `count` values of `T` and lets `body` write every one of them.

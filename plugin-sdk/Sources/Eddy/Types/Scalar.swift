@@ -47,7 +47,9 @@ public struct Scalar: Sendable, Hashable, CustomStringConvertible {
 
     public static func null(_ dtype: DType) -> Scalar { Scalar(.null, dtype.asNullable) }
     public static func bool(_ v: Bool, _ n: Nullability = .nonNullable) -> Scalar { Scalar(.bool(v), .bool(n)) }
-    public static func int64(_ v: Int64, _ n: Nullability = .nonNullable) -> Scalar { Scalar(.int(v), .primitive(.int64, n)) }
+    public static func int64(_ v: Int64, _ n: Nullability = .nonNullable) -> Scalar {
+        Scalar(.int(v), .primitive(.int64, n))
+    }
     public static func utf8(_ v: String, _ n: Nullability = .nonNullable) -> Scalar { Scalar(.utf8(v), .utf8(n)) }
 
     /// A scalar of a native value.

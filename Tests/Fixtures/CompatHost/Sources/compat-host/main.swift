@@ -2,8 +2,9 @@
 // what a minor release may add, and checks that its kernels and compressor hook still run and agree
 // with decode-then-compute. Usage: compat-host PLUGIN.so
 @_spi(Host) import Eddy
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 func fail(_ message: String) -> Never {
@@ -24,7 +25,9 @@ func mappedEddyLibraries() -> Set<String> {
     var line = [CChar](repeating: 0, count: 4096)
     while fgets(&line, Int32(line.count), f) != nil {
         let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if let slash = text.firstIndex(of: "/"), text.hasSuffix("/libEddy.so\n") { out.insert(String(text[slash...].dropLast())) }
+        if let slash = text.firstIndex(of: "/"), text.hasSuffix("/libEddy.so\n") {
+            out.insert(String(text[slash...].dropLast()))
+        }
     }
     return out
 }
@@ -53,8 +56,9 @@ guard entry(PluginABI.registerRequest, Unmanaged.passUnretained(registrar).toOpa
     fail("registration: \(registrar.failure ?? "?")")
 }
 let session = Session()
-session.kernels.replace(pluginNamed: name, kernels: registrar.kernels, rules: registrar.rules, owner: registrar.owner,
-                        compressorHooks: registrar.compressorHooks)
+session.kernels.replace(
+    pluginNamed: name, kernels: registrar.kernels, rules: registrar.rules, owner: registrar.owner,
+    compressorHooks: registrar.compressorHooks)
 
 // What the minor release added, used here so that this host really is built against it.
 let ctx = session.makeContext()
@@ -73,15 +77,17 @@ guard encoded.encoding.name == "ext.delta", encoded.minorReleaseNote == "" else 
     fail("expected ext.delta from the plugin's hook, got \(encoded.encoding)")
 }
 var fired: [String] = []
-for query in [try CompareFunction.make(encoded, .lt, ConstantArray(.int64(31_000), count: n)),
-              try CompareFunction.make(ConstantArray(.int64(40_003), count: n), .le, encoded),
-              try AggregateFunction(.min).make(encoded), try AggregateFunction(.max).make(encoded)] as [any ArrayNode] {
+for query in [
+    try CompareFunction.make(encoded, .lt, ConstantArray(.int64(31_000), count: n)),
+    try CompareFunction.make(ConstantArray(.int64(40_003), count: n), .le, encoded),
+    try AggregateFunction(.min).make(encoded), try AggregateFunction(.max).make(encoded),
+] as [any ArrayNode] {
     do {
         let trace = ExecutionTrace()
         let fast = try session.makeContext(trace: trace).execute(query)
         let slow = try Session(builtins: false).makeContext(options: ExecutionOptions(useKernels: false)).execute(query)
         guard fast.count == slow.count, fast.dtype == slow.dtype,
-              try (0..<fast.count).allSatisfy({ try fast.scalar(at: $0) == slow.scalar(at: $0) })
+            try (0..<fast.count).allSatisfy({ try fast.scalar(at: $0) == slow.scalar(at: $0) })
         else { fail("\(query.encoding): kernels and decode-then-compute differ") }
         fired += trace.events.filter { $0.owner.name == name }.map(\.name)
     } catch {
@@ -89,6 +95,7 @@ for query in [try CompareFunction.make(encoded, .lt, ConstantArray(.int64(31_000
     }
 }
 guard fired.count >= 4 else { fail("the plugin's kernels did not fire: \(fired)") }
-print("compat-host: plugin \(name)@\(version) (SDK ABI \(abi)) ran in a host whose SDK gained a stored property in "
-      + "DictArray and in ExecutionCtx, a defaulted ArrayNode requirement, an enum case and a function: "
-      + "\(fired.count) kernel calls agreed with decode-then-compute")
+print(
+    "compat-host: plugin \(name)@\(version) (SDK ABI \(abi)) ran in a host whose SDK gained a stored property in "
+        + "DictArray and in ExecutionCtx, a defaulted ArrayNode requirement, an enum case and a function: "
+        + "\(fired.count) kernel calls agreed with decode-then-compute")

@@ -1,9 +1,10 @@
 extension BitPackedArray {
     static var kernels: [ExecuteParentKernel] {
         [
-            ExecuteParentKernel("compare on packed values", parent: CompareFunction.id, child: id) { parent, child, slot, _ in
+            ExecuteParentKernel("compare on packed values", parent: CompareFunction.id, child: id) {
+                parent, child, slot, _ in
                 guard let bp = child as? BitPackedArray, let other = KernelSupport.otherConstant(parent, slot),
-                      let op = KernelSupport.compareOp(parent, slot), !other.scalar.isNull
+                    let op = KernelSupport.compareOp(parent, slot), !other.scalar.isNull
                 else { return nil }
                 let needle = other.scalar.value.asInt128
                 let maxPacked: Int128 = bp.bitWidth == 64 ? Int128(UInt64.max) : (Int128(1) << bp.bitWidth) - 1
@@ -34,7 +35,8 @@ extension BitPackedArray {
                 return BoolArray(uncheckedBits: out, validity: bp.validity, nullability: parent.dtype.nullability)
             },
             ExecuteParentKernel("filter packed values", parent: FilterArray.id, child: id) { parent, child, slot, _ in
-                guard slot == 0, let f = parent as? FilterArray, let bits = f.maskBits, let bp = child as? BitPackedArray
+                guard slot == 0, let f = parent as? FilterArray, let bits = f.maskBits,
+                    let bp = child as? BitPackedArray
                 else { return nil }
                 return bp.ptype.visitIntegerUnchecked(GatherPacked(array: bp, mask: bits, resultCount: f.count))
             },
@@ -93,8 +95,9 @@ private struct GatherPacked: IntegerPTypeVisitor {
                 }
             }
         }
-        return PrimitiveArray(uncheckedPType: T.ptype, buffer: out, count: resultCount,
-                              validity: a.validity.filter(mask, resultCount: resultCount),
-                              nullability: a.dtype.nullability)
+        return PrimitiveArray(
+            uncheckedPType: T.ptype, buffer: out, count: resultCount,
+            validity: a.validity.filter(mask, resultCount: resultCount),
+            nullability: a.dtype.nullability)
     }
 }

@@ -19,12 +19,17 @@ public final class BitPackedArray: ArrayNode {
     public let patchValues: PrimitiveArray?
     public let dtype: DType
 
-    public init(ptype: PType, bitWidth: Int, packed: Buffer, offset: Int, count: Int, validity: Validity,
-                nullability: Nullability, patchIndices: [Int] = [], patchValues: PrimitiveArray? = nil) throws {
+    public init(
+        ptype: PType, bitWidth: Int, packed: Buffer, offset: Int, count: Int, validity: Validity,
+        nullability: Nullability, patchIndices: [Int] = [], patchValues: PrimitiveArray? = nil
+    ) throws {
         guard ptype.isInteger else { throw EddyError(.typeMismatch, "bit-packing needs integers, got \(ptype)") }
-        guard (0...64).contains(bitWidth) else { throw EddyError(.invalidArgument, "bit width \(bitWidth) not in 0...64") }
+        guard (0...64).contains(bitWidth) else {
+            throw EddyError(.invalidArgument, "bit width \(bitWidth) not in 0...64")
+        }
         guard packed.byteCount * 8 >= (offset + count) * bitWidth else {
-            throw EddyError(.invalidArgument, "packed buffer too small for \(offset + count) values of \(bitWidth) bits")
+            throw EddyError(
+                .invalidArgument, "packed buffer too small for \(offset + count) values of \(bitWidth) bits")
         }
         guard patchIndices.count == (patchValues?.count ?? 0) else {
             throw EddyError(.invalidArgument, "patch indices and values differ in count")
@@ -62,16 +67,19 @@ public final class BitPackedArray: ArrayNode {
                 if (bit & 63) + bitWidth > 64 { out[(bit >> 6) + 1] |= u >> UInt64(64 - (bit & 63)) }
             }
         }
-        let patches = patchIdx.isEmpty ? nil : try Canonical.take(array, indices: PrimitiveArray(patchIdx.map { Int64($0) }))
-        return try BitPackedArray(ptype: array.ptype, bitWidth: bitWidth, packed: packed, offset: 0, count: values.count,
-                                  validity: array.validity, nullability: array.dtype.nullability,
-                                  patchIndices: patchIdx,
-                                  patchValues: (patches as? PrimitiveArray)?.with(validity: .allValid, nullability: .nonNullable))
+        let patches =
+            patchIdx.isEmpty ? nil : try Canonical.take(array, indices: PrimitiveArray(patchIdx.map { Int64($0) }))
+        return try BitPackedArray(
+            ptype: array.ptype, bitWidth: bitWidth, packed: packed, offset: 0, count: values.count,
+            validity: array.validity, nullability: array.dtype.nullability,
+            patchIndices: patchIdx,
+            patchValues: (patches as? PrimitiveArray)?.with(validity: .allValid, nullability: .nonNullable))
     }
 
     public var encoding: EncodingID { Self.id }
     public var metadataDescription: String {
-        "width=\(bitWidth)" + (patchIndices.isEmpty ? "" : " patches=\(patchIndices.count)") + (offset == 0 ? "" : " offset=\(offset)")
+        "width=\(bitWidth)" + (patchIndices.isEmpty ? "" : " patches=\(patchIndices.count)")
+            + (offset == 0 ? "" : " offset=\(offset)")
     }
 
     /// The packed (unpatched) value at absolute position `position`.
@@ -108,11 +116,14 @@ public final class BitPackedArray: ArrayNode {
         func visit<T: NativeInteger>(_ type: T.Type) -> any ArrayNode {
             let a = array
             return withExtendedLifetime(a.packed) {
-                PrimitiveArray.build(T.self, count: a.count, validity: a.validity, nullability: a.dtype.nullability) { out in
+                PrimitiveArray.build(T.self, count: a.count, validity: a.validity, nullability: a.dtype.nullability) {
+                    out in
                     let words = a.packed.baseAddress.assumingMemoryBound(to: UInt64.self)
                     let width = a.bitWidth
                     let base = a.offset
-                    for i in 0..<a.count { out[i] = T(truncatingIfNeeded: BitPackedArray.unpack(words, width, base &+ i)) }
+                    for i in 0..<a.count {
+                        out[i] = T(truncatingIfNeeded: BitPackedArray.unpack(words, width, base &+ i))
+                    }
                     if let pv = a.patchValues {
                         pv.withValuesUnchecked(T.self) { v in
                             for k in a.patchRange { out[a.patchIndices[k] - a.offset] = v[k] }
@@ -125,9 +136,10 @@ public final class BitPackedArray: ArrayNode {
 
     /// A zero-copy view of `length` elements from `start`.
     public func slice(_ start: Int, _ length: Int) throws -> BitPackedArray {
-        try BitPackedArray(ptype: ptype, bitWidth: bitWidth, packed: packed, offset: offset + start, count: length,
-                           validity: validity.slice(start, length), nullability: dtype.nullability,
-                           patchIndices: patchIndices, patchValues: patchValues)
+        try BitPackedArray(
+            ptype: ptype, bitWidth: bitWidth, packed: packed, offset: offset + start, count: length,
+            validity: validity.slice(start, length), nullability: dtype.nullability,
+            patchIndices: patchIndices, patchValues: patchValues)
     }
 
     public func scalar(at index: Int) throws -> Scalar {

@@ -10,7 +10,9 @@ public final class BoolArray: ArrayNode {
     ///   - validity: must be `.allValid` unless `nullability` is `.nullable`.
     /// - Throws: ``EddyError/Code/invalidArgument`` for a validity bitmap of another length, or nulls in
     ///   a non-nullable array.
-    public convenience init(bits: Bitmap, validity: Validity = .allValid, nullability: Nullability = .nonNullable) throws {
+    public convenience init(bits: Bitmap, validity: Validity = .allValid, nullability: Nullability = .nonNullable)
+        throws
+    {
         if nullability == .nonNullable, case .bitmap = validity {
             throw EddyError(.invalidArgument, "a non-nullable bool array must be all valid (validity .allValid)")
         }
@@ -34,8 +36,9 @@ public final class BoolArray: ArrayNode {
 
     /// A nullable bool array of the given optional values.
     public convenience init(_ values: [Bool?]) {
-        self.init(uncheckedBits: Bitmap(values.map { $0 ?? false }), validity: .bitmap(Bitmap(values.map { $0 != nil })),
-                  nullability: .nullable)
+        self.init(
+            uncheckedBits: Bitmap(values.map { $0 ?? false }), validity: .bitmap(Bitmap(values.map { $0 != nil })),
+            nullability: .nullable)
     }
 
     public var encoding: EncodingID { Self.id }
@@ -57,6 +60,8 @@ public final class BoolArray: ArrayNode {
     }
 
     public func slice(_ start: Int, _ length: Int) -> BoolArray {
-        BoolArray(uncheckedBits: bits.slice(start, length), validity: validity.slice(start, length), nullability: dtype.nullability)
+        BoolArray(
+            uncheckedBits: bits.slice(start, length), validity: validity.slice(start, length),
+            nullability: dtype.nullability)
     }
 }

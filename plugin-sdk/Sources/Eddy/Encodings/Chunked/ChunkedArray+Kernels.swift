@@ -9,8 +9,11 @@ extension ChunkedArray {
                     let start = c.chunkOffsets[k]
                     let m = countSetBits(bits, start, start + chunk.count)
                     if m == 0 { continue }
-                    parts.append(m == chunk.count
-                        ? chunk : try FilterArray(chunk, mask: BoolArray(uncheckedBits: bits.slice(start, chunk.count)), count: m))
+                    parts.append(
+                        m == chunk.count
+                            ? chunk
+                            : try FilterArray(
+                                chunk, mask: BoolArray(uncheckedBits: bits.slice(start, chunk.count)), count: m))
                 }
                 return try ChunkedArray(chunks: parts, dtype: c.dtype)
             },

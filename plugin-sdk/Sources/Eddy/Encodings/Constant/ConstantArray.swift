@@ -12,7 +12,9 @@ public final class ConstantArray: ArrayNode {
     public var encoding: EncodingID { Self.id }
     public var dtype: DType { scalar.dtype }
     public var metadataDescription: String { "value=\(scalar)" }
-    public func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep { .done(try Canonical.repeating(scalar, count: count)) }
+    public func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep {
+        .done(try Canonical.repeating(scalar, count: count))
+    }
     public func scalar(at index: Int) throws -> Scalar {
         try checkIndex(index)
         return scalar

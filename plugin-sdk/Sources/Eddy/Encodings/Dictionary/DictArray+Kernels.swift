@@ -6,19 +6,22 @@ extension DictArray {
             ExecuteParentKernel("compare over dictionary values", parent: CompareFunction.id, child: id) {
                 parent, child, slot, ctx in
                 guard let dict = child as? DictArray, let other = KernelSupport.otherConstant(parent, slot),
-                      let op = KernelSupport.compareOp(parent, slot)
+                    let op = KernelSupport.compareOp(parent, slot)
                 else { return nil }
                 let values = try ctx.execute(dict.values)
                 let onValues = try ctx.execute(
                     Compare.evaluate(values, op, ConstantArray(other.scalar, count: values.count), count: values.count))
                 guard let lut = onValues as? BoolArray else { return nil }
                 // Codes are usually narrow and bit-packed: unpacking them is cheap next to a per-row lookup.
-                if let codes = try ctx.execute(dict.codes) as? PrimitiveArray, let fast = mapCodes(codes, lut, parent.dtype) {
+                if let codes = try ctx.execute(dict.codes) as? PrimitiveArray,
+                    let fast = mapCodes(codes, lut, parent.dtype)
+                {
                     return fast
                 }
                 return try DictArray(codes: dict.codes, values: lut)
             },
-            ExecuteParentKernel("filter dictionary codes", parent: FilterArray.id, child: id) { parent, child, slot, _ in
+            ExecuteParentKernel("filter dictionary codes", parent: FilterArray.id, child: id) {
+                parent, child, slot, _ in
                 guard slot == 0, let f = parent as? FilterArray, let d = child as? DictArray else { return nil }
                 return try DictArray(codes: FilterArray(d.codes, mask: f.mask, count: f.count), values: d.values)
             },
@@ -39,7 +42,9 @@ extension DictArray {
     static func mapCodes(_ codes: PrimitiveArray, _ lut: BoolArray, _ dtype: DType) -> (any ArrayNode)? {
         guard case .allValid = codes.validity, case .allValid = lut.validity else { return nil }
         let n = codes.count
-        if n == 0 { return BoolArray(uncheckedBits: Bitmap(repeating: false, count: 0), nullability: dtype.nullability) }
+        if n == 0 {
+            return BoolArray(uncheckedBits: Bitmap(repeating: false, count: 0), nullability: dtype.nullability)
+        }
         let bits = lut.bits
         // Count the true values a word at a time; the byte table is only needed for several.
         var trueCount = 0
@@ -53,18 +58,21 @@ extension DictArray {
             }
             i += 64
         }
-        let table: [UInt8] = trueCount == 1 ? [] : [UInt8](unsafeUninitializedCapacity: bits.count) { t, initialized in
-            var i = 0
-            while i < bits.count {
-                var w = bits.word(at: i)
-                for b in 0..<Swift.min(64, bits.count - i) {
-                    t[i + b] = UInt8(truncatingIfNeeded: w & 1)
-                    w >>= 1
+        let table: [UInt8] =
+            trueCount == 1
+            ? []
+            : [UInt8](unsafeUninitializedCapacity: bits.count) { t, initialized in
+                var i = 0
+                while i < bits.count {
+                    var w = bits.word(at: i)
+                    for b in 0..<Swift.min(64, bits.count - i) {
+                        t[i + b] = UInt8(truncatingIfNeeded: w & 1)
+                        w >>= 1
+                    }
+                    i += 64
                 }
-                i += 64
+                initialized = bits.count
             }
-            initialized = bits.count
-        }
         let tableCount = bits.count
         let words = (n + 63) / 64
         let storage = BufferStorage(uninitializedByteCount: words * 8)
@@ -75,24 +83,31 @@ extension DictArray {
             switch codes.ptype {
             case .uint8:
                 codes.withValuesUnchecked(UInt8.self) { c in
-                    Int(single ? eddy_eq_u8(c.baseAddress, n, UInt8(truncatingIfNeeded: k), out)
-                        : eddy_lut_u8(c.baseAddress, n, t.baseAddress, t.count, out))
+                    Int(
+                        single
+                            ? eddy_eq_u8(c.baseAddress, n, UInt8(truncatingIfNeeded: k), out)
+                            : eddy_lut_u8(c.baseAddress, n, t.baseAddress, t.count, out))
                 }
             case .uint16:
                 codes.withValuesUnchecked(UInt16.self) { c in
-                    Int(single ? eddy_eq_u16(c.baseAddress, n, UInt16(truncatingIfNeeded: k), out)
-                        : eddy_lut_u16(c.baseAddress, n, t.baseAddress, t.count, out))
+                    Int(
+                        single
+                            ? eddy_eq_u16(c.baseAddress, n, UInt16(truncatingIfNeeded: k), out)
+                            : eddy_lut_u16(c.baseAddress, n, t.baseAddress, t.count, out))
                 }
             case .uint32:
                 codes.withValuesUnchecked(UInt32.self) { c in
-                    Int(single ? eddy_eq_u32(c.baseAddress, n, UInt32(truncatingIfNeeded: k), out)
-                        : eddy_lut_u32(c.baseAddress, n, t.baseAddress, t.count, out))
+                    Int(
+                        single
+                            ? eddy_eq_u32(c.baseAddress, n, UInt32(truncatingIfNeeded: k), out)
+                            : eddy_lut_u32(c.baseAddress, n, t.baseAddress, t.count, out))
                 }
             default: nil
             }
         }
         guard let maxCode, maxCode < tableCount else { return nil }
-        let result = Bitmap(uncheckedBuffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: n)
+        let result = Bitmap(
+            uncheckedBuffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: n)
         return BoolArray(uncheckedBits: result, nullability: dtype.nullability)
     }
 }

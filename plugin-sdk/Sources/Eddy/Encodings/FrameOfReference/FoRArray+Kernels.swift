@@ -1,10 +1,11 @@
 extension FoRArray {
     static var kernels: [ExecuteParentKernel] {
         [
-            ExecuteParentKernel("compare shifted by reference", parent: CompareFunction.id, child: id) { parent, child, slot, _ in
+            ExecuteParentKernel("compare shifted by reference", parent: CompareFunction.id, child: id) {
+                parent, child, slot, _ in
                 guard let f = child as? FoRArray, let other = KernelSupport.otherConstant(parent, slot),
-                      let op = KernelSupport.compareOp(parent, slot), !other.scalar.isNull,
-                      let childType = f.child.dtype.ptype
+                    let op = KernelSupport.compareOp(parent, slot), !other.scalar.isNull,
+                    let childType = f.child.dtype.ptype
                 else { return nil }
                 let needle: Int128
                 switch other.scalar.value {
@@ -33,17 +34,21 @@ extension FoRArray {
                     (newOp, bound) = (op, shifted)
                 }
                 let value: ScalarValue = childType.isSignedInteger ? .int(Int64(bound)) : .uint(UInt64(bound))
-                let constant = ConstantArray(Scalar(value, .primitive(childType, other.scalar.dtype.nullability)),
-                                             count: f.count)
+                let constant = ConstantArray(
+                    Scalar(value, .primitive(childType, other.scalar.dtype.nullability)),
+                    count: f.count)
                 let node = try CompareFunction.make(f.child, newOp, constant)
                 return node.dtype == parent.dtype ? node : nil
             },
-            ExecuteParentKernel("filter frame-of-reference child", parent: FilterArray.id, child: id) { parent, child, slot, _ in
+            ExecuteParentKernel("filter frame-of-reference child", parent: FilterArray.id, child: id) {
+                parent, child, slot, _ in
                 guard slot == 0, let filter = parent as? FilterArray, let f = child as? FoRArray else { return nil }
-                return try FoRArray(reference: f.reference,
-                                    child: FilterArray(f.child, mask: filter.mask, count: filter.count))
+                return try FoRArray(
+                    reference: f.reference,
+                    child: FilterArray(f.child, mask: filter.mask, count: filter.count))
             },
-            ExecuteParentKernel("slice frame-of-reference child", parent: SliceArray.id, child: id) { parent, child, _, _ in
+            ExecuteParentKernel("slice frame-of-reference child", parent: SliceArray.id, child: id) {
+                parent, child, _, _ in
                 guard let s = parent as? SliceArray, let f = child as? FoRArray else { return nil }
                 return try FoRArray(reference: f.reference, child: SliceArray(f.child, start: s.start, length: s.count))
             },

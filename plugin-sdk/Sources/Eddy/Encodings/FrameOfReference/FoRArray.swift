@@ -30,7 +30,8 @@ public final class FoRArray: ArrayNode {
         let maximum = valid.max() ?? 0
         let width = PType.smallestUnsigned(holding: UInt64(maximum - minimum))
         let deltas: [UInt64] = all.enumerated().map { i, v in array.validity.isValid(i) ? UInt64(v - minimum) : 0 }
-        let child = width.visitIntegerUnchecked(Narrow(deltas: deltas, validity: array.validity, nullability: array.dtype.nullability))
+        let child = width.visitIntegerUnchecked(
+            Narrow(deltas: deltas, validity: array.validity, nullability: array.dtype.nullability))
         let ref = array.ptype.isSignedInteger ? ScalarValue.int(Int64(minimum)) : ScalarValue.uint(UInt64(minimum))
         return try FoRArray(reference: Scalar(ref, .primitive(array.ptype, .nonNullable)), child: child)
     }
@@ -60,7 +61,8 @@ public final class FoRArray: ArrayNode {
 
     public func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep {
         guard let c = child as? PrimitiveArray else { return .executeChild(0, .canonical) }
-        return .done(c.ptype.visitIntegerUnchecked(DecodeChild(child: c, parent: dtype.ptype!, referenceBits: referenceBits)))
+        return .done(
+            c.ptype.visitIntegerUnchecked(DecodeChild(child: c, parent: dtype.ptype!, referenceBits: referenceBits)))
     }
 
     private struct DecodeChild: IntegerPTypeVisitor {
@@ -77,8 +79,10 @@ public final class FoRArray: ArrayNode {
         let referenceBits: UInt64
         func visit<T: NativeInteger>(_ type: T.Type) -> any ArrayNode {
             child.withValuesUnchecked(C.self) { src in
-                PrimitiveArray.build(T.self, count: src.count, validity: child.validity,
-                                     nullability: child.dtype.nullability) { out in
+                PrimitiveArray.build(
+                    T.self, count: src.count, validity: child.validity,
+                    nullability: child.dtype.nullability
+                ) { out in
                     for i in 0..<src.count {
                         out[i] = T(truncatingIfNeeded: UInt64(truncatingIfNeeded: src[i]) &+ referenceBits)
                     }
@@ -92,7 +96,8 @@ public final class FoRArray: ArrayNode {
         if c.isNull { return .null(dtype) }
         let bits = c.value.asUInt64Bits &+ referenceBits
         let p = dtype.ptype!
-        let value: ScalarValue = p.isSignedInteger
+        let value: ScalarValue =
+            p.isSignedInteger
             ? .int(signExtend(bits, p.byteWidth)) : .uint(bits & widthMask(p.byteWidth))
         return Scalar(value, dtype)
     }
@@ -111,6 +116,8 @@ extension PrimitiveArray {
 
     private struct ToInt128: IntegerPTypeVisitor {
         let array: PrimitiveArray
-        func visit<T: NativeInteger>(_ type: T.Type) -> [Int128] { array.withValuesUnchecked(T.self) { $0.map { Int128($0) } } }
+        func visit<T: NativeInteger>(_ type: T.Type) -> [Int128] {
+            array.withValuesUnchecked(T.self) { $0.map { Int128($0) } }
+        }
     }
 }

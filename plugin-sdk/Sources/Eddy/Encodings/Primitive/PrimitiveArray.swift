@@ -11,11 +11,14 @@ public final class PrimitiveArray: ArrayNode {
     ///   - buffer: `count * ptype.byteWidth` bytes; null slots may hold any value.
     /// - Throws: ``EddyError/Code/invalidArgument`` for a buffer too small, a negative count, a
     ///   validity of another length, or nulls in a non-nullable array.
-    public convenience init(ptype: PType, buffer: Buffer, count: Int, validity: Validity = .allValid,
-                            nullability: Nullability = .nonNullable) throws {
+    public convenience init(
+        ptype: PType, buffer: Buffer, count: Int, validity: Validity = .allValid,
+        nullability: Nullability = .nonNullable
+    ) throws {
         let (bytes, overflow) = count.multipliedReportingOverflow(by: ptype.byteWidth)
         guard count >= 0, !overflow, buffer.byteCount >= bytes else {
-            throw EddyError(.invalidArgument, "a buffer of \(buffer.byteCount) bytes cannot hold \(count) \(ptype) values")
+            throw EddyError(
+                .invalidArgument, "a buffer of \(buffer.byteCount) bytes cannot hold \(count) \(ptype) values")
         }
         if nullability == .nonNullable, case .bitmap = validity {
             throw EddyError(.invalidArgument, "a non-nullable primitive array must be all valid (validity .allValid)")
@@ -27,8 +30,10 @@ public final class PrimitiveArray: ArrayNode {
     }
 
     /// The checks of ``init(ptype:buffer:count:validity:nullability:)`` hold by construction.
-    init(uncheckedPType ptype: PType, buffer: Buffer, count: Int, validity: Validity = .allValid,
-         nullability: Nullability = .nonNullable) {
+    init(
+        uncheckedPType ptype: PType, buffer: Buffer, count: Int, validity: Validity = .allValid,
+        nullability: Nullability = .nonNullable
+    ) {
         self.ptype = ptype
         self.buffer = buffer
         self.count = count
@@ -43,8 +48,9 @@ public final class PrimitiveArray: ArrayNode {
 
     /// A nullable array of the given optional values (nulls store zero).
     public convenience init<T: NativeType>(_ values: [T?]) {
-        self.init(uncheckedPType: T.ptype, buffer: Buffer(copying: values.map { $0 ?? T.zero }), count: values.count,
-                  validity: .bitmap(Bitmap(values.map { $0 != nil })), nullability: .nullable)
+        self.init(
+            uncheckedPType: T.ptype, buffer: Buffer(copying: values.map { $0 ?? T.zero }), count: values.count,
+            validity: .bitmap(Bitmap(values.map { $0 != nil })), nullability: .nullable)
     }
 
     /// An array of `values` built in place by `body`.
@@ -52,8 +58,9 @@ public final class PrimitiveArray: ArrayNode {
         _ type: T.Type, count: Int, validity: Validity = .allValid, nullability: Nullability = .nonNullable,
         _ body: (UnsafeMutableBufferPointer<T>) throws -> Void
     ) rethrows -> PrimitiveArray {
-        PrimitiveArray(uncheckedPType: T.ptype, buffer: try Buffer.build(count: count, of: T.self, body), count: count,
-                       validity: validity, nullability: nullability)
+        PrimitiveArray(
+            uncheckedPType: T.ptype, buffer: try Buffer.build(count: count, of: T.self, body), count: count,
+            validity: validity, nullability: nullability)
     }
 
     public var encoding: EncodingID { Self.id }
@@ -92,7 +99,9 @@ public final class PrimitiveArray: ArrayNode {
 
     /// ``withValues(_:_:)`` where the engine knows the ptype matches.
     @inlinable
-    func withValuesUnchecked<T: NativeType, R>(_ type: T.Type, _ body: (UnsafeBufferPointer<T>) throws -> R) rethrows -> R {
+    func withValuesUnchecked<T: NativeType, R>(_ type: T.Type, _ body: (UnsafeBufferPointer<T>) throws -> R) rethrows
+        -> R
+    {
         assert(T.ptype == ptype, "asked for \(T.ptype) values of a \(ptype) array")
         return try buffer.withUnsafeBufferPointer(as: T.self) { try body(UnsafeBufferPointer(rebasing: $0[0..<count])) }
     }
@@ -133,18 +142,22 @@ public final class PrimitiveArray: ArrayNode {
 
     private struct ToInt64: IntegerPTypeVisitor {
         let array: PrimitiveArray
-        func visit<T: NativeInteger>(_ type: T.Type) -> [Int64] { array.withValuesUnchecked(T.self) { $0.map { Int64($0) } } }
+        func visit<T: NativeInteger>(_ type: T.Type) -> [Int64] {
+            array.withValuesUnchecked(T.self) { $0.map { Int64($0) } }
+        }
     }
 
     /// A zero-copy view of `length` values starting at `start`.
     public func slice(_ start: Int, _ length: Int) -> PrimitiveArray {
         let w = ptype.byteWidth
-        return PrimitiveArray(uncheckedPType: ptype, buffer: buffer.slice(byteOffset: start * w, byteCount: length * w),
-                              count: length, validity: validity.slice(start, length), nullability: dtype.nullability)
+        return PrimitiveArray(
+            uncheckedPType: ptype, buffer: buffer.slice(byteOffset: start * w, byteCount: length * w),
+            count: length, validity: validity.slice(start, length), nullability: dtype.nullability)
     }
 
     /// This array with another validity and nullability (values shared).
     public func with(validity: Validity, nullability: Nullability) -> PrimitiveArray {
-        PrimitiveArray(uncheckedPType: ptype, buffer: buffer, count: count, validity: validity, nullability: nullability)
+        PrimitiveArray(
+            uncheckedPType: ptype, buffer: buffer, count: count, validity: validity, nullability: nullability)
     }
 }

@@ -24,9 +24,12 @@ public final class RunEndArray: ArrayNode {
         if let e = ends as? PrimitiveArray {
             let list = e.uncheckedInt64Values()
             for k in list.indices.dropFirst() where list[k] <= list[k - 1] {
-                throw EddyError(.invalidArgument, "run ends must increase strictly (end \(list[k]) after \(list[k - 1]))")
+                throw EddyError(
+                    .invalidArgument, "run ends must increase strictly (end \(list[k]) after \(list[k - 1]))")
             }
-            if let first = list.first, first <= 0 { throw EddyError(.invalidArgument, "first run end must be positive") }
+            if let first = list.first, first <= 0 {
+                throw EddyError(.invalidArgument, "first run end must be positive")
+            }
             let total = Int(list.last ?? 0)
             let n = count ?? (total - offset)
             guard n >= 0, offset + n <= total else {
@@ -61,7 +64,9 @@ public final class RunEndArray: ArrayNode {
     public var encoding: EncodingID { Self.id }
     public var dtype: DType { values.dtype }
     public var children: [any ArrayNode] { [ends, values] }
-    public var metadataDescription: String { offset == 0 ? "runs=\(ends.count)" : "runs=\(ends.count) offset=\(offset)" }
+    public var metadataDescription: String {
+        offset == 0 ? "runs=\(ends.count)" : "runs=\(ends.count) offset=\(offset)"
+    }
 
     public func replacingChildren(_ children: [any ArrayNode]) throws -> any ArrayNode {
         try RunEndArray(ends: children[0], values: children[1], offset: offset, count: count)

@@ -26,7 +26,9 @@ public final class SliceArray: ArrayNode {
 
     public func reduce() throws -> (any ArrayNode)? {
         if start == 0 && count == child.count { return child }
-        if let inner = child as? SliceArray { return try SliceArray(inner.child, start: inner.start + start, length: count) }
+        if let inner = child as? SliceArray {
+            return try SliceArray(inner.child, start: inner.start + start, length: count)
+        }
         if let c = child as? ConstantArray { return ConstantArray(c.scalar, count: count) }
         // Slicing canonical data is zero-copy: a metadata-only rewrite.
         if child.isCanonical && !(child is StructArray) { return try Canonical.slice(child, start, count) }

@@ -7,8 +7,10 @@ public final class StructArray: ArrayNode {
     public let count: Int
     public let dtype: DType
 
-    public init(names: [String], fields: [any ArrayNode], count: Int, validity: Validity = .allValid,
-                nullability: Nullability = .nonNullable) throws {
+    public init(
+        names: [String], fields: [any ArrayNode], count: Int, validity: Validity = .allValid,
+        nullability: Nullability = .nonNullable
+    ) throws {
         guard names.count == fields.count else {
             throw EddyError(.invalidArgument, "struct has \(names.count) names but \(fields.count) fields")
         }
@@ -27,7 +29,8 @@ public final class StructArray: ArrayNode {
     public var isCanonical: Bool { fields.allSatisfy(\.isCanonical) }
     public var children: [any ArrayNode] { fields }
     public func replacingChildren(_ children: [any ArrayNode]) throws -> any ArrayNode {
-        try StructArray(names: names, fields: children, count: count, validity: validity, nullability: dtype.nullability)
+        try StructArray(
+            names: names, fields: children, count: count, validity: validity, nullability: dtype.nullability)
     }
 
     public func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep {

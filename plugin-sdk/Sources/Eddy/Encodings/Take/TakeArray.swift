@@ -26,7 +26,8 @@ public final class TakeArray: ArrayNode {
     public func reduce() throws -> (any ArrayNode)? {
         if let c = child as? ConstantArray, case .allValid? = (indices as? PrimitiveArray)?.validity {
             // Still bounds-checked: an index past the end is an error even over a constant.
-            if let p = indices as? PrimitiveArray, let bad = p.int128Values().first(where: { $0 < 0 || $0 >= c.count }) {
+            if let p = indices as? PrimitiveArray, let bad = p.int128Values().first(where: { $0 < 0 || $0 >= c.count })
+            {
                 throw EddyError(.outOfBounds, "take index \(bad) is out of bounds for length \(c.count)")
             }
             return ConstantArray(c.scalar.with(dtype.nullability), count: count)
@@ -47,7 +48,8 @@ public final class TakeArray: ArrayNode {
         let i = try indices.scalar(at: index)
         if i.isNull { return .null(dtype) }
         guard let p = i.int64Value, p >= 0, p < child.count else {
-            throw EddyError(.outOfBounds, "take index \(i) at position \(index) is out of bounds for length \(child.count)")
+            throw EddyError(
+                .outOfBounds, "take index \(i) at position \(index) is out of bounds for length \(child.count)")
         }
         return try child.scalar(at: Int(p)).with(dtype.nullability)
     }

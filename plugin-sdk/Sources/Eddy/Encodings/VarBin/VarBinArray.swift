@@ -30,8 +30,9 @@ public final class VarBinArray: ArrayNode {
             if let s { b.append(s) } else { b.appendNull() }
         }
         let built = b.finish()
-        self.init(dtype: built.dtype, offsets: built.offsets, bytes: built.bytes, count: built.count,
-                  validity: built.validity)
+        self.init(
+            dtype: built.dtype, offsets: built.offsets, bytes: built.bytes, count: built.count,
+            validity: built.validity)
     }
 
     public var encoding: EncodingID { Self.id }
@@ -63,8 +64,9 @@ public final class VarBinArray: ArrayNode {
 
     /// A zero-copy view of `length` values starting at `start`.
     public func slice(_ start: Int, _ length: Int) -> VarBinArray {
-        VarBinArray(dtype: dtype, offsets: offsets.slice(byteOffset: start * 4, byteCount: (length + 1) * 4),
-                    bytes: bytes, count: length, validity: validity.slice(start, length))
+        VarBinArray(
+            dtype: dtype, offsets: offsets.slice(byteOffset: start * 4, byteCount: (length + 1) * 4),
+            bytes: bytes, count: length, validity: validity.slice(start, length))
     }
 }
 
@@ -101,7 +103,8 @@ public struct VarBinBuilder {
     }
 
     public mutating func finish() -> VarBinArray {
-        VarBinArray(dtype: dtype, offsets: Buffer(copying: offsets), bytes: Buffer(copying: bytes),
-                    count: offsets.count - 1, validity: hasNull ? .bitmap(validity.finish()) : .allValid)
+        VarBinArray(
+            dtype: dtype, offsets: Buffer(copying: offsets), bytes: Buffer(copying: bytes),
+            count: offsets.count - 1, validity: hasNull ? .bitmap(validity.finish()) : .allValid)
     }
 }

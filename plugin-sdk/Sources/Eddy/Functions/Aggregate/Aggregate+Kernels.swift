@@ -5,8 +5,10 @@ extension AggregateFunction {
     static var kernels: [ExecuteParentKernel] {
         Kind.allCases.filter { $0 != .countAll }.flatMap { kind in
             fusedEncodings.map { child in
-                ExecuteParentKernel("\(kind.rawValue) over \(child.name)", parent: AggregateFunction(kind).encoding,
-                                    child: child) { parent, child, _, ctx in
+                ExecuteParentKernel(
+                    "\(kind.rawValue) over \(child.name)", parent: AggregateFunction(kind).encoding,
+                    child: child
+                ) { parent, child, _, ctx in
                     guard let agg = parent as? AggregateArray else { return nil }
                     let partial = try AggregatePartial.fused(child, ctx, order: kind == .min || kind == .max)
                     return ConstantArray(try agg.function.finish(partial, input: child.dtype), count: 1)
@@ -21,7 +23,8 @@ extension AggregatePartial {
     /// run-end weighs each run's value by its length (O(runs)); constant is O(1); dictionary counts
     /// codes and weighs the values; frame-of-reference shifts its child's partial; chunked merges its
     /// chunks' partials. Anything else is decoded and scanned.
-    public static func fused(_ array: any ArrayNode, _ ctx: ExecutionCtx, order: Bool = true) throws -> AggregatePartial {
+    public static func fused(_ array: any ArrayNode, _ ctx: ExecutionCtx, order: Bool = true) throws -> AggregatePartial
+    {
         switch array {
         case let c as ConstantArray:
             var p = AggregatePartial()
@@ -141,7 +144,7 @@ extension AggregatePartial {
         -> AggregatePartial?
     {
         guard ends.ptype == .uint32, let v = values as? PrimitiveArray, v.ptype.isInteger, case .allValid = v.validity,
-              re.count > 0
+            re.count > 0
         else { return nil }
         return v.ptype.visitIntegerUnchecked(RunEndWeighted(re: re, ends: ends, values: v, order: order))
     }
@@ -171,8 +174,10 @@ extension AggregatePartial {
                     // can overflow 64 bits (2^31 · 2^32 = 2^63 bounds the whole sum): one tight loop.
                     var small = hi - lo < (1 << 32)
                     if small {
-                        for j in first...last where Int64(truncatingIfNeeded: v[j]).magnitude >= (1 << 31)
-                            || (!T.isSigned && T.bitWidth == 64 && Int64(truncatingIfNeeded: v[j]) < 0) {
+                        for j in first...last
+                        where Int64(truncatingIfNeeded: v[j]).magnitude >= (1 << 31)
+                            || (!T.isSigned && T.bitWidth == 64 && Int64(truncatingIfNeeded: v[j]) < 0)
+                        {
                             small = false
                             break
                         }

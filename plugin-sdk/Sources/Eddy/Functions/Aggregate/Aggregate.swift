@@ -12,9 +12,10 @@ public struct AggregateFunction: Sendable, Hashable, CustomStringConvertible {
     public let kind: Kind
     public init(_ kind: Kind) { self.kind = kind }
 
-    static let ids: [Kind: EncodingID] = Dictionary(uniqueKeysWithValues: Kind.allCases.map {
-        ($0, EncodingID("eddy.agg.\($0 == .countAll ? "count_all" : $0.rawValue)"))
-    })
+    static let ids: [Kind: EncodingID] = Dictionary(
+        uniqueKeysWithValues: Kind.allCases.map {
+            ($0, EncodingID("eddy.agg.\($0 == .countAll ? "count_all" : $0.rawValue)"))
+        })
 
     /// The encoding of nodes computing this aggregate.
     public var encoding: EncodingID { Self.ids[kind]! }
@@ -153,7 +154,8 @@ public struct AggregatePartial: Sendable {
                     // Dense integers: exact sum without per-element overflow checks, and min/max
                     // in loops the compiler vectorises.
                     func dense<I: NativeInteger>(_: I.Type) {
-                        let values = UnsafeBufferPointer<I>(start: UnsafeRawPointer(v.baseAddress)?.assumingMemoryBound(to: I.self), count: v.count)
+                        let values = UnsafeBufferPointer<I>(
+                            start: UnsafeRawPointer(v.baseAddress)?.assumingMemoryBound(to: I.self), count: v.count)
                         p.nonNull = values.count
                         p.intSum = Self.exactSum(values)
                         if order, let first = values.first {
@@ -218,7 +220,9 @@ public struct AggregatePartial: Sendable {
                 if I.bitWidth <= 32 {
                     var s: Int64 = 0
                     for i in start..<end { s &+= Int64(truncatingIfNeeded: values[i]) }
-                    if !I.isSigned { s = 0; for i in start..<end { s &+= Int64(UInt64(truncatingIfNeeded: values[i])) } }
+                    if !I.isSigned {
+                        s = 0; for i in start..<end { s &+= Int64(UInt64(truncatingIfNeeded: values[i])) }
+                    }
                     total += Int128(s)
                 } else {
                     var low: UInt64 = 0
@@ -284,7 +288,8 @@ public final class AggregateArray: ArrayNode {
         }
         guard child.isColumnar else { return .executeChild(0, .columnar) }
         let order = function.kind == .min || function.kind == .max
-        return .done(ConstantArray(try function.finish(AggregatePartial.of(child, order: order), input: child.dtype), count: 1))
+        return .done(
+            ConstantArray(try function.finish(AggregatePartial.of(child, order: order), input: child.dtype), count: 1))
     }
 
     /// The aggregate's value (executes the child with an empty registry: slow; for tests).

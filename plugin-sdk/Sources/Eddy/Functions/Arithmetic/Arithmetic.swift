@@ -21,8 +21,10 @@ public struct ArithmeticFunction: ScalarFunction {
     public var description: String { "arithmetic(\(op.rawValue))" }
 
     public func returnType(_ arguments: [DType]) throws -> DType {
-        guard arguments.count == 2, let p = arguments[0].ptype, arguments[0].equalsIgnoringNullability(arguments[1]) else {
-            throw EddyError(.typeMismatch, "\(op.rawValue) needs two numbers of one type, got \(arguments.map(\.description))")
+        guard arguments.count == 2, let p = arguments[0].ptype, arguments[0].equalsIgnoringNullability(arguments[1])
+        else {
+            throw EddyError(
+                .typeMismatch, "\(op.rawValue) needs two numbers of one type, got \(arguments.map(\.description))")
         }
         return .primitive(p, arguments[0].nullability | arguments[1].nullability)
     }
@@ -35,7 +37,8 @@ public struct ArithmeticFunction: ScalarFunction {
         let (a, b) = (arguments[0], arguments[1])
         let dtype = try returnType([a.dtype, b.dtype])
         if let ca = a as? ConstantArray, let cb = b as? ConstantArray {
-            let one = try Arithmetic.apply(op, Canonical.repeating(ca.scalar, count: 1), Canonical.repeating(cb.scalar, count: 1), dtype: dtype)
+            let one = try Arithmetic.apply(
+                op, Canonical.repeating(ca.scalar, count: 1), Canonical.repeating(cb.scalar, count: 1), dtype: dtype)
             return ConstantArray(try one.scalar(at: 0), count: count)
         }
         return try Arithmetic.apply(op, a, b, dtype: dtype)
@@ -64,11 +67,16 @@ public struct NegateFunction: ScalarFunction {
         let zero = ConstantArray(Scalar(p.isFloat ? .float(0) : .int(0), a.dtype.with(.nonNullable)), count: count)
         if let c = a as? ConstantArray {
             if c.scalar.isNull { return c }
-            let one = try Arithmetic.apply(.subtract, Canonical.repeating(zero.scalar, count: 1),
-                                           Canonical.repeating(c.scalar, count: 1), dtype: a.dtype)
+            let one = try Arithmetic.apply(
+                .subtract, Canonical.repeating(zero.scalar, count: 1),
+                Canonical.repeating(c.scalar, count: 1), dtype: a.dtype)
             return ConstantArray(try one.scalar(at: 0), count: count)
         }
-        if p.isFloat { return try Arithmetic.apply(.multiply, a, ConstantArray(Scalar(.float(-1), a.dtype.with(.nonNullable)), count: count), dtype: a.dtype) }
+        if p.isFloat {
+            return try Arithmetic.apply(
+                .multiply, a, ConstantArray(Scalar(.float(-1), a.dtype.with(.nonNullable)), count: count),
+                dtype: a.dtype)
+        }
         return try Arithmetic.apply(.subtract, zero, a, dtype: a.dtype)
     }
 }
@@ -100,8 +108,10 @@ public enum Arithmetic {
                         }
                     }
                 }
-                return .success(PrimitiveArray(uncheckedPType: T.ptype, buffer: out, count: n, validity: validity,
-                                               nullability: dtype.nullability))
+                return .success(
+                    PrimitiveArray(
+                        uncheckedPType: T.ptype, buffer: out, count: n, validity: validity,
+                        nullability: dtype.nullability))
             } catch {
                 return .failure(error as? EddyError ?? EddyError(.kernelFailed, "\(error)"))
             }
@@ -131,29 +141,40 @@ public enum Arithmetic {
         }
     }
 
-    static func loop<T: NativeType>(_ op: ArithmeticOperator, _ x: Operand<T>, _ y: Operand<T>,
-                                    _ dst: UnsafeMutableBufferPointer<T>, _ validity: Validity) throws {
+    static func loop<T: NativeType>(
+        _ op: ArithmeticOperator, _ x: Operand<T>, _ y: Operand<T>,
+        _ dst: UnsafeMutableBufferPointer<T>, _ validity: Validity
+    ) throws {
         if let I = T.self as? any NativeInteger.Type {
             func integer<I: NativeInteger>(_: I.Type) throws {
                 let xi = unsafeBitCast(x, to: Operand<I>.self)
                 let yi = unsafeBitCast(y, to: Operand<I>.self)
-                let di = UnsafeMutableBufferPointer<I>(start: UnsafeMutableRawPointer(dst.baseAddress)?.assumingMemoryBound(to: I.self), count: dst.count)
+                let di = UnsafeMutableBufferPointer<I>(
+                    start: UnsafeMutableRawPointer(dst.baseAddress)?.assumingMemoryBound(to: I.self), count: dst.count)
                 try integerLoop(op, xi, yi, di, validity)
             }
             try integer(I)
             return
         }
         if T.self == Double.self {
-            floatLoop(op, unsafeBitCast(x, to: Operand<Double>.self), unsafeBitCast(y, to: Operand<Double>.self),
-                      UnsafeMutableBufferPointer<Double>(start: UnsafeMutableRawPointer(dst.baseAddress)?.assumingMemoryBound(to: Double.self), count: dst.count))
+            floatLoop(
+                op, unsafeBitCast(x, to: Operand<Double>.self), unsafeBitCast(y, to: Operand<Double>.self),
+                UnsafeMutableBufferPointer<Double>(
+                    start: UnsafeMutableRawPointer(dst.baseAddress)?.assumingMemoryBound(to: Double.self),
+                    count: dst.count))
         } else {
-            floatLoop(op, unsafeBitCast(x, to: Operand<Float>.self), unsafeBitCast(y, to: Operand<Float>.self),
-                      UnsafeMutableBufferPointer<Float>(start: UnsafeMutableRawPointer(dst.baseAddress)?.assumingMemoryBound(to: Float.self), count: dst.count))
+            floatLoop(
+                op, unsafeBitCast(x, to: Operand<Float>.self), unsafeBitCast(y, to: Operand<Float>.self),
+                UnsafeMutableBufferPointer<Float>(
+                    start: UnsafeMutableRawPointer(dst.baseAddress)?.assumingMemoryBound(to: Float.self),
+                    count: dst.count))
         }
     }
 
-    static func floatLoop<F: BinaryFloatingPoint>(_ op: ArithmeticOperator, _ x: Operand<F>, _ y: Operand<F>,
-                                                  _ dst: UnsafeMutableBufferPointer<F>) {
+    static func floatLoop<F: BinaryFloatingPoint>(
+        _ op: ArithmeticOperator, _ x: Operand<F>, _ y: Operand<F>,
+        _ dst: UnsafeMutableBufferPointer<F>
+    ) {
         switch op {
         case .add: for i in dst.indices { dst[i] = x[i] + y[i] }
         case .subtract: for i in dst.indices { dst[i] = x[i] - y[i] }
@@ -162,8 +183,10 @@ public enum Arithmetic {
         }
     }
 
-    static func integerLoop<I: NativeInteger>(_ op: ArithmeticOperator, _ x: Operand<I>, _ y: Operand<I>,
-                                              _ dst: UnsafeMutableBufferPointer<I>, _ validity: Validity) throws {
+    static func integerLoop<I: NativeInteger>(
+        _ op: ArithmeticOperator, _ x: Operand<I>, _ y: Operand<I>,
+        _ dst: UnsafeMutableBufferPointer<I>, _ validity: Validity
+    ) throws {
         var failed = -1
         switch op {
         case .add:
@@ -200,7 +223,9 @@ public enum Arithmetic {
             }
         }
         if failed >= 0 {
-            throw EddyError(.overflow, "integer overflow in row \(failed): \(x[failed]) \(op.rawValue) \(y[failed]) does not fit \(I.ptype)")
+            throw EddyError(
+                .overflow,
+                "integer overflow in row \(failed): \(x[failed]) \(op.rawValue) \(y[failed]) does not fit \(I.ptype)")
         }
     }
 }

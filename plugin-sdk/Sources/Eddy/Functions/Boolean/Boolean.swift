@@ -14,7 +14,8 @@ public struct BooleanFunction: ScalarFunction {
 
     public func returnType(_ arguments: [DType]) throws -> DType {
         guard arguments.count >= 2, arguments.allSatisfy(\.isBool) else {
-            throw EddyError(.typeMismatch, "\(op.rawValue) needs two or more bool arguments, got \(arguments.map(\.description))")
+            throw EddyError(
+                .typeMismatch, "\(op.rawValue) needs two or more bool arguments, got \(arguments.map(\.description))")
         }
         return .bool(arguments.reduce(Nullability.nonNullable) { $0 | $1.nullability })
     }
@@ -77,7 +78,8 @@ public struct NotFunction: ScalarFunction {
         let a = arguments[0]
         let (values, valid) = try BoolOperand.words(a, count: count)
         let v: Validity = a.dtype.isNullable ? Validity.bitmap(valid).normalized(count: count) : .allValid
-        return BoolArray(uncheckedBits: values.zipWords(valid) { ~$0 & $1 }, validity: v, nullability: a.dtype.nullability)
+        return BoolArray(
+            uncheckedBits: values.zipWords(valid) { ~$0 & $1 }, validity: v, nullability: a.dtype.nullability)
     }
 }
 
@@ -109,8 +111,10 @@ enum BoolOperand {
         case let b as BoolArray:
             return (b.bits, b.validity.toBitmap(count: count))
         case let c as ConstantArray:
-            return (Bitmap(repeating: c.scalar.boolValue ?? false, count: count),
-                    Bitmap(repeating: !c.scalar.isNull, count: count))
+            return (
+                Bitmap(repeating: c.scalar.boolValue ?? false, count: count),
+                Bitmap(repeating: !c.scalar.isNull, count: count)
+            )
         default:
             throw EddyError(.unsupported, "boolean function needs canonical or constant input, got \(a.encoding)")
         }

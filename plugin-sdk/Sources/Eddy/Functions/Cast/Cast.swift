@@ -46,8 +46,8 @@ public enum Cast {
         switch (from, to) {
         case (.null, _): return true
         case (.primitive, .primitive), (.primitive, .bool), (.primitive, .utf8),
-             (.bool, .primitive), (.bool, .bool), (.bool, .utf8),
-             (.utf8, .primitive), (.utf8, .bool), (.utf8, .utf8), (.binary, .binary), (.utf8, .binary):
+            (.bool, .primitive), (.bool, .bool), (.bool, .utf8),
+            (.utf8, .primitive), (.utf8, .bool), (.utf8, .utf8), (.binary, .binary), (.utf8, .binary):
             return true
         default: return false
         }
@@ -68,12 +68,18 @@ public enum Cast {
             case .bool(let b): source = .int(b ? 1 : 0)
             case .utf8(let s):
                 let t = s.trimmingSpaces
-                if let i = Int64(t) { source = .int(i) } else if let u = UInt64(t) { source = .uint(u) } else if
-                    !t.utf8.contains(0), let d = Double(t), d.isFinite || t.lowercased().contains("inf") || t.lowercased().contains("nan")
+                if let i = Int64(t) {
+                    source = .int(i)
+                } else if let u = UInt64(t) {
+                    source = .uint(u)
+                } else if !t.utf8.contains(0), let d = Double(t),
+                    d.isFinite || t.lowercased().contains("inf") || t.lowercased().contains("nan")
                 {
                     // Double(String) stops at a NUL as C does, and reads "1e400" as infinity: neither is a number.
                     source = .float(d)
-                } else { throw fail() }
+                } else {
+                    throw fail()
+                }
             default: source = v
             }
             return try p.visitThrowing(ToNative(value: source, error: fail()))
@@ -159,8 +165,10 @@ public enum Cast {
                             dst[i] = v
                         } else if array.validity.isValid(i) {
                             // Slow path: truncation and rounding rules live in `Cast.value`.
-                            if let r = try? Cast.value(Scalar(src[i].scalarValue, array.dtype), to: .primitive(T.ptype, .nonNullable), row: i),
-                               let v = T(exactly: r) {
+                            if let r = try? Cast.value(
+                                Scalar(src[i].scalarValue, array.dtype), to: .primitive(T.ptype, .nonNullable), row: i),
+                                let v = T(exactly: r)
+                            {
                                 dst[i] = v
                             } else {
                                 dst[i] = T.zero
@@ -173,10 +181,15 @@ public enum Cast {
                 }
             }
             if let bad {
-                return .failure(EddyError(.invalidCast, "cannot cast \(array.withValuesUnchecked(S.self) { $0[bad] }) to \(T.ptype) (row \(bad))"))
+                return .failure(
+                    EddyError(
+                        .invalidCast,
+                        "cannot cast \(array.withValuesUnchecked(S.self) { $0[bad] }) to \(T.ptype) (row \(bad))"))
             }
-            return .success(PrimitiveArray(uncheckedPType: T.ptype, buffer: out, count: array.count, validity: array.validity,
-                                           nullability: nullability))
+            return .success(
+                PrimitiveArray(
+                    uncheckedPType: T.ptype, buffer: out, count: array.count, validity: array.validity,
+                    nullability: nullability))
         }
     }
 }

@@ -24,7 +24,9 @@ public struct CoalesceFunction: ScalarFunction {
     public func execute(_ arguments: [any ArrayNode], count: Int, ctx: ExecutionCtx) throws -> any ArrayNode {
         let dtype = try returnType(arguments.map(\.dtype))
         // The first argument that has no nulls at all ends the search for every row.
-        if let first = arguments.first, case .allValid = Canonical.validity(of: first), first.dtype == dtype { return first }
+        if let first = arguments.first, case .allValid = Canonical.validity(of: first), first.dtype == dtype {
+            return first
+        }
         var b = ArrayBuilder(dtype: dtype, capacity: count)
         for i in 0..<count {
             var v: ScalarValue = .null

@@ -95,13 +95,18 @@ public enum Compare {
             } else {
                 throw EddyError(.typeMismatch, "cannot compare bool with \(rhs.encoding)")
             }
-            return BoolArray(uncheckedBits: bits, validity: l.validity.and(Canonical.validity(of: rhs), count: count), nullability: nullability)
+            return BoolArray(
+                uncheckedBits: bits, validity: l.validity.and(Canonical.validity(of: rhs), count: count),
+                nullability: nullability)
         case let l as VarBinArray:
             if let r = rhs as? ConstantArray {
-                let needle: [UInt8] = if case .utf8(let s) = r.scalar.value { Array(s.utf8) } else if case .binary(let b) = r.scalar.value { b } else { [] }
+                let needle: [UInt8] =
+                    if case .utf8(let s) = r.scalar.value { Array(s.utf8) } else if case .binary(let b) = r.scalar.value
+                    { b } else { [] }
                 if op == .eq || op == .ne {
                     let eq = equalBitmap(l, needle)
-                    return BoolArray(uncheckedBits: op == .eq ? eq : ~eq, validity: l.validity, nullability: nullability)
+                    return BoolArray(
+                        uncheckedBits: op == .eq ? eq : ~eq, validity: l.validity, nullability: nullability)
                 }
                 let bits = needle.withUnsafeBytes { n in
                     Bitmap(count: count) { i in l.withBytes(at: i) { op.apply(compareBytes($0, n), 0) } }
@@ -111,7 +116,8 @@ public enum Compare {
                 let bits = Bitmap(count: count) { i in
                     l.withBytes(at: i) { a in r.withBytes(at: i) { b in op.apply(compareBytes(a, b), 0) } }
                 }
-                return BoolArray(uncheckedBits: bits, validity: l.validity.and(r.validity, count: count), nullability: nullability)
+                return BoolArray(
+                    uncheckedBits: bits, validity: l.validity.and(r.validity, count: count), nullability: nullability)
             }
             throw EddyError(.typeMismatch, "cannot compare \(l.dtype) with \(rhs.encoding)")
         case is NullArray:
@@ -130,13 +136,15 @@ public enum Compare {
             let out = storage.pointer.bindMemory(to: UInt64.self, capacity: words)
             withExtendedLifetime(array) {
                 needle.withUnsafeBufferPointer { nb in
-                    eddy_varbin_eq(array.offsets.baseAddress.assumingMemoryBound(to: Int32.self),
-                                   array.bytes.baseAddress.assumingMemoryBound(to: UInt8.self), n,
-                                   nb.baseAddress, nb.count, out)
+                    eddy_varbin_eq(
+                        array.offsets.baseAddress.assumingMemoryBound(to: Int32.self),
+                        array.bytes.baseAddress.assumingMemoryBound(to: UInt8.self), n,
+                        nb.baseAddress, nb.count, out)
                 }
             }
         }
-        return Bitmap(uncheckedBuffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: n)
+        return Bitmap(
+            uncheckedBuffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: n)
     }
 
     /// Compares two scalars of the same type; null if either is null.
@@ -183,7 +191,6 @@ public enum Compare {
         return 0
     }
 
-
     private struct ComparePrimitive: PTypeVisitor {
         let lhs: PrimitiveArray
         let rhs: any ArrayNode
@@ -202,8 +209,12 @@ public enum Compare {
             guard let r = rhs as? PrimitiveArray, r.ptype == T.ptype else {
                 return .failure(EddyError(.typeMismatch, "cannot compare \(lhs.dtype) with \(rhs.dtype)"))
             }
-            let bits = lhs.withValuesUnchecked(T.self) { a in r.withValuesUnchecked(T.self) { b in Compare.bitmap(n) { op.apply(a[$0], b[$0]) } } }
-            return .success(BoolArray(uncheckedBits: bits, validity: lhs.validity.and(r.validity, count: n), nullability: nullability))
+            let bits = lhs.withValuesUnchecked(T.self) { a in
+                r.withValuesUnchecked(T.self) { b in Compare.bitmap(n) { op.apply(a[$0], b[$0]) } }
+            }
+            return .success(
+                BoolArray(
+                    uncheckedBits: bits, validity: lhs.validity.and(r.validity, count: n), nullability: nullability))
         }
     }
 
