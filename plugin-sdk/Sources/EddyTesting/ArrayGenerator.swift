@@ -7,6 +7,7 @@
 public struct ArrayGenerator {
     private var state: UInt64
 
+    /// A generator whose every output is fixed by `seed`.
     public init(seed: UInt64) { state = seed }
 
     /// The next random 64 bits (SplitMix64).

@@ -15,6 +15,8 @@ public enum KernelConformance {
         /// What differed, and how to reproduce it.
         public let problem: String
 
+        /// A failure on the input tree `input` (as `ArrayNode.treeDescription(indent:)` prints it) and
+        /// `problem`, what differed.
         public init(input: String, problem: String) {
             self.input = input
             self.problem = problem
@@ -27,13 +29,16 @@ public enum KernelConformance {
 
     /// What a check found.
     public struct Report: Sendable, CustomStringConvertible {
+        /// The inputs on which the kernels and the reference disagreed.
         public var failures: [Failure] = []
         /// Kernels under test that fired at least once, by name, with how often.
         public var fired: [String: Int] = [:]
         /// Kernels under test that never fired on any input.
         public var neverFired: [String] = []
+        /// The number of inputs checked.
         public var inputs = 0
 
+        /// No failure, and every kernel under test fired.
         public var passed: Bool { failures.isEmpty && neverFired.isEmpty }
 
         public var description: String {

@@ -17,6 +17,7 @@ public struct ConformanceOptions: Sendable {
     /// Only this input index, to reproduce a failure; nil for all.
     public var onlyInput: Int?
 
+    /// Options for a run; the defaults check 300 inputs per key, on two threads too, and time 100,000 rows.
     public init(
         seed: UInt64 = 1, inputsPerKey: Int = 300, twoThreads: Bool = true, timingRows: Int = 100_000,
         onlyKey: String? = nil, onlyInput: Int? = nil
@@ -59,6 +60,7 @@ public struct KeyReport: Sendable, CustomStringConvertible {
 
 /// What a conformance run found.
 public struct ConformanceReport: Sendable, CustomStringConvertible {
+    /// One report per (parent, child) key checked, each key once.
     public var keys: [KeyReport] = []
     /// Kernels under test that never fired on any input.
     public var neverFired: [String] = []

@@ -3,15 +3,19 @@
 /// Slow by design: it is the reference path (decode-then-compute) that kernels are checked against,
 /// and the fallback for dtypes that have no typed fast path.
 public struct ArrayBuilder {
+    /// The dtype of the array being built; every appended value must fit it.
     public let dtype: DType
     private var scalars: [ScalarValue] = []
 
+    /// An empty builder for `dtype`, with room reserved for `capacity` values.
     public init(dtype: DType, capacity: Int = 0) {
         self.dtype = dtype
         scalars.reserveCapacity(capacity)
     }
 
+    /// Appends one value; it is checked against the dtype only by ``finish()``.
     public mutating func append(_ value: ScalarValue) { scalars.append(value) }
+    /// Appends the value of `scalar`; its dtype is ignored, and the value is checked only by ``finish()``.
     public mutating func append(_ scalar: Scalar) { scalars.append(scalar.value) }
 
     /// The canonical array of the appended values.

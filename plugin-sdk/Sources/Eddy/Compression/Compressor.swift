@@ -219,8 +219,11 @@ public struct Compressor: Sendable {
 
 /// A plug-in point of the compressor: proposes an encoding for columns of some types.
 public struct CompressorHook: Sendable {
+    /// The hook's name, non-empty and unique within its plugin; errors and crash reports name it.
     public let name: String
+    /// The plugin the hook belongs to; blamed when the hook fails or breaks its contract.
     public let owner: KernelOwner
+    /// Whether the hook should be tried on a column of the given dtype.
     public let applies: @Sendable (DType) -> Bool
     /// Returns an encoded equivalent of the canonical column (or nil); the second argument compresses
     /// a child array with the full compressor.
@@ -228,6 +231,9 @@ public struct CompressorHook: Sendable {
     /// Marked on the thread while a plugin's hook runs, for crash reports.
     let callSite: PluginCallSite?
 
+    /// A hook of `owner`. Plugins register hooks with ``PluginRegistrar/registerCompressor(_:applies:compress:)``,
+    /// which sets the owner. A result of another length or dtype than the column is a
+    /// ``EddyError/Code/kernelContract`` error.
     public init(
         name: String, owner: KernelOwner, applies: @escaping @Sendable (DType) -> Bool,
         compress:

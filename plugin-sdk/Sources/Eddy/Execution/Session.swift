@@ -29,6 +29,9 @@ public struct ExecutionOptions: Sendable {
     /// reference that kernels are tested against.
     public var useKernels: Bool
 
+    /// - Parameters:
+    ///   - iterationLimit: steps allowed before ``EddyError/Code/iterationLimit`` (default 10 million).
+    ///   - useKernels: false for pure decode-then-compute (default true).
     public init(iterationLimit: Int = 10_000_000, useKernels: Bool = true) {
         self.iterationLimit = iterationLimit
         self.useKernels = useKernels

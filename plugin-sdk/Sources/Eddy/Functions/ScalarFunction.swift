@@ -14,7 +14,9 @@ public protocol ScalarFunction: Sendable, CustomStringConvertible {
 
 /// A lazy node applying a ``ScalarFunction`` to child arrays.
 public final class ScalarFnArray: ArrayNode {
+    /// The function applied.
     public let function: any ScalarFunction
+    /// The argument arrays, all of length ``count``: the node's children, in order.
     public let arguments: [any ArrayNode]
     /// The function's encoding, stored so that dispatch does not call through the function.
     public let encoding: EncodingID

@@ -4,10 +4,12 @@ public struct KernelOwner: Hashable, Sendable, CustomStringConvertible {
     public let name: String
     /// The plugin's version, empty for built-ins.
     public let version: String
+    /// Whether this is the engine itself rather than a plugin.
     public let isBuiltin: Bool
     /// The SHA-256 of the plugin file, hex, when the host knows it (empty otherwise).
     public let contentHash: String
 
+    /// An owner; ``builtin`` and ``plugin(_:version:contentHash:)`` make the usual ones.
     public init(name: String, version: String, isBuiltin: Bool, contentHash: String = "") {
         self.name = name
         self.version = version
@@ -43,14 +45,21 @@ public typealias ReduceParentFunction =
 
 /// An execute-parent kernel, keyed by the (parent, child) encodings it applies to.
 public struct ExecuteParentKernel: Sendable, CustomStringConvertible {
+    /// The kernel's name, non-empty and unique for its key within a plugin; traces and errors name it.
     public let name: String
+    /// Who registered the kernel; blamed when it fails or breaks its contract.
     public let owner: KernelOwner
+    /// The encoding of the parent node the kernel executes.
     public let parent: EncodingID
+    /// The encoding of the child the kernel reads in its encoded form.
     public let child: EncodingID
+    /// The kernel itself: the parent's result, or nil to decline (see ``ExecuteParentFunction``).
     public let function: ExecuteParentFunction
     /// Marked on the thread while a plugin's kernel runs, for crash reports.
     let callSite: PluginCallSite?
 
+    /// A kernel for the key (`parent`, `child`). Plugins register kernels with
+    /// ``PluginRegistrar/register(_:parent:child:_:)``, which sets the owner.
     public init(
         _ name: String, owner: KernelOwner = .builtin, parent: EncodingID, child: EncodingID,
         _ function: @escaping ExecuteParentFunction
@@ -68,14 +77,21 @@ public struct ExecuteParentKernel: Sendable, CustomStringConvertible {
 
 /// A reduce-parent rule, keyed by the (parent, child) encodings it applies to.
 public struct ReduceParentRule: Sendable, CustomStringConvertible {
+    /// The rule's name, non-empty and unique for its key within a plugin; traces and errors name it.
     public let name: String
+    /// Who registered the rule; blamed when it fails or breaks its contract.
     public let owner: KernelOwner
+    /// The encoding of the parent node the rule rewrites.
     public let parent: EncodingID
+    /// The encoding of the child whose metadata the rule reads.
     public let child: EncodingID
+    /// The rule itself: the rewritten parent, or nil to decline (see ``ReduceParentFunction``).
     public let function: ReduceParentFunction
     /// Marked on the thread while a plugin's rule runs, for crash reports.
     let callSite: PluginCallSite?
 
+    /// A rule for the key (`parent`, `child`). Plugins register rules with
+    /// ``PluginRegistrar/registerRule(_:parent:child:_:)``, which sets the owner.
     public init(
         _ name: String, owner: KernelOwner = .builtin, parent: EncodingID, child: EncodingID,
         _ function: @escaping ReduceParentFunction

@@ -1,6 +1,7 @@
 /// A packed run of bits, least significant bit first (Arrow's layout), possibly starting mid-byte.
 @frozen
 public struct Bitmap: Sendable {
+    /// The bytes holding the bits: bit `i` is bit `(offset + i) % 8` of byte `(offset + i) / 8`.
     public let buffer: Buffer
     /// Offset of the first bit into `buffer`, in bits.
     public let offset: Int
@@ -145,8 +146,11 @@ public struct Bitmap: Sendable {
         return Bitmap(uncheckedBuffer: buf, offset: 0, count: count)
     }
 
+    /// Bitwise and of two bitmaps of the same length (traps otherwise).
     public static func & (a: Bitmap, b: Bitmap) -> Bitmap { a.zipWords(b, &) }
+    /// Bitwise or of two bitmaps of the same length (traps otherwise).
     public static func | (a: Bitmap, b: Bitmap) -> Bitmap { a.zipWords(b, |) }
+    /// Bitwise not: every bit of `a` flipped.
     public static prefix func ~ (a: Bitmap) -> Bitmap { a.mapWords(~) }
 
     /// Calls `body` with the index of every set bit, in order.
@@ -190,11 +194,13 @@ public struct BitmapBuilder {
     @usableFromInline var current: UInt64 = 0
     @usableFromInline var count: Int = 0
 
+    /// An empty builder with room reserved for `capacity` bits.
     public init(capacity: Int = 0) {
         words = []
         words.reserveCapacity((capacity + 63) / 64)
     }
 
+    /// Appends one bit.
     @inlinable
     public mutating func append(_ bit: Bool) {
         if bit { current |= 1 << UInt64(count & 63) }
@@ -210,6 +216,7 @@ public struct BitmapBuilder {
         for _ in 0..<n { append(bit) }
     }
 
+    /// A bitmap of the bits appended so far, starting at bit offset 0.
     public mutating func finish() -> Bitmap {
         var all = words
         if count & 63 != 0 { all.append(current) }

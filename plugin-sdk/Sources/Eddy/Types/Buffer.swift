@@ -7,7 +7,9 @@ import Synchronization
 /// Owns one aligned allocation and frees it when the last ``Buffer`` that refers to it is gone.
 public final class BufferStorage: Sendable {
     // The pointer is written once at initialisation and never mutated afterwards through this class.
+    /// The start of the allocation, aligned as requested; it never changes.
     nonisolated(unsafe) public let pointer: UnsafeMutableRawPointer
+    /// The number of bytes requested (the allocation is at least this large).
     public let byteCount: Int
 
     /// Allocates `byteCount` bytes aligned to `alignment` (a power of two); the memory is zeroed.
@@ -62,14 +64,17 @@ public final class BufferStorage: Sendable {
 /// its layout is a permanent ABI promise.
 @frozen
 public struct Buffer: Sendable {
+    /// The alignment of new allocations, in bytes (one cache line).
     public static let defaultAlignment = 64
 
+    /// The allocation this view shares; it stays alive as long as any buffer refers to it.
     public let storage: BufferStorage
     /// Byte offset of this view into the storage.
     public let byteOffset: Int
     /// Length of this view in bytes.
     public let byteCount: Int
 
+    /// A view of `byteCount` bytes starting `byteOffset` bytes into `storage`; the range is not checked.
     @inlinable
     public init(storage: BufferStorage, byteOffset: Int, byteCount: Int) {
         self.storage = storage

@@ -1,6 +1,8 @@
 /// Whether a logical type admits nulls.
 public enum Nullability: Sendable, Hashable {
+    /// Every value is valid.
     case nonNullable
+    /// Values may be null.
     case nullable
 
     /// `.nullable` if either side is.
@@ -11,8 +13,11 @@ public enum Nullability: Sendable, Hashable {
 
 /// One named field of a struct type.
 public struct StructField: Sendable, Hashable {
+    /// The field's name.
     public var name: String
+    /// The field's type.
     public var dtype: DType
+    /// A field named `name` of type `dtype`.
     public init(_ name: String, _ dtype: DType) {
         self.name = name
         self.dtype = dtype
@@ -21,11 +26,17 @@ public struct StructField: Sendable, Hashable {
 
 /// The logical type of an array: what its values mean, independent of how they are encoded.
 public enum DType: Sendable, Hashable, CustomStringConvertible {
+    /// The type whose every value is null (``NullArray``); always nullable.
     case null
+    /// Booleans.
     case bool(Nullability)
+    /// Fixed-width numbers of one ``PType``.
     case primitive(PType, Nullability)
+    /// Variable-length UTF-8 text.
     case utf8(Nullability)
+    /// Variable-length bytes.
     case binary(Nullability)
+    /// Rows of named fields, each of its own type.
     case `struct`([StructField], Nullability)
 
     /// Whether values of this type may be null.
@@ -65,10 +76,15 @@ public enum DType: Sendable, Hashable, CustomStringConvertible {
         return nil
     }
 
+    /// Whether this is a bool type.
     public var isBool: Bool { if case .bool = self { return true } else { return false } }
+    /// Whether this is a utf8 type.
     public var isUTF8: Bool { if case .utf8 = self { return true } else { return false } }
+    /// Whether this is a binary type.
     public var isBinary: Bool { if case .binary = self { return true } else { return false } }
+    /// Whether values have variable length: utf8 or binary (stored by ``VarBinArray``).
     public var isVarBin: Bool { isUTF8 || isBinary }
+    /// Whether this is a primitive type of a signed or unsigned integer ptype.
     public var isInteger: Bool { ptype?.isInteger ?? false }
 
     public var description: String {

@@ -1,7 +1,10 @@
 /// The physical type of a fixed-width primitive value.
 public enum PType: UInt8, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// Signed integers of 8, 16, 32 and 64 bits.
     case int8, int16, int32, int64
+    /// Unsigned integers of 8, 16, 32 and 64 bits.
     case uint8, uint16, uint32, uint64
+    /// IEEE 754 floats of 32 and 64 bits (`Float` and `Double`).
     case float32, float64
 
     /// Width of one value in bytes.
@@ -89,23 +92,29 @@ public enum PType: UInt8, Sendable, Hashable, CaseIterable, CustomStringConverti
 
 /// Receives the concrete Swift type behind a ``PType``; lets generic code be specialised per type.
 public protocol PTypeVisitor {
+    /// What ``visit(_:)`` returns.
     associatedtype Result
+    /// Called with the Swift type that stores the values of the ptype visited.
     func visit<T: NativeType>(_ type: T.Type) -> Result
 }
 
 /// Receives the concrete Swift integer type behind an integer ``PType``.
 public protocol IntegerPTypeVisitor {
+    /// What ``visit(_:)`` returns.
     associatedtype Result
+    /// Called with the Swift integer type that stores the values of the ptype visited.
     func visit<T: NativeInteger>(_ type: T.Type) -> Result
 }
 
 /// A Swift type that stores the values of one ``PType``.
 public protocol NativeType: Comparable, Sendable, Hashable {
+    /// The ptype whose values this Swift type stores.
     static var ptype: PType { get }
     /// The value as a scalar value of its own ptype.
     var scalarValue: ScalarValue { get }
     /// Converts a scalar value of a numeric kind to this type; nil when it is not exactly representable.
     init?(exactly value: ScalarValue)
+    /// Zero of this type, which the SDK's array constructors store in null slots.
     static var zero: Self { get }
 }
 
@@ -113,6 +122,7 @@ public protocol NativeType: Comparable, Sendable, Hashable {
 public protocol NativeInteger: NativeType, FixedWidthInteger {}
 
 extension NativeInteger {
+    /// Zero of this type (`0`), which the SDK's array constructors store in null slots.
     @inlinable public static var zero: Self { 0 }
 }
 

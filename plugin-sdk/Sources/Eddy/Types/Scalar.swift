@@ -1,14 +1,23 @@
 /// The value part of a scalar. Signed integers widen to `Int64`, unsigned to `UInt64`, floats to `Double`.
 public enum ScalarValue: Sendable, Hashable, CustomStringConvertible {
+    /// No value.
     case null
+    /// A boolean.
     case bool(Bool)
+    /// A signed integer of any signed ptype, widened to `Int64`.
     case int(Int64)
+    /// An unsigned integer of any unsigned ptype, widened to `UInt64`.
     case uint(UInt64)
+    /// A float of either float ptype, widened to `Double`.
     case float(Double)
+    /// Text.
     case utf8(String)
+    /// Bytes.
     case binary([UInt8])
+    /// The field values of a struct, in field order.
     case `struct`([ScalarValue])
 
+    /// Whether this is ``null``.
     public var isNull: Bool { if case .null = self { return true } else { return false } }
 
     public var description: String {
@@ -36,7 +45,9 @@ public enum ScalarValue: Sendable, Hashable, CustomStringConvertible {
 
 /// A single typed value, possibly null.
 public struct Scalar: Sendable, Hashable, CustomStringConvertible {
+    /// The type of the value; the initializers make it nullable when the value is null.
     public var dtype: DType
+    /// The value, which should fit ``dtype`` (see ``ScalarValue/fits(_:)``); not checked.
     public var value: ScalarValue
 
     /// Creates a scalar; a null value makes the dtype nullable.
@@ -45,11 +56,15 @@ public struct Scalar: Sendable, Hashable, CustomStringConvertible {
         self.dtype = value.isNull ? dtype.asNullable : dtype
     }
 
+    /// A null of `dtype`, made nullable.
     public static func null(_ dtype: DType) -> Scalar { Scalar(.null, dtype.asNullable) }
+    /// A bool scalar.
     public static func bool(_ v: Bool, _ n: Nullability = .nonNullable) -> Scalar { Scalar(.bool(v), .bool(n)) }
+    /// An `i64` scalar.
     public static func int64(_ v: Int64, _ n: Nullability = .nonNullable) -> Scalar {
         Scalar(.int(v), .primitive(.int64, n))
     }
+    /// A utf8 scalar.
     public static func utf8(_ v: String, _ n: Nullability = .nonNullable) -> Scalar { Scalar(.utf8(v), .utf8(n)) }
 
     /// A scalar of a native value.
@@ -57,6 +72,7 @@ public struct Scalar: Sendable, Hashable, CustomStringConvertible {
         Scalar(v.scalarValue, .primitive(T.ptype, n))
     }
 
+    /// Whether the value is null.
     public var isNull: Bool { value.isNull }
 
     /// This scalar with its dtype's nullability changed.

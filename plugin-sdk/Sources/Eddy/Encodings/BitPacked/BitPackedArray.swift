@@ -5,13 +5,16 @@
 /// Patch positions are absolute (they ignore `offset`), sorted and unique.
 public final class BitPackedArray: ArrayNode {
     public static let id = EncodingID("eddy.bitpacked")
+    /// The integer type of the values.
     public let ptype: PType
+    /// Bits per packed value, in 0...64; at width 0 every unpatched value is zero.
     public let bitWidth: Int
     /// Packed values as little-endian `UInt64` words.
     public let packed: Buffer
     /// Position of element 0 in the packed stream.
     public let offset: Int
     public let count: Int
+    /// Which elements are valid, indexed by element (not by packed position); null slots may hold any bits.
     public let validity: Validity
     /// Absolute positions of values stored outside the packed stream.
     public let patchIndices: [Int]
@@ -19,6 +22,11 @@ public final class BitPackedArray: ArrayNode {
     public let patchValues: PrimitiveArray?
     public let dtype: DType
 
+    /// An array of `count` elements whose element 0 is at packed position `offset`; `packed` must hold at
+    /// least `(offset + count) * bitWidth` bits. `patchIndices` (absolute, sorted, unique) and the length of
+    /// `validity` are not checked; `patchValues` holds one value per patch index.
+    /// - Throws: ``EddyError/Code/typeMismatch`` for a non-integer `ptype`; ``EddyError/Code/invalidArgument``
+    ///   for a width outside 0...64, a `packed` buffer too small, or patch indices and values of different counts.
     public init(
         ptype: PType, bitWidth: Int, packed: Buffer, offset: Int, count: Int, validity: Validity,
         nullability: Nullability, patchIndices: [Int] = [], patchValues: PrimitiveArray? = nil

@@ -1,13 +1,16 @@
 /// Canonical boolean array: a bitmap of values and a validity.
 public final class BoolArray: ArrayNode {
     public static let id = EncodingID("eddy.bool")
+    /// The values, one bit per element; null elements may hold either bit.
     public let bits: Bitmap
+    /// Which elements are valid; `.allValid` unless the dtype is nullable.
     public let validity: Validity
     public let dtype: DType
 
     /// - Parameters:
     ///   - bits: the values; nulls may hold any bit.
     ///   - validity: must be `.allValid` unless `nullability` is `.nullable`.
+    ///   - nullability: the nullability of the array's dtype.
     /// - Throws: ``EddyError/Code/invalidArgument`` for a validity bitmap of another length, or nulls in
     ///   a non-nullable array.
     public convenience init(bits: Bitmap, validity: Validity = .allValid, nullability: Nullability = .nonNullable)
@@ -59,6 +62,7 @@ public final class BoolArray: ArrayNode {
         }
     }
 
+    /// A zero-copy view of `length` elements starting at `start` (traps when out of range).
     public func slice(_ start: Int, _ length: Int) -> BoolArray {
         BoolArray(
             uncheckedBits: bits.slice(start, length), validity: validity.slice(start, length),

@@ -1,6 +1,7 @@
 /// An array made of chunks of the same dtype, one after another.
 public final class ChunkedArray: ArrayNode {
     public static let id = EncodingID("eddy.chunked")
+    /// The chunks in order, each of the array's dtype; their lengths may differ (zero included).
     public let chunks: [any ArrayNode]
     public let dtype: DType
     public let count: Int

@@ -1,9 +1,11 @@
 /// Compressed array of one value repeated `count` times.
 public final class ConstantArray: ArrayNode {
     public static let id = EncodingID("eddy.constant")
+    /// The value of every element; its dtype is the array's dtype.
     public let scalar: Scalar
     public let count: Int
 
+    /// An array of `count` copies of `scalar`.
     public init(_ scalar: Scalar, count: Int) {
         self.scalar = scalar
         self.count = count

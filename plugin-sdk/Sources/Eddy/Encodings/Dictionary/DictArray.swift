@@ -3,7 +3,9 @@
 /// A null code gives a null element. The dtype is the values' dtype, nullable if codes or values are.
 public final class DictArray: ArrayNode {
     public static let id = EncodingID("eddy.dict")
+    /// Integer codes, one per element: a valid code indexes into ``values``, a null code gives a null element.
     public let codes: any ArrayNode
+    /// The distinct values the codes index into; a code out of range is an error when read.
     public let values: any ArrayNode
     public let dtype: DType
 

@@ -1,10 +1,14 @@
 /// Lazy filter: the child's elements whose mask element is true (a null mask element drops the row).
 public final class FilterArray: ArrayNode {
     public static let id = EncodingID("eddy.filter")
+    /// The array being filtered.
     public let child: any ArrayNode
+    /// A bool array of the child's length; rows where it is true (and not null) are kept.
     public let mask: any ArrayNode
     public let count: Int
 
+    /// - Parameter child: the array to filter.
+    /// - Parameter mask: a bool array of the child's length; true (and not null) keeps the row.
     /// - Parameter count: the number of true mask elements, if known (else it is computed when the
     ///   mask is canonical or constant).
     /// - Throws: unless the mask is bool of the child's length.

@@ -4,7 +4,9 @@
 /// never wraps for a valid array: the compressor picks the reference as the minimum.
 public final class FoRArray: ArrayNode {
     public static let id = EncodingID("eddy.for")
+    /// The non-null integer added to every child value; its ptype is the array's ptype.
     public let reference: Scalar
+    /// The integer differences from ``reference``, one per element; a null child element is null.
     public let child: any ArrayNode
     public let dtype: DType
 

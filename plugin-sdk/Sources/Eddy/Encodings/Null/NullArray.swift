@@ -3,6 +3,7 @@ public final class NullArray: ArrayNode {
     public static let id = EncodingID("eddy.null")
     public let count: Int
 
+    /// An array of `count` nulls.
     public init(count: Int) { self.count = count }
 
     public var encoding: EncodingID { Self.id }

@@ -1,14 +1,21 @@
 /// Canonical array of fixed-width numbers: a buffer of values and a validity.
 public final class PrimitiveArray: ArrayNode {
     public static let id = EncodingID("eddy.primitive")
+    /// The type of the values.
     public let ptype: PType
+    /// The values, one `ptype` value per element from the buffer's start; null slots may hold any value.
     public let buffer: Buffer
+    /// Which elements are valid; `.allValid` unless the dtype is nullable.
     public let validity: Validity
     public let count: Int
     public let dtype: DType
 
     /// - Parameters:
+    ///   - ptype: the type of the values.
     ///   - buffer: `count * ptype.byteWidth` bytes; null slots may hold any value.
+    ///   - count: the number of elements.
+    ///   - validity: must be `.allValid` unless `nullability` is `.nullable`.
+    ///   - nullability: the nullability of the array's dtype.
     /// - Throws: ``EddyError/Code/invalidArgument`` for a buffer too small, a negative count, a
     ///   validity of another length, or nulls in a non-nullable array.
     public convenience init(

@@ -4,8 +4,13 @@
 /// the first run whose end is greater than `offset + i`.
 public final class RunEndArray: ArrayNode {
     public static let id = EncodingID("eddy.runend")
+    /// Non-nullable integers, positive and strictly increasing: exclusive run ends in logical positions,
+    /// before ``offset`` is applied.
     public let ends: any ArrayNode
+    /// One value per run: `values[j]` fills the positions from `ends[j - 1]` (0 for the first run)
+    /// up to `ends[j]`.
     public let values: any ArrayNode
+    /// The logical position of element 0: element `i` is at position `offset + i`.
     public let offset: Int
     public let count: Int
 

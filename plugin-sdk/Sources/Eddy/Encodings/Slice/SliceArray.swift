@@ -1,7 +1,9 @@
 /// Lazy slice: elements `start ..< start + length` of the child.
 public final class SliceArray: ArrayNode {
     public static let id = EncodingID("eddy.slice")
+    /// The array being sliced.
     public let child: any ArrayNode
+    /// The child index of element 0; `start + count` is at most the child's length.
     public let start: Int
     public let count: Int
 

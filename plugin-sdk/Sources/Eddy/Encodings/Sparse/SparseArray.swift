@@ -1,8 +1,11 @@
 /// Compressed array that is `fill` everywhere except at sorted positions `indices`, which hold `values`.
 public final class SparseArray: ArrayNode {
     public static let id = EncodingID("eddy.sparse")
+    /// The value at every position not in ``indices``; of the values' type, nullability aside.
     public let fill: Scalar
+    /// Non-nullable integer positions in `0..<count`, strictly increasing, one per element of ``values``.
     public let indices: any ArrayNode
+    /// The values at ``indices``, in the same order.
     public let values: any ArrayNode
     public let count: Int
     public let dtype: DType

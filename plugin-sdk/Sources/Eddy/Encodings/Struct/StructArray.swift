@@ -1,12 +1,19 @@
 /// Canonical struct array: one child array per field, all of the same length, and a validity.
 public final class StructArray: ArrayNode {
     public static let id = EncodingID("eddy.struct")
+    /// One child array per field, in field order, each of length ``count``.
     public let fields: [any ArrayNode]
+    /// The field names, one per element of ``fields``.
     public let names: [String]
+    /// Which rows are valid; the fields of a null row are ignored.
     public let validity: Validity
     public let count: Int
     public let dtype: DType
 
+    /// A struct array of `count` rows whose field `k` is named `names[k]` and holds `fields[k]`. `validity`
+    /// covers `count` rows and must be `.allValid` unless `nullability` is `.nullable` (neither is checked).
+    /// - Throws: ``EddyError/Code/invalidArgument`` when names and fields differ in number, or a field's
+    ///   length is not `count`.
     public init(
         names: [String], fields: [any ArrayNode], count: Int, validity: Validity = .allValid,
         nullability: Nullability = .nonNullable

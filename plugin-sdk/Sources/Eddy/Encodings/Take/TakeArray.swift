@@ -1,7 +1,9 @@
 /// Lazy take: the child's elements at the given integer indices; a null index gives a null element.
 public final class TakeArray: ArrayNode {
     public static let id = EncodingID("eddy.take")
+    /// The array the elements are taken from.
     public let child: any ArrayNode
+    /// Integer positions into ``child``, one per element; a null index gives null, one out of range an error.
     public let indices: any ArrayNode
     public let dtype: DType
 

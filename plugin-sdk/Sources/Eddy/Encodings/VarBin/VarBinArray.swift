@@ -3,11 +3,16 @@ public final class VarBinArray: ArrayNode {
     public static let id = EncodingID("eddy.varbin")
     /// `count + 1` `Int32` offsets into `bytes`; value `i` is `bytes[offsets[i] ..< offsets[i + 1]]`.
     public let offsets: Buffer
+    /// The values' bytes, concatenated (UTF-8 text for a `utf8` dtype); ``offsets`` delimit them.
     public let bytes: Buffer
+    /// Which values are valid; the byte range of a null value is ignored.
     public let validity: Validity
     public let count: Int
     public let dtype: DType
 
+    /// An array over existing buffers. Traps unless `dtype` is `utf8` or `binary` and `offsets` holds at
+    /// least `count + 1` offsets; the offsets are not checked further (they must not decrease and must lie
+    /// within `bytes`).
     public init(dtype: DType, offsets: Buffer, bytes: Buffer, count: Int, validity: Validity = .allValid) {
         precondition(dtype.isVarBin, "varbin needs a utf8 or binary dtype, got \(dtype)")
         precondition(offsets.byteCount >= (count + 1) * 4, "offsets buffer too small")
@@ -72,22 +77,26 @@ public final class VarBinArray: ArrayNode {
 
 /// Builds a ``VarBinArray`` value by value.
 public struct VarBinBuilder {
+    /// The dtype of the array being built: `utf8` or `binary`, nullable if nulls are appended.
     public let dtype: DType
     var offsets: [Int32] = [0]
     var bytes: [UInt8] = []
     var validity = BitmapBuilder()
     var hasNull = false
 
+    /// An empty builder for `dtype` (`utf8` or `binary`), with room reserved for `capacity` values.
     public init(dtype: DType, capacity: Int = 0) {
         self.dtype = dtype
         offsets.reserveCapacity(capacity + 1)
     }
 
+    /// Appends the UTF-8 bytes of `s` as one valid value.
     public mutating func append(_ s: String) {
         var s = s
         s.withUTF8 { append(bytes: UnsafeRawBufferPointer($0)) }
     }
 
+    /// Appends a copy of `b` as one valid value; traps once the bytes exceed 2 GiB (`Int32` offsets).
     public mutating func append(bytes b: UnsafeRawBufferPointer) {
         bytes.append(contentsOf: b)
         precondition(bytes.count <= Int32.max, "varbin chunk over 2 GiB; use a chunked array")
@@ -95,6 +104,7 @@ public struct VarBinBuilder {
         validity.append(true)
     }
 
+    /// Appends a null value (an empty byte range); traps unless the dtype is nullable.
     public mutating func appendNull() {
         precondition(dtype.isNullable, "null appended to a non-nullable varbin")
         offsets.append(Int32(bytes.count))
@@ -102,6 +112,7 @@ public struct VarBinBuilder {
         hasNull = true
     }
 
+    /// The array of the appended values; its validity is `.allValid` when no null was appended.
     public mutating func finish() -> VarBinArray {
         VarBinArray(
             dtype: dtype, offsets: Buffer(copying: offsets), bytes: Buffer(copying: bytes),

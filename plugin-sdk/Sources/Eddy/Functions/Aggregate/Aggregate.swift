@@ -4,12 +4,17 @@
 /// counts are never null. A sum of integers that does not fit 64 bits is an overflow error. Floats:
 /// NaN sorts above every number for `min`/`max`.
 public struct AggregateFunction: Sendable, Hashable, CustomStringConvertible {
+    /// Which aggregate to compute.
     public enum Kind: String, Sendable, Hashable, CaseIterable {
+        /// `count(*)`: every row, nulls included.
         case countAll = "count(*)"
+        /// `count(x)` counts the non-null rows; `sum`, `min`, `max` and `mean` are of the non-null values.
         case count, sum, min, max, mean
     }
 
+    /// The aggregate this function computes.
     public let kind: Kind
+    /// The aggregate of the given kind.
     public init(_ kind: Kind) { self.kind = kind }
 
     static let ids: [Kind: EncodingID] = Dictionary(
@@ -76,14 +81,21 @@ public struct AggregateFunction: Sendable, Hashable, CustomStringConvertible {
 
 /// What every aggregate needs from part of an array; partials of consecutive parts merge.
 public struct AggregatePartial: Sendable {
+    /// Rows covered, nulls included (the `count(*)` result).
     public var rows = 0
+    /// Rows with a non-null value (the `count(x)` result).
     public var nonNull = 0
     /// Exact sum of integer values.
     public var intSum: Int128 = 0
+    /// Sum of float values, as `Double` (NaN once any value is NaN).
     public var floatSum: Double = 0
+    /// The smallest non-null value in ``less(_:_:)`` order; `.null` when there is none, or when
+    /// ``of(_:order:)`` was asked for no order.
     public var min: ScalarValue = .null
+    /// The largest non-null value in ``less(_:_:)`` order; `.null` in the same cases as ``min``.
     public var max: ScalarValue = .null
 
+    /// An empty partial: no rows.
     public init() {}
 
     /// Adds `weight` copies of one value.
@@ -128,6 +140,7 @@ public struct AggregatePartial: Sendable {
     }
 
     /// The partial of a canonical or constant array.
+    /// - Parameter array: a canonical or constant array (other encodings are read row by row).
     /// - Parameter order: whether min and max are needed (skipping them saves a pass over the data).
     public static func of(_ array: any ArrayNode, order: Bool = true) throws -> AggregatePartial {
         var p = AggregatePartial()
@@ -262,11 +275,15 @@ extension ScalarValue {
 
 /// A lazy one-row node: an aggregate of its child.
 public final class AggregateArray: ArrayNode {
+    /// The aggregate computed.
     public let function: AggregateFunction
+    /// The input array.
     public let child: any ArrayNode
     public let dtype: DType
     public let encoding: EncodingID
 
+    /// A node computing `function` over `child`; its dtype is the function's return type for the child.
+    /// - Throws: ``EddyError/Code/typeMismatch`` when the function does not accept the child's dtype.
     public init(_ function: AggregateFunction, _ child: any ArrayNode) throws {
         self.function = function
         self.child = child

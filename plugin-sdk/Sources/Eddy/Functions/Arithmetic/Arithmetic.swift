@@ -1,8 +1,12 @@
 /// An arithmetic operator.
 public enum ArithmeticOperator: String, Sendable, Hashable, CaseIterable {
+    /// Addition.
     case add = "+"
+    /// Subtraction.
     case subtract = "-"
+    /// Multiplication.
     case multiply = "*"
+    /// Division; integer division truncates toward zero.
     case divide = "/"
 }
 
@@ -12,9 +16,12 @@ public enum ArithmeticOperator: String, Sendable, Hashable, CaseIterable {
 /// DuckDB and PostgreSQL also refuse rather than wrap). Integer division truncates toward zero.
 /// Floats follow IEEE 754 (division by zero gives ±infinity or NaN).
 public struct ArithmeticFunction: ScalarFunction {
+    /// The encoding of nodes applying an arithmetic function, whatever the operator.
     public static let id = EncodingID("eddy.arithmetic")
+    /// The operator applied.
     public let op: ArithmeticOperator
 
+    /// The function applying `op`.
     public init(_ op: ArithmeticOperator) { self.op = op }
 
     public var encoding: EncodingID { Self.id }
@@ -29,6 +36,9 @@ public struct ArithmeticFunction: ScalarFunction {
         return .primitive(p, arguments[0].nullability | arguments[1].nullability)
     }
 
+    /// A lazy node computing `a op b`.
+    /// - Throws: ``EddyError/Code/typeMismatch`` unless `a` and `b` are numbers of one ptype;
+    ///   ``EddyError/Code/invalidArgument`` when their lengths differ.
     public static func make(_ a: any ArrayNode, _ op: ArithmeticOperator, _ b: any ArrayNode) throws -> ScalarFnArray {
         try ScalarFnArray(ArithmeticFunction(op), [a, b])
     }
@@ -47,7 +57,9 @@ public struct ArithmeticFunction: ScalarFunction {
 
 /// Unary minus; integer negation of the minimum value is an overflow error naming the row.
 public struct NegateFunction: ScalarFunction {
+    /// The encoding of nodes applying unary minus.
     public static let id = EncodingID("eddy.negate")
+    /// The unary minus function.
     public init() {}
     public var encoding: EncodingID { Self.id }
     public var description: String { "negate" }
@@ -59,6 +71,8 @@ public struct NegateFunction: ScalarFunction {
         return arguments[0]
     }
 
+    /// A lazy node computing `-a`.
+    /// - Throws: ``EddyError/Code/typeMismatch`` unless `a` holds signed integers or floats.
     public static func make(_ a: any ArrayNode) throws -> ScalarFnArray { try ScalarFnArray(NegateFunction(), [a]) }
 
     public func execute(_ arguments: [any ArrayNode], count: Int, ctx: ExecutionCtx) throws -> any ArrayNode {

@@ -2,11 +2,21 @@
 /// otherwise a null operand gives null. A chain `a and b and c …` is one node with one argument per
 /// term, evaluated in one pass over the words of each argument (linear in the number of terms).
 public struct BooleanFunction: ScalarFunction {
-    public enum Operator: String, Sendable { case and, or }
+    /// The connective: `and` or `or`.
+    public enum Operator: String, Sendable {
+        /// Kleene conjunction: false if any operand is false, else null if any is null, else true.
+        case and
+        /// Kleene disjunction: true if any operand is true, else null if any is null, else false.
+        case or
+    }
+    /// The encoding of `and` nodes.
     public static let andID = EncodingID("eddy.and")
+    /// The encoding of `or` nodes.
     public static let orID = EncodingID("eddy.or")
+    /// The connective applied.
     public let op: Operator
 
+    /// The function applying `op` to two or more bool arguments.
     public init(_ op: Operator) { self.op = op }
 
     public var encoding: EncodingID { op == .and ? Self.andID : Self.orID }
@@ -20,10 +30,16 @@ public struct BooleanFunction: ScalarFunction {
         return .bool(arguments.reduce(Nullability.nonNullable) { $0 | $1.nullability })
     }
 
+    /// A lazy node computing `a and b`.
+    /// - Throws: ``EddyError/Code/typeMismatch`` unless both are bool; ``EddyError/Code/invalidArgument``
+    ///   when their lengths differ.
     public static func and(_ a: any ArrayNode, _ b: any ArrayNode) throws -> ScalarFnArray {
         try ScalarFnArray(BooleanFunction(.and), [a, b])
     }
 
+    /// A lazy node computing `a or b`.
+    /// - Throws: ``EddyError/Code/typeMismatch`` unless both are bool; ``EddyError/Code/invalidArgument``
+    ///   when their lengths differ.
     public static func or(_ a: any ArrayNode, _ b: any ArrayNode) throws -> ScalarFnArray {
         try ScalarFnArray(BooleanFunction(.or), [a, b])
     }
@@ -60,7 +76,9 @@ public struct BooleanFunction: ScalarFunction {
 
 /// Logical negation; null stays null.
 public struct NotFunction: ScalarFunction {
+    /// The encoding of `not` nodes.
     public static let id = EncodingID("eddy.not")
+    /// The logical negation function.
     public init() {}
     public var encoding: EncodingID { Self.id }
     public var description: String { "not" }
@@ -72,6 +90,8 @@ public struct NotFunction: ScalarFunction {
         return arguments[0]
     }
 
+    /// A lazy node computing `not a`.
+    /// - Throws: ``EddyError/Code/typeMismatch`` unless `a` is bool.
     public static func make(_ a: any ArrayNode) throws -> ScalarFnArray { try ScalarFnArray(NotFunction(), [a]) }
 
     public func execute(_ arguments: [any ArrayNode], count: Int, ctx: ExecutionCtx) throws -> any ArrayNode {
@@ -85,7 +105,9 @@ public struct NotFunction: ScalarFunction {
 
 /// `is_null(x)`: true where `x` is null; never null itself.
 public struct IsNullFunction: ScalarFunction {
+    /// The encoding of `is_null` nodes.
     public static let id = EncodingID("eddy.is_null")
+    /// The `is_null` function.
     public init() {}
     public var encoding: EncodingID { Self.id }
     public var description: String { "is_null" }
@@ -95,6 +117,7 @@ public struct IsNullFunction: ScalarFunction {
         return .bool(.nonNullable)
     }
 
+    /// A lazy node computing `is_null(a)`, for `a` of any type.
     public static func make(_ a: any ArrayNode) throws -> ScalarFnArray { try ScalarFnArray(IsNullFunction(), [a]) }
 
     public func execute(_ arguments: [any ArrayNode], count: Int, ctx: ExecutionCtx) throws -> any ArrayNode {

@@ -3,7 +3,9 @@
 /// A value that cannot be represented (out of range, not a number, text that does not parse) is an
 /// error naming the value and its row. Floats cast to integers truncate toward zero.
 public struct CastFunction: ScalarFunction {
+    /// The encoding of cast nodes, whatever the target type.
     public static let id = EncodingID("eddy.cast")
+    /// The type converted to; the result takes its nullability from the input (nullable for a `null` input).
     public let target: DType
 
     /// - Parameter target: the type to convert to (its nullability is taken from the input).
@@ -22,6 +24,8 @@ public struct CastFunction: ScalarFunction {
         return target.with(from.nullability)
     }
 
+    /// A lazy node converting `a` to `target`, with the nullability of `a`.
+    /// - Throws: ``EddyError/Code/typeMismatch`` when there is no cast between the two types.
     public static func make(_ a: any ArrayNode, to target: DType) throws -> ScalarFnArray {
         try ScalarFnArray(CastFunction(to: target), [a])
     }

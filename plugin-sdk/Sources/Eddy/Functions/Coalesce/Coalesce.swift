@@ -1,6 +1,8 @@
 /// `coalesce(a, b, …)`: the first non-null argument, per row. Arguments share one type.
 public struct CoalesceFunction: ScalarFunction {
+    /// The encoding of `coalesce` nodes.
     public static let id = EncodingID("eddy.coalesce")
+    /// The `coalesce` function.
     public init() {}
     public var encoding: EncodingID { Self.id }
     public var description: String { "coalesce" }
@@ -17,6 +19,9 @@ public struct CoalesceFunction: ScalarFunction {
         return first.with(nonNull ? .nonNullable : .nullable)
     }
 
+    /// A lazy node computing `coalesce` of `arguments`; non-nullable as soon as one argument is.
+    /// - Throws: ``EddyError/Code/invalidArgument`` for no arguments or arguments of different lengths;
+    ///   ``EddyError/Code/typeMismatch`` when their types differ (nullability and the `null` type aside).
     public static func make(_ arguments: [any ArrayNode]) throws -> ScalarFnArray {
         try ScalarFnArray(CoalesceFunction(), arguments)
     }

@@ -3,11 +3,17 @@ internal import EddyKernelsC
 /// A comparison operator.
 @frozen
 public enum CompareOperator: String, Sendable, Hashable, CaseIterable {
+    /// Equal.
     case eq = "="
+    /// Not equal.
     case ne = "!="
+    /// Less than.
     case lt = "<"
+    /// Less than or equal.
     case le = "<="
+    /// Greater than.
     case gt = ">"
+    /// Greater than or equal.
     case ge = ">="
 
     /// The operator with its operands swapped (`a < b` is `b > a`).
@@ -22,6 +28,7 @@ public enum CompareOperator: String, Sendable, Hashable, CaseIterable {
         }
     }
 
+    /// Whether `a op b` holds, by `T`'s own `==` and `<`.
     @inlinable
     public func apply<T: Comparable>(_ a: T, _ b: T) -> Bool {
         switch self {
@@ -37,9 +44,12 @@ public enum CompareOperator: String, Sendable, Hashable, CaseIterable {
 
 /// Element-wise comparison of two arrays of the same type (nullability aside); null if either is null.
 public struct CompareFunction: ScalarFunction {
+    /// The encoding of comparison nodes, whatever the operator.
     public static let id = EncodingID("eddy.compare")
+    /// The operator applied.
     public let op: CompareOperator
 
+    /// The function comparing with `op`.
     public init(_ op: CompareOperator) { self.op = op }
 
     public var encoding: EncodingID { Self.id }

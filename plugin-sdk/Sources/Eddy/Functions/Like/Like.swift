@@ -1,10 +1,14 @@
 /// SQL `LIKE` on utf8: `%` matches any run of characters, `_` exactly one; case-sensitive.
 /// Prefix (`abc%`), suffix (`%abc`) and contains (`%abc%`) patterns take fast byte paths.
 public struct LikeFunction: ScalarFunction {
+    /// The encoding of `LIKE` and `NOT LIKE` nodes.
     public static let id = EncodingID("eddy.like")
+    /// The pattern: `%` matches any run of characters, `_` exactly one; there is no escape character.
     public let pattern: String
+    /// Whether this is `NOT LIKE`: true where the pattern does not match (null stays null).
     public let negated: Bool
 
+    /// The function matching `pattern`, or not matching it when `negated`.
     public init(pattern: String, negated: Bool = false) {
         self.pattern = pattern
         self.negated = negated
@@ -20,6 +24,8 @@ public struct LikeFunction: ScalarFunction {
         return .bool(arguments[0].nullability)
     }
 
+    /// A lazy node matching `a` against `pattern` (`NOT LIKE` when `negated`).
+    /// - Throws: ``EddyError/Code/typeMismatch`` unless `a` is utf8 (or of the `null` type).
     public static func make(_ a: any ArrayNode, pattern: String, negated: Bool = false) throws -> ScalarFnArray {
         try ScalarFnArray(LikeFunction(pattern: pattern, negated: negated), [a])
     }
