@@ -4,10 +4,10 @@ import EddyTesting
 import PackedDictComparePlugin
 import Testing
 
-/// A `like` over a dictionary, once per distinct value, as a plugin author would write it: a table
-/// of per-value results, rounded up to whole 64-bit words, looked up by code. `plantOffByOne` makes
-/// its bounds check `<=` instead of `<`: a code equal to the number of values then reads the table's
-/// padding instead of failing.
+/// A `like` over a dictionary, once per distinct value, as a plugin author would write it: with the
+/// SDK's ``DictArray/mapCodes(through:_:)``, or (`plantOffByOne`) by hand with a table of per-value
+/// results rounded up to whole 64-bit words and a bounds check `<=` where `<` was meant: a code equal
+/// to the number of values then reads the table's padding instead of failing.
 enum DictLikePlugin: EddyPlugin {
     static let name = "dict-like"
     static let version = "1.0.0"
@@ -16,14 +16,22 @@ enum DictLikePlugin: EddyPlugin {
     static func register(into registrar: PluginRegistrar) throws {
         let offByOne = plantOffByOne
         registrar.like(on: DictArray.self) { dict, pattern, ctx in
+            guard let values = try ctx.execute(dict.values) as? VarBinArray else { return nil }
+            guard offByOne else {
+                // The SDK's way: the pattern once per distinct value, mapped back through the codes.
+                let perValue = try BoolArray(
+                    bits: Bitmap(count: values.count) { v in values.withBytes(at: v) { pattern.matches(utf8: $0) } },
+                    validity: values.validity, nullability: values.dtype.nullability)
+                return try dict.mapCodes(through: perValue, ctx)
+            }
             guard let codes = try ctx.execute(dict.codes) as? PrimitiveArray, codes.ptype == .uint32,
-                case .allValid = codes.validity, let values = try ctx.execute(dict.values) as? VarBinArray
+                case .allValid = codes.validity
             else { return nil }
             let padded = (values.count + 63) / 64 * 64
             var table = [Bool](repeating: false, count: padded)
             for v in 0..<values.count { table[v] = values.withBytes(at: v) { pattern.matches(utf8: $0) } }
             let rows = try codes.values(UInt32.self)
-            for c in rows where offByOne ? Int(c) > values.count : Int(c) >= values.count {
+            for c in rows where Int(c) > values.count {  // the planted bug: should be >=
                 throw EddyError(.outOfBounds, "dictionary code \(c) out of bounds for \(values.count) values")
             }
             let valid = Bitmap(count: rows.count) {

@@ -14,7 +14,7 @@ public enum Canonical {
                 return PrimitiveArray(
                     uncheckedPType: p,
                     buffer: Buffer(
-                        storage: BufferStorage(byteCount: count * p.byteWidth),
+                        uncheckedStorage: BufferStorage(byteCount: count * p.byteWidth),
                         byteOffset: 0, byteCount: count * p.byteWidth),
                     count: count, validity: .allInvalid, nullability: .nullable)
             case .utf8, .binary:
@@ -211,7 +211,7 @@ public enum Canonical {
         }
         return VarBinArray(
             dtype: a.dtype.with(nullability), offsets: offsets,
-            bytes: Buffer(storage: bytes, byteOffset: 0, byteCount: total), count: m, validity: validity)
+            bytes: Buffer(uncheckedStorage: bytes, byteOffset: 0, byteCount: total), count: m, validity: validity)
     }
 
     private struct TakePrimitive<I: NativeInteger>: PTypeVisitor {
@@ -372,7 +372,7 @@ public enum Canonical {
                 pos += a.count
             }
             return PrimitiveArray(
-                uncheckedPType: p, buffer: Buffer(storage: storage, byteOffset: 0, byteCount: total * w),
+                uncheckedPType: p, buffer: Buffer(uncheckedStorage: storage, byteOffset: 0, byteCount: total * w),
                 count: total, validity: concatValidity(), nullability: n)
         case .utf8, .binary:
             var b = VarBinBuilder(dtype: dtype, capacity: total)

@@ -36,7 +36,8 @@ public struct Bitmap: Sendable {
             for w in 0..<words { p[w] = ~0 }
         }
         self.init(
-            uncheckedBuffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: count)
+            uncheckedBuffer: Buffer(uncheckedStorage: storage, byteOffset: 0, byteCount: words * 8), offset: 0,
+            count: count)
     }
 
     /// A bitmap of the given bits.
@@ -61,7 +62,8 @@ public struct Bitmap: Sendable {
             i += 64
         }
         self.init(
-            uncheckedBuffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: count)
+            uncheckedBuffer: Buffer(uncheckedStorage: storage, byteOffset: 0, byteCount: words * 8), offset: 0,
+            count: count)
     }
 
     /// The bit at `index`.

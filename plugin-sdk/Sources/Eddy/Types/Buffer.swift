@@ -74,16 +74,30 @@ public struct Buffer: Sendable {
     /// Length of this view in bytes.
     public let byteCount: Int
 
-    /// A view of `byteCount` bytes starting `byteOffset` bytes into `storage`; the range is not checked.
+    /// A view of `byteCount` bytes starting `byteOffset` bytes into `storage`.
+    /// - Throws: ``EddyError/Code/outOfBounds`` when the range does not lie within the storage.
+    public init(storage: BufferStorage, byteOffset: Int, byteCount: Int) throws {
+        let (end, overflow) = byteOffset.addingReportingOverflow(byteCount)
+        guard byteOffset >= 0, byteCount >= 0, !overflow, end <= storage.byteCount else {
+            throw EddyError(
+                .outOfBounds,
+                "bytes \(byteOffset)..<\(byteOffset &+ byteCount) do not fit a storage of \(storage.byteCount) bytes")
+        }
+        self.init(uncheckedStorage: storage, byteOffset: byteOffset, byteCount: byteCount)
+    }
+
+    /// The checks of ``init(storage:byteOffset:byteCount:)`` hold by construction (the engine's own use).
     @inlinable
-    public init(storage: BufferStorage, byteOffset: Int, byteCount: Int) {
+    init(uncheckedStorage storage: BufferStorage, byteOffset: Int, byteCount: Int) {
         self.storage = storage
         self.byteOffset = byteOffset
         self.byteCount = byteCount
     }
 
     /// An empty buffer.
-    public static var empty: Buffer { Buffer(storage: BufferStorage(byteCount: 0), byteOffset: 0, byteCount: 0) }
+    public static var empty: Buffer {
+        Buffer(uncheckedStorage: BufferStorage(byteCount: 0), byteOffset: 0, byteCount: 0)
+    }
 
     /// The first byte of this view.
     @inlinable
@@ -93,7 +107,7 @@ public struct Buffer: Sendable {
     @inlinable
     public func slice(byteOffset offset: Int, byteCount count: Int) -> Buffer {
         precondition(offset >= 0 && count >= 0 && offset + count <= byteCount, "buffer slice out of range")
-        return Buffer(storage: storage, byteOffset: byteOffset + offset, byteCount: count)
+        return Buffer(uncheckedStorage: storage, byteOffset: byteOffset + offset, byteCount: count)
     }
 
     /// Calls `body` with the bytes of this view as values of type `T`.
@@ -123,7 +137,7 @@ public struct Buffer: Sendable {
         let storage = BufferStorage(uninitializedByteCount: bytes)
         let p = storage.pointer.bindMemory(to: T.self, capacity: Swift.max(count, 1))
         try body(UnsafeMutableBufferPointer(start: p, count: count))
-        return Buffer(storage: storage, byteOffset: 0, byteCount: bytes)
+        return Buffer(uncheckedStorage: storage, byteOffset: 0, byteCount: bytes)
     }
 
     /// A buffer holding a copy of `values`.

@@ -107,7 +107,35 @@ extension DictArray {
         }
         guard let maxCode, maxCode < tableCount else { return nil }
         let result = Bitmap(
-            uncheckedBuffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: n)
+            uncheckedBuffer: Buffer(uncheckedStorage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: n
+        )
         return BoolArray(uncheckedBits: result, nullability: dtype.nullability)
+    }
+}
+
+extension DictArray {
+    /// A per-value result mapped back to the rows: row `i` is `perValue[codes[i]]`. Compute a predicate
+    /// once per distinct value (`perValue` has one entry per dictionary value), then call this.
+    ///
+    /// Null where the code is null or the value's result is null; the result's nullability is that of
+    /// the dictionary and `perValue` together. Word-at-a-time (with AVX2 when the CPU has it) when codes
+    /// and results have no nulls.
+    /// - Parameters:
+    ///   - perValue: one result per dictionary value, in value order.
+    ///   - ctx: the context the codes are executed in.
+    /// - Throws: ``EddyError/Code/outOfBounds`` for a code past `perValue`, and what executing the codes throws.
+    public func mapCodes(through perValue: BoolArray, _ ctx: ExecutionCtx) throws -> BoolArray {
+        let nullability = dtype.nullability | perValue.dtype.nullability
+        guard let codes = try ctx.execute(self.codes) as? PrimitiveArray else {
+            throw EddyError(.typeMismatch, "dictionary codes did not execute to integers")
+        }
+        let result =
+            try DictArray.mapCodes(codes, perValue, .bool(nullability)) ?? Canonical.take(perValue, indices: codes)
+        guard let bools = KernelResult.conform(result, to: .bool(nullability)) as? BoolArray,
+            bools.dtype == .bool(nullability)
+        else {
+            throw EddyError(.typeMismatch, "mapping codes gave \(result.dtype), expected \(DType.bool(nullability))")
+        }
+        return bools
     }
 }

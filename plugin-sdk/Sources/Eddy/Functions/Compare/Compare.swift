@@ -154,7 +154,8 @@ public enum Compare {
             }
         }
         return Bitmap(
-            uncheckedBuffer: Buffer(storage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: n)
+            uncheckedBuffer: Buffer(uncheckedStorage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: n
+        )
     }
 
     /// Compares two scalars of the same type; null if either is null.
