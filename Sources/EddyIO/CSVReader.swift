@@ -17,7 +17,7 @@ public final class CSVReader: TableReader {
     private(set) var position = 0
     private var eof = false
     private var line = 1
-    private var pending: [RawColumn]?
+    private var pending: (columns: [RawColumn], rows: Int)?
     private var pendingFirstLine = 1
     /// Bytes consumed so far, for progress reports.
     public private(set) var bytesRead = 0
@@ -25,6 +25,7 @@ public final class CSVReader: TableReader {
     public let limits: ReadLimits
     /// Columns whose type `--schema` gave (not inferred), for messages.
     private var declared: Set<String> = []
+    public var projection: Set<Int>?
 
     /// Opens `path`, reads the header and infers the schema from the first batch.
     /// - Parameters:
@@ -82,7 +83,7 @@ public final class CSVReader: TableReader {
             )
         }
         // Infer from the first batch, which is kept and returned first.
-        let first = try Self.readRaw(self, columns: names.count)
+        let first = try Self.readRaw(self, columns: names.count, wanted: [Bool](repeating: true, count: names.count))
         pending = first
         var fields: [StructField] = []
         for (k, name) in names.enumerated() {
@@ -91,7 +92,7 @@ public final class CSVReader: TableReader {
                 continue
             }
             var kind = InferredKind.null
-            if let col = first?[k] {
+            if let col = first?.columns[k] {
                 for i in 0..<Swift.min(col.count, 10_000) where !col.nulls[i] {
                     kind = Swift.max(kind, col.withField(i, FieldParse.kind))
                     if kind == .utf8 { break }
@@ -109,25 +110,36 @@ public final class CSVReader: TableReader {
     /// - Throws: ``IOError`` naming the line and column of a malformed record or value.
     public func next() throws -> RecordBatch? {
         let firstLine: Int
-        let raw: [RawColumn]?
+        let raw: (columns: [RawColumn], rows: Int)?
         if let p = pending {
             raw = p
             firstLine = 2
             pending = nil
         } else {
             firstLine = line
-            raw = try Self.readRaw(self, columns: schema.fields.count)
+            raw = try Self.readRaw(self, columns: schema.fields.count, wanted: wanted)
         }
-        guard let raw, let rows = raw.first?.count, rows > 0 else { return nil }
-        let columns = try raw.enumerated().map { k, col in
-            try col.build(
+        guard let raw, raw.rows > 0 else { return nil }
+        let rows = raw.rows
+        let columns = try raw.columns.enumerated().map { k, col -> any ArrayNode in
+            guard wanted[k] else { return ConstantArray(.null(schema.fields[k].dtype), count: rows) }
+            return try col.build(
                 schema.fields[k].dtype, name: schema.fields[k].name, file: path, columnIndex: k,
                 declared: declared.contains(schema.fields[k].name))
         }
         return RecordBatch(schema: schema, columns: columns, count: rows, firstLine: firstLine)
     }
 
-    private static func readRaw(_ r: CSVReader, columns: Int) throws -> [RawColumn]? {
+    /// Whether each schema column is wanted (the projection as flags).
+    private var wanted: [Bool] {
+        let n = schema.fields.count
+        guard let projection else { return [Bool](repeating: true, count: n) }
+        return (0..<n).map { projection.contains($0) }
+    }
+
+    /// The next batch's fields, copied for the wanted columns only (the others' boundaries are found
+    /// and their bytes skipped), and the number of records.
+    private static func readRaw(_ r: CSVReader, columns: Int, wanted: [Bool]) throws -> (columns: [RawColumn], rows: Int)? {
         var raw = [RawColumn](repeating: RawColumn(), count: columns)
         var rows = 0
         var fields: [FieldRange] = []
@@ -150,7 +162,7 @@ public final class CSVReader: TableReader {
                     message: "expected \(columns) fields, found \(fields.count)")
             }
             r.buffer.withUnsafeBytes { buf in
-                for k in 0..<columns {
+                for k in 0..<columns where wanted[k] {
                     let f = fields[k]
                     let bytes = UnsafeRawBufferPointer(rebasing: buf[f.start..<f.end])
                     if f.escapedQuotes {
@@ -164,7 +176,7 @@ public final class CSVReader: TableReader {
             r.commitRecord()
             rows += 1
         }
-        return rows == 0 ? nil : raw
+        return rows == 0 ? nil : (raw, rows)
     }
 
     /// The bytes of a quoted field with each `""` read as one quote.
@@ -332,6 +344,10 @@ public final class CSVReader: TableReader {
 
 /// A source of record batches.
 public protocol TableReader: AnyObject {
+    /// The schema indices of the columns batches must carry, or nil for all of them. The others
+    /// are not typed, built or copied (a CSV reader still finds their boundaries); a batch holds an
+    /// all-null placeholder of the column's type in their place. Set before the first `next()`.
+    var projection: Set<Int>? { get set }
     var schema: Schema { get }
     var path: String { get }
     var bytesRead: Int { get }

@@ -82,6 +82,10 @@ public final class JSONLinesReader: TableReader {
         guard !objects.isEmpty else { return nil }
         var columns: [any ArrayNode] = []
         for (k, field) in schema.fields.enumerated() {
+            if let projection, !projection.contains(k) {
+                columns.append(ConstantArray(.null(field.dtype), count: objects.count))
+                continue
+            }
             var raw = RawColumn()
             for (i, o) in objects.enumerated() {
                 let v = o[field.name] ?? .null
@@ -99,6 +103,7 @@ public final class JSONLinesReader: TableReader {
     }
 
     private var pendingLines: [Int] = []
+    public var projection: Set<Int>?
 
     private func readObjects(names: inout [String]) throws -> (objects: [[String: JSONScalar]], firstLine: Int) {
         var objects: [[String: JSONScalar]] = []

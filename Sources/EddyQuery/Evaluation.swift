@@ -14,6 +14,9 @@ public final class Evaluation {
     public let context: ExecutionCtx
     @_spi(Host) public let compressor: Compressor
     public let trace: ExecutionTrace?
+    /// Schema indices of the columns the query names (`where` and `select`): the only ones read,
+    /// typed and compressed. All of them when there is no `select`.
+    public let columnsRead: [Int]
     /// Encoding trees of the first batch's columns, for `--explain`.
     public private(set) var inputTrees: [(name: String, tree: String)] = []
     /// The engine trees built for the first batch (predicate, then select items), for `--explain`.
@@ -64,6 +67,10 @@ public final class Evaluation {
         } else {
             items = reader.schema.fields.enumerated().map { (name: $1.name, bound: .column($0, $1.dtype)) }
         }
+        // Projection: the reader builds only what the query names (count(*) alone names nothing).
+        let named = items.reduce(into: predicate?.columns ?? []) { $0.formUnion($1.bound.columns) }
+        columnsRead = named.sorted()
+        reader.projection = named
     }
 
     public var isAggregate: Bool { items.first?.bound.isAggregate ?? false }
@@ -82,14 +89,18 @@ public final class Evaluation {
             guard let batch = try reader.next() else { break }
             defer { batchIndex += 1 }
             rowsRead += batch.count
-            let columns = try batch.columns.map { col -> any ArrayNode in
+            var columns = batch.columns
+            for k in columnsRead where k < columns.count {
+                let col = columns[k]
                 let c = try compressor.compress(col)
                 canonicalBytes += col.byteSize
                 compressedBytes += c.byteSize
-                return c
+                columns[k] = c
             }
             if batchIndex == 0 {
-                inputTrees = zip(batch.schema.names, columns).map { ($0, $1.treeDescription()) }
+                inputTrees = columnsRead.filter { $0 < columns.count }.map {
+                    (batch.schema.names[$0], columns[$0].treeDescription())
+                }
             }
             var inputs = columns
             var count = batch.count

@@ -61,6 +61,44 @@ final class ScratchDirectory {
 }
 
 @Suite struct CLITests {
+    @Test func onlyTheColumnsAQueryNamesAreReadAndExplainSaysWhich() throws {
+        let dir = ScratchDirectory()
+        // Column b has a value that is not an integer past the first batch (so b is inferred i64);
+        // a query that does not name b never parses it.
+        let rows = (0..<300).map { "\($0),\($0 == 250 ? "oops" : String($0 * 2)),n\($0 % 7)" }
+        for (name, reader) in [
+            ("t.csv", "a,b,name\n" + rows.joined(separator: "\n") + "\n"),
+            (
+                "t.jsonl",
+                rows.map { r -> String in
+                    let f = r.split(separator: ",")
+                    return
+                        "{\"a\": \(f[0]), \"b\": \(f[1] == "oops" ? "\"oops\"" : String(f[1])), \"name\": \"\(f[2])\"}"
+                }.joined(separator: "\n") + "\n"
+            ),
+        ] {
+            let f = dir.write(name, reader)
+            let counted = try Eddy.run([
+                "eval", f, "--select", "count(*)", "--format", "csv", "--batch-rows", "100",
+                "--explain",
+            ])
+            #expect(counted.status == 0, "\(name): \(counted.stderr)")
+            #expect(counted.stdout == "count(*)\n300\n")
+            #expect(
+                counted.stderr.contains("== columns read: none (0 of 3; the others are skipped unparsed); threads: 1"))
+            let named = try Eddy.run([
+                "eval", f, "--where", "name = 'n3'", "--select", "sum(a)", "--format", "csv",
+                "--batch-rows", "100", "--explain",
+            ])
+            #expect(named.status == 0, "\(name): \(named.stderr)")
+            #expect(named.stdout == "sum(a)\n\(stride(from: 3, to: 300, by: 7).reduce(0, +))\n")
+            #expect(named.stderr.contains("== columns read: a, name (2 of 3;"), "\(named.stderr)")
+            // Naming b reads it, and its bad value is the error it always was.
+            let bad = try Eddy.run(["eval", f, "--select", "sum(b)", "--batch-rows", "100"])
+            #expect(bad.status != 0 && bad.stderr.contains("oops"), "\(name): \(bad.stderr)")
+        }
+    }
+
     @Test func evaluatesACSVFile() throws {
         let dir = ScratchDirectory()
         let f = dir.write("t.csv", "a,b,name\n1,2.5,x\n-3,,\"y, z\"\n10,4,\"multi\nline\"\n")
