@@ -458,9 +458,18 @@ public final class PluginHost: Sendable {
                         "registration failed: \(Self.escaped(reason)) "
                             + "(\(declaring ? "while declaring; " : "")no kernels of it were registered)")
                 }
+                // What was registered until the entry function returned is all there is: a plugin that
+                // keeps the registrar cannot add to it while it is checked or after it is published.
+                registrar.seal()
                 runs.append(registrar)
             }
             let (declared, registered) = (runs[0], runs[1])
+            if declared.lateCalls + registered.lateCalls > 0 {
+                return .refused(
+                    manifest,
+                    "registered after its registration had returned (from a thread it started?); "
+                        + "register everything before returning (no kernels of it were registered)")
+            }
             if let problem = registered.problems.first {
                 return .refused(manifest, "\(Self.escaped(problem)) (no kernels of it were registered)")
             }
@@ -497,12 +506,13 @@ public final class PluginHost: Sendable {
             (manifest, registrar, owner) = (m, r, o)
         }
         let replacedOld = plugins.first { $0.name == manifest.name }
+        let contents = registrar.contents  // sealed: the lists that were checked
         session.kernels.replace(
-            pluginNamed: manifest.name, kernels: registrar.kernels, rules: registrar.rules,
-            owner: owner, compressorHooks: registrar.compressorHooks)
+            pluginNamed: manifest.name, kernels: contents.kernels, rules: contents.rules,
+            owner: owner, compressorHooks: contents.compressorHooks)
         let loaded = LoadedPlugin(
             name: manifest.name, version: manifest.version, file: path, contentHash: hash,
-            shadowPath: copy.displayPath, kernelCount: registrar.kernels.count + registrar.rules.count)
+            shadowPath: copy.displayPath, kernelCount: contents.kernels.count + contents.rules.count)
         state.withLock { $0.value.plugins[manifest.name] = loaded }
         return row(
             path, replacedOld == nil ? .loaded : .replaced,
@@ -596,16 +606,20 @@ struct ParsedManifest {
     init(_ text: String) throws {
         let lines = text.split(separator: "\n").map(String.init)
         guard lines.first == PluginABI.magic else {
-            throw HandshakeError(lines: ["magic: host expects \(PluginABI.magic), plugin sent '\(lines.first ?? "")'"])
+            let sent = String((lines.first ?? "").prefix(80))
+            throw HandshakeError(lines: ["magic: host expects \(PluginABI.magic), plugin sent '\(sent)'"])
         }
         var fields: [String: String] = [:]
+        var problems: [String] = []
         for line in lines.dropFirst() {
             guard let eq = line.firstIndex(of: "=") else { continue }
             let key = String(line[..<eq])
             let value = String(line[line.index(after: eq)...])
+            if fields[key] != nil {
+                problems.append("manifest field '\(key.prefix(40))' given twice")
+            }
             fields[key] = value
         }
-        var problems: [String] = []
         abi = Int(fields["abi"] ?? "") ?? -1
         if !PluginABI.supportedPluginABIs.contains(abi) {
             problems.append(
@@ -616,24 +630,35 @@ struct ParsedManifest {
         version = fields["version"] ?? ""
         compiler = fields["compiler"] ?? ""
         let hostMajor = PluginABI.hostCompilerVersion.split(separator: ".").first.map(String.init) ?? ""
-        let pluginMajor = compiler.split(separator: ".").first.map(String.init) ?? ""
+        let parts = compiler.split(separator: ".", omittingEmptySubsequences: false)
+        let wellFormed =
+            parts.count == 2
+            && parts.allSatisfy { !$0.isEmpty && $0.count <= 4 && $0.allSatisfy { ("0"..."9").contains($0) } }
+        let pluginMajor = wellFormed ? String(parts[0]) : ""
         if pluginMajor != hostMajor {
             problems.append(
-                "plugin built with Swift \(compiler.isEmpty ? "(unknown)" : compiler), this host with Swift "
+                "plugin built with Swift \(compiler.isEmpty ? "(unknown)" : String(compiler.prefix(40))), this host with Swift "
                     + "\(PluginABI.hostCompilerVersion) (Swift has no stable ABI across major versions on Linux): rebuild it "
                     + "with a Swift \(hostMajor).x compiler")
         }
-        if name.isEmpty || name.count > 128
+        if name.isEmpty || name.count > 128 || name.allSatisfy({ $0 == "." })
             || !name.unicodeScalars.allSatisfy({
                 $0.isASCII
                     && ($0.properties.isAlphabetic || ("0"..."9").contains($0)
                         || $0 == "-" || $0 == "_" || $0 == ".")
             })
         {
-            problems.append("plugin name: expected letters, digits, '-', '_' or '.' (at most 128), found '\(name)'")
+            problems.append(
+                "plugin name: expected letters, digits, '-', '_' or '.' (at most 128, not only dots), found '\(name.prefix(140))'"
+            )
         }
-        if version.isEmpty || version.count > 64 {
-            problems.append("plugin version: expected a version (at most 64 characters), found '\(version)'")
+        let printable = version.unicodeScalars.allSatisfy {
+            $0.properties.generalCategory != .control && $0.properties.generalCategory != .format
+        }
+        if version.allSatisfy({ $0 == " " || $0 == "\t" }) || version.count > 64 || !printable {
+            problems.append(
+                "plugin version: expected a version (at most 64 characters, no control characters), found '\(version.prefix(70))'"
+            )
         }
         if !problems.isEmpty { throw HandshakeError(lines: problems) }
     }

@@ -109,6 +109,7 @@ public final class CSVReader: TableReader {
     /// The next batch of canonical columns, or nil at the end of the file.
     /// - Throws: ``IOError`` naming the line and column of a malformed record or value.
     public func next() throws -> RecordBatch? {
+        let wanted = self.wanted
         let firstLine: Int
         let raw: (columns: [RawColumn], rows: Int)?
         if let p = pending {
@@ -139,7 +140,9 @@ public final class CSVReader: TableReader {
 
     /// The next batch's fields, copied for the wanted columns only (the others' boundaries are found
     /// and their bytes skipped), and the number of records.
-    private static func readRaw(_ r: CSVReader, columns: Int, wanted: [Bool]) throws -> (columns: [RawColumn], rows: Int)? {
+    private static func readRaw(_ r: CSVReader, columns: Int, wanted: [Bool]) throws
+        -> (columns: [RawColumn], rows: Int)?
+    {
         var raw = [RawColumn](repeating: RawColumn(), count: columns)
         var rows = 0
         var fields: [FieldRange] = []

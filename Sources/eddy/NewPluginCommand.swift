@@ -51,6 +51,19 @@ struct NewPluginCommand: ParsableCommand {
                     + "(expected Package.swift and Sources/Eddy there)")
         }
         let module = Self.moduleName(name)
+        // The package's targets are MODULE, MODULEEntry and MODULETests: none may shadow a module the
+        // package imports or the toolchain provides.
+        let taken = [
+            "Eddy", "EddyTesting", "EddyKernelsC", "Testing", "XCTest", "Foundation", "FoundationEssentials",
+            "Dispatch", "Glibc", "Musl", "Swift", "SwiftShims", "Synchronization", "Observation", "_Concurrency",
+            "RegexBuilder", "Darwin", "PackageDescription", "CoreFoundation",
+        ]
+        for target in [module, module + "Entry", module + "Tests"]
+        where taken.contains(where: { $0.lowercased() == target.lowercased() }) {
+            throw ValidationError(
+                "plugin name '\(name)' makes a target named \(target), which clashes with a module of the SDK "
+                    + "or the toolchain; pick another name")
+        }
         guard let parent = realPath(path) else {
             throw ValidationError("--path \(PluginHost.escaped(path)): no such directory")
         }

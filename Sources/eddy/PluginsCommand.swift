@@ -2,12 +2,16 @@ import ArgumentParser
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 struct PluginsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plugins",
         abstract: "Scan the plugin directory, check and load every plugin, and report what happened to each file.",
         discussion: "Exits 0 when every .so file loaded or was skipped, 1 when any was rejected or quarantined "
-            + "(the report, text or --json, is printed either way)."
+            + "or the directory does not exist (the report, text or --json, is printed either way)."
     )
 
     @OptionGroup var plugins: PluginOptions
@@ -30,6 +34,7 @@ struct PluginsCommand: ParsableCommand {
         print("plugin directory: \(PluginHost.escaped(plugins.directory))")
         if rows.isEmpty {
             print("(no .so files)")
+            try exitStatus(rows)
             return
         }
         let header = ["file", "status", "plugin", "version", "kernels", "load ms", "detail"]
@@ -65,8 +70,13 @@ struct PluginsCommand: ParsableCommand {
         try exitStatus(rows)
     }
 
-    /// Nonzero when a file was refused, so that scripts and CI notice.
+    /// Nonzero when a file was refused or the directory is not there, so that scripts and CI notice.
     private func exitStatus(_ rows: [PluginReportRow]) throws {
         if rows.contains(where: { $0.status == .rejected || $0.status == .quarantined }) { throw ExitCode(1) }
+        var st = stat()
+        if stat(plugins.directory, &st) != 0 || (st.st_mode & S_IFMT) != S_IFDIR {
+            Stderr.write("eddy: the plugin directory \(PluginHost.escaped(plugins.directory)) does not exist\n")
+            throw ExitCode(1)
+        }
     }
 }

@@ -4,6 +4,31 @@ import EddyTesting
 import PackedDictComparePlugin
 import Testing
 
+/// `count(column)` over plain i64 columns, wrong by one past 1,000 rows.
+enum WrongWhenLarge: EddyPlugin {
+    static let name = "wrong-when-large"
+    static let version = "1.0.0"
+    static func register(into registrar: PluginRegistrar) throws {
+        registrar.aggregate(.countAll, on: PrimitiveArray.self) { array, _ in
+            .int(Int64(array.count + (array.count > 1_000 ? 1 : 0)))
+        }
+    }
+}
+
+/// A sum over plain i64 columns that zeroes the values it reads, then sums the zeros.
+enum MutatesInput: EddyPlugin {
+    static let name = "mutates-input"
+    static let version = "1.0.0"
+    static func register(into registrar: PluginRegistrar) throws {
+        registrar.aggregate(.sum, on: PrimitiveArray.self) { array, _ in
+            guard array.ptype == .int64, array.count > 0 else { return nil }
+            let p = UnsafeMutableRawPointer(mutating: array.buffer.baseAddress)
+            for i in 0..<array.count { p.storeBytes(of: Int64(0), toByteOffset: 8 * i, as: Int64.self) }
+            return .int(0)
+        }
+    }
+}
+
 /// A `like` over a dictionary, once per distinct value, as a plugin author would write it: with the
 /// SDK's ``DictArray/mapCodes(through:_:)``, or (`plantOffByOne`) by hand with a table of per-value
 /// results rounded up to whole 64-bit words and a bounds check `<=` where `<` was meant: a code equal
@@ -77,6 +102,16 @@ enum DictLikePlugin: EddyPlugin {
         #expect(
             first.problem.contains(
                 "reproduce: ConformanceOptions(seed: 1, onlyKey: \"eddy.like|eddy.dict\", onlyInput:"))
+    }
+
+    @Test func theKitCatchesKernelsWrongOnlyOnLargeInputsOrThatChangeTheirInput() throws {
+        // Wrong only past 1,000 rows: beyond the generated sizes, caught on the timing input.
+        let large = try PluginConformance.check(WrongWhenLarge.self, options: ConformanceOptions(inputsPerKey: 60))
+        #expect(large.failures.contains { $0.problem.contains("-row input:") }, "\(large)")
+        // Zeroes its input's values, then answers for zeros.
+        let mutating = try PluginConformance.check(
+            MutatesInput.self, options: ConformanceOptions(inputsPerKey: 100, timingRows: 0))
+        #expect(!mutating.passed, "\(mutating)")
     }
 
     @Test func packedDictionaryCompareOnEveryPackedWidth() throws {

@@ -35,6 +35,12 @@ import Testing
         #expect(first.status == 0, "\(first.stderr)")
         let again = try Eddy.run(["new-plugin", "twice", "--path", dir.path])
         #expect(again.status != 0 && again.stderr.contains("already exists"), "\(again.stderr)")
+        for clash in ["eddy", "eddy-testing", "testing", "foundation"] {
+            let r = try Eddy.run(["new-plugin", clash, "--path", dir.path])
+            #expect(r.status != 0 && r.stderr.contains("clashes with a module"), "\(clash): \(r.stderr)")
+        }
+        let missing = try Eddy.run(["plugins", "--plugin-dir", dir.path + "/no-such-directory"])
+        #expect(missing.status == 1 && missing.stderr.contains("does not exist"), "\(missing.stderr)")
         let sdk = try Eddy.run(["new-plugin", "other", "--path", dir.path, "--sdk", dir.path])
         #expect(sdk.status != 0 && sdk.stderr.contains("not the Eddy plugin-sdk package"), "\(sdk.stderr)")
         // The generated package points at the SDK of the checkout that built eddy.

@@ -4,7 +4,7 @@
 /// few or many distinct values, sorted, nulls, all null, empty, one row), encoded by random trees of
 /// the engine's encodings, and the parent nodes (compare, like, arithmetic, cast, aggregates, filter,
 /// take, slice) that put them to work. The same seed gives the same arrays.
-public struct ArrayGenerator {
+public struct ArrayGenerator: RandomNumberGenerator {
     private var state: UInt64
 
     /// A generator whose every output is fixed by `seed`.
@@ -30,7 +30,9 @@ public struct ArrayGenerator {
     /// binary and booleans, nullable and not.
     public static let dtypes: [DType] = [
         .primitive(.int64, .nullable), .primitive(.int64, .nonNullable), .primitive(.int32, .nullable),
-        .primitive(.uint16, .nonNullable), .primitive(.uint8, .nullable), .primitive(.float64, .nullable),
+        .primitive(.int16, .nonNullable), .primitive(.int8, .nullable), .primitive(.uint64, .nonNullable),
+        .primitive(.uint32, .nullable), .primitive(.uint16, .nonNullable), .primitive(.uint8, .nullable),
+        .primitive(.float64, .nullable), .primitive(.float32, .nonNullable),
         .utf8(.nullable), .utf8(.nonNullable), .binary(.nonNullable), .bool(.nullable), .bool(.nonNullable), .null,
         .struct(
             [StructField("id", .primitive(.int32, .nonNullable)), StructField("name", .utf8(.nullable))], .nullable),
@@ -74,6 +76,8 @@ public struct ArrayGenerator {
         switch dtype {
         case .bool: return .bool(chance(0.5))
         case .primitive(let p, _):
+            // Now and then the type's extremes: overflow, NaN, infinities and -0.0 must behave as decoding does.
+            if chance(0.04), let extreme = Self.extremes(p).randomElement(using: &self) { return extreme }
             if p.isFloat { return .float(Double(int(-400...400)) / 4) }
             if p.isUnsignedInteger { return .uint(UInt64(int(0...200))) }
             return .int(Int64(int(-100...100)))
@@ -81,6 +85,28 @@ public struct ArrayGenerator {
         case .binary: return .binary((0..<int(0...4)).map { _ in UInt8(truncatingIfNeeded: next()) })
         case .struct(let fields, _): return .struct(fields.map { value($0.dtype) })
         case .null: return .null
+        }
+    }
+
+    /// The extreme values of `p`: its minimum and maximum, and for floats NaN, the infinities, -0.0
+    /// and the largest finite values.
+    public static func extremes(_ p: PType) -> [ScalarValue] {
+        switch p {
+        case .int8: [.int(Int64(Int8.min)), .int(Int64(Int8.max))]
+        case .int16: [.int(Int64(Int16.min)), .int(Int64(Int16.max))]
+        case .int32: [.int(Int64(Int32.min)), .int(Int64(Int32.max))]
+        case .int64: [.int(Int64.min), .int(Int64.max)]
+        case .uint8: [.uint(UInt64(UInt8.max)), .uint(0)]
+        case .uint16: [.uint(UInt64(UInt16.max)), .uint(0)]
+        case .uint32: [.uint(UInt64(UInt32.max)), .uint(0)]
+        case .uint64: [.uint(UInt64.max), .uint(0)]
+        case .float32:
+            [
+                .float(.nan), .float(.infinity), .float(-.infinity), .float(-0.0),
+                .float(Double(Float.greatestFiniteMagnitude)),
+            ]
+        case .float64:
+            [.float(.nan), .float(.infinity), .float(-.infinity), .float(-0.0), .float(.greatestFiniteMagnitude)]
         }
     }
 

@@ -160,6 +160,9 @@ public enum PluginConformance {
             k.inputs = inputs.count
             var fastResults: [Result<any ArrayNode, any Error>] = []
             for (index, node) in inputs {
+                // The reference first, on the input as generated; then the kernels; then the reference
+                // again: a kernel that changes its input's buffers is caught either way.
+                let slow = reference(node)
                 let trace = ExecutionTrace()
                 let fast = Result { try session.makeContext(trace: trace).execute(node) }
                 fastResults.append(fast)
@@ -167,11 +170,10 @@ public enum PluginConformance {
                     k.fired[e.name, default: 0] += 1
                     firedAnywhere.insert(e.name)
                 }
-                let slow = Result {
-                    try Session(builtins: false).makeContext(options: ExecutionOptions(useKernels: false)).execute(node)
-                }
                 if let problem = KernelConformance.compare(fast, slow, node) {
                     k.failures.append(failure(problem, node, options, key, index))
+                } else if KernelConformance.compare(reference(node), slow) != nil {
+                    k.failures.append(failure("the kernels changed their input", node, options, key, index))
                 }
             }
             if options.twoThreads {
@@ -195,9 +197,11 @@ public enum PluginConformance {
                 }
             }
             if options.timingRows > 0 {
-                k.speedRatio = time(
+                let timed = time(
                     session, parent: parent, child: child, hooks: hooks, options: options, key: key,
                     names: names, underTest: underTest)
+                k.speedRatio = timed.ratio
+                if let f = timed.failure { k.failures.append(f) }
             }
             report.keys.append(k)
         }
@@ -261,7 +265,7 @@ public enum PluginConformance {
         _ session: Session, parent: EncodingID, child: EncodingID, hooks: [CompressorHook],
         options: ConformanceOptions, key: String, names: Set<String>,
         underTest: (KernelOwner) -> Bool
-    ) -> Double? {
+    ) -> (ratio: Double?, failure: KernelConformance.Failure?) {
         for attempt in 0..<20 {
             var g = ArrayGenerator(seed: inputSeed(options.seed, key, -1 - attempt))
             guard let node = try? makeInput(&g, parent: parent, child: child, hooks: hooks, rows: options.timingRows)
@@ -281,13 +285,26 @@ public enum PluginConformance {
                 }
                 return out
             }
+            // The large input is checked too: a kernel wrong only past the generated sizes is caught here.
+            let expected = Self.reference(node)
+            let index = -1 - attempt
+            if let problem = KernelConformance.compare(
+                Result { try session.makeContext().execute(node) }, expected, node)
+            {
+                return (nil, failure("on the \(options.timingRows)-row input: " + problem, node, options, key, index))
+            }
             let fast = best { _ = try? session.makeContext().execute(node) }
             let slow = best {
                 _ = try? reference.makeContext(options: ExecutionOptions(useKernels: false)).execute(node)
             }
-            return slow > 0 ? fast / slow : nil
+            return (slow > 0 ? fast / slow : nil, nil)
         }
-        return nil
+        return (nil, nil)
+    }
+
+    /// Decode-then-compute: no kernels at all.
+    static func reference(_ node: any ArrayNode) -> Result<any ArrayNode, any Error> {
+        Result { try Session(builtins: false).makeContext(options: ExecutionOptions(useKernels: false)).execute(node) }
     }
 
     static func failure(

@@ -2,6 +2,7 @@
 public enum Canonical {
     /// A canonical array of `count` copies of `scalar`.
     public static func repeating(_ scalar: Scalar, count: Int) throws -> any ArrayNode {
+        guard count >= 0 else { throw EddyError(.invalidArgument, "a negative count (\(count))") }
         let dtype = scalar.dtype
         if scalar.isNull {
             switch dtype {
@@ -72,15 +73,19 @@ public enum Canonical {
 
     /// A zero-copy slice of a canonical array.
     public static func slice(_ array: any ArrayNode, _ start: Int, _ length: Int) throws -> any ArrayNode {
+        guard start >= 0, length >= 0, start <= array.count, length <= array.count - start else {
+            throw EddyError(
+                .outOfBounds, "slice \(start)..<\(start &+ length) out of bounds for length \(array.count)")
+        }
         switch array {
-        case let a as PrimitiveArray: return a.slice(start, length)
-        case let a as BoolArray: return a.slice(start, length)
-        case let a as VarBinArray: return a.slice(start, length)
+        case let a as PrimitiveArray: return a.uncheckedSlice(start, length)
+        case let a as BoolArray: return a.uncheckedSlice(start, length)
+        case let a as VarBinArray: return a.uncheckedSlice(start, length)
         case is NullArray: return NullArray(count: length)
         case let a as StructArray:
             return try StructArray(
                 names: a.names, fields: a.fields.map { try SliceArray($0, start: start, length: length) },
-                count: length, validity: a.validity.slice(start, length),
+                count: length, validity: a.validity.uncheckedSlice(start, length),
                 nullability: a.dtype.nullability)
         default:
             return try SliceArray(array, start: start, length: length)
@@ -260,7 +265,9 @@ public enum Canonical {
 
     /// The elements of canonical `array` whose bit in `mask` is set.
     public static func filter(_ array: any ArrayNode, mask: Bitmap) throws -> any ArrayNode {
-        precondition(mask.count == array.count, "mask length differs from array length")
+        guard mask.count == array.count else {
+            throw EddyError(.invalidArgument, "a mask of \(mask.count) bits for an array of length \(array.count)")
+        }
         let m = mask.trueCount
         switch array {
         case let a as PrimitiveArray:

@@ -19,6 +19,9 @@ public final class PluginRegistrar: Sendable {
         var compressorHooks: [CompressorHook] = []
         var encodings: [String] = []
         var failure: String?
+        /// Set when the plugin's registration returned: later calls are refused.
+        var sealed = false
+        var lateCalls = 0
     }
     private let state = Mutex(State())
 
@@ -36,7 +39,7 @@ public final class PluginRegistrar: Sendable {
         _ function: @escaping ExecuteParentFunction
     ) {
         let kernel = ExecuteParentKernel(name, owner: owner, parent: parent, child: child, function)
-        state.withLock { $0.kernels.append(kernel) }
+        state.withLock { s in s.sealed ? s.lateCalls += 1 : s.kernels.append(kernel) }
     }
 
     /// Registers a reduce-parent rule: rewrites a parent from a child's metadata alone, reading no data.
@@ -45,7 +48,7 @@ public final class PluginRegistrar: Sendable {
         _ function: @escaping ReduceParentFunction
     ) {
         let rule = ReduceParentRule(name, owner: owner, parent: parent, child: child, function)
-        state.withLock { $0.rules.append(rule) }
+        state.withLock { s in s.sealed ? s.lateCalls += 1 : s.rules.append(rule) }
     }
 
     /// Registers a compressor hook that may propose the plugin's encoding for columns it applies to.
@@ -57,18 +60,33 @@ public final class PluginRegistrar: Sendable {
             @escaping @Sendable (any ArrayNode, (any ArrayNode) throws -> any ArrayNode) throws -> (any ArrayNode)?
     ) {
         let hook = CompressorHook(name: name, owner: owner, applies: applies, compress: compress)
-        state.withLock { $0.compressorHooks.append(hook) }
+        state.withLock { s in s.sealed ? s.lateCalls += 1 : s.compressorHooks.append(hook) }
     }
 
     /// Declares an encoding the plugin introduces. Names starting with `eddy.` belong to the engine.
     public func encoding<E: Encoding>(_ encoding: E.Type) {
         let name = E.id.name
-        state.withLock { $0.encodings.append(name) }
+        state.withLock { s in s.sealed ? s.lateCalls += 1 : s.encodings.append(name) }
     }
 
     /// Records a registration failure (the entry function does this with a thrown error's text).
     public func fail(_ message: String) {
         state.withLock { if $0.failure == nil { $0.failure = message } }
+    }
+
+    /// Ends registration: what was registered until now is all there is. Calls made later (from a
+    /// thread the plugin started, say) are not recorded, only counted (``lateCalls``). The host seals
+    /// the registrar when the plugin's entry function returns, before it checks and publishes.
+    @_spi(Host) public func seal() { state.withLock { $0.sealed = true } }
+
+    /// Registration calls made after ``seal()``.
+    @_spi(Host) public var lateCalls: Int { state.withLock { $0.lateCalls } }
+
+    /// Everything registered, read at once (one consistent view).
+    @_spi(Host) public var contents:
+        (kernels: [ExecuteParentKernel], rules: [ReduceParentRule], compressorHooks: [CompressorHook])
+    {
+        state.withLock { ($0.kernels, $0.rules, $0.compressorHooks) }
     }
 
     /// The kernels registered so far.
@@ -112,7 +130,26 @@ public final class PluginRegistrar: Sendable {
             for e in s.encodings where e.hasPrefix("eddy.") || e.isEmpty {
                 out.append("encoding '\(e)' is in the engine's namespace (eddy.*); name it after the plugin")
             }
+            // Names are shown in listings, traces and errors, and key the conformance kit's counts.
+            let names = s.kernels.map(\.name) + s.rules.map(\.name) + s.compressorHooks.map(\.name) + s.encodings
+            for name in names where !Self.isPrintable(name) {
+                out.append(
+                    "name '\(name.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : String($0) }.joined())' "
+                        + "has control or format characters, or more than 200 characters")
+            }
+            var kernelNames = Set<String>()
+            for name in s.kernels.map(\.name) + s.rules.map(\.name) where !kernelNames.insert(name).inserted {
+                out.append("the name '\(name)' is used for more than one kernel or rule; give each its own")
+            }
         }
         return out
+    }
+
+    /// At most 200 characters, none a control or format character (no newlines, escapes or bidi overrides).
+    static func isPrintable(_ name: String) -> Bool {
+        name.count <= 200
+            && name.unicodeScalars.allSatisfy {
+                $0.properties.generalCategory != .control && $0.properties.generalCategory != .format
+            }
     }
 }

@@ -175,11 +175,11 @@ public enum KernelResult {
     public static func conform(_ result: any ArrayNode, to dtype: DType) -> any ArrayNode {
         guard result.dtype != dtype, result.dtype.with(dtype.nullability) == dtype else { return result }
         if let b = result as? BoolArray {
-            if dtype.nullability == .nonNullable, case .bitmap = b.validity { return result }
+            if dtype.nullability == .nonNullable, !b.validity.isAllValid { return result }
             return BoolArray(uncheckedBits: b.bits, validity: b.validity, nullability: dtype.nullability)
         }
         if let p = result as? PrimitiveArray {
-            if dtype.nullability == .nonNullable, case .bitmap = p.validity { return result }
+            if dtype.nullability == .nonNullable, !p.validity.isAllValid { return result }
             return PrimitiveArray(
                 uncheckedPType: p.ptype, buffer: p.buffer, count: p.count, validity: p.validity,
                 nullability: dtype.nullability)

@@ -74,13 +74,22 @@ public struct Bitmap: Sendable {
     }
 
     /// A zero-copy view of `length` bits starting at `start`.
-    public func slice(_ start: Int, _ length: Int) -> Bitmap {
-        precondition(start >= 0 && length >= 0 && start + length <= count, "bitmap slice out of range")
+    /// - Throws: ``EddyError/Code/outOfBounds`` when the range is not within the bitmap.
+    public func slice(_ start: Int, _ length: Int) throws -> Bitmap {
+        guard start >= 0, length >= 0, start <= count, length <= count - start else {
+            throw EddyError(.outOfBounds, "bits \(start)..<\(start &+ length) out of bounds for a bitmap of \(count)")
+        }
+        return uncheckedSlice(start, length)
+    }
+
+    /// ``slice(_:_:)`` where the engine knows the range is within the bitmap.
+    func uncheckedSlice(_ start: Int, _ length: Int) -> Bitmap {
         let bit = offset + start
         let byte = bit >> 3
         let newBytes = (bit & 7 + length + 7) / 8
         return Bitmap(
-            uncheckedBuffer: buffer.slice(byteOffset: byte, byteCount: newBytes), offset: bit & 7, count: length)
+            uncheckedBuffer: buffer.uncheckedSlice(byteOffset: byte, byteCount: newBytes), offset: bit & 7,
+            count: length)
     }
 
     /// The 64 bits starting at bit `index` of this bitmap (bits past the end are zero).

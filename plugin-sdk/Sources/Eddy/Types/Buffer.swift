@@ -105,9 +105,19 @@ public struct Buffer: Sendable {
 
     /// A view of `count` bytes starting `offset` bytes into this one.
     @inlinable
-    public func slice(byteOffset offset: Int, byteCount count: Int) -> Buffer {
-        precondition(offset >= 0 && count >= 0 && offset + count <= byteCount, "buffer slice out of range")
-        return Buffer(uncheckedStorage: storage, byteOffset: byteOffset + offset, byteCount: count)
+    /// - Throws: ``EddyError/Code/outOfBounds`` when the range is not within this view.
+    public func slice(byteOffset offset: Int, byteCount count: Int) throws -> Buffer {
+        guard offset >= 0, count >= 0, offset <= byteCount, count <= byteCount - offset else {
+            throw EddyError(
+                .outOfBounds, "bytes \(offset)..<\(offset &+ count) out of bounds for a buffer of \(byteCount) bytes")
+        }
+        return uncheckedSlice(byteOffset: offset, byteCount: count)
+    }
+
+    /// ``slice(byteOffset:byteCount:)`` where the engine knows the range is within this view.
+    @inlinable
+    func uncheckedSlice(byteOffset offset: Int, byteCount count: Int) -> Buffer {
+        Buffer(uncheckedStorage: storage, byteOffset: byteOffset + offset, byteCount: count)
     }
 
     /// Calls `body` with the bytes of this view as values of type `T`.

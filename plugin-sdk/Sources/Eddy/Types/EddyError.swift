@@ -50,12 +50,29 @@ public struct EddyError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        var s = "\(code): \(message)"
-        if let source { s += " [\(source)]" }
+        // Messages and causes may be a plugin's text: control characters other than newlines are shown
+        // escaped (`\u{1b}`), so that an error cannot send terminal escapes; a cause's lines stay indented.
+        var s = "\(code): \(Self.visible(message))"
+        if let source { s += " [\(Self.visible(source))]" }
         if let cause {
-            let inner = String(describing: cause).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")
+            let inner = Self.visible(String(describing: cause)).split(separator: "\n").map { "  " + $0 }
+                .joined(separator: "\n")
             s += "\n  caused by:\n" + inner
         }
         return s
+    }
+
+    /// `text` (at most 8192 characters) with control and format characters other than newlines escaped.
+    static func visible(_ text: String) -> String {
+        var out = ""
+        for u in text.unicodeScalars.prefix(8192) {
+            let category = u.properties.generalCategory
+            if u != "\n" && (category == .control || category == .format) {
+                out += "\\u{\(String(u.value, radix: 16))}"
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+        return out
     }
 }

@@ -27,10 +27,19 @@ public enum Validity: Sendable {
     }
 
     /// The validity of elements `start ..< start + length`.
-    public func slice(_ start: Int, _ length: Int) -> Validity {
+    /// - Throws: ``EddyError/Code/outOfBounds`` when a bitmap does not hold the range.
+    public func slice(_ start: Int, _ length: Int) throws -> Validity {
         switch self {
         case .allValid, .allInvalid: self
-        case .bitmap(let b): .bitmap(b.slice(start, length))
+        case .bitmap(let b): .bitmap(try b.slice(start, length))
+        }
+    }
+
+    /// ``slice(_:_:)`` where the engine knows the range is within the bitmap.
+    func uncheckedSlice(_ start: Int, _ length: Int) -> Validity {
+        switch self {
+        case .allValid, .allInvalid: self
+        case .bitmap(let b): .bitmap(b.uncheckedSlice(start, length))
         }
     }
 
@@ -80,4 +89,10 @@ public enum Validity: Sendable {
             return .bitmap(builder.finish())
         }
     }
+}
+
+extension Validity {
+    /// True for ``allValid`` only: a bitmap is not inspected (a bitmap with every bit set still
+    /// does not belong in a non-nullable array).
+    public var isAllValid: Bool { if case .allValid = self { true } else { false } }
 }

@@ -35,9 +35,13 @@ public final class BitPackedArray: ArrayNode {
         guard (0...64).contains(bitWidth) else {
             throw EddyError(.invalidArgument, "bit width \(bitWidth) not in 0...64")
         }
-        guard packed.byteCount * 8 >= (offset + count) * bitWidth else {
+        let (end, o1) = offset.addingReportingOverflow(count)
+        let (bits, o2) = end.multipliedReportingOverflow(by: bitWidth)
+        guard offset >= 0, count >= 0, !o1, !o2, packed.byteCount >= bits / 8 + (bits % 8 == 0 ? 0 : 1) else {
             throw EddyError(
-                .invalidArgument, "packed buffer too small for \(offset + count) values of \(bitWidth) bits")
+                .invalidArgument,
+                "packed buffer of \(packed.byteCount) bytes too small for values \(offset)..<\(offset &+ count) of \(bitWidth) bits"
+            )
         }
         guard patchIndices.count == (patchValues?.count ?? 0) else {
             throw EddyError(.invalidArgument, "patch indices and values differ in count")

@@ -16,7 +16,7 @@ public final class BoolArray: ArrayNode {
     public convenience init(bits: Bitmap, validity: Validity = .allValid, nullability: Nullability = .nonNullable)
         throws
     {
-        if nullability == .nonNullable, case .bitmap = validity {
+        if nullability == .nonNullable, !validity.isAllValid {
             throw EddyError(.invalidArgument, "a non-nullable bool array must be all valid (validity .allValid)")
         }
         if case .bitmap(let v) = validity, v.count != bits.count {
@@ -63,9 +63,19 @@ public final class BoolArray: ArrayNode {
     }
 
     /// A zero-copy view of `length` elements starting at `start` (traps when out of range).
-    public func slice(_ start: Int, _ length: Int) -> BoolArray {
+    /// - Throws: ``EddyError/Code/outOfBounds`` when the range is not within the array.
+    public func slice(_ start: Int, _ length: Int) throws -> BoolArray {
+        guard start >= 0, length >= 0, start <= count, length <= count - start else {
+            throw EddyError(
+                .outOfBounds, "rows \(start)..<\(start &+ length) out of bounds for a bool array of \(count)")
+        }
+        return uncheckedSlice(start, length)
+    }
+
+    /// ``slice(_:_:)`` where the engine knows the range is within the array.
+    func uncheckedSlice(_ start: Int, _ length: Int) -> BoolArray {
         BoolArray(
-            uncheckedBits: bits.slice(start, length), validity: validity.slice(start, length),
+            uncheckedBits: bits.uncheckedSlice(start, length), validity: validity.uncheckedSlice(start, length),
             nullability: dtype.nullability)
     }
 }

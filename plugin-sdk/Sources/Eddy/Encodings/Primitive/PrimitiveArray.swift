@@ -27,7 +27,7 @@ public final class PrimitiveArray: ArrayNode {
             throw EddyError(
                 .invalidArgument, "a buffer of \(buffer.byteCount) bytes cannot hold \(count) \(ptype) values")
         }
-        if nullability == .nonNullable, case .bitmap = validity {
+        if nullability == .nonNullable, !validity.isAllValid {
             throw EddyError(.invalidArgument, "a non-nullable primitive array must be all valid (validity .allValid)")
         }
         if case .bitmap(let v) = validity, v.count != count {
@@ -155,11 +155,20 @@ public final class PrimitiveArray: ArrayNode {
     }
 
     /// A zero-copy view of `length` values starting at `start`.
-    public func slice(_ start: Int, _ length: Int) -> PrimitiveArray {
+    /// - Throws: ``EddyError/Code/outOfBounds`` when the range is not within the array.
+    public func slice(_ start: Int, _ length: Int) throws -> PrimitiveArray {
+        guard start >= 0, length >= 0, start <= count, length <= count - start else {
+            throw EddyError(.outOfBounds, "rows \(start)..<\(start &+ length) out of bounds for an array of \(count)")
+        }
+        return uncheckedSlice(start, length)
+    }
+
+    /// ``slice(_:_:)`` where the engine knows the range is within the array.
+    func uncheckedSlice(_ start: Int, _ length: Int) -> PrimitiveArray {
         let w = ptype.byteWidth
         return PrimitiveArray(
-            uncheckedPType: ptype, buffer: buffer.slice(byteOffset: start * w, byteCount: length * w),
-            count: length, validity: validity.slice(start, length), nullability: dtype.nullability)
+            uncheckedPType: ptype, buffer: buffer.uncheckedSlice(byteOffset: start * w, byteCount: length * w),
+            count: length, validity: validity.uncheckedSlice(start, length), nullability: dtype.nullability)
     }
 
     /// This array with another validity and nullability (values shared).

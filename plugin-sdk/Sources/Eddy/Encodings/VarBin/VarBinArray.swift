@@ -68,10 +68,19 @@ public final class VarBinArray: ArrayNode {
     }
 
     /// A zero-copy view of `length` values starting at `start`.
-    public func slice(_ start: Int, _ length: Int) -> VarBinArray {
+    /// - Throws: ``EddyError/Code/outOfBounds`` when the range is not within the array.
+    public func slice(_ start: Int, _ length: Int) throws -> VarBinArray {
+        guard start >= 0, length >= 0, start <= count, length <= count - start else {
+            throw EddyError(.outOfBounds, "rows \(start)..<\(start &+ length) out of bounds for an array of \(count)")
+        }
+        return uncheckedSlice(start, length)
+    }
+
+    /// ``slice(_:_:)`` where the engine knows the range is within the array.
+    func uncheckedSlice(_ start: Int, _ length: Int) -> VarBinArray {
         VarBinArray(
-            dtype: dtype, offsets: offsets.slice(byteOffset: start * 4, byteCount: (length + 1) * 4),
-            bytes: bytes, count: length, validity: validity.slice(start, length))
+            dtype: dtype, offsets: offsets.uncheckedSlice(byteOffset: start * 4, byteCount: (length + 1) * 4),
+            bytes: bytes, count: length, validity: validity.uncheckedSlice(start, length))
     }
 }
 

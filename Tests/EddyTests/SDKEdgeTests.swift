@@ -1,0 +1,76 @@
+@_spi(Host) import Eddy
+import EddyTesting
+import Testing
+
+@testable import EddyHost
+
+/// What a plugin can hand the SDK and the host, and what comes back: the findings of a hostile review.
+@Suite struct SDKEdgeTests {
+    @Test func aSealedRegistrarRecordsNothingMore() {
+        let registrar = PluginRegistrar(owner: .plugin("late", version: "1"))
+        registrar.register("first", parent: CompareFunction.id, child: DictArray.id) { _, _, _, _ in nil }
+        registrar.seal()
+        registrar.register("late", parent: CompareFunction.id, child: DictArray.id) { _, _, _, _ in nil }
+        registrar.encoding(DictArray.self)
+        #expect(registrar.contents.kernels.map(\.name) == ["first"])
+        #expect(registrar.encodings.isEmpty)
+        #expect(registrar.lateCalls == 2)
+    }
+
+    @Test func nonNullableArraysRefuseNulls() throws {
+        #expect(throws: EddyError.self) {
+            try BoolArray(bits: Bitmap(repeating: true, count: 3), validity: .allInvalid, nullability: .nonNullable)
+        }
+        #expect(throws: EddyError.self) {
+            try PrimitiveArray(
+                ptype: .int64, buffer: Buffer(copying: [Int64](repeating: 0, count: 3)), count: 3, validity: .allInvalid
+            )
+        }
+        // A nullable all-null result is not made non-nullable to fit a non-nullable parent.
+        let nulls = try BoolArray(
+            bits: Bitmap(repeating: false, count: 3), validity: .allInvalid, nullability: .nullable)
+        #expect(KernelResult.conform(nulls, to: .bool(.nonNullable)).dtype == .bool(.nullable))
+        #expect(throws: EddyError.self) {
+            try Buffer(storage: BufferStorage(byteCount: 8), byteOffset: 4, byteCount: Int.max)
+        }
+    }
+
+    @Test func registeredNamesMustBePrintableAndUnique() {
+        let registrar = PluginRegistrar(owner: .plugin("names", version: "1"))
+        registrar.register("fake\nkernel FAKE [builtin]\u{1b}[2J", parent: CompareFunction.id, child: DictArray.id) {
+            _, _, _, _ in nil
+        }
+        registrar.register("same", parent: CompareFunction.id, child: RunEndArray.id) { _, _, _, _ in nil }
+        registrar.register("same", parent: LikeFunction.id, child: RunEndArray.id) { _, _, _, _ in nil }
+        let problems = registrar.problems.joined(separator: "\n")
+        #expect(problems.contains("has control or format characters"), "\(problems)")
+        #expect(problems.contains("the name 'same' is used for more than one kernel or rule"), "\(problems)")
+    }
+
+    @Test func errorTextFromPluginsCannotCarryTerminalEscapes() {
+        struct Hostile: Error, CustomStringConvertible { var description: String { "bad\u{1b}[2J\u{202e}text" } }
+        let e = EddyError(.kernelFailed, "kernel 'k' of plugin p@1 failed\u{7}", cause: Hostile(), source: "plugin p@1")
+        let text = e.description
+        #expect(!text.unicodeScalars.contains { $0 == "\u{1b}" || $0 == "\u{7}" || $0 == "\u{202e}" }, "\(text)")
+        #expect(text.contains("bad\\u{1b}[2J\\u{202e}text"))
+    }
+
+    @Test(arguments: [
+        ("EDDY-PLUGIN\nabi=2\ncompiler=6.3\nname=a\nname=b\nversion=1\n", "manifest field 'name' given twice"),
+        ("EDDY-PLUGIN\nabi=2\ncompiler=6\nname=a\nversion=1\n", "plugin built with Swift 6"),
+        ("EDDY-PLUGIN\nabi=2\ncompiler=6.9garbage\nname=a\nversion=1\n", "plugin built with Swift 6.9garbage"),
+        ("EDDY-PLUGIN\nabi=2\ncompiler=6.3\nname=..\nversion=1\n", "plugin name"),
+        ("EDDY-PLUGIN\nabi=2\ncompiler=6.3\nname=a\nversion=   \n", "plugin version"),
+        ("EDDY-PLUGIN\nabi=2\ncompiler=6.3\nname=a\nversion=1\u{1b}[2J\n", "plugin version"),
+    ])
+    func laxManifestsAreRefused(text: String, problem: String) {
+        do {
+            _ = try ParsedManifest(text)
+            Issue.record("accepted: \(text)")
+        } catch let e as HandshakeError {
+            #expect(e.lines.joined(separator: "; ").contains(problem), "\(e.lines)")
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+}
