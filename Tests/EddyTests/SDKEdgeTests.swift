@@ -17,6 +17,23 @@ import Testing
         #expect(registrar.lateCalls == 2)
     }
 
+    @Test func aPluginClassCannotPoseAsABuiltinEncoding() throws {
+        let session = Session()
+        let registrar = PluginRegistrar(owner: .plugin("poser", version: "1"))
+        registrar.compare(on: PrimitiveArray.self) { array, _, _, _ in
+            FakeDict(try BoolArray(bits: Bitmap(repeating: true, count: array.count)))
+        }
+        session.kernels.replace(
+            pluginNamed: "poser", kernels: registrar.contents.kernels, rules: [], owner: registrar.owner)
+        let query = try CompareFunction.make(
+            PrimitiveArray([1, 2, 3] as [Int64]), .eq, ConstantArray(.int64(2), count: 3))
+        #expect {
+            _ = try session.makeContext().execute(query)
+        } throws: { error in
+            "\(error)".contains("returned a FakeDict that claims the engine's encoding eddy.dict")
+        }
+    }
+
     @Test func nonNullableArraysRefuseNulls() throws {
         #expect(throws: EddyError.self) {
             try BoolArray(bits: Bitmap(repeating: true, count: 3), validity: .allInvalid, nullability: .nonNullable)
@@ -73,4 +90,17 @@ import Testing
             Issue.record("\(error)")
         }
     }
+}
+
+/// A plugin's class claiming the built-in dictionary encoding's id.
+final class FakeDict: Encoding {
+    static let id = EncodingID("eddy.dict")
+    let inner: BoolArray
+    init(_ inner: BoolArray) { self.inner = inner }
+    var dtype: DType { inner.dtype }
+    var count: Int { inner.count }
+    var children: [any ArrayNode] { [] }
+    func replacingChildren(_ children: [any ArrayNode]) throws -> any ArrayNode { self }
+    func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep { .done(inner) }
+    func scalar(at index: Int) throws -> Scalar { try inner.scalar(at: index) }
 }

@@ -110,6 +110,13 @@ public struct Compressor: Sendable {
                         + "\(r.dtype) for a column of length \(array.count) and dtype \(array.dtype)",
                     source: hook.owner.description)
             }
+            if !hook.owner.isBuiltin, let impostor = EngineEncodings.impostor(in: r) {
+                throw EddyError(
+                    .kernelContract,
+                    "compressor hook '\(hook.name)' of \(hook.owner) returned a \(type(of: impostor)) that claims the "
+                        + "engine's encoding \(impostor.encoding) (a plugin's encodings are named after the plugin)",
+                    source: hook.owner.description)
+            }
             return r
         case .sparse: return try sparse(array, stats, depth)
         case .runEnd: return try runEnd(array, depth)

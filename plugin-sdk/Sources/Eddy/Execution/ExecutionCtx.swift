@@ -204,6 +204,13 @@ public struct ExecutionCtx: Sendable {
                     + "of length \(node.count) and dtype \(node.dtype)",
                 source: owner.description)
         }
+        if !owner.isBuiltin, let impostor = EngineEncodings.impostor(in: result) {
+            throw EddyError(
+                .kernelContract,
+                "\(what()) of \(owner) returned a \(type(of: impostor)) that claims the engine's encoding "
+                    + "\(impostor.encoding) (a plugin's encodings are named after the plugin)",
+                source: owner.description)
+        }
         return result
     }
 

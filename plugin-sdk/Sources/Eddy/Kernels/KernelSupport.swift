@@ -29,3 +29,29 @@ struct BinaryCall {
         side = slot == 0 ? .left : .right
     }
 }
+
+/// The engine's own node types: only they may carry an encoding in the engine's namespace (`eddy.*`).
+enum EngineEncodings {
+    static let types: Set<ObjectIdentifier> = Set(
+        ([
+            PrimitiveArray.self, BoolArray.self, VarBinArray.self, NullArray.self, StructArray.self,
+            ConstantArray.self, DictArray.self, RunEndArray.self, FoRArray.self, BitPackedArray.self,
+            ChunkedArray.self, SparseArray.self, SliceArray.self, FilterArray.self, TakeArray.self,
+            ScalarFnArray.self, AggregateArray.self,
+        ] as [any ArrayNode.Type]).map { ObjectIdentifier($0) })
+
+    /// The first node of `tree` (at most `limit` nodes are visited) that claims an `eddy.` encoding
+    /// without being the engine's type: a plugin's class posing as a built-in encoding.
+    static func impostor(in tree: any ArrayNode, limit: Int = 10_000) -> (any ArrayNode)? {
+        var stack: [any ArrayNode] = [tree]
+        var visited = 0
+        while let node = stack.popLast(), visited < limit {
+            visited += 1
+            if !types.contains(ObjectIdentifier(type(of: node))) && node.encoding.name.hasPrefix("eddy.") {
+                return node
+            }
+            stack.append(contentsOf: node.children)
+        }
+        return nil
+    }
+}
