@@ -237,7 +237,7 @@ extension RawColumn {
                         message: "column '\(shownName)': invalid UTF-8")
                 }
             }
-            return VarBinArray(
+            return try VarBinArray(
                 dtype: dtype.with(nl), offsets: Buffer(copying: offsets), bytes: Buffer(copying: bytes),
                 count: n, validity: validity)
         case .bool(let nl):

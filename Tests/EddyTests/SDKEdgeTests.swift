@@ -52,6 +52,32 @@ import Testing
         }
     }
 
+    @Test func buffersBitmapsAndArraysCheckTheirRangesAndThrow() throws {
+        let bits = Bitmap(repeating: true, count: 10)
+        #expect(throws: EddyError.self) { try bits.slice(5, 6) }
+        #expect(throws: EddyError.self) { try bits.slice(Int.max, 2) }
+        let values = PrimitiveArray([1, 2, 3] as [Int64])
+        #expect(throws: EddyError.self) { try values.slice(2, 2) }
+        #expect(throws: EddyError.self) { try values.buffer.slice(byteOffset: 8, byteCount: Int.max) }
+        #expect(throws: EddyError.self) { try SliceArray(values, start: Int.max, length: 2) }
+        #expect(throws: EddyError.self) { try Canonical.filter(values, mask: bits) }
+        #expect(throws: EddyError.self) { try Canonical.repeating(.int64(1), count: -1) }
+        let offsets = Buffer(copying: [0, 3, 2] as [Int32])  // decreasing
+        #expect(throws: EddyError.self) {
+            try VarBinArray(
+                dtype: .utf8(.nonNullable), offsets: offsets, bytes: Buffer(copying: Array("abc".utf8)), count: 2)
+        }
+        let beyond = Buffer(copying: [0, 2, 99] as [Int32])  // past the bytes
+        #expect(throws: EddyError.self) {
+            try VarBinArray(
+                dtype: .utf8(.nonNullable), offsets: beyond, bytes: Buffer(copying: Array("abc".utf8)), count: 2)
+        }
+        let good = try VarBinArray(
+            dtype: .utf8(.nonNullable), offsets: Buffer(copying: [0, 2, 3] as [Int32]),
+            bytes: Buffer(copying: Array("abc".utf8)), count: 2)
+        #expect(good.string(at: 0) == "ab" && good.string(at: 1) == "c")
+    }
+
     @Test func registeredNamesMustBePrintableAndUnique() {
         let registrar = PluginRegistrar(owner: .plugin("names", version: "1"))
         registrar.register("fake\nkernel FAKE [builtin]\u{1b}[2J", parent: CompareFunction.id, child: DictArray.id) {

@@ -10,7 +10,7 @@ extension ArrayNode {
             return BoolArray(uncheckedBits: b.bits, validity: fit(b.validity), nullability: dtype.nullability)
         case let v as VarBinArray:
             return VarBinArray(
-                dtype: dtype, offsets: v.offsets, bytes: v.bytes, count: v.count, validity: fit(v.validity))
+                uncheckedDType: dtype, offsets: v.offsets, bytes: v.bytes, count: v.count, validity: fit(v.validity))
         default: return self
         }
     }

@@ -20,7 +20,7 @@ public enum Canonical {
                     count: count, validity: .allInvalid, nullability: .nullable)
             case .utf8, .binary:
                 return VarBinArray(
-                    dtype: dtype, offsets: Buffer(copying: [Int32](repeating: 0, count: count + 1)),
+                    uncheckedDType: dtype, offsets: Buffer(copying: [Int32](repeating: 0, count: count + 1)),
                     bytes: .empty, count: count, validity: .allInvalid)
             case .struct(let fields, _):
                 let children = try fields.map { try repeating(.null($0.dtype), count: count) }
@@ -47,7 +47,7 @@ public enum Canonical {
             let data = Buffer.build(count: w * count, of: UInt8.self) { o in
                 for i in 0..<count { for k in 0..<w { o[i * w + k] = bytes[k] } }
             }
-            return VarBinArray(dtype: dtype, offsets: offsets, bytes: data, count: count)
+            return VarBinArray(uncheckedDType: dtype, offsets: offsets, bytes: data, count: count)
         case (.struct(let fields, let n), .struct(let values)) where values.count == fields.count:
             let children = try zip(fields, values).map { try repeating(Scalar($1, $0.dtype), count: count) }
             return try StructArray(names: fields.map(\.name), fields: children, count: count, nullability: n)
@@ -215,7 +215,7 @@ public enum Canonical {
             }
         }
         return VarBinArray(
-            dtype: a.dtype.with(nullability), offsets: offsets,
+            uncheckedDType: a.dtype.with(nullability), offsets: offsets,
             bytes: Buffer(uncheckedStorage: bytes, byteOffset: 0, byteCount: total), count: m, validity: validity)
     }
 

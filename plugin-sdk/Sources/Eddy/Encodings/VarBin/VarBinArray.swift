@@ -10,12 +10,43 @@ public final class VarBinArray: ArrayNode {
     public let count: Int
     public let dtype: DType
 
-    /// An array over existing buffers. Traps unless `dtype` is `utf8` or `binary` and `offsets` holds at
-    /// least `count + 1` offsets; the offsets are not checked further (they must not decrease and must lie
-    /// within `bytes`).
-    public init(dtype: DType, offsets: Buffer, bytes: Buffer, count: Int, validity: Validity = .allValid) {
-        precondition(dtype.isVarBin, "varbin needs a utf8 or binary dtype, got \(dtype)")
-        precondition(offsets.byteCount >= (count + 1) * 4, "offsets buffer too small")
+    /// An array over existing buffers, checked: `dtype` is `utf8` or `binary`, `offsets` holds `count + 1`
+    /// `Int32` offsets that start at 0 or more, never decrease and end within `bytes`, and the validity has
+    /// `count` bits (or no nulls at all when `dtype` is non-nullable).
+    /// - Throws: ``EddyError/Code/invalidArgument`` naming the first check that failed.
+    public convenience init(dtype: DType, offsets: Buffer, bytes: Buffer, count: Int, validity: Validity = .allValid)
+        throws
+    {
+        guard dtype.isVarBin else {
+            throw EddyError(.invalidArgument, "varbin needs a utf8 or binary dtype, got \(dtype)")
+        }
+        let (slots, o1) = count.addingReportingOverflow(1)
+        let (need, o2) = slots.multipliedReportingOverflow(by: 4)
+        guard count >= 0, !o1, !o2, offsets.byteCount >= need else {
+            throw EddyError(
+                .invalidArgument, "an offsets buffer of \(offsets.byteCount) bytes cannot hold \(count) + 1 offsets")
+        }
+        let o = offsets.typed(Int32.self)
+        var previous: Int32 = 0
+        for i in 0..<slots {
+            guard o[i] >= previous || i == 0, o[i] >= 0, Int(o[i]) <= bytes.byteCount else {
+                throw EddyError(
+                    .invalidArgument,
+                    "offset \(i) is \(o[i]): offsets must not decrease and must lie within \(bytes.byteCount) bytes")
+            }
+            previous = o[i]
+        }
+        if dtype.nullability == .nonNullable, !validity.isAllValid {
+            throw EddyError(.invalidArgument, "a non-nullable varbin array must be all valid (validity .allValid)")
+        }
+        if case .bitmap(let v) = validity, v.count != count {
+            throw EddyError(.invalidArgument, "validity has \(v.count) bits for \(count) values")
+        }
+        self.init(uncheckedDType: dtype, offsets: offsets, bytes: bytes, count: count, validity: validity)
+    }
+
+    /// The checks of ``init(dtype:offsets:bytes:count:validity:)`` hold by construction (the engine's own use).
+    init(uncheckedDType dtype: DType, offsets: Buffer, bytes: Buffer, count: Int, validity: Validity = .allValid) {
         self.dtype = dtype
         self.offsets = offsets
         self.bytes = bytes
@@ -36,7 +67,7 @@ public final class VarBinArray: ArrayNode {
         }
         let built = b.finish()
         self.init(
-            dtype: built.dtype, offsets: built.offsets, bytes: built.bytes, count: built.count,
+            uncheckedDType: built.dtype, offsets: built.offsets, bytes: built.bytes, count: built.count,
             validity: built.validity)
     }
 
@@ -79,7 +110,7 @@ public final class VarBinArray: ArrayNode {
     /// ``slice(_:_:)`` where the engine knows the range is within the array.
     func uncheckedSlice(_ start: Int, _ length: Int) -> VarBinArray {
         VarBinArray(
-            dtype: dtype, offsets: offsets.uncheckedSlice(byteOffset: start * 4, byteCount: (length + 1) * 4),
+            uncheckedDType: dtype, offsets: offsets.uncheckedSlice(byteOffset: start * 4, byteCount: (length + 1) * 4),
             bytes: bytes, count: length, validity: validity.uncheckedSlice(start, length))
     }
 }
@@ -124,7 +155,7 @@ public struct VarBinBuilder {
     /// The array of the appended values; its validity is `.allValid` when no null was appended.
     public mutating func finish() -> VarBinArray {
         VarBinArray(
-            dtype: dtype, offsets: Buffer(copying: offsets), bytes: Buffer(copying: bytes),
+            uncheckedDType: dtype, offsets: Buffer(copying: offsets), bytes: Buffer(copying: bytes),
             count: offsets.count - 1, validity: hasNull ? .bitmap(validity.finish()) : .allValid)
     }
 }
