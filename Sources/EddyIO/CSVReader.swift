@@ -286,7 +286,11 @@ public final class CSVReader: TableReader {
                     }
                     fields.append(FieldRange(start: i + 1, end: j, quoted: true, escapedQuotes: escaped))
                     i = j + 1
-                    if i < n && buf[i] == 0x0D && i + 1 < n && buf[i + 1] == 0x0A { i += 1 }
+                    if i < n && buf[i] == 0x0D {
+                        // CRLF after a closing quote; the LF may still be in the next read.
+                        if i + 1 >= n && !atEOF { return nil }
+                        if i + 1 < n && buf[i + 1] == 0x0A { i += 1 }
+                    }
                     if i >= n {
                         if !atEOF { return nil }
                         recordEnd = i
@@ -307,7 +311,7 @@ public final class CSVReader: TableReader {
                     throw IOError(
                         file: path, line: startLine + newlines, column: column,
                         message:
-                            "expected ',' or end of line after a closing quote, found '\(Character(Unicode.Scalar(next)))'"
+                            "expected ',' or end of line after a closing quote, found '\(escapedForDisplay(String(Character(Unicode.Scalar(next)))))'"
                     )
                 }
                 // Unquoted field: up to the next comma or newline.

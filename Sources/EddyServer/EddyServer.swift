@@ -212,8 +212,10 @@ public final class EddyServer: Sendable {
         }
         router.post("eval") { request, context in
             let params: EvalRequest.Params
-            let query = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
+            let query: [(String, String)]
             do throws(EvalRequest.Refusal) {
+                // Decoded as forms encode them (`+` is a space), not only %-escapes.
+                query = try EvalRequest.formPairs(request.uri.query)
                 params = try EvalRequest.params(fromQuery: query)
             } catch {
                 return self.json(["error": error.message], status: error.status)

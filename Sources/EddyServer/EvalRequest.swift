@@ -39,6 +39,48 @@ enum EvalRequest {
 
     static let queryFields: Set<String> = ["where", "select", "format", "input_format", "trace", "path"]
 
+    /// The name/value pairs of a raw query string, decoded as HTML forms encode them: `+` is a space,
+    /// `%XY` a byte; names and values must be UTF-8. A malformed escape is refused.
+    static func formPairs(_ raw: String?) throws(Refusal) -> [(String, String)] {
+        guard let raw, !raw.isEmpty else { return [] }
+        func decode(_ part: Substring) throws(Refusal) -> String {
+            var bytes: [UInt8] = []
+            var it = Array(part.utf8)[...]
+            while let b = it.popFirst() {
+                if b == UInt8(ascii: "+") {
+                    bytes.append(UInt8(ascii: " "))
+                } else if b == UInt8(ascii: "%") {
+                    guard it.count >= 2, let hi = hexValue(it[it.startIndex]), let lo = hexValue(it[it.startIndex + 1])
+                    else { throw Refusal(.badRequest, "malformed %-escape in the query string") }
+                    bytes.append(hi << 4 | lo)
+                    it = it.dropFirst(2)
+                } else {
+                    bytes.append(b)
+                }
+            }
+            guard let text = String(validating: bytes, as: UTF8.self) else {
+                throw Refusal(.badRequest, "the query string is not UTF-8 once decoded")
+            }
+            return text
+        }
+        var out: [(String, String)] = []
+        for pair in raw.split(separator: "&", omittingEmptySubsequences: true) {
+            let eq = pair.firstIndex(of: "=") ?? pair.endIndex
+            let value = eq == pair.endIndex ? "" : try decode(pair[pair.index(after: eq)...])
+            out.append((try decode(pair[..<eq]), value))
+        }
+        return out
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
     /// The options in the query string; an unknown name, or one given twice, is refused.
     static func params(fromQuery query: [(String, String)]) throws(Refusal) -> Params {
         var p = Params()

@@ -155,8 +155,11 @@ func explainText(_ e: Evaluation, plugins: [LoadedPlugin]) -> String {
     let names = e.reader.schema.names
     let read = e.columnsRead.filter { $0 < names.count }.map { PluginHost.escaped(names[$0]) }
     var s =
-        "== columns read: " + (read.isEmpty ? "none" : read.joined(separator: ", "))
-        + " (\(read.count) of \(names.count); the others are skipped unparsed); threads: 1\n"
+        "== columns read: "
+        + (read.isEmpty ? "none" : read.map { $0.contains(",") ? "\"\($0)\"" : $0 }.joined(separator: ", "))
+        + (read.count == names.count
+            ? " (all \(names.count))" : " (\(read.count) of \(names.count); the others are not typed or built)")
+        + "; threads: 1\n"
     s +=
         "== input columns (first batch), \(e.rowsRead) rows, \(e.canonicalBytes) bytes plain → \(e.compressedBytes) bytes encoded"
     if e.compressedBytes > 0 {

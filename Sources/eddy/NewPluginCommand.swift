@@ -50,10 +50,22 @@ struct NewPluginCommand: ParsableCommand {
                 "--sdk \(PluginHost.escaped(sdkPath)): not the Eddy plugin-sdk package "
                     + "(expected Package.swift and Sources/Eddy there)")
         }
+        // The path is written into Package.swift and the README as a string literal.
+        guard
+            !sdkReal.unicodeScalars.contains(where: {
+                $0 == "\"" || $0 == "\\" || $0.properties.generalCategory == .control
+            })
+        else {
+            throw ValidationError(
+                "--sdk \(PluginHost.escaped(sdkReal)): a path with quotes, backslashes or control "
+                    + "characters cannot be written into Package.swift; move or link the SDK")
+        }
         let module = Self.moduleName(name)
         // The package's targets are MODULE, MODULEEntry and MODULETests: none may shadow a module the
         // package imports or the toolchain provides.
         let taken = [
+            "Self", "Type", "Any", "AnyObject", "Protocol", "Int", "String", "Bool", "Double", "Array", "Optional",
+            "Crypto", "NIO", "NIOCore", "Logging", "ArgumentParser", "Hummingbird", "Collections", "Algorithms",
             "Eddy", "EddyTesting", "EddyKernelsC", "Testing", "XCTest", "Foundation", "FoundationEssentials",
             "Dispatch", "Glibc", "Musl", "Swift", "SwiftShims", "Synchronization", "Observation", "_Concurrency",
             "RegexBuilder", "Darwin", "PackageDescription", "CoreFoundation",
@@ -74,7 +86,9 @@ struct NewPluginCommand: ParsableCommand {
                     + (errno == EEXIST
                         ? "it already exists (pick another name or --path)" : String(cString: strerror(errno))))
         }
-        let files = Self.files(name: name, module: module, sdk: sdkReal)
+        // SwiftPM names a path dependency after the directory's last component.
+        let sdkPackage = sdkReal.split(separator: "/").last.map(String.init) ?? "plugin-sdk"
+        let files = Self.files(name: name, module: module, sdk: sdkReal, sdkPackage: sdkPackage)
         for (relative, text) in files {
             var dir = root
             for part in relative.split(separator: "/").dropLast() {
@@ -129,7 +143,7 @@ struct NewPluginCommand: ParsableCommand {
             .joined()
     }
 
-    static func files(name: String, module: String, sdk: String) -> [(String, String)] {
+    static func files(name: String, module: String, sdk: String, sdkPackage: String) -> [(String, String)] {
         [
             (
                 "Package.swift",
@@ -145,11 +159,11 @@ struct NewPluginCommand: ParsableCommand {
                     dependencies: [.package(path: "\(sdk)")],
                     targets: [
                         // The kernels: also linked into the tests.
-                        .target(name: "\(module)", dependencies: [.product(name: "Eddy", package: "plugin-sdk")]),
+                        .target(name: "\(module)", dependencies: [.product(name: "Eddy", package: "\(sdkPackage)")]),
                         // The one exported entry symbol, in a target of its own so that tests can link the kernels.
-                        .target(name: "\(module)Entry", dependencies: ["\(module)", .product(name: "Eddy", package: "plugin-sdk")]),
+                        .target(name: "\(module)Entry", dependencies: ["\(module)", .product(name: "Eddy", package: "\(sdkPackage)")]),
                         .testTarget(name: "\(module)Tests",
-                                    dependencies: ["\(module)", .product(name: "EddyTesting", package: "plugin-sdk")]),
+                                    dependencies: ["\(module)", .product(name: "EddyTesting", package: "\(sdkPackage)")]),
                     ],
                     swiftLanguageModes: [.v6]
                 )

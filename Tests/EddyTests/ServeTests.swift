@@ -232,6 +232,14 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
             "POST", "/eval?where=b%20%3D%20'x'&select=sum(a)", body: upload,
             contentType: "text/csv")
         #expect(s6 == 200 && (r6["result"] as? [[String: Any]])?.first?["sum(a)"] as? Int == 4, "\(r6)")
+        // Form-encoded query strings: `+` is a space (curl --url-query and urlencode write them so).
+        let spaced = Data("a,b\n1,x y\n2,y\n3,x y\n".utf8)
+        let (s9, r9) = try server.request(
+            "POST", "/eval?where=b+%3D+'x+y'&select=sum(a),+count(*)", body: spaced, contentType: "text/csv")
+        let row9 = (r9["result"] as? [[String: Any]])?.first
+        #expect(s9 == 200 && row9?["sum(a)"] as? Int == 4 && row9?["count(*)"] as? Int == 2, "\(r9)")
+        let (s10, r10) = try server.request("POST", "/eval?select=%zz", body: spaced, contentType: "text/csv")
+        #expect(s10 == 400 && r10["error"] != nil, "\(r10)")
         try dir.copy(PluginFiles.built("EddyFixtureWrongLength"), as: "wrong.so")
         try server.waitForPlugin("wrong.so") { $0?["status"] as? String == "loaded" }
         let (s5, r5) = try server.eval(csv, where: "fare > 3")
