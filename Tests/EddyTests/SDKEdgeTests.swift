@@ -62,6 +62,10 @@ import Testing
         #expect(throws: EddyError.self) { try SliceArray(values, start: Int.max, length: 2) }
         #expect(throws: EddyError.self) { try Canonical.filter(values, mask: bits) }
         #expect(throws: EddyError.self) { try Canonical.repeating(.int64(1), count: -1) }
+        #expect(NullArray(count: -5).count == 0)
+        #expect(throws: EddyError.self) {
+            _ = try Session().makeContext().execute(ConstantArray(.int64(1), count: -5))
+        }
         let offsets = Buffer(copying: [0, 3, 2] as [Int32])  // decreasing
         #expect(throws: EddyError.self) {
             try VarBinArray(

@@ -3,8 +3,8 @@ public final class NullArray: ArrayNode {
     public static let id = EncodingID("eddy.null")
     public let count: Int
 
-    /// An array of `count` nulls.
-    public init(count: Int) { self.count = count }
+    /// An array of `count` nulls (a negative count is taken as 0: there is nothing to check it against).
+    public init(count: Int) { self.count = Swift.max(count, 0) }
 
     public var encoding: EncodingID { Self.id }
     public var dtype: DType { .null }
