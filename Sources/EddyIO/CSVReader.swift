@@ -109,6 +109,10 @@ public final class CSVReader: TableReader {
     /// The next batch of canonical columns, or nil at the end of the file.
     /// - Throws: ``IOError`` naming the line and column of a malformed record or value.
     public func next() throws -> RecordBatch? {
+        try nextDeferred()?()
+    }
+
+    public func nextDeferred() throws -> (@Sendable () throws -> RecordBatch)? {
         let wanted = self.wanted
         let firstLine: Int
         let raw: (columns: [RawColumn], rows: Int)?
@@ -121,14 +125,18 @@ public final class CSVReader: TableReader {
             raw = try Self.readRaw(self, columns: schema.fields.count, wanted: wanted)
         }
         guard let raw, raw.rows > 0 else { return nil }
-        let rows = raw.rows
-        let columns = try raw.columns.enumerated().map { k, col -> any ArrayNode in
-            guard wanted[k] else { return ConstantArray(.null(schema.fields[k].dtype), count: rows) }
-            return try col.build(
-                schema.fields[k].dtype, name: schema.fields[k].name, file: path, columnIndex: k,
-                declared: declared.contains(schema.fields[k].name))
+        let (schema, path, declared) = (self.schema, self.path, self.declared)
+        let batch = UncheckedBox(raw)
+        return {
+            let raw = batch.value
+            let columns = try raw.columns.enumerated().map { k, col -> any ArrayNode in
+                guard wanted[k] else { return ConstantArray(.null(schema.fields[k].dtype), count: raw.rows) }
+                return try col.build(
+                    schema.fields[k].dtype, name: schema.fields[k].name, file: path, columnIndex: k,
+                    declared: declared.contains(schema.fields[k].name))
+            }
+            return RecordBatch(schema: schema, columns: columns, count: raw.rows, firstLine: firstLine)
         }
-        return RecordBatch(schema: schema, columns: columns, count: rows, firstLine: firstLine)
     }
 
     /// Whether each schema column is wanted (the projection as flags).
@@ -360,4 +368,22 @@ public protocol TableReader: AnyObject {
     var bytesRead: Int { get }
     var fileSize: Int { get }
     func next() throws -> RecordBatch?
+    /// The next batch in two steps: the call reads (in file order, on the caller's thread); the returned
+    /// function types and builds the batch's columns and may run on another thread, while the next batch
+    /// is read. Nil at the end of the input.
+    func nextDeferred() throws -> (@Sendable () throws -> RecordBatch)?
+}
+
+extension TableReader {
+    /// Reads and builds on the caller's thread (readers that cannot split the two).
+    public func nextDeferred() throws -> (@Sendable () throws -> RecordBatch)? {
+        guard let batch = try next() else { return nil }
+        return { batch }
+    }
+}
+
+/// A value handed to one other thread, which is then its only user.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

@@ -1,5 +1,7 @@
+import Dispatch
 @_spi(Host) public import Eddy
 public import EddyIO
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -78,63 +80,128 @@ public final class Evaluation {
     /// Output column names.
     public var names: [String] { items.map(\.name) }
 
+    /// Batches evaluated at once, each on its own thread (reading stays in file order on the calling
+    /// thread; rows are written and aggregates merged in file order). 1 evaluates batch after batch.
+    public var threads = 1
+
+    /// What one batch gave: its counts, its aggregate partials or its output columns, and (for the
+    /// first batch) the trees `--explain` shows.
+    struct BatchOutput {
+        var rows = 0
+        var selected = 0
+        var canonicalBytes = 0
+        var compressedBytes = 0
+        var partials: [AggregatePartial] = []
+        var output: [any ArrayNode]?
+        var inputTrees: [(name: String, tree: String)] = []
+        var planTrees: [(label: String, tree: String)] = []
+    }
+
+    /// Compresses, filters and evaluates one batch. Touches no state of `self` but reads it, so batches
+    /// may be processed on several threads at once.
+    func process(_ batch: RecordBatch, first: Bool) throws -> BatchOutput {
+        var out = BatchOutput()
+        out.rows = batch.count
+        var columns = batch.columns
+        for k in columnsRead where k < columns.count {
+            let col = columns[k]
+            let c = try compressor.compress(col)
+            out.canonicalBytes += col.byteSize
+            out.compressedBytes += c.byteSize
+            columns[k] = c
+        }
+        if first {
+            out.inputTrees = columnsRead.filter { $0 < columns.count }.map {
+                (batch.schema.names[$0], columns[$0].treeDescription())
+            }
+        }
+        var inputs = columns
+        var count = batch.count
+        if let predicate {
+            let node = try predicate.node(columns, count: batch.count)
+            if first { out.planTrees.append(("where", node.treeDescription())) }
+            let mask = try context.execute(node)
+            let bits: Bitmap
+            switch mask {
+            case let b as BoolArray: bits = b.trueAndValid
+            default: bits = Bitmap(repeating: false, count: batch.count)  // an all-null predicate keeps nothing
+            }
+            count = bits.trueCount
+            if count != batch.count {
+                let maskArray = try BoolArray(bits: bits)
+                inputs = try columns.map { try FilterArray($0, mask: maskArray, count: count) }
+            }
+        }
+        out.selected = count
+        if first {
+            for item in items
+            where !(predicate == nil && { if case .column = item.bound { true } else { false } }()) {
+                out.planTrees.append((item.name, try item.bound.node(inputs, count: count).treeDescription()))
+            }
+        }
+        if isAggregate {
+            out.partials = items.map { _ in AggregatePartial() }
+            for (k, item) in items.enumerated() {
+                guard case .aggregate(let f, let arg, _) = item.bound else { continue }
+                try fold(f, arg, inputs, count, into: &out.partials[k])
+            }
+        } else if count > 0 {
+            out.output = try items.map { try context.execute($0.bound.node(inputs, count: count)) }
+        }
+        return out
+    }
+
     /// Runs to the end of the input, writing results.
     public func run(into writer: ResultWriter) throws {
         var accumulators = items.map { _ in AggregatePartial() }
         let started = now()
         var lastProgress = started
         var batchIndex = 0
+        // With a trace (--explain), one thread: the trace reads in execution order.
+        let width = trace == nil ? Swift.max(1, threads) : 1
         while true {
             if let stop = shouldStop?() { throw stop }
-            guard let batch = try reader.next() else { break }
-            defer { batchIndex += 1 }
-            rowsRead += batch.count
-            var columns = batch.columns
-            for k in columnsRead where k < columns.count {
-                let col = columns[k]
-                let c = try compressor.compress(col)
-                canonicalBytes += col.byteSize
-                compressedBytes += c.byteSize
-                columns[k] = c
+            var builders: [@Sendable () throws -> RecordBatch] = []
+            // A read error (a ragged record, say) comes after the batches read before it are written.
+            var readError: (any Error)?
+            do {
+                while builders.count < width, let build = try reader.nextDeferred() { builders.append(build) }
+            } catch {
+                readError = error
             }
-            if batchIndex == 0 {
-                inputTrees = columnsRead.filter { $0 < columns.count }.map {
-                    (batch.schema.names[$0], columns[$0].treeDescription())
-                }
+            if builders.isEmpty {
+                if let readError { throw readError }
+                break
             }
-            var inputs = columns
-            var count = batch.count
-            if let predicate {
-                let node = try predicate.node(columns, count: batch.count)
-                if batchIndex == 0 { planTrees.append(("where", node.treeDescription())) }
-                let mask = try context.execute(node)
-                let bits: Bitmap
-                switch mask {
-                case let b as BoolArray: bits = b.trueAndValid
-                default: bits = Bitmap(repeating: false, count: batch.count)  // an all-null predicate keeps nothing
+            let firstIndex = batchIndex
+            let results: [Result<BatchOutput, any Error>]
+            if builders.count == 1 {
+                results = [Result { try process(builders[0](), first: firstIndex == 0) }]
+            } else {
+                let slots = ResultSlots(count: builders.count)
+                let work = UncheckedEvaluation(self)
+                let jobs = builders
+                DispatchQueue.concurrentPerform(iterations: jobs.count) { k in
+                    slots.set(k, Result { try work.value.process(jobs[k](), first: firstIndex + k == 0) })
                 }
-                count = bits.trueCount
-                if count != batch.count {
-                    let maskArray = try BoolArray(bits: bits)
-                    inputs = try columns.map { try FilterArray($0, mask: maskArray, count: count) }
-                }
+                results = slots.all
             }
-            rowsSelected += count
-            if batchIndex == 0 {
-                for item in items
-                where !(predicate == nil && { if case .column = item.bound { true } else { false } }()) {
-                    planTrees.append((item.name, try item.bound.node(inputs, count: count).treeDescription()))
+            // In file order: the rows of batches before a failing one are written, as one thread would.
+            for result in results {
+                let out = try result.get()
+                defer { batchIndex += 1 }
+                if batchIndex == 0 {
+                    inputTrees = out.inputTrees
+                    planTrees = out.planTrees
                 }
+                rowsRead += out.rows
+                rowsSelected += out.selected
+                canonicalBytes += out.canonicalBytes
+                compressedBytes += out.compressedBytes
+                for k in out.partials.indices where k < accumulators.count { accumulators[k].merge(out.partials[k]) }
+                if let output = out.output { try writer.write(output) }
             }
-            if isAggregate {
-                for (k, item) in items.enumerated() {
-                    guard case .aggregate(let f, let arg, _) = item.bound else { continue }
-                    try fold(f, arg, inputs, count, into: &accumulators[k])
-                }
-            } else if count > 0 {
-                let out = try items.map { try context.execute($0.bound.node(inputs, count: count)) }
-                try writer.write(out)
-            }
+            if let readError { throw readError }
             let t = now()
             if t - started > 1.0, t - lastProgress > 0.5, let progress, reader.fileSize > 0 {
                 lastProgress = t
@@ -223,4 +290,20 @@ func now() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// One result per batch of a wave, set from the worker threads.
+private final class ResultSlots: Sendable {
+    private let slots: Mutex<[Result<Evaluation.BatchOutput, any Error>?]>
+    init(count: Int) { slots = Mutex(Array(repeating: nil, count: count)) }
+    func set(_ k: Int, _ r: sending Result<Evaluation.BatchOutput, any Error>) { slots.withLock { $0[k] = r } }
+    var all: [Result<Evaluation.BatchOutput, any Error>] {
+        slots.withLock { $0.map { $0 ?? .failure(EddyError(.unsupported, "a batch was not evaluated")) } }
+    }
+}
+
+/// The evaluation as the workers see it: they only call ``Evaluation/process(_:first:)``, which reads it.
+private struct UncheckedEvaluation: @unchecked Sendable {
+    let value: Evaluation
+    init(_ value: Evaluation) { self.value = value }
 }

@@ -78,6 +78,12 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Rows per batch.", visibility: .hidden))
     var batchRows: Int = 65_536
 
+    @Option(
+        help: ArgumentHelp(
+            "Batches evaluated at once, one per thread (default: the available cores; --explain uses one).",
+            valueName: "n"))
+    var threads: Int = availableCores()
+
     func validate() throws {
         guard maxRecordBytes > 0, maxRecordBytes <= 1 << 30 else {
             throw ValidationError("--max-record-bytes must be between 1 and \(1 << 30)")
@@ -85,6 +91,7 @@ struct EvalCommand: ParsableCommand {
         guard batchRows > 0, batchRows <= 1 << 24 else {
             throw ValidationError("--batch-rows must be between 1 and \(1 << 24)")
         }
+        guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
     }
 
     @Flag(help: ArgumentHelp("Print the peak resident memory to stderr at the end.", visibility: .hidden))
@@ -106,6 +113,7 @@ struct EvalCommand: ParsableCommand {
             let evaluation = try Evaluation(
                 reader: reader, whereText: predicate, selectText: select,
                 context: context, compressor: Compressor(hooks: context.snapshot.compressorHooks))
+            evaluation.threads = threads
             if isatty(STDERR_FILENO) != 0 {
                 evaluation.progress = { line in Stderr.write("\r\u{1B}[K" + line) }
             }
@@ -159,7 +167,7 @@ func explainText(_ e: Evaluation, plugins: [LoadedPlugin]) -> String {
         + (read.isEmpty ? "none" : read.map { $0.contains(",") ? "\"\($0)\"" : $0 }.joined(separator: ", "))
         + (read.count == names.count
             ? " (all \(names.count))" : " (\(read.count) of \(names.count); the others are not typed or built)")
-        + "; threads: 1\n"
+        + "; threads: \(e.trace == nil ? e.threads : 1)\n"
     s +=
         "== input columns (first batch), \(e.rowsRead) rows, \(e.canonicalBytes) bytes plain → \(e.compressedBytes) bytes encoded"
     if e.compressedBytes > 0 {
@@ -226,4 +234,9 @@ func peakResidentKiB() -> Int {
         }
     }
     return -1
+}
+
+/// The processors this process may run on.
+func availableCores() -> Int {
+    Swift.max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 }

@@ -100,6 +100,44 @@ final class ScratchDirectory {
         }
     }
 
+    @Test func batchesOnSeveralThreadsGiveTheSameRowsInTheSameOrder() throws {
+        let dir = ScratchDirectory()
+        let rows = (0..<5_000).map { i in
+            "\(i),\(["Lyon", "Nice", "Brest"][i % 3]),\(Double(i % 97) / 7.0),\(i % 11 == 0 ? "" : String(i % 13))"
+        }
+        let f = dir.write("t.csv", "id,city,fare,tip\n" + rows.joined(separator: "\n") + "\n")
+        for query in [
+            ["--where", "city = 'Nice' and fare > 3", "--select", "id, fare * 2 as twice, tip"],
+            ["--select", "count(*), count(tip), sum(fare), mean(fare), min(city), max(tip)"],
+            ["--where", "tip is null", "--select", "sum(id)"],
+        ] {
+            let one = try Eddy.run(["eval", f, "--format", "csv", "--batch-rows", "97", "--threads", "1"] + query)
+            let four = try Eddy.run(["eval", f, "--format", "csv", "--batch-rows", "97", "--threads", "4"] + query)
+            #expect(one.status == 0 && four.status == 0, "\(one.stderr)\(four.stderr)")
+            #expect(one.stdout == four.stdout, "\(query)")
+            #expect(one.stdout.split(separator: "\n").count > 1)
+        }
+        // A bad value in a later batch is the same error, and the rows before it are written, on any thread count.
+        let bad = dir.write(
+            "bad.csv", "a\n" + (0..<1_000).map { $0 == 700 ? "x" : "\($0)" }.joined(separator: "\n") + "\n")
+        let b1 = try Eddy.run(["eval", bad, "--select", "a", "--format", "csv", "--batch-rows", "50", "--threads", "1"])
+        let b4 = try Eddy.run(["eval", bad, "--select", "a", "--format", "csv", "--batch-rows", "50", "--threads", "4"])
+        #expect(
+            b1.status == 1 && b4.status == 1 && b1.stderr == b4.stderr && b1.stdout == b4.stdout,
+            "\(b1.stderr)\(b4.stderr)")
+        let ragged = dir.write(
+            "ragged.csv", "a,b\n" + (0..<1_000).map { $0 == 700 ? "1" : "\($0),1" }.joined(separator: "\n") + "\n")
+        let r1 = try Eddy.run([
+            "eval", ragged, "--select", "a", "--format", "csv", "--batch-rows", "50", "--threads", "1",
+        ])
+        let r4 = try Eddy.run([
+            "eval", ragged, "--select", "a", "--format", "csv", "--batch-rows", "50", "--threads", "4",
+        ])
+        #expect(r1.status == 1 && r1.stderr == r4.stderr && r1.stdout == r4.stdout, "\(r1.stderr)\(r4.stderr)")
+        let explain = try Eddy.run(["eval", f, "--select", "count(*)", "--threads", "3", "--explain"])
+        #expect(explain.stderr.contains("threads: 1"), "\(explain.stderr)")
+    }
+
     @Test func aCRLFAfterAQuoteAtTheEndOfTheReadBufferIsNotAnError() throws {
         // Rows of 7 bytes after a 5-byte header: row 149,795 starts at byte 1,048,570, so the CR after its
         // closing quote is the last byte of the first 1 MiB read and its LF the first of the next.

@@ -198,11 +198,19 @@ import Testing
         let (code, _) = try s.query(1)  // a worker dies; its replacement starts now
         #expect(code == 500)
         let serverPID = s.pid
-        let workers = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init)
-            .filter { pid in
-                let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
-                return cmd.contains("worker") && cmd.contains("--parent\u{0}\(serverPID)\u{0}")
-            }
+        func currentWorkers() -> [Int32] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init)
+                .filter { pid in
+                    let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+                    return cmd.contains("worker") && cmd.contains("--parent\u{0}\(serverPID)\u{0}")
+                }
+        }
+        // The replacement starts in the background: wait for it (a loaded machine may take a moment).
+        var workers = currentWorkers()
+        for _ in 0..<100 where workers.count != 2 {
+            usleep(50_000)
+            workers = currentWorkers()
+        }
         #expect(workers.count == 2, "\(workers)")
         for pid in workers {
             let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
