@@ -19,6 +19,7 @@ ap.add_argument("--rows", type=int, default=1_000_000)
 ap.add_argument("--eddy", default=".build/release/eddy")
 ap.add_argument("--runs", type=int, default=3)
 ap.add_argument("--csv", default=None, help="reuse this generated file instead of writing a new one")
+ap.add_argument("--eddy-args", default="", help="extra arguments for eddy eval, e.g. '--threads 1'")
 args = ap.parse_args()
 
 # One table: ints, floats, nulls, low-cardinality strings (carrier, origin, dest) and high-cardinality
@@ -72,6 +73,7 @@ def run_eddy(where, select):
     cmd = [args.eddy, "eval", path, "--select", select, "--format", "csv", "--plugin-dir", tempfile.mkdtemp()]
     if where:
         cmd += ["--where", where]
+    cmd += args.eddy_args.split()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     lines = out.strip("\n").split("\n")[1:]
     return [l.split(",") for l in lines]
@@ -123,7 +125,7 @@ def median_time(f):
 
 
 print(f"race: {args.rows:,} rows, {mb:.0f} MB CSV, {os.cpu_count()} cores, median of {args.runs} runs, "
-      f"whole query including the file read")
+      f"whole query including the file read; eddy = {args.eddy} {args.eddy_args}".rstrip())
 names = list(engines)
 print(f"{'query':<12}" + "".join(f"{n:>12}" for n in names) + f"{'eddy/best':>12}  answers")
 ratios = []
