@@ -82,6 +82,33 @@ import Testing
         #expect(good.string(at: 0) == "ab" && good.string(at: 1) == "c")
     }
 
+    @Test func takeWithNullIndicesKeepsAStructsFieldTypes() throws {
+        let structs = try StructArray(
+            names: ["id", "name"],
+            fields: [PrimitiveArray([10, 20, 30] as [Int32]), VarBinArray(["a", nil, "c"] as [String?])],
+            count: 3, validity: .allValid, nullability: .nullable)
+        let take = try TakeArray(structs, indices: PrimitiveArray([2, nil, 0] as [Int64?]))
+        for options in [ExecutionOptions(), ExecutionOptions(useKernels: false)] {
+            let r = try Session().makeContext(options: options).execute(take)
+            #expect(r.dtype == take.dtype, "\(r.dtype) vs \(take.dtype)")
+            let (first, second, third) = (try r.scalar(at: 0), try r.scalar(at: 1), try r.scalar(at: 2))
+            #expect(first.value == .struct([.int(30), .utf8("c")]))
+            #expect(second.isNull)
+            #expect(third.value == .struct([.int(10), .utf8("a")]))
+        }
+        // Only null indices against an empty struct array: null rows of the right type.
+        let empty = try StructArray(
+            names: ["id"], fields: [PrimitiveArray([] as [Int32])], count: 0, validity: .allValid,
+            nullability: .nullable)
+        let r = try Session().makeContext().execute(TakeArray(empty, indices: PrimitiveArray([nil, nil] as [Int64?])))
+        let row = try r.scalar(at: 0)
+        #expect(r.count == 2 && row.isNull)
+        let outOfRange = try TakeArray(empty, indices: PrimitiveArray([2] as [Int64]))
+        for options in [ExecutionOptions(), ExecutionOptions(useKernels: false)] {
+            #expect(throws: EddyError.self) { _ = try Session().makeContext(options: options).execute(outOfRange) }
+        }
+    }
+
     @Test func registeredNamesMustBePrintableAndUnique() {
         let registrar = PluginRegistrar(owner: .plugin("names", version: "1"))
         registrar.register("fake\nkernel FAKE [builtin]\u{1b}[2J", parent: CompareFunction.id, child: DictArray.id) {

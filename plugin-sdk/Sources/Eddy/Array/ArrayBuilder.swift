@@ -64,14 +64,15 @@ public struct ArrayBuilder {
                 case .struct(let f) where f.count == fields.count:
                     for k in f.indices { columns[k].append(f[k]) }
                 case .null:
-                    for k in fields.indices { columns[k].append(.null) }
+                    // A null struct row: each field holds a placeholder it never shows (null where the field
+                    // is nullable), so the field types stay as declared.
+                    for k in fields.indices {
+                        columns[k].append(fields[k].dtype.isNullable ? .null : Canonical.placeholder(fields[k].dtype))
+                    }
                 default: throw EddyError(.typeMismatch, "value \(v) in a \(dtype) array")
                 }
             }
-            let children = try zip(fields, columns).map { f, col in
-                try canonical(hasNull ? f.dtype.asNullable : f.dtype, col)
-            }
-            // A null struct row stores nulls in its fields; the field types widen to nullable for that.
+            let children = try zip(fields, columns).map { f, col in try canonical(f.dtype, col) }
             return try StructArray(
                 names: fields.map(\.name), fields: children, count: n, validity: validity,
                 nullability: nl)

@@ -71,6 +71,18 @@ public enum Canonical {
         }
     }
 
+    /// A value of `dtype` that stands in a row no one reads (zero, false, empty).
+    static func placeholder(_ dtype: DType) -> ScalarValue {
+        switch dtype {
+        case .null: .null
+        case .bool: .bool(false)
+        case .primitive(let p, _): p.isFloat ? .float(0) : p.isUnsignedInteger ? .uint(0) : .int(0)
+        case .utf8: .utf8("")
+        case .binary: .binary([])
+        case .struct(let fields, _): .struct(fields.map { placeholder($0.dtype) })
+        }
+    }
+
     /// A zero-copy slice of a canonical array.
     public static func slice(_ array: any ArrayNode, _ start: Int, _ length: Int) throws -> any ArrayNode {
         guard start >= 0, length >= 0, start <= array.count, length <= array.count - start else {
@@ -168,10 +180,20 @@ public enum Canonical {
             for k in 0..<m where indexValidity.isValid(k) { _ = try position(k) }
             return NullArray(count: m)
         case let a as StructArray:
-            let fields = try a.fields.map {
-                try take(
-                    $0, idx, indexValidity: indexValidity,
-                    resultNullability: $0.dtype.nullability | (hasNullIndex ? .nullable : .nonNullable))
+            // A null index is a null struct row: the fields keep their types (and their nullability), and
+            // take any row in its place (the first), or a placeholder value when the array is empty.
+            let fields: [any ArrayNode]
+            if n == 0 {
+                // Any valid index is out of range here: the error decoding first would give.
+                for k in 0..<m where indexValidity.isValid(k) { _ = try position(k) }
+                fields = try a.fields.map { try repeating(Scalar(placeholder($0.dtype), $0.dtype), count: m) }
+            } else {
+                let positions = try (0..<m).map { Int64(try position($0)) }
+                fields = try positions.withUnsafeBufferPointer { p in
+                    try a.fields.map {
+                        try take($0, p, indexValidity: .allValid, resultNullability: $0.dtype.nullability)
+                    }
+                }
             }
             return try StructArray(
                 names: a.names, fields: fields, count: m, validity: try combinedValidity(a.validity),
