@@ -34,6 +34,21 @@ import Testing
         }
     }
 
+    @Test func anErrorFromAPluginEncodingNamesThePlugin() throws {
+        let session = Session()
+        let registrar = PluginRegistrar(owner: .plugin("broken", version: "1"))
+        registrar.encoding(BrokenEncoding.self)
+        session.kernels.replace(
+            pluginNamed: "broken", kernels: [], rules: [], owner: registrar.owner, encodings: registrar.encodings)
+        let query = try CompareFunction.make(BrokenEncoding(count: 3), .eq, ConstantArray(.int64(2), count: 3))
+        #expect {
+            _ = try session.makeContext().execute(query)
+        } throws: { error in
+            "\(error)".contains("encoding 'ext.broken' of plugin broken@1 failed")
+                && "\(error)".contains("no data here")
+        }
+    }
+
     @Test func nonNullableArraysRefuseNulls() throws {
         #expect(throws: EddyError.self) {
             try BoolArray(bits: Bitmap(repeating: true, count: 3), validity: .allInvalid, nullability: .nonNullable)
@@ -160,4 +175,16 @@ final class FakeDict: Encoding {
     func replacingChildren(_ children: [any ArrayNode]) throws -> any ArrayNode { self }
     func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep { .done(inner) }
     func scalar(at index: Int) throws -> Scalar { try inner.scalar(at: index) }
+}
+
+/// A plugin encoding whose decoding fails.
+final class BrokenEncoding: Encoding {
+    static let id = EncodingID("ext.broken")
+    let count: Int
+    init(count: Int) { self.count = count }
+    var dtype: DType { .primitive(.int64, .nonNullable) }
+    var children: [any ArrayNode] { [] }
+    func replacingChildren(_ children: [any ArrayNode]) throws -> any ArrayNode { self }
+    func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep { throw EddyError(.invalidArgument, "no data here") }
+    func scalar(at index: Int) throws -> Scalar { throw EddyError(.invalidArgument, "no data here") }
 }

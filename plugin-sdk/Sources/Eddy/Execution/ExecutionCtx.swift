@@ -85,12 +85,22 @@ public struct ExecutionCtx: Sendable {
                 }
             }
             let encoding = current.encoding
-            switch try current.execute(self) {
+            let executed: ExecuteStep
+            do {
+                executed = try current.execute(self)
+            } catch {
+                throw attributed(error, of: current)
+            }
+            switch executed {
             case .done(let result):
                 trace?.record(
                     .init(step: .execute, encoding: "\(encoding)", name: "", owner: .builtin, depth: base + stack.count)
                 )
-                current = try check(result, replacing: current, by: "execute of \(encoding)", owner: .builtin)
+                do {
+                    current = try check(result, replacing: current, by: "execute of \(encoding)", owner: .builtin)
+                } catch {
+                    throw attributed(error, of: current)
+                }
             case .executeChild(let slot, let childTarget):
                 trace?.record(
                     .init(
@@ -212,6 +222,15 @@ public struct ExecutionCtx: Sendable {
                 source: owner.description)
         }
         return result
+    }
+
+    /// An error from a node's own `execute`, attributed to the plugin that declared the node's encoding
+    /// when the node is a plugin's (the engine's own nodes, and undeclared encodings, keep the error).
+    private func attributed(_ error: any Error, of node: any ArrayNode) -> any Error {
+        guard !EngineEncodings.types.contains(ObjectIdentifier(type(of: node))),
+            let owner = snapshot.owner(ofEncoding: node.encoding)
+        else { return error }
+        return blame(error, "encoding '\(node.encoding)'", owner)
     }
 
     private func blame(_ error: any Error, _ what: String, _ owner: KernelOwner) -> any Error {

@@ -31,6 +31,8 @@ public final class ArrayKernels: Sendable {
         /// Compressor hooks by plugin name: versioned with the kernels, so that a context never
         /// mixes one version's encodings with another version's kernels.
         var hooks: [String: [CompressorHook]] = [:]
+        /// Encodings by plugin name: which plugin an encoding's errors are attributed to.
+        var encodings: [String: [String]] = [:]
     }
 
     private let state: Mutex<State>
@@ -116,22 +118,23 @@ public final class ArrayKernels: Sendable {
     @discardableResult
     public func replace(
         pluginNamed name: String, kernels: [ExecuteParentKernel], rules: [ReduceParentRule],
-        owner: KernelOwner? = nil, compressorHooks: [CompressorHook] = []
+        owner: KernelOwner? = nil, compressorHooks: [CompressorHook] = [], encodings: [String] = []
     ) -> Int {
         update(
             removing: { !$0.isBuiltin && $0.name == name }, kernels: kernels, rules: rules,
-            plugin: (name, owner, compressorHooks))
+            plugin: (name, owner, compressorHooks, encodings))
     }
 
     @discardableResult
     private func update(
         removing: ((KernelOwner) -> Bool)?, kernels: [ExecuteParentKernel],
-        rules: [ReduceParentRule], plugin: (String, KernelOwner?, [CompressorHook])? = nil
+        rules: [ReduceParentRule], plugin: (String, KernelOwner?, [CompressorHook], [String])? = nil
     ) -> Int {
         state.withLock { s in
-            if let (name, owner, hooks) = plugin {
+            if let (name, owner, hooks, encodings) = plugin {
                 s.plugins[name] = owner
                 s.hooks[name] = owner == nil || hooks.isEmpty ? nil : hooks
+                s.encodings[name] = owner == nil || encodings.isEmpty ? nil : encodings
             }
             var removed = 0
             if let removing {
@@ -152,7 +155,11 @@ public final class ArrayKernels: Sendable {
             s.current = Self.build(
                 generation: s.generation, kernels: s.kernels, rules: s.rules,
                 plugins: s.plugins.values.sorted { $0.name < $1.name },
-                hooks: s.hooks.sorted { $0.key < $1.key }.flatMap(\.value))
+                hooks: s.hooks.sorted { $0.key < $1.key }.flatMap(\.value),
+                encodingOwners: Dictionary(
+                    s.encodings.flatMap { name, list in
+                        list.compactMap { e in s.plugins[name].map { (EncodingID(e).index, $0) } }
+                    }, uniquingKeysWith: { a, _ in a }))
             publishedGeneration.store(s.generation, ordering: .releasing)
             return removed
         }
@@ -161,7 +168,7 @@ public final class ArrayKernels: Sendable {
     private static func build(
         generation: Int, kernels: [Key: [ExecuteParentKernel]],
         rules: [Key: [ReduceParentRule]], plugins: [KernelOwner],
-        hooks: [CompressorHook]
+        hooks: [CompressorHook], encodingOwners: [Int: KernelOwner]
     ) -> KernelSnapshot {
         let width = EncodingID.internedCount
         var ep = [[ExecuteParentKernel]](repeating: [], count: width * width)
@@ -175,7 +182,7 @@ public final class ArrayKernels: Sendable {
         }
         return KernelSnapshot(
             generation: generation, width: width, executeParent: ep, reduceParent: rp, plugins: plugins,
-            compressorHooks: hooks)
+            compressorHooks: hooks, encodingOwners: encodingOwners)
     }
 }
 

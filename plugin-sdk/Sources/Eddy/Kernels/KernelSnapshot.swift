@@ -21,11 +21,17 @@ public final class KernelSnapshot: Sendable {
     /// The compressor hooks of those plugins: encode with these, so that the encodings a context
     /// meets come from the same plugin versions as its kernels.
     public let compressorHooks: [CompressorHook]
+    /// The plugin that declared each plugin encoding, by encoding index: its errors are attributed there.
+    let encodingOwners: [Int: KernelOwner]
+
+    /// The plugin that declared `encoding`, nil for the engine's own and undeclared ones.
+    func owner(ofEncoding encoding: EncodingID) -> KernelOwner? { encodingOwners[encoding.index] }
 
     init(
         generation: Int, width: Int, executeParent: [[ExecuteParentKernel]], reduceParent: [[ReduceParentRule]],
-        plugins: [KernelOwner] = [], compressorHooks: [CompressorHook] = []
+        plugins: [KernelOwner] = [], compressorHooks: [CompressorHook] = [], encodingOwners: [Int: KernelOwner] = [:]
     ) {
+        self.encodingOwners = encodingOwners
         self.generation = generation
         self.plugins = plugins
         self.compressorHooks = compressorHooks
@@ -57,6 +63,7 @@ public final class KernelSnapshot: Sendable {
         generation = other.generation
         plugins = other.plugins
         compressorHooks = other.compressorHooks
+        encodingOwners = other.encodingOwners
         width = other.width
         executeParent = other.executeParent
         reduceParent = other.reduceParent
