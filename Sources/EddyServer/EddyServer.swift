@@ -319,11 +319,17 @@ public final class EddyServer: Sendable {
                     let job = try EvalRequest.prepare(
                         server: self, contentType: contentType, body: body, query: query,
                         queryNames: queryNames)
-                    defer { if job.uploaded { unlink(job.path) } }
+                    var removed = false
+                    defer { if job.uploaded && !removed { unlink(job.path) } }
                     if let pool = self.pool {
                         let response = self.runInWorker(
                             pool, .eval, job: job, deadline: deadline,
                             clientGone: { Self.clientGone(channel) })
+                        // The upload is gone before the client sees the answer.
+                        if job.uploaded {
+                            unlink(job.path)
+                            removed = true
+                        }
                         self.count(response.status)
                         continuation.resume(returning: response)
                         return
