@@ -382,8 +382,8 @@ extension TableReader {
     }
 }
 
-/// A value handed to one other thread, which is then its only user.
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+/// A value handed to other threads that only read it (or that become its only user).
+public struct UncheckedBox<T>: @unchecked Sendable {
+    public let value: T
+    public init(_ value: T) { self.value = value }
 }

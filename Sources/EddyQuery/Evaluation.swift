@@ -179,7 +179,7 @@ public final class Evaluation {
                 results = [Result { try process(builders[0](), first: firstIndex == 0) }]
             } else {
                 let slots = ResultSlots(count: builders.count)
-                let work = UncheckedEvaluation(self)
+                let work = UncheckedBox(self)  // the workers only call process(_:first:), which reads it
                 let jobs = builders
                 DispatchQueue.concurrentPerform(iterations: jobs.count) { k in
                     slots.set(k, Result { try work.value.process(jobs[k](), first: firstIndex + k == 0) })
@@ -300,10 +300,4 @@ private final class ResultSlots: Sendable {
     var all: [Result<Evaluation.BatchOutput, any Error>] {
         slots.withLock { $0.map { $0 ?? .failure(EddyError(.unsupported, "a batch was not evaluated")) } }
     }
-}
-
-/// The evaluation as the workers see it: they only call ``Evaluation/process(_:first:)``, which reads it.
-private struct UncheckedEvaluation: @unchecked Sendable {
-    let value: Evaluation
-    init(_ value: Evaluation) { self.value = value }
 }

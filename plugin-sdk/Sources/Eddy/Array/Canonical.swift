@@ -85,10 +85,9 @@ public enum Canonical {
 
     /// A zero-copy slice of a canonical array.
     public static func slice(_ array: any ArrayNode, _ start: Int, _ length: Int) throws -> any ArrayNode {
-        guard start >= 0, length >= 0, start <= array.count, length <= array.count - start else {
-            throw EddyError(
-                .outOfBounds, "slice \(start)..<\(start &+ length) out of bounds for length \(array.count)")
-        }
+        try requireRange(
+            start, length, within: array.count,
+            "slice \(start)..<\(start &+ length) out of bounds for length \(array.count)")
         switch array {
         case let a as PrimitiveArray: return a.uncheckedSlice(start, length)
         case let a as BoolArray: return a.uncheckedSlice(start, length)

@@ -55,3 +55,11 @@ enum EngineEncodings {
         return nil
     }
 }
+
+/// Throws ``EddyError/Code/outOfBounds`` with `message` unless `start ..< start + length` lies within
+/// `0 ..< count` (checked without overflow): the one range check of the SDK's slices.
+func requireRange(_ start: Int, _ length: Int, within count: Int, _ message: @autoclosure () -> String) throws {
+    guard start >= 0, length >= 0, start <= count, length <= count - start else {
+        throw EddyError(.outOfBounds, message())
+    }
+}

@@ -76,9 +76,8 @@ public struct Bitmap: Sendable {
     /// A zero-copy view of `length` bits starting at `start`.
     /// - Throws: ``EddyError/Code/outOfBounds`` when the range is not within the bitmap.
     public func slice(_ start: Int, _ length: Int) throws -> Bitmap {
-        guard start >= 0, length >= 0, start <= count, length <= count - start else {
-            throw EddyError(.outOfBounds, "bits \(start)..<\(start &+ length) out of bounds for a bitmap of \(count)")
-        }
+        try requireRange(
+            start, length, within: count, "bits \(start)..<\(start &+ length) out of bounds for a bitmap of \(count)")
         return uncheckedSlice(start, length)
     }
 

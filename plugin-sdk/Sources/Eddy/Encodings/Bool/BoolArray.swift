@@ -65,10 +65,9 @@ public final class BoolArray: ArrayNode {
     /// A zero-copy view of `length` elements starting at `start` (traps when out of range).
     /// - Throws: ``EddyError/Code/outOfBounds`` when the range is not within the array.
     public func slice(_ start: Int, _ length: Int) throws -> BoolArray {
-        guard start >= 0, length >= 0, start <= count, length <= count - start else {
-            throw EddyError(
-                .outOfBounds, "rows \(start)..<\(start &+ length) out of bounds for a bool array of \(count)")
-        }
+        try requireRange(
+            start, length, within: count,
+            "rows \(start)..<\(start &+ length) out of bounds for a bool array of \(count)")
         return uncheckedSlice(start, length)
     }
 

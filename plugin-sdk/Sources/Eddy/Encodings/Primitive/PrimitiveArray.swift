@@ -157,9 +157,8 @@ public final class PrimitiveArray: ArrayNode {
     /// A zero-copy view of `length` values starting at `start`.
     /// - Throws: ``EddyError/Code/outOfBounds`` when the range is not within the array.
     public func slice(_ start: Int, _ length: Int) throws -> PrimitiveArray {
-        guard start >= 0, length >= 0, start <= count, length <= count - start else {
-            throw EddyError(.outOfBounds, "rows \(start)..<\(start &+ length) out of bounds for an array of \(count)")
-        }
+        try requireRange(
+            start, length, within: count, "rows \(start)..<\(start &+ length) out of bounds for an array of \(count)")
         return uncheckedSlice(start, length)
     }
 

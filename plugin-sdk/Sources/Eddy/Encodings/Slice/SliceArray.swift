@@ -9,9 +9,9 @@ public final class SliceArray: ArrayNode {
 
     /// - Throws: ``EddyError/Code/outOfBounds`` when the range does not fit the child.
     public init(_ child: any ArrayNode, start: Int, length: Int) throws {
-        guard start >= 0, length >= 0, start <= child.count, length <= child.count - start else {
-            throw EddyError(.outOfBounds, "slice \(start)..<\(start &+ length) out of bounds for length \(child.count)")
-        }
+        try requireRange(
+            start, length, within: child.count,
+            "slice \(start)..<\(start &+ length) out of bounds for length \(child.count)")
         self.child = child
         self.start = start
         self.count = length
