@@ -35,9 +35,11 @@ let package = Package(
     targets: [
         .target(
             name: "EddyIO",
-            dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
+            dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "CEddyIO"],
             swiftSettings: sharedSettings
         ),
+        // SIMD byte masks for the CSV reader (Swift has no portable movemask).
+        .target(name: "CEddyIO", path: "Sources/CEddyIO"),
         // prctl and other C-only calls the host needs (variadic in C, so not callable from Swift).
         .target(name: "CEddyHost", path: "Sources/CEddyHost"),
         .target(

@@ -22,7 +22,10 @@ let package = Package(
         // The root package's loader, compiled from its sources (a path dependency on the root would be
         // named after whatever folder the clone sits in).
         .target(name: "CEddyHost"),
-        .target(name: "EddyIO", dependencies: [.product(name: "Eddy", package: "plugin-sdk")], swiftSettings: settings),
+        .target(name: "CEddyIO"),
+        .target(
+            name: "EddyIO", dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "CEddyIO"],
+            swiftSettings: settings),
         .target(
             name: "EddyHost",
             dependencies: [

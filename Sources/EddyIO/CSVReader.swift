@@ -1,3 +1,4 @@
+import CEddyIO
 @_spi(Host) public import Eddy
 
 #if canImport(Glibc)
@@ -8,17 +9,23 @@
 /// an empty unquoted field is null) in batches, so that files larger than memory stream through.
 ///
 /// Types are inferred from the first rows (integers, floats, bools, else utf8) unless overridden.
+///
+/// Reading is split in two. The caller's thread reads the file in order and only finds where each
+/// batch ends (whole records: newlines outside quotes, found a block at a time with SIMD byte masks).
+/// Splitting the batch into fields and typing and building its columns happens in the function
+/// ``nextDeferred()`` returns, which may run on another thread while the next batch is read.
 public final class CSVReader: TableReader {
     public let path: String
     public private(set) var schema = Schema([])
     public let batchRows: Int
     private let file: UnsafeMutablePointer<FILE>
+    /// Bytes read and not yet handed out: the start of the next batch.
     private var buffer: [UInt8] = []
-    private(set) var position = 0
     private var eof = false
+    /// The input line of `buffer`'s first byte.
     private var line = 1
-    private var pending: (columns: [RawColumn], rows: Int)?
-    private var pendingFirstLine = 1
+    /// The first batch, split into fields when the schema was inferred from it.
+    private var pending: (slice: CSVSlice, scan: CSVBatchScan)?
     /// Bytes consumed so far, for progress reports.
     public private(set) var bytesRead = 0
     public let fileSize: Int
@@ -26,6 +33,12 @@ public final class CSVReader: TableReader {
     /// Columns whose type `--schema` gave (not inferred), for messages.
     private var declared: Set<String> = []
     public var projection: Set<Int>?
+    /// Average record size so far, to size the next batch's buffer.
+    private var bytesPerRecord = 128
+    /// A batch also ends once it holds this many bytes (and at least one record).
+    static let batchBytes = 32 << 20
+    /// Bytes per read.
+    static let readBytes = 256 << 10
 
     /// Opens `path`, reads the header and infers the schema from the first batch.
     /// - Parameters:
@@ -40,26 +53,15 @@ public final class CSVReader: TableReader {
         self.limits = limits
         (file, fileSize) = try InputFile.open(path)
         // From here on the object is fully initialised: deinit closes the file if init throws.
-        var headerFields: [FieldRange] = []
-        guard try parseRecord(into: &headerFields) else {
+        guard let head = try nextSlice(maxRecords: 1) else {
             throw IOError(file: path, line: 1, column: 1, message: "empty file: expected a header row")
         }
-        guard headerFields.count <= limits.maxColumns else {
+        let header = try CSVBatchScan.header(head, path: path)
+        guard header.count <= limits.maxColumns else {
             throw IOError(
                 file: path, line: 1, column: 1,
-                message: "the header has \(headerFields.count) columns, more than the limit of \(limits.maxColumns)")
+                message: "the header has \(header.count) columns, more than the limit of \(limits.maxColumns)")
         }
-        // Header names are unescaped like any field ("we""ird" is we"ird).
-        var scratch: [UInt8] = []
-        let header: [String] = buffer.withUnsafeBytes { buf in
-            headerFields.map { f in
-                let bytes = UnsafeRawBufferPointer(rebasing: buf[f.start..<f.end])
-                guard f.escapedQuotes else { return String(decoding: bytes, as: UTF8.self) }
-                Self.unescape(bytes, into: &scratch)
-                return String(decoding: scratch, as: UTF8.self)
-            }
-        }
-        commitRecord()
         var names: [String] = []
         var seen: Set<String> = []
         for (k, field) in header.enumerated() {
@@ -83,8 +85,10 @@ public final class CSVReader: TableReader {
             )
         }
         // Infer from the first batch, which is kept and returned first.
-        let first = try Self.readRaw(self, columns: names.count, wanted: [Bool](repeating: true, count: names.count))
-        pending = first
+        if let first = try nextSlice(maxRecords: self.batchRows) {
+            let all = [Bool](repeating: true, count: names.count)
+            pending = (first, try CSVBatchScan(first, columns: names.count, wanted: all, path: path))
+        }
         var fields: [StructField] = []
         for (k, name) in names.enumerated() {
             if let t = overrides[name] {
@@ -92,7 +96,7 @@ public final class CSVReader: TableReader {
                 continue
             }
             var kind = InferredKind.null
-            if let col = first?.columns[k] {
+            if let col = pending?.scan.columns[k] {
                 for i in 0..<Swift.min(col.count, 10_000) where !col.nulls[i] {
                     kind = Swift.max(kind, col.withField(i, FieldParse.kind))
                     if kind == .utf8 { break }
@@ -114,28 +118,17 @@ public final class CSVReader: TableReader {
 
     public func nextDeferred() throws -> (@Sendable () throws -> RecordBatch)? {
         let wanted = self.wanted
-        let firstLine: Int
-        let raw: (columns: [RawColumn], rows: Int)?
-        if let p = pending {
-            raw = p
-            firstLine = 2
-            pending = nil
-        } else {
-            firstLine = line
-            raw = try Self.readRaw(self, columns: schema.fields.count, wanted: wanted)
-        }
-        guard let raw, raw.rows > 0 else { return nil }
         let (schema, path, declared) = (self.schema, self.path, self.declared)
-        let batch = UncheckedBox(raw)
+        if let p = pending {
+            pending = nil
+            let scan = UncheckedBox(p.scan)
+            return { try scan.value.batch(schema: schema, wanted: wanted, path: path, declared: declared) }
+        }
+        guard let slice = try nextSlice(maxRecords: batchRows) else { return nil }
+        let box = UncheckedBox(slice)
         return {
-            let raw = batch.value
-            let columns = try raw.columns.enumerated().map { k, col -> any ArrayNode in
-                guard wanted[k] else { return ConstantArray(.null(schema.fields[k].dtype), count: raw.rows) }
-                return try col.build(
-                    schema.fields[k].dtype, name: schema.fields[k].name, file: path, columnIndex: k,
-                    declared: declared.contains(schema.fields[k].name))
-            }
-            return RecordBatch(schema: schema, columns: columns, count: raw.rows, firstLine: firstLine)
+            let scan = try CSVBatchScan(box.value, columns: schema.fields.count, wanted: wanted, path: path)
+            return try scan.batch(schema: schema, wanted: wanted, path: path, declared: declared)
         }
     }
 
@@ -146,214 +139,440 @@ public final class CSVReader: TableReader {
         return (0..<n).map { projection.contains($0) }
     }
 
-    /// The next batch's fields, copied for the wanted columns only (the others' boundaries are found
-    /// and their bytes skipped), and the number of records.
-    private static func readRaw(_ r: CSVReader, columns: Int, wanted: [Bool]) throws
-        -> (columns: [RawColumn], rows: Int)?
-    {
-        var raw = [RawColumn](repeating: RawColumn(), count: columns)
-        var rows = 0
-        var fields: [FieldRange] = []
-        fields.reserveCapacity(columns + 1)
-        var scratch: [UInt8] = []
-        var batchBytes = 0
-        // A batch also ends at 1 GiB of field bytes: column offsets are 32-bit.
-        while rows < r.batchRows && batchBytes < 1 << 30 {
-            let recordLine = r.line
-            guard try r.parseRecord(into: &fields) else { break }
-            batchBytes += r.recordEnd - r.position
-            // A blank line (one empty unquoted field) is not a record.
-            if fields.count == 1 && fields[0].start == fields[0].end && !fields[0].quoted {
-                r.commitRecord()
-                continue
+    /// The next whole records, up to `maxRecords` (a blank line counts as one here; the scan drops it)
+    /// or about ``batchBytes``: the bytes up to a newline outside quotes, or to the end of the file.
+    /// A quote that cannot open a quoted field (inside an unquoted one) ends the batch before its
+    /// record, and that record then forms a batch up to its next newline, whose scan reports it: so a
+    /// stray quote never makes the rest of the file look like one quoted field.
+    /// - Throws: ``IOError`` for a record longer than `limits.maxRecordBytes`.
+    private func nextSlice(maxRecords: Int) throws -> CSVSlice? {
+        let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ","), newline: UInt8 = 0x0A
+        var scanned = 0
+        var inQuote = false
+        var records = 0
+        var boundary = 0  // the end of the last whole record
+        var newlines = 0
+        var newlinesAtBoundary = 0
+        var stray = -1  // where a quote was found inside an unquoted field
+        var masks: [UInt64] = []
+        let maxRecord = Swift.min(limits.maxRecordBytes, 1 << 30)
+        scan: while true {
+            if scanned == buffer.count {
+                if records > 0 && (records >= maxRecords || boundary >= Self.batchBytes) { break }
+                guard buffer.count - boundary <= maxRecord else {
+                    throw IOError(
+                        file: path, line: line + newlinesAtBoundary, column: 1,
+                        message: "record is longer than \(limits.maxRecordBytes) bytes (--max-record-bytes); "
+                            + "is this a CSV file?")
+                }
+                if !readMore(expecting: maxRecords - records) { break }
             }
-            guard fields.count == columns else {
-                throw IOError(
-                    file: r.path, line: recordLine, column: Swift.min(fields.count, columns) + 1,
-                    message: "expected \(columns) fields, found \(fields.count)")
-            }
-            r.buffer.withUnsafeBytes { buf in
-                for k in 0..<columns where wanted[k] {
-                    let f = fields[k]
-                    let bytes = UnsafeRawBufferPointer(rebasing: buf[f.start..<f.end])
-                    if f.escapedQuotes {
-                        unescape(bytes, into: &scratch)
-                        scratch.withUnsafeBytes { raw[k].append($0, null: false, line: recordLine) }
-                    } else {
-                        raw[k].append(bytes, null: bytes.isEmpty && !f.quoted, line: recordLine)
+            let from = scanned
+            let n = buffer.count
+            masks.removeAll(keepingCapacity: true)
+            masks.append(contentsOf: repeatElement(0, count: (n - from + 63) / 64))
+            var stop = false
+            buffer.withUnsafeBytes { raw in
+                guard let base = raw.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+                masks.withUnsafeMutableBufferPointer { m in
+                    guard let out = m.baseAddress else { return }
+                    eddy_byte_masks(base + from, n - from, newline, quote, quote, out)
+                    for w in 0..<m.count {
+                        var bits = m[w]
+                        while bits != 0 {
+                            let p = from + w * 64 + bits.trailingZeroBitCount
+                            bits &= bits &- 1
+                            if base[p] == quote {
+                                if !inQuote && p != boundary {
+                                    let prev = base[p - 1]
+                                    if prev != comma && prev != newline && prev != quote {
+                                        stray = p
+                                        stop = true
+                                        return
+                                    }
+                                }
+                                inQuote.toggle()
+                            } else {
+                                newlines += 1
+                                if !inQuote {
+                                    records += 1
+                                    boundary = p + 1
+                                    newlinesAtBoundary = newlines
+                                    if records >= maxRecords {
+                                        stop = true
+                                        return
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
-            r.commitRecord()
-            rows += 1
+            scanned = n
+            if stop { break scan }
         }
-        return rows == 0 ? nil : (raw, rows)
-    }
-
-    /// The bytes of a quoted field with each `""` read as one quote.
-    static func unescape(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) {
-        out.removeAll(keepingCapacity: true)
-        var i = 0
-        while i < bytes.count {
-            out.append(bytes[i])
-            i += bytes[i] == UInt8(ascii: "\"") ? 2 : 1
+        if stray >= 0 && records == 0 {
+            // The record with the stray quote alone, up to its next newline (or the end of the file).
+            var from = stray
+            while true {
+                let hit = buffer.withUnsafeBytes { raw -> Int? in
+                    guard let base = raw.baseAddress, from < raw.count else { return nil }
+                    guard let p = memchr(base + from, Int32(newline), raw.count - from) else { return nil }
+                    return base.distance(to: UnsafeRawPointer(p))
+                }
+                if let hit {
+                    boundary = hit + 1
+                    records = 1
+                    break
+                }
+                guard buffer.count <= maxRecord else {
+                    throw IOError(
+                        file: path, line: line, column: 1,
+                        message: "record is longer than \(limits.maxRecordBytes) bytes (--max-record-bytes); "
+                            + "is this a CSV file?")
+                }
+                from = buffer.count
+                if !readMore(expecting: 1) {
+                    boundary = buffer.count
+                    records = 1
+                    break
+                }
+            }
+        } else if stray < 0 && eof && scanned == buffer.count && boundary < buffer.count
+            && (records < maxRecords && boundary < Self.batchBytes || records == 0)
+        {
+            // The last record of the file, without a newline (or with a quote left open).
+            boundary = buffer.count
+            records += 1
         }
+        guard boundary > 0 else { return nil }
+        let tail = Array(buffer[boundary...])
+        buffer.removeLast(buffer.count - boundary)
+        let bytes = buffer
+        buffer = tail
+        let slice = CSVSlice(bytes: bytes, firstLine: line, records: records)
+        line += newlinesAtBoundary
+        bytesPerRecord = Swift.max(1, bytes.count / Swift.max(1, records))
+        return slice
     }
 
-    /// A field of the record being parsed, as a byte range of the buffer.
-    struct FieldRange {
-        var start: Int
-        var end: Int
-        var quoted: Bool
-        var escapedQuotes: Bool
-    }
-
-    /// Where the record being parsed ends (set by `parseRecord`, consumed by `commitRecord`).
-    private(set) var recordEnd = 0
-    private var recordNewlines = 0
-
-    private func commitRecord() {
-        position = recordEnd
-        line += recordNewlines
-    }
-
-    /// Reads more of the file, keeping the unconsumed bytes; false at end of file.
-    private func refill() -> Bool {
+    /// Reads up to ``readBytes`` more of the file onto `buffer`; false at the end of the file.
+    private func readMore(expecting records: Int) -> Bool {
         if eof { return false }
-        if position > 0 {
-            buffer.removeFirst(position)
-            position = 0
+        let old = buffer.count
+        if buffer.capacity < old + Self.readBytes {
+            let estimate = Swift.min(
+                bytesPerRecord.multipliedReportingOverflow(by: records).partialValue, Self.batchBytes)
+            buffer.reserveCapacity(Swift.max(old + Self.readBytes, old + estimate + estimate / 16, 2 * old))
         }
-        let n = InputFile.append(from: file, to: &buffer)
-        if n == 0 {
+        buffer.append(contentsOf: repeatElement(0, count: Self.readBytes))
+        let n = buffer.withUnsafeMutableBytes { raw -> Int in
+            guard let base = raw.baseAddress else { return 0 }
+            return fread(base + old, 1, Self.readBytes, file)
+        }
+        buffer.removeLast(Self.readBytes - Swift.max(n, 0))
+        if n <= 0 {
             eof = true
             return false
         }
         bytesRead += n
         return true
     }
+}
 
-    /// Parses the record at `position` into byte ranges, reading more of the file when the record
-    /// runs past the buffer. False at end of file. Does not consume it: see `commitRecord`.
-    private func parseRecord(into fields: inout [FieldRange]) throws -> Bool {
+/// Whole records of a CSV file, the unit one batch is scanned from.
+struct CSVSlice {
+    var bytes: [UInt8]
+    /// The input line of the first byte.
+    var firstLine: Int
+    /// Records counted by the boundary scan (blank lines included): an upper bound on the rows.
+    var records: Int
+}
+
+/// One field of a record: a byte range of the slice, whether it was quoted, and whether it holds
+/// `""` pairs to read as one quote.
+struct CSVField {
+    var start: Int
+    var end: Int
+    var quoted: Bool
+    var escaped: Bool
+}
+
+/// Splits the records of a slice into fields, driven by bit masks of its commas, quotes and newlines.
+struct CSVRecordScanner {
+    let text: UnsafeBufferPointer<UInt8>
+    let masks: UnsafeBufferPointer<UInt64>
+    let path: String
+    let firstLine: Int
+    private var word = 0
+    private var bits: UInt64
+    /// Where the next record starts.
+    private(set) var position = 0
+    /// Room for the fields of the record being scanned; a wider record's other fields go to `overflow`.
+    let slots: UnsafeMutableBufferPointer<CSVField>
+    private(set) var overflow: [CSVField] = []
+
+    init(
+        text: UnsafeBufferPointer<UInt8>, masks: UnsafeBufferPointer<UInt64>,
+        slots: UnsafeMutableBufferPointer<CSVField>, path: String, firstLine: Int
+    ) {
+        self.text = text
+        self.masks = masks
+        self.slots = slots
+        self.path = path
+        self.firstLine = firstLine
+        bits = masks.first ?? 0
+    }
+
+    /// Field `i` of the last record scanned.
+    func field(_ i: Int) -> CSVField { i < slots.count ? slots[i] : overflow[i - slots.count] }
+
+    /// The next comma, quote or newline, in order.
+    @inline(__always)
+    private mutating func next() -> Int? {
+        while bits == 0 {
+            word += 1
+            if word >= masks.count { return nil }
+            bits = masks[word]
+        }
+        let p = word &* 64 &+ bits.trailingZeroBitCount
+        bits &= bits &- 1
+        return p
+    }
+
+    /// The input line of byte `p` (for messages: counts newlines).
+    func line(at p: Int) -> Int {
+        guard let base = text.baseAddress else { return firstLine }
+        return firstLine + eddy_count_byte(base, Swift.min(Swift.max(p, 0), text.count), 0x0A)
+    }
+
+    @inline(__always)
+    private mutating func store(_ f: CSVField, _ count: inout Int) {
+        if count < slots.count {
+            slots[count] = f
+        } else {
+            overflow.append(f)
+        }
+        count += 1
+    }
+
+    /// Scans the record at `position`; returns its field count (read them with `field(_:)`), or nil
+    /// at the end of the slice.
+    /// - Throws: ``IOError`` for a quote inside an unquoted field, a quoted field not closed before the
+    ///   end of the file, or text after a closing quote.
+    mutating func record() throws -> Int? {
+        let n = text.count
+        guard position < n else { return nil }
+        let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ",")
+        let recordStart = position
+        var count = 0
+        var fieldStart = position
+        if !overflow.isEmpty { overflow.removeAll(keepingCapacity: true) }
         while true {
-            if position >= buffer.count && !refill() { return false }
-            if let ok = try scanRecord(into: &fields) { return ok }
-            // The record runs past the buffer: read more and parse it again from its start.
-            guard buffer.count - position <= limits.maxRecordBytes else {
-                throw IOError(
-                    file: path, line: line, column: 1,
-                    message: "record is longer than \(limits.maxRecordBytes) bytes (--max-record-bytes); "
-                        + "is this a CSV file?")
+            guard let d = next() else {
+                // The slice ends without a newline: the file's last record.
+                var end = n
+                if end > fieldStart && text[end - 1] == 0x0D { end -= 1 }
+                store(CSVField(start: fieldStart, end: end, quoted: false, escaped: false), &count)
+                position = n
+                return count
             }
-            if !refill() {
-                // End of file: the record ends here.
-                if let ok = try scanRecord(into: &fields, atEOF: true) { return ok }
-                return false
+            let c = text[d]
+            if c == comma {
+                store(CSVField(start: fieldStart, end: d, quoted: false, escaped: false), &count)
+                fieldStart = d + 1
+                continue
+            }
+            if c == 0x0A {
+                var end = d
+                if end > fieldStart && text[end - 1] == 0x0D { end -= 1 }
+                store(CSVField(start: fieldStart, end: end, quoted: false, escaped: false), &count)
+                position = d + 1
+                return count
+            }
+            guard d == fieldStart else {
+                throw IOError(
+                    file: path, line: line(at: d), column: count + 1,
+                    message: "unexpected quote inside an unquoted field")
+            }
+            var escaped = false
+            var close = -1
+            while let e = next() {
+                guard text[e] == quote else { continue }
+                if e + 1 < n && text[e + 1] == quote {
+                    escaped = true
+                    _ = next()
+                    continue
+                }
+                close = e
+                break
+            }
+            guard close >= 0 else {
+                throw IOError(
+                    file: path, line: line(at: d), column: count + 1,
+                    message:
+                        "quoted field is not closed before the end of the file (record starts on line \(line(at: recordStart)))"
+                )
+            }
+            store(CSVField(start: d + 1, end: close, quoted: true, escaped: escaped), &count)
+            var after = close + 1
+            if after + 1 < n && text[after] == 0x0D && text[after + 1] == 0x0A { after += 1 }
+            if after >= n {
+                position = n
+                return count
+            }
+            let c2 = text[after]
+            if c2 == comma {
+                _ = next()
+                fieldStart = after + 1
+                continue
+            }
+            if c2 == 0x0A {
+                _ = next()
+                position = after + 1
+                return count
+            }
+            throw IOError(
+                file: path, line: line(at: after), column: count,
+                message:
+                    "expected ',' or end of line after a closing quote, found '\(escapedForDisplay(String(Character(Unicode.Scalar(c2)))))'"
+            )
+        }
+    }
+}
+
+/// A CSV slice split into fields: one raw column per wanted column (nil for the others).
+struct CSVBatchScan {
+    var rows = 0
+    var columns: [RawColumn?]
+    var firstLine: Int
+
+    /// The header's names: the slice's one record, unescaped.
+    static func header(_ slice: CSVSlice, path: String) throws -> [String] {
+        try withScanner(slice, path: path, columns: 64) { scanner in
+            guard let count = try scanner.record() else { return [] }
+            return (0..<count).map { i in
+                let f = scanner.field(i)
+                let bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scanner.text)[f.start..<f.end])
+                guard f.escaped else { return String(decoding: bytes, as: UTF8.self) }
+                var out: [UInt8] = []
+                CSVBatchScan.unescape(bytes, into: &out)
+                return String(decoding: out, as: UTF8.self)
             }
         }
     }
 
-    /// Scans one record; nil when the buffer ends before the record does (and `atEOF` is false).
-    private func scanRecord(into fields: inout [FieldRange], atEOF: Bool = false) throws -> Bool? {
-        fields.removeAll(keepingCapacity: true)
-        let startLine = line
-        var newlines = 0
-        let result: Bool? = try buffer.withUnsafeBytes { buf -> Bool? in
-            let n = buf.count
-            var i = position
-            var column = 1
-            while true {
-                if i < n && buf[i] == UInt8(ascii: "\"") {
-                    let quoteLine = startLine + newlines
-                    var j = i + 1
-                    var escaped = false
-                    var closed = false
-                    while j < n {
-                        let c = buf[j]
-                        if c == UInt8(ascii: "\"") {
-                            if j + 1 < n && buf[j + 1] == UInt8(ascii: "\"") {
-                                escaped = true
-                                j += 2
-                                continue
-                            }
-                            if j + 1 >= n && !atEOF { return nil }  // might be the first of a "" pair
-                            closed = true
-                            break
-                        }
-                        if c == 0x0A { newlines += 1 }
-                        j += 1
-                    }
-                    if !closed {
-                        if !atEOF { return nil }
-                        throw IOError(
-                            file: path, line: quoteLine, column: column,
-                            message:
-                                "quoted field is not closed before the end of the file (record starts on line \(startLine))"
-                        )
-                    }
-                    fields.append(FieldRange(start: i + 1, end: j, quoted: true, escapedQuotes: escaped))
-                    i = j + 1
-                    if i < n && buf[i] == 0x0D {
-                        // CRLF after a closing quote; the LF may still be in the next read.
-                        if i + 1 >= n && !atEOF { return nil }
-                        if i + 1 < n && buf[i + 1] == 0x0A { i += 1 }
-                    }
-                    if i >= n {
-                        if !atEOF { return nil }
-                        recordEnd = i
-                        recordNewlines = newlines
-                        return true
-                    }
-                    let next = buf[i]
-                    if next == UInt8(ascii: ",") {
-                        i += 1
-                        column += 1
-                        continue
-                    }
-                    if next == 0x0A {
-                        recordEnd = i + 1
-                        recordNewlines = newlines + 1
-                        return true
-                    }
-                    throw IOError(
-                        file: path, line: startLine + newlines, column: column,
-                        message:
-                            "expected ',' or end of line after a closing quote, found '\(escapedForDisplay(String(Character(Unicode.Scalar(next)))))'"
-                    )
+    private static func withScanner<R>(
+        _ slice: CSVSlice, path: String, columns: Int, _ body: (inout CSVRecordScanner) throws -> R
+    ) throws -> R {
+        var masks = [UInt64](repeating: 0, count: (slice.bytes.count + 63) / 64)
+        var slots = [CSVField](
+            repeating: CSVField(start: 0, end: 0, quoted: false, escaped: false), count: Swift.max(1, columns + 1))
+        return try slice.bytes.withUnsafeBufferPointer { text in
+            try masks.withUnsafeMutableBufferPointer { m in
+                if let base = text.baseAddress, let out = m.baseAddress {
+                    eddy_byte_masks(base, text.count, UInt8(ascii: ","), UInt8(ascii: "\""), 0x0A, out)
                 }
-                // Unquoted field: up to the next comma or newline.
-                let start = i
-                while i < n {
-                    let c = buf[i]
-                    if c == UInt8(ascii: ",") || c == 0x0A { break }
-                    if c == UInt8(ascii: "\"") {
-                        throw IOError(
-                            file: path, line: startLine + newlines, column: column,
-                            message: "unexpected quote inside an unquoted field")
-                    }
-                    i += 1
+                return try slots.withUnsafeMutableBufferPointer { room in
+                    var scanner = CSVRecordScanner(
+                        text: text, masks: UnsafeBufferPointer(m), slots: room, path: path,
+                        firstLine: slice.firstLine)
+                    return try body(&scanner)
                 }
-                if i >= n && !atEOF { return nil }
-                var end = i
-                if i < n && buf[i] == 0x0A && end > start && buf[end - 1] == 0x0D { end -= 1 }
-                if i >= n && end > start && buf[end - 1] == 0x0D { end -= 1 }
-                fields.append(FieldRange(start: start, end: end, quoted: false, escapedQuotes: false))
-                if i >= n {
-                    recordEnd = i
-                    recordNewlines = newlines
-                    return true
-                }
-                if buf[i] == 0x0A {
-                    recordEnd = i + 1
-                    recordNewlines = newlines + 1
-                    return true
-                }
-                i += 1
-                column += 1
             }
         }
-        return result
+    }
+
+    /// Splits `slice` into records of `columns` fields, keeping the wanted columns' fields.
+    /// - Throws: ``IOError`` for a malformed record (see ``CSVRecordScanner/record()``) or one whose
+    ///   field count differs from the header's.
+    init(_ slice: CSVSlice, columns: Int, wanted: [Bool], path: String) throws {
+        firstLine = slice.firstLine
+        let slots = (0..<columns).filter { $0 < wanted.count && wanted[$0] }
+        let capacity = slice.records + 1
+        var starts = [Int](repeating: 0, count: slots.count * capacity)
+        var ends = [Int](repeating: 0, count: slots.count * capacity)
+        var nulls = [Bool](repeating: false, count: slots.count * capacity)
+        var rowStarts = [Int](repeating: 0, count: capacity)
+        var escapes: [UInt8] = []
+        let textBytes = slice.bytes.count
+        var rows = 0
+        try Self.withScanner(slice, path: path, columns: columns) { scanner in
+            while true {
+                let recordStart = scanner.position
+                guard let count = try scanner.record() else { break }
+                // A blank line (one empty unquoted field) is not a record.
+                if count == 1 {
+                    let f = scanner.field(0)
+                    if f.start == f.end && !f.quoted { continue }
+                }
+                guard count == columns else {
+                    throw IOError(
+                        file: path, line: scanner.line(at: recordStart), column: Swift.min(count, columns) + 1,
+                        message: "expected \(columns) fields, found \(count)")
+                }
+                guard rows < capacity else {
+                    throw IOError(
+                        file: path, line: scanner.line(at: recordStart), column: 1,
+                        message: "internal error: more records than the boundary scan counted")
+                }
+                rowStarts[rows] = recordStart
+                for (s, k) in slots.enumerated() {
+                    let f = scanner.slots[k]
+                    let at = s * capacity + rows
+                    if f.escaped {
+                        let bytes = UnsafeRawBufferPointer(
+                            rebasing: UnsafeRawBufferPointer(scanner.text)[f.start..<f.end])
+                        starts[at] = textBytes + escapes.count
+                        Self.appendUnescaped(bytes, to: &escapes)
+                        ends[at] = textBytes + escapes.count
+                    } else {
+                        starts[at] = f.start
+                        ends[at] = f.end
+                        nulls[at] = f.start == f.end && !f.quoted
+                    }
+                }
+                rows += 1
+            }
+        }
+        self.rows = rows
+        var text = slice.bytes
+        text.append(contentsOf: escapes)
+        var out = [RawColumn?](repeating: nil, count: columns)
+        let lineStarts = Array(rowStarts[0..<rows])
+        for (s, k) in slots.enumerated() {
+            let range = (s * capacity)..<(s * capacity + rows)
+            out[k] = RawColumn(
+                bytes: text, starts: Array(starts[range]), ends: Array(ends[range]), nulls: Array(nulls[range]),
+                lines: .counted(firstLine: slice.firstLine, rowStarts: lineStarts))
+        }
+        self.columns = out
+    }
+
+    /// Types and builds the wanted columns (the others are all-null placeholders of their type).
+    func batch(schema: Schema, wanted: [Bool], path: String, declared: Set<String>) throws -> RecordBatch {
+        let columns = try schema.fields.enumerated().map { k, field -> any ArrayNode in
+            guard k < wanted.count, wanted[k], k < self.columns.count, let raw = self.columns[k] else {
+                return ConstantArray(.null(field.dtype), count: rows)
+            }
+            return try raw.build(
+                field.dtype, name: field.name, file: path, columnIndex: k, declared: declared.contains(field.name))
+        }
+        return RecordBatch(schema: schema, columns: columns, count: rows, firstLine: firstLine)
+    }
+
+    /// The bytes of a quoted field with each `""` read as one quote.
+    static func unescape(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        out.removeAll(keepingCapacity: true)
+        appendUnescaped(bytes, to: &out)
+    }
+
+    static func appendUnescaped(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        var i = 0
+        while i < bytes.count {
+            out.append(bytes[i])
+            i += bytes[i] == UInt8(ascii: "\"") ? 2 : 1
+        }
     }
 }
 

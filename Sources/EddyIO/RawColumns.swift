@@ -1,21 +1,38 @@
+import CEddyIO
 @_spi(Host) public import Eddy
 
-/// Field bytes of one column of a batch, before types are known: a null is an empty, unquoted field
-/// (CSV) or a JSON null or missing key.
+/// Field bytes of one column of a batch, before types are known: ranges of a shared text (a CSV
+/// batch's bytes, or the column's own bytes for JSON Lines). A null is an empty, unquoted field (CSV)
+/// or a JSON null or missing key.
 struct RawColumn {
     var bytes: [UInt8] = []
-    var offsets: [Int32] = [0]
+    var starts: [Int] = []
+    var ends: [Int] = []
     var nulls: [Bool] = []
-    /// Input line of each value, for messages.
-    var lines: [Int32] = []
+    /// The input line of each value, for messages.
+    var lines: LineNumbers = .perValue([])
 
     var count: Int { nulls.count }
 
+    /// How a value's input line is found (only when a message needs it).
+    enum LineNumbers {
+        /// One line per value.
+        case perValue([Int32])
+        /// Counted: the first row is on `firstLine`, and row `i` starts at byte `rowStarts[i]` of the text.
+        case counted(firstLine: Int, rowStarts: [Int])
+    }
+
+    /// Appends a field (JSON Lines: values are copied into the column's own bytes).
     mutating func append(_ field: UnsafeRawBufferPointer, null: Bool, line: Int) {
+        starts.append(bytes.count)
         bytes.append(contentsOf: field)
-        offsets.append(Int32(truncatingIfNeeded: bytes.count))  // readers end a batch at 1 GiB
+        ends.append(bytes.count)
         nulls.append(null)
-        lines.append(Int32(truncatingIfNeeded: line))
+        if case .perValue(var l) = lines {
+            lines = .perValue([])
+            l.append(Int32(truncatingIfNeeded: line))
+            lines = .perValue(l)
+        }
     }
 
     mutating func append(_ field: [UInt8], null: Bool, line: Int) {
@@ -23,12 +40,25 @@ struct RawColumn {
     }
 
     func withField<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        let s = Int(offsets[i])
-        let e = Int(offsets[i + 1])
-        return try bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[s..<e])) }
+        try bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[starts[i]..<ends[i]])) }
     }
 
     func string(_ i: Int) -> String { withField(i) { String(decoding: $0, as: UTF8.self) } }
+
+    /// The input line of value `i`.
+    func line(_ i: Int) -> Int {
+        switch lines {
+        case .perValue(let l): return i < l.count ? Int(l[i]) : 0
+        case .counted(let first, let rowStarts):
+            guard i < rowStarts.count else { return first }
+            let end = Swift.min(rowStarts[i], bytes.count)
+            return first
+                + bytes.withUnsafeBytes { b in
+                    guard let base = b.baseAddress else { return 0 }
+                    return eddy_count_byte(base.assumingMemoryBound(to: UInt8.self), end, 0x0A)
+                }
+        }
+    }
 }
 
 /// What a column's values look like: the narrowest type that reads every non-null value.
@@ -47,6 +77,26 @@ enum InferredKind: Int, Comparable {
 }
 
 enum FieldParse {
+    /// The common case without checks: an optional '-' and 1 to 18 ASCII digits (cannot overflow).
+    /// Nil for anything else, which `int64` then reads (spaces, '+', 19 digits, errors).
+    @inline(__always)
+    static func plainInt64(_ b: UnsafeRawBufferPointer) -> Int64? {
+        let n = b.count
+        guard n > 0, n <= 19 else { return nil }
+        var i = 0
+        let negative = b[0] == UInt8(ascii: "-")
+        if negative { i = 1 }
+        guard i < n, n - i <= 18 else { return nil }
+        var v: Int64 = 0
+        while i < n {
+            let d = b[i] &- 48
+            guard d < 10 else { return nil }
+            v = v &* 10 &+ Int64(d)
+            i += 1
+        }
+        return negative ? 0 &- v : v
+    }
+
     static func int64(_ b: UnsafeRawBufferPointer) -> Int64? {
         var i = 0
         var n = b.count
@@ -215,7 +265,7 @@ extension RawColumn {
         }
         func bad(_ i: Int, _ what: String) -> IOError {
             IOError(
-                file: file, line: Int(lines[i]), column: columnIndex + 1,
+                file: file, line: line(i), column: columnIndex + 1,
                 message: "column '\(shownName)': '\(shown(i))' is not \(what) "
                     + (declared
                         ? "(the type given by --schema)"
@@ -223,22 +273,53 @@ extension RawColumn {
         }
         func outOfRange(_ i: Int, _ type: String, _ instead: String) -> IOError {
             IOError(
-                file: file, line: Int(lines[i]), column: columnIndex + 1,
+                file: file, line: line(i), column: columnIndex + 1,
                 message: "column '\(shownName)': '\(shown(i))' is out of range for \(type) "
                     + "(read the column as \(instead) with --schema \(shownName):\(instead))")
         }
         switch dtype {
         case .utf8(let nl), .binary(let nl):
-            for i in 0..<n where !nulls[i] {
-                let ok = withField(i) { String(validating: $0, as: UTF8.self) != nil }
-                if !ok && dtype.isUTF8 {
-                    throw IOError(
-                        file: file, line: Int(lines[i]), column: columnIndex + 1,
-                        message: "column '\(shownName)': invalid UTF-8")
+            // Gather the fields into one buffer with offsets (checked: a batch holds under 2 GiB of text).
+            var total = 0
+            for i in 0..<n where !nulls[i] { total += ends[i] - starts[i] }
+            guard total <= Int(Int32.max) else {
+                throw IOError(
+                    file: file, line: line(0), column: columnIndex + 1,
+                    message: "column '\(shownName)': more than 2 GiB of text in one batch (lower --batch-rows)")
+            }
+            var offsets = [Int32](repeating: 0, count: n + 1)
+            var gathered = [UInt8](repeating: 0, count: total)
+            var nonASCII = false
+            bytes.withUnsafeBytes { src in
+                gathered.withUnsafeMutableBytes { dst in
+                    var at = 0
+                    var high: UInt8 = 0
+                    for i in 0..<n {
+                        if !nulls[i] {
+                            let field = UnsafeRawBufferPointer(rebasing: src[starts[i]..<ends[i]])
+                            if !field.isEmpty, let d = dst.baseAddress, let s = field.baseAddress {
+                                (d + at).copyMemory(from: s, byteCount: field.count)
+                            }
+                            for b in field { high |= b }
+                            at += field.count
+                        }
+                        offsets[i + 1] = Int32(truncatingIfNeeded: at)
+                    }
+                    nonASCII = high >= 0x80
+                }
+            }
+            if nonASCII && dtype.isUTF8 {
+                for i in 0..<n where !nulls[i] {
+                    let ok = withField(i) { String(validating: $0, as: UTF8.self) != nil }
+                    if !ok {
+                        throw IOError(
+                            file: file, line: line(i), column: columnIndex + 1,
+                            message: "column '\(shownName)': invalid UTF-8")
+                    }
                 }
             }
             return try VarBinArray(
-                dtype: dtype.with(nl), offsets: Buffer(copying: offsets), bytes: Buffer(copying: bytes),
+                dtype: dtype.with(nl), offsets: Buffer(copying: offsets), bytes: Buffer(copying: gathered),
                 count: n, validity: validity)
         case .bool(let nl):
             var bits = [Bool](repeating: false, count: n)
@@ -251,28 +332,36 @@ extension RawColumn {
             var b = ArrayBuilder(dtype: .primitive(p, .nullable), capacity: n)
             if p == .int64 {
                 let out = try PrimitiveArray.build(Int64.self, count: n, validity: validity, nullability: nl) { o in
-                    for i in 0..<n {
-                        if nulls[i] { o[i] = 0; continue }
-                        guard let v = withField(i, FieldParse.int64) else {
-                            if withField(i, FieldParse.isIntegerSyntax) { throw outOfRange(i, "i64", "f64") }
+                    try bytes.withUnsafeBytes { text in
+                        for i in 0..<n {
+                            if nulls[i] { o[i] = 0; continue }
+                            let field = UnsafeRawBufferPointer(rebasing: text[starts[i]..<ends[i]])
+                            if let v = FieldParse.plainInt64(field) ?? FieldParse.int64(field) {
+                                o[i] = v
+                                continue
+                            }
+                            if FieldParse.isIntegerSyntax(field) { throw outOfRange(i, "i64", "f64") }
                             throw bad(i, "an integer")
                         }
-                        o[i] = v
                     }
                 }
                 return out
             }
             if p == .float64 {
                 return try PrimitiveArray.build(Double.self, count: n, validity: validity, nullability: nl) { o in
-                    for i in 0..<n {
-                        if nulls[i] { o[i] = 0; continue }
-                        guard let v = withField(i, FieldParse.double) else {
-                            if withField(i, FieldParse.isFloatSyntax) || withField(i, FieldParse.isIntegerSyntax) {
+                    try bytes.withUnsafeBytes { text in
+                        for i in 0..<n {
+                            if nulls[i] { o[i] = 0; continue }
+                            let field = UnsafeRawBufferPointer(rebasing: text[starts[i]..<ends[i]])
+                            if let v = FieldParse.double(field) {
+                                o[i] = v
+                                continue
+                            }
+                            if FieldParse.isFloatSyntax(field) || FieldParse.isIntegerSyntax(field) {
                                 throw outOfRange(i, "f64", "utf8")
                             }
                             throw bad(i, "a number")
                         }
-                        o[i] = v
                     }
                 }
             }

@@ -283,7 +283,9 @@ enum EvalRequest {
                 maxTerms: job.expressionMaxTerms)
             let evaluation = try Evaluation(
                 reader: reader, whereText: job.where, selectText: job.select,
-                context: context, compressor: Compressor(hooks: context.snapshot.compressorHooks),
+                context: context,
+                compressor: Compressor(
+                    hooks: context.snapshot.compressorHooks, goal: Compressor.goal(for: context.snapshot)),
                 limits: limits)
             evaluation.shouldStop = {
                 if tooLarge {

@@ -13,8 +13,14 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Evaluate a filter and expressions over a CSV or JSON Lines file.",
         discussion: """
-            The file is read in batches; each batch is compressed (dictionary, run-end,
-            frame-of-reference, bit-packing …) and evaluated on its encoded form.
+            The file is read in batches; each batch is encoded for the query (strings
+            with few distinct values as a dictionary, so that a comparison or a
+            like runs once per distinct value; a plugin's compressor may encode a
+            column its way) and evaluated on its encoded form. --compression
+            storage encodes each batch as small as the compressor can (run-end,
+            frame-of-reference, bit-packing, cascades), as a file would store it;
+            the default, auto, is query unless a loaded plugin has kernels on
+            those encodings (then storage, so that its kernels meet them).
 
             EXPRESSIONS
               columns     price, "odd name"  (double quotes for odd names)
@@ -92,7 +98,24 @@ struct EvalCommand: ParsableCommand {
             throw ValidationError("--batch-rows must be between 1 and \(1 << 24)")
         }
         guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
+        guard ["auto", "query", "storage"].contains(compression) else {
+            throw ValidationError("unknown --compression '\(compression)'; use auto, query or storage")
+        }
     }
+
+    func compressionGoal(_ snapshot: KernelSnapshot) -> Compressor.Goal {
+        switch compression {
+        case "query": .query
+        case "storage": .storage
+        default: Compressor.goal(for: snapshot)
+        }
+    }
+
+    @Option(
+        help: ArgumentHelp(
+            "How batches are encoded: auto, query (cheap encodings the kernels use) or storage (smallest).",
+            valueName: "goal"))
+    var compression: String = "auto"
 
     @Flag(help: ArgumentHelp("Print the peak resident memory to stderr at the end.", visibility: .hidden))
     var reportMemory = false
@@ -112,7 +135,9 @@ struct EvalCommand: ParsableCommand {
             let context = session.makeContext(trace: trace)
             let evaluation = try Evaluation(
                 reader: reader, whereText: predicate, selectText: select,
-                context: context, compressor: Compressor(hooks: context.snapshot.compressorHooks))
+                context: context,
+                compressor: Compressor(hooks: context.snapshot.compressorHooks, goal: compressionGoal(context.snapshot))
+            )
             evaluation.threads = threads
             if isatty(STDERR_FILENO) != 0 {
                 evaluation.progress = { line in Stderr.write("\r\u{1B}[K" + line) }

@@ -10,15 +10,119 @@ public struct Compressor: Sendable {
     public var maxDepth: Int
     /// Hooks that may propose an encoding of their own (a plugin's, for instance) before the built-ins.
     public var hooks: [CompressorHook]
+    /// What the encoded column is for.
+    public var goal: Goal
 
-    public init(maxDepth: Int = 3, hooks: [CompressorHook] = []) {
+    /// What to compress for.
+    public enum Goal: Sendable {
+        /// The smallest tree the schemes find (cascades included): for data kept and read many times.
+        case storage
+        /// One pass of a query over data just parsed: only encodings whose kernels repay their cost in
+        /// that pass — a dictionary for low-cardinality strings (found on a sample, so a column of
+        /// distinct strings costs one small sample), narrow codes, no cascades, numbers left plain. A
+        /// plugin's compressor hooks are still tried.
+        case query
+    }
+
+    /// The goal for one-shot evaluation with `snapshot`'s kernels: ``Goal/query``, unless a plugin has
+    /// kernels or rules on the engine's compressed encodings (a dictionary, run-end, bit-packed,
+    /// frame-of-reference, sparse or constant child), which only the storage goal produces for every
+    /// column they may apply to: then ``Goal/storage``, so that those kernels meet what they were written for.
+    public static func goal(for snapshot: KernelSnapshot) -> Goal {
+        let compressed: Set<EncodingID> = [
+            DictArray.id, RunEndArray.id, BitPackedArray.id, FoRArray.id, SparseArray.id, ConstantArray.id,
+        ]
+        return snapshot.pluginKernelChildren.isDisjoint(with: compressed) ? .query : .storage
+    }
+
+    public init(maxDepth: Int = 3, hooks: [CompressorHook] = [], goal: Goal = .storage) {
         self.maxDepth = maxDepth
         self.hooks = hooks
+        self.goal = goal
     }
 
     /// The encoded form of canonical `array`, or the array itself when nothing is smaller.
     public func compress(_ array: any ArrayNode) throws -> any ArrayNode {
-        try compress(array, depth: 0)
+        switch goal {
+        case .storage: try compress(array, depth: 0)
+        case .query: try compressForQuery(array)
+        }
+    }
+
+    /// See ``Goal/query``.
+    private func compressForQuery(_ array: any ArrayNode) throws -> any ArrayNode {
+        guard array.isCanonical, array.count > 0, maxDepth > 0 else { return array }
+        let hooked: [Scheme] = hooks.indices.filter { hooks[$0].applies(array.dtype) }.map { .hook($0) }
+        if !hooked.isEmpty, let encoded = try pick(hooked, array, 0, stats: nil) { return encoded }
+        guard let strings = array as? VarBinArray, strings.count >= 64 else { return array }
+        // A sample of up to 1,024 rows, evenly spaced: few distinct values there → try a dictionary.
+        let n = strings.count
+        let sampleSize = Swift.min(n, 1_024)
+        let offsets = strings.offsets.typed(Int32.self)
+        let base = strings.bytes.baseAddress
+        var table = ByteHashTable(capacity: 256)
+        var distinct = 0
+        for k in 0..<sampleSize {
+            let i = k * n / sampleSize
+            guard strings.validity.isValid(i) else { continue }
+            let s = Int(offsets[i])
+            let bytes = UnsafeRawBufferPointer(start: base + s, count: Int(offsets[i + 1]) - s)
+            if table.insert(bytes, code: UInt32(distinct)).1 {
+                distinct += 1
+                if distinct * 8 > sampleSize { return array }
+            }
+        }
+        let limit = Swift.min(65_536, Swift.max(n / 4, 1))
+        guard
+            let (codes, firsts, nulls) = try withExtendedLifetime(
+                strings, { try DictionaryBuilder.codes(array, limit: limit) })
+        else { return array }
+        let values = try Canonical.take(array, indices: PrimitiveArray(firsts))
+            .withDType(nulls ? array.dtype.with(.nonNullable) : array.dtype)
+        let width = PType.smallestUnsigned(holding: UInt64(Swift.max(firsts.count - 1, 0)))
+        let codeArray: any ArrayNode = width.visitIntegerUnchecked(
+            NarrowCodes(
+                codes: codes, validity: nulls ? Canonical.validity(of: array) : .allValid, nullable: nulls))
+        let d = try DictArray(codes: codeArray, values: values)
+        return d.dtype == array.dtype ? d : array
+    }
+
+    /// The first of `schemes` (ranked on a sample for long columns, else tried in full) whose tree is
+    /// smaller than `array`, or nil.
+    private func pick(_ schemes: [Scheme], _ array: any ArrayNode, _ depth: Int, stats: ColumnStats?) throws
+        -> (any ArrayNode)?
+    {
+        if array.count > Self.sampleThreshold {
+            let sample = try Self.sample(array)
+            let plain = Double(sample.byteSize)
+            var ranked: [(Scheme, Double)] = []
+            for scheme in schemes {
+                if let encoded = try apply(scheme, sample, depth, stats: stats.map { _ in ColumnStats(sample) }) {
+                    ranked.append((scheme, Double(encoded.byteSize) / plain))
+                }
+            }
+            // The full column must still beat plain: take the first scheme that does.
+            for (scheme, _) in ranked.filter({ $0.1 < 1 }).sorted(by: { $0.1 < $1.1 }) {
+                if let encoded = try apply(scheme, array, depth, stats: stats), encoded.byteSize < array.byteSize,
+                    encoded.dtype == array.dtype
+                {
+                    return encoded
+                }
+            }
+            return nil
+        }
+        var best: (any ArrayNode)?
+        var bestSize = array.byteSize
+        for scheme in schemes {
+            guard let c = try apply(scheme, array, depth, stats: stats), c.count == array.count, c.dtype == array.dtype
+            else { continue }
+            let size = c.byteSize
+            if size < bestSize {
+                best = c
+                bestSize = size
+            }
+        }
+        return best
     }
 
     /// One way to encode a column.
@@ -47,43 +151,10 @@ public struct Compressor: Sendable {
         if let p = array as? PrimitiveArray, p.ptype.isInteger { schemes.append(.frameOfReference) }
         if schemes.isEmpty { return array }
 
-        var order = schemes
-        if array.count > Self.sampleThreshold {
-            // Rank the schemes by how well they do on a sample.
-            let sample = try Self.sample(array)
-            let plain = Double(sample.byteSize)
-            var ranked: [(Scheme, Double)] = []
-            for scheme in schemes {
-                if let encoded = try apply(scheme, sample, depth, stats: ColumnStats(sample)) {
-                    ranked.append((scheme, Double(encoded.byteSize) / plain))
-                }
-            }
-            order = ranked.filter { $0.1 < 1 }.sorted { $0.1 < $1.1 }.map(\.0)
-            // The full column must still beat plain: take the first scheme that does.
-            for scheme in order {
-                if let encoded = try apply(scheme, array, depth, stats: stats), encoded.byteSize < array.byteSize,
-                    encoded.dtype == array.dtype
-                {
-                    return encoded
-                }
-            }
-            return array
-        }
-        var best = array
-        var bestSize = array.byteSize
-        for scheme in order {
-            guard let c = try apply(scheme, array, depth, stats: stats), c.count == array.count, c.dtype == array.dtype
-            else { continue }
-            let size = c.byteSize
-            if size < bestSize {
-                best = c
-                bestSize = size
-            }
-        }
-        return best
+        return try pick(schemes, array, depth, stats: stats) ?? array
     }
 
-    private func apply(_ scheme: Scheme, _ array: any ArrayNode, _ depth: Int, stats: ColumnStats) throws -> (
+    private func apply(_ scheme: Scheme, _ array: any ArrayNode, _ depth: Int, stats: ColumnStats?) throws -> (
         any ArrayNode
     )? {
         switch scheme {
@@ -118,7 +189,9 @@ public struct Compressor: Sendable {
                     source: hook.owner.description)
             }
             return r
-        case .sparse: return try sparse(array, stats, depth)
+        case .sparse:
+            guard let stats else { return nil }
+            return try sparse(array, stats, depth)
         case .runEnd: return try runEnd(array, depth)
         case .dictionary: return try dictionary(array, depth)
         case .frameOfReference:

@@ -23,6 +23,8 @@ public final class KernelSnapshot: Sendable {
     public let compressorHooks: [CompressorHook]
     /// The plugin that declared each plugin encoding, by encoding index: its errors are attributed there.
     let encodingOwners: [Int: KernelOwner]
+    /// The child encodings of the plugins' kernels and rules (what their kernels expect to meet).
+    public let pluginKernelChildren: Set<EncodingID>
 
     /// The plugin that declared `encoding`, nil for the engine's own and undeclared ones.
     func owner(ofEncoding encoding: EncodingID) -> KernelOwner? { encodingOwners[encoding.index] }
@@ -41,8 +43,14 @@ public final class KernelSnapshot: Sendable {
         var hasK = [Bool](repeating: false, count: width)
         var hasR = [Bool](repeating: false, count: width)
         var occ = [UInt8](repeating: 0, count: width * width)
+        var children: Set<EncodingID> = []
         for p in 0..<width {
             for c in 0..<width {
+                if executeParent[p * width + c].contains(where: { !$0.owner.isBuiltin })
+                    || reduceParent[p * width + c].contains(where: { !$0.owner.isBuiltin })
+                {
+                    children.insert(EncodingID(index: c))
+                }
                 if !executeParent[p * width + c].isEmpty {
                     hasK[p] = true
                     occ[p * width + c] |= 1
@@ -56,6 +64,7 @@ public final class KernelSnapshot: Sendable {
         parentHasKernels = hasK
         parentHasRules = hasR
         occupied = occ
+        pluginKernelChildren = children
     }
 
     /// A second object with the same tables (shares their storage), for a thread's private use.
@@ -64,6 +73,7 @@ public final class KernelSnapshot: Sendable {
         plugins = other.plugins
         compressorHooks = other.compressorHooks
         encodingOwners = other.encodingOwners
+        pluginKernelChildren = other.pluginKernelChildren
         width = other.width
         executeParent = other.executeParent
         reduceParent = other.reduceParent

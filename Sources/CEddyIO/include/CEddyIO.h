@@ -1,0 +1,16 @@
+#ifndef CEDDY_IO_H
+#define CEDDY_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// Marks the bytes of `p[0..<n]` equal to `a`, `b` or `c`: bit k of `out[w]` is set when byte
+/// `64 * w + k` is one of them. `out` has room for (n + 63) / 64 words; bits past `n` are clear.
+/// Uses AVX2 when the CPU has it, else SSE2 (x86-64) or a portable loop. Readers call it to find
+/// CSV delimiters, quotes and newlines a block at a time instead of testing each byte in Swift.
+void eddy_byte_masks(const uint8_t *p, size_t n, uint8_t a, uint8_t b, uint8_t c, uint64_t *out);
+
+/// The number of bytes of `p[0..<n]` equal to `c` (line numbers for messages).
+size_t eddy_count_byte(const uint8_t *p, size_t n, uint8_t c);
+
+#endif
