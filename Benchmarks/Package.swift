@@ -52,6 +52,7 @@ let package = Package(
             name: "EddyBenchmarks",
             dependencies: [
                 .product(name: "Eddy", package: "plugin-sdk"),
+                "CEddyHost",
                 "EddyHost",
                 "InHostPackedCompare",
             ],

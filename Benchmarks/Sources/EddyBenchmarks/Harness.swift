@@ -54,7 +54,17 @@ func format1(_ x: Double) -> String {
     return String(scaled)
 }
 
+/// Whether to print JSON lines (--json) instead of the human table.
+let json = CommandLine.arguments.contains("--json")
+
+/// One result as a JSON line (with --json): `{"name": …, "median_ns": …}`.
+func record(_ name: String, _ nanos: Double) {
+    guard json else { return }
+    print("{\"name\": \"\(name)\", \"median_ns\": \(Int(nanos.rounded()))}")
+}
+
 func report(_ name: String, _ value: String, target: String = "") {
+    guard !json else { return }
     let pad = String(repeating: " ", count: max(1, 64 - name.count))
     print(name + pad + value + (target.isEmpty ? "" : "   (target \(target))"))
 }

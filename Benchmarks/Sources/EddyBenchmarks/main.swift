@@ -1,3 +1,4 @@
+import CEddyHost
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
 import InHostPackedCompare
@@ -7,13 +8,20 @@ import InHostPackedCompare
 #endif
 
 // Eddy engine benchmarks: release build, one thread, medians. Numbers are printed, never asserted.
-// Run: swift run -c release --package-path Benchmarks [--quick]
+// Run: swift run -c release --package-path Benchmarks [--quick] [--json] [SECTION]
+// --json prints one object per line, {"name": …, "median_ns": …}, for Benchmarks/kernels.py to race.
+
+// As the eddy binary does: freed blocks stay in the heap for the next batch instead of going back
+// to the kernel and faulting in zeroed pages again on every call.
+eddy_keep_freed_memory()
 
 let quick = CommandLine.arguments.contains("--quick")
 let only = CommandLine.arguments.dropFirst().first { !$0.hasPrefix("--") }
 /// Whether a section runs: all of them, or those whose name contains the first argument.
 func want(_ section: String) -> Bool { only.map { section.contains($0) } ?? true }
 let bigN = quick ? 1_000_000 : 10_000_000
+/// The size in benchmark names: 10M (1M with --quick).
+let bigLabel = quick ? "1M" : "10M"
 var rng = SystemRandomNumberGenerator()
 struct Seeded: RandomNumberGenerator {
     var s: UInt64
@@ -24,12 +32,13 @@ struct Seeded: RandomNumberGenerator {
 }
 var gen = Seeded(s: 42)
 
-print("Eddy engine benchmarks (release, single thread, median of 9 samples)\n")
+if !json { print("Eddy engine benchmarks (release, single thread, median of 9 samples)\n") }
 
 // MARK: context creation
 let session = Session()
 if want("context") {
     let ctxNs = measure { blackHole(session.makeContext()) }
+    record("context.create_drop", ctxNs)
     report("context create+drop", formatNanos(ctxNs))
 }
 
@@ -111,10 +120,11 @@ if want("compare1k") {
     let needle = distinct[Int(try codes.values(UInt16.self)[0])]
     let cmp = try CompareFunction.make(dict, .eq, ConstantArray(.utf8(needle), count: 1000))
     let t = try measure { blackHole(try session.makeContext().execute(cmp)) }
+    record("compare.utf8.dict.1k.fresh_ctx", t)
     report("compare dict-utf8 1,000 rows, fresh context per call", formatNanos(t), target: "≤ 1 µs")
 }
 
-print("\n\(bigN) rows:")
+if !json { print("\n\(bigN) rows:") }
 let bigCodes = PrimitiveArray.build(UInt16.self, count: bigN) { out in
     for i in 0..<bigN { out[i] = UInt16(gen.next() % 1000) }
 }
@@ -124,6 +134,7 @@ if want("dictcompare") {
     let cmp = try CompareFunction.make(bigDict, .eq, ConstantArray(.utf8(needle), count: bigN))
     let out = try session.makeContext().execute(cmp) as! BoolArray
     let t = try measure(samples: 9, sampleNanos: 50_000_000) { blackHole(try session.makeContext().execute(cmp)) }
+    record("compare.utf8.dict.\(bigLabel)", t)
     report("dict-utf8 == scalar (matches \(out.bits.trueCount))", formatNanos(t), target: "≤ 1.0 ms; polars 1.5 ms")
     let plainCodes = measure(samples: 5) { blackHole(sumCodes(bigCodes)) }
     report("  floor: sum of the same UInt16 codes", formatNanos(plainCodes))
@@ -141,9 +152,11 @@ if want("filter") {
     let kept = mask.bits.trueCount
     let filter = try FilterArray(packed, mask: mask, count: kept)
     let t = try measure(samples: 7) { blackHole(try session.makeContext().execute(filter)) }
+    record("filter10.i64.for_bitpacked.\(bigLabel)", t)
     report("filter 10% of FoR+bit-packed(12) int64", formatNanos(t), target: "≤ 4 ms; polars 5.5 ms")
     let plain = try FilterArray(narrow, mask: mask, count: kept)
     let tp = try measure(samples: 7) { blackHole(try session.makeContext().execute(plain)) }
+    record("filter10.i64.plain.\(bigLabel)", tp)
     report("  same filter on canonical int64", formatNanos(tp))
 }
 
@@ -151,6 +164,7 @@ if want("take") {
     let idx = PrimitiveArray((0..<100_000).map { _ in Int64(gen.next() % UInt64(bigN)) })
     let take = try TakeArray(bigDict, indices: idx)
     let t = try measure(samples: 7) { blackHole(try session.makeContext().execute(take)) }
+    record("take.utf8.dict.100k_of_\(bigLabel)", t)
     report("take 100k random indices from dict-utf8", formatNanos(t), target: "pyarrow 0.86 ms (canonical int64)")
 }
 
@@ -170,12 +184,14 @@ if want("aggregate") {
     let got = try session.makeContext().execute(sumRuns).scalar(at: 0)
     precondition(expected.value == got.value, "run-end sum differs from decode-then-sum")
     let t = try measure { blackHole(try session.makeContext().execute(sumRuns)) }
+    record("sum.i64.run_end.\(bigLabel)", t)
     report("sum over run-end (\(ends.count) runs)", formatNanos(t), target: "≤ 0.05 ms; numpy by hand 0.17 ms")
     let plain = PrimitiveArray.build(Int64.self, count: bigN) { out in
         for i in 0..<bigN { out[i] = Int64(gen.next() % 2_000_001) - 1_000_000 }
     }
     let sumPlain = try AggregateFunction(.sum).make(plain)
     let tp = try measure(samples: 9) { blackHole(try session.makeContext().execute(sumPlain)) }
+    record("sum.i64.plain.\(bigLabel)", tp)
     report("sum over plain int64", formatNanos(tp), target: "≤ 4 ms; polars 4.2 ms, pyarrow 5.1 ms")
 }
 

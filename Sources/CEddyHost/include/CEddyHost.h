@@ -38,4 +38,9 @@ int eddy_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 /// it is reaped, so its group can still be signalled safely); 0 if it runs; -1 on error.
 int eddy_has_exited(pid_t pid);
 
+/// Keeps freed memory in the process's heap (up to 512 MiB) and serves blocks up to 256 MiB from it,
+/// instead of mapping and unmapping them: a batch's columns are freed and allocated again at the same
+/// sizes, and returning them to the kernel made every batch fault in freshly zeroed pages.
+void eddy_keep_freed_memory(void);
+
 #endif

@@ -126,17 +126,123 @@ uint32_t eddy_lut_u32(const uint32_t *codes, size_t n, const uint8_t *lut, size_
     return lut_u32_portable(codes, n, 0, lut, lut_len, out);
 }
 
+/// Whether value `i` (of the right length) equals the needle: the first 8 bytes as one word reject
+/// most values without a call.
+static inline int varbin_same(const uint8_t *bytes, int32_t s, const uint8_t *needle, size_t needle_len) {
+    if (needle_len >= 8) {
+        uint64_t x, y;
+        memcpy(&x, bytes + s, 8);
+        memcpy(&y, needle, 8);
+        if (x != y) return 0;
+    }
+    return needle_len == 0 || memcmp(bytes + s, needle, needle_len) == 0;
+}
+
+#if EDDY_HAVE_X86
+/// Lengths compared eight at a time (offsets[i + 1] - offsets[i] == needle_len), then the bytes of
+/// the candidates only.
+__attribute__((target("avx2"))) static void varbin_eq_avx2(const int32_t *offsets, const uint8_t *bytes, size_t n,
+                                                           const uint8_t *needle, size_t needle_len, uint64_t *out) {
+    const __m256i vl = _mm256_set1_epi32((int32_t)needle_len);
+    size_t words = (n + 63) / 64;
+    for (size_t w = 0; w < words; w++) {
+        size_t base = w * 64, end = n - base < 64 ? n - base : 64;
+        uint64_t candidates = 0;
+        size_t b = 0;
+        for (; b + 8 <= end; b += 8) {
+            __m256i lo = _mm256_loadu_si256((const __m256i *)(offsets + base + b));
+            __m256i hi = _mm256_loadu_si256((const __m256i *)(offsets + base + b + 1));
+            __m256i eq = _mm256_cmpeq_epi32(_mm256_sub_epi32(hi, lo), vl);
+            candidates |= (uint64_t)(uint32_t)_mm256_movemask_ps(_mm256_castsi256_ps(eq)) << b;
+        }
+        for (; b < end; b++) {
+            int64_t len = (int64_t)offsets[base + b + 1] - offsets[base + b];
+            candidates |= (uint64_t)(len == (int64_t)needle_len) << b;
+        }
+        uint64_t word = 0;
+        while (candidates) {
+            int k = __builtin_ctzll(candidates);
+            candidates &= candidates - 1;
+            if (varbin_same(bytes, offsets[base + k], needle, needle_len)) word |= (uint64_t)1 << k;
+        }
+        out[w] = word;
+    }
+}
+#endif
+
 void eddy_varbin_eq(const int32_t *offsets, const uint8_t *bytes, size_t n, const uint8_t *needle,
                     size_t needle_len, uint64_t *out) {
     size_t words = (n + 63) / 64;
+    if (needle_len > 0x7fffffff) {
+        // No value of a 32-bit-offset array is that long.
+        for (size_t w = 0; w < words; w++) out[w] = 0;
+        return;
+    }
+#if EDDY_HAVE_X86
+    if (eddy_has_avx2()) {
+        varbin_eq_avx2(offsets, bytes, n, needle, needle_len, out);
+        return;
+    }
+#endif
     for (size_t w = 0; w < words; w++) {
         uint64_t word = 0;
         size_t base = w * 64, end = n - base < 64 ? n - base : 64;
         for (size_t b = 0; b < end; b++) {
             int32_t s = offsets[base + b], e = offsets[base + b + 1];
-            if ((size_t)(e - s) == needle_len && (needle_len == 0 || memcmp(bytes + s, needle, needle_len) == 0))
+            if ((int64_t)e - s == (int64_t)needle_len && varbin_same(bytes, s, needle, needle_len))
                 word |= (uint64_t)1 << b;
         }
         out[w] = word;
     }
+}
+
+#if EDDY_HAVE_X86
+__attribute__((target("avx2"))) static int runend_sum_avx2(const int64_t *values, const uint32_t *ends, size_t first,
+                                                           size_t last, int64_t *sum) {
+    const __m256i offset = _mm256_set1_epi64x((int64_t)1 << 31);
+    __m256i acc = _mm256_setzero_si256(), vbits = _mm256_setzero_si256(), wbits = _mm256_setzero_si256();
+    size_t j = first;
+    for (; j + 4 <= last; j += 4) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(values + j));
+        __m256i hi = _mm256_cvtepu32_epi64(_mm_loadu_si128((const __m128i *)(ends + j)));
+        __m256i lo = _mm256_cvtepu32_epi64(_mm_loadu_si128((const __m128i *)(ends + j - 1)));
+        __m256i w = _mm256_sub_epi64(hi, lo);
+        // mul_epi32 multiplies the low 32 bits of each lane as signed: exact when checked below.
+        acc = _mm256_add_epi64(acc, _mm256_mul_epi32(v, w));
+        vbits = _mm256_or_si256(vbits, _mm256_add_epi64(v, offset));
+        wbits = _mm256_or_si256(wbits, w);
+    }
+    int64_t lanes[4], vb[4], wb[4];
+    _mm256_storeu_si256((__m256i *)lanes, acc);
+    _mm256_storeu_si256((__m256i *)vb, vbits);
+    _mm256_storeu_si256((__m256i *)wb, wbits);
+    uint64_t total = (uint64_t)lanes[0] + (uint64_t)lanes[1] + (uint64_t)lanes[2] + (uint64_t)lanes[3];
+    uint64_t vor = (uint64_t)vb[0] | (uint64_t)vb[1] | (uint64_t)vb[2] | (uint64_t)vb[3];
+    uint64_t wor = (uint64_t)wb[0] | (uint64_t)wb[1] | (uint64_t)wb[2] | (uint64_t)wb[3];
+    for (; j < last; j++) {
+        uint64_t w = (uint64_t)ends[j] - (uint64_t)ends[j - 1];
+        total += (uint64_t)values[j] * w;
+        vor |= (uint64_t)values[j] + ((uint64_t)1 << 31);
+        wor |= w;
+    }
+    *sum = (int64_t)total;
+    return vor < ((uint64_t)1 << 32) && wor < ((uint64_t)1 << 31);
+}
+#endif
+
+int eddy_runend_weighted_sum_i64(const int64_t *values, const uint32_t *ends, size_t first, size_t last,
+                                 int64_t *sum) {
+    if (first == 0 || last < first) return 0;
+#if EDDY_HAVE_X86
+    if (eddy_has_avx2()) return runend_sum_avx2(values, ends, first, last, sum);
+#endif
+    uint64_t total = 0, vor = 0, wor = 0;
+    for (size_t j = first; j < last; j++) {
+        uint64_t w = (uint64_t)ends[j] - (uint64_t)ends[j - 1];
+        total += (uint64_t)values[j] * w;
+        vor |= (uint64_t)values[j] + ((uint64_t)1 << 31);
+        wor |= w;
+    }
+    *sum = (int64_t)total;
+    return vor < ((uint64_t)1 << 32) && wor < ((uint64_t)1 << 31);
 }

@@ -17,6 +17,13 @@ uint16_t eddy_lut_u16(const uint16_t *codes, size_t n, const uint8_t *lut, size_
 uint32_t eddy_lut_u32(const uint32_t *codes, size_t n, const uint8_t *lut, size_t lut_len, uint64_t *out);
 
 /// Sets bit i of `out` when value i of a varbin array (Int32 offsets) equals the needle's bytes.
+/// Sum over runs `first ..< last` of values[j] * (ends[j] - ends[j - 1]) (first >= 1), into `*sum`.
+/// Returns 1 when the result is exact: every value in [-2^31, 2^31) and every run shorter than 2^31
+/// rows (so that 32-bit products are exact and the 64-bit sum of a window under 2^32 rows cannot
+/// overflow); 0 otherwise, and the caller sums exactly instead. Four runs at a time with AVX2.
+int eddy_runend_weighted_sum_i64(const int64_t *values, const uint32_t *ends, size_t first, size_t last,
+                                 int64_t *sum);
+
 void eddy_varbin_eq(const int32_t *offsets, const uint8_t *bytes, size_t n, const uint8_t *needle,
                     size_t needle_len, uint64_t *out);
 

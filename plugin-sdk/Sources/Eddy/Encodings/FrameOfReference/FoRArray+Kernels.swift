@@ -40,6 +40,19 @@ extension FoRArray {
                 let node = try CompareFunction.make(f.child, newOp, constant)
                 return node.dtype == parent.dtype ? node : nil
             },
+            ExecuteParentKernel("filter frame-of-reference over packed values", parent: FilterArray.id, child: id) {
+                parent, child, slot, _ in
+                // One pass: unpack only the kept values and add the reference as they are written.
+                guard slot == 0, let filter = parent as? FilterArray, let f = child as? FoRArray,
+                    let bp = f.child as? BitPackedArray, bp.patchRange.isEmpty, case .allValid = bp.validity,
+                    let ptype = f.dtype.ptype, let mask = filter.maskBits, mask.count == f.count,
+                    mask.trueCount == filter.count
+                else { return nil }
+                return ptype.visitIntegerUnchecked(
+                    GatherPackedWithReference(
+                        array: bp, referenceBits: f.referenceBits, mask: mask, resultCount: filter.count,
+                        nullability: f.dtype.nullability))
+            },
             ExecuteParentKernel("filter frame-of-reference child", parent: FilterArray.id, child: id) {
                 parent, child, slot, _ in
                 guard slot == 0, let filter = parent as? FilterArray, let f = child as? FoRArray else { return nil }
@@ -53,6 +66,56 @@ extension FoRArray {
                 return try FoRArray(reference: f.reference, child: SliceArray(f.child, start: s.start, length: s.count))
             },
         ]
+    }
+}
+
+/// Writes `reference + unpacked value` for each row a mask keeps (no patches, no nulls: checked by
+/// the kernel). Stops at `resultCount` values whatever the mask holds.
+private struct GatherPackedWithReference: IntegerPTypeVisitor {
+    let array: BitPackedArray
+    let referenceBits: UInt64
+    let mask: Bitmap
+    let resultCount: Int
+    let nullability: Nullability
+
+    func visit<T: NativeInteger>(_ type: T.Type) -> any ArrayNode {
+        let a = array
+        let out = withExtendedLifetime(a.packed) {
+            Buffer.build(count: resultCount, of: T.self) { dst in
+                let words = a.packed.baseAddress.assumingMemoryBound(to: UInt64.self)
+                let bytes = a.packed.baseAddress
+                let byteCount = a.packed.byteCount
+                let width = a.bitWidth
+                let valueMask: UInt64 = width >= 64 ? ~0 : (1 << UInt64(width)) &- 1
+                let start = a.offset
+                let reference = referenceBits
+                var o = 0
+                // A value of up to 57 bits lies within the 8 bytes from its first byte: one unaligned
+                // load and a shift, no branch on whether it straddles two words (except near the end).
+                let fast = width <= 57
+                mask.forEachSetBit { i in
+                    guard o < resultCount else { return }
+                    let position = start &+ i
+                    let bit = position &* width
+                    let byte = bit >> 3
+                    let v: UInt64
+                    if fast && byte &+ 8 <= byteCount {
+                        v = (bytes.loadUnaligned(fromByteOffset: byte, as: UInt64.self) >> UInt64(bit & 7)) & valueMask
+                    } else {
+                        v = BitPackedArray.unpack(words, width, position)
+                    }
+                    dst[o] = T(truncatingIfNeeded: reference &+ v)
+                    o &+= 1
+                }
+                // The kernel checked that the mask keeps exactly resultCount rows; fill defensively.
+                while o < resultCount {
+                    dst[o] = 0
+                    o &+= 1
+                }
+            }
+        }
+        return PrimitiveArray(
+            uncheckedPType: T.ptype, buffer: out, count: resultCount, validity: .allValid, nullability: nullability)
     }
 }
 

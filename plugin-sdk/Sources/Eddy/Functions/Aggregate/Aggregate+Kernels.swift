@@ -1,3 +1,5 @@
+internal import EddyKernelsC
+
 extension AggregateFunction {
     /// Encodings whose aggregates are computed without decoding every row.
     static let fusedEncodings = [RunEndArray.id, ConstantArray.id, DictArray.id, FoRArray.id, ChunkedArray.id]
@@ -171,52 +173,70 @@ extension AggregatePartial {
                     var mn = v[first]
                     var mx = v[first]
                     // When every |value| < 2^31 and the window < 2^32 rows, no product or partial sum
-                    // can overflow 64 bits (2^31 · 2^32 = 2^63 bounds the whole sum): one tight loop.
-                    var small = hi - lo < (1 << 32)
-                    if small {
-                        for j in first...last
-                        where Int64(truncatingIfNeeded: v[j]).magnitude >= (1 << 31)
-                            || (!T.isSigned && T.bitWidth == 64 && Int64(truncatingIfNeeded: v[j]) < 0)
-                        {
-                            small = false
-                            break
-                        }
-                    }
-                    if small {
+                    // can overflow 64 bits (2^31 · 2^32 = 2^63 bounds the whole sum): one tight loop that
+                    // also ORs the values' magnitudes, checked after it (the exact loop below runs only
+                    // when a value was too large).
+                    if hi - lo < (1 << 32) {
                         // First and last runs are clipped to the window; interior runs weigh e[j] - e[j-1],
                         // which has no loop-carried state, so the loop pipelines.
                         let clippedFirst = Int64(Swift.min(Int(e[first]), hi) - lo)
-                        var sum = Int64(truncatingIfNeeded: v[first]) &* clippedFirst
-                        if last > first {
-                            let ePtr = e.baseAddress!
-                            let vPtr = v.baseAddress!
+                        let x0 = Int64(truncatingIfNeeded: v[first])
+                        // Unsigned values count by their bits (2^63 or more reads as negative in Int64).
+                        @inline(__always) func magnitude(_ x: Int64) -> UInt64 {
+                            T.isSigned ? UInt64(bitPattern: x ^ (x >> 63)) : UInt64(bitPattern: x)
+                        }
+                        var magnitudes = magnitude(x0)
+                        var sum = x0 &* clippedFirst
+                        if last > first, T.self == Int64.self, let ePtr = e.baseAddress, let vPtr = v.baseAddress {
+                            // Four runs at a time in C (AVX2), exact when its bounds hold; else the loop below.
+                            var interior: Int64 = 0
+                            let exact = UnsafeRawPointer(vPtr).withMemoryRebound(to: Int64.self, capacity: v.count) {
+                                eddy_runend_weighted_sum_i64($0, ePtr, first + 1, last, &interior)
+                            }
+                            let xl = Int64(truncatingIfNeeded: v[last])
+                            magnitudes |= exact == 1 ? magnitude(xl) : .max
+                            let lastWeight = Int64(Swift.min(Int(e[last]), hi) - Int(e[last - 1]))
+                            sum &+= interior &+ xl &* lastWeight
+                        } else if last > first, let ePtr = e.baseAddress, let vPtr = v.baseAddress {
                             var j = first + 1
                             var acc0: Int64 = 0
                             var acc1: Int64 = 0
+                            var m0: UInt64 = 0
+                            var m1: UInt64 = 0
                             while j + 1 < last {
-                                acc0 &+= Int64(truncatingIfNeeded: vPtr[j]) &* Int64(ePtr[j] &- ePtr[j &- 1])
-                                acc1 &+= Int64(truncatingIfNeeded: vPtr[j &+ 1]) &* Int64(ePtr[j &+ 1] &- ePtr[j])
+                                let a = Int64(truncatingIfNeeded: vPtr[j])
+                                let b = Int64(truncatingIfNeeded: vPtr[j &+ 1])
+                                m0 |= magnitude(a)
+                                m1 |= magnitude(b)
+                                acc0 &+= a &* Int64(ePtr[j] &- ePtr[j &- 1])
+                                acc1 &+= b &* Int64(ePtr[j &+ 1] &- ePtr[j])
                                 j &+= 2
                             }
                             while j < last {
-                                acc0 &+= Int64(truncatingIfNeeded: vPtr[j]) &* Int64(ePtr[j] &- ePtr[j &- 1])
+                                let a = Int64(truncatingIfNeeded: vPtr[j])
+                                m0 |= magnitude(a)
+                                acc0 &+= a &* Int64(ePtr[j] &- ePtr[j &- 1])
                                 j &+= 1
                             }
+                            let xl = Int64(truncatingIfNeeded: v[last])
+                            magnitudes |= m0 | m1 | magnitude(xl)
                             let lastWeight = Int64(Swift.min(Int(e[last]), hi) - Int(e[last - 1]))
-                            sum &+= acc0 &+ acc1 &+ Int64(truncatingIfNeeded: v[last]) &* lastWeight
+                            sum &+= acc0 &+ acc1 &+ xl &* lastWeight
                         }
-                        if order {
-                            for j in first...last {
-                                mn = Swift.min(mn, v[j])
-                                mx = Swift.max(mx, v[j])
+                        if magnitudes < (1 << 31) {
+                            if order {
+                                for j in first...last {
+                                    mn = Swift.min(mn, v[j])
+                                    mx = Swift.max(mx, v[j])
+                                }
                             }
+                            p.rows = re.count
+                            p.nonNull = re.count
+                            p.intSum = Int128(sum)
+                            p.min = mn.scalarValue
+                            p.max = mx.scalarValue
+                            return
                         }
-                        p.rows = re.count
-                        p.nonNull = re.count
-                        p.intSum = Int128(sum)
-                        p.min = mn.scalarValue
-                        p.max = mx.scalarValue
-                        return
                     }
                     var sum = SpillingSum()
                     var previous = lo

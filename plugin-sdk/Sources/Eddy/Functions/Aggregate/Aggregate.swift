@@ -238,6 +238,27 @@ public struct AggregatePartial: Sendable {
                     }
                     total += Int128(s)
                 } else {
+                    // One pass that vectorises on baseline x86-64 (adds and ors only): a wrapping sum, and
+                    // the OR of every value plus 2^k, which stays below 2^(k+1) exactly when every value
+                    // is in [-2^k, 2^k). With k = 61 - bits(rows) the exact sum is then within ±2^61 and
+                    // the wrapping sum equals it; otherwise the split loop below sums again.
+                    if I.isSigned {
+                        let rows = end - start
+                        let k = 61 - (Int.bitWidth - rows.leadingZeroBitCount)
+                        let offset = UInt64(1) << UInt64(k)
+                        var sum: UInt64 = 0
+                        var bits: UInt64 = 0
+                        for i in start..<end {
+                            let x = UInt64(bitPattern: Int64(truncatingIfNeeded: values[i]))
+                            sum &+= x
+                            bits |= x &+ offset
+                        }
+                        if bits < offset << 1 {
+                            total += Int128(Int64(bitPattern: sum))
+                            start = end
+                            continue
+                        }
+                    }
                     var low: UInt64 = 0
                     var high: Int64 = 0
                     if I.isSigned {
