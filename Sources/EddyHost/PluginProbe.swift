@@ -150,6 +150,12 @@ public struct PluginProbe: Sendable {
         _ = eddy_install_crash_report(hint)
     }
 
+    /// Tunes the process's allocator for batches: freed blocks stay in the heap and are served again,
+    /// instead of going back to the kernel and faulting in zeroed pages for every batch.
+    public static func keepFreedMemory() {
+        eddy_keep_freed_memory()
+    }
+
     /// Called first in the probe child: die with the parent, so a killed host never leaves a probe
     /// spinning. False when the parent is already gone.
     public static func bindToParent(_ parent: Int32) -> Bool {

@@ -39,6 +39,8 @@ public final class CSVReader: TableReader {
     static let batchBytes = 32 << 20
     /// Bytes per read.
     static let readBytes = 256 << 10
+    /// Records types are inferred from (the first batch holds no more).
+    static let inferenceRows = 10_000
 
     /// Opens `path`, reads the header and infers the schema from the first batch.
     /// - Parameters:
@@ -84,8 +86,10 @@ public final class CSVReader: TableReader {
                     "--schema names column '\(escapedForDisplay(key))', which the header does not have (columns: \(shown))"
             )
         }
-        // Infer from the first batch, which is kept and returned first.
-        if let first = try nextSlice(maxRecords: self.batchRows) {
+        // Infer from the first batch, which is kept and returned first: at most the 10,000 records
+        // inference reads, so that splitting every column of it on this thread stays short (the other
+        // batches are split on the workers, with only the columns the query needs).
+        if let first = try nextSlice(maxRecords: Swift.min(self.batchRows, Self.inferenceRows)) {
             let all = [Bool](repeating: true, count: names.count)
             pending = (first, try CSVBatchScan(first, columns: names.count, wanted: all, path: path))
         }
@@ -97,7 +101,7 @@ public final class CSVReader: TableReader {
             }
             var kind = InferredKind.null
             if let col = pending?.scan.columns[k] {
-                for i in 0..<Swift.min(col.count, 10_000) where !col.nulls[i] {
+                for i in 0..<Swift.min(col.count, Self.inferenceRows) where !col.nulls[i] {
                     kind = Swift.max(kind, col.withField(i, FieldParse.kind))
                     if kind == .utf8 { break }
                 }
@@ -536,8 +540,9 @@ struct CSVBatchScan {
             }
         }
         self.rows = rows
+        // Appending to the slice's bytes copies them (the slice still holds them): only when needed.
         var text = slice.bytes
-        text.append(contentsOf: escapes)
+        if !escapes.isEmpty { text.append(contentsOf: escapes) }
         var out = [RawColumn?](repeating: nil, count: columns)
         let lineStarts = Array(rowStarts[0..<rows])
         for (s, k) in slots.enumerated() {

@@ -159,33 +159,46 @@ public final class Evaluation {
         var batchIndex = 0
         // With a trace (--explain), one thread: the trace reads in execution order.
         let width = trace == nil ? Swift.max(1, threads) : 1
-        while true {
-            if let stop = shouldStop?() { throw stop }
+        // A wave is up to `width` batches read in file order, and the error that ended the reading, if
+        // any (it comes after the batches read before it are written). The next wave is read while the
+        // current one is evaluated, so the reading thread's work overlaps the workers'.
+        func readWave() -> (builders: [@Sendable () throws -> RecordBatch], error: (any Error)?) {
             var builders: [@Sendable () throws -> RecordBatch] = []
-            // A read error (a ragged record, say) comes after the batches read before it are written.
-            var readError: (any Error)?
             do {
                 while builders.count < width, let build = try reader.nextDeferred() { builders.append(build) }
             } catch {
-                readError = error
+                return (builders, error)
             }
+            return (builders, nil)
+        }
+        var wave = readWave()
+        while true {
+            if let stop = shouldStop?() { throw stop }
+            let builders = wave.builders
+            let readError = wave.error
             if builders.isEmpty {
                 if let readError { throw readError }
                 break
             }
             let firstIndex = batchIndex
-            let results: [Result<BatchOutput, any Error>]
-            if builders.count == 1 {
-                results = [Result { try process(builders[0](), first: firstIndex == 0) }]
-            } else {
-                let slots = ResultSlots(count: builders.count)
-                let work = UncheckedBox(self)  // the workers only call process(_:first:), which reads it
-                let jobs = builders
-                DispatchQueue.concurrentPerform(iterations: jobs.count) { k in
-                    slots.set(k, Result { try work.value.process(jobs[k](), first: firstIndex + k == 0) })
+            let slots = ResultSlots(count: builders.count)
+            let work = UncheckedBox(self)  // the workers only call process(_:first:), which reads it
+            let jobs = builders
+            let done = DispatchGroup()
+            DispatchQueue.global().async(group: done) {
+                if jobs.count == 1 {
+                    slots.set(0, Result { try work.value.process(jobs[0](), first: firstIndex == 0) })
+                } else {
+                    DispatchQueue.concurrentPerform(iterations: jobs.count) { k in
+                        slots.set(k, Result { try work.value.process(jobs[k](), first: firstIndex + k == 0) })
+                    }
                 }
-                results = slots.all
             }
+            // A wave that ended in an error, or short of `width`, was the last.
+            let more = readError == nil && builders.count == width
+            wave = more ? readWave() : ([], nil)
+            done.wait()
+            let results = slots.all
             // In file order: the rows of batches before a failing one are written, as one thread would.
             for result in results {
                 let out = try result.get()

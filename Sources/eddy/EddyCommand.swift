@@ -22,6 +22,7 @@ struct EddyCommand: AsyncParsableCommand {
 @main
 enum EddyMain {
     static func main() async {
+        PluginProbe.keepFreedMemory()
         PluginProbe.installCrashReport(
             hint: "to run without it, remove that plugin's file from the plugin directory "
                 + "(eddy plugins lists the files)")
