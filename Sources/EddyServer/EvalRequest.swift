@@ -13,9 +13,9 @@ import Hummingbird
 /// with options in the query string.
 ///
 /// JSON body: `{"path": "trips.csv", "where": "…", "select": "…", "format": "json|csv|table",
-/// "input_format": "csv|jsonl", "trace": true}` — any other field, or a field of the wrong type, is a
+/// "input_format": "csv|jsonl", "trace": true, "threads": 2}` — any other field, or a field of the wrong type, is a
 /// 400 naming it. Upload: `Content-Type: text/csv` (or `application/x-ndjson`) with
-/// `?where=…&select=…&format=…&input_format=…&trace=1`. The response always carries the plugin-set
+/// `?where=…&select=…&format=…&input_format=…&trace=1&threads=2`. The response always carries the plugin-set
 /// fingerprint the evaluation ran with.
 enum EvalRequest {
     struct Params {
@@ -25,6 +25,7 @@ enum EvalRequest {
         var inputFormat: String?
         var trace = false
         var path: String?
+        var threads: Int?
     }
 
     /// A refusal: the status and the message of the response.
@@ -37,7 +38,21 @@ enum EvalRequest {
         }
     }
 
-    static let queryFields: Set<String> = ["where", "select", "format", "input_format", "trace", "path"]
+    static let queryFields: Set<String> = ["where", "select", "format", "input_format", "trace", "path", "threads"]
+
+    /// The most threads one request may ask for: the cores this process may run on.
+    static var maxThreads: Int { Swift.max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// `threads` as given (a decimal count from 1 to ``maxThreads``), or a refusal naming the range.
+    static func threads(_ text: String) throws(Refusal) -> Int {
+        guard text.utf8.count <= 6, let n = Int(text), n >= 1, n <= maxThreads else {
+            throw Refusal(
+                .badRequest,
+                "threads must be a whole number from 1 to \(maxThreads) (this server's cores), got '\(escapedForDisplay(String(text.prefix(40))))'"
+            )
+        }
+        return n
+    }
 
     /// The name/value pairs of a raw query string, decoded as HTML forms encode them: `+` is a space,
     /// `%XY` a byte; names and values must be UTF-8. A malformed escape is refused.
@@ -95,6 +110,7 @@ enum EvalRequest {
             case "format": p.format = value
             case "input_format": p.inputFormat = value
             case "path": p.path = value
+            case "threads": p.threads = try threads(value)
             case "trace":
                 switch value.lowercased() {
                 case "1", "true", "yes": p.trace = true
@@ -145,6 +161,12 @@ enum EvalRequest {
             case "select": p.select = try string() ?? p.select
             case "format": p.format = try string() ?? p.format
             case "input_format": p.inputFormat = try string() ?? p.inputFormat
+            case "threads":
+                switch value {
+                case .number(let text): p.threads = try threads(text)
+                case .null: break
+                default: throw Refusal(.badRequest, "field 'threads' must be a number, got \(value.typeName)")
+                }
             case "trace":
                 switch value {
                 case .bool(let b): p.trace = b
@@ -206,6 +228,9 @@ enum EvalRequest {
         var expressionMaxLength: Int
         var expressionMaxDepth: Int
         var expressionMaxTerms: Int
+        /// Batches evaluated at once (the request's `threads`, default 1: concurrent requests and
+        /// workers are the server's parallelism).
+        var threads: Int = 1
     }
 
     /// Parses, checks and resolves a request into a job (storing an uploaded body), or refuses it.
@@ -250,7 +275,7 @@ enum EvalRequest {
                 path: path, inputFormat: kind, format: format, where: params.where, select: params.select,
                 trace: params.trace, uploaded: uploaded != nil, maxResultBytes: server.options.maxResultBytes,
                 expressionMaxLength: limits.maxLength, expressionMaxDepth: limits.maxDepth,
-                expressionMaxTerms: limits.maxTerms)
+                expressionMaxTerms: limits.maxTerms, threads: params.threads ?? 1)
         } catch {
             if let uploaded { unlink(uploaded) }
             throw error
@@ -287,6 +312,7 @@ enum EvalRequest {
                 compressor: Compressor(
                     hooks: context.snapshot.compressorHooks, goal: Compressor.goal(for: context.snapshot)),
                 limits: limits)
+            evaluation.threads = Swift.max(1, Swift.min(job.threads, maxThreads))
             evaluation.shouldStop = {
                 if tooLarge {
                     return EvaluationStopped(

@@ -39,7 +39,10 @@ struct WorkerRequest: Sendable {
             w.string(job.path); w.string(job.inputFormat); w.string(job.format)
             w.optional(job.where); w.optional(job.select)
             w.u8(job.trace ? 1 : 0); w.u8(job.uploaded ? 1 : 0)
-            for v in [job.maxResultBytes, job.expressionMaxLength, job.expressionMaxDepth, job.expressionMaxTerms] {
+            for v in [
+                job.maxResultBytes, job.expressionMaxLength, job.expressionMaxDepth, job.expressionMaxTerms,
+                job.threads,
+            ] {
                 w.u64(UInt64(max(0, v)))
             }
         } else {
@@ -70,11 +73,12 @@ struct WorkerRequest: Sendable {
             let path = try r.string(), inputFormat = try r.string(), format = try r.string()
             let whereText = try r.optional(), select = try r.optional()
             let trace = try r.u8() == 1, uploaded = try r.u8() == 1
-            let limits = try (0..<4).map { _ in Int(clamping: try r.u64()) }
+            let limits = try (0..<5).map { _ in Int(clamping: try r.u64()) }
             job = EvalRequest.Job(
                 path: path, inputFormat: inputFormat, format: format, where: whereText, select: select,
                 trace: trace, uploaded: uploaded, maxResultBytes: limits[0],
-                expressionMaxLength: limits[1], expressionMaxDepth: limits[2], expressionMaxTerms: limits[3])
+                expressionMaxLength: limits[1], expressionMaxDepth: limits[2], expressionMaxTerms: limits[3],
+                threads: limits[4])
         } else {
             job = nil
         }

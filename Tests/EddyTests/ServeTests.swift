@@ -180,6 +180,36 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         #expect(server.logText.contains("plugin replaced") && server.logText.contains("plugin removed"))
     }
 
+    @Test(arguments: ["2", "0"])
+    func threadsPerRequestGiveTheSameAnswerAndBadCountsAreRefused(workers: String) throws {
+        let work = ScratchDirectory()
+        // Several batches (the server reads 64Ki rows per batch), so that two threads have work to share.
+        var text = "k,v\n"
+        for i in 0..<150_000 { text += "\(["a", "b", "c"][i % 3]),\(i)\n" }
+        let csv = work.write("t.csv", text)
+        let server = try Server(pluginDir: ScratchDirectory().path, arguments: ["--workers", workers])
+        let query: [String: Any] = ["path": csv, "where": "k = 'b'", "select": "count(*), sum(v), max(v)"]
+        let (s1, one) = try server.request("POST", "/eval", json: query)
+        let threads = Swift.min(2, ProcessInfo.processInfo.activeProcessorCount)
+        let (s2, two) = try server.request("POST", "/eval", json: query.merging(["threads": threads]) { $1 })
+        #expect(s1 == 200 && s2 == 200, "\(one) \(two)")
+        let row = (two["result"] as? [[String: Any]])?.first
+        #expect(row?["count(*)"] as? Int == 50_000 && row?["sum(v)"] as? Int == 3_749_975_000, "\(two)")
+        #expect(
+            (one["result"] as? [[String: Any]])?.first?["sum(v)"] as? Int == row?["sum(v)"] as? Int, "\(one)")
+        let (s3, q) = try server.request(
+            "POST", "/eval?threads=\(threads)&select=count(*)", body: Data("a\n1\n2\n".utf8),
+            contentType: "text/csv")
+        #expect(s3 == 200 && (q["result"] as? [[String: Any]])?.first?["count(*)"] as? Int == 2, "\(q)")
+        for bad in ["0", "-1", "x", "100000", "1.5"] {
+            let (s, r) = try server.request(
+                "POST", "/eval?threads=\(bad)&select=count(*)", body: Data("a\n1\n".utf8), contentType: "text/csv")
+            #expect(s == 400 && (r["error"] as? String)?.contains("threads must be a whole number from 1 to") == true)
+        }
+        let (s4, r4) = try server.request("POST", "/eval", json: query.merging(["threads": "2"]) { $1 })
+        #expect(s4 == 400 && (r4["error"] as? String)?.contains("field 'threads' must be a number") == true)
+    }
+
     @Test func anEvaluationInFlightFinishesOnTheVersionItStartedWith() throws {
         let work = ScratchDirectory()
         let csv = tripsCSV(work, rows: 400_000)
