@@ -257,7 +257,10 @@ extension RawColumn {
         -> any ArrayNode
     {
         let n = count
-        let validity: Validity = nulls.contains(true) ? .bitmap(Bitmap(nulls.map { !$0 })) : .allValid
+        // Written a word at a time (Bitmap(count:_:) is specialised here; the Sequence one is not).
+        let validity: Validity =
+            nulls.contains(true)
+            ? nulls.withUnsafeBufferPointer { z in .bitmap(Bitmap(count: n) { !z[$0] }) } : .allValid
         let shownName = escapedForDisplay(name)
         func shown(_ i: Int) -> String {
             let text = string(i)
@@ -327,7 +330,9 @@ extension RawColumn {
                 guard let b = withField(i, FieldParse.bool) else { throw bad(i, "a bool") }
                 bits[i] = b
             }
-            return try BoolArray(bits: Bitmap(bits), validity: validity, nullability: nl)
+            return try BoolArray(
+                bits: bits.withUnsafeBufferPointer { b in Bitmap(count: n) { b[$0] } }, validity: validity,
+                nullability: nl)
         case .primitive(let p, let nl):
             var b = ArrayBuilder(dtype: .primitive(p, .nullable), capacity: n)
             if p == .int64 {
