@@ -38,6 +38,10 @@ public final class ResultWriter {
     /// Writes rows of canonical (or constant) columns.
     public func write(_ columns: [any ArrayNode]) throws {
         start()
+        if format == .csv {
+            try writeCSV(columns)
+            return
+        }
         let n = columns.first?.count ?? 0
         for i in 0..<n {
             let row = try columns.map { try $0.scalar(at: i) }
@@ -94,12 +98,85 @@ public final class ResultWriter {
         }
     }
 
+    /// A CSV field: quoted (quotes doubled) when empty or holding a comma, a quote, CR or LF — by
+    /// bytes, so a CRLF (one Character) is quoted too.
     static func csvField(_ s: String) -> String {
-        if s.isEmpty { return "\"\"" }
-        if s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
-            return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        var out: [UInt8] = []
+        appendCSVField(Array(s.utf8), to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func appendCSVField(_ field: some Collection<UInt8>, to out: inout [UInt8]) {
+        if field.isEmpty {
+            out.append(contentsOf: [0x22, 0x22])
+            return
         }
-        return s
+        guard field.contains(where: { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }) else {
+            out.append(contentsOf: field)
+            return
+        }
+        out.append(0x22)
+        for b in field {
+            out.append(b)
+            if b == 0x22 { out.append(0x22) }
+        }
+        out.append(0x22)
+    }
+
+    /// How one column's cells are written: straight from its buffers for i64 and utf8, else through
+    /// its scalars.
+    private enum CSVColumn {
+        case int64([Int64], Validity)
+        case utf8(offsets: UnsafeBufferPointer<Int32>, bytes: UnsafeRawPointer, Validity)
+        case other(any ArrayNode)
+    }
+
+    /// CSV rows of a batch, built as bytes and emitted once.
+    private func writeCSV(_ columns: [any ArrayNode]) throws {
+        let n = columns.first?.count ?? 0
+        guard n > 0 else { return }
+        let kinds: [CSVColumn] = try columns.map { c in
+            if let p = c as? PrimitiveArray, p.ptype == .int64 { return .int64(try p.int64Values(), p.validity) }
+            if let v = c as? VarBinArray, v.dtype.isUTF8, v.count == n {
+                return .utf8(offsets: v.offsets.typed(Int32.self), bytes: v.bytes.baseAddress, v.validity)
+            }
+            return .other(c)
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(n * 8 * Swift.max(1, columns.count))
+        var digits = [UInt8](repeating: 0, count: 24)
+        try withExtendedLifetime(columns) {
+            for i in 0..<n {
+                for (k, kind) in kinds.enumerated() {
+                    if k > 0 { out.append(0x2C) }
+                    switch kind {
+                    case .int64(let values, let validity):
+                        guard validity.isValid(i) else { continue }
+                        let v = values[i]
+                        var m = v.magnitude
+                        var at = digits.count
+                        repeat {
+                            at -= 1
+                            digits[at] = UInt8(truncatingIfNeeded: m % 10) + 0x30
+                            m /= 10
+                        } while m > 0
+                        if v < 0 { out.append(0x2D) }
+                        out.append(contentsOf: digits[at...])
+                    case .utf8(let offsets, let bytes, let validity):
+                        guard validity.isValid(i) else { continue }
+                        let start = Int(offsets[i])
+                        let field = UnsafeRawBufferPointer(start: bytes + start, count: Int(offsets[i + 1]) - start)
+                        Self.appendCSVField(field, to: &out)
+                    case .other(let column):
+                        let cell = try column.scalar(at: i)
+                        if !cell.isNull { Self.appendCSVField(Array(Self.plain(cell).utf8), to: &out) }
+                    }
+                }
+                out.append(0x0A)
+            }
+        }
+        rowsWritten += n
+        emit(String(decoding: out, as: UTF8.self))
     }
 
     static func json(_ s: Scalar) -> String {

@@ -79,6 +79,20 @@ import Testing
         }
     }
 
+    @Test func csvOutputReadsBackAsTheSameValues() throws {
+        // Written by eddy (quoting by bytes: a CRLF inside a value is quoted too), read again by eddy.
+        let dir = ScratchDirectory()
+        let (text, values) = Self.file(rows: 3_000, seed: 5)
+        let path = dir.write("t.csv", text)
+        let out = try Eddy.run(["eval", path, "--schema", "a:utf8,b:utf8,c:utf8", "--format", "csv"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let again = dir.write("again.csv", out.stdout)
+        let got = try Self.read(again, [])
+        #expect(got.count == values.count)
+        let firstDifference = zip(got, values).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+        #expect(firstDifference == nil, "row \(firstDifference ?? -1)")
+    }
+
     @Test func aStrayQuoteIsNamedWhereItIsNotReadAsTheStartOfAQuotedField() throws {
         let dir = ScratchDirectory()
         // Without a rule for quotes inside unquoted fields, the quote on line 40 would look like the start
