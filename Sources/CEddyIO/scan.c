@@ -75,3 +75,25 @@ size_t eddy_count_byte(const uint8_t *p, size_t n, uint8_t c) {
     }
     return count;
 }
+
+long eddy_csv_count_records(const uint8_t *p, size_t n, size_t columns, size_t *bad_offset, size_t *bad_fields) {
+    long records = 0;
+    size_t start = 0;
+    while (start < n) {
+        const uint8_t *nl = memchr(p + start, '\n', n - start);
+        size_t end = nl ? (size_t)(nl - p) : n;
+        size_t len = end - start;
+        if (!(len == 0 || (len == 1 && p[start] == '\r'))) {
+            size_t commas = 0;
+            for (size_t i = start; i < end; i++) commas += p[i] == ',';
+            if (commas + 1 != columns) {
+                *bad_offset = start;
+                *bad_fields = commas + 1;
+                return -1;
+            }
+            records++;
+        }
+        start = end + 1;
+    }
+    return records;
+}

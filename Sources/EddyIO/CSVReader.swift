@@ -493,6 +493,12 @@ struct CSVBatchScan {
     init(_ slice: CSVSlice, columns: Int, wanted: [Bool], path: String) throws {
         firstLine = slice.firstLine
         let slots = (0..<columns).filter { $0 < wanted.count && wanted[$0] }
+        if slots.isEmpty, let counted = try Self.countOnly(slice, columns: columns, path: path) {
+            // No column wanted (count(*)) and no quote in the batch: only the records' shape is checked.
+            rows = counted
+            self.columns = [RawColumn?](repeating: nil, count: columns)
+            return
+        }
         let capacity = slice.records + 1
         var starts = [Int](repeating: 0, count: slots.count * capacity)
         var ends = [Int](repeating: 0, count: slots.count * capacity)
@@ -552,6 +558,24 @@ struct CSVBatchScan {
                 lines: .counted(firstLine: slice.firstLine, rowStarts: lineStarts))
         }
         self.columns = out
+    }
+
+    /// The number of records of a quote-free slice, each checked to have `columns` fields (in C, by
+    /// counting commas per line); nil when the slice has a quote (the full scan handles those).
+    /// - Throws: ``IOError`` for a record with another field count, as the full scan words it.
+    static func countOnly(_ slice: CSVSlice, columns: Int, path: String) throws -> Int? {
+        try slice.bytes.withUnsafeBufferPointer { text -> Int? in
+            guard let base = text.baseAddress else { return 0 }
+            guard memchr(base, Int32(UInt8(ascii: "\"")), text.count) == nil else { return nil }
+            var badOffset = 0
+            var badFields = 0
+            let records = eddy_csv_count_records(base, text.count, columns, &badOffset, &badFields)
+            guard records < 0 else { return records }
+            let line = slice.firstLine + eddy_count_byte(base, Swift.min(badOffset, text.count), 0x0A)
+            throw IOError(
+                file: path, line: line, column: Swift.min(badFields, columns) + 1,
+                message: "expected \(columns) fields, found \(badFields)")
+        }
     }
 
     /// Types and builds the wanted columns (the others are all-null placeholders of their type).

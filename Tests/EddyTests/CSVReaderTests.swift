@@ -124,6 +124,21 @@ import Testing
         let r = try Eddy.run(["eval", path, "--select", "count(*)"])
         #expect(r.status == 1)
         #expect(r.stderr.contains("t.csv:100002:3: expected 2 fields, found 3"), "\(r.stderr)")
+        // Without quotes, count(*) checks shapes by counting commas per line: the same errors, blank
+        // and CR-only lines skipped, a last line without a newline counted.
+        var plain = "a,b,c\n"
+        for i in 0..<100_000 { plain += i == 77_777 ? "1,2\n" : (i % 1000 == 5 ? "\r\n\n" : "") + "\(i),x,\(i % 7)\n" }
+        let flat = dir.write("flat.csv", plain + "9,9,9")
+        for extra in [[], ["--threads", "1", "--batch-rows", "500"]] {
+            let c = try Eddy.run(["eval", flat, "--select", "count(*)"] + extra)
+            let s = try Eddy.run(["eval", flat, "--select", "sum(a)"] + extra)
+            #expect(c.status == 1 && s.status == 1)
+            let shape = "flat.csv:77935:3: expected 3 fields, found 2"
+            #expect(c.stderr.contains(shape) && s.stderr.contains(shape), "\(extra): \(c.stderr) \(s.stderr)")
+        }
+        let good = dir.write("good.csv", "a,b\n1,2\n\r\n\n3,4\r\n5,6")
+        let g = try Eddy.run(["eval", good, "--select", "count(*)", "--format", "csv"])
+        #expect(g.status == 0 && g.stdout == "count(*)\n3\n", "\(g.stdout)\(g.stderr)")
         // In an earlier batch than the ragged record (within one batch, a record's shape is checked first).
         let bad = try Eddy.run(["eval", path, "--select", "sum(n)", "--threads", "2", "--batch-rows", "1000"])
         #expect(bad.status == 1)

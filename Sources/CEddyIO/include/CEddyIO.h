@@ -13,4 +13,10 @@ void eddy_byte_masks(const uint8_t *p, size_t n, uint8_t a, uint8_t b, uint8_t c
 /// The number of bytes of `p[0..<n]` equal to `c` (line numbers for messages).
 size_t eddy_count_byte(const uint8_t *p, size_t n, uint8_t c);
 
+/// Counts the records of quote-free CSV text `p[0..<n]` (lines; a blank line, or one holding only a
+/// CR, is not a record; the last line may lack its newline) and checks that each has `columns`
+/// fields. Returns the count, or -1 for the first record with another field count: its first byte
+/// is `*bad_offset` and its field count `*bad_fields`. The caller makes sure there is no quote.
+long eddy_csv_count_records(const uint8_t *p, size_t n, size_t columns, size_t *bad_offset, size_t *bad_fields);
+
 #endif
