@@ -55,6 +55,9 @@ public final class CSVReader: TableReader {
         self.limits = limits
         (file, fileSize) = try InputFile.open(path)
         // From here on the object is fully initialised: deinit closes the file if init throws.
+        // A UTF-8 byte-order mark is not part of the first field (quoted or not).
+        while buffer.count < 3 && readMore(expecting: 1) {}
+        if buffer.starts(with: [0xEF, 0xBB, 0xBF]) { buffer.removeFirst(3) }
         guard let head = try nextSlice(maxRecords: 1) else {
             throw IOError(file: path, line: 1, column: 1, message: "empty file: expected a header row")
         }
@@ -102,7 +105,7 @@ public final class CSVReader: TableReader {
             var kind = InferredKind.null
             if let col = pending?.scan.columns[k] {
                 for i in 0..<Swift.min(col.count, Self.inferenceRows) where !col.nulls[i] {
-                    kind = Swift.max(kind, col.withField(i, FieldParse.kind))
+                    kind = kind.widened(with: col.withField(i, FieldParse.kind))
                     if kind == .utf8 { break }
                 }
             }
@@ -421,6 +424,8 @@ struct CSVRecordScanner {
             store(CSVField(start: d + 1, end: close, quoted: true, escaped: escaped), &count)
             var after = close + 1
             if after + 1 < n && text[after] == 0x0D && text[after + 1] == 0x0A { after += 1 }
+            // A CR ending the file after a closing quote ends the record, as after an unquoted field.
+            if after + 1 == n && text[after] == 0x0D { after += 1 }
             if after >= n {
                 position = n
                 return count

@@ -45,7 +45,7 @@ public final class JSONLinesReader: TableReader {
         }
         for object in first.objects.prefix(10_000) {
             for (k, v) in object {
-                kinds[k] = Swift.max(kinds[k] ?? .null, v.kind)
+                kinds[k] = (kinds[k] ?? .null).widened(with: v.kind)
             }
         }
         schema = Schema(names.map { StructField($0, overrides[$0] ?? (kinds[$0] ?? .null).dtype) })

@@ -66,6 +66,14 @@ enum InferredKind: Int, Comparable {
     case null, bool, int, float, utf8
     static func < (a: InferredKind, b: InferredKind) -> Bool { a.rawValue < b.rawValue }
 
+    /// The kind that reads both: the wider number, but text when bools meet numbers (a column of
+    /// `true` and `1` is neither).
+    func widened(with other: InferredKind) -> InferredKind {
+        let bools = self == .bool || other == .bool
+        let numbers = self == .int || self == .float || other == .int || other == .float
+        return bools && numbers ? .utf8 : Swift.max(self, other)
+    }
+
     var dtype: DType {
         switch self {
         case .null, .utf8: .utf8(.nullable)

@@ -247,27 +247,41 @@ public final class Evaluation {
         func run(_ kind: AggregateFunction.Kind) throws -> Scalar {
             try context.execute(AggregateArray(AggregateFunction(kind), node)).scalar(at: 0)
         }
+        /// A batch's sum: an integer sum past 64 bits is not an error here (only the total must fit):
+        /// then the batch's exact partial, summed in 128 bits, stands in.
+        enum BatchSum { case integer(Int128), float(Double), none }
+        func batchSum() throws -> BatchSum {
+            let sum: Result<Scalar, any Error> = Result { try run(.sum) }
+            if case .failure(let e as EddyError) = sum, e.code == .overflow, e.source == nil {
+                let p = try AggregatePartial.fused(node, context, order: false)
+                return p.nonNull == 0 ? .none : .integer(p.intSum)
+            }
+            switch try sum.get().value {
+            case .int(let v): return .integer(Int128(v))
+            case .uint(let v): return .integer(Int128(v))
+            case .float(let v): return .float(v)
+            default: return .none
+            }
+        }
         acc.rows += count
         switch f.kind {
         case .countAll: break
         case .count: acc.nonNull += Int(try run(.count).int64Value ?? 0)
         case .sum:
             // A sum is null exactly when the batch has no valid value; that is all finish() needs.
-            switch try run(.sum).value {
-            case .int(let v): acc.intSum += Int128(v); acc.nonNull += 1
-            case .uint(let v): acc.intSum += Int128(v); acc.nonNull += 1
+            switch try batchSum() {
+            case .integer(let v): acc.intSum += v; acc.nonNull += 1
             case .float(let v): acc.floatSum += v; acc.nonNull += 1
-            default: break
+            case .none: break
             }
         case .mean:
             let n = Int(try run(.count).int64Value ?? 0)
             acc.nonNull += n
             if n > 0 {
-                switch try run(.sum).value {
-                case .int(let v): acc.intSum += Int128(v)
-                case .uint(let v): acc.intSum += Int128(v)
+                switch try batchSum() {
+                case .integer(let v): acc.intSum += v
                 case .float(let v): acc.floatSum += v
-                default: break
+                case .none: break
                 }
             }
         case .min, .max:

@@ -93,6 +93,31 @@ import Testing
         #expect(firstDifference == nil, "row \(firstDifference ?? -1)")
     }
 
+    @Test func editorsFilesAndBigSumsReadAsOtherEnginesReadThem() throws {
+        let dir = ScratchDirectory()
+        func csv(_ name: String, _ text: String, _ args: [String] = []) throws -> Eddy.Result {
+            try Eddy.run(["eval", dir.write(name, text), "--format", "csv"] + args)
+        }
+        // A byte-order mark before a quoted first name (Excel's "CSV UTF-8").
+        #expect(try csv("bom.csv", "\u{FEFF}\"a\",b\n1,2\n").stdout == "a,b\n1,2\n")
+        // Bools and numbers in one column are text, in CSV and JSON Lines.
+        #expect(try csv("mixed.csv", "a\ntrue\n1\n").stdout == "a\ntrue\n1\n")
+        let jsonl = dir.write("mixed.jsonl", "{\"a\": true}\n{\"a\": 1}\n")
+        #expect(try Eddy.run(["eval", jsonl, "--format", "csv"]).stdout == "a\ntrue\n1\n")
+        // A CR ending the file after a closing quote ends the record, as after an unquoted field.
+        #expect(try csv("cr.csv", "a,b\n1,\"x\"\r").stdout == "a,b\n1,x\n")
+        // Only the total of a sum must fit i64, not each batch's part of it.
+        let big =
+            "x\n" + String(repeating: "9223372036854775807\n", count: 2) + String(repeating: "0\n", count: 69_998)
+            + String(repeating: "-9223372036854775807\n", count: 2)
+        for args in [[], ["--batch-rows", "3"]] {
+            let r = try csv("big.csv", big, ["--select", "sum(x), mean(x)"] + args)
+            #expect(r.status == 0 && r.stdout == "sum(x),mean(x)\n0,0.0\n", "\(args): \(r.stdout)\(r.stderr)")
+        }
+        let over = try csv("over.csv", "x\n9223372036854775807\n9223372036854775807\n", ["--select", "sum(x)"])
+        #expect(over.status == 1 && over.stderr.contains("sum 18446744073709551614 does not fit i64"), "\(over.stderr)")
+    }
+
     @Test func aStrayQuoteIsNamedWhereItIsNotReadAsTheStartOfAQuotedField() throws {
         let dir = ScratchDirectory()
         // Without a rule for quotes inside unquoted fields, the quote on line 40 would look like the start
