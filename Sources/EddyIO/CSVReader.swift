@@ -179,6 +179,7 @@ public final class CSVReader: TableReader {
             masks.removeAll(keepingCapacity: true)
             masks.append(contentsOf: repeatElement(0, count: (n - from + 63) / 64))
             var stop = false
+            var tooLong = false
             buffer.withUnsafeBytes { raw in
                 guard let base = raw.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
                 masks.withUnsafeMutableBufferPointer { m in
@@ -202,6 +203,12 @@ public final class CSVReader: TableReader {
                             } else {
                                 newlines += 1
                                 if !inQuote {
+                                    if p + 1 - boundary > maxRecord {
+                                        // A record longer than the limit, though it fit in what was read.
+                                        tooLong = true
+                                        stop = true
+                                        return
+                                    }
                                     records += 1
                                     boundary = p + 1
                                     newlinesAtBoundary = newlines
@@ -216,6 +223,12 @@ public final class CSVReader: TableReader {
                 }
             }
             scanned = n
+            if tooLong {
+                throw IOError(
+                    file: path, line: line + newlinesAtBoundary, column: 1,
+                    message: "record is longer than \(limits.maxRecordBytes) bytes (--max-record-bytes); "
+                        + "is this a CSV file?")
+            }
             if stop { break scan }
         }
         if stray >= 0 && records == 0 {

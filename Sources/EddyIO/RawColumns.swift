@@ -1,5 +1,5 @@
 import CEddyIO
-@_spi(Host) public import Eddy
+@_spi(Host) import Eddy
 
 /// Field bytes of one column of a batch, before types are known: ranges of a shared text (a CSV
 /// batch's bytes, or the column's own bytes for JSON Lines). A null is an empty, unquoted field (CSV)

@@ -1,4 +1,4 @@
-@_spi(Host) public import Eddy
+@_spi(Host) import Eddy
 import EddyIO
 
 /// Parses the expression language (see `eddy eval --help`) with the usual precedence:

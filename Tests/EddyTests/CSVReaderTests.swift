@@ -130,6 +130,11 @@ import Testing
             #expect(r.status == 1)
             #expect(r.stderr.contains("t.csv:40:2: unexpected quote inside an unquoted field"), "\(extra): \(r.stderr)")
         }
+        // --max-record-bytes holds for each record, also one that fits in a single read.
+        let long = dir.write("long.csv", "a,b\n1,2\n3," + String(repeating: "x", count: 500) + "\n5,6\n")
+        let refused = try Eddy.run(["eval", long, "--max-record-bytes", "100"])
+        #expect(refused.status == 1 && refused.stderr.contains("long.csv:3:1: record is longer than 100 bytes"))
+        #expect(try Eddy.run(["eval", long, "--max-record-bytes", "1000", "--select", "count(*)"]).status == 0)
         // A quote left open runs to the end of the file: named with the line it opened on.
         let open = dir.write("open.csv", "a,b\n1,2\n3,\"x\n4,5\n")
         let r = try Eddy.run(["eval", open, "--format", "csv"])
