@@ -203,7 +203,9 @@ public final class CSVReader: TableReader {
                             } else {
                                 newlines += 1
                                 if !inQuote {
-                                    if p + 1 - boundary > maxRecord {
+                                    // The record's length without its line ending (LF or CRLF).
+                                    let length = p - boundary - (p > boundary && base[p - 1] == 0x0D ? 1 : 0)
+                                    if length > maxRecord {
                                         // A record longer than the limit, though it fit in what was read.
                                         tooLong = true
                                         stop = true

@@ -161,6 +161,14 @@ extension JSONLinesReader {
                 return base.distance(to: UnsafeRawPointer(hit))
             }
             if let newline {
+                // Every line is held to the limit (without its line ending), also one read whole.
+                let content = newline - start - (newline > start && buffer[newline - 1] == 0x0D ? 1 : 0)
+                guard content <= limits.maxRecordBytes else {
+                    throw IOError(
+                        file: path, line: line + 1, column: 1,
+                        message: "line is longer than \(limits.maxRecordBytes) bytes (--max-record-bytes); "
+                            + "is this a JSON Lines file?")
+                }
                 let range = start..<newline
                 start = newline + 1
                 return range

@@ -135,6 +135,17 @@ import Testing
         let refused = try Eddy.run(["eval", long, "--max-record-bytes", "100"])
         #expect(refused.status == 1 && refused.stderr.contains("long.csv:3:1: record is longer than 100 bytes"))
         #expect(try Eddy.run(["eval", long, "--max-record-bytes", "1000", "--select", "count(*)"]).status == 0)
+        // The limit counts a record's bytes without its line ending, LF or CRLF; the same for JSON Lines.
+        for (name, text) in [("lf.csv", "a,b\n1,2\n3,xxxx\n5,6\n"), ("crlf.csv", "a,b\r\n1,2\r\n3,xxxx\r\n5,6\r\n")] {
+            let f = dir.write(name, text)
+            #expect(try Eddy.run(["eval", f, "--max-record-bytes", "6", "--select", "count(*)"]).status == 0)
+            let r = try Eddy.run(["eval", f, "--max-record-bytes", "5", "--select", "count(*)"])
+            #expect(r.status == 1 && r.stderr.contains("\(name):3:1: record is longer than 5 bytes"), "\(r.stderr)")
+        }
+        let lines = dir.write("j.jsonl", "{\"a\":1}\n{\"a\":12}\n{\"a\":3}\n")
+        #expect(try Eddy.run(["eval", lines, "--max-record-bytes", "8", "--select", "count(*)"]).status == 0)
+        let j = try Eddy.run(["eval", lines, "--max-record-bytes", "7", "--select", "count(*)"])
+        #expect(j.status == 1 && j.stderr.contains("j.jsonl:2:1: line is longer than 7 bytes"), "\(j.stderr)")
         // A quote left open runs to the end of the file: named with the line it opened on.
         let open = dir.write("open.csv", "a,b\n1,2\n3,\"x\n4,5\n")
         let r = try Eddy.run(["eval", open, "--format", "csv"])
