@@ -100,6 +100,20 @@ public final class Evaluation {
     /// Compresses, filters and evaluates one batch. Touches no state of `self` but reads it, so batches
     /// may be processed on several threads at once.
     func process(_ batch: RecordBatch, first: Bool) throws -> BatchOutput {
+        var filtered = false
+        do {
+            return try processRows(batch, first: first, filtered: &filtered)
+        } catch var e as EddyError where e.source == nil && e.message.contains("row ") {
+            // The engine numbers rows from 0 within the arrays it evaluates: say where they start.
+            e.message +=
+                filtered
+                ? " (rows counted among those --where kept in the batch that starts at input line \(batch.firstLine))"
+                : " (rows counted from 0 at input line \(batch.firstLine))"
+            throw e
+        }
+    }
+
+    private func processRows(_ batch: RecordBatch, first: Bool, filtered: inout Bool) throws -> BatchOutput {
         var out = BatchOutput()
         out.rows = batch.count
         var columns = batch.columns
@@ -127,6 +141,7 @@ public final class Evaluation {
             default: bits = Bitmap(repeating: false, count: batch.count)  // an all-null predicate keeps nothing
             }
             count = bits.trueCount
+            filtered = true
             if count != batch.count {
                 let maskArray = try BoolArray(bits: bits)
                 inputs = try columns.map { try FilterArray($0, mask: maskArray, count: count) }

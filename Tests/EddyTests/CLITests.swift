@@ -227,6 +227,13 @@ final class ScratchDirectory {
         let div = try Eddy.run(["eval", f, "--select", "a / b"])
         #expect(div.status == 1)
         #expect(div.stderr.contains("division by zero in row 1"), "\(div.stderr)")
+        // Past the first batch, the message says where its row numbers start.
+        var many = "a\n"
+        for i in 0..<100_000 { many += i == 80_000 ? "0\n" : "1\n" }
+        let late = try Eddy.run(["eval", dir.write("late.csv", many), "--select", "sum(10 / a)"])
+        #expect(
+            late.status == 1 && late.stderr.contains("in row 4464: 10 / 0 (rows counted from 0 at input line 75538)"),
+            "\(late.stderr)")
         let cast = try Eddy.run(["eval", f, "--select", "cast(a as i8)"])
         #expect(cast.status == 1 && cast.stderr.contains("cannot cast 9223372036854775807 to i8"), "\(cast.stderr)")
     }
