@@ -167,10 +167,7 @@ public final class CSVReader: TableReader {
             if scanned == buffer.count {
                 if records > 0 && (records >= maxRecords || boundary >= Self.batchBytes) { break }
                 guard buffer.count - boundary <= maxRecord else {
-                    throw IOError(
-                        file: path, line: line + newlinesAtBoundary, column: 1,
-                        message: "record is longer than \(limits.maxRecordBytes) bytes (--max-record-bytes); "
-                            + "is this a CSV file?")
+                    throw recordTooLong(line: line + newlinesAtBoundary)
                 }
                 if !readMore(expecting: maxRecords - records) { break }
             }
@@ -226,10 +223,7 @@ public final class CSVReader: TableReader {
             }
             scanned = n
             if tooLong {
-                throw IOError(
-                    file: path, line: line + newlinesAtBoundary, column: 1,
-                    message: "record is longer than \(limits.maxRecordBytes) bytes (--max-record-bytes); "
-                        + "is this a CSV file?")
+                throw recordTooLong(line: line + newlinesAtBoundary)
             }
             if stop { break scan }
         }
@@ -248,10 +242,7 @@ public final class CSVReader: TableReader {
                     break
                 }
                 guard buffer.count <= maxRecord else {
-                    throw IOError(
-                        file: path, line: line, column: 1,
-                        message: "record is longer than \(limits.maxRecordBytes) bytes (--max-record-bytes); "
-                            + "is this a CSV file?")
+                    throw recordTooLong(line: line)
                 }
                 from = buffer.count
                 if !readMore(expecting: 1) {
@@ -276,6 +267,13 @@ public final class CSVReader: TableReader {
         line += newlinesAtBoundary
         bytesPerRecord = Swift.max(1, bytes.count / Swift.max(1, records))
         return slice
+    }
+
+    /// The error for a record past `limits.maxRecordBytes` that starts on `line`.
+    private func recordTooLong(line: Int) -> IOError {
+        IOError(
+            file: path, line: line, column: 1,
+            message: "record is longer than \(limits.maxRecordBytes) bytes (--max-record-bytes); is this a CSV file?")
     }
 
     /// Reads up to ``readBytes`` more of the file onto `buffer`; false at the end of the file.

@@ -2,6 +2,11 @@
     import Glibc
 #endif
 
+/// The processors online (at least 1): the default number of threads and workers.
+public func availableCores() -> Int {
+    Swift.max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+}
+
 /// Bounds on what one input may make a reader hold, so that a hostile file (one endless line,
 /// `/dev/zero`, a million-column header) is refused with a message instead of eating memory.
 public struct ReadLimits: Sendable {

@@ -41,7 +41,7 @@ enum EvalRequest {
     static let queryFields: Set<String> = ["where", "select", "format", "input_format", "trace", "path", "threads"]
 
     /// The most threads one request may ask for: the cores this process may run on.
-    static var maxThreads: Int { Swift.max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+    static var maxThreads: Int { availableCores() }
 
     /// `threads` as given (a decimal count from 1 to ``maxThreads``), or a refusal naming the range.
     static func threads(_ text: String) throws(Refusal) -> Int {

@@ -260,8 +260,3 @@ func peakResidentKiB() -> Int {
     }
     return -1
 }
-
-/// The processors this process may run on.
-func availableCores() -> Int {
-    Swift.max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-}

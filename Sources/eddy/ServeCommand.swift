@@ -1,5 +1,6 @@
 import ArgumentParser
 @_spi(Host) import EddyHost
+import EddyIO
 @_spi(Host) import EddyQuery
 @_spi(Host) import EddyServer
 import Logging
@@ -141,8 +142,8 @@ struct ServeCommand: AsyncParsableCommand {
         options.bodyTimeout = bodyTimeout
         options.idleTimeout = idleTimeout
         options.evalTimeout = evalTimeout
-        options.maxConcurrent = maxConcurrent ?? System.coreCount
-        options.workers = workers ?? (plugins.noProbe ? 0 : System.coreCount)
+        options.maxConcurrent = maxConcurrent ?? availableCores()
+        options.workers = workers ?? (plugins.noProbe ? 0 : availableCores())
         options.workerMemory = workerMemory
         options.maxQueue = maxQueue
         options.maxResultBytes = maxResultBytes
@@ -159,9 +160,4 @@ struct ServeCommand: AsyncParsableCommand {
         }
         try await server.run(hostname: hostname, port: port)
     }
-}
-
-enum System {
-    /// Processors online.
-    static var coreCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }

@@ -72,19 +72,7 @@ public struct Compressor: Sendable {
                 if distinct * 8 > sampleSize { return array }
             }
         }
-        let limit = Swift.min(65_536, Swift.max(n / 4, 1))
-        guard
-            let (codes, firsts, nulls) = try withExtendedLifetime(
-                strings, { try DictionaryBuilder.codes(array, limit: limit) })
-        else { return array }
-        let values = try Canonical.take(array, indices: PrimitiveArray(firsts))
-            .withDType(nulls ? array.dtype.with(.nonNullable) : array.dtype)
-        let width = PType.smallestUnsigned(holding: UInt64(Swift.max(firsts.count - 1, 0)))
-        let codeArray: any ArrayNode = width.visitIntegerUnchecked(
-            NarrowCodes(
-                codes: codes, validity: nulls ? Canonical.validity(of: array) : .allValid, nullable: nulls))
-        let d = try DictArray(codes: codeArray, values: values)
-        return d.dtype == array.dtype ? d : array
+        return try dictionary(array, limit: Swift.min(65_536, Swift.max(n / 4, 1)), parts: { $0 }) ?? array
     }
 
     /// The first of `schemes` (ranked on a sample for long columns, else tried in full) whose tree is
@@ -234,19 +222,25 @@ public struct Compressor: Sendable {
     }
 
     private func dictionary(_ array: any ArrayNode, _ depth: Int) throws -> (any ArrayNode)? {
-        let limit = Swift.min(65_536, Swift.max(array.count / 2, 1))
+        try dictionary(array, limit: Swift.min(65_536, Swift.max(array.count / 2, 1))) {
+            try compress($0, depth: depth + 1)
+        }
+    }
+
+    /// `array` as a dictionary (codes in first-appearance order, in the narrowest unsigned type), its
+    /// codes and values passed through `parts` (compressed again, or kept as they are); nil past
+    /// `limit` distinct values.
+    private func dictionary(
+        _ array: any ArrayNode, limit: Int, parts: (any ArrayNode) throws -> any ArrayNode
+    ) throws -> (any ArrayNode)? {
         guard let (codes, firsts, nulls) = try DictionaryBuilder.codes(array, limit: limit) else { return nil }
         let values = try Canonical.take(array, indices: PrimitiveArray(firsts))
             .withDType(nulls ? array.dtype.with(.nonNullable) : array.dtype)
         let width = PType.smallestUnsigned(holding: UInt64(Swift.max(firsts.count - 1, 0)))
         let codeArray: any ArrayNode = width.visitIntegerUnchecked(
             NarrowCodes(
-                codes: codes,
-                validity: nulls
-                    ? Canonical.validity(of: array) : .allValid, nullable: nulls))
-        let d = try DictArray(
-            codes: compress(codeArray, depth: depth + 1),
-            values: compress(values, depth: depth + 1))
+                codes: codes, validity: nulls ? Canonical.validity(of: array) : .allValid, nullable: nulls))
+        let d = try DictArray(codes: parts(codeArray), values: parts(values))
         return d.dtype == array.dtype ? d : nil
     }
 
