@@ -16,6 +16,7 @@ public enum DeltaPlugin: EddyPlugin {
 
     public static func register(into registrar: PluginRegistrar) throws {
         registrar.encoding(DeltaArray.self)
+        registerStorage(into: registrar)
         registrar.compare(on: DeltaArray.self, name: compareKernel) { delta, op, scalar, ctx in
             guard delta.nonDecreasing, let needle = scalar.int64Value,
                 let values = try ctx.execute(delta) as? PrimitiveArray, values.ptype == .int64
@@ -63,5 +64,49 @@ public enum DeltaPlugin: EddyPlugin {
                 base: d.base, deltas: try compressChild(d.deltas), nullability: d.dtype.nullability,
                 nonDecreasing: true)
         }
+    }
+
+    /// How `ext.delta` nodes are stored in `.eddy` files: the base and the monotonicity flag as metadata,
+    /// the deltas as the node's one child (the format stores it with its own encoding).
+    ///
+    /// Version 1 metadata is `base` (i64) then `nonDecreasing` (bool). The tests' rebuilt plugin (2.0.0)
+    /// changed the layout to a flags byte and reads only its own version, so a file written by 1.0.0
+    /// names both versions when 2.0.0 is asked to read it.
+    static func registerStorage(into registrar: PluginRegistrar) {
+        #if EDDY_DELTA_V2
+            let version: UInt32 = 2
+        #else
+            let version: UInt32 = 1
+        #endif
+        registrar.storage(
+            for: DeltaArray.self, metadataVersion: version,
+            write: { delta in
+                var m = MetadataWriter()
+                m.i64(delta.base)
+                if version == 1 { m.bool(delta.nonDecreasing) } else { m.u8(delta.nonDecreasing ? 1 : 0) }
+                return StoredParts(metadata: m.bytes, children: [delta.deltas])
+            },
+            read: { stored in
+                try stored.expect(buffers: 0, children: 1)
+                var m = stored.metadataReader
+                let base = try m.i64()
+                let nonDecreasing = version == 1 ? try m.bool() : (try m.u8() & 1) == 1
+                try m.finish()
+                let deltas = try stored.child(0)
+                guard deltas.dtype.ptype == .int64, !deltas.dtype.isNullable else {
+                    throw EddyError(.typeMismatch, "ext.delta deltas must be non-nullable i64, found \(deltas.dtype)")
+                }
+                // The file's flag is a claim the kernels rely on (binary search): hold it to the data when
+                // the deltas are plain. Encoded deltas are not decoded here; a false claim there makes the
+                // search answer wrongly for that file, it cannot make it read out of bounds.
+                if nonDecreasing, let plain = deltas as? PrimitiveArray {
+                    let bad = try plain.withValues(Int64.self) { v in v.dropFirst().contains { $0 < 0 } }
+                    if bad {
+                        throw EddyError(.invalidArgument, "ext.delta claims non-decreasing but has a negative delta")
+                    }
+                }
+                return DeltaArray(
+                    base: base, deltas: deltas, nullability: stored.dtype.nullability, nonDecreasing: nonDecreasing)
+            })
     }
 }

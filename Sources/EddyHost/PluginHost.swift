@@ -509,7 +509,8 @@ public final class PluginHost: Sendable {
         let contents = registrar.contents  // sealed: the lists that were checked
         session.kernels.replace(
             pluginNamed: manifest.name, kernels: contents.kernels, rules: contents.rules,
-            owner: owner, compressorHooks: contents.compressorHooks, encodings: registrar.encodings)
+            owner: owner, compressorHooks: contents.compressorHooks, encodings: registrar.encodings,
+            storages: registrar.storages)
         let loaded = LoadedPlugin(
             name: manifest.name, version: manifest.version, file: path, contentHash: hash,
             shadowPath: copy.displayPath, kernelCount: contents.kernels.count + contents.rules.count)

@@ -8,6 +8,12 @@ public struct RecordBatch: Sendable {
     public var count: Int
     /// The input line of the batch's first row (1-based), for messages.
     public var firstLine: Int
+    /// True when the columns are already encoded trees (read from an `.eddy` file): not compressed again.
+    public var encoded = false
+    /// For an `.eddy` file, the file row of the batch's first row (0-based), for messages.
+    public var firstRow = 0
+    /// For an `.eddy` file, the plain (canonical) bytes of the columns read, from the footer's statistics.
+    public var plainBytes = 0
 
     public init(schema: Schema, columns: [any ArrayNode], count: Int, firstLine: Int = 1) {
         self.schema = schema

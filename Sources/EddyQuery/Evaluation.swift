@@ -84,6 +84,9 @@ public final class Evaluation {
     /// thread; rows are written and aggregates merged in file order). 1 evaluates batch after batch.
     public var threads = 1
 
+    /// For an `.eddy` file: skip chunks whose statistics prove `--where` keeps none of their rows.
+    public var zoneMaps = true
+
     /// What one batch gave: its counts, its aggregate partials or its output columns, and (for the
     /// first batch) the trees `--explain` shows.
     struct BatchOutput {
@@ -106,9 +109,13 @@ public final class Evaluation {
         } catch var e as EddyError where e.source == nil && e.message.contains("row ") {
             // The engine numbers rows from 0 within the arrays it evaluates: say where they start.
             e.message +=
-                filtered
-                ? " (rows counted among those --where kept in the batch that starts at input line \(batch.firstLine))"
-                : " (rows counted from 0 at input line \(batch.firstLine))"
+                batch.encoded
+                ? (filtered
+                    ? " (rows counted among those --where kept in the chunk that starts at file row \(batch.firstRow))"
+                    : " (rows counted from 0 at file row \(batch.firstRow))")
+                : filtered
+                    ? " (rows counted among those --where kept in the batch that starts at input line \(batch.firstLine))"
+                    : " (rows counted from 0 at input line \(batch.firstLine))"
             throw e
         }
     }
@@ -117,7 +124,7 @@ public final class Evaluation {
         var out = BatchOutput()
         out.rows = batch.count
         var columns = batch.columns
-        for k in columnsRead where k < columns.count {
+        for k in columnsRead where k < columns.count && !batch.encoded {
             let col = columns[k]
             let c = try compressor.compress(col)
             out.canonicalBytes += col.byteSize
@@ -128,6 +135,10 @@ public final class Evaluation {
             out.inputTrees = columnsRead.filter { $0 < columns.count }.map {
                 (batch.schema.names[$0], columns[$0].treeDescription())
             }
+        }
+        if batch.encoded {
+            for k in columnsRead where k < columns.count { out.compressedBytes += columns[k].byteSize }
+            out.canonicalBytes = batch.plainBytes
         }
         var inputs = columns
         var count = batch.count
@@ -172,6 +183,9 @@ public final class Evaluation {
         let started = now()
         var lastProgress = started
         var batchIndex = 0
+        if let file = reader as? EddyTableReader, let predicate, zoneMaps {
+            file.skipChunk = { ZoneMap.provesEmpty(predicate, chunk: $0) }
+        }
         // With a trace (--explain), one thread: the trace reads in execution order.
         let width = trace == nil ? Swift.max(1, threads) : 1
         // A wave is up to `width` batches read in file order, and the error that ended the reading, if

@@ -1,6 +1,6 @@
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
-import EddyIO
+@_spi(Host) import EddyIO
 @_spi(Host) import EddyQuery
 import Foundation
 import Hummingbird
@@ -250,9 +250,10 @@ enum EvalRequest {
                 throw Refusal(.badRequest, "give a path or upload a body, not both")
             }
             let isJSONLines = contentType.contains("ndjson") || contentType.contains("jsonl")
-            uploaded = try server.uploads.store(body, suffix: isJSONLines ? ".jsonl" : ".csv")
+            let isEddy = body.starts(with: EddyFileFormat.magic)
+            uploaded = try server.uploads.store(body, suffix: isEddy ? ".eddy" : isJSONLines ? ".jsonl" : ".csv")
             params.path = uploaded
-            if params.inputFormat == nil { params.inputFormat = isJSONLines ? "jsonl" : "csv" }
+            if params.inputFormat == nil { params.inputFormat = isEddy ? "eddy" : isJSONLines ? "jsonl" : "csv" }
         } else if let path = params.path {
             params.path = try resolve(path, dataDirectories: server.options.dataDirectories)
         }
@@ -266,9 +267,12 @@ enum EvalRequest {
             }
             let kind =
                 params.inputFormat
-                ?? (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
-            guard kind == "csv" || kind == "jsonl" else {
-                throw Refusal(.badRequest, "unknown input_format '\(escapedForDisplay(kind))'; use csv or jsonl")
+                ?? (EddyFileFormat.isEddyFile(path)
+                    ? "eddy"
+                    : path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json")
+                        ? "jsonl" : "csv")
+            guard kind == "csv" || kind == "jsonl" || kind == "eddy" else {
+                throw Refusal(.badRequest, "unknown input_format '\(escapedForDisplay(kind))'; use csv, jsonl or eddy")
             }
             let limits = server.options.expressionLimits
             return Job(
@@ -300,9 +304,13 @@ enum EvalRequest {
         var tooLarge = false
         do {
             let reader: any TableReader =
-                job.inputFormat == "jsonl"
-                ? try JSONLinesReader(path: job.path)
-                : try CSVReader(path: job.path)
+                switch job.inputFormat {
+                case "jsonl": try JSONLinesReader(path: job.path)
+                // Encodings are looked up in this request's snapshot: a plugin dropped into the directory
+                // since the last request reads files written with it.
+                case "eddy": EddyTableReader(file: try EddyFile(path: job.path, snapshot: context.snapshot))
+                default: try CSVReader(path: job.path)
+                }
             let limits = Parser.Limits(
                 maxLength: job.expressionMaxLength, maxDepth: job.expressionMaxDepth,
                 maxTerms: job.expressionMaxTerms)

@@ -1,7 +1,7 @@
 import ArgumentParser
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
-import EddyIO
+@_spi(Host) import EddyIO
 @_spi(Host) import EddyQuery
 
 #if canImport(Glibc)
@@ -52,7 +52,7 @@ struct EvalCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "A .csv file, or a .jsonl / .ndjson file (JSON Lines).")
+    @Argument(help: "A .csv file, a .jsonl / .ndjson file (JSON Lines), or an .eddy file (eddy convert).")
     var file: String
 
     // Values are taken as they are, even when they start with '-' ("-price > -10").
@@ -73,7 +73,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Column types that override inference, e.g. \"zip:utf8,amount:f64\".")
     var schema: String?
 
-    @Option(help: "Input format: csv or jsonl (default: from the file name).")
+    @Option(
+        help: "Input format: csv, jsonl or eddy (default: eddy when the file starts with EDDYFILE, else from the name)."
+    )
     var inputFormat: String?
 
     @OptionGroup var plugins: PluginOptions
@@ -117,6 +119,11 @@ struct EvalCommand: ParsableCommand {
             valueName: "goal"))
     var compression: String = "auto"
 
+    @Flag(
+        name: .customLong("no-zone-maps"),
+        help: "For an .eddy file: read every chunk, even those whose statistics rule out --where.")
+    var noZoneMaps = false
+
     @Flag(help: ArgumentHelp("Print the peak resident memory to stderr at the end.", visibility: .hidden))
     var reportMemory = false
 
@@ -128,17 +135,18 @@ struct EvalCommand: ParsableCommand {
         let (host, _) = try plugins.load(into: session)
         do {
             let overrides = try schema.map(Schema.parseOverrides) ?? [:]
-            let reader = try openReader(
-                file, format: inputFormat, overrides: overrides, batchRows: batchRows,
-                limits: ReadLimits(maxRecordBytes: maxRecordBytes))
             let trace = explain ? ExecutionTrace() : nil
             let context = session.makeContext(trace: trace)
+            let reader = try openReader(
+                file, format: inputFormat, overrides: overrides, batchRows: batchRows,
+                limits: ReadLimits(maxRecordBytes: maxRecordBytes), snapshot: context.snapshot)
             let evaluation = try Evaluation(
                 reader: reader, whereText: predicate, selectText: select,
                 context: context,
                 compressor: Compressor(hooks: context.snapshot.compressorHooks, goal: compressionGoal(context.snapshot))
             )
             evaluation.threads = threads
+            evaluation.zoneMaps = !noZoneMaps
             if isatty(STDERR_FILENO) != 0 {
                 evaluation.progress = { line in Stderr.write("\r\u{1B}[K" + line) }
             }
@@ -169,18 +177,28 @@ struct EvalCommand: ParsableCommand {
 
 func openReader(
     _ path: String, format: String?, overrides: [String: DType], batchRows: Int,
-    limits: ReadLimits
+    limits: ReadLimits, snapshot: KernelSnapshot
 ) throws -> any TableReader {
     let kind =
-        format ?? (path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
+        format
+        ?? (EddyFileFormat.isEddyFile(path)
+            ? "eddy"
+            : path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
     switch kind {
+    case "eddy":
+        if !overrides.isEmpty {
+            throw IOError(
+                file: path, line: 0, column: 0,
+                message: "--schema does not apply to an .eddy file (its types are stored)")
+        }
+        return EddyTableReader(file: try EddyFile(path: path, snapshot: snapshot))
     case "csv": return try CSVReader(path: path, overrides: overrides, batchRows: batchRows, limits: limits)
     case "jsonl", "json":
         return try JSONLinesReader(path: path, overrides: overrides, batchRows: batchRows, limits: limits)
     default:
         throw IOError(
             file: path, line: 0, column: 0,
-            message: "unknown input format '\(escapedForDisplay(kind))'; use csv or jsonl")
+            message: "unknown input format '\(escapedForDisplay(kind))'; use csv, jsonl or eddy")
     }
 }
 
@@ -193,6 +211,11 @@ func explainText(_ e: Evaluation, plugins: [LoadedPlugin]) -> String {
         + (read.count == names.count
             ? " (all \(names.count))" : " (\(read.count) of \(names.count); the others are not typed or built)")
         + "; threads: \(e.trace == nil ? e.threads : 1)\n"
+    if let file = e.reader as? EddyTableReader {
+        s +=
+            "== chunks: \(file.chunksRead) read, \(file.chunksSkipped) skipped by zone maps"
+            + " (of \(file.file.footer.chunks.count); \(file.bytesRead) bytes of segments touched)\n"
+    }
     s +=
         "== input columns (first batch), \(e.rowsRead) rows, \(e.canonicalBytes) bytes plain → \(e.compressedBytes) bytes encoded"
     if e.compressedBytes > 0 {

@@ -19,4 +19,9 @@ size_t eddy_count_byte(const uint8_t *p, size_t n, uint8_t c);
 /// is `*bad_offset` and its field count `*bad_fields`. The caller makes sure there is no quote.
 long eddy_csv_count_records(const uint8_t *p, size_t n, size_t columns, size_t *bad_offset, size_t *bad_fields);
 
+/// CRC-32C (Castagnoli) of `n` bytes continuing `crc` (0 to start): SSE4.2 when the CPU has it.
+uint32_t eddy_crc32c(uint32_t crc, const uint8_t *p, size_t n);
+/// The same without the CPU instruction (for tests that compare the two).
+uint32_t eddy_crc32c_portable(uint32_t crc, const uint8_t *p, size_t n);
+
 #endif

@@ -110,7 +110,8 @@ public enum PluginConformance {
         let session = Session()
         session.kernels.replace(
             pluginNamed: P.name, kernels: registrar.kernels, rules: registrar.rules,
-            owner: registrar.owner, compressorHooks: registrar.compressorHooks)
+            owner: registrar.owner, compressorHooks: registrar.compressorHooks, encodings: registrar.encodings,
+            storages: registrar.storages)
         return run(
             session: session, keys: registrar.kernels.map { ($0.parent, $0.child) },
             names: Set(registrar.kernels.map(\.name)), underTest: { !$0.isBuiltin },

@@ -33,6 +33,8 @@ public final class ArrayKernels: Sendable {
         var hooks: [String: [CompressorHook]] = [:]
         /// Encodings by plugin name: which plugin an encoding's errors are attributed to.
         var encodings: [String: [String]] = [:]
+        /// Encoding storages by plugin name: how files holding the plugin's encodings are read.
+        var storages: [String: [EncodingStorage]] = [:]
     }
 
     private let state: Mutex<State>
@@ -118,20 +120,23 @@ public final class ArrayKernels: Sendable {
     @discardableResult
     public func replace(
         pluginNamed name: String, kernels: [ExecuteParentKernel], rules: [ReduceParentRule],
-        owner: KernelOwner? = nil, compressorHooks: [CompressorHook] = [], encodings: [String] = []
+        owner: KernelOwner? = nil, compressorHooks: [CompressorHook] = [], encodings: [String] = [],
+        storages: [EncodingStorage] = []
     ) -> Int {
         update(
             removing: { !$0.isBuiltin && $0.name == name }, kernels: kernels, rules: rules,
-            plugin: (name, owner, compressorHooks, encodings))
+            plugin: (name, owner, compressorHooks, encodings, storages))
     }
 
     @discardableResult
     private func update(
         removing: ((KernelOwner) -> Bool)?, kernels: [ExecuteParentKernel],
-        rules: [ReduceParentRule], plugin: (String, KernelOwner?, [CompressorHook], [String])? = nil
+        rules: [ReduceParentRule],
+        plugin: (String, KernelOwner?, [CompressorHook], [String], [EncodingStorage])? = nil
     ) -> Int {
         state.withLock { s in
-            if let (name, owner, hooks, encodings) = plugin {
+            if let (name, owner, hooks, encodings, storages) = plugin {
+                s.storages[name] = owner == nil || storages.isEmpty ? nil : storages
                 s.plugins[name] = owner
                 s.hooks[name] = owner == nil || hooks.isEmpty ? nil : hooks
                 s.encodings[name] = owner == nil || encodings.isEmpty ? nil : encodings
@@ -159,7 +164,10 @@ public final class ArrayKernels: Sendable {
                 encodingOwners: Dictionary(
                     s.encodings.flatMap { name, list in
                         list.compactMap { e in s.plugins[name].map { (EncodingID(e).index, $0) } }
-                    }, uniquingKeysWith: { a, _ in a }))
+                    }, uniquingKeysWith: { a, _ in a }),
+                storages: Dictionary(
+                    s.storages.sorted { $0.key < $1.key }.flatMap(\.value).map { ($0.encoding.name, $0) },
+                    uniquingKeysWith: { a, _ in a }))
             publishedGeneration.store(s.generation, ordering: .releasing)
             return removed
         }
@@ -168,7 +176,7 @@ public final class ArrayKernels: Sendable {
     private static func build(
         generation: Int, kernels: [Key: [ExecuteParentKernel]],
         rules: [Key: [ReduceParentRule]], plugins: [KernelOwner],
-        hooks: [CompressorHook], encodingOwners: [Int: KernelOwner]
+        hooks: [CompressorHook], encodingOwners: [Int: KernelOwner], storages: [String: EncodingStorage]
     ) -> KernelSnapshot {
         let width = EncodingID.internedCount
         var ep = [[ExecuteParentKernel]](repeating: [], count: width * width)
@@ -182,7 +190,7 @@ public final class ArrayKernels: Sendable {
         }
         return KernelSnapshot(
             generation: generation, width: width, executeParent: ep, reduceParent: rp, plugins: plugins,
-            compressorHooks: hooks, encodingOwners: encodingOwners)
+            compressorHooks: hooks, encodingOwners: encodingOwners, storages: storages)
     }
 }
 

@@ -23,6 +23,14 @@ public final class KernelSnapshot: Sendable {
     public let compressorHooks: [CompressorHook]
     /// The plugin that declared each plugin encoding, by encoding index: its errors are attributed there.
     let encodingOwners: [Int: KernelOwner]
+    /// The plugins' encoding storages, by encoding name (the engine's own are ``EncodingStorage/builtin``).
+    let pluginStorages: [String: EncodingStorage]
+
+    /// How encoding `name` is stored in files: the engine's own, or the loaded plugin's that declared it.
+    public func storage(for name: String) -> EncodingStorage? {
+        EncodingStorage.builtin[name] ?? pluginStorages[name]
+    }
+
     /// The child encodings of the plugins' kernels and rules (what their kernels expect to meet).
     public let pluginKernelChildren: Set<EncodingID>
 
@@ -31,8 +39,10 @@ public final class KernelSnapshot: Sendable {
 
     init(
         generation: Int, width: Int, executeParent: [[ExecuteParentKernel]], reduceParent: [[ReduceParentRule]],
-        plugins: [KernelOwner] = [], compressorHooks: [CompressorHook] = [], encodingOwners: [Int: KernelOwner] = [:]
+        plugins: [KernelOwner] = [], compressorHooks: [CompressorHook] = [], encodingOwners: [Int: KernelOwner] = [:],
+        storages: [String: EncodingStorage] = [:]
     ) {
+        self.pluginStorages = storages
         self.encodingOwners = encodingOwners
         self.generation = generation
         self.plugins = plugins
@@ -73,6 +83,7 @@ public final class KernelSnapshot: Sendable {
         plugins = other.plugins
         compressorHooks = other.compressorHooks
         encodingOwners = other.encodingOwners
+        pluginStorages = other.pluginStorages
         pluginKernelChildren = other.pluginKernelChildren
         width = other.width
         executeParent = other.executeParent

@@ -18,6 +18,7 @@ public final class PluginRegistrar: Sendable {
         var rules: [ReduceParentRule] = []
         var compressorHooks: [CompressorHook] = []
         var encodings: [String] = []
+        var storages: [EncodingStorage] = []
         var failure: String?
         /// Set when the plugin's registration returned: later calls are refused.
         var sealed = false
@@ -69,6 +70,31 @@ public final class PluginRegistrar: Sendable {
         state.withLock { s in s.sealed ? s.lateCalls += 1 : s.encodings.append(name) }
     }
 
+    /// Registers how the plugin's encoding `E` is stored in `.eddy` files: `write` splits a node into
+    /// metadata, buffers and children; `read` rebuilds it from what a file holds (an untrusted source:
+    /// check every count and offset taken from the metadata, and throw rather than trap).
+    ///
+    /// `metadataVersion` is what `write` produces; `readableVersions` (default: that version only) is
+    /// what `read` accepts. A file written with a version outside it fails naming both plugin versions.
+    /// Declare the encoding with ``encoding(_:)`` too.
+    public func storage<E: Encoding>(
+        for encoding: E.Type, metadataVersion: UInt32, readableVersions: ClosedRange<UInt32>? = nil,
+        write: @escaping @Sendable (E) throws -> StoredParts,
+        read: @escaping @Sendable (StoredNode) throws -> E
+    ) {
+        let storage = EncodingStorage(
+            encoding: E.id, metadataVersion: metadataVersion,
+            readableVersions: readableVersions ?? metadataVersion...metadataVersion, owner: owner,
+            write: { node in
+                guard let e = node as? E else {
+                    throw EddyError(.invalidArgument, "storage for \(E.id) asked to write a \(node.encoding) node")
+                }
+                return try write(e)
+            },
+            read: { try read($0) })
+        state.withLock { s in s.sealed ? s.lateCalls += 1 : s.storages.append(storage) }
+    }
+
     /// Records a registration failure (the entry function does this with a thrown error's text).
     public func fail(_ message: String) {
         state.withLock { if $0.failure == nil { $0.failure = message } }
@@ -95,6 +121,8 @@ public final class PluginRegistrar: Sendable {
     @_spi(Host) public var rules: [ReduceParentRule] { state.withLock { $0.rules } }
     /// The compressor hooks registered so far.
     @_spi(Host) public var compressorHooks: [CompressorHook] { state.withLock { $0.compressorHooks } }
+    /// The encoding storages registered so far.
+    @_spi(Host) public var storages: [EncodingStorage] { state.withLock { $0.storages } }
     /// The encodings declared so far, by name.
     @_spi(Host) public var encodings: [String] { state.withLock { $0.encodings } }
     /// The first failure recorded, if any.
@@ -108,7 +136,8 @@ public final class PluginRegistrar: Sendable {
             (s.kernels.map { "kernel \($0.parent.name)|\($0.child.name)|\($0.name)" }
                 + s.rules.map { "rule \($0.parent.name)|\($0.child.name)|\($0.name)" }
                 + s.encodings.map { "encoding \($0)" }
-                + s.compressorHooks.map { "compressor \($0.name)" }).sorted()
+                + s.compressorHooks.map { "compressor \($0.name)" }
+                + s.storages.map { "storage \($0.encoding.name) v\($0.metadataVersion)" }).sorted()
         }
     }
 
@@ -130,6 +159,14 @@ public final class PluginRegistrar: Sendable {
             for e in s.encodings where e.hasPrefix("eddy.") || e.isEmpty {
                 out.append("encoding '\(e)' is in the engine's namespace (eddy.*); name it after the plugin")
             }
+            for st in s.storages where !s.encodings.contains(st.encoding.name) {
+                out.append(
+                    "storage for '\(st.encoding.name)' but the plugin does not declare that encoding (registrar.encoding(_:))"
+                )
+            }
+            if !storageVersionsConsistent(s.storages) {
+                out.append("a storage's readable versions do not include the version it writes")
+            }
             // Names are shown in listings, traces and errors, and key the conformance kit's counts.
             let names = s.kernels.map(\.name) + s.rules.map(\.name) + s.compressorHooks.map(\.name) + s.encodings
             for name in names where !Self.isPrintable(name) {
@@ -143,6 +180,10 @@ public final class PluginRegistrar: Sendable {
             }
         }
         return out
+    }
+
+    private func storageVersionsConsistent(_ storages: [EncodingStorage]) -> Bool {
+        storages.allSatisfy { $0.readableVersions.contains($0.metadataVersion) }
     }
 
     /// At most 200 characters, none a control or format character (no newlines, escapes or bidi overrides).

@@ -11,11 +11,22 @@ public final class BufferStorage: Sendable {
     nonisolated(unsafe) public let pointer: UnsafeMutableRawPointer
     /// The number of bytes requested (the allocation is at least this large).
     public let byteCount: Int
+    /// What keeps borrowed memory alive (a file mapping, say); nil when this storage owns its allocation.
+    let owner: (any AnyObject & Sendable)?
+
+    /// Memory this storage does not own and never frees: `owner` keeps it alive (and unchanged) for as
+    /// long as any buffer refers to this storage. For bytes used in place, such as a mapped file.
+    public init(borrowing pointer: UnsafeRawPointer, byteCount: Int, owner: any AnyObject & Sendable) {
+        self.pointer = UnsafeMutableRawPointer(mutating: pointer)
+        self.byteCount = Swift.max(byteCount, 0)
+        self.owner = owner
+    }
 
     /// Allocates `byteCount` bytes aligned to `alignment` (a power of two); the memory is zeroed.
     public init(byteCount: Int, alignment: Int = Buffer.defaultAlignment) {
         self.byteCount = byteCount
         self.pointer = Self.allocate(byteCount, alignment)
+        self.owner = nil
         self.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: Swift.max(byteCount, 1))
     }
 
@@ -23,6 +34,7 @@ public final class BufferStorage: Sendable {
     public init(uninitializedByteCount byteCount: Int, alignment: Int = Buffer.defaultAlignment) {
         self.byteCount = byteCount
         self.pointer = Self.allocate(byteCount, alignment)
+        self.owner = nil
     }
 
     /// Buffers this large are aligned to 2 MiB and asked to be backed by huge pages: a fresh result
@@ -50,6 +62,7 @@ public final class BufferStorage: Sendable {
     }
 
     deinit {
+        if owner != nil { return }
         if byteCount >= Self.hugePageThreshold {
             let rounded = (byteCount + Self.hugePageSize - 1) / Self.hugePageSize * Self.hugePageSize
             if LargeBlockCache.shared.put(pointer, rounded) { return }

@@ -1,0 +1,541 @@
+import CEddyIO
+@_spi(Host) public import Eddy
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The `.eddy` file: column chunks stored as the compressor's encoding trees, read in place.
+///
+/// Layout (all integers little-endian):
+///
+///     offset 0        header: "EDDYFILE", u16 format version, zeros to byte 64
+///     64 …            segments: one per (chunk, column), each buffer of its tree 64-byte aligned
+///     footerOffset    footer (see EddyFooter), its CRC-32C in the trailer
+///     size - 32       trailer: u64 footerOffset, u64 footerLength, u32 footer CRC-32C,
+///                     u16 format version, u16 zero, "EDDYFILE"
+public enum EddyFileFormat {
+    public static let magic: [UInt8] = Array("EDDYFILE".utf8)
+    public static let version: UInt16 = 1
+    public static let headerSize = 64
+    public static let trailerSize = 32
+    public static let alignment = 64
+    /// Rows per chunk at most (a node's length is bounded by it, so no node can claim more).
+    public static let maxChunkRows = 1 << 24
+    /// Nodes per column chunk, tree depth, columns and chunks at most: bounds on what a footer may claim.
+    public static let maxNodes = 1 << 16
+    public static let maxDepth = 64
+    public static let maxColumns = 1 << 16
+    public static let maxFooterBytes = 1 << 30
+
+    /// Whether `path` starts with the magic (cheap: reads 8 bytes).
+    public static func isEddyFile(_ path: String) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var head = [UInt8](repeating: 0, count: 8)
+        return pread(fd, &head, 8, 0) == 8 && head == magic
+    }
+
+    static func crc(_ p: UnsafeRawPointer, _ n: Int) -> UInt32 {
+        eddy_crc32c(0, p.assumingMemoryBound(to: UInt8.self), n)
+    }
+
+    /// CRC-32C of `bytes`.
+    public static func crc32c(_ bytes: [UInt8]) -> UInt32 {
+        bytes.withUnsafeBytes { b in b.baseAddress.map { crc($0, b.count) } ?? 0 }
+    }
+
+    /// CRC-32C of `bytes` without the CPU instruction (to check the two agree).
+    public static func crc32cPortable(_ bytes: [UInt8]) -> UInt32 {
+        bytes.withUnsafeBytes { b in
+            b.baseAddress.map { eddy_crc32c_portable(0, $0.assumingMemoryBound(to: UInt8.self), b.count) } ?? 0
+        }
+    }
+}
+
+/// Statistics of one column in one chunk: what zone maps test a filter against.
+public struct ChunkColumnStats: Sendable {
+    public var nullCount: Int
+    /// Smallest and largest non-null value, for ordered types (nil when all null or not kept).
+    public var min: Scalar?
+    public var max: Scalar?
+    /// Bytes of the column's plain (canonical) form and of its stored tree.
+    public var plainBytes: Int
+    public var storedBytes: Int
+
+    public init(nullCount: Int, min: Scalar?, max: Scalar?, plainBytes: Int, storedBytes: Int) {
+        self.nullCount = nullCount
+        self.min = min
+        self.max = max
+        self.plainBytes = plainBytes
+        self.storedBytes = storedBytes
+    }
+}
+
+/// One node of a stored tree, as the footer describes it.
+public struct StoredNodeLayout: Sendable {
+    public var encoding: Int  // index into EddyFooter.encodings
+    public var dtype: DType
+    public var count: Int
+    public var metadata: [UInt8]
+    /// Buffers as (offset, length) relative to the segment.
+    public var buffers: [(offset: Int, length: Int)]
+    /// Indices of child nodes, each smaller than this node's index.
+    public var children: [Int]
+}
+
+/// One column of one chunk: where its segment is, its checksum, its tree and its statistics.
+public struct ColumnChunkLayout: Sendable {
+    public var segmentOffset: Int
+    public var segmentLength: Int
+    public var checksum: UInt32
+    public var nodes: [StoredNodeLayout]  // post-order: the last is the root
+    public var stats: ChunkColumnStats
+}
+
+public struct ChunkLayout: Sendable {
+    public var rows: Int
+    public var columns: [ColumnChunkLayout]
+}
+
+/// An encoding a file uses, and who provided it when the file was written.
+public struct StoredEncoding: Sendable, Equatable {
+    public var name: String
+    /// Empty for the engine's own encodings.
+    public var pluginName: String
+    public var pluginVersion: String
+    public var pluginHash: String
+    public var metadataVersion: UInt32
+
+    public var isBuiltin: Bool { pluginName.isEmpty }
+}
+
+/// Everything a file's footer says.
+public struct EddyFooter: Sendable {
+    public var schema: Schema
+    public var encodings: [StoredEncoding]
+    public var rows: Int
+    public var chunks: [ChunkLayout]
+
+    func encoded() -> [UInt8] {
+        var w = MetadataWriter()
+        w.u32(UInt32(EddyFileFormat.version))
+        w.int(schema.fields.count)
+        for f in schema.fields {
+            w.string(f.name)
+            w.dtype(f.dtype)
+        }
+        w.int(encodings.count)
+        for e in encodings {
+            w.string(e.name)
+            w.string(e.pluginName)
+            w.string(e.pluginVersion)
+            w.string(e.pluginHash)
+            w.u32(e.metadataVersion)
+        }
+        w.int(rows)
+        w.int(chunks.count)
+        for c in chunks {
+            w.int(c.rows)
+            for col in c.columns {
+                w.int(col.segmentOffset)
+                w.int(col.segmentLength)
+                w.u32(col.checksum)
+                w.int(col.stats.nullCount)
+                w.int(col.stats.plainBytes)
+                w.int(col.stats.storedBytes)
+                for bound in [col.stats.min, col.stats.max] {
+                    w.bool(bound != nil)
+                    if let bound { w.scalarValue(bound.value) }
+                }
+                w.int(col.nodes.count)
+                for n in col.nodes {
+                    w.int(n.encoding)
+                    w.dtype(n.dtype)
+                    w.int(n.count)
+                    w.blob(n.metadata)
+                    w.int(n.buffers.count)
+                    for b in n.buffers {
+                        w.int(b.offset)
+                        w.int(b.length)
+                    }
+                    w.int(n.children.count)
+                    for c in n.children { w.int(c) }
+                }
+            }
+        }
+        return w.bytes
+    }
+
+    /// Parses and checks a footer: every count bounded by the bytes left, every offset inside the data
+    /// region, every tree a tree (children before parents, each used once), depth and sizes bounded.
+    static func decode(_ bytes: [UInt8], dataEnd: Int) throws -> EddyFooter {
+        var r = MetadataReader(bytes)
+        let version = try r.u32()
+        guard version == UInt32(EddyFileFormat.version) else {
+            throw EddyError(
+                .unsupported, "footer format version \(version); this build reads \(EddyFileFormat.version)")
+        }
+        // Every element takes at least one byte, so no count may exceed the bytes left.
+        let ncols = try r.int(max: Swift.min(EddyFileFormat.maxColumns, r.remaining))
+        var fields: [StructField] = []
+        var names = Set<String>()
+        for _ in 0..<ncols {
+            let name = try r.string()
+            guard names.insert(name).inserted else { throw EddyError(.invalidArgument, "column '\(name)' twice") }
+            fields.append(StructField(name, try r.dtype()))
+        }
+        let nenc = try r.int(max: Swift.min(EddyFileFormat.maxNodes, r.remaining))
+        var encodings: [StoredEncoding] = []
+        for _ in 0..<nenc {
+            encodings.append(
+                StoredEncoding(
+                    name: try r.string(), pluginName: try r.string(), pluginVersion: try r.string(),
+                    pluginHash: try r.string(), metadataVersion: try r.u32()))
+        }
+        let rows = try r.int(max: Int(Int64.max / 2))
+        let nchunks = try r.int(max: r.remaining)
+        var chunks: [ChunkLayout] = []
+        var total = 0
+        for k in 0..<nchunks {
+            let crows = try r.int(max: EddyFileFormat.maxChunkRows)
+            total += crows
+            var cols: [ColumnChunkLayout] = []
+            for c in 0..<ncols {
+                do {
+                    cols.append(try decodeColumn(&r, fields[c].dtype, rows: crows, encodings: nenc, dataEnd: dataEnd))
+                } catch let e as EddyError {
+                    throw EddyError(e.code, "chunk \(k), column '\(fields[c].name)': \(e.message)")
+                }
+            }
+            chunks.append(ChunkLayout(rows: crows, columns: cols))
+        }
+        try r.finish()
+        guard total == rows else {
+            throw EddyError(.invalidArgument, "chunks hold \(total) rows but the footer says \(rows)")
+        }
+        return EddyFooter(schema: Schema(fields), encodings: encodings, rows: rows, chunks: chunks)
+    }
+
+    private static func decodeColumn(
+        _ r: inout MetadataReader, _ dtype: DType, rows: Int, encodings: Int, dataEnd: Int
+    ) throws -> ColumnChunkLayout {
+        let offset = try r.int(max: dataEnd)
+        let length = try r.int(max: dataEnd - offset)
+        guard offset >= EddyFileFormat.headerSize else {
+            throw EddyError(.outOfBounds, "segment at \(offset) overlaps the header")
+        }
+        let checksum = try r.u32()
+        let nulls = try r.int(max: rows)
+        let plain = try r.int(max: Int(Int64.max / 2))
+        let stored = try r.int(max: Int(Int64.max / 2))
+        var bounds: [Scalar?] = []
+        for _ in 0..<2 {
+            bounds.append(try r.bool() ? try r.scalarValue(of: dtype.with(.nonNullable)) : nil)
+        }
+        let nnodes = try r.int(max: Swift.min(EddyFileFormat.maxNodes, r.remaining))
+        guard nnodes > 0 else { throw EddyError(.invalidArgument, "empty tree") }
+        var nodes: [StoredNodeLayout] = []
+        var used = [Bool](repeating: false, count: nnodes)
+        var depth = [Int](repeating: 1, count: nnodes)
+        guard encodings > 0 else { throw EddyError(.invalidArgument, "a tree but no encodings in the footer") }
+        for i in 0..<nnodes {
+            let enc = try r.int(max: encodings - 1)
+            let t = try r.dtype()
+            let count = try r.int(max: EddyFileFormat.maxChunkRows)
+            let meta = try r.blob()
+            let nbuf = try r.int(max: r.remaining)
+            var buffers: [(offset: Int, length: Int)] = []
+            for _ in 0..<nbuf {
+                let bo = try r.int(max: length)
+                let bl = try r.int(max: length - bo)
+                guard (offset + bo) % EddyFileFormat.alignment == 0 else {
+                    throw EddyError(.invalidArgument, "node \(i): buffer at \(offset + bo) is not 64-byte aligned")
+                }
+                buffers.append((bo, bl))
+            }
+            let nchild = try r.int(max: r.remaining)
+            var children: [Int] = []
+            for _ in 0..<nchild {
+                let c = try r.int(max: Int(Int32.max))
+                guard c < i else {
+                    throw EddyError(.invalidArgument, "node \(i): child \(c) is not stored before its parent")
+                }
+                guard !used[c] else { throw EddyError(.invalidArgument, "node \(i): child \(c) has two parents") }
+                used[c] = true
+                depth[i] = Swift.max(depth[i], depth[c] + 1)
+                children.append(c)
+            }
+            guard depth[i] <= EddyFileFormat.maxDepth else {
+                throw EddyError(.invalidArgument, "tree deeper than \(EddyFileFormat.maxDepth) nodes")
+            }
+            nodes.append(
+                StoredNodeLayout(
+                    encoding: enc, dtype: t, count: count, metadata: meta, buffers: buffers, children: children))
+        }
+        if let orphan = used.dropLast().firstIndex(of: false) {
+            throw EddyError(.invalidArgument, "node \(orphan) belongs to no parent")
+        }
+        guard let root = nodes.last, root.dtype == dtype, root.count == rows else {
+            throw EddyError(
+                .invalidArgument,
+                "root is \(nodes.last.map { "\($0.dtype), len=\($0.count)" } ?? "missing"); the column is \(dtype), len=\(rows)"
+            )
+        }
+        return ColumnChunkLayout(
+            segmentOffset: offset, segmentLength: length, checksum: checksum, nodes: nodes,
+            stats: ChunkColumnStats(
+                nullCount: nulls, min: bounds[0], max: bounds[1], plainBytes: plain, storedBytes: stored))
+    }
+}
+
+/// A read-only mapping of a whole file; unmapped when the last buffer that uses it is gone.
+final class FileMapping: Sendable {
+    nonisolated(unsafe) let base: UnsafeRawPointer
+    let size: Int
+
+    init(base: UnsafeRawPointer, size: Int) {
+        self.base = base
+        self.size = size
+    }
+
+    deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+}
+
+/// An opened `.eddy` file: mapped, its header, trailer and footer checked, its encodings found.
+///
+/// The file is mapped read-only and buffers are views of the mapping (no copy). A file truncated by
+/// another process while mapped would make reading its pages fault (SIGBUS): under `eddy serve` that
+/// ends one worker process, not the server.
+public final class EddyFile: @unchecked Sendable {
+    public let path: String
+    public let footer: EddyFooter
+    let mapping: FileMapping
+    let storage: BufferStorage
+    /// The storage of each encoding in the footer's table, found at open (nil only when opened for
+    /// inspection without them).
+    let storages: [EncodingStorage?]
+    /// The encodings whose storage is not loaded (empty unless opened with `requireEncodings: false`).
+    public let missing: [StoredEncoding]
+
+    /// Opens and checks `path`; every encoding it uses must be readable with `snapshot`'s plugins.
+    /// - Throws: ``IOError`` naming the file and the check that failed.
+    /// - Parameter requireEncodings: false opens a file whose plugins are not loaded, for inspection:
+    ///   ``missing`` lists them and reading a column that needs one fails.
+    @_spi(Host) public init(path: String, snapshot: KernelSnapshot, requireEncodings: Bool = true) throws {
+        self.path = path
+        func fail(_ message: String) -> IOError { IOError(file: path, line: 0, column: 0, message: message) }
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw fail(String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw fail(String(cString: strerror(errno))) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw fail("not a regular file") }
+        let size = Int(st.st_size)
+        guard size >= EddyFileFormat.headerSize + EddyFileFormat.trailerSize else {
+            throw fail("\(size) bytes: too short for an .eddy file (header and trailer take 96)")
+        }
+        guard let raw = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), raw != MAP_FAILED else {
+            throw fail("cannot map: \(String(cString: strerror(errno)))")
+        }
+        let map = FileMapping(base: UnsafeRawPointer(raw), size: size)
+        mapping = map
+        storage = BufferStorage(borrowing: map.base, byteCount: size, owner: map)
+        let bytes = UnsafeRawBufferPointer(start: map.base, count: size)
+        func u64(_ at: Int) -> Int {
+            Int(truncatingIfNeeded: (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * $1) })
+        }
+        guard Array(bytes[0..<8]) == EddyFileFormat.magic else { throw fail("no EDDYFILE magic at the start") }
+        guard Array(bytes[(size - 8)..<size]) == EddyFileFormat.magic else {
+            throw fail("no EDDYFILE magic at the end (truncated?)")
+        }
+        let headVersion = UInt16(bytes[8]) | UInt16(bytes[9]) << 8
+        let t = size - EddyFileFormat.trailerSize
+        let tailVersion = UInt16(bytes[t + 20]) | UInt16(bytes[t + 21]) << 8
+        guard headVersion == EddyFileFormat.version, tailVersion == EddyFileFormat.version else {
+            throw fail(
+                "format version \(headVersion) (header) / \(tailVersion) (trailer); this build reads \(EddyFileFormat.version)"
+            )
+        }
+        let footerOffset = u64(t)
+        let footerLength = u64(t + 8)
+        let footerCRC = (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[t + 16 + $1]) << (8 * $1) }
+        guard footerOffset >= EddyFileFormat.headerSize, footerLength >= 0,
+            footerLength <= EddyFileFormat.maxFooterBytes,
+            footerOffset <= t, t - footerOffset == footerLength
+        else {
+            throw fail(
+                "trailer places the footer at \(footerOffset) (\(footerLength) bytes), outside the file's \(size)")
+        }
+        guard EddyFileFormat.crc(map.base + footerOffset, footerLength) == footerCRC else {
+            throw fail("footer checksum mismatch (CRC-32C): the file is damaged")
+        }
+        do {
+            footer = try EddyFooter.decode(Array(bytes[footerOffset..<t]), dataEnd: footerOffset)
+        } catch let e as EddyError {
+            throw fail("footer: \(e.message)")
+        }
+        // Every encoding must be readable before any data is: name what is missing and who wrote it.
+        var found: [EncodingStorage?] = []
+        var missing: [StoredEncoding] = []
+        for e in footer.encodings {
+            guard let s = snapshot.storage(for: e.name) else {
+                if !requireEncodings {
+                    missing.append(e)
+                    found.append(nil)
+                    continue
+                }
+                let who =
+                    e.isBuiltin
+                    ? "the engine (a newer build?)"
+                    : "plugin \(e.pluginName) \(e.pluginVersion)"
+                        + (e.pluginHash.isEmpty ? "" : " (sha256 \(e.pluginHash.prefix(12))…)")
+                throw fail(
+                    "needs encoding \(e.name), written by \(who), which is not loaded; add that plugin to the plugin directory"
+                )
+            }
+            guard s.readableVersions.contains(e.metadataVersion) else {
+                throw fail(
+                    "encoding \(e.name) was written by \(e.isBuiltin ? "the engine" : "plugin \(e.pluginName) \(e.pluginVersion)") with metadata version \(e.metadataVersion); the loaded \(s.owner.isBuiltin ? "engine" : "plugin \(s.owner.name) \(s.owner.version)") reads versions \(s.readableVersions.lowerBound)…\(s.readableVersions.upperBound)"
+                )
+            }
+            if !e.isBuiltin, s.owner.name != e.pluginName {
+                throw fail(
+                    "encoding \(e.name) was written by plugin \(e.pluginName) but plugin \(s.owner.name) provides it now"
+                )
+            }
+            found.append(s)
+        }
+        storages = found
+        self.missing = missing
+        for (k, c) in footer.chunks.enumerated() {
+            for (j, col) in c.columns.enumerated() {
+                for (i, n) in col.nodes.enumerated() where n.children.count > EddyFileFormat.maxNodes {
+                    throw fail("chunk \(k), column '\(footer.schema.fields[j].name)', node \(i): too many children")
+                }
+            }
+        }
+    }
+
+    public var size: Int { mapping.size }
+
+    /// Column `column` of chunk `chunk` as its stored tree, buffers used in place. Checks the segment's
+    /// checksum first (the bytes are read once for it).
+    /// - Throws: ``IOError`` naming the chunk, the column and the check that failed.
+    public func column(chunk: Int, column: Int) throws -> any ArrayNode {
+        let layout = footer.chunks[chunk].columns[column]
+        func fail(_ message: String) -> IOError {
+            IOError(
+                file: path, line: 0, column: 0,
+                message: "chunk \(chunk), column '\(footer.schema.fields[column].name)': \(message)")
+        }
+        guard EddyFileFormat.crc(mapping.base + layout.segmentOffset, layout.segmentLength) == layout.checksum else {
+            throw fail("segment checksum mismatch (CRC-32C): the file is damaged")
+        }
+        var built: [any ArrayNode] = []
+        built.reserveCapacity(layout.nodes.count)
+        for (i, n) in layout.nodes.enumerated() {
+            let enc = footer.encodings[n.encoding]
+            do {
+                let buffers = try n.buffers.map {
+                    try Buffer(storage: storage, byteOffset: layout.segmentOffset + $0.offset, byteCount: $0.length)
+                }
+                guard let storage = storages[n.encoding] else {
+                    throw EddyError(
+                        .unsupported,
+                        "encoding \(enc.name) is not loaded (plugin \(enc.pluginName) \(enc.pluginVersion))")
+                }
+                let node = try storage.read(
+                    StoredNode(
+                        dtype: n.dtype, count: n.count, metadata: n.metadata, metadataVersion: enc.metadataVersion,
+                        buffers: buffers, children: n.children.map { built[$0] }))
+                built.append(node)
+            } catch let e as EddyError {
+                throw fail("node \(i) (\(enc.name)): \(e.message)")
+            } catch {
+                throw fail("node \(i) (\(enc.name)): \(error)")
+            }
+        }
+        guard let root = built.last else { throw fail("empty tree") }
+        return root
+    }
+}
+
+/// Reads an `.eddy` file chunk by chunk as record batches whose columns are the stored trees (no decode):
+/// only the projected columns are touched, and chunks that ``skipChunk`` rules out are not read at all.
+public final class EddyTableReader: TableReader {
+    public let file: EddyFile
+    public var projection: Set<Int>?
+    /// Decides from a chunk's statistics whether it can hold a row the query keeps (zone maps): true
+    /// skips it. Nil reads every chunk.
+    public var skipChunk: ((ChunkLayout) -> Bool)?
+    public private(set) var chunksRead = 0
+    public private(set) var chunksSkipped = 0
+    public private(set) var bytesRead = 0
+    private var nextChunk = 0
+    private var firstRow = 0
+
+    public init(file: EddyFile) { self.file = file }
+
+    public var schema: Schema { file.footer.schema }
+    public var path: String { file.path }
+    public var fileSize: Int { file.size }
+
+    public func next() throws -> RecordBatch? {
+        guard let build = try nextDeferred() else { return nil }
+        return try build()
+    }
+
+    public func nextDeferred() throws -> (@Sendable () throws -> RecordBatch)? {
+        let chunks = file.footer.chunks
+        while nextChunk < chunks.count {
+            let k = nextChunk
+            let chunk = chunks[k]
+            let start = firstRow
+            nextChunk += 1
+            firstRow += chunk.rows
+            if let skipChunk, skipChunk(chunk) {
+                chunksSkipped += 1
+                continue
+            }
+            chunksRead += 1
+            let wanted = projection
+            let file = self.file
+            for (j, c) in chunk.columns.enumerated() where wanted?.contains(j) ?? true { bytesRead += c.segmentLength }
+            return {
+                let columns: [any ArrayNode] = try file.footer.schema.fields.enumerated().map { j, field in
+                    guard wanted?.contains(j) ?? true else {
+                        return ConstantArray(.null(field.dtype), count: chunk.rows)
+                    }
+                    return try file.column(chunk: k, column: j)
+                }
+                var batch = RecordBatch(schema: file.footer.schema, columns: columns, count: chunk.rows, firstLine: 0)
+                batch.encoded = true
+                batch.firstRow = start
+                batch.plainBytes = chunk.columns.enumerated().reduce(0) { sum, e in
+                    wanted?.contains(e.offset) ?? true ? sum + e.element.stats.plainBytes : sum
+                }
+                return batch
+            }
+        }
+        return nil
+    }
+}
+
+extension ColumnChunkLayout {
+    /// The stored tree as indented text (one line per node: encoding, dtype, length, buffer bytes).
+    public func treeText(encodings: [StoredEncoding]) -> String {
+        var lines: [String] = []
+        func render(_ i: Int, _ indent: String) {
+            guard i >= 0, i < nodes.count else { return }
+            let n = nodes[i]
+            let name = n.encoding < encodings.count ? encodings[n.encoding].name : "?"
+            let bytes = n.buffers.reduce(0) { $0 + $1.length }
+            lines.append("\(indent)\(name)(\(n.dtype), len=\(n.count))" + (bytes > 0 ? " \(bytes) bytes" : ""))
+            for c in n.children { render(c, indent + "  ") }
+        }
+        render(nodes.count - 1, "")
+        return lines.joined(separator: "\n")
+    }
+}

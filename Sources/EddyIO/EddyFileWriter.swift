@@ -1,0 +1,306 @@
+import CEddyIO
+import Dispatch
+@_spi(Host) public import Eddy
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Writes an `.eddy` file chunk by chunk: each column of a chunk becomes one segment holding its
+/// encoding tree's buffers (64-byte aligned); the footer, written last, describes every tree.
+///
+/// The file is written under a temporary name beside `path` and renamed into place by ``finish()``, so
+/// a reader never sees half a file and a failed conversion leaves nothing behind.
+public final class EddyFileWriter {
+    public let path: String
+    let temporaryPath: String
+    let schema: Schema
+    let snapshot: KernelSnapshot
+    private var fd: Int32
+    private var offset = 0
+    private var encodings: [StoredEncoding] = []
+    private var encodingIndex: [String: Int] = [:]
+    private var chunks: [ChunkLayout] = []
+    private var rows = 0
+    private var finished = false
+
+    /// Creates the file (under a temporary name until ``finish()``).
+    /// - Throws: ``IOError`` naming the file when it cannot be created.
+    @_spi(Host) public init(path: String, schema: Schema, snapshot: KernelSnapshot) throws {
+        self.path = path
+        self.schema = schema
+        self.snapshot = snapshot
+        temporaryPath = path + ".partial-\(getpid())"
+        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else {
+            throw IOError(file: path, line: 0, column: 0, message: "cannot create: \(String(cString: strerror(errno)))")
+        }
+        var header = EddyFileFormat.magic
+        header += [UInt8(EddyFileFormat.version & 0xff), UInt8(EddyFileFormat.version >> 8)]
+        header += [UInt8](repeating: 0, count: EddyFileFormat.headerSize - header.count)
+        try write(header)
+    }
+
+    deinit {
+        if !finished {
+            close(fd)
+            unlink(temporaryPath)
+        }
+    }
+
+    private func fail(_ message: String) -> IOError { IOError(file: path, line: 0, column: 0, message: message) }
+
+    private func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < bytes.count {
+            guard let base = bytes.baseAddress else { return }
+            let n = Glibc.write(fd, base + done, bytes.count - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw fail("write failed: \(String(cString: strerror(errno)))") }
+            done += n
+        }
+        offset += bytes.count
+    }
+
+    private func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
+
+    private func pad() throws {
+        let r = offset % EddyFileFormat.alignment
+        if r != 0 { try write([UInt8](repeating: 0, count: EddyFileFormat.alignment - r)) }
+    }
+
+    /// Appends one chunk: `columns` (one encoded tree per schema field, each `rows` long) and their statistics.
+    /// - Throws: when a tree holds an encoding that cannot be stored (a lazy one, or a plugin's without a storage).
+    public func append(columns: [any ArrayNode], stats: [ChunkColumnStats], rows: Int) throws {
+        guard columns.count == schema.fields.count, stats.count == columns.count else {
+            throw fail("a chunk of \(columns.count) columns for a schema of \(schema.fields.count)")
+        }
+        guard rows <= EddyFileFormat.maxChunkRows else {
+            throw fail("a chunk of \(rows) rows; at most \(EddyFileFormat.maxChunkRows)")
+        }
+        var layouts: [ColumnChunkLayout] = []
+        for (k, column) in columns.enumerated() {
+            try pad()
+            let start = offset
+            var nodes: [StoredNodeLayout] = []
+            var crc: UInt32 = 0
+            _ = try store(column, depth: 0, segmentStart: start, nodes: &nodes, crc: &crc)
+            var st = stats[k]
+            // The segment (buffers and their padding) and the footer's metadata for the tree.
+            st.storedBytes = offset - start + nodes.reduce(0) { $0 + $1.metadata.count }
+            layouts.append(
+                ColumnChunkLayout(
+                    segmentOffset: start, segmentLength: offset - start, checksum: crc, nodes: nodes, stats: st))
+        }
+        chunks.append(ChunkLayout(rows: rows, columns: layouts))
+        self.rows += rows
+    }
+
+    /// Stores `node`'s children, then its buffers; returns its index among `nodes` (post-order).
+    private func store(
+        _ node: any ArrayNode, depth: Int, segmentStart: Int, nodes: inout [StoredNodeLayout], crc: inout UInt32
+    ) throws -> Int {
+        guard depth < EddyFileFormat.maxDepth else {
+            throw fail("an encoding tree deeper than \(EddyFileFormat.maxDepth) nodes")
+        }
+        let name = node.encoding.name
+        guard let storage = snapshot.storage(for: name) else {
+            throw fail(
+                "encoding \(name) cannot be stored: it is not one of the engine's stored encodings and no loaded plugin registers a storage for it"
+            )
+        }
+        let parts: StoredParts
+        do {
+            parts = try storage.write(node)
+        } catch {
+            throw fail("writing \(name): \(error)")
+        }
+        var children: [Int] = []
+        for child in parts.children {
+            children.append(try store(child, depth: depth + 1, segmentStart: segmentStart, nodes: &nodes, crc: &crc))
+        }
+        var buffers: [(offset: Int, length: Int)] = []
+        for b in parts.buffers {
+            let gap = (EddyFileFormat.alignment - offset % EddyFileFormat.alignment) % EddyFileFormat.alignment
+            if gap > 0 {
+                let zeros = [UInt8](repeating: 0, count: gap)
+                crc = zeros.withUnsafeBytes { eddy_crc(crc, $0) }
+                try write(zeros)
+            }
+            buffers.append((offset - segmentStart, b.byteCount))
+            try withExtendedLifetime(b.storage) {
+                let bytes = UnsafeRawBufferPointer(start: b.baseAddress, count: b.byteCount)
+                crc = eddy_crc(crc, bytes)
+                try write(bytes)
+            }
+        }
+        let index = try encodingIndex(for: name, storage)
+        nodes.append(
+            StoredNodeLayout(
+                encoding: index, dtype: node.dtype, count: node.count, metadata: parts.metadata, buffers: buffers,
+                children: children))
+        return nodes.count - 1
+    }
+
+    private func encodingIndex(for name: String, _ storage: EncodingStorage) throws -> Int {
+        if let i = encodingIndex[name] { return i }
+        let owner = storage.owner
+        // The snapshot's owner carries the plugin file's hash; the storage's own may not.
+        let plugin = owner.isBuiltin ? nil : snapshot.plugins.first { $0.name == owner.name } ?? owner
+        encodings.append(
+            StoredEncoding(
+                name: name, pluginName: plugin?.name ?? "", pluginVersion: plugin?.version ?? "",
+                pluginHash: plugin?.contentHash ?? "", metadataVersion: storage.metadataVersion))
+        encodingIndex[name] = encodings.count - 1
+        return encodings.count - 1
+    }
+
+    /// Writes the footer and trailer, syncs and renames the file into place.
+    public func finish() throws {
+        let footer = EddyFooter(schema: schema, encodings: encodings, rows: rows, chunks: chunks).encoded()
+        try pad()
+        let footerOffset = offset
+        try write(footer)
+        var trailer: [UInt8] = []
+        func le<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { trailer += $0 } }
+        le(UInt64(footerOffset))
+        le(UInt64(footer.count))
+        le(EddyFileFormat.crc32c(footer))
+        le(EddyFileFormat.version)
+        le(UInt16(0))
+        trailer += EddyFileFormat.magic
+        try write(trailer)
+        guard fsync(fd) == 0 || errno == EINVAL else { throw fail("fsync failed: \(String(cString: strerror(errno)))") }
+        close(fd)
+        finished = true
+        guard rename(temporaryPath, path) == 0 else {
+            let message = String(cString: strerror(errno))
+            unlink(temporaryPath)
+            throw fail("cannot rename the finished file into place: \(message)")
+        }
+    }
+
+    /// Bytes written so far.
+    public var bytesWritten: Int { offset }
+    public var rowsWritten: Int { rows }
+}
+
+private func eddy_crc(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    guard let base = bytes.baseAddress else { return crc }
+    return eddy_crc32c(crc, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+}
+
+/// `eddy convert`: reads a table batch by batch, compresses each chunk's columns for storage on
+/// `threads` workers, and writes them in order.
+public enum EddyConvert {
+    public struct Summary: Sendable {
+        public var rows: Int
+        public var chunks: Int
+        public var bytes: Int
+        public var plainBytes: Int
+    }
+
+    /// Statistics of one canonical column: nulls, min and max (ordered types), plain size.
+    static func statistics(_ column: any ArrayNode, ctx: ExecutionCtx) throws -> ChunkColumnStats {
+        let nulls = Canonical.validity(of: column).nullCount(column.count)
+        var minimum: Scalar?
+        var maximum: Scalar?
+        let ordered: Bool =
+            switch column.dtype {
+            case .primitive, .utf8, .bool: true
+            default: false
+            }
+        if ordered, nulls < column.count {
+            for (kind, slot) in [(AggregateFunction.Kind.min, 0), (.max, 1)] {
+                let r = try ctx.execute(AggregateArray(AggregateFunction(kind), column))
+                var s = try r.scalar(at: 0)
+                if s.isNull { continue }
+                s = Scalar(s.value, column.dtype.with(.nonNullable))
+                // Long strings are not kept: a bound must be exact, and a footer stays small.
+                if case .utf8(let text) = s.value, text.utf8.count > 64 { continue }
+                guard s.value.fits(column.dtype.with(.nonNullable)) else { continue }
+                if slot == 0 { minimum = s } else { maximum = s }
+            }
+        }
+        return ChunkColumnStats(
+            nullCount: nulls, min: minimum, max: maximum, plainBytes: column.byteSize, storedBytes: 0)
+    }
+
+    /// Converts everything `reader` yields into `writer`, `threads` chunks at a time.
+    @_spi(Host) public static func run(
+        reader: any TableReader, writer: EddyFileWriter, compressor: Compressor, session: Session,
+        threads: Int, progress: ((String) -> Void)? = nil
+    ) throws -> Summary {
+        var summary = Summary(rows: 0, chunks: 0, bytes: 0, plainBytes: 0)
+        let width = Swift.max(1, threads)
+        let started = DispatchTime.now().uptimeNanoseconds
+        var lastProgress = started
+        while true {
+            var builders: [@Sendable () throws -> RecordBatch] = []
+            var readError: (any Error)?
+            do {
+                while builders.count < width, let b = try reader.nextDeferred() { builders.append(b) }
+            } catch {
+                readError = error
+            }
+            if builders.isEmpty {
+                if let readError { throw readError }
+                break
+            }
+            let jobs = builders
+            let results = ConvertSlots(count: jobs.count)
+            let work = UncheckedBox(compressor)
+            DispatchQueue.concurrentPerform(iterations: jobs.count) { k in
+                results.set(
+                    k,
+                    Result {
+                        let batch = try jobs[k]()
+                        let ctx = session.makeContext()
+                        var columns: [any ArrayNode] = []
+                        var stats: [ChunkColumnStats] = []
+                        for col in batch.columns {
+                            stats.append(try statistics(col, ctx: ctx))
+                            columns.append(try work.value.compress(col))
+                        }
+                        return ConvertedChunk(columns: columns, stats: stats, rows: batch.count)
+                    })
+            }
+            for r in results.all {
+                let c = try r.get()
+                try writer.append(columns: c.columns, stats: c.stats, rows: c.rows)
+                summary.rows += c.rows
+                summary.chunks += 1
+                summary.plainBytes += c.stats.reduce(0) { $0 + $1.plainBytes }
+            }
+            if let readError { throw readError }
+            let t = DispatchTime.now().uptimeNanoseconds
+            if let progress, t - started > 1_000_000_000, t - lastProgress > 500_000_000 {
+                lastProgress = t
+                let pct =
+                    reader.fileSize > 0 ? " (\(Int(100 * Double(reader.bytesRead) / Double(reader.fileSize)))%)" : ""
+                progress("converted \(summary.rows) rows\(pct), wrote \(writer.bytesWritten / 1_048_576) MB")
+            }
+        }
+        try writer.finish()
+        summary.bytes = writer.bytesWritten
+        return summary
+    }
+}
+
+struct ConvertedChunk: Sendable {
+    var columns: [any ArrayNode]
+    var stats: [ChunkColumnStats]
+    var rows: Int
+}
+
+private final class ConvertSlots: Sendable {
+    private let slots: Mutex<[Result<ConvertedChunk, any Error>?]>
+    init(count: Int) { slots = Mutex(Array(repeating: nil, count: count)) }
+    func set(_ k: Int, _ r: sending Result<ConvertedChunk, any Error>) { slots.withLock { $0[k] = r } }
+    var all: [Result<ConvertedChunk, any Error>] {
+        slots.withLock {
+            $0.map { $0 ?? .failure(IOError(file: "", line: 0, column: 0, message: "chunk not converted")) }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import ArgumentParser
+@_spi(Host) import Eddy
+@_spi(Host) import EddyHost
+@_spi(Host) import EddyIO
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Convert a CSV or JSON Lines file into an .eddy file (compressed arrays, read in place).",
+        discussion: """
+            Each chunk of --chunk-rows rows is compressed column by column with the
+            storage compressor (dictionary, run-end, frame-of-reference, bit-packing,
+            and the compressor hooks of loaded plugins) and written as encoding trees
+            with per-chunk statistics (nulls, min, max) that `eddy eval` uses to skip
+            chunks. A plugin's encoding in the file needs that plugin to read it.
+            The file appears under OUT only when complete.
+
+            EXAMPLE
+              eddy convert trips.csv trips.eddy
+              eddy eval trips.eddy --where "fare > 20" --select "count(*)"
+            """
+    )
+
+    @Argument(help: "A .csv, .jsonl or .ndjson file.")
+    var input: String
+
+    @Argument(help: "The .eddy file to write (replaced if it exists).")
+    var output: String
+
+    @Option(help: "Column types that override inference, e.g. \"zip:utf8,amount:f64\".")
+    var schema: String?
+
+    @Option(help: "Input format: csv or jsonl (default: from the file name).")
+    var inputFormat: String?
+
+    @Option(help: ArgumentHelp("Rows per chunk (1 to 16777216).", valueName: "rows"))
+    var chunkRows: Int = 65_536
+
+    @Option(help: ArgumentHelp("Refuse a CSV record or JSON line longer than this many bytes.", valueName: "bytes"))
+    var maxRecordBytes: Int = ReadLimits().maxRecordBytes
+
+    @Option(
+        help: ArgumentHelp("Chunks compressed at once, one per thread (default: the available cores).", valueName: "n"))
+    var threads: Int = availableCores()
+
+    @OptionGroup var plugins: PluginOptions
+
+    func validate() throws {
+        guard chunkRows >= 1, chunkRows <= EddyFileFormat.maxChunkRows else {
+            throw ValidationError("--chunk-rows must be between 1 and \(EddyFileFormat.maxChunkRows)")
+        }
+        guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
+        guard maxRecordBytes > 0, maxRecordBytes <= 1 << 30 else {
+            throw ValidationError("--max-record-bytes must be between 1 and \(1 << 30)")
+        }
+        if inputFormat == "eddy" { throw ValidationError("the input of convert is CSV or JSON Lines") }
+    }
+
+    func run() throws {
+        let session = Session()
+        _ = try plugins.load(into: session)
+        do {
+            if realPath(input).map({ $0 == realPath(output) }) == true {
+                throw IOError(file: output, line: 0, column: 0, message: "is the input file; name another output")
+            }
+            let overrides = try schema.map(Schema.parseOverrides) ?? [:]
+            let snapshot = session.kernels.snapshot
+            if EddyFileFormat.isEddyFile(input) {
+                throw IOError(file: input, line: 0, column: 0, message: "is already an .eddy file")
+            }
+            let reader = try openReader(
+                input, format: inputFormat ?? nil, overrides: overrides, batchRows: chunkRows,
+                limits: ReadLimits(maxRecordBytes: maxRecordBytes), snapshot: snapshot)
+            let writer = try EddyFileWriter(path: output, schema: reader.schema, snapshot: snapshot)
+            let progress: ((String) -> Void)? =
+                isatty(STDERR_FILENO) != 0 ? { line in Stderr.write("\r\u{1B}[K" + line) } : nil
+            let summary = try EddyConvert.run(
+                reader: reader, writer: writer,
+                compressor: Compressor(hooks: snapshot.compressorHooks, goal: .storage), session: session,
+                threads: threads, progress: progress)
+            if progress != nil { Stderr.write("\r\u{1B}[K") }
+            let ratio = summary.bytes > 0 ? Double(summary.plainBytes * 100 / summary.bytes) / 100 : 0
+            Stdout.write(
+                "wrote \(output): \(summary.rows) rows, \(reader.schema.fields.count) columns, \(summary.chunks) chunks, "
+                    + "\(summary.bytes) bytes (\(summary.plainBytes) plain, ratio \(ratio))\n")
+            Stdout.flush()
+        } catch let e as IOError {
+            Stderr.write("eddy: error: \(e)\n")
+            throw ExitCode(1)
+        } catch let e as EddyError {
+            Stderr.write("eddy: error: \(e)\n")
+            throw ExitCode(1)
+        }
+    }
+}
