@@ -202,7 +202,7 @@ public enum EddyConvert {
     }
 
     /// Statistics of one canonical column: nulls, min and max (ordered types), plain size.
-    static func statistics(_ column: any ArrayNode, ctx: ExecutionCtx) throws -> ChunkColumnStats {
+    @_spi(Host) public static func statistics(_ column: any ArrayNode, ctx: ExecutionCtx) throws -> ChunkColumnStats {
         let nulls = Canonical.validity(of: column).nullCount(column.count)
         var minimum: Scalar?
         var maximum: Scalar?

@@ -1,0 +1,237 @@
+import DeltaEncodingPlugin
+@_spi(Host) import Eddy
+@_spi(Host) import EddyIO
+import EddyTesting
+import Foundation
+import Testing
+
+/// `.eddy` files as written by someone hostile: mutated real files must give an error that names what
+/// failed, never a trap; plugins missing or of the wrong version are named before any data is read.
+@Suite struct EddyFileHostileTests {
+    /// Real files to mutate: a CSV converted with the storage compressor (with the delta plugin's
+    /// encoding), and random columns in every built-in encoding.
+    static func seedFiles(_ scratch: ScratchDirectory, session: Session) throws -> [[UInt8]] {
+        var text = "id,k,price,name,flag\n"
+        for i in 0..<300 {
+            let k = i % 17 == 0 ? "" : String((i / 40) * 3 - 5)
+            let price = i % 11 == 0 ? "" : String(Double(i % 23) * 1.25)
+            text += "\(1000 + i),\(k),\(price),\(["ant", "bee", "cat", "日本"][i % 4]),\(i % 3 == 0)\n"
+        }
+        let csv = scratch.write("seed.csv", text)
+        let first = scratch.path + "/seed1.eddy"
+        let reader = try CSVReader(path: csv, batchRows: 100)
+        let writer = try EddyFileWriter(path: first, schema: reader.schema, snapshot: session.kernels.snapshot)
+        _ = try EddyConvert.run(
+            reader: reader, writer: writer,
+            compressor: Compressor(hooks: session.kernels.snapshot.compressorHooks, goal: .storage),
+            session: session, threads: 1)
+        var files = [try [UInt8](Data(contentsOf: URL(fileURLWithPath: first)))]
+        var g = ArrayGenerator(seed: 99)
+        var columns: [any ArrayNode] = []
+        var fields: [StructField] = []
+        while columns.count < 6 {
+            let dtype = g.pick(ArrayGenerator.dtypes)
+            let c = try g.encode(try g.column(dtype, count: 120), depth: 3)
+            guard storable(c) else { continue }
+            columns.append(c)
+            fields.append(StructField("c\(columns.count)", c.dtype))
+        }
+        let second = scratch.path + "/seed2.eddy"
+        try writeEddyFile(second, schema: Schema(fields), chunks: [columns], session: session)
+        files.append(try [UInt8](Data(contentsOf: URL(fileURLWithPath: second))))
+        return files
+    }
+
+    /// The footer's place, from an unmutated file's trailer.
+    static func footerRange(_ f: [UInt8]) -> Range<Int> {
+        let t = f.count - 32
+        func u64(_ at: Int) -> Int { (0..<8).reduce(0) { $0 | Int(f[at + $1]) << (8 * $1) } }
+        return u64(t)..<(u64(t) + u64(t + 8))
+    }
+
+    static func fixTrailer(_ f: inout [UInt8], footerStart: Int) {
+        guard f.count >= 32, footerStart <= f.count - 32 else { return }
+        let t = f.count - 32
+        let length = t - footerStart
+        let crc = EddyFileFormat.crc32c(Array(f[footerStart..<t]))
+        for k in 0..<8 { f[t + k] = UInt8(truncatingIfNeeded: footerStart >> (8 * k)) }
+        for k in 0..<8 { f[t + 8 + k] = UInt8(truncatingIfNeeded: length >> (8 * k)) }
+        for k in 0..<4 { f[t + 16 + k] = UInt8(truncatingIfNeeded: crc >> (8 * k)) }
+    }
+
+    static let interesting: [UInt64] = [
+        0, 1, 2, 7, 8, 63, 64, 65, 255, 256, 4096, 65_535, 65_536, 1 << 24, (1 << 24) + 1, 1 << 31, (1 << 32) - 1,
+        1 << 32, 1 << 62, UInt64(Int64.max), UInt64(Int64.max) + 1, UInt64.max,
+    ]
+
+    /// One seeded mutation of a real file.
+    static func mutate(_ base: [UInt8], _ g: inout ArrayGenerator) -> (bytes: [UInt8], checksums: Bool) {
+        var f = base
+        let footer = footerRange(base)
+        switch g.int(0...9) {
+        case 0:  // bit flips anywhere, checksums on: caught by a checksum or a structural check
+            for _ in 0..<g.int(1...8) { f[g.int(0...(f.count - 1))] ^= UInt8(1) << UInt8(g.int(0...7)) }
+            return (f, true)
+        case 1:  // truncated
+            return (Array(f.prefix(g.int(0...(f.count - 1)))), true)
+        case 2, 3:  // footer bytes changed, footer checksum fixed: the parser's own checks
+            for _ in 0..<g.int(1...6) {
+                let at = g.int(footer.lowerBound...(footer.upperBound - 1))
+                f[at] = g.chance(0.5) ? g.pick([0, 1, 0x7f, 0x80, 0xfe, 0xff]) : UInt8(truncatingIfNeeded: g.next())
+            }
+            fixTrailer(&f, footerStart: footer.lowerBound)
+            return (f, g.chance(0.5))
+        case 4, 5:  // an 8-byte field of the footer set to an extreme count or offset
+            let at = g.int(footer.lowerBound...(footer.upperBound - 8))
+            var v = g.pick(interesting)
+            if g.chance(0.3) { v = UInt64(f.count) &+ UInt64(bitPattern: Int64(g.int(-100...100))) }
+            for k in 0..<8 { f[at + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k))) }
+            fixTrailer(&f, footerStart: footer.lowerBound)
+            return (f, false)
+        case 6:  // footer bytes inserted or removed (lengths and positions shift), trailer fixed
+            let at = g.int(footer.lowerBound...(footer.upperBound - 1))
+            if g.chance(0.5) {
+                f.insert(contentsOf: (0..<g.int(1...16)).map { _ in UInt8(truncatingIfNeeded: g.next()) }, at: at)
+            } else {
+                f.removeSubrange(at..<Swift.min(at + g.int(1...16), footer.upperBound))
+            }
+            fixTrailer(&f, footerStart: footer.lowerBound)
+            return (f, false)
+        case 7, 8:  // data bytes changed with checksums off: the encodings' checks and the kernels
+            for _ in 0..<g.int(1...16) {
+                let at = g.int(64...(footer.lowerBound - 1))
+                f[at] = g.chance(0.5) ? g.pick([0, 1, 0x7f, 0x80, 0xff]) : UInt8(truncatingIfNeeded: g.next())
+            }
+            return (f, false)
+        default:  // header and trailer fields
+            let at = g.chance(0.5) ? g.int(0...15) : g.int((f.count - 32)...(f.count - 1))
+            f[at] = UInt8(truncatingIfNeeded: g.next())
+            return (f, g.chance(0.5))
+        }
+    }
+
+    /// Opens a file and evaluates everything in it (decode, sum, min, compare), as a query would.
+    static func readAll(_ path: String, session: Session, checksums: Bool) throws {
+        let file = try EddyFile(path: path, snapshot: session.kernels.snapshot, verifyChecksums: checksums)
+        let ctx = session.makeContext(options: ExecutionOptions(iterationLimit: 100_000))
+        for k in file.footer.chunks.indices {
+            for j in file.footer.schema.fields.indices {
+                let node = try file.column(chunk: k, column: j)
+                let canonical = try ctx.execute(node)
+                guard canonical.count == node.count else { throw EddyTestError("length changed") }
+                if node.dtype.ptype != nil {
+                    // Overflow and the like are answers too; a trap is not.
+                    _ = try? ctx.execute(AggregateArray(AggregateFunction(.sum), node))
+                    _ = try ctx.execute(AggregateArray(AggregateFunction(.max), node))
+                    if node.count > 0, let first = try? canonical.scalar(at: 0), !first.isNull {
+                        _ = try ctx.execute(
+                            ScalarFnArray(CompareFunction(.lt), [node, ConstantArray(first, count: node.count)]))
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func aHundredThousandMutatedFilesGiveErrorsNeverATrap() throws {
+        let session = try sessionWithDelta()
+        let scratch = ScratchDirectory()
+        let seeds = try Self.seedFiles(scratch, session: session)
+        // The unmutated files read completely.
+        for name in ["seed1.eddy", "seed2.eddy"] {
+            try Self.readAll(scratch.path + "/" + name, session: session, checksums: true)
+        }
+        let iterations = Int(ProcessInfo.processInfo.environment["EDDY_FUZZ_ITERATIONS"] ?? "") ?? 100_000
+        var g = ArrayGenerator(seed: 20_261_126)
+        var outcomes: [String: Int] = [:]
+        let path = scratch.path + "/mutant.eddy"
+        for i in 0..<iterations {
+            let base = seeds[i % seeds.count]
+            let (bytes, checksums) = Self.mutate(base, &g)
+            // A new file each time: the previous mapping may still be alive in no one's hands, but a
+            // rename never changes the pages of a mapped inode.
+            let tmp = path + ".new"
+            FileManager.default.createFile(atPath: tmp, contents: Data(bytes))
+            _ = rename(tmp, path)
+            do {
+                try Self.readAll(path, session: session, checksums: checksums)
+                outcomes["read", default: 0] += 1
+            } catch let e as IOError {
+                // Every error names the file.
+                if !"\(e)".contains(path) { Issue.record("iteration \(i): error without the file: \(e)") }
+                outcomes["file error", default: 0] += 1
+            } catch {
+                outcomes["engine error", default: 0] += 1
+            }
+        }
+        print("fuzz: \(iterations) mutated files: \(outcomes.sorted { $0.key < $1.key })")
+        #expect(outcomes.values.reduce(0, +) == iterations)
+        // The mutations reach past the checksums into the parser and the encodings.
+        #expect((outcomes["file error"] ?? 0) > iterations / 4)
+        #expect((outcomes["read"] ?? 0) > iterations / 50)
+    }
+
+    @Test func missingAndOlderPluginsAreNamedBeforeAnyDataIsRead() throws {
+        let scratch = ScratchDirectory()
+        let csv = tripsCSV(scratch, rows: 2000)
+        let v1 = ScratchDirectory()
+        try v1.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        let file = scratch.path + "/trips.eddy"
+        let c = try Eddy.run(["convert", csv, file, "--plugin-dir", v1.path, "--chunk-rows", "500"])
+        #expect(c.status == 0 && c.stdout.contains("2000 rows"), "\(c.stderr)")
+        let expected = try Eddy.run(["eval", csv, "--where", "trip_id > 101500", "--select", "count(*), sum(fare)"])
+        let ok = try Eddy.run([
+            "eval", file, "--plugin-dir", v1.path, "--where", "trip_id > 101500", "--select", "count(*), sum(fare)",
+        ])
+        #expect(ok.status == 0 && ok.stdout == expected.stdout, "\(ok.stdout) \(ok.stderr)")
+
+        let none = try Eddy.run(["eval", file, "--select", "count(*)"])
+        #expect(none.status == 1)
+        #expect(
+            none.stderr.contains("needs encoding ext.delta, written by plugin delta 1.0.0")
+                && none.stderr.contains("not loaded") && none.stderr.contains(file), "\(none.stderr)")
+        #expect(none.stdout.isEmpty)
+
+        let v2 = ScratchDirectory()
+        try v2.copy(PluginFiles.built("EddyFixtureDeltaV2"), as: "delta.so")
+        let newer = try Eddy.run(["eval", file, "--plugin-dir", v2.path, "--select", "count(*)"])
+        #expect(newer.status == 1)
+        #expect(
+            newer.stderr.contains("written by plugin delta 1.0.0 with metadata version 1")
+                && newer.stderr.contains("plugin delta 2.0.0 reads versions 2…2"), "\(newer.stderr)")
+
+        let inspect = try Eddy.run(["inspect", file, "--json"])
+        #expect(inspect.status == 0)
+        let json = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [String: Any]
+        let needed = json?["plugins_needed"] as? [[String: Any]] ?? []
+        #expect(needed.count == 1 && needed.first?["plugin"] as? String == "delta")
+        #expect(needed.first?["loaded"] as? Bool == false)
+        #expect((json?["columns"] as? [[String: Any]])?.count == 4)
+    }
+
+    @Test(arguments: ["2", "0"])
+    func aPluginDroppedIntoARunningServerMakesItsFilesReadable(workers: String) throws {
+        let scratch = ScratchDirectory()
+        let csv = tripsCSV(scratch, rows: 1500)
+        let v1 = ScratchDirectory()
+        try v1.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        let file = scratch.path + "/served.eddy"
+        let c = try Eddy.run(["convert", csv, file, "--plugin-dir", v1.path])
+        #expect(c.status == 0, "\(c.stderr)")
+        let dir = ScratchDirectory()
+        let server = try Server(pluginDir: dir.path, arguments: ["--workers", workers])
+        let (s0, r0) = try server.eval(file, where: "trip_id < 100100", select: "count(*)")
+        #expect(s0 >= 400 && s0 < 500, "\(s0) \(r0)")
+        #expect("\(r0)".contains("ext.delta") && "\(r0)".contains("delta 1.0.0"), "\(r0)")
+        try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        try server.waitForPlugin("delta.so") { $0?["status"] as? String == "loaded" }
+        let (s1, r1) = try server.eval(file, where: "trip_id < 100100", select: "count(*), min(trip_id)")
+        #expect(s1 == 200, "\(r1)")
+        let rows = r1["result"] as? [[String: Any]] ?? []
+        #expect(rows.first?["count(*)"] as? Int == 100 && rows.first?["min(trip_id)"] as? Int == 100_000, "\(r1)")
+        // An .eddy body uploads too.
+        let (s2, r2) = try server.request(
+            "POST", "/eval?select=count(*)", body: try Data(contentsOf: URL(fileURLWithPath: file)),
+            contentType: "application/octet-stream")
+        #expect(s2 == 200 && (r2["result"] as? [[String: Any]])?.first?["count(*)"] as? Int == 1500, "\(r2)")
+    }
+}
