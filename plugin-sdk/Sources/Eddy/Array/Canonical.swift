@@ -135,9 +135,11 @@ public enum Canonical {
         _ array: any ArrayNode, _ idx: UnsafeBufferPointer<I>, indexValidity: Validity, resultNullability: Nullability
     ) throws -> any ArrayNode {
         let n = array.count
+        // Read through raw bits: copying a bitmap validity per element costs a retain and a release.
+        let indexBits = ValidityBits(indexValidity)
         // Positions as Int, with null indices pointing at 0 (or at nothing when the array is empty).
         func position(_ k: Int) throws -> Int {
-            guard indexValidity.isValid(k) else { return 0 }
+            guard indexBits.isValid(k) else { return 0 }
             let raw = idx[k]
             let p = Int(truncatingIfNeeded: raw)
             guard p >= 0, p < n, I.bitWidth < 64 || raw == I(truncatingIfNeeded: p) else {
@@ -153,10 +155,13 @@ public enum Canonical {
         }
         func combinedValidity(_ source: Validity) throws -> Validity {
             if case .allValid = source, !hasNullIndex { return .allValid }
+            let sourceBits = ValidityBits(source)
             var b = BitmapBuilder(capacity: m)
-            for k in 0..<m {
-                let valid = indexValidity.isValid(k)
-                b.append(valid ? source.isValid(try position(k)) : false)
+            try withExtendedLifetime(source) {
+                for k in 0..<m {
+                    let valid = indexBits.isValid(k)
+                    b.append(valid ? sourceBits.isValid(try position(k)) : false)
+                }
             }
             return .bitmap(b.finish())
         }
@@ -210,13 +215,17 @@ public enum Canonical {
         let src = a.offsets.typed(Int32.self)
         var picks = [Int32](repeating: -1, count: m)
         var total = 0
+        let validBits = ValidityBits(validity)
         for k in 0..<m {
             let p = try position(k)
-            guard validity.isValid(k) else { continue }
+            guard validBits.isValid(k) else { continue }
             picks[k] = Int32(p)
             total += Int(src[p + 1] - src[p])
         }
-        precondition(total <= Int(Int32.max), "varbin take over 2 GiB; use a chunked array")
+        guard total <= Int(Int32.max) else {
+            throw EddyError(
+                .outOfBounds, "a take of \(m) strings holds \(total) bytes, more than 2 GiB (32-bit offsets)")
+        }
         let bytes = BufferStorage(uninitializedByteCount: total)
         let offsets = Buffer.build(count: m + 1, of: Int32.self) { o in
             var at = 0
@@ -271,11 +280,15 @@ public enum Canonical {
             }
             var validity: Validity = .allValid
             if hasNullIndex || { if case .allValid = values.validity { false } else { true } }() {
-                validity = .bitmap(
-                    Bitmap(count: m) { k in
-                        guard indexValidity.isValid(k) else { return false }
-                        return values.validity.isValid(Int(truncatingIfNeeded: idx[k]))
-                    })
+                let indexBits = ValidityBits(indexValidity)
+                let valueBits = ValidityBits(values.validity)
+                validity = withExtendedLifetime((indexValidity, values.validity)) {
+                    .bitmap(
+                        Bitmap(count: m) { k in
+                            guard indexBits.isValid(k) else { return false }
+                            return valueBits.isValid(Int(truncatingIfNeeded: idx[k]))
+                        })
+                }
             }
             return .success(
                 PrimitiveArray(

@@ -61,6 +61,11 @@ public final class ScalarFnArray: ArrayNode {
     public func reduce() throws -> (any ArrayNode)? {
         // All-constant arguments: evaluate once on one row.
         guard count != 1, arguments.allSatisfy({ $0.encoding == ConstantArray.id }) else { return nil }
+        // No rows: nothing is evaluated (decoding first would not evaluate the value either, nor fail on it).
+        if count == 0 {
+            let empty = ArrayBuilder(dtype: dtype, capacity: 0)
+            return try empty.finish()
+        }
         let one = arguments.map { ConstantArray(($0 as! ConstantArray).scalar, count: 1) as any ArrayNode }
         let r = try function.execute(one, count: 1, ctx: ExecutionCtx(snapshot: KernelSnapshot.empty))
         return ConstantArray(try r.scalar(at: 0), count: count)

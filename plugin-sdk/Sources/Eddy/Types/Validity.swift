@@ -96,3 +96,33 @@ extension Validity {
     /// does not belong in a non-nullable array).
     public var isAllValid: Bool { if case .allValid = self { true } else { false } }
 }
+
+/// A validity's bits read through a raw pointer, for loops over many elements: copying a `.bitmap`
+/// validity per element costs a retain and a release of its buffer. The caller keeps the validity
+/// alive (`withExtendedLifetime`) while this is used.
+struct ValidityBits {
+    /// 0: all valid, 1: all null, 2: bitmap.
+    let kind: UInt8
+    let base: UnsafePointer<UInt8>?
+    let offset: Int
+
+    init(_ v: Validity) {
+        switch v {
+        case .allValid: (kind, base, offset) = (0, nil, 0)
+        case .allInvalid: (kind, base, offset) = (1, nil, 0)
+        case .bitmap(let b):
+            (kind, base, offset) = (2, b.buffer.baseAddress.assumingMemoryBound(to: UInt8.self), b.offset)
+        }
+    }
+
+    @inline(__always)
+    func isValid(_ i: Int) -> Bool {
+        switch kind {
+        case 0: return true
+        case 1: return false
+        default:
+            let bit = offset &+ i
+            return (base.unsafelyUnwrapped[bit >> 3] >> UInt8(bit & 7)) & 1 == 1
+        }
+    }
+}

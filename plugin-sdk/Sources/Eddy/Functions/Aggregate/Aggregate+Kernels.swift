@@ -73,14 +73,22 @@ extension AggregatePartial {
             p.nonNull = child.nonNull
             let ref = f.reference.value.asInt128
             p.intSum = child.intSum + ref * Int128(child.nonNull)
-            let signed = f.dtype.ptype!.isSignedInteger
-            func shift(_ v: ScalarValue) -> ScalarValue {
-                if v.isNull { return .null }
-                let x = v.asInt128 + ref
+            guard let ptype = f.dtype.ptype else { break }
+            let signed = ptype.isSignedInteger
+            let (lo, hi) = ptype.int128Range
+            // Decoding adds the reference with wrapping: only when the child's extremes land inside the
+            // type (so no value wraps) are the shifted extremes and sum what decoding gives; a crafted
+            // file can break that, and then the values are decoded.
+            let shiftedMin = child.min.isNull ? nil : child.min.asInt128 + ref
+            let shiftedMax = child.max.isNull ? nil : child.max.asInt128 + ref
+            guard shiftedMin.map({ $0 >= lo && $0 <= hi }) ?? true, shiftedMax.map({ $0 >= lo && $0 <= hi }) ?? true
+            else { break }
+            func shift(_ x: Int128?) -> ScalarValue {
+                guard let x else { return .null }
                 return signed ? .int(Int64(x)) : .uint(UInt64(x))
             }
-            p.min = shift(child.min)
-            p.max = shift(child.max)
+            p.min = shift(shiftedMin)
+            p.max = shift(shiftedMax)
             return p
         case let c as ChunkedArray:
             var p = AggregatePartial()

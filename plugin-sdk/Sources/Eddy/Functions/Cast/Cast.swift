@@ -34,6 +34,10 @@ public struct CastFunction: ScalarFunction {
         let a = arguments[0]
         let out = try returnType([a.dtype])
         if let c = a as? ConstantArray {
+            if count == 0 {
+                let empty = ArrayBuilder(dtype: out, capacity: 0)
+                return try empty.finish()
+            }
             return ConstantArray(Scalar(try Cast.value(c.scalar, to: out, row: 0), out), count: count)
         }
         if a.dtype == out { return a }
