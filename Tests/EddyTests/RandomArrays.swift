@@ -31,7 +31,16 @@ struct RandomArrays {
     /// A canonical column: few distinct values (so dictionaries and runs form), some nulls, some runs.
     mutating func column(_ dtype: DType, count: Int) -> any ArrayNode {
         let distinct = int(1...8)
-        let pool: [ScalarValue] = (0..<distinct).map { _ in value(dtype) }
+        var pool: [ScalarValue] = (0..<distinct).map { _ in value(dtype) }
+        if dtype.isUTF8, chance(0.3) {
+            // Ids with a number in fixed text: what the intstring encoding holds.
+            let prefix = ["", "T", "note ", "日本-"][int(0...3)]
+            let width = chance(0.5) ? 4 : 0
+            pool = (0..<distinct).map { _ in
+                let n = String(int(0...9999))
+                return .utf8(prefix + String(repeating: "0", count: max(0, width - n.count)) + n)
+            }
+        }
         var values: [ScalarValue] = []
         let nullRate = dtype.isNullable ? [0.0, 0.1, 0.5, 1.0][int(0...3)] : 0
         while values.count < count {
@@ -75,7 +84,15 @@ struct RandomArrays {
         var choices: [Int] = [0, 1, 2, 5]  // dict, runend, chunked, slice
         if dtype.isInteger { choices += [3, 4, 3, 4] }  // FoR, bit-packed
         choices.append(6)  // sparse
+        if dtype.isUTF8 { choices.append(7) }  // intstring (when every value has one format)
         switch choices[int(0...(choices.count - 1))] {
+        case 7:
+            guard let v = column as? VarBinArray, let e = IntStringArray.encode(v) else {
+                return try dictionary(column, depth: depth)
+            }
+            return try IntStringArray(
+                prefix: e.prefix, suffix: e.suffix, width: e.width, numbers: encode(e.numbers, depth: depth - 1),
+                nullability: dtype.nullability)
         case 0: return try dictionary(column, depth: depth)
         case 1:
             let re = try RunEndArray.encode(column)

@@ -49,6 +49,16 @@ public struct ArrayGenerator: RandomNumberGenerator {
         let shape = int(0...5)
         let distinct = shape == 1 ? Swift.max(1, count) : int(1...8)
         var pool = (0..<distinct).map { _ in value(dtype) }
+        if dtype.isUTF8, chance(0.3) {
+            // Ids with a number in fixed text ("T0042", "note 7"): what the intstring encoding holds.
+            let prefix = pick(["", "T", "note ", "日本-"])
+            let suffix = pick(["", "/x"])
+            let width = pick([0, 4])
+            pool = (0..<distinct).map { _ in
+                let n = String(int(0...(width == 4 ? 9999 : 100_000)))
+                return .utf8(prefix + String(repeating: "0", count: Swift.max(0, width - n.count)) + n + suffix)
+            }
+        }
         if shape == 2 { pool.sort(by: AggregatePartial.less) }
         let nullRate = dtype.isNullable ? (shape == 4 ? 1.0 : [0.0, 0.1, 0.5][int(0...2)]) : 0
         var b = ArrayBuilder(dtype: dtype, capacity: count)
@@ -117,6 +127,7 @@ public struct ArrayGenerator: RandomNumberGenerator {
         let choices: [EncodingID] =
             [DictArray.id, RunEndArray.id, ChunkedArray.id, SliceArray.id, SparseArray.id]
             + (column.dtype.isInteger ? [FoRArray.id, BitPackedArray.id] : [])
+            + (column.dtype.isUTF8 ? [IntStringArray.id] : [])
         return try encode(column, as: pick(choices), depth: depth) ?? column
     }
 
@@ -133,6 +144,11 @@ public struct ArrayGenerator: RandomNumberGenerator {
             let before = int(1...70)
             let pick = PrimitiveArray((0..<(before + n)).map { i in Int64(i < before ? 0 : i - before) })
             return try Canonical.slice(Canonical.take(column, indices: pick), before, n)
+        case IntStringArray.id:
+            guard let v = column as? VarBinArray, let e = IntStringArray.encode(v) else { return nil }
+            return try IntStringArray(
+                prefix: e.prefix, suffix: e.suffix, width: e.width, numbers: encode(e.numbers, depth: depth - 1),
+                nullability: column.dtype.nullability)
         case ConstantArray.id:
             let scalar =
                 n > 0 && chance(0.8)

@@ -28,3 +28,4 @@ extension SparseArray: Encoding {}
 extension SliceArray: Encoding {}
 extension FilterArray: Encoding {}
 extension TakeArray: Encoding {}
+extension IntStringArray: Encoding {}

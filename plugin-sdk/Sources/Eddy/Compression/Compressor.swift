@@ -2,7 +2,8 @@
 ///
 /// Candidates: constant; sparse (one dominant value); run-end (long runs; values compressed again);
 /// dictionary (few distinct utf8 or integer values; codes bit-packed, values compressed again);
-/// frame-of-reference with bit-packing and patches for outliers (integers). Each choice is kept only
+/// frame-of-reference with bit-packing and patches for outliers (integers); numbers in fixed text
+/// (``IntStringArray``: ids such as `T00042`, the numbers compressed again). Each choice is kept only
 /// if it is smaller than what it replaces, so the result never grows. The round trip is exact.
 @_spi(Host)
 public struct Compressor: Sendable {
@@ -85,6 +86,16 @@ public struct Compressor: Sendable {
             let plain = Double(sample.byteSize)
             var ranked: [(Scheme, Double)] = []
             for scheme in schemes {
+                if scheme == .dictionary, let stats, stats.distinct > 0 {
+                    // A sample of 1,024 rows sees nearly every value once when the column has a few
+                    // thousand: estimate from the column's distinct count instead (codes bit-packed,
+                    // one copy of each value).
+                    let n = Double(array.count)
+                    let bits = Double(Swift.max(1, Int.bitWidth - (stats.distinct - 1).leadingZeroBitCount))
+                    let perValue = Double(array.byteSize) / n
+                    ranked.append((scheme, (n * bits / 8 + Double(stats.distinct) * perValue) / Double(array.byteSize)))
+                    continue
+                }
                 if let encoded = try apply(scheme, sample, depth, stats: stats.map { _ in ColumnStats(sample) }) {
                     ranked.append((scheme, Double(encoded.byteSize) / plain))
                 }
@@ -115,8 +126,11 @@ public struct Compressor: Sendable {
 
     /// One way to encode a column.
     enum Scheme: Equatable {
-        case hook(Int), sparse, runEnd, dictionary, frameOfReference
+        case hook(Int), sparse, runEnd, dictionary, frameOfReference, intString
     }
+
+    /// The first 64 rows of a text column: a cheap check of whether ``IntStringArray`` may fit it.
+    static func head(_ v: VarBinArray) -> VarBinArray { v.count <= 64 ? v : v.uncheckedSlice(0, 64) }
 
     /// Columns longer than this choose their scheme on a sample (16 runs of 64 rows) and apply only
     /// the winner to the whole column; shorter ones try every candidate in full.
@@ -137,6 +151,9 @@ public struct Compressor: Sendable {
             schemes.append(.dictionary)
         }
         if let p = array as? PrimitiveArray, p.ptype.isInteger { schemes.append(.frameOfReference) }
+        if let v = array as? VarBinArray, v.dtype.isUTF8, IntStringArray.encode(Self.head(v)) != nil {
+            schemes.append(.intString)
+        }
         if schemes.isEmpty { return array }
 
         return try pick(schemes, array, depth, stats: stats) ?? array
@@ -185,6 +202,11 @@ public struct Compressor: Sendable {
         case .frameOfReference:
             guard let p = array as? PrimitiveArray else { return nil }
             return try frameOfReference(p, depth)
+        case .intString:
+            guard let v = array as? VarBinArray, let e = IntStringArray.encode(v) else { return nil }
+            return try IntStringArray(
+                prefix: e.prefix, suffix: e.suffix, width: e.width, numbers: compress(e.numbers, depth: depth + 1),
+                nullability: v.dtype.nullability)
         }
     }
 

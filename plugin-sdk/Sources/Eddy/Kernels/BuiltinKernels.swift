@@ -16,6 +16,7 @@ enum BuiltinKernels {
         kernels += FoRArray.kernels
         kernels += BitPackedArray.kernels
         kernels += ChunkedArray.kernels
+        kernels += IntStringArray.kernels
         kernels += AggregateFunction.kernels
         kernels += ScalarKernels.all
         registry.register(kernels: kernels, rules: [])

@@ -36,7 +36,7 @@ enum EngineEncodings {
         ([
             PrimitiveArray.self, BoolArray.self, VarBinArray.self, NullArray.self, StructArray.self,
             ConstantArray.self, DictArray.self, RunEndArray.self, FoRArray.self, BitPackedArray.self,
-            ChunkedArray.self, SparseArray.self, SliceArray.self, FilterArray.self, TakeArray.self,
+            ChunkedArray.self, SparseArray.self, SliceArray.self, FilterArray.self, TakeArray.self, IntStringArray.self,
             ScalarFnArray.self, AggregateArray.self,
         ] as [any ArrayNode.Type]).map { ObjectIdentifier($0) })
 

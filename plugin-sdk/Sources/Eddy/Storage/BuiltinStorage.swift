@@ -5,7 +5,7 @@ extension EncodingStorage {
     @_spi(Host) public static let builtin: [String: EncodingStorage] = {
         let all: [EncodingStorage] = [
             primitive, bool, varbin, null, structs, constant, dict, runEnd, frameOfReference, bitPacked, chunked,
-            sparse,
+            sparse, intString,
         ]
         return Dictionary(uniqueKeysWithValues: all.map { ($0.encoding.name, $0) })
     }()
@@ -193,7 +193,8 @@ extension EncodingStorage {
             var m = s.metadataReader
             let width = try m.int(max: 64)
             let offset = try m.int(max: Int(Int32.max))
-            let patches = try m.int(max: s.count)
+            // Patch indices are absolute: a slice's window may leave some of them outside it.
+            let patches = try m.int(max: Int(Int32.max))
             let validity = try readValidity(&m, s, bufferIndex: 1, count: s.count)
             try m.finish()
             let hasValidity = validity.isBitmap ? 1 : 0
@@ -203,16 +204,14 @@ extension EncodingStorage {
             var values: PrimitiveArray?
             if patches > 0 {
                 let raw = try s.buffer(1 + hasValidity)
-                guard raw.byteCount >= patches * 8 else {
+                guard raw.byteCount / 8 >= patches else {
                     throw EddyError(.invalidArgument, "patch index buffer holds \(raw.byteCount / 8) of \(patches)")
                 }
                 indices.reserveCapacity(patches)
                 var previous = -1
                 for v in raw.typed(Int64.self).prefix(patches) {
-                    guard v > previous, v >= offset, v < offset + s.count else {
-                        throw EddyError(
-                            .invalidArgument,
-                            "patch index \(v) is out of order or outside \(offset)..<\(offset + s.count)")
+                    guard v > previous, v <= Int32.max else {
+                        throw EddyError(.invalidArgument, "patch index \(v) is out of order or past 2^31")
                     }
                     previous = Int(v)
                     indices.append(Int(v))
@@ -252,6 +251,27 @@ extension EncodingStorage {
             // Encoded indices are checked when executed to plain form (the executor rebuilds the node).
             let indices = try s.child(0)
             return try SparseArray(fill: fill, indices: indices, values: s.child(1), count: s.count)
+        })
+
+    static let intString = builtin(
+        IntStringArray.id,
+        write: { node in
+            let a = try cast(node, IntStringArray.self)
+            var m = MetadataWriter()
+            m.blob(a.prefix)
+            m.blob(a.suffix)
+            m.int(a.width)
+            return StoredParts(metadata: m.bytes, children: [a.numbers])
+        },
+        read: { s in
+            try s.expect(buffers: 0, children: 1)
+            var m = s.metadataReader
+            let prefix = try m.blob()
+            let suffix = try m.blob()
+            let width = try m.int(max: 20)
+            try m.finish()
+            return try IntStringArray(
+                prefix: prefix, suffix: suffix, width: width, numbers: s.child(0), nullability: s.dtype.nullability)
         })
 
     // MARK: - Helpers
