@@ -337,8 +337,10 @@ enum EvalRequest {
             }
             try evaluation.run(into: writer)
             if tooLarge, let stopped = evaluation.shouldStop?() { throw stopped }
-            if format == .json, let parsed = try? JSONSerialization.jsonObject(with: Data(text.utf8)) {
-                response["result"] = parsed
+            if format == .json {
+                // The engine's JSON text goes into the response as it is (see jsonResponse): parsing it
+                // into objects and writing them again cost more than the query (600 ms for 3,000 rows).
+                response[rawResultKey] = text
             } else {
                 response["result"] = text
             }

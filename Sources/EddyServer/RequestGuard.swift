@@ -101,10 +101,29 @@ struct RequestGuard<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// A JSON response with sorted keys.
+/// Holds a result that is already JSON text written by the engine's ResultWriter: `jsonResponse`
+/// writes it as the value of "result" without parsing it.
+let rawResultKey = "\u{0}raw_result"
+
+/// A JSON response with sorted keys ("result", when given as JSON text under `rawResultKey`, last).
 func jsonResponse(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
-    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+    let data = jsonBytes(object)
     var headers = HTTPFields()
     headers[.contentType] = "application/json"
     return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+/// `object` as JSON with sorted keys; a result given as JSON text under `rawResultKey` is written as
+/// the value of "result", last, without being parsed.
+func jsonBytes(_ object: [String: Any]) -> Data {
+    var rest = object
+    let raw = rest.removeValue(forKey: rawResultKey) as? String
+    var data = (try? JSONSerialization.data(withJSONObject: rest, options: [.sortedKeys])) ?? Data("{}".utf8)
+    if let raw, data.last == UInt8(ascii: "}") {
+        data.removeLast()
+        data.append(contentsOf: Array((rest.isEmpty ? "\"result\":" : ",\"result\":").utf8))
+        data.append(contentsOf: Array(raw.utf8))
+        data.append(UInt8(ascii: "}"))
+    }
+    return data
 }

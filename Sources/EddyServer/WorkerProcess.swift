@@ -133,7 +133,6 @@ public enum WorkerProcess {
     }
 
     static func encode(_ object: [String: Any]) -> [UInt8] {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return [UInt8](data)
+        [UInt8](jsonBytes(object))
     }
 }

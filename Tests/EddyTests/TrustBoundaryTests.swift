@@ -171,7 +171,7 @@ final class DataFixture {
         let up = try RawHTTP.post(
             port: server.port, path: "/eval?select=count(*)", headers: ["Content-Type": "text/csv"],
             body: "a,b\n1,2\n3,4\n")
-        #expect(up.status == 200 && up.body.contains("\"count(*)\":2"), "\(up)")
+        #expect(up.status == 200 && up.body.contains("\"count(*)\": 2"), "\(up)")
     }
 
     @Test(arguments: [
