@@ -2,9 +2,15 @@
 for every query, on all cores), on one generated table; answers compared; a table of medians and
 ratios (eddy / fastest peer), with the geometric mean.
 
-Usage: python Benchmarks/race.py [--rows N] [--eddy PATH] [--runs K] [--csv PATH]
+Usage: python Benchmarks/race.py [--rows N] [--eddy PATH] [--runs K] [--csv PATH] [--native]
 Needs duckdb, polars and (optionally) datafusion from PyPI; an engine that is not installed is left
 out of the table.
+
+--native adds the native lane: the same table converted once into each engine's own format (`eddy
+convert` to .eddy, polars to Parquet with zstd, DuckDB to a table file), conversion times and file
+sizes, then the same queries on those files: eddy through a warm `eddy serve` (HTTP on loopback, the
+request's threads = all cores), polars `scan_parquet`, DataFusion `register_parquet`, DuckDB on its
+table file (one open connection, as a warm server would keep it).
 """
 import argparse
 import math
@@ -20,6 +26,9 @@ ap.add_argument("--eddy", default=".build/release/eddy")
 ap.add_argument("--runs", type=int, default=3)
 ap.add_argument("--csv", default=None, help="reuse this generated file instead of writing a new one")
 ap.add_argument("--eddy-args", default="", help="extra arguments for eddy eval, e.g. '--threads 1'")
+ap.add_argument("--native", action="store_true", help="also race on each engine's own file format")
+ap.add_argument("--native-only", action="store_true", help="only the native lane")
+ap.add_argument("--serve-args", default="", help="extra arguments for eddy serve in the native lane, e.g. '--workers 0'")
 args = ap.parse_args()
 
 # One table: ints, floats, nulls, low-cardinality strings (carrier, origin, dest) and high-cardinality
@@ -124,23 +133,134 @@ def median_time(f):
     return sorted(times)[len(times) // 2], result
 
 
-print(f"race: {args.rows:,} rows, {mb:.0f} MB CSV, {os.cpu_count()} cores, median of {args.runs} runs, "
-      f"whole query including the file read; eddy = {args.eddy} {args.eddy_args}".rstrip())
-names = list(engines)
-print(f"{'query':<12}" + "".join(f"{n:>12}" for n in names) + f"{'eddy/best':>12}  answers")
-ratios = []
-for name, where, select, sql in QUERIES:
-    times = {}
-    answers = {}
-    for engine, f in engines.items():
-        t, rows = median_time((lambda: f(where, select)) if engine == "eddy" else (lambda f=f: f(sql)))
-        times[engine] = t
-        answers[engine] = normalise(rows)
-    peers = [times[n] for n in names if n != "eddy"]
-    ratio = times["eddy"] / min(peers) if peers else float("nan")
-    ratios.append(ratio)
-    same = all(answers[n] == answers["eddy"] for n in names)
-    print(f"{name:<12}" + "".join(f"{times[n]:>11.3f}s" for n in names) + f"{ratio:>11.2f}x  "
-          + ("identical" if same else "DIFFER: " + ", ".join(n for n in names if answers[n] != answers["eddy"])))
-geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else float("nan")
-print(f"geometric mean eddy / fastest peer: {geo:.2f}x")
+def lane_csv():
+    print(f"race: {args.rows:,} rows, {mb:.0f} MB CSV, {os.cpu_count()} cores, median of {args.runs} runs, "
+          f"whole query including the file read; eddy = {args.eddy} {args.eddy_args}".rstrip())
+    names = list(engines)
+    print(f"{'query':<12}" + "".join(f"{n:>12}" for n in names) + f"{'eddy/best':>12}  answers")
+    ratios = []
+    for name, where, select, sql in QUERIES:
+        times = {}
+        answers = {}
+        for engine, f in engines.items():
+            t, rows = median_time((lambda: f(where, select)) if engine == "eddy" else (lambda f=f: f(sql)))
+            times[engine] = t
+            answers[engine] = normalise(rows)
+        peers = [times[n] for n in names if n != "eddy"]
+        ratio = times["eddy"] / min(peers) if peers else float("nan")
+        ratios.append(ratio)
+        same = all(answers[n] == answers["eddy"] for n in names)
+        print(f"{name:<12}" + "".join(f"{times[n]:>11.3f}s" for n in names) + f"{ratio:>11.2f}x  "
+              + ("identical" if same else "DIFFER: " + ", ".join(n for n in names if answers[n] != answers["eddy"])))
+    geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else float("nan")
+    print(f"geometric mean eddy / fastest peer: {geo:.2f}x")
+
+
+def lane_native():
+    import json
+    import shutil
+    import socket
+    import urllib.request
+
+    work = tempfile.mkdtemp()
+    os.chmod(work, 0o700)
+    plugins = tempfile.mkdtemp()
+    eddy_file = os.path.join(work, "race.eddy")
+    parquet = os.path.join(work, "race.parquet")
+    duck_file = os.path.join(work, "race.duckdb")
+
+    def timed(f):
+        t = time.perf_counter()
+        f()
+        return time.perf_counter() - t
+
+    conv = {}
+    conv["eddy"] = timed(lambda: subprocess.run(
+        [args.eddy, "convert", path, eddy_file, "--plugin-dir", plugins], check=True, capture_output=True))
+    if "polars" in engines:
+        conv["polars"] = timed(lambda: pl.read_csv(path).write_parquet(parquet))
+    if "duckdb" in engines:
+        def duck_convert():
+            con = duckdb.connect(duck_file)
+            con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv('{path}', header=true)")
+            con.close()
+        conv["duckdb"] = timed(duck_convert)
+    sizes = {"eddy": os.path.getsize(eddy_file)}
+    if os.path.exists(parquet):
+        sizes["polars"] = os.path.getsize(parquet)
+    if os.path.exists(duck_file):
+        sizes["duckdb"] = os.path.getsize(duck_file)
+    print(f"\nnative lane: {args.rows:,} rows converted once; median of {args.runs} runs per query, "
+          f"eddy through a warm eddy serve ({os.cpu_count()} threads per request) {args.serve_args}".rstrip())
+    print("conversion   " + "  ".join(f"{k} {v:.2f}s ({sizes.get(k, 0) / 1e6:.1f} MB)" for k, v in conv.items()))
+    if "polars" in conv:
+        print(f"eddy convert / polars write_parquet: {conv['eddy'] / conv['polars']:.2f}x time, "
+              f"{sizes['eddy'] / sizes['polars']:.2f}x size (Parquet zstd, polars defaults)")
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [args.eddy, "serve", "--port", str(port), "--plugin-dir", plugins, "--data-dir", work, "--rescan", "60"]
+        + args.serve_args.split(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.05)
+
+        def run_eddy_serve(where, select):
+            # CSV output, as `eddy eval` prints it in the CSV lane: rows in select order.
+            body = {"path": eddy_file, "select": select, "threads": os.cpu_count(), "format": "csv"}
+            if where:
+                body["where"] = where
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/eval", data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"})
+            reply = json.loads(urllib.request.urlopen(req, timeout=120).read())
+            lines = reply["result"].strip("\n").split("\n")[1:]
+            return [l.split(",") for l in lines]
+
+        native = {"eddy": run_eddy_serve}
+        if "duckdb" in engines:
+            duck = duckdb.connect(duck_file, read_only=True)
+            native["duckdb"] = lambda sql: duck.execute(sql).fetchall()
+        if "polars" in engines:
+            native["polars"] = lambda sql: pl.SQLContext(t=pl.scan_parquet(parquet)).execute(sql).collect().rows()
+        if "datafusion" in engines:
+            dctx = datafusion.SessionContext()
+            dctx.register_parquet("t", parquet)
+            native["datafusion"] = lambda sql: [tuple(r.values()) for r in dctx.sql(sql).to_pylist()]
+        # Warm every engine once (the server's first request maps the file; DuckDB's first reads its pages).
+        for engine, f in native.items():
+            f(None, "count(*)") if engine == "eddy" else f("SELECT count(*) FROM t")
+        names = list(native)
+        print(f"{'query':<12}" + "".join(f"{n:>12}" for n in names) + f"{'eddy/best':>12}  answers")
+        ratios = []
+        for name, where, select, sql in QUERIES:
+            times, answers = {}, {}
+            for engine, f in native.items():
+                t, rows = median_time((lambda f=f: f(where, select)) if engine == "eddy" else (lambda f=f: f(sql)))
+                times[engine] = t
+                answers[engine] = normalise(rows)
+            peers = [times[n] for n in names if n != "eddy"]
+            ratio = times["eddy"] / min(peers) if peers else float("nan")
+            ratios.append(ratio)
+            same = all(answers[n] == answers["eddy"] for n in names)
+            print(f"{name:<12}" + "".join(f"{times[n] * 1000:>10.1f}ms" for n in names) + f"{ratio:>11.2f}x  "
+                  + ("identical" if same else "DIFFER: " + ", ".join(n for n in names if answers[n] != answers["eddy"])))
+        geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else float("nan")
+        print(f"geometric mean eddy (.eddy via serve) / fastest peer (native files): {geo:.2f}x")
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if not args.native_only:
+    lane_csv()
+if args.native or args.native_only:
+    lane_native()
