@@ -498,6 +498,33 @@ public final class EddyTableReader: TableReader {
 
     public func nextDeferred() throws -> (@Sendable () throws -> RecordBatch)? {
         let chunks = file.footer.chunks
+        if projection?.isEmpty == true {
+            // No column is read (count(*)): the remaining chunks are one batch of their rows.
+            var rows = 0
+            let start = firstRow
+            while nextChunk < chunks.count {
+                let chunk = chunks[nextChunk]
+                nextChunk += 1
+                firstRow += chunk.rows
+                if let skipChunk, skipChunk(chunk) {
+                    chunksSkipped += 1
+                    continue
+                }
+                chunksRead += 1
+                rows += chunk.rows
+            }
+            guard rows > 0 else { return nil }
+            let schema = file.footer.schema
+            let total = rows
+            return {
+                var batch = RecordBatch(
+                    schema: schema, columns: schema.fields.map { ConstantArray(.null($0.dtype), count: total) },
+                    count: total, firstLine: 0)
+                batch.encoded = true
+                batch.firstRow = start
+                return batch
+            }
+        }
         while nextChunk < chunks.count {
             let k = nextChunk
             let chunk = chunks[k]

@@ -227,6 +227,42 @@ public enum EddyConvert {
             nullCount: nulls, min: minimum, max: maximum, plainBytes: column.byteSize, storedBytes: 0)
     }
 
+    /// The snapshot's compressor hooks, each kept from proposing a tree the file cannot store (an
+    /// encoding whose plugin registers no storage, an older build of it, say): such a proposal is
+    /// dropped for the engine's own encodings, and `warn` is told once per hook.
+    @_spi(Host) public static func storableHooks(
+        _ snapshot: KernelSnapshot, warn: @escaping @Sendable (String) -> Void
+    ) -> [CompressorHook] {
+        snapshot.compressorHooks.map { hook in
+            let warned = Mutex(false)
+            return CompressorHook(name: hook.name, owner: hook.owner, applies: hook.applies) { column, recurse in
+                guard let tree = try hook.compress(column, recurse) else { return nil }
+                if let missing = firstUnstorable(tree, snapshot) {
+                    if warned.withLock({ w in
+                        defer { w = true }; return !w
+                    }) {
+                        warn(
+                            "compressor hook '\(hook.name)' of \(hook.owner) proposed \(missing), which no loaded plugin can store; the engine's encodings are used instead"
+                        )
+                    }
+                    return nil
+                }
+                return tree
+            }
+        }
+    }
+
+    static func firstUnstorable(_ tree: any ArrayNode, _ snapshot: KernelSnapshot) -> String? {
+        var stack: [any ArrayNode] = [tree]
+        var seen = 0
+        while let node = stack.popLast(), seen < 10_000 {
+            seen += 1
+            if snapshot.storage(for: node.encoding.name) == nil { return node.encoding.name }
+            stack.append(contentsOf: node.children)
+        }
+        return nil
+    }
+
     /// Converts everything `reader` yields into `writer`, `threads` chunks at a time.
     @_spi(Host) public static func run(
         reader: any TableReader, writer: EddyFileWriter, compressor: Compressor, session: Session,

@@ -76,16 +76,18 @@ struct ConvertCommand: ParsableCommand {
                 input, format: inputFormat ?? nil, overrides: overrides, batchRows: chunkRows,
                 limits: ReadLimits(maxRecordBytes: maxRecordBytes), snapshot: snapshot)
             let writer = try EddyFileWriter(path: output, schema: reader.schema, snapshot: snapshot)
+            let warn: @Sendable (String) -> Void = { Stderr.write("eddy: warning: \($0)\n") }
             let progress: ((String) -> Void)? =
                 isatty(STDERR_FILENO) != 0 ? { line in Stderr.write("\r\u{1B}[K" + line) } : nil
             let summary = try EddyConvert.run(
                 reader: reader, writer: writer,
-                compressor: Compressor(hooks: snapshot.compressorHooks, goal: .storage), session: session,
-                threads: threads, progress: progress)
+                compressor: Compressor(hooks: EddyConvert.storableHooks(snapshot, warn: warn), goal: .storage),
+                session: session, threads: threads, progress: progress)
             if progress != nil { Stderr.write("\r\u{1B}[K") }
             let ratio = summary.bytes > 0 ? Double(summary.plainBytes * 100 / summary.bytes) / 100 : 0
             Stdout.write(
-                "wrote \(output): \(summary.rows) rows, \(reader.schema.fields.count) columns, \(summary.chunks) chunks, "
+                "wrote \(output): \(summary.rows) rows, \(reader.schema.fields.count) columns, \(summary.chunks) chunk"
+                    + (summary.chunks == 1 ? ", " : "s, ")
                     + "\(summary.bytes) bytes (\(summary.plainBytes) plain, ratio \(ratio))\n")
             Stdout.flush()
         } catch let e as IOError {

@@ -48,7 +48,8 @@ struct InspectCommand: ParsableCommand {
     func textReport(_ f: EddyFile, needed: [StoredEncoding], missing: Set<String>) -> String {
         let footer = f.footer
         var s = "\(PluginHost.escaped(f.path)): \(footer.rows) rows, \(footer.schema.fields.count) columns, "
-        s += "\(footer.chunks.count) chunks, \(f.size) bytes (format version \(EddyFileFormat.version))\n"
+        s +=
+            "\(footer.chunks.count) chunk\(footer.chunks.count == 1 ? "" : "s"), \(f.size) bytes (format version \(EddyFileFormat.version))\n"
         if needed.isEmpty {
             s += "plugins needed: none\n"
         } else {

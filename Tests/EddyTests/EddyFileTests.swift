@@ -4,6 +4,7 @@ import DeltaEncodingPlugin
 @_spi(Host) import EddyQuery
 import EddyTesting
 import Foundation
+import Synchronization
 import Testing
 
 /// A session with the delta plugin registered in-process (its kernels, compressor hook and storage).
@@ -160,6 +161,36 @@ func encodings(of node: any ArrayNode) -> Set<String> {
         let inspected = try EddyFile(path: path, snapshot: Session().kernels.snapshot, requireEncodings: false)
         #expect(inspected.missing.map(\.name) == ["ext.delta"])
         #expect(throws: (any Error).self) { _ = try inspected.column(chunk: 0, column: 0) }
+    }
+
+    @Test func aHookWhoseEncodingCannotBeStoredIsPassedOverWithAWarning() throws {
+        // A delta plugin built before encodings could be stored: its hook proposes ext.delta, no storage.
+        let session = Session()
+        let registrar = PluginRegistrar(owner: .plugin("delta", version: "0.9.0"))
+        try DeltaPlugin.register(into: registrar)
+        session.kernels.replace(
+            pluginNamed: "delta", kernels: registrar.kernels, rules: registrar.rules, owner: registrar.owner,
+            compressorHooks: registrar.compressorHooks, encodings: registrar.encodings)
+        let snapshot = session.kernels.snapshot
+        let ids = PrimitiveArray((0..<1000).map { Int64(5_000 + $0) })
+        #expect(try Compressor(hooks: snapshot.compressorHooks).compress(ids).encoding.name == "ext.delta")
+        let warnings = Mutex<[String]>([])
+        let hooks = EddyConvert.storableHooks(snapshot) { w in warnings.withLock { $0.append(w) } }
+        let compressor = Compressor(hooks: hooks)
+        let a = try compressor.compress(ids)
+        let b = try compressor.compress(ids)
+        #expect(a.encoding.name != "ext.delta" && b.encoding.name != "ext.delta", "\(a.treeDescription())")
+        #expect(warnings.withLock { $0 }.count == 1)
+        #expect(
+            warnings.withLock { $0 }.first?.contains("proposed ext.delta, which no loaded plugin can store") == true)
+        let scratch = ScratchDirectory()
+        try writeEddyFile(
+            scratch.path + "/old.eddy", schema: Schema([StructField("id", .primitive(.int64, .nonNullable))]),
+            chunks: [[a]], session: session)
+        try expectSameValues(
+            try EddyFile(path: scratch.path + "/old.eddy", snapshot: Session().kernels.snapshot).column(
+                chunk: 0, column: 0),
+            ids)
     }
 
     @Test func zoneMapsSkipChunksAndChangeNoResult() throws {

@@ -154,7 +154,12 @@ public enum Canonical {
             for k in 0..<m where indexValidity.isValid(k) { _ = try position(k) }
         }
         func combinedValidity(_ source: Validity) throws -> Validity {
-            if case .allValid = source, !hasNullIndex { return .allValid }
+            if case .allValid = source {
+                if !hasNullIndex { return .allValid }
+                // Only the indices have nulls: their validity is the result's (every caller still checks
+                // each position as it takes the values).
+                return indexValidity
+            }
             let sourceBits = ValidityBits(source)
             var b = BitmapBuilder(capacity: m)
             try withExtendedLifetime(source) {
@@ -279,7 +284,10 @@ public enum Canonical {
                         "take index \(idx[bad]) at position \(bad) is out of bounds for length \(n)"))
             }
             var validity: Validity = .allValid
-            if hasNullIndex || { if case .allValid = values.validity { false } else { true } }() {
+            if hasNullIndex, case .allValid = values.validity {
+                // Only the indices have nulls (a dictionary's codes, say): their validity is the result's.
+                validity = indexValidity
+            } else if hasNullIndex || { if case .allValid = values.validity { false } else { true } }() {
                 let indexBits = ValidityBits(indexValidity)
                 let valueBits = ValidityBits(values.validity)
                 validity = withExtendedLifetime((indexValidity, values.validity)) {
@@ -314,8 +322,11 @@ public enum Canonical {
                 nullability: a.dtype.nullability)
         case let a as VarBinArray:
             var b = VarBinBuilder(dtype: a.dtype, capacity: m)
+            let validity = a.validity
+            let validBits = ValidityBits(validity)
+            defer { withExtendedLifetime(validity) {} }
             mask.forEachSetBit { i in
-                if a.validity.isValid(i) { a.withBytes(at: i) { b.append(bytes: $0) } } else { b.appendNull() }
+                if validBits.isValid(i) { a.withBytes(at: i) { b.append(bytes: $0) } } else { b.appendNull() }
             }
             return b.finish()
         case is NullArray:
@@ -418,8 +429,11 @@ public enum Canonical {
         case .utf8, .binary:
             var b = VarBinBuilder(dtype: dtype, capacity: total)
             for case let a as VarBinArray in arrays {
+                let validity = a.validity
+                let validBits = ValidityBits(validity)
+                defer { withExtendedLifetime(validity) {} }
                 for i in 0..<a.count {
-                    if a.validity.isValid(i) { a.withBytes(at: i) { b.append(bytes: $0) } } else { b.appendNull() }
+                    if validBits.isValid(i) { a.withBytes(at: i) { b.append(bytes: $0) } } else { b.appendNull() }
                 }
             }
             return b.finish()

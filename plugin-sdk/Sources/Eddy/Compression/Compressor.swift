@@ -86,10 +86,11 @@ public struct Compressor: Sendable {
             let plain = Double(sample.byteSize)
             var ranked: [(Scheme, Double)] = []
             for scheme in schemes {
-                if scheme == .dictionary, let stats, stats.distinct > 0 {
+                if scheme == .dictionary, let stats, stats.distinct > 0, !array.dtype.isInteger {
                     // A sample of 1,024 rows sees nearly every value once when the column has a few
                     // thousand: estimate from the column's distinct count instead (codes bit-packed,
-                    // one copy of each value).
+                    // one copy of each value). Integers keep the sample's verdict: frame-of-reference is
+                    // about as small there, and its kernels compare packed values without decoding.
                     let n = Double(array.count)
                     let bits = Double(Swift.max(1, Int.bitWidth - (stats.distinct - 1).leadingZeroBitCount))
                     let perValue = Double(array.byteSize) / n

@@ -278,7 +278,7 @@ public struct MetadataReader: Sendable {
     }
 
     /// One byte.
-    public mutating func u8() throws -> UInt8 { try take(1).first ?? 0 }
+    public mutating func u8() throws -> UInt8 { try load(UInt8.self) }
     /// A bool; a byte other than 0 or 1 throws.
     public mutating func bool() throws -> Bool {
         let b = try u8()
@@ -287,11 +287,21 @@ public struct MetadataReader: Sendable {
     }
     /// Four bytes, little-endian.
     public mutating func u32() throws -> UInt32 {
-        try take(4).reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        UInt32(littleEndian: try load(UInt32.self))
     }
     /// Eight bytes, little-endian.
     public mutating func u64() throws -> UInt64 {
-        try take(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        UInt64(littleEndian: try load(UInt64.self))
+    }
+
+    /// The next `T`'s bytes as they are (checked against the bytes left; a footer has thousands).
+    mutating func load<T: FixedWidthInteger>(_ type: T.Type) throws -> T {
+        let n = MemoryLayout<T>.size
+        guard n <= remaining else {
+            throw EddyError(.invalidArgument, "metadata ends early: needs \(n) bytes at \(position), has \(remaining)")
+        }
+        defer { position += n }
+        return data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: position, as: T.self) }
     }
     /// A signed 64-bit integer.
     public mutating func i64() throws -> Int64 { Int64(bitPattern: try u64()) }

@@ -72,9 +72,12 @@ public final class IntStringArray: ArrayNode {
         let rows = n.count
         let values = n.buffer.typed(UInt64.self)
         let fixed = prefix.count + suffix.count
+        let validity = n.validity
+        let validBits = ValidityBits(validity)
+        defer { withExtendedLifetime(validity) {} }
         // Lengths first, with every sum checked: offsets are 32-bit.
         var total = 0
-        for i in 0..<rows where n.validity.isValid(i) {
+        for i in 0..<rows where validBits.isValid(i) {
             guard let len = numberLength(values[i]) else {
                 throw EddyError(
                     .invalidArgument, "intstring value \(values[i]) at row \(i) has more than \(width) digits")
@@ -90,7 +93,7 @@ public final class IntStringArray: ArrayNode {
             var at = 0
             var digits = [UInt8](repeating: 0, count: 20)
             for i in 0..<rows {
-                if n.validity.isValid(i) {
+                if validBits.isValid(i) {
                     for b in prefix {
                         out[at] = b
                         at += 1

@@ -50,19 +50,10 @@ extension AggregatePartial {
         case let d as DictArray:
             guard let codes = try ctx.execute(d.codes) as? PrimitiveArray, codes.ptype.isUnsignedInteger else { break }
             let values = try ctx.execute(d.values)
-            var counts = [Int](repeating: 0, count: values.count)
-            var nullCodes = 0
-            let list = codes.int128Values()
-            for (i, c) in list.enumerated() {
-                guard codes.validity.isValid(i) else {
-                    nullCodes += 1
-                    continue
-                }
-                guard c < Int128(counts.count) else {
-                    throw EddyError(.outOfBounds, "dictionary code \(c) out of bounds for \(counts.count) values")
-                }
-                counts[Int(c)] += 1
-            }
+            let (counts, nullCodes) = try codes.ptype.visitIntegerUnchecked(
+                CountCodes(codes: codes, values: values.count)
+            )
+            .get()
             var p = try weighted(values, counts)
             p.rows += nullCodes
             return p
@@ -290,4 +281,40 @@ struct SpillingSum {
     }
 
     var total: Int128 { wide + Int128(narrow) }
+}
+
+/// How many rows use each dictionary value, and how many rows have a null code: one pass over the
+/// codes in their own width (a code past the values is an error).
+private struct CountCodes: IntegerPTypeVisitor {
+    let codes: PrimitiveArray
+    let values: Int
+    func visit<C: NativeInteger>(_ type: C.Type) -> Result<([Int], Int), EddyError> {
+        var counts = [Int](repeating: 0, count: values)
+        var nulls = 0
+        let validity = codes.validity
+        let bits = ValidityBits(validity)
+        var bad: C?
+        codes.withValuesUnchecked(C.self) { list in
+            withExtendedLifetime(validity) {
+                counts.withUnsafeMutableBufferPointer { out in
+                    for i in 0..<list.count {
+                        guard bits.isValid(i) else {
+                            nulls += 1
+                            continue
+                        }
+                        let c = list[i]
+                        guard c >= 0, UInt64(truncatingIfNeeded: c) < UInt64(values) else {
+                            if bad == nil { bad = c }
+                            continue
+                        }
+                        out[Int(truncatingIfNeeded: c)] += 1
+                    }
+                }
+            }
+        }
+        if let bad {
+            return .failure(EddyError(.outOfBounds, "dictionary code \(bad) out of bounds for \(values) values"))
+        }
+        return .success((counts, nulls))
+    }
 }

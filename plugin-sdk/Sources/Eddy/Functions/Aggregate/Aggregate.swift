@@ -162,6 +162,7 @@ public struct AggregatePartial: Sendable {
             var p = AggregatePartial()
             p.rows = array.count
             let validity = array.validity
+            let validBits = ValidityBits(validity)
             array.withValuesUnchecked(T.self) { v in
                 if case .allValid = validity, let I = T.self as? any NativeInteger.Type {
                     // Dense integers: exact sum without per-element overflow checks, and min/max
@@ -191,7 +192,7 @@ public struct AggregatePartial: Sendable {
                 if T.ptype.isFloat {
                     var s = 0.0
                     var nan = false
-                    for i in 0..<v.count where validity.isValid(i) {
+                    for i in 0..<v.count where validBits.isValid(i) {
                         let d = v[i]
                         let x = (d.scalarValue.floatValue)
                         n += 1
@@ -207,7 +208,7 @@ public struct AggregatePartial: Sendable {
                     return
                 }
                 var s: Int128 = 0
-                for i in 0..<v.count where validity.isValid(i) {
+                for i in 0..<v.count where validBits.isValid(i) {
                     let x = v[i]
                     n += 1
                     s += x.scalarValue.asInt128
