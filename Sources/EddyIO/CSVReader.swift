@@ -56,7 +56,12 @@ public final class CSVReader: TableReader {
         (file, fileSize) = try InputFile.open(path)
         // From here on the object is fully initialised: deinit closes the file if init throws.
         // A UTF-8 byte-order mark is not part of the first field (quoted or not).
-        while buffer.count < 3 && readMore(expecting: 1) {}
+        while buffer.count < 8 && readMore(expecting: 1) {}
+        if buffer.starts(with: EddyFileFormat.magic) {
+            throw IOError(
+                file: path, line: 0, column: 0,
+                message: "this is an .eddy file, which is mapped, not streamed: name the file itself, not a pipe")
+        }
         if buffer.starts(with: [0xEF, 0xBB, 0xBF]) { buffer.removeFirst(3) }
         guard let head = try nextSlice(maxRecords: 1) else {
             throw IOError(file: path, line: 1, column: 1, message: "empty file: expected a header row")

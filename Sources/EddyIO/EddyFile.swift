@@ -228,8 +228,9 @@ public struct EddyFooter: Sendable {
         }
         let checksum = try r.u32()
         let nulls = try r.int(max: rows)
-        let plain = try r.int(max: Int(Int64.max / 2))
-        let stored = try r.int(max: Int(Int64.max / 2))
+        // Sizes are for display; bounded so that sums over a file's chunks stay far from overflow.
+        let plain = try r.int(max: 1 << 40)
+        let stored = try r.int(max: 1 << 40)
         var bounds: [Scalar?] = []
         for _ in 0..<2 {
             bounds.append(try r.bool() ? try r.scalarValue(of: dtype.with(.nonNullable)) : nil)
@@ -550,7 +551,7 @@ public final class EddyTableReader: TableReader {
                 batch.encoded = true
                 batch.firstRow = start
                 batch.plainBytes = chunk.columns.enumerated().reduce(0) { sum, e in
-                    wanted?.contains(e.offset) ?? true ? sum + e.element.stats.plainBytes : sum
+                    wanted?.contains(e.offset) ?? true ? saturatingAdd(sum, e.element.stats.plainBytes) : sum
                 }
                 return batch
             }
@@ -574,4 +575,10 @@ extension ColumnChunkLayout {
         render(nodes.count - 1, "")
         return lines.joined(separator: "\n")
     }
+}
+
+/// `a + b`, or `Int.max` when that overflows (for sizes summed from a file's claims).
+public func saturatingAdd(_ a: Int, _ b: Int) -> Int {
+    let (r, o) = a.addingReportingOverflow(b)
+    return o ? (b < 0 ? Int.min : Int.max) : r
 }

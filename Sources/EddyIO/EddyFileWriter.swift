@@ -14,7 +14,8 @@ import Synchronization
 /// a reader never sees half a file and a failed conversion leaves nothing behind.
 public final class EddyFileWriter {
     public let path: String
-    let temporaryPath: String
+    /// Where the file is written until ``finish()`` renames it to `path`.
+    public let temporaryPath: String
     let schema: Schema
     let snapshot: KernelSnapshot
     private var fd: Int32
@@ -31,6 +32,9 @@ public final class EddyFileWriter {
         self.path = path
         self.schema = schema
         self.snapshot = snapshot
+        if path.hasSuffix("/") || FileKind.of(path) == .directory {
+            throw IOError(file: path, line: 0, column: 0, message: "is a directory; name the file to write")
+        }
         temporaryPath = path + ".partial-\(getpid())"
         fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard fd >= 0 else {

@@ -106,16 +106,20 @@ public final class Evaluation {
         var filtered = false
         do {
             return try processRows(batch, first: first, filtered: &filtered)
+        } catch var e as EddyError where batch.encoded {
+            // Stored trees can hold what a file's checks cannot see (a code past its dictionary, a number
+            // wider than its text): name the file and the chunk, and where its rows start.
+            let rows =
+                e.message.contains("row ")
+                ? (filtered ? "; rows counted among those --where kept" : "; rows counted from 0 there") : ""
+            e.message += " (in \(reader.path), the chunk at file row \(batch.firstRow)\(rows))"
+            throw e
         } catch var e as EddyError where e.source == nil && e.message.contains("row ") {
             // The engine numbers rows from 0 within the arrays it evaluates: say where they start.
             e.message +=
-                batch.encoded
-                ? (filtered
-                    ? " (rows counted among those --where kept in the chunk that starts at file row \(batch.firstRow))"
-                    : " (rows counted from 0 at file row \(batch.firstRow))")
-                : filtered
-                    ? " (rows counted among those --where kept in the batch that starts at input line \(batch.firstLine))"
-                    : " (rows counted from 0 at input line \(batch.firstLine))"
+                filtered
+                ? " (rows counted among those --where kept in the batch that starts at input line \(batch.firstLine))"
+                : " (rows counted from 0 at input line \(batch.firstLine))"
             throw e
         }
     }
@@ -137,7 +141,9 @@ public final class Evaluation {
             }
         }
         if batch.encoded {
-            for k in columnsRead where k < columns.count { out.compressedBytes += columns[k].byteSize }
+            for k in columnsRead where k < columns.count {
+                out.compressedBytes = saturatingAdd(out.compressedBytes, columns[k].byteSize)
+            }
             out.canonicalBytes = batch.plainBytes
         }
         var inputs = columns
@@ -238,8 +244,8 @@ public final class Evaluation {
                 }
                 rowsRead += out.rows
                 rowsSelected += out.selected
-                canonicalBytes += out.canonicalBytes
-                compressedBytes += out.compressedBytes
+                canonicalBytes = saturatingAdd(canonicalBytes, out.canonicalBytes)
+                compressedBytes = saturatingAdd(compressedBytes, out.compressedBytes)
                 for k in out.partials.indices where k < accumulators.count { accumulators[k].merge(out.partials[k]) }
                 if let output = out.output { try writer.write(output) }
             }

@@ -267,7 +267,7 @@ enum EvalRequest {
             }
             let kind =
                 params.inputFormat
-                ?? (EddyFileFormat.isEddyFile(path)
+                ?? (EddyFileFormat.isEddyFile(path) || path.hasSuffix(".eddy")
                     ? "eddy"
                     : path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json")
                         ? "jsonl" : "csv")

@@ -76,6 +76,9 @@ struct ConvertCommand: ParsableCommand {
                 input, format: inputFormat ?? nil, overrides: overrides, batchRows: chunkRows,
                 limits: ReadLimits(maxRecordBytes: maxRecordBytes), snapshot: snapshot)
             let writer = try EddyFileWriter(path: output, schema: reader.schema, snapshot: snapshot)
+            // Interrupted (Ctrl-C, a kill), the half-written file is removed: no name is left behind.
+            PartialFile.watch(writer.temporaryPath)
+            defer { PartialFile.clear() }
             let warn: @Sendable (String) -> Void = { Stderr.write("eddy: warning: \($0)\n") }
             let progress: ((String) -> Void)? =
                 isatty(STDERR_FILENO) != 0 ? { line in Stderr.write("\r\u{1B}[K" + line) } : nil
@@ -97,5 +100,30 @@ struct ConvertCommand: ParsableCommand {
             Stderr.write("eddy: error: \(e)\n")
             throw ExitCode(1)
         }
+    }
+}
+
+/// The file a conversion is writing, removed if the process is interrupted (SIGINT, SIGTERM, SIGHUP).
+enum PartialFile {
+    // Written before the handlers are installed and cleared after; the handler only reads it.
+    nonisolated(unsafe) static var path: UnsafeMutablePointer<CChar>?
+
+    static func watch(_ file: String) {
+        path = strdup(file)
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig) { sig in
+                // Async-signal-safe: unlink, then die of the same signal.
+                if let p = PartialFile.path { unlink(p) }
+                signal(sig, SIG_DFL)
+                raise(sig)
+            }
+        }
+    }
+
+    static func clear() {
+        for sig in [SIGINT, SIGTERM, SIGHUP] { signal(sig, SIG_DFL) }
+        let p = path
+        path = nil
+        free(p)
     }
 }

@@ -181,7 +181,7 @@ func openReader(
 ) throws -> any TableReader {
     let kind =
         format
-        ?? (EddyFileFormat.isEddyFile(path)
+        ?? (EddyFileFormat.isEddyFile(path) || path.hasSuffix(".eddy")
             ? "eddy"
             : path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
     switch kind {
@@ -219,7 +219,7 @@ func explainText(_ e: Evaluation, plugins: [LoadedPlugin]) -> String {
     s +=
         "== input columns (first batch), \(e.rowsRead) rows, \(e.canonicalBytes) bytes plain → \(e.compressedBytes) bytes encoded"
     if e.compressedBytes > 0 {
-        s += " (ratio \(Double(e.canonicalBytes * 100 / Swift.max(e.compressedBytes, 1)) / 100))"
+        s += " (ratio \((Double(e.canonicalBytes) / Double(Swift.max(e.compressedBytes, 1)) * 100).rounded() / 100))"
     }
     s += "\n"
     for (name, tree) in e.inputTrees {

@@ -63,10 +63,10 @@ struct InspectCommand: ParsableCommand {
         }
         for (j, field) in footer.schema.fields.enumerated() {
             let layouts = footer.chunks.map { $0.columns[j] }
-            let stored = layouts.reduce(0) { $0 + $1.stats.storedBytes }
-            let plain = layouts.reduce(0) { $0 + $1.stats.plainBytes }
-            let nulls = layouts.reduce(0) { $0 + $1.stats.nullCount }
-            let ratio = stored > 0 ? Double(plain * 100 / stored) / 100 : 0
+            let stored = layouts.reduce(0) { saturatingAdd($0, $1.stats.storedBytes) }
+            let plain = layouts.reduce(0) { saturatingAdd($0, $1.stats.plainBytes) }
+            let nulls = layouts.reduce(0) { saturatingAdd($0, $1.stats.nullCount) }
+            let ratio = stored > 0 ? (Double(plain) / Double(stored) * 100).rounded() / 100 : 0
             s +=
                 "\n\(PluginHost.escaped(field.name)): \(field.dtype), \(stored) bytes stored, \(plain) plain (ratio \(ratio)), \(nulls) nulls"
             let (lo, hi) = bounds(layouts)
@@ -106,21 +106,10 @@ struct InspectCommand: ParsableCommand {
     func bounds(_ layouts: [ColumnChunkLayout]) -> (Scalar?, Scalar?) {
         var lo: Scalar?
         var hi: Scalar?
+        // The engine's order for min and max: NaN above every number, strings bytewise.
         for l in layouts {
-            if let m = l.stats.min {
-                if let cur = lo {
-                    if Compare.scalars(m, .lt, cur, .nullable).boolValue == true { lo = m }
-                } else {
-                    lo = m
-                }
-            }
-            if let m = l.stats.max {
-                if let cur = hi {
-                    if Compare.scalars(m, .gt, cur, .nullable).boolValue == true { hi = m }
-                } else {
-                    hi = m
-                }
-            }
+            if let m = l.stats.min, lo.map({ AggregatePartial.less(m.value, $0.value) }) ?? true { lo = m }
+            if let m = l.stats.max, hi.map({ AggregatePartial.less($0.value, m.value) }) ?? true { hi = m }
         }
         return (lo, hi)
     }
@@ -159,10 +148,10 @@ struct InspectCommand: ParsableCommand {
             let layouts = footer.chunks.map { $0.columns[j] }
             let (lo, hi) = bounds(layouts)
             var c = "  {\"name\": \(q(field.name)), \"dtype\": \(q(field.dtype.description)), "
-            c += "\"stored_bytes\": \(layouts.reduce(0) { $0 + $1.stats.storedBytes }), "
-            c += "\"plain_bytes\": \(layouts.reduce(0) { $0 + $1.stats.plainBytes }), "
+            c += "\"stored_bytes\": \(layouts.reduce(0) { saturatingAdd($0, $1.stats.storedBytes) }), "
+            c += "\"plain_bytes\": \(layouts.reduce(0) { saturatingAdd($0, $1.stats.plainBytes) }), "
             c +=
-                "\"nulls\": \(layouts.reduce(0) { $0 + $1.stats.nullCount }), \"min\": \(jsonScalar(lo)), \"max\": \(jsonScalar(hi)),\n"
+                "\"nulls\": \(layouts.reduce(0) { saturatingAdd($0, $1.stats.nullCount) }), \"min\": \(jsonScalar(lo)), \"max\": \(jsonScalar(hi)),\n"
             c +=
                 "   \"chunks\": ["
                 + zip(footer.chunks, layouts).map { chunk, l in

@@ -208,6 +208,55 @@ import Testing
         #expect((json?["columns"] as? [[String: Any]])?.count == 4)
     }
 
+    /// From the hostile review of the first version.
+    @Test func reviewFindingsStayFixed() throws {
+        let scratch = ScratchDirectory()
+        // -0.0 and 0.0 are two values (1 / x tells them apart): convert kept only one of them.
+        var text = "x\n"
+        for i in 0..<300 { text += ["-0.0", "0.0", "1.5"][i % 3] + "\n" }
+        let csv = scratch.write("zeros.csv", text)
+        let file = scratch.path + "/zeros.eddy"
+        #expect(try Eddy.run(["convert", csv, file]).status == 0)
+        for select in ["x, 1 / x as inv", "count(*)"] {
+            let fromCSV = try Eddy.run(["eval", csv, "--where", "1 / x > 0", "--select", select, "--format", "csv"])
+            let fromFile = try Eddy.run(["eval", file, "--where", "1 / x > 0", "--select", select, "--format", "csv"])
+            #expect(fromCSV.status == 0 && fromFile.stdout == fromCSV.stdout, "\(fromFile.stdout) vs \(fromCSV.stdout)")
+        }
+        // A directory as the output is refused before anything is read or written.
+        let dir = try Eddy.run(["convert", csv, scratch.path])
+        #expect(dir.status == 1 && dir.stderr.contains("is a directory"), "\(dir.stderr)")
+        let slash = try Eddy.run(["convert", csv, scratch.path + "/new/"])
+        #expect(slash.status == 1 && slash.stderr.contains("is a directory"), "\(slash.stderr)")
+        // An .eddy file through a pipe is named as such, not parsed as CSV.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Eddy.binary)
+        p.arguments = ["eval", "/dev/stdin", "--plugin-dir", emptyPluginDirectory]
+        let input = Pipe()
+        p.standardInput = input
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        input.fileHandleForWriting.write(try Data(contentsOf: URL(fileURLWithPath: file)))
+        try input.fileHandleForWriting.close()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 1 && message.contains("this is an .eddy file"), "\(message)")
+        // A file named .eddy whose start is damaged is an .eddy error, not a CSV one.
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
+        bytes[0] = 0x41
+        FileManager.default.createFile(atPath: scratch.path + "/damaged.eddy", contents: Data(bytes))
+        let damaged = try Eddy.run(["eval", scratch.path + "/damaged.eddy"])
+        #expect(damaged.status == 1 && damaged.stderr.contains("no EDDYFILE magic at the start"), "\(damaged.stderr)")
+        // inspect orders NaN above every number, as max() does.
+        let nan = scratch.write("nan.csv", "f\n1.0\nNaN\n2.0\n")
+        let nanFile = scratch.path + "/nan.eddy"
+        #expect(try Eddy.run(["convert", nan, nanFile, "--chunk-rows", "1"]).status == 0)
+        let inspect = try Eddy.run(["inspect", nanFile])
+        let max = try Eddy.run(["eval", nanFile, "--select", "max(f)", "--format", "csv"])
+        #expect(inspect.stdout.contains("max nan") && max.stdout.contains("nan"), "\(inspect.stdout) \(max.stdout)")
+    }
+
     @Test(arguments: ["2", "0"])
     func aPluginDroppedIntoARunningServerMakesItsFilesReadable(workers: String) throws {
         let scratch = ScratchDirectory()

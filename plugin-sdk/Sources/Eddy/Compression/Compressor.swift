@@ -364,13 +364,15 @@ struct ColumnStats {
             let step = n / blocks
             sampleRows = (0..<blocks).flatMap { b in (b * step)..<Swift.min(b * step + blockLength, n) }
         }
+        // Keyed by identity: -0.0 and 0.0 are equal as numbers but must not merge into one value.
         var counts: [ScalarValue: Int] = [:]
+        func key(_ v: ScalarValue) -> ScalarValue { if case .float(let d) = v { .uint(d.bitPattern) } else { v } }
         var runs = 0
         var previous: ScalarValue?
         var previousRow = -2
         for row in sampleRows {
             guard let v = try? array.scalar(at: row).value else { continue }
-            counts[v, default: 0] += 1
+            counts[key(v), default: 0] += 1
             if previousRow != row - 1 || previous.map({ !$0.isIdentical(to: v) }) ?? true { runs += 1 }
             previous = v
             previousRow = row
@@ -380,8 +382,12 @@ struct ColumnStats {
         // decide whether a dictionary is worth trying; the dictionary itself gives up past its limit).
         if sampleRows.count < n, distinct > sampleRows.count / 2 { distinct = n }
         averageRun = Double(sampleRows.count) / Double(Swift.max(runs, 1))
-        if let (v, c) = counts.max(by: { $0.value < $1.value }) {
-            dominant = v
+        if let (k, c) = counts.max(by: { $0.value < $1.value }) {
+            if case .uint(let bits) = k, array.dtype.ptype?.isFloat == true {
+                dominant = .float(Double(bitPattern: bits))
+            } else {
+                dominant = k
+            }
             dominantFraction = Double(c) / Double(Swift.max(sampleRows.count, 1))
         }
         if distinct == 1, sampleRows.count == n { isConstant = true }
@@ -484,20 +490,24 @@ enum DictionaryBuilder {
         }
 
         func visit<T: NativeType>(_ type: T.Type) -> Bool {
-            var index: [T: UInt32] = [:]
+            // Keyed by the value's bits: -0.0 and 0.0 (equal as numbers) stay two values, and each NaN
+            // keeps its own bits (a NaN is not equal to itself, so it could not key a dictionary).
+            var index: [UInt64: UInt32] = [:]
             let validity = array.validity
+            let validBits = ValidityBits(validity)
             return array.withValuesUnchecked(T.self) { v in
                 for i in 0..<v.count {
-                    guard validity.isValid(i) else {
+                    guard validBits.isValid(i) else {
                         nulls.pointee = true
                         continue
                     }
-                    let x = v[i]
-                    // NaN is not equal to itself: give every NaN the first NaN's code.
-                    let key = x != x ? (firsts.pointee.first { v[Int($0)] != v[Int($0)] }.map { v[Int($0)] } ?? x) : x
-                    if let c = index[key]
-                        ?? (x != x ? firsts.pointee.firstIndex { v[Int($0)] != v[Int($0)] }.map { UInt32($0) } : nil)
-                    {
+                    var key: UInt64 = 0
+                    withUnsafeBytes(of: v[i]) { raw in
+                        withUnsafeMutableBytes(of: &key) {
+                            $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw.prefix(8)))
+                        }
+                    }
+                    if let c = index[key] {
                         codes.pointee[i] = c
                     } else {
                         let c = UInt32(firsts.pointee.count)

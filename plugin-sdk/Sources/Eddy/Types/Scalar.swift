@@ -35,7 +35,10 @@ public enum ScalarValue: Sendable, Hashable, CustomStringConvertible {
 
     /// Equality that treats NaN as equal to itself, so that results can be compared in tests.
     public func isIdentical(to other: ScalarValue) -> Bool {
-        if case .float(let a) = self, case .float(let b) = other { return a == b || (a.isNaN && b.isNaN) }
+        // -0.0 and 0.0 compare equal but are different values (1 / x tells them apart).
+        if case .float(let a) = self, case .float(let b) = other {
+            return (a == b && a.sign == b.sign) || (a.isNaN && b.isNaN)
+        }
         if case .struct(let a) = self, case .struct(let b) = other {
             return a.count == b.count && zip(a, b).allSatisfy { $0.isIdentical(to: $1) }
         }
