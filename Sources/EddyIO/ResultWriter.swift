@@ -42,6 +42,10 @@ public final class ResultWriter {
             try writeCSV(columns)
             return
         }
+        if format == .json {
+            try writeJSON(columns)
+            return
+        }
         let n = columns.first?.count ?? 0
         for i in 0..<n {
             let row = try columns.map { try $0.scalar(at: i) }
@@ -179,6 +183,86 @@ public final class ResultWriter {
         emit(String(decoding: out, as: UTF8.self))
     }
 
+    /// JSON rows of a batch, built as bytes and emitted once (as the CSV ones).
+    private func writeJSON(_ columns: [any ArrayNode]) throws {
+        let n = columns.first?.count ?? 0
+        guard n > 0 else { return }
+        let kinds: [CSVColumn] = try columns.map { c in
+            if let p = c as? PrimitiveArray, p.ptype == .int64 { return .int64(try p.int64Values(), p.validity) }
+            if let v = c as? VarBinArray, v.dtype.isUTF8, v.count == n {
+                return .utf8(offsets: v.offsets.typed(Int32.self), bytes: v.bytes.baseAddress, v.validity)
+            }
+            return .other(c)
+        }
+        let keys = names.enumerated().map { k, name in Array(((k == 0 ? "" : ", ") + Self.jsonString(name) + ": ").utf8)
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(n * 16 * Swift.max(1, columns.count))
+        var digits = [UInt8](repeating: 0, count: 24)
+        try withExtendedLifetime(columns) {
+            for i in 0..<n {
+                out += Array((rowsWritten + i == 0 ? "\n  {" : ",\n  {").utf8)
+                for (k, kind) in kinds.enumerated() {
+                    if k < keys.count { out += keys[k] }
+                    switch kind {
+                    case .int64(let values, let validity):
+                        guard validity.isValid(i) else {
+                            out += [0x6E, 0x75, 0x6C, 0x6C]  // null
+                            continue
+                        }
+                        let v = values[i]
+                        var m = v.magnitude
+                        var at = digits.count
+                        repeat {
+                            at -= 1
+                            digits[at] = UInt8(truncatingIfNeeded: m % 10) + 0x30
+                            m /= 10
+                        } while m > 0
+                        if v < 0 { out.append(0x2D) }
+                        out.append(contentsOf: digits[at...])
+                    case .utf8(let offsets, let bytes, let validity):
+                        guard validity.isValid(i) else {
+                            out += [0x6E, 0x75, 0x6C, 0x6C]
+                            continue
+                        }
+                        let start = Int(offsets[i])
+                        Self.appendJSONString(
+                            UnsafeRawBufferPointer(start: bytes + start, count: Int(offsets[i + 1]) - start), to: &out)
+                    case .other(let column):
+                        out += Array(Self.json(try column.scalar(at: i)).utf8)
+                    }
+                }
+                out.append(0x7D)
+            }
+        }
+        rowsWritten += n
+        emit(String(decoding: out, as: UTF8.self))
+    }
+
+    /// Appends `bytes` (UTF-8) as a JSON string literal: only quote, backslash and control bytes change
+    /// (a multi-byte UTF-8 sequence holds no byte below 0x80).
+    static func appendJSONString(_ bytes: some Collection<UInt8>, to out: inout [UInt8]) {
+        let hex: StaticString = "0123456789abcdef"
+        out.append(0x22)
+        for b in bytes {
+            switch b {
+            case 0x22: out += [0x5C, 0x22]
+            case 0x5C: out += [0x5C, 0x5C]
+            case 0x0A: out += [0x5C, 0x6E]
+            case 0x0D: out += [0x5C, 0x72]
+            case 0x09: out += [0x5C, 0x74]
+            case 0..<0x20:
+                out += [0x5C, 0x75, 0x30, 0x30]
+                hex.withUTF8Buffer { h in
+                    out.append(h[Int(b >> 4)])
+                    out.append(h[Int(b & 15)])
+                }
+            default: out.append(b)
+            }
+        }
+        out.append(0x22)
+    }
+
     static func json(_ s: Scalar) -> String {
         switch s.value {
         case .null: "null"
@@ -191,26 +275,16 @@ public final class ResultWriter {
         }
     }
 
-    /// `s` as a JSON string literal.
+    /// `s` as a JSON string literal (escaped byte by byte: a multi-byte UTF-8 sequence never holds a
+    /// byte below 0x80, so only quote, backslash and control bytes change).
     public static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
+        var s = s
+        return s.withUTF8 { src in
+            var out = [UInt8]()
+            out.reserveCapacity(src.count + src.count / 8 + 2)
+            appendJSONString(src, to: &out)
+            return String(decoding: out, as: UTF8.self)
         }
-        return out + "\""
     }
 }
 

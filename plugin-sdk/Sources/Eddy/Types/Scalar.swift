@@ -33,7 +33,8 @@ public enum ScalarValue: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// Equality that treats NaN as equal to itself, so that results can be compared in tests.
+    /// Whether two values are the same value: NaN is identical to NaN, and -0.0 is not identical to 0.0
+    /// (they compare equal, but 1 / x tells them apart). For comparing results and for encoders.
     public func isIdentical(to other: ScalarValue) -> Bool {
         // -0.0 and 0.0 compare equal but are different values (1 / x tells them apart).
         if case .float(let a) = self, case .float(let b) = other {
