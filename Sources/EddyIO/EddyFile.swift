@@ -1,5 +1,6 @@
 import CEddyIO
 @_spi(Host) public import Eddy
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -28,8 +29,10 @@ public enum EddyFileFormat {
     public static let maxColumns = 1 << 16
     public static let maxFooterBytes = 1 << 30
 
-    /// Whether `path` starts with the magic (cheap: reads 8 bytes).
+    /// Whether `path` is a regular file that starts with the magic (cheap: reads 8 bytes). Anything
+    /// else is not opened here: opening a FIFO to look would take its writer's data from the reader.
     public static func isEddyFile(_ path: String) -> Bool {
+        guard FileKind.of(path) == .regular else { return false }
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return false }
         defer { close(fd) }
@@ -304,51 +307,40 @@ final class FileMapping: Sendable {
     deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
 }
 
-/// An opened `.eddy` file: mapped, its header, trailer and footer checked, its encodings found.
-///
-/// The file is mapped read-only and buffers are views of the mapping (no copy). A file truncated by
-/// another process while mapped would make reading its pages fault (SIGBUS): under `eddy serve` that
-/// ends one worker process, not the server.
-public final class EddyFile: @unchecked Sendable {
-    public let path: String
-    public let footer: EddyFooter
+/// A mapped `.eddy` file and its parsed footer: what opening it costs, kept while the file is unchanged.
+final class MappedEddyFile: Sendable {
     let mapping: FileMapping
     let storage: BufferStorage
-    /// The storage of each encoding in the footer's table, found at open (nil only when opened for
-    /// inspection without them).
-    let storages: [EncodingStorage?]
-    /// Whether segment and footer checksums are checked (always, except in tests that must reach the
-    /// parser and the encodings' checks with corrupted bytes).
-    let verifyChecksums: Bool
-    /// The encodings whose storage is not loaded (empty unless opened with `requireEncodings: false`).
-    public let missing: [StoredEncoding]
+    let footer: EddyFooter
+    /// Segments whose checksum was verified (chunk × columns + column): the bytes of a mapping of an
+    /// unchanged file do not change.
+    private let verified: Mutex<Set<Int>>
 
-    /// Opens and checks `path`; every encoding it uses must be readable with `snapshot`'s plugins.
-    /// - Throws: ``IOError`` naming the file and the check that failed.
-    /// - Parameter requireEncodings: false opens a file whose plugins are not loaded, for inspection:
-    ///   ``missing`` lists them and reading a column that needs one fails.
-    @_spi(Host) public init(
-        path: String, snapshot: KernelSnapshot, requireEncodings: Bool = true, verifyChecksums: Bool = true
-    ) throws {
-        self.path = path
-        self.verifyChecksums = verifyChecksums
-        func fail(_ message: String) -> IOError { IOError(file: path, line: 0, column: 0, message: message) }
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw fail(String(cString: strerror(errno))) }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw fail(String(cString: strerror(errno))) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw fail("not a regular file") }
-        let size = Int(st.st_size)
-        guard size >= EddyFileFormat.headerSize + EddyFileFormat.trailerSize else {
-            throw fail("\(size) bytes: too short for an .eddy file (header and trailer take 96)")
-        }
+    init(mapping: FileMapping, footer: EddyFooter) {
+        self.mapping = mapping
+        self.storage = BufferStorage(borrowing: mapping.base, byteCount: mapping.size, owner: mapping)
+        self.footer = footer
+        self.verified = Mutex([])
+    }
+
+    func isVerified(chunk: Int, column: Int) -> Bool {
+        let k = chunk &* footer.schema.fields.count &+ column
+        return verified.withLock { $0.contains(k) }
+    }
+
+    func markVerified(chunk: Int, column: Int) {
+        let k = chunk &* footer.schema.fields.count &+ column
+        verified.withLock { _ = $0.insert(k) }
+    }
+
+    /// Maps the file open at `fd` and checks and parses its header, trailer and footer.
+    static func load(fd: Int32, size: Int, verifyChecksums: Bool, fail: (String) -> IOError) throws
+        -> MappedEddyFile
+    {
         guard let raw = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), raw != MAP_FAILED else {
             throw fail("cannot map: \(String(cString: strerror(errno)))")
         }
         let map = FileMapping(base: UnsafeRawPointer(raw), size: size)
-        mapping = map
-        storage = BufferStorage(borrowing: map.base, byteCount: size, owner: map)
         let bytes = UnsafeRawBufferPointer(start: map.base, count: size)
         func u64(_ at: Int) -> Int {
             Int(truncatingIfNeeded: (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * $1) })
@@ -379,10 +371,101 @@ public final class EddyFile: @unchecked Sendable {
             throw fail("footer checksum mismatch (CRC-32C): the file is damaged")
         }
         do {
-            footer = try EddyFooter.decode(Array(bytes[footerOffset..<t]), dataEnd: footerOffset)
+            let footer = try EddyFooter.decode(Array(bytes[footerOffset..<t]), dataEnd: footerOffset)
+            return MappedEddyFile(mapping: map, footer: footer)
         } catch let e as EddyError {
             throw fail("footer: \(e.message)")
         }
+    }
+
+    struct Key: Hashable {
+        var path: String
+        var device: UInt64
+        var inode: UInt64
+        var size: Int
+        var modified: Int
+        var checksums: Bool
+    }
+
+    /// The most recently opened files (at most 16).
+    static let cache = MappedFileCache()
+}
+
+final class MappedFileCache: Sendable {
+    private let entries = Mutex<[(MappedEddyFile.Key, MappedEddyFile)]>([])
+    static let capacity = 16
+
+    func lookup(_ key: MappedEddyFile.Key) -> MappedEddyFile? {
+        entries.withLock { list in
+            guard let i = list.firstIndex(where: { $0.0 == key }) else { return nil }
+            let hit = list.remove(at: i)
+            list.append(hit)
+            return hit.1
+        }
+    }
+
+    func insert(_ key: MappedEddyFile.Key, _ file: MappedEddyFile) {
+        entries.withLock { list in
+            list.removeAll { $0.0 == key || $0.0.path == key.path }
+            list.append((key, file))
+            if list.count > Self.capacity { list.removeFirst(list.count - Self.capacity) }
+        }
+    }
+}
+
+/// An opened `.eddy` file: mapped, its header, trailer and footer checked, its encodings found.
+///
+/// The file is mapped read-only and buffers are views of the mapping (no copy). A file truncated by
+/// another process while mapped would make reading its pages fault (SIGBUS): under `eddy serve` that
+/// ends one worker process, not the server.
+public final class EddyFile: @unchecked Sendable {
+    public let path: String
+    /// The mapping and the parsed footer (shared with other opens of the same unchanged file).
+    let mapped: MappedEddyFile
+    public var footer: EddyFooter { mapped.footer }
+    var mapping: FileMapping { mapped.mapping }
+    var storage: BufferStorage { mapped.storage }
+    /// The storage of each encoding in the footer's table, found at open (nil only when opened for
+    /// inspection without them).
+    let storages: [EncodingStorage?]
+    /// Whether segment and footer checksums are checked (always, except in tests that must reach the
+    /// parser and the encodings' checks with corrupted bytes).
+    let verifyChecksums: Bool
+    /// The encodings whose storage is not loaded (empty unless opened with `requireEncodings: false`).
+    public let missing: [StoredEncoding]
+
+    /// Opens and checks `path`; every encoding it uses must be readable with `snapshot`'s plugins.
+    /// - Throws: ``IOError`` naming the file and the check that failed.
+    /// - Parameter requireEncodings: false opens a file whose plugins are not loaded, for inspection:
+    ///   ``missing`` lists them and reading a column that needs one fails.
+    @_spi(Host) public init(
+        path: String, snapshot: KernelSnapshot, requireEncodings: Bool = true, verifyChecksums: Bool = true
+    ) throws {
+        self.path = path
+        self.verifyChecksums = verifyChecksums
+        func fail(_ message: String) -> IOError { IOError(file: path, line: 0, column: 0, message: message) }
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw fail(String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw fail(String(cString: strerror(errno))) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw fail("not a regular file") }
+        let size = Int(st.st_size)
+        guard size >= EddyFileFormat.headerSize + EddyFileFormat.trailerSize else {
+            throw fail("\(size) bytes: too short for an .eddy file (header and trailer take 96)")
+        }
+        // A warm process (eddy serve) keeps recently opened files mapped and parsed, keyed by their
+        // identity and modification time: a changed or replaced file is opened afresh.
+        let key = MappedEddyFile.Key(
+            path: path, device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: size,
+            modified: Int(st.st_mtim.tv_sec) &* 1_000_000_000 &+ Int(st.st_mtim.tv_nsec), checksums: verifyChecksums)
+        if let cached = MappedEddyFile.cache.lookup(key) {
+            mapped = cached
+        } else {
+            mapped = try MappedEddyFile.load(fd: fd, size: size, verifyChecksums: verifyChecksums, fail: fail)
+            MappedEddyFile.cache.insert(key, mapped)
+        }
+        let footer = mapped.footer
         // Every encoding must be readable before any data is: name what is missing and who wrote it.
         var found: [EncodingStorage?] = []
         var missing: [StoredEncoding] = []
@@ -437,11 +520,12 @@ public final class EddyFile: @unchecked Sendable {
                 file: path, line: 0, column: 0,
                 message: "chunk \(chunk), column '\(footer.schema.fields[column].name)': \(message)")
         }
-        guard
-            !verifyChecksums
-                || EddyFileFormat.crc(mapping.base + layout.segmentOffset, layout.segmentLength) == layout.checksum
-        else {
-            throw fail("segment checksum mismatch (CRC-32C): the file is damaged")
+        if verifyChecksums && !mapped.isVerified(chunk: chunk, column: column) {
+            guard EddyFileFormat.crc(mapping.base + layout.segmentOffset, layout.segmentLength) == layout.checksum
+            else {
+                throw fail("segment checksum mismatch (CRC-32C): the file is damaged")
+            }
+            mapped.markVerified(chunk: chunk, column: column)
         }
         var built: [any ArrayNode] = []
         built.reserveCapacity(layout.nodes.count)

@@ -96,8 +96,41 @@ extension AggregatePartial {
         if let prim = values as? PrimitiveArray, prim.ptype.isInteger, case .allValid = prim.validity {
             return prim.ptype.visitIntegerUnchecked(WeightedIntegers(array: prim, weights: weights))
         }
+        if let prim = values as? PrimitiveArray, prim.ptype.isFloat, case .allValid = prim.validity {
+            return prim.ptype == .float32
+                ? weightedFloats(prim, Float.self, weights) : weightedFloats(prim, Double.self, weights)
+        }
         var p = AggregatePartial()
         for (j, w) in weights.enumerated() where w > 0 { p.add(try values.scalar(at: j).value, weight: w) }
+        return p
+    }
+
+    /// ``weighted(_:_:)`` for float values, typed: what `add(_:weight:)` does value by value (each value
+    /// times its weight into the sum; NaN above every number for min and max).
+    static func weightedFloats<F: BinaryFloatingPoint & NativeType>(
+        _ array: PrimitiveArray, _: F.Type, _ weights: [Int]
+    ) -> AggregatePartial {
+        var p = AggregatePartial()
+        array.withValuesUnchecked(F.self) { v in
+            var lo: Double?
+            var hi: Double?
+            var nan = false
+            for j in 0..<Swift.min(v.count, weights.count) where weights[j] > 0 {
+                let x = Double(v[j])
+                let w = weights[j]
+                p.rows += w
+                p.nonNull += w
+                p.floatSum += x * Double(w)
+                if x.isNaN {
+                    nan = true
+                    continue
+                }
+                if lo.map({ x < $0 }) ?? true { lo = x }
+                if hi.map({ x > $0 }) ?? true { hi = x }
+            }
+            p.min = lo.map { .float($0) } ?? (nan ? .float(.nan) : .null)
+            p.max = nan ? .float(.nan) : (hi.map { .float($0) } ?? .null)
+        }
         return p
     }
 

@@ -186,39 +186,84 @@ public struct AggregatePartial: Sendable {
                     dense(I)
                     return
                 }
-                var lo: T?
-                var hi: T?
-                var n = 0
-                if T.ptype.isFloat {
+                if let I = T.self as? any NativeInteger.Type {
+                    // Integers with nulls: a branch-free masked sum (each value ANDed with its validity
+                    // bit spread to a mask), split into 32-bit halves so that nothing can overflow;
+                    // min and max only when asked for.
+                    func masked<I: NativeInteger>(_: I.Type) {
+                        let values = UnsafeBufferPointer<I>(
+                            start: UnsafeRawPointer(v.baseAddress)?.assumingMemoryBound(to: I.self), count: v.count)
+                        var n = 0
+                        var low: UInt64 = 0
+                        var high: Int64 = 0
+                        var total: Int128 = 0
+                        var i = 0
+                        while i < values.count {
+                            let end = Swift.min(values.count, i + (1 << 30))
+                            for k in i..<end {
+                                let valid = validBits.isValid(k)
+                                let mask = 0 &- UInt64(valid ? 1 : 0)
+                                n &+= valid ? 1 : 0
+                                let x = Int64(truncatingIfNeeded: values[k])
+                                let bits =
+                                    I.isSigned || I.bitWidth < 64
+                                    ? UInt64(bitPattern: x) : UInt64(truncatingIfNeeded: values[k])
+                                low &+= (bits & 0xFFFF_FFFF) & mask
+                                let hi = I.isSigned ? Int64(x >> 32) : Int64(bits >> 32)
+                                high &+= hi & Int64(bitPattern: mask)
+                            }
+                            total += Int128(high) << 32 + Int128(low)
+                            low = 0
+                            high = 0
+                            i = end
+                        }
+                        p.intSum = total
+                        p.nonNull = n
+                        if order {
+                            var lo: I?
+                            var hi: I?
+                            for k in 0..<values.count where validBits.isValid(k) {
+                                let x = values[k]
+                                if lo.map({ x < $0 }) ?? true { lo = x }
+                                if hi.map({ x > $0 }) ?? true { hi = x }
+                            }
+                            p.min = lo?.scalarValue ?? .null
+                            p.max = hi?.scalarValue ?? .null
+                        }
+                    }
+                    masked(I)
+                    return
+                }
+                // Floats (every integer type returned above): summed in Double, in row order; min and max
+                // (NaN above every number) only when asked for.
+                func floats<F: BinaryFloatingPoint>(_: F.Type) {
+                    let values = UnsafeBufferPointer<F>(
+                        start: UnsafeRawPointer(v.baseAddress)?.assumingMemoryBound(to: F.self), count: v.count)
                     var s = 0.0
-                    var nan = false
-                    for i in 0..<v.count where validBits.isValid(i) {
-                        let d = v[i]
-                        let x = (d.scalarValue.floatValue)
+                    var n = 0
+                    for i in 0..<values.count where validBits.isValid(i) {
+                        s += Double(values[i])
                         n += 1
-                        s += x
-                        if x.isNaN { nan = true; continue }
-                        if lo == nil || d < lo! { lo = d }
-                        if hi == nil || d > hi! { hi = d }
                     }
                     p.floatSum = s
                     p.nonNull = n
-                    p.min = lo?.scalarValue ?? (nan ? .float(.nan) : .null)
-                    p.max = nan ? .float(.nan) : (hi?.scalarValue ?? .null)
-                    return
+                    guard order else { return }
+                    var lo: Double?
+                    var hi: Double?
+                    var nan = false
+                    for i in 0..<values.count where validBits.isValid(i) {
+                        let x = Double(values[i])
+                        if x.isNaN {
+                            nan = true
+                            continue
+                        }
+                        if lo.map({ x < $0 }) ?? true { lo = x }
+                        if hi.map({ x > $0 }) ?? true { hi = x }
+                    }
+                    p.min = lo.map { .float($0) } ?? (nan ? .float(.nan) : .null)
+                    p.max = nan ? .float(.nan) : (hi.map { .float($0) } ?? .null)
                 }
-                var s: Int128 = 0
-                for i in 0..<v.count where validBits.isValid(i) {
-                    let x = v[i]
-                    n += 1
-                    s += x.scalarValue.asInt128
-                    if lo == nil || x < lo! { lo = x }
-                    if hi == nil || x > hi! { hi = x }
-                }
-                p.intSum = s
-                p.nonNull = n
-                p.min = lo?.scalarValue ?? .null
-                p.max = hi?.scalarValue ?? .null
+                if T.self == Float.self { floats(Float.self) } else { floats(Double.self) }
             }
             return p
         }
