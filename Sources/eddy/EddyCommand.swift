@@ -10,7 +10,8 @@ struct EddyCommand: AsyncParsableCommand {
         commandName: "eddy",
         abstract: "Eddy: a compressed-array compute engine with hot-pluggable kernels.",
         subcommands: [
-            EvalCommand.self, ConvertCommand.self, InspectCommand.self, PluginsCommand.self, KernelsCommand.self, ServeCommand.self, KeygenCommand.self,
+            EvalCommand.self, ConvertCommand.self, InspectCommand.self, PluginsCommand.self, KernelsCommand.self,
+            ServeCommand.self, KeygenCommand.self,
             SignCommand.self, VerifyCommand.self, NewPluginCommand.self, ProbePluginCommand.self, WorkerCommand.self,
         ]
     )
