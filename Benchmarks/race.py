@@ -133,27 +133,32 @@ def median_time(f):
     return sorted(times)[len(times) // 2], result
 
 
-def lane_csv():
-    print(f"race: {args.rows:,} rows, {mb:.0f} MB CSV, {os.cpu_count()} cores, median of {args.runs} runs, "
-          f"whole query including the file read; eddy = {args.eddy} {args.eddy_args}".rstrip())
-    names = list(engines)
+def race(engines_run, show, label):
+    """Every query on every engine (eddy takes where/select, the others SQL): a row of medians, the
+    ratio eddy / fastest peer, whether the answers agree; then the geometric mean of the ratios."""
+    names = list(engines_run)
     print(f"{'query':<12}" + "".join(f"{n:>12}" for n in names) + f"{'eddy/best':>12}  answers")
     ratios = []
     for name, where, select, sql in QUERIES:
-        times = {}
-        answers = {}
-        for engine, f in engines.items():
-            t, rows = median_time((lambda: f(where, select)) if engine == "eddy" else (lambda f=f: f(sql)))
+        times, answers = {}, {}
+        for engine, f in engines_run.items():
+            t, rows = median_time((lambda f=f: f(where, select)) if engine == "eddy" else (lambda f=f: f(sql)))
             times[engine] = t
             answers[engine] = normalise(rows)
         peers = [times[n] for n in names if n != "eddy"]
         ratio = times["eddy"] / min(peers) if peers else float("nan")
         ratios.append(ratio)
         same = all(answers[n] == answers["eddy"] for n in names)
-        print(f"{name:<12}" + "".join(f"{times[n]:>11.3f}s" for n in names) + f"{ratio:>11.2f}x  "
+        print(f"{name:<12}" + "".join(show(times[n]) for n in names) + f"{ratio:>11.2f}x  "
               + ("identical" if same else "DIFFER: " + ", ".join(n for n in names if answers[n] != answers["eddy"])))
     geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else float("nan")
-    print(f"geometric mean eddy / fastest peer: {geo:.2f}x")
+    print(f"{label}: {geo:.2f}x")
+
+
+def lane_csv():
+    print(f"race: {args.rows:,} rows, {mb:.0f} MB CSV, {os.cpu_count()} cores, median of {args.runs} runs, "
+          f"whole query including the file read; eddy = {args.eddy} {args.eddy_args}".rstrip())
+    race(engines, lambda t: f"{t:>11.3f}s", "geometric mean eddy / fastest peer")
 
 
 def lane_native():
@@ -237,23 +242,8 @@ def lane_native():
         # Warm every engine once (the server's first request maps the file; DuckDB's first reads its pages).
         for engine, f in native.items():
             f(None, "count(*)") if engine == "eddy" else f("SELECT count(*) FROM t")
-        names = list(native)
-        print(f"{'query':<12}" + "".join(f"{n:>12}" for n in names) + f"{'eddy/best':>12}  answers")
-        ratios = []
-        for name, where, select, sql in QUERIES:
-            times, answers = {}, {}
-            for engine, f in native.items():
-                t, rows = median_time((lambda f=f: f(where, select)) if engine == "eddy" else (lambda f=f: f(sql)))
-                times[engine] = t
-                answers[engine] = normalise(rows)
-            peers = [times[n] for n in names if n != "eddy"]
-            ratio = times["eddy"] / min(peers) if peers else float("nan")
-            ratios.append(ratio)
-            same = all(answers[n] == answers["eddy"] for n in names)
-            print(f"{name:<12}" + "".join(f"{times[n] * 1000:>10.1f}ms" for n in names) + f"{ratio:>11.2f}x  "
-                  + ("identical" if same else "DIFFER: " + ", ".join(n for n in names if answers[n] != answers["eddy"])))
-        geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else float("nan")
-        print(f"geometric mean eddy (.eddy via serve) / fastest peer (native files): {geo:.2f}x")
+        race(native, lambda t: f"{t * 1000:>10.1f}ms",
+             "geometric mean eddy (.eddy via serve) / fastest peer (native files)")
     finally:
         server.terminate()
         server.wait()

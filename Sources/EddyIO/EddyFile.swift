@@ -581,6 +581,17 @@ public final class EddyTableReader: TableReader {
         return try build()
     }
 
+    /// A batch of stored trees (not compressed again) starting at file row `firstRow`.
+    static func batch(_ schema: Schema, columns: [any ArrayNode], rows: Int, firstRow: Int, plainBytes: Int)
+        -> RecordBatch
+    {
+        var batch = RecordBatch(schema: schema, columns: columns, count: rows, firstLine: 0)
+        batch.encoded = true
+        batch.firstRow = firstRow
+        batch.plainBytes = plainBytes
+        return batch
+    }
+
     public func nextDeferred() throws -> (@Sendable () throws -> RecordBatch)? {
         let chunks = file.footer.chunks
         if projection?.isEmpty == true {
@@ -602,12 +613,9 @@ public final class EddyTableReader: TableReader {
             let schema = file.footer.schema
             let total = rows
             return {
-                var batch = RecordBatch(
-                    schema: schema, columns: schema.fields.map { ConstantArray(.null($0.dtype), count: total) },
-                    count: total, firstLine: 0)
-                batch.encoded = true
-                batch.firstRow = start
-                return batch
+                Self.batch(
+                    schema, columns: schema.fields.map { ConstantArray(.null($0.dtype), count: total) }, rows: total,
+                    firstRow: start, plainBytes: 0)
             }
         }
         while nextChunk < chunks.count {
@@ -631,13 +639,11 @@ public final class EddyTableReader: TableReader {
                     }
                     return try file.column(chunk: k, column: j)
                 }
-                var batch = RecordBatch(schema: file.footer.schema, columns: columns, count: chunk.rows, firstLine: 0)
-                batch.encoded = true
-                batch.firstRow = start
-                batch.plainBytes = chunk.columns.enumerated().reduce(0) { sum, e in
+                let plain = chunk.columns.enumerated().reduce(0) { sum, e in
                     wanted?.contains(e.offset) ?? true ? saturatingAdd(sum, e.element.stats.plainBytes) : sum
                 }
-                return batch
+                return Self.batch(
+                    file.footer.schema, columns: columns, rows: chunk.rows, firstRow: start, plainBytes: plain)
             }
         }
         return nil

@@ -38,26 +38,15 @@ public final class ResultWriter {
     /// Writes rows of canonical (or constant) columns.
     public func write(_ columns: [any ArrayNode]) throws {
         start()
-        if format == .csv {
-            try writeCSV(columns)
+        if format == .csv || format == .json {
+            try writeBytes(columns, json: format == .json)
             return
         }
-        if format == .json {
-            try writeJSON(columns)
-            return
-        }
+        // A table: cells kept until `finish` knows the widths.
         let n = columns.first?.count ?? 0
         for i in 0..<n {
             let row = try columns.map { try $0.scalar(at: i) }
-            switch format {
-            case .csv:
-                emit(row.map { $0.isNull ? "" : Self.csvField(Self.plain($0)) }.joined(separator: ",") + "\n")
-            case .json:
-                let fields = zip(names, row).map { "\(Self.jsonString($0)): \(Self.json($1))" }
-                emit((rowsWritten == 0 ? "\n  {" : ",\n  {") + fields.joined(separator: ", ") + "}")
-            case .table:
-                tableRows.append(row.map { $0.isNull ? "null" : Self.plain($0) })
-            }
+            tableRows.append(row.map { $0.isNull ? "null" : Self.plain($0) })
             rowsWritten += 1
         }
     }
@@ -135,8 +124,9 @@ public final class ResultWriter {
         case other(any ArrayNode)
     }
 
-    /// CSV rows of a batch, built as bytes and emitted once.
-    private func writeCSV(_ columns: [any ArrayNode]) throws {
+    /// CSV or JSON rows of a batch, built as bytes and emitted once: i64 and utf8 cells straight from
+    /// their buffers, others through their scalars.
+    private func writeBytes(_ columns: [any ArrayNode], json: Bool) throws {
         let n = columns.first?.count ?? 0
         guard n > 0 else { return }
         let kinds: [CSVColumn] = try columns.map { c in
@@ -146,16 +136,30 @@ public final class ResultWriter {
             }
             return .other(c)
         }
+        // JSON: `"name": ` before each cell; a null is `null` (in CSV, an empty field).
+        let keys =
+            json
+            ? names.enumerated().map { k, name in Array(((k == 0 ? "" : ", ") + Self.jsonString(name) + ": ").utf8) }
+            : []
+        let null: [UInt8] = json ? Array("null".utf8) : []
         var out: [UInt8] = []
-        out.reserveCapacity(n * 8 * Swift.max(1, columns.count))
+        out.reserveCapacity(n * (json ? 16 : 8) * Swift.max(1, columns.count))
         var digits = [UInt8](repeating: 0, count: 24)
         try withExtendedLifetime(columns) {
             for i in 0..<n {
+                if json { out += Array((rowsWritten + i == 0 ? "\n  {" : ",\n  {").utf8) }
                 for (k, kind) in kinds.enumerated() {
-                    if k > 0 { out.append(0x2C) }
+                    if json {
+                        if k < keys.count { out += keys[k] }
+                    } else if k > 0 {
+                        out.append(0x2C)
+                    }
                     switch kind {
                     case .int64(let values, let validity):
-                        guard validity.isValid(i) else { continue }
+                        guard validity.isValid(i) else {
+                            out += null
+                            continue
+                        }
                         let v = values[i]
                         var m = v.magnitude
                         var at = digits.count
@@ -167,72 +171,23 @@ public final class ResultWriter {
                         if v < 0 { out.append(0x2D) }
                         out.append(contentsOf: digits[at...])
                     case .utf8(let offsets, let bytes, let validity):
-                        guard validity.isValid(i) else { continue }
+                        guard validity.isValid(i) else {
+                            out += null
+                            continue
+                        }
                         let start = Int(offsets[i])
                         let field = UnsafeRawBufferPointer(start: bytes + start, count: Int(offsets[i + 1]) - start)
-                        Self.appendCSVField(field, to: &out)
+                        if json { Self.appendJSONString(field, to: &out) } else { Self.appendCSVField(field, to: &out) }
                     case .other(let column):
                         let cell = try column.scalar(at: i)
-                        if !cell.isNull { Self.appendCSVField(Array(Self.plain(cell).utf8), to: &out) }
+                        if json {
+                            out += Array(Self.json(cell).utf8)
+                        } else if !cell.isNull {
+                            Self.appendCSVField(Array(Self.plain(cell).utf8), to: &out)
+                        }
                     }
                 }
-                out.append(0x0A)
-            }
-        }
-        rowsWritten += n
-        emit(String(decoding: out, as: UTF8.self))
-    }
-
-    /// JSON rows of a batch, built as bytes and emitted once (as the CSV ones).
-    private func writeJSON(_ columns: [any ArrayNode]) throws {
-        let n = columns.first?.count ?? 0
-        guard n > 0 else { return }
-        let kinds: [CSVColumn] = try columns.map { c in
-            if let p = c as? PrimitiveArray, p.ptype == .int64 { return .int64(try p.int64Values(), p.validity) }
-            if let v = c as? VarBinArray, v.dtype.isUTF8, v.count == n {
-                return .utf8(offsets: v.offsets.typed(Int32.self), bytes: v.bytes.baseAddress, v.validity)
-            }
-            return .other(c)
-        }
-        let keys = names.enumerated().map { k, name in Array(((k == 0 ? "" : ", ") + Self.jsonString(name) + ": ").utf8)
-        }
-        var out: [UInt8] = []
-        out.reserveCapacity(n * 16 * Swift.max(1, columns.count))
-        var digits = [UInt8](repeating: 0, count: 24)
-        try withExtendedLifetime(columns) {
-            for i in 0..<n {
-                out += Array((rowsWritten + i == 0 ? "\n  {" : ",\n  {").utf8)
-                for (k, kind) in kinds.enumerated() {
-                    if k < keys.count { out += keys[k] }
-                    switch kind {
-                    case .int64(let values, let validity):
-                        guard validity.isValid(i) else {
-                            out += [0x6E, 0x75, 0x6C, 0x6C]  // null
-                            continue
-                        }
-                        let v = values[i]
-                        var m = v.magnitude
-                        var at = digits.count
-                        repeat {
-                            at -= 1
-                            digits[at] = UInt8(truncatingIfNeeded: m % 10) + 0x30
-                            m /= 10
-                        } while m > 0
-                        if v < 0 { out.append(0x2D) }
-                        out.append(contentsOf: digits[at...])
-                    case .utf8(let offsets, let bytes, let validity):
-                        guard validity.isValid(i) else {
-                            out += [0x6E, 0x75, 0x6C, 0x6C]
-                            continue
-                        }
-                        let start = Int(offsets[i])
-                        Self.appendJSONString(
-                            UnsafeRawBufferPointer(start: bytes + start, count: Int(offsets[i + 1]) - start), to: &out)
-                    case .other(let column):
-                        out += Array(Self.json(try column.scalar(at: i)).utf8)
-                    }
-                }
-                out.append(0x7D)
+                out.append(json ? 0x7D : 0x0A)
             }
         }
         rowsWritten += n

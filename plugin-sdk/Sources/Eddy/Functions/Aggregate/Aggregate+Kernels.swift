@@ -112,24 +112,17 @@ extension AggregatePartial {
     ) -> AggregatePartial {
         var p = AggregatePartial()
         array.withValuesUnchecked(F.self) { v in
-            var lo: Double?
-            var hi: Double?
-            var nan = false
+            var extremes = FloatExtremes()
             for j in 0..<Swift.min(v.count, weights.count) where weights[j] > 0 {
                 let x = Double(v[j])
                 let w = weights[j]
                 p.rows += w
                 p.nonNull += w
                 p.floatSum += x * Double(w)
-                if x.isNaN {
-                    nan = true
-                    continue
-                }
-                if lo.map({ x < $0 }) ?? true { lo = x }
-                if hi.map({ x > $0 }) ?? true { hi = x }
+                extremes.add(x)
             }
-            p.min = lo.map { .float($0) } ?? (nan ? .float(.nan) : .null)
-            p.max = nan ? .float(.nan) : (hi.map { .float($0) } ?? .null)
+            p.min = extremes.min
+            p.max = extremes.max
         }
         return p
     }

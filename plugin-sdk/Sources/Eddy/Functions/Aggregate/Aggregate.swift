@@ -248,20 +248,10 @@ public struct AggregatePartial: Sendable {
                     p.floatSum = s
                     p.nonNull = n
                     guard order else { return }
-                    var lo: Double?
-                    var hi: Double?
-                    var nan = false
-                    for i in 0..<values.count where validBits.isValid(i) {
-                        let x = Double(values[i])
-                        if x.isNaN {
-                            nan = true
-                            continue
-                        }
-                        if lo.map({ x < $0 }) ?? true { lo = x }
-                        if hi.map({ x > $0 }) ?? true { hi = x }
-                    }
-                    p.min = lo.map { .float($0) } ?? (nan ? .float(.nan) : .null)
-                    p.max = nan ? .float(.nan) : (hi.map { .float($0) } ?? .null)
+                    var extremes = FloatExtremes()
+                    for i in 0..<values.count where validBits.isValid(i) { extremes.add(Double(values[i])) }
+                    p.min = extremes.min
+                    p.max = extremes.max
                 }
                 if T.self == Float.self { floats(Float.self) } else { floats(Double.self) }
             }
@@ -382,4 +372,24 @@ public final class AggregateArray: ArrayNode {
         let ctx = ExecutionCtx(snapshot: KernelSnapshot.empty, options: ExecutionOptions(useKernels: false))
         return try ctx.execute(self).scalar(at: 0)
     }
+}
+
+/// Min and max of floats in the engine's order: NaN above every number (so the max is NaN once one is
+/// seen, the min only when every value is NaN); between equal values (-0.0 and 0.0) the first stays.
+struct FloatExtremes {
+    private var lo: Double?
+    private var hi: Double?
+    private var nan = false
+
+    mutating func add(_ x: Double) {
+        if x.isNaN {
+            nan = true
+            return
+        }
+        if lo.map({ x < $0 }) ?? true { lo = x }
+        if hi.map({ x > $0 }) ?? true { hi = x }
+    }
+
+    var min: ScalarValue { lo.map { .float($0) } ?? (nan ? .float(.nan) : .null) }
+    var max: ScalarValue { nan ? .float(.nan) : (hi.map { .float($0) } ?? .null) }
 }
