@@ -166,17 +166,18 @@ enum FieldParse {
         // Double(String) stops at a NUL byte as C does ("1\0abc" would read as 1): refuse any.
         guard !b.contains(0) else { return nil }
         let s = String(decoding: b, as: UTF8.self).trimmingCharacters(in: " ")
+        // The spelled-out values, signed or not ("-inf" starts like a number but is one of these).
+        switch s.lowercased() {
+        case "nan": return .nan
+        case "inf", "infinity", "+inf", "+infinity": return .infinity
+        case "-inf", "-infinity": return -.infinity
+        default: break
+        }
         // Swift accepts "nan", "inf" and hex floats; data files spell numbers plainly.
         guard let first = s.utf8.first,
             first == UInt8(ascii: "-") || first == UInt8(ascii: "+")
                 || first == UInt8(ascii: ".") || (first >= 48 && first <= 57)
-        else {
-            let lower = s.lowercased()
-            if lower == "nan" { return .nan }
-            if lower == "inf" || lower == "infinity" { return .infinity }
-            if lower == "-inf" || lower == "-infinity" { return -.infinity }
-            return nil
-        }
+        else { return nil }
         if s.lowercased().contains("x") { return nil }
         // A finite number too large for f64 ("1e400") is not infinity: it does not read.
         guard let v = Double(s), v.isFinite else { return nil }

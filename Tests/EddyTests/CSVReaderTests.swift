@@ -116,6 +116,11 @@ import Testing
         }
         let over = try csv("over.csv", "x\n9223372036854775807\n9223372036854775807\n", ["--select", "sum(x)"])
         #expect(over.status == 1 && over.stderr.contains("sum 18446744073709551614 does not fit i64"), "\(over.stderr)")
+        // Infinities read signed or not, as the CSV output writes them ("-inf" was read as text).
+        let inf = try csv("inf.csv", "f\n1.5\n-inf\n+Infinity\nNaN\n", ["--select", "f, f < 0 as neg"])
+        #expect(
+            inf.status == 0 && inf.stdout == "f,neg\n1.5,false\n-inf,true\ninf,false\nnan,false\n",
+            "\(inf.stdout)\(inf.stderr)")
     }
 
     @Test func aStrayQuoteIsNamedWhereItIsNotReadAsTheStartOfAQuotedField() throws {
