@@ -592,32 +592,10 @@ public final class EddyTableReader: TableReader {
         return batch
     }
 
-    public func nextDeferred() throws -> (@Sendable () throws -> RecordBatch)? {
+    /// The next chunk zone maps do not skip (its index and first file row), counting read and skipped
+    /// chunks; nil at the end.
+    private func nextKeptChunk() -> (index: Int, chunk: ChunkLayout, firstRow: Int)? {
         let chunks = file.footer.chunks
-        if projection?.isEmpty == true {
-            // No column is read (count(*)): the remaining chunks are one batch of their rows.
-            var rows = 0
-            let start = firstRow
-            while nextChunk < chunks.count {
-                let chunk = chunks[nextChunk]
-                nextChunk += 1
-                firstRow += chunk.rows
-                if let skipChunk, skipChunk(chunk) {
-                    chunksSkipped += 1
-                    continue
-                }
-                chunksRead += 1
-                rows += chunk.rows
-            }
-            guard rows > 0 else { return nil }
-            let schema = file.footer.schema
-            let total = rows
-            return {
-                Self.batch(
-                    schema, columns: schema.fields.map { ConstantArray(.null($0.dtype), count: total) }, rows: total,
-                    firstRow: start, plainBytes: 0)
-            }
-        }
         while nextChunk < chunks.count {
             let k = nextChunk
             let chunk = chunks[k]
@@ -629,6 +607,27 @@ public final class EddyTableReader: TableReader {
                 continue
             }
             chunksRead += 1
+            return (k, chunk, start)
+        }
+        return nil
+    }
+
+    public func nextDeferred() throws -> (@Sendable () throws -> RecordBatch)? {
+        if projection?.isEmpty == true {
+            // No column is read (count(*)): the remaining chunks are one batch of their rows.
+            var rows = 0
+            let start = firstRow
+            while let (_, chunk, _) = nextKeptChunk() { rows += chunk.rows }
+            guard rows > 0 else { return nil }
+            let schema = file.footer.schema
+            let total = rows
+            return {
+                Self.batch(
+                    schema, columns: schema.fields.map { ConstantArray(.null($0.dtype), count: total) }, rows: total,
+                    firstRow: start, plainBytes: 0)
+            }
+        }
+        if let (k, chunk, start) = nextKeptChunk() {
             let wanted = projection
             let file = self.file
             for (j, c) in chunk.columns.enumerated() where wanted?.contains(j) ?? true { bytesRead += c.segmentLength }

@@ -135,8 +135,8 @@ def datasets(tmp_path_factory):
     return out
 
 
-def run_eddy(path: Path, where, select):
-    args = [EDDY, "eval", str(path), "--format", "json", "--batch-rows", "1000"]
+def run_eddy(path: Path, where, select, extra=("--batch-rows", "1000")):
+    args = [EDDY, "eval", str(path), "--format", "json", *extra]
     if where:
         args += [f"--where={where}"]
     if select and select != "*":
@@ -217,16 +217,8 @@ def converted(datasets, tmp_path_factory):
 
 
 def run_eddy_file(target: Path, pdir: Path, where, select, zone_maps=True):
-    args = [EDDY, "eval", str(target), "--format", "json", "--plugin-dir", str(pdir)]
-    if not zone_maps:
-        args.append("--no-zone-maps")
-    if where:
-        args += [f"--where={where}"]
-    if select and select != "*":
-        args += [f"--select={select}"]
-    p = subprocess.run(args, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, f"eddy failed ({p.returncode}): {p.stderr}"
-    return [tuple(r.values()) for r in json.loads(p.stdout)]
+    extra = ["--plugin-dir", str(pdir)] + ([] if zone_maps else ["--no-zone-maps"])
+    return run_eddy(target, where, select, extra)
 
 
 @pytest.mark.parametrize("plugins", ["none", "delta"])
