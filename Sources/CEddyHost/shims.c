@@ -171,3 +171,69 @@ void eddy_keep_freed_memory(void) {
     mallopt(M_MMAP_THRESHOLD, 256 << 20);
     mallopt(M_TRIM_THRESHOLD, 512 << 20);
 }
+
+#include <link.h>
+#include <elf.h>
+#include <stdio.h>
+#include <string.h>
+
+struct build_id_search {
+    char *out;
+    size_t cap;
+    size_t used;
+    int found;
+    int failed;
+};
+
+/* Appends the GNU build ID of one loaded object (hex) to the search's output, or marks it failed. */
+static void append_build_id(struct dl_phdr_info *info, struct build_id_search *s) {
+    for (ElfW(Half) i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE) continue;
+        const unsigned char *p = (const unsigned char *)(info->dlpi_addr + ph->p_vaddr);
+        size_t left = ph->p_memsz;
+        while (left >= sizeof(ElfW(Nhdr))) {
+            const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
+            size_t name = (n->n_namesz + 3u) & ~(size_t)3u, desc = (n->n_descsz + 3u) & ~(size_t)3u;
+            size_t size = sizeof(ElfW(Nhdr)) + name + desc;
+            if (name > left || desc > left || size > left) break;
+            if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && memcmp(p + sizeof(ElfW(Nhdr)), "GNU", 4) == 0) {
+                const unsigned char *id = p + sizeof(ElfW(Nhdr)) + name;
+                if (s->used + 2 * (size_t)n->n_descsz + 2 > s->cap || n->n_descsz == 0) {
+                    s->failed = 1;
+                    return;
+                }
+                if (s->used > 0) s->out[s->used++] = '-';
+                for (ElfW(Word) k = 0; k < n->n_descsz; k++) {
+                    snprintf(s->out + s->used, 3, "%02x", id[k]);
+                    s->used += 2;
+                }
+                s->out[s->used] = 0;
+                s->found++;
+                return;
+            }
+            p += size;
+            left -= size;
+        }
+    }
+    s->failed = 1;
+}
+
+static int build_id_callback(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    struct build_id_search *s = data;
+    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    size_t len = strlen(name);
+    int is_main = len == 0 && s->found == 0 && s->used == 0;
+    int is_sdk = len >= 10 && strcmp(name + len - 10, "libEddy.so") == 0 && (len == 10 || name[len - 11] == '/');
+    if (is_main || is_sdk) append_build_id(info, s);
+    return 0;
+}
+
+int eddy_host_build_ids(char *out, size_t cap) {
+    if (cap == 0) return -1;
+    out[0] = 0;
+    struct build_id_search s = {out, cap, 0, 0, 0};
+    dl_iterate_phdr(build_id_callback, &s);
+    return s.failed || s.found < 2 ? -1 : 0;
+}

@@ -1,3 +1,4 @@
+import CEddyHost
 import Crypto
 @_spi(Host) public import Eddy
 @_spi(Host) import Eddy
@@ -27,6 +28,20 @@ public struct PluginReportRow: Sendable, Equatable {
     /// when that key is not trusted (empty for an unsigned file).
     public var signer: String = ""
 
+    /// Whether the file's first load in a child process ran for this row.
+    public enum Probe: String, Sendable {
+        /// The row was decided before the probe (a failed check, the same bytes already mapped).
+        case none = ""
+        /// The child process loaded it (its verdict is the row's, when it failed).
+        case ran
+        /// It passed in a child process earlier under this host build (a verdict kept beside the
+        /// private copies), so it was not run again.
+        case passedEarlier = "passed earlier"
+        /// `--no-probe`.
+        case off
+    }
+    public var probe: Probe = .none
+
     /// The row as a JSON object.
     public var json: String {
         let q = Self.jsonString
@@ -34,7 +49,8 @@ public struct PluginReportRow: Sendable, Equatable {
             + "\"plugin\": \(q(plugin)), \"version\": \(q(version)), \"kernels\": \(kernels), "
             + "\"content_hash\": \(q(contentHash)), \"load_ms\": \((loadMilliseconds * 100).rounded() / 100)"
             + (linkTarget.isEmpty ? "" : ", \"link_target\": \(q(linkTarget))")
-            + (signer.isEmpty ? "" : ", \"signer\": \(q(signer))") + "}"
+            + (signer.isEmpty ? "" : ", \"signer\": \(q(signer))")
+            + (probe == .none ? "" : ", \"probe\": \(q(probe.rawValue))") + "}"
     }
 
     /// `s` as a JSON string literal.
@@ -137,6 +153,16 @@ public final class PluginHost: Sendable {
         copies.appendQuarantineRecord("\(hash)\t\(Int(record.time))\t\(Self.escaped(plugin))\t\(Self.escaped(cause))")
         if let loaded { unload(pluginNamed: loaded.name) }
         return true
+    }
+
+    /// What a probe verdict holds for: this program's and libEddy.so's build IDs, and the probe
+    /// command; nil (verdicts are not kept) when a build ID is missing.
+    func probeHostKey(_ probe: PluginProbe) -> String? {
+        var buffer = [CChar](repeating: 0, count: 512)
+        guard eddy_host_build_ids(&buffer, buffer.count) == 0 else { return nil }
+        let ids = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let command = ([probe.executable] + probe.arguments + ["timeout=\(probe.timeout)"]).joined(separator: " ")
+        return ids + " " + Self.escaped(command)
     }
 
     static func parseQuarantine(_ line: String) -> Quarantine? {
@@ -290,6 +316,16 @@ public final class PluginHost: Sendable {
 
     private func load(unsigned file: PluginFile, path: String, started: Double) -> PluginReportRow {
         func elapsed() -> Double { (Self.now() - started) * 1000 }
+        var probeNote = PluginReportRow.Probe.none
+        func row(
+            _ file: String, _ status: PluginReportRow.Status, _ reason: String, plugin: String = "",
+            version: String = "", kernels: Int = 0, hash: String = "", ms: Double = 0
+        ) -> PluginReportRow {
+            var r = self.row(
+                file, status, reason, plugin: plugin, version: version, kernels: kernels, hash: hash, ms: ms)
+            r.probe = probeNote
+            return r
+        }
         let bytes = file.bytes
         let entrySymbol = PluginABI.entrySymbol
         let legacySymbols = ["eddy_plugin_manifest_v1", "eddy_plugin_register_v1"]
@@ -363,20 +399,36 @@ public final class PluginHost: Sendable {
         let alreadyMapped = state.withLock { $0.value.handles[hash] != nil }
         var probed: PluginProbe.Outcome?
         if let probe, !alreadyMapped {
-            let outcome: PluginProbe.Outcome
-            do {
-                let fd = try copies.openCopy(copy)
-                defer { close(fd) }
-                outcome = probe.check(descriptor: fd, path: path)
-            } catch {
-                return row(path, .rejected, error.description, hash: short, ms: elapsed())
-            }
-            switch outcome {
-            case .passed: probed = outcome
-            case .rejected(let reason), .failed(let reason):
-                return row(path, .rejected, reason, hash: short, ms: elapsed())
+            // A passed probe is kept beside the private copies, keyed by the plugin's hash and this
+            // host build: the same bytes under the same build are not probed again (a one-shot
+            // `eddy eval` would otherwise start a process per plugin every time).
+            let host = probeHostKey(probe)
+            if let host, let kept = copies.probeVerdict(hash: hash, host: host) {
+                probed = .passed(kernels: kept.kernels, name: kept.name, version: kept.version)
+                probeNote = .passedEarlier
+            } else {
+                probeNote = .ran
+                let outcome: PluginProbe.Outcome
+                do {
+                    let fd = try copies.openCopy(copy)
+                    defer { close(fd) }
+                    outcome = probe.check(descriptor: fd, path: path)
+                } catch {
+                    return row(path, .rejected, error.description, hash: short, ms: elapsed())
+                }
+                switch outcome {
+                case .passed(let kernels, let name, let version):
+                    probed = outcome
+                    if let host {
+                        copies.recordProbeVerdict(
+                            hash: hash, host: host, kernels: kernels, name: name, version: version)
+                    }
+                case .rejected(let reason), .failed(let reason):
+                    return row(path, .rejected, reason, hash: short, ms: elapsed())
+                }
             }
         }
+        if probe == nil { probeNote = .off }
         if loading == .checkOnly {
             // A supervisor: the probe's word is all it takes; workers load the verified copy.
             guard case .passed(let kernels, let name, let version)? = probed else {

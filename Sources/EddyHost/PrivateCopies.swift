@@ -144,13 +144,24 @@ final class PrivateCopies: Sendable {
     static let quarantineFile = "quarantine.tsv"
 
     /// Lines of the quarantine file (empty when there is none or the directory is refused).
-    func quarantineRecords() -> [String] {
+    func quarantineRecords() -> [String] { recordLines(Self.quarantineFile, limit: 1 << 22) }
+
+    /// Appends one line to the quarantine file (created 0600, never through a link).
+    func appendQuarantineRecord(_ line: String) { appendRecord(Self.quarantineFile, line) }
+
+    static let probeVerdictFile = "probed.tsv"
+    /// Past this size the verdict file is started afresh (each line is about 200 bytes).
+    static let probeVerdictLimit = 1 << 20
+
+    /// Lines of a record file of this user in the directory (none when it is missing, not a regular
+    /// file of this user, larger than `limit`, or the directory is refused).
+    private func recordLines(_ file: String, limit: Int) -> [String] {
         guard case .success(let dirfd) = directory else { return [] }
-        let fd = openat(dirfd, Self.quarantineFile, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        let fd = openat(dirfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return [] }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == geteuid(), st.st_size <= 1 << 22
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == geteuid(), st.st_size <= limit
         else {
             return []
         }
@@ -159,14 +170,40 @@ final class PrivateCopies: Sendable {
         return String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
     }
 
-    /// Appends one line to the quarantine file (created 0600, never through a link).
-    func appendQuarantineRecord(_ line: String) {
+    /// Appends one line to a record file (created 0600, never through a link); `truncating` starts it afresh.
+    private func appendRecord(_ file: String, _ line: String, truncating: Bool = false) {
         guard case .success(let dirfd) = directory else { return }
-        let fd = openat(dirfd, Self.quarantineFile, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        let flags = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (truncating ? O_TRUNC : 0)
+        let fd = openat(dirfd, file, flags, 0o600)
         guard fd >= 0 else { return }
         defer { close(fd) }
         var bytes = Array((line + "\n").utf8)
         _ = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
+    }
+
+    /// What an earlier probe of these bytes (`hash`) reported under the same host build and probe
+    /// command (`host`): the plugin's kernel count, name and version (escaped for display, as the
+    /// probe reports them); nil when none passed.
+    func probeVerdict(hash: String, host: String) -> (kernels: Int, name: String, version: String)? {
+        for line in recordLines(Self.probeVerdictFile, limit: Self.probeVerdictLimit).reversed() {
+            let f = line.split(separator: "\t", omittingEmptySubsequences: false)
+            guard f.count == 5, f[0] == hash, f[1] == host, let kernels = Int(f[2]), kernels >= 0 else { continue }
+            return (kernels, String(f[3]), String(f[4]))
+        }
+        return nil
+    }
+
+    /// Keeps a passed probe's report for `hash` under `host` (see ``probeVerdict(hash:host:)``).
+    func recordProbeVerdict(hash: String, host: String, kernels: Int, name: String, version: String) {
+        let line = [hash, host, String(kernels), PluginHost.escaped(name), PluginHost.escaped(version)]
+            .joined(separator: "\t")
+        var st = stat()
+        let full: Bool = {
+            guard case .success(let dirfd) = directory else { return false }
+            return fstatat(dirfd, Self.probeVerdictFile, &st, AT_SYMLINK_NOFOLLOW) == 0
+                && Int(st.st_size) + line.utf8.count + 1 > Self.probeVerdictLimit
+        }()
+        appendRecord(Self.probeVerdictFile, line, truncating: full)
     }
 
     /// The SHA-256 of a regular file of this user inside the directory, read without following links.

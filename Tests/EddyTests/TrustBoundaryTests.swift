@@ -460,6 +460,51 @@ final class DataFixture {
         #expect(e.stderr.contains("hostile.so rejected"))
     }
 
+    @Test func aPassedProbeIsKeptForTheSameBytesBuildAndProbeCommand() throws {
+        let dir = ScratchDirectory()
+        try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        try dir.copy(try HostileFixtures.build(.crash), as: "crash.so")
+        let shadow = ScratchDirectory()
+        chmod(shadow.path, 0o700)
+        let env = ["EDDY_SHADOW_DIR": shadow.path]
+        func probe(_ extra: [String] = []) throws -> (delta: String, crash: String, rows: [String: [String: Any]]) {
+            let (_, rows) = try report(dir.path, ["--probe-timeout", "5"] + extra, environment: env)
+            #expect(rows["delta.so"]?["status"] as? String == "loaded", "\(rows)")
+            #expect(rows["crash.so"]?["status"] as? String == "rejected", "\(rows)")
+            return (
+                rows["delta.so"]?["probe"] as? String ?? "", rows["crash.so"]?["probe"] as? String ?? "", rows
+            )
+        }
+        var r = try probe()
+        #expect(r.delta == "ran" && r.crash == "ran", "\(r.rows)")
+        // The next host (a new process, the same build) does not start a child for the same bytes;
+        // a plugin that failed its probe is probed, and refused, every time.
+        r = try probe()
+        #expect(r.delta == "passed earlier" && r.crash == "ran", "\(r.rows)")
+        #expect((r.rows["crash.so"]?["reason"] as? String)?.contains("crashed in the probe process") == true)
+        // Another probe command (here its timeout) is another verdict.
+        r = try probe(["--probe-timeout", "7"])
+        #expect(r.delta == "ran", "\(r.rows)")
+        // Other bytes are probed.
+        try dir.copy(PluginFiles.built("EddyPluginPackedDictCompare"), as: "delta.so")
+        r = try probe()
+        #expect(r.delta == "ran", "\(r.rows)")
+        // A verdict file that is not a regular file of this user is not read.
+        let verdicts = shadow.path + "/probed.tsv"
+        let kept = try String(contentsOfFile: verdicts, encoding: .utf8)
+        unlink(verdicts)
+        let other = ScratchDirectory()
+        let elsewhere = other.path + "/verdicts.tsv"
+        try kept.write(toFile: elsewhere, atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: verdicts, withDestinationPath: elsewhere)
+        r = try probe()
+        #expect(r.delta == "ran", "\(r.rows)")
+        // Without the probe (the crashing plugin would take this host down: not here).
+        unlink(dir.path + "/crash.so")
+        let (_, off) = try report(dir.path, ["--no-probe"], environment: env)
+        #expect(off["delta.so"]?["probe"] as? String == "off", "\(off)")
+    }
+
     @Test func registrationInTheHostIsBoundedWithoutTheProbe() throws {
         let dir = ScratchDirectory()
         try dir.copy(try HostileFixtures.build(.loop), as: "loop.so")

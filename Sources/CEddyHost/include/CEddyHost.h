@@ -43,4 +43,9 @@ int eddy_has_exited(pid_t pid);
 /// sizes, and returning them to the kernel made every batch fault in freshly zeroed pages.
 void eddy_keep_freed_memory(void);
 
+/// The GNU build IDs (hex) of this program and of the libEddy.so it runs with, joined by '-', into
+/// `out`: the identity of the host build that a plugin's probe verdict holds for. -1 when either has
+/// no build ID (the caller then keeps no verdicts).
+int eddy_host_build_ids(char *out, size_t cap);
+
 #endif
