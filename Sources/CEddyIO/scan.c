@@ -1,5 +1,7 @@
 #include "CEddyIO.h"
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -76,16 +78,79 @@ size_t eddy_count_byte(const uint8_t *p, size_t n, uint8_t c) {
     return count;
 }
 
-long eddy_csv_count_records(const uint8_t *p, size_t n, size_t columns, size_t *bad_offset, size_t *bad_fields) {
+/* Newline, comma and quote masks of 64 bytes (bit k = byte k). */
+struct csv_masks {
+    uint64_t newline, comma, quote;
+};
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static struct csv_masks csv_masks_avx2(const uint8_t *q) {
+    const __m256i nl = _mm256_set1_epi8('\n'), cm = _mm256_set1_epi8(','), qt = _mm256_set1_epi8('"');
+    __m256i x0 = _mm256_loadu_si256((const __m256i *)q);
+    __m256i x1 = _mm256_loadu_si256((const __m256i *)(q + 32));
+    struct csv_masks m;
+    m.newline = (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x0, nl)) |
+                (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x1, nl)) << 32;
+    m.comma = (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x0, cm)) |
+              (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x1, cm)) << 32;
+    m.quote = (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x0, qt)) |
+              (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x1, qt)) << 32;
+    return m;
+}
+#endif
+
+static struct csv_masks csv_masks_portable(const uint8_t *q, size_t len) {
+    struct csv_masks m = {0, 0, 0};
+    for (size_t k = 0; k < len; k++) {
+        m.newline |= (uint64_t)(q[k] == '\n') << k;
+        m.comma |= (uint64_t)(q[k] == ',') << k;
+        m.quote |= (uint64_t)(q[k] == '"') << k;
+    }
+    return m;
+}
+
+/* The records of whole 64-byte blocks and the tail, with `masks` giving each block's bits. */
+static long count_records_with(const uint8_t *p, size_t n, size_t columns, size_t *bad_offset, size_t *bad_fields,
+                               int wide) {
     long records = 0;
-    size_t start = 0;
-    while (start < n) {
-        const uint8_t *nl = memchr(p + start, '\n', n - start);
-        size_t end = nl ? (size_t)(nl - p) : n;
-        size_t len = end - start;
-        if (!(len == 0 || (len == 1 && p[start] == '\r'))) {
-            size_t commas = 0;
-            for (size_t i = start; i < end; i++) commas += p[i] == ',';
+    size_t start = 0;   /* the current line's first byte */
+    size_t commas = 0;  /* commas seen in the current line so far */
+    for (size_t b = 0; b < n; b += 64) {
+        size_t len = n - b < 64 ? n - b : 64;
+        struct csv_masks m;
+#if defined(__x86_64__)
+        if (wide && len == 64) m = csv_masks_avx2(p + b);
+        else m = csv_masks_portable(p + b, len);
+#else
+        (void)wide;
+        m = csv_masks_portable(p + b, len);
+#endif
+        if (m.quote) return -2;
+        uint64_t nl = m.newline, cm = m.comma;
+        while (nl) {
+            unsigned bit = (unsigned)__builtin_ctzll(nl);
+            uint64_t upto = bit == 63 ? ~0ull : ((2ull << bit) - 1);
+            commas += (size_t)__builtin_popcountll(cm & upto);
+            cm &= ~upto;
+            size_t end = b + bit;
+            size_t length = end - start;
+            if (!(length == 0 || (length == 1 && p[start] == '\r'))) {
+                if (commas + 1 != columns) {
+                    *bad_offset = start;
+                    *bad_fields = commas + 1;
+                    return -1;
+                }
+                records++;
+            }
+            start = end + 1;
+            commas = 0;
+            nl &= nl - 1;
+        }
+        commas += (size_t)__builtin_popcountll(cm);
+    }
+    if (start < n) {
+        size_t length = n - start;
+        if (!(length == 1 && p[start] == '\r')) {
             if (commas + 1 != columns) {
                 *bad_offset = start;
                 *bad_fields = commas + 1;
@@ -93,7 +158,129 @@ long eddy_csv_count_records(const uint8_t *p, size_t n, size_t columns, size_t *
             }
             records++;
         }
-        start = end + 1;
     }
     return records;
+}
+
+long eddy_csv_count_records(const uint8_t *p, size_t n, size_t columns, size_t *bad_offset, size_t *bad_fields) {
+#if defined(__x86_64__)
+    return count_records_with(p, n, columns, bad_offset, bad_fields, eddy_io_has_avx2());
+#else
+    return count_records_with(p, n, columns, bad_offset, bad_fields, 0);
+#endif
+}
+
+/* The state of a count that streams through a file: the current line's start (absolute), the commas
+   seen in it, its first byte (when known) and the byte before the current chunk. */
+struct count_state {
+    uint64_t line_start;
+    size_t commas;
+    int first;  /* the line's first byte, -1 while unknown */
+    int prev;   /* the byte before the chunk, -1 at the start */
+    long records;
+};
+
+/* Checks the line that ends at `end` (exclusive of its newline; `before` is the byte at end - 1, or
+   -1 when the line is empty). 0 when it is fine (counted, or blank), else the error code. */
+static long finish_line(struct count_state *st, uint64_t end, int before, size_t columns, size_t max_record,
+                        uint64_t *bad_offset, size_t *bad_fields) {
+    uint64_t length = end - st->line_start;
+    if (length == 0 || (length == 1 && st->first == '\r')) return 0;
+    uint64_t content = length - (before == '\r' ? 1 : 0);
+    if (content > max_record) {
+        *bad_offset = st->line_start;
+        return -3;
+    }
+    if (st->commas + 1 != columns) {
+        *bad_offset = st->line_start;
+        *bad_fields = st->commas + 1;
+        return -1;
+    }
+    st->records++;
+    return 0;
+}
+
+long eddy_csv_count_file_range(int fd, uint64_t from, uint64_t to, uint64_t eof, int aligned, size_t columns,
+                               size_t max_record, uint8_t *buf, size_t cap, uint64_t *bad_offset,
+                               size_t *bad_fields) {
+    if (cap < 64 || from > to || to > eof) return -4;
+    cap -= cap % 64;
+#if defined(__x86_64__)
+    int wide = eddy_io_has_avx2();
+#else
+    int wide = 0;
+#endif
+    uint64_t pos = from;
+    if (!aligned) {
+        /* The first record starts after the first newline at or after from - 1. */
+        pos = from == 0 ? 0 : from - 1;
+        for (;;) {
+            if (pos >= eof) return 0;
+            size_t want = eof - pos < cap ? (size_t)(eof - pos) : cap;
+            ssize_t n = pread(fd, buf, want, (off_t)pos);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return -4;
+            if (n == 0) return 0;
+            const uint8_t *nl = memchr(buf, '\n', (size_t)n);
+            if (nl) {
+                pos += (uint64_t)(nl - buf) + 1;
+                break;
+            }
+            pos += (uint64_t)n;
+        }
+        if (pos >= to) return 0;
+    }
+    struct count_state st = {pos, 0, -1, -1, 0};
+    for (;;) {
+        if (pos >= eof) break;
+        size_t want = eof - pos < cap ? (size_t)(eof - pos) : cap;
+        ssize_t got = pread(fd, buf, want, (off_t)pos);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return -4;
+        if (got == 0) break; /* the file shrank: what was read is all there is */
+        size_t n = (size_t)got;
+        if (st.line_start == pos) st.first = buf[0];
+        for (size_t b = 0; b < n; b += 64) {
+            size_t len = n - b < 64 ? n - b : 64;
+            struct csv_masks m;
+#if defined(__x86_64__)
+            if (wide && len == 64) m = csv_masks_avx2(buf + b);
+            else m = csv_masks_portable(buf + b, len);
+#else
+            m = csv_masks_portable(buf + b, len);
+#endif
+            if (m.quote) return -2;
+            uint64_t nl = m.newline, cm = m.comma;
+            while (nl) {
+                unsigned bit = (unsigned)__builtin_ctzll(nl);
+                uint64_t upto = bit == 63 ? ~0ull : ((2ull << bit) - 1);
+                st.commas += (size_t)__builtin_popcountll(cm & upto);
+                cm &= ~upto;
+                size_t at = b + bit;
+                uint64_t end = pos + at;
+                int before = end == st.line_start ? -1 : (at > 0 ? buf[at - 1] : st.prev);
+                long r = finish_line(&st, end, before, columns, max_record, bad_offset, bad_fields);
+                if (r < 0) return r;
+                if (end + 1 >= to) return st.records; /* the next record starts in the next range */
+                st.line_start = end + 1;
+                st.commas = 0;
+                st.first = at + 1 < n ? buf[at + 1] : -1;
+                nl &= nl - 1;
+            }
+            st.commas += (size_t)__builtin_popcountll(cm);
+        }
+        /* A line longer than the limit is refused as soon as it passes it, not at its end. */
+        if (pos + n - st.line_start > (uint64_t)max_record + 1) {
+            *bad_offset = st.line_start;
+            return -3;
+        }
+        st.prev = buf[n - 1];
+        pos += n;
+    }
+    /* The last line, without a newline. */
+    if (st.line_start < pos) {
+        long r = finish_line(&st, pos, st.prev, columns, max_record, bad_offset, bad_fields);
+        if (r < 0) return r;
+    }
+    return st.records;
 }

@@ -1,4 +1,5 @@
 import CEddyIO
+import Dispatch
 @_spi(Host) public import Eddy
 
 #if canImport(Glibc)
@@ -272,6 +273,96 @@ public final class CSVReader: TableReader {
         line += newlinesAtBoundary
         bytesPerRecord = Swift.max(1, bytes.count / Swift.max(1, records))
         return slice
+    }
+
+    /// The records left in a regular file, counted without building batches: the rest of the file is
+    /// split into `threads` byte ranges at record boundaries and each is read with `pread` and counted
+    /// (every record checked to have the header's field count, as a batch's scan checks it). Nil —
+    /// and nothing consumed — when the input is not a regular file or has a quote after what was read,
+    /// since a quoted newline makes a guessed boundary unsafe: then the batches count it.
+    /// - Throws: ``IOError`` for the first record (in file order) with another field count or longer
+    ///   than `--max-record-bytes`, as the batches word it.
+    public func countRemaining(threads: Int) throws -> (records: Int, threads: Int)? {
+        try countRemaining(threads: threads, minimumRangeBytes: 8 << 20)
+    }
+
+    /// ``countRemaining(threads:)`` with ranges of at least `minimumRangeBytes` (below 8 MiB a thread
+    /// costs more than it saves; tests split small files).
+    public func countRemaining(threads: Int, minimumRangeBytes: Int) throws -> (records: Int, threads: Int)? {
+        let fd = fileno(file)
+        var st = stat()
+        guard fd >= 0, fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        let position = Int(ftello(file))
+        let start = position - buffer.count
+        let end = Int(st.st_size)
+        guard position >= 0, start >= 0, start <= end else { return nil }
+        let columns = schema.fields.count
+        let maxRecord = Swift.min(limits.maxRecordBytes, 1 << 30)
+        let parts = Swift.max(1, Swift.min(threads, (end - start) / Swift.max(1, minimumRangeBytes)))
+        let bufferBytes = 1 << 20
+        struct Part {
+            var count = 0
+            var badOffset: UInt64 = 0
+            var badFields = 0
+            var error: Int32 = 0
+        }
+        let results = UncheckedBox(UnsafeMutableBufferPointer<Part>.allocate(capacity: parts))
+        results.value.initialize(repeating: Part())
+        defer { results.value.deallocate() }
+        let span = end - start
+        DispatchQueue.concurrentPerform(iterations: parts) { k in
+            let from = start + span / parts * k
+            let to = k == parts - 1 ? end : start + span / parts * (k + 1)
+            let buf = UnsafeMutableRawPointer.allocate(byteCount: bufferBytes, alignment: 64)
+            defer { buf.deallocate() }
+            var part = Part()
+            let n = eddy_csv_count_file_range(
+                fd, UInt64(from), UInt64(to), UInt64(end), k == 0 ? 1 : 0, columns, maxRecord,
+                buf.assumingMemoryBound(to: UInt8.self), bufferBytes, &part.badOffset, &part.badFields)
+            part.error = n == -4 ? errno : 0
+            part.count = n
+            results.value[k] = part
+        }
+        var total = pending?.scan.rows ?? 0
+        for part in results.value {
+            switch part.count {
+            case -2: return nil
+            case -1:
+                let line = try self.line(at: Int(part.badOffset), from: start, fd: fd)
+                throw IOError(
+                    file: path, line: line, column: Swift.min(part.badFields, columns) + 1,
+                    message: "expected \(columns) fields, found \(part.badFields)")
+            case -3: throw recordTooLong(line: try self.line(at: Int(part.badOffset), from: start, fd: fd))
+            case ..<0:
+                throw IOError(
+                    file: path, line: 0, column: 0,
+                    message: "cannot read: \(String(cString: strerror(part.error)))")
+            default: total += part.count
+            }
+        }
+        pending = nil
+        buffer = []
+        eof = true
+        bytesRead = fileSize
+        return (total, parts)
+    }
+
+    /// The input line of byte `offset`, counting newlines from `start` (whose line is `line`).
+    private func line(at offset: Int, from start: Int, fd: Int32) throws -> Int {
+        var newlines = 0
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        var at = start
+        while at < offset {
+            let n = chunk.withUnsafeMutableBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return pread(fd, base, Swift.min(raw.count, offset - at), off_t(at))
+            }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            newlines += chunk.withUnsafeBufferPointer { eddy_count_byte($0.baseAddress, n, 0x0A) }
+            at += n
+        }
+        return line + newlines
     }
 
     /// The error for a record past `limits.maxRecordBytes` that starts on `line`.
@@ -589,10 +680,10 @@ struct CSVBatchScan {
     static func countOnly(_ slice: CSVSlice, columns: Int, path: String) throws -> Int? {
         try slice.bytes.withUnsafeBufferPointer { text -> Int? in
             guard let base = text.baseAddress else { return 0 }
-            guard memchr(base, Int32(UInt8(ascii: "\"")), text.count) == nil else { return nil }
             var badOffset = 0
             var badFields = 0
             let records = eddy_csv_count_records(base, text.count, columns, &badOffset, &badFields)
+            guard records != -2 else { return nil }
             guard records < 0 else { return records }
             let line = slice.firstLine + eddy_count_byte(base, Swift.min(badOffset, text.count), 0x0A)
             throw IOError(
@@ -643,9 +734,16 @@ public protocol TableReader: AnyObject {
     /// function types and builds the batch's columns and may run on another thread, while the next batch
     /// is read. Nil at the end of the input.
     func nextDeferred() throws -> (@Sendable () throws -> RecordBatch)?
+    /// The number of records left, counted without building batches (for `count(*)` alone), on up
+    /// to `threads` threads, and the threads it took; nil when the reader cannot (the caller then
+    /// counts batches). Consumes the input only when it returns a count.
+    func countRemaining(threads: Int) throws -> (records: Int, threads: Int)?
 }
 
 extension TableReader {
+    /// No fast count: the batches count the rows.
+    public func countRemaining(threads: Int) throws -> (records: Int, threads: Int)? { nil }
+
     /// Reads and builds on the caller's thread (readers that cannot split the two).
     public func nextDeferred() throws -> (@Sendable () throws -> RecordBatch)? {
         guard let batch = try next() else { return nil }

@@ -28,6 +28,9 @@ public final class Evaluation {
     public private(set) var canonicalBytes = 0
     public private(set) var rowsRead = 0
     public private(set) var rowsSelected = 0
+    /// Set when `count(*)` alone was answered by counting the input's records without building
+    /// batches: the threads that counted.
+    public private(set) var countedOnThreads: Int?
     /// Called with a progress line for inputs that take more than a second to read.
     public var progress: ((String) -> Void)?
     /// Asked before each batch: a reason to stop (a deadline passed, the client went away, the
@@ -206,7 +209,20 @@ public final class Evaluation {
             }
             return (builders, nil)
         }
-        var wave = readWave()
+        // count(*) alone (no --where): the reader counts records without building batches, if it can.
+        let countsOnly =
+            predicate == nil && !items.isEmpty
+            && items.allSatisfy {
+                if case .aggregate(let f, nil, _) = $0.bound { f.kind == .countAll } else { false }
+            }
+        if countsOnly, let (n, used) = try reader.countRemaining(threads: Swift.max(1, threads)) {
+            countedOnThreads = used
+            rowsRead = n
+            rowsSelected = n
+            for k in accumulators.indices { accumulators[k].rows = n }
+        }
+        var wave: (builders: [@Sendable () throws -> RecordBatch], error: (any Error)?) =
+            countedOnThreads == nil ? readWave() : ([], nil)
         while true {
             if let stop = shouldStop?() { throw stop }
             let builders = wave.builders

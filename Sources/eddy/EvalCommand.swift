@@ -210,11 +210,20 @@ func explainText(_ e: Evaluation, plugins: [LoadedPlugin]) -> String {
         + (read.isEmpty ? "none" : read.map { $0.contains(",") ? "\"\($0)\"" : $0 }.joined(separator: ", "))
         + (read.count == names.count
             ? " (all \(names.count))" : " (\(read.count) of \(names.count); the others are not typed or built)")
-        + "; threads: \(e.trace == nil ? e.threads : 1)\n"
+        + "; threads: \(e.countedOnThreads ?? (e.trace == nil ? e.threads : 1))\n"
     if let file = e.reader as? EddyTableReader {
         s +=
             "== chunks: \(file.chunksRead) read, \(file.chunksSkipped) skipped by zone maps"
             + " (of \(file.file.footer.chunks.count); \(file.bytesRead) bytes of segments touched)\n"
+    }
+    if let threads = e.countedOnThreads {
+        s +=
+            "== count(*): \(e.rowsRead) records counted in the file on \(threads) thread\(threads == 1 ? "" : "s"), "
+            + "each checked to have \(names.count) fields; no batch built\n"
+        s +=
+            "== context: snapshot generation \(e.context.snapshot.generation); "
+            + "plugin set: \(e.context.snapshot.fingerprint)\n"
+        return s
     }
     s +=
         "== input columns (first batch), \(e.rowsRead) rows, \(e.canonicalBytes) bytes plain → \(e.compressedBytes) bytes encoded"

@@ -13,15 +13,28 @@ void eddy_byte_masks(const uint8_t *p, size_t n, uint8_t a, uint8_t b, uint8_t c
 /// The number of bytes of `p[0..<n]` equal to `c` (line numbers for messages).
 size_t eddy_count_byte(const uint8_t *p, size_t n, uint8_t c);
 
-/// Counts the records of quote-free CSV text `p[0..<n]` (lines; a blank line, or one holding only a
-/// CR, is not a record; the last line may lack its newline) and checks that each has `columns`
-/// fields. Returns the count, or -1 for the first record with another field count: its first byte
-/// is `*bad_offset` and its field count `*bad_fields`. The caller makes sure there is no quote.
+/// Counts the records of CSV text `p[0..<n]` that holds no quote (lines; a blank line, or one holding
+/// only a CR, is not a record; the last line may lack its newline) and checks that each has `columns`
+/// fields, 64 bytes at a time. Returns the count; -1 for the first record with another field count
+/// (its first byte is `*bad_offset`, its field count `*bad_fields`); -2 when the text has a quote
+/// (the caller's full scan handles quoted fields).
 long eddy_csv_count_records(const uint8_t *p, size_t n, size_t columns, size_t *bad_offset, size_t *bad_fields);
 
 /// CRC-32C (Castagnoli) of `n` bytes continuing `crc` (0 to start): SSE4.2 when the CPU has it.
 uint32_t eddy_crc32c(uint32_t crc, const uint8_t *p, size_t n);
 /// The same without the CPU instruction (for tests that compare the two).
 uint32_t eddy_crc32c_portable(uint32_t crc, const uint8_t *p, size_t n);
+
+/// Counts the CSV records that start in bytes `from..<to` of the file open on `fd`, reading with
+/// `pread` through `buf` (`cap` bytes) up to `eof` at most, as ``eddy_csv_count_records`` checks them
+/// (each has `columns` fields; a blank line is not a record). When `aligned` is 0, `from` may fall
+/// inside a record: the first counted one starts after the first newline at or after `from - 1`. The
+/// record that starts last may run past `to`. Returns the count; -1 for a record with another field
+/// count (its offset in `*bad_offset`, its field count in `*bad_fields`); -2 when a quote is seen (the
+/// caller scans quoted text itself); -3 for a record longer than `max_record` bytes (its offset in
+/// `*bad_offset`); -4 when reading fails (`errno` tells why).
+long eddy_csv_count_file_range(int fd, uint64_t from, uint64_t to, uint64_t eof, int aligned, size_t columns,
+                               size_t max_record, uint8_t *buf, size_t cap, uint64_t *bad_offset,
+                               size_t *bad_fields);
 
 #endif
