@@ -170,6 +170,11 @@ int eddy_has_exited(pid_t pid) {
 void eddy_keep_freed_memory(void) {
     mallopt(M_MMAP_THRESHOLD, 256 << 20);
     mallopt(M_TRIM_THRESHOLD, 512 << 20);
+    /* One arena for every thread: a batch's buffers are allocated on the reading thread and freed on
+       a worker (or the other way round); with an arena per thread each worker's heap grew fresh and
+       faulted in its own zeroed pages, and two workers ran slower than one. The allocations are few
+       and large, so the shared arena's lock is not contended. */
+    mallopt(M_ARENA_MAX, 1);
 }
 
 #include <link.h>

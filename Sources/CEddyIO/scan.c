@@ -284,3 +284,90 @@ long eddy_csv_count_file_range(int fd, uint64_t from, uint64_t to, uint64_t eof,
     }
     return st.records;
 }
+
+long eddy_csv_split_plain(const uint8_t *p, size_t n, size_t columns, const int32_t *slot_of_column,
+                          size_t capacity, int64_t *const *starts, int64_t *const *ends, uint8_t *const *nulls,
+                          int64_t *row_starts, size_t *bad_offset, size_t *bad_fields) {
+#if defined(__x86_64__)
+    int wide = eddy_io_has_avx2();
+#else
+    int wide = 0;
+#endif
+    size_t rows = 0;
+    size_t record_start = 0, field_start = 0, field = 0;
+    /* One record's end (a newline at `end`, or the end of the text): its last field, then the checks. */
+#define EDDY_END_RECORD(end)                                                                              \
+    do {                                                                                                  \
+        size_t stop_ = (end);                                                                             \
+        size_t last_ = stop_ > field_start && p[stop_ - 1] == '\r' ? stop_ - 1 : stop_;                   \
+        if (field == 0 && last_ == field_start) {                                                         \
+            /* a blank line (or one holding only a CR) is not a record */                                 \
+        } else {                                                                                          \
+            if (field + 1 != columns) {                                                                   \
+                *bad_offset = record_start;                                                               \
+                *bad_fields = field + 1;                                                                  \
+                return -1;                                                                                \
+            }                                                                                             \
+            int32_t s_ = slot_of_column[field];                                                           \
+            if (s_ >= 0) {                                                                                \
+                starts[s_][rows] = (int64_t)field_start;                                                  \
+                ends[s_][rows] = (int64_t)last_;                                                          \
+                nulls[s_][rows] = last_ == field_start;                                                   \
+            }                                                                                             \
+            row_starts[rows] = (int64_t)record_start;                                                     \
+            rows++;                                                                                       \
+        }                                                                                                 \
+        field = 0;                                                                                        \
+        field_start = stop_ + 1;                                                                          \
+        record_start = stop_ + 1;                                                                         \
+    } while (0)
+    for (size_t b = 0; b < n; b += 64) {
+        size_t len = n - b < 64 ? n - b : 64;
+        struct csv_masks m;
+#if defined(__x86_64__)
+        if (wide && len == 64) m = csv_masks_avx2(p + b);
+        else m = csv_masks_portable(p + b, len);
+#else
+        (void)wide;
+        m = csv_masks_portable(p + b, len);
+#endif
+        if (m.quote) return -2;
+        uint64_t bits = m.newline | m.comma;
+        while (bits) {
+            unsigned bit = (unsigned)__builtin_ctzll(bits);
+            size_t d = b + bit;
+            bits &= bits - 1;
+            if (p[d] == ',') {
+                if (field + 1 >= columns) {
+                    /* More fields than the header: count the rest of the record for the message. */
+                    size_t extra = field + 1;
+                    size_t e = d;
+                    for (; e < n && p[e] != '\n'; e++) {
+                        if (p[e] == '"') return -2; /* a quoted field may hold commas: the scanner counts */
+                        extra += p[e] == ',';
+                    }
+                    *bad_offset = record_start;
+                    *bad_fields = extra;
+                    return -1;
+                }
+                int32_t s = slot_of_column[field];
+                if (s >= 0 && rows < capacity) {
+                    starts[s][rows] = (int64_t)field_start;
+                    ends[s][rows] = (int64_t)d;
+                    nulls[s][rows] = d == field_start;
+                }
+                field++;
+                field_start = d + 1;
+            } else {
+                if (rows >= capacity) return -5;
+                EDDY_END_RECORD(d);
+            }
+        }
+    }
+    if (record_start < n) {
+        if (rows >= capacity) return -5;
+        EDDY_END_RECORD(n);
+    }
+#undef EDDY_END_RECORD
+    return (long)rows;
+}

@@ -618,6 +618,23 @@ struct CSVBatchScan {
         var ends = [Int](repeating: 0, count: slots.count * capacity)
         var nulls = [Bool](repeating: false, count: slots.count * capacity)
         var rowStarts = [Int](repeating: 0, count: capacity)
+        if let plain = try Self.splitPlain(
+            slice, columns: columns, slots: slots, capacity: capacity, starts: &starts, ends: &ends, nulls: &nulls,
+            rowStarts: &rowStarts, path: path)
+        {
+            // No quote in the batch: split in C, 64 bytes at a time, keeping only the wanted fields.
+            rows = plain
+            let lineStarts = Array(rowStarts[0..<plain])
+            var out = [RawColumn?](repeating: nil, count: columns)
+            for (s, k) in slots.enumerated() {
+                let range = (s * capacity)..<(s * capacity + plain)
+                out[k] = RawColumn(
+                    bytes: slice.bytes, starts: Array(starts[range]), ends: Array(ends[range]),
+                    nulls: Array(nulls[range]), lines: .counted(firstLine: slice.firstLine, rowStarts: lineStarts))
+            }
+            self.columns = out
+            return
+        }
         var escapes: [UInt8] = []
         let textBytes = slice.bytes.count
         var rows = 0
@@ -672,6 +689,55 @@ struct CSVBatchScan {
                 lines: .counted(firstLine: slice.firstLine, rowStarts: lineStarts))
         }
         self.columns = out
+    }
+
+    /// Splits a quote-free slice in C (see `eddy_csv_split_plain`), filling the wanted columns' field
+    /// ranges; the row count, or nil when the slice has a quote (the scanner handles those).
+    /// - Throws: ``IOError`` for a record with another field count, as the scanner words it.
+    static func splitPlain(
+        _ slice: CSVSlice, columns: Int, slots: [Int], capacity: Int, starts: inout [Int], ends: inout [Int],
+        nulls: inout [Bool], rowStarts: inout [Int], path: String
+    ) throws -> Int? {
+        var slotOf = [Int32](repeating: -1, count: columns)
+        for (s, k) in slots.enumerated() where k < columns { slotOf[k] = Int32(s) }
+        var badOffset = 0
+        var badFields = 0
+        let rows = slice.bytes.withUnsafeBufferPointer { text -> Int in
+            guard let base = text.baseAddress else { return 0 }
+            return starts.withUnsafeMutableBufferPointer { st in
+                ends.withUnsafeMutableBufferPointer { en in
+                    nulls.withUnsafeMutableBytes { nu in
+                        rowStarts.withUnsafeMutableBufferPointer { rs in
+                            st.withMemoryRebound(to: Int64.self) { st64 in
+                                en.withMemoryRebound(to: Int64.self) { en64 in
+                                    rs.withMemoryRebound(to: Int64.self) { rs64 in
+                                        // Slot s's rows start at s * capacity of each array.
+                                        let nb = nu.baseAddress?.assumingMemoryBound(to: UInt8.self)
+                                        let sp = slots.indices.map { st64.baseAddress?.advanced(by: $0 * capacity) }
+                                        let ep = slots.indices.map { en64.baseAddress?.advanced(by: $0 * capacity) }
+                                        let np = slots.indices.map { nb?.advanced(by: $0 * capacity) }
+                                        return eddy_csv_split_plain(
+                                            base, text.count, columns, slotOf, capacity, sp, ep, np,
+                                            rs64.baseAddress, &badOffset, &badFields)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        switch rows {
+        case -2, -5: return nil
+        case -1:
+            let line = slice.bytes.withUnsafeBufferPointer {
+                slice.firstLine + eddy_count_byte($0.baseAddress, Swift.min(badOffset, $0.count), 0x0A)
+            }
+            throw IOError(
+                file: path, line: line, column: Swift.min(badFields, columns) + 1,
+                message: "expected \(columns) fields, found \(badFields)")
+        default: return rows < 0 ? nil : rows
+        }
     }
 
     /// The number of records of a quote-free slice, each checked to have `columns` fields (in C, by

@@ -19,9 +19,14 @@ import Testing
     /// with commas, quotes ("" inside quotes), LF and CRLF inside quotes, non-ASCII text, quoted empty
     /// strings, empty (null) fields, CRLF and LF record ends, blank lines, one field longer than a read
     /// (256 KiB) full of newlines and quotes, and no newline after the last record.
-    static func file(rows: Int, seed: UInt64) -> (text: String, values: [[String?]]) {
+    /// `quotes: false` leaves out every value that needs quoting (and quoted empty strings): the
+    /// batches are then split by the quote-free path.
+    static func file(rows: Int, seed: UInt64, quotes: Bool = true) -> (text: String, values: [[String?]]) {
         var g = Generator(state: seed)
-        let pieces = ["a", "b", "Lyon", " ", ",", "\"", "\n", "\r\n", "é", "日本", "x,y", "1", "-2.5", "\"\""]
+        let pieces =
+            quotes
+            ? ["a", "b", "Lyon", " ", ",", "\"", "\n", "\r\n", "é", "日本", "x,y", "1", "-2.5", "\"\""]
+            : ["a", "b", "Lyon", " ", "é", "日本", "1", "-2.5"]
         var text = "a,b,c\n"
         var values: [[String?]] = []
         for r in 0..<rows {
@@ -34,7 +39,7 @@ import Testing
                     fields.append("")
                     continue
                 }
-                if kind == 1 {
+                if kind == 1 && quotes {
                     row.append("")
                     fields.append("\"\"")
                     continue
@@ -44,8 +49,8 @@ import Testing
                 for _ in 0..<count { v += pieces[g.below(pieces.count)] }
                 row.append(v)
                 let plain = !v.utf8.contains(where: { ",\"\n\r".utf8.contains($0) }) && !v.isEmpty
-                fields.append(
-                    plain && g.below(3) != 0 ? v : "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\"")
+                let quoted = "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+                fields.append(plain && (!quotes || g.below(3) != 0) ? v : quoted)
             }
             values.append(row)
             text += fields.joined(separator: ",")
@@ -77,6 +82,30 @@ import Testing
             #expect(got.count == values.count, "\(extra)")
             let firstDifference = zip(got, values).enumerated().first { $0.element.0 != $0.element.1 }?.offset
             #expect(firstDifference == nil, "\(extra): row \(firstDifference ?? -1)")
+        }
+    }
+
+    @Test func quoteFreeFilesReadBackExactlyWhateverTheBatchAndThreads() throws {
+        let dir = ScratchDirectory()
+        let (text, values) = Self.file(rows: 12_000, seed: 12, quotes: false)
+        #expect(!text.contains("\""))
+        let path = dir.write("t.csv", text)
+        for extra in [
+            ["--threads", "1"], ["--threads", "2", "--batch-rows", "7"], ["--threads", "3", "--batch-rows", "1"],
+        ] {
+            let got = try Self.read(path, extra)
+            #expect(got.count == values.count, "\(extra)")
+            let firstDifference = zip(got, values).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+            #expect(firstDifference == nil, "\(extra): row \(firstDifference ?? -1)")
+        }
+        // A record with a field too few or too many, as the quoted path words it.
+        for (bad, message) in [
+            ("x,y\n", "t2.csv:4:3: expected 3 fields, found 2"),
+            ("1,2,3,4,5\n", "t2.csv:4:4: expected 3 fields, found 5"),
+        ] {
+            let p2 = dir.write("t2.csv", "a,b,c\n1,2,3\r\n\n" + bad + "7,8,9\n")
+            let r = try Eddy.run(["eval", p2, "--schema", "a:utf8,b:utf8,c:utf8"])
+            #expect(r.status == 1 && r.stderr.contains(message), "\(r.stderr)")
         }
     }
 

@@ -40,7 +40,8 @@ int eddy_has_exited(pid_t pid);
 
 /// Keeps freed memory in the process's heap (up to 512 MiB) and serves blocks up to 256 MiB from it,
 /// instead of mapping and unmapping them: a batch's columns are freed and allocated again at the same
-/// sizes, and returning them to the kernel made every batch fault in freshly zeroed pages.
+/// sizes, and returning them to the kernel made every batch fault in freshly zeroed pages. One arena
+/// serves every thread (a batch is allocated on one thread and freed on another).
 void eddy_keep_freed_memory(void);
 
 /// The GNU build IDs (hex) of this program and of the libEddy.so it runs with, joined by '-', into

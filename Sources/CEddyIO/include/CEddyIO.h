@@ -37,4 +37,15 @@ long eddy_csv_count_file_range(int fd, uint64_t from, uint64_t to, uint64_t eof,
                                size_t max_record, uint8_t *buf, size_t cap, uint64_t *bad_offset,
                                size_t *bad_fields);
 
+/// Splits CSV text `p[0..<n]` that holds no quote into records of `columns` fields, keeping the
+/// fields of the wanted columns: `slot_of_column[k]` is column k's slot (or -1 when it is not wanted),
+/// and field k of row r goes to `starts[slot][r]`, `ends[slot][r]`, `nulls[slot][r]` (its byte range, a
+/// CR before the newline not included; null when empty); each of those arrays has `capacity` rows. `row_starts[r]` is the record's first byte. A
+/// blank line, or one holding only a CR, is not a record. Returns the rows; -1 for the first record
+/// with another field count (its first byte `*bad_offset`, its field count `*bad_fields`); -2 when
+/// the text has a quote (the caller's scanner handles quoted fields); -5 past `capacity` rows.
+long eddy_csv_split_plain(const uint8_t *p, size_t n, size_t columns, const int32_t *slot_of_column,
+                          size_t capacity, int64_t *const *starts, int64_t *const *ends, uint8_t *const *nulls,
+                          int64_t *row_starts, size_t *bad_offset, size_t *bad_fields);
+
 #endif
