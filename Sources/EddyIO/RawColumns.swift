@@ -299,26 +299,38 @@ extension RawColumn {
                     file: file, line: line(0), column: columnIndex + 1,
                     message: "column '\(shownName)': more than 2 GiB of text in one batch (lower --batch-rows)")
             }
-            var offsets = [Int32](repeating: 0, count: n + 1)
-            var gathered = [UInt8](repeating: 0, count: total)
+            // Written straight into the array's buffers (no second copy); the ASCII check runs over
+            // the gathered bytes a word at a time.
             var nonASCII = false
-            bytes.withUnsafeBytes { src in
-                gathered.withUnsafeMutableBytes { dst in
-                    var at = 0
-                    var high: UInt8 = 0
-                    for i in 0..<n {
-                        if !nulls[i] {
-                            let field = UnsafeRawBufferPointer(rebasing: src[starts[i]..<ends[i]])
-                            if !field.isEmpty, let d = dst.baseAddress, let s = field.baseAddress {
-                                (d + at).copyMemory(from: s, byteCount: field.count)
-                            }
-                            for b in field { high |= b }
-                            at += field.count
-                        }
-                        offsets[i + 1] = Int32(truncatingIfNeeded: at)
-                    }
-                    nonASCII = high >= 0x80
+            let offsets = Buffer.build(count: n + 1, of: Int32.self) { off in
+                off[0] = 0
+                guard n > 0 else { return }
+                var at = 0
+                for i in 0..<n {
+                    if !nulls[i] { at += ends[i] - starts[i] }
+                    off[i + 1] = Int32(truncatingIfNeeded: at)
                 }
+            }
+            let gathered = Buffer.build(count: total, of: UInt8.self) { dst in
+                guard let d = dst.baseAddress else { return }
+                bytes.withUnsafeBytes { src in
+                    guard let s = src.baseAddress else { return }
+                    var at = 0
+                    for i in 0..<n where !nulls[i] {
+                        let length = ends[i] - starts[i]
+                        if length > 0 {
+                            (d + at).update(from: (s + starts[i]).assumingMemoryBound(to: UInt8.self), count: length)
+                        }
+                        at += length
+                    }
+                }
+                var high: UInt64 = 0
+                let words = total / 8
+                UnsafeRawPointer(d).withMemoryRebound(to: UInt64.self, capacity: words) { w in
+                    for k in 0..<words { high |= w[k] }
+                }
+                for k in (words * 8)..<total { high |= UInt64(d[k]) }
+                nonASCII = high & 0x8080_8080_8080_8080 != 0
             }
             if nonASCII && dtype.isUTF8 {
                 for i in 0..<n where !nulls[i] {
@@ -331,8 +343,7 @@ extension RawColumn {
                 }
             }
             return try VarBinArray(
-                dtype: dtype.with(nl), offsets: Buffer(copying: offsets), bytes: Buffer(copying: gathered),
-                count: n, validity: validity)
+                dtype: dtype.with(nl), offsets: offsets, bytes: gathered, count: n, validity: validity)
         case .bool(let nl):
             var bits = [Bool](repeating: false, count: n)
             for i in 0..<n where !nulls[i] {
@@ -343,7 +354,6 @@ extension RawColumn {
                 bits: bits.withUnsafeBufferPointer { b in Bitmap(count: n) { b[$0] } }, validity: validity,
                 nullability: nl)
         case .primitive(let p, let nl):
-            var b = ArrayBuilder(dtype: .primitive(p, .nullable), capacity: n)
             if p == .int64 {
                 let out = try PrimitiveArray.build(Int64.self, count: n, validity: validity, nullability: nl) { o in
                     try bytes.withUnsafeBytes { text in
@@ -379,6 +389,8 @@ extension RawColumn {
                     }
                 }
             }
+            // Other widths: through a builder (allocated only here, not for the fast paths above).
+            var b = ArrayBuilder(dtype: .primitive(p, .nullable), capacity: n)
             for i in 0..<n {
                 if nulls[i] {
                     b.append(.null)
