@@ -8,8 +8,8 @@ out of the table.
 
 --native adds the native lane: the same table converted once into each engine's own format (`eddy
 convert` to .eddy, polars to Parquet with zstd, DuckDB to a table file), conversion times and file
-sizes, then the same queries on those files: eddy through a warm `eddy serve` (HTTP on loopback, the
-request's threads = all cores), polars `scan_parquet`, DataFusion `register_parquet`, DuckDB on its
+sizes, then the same queries on those files: eddy through a warm `eddy serve` (HTTP on loopback over one
+kept-alive connection, `--new-connections` for one per request; the request's threads = all cores), polars `scan_parquet`, DataFusion `register_parquet`, DuckDB on its
 table file (one open connection, as a warm server would keep it).
 """
 import argparse
@@ -28,6 +28,8 @@ ap.add_argument("--csv", default=None, help="reuse this generated file instead o
 ap.add_argument("--eddy-args", default="", help="extra arguments for eddy eval, e.g. '--threads 1'")
 ap.add_argument("--native", action="store_true", help="also race on each engine's own file format")
 ap.add_argument("--native-only", action="store_true", help="only the native lane")
+ap.add_argument("--new-connections", action="store_true",
+                help="native lane: a new HTTP connection per request (default: one kept-alive connection)")
 ap.add_argument("--serve-args", default="", help="extra arguments for eddy serve in the native lane, e.g. '--workers 0'")
 args = ap.parse_args()
 
@@ -162,6 +164,7 @@ def lane_csv():
 
 
 def lane_native():
+    import http.client
     import json
     import shutil
     import socket
@@ -217,15 +220,37 @@ def lane_native():
             except OSError:
                 time.sleep(0.05)
 
+        # One kept-alive HTTP connection, as a client of a warm server keeps it (DuckDB likewise keeps
+        # its connection open); --new-connections opens one per request instead.
+        conn = [None]
+
+        def post(payload):
+            if args.new_connections:
+                req = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/eval", data=payload, headers={"Content-Type": "application/json"})
+                return urllib.request.urlopen(req, timeout=120).read()
+            for attempt in range(2):
+                if conn[0] is None:
+                    conn[0] = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                try:
+                    conn[0].request("POST", "/eval", payload, {"Content-Type": "application/json"})
+                    reply = conn[0].getresponse()
+                    data = reply.read()
+                    if reply.status != 200:
+                        raise RuntimeError(f"eddy serve answered {reply.status}: {data[:300]!r}")
+                    return data
+                except (http.client.HTTPException, ConnectionError):
+                    conn[0].close()
+                    conn[0] = None
+                    if attempt == 1:
+                        raise
+
         def run_eddy_serve(where, select):
             # CSV output, as `eddy eval` prints it in the CSV lane: rows in select order.
             body = {"path": eddy_file, "select": select, "threads": os.cpu_count(), "format": "csv"}
             if where:
                 body["where"] = where
-            req = urllib.request.Request(
-                f"http://127.0.0.1:{port}/eval", data=json.dumps(body).encode(),
-                headers={"Content-Type": "application/json"})
-            reply = json.loads(urllib.request.urlopen(req, timeout=120).read())
+            reply = json.loads(post(json.dumps(body).encode()))
             lines = reply["result"].strip("\n").split("\n")[1:]
             return [l.split(",") for l in lines]
 
