@@ -129,6 +129,34 @@ struct EncodedCase: CustomTestStringConvertible, Sendable {
         #expect(throws: EddyError.self) { try SliceArray(encoded, start: 0, length: n + 1) }
     }
 
+    /// Unpacking streams whole blocks of 64 values; every width, window start and length (heads and
+    /// tails around the blocks, values that straddle words, patches) decodes as element access reads.
+    @Test func bitPackedWindowsDecodeAtEveryWidth() throws {
+        let ctx = Session().makeContext()
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for width in 0...64 {
+            let limit: UInt64 = width == 64 ? .max : (1 << UInt64(width)) - 1
+            let values: [UInt64?] = (0..<700).map { i in
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                if i % 97 == 5 { return nil }
+                // A few values past the width become patches (not for 64 bits, where every value fits).
+                return i % 89 == 3 && width < 64 ? limit &+ 1 &+ (state >> 40) : state & limit
+            }
+            let packed = try BitPackedArray.encode(PrimitiveArray(values), bitWidth: width)
+            for (start, length) in [
+                (0, 700), (1, 600), (63, 130), (64, 64), (65, 500), (130, 0), (191, 200), (640, 60),
+            ] {
+                let window = try packed.slice(start, length)
+                let decoded = try ctx.execute(window)
+                for i in 0..<length {
+                    #expect(
+                        try decoded.scalar(at: i) == window.scalar(at: i),
+                        "width \(width), window \(start)+\(length), value \(i)")
+                }
+            }
+        }
+    }
+
     @Test func emptyArraysExecute() throws {
         let session = Session()
         let empties: [any ArrayNode] = [

@@ -112,6 +112,52 @@ public final class BitPackedArray: ArrayNode {
         return width == 64 ? v : v & ((1 << UInt64(width)) &- 1)
     }
 
+    /// Values `base ..< base + count` into `out`. Whole blocks of 64 values (64 × width bits, which
+    /// start on a word) stream through one word register, loading each of the block's `width` words
+    /// once; the values before the first block and after the last go one at a time.
+    @inline(__always)
+    static func unpackAll<T: FixedWidthInteger>(
+        _ words: UnsafePointer<UInt64>, _ width: Int, _ base: Int, _ count: Int, into out: UnsafeMutableBufferPointer<T>
+    ) {
+        guard width > 0 else {
+            for i in 0..<count { out[i] = 0 }
+            return
+        }
+        var i = 0
+        while i < count && (base &+ i) & 63 != 0 {
+            out[i] = T(truncatingIfNeeded: unpack(words, width, base &+ i))
+            i += 1
+        }
+        let mask: UInt64 = width >= 64 ? ~0 : (1 << UInt64(width)) &- 1
+        guard let o = out.baseAddress else { return }
+        while count &- i >= 64 {
+            // The block of values i ..< i + 64 starts at bit (base + i) * width, a multiple of 64.
+            var w = ((base &+ i) >> 6) &* width
+            var current = words[w]
+            var available = 64
+            for j in 0..<64 {
+                let v: UInt64
+                if available >= width {
+                    v = current & mask
+                    current = current >> UInt64(width)
+                    available &-= width
+                } else {
+                    w &+= 1
+                    let next = words[w]
+                    v = (current | next << UInt64(available)) & mask
+                    current = next >> UInt64(width &- available)
+                    available = 64 &- (width &- available)
+                }
+                o[i &+ j] = T(truncatingIfNeeded: v)
+            }
+            i &+= 64
+        }
+        while i < count {
+            out[i] = T(truncatingIfNeeded: unpack(words, width, base &+ i))
+            i += 1
+        }
+    }
+
     /// The range of patches that fall inside this array's window.
     var patchRange: Range<Int> {
         let lo = lowerBound(patchIndices, offset)
@@ -131,11 +177,7 @@ public final class BitPackedArray: ArrayNode {
                 PrimitiveArray.build(T.self, count: a.count, validity: a.validity, nullability: a.dtype.nullability) {
                     out in
                     let words = a.packed.baseAddress.assumingMemoryBound(to: UInt64.self)
-                    let width = a.bitWidth
-                    let base = a.offset
-                    for i in 0..<a.count {
-                        out[i] = T(truncatingIfNeeded: BitPackedArray.unpack(words, width, base &+ i))
-                    }
+                    BitPackedArray.unpackAll(words, a.bitWidth, a.offset, a.count, into: out)
                     if let pv = a.patchValues {
                         pv.withValuesUnchecked(T.self) { v in
                             for k in a.patchRange { out[a.patchIndices[k] - a.offset] = v[k] }
