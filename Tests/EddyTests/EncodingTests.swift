@@ -153,7 +153,44 @@ struct EncodedCase: CustomTestStringConvertible, Sendable {
                         try decoded.scalar(at: i) == window.scalar(at: i),
                         "width \(width), window \(start)+\(length), value \(i)")
                 }
+                // Filtering gathers the kept values straight from the packed words.
+                let keep = (0..<length).map { i in (i &* 2_654_435_761 &+ width) % 3 == 0 }
+                let kept = keep.indices.filter { keep[$0] }
+                let filtered = try ctx.execute(
+                    FilterArray(window, mask: BoolArray(keep), count: kept.count))
+                for (k, i) in kept.enumerated() {
+                    #expect(
+                        try filtered.scalar(at: k) == window.scalar(at: i),
+                        "filter: width \(width), window \(start)+\(length), value \(i)")
+                }
             }
+        }
+    }
+
+    /// A small bool array taken by many indices (a dictionary of bools under its codes) is read from a
+    /// byte table a word at a time: the same bits, validity and errors as element by element.
+    @Test func boolTakesFromASmallTableAgreeWithElementAccess() throws {
+        var state: UInt64 = 7
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 33
+        }
+        for n in [1, 2, 10, 300] {
+            let values = BoolArray((0..<n).map { _ in next() % 5 == 0 ? nil : next() % 2 == 0 })
+            for m in [n, 63, 64, 65, 1000] where m >= n {
+                let codes = (0..<m).map { _ in UInt16(next() % UInt64(n)) }
+                let taken = try Canonical.take(values, indices: PrimitiveArray(codes))
+                #expect(taken.count == m)
+                for k in 0..<m {
+                    #expect(try taken.scalar(at: k) == values.scalar(at: Int(codes[k])), "n \(n), m \(m), row \(k)")
+                }
+            }
+            // An index past the table, or negative, is an error naming it.
+            var bad = (0..<100).map { _ in Int64(next() % UInt64(n)) }
+            bad[70] = Int64(n)
+            #expect(throws: EddyError.self) { try Canonical.take(values, indices: PrimitiveArray(bad)) }
+            bad[70] = -1
+            #expect(throws: EddyError.self) { try Canonical.take(values, indices: PrimitiveArray(bad)) }
         }
     }
 

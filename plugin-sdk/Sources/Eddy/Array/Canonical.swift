@@ -177,6 +177,37 @@ public enum Canonical {
                     values: a, idx: idx, hasNullIndex: hasNullIndex,
                     indexValidity: indexValidity,
                     resultNullability: resultNullability))
+        case let a as BoolArray where !hasNullIndex && n <= 4096 && n <= m:
+            // A small array taken many times (a dictionary's values under its codes, say): its bits as
+            // a byte table, the result written a word at a time, bounds checked per index.
+            let table = (0..<n).map { a.bits[$0] ? UInt64(1) : 0 }
+            let words = (m + 63) / 64
+            let storage = BufferStorage(uninitializedByteCount: words * 8)
+            let out = storage.pointer.bindMemory(to: UInt64.self, capacity: Swift.max(words, 1))
+            try table.withUnsafeBufferPointer { t in
+                var k = 0
+                for w in 0..<words {
+                    var word: UInt64 = 0
+                    let end = Swift.min(64, m &- k)
+                    for b in 0..<end {
+                        let raw = idx[k &+ b]
+                        let p = Int(truncatingIfNeeded: raw)
+                        guard p >= 0, p < n, I.bitWidth < 64 || raw == I(truncatingIfNeeded: p) else {
+                            throw EddyError(
+                                .outOfBounds, "take index \(raw) at position \(k &+ b) is out of bounds for length \(n)"
+                            )
+                        }
+                        word |= t[p] << UInt64(b)
+                    }
+                    out[w] = word
+                    k &+= 64
+                }
+            }
+            let bits = Bitmap(
+                uncheckedBuffer: Buffer(uncheckedStorage: storage, byteOffset: 0, byteCount: words * 8), offset: 0,
+                count: m)
+            return BoolArray(
+                uncheckedBits: bits, validity: try combinedValidity(a.validity), nullability: resultNullability)
         case let a as BoolArray:
             let bits = try Bitmap(count: m) { k in try a.bits[position(k)] }
             return BoolArray(

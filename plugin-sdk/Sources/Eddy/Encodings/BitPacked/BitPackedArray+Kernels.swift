@@ -80,18 +80,40 @@ private struct GatherPacked: IntegerPTypeVisitor {
         let out = withExtendedLifetime(a.packed) {
             Buffer.build(count: resultCount, of: T.self) { dst in
                 let words = a.packed.baseAddress.assumingMemoryBound(to: UInt64.self)
+                let bytes = a.packed.baseAddress
+                let byteCount = a.packed.byteCount
                 let width = a.bitWidth
+                let valueMask: UInt64 = width >= 64 ? ~0 : (1 << UInt64(width)) &- 1
+                // A value of up to 57 bits lies within the 8 bytes from its first byte: one unaligned
+                // load and a shift (as the frame-of-reference gather does).
+                let fast = width <= 57
                 var o = 0
                 var p = 0
                 mask.forEachSetBit { i in
-                    let position = a.offset + i
+                    guard o < resultCount else { return }
+                    let position = a.offset &+ i
                     while p < patchPositions.count && patchPositions[p] < position { p += 1 }
                     if p < patchPositions.count && patchPositions[p] == position {
                         dst[o] = patchValues[p]
                     } else {
-                        dst[o] = T(truncatingIfNeeded: BitPackedArray.unpack(words, width, position))
+                        let bit = position &* width
+                        let byte = bit >> 3
+                        let v: UInt64
+                        if fast && byte &+ 8 <= byteCount {
+                            v =
+                                (bytes.loadUnaligned(fromByteOffset: byte, as: UInt64.self) >> UInt64(bit & 7))
+                                & valueMask
+                        } else {
+                            v = BitPackedArray.unpack(words, width, position)
+                        }
+                        dst[o] = T(truncatingIfNeeded: v)
                     }
-                    o += 1
+                    o &+= 1
+                }
+                // The kernel checked that the mask keeps exactly resultCount rows; fill defensively.
+                while o < resultCount {
+                    dst[o] = 0
+                    o &+= 1
                 }
             }
         }
