@@ -153,6 +153,20 @@ struct EncodedCase: CustomTestStringConvertible, Sendable {
                         try decoded.scalar(at: i) == window.scalar(at: i),
                         "width \(width), window \(start)+\(length), value \(i)")
                 }
+                // Comparing with a constant unpacks blocks into scratch and compares 64 at a time.
+                let plain = try ctx.execute(window)
+                for (op, needle) in [
+                    (CompareOperator.lt, limit / 2), (.le, limit / 3), (.gt, limit / 5), (.ge, 1), (.eq, 0), (.ne, 1),
+                ] {
+                    let constant = ConstantArray(.native(needle), count: length)
+                    let packedResult = try ctx.execute(ScalarFnArray(CompareFunction(op), [window, constant]))
+                    let plainResult = try ctx.execute(ScalarFnArray(CompareFunction(op), [plain, constant]))
+                    for i in 0..<length {
+                        #expect(
+                            try packedResult.scalar(at: i) == plainResult.scalar(at: i),
+                            "\(op): width \(width), window \(start)+\(length), value \(i)")
+                    }
+                }
                 // Filtering gathers the kept values straight from the packed words.
                 let keep = (0..<length).map { i in (i &* 2_654_435_761 &+ width) % 3 == 0 }
                 let kept = keep.indices.filter { keep[$0] }

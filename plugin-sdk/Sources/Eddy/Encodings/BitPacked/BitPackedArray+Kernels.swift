@@ -49,20 +49,51 @@ extension BitPackedArray {
 
     /// Compares every packed value in the window with `needle`, without unpacking to a buffer.
     func compareWords(_ op: CompareOperator, _ needle: UInt64) -> Bitmap {
+        switch op {
+        case .eq: compareWords { $0 == needle }
+        case .ne: compareWords { $0 != needle }
+        case .lt: compareWords { $0 < needle }
+        case .le: compareWords { $0 <= needle }
+        case .gt: compareWords { $0 > needle }
+        case .ge: compareWords { $0 >= needle }
+        }
+    }
+
+    /// The window's values are unpacked 1,024 at a time into a scratch block (whole words streamed,
+    /// see ``unpackAll(_:_:_:_:into:)``), then compared 64 at a time into the result's words.
+    @inline(__always)
+    private func compareWords(_ predicate: (UInt64) -> Bool) -> Bitmap {
         let n = count
         let base = offset
         let width = bitWidth
-        return withExtendedLifetime(packed) {
-            let w = packed.baseAddress.assumingMemoryBound(to: UInt64.self)
-            return switch op {
-            case .eq: Compare.bitmap(n) { BitPackedArray.unpack(w, width, base &+ $0) == needle }
-            case .ne: Compare.bitmap(n) { BitPackedArray.unpack(w, width, base &+ $0) != needle }
-            case .lt: Compare.bitmap(n) { BitPackedArray.unpack(w, width, base &+ $0) < needle }
-            case .le: Compare.bitmap(n) { BitPackedArray.unpack(w, width, base &+ $0) <= needle }
-            case .gt: Compare.bitmap(n) { BitPackedArray.unpack(w, width, base &+ $0) > needle }
-            case .ge: Compare.bitmap(n) { BitPackedArray.unpack(w, width, base &+ $0) >= needle }
+        let words = (n + 63) / 64
+        let buf = withExtendedLifetime(packed) {
+            Buffer.build(count: words, of: UInt64.self) { out in
+                let w = packed.baseAddress.assumingMemoryBound(to: UInt64.self)
+                withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 1024) { block in
+                    var i = 0
+                    while i < n {
+                        let length = Swift.min(1024, n &- i)
+                        let values = UnsafeMutableBufferPointer(rebasing: block[0..<length])
+                        BitPackedArray.unpackAll(w, width, base &+ i, length, into: values)
+                        var j = 0
+                        while j < length {
+                            var word: UInt64 = 0
+                            let end = Swift.min(64, length &- j)
+                            if end == 64 {
+                                for b in 0..<64 { word |= (predicate(values[j &+ b]) ? 1 : 0) << UInt64(b) }
+                            } else {
+                                for b in 0..<end { word |= (predicate(values[j &+ b]) ? 1 : 0) << UInt64(b) }
+                            }
+                            out[(i &+ j) >> 6] = word
+                            j &+= 64
+                        }
+                        i &+= length
+                    }
+                }
             }
         }
+        return Bitmap(uncheckedBuffer: buf, offset: 0, count: n)
     }
 }
 
