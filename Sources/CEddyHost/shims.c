@@ -188,10 +188,12 @@ struct build_id_search {
     size_t used;
     int found;
     int failed;
+    int all;
 };
 
-/* Appends the GNU build ID of one loaded object (hex) to the search's output, or marks it failed. */
-static void append_build_id(struct dl_phdr_info *info, struct build_id_search *s) {
+/* Appends the GNU build ID of one loaded object (hex) to the search's output, or marks it failed
+   (an object without one fails only when it is required: the program or libEddy.so). */
+static void append_build_id(struct dl_phdr_info *info, struct build_id_search *s, int required) {
     for (ElfW(Half) i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_NOTE) continue;
@@ -221,7 +223,7 @@ static void append_build_id(struct dl_phdr_info *info, struct build_id_search *s
             left -= size;
         }
     }
-    s->failed = 1;
+    if (required) s->failed = 1;
 }
 
 static int build_id_callback(struct dl_phdr_info *info, size_t size, void *data) {
@@ -231,14 +233,14 @@ static int build_id_callback(struct dl_phdr_info *info, size_t size, void *data)
     size_t len = strlen(name);
     int is_main = len == 0 && s->found == 0 && s->used == 0;
     int is_sdk = len >= 10 && strcmp(name + len - 10, "libEddy.so") == 0 && (len == 10 || name[len - 11] == '/');
-    if (is_main || is_sdk) append_build_id(info, s);
+    if (is_main || is_sdk || s->all) append_build_id(info, s, is_main || is_sdk);
     return 0;
 }
 
-int eddy_host_build_ids(char *out, size_t cap) {
+int eddy_host_build_ids(char *out, size_t cap, int all) {
     if (cap == 0) return -1;
     out[0] = 0;
-    struct build_id_search s = {out, cap, 0, 0, 0};
+    struct build_id_search s = {out, cap, 0, 0, 0, all};
     dl_iterate_phdr(build_id_callback, &s);
     return s.failed || s.found < 2 ? -1 : 0;
 }

@@ -277,9 +277,10 @@ long eddy_csv_count_file_range(int fd, uint64_t from, uint64_t to, uint64_t eof,
         st.prev = buf[n - 1];
         pos += n;
     }
-    /* The last line, without a newline. */
+    /* The last line, without a newline: a CR ending it counts towards the limit, as the batches
+       count it (only a CR before a newline is a line ending). */
     if (st.line_start < pos) {
-        long r = finish_line(&st, pos, st.prev, columns, max_record, bad_offset, bad_fields);
+        long r = finish_line(&st, pos, -1, columns, max_record, bad_offset, bad_fields);
         if (r < 0) return r;
     }
     return st.records;

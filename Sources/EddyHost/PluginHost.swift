@@ -110,6 +110,8 @@ public final class PluginHost: Sendable {
 
     /// Loads a new plugin file in a separate process first (see ``PluginProbe``); nil loads directly.
     public let probe: PluginProbe?
+    /// What probe verdicts are kept under (see ``probeHostKey(_:)``), taken before any plugin loads.
+    let hostBuild: String?
 
     /// - Parameters:
     ///   - shadowDirectory: where private copies go (default: see `PrivateCopies.defaultPath`); it is
@@ -123,6 +125,7 @@ public final class PluginHost: Sendable {
         self.policy = policy
         self.loading = loading
         self.copies = PrivateCopies(path: PrivateCopies.defaultPath(explicit: shadowDirectory))
+        self.hostBuild = probe == nil ? nil : Self.hostBuildIdentity()
         let known = copies.quarantineRecords().compactMap(Self.parseQuarantine)
         state.withLock { s in for q in known { s.value.quarantine[q.hash] = q } }
     }
@@ -155,14 +158,28 @@ public final class PluginHost: Sendable {
         return true
     }
 
-    /// What a probe verdict holds for: this program's and libEddy.so's build IDs, and the probe
+    /// What a probe verdict holds for: the build IDs of this program, libEddy.so and every library
+    /// loaded with them (taken when the host starts, before any plugin), the library search path
+    /// (`LD_LIBRARY_PATH`, `LD_PRELOAD`: a plugin's own dependencies resolve through it), and the probe
     /// command; nil (verdicts are not kept) when a build ID is missing.
     func probeHostKey(_ probe: PluginProbe) -> String? {
-        var buffer = [CChar](repeating: 0, count: 512)
-        guard eddy_host_build_ids(&buffer, buffer.count) == 0 else { return nil }
-        let ids = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let build = hostBuild else { return nil }
         let command = ([probe.executable] + probe.arguments + ["timeout=\(probe.timeout)"]).joined(separator: " ")
-        return ids + " " + Self.escaped(command)
+        return build + " " + Self.escaped(command)
+    }
+
+    /// This process's libraries by build ID and its library search path, hashed; nil when the program
+    /// or libEddy.so has no build ID.
+    static func hostBuildIdentity() -> String? {
+        var buffer = [CChar](repeating: 0, count: 1 << 16)
+        guard eddy_host_build_ids(&buffer, buffer.count, 0) == 0 else { return nil }
+        let own = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard eddy_host_build_ids(&buffer, buffer.count, 1) == 0 else { return nil }
+        var all = Array(buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) })
+        for name in ["LD_LIBRARY_PATH", "LD_PRELOAD"] {
+            all += Array("\n\(name)=".utf8) + Array((getenv(name).map { String(cString: $0) } ?? "").utf8)
+        }
+        return own + "+" + String(PrivateCopies.hex(SHA256.hash(data: all)).prefix(32))
     }
 
     static func parseQuarantine(_ line: String) -> Quarantine? {

@@ -167,12 +167,19 @@ public final class CSVReader: TableReader {
         var newlines = 0
         var newlinesAtBoundary = 0
         var stray = -1  // where a quote was found inside an unquoted field
+        var tooLongNext = false  // a record past the limit follows the whole records found
         var masks: [UInt64] = []
         let maxRecord = Swift.min(limits.maxRecordBytes, 1 << 30)
         scan: while true {
             if scanned == buffer.count {
                 if records > 0 && (records >= maxRecords || boundary >= Self.batchBytes) { break }
                 guard buffer.count - boundary <= maxRecord else {
+                    // The whole records before it are a batch first, so that errors come in file
+                    // order (a bad record before it is reported first); the next call throws.
+                    if records > 0 {
+                        tooLongNext = true
+                        break
+                    }
                     throw recordTooLong(line: line + newlinesAtBoundary)
                 }
                 if !readMore(expecting: maxRecords - records) { break }
@@ -229,6 +236,10 @@ public final class CSVReader: TableReader {
             }
             scanned = n
             if tooLong {
+                if records > 0 {
+                    tooLongNext = true
+                    break scan
+                }
                 throw recordTooLong(line: line + newlinesAtBoundary)
             }
             if stop { break scan }
@@ -257,7 +268,7 @@ public final class CSVReader: TableReader {
                     break
                 }
             }
-        } else if stray < 0 && eof && scanned == buffer.count && boundary < buffer.count
+        } else if stray < 0 && !tooLongNext && eof && scanned == buffer.count && boundary < buffer.count
             && (records < maxRecords && boundary < Self.batchBytes || records == 0)
         {
             // The last record of the file, without a newline (or with a quote left open).

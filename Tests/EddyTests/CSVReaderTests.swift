@@ -301,6 +301,27 @@ import Testing
         #expect(fellBack > 0)
     }
 
+    /// Both ways of counting report the first bad record in file order, whatever kind: a record with
+    /// a field too few before one past --max-record-bytes in the same batch; and a last line ending
+    /// in a CR without a newline counts that CR towards the limit.
+    @Test func errorsComeInFileOrderOnBothPaths() throws {
+        let dir = ScratchDirectory()
+        let order = dir.write(
+            "order.csv",
+            "a,b\n" + String(repeating: "1,2\n", count: 20_000) + "3\n4," + String(repeating: "x", count: 100) + "\n"
+                + String(repeating: "1,2\n", count: 10))
+        let cr = dir.write("cr.csv", "a,b\n1,2\n12345,7\r")
+        for (path, extra, message) in [
+            (order, ["--max-record-bytes", "50"], "order.csv:20002:2: expected 2 fields, found 1"),
+            (cr, ["--max-record-bytes", "7", "--batch-rows", "1"], "cr.csv:3:1: record is longer than 7 bytes"),
+        ] {
+            for path2 in [[], ["--where", "true"]] {
+                let r = try Eddy.run(["eval", path, "--select", "count(*)"] + extra + path2)
+                #expect(r.status == 1 && r.stderr.contains(message), "\(path2): \(r.stderr)")
+            }
+        }
+    }
+
     @Test func theBinaryCountsALargeFileOnAllThreadsAndNamesTheBadLine() throws {
         let dir = ScratchDirectory()
         let path = dir.path + "/big.csv"

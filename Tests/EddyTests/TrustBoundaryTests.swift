@@ -499,6 +499,19 @@ final class DataFixture {
         try FileManager.default.createSymbolicLink(atPath: verdicts, withDestinationPath: elsewhere)
         r = try probe()
         #expect(r.delta == "ran", "\(r.rows)")
+        // Another library search path is another verdict (a plugin's own dependencies resolve through it).
+        unlink(verdicts)
+        _ = try probe()
+        let (_, moved) = try report(
+            dir.path, ["--probe-timeout", "5"], environment: env.merging(["LD_LIBRARY_PATH": other.path]) { $1 })
+        #expect(moved["delta.so"]?["probe"] as? String == "ran", "\(moved)")
+        // A FIFO in the verdict file's place is neither read nor written (it would wait for a reader).
+        unlink(verdicts)
+        #expect(mkfifo(verdicts, 0o600) == 0)
+        let started = Date()
+        r = try probe()
+        #expect(r.delta == "ran" && Date().timeIntervalSince(started) < 20, "\(r.rows)")
+        unlink(verdicts)
         // Without the probe (the crashing plugin would take this host down: not here).
         unlink(dir.path + "/crash.so")
         let (_, off) = try report(dir.path, ["--no-probe"], environment: env)

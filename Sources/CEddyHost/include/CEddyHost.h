@@ -44,9 +44,10 @@ int eddy_has_exited(pid_t pid);
 /// serves every thread (a batch is allocated on one thread and freed on another).
 void eddy_keep_freed_memory(void);
 
-/// The GNU build IDs (hex) of this program and of the libEddy.so it runs with, joined by '-', into
-/// `out`: the identity of the host build that a plugin's probe verdict holds for. -1 when either has
-/// no build ID (the caller then keeps no verdicts).
-int eddy_host_build_ids(char *out, size_t cap);
+/// The GNU build IDs (hex) of this program and of the libEddy.so it runs with — with `all`, of every
+/// loaded object that has one (the Swift runtime, Foundation, libc …) — joined by '-', into `out`: the
+/// identity of the host build that a plugin's probe verdict holds for. -1 when the program or
+/// libEddy.so has no build ID or `cap` is too small (the caller then keeps no verdicts).
+int eddy_host_build_ids(char *out, size_t cap, int all);
 
 #endif
