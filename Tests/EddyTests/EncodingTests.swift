@@ -153,6 +153,17 @@ struct EncodedCase: CustomTestStringConvertible, Sendable {
                         try decoded.scalar(at: i) == window.scalar(at: i),
                         "width \(width), window \(start)+\(length), value \(i)")
                 }
+                // Under a frame of reference without patches: unpacked and shifted in one pass.
+                if packed.patchIndices.isEmpty {
+                    let reference: Int64 = -1_000_003
+                    let shifted = try ctx.execute(FoRArray(reference: .int64(reference), child: window))
+                    let viaPlain = try ctx.execute(FoRArray(reference: .int64(reference), child: ctx.execute(window)))
+                    for i in 0..<length {
+                        #expect(
+                            try shifted.scalar(at: i) == viaPlain.scalar(at: i),
+                            "reference: width \(width), window \(start)+\(length), value \(i)")
+                    }
+                }
                 // Comparing with a constant unpacks blocks into scratch and compares 64 at a time.
                 let plain = try ctx.execute(window)
                 for (op, needle) in [

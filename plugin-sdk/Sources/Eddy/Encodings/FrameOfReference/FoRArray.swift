@@ -62,9 +62,40 @@ public final class FoRArray: ArrayNode {
     var referenceBits: UInt64 { reference.value.asUInt64Bits }
 
     public func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep {
+        if let bp = child as? BitPackedArray, bp.patchRange.isEmpty {
+            // Packed values without patches: unpacked and shifted by the reference in one pass.
+            return .done(dtype.ptype!.visitIntegerUnchecked(DecodePacked(packed: bp, referenceBits: referenceBits)))
+        }
         guard let c = child as? PrimitiveArray else { return .executeChild(0, .canonical) }
         return .done(
             c.ptype.visitIntegerUnchecked(DecodeChild(child: c, parent: dtype.ptype!, referenceBits: referenceBits)))
+    }
+
+    /// Unpacks 1,024 values at a time into scratch (see ``BitPackedArray/unpackAll(_:_:_:_:into:)``)
+    /// and adds the reference while narrowing to the parent's type.
+    private struct DecodePacked: IntegerPTypeVisitor {
+        let packed: BitPackedArray
+        let referenceBits: UInt64
+        func visit<T: NativeInteger>(_ type: T.Type) -> any ArrayNode {
+            let a = packed
+            let reference = referenceBits
+            return withExtendedLifetime(a.packed) {
+                PrimitiveArray.build(T.self, count: a.count, validity: a.validity, nullability: a.dtype.nullability) {
+                    out in
+                    let words = a.packed.baseAddress.assumingMemoryBound(to: UInt64.self)
+                    withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 1024) { block in
+                        var i = 0
+                        while i < a.count {
+                            let length = Swift.min(1024, a.count &- i)
+                            let values = UnsafeMutableBufferPointer(rebasing: block[0..<length])
+                            BitPackedArray.unpackAll(words, a.bitWidth, a.offset &+ i, length, into: values)
+                            for k in 0..<length { out[i &+ k] = T(truncatingIfNeeded: values[k] &+ reference) }
+                            i &+= length
+                        }
+                    }
+                }
+            }
+        }
     }
 
     private struct DecodeChild: IntegerPTypeVisitor {
