@@ -239,7 +239,6 @@ long eddy_csv_count_file_range(int fd, uint64_t from, uint64_t to, uint64_t eof,
         if (got < 0) return -4;
         if (got == 0) break; /* the file shrank: what was read is all there is */
         size_t n = (size_t)got;
-        if (st.line_start == pos) st.first = buf[0];
         for (size_t b = 0; b < n; b += 64) {
             size_t len = n - b < 64 ? n - b : 64;
             struct csv_masks m;
@@ -258,13 +257,18 @@ long eddy_csv_count_file_range(int fd, uint64_t from, uint64_t to, uint64_t eof,
                 cm &= ~upto;
                 size_t at = b + bit;
                 uint64_t end = pos + at;
-                int before = end == st.line_start ? -1 : (at > 0 ? buf[at - 1] : st.prev);
-                long r = finish_line(&st, end, before, columns, max_record, bad_offset, bad_fields);
-                if (r < 0) return r;
+                uint64_t length = end - st.line_start;
+                if (__builtin_expect(length > 1 && length <= max_record && st.commas + 1 == columns, 1)) {
+                    st.records++; /* the common record: not blank, within the limit, the right shape */
+                } else {
+                    if (length == 1) st.first = st.line_start >= pos ? buf[st.line_start - pos] : st.prev;
+                    int before = end == st.line_start ? -1 : (at > 0 ? buf[at - 1] : st.prev);
+                    long r = finish_line(&st, end, before, columns, max_record, bad_offset, bad_fields);
+                    if (r < 0) return r;
+                }
                 if (end + 1 >= to) return st.records; /* the next record starts in the next range */
                 st.line_start = end + 1;
                 st.commas = 0;
-                st.first = at + 1 < n ? buf[at + 1] : -1;
                 nl &= nl - 1;
             }
             st.commas += (size_t)__builtin_popcountll(cm);
@@ -280,6 +284,7 @@ long eddy_csv_count_file_range(int fd, uint64_t from, uint64_t to, uint64_t eof,
     /* The last line, without a newline: a CR ending it counts towards the limit, as the batches
        count it (only a CR before a newline is a line ending). */
     if (st.line_start < pos) {
+        if (pos - st.line_start == 1) st.first = st.prev;
         long r = finish_line(&st, pos, -1, columns, max_record, bad_offset, bad_fields);
         if (r < 0) return r;
     }
