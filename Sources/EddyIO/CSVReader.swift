@@ -47,9 +47,11 @@ public final class CSVReader: TableReader {
     /// - Parameters:
     ///   - overrides: column types that replace the inferred ones.
     /// - Throws: ``IOError`` for a missing file, an empty file, a bad header, or a malformed first batch.
+    ///   - inferTypes: false when the query reads no column (`count(*)` alone): the first batch is
+    ///     not read ahead to infer types, and columns without an override are typed utf8.
     public init(
         path: String, overrides: [String: DType] = [:], batchRows: Int = 65_536,
-        limits: ReadLimits = ReadLimits()
+        limits: ReadLimits = ReadLimits(), inferTypes: Bool = true
     ) throws {
         self.path = path
         self.batchRows = Swift.max(1, batchRows)
@@ -98,7 +100,7 @@ public final class CSVReader: TableReader {
         // Infer from the first batch, which is kept and returned first: at most the 10,000 records
         // inference reads, so that splitting every column of it on this thread stays short (the other
         // batches are split on the workers, with only the columns the query needs).
-        if let first = try nextSlice(maxRecords: Swift.min(self.batchRows, Self.inferenceRows)) {
+        if inferTypes, let first = try nextSlice(maxRecords: Swift.min(self.batchRows, Self.inferenceRows)) {
             let all = [Bool](repeating: true, count: names.count)
             pending = (first, try CSVBatchScan(first, columns: names.count, wanted: all, path: path))
         }

@@ -80,6 +80,20 @@ public final class Evaluation {
 
     public var isAggregate: Bool { items.first?.bound.isAggregate ?? false }
 
+    /// Whether a query reads no column at all: no `--where`, and a `--select` of `count(*)` items
+    /// only. A reader may then skip what only typed columns need (the CSV reader's type inference).
+    public static func readsNoColumn(whereText: String?, selectText: String?) -> Bool {
+        guard whereText == nil, let selectText, let items = try? Parser.selectList(selectText), !items.isEmpty
+        else { return false }
+        return items.allSatisfy {
+            if case .call(let name, let arguments, star: true, _) = $0.expr {
+                name.lowercased() == "count" && arguments.isEmpty
+            } else {
+                false
+            }
+        }
+    }
+
     /// Output column names.
     public var names: [String] { items.map(\.name) }
 

@@ -309,7 +309,10 @@ enum EvalRequest {
                 // Encodings are looked up in this request's snapshot: a plugin dropped into the directory
                 // since the last request reads files written with it.
                 case "eddy": EddyTableReader(file: try EddyFile(path: job.path, snapshot: context.snapshot))
-                default: try CSVReader(path: job.path)
+                default:
+                    try CSVReader(
+                        path: job.path,
+                        inferTypes: !Evaluation.readsNoColumn(whereText: job.where, selectText: job.select))
                 }
             let limits = Parser.Limits(
                 maxLength: job.expressionMaxLength, maxDepth: job.expressionMaxDepth,

@@ -139,7 +139,8 @@ struct EvalCommand: ParsableCommand {
             let context = session.makeContext(trace: trace)
             let reader = try openReader(
                 file, format: inputFormat, overrides: overrides, batchRows: batchRows,
-                limits: ReadLimits(maxRecordBytes: maxRecordBytes), snapshot: context.snapshot)
+                limits: ReadLimits(maxRecordBytes: maxRecordBytes), snapshot: context.snapshot,
+                inferTypes: !Evaluation.readsNoColumn(whereText: predicate, selectText: select))
             let evaluation = try Evaluation(
                 reader: reader, whereText: predicate, selectText: select,
                 context: context,
@@ -177,7 +178,7 @@ struct EvalCommand: ParsableCommand {
 
 func openReader(
     _ path: String, format: String?, overrides: [String: DType], batchRows: Int,
-    limits: ReadLimits, snapshot: KernelSnapshot
+    limits: ReadLimits, snapshot: KernelSnapshot, inferTypes: Bool = true
 ) throws -> any TableReader {
     let kind =
         format
@@ -192,7 +193,9 @@ func openReader(
                 message: "--schema does not apply to an .eddy file (its types are stored)")
         }
         return EddyTableReader(file: try EddyFile(path: path, snapshot: snapshot))
-    case "csv": return try CSVReader(path: path, overrides: overrides, batchRows: batchRows, limits: limits)
+    case "csv":
+        return try CSVReader(
+            path: path, overrides: overrides, batchRows: batchRows, limits: limits, inferTypes: inferTypes)
     case "jsonl", "json":
         return try JSONLinesReader(path: path, overrides: overrides, batchRows: batchRows, limits: limits)
     default:

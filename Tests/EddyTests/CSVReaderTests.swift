@@ -1,4 +1,5 @@
 import EddyIO
+import EddyQuery
 import Foundation
 import Testing
 
@@ -320,6 +321,17 @@ import Testing
                 #expect(r.status == 1 && r.stderr.contains(message), "\(path2): \(r.stderr)")
             }
         }
+    }
+
+    /// Only a query of `count(*)` items without --where skips the reader's type inference.
+    @Test func onlyCountStarQueriesReadNoColumn() {
+        #expect(Evaluation.readsNoColumn(whereText: nil, selectText: "count(*)"))
+        #expect(Evaluation.readsNoColumn(whereText: nil, selectText: "COUNT(*), count(*) as n"))
+        #expect(!Evaluation.readsNoColumn(whereText: "true", selectText: "count(*)"))
+        #expect(!Evaluation.readsNoColumn(whereText: nil, selectText: nil))
+        #expect(!Evaluation.readsNoColumn(whereText: nil, selectText: "count(*), count(a)"))
+        #expect(!Evaluation.readsNoColumn(whereText: nil, selectText: "count(*) + 1"))
+        #expect(!Evaluation.readsNoColumn(whereText: nil, selectText: "count(*"))
     }
 
     @Test func theBinaryCountsALargeFileOnAllThreadsAndNamesTheBadLine() throws {
