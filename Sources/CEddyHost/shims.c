@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -243,4 +244,27 @@ int eddy_host_build_ids(char *out, size_t cap, int all) {
     struct build_id_search s = {out, cap, 0, 0, 0, all};
     dl_iterate_phdr(build_id_callback, &s);
     return s.failed || s.found < 2 ? -1 : 0;
+}
+
+#include <sys/stat.h>
+
+int eddy_open_for_writing(const char *path) {
+    /* Only a regular file is opened (opening a device can have side effects). */
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return -1;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return -1;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -1;
+    }
+    int result;
+    if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+        fcntl(fd, F_SETLEASE, F_UNLCK);
+        result = 0;
+    } else {
+        result = errno == EAGAIN ? 1 : -1;
+    }
+    close(fd);
+    return result;
 }

@@ -1,3 +1,4 @@
+import CEddyHost
 @_spi(Host) import Eddy
 import Synchronization
 
@@ -30,8 +31,11 @@ public struct PluginEvent: Sendable, CustomStringConvertible {
 /// new files are loaded, rewritten files replace their plugin, deleted files withdraw their kernels.
 ///
 /// Loads happen on `IN_CLOSE_WRITE` and `IN_MOVED_TO` (never `IN_CREATE`: the bytes are not written
-/// yet), after a short debounce; a periodic rescan catches lost events. If the directory goes away
-/// the last good set keeps serving, and it is picked up again when it comes back.
+/// yet), after a short debounce; a periodic rescan catches lost events. A changed file is loaded only
+/// once it has settled: its own close or rename was seen, or two scans found it the same. A scan
+/// triggered by another file therefore never loads one still being written (a half-written debug
+/// build can already be a loadable ELF image). If the directory goes away the last good set keeps
+/// serving, and it is picked up again when it comes back.
 public final class PluginWatcher: Sendable {
     public let host: PluginHost
     public let directory: String
@@ -44,6 +48,8 @@ public final class PluginWatcher: Sendable {
     private let lastReport = Mutex<[PluginReportRow]>([])
     /// Signature (inode, size, mtime) of each file as last loaded, by path.
     private let seen = Mutex<[String: FileSignature]>([:])
+    /// Changed files not loaded yet because they had not settled, with the signature last seen.
+    private let unsettled = Mutex<[String: FileSignature]>([:])
     private let thread = Mutex<pthread_t?>(nil)
 
     struct FileSignature: Equatable, Sendable {
@@ -111,6 +117,10 @@ public final class PluginWatcher: Sendable {
         }
         attach()
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        // Files closed after writing or renamed in since the last scan, with their signature then:
+        // settled while they keep it.
+        var settled: [String: FileSignature] = [:]
+        var settleAll = false
         while !stopFlag.load(ordering: .acquiring) {
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let timeout = dirty ? Int32(max(1, debounceSeconds * 1000)) : 100
@@ -140,12 +150,16 @@ public final class PluginWatcher: Sendable {
                     if PluginHost.isCandidate(name) {
                         dirty = true
                         dirtySince = PluginHost.now()
+                        if evMask & UInt32(IN_CLOSE_WRITE | IN_MOVED_TO) != 0 {
+                            settled[name] = Self.signature(directory + "/" + name)
+                        }
                     }
                 }
             }
             if rescanRequested.exchange(false, ordering: .acquiringAndReleasing) {
                 dirty = true
                 dirtySince = 0
+                settleAll = true
             }
             let now = PluginHost.now()
             // Directory gone: keep serving the last good set; look for it again on each rescan.
@@ -163,15 +177,18 @@ public final class PluginWatcher: Sendable {
                         directoryPresent = true
                         dirty = true
                         dirtySince = 0
+                        settleAll = true
                     }
                 }
             }
             if dirty && now - dirtySince >= debounceSeconds {
                 dirty = false
-                reconcile()
+                reconcile(settled: settleAll ? nil : settled)
+                settled = [:]
+                settleAll = false
                 lastRescan = now
             } else if now - lastRescan >= rescanSeconds {
-                if directoryPresent { reconcile() }
+                if directoryPresent { reconcile(settled: [:]) }
                 lastRescan = now
             }
         }
@@ -187,8 +204,23 @@ public final class PluginWatcher: Sendable {
                 generation: host.session.kernels.generation))
     }
 
+    /// A file's inode, size and modification time (following a link), or nil when it cannot be read.
+    static func signature(_ path: String) -> FileSignature? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return FileSignature(
+            inode: UInt64(st.st_ino), size: Int(st.st_size), mtimeSeconds: Int(st.st_mtim.tv_sec),
+            mtimeNanos: Int(st.st_mtim.tv_nsec))
+    }
+
     /// Brings the loaded set in line with the directory's files.
-    public func reconcile() {
+    public func reconcile() { reconcile(settled: nil) }
+
+    /// ``reconcile()`` loading only settled files: those in `settled` (closed after writing or renamed
+    /// in since the last scan) still with the signature they had then, or found with the same
+    /// signature by the previous scan; nil counts every file as settled (the first scan, an explicit
+    /// rescan).
+    func reconcile(settled: [String: FileSignature]?) {
         var present: [String: FileSignature] = [:]
         if let dir = opendir(directory) {
             while let entry = readdir(dir) {
@@ -196,12 +228,9 @@ public final class PluginWatcher: Sendable {
                     String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
                 }
                 guard PluginHost.isCandidate(name) else { continue }
-                var st = stat()
                 let path = directory + "/" + name
-                guard stat(path, &st) == 0 else { continue }
-                present[path] = FileSignature(
-                    inode: UInt64(st.st_ino), size: Int(st.st_size),
-                    mtimeSeconds: Int(st.st_mtim.tv_sec), mtimeNanos: Int(st.st_mtim.tv_nsec))
+                guard let signature = Self.signature(path) else { continue }
+                present[path] = signature
             }
             closedir(dir)
         } else {
@@ -219,8 +248,23 @@ public final class PluginWatcher: Sendable {
                 )
             }
         }
-        // New or rewritten files: load (a plugin already loaded from the same file name is replaced).
+        // New or rewritten files: load (a plugin already loaded from the same file name is replaced),
+        // once settled; the others wait for their close event or the next scan.
+        let waiting = unsettled.withLock { $0 }
+        var stillWaiting: [String: FileSignature] = [:]
+        var loadedNow = present
         for (path, signature) in present.sorted(by: { $0.key < $1.key }) where previous[path] != signature {
+            let name = String(path.dropFirst(directory.count + 1))
+            // Still open for writing somewhere: not yet. When that cannot be told (a file of another
+            // user), a file is settled by its own close event or by two scans that agree.
+            let writing = eddy_open_for_writing(path)
+            if writing == 1
+                || (writing < 0 && settled != nil && settled?[name] != signature && waiting[path] != signature)
+            {
+                stillWaiting[path] = signature
+                loadedNow[path] = previous[path]
+                continue
+            }
             let row = host.load(path)
             rows[path] = row
             switch row.status {
@@ -232,7 +276,8 @@ public final class PluginWatcher: Sendable {
             case .quarantined: emit(.quarantined, path, plugin: row.plugin, version: row.version, detail: row.reason)
             }
         }
-        seen.withLock { $0 = present }
+        seen.withLock { $0 = loadedNow }
+        unsettled.withLock { $0 = stillWaiting }
         lastReport.withLock { $0 = rows.values.sorted { $0.file < $1.file } }
     }
 }

@@ -360,6 +360,28 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
 }
 
 @Suite(.serialized) struct ServeLifecycleTests {
+    /// A file still being written is not loaded by a scan another file's event triggered (a
+    /// half-written debug build can already be a loadable image); its own close loads it.
+    @Test func aPluginStillBeingWrittenWaitsForItsClose() throws {
+        let dir = ScratchDirectory()
+        let server = try Server(pluginDir: dir.path, rescan: "60")
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: PluginFiles.built("EddyPluginDelta")))
+        let path = dir.path + "/delta.so"
+        #expect(FileManager.default.createFile(atPath: path, contents: nil))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.write(contentsOf: bytes.prefix(bytes.count * 3 / 4))
+        // Another plugin arrives (closed after writing): the scan it triggers loads it, not delta.so.
+        try dir.copy(PluginFiles.built("EddyPluginPackedDictCompare"), as: "packed.so")
+        try server.waitForPlugin("packed.so") { $0?["status"] as? String == "loaded" }
+        usleep(300_000)
+        try server.waitForPlugin("delta.so", timeout: 1) { $0 == nil }
+        try handle.write(contentsOf: bytes.suffix(from: bytes.count * 3 / 4))
+        try handle.close()
+        try server.waitForPlugin("delta.so") { $0?["status"] as? String == "loaded" }
+        let (_, report) = try server.request("GET", "/plugins")
+        #expect(report["retained_images"] as? Int ?? -1 <= 2, "\(report)")
+    }
+
     @Test func aRemovedPluginDirectoryKeepsTheLastSetAndIsPickedUpAgain() throws {
         let parent = ScratchDirectory()
         let dir = parent.path + "/plugins"

@@ -50,4 +50,9 @@ void eddy_keep_freed_memory(void);
 /// libEddy.so has no build ID or `cap` is too small (the caller then keeps no verdicts).
 int eddy_host_build_ids(char *out, size_t cap, int all);
 
+/// 1 when some process has the file at `path` open for writing, 0 when none has, -1 when it cannot be
+/// told (taking a read lease needs the file to be this user's). A plugin file still being written is
+/// not loaded yet.
+int eddy_open_for_writing(const char *path);
+
 #endif
