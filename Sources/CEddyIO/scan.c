@@ -109,6 +109,16 @@ static struct csv_masks csv_masks_portable(const uint8_t *q, size_t len) {
     return m;
 }
 
+/* The masks of the `len` (at most 64) bytes at `q`: AVX2 for a whole block when `wide`. */
+static inline struct csv_masks csv_block_masks(const uint8_t *q, size_t len, int wide) {
+#if defined(__x86_64__)
+    if (wide && len == 64) return csv_masks_avx2(q);
+#else
+    (void)wide;
+#endif
+    return csv_masks_portable(q, len);
+}
+
 /* The records of whole 64-byte blocks and the tail, with `masks` giving each block's bits. */
 static long count_records_with(const uint8_t *p, size_t n, size_t columns, size_t *bad_offset, size_t *bad_fields,
                                int wide) {
@@ -117,14 +127,7 @@ static long count_records_with(const uint8_t *p, size_t n, size_t columns, size_
     size_t commas = 0;  /* commas seen in the current line so far */
     for (size_t b = 0; b < n; b += 64) {
         size_t len = n - b < 64 ? n - b : 64;
-        struct csv_masks m;
-#if defined(__x86_64__)
-        if (wide && len == 64) m = csv_masks_avx2(p + b);
-        else m = csv_masks_portable(p + b, len);
-#else
-        (void)wide;
-        m = csv_masks_portable(p + b, len);
-#endif
+        struct csv_masks m = csv_block_masks(p + b, len, wide);
         if (m.quote) return -2;
         uint64_t nl = m.newline, cm = m.comma;
         while (nl) {
@@ -241,13 +244,7 @@ long eddy_csv_count_file_range(int fd, uint64_t from, uint64_t to, uint64_t eof,
         size_t n = (size_t)got;
         for (size_t b = 0; b < n; b += 64) {
             size_t len = n - b < 64 ? n - b : 64;
-            struct csv_masks m;
-#if defined(__x86_64__)
-            if (wide && len == 64) m = csv_masks_avx2(buf + b);
-            else m = csv_masks_portable(buf + b, len);
-#else
-            m = csv_masks_portable(buf + b, len);
-#endif
+            struct csv_masks m = csv_block_masks(buf + b, len, wide);
             if (m.quote) return -2;
             uint64_t nl = m.newline, cm = m.comma;
             while (nl) {
@@ -329,14 +326,7 @@ long eddy_csv_split_plain(const uint8_t *p, size_t n, size_t columns, const int3
     } while (0)
     for (size_t b = 0; b < n; b += 64) {
         size_t len = n - b < 64 ? n - b : 64;
-        struct csv_masks m;
-#if defined(__x86_64__)
-        if (wide && len == 64) m = csv_masks_avx2(p + b);
-        else m = csv_masks_portable(p + b, len);
-#else
-        (void)wide;
-        m = csv_masks_portable(p + b, len);
-#endif
+        struct csv_masks m = csv_block_masks(p + b, len, wide);
         if (m.quote) return -2;
         uint64_t bits = m.newline | m.comma;
         while (bits) {
