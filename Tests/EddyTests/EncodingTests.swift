@@ -219,6 +219,25 @@ struct EncodedCase: CustomTestStringConvertible, Sendable {
         }
     }
 
+    /// Min and max of text are compared in place, bytewise: the same partial as adding every value.
+    @Test func textPartialsCompareInPlaceAsValuesDo() throws {
+        var state: UInt64 = 99
+        let pieces = ["", "a", "b", "ab", "é", "e\u{301}", "日本", "\u{0}", "zz", "A"]
+        for n in [0, 1, 2, 50, 500] {
+            let values: [String?] = (0..<n).map { _ in
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                if state >> 60 == 0 { return nil }
+                return (0..<Int(state >> 33 % 4)).map { k in pieces[Int((state >> (8 * UInt64(k))) % 10)] }.joined()
+            }
+            let text = VarBinArray(values)
+            var expected = AggregatePartial()
+            for i in 0..<text.count { expected.add(try text.scalar(at: i).value) }
+            let got = try AggregatePartial.of(text)
+            #expect(got.rows == expected.rows && got.nonNull == expected.nonNull, "\(n)")
+            #expect(got.min == expected.min && got.max == expected.max, "\(n): \(got.min) \(got.max)")
+        }
+    }
+
     @Test func emptyArraysExecute() throws {
         let session = Session()
         let empties: [any ArrayNode] = [

@@ -151,6 +151,30 @@ public struct AggregatePartial: Sendable {
         if let prim = array as? PrimitiveArray {
             return prim.ptype.visit(PrimitivePartial(array: prim, order: order))
         }
+        if let text = array as? VarBinArray {
+            // Strings and bytes: min and max compared in place, bytewise (the order of `less`); only
+            // the two winners become values.
+            p.rows = text.count
+            let valid = ValidityBits(text.validity)
+            var lo = -1
+            var hi = -1
+            for i in 0..<text.count where valid.isValid(i) {
+                p.nonNull += 1
+                if lo < 0 {
+                    (lo, hi) = (i, i)
+                    continue
+                }
+                text.withBytes(at: i) { v in
+                    if text.withBytes(at: lo, { Compare.compareBytes(v, $0) }) < 0 { lo = i }
+                    if text.withBytes(at: hi, { Compare.compareBytes(v, $0) }) > 0 { hi = i }
+                }
+            }
+            if lo >= 0 {
+                p.min = try text.scalar(at: lo).value
+                p.max = try text.scalar(at: hi).value
+            }
+            return p
+        }
         for i in 0..<array.count { p.add(try array.scalar(at: i).value) }
         return p
     }
