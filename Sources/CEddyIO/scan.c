@@ -119,59 +119,6 @@ static inline struct csv_masks csv_block_masks(const uint8_t *q, size_t len, int
     return csv_masks_portable(q, len);
 }
 
-/* The records of whole 64-byte blocks and the tail, with `masks` giving each block's bits. */
-static long count_records_with(const uint8_t *p, size_t n, size_t columns, size_t *bad_offset, size_t *bad_fields,
-                               int wide) {
-    long records = 0;
-    size_t start = 0;   /* the current line's first byte */
-    size_t commas = 0;  /* commas seen in the current line so far */
-    for (size_t b = 0; b < n; b += 64) {
-        size_t len = n - b < 64 ? n - b : 64;
-        struct csv_masks m = csv_block_masks(p + b, len, wide);
-        if (m.quote) return -2;
-        uint64_t nl = m.newline, cm = m.comma;
-        while (nl) {
-            unsigned bit = (unsigned)__builtin_ctzll(nl);
-            uint64_t upto = bit == 63 ? ~0ull : ((2ull << bit) - 1);
-            commas += (size_t)__builtin_popcountll(cm & upto);
-            cm &= ~upto;
-            size_t end = b + bit;
-            size_t length = end - start;
-            if (!(length == 0 || (length == 1 && p[start] == '\r'))) {
-                if (commas + 1 != columns) {
-                    *bad_offset = start;
-                    *bad_fields = commas + 1;
-                    return -1;
-                }
-                records++;
-            }
-            start = end + 1;
-            commas = 0;
-            nl &= nl - 1;
-        }
-        commas += (size_t)__builtin_popcountll(cm);
-    }
-    if (start < n) {
-        size_t length = n - start;
-        if (!(length == 1 && p[start] == '\r')) {
-            if (commas + 1 != columns) {
-                *bad_offset = start;
-                *bad_fields = commas + 1;
-                return -1;
-            }
-            records++;
-        }
-    }
-    return records;
-}
-
-long eddy_csv_count_records(const uint8_t *p, size_t n, size_t columns, size_t *bad_offset, size_t *bad_fields) {
-#if defined(__x86_64__)
-    return count_records_with(p, n, columns, bad_offset, bad_fields, eddy_io_has_avx2());
-#else
-    return count_records_with(p, n, columns, bad_offset, bad_fields, 0);
-#endif
-}
 
 /* The state of a count that streams through a file: the current line's start (absolute), the commas
    seen in it, its first byte (when known) and the byte before the current chunk. */
@@ -200,6 +147,60 @@ static long finish_line(struct count_state *st, uint64_t end, int before, size_t
         return -1;
     }
     st->records++;
+    return 0;
+}
+
+/* Counts the records of `buf[0..<n]`, the file's bytes from `pos`, into `st`: 1 once the record
+   that starts last before `to` has ended, 0 when the chunk is used up, or an error code of
+   eddy_csv_count_file_range. */
+static long count_chunk(struct count_state *stp, const uint8_t *buf, size_t n, uint64_t pos, uint64_t to,
+                        size_t columns, size_t max_record, int wide, uint64_t *bad_offset, size_t *bad_fields) {
+    struct count_state st = *stp;
+    for (size_t b = 0; b < n; b += 64) {
+        size_t len = n - b < 64 ? n - b : 64;
+        struct csv_masks m = csv_block_masks(buf + b, len, wide);
+        if (m.quote) {
+            *stp = st;
+            return -2;
+        }
+        uint64_t nl = m.newline, cm = m.comma;
+        while (nl) {
+            unsigned bit = (unsigned)__builtin_ctzll(nl);
+            uint64_t upto = bit == 63 ? ~0ull : ((2ull << bit) - 1);
+            st.commas += (size_t)__builtin_popcountll(cm & upto);
+            cm &= ~upto;
+            size_t at = b + bit;
+            uint64_t end = pos + at;
+            uint64_t length = end - st.line_start;
+            if (__builtin_expect(length > 1 && length <= max_record && st.commas + 1 == columns, 1)) {
+                st.records++; /* the common record: not blank, within the limit, the right shape */
+            } else {
+                if (length == 1) st.first = st.line_start >= pos ? buf[st.line_start - pos] : st.prev;
+                int before = end == st.line_start ? -1 : (at > 0 ? buf[at - 1] : st.prev);
+                long r = finish_line(&st, end, before, columns, max_record, bad_offset, bad_fields);
+                if (r < 0) {
+                    *stp = st;
+                    return r;
+                }
+            }
+            if (end + 1 >= to) { /* the next record starts in the next range */
+                *stp = st;
+                return 1;
+            }
+            st.line_start = end + 1;
+            st.commas = 0;
+            nl &= nl - 1;
+        }
+        st.commas += (size_t)__builtin_popcountll(cm);
+    }
+    /* A line longer than the limit is refused as soon as it passes it, not at its end. */
+    if (pos + n - st.line_start > (uint64_t)max_record + 1) {
+        *bad_offset = st.line_start;
+        *stp = st;
+        return -3;
+    }
+    st.prev = buf[n - 1];
+    *stp = st;
     return 0;
 }
 
@@ -242,40 +243,9 @@ long eddy_csv_count_file_range(int fd, uint64_t from, uint64_t to, uint64_t eof,
         if (got < 0) return -4;
         if (got == 0) break; /* the file shrank: what was read is all there is */
         size_t n = (size_t)got;
-        for (size_t b = 0; b < n; b += 64) {
-            size_t len = n - b < 64 ? n - b : 64;
-            struct csv_masks m = csv_block_masks(buf + b, len, wide);
-            if (m.quote) return -2;
-            uint64_t nl = m.newline, cm = m.comma;
-            while (nl) {
-                unsigned bit = (unsigned)__builtin_ctzll(nl);
-                uint64_t upto = bit == 63 ? ~0ull : ((2ull << bit) - 1);
-                st.commas += (size_t)__builtin_popcountll(cm & upto);
-                cm &= ~upto;
-                size_t at = b + bit;
-                uint64_t end = pos + at;
-                uint64_t length = end - st.line_start;
-                if (__builtin_expect(length > 1 && length <= max_record && st.commas + 1 == columns, 1)) {
-                    st.records++; /* the common record: not blank, within the limit, the right shape */
-                } else {
-                    if (length == 1) st.first = st.line_start >= pos ? buf[st.line_start - pos] : st.prev;
-                    int before = end == st.line_start ? -1 : (at > 0 ? buf[at - 1] : st.prev);
-                    long r = finish_line(&st, end, before, columns, max_record, bad_offset, bad_fields);
-                    if (r < 0) return r;
-                }
-                if (end + 1 >= to) return st.records; /* the next record starts in the next range */
-                st.line_start = end + 1;
-                st.commas = 0;
-                nl &= nl - 1;
-            }
-            st.commas += (size_t)__builtin_popcountll(cm);
-        }
-        /* A line longer than the limit is refused as soon as it passes it, not at its end. */
-        if (pos + n - st.line_start > (uint64_t)max_record + 1) {
-            *bad_offset = st.line_start;
-            return -3;
-        }
-        st.prev = buf[n - 1];
+        long r = count_chunk(&st, buf, n, pos, to, columns, max_record, wide, bad_offset, bad_fields);
+        if (r < 0) return r;
+        if (r == 1) return st.records;
         pos += n;
     }
     /* The last line, without a newline: a CR ending it counts towards the limit, as the batches
@@ -286,6 +256,24 @@ long eddy_csv_count_file_range(int fd, uint64_t from, uint64_t to, uint64_t eof,
         if (r < 0) return r;
     }
     return st.records;
+}
+
+long eddy_csv_count_records(const uint8_t *p, size_t n, size_t columns, size_t *bad_offset, size_t *bad_fields) {
+#if defined(__x86_64__)
+    int wide = eddy_io_has_avx2();
+#else
+    int wide = 0;
+#endif
+    /* The text as one chunk of a file, without a range end or a length limit. */
+    struct count_state st = {0, 0, -1, -1, 0};
+    uint64_t bad = 0;
+    long r = n == 0 ? 0 : count_chunk(&st, p, n, 0, UINT64_MAX, columns, SIZE_MAX / 2, wide, &bad, bad_fields);
+    if (r == 0 && st.line_start < n) {
+        if (n - st.line_start == 1) st.first = st.prev;
+        r = finish_line(&st, n, -1, columns, SIZE_MAX / 2, &bad, bad_fields);
+    }
+    *bad_offset = (size_t)bad;
+    return r < 0 ? r : st.records;
 }
 
 long eddy_csv_split_plain(const uint8_t *p, size_t n, size_t columns, const int32_t *slot_of_column,
