@@ -817,11 +817,18 @@ public protocol TableReader: AnyObject {
     /// to `threads` threads, and the threads it took; nil when the reader cannot (the caller then
     /// counts batches). Consumes the input only when it returns a count.
     func countRemaining(threads: Int) throws -> (records: Int, threads: Int)?
+    /// Whether `nextDeferred()` does no reading of its own (the batches are views of a mapped file):
+    /// then there is nothing to overlap with evaluation, and the caller may take many batches at once
+    /// and evaluate them on its own thread too.
+    var readsInPlace: Bool { get }
 }
 
 extension TableReader {
     /// No fast count: the batches count the rows.
     public func countRemaining(threads: Int) throws -> (records: Int, threads: Int)? { nil }
+
+    /// Readers read (and copy) their input unless they say otherwise.
+    public var readsInPlace: Bool { false }
 
     /// Reads and builds on the caller's thread (readers that cannot split the two).
     public func nextDeferred() throws -> (@Sendable () throws -> RecordBatch)? {

@@ -211,13 +211,18 @@ public final class Evaluation {
         }
         // With a trace (--explain), one thread: the trace reads in execution order.
         let width = trace == nil ? Swift.max(1, threads) : 1
+        // A reader of a mapped file reads nothing ahead: its waves are longer (each wave wakes threads
+        // and waits for the slowest batch) and evaluated on this thread too. Aggregates keep only
+        // partials per batch; rows are held until their wave is written, so their waves stay shorter.
+        let inPlace = reader.readsInPlace
+        let waveSize = inPlace ? width * (isAggregate ? 16 : 4) : width
         // A wave is up to `width` batches read in file order, and the error that ended the reading, if
         // any (it comes after the batches read before it are written). The next wave is read while the
         // current one is evaluated, so the reading thread's work overlaps the workers'.
         func readWave() -> (builders: [@Sendable () throws -> RecordBatch], error: (any Error)?) {
             var builders: [@Sendable () throws -> RecordBatch] = []
             do {
-                while builders.count < width, let build = try reader.nextDeferred() { builders.append(build) }
+                while builders.count < waveSize, let build = try reader.nextDeferred() { builders.append(build) }
             } catch {
                 return (builders, error)
             }
@@ -249,20 +254,39 @@ public final class Evaluation {
             let slots = ResultSlots(count: builders.count)
             let work = UncheckedBox(self)  // the workers only call process(_:first:), which reads it
             let jobs = builders
-            let done = DispatchGroup()
-            DispatchQueue.global().async(group: done) {
-                if jobs.count == 1 {
-                    slots.set(0, Result { try work.value.process(jobs[0](), first: firstIndex == 0) })
-                } else {
-                    DispatchQueue.concurrentPerform(iterations: jobs.count) { k in
+            // A wave that ended in an error, or short of its size, was the last.
+            let more = readError == nil && builders.count == waveSize
+            if inPlace {
+                // Nothing to read meanwhile: this thread evaluates too, with at most `width` at once.
+                if jobs.count == 1 || width == 1 {
+                    for k in jobs.indices {
                         slots.set(k, Result { try work.value.process(jobs[k](), first: firstIndex + k == 0) })
                     }
+                } else {
+                    let next = Atomic<Int>(0)
+                    DispatchQueue.concurrentPerform(iterations: Swift.min(width, jobs.count)) { _ in
+                        while true {
+                            let k = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                            guard k < jobs.count else { break }
+                            slots.set(k, Result { try work.value.process(jobs[k](), first: firstIndex + k == 0) })
+                        }
+                    }
                 }
+                wave = more ? readWave() : ([], nil)
+            } else {
+                let done = DispatchGroup()
+                DispatchQueue.global().async(group: done) {
+                    if jobs.count == 1 {
+                        slots.set(0, Result { try work.value.process(jobs[0](), first: firstIndex == 0) })
+                    } else {
+                        DispatchQueue.concurrentPerform(iterations: jobs.count) { k in
+                            slots.set(k, Result { try work.value.process(jobs[k](), first: firstIndex + k == 0) })
+                        }
+                    }
+                }
+                wave = more ? readWave() : ([], nil)
+                done.wait()
             }
-            // A wave that ended in an error, or short of `width`, was the last.
-            let more = readError == nil && builders.count == width
-            wave = more ? readWave() : ([], nil)
-            done.wait()
             let results = slots.all
             // In file order: the rows of batches before a failing one are written, as one thread would.
             for result in results {

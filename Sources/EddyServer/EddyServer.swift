@@ -302,8 +302,9 @@ public final class EddyServer: Sendable {
         defer { slots.release() }
         let deadline = now() + options.evalTimeout
         let timeout = options.evalTimeout
+        let liveness = LivenessCheck(channel)
         let stop: @Sendable () -> EvaluationStopped? = {
-            if Self.clientGone(channel) { return EvaluationStopped(.cancelled, "the client closed the connection") }
+            if liveness.clientGone() { return EvaluationStopped(.cancelled, "the client closed the connection") }
             if now() > deadline {
                 return EvaluationStopped(
                     .deadline, "the evaluation did not finish within \(timeout) s (--eval-timeout)")
@@ -324,7 +325,7 @@ public final class EddyServer: Sendable {
                     if let pool = self.pool {
                         let response = self.runInWorker(
                             pool, .eval, job: job, deadline: deadline,
-                            clientGone: { Self.clientGone(channel) })
+                            clientGone: { liveness.clientGone() })
                         // The upload is gone before the client sees the answer.
                         if job.uploaded {
                             unlink(job.path)
@@ -461,6 +462,30 @@ extension EddyServer {
             return false
         }
         return Int32(info.tcpi_state) != 1  // TCP_ESTABLISHED
+    }
+}
+
+/// Whether an evaluation's client went away, cheap enough to ask between batches: the channel's own
+/// flag every time, the kernel's TCP state (a hop to the channel's event loop, tens of microseconds)
+/// at most every 50 ms, so that short requests never pay for it.
+final class LivenessCheck: Sendable {
+    let channel: any Channel
+    private let lastTCPCheck: Mutex<Double>
+
+    init(_ channel: any Channel) {
+        self.channel = channel
+        lastTCPCheck = Mutex(now())
+    }
+
+    func clientGone() -> Bool {
+        guard channel.isActive else { return true }
+        let t = now()
+        let due = lastTCPCheck.withLock { last in
+            guard t - last >= 0.05 else { return false }
+            last = t
+            return true
+        }
+        return due && EddyServer.clientGone(channel)
     }
 }
 

@@ -155,7 +155,7 @@ enum JSONText {
             out.append(contentsOf: String(i).utf8)
         } else if type == UInt64.self, let i = value as? UInt64 {
             out.append(contentsOf: String(i).utf8)
-        } else if let d = value as? [String: Any], type == [String: Any].self {
+        } else if let d = value as? [String: Any], type == [String: Any].self || type == [String: String].self {
             out.append(UInt8(ascii: "{"))
             for (k, key) in d.keys.sorted().enumerated() {
                 if k > 0 { out.append(UInt8(ascii: ",")) }
@@ -164,7 +164,10 @@ enum JSONText {
                 guard let v = d[key], append(v, to: &out, depth: depth + 1) else { return false }
             }
             out.append(UInt8(ascii: "}"))
-        } else if let a = value as? [Any], type == [Any].self || type == [[String: Any]].self || type == [String].self {
+        } else if let a = value as? [Any],
+            type == [Any].self || type == [[String: Any]].self || type == [String].self
+                || type == [[String: String]].self || type == [Int].self
+        {
             out.append(UInt8(ascii: "["))
             for (k, v) in a.enumerated() {
                 if k > 0 { out.append(UInt8(ascii: ",")) }

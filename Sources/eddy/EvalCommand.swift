@@ -221,8 +221,10 @@ func explainText(_ e: Evaluation, plugins: [LoadedPlugin]) -> String {
     }
     if let threads = e.countedOnThreads {
         s +=
-            "== count(*): \(e.rowsRead) records counted in the file on \(threads) thread\(threads == 1 ? "" : "s"), "
-            + "each checked to have \(names.count) fields; no batch built\n"
+            e.reader is EddyTableReader
+            ? "== count(*): \(e.rowsRead) rows, the sum of the chunks' row counts in the footer; no chunk touched\n"
+            : "== count(*): \(e.rowsRead) records counted in the file on \(threads) thread\(threads == 1 ? "" : "s"), "
+                + "each checked to have \(names.count) fields; no batch built\n"
         s +=
             "== context: snapshot generation \(e.context.snapshot.generation); "
             + "plugin set: \(e.context.snapshot.fingerprint)\n"

@@ -251,6 +251,13 @@ func encodings(of node: any ArrayNode) -> Set<String> {
             $0.trimmingCharacters(in: .whitespaces)
         }
         #expect(cells == ["600", "60179700", "Lille", "70.3", "469"], "\(r.stdout)")
+        // count(*) alone is the footer's row counts: no chunk is read.
+        let count = try Eddy.run([
+            "eval", fixture, "--select", "count(*), count(*) as n", "--format", "csv", "--explain",
+        ])
+        #expect(count.status == 0 && count.stdout == "count(*),n\n600,600\n", "\(count.stdout)\(count.stderr)")
+        #expect(
+            count.stderr.contains("== chunks: 0 read") && count.stderr.contains("no chunk touched"), "\(count.stderr)")
         let rows = try Eddy.run([
             "eval", fixture, "--where", "city = 'Lyon' and fare > 30", "--select", "trip_id, fare", "--format", "csv",
         ])
