@@ -37,6 +37,74 @@ import Testing
         }
     }
 
+    /// Nullable Int64 sums go through the validity-word loop in C: windows that start and end off a
+    /// 64-bit boundary of the bitmap, words all valid, all null and mixed.
+    @Test(arguments: 0..<5)
+    func maskedSumsAreExact(kind: Int) throws {
+        var g = Generator(state: UInt64(kind) &+ 99)
+        let values = Self.values(kind, count: 3_000, seed: UInt64(kind) &+ 7)
+        let optional: [Int64?] = values.enumerated().map { i, v in
+            switch i / 640 {
+            case 0: v  // all valid
+            case 1: nil  // all null
+            default: g.next() % 5 == 0 ? nil : v
+            }
+        }
+        let array = PrimitiveArray(optional)
+        for (offset, length) in [(0, 3_000), (1, 2_998), (63, 700), (64, 640), (100, 1), (700, 0), (1_283, 1_717)] {
+            let window = try array.slice(offset, length)
+            let kept = optional[offset..<(offset + length)].compactMap { $0 }
+            let p = try AggregatePartial.of(window, order: false)
+            #expect(p.intSum == kept.reduce(Int128(0)) { $0 + Int128($1) }, "kind \(kind), \(offset)+\(length)")
+            #expect(p.nonNull == kept.count, "kind \(kind), \(offset)+\(length)")
+        }
+    }
+
+    /// Int64 + and - run branch-free with the overflow flags ORed: the values of valid rows, and an
+    /// error naming the first valid row that overflows — none when only a null row's slot overflows.
+    @Test func addAndSubtractOverflowOnlyOnValidRows() throws {
+        let ctx = Session().makeContext()
+        let big: Int64 = .max - 5
+        for op in [ArithmeticOperator.add, .subtract] {
+            let y: Int64 = op == .add ? 10 : -10
+            let right = PrimitiveArray([Int64](repeating: y, count: 1_000))
+            // Rows 900 and 950 overflow and are valid: the first is named.
+            var raw = (0..<1_000).map { Int64($0) }
+            raw[900] = big
+            raw[950] = big
+            do {
+                _ = try ctx.execute(ArithmeticFunction.make(PrimitiveArray(raw), op, right))
+                Issue.record("\(op): no overflow error")
+            } catch let e as EddyError {
+                #expect(e.code == .overflow && e.message.contains("row 900"), "\(e)")
+            }
+            // Only the slot of a null row (700) overflows: no error, every valid row exact.
+            raw[900] = 900
+            raw[950] = 950
+            raw[700] = big
+            let masked = try PrimitiveArray(
+                ptype: .int64, buffer: Buffer(copying: raw), count: 1_000,
+                validity: .bitmap(Bitmap((0..<1_000).map { $0 != 700 })), nullability: .nullable)
+            for other in [right as any ArrayNode, ConstantArray(.int64(y), count: 1_000)] {
+                let r = try ctx.execute(ArithmeticFunction.make(masked, op, other))
+                for i in [0, 1, 699, 701, 900, 999] {
+                    let expected = op == .add ? Int64(i) + y : Int64(i) - y
+                    #expect(try r.scalar(at: i) == .int64(expected, .nullable), "\(op), row \(i)")
+                }
+                #expect(try r.scalar(at: 700).isNull)
+            }
+            // A constant on the left, and the minimum on the left of a subtraction.
+            let left = try ctx.execute(
+                ArithmeticFunction.make(ConstantArray(.int64(3), count: 1_000), op, PrimitiveArray(raw.map { $0 % 7 })))
+            #expect(try left.scalar(at: 13) == .int64(op == .add ? 3 + 13 % 7 : 3 - 13 % 7))
+            let edge = PrimitiveArray([Int64.min, -1, 0])
+            let one = PrimitiveArray([Int64(1), 1, 1])
+            #expect(throws: EddyError.self) {
+                try ctx.execute(ArithmeticFunction.make(edge, .subtract, one))
+            }
+        }
+    }
+
     @Test(arguments: 0..<5)
     func runEndSumsAreExact(kind: Int) throws {
         var g = Generator(state: UInt64(kind))

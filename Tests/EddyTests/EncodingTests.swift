@@ -143,6 +143,29 @@ struct EncodedCase: CustomTestStringConvertible, Sendable {
                 return i % 89 == 3 && width < 64 ? limit &+ 1 &+ (state >> 40) : state & limit
             }
             let packed = try BitPackedArray.encode(PrimitiveArray(values), bitWidth: width)
+            // Narrower value types unpack whole blocks through scratch and narrow them.
+            if width <= 16 {
+                let narrow = try BitPackedArray.encode(
+                    PrimitiveArray(values.map { $0.map { UInt16(truncatingIfNeeded: $0) } }), bitWidth: width)
+                for (start, length) in [(0, 700), (63, 130), (65, 500)] {
+                    let window = try narrow.slice(start, length)
+                    let decoded = try ctx.execute(window)
+                    for i in 0..<length {
+                        #expect(
+                            try decoded.scalar(at: i) == window.scalar(at: i),
+                            "u16: width \(width), window \(start)+\(length), value \(i)")
+                    }
+                    if narrow.patchIndices.isEmpty {
+                        let shifted = try ctx.execute(FoRArray(reference: .native(UInt16(7)), child: window))
+                        let viaPlain = try ctx.execute(FoRArray(reference: .native(UInt16(7)), child: decoded))
+                        for i in 0..<length {
+                            #expect(
+                                try shifted.scalar(at: i) == viaPlain.scalar(at: i),
+                                "u16 reference: width \(width), window \(start)+\(length), value \(i)")
+                        }
+                    }
+                }
+            }
             for (start, length) in [
                 (0, 700), (1, 600), (63, 130), (64, 64), (65, 500), (130, 0), (191, 200), (640, 60),
             ] {

@@ -246,3 +246,159 @@ int eddy_runend_weighted_sum_i64(const int64_t *values, const uint32_t *ends, si
     *sum = (int64_t)total;
     return vor < ((uint64_t)1 << 32) && wor < ((uint64_t)1 << 31);
 }
+
+// ---- Bit unpacking: one fully unrolled 64-value loop per width (constant shifts, no branches).
+// (An AVX2 build of the same loops timed the same.)
+
+#define EDDY_UNPACK(W)                                                                   \
+    static void unpack_##W(const uint64_t *in, uint64_t add, uint64_t *out) {            \
+        const uint64_t mask = (W) == 64 ? ~(uint64_t)0 : (((uint64_t)1 << ((W) & 63)) - 1); \
+        _Pragma("clang loop unroll(full)")                                               \
+        for (int j = 0; j < 64; j++) {                                                   \
+            const int bit = j * (W), w = bit >> 6, s = bit & 63;                         \
+            uint64_t v = in[w] >> s;                                                     \
+            if (s + (W) > 64) v |= in[w + 1] << ((64 - s) & 63);                         \
+            out[j] = (v & mask) + add;                                                   \
+        }                                                                                \
+    }
+
+EDDY_UNPACK(1) EDDY_UNPACK(2) EDDY_UNPACK(3) EDDY_UNPACK(4) EDDY_UNPACK(5) EDDY_UNPACK(6) EDDY_UNPACK(7) EDDY_UNPACK(8)
+EDDY_UNPACK(9) EDDY_UNPACK(10) EDDY_UNPACK(11) EDDY_UNPACK(12) EDDY_UNPACK(13) EDDY_UNPACK(14) EDDY_UNPACK(15) EDDY_UNPACK(16)
+EDDY_UNPACK(17) EDDY_UNPACK(18) EDDY_UNPACK(19) EDDY_UNPACK(20) EDDY_UNPACK(21) EDDY_UNPACK(22) EDDY_UNPACK(23) EDDY_UNPACK(24)
+EDDY_UNPACK(25) EDDY_UNPACK(26) EDDY_UNPACK(27) EDDY_UNPACK(28) EDDY_UNPACK(29) EDDY_UNPACK(30) EDDY_UNPACK(31) EDDY_UNPACK(32)
+EDDY_UNPACK(33) EDDY_UNPACK(34) EDDY_UNPACK(35) EDDY_UNPACK(36) EDDY_UNPACK(37) EDDY_UNPACK(38) EDDY_UNPACK(39) EDDY_UNPACK(40)
+EDDY_UNPACK(41) EDDY_UNPACK(42) EDDY_UNPACK(43) EDDY_UNPACK(44) EDDY_UNPACK(45) EDDY_UNPACK(46) EDDY_UNPACK(47) EDDY_UNPACK(48)
+EDDY_UNPACK(49) EDDY_UNPACK(50) EDDY_UNPACK(51) EDDY_UNPACK(52) EDDY_UNPACK(53) EDDY_UNPACK(54) EDDY_UNPACK(55) EDDY_UNPACK(56)
+EDDY_UNPACK(57) EDDY_UNPACK(58) EDDY_UNPACK(59) EDDY_UNPACK(60) EDDY_UNPACK(61) EDDY_UNPACK(62) EDDY_UNPACK(63) EDDY_UNPACK(64)
+
+typedef void (*eddy_unpack_fn)(const uint64_t *, uint64_t, uint64_t *);
+static const eddy_unpack_fn eddy_unpackers[65] = {
+    0,
+    unpack_1, unpack_2, unpack_3, unpack_4, unpack_5, unpack_6, unpack_7, unpack_8,
+    unpack_9, unpack_10, unpack_11, unpack_12, unpack_13, unpack_14, unpack_15, unpack_16,
+    unpack_17, unpack_18, unpack_19, unpack_20, unpack_21, unpack_22, unpack_23, unpack_24,
+    unpack_25, unpack_26, unpack_27, unpack_28, unpack_29, unpack_30, unpack_31, unpack_32,
+    unpack_33, unpack_34, unpack_35, unpack_36, unpack_37, unpack_38, unpack_39, unpack_40,
+    unpack_41, unpack_42, unpack_43, unpack_44, unpack_45, unpack_46, unpack_47, unpack_48,
+    unpack_49, unpack_50, unpack_51, unpack_52, unpack_53, unpack_54, unpack_55, unpack_56,
+    unpack_57, unpack_58, unpack_59, unpack_60, unpack_61, unpack_62, unpack_63, unpack_64,
+};
+
+void eddy_unpack_blocks(const uint64_t *words, int width, size_t blocks, uint64_t add, uint64_t *out) {
+    if (width < 1 || width > 64) return;
+    const eddy_unpack_fn f = eddy_unpackers[width];
+    for (size_t b = 0; b < blocks; b++) f(words + b * (size_t)width, add, out + b * 64);
+}
+
+// ---- Masked integer sum: each value ANDed with its validity bit spread to a mask, summed as
+// 32-bit halves (neither half can overflow for n < 2^32). One body, compiled twice: for AVX2 (the
+// vectoriser then works 4 lanes at a time) and portable.
+
+#define EDDY_MASKED_SUM_BODY                                                                   \
+    uint64_t lo = 0;                                                                           \
+    int64_t hi = 0;                                                                            \
+    size_t valid = 0;                                                                          \
+    size_t i = 0;                                                                              \
+    /* Bit by bit up to a 64-bit boundary of the bitmap, then whole words (their 8 bytes lie   \
+       inside the bitmap: all 64 bits are rows of the window), then bit by bit again. */       \
+    while (i < n && ((offset + i) & 63) != 0) {                                                \
+        uint64_t m = 0 - (uint64_t)((validity[(offset + i) >> 3] >> ((offset + i) & 7)) & 1);  \
+        lo += (uint64_t)values[i] & 0xFFFFFFFFu & m;                                           \
+        hi += (values[i] >> 32) & (int64_t)m;                                                  \
+        valid += m & 1;                                                                        \
+        i++;                                                                                   \
+    }                                                                                          \
+    for (; i + 64 <= n; i += 64) {                                                             \
+        uint64_t word;                                                                         \
+        memcpy(&word, validity + ((offset + i) >> 3), 8);                                      \
+        valid += (size_t)__builtin_popcountll(word);                                           \
+        const int64_t *v = values + i;                                                         \
+        if (word == ~(uint64_t)0) {                                                            \
+            for (int k = 0; k < 64; k++) {                                                     \
+                lo += (uint64_t)v[k] & 0xFFFFFFFFu;                                            \
+                hi += v[k] >> 32;                                                              \
+            }                                                                                  \
+        } else if (word != 0) {                                                                \
+            for (int k = 0; k < 64; k++) {                                                     \
+                uint64_t m = 0 - ((word >> k) & 1);                                            \
+                lo += (uint64_t)v[k] & 0xFFFFFFFFu & m;                                        \
+                hi += (v[k] >> 32) & (int64_t)m;                                               \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    for (; i < n; i++) {                                                                       \
+        uint64_t m = 0 - (uint64_t)((validity[(offset + i) >> 3] >> ((offset + i) & 7)) & 1);  \
+        lo += (uint64_t)values[i] & 0xFFFFFFFFu & m;                                           \
+        hi += (values[i] >> 32) & (int64_t)m;                                                  \
+        valid += m & 1;                                                                        \
+    }                                                                                          \
+    *low = lo;                                                                                 \
+    *high = hi;                                                                                \
+    return valid;
+
+static size_t masked_sum_portable(const int64_t *values, const uint8_t *validity, size_t offset, size_t n,
+                                  uint64_t *low, int64_t *high) {
+    EDDY_MASKED_SUM_BODY
+}
+
+#if EDDY_HAVE_X86
+__attribute__((target("avx2"))) static size_t masked_sum_avx2(const int64_t *values, const uint8_t *validity,
+                                                              size_t offset, size_t n, uint64_t *low,
+                                                              int64_t *high) {
+    EDDY_MASKED_SUM_BODY
+}
+#endif
+
+size_t eddy_masked_sum_i64(const int64_t *values, const uint8_t *validity, size_t offset, size_t n,
+                           uint64_t *low, int64_t *high) {
+    if (!validity) {
+        uint64_t lo = 0;
+        int64_t hi = 0;
+        for (size_t i = 0; i < n; i++) {
+            lo += (uint64_t)values[i] & 0xFFFFFFFFu;
+            hi += values[i] >> 32;
+        }
+        *low = lo;
+        *high = hi;
+        return n;
+    }
+#if EDDY_HAVE_X86
+    if (eddy_has_avx2()) return masked_sum_avx2(values, validity, offset, n, low, high);
+#endif
+    return masked_sum_portable(values, validity, offset, n, low, high);
+}
+
+// ---- Add and subtract with wrapping, overflow flags ORed (no branch in the loop). (An AVX2 build
+// timed the same: the loop is bound by memory.)
+
+#define EDDY_ADDSUB_LOOP(XV, YV)                                                         \
+    if (op == 0) {                                                                       \
+        for (size_t i = 0; i < n; i++) {                                                 \
+            int64_t a = (XV), b = (YV);                                                  \
+            int64_t r = (int64_t)((uint64_t)a + (uint64_t)b);                            \
+            flag |= (uint64_t)((a ^ r) & (b ^ r));                                       \
+            out[i] = r;                                                                  \
+        }                                                                                \
+    } else {                                                                             \
+        for (size_t i = 0; i < n; i++) {                                                 \
+            int64_t a = (XV), b = (YV);                                                  \
+            int64_t r = (int64_t)((uint64_t)a - (uint64_t)b);                            \
+            flag |= (uint64_t)((a ^ b) & (a ^ r));                                       \
+            out[i] = r;                                                                  \
+        }                                                                                \
+    }
+
+int eddy_add_sub_i64(int op, const int64_t *x, int64_t xs, const int64_t *y, int64_t ys, size_t n, int64_t *out) {
+    uint64_t flag = 0;
+    if (x && y) {
+        EDDY_ADDSUB_LOOP(x[i], y[i])
+    } else if (x) {
+        EDDY_ADDSUB_LOOP(x[i], ys)
+    } else if (y) {
+        EDDY_ADDSUB_LOOP(xs, y[i])
+    } else {
+        EDDY_ADDSUB_LOOP(xs, ys)
+    }
+    return (flag >> 63) != 0;
+}
+#undef EDDY_ADDSUB_LOOP

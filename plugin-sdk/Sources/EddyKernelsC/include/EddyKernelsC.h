@@ -27,6 +27,21 @@ int eddy_runend_weighted_sum_i64(const int64_t *values, const uint32_t *ends, si
 void eddy_varbin_eq(const int32_t *offsets, const uint8_t *bytes, size_t n, const uint8_t *needle,
                     size_t needle_len, uint64_t *out);
 
+/// Unpacks `blocks` blocks of 64 values of `width` bits (1...64) each, block b at words + b * width
+/// (values packed from bit 0 of the first word up), into out[64 * blocks], adding `add` (wrapping)
+/// to every value. One unrolled loop per width, so every shift is a constant.
+void eddy_unpack_blocks(const uint64_t *words, int width, size_t blocks, uint64_t add, uint64_t *out);
+
+/// Sum of values[i] over rows i < n whose bit (offset + i) in `validity` (LSB first) is set, exact in
+/// 128 bits as two halves: *low gets the sum of the low 32 bits, *high the sum of the (signed) high
+/// 32 bits; neither overflows for n < 2^32. Returns the number of valid rows. NULL: all valid.
+size_t eddy_masked_sum_i64(const int64_t *values, const uint8_t *validity, size_t offset, size_t n,
+                           uint64_t *low, int64_t *high);
+
+/// out[i] = x[i] op y[i] with wrapping (op 0: +, 1: -), x or y given as one repeated value when its
+/// pointer is NULL. Returns 1 when some row overflowed (the caller then finds the first valid one).
+int eddy_add_sub_i64(int op, const int64_t *x, int64_t xs, const int64_t *y, int64_t ys, size_t n, int64_t *out);
+
 /// Marks this thread as running the plugin code described by `site` (a NUL-terminated line that
 /// outlives the call); returns the previous mark, to hand back to eddy_plugin_call_leave.
 const char *eddy_plugin_call_enter(const char *site);

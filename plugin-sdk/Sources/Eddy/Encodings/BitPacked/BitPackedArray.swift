@@ -1,3 +1,5 @@
+internal import EddyKernelsC
+
 /// Compressed integers packed into `bitWidth` bits each, least significant bit first, with patches
 /// for the few values that do not fit.
 ///
@@ -113,8 +115,9 @@ public final class BitPackedArray: ArrayNode {
     }
 
     /// Values `base ..< base + count` into `out`. Whole blocks of 64 values (64 × width bits, which
-    /// start on a word) stream through one word register, loading each of the block's `width` words
-    /// once; the values before the first block and after the last go one at a time.
+    /// start on a word) go through `eddy_unpack_blocks` (one unrolled loop per width, every shift a
+    /// constant): straight into `out` for 64-bit values, else through a 64-value scratch block that is
+    /// narrowed. The values before the first block and after the last go one at a time.
     @inline(__always)
     static func unpackAll<T: FixedWidthInteger>(
         _ words: UnsafePointer<UInt64>, _ width: Int, _ base: Int, _ count: Int, into out: UnsafeMutableBufferPointer<T>
@@ -128,33 +131,39 @@ public final class BitPackedArray: ArrayNode {
             out[i] = T(truncatingIfNeeded: unpack(words, width, base &+ i))
             i += 1
         }
-        let mask: UInt64 = width >= 64 ? ~0 : (1 << UInt64(width)) &- 1
         guard let o = out.baseAddress else { return }
-        while count &- i >= 64 {
-            // The block of values i ..< i + 64 starts at bit (base + i) * width, a multiple of 64.
-            var w = ((base &+ i) >> 6) &* width
-            var current = words[w]
-            var available = 64
-            for j in 0..<64 {
-                let v: UInt64
-                if available >= width {
-                    v = current & mask
-                    current = current >> UInt64(width)
-                    available &-= width
-                } else {
-                    w &+= 1
-                    let next = words[w]
-                    v = (current | next << UInt64(available)) & mask
-                    current = next >> UInt64(width &- available)
-                    available = 64 &- (width &- available)
-                }
-                o[i &+ j] = T(truncatingIfNeeded: v)
-            }
-            i &+= 64
+        let blocks = (count &- i) >> 6
+        if blocks > 0 {
+            unpackBlocks(words, width, (base &+ i) >> 6, blocks, adding: 0, into: o + i)
+            i &+= blocks << 6
         }
         while i < count {
             out[i] = T(truncatingIfNeeded: unpack(words, width, base &+ i))
             i += 1
+        }
+    }
+
+    /// Blocks `firstBlock ..< firstBlock + blocks` (64 values each, width 1...64), each value plus
+    /// `add` (wrapping), truncated to `T`, into `out`.
+    @inline(__always)
+    static func unpackBlocks<T: FixedWidthInteger>(
+        _ words: UnsafePointer<UInt64>, _ width: Int, _ firstBlock: Int, _ blocks: Int, adding add: UInt64,
+        into out: UnsafeMutablePointer<T>
+    ) {
+        let source = words + firstBlock &* width
+        if T.bitWidth == 64 {
+            UnsafeMutableRawPointer(out).withMemoryRebound(to: UInt64.self, capacity: blocks << 6) {
+                eddy_unpack_blocks(source, Int32(width), blocks, add, $0)
+            }
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 64) { scratch in
+            guard let tmp = scratch.baseAddress else { return }
+            for b in 0..<blocks {
+                eddy_unpack_blocks(source + b &* width, Int32(width), 1, add, tmp)
+                let dst = out + (b << 6)
+                for k in 0..<64 { dst[k] = T(truncatingIfNeeded: tmp[k]) }
+            }
         }
     }
 

@@ -1,3 +1,5 @@
+internal import EddyKernelsC
+
 /// An aggregate over a whole array: `count(*)`, `count(x)`, `sum`, `min`, `max`, `mean`.
 ///
 /// Nulls are skipped (SQL semantics): `sum`, `min`, `max` and `mean` of no valid values are null;
@@ -222,6 +224,18 @@ public struct AggregatePartial: Sendable {
                         var high: Int64 = 0
                         var total: Int128 = 0
                         var i = 0
+                        if I.self == Int64.self, validBits.kind == 2, let bits = validBits.base {
+                            // 64-bit signed values: a validity word at a time in C (Int64 sums need
+                            // no widening, which is what the generic loop below pays for).
+                            let signed = UnsafeRawPointer(v.baseAddress)?.assumingMemoryBound(to: Int64.self)
+                            while i < values.count, let signed {
+                                let end = Swift.min(values.count, i + (1 << 30))
+                                n &+= eddy_masked_sum_i64(
+                                    signed + i, bits, validBits.offset &+ i, end &- i, &low, &high)
+                                total += Int128(high) << 32 + Int128(low)
+                                i = end
+                            }
+                        }
                         while i < values.count {
                             let end = Swift.min(values.count, i + (1 << 30))
                             for k in i..<end {

@@ -1,3 +1,5 @@
+internal import EddyKernelsC
+
 /// An arithmetic operator.
 public enum ArithmeticOperator: String, Sendable, Hashable, CaseIterable {
     /// Addition.
@@ -201,6 +203,23 @@ public enum Arithmetic {
         _ op: ArithmeticOperator, _ x: Operand<I>, _ y: Operand<I>,
         _ dst: UnsafeMutableBufferPointer<I>, _ validity: Validity
     ) throws {
+        if I.self == Int64.self, op == .add || op == .subtract, let out = dst.baseAddress {
+            // Int64 + and -: wrapping in C with the overflow flags ORed, no branch per row. Only when
+            // some row overflowed does the checked loop below run, to name the first valid one.
+            func parts(_ o: Operand<I>) -> (UnsafePointer<Int64>?, Int64) {
+                switch o {
+                case .values(let v):
+                    (UnsafeRawPointer(v.baseAddress)?.assumingMemoryBound(to: Int64.self), 0)
+                case .scalar(let s): (nil, Int64(truncatingIfNeeded: s))
+                }
+            }
+            let (xp, xs) = parts(x)
+            let (yp, ys) = parts(y)
+            let overflowed = UnsafeMutableRawPointer(out).withMemoryRebound(to: Int64.self, capacity: dst.count) {
+                eddy_add_sub_i64(op == .add ? 0 : 1, xp, xs, yp, ys, dst.count, $0)
+            }
+            if overflowed == 0 { return }
+        }
         var failed = -1
         switch op {
         case .add:
