@@ -1,6 +1,7 @@
 """The race: `eddy eval` on CSV against DuckDB, polars and DataFusion, end to end (each reads the file
 for every query, on all cores), on one generated table; answers compared; a table of medians and
-ratios (eddy / fastest peer), with the geometric mean.
+ratios (eddy / fastest peer), with the geometric mean. Each query runs `--warmup` times (default 1)
+untimed on every engine before its timed runs.
 
 Usage: python Benchmarks/race.py [--rows N] [--eddy PATH] [--runs K] [--csv PATH] [--native]
 Needs duckdb, polars and (optionally) datafusion from PyPI; an engine that is not installed is left
@@ -30,6 +31,8 @@ ap.add_argument("--native", action="store_true", help="also race on each engine'
 ap.add_argument("--native-only", action="store_true", help="only the native lane")
 ap.add_argument("--new-connections", action="store_true",
                 help="native lane: a new HTTP connection per request (default: one kept-alive connection)")
+ap.add_argument("--warmup", type=int, default=1,
+                help="untimed runs of each query on each engine before the timed ones (default 1)")
 ap.add_argument("--serve-args", default="", help="extra arguments for eddy serve in the native lane, e.g. '--workers 0'")
 args = ap.parse_args()
 
@@ -126,6 +129,10 @@ except ImportError:
 
 
 def median_time(f):
+    # Every engine gets the same untimed warm-up runs (page cache, its own caches, a worker's first
+    # open of the file) before the timed ones.
+    for _ in range(args.warmup):
+        f()
     times = []
     result = None
     for _ in range(args.runs):

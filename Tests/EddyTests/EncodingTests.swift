@@ -233,6 +233,22 @@ struct EncodedCase: CustomTestStringConvertible, Sendable {
                     #expect(try taken.scalar(at: k) == values.scalar(at: Int(codes[k])), "n \(n), m \(m), row \(k)")
                 }
             }
+            // Many UInt8 codes: read through a table over every byte, a word at a time.
+            let many = (0..<5_000).map { _ in UInt8(next() % UInt64(Swift.min(n, 256))) }
+            let byCode = try Canonical.take(values, indices: PrimitiveArray(many))
+            for k in 0..<many.count {
+                #expect(try byCode.scalar(at: k) == values.scalar(at: Int(many[k])), "u8: n \(n), row \(k)")
+            }
+            if n < 256 {
+                var past = many
+                past[4_321] = UInt8(n)
+                do {
+                    _ = try Canonical.take(values, indices: PrimitiveArray(past))
+                    Issue.record("n \(n): a code past the table was taken")
+                } catch let e as EddyError {
+                    #expect(e.code == .outOfBounds && e.message.contains("position 4321"), "\(e)")
+                }
+            }
             // An index past the table, or negative, is an error naming it.
             var bad = (0..<100).map { _ in Int64(next() % UInt64(n)) }
             bad[70] = Int64(n)

@@ -180,10 +180,19 @@ public enum Canonical {
         case let a as BoolArray where !hasNullIndex && n <= 4096 && n <= m:
             // A small array taken many times (a dictionary's values under its codes, say): its bits as
             // a byte table, the result written a word at a time, bounds checked per index.
-            let table = (0..<n).map { a.bits[$0] ? UInt64(1) : 0 }
             let words = (m + 63) / 64
             let storage = BufferStorage(uninitializedByteCount: words * 8)
             let out = storage.pointer.bindMemory(to: UInt64.self, capacity: Swift.max(words, 1))
+            if !I.isSigned && I.bitWidth <= 16 && m >= 4 << I.bitWidth,
+                Self.takeBitsByCode(a, idx, into: out, words: words)
+            {
+                let bits = Bitmap(
+                    uncheckedBuffer: Buffer(uncheckedStorage: storage, byteOffset: 0, byteCount: words * 8),
+                    offset: 0, count: m)
+                return BoolArray(
+                    uncheckedBits: bits, validity: try combinedValidity(a.validity), nullability: resultNullability)
+            }
+            let table = (0..<n).map { a.bits[$0] ? UInt64(1) : 0 }
             try table.withUnsafeBufferPointer { t in
                 var k = 0
                 for w in 0..<words {
@@ -241,6 +250,34 @@ public enum Canonical {
         default:
             throw EddyError(.unsupported, "take needs a canonical array, got \(array.encoding)")
         }
+    }
+
+    /// Bits of small `a` at narrow unsigned codes `idx`, a word at a time, without a branch per code: a
+    /// table over every code the type can hold (2 marks a code past `a`), its low bits gathered and
+    /// every entry ORed into one flag. False (nothing decided) when some code is out of bounds: the
+    /// caller's checked loop then names it.
+    static func takeBitsByCode<I: NativeInteger>(
+        _ a: BoolArray, _ idx: UnsafeBufferPointer<I>, into out: UnsafeMutablePointer<UInt64>, words: Int
+    ) -> Bool {
+        let m = idx.count
+        var table = [UInt8](repeating: 2, count: 1 << I.bitWidth)
+        for p in 0..<Swift.min(a.count, table.count) { table[p] = a.bits[p] ? 1 : 0 }
+        var flags: UInt8 = 0
+        table.withUnsafeBufferPointer { t in
+            var k = 0
+            for w in 0..<words {
+                var word: UInt64 = 0
+                let end = Swift.min(64, m &- k)
+                for b in 0..<end {
+                    let v = t[Int(truncatingIfNeeded: idx[k &+ b])]
+                    flags |= v
+                    word |= UInt64(v & 1) << UInt64(b)
+                }
+                out[w] = word
+                k &+= 64
+            }
+        }
+        return flags & 2 == 0
     }
 
     /// Two passes: sum the lengths, then copy each value's bytes once.
