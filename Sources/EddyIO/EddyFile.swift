@@ -333,33 +333,53 @@ final class MappedEddyFile: Sendable {
         verified.withLock { _ = $0.insert(k) }
     }
 
-    /// Maps the file open at `fd` and checks and parses its header, trailer and footer.
+    /// Reads and checks the header, trailer and footer of the file open at `fd`, then maps it.
+    ///
+    /// They are read with `pread`, not through the mapping: a file truncated meanwhile is a short read
+    /// (an error naming it), not a SIGBUS, and an answer from the footer alone (`count(*)`, which
+    /// `eddy serve` gives in its own process) touches no mapped page.
     static func load(fd: Int32, size: Int, verifyChecksums: Bool, fail: (String) -> IOError) throws
         -> MappedEddyFile
     {
-        guard let raw = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), raw != MAP_FAILED else {
-            throw fail("cannot map: \(String(cString: strerror(errno)))")
+        func read(_ offset: Int, _ count: Int) throws -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: count)
+            var done = 0
+            while done < count {
+                let n = out.withUnsafeMutableBytes { buffer -> Int in
+                    guard let base = buffer.baseAddress else { return 0 }
+                    return pread(fd, base + done, count - done, off_t(offset + done))
+                }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    throw fail(
+                        n < 0
+                            ? "cannot read: \(String(cString: strerror(errno)))"
+                            : "the file ended at byte \(offset + done) while being read (truncated meanwhile?)")
+                }
+                done += n
+            }
+            return out
         }
-        let map = FileMapping(base: UnsafeRawPointer(raw), size: size)
-        let bytes = UnsafeRawBufferPointer(start: map.base, count: size)
+        let head = try read(0, 16)
+        let t = size - EddyFileFormat.trailerSize
+        let trailer = try read(t, EddyFileFormat.trailerSize)
         func u64(_ at: Int) -> Int {
-            Int(truncatingIfNeeded: (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * $1) })
+            Int(truncatingIfNeeded: (0..<8).reduce(UInt64(0)) { $0 | UInt64(trailer[at + $1]) << (8 * $1) })
         }
-        guard Array(bytes[0..<8]) == EddyFileFormat.magic else { throw fail("no EDDYFILE magic at the start") }
-        guard Array(bytes[(size - 8)..<size]) == EddyFileFormat.magic else {
+        guard Array(head[0..<8]) == EddyFileFormat.magic else { throw fail("no EDDYFILE magic at the start") }
+        guard Array(trailer[(EddyFileFormat.trailerSize - 8)...]) == EddyFileFormat.magic else {
             throw fail("no EDDYFILE magic at the end (truncated?)")
         }
-        let headVersion = UInt16(bytes[8]) | UInt16(bytes[9]) << 8
-        let t = size - EddyFileFormat.trailerSize
-        let tailVersion = UInt16(bytes[t + 20]) | UInt16(bytes[t + 21]) << 8
+        let headVersion = UInt16(head[8]) | UInt16(head[9]) << 8
+        let tailVersion = UInt16(trailer[20]) | UInt16(trailer[21]) << 8
         guard headVersion == EddyFileFormat.version, tailVersion == EddyFileFormat.version else {
             throw fail(
                 "format version \(headVersion) (header) / \(tailVersion) (trailer); this build reads \(EddyFileFormat.version)"
             )
         }
-        let footerOffset = u64(t)
-        let footerLength = u64(t + 8)
-        let footerCRC = (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[t + 16 + $1]) << (8 * $1) }
+        let footerOffset = u64(0)
+        let footerLength = u64(8)
+        let footerCRC = (0..<4).reduce(UInt32(0)) { $0 | UInt32(trailer[16 + $1]) << (8 * $1) }
         guard footerOffset >= EddyFileFormat.headerSize, footerLength >= 0,
             footerLength <= EddyFileFormat.maxFooterBytes,
             footerOffset <= t, t - footerOffset == footerLength
@@ -367,11 +387,16 @@ final class MappedEddyFile: Sendable {
             throw fail(
                 "trailer places the footer at \(footerOffset) (\(footerLength) bytes), outside the file's \(size)")
         }
-        guard !verifyChecksums || EddyFileFormat.crc(map.base + footerOffset, footerLength) == footerCRC else {
+        let footerBytes = try read(footerOffset, footerLength)
+        guard !verifyChecksums || EddyFileFormat.crc32c(footerBytes) == footerCRC else {
             throw fail("footer checksum mismatch (CRC-32C): the file is damaged")
         }
+        guard let raw = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), raw != MAP_FAILED else {
+            throw fail("cannot map: \(String(cString: strerror(errno)))")
+        }
+        let map = FileMapping(base: UnsafeRawPointer(raw), size: size)
         do {
-            let footer = try EddyFooter.decode(Array(bytes[footerOffset..<t]), dataEnd: footerOffset)
+            let footer = try EddyFooter.decode(footerBytes, dataEnd: footerOffset)
             return MappedEddyFile(mapping: map, footer: footer)
         } catch let e as EddyError {
             throw fail("footer: \(e.message)")

@@ -1,7 +1,7 @@
 import Dispatch
 @_spi(Host) public import Eddy
 @_spi(Host) public import EddyHost
-import EddyIO
+@_spi(Host) import EddyIO
 @_spi(Host) import EddyQuery
 import Foundation
 import Hummingbird
@@ -322,7 +322,9 @@ public final class EddyServer: Sendable {
                         queryNames: queryNames)
                     var removed = false
                     defer { if job.uploaded && !removed { unlink(job.path) } }
-                    if let pool = self.pool {
+                    if self.pool != nil, let answer = self.footerAnswer(job, stop: stop) {
+                        (status, object) = answer
+                    } else if let pool = self.pool {
                         let response = self.runInWorker(
                             pool, .eval, job: job, deadline: deadline,
                             clientGone: { liveness.clientGone() })
@@ -334,8 +336,9 @@ public final class EddyServer: Sendable {
                         self.count(response.status)
                         continuation.resume(returning: response)
                         return
+                    } else {
+                        (status, object) = EvalRequest.evaluate(job, session: self.session, stop: stop)
                     }
-                    (status, object) = EvalRequest.evaluate(job, session: self.session, stop: stop)
                 } catch {
                     (status, object) = (error.status, ["error": error.message])
                 }
@@ -343,6 +346,28 @@ public final class EddyServer: Sendable {
                 continuation.resume(returning: self.json(object, status: status))
             }
         }
+    }
+
+    /// `count(*)` alone over an `.eddy` file whose encodings are all built in, answered here: it is the
+    /// footer's row counts, read with `pread` (see ``MappedEddyFile``), so no kernel, plugin code or
+    /// mapped page is involved and there is nothing for a worker to isolate; a worker hop cost more
+    /// than the answer. The reply names the plugin set as a worker's would. Nil: a worker answers.
+    func footerAnswer(_ job: EvalRequest.Job, stop: @escaping @Sendable () -> EvaluationStopped?)
+        -> (HTTPResponse.Status, [String: Any])?
+    {
+        guard job.inputFormat == "eddy", job.where == nil, !job.trace, !job.uploaded,
+            Evaluation.readsNoColumn(whereText: nil, selectText: job.select),
+            (try? EddyFile(path: job.path, snapshot: session.kernels.snapshot)) != nil
+        else { return nil }
+        let set = host.plugins
+        var (status, object) = EvalRequest.evaluate(job, session: session, stop: stop)
+        let owners = set.map {
+            KernelOwner(name: $0.name, version: $0.version, isBuiltin: false, contentHash: $0.contentHash)
+        }
+        object["fingerprint"] = KernelSnapshot.fingerprint(of: owners)
+        object["plugins"] = set.map { ["name": $0.name, "version": $0.version, "content_hash": $0.contentHash] }
+        if status == .ok { object["answered_from"] = "footer" }
+        return (status, object)
     }
 
     func count(_ status: HTTPResponse.Status) {

@@ -271,12 +271,25 @@ import Testing
         let (s0, r0) = try server.eval(file, where: "trip_id < 100100", select: "count(*)")
         #expect(s0 >= 400 && s0 < 500, "\(s0) \(r0)")
         #expect("\(r0)".contains("ext.delta") && "\(r0)".contains("delta 1.0.0"), "\(r0)")
+        // count(*) alone, which a supervisor answers from the footer itself, still needs the plugin.
+        let (sc, rc) = try server.eval(file, select: "count(*)")
+        #expect(sc >= 400 && sc < 500 && "\(rc)".contains("ext.delta"), "\(sc) \(rc)")
+        let plainFile = scratch.path + "/plain.eddy"
+        #expect(try Eddy.run(["convert", csv, plainFile, "--plugin-dir", dir.path]).status == 0)
         try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
         try server.waitForPlugin("delta.so") { $0?["status"] as? String == "loaded" }
         let (s1, r1) = try server.eval(file, where: "trip_id < 100100", select: "count(*), min(trip_id)")
         #expect(s1 == 200, "\(r1)")
         let rows = r1["result"] as? [[String: Any]] ?? []
         #expect(rows.first?["count(*)"] as? Int == 100 && rows.first?["min(trip_id)"] as? Int == 100_000, "\(r1)")
+        // count(*) of a file of built-in encodings: from the footer in the supervisor (no worker), naming
+        // the plugin set as the worker did.
+        let (sf, rf) = try server.eval(plainFile, select: "count(*), count(*) as n")
+        #expect(sf == 200 && (rf["result"] as? [[String: Any]])?.first?["n"] as? Int == 1500, "\(rf)")
+        #expect((rf["answered_from"] as? String == "footer") == (workers != "0"), "\(rf)")
+        #expect(rf["fingerprint"] as? String == r1["fingerprint"] as? String, "\(rf) \(r1)")
+        let plugins = rf["plugins"] as? [[String: String]]
+        #expect(plugins != nil && plugins == r1["plugins"] as? [[String: String]], "\(rf) \(r1)")
         // An .eddy body uploads too.
         let (s2, r2) = try server.request(
             "POST", "/eval?select=count(*)", body: try Data(contentsOf: URL(fileURLWithPath: file)),
