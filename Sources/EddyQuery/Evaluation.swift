@@ -332,7 +332,12 @@ public final class Evaluation {
             acc.rows += count
             return
         }
-        let node = try arg.node(inputs, count: count)
+        var node = try arg.node(inputs, count: count)
+        if f.kind == .mean, node is FilterArray {
+            // A mean is a count and a sum: over a lazy filter each would filter again, so the filtered
+            // argument is built once.
+            node = try context.executeUntil(node, .columnar)
+        }
         func run(_ kind: AggregateFunction.Kind) throws -> Scalar {
             try context.execute(AggregateArray(AggregateFunction(kind), node)).scalar(at: 0)
         }
