@@ -157,11 +157,36 @@ public struct Bitmap: Sendable {
     }
 
     /// Bitwise and of two bitmaps of the same length (traps otherwise).
-    public static func & (a: Bitmap, b: Bitmap) -> Bitmap { a.zipWords(b, &) }
+    public static func & (a: Bitmap, b: Bitmap) -> Bitmap { a.combinedWords(b, &) }
     /// Bitwise or of two bitmaps of the same length (traps otherwise).
-    public static func | (a: Bitmap, b: Bitmap) -> Bitmap { a.zipWords(b, |) }
+    public static func | (a: Bitmap, b: Bitmap) -> Bitmap { a.combinedWords(b, |) }
     /// Bitwise not: every bit of `a` flipped.
     public static prefix func ~ (a: Bitmap) -> Bitmap { a.mapWords(~) }
+
+    /// ``zipWords(_:_:)`` reading whole words straight from memory when both bitmaps start on a byte
+    /// (the offsets the engine builds), else word by word through ``word(at:)``. Not inlinable: the
+    /// inlinable `zipWords` is compiled into plugins and stays as it was.
+    func combinedWords(_ other: Bitmap, _ f: (UInt64, UInt64) -> UInt64) -> Bitmap {
+        precondition(other.count == count, "bitmap lengths differ")
+        let words = (count + 63) / 64
+        guard
+            offset & 7 == 0 && other.offset & 7 == 0 && buffer.byteCount - (offset >> 3) >= words * 8
+                && other.buffer.byteCount - (other.offset >> 3) >= words * 8
+        else { return zipWords(other, f) }
+        let buf = Buffer.build(count: words, of: UInt64.self) { out in
+            withExtendedLifetime((buffer.storage, other.buffer.storage)) {
+                let a = buffer.baseAddress + (offset >> 3)
+                let b = other.buffer.baseAddress + (other.offset >> 3)
+                for w in 0..<words {
+                    out[w] = f(
+                        a.loadUnaligned(fromByteOffset: w &* 8, as: UInt64.self),
+                        b.loadUnaligned(fromByteOffset: w &* 8, as: UInt64.self))
+                }
+            }
+            if count % 64 != 0, words > 0 { out[words - 1] &= (UInt64(1) << UInt64(count % 64)) - 1 }
+        }
+        return Bitmap(uncheckedBuffer: buf, offset: 0, count: count)
+    }
 
     /// Calls `body` with the index of every set bit, in order.
     @inlinable

@@ -56,9 +56,9 @@ public struct BooleanFunction: ScalarFunction {
             let (bv, bValid) = try BoolOperand.words(argument, count: count)
             switch op {
             case .and:
-                let aFalse = validity.zipWords(values) { $0 & ~$1 }
-                let bFalse = bValid.zipWords(bv) { $0 & ~$1 }
-                values = values.zipWords(bv, &)
+                let aFalse = validity.combinedWords(values) { $0 & ~$1 }
+                let bFalse = bValid.combinedWords(bv) { $0 & ~$1 }
+                values = values & bv
                 validity = (validity & bValid) | aFalse | bFalse
             case .or:
                 let aTrue = validity & values
@@ -99,7 +99,7 @@ public struct NotFunction: ScalarFunction {
         let (values, valid) = try BoolOperand.words(a, count: count)
         let v: Validity = a.dtype.isNullable ? Validity.bitmap(valid).normalized(count: count) : .allValid
         return BoolArray(
-            uncheckedBits: values.zipWords(valid) { ~$0 & $1 }, validity: v, nullability: a.dtype.nullability)
+            uncheckedBits: values.combinedWords(valid) { ~$0 & $1 }, validity: v, nullability: a.dtype.nullability)
     }
 }
 
