@@ -143,50 +143,38 @@ struct EncodedCase: CustomTestStringConvertible, Sendable {
                 return i % 89 == 3 && width < 64 ? limit &+ 1 &+ (state >> 40) : state & limit
             }
             let packed = try BitPackedArray.encode(PrimitiveArray(values), bitWidth: width)
+            // Decoding a window agrees with element access; under a frame of reference without
+            // patches it is unpacked and shifted in one pass.
+            func checkDecode(_ packed: BitPackedArray, _ window: BitPackedArray, reference: Scalar, _ label: String)
+                throws
+            {
+                let decoded = try ctx.execute(window)
+                for i in 0..<window.count {
+                    #expect(try decoded.scalar(at: i) == window.scalar(at: i), "\(label), value \(i)")
+                }
+                guard packed.patchIndices.isEmpty else { return }
+                let shifted = try ctx.execute(FoRArray(reference: reference, child: window))
+                let viaPlain = try ctx.execute(FoRArray(reference: reference, child: decoded))
+                for i in 0..<window.count {
+                    #expect(try shifted.scalar(at: i) == viaPlain.scalar(at: i), "reference: \(label), value \(i)")
+                }
+            }
             // Narrower value types unpack whole blocks through scratch and narrow them.
             if width <= 16 {
                 let narrow = try BitPackedArray.encode(
                     PrimitiveArray(values.map { $0.map { UInt16(truncatingIfNeeded: $0) } }), bitWidth: width)
                 for (start, length) in [(0, 700), (63, 130), (65, 500)] {
-                    let window = try narrow.slice(start, length)
-                    let decoded = try ctx.execute(window)
-                    for i in 0..<length {
-                        #expect(
-                            try decoded.scalar(at: i) == window.scalar(at: i),
-                            "u16: width \(width), window \(start)+\(length), value \(i)")
-                    }
-                    if narrow.patchIndices.isEmpty {
-                        let shifted = try ctx.execute(FoRArray(reference: .native(UInt16(7)), child: window))
-                        let viaPlain = try ctx.execute(FoRArray(reference: .native(UInt16(7)), child: decoded))
-                        for i in 0..<length {
-                            #expect(
-                                try shifted.scalar(at: i) == viaPlain.scalar(at: i),
-                                "u16 reference: width \(width), window \(start)+\(length), value \(i)")
-                        }
-                    }
+                    try checkDecode(
+                        narrow, try narrow.slice(start, length), reference: .native(UInt16(7)),
+                        "u16: width \(width), window \(start)+\(length)")
                 }
             }
             for (start, length) in [
                 (0, 700), (1, 600), (63, 130), (64, 64), (65, 500), (130, 0), (191, 200), (640, 60),
             ] {
                 let window = try packed.slice(start, length)
-                let decoded = try ctx.execute(window)
-                for i in 0..<length {
-                    #expect(
-                        try decoded.scalar(at: i) == window.scalar(at: i),
-                        "width \(width), window \(start)+\(length), value \(i)")
-                }
-                // Under a frame of reference without patches: unpacked and shifted in one pass.
-                if packed.patchIndices.isEmpty {
-                    let reference: Int64 = -1_000_003
-                    let shifted = try ctx.execute(FoRArray(reference: .int64(reference), child: window))
-                    let viaPlain = try ctx.execute(FoRArray(reference: .int64(reference), child: ctx.execute(window)))
-                    for i in 0..<length {
-                        #expect(
-                            try shifted.scalar(at: i) == viaPlain.scalar(at: i),
-                            "reference: width \(width), window \(start)+\(length), value \(i)")
-                    }
-                }
+                try checkDecode(
+                    packed, window, reference: .int64(-1_000_003), "width \(width), window \(start)+\(length)")
                 // Comparing with a constant unpacks blocks into scratch and compares 64 at a time.
                 let plain = try ctx.execute(window)
                 for (op, needle) in [
