@@ -338,9 +338,10 @@ final class MappedEddyFile: Sendable {
     /// They are read with `pread`, not through the mapping: a file truncated meanwhile is a short read
     /// (an error naming it), not a SIGBUS, and an answer from the footer alone (`count(*)`, which
     /// `eddy serve` gives in its own process) touches no mapped page.
-    static func load(fd: Int32, size: Int, verifyChecksums: Bool, fail: (String) -> IOError) throws
-        -> MappedEddyFile
-    {
+    static func load(
+        fd: Int32, size: Int, verifyChecksums: Bool, maxFooterBytes: Int = EddyFileFormat.maxFooterBytes,
+        fail: (String) -> IOError
+    ) throws -> MappedEddyFile {
         func read(_ offset: Int, _ count: Int) throws -> [UInt8] {
             var out = [UInt8](repeating: 0, count: count)
             var done = 0
@@ -386,6 +387,9 @@ final class MappedEddyFile: Sendable {
         else {
             throw fail(
                 "trailer places the footer at \(footerOffset) (\(footerLength) bytes), outside the file's \(size)")
+        }
+        guard footerLength <= maxFooterBytes else {
+            throw fail("the footer is \(footerLength) bytes, more than the \(maxFooterBytes) this reader takes")
         }
         let footerBytes = try read(footerOffset, footerLength)
         guard !verifyChecksums || EddyFileFormat.crc32c(footerBytes) == footerCRC else {
@@ -463,8 +467,11 @@ public final class EddyFile: @unchecked Sendable {
     /// - Throws: ``IOError`` naming the file and the check that failed.
     /// - Parameter requireEncodings: false opens a file whose plugins are not loaded, for inspection:
     ///   ``missing`` lists them and reading a column that needs one fails.
+    /// - Parameter maxFooterBytes: a footer larger than this is refused (the supervisor of `eddy serve`,
+    ///   which answers `count(*)` from small footers itself, leaves larger ones to a worker).
     @_spi(Host) public init(
-        path: String, snapshot: KernelSnapshot, requireEncodings: Bool = true, verifyChecksums: Bool = true
+        path: String, snapshot: KernelSnapshot, requireEncodings: Bool = true, verifyChecksums: Bool = true,
+        maxFooterBytes: Int = EddyFileFormat.maxFooterBytes
     ) throws {
         self.path = path
         self.verifyChecksums = verifyChecksums
@@ -487,7 +494,8 @@ public final class EddyFile: @unchecked Sendable {
         if let cached = MappedEddyFile.cache.lookup(key) {
             mapped = cached
         } else {
-            mapped = try MappedEddyFile.load(fd: fd, size: size, verifyChecksums: verifyChecksums, fail: fail)
+            mapped = try MappedEddyFile.load(
+                fd: fd, size: size, verifyChecksums: verifyChecksums, maxFooterBytes: maxFooterBytes, fail: fail)
             MappedEddyFile.cache.insert(key, mapped)
         }
         let footer = mapped.footer

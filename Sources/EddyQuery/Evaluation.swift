@@ -215,7 +215,7 @@ public final class Evaluation {
         // and waits for the slowest batch) and evaluated on this thread too. Aggregates keep only
         // partials per batch; rows are held until their wave is written, so their waves stay shorter.
         let inPlace = reader.readsInPlace
-        let waveSize = inPlace ? width * (isAggregate ? 16 : 4) : width
+        let waveSize = inPlace ? width * (isAggregate ? 16 : 2) : width
         // A wave is up to `width` batches read in file order, and the error that ended the reading, if
         // any (it comes after the batches read before it are written). The next wave is read while the
         // current one is evaluated, so the reading thread's work overlaps the workers'.

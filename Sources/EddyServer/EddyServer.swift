@@ -351,13 +351,14 @@ public final class EddyServer: Sendable {
     /// `count(*)` alone over an `.eddy` file whose encodings are all built in, answered here: it is the
     /// footer's row counts, read with `pread` (see ``MappedEddyFile``), so no kernel, plugin code or
     /// mapped page is involved and there is nothing for a worker to isolate; a worker hop cost more
-    /// than the answer. The reply names the plugin set as a worker's would. Nil: a worker answers.
+    /// than the answer. Only footers up to 4 MiB: parsing a larger (or hostile) one is left to a worker
+    /// and its memory limit. The reply names the plugin set as a worker's would. Nil: a worker answers.
     func footerAnswer(_ job: EvalRequest.Job, stop: @escaping @Sendable () -> EvaluationStopped?)
         -> (HTTPResponse.Status, [String: Any])?
     {
         guard job.inputFormat == "eddy", job.where == nil, !job.trace, !job.uploaded,
             Evaluation.readsNoColumn(whereText: nil, selectText: job.select),
-            (try? EddyFile(path: job.path, snapshot: session.kernels.snapshot)) != nil
+            (try? EddyFile(path: job.path, snapshot: session.kernels.snapshot, maxFooterBytes: 4 << 20)) != nil
         else { return nil }
         let set = host.plugins
         var (status, object) = EvalRequest.evaluate(job, session: session, stop: stop)

@@ -222,6 +222,17 @@ import Testing
             let fromFile = try Eddy.run(["eval", file, "--where", "1 / x > 0", "--select", select, "--format", "csv"])
             #expect(fromCSV.status == 0 && fromFile.stdout == fromCSV.stdout, "\(fromFile.stdout) vs \(fromCSV.stdout)")
         }
+        // A reader with a footer budget (the serve supervisor's) refuses a larger footer by name.
+        #expect(throws: IOError.self) {
+            try EddyFile(path: file, snapshot: Session().kernels.snapshot, maxFooterBytes: 8)
+        }
+        do {
+            _ = try EddyFile(path: file, snapshot: Session().kernels.snapshot, maxFooterBytes: 8)
+        } catch let e as IOError {
+            #expect(e.description.contains("zeros.eddy") && e.message.contains("more than the 8"), "\(e)")
+        }
+        #expect(
+            try EddyFile(path: file, snapshot: Session().kernels.snapshot, maxFooterBytes: 1 << 20).footer.rows == 300)
         // A directory as the output is refused before anything is read or written.
         let dir = try Eddy.run(["convert", csv, scratch.path])
         #expect(dir.status == 1 && dir.stderr.contains("is a directory"), "\(dir.stderr)")
