@@ -332,6 +332,22 @@ public final class Evaluation {
             acc.rows += count
             return
         }
+        // sum or mean of `x + y` or `x - y` over packed Int64 columns whose bounds rule out overflow:
+        // Σx ± Σy over the rows where both are valid, from the packed words (no array of x ± y is built).
+        // Not under a trace, which shows the executor's steps.
+        if trace == nil, f.kind == .sum || f.kind == .mean,
+            case .function(let function, let operands, let type) = arg, type.ptype == .int64,
+            let arithmetic = function as? ArithmeticFunction, operands.count == 2,
+            let fused = AggregatePartial.sumOfSumOrDifference(
+                arithmetic.op, try operands[0].node(inputs, count: count), try operands[1].node(inputs, count: count))
+        {
+            acc.rows += count
+            if fused.count > 0 {
+                acc.intSum += fused.sum
+                acc.nonNull += f.kind == .sum ? 1 : fused.count
+            }
+            return
+        }
         var node = try arg.node(inputs, count: count)
         if f.kind == .mean, node is FilterArray {
             // A mean is a count and a sum: over a lazy filter each would filter again, so the filtered

@@ -93,6 +93,8 @@ QUERIES = [
     (None, "min(k), max(k), min(v), max(v)"),
     (None, "min(s), max(s)"),
     (None, "mean(k), mean(f)"),
+    (None, "sum(v - k), mean(k + v), count(v - k), sum(id - k), sum(id + id)"),
+    ("k > 0", "sum(v - k), mean(v + k)"),
     (None, "sum(f), min(f), max(f)"),
     ("k > 0", "count(*), sum(k), mean(v)"),
     ("s = 'alpha'", "count(*), min(f), max(f)"),

@@ -105,6 +105,65 @@ import Testing
         }
     }
 
+    /// sum(x ± y) over packed Int64 columns straight from the packed words: the same sum and count as
+    /// element by element over the rows where both are valid, for every width up to 32, windows off
+    /// the 64-value blocks, nulls, and references near the limits; nil where bounds allow an overflow
+    /// or patches sit in the window.
+    @Test func packedSumsOfSumsAndDifferencesMatchElementAccess() throws {
+        var g = Generator(state: 31)
+        var taken = 0
+        var refused = 0
+        for width in 0...33 {
+            let limit: UInt64 = width == 0 ? 0 : (1 << UInt64(Swift.min(width, 63))) - 1
+            func column(nullEvery: UInt64) throws -> BitPackedArray {
+                let values: [UInt32?] = (0..<900).map { _ in
+                    g.next() % nullEvery == 0 ? nil : UInt32(truncatingIfNeeded: g.next() & limit)
+                }
+                return try BitPackedArray.encode(PrimitiveArray(values), bitWidth: Swift.min(width, 32))
+            }
+            let (px, py) = (try column(nullEvery: 7), try column(nullEvery: 200))
+            for (rx, ry) in [(Int64(-5), Int64(1_000)), (Int64.max - (1 << 33), -1), (Int64.min + 10, 0)] {
+                for (start, length) in [(0, 900), (1, 700), (63, 130), (128, 640), (5, 0)] {
+                    let x = try FoRArray(reference: .int64(rx), child: px.slice(start, length))
+                    let y = try FoRArray(reference: .int64(ry), child: py.slice(start, length))
+                    for op in [ArithmeticOperator.add, .subtract] {
+                        var expected = Int128(0)
+                        var rows = 0
+                        var overflows = false
+                        for i in 0..<length {
+                            guard case .int(let a) = try x.scalar(at: i).value,
+                                case .int(let b) = try y.scalar(at: i).value
+                            else { continue }
+                            let r = op == .add ? Int128(a) + Int128(b) : Int128(a) - Int128(b)
+                            overflows = overflows || r < Int128(Int64.min) || r > Int128(Int64.max)
+                            expected += r
+                            rows += 1
+                        }
+                        let label = "width \(width), refs \(rx) \(ry), window \(start)+\(length), \(op)"
+                        guard let fused = AggregatePartial.sumOfSumOrDifference(op, x, y) else {
+                            // Refused: an overflow was possible (or values wider than 32 bits).
+                            refused += 1
+                            continue
+                        }
+                        taken += 1
+                        #expect(!overflows, "\(label): a row overflows but the fused sum was taken")
+                        #expect(
+                            fused.sum == expected && fused.count == rows, "\(label): \(fused) vs \(expected), \(rows)")
+                    }
+                }
+            }
+        }
+        #expect(taken > 400 && refused > 100, "\(taken) taken, \(refused) refused")
+        // Patches in the window are refused.
+        let patched = try BitPackedArray.encode(
+            PrimitiveArray((0..<200).map { UInt32($0 == 50 ? 1 << 20 : $0 % 8) }), bitWidth: 3)
+        #expect(!patched.patchIndices.isEmpty)
+        let p = try FoRArray(reference: .int64(0), child: patched)
+        #expect(AggregatePartial.sumOfSumOrDifference(.add, p, p) == nil)
+        let clear = try FoRArray(reference: .int64(0), child: patched.slice(60, 100))
+        #expect(AggregatePartial.sumOfSumOrDifference(.add, clear, clear) != nil)
+    }
+
     @Test(arguments: 0..<5)
     func runEndSumsAreExact(kind: Int) throws {
         var g = Generator(state: UInt64(kind))

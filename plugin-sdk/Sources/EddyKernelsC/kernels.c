@@ -290,6 +290,70 @@ void eddy_unpack_blocks(const uint64_t *words, int width, size_t blocks, uint64_
     for (size_t b = 0; b < blocks; b++) f(words + b * (size_t)width, add, out + b * 64);
 }
 
+// ---- Sum of bit-packed values under a mask, without materialising them.
+
+static inline uint64_t eddy_unpack_one(const uint64_t *words, int width, size_t position) {
+    if (width == 0) return 0;
+    const size_t bit = position * (size_t)width;
+    const unsigned shift = (unsigned)(bit & 63);
+    uint64_t v = words[bit >> 6] >> shift;
+    if (shift + (unsigned)width > 64) v |= words[(bit >> 6) + 1] << (64 - shift);
+    return width == 64 ? v : v & (((uint64_t)1 << width) - 1);
+}
+
+uint64_t eddy_packed_masked_sum(const uint64_t *words, int width, size_t offset, size_t n, const uint8_t *mask,
+                                size_t mask_offset, size_t *counted) {
+    uint64_t sum = 0;
+    size_t count = 0;
+    if (width < 0 || width > 32) {
+        *counted = 0;
+        return 0;
+    }
+#define EDDY_MASK_BIT(k) (mask ? (uint64_t)((mask[(mask_offset + (k)) >> 3] >> ((mask_offset + (k)) & 7)) & 1) : 1)
+    size_t i = 0;
+    while (i < n && ((offset + i) & 63) != 0) {
+        if (EDDY_MASK_BIT(i)) {
+            sum += eddy_unpack_one(words, width, offset + i);
+            count++;
+        }
+        i++;
+    }
+    uint64_t block[64];
+    for (; i + 64 <= n; i += 64) {
+        uint64_t m = ~(uint64_t)0;
+        if (mask) {
+            // The 64 mask bits of this block: 8 bytes from its first byte, and a ninth when it does not
+            // start on a byte (all of them inside the mask: every bit is a position of the window).
+            const size_t bit = mask_offset + i;
+            const unsigned s = (unsigned)(bit & 7);
+            memcpy(&m, mask + (bit >> 3), 8);
+            if (s != 0) m = (m >> s) | ((uint64_t)mask[(bit >> 3) + 8] << (64 - s));
+        }
+        if (m == 0) continue;
+        count += (size_t)__builtin_popcountll(m);
+        if (width == 0) continue;
+        eddy_unpackers[width](words + ((offset + i) >> 6) * (size_t)width, 0, block);
+        // Mostly kept: sum the block, take back the few left out; mostly not: add the kept ones.
+        if (__builtin_popcountll(m) >= 32) {
+            uint64_t total = 0;
+            for (int b = 0; b < 64; b++) total += block[b];
+            for (uint64_t z = ~m; z != 0; z &= z - 1) total -= block[__builtin_ctzll(z)];
+            sum += total;
+        } else {
+            for (uint64_t k = m; k != 0; k &= k - 1) sum += block[__builtin_ctzll(k)];
+        }
+    }
+    for (; i < n; i++) {
+        if (EDDY_MASK_BIT(i)) {
+            sum += eddy_unpack_one(words, width, offset + i);
+            count++;
+        }
+    }
+#undef EDDY_MASK_BIT
+    *counted = count;
+    return sum;
+}
+
 // ---- Masked integer sum: each value ANDed with its validity bit spread to a mask, summed as
 // 32-bit halves (neither half can overflow for n < 2^32). One body, compiled twice: for AVX2 (the
 // vectoriser then works 4 lanes at a time) and portable.

@@ -32,6 +32,13 @@ void eddy_varbin_eq(const int32_t *offsets, const uint8_t *bytes, size_t n, cons
 /// to every value. One unrolled loop per width, so every shift is a constant.
 void eddy_unpack_blocks(const uint64_t *words, int width, size_t blocks, uint64_t add, uint64_t *out);
 
+/// Sum of the bit-packed values at positions offset ..< offset + n (`width` 0...32 bits each, packed
+/// from bit 0 of words[0]) whose bit (mask_offset + i) in `mask` (LSB first) is set; NULL: all. Whole
+/// 64-value blocks are unpacked into scratch and summed under their mask word. *counted gets the
+/// number of positions summed. Exact for n < 2^32 (each value < 2^32).
+uint64_t eddy_packed_masked_sum(const uint64_t *words, int width, size_t offset, size_t n, const uint8_t *mask,
+                                size_t mask_offset, size_t *counted);
+
 /// Sum of values[i] over rows i < n whose bit (offset + i) in `validity` (LSB first) is set, exact in
 /// 128 bits as two halves: *low gets the sum of the low 32 bits, *high the sum of the (signed) high
 /// 32 bits; neither overflows for n < 2^32. Returns the number of valid rows. NULL: all valid.

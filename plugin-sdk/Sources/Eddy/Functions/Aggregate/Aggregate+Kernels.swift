@@ -344,3 +344,73 @@ private struct CountCodes: IntegerPTypeVisitor {
         return .success((counts, nulls))
     }
 }
+
+extension AggregatePartial {
+    /// The exact sum of `x op y` (`op` + or −) over the rows where both are valid, and how many rows
+    /// that is, computed as Σx ± Σy over those rows straight from the packed words, without building
+    /// `x`, `y` or `x op y`. Only when both are Int64 frames of reference over unsigned bit-packed
+    /// values of at most 32 bits without patches in their window (or Int64 bit-packed values of at
+    /// most 32 bits), and their bounds prove that no row's `x op y` can overflow Int64 — so the
+    /// checked per-row operation could not have failed, and the sums are the same numbers. Nil
+    /// otherwise: the caller evaluates `x op y` and sums it.
+    @_spi(Host) public static func sumOfSumOrDifference(
+        _ op: ArithmeticOperator, _ x: any ArrayNode, _ y: any ArrayNode
+    ) -> (sum: Int128, count: Int)? {
+        guard op == .add || op == .subtract, x.count == y.count, x.count < 1 << 32,
+            let a = PackedInt64(x), let b = PackedInt64(y)
+        else { return nil }
+        let (lo, hi) =
+            op == .add ? (a.low + b.low, a.high + b.high) : (a.low - b.high, a.high - b.low)
+        guard lo >= Int128(Int64.min), hi <= Int128(Int64.max) else { return nil }
+        let mask = a.packed.validity.and(b.packed.validity, count: x.count)
+        let bits: (UnsafePointer<UInt8>?, Int, Buffer?)
+        switch mask {
+        case .allValid: bits = (nil, 0, nil)
+        case .allInvalid: return (0, 0)
+        case .bitmap(let m): bits = (m.buffer.baseAddress.assumingMemoryBound(to: UInt8.self), m.offset, m.buffer)
+        }
+        func sum(_ p: PackedInt64) -> (Int128, Int) {
+            withExtendedLifetime((p.packed.packed, bits.2)) {
+                var counted = 0
+                let s = eddy_packed_masked_sum(
+                    p.packed.packed.baseAddress.assumingMemoryBound(to: UInt64.self), Int32(p.packed.bitWidth),
+                    p.packed.offset, p.packed.count, bits.0, bits.1, &counted)
+                return (Int128(s) + p.reference * Int128(counted), counted)
+            }
+        }
+        let (sa, n) = sum(a)
+        let (sb, _) = sum(b)
+        return (op == .add ? sa + sb : sa - sb, n)
+    }
+
+    /// An Int64 array stored as packed values plus a reference, with the bounds every row lies in.
+    private struct PackedInt64 {
+        let packed: BitPackedArray
+        let reference: Int128
+        let low: Int128
+        let high: Int128
+
+        init?(_ array: any ArrayNode) {
+            guard array.dtype.ptype == .int64 else { return nil }
+            let child: BitPackedArray
+            let reference: Int64
+            if let f = array as? FoRArray, let bp = f.child as? BitPackedArray, bp.ptype.isUnsignedInteger,
+                let r = f.reference.int64Value
+            {
+                (child, reference) = (bp, r)
+            } else if let bp = array as? BitPackedArray, bp.ptype == .int64 {
+                (child, reference) = (bp, 0)
+            } else {
+                return nil
+            }
+            guard child.bitWidth <= 32, child.patchRange.isEmpty else { return nil }
+            let high = Int128(reference) + (Int128(1) << child.bitWidth) - 1
+            // A frame whose values would wrap past Int64.max decodes by wrapping: not these sums.
+            guard high <= Int128(Int64.max) else { return nil }
+            self.packed = child
+            self.reference = Int128(reference)
+            self.low = Int128(reference)
+            self.high = high
+        }
+    }
+}
