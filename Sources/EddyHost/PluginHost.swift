@@ -461,6 +461,11 @@ public final class PluginHost: Sendable {
                 name: name, version: version, file: path, contentHash: hash,
                 shadowPath: copy.displayPath, kernelCount: kernels)
             state.withLock { $0.value.plugins[name] = loaded }
+            // The supervisor's own snapshot names the plugin set too (no kernels: workers run them), so
+            // its generation and fingerprint move with the set, as a removal's always did.
+            session.kernels.replace(
+                pluginNamed: name, kernels: [], rules: [],
+                owner: KernelOwner(name: name, version: version, isBuiltin: false, contentHash: hash))
             return row(
                 path, replacedOld == nil ? .loaded : .replaced,
                 replacedOld.map {

@@ -63,7 +63,9 @@ public final class CSVReader: TableReader {
         if buffer.starts(with: EddyFileFormat.magic) {
             throw IOError(
                 file: path, line: 0, column: 0,
-                message: "this is an .eddy file, which is mapped, not streamed: name the file itself, not a pipe")
+                message:
+                    "this is an .eddy file, read as CSV: name the file itself (not a pipe) and leave out the input "
+                    + "format (or give eddy); it is recognised by its first bytes")
         }
         if buffer.starts(with: [0xEF, 0xBB, 0xBF]) { buffer.removeFirst(3) }
         guard let head = try nextSlice(maxRecords: 1) else {

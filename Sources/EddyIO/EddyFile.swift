@@ -413,6 +413,9 @@ final class MappedEddyFile: Sendable {
         var inode: UInt64
         var size: Int
         var modified: Int
+        /// The inode's change time: any write or metadata change moves it, and unlike the
+        /// modification time it cannot be set back (`touch -d`, `cp -p`, `rsync -t` over a file).
+        var changed: Int
         var checksums: Bool
     }
 
@@ -487,10 +490,12 @@ public final class EddyFile: @unchecked Sendable {
             throw fail("\(size) bytes: too short for an .eddy file (header and trailer take 96)")
         }
         // A warm process (eddy serve) keeps recently opened files mapped and parsed, keyed by their
-        // identity and modification time: a changed or replaced file is opened afresh.
+        // identity, modification and change times: a changed or replaced file is opened afresh (and
+        // its segments' checksums verified again), even when its modification time was set back.
         let key = MappedEddyFile.Key(
             path: path, device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: size,
-            modified: Int(st.st_mtim.tv_sec) &* 1_000_000_000 &+ Int(st.st_mtim.tv_nsec), checksums: verifyChecksums)
+            modified: Int(st.st_mtim.tv_sec) &* 1_000_000_000 &+ Int(st.st_mtim.tv_nsec),
+            changed: Int(st.st_ctim.tv_sec) &* 1_000_000_000 &+ Int(st.st_ctim.tv_nsec), checksums: verifyChecksums)
         if let cached = MappedEddyFile.cache.lookup(key) {
             mapped = cached
         } else {

@@ -352,7 +352,7 @@ public final class EddyServer: Sendable {
     /// footer's row counts, read with `pread` (see ``MappedEddyFile``), so no kernel, plugin code or
     /// mapped page is involved and there is nothing for a worker to isolate; a worker hop cost more
     /// than the answer. Only footers up to 4 MiB: parsing a larger (or hostile) one is left to a worker
-    /// and its memory limit. The reply names the plugin set as a worker's would. Nil: a worker answers.
+    /// and its memory limit. Nil: a worker answers.
     func footerAnswer(_ job: EvalRequest.Job, stop: @escaping @Sendable () -> EvaluationStopped?)
         -> (HTTPResponse.Status, [String: Any])?
     {
@@ -360,13 +360,9 @@ public final class EddyServer: Sendable {
             Evaluation.readsNoColumn(whereText: nil, selectText: job.select),
             (try? EddyFile(path: job.path, snapshot: session.kernels.snapshot, maxFooterBytes: 4 << 20)) != nil
         else { return nil }
-        let set = host.plugins
+        // The supervisor's snapshot names the current plugin set (without their kernels), so the reply's
+        // fingerprint and plugins are those a worker would report.
         var (status, object) = EvalRequest.evaluate(job, session: session, stop: stop)
-        let owners = set.map {
-            KernelOwner(name: $0.name, version: $0.version, isBuiltin: false, contentHash: $0.contentHash)
-        }
-        object["fingerprint"] = KernelSnapshot.fingerprint(of: owners)
-        object["plugins"] = set.map { ["name": $0.name, "version": $0.version, "content_hash": $0.contentHash] }
         if status == .ok { object["answered_from"] = "footer" }
         return (status, object)
     }

@@ -225,7 +225,9 @@ final class WorkerPool: Sendable {
     static func describe(_ status: Int32) -> String {
         let signal = status & 0x7f
         if signal != 0 && signal != 0x7f {
-            return "crashed with signal \(signal) (\(signalName(signal)))"
+            // SIGBUS outside plugin code is almost always a mapped .eddy file cut short while it was read.
+            let hint = signal == SIGBUS ? "; a mapped .eddy file truncated while it was read?" : ""
+            return "crashed with signal \(signal) (\(signalName(signal))\(hint))"
         }
         return "exited with status \((status >> 8) & 0xff)"
     }

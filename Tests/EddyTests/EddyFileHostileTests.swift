@@ -222,6 +222,23 @@ import Testing
             let fromFile = try Eddy.run(["eval", file, "--where", "1 / x > 0", "--select", select, "--format", "csv"])
             #expect(fromCSV.status == 0 && fromFile.stdout == fromCSV.stdout, "\(fromFile.stdout) vs \(fromCSV.stdout)")
         }
+        // A cached file changed in place, its size kept and its modification time set back (cp -p,
+        // rsync -t, tar), is opened afresh: its segments are checked again, not served from the cache.
+        let cached = scratch.path + "/cached.eddy"
+        #expect(try Eddy.run(["convert", csv, cached]).status == 0)
+        let snapshot = Session().kernels.snapshot
+        let before = try EddyFile(path: cached, snapshot: snapshot)
+        _ = try before.column(chunk: 0, column: 0)
+        var st = stat()
+        #expect(stat(cached, &st) == 0)
+        let segment = before.footer.chunks[0].columns[0]
+        let fd = open(cached, O_WRONLY)
+        var flipped: [UInt8] = [0xA5, 0x5A, 0xA5, 0x5A]
+        #expect(pwrite(fd, &flipped, 4, off_t(segment.segmentOffset)) == 4)
+        close(fd)
+        var times = [st.st_atim, st.st_mtim]
+        #expect(utimensat(AT_FDCWD, cached, &times, 0) == 0)
+        #expect(throws: IOError.self) { try EddyFile(path: cached, snapshot: snapshot).column(chunk: 0, column: 0) }
         // A reader with a footer budget (the serve supervisor's) refuses a larger footer by name.
         #expect(throws: IOError.self) {
             try EddyFile(path: file, snapshot: Session().kernels.snapshot, maxFooterBytes: 8)
@@ -279,6 +296,7 @@ import Testing
         #expect(c.status == 0, "\(c.stderr)")
         let dir = ScratchDirectory()
         let server = try Server(pluginDir: dir.path, arguments: ["--workers", workers])
+        let (_, health0) = try server.request("GET", "/health")
         let (s0, r0) = try server.eval(file, where: "trip_id < 100100", select: "count(*)")
         #expect(s0 >= 400 && s0 < 500, "\(s0) \(r0)")
         #expect("\(r0)".contains("ext.delta") && "\(r0)".contains("delta 1.0.0"), "\(r0)")
@@ -301,6 +319,12 @@ import Testing
         #expect(rf["fingerprint"] as? String == r1["fingerprint"] as? String, "\(rf) \(r1)")
         let plugins = rf["plugins"] as? [[String: String]]
         #expect(plugins != nil && plugins == r1["plugins"] as? [[String: String]], "\(rf) \(r1)")
+        // The server's own generation and fingerprint moved with the plugin set, isolated or not.
+        let (_, health1) = try server.request("GET", "/health")
+        let (_, listing) = try server.request("GET", "/plugins")
+        #expect(
+            (health1["generation"] as? Int ?? 0) > (health0["generation"] as? Int ?? 0), "\(health0) \(health1)")
+        #expect(listing["fingerprint"] as? String == r1["fingerprint"] as? String, "\(listing)")
         // An .eddy body uploads too.
         let (s2, r2) = try server.request(
             "POST", "/eval?select=count(*)", body: try Data(contentsOf: URL(fileURLWithPath: file)),

@@ -113,11 +113,7 @@ public final class KernelSnapshot: Sendable {
     func hasRules(parent: EncodingID) -> Bool { parent.index < width && parentHasRules[parent.index] }
 
     /// The plugin set as one line: `name@version#hash8, …` (or `builtin only`).
-    public var fingerprint: String { Self.fingerprint(of: plugins) }
-
-    /// The fingerprint a snapshot of `plugins` (in this order) has: for a host that answers without
-    /// loading them (a supervisor whose workers run the plugin code).
-    @_spi(Host) public static func fingerprint(of plugins: [KernelOwner]) -> String {
+    public var fingerprint: String {
         plugins.isEmpty
             ? "builtin only"
             : plugins.map {
