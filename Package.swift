@@ -41,7 +41,7 @@ let package = Package(
         // SIMD byte masks for the CSV reader (Swift has no portable movemask).
         .target(name: "CEddyIO", path: "Sources/CEddyIO"),
         // prctl and other C-only calls the host needs (variadic in C, so not callable from Swift).
-        .target(name: "CEddyHost", path: "Sources/CEddyHost"),
+        .target(name: "CEddyHost", dependencies: ["CEddyIO"], path: "Sources/CEddyHost"),
         .target(
             name: "EddyHost",
             dependencies: [

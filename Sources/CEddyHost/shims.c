@@ -1,5 +1,6 @@
 #define _GNU_SOURCE 1
 #include "CEddyHost.h"
+#include "CEddyIO.h"
 
 #include <malloc.h>
 #include <signal.h>
@@ -100,6 +101,16 @@ static void crash_handler(int sig, siginfo_t *info, void *context) {
         write_all("; ");
         write_all(crash_hint);
         write_all("\n");
+    }
+    // A fault reading a mapped file (SIGBUS: it was cut short after it was mapped) names the file.
+    // Once, though every thread reading the file faults.
+    static volatile sig_atomic_t named_file = 0;
+    const char *file = (!site && sig == SIGBUS && info) ? eddy_mapping_path_at(info->si_addr) : NULL;
+    if (file && !__atomic_exchange_n(&named_file, 1, __ATOMIC_SEQ_CST)) {
+        write_all("eddy: crashed with signal 7 (SIGBUS) reading ");
+        write_clean(file, 256);
+        write_all(": the file was truncated or replaced in place while it was mapped and read; run again on "
+                  "the complete file (eddy serve keeps such a crash inside one worker)\n");
     }
     // Hand the signal to whoever had it before (Swift's backtracer, or the default action), so the
     // process still ends with the signal's status.

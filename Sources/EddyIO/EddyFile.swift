@@ -298,13 +298,19 @@ public struct EddyFooter: Sendable {
 final class FileMapping: Sendable {
     nonisolated(unsafe) let base: UnsafeRawPointer
     let size: Int
+    /// Its slot in the table a crash report reads to name the file of a faulting address.
+    let slot: Int32
 
-    init(base: UnsafeRawPointer, size: Int) {
+    init(base: UnsafeRawPointer, size: Int, path: String) {
         self.base = base
         self.size = size
+        slot = eddy_mapping_register(base, size, path)
     }
 
-    deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+    deinit {
+        eddy_mapping_unregister(slot)
+        munmap(UnsafeMutableRawPointer(mutating: base), size)
+    }
 }
 
 /// A mapped `.eddy` file and its parsed footer: what opening it costs, kept while the file is unchanged.
@@ -339,8 +345,8 @@ final class MappedEddyFile: Sendable {
     /// (an error naming it), not a SIGBUS, and an answer from the footer alone (`count(*)`, which
     /// `eddy serve` gives in its own process) touches no mapped page.
     static func load(
-        fd: Int32, size: Int, verifyChecksums: Bool, maxFooterBytes: Int = EddyFileFormat.maxFooterBytes,
-        fail: (String) -> IOError
+        fd: Int32, path: String, size: Int, verifyChecksums: Bool,
+        maxFooterBytes: Int = EddyFileFormat.maxFooterBytes, fail: (String) -> IOError
     ) throws -> MappedEddyFile {
         func read(_ offset: Int, _ count: Int) throws -> [UInt8] {
             var out = [UInt8](repeating: 0, count: count)
@@ -398,7 +404,7 @@ final class MappedEddyFile: Sendable {
         guard let raw = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), raw != MAP_FAILED else {
             throw fail("cannot map: \(String(cString: strerror(errno)))")
         }
-        let map = FileMapping(base: UnsafeRawPointer(raw), size: size)
+        let map = FileMapping(base: UnsafeRawPointer(raw), size: size, path: path)
         do {
             let footer = try EddyFooter.decode(footerBytes, dataEnd: footerOffset)
             return MappedEddyFile(mapping: map, footer: footer)
@@ -500,7 +506,8 @@ public final class EddyFile: @unchecked Sendable {
             mapped = cached
         } else {
             mapped = try MappedEddyFile.load(
-                fd: fd, size: size, verifyChecksums: verifyChecksums, maxFooterBytes: maxFooterBytes, fail: fail)
+                fd: fd, path: path, size: size, verifyChecksums: verifyChecksums, maxFooterBytes: maxFooterBytes,
+                fail: fail)
             MappedEddyFile.cache.insert(key, mapped)
         }
         let footer = mapped.footer

@@ -285,6 +285,44 @@ import Testing
         #expect(inspect.stdout.contains("max nan") && max.stdout.contains("nan"), "\(inspect.stdout) \(max.stdout)")
     }
 
+    /// A file cut short while `eddy eval` reads its mapping faults (SIGBUS; there is no way to read a
+    /// page that is gone): the crash report names the file and what happened to it.
+    @Test func aFileTruncatedWhileItIsReadIsNamedInTheCrashReport() throws {
+        let scratch = ScratchDirectory()
+        var text = "id,word\n"
+        for i in 0..<300_000 { text += "\(i),w\(i % 977)x\(i)\n" }
+        let csv = scratch.write("big.csv", text)
+        let original = scratch.path + "/original.eddy"
+        #expect(try Eddy.run(["convert", csv, original, "--chunk-rows", "4096"]).status == 0)
+        let size = (try FileManager.default.attributesOfItem(atPath: original)[.size] as? Int) ?? 0
+        var crashes = 0
+        for attempt in 0..<3 {
+            let file = scratch.path + "/cut\(attempt).eddy"
+            try FileManager.default.copyItem(atPath: original, toPath: file)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Eddy.binary)
+            p.arguments = ["eval", file, "--select", "id, word", "--format", "csv", "--threads", "2"]
+            p.environment = ["EDDY_PLUGIN_DIR": emptyPluginDirectory]
+            let err = Pipe()
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = err
+            try p.run()
+            usleep(60_000)
+            #expect(truncate(file, off_t(size / 4)) == 0)
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            if p.terminationReason == .uncaughtSignal {
+                crashes += 1
+                #expect(p.terminationStatus == SIGBUS, "\(p.terminationStatus): \(stderr)")
+                #expect(stderr.contains("(SIGBUS) reading \(file): the file was truncated"), "\(stderr)")
+            } else {
+                // Finished before the cut, or stopped at a clean error naming the file.
+                #expect(p.terminationStatus == 0 || stderr.contains(file), "\(stderr)")
+            }
+        }
+        #expect(crashes > 0, "the file was never cut while it was read: make it larger")
+    }
+
     @Test(arguments: ["2", "0"])
     func aPluginDroppedIntoARunningServerMakesItsFilesReadable(workers: String) throws {
         let scratch = ScratchDirectory()

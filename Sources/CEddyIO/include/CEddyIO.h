@@ -48,4 +48,12 @@ long eddy_csv_split_plain(const uint8_t *p, size_t n, size_t columns, const int3
                           size_t capacity, int64_t *const *starts, int64_t *const *ends, uint8_t *const *nulls,
                           int64_t *row_starts, size_t *bad_offset, size_t *bad_fields);
 
+/// Records that `size` bytes at `base` map the file `path` (copied, cut at 255 bytes), so that a
+/// crash report for a fault there (SIGBUS: the file was cut short) can name it. Returns the slot to
+/// release, or -1 when all 64 slots are taken (the mapping is then just not named).
+int eddy_mapping_register(const void *base, size_t size, const char *path);
+void eddy_mapping_unregister(int slot);
+/// The path of the registered mapping holding `address`, or NULL. Async-signal-safe.
+const char *eddy_mapping_path_at(const void *address);
+
 #endif
