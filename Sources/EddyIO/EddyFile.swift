@@ -423,6 +423,16 @@ final class MappedEddyFile: Sendable {
         /// modification time it cannot be set back (`touch -d`, `cp -p`, `rsync -t` over a file).
         var changed: Int
         var checksums: Bool
+
+        init(path: String, _ st: stat, checksums: Bool) {
+            self.path = path
+            device = UInt64(st.st_dev)
+            inode = UInt64(st.st_ino)
+            size = Int(st.st_size)
+            modified = Int(st.st_mtim.tv_sec) &* 1_000_000_000 &+ Int(st.st_mtim.tv_nsec)
+            changed = Int(st.st_ctim.tv_sec) &* 1_000_000_000 &+ Int(st.st_ctim.tv_nsec)
+            self.checksums = checksums
+        }
     }
 
     /// The most recently opened files (at most 16).
@@ -440,6 +450,10 @@ final class MappedFileCache: Sendable {
             list.append(hit)
             return hit.1
         }
+    }
+
+    func contains(_ key: MappedEddyFile.Key) -> Bool {
+        entries.withLock { list in list.contains { $0.0 == key } }
     }
 
     func insert(_ key: MappedEddyFile.Key, _ file: MappedEddyFile) {
@@ -498,10 +512,7 @@ public final class EddyFile: @unchecked Sendable {
         // A warm process (eddy serve) keeps recently opened files mapped and parsed, keyed by their
         // identity, modification and change times: a changed or replaced file is opened afresh (and
         // its segments' checksums verified again), even when its modification time was set back.
-        let key = MappedEddyFile.Key(
-            path: path, device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: size,
-            modified: Int(st.st_mtim.tv_sec) &* 1_000_000_000 &+ Int(st.st_mtim.tv_nsec),
-            changed: Int(st.st_ctim.tv_sec) &* 1_000_000_000 &+ Int(st.st_ctim.tv_nsec), checksums: verifyChecksums)
+        let key = MappedEddyFile.Key(path: path, st, checksums: verifyChecksums)
         if let cached = MappedEddyFile.cache.lookup(key) {
             mapped = cached
         } else {
@@ -549,6 +560,14 @@ public final class EddyFile: @unchecked Sendable {
     }
 
     public var size: Int { mapping.size }
+
+    /// Whether `path` is a regular file this process has opened and parsed, unchanged since (so
+    /// opening it again reads nothing but its metadata).
+    @_spi(Host) public static func isOpen(path: String) -> Bool {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return false }
+        return MappedEddyFile.cache.contains(MappedEddyFile.Key(path: path, st, checksums: true))
+    }
 
     /// Column `column` of chunk `chunk` as its stored tree, buffers used in place. Checks the segment's
     /// checksum first (the bytes are read once for it).

@@ -355,6 +355,10 @@ import Testing
         #expect(sf == 200 && (rf["result"] as? [[String: Any]])?.first?["n"] as? Int == 1500, "\(rf)")
         #expect((rf["answered_from"] as? String == "footer") == (workers != "0"), "\(rf)")
         #expect(rf["fingerprint"] as? String == r1["fingerprint"] as? String, "\(rf) \(r1)")
+        // Again, now that the supervisor has the file open: answered on the request's own task.
+        let (sg, rg) = try server.eval(plainFile, select: "count(*), count(*) as n")
+        #expect(sg == 200 && "\(rg["result"] ?? "")" == "\(rf["result"] ?? "")", "\(rg)")
+        #expect((rg["answered_from"] as? String == "footer") == (workers != "0"), "\(rg)")
         let plugins = rf["plugins"] as? [[String: String]]
         #expect(plugins != nil && plugins == r1["plugins"] as? [[String: String]], "\(rf) \(r1)")
         // The server's own generation and fingerprint moved with the plugin set, isolated or not.
