@@ -110,7 +110,7 @@ static void crash_handler(int sig, siginfo_t *info, void *context) {
         write_all("eddy: crashed with signal 7 (SIGBUS) reading ");
         write_clean(file, 256);
         write_all(": the file was truncated or replaced in place while it was mapped and read; run again on "
-                  "the complete file (eddy serve keeps such a crash inside one worker)\n");
+                  "the complete file (under eddy serve, workers keep such a crash from the server)\n");
     }
     // Hand the signal to whoever had it before (Swift's backtracer, or the default action), so the
     // process still ends with the signal's status.

@@ -386,13 +386,19 @@ final class MappedEddyFile: Sendable {
         }
         let footerOffset = u64(0)
         let footerLength = u64(8)
+        // As written (unsigned), for messages: a hostile field can be any 64-bit pattern.
+        let (shownOffset, shownLength) = (
+            UInt64(bitPattern: Int64(footerOffset)), UInt64(bitPattern: Int64(footerLength))
+        )
         let footerCRC = (0..<4).reduce(UInt32(0)) { $0 | UInt32(trailer[16 + $1]) << (8 * $1) }
-        guard footerOffset >= EddyFileFormat.headerSize, footerLength >= 0,
+        guard footerOffset >= EddyFileFormat.headerSize, footerLength > 0,
             footerLength <= EddyFileFormat.maxFooterBytes,
             footerOffset <= t, t - footerOffset == footerLength
         else {
             throw fail(
-                "trailer places the footer at \(footerOffset) (\(footerLength) bytes), outside the file's \(size)")
+                "the trailer places the footer at byte \(shownOffset), \(shownLength) bytes long; it must lie after "
+                    + "the \(EddyFileFormat.headerSize)-byte header and end where the trailer starts (byte \(t) of "
+                    + "\(size)), and be 1 to \(EddyFileFormat.maxFooterBytes) bytes")
         }
         guard footerLength <= maxFooterBytes else {
             throw fail("the footer is \(footerLength) bytes, more than the \(maxFooterBytes) this reader takes")

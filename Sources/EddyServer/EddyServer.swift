@@ -408,13 +408,14 @@ public final class EddyServer: Sendable {
         _ pool: WorkerPool, _ op: WorkerRequest.Operation, job: EvalRequest.Job?, deadline: Double,
         clientGone: () -> Bool
     ) -> Response {
+        let generation = session.kernels.generation
         let set = host.plugins
         let id = UInt64.random(in: 1...UInt64.max)
         let request = WorkerRequest(
             id: id, op: op,
             plugins: set.map {
                 .init(name: $0.name, version: $0.version, copy: $0.shadowPath, hash: $0.contentHash)
-            }, job: job)
+            }, job: job, generation: generation)
         let outcome = pool.run(request.encoded(), id: id, deadline: deadline, clientGone: clientGone)
         let restarts = pool.restarts.load(ordering: .relaxed)
         metrics.workerRestartsSeen(restarts)
@@ -439,7 +440,11 @@ public final class EddyServer: Sendable {
                     "error": "the evaluation's worker answered out of protocol (\(what)): plugin code wrote to its "
                         + "socket; the worker was replaced and its answer dropped"
                 ], status: .badGateway)
-        case .died(let cause, let site):
+        case .died(var cause, let site):
+            // A worker killed by SIGBUS outside plugin code was reading a mapped file: name the one it read.
+            if site == nil, cause.contains("SIGBUS"), let job, job.inputFormat == "eddy" {
+                cause += " reading \(job.uploaded ? "the upload" : job.path)"
+            }
             return blame(cause: cause, site: site, in: set, status: .internalServerError)
         case .timedOut(let site):
             return blame(

@@ -102,12 +102,12 @@ public enum WorkerProcess {
                     "rules": e.rules.map { ["name": $0.name, "owner": $0.owner.description] },
                 ]
             }
-            return (
-                200, encode(["generation": snapshot.generation, "fingerprint": snapshot.fingerprint, "keys": keys])
-            )
+            let generation = request.generation > 0 ? request.generation : snapshot.generation
+            return (200, encode(["generation": generation, "fingerprint": snapshot.fingerprint, "keys": keys]))
         case .eval:
             guard let job = request.job else { return (500, encode(["error": "worker: eval without a job"])) }
-            let (status, object) = EvalRequest.evaluate(job, session: session, stop: { nil })
+            var (status, object) = EvalRequest.evaluate(job, session: session, stop: { nil })
+            if request.generation > 0 { object["generation"] = request.generation }
             return (Int(status.code), encode(object))
         }
     }

@@ -23,6 +23,10 @@ struct WorkerRequest: Sendable {
     var op: Operation
     var plugins: [Plugin]
     var job: EvalRequest.Job?
+    /// The supervisor's snapshot generation for this plugin set: replies carry it, so that every answer
+    /// of one server (and its /health) counts plugin changes the same way, whichever worker ran it
+    /// and however that worker came by its plugins.
+    var generation = 0
 
     // A small binary encoding (length-prefixed fields): on every request, JSON (Codable or
     // JSONSerialization) costs a measurable share of a small request's time.
@@ -34,6 +38,7 @@ struct WorkerRequest: Sendable {
         for p in plugins {
             w.string(p.name); w.string(p.version); w.string(p.copy); w.string(p.hash)
         }
+        w.u64(UInt64(max(0, generation)))
         if let job {
             w.u8(1)
             w.string(job.path); w.string(job.inputFormat); w.string(job.format)
@@ -51,11 +56,12 @@ struct WorkerRequest: Sendable {
         return w.bytes
     }
 
-    init(id: UInt64, op: Operation, plugins: [Plugin], job: EvalRequest.Job?) {
+    init(id: UInt64, op: Operation, plugins: [Plugin], job: EvalRequest.Job?, generation: Int = 0) {
         self.id = id
         self.op = op
         self.plugins = plugins
         self.job = job
+        self.generation = generation
     }
 
     /// - Throws: ``ByteReader/Malformed`` for bytes that are not a request.
@@ -69,6 +75,7 @@ struct WorkerRequest: Sendable {
         plugins = try (0..<Int(count)).map { _ in
             Plugin(name: try r.string(), version: try r.string(), copy: try r.string(), hash: try r.string())
         }
+        generation = Int(clamping: try r.u64())
         if try r.u8() == 1 {
             let path = try r.string(), inputFormat = try r.string(), format = try r.string()
             let whereText = try r.optional(), select = try r.optional()

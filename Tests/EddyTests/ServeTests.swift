@@ -160,6 +160,10 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         }
         let (_, r3) = try server.eval(csv, where: query.where, select: query.select, trace: true)
         #expect((r3["fingerprint"] as? String)?.contains("delta@2.0.0#") == true)
+        // One generation per server: every reply and /health count the changes alike (a worker that
+        // replaced a plugin in two steps too).
+        let (_, health3) = try server.request("GET", "/health")
+        #expect(r3["generation"] as? Int == health3["generation"] as? Int, "\(r3["generation"] ?? "") \(health3)")
         #expect(traceOwners(r3).contains("plugin delta@2.0.0") && !traceOwners(r3).contains("plugin delta@1.0.0"))
         let (_, plugins) = try server.request("GET", "/plugins")
         // In-process, the three builds stay mapped; a supervisor maps no plugin code at all.
@@ -170,6 +174,8 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         try server.waitForPlugin("delta.so") { $0 == nil }
         let (_, r4) = try server.eval(csv, where: query.where, select: query.select, trace: true)
         #expect(!(r4["fingerprint"] as? String ?? "").contains("delta"))
+        let (_, health4) = try server.request("GET", "/health")
+        #expect(r4["generation"] as? Int == health4["generation"] as? Int, "\(r4["generation"] ?? "") \(health4)")
         #expect(!traceOwners(r4).contains { $0.contains("delta") })
         #expect((r4["result"] as? [[String: Any]])?.count == expected.count)
 
