@@ -21,7 +21,7 @@ let package = Package(
     targets: [
         // The root package's loader, compiled from its sources (a path dependency on the root would be
         // named after whatever folder the clone sits in).
-        .target(name: "CEddyHost"),
+        .target(name: "CEddyHost", dependencies: ["CEddyIO"]),
         .target(name: "CEddyIO"),
         .target(
             name: "EddyIO", dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "CEddyIO"],
