@@ -1,0 +1,104 @@
+"""Per-request latency of a warm `eddy serve` on an .eddy file: the race's native-lane queries sent over
+one kept-alive connection, through Python's http.client and (for the same bytes) through a raw socket,
+so that the client's share of a small request shows. Medians of --requests per query, after a warm-up.
+
+Usage: python Benchmarks/serve_latency.py --file race.eddy [--eddy .build/release/eddy] [--requests 500]
+       [--serve-args '--workers 0']
+Convert the race table first: eddy convert race.csv race.eddy (Benchmarks/race.py writes race.csv).
+"""
+import argparse
+import http.client
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--file", required=True, help="an .eddy file of the race table")
+ap.add_argument("--eddy", default=".build/release/eddy")
+ap.add_argument("--requests", type=int, default=500)
+ap.add_argument("--serve-args", default="")
+args = ap.parse_args()
+
+path = os.path.abspath(args.file)
+QUERIES = [
+    ("health", None, None),
+    ("count", None, "count(*)"),
+    ("filter+sum", "carrier = 'AF' and dep_delay > 60", "count(*), sum(distance)"),
+    ("like+agg", "origin like 'L%'", "max(arr_delay), mean(air_time)"),
+    ("arith", None, "sum(arr_delay - dep_delay)"),
+    ("project", "dep_delay > 290", "id, tail, note"),
+]
+
+plugins = tempfile.mkdtemp()
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+server = subprocess.Popen(
+    [args.eddy, "serve", "--port", str(port), "--plugin-dir", plugins, "--data-dir", os.path.dirname(path),
+     "--rescan", "60"] + args.serve_args.split(),
+    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+            break
+        except OSError:
+            time.sleep(0.05)
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    raw = socket.create_connection(("127.0.0.1", port))
+
+    def median(f):
+        for _ in range(20):
+            f()
+        times = []
+        for _ in range(args.requests):
+            t = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t)
+        return sorted(times)[len(times) // 2] * 1000
+
+    def read_reply(sock):
+        """One HTTP/1.1 reply with a Content-Length, read to its end."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = next(int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length"))
+        while len(rest) < length:
+            rest += sock.recv(65536)
+        return rest
+
+    print(f"eddy serve on {path} ({os.cpu_count()} threads per request) {args.serve_args}".rstrip())
+    print(f"{'query':<12}{'http.client':>14}{'raw socket':>14}")
+    for name, where, select in QUERIES:
+        if select is None:
+            def via_client():
+                conn.request("GET", "/health")
+                conn.getresponse().read()
+            request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        else:
+            body = {"path": path, "select": select, "threads": os.cpu_count(), "format": "csv"}
+            if where:
+                body["where"] = where
+            payload = json.dumps(body).encode()
+
+            def via_client(payload=payload):
+                conn.request("POST", "/eval", payload, {"Content-Type": "application/json"})
+                reply = conn.getresponse()
+                data = reply.read()
+                if reply.status != 200:
+                    raise RuntimeError(f"eddy serve answered {reply.status}: {data[:300]!r}")
+            request = (b"POST /eval HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: %d\r\n\r\n" % len(payload)) + payload
+
+        def via_socket(request=request):
+            raw.sendall(request)
+            read_reply(raw)
+        print(f"{name:<12}{median(via_client):>11.3f} ms{median(via_socket):>11.3f} ms")
+finally:
+    server.terminate()
+    server.wait()
