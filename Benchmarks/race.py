@@ -174,8 +174,9 @@ def lane_native():
     import http.client
     import json
     import shutil
-    import socket
     import urllib.request
+
+    import eddy_serve
 
     work = tempfile.mkdtemp()
     os.chmod(work, 0o700)
@@ -212,21 +213,8 @@ def lane_native():
         print(f"eddy convert / polars write_parquet: {conv['eddy'] / conv['polars']:.2f}x time, "
               f"{sizes['eddy'] / sizes['polars']:.2f}x size (Parquet zstd, polars defaults)")
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [args.eddy, "serve", "--port", str(port), "--plugin-dir", plugins, "--data-dir", work, "--rescan", "60"]
-        + args.serve_args.split(),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server, port = eddy_serve.start(args.eddy, plugins, work, args.serve_args.split())
     try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.05)
-
         # One kept-alive HTTP connection, as a client of a warm server keeps it (DuckDB likewise keeps
         # its connection open); --new-connections opens one per request instead.
         conn = [None]

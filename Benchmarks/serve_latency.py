@@ -11,10 +11,10 @@ import http.client
 import json
 import os
 import socket
-import subprocess
 import tempfile
 import time
-import urllib.request
+
+import eddy_serve
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--file", required=True, help="an .eddy file of the race table")
@@ -33,21 +33,8 @@ QUERIES = [
     ("project", "dep_delay > 290", "id, tail, note"),
 ]
 
-plugins = tempfile.mkdtemp()
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-server = subprocess.Popen(
-    [args.eddy, "serve", "--port", str(port), "--plugin-dir", plugins, "--data-dir", os.path.dirname(path),
-     "--rescan", "60"] + args.serve_args.split(),
-    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+server, port = eddy_serve.start(args.eddy, tempfile.mkdtemp(), os.path.dirname(path), args.serve_args.split())
 try:
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
-            break
-        except OSError:
-            time.sleep(0.05)
     conn = http.client.HTTPConnection("127.0.0.1", port)
     raw = socket.create_connection(("127.0.0.1", port))
 
