@@ -21,6 +21,8 @@ public final class EddyServer: Sendable {
     let metrics: Metrics
     let uploads: UploadDirectory
     let slots: EvaluationSlots
+    /// Request bodies being read, each with the time it must have arrived by (see ``collectBody(_:)``).
+    let bodies = BodyDeadlines()
     /// The worker processes, when evaluation is isolated (`options.workers > 0`).
     let pool: WorkerPool?
 
@@ -244,26 +246,43 @@ public final class EddyServer: Sendable {
 
     struct BodyTimeout: Error {}
 
-    /// The whole body, at most `maxBodyBytes`, within `bodyTimeout` seconds.
+    /// The whole body, at most `maxBodyBytes`, within `bodyTimeout` seconds. It is read in a task of its
+    /// own that the server's one body watchdog cancels when it is late (a timer per request, or a task
+    /// group racing a sleep, cost a small request tens of microseconds); a cancelled read is a timeout,
+    /// whatever it returned.
     func collectBody(_ request: Request) async throws -> ByteBuffer {
         let limit = options.maxBodyBytes
-        let seconds = options.bodyTimeout
-        return try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
-            group.addTask { try await request.body.collect(upTo: limit) }
-            group.addTask {
-                try await Task.sleep(for: .seconds(seconds))
-                return nil
+        let task = Task { try await request.body.collect(upTo: limit) }
+        let id = bodies.add(deadline: now() + options.bodyTimeout, task)
+        defer { bodies.remove(id) }
+        let body: ByteBuffer
+        do {
+            body = try await withTaskCancellationHandler {
+                try await task.value
+            } onCancel: {
+                task.cancel()
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let body = first else { throw BodyTimeout() }
-            return body
+        } catch {
+            if task.isCancelled { throw BodyTimeout() }
+            throw error
         }
+        if task.isCancelled { throw BodyTimeout() }
+        return body
     }
 
     /// Runs the HTTP server until SIGTERM or SIGINT; in-flight requests finish first.
     public func run(hostname: String, port: Int) async throws {
         watcher.start()
+        // The body watchdog: ten times a second, cancels the reads of bodies past their deadline.
+        let bodies = self.bodies
+        let watchdog = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(100))
+                bodies.cancelLate(now: now())
+            }
+        }
         defer {
+            watchdog.cancel()
             watcher.stop()
             uploads.remove()
         }
@@ -514,6 +533,31 @@ extension EddyServer {
             return false
         }
         return Int32(info.tcpi_state) != 1  // TCP_ESTABLISHED
+    }
+}
+
+/// Request bodies being read: each one's reading task and the time it must be done by.
+final class BodyDeadlines: Sendable {
+    private struct Pending {
+        var next: UInt64 = 0
+        var reads: [UInt64: (deadline: Double, task: Task<ByteBuffer, any Error>)] = [:]
+    }
+    private let state = Mutex(Pending())
+
+    func add(deadline: Double, _ task: Task<ByteBuffer, any Error>) -> UInt64 {
+        state.withLock { s in
+            s.next &+= 1
+            s.reads[s.next] = (deadline, task)
+            return s.next
+        }
+    }
+
+    func remove(_ id: UInt64) { _ = state.withLock { $0.reads.removeValue(forKey: id) } }
+
+    /// Cancels every read past its deadline.
+    func cancelLate(now t: Double) {
+        let late = state.withLock { s in s.reads.values.filter { $0.deadline <= t }.map(\.task) }
+        for task in late { task.cancel() }
     }
 }
 
