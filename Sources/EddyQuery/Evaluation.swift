@@ -254,21 +254,23 @@ public final class Evaluation {
             let slots = ResultSlots(count: builders.count)
             let work = UncheckedBox(self)  // the workers only call process(_:first:), which reads it
             let jobs = builders
+            // Builds and evaluates batch k of the wave into its slot (on whichever thread runs it).
+            let evaluate: @Sendable (Int) -> Void = { k in
+                slots.set(k, Result { try work.value.process(jobs[k](), first: firstIndex + k == 0) })
+            }
             // A wave that ended in an error, or short of its size, was the last.
             let more = readError == nil && builders.count == waveSize
             if inPlace {
                 // Nothing to read meanwhile: this thread evaluates too, with at most `width` at once.
                 if jobs.count == 1 || width == 1 {
-                    for k in jobs.indices {
-                        slots.set(k, Result { try work.value.process(jobs[k](), first: firstIndex + k == 0) })
-                    }
+                    for k in jobs.indices { evaluate(k) }
                 } else {
                     let next = Atomic<Int>(0)
                     DispatchQueue.concurrentPerform(iterations: Swift.min(width, jobs.count)) { _ in
                         while true {
                             let k = next.wrappingAdd(1, ordering: .relaxed).oldValue
                             guard k < jobs.count else { break }
-                            slots.set(k, Result { try work.value.process(jobs[k](), first: firstIndex + k == 0) })
+                            evaluate(k)
                         }
                     }
                 }
@@ -277,11 +279,9 @@ public final class Evaluation {
                 let done = DispatchGroup()
                 DispatchQueue.global().async(group: done) {
                     if jobs.count == 1 {
-                        slots.set(0, Result { try work.value.process(jobs[0](), first: firstIndex == 0) })
+                        evaluate(0)
                     } else {
-                        DispatchQueue.concurrentPerform(iterations: jobs.count) { k in
-                            slots.set(k, Result { try work.value.process(jobs[k](), first: firstIndex + k == 0) })
-                        }
+                        DispatchQueue.concurrentPerform(iterations: jobs.count, execute: evaluate)
                     }
                 }
                 wave = more ? readWave() : ([], nil)

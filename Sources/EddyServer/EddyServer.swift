@@ -402,11 +402,11 @@ public final class EddyServer: Sendable {
     {
         guard job.inputFormat == "eddy", job.where == nil, !job.trace, !job.uploaded,
             Evaluation.readsNoColumn(whereText: nil, selectText: job.select),
-            (try? EddyFile(path: job.path, snapshot: session.kernels.snapshot, maxFooterBytes: 4 << 20)) != nil
+            let file = try? EddyFile(path: job.path, snapshot: session.kernels.snapshot, maxFooterBytes: 4 << 20)
         else { return nil }
         // The supervisor's snapshot names the current plugin set (without their kernels), so the reply's
         // fingerprint and plugins are those a worker would report.
-        var (status, object) = EvalRequest.evaluate(job, session: session, stop: stop)
+        var (status, object) = EvalRequest.evaluate(job, session: session, file: file, stop: stop)
         if status == .ok { object["answered_from"] = "footer" }
         return (status, object)
     }

@@ -287,9 +287,10 @@ enum EvalRequest {
     }
 
     /// Runs one evaluation with one execution context of `session`; `stop` is asked between batches.
-    static func evaluate(_ job: Job, session: Session, stop: @escaping () -> EvaluationStopped?)
-        -> (HTTPResponse.Status, [String: Any])
-    {
+    /// - Parameter file: the job's `.eddy` file when the caller has opened it already.
+    static func evaluate(
+        _ job: Job, session: Session, file: EddyFile? = nil, stop: @escaping () -> EvaluationStopped?
+    ) -> (HTTPResponse.Status, [String: Any]) {
         let format = OutputFormat(rawValue: job.format) ?? .json
         let trace = job.trace ? ExecutionTrace() : nil
         let context = session.makeContext(trace: trace)
@@ -308,7 +309,7 @@ enum EvalRequest {
                 case "jsonl": try JSONLinesReader(path: job.path)
                 // Encodings are looked up in this request's snapshot: a plugin dropped into the directory
                 // since the last request reads files written with it.
-                case "eddy": EddyTableReader(file: try EddyFile(path: job.path, snapshot: context.snapshot))
+                case "eddy": EddyTableReader(file: try file ?? EddyFile(path: job.path, snapshot: context.snapshot))
                 default:
                     try CSVReader(
                         path: job.path,

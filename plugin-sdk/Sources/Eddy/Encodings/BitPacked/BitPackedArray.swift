@@ -114,31 +114,33 @@ public final class BitPackedArray: ArrayNode {
         return width == 64 ? v : v & ((1 << UInt64(width)) &- 1)
     }
 
-    /// Values `base ..< base + count` into `out`. Whole blocks of 64 values (64 × width bits, which
-    /// start on a word) go through `eddy_unpack_blocks` (one unrolled loop per width, every shift a
-    /// constant): straight into `out` for 64-bit values, else through a 64-value scratch block that is
-    /// narrowed. The values before the first block and after the last go one at a time.
+    /// Values `base ..< base + count`, each plus `add` (wrapping; a frame of reference adds its
+    /// reference in the same pass), into `out`. Whole blocks of 64 values (64 × width bits, which start
+    /// on a word) go through `eddy_unpack_blocks` (one unrolled loop per width, every shift a constant):
+    /// straight into `out` for 64-bit values, else through a 64-value scratch block that is narrowed.
+    /// The values before the first block and after the last go one at a time.
     @inline(__always)
     static func unpackAll<T: FixedWidthInteger>(
-        _ words: UnsafePointer<UInt64>, _ width: Int, _ base: Int, _ count: Int, into out: UnsafeMutableBufferPointer<T>
+        _ words: UnsafePointer<UInt64>, _ width: Int, _ base: Int, _ count: Int, adding add: UInt64 = 0,
+        into out: UnsafeMutableBufferPointer<T>
     ) {
         guard width > 0 else {
-            for i in 0..<count { out[i] = 0 }
+            for i in 0..<count { out[i] = T(truncatingIfNeeded: add) }
             return
         }
         var i = 0
         while i < count && (base &+ i) & 63 != 0 {
-            out[i] = T(truncatingIfNeeded: unpack(words, width, base &+ i))
+            out[i] = T(truncatingIfNeeded: unpack(words, width, base &+ i) &+ add)
             i += 1
         }
         guard let o = out.baseAddress else { return }
         let blocks = (count &- i) >> 6
         if blocks > 0 {
-            unpackBlocks(words, width, (base &+ i) >> 6, blocks, adding: 0, into: o + i)
+            unpackBlocks(words, width, (base &+ i) >> 6, blocks, adding: add, into: o + i)
             i &+= blocks << 6
         }
         while i < count {
-            out[i] = T(truncatingIfNeeded: unpack(words, width, base &+ i))
+            out[i] = T(truncatingIfNeeded: unpack(words, width, base &+ i) &+ add)
             i += 1
         }
     }

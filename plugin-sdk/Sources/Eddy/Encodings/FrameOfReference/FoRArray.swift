@@ -71,8 +71,8 @@ public final class FoRArray: ArrayNode {
             c.ptype.visitIntegerUnchecked(DecodeChild(child: c, parent: dtype.ptype!, referenceBits: referenceBits)))
     }
 
-    /// Unpacks whole 64-value blocks with the reference added (see
-    /// ``BitPackedArray/unpackBlocks(_:_:_:_:adding:into:)``), narrowing to the parent's type.
+    /// Unpacks with the reference added in the same pass (see
+    /// ``BitPackedArray/unpackAll(_:_:_:_:adding:into:)``), narrowing to the parent's type.
     private struct DecodePacked: IntegerPTypeVisitor {
         let packed: BitPackedArray
         let referenceBits: UInt64
@@ -83,29 +83,7 @@ public final class FoRArray: ArrayNode {
                 PrimitiveArray.build(T.self, count: a.count, validity: a.validity, nullability: a.dtype.nullability) {
                     out in
                     let words = a.packed.baseAddress.assumingMemoryBound(to: UInt64.self)
-                    let width = a.bitWidth
-                    func one(_ i: Int) {
-                        out[i] = T(truncatingIfNeeded: BitPackedArray.unpack(words, width, a.offset &+ i) &+ reference)
-                    }
-                    var i = 0
-                    if width > 0 {
-                        // Values before the first whole block, the blocks (unpacked with the reference
-                        // added), then the rest.
-                        while i < a.count && (a.offset &+ i) & 63 != 0 {
-                            one(i)
-                            i &+= 1
-                        }
-                        let blocks = (a.count &- i) >> 6
-                        if blocks > 0, let o = out.baseAddress {
-                            BitPackedArray.unpackBlocks(
-                                words, width, (a.offset &+ i) >> 6, blocks, adding: reference, into: o + i)
-                            i &+= blocks << 6
-                        }
-                    }
-                    while i < a.count {
-                        one(i)
-                        i &+= 1
-                    }
+                    BitPackedArray.unpackAll(words, a.bitWidth, a.offset, a.count, adding: reference, into: out)
                 }
             }
         }
