@@ -505,27 +505,31 @@ public final class EddyFile: @unchecked Sendable {
         self.path = path
         self.verifyChecksums = verifyChecksums
         func fail(_ message: String) -> IOError { IOError(file: path, line: 0, column: 0, message: message) }
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw fail(String(cString: strerror(errno))) }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw fail(String(cString: strerror(errno))) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw fail("not a regular file") }
-        let size = Int(st.st_size)
-        guard size >= EddyFileFormat.headerSize + EddyFileFormat.trailerSize else {
-            throw fail("\(size) bytes: too short for an .eddy file (header and trailer take 96)")
-        }
         // A warm process (eddy serve) keeps recently opened files mapped and parsed, keyed by their
         // identity, modification and change times: a changed or replaced file is opened afresh (and
         // its segments' checksums verified again), even when its modification time was set back.
-        let key = MappedEddyFile.Key(path: path, st, checksums: verifyChecksums)
-        if let cached = MappedEddyFile.cache.lookup(key) {
+        // The path's metadata alone finds a cached file; only a file not in the cache is opened.
+        var st = stat()
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG,
+            let cached = MappedEddyFile.cache.lookup(MappedEddyFile.Key(path: path, st, checksums: verifyChecksums))
+        {
             mapped = cached
         } else {
-            mapped = try MappedEddyFile.load(
+            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+            guard fd >= 0 else { throw fail(String(cString: strerror(errno))) }
+            defer { close(fd) }
+            guard fstat(fd, &st) == 0 else { throw fail(String(cString: strerror(errno))) }
+            guard (st.st_mode & S_IFMT) == S_IFREG else { throw fail("not a regular file") }
+            let size = Int(st.st_size)
+            guard size >= EddyFileFormat.headerSize + EddyFileFormat.trailerSize else {
+                throw fail("\(size) bytes: too short for an .eddy file (header and trailer take 96)")
+            }
+            let key = MappedEddyFile.Key(path: path, st, checksums: verifyChecksums)
+            let loaded = try MappedEddyFile.load(
                 fd: fd, path: path, size: size, verifyChecksums: verifyChecksums, maxFooterBytes: maxFooterBytes,
                 fail: fail)
-            MappedEddyFile.cache.insert(key, mapped)
+            MappedEddyFile.cache.insert(key, loaded)
+            mapped = loaded
         }
         let footer = mapped.footer
         // Every encoding must be readable before any data is: name what is missing and who wrote it.

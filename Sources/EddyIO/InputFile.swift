@@ -3,9 +3,11 @@
 #endif
 
 /// The processors online (at least 1): the default number of threads and workers.
-public func availableCores() -> Int {
-    Swift.max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-}
+public func availableCores() -> Int { onlineCores }
+
+/// Read once: glibc's `sysconf(_SC_NPROCESSORS_ONLN)` opens and parses /sys/devices/system/cpu/online
+/// on every call, which a server asking per request paid for twice (two syscalls and a file).
+private let onlineCores = Swift.max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 
 /// Bounds on what one input may make a reader hold, so that a hostile file (one endless line,
 /// `/dev/zero`, a million-column header) is refused with a message instead of eating memory.

@@ -25,6 +25,8 @@ public struct Parser {
     let source: String
     let chars: [Character]
     var tokens: [(Token, Int)]
+    /// Each identifier token lowercased, once (keywords are matched against it many times per token).
+    let lowered: [String?]
     var k = 0
     let limits: Limits
     /// Current nesting, checked against `limits.maxDepth`.
@@ -40,8 +42,9 @@ public struct Parser {
                 "expression is too long: \(chars.count) characters, at most \(limits.maxLength)",
                 source: String(chars.prefix(60)) + "…", position: 0)
         }
-        var lexer = Lexer(source)
+        var lexer = Lexer(source, chars: chars)
         tokens = try lexer.tokens()
+        lowered = tokens.map { if case .identifier(let s) = $0.0 { s.lowercased() } else { nil } }
     }
 
     /// Parses one expression that must use the whole text.
@@ -108,7 +111,7 @@ public struct Parser {
     }
 
     mutating func keyword(_ word: String) -> Bool {
-        if case .identifier(let s) = peek, s.lowercased() == word {
+        if lowered[k] == word {
             k += 1
             return true
         }
@@ -116,8 +119,8 @@ public struct Parser {
     }
 
     func isKeyword(_ word: String, at offset: Int = 0) -> Bool {
-        guard k + offset < tokens.count, case .identifier(let s) = tokens[k + offset].0 else { return false }
-        return s.lowercased() == word
+        guard k + offset < tokens.count else { return false }
+        return lowered[k + offset] == word
     }
 
     mutating func symbol(_ s: String) -> Bool {

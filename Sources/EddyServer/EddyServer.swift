@@ -7,6 +7,7 @@ import Foundation
 import Hummingbird
 public import Logging
 import NIOCore
+import NIOPosix
 import Prometheus
 import Synchronization
 
@@ -526,10 +527,14 @@ extension EddyServer {
 
     /// Whether the client closed its side of the connection. The connection is not read while a
     /// request is being evaluated, so a close is seen in the socket's TCP state (CLOSE_WAIT after the
-    /// client's FIN), not as an event. Called from the evaluation's thread, between batches.
+    /// client's FIN), not as an event. Called from the evaluation's thread, between batches. On the
+    /// channel's own event loop (a `count(*)` answered from a footer runs there) only `isActive` is
+    /// asked: waiting there for the loop's answer would never end (NIO traps instead).
     static func clientGone(_ channel: any Channel) -> Bool {
         guard channel.isActive else { return true }
-        guard let socket = channel as? any SocketOptionProvider, let info = try? socket.getTCPInfo().wait() else {
+        guard !channel.eventLoop.inEventLoop, let socket = channel as? any SocketOptionProvider,
+            let info = try? socket.getTCPInfo().wait()
+        else {
             return false
         }
         return Int32(info.tcpi_state) != 1  // TCP_ESTABLISHED
@@ -601,4 +606,16 @@ func now() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+extension EddyServer {
+    /// Makes the server's event loops Swift Concurrency's executor, for the whole process: a request's
+    /// handler then runs on the loop that read it and writes its reply there, with no hop to the
+    /// cooperative pool and back (each hop woke a thread: `count(*)` over a warm `.eddy` file spent
+    /// as long in those hops as in its own work). Evaluation never runs on these tasks (it runs on
+    /// threads of its own, see ``evaluate(contentType:body:query:queryNames:channel:)``), so the loops
+    /// are not held up. Call first thing in `main`, before any task is made, and only for `eddy serve`.
+    public static func runTasksOnEventLoops() {
+        _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+    }
 }

@@ -140,7 +140,7 @@ enum EvalRequest {
         var p = query
         var seen = queryNames
         for (name, value) in fields {
-            let shown = escapedForDisplay(name.count > 64 ? String(name.prefix(64)) + "…" : name)
+            var shown: String { escapedForDisplay(name.count > 64 ? String(name.prefix(64)) + "…" : name) }
             guard seen.insert(name).inserted else {
                 throw Refusal(
                     .badRequest,
@@ -267,7 +267,7 @@ enum EvalRequest {
             }
             let kind =
                 params.inputFormat
-                ?? (EddyFileFormat.isEddyFile(path) || path.hasSuffix(".eddy")
+                ?? (path.hasSuffix(".eddy") || EddyFileFormat.isEddyFile(path)
                     ? "eddy"
                     : path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json")
                         ? "jsonl" : "csv")

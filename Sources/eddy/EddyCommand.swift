@@ -1,5 +1,6 @@
 import ArgumentParser
 @_spi(Host) import EddyHost
+import EddyServer
 
 #if canImport(Glibc)
     import Glibc
@@ -23,6 +24,7 @@ struct EddyCommand: AsyncParsableCommand {
 @main
 enum EddyMain {
     static func main() async {
+        if CommandLine.arguments.dropFirst().first == "serve" { EddyServer.runTasksOnEventLoops() }
         PluginProbe.keepFreedMemory()
         PluginProbe.installCrashReport(
             hint: "to run without it, remove that plugin's file from the plugin directory "

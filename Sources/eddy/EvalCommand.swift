@@ -182,7 +182,7 @@ func openReader(
 ) throws -> any TableReader {
     let kind =
         format
-        ?? (EddyFileFormat.isEddyFile(path) || path.hasSuffix(".eddy")
+        ?? (path.hasSuffix(".eddy") || EddyFileFormat.isEddyFile(path)
             ? "eddy"
             : path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
     switch kind {

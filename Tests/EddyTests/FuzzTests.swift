@@ -1,10 +1,10 @@
 @_spi(Host) import Eddy
 import EddyIO
-@_spi(Host) import EddyQuery
 import Foundation
 import Testing
 
 @testable import EddyHost
+@_spi(Host) @testable import EddyQuery
 
 /// SplitMix64: a small seeded generator, so that every fuzz case can be replayed from its seed.
 struct SeededGenerator: RandomNumberGenerator {
@@ -177,6 +177,54 @@ func fuzzIterations(_ fallback: Int) -> Int {
         }
         #expect(outcomes[0] > iterations / 20, "refusals \(outcomes) (seed \(seed))")
         #expect(outcomes[1] > iterations / 50, "accepted \(outcomes) (seed \(seed))")
+    }
+}
+
+extension FuzzTests {
+    /// The lexer's byte path (ASCII text) gives the tokens, positions and errors of its Character
+    /// path, on generated expressions and on random ASCII (every character from 0x00 to 0x7F except
+    /// CR, which takes the Character path).
+    @Test func asciiLexerAgreesWithCharacterLexer() throws {
+        let seed = fuzzSeed(0x1E8)
+        var rng = SeededGenerator(seed: seed)
+        let alphabet: [UInt8] = Array(0x00...0x7F).filter { $0 != 0x0D }
+        let pieces = [
+            "<=", ">=", "!=", "<>", "==", "1e5", "1.5e-3", ".5", "1.", "'it''s'", "\"a\"\"b\"", "'open",
+            "\"open", "count(*)", "x_1", "_", "!", "e+", "AND", "\t", "\u{0B}", "\u{0C}", "\u{1C}", "\u{7F}",
+        ]
+        func outcome(_ text: String, ascii: Bool) -> String {
+            var lexer = Lexer(text)
+            do {
+                let tokens =
+                    ascii
+                    ? try text.utf8.withContiguousStorageIfAvailable { try lexer.asciiTokens($0) } ?? []
+                    : try lexer.characterTokens()
+                return tokens.map { "\($0.0)@\($0.1)" }.joined(separator: " ")
+            } catch let e as QueryError {
+                return "error \(e.message)@\(e.position)"
+            } catch {
+                return "other \(error)"
+            }
+        }
+        for i in 0..<fuzzIterations(50_000) {
+            var text = ""
+            if i % 2 == 0 {
+                text = ExpressionGenerator.expression(using: &rng, budget: Int.random(in: 1...30, using: &rng))
+                guard text.utf8.allSatisfy({ $0 < 0x80 && $0 != 0x0D }) else { continue }
+            } else {
+                for _ in 0..<Int.random(in: 0...24, using: &rng) {
+                    if Bool.random(using: &rng) {
+                        text += pieces.randomElement(using: &rng) ?? ""
+                    } else {
+                        text += String(UnicodeScalar(alphabet.randomElement(using: &rng) ?? 0x20))
+                    }
+                }
+            }
+            let fast = outcome(text, ascii: true)
+            let slow = outcome(text, ascii: false)
+            #expect(fast == slow, "case \(i) (seed \(seed)): \(text.debugDescription)")
+            if fast != slow { break }
+        }
     }
 }
 
