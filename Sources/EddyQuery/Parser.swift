@@ -1,5 +1,6 @@
 @_spi(Host) import Eddy
 import EddyIO
+import Synchronization
 
 /// Parses the expression language (see `eddy eval --help`) with the usual precedence:
 /// `or` < `and` < `not` < comparison, `is null`, `like` < `+ -` < `* /` < unary minus.
@@ -49,14 +50,29 @@ public struct Parser {
 
     /// Parses one expression that must use the whole text.
     public static func expression(_ text: String, limits: Limits = Limits()) throws -> Expr {
+        let key = ParseCache.Key(text: text, selectList: false, limits: limits)
+        if case .expression(let e) = recent.lookup(key) { return e }
         var p = try Parser(text, limits: limits)
         let e = try p.parseExpr()
         try p.expectEnd()
+        recent.store(key, .expression(e))
         return e
     }
 
     /// Parses a comma-separated select list; each item may end in `as name`.
     public static func selectList(_ text: String, limits: Limits = Limits()) throws -> [SelectItem] {
+        let key = ParseCache.Key(text: text, selectList: true, limits: limits)
+        if case .selectList(let items) = recent.lookup(key) { return items }
+        let items = try parseSelectList(text, limits: limits)
+        recent.store(key, .selectList(items))
+        return items
+    }
+
+    /// Texts parsed lately and their trees: a server answers the same queries again and again, and a
+    /// tree is a value that nothing changes. Only successful parses are kept (an error is found again).
+    static let recent = ParseCache()
+
+    static func parseSelectList(_ text: String, limits: Limits) throws -> [SelectItem] {
         var p = try Parser(text, limits: limits)
         var items: [SelectItem] = []
         repeat {
@@ -355,5 +371,52 @@ extension String {
         while s.first?.isWhitespace == true { s = s.dropFirst() }
         while s.last?.isWhitespace == true { s = s.dropLast() }
         return String(s)
+    }
+}
+
+/// A bounded map from expression text (with the limits it was parsed under) to its parsed tree.
+final class ParseCache: Sendable {
+    struct Key: Hashable {
+        var text: String
+        var selectList: Bool
+        var maxLength: Int
+        var maxDepth: Int
+        var maxTerms: Int
+
+        init(text: String, selectList: Bool, limits: Parser.Limits) {
+            self.text = text
+            self.selectList = selectList
+            maxLength = limits.maxLength
+            maxDepth = limits.maxDepth
+            maxTerms = limits.maxTerms
+        }
+    }
+
+    enum Tree: Sendable {
+        case expression(Expr)
+        case selectList([SelectItem])
+    }
+
+    /// Entries kept, and the longest text kept (longer ones are parsed every time): at most 256 KiB
+    /// of text, and trees in proportion.
+    static let capacity = 64
+    static let maxTextBytes = 4096
+
+    private let entries = Mutex<[Key: Tree]>([:])
+
+    var count: Int { entries.withLock { $0.count } }
+
+    func lookup(_ key: Key) -> Tree? {
+        guard key.text.utf8.count <= Self.maxTextBytes else { return nil }
+        return entries.withLock { $0[key] }
+    }
+
+    func store(_ key: Key, _ tree: Tree) {
+        guard key.text.utf8.count <= Self.maxTextBytes else { return }
+        entries.withLock { map in
+            // Full: start again (a server's working set of queries is far smaller than this).
+            if map.count >= Self.capacity { map.removeAll(keepingCapacity: true) }
+            map[key] = tree
+        }
     }
 }

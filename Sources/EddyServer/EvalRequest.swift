@@ -189,7 +189,7 @@ enum EvalRequest {
                 "this server reads no files by path: start it with --data-dir DIR to allow files "
                     + "under DIR, or upload the data as the request body")
         }
-        guard !path.isEmpty, !path.contains("\0") else {
+        guard !path.isEmpty, !path.utf8.contains(0) else {
             throw Refusal(.badRequest, "field 'path' is empty or has a NUL")
         }
         let absolute = path.hasPrefix("/") ? path : first + "/" + path

@@ -115,7 +115,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = LazyMetadataLogHandler(StreamLogHandler.standardError(label: label))
             handler.logLevel = .info
             return handler
         }
@@ -159,5 +159,38 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         try await server.run(hostname: hostname, port: port)
+    }
+}
+
+/// Standard error as `StreamLogHandler` writes it (the same lines), with the logger's metadata kept
+/// aside until a line is written. Hummingbird gives every request's logger a request id; the stream
+/// handler formats its metadata whenever it is set, so each request paid for text that a server
+/// logging at `info` almost never writes.
+struct LazyMetadataLogHandler: LogHandler {
+    private var stream: StreamLogHandler
+    var metadata: Logger.Metadata = [:]
+
+    init(_ stream: StreamLogHandler) { self.stream = stream }
+
+    var logLevel: Logger.Level {
+        get { stream.logLevel }
+        set { stream.logLevel = newValue }
+    }
+
+    var metadataProvider: Logger.MetadataProvider? {
+        get { stream.metadataProvider }
+        set { stream.metadataProvider = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var event = event
+        // The logger's own metadata first, the line's own over it (as the stream handler merges them).
+        if !metadata.isEmpty { event.metadata = metadata.merging(event.metadata ?? [:]) { $1 } }
+        stream.log(event: event)
     }
 }

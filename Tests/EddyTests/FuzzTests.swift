@@ -228,6 +228,30 @@ extension FuzzTests {
     }
 }
 
+extension FuzzTests {
+    /// A text parsed once is answered from the parse cache only under the same limits: tighter ones
+    /// refuse it as before, a failed parse stays an error, and a cached tree is the tree parsed afresh.
+    @Test func parseCacheKeepsLimitsAndErrors() throws {
+        let text = "a + b * 2 > 3 and s like 'x%', count(*) as n"
+        let first = try Parser.selectList(text)
+        let again = try Parser.selectList(text)
+        #expect(first.map(\.name) == again.map(\.name))
+        #expect("\(first.map(\.expr))" == "\(try Parser.parseSelectList(text, limits: Parser.Limits()).map(\.expr))")
+        #expect(throws: QueryError.self) { try Parser.selectList(text, limits: Parser.Limits(maxTerms: 3)) }
+        #expect(throws: QueryError.self) { try Parser.selectList(text, limits: Parser.Limits(maxLength: 10)) }
+        #expect(throws: QueryError.self) { try Parser.expression("a + b", limits: Parser.Limits(maxDepth: 1)) }
+        _ = try Parser.expression("a + b")
+        #expect(throws: QueryError.self) { try Parser.expression("a + b", limits: Parser.Limits(maxDepth: 1)) }
+        for _ in 0..<2 { #expect(throws: QueryError.self) { try Parser.expression("a +") } }
+        // An expression and a select list of the same text are different entries.
+        _ = try Parser.expression("x")
+        #expect(try Parser.selectList("x").map(\.name) == ["x"])
+        // Bounded: many distinct texts keep at most the capacity.
+        for i in 0..<(ParseCache.capacity * 3) { _ = try Parser.expression("c\(i) + 1") }
+        #expect(Parser.recent.count <= ParseCache.capacity)
+    }
+}
+
 /// Makes expression text: a grammar of the language with hostile pieces mixed in.
 enum ExpressionGenerator {
     static let columns = ["a", "f", "s", "b", "u", "\"a\"", "missing", "A"]
