@@ -117,11 +117,44 @@ public final class ResultWriter {
     }
 
     /// How one column's cells are written: straight from its buffers for i64 and utf8, else through
-    /// its scalars.
-    private enum CSVColumn {
-        case int64([Int64], Validity)
-        case utf8(offsets: UnsafeBufferPointer<Int32>, bytes: UnsafeRawPointer, Validity)
-        case other(any ArrayNode)
+    /// its scalars. Only pointers into buffers the batch's columns own (kept alive while rows are
+    /// written), so reading a cell retains nothing: an enum with arrays and bitmaps in it was copied,
+    /// retained and released for every cell, a third of the time of writing rows.
+    private struct CellSource {
+        enum Kind { case int64, utf8, other }
+        var kind: Kind
+        /// i64: the values.
+        var values: UnsafePointer<Int64>? = nil
+        /// utf8: the offsets and the bytes.
+        var offsets: UnsafePointer<Int32>? = nil
+        var bytes: UnsafeRawPointer? = nil
+        /// Validity as bits (nil: every cell valid, unless `allInvalid`).
+        var validBits: UnsafeRawPointer? = nil
+        var validOffset = 0
+        var allInvalid = false
+
+        /// Nil for a validity this build does not know (its cells go through scalars).
+        init?(kind: Kind, validity: Validity) {
+            self.kind = kind
+            switch validity {
+            case .allValid: break
+            case .allInvalid: allInvalid = true
+            case .bitmap(let b):
+                validBits = b.buffer.baseAddress
+                validOffset = b.offset
+            @unknown default: return nil
+            }
+        }
+
+        static var other: CellSource { CellSource(kind: .other) }
+
+        private init(kind: Kind) { self.kind = kind }
+
+        @inline(__always) func isValid(_ i: Int) -> Bool {
+            guard let validBits else { return !allInvalid }
+            let bit = validOffset &+ i
+            return (validBits.load(fromByteOffset: bit >> 3, as: UInt8.self) >> UInt8(bit & 7)) & 1 == 1
+        }
     }
 
     /// CSV or JSON rows of a batch, built as bytes and emitted once: i64 and utf8 cells straight from
@@ -129,12 +162,21 @@ public final class ResultWriter {
     private func writeBytes(_ columns: [any ArrayNode], json: Bool) throws {
         let n = columns.first?.count ?? 0
         guard n > 0 else { return }
-        let kinds: [CSVColumn] = try columns.map { c in
-            if let p = c as? PrimitiveArray, p.ptype == .int64 { return .int64(try p.int64Values(), p.validity) }
-            if let v = c as? VarBinArray, v.dtype.isUTF8, v.count == n {
-                return .utf8(offsets: v.offsets.typed(Int32.self), bytes: v.bytes.baseAddress, v.validity)
+        let sources: [CellSource] = columns.map { c in
+            if let p = c as? PrimitiveArray, p.ptype == .int64, p.count == n, p.buffer.byteCount / 8 >= n,
+                var s = CellSource(kind: .int64, validity: p.validity)
+            {
+                s.values = p.buffer.typed(Int64.self).baseAddress
+                return s
             }
-            return .other(c)
+            if let v = c as? VarBinArray, v.dtype.isUTF8, v.count == n,
+                var s = CellSource(kind: .utf8, validity: v.validity)
+            {
+                s.offsets = v.offsets.typed(Int32.self).baseAddress
+                s.bytes = v.bytes.baseAddress
+                return s
+            }
+            return CellSource.other
         }
         // JSON: `"name": ` before each cell; a null is `null` (in CSV, an empty field).
         let keys =
@@ -144,50 +186,61 @@ public final class ResultWriter {
         let null: [UInt8] = json ? Array("null".utf8) : []
         var out: [UInt8] = []
         out.reserveCapacity(n * (json ? 16 : 8) * Swift.max(1, columns.count))
-        var digits = [UInt8](repeating: 0, count: 24)
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: an Int64 has at most 20 digits
         try withExtendedLifetime(columns) {
-            for i in 0..<n {
-                if json { out += Array((rowsWritten + i == 0 ? "\n  {" : ",\n  {").utf8) }
-                for (k, kind) in kinds.enumerated() {
+            try sources.withUnsafeBufferPointer { sources in
+                for i in 0..<n {
                     if json {
-                        if k < keys.count { out += keys[k] }
-                    } else if k > 0 {
-                        out.append(0x2C)
+                        out.append(
+                            contentsOf: rowsWritten + i == 0
+                                ? [0x0A, 0x20, 0x20, 0x7B] : [0x2C, 0x0A, 0x20, 0x20, 0x7B])
                     }
-                    switch kind {
-                    case .int64(let values, let validity):
-                        guard validity.isValid(i) else {
-                            out += null
-                            continue
-                        }
-                        let v = values[i]
-                        var m = v.magnitude
-                        var at = digits.count
-                        repeat {
-                            at -= 1
-                            digits[at] = UInt8(truncatingIfNeeded: m % 10) + 0x30
-                            m /= 10
-                        } while m > 0
-                        if v < 0 { out.append(0x2D) }
-                        out.append(contentsOf: digits[at...])
-                    case .utf8(let offsets, let bytes, let validity):
-                        guard validity.isValid(i) else {
-                            out += null
-                            continue
-                        }
-                        let start = Int(offsets[i])
-                        let field = UnsafeRawBufferPointer(start: bytes + start, count: Int(offsets[i + 1]) - start)
-                        if json { Self.appendJSONString(field, to: &out) } else { Self.appendCSVField(field, to: &out) }
-                    case .other(let column):
-                        let cell = try column.scalar(at: i)
+                    for k in 0..<sources.count {
                         if json {
-                            out += Array(Self.json(cell).utf8)
-                        } else if !cell.isNull {
-                            Self.appendCSVField(Array(Self.plain(cell).utf8), to: &out)
+                            if k < keys.count { out.append(contentsOf: keys[k]) }
+                        } else if k > 0 {
+                            out.append(0x2C)
+                        }
+                        let source = sources[k]
+                        guard source.kind == .other || source.isValid(i) else {
+                            out.append(contentsOf: null)
+                            continue
+                        }
+                        switch source.kind {
+                        case .int64:
+                            guard let values = source.values else { continue }
+                            let v = values[i]
+                            var m = v.magnitude
+                            withUnsafeMutableBytes(of: &digits) { d in
+                                var at = d.count
+                                repeat {
+                                    at -= 1
+                                    d[at] = UInt8(truncatingIfNeeded: m % 10) + 0x30
+                                    m /= 10
+                                } while m > 0
+                                if v < 0 { out.append(0x2D) }
+                                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[at...]))
+                            }
+                        case .utf8:
+                            guard let offsets = source.offsets, let bytes = source.bytes else { continue }
+                            let start = Int(offsets[i])
+                            let field = UnsafeRawBufferPointer(start: bytes + start, count: Int(offsets[i + 1]) - start)
+                            if json {
+                                Self.appendJSONString(field, to: &out)
+                            } else {
+                                Self.appendCSVField(field, to: &out)
+                            }
+                        case .other:
+                            let cell = try columns[k].scalar(at: i)
+                            if json {
+                                out.append(contentsOf: Self.json(cell).utf8)
+                            } else if !cell.isNull {
+                                Self.appendCSVField(Array(Self.plain(cell).utf8), to: &out)
+                            }
                         }
                     }
+                    out.append(json ? 0x7D : 0x0A)
                 }
-                out.append(json ? 0x7D : 0x0A)
             }
         }
         rowsWritten += n
@@ -197,25 +250,57 @@ public final class ResultWriter {
     /// Appends `bytes` (UTF-8) as a JSON string literal: only quote, backslash and control bytes change
     /// (a multi-byte UTF-8 sequence holds no byte below 0x80).
     static func appendJSONString(_ bytes: some Collection<UInt8>, to out: inout [UInt8]) {
-        let hex: StaticString = "0123456789abcdef"
+        if bytes.withContiguousStorageIfAvailable({ appendJSONString(contiguous: $0, to: &out) }) != nil { return }
         out.append(0x22)
         for b in bytes {
-            switch b {
-            case 0x22: out += [0x5C, 0x22]
-            case 0x5C: out += [0x5C, 0x5C]
-            case 0x0A: out += [0x5C, 0x6E]
-            case 0x0D: out += [0x5C, 0x72]
-            case 0x09: out += [0x5C, 0x74]
-            case 0..<0x20:
-                out += [0x5C, 0x75, 0x30, 0x30]
-                hex.withUTF8Buffer { h in
-                    out.append(h[Int(b >> 4)])
-                    out.append(h[Int(b & 15)])
-                }
-            default: out.append(b)
-            }
+            if b >= 0x20 && b != 0x22 && b != 0x5C { out.append(b) } else { appendEscape(b, to: &out) }
         }
         out.append(0x22)
+    }
+
+    static func appendJSONString(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        appendJSONString(
+            contiguous: UnsafeBufferPointer(
+                start: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), count: bytes.count), to: &out)
+    }
+
+    /// Runs of bytes that need no escape are copied whole.
+    private static func appendJSONString(contiguous bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        out.append(0x22)
+        var run = 0
+        var i = 0
+        while i < bytes.count {
+            let b = bytes[i]
+            if b >= 0x20 && b != 0x22 && b != 0x5C {
+                i += 1
+                continue
+            }
+            if run < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<i])) }
+            appendEscape(b, to: &out)
+            i += 1
+            run = i
+        }
+        if run < bytes.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run...])) }
+        out.append(0x22)
+    }
+
+    /// A quote, a backslash or a control byte as JSON writes it in a string.
+    private static func appendEscape(_ b: UInt8, to out: inout [UInt8]) {
+        out.append(0x5C)
+        switch b {
+        case 0x22: out.append(0x22)
+        case 0x5C: out.append(0x5C)
+        case 0x0A: out.append(0x6E)
+        case 0x0D: out.append(0x72)
+        case 0x09: out.append(0x74)
+        default:
+            let hex: StaticString = "0123456789abcdef"
+            out.append(contentsOf: [0x75, 0x30, 0x30])
+            hex.withUTF8Buffer { h in
+                out.append(h[Int(b >> 4)])
+                out.append(h[Int(b & 15)])
+            }
+        }
     }
 
     static func json(_ s: Scalar) -> String {
