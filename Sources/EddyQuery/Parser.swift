@@ -377,14 +377,18 @@ extension String {
 /// A bounded map from expression text (with the limits it was parsed under) to its parsed tree.
 final class ParseCache: Sendable {
     struct Key: Hashable {
-        var text: String
+        /// The text's UTF-8 bytes: `String` equality treats canonically equivalent texts as one
+        /// ('K' and the Kelvin sign, an accent precomposed or not), and the engine compares bytes.
+        var text: [UInt8]
         var selectList: Bool
         var maxLength: Int
         var maxDepth: Int
         var maxTerms: Int
 
-        init(text: String, selectList: Bool, limits: Parser.Limits) {
-            self.text = text
+        /// Nil for a text longer than ``ParseCache/maxTextBytes`` (parsed every time).
+        init?(text: String, selectList: Bool, limits: Parser.Limits) {
+            guard text.utf8.count <= ParseCache.maxTextBytes else { return nil }
+            self.text = Array(text.utf8)
             self.selectList = selectList
             maxLength = limits.maxLength
             maxDepth = limits.maxDepth
@@ -406,13 +410,13 @@ final class ParseCache: Sendable {
 
     var count: Int { entries.withLock { $0.count } }
 
-    func lookup(_ key: Key) -> Tree? {
-        guard key.text.utf8.count <= Self.maxTextBytes else { return nil }
+    func lookup(_ key: Key?) -> Tree? {
+        guard let key else { return nil }
         return entries.withLock { $0[key] }
     }
 
-    func store(_ key: Key, _ tree: Tree) {
-        guard key.text.utf8.count <= Self.maxTextBytes else { return }
+    func store(_ key: Key?, _ tree: Tree) {
+        guard let key else { return }
         entries.withLock { map in
             // Full: start again (a server's working set of queries is far smaller than this).
             if map.count >= Self.capacity { map.removeAll(keepingCapacity: true) }

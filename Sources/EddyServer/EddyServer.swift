@@ -335,7 +335,7 @@ public final class EddyServer: Sendable {
         // file this process already has open is answered here too: its footer is parsed, so the answer
         // takes microseconds, less than a hop to another thread and back.
         var prepared: EvalRequest.Job?
-        if contentType.lowercased().hasPrefix("application/json") {
+        if body.count <= Self.inlineBodyBytes, contentType.lowercased().hasPrefix("application/json") {
             do throws(EvalRequest.Refusal) {
                 prepared = try EvalRequest.prepare(
                     server: self, contentType: contentType, body: body, query: query, queryNames: queryNames)
@@ -392,6 +392,10 @@ public final class EddyServer: Sendable {
             }
         }
     }
+
+    /// The largest JSON body parsed on the request's task (an event loop's thread): a larger one is
+    /// parsed with the evaluation, off the loop, so that it holds up no other connection.
+    static let inlineBodyBytes = 64 << 10
 
     /// `count(*)` alone over an `.eddy` file whose encodings are all built in, answered here: it is the
     /// footer's row counts, read with `pread` (see ``MappedEddyFile``), so no kernel, plugin code or
@@ -527,12 +531,14 @@ extension EddyServer {
 
     /// Whether the client closed its side of the connection. The connection is not read while a
     /// request is being evaluated, so a close is seen in the socket's TCP state (CLOSE_WAIT after the
-    /// client's FIN), not as an event. Called from the evaluation's thread, between batches. On the
-    /// channel's own event loop (a `count(*)` answered from a footer runs there) only `isActive` is
-    /// asked: waiting there for the loop's answer would never end (NIO traps instead).
+    /// client's FIN), not as an event. Called from the evaluation's thread, between batches. On any
+    /// of the server's event loops (a `count(*)` answered from a footer runs on one, not always the
+    /// connection's: a handler that waited for a slot resumes on whichever loop is next) only
+    /// `isActive` is asked: NIO traps a wait on a future from any loop of its group.
     static func clientGone(_ channel: any Channel) -> Bool {
         guard channel.isActive else { return true }
-        guard !channel.eventLoop.inEventLoop, let socket = channel as? any SocketOptionProvider,
+        guard MultiThreadedEventLoopGroup.currentEventLoop == nil, !channel.eventLoop.inEventLoop,
+            let socket = channel as? any SocketOptionProvider,
             let info = try? socket.getTCPInfo().wait()
         else {
             return false

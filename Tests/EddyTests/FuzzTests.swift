@@ -243,6 +243,18 @@ extension FuzzTests {
         _ = try Parser.expression("a + b")
         #expect(throws: QueryError.self) { try Parser.expression("a + b", limits: Parser.Limits(maxDepth: 1)) }
         for _ in 0..<2 { #expect(throws: QueryError.self) { try Parser.expression("a +") } }
+        // Canonically equivalent texts are different texts: the Kelvin sign is not 'K', a
+        // decomposed accent is not a precomposed one (the engine compares bytes).
+        for (first, second) in [("s = '\u{212A}'", "s = 'K'"), ("s = 'cafe\u{301}'", "s = 'caf\u{E9}'")] {
+            _ = try Parser.expression(first)
+            guard case .binary(_, _, .literal(let value, _), _) = try Parser.expression(second),
+                case .utf8(let text) = value
+            else {
+                Issue.record("\(second) did not parse to a comparison with a string")
+                continue
+            }
+            #expect(Array(text.utf8) == Array(second.utf8.dropFirst(5).dropLast()))
+        }
         // An expression and a select list of the same text are different entries.
         _ = try Parser.expression("x")
         #expect(try Parser.selectList("x").map(\.name) == ["x"])
