@@ -60,11 +60,17 @@ public struct Binder {
         case .column(let name, _):
             guard let i = schema.index(of: name) else {
                 let near = schema.names.filter { $0.lowercased() == name.lowercased() }
+                // Names are shown escaped and cut short: a hostile expression or header can make them
+                // megabytes long, or put control characters in them.
+                func shown(_ s: String) -> String {
+                    escapedForDisplay(s.count > 60 ? String(s.prefix(60)) + "…" : s)
+                }
+                let listed = schema.names.prefix(20).map(shown).joined(separator: ", ")
                 throw error(
-                    "unknown column '\(name)'", e,
+                    "unknown column '\(shown(name))'", e,
                     hint: near.isEmpty
-                        ? "columns: \(schema.names.joined(separator: ", "))"
-                        : "did you mean \(near.map { "\"\($0)\"" }.joined(separator: " or "))? (names are case-sensitive)"
+                        ? "columns: \(listed)\(schema.names.count > 20 ? ", … (\(schema.names.count) in all)" : "")"
+                        : "did you mean \(near.prefix(5).map { "\"\(shown($0))\"" }.joined(separator: " or "))? (names are case-sensitive)"
                 )
             }
             return .column(i, schema.fields[i].dtype)

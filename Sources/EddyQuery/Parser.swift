@@ -41,7 +41,7 @@ public struct Parser {
         guard chars.count <= limits.maxLength else {
             throw QueryError(
                 "expression is too long: \(chars.count) characters, at most \(limits.maxLength)",
-                source: String(chars.prefix(60)) + "…", position: 0)
+                source: String(chars.prefix(60)) + (chars.count > 60 ? "…" : ""), position: 0)
         }
         var lexer = Lexer(source, chars: chars)
         tokens = try lexer.tokens()

@@ -1,4 +1,5 @@
 @_spi(Host) public import Eddy
+import EddyIO
 
 /// A parsed expression, with the position of each node in the source text for error carets.
 public indirect enum Expr: Sendable {
@@ -54,8 +55,11 @@ public struct QueryError: Error, CustomStringConvertible, Sendable {
         let to = Swift.min(chars.count, at + 60)
         let prefix = from > 0 ? "…" : ""
         let shown = prefix + String(chars[from..<to]) + (to < chars.count ? "…" : "")
-        // Control characters would break the two lines apart: shown as spaces.
-        let line = String(shown.map { $0.isNewline || $0 == "\t" ? " " : $0 })
+        // Control characters would break the two lines apart (or drive a terminal): shown as spaces.
+        let line = String(
+            shown.map { c in
+                c.isNewline || c.unicodeScalars.contains { $0.properties.generalCategory == .control } ? " " : c
+            })
         let caret = String(repeating: " ", count: at - from + prefix.count) + "^"
         var s = "\(message)\n  \(line)\n  \(caret)"
         if let hint { s += "\n\(hint)" }
@@ -185,7 +189,8 @@ struct Lexer {
                         i += 1
                     default:
                         throw QueryError(
-                            "unexpected character '\(Character(Unicode.Scalar(c)))'", source: source, position: start)
+                            "unexpected character '\(escapedForDisplay(String(Unicode.Scalar(c))))'", source: source,
+                            position: start)
                     }
                 }
             }
@@ -260,7 +265,8 @@ struct Lexer {
                     out.append((.symbol(String(c)), start))
                     i += 1
                 } else {
-                    throw QueryError("unexpected character '\(c)'", source: source, position: start)
+                    throw QueryError(
+                        "unexpected character '\(escapedForDisplay(String(c)))'", source: source, position: start)
                 }
             }
         }

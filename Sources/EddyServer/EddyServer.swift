@@ -288,16 +288,26 @@ public final class EddyServer: Sendable {
             uploads.remove()
         }
         let idle = TimeAmount.nanoseconds(Int64(options.idleTimeout * 1e9))
+        let logger = self.logger
+        let directory = watcher.directory
         let app = Application(
             router: router(), server: .http1(configuration: .init(idleTimeout: idle)),
-            configuration: .init(address: .hostname(hostname, port: port)), logger: logger)
-        logger.info(
-            "eddy serve listening",
-            metadata: [
-                "address": "\(hostname):\(port)",
-                "plugins": "\(watcher.directory)",
-            ])
-        try await app.runService()
+            configuration: .init(address: .hostname(hostname, port: port)),
+            // Said once the socket is bound (a port in use fails before it).
+            onServerRunning: { channel in
+                logger.info(
+                    "eddy serve listening",
+                    metadata: [
+                        "address": "\(hostname):\(channel.localAddress?.port ?? port)",
+                        "plugins": "\(directory)",
+                    ])
+            }, logger: logger)
+        do {
+            try await app.runService()
+        } catch let e as NIOCore.IOError {
+            // Binding the socket is the one I/O error before the server runs: named with its address.
+            throw ServerSetupError("cannot listen on \(hostname):\(port): \(systemMessage(e.errnoCode))")
+        }
     }
 
     func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {

@@ -194,11 +194,15 @@ enum EvalRequest {
         }
         let absolute = path.hasPrefix("/") ? path : first + "/" + path
         guard let real = realPath(absolute) else {
-            // Only a file inside a data directory is worth naming as missing.
+            let reason = errno
+            // Only a file inside a data directory is worth naming as missing (or unreadable).
             let inside = dataDirectories.contains { absolute.hasPrefix($0 == "/" ? "/" : $0 + "/") }
-            throw inside
-                ? Refusal(.notFound, "\(escapedForDisplay(path)): no such file")
-                : Refusal(.forbidden, "\(escapedForDisplay(path)) is not inside a --data-dir of this server")
+            guard inside else {
+                throw Refusal(.forbidden, "\(escapedForDisplay(path)) is not inside a --data-dir of this server")
+            }
+            throw reason == EACCES
+                ? Refusal(.forbidden, "\(escapedForDisplay(path)): permission denied (the server cannot reach it)")
+                : Refusal(.notFound, "\(escapedForDisplay(path)): no such file")
         }
         guard dataDirectories.contains(where: { real.hasPrefix($0 == "/" ? "/" : $0 + "/") }) else {
             throw Refusal(

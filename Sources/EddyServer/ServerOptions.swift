@@ -90,6 +90,9 @@ public struct ServerSetupError: Error, CustomStringConvertible {
 
 func isRegularFile(_ path: String) -> Bool { FileKind.of(path) == .regular }
 
+/// The system's text for an errno value.
+func systemMessage(_ code: Int32) -> String { String(cString: strerror(code)) }
+
 extension String {
     var trimmingWhitespace: String {
         var s = Substring(self)

@@ -158,7 +158,12 @@ struct ServeCommand: AsyncParsableCommand {
             Stderr.write("eddy: error: \(e)\n")
             throw ExitCode(2)
         }
-        try await server.run(hostname: hostname, port: port)
+        do {
+            try await server.run(hostname: hostname, port: port)
+        } catch let e as ServerSetupError {
+            Stderr.write("eddy: error: \(e)\n")
+            throw ExitCode(2)
+        }
     }
 }
 

@@ -218,6 +218,23 @@ final class ScratchDirectory {
         #expect(r.stderr.contains("\n" + caret + "\n") || r.stderr.hasSuffix("\n" + caret + "\n"), "\(r.stderr)")
     }
 
+    /// Hostile names and characters in an expression come back escaped and cut short: a control
+    /// character is named, not printed (the caret line shows it as a space), and a very long
+    /// column name does not make a very long error.
+    @Test func expressionErrorsShowHostileTextSafely() throws {
+        let dir = ScratchDirectory()
+        let f = dir.write("t.csv", "a,name\n1,x\n")
+        let control = try Eddy.run(["eval", f, "--where", "a \u{1B}[2J = 1"])
+        #expect(control.status == 2)
+        #expect(control.stderr.contains("unexpected character '\\u{1b}'"), "\(control.stderr)")
+        #expect(!control.stderr.contains("\u{1B}"), "\(control.stderr.debugDescription)")
+        let long = String(repeating: "n", count: 100_000)
+        let unknown = try Eddy.run(["eval", f, "--where", long + " = 1"])
+        #expect(unknown.status == 2)
+        #expect(unknown.stderr.contains("unknown column 'nnnn"), "\(unknown.stderr.prefix(300))")
+        #expect(unknown.stderr.utf8.count < 2_000, "\(unknown.stderr.utf8.count) bytes of error")
+    }
+
     @Test func overflowAndDivisionByZeroNameTheRow() throws {
         let dir = ScratchDirectory()
         let f = dir.write("t.csv", "a,b\n1,1\n9223372036854775807,0\n")

@@ -239,6 +239,12 @@ extension FuzzTests {
         #expect("\(first.map(\.expr))" == "\(try Parser.parseSelectList(text, limits: Parser.Limits()).map(\.expr))")
         #expect(throws: QueryError.self) { try Parser.selectList(text, limits: Parser.Limits(maxTerms: 3)) }
         #expect(throws: QueryError.self) { try Parser.selectList(text, limits: Parser.Limits(maxLength: 10)) }
+        do {
+            _ = try Parser.expression("a = 1", limits: Parser.Limits(maxLength: 3))
+            Issue.record("a 5-character text passed a 3-character limit")
+        } catch let e as QueryError {
+            #expect(e.message.contains("too long") && e.source == "a = 1", "\(e.source)")  // short: no ellipsis
+        }
         #expect(throws: QueryError.self) { try Parser.expression("a + b", limits: Parser.Limits(maxDepth: 1)) }
         _ = try Parser.expression("a + b")
         #expect(throws: QueryError.self) { try Parser.expression("a + b", limits: Parser.Limits(maxDepth: 1)) }

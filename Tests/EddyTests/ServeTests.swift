@@ -249,6 +249,21 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         #expect((response["result"] as? [[String: Any]])?.first?["count(*)"] as? Int == expected)
     }
 
+    /// The server says it listens once it does, on the port it got; a second server on that port
+    /// says it cannot listen there and why, and exits 2.
+    @Test func aTakenPortIsNamedAndTheListeningLineHasTheRealPort() throws {
+        let server = try Server(pluginDir: ScratchDirectory().path, arguments: ["--workers", "0"])
+        #expect(server.logText.contains("address=127.0.0.1:\(server.port) "), "\(server.logText)")
+        let second = try Eddy.run([
+            "serve", "--port", "\(server.port)", "--workers", "0", "--plugin-dir", ScratchDirectory().path,
+        ])
+        #expect(second.status == 2)
+        #expect(
+            second.stderr.contains("cannot listen on 127.0.0.1:\(server.port): Address already in use"),
+            "\(second.stderr)")
+        #expect(!second.stderr.contains("eddy serve listening"), "\(second.stderr)")
+    }
+
     @Test func badRequestsGet4xxAndFailingKernels5xxWhileTheServerKeepsServing() throws {
         let work = ScratchDirectory()
         let csv = tripsCSV(work, rows: 200)
