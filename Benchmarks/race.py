@@ -34,6 +34,9 @@ ap.add_argument("--new-connections", action="store_true",
 ap.add_argument("--warmup", type=int, default=1,
                 help="untimed runs of each query on each engine before the timed ones (default 1)")
 ap.add_argument("--serve-args", default="", help="extra arguments for eddy serve in the native lane, e.g. '--workers 0'")
+ap.add_argument("--client", choices=["http.client", "socket"], default="http.client",
+                help="native lane: Python's http.client (default) or a minimal HTTP/1.1 client on a socket "
+                     "(eddy_serve.SocketClient), to show the client's share of a small request")
 args = ap.parse_args()
 
 # One table: ints, floats, nulls, low-cardinality strings (carrier, origin, dest) and high-cardinality
@@ -207,7 +210,8 @@ def lane_native():
     if os.path.exists(duck_file):
         sizes["duckdb"] = os.path.getsize(duck_file)
     print(f"\nnative lane: {args.rows:,} rows converted once; median of {args.runs} runs per query, "
-          f"eddy through a warm eddy serve ({os.cpu_count()} threads per request) {args.serve_args}".rstrip())
+          f"eddy through a warm eddy serve ({os.cpu_count()} threads per request, client: "
+          f"{'new connections' if args.new_connections else args.client}) {args.serve_args}".rstrip())
     print("conversion   " + "  ".join(f"{k} {v:.2f}s ({sizes.get(k, 0) / 1e6:.1f} MB)" for k, v in conv.items()))
     if "polars" in conv:
         print(f"eddy convert / polars write_parquet: {conv['eddy'] / conv['polars']:.2f}x time, "
@@ -219,7 +223,14 @@ def lane_native():
         # its connection open); --new-connections opens one per request instead.
         conn = [None]
 
+        lean = eddy_serve.SocketClient(port)
+
         def post(payload):
+            if args.client == "socket" and not args.new_connections:
+                status, data = lean.post("/eval", payload)
+                if status != 200:
+                    raise RuntimeError(f"eddy serve answered {status}: {data[:300]!r}")
+                return data
             if args.new_connections:
                 req = urllib.request.Request(
                     f"http://127.0.0.1:{port}/eval", data=payload, headers={"Content-Type": "application/json"})

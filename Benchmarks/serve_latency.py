@@ -10,7 +10,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import tempfile
 import time
 
@@ -36,7 +35,7 @@ QUERIES = [
 server, port = eddy_serve.start(args.eddy, tempfile.mkdtemp(), os.path.dirname(path), args.serve_args.split())
 try:
     conn = http.client.HTTPConnection("127.0.0.1", port)
-    raw = socket.create_connection(("127.0.0.1", port))
+    lean = eddy_serve.SocketClient(port)
 
     def median(f):
         for _ in range(20):
@@ -48,17 +47,6 @@ try:
             times.append(time.perf_counter() - t)
         return sorted(times)[len(times) // 2] * 1000
 
-    def read_reply(sock):
-        """One HTTP/1.1 reply with a Content-Length, read to its end."""
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += sock.recv(65536)
-        head, _, rest = data.partition(b"\r\n\r\n")
-        length = next(int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length"))
-        while len(rest) < length:
-            rest += sock.recv(65536)
-        return rest
-
     print(f"eddy serve on {path} ({os.cpu_count()} threads per request) {args.serve_args}".rstrip())
     print(f"{'query':<12}{'http.client':>14}{'raw socket':>14}")
     for name, where, select in QUERIES:
@@ -66,7 +54,9 @@ try:
             def via_client():
                 conn.request("GET", "/health")
                 conn.getresponse().read()
-            request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+            def via_socket():
+                lean.get("/health")
         else:
             body = {"path": path, "select": select, "threads": os.cpu_count(), "format": "csv"}
             if where:
@@ -79,12 +69,11 @@ try:
                 data = reply.read()
                 if reply.status != 200:
                     raise RuntimeError(f"eddy serve answered {reply.status}: {data[:300]!r}")
-            request = (b"POST /eval HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                       b"Content-Length: %d\r\n\r\n" % len(payload)) + payload
 
-        def via_socket(request=request):
-            raw.sendall(request)
-            read_reply(raw)
+            def via_socket(payload=payload):
+                status, data = lean.post("/eval", payload)
+                if status != 200:
+                    raise RuntimeError(f"eddy serve answered {status}: {data[:300]!r}")
         print(f"{name:<12}{median(via_client):>11.3f} ms{median(via_socket):>11.3f} ms")
 finally:
     server.terminate()
