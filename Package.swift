@@ -125,6 +125,7 @@ let package = Package(
                 .product(name: "Eddy", package: "plugin-sdk"), .product(name: "EddyTesting", package: "plugin-sdk"),
                 "EddyIO", "EddyQuery", "EddyHost", "EddyServer", "DeltaEncodingPlugin", "PackedDictComparePlugin",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: sharedSettings
         ),

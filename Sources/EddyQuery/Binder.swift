@@ -63,7 +63,10 @@ public struct Binder {
                 // Names are shown escaped and cut short: a hostile expression or header can make them
                 // megabytes long, or put control characters in them.
                 func shown(_ s: String) -> String {
-                    escapedForDisplay(s.count > 60 ? String(s.prefix(60)) + "…" : s)
+                    // Cut by Unicode scalars: one character can hold any number of combining marks.
+                    let scalars = s.unicodeScalars
+                    return escapedForDisplay(
+                        scalars.count > 60 ? String(String.UnicodeScalarView(scalars.prefix(60))) + "…" : s)
                 }
                 let listed = schema.names.prefix(20).map(shown).joined(separator: ", ")
                 throw error(

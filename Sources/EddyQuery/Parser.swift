@@ -8,7 +8,7 @@ public struct Parser {
     /// Bounds on what an expression may cost to parse, bind and evaluate: past them the expression is
     /// refused with a clear error instead of overflowing the stack or running for minutes.
     public struct Limits: Sendable {
-        /// Characters in the text.
+        /// Characters in the text, counted as Unicode scalars (a combining mark counts).
         public var maxLength: Int
         /// Nesting: parentheses, function calls, `not` and unary minus, and each operator of an
         /// arithmetic or comparison chain (they nest to the left). `and`/`or` chains are flat.
@@ -37,12 +37,16 @@ public struct Parser {
     public init(_ source: String, limits: Limits = Limits()) throws {
         self.source = source
         self.limits = limits
-        chars = Array(source)
-        guard chars.count <= limits.maxLength else {
+        // Counted in Unicode scalars, before the text is split into characters: one character can
+        // hold any number of combining marks, and splitting megabytes of them takes seconds.
+        let scalars = source.unicodeScalars.count
+        guard scalars <= limits.maxLength else {
+            let head = String(String.UnicodeScalarView(source.unicodeScalars.prefix(60)))
             throw QueryError(
-                "expression is too long: \(chars.count) characters, at most \(limits.maxLength)",
-                source: String(chars.prefix(60)) + (chars.count > 60 ? "…" : ""), position: 0)
+                "expression is too long: \(scalars) characters, at most \(limits.maxLength)",
+                source: head + (scalars > 60 ? "…" : ""), position: 0)
         }
+        chars = Array(source)
         var lexer = Lexer(source, chars: chars)
         tokens = try lexer.tokens()
         lowered = tokens.map { if case .identifier(let s) = $0.0 { s.lowercased() } else { nil } }

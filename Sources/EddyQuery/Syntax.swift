@@ -56,9 +56,21 @@ public struct QueryError: Error, CustomStringConvertible, Sendable {
         let prefix = from > 0 ? "…" : ""
         let shown = prefix + String(chars[from..<to]) + (to < chars.count ? "…" : "")
         // Control characters would break the two lines apart (or drive a terminal): shown as spaces.
+        // Invisible formatting (bidi overrides, zero-width characters) and line separators likewise; a
+        // character heavy with combining marks is shown as one mark.
         let line = String(
-            shown.map { c in
-                c.isNewline || c.unicodeScalars.contains { $0.properties.generalCategory == .control } ? " " : c
+            shown.map { c -> Character in
+                if c.isNewline
+                    || c.unicodeScalars.contains(where: {
+                        switch $0.properties.generalCategory {
+                        case .control, .format, .lineSeparator, .paragraphSeparator: true
+                        default: false
+                        }
+                    })
+                {
+                    return " "
+                }
+                return c.unicodeScalars.count > 16 ? "◌" : c
             })
         let caret = String(repeating: " ", count: at - from + prefix.count) + "^"
         var s = "\(message)\n  \(line)\n  \(caret)"
@@ -266,7 +278,8 @@ struct Lexer {
                     i += 1
                 } else {
                     throw QueryError(
-                        "unexpected character '\(escapedForDisplay(String(c)))'", source: source, position: start)
+                        "unexpected character '\(escapedForDisplay(String(String.UnicodeScalarView(c.unicodeScalars.prefix(8)))))'",
+                        source: source, position: start)
                 }
             }
         }

@@ -298,7 +298,7 @@ public final class EddyServer: Sendable {
                 logger.info(
                     "eddy serve listening",
                     metadata: [
-                        "address": "\(hostname):\(channel.localAddress?.port ?? port)",
+                        "address": "\(Self.shownAddress(hostname, channel.localAddress?.port ?? port))",
                         "plugins": "\(directory)",
                     ])
             }, logger: logger)
@@ -306,7 +306,14 @@ public final class EddyServer: Sendable {
             try await app.runService()
         } catch let e as NIOCore.IOError {
             // Binding the socket is the one I/O error before the server runs: named with its address.
-            throw ServerSetupError("cannot listen on \(hostname):\(port): \(systemMessage(e.errnoCode))")
+            throw ServerSetupError(
+                "cannot listen on \(Self.shownAddress(hostname, port)): \(systemMessage(e.errnoCode))")
+        } catch let e as SocketAddressError {
+            throw ServerSetupError("cannot listen on \(Self.shownAddress(hostname, port)): \(Self.describe(e))")
+        } catch let e as SocketAddressError.UnknownHost {
+            throw ServerSetupError(
+                "cannot listen on \(Self.shownAddress(hostname, port)): no such host (\(escapedForDisplay(e.errorDescription)))"
+            )
         }
     }
 
@@ -354,8 +361,11 @@ public final class EddyServer: Sendable {
                 return json(["error": error.message], status: error.status)
             }
         }
-        if pool != nil, let job = prepared, job.inputFormat == "eddy", EddyFile.isOpen(path: job.path),
-            let (status, object) = footerAnswer(job, stop: stop)
+        // Only a short select list, and a small footer (should the file change between the two
+        // looks): a loop's thread must not parse or format for long.
+        if pool != nil, let job = prepared, job.inputFormat == "eddy", (job.select?.utf8.count ?? 0) <= 1024,
+            EddyFile.isOpen(path: job.path),
+            let (status, object) = footerAnswer(job, stop: stop, maxFooterBytes: 64 << 10)
         {
             count(status)
             return json(object, status: status)
@@ -412,12 +422,12 @@ public final class EddyServer: Sendable {
     /// mapped page is involved and there is nothing for a worker to isolate; a worker hop cost more
     /// than the answer. Only footers up to 4 MiB: parsing a larger (or hostile) one is left to a worker
     /// and its memory limit. Nil: a worker answers.
-    func footerAnswer(_ job: EvalRequest.Job, stop: @escaping @Sendable () -> EvaluationStopped?)
-        -> (HTTPResponse.Status, [String: Any])?
-    {
+    func footerAnswer(
+        _ job: EvalRequest.Job, stop: @escaping @Sendable () -> EvaluationStopped?, maxFooterBytes: Int = 4 << 20
+    ) -> (HTTPResponse.Status, [String: Any])? {
         guard job.inputFormat == "eddy", job.where == nil, !job.trace, !job.uploaded,
             Evaluation.readsNoColumn(whereText: nil, selectText: job.select),
-            let file = try? EddyFile(path: job.path, snapshot: session.kernels.snapshot, maxFooterBytes: 4 << 20)
+            let file = try? EddyFile(path: job.path, snapshot: session.kernels.snapshot, maxFooterBytes: maxFooterBytes)
         else { return nil }
         // The supervisor's snapshot names the current plugin set (without their kernels), so the reply's
         // fingerprint and plugins are those a worker would report.
@@ -633,5 +643,24 @@ extension EddyServer {
     /// are not held up. Call first thing in `main`, before any task is made, and only for `eddy serve`.
     public static func runTasksOnEventLoops() {
         _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+    }
+}
+
+extension EddyServer {
+    /// `host:port`, with an IPv6 address in brackets.
+    static func shownAddress(_ host: String, _ port: Int) -> String {
+        host.contains(":") && !host.hasPrefix("[")
+            ? "[\(escapedForDisplay(host))]:\(port)" : "\(escapedForDisplay(host)):\(port)"
+    }
+
+    /// What is wrong with a host name, in words.
+    static func describe(_ e: SocketAddressError) -> String {
+        switch e {
+        case .unknown(let host, _): "no such host '\(escapedForDisplay(host))'"
+        case .unsupported: "not an address family this system serves"
+        case .unixDomainSocketPathTooLong: "the socket path is too long"
+        case .failedToParseIPString(let s): "'\(escapedForDisplay(s))' is not an IP address"
+        default: "\(e)"
+        }
     }
 }

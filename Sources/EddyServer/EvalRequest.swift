@@ -195,8 +195,11 @@ enum EvalRequest {
         let absolute = path.hasPrefix("/") ? path : first + "/" + path
         guard let real = realPath(absolute) else {
             let reason = errno
-            // Only a file inside a data directory is worth naming as missing (or unreadable).
-            let inside = dataDirectories.contains { absolute.hasPrefix($0 == "/" ? "/" : $0 + "/") }
+            // Only a file inside a data directory is worth naming as missing (or unreadable), judged on
+            // the path with its `.` and `..` taken away: otherwise `../../etc/x` would tell a client
+            // whether a file outside exists.
+            let lexical = lexicallyNormalized(absolute)
+            let inside = dataDirectories.contains { lexical.hasPrefix($0 == "/" ? "/" : $0 + "/") }
             guard inside else {
                 throw Refusal(.forbidden, "\(escapedForDisplay(path)) is not inside a --data-dir of this server")
             }
@@ -362,7 +365,7 @@ enum EvalRequest {
             }
             return (.ok, response)
         } catch let e as EvaluationStopped {
-            response["error"] = e.description
+            response["error"] = boundedMessage(e.description)
             let status: HTTPResponse.Status =
                 switch e.cause {
                 case .deadline: .gatewayTimeout
@@ -371,22 +374,22 @@ enum EvalRequest {
                 }
             return (status, response)
         } catch let e as QueryError {
-            response["error"] = e.description
+            response["error"] = boundedMessage(e.description)
             return (.badRequest, response)
         } catch var e as IOError {
             // An upload is named as such, not by its private path.
             if job.uploaded && e.file == job.path { e.file = "upload" }
-            response["error"] = e.description
+            response["error"] = boundedMessage(e.description)
             return (.badRequest, response)
         } catch let e as EddyError {
-            response["error"] = e.description
+            response["error"] = boundedMessage(e.description)
             if let source = e.source { response["owner"] = source }
             // A kernel that broke its contract or failed is the server's (or a plugin's) fault;
             // overflow, division by zero or a bad cast are the data's.
             let serverSide = e.code == .kernelContract || e.code == .kernelFailed || e.code == .iterationLimit
             return (serverSide ? .internalServerError : .unprocessableContent, response)
         } catch {
-            response["error"] = "\(error)"
+            response["error"] = boundedMessage("\(error)")
             return (.internalServerError, response)
         }
     }
@@ -445,4 +448,32 @@ final class UploadDirectory: Sendable {
         }
         rmdir(path)
     }
+}
+
+/// An error message as a reply carries it: at most 16 KiB (cut at a character boundary). A message
+/// echoes parts of the request, and a reply past the worker protocol's limits was taken for plugin
+/// code writing to the worker's socket.
+func boundedMessage(_ text: String) -> String {
+    let limit = 16 << 10
+    guard text.utf8.count > limit else { return text }
+    var bytes = Array(text.utf8.prefix(limit))
+    // Back to the start of a UTF-8 sequence (a continuation byte is 0b10xxxxxx).
+    while let last = bytes.last, last & 0xC0 == 0x80 { bytes.removeLast() }
+    if bytes.last.map({ $0 >= 0xC0 }) == true { bytes.removeLast() }
+    return String(decoding: bytes, as: UTF8.self) + "… (\(text.utf8.count) bytes in all)"
+}
+
+/// An absolute path with `.` components dropped and each `..` taking away the component before it,
+/// without looking at the file system (a symbolic link is not followed).
+func lexicallyNormalized(_ absolute: String) -> String {
+    var parts: [Substring] = []
+    for part in absolute.split(separator: "/", omittingEmptySubsequences: true) {
+        if part == "." { continue }
+        if part == ".." {
+            _ = parts.popLast()
+            continue
+        }
+        parts.append(part)
+    }
+    return "/" + parts.joined(separator: "/")
 }

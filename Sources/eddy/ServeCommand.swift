@@ -82,10 +82,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Largest result, in bytes of output.", valueName: "bytes"))
     var maxResultBytes: Int = ServerOptions().maxResultBytes
 
-    @Option(help: ArgumentHelp("Longest where/select expression, in characters.", valueName: "n"))
+    @Option(help: ArgumentHelp("Longest where/select expression, in characters (Unicode scalars).", valueName: "n"))
     var maxExpressionLength: Int = ServerOptions().expressionLimits.maxLength
 
-    @Option(help: ArgumentHelp("Deepest nesting of an expression.", valueName: "n"))
+    @Option(help: ArgumentHelp("Deepest nesting of an expression (at most 2000).", valueName: "n"))
     var maxExpressionDepth: Int = ServerOptions().expressionLimits.maxDepth
 
     func validate() throws {
@@ -107,6 +107,11 @@ struct ServeCommand: AsyncParsableCommand {
                 "--body-timeout (\(bodyTimeout)) must be shorter than --idle-timeout (\(idleTimeout)): "
                     + "the idle timeout also closes a connection whose body stalls, without a 408")
         }
+        // Deeper nesting than this overflows an evaluation thread's stack whatever the flag says.
+        guard maxExpressionDepth <= 2_000 else {
+            throw ValidationError("--max-expression-depth must be at most 2000 (deeper expressions overflow the stack)")
+        }
+        guard (0...65_535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
         if let workers, workers < 0 { throw ValidationError("--workers must be 0 or more") }
         guard workerMemory >= 0 else { throw ValidationError("--worker-memory must be 0 or more") }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must be 0 or more") }

@@ -233,6 +233,16 @@ final class ScratchDirectory {
         #expect(unknown.status == 2)
         #expect(unknown.stderr.contains("unknown column 'nnnn"), "\(unknown.stderr.prefix(300))")
         #expect(unknown.stderr.utf8.count < 2_000, "\(unknown.stderr.utf8.count) bytes of error")
+        // One character carrying 50,000 combining marks: cut by scalars, not characters.
+        let heavy = try Eddy.run(["eval", f, "--where", "a" + String(repeating: "\u{301}", count: 50_000) + " = 1"])
+        #expect(heavy.status == 2 && heavy.stderr.contains("unknown column"), "\(heavy.stderr.prefix(300))")
+        #expect(heavy.stderr.utf8.count < 2_000, "\(heavy.stderr.utf8.count) bytes of error")
+        // A right-to-left override or a zero-width space is escaped in the message and blanked
+        // under the caret.
+        for invisible in ["\u{202E}", "\u{200B}"] {
+            let r = try Eddy.run(["eval", f, "--where", "a\(invisible)b = 1"])
+            #expect(r.status == 2 && !r.stderr.contains(invisible), "\(r.stderr.debugDescription)")
+        }
     }
 
     @Test func overflowAndDivisionByZeroNameTheRow() throws {

@@ -239,6 +239,11 @@ extension FuzzTests {
         #expect("\(first.map(\.expr))" == "\(try Parser.parseSelectList(text, limits: Parser.Limits()).map(\.expr))")
         #expect(throws: QueryError.self) { try Parser.selectList(text, limits: Parser.Limits(maxTerms: 3)) }
         #expect(throws: QueryError.self) { try Parser.selectList(text, limits: Parser.Limits(maxLength: 10)) }
+        // The length limit counts Unicode scalars: combining marks cannot hide in one character.
+        #expect(throws: QueryError.self) {
+            try Parser.expression(
+                "a" + String(repeating: "\u{301}", count: 5_000) + " = 1", limits: Parser.Limits(maxLength: 1_000))
+        }
         do {
             _ = try Parser.expression("a = 1", limits: Parser.Limits(maxLength: 3))
             Issue.record("a 5-character text passed a 3-character limit")

@@ -1,3 +1,6 @@
+import EddyIO
+import Foundation
+import HTTPTypes
 import NIOCore
 import NIOPosix
 import Testing
@@ -31,5 +34,31 @@ import Testing
         #expect(EddyServer.clientGone(client))
         #expect(try other.submit { EddyServer.clientGone(client) }.wait())
         try accepted.close().wait()
+    }
+}
+
+/// Where a requested path lands, judged before the file system is asked whether it exists.
+@Suite struct RequestPathTests {
+    @Test func aPathOutsideTheDataDirectoryIsRefusedWhetherOrNotItExists() throws {
+        let dir =
+            NSTemporaryDirectory().hasSuffix("/") ? String(NSTemporaryDirectory().dropLast()) : NSTemporaryDirectory()
+        let real = try #require(realPath(dir))
+        for path in ["../../../../../etc/passwd", "../../../../../etc/no-such-file-here", "/etc/no-such-file-here"] {
+            do {
+                _ = try EvalRequest.resolve(path, dataDirectories: [real])
+                Issue.record("\(path) was resolved")
+            } catch {
+                #expect(error.status == .forbidden, "\(path): \(error.status) \(error.message)")
+                #expect(error.message.contains("not inside"), "\(error.message)")
+            }
+        }
+        do {
+            _ = try EvalRequest.resolve("no-such-file-here.csv", dataDirectories: [real])
+            Issue.record("a missing file was resolved")
+        } catch {
+            #expect(error.status == .notFound, "\(error.message)")
+        }
+        #expect(lexicallyNormalized("/a/./b/../../c//d/..") == "/c")
+        #expect(lexicallyNormalized("/../..") == "/")
     }
 }

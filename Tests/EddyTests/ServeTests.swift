@@ -262,6 +262,14 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
             second.stderr.contains("cannot listen on 127.0.0.1:\(server.port): Address already in use"),
             "\(second.stderr)")
         #expect(!second.stderr.contains("eddy serve listening"), "\(second.stderr)")
+        // Out of range, refused before anything starts (a port used to wrap modulo 65536).
+        for (flag, value, message) in [
+            ("--port", "73616", "--port must be from 0 to 65535"),
+            ("--max-expression-depth", "99999", "--max-expression-depth must be at most 2000"),
+        ] {
+            let r = try Eddy.run(["serve", flag, value, "--workers", "0", "--plugin-dir", ScratchDirectory().path])
+            #expect(r.status == 64 && r.stderr.contains(message), "\(r.status) \(r.stderr)")
+        }
     }
 
     @Test func badRequestsGet4xxAndFailingKernels5xxWhileTheServerKeepsServing() throws {
