@@ -498,9 +498,11 @@ public final class EddyFile: @unchecked Sendable {
     ///   ``missing`` lists them and reading a column that needs one fails.
     /// - Parameter maxFooterBytes: a footer larger than this is refused (the supervisor of `eddy serve`,
     ///   which answers `count(*)` from small footers itself, leaves larger ones to a worker).
+    /// - Parameter onlyIfOpen: refuse, without reading it, a file this process has not opened and
+    ///   parsed unchanged since (`eddy serve` answers such a file on an event loop's thread only then).
     @_spi(Host) public init(
         path: String, snapshot: KernelSnapshot, requireEncodings: Bool = true, verifyChecksums: Bool = true,
-        maxFooterBytes: Int = EddyFileFormat.maxFooterBytes
+        maxFooterBytes: Int = EddyFileFormat.maxFooterBytes, onlyIfOpen: Bool = false
     ) throws {
         self.path = path
         self.verifyChecksums = verifyChecksums
@@ -515,6 +517,7 @@ public final class EddyFile: @unchecked Sendable {
         {
             mapped = cached
         } else {
+            guard !onlyIfOpen else { throw fail("not open in this process") }
             let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
             guard fd >= 0 else { throw fail(String(cString: strerror(errno))) }
             defer { close(fd) }
@@ -570,14 +573,6 @@ public final class EddyFile: @unchecked Sendable {
     }
 
     public var size: Int { mapping.size }
-
-    /// Whether `path` is a regular file this process has opened and parsed, unchanged since (so
-    /// opening it again reads nothing but its metadata).
-    @_spi(Host) public static func isOpen(path: String) -> Bool {
-        var st = stat()
-        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return false }
-        return MappedEddyFile.cache.contains(MappedEddyFile.Key(path: path, st, checksums: true))
-    }
 
     /// Column `column` of chunk `chunk` as its stored tree, buffers used in place. Checks the segment's
     /// checksum first (the bytes are read once for it).

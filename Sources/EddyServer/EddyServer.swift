@@ -361,11 +361,10 @@ public final class EddyServer: Sendable {
                 return json(["error": error.message], status: error.status)
             }
         }
-        // Only a short select list, and a small footer (should the file change between the two
-        // looks): a loop's thread must not parse or format for long.
+        // Only a short select list over a file already open: a loop's thread must not parse or format
+        // for long.
         if pool != nil, let job = prepared, job.inputFormat == "eddy", (job.select?.utf8.count ?? 0) <= 1024,
-            EddyFile.isOpen(path: job.path),
-            let (status, object) = footerAnswer(job, stop: stop, maxFooterBytes: 64 << 10)
+            let (status, object) = footerAnswer(job, stop: stop, onlyIfOpen: true)
         {
             count(status)
             return json(object, status: status)
@@ -422,12 +421,15 @@ public final class EddyServer: Sendable {
     /// mapped page is involved and there is nothing for a worker to isolate; a worker hop cost more
     /// than the answer. Only footers up to 4 MiB: parsing a larger (or hostile) one is left to a worker
     /// and its memory limit. Nil: a worker answers.
+    /// - Parameter onlyIfOpen: answer only from a file this process has open unchanged (on an event
+    ///   loop's thread, nothing may be read or parsed afresh).
     func footerAnswer(
-        _ job: EvalRequest.Job, stop: @escaping @Sendable () -> EvaluationStopped?, maxFooterBytes: Int = 4 << 20
+        _ job: EvalRequest.Job, stop: @escaping @Sendable () -> EvaluationStopped?, onlyIfOpen: Bool = false
     ) -> (HTTPResponse.Status, [String: Any])? {
         guard job.inputFormat == "eddy", job.where == nil, !job.trace, !job.uploaded,
             Evaluation.readsNoColumn(whereText: nil, selectText: job.select),
-            let file = try? EddyFile(path: job.path, snapshot: session.kernels.snapshot, maxFooterBytes: maxFooterBytes)
+            let file = try? EddyFile(
+                path: job.path, snapshot: session.kernels.snapshot, maxFooterBytes: 4 << 20, onlyIfOpen: onlyIfOpen)
         else { return nil }
         // The supervisor's snapshot names the current plugin set (without their kernels), so the reply's
         // fingerprint and plugins are those a worker would report.
@@ -660,7 +662,6 @@ extension EddyServer {
         case .unsupported: "not an address family this system serves"
         case .unixDomainSocketPathTooLong: "the socket path is too long"
         case .failedToParseIPString(let s): "'\(escapedForDisplay(s))' is not an IP address"
-        default: "\(e)"
         }
     }
 }
