@@ -239,7 +239,7 @@ public final class EddyServer: Sendable {
             }
             let contentType = request.headers[.contentType] ?? ""
             return await self.evaluate(
-                contentType: contentType, body: Data(body.readableBytesView), query: params,
+                contentType: contentType, body: body, query: params,
                 queryNames: Set(query.map(\.0)), channel: context.channel)
         }
         return router
@@ -324,8 +324,9 @@ public final class EddyServer: Sendable {
     /// Evaluates one request on a thread of its own (evaluation is CPU work; it must not hold up the
     /// server's event loops), with one execution context for the whole request. At most
     /// `maxConcurrent` run at once; the evaluation stops at its deadline or when the client goes away.
+    /// A body is copied out of its buffer where it is parsed: a large one off the loop.
     func evaluate(
-        contentType: String, body: Data, query: EvalRequest.Params, queryNames: Set<String>,
+        contentType: String, body: ByteBuffer, query: EvalRequest.Params, queryNames: Set<String>,
         channel: any Channel
     ) async -> Response {
         guard await slots.acquire() else {
@@ -352,10 +353,11 @@ public final class EddyServer: Sendable {
         // file this process already has open is answered here too: its footer is parsed, so the answer
         // takes microseconds, less than a hop to another thread and back.
         var prepared: EvalRequest.Job?
-        if body.count <= Self.inlineBodyBytes, contentType.lowercased().hasPrefix("application/json") {
+        if body.readableBytes <= Self.inlineBodyBytes, contentType.lowercased().hasPrefix("application/json") {
             do throws(EvalRequest.Refusal) {
                 prepared = try EvalRequest.prepare(
-                    server: self, contentType: contentType, body: body, query: query, queryNames: queryNames)
+                    server: self, contentType: contentType, body: Data(body.readableBytesView), query: query,
+                    queryNames: queryNames)
             } catch {
                 count(error.status)
                 return json(["error": error.message], status: error.status)
@@ -381,8 +383,8 @@ public final class EddyServer: Sendable {
                         job = parsed
                     } else {
                         job = try EvalRequest.prepare(
-                            server: self, contentType: contentType, body: body, query: query,
-                            queryNames: queryNames)
+                            server: self, contentType: contentType, body: Data(body.readableBytesView),
+                            query: query, queryNames: queryNames)
                     }
                     var removed = false
                     defer { if job.uploaded && !removed { unlink(job.path) } }
