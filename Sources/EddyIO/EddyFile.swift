@@ -458,10 +458,6 @@ final class MappedFileCache: Sendable {
         }
     }
 
-    func contains(_ key: MappedEddyFile.Key) -> Bool {
-        entries.withLock { list in list.contains { $0.0 == key } }
-    }
-
     func insert(_ key: MappedEddyFile.Key, _ file: MappedEddyFile) {
         entries.withLock { list in
             list.removeAll { $0.0 == key || $0.0.path == key.path }

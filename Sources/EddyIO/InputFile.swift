@@ -80,6 +80,17 @@ enum InputFile {
     }
 }
 
+/// Text that came from outside shown on one line and cut short: ``escapedForDisplay(_:)`` of its first
+/// `limit` Unicode scalars, then an ellipsis when there were more. Cut by scalars, not characters: one
+/// character can carry any number of combining marks.
+public func shortForDisplay(_ text: String, limit: Int) -> String {
+    let scalars = text.unicodeScalars
+    guard let cut = scalars.index(scalars.startIndex, offsetBy: limit, limitedBy: scalars.endIndex),
+        cut != scalars.endIndex
+    else { return escapedForDisplay(text) }
+    return escapedForDisplay(String(scalars[..<cut])) + "…"
+}
+
 /// Text that came from outside (a file name, a field) shown on one line: control characters escaped
 /// (`\n`, `\u{1b}`), so that a name with a newline cannot forge a line of a report or a log.
 public func escapedForDisplay(_ text: String) -> String {

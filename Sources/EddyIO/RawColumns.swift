@@ -271,10 +271,7 @@ extension RawColumn {
             nulls.contains(true)
             ? nulls.withUnsafeBufferPointer { z in .bitmap(Bitmap(count: n) { !z[$0] }) } : .allValid
         let shownName = escapedForDisplay(name)
-        func shown(_ i: Int) -> String {
-            let text = string(i)
-            return escapedForDisplay(text.count > 80 ? String(text.prefix(80)) + "…" : text)
-        }
+        func shown(_ i: Int) -> String { shortForDisplay(string(i), limit: 80) }
         func bad(_ i: Int, _ what: String) -> IOError {
             IOError(
                 file: file, line: line(i), column: columnIndex + 1,

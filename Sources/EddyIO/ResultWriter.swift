@@ -184,17 +184,14 @@ public final class ResultWriter {
             ? names.enumerated().map { k, name in Array(((k == 0 ? "" : ", ") + Self.jsonString(name) + ": ").utf8) }
             : []
         let null: [UInt8] = json ? Array("null".utf8) : []
+        let (firstRow, nextRow) = (Array("\n  {".utf8), Array(",\n  {".utf8))
         var out: [UInt8] = []
         out.reserveCapacity(n * (json ? 16 : 8) * Swift.max(1, columns.count))
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: an Int64 has at most 20 digits
         try withExtendedLifetime(columns) {
             try sources.withUnsafeBufferPointer { sources in
                 for i in 0..<n {
-                    if json {
-                        out.append(
-                            contentsOf: rowsWritten + i == 0
-                                ? [0x0A, 0x20, 0x20, 0x7B] : [0x2C, 0x0A, 0x20, 0x20, 0x7B])
-                    }
+                    if json { out.append(contentsOf: rowsWritten + i == 0 ? firstRow : nextRow) }
                     for k in 0..<sources.count {
                         if json {
                             if k < keys.count { out.append(contentsOf: keys[k]) }

@@ -62,12 +62,7 @@ public struct Binder {
                 let near = schema.names.filter { $0.lowercased() == name.lowercased() }
                 // Names are shown escaped and cut short: a hostile expression or header can make them
                 // megabytes long, or put control characters in them.
-                func shown(_ s: String) -> String {
-                    // Cut by Unicode scalars: one character can hold any number of combining marks.
-                    let scalars = s.unicodeScalars
-                    return escapedForDisplay(
-                        scalars.count > 60 ? String(String.UnicodeScalarView(scalars.prefix(60))) + "…" : s)
-                }
+                func shown(_ s: String) -> String { shortForDisplay(s, limit: 60) }
                 let listed = schema.names.prefix(20).map(shown).joined(separator: ", ")
                 throw error(
                     "unknown column '\(shown(name))'", e,

@@ -278,7 +278,7 @@ struct Lexer {
                     i += 1
                 } else {
                     throw QueryError(
-                        "unexpected character '\(escapedForDisplay(String(String.UnicodeScalarView(c.unicodeScalars.prefix(8)))))'",
+                        "unexpected character '\(shortForDisplay(String(c), limit: 8))'",
                         source: source, position: start)
                 }
             }

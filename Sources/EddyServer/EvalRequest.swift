@@ -48,7 +48,7 @@ enum EvalRequest {
         guard text.utf8.count <= 6, let n = Int(text), n >= 1, n <= maxThreads else {
             throw Refusal(
                 .badRequest,
-                "threads must be a whole number from 1 to \(maxThreads) (this server's cores), got '\(escapedForDisplay(String(text.prefix(40))))'"
+                "threads must be a whole number from 1 to \(maxThreads) (this server's cores), got '\(shortForDisplay(text, limit: 40))'"
             )
         }
         return n
@@ -140,7 +140,7 @@ enum EvalRequest {
         var p = query
         var seen = queryNames
         for (name, value) in fields {
-            var shown: String { escapedForDisplay(name.count > 64 ? String(name.prefix(64)) + "…" : name) }
+            var shown: String { shortForDisplay(name, limit: 64) }
             guard seen.insert(name).inserted else {
                 throw Refusal(
                     .badRequest,
