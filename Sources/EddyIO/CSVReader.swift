@@ -49,14 +49,16 @@ public final class CSVReader: TableReader {
     /// - Throws: ``IOError`` for a missing file, an empty file, a bad header, or a malformed first batch.
     ///   - inferTypes: false when the query reads no column (`count(*)` alone): the first batch is
     ///     not read ahead to infer types, and columns without an override are typed utf8.
+    ///   - descriptor: an open file to read from its start instead of opening `path` (which then only
+    ///     names it in messages); duplicated, the caller keeps its own.
     public init(
         path: String, overrides: [String: DType] = [:], batchRows: Int = 65_536,
-        limits: ReadLimits = ReadLimits(), inferTypes: Bool = true
+        limits: ReadLimits = ReadLimits(), inferTypes: Bool = true, descriptor: Int32? = nil
     ) throws {
         self.path = path
         self.batchRows = Swift.max(1, batchRows)
         self.limits = limits
-        (file, fileSize) = try InputFile.open(path)
+        (file, fileSize) = try InputFile.open(path, descriptor: descriptor)
         // From here on the object is fully initialised: deinit closes the file if init throws.
         // A UTF-8 byte-order mark is not part of the first field (quoted or not).
         while buffer.count < 8 && readMore(expecting: 1) {}

@@ -40,6 +40,15 @@ public enum EddyFileFormat {
         return pread(fd, &head, 8, 0) == 8 && head == magic
     }
 
+    /// Whether the file open at `descriptor` is a regular file that starts with the magic (reads 8
+    /// bytes with `pread`: the descriptor's offset does not move).
+    public static func isEddyFile(descriptor: Int32) -> Bool {
+        var st = stat()
+        guard fstat(descriptor, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return false }
+        var head = [UInt8](repeating: 0, count: 8)
+        return pread(descriptor, &head, 8, 0) == 8 && head == magic
+    }
+
     static func crc(_ p: UnsafeRawPointer, _ n: Int) -> UInt32 {
         eddy_crc32c(0, p.assumingMemoryBound(to: UInt8.self), n)
     }
@@ -314,18 +323,22 @@ final class FileMapping: Sendable {
 }
 
 /// A mapped `.eddy` file and its parsed footer: what opening it costs, kept while the file is unchanged.
+/// Without a mapping (a file read with `pread`, see ``EddyFile/init(descriptor:path:snapshot:requireEncodings:verifyChecksums:maxFooterBytes:onlyIfOpen:mapped:)``)
+/// only the footer is kept.
 final class MappedEddyFile: Sendable {
-    let mapping: FileMapping
-    let storage: BufferStorage
+    let mapping: FileMapping?
+    let storage: BufferStorage?
     let footer: EddyFooter
+    let size: Int
     /// Segments whose checksum was verified (chunk × columns + column): the bytes of a mapping of an
     /// unchanged file do not change.
     private let verified: Mutex<Set<Int>>
 
-    init(mapping: FileMapping, footer: EddyFooter) {
+    init(mapping: FileMapping?, size: Int, footer: EddyFooter) {
         self.mapping = mapping
-        self.storage = BufferStorage(borrowing: mapping.base, byteCount: mapping.size, owner: mapping)
+        self.storage = mapping.map { BufferStorage(borrowing: $0.base, byteCount: $0.size, owner: $0) }
         self.footer = footer
+        self.size = size
         self.verified = Mutex([])
     }
 
@@ -339,14 +352,15 @@ final class MappedEddyFile: Sendable {
         verified.withLock { _ = $0.insert(k) }
     }
 
-    /// Reads and checks the header, trailer and footer of the file open at `fd`, then maps it.
+    /// Reads and checks the header, trailer and footer of the file open at `fd`, then maps it (unless
+    /// `map` is false).
     ///
     /// They are read with `pread`, not through the mapping: a file truncated meanwhile is a short read
     /// (an error naming it), not a SIGBUS, and an answer from the footer alone (`count(*)`, which
     /// `eddy serve` gives in its own process) touches no mapped page.
     static func load(
         fd: Int32, path: String, size: Int, verifyChecksums: Bool,
-        maxFooterBytes: Int = EddyFileFormat.maxFooterBytes, fail: (String) -> IOError
+        maxFooterBytes: Int = EddyFileFormat.maxFooterBytes, map: Bool = true, fail: (String) -> IOError
     ) throws -> MappedEddyFile {
         func read(_ offset: Int, _ count: Int) throws -> [UInt8] {
             var out = [UInt8](repeating: 0, count: count)
@@ -407,13 +421,16 @@ final class MappedEddyFile: Sendable {
         guard !verifyChecksums || EddyFileFormat.crc32c(footerBytes) == footerCRC else {
             throw fail("footer checksum mismatch (CRC-32C): the file is damaged")
         }
-        guard let raw = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), raw != MAP_FAILED else {
-            throw fail("cannot map: \(String(cString: strerror(errno)))")
+        var mapping: FileMapping?
+        if map {
+            guard let raw = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), raw != MAP_FAILED else {
+                throw fail("cannot map: \(String(cString: strerror(errno)))")
+            }
+            mapping = FileMapping(base: UnsafeRawPointer(raw), size: size, path: path)
         }
-        let map = FileMapping(base: UnsafeRawPointer(raw), size: size, path: path)
         do {
             let footer = try EddyFooter.decode(footerBytes, dataEnd: footerOffset)
-            return MappedEddyFile(mapping: map, footer: footer)
+            return MappedEddyFile(mapping: mapping, size: size, footer: footer)
         } catch let e as EddyError {
             throw fail("footer: \(e.message)")
         }
@@ -429,8 +446,10 @@ final class MappedEddyFile: Sendable {
         /// modification time it cannot be set back (`touch -d`, `cp -p`, `rsync -t` over a file).
         var changed: Int
         var checksums: Bool
+        /// Whether the entry holds a mapping (or only the footer, for a file read with `pread`).
+        var mapped: Bool
 
-        init(path: String, _ st: stat, checksums: Bool) {
+        init(path: String, _ st: stat, checksums: Bool, mapped: Bool = true) {
             self.path = path
             device = UInt64(st.st_dev)
             inode = UInt64(st.st_ino)
@@ -438,7 +457,27 @@ final class MappedEddyFile: Sendable {
             modified = Int(st.st_mtim.tv_sec) &* 1_000_000_000 &+ Int(st.st_mtim.tv_nsec)
             changed = Int(st.st_ctim.tv_sec) &* 1_000_000_000 &+ Int(st.st_ctim.tv_nsec)
             self.checksums = checksums
+            self.mapped = mapped
         }
+    }
+
+    /// Opens the file at `fd` (whose `fstat` is `st`) afresh: checks its size, loads it and keeps it
+    /// in the cache.
+    static func loadAndCache(
+        fd: Int32, st: stat, path: String, verifyChecksums: Bool, maxFooterBytes: Int, map: Bool,
+        fail: (String) -> IOError
+    ) throws -> MappedEddyFile {
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw fail("not a regular file") }
+        let size = Int(st.st_size)
+        guard size >= EddyFileFormat.headerSize + EddyFileFormat.trailerSize else {
+            throw fail("\(size) bytes: too short for an .eddy file (header and trailer take 96)")
+        }
+        let key = Key(path: path, st, checksums: verifyChecksums, mapped: map)
+        let loaded = try load(
+            fd: fd, path: path, size: size, verifyChecksums: verifyChecksums, maxFooterBytes: maxFooterBytes,
+            map: map, fail: fail)
+        cache.insert(key, loaded)
+        return loaded
     }
 
     /// The most recently opened files (at most 16).
@@ -471,14 +510,16 @@ final class MappedFileCache: Sendable {
 ///
 /// The file is mapped read-only and buffers are views of the mapping (no copy). A file truncated by
 /// another process while mapped would make reading its pages fault (SIGBUS): under `eddy serve` that
-/// ends one worker process, not the server.
+/// ends one worker process, not the server. Opened with `mapped: false` (by the server's own process)
+/// the segments are read with `pread` instead, each into memory of its own, and a truncated file is a
+/// short read: an error naming the file.
 public final class EddyFile: @unchecked Sendable {
     public let path: String
     /// The mapping and the parsed footer (shared with other opens of the same unchanged file).
     let mapped: MappedEddyFile
     public var footer: EddyFooter { mapped.footer }
-    var mapping: FileMapping { mapped.mapping }
-    var storage: BufferStorage { mapped.storage }
+    /// The file's segments are read from, with `pread`, when it is not mapped.
+    let reader: OpenedFile?
     /// The storage of each encoding in the footer's table, found at open (nil only when opened for
     /// inspection without them).
     let storages: [EncodingStorage?]
@@ -496,13 +537,12 @@ public final class EddyFile: @unchecked Sendable {
     ///   which answers `count(*)` from small footers itself, leaves larger ones to a worker).
     /// - Parameter onlyIfOpen: refuse, without reading it, a file this process has not opened and
     ///   parsed unchanged since (`eddy serve` answers such a file on an event loop's thread only then).
-    @_spi(Host) public init(
+    @_spi(Host) public convenience init(
         path: String, snapshot: KernelSnapshot, requireEncodings: Bool = true, verifyChecksums: Bool = true,
         maxFooterBytes: Int = EddyFileFormat.maxFooterBytes, onlyIfOpen: Bool = false
     ) throws {
-        self.path = path
-        self.verifyChecksums = verifyChecksums
         func fail(_ message: String) -> IOError { IOError(file: path, line: 0, column: 0, message: message) }
+        let mapped: MappedEddyFile
         // A warm process (eddy serve) keeps recently opened files mapped and parsed, keyed by their
         // identity, modification and change times: a changed or replaced file is opened afresh (and
         // its segments' checksums verified again), even when its modification time was set back.
@@ -518,18 +558,65 @@ public final class EddyFile: @unchecked Sendable {
             guard fd >= 0 else { throw fail(String(cString: strerror(errno))) }
             defer { close(fd) }
             guard fstat(fd, &st) == 0 else { throw fail(String(cString: strerror(errno))) }
-            guard (st.st_mode & S_IFMT) == S_IFREG else { throw fail("not a regular file") }
-            let size = Int(st.st_size)
-            guard size >= EddyFileFormat.headerSize + EddyFileFormat.trailerSize else {
-                throw fail("\(size) bytes: too short for an .eddy file (header and trailer take 96)")
-            }
-            let key = MappedEddyFile.Key(path: path, st, checksums: verifyChecksums)
-            let loaded = try MappedEddyFile.load(
-                fd: fd, path: path, size: size, verifyChecksums: verifyChecksums, maxFooterBytes: maxFooterBytes,
-                fail: fail)
-            MappedEddyFile.cache.insert(key, loaded)
-            mapped = loaded
+            mapped = try MappedEddyFile.loadAndCache(
+                fd: fd, st: st, path: path, verifyChecksums: verifyChecksums, maxFooterBytes: maxFooterBytes,
+                map: true, fail: fail)
         }
+        try self.init(
+            path: path, mapped: mapped, reader: nil, snapshot: snapshot, requireEncodings: requireEncodings,
+            verifyChecksums: verifyChecksums)
+    }
+
+    /// Opens and checks the file open at `descriptor` (it is not opened again by path: `eddy serve`
+    /// reads the file it checked, not whatever the path names later); `path` names it in messages.
+    /// - Parameter mapped: false reads the segments with `pread` (into memory of their own, each at
+    ///   most ``maxSegmentReadBytes``) instead of mapping the file, for a process that must survive the
+    ///   file being truncated while it is read: that is then an error naming the file, not a SIGBUS.
+    /// - Throws: ``IOError`` naming the file and the check that failed.
+    @_spi(Host) public convenience init(
+        descriptor: Int32, path: String, snapshot: KernelSnapshot, requireEncodings: Bool = true,
+        verifyChecksums: Bool = true, maxFooterBytes: Int = EddyFileFormat.maxFooterBytes, onlyIfOpen: Bool = false,
+        mapped map: Bool = true
+    ) throws {
+        func fail(_ message: String) -> IOError { IOError(file: path, line: 0, column: 0, message: message) }
+        var st = stat()
+        guard fstat(descriptor, &st) == 0 else { throw fail(String(cString: strerror(errno))) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw fail("not a regular file") }
+        let mapped: MappedEddyFile
+        if let cached = MappedEddyFile.cache.lookup(
+            MappedEddyFile.Key(path: path, st, checksums: verifyChecksums, mapped: map))
+        {
+            mapped = cached
+        } else {
+            guard !onlyIfOpen else { throw fail("not open in this process") }
+            mapped = try MappedEddyFile.loadAndCache(
+                fd: descriptor, st: st, path: path, verifyChecksums: verifyChecksums, maxFooterBytes: maxFooterBytes,
+                map: map, fail: fail)
+        }
+        var reader: OpenedFile?
+        if !map {
+            let own = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
+            guard own >= 0 else { throw fail(String(cString: strerror(errno))) }
+            reader = OpenedFile(own)
+        }
+        try self.init(
+            path: path, mapped: mapped, reader: reader, snapshot: snapshot, requireEncodings: requireEncodings,
+            verifyChecksums: verifyChecksums)
+    }
+
+    /// The most bytes one segment read with `pread` may take (a hostile footer can claim a segment as
+    /// large as the file).
+    public static let maxSegmentReadBytes = 1 << 31
+
+    private init(
+        path: String, mapped: MappedEddyFile, reader: OpenedFile?, snapshot: KernelSnapshot, requireEncodings: Bool,
+        verifyChecksums: Bool
+    ) throws {
+        self.path = path
+        self.mapped = mapped
+        self.reader = reader
+        self.verifyChecksums = verifyChecksums
+        func fail(_ message: String) -> IOError { IOError(file: path, line: 0, column: 0, message: message) }
         let footer = mapped.footer
         // Every encoding must be readable before any data is: name what is missing and who wrote it.
         var found: [EncodingStorage?] = []
@@ -568,7 +655,36 @@ public final class EddyFile: @unchecked Sendable {
         // has more than EddyFileFormat.maxNodes of them; nothing per chunk is left to check per open.)
     }
 
-    public var size: Int { mapping.size }
+    public var size: Int { mapped.size }
+
+    /// The bytes of a segment read with `pread` into memory aligned as the file is (64 bytes), from the
+    /// aligned offset at or before the segment: the storage and the file offset it starts at.
+    private func readSegment(_ layout: ColumnChunkLayout, from reader: OpenedFile, fail: (String) -> IOError) throws
+        -> (storage: BufferStorage, start: Int)
+    {
+        let start = layout.segmentOffset & ~(EddyFileFormat.alignment - 1)
+        let (end, overflow) = layout.segmentOffset.addingReportingOverflow(layout.segmentLength)
+        guard !overflow, end - start <= Self.maxSegmentReadBytes else {
+            throw fail(
+                "segment of \(layout.segmentLength) bytes: more than the \(Self.maxSegmentReadBytes) read into memory "
+                    + "at once")
+        }
+        let count = end - start
+        let storage = BufferStorage(uninitializedByteCount: Swift.max(count, 1), alignment: EddyFileFormat.alignment)
+        var done = 0
+        while done < count {
+            let n = pread(reader.descriptor, storage.pointer + done, count - done, off_t(start + done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw fail(
+                    n < 0
+                        ? "cannot read: \(String(cString: strerror(errno)))"
+                        : "the file ended at byte \(start + done) while being read (truncated meanwhile?)")
+            }
+            done += n
+        }
+        return (storage, start)
+    }
 
     /// Column `column` of chunk `chunk` as its stored tree, buffers used in place. Checks the segment's
     /// checksum first (the bytes are read once for it).
@@ -580,12 +696,25 @@ public final class EddyFile: @unchecked Sendable {
                 file: path, line: 0, column: 0,
                 message: "chunk \(chunk), column '\(footer.schema.fields[column].name)': \(message)")
         }
-        if verifyChecksums && !mapped.isVerified(chunk: chunk, column: column) {
-            guard EddyFileFormat.crc(mapping.base + layout.segmentOffset, layout.segmentLength) == layout.checksum
-            else {
+        let storage: BufferStorage
+        let start: Int
+        if let reader {
+            // Read afresh: checked every time.
+            (storage, start) = try readSegment(layout, from: reader, fail: fail)
+            let at = storage.pointer + (layout.segmentOffset - start)
+            guard !verifyChecksums || EddyFileFormat.crc(at, layout.segmentLength) == layout.checksum else {
                 throw fail("segment checksum mismatch (CRC-32C): the file is damaged")
             }
-            mapped.markVerified(chunk: chunk, column: column)
+        } else {
+            guard let mapping = mapped.mapping, let whole = mapped.storage else { throw fail("the file is not mapped") }
+            (storage, start) = (whole, 0)
+            if verifyChecksums && !mapped.isVerified(chunk: chunk, column: column) {
+                guard EddyFileFormat.crc(mapping.base + layout.segmentOffset, layout.segmentLength) == layout.checksum
+                else {
+                    throw fail("segment checksum mismatch (CRC-32C): the file is damaged")
+                }
+                mapped.markVerified(chunk: chunk, column: column)
+            }
         }
         var built: [any ArrayNode] = []
         built.reserveCapacity(layout.nodes.count)
@@ -593,7 +722,8 @@ public final class EddyFile: @unchecked Sendable {
             let enc = footer.encodings[n.encoding]
             do {
                 let buffers = try n.buffers.map {
-                    try Buffer(storage: storage, byteOffset: layout.segmentOffset + $0.offset, byteCount: $0.length)
+                    try Buffer(
+                        storage: storage, byteOffset: layout.segmentOffset - start + $0.offset, byteCount: $0.length)
                 }
                 guard let storage = storages[n.encoding] else {
                     throw EddyError(

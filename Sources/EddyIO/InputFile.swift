@@ -23,11 +23,24 @@ public struct ReadLimits: Sendable {
     }
 }
 
+/// A descriptor this process owns, closed when the last reference to it goes: a file opened once and
+/// read through (`eddy serve` opens a request's file when it checks the path, and reads only that).
+package final class OpenedFile: Sendable {
+    package let descriptor: Int32
+
+    package init(_ descriptor: Int32) { self.descriptor = descriptor }
+
+    deinit { close(descriptor) }
+}
+
 /// Opens an input file for reading, with its size for progress reports.
 enum InputFile {
     /// Opens `path` if it is a regular file or a FIFO (a pipe): a directory or a device is named as such.
+    /// - Parameter descriptor: a file already open (by `eddy serve`, which must not open a checked path
+    ///   a second time): a duplicate of it is read from the start instead, and `path` only names it.
     /// - Throws: ``IOError`` naming the file and the system's reason.
-    static func open(_ path: String) throws -> (file: UnsafeMutablePointer<FILE>, size: Int) {
+    static func open(_ path: String, descriptor: Int32? = nil) throws -> (file: UnsafeMutablePointer<FILE>, size: Int) {
+        if let descriptor { return try open(descriptor: descriptor, path: path) }
         var st = stat()
         guard stat(path, &st) == 0 else {
             throw IOError(file: path, line: 0, column: 0, message: "cannot open: \(String(cString: strerror(errno)))")
@@ -46,6 +59,34 @@ enum InputFile {
         } catch {
             fclose(f)
             throw error
+        }
+        return (f, (st.st_mode & S_IFMT) == S_IFREG ? Int(st.st_size) : 0)
+    }
+
+    private static func open(descriptor: Int32, path: String) throws -> (file: UnsafeMutablePointer<FILE>, size: Int) {
+        func fail(_ reason: Int32) -> IOError {
+            IOError(file: path, line: 0, column: 0, message: "cannot open: \(String(cString: strerror(reason)))")
+        }
+        // A duplicate shares the file offset with the original: read from the start whatever read it before.
+        let own = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
+        guard own >= 0 else { throw fail(errno) }
+        var st = stat()
+        guard fstat(own, &st) == 0 else {
+            let reason = errno
+            close(own)
+            throw fail(reason)
+        }
+        do {
+            try checkKind(st, path)
+        } catch {
+            close(own)
+            throw error
+        }
+        if (st.st_mode & S_IFMT) == S_IFREG { lseek(own, 0, SEEK_SET) }
+        guard let f = fdopen(own, "rb") else {
+            let reason = errno
+            close(own)
+            throw fail(reason)
         }
         return (f, (st.st_mode & S_IFMT) == S_IFREG ? Int(st.st_size) : 0)
     }
@@ -121,6 +162,17 @@ public enum FileKind: Sendable, Equatable {
     public static func of(_ path: String) -> FileKind? {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
+        return of(st)
+    }
+
+    /// What the file open at `descriptor` is; nil when it cannot be examined.
+    public static func of(descriptor: Int32) -> FileKind? {
+        var st = stat()
+        guard fstat(descriptor, &st) == 0 else { return nil }
+        return of(st)
+    }
+
+    private static func of(_ st: stat) -> FileKind {
         switch st.st_mode & S_IFMT {
         case S_IFREG: return .regular
         case S_IFDIR: return .directory

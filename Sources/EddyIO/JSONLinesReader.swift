@@ -29,12 +29,12 @@ public final class JSONLinesReader: TableReader {
 
     public init(
         path: String, overrides: [String: DType] = [:], batchRows: Int = 65_536,
-        limits: ReadLimits = ReadLimits()
+        limits: ReadLimits = ReadLimits(), descriptor: Int32? = nil
     ) throws {
         self.path = path
         self.batchRows = Swift.max(1, batchRows)
         self.limits = limits
-        (file, fileSize) = try InputFile.open(path)
+        (file, fileSize) = try InputFile.open(path, descriptor: descriptor)
         var names: [String] = []
         var kinds: [String: InferredKind] = [:]
         let first = try readObjects(names: &names)

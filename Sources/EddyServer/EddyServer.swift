@@ -430,8 +430,10 @@ public final class EddyServer: Sendable {
     ) -> (HTTPResponse.Status, [String: Any])? {
         guard job.inputFormat == "eddy", job.where == nil, !job.trace, !job.uploaded,
             Evaluation.readsNoColumn(whereText: nil, selectText: job.select),
+            let opened = job.file,
             let file = try? EddyFile(
-                path: job.path, snapshot: session.kernels.snapshot, maxFooterBytes: 4 << 20, onlyIfOpen: onlyIfOpen)
+                descriptor: opened.descriptor, path: job.path, snapshot: session.kernels.snapshot,
+                maxFooterBytes: 4 << 20, onlyIfOpen: onlyIfOpen)
         else { return nil }
         // The supervisor's snapshot names the current plugin set (without their kernels), so the reply's
         // fingerprint and plugins are those a worker would report.
@@ -464,7 +466,9 @@ public final class EddyServer: Sendable {
             plugins: set.map {
                 .init(name: $0.name, version: $0.version, copy: $0.shadowPath, hash: $0.contentHash)
             }, job: job, generation: generation)
-        let outcome = pool.run(request.encoded(), id: id, deadline: deadline, clientGone: clientGone)
+        let outcome = pool.run(
+            request.encoded(), descriptor: job?.file?.descriptor ?? -1, id: id, deadline: deadline,
+            clientGone: clientGone)
         let restarts = pool.restarts.load(ordering: .relaxed)
         metrics.workerRestartsSeen(restarts)
         switch outcome {

@@ -1,3 +1,4 @@
+import CEddyHost
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
 @_spi(Host) import EddyIO
@@ -181,8 +182,16 @@ enum EvalRequest {
         return p
     }
 
-    /// Resolves a requested path inside one of the data directories, or refuses it (403).
-    static func resolve(_ path: String, dataDirectories: [String]) throws(Refusal) -> String {
+    /// Opens a requested path inside one of the data directories, once, or refuses it (403, 404).
+    ///
+    /// The file is opened relative to a descriptor of its data directory with `openat2(RESOLVE_BENEATH |
+    /// RESOLVE_NO_MAGICLINKS)`: the kernel refuses, atomically, a `..`, an absolute symbolic link or a
+    /// relative one that leads out, however the tree is changed meanwhile; a relative link that stays
+    /// inside is followed. The descriptor is what the evaluation reads (in a worker too, which is handed
+    /// it, never the path): checking a path and opening it again later let another user who can write
+    /// to a data subdirectory swap it for a link to `/etc` between the two (issue 27).
+    /// - Returns: the path to name in messages (the request's, made absolute) and the open file.
+    static func open(_ path: String, dataDirectories: [String]) throws(Refusal) -> (path: String, file: OpenedFile) {
         guard let first = dataDirectories.first else {
             throw Refusal(
                 .forbidden,
@@ -192,32 +201,65 @@ enum EvalRequest {
         guard !path.isEmpty, !path.utf8.contains(0) else {
             throw Refusal(.badRequest, "field 'path' is empty or has a NUL")
         }
+        let shown = escapedForDisplay(path)
         let absolute = path.hasPrefix("/") ? path : first + "/" + path
-        guard let real = realPath(absolute) else {
-            let reason = errno
-            // Only a file inside a data directory is worth naming as missing (or unreadable), judged on
-            // the path with its `.` and `..` taken away: otherwise `../../etc/x` would tell a client
-            // whether a file outside exists.
-            let lexical = lexicallyNormalized(absolute)
-            let inside = dataDirectories.contains { lexical.hasPrefix($0 == "/" ? "/" : $0 + "/") }
-            guard inside else {
-                throw Refusal(.forbidden, "\(escapedForDisplay(path)) is not inside a --data-dir of this server")
-            }
-            throw reason == EACCES
-                ? Refusal(.forbidden, "\(escapedForDisplay(path)): permission denied (the server cannot reach it)")
-                : Refusal(.notFound, "\(escapedForDisplay(path)): no such file")
+        func prefix(_ dir: String) -> String { dir == "/" ? "/" : dir + "/" }
+        // Judged on the path with its `.` and `..` taken away first, without touching the file system:
+        // whether a file outside exists is not told.
+        let lexical = lexicallyNormalized(absolute)
+        let outside = "\(shown) is not inside a --data-dir of this server"
+        guard dataDirectories.contains(where: { lexical.hasPrefix(prefix($0)) }) else {
+            throw Refusal(.forbidden, outside)
         }
-        guard dataDirectories.contains(where: { real.hasPrefix($0 == "/" ? "/" : $0 + "/") }) else {
+        // The data directory the path starts with (the longest that matches), and the rest beneath it.
+        let base =
+            path.hasPrefix("/")
+            ? dataDirectories.filter { absolute.hasPrefix(prefix($0)) }.max { $0.utf8.count < $1.utf8.count }
+            : first
+        guard let base else { throw Refusal(.forbidden, outside) }
+        var rest = Substring(absolute.dropFirst(prefix(base).count))
+        while rest.hasPrefix("/") { rest = rest.dropFirst() }
+        let directory = eddy_open_directory(base)
+        guard directory >= 0 else {
             throw Refusal(
                 .forbidden,
-                "\(escapedForDisplay(path)) is not inside a --data-dir of this server"
-                    + (real != absolute ? " (it resolves to a file outside)" : ""))
+                "\(shown): cannot open its data directory \(escapedForDisplay(base)): \(String(cString: strerror(errno)))"
+            )
         }
-        // A FIFO or a device would block the evaluation's thread where no deadline can reach it.
-        guard isRegularFile(real) else {
-            throw Refusal(.forbidden, "\(escapedForDisplay(path)) is not a regular file")
+        defer { close(directory) }
+        var walked: Int32 = 0
+        let fd = eddy_open_beneath(directory, rest.isEmpty ? "." : String(rest), &walked)
+        guard fd >= 0 else {
+            let reason = errno
+            let noOpenat2 = walked != 0 ? "; this kernel has no openat2, so no symbolic link is followed" : ""
+            switch reason {
+            case EXDEV:
+                throw Refusal(
+                    .forbidden,
+                    outside + " (it resolves to a file outside, or through an absolute symbolic link, which is not "
+                        + "followed\(noOpenat2))")
+            case ELOOP:
+                throw Refusal(
+                    .forbidden,
+                    "\(shown): a symbolic link on the way is not followed (too many levels, a /proc link\(noOpenat2))")
+            case ENOENT, ENOTDIR:
+                throw Refusal(.notFound, "\(shown): no such file")
+            case EACCES, EPERM:
+                throw Refusal(.forbidden, "\(shown): permission denied (the server cannot reach it)")
+            case EAGAIN:
+                throw Refusal(
+                    .serviceUnavailable, "\(shown): the directories on its path changed while it was opened; try again")
+            default:
+                throw Refusal(.forbidden, "\(shown): cannot open: \(String(cString: strerror(reason)))")
+            }
         }
-        return real
+        let file = OpenedFile(fd)
+        // A FIFO or a device would block the evaluation's thread where no deadline can reach it (opened
+        // with O_NONBLOCK, so the open itself did not wait).
+        guard FileKind.of(descriptor: fd) == .regular else {
+            throw Refusal(.forbidden, "\(shown) is not a regular file")
+        }
+        return (lexical, file)
     }
 
     /// A request checked and ready to evaluate: the file to read (resolved inside a data directory,
@@ -238,6 +280,9 @@ enum EvalRequest {
         /// Batches evaluated at once (the request's `threads`, default 1: concurrent requests and
         /// workers are the server's parallelism).
         var threads: Int = 1
+        /// The file, open: what the evaluation reads (`path` only names it in messages). It crosses
+        /// to a worker as a descriptor passed over the socket (SCM_RIGHTS).
+        var file: OpenedFile?
     }
 
     /// Parses, checks and resolves a request into a job (storing an uploaded body), or refuses it.
@@ -247,10 +292,11 @@ enum EvalRequest {
     ) throws(Refusal) -> Job {
         var params = query
         var uploaded: String?
+        var opened: OpenedFile?
         if contentType.lowercased().hasPrefix("application/json") {
             params = try Self.params(fromJSON: body, over: query, queryNames: queryNames)
             if let path = params.path {
-                params.path = try resolve(path, dataDirectories: server.options.dataDirectories)
+                (params.path, opened) = try open(path, dataDirectories: server.options.dataDirectories)
             }
         } else if !body.isEmpty {
             guard params.path == nil else {
@@ -258,14 +304,16 @@ enum EvalRequest {
             }
             let isJSONLines = contentType.contains("ndjson") || contentType.contains("jsonl")
             let isEddy = body.starts(with: EddyFileFormat.magic)
-            uploaded = try server.uploads.store(body, suffix: isEddy ? ".eddy" : isJSONLines ? ".jsonl" : ".csv")
+            let stored = try server.uploads.store(body, suffix: isEddy ? ".eddy" : isJSONLines ? ".jsonl" : ".csv")
+            uploaded = stored.path
+            opened = stored.file
             params.path = uploaded
             if params.inputFormat == nil { params.inputFormat = isEddy ? "eddy" : isJSONLines ? "jsonl" : "csv" }
         } else if let path = params.path {
-            params.path = try resolve(path, dataDirectories: server.options.dataDirectories)
+            (params.path, opened) = try open(path, dataDirectories: server.options.dataDirectories)
         }
         do throws(Refusal) {
-            guard let path = params.path else {
+            guard let path = params.path, let opened else {
                 throw Refusal(.badRequest, "give a file: {\"path\": …} in a JSON body, or upload CSV / JSON Lines")
             }
             let format = params.format ?? "json"
@@ -274,7 +322,7 @@ enum EvalRequest {
             }
             let kind =
                 params.inputFormat
-                ?? (path.hasSuffix(".eddy") || EddyFileFormat.isEddyFile(path)
+                ?? (path.hasSuffix(".eddy") || EddyFileFormat.isEddyFile(descriptor: opened.descriptor)
                     ? "eddy"
                     : path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json")
                         ? "jsonl" : "csv")
@@ -286,7 +334,7 @@ enum EvalRequest {
                 path: path, inputFormat: kind, format: format, where: params.where, select: params.select,
                 trace: params.trace, uploaded: uploaded != nil, maxResultBytes: server.options.maxResultBytes,
                 expressionMaxLength: limits.maxLength, expressionMaxDepth: limits.maxDepth,
-                expressionMaxTerms: limits.maxTerms, threads: params.threads ?? 1)
+                expressionMaxTerms: limits.maxTerms, threads: params.threads ?? 1, file: opened)
         } catch {
             if let uploaded { unlink(uploaded) }
             throw error
@@ -295,8 +343,13 @@ enum EvalRequest {
 
     /// Runs one evaluation with one execution context of `session`; `stop` is asked between batches.
     /// - Parameter file: the job's `.eddy` file when the caller has opened it already.
+    /// - Parameter mapFiles: read an `.eddy` file through a mapping (in a worker: a file truncated
+    ///   meanwhile faults and ends that worker, whose crash is reported). Otherwise — in the server's own
+    ///   process (`--workers 0`) — its segments are read with `pread`, so a truncated file is an error
+    ///   naming it, not a SIGBUS that ends the server.
     static func evaluate(
-        _ job: Job, session: Session, file: EddyFile? = nil, stop: @escaping () -> EvaluationStopped?
+        _ job: Job, session: Session, file: EddyFile? = nil, mapFiles: Bool = false,
+        stop: @escaping () -> EvaluationStopped?
     ) -> (HTTPResponse.Status, [String: Any]) {
         let format = OutputFormat(rawValue: job.format) ?? .json
         let trace = job.trace ? ExecutionTrace() : nil
@@ -311,16 +364,27 @@ enum EvalRequest {
         var text = ""
         var tooLarge = false
         do {
+            // Only the descriptor opened when the request was checked is read: opening the path again
+            // would read whatever it names by then.
+            guard let opened = job.file else {
+                throw IOError(file: job.path, line: 0, column: 0, message: "the request's file is not open")
+            }
             let reader: any TableReader =
                 switch job.inputFormat {
-                case "jsonl": try JSONLinesReader(path: job.path)
+                case "jsonl": try JSONLinesReader(path: job.path, descriptor: opened.descriptor)
                 // Encodings are looked up in this request's snapshot: a plugin dropped into the directory
                 // since the last request reads files written with it.
-                case "eddy": EddyTableReader(file: try file ?? EddyFile(path: job.path, snapshot: context.snapshot))
+                case "eddy":
+                    EddyTableReader(
+                        file: try file
+                            ?? EddyFile(
+                                descriptor: opened.descriptor, path: job.path, snapshot: context.snapshot,
+                                mapped: mapFiles))
                 default:
                     try CSVReader(
                         path: job.path,
-                        inferTypes: !Evaluation.readsNoColumn(whereText: job.where, selectText: job.select))
+                        inferTypes: !Evaluation.readsNoColumn(whereText: job.where, selectText: job.select),
+                        descriptor: opened.descriptor)
                 }
             let limits = Parser.Limits(
                 maxLength: job.expressionMaxLength, maxDepth: job.expressionMaxDepth,
@@ -412,8 +476,9 @@ final class UploadDirectory: Sendable {
         path = String(cString: made)
     }
 
-    /// Writes `body` to a new file (O_EXCL, O_NOFOLLOW, mode 0600) and returns its path.
-    func store(_ body: Data, suffix: String) throws(EvalRequest.Refusal) -> String {
+    /// Writes `body` to a new file (O_EXCL, O_NOFOLLOW, mode 0600) and returns its path and the file
+    /// open for reading.
+    func store(_ body: Data, suffix: String) throws(EvalRequest.Refusal) -> (path: String, file: OpenedFile) {
         let name = "\(path)/upload-\(UInt64.random(in: 0...UInt64.max))\(suffix)"
         let fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw EvalRequest.Refusal(.internalServerError, "cannot store the uploaded body") }
@@ -428,11 +493,12 @@ final class UploadDirectory: Sendable {
             }
             return true
         }
-        guard ok else {
+        let reader = ok ? open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1
+        guard reader >= 0 else {
             unlink(name)
             throw EvalRequest.Refusal(.internalServerError, "cannot store the uploaded body")
         }
-        return name
+        return (name, OpenedFile(reader))
     }
 
     /// Removes the directory and anything left in it.

@@ -120,13 +120,16 @@ final class WorkerPool: Sendable {
     /// (`deadline`, monotonic seconds) or the client's going away. Blocks: call it off the event loops,
     /// holding one of `count` evaluation slots.
     /// `request` must be a ``WorkerRequest`` carrying `id`; the reply must echo it.
-    func run(_ request: [UInt8], id: UInt64, deadline: Double, clientGone: () -> Bool) -> Outcome {
+    /// `descriptor` (when not negative) is the job's open file, passed with the request (SCM_RIGHTS).
+    func run(_ request: [UInt8], descriptor: Int32 = -1, id: UInt64, deadline: Double, clientGone: () -> Bool)
+        -> Outcome
+    {
         guard let w = takeIdle() else {
             return .died(cause: "found no idle worker", site: nil)
         }
         w.page.storeBytes(of: 0, as: UInt8.self)
         do {
-            try Frames.write(w.socket, request)
+            try Frames.write(w.socket, request, descriptor: descriptor)
         } catch {
             return replace(w, outcome: .died(cause: exitCause(w), site: site(w)))
         }

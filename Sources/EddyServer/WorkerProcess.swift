@@ -1,5 +1,6 @@
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
+import EddyIO
 import Foundation
 import HTTPTypes
 
@@ -62,12 +63,13 @@ public enum WorkerProcess {
             policy: PluginLoadPolicy(maxFileBytes: config.maxPluginBytes, registrationTimeout: 86_400))
         while true {
             let frame: [UInt8]
+            let file: OpenedFile?
             do {
-                frame = try Frames.read(socket)
+                (frame, file) = try Frames.readWithDescriptor(socket)
             } catch {
                 _exit(0)  // the supervisor went away or closed this worker
             }
-            let (id, status, body) = handle(frame, session: session, host: host)
+            let (id, status, body) = handle(frame, file: file, session: session, host: host)
             var reply = (0..<8).map { UInt8(truncatingIfNeeded: id >> (8 * UInt64($0))) }
             reply += [UInt8(status & 0xFF), UInt8(status >> 8)]
             reply += body
@@ -79,12 +81,22 @@ public enum WorkerProcess {
         }
     }
 
-    static func handle(_ frame: [UInt8], session: Session, host: PluginHost) -> (UInt64, Int, [UInt8]) {
-        let request: WorkerRequest
+    /// - Parameter file: the descriptor that came with the frame: the job's file (read through it, never
+    ///   opened by path here).
+    static func handle(_ frame: [UInt8], file: OpenedFile? = nil, session: Session, host: PluginHost)
+        -> (UInt64, Int, [UInt8])
+    {
+        var request: WorkerRequest
         do {
             request = try WorkerRequest(decoding: frame)
         } catch {
             return (0, 500, encode(["error": "worker: malformed request: \(error)"]))
+        }
+        if request.expectsFile {
+            guard let file else {
+                return (request.id, 500, encode(["error": "worker: the request's file descriptor did not arrive"]))
+            }
+            request.job?.file = file
         }
         let (status, body) = answer(request, session: session, host: host)
         return (request.id, status, body)
@@ -106,7 +118,7 @@ public enum WorkerProcess {
             return (200, encode(["generation": generation, "fingerprint": snapshot.fingerprint, "keys": keys]))
         case .eval:
             guard let job = request.job else { return (500, encode(["error": "worker: eval without a job"])) }
-            var (status, object) = EvalRequest.evaluate(job, session: session, stop: { nil })
+            var (status, object) = EvalRequest.evaluate(job, session: session, mapFiles: true, stop: { nil })
             if request.generation > 0 { object["generation"] = request.generation }
             return (Int(status.code), encode(object))
         }

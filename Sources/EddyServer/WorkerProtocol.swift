@@ -1,3 +1,5 @@
+import CEddyHost
+import EddyIO
 import Foundation
 
 #if canImport(Glibc)
@@ -7,7 +9,8 @@ import Foundation
 /// The framed protocol between `eddy serve` (the supervisor) and its `eddy worker` processes, over a
 /// Unix stream socket: every message is a 4-byte little-endian length and that many bytes.
 ///
-/// Request: a ``WorkerRequest`` in its binary encoding. Reply: the request's `id` (8 bytes), a 2-byte HTTP status, then
+/// Request: a ``WorkerRequest`` in its binary encoding; an evaluation's file travels with its first
+/// byte as an open descriptor (SCM_RIGHTS), never as a path to open again. Reply: the request's `id` (8 bytes), a 2-byte HTTP status, then
 /// the response body (JSON) as it goes to the client — all little-endian.
 struct WorkerRequest: Sendable {
     enum Operation: UInt8, Sendable { case eval, kernels }
@@ -27,6 +30,8 @@ struct WorkerRequest: Sendable {
     /// of one server (and its /health) counts plugin changes the same way, whichever worker ran it
     /// and however that worker came by its plugins.
     var generation = 0
+    /// Set when decoded from a request whose job's file came as a descriptor with the frame.
+    private(set) var expectsFile = false
 
     // A small binary encoding (length-prefixed fields): on every request, JSON (Codable or
     // JSONSerialization) costs a measurable share of a small request's time.
@@ -50,6 +55,7 @@ struct WorkerRequest: Sendable {
             ] {
                 w.u64(UInt64(max(0, v)))
             }
+            w.u8(job.file != nil ? 1 : 0)
         } else {
             w.u8(0)
         }
@@ -81,6 +87,7 @@ struct WorkerRequest: Sendable {
             let whereText = try r.optional(), select = try r.optional()
             let trace = try r.u8() == 1, uploaded = try r.u8() == 1
             let limits = try (0..<5).map { _ in Int(clamping: try r.u64()) }
+            expectsFile = try r.u8() == 1
             job = EvalRequest.Job(
                 path: path, inputFormat: inputFormat, format: format, where: whereText, select: select,
                 trace: trace, uploaded: uploaded, maxResultBytes: limits[0],
@@ -145,13 +152,17 @@ enum Frames {
 
     struct Closed: Error {}
 
-    static func write(_ fd: Int32, _ payload: [UInt8]) throws {
+    /// Writes one frame; `descriptor` (when not negative) goes with its first byte as SCM_RIGHTS.
+    static func write(_ fd: Int32, _ payload: [UInt8], descriptor: Int32 = -1) throws {
         let n = UInt32(payload.count)
         var bytes = [UInt8(n & 0xFF), UInt8((n >> 8) & 0xFF), UInt8((n >> 16) & 0xFF), UInt8(n >> 24)] + payload
         var done = 0
         while done < bytes.count {
             let w = bytes.withUnsafeMutableBytes { raw -> Int in
                 guard let base = raw.baseAddress else { return -1 }
+                if done == 0 && descriptor >= 0 {
+                    return eddy_send_with_descriptor(fd, base, raw.count, descriptor)
+                }
                 return send(fd, base + done, raw.count - done, Int32(MSG_NOSIGNAL))
             }
             if w < 0 && errno == EINTR { continue }
@@ -205,6 +216,22 @@ enum Frames {
             if buffer.count > 4 + expected { return .trailing }
             return buffer.count == 4 + expected ? .done(Array(buffer[4...])) : .more
         }
+    }
+
+    /// Reads one frame and the descriptor that came with its first byte, if any (owned by the caller).
+    static func readWithDescriptor(_ fd: Int32) throws -> (frame: [UInt8], descriptor: OpenedFile?) {
+        var first: UInt8 = 0
+        var received: Int32 = -1
+        var n = 0
+        repeat {
+            n = eddy_receive_with_descriptor(fd, &first, 1, &received)
+        } while n < 0 && errno == EINTR
+        let descriptor = received >= 0 ? OpenedFile(received) : nil
+        guard n == 1 else { throw Closed() }
+        let h = [first] + (try readExactly(fd, 3))
+        let count = Int(h[0]) | Int(h[1]) << 8 | Int(h[2]) << 16 | Int(h[3]) << 24
+        guard count <= maxBytes else { throw Closed() }
+        return (try readExactly(fd, count), descriptor)
     }
 
     static func read(_ fd: Int32) throws -> [UInt8] {

@@ -45,7 +45,7 @@ import Testing
         let real = try #require(realPath(dir))
         for path in ["../../../../../etc/passwd", "../../../../../etc/no-such-file-here", "/etc/no-such-file-here"] {
             do {
-                _ = try EvalRequest.resolve(path, dataDirectories: [real])
+                _ = try EvalRequest.open(path, dataDirectories: [real])
                 Issue.record("\(path) was resolved")
             } catch {
                 #expect(error.status == .forbidden, "\(path): \(error.status) \(error.message)")
@@ -53,7 +53,7 @@ import Testing
             }
         }
         do {
-            _ = try EvalRequest.resolve("no-such-file-here.csv", dataDirectories: [real])
+            _ = try EvalRequest.open("no-such-file-here.csv", dataDirectories: [real])
             Issue.record("a missing file was resolved")
         } catch {
             #expect(error.status == .notFound, "\(error.message)")

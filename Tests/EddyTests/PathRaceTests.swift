@@ -1,0 +1,113 @@
+import Foundation
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The attacker of ``PathRaceTests``: Tests/Fixtures/PathRace/swapper.c, built once with the system's
+/// C compiler.
+enum Swapper {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var built: String?  // guarded by `lock`
+
+    static func build() throws -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        if let built { return built }
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/PathRace/swapper.c").path
+        let out = NSTemporaryDirectory() + "eddy-swapper-\(getpid())"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["cc", "-O2", source, "-o", out]
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        let text = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw EddyTestError("cc failed for swapper.c: " + String(decoding: text, as: UTF8.self))
+        }
+        chmod(out, 0o755)
+        built = out
+        return out
+    }
+}
+
+@Suite(.serialized) struct PathRaceTests {
+    /// Issue 27: the server checked a path, then opened it again (in a worker) — another user who can
+    /// write to a data subdirectory swapped it for a link to a directory outside in between, and read
+    /// root's files. The file is now opened once, beneath the data directory (openat2
+    /// RESOLVE_BENEATH), and that descriptor is what is read: during 10 s of swaps, with workers and
+    /// in the server's own process, no response carries the secret.
+    @Test(
+        .enabled(if: geteuid() == 0, "plays another user (uid 65534): run as root"),
+        arguments: ["2", "0"])
+    func aDirectorySwappedForALinkOutsideWhileRequestsArriveLeaksNothing(workers: String) throws {
+        let root = ScratchDirectory()
+        chmod(root.path, 0o755)
+        let data = root.path + "/data"
+        let outside = root.path + "/outside"
+        let uploads = data + "/uploads"
+        for dir in [data, outside, uploads, uploads + "/a"] { mkdir(dir, 0o755) }
+        // Root's secret, outside the data directory, readable by root only.
+        let secret = ScratchDirectory.write(at: outside + "/secret", "name,value\n\(secretMarker),1\n")
+        chmod(secret, 0o600)
+        // The subdirectory another user may write to: theirs, with an innocent file of the same name
+        // and two links to the directory outside (absolute, and relative leading out by `..`).
+        _ = ScratchDirectory.write(at: uploads + "/a/secret", "name,value\nharmless,1\n")
+        symlink(outside, uploads + "/abs")
+        symlink("../../outside", uploads + "/rel")
+        for path in [uploads, uploads + "/a", uploads + "/a/secret", uploads + "/abs", uploads + "/rel"] {
+            lchown(path, 65534, 65534)
+        }
+        let swapper = Process()
+        swapper.executableURL = URL(fileURLWithPath: try Swapper.build())
+        swapper.arguments = [uploads, "65534", "11", "a", "abs", "rel"]
+        let swapperOut = Pipe()
+        swapper.standardOutput = swapperOut
+
+        let server = try Server(
+            pluginDir: ScratchDirectory().path, dataDirs: [data], arguments: ["--workers", workers])
+        let body = #"{"path": "uploads/a/secret", "select": "name", "format": "csv"}"#
+        let before = try RawHTTP.post(port: server.port, body: body)
+        #expect(before.status == 200 && before.body.contains("harmless"), "\(before)")
+
+        struct Counts {
+            var harmless = 0, refused = 0, leaks = 0, other: [String] = []
+        }
+        let counts = Mutex(Counts())
+        try swapper.run()
+        let started = Date()
+        DispatchQueue.concurrentPerform(iterations: 2) { _ in
+            while Date().timeIntervalSince(started) < 10 {
+                guard let r = try? RawHTTP.post(port: server.port, body: body) else { continue }
+                counts.withLock { c in
+                    if r.body.contains(secretMarker) {
+                        c.leaks += 1
+                    } else if r.status == 200 && r.body.contains("harmless") {
+                        c.harmless += 1
+                    } else if r.status == 403 || r.status == 404 {
+                        c.refused += 1
+                    } else if c.other.count < 5 {
+                        c.other.append("\(r.status) \(r.body.prefix(300))")
+                    }
+                }
+            }
+        }
+        swapper.waitUntilExit()
+        let swaps = String(decoding: swapperOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let c = counts.withLock { $0 }
+        print(
+            "path race, --workers \(workers): \(c.harmless) harmless, \(c.refused) refused, \(c.leaks) leaks, swaps \(swaps)"
+        )
+        #expect(swapper.terminationStatus == 0)
+        #expect(c.leaks == 0, "the secret outside the data directory was served \(c.leaks) times")
+        // Both sides of the race were reached: the real directory and the links in its place.
+        #expect(c.harmless > 0 && c.refused > 0, "\(c.harmless) harmless, \(c.refused) refused")
+        #expect(c.other.isEmpty, "\(c.other)")
+        #expect(server.process.isRunning)
+    }
+}
