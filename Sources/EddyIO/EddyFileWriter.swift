@@ -35,11 +35,27 @@ public final class EddyFileWriter {
         if path.hasSuffix("/") || FileKind.of(path) == .directory {
             throw IOError(file: path, line: 0, column: 0, message: "is a directory; name the file to write")
         }
-        temporaryPath = path + ".partial-\(getpid())"
-        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard fd >= 0 else {
-            throw IOError(file: path, line: 0, column: 0, message: "cannot create: \(String(cString: strerror(errno)))")
+        // A new file of this process's own, never one that is there already: in a shared (sticky)
+        // directory another user could have made the name first (a predictable `.partial-PID` was
+        // planted, 0666, and root's finished file ended up that user's). O_EXCL with a random name, tried
+        // again if taken; the mode is 0644 less the umask, set here (the creator's file, not a planted one).
+        var made: (path: String, fd: Int32)?
+        var reason: Int32 = EEXIST
+        for _ in 0..<16 {
+            let name = path + ".partial-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+            let fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
+            if fd >= 0 {
+                made = (name, fd)
+                break
+            }
+            reason = errno
+            guard reason == EEXIST else { break }
         }
+        guard let made else {
+            throw IOError(
+                file: path, line: 0, column: 0, message: "cannot create: \(String(cString: strerror(reason)))")
+        }
+        (temporaryPath, fd) = made
         var header = EddyFileFormat.magic
         header += [UInt8(EddyFileFormat.version & 0xff), UInt8(EddyFileFormat.version >> 8)]
         header += [UInt8](repeating: 0, count: EddyFileFormat.headerSize - header.count)

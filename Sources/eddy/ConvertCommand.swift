@@ -28,8 +28,12 @@ struct ConvertCommand: ParsableCommand {
     @Argument(help: "A .csv, .jsonl or .ndjson file.")
     var input: String
 
-    @Argument(help: "The .eddy file to write (replaced if it exists).")
+    @Argument(
+        help: "The .eddy file to write (an existing .eddy file there is replaced; any other file only with --force).")
     var output: String
+
+    @Flag(help: "Replace OUTPUT even when it exists and is not an .eddy file.")
+    var force = false
 
     @Option(help: "Column types that override inference, e.g. \"zip:utf8,amount:f64\".")
     var schema: String?
@@ -66,6 +70,14 @@ struct ConvertCommand: ParsableCommand {
         do {
             if realPath(input).map({ $0 == realPath(output) }) == true {
                 throw IOError(file: output, line: 0, column: 0, message: "is the input file; name another output")
+            }
+            // Arguments given the wrong way round (`convert s.csv precious.csv`) would replace the data
+            // with an .eddy file: only an .eddy file is replaced without --force.
+            if !force, let kind = FileKind.of(output), kind != .directory, !EddyFileFormat.isEddyFile(output) {
+                throw IOError(
+                    file: output, line: 0, column: 0,
+                    message: "exists and is not an .eddy file (it does not start with EDDYFILE); it was not replaced: "
+                        + "name another output, or give --force to replace it")
             }
             let overrides = try schema.map(Schema.parseOverrides) ?? [:]
             let snapshot = session.kernels.snapshot
