@@ -1,4 +1,5 @@
 import Crypto
+import EddyIO
 
 #if canImport(Glibc)
     import Glibc
@@ -142,7 +143,17 @@ public enum PluginSignature {
 
     /// Signs the plugin file at `path` in place with the key in `keyFile`.
     /// - Returns: the signer's name and the key's fingerprint.
+    /// - Throws: for a symbolic link, naming its target: the signed copy would replace the link and
+    ///   leave the file it names unsigned (what a host loads through the link), so the file itself is
+    ///   what to sign.
     public static func signFile(_ path: String, keyFile: String) throws -> (signer: String, fingerprint: String) {
+        var link = stat()
+        if lstat(path, &link) == 0, (link.st_mode & S_IFMT) == S_IFLNK {
+            let target = realPath(path).map { PluginHost.escaped($0) } ?? "a file that does not exist"
+            throw Failure(
+                "\(PluginHost.escaped(path)) is a symbolic link to \(target): sign the file itself "
+                    + "(a signed copy would replace the link and leave that file unsigned); nothing was changed")
+        }
         let (key, name) = try readPrivateKey(keyFile)
         let bytes = try PluginFileIO.read(path)
         guard bytes.starts(with: [0x7F, 0x45, 0x4C, 0x46]) else {
