@@ -26,6 +26,8 @@ public final class EddyServer: Sendable {
     let bodies = BodyDeadlines()
     /// The worker processes, when evaluation is isolated (`options.workers > 0`).
     let pool: WorkerPool?
+    /// The connections open, within `options.maxConnections`.
+    let connections: ConnectionLimit
 
     final class Metrics: Sendable {
         let registry = PrometheusCollectorRegistry()
@@ -39,7 +41,27 @@ public final class EddyServer: Sendable {
         let refusals: Counter
         let workerRestarts: Counter
         let quarantines: Counter
+        let connectionsOpen: Gauge
+        let connectionsRefused: Counter
+        let connectionsReclaimed: Counter
         let inFlight = Atomic<Int>(0)
+        private let connectionsCounted = Mutex((refused: 0, reclaimed: 0))
+
+        /// Brings the connection gauges and counters up to the limiter's counts.
+        func connectionsSeen(_ limit: ConnectionLimit) {
+            connectionsOpen.set(Double(limit.open))
+            let now = limit.counts
+            let before = connectionsCounted.withLock { c in
+                defer { c = (now.closedAtLimit, now.reclaimed) }
+                return c
+            }
+            if now.closedAtLimit > before.refused {
+                connectionsRefused.increment(by: Int64(now.closedAtLimit - before.refused))
+            }
+            if now.reclaimed > before.reclaimed {
+                connectionsReclaimed.increment(by: Int64(now.reclaimed - before.reclaimed))
+            }
+        }
         private let restartsCounted = Atomic<Int>(0)
 
         /// Brings the restart counter up to the pool's count.
@@ -85,6 +107,18 @@ public final class EddyServer: Sendable {
                 descriptor: MetricNameDescriptor(
                     namespace: "eddy", metricName: "quarantines", unitName: "total",
                     helpText: "Plugin builds quarantined after they crashed or hung a worker"))
+            connectionsOpen = registry.makeGauge(
+                descriptor: MetricNameDescriptor(
+                    namespace: "eddy", metricName: "connections", unitName: "open",
+                    helpText: "HTTP connections open (at most --max-connections)"))
+            connectionsRefused = registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "eddy", metricName: "connections_refused", unitName: "total",
+                    helpText: "Connections closed at once: at --max-connections with every connection busy"))
+            connectionsReclaimed = registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "eddy", metricName: "connections_reclaimed", unitName: "total",
+                    helpText: "Idle connections closed to make room for a new one at --max-connections"))
             refusals = registry.makeCounter(
                 descriptor: MetricNameDescriptor(
                     namespace: "eddy", metricName: "evaluations_refused", unitName: "total",
@@ -99,6 +133,8 @@ public final class EddyServer: Sendable {
     ) throws {
         self.options = options
         self.uploads = try UploadDirectory()
+        self.connections = ConnectionLimit(
+            maxTotal: options.maxConnections, maxPerClient: options.maxConnectionsPerClient)
         let isolated = options.workers > 0
         if isolated && probe == nil {
             throw ServerSetupError(
@@ -161,6 +197,7 @@ public final class EddyServer: Sendable {
             self.json([
                 "status": "ok", "generation": self.session.kernels.generation,
                 "plugins": self.host.plugins.count, "in_flight": self.metrics.inFlight.load(ordering: .relaxed),
+                "connections": self.connections.open,
             ])
         }
         router.get("plugins") { _, _ in
@@ -205,6 +242,7 @@ public final class EddyServer: Sendable {
             return self.json(["generation": snapshot.generation, "fingerprint": snapshot.fingerprint, "keys": keys])
         }
         router.get("metrics") { _, _ in
+            self.metrics.connectionsSeen(self.connections)
             self.metrics.generation.set(Double(self.session.kernels.generation))
             self.metrics.retainedImages.set(Double(self.host.retainedImages))
             var headers = HTTPFields()
@@ -273,6 +311,12 @@ public final class EddyServer: Sendable {
 
     /// Runs the HTTP server until SIGTERM or SIGINT; in-flight requests finish first.
     public func run(hostname: String, port: Int) async throws {
+        if pool == nil {
+            logger.warning(
+                Logger.Message(
+                    stringLiteral: "--workers 0: no crash isolation: plugin kernels run in the server's own process, "
+                        + "so a kernel that crashes stops the server"))
+        }
         watcher.start()
         // The body watchdog: ten times a second, cancels the reads of bodies past their deadline.
         let bodies = self.bodies
@@ -290,8 +334,12 @@ public final class EddyServer: Sendable {
         let idle = TimeAmount.nanoseconds(Int64(options.idleTimeout * 1e9))
         let logger = self.logger
         let directory = watcher.directory
+        let auth = options.token == nil ? "none" : "bearer"
+        let connections = self.connections
         let app = Application(
-            router: router(), server: .http1(configuration: .init(idleTimeout: idle)),
+            router: router(),
+            server: .http1(
+                configuration: .init(additionalChannelHandlers: [ConnectionTracker(connections)], idleTimeout: idle)),
             configuration: .init(address: .hostname(hostname, port: port)),
             // Said once the socket is bound (a port in use fails before it).
             onServerRunning: { channel in
@@ -300,6 +348,9 @@ public final class EddyServer: Sendable {
                     metadata: [
                         "address": "\(Self.shownAddress(hostname, channel.localAddress?.port ?? port))",
                         "plugins": "\(directory)",
+                        "auth": "\(auth)",
+                        "max_connections": "\(connections.maxTotal)",
+                        "max_connections_per_client": "\(connections.maxPerClient)",
                     ])
             }, logger: logger)
         do {

@@ -33,6 +33,11 @@ public struct ServerOptions: Sendable {
     public var workers = 0
     /// Address-space limit of each worker, in bytes (0: none).
     public var workerMemory = 0
+    /// Connections held open at once (idle ones make room for new ones; past it, with every one
+    /// busy, a new connection is closed at once). See ``ConnectionLimit``.
+    public var maxConnections = 1_024
+    /// Connections one client that is not on loopback may hold open.
+    public var maxConnectionsPerClient = 256
     /// Limits on `where` and `select` expressions.
     public var expressionLimits = Parser.Limits(maxLength: 65_536, maxDepth: 100, maxTerms: 10_000)
 
@@ -64,6 +69,19 @@ public struct ServerOptions: Sendable {
             }
             return real
         }
+    }
+
+    /// Raises this process's soft descriptor limit to its hard limit (a server that holds connections
+    /// should not stop at a shell's default 1,024) and returns the soft limit in force.
+    public static func raiseDescriptorLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1_024 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return limit.rlim_cur > UInt64(Int32.max) ? Int(Int32.max) : Int(limit.rlim_cur)
     }
 
     /// Reads a bearer token from a file that only its owner may read.

@@ -20,11 +20,17 @@ struct ServeCommand: AsyncParsableCommand {
             "trace": true}, or an uploaded CSV / JSON Lines body with the options in the query string.
             A path is read only when it lies inside a --data-dir (links resolved); without one, only
             uploads are evaluated. Requests must name a loopback Host (or --hostname) and come from no
-            foreign Origin. SIGTERM or SIGINT stop the server after in-flight requests finish.
+            foreign Origin.
+            Every request but GET /health needs 'Authorization: Bearer TOKEN'. Without --token-file the
+            server makes a fresh token at each start in a private file of the user it runs as,
+            $XDG_RUNTIME_DIR/eddy/serve-PID.token (else ~/.eddy/serve-PID.token), names that file in
+            its log and removes it when it stops; --no-token turns this off (loopback only: then any
+            local user can call the server and read what it can read under --data-dir).
+            SIGTERM or SIGINT stop the server after in-flight requests finish.
             """
     )
 
-    @Option(help: "Address to listen on. Anything but loopback needs --token-file.")
+    @Option(help: "Address to listen on (anything but loopback cannot go with --no-token).")
     var hostname = "127.0.0.1"
 
     @Option(help: "Port to listen on (0 picks a free one).")
@@ -45,8 +51,17 @@ struct ServeCommand: AsyncParsableCommand {
     var dataDir: [String] = []
 
     @Option(
-        help: ArgumentHelp("A file holding the bearer token every request but /health must send.", valueName: "file"))
+        help: ArgumentHelp(
+            "A file holding the bearer token every request but /health must send (mode 0600); "
+                + "created with a fresh token if it does not exist (default: a new token per start, see below).",
+            valueName: "file"))
     var tokenFile: String?
+
+    @Flag(
+        help:
+            "Require no token (loopback only): any local user can then call the server and read what it can read under --data-dir."
+    )
+    var noToken = false
 
     @Option(help: ArgumentHelp("Largest request body accepted, in bytes.", valueName: "bytes"))
     var maxBodyBytes: Int = ServerOptions().maxBodyBytes
@@ -66,7 +81,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(
         help: ArgumentHelp(
             "Worker processes that evaluate, so that a plugin that crashes or hangs takes down only its "
-                + "worker (default: cores, or 0 with --no-probe; 0 evaluates in the server's own process).",
+                + "worker (default: cores; 0 evaluates in the server's own process, without crash isolation).",
             valueName: "n"))
     var workers: Int?
 
@@ -78,6 +93,21 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Evaluations waiting for a slot before more get 503.", valueName: "n"))
     var maxQueue: Int = ServerOptions().maxQueue
+
+    @Option(
+        help: ArgumentHelp(
+            "Connections held open at once; at the cap an idle one is closed to make room, or the new one when "
+                + "all are busy (default: what the descriptor limit leaves after a reserve for workers, plugins "
+                + "and files, at most 4096).",
+            valueName: "n"))
+    var maxConnections: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Connections one client that is not on loopback may hold open (default: a quarter of "
+                + "--max-connections, at least 16).",
+            valueName: "n"))
+    var maxConnectionsPerClient: Int?
 
     @Option(help: ArgumentHelp("Largest result, in bytes of output.", valueName: "bytes"))
     var maxResultBytes: Int = ServerOptions().maxResultBytes
@@ -116,6 +146,19 @@ struct ServeCommand: AsyncParsableCommand {
         guard workerMemory >= 0 else { throw ValidationError("--worker-memory must be 0 or more") }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must be 0 or more") }
         if let maxConcurrent, maxConcurrent < 1 { throw ValidationError("--max-concurrent must be 1 or more") }
+        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be 1 or more") }
+        if let maxConnectionsPerClient, maxConnectionsPerClient < 1 {
+            throw ValidationError("--max-connections-per-client must be 1 or more")
+        }
+        if noToken && tokenFile != nil { throw ValidationError("--no-token cannot go with --token-file") }
+        // Isolation learns each plugin through its probe: without one, only in-process evaluation is
+        // left, and that must be asked for, not fallen into.
+        if plugins.noProbe && workers == nil {
+            throw ValidationError(
+                "--no-probe turns off worker isolation (the server learns each plugin through its probe and "
+                    + "never loads plugin code itself): add --workers 0 to evaluate in the server's own process, "
+                    + "where a crashing kernel stops the server, or drop --no-probe")
+        }
     }
 
     func run() async throws {
@@ -126,21 +169,36 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "eddy")
         var options = ServerOptions()
+        if !ServerOptions.isLoopback(hostname) {
+            guard !noToken else {
+                Stderr.write(
+                    "eddy: error: --hostname \(escapedForDisplay(hostname)) is not loopback: other machines could "
+                        + "call this server; --no-token is for loopback only\n")
+                throw ExitCode(2)
+            }
+            options.allowedHosts = [hostname]
+        }
+        let token: ServerToken?
         do {
             options.dataDirectories = try ServerOptions.resolveDataDirectories(dataDir)
-            options.token = try tokenFile.map(ServerOptions.readToken)
+            token = noToken ? nil : try tokenFile.map(ServerToken.fromFile) ?? ServerToken.makeDefault()
         } catch let e as ServerSetupError {
             Stderr.write("eddy: error: \(e)\n")
             throw ExitCode(2)
         }
-        if !ServerOptions.isLoopback(hostname) {
-            guard options.token != nil else {
-                Stderr.write(
-                    "eddy: error: --hostname \(hostname) is not loopback: other machines could call this server; "
-                        + "give --token-file FILE (a secret of 16+ characters, mode 0600) to require a bearer token\n")
-                throw ExitCode(2)
-            }
-            options.allowedHosts = [hostname]
+        // Removed on every way out of here: a graceful stop, or a server that could not start.
+        defer { token?.remove() }
+        options.token = token?.token
+        if let token {
+            logger.info(
+                "requests but GET /health need 'Authorization: Bearer <the token in token_file>'",
+                metadata: ["token_file": "\(escapedForDisplay(token.path))", "created": "\(token.created)"])
+        } else {
+            logger.warning(
+                Logger.Message(
+                    stringLiteral: "--no-token: no bearer token is required, so any local user can call this server "
+                        + "and read what it can read under --data-dir"),
+                metadata: ["data_dirs": "\(options.dataDirectories.map(escapedForDisplay).joined(separator: ","))"])
         }
         options.allowedHosts += allowedHost
         options.maxBodyBytes = maxBodyBytes
@@ -148,8 +206,32 @@ struct ServeCommand: AsyncParsableCommand {
         options.idleTimeout = idleTimeout
         options.evalTimeout = evalTimeout
         options.maxConcurrent = maxConcurrent ?? availableCores()
-        options.workers = workers ?? (plugins.noProbe ? 0 : availableCores())
+        options.workers = workers ?? availableCores()
         options.workerMemory = workerMemory
+        // Connections stay below the descriptor limit, with a reserve for everything else the server
+        // opens: past it every accept failed with EMFILE and the server spun (see ConnectionLimit).
+        let descriptors = ServerOptions.raiseDescriptorLimit()
+        let reserved = ServerOptions.reservedDescriptors(workers: options.workers, maxConcurrent: options.maxConcurrent)
+        let room = descriptors - reserved
+        guard room >= 1 else {
+            Stderr.write(
+                "eddy: error: the descriptor limit \(descriptors) (ulimit -n) leaves no room for connections: the "
+                    + "server keeps \(reserved) for workers, plugins and files; raise the limit\n")
+            throw ExitCode(2)
+        }
+        if let maxConnections, maxConnections > room {
+            Stderr.write(
+                "eddy: error: --max-connections \(maxConnections) is more than the descriptor limit \(descriptors) "
+                    + "(ulimit -n) allows: the server keeps \(reserved) for workers, plugins and files, so at most "
+                    + "\(room)\n")
+            throw ExitCode(2)
+        }
+        options.maxConnections =
+            maxConnections
+            ?? ServerOptions.defaultMaxConnections(
+                descriptorLimit: descriptors, workers: options.workers, maxConcurrent: options.maxConcurrent)
+        options.maxConnectionsPerClient = min(
+            options.maxConnections, maxConnectionsPerClient ?? max(16, options.maxConnections / 4))
         options.maxQueue = maxQueue
         options.maxResultBytes = maxResultBytes
         options.expressionLimits.maxLength = maxExpressionLength

@@ -6,6 +6,11 @@ import Testing
 #endif
 
 /// A real `eddy serve` process on a free loopback port.
+///
+/// The server makes its own bearer token (as it does for every user): the helper reads the file its
+/// log names (`token_file=PATH`) and sends `Authorization: Bearer TOKEN` with every request, in
+/// ``request(_:_:json:body:contentType:authorized:)`` and in ``RawHTTP`` (which looks the token up by
+/// port in ``ServerTokens``). With `--no-token` among the arguments there is no token to send.
 final class Server: @unchecked Sendable {
     // Mutable state is guarded by `lock`; the process handle is set once in init.
     let process = Process()
@@ -13,6 +18,9 @@ final class Server: @unchecked Sendable {
     private let lock = NSLock()
     private var log = ""
     private(set) var port = 0
+    /// The bearer token the server made (nil with `--no-token`), and the file it keeps it in.
+    private(set) var token: String?
+    private(set) var tokenFile: String?
 
     /// - Parameters:
     ///   - dataDirs: what requests may read by path (the tests' scratch files live in the temporary directory).
@@ -42,7 +50,18 @@ final class Server: @unchecked Sendable {
             if let r = text.range(of: "listening on 127.0.0.1:") {
                 let digits = text[r.upperBound...].prefix { $0.isNumber }
                 port = Int(digits) ?? 0
-                if port > 0 { return }
+                if port > 0 {
+                    if !arguments.contains("--no-token") {
+                        guard let file = Self.tokenFile(inLog: text) else {
+                            throw EddyTestError("no token_file in the server's log:\n\(text)")
+                        }
+                        tokenFile = file
+                        token = try String(contentsOfFile: file, encoding: .utf8)
+                            .trimmingCharacters(in: .whitespacesAndNewlines)
+                    }
+                    ServerTokens.set(token, port: port)
+                    return
+                }
             }
             usleep(50_000)
         }
@@ -62,16 +81,28 @@ final class Server: @unchecked Sendable {
             process.terminate()
             process.waitUntilExit()
         }
+        if port > 0 { ServerTokens.set(nil, port: port) }
     }
 
+    /// The path of `token_file=PATH` in a server's log (paths in tests have no spaces).
+    static func tokenFile(inLog text: String) -> String? {
+        guard let r = text.range(of: "token_file=") else { return nil }
+        return String(text[r.upperBound...].prefix { !$0.isWhitespace })
+    }
+
+    /// `Authorization: Bearer TOKEN` for this server (empty with `--no-token`).
+    var authorization: [String: String] { token.map { ["Authorization": "Bearer " + $0] } ?? [:] }
+
     /// Sends a request and returns the status and the JSON body (or the raw text under "text").
+    /// - Parameter authorized: send the server's bearer token (false: send none).
     func request(
         _ method: String, _ path: String, json: [String: Any]? = nil, body: Data? = nil,
-        contentType: String? = nil
+        contentType: String? = nil, authorized: Bool = true
     ) throws -> (Int, [String: Any]) {
         var req = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         req.httpMethod = method
         req.timeoutInterval = 120
+        if authorized, let token { req.setValue("Bearer " + token, forHTTPHeaderField: "Authorization") }
         if let json {
             req.httpBody = try JSONSerialization.data(withJSONObject: json)
             req.setValue("application/json", forHTTPHeaderField: "Content-Type")
@@ -115,6 +146,24 @@ final class Server: @unchecked Sendable {
             usleep(20_000)
         }
         throw EddyTestError("timed out waiting for \(file) in /plugins; log:\n\(logText)")
+    }
+}
+
+/// The bearer token of each running test server, by port: ``RawHTTP`` sends it unless told not to.
+enum ServerTokens {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var tokens: [Int: String] = [:]  // guarded by `lock`
+
+    static func set(_ token: String?, port: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        tokens[port] = token
+    }
+
+    static func token(port: Int) -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return tokens[port]
     }
 }
 

@@ -50,11 +50,21 @@ enum HostileFixtures {
 }
 
 /// A raw HTTP/1.1 exchange over a socket: headers exactly as given (Host, Origin …), and requests
-/// left half-sent on purpose.
+/// left half-sent on purpose. The bearer token of the test server on `port` (``ServerTokens``) is
+/// sent after the request line unless the request carries its own Authorization or `authorized`
+/// is false.
 enum RawHTTP {
     /// Sends `request` and reads until the server closes or `timeout` passes.
     /// Returns the status (0 when the server closed without answering) and the body.
-    static func exchange(port: Int, _ request: String, timeout: Double = 10) throws -> (status: Int, body: String) {
+    static func exchange(port: Int, _ request: String, timeout: Double = 10, authorized: Bool = true) throws -> (
+        status: Int, body: String
+    ) {
+        var request = request
+        if authorized, let token = ServerTokens.token(port: port), !request.lowercased().contains("\r\nauthorization:"),
+            let lineEnd = request.range(of: "\r\n")
+        {
+            request.insert(contentsOf: "Authorization: Bearer \(token)\r\n", at: lineEnd.upperBound)
+        }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw EddyTestError("socket failed") }
         defer { close(fd) }
@@ -96,14 +106,15 @@ enum RawHTTP {
         return (status, body)
     }
 
-    static func post(port: Int, path: String = "/eval", headers: [String: String] = [:], body: String) throws
-        -> (status: Int, body: String)
-    {
+    static func post(
+        port: Int, path: String = "/eval", headers: [String: String] = [:], body: String, authorized: Bool = true
+    ) throws -> (status: Int, body: String) {
         var h = ["Host": "127.0.0.1:\(port)", "Content-Type": "application/json", "Connection": "close"]
         for (k, v) in headers { h[k] = v }
         let head = h.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\r\n" }.joined()
         return try exchange(
-            port: port, "POST \(path) HTTP/1.1\r\n\(head)Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            port: port, "POST \(path) HTTP/1.1\r\n\(head)Content-Length: \(body.utf8.count)\r\n\r\n\(body)",
+            authorized: authorized)
     }
 }
 
@@ -206,7 +217,7 @@ final class DataFixture {
         let server = try Server(
             pluginDir: plugins.path, dataDirs: [fixture.data], arguments: ["--token-file", tokenFile])
         let body = Self.json(["path": "trips.csv", "select": "count(*)"])
-        #expect(try RawHTTP.post(port: server.port, body: body).status == 401)
+        #expect(try RawHTTP.post(port: server.port, body: body, authorized: false).status == 401)
         #expect(
             try RawHTTP.post(port: server.port, headers: ["Authorization": "Bearer wrong-token-0123456789"], body: body)
                 .status == 401)
@@ -221,8 +232,8 @@ final class DataFixture {
     }
 
     @Test func aNonLoopbackAddressNeedsAToken() throws {
-        let r = try Eddy.run(["serve", "--hostname", "0.0.0.0", "--port", "0"])
-        #expect(r.status == 2 && r.stderr.contains("--token-file"), "\(r.stderr)")
+        let r = try Eddy.run(["serve", "--hostname", "0.0.0.0", "--port", "0", "--no-token"])
+        #expect(r.status == 2 && r.stderr.contains("--no-token is for loopback only"), "\(r.stderr)")
         let dir = ScratchDirectory()
         let loose = dir.write("token", "s3cret-token-0123456789")
         chmod(loose, 0o644)
@@ -710,7 +721,7 @@ final class DataFixture {
         let plugins = ScratchDirectory()
         let marker = parent.path + "/PLANTED"
         let server = try Server(
-            pluginDir: plugins.path, dataDirs: [], arguments: ["--no-probe"],
+            pluginDir: plugins.path, dataDirs: [], arguments: ["--no-probe", "--workers", "0"],
             environment: ["EDDY_SHADOW_DIR": shadow, "EDDY_TEST_MARKER": marker])
         try FileManager.default.moveItem(atPath: shadow, toPath: shadow + ".verified")
         try FileManager.default.createDirectory(atPath: shadow, withIntermediateDirectories: false)
