@@ -85,10 +85,16 @@ public final class CSVReader: TableReader {
             // A byte-order mark before the first name is not part of it.
             let unmarked = k == 0 && field.hasPrefix("\u{FEFF}") ? String(field.dropFirst()) : field
             let name = unmarked.isEmpty ? "column_\(k + 1)" : unmarked
-            guard seen.insert(name).inserted else {
+            let (inserted, member) = seen.insert(name)
+            guard inserted else {
+                let unlike =
+                    member.utf8.elementsEqual(name.utf8)
+                    ? ""
+                    : " (written differently: \(scalarList(member)) against \(scalarList(name)); names that differ "
+                        + "only in Unicode normalization are one name)"
                 throw IOError(
                     file: path, line: 1, column: k + 1,
-                    message: "duplicate column name '\(escapedForDisplay(name))' in the header")
+                    message: "duplicate column name '\(escapedForDisplay(name))' in the header\(unlike)")
             }
             names.append(name)
         }

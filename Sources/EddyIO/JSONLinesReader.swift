@@ -132,7 +132,22 @@ public final class JSONLinesReader: TableReader {
                 return object
             }
             guard let object = parsed else { continue }
-            for (k, _) in object.pairs where keys.insert(k).inserted {
+            for (k, _) in object.pairs {
+                let (inserted, member) = keys.insert(k)
+                guard inserted else {
+                    // String equality is canonical equivalence: `café` in NFC and in NFD are one key to a
+                    // Dictionary, and one of the two values would be dropped without a word. CSV refuses
+                    // such a header as a duplicate; so does this reader.
+                    if !member.utf8.elementsEqual(k.utf8) {
+                        throw IOError(
+                            file: path, line: line, column: 1,
+                            message: "keys '\(shortForDisplay(member, limit: 60))' and "
+                                + "'\(shortForDisplay(k, limit: 60))' differ only in Unicode normalization "
+                                + "(\(scalarList(member)) against \(scalarList(k))); column names are compared as "
+                                + "text, so they would be one column: write them the same way")
+                    }
+                    continue
+                }
                 names.append(k)
                 guard names.count <= limits.maxColumns else {
                     throw IOError(
@@ -435,4 +450,10 @@ public enum JSONObjectFields {
             }
         }
     }
+}
+
+/// `U+0063 U+0061 …` for a name's first scalars: two names that print alike, told apart.
+func scalarList(_ name: String, limit: Int = 12) -> String {
+    let scalars = name.unicodeScalars.prefix(limit).map { "U+" + String($0.value, radix: 16, uppercase: true) }
+    return scalars.joined(separator: " ") + (name.unicodeScalars.count > limit ? " …" : "")
 }

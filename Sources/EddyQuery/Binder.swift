@@ -185,11 +185,24 @@ public struct Binder {
         }
     }
 
-    func cast(_ a: Bound, to type: DType, _ e: Expr) throws -> Bound {
+    /// - Parameter meeting: for a cast the binder chose to make two operands one type, the other
+    ///   operand's type (a literal that does not fit is named with it).
+    func cast(_ a: Bound, to type: DType, _ e: Expr, meeting: DType? = nil) throws -> Bound {
         if case .literal(let s) = a {
             do {
                 let v = try Cast.value(s, to: type, row: 0)
                 return .literal(Scalar(v, type.with(s.dtype.nullability)))
+            } catch let err as EddyError where err.code == .invalidCast {
+                // A literal has no row: say which value, and why the cast was asked for.
+                let target = type.with(.nonNullable)
+                let why =
+                    meeting.map {
+                        let other = $0.with(.nonNullable)
+                        return other == target
+                            ? " (the other operand is \(other))"
+                            : " (the other operand is \(other); the two meet as \(target))"
+                    } ?? ""
+                throw error("the literal \(s.value) does not fit \(target)\(why)", e)
             } catch let err as EddyError {
                 throw error(err.message, e)
             }
@@ -217,8 +230,8 @@ public struct Binder {
             common = .int64
         }
         let t = DType.primitive(common, .nonNullable)
-        let ca = a.dtype.ptype == common ? a : try cast(a, to: t, e)
-        let cb = b.dtype.ptype == common ? b : try cast(b, to: t, e)
+        let ca = a.dtype.ptype == common ? a : try cast(a, to: t, e, meeting: b.dtype)
+        let cb = b.dtype.ptype == common ? b : try cast(b, to: t, e, meeting: a.dtype)
         return (ca, cb)
     }
 

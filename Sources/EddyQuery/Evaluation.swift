@@ -154,7 +154,7 @@ public final class Evaluation {
         }
         if first {
             out.inputTrees = columnsRead.filter { $0 < columns.count }.map {
-                (batch.schema.names[$0], columns[$0].treeDescription())
+                (batch.schema.fields[$0].name, columns[$0].treeDescription())
             }
         }
         if batch.encoded {

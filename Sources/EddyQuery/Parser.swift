@@ -83,6 +83,9 @@ public struct Parser {
             let startPos = p.position
             let e = try p.parseExpr()
             var name = p.text(from: startPos, to: p.position).trimmingSpaces
+            // A column alone is named as the column is, not as its reference was written: `"a b"` is
+            // the column a b, and its quotes are syntax.
+            if case .column(let column, _) = e { name = column }
             if p.keyword("as") {
                 guard case .identifier(let n) = p.peek, true else {
                     if case .quotedIdentifier(let q) = p.peek {

@@ -133,6 +133,7 @@ struct EvalCommand: ParsableCommand {
         }
         let session = Session()
         let (host, _) = try plugins.load(into: session)
+        let output = HeldOutput()
         do {
             let overrides = try schema.map(Schema.parseOverrides) ?? [:]
             let trace = explain ? ExecutionTrace() : nil
@@ -151,9 +152,9 @@ struct EvalCommand: ParsableCommand {
             if isatty(STDERR_FILENO) != 0 {
                 evaluation.progress = { line in Stderr.write("\r\u{1B}[K" + line) }
             }
-            let writer = ResultWriter(format: outputFormat, names: evaluation.names) { Stdout.write($0) }
+            let writer = ResultWriter(format: outputFormat, names: evaluation.names) { output.write($0) }
             try evaluation.run(into: writer)
-            Stdout.flush()
+            output.finish()
             if isatty(STDERR_FILENO) != 0 && evaluation.rowsRead > 0 { Stderr.write("\r\u{1B}[K") }
             if explain { Stderr.write(explainText(evaluation, plugins: host.plugins)) }
             if reportMemory {
@@ -161,15 +162,15 @@ struct EvalCommand: ParsableCommand {
                 Stderr.write("peak resident memory: \(peakResidentKiB()) KiB\n")
             }
         } catch let e as QueryError {
-            Stdout.flush()
+            output.abandon("\(e)")
             Stderr.write("eddy: error: \(e)\n")
             throw ExitCode(2)
         } catch let e as IOError {
-            Stdout.flush()
+            output.abandon("\(e)")
             Stderr.write("eddy: error: \(e)\n")
             throw ExitCode(1)
         } catch let e as EddyError {
-            Stdout.flush()
+            output.abandon("\(e)")
             Stderr.write("eddy: error: \(e)\n")
             throw ExitCode(1)
         }
