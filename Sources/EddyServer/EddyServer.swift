@@ -318,6 +318,7 @@ public final class EddyServer: Sendable {
                         + "so a kernel that crashes stops the server"))
         }
         watcher.start()
+        superviseWorkers()
         // The body watchdog: ten times a second, cancels the reads of bodies past their deadline.
         let bodies = self.bodies
         let watchdog = Task {
@@ -330,6 +331,7 @@ public final class EddyServer: Sendable {
             watchdog.cancel()
             watcher.stop()
             uploads.remove()
+            pool?.shutdown()
         }
         let idle = TimeAmount.nanoseconds(Int64(options.idleTimeout * 1e9))
         let logger = self.logger
@@ -507,7 +509,7 @@ public final class EddyServer: Sendable {
     /// plugin code it was running, whose build is then quarantined. Blocks (call off the event loops).
     func runInWorker(
         _ pool: WorkerPool, _ op: WorkerRequest.Operation, job: EvalRequest.Job?, deadline: Double,
-        clientGone: () -> Bool
+        clientGone: () -> Bool, retried: Bool = false
     ) -> Response {
         let generation = session.kernels.generation
         let set = host.plugins
@@ -518,8 +520,8 @@ public final class EddyServer: Sendable {
                 .init(name: $0.name, version: $0.version, copy: $0.shadowPath, hash: $0.contentHash)
             }, job: job, generation: generation)
         let outcome = pool.run(
-            request.encoded(), descriptor: job?.file?.descriptor ?? -1, id: id, deadline: deadline,
-            clientGone: clientGone)
+            request.encoded(), descriptor: job?.file?.descriptor ?? -1, id: id, plugins: request.plugins,
+            deadline: deadline, clientGone: clientGone)
         let restarts = pool.restarts.load(ordering: .relaxed)
         metrics.workerRestartsSeen(restarts)
         switch outcome {
@@ -543,10 +545,17 @@ public final class EddyServer: Sendable {
                     "error": "the evaluation's worker answered out of protocol (\(what)): plugin code wrote to its "
                         + "socket; the worker was replaced and its answer dropped"
                 ], status: .badGateway)
-        case .died(var cause, let site):
+        case .died(var cause, let site, let suspects):
             // A worker killed by SIGBUS outside plugin code was reading a mapped file: name the one it read.
             if site == nil, cause.contains("SIGBUS"), let job, job.inputFormat == "eddy" {
                 cause += " reading \(job.uploaded ? "the upload" : job.path)"
+            } else if site == nil, !suspects.isEmpty {
+                // Not this request's doing: the builds that ran code in the worker answer for it, and
+                // the request runs once more on a worker without them (see WorkerBlame.swift).
+                chargeTainted(suspects, cause: "its worker \(cause) outside plugin code", in: set)
+                if !retried {
+                    return runInWorker(pool, op, job: job, deadline: deadline, clientGone: clientGone, retried: true)
+                }
             }
             return blame(cause: cause, site: site, in: set, status: .internalServerError)
         case .timedOut(let site):
@@ -571,6 +580,7 @@ public final class EddyServer: Sendable {
         {
             metrics.quarantines.increment()
         }
+        pool?.retire(loading: [plugin.contentHash])
         watcher.reload(plugin.file)
         logger.error(
             "plugin quarantined",

@@ -1,6 +1,7 @@
 import CEddyHost
 import Dispatch
 @_spi(Host) import EddyHost
+import Foundation
 import Synchronization
 
 #if canImport(Glibc)
@@ -17,12 +18,19 @@ final class WorkerPool: Sendable {
         let socket: Int32
         let pageFD: Int32
         let page: UnsafeMutableRawPointer
+        /// Every plugin build loaded into it since it was spawned: their code (constructors,
+        /// registration, kernels) has run in it, and a thread one of them started may still be there.
+        var loaded: [WorkerRequest.Plugin] = []
+        /// Requests it has answered: the CPU watch measures one idle spell at a time.
+        var served = 0
     }
 
     enum Outcome {
         case reply(status: Int, body: [UInt8])
         /// The worker died: how (signal, exit status) and what plugin code it was running, if any.
-        case died(cause: String, site: String?)
+        /// `suspects`: when it died outside plugin code, of a crash (not killed from outside), the
+        /// plugin builds whose code had run in it since it was spawned (see ``suspects(_:)``).
+        case died(cause: String, site: String?, suspects: [WorkerRequest.Plugin] = [])
         case timedOut(site: String?)
         case cancelled
         /// The worker answered out of protocol (a wrong request id, a bad status, bytes past its
@@ -31,6 +39,8 @@ final class WorkerPool: Sendable {
         case protocolViolation(String, site: String?)
     }
 
+    /// The shared page: its first half holds the plugin call running now (the SDK's mirror), its
+    /// second the list of plugin calls that have run in the worker (see `PluginCallSite.recordRuns`).
     static let pageSize = 4096
     let executable: String
     let arguments: [String]
@@ -38,7 +48,16 @@ final class WorkerPool: Sendable {
     /// The largest reply accepted (the result limit and room for the rest of the response).
     let maxReplyBytes: Int
     private let idle = Mutex<[Worker]>([])
+    /// Workers running a request, by process id, until they are reaped: a stop ends them too.
+    private let busy = Mutex<Set<pid_t>>([])
+    /// Content hashes of quarantined builds: a worker that loaded one is not used again.
+    private let condemned = Mutex<Set<String>>([])
     let restarts = Atomic<Int>(0)
+    /// The CPU watch and orphan sweep (see ``watch(idleCPU:)``) runs while this is false.
+    private let stopping = Atomic<Bool>(false)
+    private let watching = Atomic<Bool>(false)
+    /// Whether this process adopts what a worker's plugin left behind (PR_SET_CHILD_SUBREAPER).
+    let subreaper: Bool
 
     /// Spawns `count` workers running `executable` with `arguments` (`worker` and its options).
     init(count: Int, executable: String, arguments: [String], maxReplyBytes: Int) throws {
@@ -46,6 +65,9 @@ final class WorkerPool: Sendable {
         self.arguments = arguments
         self.count = max(1, count)
         self.maxReplyBytes = maxReplyBytes
+        // A process a plugin started in a session of its own outlives its worker's process group: as
+        // the subreaper, this process inherits it when the worker dies, and ends it (see `sweepOrphans`).
+        self.subreaper = eddy_become_subreaper() == 0
         for _ in 0..<self.count {
             let w = try spawn()
             idle.withLock { $0.append(w) }
@@ -90,11 +112,46 @@ final class WorkerPool: Sendable {
     /// The plugin code the worker marked last, or nil. The page is the worker's to write: read at
     /// most its size, control characters dropped.
     func site(_ w: Worker) -> String? {
-        let bytes = UnsafeRawBufferPointer(start: w.page, count: Self.pageSize - 1)
+        let bytes = UnsafeRawBufferPointer(start: w.page, count: Self.pageSize / 2 - 1)
         let text = String(
             decoding: bytes.prefix { $0 != 0 }.map { $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: "?") : $0 },
             as: UTF8.self)
         return text.isEmpty ? nil : text
+    }
+
+    /// The plugin builds a worker that died (or misbehaved) outside plugin code is charged with: of
+    /// those loaded into it since it was spawned, the ones whose kernels, rules or compressor hooks
+    /// ran in it (listed by the worker on the page's second half); all of them when none did or the
+    /// list is full (their registration ran there too, and could have left a thread).
+    /// The list is written in the worker, where plugin code could forge it; it can only narrow the
+    /// blame to plugins that were loaded there.
+    func suspects(_ w: Worker) -> [WorkerRequest.Plugin] {
+        let half = Self.pageSize / 2
+        let area = UnsafeRawBufferPointer(start: w.page + half, count: half)
+        guard area[half - 1] != 1 else { return w.loaded }
+        let lines = area.prefix { $0 != 0 && $0 != 1 }.split(separator: UInt8(ascii: "\n")).map {
+            String(decoding: $0, as: UTF8.self)
+        }
+        let ran = w.loaded.filter { p in
+            lines.contains { line in
+                (line.hasPrefix("kernel '") || line.hasPrefix("rule '") || line.hasPrefix("compressor hook '"))
+                    && line.hasSuffix("' of plugin \(p.name)@\(p.version)")
+            }
+        }
+        return ran.isEmpty ? w.loaded : ran
+    }
+
+    /// Whether a worker's death is one its plugins can be charged with: a crash or an exit of its own,
+    /// not a SIGKILL (sent from outside: the kernel's OOM killer, an operator).
+    static func isCrash(_ cause: String) -> Bool {
+        (cause.hasPrefix("crashed with signal") && !cause.contains("(SIGKILL")) || cause.hasPrefix("exited with status")
+    }
+
+    /// The outcome for a worker that died with `cause`: the plugin code it was running, or when none
+    /// was marked, the builds that had run code in it.
+    private func died(_ w: Worker, cause: String, site: String?) -> Outcome {
+        let suspects = site == nil && Self.isCrash(cause) ? suspects(w) : []
+        return replace(w, outcome: .died(cause: cause, site: site, suspects: suspects))
     }
 
     /// An idle worker that is still alive. Idle workers that died (killed from outside) are reaped and
@@ -113,25 +170,33 @@ final class WorkerPool: Sendable {
             _ = killAndReap(w)
             _ = replace(w, outcome: .cancelled)
         }
-        return idle.withLock { $0.popLast() }
+        return idle.withLock { workers in
+            guard let w = workers.popLast() else { return nil }
+            busy.withLock { _ = $0.insert(w.pid) }
+            return w
+        }
     }
 
     /// Runs one request on an idle worker and waits for its reply, its death, the deadline
     /// (`deadline`, monotonic seconds) or the client's going away. Blocks: call it off the event loops,
     /// holding one of `count` evaluation slots.
-    /// `request` must be a ``WorkerRequest`` carrying `id`; the reply must echo it.
+    /// `request` must be a ``WorkerRequest`` carrying `id`; the reply must echo it. `plugins` are the
+    /// builds it names: the worker is charged with them from now on (see ``suspects(_:)``).
     /// `descriptor` (when not negative) is the job's open file, passed with the request (SCM_RIGHTS).
-    func run(_ request: [UInt8], descriptor: Int32 = -1, id: UInt64, deadline: Double, clientGone: () -> Bool)
-        -> Outcome
-    {
-        guard let w = takeIdle() else {
+    func run(
+        _ request: [UInt8], descriptor: Int32 = -1, id: UInt64, plugins: [WorkerRequest.Plugin] = [],
+        deadline: Double, clientGone: () -> Bool
+    ) -> Outcome {
+        guard var w = takeIdle() else {
             return .died(cause: "found no idle worker", site: nil)
         }
         w.page.storeBytes(of: 0, as: UInt8.self)
+        for p in plugins where !w.loaded.contains(where: { $0.hash == p.hash }) { w.loaded.append(p) }
         do {
             try Frames.write(w.socket, request, descriptor: descriptor)
         } catch {
-            return replace(w, outcome: .died(cause: exitCause(w), site: site(w)))
+            let site = site(w)
+            return died(w, cause: exitCause(w), site: site)
         }
         var reader = Frames.Reader(limit: maxReplyBytes)
         var lastLivenessCheck = now()
@@ -144,7 +209,7 @@ final class WorkerPool: Sendable {
                     break
                 case .closed:
                     let site = site(w)
-                    return replace(w, outcome: .died(cause: exitCause(w), site: site))
+                    return died(w, cause: exitCause(w), site: site)
                 case .trailing:
                     let site = site(w)
                     _ = killAndReap(w)
@@ -176,7 +241,8 @@ final class WorkerPool: Sendable {
                                     : !(200...599).contains(status)
                                         ? "status \(status)" : "bytes after its reply", site: site))
                     }
-                    idle.withLock { $0.append(w) }
+                    w.served += 1
+                    release(w)
                     return .reply(status: status, body: Array(reply[10...]))
                 }
             }
@@ -190,7 +256,7 @@ final class WorkerPool: Sendable {
                 lastLivenessCheck = now()
                 if eddy_has_exited(w.pid) == 1 {
                     let site = site(w)
-                    return replace(w, outcome: .died(cause: Self.describe(killAndReap(w)), site: site))
+                    return died(w, cause: Self.describe(killAndReap(w)), site: site)
                 }
             }
             if clientGone() {
@@ -236,9 +302,44 @@ final class WorkerPool: Sendable {
     }
 
     private func reap(_ w: Worker) -> Int32 {
+        // Out of the busy set first, under its lock: a stop signals the groups of the workers in it,
+        // which are then not reaped yet (their ids not free for reuse).
+        busy.withLock { _ = $0.remove(w.pid) }
         var status: Int32 = 0
         while waitpid(w.pid, &status, 0) < 0 && errno == EINTR {}
         return status
+    }
+
+    /// Puts a worker that answered back among the idle ones — unless it loaded a build quarantined
+    /// meanwhile: whatever that build left in it goes with it, and a fresh worker takes its place.
+    private func release(_ w: Worker) {
+        let tainted = condemned.withLock { c in w.loaded.contains { c.contains($0.hash) } }
+        if tainted {
+            _ = killAndReap(w)
+            _ = replace(w, outcome: .cancelled)
+            return
+        }
+        busy.withLock { _ = $0.remove(w.pid) }
+        idle.withLock { $0.append(w) }
+    }
+
+    /// Retires every worker that loaded one of `hashes` (builds just quarantined): idle ones now, busy
+    /// ones when they answer. Their replacements load only the builds still in the plugin set.
+    func retire(loading hashes: Set<String>) {
+        condemned.withLock { $0.formUnion(hashes) }
+        let gone = idle.withLock { workers -> [Worker] in
+            var out: [Worker] = []
+            workers.removeAll { w in
+                guard w.loaded.contains(where: { hashes.contains($0.hash) }) else { return false }
+                out.append(w)
+                return true
+            }
+            return out
+        }
+        for w in gone {
+            _ = killAndReap(w)
+            _ = replace(w, outcome: .cancelled)
+        }
     }
 
     /// Releases a dead worker's resources and starts its replacement. The caller has reaped it (every
@@ -248,16 +349,139 @@ final class WorkerPool: Sendable {
         munmap(w.page, Self.pageSize)
         close(w.pageFD)
         restarts.add(1, ordering: .relaxed)
-        if let fresh = try? spawn() { idle.withLock { $0.append(fresh) } }
+        if !stopping.load(ordering: .relaxed), let fresh = try? spawn() { idle.withLock { $0.append(fresh) } }
         return outcome
     }
 
-    /// Ends every idle worker (they exit when their socket closes).
+    // MARK: - Watching idle workers and what plugins leave behind
+
+    /// An idle worker using more than this share of a core over ``cpuWindow`` seconds is running code
+    /// nobody asked for (a thread a kernel left spinning): it is replaced.
+    static let idleCPUShare = 0.5
+    static let cpuWindow = 2.0
+
+    /// Starts a thread that, once a second, measures the CPU time of each idle worker (utime + stime
+    /// in /proc/PID/stat, every thread of it) over its idle spell, replaces one that keeps a core
+    /// busy while it has no request — calling `idleCPU` with what it used and the builds charged with
+    /// it (see ``suspects(_:)``) — and ends processes plugins left behind (see `sweepOrphans`).
+    func watch(idleCPU: @escaping @Sendable (_ cause: String, _ suspects: [WorkerRequest.Plugin]) -> Void) {
+        guard !watching.exchange(true, ordering: .relaxed) else { return }
+        let ticksPerSecond = Double(max(1, sysconf(Int32(_SC_CLK_TCK))))
+        Thread.detachNewThread { [self] in
+            // pid -> (answered requests, CPU ticks, time) at the start of the current window.
+            var windows: [pid_t: (served: Int, ticks: Int, time: Double)] = [:]
+            while !stopping.load(ordering: .relaxed) {
+                usleep(1_000_000)
+                if stopping.load(ordering: .relaxed) { break }
+                let workers = idle.withLock { $0 }
+                var seen: [pid_t: (served: Int, ticks: Int, time: Double)] = [:]
+                for w in workers {
+                    guard let stat = Self.processStat(w.pid) else { continue }
+                    let t = now()
+                    guard let start = windows[w.pid], start.served == w.served else {
+                        seen[w.pid] = (w.served, stat.cpuTicks, t)
+                        continue
+                    }
+                    let elapsed = t - start.time
+                    guard elapsed >= Self.cpuWindow else {
+                        seen[w.pid] = start
+                        continue
+                    }
+                    let used = Double(stat.cpuTicks - start.ticks) / ticksPerSecond
+                    seen[w.pid] = (w.served, stat.cpuTicks, t)
+                    guard used > Self.idleCPUShare * elapsed, let busyOne = takeIdle(w.pid, served: w.served) else {
+                        continue
+                    }
+                    let suspects = suspects(busyOne)
+                    _ = killAndReap(busyOne)
+                    _ = replace(busyOne, outcome: .cancelled)
+                    seen[w.pid] = nil
+                    idleCPU(
+                        "kept \(Int((100 * used / elapsed).rounded()))% of a core busy for \(Int(elapsed.rounded())) s "
+                            + "while it had no request (a thread left running?)", suspects)
+                }
+                windows = seen
+                _ = sweepOrphans()
+            }
+        }
+    }
+
+    /// Takes the idle worker `pid` out of the pool if it is still idle in the same spell.
+    private func takeIdle(_ pid: pid_t, served: Int) -> Worker? {
+        idle.withLock { workers in
+            guard let k = workers.firstIndex(where: { $0.pid == pid && $0.served == served }) else { return nil }
+            let w = workers.remove(at: k)
+            busy.withLock { _ = $0.insert(w.pid) }
+            return w
+        }
+    }
+
+    /// The fields of /proc/PID/stat used here.
+    struct ProcessStat {
+        var parent: pid_t
+        var group: pid_t
+        var session: pid_t
+        var cpuTicks: Int
+    }
+
+    static func processStat(_ pid: pid_t) -> ProcessStat? {
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return nil }
+        // The command name (field 2) is in parentheses and may hold spaces or ')': fields resume after
+        // the last ')'.
+        guard let close = buffer[0..<n].lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let fields = buffer[(close + 1)..<n].split(separator: UInt8(ascii: " ")).map {
+            String(decoding: $0, as: UTF8.self)
+        }
+        // state, ppid, pgrp, session, tty, tpgid, flags, minflt, cminflt, majflt, cmajflt, utime, stime
+        guard fields.count > 12, let parent = pid_t(fields[1]), let group = pid_t(fields[2]),
+            let session = pid_t(fields[3]), let user = Int(fields[11]), let system = Int(fields[12])
+        else { return nil }
+        return ProcessStat(parent: parent, group: group, session: session, cpuTicks: user &+ system)
+    }
+
+    /// Ends and reaps the children of this process that a plugin left behind: as the subreaper it
+    /// inherits the processes of a worker's group when the worker is reaped, and those a plugin started
+    /// in a session of their own when their parent ends. Its own workers (each the leader of its group,
+    /// in this session) and the helpers it starts in its own group (the probe) are left alone.
+    /// Returns how many it ended.
+    @discardableResult
+    func sweepOrphans() -> Int {
+        guard subreaper, let dir = opendir("/proc") else { return 0 }
+        defer { closedir(dir) }
+        let me = getpid(), group = getpgrp(), session = getsid(0)
+        var ended = 0
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let pid = pid_t(name), pid != me, let stat = Self.processStat(pid), stat.parent == me,
+                stat.group != group
+            else { continue }
+            // A worker (its group's leader, in this session) ends through the pool's own paths.
+            if stat.group == pid && stat.session == session { continue }
+            kill(stat.group == pid ? -pid : pid, SIGKILL)
+            var status: Int32 = 0
+            for _ in 0..<200 where waitpid(pid, &status, WNOHANG) == 0 { usleep(5_000) }
+            ended += 1
+        }
+        return ended
+    }
+
+    /// Ends every worker, with its process group: idle ones exit when their socket closes; busy ones
+    /// (a request still running when the server stops) are killed, and their threads reap them.
+    /// Then whatever a plugin started outside its worker's group is ended too (see `sweepOrphans`).
     func shutdown() {
+        stopping.store(true, ordering: .relaxed)
         let all = idle.withLock { w -> [Worker] in
             defer { w.removeAll() }
             return w
         }
+        busy.withLock { pids in for pid in pids { kill(-pid, SIGKILL) } }
         for w in all {
             close(w.socket)  // the worker exits when its socket closes
             for _ in 0..<200 where eddy_has_exited(w.pid) == 0 { usleep(5_000) }
@@ -265,6 +489,9 @@ final class WorkerPool: Sendable {
             munmap(w.page, Self.pageSize)
             close(w.pageFD)
         }
+        // A child killed with its group is reparented here when its worker is reaped; a grandchild when
+        // its parent is ended: a few rounds.
+        for _ in 0..<5 where sweepOrphans() > 0 { usleep(20_000) }
     }
 }
 

@@ -46,7 +46,12 @@ public enum WorkerProcess {
         if let page = mmap(nil, config.blamePageSize, PROT_READ | PROT_WRITE, MAP_SHARED, config.blamePage, 0),
             page != MAP_FAILED
         {
-            PluginCallSite.mirror(to: page, size: config.blamePageSize)
+            // The first half names the plugin call running now; the second lists every plugin call
+            // that has run here (a thread it started may crash after it returned: the supervisor
+            // then knows whose code ran in this process).
+            let half = config.blamePageSize / 2
+            PluginCallSite.mirror(to: page, size: half)
+            PluginCallSite.recordRuns(to: page + half, size: config.blamePageSize - half)
         }
         // Plugin code should not find these by number: the page needs no descriptor once mapped, and
         // the socket moves to an unpredictable one.

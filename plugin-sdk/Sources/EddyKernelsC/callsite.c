@@ -18,6 +18,31 @@ static void mirror(const char *site) {
     mirror_page[i] = 0;
 }
 
+// A second area of that page lists every site that has run in this process (one line each, in the
+// order they first ran): a thread plugin code started can crash long after its call returned, and
+// the supervisor then still knows whose code has run here. When the area is full its last byte is 1.
+static char *ran_page;
+static size_t ran_size;
+static size_t ran_used;
+
+void eddy_plugin_call_record_runs(char *page, size_t size) {
+    ran_page = page;
+    ran_size = size;
+}
+
+void eddy_plugin_call_record(const char *site) {
+    if (!ran_page || ran_size < 2 || !site) return;
+    size_t n = 0;
+    while (site[n]) n++;
+    size_t at = __atomic_fetch_add(&ran_used, n + 1, __ATOMIC_RELAXED);
+    if (at >= ran_size - 1 || n + 1 > ran_size - 1 - at) {
+        ran_page[ran_size - 1] = 1;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) ran_page[at + i] = site[i];
+    ran_page[at + n] = '\n';
+}
+
 const char *eddy_plugin_call_enter(const char *site) {
     const char *previous = current_site;
     current_site = site;

@@ -58,5 +58,10 @@ const char *eddy_plugin_call_current(void);
 /// Also copy every mark into `page` (NUL-terminated, at most `size` bytes): shared memory that a
 /// supervising process reads after this one dies.
 void eddy_plugin_call_mirror(char *page, size_t size);
+/// Also list in `page` (at most `size` bytes) every site that runs, once, when it first runs: one
+/// line each; the last byte is set to 1 when the page is full. Set once, before any call.
+void eddy_plugin_call_record_runs(char *page, size_t size);
+/// Adds `site` to that list (``PluginCallSite`` calls it once per site).
+void eddy_plugin_call_record(const char *site);
 
 #endif

@@ -1,0 +1,46 @@
+@_spi(Host) import EddyHost
+import Logging
+import Prometheus
+
+/// Blame for what plugin code does in a worker after its call returned: a thread a kernel started that
+/// crashes during someone else's request, or keeps a core busy while the worker is idle. A worker that
+/// ran a plugin's code since it was spawned stays that plugin's responsibility (see
+/// ``WorkerPool/suspects(_:)``): the builds charged are quarantined, the workers that loaded them are
+/// retired, and an innocent request runs again on a worker without them.
+extension EddyServer {
+    /// Starts the pool's watch over idle workers: one that keeps a core busy without a request is
+    /// replaced, and the builds whose code ran in it are charged with it.
+    func superviseWorkers() {
+        pool?.watch { [self] cause, suspects in
+            guard !suspects.isEmpty else {
+                logger.error("idle worker replaced", metadata: ["cause": "it \(cause)"])
+                return
+            }
+            chargeTainted(suspects, cause: "an idle worker \(cause)", in: host.plugins)
+        }
+    }
+
+    /// Quarantines each of `suspects` (builds whose code ran in a worker that then crashed or spun
+    /// outside plugin code) with `cause`, logs one line per build naming it, and retires every worker
+    /// that loaded one of them.
+    func chargeTainted(_ suspects: [WorkerRequest.Plugin], cause: String, in set: [LoadedPlugin]) {
+        let names = suspects.map { "\($0.name)@\($0.version)" }
+        let whose =
+            suspects.count == 1
+            ? "after code of this plugin had run there (a thread it started?)"
+            : "after code of plugins \(names.joined(separator: ", ")) had run there"
+        for (p, name) in zip(suspects, names) {
+            if host.quarantine(hash: p.hash, plugin: name, cause: "\(cause) \(whose)") {
+                metrics.quarantines.increment()
+            }
+            if let loaded = set.first(where: { $0.contentHash == p.hash }) { watcher.reload(loaded.file) }
+            logger.error(
+                "plugin quarantined",
+                metadata: [
+                    "plugin": "\(PluginHost.escaped(p.name))@\(PluginHost.escaped(p.version))",
+                    "cause": "\(PluginHost.escaped(cause)) \(PluginHost.escaped(whose))",
+                ])
+        }
+        pool?.retire(loading: Set(suspects.map(\.hash)))
+    }
+}

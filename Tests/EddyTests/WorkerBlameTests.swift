@@ -1,0 +1,172 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What a kernel leaves behind in its worker after it returned — a thread that crashes during someone
+/// else's request, a thread that spins, a child process — is charged to its plugin: the build is
+/// quarantined, an innocent request is answered from a clean worker, and a stopped server leaves
+/// nothing running.
+@Suite(.serialized) struct WorkerBlameTests {
+    /// The `LingeringKernel` fixture, built once per run with `swiftc` against the SDK (DESIGN.md §7).
+    static let lingering = Result { () throws -> String in
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/LingeringKernel/LingeringKernelPlugin.swift").path
+        let out = NSTemporaryDirectory() + "eddy-lingering-\(getpid()).so"
+        let build = PluginFiles.buildDirectory
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [
+            "swiftc", "-O", "-emit-library", "-module-name", "LingeringKernel", source, "-I", build + "/Modules",
+            "-L", build, "-lEddy", "-o", out,
+        ]
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        let text = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw EddyTestError("swiftc failed for LingeringKernel: " + String(decoding: text, as: UTF8.self))
+        }
+        return out
+    }
+
+    final class Setup {
+        let plugins = ScratchDirectory()
+        let state = ScratchDirectory()
+        let work = ScratchDirectory()
+        let pids = ScratchDirectory()
+        let small: String
+        let server: Server
+
+        init(workers: Int = 1) throws {
+            chmod(state.path, 0o700)
+            // Float values from 0.5 to 299.5: the fixture's literals are inside their range (a literal
+            // outside it is answered from zone maps, without the kernel).
+            small = work.write("small.csv", "id,fare\n" + (0..<300).map { "\($0),\($0).5\n" }.joined())
+            server = try Server(
+                pluginDir: plugins.path, rescan: "0.3",
+                arguments: ["--workers", String(workers), "--eval-timeout", "60"],
+                environment: ["EDDY_SHADOW_DIR": state.path + "/copies", "EDDY_FIXTURE_PIDS": pids.path])
+            try plugins.copy(try WorkerBlameTests.lingering.get(), as: "lingering.so")
+            try server.waitForPlugin("lingering.so") { $0?["status"] as? String == "loaded" }
+        }
+
+        /// Runs the fixture's kernel with `literal` (it declines, so the answer is an ordinary one).
+        func trigger(_ literal: Int) throws {
+            let (code, body) = try server.eval(small, where: "fare > \(literal)", select: "count(*)")
+            #expect(code == 200, "\(body)")
+        }
+
+        /// The quarantine records the server reports.
+        func quarantined() throws -> [[String: Any]] {
+            let (_, report) = try server.request("GET", "/plugins")
+            return report["quarantined"] as? [[String: Any]] ?? []
+        }
+    }
+
+    @Test func aThreadAKernelLeftThatCrashesDuringAnotherRequestIsChargedToItsPlugin() throws {
+        let s = try Setup()
+        let pid = s.server.process.processIdentifier
+        // One worker: the innocent request runs where the kernel left its thread, which crashes as
+        // soon as that worker is busy again.
+        try s.trigger(101)
+        let rows = 400_000
+        let big = s.work.write("big.csv", "id,fare\n" + (0..<rows).map { "\($0),\($0 % 100)\n" }.joined())
+        let (code, body) = try s.server.eval(big, select: "sum(fare), count(*)")
+        #expect(code == 200, "the innocent request is answered: \(body)")
+        let row = (body["result"] as? [[String: Any]])?.first
+        #expect(row?["sum(fare)"] as? Int == rows / 100 * 4950 && row?["count(*)"] as? Int == rows, "\(body)")
+        let q = try s.quarantined()
+        #expect(q.count == 1, "\(q)")
+        let cause = q.first?["cause"] as? String ?? ""
+        #expect(q.first?["plugin"] as? String == "lingering-kernel@1.0.0", "\(q)")
+        #expect(
+            cause.contains("SIGSEGV") && cause.contains("outside plugin code") && cause.contains("this plugin"),
+            "\(cause)")
+        #expect(s.server.logText.contains("plugin quarantined") && s.server.logText.contains("lingering-kernel@1.0.0"))
+        try s.server.waitForPlugin("lingering.so") { $0?["status"] as? String == "quarantined" }
+        // Same server, still answering; the build is no longer loaded.
+        let (again, next) = try s.server.eval(s.small, where: "fare > 50", select: "count(*)")
+        #expect(again == 200 && s.server.process.isRunning && s.server.process.processIdentifier == pid, "\(next)")
+        #expect(!(next["fingerprint"] as? String ?? "").contains("lingering-kernel"), "\(next)")
+    }
+
+    @Test func anIdleWorkerThatKeepsACoreBusyIsReplacedAndItsPluginQuarantined() throws {
+        let s = try Setup()
+        try s.trigger(102)
+        // The watch samples idle workers once a second over a 2 s window.
+        var q: [[String: Any]] = []
+        for _ in 0..<150 where q.isEmpty {
+            usleep(100_000)
+            q = try s.quarantined()
+        }
+        #expect(q.count == 1 && q.first?["plugin"] as? String == "lingering-kernel@1.0.0", "\(q)")
+        let cause = q.first?["cause"] as? String ?? ""
+        #expect(cause.contains("idle worker") && cause.contains("of a core busy"), "\(cause)")
+        #expect(s.server.logText.contains("plugin quarantined") && s.server.logText.contains("lingering-kernel@1.0.0"))
+        // No process of the server's is left spinning, and it answers.
+        #expect(Self.descendants(of: s.server.process.processIdentifier).allSatisfy { Self.cpuTicks($0) < 1000 })
+        let (code, body) = try s.server.eval(s.small, where: "fare > 50", select: "count(*)")
+        #expect(code == 200, "\(body)")
+    }
+
+    @Test func aGracefulStopEndsWhatKernelsStartedInsideAndOutsideTheirWorkersGroup() throws {
+        let s = try Setup(workers: 2)
+        try s.trigger(103)  // a child in the worker's process group
+        try s.trigger(104)  // a child in a session of its own
+        var children: [pid_t] = []
+        for _ in 0..<100 where children.count < 2 {
+            usleep(50_000)
+            children = ((try? FileManager.default.contentsOfDirectory(atPath: s.pids.path)) ?? []).compactMap {
+                pid_t($0)
+            }
+        }
+        #expect(children.count == 2, "\(children)")
+        #expect(children.allSatisfy(Self.isRunning), "the children run while the server does")
+        s.server.stop()  // SIGTERM, then waits for it to exit
+        #expect(!children.contains(where: Self.isRunning), "\(children) outlived the server")
+        for pid in children where Self.isRunning(pid) { kill(pid, SIGKILL) }
+    }
+
+    /// Whether `pid` is a live process (not a zombie).
+    static func isRunning(_ pid: pid_t) -> Bool {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return false }
+        return text[text.index(after: close)...].split(separator: " ").first != "Z"
+    }
+
+    static func stat(_ pid: pid_t) -> [Substring] {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return [] }
+        return text[text.index(after: close)...].split(separator: " ")
+    }
+
+    static func cpuTicks(_ pid: pid_t) -> Int {
+        let f = stat(pid)
+        guard f.count > 12 else { return 0 }
+        return (Int(f[11]) ?? 0) + (Int(f[12]) ?? 0)
+    }
+
+    static func descendants(of root: pid_t) -> [pid_t] {
+        let all = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid_t($0) }
+        var found: Set<pid_t> = [root]
+        var grew = true
+        while grew {
+            grew = false
+            for pid in all where !found.contains(pid) {
+                let f = stat(pid)
+                if f.count > 1, let parent = pid_t(f[1]), found.contains(parent) {
+                    found.insert(pid)
+                    grew = true
+                }
+            }
+        }
+        found.remove(root)
+        return Array(found)
+    }
+}

@@ -1,0 +1,93 @@
+import Eddy
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Fixture: its kernel for `column > literal` returns at once (declines) but leaves something behind in
+/// its worker, by literal:
+/// - 101: a thread that crashes (SIGSEGV, outside any marked plugin call) as soon as its process is
+///   busy again — with the next request, whoever sent it;
+/// - 102: a thread that spins for ever;
+/// - 103: a child process (`sleep`) in the worker's process group;
+/// - 104: a child process in a session of its own (out of the worker's process group).
+/// Children write their process ids into the directory `$EDDY_FIXTURE_PIDS` (one empty file each).
+/// Built without the SDK package (`swiftc -emit-library`, see DESIGN.md §7).
+enum LingeringKernelPlugin: EddyPlugin {
+    static let name = "lingering-kernel"
+    static let version = "1.0.0"
+
+    static func register(into registrar: PluginRegistrar) throws {
+        registrar.register("linger on compare", parent: CompareFunction.id, child: ConstantArray.id) { _, child, _, _ in
+            let literal: Int? =
+                switch (child as? ConstantArray)?.scalar.value {
+                case .int(let v)?: Int(v)
+                case .float(let v)?: Int(exactly: v)
+                default: nil
+                }
+            // Once per process and literal, however many batches call the kernel.
+            if let literal, (101...104).contains(literal),
+                started.bitwiseOr(1 << (literal - 101), ordering: .relaxed).oldValue & 1 << (literal - 101) == 0
+            {
+                switch literal {
+                case 101: startThread(crashWhenBusy)
+                case 102: startThread(spin)
+                case 103: spawnSleeper(newSession: false)
+                default: spawnSleeper(newSession: true)
+                }
+            }
+            return nil
+        }
+    }
+}
+
+let started = Atomic<Int>(0)
+
+func startThread(_ body: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer?) {
+    var thread = pthread_t()
+    _ = pthread_create(&thread, nil, body, nil)
+    pthread_detach(thread)
+}
+
+func cpuMilliseconds() -> Int {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
+}
+
+/// Waits until the process has used 80 ms of CPU within half a second (another request is being
+/// evaluated), then writes through a bad pointer.
+func crashWhenBusy(_: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    var base = cpuMilliseconds()
+    var ticks = 0
+    while true {
+        usleep(10_000)
+        let now = cpuMilliseconds()
+        if now - base > 80 { UnsafeMutablePointer<Int>(bitPattern: 8).map { $0.pointee = 42 } }
+        ticks += 1
+        if ticks % 50 == 0 { base = now }
+    }
+}
+
+func spin(_: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    while true { _ = getpid() }
+}
+
+func spawnSleeper(newSession: Bool) {
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    if newSession { posix_spawnattr_setflags(&attributes, 0x80) }  // POSIX_SPAWN_SETSID (glibc), not imported
+    var pid: pid_t = 0
+    var args: [UnsafeMutablePointer<CChar>?] = [strdup("sleep"), strdup("1000"), nil]
+    _ = posix_spawn(&pid, "/bin/sleep", nil, &attributes, &args, environ)
+    if let dir = getenv("EDDY_FIXTURE_PIDS") {
+        let fd = open(String(cString: dir) + "/\(pid)", O_CREAT | O_WRONLY, 0o644)
+        if fd >= 0 { close(fd) }
+    }
+}
+
+@_cdecl("eddy_plugin_entry_v2")
+public func eddyPluginEntry(_ request: Int32, _ argument: UnsafeMutableRawPointer?) -> Int32 {
+    pluginEntry(LingeringKernelPlugin.self, request, argument)
+}
