@@ -17,6 +17,8 @@ import threading
 import time
 import urllib.request
 
+import eddy_serve
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--eddy", default=".build/release/eddy")
 ap.add_argument("--build", default=None, help="directory holding libEddyPluginDelta.so and libEddyFixtureDeltaV2.so")
@@ -40,8 +42,11 @@ server = subprocess.Popen([args.eddy, "serve", "--port", "0", "--plugin-dir", pl
                            "--data-dir", work],
                           stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
 port = None
+auth = {}
 while port is None:
     line = server.stderr.readline()
+    # The server names its token file (a fresh token per start) before it listens.
+    auth = eddy_serve.auth_headers(eddy_serve.token_from_log(line)) or auth
     if "listening on 127.0.0.1:" in line:
         port = int(line.rsplit(":", 1)[1])
 threading.Thread(target=lambda: [None for _ in server.stderr], daemon=True).start()
@@ -49,13 +54,13 @@ base = f"http://127.0.0.1:{port}"
 
 
 def get(path):
-    with urllib.request.urlopen(base + path, timeout=30) as r:
+    with urllib.request.urlopen(urllib.request.Request(base + path, headers=auth), timeout=30) as r:
         return json.loads(r.read())
 
 
 def evaluate():
     body = json.dumps({"path": csv, "where": "city = 'Lyon' and trip_id > 100050", "select": "count(*)"}).encode()
-    req = urllib.request.Request(base + "/eval", data=body, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(base + "/eval", data=body, headers={"Content-Type": "application/json", **auth})
     with urllib.request.urlopen(req, timeout=30) as r:
         out = json.loads(r.read())
         assert out["result"] == [{"count(*)": 50}], out

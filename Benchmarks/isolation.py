@@ -6,6 +6,8 @@ run, alternating rounds. Prints requests per second and latency percentiles, and
 """
 import argparse, http.client, os, statistics, subprocess, tempfile, threading, time
 
+import eddy_serve
+
 parser = argparse.ArgumentParser()
 parser.add_argument("--eddy", required=True)
 parser.add_argument("--seconds", type=float, default=4.0, help="per round")
@@ -24,16 +26,20 @@ body = body.encode()
 def start(workers):
     p = subprocess.Popen([args.eddy, "serve", "--port", "0", "--plugin-dir", plugins, "--workers", workers],
                          stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    auth = {}
     while True:
         line = p.stderr.readline()
+        # The server names its token file (a fresh token per start) before it listens.
+        auth = eddy_serve.auth_headers(eddy_serve.token_from_log(line)) or auth
         if "listening on 127.0.0.1:" in line:
             port = int(line.rsplit(":", 1)[1])
             break
     threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
-    return p, port
+    return p, (port, auth)
 
 
-def run(port, seconds):
+def run(server, seconds):
+    port, auth = server
     latencies = []
     lock = threading.Lock()
     stop = time.monotonic() + seconds
@@ -43,7 +49,7 @@ def run(port, seconds):
         mine = []
         while time.monotonic() < stop:
             t = time.perf_counter()
-            conn.request("POST", "/eval?select=count(*)", body=body, headers={"Content-Type": "text/csv"})
+            conn.request("POST", "/eval?select=count(*)", body=body, headers={"Content-Type": "text/csv", **auth})
             r = conn.getresponse()
             r.read()
             assert r.status == 200, r.status

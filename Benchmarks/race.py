@@ -223,7 +223,8 @@ def lane_native():
         # its connection open); --new-connections opens one per request instead.
         conn = [None]
 
-        lean = eddy_serve.SocketClient(port)
+        lean = eddy_serve.SocketClient(port, token=server.token)
+        auth = eddy_serve.auth_headers(server.token)
 
         def post(payload):
             if args.client == "socket" and not args.new_connections:
@@ -233,13 +234,14 @@ def lane_native():
                 return data
             if args.new_connections:
                 req = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/eval", data=payload, headers={"Content-Type": "application/json"})
+                    f"http://127.0.0.1:{port}/eval", data=payload,
+                    headers={"Content-Type": "application/json", **auth})
                 return urllib.request.urlopen(req, timeout=120).read()
             for attempt in range(2):
                 if conn[0] is None:
                     conn[0] = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
                 try:
-                    conn[0].request("POST", "/eval", payload, {"Content-Type": "application/json"})
+                    conn[0].request("POST", "/eval", payload, {"Content-Type": "application/json", **auth})
                     reply = conn[0].getresponse()
                     data = reply.read()
                     if reply.status != 200:

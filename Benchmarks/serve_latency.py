@@ -35,7 +35,8 @@ QUERIES = [
 server, port = eddy_serve.start(args.eddy, tempfile.mkdtemp(), os.path.dirname(path), args.serve_args.split())
 try:
     conn = http.client.HTTPConnection("127.0.0.1", port)
-    lean = eddy_serve.SocketClient(port)
+    lean = eddy_serve.SocketClient(port, token=server.token)
+    auth = eddy_serve.auth_headers(server.token)
 
     def median(f):
         for _ in range(20):
@@ -64,7 +65,7 @@ try:
             payload = json.dumps(body).encode()
 
             def via_client(payload=payload):
-                conn.request("POST", "/eval", payload, {"Content-Type": "application/json"})
+                conn.request("POST", "/eval", payload, {"Content-Type": "application/json", **auth})
                 reply = conn.getresponse()
                 data = reply.read()
                 if reply.status != 200:
