@@ -166,8 +166,10 @@ struct EvalCommand: ParsableCommand {
             Stderr.write("eddy: error: \(e)\n")
             throw ExitCode(2)
         } catch let e as IOError {
-            output.abandon("\(e)")
-            Stderr.write("eddy: error: \(e)\n")
+            // An encoding missing because its plugin's build is quarantined: say that, not "add it".
+            let message = host.quarantineExplanation(forEddyFile: file).map { "\($0)" } ?? "\(e)"
+            output.abandon(message)
+            Stderr.write("eddy: error: \(message)\n")
             throw ExitCode(1)
         } catch let e as EddyError {
             output.abandon("\(e)")

@@ -26,7 +26,7 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         let session = Session()
-        _ = try plugins.load(into: session)
+        let (host, _) = try plugins.load(into: session)
         let f: EddyFile
         do {
             f = try EddyFile(path: file, snapshot: session.kernels.snapshot, requireEncodings: false)
@@ -37,15 +37,20 @@ struct InspectCommand: ParsableCommand {
         let footer = f.footer
         let needed = footer.encodings.filter { !$0.isBuiltin }
         let missing = Set(f.missing.map(\.name))
+        // A plugin whose file is in the directory but whose build is quarantined: say so, and why.
+        var quarantined: [String: PluginHost.Quarantine] = [:]
+        for e in f.missing { quarantined[e.name] = host.quarantine(of: e) }
         if json {
-            Stdout.write(jsonReport(f, needed: needed, missing: missing))
+            Stdout.write(jsonReport(f, needed: needed, missing: missing, quarantined: quarantined))
         } else {
-            Stdout.write(textReport(f, needed: needed, missing: missing))
+            Stdout.write(textReport(f, needed: needed, missing: missing, quarantined: quarantined))
         }
         Stdout.flush()
     }
 
-    func textReport(_ f: EddyFile, needed: [StoredEncoding], missing: Set<String>) -> String {
+    func textReport(
+        _ f: EddyFile, needed: [StoredEncoding], missing: Set<String>, quarantined: [String: PluginHost.Quarantine]
+    ) -> String {
         let footer = f.footer
         var s = "\(PluginHost.escaped(f.path)): \(footer.rows) rows, \(footer.schema.fields.count) columns, "
         s +=
@@ -58,7 +63,14 @@ struct InspectCommand: ParsableCommand {
                 let hash = e.pluginHash.isEmpty ? "" : " sha256 \(e.pluginHash.prefix(12))…"
                 s +=
                     "  \(e.name) from \(PluginHost.escaped(e.pluginName)) \(PluginHost.escaped(e.pluginVersion))\(hash)"
-                s += " (metadata v\(e.metadataVersion)) — \(missing.contains(e.name) ? "NOT LOADED" : "loaded")\n"
+                s += " (metadata v\(e.metadataVersion)) — "
+                if let q = quarantined[e.name] {
+                    s +=
+                        "NOT LOADED: its build is quarantined since \(PluginHost.isoTime(q.time)): "
+                        + "\(PluginHost.escaped(q.cause)) (drop a fixed build in the plugin directory)\n"
+                } else {
+                    s += "\(missing.contains(e.name) ? "NOT LOADED" : "loaded")\n"
+                }
             }
         }
         for (j, field) in footer.schema.fields.enumerated() {
@@ -128,7 +140,9 @@ struct InspectCommand: ParsableCommand {
         }
     }
 
-    func jsonReport(_ f: EddyFile, needed: [StoredEncoding], missing: Set<String>) -> String {
+    func jsonReport(
+        _ f: EddyFile, needed: [StoredEncoding], missing: Set<String>, quarantined: [String: PluginHost.Quarantine]
+    ) -> String {
         let footer = f.footer
         let q = ResultWriter.jsonString
         var s = "{\"file\": \(q(f.path)), \"format_version\": \(EddyFileFormat.version), \"bytes\": \(f.size), "
@@ -141,7 +155,10 @@ struct InspectCommand: ParsableCommand {
             " \"plugins_needed\": ["
             + needed.map {
                 "{\"encoding\": \(q($0.name)), \"plugin\": \(q($0.pluginName)), \"version\": \(q($0.pluginVersion)), "
-                    + "\"sha256\": \(q($0.pluginHash)), \"metadata_version\": \($0.metadataVersion), \"loaded\": \(!missing.contains($0.name))}"
+                    + "\"sha256\": \(q($0.pluginHash)), \"metadata_version\": \($0.metadataVersion), \"loaded\": \(!missing.contains($0.name))"
+                    + (quarantined[$0.name].map {
+                        ", \"quarantined\": {\"since\": \(q(PluginHost.isoTime($0.time))), \"cause\": \(q($0.cause))}"
+                    } ?? "") + "}"
             }.joined(separator: ", ") + "],\n"
         s += " \"columns\": [\n"
         s += footer.schema.fields.enumerated().map { j, field in

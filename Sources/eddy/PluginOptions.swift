@@ -95,6 +95,11 @@ struct PluginOptions: ParsableArguments {
                 Stderr.write(
                     "eddy: warning: plugin \(PluginHost.escaped(r.file)) rejected: \(PluginHost.escaped(r.reason))\n")
             }
+            for r in rows where r.status == .quarantined {
+                Stderr.write(
+                    "eddy: warning: plugin \(PluginHost.escaped(r.plugin))@\(PluginHost.escaped(r.version)) in "
+                        + "\(PluginHost.escaped(r.file)) not loaded: \(PluginHost.escaped(r.reason))\n")
+            }
             for r in rows where r.status != .rejected && r.reason.contains("warning: ") {
                 Stderr.write("eddy: warning: plugin \(PluginHost.escaped(r.file)): \(PluginHost.escaped(r.reason))\n")
             }
