@@ -110,4 +110,38 @@ enum Swapper {
         #expect(c.other.isEmpty, "\(c.other)")
         #expect(server.process.isRunning)
     }
+
+    /// What `RESOLVE_BENEATH` follows: a relative link that stays inside; not an absolute link (even one
+    /// back inside), a link out, a `..` out, or a `/proc` link. Messages name the path asked for.
+    @Test(arguments: ["2", "0"])
+    func linksInsideADataDirectoryAreFollowedOnlyWhenRelativeAndInside(workers: String) throws {
+        let root = ScratchDirectory()
+        let data = root.path + "/data"
+        mkdir(data, 0o755)
+        mkdir(data + "/sub", 0o755)
+        mkdir(root.path + "/outside", 0o755)
+        _ = ScratchDirectory.write(at: data + "/sub/x.csv", "name,value\nharmless,1\n")
+        _ = ScratchDirectory.write(at: root.path + "/outside/s.csv", "name,value\n\(secretMarker),1\n")
+        symlink("sub/x.csv", data + "/inside.csv")
+        symlink(data + "/sub/x.csv", data + "/absolute-inside.csv")
+        symlink("../outside", data + "/out")
+        symlink("/proc/self/root" + root.path + "/outside/s.csv", data + "/magic.csv")
+        let server = try Server(
+            pluginDir: ScratchDirectory().path, dataDirs: [data], arguments: ["--workers", workers])
+        func eval(_ path: String) throws -> (status: Int, body: String) {
+            try RawHTTP.post(port: server.port, body: #"{"path": "\#(path)", "select": "name", "format": "csv"}"#)
+        }
+        for path in ["sub/x.csv", "inside.csv", "sub/../inside.csv", data + "/inside.csv"] {
+            let r = try eval(path)
+            #expect(r.status == 200 && r.body.contains("harmless"), "\(path): \(r)")
+        }
+        for path in ["absolute-inside.csv", "out/s.csv", "magic.csv", "sub/../../outside/s.csv"] {
+            let r = try eval(path)
+            #expect(r.status == 403 && r.body.contains("\(path) is not inside a --data-dir"), "\(path): \(r)")
+            #expect(!r.body.contains(secretMarker))
+        }
+        let missing = try eval("sub/nothing.csv")
+        #expect(missing.status == 404 && missing.body.contains("sub/nothing.csv: no such file"), "\(missing)")
+        #expect(server.process.isRunning)
+    }
 }
