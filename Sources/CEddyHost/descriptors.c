@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -30,7 +31,14 @@ static int open_walking(int dirfd, const char *path) {
         if (strcmp(part, ".") != 0 || !next) {
             int flags = next ? (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : (read_flags | O_NOFOLLOW);
             int fd = openat(current, part, flags);
-            if (fd < 0) goto out;
+            if (fd < 0) {
+                // O_PATH | O_NOFOLLOW on a link gives ENOTDIR (a link is no directory): say it is a link.
+                struct stat st;
+                int saved = errno;
+                errno = (saved == ENOTDIR && fstatat(current, part, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+                    ? ELOOP : saved;
+                goto out;
+            }
             if (current != dirfd) close(current);
             current = fd;
         }

@@ -231,22 +231,29 @@ enum EvalRequest {
         let fd = eddy_open_beneath(directory, rest.isEmpty ? "." : String(rest), &walked)
         guard fd >= 0 else {
             let reason = errno
-            let noOpenat2 = walked != 0 ? "; this kernel has no openat2, so no symbolic link is followed" : ""
-            switch reason {
-            case EXDEV:
+            // Without openat2 (walked) no link and no `..` is followed at all.
+            switch (reason, walked != 0) {
+            case (EXDEV, false):
                 throw Refusal(
                     .forbidden,
                     outside + " (it resolves to a file outside, or through an absolute symbolic link, which is not "
-                        + "followed\(noOpenat2))")
-            case ELOOP:
+                        + "followed)")
+            case (EXDEV, true):
+                throw Refusal(
+                    .forbidden, "\(shown): '..' is not followed on this system (no openat2); name the file without it")
+            case (ELOOP, false):
+                throw Refusal(
+                    .forbidden, "\(shown): too many levels of symbolic links, or a /proc link, which is not followed")
+            case (ELOOP, true):
                 throw Refusal(
                     .forbidden,
-                    "\(shown): a symbolic link on the way is not followed (too many levels, a /proc link\(noOpenat2))")
-            case ENOENT, ENOTDIR:
+                    "\(shown): a symbolic link on the way is not followed on this system (no openat2); name the file "
+                        + "itself")
+            case (ENOENT, _), (ENOTDIR, _):
                 throw Refusal(.notFound, "\(shown): no such file")
-            case EACCES, EPERM:
+            case (EACCES, _), (EPERM, _):
                 throw Refusal(.forbidden, "\(shown): permission denied (the server cannot reach it)")
-            case EAGAIN:
+            case (EAGAIN, _):
                 throw Refusal(
                     .serviceUnavailable, "\(shown): the directories on its path changed while it was opened; try again")
             default:

@@ -6,32 +6,36 @@ import Testing
     import Glibc
 #endif
 
-/// The attacker of ``PathRaceTests``: Tests/Fixtures/PathRace/swapper.c, built once with the system's
-/// C compiler.
-enum Swapper {
+/// The C helpers of ``PathRaceTests`` in Tests/Fixtures/PathRace, built once with the system's C
+/// compiler: `swapper` (the attacker) and `no_openat2.so` (preloaded into the server: openat2 fails
+/// with ENOSYS, as on a kernel before 5.6).
+enum PathRaceFixtures {
     private static let lock = NSLock()
-    nonisolated(unsafe) private static var built: String?  // guarded by `lock`
+    nonisolated(unsafe) private static var built: [String: String] = [:]  // guarded by `lock`
 
-    static func build() throws -> String {
+    static var swapper: String { get throws { try build("swapper", flags: ["-O2"]) } }
+    static var noOpenat2: String { get throws { try build("no_openat2", flags: ["-shared", "-fPIC"], suffix: ".so") } }
+
+    private static func build(_ name: String, flags: [String], suffix: String = "") throws -> String {
         lock.lock()
         defer { lock.unlock() }
-        if let built { return built }
+        if let path = built[name] { return path }
         let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/PathRace/swapper.c").path
-        let out = NSTemporaryDirectory() + "eddy-swapper-\(getpid())"
+            .appendingPathComponent("Fixtures/PathRace/\(name).c").path
+        let out = NSTemporaryDirectory() + "eddy-\(name)-\(getpid())\(suffix)"
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["cc", "-O2", source, "-o", out]
+        p.arguments = ["cc"] + flags + [source, "-o", out]
         let err = Pipe()
         p.standardError = err
         try p.run()
         let text = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
-            throw EddyTestError("cc failed for swapper.c: " + String(decoding: text, as: UTF8.self))
+            throw EddyTestError("cc failed for \(name).c: " + String(decoding: text, as: UTF8.self))
         }
         chmod(out, 0o755)
-        built = out
+        built[name] = out
         return out
     }
 }
@@ -41,11 +45,14 @@ enum Swapper {
     /// write to a data subdirectory swapped it for a link to a directory outside in between, and read
     /// root's files. The file is now opened once, beneath the data directory (openat2
     /// RESOLVE_BENEATH), and that descriptor is what is read: during 10 s of swaps, with workers and
-    /// in the server's own process, no response carries the secret.
+    /// in the server's own process, and without openat2 (the O_NOFOLLOW walk), no response carries
+    /// the secret.
     @Test(
         .enabled(if: geteuid() == 0, "plays another user (uid 65534): run as root"),
-        arguments: ["2", "0"])
-    func aDirectorySwappedForALinkOutsideWhileRequestsArriveLeaksNothing(workers: String) throws {
+        arguments: [("2", false), ("0", false), ("2", true)])
+    func aDirectorySwappedForALinkOutsideWhileRequestsArriveLeaksNothing(workers: String, withoutOpenat2: Bool)
+        throws
+    {
         let root = ScratchDirectory()
         chmod(root.path, 0o755)
         let data = root.path + "/data"
@@ -64,13 +71,14 @@ enum Swapper {
             lchown(path, 65534, 65534)
         }
         let swapper = Process()
-        swapper.executableURL = URL(fileURLWithPath: try Swapper.build())
+        swapper.executableURL = URL(fileURLWithPath: try PathRaceFixtures.swapper)
         swapper.arguments = [uploads, "65534", "11", "a", "abs", "rel"]
         let swapperOut = Pipe()
         swapper.standardOutput = swapperOut
 
         let server = try Server(
-            pluginDir: ScratchDirectory().path, dataDirs: [data], arguments: ["--workers", workers])
+            pluginDir: ScratchDirectory().path, dataDirs: [data], arguments: ["--workers", workers],
+            environment: withoutOpenat2 ? ["LD_PRELOAD": try PathRaceFixtures.noOpenat2] : [:])
         let body = #"{"path": "uploads/a/secret", "select": "name", "format": "csv"}"#
         let before = try RawHTTP.post(port: server.port, body: body)
         #expect(before.status == 200 && before.body.contains("harmless"), "\(before)")
@@ -101,7 +109,8 @@ enum Swapper {
         let swaps = String(decoding: swapperOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let c = counts.withLock { $0 }
         print(
-            "path race, --workers \(workers): \(c.harmless) harmless, \(c.refused) refused, \(c.leaks) leaks, swaps \(swaps)"
+            "path race, --workers \(workers)\(withoutOpenat2 ? " without openat2" : ""): \(c.harmless) harmless, "
+                + "\(c.refused) refused, \(c.leaks) leaks, \(swaps.trimmingCharacters(in: .whitespacesAndNewlines)) swaps"
         )
         #expect(swapper.terminationStatus == 0)
         #expect(c.leaks == 0, "the secret outside the data directory was served \(c.leaks) times")
@@ -143,5 +152,37 @@ enum Swapper {
         let missing = try eval("sub/nothing.csv")
         #expect(missing.status == 404 && missing.body.contains("sub/nothing.csv: no such file"), "\(missing)")
         #expect(server.process.isRunning)
+    }
+
+    /// On a system without openat2 (ENOSYS: a kernel before 5.6, or a seccomp filter) the path is walked
+    /// one component at a time with O_NOFOLLOW: a plain path still reads, no link and no `..` is followed,
+    /// and the message says so.
+    @Test(arguments: ["2", "0"])
+    func withoutOpenat2NoLinkIsFollowed(workers: String) throws {
+        let root = ScratchDirectory()
+        let data = root.path + "/data"
+        mkdir(data, 0o755)
+        mkdir(data + "/sub", 0o755)
+        _ = ScratchDirectory.write(at: data + "/sub/x.csv", "name,value\nharmless,1\n")
+        symlink("sub/x.csv", data + "/inside.csv")
+        symlink("sub", data + "/dirlink")
+        let server = try Server(
+            pluginDir: ScratchDirectory().path, dataDirs: [data], arguments: ["--workers", workers],
+            environment: ["LD_PRELOAD": try PathRaceFixtures.noOpenat2])
+        func eval(_ path: String) throws -> (status: Int, body: String) {
+            try RawHTTP.post(port: server.port, body: #"{"path": "\#(path)", "select": "name", "format": "csv"}"#)
+        }
+        for path in ["sub/x.csv", "./sub//x.csv", data + "/sub/x.csv"] {
+            let r = try eval(path)
+            #expect(r.status == 200 && r.body.contains("harmless"), "\(path): \(r)")
+        }
+        for path in ["inside.csv", "dirlink/x.csv"] {
+            let r = try eval(path)
+            #expect(r.status == 403 && r.body.contains("a symbolic link on the way is not followed"), "\(path): \(r)")
+        }
+        let dots = try eval("sub/../sub/x.csv")
+        #expect(dots.status == 403 && dots.body.contains("'..' is not followed"), "\(dots)")
+        let missing = try eval("sub/nothing.csv")
+        #expect(missing.status == 404 && missing.body.contains("no such file"), "\(missing)")
     }
 }
