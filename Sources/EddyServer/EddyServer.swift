@@ -486,7 +486,7 @@ public final class EddyServer: Sendable {
             let opened = job.file,
             let file = try? EddyFile(
                 descriptor: opened.descriptor, path: job.path, snapshot: session.kernels.snapshot,
-                maxFooterBytes: 4 << 20, onlyIfOpen: onlyIfOpen)
+                maxFooterBytes: 4 << 20, onlyIfOpen: onlyIfOpen, mapped: false)
         else { return nil }
         // The supervisor's snapshot names the current plugin set (without their kernels), so the reply's
         // fingerprint and plugins are those a worker would report.
