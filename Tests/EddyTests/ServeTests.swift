@@ -24,15 +24,17 @@ final class Server: @unchecked Sendable {
 
     /// - Parameters:
     ///   - dataDirs: what requests may read by path (the tests' scratch files live in the temporary directory).
+    ///   - launcher: a program that runs `eddy` in its own process (`prlimit --nofile=256`, say), or none.
     init(
         pluginDir: String, rescan: String = "0.5", dataDirs: [String] = [NSTemporaryDirectory()],
-        arguments: [String] = [], environment: [String: String] = [:]
+        arguments: [String] = [], environment: [String: String] = [:], launcher: [String] = []
     ) throws {
         self.pluginDir = pluginDir
-        process.executableURL = URL(fileURLWithPath: Eddy.binary)
+        process.executableURL = URL(fileURLWithPath: launcher.first ?? Eddy.binary)
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         process.arguments =
-            ["serve", "--port", "0", "--plugin-dir", pluginDir, "--rescan", rescan]
+            (launcher.isEmpty ? [] : launcher.dropFirst() + [Eddy.binary])
+            + ["serve", "--port", "0", "--plugin-dir", pluginDir, "--rescan", rescan]
             + dataDirs.flatMap { ["--data-dir", $0] } + arguments
         let err = Pipe()
         process.standardError = err
@@ -50,7 +52,8 @@ final class Server: @unchecked Sendable {
             if let r = text.range(of: "listening on 127.0.0.1:") {
                 let digits = text[r.upperBound...].prefix { $0.isNumber }
                 port = Int(digits) ?? 0
-                if port > 0 {
+                // The server's own line (what it serves with: auth, connection caps) follows Hummingbird's.
+                if port > 0 && text.contains("eddy serve listening") {
                     if !arguments.contains("--no-token") {
                         guard let file = Self.tokenFile(inLog: text) else {
                             throw EddyTestError("no token_file in the server's log:\n\(text)")

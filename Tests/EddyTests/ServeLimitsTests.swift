@@ -1,0 +1,258 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A client socket to a test server, held open without a word or fed a request in pieces.
+final class ClientSocket {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw EddyTestError("socket failed: \(String(cString: strerror(errno)))") }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw EddyTestError("connect failed: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) {
+        var bytes = Array(text.utf8)
+        _ = bytes.withUnsafeMutableBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Whether the server closed this connection (end of stream or reset) within `timeout` seconds
+    /// without sending anything.
+    func closedByServer(within timeout: Double) -> Bool {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, Int32(timeout * 1000)) > 0 else { return false }
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return n == 0 || (n < 0 && errno == ECONNRESET)
+    }
+
+    /// One reply's status and body, read until its Content-Length is in.
+    func reply(timeout: Double = 20) -> (status: Int, body: String) {
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var data: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            data += chunk[0..<n]
+            let text = String(decoding: data, as: UTF8.self)
+            if let end = text.range(of: "\r\n\r\n"),
+                let line = text[..<end.lowerBound].split(separator: "\r\n").first(where: {
+                    $0.lowercased().hasPrefix("content-length:")
+                }),
+                let length = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)),
+                text.utf8.count - text[..<end.upperBound].utf8.count >= length
+            {
+                break
+            }
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        let status = text.hasPrefix("HTTP/1.1 ") ? Int(text.dropFirst(9).prefix(3)) ?? 0 : 0
+        return (status, text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? "")
+    }
+}
+
+/// CPU time a process has used, user and system, in clock ticks (/proc/PID/stat fields 14 and 15).
+func cpuTicks(_ pid: Int32) -> Int {
+    let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+    guard let close = stat.lastIndex(of: ")") else { return 0 }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 12 else { return 0 }
+    return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
+}
+
+/// `eddy serve` keeps its connections below the descriptor limit: a flood of idle connections
+/// neither stalls nor spins it, and a connection with a request unanswered is never the one closed.
+@Suite(.serialized) struct ServeConnectionLimitTests {
+    static let prlimit = "/usr/bin/prlimit"
+
+    /// The value of `key=N` in a server's log.
+    static func logged(_ key: String, in log: String) -> Int? {
+        guard let r = log.range(of: key + "=") else { return nil }
+        return Int(log[r.upperBound...].prefix { $0.isNumber })
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: prlimit), "needs prlimit"))
+    func idleConnectionsPastTheDescriptorLimitNeitherStallNorSpinTheServer() throws {
+        let work = ScratchDirectory()
+        let csv = tripsCSV(work, rows: 200)
+        // 256 descriptors, soft and hard: 400 idle connections used to exhaust them, every accept then
+        // failed with EMFILE at once and the server spun while /health timed out.
+        let server = try Server(
+            pluginDir: ScratchDirectory().path, dataDirs: [work.path],
+            arguments: ["--workers", "1", "--max-concurrent", "1"], launcher: [Self.prlimit, "--nofile=256"])
+        let cap = try #require(Self.logged("max_connections", in: server.logText), "\(server.logText)")
+        #expect(cap > 0 && cap < 256, "\(server.logText)")
+        var idle: [ClientSocket] = []
+        for _ in 0..<400 { idle.append(try ClientSocket(port: server.port)) }
+        let (status, health) = try server.request("GET", "/health")
+        #expect(status == 200, "\(health)")
+        #expect((health["connections"] as? Int ?? .max) <= cap, "\(health)")
+        let (evaluated, result) = try server.eval(csv, select: "count(*)")
+        #expect(evaluated == 200 && "\(result)".contains("200"), "\(result)")
+        // The server is not spinning: CPU over two seconds, with every connection still held.
+        let pid = server.process.processIdentifier
+        let before = cpuTicks(pid)
+        sleep(2)
+        let used = cpuTicks(pid) - before
+        #expect(used < 50, "the server used \(used) ticks of CPU in 2 s while idle connections were held")
+        // The connections past the cap were closed by the server (the longest idle first), not left hanging.
+        let closed = idle.filter { $0.closedByServer(within: 0) }.count
+        #expect(closed >= 400 - cap, "\(closed) of 400 idle connections closed, cap \(cap)")
+        let (_, metrics) = try server.request("GET", "/metrics")
+        let text = metrics["text"] as? String ?? ""
+        #expect(
+            !text.contains("eddy_connections_reclaimed_total 0") && text.contains("eddy_connections_reclaimed_total"),
+            "\(text)")
+        #expect(server.process.isRunning)
+    }
+
+    @Test func aConnectionWithARequestUnansweredIsNeverClosedToMakeRoom() throws {
+        let server = try Server(
+            pluginDir: ScratchDirectory().path, dataDirs: [], arguments: ["--max-connections", "4"])
+        #expect(server.logText.contains("max_connections=4"))
+        let token = try #require(server.token)
+        let head =
+            "POST /eval?select=count(*) HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(token)\r\n"
+            + "Content-Type: text/csv\r\nContent-Length: 12\r\n\r\na\n"
+        // Three requests whose bodies are still coming: busy.
+        let busy = try (0..<3).map { _ in try ClientSocket(port: server.port) }
+        for b in busy { b.send(head) }
+        usleep(300_000)
+        // Idle connections come and go in the one slot left: each new one closes the one before.
+        let idle = try (0..<20).map { _ in try ClientSocket(port: server.port) }
+        usleep(300_000)
+        // (Two event loops accept them, so which one is last in is not always the last connected.)
+        let open = idle.filter { !$0.closedByServer(within: 0.2) }
+        #expect(open.count == 1, "\(20 - open.count) of 20 idle connections closed, 19 expected")
+        let survivor = try #require(open.first)
+        // A fourth request makes every connection busy: a new connection is closed at once.
+        survivor.send(head)
+        usleep(300_000)
+        let late = try ClientSocket(port: server.port)
+        #expect(late.closedByServer(within: 5), "a connection past the cap with all busy stays open")
+        // Every busy request is answered in full.
+        for b in busy + [survivor] {
+            b.send("1\n2\n3\n4\n5\n")
+            let r = b.reply()
+            #expect(r.status == 200 && r.body.contains("\"count(*)\": 5"), "\(r)")
+        }
+        let (_, metrics) = try server.request("GET", "/metrics")
+        let text = metrics["text"] as? String ?? ""
+        #expect(text.contains("eddy_connections_refused_total 1"), "\(text)")
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: prlimit), "needs prlimit"))
+    func aCapTheDescriptorLimitCannotHoldIsRefusedAtStart() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.prlimit)
+        p.arguments = [
+            "--nofile=256", Eddy.binary, "serve", "--port", "0", "--workers", "1", "--max-concurrent", "1",
+            "--plugin-dir", ScratchDirectory().path, "--max-connections", "5000",
+        ]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 2, "\(text)")
+        #expect(
+            text.contains("--max-connections 5000 is more than the descriptor limit 256 (ulimit -n) allows")
+                && text.contains("so at most 112"), "\(text)")
+        let bad = try Eddy.run(["serve", "--max-connections", "0"])
+        #expect(bad.status == 64 && bad.stderr.contains("--max-connections must be 1 or more"), "\(bad.stderr)")
+    }
+}
+
+/// Worker isolation stays on unless `--workers 0` asks for it off, and the server says when it is off.
+@Suite(.serialized) struct ServeProcessModelTests {
+    @Test func noProbeWithoutWorkersZeroIsRefusedInsteadOfDroppingIsolation() throws {
+        let r = try Eddy.run(["serve", "--no-probe", "--port", "0", "--plugin-dir", ScratchDirectory().path])
+        #expect(r.status == 64, "\(r.stderr)")
+        #expect(
+            r.stderr.contains("--no-probe turns off worker isolation") && r.stderr.contains("add --workers 0"),
+            "\(r.stderr)")
+        #expect(!r.stderr.contains("listening"))
+    }
+
+    @Test func workersZeroSaysThereIsNoCrashIsolation() throws {
+        let line = "no crash isolation: plugin kernels run in the server's own process, so a kernel that crashes"
+        let inProcess = try Server(
+            pluginDir: ScratchDirectory().path, dataDirs: [], arguments: ["--no-probe", "--workers", "0"])
+        #expect(inProcess.logText.contains(line), "\(inProcess.logText)")
+        let (_, plugins) = try inProcess.request("GET", "/plugins")
+        #expect(plugins["workers"] as? Int == 0)
+        let isolated = try Server(pluginDir: ScratchDirectory().path, dataDirs: [])
+        #expect(!isolated.logText.contains("no crash isolation"), "\(isolated.logText)")
+        let (_, report) = try isolated.request("GET", "/plugins")
+        #expect(report["workers"] as? Int ?? 0 > 0, "\(report)")
+    }
+}
+
+/// `GET /kernels` is answered without a worker while the plugin set is the one a worker last
+/// described, and asks a worker again once it changed.
+@Suite(.serialized) struct ServeKernelsTests {
+    @Test func kernelsAnswerWhileTheOnlyWorkerIsBusyAndFollowPluginChanges() throws {
+        let plugins = ScratchDirectory()
+        let state = ScratchDirectory()
+        chmod(state.path, 0o700)
+        let work = ScratchDirectory()
+        let csv = tripsCSV(work, rows: 300)
+        // One worker, one slot, no queue: a request that needs a worker while it is busy gets 503.
+        let server = try Server(
+            pluginDir: plugins.path, rescan: "0.3", dataDirs: [work.path],
+            arguments: ["--workers", "1", "--max-concurrent", "1", "--max-queue", "0", "--eval-timeout", "5"],
+            environment: ["EDDY_SHADOW_DIR": state.path + "/copies"])
+        let (s0, k0) = try server.request("GET", "/kernels")
+        #expect(s0 == 200 && !"\(k0)".contains("crashing-kernel"), "\(k0)")
+        // A new plugin: the kept answer is stale, a worker is asked and names the plugin's kernels.
+        try plugins.copy(PluginFiles.built("EddyFixtureCrashingKernel"), as: "crashing.so")
+        try server.waitForPlugin("crashing.so") { $0?["status"] as? String == "loaded" }
+        let (s1, k1) = try server.request("GET", "/kernels")
+        #expect(s1 == 200 && "\(k1)".contains("crashing-kernel"), "\(k1)")
+        // Literal 2 makes that kernel loop until the deadline: the only worker is busy for 5 s.
+        final class Box: @unchecked Sendable { var value: (Int, [String: Any])? }  // written once, read after
+        let slow = Box()
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            slow.value = try? server.eval(csv, where: "fare > 2", select: "count(*)")
+            done.signal()
+        }
+        for _ in 0..<200 {
+            let (_, health) = try server.request("GET", "/health")
+            if health["in_flight"] as? Int == 1 { break }
+            usleep(10_000)
+        }
+        let (s2, k2) = try server.request("GET", "/kernels")
+        let stillRunning = slow.value == nil
+        #expect(s2 == 200, "GET /kernels waited for (or was refused by) the busy worker: \(k2)")
+        #expect(stillRunning, "the slow evaluation ended before /kernels was asked; the test proves nothing")
+        #expect(k2["generation"] as? Int == k1["generation"] as? Int && "\(k2)".contains("crashing-kernel"))
+        done.wait()
+        #expect(slow.value?.0 == 504, "\(String(describing: slow.value))")
+        // The looping build is quarantined: the set changed, and the next answer comes from a worker.
+        try server.waitForPlugin("crashing.so") { $0?["status"] as? String == "quarantined" }
+        let (s3, k3) = try server.request("GET", "/kernels")
+        #expect(s3 == 200 && !"\(k3)".contains("crashing-kernel"), "\(k3)")
+    }
+}
