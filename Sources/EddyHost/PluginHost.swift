@@ -105,6 +105,10 @@ public final class PluginHost: Sendable {
         /// Images mapped by `dlopen`; never unmapped (Swift metadata in them must stay valid).
         var retainedImages = 0
         var handles: [String: UnsafeMutableRawPointer] = [:]
+        /// Shared locks on the private copies of the plugin set, by copy name (see
+        /// ``PrivateCopies/Copy/hold``), and those of builds that left it, with when they left.
+        var holds: [String: Int32] = [:]
+        var released: [(fd: Int32, time: Double)] = []
     }
     private let state = Mutex(UnsafeSendable(State()))
 
@@ -272,6 +276,7 @@ public final class PluginHost: Sendable {
         let started = Self.now()
         do {
             let bytes = try PluginFile.read(descriptor: descriptor, policy: policy)
+            defer { releaseUnusedHolds() }
             return load(PluginFile(bytes: bytes), path: path, started: started)
         } catch {
             return row(path, .rejected, error.reason, ms: (Self.now() - started) * 1000)
@@ -290,6 +295,7 @@ public final class PluginHost: Sendable {
             return r
         }
         var r = load(file, path: path, started: started)
+        releaseUnusedHolds()
         r.linkTarget = file.linkTarget
         if !file.warning.isEmpty, r.status == .loaded || r.status == .replaced {
             r.reason = r.reason.isEmpty ? file.warning : r.reason + "; " + file.warning
@@ -407,6 +413,7 @@ public final class PluginHost: Sendable {
         let copy: PrivateCopies.Copy
         do {
             copy = try copies.store(bytes, name: Self.copyName(path, short), hash: hash)
+            adoptHold(copy)
         } catch {
             return row(path, .rejected, error.description, hash: short, ms: elapsed())
         }
@@ -619,7 +626,52 @@ public final class PluginHost: Sendable {
     public func unload(pluginNamed name: String) -> Bool {
         guard state.withLock({ $0.value.plugins.removeValue(forKey: name) }) != nil else { return false }
         session.kernels.replace(pluginNamed: name, kernels: [], rules: [], owner: nil)
+        releaseUnusedHolds()
         return true
+    }
+
+    // MARK: - Private copies in use
+
+    /// How long the copy of a build that left the plugin set stays held: in a supervisor, a request
+    /// sent to a worker just before names it (the worker holds it once it loaded it); a host that
+    /// loads plugins itself has them mapped and lets go at once.
+    var releasedHoldSeconds: Double { loading == .checkOnly ? 5 : 0 }
+
+    private func adoptHold(_ copy: PrivateCopies.Copy) {
+        guard copy.hold >= 0 else { return }
+        let spare = state.withLock { s -> Int32 in
+            if s.value.holds[copy.name] != nil { return copy.hold }
+            s.value.holds[copy.name] = copy.hold
+            return -1
+        }
+        if spare >= 0 { close(spare) }
+    }
+
+    /// Lets go of the copies of builds no longer in the plugin set, after ``releasedHoldSeconds``.
+    private func releaseUnusedHolds() {
+        let now = Self.now()
+        let grace = releasedHoldSeconds
+        let done = state.withLock { s -> [Int32] in
+            let current = Set(s.value.plugins.values.map { Self.baseName($0.shadowPath) })
+            for (name, fd) in s.value.holds where !current.contains(name) {
+                s.value.holds[name] = nil
+                s.value.released.append((fd, now))
+            }
+            let done = s.value.released.filter { now - $0.time >= grace }.map(\.fd)
+            s.value.released.removeAll { now - $0.time >= grace }
+            return done
+        }
+        for fd in done { close(fd) }
+    }
+
+    /// Removes the private copies of builds that are neither in this host's plugin set nor held by
+    /// another process (a server, a worker, a running `eddy eval` of this user): 30 replaced builds
+    /// no longer leave 30 copies. The quarantine and probe-verdict records stay. Returns how many went.
+    @discardableResult
+    public func collectCopies() -> Int {
+        releaseUnusedHolds()
+        let keep = state.withLock { Set($0.value.holds.keys) }
+        return copies.collect(keeping: keep)
     }
 
     public static func baseName(_ path: String) -> String {

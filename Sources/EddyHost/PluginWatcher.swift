@@ -279,5 +279,7 @@ public final class PluginWatcher: Sendable {
         seen.withLock { $0 = loadedNow }
         unsettled.withLock { $0 = stillWaiting }
         lastReport.withLock { $0 = rows.values.sorted { $0.file < $1.file } }
+        // Copies of builds replaced, removed or quarantined go (once no process holds them).
+        host.collectCopies()
     }
 }

@@ -83,6 +83,9 @@ final class PrivateCopies: Sendable {
         var name: String
         var displayPath: String
         var loadPath: String
+        /// A descriptor of the copy holding a shared lock on it (-1: none could be taken): while some
+        /// process holds one, no host collects the copy (see ``collect(keeping:)``).
+        var hold: Int32 = -1
     }
 
     private func verifiedDirectory() throws(Refusal) -> Int32 {
@@ -103,8 +106,17 @@ final class PrivateCopies: Sendable {
     func store(_ bytes: [UInt8], name: String, hash: String) throws(Refusal) -> Copy {
         let dirfd = try verifiedDirectory()
         let full = path + "/" + name
-        let stored = Copy(name: name, displayPath: full, loadPath: "/proc/self/fd/\(dirfd)/\(name)")
-        if (try? Self.hashOfFile(dirfd, name)) == hash { return stored }
+        var stored = Copy(name: name, displayPath: full, loadPath: "/proc/self/fd/\(dirfd)/\(name)")
+        // An existing copy is used once held (so that no collection removes it from now on), still
+        // under its name, with the right bytes.
+        let held = Self.hold(dirfd, name)
+        if held >= 0 {
+            if (try? Self.hashOfFile(dirfd, name)) == hash {
+                stored.hold = held
+                return stored
+            }
+            close(held)
+        }
         let random = UInt64.random(in: 0...UInt64.max)
         let tmp = ".tmp-\(getpid())-\(counter.add(1, ordering: .relaxed).newValue)-\(String(random, radix: 16))"
         let fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
@@ -132,13 +144,87 @@ final class PrivateCopies: Sendable {
             unlinkat(dirfd, tmp, 0)
             throw Refusal(description: "cannot write private copy \(PluginHost.escaped(full)): \(why)")
         }
-        let written = try Self.hashOfFile(dirfd, name)
+        stored.hold = Self.hold(dirfd, name)
+        let written: String
+        do {
+            written = try Self.hashOfFile(dirfd, name)
+        } catch {
+            if stored.hold >= 0 { close(stored.hold) }
+            throw error
+        }
         guard written == hash else {
+            if stored.hold >= 0 { close(stored.hold) }
             throw Refusal(
                 description: "private copy \(PluginHost.escaped(full)) changed after it was written "
                     + "(hash \(written.prefix(16)), expected \(hash.prefix(16)))")
         }
         return stored
+    }
+
+    // MARK: - Collection
+
+    /// Opens `name` and takes a shared lock on it, then checks that the name still leads to the file
+    /// locked (a collection may have removed it meanwhile). The descriptor, or -1.
+    static func hold(_ dirfd: Int32, _ name: String) -> Int32 {
+        let fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return -1 }
+        var held = stat()
+        var named = stat()
+        while flock(fd, LOCK_SH) != 0 && errno == EINTR {}
+        guard fstat(fd, &held) == 0, fstatat(dirfd, name, &named, AT_SYMLINK_NOFOLLOW) == 0,
+            held.st_ino == named.st_ino, held.st_dev == named.st_dev
+        else {
+            close(fd)
+            return -1
+        }
+        return fd
+    }
+
+    /// Removes the stored copies (`*.so`) that no process holds (see ``Copy/hold``) and that are not
+    /// in `keep`, and temporary files left by a writer that died more than an hour ago; the quarantine
+    /// and probe-verdict records stay. A copy a process has mapped stays mapped (on Linux removing a
+    /// file does not unmap it); one a process is about to use is held first. Returns how many went.
+    @discardableResult
+    func collect(keeping keep: Set<String>) -> Int {
+        guard case .success(let dirfd) = directory else { return 0 }
+        let dupfd = dup(dirfd)
+        guard dupfd >= 0, let dir = fdopendir(dupfd) else {
+            if dupfd >= 0 { close(dupfd) }
+            return 0
+        }
+        defer { closedir(dir) }
+        // The duplicate shares the directory's read position with the descriptor kept: from the start.
+        rewinddir(dir)
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var removed = 0
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name.hasPrefix(".tmp-") {
+                var st = stat()
+                if fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & S_IFMT) == S_IFREG,
+                    st.st_uid == geteuid(), now.tv_sec - st.st_mtim.tv_sec > 3600
+                {
+                    if unlinkat(dirfd, name, 0) == 0 { removed += 1 }
+                }
+                continue
+            }
+            guard name.hasSuffix(".so"), !keep.contains(name) else { continue }
+            let fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            var held = stat()
+            var named = stat()
+            // Only a regular file of this user that nobody holds, and still the one under that name.
+            guard fstat(fd, &held) == 0, (held.st_mode & S_IFMT) == S_IFREG, held.st_uid == geteuid(),
+                flock(fd, LOCK_EX | LOCK_NB) == 0,
+                fstatat(dirfd, name, &named, AT_SYMLINK_NOFOLLOW) == 0, held.st_ino == named.st_ino
+            else { continue }
+            if unlinkat(dirfd, name, 0) == 0 { removed += 1 }
+        }
+        return removed
     }
 
     static let quarantineFile = "quarantine.tsv"
