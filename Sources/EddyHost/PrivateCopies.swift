@@ -139,12 +139,15 @@ final class PrivateCopies: Sendable {
         let error = errnoText()
         if ok && fsync(fd) != 0 { ok = false }
         close(fd)
+        // Held before it is renamed into place: a collection in another process never sees it unheld.
+        let heldNew = ok ? Self.hold(dirfd, tmp) : -1
         guard ok, renameat(dirfd, tmp, dirfd, name) == 0 else {
             let why = ok ? errnoText() : error
+            if heldNew >= 0 { close(heldNew) }
             unlinkat(dirfd, tmp, 0)
             throw Refusal(description: "cannot write private copy \(PluginHost.escaped(full)): \(why)")
         }
-        stored.hold = Self.hold(dirfd, name)
+        stored.hold = heldNew
         let written: String
         do {
             written = try Self.hashOfFile(dirfd, name)
