@@ -84,14 +84,10 @@ public struct ServerOptions: Sendable {
         return limit.rlim_cur > UInt64(Int32.max) ? Int(Int32.max) : Int(limit.rlim_cur)
     }
 
-    /// Reads a bearer token from a file that only its owner may read.
+    /// Reads a bearer token from a file that only its owner may read, and that this user (or root)
+    /// owns: a 0600 file another user planted under the name (in /tmp, say) holds a token they know.
     public static func readToken(_ path: String) throws -> String {
-        let text: String
-        do {
-            text = try readPrivateFile(path)
-        } catch let e as IOError {
-            throw ServerSetupError("--token-file \(escapedForDisplay(path)): \(e.message)")
-        }
+        let text = try ServerToken.readOwnedPrivateFile(path)
         let token = text.trimmingWhitespace
         guard token.count >= 16, token.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
             throw ServerSetupError("--token-file \(path): the token must be at least 16 printable ASCII characters")

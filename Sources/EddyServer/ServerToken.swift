@@ -94,6 +94,33 @@ public final class ServerToken: Sendable {
         }
     }
 
+    /// The text of a small regular file, opened without following a link, that the effective user
+    /// (or root) owns and no group or other user may read; checked on the descriptor read.
+    /// - Throws: ``ServerSetupError`` naming the file and the check that failed.
+    static func readOwnedPrivateFile(_ path: String) throws -> String {
+        let shown = "--token-file \(escapedForDisplay(path))"
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        guard fd >= 0 else { throw ServerSetupError("\(shown): \(systemMessage(errno))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size <= 4096 else {
+            throw ServerSetupError("\(shown): not a small regular file")
+        }
+        guard st.st_uid == geteuid() || st.st_uid == 0 else {
+            throw ServerSetupError(
+                "\(shown): owned by uid \(st.st_uid), not by uid \(geteuid()) that runs the server (or root); "
+                    + "another user may know its token")
+        }
+        guard st.st_mode & 0o077 == 0 else {
+            throw ServerSetupError(
+                "\(shown): readable by others (mode 0\(String(st.st_mode & 0o777, radix: 8))); chmod 600 it")
+        }
+        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n == bytes.count else { throw ServerSetupError("\(shown): cannot read it") }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     // MARK: - Making the file
 
     private struct Exists: Error {}

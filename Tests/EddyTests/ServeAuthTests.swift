@@ -178,6 +178,23 @@ import Testing
         #expect(try second.request("GET", "/plugins").0 == 200)
     }
 
+    /// A 0600 token file another user made under the name (in a shared directory, before the
+    /// server's first start) holds a token that user knows: refused, as is a link there.
+    @Test(.enabled(if: geteuid() == 0, "needs root to give a file to another user"))
+    func aTokenFileAnotherUserPlantedIsRefused() throws {
+        let shared = ScratchDirectory()
+        chmod(shared.path, 0o1777)
+        let planted = shared.write("token", "known-to-uid-65534-0123456789\n")
+        chmod(planted, 0o600)
+        chown(planted, 65534, 65534)
+        let r = try Eddy.run(["serve", "--port", "0", "--workers", "0", "--token-file", planted])
+        #expect(r.status == 2 && r.stderr.contains("owned by uid 65534, not by uid 0"), "\(r.stderr)")
+        let link = shared.path + "/link"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: planted)
+        let viaLink = try Eddy.run(["serve", "--port", "0", "--workers", "0", "--token-file", link])
+        #expect(viaLink.status == 2 && viaLink.stderr.contains("--token-file \(link): "), "\(viaLink.stderr)")
+    }
+
     /// A non-loopback address no longer needs --token-file: the server's own token guards it.
     @Test func aNonLoopbackAddressGetsTheDefaultToken() throws {
         let home = ScratchDirectory()
