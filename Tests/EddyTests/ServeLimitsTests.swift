@@ -9,13 +9,15 @@ import Testing
 final class ClientSocket {
     let fd: Int32
 
-    init(port: Int) throws {
+    /// - Parameter address: an IPv4 address of this machine (another than loopback makes the
+    ///   connection come from that address).
+    init(port: Int, address: String = "127.0.0.1") throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw EddyTestError("socket failed: \(String(cString: strerror(errno)))") }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_addr.s_addr = inet_addr(address)
         let connected = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -159,6 +161,48 @@ func cpuTicks(_ pid: Int32) -> Int {
         let (_, metrics) = try server.request("GET", "/metrics")
         let text = metrics["text"] as? String ?? ""
         #expect(text.contains("eddy_connections_refused_total 1"), "\(text)")
+    }
+
+    /// This machine's first IPv4 address that is not loopback, if any.
+    static let outsideAddress: String? = {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { return nil }
+        defer { freeifaddrs(list) }
+        var next = list
+        while let entry = next {
+            defer { next = entry.pointee.ifa_next }
+            guard let sa = entry.pointee.ifa_addr, sa.pointee.sa_family == sa_family_t(AF_INET) else { continue }
+            var host = [CChar](repeating: 0, count: 64)
+            guard
+                getnameinfo(sa, socklen_t(MemoryLayout<sockaddr_in>.size), &host, 64, nil, 0, NI_NUMERICHOST) == 0
+            else { continue }
+            let text = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if !text.hasPrefix("127.") { return text }
+        }
+        return nil
+    }()
+
+    @Test(.enabled(if: outsideAddress != nil, "needs an IPv4 address besides loopback"))
+    func aClientOffLoopbackHasACapOfItsOwn() throws {
+        let outside = try #require(Self.outsideAddress)
+        let server = try Server(
+            pluginDir: ScratchDirectory().path, dataDirs: [],
+            arguments: [
+                "--hostname", "0.0.0.0", "--allowed-host", outside, "--max-connections", "50",
+                "--max-connections-per-client", "3",
+            ])
+        #expect(server.logText.contains("max_connections_per_client=3"), "\(server.logText)")
+        // Ten from the outside address: it keeps three, the longest idle go.
+        let remote = try (0..<10).map { _ in try ClientSocket(port: server.port, address: outside) }
+        usleep(300_000)
+        let remoteOpen = remote.filter { !$0.closedByServer(within: 0.2) }.count
+        #expect(remoteOpen == 3, "\(remoteOpen) of 10 connections from \(outside) still open, 3 expected")
+        // Loopback is only under the total: ten more stay open.
+        let local = try (0..<10).map { _ in try ClientSocket(port: server.port) }
+        usleep(300_000)
+        #expect(local.filter { $0.closedByServer(within: 0.2) }.isEmpty)
+        let (status, health) = try server.request("GET", "/health")
+        #expect(status == 200 && health["connections"] as? Int == 14, "\(health)")
     }
 
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: prlimit), "needs prlimit"))

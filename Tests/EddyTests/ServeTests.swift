@@ -49,8 +49,11 @@ final class Server: @unchecked Sendable {
         try process.run()
         for _ in 0..<200 {
             let text = logText
-            if let r = text.range(of: "listening on 127.0.0.1:") {
-                let digits = text[r.upperBound...].prefix { $0.isNumber }
+            // "… listening on HOST:PORT" (127.0.0.1, or the --hostname given).
+            if let r = text.range(of: "and listening on "),
+                let colon = text[r.upperBound...].prefix(while: { $0 != "\n" }).lastIndex(of: ":")
+            {
+                let digits = text[text.index(after: colon)...].prefix { $0.isNumber }
                 port = Int(digits) ?? 0
                 // The server's own line (what it serves with: auth, connection caps) follows Hummingbird's.
                 if port > 0 && text.contains("eddy serve listening") {
