@@ -28,11 +28,19 @@ extension PluginHost {
     /// For an `.eddy` file that cannot be opened because an encoding's plugin is not loaded: the
     /// message naming the file and saying that plugin's build is quarantined, and why. Nil when no
     /// encoding it needs is missing for that reason (the caller's own error stands).
-    public func quarantineExplanation(forEddyFile path: String) -> String? {
-        guard
-            let file = try? EddyFile(
-                path: path, snapshot: session.kernels.snapshot, requireEncodings: false, verifyChecksums: false)
-        else { return nil }
+    /// - Parameter descriptor: the file, already open (`eddy serve` never opens a checked path again):
+    ///   its footer is read with `pread`, at most 4 MiB of it, and nothing is mapped.
+    public func quarantineExplanation(forEddyFile path: String, descriptor: Int32? = nil) -> String? {
+        let snapshot = session.kernels.snapshot
+        let opened: EddyFile?
+        if let descriptor {
+            opened = try? EddyFile(
+                descriptor: descriptor, path: path, snapshot: snapshot, requireEncodings: false,
+                verifyChecksums: false, maxFooterBytes: 4 << 20, mapped: false)
+        } else {
+            opened = try? EddyFile(path: path, snapshot: snapshot, requireEncodings: false, verifyChecksums: false)
+        }
+        guard let file = opened else { return nil }
         for e in file.missing {
             if let note = quarantineNote(for: e) { return "\(Self.escaped(path)): \(note)" }
         }

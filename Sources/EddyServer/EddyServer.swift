@@ -194,6 +194,7 @@ public final class EddyServer: Sendable {
     /// Builds the router: `POST /eval`, `GET /plugins`, `GET /kernels`, `GET /health`, `GET /metrics`.
     public func router() -> Router<EddyRequestContext> {
         let router = Router(context: EddyRequestContext.self)
+        router.add(middleware: ConnectionActivity(limit: connections))
         router.add(middleware: RequestGuard(options: options))
         router.get("health") { _, _ in
             self.json([
@@ -537,6 +538,7 @@ public final class EddyServer: Sendable {
         metrics.workerRestartsSeen(restarts)
         switch outcome {
         case .reply(let status, let body):
+            if let quarantined = quarantineReply(job, status: status) { return quarantined }
             if op == .kernels && status == 200 {
                 kernelsAnswer.store(ByteBuffer(bytes: body), for: Self.kernelsKey(generation, set))
             }

@@ -1,4 +1,7 @@
 @_spi(Host) import EddyHost
+@_spi(Host) import EddyIO
+import HTTPTypes
+import Hummingbird
 import Logging
 import Prometheus
 
@@ -42,5 +45,18 @@ extension EddyServer {
                 ])
         }
         pool?.retire(loading: Set(suspects.map(\.hash)))
+    }
+
+    /// A worker's refusal of an `.eddy` file whose encoding's plugin is not loaded because its build
+    /// is quarantined, said as such (the worker knows nothing of quarantines and asks for the plugin
+    /// to be added, though its file is in the directory); nil for any other answer. The footer is read
+    /// through the request's open descriptor.
+    func quarantineReply(_ job: EvalRequest.Job?, status: Int) -> Response? {
+        guard status >= 400, let job, job.inputFormat == "eddy", let fd = job.file?.descriptor,
+            !host.quarantined.isEmpty,
+            let note = host.quarantineExplanation(
+                forEddyFile: job.uploaded ? "the upload" : job.path, descriptor: fd)
+        else { return nil }
+        return json(["error": note], status: HTTPResponse.Status(code: status))
     }
 }

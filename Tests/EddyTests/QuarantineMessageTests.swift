@@ -84,4 +84,18 @@ import Testing
         let q = needed.first?["quarantined"] as? [String: Any]
         #expect(q?["cause"] as? String == Setup.cause && q?["since"] as? String == "2025-12-06T00:00:00Z", "\(needed)")
     }
+
+    @Test func eddyServeSaysTheFilesPluginBuildIsQuarantined() throws {
+        let s = try Setup()
+        let server = try Server(
+            pluginDir: s.plugins.path, arguments: ["--workers", "1"], environment: s.environment)
+        try server.waitForPlugin("delta.so") { $0?["status"] as? String == "quarantined" }
+        let (code, body) = try server.request("POST", "/eval", json: ["path": s.file, "select": "count(*)"])
+        let error = body["error"] as? String ?? ""
+        #expect(code >= 400 && code < 500, "\(body)")
+        #expect(
+            error.contains("needs encoding ext.delta, written by plugin delta 1.0.0")
+                && error.contains("quarantined since 2025-12-06T00:00:00Z: \(Setup.cause)")
+                && !error.contains("add that plugin"), "\(error)")
+    }
 }
