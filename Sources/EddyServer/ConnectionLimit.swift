@@ -1,4 +1,5 @@
 import Dispatch
+import Hummingbird
 import NIOCore
 import Synchronization
 
@@ -10,10 +11,16 @@ import Synchronization
 /// at once, so the server spun at 100% CPU while `/health` and `/eval` timed out. Now the cap sits
 /// below the descriptor limit (``ServerOptions/reservedDescriptors(workers:maxConcurrent:)`` are
 /// kept for workers, plugins and data files), so `accept` succeeds and the connection over the cap
-/// is dealt with at once: the longest-idle connection (no request unanswered, nothing left to
-/// write) makes room for it, as nginx drains idle keep-alive connections when it runs short; when
-/// every connection is busy the new one is closed. A client that is not on loopback also has a cap
-/// of its own (loopback is every local user at one address, so there only the total counts).
+/// is dealt with at once: the idle connection that has been quiet longest makes room for it, as
+/// nginx drains idle keep-alive connections when it runs short; when every connection is busy the
+/// new one is closed. A client that is not on loopback also has a cap of its own (loopback is every
+/// local user at one address, so there only the total counts).
+///
+/// Busy means a request is being handled (from the router's first middleware until it returns, see
+/// ``ConnectionActivity``) or an answer is still being written (``ConnectionTracker``). Bytes read do
+/// not make a connection busy — a client that goes on sending a body after its 401 would hold its
+/// connection for ever — they only make it recently active, so that a connection whose request is
+/// on its way to the router is the last idle one chosen.
 final class ConnectionLimit: Sendable {
     let maxTotal: Int
     let maxPerClient: Int
@@ -22,9 +29,13 @@ final class ConnectionLimit: Sendable {
         let channel: any Channel
         /// The remote address, for a client that is not on loopback.
         let client: String?
-        var busy = false
-        /// When the connection last finished an answer (or opened), in nanoseconds.
-        var idleSince: UInt64
+        /// Requests being handled on it (the router has them; more than one only if pipelined).
+        var requests = 0
+        /// Whether an answer is still being written.
+        var writing = false
+        /// When it last read or finished writing (or opened), in nanoseconds.
+        var lastActive: UInt64
+        var busy: Bool { requests > 0 || writing }
     }
 
     private struct State {
@@ -74,7 +85,7 @@ final class ConnectionLimit: Sendable {
                 reclaim = Self.remove(victim, from: &s)
             }
             if reclaim != nil { s.reclaimed += 1 }
-            s.entries[id] = Entry(channel: channel, client: client, idleSince: DispatchTime.now().uptimeNanoseconds)
+            s.entries[id] = Entry(channel: channel, client: client, lastActive: DispatchTime.now().uptimeNanoseconds)
             if let client { s.perClient[client, default: 0] += 1 }
             return .admitted(reclaiming: reclaim)
         }
@@ -86,22 +97,35 @@ final class ConnectionLimit: Sendable {
         state.withLock { s in _ = Self.remove(id, from: &s) }
     }
 
-    /// Marks a connection busy (a request unanswered or an answer still being written) or idle.
-    func setBusy(_ channel: any Channel, _ busy: Bool) {
+    /// A request on this connection reached the router (`+1`) or was answered (`-1`).
+    func handling(_ channel: any Channel, _ delta: Int) {
+        update(channel) { $0.requests += delta }
+    }
+
+    /// Whether an answer is being written on this connection.
+    func writing(_ channel: any Channel, _ writing: Bool) {
+        update(channel) { $0.writing = writing }
+    }
+
+    /// Bytes arrived on this connection.
+    func read(_ channel: any Channel) { update(channel) { _ in } }
+
+    private func update(_ channel: any Channel, _ change: (inout Entry) -> Void) {
         let id = ObjectIdentifier(channel)
-        let t = busy ? 0 : DispatchTime.now().uptimeNanoseconds
+        let t = DispatchTime.now().uptimeNanoseconds
         state.withLock { s in
-            guard s.entries[id] != nil else { return }
-            s.entries[id]?.busy = busy
-            if !busy { s.entries[id]?.idleSince = t }
+            guard var e = s.entries[id] else { return }
+            change(&e)
+            e.lastActive = t
+            s.entries[id] = e
         }
     }
 
     private static func longestIdle(_ entries: [ObjectIdentifier: Entry], client: String?) -> ObjectIdentifier? {
         var best: (ObjectIdentifier, UInt64)?
         for (id, e) in entries where !e.busy && (client == nil || e.client == client) {
-            if let b = best, b.1 <= e.idleSince { continue }
-            best = (id, e.idleSince)
+            if let b = best, b.1 <= e.lastActive { continue }
+            best = (id, e.lastActive)
         }
         return best?.0
     }
@@ -123,20 +147,18 @@ final class ConnectionLimit: Sendable {
     }
 }
 
-/// Counts its connection in and out of a ``ConnectionLimit`` and tells it when the connection is
-/// busy: from a message read (a request head, after the HTTP decoder) until the answer's writes have
-/// all completed. Messages pass through untouched (never unwrapped), so the handler needs none of
-/// the HTTP part types.
+/// Counts its connection in and out of a ``ConnectionLimit``, says when an answer is being written
+/// (from a write until every write handed on has completed) and when bytes arrive (at most every
+/// 10 ms). Messages pass through untouched, never unwrapped, so the handler needs none of the HTTP
+/// part types.
 final class ConnectionTracker: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
     typealias OutboundIn = NIOAny
 
     let limit: ConnectionLimit
-    /// A request arrived and nothing has been written since.
-    private var unanswered = false
     /// Writes handed on whose promise has not completed.
     private var pendingWrites = 0
-    private var busy = false
+    private var lastRead: UInt64 = 0
 
     init(_ limit: ConnectionLimit) { self.limit = limit }
 
@@ -156,30 +178,41 @@ final class ConnectionTracker: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        unanswered = true
-        update(context)
+        let t = DispatchTime.now().uptimeNanoseconds
+        if t &- lastRead > 10_000_000 {
+            lastRead = t
+            limit.read(context.channel)
+        }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        unanswered = false
         pendingWrites += 1
-        update(context)
+        if pendingWrites == 1 { limit.writing(context.channel, true) }
         let done = promise ?? context.eventLoop.makePromise()
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         done.futureResult.whenComplete { _ in
             let (handler, context) = loopBound.value
             handler.pendingWrites -= 1
-            handler.update(context)
+            if handler.pendingWrites == 0 { handler.limit.writing(context.channel, false) }
         }
         context.write(data, promise: done)
     }
+}
 
-    private func update(_ context: ChannelHandlerContext) {
-        let now = unanswered || pendingWrites > 0
-        guard now != busy else { return }
-        busy = now
-        limit.setBusy(context.channel, now)
+/// Marks a connection busy while the router handles a request on it: from here, the first
+/// middleware, until the response is returned (its writing is ``ConnectionTracker``'s to see).
+struct ConnectionActivity: RouterMiddleware {
+    typealias Context = EddyRequestContext
+    let limit: ConnectionLimit
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        let channel = context.channel
+        limit.handling(channel, 1)
+        defer { limit.handling(channel, -1) }
+        return try await next(request, context)
     }
 }
 

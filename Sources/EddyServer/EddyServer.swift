@@ -194,6 +194,7 @@ public final class EddyServer: Sendable {
     /// Builds the router: `POST /eval`, `GET /plugins`, `GET /kernels`, `GET /health`, `GET /metrics`.
     public func router() -> Router<EddyRequestContext> {
         let router = Router(context: EddyRequestContext.self)
+        router.add(middleware: ConnectionActivity(limit: connections))
         router.add(middleware: RequestGuard(options: options))
         router.get("health") { _, _ in
             self.json([

@@ -163,6 +163,23 @@ func cpuTicks(_ pid: Int32) -> Int {
         #expect(text.contains("eddy_connections_refused_total 1"), "\(text)")
     }
 
+    /// Bytes that keep coming after a connection's answer (the rest of a body the server refused
+    /// with 401) do not make the connection busy: it is still the one closed for a new client.
+    @Test func aClientThatGoesOnSendingAfterItsAnswerHoldsNoSlot() throws {
+        let server = try Server(
+            pluginDir: ScratchDirectory().path, dataDirs: [], arguments: ["--max-connections", "1"])
+        let junk = try ClientSocket(port: server.port)
+        junk.send(
+            "POST /eval HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\nContent-Length: 1000000\r\n\r\na\n")
+        let refused = junk.reply(timeout: 10)
+        #expect(refused.status == 401, "\(refused)")
+        junk.send(String(repeating: "1\n", count: 1000))
+        usleep(100_000)
+        let (status, health) = try server.request("GET", "/health")
+        #expect(status == 200, "\(health)")
+        #expect(junk.closedByServer(within: 5))
+    }
+
     /// This machine's first IPv4 address that is not loopback, if any.
     static let outsideAddress: String? = {
         var list: UnsafeMutablePointer<ifaddrs>?
