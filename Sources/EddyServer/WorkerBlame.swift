@@ -11,15 +11,15 @@ import Prometheus
 /// ``WorkerPool/suspects(_:)``): the builds charged are quarantined, the workers that loaded them are
 /// retired, and an innocent request runs again on a worker without them.
 extension EddyServer {
-    /// Starts the pool's watch over idle workers: one that keeps a core busy without a request is
-    /// replaced, and the builds whose code ran in it are charged with it.
+    /// Starts the pool's watch over idle workers: one that keeps a core busy without a request, or dies
+    /// without one, is replaced, and the builds whose code ran in it are charged with it.
     func superviseWorkers() {
         pool?.watch { [self] cause, suspects in
             guard !suspects.isEmpty else {
-                logger.error("idle worker replaced", metadata: ["cause": "it \(cause)"])
+                logger.error("idle worker replaced", metadata: ["cause": "\(cause)"])
                 return
             }
-            chargeTainted(suspects, cause: "an idle worker \(cause)", in: host.plugins)
+            chargeTainted(suspects, cause: cause, in: host.plugins)
         }
     }
 

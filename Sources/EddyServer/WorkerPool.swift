@@ -53,9 +53,11 @@ final class WorkerPool: Sendable {
     /// Content hashes of quarantined builds: a worker that loaded one is not used again.
     private let condemned = Mutex<Set<String>>([])
     let restarts = Atomic<Int>(0)
-    /// The CPU watch and orphan sweep (see ``watch(idleCPU:)``) runs while this is false.
+    /// The CPU watch and orphan sweep (see ``watch(charge:)``) runs while this is false.
     private let stopping = Atomic<Bool>(false)
     private let watching = Atomic<Bool>(false)
+    /// Who is told when an idle worker is charged to plugin builds (see ``watch(charge:)``).
+    private let charge = Mutex<(@Sendable (_ cause: String, _ suspects: [WorkerRequest.Plugin]) -> Void)?>(nil)
     /// Whether this process adopts what a worker's plugin left behind (PR_SET_CHILD_SUBREAPER).
     let subreaper: Bool
 
@@ -157,19 +159,7 @@ final class WorkerPool: Sendable {
     /// An idle worker that is still alive. Idle workers that died (killed from outside) are reaped and
     /// replaced first, all of them, so that none lingers as a zombie.
     private func takeIdle() -> Worker? {
-        let dead = idle.withLock { workers -> [Worker] in
-            var gone: [Worker] = []
-            workers.removeAll { w in
-                guard eddy_has_exited(w.pid) == 1 else { return false }
-                gone.append(w)
-                return true
-            }
-            return gone
-        }
-        for w in dead {
-            _ = killAndReap(w)
-            _ = replace(w, outcome: .cancelled)
-        }
+        reapDeadIdle()
         return idle.withLock { workers in
             guard let w = workers.popLast() else { return nil }
             busy.withLock { _ = $0.insert(w.pid) }
@@ -362,10 +352,12 @@ final class WorkerPool: Sendable {
 
     /// Starts a thread that, once a second, measures the CPU time of each idle worker (utime + stime
     /// in /proc/PID/stat, every thread of it) over its idle spell, replaces one that keeps a core
-    /// busy while it has no request — calling `idleCPU` with what it used and the builds charged with
-    /// it (see ``suspects(_:)``) — and ends processes plugins left behind (see `sweepOrphans`).
-    func watch(idleCPU: @escaping @Sendable (_ cause: String, _ suspects: [WorkerRequest.Plugin]) -> Void) {
+    /// busy while it has no request, or that died while it had none — calling `charge` with what
+    /// happened and the builds charged with it (see ``suspects(_:)``) — and ends processes plugins left
+    /// behind (see `sweepOrphans`).
+    func watch(charge: @escaping @Sendable (_ cause: String, _ suspects: [WorkerRequest.Plugin]) -> Void) {
         guard !watching.exchange(true, ordering: .relaxed) else { return }
+        self.charge.withLock { $0 = charge }
         let ticksPerSecond = Double(max(1, sysconf(Int32(_SC_CLK_TCK))))
         Thread.detachNewThread { [self] in
             // pid -> (answered requests, CPU ticks, time) at the start of the current window.
@@ -373,6 +365,7 @@ final class WorkerPool: Sendable {
             while !stopping.load(ordering: .relaxed) {
                 usleep(1_000_000)
                 if stopping.load(ordering: .relaxed) { break }
+                reapDeadIdle()
                 let workers = idle.withLock { $0 }
                 var seen: [pid_t: (served: Int, ticks: Int, time: Double)] = [:]
                 for w in workers {
@@ -396,12 +389,35 @@ final class WorkerPool: Sendable {
                     _ = killAndReap(busyOne)
                     _ = replace(busyOne, outcome: .cancelled)
                     seen[w.pid] = nil
-                    idleCPU(
-                        "kept \(Int((100 * used / elapsed).rounded()))% of a core busy for \(Int(elapsed.rounded())) s "
-                            + "while it had no request (a thread left running?)", suspects)
+                    charge(
+                        "an idle worker kept \(Int((100 * used / elapsed).rounded()))% of a core busy for "
+                            + "\(Int(elapsed.rounded())) s while it had no request (a thread left running?)", suspects)
                 }
                 windows = seen
                 _ = sweepOrphans()
+            }
+        }
+    }
+
+    /// Reaps and replaces the idle workers that died (a thread a plugin left crashed while the worker
+    /// had no request, or something killed it from outside); a crash is charged to the builds whose
+    /// code ran in the worker (see ``suspects(_:)``), through the watch's `charge`.
+    private func reapDeadIdle() {
+        let dead = idle.withLock { workers -> [Worker] in
+            var gone: [Worker] = []
+            workers.removeAll { w in
+                guard eddy_has_exited(w.pid) == 1 else { return false }
+                gone.append(w)
+                return true
+            }
+            return gone
+        }
+        for w in dead {
+            let cause = Self.describe(killAndReap(w))
+            let suspects = Self.isCrash(cause) ? suspects(w) : []
+            _ = replace(w, outcome: .cancelled)
+            if !suspects.isEmpty, let charge = charge.withLock({ $0 }) {
+                charge("an idle worker \(cause) outside plugin code", suspects)
             }
         }
     }

@@ -94,6 +94,24 @@ import Testing
         #expect(!(next["fingerprint"] as? String ?? "").contains("lingering-kernel"), "\(next)")
     }
 
+    @Test func aThreadThatCrashesItsIdleWorkerIsChargedToItsPlugin() throws {
+        let s = try Setup()
+        try s.trigger(105)
+        // Nobody asks anything: the watch finds the dead idle worker within a second or so.
+        var q: [[String: Any]] = []
+        for _ in 0..<100 where q.isEmpty {
+            usleep(100_000)
+            q = try s.quarantined()
+        }
+        #expect(q.count == 1 && q.first?["plugin"] as? String == "lingering-kernel@1.0.0", "\(q)")
+        let cause = q.first?["cause"] as? String ?? ""
+        #expect(
+            cause.contains("an idle worker crashed with signal 11 (SIGSEGV) outside plugin code")
+                && cause.contains("this plugin"), "\(cause)")
+        let (code, body) = try s.server.eval(s.small, where: "fare > 50", select: "count(*)")
+        #expect(code == 200 && (body["result"] as? [[String: Any]])?.first?["count(*)"] as? Int == 250, "\(body)")
+    }
+
     @Test func anIdleWorkerThatKeepsACoreBusyIsReplacedAndItsPluginQuarantined() throws {
         let s = try Setup()
         try s.trigger(102)

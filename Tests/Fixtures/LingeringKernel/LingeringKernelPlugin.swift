@@ -11,7 +11,8 @@ import Synchronization
 ///   busy again — with the next request, whoever sent it;
 /// - 102: a thread that spins for ever;
 /// - 103: a child process (`sleep`) in the worker's process group;
-/// - 104: a child process in a session of its own (out of the worker's process group).
+/// - 104: a child process in a session of its own (out of the worker's process group);
+/// - 105: a thread that crashes a third of a second later (its worker idle by then).
 /// Children write their process ids into the directory `$EDDY_FIXTURE_PIDS` (one empty file each).
 /// Built without the SDK package (`swiftc -emit-library`, see DESIGN.md §7).
 enum LingeringKernelPlugin: EddyPlugin {
@@ -27,14 +28,15 @@ enum LingeringKernelPlugin: EddyPlugin {
                 default: nil
                 }
             // Once per process and literal, however many batches call the kernel.
-            if let literal, (101...104).contains(literal),
+            if let literal, (101...105).contains(literal),
                 started.bitwiseOr(1 << (literal - 101), ordering: .relaxed).oldValue & 1 << (literal - 101) == 0
             {
                 switch literal {
                 case 101: startThread(crashWhenBusy)
                 case 102: startThread(spin)
                 case 103: spawnSleeper(newSession: false)
-                default: spawnSleeper(newSession: true)
+                case 104: spawnSleeper(newSession: true)
+                default: startThread(crashSoon)
                 }
             }
             return nil
@@ -68,6 +70,12 @@ func crashWhenBusy(_: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
         ticks += 1
         if ticks % 50 == 0 { base = now }
     }
+}
+
+func crashSoon(_: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    usleep(300_000)
+    UnsafeMutablePointer<Int>(bitPattern: 8).map { $0.pointee = 42 }
+    return nil
 }
 
 func spin(_: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
