@@ -168,7 +168,7 @@ public final class ServerToken: Sendable {
 
     /// `$XDG_RUNTIME_DIR/eddy` when the runtime directory is set, absolute and the user's own;
     /// else `$HOME/.eddy`, with the effective user's home from the password database when `HOME`
-    /// is unset or relative.
+    /// is unset, relative or another user's.
     static func privateDirectoryPath(environment: (String) -> String?) throws -> String {
         if let runtime = environment("XDG_RUNTIME_DIR"), runtime.hasPrefix("/") {
             var st = stat()
@@ -176,8 +176,13 @@ public final class ServerToken: Sendable {
                 return (runtime.hasSuffix("/") ? runtime : runtime + "/") + "eddy"
             }
         }
+        // A HOME that is not this user's (sudo keeps the caller's) is not where this user's
+        // private files go: the password database's home of the effective user is.
         var home = environment("HOME") ?? ""
-        if !home.hasPrefix("/"), let entry = getpwuid(geteuid()), let dir = entry.pointee.pw_dir {
+        var st = stat()
+        if !home.hasPrefix("/") || stat(home, &st) != 0 || st.st_uid != geteuid(),
+            let entry = getpwuid(geteuid()), let dir = entry.pointee.pw_dir
+        {
             home = String(cString: dir)
         }
         guard home.hasPrefix("/") else {

@@ -131,6 +131,18 @@ import Testing
         #expect(try server.request("GET", "/plugins").0 == 200)
     }
 
+    /// Under sudo, HOME is often the caller's: the token goes to the effective user's own home.
+    @Test(.enabled(if: geteuid() == 0, "needs root to give a directory to another user"))
+    func aHomeOfAnotherUserIsNotUsed() throws {
+        let home = ScratchDirectory()
+        chown(home.path, 65534, 65534)
+        let server = try Server(
+            pluginDir: ScratchDirectory().path, dataDirs: [], environment: ["XDG_RUNTIME_DIR": "", "HOME": home.path])
+        let home0 = String(cString: getpwuid(0).pointee.pw_dir)
+        #expect(server.tokenFile?.hasPrefix(home0 + "/.eddy/") == true, "\(server.tokenFile ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: home.path + "/.eddy"))
+    }
+
     /// A private directory that is not private is refused, naming it and what is wrong; nothing is
     /// written through a link.
     @Test(arguments: ["symlink", "open mode", "other owner"])
