@@ -351,7 +351,7 @@ final class WorkerPool: Sendable {
     static let cpuWindow = 2.0
 
     /// Starts a thread that, once a second, measures the CPU time of each idle worker (utime + stime
-    /// in /proc/PID/stat, every thread of it) over its idle spell, replaces one that keeps a core
+    /// in /proc/PID/stat, every thread of it and of the processes it started) over its idle spell, replaces one that keeps a core
     /// busy while it has no request, or that died while it had none — calling `charge` with what
     /// happened and the builds charged with it (see ``suspects(_:)``) — and ends processes plugins left
     /// behind (see `sweepOrphans`).
@@ -368,11 +368,12 @@ final class WorkerPool: Sendable {
                 reapDeadIdle()
                 let workers = idle.withLock { $0 }
                 var seen: [pid_t: (served: Int, ticks: Int, time: Double)] = [:]
+                let trees = Self.treeTicks(of: Set(workers.map(\.pid)))
                 for w in workers {
-                    guard let stat = Self.processStat(w.pid) else { continue }
+                    guard let ticks = trees[w.pid] else { continue }
                     let t = now()
                     guard let start = windows[w.pid], start.served == w.served else {
-                        seen[w.pid] = (w.served, stat.cpuTicks, t)
+                        seen[w.pid] = (w.served, ticks, t)
                         continue
                     }
                     let elapsed = t - start.time
@@ -380,8 +381,8 @@ final class WorkerPool: Sendable {
                         seen[w.pid] = start
                         continue
                     }
-                    let used = Double(stat.cpuTicks - start.ticks) / ticksPerSecond
-                    seen[w.pid] = (w.served, stat.cpuTicks, t)
+                    let used = Double(ticks - start.ticks) / ticksPerSecond
+                    seen[w.pid] = (w.served, ticks, t)
                     guard used > Self.idleCPUShare * elapsed, let busyOne = takeIdle(w.pid, served: w.served) else {
                         continue
                     }
@@ -430,6 +431,37 @@ final class WorkerPool: Sendable {
             busy.withLock { _ = $0.insert(w.pid) }
             return w
         }
+    }
+
+    /// The CPU ticks (utime + stime, every thread) of each of `roots` and all its live descendants —
+    /// a process a kernel started counts for its worker, in the worker's group or out of it.
+    static func treeTicks(of roots: Set<pid_t>) -> [pid_t: Int] {
+        guard !roots.isEmpty, let dir = opendir("/proc") else { return [:] }
+        defer { closedir(dir) }
+        var parent: [pid_t: pid_t] = [:]
+        var ticks: [pid_t: Int] = [:]
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let pid = pid_t(name), let stat = processStat(pid) else { continue }
+            parent[pid] = stat.parent
+            ticks[pid] = stat.cpuTicks
+        }
+        var total: [pid_t: Int] = [:]
+        for (pid, own) in ticks {
+            // Up the parent chain to a root, if any (bounded: a chain cannot be longer than the table).
+            var at = pid
+            for _ in 0...parent.count {
+                if roots.contains(at) {
+                    total[at, default: 0] &+= own
+                    break
+                }
+                guard let up = parent[at], up > 1, up != at else { break }
+                at = up
+            }
+        }
+        return total
     }
 
     /// The fields of /proc/PID/stat used here.

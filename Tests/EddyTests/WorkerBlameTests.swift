@@ -131,6 +131,30 @@ import Testing
         #expect(code == 200, "\(body)")
     }
 
+    @Test func aSpinningProcessAKernelStartedIsChargedToItsPluginAndEnded() throws {
+        let s = try Setup()
+        try s.trigger(106)
+        var q: [[String: Any]] = []
+        for _ in 0..<150 where q.isEmpty {
+            usleep(100_000)
+            q = try s.quarantined()
+        }
+        #expect(q.count == 1 && q.first?["plugin"] as? String == "lingering-kernel@1.0.0", "\(q)")
+        #expect((q.first?["cause"] as? String)?.contains("of a core busy") == true, "\(q)")
+        // The spinning process (in a session of its own) went with its worker.
+        let children = ((try? FileManager.default.contentsOfDirectory(atPath: s.pids.path)) ?? []).compactMap {
+            pid_t($0)
+        }
+        #expect(children.count == 1, "\(children)")
+        var left = children.filter(Self.isRunning)
+        for _ in 0..<50 where !left.isEmpty {
+            usleep(100_000)
+            left = children.filter(Self.isRunning)
+        }
+        #expect(left.isEmpty, "\(left) still runs")
+        for pid in left { kill(pid, SIGKILL) }
+    }
+
     @Test func aGracefulStopEndsWhatKernelsStartedInsideAndOutsideTheirWorkersGroup() throws {
         let s = try Setup(workers: 2)
         try s.trigger(103)  // a child in the worker's process group

@@ -12,7 +12,8 @@ import Synchronization
 /// - 102: a thread that spins for ever;
 /// - 103: a child process (`sleep`) in the worker's process group;
 /// - 104: a child process in a session of its own (out of the worker's process group);
-/// - 105: a thread that crashes a third of a second later (its worker idle by then).
+/// - 105: a thread that crashes a third of a second later (its worker idle by then);
+/// - 106: a child process that spins, in a session of its own.
 /// Children write their process ids into the directory `$EDDY_FIXTURE_PIDS` (one empty file each).
 /// Built without the SDK package (`swiftc -emit-library`, see DESIGN.md §7).
 enum LingeringKernelPlugin: EddyPlugin {
@@ -28,7 +29,7 @@ enum LingeringKernelPlugin: EddyPlugin {
                 default: nil
                 }
             // Once per process and literal, however many batches call the kernel.
-            if let literal, (101...105).contains(literal),
+            if let literal, (101...106).contains(literal),
                 started.bitwiseOr(1 << (literal - 101), ordering: .relaxed).oldValue & 1 << (literal - 101) == 0
             {
                 switch literal {
@@ -36,7 +37,8 @@ enum LingeringKernelPlugin: EddyPlugin {
                 case 102: startThread(spin)
                 case 103: spawnSleeper(newSession: false)
                 case 104: spawnSleeper(newSession: true)
-                default: startThread(crashSoon)
+                case 105: startThread(crashSoon)
+                default: spawnSleeper(newSession: true, spinning: true)
                 }
             }
             return nil
@@ -82,13 +84,15 @@ func spin(_: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     while true { _ = getpid() }
 }
 
-func spawnSleeper(newSession: Bool) {
+func spawnSleeper(newSession: Bool, spinning: Bool = false) {
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     if newSession { posix_spawnattr_setflags(&attributes, 0x80) }  // POSIX_SPAWN_SETSID (glibc), not imported
     var pid: pid_t = 0
-    var args: [UnsafeMutablePointer<CChar>?] = [strdup("sleep"), strdup("1000"), nil]
-    _ = posix_spawn(&pid, "/bin/sleep", nil, &attributes, &args, environ)
+    var args: [UnsafeMutablePointer<CChar>?] =
+        spinning
+        ? [strdup("sh"), strdup("-c"), strdup("while :; do :; done"), nil] : [strdup("sleep"), strdup("1000"), nil]
+    _ = posix_spawn(&pid, spinning ? "/bin/sh" : "/bin/sleep", nil, &attributes, &args, environ)
     if let dir = getenv("EDDY_FIXTURE_PIDS") {
         let fd = open(String(cString: dir) + "/\(pid)", O_CREAT | O_WRONLY, 0o644)
         if fd >= 0 { close(fd) }
