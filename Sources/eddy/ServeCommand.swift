@@ -15,17 +15,19 @@ struct ServeCommand: AsyncParsableCommand {
         abstract:
             "Run a long-lived host: HTTP API on loopback, plugin directory watched for hot add, replace and remove.",
         discussion: """
-            Endpoints: POST /eval, GET /plugins, GET /kernels, GET /health, GET /metrics (Prometheus text).
-            POST /eval takes a JSON body {"path": "...", "where": "...", "select": "...", "format": "json",
-            "trace": true}, or an uploaded CSV / JSON Lines body with the options in the query string.
-            A path is read only when it lies inside a --data-dir (links resolved); without one, only
-            uploads are evaluated. Requests must name a loopback Host (or --hostname) and come from no
+            Endpoints: POST /eval, GET /plugins, GET /kernels, GET /health, GET /metrics (Prometheus text). \
+            POST /eval takes a JSON body {"path": "...", "where": "...", "select": "...", "format": "json", \
+            "trace": true}, or an uploaded CSV / JSON Lines body with the options in the query string. \
+            A path is read only when it lies inside a --data-dir (links resolved); without one, only \
+            uploads are evaluated. Requests must name a loopback Host (or --hostname) and come from no \
             foreign Origin.
-            Every request but GET /health needs 'Authorization: Bearer TOKEN'. Without --token-file the
-            server makes a fresh token at each start in a private file of the user it runs as,
-            $XDG_RUNTIME_DIR/eddy/serve-PID.token (else ~/.eddy/serve-PID.token), names that file in
-            its log and removes it when it stops; --no-token turns this off (loopback only: then any
+
+            Every request but GET /health needs 'Authorization: Bearer TOKEN'. Without --token-file the \
+            server makes a fresh token at each start in a private file of the user it runs as, \
+            $XDG_RUNTIME_DIR/eddy/serve-PID.token (else ~/.eddy/serve-PID.token), names that file in \
+            its log and removes it when it stops. --no-token turns this off (loopback only: then any \
             local user can call the server and read what it can read under --data-dir).
+
             SIGTERM or SIGINT stop the server after in-flight requests finish.
             """
     )
