@@ -1,4 +1,5 @@
 import CEddyHost
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -10,6 +11,16 @@ public enum ChildProcess {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
     }
+
+    /// The children ``spawn`` started and nobody has reaped yet: any other child of this process is
+    /// one a plugin left behind and this process adopted as the subreaper (see the server's sweep).
+    private static let children = Mutex<Set<pid_t>>([])
+
+    /// Whether `pid` is a child ``spawn`` started (and not yet marked reaped).
+    public static func isOwn(_ pid: pid_t) -> Bool { children.withLock { $0.contains(pid) } }
+
+    /// Marks `pid` reaped (its id may be reused from now on).
+    public static func reaped(_ pid: pid_t) { _ = children.withLock { $0.remove(pid) } }
 
     /// Spawns `executable` with `arguments` (argv[0] is added). `descriptors` maps each of this
     /// process's descriptors to the number the child sees (3, 4 …); standard input and output are
@@ -60,7 +71,12 @@ public enum ChildProcess {
         env.append(nil)
         defer { for p in env { free(p) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, &attributes, cArgs, env)
+        // Recorded under the lock it is started under: a sweep never sees it unrecorded.
+        let spawned = children.withLock { set in
+            let r = posix_spawn(&pid, executable, &actions, &attributes, cArgs, env)
+            if r == 0 { set.insert(pid) }
+            return r
+        }
         guard spawned == 0 else {
             throw Failure(description: "cannot start \(executable): \(String(cString: strerror(spawned)))")
         }

@@ -117,10 +117,12 @@ public struct PluginProbe: Sendable {
             kill(-pid, SIGKILL)
             kill(pid, SIGKILL)
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            ChildProcess.reaped(pid)
             return .failed(
                 "hung while loading or registering: no result within \(Self.seconds(timeout)) s "
                     + "(--probe-timeout); the probe process was killed")
         }
+        ChildProcess.reaped(pid)
         let signal = status & 0x7f
         let text = String(decoding: record, as: UTF8.self)
         let line =

@@ -297,6 +297,7 @@ final class WorkerPool: Sendable {
         busy.withLock { _ = $0.remove(w.pid) }
         var status: Int32 = 0
         while waitpid(w.pid, &status, 0) < 0 && errno == EINTR {}
+        ChildProcess.reaped(w.pid)
         return status
     }
 
@@ -494,24 +495,24 @@ final class WorkerPool: Sendable {
 
     /// Ends and reaps the children of this process that a plugin left behind: as the subreaper it
     /// inherits the processes of a worker's group when the worker is reaped, and those a plugin started
-    /// in a session of their own when their parent ends. Its own workers (each the leader of its group,
-    /// in this session) and the helpers it starts in its own group (the probe) are left alone.
+    /// in a session of their own when their parent ends — whatever process group they moved to. The
+    /// children it started itself (workers, probes: see `ChildProcess.isOwn`) are left alone.
     /// Returns how many it ended.
     @discardableResult
     func sweepOrphans() -> Int {
         guard subreaper, let dir = opendir("/proc") else { return 0 }
         defer { closedir(dir) }
-        let me = getpid(), group = getpgrp(), session = getsid(0)
+        let me = getpid()
         var ended = 0
         while let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
+            // Workers and probes (started by ChildProcess) end through their own paths; anything else
+            // whose parent this process is was adopted: a plugin started it, whatever group it joined.
             guard let pid = pid_t(name), pid != me, let stat = Self.processStat(pid), stat.parent == me,
-                stat.group != group
+                !ChildProcess.isOwn(pid)
             else { continue }
-            // A worker (its group's leader, in this session) ends through the pool's own paths.
-            if stat.group == pid && stat.session == session { continue }
             kill(stat.group == pid ? -pid : pid, SIGKILL)
             var status: Int32 = 0
             for _ in 0..<200 where waitpid(pid, &status, WNOHANG) == 0 { usleep(5_000) }

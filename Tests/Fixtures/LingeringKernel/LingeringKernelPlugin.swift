@@ -13,7 +13,8 @@ import Synchronization
 /// - 103: a child process (`sleep`) in the worker's process group;
 /// - 104: a child process in a session of its own (out of the worker's process group);
 /// - 105: a thread that crashes a third of a second later (its worker idle by then);
-/// - 106: a child process that spins, in a session of its own.
+/// - 106: a child process that spins, in a session of its own;
+/// - 107: a child process (`sleep`) moved into its supervisor's process group.
 /// Children write their process ids into the directory `$EDDY_FIXTURE_PIDS` (one empty file each).
 /// Built without the SDK package (`swiftc -emit-library`, see DESIGN.md §7).
 enum LingeringKernelPlugin: EddyPlugin {
@@ -29,7 +30,7 @@ enum LingeringKernelPlugin: EddyPlugin {
                 default: nil
                 }
             // Once per process and literal, however many batches call the kernel.
-            if let literal, (101...106).contains(literal),
+            if let literal, (101...107).contains(literal),
                 started.bitwiseOr(1 << (literal - 101), ordering: .relaxed).oldValue & 1 << (literal - 101) == 0
             {
                 switch literal {
@@ -38,7 +39,8 @@ enum LingeringKernelPlugin: EddyPlugin {
                 case 103: spawnSleeper(newSession: false)
                 case 104: spawnSleeper(newSession: true)
                 case 105: startThread(crashSoon)
-                default: spawnSleeper(newSession: true, spinning: true)
+                case 106: spawnSleeper(newSession: true, spinning: true)
+                default: spawnSleeper(newSession: false, group: getpgid(getppid()))
                 }
             }
             return nil
@@ -84,10 +86,14 @@ func spin(_: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     while true { _ = getpid() }
 }
 
-func spawnSleeper(newSession: Bool, spinning: Bool = false) {
+func spawnSleeper(newSession: Bool, spinning: Bool = false, group: pid_t? = nil) {
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
-    if newSession { posix_spawnattr_setflags(&attributes, 0x80) }  // POSIX_SPAWN_SETSID (glibc), not imported
+    if newSession { posix_spawnattr_setflags(&attributes, 0x80) }
+    if let group {
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, group)
+    }  // POSIX_SPAWN_SETSID (glibc), not imported
     var pid: pid_t = 0
     var args: [UnsafeMutablePointer<CChar>?] =
         spinning
