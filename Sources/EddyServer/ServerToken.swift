@@ -47,6 +47,7 @@ public final class ServerToken: Sendable {
     {
         let directory = try privateDirectoryPath(environment: environment)
         let fd = try openPrivateDirectory(directory)
+        removeStale(in: fd)
         let name = "serve-\(getpid()).token"
         // The directory is this user's alone: a file of this name is a server with this pid that
         // did not stop gracefully, and that process is gone (the pid is ours now).
@@ -165,6 +166,29 @@ public final class ServerToken: Sendable {
     }
 
     // MARK: - The private directory
+
+    /// Removes the token files of servers that are gone without a graceful stop (killed, crashed):
+    /// `serve-PID.token` whose process no longer exists. A live process keeps its file, even if its
+    /// pid was reused (it is this user's private directory: a stale file there harms no one).
+    static func removeStale(in directory: Int32) {
+        let copy = dup(directory)
+        guard copy >= 0, let listing = fdopendir(copy) else {
+            if copy >= 0 { close(copy) }
+            return
+        }
+        defer { closedir(listing) }
+        var stale: [String] = []
+        while let entry = readdir(listing) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard name.hasPrefix("serve-"), name.hasSuffix(".token"),
+                let pid = Int32(name.dropFirst(6).dropLast(6)), pid > 0, pid != getpid()
+            else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { stale.append(name) }
+        }
+        for name in stale { unlinkat(directory, name, 0) }
+    }
 
     /// `$XDG_RUNTIME_DIR/eddy` when the runtime directory is set, absolute and the user's own;
     /// else `$HOME/.eddy`, with the effective user's home from the password database when `HOME`

@@ -123,6 +123,26 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: try #require(second.tokenFile)))
     }
 
+    /// A server killed without a graceful stop leaves its token file; the next start removes the
+    /// files of servers that are gone and keeps those of live ones.
+    @Test func tokenFilesOfServersThatAreGoneAreRemovedAtStart() throws {
+        let runtime = ScratchDirectory()
+        chmod(runtime.path, 0o700)
+        let killed = try Server(
+            pluginDir: ScratchDirectory().path, dataDirs: [], environment: ["XDG_RUNTIME_DIR": runtime.path])
+        let left = try #require(killed.tokenFile)
+        kill(killed.process.processIdentifier, SIGKILL)
+        killed.process.waitUntilExit()
+        #expect(FileManager.default.fileExists(atPath: left))
+        let live = runtime.path + "/eddy/serve-\(getpid()).token"
+        #expect(FileManager.default.createFile(atPath: live, contents: Data("x\n".utf8)))
+        let next = try Server(
+            pluginDir: ScratchDirectory().path, dataDirs: [], environment: ["XDG_RUNTIME_DIR": runtime.path])
+        #expect(!FileManager.default.fileExists(atPath: left), "the killed server's token file is still there")
+        #expect(FileManager.default.fileExists(atPath: live))
+        #expect(try next.request("GET", "/plugins").0 == 200)
+    }
+
     @Test func withoutARuntimeDirectoryTheTokenLivesInDotEddyOfHome() throws {
         let home = ScratchDirectory()
         let server = try Server(
