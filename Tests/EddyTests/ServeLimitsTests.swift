@@ -139,17 +139,17 @@ func cpuTicks(_ pid: Int32) -> Int {
         // Three requests whose bodies are still coming: busy.
         let busy = try (0..<3).map { _ in try ClientSocket(port: server.port) }
         for b in busy { b.send(head) }
-        usleep(300_000)
+        usleep(500_000)
         // Idle connections come and go in the one slot left: each new one closes the one before.
         let idle = try (0..<20).map { _ in try ClientSocket(port: server.port) }
-        usleep(300_000)
+        usleep(500_000)
         // (Two event loops accept them, so which one is last in is not always the last connected.)
         let open = idle.filter { !$0.closedByServer(within: 0.2) }
         #expect(open.count == 1, "\(20 - open.count) of 20 idle connections closed, 19 expected")
         let survivor = try #require(open.first)
         // A fourth request makes every connection busy: a new connection is closed at once.
         survivor.send(head)
-        usleep(300_000)
+        usleep(500_000)
         let late = try ClientSocket(port: server.port)
         #expect(late.closedByServer(within: 5), "a connection past the cap with all busy stays open")
         // Every busy request is answered in full.
@@ -211,12 +211,12 @@ func cpuTicks(_ pid: Int32) -> Int {
         #expect(server.logText.contains("max_connections_per_client=3"), "\(server.logText)")
         // Ten from the outside address: it keeps three, the longest idle go.
         let remote = try (0..<10).map { _ in try ClientSocket(port: server.port, address: outside) }
-        usleep(300_000)
+        usleep(500_000)
         let remoteOpen = remote.filter { !$0.closedByServer(within: 0.2) }.count
         #expect(remoteOpen == 3, "\(remoteOpen) of 10 connections from \(outside) still open, 3 expected")
         // Loopback is only under the total: ten more stay open.
         let local = try (0..<10).map { _ in try ClientSocket(port: server.port) }
-        usleep(300_000)
+        usleep(500_000)
         #expect(local.filter { $0.closedByServer(within: 0.2) }.isEmpty)
         let (status, health) = try server.request("GET", "/health")
         #expect(status == 200 && health["connections"] as? Int == 14, "\(health)")
