@@ -30,6 +30,7 @@ int eddy_dup_above(int fd, int minimum) {
 // Defined in libEddy.so (the SDK marks the thread while plugin code runs). Weak, so that this file
 // links where the SDK is absent; the handler then names nothing.
 extern const char *eddy_plugin_call_current(void) __attribute__((weak));
+extern void eddy_plugin_call_leave(const char *previous) __attribute__((weak));
 
 static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP};
 #define CRASH_SIGNAL_COUNT (sizeof crash_signals / sizeof crash_signals[0])
@@ -86,6 +87,10 @@ static void write_clean(const char *s, size_t limit) {
 static void crash_handler(int sig, siginfo_t *info, void *context) {
     (void)context;
     const char *site = eddy_plugin_call_current ? eddy_plugin_call_current() : NULL;
+    // The shared page a supervisor reads names the last mark of any thread: make it this thread's
+    // (none, on a thread plugin code started), so that another plugin's kernel running elsewhere is
+    // not blamed for this crash.
+    if (eddy_plugin_call_leave) eddy_plugin_call_leave(site);
     if (site) {
         char number[12];
         int k = sizeof number - 1;

@@ -11,24 +11,28 @@ import Testing
 /// nothing running.
 @Suite(.serialized) struct WorkerBlameTests {
     /// The `LingeringKernel` fixture, built once per run with `swiftc` against the SDK (DESIGN.md §7).
-    static let lingering = Result { () throws -> String in
+    static let lingering = Result { try buildFixture(module: "LingeringKernel") }
+    /// The same source built as another plugin, `lingering-other` (`-D LINGER_OTHER`).
+    static let other = Result { try buildFixture(module: "LingeringOther", flags: ["-D", "LINGER_OTHER"]) }
+
+    static func buildFixture(module: String, flags: [String] = []) throws -> String {
         let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/LingeringKernel/LingeringKernelPlugin.swift").path
-        let out = NSTemporaryDirectory() + "eddy-lingering-\(getpid()).so"
+        let out = NSTemporaryDirectory() + "eddy-\(module)-\(getpid()).so"
         let build = PluginFiles.buildDirectory
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [
-            "swiftc", "-O", "-emit-library", "-module-name", "LingeringKernel", source, "-I", build + "/Modules",
-            "-L", build, "-lEddy", "-o", out,
-        ]
+        p.arguments =
+            ["swiftc", "-O", "-emit-library", "-module-name", module, source, "-I", build + "/Modules"] + flags + [
+                "-L", build, "-lEddy", "-o", out,
+            ]
         let err = Pipe()
         p.standardError = err
         try p.run()
         let text = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
-            throw EddyTestError("swiftc failed for LingeringKernel: " + String(decoding: text, as: UTF8.self))
+            throw EddyTestError("swiftc failed for \(module): " + String(decoding: text, as: UTF8.self))
         }
         return out
     }
@@ -92,6 +96,22 @@ import Testing
         let (again, next) = try s.server.eval(s.small, where: "fare > 50", select: "count(*)")
         #expect(again == 200 && s.server.process.isRunning && s.server.process.processIdentifier == pid, "\(next)")
         #expect(!(next["fingerprint"] as? String ?? "").contains("lingering-kernel"), "\(next)")
+    }
+
+    @Test func aPluginThreadsCrashIsNotPinnedOnAnotherPluginsKernelRunningThen() throws {
+        let s = try Setup()
+        try s.plugins.copy(try Self.other.get(), as: "other.so")
+        try s.server.waitForPlugin("other.so") { $0?["status"] as? String == "loaded" }
+        try s.trigger(109)  // lingering-kernel leaves a thread that waits for the other kernel to run
+        // lingering-other's kernel runs (marked on the page) when that thread crashes the worker.
+        let (code, body) = try s.server.eval(s.small, where: "fare > 108", select: "count(*)")
+        #expect(code == 200 && (body["result"] as? [[String: Any]])?.first?["count(*)"] as? Int == 192, "\(body)")
+        let q = try s.quarantined()
+        let charged = Set(q.compactMap { $0["plugin"] as? String })
+        #expect(charged.contains("lingering-kernel@1.0.0"), "the plugin whose thread crashed is charged: \(q)")
+        #expect(
+            q.allSatisfy { ($0["cause"] as? String)?.contains("outside plugin code") == true },
+            "no one is charged as if its kernel crashed: \(q)")
     }
 
     @Test func aThreadThatCrashesItsIdleWorkerIsChargedToItsPlugin() throws {

@@ -14,11 +14,19 @@ import Synchronization
 /// - 104: a child process in a session of its own (out of the worker's process group);
 /// - 105: a thread that crashes a third of a second later (its worker idle by then);
 /// - 106: a child process that spins, in a session of its own;
-/// - 107: a child process (`sleep`) moved into its supervisor's process group.
+/// - 107: a child process (`sleep`) moved into its supervisor's process group;
+/// - 109: a thread that crashes once another plugin's kernel is running (a file `q-running` in
+///   `$EDDY_FIXTURE_PIDS` says so).
+/// Built with `-D LINGER_OTHER` it is that other plugin, `lingering-other`, and does one thing only:
+/// for 108 it creates `q-running` and runs until its process ends.
 /// Children write their process ids into the directory `$EDDY_FIXTURE_PIDS` (one empty file each).
 /// Built without the SDK package (`swiftc -emit-library`, see DESIGN.md §7).
 enum LingeringKernelPlugin: EddyPlugin {
-    static let name = "lingering-kernel"
+    #if LINGER_OTHER
+        static let name = "lingering-other"
+    #else
+        static let name = "lingering-kernel"
+    #endif
     static let version = "1.0.0"
 
     static func register(into registrar: PluginRegistrar) throws {
@@ -29,8 +37,15 @@ enum LingeringKernelPlugin: EddyPlugin {
                 case .float(let v)?: Int(exactly: v)
                 default: nil
                 }
+            #if LINGER_OTHER
+                if literal == 108 {
+                    marker("q-running")
+                    while true { usleep(1_000) }
+                }
+                return nil
+            #endif
             // Once per process and literal, however many batches call the kernel.
-            if let literal, (101...107).contains(literal),
+            if let literal, (101...109).contains(literal),
                 started.bitwiseOr(1 << (literal - 101), ordering: .relaxed).oldValue & 1 << (literal - 101) == 0
             {
                 switch literal {
@@ -40,7 +55,9 @@ enum LingeringKernelPlugin: EddyPlugin {
                 case 104: spawnSleeper(newSession: true)
                 case 105: startThread(crashSoon)
                 case 106: spawnSleeper(newSession: true, spinning: true)
-                default: spawnSleeper(newSession: false, group: getpgid(getppid()))
+                case 107: spawnSleeper(newSession: false, group: getpgid(getppid()))
+                case 109: startThread(crashWhenOtherRuns)
+                default: break
                 }
             }
             return nil
@@ -78,6 +95,20 @@ func crashWhenBusy(_: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
 
 func crashSoon(_: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     usleep(300_000)
+    UnsafeMutablePointer<Int>(bitPattern: 8).map { $0.pointee = 42 }
+    return nil
+}
+
+func marker(_ name: String) {
+    guard let dir = getenv("EDDY_FIXTURE_PIDS") else { return }
+    let fd = open(String(cString: dir) + "/" + name, O_CREAT | O_WRONLY, 0o644)
+    if fd >= 0 { close(fd) }
+}
+
+func crashWhenOtherRuns(_: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    let path = getenv("EDDY_FIXTURE_PIDS").map { String(cString: $0) + "/q-running" } ?? "/nonexistent"
+    while access(path, F_OK) != 0 { usleep(5_000) }
+    usleep(50_000)  // well inside the other kernel's call
     UnsafeMutablePointer<Int>(bitPattern: 8).map { $0.pointee = 42 }
     return nil
 }
