@@ -352,10 +352,10 @@ final class WorkerPool: Sendable {
     static let cpuWindow = 2.0
 
     /// Starts a thread that, once a second, measures the CPU time of each idle worker (utime + stime
-    /// in /proc/PID/stat, every thread of it and of the processes it started) over its idle spell, replaces one that keeps a core
-    /// busy while it has no request, or that died while it had none — calling `charge` with what
-    /// happened and the builds charged with it (see ``suspects(_:)``) — and ends processes plugins left
-    /// behind (see `sweepOrphans`).
+    /// in /proc/PID/stat, every thread of it and of the processes it started) over its idle spell,
+    /// replaces one that keeps a core busy while it has no request, or that died while it had none —
+    /// calling `charge` with what happened and the builds charged with it (see ``suspects(_:)``) — and
+    /// ends processes plugins left behind (see `sweepOrphans`).
     func watch(charge: @escaping @Sendable (_ cause: String, _ suspects: [WorkerRequest.Plugin]) -> Void) {
         guard !watching.exchange(true, ordering: .relaxed) else { return }
         self.charge.withLock { $0 = charge }
@@ -384,12 +384,12 @@ final class WorkerPool: Sendable {
                     }
                     let used = Double(ticks - start.ticks) / ticksPerSecond
                     seen[w.pid] = (w.served, ticks, t)
-                    guard used > Self.idleCPUShare * elapsed, let busyOne = takeIdle(w.pid, served: w.served) else {
+                    guard used > Self.idleCPUShare * elapsed, let spinning = takeIdle(w.pid, served: w.served) else {
                         continue
                     }
-                    let suspects = suspects(busyOne)
-                    _ = killAndReap(busyOne)
-                    _ = replace(busyOne, outcome: .cancelled)
+                    let suspects = suspects(spinning)
+                    _ = killAndReap(spinning)
+                    _ = replace(spinning, outcome: .cancelled)
                     seen[w.pid] = nil
                     charge(
                         "an idle worker kept \(Int((100 * used / elapsed).rounded()))% of a core busy for "
