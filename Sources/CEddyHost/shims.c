@@ -32,6 +32,15 @@ int eddy_dup_above(int fd, int minimum) {
 extern const char *eddy_plugin_call_current(void) __attribute__((weak));
 extern void eddy_plugin_call_leave(const char *previous) __attribute__((weak));
 
+// In CEddyIO: whether the crashing thread was doing the engine's own work (weak, as above).
+extern int eddy_engine_work_active(void) __attribute__((weak));
+
+// A byte of a worker's shared page: set to 'E' when the crash is on a thread doing engine work
+// outside plugin code, so that the supervisor does not charge plugins whose code ran here earlier.
+static volatile char *engine_crash_flag;
+
+void eddy_crash_report_engine_flag(char *flag) { engine_crash_flag = flag; }
+
 static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP};
 #define CRASH_SIGNAL_COUNT (sizeof crash_signals / sizeof crash_signals[0])
 static struct sigaction previous_actions[CRASH_SIGNAL_COUNT];
@@ -91,6 +100,7 @@ static void crash_handler(int sig, siginfo_t *info, void *context) {
     // (none, on a thread plugin code started), so that another plugin's kernel running elsewhere is
     // not blamed for this crash.
     if (eddy_plugin_call_leave) eddy_plugin_call_leave(site);
+    if (!site && engine_crash_flag && eddy_engine_work_active && eddy_engine_work_active()) *engine_crash_flag = 'E';
     if (site) {
         char number[12];
         int k = sizeof number - 1;

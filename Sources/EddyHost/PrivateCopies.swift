@@ -1,3 +1,4 @@
+import CEddyHost
 import Crypto
 import Synchronization
 

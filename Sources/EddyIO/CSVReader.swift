@@ -334,6 +334,8 @@ public final class CSVReader: TableReader {
         defer { results.value.deallocate() }
         let span = end - start
         DispatchQueue.concurrentPerform(iterations: parts) { k in
+            eddy_engine_work_enter()
+            defer { eddy_engine_work_leave() }
             let from = start + span / parts * k
             let to = k == parts - 1 ? end : start + span / parts * (k + 1)
             let buf = UnsafeMutableRawPointer.allocate(byteCount: bufferBytes, alignment: 64)

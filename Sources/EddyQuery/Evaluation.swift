@@ -256,7 +256,9 @@ public final class Evaluation {
             let jobs = builders
             // Builds and evaluates batch k of the wave into its slot (on whichever thread runs it).
             let evaluate: @Sendable (Int) -> Void = { k in
-                slots.set(k, Result { try work.value.process(jobs[k](), first: firstIndex + k == 0) })
+                asEngineWork {
+                    slots.set(k, Result { try work.value.process(jobs[k](), first: firstIndex + k == 0) })
+                }
             }
             // A wave that ended in an error, or short of its size, was the last.
             let more = readError == nil && builders.count == waveSize

@@ -1,4 +1,6 @@
+import CDispatch
 import CEddyHost
+import CNIOLinux
 import Dispatch
 @_spi(Host) import EddyHost
 import Foundation
@@ -114,7 +116,7 @@ final class WorkerPool: Sendable {
     /// The plugin code the worker marked last, or nil. The page is the worker's to write: read at
     /// most its size, control characters dropped.
     func site(_ w: Worker) -> String? {
-        let bytes = UnsafeRawBufferPointer(start: w.page, count: Self.pageSize / 2 - 1)
+        let bytes = UnsafeRawBufferPointer(start: w.page, count: Self.pageSize / 2 - Self.hostBytes)
         let text = String(
             decoding: bytes.prefix { $0 != 0 }.map { $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: "?") : $0 },
             as: UTF8.self)
@@ -143,6 +145,16 @@ final class WorkerPool: Sendable {
         return ran.isEmpty ? w.loaded : ran
     }
 
+    /// Bytes at the end of the page's first half that are the host's, not the plugin-call mirror's.
+    static let hostBytes = 8
+
+    /// Whether the worker's crash handler said the crash was on a thread doing the engine's own work
+    /// outside plugin code (a request or a batch: out of `--worker-memory`, say): no plugin is charged
+    /// for it, whatever code of theirs ran in the worker before.
+    func crashedInEngineWork(_ w: Worker) -> Bool {
+        w.page.load(fromByteOffset: Self.pageSize / 2 - 1, as: UInt8.self) == UInt8(ascii: "E")
+    }
+
     /// Whether a worker's death is one its plugins can be charged with: a crash or an exit of its own,
     /// not a SIGKILL (sent from outside: the kernel's OOM killer, an operator).
     static func isCrash(_ cause: String) -> Bool {
@@ -152,8 +164,13 @@ final class WorkerPool: Sendable {
     /// The outcome for a worker that died with `cause`: the plugin code it was running, or when none
     /// was marked, the builds that had run code in it.
     private func died(_ w: Worker, cause: String, site: String?) -> Outcome {
-        let suspects = site == nil && Self.isCrash(cause) ? suspects(w) : []
-        return replace(w, outcome: .died(cause: cause, site: site, suspects: suspects))
+        let engine = site == nil && crashedInEngineWork(w)
+        let suspects = site == nil && Self.isCrash(cause) && !engine ? suspects(w) : []
+        // An abort in the engine's own work is most often an allocation that the address-space limit
+        // refused (the Swift runtime aborts when malloc fails).
+        let said =
+            engine && cause.contains("(SIGABRT") ? cause + " in the engine's own work (out of --worker-memory?)" : cause
+        return replace(w, outcome: .died(cause: said, site: site, suspects: suspects))
     }
 
     /// An idle worker that is still alive. Idle workers that died (killed from outside) are reaped and

@@ -1,3 +1,4 @@
+import CEddyHost
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
 import EddyIO
@@ -50,7 +51,10 @@ public enum WorkerProcess {
             // that has run here (a thread it started may crash after it returned: the supervisor
             // then knows whose code ran in this process).
             let half = config.blamePageSize / 2
-            PluginCallSite.mirror(to: page, size: half)
+            // The last bytes of the first half are the host's: its crash handler sets the very last
+            // to "E" when this process crashes on a thread doing engine work outside plugin code.
+            PluginCallSite.mirror(to: page, size: half - WorkerPool.hostBytes)
+            eddy_crash_report_engine_flag((page + half - 1).assumingMemoryBound(to: CChar.self))
             PluginCallSite.recordRuns(to: page + half, size: config.blamePageSize - half)
         }
         // Plugin code should not find these by number: the page needs no descriptor once mapped, and
@@ -123,7 +127,9 @@ public enum WorkerProcess {
             return (200, encode(["generation": generation, "fingerprint": snapshot.fingerprint, "keys": keys]))
         case .eval:
             guard let job = request.job else { return (500, encode(["error": "worker: eval without a job"])) }
-            var (status, object) = EvalRequest.evaluate(job, session: session, mapFiles: true, stop: { nil })
+            var (status, object) = asEngineWork {
+                EvalRequest.evaluate(job, session: session, mapFiles: true, stop: { nil })
+            }
             if request.generation > 0 { object["generation"] = request.generation }
             return (Int(status.code), encode(object))
         }

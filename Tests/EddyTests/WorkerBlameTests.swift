@@ -45,14 +45,14 @@ import Testing
         let small: String
         let server: Server
 
-        init(workers: Int = 1) throws {
+        init(workers: Int = 1, arguments: [String] = []) throws {
             chmod(state.path, 0o700)
             // Float values from 0.5 to 299.5: the fixture's literals are inside their range (a literal
             // outside it is answered from zone maps, without the kernel).
             small = work.write("small.csv", "id,fare\n" + (0..<300).map { "\($0),\($0).5\n" }.joined())
             server = try Server(
                 pluginDir: plugins.path, rescan: "0.3",
-                arguments: ["--workers", String(workers), "--eval-timeout", "60"],
+                arguments: ["--workers", String(workers), "--eval-timeout", "60"] + arguments,
                 environment: ["EDDY_SHADOW_DIR": state.path + "/copies", "EDDY_FIXTURE_PIDS": pids.path])
             try plugins.copy(try WorkerBlameTests.lingering.get(), as: "lingering.so")
             try server.waitForPlugin("lingering.so") { $0?["status"] as? String == "loaded" }
@@ -96,6 +96,27 @@ import Testing
         let (again, next) = try s.server.eval(s.small, where: "fare > 50", select: "count(*)")
         #expect(again == 200 && s.server.process.isRunning && s.server.process.processIdentifier == pid, "\(next)")
         #expect(!(next["fingerprint"] as? String ?? "").contains("lingering-kernel"), "\(next)")
+    }
+
+    @Test func aWorkerThatRunsOutOfMemoryInTheEnginesOwnWorkChargesNoPlugin() throws {
+        // 160 MB of address space: a debug worker answers small queries in ~120 MB; a 600,000-row
+        // result written as JSON does not fit, and the Swift runtime aborts in the engine's own work.
+        // The plugin's kernel ran in that worker before; it is not charged for the abort (before: it
+        // was quarantined, and every other loaded plugin with it on the retry).
+        let s = try Setup(arguments: ["--worker-memory", String(160_000_000)])
+        try s.trigger(50)  // the kernel runs and declines, leaving nothing behind
+        var text = "a,b,s\n"
+        text.reserveCapacity(34 << 20)
+        for i in 0..<600_000 { text += "\(i),\(i * 3),str\(i % 1000)xxxxxxxxxxxxxxxxxxxxxxxxxx\(i)\n" }
+        let big = s.work.write("mid.csv", text)
+        let (code, body) = try s.server.eval(big, select: "a, b, s")
+        #expect(code == 500, "\(body)")
+        let error = body["error"] as? String ?? ""
+        #expect(error.contains("in the engine's own work (out of --worker-memory?)"), "\(error)")
+        #expect(try s.quarantined().isEmpty, "no plugin is charged for the engine's abort")
+        let (again, next) = try s.server.eval(s.small, where: "fare > 50", select: "count(*)")
+        #expect(again == 200, "\(next)")
+        #expect((next["fingerprint"] as? String ?? "").contains("lingering-kernel"), "still loaded: \(next)")
     }
 
     @Test func aPluginThreadsCrashIsNotPinnedOnAnotherPluginsKernelRunningThen() throws {

@@ -20,6 +20,9 @@ int eddy_dup_above(int fd, int minimum);
 /// thread, one line naming it followed by `hint`, then pass the signal on (the process still ends
 /// with the signal's status). Returns 0, or -1 if a handler could not be installed.
 int eddy_install_crash_report(const char *hint);
+/// Where the crash handler records that a crash outside plugin code happened on a thread doing the
+/// engine's own work: it sets `*flag` to 'E' (a byte of a worker's shared page). Set once.
+void eddy_crash_report_engine_flag(char *flag);
 
 #include <stddef.h>
 

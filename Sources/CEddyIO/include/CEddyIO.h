@@ -56,4 +56,13 @@ void eddy_mapping_unregister(int slot);
 /// The path of the registered mapping holding `address`, or NULL. Async-signal-safe.
 const char *eddy_mapping_path_at(const void *address);
 
+/// Marks this thread as doing the engine's own work (a request, a batch) until the matching leave;
+/// calls nest. A crash on a thread with no such mark and no plugin mark is on a thread plugin code
+/// started (or one of the runtime's own), which is how a supervisor tells a plugin's stray thread
+/// from the engine running out of memory.
+void eddy_engine_work_enter(void);
+void eddy_engine_work_leave(void);
+/// Whether this thread is inside engine work; async-signal-safe.
+int eddy_engine_work_active(void);
+
 #endif
