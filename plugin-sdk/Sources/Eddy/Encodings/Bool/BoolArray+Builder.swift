@@ -11,9 +11,9 @@ extension BoolArray {
     /// word at a time, and 64 answers computed at once are one ``append(word:count:)``.
     ///
     /// The validity is only materialised from the first null on, so a result without nulls costs one
-    /// bitmap. ``finish()`` gives a nullable array when a null was appended and a non-nullable one
-    /// otherwise; the typed registrations (``PluginRegistrar/compare(on:name:_:)``) adjust that to the
-    /// parent's nullability.
+    /// bitmap. ``finish()`` gives a nullable array when a null or rows of a nullable array were
+    /// appended, and a non-nullable one otherwise; the typed registrations
+    /// (``PluginRegistrar/compare(on:name:_:)``) adjust that to the parent's nullability.
     ///
     /// ```swift
     /// var result = BoolArray.Builder(capacity: array.count)
@@ -40,6 +40,7 @@ extension BoolArray {
         public mutating func append(_ value: Bool?, count n: Int = 1) throws {
             guard n >= 0 else { throw EddyError(.invalidArgument, "append(_:count:) with a negative count \(n)") }
             guard let value else {
+                if n == 0 { return }
                 if valid == nil {
                     var v = BitmapBuilder(capacity: bits.bitCount + n)
                     v.append(true, count: bits.bitCount)
@@ -66,6 +67,7 @@ extension BoolArray {
         /// - Throws: ``EddyError/Code/outOfBounds`` when `range` is not within `array`.
         public mutating func append(_ array: BoolArray, rows range: Range<Int>) throws {
             let part = try array.slice(range.lowerBound, range.count)
+            if part.count == 0 { return }
             switch part.validity {
             case .allValid:
                 bits.append(contentsOf: part.bits)

@@ -5,8 +5,8 @@ extension PrimitiveArray {
     ///
     /// The hot appends are inlinable, so they are specialized for `T` in the plugin that calls them.
     /// The validity is only materialised from the first null on; ``finish()`` gives a nullable array
-    /// when a null was appended and a non-nullable one otherwise (typed registrations adjust that to
-    /// the parent's nullability).
+    /// when a null or rows of a nullable array were appended, and a non-nullable one otherwise (typed
+    /// registrations adjust that to the parent's nullability).
     ///
     /// ```swift
     /// var result = PrimitiveArray.Builder<Int64>(capacity: array.count)
@@ -41,7 +41,7 @@ extension PrimitiveArray {
             reserve(n)
             let p = storage.pointer.assumingMemoryBound(to: T.self) + rows
             p.initialize(repeating: value ?? T.zero, count: n)
-            if value == nil { appendValidity(false, n) } else if valid != nil { appendValidity(true, n) }
+            if value == nil { if n > 0 { appendValidity(false, n) } } else if valid != nil { appendValidity(true, n) }
             rows += n
         }
 
@@ -117,6 +117,7 @@ extension PrimitiveArray {
         /// Records the validity of `part`, whose values were just appended (so `rows` already counts them).
         @usableFromInline
         mutating func appendValidity(of part: PrimitiveArray) {
+            if part.count == 0 { return }
             let before = rows - part.count
             switch part.validity {
             case .allValid:
