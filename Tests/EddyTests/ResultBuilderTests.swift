@@ -115,4 +115,26 @@ import Testing
         }
         #expect(builder.count == 0, "finish leaves the builder empty")
     }
+
+    @Test func aCopiedPrimitiveBuilderNeverWritesIntoTheOthersRowsOrAFinishedArray() throws {
+        var a = PrimitiveArray.Builder<Int32>(capacity: 100)
+        try a.append(1, count: 10)
+        try a.append(nil, count: 2)
+        var b = a
+        try a.append(2, count: 5)
+        try b.append(3, count: 5)
+        try b.append(nil, count: 1)
+        let first = a.finish()
+        try a.append(9, count: 50)  // a's next rows go to memory of its own, not into `first`
+        let second = b.finish()
+        #expect(
+            try first.values(Int32.self) == Array(repeating: 1, count: 10) + [0, 0] + Array(repeating: 2, count: 5))
+        #expect(
+            try second.values(Int32.self) == Array(repeating: 1, count: 10) + [0, 0] + Array(repeating: 3, count: 5) + [
+                0
+            ])
+        #expect(first.validity.nullCount(first.count) == 2 && second.validity.nullCount(second.count) == 3)
+        #expect(try first.scalar(at: 16).value == .int(2) && !(try second.scalar(at: 16).isNull))
+        #expect(try second.scalar(at: 17).isNull)
+    }
 }

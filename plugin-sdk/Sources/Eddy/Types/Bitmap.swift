@@ -266,7 +266,13 @@ public struct BitmapBuilder {
         }
         let whole = remaining >> 6
         if whole > 0 {
-            words.append(contentsOf: repeatElement(bit ? ~0 : 0, count: whole))
+            // A few words one by one: appending a repeated sequence costs more than it saves for them.
+            if whole < 8 {
+                let fill: UInt64 = bit ? ~0 : 0
+                for _ in 0..<whole { words.append(fill) }
+            } else {
+                words.append(contentsOf: repeatElement(bit ? ~0 : 0, count: whole))
+            }
             count += whole << 6
             remaining -= whole << 6
         }

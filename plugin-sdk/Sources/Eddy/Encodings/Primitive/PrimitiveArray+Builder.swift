@@ -14,17 +14,27 @@ extension PrimitiveArray {
     /// try result.append(nil, count: 2)
     /// let column = result.finish()  // 1,002 rows, 2 of them null
     /// ```
+    @frozen
     public struct Builder<T: NativeType> {
+        // Frozen, with only a class reference, a pointer and counts stored: the inlinable appends are
+        // compiled into the plugin and read these fields directly. A resilient layout made every field
+        // access an unspecialized accessor call (measured from a plugin: 26 ns per run, 9x the engine's
+        // in-place fill at runs of 8 rows). The layout is a permanent ABI promise.
         @usableFromInline var storage: BufferStorage
+        /// `storage`'s memory, as the values.
+        @usableFromInline var base: UnsafeMutablePointer<T>
         @usableFromInline var capacity: Int
-        @usableFromInline var rows: Int = 0
-        /// Nil until the first null: every row so far is valid.
-        @usableFromInline var valid: BitmapBuilder?
+        @usableFromInline var rows: Int
+        /// The validity, kept from the first null on; nil while every row is valid.
+        @usableFromInline var valid: ValidityTracker?
 
         /// An empty builder with room for `capacity` rows (it grows past that when needed).
         public init(capacity: Int = 0) {
             self.capacity = Swift.max(capacity, 0)
             storage = BufferStorage(uninitializedByteCount: self.capacity * MemoryLayout<T>.stride)
+            base = storage.pointer.bindMemory(to: T.self, capacity: Swift.max(self.capacity, 1))
+            rows = 0
+            valid = nil
         }
 
         /// The number of rows appended so far.
@@ -38,11 +48,16 @@ extension PrimitiveArray {
             guard n >= 0, n <= Int.max / MemoryLayout<T>.stride - rows else {
                 throw EddyError(.invalidArgument, "append(_:count:) cannot append \(n) rows")
             }
-            reserve(n)
-            let p = storage.pointer.assumingMemoryBound(to: T.self) + rows
-            p.initialize(repeating: value ?? T.zero, count: n)
-            if value == nil { if n > 0 { appendValidity(false, n) } } else if valid != nil { appendValidity(true, n) }
-            rows += n
+            if n > capacity &- rows || !isKnownUniquelyReferenced(&storage) { reserve(n) }
+            let at = rows
+            if let value {
+                (base + at).initialize(repeating: value, count: n)
+                if valid != nil { appendValidity(true, n) }
+            } else if n > 0 {
+                (base + at).initialize(repeating: T.zero, count: n)
+                appendValidity(false, n)
+            }
+            rows = at &+ n
         }
 
         /// Appends `values`, all valid.
@@ -66,11 +81,10 @@ extension PrimitiveArray {
         /// Copies `values` in after the last row; the caller records their validity.
         @inlinable
         mutating func copyIn(_ values: UnsafeBufferPointer<T>) {
-            reserve(values.count)
-            if let base = values.baseAddress {
-                (storage.pointer.assumingMemoryBound(to: T.self) + rows).initialize(from: base, count: values.count)
-            }
-            rows += values.count
+            let n = values.count
+            if n > capacity &- rows || !isKnownUniquelyReferenced(&storage) { reserve(n) }
+            if let from = values.baseAddress { (base + rows).initialize(from: from, count: n) }
+            rows &+= n
         }
 
         /// The rows appended so far as a primitive array; the builder is left empty.
@@ -79,8 +93,8 @@ extension PrimitiveArray {
                 uncheckedStorage: storage, byteOffset: 0, byteCount: rows * MemoryLayout<T>.stride)
             let validity: Validity
             var nullability = Nullability.nonNullable
-            if var v = valid {
-                validity = .bitmap(v.finish())
+            if let valid {
+                validity = .bitmap(valid.bits.finish())
                 nullability = .nullable
             } else {
                 validity = .allValid
@@ -91,14 +105,18 @@ extension PrimitiveArray {
             return result
         }
 
-        /// Makes room for `n` more rows, doubling the allocation when it is too small.
+        /// Makes room for `n` more rows in memory this builder alone holds: doubling the allocation when
+        /// it is too small, copying it when it is shared (with a copy of this builder, or with an array
+        /// that ``finish()`` returned before this copy was made).
         @usableFromInline
         mutating func reserve(_ n: Int) {
-            if n <= capacity - rows { return }
-            let wanted = Swift.max(rows + n, capacity * 2, 16)
+            let unique = isKnownUniquelyReferenced(&storage)
+            if n <= capacity - rows && unique { return }
+            let wanted = n <= capacity - rows ? capacity : Swift.max(rows + n, capacity * 2, 16)
             let grown = BufferStorage(uninitializedByteCount: wanted * MemoryLayout<T>.stride)
             grown.pointer.copyMemory(from: storage.pointer, byteCount: rows * MemoryLayout<T>.stride)
             storage = grown
+            base = grown.pointer.bindMemory(to: T.self, capacity: wanted)
             capacity = wanted
         }
 
@@ -107,36 +125,49 @@ extension PrimitiveArray {
         mutating func appendValidity(_ isValid: Bool, _ n: Int) {
             if valid == nil {
                 if isValid { return }
-                var v = BitmapBuilder(capacity: rows + n)
-                v.append(true, count: rows)
-                valid = v
+                valid = ValidityTracker(validRows: rows, capacity: capacity)
+            } else if !isKnownUniquelyReferenced(&valid) {
+                valid = valid?.copy()
             }
-            valid!.append(isValid, count: n)
+            valid?.append(isValid, n)
         }
 
         /// Records the validity of `part`, whose values were just appended (so `rows` already counts them).
         @usableFromInline
         mutating func appendValidity(of part: PrimitiveArray) {
             if part.count == 0 { return }
-            let before = rows - part.count
             switch part.validity {
             case .allValid:
-                if valid != nil { valid!.append(true, count: part.count) }
+                valid?.append(true, part.count)
             case .allInvalid:
-                if valid == nil {
-                    var v = BitmapBuilder(capacity: rows)
-                    v.append(true, count: before)
-                    valid = v
-                }
-                valid!.append(false, count: part.count)
+                appendValidity(false, part.count)
             case .bitmap(let b):
                 if valid == nil {
-                    var v = BitmapBuilder(capacity: rows)
-                    v.append(true, count: before)
-                    valid = v
+                    valid = ValidityTracker(validRows: rows - part.count, capacity: capacity)
+                } else if !isKnownUniquelyReferenced(&valid) {
+                    valid = valid?.copy()
                 }
-                valid!.append(contentsOf: b)
+                valid?.bits.append(contentsOf: b)
             }
         }
     }
+}
+
+/// The validity of a ``PrimitiveArray/Builder`` once it has a null: a class, so that the frozen builder
+/// stores one reference whatever the bitmap builder's layout becomes.
+@usableFromInline
+final class ValidityTracker {
+    var bits: BitmapBuilder
+
+    init(validRows: Int, capacity: Int) {
+        bits = BitmapBuilder(capacity: Swift.max(capacity, validRows))
+        bits.append(true, count: validRows)
+    }
+
+    init(copying other: ValidityTracker) { bits = other.bits }
+
+    /// A tracker of its own for a copy of the builder (the bits are copied on write).
+    func copy() -> ValidityTracker { ValidityTracker(copying: self) }
+
+    func append(_ isValid: Bool, _ n: Int) { bits.append(isValid, count: n) }
 }
