@@ -40,7 +40,9 @@ let rows = 10_000_000
 func runLengths(_ length: Int) -> [Int] { Array(repeating: length, count: rows / length) }
 
 print("== fill a bitmap of \(rows) rows by runs (ms, median of 9)")
-print("run length | bit by bit (the old append(_:count:)) | append(_:count:) | words into a raw buffer (engine style)")
+print(
+    "run length | bit by bit (the old append(_:count:)) | BitmapBuilder.append(_:count:) | "
+        + "BoolArray.Builder.append(_:count:) | words into a raw buffer (engine style)")
 for length in [1, 8, 64, 1000] {
     let runs = runLengths(length)
     let old = median {
@@ -51,6 +53,11 @@ for length in [1, 8, 64, 1000] {
     let new = median {
         var b = BitmapBuilder(capacity: rows)
         for (k, n) in runs.enumerated() { b.append(k & 1 == 0, count: n) }
+        return b.finish().count
+    }
+    let bools = try median {
+        var b = BoolArray.Builder(capacity: rows)
+        for (k, n) in runs.enumerated() { try b.append(k & 1 == 0, count: n) }
         return b.finish().count
     }
     // What an engine kernel does by hand: whole words into memory it owns, no builder.
@@ -76,7 +83,8 @@ for length in [1, 8, 64, 1000] {
         return buffer.byteCount
     }
     print(
-        "\(length) | \(old.ms) | \(new.ms) (\(old.ms / new.ms)× faster) | \(raw.ms) (builder/raw \(new.ms / raw.ms)×)")
+        "\(length) | \(old.ms) | \(new.ms) (\(old.ms / new.ms)× faster, /raw \(new.ms / raw.ms)×) | "
+            + "\(bools.ms) (/raw \(bools.ms / raw.ms)×) | \(raw.ms)")
 }
 
 print("== primitive results from runs: \(rows) Int64 rows (ms)")

@@ -116,6 +116,23 @@ import Testing
         #expect(builder.count == 0, "finish leaves the builder empty")
     }
 
+    @Test func aCopiedBoolBuilderNeverWritesIntoTheOthersRowsOrAFinishedArray() throws {
+        var a = BoolArray.Builder()
+        try a.append(true, count: 70)
+        var b = a
+        try a.append(word: 0b1011, count: 4)
+        try b.append(nil, count: 3)
+        try b.append(true, count: 1)
+        let first = a.finish()
+        try a.append(true, count: 200)  // into memory of its own, not into `first`
+        let second = b.finish()
+        #expect(first.count == 74 && second.count == 74)
+        #expect(try (70..<74).map { try first.value(at: $0) } == [true, true, false, true])
+        #expect(try (70..<74).map { try second.value(at: $0) } == [nil, nil, nil, true])
+        #expect(first.validity.isAllValid && first.bits.trueCount == 73)
+        #expect(second.validity.nullCount(74) == 3)
+    }
+
     @Test func aCopiedPrimitiveBuilderNeverWritesIntoTheOthersRowsOrAFinishedArray() throws {
         var a = PrimitiveArray.Builder<Int32>(capacity: 100)
         try a.append(1, count: 10)

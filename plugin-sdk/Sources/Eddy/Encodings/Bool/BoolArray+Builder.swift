@@ -22,17 +22,21 @@ extension BoolArray {
     /// let bools = result.finish()  // 103 rows, 3 of them null
     /// ```
     public struct Builder {
-        var bits: BitmapBuilder
-        /// Nil until the first null: every row so far is valid.
-        var valid: BitmapBuilder?
+        var bits: BitWriter
+        /// Empty until the first null (`hasNulls`): every row so far is valid.
+        var valid: BitWriter
+        /// Whether `valid` holds the validity. A flag rather than an optional writer: mutating through
+        /// an optional copies the writer out and back, a retain and a release per run.
+        var hasNulls = false
 
         /// An empty builder with room reserved for `capacity` rows.
         public init(capacity: Int = 0) {
-            bits = BitmapBuilder(capacity: Swift.max(capacity, 0))
+            bits = BitWriter(capacity: Swift.max(capacity, 0))
+            valid = BitWriter(capacity: 0)
         }
 
         /// The number of rows appended so far.
-        public var count: Int { bits.bitCount }
+        public var count: Int { bits.count }
 
         /// Appends `count` rows of `value` (nil appends nulls).
         ///
@@ -41,25 +45,24 @@ extension BoolArray {
             guard n >= 0 else { throw EddyError(.invalidArgument, "append(_:count:) with a negative count \(n)") }
             guard let value else {
                 if n == 0 { return }
-                if valid == nil {
-                    var v = BitmapBuilder(capacity: bits.bitCount + n)
-                    v.append(true, count: bits.bitCount)
-                    valid = v
-                }
-                valid!.append(false, count: n)
+                startValidity()
+                valid.append(false, count: n)
                 bits.append(false, count: n)
                 return
             }
             bits.append(value, count: n)
-            valid?.append(true, count: n)
+            if hasNulls { valid.append(true, count: n) }
         }
 
         /// Appends the low `count` bits of `word` as `count` valid rows, least significant bit first.
         ///
         /// - Throws: ``EddyError/Code/invalidArgument`` when `count` is not within `0...64`.
         public mutating func append(word: UInt64, count n: Int = 64) throws {
-            try bits.append(word: word, count: n)
-            valid?.append(true, count: n)
+            guard n >= 0 && n <= 64 else {
+                throw EddyError(.invalidArgument, "append(word:count:) takes 0...64 bits, not \(n)")
+            }
+            bits.append(word: word, count: n)
+            if hasNulls { valid.append(true, count: n) }
         }
 
         /// Appends rows `range` of `array`, values and nulls, a word at a time.
@@ -71,27 +74,31 @@ extension BoolArray {
             switch part.validity {
             case .allValid:
                 bits.append(contentsOf: part.bits)
-                valid?.append(true, count: range.count)
+                if hasNulls { valid.append(true, count: range.count) }
             case .allInvalid:
                 try append(nil, count: range.count)
             case .bitmap(let v):
-                if valid == nil {
-                    var b = BitmapBuilder(capacity: bits.bitCount + range.count)
-                    b.append(true, count: bits.bitCount)
-                    valid = b
-                }
+                startValidity()
                 bits.append(contentsOf: part.bits)
-                valid!.append(contentsOf: v)
+                valid.append(contentsOf: v)
             }
+        }
+
+        /// Keeps the validity from here on (the rows so far are all valid).
+        mutating func startValidity() {
+            if hasNulls { return }
+            valid = BitWriter(capacity: bits.bitCapacity)
+            valid.append(true, count: bits.count)
+            hasNulls = true
         }
 
         /// The rows appended so far as a bool array; the builder is left empty.
         public mutating func finish() -> BoolArray {
             let values = bits.finish()
-            bits = BitmapBuilder()
-            guard var v = valid else { return BoolArray(uncheckedBits: values) }
-            valid = nil
-            return BoolArray(uncheckedBits: values, validity: .bitmap(v.finish()), nullability: .nullable)
+            let validity = hasNulls ? valid.finish() : nil
+            self = Builder()
+            guard let validity else { return BoolArray(uncheckedBits: values) }
+            return BoolArray(uncheckedBits: values, validity: .bitmap(validity), nullability: .nullable)
         }
     }
 }
