@@ -41,6 +41,9 @@ public struct PluginReportRow: Sendable, Equatable {
         case off
     }
     public var probe: Probe = .none
+    /// The file's Swift code was compiled without optimisation (`swift build` without `-c release`):
+    /// its kernels run several times slower than a release build's (see ``ELFBuildMode``).
+    public var debugBuild = false
 
     /// The row as a JSON object.
     public var json: String {
@@ -50,7 +53,8 @@ public struct PluginReportRow: Sendable, Equatable {
             + "\"content_hash\": \(q(contentHash)), \"load_ms\": \((loadMilliseconds * 100).rounded() / 100)"
             + (linkTarget.isEmpty ? "" : ", \"link_target\": \(q(linkTarget))")
             + (signer.isEmpty ? "" : ", \"signer\": \(q(signer))")
-            + (probe == .none ? "" : ", \"probe\": \(q(probe.rawValue))") + "}"
+            + (probe == .none ? "" : ", \"probe\": \(q(probe.rawValue))")
+            + (debugBuild ? ", \"debug_build\": true" : "") + "}"
     }
 
     /// `s` as a JSON string literal.
@@ -331,6 +335,9 @@ public final class PluginHost: Sendable {
         }
         var r = load(unsigned: file, path: path, started: started)
         r.signer = signer
+        if r.status == .loaded || r.status == .replaced {
+            r.debugBuild = ELFBuildMode.read(file.bytes).isDebugBuild
+        }
         if !warning.isEmpty, r.status == .loaded || r.status == .replaced {
             r.reason = r.reason.isEmpty ? warning : r.reason + "; " + warning
         }

@@ -15,8 +15,10 @@ struct NewPluginCommand: ParsableCommand {
         abstract: "Create a kernel plugin package: a dynamic library product, a kernel target, an entry target, "
             + "a test target running the conformance kit, and a README.",
         discussion: """
-            Then, in the new directory: `swift test` (the conformance kit), and `swift build` and copy \
-            .build/debug/libMODULE.so into a plugin directory (a running `eddy serve` loads it on its next scan).
+            Then, in the new directory: `swift test` (the conformance kit), and `swift build -c release` and \
+            copy .build/release/libMODULE.so into a plugin directory (a running `eddy serve` loads it on its \
+            next scan). Deploy release builds: a debug build's kernels run several times slower, and \
+            `eddy plugins` says "debug build" for one.
             """
     )
 
@@ -110,7 +112,7 @@ struct NewPluginCommand: ParsableCommand {
             next:
               cd \(PluginHost.escaped(root))
               swift test                     # the conformance kit checks the kernel against decode-then-compute
-              swift build && cp .build/debug/lib\(module).so PLUGIN_DIR/   # a running eddy serve loads it
+              swift build -c release && cp .build/release/lib\(module).so PLUGIN_DIR/   # eddy serve loads it
             """)
     }
 
@@ -246,8 +248,8 @@ struct NewPluginCommand: ParsableCommand {
 
                 ```sh
                 swift test                                            # conformance kit: kernels vs decode-then-compute
-                swift build                                           # makes .build/debug/lib\(module).so
-                cp .build/debug/lib\(module).so /path/to/plugin-dir/  # a running `eddy serve` loads it on its next scan
+                swift build -c release                                  # makes .build/release/lib\(module).so
+                cp .build/release/lib\(module).so /path/to/plugin-dir/  # a running `eddy serve` loads it on its next scan
                 ```
 
                 `eddy plugins --plugin-dir /path/to/plugin-dir` shows whether it loaded (and why not), and

@@ -46,8 +46,11 @@ struct PluginsCommand: ParsableCommand {
                 r.status.rawValue, PluginHost.escaped(r.plugin), PluginHost.escaped(r.version),
                 r.kernels > 0 ? String(r.kernels) : "", String((r.loadMilliseconds * 10).rounded() / 10),
                 PluginHost.escaped(
-                    [r.reason, r.signer.isEmpty ? "" : "signed by " + r.signer]
-                        .filter { !$0.isEmpty }.joined(separator: "; ")),
+                    [
+                        r.debugBuild ? "debug build: deploy a release build (swift build -c release)" : "",
+                        r.reason, r.signer.isEmpty ? "" : "signed by " + r.signer,
+                    ]
+                    .filter { !$0.isEmpty }.joined(separator: "; ")),
             ]
         }
         var widths = header.map(\.count)

@@ -82,6 +82,29 @@ enum DictLikePlugin: EddyPlugin {
         }
     }
 
+    @Test func theKitTimesAPluginAgainstTheBuiltInKernelItReplaces() throws {
+        // eddy.compare|eddy.dict has a built-in kernel; the delta plugin's keys (ext.delta) have none.
+        let packed = try PluginConformance.check(
+            PackedDictComparePlugin.self, options: ConformanceOptions(inputsPerKey: 40, timingRows: 50_000))
+        let dict = try #require(packed.keys.first { $0.key == "eddy.compare|eddy.dict" }, "\(packed)")
+        #expect(dict.builtInRatio != nil && dict.speedRatio != nil, "\(packed)")
+        #expect(dict.description.contains("vs the built-in kernel"), "\(packed)")
+        let delta = try PluginConformance.check(
+            DeltaPlugin.self, options: ConformanceOptions(inputsPerKey: 40, timingRows: 50_000))
+        #expect(delta.keys.contains { $0.speedRatio != nil }, "\(delta)")
+        #expect(delta.keys.allSatisfy { $0.builtInRatio == nil }, "\(delta)")
+        // What a slower plugin is told (the flag itself, not a clock).
+        var slow = KeyReport(key: "eddy.compare|eddy.dict")
+        slow.builtInRatio = 2
+        var fast = KeyReport(key: "eddy.compare|eddy.runend")
+        fast.builtInRatio = 0.5
+        let report = ConformanceReport(keys: [slow, fast])
+        #expect(slow.description.contains("SLOWER than the built-in kernel it replaces"))
+        #expect(!fast.description.contains("SLOWER"))
+        #expect(report.slowerThanBuiltIn == ["eddy.compare|eddy.dict"])
+        #expect(report.description.contains("slower than the built-in kernels they replace: eddy.compare|eddy.dict"))
+    }
+
     @Test func theBuiltinKernelsPassTheKit() throws {
         let report = PluginConformance.checkBuiltins(options: ConformanceOptions(inputsPerKey: 120, timingRows: 0))
         print(report)

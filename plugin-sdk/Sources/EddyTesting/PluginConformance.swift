@@ -10,7 +10,8 @@ public struct ConformanceOptions: Sendable {
     public var inputsPerKey: Int
     /// Also run every key's inputs on two threads at once and compare with the single-thread results.
     public var twoThreads: Bool
-    /// Rows of the one large input per key that is timed (kernels vs decode-then-compute); 0 skips timing.
+    /// Rows of the one large input per key that is timed (kernels vs decode-then-compute, and vs the
+    /// built-in kernels the plugin's replace); 0 skips timing.
     public var timingRows: Int
     /// Only this key (`parent|child`), to reproduce a failure; nil for all.
     public var onlyKey: String?
@@ -44,8 +45,18 @@ public struct KeyReport: Sendable, CustomStringConvertible {
     /// Time with the kernels / time decoding first, on the one large input (nil when not timed or
     /// when no kernel under test fired on it).
     public var speedRatio: Double?
+    /// Time with the plugin's kernels / time with the engine's built-in kernels for the same key (the
+    /// ones the plugin's run before and replace), on the same large input; nil when the key has no
+    /// built-in kernel, when not timed, or for ``PluginConformance/checkBuiltins(options:)``.
+    public var builtInRatio: Double?
+    /// The plugin's kernels took more than 1.1× the built-ins' time on the large input (a margin for
+    /// noise): the plugin makes this key slower than the engine alone.
+    public var slowerThanBuiltIn: Bool { (builtInRatio ?? 0) > 1.1 }
     /// Why no input could be made for the key, when none could.
     public var notGenerated: String?
+
+    /// A report for `key` with nothing recorded yet (for tools that merge or print reports).
+    public init(key: String) { self.key = key }
 
     public var description: String {
         var s =
@@ -53,6 +64,10 @@ public struct KeyReport: Sendable, CustomStringConvertible {
             + (fired.isEmpty
                 ? "never" : fired.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
         if let r = speedRatio { s += ", time vs decode-then-compute " + String(format2: r) + "×" }
+        if let r = builtInRatio {
+            s += ", vs the built-in kernel " + String(format2: r) + "×"
+            if slowerThanBuiltIn { s += " — SLOWER than the built-in kernel it replaces" }
+        }
         if let why = notGenerated { s += " (not generated: \(why))" }
         return s
     }
@@ -64,6 +79,12 @@ public struct ConformanceReport: Sendable, CustomStringConvertible {
     public var keys: [KeyReport] = []
     /// Kernels under test that never fired on any input.
     public var neverFired: [String] = []
+    /// Keys where the plugin's kernels were slower than the built-in kernels they replace (timing is
+    /// noisy, so this does not fail the run; see ``KeyReport/builtInRatio``).
+    public var slowerThanBuiltIn: [String] { keys.filter(\.slowerThanBuiltIn).map(\.key) }
+
+    /// A report of `keys` (for tools that merge or print reports).
+    public init(keys: [KeyReport] = []) { self.keys = keys }
 
     /// Every failure of every key.
     public var failures: [KernelConformance.Failure] { keys.flatMap(\.failures) }
@@ -73,6 +94,9 @@ public struct ConformanceReport: Sendable, CustomStringConvertible {
     public var description: String {
         var lines = keys.map(\.description)
         if !neverFired.isEmpty { lines.append("never fired: " + neverFired.joined(separator: ", ")) }
+        if !slowerThanBuiltIn.isEmpty {
+            lines.append("slower than the built-in kernels they replace: " + slowerThanBuiltIn.joined(separator: ", "))
+        }
         for f in failures.prefix(5) { lines.append(f.description) }
         lines.append(passed ? "PASSED" : "FAILED")
         return lines.joined(separator: "\n")
@@ -115,7 +139,7 @@ public enum PluginConformance {
         return run(
             session: session, keys: registrar.kernels.map { ($0.parent, $0.child) },
             names: Set(registrar.kernels.map(\.name)), underTest: { !$0.isBuiltin },
-            hooks: registrar.compressorHooks, options: options)
+            hooks: registrar.compressorHooks, options: options, builtIns: Session())
     }
 
     /// Checks the engine's own kernels the same way (every key that has a built-in kernel).
@@ -130,10 +154,16 @@ public enum PluginConformance {
 
     static func run(
         session: Session, keys: [(EncodingID, EncodingID)], names: Set<String>,
-        underTest: @escaping (KernelOwner) -> Bool, hooks: [CompressorHook], options: ConformanceOptions
+        underTest: @escaping (KernelOwner) -> Bool, hooks: [CompressorHook], options: ConformanceOptions,
+        builtIns: Session? = nil
     )
         -> ConformanceReport
     {
+        // The keys the engine alone has kernels for: there the plugin's kernels are also timed against them.
+        let builtInKeys = Set(
+            (builtIns?.kernels.snapshot.entries ?? []).filter { !$0.kernels.isEmpty }.map {
+                "\($0.parent.name)|\($0.child.name)"
+            })
         var report = ConformanceReport()
         var seen = Set<String>()
         var firedAnywhere = Set<String>()
@@ -200,8 +230,9 @@ public enum PluginConformance {
             if options.timingRows > 0 {
                 let timed = time(
                     session, parent: parent, child: child, hooks: hooks, options: options, key: key,
-                    names: names, underTest: underTest)
+                    names: names, underTest: underTest, builtIns: builtInKeys.contains(key) ? builtIns : nil)
                 k.speedRatio = timed.ratio
+                k.builtInRatio = timed.builtInRatio
                 if let f = timed.failure { k.failures.append(f) }
             }
             report.keys.append(k)
@@ -261,12 +292,13 @@ public enum PluginConformance {
         return try g.encode(column, as: encoding, depth: g.int(1...3))
     }
 
-    /// Seconds with the kernels over seconds decoding first, on one large input (best of three each).
+    /// Seconds with the kernels over seconds decoding first, and over seconds with `builtIns` (a session
+    /// of the engine's own kernels) when given, on one large input (best of three each, interleaved).
     static func time(
         _ session: Session, parent: EncodingID, child: EncodingID, hooks: [CompressorHook],
         options: ConformanceOptions, key: String, names: Set<String>,
-        underTest: (KernelOwner) -> Bool
-    ) -> (ratio: Double?, failure: KernelConformance.Failure?) {
+        underTest: (KernelOwner) -> Bool, builtIns: Session?
+    ) -> (ratio: Double?, builtInRatio: Double?, failure: KernelConformance.Failure?) {
         for attempt in 0..<20 {
             var g = ArrayGenerator(seed: inputSeed(options.seed, key, -1 - attempt))
             guard let node = try? makeInput(&g, parent: parent, child: child, hooks: hooks, rows: options.timingRows)
@@ -292,15 +324,24 @@ public enum PluginConformance {
             if let problem = KernelConformance.compare(
                 Result { try session.makeContext().execute(node) }, expected, node)
             {
-                return (nil, failure("on the \(options.timingRows)-row input: " + problem, node, options, key, index))
+                return (
+                    nil, nil, failure("on the \(options.timingRows)-row input: " + problem, node, options, key, index)
+                )
             }
             let fast = best { _ = try? session.makeContext().execute(node) }
             let slow = best {
                 _ = try? reference.makeContext(options: ExecutionOptions(useKernels: false)).execute(node)
             }
-            return (slow > 0 ? fast / slow : nil, nil)
+            var builtInRatio: Double?
+            if let builtIns {
+                let engine = best { _ = try? builtIns.makeContext().execute(node) }
+                // Timed again after the built-ins, so that a warm cache does not favour either side.
+                let again = Swift.min(fast, best { _ = try? session.makeContext().execute(node) })
+                builtInRatio = engine > 0 ? again / engine : nil
+            }
+            return (slow > 0 ? fast / slow : nil, builtInRatio, nil)
         }
-        return (nil, nil)
+        return (nil, nil, nil)
     }
 
     /// Decode-then-compute: no kernels at all.

@@ -246,10 +246,83 @@ public struct BitmapBuilder {
         }
     }
 
-    /// Appends `n` copies of `bit`.
+    /// Appends `n` copies of `bit`, a whole word at a time past the first partial word: the way to
+    /// fill a range of a result (a run, a constant stretch) at memory speed.
+    ///
+    /// - Precondition: `n >= 0`.
     public mutating func append(_ bit: Bool, count n: Int) {
-        for _ in 0..<n { append(bit) }
+        precondition(n >= 0, "BitmapBuilder.append(_:count:) with a negative count \(n)")
+        var remaining = n
+        let used = count & 63
+        if used != 0 && remaining > 0 {
+            let take = Swift.min(64 - used, remaining)
+            if bit { current |= Self.lowBits(take) << UInt64(used) }
+            count += take
+            remaining -= take
+            if count & 63 == 0 {
+                words.append(current)
+                current = 0
+            }
+        }
+        let whole = remaining >> 6
+        if whole > 0 {
+            // A few words one by one: appending a repeated sequence costs more than it saves for them.
+            if whole < 8 {
+                let fill: UInt64 = bit ? ~0 : 0
+                for _ in 0..<whole { words.append(fill) }
+            } else {
+                words.append(contentsOf: repeatElement(bit ? ~0 : 0, count: whole))
+            }
+            count += whole << 6
+            remaining -= whole << 6
+        }
+        if remaining > 0 {
+            if bit { current = Self.lowBits(remaining) }
+            count += remaining
+        }
     }
+
+    /// Appends the low `count` bits of `word`, least significant first (bits above `count` are
+    /// ignored): the way to copy a result computed 64 rows at a time.
+    ///
+    /// - Throws: ``EddyError/Code/invalidArgument`` when `count` is not within `0...64`.
+    public mutating func append(word: UInt64, count n: Int = 64) throws {
+        guard n >= 0 && n <= 64 else {
+            throw EddyError(.invalidArgument, "append(word:count:) takes 0...64 bits, not \(n)")
+        }
+        appendUnchecked(word: word, count: n)
+    }
+
+    /// ``append(word:count:)`` for a count already known to be within `0...64`.
+    mutating func appendUnchecked(word: UInt64, count n: Int) {
+        if n == 0 { return }
+        let w = word & Self.lowBits(n)
+        let used = count & 63
+        current |= w << UInt64(used)
+        count += n
+        if used + n >= 64 {
+            words.append(current)
+            // The bits of `w` that did not fit the word just completed (none when `used` is 0).
+            current = used == 0 ? 0 : w >> UInt64(64 - used)
+        }
+    }
+
+    /// Appends every bit of `bitmap` (for instance a slice of another array's bits), a word at a time.
+    public mutating func append(contentsOf bitmap: Bitmap) {
+        words.reserveCapacity((count + bitmap.count + 63) / 64)
+        var i = 0
+        while i < bitmap.count {
+            let n = Swift.min(64, bitmap.count - i)
+            appendUnchecked(word: bitmap.word(at: i), count: n)
+            i += 64
+        }
+    }
+
+    /// The number of bits appended so far.
+    public var bitCount: Int { count }
+
+    /// A word whose low `n` bits (0...64) are set.
+    static func lowBits(_ n: Int) -> UInt64 { n >= 64 ? ~0 : (UInt64(1) << UInt64(n)) &- 1 }
 
     /// A bitmap of the bits appended so far, starting at bit offset 0.
     public mutating func finish() -> Bitmap {

@@ -77,7 +77,38 @@ public struct CompareFunction: ScalarFunction {
 
 /// Comparison on canonical or constant inputs, shared by the function and its kernels.
 public enum Compare {
-    /// Compares canonical-or-constant `lhs` with canonical-or-constant `rhs`.
+    /// `array op constant` by the engine's own comparison rules, executed to a bool array: how a
+    /// kernel compares the values of an encoding (a dictionary's distinct values, a run-end's one
+    /// value per run) and then spreads the answers over the rows.
+    ///
+    /// The constant is compared as it is given (a typed registration hands it already in the column's
+    /// type); a null constant or a null value gives null.
+    /// - Parameters:
+    ///   - array: any array; it is executed with `ctx` first.
+    ///   - op: the operator, with `array` on its left.
+    ///   - constant: the right-hand side.
+    ///   - ctx: the evaluation's context.
+    /// - Returns: one answer per element of `array`.
+    /// - Throws: ``EddyError/Code/typeMismatch`` when the constant cannot be compared with the values.
+    public static func evaluate(_ array: any ArrayNode, _ op: CompareOperator, _ constant: Scalar, in ctx: ExecutionCtx)
+        throws -> BoolArray
+    {
+        let values = try ctx.execute(array)
+        let answers = try ctx.execute(
+            evaluate(values, op, ConstantArray(constant, count: values.count), count: values.count))
+        guard let bools = answers as? BoolArray else {
+            throw EddyError(.unsupported, "a comparison executed to \(answers.encoding), not a bool array")
+        }
+        return bools
+    }
+
+    /// Compares canonical-or-constant `lhs` with canonical-or-constant `rhs` (`count` rows each): the
+    /// result is a bool array, or a constant when both sides are constant or one is null.
+    ///
+    /// Numbers are compared at their own type (cast the constant to the column's type first), strings
+    /// and binaries byte by byte; a null on either side gives null.
+    /// - Throws: ``EddyError/Code/typeMismatch`` when the two sides cannot be compared,
+    ///   ``EddyError/Code/unsupported`` when `lhs` is neither canonical nor constant.
     public static func evaluate(_ lhs: any ArrayNode, _ op: CompareOperator, _ rhs: any ArrayNode, count: Int) throws
         -> any ArrayNode
     {
