@@ -23,17 +23,7 @@ enum PathRaceFixtures {
         let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/PathRace/\(name).c").path
         let out = NSTemporaryDirectory() + "eddy-\(name)-\(getpid())\(suffix)"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["cc"] + flags + [source, "-o", out]
-        let err = Pipe()
-        p.standardError = err
-        try p.run()
-        let text = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw EddyTestError("cc failed for \(name).c: " + String(decoding: text, as: UTF8.self))
-        }
+        try compile(["cc"] + flags + [source, "-o", out], naming: "\(name).c")
         chmod(out, 0o755)
         built[name] = out
         return out

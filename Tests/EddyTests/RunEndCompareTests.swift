@@ -18,21 +18,11 @@ import Testing
             .appendingPathComponent("Fixtures/RunEndCompare/RunEndComparePlugin.swift").path
         let out = NSTemporaryDirectory() + "eddy-run-end-compare-\(tag)-\(getpid()).so"
         let build = PluginFiles.buildDirectory
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments =
+        try compile(
             ["swiftc"] + flags + [
                 "-emit-library", "-module-name", "RunEndCompare", source, "-I", build + "/Modules", "-L", build,
                 "-lEddy", "-o", out,
-            ]
-        let err = Pipe()
-        p.standardError = err
-        try p.run()
-        let text = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw EddyTestError("swiftc failed for RunEndCompare: " + String(decoding: text, as: UTF8.self))
-        }
+            ], naming: "RunEndCompare")
         return out
     }
 

@@ -1,4 +1,5 @@
 @_spi(Host) import Eddy
+import Foundation
 import Testing
 
 /// Asserts that two arrays hold the same dtype and the same values (NaN equal to NaN).
@@ -38,4 +39,21 @@ func executeBothWays(_ array: any ArrayNode, session: Session) throws -> (
     let fast = try session.makeContext().execute(array)
     let slow = try session.makeContext(options: ExecutionOptions(useKernels: false)).execute(array)
     return (fast, slow)
+}
+
+/// Runs a compiler (`cc`, `swiftc`: `arguments[0]`, found on the PATH) for a test fixture and throws
+/// its diagnostics, naming `what`, when it fails.
+func compile(_ arguments: [String], naming what: String) throws {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = arguments
+    let err = Pipe()
+    p.standardError = err
+    try p.run()
+    let text = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else {
+        throw EddyTestError(
+            "\(arguments.first ?? "the compiler") failed for \(what): " + String(decoding: text, as: UTF8.self))
+    }
 }

@@ -30,20 +30,11 @@ enum HostileFixtures {
         let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/HostileC/hostile.c").path
         let out = NSTemporaryDirectory() + "eddy-hostile-\(getpid())-\(mode.name).so"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [
-            "cc", "-shared", "-fPIC", "-DMODE=\(mode.rawValue)", "-DMODE_NAME=\"\(mode.name)\"", source,
-            "-L" + PluginFiles.buildDirectory, "-Wl,--no-as-needed", "-lEddy", "-o", out,
-        ]
-        let err = Pipe()
-        p.standardError = err
-        try p.run()
-        let text = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw EddyTestError("cc failed for \(mode.name): " + String(decoding: text, as: UTF8.self))
-        }
+        try compile(
+            [
+                "cc", "-shared", "-fPIC", "-DMODE=\(mode.rawValue)", "-DMODE_NAME=\"\(mode.name)\"", source,
+                "-L" + PluginFiles.buildDirectory, "-Wl,--no-as-needed", "-lEddy", "-o", out,
+            ], naming: "\(mode.name)")
         built[mode.rawValue] = out
         return out
     }

@@ -20,20 +20,10 @@ import Testing
             .appendingPathComponent("Fixtures/LingeringKernel/LingeringKernelPlugin.swift").path
         let out = NSTemporaryDirectory() + "eddy-\(module)-\(getpid()).so"
         let build = PluginFiles.buildDirectory
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments =
+        try compile(
             ["swiftc", "-O", "-emit-library", "-module-name", module, source, "-I", build + "/Modules"] + flags + [
                 "-L", build, "-lEddy", "-o", out,
-            ]
-        let err = Pipe()
-        p.standardError = err
-        try p.run()
-        let text = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw EddyTestError("swiftc failed for \(module): " + String(decoding: text, as: UTF8.self))
-        }
+            ], naming: "\(module)")
         return out
     }
 
