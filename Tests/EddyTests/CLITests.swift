@@ -14,11 +14,19 @@ struct Eddy {
         var stderr: String
     }
 
+    /// This process's environment with the test run's own private-copy directory (see
+    /// `testCopiesDirectory`), for every `eddy` a test starts.
+    static var childEnvironment: [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        if env["EDDY_SHADOW_DIR"] == nil { env["EDDY_SHADOW_DIR"] = testCopiesDirectory }
+        return env
+    }
+
     static func run(_ args: [String], environment: [String: String] = [:]) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
-        var env = ProcessInfo.processInfo.environment
+        var env = childEnvironment
         // Never pick up a ./plugins directory from wherever the tests run.
         env["EDDY_PLUGIN_DIR"] = emptyPluginDirectory
         for (k, v) in environment { env[k] = v }
@@ -36,6 +44,16 @@ struct Eddy {
             stderr: String(decoding: e, as: UTF8.self))
     }
 }
+
+/// The private copies, quarantine and probe records of this test run, never the machine's shared
+/// default (`$TMPDIR/eddy-plugins-<euid>`): a quarantine left there by anything else run on the
+/// machine (a developer's server, a hostile review) would refuse the bundled plugins in these tests.
+/// A test that names its own `EDDY_SHADOW_DIR` keeps it.
+let testCopiesDirectory: String = {
+    let p = NSTemporaryDirectory() + "eddy-test-copies-\(getpid())"
+    mkdir(p, 0o700)
+    return p
+}()
 
 /// An empty directory that stands in for the default plugin directory in every test run.
 let emptyPluginDirectory: String = {

@@ -249,6 +249,7 @@ func tripsCSV(_ dir: ScratchDirectory, rows: Int = 3000) -> String {
         let dir = try work.plugins()
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Eddy.binary)
+        p.environment = Eddy.childEnvironment
         p.arguments = [
             "eval", csv, "--plugin-dir", dir.path, "--where", "city = 'Lyon'", "--select", "count(*), sum(fare)",
             "--format", "csv", "--batch-rows", "5000",

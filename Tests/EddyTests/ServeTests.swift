@@ -31,7 +31,7 @@ final class Server: @unchecked Sendable {
     ) throws {
         self.pluginDir = pluginDir
         process.executableURL = URL(fileURLWithPath: launcher.first ?? Eddy.binary)
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        process.environment = Eddy.childEnvironment.merging(environment) { _, new in new }
         process.arguments =
             (launcher.isEmpty ? [] : launcher.dropFirst() + [Eddy.binary])
             + ["serve", "--port", "0", "--plugin-dir", pluginDir, "--rescan", rescan]

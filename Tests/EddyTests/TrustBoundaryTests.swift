@@ -533,6 +533,7 @@ final class DataFixture {
         try dir.copy(try HostileFixtures.build(.loop), as: "loop.so")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Eddy.binary)
+        p.environment = Eddy.childEnvironment
         p.arguments = ["plugins", "--plugin-dir", dir.path, "--probe-timeout", "120"]
         p.standardOutput = FileHandle.nullDevice
         try p.run()
