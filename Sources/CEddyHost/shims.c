@@ -100,7 +100,18 @@ static void crash_handler(int sig, siginfo_t *info, void *context) {
     // (none, on a thread plugin code started), so that another plugin's kernel running elsewhere is
     // not blamed for this crash.
     if (eddy_plugin_call_leave) eddy_plugin_call_leave(site);
-    if (!site && engine_crash_flag && eddy_engine_work_active && eddy_engine_work_active()) *engine_crash_flag = 'E';
+    // Flags for a supervisor: 'F', the fault is a read of a mapped input file cut short under its
+    // mapping (whatever code read it, a kernel included: the file's writer is at fault, not the code);
+    // 'E', an abort on a thread doing engine work outside plugin code (an allocation the address-space
+    // limit refused ends so). A segfault there is not flagged: plugin-defined encoding methods run on
+    // engine threads unmarked, so such a crash stays the responsibility of the plugins that ran.
+    if (engine_crash_flag) {
+        if (sig == SIGBUS && info && eddy_mapping_path_at(info->si_addr)) {
+            *engine_crash_flag = 'F';
+        } else if (!site && sig == SIGABRT && eddy_engine_work_active && eddy_engine_work_active()) {
+            *engine_crash_flag = 'E';
+        }
+    }
     if (site) {
         char number[12];
         int k = sizeof number - 1;

@@ -145,7 +145,7 @@ public enum PluginSignature {
     /// - Returns: the signer's name and the key's fingerprint.
     /// - Throws: for a symbolic link, naming its target: the signed copy would replace the link and
     ///   leave the file it names unsigned (what a host loads through the link), so the file itself is
-    ///   what to sign.
+    ///   what to sign; likewise for a file with more than one hard link.
     public static func signFile(_ path: String, keyFile: String) throws -> (signer: String, fingerprint: String) {
         var link = stat()
         if lstat(path, &link) == 0, (link.st_mode & S_IFMT) == S_IFLNK {
@@ -153,6 +153,14 @@ public enum PluginSignature {
             throw Failure(
                 "\(PluginHost.escaped(path)) is a symbolic link to \(target): sign the file itself "
                     + "(a signed copy would replace the link and leave that file unsigned); nothing was changed")
+        }
+        // A hard link is the same trap: the signed copy takes this name and the file's other names keep
+        // the unsigned bytes.
+        if lstat(path, &link) == 0, (link.st_mode & S_IFMT) == S_IFREG, link.st_nlink > 1 {
+            throw Failure(
+                "\(PluginHost.escaped(path)) has \(link.st_nlink) hard links: a signed copy would take this name "
+                    + "and leave the file's other names unsigned; sign a file with one link (copy it first); "
+                    + "nothing was changed")
         }
         let (key, name) = try readPrivateKey(keyFile)
         let bytes = try PluginFileIO.read(path)

@@ -31,12 +31,21 @@ final class ConnectionLimit: Sendable {
         let client: String?
         /// Requests being handled on it (the router has them; more than one only if pipelined).
         var requests = 0
-        /// Whether an answer is still being written.
+        /// Whether an answer is still being written, and since when (nanoseconds).
         var writing = false
+        var writingSince: UInt64 = 0
         /// When it last read or finished writing (or opened), in nanoseconds.
         var lastActive: UInt64
-        var busy: Bool { requests > 0 || writing }
+        /// Busy: a request is being handled, or an answer has been going out for less than
+        /// `stalledWrite`. An answer still unwritten after that is a client that does not read (one that
+        /// pipelines requests and never reads the replies held 22 slots for good): reclaimable.
+        func busy(at now: UInt64) -> Bool {
+            requests > 0 || (writing && now &- writingSince < ConnectionLimit.stalledWrite)
+        }
     }
+
+    /// Nanoseconds an answer may take to go out before its connection counts as idle at the cap.
+    static let stalledWrite: UInt64 = 5_000_000_000
 
     private struct State {
         var entries: [ObjectIdentifier: Entry] = [:]
@@ -104,7 +113,11 @@ final class ConnectionLimit: Sendable {
 
     /// Whether an answer is being written on this connection.
     func writing(_ channel: any Channel, _ writing: Bool) {
-        update(channel) { $0.writing = writing }
+        let now = DispatchTime.now().uptimeNanoseconds
+        update(channel) {
+            if writing && !$0.writing { $0.writingSince = now }
+            $0.writing = writing
+        }
     }
 
     /// Bytes arrived on this connection.
@@ -123,7 +136,8 @@ final class ConnectionLimit: Sendable {
 
     private static func longestIdle(_ entries: [ObjectIdentifier: Entry], client: String?) -> ObjectIdentifier? {
         var best: (ObjectIdentifier, UInt64)?
-        for (id, e) in entries where !e.busy && (client == nil || e.client == client) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        for (id, e) in entries where !e.busy(at: now) && (client == nil || e.client == client) {
             if let b = best, b.1 <= e.lastActive { continue }
             best = (id, e.lastActive)
         }

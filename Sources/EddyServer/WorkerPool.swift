@@ -148,11 +148,12 @@ final class WorkerPool: Sendable {
     /// Bytes at the end of the page's first half that are the host's, not the plugin-call mirror's.
     static let hostBytes = 8
 
-    /// Whether the worker's crash handler said the crash was on a thread doing the engine's own work
-    /// outside plugin code (a request or a batch: out of `--worker-memory`, say): no plugin is charged
-    /// for it, whatever code of theirs ran in the worker before.
-    func crashedInEngineWork(_ w: Worker) -> Bool {
-        w.page.load(fromByteOffset: Self.pageSize / 2 - 1, as: UInt8.self) == UInt8(ascii: "E")
+    /// What the worker's crash handler said of its crash (see `eddy_crash_report_engine_flag`): "E", an
+    /// abort on a thread doing the engine's own work outside plugin code (a request or a batch: out of
+    /// `--worker-memory`, say), for which no plugin is charged, whatever code of theirs ran in the
+    /// worker before; "F", a read of a mapped input file cut short under its mapping; else 0.
+    func crashFlag(_ w: Worker) -> UInt8 {
+        w.page.load(fromByteOffset: Self.pageSize / 2 - 1, as: UInt8.self)
     }
 
     /// Whether a worker's death is one its plugins can be charged with: a crash or an exit of its own,
@@ -164,7 +165,12 @@ final class WorkerPool: Sendable {
     /// The outcome for a worker that died with `cause`: the plugin code it was running, or when none
     /// was marked, the builds that had run code in it.
     private func died(_ w: Worker, cause: String, site: String?) -> Outcome {
-        let engine = site == nil && crashedInEngineWork(w)
+        // A mapped input file cut short under a kernel that read it is nobody's code's fault: the
+        // request gets the file's error (named by the caller), no plugin is charged.
+        if crashFlag(w) == UInt8(ascii: "F") {
+            return replace(w, outcome: .died(cause: cause, site: nil, suspects: []))
+        }
+        let engine = site == nil && crashFlag(w) == UInt8(ascii: "E")
         let suspects = site == nil && Self.isCrash(cause) && !engine ? suspects(w) : []
         // An abort in the engine's own work is most often an allocation that the address-space limit
         // refused (the Swift runtime aborts when malloc fails).
@@ -293,8 +299,11 @@ final class WorkerPool: Sendable {
     /// Kills the worker's process group — whatever the plugin started goes with it — then reaps the
     /// worker. In that order: until the worker is reaped its id stays reserved, so the group id cannot
     /// belong to some other process yet.
+    /// The worker itself is killed too: plugin code can move it out of its group (`setpgid`), and a
+    /// reap of a worker nobody killed waited for ever (the request and the server's stop with it).
     private func killAndReap(_ w: Worker) -> Int32 {
         kill(-w.pid, SIGKILL)
+        kill(w.pid, SIGKILL)
         return reap(w)
     }
 
@@ -364,8 +373,9 @@ final class WorkerPool: Sendable {
     // MARK: - Watching idle workers and what plugins leave behind
 
     /// An idle worker using more than this share of a core over ``cpuWindow`` seconds is running code
-    /// nobody asked for (a thread a kernel left spinning): it is replaced.
-    static let idleCPUShare = 0.5
+    /// nobody asked for (a thread a kernel left spinning): it is replaced. An idle worker uses next to
+    /// nothing; a quarter (not half) still finds a spinner that shares two busy cores with a test suite.
+    static let idleCPUShare = 0.25
     static let cpuWindow = 2.0
 
     /// Starts a thread that, once a second, measures the CPU time of each idle worker (utime + stime
@@ -547,7 +557,12 @@ final class WorkerPool: Sendable {
             defer { w.removeAll() }
             return w
         }
-        busy.withLock { pids in for pid in pids { kill(-pid, SIGKILL) } }
+        busy.withLock { pids in
+            for pid in pids {
+                kill(-pid, SIGKILL)
+                kill(pid, SIGKILL)
+            }
+        }
         for w in all {
             close(w.socket)  // the worker exits when its socket closes
             for _ in 0..<200 where eddy_has_exited(w.pid) == 0 { usleep(5_000) }

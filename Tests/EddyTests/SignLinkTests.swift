@@ -29,4 +29,25 @@ import Testing
         let verified = try Eddy.run(["verify", link, "--trusted-keys", keys.trusted])
         #expect(verified.status == 0 && verified.stdout.contains("alice"), "\(verified)")
     }
+
+    /// A hard link is the same trap (found by the hostile review): the signed copy took the name and the
+    /// file's other name kept the unsigned bytes. Refused; after a copy, signing works.
+    @Test func signingAFileWithAnotherHardLinkIsRefused() throws {
+        let keys = try SigningTests.Keys()
+        let dir = ScratchDirectory()
+        try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        let file = dir.path + "/delta.so"
+        let other = dir.path + "/hard.so"
+        #expect(link(file, other) == 0)
+        let before = try Data(contentsOf: URL(fileURLWithPath: file))
+        let r = try Eddy.run(["sign", other, "--key", keys.trusted + "/alice.key"])
+        #expect(r.status == 1, "\(r)")
+        #expect(
+            r.stderr.contains("\(other) has 2 hard links") && r.stderr.contains("nothing was changed"), "\(r.stderr)")
+        var st = stat()
+        #expect(stat(file, &st) == 0 && st.st_nlink == 2)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: other)) == before)
+        #expect(unlink(other) == 0)
+        #expect(try Eddy.run(["sign", file, "--key", keys.trusted + "/alice.key"]).status == 0)
+    }
 }

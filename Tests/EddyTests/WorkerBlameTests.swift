@@ -109,6 +109,20 @@ import Testing
         #expect((next["fingerprint"] as? String ?? "").contains("lingering-kernel"), "still loaded: \(next)")
     }
 
+    @Test func aKernelThatLeavesItsWorkersGroupStillTimesOutAndTheServerStops() throws {
+        // The deadline killed the worker's group only; a worker moved out of it was never killed and its
+        // reap waited for ever: no answer, /health in_flight 1 for good, and SIGTERM did not stop the server.
+        let s = try Setup(arguments: ["--eval-timeout", "2"])
+        let (code, body) = try s.server.eval(s.small, where: "fare > 110", select: "count(*)")
+        #expect(code == 504, "\(body)")
+        #expect((body["error"] as? String)?.contains("linger on compare") == true, "\(body)")
+        let (again, next) = try s.server.eval(s.small, where: "fare > 50", select: "count(*)")
+        #expect(again == 200, "\(next)")
+        kill(s.server.process.processIdentifier, SIGTERM)
+        for _ in 0..<100 where s.server.process.isRunning { usleep(100_000) }
+        #expect(!s.server.process.isRunning, "the server did not stop on SIGTERM")
+    }
+
     @Test func aPluginThreadsCrashIsNotPinnedOnAnotherPluginsKernelRunningThen() throws {
         let s = try Setup()
         try s.plugins.copy(try Self.other.get(), as: "other.so")

@@ -16,7 +16,9 @@ import Synchronization
 /// - 106: a child process that spins, in a session of its own;
 /// - 107: a child process (`sleep`) moved into its supervisor's process group;
 /// - 109: a thread that crashes once another plugin's kernel is running (a file `q-running` in
-///   `$EDDY_FIXTURE_PIDS` says so).
+///   `$EDDY_FIXTURE_PIDS` says so);
+/// - 110: the kernel moves its worker into the supervisor's process group and loops (a kill of the
+///   worker's own group then reaches nothing).
 /// Built with `-D LINGER_OTHER` it is that other plugin, `lingering-other`, and does one thing only:
 /// for 108 it creates `q-running` and runs until its process ends.
 /// Children write their process ids into the directory `$EDDY_FIXTURE_PIDS` (one empty file each).
@@ -44,6 +46,10 @@ enum LingeringKernelPlugin: EddyPlugin {
                 }
                 return nil
             #endif
+            if literal == 110 {
+                setpgid(0, getpgid(getppid()))
+                while true { usleep(1_000) }
+            }
             // Once per process and literal, however many batches call the kernel.
             if let literal, (101...109).contains(literal),
                 started.bitwiseOr(1 << (literal - 101), ordering: .relaxed).oldValue & 1 << (literal - 101) == 0
