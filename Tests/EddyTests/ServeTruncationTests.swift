@@ -52,4 +52,65 @@ import Testing
         #expect(health.status == 400 || health.status == 200, "\(health)")
         #expect(server.process.isRunning)
     }
+
+    /// A file cut short under a plugin kernel that reads its mapped pages (found by the hostile review):
+    /// the SIGBUS was charged to the kernel's plugin, so another user able to truncate a file in a data
+    /// subdirectory (or a careless `cp` over a file being read) quarantined an innocent plugin for good.
+    /// The crash handler now tells a fault inside a mapped input file from one in plugin code.
+    @Test func aFileCutUnderAPluginKernelChargesNoPlugin() throws {
+        let scratch = ScratchDirectory()
+        let plugins = ScratchDirectory()
+        try plugins.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        var text = "id\n"
+        text.reserveCapacity(10 << 20)
+        var id = 0
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<1_000_000 {
+            id += Int.random(in: 1...9, using: &rng)
+            text += "\(id)\n"
+        }
+        let csv = scratch.write("ids.csv", text)
+        let original = scratch.path + "/original.eddy"
+        let converted = try Eddy.run([
+            "convert", csv, original, "--plugin-dir", plugins.path, "--chunk-rows", "1000000",
+        ])
+        #expect(converted.status == 0, "\(converted)")
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: original))
+        let data = ScratchDirectory()
+        let file = data.path + "/ids.eddy"
+        try bytes.write(to: URL(fileURLWithPath: file))
+        let server = try Server(pluginDir: plugins.path, dataDirs: [data.path], arguments: ["--workers", "1"])
+        try server.waitForPlugin("delta.so") { $0?["status"] as? String == "loaded" }
+        // Another process cuts the file to a third and writes it back, every 30 ms.
+        let stop = Atomic<Bool>(false)
+        let cutter = Thread {
+            while !stop.load(ordering: .relaxed) {
+                truncate(file, off_t(bytes.count / 3))
+                usleep(30_000)
+                try? bytes.write(to: URL(fileURLWithPath: file))
+                usleep(30_000)
+            }
+        }
+        cutter.start()
+        var faults = 0
+        var fired = 0
+        let started = Date()
+        for _ in 0..<400 where faults < 3 && Date().timeIntervalSince(started) < 20 {
+            let (code, body) = try server.request(
+                "POST", "/eval",
+                json: ["path": "ids.eddy", "where": "id > \(id / 2)", "select": "count(*)", "trace": true])
+            if code == 500, (body["error"] as? String)?.contains("SIGBUS") == true { faults += 1 }
+            if code == 200, (body["fingerprint"] as? String)?.contains("delta@1.0.0") == true { fired += 1 }
+            let (_, report) = try server.request("GET", "/plugins")
+            #expect((report["quarantined"] as? [[String: Any]] ?? []).isEmpty, "\(report)")
+        }
+        stop.store(true, ordering: .relaxed)
+        while !cutter.isFinished { usleep(10_000) }
+        try bytes.write(to: URL(fileURLWithPath: file))
+        #expect(faults > 0, "the file was never cut under a read: make it larger")
+        #expect(fired > 0)
+        let (code, body) = try server.request(
+            "POST", "/eval", json: ["path": "ids.eddy", "where": "id > \(id / 2)", "select": "count(*)"])
+        #expect(code == 200 && (body["fingerprint"] as? String)?.contains("delta@1.0.0") == true, "\(body)")
+    }
 }
