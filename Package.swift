@@ -75,7 +75,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: sharedSettings
+            swiftSettings: sharedSettings,
+            // CEddyHost's pthread_create (threads.c) must be what plugins, Foundation and Dispatch call:
+            // it records which plugin code started a thread, so that a crash on that thread later is
+            // charged to it. Exported from the executable, it comes first in symbol lookup.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic-symbol=pthread_create"])]
         ),
         .target(
             name: "DeltaEncodingPlugin",

@@ -32,6 +32,9 @@ int eddy_dup_above(int fd, int minimum) {
 extern const char *eddy_plugin_call_current(void) __attribute__((weak));
 extern void eddy_plugin_call_leave(const char *previous) __attribute__((weak));
 
+// In threads.c: which plugin code started the crashing thread, if any.
+extern const char *eddy_thread_origin(void);
+
 // In CEddyIO: whether the crashing thread was doing the engine's own work (weak, as above).
 extern int eddy_engine_work_active(void) __attribute__((weak));
 
@@ -96,6 +99,8 @@ static void write_clean(const char *s, size_t limit) {
 static void crash_handler(int sig, siginfo_t *info, void *context) {
     (void)context;
     const char *site = eddy_plugin_call_current ? eddy_plugin_call_current() : NULL;
+    // A thread plugin code started runs no marked call when it crashes: name the code that started it.
+    if (!site) site = eddy_thread_origin();
     // The shared page a supervisor reads names the last mark of any thread: make it this thread's
     // (none, on a thread plugin code started), so that another plugin's kernel running elsewhere is
     // not blamed for this crash.

@@ -568,7 +568,8 @@ public final class EddyServer: Sendable {
             } else if site == nil, !suspects.isEmpty {
                 // Not this request's doing: the builds that ran code in the worker answer for it, and
                 // the request runs once more on a worker without them (see WorkerBlame.swift).
-                chargeTainted(suspects, cause: "its worker \(cause) outside plugin code", in: set)
+                let whereText = cause.contains(" on a thread started in ") ? "" : " outside plugin code"
+                chargeTainted(suspects, cause: "its worker \(cause)\(whereText)", in: set)
                 if !retried {
                     return runInWorker(pool, op, job: job, deadline: deadline, clientGone: clientGone, retried: true)
                 }

@@ -29,11 +29,13 @@ extension EddyServer {
     func chargeTainted(_ suspects: [WorkerRequest.Plugin], cause: String, in set: [LoadedPlugin]) {
         let names = suspects.map { "\($0.name)@\($0.version)" }
         let whose =
-            suspects.count == 1
-            ? "after code of this plugin had run there (a thread it started?)"
-            : "after code of plugins \(names.joined(separator: ", ")) had run there"
+            cause.contains(" on a thread started in ")
+            ? ""
+            : suspects.count == 1
+                ? " after code of this plugin had run there (a thread it started?)"
+                : " after code of plugins \(names.joined(separator: ", ")) had run there"
         for (p, name) in zip(suspects, names) {
-            if host.quarantine(hash: p.hash, plugin: name, cause: "\(cause) \(whose)") {
+            if host.quarantine(hash: p.hash, plugin: name, cause: "\(cause)\(whose)") {
                 metrics.quarantines.increment()
             }
             if let loaded = set.first(where: { $0.contentHash == p.hash }) { watcher.reload(loaded.file) }
@@ -41,7 +43,7 @@ extension EddyServer {
                 "plugin quarantined",
                 metadata: [
                     "plugin": "\(PluginHost.escaped(p.name))@\(PluginHost.escaped(p.version))",
-                    "cause": "\(PluginHost.escaped(cause)) \(PluginHost.escaped(whose))",
+                    "cause": "\(PluginHost.escaped(cause))\(PluginHost.escaped(whose))",
                 ])
         }
         pool?.retire(loading: Set(suspects.map(\.hash)))

@@ -145,6 +145,13 @@ final class WorkerPool: Sendable {
         return ran.isEmpty ? w.loaded : ran
     }
 
+    /// The build whose code started the thread a crash happened on, when the crash handler named one
+    /// ("a thread started in … of plugin NAME@VERSION", see threads.c) and the worker loaded it.
+    static func startedBy(_ site: String, among loaded: [WorkerRequest.Plugin]) -> WorkerRequest.Plugin? {
+        guard site.hasPrefix("a thread started in ") else { return nil }
+        return loaded.first { site.hasSuffix(" of plugin \($0.name)@\($0.version)") }
+    }
+
     /// Bytes at the end of the page's first half that are the host's, not the plugin-call mirror's.
     static let hostBytes = 8
 
@@ -169,6 +176,11 @@ final class WorkerPool: Sendable {
         // request gets the file's error (named by the caller), no plugin is charged.
         if crashFlag(w) == UInt8(ascii: "F") {
             return replace(w, outcome: .died(cause: cause, site: nil, suspects: []))
+        }
+        // A thread plugin code started crashed (the crash handler names who started it): that plugin
+        // answers for it, as for any code of its that ran here, and the request may run again.
+        if let site, let started = Self.startedBy(site, among: w.loaded) {
+            return replace(w, outcome: .died(cause: "\(cause) on \(site)", site: nil, suspects: [started]))
         }
         let engine = site == nil && crashFlag(w) == UInt8(ascii: "E")
         let suspects = site == nil && Self.isCrash(cause) && !engine ? suspects(w) : []
@@ -442,11 +454,16 @@ final class WorkerPool: Sendable {
             return gone
         }
         for w in dead {
+            let site = site(w)
             let cause = Self.describe(killAndReap(w))
-            let suspects = Self.isCrash(cause) ? suspects(w) : []
+            let started = site.flatMap { Self.startedBy($0, among: w.loaded) }
+            let suspects = Self.isCrash(cause) ? started.map { [$0] } ?? suspects(w) : []
             _ = replace(w, outcome: .cancelled)
             if !suspects.isEmpty, let charge = charge.withLock({ $0 }) {
-                charge("an idle worker \(cause) outside plugin code", suspects)
+                charge(
+                    started != nil
+                        ? "an idle worker \(cause) on \(site ?? "")" : "an idle worker \(cause) outside plugin code",
+                    suspects)
             }
         }
     }

@@ -14,6 +14,10 @@ import Testing
     static let lingering = Result { try buildFixture(module: "LingeringKernel") }
     /// The same source built as another plugin, `lingering-other` (`-D LINGER_OTHER`).
     static let other = Result { try buildFixture(module: "LingeringOther", flags: ["-D", "LINGER_OTHER"]) }
+    /// Built as `lingering-registration` (`-D LINGER_REGISTRATION`): its registration leaves the thread.
+    static let registration = Result {
+        try buildFixture(module: "LingeringRegistration", flags: ["-D", "LINGER_REGISTRATION"])
+    }
 
     static func buildFixture(module: String, flags: [String] = []) throws -> String {
         let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -78,7 +82,8 @@ import Testing
         let cause = q.first?["cause"] as? String ?? ""
         #expect(q.first?["plugin"] as? String == "lingering-kernel@1.0.0", "\(q)")
         #expect(
-            cause.contains("SIGSEGV") && cause.contains("outside plugin code") && cause.contains("this plugin"),
+            cause.contains("SIGSEGV")
+                && cause.contains("on a thread started in kernel 'linger on compare' of plugin lingering-kernel@1.0.0"),
             "\(cause)")
         #expect(s.server.logText.contains("plugin quarantined") && s.server.logText.contains("lingering-kernel@1.0.0"))
         try s.server.waitForPlugin("lingering.so") { $0?["status"] as? String == "quarantined" }
@@ -123,20 +128,48 @@ import Testing
         #expect(!s.server.process.isRunning, "the server did not stop on SIGTERM")
     }
 
+    @Test func aThreadARegistrationStartedIsChargedToItsPluginNotToTheKernelThatRan() throws {
+        // The hostile review's F2: the thread crashed outside any marked call, so the plugin whose kernel
+        // had run in the worker (lingering-kernel) was quarantined and the one that started the thread
+        // was not. pthread_create now records which plugin code started a thread.
+        let s = try Setup()
+        try s.plugins.copy(try Self.registration.get(), as: "registration.so")
+        try s.server.waitForPlugin("registration.so") { $0?["status"] as? String == "loaded" }
+        try s.trigger(50)  // the worker loads both; lingering-kernel's kernel runs and declines
+        var q: [[String: Any]] = []
+        for _ in 0..<100 where q.isEmpty {
+            usleep(100_000)
+            q = try s.quarantined()
+        }
+        #expect(q.count == 1 && q.first?["plugin"] as? String == "lingering-registration@1.0.0", "\(q)")
+        let cause = q.first?["cause"] as? String ?? ""
+        #expect(
+            cause.contains("SIGSEGV")
+                && cause.contains("a thread started in the registration of plugin lingering-registration@1.0.0"),
+            "\(cause)")
+        try s.server.waitForPlugin("registration.so") { $0?["status"] as? String == "quarantined" }
+        let (again, next) = try s.server.eval(s.small, where: "fare > 50", select: "count(*)")
+        #expect(again == 200 && (next["fingerprint"] as? String ?? "").contains("lingering-kernel"), "\(next)")
+    }
+
     @Test func aPluginThreadsCrashIsNotPinnedOnAnotherPluginsKernelRunningThen() throws {
         let s = try Setup()
         try s.plugins.copy(try Self.other.get(), as: "other.so")
         try s.server.waitForPlugin("other.so") { $0?["status"] as? String == "loaded" }
         try s.trigger(109)  // lingering-kernel leaves a thread that waits for the other kernel to run
-        // lingering-other's kernel runs (marked on the page) when that thread crashes the worker.
+        // lingering-other's kernel runs (marked on the page) when that thread crashes the worker; the
+        // request runs again on a worker without lingering-kernel, where the other kernel takes its two
+        // seconds and declines.
         let (code, body) = try s.server.eval(s.small, where: "fare > 108", select: "count(*)")
         #expect(code == 200 && (body["result"] as? [[String: Any]])?.first?["count(*)"] as? Int == 192, "\(body)")
         let q = try s.quarantined()
         let charged = Set(q.compactMap { $0["plugin"] as? String })
-        #expect(charged.contains("lingering-kernel@1.0.0"), "the plugin whose thread crashed is charged: \(q)")
+        #expect(charged == ["lingering-kernel@1.0.0"], "only the plugin whose thread crashed is charged: \(q)")
         #expect(
-            q.allSatisfy { ($0["cause"] as? String)?.contains("outside plugin code") == true },
-            "no one is charged as if its kernel crashed: \(q)")
+            q.allSatisfy {
+                ($0["cause"] as? String)?.contains("on a thread started in kernel 'linger on compare'") == true
+            },
+            "\(q)")
     }
 
     @Test func aThreadThatCrashesItsIdleWorkerIsChargedToItsPlugin() throws {
@@ -151,8 +184,9 @@ import Testing
         #expect(q.count == 1 && q.first?["plugin"] as? String == "lingering-kernel@1.0.0", "\(q)")
         let cause = q.first?["cause"] as? String ?? ""
         #expect(
-            cause.contains("an idle worker crashed with signal 11 (SIGSEGV) outside plugin code")
-                && cause.contains("this plugin"), "\(cause)")
+            cause.contains(
+                "an idle worker crashed with signal 11 (SIGSEGV) on a thread started in kernel 'linger on compare' "
+                    + "of plugin lingering-kernel@1.0.0"), "\(cause)")
         let (code, body) = try s.server.eval(s.small, where: "fare > 50", select: "count(*)")
         #expect(code == 200 && (body["result"] as? [[String: Any]])?.first?["count(*)"] as? Int == 250, "\(body)")
     }

@@ -20,18 +20,25 @@ import Synchronization
 /// - 110: the kernel moves its worker into the supervisor's process group and loops (a kill of the
 ///   worker's own group then reaches nothing).
 /// Built with `-D LINGER_OTHER` it is that other plugin, `lingering-other`, and does one thing only:
-/// for 108 it creates `q-running` and runs until its process ends.
+/// for 108 it creates `q-running` and runs for two seconds. Built with `-D LINGER_REGISTRATION`
+/// it is `lingering-registration`, whose registration starts a thread that crashes 1.5 s later (its
+/// kernel does nothing).
 /// Children write their process ids into the directory `$EDDY_FIXTURE_PIDS` (one empty file each).
 /// Built without the SDK package (`swiftc -emit-library`, see DESIGN.md §7).
 enum LingeringKernelPlugin: EddyPlugin {
     #if LINGER_OTHER
         static let name = "lingering-other"
+    #elseif LINGER_REGISTRATION
+        static let name = "lingering-registration"
     #else
         static let name = "lingering-kernel"
     #endif
     static let version = "1.0.0"
 
     static func register(into registrar: PluginRegistrar) throws {
+        #if LINGER_REGISTRATION
+            startThread(crashLater)
+        #endif
         registrar.register("linger on compare", parent: CompareFunction.id, child: ConstantArray.id) { _, child, _, _ in
             let literal: Int? =
                 switch (child as? ConstantArray)?.scalar.value {
@@ -42,7 +49,7 @@ enum LingeringKernelPlugin: EddyPlugin {
             #if LINGER_OTHER
                 if literal == 108 {
                     marker("q-running")
-                    while true { usleep(1_000) }
+                    for _ in 0..<2_000 { usleep(1_000) }
                 }
                 return nil
             #endif
@@ -97,6 +104,12 @@ func crashWhenBusy(_: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
         ticks += 1
         if ticks % 50 == 0 { base = now }
     }
+}
+
+func crashLater(_: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    usleep(1_500_000)
+    UnsafeMutablePointer<Int>(bitPattern: 8).map { $0.pointee = 42 }
+    return nil
 }
 
 func crashSoon(_: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
