@@ -36,11 +36,12 @@ final class ConnectionLimit: Sendable {
         var writingSince: UInt64 = 0
         /// When it last read or finished writing (or opened), in nanoseconds.
         var lastActive: UInt64
-        /// Busy: a request is being handled, or an answer has been going out for less than
-        /// `stalledWrite`. An answer still unwritten after that is a client that does not read (one that
-        /// pipelines requests and never reads the replies held 22 slots for good): reclaimable.
+        /// Busy: a request is being handled or an answer is going out — unless answers have been stuck
+        /// for `stalledWrite`: a client that does not read its replies is reclaimable then, whatever
+        /// else is in progress on it, since nothing it asks can reach it.
         func busy(at now: UInt64) -> Bool {
-            requests > 0 || (writing && now &- writingSince < ConnectionLimit.stalledWrite)
+            if writing && now &- writingSince >= ConnectionLimit.stalledWrite { return false }
+            return requests > 0 || writing
         }
     }
 
