@@ -364,21 +364,11 @@ final class MappedEddyFile: Sendable {
     ) throws -> MappedEddyFile {
         func read(_ offset: Int, _ count: Int) throws -> [UInt8] {
             var out = [UInt8](repeating: 0, count: count)
-            var done = 0
-            while done < count {
-                let n = out.withUnsafeMutableBytes { buffer -> Int in
-                    guard let base = buffer.baseAddress else { return 0 }
-                    return pread(fd, base + done, count - done, off_t(offset + done))
-                }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else {
-                    throw fail(
-                        n < 0
-                            ? "cannot read: \(String(cString: strerror(errno)))"
-                            : "the file ended at byte \(offset + done) while being read (truncated meanwhile?)")
-                }
-                done += n
+            let problem = out.withUnsafeMutableBytes { buffer -> String? in
+                guard let base = buffer.baseAddress else { return nil }
+                return preadFully(fd, into: base, count: count, offset: offset)
             }
+            if let problem { throw fail(problem) }
             return out
         }
         let head = try read(0, 16)
@@ -671,17 +661,8 @@ public final class EddyFile: @unchecked Sendable {
         }
         let count = end - start
         let storage = BufferStorage(uninitializedByteCount: Swift.max(count, 1), alignment: EddyFileFormat.alignment)
-        var done = 0
-        while done < count {
-            let n = pread(reader.descriptor, storage.pointer + done, count - done, off_t(start + done))
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                throw fail(
-                    n < 0
-                        ? "cannot read: \(String(cString: strerror(errno)))"
-                        : "the file ended at byte \(start + done) while being read (truncated meanwhile?)")
-            }
-            done += n
+        if let problem = preadFully(reader.descriptor, into: storage.pointer, count: count, offset: start) {
+            throw fail(problem)
         }
         return (storage, start)
     }
@@ -875,4 +856,21 @@ extension ColumnChunkLayout {
 public func saturatingAdd(_ a: Int, _ b: Int) -> Int {
     let (r, o) = a.addingReportingOverflow(b)
     return o ? (b < 0 ? Int.min : Int.max) : r
+}
+
+/// Reads `count` bytes at `offset` of `fd` into `into`, through short reads and EINTR.
+/// - Returns: nil when all were read, else what went wrong, for a message naming the file.
+func preadFully(_ fd: Int32, into: UnsafeMutableRawPointer, count: Int, offset: Int) -> String? {
+    var done = 0
+    while done < count {
+        let n = pread(fd, into + done, count - done, off_t(offset + done))
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else {
+            return n < 0
+                ? "cannot read: \(String(cString: strerror(errno)))"
+                : "the file ended at byte \(offset + done) while being read (truncated meanwhile?)"
+        }
+        done += n
+    }
+    return nil
 }

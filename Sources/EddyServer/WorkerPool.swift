@@ -174,7 +174,8 @@ final class WorkerPool: Sendable {
     private func died(_ w: Worker, cause: String, site: String?) -> Outcome {
         // A mapped input file cut short under a kernel that read it is nobody's code's fault: the
         // request gets the file's error (named by the caller), no plugin is charged.
-        if crashFlag(w) == UInt8(ascii: "F") {
+        let flag = crashFlag(w)
+        if flag == UInt8(ascii: "F") {
             return replace(w, outcome: .died(cause: cause, site: nil, suspects: []))
         }
         // A thread plugin code started crashed (the crash handler names who started it): that plugin
@@ -182,7 +183,7 @@ final class WorkerPool: Sendable {
         if let site, let started = Self.startedBy(site, among: w.loaded) {
             return replace(w, outcome: .died(cause: "\(cause) on \(site)", site: nil, suspects: [started]))
         }
-        let engine = site == nil && crashFlag(w) == UInt8(ascii: "E")
+        let engine = site == nil && flag == UInt8(ascii: "E")
         let suspects = site == nil && Self.isCrash(cause) && !engine ? suspects(w) : []
         // An abort in the engine's own work is most often an allocation that the address-space limit
         // refused (the Swift runtime aborts when malloc fails).

@@ -22,10 +22,11 @@ struct Eddy {
         return env
     }
 
-    static func run(_ args: [String], environment: [String: String] = [:]) throws -> Result {
+    /// - Parameter launcher: a command that runs `eddy` (`timeout 120`), found by path.
+    static func run(_ args: [String], environment: [String: String] = [:], launcher: [String] = []) throws -> Result {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = args
+        p.executableURL = URL(fileURLWithPath: launcher.first ?? binary)
+        p.arguments = launcher.isEmpty ? args : launcher.dropFirst() + [binary] + args
         var env = childEnvironment
         // Never pick up a ./plugins directory from wherever the tests run.
         env["EDDY_PLUGIN_DIR"] = emptyPluginDirectory

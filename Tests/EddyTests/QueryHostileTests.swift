@@ -17,20 +17,10 @@ import Testing
         // guard against a hang, not a speed target (the benchmark-free figure: ~2 s in a debug build).
         let dir = ScratchDirectory()
         let path = Self.wideCSV(dir, columns: 100_000)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        p.arguments = ["120", Eddy.binary, "eval", path, "--format", "csv", "--where", "c99999 = 99999"]
-        p.environment = ProcessInfo.processInfo.environment.merging(["EDDY_PLUGIN_DIR": emptyPluginDirectory]) {
-            $1
-        }
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "timed out or failed: \(p.terminationStatus)")
-        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
+        let r = try Eddy.run(
+            ["eval", path, "--format", "csv", "--where", "c99999 = 99999"], launcher: ["/usr/bin/timeout", "120"])
+        #expect(r.status == 0, "timed out or failed: \(r.status) \(r.stderr.prefix(300))")
+        let lines = r.stdout.split(separator: "\n")
         try #require(lines.count == 2)
         let names = lines[0].split(separator: ",")
         let values = lines[1].split(separator: ",")
