@@ -1,0 +1,47 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The `Decimal` fixture (Tests/Fixtures/Decimal): issue 21's third-party f64 encoding with a hook,
+/// storage and kernels, built clean or with one realistic bug planted, as a real plugin `.so`.
+enum DecimalFixture {
+    /// The bugs the fixture can be built with (`-D DECIMAL_BUG_<rawValue>`).
+    enum Bug: String, CaseIterable, Sendable, CustomStringConvertible {
+        /// compare scales the constant to the nearest integer: `x = 12.345` matches 12.35.
+        case roundedConstant = "ROUNDED_CONSTANT"
+        /// The storage reader's exponent is off by one.
+        case exponent = "EXPONENT"
+        /// The storage reader drops the last row.
+        case shortRead = "SHORT_READ"
+        /// The hook accepts -0.0 and decodes it as +0.0.
+        case negativeZero = "NEGATIVE_ZERO"
+        /// sum adds the integers exactly, where the engine sums doubles in row order.
+        case exactSum = "EXACT_SUM"
+
+        var description: String { rawValue.lowercased() }
+    }
+
+    /// The built `.so` of each variant (nil: clean), built once per test run with `swiftc -O`.
+    private static let built = Mutex<[String: String]>([:])
+
+    /// The fixture built with `bug` planted (nil: clean), as a `.so` in a temporary directory. Each
+    /// variant has its own module name, so several can be loaded into one test process.
+    static func plugin(_ bug: Bug? = nil) throws -> String {
+        let tag = bug?.rawValue ?? "CLEAN"
+        if let path = built.withLock({ $0[tag] }) { return path }
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/Decimal/DecimalPlugin.swift").path
+        let out = NSTemporaryDirectory() + "eddy-decimal-\(tag.lowercased())-\(getpid()).so"
+        let build = PluginFiles.buildDirectory
+        try compile(
+            ["swiftc", "-O", "-emit-library", "-module-name", "Decimal_\(tag)", "-D", "DECIMAL_SO"]
+                + (bug.map { ["-D", "DECIMAL_BUG_\($0.rawValue)"] } ?? []) + [
+                    source, "-I", build + "/Modules", "-L", build, "-lEddy", "-o", out,
+                ], naming: "the Decimal fixture (\(tag))")
+        built.withLock { $0[tag] = out }
+        return out
+    }
+}
