@@ -72,6 +72,8 @@ let package = Package(
             name: "eddy",
             dependencies: [
                 .product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost", "EddyServer",
+                // The conformance kit: `--verify` runs it on each new plugin before it serves.
+                .product(name: "EddyTesting", package: "plugin-sdk"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

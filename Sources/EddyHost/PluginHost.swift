@@ -44,6 +44,9 @@ public struct PluginReportRow: Sendable, Equatable {
     /// The file's Swift code was compiled without optimisation (`swift build` without `-c release`):
     /// its kernels run several times slower than a release build's (see ``ELFBuildMode``).
     public var debugBuild = false
+    /// How many generated inputs its kernels, hooks and storage were checked on against
+    /// decode-then-compute before they served a query (`--verify`); nil when not verified.
+    public var verifiedInputs: Int?
 
     /// The row as a JSON object.
     public var json: String {
@@ -54,7 +57,8 @@ public struct PluginReportRow: Sendable, Equatable {
             + (linkTarget.isEmpty ? "" : ", \"link_target\": \(q(linkTarget))")
             + (signer.isEmpty ? "" : ", \"signer\": \(q(signer))")
             + (probe == .none ? "" : ", \"probe\": \(q(probe.rawValue))")
-            + (debugBuild ? ", \"debug_build\": true" : "") + "}"
+            + (debugBuild ? ", \"debug_build\": true" : "")
+            + (verifiedInputs.map { ", \"verified_inputs\": \($0)" } ?? "") + "}"
     }
 
     /// `s` as a JSON string literal.
@@ -118,6 +122,9 @@ public final class PluginHost: Sendable {
 
     /// Loads a new plugin file in a separate process first (see ``PluginProbe``); nil loads directly.
     public let probe: PluginProbe?
+    /// Checks what a plugin computes after it registers and before its kernels are published (in the
+    /// process that loads it: the probe's child, or this one when there is no probe).
+    @_spi(Host) public let verifier: PluginVerifier?
     /// What probe verdicts are kept under (see ``probeHostKey(_:)``), taken before any plugin loads.
     let hostBuild: String?
 
@@ -126,10 +133,12 @@ public final class PluginHost: Sendable {
     ///     created 0700 and verified before the first copy is written.
     @_spi(Host) public init(
         session: Session, shadowDirectory: String? = nil, probe: PluginProbe? = nil,
-        policy: PluginLoadPolicy = PluginLoadPolicy(), loading: Loading = .inProcess
+        policy: PluginLoadPolicy = PluginLoadPolicy(), loading: Loading = .inProcess,
+        verifier: PluginVerifier? = nil
     ) {
         self.session = session
         self.probe = probe
+        self.verifier = verifier
         self.policy = policy
         self.loading = loading
         self.copies = PrivateCopies(path: PrivateCopies.defaultPath(explicit: shadowDirectory))
@@ -347,6 +356,8 @@ public final class PluginHost: Sendable {
     private func load(unsigned file: PluginFile, path: String, started: Double) -> PluginReportRow {
         func elapsed() -> Double { (Self.now() - started) * 1000 }
         var probeNote = PluginReportRow.Probe.none
+        // Inputs the plugin was checked on (`--verify`): by its probe, or here before publishing.
+        var verified: Int?
         func row(
             _ file: String, _ status: PluginReportRow.Status, _ reason: String, plugin: String = "",
             version: String = "", kernels: Int = 0, hash: String = "", ms: Double = 0
@@ -354,6 +365,7 @@ public final class PluginHost: Sendable {
             var r = self.row(
                 file, status, reason, plugin: plugin, version: version, kernels: kernels, hash: hash, ms: ms)
             r.probe = probeNote
+            if status == .loaded || status == .replaced { r.verifiedInputs = verified }
             return r
         }
         let bytes = file.bytes
@@ -435,7 +447,7 @@ public final class PluginHost: Sendable {
             // `eddy eval` would otherwise start a process per plugin every time).
             let host = probeHostKey(probe)
             if let host, let kept = copies.probeVerdict(hash: hash, host: host) {
-                probed = .passed(kernels: kept.kernels, name: kept.name, version: kept.version)
+                probed = .passed(kernels: kept.kernels, name: kept.name, version: kept.version, verified: kept.verified)
                 probeNote = .passedEarlier
             } else {
                 probeNote = .ran
@@ -448,11 +460,12 @@ public final class PluginHost: Sendable {
                     return row(path, .rejected, error.description, hash: short, ms: elapsed())
                 }
                 switch outcome {
-                case .passed(let kernels, let name, let version):
+                case .passed(let kernels, let name, let version, let verified):
                     probed = outcome
                     if let host {
                         copies.recordProbeVerdict(
-                            hash: hash, host: host, kernels: kernels, name: name, version: version)
+                            hash: hash, host: host, kernels: kernels, name: name, version: version,
+                            verified: verified)
                     }
                 case .rejected(let reason), .failed(let reason):
                     return row(path, .rejected, reason, hash: short, ms: elapsed())
@@ -460,9 +473,10 @@ public final class PluginHost: Sendable {
             }
         }
         if probe == nil { probeNote = .off }
+        if case .passed(_, _, _, let v)? = probed { verified = v }
         if loading == .checkOnly {
             // A supervisor: the probe's word is all it takes; workers load the verified copy.
-            guard case .passed(let kernels, let name, let version)? = probed else {
+            guard case .passed(let kernels, let name, let version, _)? = probed else {
                 return row(
                     path, .rejected, "this host loads plugins only through its probe, which is off", hash: short,
                     ms: elapsed())
@@ -593,8 +607,26 @@ public final class PluginHost: Sendable {
         case .registered(let m, let r, let o):
             (manifest, registrar, owner) = (m, r, o)
         }
-        let replacedOld = plugins.first { $0.name == manifest.name }
         let contents = registrar.contents  // sealed: the lists that were checked
+        if let verifier, verified == nil {
+            // Checked in a session of its own before anything is published: a plugin that computes
+            // wrong answers never serves a query here.
+            let scratch = Session()
+            scratch.kernels.replace(
+                pluginNamed: manifest.name, kernels: contents.kernels, rules: contents.rules,
+                owner: owner, compressorHooks: contents.compressorHooks, encodings: registrar.encodings,
+                storages: registrar.storages)
+            switch verifier.check(scratch, manifest.name) {
+            case .verified(let inputs):
+                verified = inputs
+            case .refused(let report):
+                return row(
+                    path, .rejected,
+                    "refused by verification (--verify \(verifier.level)): \(Self.escaped(report))",
+                    plugin: manifest.name, version: manifest.version, hash: short, ms: elapsed())
+            }
+        }
+        let replacedOld = plugins.first { $0.name == manifest.name }
         session.kernels.replace(
             pluginNamed: manifest.name, kernels: contents.kernels, rules: contents.rules,
             owner: owner, compressorHooks: contents.compressorHooks, encodings: registrar.encodings,

@@ -34,11 +34,12 @@ public struct PluginProbe: Sendable {
     /// The descriptor on which the child finds the plugin file (a verified private copy).
     public static let fileDescriptor: Int32 = 4
 
-    /// What the child reports: `ok KERNELS NAME VERSION` (tab-separated) after a successful load,
-    /// `rejected REASON` otherwise.
+    /// What the child reports: `ok KERNELS NAME VERSION VERIFIED` (tab-separated; VERIFIED is how many
+    /// inputs `--verify` checked, `-` when it did not run) after a successful load, `rejected REASON`
+    /// otherwise.
     public enum Record {
-        public static func success(kernels: Int, name: String, version: String) -> String {
-            "ok \(kernels)\t\(clean(name))\t\(clean(version))\n"
+        public static func success(kernels: Int, name: String, version: String, verified: Int?) -> String {
+            "ok \(kernels)\t\(clean(name))\t\(clean(version))\t\(verified.map(String.init) ?? "-")\n"
         }
         /// Escaped, so no tab or newline can break the record's fields.
         static func clean(_ s: String) -> String { PluginHost.escaped(s) }
@@ -48,8 +49,9 @@ public struct PluginProbe: Sendable {
     }
 
     public enum Outcome: Equatable {
-        /// The child loaded it: the plugin's name and version from its manifest.
-        case passed(kernels: Int, name: String, version: String)
+        /// The child loaded it: the plugin's name and version from its manifest, and how many inputs
+        /// it verified the plugin on (nil: not verified).
+        case passed(kernels: Int, name: String, version: String, verified: Int?)
         /// The child refused the file itself (its reason is the host's reason).
         case rejected(String)
         /// The child crashed, exited without a record, or hung.
@@ -136,8 +138,9 @@ public struct PluginProbe: Sendable {
         let exitStatus = (status >> 8) & 0xff
         if exitStatus == 0, line.hasPrefix("ok ") {
             let fields = line.dropFirst(3).split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-            if fields.count == 3, let kernels = Int(fields[0]) {
-                return .passed(kernels: kernels, name: fields[1], version: fields[2])
+            if fields.count == 4, let kernels = Int(fields[0]) {
+                let verified = Int(fields[3]).flatMap { $0 >= 0 ? $0 : nil }
+                return .passed(kernels: kernels, name: fields[1], version: fields[2], verified: verified)
             }
         }
         if line.hasPrefix("rejected ") { return .rejected(String(line.dropFirst(9))) }

@@ -129,9 +129,10 @@ public final class EddyServer: Sendable {
     }
 
     /// - Throws: ``ServerSetupError`` when the private upload directory cannot be made.
-    public init(
+    @_spi(Host) public init(
         pluginDirectory: String, logger: Logger, rescanSeconds: Double = 2, probe: PluginProbe? = nil,
-        policy: PluginLoadPolicy = PluginLoadPolicy(), options: ServerOptions = ServerOptions()
+        policy: PluginLoadPolicy = PluginLoadPolicy(), options: ServerOptions = ServerOptions(),
+        verifier: PluginVerifier? = nil
     ) throws {
         self.options = options
         self.uploads = try UploadDirectory()
@@ -163,7 +164,8 @@ public final class EddyServer: Sendable {
         }
         let session = Session()
         let host = PluginHost(
-            session: session, probe: probe, policy: policy, loading: isolated ? .checkOnly : .inProcess)
+            session: session, probe: probe, policy: policy, loading: isolated ? .checkOnly : .inProcess,
+            verifier: probe == nil ? verifier : nil)
         let metrics = Metrics()
         self.session = session
         self.host = host

@@ -37,15 +37,25 @@ struct PluginOptions: ParsableArguments {
     @Flag(help: "Load only plugins signed by a key in --trusted-keys.")
     var requireSigned = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Check what each new plugin computes before its kernels serve a query: off, quick (a bounded sample, "
+                + "about a second) or full (many more inputs, up to half a minute). The verdict is kept per "
+                + "plugin build, so only the first load pays.",
+            valueName: "level"))
+    var verify: VerifyLevel = .quick
+
     var directory: String { pluginDir ?? PluginHost.defaultDirectory }
 
-    /// The child gets the same size cap, so it refuses nothing the host would load.
+    /// The child gets the same size cap, so it refuses nothing the host would load, and verifies at
+    /// the same level (its timeout grows by the verification's own limit).
     var probe: PluginProbe? {
         noProbe
             ? nil
             : PluginProbe.selfExecutable(
-                timeout: probeTimeout,
-                extraArguments: ["--max-plugin-bytes", String(maxPluginBytes)])
+                timeout: probeTimeout + (verify.verifier?.seconds ?? 0) * 2,
+                extraArguments: ["--max-plugin-bytes", String(maxPluginBytes)]
+                    + (verify == .off ? [] : ["--verify", verify.rawValue]))
     }
 
     /// - Throws: ``ValidationError`` for a key directory that cannot be read.
@@ -75,8 +85,9 @@ struct PluginOptions: ParsableArguments {
     /// Whether the directory was asked for explicitly (a missing default directory is not an error).
     var explicit: Bool { pluginDir != nil || getenv("EDDY_PLUGIN_DIR") != nil }
 
+    /// Without a probe the host verifies plugins itself, after registering and before publishing.
     func makeHost(session: Session) throws -> PluginHost {
-        PluginHost(session: session, probe: probe, policy: try policy())
+        PluginHost(session: session, probe: probe, policy: try policy(), verifier: noProbe ? verify.verifier : nil)
     }
 
     /// Loads the plugin directory into `session`; problems are reported on stderr, never fatal.

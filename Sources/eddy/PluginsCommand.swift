@@ -49,6 +49,7 @@ struct PluginsCommand: ParsableCommand {
                     [
                         r.debugBuild ? "debug build: deploy a release build (swift build -c release)" : "",
                         r.reason, r.signer.isEmpty ? "" : "signed by " + r.signer,
+                        r.verifiedInputs.map { "verified: \($0) inputs agree with decode-then-compute" } ?? "",
                     ]
                     .filter { !$0.isEmpty }.joined(separator: "; ")),
             ]

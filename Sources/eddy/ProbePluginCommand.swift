@@ -26,6 +26,9 @@ struct ProbePluginCommand: ParsableCommand {
     @Option(help: "Refuse plugin files larger than this many bytes.")
     var maxPluginBytes: Int = PluginLoadPolicy().maxFileBytes
 
+    @Option(help: "Check what the plugin computes after it registers (quick or full; see --verify).")
+    var verify: VerifyLevel = .off
+
     @Argument var file: String
 
     func run() throws {
@@ -34,12 +37,14 @@ struct ProbePluginCommand: ParsableCommand {
         // own checks pass; registration here is bounded by the host's probe timeout instead.
         let host = PluginHost(
             session: Session(), probe: nil,
-            policy: PluginLoadPolicy(maxFileBytes: maxPluginBytes, registrationTimeout: 3600))
+            policy: PluginLoadPolicy(maxFileBytes: maxPluginBytes, registrationTimeout: 3600),
+            verifier: verify.verifier)
         let row = fd.map { host.load(descriptor: $0, path: file) } ?? host.load(file)
         let ok = row.status == .loaded || row.status == .replaced
         let record =
             ok
-            ? PluginProbe.Record.success(kernels: row.kernels, name: row.plugin, version: row.version)
+            ? PluginProbe.Record.success(
+                kernels: row.kernels, name: row.plugin, version: row.version, verified: row.verifiedInputs)
             : PluginProbe.Record.rejection(row.reason)
         if let reportFd {
             var bytes = Array(record.utf8)

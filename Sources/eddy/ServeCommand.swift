@@ -242,7 +242,8 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             server = try EddyServer(
                 pluginDirectory: plugins.directory, logger: logger, rescanSeconds: rescan,
-                probe: plugins.probe, policy: try plugins.policy(), options: options)
+                probe: plugins.probe, policy: try plugins.policy(), options: options,
+                verifier: plugins.noProbe ? plugins.verify.verifier : nil)
         } catch let e as ServerSetupError {
             Stderr.write("eddy: error: \(e)\n")
             throw ExitCode(2)

@@ -1,0 +1,45 @@
+import ArgumentParser
+@_spi(Host) import Eddy
+@_spi(Host) import EddyHost
+@_spi(Host) import EddyTesting
+
+/// `--verify off|quick|full`: how much of the conformance kit runs on a plugin before it serves.
+enum VerifyLevel: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case off, quick, full
+
+    /// The kit's options for the level: a fixed seed (the same build always meets the same inputs,
+    /// so a verdict can be kept), a budget per key and a time limit.
+    var options: ConformanceOptions? {
+        switch self {
+        case .off: return nil
+        case .quick:
+            return ConformanceOptions(seed: 21, inputsPerKey: 48, twoThreads: false, timingRows: 0)
+        case .full:
+            return ConformanceOptions(seed: 21, inputsPerKey: 400, twoThreads: true, timingRows: 0)
+        }
+    }
+
+    /// The check's time limit in seconds (the probe's timeout grows by twice as much).
+    var seconds: Double { self == .full ? 20 : self == .quick ? 0.8 : 0 }
+
+    var verifier: PluginVerifier? {
+        guard let options else { return nil }
+        return PluginVerifier(level: rawValue, seconds: seconds) { session, name in
+            Self.verdict(PluginConformance.check(loadedPlugin: name, in: session, options: options), plugin: name)
+        }
+    }
+
+    /// Refused on any disagreement; kernels that never fired or keys not reached within the time
+    /// limit are not wrong answers (the count says how much was checked).
+    static func verdict(_ report: ConformanceReport, plugin: String) -> PluginVerifier.Verdict {
+        let inputs = report.keys.reduce(0) { $0 + $1.inputs }
+        guard let first = report.failures.first else { return .verified(inputs: inputs) }
+        let failing = report.keys.filter { !$0.failures.isEmpty }.map(\.key)
+        let tree = first.input.split(separator: "\n").map { $0.drop(while: \.isWhitespace) }
+            .prefix(12).joined(separator: " / ")
+        return .refused(
+            "wrong answer: \(report.failures.count) of \(inputs) inputs disagreed with decode-then-compute "
+                + "(keys: \(failing.joined(separator: ", "))); first: "
+                + first.problem.split(separator: "\n").joined(separator: "; ") + "; input: " + tree)
+    }
+}
