@@ -352,6 +352,10 @@ final class MappedEddyFile: Sendable {
         verified.withLock { _ = $0.insert(k) }
     }
 
+    /// Column chunks found to agree with the footer's statistics, with the plugin builds that read them
+    /// (see ``PluginChunkCheck``).
+    let statisticsChecked = Mutex<Set<PluginChunkCheck.Key>>([])
+
     /// Reads and checks the header, trailer and footer of the file open at `fd`, then maps it (unless
     /// `map` is false).
     ///
@@ -518,6 +522,9 @@ public final class EddyFile: @unchecked Sendable {
     let verifyChecksums: Bool
     /// The encodings whose storage is not loaded (empty unless opened with `requireEncodings: false`).
     public let missing: [StoredEncoding]
+    /// The kernels and plugins the file was opened with: a plugin-encoded chunk is decoded with them to
+    /// check it against the footer's statistics.
+    let snapshot: KernelSnapshot
 
     /// Opens and checks `path`; every encoding it uses must be readable with `snapshot`'s plugins.
     /// - Throws: ``IOError`` naming the file and the check that failed.
@@ -606,6 +613,7 @@ public final class EddyFile: @unchecked Sendable {
         self.mapped = mapped
         self.reader = reader
         self.verifyChecksums = verifyChecksums
+        self.snapshot = snapshot
         func fail(_ message: String) -> IOError { IOError(file: path, line: 0, column: 0, message: message) }
         let footer = mapped.footer
         // Every encoding must be readable before any data is: name what is missing and who wrote it.
@@ -699,30 +707,60 @@ public final class EddyFile: @unchecked Sendable {
         }
         var built: [any ArrayNode] = []
         built.reserveCapacity(layout.nodes.count)
+        // The plugins whose storage built a node of this tree: their chunks are checked against the
+        // footer's statistics below. The engine's own encodings are the engine's code, tested with it,
+        // and skip that decode.
+        var plugins: [KernelOwner] = []
         for (i, n) in layout.nodes.enumerated() {
             let enc = footer.encodings[n.encoding]
+            let stored: StoredNode
             do {
                 let buffers = try n.buffers.map {
                     try Buffer(
                         storage: storage, byteOffset: layout.segmentOffset - start + $0.offset, byteCount: $0.length)
                 }
-                guard let storage = storages[n.encoding] else {
-                    throw EddyError(
-                        .unsupported,
-                        "encoding \(enc.name) is not loaded (plugin \(enc.pluginName) \(enc.pluginVersion))")
-                }
-                let node = try storage.read(
-                    StoredNode(
-                        dtype: n.dtype, count: n.count, metadata: n.metadata, metadataVersion: enc.metadataVersion,
-                        buffers: buffers, children: n.children.map { built[$0] }))
-                built.append(node)
+                stored = StoredNode(
+                    dtype: n.dtype, count: n.count, metadata: n.metadata, metadataVersion: enc.metadataVersion,
+                    buffers: buffers, children: n.children.map { built[$0] })
             } catch let e as EddyError {
                 throw fail("node \(i) (\(enc.name)): \(e.message)")
             } catch {
                 throw fail("node \(i) (\(enc.name)): \(error)")
             }
+            guard let encodingStorage = storages[n.encoding] else {
+                throw fail(
+                    "node \(i) (\(enc.name)): encoding \(enc.name) is not loaded (plugin \(enc.pluginName) \(enc.pluginVersion))"
+                )
+            }
+            let owner = encodingStorage.owner
+            if owner.isBuiltin {
+                do {
+                    built.append(try encodingStorage.read(stored))
+                } catch let e as EddyError {
+                    throw fail("node \(i) (\(enc.name)): \(e.message)")
+                } catch {
+                    throw fail("node \(i) (\(enc.name)): \(error)")
+                }
+                continue
+            }
+            if !plugins.contains(owner) { plugins.append(owner) }
+            let check = PluginChunkCheck(file: self, chunk: chunk, column: column, plugins: [owner])
+            let node: any ArrayNode
+            do {
+                node = try encodingStorage.readUnverified(stored)
+            } catch let e as EddyError {
+                throw check.failure("node \(i) (\(enc.name)) could not be read: \(e.message)")
+            } catch {
+                throw check.failure("node \(i) (\(enc.name)) could not be read: \(error)")
+            }
+            try check.shape(
+                of: node, node: i, of: layout.nodes.count, stored: stored, encoding: encodingStorage.encoding)
+            built.append(node)
         }
         guard let root = built.last else { throw fail("empty tree") }
+        if !plugins.isEmpty {
+            try PluginChunkCheck(file: self, chunk: chunk, column: column, plugins: plugins).statistics(of: root)
+        }
         return root
     }
 }

@@ -58,12 +58,13 @@ public struct ExecutionCtx: Sendable {
             }
             if useKernels {
                 if let reduced = try current.reduce() {
+                    let owner = encodingOwner(of: current)
                     trace?.record(
                         .init(
-                            step: .reduce, encoding: "\(current.encoding)", name: "", owner: .builtin,
+                            step: .reduce, encoding: "\(current.encoding)", name: "", owner: owner,
                             depth: base + stack.count))
                     current = try check(
-                        reduced, replacing: current, by: "reduce of \(current.encoding)", owner: .builtin)
+                        reduced, replacing: current, by: "reduce of \(current.encoding)", owner: owner)
                     continue
                 }
                 if let rewritten = try reduceParentOverChildren(current, depth: base + stack.count) {
@@ -93,11 +94,13 @@ public struct ExecutionCtx: Sendable {
             }
             switch executed {
             case .done(let result):
+                // A plugin encoding's own execute is the plugin's code: its step and a broken result are
+                // the plugin's (the engine's encodings cost one set lookup here).
+                let owner = encodingOwner(of: current)
                 trace?.record(
-                    .init(step: .execute, encoding: "\(encoding)", name: "", owner: .builtin, depth: base + stack.count)
-                )
+                    .init(step: .execute, encoding: "\(encoding)", name: "", owner: owner, depth: base + stack.count))
                 do {
-                    current = try check(result, replacing: current, by: "execute of \(encoding)", owner: .builtin)
+                    current = try check(result, replacing: current, by: "execute of \(encoding)", owner: owner)
                 } catch {
                     throw attributed(error, of: current)
                 }
@@ -105,7 +108,7 @@ public struct ExecutionCtx: Sendable {
                 trace?.record(
                     .init(
                         step: .executeChild, encoding: "\(encoding)", name: "slot \(slot)",
-                        owner: .builtin, depth: base + stack.count))
+                        owner: encodingOwner(of: current), depth: base + stack.count))
                 let children = current.children
                 guard slot >= 0 && slot < children.count else {
                     throw EddyError(
@@ -124,13 +127,15 @@ public struct ExecutionCtx: Sendable {
         if array.isCanonical { return array }
         if options.useKernels {
             if let r = try array.reduce() {
-                return try check(r, replacing: array, by: "reduce of \(array.encoding)", owner: .builtin)
+                return try check(
+                    r, replacing: array, by: "reduce of \(array.encoding)", owner: encodingOwner(of: array))
             }
             if let r = try reduceParentOverChildren(array, depth: 0) { return r }
             if let r = try executeParentOverChildren(array, depth: 0) { return r }
         }
         switch try array.execute(self) {
-        case .done(let r): return try check(r, replacing: array, by: "execute of \(array.encoding)", owner: .builtin)
+        case .done(let r):
+            return try check(r, replacing: array, by: "execute of \(array.encoding)", owner: encodingOwner(of: array))
         case .executeChild(let slot, let target):
             let child = try executeUntil(array.children[slot], target)
             return try array.replacingChild(at: slot, with: child)
@@ -222,6 +227,13 @@ public struct ExecutionCtx: Sendable {
                 source: owner.description)
         }
         return result
+    }
+
+    /// Who wrote `node`'s own `reduce` and `execute`: the plugin that declared its encoding, or the
+    /// engine for its own encodings (and for undeclared ones, as ``attributed(_:of:)`` does).
+    private func encodingOwner(of node: any ArrayNode) -> KernelOwner {
+        guard !EngineEncodings.types.contains(ObjectIdentifier(type(of: node))) else { return .builtin }
+        return snapshot.owner(ofEncoding: node.encoding) ?? .builtin
     }
 
     /// An error from a node's own `execute`, attributed to the plugin that declared the node's encoding

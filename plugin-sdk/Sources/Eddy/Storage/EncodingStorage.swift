@@ -47,29 +47,48 @@ public struct EncodingStorage: Sendable {
 
     /// The node stored as `stored`, checked: its version must be readable, and the node built must have
     /// the stored dtype and length.
-    /// - Throws: ``EddyError`` naming the encoding and what failed.
+    /// - Throws: ``EddyError`` naming the encoding and what failed; for a plugin's encoding the message
+    ///   starts with the plugin's name and version, and ``EddyError/source`` is the plugin.
     public func read(_ stored: StoredNode) throws -> any ArrayNode {
-        guard readableVersions.contains(stored.metadataVersion) else {
-            throw EddyError(
-                .unsupported,
-                "\(encoding) metadata version \(stored.metadataVersion) is not readable by \(owner.isBuiltin ? "this engine" : "\(owner.name) \(owner.version)") (reads versions \(readableVersions.lowerBound)…\(readableVersions.upperBound))"
-            )
-        }
         let node: any ArrayNode
         do {
-            node = try readNode(stored)
-        } catch let e as EddyError {
+            node = try readUnverified(stored)
+        } catch var e as EddyError where !owner.isBuiltin {
+            e.message = "plugin \(owner.name) \(owner.version): " + e.message
             throw e
-        } catch {
-            throw EddyError(.invalidArgument, "\(encoding): \(error)", cause: error)
         }
         guard node.encoding == encoding, node.count == stored.count, node.dtype == stored.dtype else {
             throw EddyError(
                 .kernelContract,
-                "reading \(encoding) gave \(node.encoding)(\(node.dtype), len=\(node.count)); the file says \(encoding)(\(stored.dtype), len=\(stored.count))",
-                source: owner.isBuiltin ? nil : "plugin \(owner.name) \(owner.version)")
+                (owner.isBuiltin ? "" : "plugin \(owner.name) \(owner.version): ")
+                    + "reading \(encoding) gave \(node.encoding)(\(node.dtype), len=\(node.count)); the file says \(encoding)(\(stored.dtype), len=\(stored.count))",
+                source: owner.isBuiltin ? nil : owner.description)
         }
         return node
+    }
+
+    /// The node as `read` builds it, before its encoding, dtype and length are compared with what the
+    /// file claims: for a host that checks those itself, with messages naming the file and the chunk.
+    ///
+    /// The metadata version is checked. An error the reader throws comes back as ``EddyError`` (a
+    /// foreign error as its ``EddyError/cause``) whose ``EddyError/source`` is the plugin for a plugin's
+    /// encoding; the message is the reader's own (the caller says whose it is).
+    @_spi(Host) public func readUnverified(_ stored: StoredNode) throws -> any ArrayNode {
+        let source = owner.isBuiltin ? nil : owner.description
+        guard readableVersions.contains(stored.metadataVersion) else {
+            throw EddyError(
+                .unsupported,
+                "\(encoding) metadata version \(stored.metadataVersion) is not readable by \(owner.isBuiltin ? "this engine" : "\(owner.name) \(owner.version)") (reads versions \(readableVersions.lowerBound)…\(readableVersions.upperBound))",
+                source: source)
+        }
+        do {
+            return try readNode(stored)
+        } catch var e as EddyError {
+            if let source { e.source = source }
+            throw e
+        } catch {
+            throw EddyError(.invalidArgument, "\(encoding): \(error)", cause: error, source: source)
+        }
     }
 }
 
