@@ -30,6 +30,8 @@ public final class EddyServer: Sendable {
     let connections: ConnectionLimit
     /// The last `GET /kernels` a worker answered, for the plugin set it was asked about.
     let kernelsAnswer = KernelsAnswer()
+    /// The shadow checks (`--shadow-check RATE`; nil when off), see ShadowCheck.swift.
+    let shadow: ShadowChecks?
 
     final class Metrics: Sendable {
         let registry = PrometheusCollectorRegistry()
@@ -46,6 +48,10 @@ public final class EddyServer: Sendable {
         let connectionsOpen: Gauge
         let connectionsRefused: Counter
         let connectionsReclaimed: Counter
+        let shadowChecks: Counter
+        let shadowDivergences: Counter
+        let shadowDropped: Counter
+        let shadowInconclusive: Counter
         let inFlight = Atomic<Int>(0)
         private let connectionsCounted = Mutex((refused: 0, reclaimed: 0))
 
@@ -121,6 +127,24 @@ public final class EddyServer: Sendable {
                 descriptor: MetricNameDescriptor(
                     namespace: "eddy", metricName: "connections_reclaimed", unitName: "total",
                     helpText: "Idle connections closed to make room for a new one at --max-connections"))
+            shadowChecks = registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "eddy", metricName: "shadow_checks", unitName: "total",
+                    helpText:
+                        "Sampled answers compared with an evaluation without plugin kernels and hooks (--shadow-check)")
+            )
+            shadowDivergences = registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "eddy", metricName: "shadow_divergences", unitName: "total",
+                    helpText: "Shadow checks whose answers differed: the plugin builds involved are quarantined"))
+            shadowDropped = registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "eddy", metricName: "shadow_checks_dropped", unitName: "total",
+                    helpText: "Sampled answers not checked: the shadow-check queue was full"))
+            shadowInconclusive = registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "eddy", metricName: "shadow_checks_inconclusive", unitName: "total",
+                    helpText: "Shadow checks that could not compare: the evaluation without plugin code failed"))
             refusals = registry.makeCounter(
                 descriptor: MetricNameDescriptor(
                     namespace: "eddy", metricName: "evaluations_refused", unitName: "total",
@@ -136,6 +160,7 @@ public final class EddyServer: Sendable {
     ) throws {
         self.options = options
         self.uploads = try UploadDirectory()
+        self.shadow = options.shadowCheck > 0 ? ShadowChecks(rate: options.shadowCheck) : nil
         self.connections = ConnectionLimit(
             maxTotal: options.maxConnections, maxPerClient: options.maxConnectionsPerClient)
         let isolated = options.workers > 0
@@ -149,8 +174,11 @@ public final class EddyServer: Sendable {
             queueLimit: options.maxQueue)
         if isolated {
             do {
+                // One worker more for the shadow checks: the evaluation slots keep one idle for them,
+                // so that a check never takes the worker a request is about to need.
                 pool = try WorkerPool(
-                    count: options.workers, executable: PluginProbe.selfExecutable().executable,
+                    count: options.workers + (options.shadowCheck > 0 ? 1 : 0),
+                    executable: PluginProbe.selfExecutable().executable,
                     arguments: [
                         "worker", "--max-plugin-bytes", String(policy.maxFileBytes),
                         "--memory-limit", String(options.workerMemory),
@@ -469,6 +497,15 @@ public final class EddyServer: Sendable {
                         self.count(response.status)
                         continuation.resume(returning: response)
                         return
+                    } else if self.sampledForCheck() {
+                        let set = self.host.plugins
+                        let evaluated = EvalRequest.evaluateForCheck(
+                            job, session: self.session, check: .report, stop: stop)
+                        (status, object) = (evaluated.status, evaluated.object)
+                        if status == .ok, let evidence = evaluated.evidence, !evidence.owners.isEmpty {
+                            self.queueShadowCheck(
+                                job, plugins: set, answer: [UInt8](jsonBytes(object)), evidence: evidence)
+                        }
                     } else {
                         (status, object) = EvalRequest.evaluate(job, session: self.session, stop: stop)
                     }
@@ -528,19 +565,23 @@ public final class EddyServer: Sendable {
         let generation = session.kernels.generation
         let set = host.plugins
         let id = UInt64.random(in: 1...UInt64.max)
+        let check: WorkerRequest.Check = op == .eval && job != nil && !retried && sampledForCheck() ? .report : .none
         let request = WorkerRequest(
             id: id, op: op,
             plugins: set.map {
                 .init(name: $0.name, version: $0.version, copy: $0.shadowPath, hash: $0.contentHash)
-            }, job: job, generation: generation)
+            }, job: job, generation: generation, check: check)
         let outcome = pool.run(
             request.encoded(), descriptor: job?.file?.descriptor ?? -1, id: id, plugins: request.plugins,
             deadline: deadline, clientGone: clientGone)
         let restarts = pool.restarts.load(ordering: .relaxed)
         metrics.workerRestartsSeen(restarts)
         switch outcome {
-        case .reply(let status, let body):
+        case .reply(let status, let body, let evidence):
             if let quarantined = quarantineReply(job, status: status) { return quarantined }
+            if check == .report, status == 200, let job, let evidence, !evidence.owners.isEmpty {
+                queueShadowCheck(job, plugins: set, answer: body, evidence: evidence)
+            }
             if op == .kernels && status == 200 {
                 kernelsAnswer.store(ByteBuffer(bytes: body), for: Self.kernelsKey(generation, set))
             }

@@ -358,9 +358,51 @@ enum EvalRequest {
         _ job: Job, session: Session, file: EddyFile? = nil, mapFiles: Bool = false,
         stop: @escaping () -> EvaluationStopped?
     ) -> (HTTPResponse.Status, [String: Any]) {
+        let evaluated = evaluateForCheck(job, session: session, file: file, mapFiles: mapFiles, stop: stop)
+        return (evaluated.status, evaluated.object)
+    }
+
+    /// An evaluation's answer, and what a shadow check needs of it when one was asked for.
+    struct Evaluated {
+        var status: HTTPResponse.Status
+        var object: [String: Any]
+        var evidence: ShadowEvidence?
+    }
+
+    /// ``evaluate(_:session:file:mapFiles:stop:)`` in a shadow check's role (see ShadowCheck.swift).
+    /// - Parameters:
+    ///   - check: `.report`: also say which plugin builds' code took part (kernels and rules from an
+    ///     execution trace, compressor hooks from `hooks`) and digest the result; `.reference`: evaluate
+    ///     with no kernel, rule or compressor hook at all (decode-then-compute; a plugin encoding stored in
+    ///     an `.eddy` file still decodes with its plugin's code) and digest the result.
+    ///   - hooks: the compressor hooks wrapped to note their use (a worker keeps them per plugin set); nil:
+    ///     the snapshot's own, wrapped for this evaluation when it reports.
+    static func evaluateForCheck(
+        _ job: Job, session: Session, file: EddyFile? = nil, mapFiles: Bool = false,
+        check: WorkerRequest.Check = .none, hooks: HookWrappers? = nil, stop: @escaping () -> EvaluationStopped?
+    ) -> Evaluated {
         let format = OutputFormat(rawValue: job.format) ?? .json
-        let trace = job.trace ? ExecutionTrace() : nil
-        let context = session.makeContext(trace: trace)
+        // The trace is how a report learns which plugins' kernels and rules fired.
+        let trace = job.trace || check == .report ? ExecutionTrace() : nil
+        let context =
+            check == .reference
+            ? session.makeContext(options: ExecutionOptions(useKernels: false))
+            : session.makeContext(trace: trace)
+        let compressor: Compressor
+        var hookUse: HookUse?
+        switch check {
+        case .reference:
+            // No hook, no encoding at all: the columns stay as parsed.
+            compressor = Compressor(maxDepth: 0, hooks: [], goal: .query)
+        case .report, .none:
+            let use = hooks?.use ?? (check == .report ? HookUse() : nil)
+            use?.reset()
+            hookUse = use
+            let hooked =
+                hooks?.hooks(for: context.snapshot)
+                ?? (use.map { $0.wrapping(context.snapshot.compressorHooks) } ?? context.snapshot.compressorHooks)
+            compressor = Compressor(hooks: hooked, goal: Compressor.goal(for: context.snapshot))
+        }
         var response: [String: Any] = [
             "fingerprint": context.snapshot.fingerprint, "generation": context.snapshot.generation,
             "plugins": context.snapshot.plugins.map {
@@ -397,11 +439,8 @@ enum EvalRequest {
                 maxLength: job.expressionMaxLength, maxDepth: job.expressionMaxDepth,
                 maxTerms: job.expressionMaxTerms)
             let evaluation = try Evaluation(
-                reader: reader, whereText: job.where, selectText: job.select,
-                context: context,
-                compressor: Compressor(
-                    hooks: context.snapshot.compressorHooks, goal: Compressor.goal(for: context.snapshot)),
-                limits: limits)
+                reader: reader, whereText: job.where, selectText: job.select, context: context,
+                compressor: compressor, limits: limits)
             evaluation.threads = Swift.max(1, Swift.min(job.threads, maxThreads))
             evaluation.shouldStop = {
                 if tooLarge {
@@ -425,7 +464,17 @@ enum EvalRequest {
             response[rawResultKey] = format == .json ? text : ResultWriter.jsonString(text)
             response["rows_read"] = evaluation.rowsRead
             response["rows_selected"] = evaluation.rowsSelected
-            if let trace {
+            var evidence: ShadowEvidence?
+            if check != .none {
+                var owners: Set<String> = hookUse?.take() ?? []
+                if check == .report, let trace {
+                    for event in trace.events where !event.owner.isBuiltin {
+                        owners.insert("\(event.owner.name)@\(event.owner.version)")
+                    }
+                }
+                evidence = ShadowEvidence(owners: owners.sorted(), digest: ResultDigest(text))
+            }
+            if job.trace, let trace {
                 response["trace"] = trace.events.map {
                     [
                         "step": $0.step.rawValue, "encoding": $0.encoding, "name": $0.name,
@@ -434,7 +483,7 @@ enum EvalRequest {
                     ] as [String: Any]
                 }
             }
-            return (.ok, response)
+            return Evaluated(status: .ok, object: response, evidence: evidence)
         } catch let e as EvaluationStopped {
             response["error"] = boundedMessage(e.description)
             let status: HTTPResponse.Status =
@@ -443,25 +492,25 @@ enum EvalRequest {
                 case .cancelled: .init(code: 499, reasonPhrase: "Client Closed Request")
                 case .resultTooLarge: .contentTooLarge
                 }
-            return (status, response)
+            return Evaluated(status: status, object: response)
         } catch let e as QueryError {
             response["error"] = boundedMessage(e.description)
-            return (.badRequest, response)
+            return Evaluated(status: .badRequest, object: response)
         } catch var e as IOError {
             // An upload is named as such, not by its private path.
             if job.uploaded && e.file == job.path { e.file = "upload" }
             response["error"] = boundedMessage(e.description)
-            return (.badRequest, response)
+            return Evaluated(status: .badRequest, object: response)
         } catch let e as EddyError {
             response["error"] = boundedMessage(e.description)
             if let source = e.source { response["owner"] = source }
             // A kernel that broke its contract or failed is the server's (or a plugin's) fault;
             // overflow, division by zero or a bad cast are the data's.
             let serverSide = e.code == .kernelContract || e.code == .kernelFailed || e.code == .iterationLimit
-            return (serverSide ? .internalServerError : .unprocessableContent, response)
+            return Evaluated(status: serverSide ? .internalServerError : .unprocessableContent, object: response)
         } catch {
             response["error"] = boundedMessage("\(error)")
-            return (.internalServerError, response)
+            return Evaluated(status: .internalServerError, object: response)
         }
     }
 }

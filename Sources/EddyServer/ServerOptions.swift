@@ -33,6 +33,9 @@ public struct ServerOptions: Sendable {
     public var workers = 0
     /// Address-space limit of each worker, in bytes (0: none).
     public var workerMemory = 0
+    /// The share (0…1) of requests in which plugin code took part that are evaluated again without it and
+    /// compared (`--shadow-check`); 0: none. See ShadowCheck.swift.
+    public var shadowCheck = 0.0
     /// Connections held open at once (idle ones make room for new ones; past it, with every one
     /// busy, a new connection is closed at once). See ``ConnectionLimit``.
     public var maxConnections = 1_024

@@ -28,7 +28,8 @@ final class WorkerPool: Sendable {
     }
 
     enum Outcome {
-        case reply(status: Int, body: [UInt8])
+        /// `evidence`: what a request that asked for a shadow check's evidence got (see ``WorkerRequest/Check``).
+        case reply(status: Int, body: [UInt8], evidence: ShadowEvidence? = nil)
         /// The worker died: how (signal, exit status) and what plugin code it was running, if any.
         /// `suspects`: when it died outside plugin code, of a crash (not killed from outside), the
         /// plugin builds whose code had run in it since it was spawned (see ``suspects(_:)``).
@@ -248,13 +249,9 @@ final class WorkerPool: Sendable {
                 case .done(let reply):
                     // Exactly one reply, for this request: anything else is plugin code on the socket.
                     var extra = pollfd(fd: w.socket, events: Int16(POLLIN), revents: 0)
-                    let status = reply.count >= 10 ? Int(reply[8]) | Int(reply[9]) << 8 : 0
-                    let echoed =
-                        reply.count >= 10
-                        ? reply[0..<8].enumerated().reduce(UInt64(0)) {
-                            $0 | UInt64($1.element) << (8 * UInt64($1.offset))
-                        } : 0
-                    if echoed != id || !(200...599).contains(status) || poll(&extra, 1, 0) > 0 {
+                    let parsed = try? WorkerReply(decoding: reply)
+                    let status = parsed?.status ?? 0
+                    if parsed?.id != id || !(200...599).contains(status) || poll(&extra, 1, 0) > 0 {
                         // The worker's own code writes only when no plugin code runs: a mark on the
                         // page now names who wrote.
                         let site = site(w)
@@ -262,14 +259,16 @@ final class WorkerPool: Sendable {
                         return replace(
                             w,
                             outcome: .protocolViolation(
-                                echoed != id
-                                    ? "a reply to another request"
-                                    : !(200...599).contains(status)
-                                        ? "status \(status)" : "bytes after its reply", site: site))
+                                parsed == nil
+                                    ? "a malformed reply"
+                                    : parsed?.id != id
+                                        ? "a reply to another request"
+                                        : !(200...599).contains(status)
+                                            ? "status \(status)" : "bytes after its reply", site: site))
                     }
                     w.served += 1
                     release(w)
-                    return .reply(status: status, body: Array(reply[10...]))
+                    return .reply(status: status, body: parsed?.body ?? [], evidence: parsed?.evidence)
                 }
             }
             if ready < 0 && errno != EINTR {

@@ -78,12 +78,9 @@ public enum WorkerProcess {
             } catch {
                 _exit(0)  // the supervisor went away or closed this worker
             }
-            let (id, status, body) = handle(frame, file: file, session: session, host: host)
-            var reply = (0..<8).map { UInt8(truncatingIfNeeded: id >> (8 * UInt64($0))) }
-            reply += [UInt8(status & 0xFF), UInt8(status >> 8)]
-            reply += body
+            let reply = handle(frame, file: file, session: session, host: host)
             do {
-                try Frames.write(socket, reply)
+                try Frames.write(socket, reply.encoded())
             } catch {
                 _exit(0)
             }
@@ -93,26 +90,34 @@ public enum WorkerProcess {
     /// - Parameter file: the descriptor that came with the frame: the job's file (read through it, never
     ///   opened by path here).
     static func handle(_ frame: [UInt8], file: OpenedFile? = nil, session: Session, host: PluginHost)
-        -> (UInt64, Int, [UInt8])
+        -> WorkerReply
     {
         var request: WorkerRequest
         do {
             request = try WorkerRequest(decoding: frame)
         } catch {
-            return (0, 500, encode(["error": "worker: malformed request: \(error)"]))
+            return WorkerReply(
+                id: 0, status: 500, evidence: nil, body: encode(["error": "worker: malformed request: \(error)"]))
         }
         if request.expectsFile {
             guard let file else {
-                return (request.id, 500, encode(["error": "worker: the request's file descriptor did not arrive"]))
+                return WorkerReply(
+                    id: request.id, status: 500, evidence: nil,
+                    body: encode(["error": "worker: the request's file descriptor did not arrive"]))
             }
             request.job?.file = file
         }
-        let (status, body) = answer(request, session: session, host: host)
-        return (request.id, status, body)
+        let (status, body, evidence) = answer(request, session: session, host: host)
+        return WorkerReply(id: request.id, status: status, evidence: evidence, body: body)
     }
 
-    static func answer(_ request: WorkerRequest, session: Session, host: PluginHost) -> (Int, [UInt8]) {
-        if let problem = sync(request.plugins, host: host) { return (500, encode(["error": problem])) }
+    /// This process's compressor hooks, wrapped once per plugin set so that an evaluation can tell which
+    /// builds' hooks encoded a column (one request at a time runs here).
+    static let hooks = HookWrappers()
+
+    static func answer(_ request: WorkerRequest, session: Session, host: PluginHost) -> (Int, [UInt8], ShadowEvidence?)
+    {
+        if let problem = sync(request.plugins, host: host) { return (500, encode(["error": problem]), nil) }
         switch request.op {
         case .kernels:
             let snapshot = session.kernels.snapshot
@@ -124,14 +129,15 @@ public enum WorkerProcess {
                 ]
             }
             let generation = request.generation > 0 ? request.generation : snapshot.generation
-            return (200, encode(["generation": generation, "fingerprint": snapshot.fingerprint, "keys": keys]))
+            return (200, encode(["generation": generation, "fingerprint": snapshot.fingerprint, "keys": keys]), nil)
         case .eval:
-            guard let job = request.job else { return (500, encode(["error": "worker: eval without a job"])) }
-            var (status, object) = asEngineWork {
-                EvalRequest.evaluate(job, session: session, mapFiles: true, stop: { nil })
+            guard let job = request.job else { return (500, encode(["error": "worker: eval without a job"]), nil) }
+            var evaluated = asEngineWork {
+                EvalRequest.evaluateForCheck(
+                    job, session: session, mapFiles: true, check: request.check, hooks: hooks, stop: { nil })
             }
-            if request.generation > 0 { object["generation"] = request.generation }
-            return (Int(status.code), encode(object))
+            if request.generation > 0 { evaluated.object["generation"] = request.generation }
+            return (Int(evaluated.status.code), encode(evaluated.object), evaluated.evidence)
         }
     }
 

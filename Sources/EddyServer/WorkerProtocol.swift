@@ -10,10 +10,21 @@ import Foundation
 /// Unix stream socket: every message is a 4-byte little-endian length and that many bytes.
 ///
 /// Request: a ``WorkerRequest`` in its binary encoding; an evaluation's file travels with its first
-/// byte as an open descriptor (SCM_RIGHTS), never as a path to open again. Reply: the request's `id` (8 bytes), a 2-byte HTTP status, then
-/// the response body (JSON) as it goes to the client — all little-endian.
+/// byte as an open descriptor (SCM_RIGHTS), never as a path to open again. Reply: a ``WorkerReply``: the
+/// request's `id` (8 bytes), a 2-byte HTTP status, what a shadow check needs when the request asked for
+/// it, then the response body (JSON) as it goes to the client — all little-endian.
 struct WorkerRequest: Sendable {
     enum Operation: UInt8, Sendable { case eval, kernels }
+    /// The evaluation's part in a shadow check (see ShadowCheck.swift).
+    enum Check: UInt8, Sendable {
+        /// An ordinary evaluation.
+        case none
+        /// A sampled request: the reply also says which plugin builds' code took part, and the result's digest.
+        case report
+        /// The check itself: evaluated without any kernel or compressor hook (decode-then-compute); the
+        /// reply carries the result's digest.
+        case reference
+    }
     /// A verified private copy of a plugin the worker must have loaded (and nothing else).
     struct Plugin: Sendable, Equatable {
         var name: String
@@ -30,6 +41,7 @@ struct WorkerRequest: Sendable {
     /// of one server (and its /health) counts plugin changes the same way, whichever worker ran it
     /// and however that worker came by its plugins.
     var generation = 0
+    var check = Check.none
     /// Set when decoded from a request whose job's file came as a descriptor with the frame.
     private(set) var expectsFile = false
 
@@ -44,6 +56,7 @@ struct WorkerRequest: Sendable {
             w.string(p.name); w.string(p.version); w.string(p.copy); w.string(p.hash)
         }
         w.u64(UInt64(max(0, generation)))
+        w.u8(check.rawValue)
         if let job {
             w.u8(1)
             w.string(job.path); w.string(job.inputFormat); w.string(job.format)
@@ -62,12 +75,15 @@ struct WorkerRequest: Sendable {
         return w.bytes
     }
 
-    init(id: UInt64, op: Operation, plugins: [Plugin], job: EvalRequest.Job?, generation: Int = 0) {
+    init(
+        id: UInt64, op: Operation, plugins: [Plugin], job: EvalRequest.Job?, generation: Int = 0, check: Check = .none
+    ) {
         self.id = id
         self.op = op
         self.plugins = plugins
         self.job = job
         self.generation = generation
+        self.check = check
     }
 
     /// - Throws: ``ByteReader/Malformed`` for bytes that are not a request.
@@ -82,6 +98,8 @@ struct WorkerRequest: Sendable {
             Plugin(name: try r.string(), version: try r.string(), copy: try r.string(), hash: try r.string())
         }
         generation = Int(clamping: try r.u64())
+        guard let check = Check(rawValue: try r.u8()) else { throw ByteReader.Malformed() }
+        self.check = check
         if try r.u8() == 1 {
             let path = try r.string(), inputFormat = try r.string(), format = try r.string()
             let whereText = try r.optional(), select = try r.optional()
@@ -96,6 +114,66 @@ struct WorkerRequest: Sendable {
         } else {
             job = nil
         }
+    }
+}
+
+/// A worker's reply: `id` (8 bytes), `status` (2 bytes), a byte saying whether ``evidence`` follows (and
+/// then its fields), then the body. Read with checked parsing: the bytes come from a process that ran
+/// plugin code.
+struct WorkerReply {
+    var id: UInt64
+    var status: Int
+    var evidence: ShadowEvidence?
+    var body: [UInt8]
+
+    /// At most this many plugin builds are named in one reply (a plugin set is far smaller).
+    static let maxOwners = 256
+    /// The longest `name@version` accepted.
+    static let maxOwnerBytes = 1_024
+
+    func encoded() -> [UInt8] {
+        var w = ByteWriter()
+        w.u64(id)
+        w.u8(UInt8(truncatingIfNeeded: status))
+        w.u8(UInt8(truncatingIfNeeded: status >> 8))
+        if let evidence {
+            w.u8(1)
+            w.u64(UInt64(evidence.owners.count))
+            for owner in evidence.owners { w.string(owner) }
+            let d = evidence.digest
+            for v in [d.lines, d.bytes, d.sumA, d.sumB] { w.u64(v) }
+        } else {
+            w.u8(0)
+        }
+        return w.bytes + body
+    }
+
+    init(id: UInt64, status: Int, evidence: ShadowEvidence?, body: [UInt8]) {
+        self.id = id
+        self.status = status
+        self.evidence = evidence
+        self.body = body
+    }
+
+    /// - Throws: ``ByteReader/Malformed`` for bytes that are not a reply.
+    init(decoding bytes: [UInt8]) throws {
+        var r = ByteReader(bytes)
+        id = try r.u64()
+        status = Int(try r.u8()) | Int(try r.u8()) << 8
+        switch try r.u8() {
+        case 0:
+            evidence = nil
+        case 1:
+            let count = try r.u64()
+            guard count <= UInt64(Self.maxOwners) else { throw ByteReader.Malformed() }
+            let owners = try (0..<Int(count)).map { _ in try r.string(maxBytes: Self.maxOwnerBytes) }
+            let lines = try r.u64(), bytes = try r.u64(), a = try r.u64(), b = try r.u64()
+            evidence = ShadowEvidence(
+                owners: owners, digest: ResultDigest(lines: lines, bytes: bytes, sumA: a, sumB: b))
+        default:
+            throw ByteReader.Malformed()
+        }
+        body = Array(bytes[r.at...])
     }
 }
 
@@ -144,6 +222,18 @@ struct ByteReader {
     }
 
     mutating func optional() throws -> String? { try u8() == 1 ? try string() : nil }
+
+    /// A string of at most `maxBytes` bytes.
+    mutating func string(maxBytes: Int) throws -> String {
+        let start = at
+        let n = try u64()
+        guard n <= UInt64(maxBytes) else {
+            at = start
+            throw Malformed()
+        }
+        at = start
+        return try string()
+    }
 }
 
 enum Frames {

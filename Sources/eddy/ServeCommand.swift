@@ -120,6 +120,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Deepest nesting of an expression (at most 2000).", valueName: "n"))
     var maxExpressionDepth: Int = ServerOptions().expressionLimits.maxDepth
 
+    @Option(
+        help: ArgumentHelp(
+            "Share (0 to 1) of the requests in which a plugin's kernel or compressor hook took part to evaluate "
+                + "again without plugin kernels and hooks, after answering, and compare; a different answer "
+                + "quarantines the plugin build (cause 'wrong answer'). 0: off. A check samples; it does not prove.",
+            valueName: "rate"))
+    var shadowCheck: Double = 0
+
     func validate() throws {
         for (name, value) in [
             ("--body-timeout", bodyTimeout), ("--idle-timeout", idleTimeout), ("--eval-timeout", evalTimeout),
@@ -142,6 +150,9 @@ struct ServeCommand: AsyncParsableCommand {
         // Deeper nesting than this overflows an evaluation thread's stack whatever the flag says.
         guard maxExpressionDepth <= 2_000 else {
             throw ValidationError("--max-expression-depth must be at most 2000 (deeper expressions overflow the stack)")
+        }
+        guard shadowCheck >= 0, shadowCheck <= 1 else {
+            throw ValidationError("--shadow-check must be a share from 0 to 1 (0.05: one request in twenty)")
         }
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
         if let workers, workers < 0 { throw ValidationError("--workers must be 0 or more") }
@@ -236,6 +247,7 @@ struct ServeCommand: AsyncParsableCommand {
             options.maxConnections, maxConnectionsPerClient ?? max(16, options.maxConnections / 4))
         options.maxQueue = maxQueue
         options.maxResultBytes = maxResultBytes
+        options.shadowCheck = shadowCheck
         options.expressionLimits.maxLength = maxExpressionLength
         options.expressionLimits.maxDepth = maxExpressionDepth
         let server: EddyServer
