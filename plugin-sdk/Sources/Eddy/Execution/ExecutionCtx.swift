@@ -45,7 +45,11 @@ public struct ExecutionCtx: Sendable {
         while true {
             if currentTarget.isSatisfied(by: current) {
                 guard let frame = stack.popLast() else { return current }
-                current = try frame.parent.replacingChild(at: frame.slot, with: current)
+                do {
+                    current = try frame.parent.replacingChild(at: frame.slot, with: current)
+                } catch {
+                    throw attributed(error, of: frame.parent)
+                }
                 currentTarget = frame.target
                 continue
             }
@@ -57,7 +61,13 @@ public struct ExecutionCtx: Sendable {
                     "execution did not converge within \(options.iterationLimit) steps (at \(current.encoding))")
             }
             if useKernels {
-                if let reduced = try current.reduce() {
+                let reducedOrNil: (any ArrayNode)?
+                do {
+                    reducedOrNil = try current.reduce()
+                } catch {
+                    throw attributed(error, of: current)
+                }
+                if let reduced = reducedOrNil {
                     let owner = encodingOwner(of: current)
                     trace?.record(
                         .init(
