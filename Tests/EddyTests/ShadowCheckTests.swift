@@ -1,0 +1,160 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `eddy serve --shadow-check RATE` (issue 21): answers in which a plugin's code took part are evaluated
+/// again without it, and a plugin whose kernel answers wrongly is quarantined with its evidence kept —
+/// while a plugin that answers right is left alone.
+@Suite(.serialized) struct ShadowCheckTests {
+    final class Setup {
+        let plugins = ScratchDirectory()
+        let state = ScratchDirectory()
+        let work = ScratchDirectory()
+        let server: Server
+        var copies: String { state.path + "/copies" }
+
+        /// A server with `plugin` as `decimal.so`, verification at load off (so that a buggy build reaches
+        /// serving) and every sampled request checked.
+        init(plugin: String, workers: String, rate: String = "1") throws {
+            chmod(state.path, 0o700)
+            server = try Server(
+                pluginDir: plugins.path, rescan: "0.3", dataDirs: [work.path],
+                arguments: ["--workers", workers, "--verify", "off", "--shadow-check", rate],
+                environment: ["EDDY_SHADOW_DIR": state.path + "/copies"])
+            try plugins.copy(plugin, as: "decimal.so")
+            try server.waitForPlugin("decimal.so") { $0?["status"] as? String == "loaded" }
+        }
+
+        /// The value of a counter in `/metrics` (nil when it is not there).
+        func metric(_ name: String) throws -> Double? {
+            let (code, body) = try server.request("GET", "/metrics")
+            #expect(code == 200)
+            let text = body["text"] as? String ?? ""
+            for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+                return Double(line.dropFirst(name.count + 1))
+            }
+            return nil
+        }
+
+        /// Polls `/metrics` until `name` reaches `value`; its last value.
+        @discardableResult
+        func waitForMetric(_ name: String, atLeast value: Double, timeout: Double = 15) throws -> Double {
+            let deadline = Date().addingTimeInterval(timeout)
+            var last = 0.0
+            while Date() < deadline {
+                last = try metric(name) ?? 0
+                if last >= value { return last }
+                usleep(50_000)
+            }
+            return last
+        }
+
+        func quarantined() throws -> [[String: Any]] {
+            let (_, report) = try server.request("GET", "/plugins")
+            return report["quarantined"] as? [[String: Any]] ?? []
+        }
+
+        /// `count(*)` of the first row of a JSON result.
+        static func count(_ body: [String: Any]) -> Int? {
+            (body["result"] as? [[String: Any]])?.first?["count(*)"] as? Int
+        }
+    }
+
+    /// 100 rows of each of 12.34, 12.35 and 1.5: `x = 12.345` matches none of them.
+    static let decimals = "id,x\n" + (0..<300).map { "\($0),\([12.34, 12.35, 1.5][$0 % 3])\n" }.joined()
+
+    @Test(arguments: ["1", "0"])
+    func aKernelThatAnswersWronglyIsQuarantinedWithItsEvidence(workers: String) throws {
+        let s = try Setup(plugin: try DecimalFixture.plugin(.roundedConstant), workers: workers)
+        let csv = s.work.write("decimals.csv", Self.decimals)
+        // The planted bug reaches the client: the plugin's compare kernel (it fires: the trace names it)
+        // rounds 12.345 to 12.35. The check runs after this answer, off the request's path.
+        let (code, body) = try s.server.eval(csv, where: "x = 12.345", select: "count(*)", trace: true)
+        #expect(code == 200, "\(body)")
+        #expect(traceOwners(body).contains("plugin decimal@0.1.0"), "\(body)")
+        #expect(Setup.count(body) == 100, "the rounded-constant build answers wrongly: \(body)")
+
+        #expect(try s.waitForMetric("eddy_shadow_divergences_total", atLeast: 1) == 1, "\(s.server.logText)")
+        #expect(try s.metric("eddy_shadow_checks_total") == 1)
+        let q = try s.quarantined()
+        let cause = q.first?["cause"] as? String ?? ""
+        #expect(q.count == 1 && q.first?["plugin"] as? String == "decimal@0.1.0", "\(q)")
+        #expect(cause.hasPrefix("wrong answer") && cause.contains("x = 12.345"), "\(cause)")
+        try s.server.waitForPlugin("decimal.so") { $0?["status"] as? String == "quarantined" }
+        #expect(s.server.logText.contains("plugin quarantined"))
+
+        // The record beside the quarantine file: named by hash and time, private, holding the query
+        // and both answers.
+        let hash = String((q.first?["content_hash"] as? String ?? "").prefix(16))
+        let names = try FileManager.default.contentsOfDirectory(atPath: s.copies).filter {
+            $0.hasPrefix("wrong-answer-\(hash)-") && $0.hasSuffix(".json")
+        }
+        #expect(names.count == 1, "\(names)")
+        let path = s.copies + "/" + (names.first ?? "")
+        var st = stat()
+        #expect(stat(path, &st) == 0 && st.st_mode & 0o777 == 0o600)
+        #expect(cause.contains(names.first ?? "-"), "the cause names the record: \(cause)")
+        let record = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        let request = record["request"] as? [String: Any]
+        #expect(request?["where"] as? String == "x = 12.345" && request?["select"] as? String == "count(*)")
+        let answer = (record["answer"] as? [String: Any])?["body"] as? String ?? ""
+        let reference = (record["reference"] as? [String: Any])?["body"] as? String ?? ""
+        #expect(answer.contains("{\"count(*)\": 100}"), "\(answer)")
+        #expect(reference.contains("{\"count(*)\": 0}"), "\(reference)")
+
+        // The next request is answered without the quarantined build, and rightly.
+        let (again, next) = try s.server.eval(csv, where: "x = 12.345", select: "count(*)")
+        #expect(again == 200 && Setup.count(next) == 0, "\(next)")
+        #expect((next["plugins"] as? [Any])?.isEmpty == true, "\(next)")
+    }
+
+    @Test(arguments: ["1", "0"])
+    func aKernelThatAnswersRightlyIsCheckedAndLeftAlone(workers: String) throws {
+        let s = try Setup(plugin: try DecimalFixture.plugin(), workers: workers)
+        let values = [12.34, 12.35, 0.1, 99.99, -3.25, 7.0, 1.5]
+        let csv = s.work.write(
+            "prices.csv",
+            "id,x,city\n" + (0..<3_000).map { "\($0),\(values[($0 * 7 + $0 / 5) % values.count]),c\($0 % 3)\n" }.joined())
+        // Aggregates, filters and row output in every format, one and two threads: rows that arrive in
+        // another order or print in another layout must not be taken for a wrong answer.
+        let queries: [[String: Any]] = [
+            ["select": "sum(x)"], ["select": "min(x), max(x)"], ["where": "x = 12.345", "select": "count(*)"],
+            ["where": "x > 12.34", "select": "sum(x), count(*)"], ["where": "x <= 12.35", "format": "csv"],
+            ["where": "x < 1", "format": "table"], ["where": "x >= 12.35", "threads": 2],
+            ["where": "x != 7", "select": "city, x", "format": "json", "threads": 2],
+        ]
+        var plugged = 0
+        for var q in queries {
+            q["path"] = csv
+            let (code, body) = try s.server.request("POST", "/eval", json: q)
+            #expect(code == 200, "\(q): \(body)")
+            if (body["plugins"] as? [Any])?.isEmpty == false { plugged += 1 }
+        }
+        #expect(plugged == queries.count)
+        let checks = try s.waitForMetric("eddy_shadow_checks_total", atLeast: Double(queries.count))
+        #expect(checks == Double(queries.count), "\(s.server.logText)")
+        #expect(try s.metric("eddy_shadow_divergences_total") == 0)
+        #expect(try s.metric("eddy_shadow_checks_inconclusive_total") == 0)
+        #expect(try s.quarantined().isEmpty)
+        try s.server.waitForPlugin("decimal.so") { $0?["status"] as? String == "loaded" }
+    }
+
+    @Test func rateZeroChecksNothing() throws {
+        let s = try Setup(plugin: try DecimalFixture.plugin(.roundedConstant), workers: "1", rate: "0")
+        let csv = s.work.write("decimals.csv", Self.decimals)
+        let (code, body) = try s.server.eval(csv, where: "x = 12.345", select: "count(*)")
+        #expect(code == 200 && Setup.count(body) == 100, "\(body)")
+        usleep(500_000)
+        #expect(try s.metric("eddy_shadow_checks_total") == 0)
+        #expect(try s.quarantined().isEmpty)
+    }
+
+    @Test func aRateOutsideZeroToOneIsRefused() throws {
+        let r = try Eddy.run(["serve", "--port", "0", "--shadow-check", "1.5"])
+        #expect(r.status != 0 && r.stderr.contains("--shadow-check"), "\(r.stderr)")
+    }
+}
