@@ -362,6 +362,9 @@ enum EvalRequest {
         return (evaluated.status, evaluated.object)
     }
 
+    /// The engine's built-in kernels and rules alone, for a shadow check's confirmation.
+    static let builtinSession = Session()
+
     /// An evaluation's answer, and what a shadow check needs of it when one was asked for.
     struct Evaluated {
         var status: HTTPResponse.Status
@@ -374,7 +377,8 @@ enum EvalRequest {
     ///   - check: `.report`: also say which plugin builds' code took part (kernels and rules from an
     ///     execution trace, compressor hooks from `hooks`) and digest the result; `.reference`: evaluate
     ///     with no kernel, rule or compressor hook at all (decode-then-compute; a plugin encoding stored in
-    ///     an `.eddy` file still decodes with its plugin's code) and digest the result.
+    ///     an `.eddy` file still decodes with its plugin's code) and digest the result; `.confirm`: evaluate
+    ///     with the engine's built-in kernels and rules only and digest the result.
     ///   - hooks: the compressor hooks wrapped to note their use (a worker keeps them per plugin set); nil:
     ///     the snapshot's own, wrapped for this evaluation when it reports.
     static func evaluateForCheck(
@@ -384,16 +388,23 @@ enum EvalRequest {
         let format = OutputFormat(rawValue: job.format) ?? .json
         // The trace is how a report learns which plugins' kernels and rules fired.
         let trace = job.trace || check == .report ? ExecutionTrace() : nil
-        let context =
-            check == .reference
-            ? session.makeContext(options: ExecutionOptions(useKernels: false))
-            : session.makeContext(trace: trace)
+        let context: ExecutionCtx
+        switch check {
+        case .reference: context = session.makeContext(options: ExecutionOptions(useKernels: false))
+        case .confirm: context = builtinSession.makeContext()
+        case .report, .none: context = session.makeContext(trace: trace)
+        }
+        // Encodings stored in an `.eddy` file are looked up among this session's, plugins' included.
+        let encodings = check == .confirm ? session.kernels.snapshot : context.snapshot
         let compressor: Compressor
         var hookUse: HookUse?
         switch check {
         case .reference:
             // No hook, no encoding at all: the columns stay as parsed.
             compressor = Compressor(maxDepth: 0, hooks: [], goal: .query)
+        case .confirm:
+            // The engine's encodings as the answer had them (the goal depends on the plugins' kernels), no hook.
+            compressor = Compressor(hooks: [], goal: Compressor.goal(for: encodings))
         case .report, .none:
             let use = hooks?.use ?? (check == .report ? HookUse() : nil)
             use?.reset()
@@ -427,7 +438,7 @@ enum EvalRequest {
                     EddyTableReader(
                         file: try file
                             ?? EddyFile(
-                                descriptor: opened.descriptor, path: job.path, snapshot: context.snapshot,
+                                descriptor: opened.descriptor, path: job.path, snapshot: encodings,
                                 mapped: mapFiles))
                 default:
                     try CSVReader(

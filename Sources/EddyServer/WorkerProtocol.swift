@@ -24,6 +24,11 @@ struct WorkerRequest: Sendable {
         /// The check itself: evaluated without any kernel or compressor hook (decode-then-compute); the
         /// reply carries the result's digest.
         case reference
+        /// A difference's confirmation: evaluated with the engine's built-in kernels and rules only (no
+        /// plugin kernel, rule or hook); the reply carries the result's digest. Built-in kernels may round
+        /// differently from decode-then-compute (a float sum over runs multiplies): a difference they
+        /// share with the answer is not the plugin's.
+        case confirm
     }
     /// A verified private copy of a plugin the worker must have loaded (and nothing else).
     struct Plugin: Sendable, Equatable {

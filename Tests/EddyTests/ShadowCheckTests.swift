@@ -118,7 +118,8 @@ import Testing
         let values = [12.34, 12.35, 0.1, 99.99, -3.25, 7.0, 1.5]
         let csv = s.work.write(
             "prices.csv",
-            "id,x,city\n" + (0..<3_000).map { "\($0),\(values[($0 * 7 + $0 / 5) % values.count]),c\($0 % 3)\n" }.joined())
+            "id,x,city\n"
+                + (0..<3_000).map { "\($0),\(values[($0 * 7 + $0 / 5) % values.count]),c\($0 % 3)\n" }.joined())
         // Aggregates, filters and row output in every format, one and two threads: rows that arrive in
         // another order or print in another layout must not be taken for a wrong answer.
         let queries: [[String: Any]] = [
@@ -141,6 +142,25 @@ import Testing
         #expect(try s.metric("eddy_shadow_checks_inconclusive_total") == 0)
         #expect(try s.quarantined().isEmpty)
         try s.server.waitForPlugin("decimal.so") { $0?["status"] as? String == "loaded" }
+    }
+
+    /// The engine's own kernels can round differently from decode-then-compute: a float sum over a
+    /// constant or run-end column multiplies (0.1 × 2000 = 200.0; added row by row, 199.99999999999…).
+    /// In a request where a plugin's kernel also fired, that difference is confirmed with the built-in
+    /// kernels before anyone is charged, and the innocent plugin is left alone.
+    @Test func aDifferenceTheBuiltInKernelsShareChargesNoPlugin() throws {
+        let s = try Setup(plugin: try PluginFiles.built("EddyPluginPackedDictCompare"), workers: "1")
+        let csv = s.work.write(
+            "fares.csv",
+            "id,city,fare\n" + (0..<6_000).map { "\($0),\(["Lyon", "Paris", "Nice"][$0 % 3]),0.1\n" }.joined())
+        let (code, body) = try s.server.eval(csv, where: "city = 'Lyon'", select: "sum(fare)", trace: true)
+        #expect(code == 200, "\(body)")
+        #expect(traceOwners(body).contains("plugin packed-dict-compare@1.0.0"), "the plugin's kernel fired: \(body)")
+        #expect(try s.waitForMetric("eddy_shadow_checks_inconclusive_total", atLeast: 1) == 1, "\(s.server.logText)")
+        #expect(try s.metric("eddy_shadow_checks_total") == 1)
+        #expect(try s.metric("eddy_shadow_divergences_total") == 0)
+        #expect(try s.quarantined().isEmpty, "\(s.server.logText)")
+        #expect(s.server.logText.contains("built-in kernels give it too"))
     }
 
     @Test func rateZeroChecksNothing() throws {
