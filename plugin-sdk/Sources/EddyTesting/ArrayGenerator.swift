@@ -44,11 +44,21 @@ public struct ArrayGenerator: RandomNumberGenerator {
     }
 
     /// A canonical column of `dtype`: one of several shapes (few distinct values with runs, many
-    /// distinct values, sorted, constant, all null when nullable).
+    /// distinct values, sorted, constant, all null when nullable), with values that look like data —
+    /// floats are often decimals of one scale (prices, cents, 12.34), integers often a cluster of
+    /// neighbours, sometimes near the type's bounds.
     public mutating func column(_ dtype: DType, count: Int) throws -> any ArrayNode {
+        try column(dtype, count: count, extremes: true)
+    }
+
+    /// ``column(_:count:)`` where `extremes: false` leaves out NaN, the infinities, subnormals and the
+    /// largest magnitudes: the columns a compressor hook that encodes decimals or small numbers accepts
+    /// (`-0.0` stays in: a faithful encoding must keep it or decline).
+    public mutating func column(_ dtype: DType, count: Int, extremes: Bool) throws -> any ArrayNode {
         let shape = int(0...5)
         let distinct = shape == 1 ? Swift.max(1, count) : int(1...8)
-        var pool = (0..<distinct).map { _ in value(dtype) }
+        var draw = ValueDraw(dtype: dtype, extremes: extremes, rng: &self)
+        var pool = (0..<distinct).map { _ in draw.next(&self) }
         if dtype.isUTF8, chance(0.3) {
             // Ids with a number in fixed text ("T0042", "note 7"): what the intstring encoding holds.
             let prefix = pick(["", "T", "note ", "日本-"])
@@ -80,7 +90,9 @@ public struct ArrayGenerator: RandomNumberGenerator {
         return try b.finish()
     }
 
-    /// A random value of `dtype` (numbers small, text from a fixed list with unicode, bytes).
+    /// A random value of `dtype`: numbers that look like data (decimals such as 12.34 or 0.1, prices,
+    /// integers near zero or near the type's bounds), now and then an extreme (NaN, ±inf, -0.0,
+    /// subnormals, the bounds); text from a fixed list with unicode, empty and long strings; bytes.
     public mutating func value(_ dtype: DType) -> ScalarValue {
         let words = ["", "a", "b", "ab", "abc", "Zürich", "日本", "emoji🙂", "a_b", "100%"]
         switch dtype {
@@ -88,18 +100,64 @@ public struct ArrayGenerator: RandomNumberGenerator {
         case .primitive(let p, _):
             // Now and then the type's extremes: overflow, NaN, infinities and -0.0 must behave as decoding does.
             if chance(0.04), let extreme = Self.extremes(p).randomElement(using: &self) { return extreme }
-            if p.isFloat { return .float(Double(int(-400...400)) / 4) }
+            if p.isFloat { return Self.float(decimal(places: int(0...3)), p) }
+            if chance(0.08) { return nearBound(p) }
             if p.isUnsignedInteger { return .uint(UInt64(int(0...200))) }
             return .int(Int64(int(-100...100)))
-        case .utf8: return .utf8(words[int(0...(words.count - 1))])
+        case .utf8:
+            if chance(0.03) {
+                // Long text, mostly not ASCII: offsets past 255 bytes and multi-byte characters.
+                let unit = pick(["Zürich ", "日本語テキスト", "emoji🙂🙃", "abcdefghij"])
+                return .utf8(String(repeating: unit, count: int(20...60)))
+            }
+            return .utf8(words[int(0...(words.count - 1))])
         case .binary: return .binary((0..<int(0...4)).map { _ in UInt8(truncatingIfNeeded: next()) })
         case .struct(let fields, _): return .struct(fields.map { value($0.dtype) })
         case .null: return .null
         }
     }
 
-    /// The extreme values of `p`: its minimum and maximum, and for floats NaN, the infinities, -0.0
-    /// and the largest finite values.
+    /// A number that looks like a decimal with `places` places: 12.34, 0.1, a price such as 1999.99,
+    /// or (for `places` 0) a small integer; ±0.0 now and then. It is the double nearest to the decimal,
+    /// as parsing "12.34" gives.
+    public mutating func decimal(places: Int) -> Double {
+        if chance(0.04) { return chance(0.5) ? -0.0 : 0.0 }
+        let scale = Self.powersOfTen[Swift.min(Swift.max(places, 0), Self.powersOfTen.count - 1)]
+        let digits: Int
+        switch int(0...3) {
+        case 0: digits = int(-99...99)  // 0.1, -0.25
+        case 1: digits = int(0...99_999)  // prices and cents: 999.99
+        case 2: digits = int(-9_999_999...9_999_999)
+        default: digits = int(-2_000...2_000)
+        }
+        return Double(digits) / scale
+    }
+
+    /// `x` as a value of float type `p` (rounded to the nearest `Float` for f32).
+    static func float(_ x: Double, _ p: PType) -> ScalarValue {
+        .float(p == .float32 ? Double(Float(x)) : x)
+    }
+
+    static let powersOfTen: [Double] = [1, 10, 100, 1000, 10_000]
+
+    /// An integer of `p` within 3 of its minimum or maximum.
+    mutating func nearBound(_ p: PType) -> ScalarValue {
+        let k = UInt64(int(0...3))
+        switch p {
+        case .int8: return .int(chance(0.5) ? Int64(Int8.min) + Int64(k) : Int64(Int8.max) - Int64(k))
+        case .int16: return .int(chance(0.5) ? Int64(Int16.min) + Int64(k) : Int64(Int16.max) - Int64(k))
+        case .int32: return .int(chance(0.5) ? Int64(Int32.min) + Int64(k) : Int64(Int32.max) - Int64(k))
+        case .int64: return .int(chance(0.5) ? Int64.min + Int64(k) : Int64.max - Int64(k))
+        case .uint8: return .uint(chance(0.5) ? k : UInt64(UInt8.max) - k)
+        case .uint16: return .uint(chance(0.5) ? k : UInt64(UInt16.max) - k)
+        case .uint32: return .uint(chance(0.5) ? k : UInt64(UInt32.max) - k)
+        case .uint64: return .uint(chance(0.5) ? k : UInt64.max - k)
+        case .float32, .float64: return .float(0)
+        }
+    }
+
+    /// The extreme values of `p`: its minimum and maximum, and for floats NaN, the infinities, -0.0,
+    /// the largest finite values and subnormals.
     public static func extremes(_ p: PType) -> [ScalarValue] {
         switch p {
         case .int8: [.int(Int64(Int8.min)), .int(Int64(Int8.max))]
@@ -113,10 +171,14 @@ public struct ArrayGenerator: RandomNumberGenerator {
         case .float32:
             [
                 .float(.nan), .float(.infinity), .float(-.infinity), .float(-0.0),
-                .float(Double(Float.greatestFiniteMagnitude)),
+                .float(Double(Float.greatestFiniteMagnitude)), .float(Double(Float.leastNonzeroMagnitude)),
+                .float(-Double(Float.leastNormalMagnitude.nextDown)),
             ]
         case .float64:
-            [.float(.nan), .float(.infinity), .float(-.infinity), .float(-0.0), .float(.greatestFiniteMagnitude)]
+            [
+                .float(.nan), .float(.infinity), .float(-.infinity), .float(-0.0), .float(.greatestFiniteMagnitude),
+                .float(.leastNonzeroMagnitude), .float(-Double.leastNormalMagnitude.nextDown),
+            ]
         }
     }
 
@@ -254,7 +316,7 @@ public struct ArrayGenerator: RandomNumberGenerator {
     }
 
     /// `child op constant` (or `constant op child`) with a constant that usually occurs in the child,
-    /// sometimes not, and sometimes null.
+    /// often lies between two neighbouring values of it, sometimes not, and sometimes is null.
     public mutating func compare(_ child: any ArrayNode) throws -> any ArrayNode {
         let op = pick(CompareOperator.allCases)
         let constant = ConstantArray(try constant(for: child), count: child.count)
@@ -262,15 +324,56 @@ public struct ArrayGenerator: RandomNumberGenerator {
             ? try CompareFunction.make(child, op, constant) : try CompareFunction.make(constant, op, child)
     }
 
-    /// A constant to combine with `child`: a value of it (80%), another value, or null (5%).
+    /// A constant to combine with `child`: a value of it (40%), a value between two neighbouring values
+    /// of it (12.345 between 12.34 and 12.35; half a unit of the last decimal place from a value; the
+    /// next float up or down; the integer next to one) (40%), another value, or null (5%).
     public mutating func constant(for child: any ArrayNode) throws -> Scalar {
         let dtype = child.dtype.with(.nonNullable)
         if chance(0.05) { return .null(dtype) }
         if child.count > 0, chance(0.8) {
+            if chance(0.5), let between = try neighbourConstant(child, dtype) { return between }
             let s = try child.scalar(at: int(0...(child.count - 1)))
             if !s.isNull { return Scalar(s.value, dtype) }
         }
         return Scalar(value(dtype), dtype)
+    }
+
+    /// A number between two neighbouring values of `child` (or next to one of them), or nil when the
+    /// child holds no numbers.
+    mutating func neighbourConstant(_ child: any ArrayNode, _ dtype: DType) throws -> Scalar? {
+        guard case .primitive(let p, _) = dtype else { return nil }
+        var seen = Set<ScalarValue>()
+        for _ in 0..<Swift.min(child.count, 48) {
+            let v = try child.scalar(at: int(0...(child.count - 1))).value
+            if !v.isNull { seen.insert(v) }
+        }
+        let sorted = seen.sorted(by: AggregatePartial.less)
+        guard let first = sorted.first else { return nil }
+        let i = int(0...(sorted.count - 1))
+        let (a, b) = (sorted[i], i + 1 < sorted.count ? sorted[i + 1] : first)
+        let v: ScalarValue
+        switch (a, b) {
+        case (.float(let x), .float(let y)):
+            switch int(0...3) {
+            case 0 where y > x && (x + (y - x) / 2).isFinite: v = Self.float(x + (y - x) / 2, p)
+            case 1:
+                // Half a unit of the last decimal place: exactly where rounding to nearest goes wrong.
+                let half = 0.5 / Self.powersOfTen[int(0...3)]
+                v = Self.float(chance(0.5) ? x + half : x - half, p)
+            case 2: v = .float(p == .float32 ? Double(Float(x).nextUp) : x.nextUp)
+            default: v = .float(p == .float32 ? Double(Float(x).nextDown) : x.nextDown)
+            }
+        case (.int(let x), .int(let y)):
+            let step: Int64 = y > x && y - x > 1 ? Int64(int(1...Int(Swift.min(y - x - 1, 1 << 30)))) : 1
+            let (up, overflow) = x.addingReportingOverflow(chance(0.7) ? step : -step)
+            v = overflow ? a : .int(up)
+        case (.uint(let x), .uint(let y)):
+            let step: UInt64 = y > x && y - x > 1 ? UInt64(int(1...Int(Swift.min(y - x - 1, 1 << 30)))) : 1
+            v = chance(0.7) ? (x <= UInt64.max - step ? .uint(x + step) : a) : (x >= step ? .uint(x - step) : a)
+        default:
+            return nil
+        }
+        return v.fits(dtype) ? Scalar(v, dtype) : Scalar(a, dtype)
     }
 
     /// A node with parent encoding `parent` over `child` (in slot 0 or, for binary functions, either
@@ -351,4 +454,57 @@ public struct ArrayGenerator: RandomNumberGenerator {
 
 extension ScalarValue {
     var utf8Text: String? { if case .utf8(let s) = self { s } else { nil } }
+}
+
+/// How one column's values are drawn: floats of one decimal scale (most float columns: prices, cents,
+/// 12.34), integers clustered around one base (neighbours, sometimes at the type's bounds), or
+/// anything ``ArrayGenerator/value(_:)`` gives.
+struct ValueDraw {
+    private enum Style {
+        case any
+        case decimals(places: Int)
+        case cluster(base: ScalarValue)
+    }
+
+    private let dtype: DType
+    private let style: Style
+    private let extremes: Bool
+
+    init(dtype: DType, extremes: Bool, rng g: inout ArrayGenerator) {
+        self.dtype = dtype
+        self.extremes = extremes
+        switch dtype {
+        case .primitive(let p, _) where p.isFloat:
+            style = !extremes || g.chance(0.75) ? .decimals(places: g.int(0...3)) : .any
+        case .primitive(let p, _) where g.chance(0.3):
+            style = .cluster(base: g.chance(0.3) ? g.nearBound(p) : g.value(dtype))
+        default:
+            style = .any
+        }
+    }
+
+    mutating func next(_ g: inout ArrayGenerator) -> ScalarValue {
+        guard case .primitive(let p, _) = dtype else { return g.value(dtype) }
+        switch style {
+        case .any:
+            return g.value(dtype)
+        case .decimals(let places):
+            if extremes, g.chance(0.03), let x = ArrayGenerator.extremes(p).randomElement(using: &g) { return x }
+            // Now and then another scale, so that a column's values need not share one exponent.
+            return ArrayGenerator.float(g.decimal(places: g.chance(0.1) ? g.int(0...3) : places), p)
+        case .cluster(let base):
+            let step = g.int(0...5)
+            switch base {
+            case .int(let b):
+                let (v, overflow) = b.addingReportingOverflow(Int64(b < 0 ? step : -step))
+                let x = ScalarValue.int(v)
+                return !overflow && x.fits(dtype) ? x : base
+            case .uint(let b):
+                let x = ScalarValue.uint(b >= UInt64(step) && b > 100 ? b - UInt64(step) : b + UInt64(step))
+                return x.fits(dtype) ? x : base
+            default:
+                return g.value(dtype)
+            }
+        }
+    }
 }

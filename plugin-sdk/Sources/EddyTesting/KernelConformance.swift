@@ -8,22 +8,42 @@
 /// data). Both must agree on dtype, length and every value — or both must fail. The report also names
 /// kernels that never fired, since a kernel that is never tried is not tested.
 public enum KernelConformance {
+    /// What a failure is about: the plugin part that gave the wrong answer.
+    public enum Check: String, Sendable, CustomStringConvertible {
+        /// A kernel (or rule) disagreed with decode-then-compute.
+        case kernel
+        /// A compressor hook's output does not decode to the column it was given, bit for bit.
+        case compressorHook = "compressor hook"
+        /// An encoding's storage did not read back what it wrote, or read a damaged node as other values.
+        case storage
+
+        public var description: String { rawValue }
+    }
+
     /// One disagreement between the kernels and the reference.
     public struct Failure: Sendable, CustomStringConvertible {
         /// The input tree.
         public let input: String
         /// What differed, and how to reproduce it.
         public let problem: String
+        /// What failed: a kernel, a compressor hook or a storage.
+        public let check: Check
+        /// The key checked: `parent|child` for kernels, `hook:<name>` for a compressor hook,
+        /// `storage:<encoding>` for a storage (empty for ``KernelConformance/check(_:rules:on:)``).
+        public let key: String
 
         /// A failure on the input tree `input` (as `ArrayNode.treeDescription(indent:)` prints it) and
-        /// `problem`, what differed.
-        public init(input: String, problem: String) {
+        /// `problem`, what differed; `check` and `key` say what was checked.
+        public init(input: String, problem: String, check: Check = .kernel, key: String = "") {
             self.input = input
             self.problem = problem
+            self.check = check
+            self.key = key
         }
 
         public var description: String {
-            "\(problem)\n  input:\n" + input.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
+            "[\(check)] \(key.isEmpty ? "" : key + ": ")\(problem)\n  input:\n"
+                + input.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
         }
     }
 
@@ -109,14 +129,49 @@ public enum KernelConformance {
         }
     }
 
-    /// nil when both arrays hold the same dtype, length and values (NaN equal to NaN).
+    /// nil when both arrays hold the same dtype, length and values. Floats compare exactly: -0.0 is not
+    /// 0.0 and sums that differ in the last bit differ; any NaN equals any NaN (a kernel need not keep a
+    /// NaN's payload).
     static func difference(_ a: any ArrayNode, _ b: any ArrayNode) -> String? {
         if a.dtype != b.dtype { return "dtype \(a.dtype), reference \(b.dtype)" }
         if a.count != b.count { return "length \(a.count), reference \(b.count)" }
         for i in 0..<a.count {
             guard let x = try? a.scalar(at: i), let y = try? b.scalar(at: i) else { return "element \(i) unreadable" }
-            if !x.value.isIdentical(to: y.value) { return "element \(i): \(x), reference \(y)" }
+            if !x.value.isIdentical(to: y.value) { return "element \(i): \(show(x.value)), reference \(show(y.value))" }
         }
         return nil
+    }
+
+    /// nil when `a` holds exactly what `b` does: dtype, length, validity, and every float bit for bit
+    /// (-0.0 and NaN payloads included). `what`/`expected` name the two sides in the message.
+    static func bitDifference(_ a: any ArrayNode, _ b: any ArrayNode, _ what: String, _ expected: String) -> String? {
+        if a.dtype != b.dtype { return "\(what) has dtype \(a.dtype), \(expected) \(b.dtype)" }
+        if a.count != b.count { return "\(what) has \(a.count) rows, \(expected) \(b.count)" }
+        for i in 0..<a.count {
+            guard let x = try? a.scalar(at: i), let y = try? b.scalar(at: i) else { return "row \(i) unreadable" }
+            if !sameBits(x.value, y.value) { return "row \(i) is \(show(x.value)) \(what), \(show(y.value)) \(expected)" }
+        }
+        return nil
+    }
+
+    /// Equal values, floats by their bit pattern.
+    static func sameBits(_ a: ScalarValue, _ b: ScalarValue) -> Bool {
+        switch (a, b) {
+        case (.float(let x), .float(let y)): return x.bitPattern == y.bitPattern
+        case (.struct(let x), .struct(let y)): return x.count == y.count && zip(x, y).allSatisfy { sameBits($0, $1) }
+        default: return a == b
+        }
+    }
+
+    /// A value as a message shows it: floats with every digit that tells them apart, and their bits
+    /// when that is not enough (-0.0, NaN payloads).
+    static func show(_ v: ScalarValue) -> String {
+        switch v {
+        case .float(let d) where d.isNaN: "nan (0x" + String(d.bitPattern, radix: 16) + ")"
+        case .float(let d): "\(d)"
+        case .null: "null"
+        case .utf8(let s): "'" + (s.count > 40 ? String(s.prefix(40)) + "…(\(s.utf8.count) bytes)" : s) + "'"
+        default: "\(v)"
+        }
     }
 }

@@ -31,6 +31,12 @@ public final class KernelSnapshot: Sendable {
         EncodingStorage.builtin[name] ?? pluginStorages[name]
     }
 
+    /// The storages the loaded plugins registered for their encodings, sorted by encoding name: what a
+    /// tool that checks a plugin (the conformance kit) writes and reads back.
+    public var pluginEncodingStorages: [EncodingStorage] {
+        pluginStorages.values.sorted { $0.encoding.name < $1.encoding.name }
+    }
+
     /// The child encodings of the plugins' kernels and rules (what their kernels expect to meet).
     public let pluginKernelChildren: Set<EncodingID>
 

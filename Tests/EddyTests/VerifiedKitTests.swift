@@ -1,0 +1,111 @@
+@_spi(Host) import Eddy
+@_spi(Host) import EddyHost
+@_spi(Host) import EddyTesting
+import Foundation
+import Testing
+
+/// Issue 21's kit: the Decimal fixture (an f64 plugin encoding with a compressor hook, `.eddy` storage
+/// and kernels) built clean passes the conformance kit with default options; each of the five planted
+/// bugs is caught, and the failure points at the part that is wrong (a kernel, the hook, the storage).
+@Suite struct VerifiedKitTests {
+    /// The fixture built with `bug` (nil: clean), loaded in-process into a fresh session, checked by the
+    /// kit as a host checks a loaded plugin.
+    static func check(_ bug: DecimalFixture.Bug?, options: ConformanceOptions = ConformanceOptions()) throws
+        -> ConformanceReport
+    {
+        let file = try DecimalFixture.plugin(bug)
+        let dir = ScratchDirectory()
+        let path = dir.path + "/decimal.so"
+        try FileManager.default.copyItem(atPath: file, toPath: path)
+        let session = Session()
+        let host = PluginHost(session: session, probe: nil, policy: PluginLoadPolicy(registrationTimeout: 3600))
+        let row = host.load(path)
+        try #require(row.status == .loaded, "\(row)")
+        return PluginConformance.check(loadedPlugin: "decimal", in: session, options: options)
+    }
+
+    @Test func theCleanFixturePassesEveryCheck() throws {
+        let report = try Self.check(nil)
+        print(report)
+        #expect(report.passed, "\(report)")
+        // Every part was exercised: each kernel key, the hook and the storage got inputs of their own.
+        for key in [
+            "eddy.compare|fixture.decimal", "eddy.filter|fixture.decimal", "eddy.agg.sum|fixture.decimal",
+            "eddy.agg.min|fixture.decimal", "eddy.agg.max|fixture.decimal", "hook:decimal floats", "storage:fixture.decimal",
+        ] {
+            let k = report.keys.first { $0.key == key }
+            #expect((k?.inputs ?? 0) >= 250, "\(key): \(String(describing: k))")
+        }
+        #expect(report.stoppedAfter == nil && report.notReached.isEmpty)
+    }
+
+    /// What each bug's failures must name: the check, the key, and words of the problem.
+    static func expected(_ bug: DecimalFixture.Bug) -> (check: KernelConformance.Check, key: String, words: String) {
+        switch bug {
+        case .roundedConstant: (.kernel, "eddy.compare|fixture.decimal", "reference")
+        case .exponent: (.storage, "storage:fixture.decimal", "read back")
+        case .shortRead: (.storage, "storage:fixture.decimal", "reading back what it wrote failed")
+        case .negativeZero: (.compressorHook, "hook:decimal floats", "-0.0")
+        case .exactSum: (.kernel, "eddy.agg.sum|fixture.decimal", "reference")
+        }
+    }
+
+    @Test(arguments: DecimalFixture.Bug.allCases)
+    func eachPlantedBugIsCaughtWhereItIs(bug: DecimalFixture.Bug) throws {
+        let report = try Self.check(bug)
+        print("\(bug):\n\(report)")
+        #expect(!report.passed, "\(bug) passed:\n\(report)")
+        let (check, key, words) = Self.expected(bug)
+        let hits = report.failures.filter { $0.check == check && $0.key == key }
+        #expect(!hits.isEmpty, "\(bug): no \(check) failure on \(key):\n\(report)")
+        #expect(hits.contains { $0.problem.contains(words) }, "\(bug):\n\(report)")
+        // A failure says how to make its input again, and names the plugin part at fault.
+        let first = try #require(hits.first)
+        #expect(first.problem.contains("reproduce: ConformanceOptions(seed: 1, onlyKey: \"\(key)\", onlyInput: "))
+        switch check {
+        case .compressorHook: #expect(first.problem.contains("compressor hook 'decimal floats'"))
+        case .storage: #expect(first.problem.contains("storage of fixture.decimal"))
+        case .kernel: #expect(first.problem.contains("element 0") || first.problem.contains("element "))
+        }
+        // The other parts are not blamed for it.
+        let others = report.failures.filter { $0.check != check }
+        #expect(others.isEmpty, "\(bug) blamed another part:\n\(others.prefix(2).map(\.description).joined(separator: "\n"))")
+        // The failure reproduces on its own, from what it prints.
+        let index = try #require(
+            first.problem.split(separator: "onlyInput: ").last.flatMap { Int($0.prefix { $0 != ")" }) })
+        let again = try Self.check(bug, options: ConformanceOptions(onlyKey: key, onlyInput: index))
+        #expect(again.failures.contains { $0.check == check && $0.key == key }, "\(bug): \(again)")
+    }
+
+    @Test func aQuickCheckStopsAtItsTimeLimitAndSaysWhatItReached() throws {
+        let quick = try Self.check(
+            nil, options: ConformanceOptions(seed: 21, inputsPerKey: 48, twoThreads: false, timingRows: 0, timeLimit: 0.8))
+        #expect(quick.failures.isEmpty, "\(quick)")
+        #expect(quick.inputs > 0 && quick.inputs <= 7 * 48, "\(quick)")
+        // No time at all: nothing checked, every key visibly not reached, and no failure.
+        let none = try Self.check(nil, options: ConformanceOptions(inputsPerKey: 48, timeLimit: 0))
+        #expect(none.inputs == 0 && none.stoppedAfter != nil)
+        #expect(Set(none.notReached) == Set(none.keys.map(\.key)) && none.keys.count == 7, "\(none)")
+        #expect(none.failures.isEmpty && none.passed, "\(none)")
+        #expect(none.description.contains("not reached: "))
+    }
+
+    @Test func sampleColumnsOfThePluginAreEncodedAndChecked() throws {
+        // A 1,000-row column of the plugin's own (the generator makes at most 300 rows) with -0.0 every
+        // 40 rows: the negative-zero bug is caught on slices of it longer than any generated column.
+        var b = ArrayBuilder(dtype: .primitive(.float64, .nullable), capacity: 1000)
+        for i in 0..<1000 {
+            b.append(i % 9 == 0 ? .null : .float(i % 40 == 1 ? -0.0 : Double(i * 7919 % 100_000) / 100_000))
+        }
+        let sample = try b.finish()
+        let report = try Self.check(
+            .negativeZero,
+            options: ConformanceOptions(
+                inputsPerKey: 60, twoThreads: false, timingRows: 0, onlyKey: "hook:decimal floats",
+                sampleColumns: [sample]))
+        let lengths = report.failures.filter { $0.check == .compressorHook }.compactMap { f in
+            f.input.split(separator: "len=").dropFirst().first.flatMap { Int($0.prefix { $0.isNumber }) }
+        }
+        #expect(lengths.contains { $0 > 300 }, "\(lengths)\n\(report)")
+    }
+}

@@ -1,0 +1,88 @@
+import Dispatch
+@_spi(Host) import Eddy
+
+extension PluginConformance.Checker {
+    /// Makes and checks input `index` of `run`'s key.
+    func check(_ run: inout PluginConformance.KeyRun, index: Int) {
+        run.next += 1
+        var g = ArrayGenerator(seed: PluginConformance.inputSeed(options.seed, run.report.key, index))
+        switch run.subject {
+        case .kernels(let plan): checkKernels(plan, &run, index, &g)
+        case .hook(let hook): checkHook(hook, &run, index, &g)
+        case .storage(let storage): checkStorage(storage, &run, index, &g)
+        }
+    }
+
+    /// The kernels on one input against decode-then-compute — on the canonical column when a compressor
+    /// hook made the child, after checking that the hook's output decodes to that column.
+    func checkKernels(
+        _ plan: PluginConformance.KeyPlan, _ run: inout PluginConformance.KeyRun, _ index: Int,
+        _ g: inout ArrayGenerator
+    ) {
+        let input: PluginConformance.Input
+        do {
+            guard
+                let made = try PluginConformance.makeInput(
+                    &g, parent: plan.parent, child: plan.child, hooks: hooks, rows: nil,
+                    samples: options.sampleColumns)
+            else { return }
+            input = made
+        } catch {
+            run.lastProblem = "\(error)"
+            return
+        }
+        run.generated += 1
+        let key = plan.key
+        let node = input.node
+        // The reference first, on the input as generated; then the kernels; then the reference again: a
+        // kernel that changes its input's buffers is caught either way.
+        var expected = PluginConformance.reference(node, in: reference)
+        var against = ""
+        if let made = input.made, let canonicalNode = input.canonicalNode {
+            if let problem = hookProblem(made) {
+                // The hook is at fault; the kernels are still checked against decoding its output.
+                run.report.failures.append(
+                    PluginConformance.failure(
+                        problem, node, options, key, index, check: .compressorHook, input: made.inputDescription))
+            } else {
+                expected = PluginConformance.reference(canonicalNode, in: reference)
+                against = " (reference: decode-then-compute on the column before compressor hook '\(made.hook.name)' ran)"
+            }
+        }
+        let trace = ExecutionTrace()
+        let fast = Result { try session.makeContext(trace: trace).execute(node) }
+        run.checked.append((index, node, fast))
+        for e in trace.events where plan.names.contains(e.name) && underTest(e.owner) {
+            run.report.fired[e.name, default: 0] += 1
+        }
+        if let problem = KernelConformance.compare(fast, expected, node) {
+            run.report.failures.append(PluginConformance.failure(problem + against, node, options, key, index))
+        } else if KernelConformance.compare(PluginConformance.reference(node, in: reference), expected) != nil {
+            run.report.failures.append(
+                PluginConformance.failure("the kernels changed their input", node, options, key, index))
+        }
+    }
+
+    /// Every checked input of `run` again on two threads at once, against the single-thread results.
+    func checkTwoThreads(_ run: inout PluginConformance.KeyRun) {
+        let nodes = run.checked.map(\.node)
+        let threaded = ThreadedResults(count: nodes.count)
+        let session = session
+        DispatchQueue.concurrentPerform(iterations: 2) { _ in
+            for (i, node) in nodes.enumerated() {
+                threaded.store(i, Result { try session.makeContext().execute(node) })
+            }
+        }
+        for (i, results) in threaded.all.enumerated() {
+            for r in results {
+                if let problem = KernelConformance.compare(r, run.checked[i].result) {
+                    run.report.failures.append(
+                        PluginConformance.failure(
+                            "on two threads at once: " + problem, run.checked[i].node, options, run.report.key,
+                            run.checked[i].index))
+                    break
+                }
+            }
+        }
+    }
+}
