@@ -7,7 +7,8 @@ import Testing
 /// Issue 21's kit: the Decimal fixture (an f64 plugin encoding with a compressor hook, `.eddy` storage
 /// and kernels) built clean passes the conformance kit with default options; each of the five planted
 /// bugs is caught, and the failure points at the part that is wrong (a kernel, the hook, the storage).
-@Suite struct VerifiedKitTests {
+/// Serialized: two tests building the same fixture variant at once would write the same file.
+@Suite(.serialized) struct VerifiedKitTests {
     /// The fixture built with `bug` (nil: clean), loaded in-process into a fresh session, checked by the
     /// kit as a host checks a loaded plugin.
     static func check(_ bug: DecimalFixture.Bug?, options: ConformanceOptions = ConformanceOptions()) throws
@@ -80,6 +81,7 @@ import Testing
     @Test func aQuickCheckStopsAtItsTimeLimitAndSaysWhatItReached() throws {
         let quick = try Self.check(
             nil, options: ConformanceOptions(seed: 21, inputsPerKey: 48, twoThreads: false, timingRows: 0, timeLimit: 0.8))
+        print("quick, limited to 0.8 s:\n\(quick)")
         #expect(quick.failures.isEmpty, "\(quick)")
         #expect(quick.inputs > 0 && quick.inputs <= 7 * 48, "\(quick)")
         // No time at all: nothing checked, every key visibly not reached, and no failure.
@@ -107,5 +109,59 @@ import Testing
             f.input.split(separator: "len=").dropFirst().first.flatMap { Int($0.prefix { $0.isNumber }) }
         }
         #expect(lengths.contains { $0 > 300 }, "\(lengths)\n\(report)")
+    }
+
+    @Test func answersCompareBitForBitNegativeZeroAndTheLastBitOfASum() throws {
+        let rows: [Double?] = [0.1, 0.2, -0.0, nil, 0.3]
+        let column = PrimitiveArray(rows)
+        let inputs: [any ArrayNode] = [
+            try AggregateFunction(.sum).make(column), try AggregateFunction(.min).make(PrimitiveArray([-0.0, 0.0])),
+        ]
+        // Right: the engine's own answers pass.
+        let right = try KernelConformance.check(RowOrderFloats.self, on: inputs)
+        #expect(right.failures.isEmpty && right.neverFired.isEmpty, "\(right)")
+        // A sum one bit off (pairwise instead of row order) and a min of +0.0 for -0.0 both fail.
+        let report = try KernelConformance.check(AlmostRightFloats.self, on: inputs)
+        #expect(report.failures.count == 2, "\(report)")
+        #expect(report.failures.contains { $0.problem.contains("0.6000000000000001") }, "\(report)")
+        #expect(report.failures.contains { $0.problem.contains("element 0: 0.0, reference -0.0") }, "\(report)")
+    }
+}
+
+/// Float sum and min over plain f64 columns as the engine computes them.
+enum RowOrderFloats: EddyPlugin {
+    static let name = "row-order-floats"
+    static let version = "1.0.0"
+    static func register(into registrar: PluginRegistrar) throws {
+        AlmostRightFloats.register(into: registrar, exact: true)
+    }
+}
+
+/// Float sum and min over plain f64 columns, each wrong in a way only a bit-for-bit comparison sees:
+/// the sum pairs values (0.1 + (0.2 + 0.3)), the min forgets the sign of zero.
+enum AlmostRightFloats: EddyPlugin {
+    static let name = "almost-right-floats"
+    static let version = "1.0.0"
+    static func register(into registrar: PluginRegistrar) throws { register(into: registrar, exact: false) }
+
+    static func register(into registrar: PluginRegistrar, exact: Bool) {
+        registrar.aggregate(.sum, on: PrimitiveArray.self) { array, _ in
+            guard array.ptype == .float64 else { return nil }
+            let v = try values(array)
+            guard !v.isEmpty else { return .null }
+            if exact { return .float(v.reduce(0, +)) }
+            return .float(v[0] + v.dropFirst().reduce(0, +))
+        }
+        registrar.aggregate(.min, on: PrimitiveArray.self) { array, _ in
+            guard array.ptype == .float64 else { return nil }
+            var extremes: Double?
+            for x in try values(array) where extremes.map({ x < $0 }) ?? true { extremes = x }
+            return extremes.map { .float(exact ? $0 : abs($0)) } ?? .null
+        }
+    }
+
+    /// The valid values of a plain f64 column, in row order.
+    static func values(_ array: PrimitiveArray) throws -> [Double] {
+        try array.withValues(Double.self) { v in (0..<v.count).filter(array.validity.isValid).map { v[$0] } }
     }
 }

@@ -56,7 +56,18 @@ extension PluginConformance.Checker {
             run.report.fired[e.name, default: 0] += 1
         }
         if let problem = KernelConformance.compare(fast, expected, node) {
-            run.report.failures.append(PluginConformance.failure(problem + against, node, options, key, index))
+            var row = ""
+            if let made = input.made, node.count == made.canonical.count, case .success(let a) = fast,
+                case .success(let b) = expected, a.count == b.count,
+                let i = (0..<a.count).first(where: { i in
+                    (try? a.scalar(at: i).value.isIdentical(to: b.scalar(at: i).value)) != true
+                }),
+                let v = try? made.canonical.scalar(at: i).value
+            {
+                // The value the answer is about: a constant's neighbour is only visible beside it.
+                row = "; row \(i) of the column is \(KernelConformance.show(v))"
+            }
+            run.report.failures.append(PluginConformance.failure(problem + row + against, node, options, key, index))
         } else if KernelConformance.compare(PluginConformance.reference(node, in: reference), expected) != nil {
             run.report.failures.append(
                 PluginConformance.failure("the kernels changed their input", node, options, key, index))

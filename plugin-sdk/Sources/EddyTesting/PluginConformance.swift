@@ -137,18 +137,26 @@ public struct ConformanceReport: Sendable, CustomStringConvertible {
     }
 }
 
-/// The conformance kit: checks every kernel a plugin registers against decode-then-compute, on
-/// inputs generated for its key.
+/// The conformance kit: checks every kernel, compressor hook and encoding storage a plugin registers
+/// against the engine without the plugin, on inputs generated for each of them.
 ///
 /// For each (parent, child) key the plugin registers, it makes arrays of the child's encoding —
-/// built-in encodings directly, the plugin's own through its compressor hooks — of every dtype that
-/// fits, with edge cases (empty, one row, all null, sliced at an offset, nested encodings, and
-/// malformed children such as dictionary codes past the values, which must be an error and not a
-/// crash), puts the parent on top (compare, like, arithmetic, cast, aggregates, filter, take,
-/// slice), and executes each input twice: with the engine's built-ins plus the plugin's kernels, and
-/// with no kernels at all. Both must give the same dtype, length and values, or both must fail. It
-/// also runs the inputs on two threads at once, reports kernels that never fired, and times one
-/// large input per key.
+/// built-in encodings directly, the plugin's own through its compressor hooks, from columns the hooks
+/// accept — with values that look like data (decimals such as 12.34, integers near the type's bounds,
+/// ±0.0, NaN, subnormals, long and non-ASCII text) and edge cases (empty, one row, all null, sliced at
+/// an offset, nested encodings, and malformed children such as dictionary codes past the values, which
+/// must be an error and not a crash), puts the parent on top (compare and arithmetic with constants
+/// from the column and between its neighbouring values, like, cast, aggregates, filter, take, slice),
+/// and executes each input twice: with the engine's built-ins plus the plugin's kernels, and with no
+/// kernels at all — over the canonical column as it was before the hook ran, when a hook made the
+/// child. Both must give the same dtype, length and values (floats bit for bit, any NaN equal), or
+/// both must fail.
+///
+/// Each compressor hook must give back, decoded, exactly the column it was given; each encoding
+/// storage must read back exactly what it wrote, and read damaged parts as an error or the original.
+/// The kit also runs the inputs on two threads at once, reports kernels that never fired, and times
+/// one large input per key. See the article "Verifying a plugin" for the result contracts and what
+/// the kit does not check.
 ///
 /// ```swift
 /// @Test func conforms() throws {
