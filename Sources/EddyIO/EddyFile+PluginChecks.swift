@@ -88,20 +88,15 @@ struct PluginChunkCheck {
             throw failure(
                 "decoded to \(decoded.count) rows, the file's statistics say \(rows) (row count check)")
         }
-        let nulls = Canonical.validity(of: decoded).nullCount(decoded.count)
-        guard nulls == stats.nullCount else {
+        let found = try ChunkStatistics.of(decoded, order: stats.min != nil || stats.max != nil)
+        guard found.nulls == stats.nullCount else {
             throw failure(
-                "decoded to \(nulls) nulls in \(rows) rows, the file's statistics say \(stats.nullCount) (null count check)"
+                "decoded to \(found.nulls) nulls in \(rows) rows, the file's statistics say \(stats.nullCount) (null count check)"
             )
         }
-        if stats.min != nil || stats.max != nil {
-            // One pass for both bounds, in the engine's order (what the writer computed them with).
-            let p = try AggregatePartial.of(decoded, order: true)
-            for (name, claimed, found) in [("min", stats.min, p.min), ("max", stats.max, p.max)] {
-                guard let claimed, !Self.same(claimed.value, found) else { continue }
-                throw failure(
-                    "decoded to \(name) \(found), the file's statistics say \(claimed.value) (\(name) check)")
-            }
+        for (name, claimed, value) in [("min", stats.min, found.min), ("max", stats.max, found.max)] {
+            guard let claimed, !Self.same(claimed.value, value) else { continue }
+            throw failure("decoded to \(name) \(value), the file's statistics say \(claimed.value) (\(name) check)")
         }
         if let key { _ = mapped.statisticsChecked.withLock { $0.insert(key) } }
     }
