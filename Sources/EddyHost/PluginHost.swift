@@ -46,7 +46,7 @@ public struct PluginReportRow: Sendable, Equatable {
     public var debugBuild = false
     /// How many generated inputs its kernels, hooks and storage were checked on against
     /// decode-then-compute before they served a query (`--verify`); nil when not verified.
-    public var verifiedInputs: Int?
+    public var verified: VerifiedInputs?
 
     /// The row as a JSON object.
     public var json: String {
@@ -58,7 +58,10 @@ public struct PluginReportRow: Sendable, Equatable {
             + (signer.isEmpty ? "" : ", \"signer\": \(q(signer))")
             + (probe == .none ? "" : ", \"probe\": \(q(probe.rawValue))")
             + (debugBuild ? ", \"debug_build\": true" : "")
-            + (verifiedInputs.map { ", \"verified_inputs\": \($0)" } ?? "") + "}"
+            + (verified.map {
+                ", \"verified_inputs\": \($0.inputs)" + ($0.partial ? ", \"verified_partially\": true" : "")
+            }
+                ?? "") + "}"
     }
 
     /// `s` as a JSON string literal.
@@ -357,7 +360,7 @@ public final class PluginHost: Sendable {
         func elapsed() -> Double { (Self.now() - started) * 1000 }
         var probeNote = PluginReportRow.Probe.none
         // Inputs the plugin was checked on (`--verify`): by its probe, or here before publishing.
-        var verified: Int?
+        var verified: VerifiedInputs?
         func row(
             _ file: String, _ status: PluginReportRow.Status, _ reason: String, plugin: String = "",
             version: String = "", kernels: Int = 0, hash: String = "", ms: Double = 0
@@ -365,7 +368,7 @@ public final class PluginHost: Sendable {
             var r = self.row(
                 file, status, reason, plugin: plugin, version: version, kernels: kernels, hash: hash, ms: ms)
             r.probe = probeNote
-            if status == .loaded || status == .replaced { r.verifiedInputs = verified }
+            if status == .loaded || status == .replaced { r.verified = verified }
             return r
         }
         let bytes = file.bytes
@@ -462,7 +465,8 @@ public final class PluginHost: Sendable {
                 switch outcome {
                 case .passed(let kernels, let name, let version, let verified):
                     probed = outcome
-                    if let host {
+                    // A verification cut short by its time limit is not kept: the next load checks again.
+                    if let host, verified?.partial != true {
                         copies.recordProbeVerdict(
                             hash: hash, host: host, kernels: kernels, name: name, version: version,
                             verified: verified)
@@ -617,12 +621,13 @@ public final class PluginHost: Sendable {
                 owner: owner, compressorHooks: contents.compressorHooks, encodings: registrar.encodings,
                 storages: registrar.storages)
             switch verifier.check(scratch, manifest.name) {
-            case .verified(let inputs):
-                verified = inputs
+            case .verified(let checked):
+                verified = checked
             case .refused(let report):
                 return row(
                     path, .rejected,
-                    "refused by verification (--verify \(verifier.level)): \(Self.escaped(report))",
+                    "refused by verification (--verify \(verifier.level)): plugin \(Self.escaped(manifest.name)) "
+                        + "\(Self.escaped(manifest.version)): \(Self.escaped(report))",
                     plugin: manifest.name, version: manifest.version, hash: short, ms: elapsed())
             }
         }

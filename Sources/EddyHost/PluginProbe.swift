@@ -38,8 +38,8 @@ public struct PluginProbe: Sendable {
     /// inputs `--verify` checked, `-` when it did not run) after a successful load, `rejected REASON`
     /// otherwise.
     public enum Record {
-        public static func success(kernels: Int, name: String, version: String, verified: Int?) -> String {
-            "ok \(kernels)\t\(clean(name))\t\(clean(version))\t\(verified.map(String.init) ?? "-")\n"
+        public static func success(kernels: Int, name: String, version: String, verified: VerifiedInputs?) -> String {
+            "ok \(kernels)\t\(clean(name))\t\(clean(version))\t\(verified?.field ?? "-")\n"
         }
         /// Escaped, so no tab or newline can break the record's fields.
         static func clean(_ s: String) -> String { PluginHost.escaped(s) }
@@ -51,7 +51,7 @@ public struct PluginProbe: Sendable {
     public enum Outcome: Equatable {
         /// The child loaded it: the plugin's name and version from its manifest, and how many inputs
         /// it verified the plugin on (nil: not verified).
-        case passed(kernels: Int, name: String, version: String, verified: Int?)
+        case passed(kernels: Int, name: String, version: String, verified: VerifiedInputs?)
         /// The child refused the file itself (its reason is the host's reason).
         case rejected(String)
         /// The child crashed, exited without a record, or hung.
@@ -139,7 +139,7 @@ public struct PluginProbe: Sendable {
         if exitStatus == 0, line.hasPrefix("ok ") {
             let fields = line.dropFirst(3).split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             if fields.count == 4, let kernels = Int(fields[0]) {
-                let verified = Int(fields[3]).flatMap { $0 >= 0 ? $0 : nil }
+                let verified = VerifiedInputs(field: fields[3])
                 return .passed(kernels: kernels, name: fields[1], version: fields[2], verified: verified)
             }
         }

@@ -6,11 +6,34 @@
 ///
 /// The host runs it where the plugin's code already runs — in the probe process, or in the host
 /// itself under `--no-probe` — so a verifier that meets a crashing kernel costs only the probe.
+/// How much of a plugin verification checked: inputs that agreed, and whether its time limit ran out
+/// before every check had its inputs (then the verdict is not kept: the next load checks again).
+public struct VerifiedInputs: Sendable, Equatable {
+    public var inputs: Int
+    public var partial: Bool
+
+    public init(inputs: Int, partial: Bool) {
+        self.inputs = inputs
+        self.partial = partial
+    }
+
+    /// As the probe's record carries it: `N`, or `N~` when partial.
+    public var field: String { "\(inputs)" + (partial ? "~" : "") }
+
+    /// Parses ``field``; nil for anything else (`-`: not verified).
+    public init?(field: some StringProtocol) {
+        let partial = field.hasSuffix("~")
+        guard let n = Int(partial ? field.dropLast() : field[...]), n >= 0 else { return nil }
+        self.init(inputs: n, partial: partial)
+    }
+}
+
 @_spi(Host) public struct PluginVerifier: Sendable {
+    public typealias Checked = VerifiedInputs
     /// What the verifier found.
     public enum Verdict: Sendable, Equatable {
-        /// Every checked input agreed; `inputs` were checked.
-        case verified(inputs: Int)
+        /// Every checked input agreed.
+        case verified(Checked)
         /// A disagreement (or a check that could not run): the report, naming the plugin, version,
         /// kernel or hook, the input and both answers.
         case refused(String)

@@ -279,23 +279,27 @@ final class PrivateCopies: Sendable {
     /// What an earlier probe of these bytes (`hash`) reported under the same host build and probe
     /// command (`host`): the plugin's kernel count, name and version (escaped for display, as the
     /// probe reports them); nil when none passed.
-    func probeVerdict(hash: String, host: String) -> (kernels: Int, name: String, version: String, verified: Int?)? {
+    func probeVerdict(hash: String, host: String) -> (
+        kernels: Int, name: String, version: String, verified: VerifiedInputs?
+    )? {
         for line in recordLines(Self.probeVerdictFile, limit: Self.probeVerdictLimit).reversed() {
             let f = line.split(separator: "\t", omittingEmptySubsequences: false)
             guard f.count == 5 || f.count == 6, f[0] == hash, f[1] == host, let kernels = Int(f[2]), kernels >= 0
             else { continue }
             // A sixth field: how many inputs the probe verified it on (`--verify`; "-" when it did not).
-            let verified = f.count == 6 ? Int(f[5]).flatMap { $0 >= 0 ? $0 : nil } : nil
+            let verified = f.count == 6 ? VerifiedInputs(field: f[5]) : nil
             return (kernels, String(f[3]), String(f[4]), verified)
         }
         return nil
     }
 
     /// Keeps a passed probe's report for `hash` under `host` (see ``probeVerdict(hash:host:)``).
-    func recordProbeVerdict(hash: String, host: String, kernels: Int, name: String, version: String, verified: Int?) {
+    func recordProbeVerdict(
+        hash: String, host: String, kernels: Int, name: String, version: String, verified: VerifiedInputs?
+    ) {
         let line = [
             hash, host, String(kernels), PluginHost.escaped(name), PluginHost.escaped(version),
-            verified.map(String.init) ?? "-",
+            verified?.field ?? "-",
         ].joined(separator: "\t")
         var st = stat()
         let full: Bool = {

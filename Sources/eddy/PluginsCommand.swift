@@ -49,7 +49,11 @@ struct PluginsCommand: ParsableCommand {
                     [
                         r.debugBuild ? "debug build: deploy a release build (swift build -c release)" : "",
                         r.reason, r.signer.isEmpty ? "" : "signed by " + r.signer,
-                        r.verifiedInputs.map { "verified: \($0) inputs agree with decode-then-compute" } ?? "",
+                        r.verified.map {
+                            "verified: \($0.inputs) inputs agree with decode-then-compute"
+                                + ($0.partial
+                                    ? " (the time limit ran out before every check: checked again next load)" : "")
+                        } ?? "",
                     ]
                     .filter { !$0.isEmpty }.joined(separator: "; ")),
             ]

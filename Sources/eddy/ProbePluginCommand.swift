@@ -44,7 +44,7 @@ struct ProbePluginCommand: ParsableCommand {
         let record =
             ok
             ? PluginProbe.Record.success(
-                kernels: row.kernels, name: row.plugin, version: row.version, verified: row.verifiedInputs)
+                kernels: row.kernels, name: row.plugin, version: row.version, verified: row.verified)
             : PluginProbe.Record.rejection(row.reason)
         if let reportFd {
             var bytes = Array(record.utf8)

@@ -13,9 +13,9 @@ enum VerifyLevel: String, ExpressibleByArgument, CaseIterable, Sendable {
         switch self {
         case .off: return nil
         case .quick:
-            return ConformanceOptions(seed: 21, inputsPerKey: 48, twoThreads: false, timingRows: 0)
+            return ConformanceOptions(seed: 21, inputsPerKey: 48, twoThreads: false, timingRows: 0, timeLimit: seconds)
         case .full:
-            return ConformanceOptions(seed: 21, inputsPerKey: 400, twoThreads: true, timingRows: 0)
+            return ConformanceOptions(seed: 21, inputsPerKey: 400, twoThreads: true, timingRows: 0, timeLimit: seconds)
         }
     }
 
@@ -32,8 +32,10 @@ enum VerifyLevel: String, ExpressibleByArgument, CaseIterable, Sendable {
     /// Refused on any disagreement; kernels that never fired or keys not reached within the time
     /// limit are not wrong answers (the count says how much was checked).
     static func verdict(_ report: ConformanceReport, plugin: String) -> PluginVerifier.Verdict {
-        let inputs = report.keys.reduce(0) { $0 + $1.inputs }
-        guard let first = report.failures.first else { return .verified(inputs: inputs) }
+        let inputs = report.inputs
+        guard let first = report.failures.first else {
+            return .verified(VerifiedInputs(inputs: inputs, partial: !report.notReached.isEmpty))
+        }
         let failing = report.keys.filter { !$0.failures.isEmpty }.map(\.key)
         let tree = first.input.split(separator: "\n").map { $0.drop(while: \.isWhitespace) }
             .prefix(12).joined(separator: " / ")
