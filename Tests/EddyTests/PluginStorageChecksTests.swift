@@ -1,3 +1,5 @@
+@_spi(Host) import Eddy
+@_spi(Host) import EddyIO
 import Foundation
 import Testing
 
@@ -126,6 +128,36 @@ import Testing
             let got = try eval(eddy, q, plugins: buggy.path, ["--verify", "off"])
             #expect(got.status == 0, "\(q): \(got.stderr)")
             #expect(got.stdout == expected.stdout, "\(q)")
+        }
+    }
+
+    /// What the check recomputes from a decoded chunk equals what `eddy convert` wrote for the same
+    /// column — NaN, infinities, signed zeros, nulls, all nulls, f32 — so a clean file never fails it.
+    @Test func theCheckRecomputesTheWritersStatistics() throws {
+        let columns: [any ArrayNode] = [
+            PrimitiveArray([12.34, nil, 0.1, -3.5, nil] as [Double?]),
+            PrimitiveArray([1.0, .nan, -2.0] as [Double]),
+            PrimitiveArray([Double.nan, .nan] as [Double]),
+            PrimitiveArray([-0.0, 0.0, .infinity, nil, -.infinity] as [Double?]),
+            PrimitiveArray([nil, nil] as [Double?]),
+            PrimitiveArray([Float(2.5), nil, .nan, -1] as [Float?]),
+            PrimitiveArray([Int64(7), nil, -9] as [Int64?]),
+        ]
+        let ctx = Session().makeContext()
+        // As the reader compares bounds: floats as numbers, NaN equal to NaN.
+        func same(_ a: ScalarValue, _ b: ScalarValue) -> Bool {
+            if case .float(let x) = a, case .float(let y) = b { return x == y || (x.isNaN && y.isNaN) }
+            return a == b
+        }
+        for column in columns {
+            let written = try EddyConvert.statistics(column, ctx: ctx)
+            let found = try ChunkStatistics.of(column)
+            #expect(found.nulls == written.nullCount, "\(column.treeDescription())")
+            for (claimed, value) in [(written.min, found.min), (written.max, found.max)] {
+                #expect(
+                    claimed.map { same($0.value, value) } ?? value.isNull,
+                    "\(column.treeDescription()): wrote \(String(describing: claimed)), recomputed \(value)")
+            }
         }
     }
 
