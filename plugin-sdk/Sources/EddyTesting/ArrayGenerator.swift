@@ -364,7 +364,10 @@ public struct ArrayGenerator: RandomNumberGenerator {
             default: v = .float(p == .float32 ? Double(Float(x).nextDown) : x.nextDown)
             }
         case (.int(let x), .int(let y)):
-            let step: Int64 = y > x && y - x > 1 ? Int64(int(1...Int(Swift.min(y - x - 1, 1 << 30)))) : 1
+            // The gap between the neighbours, at most 2^30 (Int64.max - Int64.min does not fit).
+            let (gap, wide) = y.subtractingReportingOverflow(x)
+            let room: Int64 = y <= x ? 0 : wide ? 1 << 30 : Swift.min(gap - 1, 1 << 30)
+            let step: Int64 = room > 0 ? Int64(int(1...Int(room))) : 1
             let (up, overflow) = x.addingReportingOverflow(chance(0.7) ? step : -step)
             v = overflow ? a : .int(up)
         case (.uint(let x), .uint(let y)):
