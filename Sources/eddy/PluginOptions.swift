@@ -45,6 +45,15 @@ struct PluginOptions: ParsableArguments {
             valueName: "level"))
     var verify: VerifyLevel = .quick
 
+    @Option(
+        help: ArgumentHelp(
+            "Seconds --verify may take per plugin (default: 0.8 at quick, 20 at full). A check the limit cuts "
+                + "short is reported and not remembered.", valueName: "seconds"))
+    var verifyTimeLimit: Double?
+
+    /// The verifier the flags ask for (nil: --verify off).
+    var verifier: PluginVerifier? { verify.verifier(timeLimit: verifyTimeLimit) }
+
     var directory: String { pluginDir ?? PluginHost.defaultDirectory }
 
     /// The child gets the same size cap, so it refuses nothing the host would load, and verifies at
@@ -53,9 +62,12 @@ struct PluginOptions: ParsableArguments {
         noProbe
             ? nil
             : PluginProbe.selfExecutable(
-                timeout: probeTimeout + (verify.verifier?.seconds ?? 0) * 2,
+                timeout: probeTimeout + (verifier?.seconds ?? 0) * 2,
                 extraArguments: ["--max-plugin-bytes", String(maxPluginBytes)]
-                    + (verify == .off ? [] : ["--verify", verify.rawValue]))
+                    + (verify == .off
+                        ? []
+                        : ["--verify", verify.rawValue]
+                            + (verifyTimeLimit.map { ["--verify-time-limit", String($0)] } ?? [])))
     }
 
     /// - Throws: ``ValidationError`` for a key directory that cannot be read.
@@ -76,6 +88,9 @@ struct PluginOptions: ParsableArguments {
             throw ValidationError("--probe-timeout must be between 0 and 86400 seconds")
         }
         guard maxPluginBytes > 0 else { throw ValidationError("--max-plugin-bytes must be positive") }
+        if let t = verifyTimeLimit, !(t > 0 && t <= 3600) {
+            throw ValidationError("--verify-time-limit must be between 0 and 3600 seconds")
+        }
         if requireSigned && trustedKeys == nil {
             throw ValidationError("--require-signed needs --trusted-keys DIR (the public keys whose signatures count)")
         }
@@ -87,7 +102,7 @@ struct PluginOptions: ParsableArguments {
 
     /// Without a probe the host verifies plugins itself, after registering and before publishing.
     func makeHost(session: Session) throws -> PluginHost {
-        PluginHost(session: session, probe: probe, policy: try policy(), verifier: noProbe ? verify.verifier : nil)
+        PluginHost(session: session, probe: probe, policy: try policy(), verifier: noProbe ? verifier : nil)
     }
 
     /// Loads the plugin directory into `session`; problems are reported on stderr, never fatal.

@@ -29,6 +29,9 @@ struct ProbePluginCommand: ParsableCommand {
     @Option(help: "Check what the plugin computes after it registers (quick or full; see --verify).")
     var verify: VerifyLevel = .off
 
+    @Option(help: "Seconds the verification may take (default: the level's).")
+    var verifyTimeLimit: Double?
+
     @Argument var file: String
 
     func run() throws {
@@ -38,7 +41,7 @@ struct ProbePluginCommand: ParsableCommand {
         let host = PluginHost(
             session: Session(), probe: nil,
             policy: PluginLoadPolicy(maxFileBytes: maxPluginBytes, registrationTimeout: 3600),
-            verifier: verify.verifier)
+            verifier: verify.verifier(timeLimit: verifyTimeLimit.flatMap { $0 > 0 && $0 <= 3600 ? $0 : nil }))
         let row = fd.map { host.load(descriptor: $0, path: file) } ?? host.load(file)
         let ok = row.status == .loaded || row.status == .replaced
         let record =

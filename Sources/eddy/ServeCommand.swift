@@ -255,7 +255,7 @@ struct ServeCommand: AsyncParsableCommand {
             server = try EddyServer(
                 pluginDirectory: plugins.directory, logger: logger, rescanSeconds: rescan,
                 probe: plugins.probe, policy: try plugins.policy(), options: options,
-                verifier: plugins.noProbe ? plugins.verify.verifier : nil)
+                verifier: plugins.noProbe ? plugins.verifier : nil)
         } catch let e as ServerSetupError {
             Stderr.write("eddy: error: \(e)\n")
             throw ExitCode(2)

@@ -9,22 +9,24 @@ enum VerifyLevel: String, ExpressibleByArgument, CaseIterable, Sendable {
 
     /// The kit's options for the level: a fixed seed (the same build always meets the same inputs,
     /// so a verdict can be kept), a budget per key and a time limit.
-    var options: ConformanceOptions? {
+    func options(timeLimit: Double? = nil) -> ConformanceOptions? {
+        let limit = timeLimit ?? defaultSeconds
         switch self {
         case .off: return nil
         case .quick:
-            return ConformanceOptions(seed: 21, inputsPerKey: 48, twoThreads: false, timingRows: 0, timeLimit: seconds)
+            return ConformanceOptions(seed: 21, inputsPerKey: 48, twoThreads: false, timingRows: 0, timeLimit: limit)
         case .full:
-            return ConformanceOptions(seed: 21, inputsPerKey: 400, twoThreads: true, timingRows: 0, timeLimit: seconds)
+            return ConformanceOptions(seed: 21, inputsPerKey: 400, twoThreads: true, timingRows: 0, timeLimit: limit)
         }
     }
 
-    /// The check's time limit in seconds (the probe's timeout grows by twice as much).
-    var seconds: Double { self == .full ? 20 : self == .quick ? 0.8 : 0 }
+    /// The check's default time limit in seconds (`--verify-time-limit` overrides it).
+    var defaultSeconds: Double { self == .full ? 20 : self == .quick ? 0.8 : 0 }
 
-    var verifier: PluginVerifier? {
-        guard let options else { return nil }
-        return PluginVerifier(level: rawValue, seconds: seconds) { session, name in
+    /// The verifier of the level, its time limit `timeLimit` seconds (nil: the level's default).
+    func verifier(timeLimit: Double? = nil) -> PluginVerifier? {
+        guard let options = options(timeLimit: timeLimit) else { return nil }
+        return PluginVerifier(level: rawValue, seconds: options.timeLimit ?? 0) { session, name in
             Self.verdict(PluginConformance.check(loadedPlugin: name, in: session, options: options), plugin: name)
         }
     }

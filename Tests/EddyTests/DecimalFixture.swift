@@ -30,6 +30,13 @@ enum DecimalFixture {
     /// The fixture built with `bug` planted (nil: clean), as a `.so` in a temporary directory. Each
     /// variant has its own module name, so several can be loaded into one test process.
     static func plugin(_ bug: Bug? = nil) throws -> String {
+        // One build at a time: two tests asking for the same variant at once would write one file.
+        try building.withLock { _ in try build(bug) }
+    }
+
+    private static let building = Mutex<Void>(())
+
+    private static func build(_ bug: Bug?) throws -> String {
         let tag = bug?.rawValue ?? "CLEAN"
         if let path = built.withLock({ $0[tag] }) { return path }
         let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

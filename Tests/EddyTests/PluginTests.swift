@@ -219,7 +219,15 @@ func tripsCSV(_ dir: ScratchDirectory, rows: Int = 3000) -> String {
         let csv = tripsCSV(work, rows: 100)
         let dir = ScratchDirectory()
         try dir.copy(PluginFiles.built("EddyFixtureWrongLength"), as: "wrong-length.so")
-        let r = try Eddy.run(["eval", csv, "--plugin-dir", dir.path, "--where", "fare > 3", "--format", "csv"])
+        // Verification at load (the default) refuses it before it serves: the engine answers alone.
+        let refused = try Eddy.run(["eval", csv, "--plugin-dir", dir.path, "--where", "fare > 3", "--format", "csv"])
+        #expect(refused.status == 0, "\(refused.stderr)")
+        #expect(refused.stderr.contains("wrong-length.so rejected: refused by verification"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("short compare") || refused.stderr.contains("eddy.compare|"), "\(refused.stderr)")
+        // Unverified, the executor's own contract check stops it at the query.
+        let r = try Eddy.run([
+            "eval", csv, "--plugin-dir", dir.path, "--where", "fare > 3", "--format", "csv", "--verify", "off",
+        ])
         #expect(r.status == 1)
         #expect(
             r.stderr.contains("kernel 'short compare' of plugin wrong-length@0.1.0 returned length 99"), "\(r.stderr)")

@@ -331,7 +331,9 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         let work = ScratchDirectory()
         let csv = tripsCSV(work, rows: 200)
         let dir = ScratchDirectory()
-        let server = try Server(pluginDir: dir.path)
+        // Unverified: a kernel that breaks its contract must reach serving for this test (verification
+        // at load would refuse it; VerifyAtLoadTests covers that).
+        let server = try Server(pluginDir: dir.path, arguments: ["--verify", "off"])
         let (s1, r1) = try server.request("POST", "/eval", body: Data("not json".utf8), contentType: "application/json")
         #expect(s1 == 400 && (r1["error"] as? String)?.contains("not a JSON object") == true)
         let (s2, r2) = try server.eval(csv, where: "nope > 1")

@@ -413,7 +413,8 @@ final class DataFixture {
         let fixture = DataFixture()
         let plugins = try ScratchDirectory().plugins()
         try plugins.copy(PluginFiles.built("EddyFixtureWrongLength"), as: "wrong-length.so")
-        let server = try Server(pluginDir: plugins.path, dataDirs: [fixture.data])
+        // Unverified, so that the kernel reaches serving (verification at load would refuse it).
+        let server = try Server(pluginDir: plugins.path, dataDirs: [fixture.data], arguments: ["--verify", "off"])
         try server.waitForPlugin("wrong-length.so") { $0?["status"] as? String == "loaded" }
         let (status, body) = try server.eval(fixture.csv, where: "city = 'Lyon'", select: "count(*)")
         #expect(status == 500, "\(body)")
