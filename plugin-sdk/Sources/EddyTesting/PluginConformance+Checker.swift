@@ -46,15 +46,22 @@ extension PluginConformance.Checker {
                         problem, node, options, key, index, check: .compressorHook, input: made.inputDescription))
             } else {
                 expected = PluginConformance.reference(canonicalNode, in: reference)
-                against = " (reference: decode-then-compute on the column before compressor hook '\(made.hook.name)' ran)"
+                against =
+                    " (reference: decode-then-compute on the column before compressor hook '\(made.hook.name)' ran)"
             }
         }
         let trace = ExecutionTrace()
         let fast = Result { try session.makeContext(trace: trace).execute(node) }
         run.checked.append((index, node, fast))
+        var firedHere: [String] = []
         for e in trace.events where plan.names.contains(e.name) && underTest(e.owner) {
             run.report.fired[e.name, default: 0] += 1
+            if !firedHere.contains(e.name) { firedHere.append(e.name) }
         }
+        // The kernels under test that ran on this input: a wrong answer names them.
+        let by =
+            firedHere.isEmpty
+            ? "" : " (kernels that fired: " + firedHere.map { "'\($0)'" }.joined(separator: ", ") + ")"
         if let problem = KernelConformance.compare(fast, expected, node) {
             var row = ""
             if let made = input.made, node.count == made.canonical.count, case .success(let a) = fast,
@@ -67,10 +74,11 @@ extension PluginConformance.Checker {
                 // The value the answer is about: a constant's neighbour is only visible beside it.
                 row = "; row \(i) of the column is \(KernelConformance.show(v))"
             }
-            run.report.failures.append(PluginConformance.failure(problem + row + against, node, options, key, index))
+            run.report.failures.append(
+                PluginConformance.failure(problem + row + against + by, node, options, key, index))
         } else if KernelConformance.compare(PluginConformance.reference(node, in: reference), expected) != nil {
             run.report.failures.append(
-                PluginConformance.failure("the kernels changed their input", node, options, key, index))
+                PluginConformance.failure("the kernels changed their input" + by, node, options, key, index))
         }
     }
 
