@@ -336,6 +336,20 @@ public enum PluginSignature {
 
 /// Whole-file reads and atomic rewrites of plugin files, for `eddy sign` and `eddy verify`.
 public enum PluginFileIO {
+    /// Writes all of `bytes` to `fd` (retrying short writes and EINTR); false on an error.
+    public static func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var done = 0
+        return bytes.withUnsafeBytes { raw -> Bool in
+            while done < raw.count, let base = raw.baseAddress {
+                let n = write(fd, base + done, raw.count - done)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return false }
+                done += n
+            }
+            return true
+        }
+    }
+
     /// The file's bytes (a regular file within the default plugin size cap).
     public static func read(_ path: String) throws(PluginSignature.Failure) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
@@ -357,16 +371,7 @@ public enum PluginFileIO {
         let tmp = directory + "/.eddy-sign-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 0o777)
         guard fd >= 0 else { throw PluginSignature.Failure("\(PluginHost.escaped(tmp)): \(errnoText())") }
-        var done = 0
-        let ok = bytes.withUnsafeBytes { raw -> Bool in
-            while done < raw.count, let base = raw.baseAddress {
-                let n = write(fd, base + done, raw.count - done)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { return false }
-                done += n
-            }
-            return fsync(fd) == 0
-        }
+        let ok = PluginFileIO.writeFully(fd, bytes) && fsync(fd) == 0
         close(fd)
         guard ok, rename(tmp, path) == 0 else {
             let why = errnoText()
