@@ -251,10 +251,7 @@ public enum PluginConformance {
         -> ConformanceReport
     {
         let start = ContinuousClock.now
-        func elapsed() -> Double {
-            let d = ContinuousClock.now - start
-            return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-        }
+        func elapsed() -> Double { Timing.seconds(ContinuousClock.now - start) }
         func outOfTime() -> Bool { options.timeLimit.map { elapsed() >= $0 } ?? false }
         // The keys the engine alone has kernels for: there the plugin's kernels are also timed against them.
         let builtInKeys = Set(
@@ -446,16 +443,7 @@ public enum PluginConformance {
                 trace.events.contains(where: { plan.names.contains($0.name) && underTest($0.owner) })
             else { continue }
             let reference = Session(builtins: false)
-            func best(_ body: () -> Void) -> Double {
-                var out = Double.infinity
-                for _ in 0..<3 {
-                    let start = ContinuousClock.now
-                    body()
-                    let d = ContinuousClock.now - start
-                    out = Swift.min(out, Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
-                }
-                return out
-            }
+            func best(_ body: () -> Void) -> Double { Timing.best(3, body) }
             // The large input is checked too: a kernel wrong only past the generated sizes is caught here.
             let expected = Self.reference(input.canonicalNode ?? node, in: reference)
             let index = -1 - attempt
