@@ -177,30 +177,40 @@ struct NewPluginCommand: ParsableCommand {
                 """
                 import Eddy
 
-                /// `count(column)` over a run-end encoded column without expanding it: each run adds the part
-                /// of its length inside the array's window, when its value is not null. One step per run
-                /// instead of one per row.
+                /// `sum(column)` over a sparse column — one value in nearly every row, a few rows patched —
+                /// without expanding it: the fill value counts once per row not patched, and only the patches
+                /// are added. The engine has no kernel for this key (`eddy kernels` lists none for
+                /// `eddy.agg.sum ← eddy.sparse`): without this one it decodes every row, then sums.
+                /// `i64` columns only: other types, and a sum that does not fit 64 bits, decline (nil) to the
+                /// engine, which then computes the answer (or the overflow error) itself.
                 public enum \(module): EddyPlugin {
                     public static let name = "\(name)"
                     public static let version = "0.1.0"
 
                     public static func register(into registrar: PluginRegistrar) throws {
-                        registrar.aggregate(.count, on: RunEndArray.self, name: "count by run lengths") { array, ctx in
-                            guard let ends = try ctx.execute(array.ends) as? PrimitiveArray else { return nil }
-                            let values = try ctx.execute(array.values)
-                            let validity = Canonical.validity(of: values)
-                            let start = Int64(array.offset)
-                            let end = start + Int64(array.count)
+                        registrar.aggregate(.sum, on: SparseArray.self, name: "sum of fill and patches") { sparse, ctx in
+                            guard let patches = try ctx.execute(sparse.values) as? PrimitiveArray,
+                                let values = try? patches.values(Int64.self)
+                            else { return nil }
+                            let fillRows = sparse.count - values.count
+                            guard fillRows >= 0 else { return nil }
                             var total: Int64 = 0
-                            var runStart: Int64 = 0
-                            for (run, runEnd) in try ends.int64Values().enumerated() {
-                                let lo = max(runStart, start)
-                                let hi = min(runEnd, end)
-                                if hi > lo && validity.isValid(run) { total += hi - lo }
-                                runStart = runEnd
-                                if runStart >= end { break }
+                            var summed = 0
+                            for (i, x) in values.enumerated() where patches.validity.isValid(i) {
+                                let (next, overflow) = total.addingReportingOverflow(x)
+                                if overflow { return nil }
+                                total = next
+                                summed += 1
                             }
-                            return .int(total)
+                            if let fill = sparse.fill.int64Value, fillRows > 0 {
+                                let (product, o1) = fill.multipliedReportingOverflow(by: Int64(fillRows))
+                                let (next, o2) = total.addingReportingOverflow(product)
+                                if o1 || o2 { return nil }
+                                total = next
+                                summed += fillRows
+                            }
+                            // SQL: the sum of no values (all null, or no rows) is null.
+                            return summed == 0 ? .null : .int(total)
                         }
                     }
                 }
@@ -243,8 +253,23 @@ struct NewPluginCommand: ParsableCommand {
                 """
                 # \(name)
 
-                An Eddy kernel plugin: `count(column)` over run-end encoded columns, one step per run.
-                Built against the Eddy SDK at `\(sdk)`.
+                An Eddy kernel plugin: `sum(column)` over sparse `i64` columns (one value in nearly every row,
+                a few rows patched), without expanding them. Built against the Eddy SDK at `\(sdk)`.
+
+                The engine has no kernel of its own for this key: `eddy kernels` lists none for
+                `eddy.agg.sum ← eddy.sparse`, so without this plugin a sum over such a column decodes every row
+                first. `eddy kernels --costs` shows, key by key, where the engine's own kernels are weak.
+
+                What `Sources/\(module)/\(module).swift` registers:
+
+                | key (parent ← child) | kernel | does |
+                |---|---|---|
+                | `eddy.agg.sum ← eddy.sparse` | `sum of fill and patches` | the fill value × the rows not patched, plus the patches; other types, and a sum past 64 bits, decline to the engine |
+
+                It uses six SDK concepts: `EddyPlugin`, `PluginRegistrar`, `ExecutionCtx`, `SparseArray` (its
+                fill, values and count), `PrimitiveArray` (the patches' values and validity) and `ScalarValue`
+                (the answer). When you change what it registers, change this table: `swift test` runs the conformance kit on
+                every key the code registers, whatever this README says.
 
                 ```sh
                 swift test                                            # conformance kit: kernels vs decode-then-compute
@@ -253,7 +278,8 @@ struct NewPluginCommand: ParsableCommand {
                 ```
 
                 `eddy plugins --plugin-dir /path/to/plugin-dir` shows whether it loaded (and why not), and
-                `eddy eval FILE --select 'count(col)' --explain --plugin-dir /path/to/plugin-dir` shows its kernel at work.
+                `eddy eval FILE --select 'sum(col)' --explain --plugin-dir /path/to/plugin-dir` shows its kernel at work
+                (the engine stores a column sparse when one value fills at least 90% of its rows).
 
                 The kernel is in `Sources/\(module)`; the entry symbol in `Sources/\(module)Entry` is one line and
                 rarely changes. The SDK's guide ("Writing a kernel plugin") is in the plugin-sdk's DocC catalog.

@@ -48,6 +48,8 @@ enum PluginFiles {
         let library: String
         let testOutput: String
         let created: String
+        /// The generated package's directory.
+        let root: String
     }
 
     /// The newcomer's path: `eddy new-plugin`, `swift test`, `swift build`, in a fresh package (its
@@ -83,7 +85,8 @@ enum PluginFiles {
             tested = try swift(["test"])
         }
         _ = try swift(["build"])
-        return Scaffold(library: root + "/cache/debug/libRunCount.so", testOutput: tested, created: created.stdout)
+        return Scaffold(library: root + "/cache/debug/libRunCount.so", testOutput: tested, created: created.stdout,
+            root: root + "/run-count")
     }
     static var outOfTree: Result<String, any Error> { fixtures.outOfTree }
     static var staticSDK: Result<String, any Error> { fixtures.staticSDK }
