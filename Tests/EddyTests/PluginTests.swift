@@ -85,7 +85,8 @@ enum PluginFiles {
             tested = try swift(["test"])
         }
         _ = try swift(["build"])
-        return Scaffold(library: root + "/cache/debug/libRunCount.so", testOutput: tested, created: created.stdout,
+        return Scaffold(
+            library: root + "/cache/debug/libRunCount.so", testOutput: tested, created: created.stdout,
             root: root + "/run-count")
     }
     static var outOfTree: Result<String, any Error> { fixtures.outOfTree }
