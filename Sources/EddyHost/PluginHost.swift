@@ -58,10 +58,7 @@ public struct PluginReportRow: Sendable, Equatable {
             + (signer.isEmpty ? "" : ", \"signer\": \(q(signer))")
             + (probe == .none ? "" : ", \"probe\": \(q(probe.rawValue))")
             + (debugBuild ? ", \"debug_build\": true" : "")
-            + (verified.map {
-                ", \"verified_inputs\": \($0.inputs)" + ($0.partial ? ", \"verified_partially\": true" : "")
-            }
-                ?? "") + "}"
+            + (verified.map { ", \"verified_inputs\": \($0.inputs)" } ?? "") + "}"
     }
 
     /// `s` as a JSON string literal.
@@ -76,6 +73,9 @@ public struct LoadedPlugin: Sendable {
     public var contentHash: String
     public var shadowPath: String
     public var kernelCount: Int
+    /// The inputs it was checked on before serving (`--verify`), as its load's row said; nil when not
+    /// verified. Kept here because a later scan of the same bytes reports the file as unchanged, without it.
+    public var verified: VerifiedInputs? = nil
 }
 
 /// Loads kernel plugins into a session, checking each file before any of its code runs.
@@ -465,8 +465,7 @@ public final class PluginHost: Sendable {
                 switch outcome {
                 case .passed(let kernels, let name, let version, let verified):
                     probed = outcome
-                    // A verification cut short by its time limit is not kept: the next load checks again.
-                    if let host, verified?.partial != true {
+                    if let host {
                         copies.recordProbeVerdict(
                             hash: hash, host: host, kernels: kernels, name: name, version: version,
                             verified: verified)
@@ -491,7 +490,7 @@ public final class PluginHost: Sendable {
             let replacedOld = plugins.first { $0.name == name }
             let loaded = LoadedPlugin(
                 name: name, version: version, file: path, contentHash: hash,
-                shadowPath: copy.displayPath, kernelCount: kernels)
+                shadowPath: copy.displayPath, kernelCount: kernels, verified: verified)
             state.withLock { $0.value.plugins[name] = loaded }
             // The supervisor's own snapshot names the plugin set too (no kernels: workers run them), so
             // its generation and fingerprint move with the set, as a removal's always did.
@@ -620,10 +619,20 @@ public final class PluginHost: Sendable {
                 pluginNamed: manifest.name, kernels: contents.kernels, rules: contents.rules,
                 owner: owner, compressorHooks: contents.compressorHooks, encodings: registrar.encodings,
                 storages: registrar.storages)
-            switch verifier.check(scratch, manifest.name) {
-            case .verified(let checked):
+            // Bounded like registration: a kernel that never returns refuses the plugin (its thread is
+            // abandoned), instead of wedging a host that runs verification itself (--no-probe).
+            let limit = verifier.seconds * 2 + 5
+            let name = manifest.name
+            switch BoundedCall.run(seconds: limit, { verifier.check(scratch, name) }) {
+            case nil:
+                return row(
+                    path, .rejected,
+                    "hung in verification (--verify \(verifier.level)): no result within "
+                        + "\(PluginProbe.seconds(limit)) s (its thread is abandoned; restart the host to reclaim it)",
+                    plugin: manifest.name, version: manifest.version, hash: short, ms: elapsed())
+            case .verified(let checked)?:
                 verified = checked
-            case .refused(let report):
+            case .refused(let report)?:
                 return row(
                     path, .rejected,
                     "refused by verification (--verify \(verifier.level)): plugin \(Self.escaped(manifest.name)) "
@@ -638,7 +647,8 @@ public final class PluginHost: Sendable {
             storages: registrar.storages)
         let loaded = LoadedPlugin(
             name: manifest.name, version: manifest.version, file: path, contentHash: hash,
-            shadowPath: copy.displayPath, kernelCount: contents.kernels.count + contents.rules.count)
+            shadowPath: copy.displayPath, kernelCount: contents.kernels.count + contents.rules.count,
+            verified: verified)
         state.withLock { $0.value.plugins[manifest.name] = loaded }
         return row(
             path, replacedOld == nil ? .loaded : .replaced,

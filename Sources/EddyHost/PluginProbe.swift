@@ -121,7 +121,7 @@ public struct PluginProbe: Sendable {
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
             ChildProcess.reaped(pid)
             return .failed(
-                "hung while loading or registering: no result within \(Self.seconds(timeout)) s "
+                "hung while loading, registering or verifying: no result within \(Self.seconds(timeout)) s "
                     + "(--probe-timeout); the probe process was killed")
         }
         ChildProcess.reaped(pid)

@@ -6,25 +6,21 @@
 ///
 /// The host runs it where the plugin's code already runs — in the probe process, or in the host
 /// itself under `--no-probe` — so a verifier that meets a crashing kernel costs only the probe.
-/// How much of a plugin verification checked: inputs that agreed, and whether its time limit ran out
-/// before every check had its inputs (then the verdict is not kept: the next load checks again).
+/// How much a passed plugin verification checked: the inputs that agreed with decode-then-compute.
+/// (A verification its time limit cut short is a refusal, never a pass: a plugin must not get past
+/// it by being slow on the first inputs.)
 public struct VerifiedInputs: Sendable, Equatable {
     public var inputs: Int
-    public var partial: Bool
 
-    public init(inputs: Int, partial: Bool) {
-        self.inputs = inputs
-        self.partial = partial
-    }
+    public init(inputs: Int) { self.inputs = inputs }
 
-    /// As the probe's record carries it: `N`, or `N~` when partial.
-    public var field: String { "\(inputs)" + (partial ? "~" : "") }
+    /// As the probe's record carries it: `N`.
+    public var field: String { "\(inputs)" }
 
     /// Parses ``field``; nil for anything else (`-`: not verified).
     public init?(field: some StringProtocol) {
-        let partial = field.hasSuffix("~")
-        guard let n = Int(partial ? field.dropLast() : field[...]), n >= 0 else { return nil }
-        self.init(inputs: n, partial: partial)
+        guard let n = Int(field), n >= 0 else { return nil }
+        self.init(inputs: n)
     }
 }
 

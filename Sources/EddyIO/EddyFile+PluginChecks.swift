@@ -95,10 +95,29 @@ struct PluginChunkCheck {
             )
         }
         for (name, claimed, value) in [("min", stats.min, found.min), ("max", stats.max, found.max)] {
-            guard let claimed, !Self.same(claimed.value, value) else { continue }
-            throw failure("decoded to \(name) \(value), the file's statistics say \(claimed.value) (\(name) check)")
+            guard let claimed else { continue }
+            guard Self.same(claimed.value, value) else {
+                throw failure("decoded to \(name) \(value), the file's statistics say \(claimed.value) (\(name) check)")
+            }
+            // Equal as numbers, but a zero of the other sign: the chunk must hold the zero the file saw
+            // (a decoder that turns -0.0 into 0.0 changes min(1/x) from -inf to inf).
+            if case .float(let z) = claimed.value, z == 0, case .float(let f) = value, z.sign != f.sign,
+                try !Self.holds(decoded, zeroWithSign: z.sign)
+            {
+                throw failure(
+                    "decoded with no \(z) among its values, the file's statistics say \(name) \(z) (\(name) check)")
+            }
         }
         if let key { _ = mapped.statisticsChecked.withLock { $0.insert(key) } }
+    }
+
+    /// Whether a decoded float chunk holds a zero with `sign` (read row by row: only asked when a
+    /// bound is a zero of the other sign).
+    static func holds(_ decoded: any ArrayNode, zeroWithSign sign: FloatingPointSign) throws -> Bool {
+        for i in 0..<decoded.count {
+            if case .float(let x) = try decoded.scalar(at: i).value, x == 0, x.sign == sign { return true }
+        }
+        return false
     }
 
     /// Whether a bound read back is the one written. Floats compare as numbers (NaN equal to NaN): which

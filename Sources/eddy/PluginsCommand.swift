@@ -49,11 +49,7 @@ struct PluginsCommand: ParsableCommand {
                     [
                         r.debugBuild ? "debug build: deploy a release build (swift build -c release)" : "",
                         r.reason, r.signer.isEmpty ? "" : "signed by " + r.signer,
-                        r.verified.map {
-                            "verified: \($0.inputs) inputs agree with decode-then-compute"
-                                + ($0.partial
-                                    ? " (the time limit ran out before every check: checked again next load)" : "")
-                        } ?? "",
+                        r.verified.map { "verified: \($0.inputs) inputs agree with decode-then-compute" } ?? "",
                     ]
                     .filter { !$0.isEmpty }.joined(separator: "; ")),
             ]

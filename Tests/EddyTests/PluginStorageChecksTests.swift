@@ -117,6 +117,33 @@ import Testing
         }
     }
 
+    /// A hook that stores -0.0 as 0.0 (issue 21's fourth bug) writes a file whose statistics say min
+    /// -0.0: reading it back with no -0.0 among the values is an error, not min(1/x) = inf.
+    @Test func aZeroOfTheWrongSignIsCaughtByTheMinCheck() throws {
+        let data = ScratchDirectory()
+        var text = "id,x\n"
+        // Many distinct positive cents (so the plugin's encoding wins over a dictionary) and one -0.0,
+        // which is then the column's min.
+        for i in 0..<1500 {
+            let cents = (i * 37) % 5000 + 1
+            text += "\(i),\(i == 700 ? "-0.0" : "\(cents / 100).\(cents % 100 < 10 ? "0" : "")\(cents % 100)")\n"
+        }
+        let csv = data.write("zeros.csv", text)
+        let eddy = data.path + "/zeros.eddy"
+        let buggy = try Self.pluginDirectory(.negativeZero)
+        let converted = try Eddy.run(["convert", csv, eddy, "--plugin-dir", buggy.path, "--verify", "off"])
+        try #require(converted.status == 0, "\(converted.stderr)")
+        let inspected = try Eddy.run(["inspect", eddy, "--plugin-dir", buggy.path, "--verify", "off"])
+        try #require(inspected.stdout.contains("fixture.decimal(f64?)"), "\(inspected.stdout)")
+        let truth = try eval(csv, ["--select", "min(x), min(1 / x)"], plugins: nil)
+        #expect(truth.stdout.contains("-0.0") && truth.stdout.contains("-inf"), "\(truth.stdout)")
+        let got = try eval(eddy, ["--select", "min(x), min(1 / x)"], plugins: buggy.path, ["--verify", "off"])
+        #expect(got.status != 0, "exit 0 with \(got.stdout)")
+        #expect(
+            got.stderr.contains("plugin decimal 0.1.0") && got.stderr.contains("(min check)"), "\(got.stderr)")
+        #expect(got.stdout.split(separator: "\n").count <= 1, "\(got.stdout)")
+    }
+
     /// A chunk the query does not read is not decoded to be checked: `id` alone reads no plugin chunk,
     /// and count(*) alone is the footer's.
     @Test func aQueryThatReadsNoPluginChunkIsNotChecked() throws {

@@ -439,7 +439,7 @@ final class DataFixture {
 
     @Test(arguments: [
         (HostileFixtures.Mode.exit, "without reporting success"),
-        (HostileFixtures.Mode.loop, "hung while loading or registering"),
+        (HostileFixtures.Mode.loop, "hung while loading, registering or verifying"),
         (HostileFixtures.Mode.crash, "crashed in the probe process (killed by signal 11"),
         (HostileFixtures.Mode.destructor, "crashed in the probe process at exit, after registering (in a destructor"),
     ])

@@ -75,7 +75,8 @@ extension PluginConformance.Checker {
         let who = "compressor hook '\(made.hook.name)' of \(made.hook.owner)"
         let out = made.output
         guard out.dtype == made.canonical.dtype, out.count == made.canonical.count else {
-            return "\(who) returned \(out.encoding)(\(out.dtype), len=\(out.count)) for a column of \(made.canonical.dtype), len=\(made.canonical.count)"
+            return
+                "\(who) returned \(out.encoding)(\(out.dtype), len=\(out.count)) for a column of \(made.canonical.dtype), len=\(made.canonical.count)"
         }
         switch PluginConformance.reference(out, in: reference) {
         case .failure(let e):
@@ -96,17 +97,20 @@ extension PluginConformance.Checker {
         let key = run.report.key
         let dtypes = ArrayGenerator.dtypes.filter(hook.applies)
         guard !dtypes.isEmpty || options.sampleColumns.contains(where: { hook.applies($0.dtype) }) else {
-            run.lastProblem = "the hook applies to none of the kit's dtypes; add sample columns (ConformanceOptions.sampleColumns)"
+            run.lastProblem =
+                "the hook applies to none of the kit's dtypes; add sample columns (ConformanceOptions.sampleColumns)"
             return
         }
         let made: HookSample
         do {
             guard
                 let sample = try PluginConformance.hookSample(
-                    &g, hooks: [hook], dtypes: dtypes.isEmpty ? [.null] : dtypes, rows: nil,
+                    &g, hooks: [hook], dtypes: dtypes.isEmpty ? [.null] : dtypes,
+                    rows: PluginConformance.rows(index, &g),
                     samples: options.sampleColumns, wanting: { _ in true })
             else {
-                run.lastProblem = "the hook declined every column drawn; add sample columns (ConformanceOptions.sampleColumns)"
+                run.lastProblem =
+                    "the hook declined every column drawn; add sample columns (ConformanceOptions.sampleColumns)"
                 return
             }
             made = sample
@@ -115,7 +119,8 @@ extension PluginConformance.Checker {
             run.report.failures.append(
                 PluginConformance.failure(
                     "\(e)", e.column, options, key, index, check: .compressorHook,
-                    input: "column given to compressor hook '\(hook.name)':\n" + e.column.treeDescription(indent: "  ")))
+                    input: "column given to compressor hook '\(hook.name)':\n" + e.column.treeDescription(indent: "  "))
+            )
             return
         } catch {
             run.lastProblem = "\(error)"
@@ -141,7 +146,8 @@ extension PluginConformance.Checker {
         do {
             guard !dtypes.isEmpty,
                 let sample = try PluginConformance.hookSample(
-                    &g, hooks: hooks, dtypes: dtypes, rows: nil, samples: options.sampleColumns,
+                    &g, hooks: hooks, dtypes: dtypes, rows: PluginConformance.rows(index, &g),
+                    samples: options.sampleColumns,
                     wanting: { StoredTree.first(encoding, in: $0) != nil })
             else {
                 run.lastProblem =
@@ -297,7 +303,9 @@ struct StoredTree {
         if let last = children.last {
             add("child \(children.count - 1) dropped") { $0.children.removeLast() }
             add("an extra child") { $0.children.append(last) }
-            if last.count > 0 { add("child \(children.count - 1) one row short") { $0.children[$0.children.count - 1].count -= 1 } }
+            if last.count > 0 {
+                add("child \(children.count - 1) one row short") { $0.children[$0.children.count - 1].count -= 1 }
+            }
         }
         if let i = buffers.indices.randomElement(using: &g) {
             add("buffer \(i) dropped") { $0.buffers.remove(at: i) }
