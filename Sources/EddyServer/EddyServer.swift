@@ -234,6 +234,7 @@ public final class EddyServer: Sendable {
             ])
         }
         router.get("plugins") { _, _ in
+            let loaded = self.host.plugins
             let rows = self.watcher.report.map { r -> [String: Any] in
                 var row: [String: Any] = [
                     "file": r.file, "status": r.status.rawValue, "reason": r.reason, "plugin": r.plugin,
@@ -241,6 +242,12 @@ public final class EddyServer: Sendable {
                     "kernels": r.kernels, "content_hash": r.contentHash, "load_ms": r.loadMilliseconds,
                 ]
                 if !r.linkTarget.isEmpty { row["link_target"] = r.linkTarget }
+                // As `eddy plugins --json` says it. A row of a file rescanned unchanged has none of its own:
+                // the build loaded from the file carries what it was verified on.
+                let build = loaded.first { $0.file == r.file && $0.contentHash.hasPrefix(r.contentHash) }
+                if r.status == .loaded || r.status == .replaced, let verified = r.verified ?? build?.verified {
+                    row["verified_inputs"] = verified.inputs
+                }
                 return row
             }
             let quarantined = self.host.quarantined.map { q -> [String: Any] in
@@ -499,12 +506,14 @@ public final class EddyServer: Sendable {
                         return
                     } else if self.sampledForCheck() {
                         let set = self.host.plugins
+                        let stamp = FileStamp(job)
                         let evaluated = EvalRequest.evaluateForCheck(
                             job, session: self.session, check: .report, stop: stop)
                         (status, object) = (evaluated.status, evaluated.object)
                         if status == .ok, let evidence = evaluated.evidence, !evidence.owners.isEmpty {
                             self.queueShadowCheck(
-                                job, plugins: set, answer: [UInt8](jsonBytes(object)), evidence: evidence)
+                                job, plugins: set, answer: [UInt8](jsonBytes(object)), evidence: evidence,
+                                stamp: stamp)
                         }
                     } else {
                         (status, object) = EvalRequest.evaluate(job, session: self.session, stop: stop)
@@ -571,6 +580,8 @@ public final class EddyServer: Sendable {
             plugins: set.map {
                 .init(name: $0.name, version: $0.version, copy: $0.shadowPath, hash: $0.contentHash)
             }, job: job, generation: generation, check: check)
+        // A check re-reads the file the answer read: it must still be as it was before the answer.
+        let stamp = check == .report ? job.flatMap { FileStamp($0) } : nil
         let outcome = pool.run(
             request.encoded(), descriptor: job?.file?.descriptor ?? -1, id: id, plugins: request.plugins,
             deadline: deadline, clientGone: clientGone)
@@ -580,7 +591,7 @@ public final class EddyServer: Sendable {
         case .reply(let status, let body, let evidence):
             if let quarantined = quarantineReply(job, status: status) { return quarantined }
             if check == .report, status == 200, let job, let evidence, !evidence.owners.isEmpty {
-                queueShadowCheck(job, plugins: set, answer: body, evidence: evidence)
+                queueShadowCheck(job, plugins: set, answer: body, evidence: evidence, stamp: stamp)
             }
             if op == .kernels && status == 200 {
                 kernelsAnswer.store(ByteBuffer(bytes: body), for: Self.kernelsKey(generation, set))

@@ -190,7 +190,8 @@ enum EvalRequest {
     /// inside is followed. The descriptor is what the evaluation reads (in a worker too, which is handed
     /// it, never the path): checking a path and opening it again later let another user who can write
     /// to a data subdirectory swap it for a link to `/etc` between the two (issue 27).
-    /// - Returns: the path to name in messages (the request's, made absolute) and the open file.
+    /// - Returns: the path to name in messages — the request's, as the client wrote it: where the data
+    ///   directories are on the server is not the client's to learn — and the open file.
     static func open(_ path: String, dataDirectories: [String]) throws(Refusal) -> (path: String, file: OpenedFile) {
         guard let first = dataDirectories.first else {
             throw Refusal(
@@ -266,12 +267,14 @@ enum EvalRequest {
         guard FileKind.of(descriptor: fd) == .regular else {
             throw Refusal(.forbidden, "\(shown) is not a regular file")
         }
-        return (lexical, file)
+        return (path, file)
     }
 
     /// A request checked and ready to evaluate: the file to read (resolved inside a data directory,
     /// or an upload) and the options. It crosses to a worker process as JSON.
     struct Job: Sendable {
+        /// The file as the request named it (an upload: its private path, named "upload" in messages):
+        /// what messages name it by, never opened (see ``file``).
         var path: String
         var inputFormat: String
         var format: String
@@ -378,12 +381,16 @@ enum EvalRequest {
     ///     execution trace, compressor hooks from `hooks`) and digest the result; `.reference`: evaluate
     ///     with no kernel, rule or compressor hook at all (decode-then-compute; a plugin encoding stored in
     ///     an `.eddy` file still decodes with its plugin's code) and digest the result; `.confirm`: evaluate
-    ///     with the engine's built-in kernels and rules only and digest the result.
+    ///     with the engine's built-in kernels and rules only and digest the result; `.alone`: evaluate
+    ///     with the built-in kernels and rules and plugin `alone`'s kernels, rules and compressor hooks (no
+    ///     other plugin's) and digest the result.
+    ///   - alone: the plugin whose code takes part in an `.alone` evaluation, by name.
     ///   - hooks: the compressor hooks wrapped to note their use (a worker keeps them per plugin set); nil:
     ///     the snapshot's own, wrapped for this evaluation when it reports.
     static func evaluateForCheck(
         _ job: Job, session: Session, file: EddyFile? = nil, mapFiles: Bool = false,
-        check: WorkerRequest.Check = .none, hooks: HookWrappers? = nil, stop: @escaping () -> EvaluationStopped?
+        check: WorkerRequest.Check = .none, alone: String = "", hooks: HookWrappers? = nil,
+        stop: @escaping () -> EvaluationStopped?
     ) -> Evaluated {
         let format = OutputFormat(rawValue: job.format) ?? .json
         // The trace is how a report learns which plugins' kernels and rules fired.
@@ -392,9 +399,11 @@ enum EvalRequest {
         switch check {
         case .reference: context = session.makeContext(options: ExecutionOptions(useKernels: false))
         case .confirm: context = builtinSession.makeContext()
+        case .alone: context = Session.alone(alone, of: session.kernels.snapshot).makeContext()
         case .report, .none: context = session.makeContext(trace: trace)
         }
-        // Encodings stored in an `.eddy` file are looked up among this session's, plugins' included.
+        // Encodings stored in an `.eddy` file are looked up among this session's, plugins' included (a
+        // session for one plugin alone keeps every plugin's storages).
         let encodings = check == .confirm ? session.kernels.snapshot : context.snapshot
         let compressor: Compressor
         var hookUse: HookUse?
@@ -405,6 +414,9 @@ enum EvalRequest {
         case .confirm:
             // The engine's encodings as the answer had them (the goal depends on the plugins' kernels), no hook.
             compressor = Compressor(hooks: [], goal: Compressor.goal(for: encodings))
+        case .alone:
+            compressor = Compressor(
+                hooks: context.snapshot.compressorHooks, goal: Compressor.goal(for: context.snapshot))
         case .report, .none:
             let use = hooks?.use ?? (check == .report ? HookUse() : nil)
             use?.reset()

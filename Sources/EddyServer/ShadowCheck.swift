@@ -17,9 +17,12 @@ import Synchronization
 // Checks while serving (`eddy serve --shadow-check RATE`, issue 21): a sampled fraction of the requests
 // in which a plugin's kernel, rule or compressor hook took part is evaluated again without any of them —
 // decode-then-compute, in a worker of its own (a background thread with --workers 0), after the client
-// has its answer — and the two results are compared. A divergence quarantines the builds whose code
-// took part, with cause `wrong answer`, and keeps the query and both answers beside the quarantine
-// record. A check samples; it does not prove.
+// has its answer — and the two results are compared. A divergence is confirmed with the built-in kernels,
+// then bisected: the query runs once per plugin whose code took part with that plugin's code alone (the
+// others' off), and only a build that makes the difference on its own is quarantined, with cause `wrong
+// answer`, the query and the answers kept beside the quarantine record. The file is re-read through the
+// descriptor the answer read; if it changed meanwhile (a client appending to it) nobody is charged. A
+// check samples; it does not prove.
 
 /// What a shadow check needs of one evaluation: the plugin builds whose code took part (`name@version`,
 /// sorted) and a digest of the result text.
@@ -83,6 +86,65 @@ struct ResultDigest: Sendable, Equatable {
 
     var json: [String: Any] {
         ["lines": lines, "bytes": bytes, "sum_a": String(sumA, radix: 16), "sum_b": String(sumB, radix: 16)]
+    }
+}
+
+/// What identifies the contents of an open file at one moment: its device and inode, its size and its
+/// modification and change times. A shadow check re-reads the answer's file through the same
+/// descriptor, so only a write to that inode could feed it other data, and any write moves the size or
+/// the times. (A file renamed over or deleted shows as changed too — its inode's change time moves as
+/// its last name goes — though its bytes are the same: that errs on the side of charging nobody.) Times
+/// move in the kernel's clock ticks (a few milliseconds), so an in-place rewrite of the same size within
+/// one tick of a stamp is not seen; the size alone catches an append.
+struct FileStamp: Sendable, Equatable {
+    var device: UInt64
+    var inode: UInt64
+    var size: Int64
+    /// Nanoseconds since 1970.
+    var modified: Int
+    /// The inode's change time in nanoseconds since 1970: unlike the modification time, it cannot be
+    /// set back.
+    var changed: Int
+
+    /// The stamp of the file open on `descriptor` now; nil when it cannot be read.
+    init?(descriptor: Int32) {
+        var st = stat()
+        guard descriptor >= 0, fstat(descriptor, &st) == 0 else { return nil }
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+        size = Int64(st.st_size)
+        modified = Int(st.st_mtim.tv_sec) &* 1_000_000_000 &+ Int(st.st_mtim.tv_nsec)
+        changed = Int(st.st_ctim.tv_sec) &* 1_000_000_000 &+ Int(st.st_ctim.tv_nsec)
+    }
+
+    /// The stamp of a job's file now (nil without one).
+    init?(_ job: EvalRequest.Job) {
+        guard let file = job.file else { return nil }
+        self.init(descriptor: file.descriptor)
+    }
+}
+
+extension Session {
+    /// A session for one step of a shadow check's bisection: the engine's built-in kernels and rules, and
+    /// the kernels, rules and compressor hooks of plugin `name` in `snapshot`; every other plugin of the
+    /// snapshot keeps only its encodings' storages (an `.eddy` file written with them must still be read).
+    /// The kernels are the snapshot's own objects: no new plugin call site is made.
+    static func alone(_ name: String, of snapshot: KernelSnapshot) -> Session {
+        let session = Session()
+        let entries = snapshot.entries
+        for owner in snapshot.plugins {
+            let mine = owner.name == name
+            func owned(_ o: KernelOwner) -> Bool { mine && !o.isBuiltin && o.name == owner.name }
+            let storages = snapshot.pluginEncodingStorages.filter {
+                !$0.owner.isBuiltin && $0.owner.name == owner.name
+            }
+            session.kernels.replace(
+                pluginNamed: owner.name, kernels: entries.flatMap { $0.kernels.filter { owned($0.owner) } },
+                rules: entries.flatMap { $0.rules.filter { owned($0.owner) } }, owner: owner,
+                compressorHooks: snapshot.compressorHooks.filter { owned($0.owner) },
+                encodings: storages.map(\.encoding.name), storages: storages)
+        }
+        return session
     }
 }
 
@@ -161,8 +223,11 @@ extension EddyServer {
 
     /// Queues the check of a sampled request's answer (`answer`, the body the client got, with 200) when
     /// plugin code took part in it; a full queue drops it (counted). Returns at once.
+    /// - Parameter stamp: the job's file as it was before the answer was computed (see ``FileStamp``): a
+    ///   file that changed since is not checked (counted as inconclusive).
     func queueShadowCheck(
-        _ job: EvalRequest.Job, plugins set: [LoadedPlugin], answer: [UInt8], evidence: ShadowEvidence
+        _ job: EvalRequest.Job, plugins set: [LoadedPlugin], answer: [UInt8], evidence: ShadowEvidence,
+        stamp: FileStamp?
     ) {
         guard let shadow else { return }
         // Only builds of the request's plugin set count: the list comes from a process that ran plugin code.
@@ -171,24 +236,37 @@ extension EddyServer {
         var untraced = job
         untraced.trace = false
         let reference = untraced
+        guard let stamp, FileStamp(job) == stamp else {
+            return inconclusive(job, "the file changed while the answer was computed")
+        }
         let submitted = shadow.submit { [self] in
-            check(reference, involved: involved, answer: answer, digest: evidence.digest)
+            check(reference, involved: involved, answer: answer, digest: evidence.digest, stamp: stamp)
         }
         if !submitted { metrics.shadowDropped.increment() }
     }
 
     /// Evaluates `job` again without plugin kernels, rules or hooks and compares the result with the
-    /// answer given; runs on the checks' queue. A difference is confirmed with the engine's built-in
-    /// kernels (still without plugin code) before anyone is charged: when they give the answer's result,
-    /// the difference is theirs (float rounding), not the plugin's.
-    private func check(_ job: EvalRequest.Job, involved: [LoadedPlugin], answer: [UInt8], digest: ResultDigest) {
+    /// answer given; runs on the checks' queue. Before anyone is charged, a difference is
+    /// - confirmed with the engine's built-in kernels (still without plugin code): when they give the
+    ///   answer's result, the difference is theirs (float rounding), not a plugin's;
+    /// - bisected: the query runs once per suspect with that plugin's kernels, rules and hooks alone (the
+    ///   other plugins' off), and only a plugin whose run differs from both decode-then-compute and the
+    ///   built-in kernels is charged — a correct plugin that took part in the same query is not;
+    /// - held to the file: the answer's file must be as it was when the answer was computed (`stamp`),
+    ///   else the runs read other data than the answer did.
+    /// Anything short of that is counted as inconclusive, and nobody is charged.
+    private func check(
+        _ job: EvalRequest.Job, involved: [LoadedPlugin], answer: [UInt8], digest: ResultDigest, stamp: FileStamp
+    ) {
         // A build quarantined since (by an earlier check, a crash) is not charged again.
         let suspects = involved.filter { host.quarantine(of: $0.contentHash) == nil }
         guard !suspects.isEmpty else { return }
-        guard let reference = evaluateWithoutPlugins(job, .reference) else { return }
+        let changed = "the file changed between the answer and its check: the check read other data"
+        guard let reference = reevaluate(job, .reference) else { return }
         metrics.shadowChecks.increment()
         guard reference.digest != digest else { return }
-        guard let confirm = evaluateWithoutPlugins(job, .confirm, counted: false) else {
+        guard FileStamp(job) == stamp else { return inconclusive(job, changed) }
+        guard let confirm = reevaluate(job, .confirm, counted: false) else {
             return inconclusive(job, "the answer differs without plugin code, and the confirmation failed")
         }
         guard confirm.digest != digest else {
@@ -197,16 +275,39 @@ extension EddyServer {
                 "the answer differs from decode-then-compute, but the engine's built-in kernels give it too "
                     + "(a built-in kernel rounds differently): no plugin is charged")
         }
-        diverged(job, suspects: suspects, answer: (answer, digest), reference: (reference.body, reference.digest))
+        var charged: [(plugin: LoadedPlugin, body: [UInt8], digest: ResultDigest)] = []
+        var failed: [String] = []
+        for plugin in suspects {
+            guard let alone = reevaluate(job, .alone, plugin: plugin.name, counted: false) else {
+                failed.append("\(plugin.name)@\(plugin.version)")
+                continue
+            }
+            if alone.digest != reference.digest && alone.digest != confirm.digest {
+                charged.append((plugin, alone.body, alone.digest))
+            }
+        }
+        guard FileStamp(job) == stamp else { return inconclusive(job, changed) }
+        guard !charged.isEmpty else {
+            let names = suspects.map { "\($0.name)@\($0.version)" }.joined(separator: ", ")
+            return inconclusive(
+                job,
+                "the answer differs from decode-then-compute, but no plugin's code makes the difference alone "
+                    + "(plugins involved: \(names)"
+                    + (failed.isEmpty ? "" : "; not evaluated alone: \(failed.joined(separator: ", "))")
+                    + "): no plugin is charged")
+        }
+        diverged(
+            job, charged: charged, involved: suspects, answer: (answer, digest),
+            reference: (reference.body, reference.digest))
     }
 
-    /// `job` evaluated in the role `check` (`.reference` or `.confirm`): in a worker, or here with
-    /// --workers 0. Nil when it did not answer 200 (then logged and, when `counted`, counted as
-    /// inconclusive); a worker that died or hung in plugin code (an `.eddy` file's plugin decoder) is
-    /// blamed as for a request.
-    private func evaluateWithoutPlugins(_ job: EvalRequest.Job, _ check: WorkerRequest.Check, counted: Bool = true)
-        -> (body: [UInt8], digest: ResultDigest)?
-    {
+    /// `job` evaluated in the role `check` (`.reference`, `.confirm`, or `.alone` with `plugin`'s code
+    /// alone): in a worker, or here with --workers 0. Nil when it did not answer 200 (then logged and,
+    /// when `counted`, counted as inconclusive); a worker that died or hung in plugin code (an `.eddy`
+    /// file's plugin decoder, a kernel run alone) is blamed as for a request.
+    private func reevaluate(
+        _ job: EvalRequest.Job, _ check: WorkerRequest.Check, plugin alone: String = "", counted: Bool = true
+    ) -> (body: [UInt8], digest: ResultDigest)? {
         let deadline = now() + options.evalTimeout
         let status: Int
         let body: [UInt8]
@@ -218,7 +319,7 @@ extension EddyServer {
                 id: id, op: .eval,
                 plugins: set.map {
                     .init(name: $0.name, version: $0.version, copy: $0.shadowPath, hash: $0.contentHash)
-                }, job: job, generation: session.kernels.generation, check: check)
+                }, job: job, generation: session.kernels.generation, check: check, alone: alone)
             let outcome = pool.run(
                 request.encoded(), descriptor: job.file?.descriptor ?? -1, id: id, plugins: request.plugins,
                 deadline: deadline, clientGone: { false })
@@ -245,12 +346,12 @@ extension EddyServer {
                 (status, body, digest, failed) = (0, [], nil, "it was cancelled")
             }
             if let failed {
-                if counted { inconclusive(job, failed) }
+                if counted { inconclusive(job, failed) } else { note(job, check, alone, failed) }
                 return nil
             }
         } else {
             let evaluated = EvalRequest.evaluateForCheck(
-                job, session: session, check: check,
+                job, session: session, check: check, alone: alone,
                 stop: {
                     now() > deadline
                         ? EvaluationStopped(.deadline, "the shadow check did not finish within the --eval-timeout")
@@ -260,10 +361,21 @@ extension EddyServer {
                 (Int(evaluated.status.code), [UInt8](jsonBytes(evaluated.object)), evaluated.evidence?.digest)
         }
         guard status == 200, let digest else {
-            if counted { inconclusive(job, "it answered \(status): \(Self.excerpt(body, limit: 300))") }
+            let why = "it answered \(status): \(Self.excerpt(body, limit: 300))"
+            if counted { inconclusive(job, why) } else { note(job, check, alone, why) }
             return nil
         }
         return (body, digest)
+    }
+
+    /// Logs a step of a check that failed without deciding it (a confirmation, a run with one plugin alone).
+    private func note(_ job: EvalRequest.Job, _ check: WorkerRequest.Check, _ alone: String, _ why: String) {
+        logger.warning(
+            "shadow check step failed",
+            metadata: [
+                "step": "\(check == .alone ? "alone \(PluginHost.escaped(alone))" : "\(check)")",
+                "why": "\(PluginHost.escaped(why))", "where": "\(PluginHost.escaped(job.where ?? ""))",
+            ])
     }
 
     /// A check that could not compare (the reference evaluation failed, overran or was refused): nobody is
@@ -275,10 +387,12 @@ extension EddyServer {
             metadata: ["why": "\(PluginHost.escaped(why))", "where": "\(PluginHost.escaped(job.where ?? ""))"])
     }
 
-    /// Quarantines each of `suspects` with cause `wrong answer`, keeps the query and both answers in a
-    /// record beside the quarantine file, logs it, and retires the workers that loaded them.
+    /// Quarantines each of `charged` with cause `wrong answer`, keeps the query, the answer, the reference
+    /// and the plugin's answer alone in a record beside the quarantine file, logs it, and retires the
+    /// workers that loaded them.
     private func diverged(
-        _ job: EvalRequest.Job, suspects: [LoadedPlugin], answer: (body: [UInt8], digest: ResultDigest),
+        _ job: EvalRequest.Job, charged: [(plugin: LoadedPlugin, body: [UInt8], digest: ResultDigest)],
+        involved: [LoadedPlugin], answer: (body: [UInt8], digest: ResultDigest),
         reference: (body: [UInt8], digest: ResultDigest)
     ) {
         metrics.shadowDivergences.increment()
@@ -292,12 +406,13 @@ extension EddyServer {
         let lines =
             answer.digest.lines == reference.digest.lines
             ? "" : "; \(answer.digest.lines) result lines, \(reference.digest.lines) without"
-        for plugin in suspects {
+        for (plugin, aloneBody, aloneDigest) in charged {
             let name = "wrong-answer-\(plugin.contentHash.prefix(16))-\(Int(ts.tv_sec)).json"
             let record: [String: Any] = [
                 "time": PluginHost.isoTime(Double(ts.tv_sec)),
                 "plugin": "\(plugin.name)@\(plugin.version)", "content_hash": plugin.contentHash,
-                "plugins_involved": suspects.map { "\($0.name)@\($0.version)" },
+                "plugins_involved": involved.map { "\($0.name)@\($0.version)" },
+                "plugins_charged": charged.map { "\($0.plugin.name)@\($0.plugin.version)" },
                 "request": [
                     "path": job.uploaded ? "upload (not kept)" : job.path, "input_format": job.inputFormat,
                     "format": job.format, "where": job.where.map { Self.bounded($0, limit: 16 << 10) } ?? "",
@@ -308,10 +423,14 @@ extension EddyServer {
                     reference.body, reference.digest,
                     note: "decode-then-compute: no kernel, rule or compressor hook (an .eddy file's plugin "
                         + "encodings still decode with their plugin's code)"),
+                "alone": Self.recorded(
+                    aloneBody, aloneDigest,
+                    note: "the built-in kernels and this plugin's kernels, rules and compressor hooks alone "
+                        + "(no other plugin's)"),
             ]
             let saved = saveRecord(named: name, [UInt8](jsonBytes(record)))
             let cause =
-                "wrong answer: differs from decode-then-compute without its kernels"
+                "wrong answer: with its code alone, differs from decode-then-compute"
                 + (query.isEmpty ? "" : " on \(query)") + lines + (saved != nil ? " (record \(name))" : "")
             if host.quarantine(hash: plugin.contentHash, plugin: "\(plugin.name)@\(plugin.version)", cause: cause) {
                 metrics.quarantines.increment()
@@ -325,7 +444,7 @@ extension EddyServer {
                     "record": "\(PluginHost.escaped(saved ?? "not saved"))",
                 ])
         }
-        pool?.retire(loading: Set(suspects.map(\.contentHash)))
+        pool?.retire(loading: Set(charged.map(\.plugin.contentHash)))
     }
 
     /// The largest share of each answer a record keeps.

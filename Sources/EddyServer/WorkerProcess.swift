@@ -134,7 +134,8 @@ public enum WorkerProcess {
             guard let job = request.job else { return (500, encode(["error": "worker: eval without a job"]), nil) }
             var evaluated = asEngineWork {
                 EvalRequest.evaluateForCheck(
-                    job, session: session, mapFiles: true, check: request.check, hooks: hooks, stop: { nil })
+                    job, session: session, mapFiles: true, check: request.check, alone: request.alone, hooks: hooks,
+                    stop: { nil })
             }
             if request.generation > 0 { evaluated.object["generation"] = request.generation }
             return (Int(evaluated.status.code), encode(evaluated.object), evaluated.evidence)

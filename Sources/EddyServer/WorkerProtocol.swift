@@ -29,6 +29,10 @@ struct WorkerRequest: Sendable {
         /// differently from decode-then-compute (a float sum over runs multiplies): a difference they
         /// share with the answer is not the plugin's.
         case confirm
+        /// A bisection step: evaluated with the built-in kernels and rules and those of one plugin of the
+        /// set (``WorkerRequest/alone``: its kernels, rules and compressor hooks; the others' off), so that
+        /// a difference is charged only to a plugin that makes it on its own.
+        case alone
     }
     /// A verified private copy of a plugin the worker must have loaded (and nothing else).
     struct Plugin: Sendable, Equatable {
@@ -47,6 +51,8 @@ struct WorkerRequest: Sendable {
     /// and however that worker came by its plugins.
     var generation = 0
     var check = Check.none
+    /// The plugin whose code alone takes part, by name (with ``Check/alone``; empty otherwise).
+    var alone = ""
     /// Set when decoded from a request whose job's file came as a descriptor with the frame.
     private(set) var expectsFile = false
 
@@ -62,6 +68,7 @@ struct WorkerRequest: Sendable {
         }
         w.u64(UInt64(max(0, generation)))
         w.u8(check.rawValue)
+        if check == .alone { w.string(alone) }
         if let job {
             w.u8(1)
             w.string(job.path); w.string(job.inputFormat); w.string(job.format)
@@ -81,7 +88,8 @@ struct WorkerRequest: Sendable {
     }
 
     init(
-        id: UInt64, op: Operation, plugins: [Plugin], job: EvalRequest.Job?, generation: Int = 0, check: Check = .none
+        id: UInt64, op: Operation, plugins: [Plugin], job: EvalRequest.Job?, generation: Int = 0, check: Check = .none,
+        alone: String = ""
     ) {
         self.id = id
         self.op = op
@@ -89,6 +97,7 @@ struct WorkerRequest: Sendable {
         self.job = job
         self.generation = generation
         self.check = check
+        self.alone = alone
     }
 
     /// - Throws: ``ByteReader/Malformed`` for bytes that are not a request.
@@ -105,6 +114,7 @@ struct WorkerRequest: Sendable {
         generation = Int(clamping: try r.u64())
         guard let check = Check(rawValue: try r.u8()) else { throw ByteReader.Malformed() }
         self.check = check
+        if check == .alone { alone = try r.string() }
         if try r.u8() == 1 {
             let path = try r.string(), inputFormat = try r.string(), format = try r.string()
             let whereText = try r.optional(), select = try r.optional()

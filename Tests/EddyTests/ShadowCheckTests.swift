@@ -1,13 +1,16 @@
 import Foundation
 import Testing
 
+@testable import EddyServer
+
 #if canImport(Glibc)
     import Glibc
 #endif
 
 /// `eddy serve --shadow-check RATE` (issue 21): answers in which a plugin's code took part are evaluated
 /// again without it, and a plugin whose kernel answers wrongly is quarantined with its evidence kept —
-/// while a plugin that answers right is left alone.
+/// while a plugin that answers right is left alone, even in the same query as a wrong one, and even when
+/// a client writes to the file between its answer and the check.
 @Suite(.serialized) struct ShadowCheckTests {
     final class Setup {
         let plugins = ScratchDirectory()
@@ -16,16 +19,23 @@ import Testing
         let server: Server
         var copies: String { state.path + "/copies" }
 
-        /// A server with `plugin` as `decimal.so`, verification at load off (so that a buggy build reaches
-        /// serving) and every sampled request checked.
-        init(plugin: String, workers: String, rate: String = "1") throws {
+        /// A server with `plugin` as `decimal.so` (and `others`, by file name), verification at load off
+        /// (so that a buggy build reaches serving) unless `verify` says otherwise, and every sampled
+        /// request checked.
+        init(
+            plugin: String, workers: String, rate: String = "1", verify: String = "off",
+            others: [String: String] = [:], arguments: [String] = []
+        ) throws {
             chmod(state.path, 0o700)
             server = try Server(
                 pluginDir: plugins.path, rescan: "0.3", dataDirs: [work.path],
-                arguments: ["--workers", workers, "--verify", "off", "--shadow-check", rate],
+                arguments: ["--workers", workers, "--verify", verify, "--shadow-check", rate] + arguments,
                 environment: ["EDDY_SHADOW_DIR": state.path + "/copies"])
             try plugins.copy(plugin, as: "decimal.so")
-            try server.waitForPlugin("decimal.so") { $0?["status"] as? String == "loaded" }
+            for (name, file) in others { try plugins.copy(file, as: name) }
+            for name in ["decimal.so"] + others.keys.sorted() {
+                try server.waitForPlugin(name, timeout: 30) { $0?["status"] as? String == "loaded" }
+            }
         }
 
         /// The value of a counter in `/metrics` (nil when it is not there).
@@ -161,6 +171,150 @@ import Testing
         #expect(try s.metric("eddy_shadow_divergences_total") == 0)
         #expect(try s.quarantined().isEmpty, "\(s.server.logText)")
         #expect(s.server.logText.contains("built-in kernels give it too"))
+    }
+
+    /// A wrong plugin and a correct one (delta, on the increasing `id`) both take part in one query. The
+    /// difference is bisected — the query again with each plugin's code alone — and only the plugin that
+    /// makes it alone is charged.
+    @Test(arguments: ["1", "0"])
+    func aCorrectPluginInTheSameQueryAsAWrongOneIsNotCharged(workers: String) throws {
+        let s = try Setup(
+            plugin: try DecimalFixture.plugin(.roundedConstant), workers: workers,
+            others: ["delta.so": PluginFiles.built("EddyPluginDelta")])
+        let csv = s.work.write("decimals.csv", Self.decimals)
+        let (code, body) = try s.server.eval(csv, where: "id >= 150 and x = 12.345", select: "count(*)", trace: true)
+        #expect(code == 200, "\(body)")
+        let owners = traceOwners(body)
+        #expect(owners.contains("plugin decimal@0.1.0") && owners.contains("plugin delta@1.0.0"), "\(owners)")
+        #expect(Setup.count(body) == 50, "the rounded-constant build answers wrongly: \(body)")
+
+        #expect(try s.waitForMetric("eddy_shadow_divergences_total", atLeast: 1) == 1, "\(s.server.logText)")
+        let q = try s.quarantined()
+        #expect(q.map { $0["plugin"] as? String } == ["decimal@0.1.0"], "only the wrong build: \(q)")
+        try s.server.waitForPlugin("decimal.so") { $0?["status"] as? String == "quarantined" }
+        try s.server.waitForPlugin("delta.so") { $0?["status"] as? String == "loaded" }
+
+        // The record names both builds as involved, the wrong one as charged, and keeps its answer alone.
+        let names = try FileManager.default.contentsOfDirectory(atPath: s.copies).filter {
+            $0.hasPrefix("wrong-answer-") && $0.hasSuffix(".json")
+        }
+        #expect(names.count == 1, "\(names)")
+        let record = try #require(
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: s.copies + "/" + (names.first ?? "")))) as? [String: Any])
+        #expect(
+            (record["plugins_involved"] as? [String]).map(Set.init) == ["decimal@0.1.0", "delta@1.0.0"], "\(record)")
+        #expect(record["plugins_charged"] as? [String] == ["decimal@0.1.0"], "\(record)")
+        let alone = (record["alone"] as? [String: Any])?["body"] as? String ?? ""
+        #expect(alone.contains("{\"count(*)\": 50}"), "\(alone)")
+
+        // Delta still serves: its kernel fires, and the answer is right.
+        let (again, next) = try s.server.eval(csv, where: "id >= 150 and x = 12.345", select: "count(*)", trace: true)
+        #expect(again == 200 && Setup.count(next) == 0, "\(next)")
+        #expect(traceOwners(next).contains("plugin delta@1.0.0"), "\(next)")
+    }
+
+    /// A client appends to the file right after each answer, while the checks of earlier answers wait
+    /// their turn: a check would read more rows than its answer did. The file's stamp taken before the
+    /// answer no longer matches, so such a check is inconclusive and the correct plugin is not charged.
+    @Test(arguments: ["1", "0"])
+    func aFileAppendedToBetweenTheAnswerAndItsCheckChargesNoPlugin(workers: String) throws {
+        let s = try Setup(plugin: try DecimalFixture.plugin(), workers: workers, arguments: ["--eval-timeout", "20"])
+        let csv = s.work.write("live.csv", Self.decimals)
+        let fd = open(csv, O_WRONLY | O_APPEND | O_CLOEXEC)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var answered = 0
+        var id = 300
+        for _ in 0..<12 {
+            let (code, body) = try s.server.eval(csv, where: "x > 1", select: "count(*)")
+            if code == 200 && (body["plugins"] as? [Any])?.isEmpty == false { answered += 1 }
+            let lines = Array((0..<50).map { "\(id + $0),12.34\n" }.joined().utf8)
+            #expect(write(fd, lines, lines.count) == lines.count)
+            id += 50
+        }
+        #expect(answered == 12)
+        // Every answer is checked, dropped (a full queue) or found changed: wait for the queue to drain.
+        let deadline = Date().addingTimeInterval(30)
+        var settled = 0.0
+        while Date() < deadline {
+            settled = try ["checks_total", "checks_inconclusive_total", "checks_dropped_total"].reduce(0.0) {
+                $0 + (try s.metric("eddy_shadow_" + $1) ?? 0)
+            }
+            if settled >= 12 { break }
+            usleep(100_000)
+        }
+        #expect(settled >= 12, "\(s.server.logText)")
+        usleep(1_000_000)  // a check counted may still be bisecting
+        #expect(try s.metric("eddy_shadow_divergences_total") == 0, "\(s.server.logText)")
+        #expect(try s.quarantined().isEmpty, "\(s.server.logText)")
+        try s.server.waitForPlugin("decimal.so") { $0?["status"] as? String == "loaded" }
+    }
+
+    /// The comparison behind that: a stamp of an open file changes with an append and with a write in
+    /// place, and not otherwise; a descriptor that is not open has none. (A file renamed over counts as
+    /// changed too — the old inode's change time moves as its last link goes — which errs on the side of
+    /// charging nobody.)
+    @Test func aFileStampChangesWithAnyWriteToTheOpenFile() throws {
+        let dir = ScratchDirectory()
+        let path = dir.write("stamped.csv", "id,x\n1,2\n")
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        let first = try #require(FileStamp(descriptor: fd))
+        #expect(FileStamp(descriptor: fd) == first, "nothing written: the same stamp")
+
+        #expect(pwrite(fd, "3,4\n", 4, 9) == 4)
+        let appended = try #require(FileStamp(descriptor: fd))
+        #expect(appended != first && appended.size == first.size + 4)
+
+        usleep(20_000)  // past the clock tick file times move in
+        #expect(pwrite(fd, "5", 1, 7) == 1)
+        let rewritten = try #require(FileStamp(descriptor: fd))
+        #expect(rewritten != appended && rewritten.size == appended.size, "a write in place moves the times")
+        #expect(FileStamp(descriptor: -1) == nil)
+    }
+
+    /// An error while reading a file a request named (a plugin's storage reader the file's statistics
+    /// contradict, a CSV that does not parse) names it as the client did, never by where the server's
+    /// data directory is.
+    @Test(arguments: ["1", "0"])
+    func errorsNameTheFileAsTheRequestDid(workers: String) throws {
+        let s = try Setup(plugin: try DecimalFixture.plugin(.exponent), workers: workers)
+        _ = try PluginStorageChecksTests.files(in: s.work)
+        let (code, body) = try s.server.request(
+            "POST", "/eval", json: ["path": "prices.eddy", "select": "sum(x), min(x), max(x)"])
+        let error = body["error"] as? String ?? ""
+        #expect(code == 400, "\(body)")
+        #expect(error.hasPrefix("prices.eddy: plugin decimal 0.1.0: chunk 0"), "\(error)")
+        #expect(error.contains("check)") && !error.contains(s.work.path), "\(error)")
+
+        _ = s.work.write("broken.csv", "id,x\n1,2\n\"3,4\n")
+        let (csvCode, csvBody) = try s.server.request("POST", "/eval", json: ["path": "broken.csv"])
+        let csvError = csvBody["error"] as? String ?? ""
+        #expect(csvCode == 400 && csvError.hasPrefix("broken.csv:3:1: "), "\(csvBody)")
+        #expect(!csvError.contains(s.work.path), "\(csvError)")
+    }
+
+    /// `GET /plugins` says what each loaded build was verified on, as `eddy plugins --json` does — also
+    /// after a rescan finds the same bytes again (a row of its own then, "unchanged").
+    @Test func pluginsSaysWhatEachLoadedBuildWasVerifiedOn() throws {
+        let s = try Setup(plugin: try DecimalFixture.plugin(), workers: "1", verify: "quick")
+        func row() throws -> [String: Any]? {
+            let (_, report) = try s.server.request("GET", "/plugins")
+            let rows = report["files"] as? [[String: Any]] ?? []
+            return rows.first { ($0["file"] as? String)?.hasSuffix("/decimal.so") == true }
+        }
+        let first = try row()
+        let verified = try #require(first?["verified_inputs"] as? Int, "\(String(describing: first))")
+        #expect(verified > 0)
+
+        let file = s.plugins.path + "/decimal.so"
+        var times = [timespec(tv_sec: time(nil) + 5, tv_nsec: 0), timespec(tv_sec: time(nil) + 5, tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, file, &times, 0) == 0)
+        try s.server.waitForPlugin("decimal.so") { $0?["reason"] as? String == "unchanged" }
+        let again = try row()
+        #expect(again?["verified_inputs"] as? Int == verified, "\(String(describing: again))")
     }
 
     @Test func rateZeroChecksNothing() throws {
