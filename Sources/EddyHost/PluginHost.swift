@@ -470,7 +470,10 @@ public final class PluginHost: Sendable {
                             hash: hash, host: host, kernels: kernels, name: name, version: version,
                             verified: verified)
                     }
-                case .rejected(let reason), .failed(let reason):
+                case .rejected(let reason, let plugin, let version):
+                    // The child read the manifest: the row names the plugin it refused.
+                    return row(path, .rejected, reason, plugin: plugin, version: version, hash: short, ms: elapsed())
+                case .failed(let reason):
                     return row(path, .rejected, reason, hash: short, ms: elapsed())
                 }
             }

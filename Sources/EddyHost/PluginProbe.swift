@@ -43,8 +43,10 @@ public struct PluginProbe: Sendable {
         }
         /// Escaped, so no tab or newline can break the record's fields.
         static func clean(_ s: String) -> String { PluginHost.escaped(s) }
-        public static func rejection(_ reason: String) -> String {
-            "rejected " + PluginHost.escaped(reason) + "\n"
+        /// `rejected REASON`, then tab-separated the plugin's name and version when its manifest was read.
+        public static func rejection(_ reason: String, plugin: String = "", version: String = "") -> String {
+            "rejected " + PluginHost.escaped(reason)
+                + (plugin.isEmpty ? "" : "\t" + clean(plugin) + "\t" + clean(version)) + "\n"
         }
     }
 
@@ -53,7 +55,7 @@ public struct PluginProbe: Sendable {
         /// it verified the plugin on (nil: not verified).
         case passed(kernels: Int, name: String, version: String, verified: VerifiedInputs?)
         /// The child refused the file itself (its reason is the host's reason).
-        case rejected(String)
+        case rejected(String, plugin: String, version: String)
         /// The child crashed, exited without a record, or hung.
         case failed(String)
     }
@@ -143,7 +145,10 @@ public struct PluginProbe: Sendable {
                 return .passed(kernels: kernels, name: fields[1], version: fields[2], verified: verified)
             }
         }
-        if line.hasPrefix("rejected ") { return .rejected(String(line.dropFirst(9))) }
+        if line.hasPrefix("rejected ") {
+            let f = line.dropFirst(9).split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            return .rejected(f.first ?? "", plugin: f.count == 3 ? f[1] : "", version: f.count == 3 ? f[2] : "")
+        }
         return .failed(
             "the probe process exited with status \(exitStatus) while loading it, without reporting success "
                 + "(plugin code must not exit the process); not loaded into the host")

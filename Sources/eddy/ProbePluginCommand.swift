@@ -48,7 +48,7 @@ struct ProbePluginCommand: ParsableCommand {
             ok
             ? PluginProbe.Record.success(
                 kernels: row.kernels, name: row.plugin, version: row.version, verified: row.verified)
-            : PluginProbe.Record.rejection(row.reason)
+            : PluginProbe.Record.rejection(row.reason, plugin: row.plugin, version: row.version)
         if let reportFd {
             var bytes = Array(record.utf8)
             _ = bytes.withUnsafeMutableBytes { write(reportFd, $0.baseAddress, $0.count) }

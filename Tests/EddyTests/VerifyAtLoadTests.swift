@@ -85,6 +85,8 @@ import Testing
         }
         #expect(reason.contains(what) && reason.contains("reproduce: ConformanceOptions(seed: 21"), "\(bug): \(reason)")
         #expect(row["verified_inputs"] == nil)
+        // The probe read the manifest before refusing: the row names the plugin.
+        #expect(row["plugin"] as? String == "decimal" && row["version"] as? String == "0.1.0", "\(row)")
 
         // eval with the buggy build in its directory: a warning naming the file and the refusal, and
         // the engine's own answers.

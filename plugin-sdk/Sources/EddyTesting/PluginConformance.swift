@@ -66,6 +66,9 @@ public struct KeyReport: Sendable, CustomStringConvertible {
     /// The plugin's kernels took more than 1.1× the built-ins' time on the large input (a margin for
     /// noise): the plugin makes this key slower than the engine alone.
     public var slowerThanBuiltIn: Bool { (builtInRatio ?? 0) > 1.1 }
+    /// No built-in kernel for the key, and the plugin's kernels took more than 1.1× the time of
+    /// decoding first and computing on plain data: the key is faster without the plugin.
+    public var slowerThanDecoding: Bool { builtInRatio == nil && (speedRatio ?? 0) > 1.1 }
     /// Why no input could be made for the key, when none could.
     public var notGenerated: String?
     /// The time limit ran out before the key's first input (see ``ConformanceOptions/timeLimit``).
@@ -83,7 +86,10 @@ public struct KeyReport: Sendable, CustomStringConvertible {
                     + (fired.isEmpty
                         ? "never"
                         : fired.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")))
-        if let r = speedRatio { s += ", time vs decode-then-compute " + String(format2: r) + "×" }
+        if let r = speedRatio {
+            s += ", time vs decode-then-compute " + String(format2: r) + "×"
+            if slowerThanDecoding { s += " — SLOWER than decoding first (no kernel at all)" }
+        }
         if let r = builtInRatio {
             s += ", vs the built-in kernel " + String(format2: r) + "×"
             if slowerThanBuiltIn { s += " — SLOWER than the built-in kernel it replaces" }
@@ -106,6 +112,9 @@ public struct ConformanceReport: Sendable, CustomStringConvertible {
     /// Keys where the plugin's kernels were slower than the built-in kernels they replace (timing is
     /// noisy, so this does not fail the run; see ``KeyReport/builtInRatio``).
     public var slowerThanBuiltIn: [String] { keys.filter(\.slowerThanBuiltIn).map(\.key) }
+    /// Keys without a built-in kernel where the plugin's kernels were slower than decoding first
+    /// (timing is noisy, so this does not fail the run either).
+    public var slowerThanDecoding: [String] { keys.filter(\.slowerThanDecoding).map(\.key) }
     /// The number of inputs checked, over every key.
     public var inputs: Int { keys.reduce(0) { $0 + $1.inputs } }
     /// Keys the time limit stopped the run before (not a failure; see ``ConformanceOptions/timeLimit``).
@@ -125,6 +134,9 @@ public struct ConformanceReport: Sendable, CustomStringConvertible {
         if !neverFired.isEmpty { lines.append("never fired: " + neverFired.joined(separator: ", ")) }
         if !slowerThanBuiltIn.isEmpty {
             lines.append("slower than the built-in kernels they replace: " + slowerThanBuiltIn.joined(separator: ", "))
+        }
+        if !slowerThanDecoding.isEmpty {
+            lines.append("slower than decoding first: " + slowerThanDecoding.joined(separator: ", "))
         }
         if let t = stoppedAfter {
             lines.append(
