@@ -227,7 +227,8 @@ func tripsCSV(_ dir: ScratchDirectory, rows: Int = 3000) -> String {
         let refused = try Eddy.run(["eval", csv, "--plugin-dir", dir.path, "--where", "fare > 3", "--format", "csv"])
         #expect(refused.status == 0, "\(refused.stderr)")
         #expect(refused.stderr.contains("wrong-length.so rejected: refused by verification"), "\(refused.stderr)")
-        #expect(refused.stderr.contains("short compare") || refused.stderr.contains("eddy.compare|"), "\(refused.stderr)")
+        #expect(
+            refused.stderr.contains("short compare") || refused.stderr.contains("eddy.compare|"), "\(refused.stderr)")
         // Unverified, the executor's own contract check stops it at the query.
         let r = try Eddy.run([
             "eval", csv, "--plugin-dir", dir.path, "--where", "fare > 3", "--format", "csv", "--verify", "off",

@@ -32,7 +32,8 @@ import Testing
         // Every part was exercised: each kernel key, the hook and the storage got inputs of their own.
         for key in [
             "eddy.compare|fixture.decimal", "eddy.filter|fixture.decimal", "eddy.agg.sum|fixture.decimal",
-            "eddy.agg.min|fixture.decimal", "eddy.agg.max|fixture.decimal", "hook:decimal floats", "storage:fixture.decimal",
+            "eddy.agg.min|fixture.decimal", "eddy.agg.max|fixture.decimal", "hook:decimal floats",
+            "storage:fixture.decimal",
         ] {
             let k = report.keys.first { $0.key == key }
             #expect((k?.inputs ?? 0) >= 250, "\(key): \(String(describing: k))")
@@ -70,7 +71,9 @@ import Testing
         }
         // The other parts are not blamed for it.
         let others = report.failures.filter { $0.check != check }
-        #expect(others.isEmpty, "\(bug) blamed another part:\n\(others.prefix(2).map(\.description).joined(separator: "\n"))")
+        #expect(
+            others.isEmpty,
+            "\(bug) blamed another part:\n\(others.prefix(2).map(\.description).joined(separator: "\n"))")
         // The failure reproduces on its own, from what it prints.
         let index = try #require(
             first.problem.split(separator: "onlyInput: ").last.flatMap { Int($0.prefix { $0 != ")" }) })
@@ -80,7 +83,8 @@ import Testing
 
     @Test func aQuickCheckStopsAtItsTimeLimitAndSaysWhatItReached() throws {
         let quick = try Self.check(
-            nil, options: ConformanceOptions(seed: 21, inputsPerKey: 48, twoThreads: false, timingRows: 0, timeLimit: 0.8))
+            nil,
+            options: ConformanceOptions(seed: 21, inputsPerKey: 48, twoThreads: false, timingRows: 0, timeLimit: 0.8))
         print("quick, limited to 0.8 s:\n\(quick)")
         #expect(quick.failures.isEmpty, "\(quick)")
         #expect(quick.inputs > 0 && quick.inputs <= 7 * 48, "\(quick)")

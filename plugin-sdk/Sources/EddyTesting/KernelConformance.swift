@@ -149,7 +149,9 @@ public enum KernelConformance {
         if a.count != b.count { return "\(what) has \(a.count) rows, \(expected) \(b.count)" }
         for i in 0..<a.count {
             guard let x = try? a.scalar(at: i), let y = try? b.scalar(at: i) else { return "row \(i) unreadable" }
-            if !sameBits(x.value, y.value) { return "row \(i) is \(show(x.value)) \(what), \(show(y.value)) \(expected)" }
+            if !sameBits(x.value, y.value) {
+                return "row \(i) is \(show(x.value)) \(what), \(show(y.value)) \(expected)"
+            }
         }
         return nil
     }

@@ -375,7 +375,9 @@ public enum PluginConformance {
         }
         // Only the dtypes the child encoding holds, so that each draw is one of this key's inputs.
         let holds = dtypes.filter { ArrayGenerator.encoding(child, holds: $0) }
-        guard let node = try makeChild(&g, child, dtype: g.pick(holds.isEmpty ? dtypes : holds), hooks: hooks, rows: rows),
+        guard
+            let node = try makeChild(
+                &g, child, dtype: g.pick(holds.isEmpty ? dtypes : holds), hooks: hooks, rows: rows),
             let parentNode = try g.parent(parent, over: node)
         else { return nil }
         return Input(node: parentNode)
