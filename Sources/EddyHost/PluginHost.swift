@@ -624,7 +624,7 @@ public final class PluginHost: Sendable {
                 storages: registrar.storages)
             // Bounded like registration: a kernel that never returns refuses the plugin (its thread is
             // abandoned), instead of wedging a host that runs verification itself (--no-probe).
-            let limit = verifier.seconds * 2 + 5
+            let limit = verifier.hangSeconds
             let name = manifest.name
             switch BoundedCall.run(seconds: limit, { verifier.check(scratch, name) }) {
             case nil:

@@ -338,16 +338,19 @@ public enum PluginSignature {
 public enum PluginFileIO {
     /// Writes all of `bytes` to `fd` (retrying short writes and EINTR); false on an error.
     public static func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { writeFully(fd, $0) }
+    }
+
+    /// Writes all of `raw` to `fd` (retrying short writes and EINTR); false on an error.
+    public static func writeFully(_ fd: Int32, _ raw: UnsafeRawBufferPointer) -> Bool {
         var done = 0
-        return bytes.withUnsafeBytes { raw -> Bool in
-            while done < raw.count, let base = raw.baseAddress {
-                let n = write(fd, base + done, raw.count - done)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { return false }
-                done += n
-            }
-            return true
+        while done < raw.count, let base = raw.baseAddress {
+            let n = write(fd, base + done, raw.count - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return false }
+            done += n
         }
+        return true
     }
 
     /// The file's bytes (a regular file within the default plugin size cap).

@@ -25,11 +25,10 @@ public struct VerifiedInputs: Sendable, Equatable {
 }
 
 @_spi(Host) public struct PluginVerifier: Sendable {
-    public typealias Checked = VerifiedInputs
     /// What the verifier found.
     public enum Verdict: Sendable, Equatable {
         /// Every checked input agreed.
-        case verified(Checked)
+        case verified(VerifiedInputs)
         /// A disagreement (or a check that could not run): the report, naming the plugin, version,
         /// kernel or hook, the input and both answers.
         case refused(String)
@@ -37,8 +36,12 @@ public struct VerifiedInputs: Sendable, Equatable {
 
     /// The level's name as the flag spells it (`quick`, `full`).
     public let level: String
-    /// Seconds the check may take; the probe's timeout grows by this much.
+    /// Seconds the check may take (its own time limit).
     public let seconds: Double
+    /// Seconds after which a check run in the host (`--no-probe`) that has not returned counts as hung:
+    /// twice its limit (a check stops between inputs, so one slow input may overrun it) plus a margin.
+    /// (In a probe, the probe's timeout grows by twice the limit.)
+    public var hangSeconds: Double { seconds * 2 + 5 }
     /// Checks plugin `name` as registered in the session.
     public let check: @Sendable (_ session: Session, _ plugin: String) -> Verdict
 

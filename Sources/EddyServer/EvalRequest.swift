@@ -562,16 +562,7 @@ final class UploadDirectory: Sendable {
         let fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw EvalRequest.Refusal(.internalServerError, "cannot store the uploaded body") }
         defer { close(fd) }
-        let ok = body.withUnsafeBytes { raw -> Bool in
-            var done = 0
-            while done < raw.count, let base = raw.baseAddress {
-                let n = write(fd, base + done, raw.count - done)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { return false }
-                done += n
-            }
-            return true
-        }
+        let ok = body.withUnsafeBytes { PluginFileIO.writeFully(fd, $0) }
         let reader = ok ? open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1
         guard reader >= 0 else {
             unlink(name)

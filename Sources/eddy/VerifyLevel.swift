@@ -27,13 +27,13 @@ enum VerifyLevel: String, ExpressibleByArgument, CaseIterable, Sendable {
     func verifier(timeLimit: Double? = nil) -> PluginVerifier? {
         guard let options = options(timeLimit: timeLimit) else { return nil }
         return PluginVerifier(level: rawValue, seconds: options.timeLimit ?? 0) { session, name in
-            Self.verdict(PluginConformance.check(loadedPlugin: name, in: session, options: options), plugin: name)
+            Self.verdict(PluginConformance.check(loadedPlugin: name, in: session, options: options))
         }
     }
 
     /// Refused on any disagreement, and when the time limit stopped the run before a check had any
     /// input (a check not reached is not passed). Kernels that never fired are not wrong answers.
-    static func verdict(_ report: ConformanceReport, plugin: String) -> PluginVerifier.Verdict {
+    static func verdict(_ report: ConformanceReport) -> PluginVerifier.Verdict {
         let inputs = report.inputs
         guard let first = report.failures.first else {
             guard report.notReached.isEmpty else {
