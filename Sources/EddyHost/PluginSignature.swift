@@ -188,6 +188,10 @@ public enum PluginSignature {
             throw Failure(
                 "key name '\(PluginHost.escaped(name))': use 1 to \(maxNameBytes) letters, digits, '-', '_' or '.'")
         }
+        // The key's directory is made owner-only when keygen creates it; an existing one is used as it is.
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+            throw Failure("\(directory): cannot create the key directory: \(String(cString: strerror(errno)))")
+        }
         let key = Curve25519.Signing.PrivateKey()
         let keyPath = directory + "/" + name + ".key"
         let pubPath = directory + "/" + name + ".pub"

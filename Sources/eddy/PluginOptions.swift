@@ -47,7 +47,7 @@ struct PluginOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Seconds --verify may take per plugin (default: 0.8 at quick, 20 at full). A check the limit cuts "
+            "Seconds --verify may take per plugin (default: 3 at quick, 60 at full). A check the limit cuts "
                 + "short is reported and not remembered.", valueName: "seconds"))
     var verifyTimeLimit: Double?
 

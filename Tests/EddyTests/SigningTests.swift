@@ -39,6 +39,17 @@ import Testing
         #expect(loose.status == 1 && loose.stderr.contains("readable by others"), "\(loose.stderr)")
     }
 
+    @Test func keygenCreatesAMissingKeyDirectoryOwnerOnlyButNotItsParents() throws {
+        let base = ScratchDirectory()
+        let fresh = base.path + "/keys"
+        #expect(try Eddy.run(["keygen", "--out", fresh, "--name", "alice"]).status == 0)
+        var st = stat()
+        #expect(stat(fresh, &st) == 0 && st.st_mode & 0o777 == 0o700)
+        #expect(stat(fresh + "/alice.key", &st) == 0 && st.st_mode & 0o777 == 0o600)
+        let deep = try Eddy.run(["keygen", "--out", base.path + "/no/such/keys", "--name", "alice"])
+        #expect(deep.status == 1 && deep.stderr.contains("cannot create the key directory"), "\(deep.stderr)")
+    }
+
     @Test func verifyNamesTheSignerOrWhatIsWrong() throws {
         let keys = try Keys()
         let dir = ScratchDirectory()
