@@ -35,9 +35,13 @@ let package = Package(
     targets: [
         .target(
             name: "EddyIO",
-            dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "CEddyIO"],
+            dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "CEddyIO", "CEddyCodecs"],
             swiftSettings: sharedSettings
         ),
+        // Decompressors for Parquet pages: zlib linked; zstd, lz4 and brotli opened by soname at run time.
+        .target(
+            name: "CEddyCodecs", path: "Sources/CEddyCodecs",
+            linkerSettings: [.linkedLibrary("z"), .linkedLibrary("dl")]),
         // SIMD byte masks for the CSV reader (Swift has no portable movemask).
         .target(name: "CEddyIO", path: "Sources/CEddyIO"),
         // prctl and other C-only calls the host needs (variadic in C, so not callable from Swift).

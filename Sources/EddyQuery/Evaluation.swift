@@ -206,7 +206,7 @@ public final class Evaluation {
         let started = now()
         var lastProgress = started
         var batchIndex = 0
-        if let file = reader as? EddyTableReader, let predicate, zoneMaps {
+        if let file = reader as? any ChunkSkippingReader, let predicate, zoneMaps {
             file.skipChunk = { ZoneMap.provesEmpty(predicate, chunk: $0) }
         }
         // With a trace (--explain), one thread: the trace reads in execution order.

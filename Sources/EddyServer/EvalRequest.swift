@@ -314,11 +314,15 @@ enum EvalRequest {
             }
             let isJSONLines = contentType.contains("ndjson") || contentType.contains("jsonl")
             let isEddy = body.starts(with: EddyFileFormat.magic)
-            let stored = try server.uploads.store(body, suffix: isEddy ? ".eddy" : isJSONLines ? ".jsonl" : ".csv")
+            let isParquet = body.starts(with: ParquetFile.magic)
+            let stored = try server.uploads.store(
+                body, suffix: isEddy ? ".eddy" : isParquet ? ".parquet" : isJSONLines ? ".jsonl" : ".csv")
             uploaded = stored.path
             opened = stored.file
             params.path = uploaded
-            if params.inputFormat == nil { params.inputFormat = isEddy ? "eddy" : isJSONLines ? "jsonl" : "csv" }
+            if params.inputFormat == nil {
+                params.inputFormat = isEddy ? "eddy" : isParquet ? "parquet" : isJSONLines ? "jsonl" : "csv"
+            }
         } else if let path = params.path {
             (params.path, opened) = try open(path, dataDirectories: server.options.dataDirectories)
         }
@@ -334,10 +338,13 @@ enum EvalRequest {
                 params.inputFormat
                 ?? (path.hasSuffix(".eddy") || EddyFileFormat.isEddyFile(descriptor: opened.descriptor)
                     ? "eddy"
-                    : path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json")
-                        ? "jsonl" : "csv")
-            guard kind == "csv" || kind == "jsonl" || kind == "eddy" else {
-                throw Refusal(.badRequest, "unknown input_format '\(escapedForDisplay(kind))'; use csv, jsonl or eddy")
+                    : path.hasSuffix(".parquet") || ParquetFile.isParquetFile(path, descriptor: opened.descriptor)
+                        ? "parquet"
+                        : path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json")
+                            ? "jsonl" : "csv")
+            guard ["csv", "jsonl", "eddy", "parquet"].contains(kind) else {
+                throw Refusal(
+                    .badRequest, "unknown input_format '\(escapedForDisplay(kind))'; use csv, jsonl, eddy or parquet")
             }
             let limits = server.options.expressionLimits
             return Job(
@@ -444,6 +451,7 @@ enum EvalRequest {
             let reader: any TableReader =
                 switch job.inputFormat {
                 case "jsonl": try JSONLinesReader(path: job.path, descriptor: opened.descriptor)
+                case "parquet": ParquetTableReader(file: try ParquetFile(path: job.path, descriptor: opened.descriptor))
                 // Encodings are looked up in this request's snapshot: a plugin dropped into the directory
                 // since the last request reads files written with it.
                 case "eddy":

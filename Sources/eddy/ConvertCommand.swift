@@ -38,7 +38,7 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "Column types that override inference, e.g. \"zip:utf8,amount:f64\".")
     var schema: String?
 
-    @Option(help: "Input format: csv or jsonl (default: from the file name).")
+    @Option(help: "Input format: csv, jsonl or parquet (default: from the file).")
     var inputFormat: String?
 
     @Option(help: ArgumentHelp("Rows per chunk (1 to 16777216).", valueName: "rows"))
@@ -61,7 +61,7 @@ struct ConvertCommand: ParsableCommand {
         guard maxRecordBytes > 0, maxRecordBytes <= 1 << 30 else {
             throw ValidationError("--max-record-bytes must be between 1 and \(1 << 30)")
         }
-        if inputFormat == "eddy" { throw ValidationError("the input of convert is CSV or JSON Lines") }
+        if inputFormat == "eddy" { throw ValidationError("the input of convert is CSV, JSON Lines or Parquet") }
     }
 
     func run() throws {

@@ -52,7 +52,7 @@ struct EvalCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "A .csv file, a .jsonl / .ndjson file (JSON Lines), or an .eddy file (eddy convert).")
+    @Argument(help: "A .csv, .jsonl / .ndjson (JSON Lines), .parquet or .eddy (eddy convert) file.")
     var file: String
 
     // Values are taken as they are, even when they start with '-' ("-price > -10").
@@ -74,7 +74,7 @@ struct EvalCommand: ParsableCommand {
     var schema: String?
 
     @Option(
-        help: "Input format: csv, jsonl or eddy (default: eddy when the file starts with EDDYFILE, else from the name)."
+        help: "Input format: csv, jsonl, eddy or parquet (default: from the file's magic, else from the name)."
     )
     var inputFormat: String?
 
@@ -187,8 +187,17 @@ func openReader(
         format
         ?? (path.hasSuffix(".eddy") || EddyFileFormat.isEddyFile(path)
             ? "eddy"
-            : path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
+            : path.hasSuffix(".parquet") || ParquetFile.isParquetFile(path)
+                ? "parquet"
+                : path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
     switch kind {
+    case "parquet":
+        if !overrides.isEmpty {
+            throw IOError(
+                file: path, line: 0, column: 0,
+                message: "--schema does not apply to a Parquet file (its types are stored)")
+        }
+        return ParquetTableReader(file: try ParquetFile(path: path))
     case "eddy":
         if !overrides.isEmpty {
             throw IOError(
@@ -204,7 +213,7 @@ func openReader(
     default:
         throw IOError(
             file: path, line: 0, column: 0,
-            message: "unknown input format '\(escapedForDisplay(kind))'; use csv, jsonl or eddy")
+            message: "unknown input format '\(escapedForDisplay(kind))'; use csv, jsonl, eddy or parquet")
     }
 }
 
@@ -221,6 +230,11 @@ func explainText(_ e: Evaluation, plugins: [LoadedPlugin]) -> String {
         s +=
             "== chunks: \(file.chunksRead) read, \(file.chunksSkipped) skipped by zone maps"
             + " (of \(file.file.footer.chunks.count); \(file.bytesRead) bytes of segments touched)\n"
+    }
+    if let file = e.reader as? ParquetTableReader {
+        s +=
+            "== row groups: \(file.rowGroupsRead) read, \(file.rowGroupsSkipped) skipped by their statistics"
+            + " (of \(file.rowGroupCount); \(file.bytesRead) bytes of column chunks touched)\n"
     }
     if let threads = e.countedOnThreads {
         s +=

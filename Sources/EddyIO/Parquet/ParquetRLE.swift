@@ -1,0 +1,115 @@
+/// A cursor over untrusted page bytes: every read checks the bytes left.
+struct ParquetBytes {
+    let bytes: UnsafeRawBufferPointer
+    var position = 0
+
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    var remaining: Int { bytes.count - position }
+
+    mutating func byte() throws -> UInt8 {
+        guard position < bytes.count else { throw ParquetProblem("page data ends early") }
+        defer { position += 1 }
+        return bytes[position]
+    }
+
+    mutating func varint() throws -> UInt64 {
+        var v: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let b = try byte()
+            guard shift < 64 else { throw ParquetProblem("a varint longer than 10 bytes") }
+            v |= UInt64(b & 0x7F) << shift
+            if b & 0x80 == 0 { return v }
+            shift += 7
+        }
+    }
+
+    mutating func zigzag() throws -> Int64 {
+        let u = try varint()
+        return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
+    }
+
+    /// A little-endian unsigned value of `count` bytes (0...8).
+    mutating func littleEndian(_ count: Int) throws -> UInt64 {
+        guard count <= remaining else { throw ParquetProblem("page data ends early") }
+        var v: UInt64 = 0
+        for k in 0..<count { v |= UInt64(bytes[position + k]) << (8 * UInt64(k)) }
+        position += count
+        return v
+    }
+
+    /// The next `count` bytes, as a view.
+    mutating func take(_ count: Int) throws -> UnsafeRawBufferPointer {
+        guard count >= 0, count <= remaining else {
+            throw ParquetProblem("\(count) bytes wanted, \(remaining) left in the page")
+        }
+        defer { position += count }
+        return UnsafeRawBufferPointer(rebasing: bytes[position..<(position + count)])
+    }
+
+    /// The rest of the bytes, as a view.
+    mutating func rest() -> UnsafeRawBufferPointer {
+        defer { position = bytes.count }
+        return UnsafeRawBufferPointer(rebasing: bytes[position...])
+    }
+}
+
+/// Parquet's RLE / bit-packing hybrid (definition levels, dictionary codes, booleans in v2 pages).
+enum ParquetRLE {
+    /// Decodes exactly `count` values of `bitWidth` bits (0...32) from `data`.
+    /// - Throws: ``ParquetProblem`` when the runs end before `count` values.
+    static func decode(_ data: UnsafeRawBufferPointer, bitWidth: Int, count: Int) throws -> [UInt32] {
+        guard (0...32).contains(bitWidth) else { throw ParquetProblem("RLE bit width \(bitWidth) is not in 0...32") }
+        var out = [UInt32](repeating: 0, count: count)
+        var r = ParquetBytes(data)
+        var filled = 0
+        let valueBytes = (bitWidth + 7) / 8
+        let mask: UInt64 = bitWidth == 32 ? 0xFFFF_FFFF : (1 << UInt64(bitWidth)) - 1
+        try out.withUnsafeMutableBufferPointer { out in
+            while filled < count {
+                let header = try r.varint()
+                if header & 1 == 0 {
+                    let run = header >> 1
+                    let value = UInt32(truncatingIfNeeded: try r.littleEndian(valueBytes))
+                    guard UInt64(value) <= mask else {
+                        throw ParquetProblem("an RLE run's value \(value) is wider than \(bitWidth) bits")
+                    }
+                    let n = Int(Swift.min(run, UInt64(count - filled)))
+                    if value != 0 { for k in filled..<(filled + n) { out[k] = value } }
+                    filled += n
+                } else {
+                    let groups = header >> 1
+                    // Bytes of the groups, checked before multiplying (a hostile header can be 2^63).
+                    guard groups <= UInt64(r.remaining) else {
+                        throw ParquetProblem("\(groups) bit-packed groups with \(r.remaining) bytes left")
+                    }
+                    let byteCount = Int(groups) * bitWidth
+                    let packed = try r.take(Swift.min(byteCount, r.remaining))
+                    let values = Swift.min(Int(groups) * 8, count - filled)
+                    guard values * bitWidth <= packed.count * 8 else {
+                        throw ParquetProblem("bit-packed run cut short")
+                    }
+                    var acc: UInt64 = 0
+                    var bits = 0
+                    var p = 0
+                    for k in 0..<values {
+                        while bits < bitWidth {
+                            acc |= UInt64(packed[p]) << UInt64(bits)
+                            p += 1
+                            bits += 8
+                        }
+                        out[filled + k] = UInt32(truncatingIfNeeded: acc & mask)
+                        if bitWidth > 0 {
+                            acc >>= UInt64(bitWidth)
+                            bits -= bitWidth
+                        }
+                    }
+                    filled += values
+                }
+            }
+        }
+        guard filled == count else { throw ParquetProblem("RLE runs hold \(filled) values, \(count) expected") }
+        return out
+    }
+}

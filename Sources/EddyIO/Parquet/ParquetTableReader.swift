@@ -1,0 +1,99 @@
+@_spi(Host) public import Eddy
+
+/// A reader whose batches are chunks with statistics: zone maps may rule a chunk out before it is read.
+public protocol ChunkSkippingReader: TableReader {
+    /// Decides from a chunk's statistics whether it can hold a row the query keeps: true skips it.
+    var skipChunk: ((ChunkLayout) -> Bool)? { get set }
+}
+
+extension EddyTableReader: ChunkSkippingReader {}
+
+/// Reads a Parquet file row group by row group as record batches: only the projected columns' chunks
+/// are decoded, row groups that ``skipChunk`` rules out are not touched, and the decoding runs in the
+/// batch's builder (on whichever thread evaluates it).
+public final class ParquetTableReader: ChunkSkippingReader {
+    public let file: ParquetFile
+    public var projection: Set<Int>?
+    public var skipChunk: ((ChunkLayout) -> Bool)?
+    public private(set) var rowGroupsRead = 0
+    public private(set) var rowGroupsSkipped = 0
+    public private(set) var bytesRead = 0
+    private var nextGroup = 0
+    private var firstRow = 0
+
+    public init(file: ParquetFile) { self.file = file }
+
+    public var schema: Schema { file.schema }
+    public var path: String { file.path }
+    public var fileSize: Int { file.size }
+    public var rowGroupCount: Int { file.rowGroups.count }
+    /// Pages are decoded from the mapping in the builder: nothing is read ahead.
+    public var readsInPlace: Bool { true }
+
+    /// `count(*)` alone: the row counts of the row groups left, from the footer.
+    public func countRemaining(threads: Int) throws -> (records: Int, threads: Int)? {
+        var rows = 0
+        while nextGroup < file.rowGroups.count {
+            rows = saturatingAdd(rows, file.rows(nextGroup))
+            nextGroup += 1
+        }
+        firstRow = saturatingAdd(firstRow, rows)
+        return (rows, 1)
+    }
+
+    public func next() throws -> RecordBatch? {
+        guard let build = try nextDeferred() else { return nil }
+        return try build()
+    }
+
+    private func nextKeptGroup() -> (index: Int, firstRow: Int)? {
+        while nextGroup < file.rowGroups.count {
+            let g = nextGroup
+            let start = firstRow
+            nextGroup += 1
+            firstRow = saturatingAdd(firstRow, file.rows(g))
+            if let skipChunk, skipChunk(file.chunkLayout(g)) {
+                rowGroupsSkipped += 1
+                continue
+            }
+            rowGroupsRead += 1
+            return (g, start)
+        }
+        return nil
+    }
+
+    public func nextDeferred() throws -> (@Sendable () throws -> RecordBatch)? {
+        let schema = file.schema
+        if projection?.isEmpty == true {
+            // No column is read (count(*) with a --where of literals): the row groups left are one batch.
+            var rows = 0
+            let start = firstRow
+            while let (g, _) = nextKeptGroup() { rows = saturatingAdd(rows, file.rows(g)) }
+            guard rows > 0 else { return nil }
+            let total = rows
+            return {
+                var batch = RecordBatch(
+                    schema: schema, columns: schema.fields.map { ConstantArray(.null($0.dtype), count: total) },
+                    count: total, firstLine: 0)
+                batch.firstRow = start
+                return batch
+            }
+        }
+        guard let (g, start) = nextKeptGroup() else { return nil }
+        let wanted = projection
+        let file = self.file
+        for (k, chunk) in file.rowGroups[g].columns.enumerated() where wanted?.contains(k) ?? true {
+            bytesRead = saturatingAdd(bytesRead, Int(chunk.meta?.totalCompressedSize ?? 0))
+        }
+        return {
+            let rows = file.rows(g)
+            let columns: [any ArrayNode] = try schema.fields.enumerated().map { k, field in
+                guard wanted?.contains(k) ?? true else { return ConstantArray(.null(field.dtype), count: rows) }
+                return try file.column(group: g, column: k)
+            }
+            var batch = RecordBatch(schema: schema, columns: columns, count: rows, firstLine: 0)
+            batch.firstRow = start
+            return batch
+        }
+    }
+}

@@ -1,0 +1,213 @@
+/// The non-null values of one column chunk as its pages decode them, in Parquet's physical type
+/// (only the array of that type is used).
+struct ParquetPhysicalValues {
+    let type: Int32
+    let typeLength: Int
+    var bools: [Bool] = []
+    var i32: [Int32] = []
+    var i64: [Int64] = []
+    var f32: [Float] = []
+    var f64: [Double] = []
+    /// Byte arrays: `offsets` starts with 0 and has one more entry than there are values.
+    var offsets: [Int] = [0]
+    var bytes: [UInt8] = []
+
+    init(type: Int32, typeLength: Int = 0) {
+        self.type = type
+        self.typeLength = typeLength
+    }
+
+    var count: Int {
+        switch type {
+        case 0: bools.count
+        case 1: i32.count
+        case 2: i64.count
+        case 4: f32.count
+        case 5: f64.count
+        default: offsets.count - 1
+        }
+    }
+
+    // MARK: PLAIN
+
+    /// Appends `n` PLAIN-encoded values read from `r`.
+    mutating func appendPlain(_ r: inout ParquetBytes, _ n: Int) throws {
+        switch type {
+        case 0:
+            let data = try r.take((n + 7) / 8)
+            bools.reserveCapacity(bools.count + n)
+            for k in 0..<n { bools.append(data[k >> 3] >> UInt8(k & 7) & 1 == 1) }
+        case 1: try appendFixed(&i32, &r, n)
+        case 2: try appendFixed(&i64, &r, n)
+        case 4: try appendFixed(&f32, &r, n)
+        case 5: try appendFixed(&f64, &r, n)
+        case 6:
+            for _ in 0..<n {
+                let length = try r.littleEndian(4)
+                try appendBytes(try r.take(Int(length)))
+            }
+        default: throw ParquetProblem("\(ParquetNames.physicalType(type)) values are not read")
+        }
+    }
+
+    private func appendFixed<T>(_ out: inout [T], _ r: inout ParquetBytes, _ n: Int) throws {
+        let (size, overflow) = n.multipliedReportingOverflow(by: MemoryLayout<T>.size)
+        guard !overflow else { throw ParquetProblem("\(n) values overflow the page") }
+        let data = try r.take(size)
+        out.reserveCapacity(out.count + n)
+        for k in 0..<n { out.append(data.loadUnaligned(fromByteOffset: k * MemoryLayout<T>.size, as: T.self)) }
+    }
+
+    mutating func appendBytes(_ value: UnsafeRawBufferPointer) throws {
+        bytes.append(contentsOf: value)
+        offsets.append(bytes.count)
+    }
+
+    // MARK: Dictionary codes
+
+    /// Appends `dictionary[code]` for each code (a page that fell back from codes to values).
+    mutating func appendGather(_ dictionary: ParquetPhysicalValues, _ codes: [UInt32]) {
+        switch type {
+        case 0: for c in codes { bools.append(dictionary.bools[Int(c)]) }
+        case 1: for c in codes { i32.append(dictionary.i32[Int(c)]) }
+        case 2: for c in codes { i64.append(dictionary.i64[Int(c)]) }
+        case 4: for c in codes { f32.append(dictionary.f32[Int(c)]) }
+        case 5: for c in codes { f64.append(dictionary.f64[Int(c)]) }
+        default:
+            for c in codes {
+                let i = Int(c)
+                bytes.append(contentsOf: dictionary.bytes[dictionary.offsets[i]..<dictionary.offsets[i + 1]])
+                offsets.append(bytes.count)
+            }
+        }
+    }
+
+    // MARK: RLE booleans, DELTA_*, BYTE_STREAM_SPLIT
+
+    /// Appends `n` booleans in the RLE encoding (a 4-byte length, then the hybrid at width 1).
+    mutating func appendRLEBooleans(_ r: inout ParquetBytes, _ n: Int) throws {
+        guard type == 0 else { throw ParquetProblem("RLE values are read for BOOLEAN only") }
+        let length = try r.littleEndian(4)
+        let bits = try ParquetRLE.decode(try r.take(Int(length)), bitWidth: 1, count: n)
+        bools.append(contentsOf: bits.map { $0 == 1 })
+    }
+
+    mutating func appendDeltaBinaryPacked(_ r: inout ParquetBytes, _ n: Int) throws {
+        let values = try Self.deltaBinaryPacked(&r, count: n)
+        switch type {
+        case 1: i32.append(contentsOf: values.map { Int32(truncatingIfNeeded: $0) })
+        case 2: i64.append(contentsOf: values)
+        default: throw ParquetProblem("DELTA_BINARY_PACKED is read for INT32 and INT64 only")
+        }
+    }
+
+    mutating func appendDeltaLengthByteArray(_ r: inout ParquetBytes, _ n: Int) throws {
+        guard type == 6 else { throw ParquetProblem("DELTA_LENGTH_BYTE_ARRAY is read for BYTE_ARRAY only") }
+        let lengths = try Self.deltaBinaryPacked(&r, count: n)
+        for length in lengths {
+            guard length >= 0, length <= Int64(r.remaining) else {
+                throw ParquetProblem("a value of \(length) bytes with \(r.remaining) left")
+            }
+            try appendBytes(try r.take(Int(length)))
+        }
+    }
+
+    mutating func appendDeltaByteArray(_ r: inout ParquetBytes, _ n: Int) throws {
+        guard type == 6 else { throw ParquetProblem("DELTA_BYTE_ARRAY is read for BYTE_ARRAY only") }
+        let prefixes = try Self.deltaBinaryPacked(&r, count: n)
+        let suffixLengths = try Self.deltaBinaryPacked(&r, count: n)
+        var previous: [UInt8] = []
+        for (prefix, length) in zip(prefixes, suffixLengths) {
+            guard prefix >= 0, prefix <= Int64(previous.count) else {
+                throw ParquetProblem("a prefix of \(prefix) bytes of a \(previous.count)-byte value")
+            }
+            guard length >= 0, length <= Int64(r.remaining) else {
+                throw ParquetProblem("a suffix of \(length) bytes with \(r.remaining) left")
+            }
+            previous.removeLast(previous.count - Int(prefix))
+            previous.append(contentsOf: try r.take(Int(length)))
+            bytes.append(contentsOf: previous)
+            offsets.append(bytes.count)
+        }
+    }
+
+    mutating func appendByteStreamSplit(_ r: inout ParquetBytes, _ n: Int) throws {
+        let width: Int
+        switch type {
+        case 1, 4: width = 4
+        case 2, 5: width = 8
+        default: throw ParquetProblem("BYTE_STREAM_SPLIT is read for INT32, INT64, FLOAT and DOUBLE only")
+        }
+        let (size, overflow) = n.multipliedReportingOverflow(by: width)
+        guard !overflow, r.remaining >= size else {
+            throw ParquetProblem("BYTE_STREAM_SPLIT: \(n) values need \(size) bytes, \(r.remaining) left")
+        }
+        let data = try r.take(size)
+        func value(_ k: Int) -> UInt64 {
+            var v: UInt64 = 0
+            for b in 0..<width { v |= UInt64(data[b * n + k]) << UInt64(8 * b) }
+            return v
+        }
+        for k in 0..<n {
+            switch type {
+            case 1: i32.append(Int32(truncatingIfNeeded: Int64(bitPattern: value(k))))
+            case 2: i64.append(Int64(bitPattern: value(k)))
+            case 4: f32.append(Float(bitPattern: UInt32(truncatingIfNeeded: value(k))))
+            default: f64.append(Double(bitPattern: value(k)))
+            }
+        }
+    }
+
+    /// Reads a DELTA_BINARY_PACKED run of exactly `count` values, leaving `r` after its last miniblock.
+    static func deltaBinaryPacked(_ r: inout ParquetBytes, count: Int) throws -> [Int64] {
+        let blockSize = try r.varint()
+        let miniblocks = try r.varint()
+        let total = try r.varint()
+        var value = try r.zigzag()
+        guard blockSize > 0, blockSize % 128 == 0, blockSize <= 1 << 16, miniblocks > 0, miniblocks <= blockSize,
+            blockSize % miniblocks == 0, (blockSize / miniblocks) % 32 == 0
+        else {
+            throw ParquetProblem("DELTA_BINARY_PACKED: block of \(blockSize) values in \(miniblocks) miniblocks")
+        }
+        guard total == UInt64(count) else {
+            throw ParquetProblem("DELTA_BINARY_PACKED holds \(total) values where \(count) are expected")
+        }
+        var out: [Int64] = []
+        guard count > 0 else { return out }
+        out.reserveCapacity(count)
+        out.append(value)
+        let perMini = Int(blockSize / miniblocks)
+        while out.count < count {
+            let minDelta = try r.zigzag()
+            let widths = try r.take(Int(miniblocks))
+            for m in 0..<Int(miniblocks) where out.count < count {
+                let w = Int(widths[m])
+                guard w <= 64 else { throw ParquetProblem("DELTA_BINARY_PACKED: a miniblock of \(w)-bit deltas") }
+                let data = try r.take(perMini * w / 8)
+                for k in 0..<perMini where out.count < count {
+                    value = value &+ minDelta &+ Int64(bitPattern: Self.bits(data, at: k * w, width: w))
+                    out.append(value)
+                }
+            }
+        }
+        return out
+    }
+
+    /// The `width`-bit value (0...64) at bit `offset` of `data`, least significant bit first; the caller
+    /// has checked that the bits lie within `data`.
+    @inline(__always)
+    static func bits(_ data: UnsafeRawBufferPointer, at offset: Int, width: Int) -> UInt64 {
+        guard width > 0 else { return 0 }
+        var i = offset >> 3
+        let shift = offset & 7
+        var v = UInt64(data[i]) >> UInt64(shift)
+        var got = 8 - shift
+        i += 1
+        while got < width {
+            v |= UInt64(data[i]) << UInt64(got)
+            got += 8
+            i += 1
+        }
+        return width == 64 ? v : v & ((1 << UInt64(width)) - 1)
+    }
+}
