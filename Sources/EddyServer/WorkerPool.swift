@@ -3,6 +3,7 @@ import CEddyHost
 import CNIOLinux
 import Dispatch
 @_spi(Host) import EddyHost
+import EddyIO
 import Foundation
 import Synchronization
 
@@ -56,6 +57,11 @@ final class WorkerPool: Sendable {
     /// Content hashes of quarantined builds: a worker that loaded one is not used again.
     private let condemned = Mutex<Set<String>>([])
     let restarts = Atomic<Int>(0)
+    /// How long replies have been taking lately, in microseconds (a moving average; 0 before the first):
+    /// whether the next is worth waiting for awake (see ``awaitShortReply(_:)``).
+    private let typicalReply = Atomic<Int>(0)
+    /// Threads waiting awake for a reply now: at most one per core.
+    private let waitingAwake = Atomic<Int>(0)
     /// The CPU watch and orphan sweep (see ``watch(charge:)``) runs while this is false.
     private let stopping = Atomic<Bool>(false)
     private let watching = Atomic<Bool>(false)
@@ -85,6 +91,15 @@ final class WorkerPool: Sendable {
         var fds: [Int32] = [-1, -1]
         guard eddy_socketpair(&fds) == 0 else {
             throw SpawnFailure(description: "socketpair: \(String(cString: strerror(errno)))")
+        }
+        // The supervisor's end waits for a reply in `recv` itself, at most a poll interval at a time (see
+        // `run`): without the timeout a worker that never answers would hold that `recv` for ever.
+        var interval = timeval(tv_sec: 0, tv_usec: suseconds_t(Self.pollMilliseconds * 1000))
+        guard setsockopt(fds[0], SOL_SOCKET, SO_RCVTIMEO, &interval, socklen_t(MemoryLayout<timeval>.size)) == 0
+        else {
+            let reason = String(cString: strerror(errno))
+            close(fds[0]); close(fds[1])
+            throw SpawnFailure(description: "socket receive timeout: \(reason)")
         }
         let pageFD = eddy_memfd("eddy-worker-blame", Self.pageSize)
         guard pageFD >= 0, let page = mmap(nil, Self.pageSize, PROT_READ | PROT_WRITE, MAP_SHARED, pageFD, 0),
@@ -156,6 +171,40 @@ final class WorkerPool: Sendable {
     /// Bytes at the end of the page's first half that are the host's, not the plugin-call mirror's.
     static let hostBytes = 8
 
+    /// How long the supervisor waits for a reply before it looks at the worker, the client and the
+    /// deadline again.
+    static let pollMilliseconds = 50
+
+    /// Replies that usually come within this many microseconds are waited for awake.
+    static let awakeWaitMicroseconds = 200
+
+    /// Waits awake — yielding the core to whatever else can run — for a reply that replies lately say
+    /// is due within ``awakeWaitMicroseconds`` (twice the typical time at most), then returns, reply or
+    /// not. A small request's reply comes in tens of microseconds, and putting this thread to sleep and
+    /// waking it again cost as much: the worker's reply had to wake it (an interrupt to another core),
+    /// and it then queued behind whatever ran there. Awake, it runs on the worker's core as soon as the
+    /// worker waits for its next request (figures in docs/serve.md, "What isolation costs"). Longer
+    /// evaluations are waited for asleep; at most one thread per core waits awake.
+    private func awaitShortReply(_ socket: Int32) {
+        let typical = typicalReply.load(ordering: .relaxed)
+        guard typical > 0, typical <= Self.awakeWaitMicroseconds else { return }
+        guard waitingAwake.add(1, ordering: .relaxed).newValue <= availableCores() else {
+            waitingAwake.subtract(1, ordering: .relaxed)
+            return
+        }
+        defer { waitingAwake.subtract(1, ordering: .relaxed) }
+        let until = now() + Double(min(2 * typical, Self.awakeWaitMicroseconds)) / 1e6
+        var ready = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        while poll(&ready, 1, 0) == 0 && now() < until { sched_yield() }
+    }
+
+    /// Folds a reply's time (seconds since its request was sent) into ``typicalReply``.
+    private func noteReply(after seconds: Double) {
+        let sample = Int(min(seconds, 1) * 1e6)
+        let old = typicalReply.load(ordering: .relaxed)
+        typicalReply.store(old == 0 ? max(1, sample) : max(1, (3 * old + sample) / 4), ordering: .relaxed)
+    }
+
     /// What the worker's crash handler said of its crash (see `eddy_crash_report_engine_flag`): "E", an
     /// abort on a thread doing the engine's own work outside plugin code (a request or a batch: out of
     /// `--worker-memory`, say), for which no plugin is charged, whatever code of theirs ran in the
@@ -225,56 +274,53 @@ final class WorkerPool: Sendable {
             let site = site(w)
             return died(w, cause: exitCause(w), site: site)
         }
+        let sent = now()
+        awaitShortReply(w.socket)
         var reader = Frames.Reader(limit: maxReplyBytes)
         var lastLivenessCheck = now()
         while true {
-            var pfd = pollfd(fd: w.socket, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, 50)
-            if ready > 0 {
-                switch reader.receive(from: w.socket) {
-                case .more:
-                    break
-                case .closed:
-                    let site = site(w)
-                    return died(w, cause: exitCause(w), site: site)
-                case .trailing:
-                    let site = site(w)
-                    _ = killAndReap(w)
-                    return replace(w, outcome: .protocolViolation("bytes after its reply", site: site))
-                case .tooLarge:
+            // Waits in `recv` for the reply, at most `pollMilliseconds` (the socket's receive timeout),
+            // then looks at the worker, the client and the deadline: a `poll` before each `recv` cost a
+            // system call per reply.
+            switch reader.receive(from: w.socket) {
+            case .more:
+                break
+            case .closed:
+                let site = site(w)
+                return died(w, cause: exitCause(w), site: site)
+            case .trailing:
+                let site = site(w)
+                _ = killAndReap(w)
+                return replace(w, outcome: .protocolViolation("bytes after its reply", site: site))
+            case .tooLarge:
+                let site = site(w)
+                _ = killAndReap(w)
+                return replace(
+                    w, outcome: .protocolViolation("a reply larger than \(maxReplyBytes) bytes", site: site))
+            case .done(let reply):
+                // Exactly one reply, for this request: anything else is plugin code on the socket.
+                var extra = pollfd(fd: w.socket, events: Int16(POLLIN), revents: 0)
+                let parsed = try? WorkerReply(decoding: reply)
+                let status = parsed?.status ?? 0
+                if parsed?.id != id || !(200...599).contains(status) || poll(&extra, 1, 0) > 0 {
+                    // The worker's own code writes only when no plugin code runs: a mark on the
+                    // page now names who wrote.
                     let site = site(w)
                     _ = killAndReap(w)
                     return replace(
-                        w, outcome: .protocolViolation("a reply larger than \(maxReplyBytes) bytes", site: site))
-                case .done(let reply):
-                    // Exactly one reply, for this request: anything else is plugin code on the socket.
-                    var extra = pollfd(fd: w.socket, events: Int16(POLLIN), revents: 0)
-                    let parsed = try? WorkerReply(decoding: reply)
-                    let status = parsed?.status ?? 0
-                    if parsed?.id != id || !(200...599).contains(status) || poll(&extra, 1, 0) > 0 {
-                        // The worker's own code writes only when no plugin code runs: a mark on the
-                        // page now names who wrote.
-                        let site = site(w)
-                        _ = killAndReap(w)
-                        return replace(
-                            w,
-                            outcome: .protocolViolation(
-                                parsed == nil
-                                    ? "a malformed reply"
-                                    : parsed?.id != id
-                                        ? "a reply to another request"
-                                        : !(200...599).contains(status)
-                                            ? "status \(status)" : "bytes after its reply", site: site))
-                    }
-                    w.served += 1
-                    release(w)
-                    return .reply(status: status, body: parsed?.body ?? [], evidence: parsed?.evidence)
+                        w,
+                        outcome: .protocolViolation(
+                            parsed == nil
+                                ? "a malformed reply"
+                                : parsed?.id != id
+                                    ? "a reply to another request"
+                                    : !(200...599).contains(status)
+                                        ? "status \(status)" : "bytes after its reply", site: site))
                 }
-            }
-            if ready < 0 && errno != EINTR {
-                let site = site(w)
-                _ = killAndReap(w)
-                return replace(w, outcome: .died(cause: "its socket failed", site: site))
+                w.served += 1
+                release(w)
+                noteReply(after: now() - sent)
+                return .reply(status: status, body: parsed?.body ?? [], evidence: parsed?.evidence)
             }
             // A process the plugin started may hold the socket open after the worker died.
             if now() - lastLivenessCheck > 0.2 {

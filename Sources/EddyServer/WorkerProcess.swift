@@ -145,6 +145,10 @@ public enum WorkerProcess {
     /// Makes the loaded plugins exactly `wanted`: loads what is new (checking the bytes are the ones
     /// the supervisor verified), withdraws what is gone. Nil, or what went wrong.
     static func sync(_ wanted: [WorkerRequest.Plugin], host: PluginHost) -> String? {
+        // The set the last request named, loaded then (only this function changes the plugins here): once
+        // per plugin set, not per request.
+        if synced.holds(wanted) { return nil }
+        synced.set(nil)
         let loaded = Dictionary(host.plugins.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let names = Set(wanted.map(\.name))
         for plugin in loaded.values where !names.contains(plugin.name) { host.unload(pluginNamed: plugin.name) }
@@ -159,6 +163,7 @@ public enum WorkerProcess {
                 return "worker could not load plugin \(plugin.name)@\(plugin.version): \(row.reason)"
             }
         }
+        synced.set(wanted)
         return nil
     }
 

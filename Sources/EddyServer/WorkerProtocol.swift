@@ -1,6 +1,7 @@
 import CEddyHost
 import EddyIO
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -160,7 +161,8 @@ struct WorkerReply {
         } else {
             w.u8(0)
         }
-        return w.bytes + body
+        w.bytes += body
+        return w.bytes
     }
 
     init(id: UInt64, status: Int, evidence: ShadowEvidence?, body: [UInt8]) {
@@ -195,7 +197,7 @@ struct WorkerReply {
 struct ByteWriter {
     var bytes: [UInt8] = []
     mutating func u8(_ v: UInt8) { bytes.append(v) }
-    mutating func u64(_ v: UInt64) { for k in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(k)))) } }
+    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
     mutating func string(_ s: String) {
         let utf8 = Array(s.utf8)
         u64(UInt64(utf8.count))
@@ -260,7 +262,10 @@ enum Frames {
     /// Writes one frame; `descriptor` (when not negative) goes with its first byte as SCM_RIGHTS.
     static func write(_ fd: Int32, _ payload: [UInt8], descriptor: Int32 = -1) throws {
         let n = UInt32(payload.count)
-        var bytes = [UInt8(n & 0xFF), UInt8((n >> 8) & 0xFF), UInt8((n >> 16) & 0xFF), UInt8(n >> 24)] + payload
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(4 + payload.count)
+        bytes += [UInt8(n & 0xFF), UInt8((n >> 8) & 0xFF), UInt8((n >> 16) & 0xFF), UInt8(n >> 24)]
+        bytes += payload
         var done = 0
         while done < bytes.count {
             let w = bytes.withUnsafeMutableBytes { raw -> Int in
@@ -299,18 +304,22 @@ enum Frames {
         enum Step { case more, done([UInt8]), closed, tooLarge, trailing }
         let limit: Int
         private var buffer: [UInt8] = []
-        private var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        /// Not zeroed: only the bytes `recv` wrote are read (zeroing 64 KiB was a measurable share of a
+        /// small request's hop).
+        private var chunk = [UInt8](unsafeUninitializedCapacity: 1 << 16) { _, count in count = 1 << 16 }
         private var expected = -1
 
         init(limit: Int) { self.limit = limit }
 
-        /// Receives what is there (call when the socket is readable).
+        /// Receives what is there: on a socket with a receive timeout (`SO_RCVTIMEO`, see
+        /// ``WorkerPool``), waits for the first bytes at most that long and returns ``Step/more`` when
+        /// none came — one system call where `poll` and then `recv` took two.
         mutating func receive(from fd: Int32) -> Step {
             let n = chunk.withUnsafeMutableBytes { raw -> Int in
                 guard let base = raw.baseAddress else { return -1 }
-                return recv(fd, base, raw.count, Int32(MSG_DONTWAIT))
+                return recv(fd, base, raw.count, 0)
             }
-            if n < 0 && (errno == EINTR || errno == EAGAIN) { return .more }
+            if n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) { return .more }
             guard n > 0 else { return .closed }
             buffer += chunk[0..<n]
             if expected < 0 {
@@ -324,19 +333,31 @@ enum Frames {
     }
 
     /// Reads one frame and the descriptor that came with its first byte, if any (owned by the caller).
+    ///
+    /// The supervisor sends a request in one `sendmsg` and no other until it has the reply, so a request
+    /// arrives whole in the first `recvmsg` (reading the first byte, the rest of the length and the
+    /// payload apart took three calls per request); a larger one is read on until complete. Bytes past
+    /// the frame are out of protocol: the read fails, and the worker ends.
     static func readWithDescriptor(_ fd: Int32) throws -> (frame: [UInt8], descriptor: OpenedFile?) {
-        var first: UInt8 = 0
+        let capacity = 1 << 16
+        var first = [UInt8](unsafeUninitializedCapacity: capacity) { _, count in count = capacity }
         var received: Int32 = -1
         var n = 0
         repeat {
-            n = eddy_receive_with_descriptor(fd, &first, 1, &received)
+            n = first.withUnsafeMutableBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return -1 }
+                return eddy_receive_with_descriptor(fd, base, raw.count, &received)
+            }
         } while n < 0 && errno == EINTR
         let descriptor = received >= 0 ? OpenedFile(received) : nil
-        guard n == 1 else { throw Closed() }
-        let h = [first] + (try readExactly(fd, 3))
-        let count = Int(h[0]) | Int(h[1]) << 8 | Int(h[2]) << 16 | Int(h[3]) << 24
-        guard count <= maxBytes else { throw Closed() }
-        return (try readExactly(fd, count), descriptor)
+        guard n > 0 else { throw Closed() }
+        first.removeLast(capacity - n)
+        if n < 4 { first += try readExactly(fd, 4 - n) }
+        let count = Int(first[0]) | Int(first[1]) << 8 | Int(first[2]) << 16 | Int(first[3]) << 24
+        guard count <= maxBytes, first.count - 4 <= count else { throw Closed() }
+        first.removeFirst(4)
+        if first.count < count { first += try readExactly(fd, count - first.count) }
+        return (first, descriptor)
     }
 
     static func read(_ fd: Int32) throws -> [UInt8] {
@@ -345,4 +366,19 @@ enum Frames {
         guard n <= maxBytes else { throw Closed() }
         return try readExactly(fd, n)
     }
+}
+
+extension WorkerProcess {
+    /// The plugin set this worker process last made loaded, whole (see ``sync(_:host:)``): a request
+    /// naming the same set — every request until the set changes — finds it loaded without a look at
+    /// the host.
+    static let synced = SyncedPluginSet()
+}
+
+/// A plugin set a worker made loaded; nil while a change is under way or after one failed.
+final class SyncedPluginSet: Sendable {
+    private let current = Mutex<[WorkerRequest.Plugin]?>(nil)
+
+    func holds(_ plugins: [WorkerRequest.Plugin]) -> Bool { current.withLock { $0 == plugins } }
+    func set(_ plugins: [WorkerRequest.Plugin]?) { current.withLock { $0 = plugins } }
 }
