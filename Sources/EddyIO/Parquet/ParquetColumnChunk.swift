@@ -9,6 +9,8 @@ struct ParquetColumnChunkDecoder {
     let column: ParquetColumn
     let meta: ParquetColumnMetaData
     let rows: Int
+    /// Largest page, decompressed.
+    let pageLimit: Int
 
     /// Values of a page's dictionary codes as read, or of the page's values.
     private enum Mode { case codes, values }
@@ -60,7 +62,8 @@ struct ParquetColumnChunkDecoder {
                     throw ParquetProblem("dictionary page in \(ParquetNames.encoding(header.encoding))")
                 }
                 guard header.numValues >= 0 else { throw ParquetProblem("a dictionary of \(header.numValues) values") }
-                let data = try ParquetCodec.decompress(meta.codec, body, size: Int(header.uncompressedSize))
+                let data = try ParquetCodec.decompress(
+                    meta.codec, body, size: Int(header.uncompressedSize), limit: pageLimit)
                 var dict = ParquetPhysicalValues(type: column.physical)
                 try data.withUnsafeBytes { raw in
                     var r = ParquetBytes(raw)
@@ -89,9 +92,11 @@ struct ParquetColumnChunkDecoder {
                 levels = Array(body[rep..<(rep + def)])
                 let rest = UnsafeRawBufferPointer(rebasing: body[(rep + def)...])
                 let size = Int(header.uncompressedSize) - rep - def
-                data = try ParquetCodec.decompress(header.isCompressed ? meta.codec : 0, rest, size: size)
+                data = try ParquetCodec.decompress(
+                    header.isCompressed ? meta.codec : 0, rest, size: size, limit: pageLimit)
             } else {
-                data = try ParquetCodec.decompress(meta.codec, body, size: Int(header.uncompressedSize))
+                data = try ParquetCodec.decompress(
+                    meta.codec, body, size: Int(header.uncompressedSize), limit: pageLimit)
             }
             try data.withUnsafeBytes { raw in
                 var r = ParquetBytes(raw)

@@ -10,10 +10,13 @@ public struct ParquetLimits: Sendable {
     public var maxFooterBytes: Int
     /// Rows of one row group (each is one batch, decoded at once).
     public var maxRowGroupRows: Int
+    /// Bytes of one page once decompressed (checked before anything is allocated for it).
+    public var maxPageBytes: Int
 
-    public init(maxFooterBytes: Int = 64 << 20, maxRowGroupRows: Int = 1 << 26) {
+    public init(maxFooterBytes: Int = 64 << 20, maxRowGroupRows: Int = 1 << 26, maxPageBytes: Int = 1 << 30) {
         self.maxFooterBytes = maxFooterBytes
         self.maxRowGroupRows = maxRowGroupRows
+        self.maxPageBytes = maxPageBytes
     }
 }
 
@@ -32,6 +35,7 @@ public final class ParquetFile: Sendable {
     let dataEnd: Int
     /// The writer, from the footer.
     public let createdBy: String?
+    let limits: ParquetLimits
 
     /// Whether the file at `path` (or open at `descriptor`) is a regular file starting with `PAR1`.
     public static func isParquetFile(_ path: String, descriptor: Int32? = nil) -> Bool {
@@ -102,6 +106,7 @@ public final class ParquetFile: Sendable {
         self.rowGroups = metadata.rowGroups
         self.dataEnd = dataEnd
         self.createdBy = metadata.createdBy
+        self.limits = limits
         self.schema = Schema(columns.map { StructField($0.name, $0.dtype) })
     }
 
@@ -149,7 +154,7 @@ public final class ParquetFile: Sendable {
         }
         let file = UnsafeRawBufferPointer(start: mapping.base, count: mapping.size)
         let decoder = ParquetColumnChunkDecoder(
-            file: file, dataEnd: dataEnd, column: columns[k], meta: meta, rows: rows(g))
+            file: file, dataEnd: dataEnd, column: columns[k], meta: meta, rows: rows(g), pageLimit: limits.maxPageBytes)
         do {
             return try withExtendedLifetime(mapping) { try decoder.decode() }
         } catch let p as ParquetProblem {

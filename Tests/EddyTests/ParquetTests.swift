@@ -1,0 +1,143 @@
+@_spi(Host) import Eddy
+import Foundation
+import Testing
+
+@testable import EddyIO
+
+@Suite struct ParquetTests {
+    @Test(arguments: ParquetFixtures.names)
+    func fixturesGiveTheSameAnswerThroughTheBinary(_ name: String) throws {
+        let r = try Eddy.run(["eval", ParquetFixtures.path(name), "--select", ParquetFixtures.query, "--format", "csv"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.split(separator: "\n").last.map(String.init) == ParquetFixtures.answer, "\(r.stdout)")
+    }
+
+    @Test func dictionaryPagesBecomeDictionariesAndStatisticsSkipRowGroups() throws {
+        let path = ParquetFixtures.path("dict-snappy-v1.parquet")
+        let r = try Eddy.run(["eval", path, "--where", "id >= 150 and s = 'beta'", "--select", "id, s", "--explain"])
+        #expect(r.status == 0, "\(r.stderr)")
+        // 200 rows in row groups of 64: ids 150… lie in the third and fourth; the first two are skipped.
+        #expect(r.stderr.contains("== row groups: 2 read, 2 skipped by their statistics (of 4;"), "\(r.stderr)")
+        // The string column is the file's dictionary over its codes, not decoded per row.
+        #expect(r.stderr.contains("eddy.dict(utf8?, len=64) distinct=3"), "\(r.stderr)")
+        let ids = r.stdout.split(separator: "\n").dropFirst(2).dropLast().compactMap {
+            Int($0.split(separator: "│")[0].trimmingCharacters(in: .whitespaces))
+        }
+        #expect(ids == (150..<200).filter { $0 % 3 == 1 && $0 % 11 != 0 })
+        let all = try Eddy.run([
+            "eval", path, "--where", "id >= 150 and s = 'beta'", "--select", "id, s", "--no-zone-maps",
+        ])
+        #expect(all.stdout == r.stdout)
+    }
+
+    @Test func onlyTheNamedColumnsAreDecoded() throws {
+        let file = try ParquetFile(path: ParquetFixtures.path("plain-zstd-v2.parquet"))
+        let reader = ParquetTableReader(file: file)
+        reader.projection = [0]
+        let batch = try #require(try reader.next())
+        #expect(batch.columns[0] is PrimitiveArray)
+        // Columns not named are placeholders: their chunks are not read.
+        #expect(batch.columns[1...].allSatisfy { $0 is ConstantArray })
+    }
+
+    @Test func aHandBuiltFileReads() throws {
+        let scratch = ScratchDirectory()
+        for codec in [Int64(0), 1] {
+            let path = scratch.path + "/x\(codec).parquet"
+            FileManager.default.createFile(
+                atPath: path, contents: Data(HandBuiltParquet(values: Array(0..<100), codec: codec).bytes()))
+            let r = try Eddy.run(["eval", path, "--select", "count(*), sum(x), max(x)", "--format", "csv"])
+            #expect(r.stdout == "count(*),sum(x),max(x)\n100,4950,99\n", "\(r.stderr)")
+        }
+    }
+
+    /// Each hostile file: its error names the file and the check that failed; nothing traps.
+    @Test(arguments: [
+        ("truncated", "no PAR1 magic"),
+        ("footer length", "the footer length is"),
+        ("rows", "claims 1099511627776 rows"),
+        ("offset", "column data lies in 4..<"),
+        ("snappy", "snappy:"),
+        ("page values", "a data page of 500 values where 100 remain"),
+        ("nested", "column 'group' is nested"),
+        ("deep", "nested deeper than 32"),
+        ("huge list", "a list of 4294967295 elements"),
+        ("page size", "more than the 1073741824 allowed"),
+        ("short page", "an uncompressed page of 800 bytes claims 799"),
+    ])
+    func hostileFilesAreRefusedWithTheCheckThatFailed(_ kind: String, _ expected: String) throws {
+        let scratch = ScratchDirectory()
+        var p = HandBuiltParquet()
+        switch kind {
+        case "rows": p.rowGroupRows = 1 << 40
+        case "offset": p.dataPageOffset = 1 << 40
+        case "snappy":
+            p.codec = 1
+            p.body = [0xA0, 0x06, 0x00, 0x41, 0x09, 0xFF, 0x00]
+        case "page values": p.pageValues = 500
+        case "nested": p.nested = true
+        case "deep":
+            var w = ThriftWriter()
+            for _ in 0..<1000 { w.field(99, 12) }
+            p.footerTail = w.bytes
+        case "huge list":
+            var w = ThriftWriter()
+            w.list(99, elementType: 5, count: Int(UInt32.max)) { _ in }
+            p.footerTail = w.bytes
+        case "page size":
+            p.codec = 1
+            p.uncompressedSize = Int64(Int32.max)
+        case "short page": p.uncompressedSize = 799
+        default: break
+        }
+        var bytes = p.bytes()
+        if kind == "truncated" { bytes.removeLast(3) }
+        if kind == "footer length" { bytes[bytes.count - 5] = 0x7F }
+        let path = scratch.path + "/\(kind.replacingOccurrences(of: " ", with: "-")).parquet"
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        let r = try Eddy.run(["eval", path, "--select", "count(*), sum(x)"])
+        #expect(r.status == 1, "\(kind): \(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains(path) && r.stderr.contains(expected), "\(kind): \(r.stderr)")
+    }
+
+    @Test func snappyReadsCopiesAndRefusesBadOnes() throws {
+        // "abcd" then a copy of 8 bytes from 4 back (overlapping): "abcdabcdabcd".
+        let good: [UInt8] = [12, 0x0C, 0x61, 0x62, 0x63, 0x64, 0x11, 0x04]
+        var out = [UInt8](repeating: 0, count: 12)
+        let n = try good.withUnsafeBytes { input in
+            try out.withUnsafeMutableBytes { try Snappy.decompress(input, into: $0) }
+        }
+        #expect(n == 12 && String(decoding: out, as: UTF8.self) == "abcdabcdabcd")
+        let bad: [[UInt8]] = [
+            [12, 0x0C, 0x61, 0x62, 0x63, 0x64, 0x11, 0x05],  // a copy from before the start
+            [13, 0x0C, 0x61, 0x62, 0x63, 0x64, 0x11, 0x04],  // one byte short of the declared length
+            [12, 0xFC, 0xFF, 0xFF, 0xFF, 0x7F],  // a literal longer than the input
+            [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],  // a runaway length preamble
+        ]
+        for b in bad {
+            var sink = [UInt8](repeating: 0, count: Int(b[0] & 0x7F))
+            #expect(throws: ParquetProblem.self) {
+                _ = try b.withUnsafeBytes { input in
+                    try sink.withUnsafeMutableBytes { try Snappy.decompress(input, into: $0) }
+                }
+            }
+        }
+    }
+
+    @Test func aServerAnswersAParquetPathAndUpload() throws {
+        let path = ParquetFixtures.path("delta-gzip.parquet")
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let server = try Server(pluginDir: ScratchDirectory().path, dataDirs: [dir])
+        let query: [String: Any] = ["path": path, "where": "k = 3", "select": "count(*), sum(id), min(s)"]
+        let (status, byPath) = try server.request("POST", "/eval", json: query)
+        #expect(status == 200, "\(byPath)")
+        let row = (byPath["result"] as? [[String: Any]])?.first
+        // k = 3: ids ≡ 3 (mod 7), not ≡ 0 (mod 5).
+        let ids = (0..<200).filter { $0 % 7 == 3 && $0 % 5 != 0 }
+        #expect(row?["count(*)"] as? Int == ids.count && row?["sum(id)"] as? Int == ids.reduce(0, +), "\(byPath)")
+        let body = try Data(contentsOf: URL(fileURLWithPath: path))
+        let (s2, uploaded) = try server.request(
+            "POST", "/eval?where=k%20%3D%203&select=count(*)", body: body, contentType: "application/octet-stream")
+        #expect(s2 == 200 && (uploaded["result"] as? [[String: Any]])?.first?["count(*)"] as? Int == ids.count)
+    }
+}
