@@ -11,6 +11,9 @@ have cents) and whose compare kernel answers `fare > 12.5`:
 
     python3 Benchmarks/isolation.py --eddy .build/release/eddy --shadow-check 0.05 \
         --plugin /tmp/libDecimal.so --where 'fare > 12.5'
+
+With --confinement a third server runs its workers with `--no-confine` (plugin code with the server's
+rights, as before confinement), and the cost of confining workers is printed as a ratio too.
 """
 import argparse, http.client, os, shutil, statistics, subprocess, tempfile, threading, time, urllib.parse, urllib.request
 
@@ -26,6 +29,7 @@ parser.add_argument("--shadow-check", help="compare --shadow-check 0 with this r
 parser.add_argument("--plugin", help="a plugin .so to put in the plugin directory")
 parser.add_argument("--where", help="a where clause for every request (so that a plugin kernel fires)")
 parser.add_argument("--verify", default=None, help="passed to eddy serve as --verify")
+parser.add_argument("--confinement", action="store_true", help="also run workers with --no-confine and compare")
 args = parser.parse_args()
 
 work = tempfile.mkdtemp()
@@ -40,8 +44,9 @@ body = body.encode()
 query = "/eval?select=count(*)" + (f"&where={urllib.parse.quote(args.where)}" if args.where else "")
 
 
-def start(workers, shadow=None):
+def start(workers, shadow=None, more=()):
     extra = (["--shadow-check", shadow] if shadow else []) + (["--verify", args.verify] if args.verify else [])
+    extra += list(more)
     p = subprocess.Popen([args.eddy, "serve", "--port", "0", "--plugin-dir", plugins, "--workers", workers] + extra,
                          stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     auth = {}
@@ -85,6 +90,8 @@ if args.shadow_check:
     servers = {"no check": start(args.workers), f"check {args.shadow_check}": start(args.workers, args.shadow_check)}
 else:
     servers = {"workers": start(args.workers), "in-process": start("0")}
+    if args.confinement:
+        servers["unconfined"] = start(args.workers, more=["--no-confine"])
 results = {k: ([], []) for k in servers}
 for name, (_, port) in servers.items():
     run(port, 1.0)  # warm-up
@@ -128,3 +135,7 @@ if args.shadow_check:
 else:
     w, i = summary["workers"], summary["in-process"]
     print(f"workers / in-process: req/s ratio {w[0] / i[0]:.2f}, p50 overhead {w[1] - i[1]:+.3f} ms")
+    if args.confinement:
+        u = summary["unconfined"]
+        print(f"unconfined workers / in-process: req/s ratio {u[0] / i[0]:.2f}")
+        print(f"workers (confined) / unconfined: req/s ratio {w[0] / u[0]:.3f}, p50 overhead {w[1] - u[1]:+.3f} ms")

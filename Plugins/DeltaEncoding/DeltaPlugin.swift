@@ -57,8 +57,11 @@ public enum DeltaPlugin: EddyPlugin {
                 return value.map { .int($0) }
             }
         }
-        registrar.registerCompressor("delta for increasing i64", applies: { $0.ptype == .int64 }) {
-            column, compressChild in
+        // For storage only: the kernels decode the deltas before they search, so encoding a column that one
+        // query reads once would cost a pass and save none (the compressor never asks it then).
+        registrar.registerCompressor(
+            "delta for increasing i64", purpose: .storage, applies: { $0.ptype == .int64 }
+        ) { column, compressChild in
             guard let p = column as? PrimitiveArray, let d = DeltaArray.encode(p), d.nonDecreasing else { return nil }
             return DeltaArray(
                 base: d.base, deltas: try compressChild(d.deltas), nullability: d.dtype.nullability,

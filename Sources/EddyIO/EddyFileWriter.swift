@@ -255,7 +255,7 @@ public enum EddyConvert {
     ) -> [CompressorHook] {
         snapshot.compressorHooks.map { hook in
             let warned = Mutex(false)
-            return CompressorHook(name: hook.name, owner: hook.owner, applies: hook.applies) { column, recurse in
+            return hook.replacing { column, recurse in
                 guard let tree = try hook.compress(column, recurse) else { return nil }
                 if let missing = firstUnstorable(tree, snapshot) {
                     if warned.withLock({ w in

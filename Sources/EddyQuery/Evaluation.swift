@@ -19,6 +19,9 @@ public final class Evaluation {
     /// Schema indices of the columns the query names (`where` and `select`): the only ones read,
     /// typed and compressed. All of them when there is no `select`.
     public let columnsRead: [Int]
+    /// Schema indices of the columns `where` names: the ones `--compression auto` may encode for the
+    /// query (``Compressor/ColumnUse/filtered``); the others are evaluated as parsed.
+    let filteredColumns: Set<Int>
     /// Encoding trees of the first batch's columns, for `--explain`.
     public private(set) var inputTrees: [(name: String, tree: String)] = []
     /// The engine trees built for the first batch (predicate, then select items), for `--explain`.
@@ -75,6 +78,7 @@ public final class Evaluation {
         // Projection: the reader builds only what the query names (count(*) alone names nothing).
         let named = items.reduce(into: predicate?.columns ?? []) { $0.formUnion($1.bound.columns) }
         columnsRead = named.sorted()
+        filteredColumns = predicate?.columns ?? []
         reader.projection = named
     }
 
@@ -147,7 +151,7 @@ public final class Evaluation {
         var columns = batch.columns
         for k in columnsRead where k < columns.count && !batch.encoded {
             let col = columns[k]
-            let c = try compressor.compress(col)
+            let c = try compressor.compress(col, use: filteredColumns.contains(k) ? .filtered : .computed)
             out.canonicalBytes += col.byteSize
             out.compressedBytes += c.byteSize
             columns[k] = c

@@ -26,6 +26,9 @@ public final class EddyServer: Sendable {
     let bodies = BodyDeadlines()
     /// The worker processes, when evaluation is isolated (`options.workers > 0`).
     let pool: WorkerPool?
+    /// What confines plugin code here: the workers' and probes' (see ``Confinement/expected(user:)``),
+    /// or none when plugin code runs in this process (`--workers 0`) or `--no-confine` is given.
+    public let confinement: Confinement
     /// The connections open, within `options.maxConnections`.
     let connections: ConnectionLimit
     /// The last `GET /kernels` a worker answered, for the plugin set it was asked about.
@@ -182,7 +185,7 @@ public final class EddyServer: Sendable {
                     arguments: [
                         "worker", "--max-plugin-bytes", String(policy.maxFileBytes),
                         "--memory-limit", String(options.workerMemory),
-                    ],
+                    ] + Self.confinementArguments(options),
                     maxReplyBytes: options.maxResultBytes * 2 + (16 << 20))
             } catch {
                 throw ServerSetupError("cannot start the worker processes: \(error)")
@@ -195,6 +198,14 @@ public final class EddyServer: Sendable {
             session: session, probe: probe, policy: policy, loading: isolated ? .checkOnly : .inProcess,
             verifier: probe == nil ? verifier : nil)
         let metrics = Metrics()
+        confinement = Self.confinement(options)
+        if isolated && options.confine {
+            // Workers and probes open copies by name as --worker-user: that user must search the directory.
+            if geteuid() == 0, (options.workerUser?.uid ?? 0) != 0, let problem = host.allowOtherUsersToSearchCopies()
+            {
+                throw ServerSetupError("cannot let --worker-user reach the private plugin copies: \(problem)")
+            }
+        }
         self.session = session
         self.host = host
         self.logger = logger
@@ -221,6 +232,22 @@ public final class EddyServer: Sendable {
         }
     }
 
+    /// What confines plugin code in a server started with `options` on this kernel.
+    @_spi(Host) public static func confinement(_ options: ServerOptions) -> Confinement {
+        if options.workers == 0 {
+            return .off("--workers 0: plugin code runs in the server's own process, unconfined")
+        }
+        if !options.confine { return .off("--no-confine: plugin code runs with the server's rights") }
+        return Confinement.expected(user: options.workerUser)
+    }
+
+    /// What a worker or probe is told about confinement: `--no-confine`, or the user to become.
+    @_spi(Host) public static func confinementArguments(_ options: ServerOptions) -> [String] {
+        guard options.confine else { return ["--no-confine"] }
+        return (options.workerUser.map { ["--worker-user", $0.argument] } ?? [])
+            + (options.requireConfinement ? ["--require-confinement"] : [])
+    }
+
     /// Builds the router: `POST /eval`, `GET /plugins`, `GET /kernels`, `GET /health`, `GET /metrics`.
     public func router() -> Router<EddyRequestContext> {
         let router = Router(context: EddyRequestContext.self)
@@ -230,7 +257,7 @@ public final class EddyServer: Sendable {
             self.json([
                 "status": "ok", "generation": self.session.kernels.generation,
                 "plugins": self.host.plugins.count, "in_flight": self.metrics.inFlight.load(ordering: .relaxed),
-                "connections": self.connections.open,
+                "connections": self.connections.open, "confinement": self.confinement.description,
             ])
         }
         router.get("plugins") { _, _ in
@@ -256,6 +283,7 @@ public final class EddyServer: Sendable {
             return self.json([
                 "directory": self.watcher.directory, "generation": self.session.kernels.generation,
                 "quarantined": quarantined, "workers": self.pool?.count ?? 0,
+                "confinement": self.confinement.description,
                 "retained_images": self.host.retainedImages,
                 "fingerprint": self.session.kernels.snapshot.fingerprint, "files": rows,
             ])

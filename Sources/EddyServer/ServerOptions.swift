@@ -1,3 +1,4 @@
+import EddyHost
 import EddyIO
 @_spi(Host) public import EddyQuery
 
@@ -33,6 +34,12 @@ public struct ServerOptions: Sendable {
     public var workers = 0
     /// Address-space limit of each worker, in bytes (0: none).
     public var workerMemory = 0
+    /// Whether workers and probes confine themselves before plugin code runs (`--no-confine` turns it off).
+    public var confine = true
+    /// The user workers and probes become when the server runs as root (`--worker-user`).
+    public var workerUser: Confinement.WorkerUser?
+    /// Workers exit rather than run plugin code with less than full confinement (`--require-confinement`).
+    public var requireConfinement = false
     /// The share (0…1) of requests in which plugin code took part that are evaluated again without it and
     /// compared (`--shadow-check`); 0: none. See ShadowCheck.swift.
     public var shadowCheck = 0.0

@@ -22,6 +22,12 @@ public enum WorkerProcess {
         /// Address-space limit in bytes (0: none).
         public var memoryLimit: Int
         public var maxPluginBytes: Int
+        /// Whether to confine this process before any plugin code runs (see ``Confinement``), and the
+        /// user to become when it runs as root.
+        public var confine = true
+        public var user: Confinement.WorkerUser?
+        /// Exit (status 5) rather than run plugin code with less than full confinement.
+        public var requireConfinement = false
 
         public init(
             socket: Int32, blamePage: Int32, blamePageSize: Int, parent: Int32?, memoryLimit: Int,
@@ -67,9 +73,25 @@ public enum WorkerProcess {
             socket = moved
         }
         let session = Session()
+        // Made before confinement: it opens the private copy directory while this process is still the
+        // supervisor's user.
         let host = PluginHost(
             session: session, probe: nil,
             policy: PluginLoadPolicy(maxFileBytes: config.maxPluginBytes, registrationTimeout: 86_400))
+        if config.confine {
+            // Plugin code gets read access to the copies (and the system's libraries) and nothing else;
+            // job files arrive as descriptors. A 1 GiB file-size limit: this process writes no file but
+            // standard error, the server's log.
+            let confinement = Confinement.apply(
+                .init(readPaths: [host.shadowDirectory], user: config.user, fileSizeLimit: 1 << 30))
+            if config.requireConfinement && confinement.level != .full {
+                let line = "eddy worker: confinement \(confinement) (--require-confinement)\n"
+                _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+                _exit(5)
+            }
+            // Becoming another user cleared the parent-death signal.
+            if let parent = config.parent, !PluginProbe.bindToParent(parent) { _exit(4) }
+        }
         while true {
             let frame: [UInt8]
             let file: OpenedFile?
@@ -156,7 +178,7 @@ public enum WorkerProcess {
             // A new build of a loaded plugin: its private copy has another name, so withdraw the old
             // one first (this worker runs one request at a time; none is in flight on it).
             if loaded[plugin.name] != nil { host.unload(pluginNamed: plugin.name) }
-            let row = host.load(plugin.copy)
+            let row = host.loadPrivateCopy(plugin.copy)
             guard row.status == .loaded || row.status == .replaced,
                 host.plugins.first(where: { $0.name == plugin.name })?.contentHash == plugin.hash
             else {

@@ -15,12 +15,14 @@ struct EvalCommand: ParsableCommand {
         discussion: """
             The file is read in batches; each batch is encoded for the query (strings
             with few distinct values as a dictionary, so that a comparison or a
-            like runs once per distinct value; a plugin's compressor may encode a
-            column its way) and evaluated on its encoded form. --compression
-            storage encodes each batch as small as the compressor can (run-end,
-            frame-of-reference, bit-packing, cascades), as a file would store it;
-            the default, auto, is query unless a loaded plugin has kernels on
-            those encodings (then storage, so that its kernels meet them).
+            like runs once per distinct value; a plugin's compressor hook made for
+            queries may encode a column its way) and evaluated on its encoded form.
+            --compression storage encodes each batch as small as the compressor can
+            (run-end, frame-of-reference, bit-packing, cascades; storage hooks), as
+            a file would store it; query encodes every column read for the query;
+            the default, auto, decides per column: only the columns --where names
+            are encoded for the query, the others stay as parsed. Loaded plugins'
+            kernels do not change how a batch is encoded.
 
             EXPRESSIONS
               columns     price, "odd name"  (double quotes for odd names)
@@ -109,13 +111,13 @@ struct EvalCommand: ParsableCommand {
         switch compression {
         case "query": .query
         case "storage": .storage
-        default: Compressor.goal(for: snapshot)
+        default: .auto
         }
     }
 
     @Option(
         help: ArgumentHelp(
-            "How batches are encoded: auto, query (cheap encodings the kernels use) or storage (smallest).",
+            "How batches are encoded: auto (per column), query (cheap encodings) or storage (smallest).",
             valueName: "goal"))
     var compression: String = "auto"
 
@@ -123,6 +125,12 @@ struct EvalCommand: ParsableCommand {
         name: .customLong("no-zone-maps"),
         help: "For an .eddy file: read every chunk, even those whose statistics rule out --where.")
     var noZoneMaps = false
+
+    @Flag(
+        help:
+            "Run plugin code unconfined, with all of this user's rights (by default, once a plugin is loaded, this process reads only the input, the plugin copies and the system's libraries and writes only its output)."
+    )
+    var noConfine = false
 
     @Flag(help: ArgumentHelp("Print the peak resident memory to stderr at the end.", visibility: .hidden))
     var reportMemory = false
@@ -132,7 +140,12 @@ struct EvalCommand: ParsableCommand {
             throw ValidationError("unknown --format '\(format)'; use table, csv or json")
         }
         let session = Session()
-        let (host, _) = try plugins.load(into: session)
+        let (host, _, confinement) =
+            noConfine
+            ? try plugins.loadUnconfined(into: session) : try plugins.loadConfined(into: session, readPaths: [file])
+        if let confinement, confinement.level != .full {
+            Stderr.write("eddy: warning: plugin code runs with confinement \(confinement)\n")
+        }
         let output = HeldOutput()
         do {
             let overrides = try schema.map(Schema.parseOverrides) ?? [:]

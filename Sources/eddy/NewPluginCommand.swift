@@ -278,8 +278,10 @@ struct NewPluginCommand: ParsableCommand {
                 ```
 
                 `eddy plugins --plugin-dir /path/to/plugin-dir` shows whether it loaded (and why not), and
-                `eddy eval FILE --select 'sum(col)' --explain --plugin-dir /path/to/plugin-dir` shows its kernel at work
-                (the engine stores a column sparse when one value fills at least 90% of its rows).
+                `eddy eval FILE.eddy --select 'sum(col)' --explain --plugin-dir /path/to/plugin-dir` shows its kernel at
+                work on a file `eddy convert` wrote (the engine stores a column sparse when one value fills at least 90%
+                of its rows); on a CSV file add `--compression storage`, since a column a query reads once is not
+                encoded for a plugin's kernel.
 
                 The kernel is in `Sources/\(module)`; the entry symbol in `Sources/\(module)Entry` is one line and
                 rarely changes. The SDK's guide ("Writing a kernel plugin") is in the plugin-sdk's DocC catalog.

@@ -116,20 +116,23 @@ struct PluginOptions: ParsableArguments {
             return (host, [])
         }
         let rows = host.scan(directory)
-        if !quiet {
-            for r in rows where r.status == .rejected {
-                Stderr.write(
-                    "eddy: warning: plugin \(PluginHost.escaped(r.file)) rejected: \(PluginHost.escaped(r.reason))\n")
-            }
-            for r in rows where r.status == .quarantined {
-                Stderr.write(
-                    "eddy: warning: plugin \(PluginHost.escaped(r.plugin))@\(PluginHost.escaped(r.version)) in "
-                        + "\(PluginHost.escaped(r.file)) not loaded: \(PluginHost.escaped(r.reason))\n")
-            }
-            for r in rows where r.status != .rejected && r.reason.contains("warning: ") {
-                Stderr.write("eddy: warning: plugin \(PluginHost.escaped(r.file)): \(PluginHost.escaped(r.reason))\n")
-            }
-        }
+        if !quiet { report(rows) }
         return (host, rows)
+    }
+
+    /// Prints the rejected, quarantined and warned-about rows on stderr.
+    func report(_ rows: [PluginReportRow]) {
+        for r in rows where r.status == .rejected {
+            Stderr.write(
+                "eddy: warning: plugin \(PluginHost.escaped(r.file)) rejected: \(PluginHost.escaped(r.reason))\n")
+        }
+        for r in rows where r.status == .quarantined {
+            Stderr.write(
+                "eddy: warning: plugin \(PluginHost.escaped(r.plugin))@\(PluginHost.escaped(r.version)) in "
+                    + "\(PluginHost.escaped(r.file)) not loaded: \(PluginHost.escaped(r.reason))\n")
+        }
+        for r in rows where r.status != .rejected && r.reason.contains("warning: ") {
+            Stderr.write("eddy: warning: plugin \(PluginHost.escaped(r.file)): \(PluginHost.escaped(r.reason))\n")
+        }
     }
 }

@@ -19,19 +19,31 @@ struct PluginsCommand: ParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    @Flag(help: "Run plugin code unconfined (see eddy eval --no-confine).")
+    var noConfine = false
+
     func run() throws {
         let session = Session()
-        let (host, rows) = try plugins.load(into: session, quiet: true)
+        // Plugin code runs here as it does in `eddy eval`: confined, once every plugin passed its probe.
+        let (host, rows, applied) =
+            noConfine
+            ? try plugins.loadUnconfined(into: session, quiet: true)
+            : try plugins.loadConfined(into: session, readPaths: [], quiet: true)
+        let confinement = applied ?? (noConfine ? .off("--no-confine") : Confinement.expected(user: nil, invoker: true))
         if json {
             print(
                 "{\"directory\": \(PluginReportRow.jsonString(plugins.directory)), \"snapshot_generation\": \(session.kernels.generation), "
-                    + "\"retained_images\": \(host.retainedImages), \"files\": [")
+                    + "\"retained_images\": \(host.retainedImages), "
+                    // What plugin code ran under here (as under `eddy eval`), or would, when none was loaded.
+                    + "\"confinement\": \(PluginReportRow.jsonString(confinement.description)), "
+                    + "\"files\": [")
             print(rows.map { "  " + $0.json }.joined(separator: ",\n"))
             print("]}")
             try exitStatus(rows)
             return
         }
         print("plugin directory: \(PluginHost.escaped(plugins.directory))")
+        print("confinement: \(confinement)")
         if rows.isEmpty {
             print("(no .so files)")
             try exitStatus(rows)

@@ -32,6 +32,15 @@ struct ProbePluginCommand: ParsableCommand {
     @Option(help: "Seconds the verification may take (default: the level's).")
     var verifyTimeLimit: Double?
 
+    @Option(help: "When running as root: the user (UID:GID) to become before loading plugin code.")
+    var workerUser: String?
+
+    @Flag(help: "Do not confine this process.")
+    var noConfine = false
+
+    @Flag(help: "Exit rather than run plugin code with less than full confinement.")
+    var requireConfinement = false
+
     @Argument var file: String
 
     func run() throws {
@@ -42,6 +51,28 @@ struct ProbePluginCommand: ParsableCommand {
             session: Session(), probe: nil,
             policy: PluginLoadPolicy(maxFileBytes: maxPluginBytes, registrationTimeout: 3600),
             verifier: verify.verifier(timeLimit: verifyTimeLimit.flatMap { $0 > 0 && $0 <= 3600 ? $0 : nil }))
+        if !noConfine {
+            // After the host opened its copy directory, before any plugin byte runs: the plugin file
+            // (a descriptor of a private copy) and the copy directories are all it may read.
+            var paths = [host.shadowDirectory]
+            if let fd, let copy = Self.path(of: fd), let slash = copy.lastIndex(of: "/"), slash > copy.startIndex {
+                paths.append(String(copy[..<slash]))
+            }
+            let confinement = Confinement.apply(
+                .init(
+                    readPaths: paths, user: workerUser.flatMap(Confinement.WorkerUser.init(argument:)),
+                    fileSizeLimit: 1 << 30))
+            if requireConfinement && confinement.level != .full {
+                if let reportFd {
+                    var bytes = Array(
+                        PluginProbe.Record.rejection("confinement \(confinement) (--require-confinement)").utf8)
+                    _ = bytes.withUnsafeMutableBytes { write(reportFd, $0.baseAddress, $0.count) }
+                }
+                throw ExitCode(5)
+            }
+            // Becoming another user cleared the parent-death signal.
+            if let parent, !PluginProbe.bindToParent(parent) { throw ExitCode(4) }
+        }
         let row = fd.map { host.load(descriptor: $0, path: file) } ?? host.load(file)
         let ok = row.status == .loaded || row.status == .replaced
         let record =
@@ -57,5 +88,13 @@ struct ProbePluginCommand: ParsableCommand {
         // Leave through exit(): the plugin's destructors run here, where a crash in one only refuses
         // the plugin (the host itself leaves without running them).
         Glibc.exit(ok ? 0 : 3)
+    }
+
+    /// The file descriptor `fd` is open on (what /proc/self/fd/N leads to), or nil.
+    static func path(of fd: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/fd/\(fd)", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

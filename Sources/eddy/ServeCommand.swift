@@ -128,6 +128,21 @@ struct ServeCommand: AsyncParsableCommand {
             valueName: "rate"))
     var shadowCheck: Double = 0
 
+    @Option(
+        help: ArgumentHelp(
+            "When the server runs as root: the user workers and probes become before loading plugin code.",
+            valueName: "user"))
+    var workerUser = "nobody"
+
+    @Flag(
+        help:
+            "Do not confine workers and probes: plugin code then runs with the server's rights (it can read what the server reads and signal it)."
+    )
+    var noConfine = false
+
+    @Flag(help: "Refuse to start unless plugin code runs under full confinement (see /health's confinement).")
+    var requireConfinement = false
+
     func validate() throws {
         for (name, value) in [
             ("--body-timeout", bodyTimeout), ("--idle-timeout", idleTimeout), ("--eval-timeout", evalTimeout),
@@ -164,6 +179,9 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--max-connections-per-client must be 1 or more")
         }
         if noToken && tokenFile != nil { throw ValidationError("--no-token cannot go with --token-file") }
+        if noConfine && requireConfinement {
+            throw ValidationError("--no-confine cannot go with --require-confinement")
+        }
         // Isolation learns each plugin through its probe: without one, only in-process evaluation is
         // left, and that must be asked for, not fallen into.
         if plugins.noProbe && workers == nil {
@@ -250,15 +268,42 @@ struct ServeCommand: AsyncParsableCommand {
         options.shadowCheck = shadowCheck
         options.expressionLimits.maxLength = maxExpressionLength
         options.expressionLimits.maxDepth = maxExpressionDepth
+        options.confine = !noConfine
+        options.requireConfinement = requireConfinement
+        if geteuid() == 0 && !noConfine {
+            do {
+                options.workerUser = try Confinement.WorkerUser.resolve(workerUser)
+            } catch {
+                Stderr.write("eddy: error: \(error)\n")
+                throw ExitCode(2)
+            }
+        }
+        let confinement = EddyServer.confinement(options)
+        if requireConfinement && confinement.level != .full {
+            Stderr.write("eddy: error: --require-confinement: plugin code would run with confinement \(confinement)\n")
+            throw ExitCode(2)
+        }
+        // Probes confine themselves as workers do (and become the same user).
+        let probe = plugins.probe.map {
+            PluginProbe(
+                executable: $0.executable, arguments: $0.arguments + EddyServer.confinementArguments(options),
+                timeout: $0.timeout)
+        }
         let server: EddyServer
         do {
             server = try EddyServer(
                 pluginDirectory: plugins.directory, logger: logger, rescanSeconds: rescan,
-                probe: plugins.probe, policy: try plugins.policy(), options: options,
+                probe: probe, policy: try plugins.policy(), options: options,
                 verifier: plugins.noProbe ? plugins.verifier : nil)
         } catch let e as ServerSetupError {
             Stderr.write("eddy: error: \(e)\n")
             throw ExitCode(2)
+        }
+        if server.confinement.level == .full {
+            logger.info("plugin code runs confined", metadata: ["confinement": "full"])
+        } else {
+            logger.warning(
+                "plugin code runs without full confinement", metadata: ["confinement": "\(server.confinement)"])
         }
         do {
             try await server.run(hostname: hostname, port: port)

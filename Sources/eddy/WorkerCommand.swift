@@ -1,4 +1,5 @@
 import ArgumentParser
+import EddyHost
 @_spi(Host) import EddyServer
 
 /// `eddy worker`: one evaluation process of `eddy serve` (hidden; the server starts it).
@@ -25,10 +26,22 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Refuse plugin files larger than this many bytes.")
     var maxPluginBytes: Int = 256 << 20
 
+    @Option(help: "When running as root: the user (UID:GID) to become before loading plugin code.")
+    var workerUser: String?
+
+    @Flag(help: "Do not confine this process (eddy serve --no-confine).")
+    var noConfine = false
+
+    @Flag(help: "Exit rather than run plugin code with less than full confinement.")
+    var requireConfinement = false
+
     func run() throws {
-        WorkerProcess.run(
-            .init(
-                socket: socketFd, blamePage: blameFd, blamePageSize: blameSize, parent: parent,
-                memoryLimit: memoryLimit, maxPluginBytes: maxPluginBytes))
+        var config = WorkerProcess.Configuration(
+            socket: socketFd, blamePage: blameFd, blamePageSize: blameSize, parent: parent,
+            memoryLimit: memoryLimit, maxPluginBytes: maxPluginBytes)
+        config.confine = !noConfine
+        config.user = workerUser.flatMap(Confinement.WorkerUser.init(argument:))
+        config.requireConfinement = requireConfinement
+        WorkerProcess.run(config)
     }
 }

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 #include "eddy_descriptors.h"
 #include "eddy_processes.h"
+#include "eddy_confinement.h"
 
 /// Asks the kernel to send SIGKILL to this process when its parent dies, then checks that the parent
 /// is still `expected_parent` (it may have died before the request). Returns 0, or -1 if the parent

@@ -9,7 +9,8 @@
 public struct Compressor: Sendable {
     /// How deep cascades may go (dictionary codes bit-packed, run values dictionary-encoded …).
     public var maxDepth: Int
-    /// Hooks that may propose an encoding of their own (a plugin's, for instance) before the built-ins.
+    /// Hooks that may propose an encoding of their own (a plugin's, for instance) before the built-ins;
+    /// each is asked only for the goal its ``CompressorHook/purpose`` names.
     public var hooks: [CompressorHook]
     /// What the encoded column is for.
     public var goal: Goal
@@ -17,23 +18,42 @@ public struct Compressor: Sendable {
     /// What to compress for.
     public enum Goal: Sendable {
         /// The smallest tree the schemes find (cascades included): for data kept and read many times.
+        /// Only hooks whose ``CompressorHook/purpose`` includes ``CompressorHook/Purpose/storage`` are asked.
         case storage
         /// One pass of a query over data just parsed: only encodings whose kernels repay their cost in
         /// that pass — a dictionary for low-cardinality strings (found on a sample, so a column of
-        /// distinct strings costs one small sample), narrow codes, no cascades, numbers left plain. A
-        /// plugin's compressor hooks are still tried.
+        /// distinct strings costs one small sample), narrow codes, no cascades, numbers left plain. Only
+        /// hooks whose ``CompressorHook/purpose`` includes ``CompressorHook/Purpose/query`` are asked.
         case query
+        /// Decided per column by how the query at hand uses it (``ColumnUse``): a column the query filters
+        /// on is encoded as for ``query`` (a comparison over a dictionary runs once per distinct value); a
+        /// column it only computes with or outputs stays as parsed (one pass over it costs less than
+        /// encoding it). The loaded plugins' kernels never change the choice. What `eddy eval` does by default.
+        case auto
+        /// ``storage`` when `storage`, else ``query``, with every hook asked whatever its purpose: what
+        /// ``goal(for:)`` gives `eddy serve` for a CSV request, whose shadow checks rely on plugins' kernels
+        /// meeting their encodings (the rule of ``auto`` is not applied there yet).
+        case serving(storage: Bool)
     }
 
-    /// The goal for one-shot evaluation with `snapshot`'s kernels: ``Goal/query``, unless a plugin has
-    /// kernels or rules on the engine's compressed encodings (a dictionary, run-end, bit-packed,
-    /// frame-of-reference, sparse or constant child), which only the storage goal produces for every
-    /// column they may apply to: then ``Goal/storage``, so that those kernels meet what they were written for.
+    /// How a query uses a column: what ``Goal/auto`` decides by.
+    public enum ColumnUse: Sendable {
+        /// Named in the filter (`--where`): compared, matched or tested once per row.
+        case filtered
+        /// Only computed with, aggregated or output.
+        case computed
+    }
+
+    /// The goal `eddy serve` uses for a CSV request with `snapshot`'s kernels: ``Goal/serving(storage:)``,
+    /// storage when a plugin has kernels or rules on the engine's compressed encodings (a dictionary, run-end,
+    /// bit-packed, frame-of-reference, sparse or constant child), which only the storage goal produces for
+    /// every column they may apply to. One-shot `eddy eval` uses ``Goal/auto`` instead: there, that switch
+    /// made every column of every batch costlier to encode, and CSV queries 2–3× slower with a plugin loaded.
     public static func goal(for snapshot: KernelSnapshot) -> Goal {
         let compressed: Set<EncodingID> = [
             DictArray.id, RunEndArray.id, BitPackedArray.id, FoRArray.id, SparseArray.id, ConstantArray.id,
         ]
-        return snapshot.pluginKernelChildren.isDisjoint(with: compressed) ? .query : .storage
+        return .serving(storage: !snapshot.pluginKernelChildren.isDisjoint(with: compressed))
     }
 
     public init(maxDepth: Int = 3, hooks: [CompressorHook] = [], goal: Goal = .storage) {
@@ -44,16 +64,31 @@ public struct Compressor: Sendable {
 
     /// The encoded form of canonical `array`, or the array itself when nothing is smaller.
     public func compress(_ array: any ArrayNode) throws -> any ArrayNode {
+        try compress(array, use: .filtered)
+    }
+
+    /// The encoded form of canonical `array`, used by a query as `use` says (which only ``Goal/auto``
+    /// looks at), or the array itself when no encoding pays.
+    public func compress(_ array: any ArrayNode, use: ColumnUse) throws -> any ArrayNode {
         switch goal {
-        case .storage: try compress(array, depth: 0)
-        case .query: try compressForQuery(array)
+        case .storage, .serving(storage: true): try compress(array, depth: 0)
+        case .query, .serving(storage: false): try compressForQuery(array)
+        case .auto: use == .filtered ? try compressForQuery(array) : array
         }
+    }
+
+    /// The indices of the hooks asked for `purpose` that apply to `dtype`, as schemes (every hook that
+    /// applies, whatever its purpose, under ``Goal/serving(storage:)``).
+    private func hookSchemes(_ purpose: CompressorHook.Purpose, _ dtype: DType) -> [Scheme] {
+        let every: Bool = if case .serving = goal { true } else { false }
+        return hooks.indices.filter { (every || hooks[$0].purpose.contains(purpose)) && hooks[$0].applies(dtype) }
+            .map { .hook($0) }
     }
 
     /// See ``Goal/query``.
     private func compressForQuery(_ array: any ArrayNode) throws -> any ArrayNode {
         guard array.isCanonical, array.count > 0, maxDepth > 0 else { return array }
-        let hooked: [Scheme] = hooks.indices.filter { hooks[$0].applies(array.dtype) }.map { .hook($0) }
+        let hooked = hookSchemes(.query, array.dtype)
         if !hooked.isEmpty, let encoded = try pick(hooked, array, 0, stats: nil) { return encoded }
         guard let strings = array as? VarBinArray, strings.count >= 64 else { return array }
         // A sample of up to 1,024 rows, evenly spaced: few distinct values there → try a dictionary.
@@ -143,7 +178,7 @@ public struct Compressor: Sendable {
         if stats.isConstant {
             return ConstantArray(try array.scalar(at: 0), count: array.count)
         }
-        var schemes: [Scheme] = hooks.indices.filter { hooks[$0].applies(array.dtype) }.map { .hook($0) }
+        var schemes = hookSchemes(.storage, array.dtype)
         if stats.dominantFraction >= 0.9, stats.dominant != nil { schemes.append(.sparse) }
         if stats.averageRun >= 4 { schemes.append(.runEnd) }
         if stats.distinct <= Swift.max(array.count / 4, 1), stats.distinct <= 65_536,
@@ -320,6 +355,9 @@ public struct CompressorHook: Sendable {
     public let name: String
     /// The plugin the hook belongs to; blamed when the hook fails or breaks its contract.
     public let owner: KernelOwner
+    /// What the hook's encoding is for: the compressor asks the hook only when it compresses for one of
+    /// these purposes (``Purpose/storage`` for a hook made with the initialiser that does not say).
+    public let purpose: Purpose
     /// Whether the hook should be tried on a column of the given dtype.
     public let applies: @Sendable (DType) -> Bool
     /// Returns an encoded equivalent of the canonical column (or nil); the second argument compresses
@@ -328,19 +366,74 @@ public struct CompressorHook: Sendable {
     /// Marked on the thread while a plugin's hook runs, for crash reports.
     let callSite: PluginCallSite?
 
-    /// A hook of `owner`. Plugins register hooks with ``PluginRegistrar/registerCompressor(_:applies:compress:)``,
-    /// which sets the owner. A result of another length or dtype than the column is a
-    /// ``EddyError/Code/kernelContract`` error.
+    /// A hook of `owner` for ``Purpose/storage``: asked when a file is written (`eddy convert`) or a batch
+    /// is compressed as a file would store it, never for a column a query reads once. Plugins register
+    /// hooks with ``PluginRegistrar/registerCompressor(_:applies:compress:)``, which sets the owner. A
+    /// result of another length or dtype than the column is a ``EddyError/Code/kernelContract`` error.
     public init(
         name: String, owner: KernelOwner, applies: @escaping @Sendable (DType) -> Bool,
         compress:
             @escaping @Sendable (any ArrayNode, (any ArrayNode) throws -> any ArrayNode) throws -> (any ArrayNode)?
     ) {
+        self.init(name: name, owner: owner, purpose: .storage, applies: applies, compress: compress)
+    }
+
+    /// A hook of `owner` asked only when the compressor compresses for `purpose` (see ``Purpose``).
+    /// Plugins register hooks with ``PluginRegistrar/registerCompressor(_:purpose:applies:compress:)``,
+    /// which sets the owner. A result of another length or dtype than the column is a
+    /// ``EddyError/Code/kernelContract`` error.
+    public init(
+        name: String, owner: KernelOwner, purpose: Purpose, applies: @escaping @Sendable (DType) -> Bool,
+        compress:
+            @escaping @Sendable (any ArrayNode, (any ArrayNode) throws -> any ArrayNode) throws -> (any ArrayNode)?
+    ) {
         self.name = name
         self.owner = owner
+        self.purpose = purpose
         self.applies = applies
         self.compress = compress
         self.callSite = PluginCallSite.of("compressor hook", name, owner)
+    }
+
+    /// The same hook (name, owner, purpose, the types it applies to) with `compress` in place of its
+    /// own: for a host that wraps a plugin's hook to watch or filter what it proposes.
+    public func replacing(
+        compress:
+            @escaping @Sendable (any ArrayNode, (any ArrayNode) throws -> any ArrayNode) throws -> (any ArrayNode)?
+    ) -> CompressorHook {
+        CompressorHook(name: name, owner: owner, purpose: purpose, applies: applies, compress: compress)
+    }
+}
+
+extension CompressorHook {
+    /// What a compressor hook's encoding is for. The compressor asks a hook only for its purpose, so a
+    /// hook that costs more than one pass of a query saves is never run on a column read once.
+    ///
+    /// - ``storage``: data encoded once and read many times (`eddy convert`, `--compression storage`).
+    ///   The encoding may take several passes to build; it pays back over the file's later reads.
+    /// - ``query``: a column parsed from CSV or JSON Lines and read by one query. Declare it only when
+    ///   the plugin's kernels on the encoding make that one query faster *including* the hook's own
+    ///   pass over the column (say, a comparison that runs on a few distinct values instead of every
+    ///   row). With `--compression auto` the hook is asked only for columns the query filters on.
+    public struct Purpose: OptionSet, Sendable, Hashable, CustomStringConvertible {
+        /// The purposes as bits: 1 query, 2 storage.
+        public let rawValue: UInt32
+
+        /// The purposes whose bits are set in `rawValue`.
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+        /// A column read once by the query at hand, encoded just after it was parsed.
+        public static let query = Purpose(rawValue: 1)
+        /// Data encoded once to be stored and read many times.
+        public static let storage = Purpose(rawValue: 2)
+        /// Both: the hook pays within one pass and is worth storing too.
+        public static let queryAndStorage: Purpose = [.query, .storage]
+
+        /// `query`, `storage`, `query+storage` or `none`.
+        public var description: String {
+            let names = [(Purpose.query, "query"), (.storage, "storage")].filter { contains($0.0) }.map(\.1)
+            return names.isEmpty ? "none" : names.joined(separator: "+")
+        }
     }
 }
 

@@ -52,15 +52,31 @@ public final class PluginRegistrar: Sendable {
         state.withLock { s in s.sealed ? s.lateCalls += 1 : s.rules.append(rule) }
     }
 
-    /// Registers a compressor hook that may propose the plugin's encoding for columns it applies to.
-    /// `compress` gets a canonical column and a function that compresses a child array with the full
-    /// compressor; it returns an equivalent encoded array, or nil.
+    /// Registers a compressor hook for storage (``CompressorHook/Purpose/storage``): it may propose the
+    /// plugin's encoding for columns it applies to when a file is written, never for a column a query
+    /// reads once. `compress` gets a canonical column and a function that compresses a child array with
+    /// the full compressor; it returns an equivalent encoded array, or nil. The same as
+    /// ``registerCompressor(_:purpose:applies:compress:)`` with `purpose: .storage`.
     public func registerCompressor(
         _ name: String, applies: @escaping @Sendable (DType) -> Bool,
         compress:
             @escaping @Sendable (any ArrayNode, (any ArrayNode) throws -> any ArrayNode) throws -> (any ArrayNode)?
     ) {
-        let hook = CompressorHook(name: name, owner: owner, applies: applies, compress: compress)
+        registerCompressor(name, purpose: .storage, applies: applies, compress: compress)
+    }
+
+    /// Registers a compressor hook that may propose the plugin's encoding for columns it applies to,
+    /// asked only when the compressor compresses for `purpose`. Say ``CompressorHook/Purpose/query``
+    /// only when the plugin's kernels on the encoding make one query faster including the hook's own
+    /// pass over the column (see <doc:PluginEncodingsAndStorage>). `compress` gets a canonical column
+    /// and a function that compresses a child array with the full compressor; it returns an equivalent
+    /// encoded array, or nil.
+    public func registerCompressor(
+        _ name: String, purpose: CompressorHook.Purpose, applies: @escaping @Sendable (DType) -> Bool,
+        compress:
+            @escaping @Sendable (any ArrayNode, (any ArrayNode) throws -> any ArrayNode) throws -> (any ArrayNode)?
+    ) {
+        let hook = CompressorHook(name: name, owner: owner, purpose: purpose, applies: applies, compress: compress)
         state.withLock { s in s.sealed ? s.lateCalls += 1 : s.compressorHooks.append(hook) }
     }
 

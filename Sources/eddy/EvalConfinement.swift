@@ -1,0 +1,68 @@
+@_spi(Host) import Eddy
+@_spi(Host) import EddyHost
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+extension PluginOptions {
+    /// Loads the plugin directory into `session` as `eddy eval` runs plugin code: every new plugin is
+    /// first probed in a child process (which confines itself), then this process confines itself —
+    /// reading only `readPaths`, the private copies and the system's libraries, writing nothing but
+    /// the descriptors it has open (standard output and error) — and only then maps the plugins'
+    /// verified copies, so that no plugin byte runs here unconfined. With `--no-probe` the plugins load
+    /// (and register) before confinement; their kernels still run confined. Without a plugin nothing
+    /// is confined (no plugin code runs). Problems are reported on stderr unless `quiet`, as
+    /// ``load(into:quiet:)`` does; the rows are the checks' and probes'.
+    func loadConfined(into session: Session, readPaths: [String], quiet: Bool = false) throws -> (
+        PluginHost, [PluginReportRow], Confinement?
+    ) {
+        guard let probe else {
+            let (host, rows) = try load(into: session, quiet: quiet)
+            guard !host.plugins.isEmpty else { return (host, rows, nil) }
+            var confinement = Confinement.apply(.init(readPaths: readPaths + [host.shadowDirectory], invoker: true))
+            confinement.missing.append("--no-probe: plugin registration ran before confinement")
+            return (host, rows, confinement)
+        }
+        // The checks and probes, without mapping plugin code here (as a supervisor does).
+        let checker = PluginHost(session: Session(), probe: probe, policy: try policy(), loading: .checkOnly)
+        var st = stat()
+        guard stat(directory, &st) == 0 else {
+            if explicit {
+                Stderr.write("eddy: warning: plugin directory \(PluginHost.escaped(directory)) does not exist\n")
+            }
+            return (try makeHost(session: session), [], nil)
+        }
+        var rows = checker.scan(directory)
+        if !quiet { report(rows) }
+        // The probe ran registration and verification already: this host maps the checked copies.
+        let host = PluginHost(session: session, probe: nil, policy: try policy())
+        let checked = checker.plugins
+        guard !checked.isEmpty else { return (host, rows, nil) }
+        let confinement = Confinement.apply(.init(readPaths: readPaths + [host.shadowDirectory], invoker: true))
+        for plugin in checked {
+            let row = host.loadPrivateCopy(plugin.shadowPath)
+            if row.status != .loaded && row.status != .replaced {
+                // Its probe passed; here, confined, it failed: the row says so under the plugin's file.
+                if let i = rows.firstIndex(where: { $0.file == plugin.file }) {
+                    rows[i].status = .rejected
+                    rows[i].reason = row.reason
+                }
+                if !quiet {
+                    Stderr.write(
+                        "eddy: warning: plugin \(PluginHost.escaped(plugin.file)) rejected: "
+                            + "\(PluginHost.escaped(row.reason))\n")
+                }
+            }
+        }
+        return (host, rows, confinement)
+    }
+
+    /// ``load(into:quiet:)`` in the shape of ``loadConfined(into:readPaths:quiet:)`` (`--no-confine`).
+    func loadUnconfined(into session: Session, quiet: Bool = false) throws -> (
+        PluginHost, [PluginReportRow], Confinement?
+    ) {
+        let (host, rows) = try load(into: session, quiet: quiet)
+        return (host, rows, nil)
+    }
+}

@@ -1,0 +1,274 @@
+@_spi(Host) import EddyHost
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Plugins that try, while registering, one thing confinement refuses (Tests/Fixtures/HostileC/confined.c),
+/// one build per attempt, built once per test run.
+enum ConfinedFixtures {
+    static let attempts = [
+        "kill-parent", "kill-other", "read-secret", "read-token", "write-outside", "unlink-records", "fork", "setsid",
+        "exec", "tcp", "rlimit",
+    ]
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var built: [String: String] = [:]  // guarded by `lock`
+
+    /// The plugin file of `attempt` (one of ``attempts``).
+    static func build(_ attempt: String) throws -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        if let path = built[attempt] { return path }
+        let number = (attempts.firstIndex(of: attempt) ?? 0) + 1
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/HostileC/confined.c").path
+        let out = NSTemporaryDirectory() + "eddy-confined-\(getpid())-\(attempt).so"
+        try compile(
+            [
+                "cc", "-shared", "-fPIC", "-DATTEMPT=\(number)", "-DATTEMPT_NAME=\"\(attempt)\"", source,
+                "-L" + PluginFiles.buildDirectory, "-Wl,--no-as-needed", "-lEddy", "-o", out,
+            ], naming: "confined.c (\(attempt))")
+        built[attempt] = out
+        return out
+    }
+
+    /// A plugin directory holding the builds of `attempts`.
+    static func directory(_ attempts: [String]) throws -> ScratchDirectory {
+        let dir = ScratchDirectory()
+        for attempt in attempts {
+            try FileManager.default.copyItem(atPath: try build(attempt), toPath: dir.path + "/lib\(attempt).so")
+        }
+        return dir
+    }
+}
+
+/// What the hostile plugins aim at: a secret and a token file outside every directory the host reads,
+/// a path to create, another process, a loopback listener, and the private-copy directory's records.
+final class HostileTargets {
+    let root = ScratchDirectory()
+    let copies: String
+    let secret: String
+    let token: String
+    let written: String
+    let bystander = Process()
+    let listener: Int32
+    let listenerPort: Int
+
+    init() throws {
+        copies = root.path + "/copies"
+        mkdir(copies, 0o700)
+        secret = root.write("shadow", "root:$6$\(secretMarker):19000:0:99999:7:::\n")
+        chmod(secret, 0o600)
+        // A token file as `--token-file` keeps one (the server reads it: private, and long enough).
+        token = root.write("token", String(repeating: "7", count: 64) + "\n")
+        chmod(token, 0o600)
+        written = root.path + "/written-by-plugin"
+        // The records a plugin must not remove (a quarantine line of another build, a probe verdict).
+        FileManager.default.createFile(
+            atPath: copies + "/quarantine.tsv", contents: Data("\(String(repeating: "0", count: 64))\t0\tx@1\tx\n".utf8)
+        )
+        FileManager.default.createFile(atPath: copies + "/probed.tsv", contents: Data())
+        chmod(copies + "/quarantine.tsv", 0o600)
+        chmod(copies + "/probed.tsv", 0o600)
+        bystander.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        bystander.arguments = ["300"]
+        try bystander.run()
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && listen(fd, 8) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        listener = fd
+        guard bound else { throw EddyTestError("cannot listen on loopback") }
+        listenerPort = Int(UInt16(bigEndian: addr.sin_port))
+        _ = fcntl(listener, F_SETFL, O_NONBLOCK)
+    }
+
+    deinit {
+        bystander.terminate()
+        close(listener)
+    }
+
+    /// What the plugins read their targets from (a worker's environment is its supervisor's).
+    func environment(signal: Int32) -> [String: String] {
+        [
+            "EDDY_SHADOW_DIR": copies, "EDDY_HOSTILE_SECRET": secret, "EDDY_HOSTILE_TOKEN": token,
+            "EDDY_HOSTILE_WRITE": written, "EDDY_HOSTILE_PID": String(bystander.processIdentifier),
+            "EDDY_HOSTILE_PORT": String(listenerPort), "EDDY_HOSTILE_SIGNAL": String(signal),
+        ]
+    }
+
+    /// The damage a plugin that was not refused would have left, one line each (empty: none).
+    var damage: [String] {
+        var found: [String] = []
+        if !bystander.isRunning { found.append("the bystander process was killed") }
+        if FileManager.default.fileExists(atPath: written) { found.append("a file was created outside") }
+        for record in ["quarantine.tsv", "probed.tsv"]
+        where !FileManager.default.fileExists(atPath: copies + "/" + record) {
+            found.append("\(record) was removed")
+        }
+        let accepted = accept(listener, nil, nil)
+        if accepted >= 0 {
+            close(accepted)
+            found.append("a TCP connection reached the loopback listener")
+        }
+        return found
+    }
+}
+
+/// The kernel here offers everything full confinement takes (Landlock ABI 6 and seccomp).
+let fullConfinementOffered = Confinement.expected(user: .init(name: "test", uid: 65534, gid: 65534)).level == .full
+
+@Suite(.serialized) struct ConfinementTests {
+    /// Lines "hostile-NAME: refused: …" in `text`, by attempt, and any "NOT REFUSED" line.
+    static func refusals(_ text: String) -> (refused: Set<String>, notRefused: [String]) {
+        var refused = Set<String>()
+        var notRefused: [String] = []
+        for line in text.split(separator: "\n") {
+            guard let start = line.range(of: "hostile-") else { continue }
+            let rest = line[start.upperBound...]
+            if rest.contains("NOT REFUSED") { notRefused.append(String(line)) }
+            if let colon = rest.range(of: ": refused: ") { refused.insert(String(rest[..<colon.lowerBound])) }
+        }
+        return (refused, notRefused)
+    }
+
+    @Test(.enabled(if: fullConfinementOffered))
+    func everyHostileAttemptIsRefusedInTheProbeAndTheWorkersAndTheServerLives() throws {
+        let targets = try HostileTargets()
+        let plugins = try ConfinedFixtures.directory(ConfinedFixtures.attempts)
+        let server = try Server(
+            pluginDir: plugins.path, arguments: ["--token-file", targets.token, "--workers", "2"],
+            environment: targets.environment(signal: SIGKILL))
+        defer { server.stop() }
+        let work = ScratchDirectory()
+        let csv = tripsCSV(work, rows: 300)
+        let (status, health) = try server.request("GET", "/health")
+        #expect(status == 200 && health["confinement"] as? String == "full", "\(health)")
+        // Each build registered in its probe process: its attempt was refused there.
+        let (_, listing) = try server.request("GET", "/plugins")
+        #expect(listing["confinement"] as? String == "full")
+        let rows = listing["files"] as? [[String: Any]] ?? []
+        #expect(rows.count == ConfinedFixtures.attempts.count)
+        for row in rows {
+            #expect(row["status"] as? String == "loaded", "\(row)")
+        }
+        // Each worker loads every build (registering again) before it evaluates: the requests succeed,
+        // the next one too, and the answers are right.
+        for _ in 0..<3 {
+            let (s, body) = try server.eval(csv, select: "count(*)")
+            #expect(s == 200, "\(body)")
+            #expect((body["result"] as? [[String: Any]])?.first?["count(*)"] as? Int == 300, "\(body)")
+        }
+        #expect(server.process.isRunning)
+        // The workers' standard error is the server's: every attempt was refused there, with EPERM or EACCES.
+        let (refused, notRefused) = Self.refusals(server.logText)
+        #expect(notRefused.isEmpty, "\(notRefused)")
+        #expect(refused == Set(ConfinedFixtures.attempts), "\(server.logText)")
+        #expect(targets.damage.isEmpty, "\(targets.damage)")
+        #expect(try String(contentsOfFile: targets.secret, encoding: .utf8).contains(secretMarker))
+    }
+
+    @Test(.enabled(if: fullConfinementOffered))
+    func evalConfinesItselfBeforeThePluginsCodeRunsAndNoConfineDoesNot() throws {
+        let targets = try HostileTargets()
+        let plugins = try ConfinedFixtures.directory(ConfinedFixtures.attempts)
+        let work = ScratchDirectory()
+        let csv = tripsCSV(work, rows: 300)
+        // SIGCONT: were the attempt on this test process let through, it would do no harm.
+        let r = try Eddy.run(
+            ["eval", csv, "--plugin-dir", plugins.path, "--select", "count(*)", "--format", "csv"],
+            environment: targets.environment(signal: SIGCONT))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "count(*)\n300\n", "\(r.stdout)")
+        let (refused, notRefused) = Self.refusals(r.stderr)
+        #expect(notRefused.isEmpty, "\(notRefused)")
+        #expect(refused == Set(ConfinedFixtures.attempts), "\(r.stderr)")
+        #expect(!r.stderr.contains("rejected") && !r.stderr.contains("confinement"), "\(r.stderr)")
+        #expect(targets.damage.isEmpty, "\(targets.damage)")
+
+        // The same plugin under --no-confine: its code runs with this user's rights, and the file appears.
+        let writer = try ConfinedFixtures.directory(["write-outside"])
+        let open = try Eddy.run(
+            ["eval", csv, "--plugin-dir", writer.path, "--select", "count(*)", "--format", "csv", "--no-confine"],
+            environment: targets.environment(signal: SIGCONT))
+        #expect(open.stderr.contains("hostile-write-outside: NOT REFUSED"), "\(open.stderr)")
+        #expect(FileManager.default.fileExists(atPath: targets.written))
+    }
+
+    @Test(.enabled(if: fullConfinementOffered))
+    func withoutLandlockTheServerSaysWhatIsMissingAndSeccompStillRefuses() throws {
+        let targets = try HostileTargets()
+        let plugins = try ConfinedFixtures.directory(["fork", "exec", "tcp", "kill-parent"])
+        var environment = targets.environment(signal: SIGKILL)
+        environment[Confinement.testHook] = "no-landlock"
+        let server = try Server(pluginDir: plugins.path, arguments: ["--workers", "1"], environment: environment)
+        defer { server.stop() }
+        let (_, health) = try server.request("GET", "/health")
+        let level = health["confinement"] as? String ?? ""
+        #expect(level.hasPrefix("partial (missing: landlock: not offered"), "\(health)")
+        let (_, listing) = try server.request("GET", "/plugins")
+        #expect(listing["confinement"] as? String == level)
+        #expect(server.logText.contains("plugin code runs without full confinement"), "\(server.logText)")
+        let work = ScratchDirectory()
+        let (s, body) = try server.eval(tripsCSV(work, rows: 300), select: "count(*)")
+        #expect(s == 200, "\(body)")
+        let (refused, notRefused) = Self.refusals(server.logText)
+        #expect(notRefused.isEmpty && refused == ["fork", "exec", "tcp", "kill-parent"], "\(server.logText)")
+        #expect(server.process.isRunning)
+
+        // eddy plugins --json says what eval would run plugin code with.
+        let report = try Eddy.run(["plugins", "--json", "--plugin-dir", plugins.path], environment: environment)
+        #expect(
+            report.stdout.contains("\"confinement\": \"partial (missing: landlock: not offered"), "\(report.stdout)")
+        let full = try Eddy.run(["plugins", "--json", "--plugin-dir", plugins.path])
+        #expect(full.stdout.contains("\"confinement\": \"full\""), "\(full.stdout)")
+    }
+
+    @Test func requireConfinementRefusesToStartWithoutFullConfinement() throws {
+        let plugins = ScratchDirectory()
+        let r = try Eddy.run(
+            ["serve", "--port", "0", "--plugin-dir", plugins.path, "--workers", "1", "--require-confinement"],
+            environment: [Confinement.testHook: "no-landlock"], launcher: ["/usr/bin/timeout", "60"])
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(
+            r.stderr.contains("--require-confinement: plugin code would run with confinement partial"), "\(r.stderr)")
+        let inProcess = try Eddy.run(
+            ["serve", "--port", "0", "--plugin-dir", plugins.path, "--workers", "0", "--require-confinement"],
+            launcher: ["/usr/bin/timeout", "60"])
+        #expect(inProcess.status == 2, "\(inProcess.stderr)")
+        #expect(inProcess.stderr.contains("--workers 0"), "\(inProcess.stderr)")
+    }
+
+    @Test func theTokenIsInNoWorkersCommandLineOrEnvironment() throws {
+        let plugins = ScratchDirectory()
+        let server = try Server(pluginDir: plugins.path, arguments: ["--workers", "2"])
+        defer { server.stop() }
+        let token = try #require(server.token)
+        let pid = server.process.processIdentifier
+        // The server's children: processes whose parent (field 4 of /proc/N/stat) it is.
+        let workers = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap {
+            name -> Int32? in
+            guard let n = Int32(name), let stat = try? String(contentsOfFile: "/proc/\(n)/stat", encoding: .utf8),
+                let end = stat.range(of: ") ", options: .backwards)
+            else { return nil }
+            let fields = stat[end.upperBound...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == pid ? n : nil
+        }
+        #expect(workers.count >= 2, "\(workers)")
+        for worker in workers {
+            for file in ["cmdline", "environ"] {
+                let bytes = FileManager.default.contents(atPath: "/proc/\(worker)/\(file)") ?? Data()
+                #expect(!String(decoding: bytes, as: UTF8.self).contains(token), "worker \(worker) \(file)")
+            }
+        }
+    }
+}
