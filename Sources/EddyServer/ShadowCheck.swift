@@ -472,14 +472,15 @@ extension EddyServer {
     }
 
     /// Writes a record (mode 0600, a new file, never through a link) into the private-copies directory
-    /// when that directory is this user's and closed to others, as the host checks it. The path, or nil.
+    /// when that directory is this user's and closed to others (search alone allowed), as the host checks it.
+    /// The path, or nil.
     private func saveRecord(named name: String, _ bytes: [UInt8]) -> String? {
         let directory = host.shadowDirectory
         let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard dirfd >= 0 else { return nil }
         defer { close(dirfd) }
         var st = stat()
-        guard fstat(dirfd, &st) == 0, st.st_uid == geteuid(), st.st_mode & 0o077 == 0 else { return nil }
+        guard fstat(dirfd, &st) == 0, st.st_uid == geteuid(), st.st_mode & 0o066 == 0 else { return nil }
         let fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
