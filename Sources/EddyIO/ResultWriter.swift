@@ -22,6 +22,15 @@ public final class ResultWriter {
         self.emit = emit
     }
 
+    /// Results as an Arrow IPC stream (`--format arrow`): batches go to `arrow`, not to text.
+    private var arrow: ArrowStreamWriter?
+
+    /// A writer whose batches become record batches of an Arrow IPC stream.
+    public convenience init(arrow: ArrowStreamWriter, names: [String]) {
+        self.init(format: .csv, names: names) { _ in }
+        self.arrow = arrow
+    }
+
     private var started = false
 
     /// The header, written with the first rows (or at the end), so that a failed run prints nothing.
@@ -37,6 +46,10 @@ public final class ResultWriter {
 
     /// Writes rows of canonical (or constant) columns.
     public func write(_ columns: [any ArrayNode]) throws {
+        if let arrow {
+            try arrow.write(columns)
+            return
+        }
         start()
         if format == .csv || format == .json {
             try writeBytes(columns, json: format == .json)
@@ -53,6 +66,10 @@ public final class ResultWriter {
 
     /// Ends the output (the table is printed here, once widths are known).
     public func finish() {
+        if let arrow {
+            arrow.finish()
+            return
+        }
         start()
         switch format {
         case .csv: break

@@ -66,7 +66,7 @@ struct EvalCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Comma-separated expressions to output (default: every column).")
     var select: String?
 
-    @Option(help: "Output format: table, csv or json.")
+    @Option(help: "Output format: table, csv, json or arrow (an Arrow IPC stream).")
     var format: String = "table"
 
     @Flag(help: "Print each input column's encoding tree and the execution trace (to stderr).")
@@ -136,8 +136,9 @@ struct EvalCommand: ParsableCommand {
     var reportMemory = false
 
     func run() throws {
-        guard let outputFormat = OutputFormat(rawValue: format) else {
-            throw ValidationError("unknown --format '\(format)'; use table, csv or json")
+        let arrowOutput = format == "arrow"
+        guard let outputFormat = arrowOutput ? .csv : OutputFormat(rawValue: format) else {
+            throw ValidationError("unknown --format '\(format)'; use table, csv, json or arrow")
         }
         let session = Session()
         let (host, _, confinement) =
@@ -165,7 +166,13 @@ struct EvalCommand: ParsableCommand {
             if isatty(STDERR_FILENO) != 0 {
                 evaluation.progress = { line in Stderr.write("\r\u{1B}[K" + line) }
             }
-            let writer = ResultWriter(format: outputFormat, names: evaluation.names) { output.write($0) }
+            let writer =
+                arrowOutput
+                ? ResultWriter(
+                    arrow: try ArrowStreamWriter(names: evaluation.names, types: evaluation.items.map(\.bound.dtype)) {
+                        output.write(bytes: $0)
+                    }, names: evaluation.names)
+                : ResultWriter(format: outputFormat, names: evaluation.names) { output.write($0) }
             try evaluation.run(into: writer)
             output.finish()
             if isatty(STDERR_FILENO) != 0 && evaluation.rowsRead > 0 { Stderr.write("\r\u{1B}[K") }

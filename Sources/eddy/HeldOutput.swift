@@ -1,5 +1,9 @@
 import EddyIO
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Result text on its way to standard output, held back until it passes `limit` bytes, so that a query
 /// that fails early prints no rows at all. A query that fails after some rows went out (a result larger
 /// than the limit) ends its output with a line saying that it is incomplete: a reader of the CSV or
@@ -24,11 +28,26 @@ final class HeldOutput {
         if held.count > limit { release() }
     }
 
+    /// Bytes of a binary result (`--format arrow`), held like text.
+    func write(bytes: [UInt8]) {
+        if released {
+            Self.put(bytes)
+            return
+        }
+        held.append(contentsOf: bytes)
+        if held.count > limit { release() }
+    }
+
     /// Writes what is held and everything after it straight through.
     private func release() {
         released = true
-        Stdout.write(String(decoding: held, as: UTF8.self))
+        Self.put(held)
         held = []
+    }
+
+    /// As they are: a binary result is not UTF-8.
+    private static func put(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { _ = fwrite($0.baseAddress, 1, $0.count, Stdout.stream) }
     }
 
     /// The query succeeded: all of it goes out.
