@@ -54,8 +54,16 @@ struct ParquetPhysicalValues {
         let (size, overflow) = n.multipliedReportingOverflow(by: MemoryLayout<T>.size)
         guard !overflow else { throw ParquetProblem("\(n) values overflow the page") }
         let data = try r.take(size)
-        out.reserveCapacity(out.count + n)
-        for k in 0..<n { out.append(data.loadUnaligned(fromByteOffset: k * MemoryLayout<T>.size, as: T.self)) }
+        // One copy of the page's bytes (little-endian, as this machine is), not a load per value.
+        let start = out.count
+        out.reserveCapacity(start + n)
+        let tail = [T](unsafeUninitializedCapacity: n) { buffer, initialized in
+            if let base = data.baseAddress, n > 0 {
+                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(start: base, count: size))
+            }
+            initialized = n
+        }
+        out.append(contentsOf: tail)
     }
 
     mutating func appendBytes(_ value: UnsafeRawBufferPointer) throws {
