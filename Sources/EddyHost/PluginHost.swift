@@ -94,6 +94,8 @@ public final class PluginHost: Sendable {
     public var shadowDirectory: String { copies.path }
     public let policy: PluginLoadPolicy
     let copies: PrivateCopies
+    /// Each plugin's last good build, kept beside the quarantine file (see ``LastGoodBuilds``).
+    public let lastGood: LastGoodBuilds
 
     /// How plugins become kernels: loaded into this process, or only checked (and probed) so that
     /// worker processes load them — a supervisor never maps plugin code.
@@ -145,6 +147,8 @@ public final class PluginHost: Sendable {
         self.policy = policy
         self.loading = loading
         self.copies = PrivateCopies(path: PrivateCopies.defaultPath(explicit: shadowDirectory))
+        // Before any scan: their copies are held from now on, so that no collection removes them.
+        self.lastGood = LastGoodBuilds(directory: copies.path)
         self.hostBuild = probe == nil ? nil : Self.hostBuildIdentity()
         let known = copies.quarantineRecords().compactMap(Self.parseQuarantine)
         state.withLock { s in for q in known { s.value.quarantine[q.hash] = q } }
@@ -161,7 +165,8 @@ public final class PluginHost: Sendable {
     }
 
     /// Quarantines a plugin's content hash: it is withdrawn now and refused from then on (a build
-    /// with other bytes loads normally). False if it already was.
+    /// with other bytes loads normally), and its plugin's last good build serves instead, when it has
+    /// one (see ``fallBackToLastGood(plugin:file:quarantinedVersion:cause:)``). False if it already was.
     @discardableResult
     public func quarantine(hash: String, plugin: String, cause: String) -> Bool {
         var ts = timespec()
@@ -174,7 +179,12 @@ public final class PluginHost: Sendable {
         }
         guard isNew else { return false }
         copies.appendQuarantineRecord("\(hash)\t\(Int(record.time))\t\(Self.escaped(plugin))\t\(Self.escaped(cause))")
-        if let loaded { unload(pluginNamed: loaded.name) }
+        if let loaded {
+            unload(pluginNamed: loaded.name)
+            // Within the next request: the plugin's last good build serves, when it has one.
+            fallBackToLastGood(
+                plugin: loaded.name, file: loaded.file, quarantinedVersion: loaded.version, cause: cause)
+        }
         return true
     }
 
@@ -311,6 +321,7 @@ public final class PluginHost: Sendable {
             return r
         }
         var r = load(file, path: path, started: started)
+        if r.status == .quarantined { r = withLastGood(r) }
         releaseUnusedHolds()
         r.linkTarget = file.linkTarget
         if !file.warning.isEmpty, r.status == .loaded || r.status == .replaced {

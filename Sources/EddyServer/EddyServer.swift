@@ -618,6 +618,7 @@ public final class EddyServer: Sendable {
         switch outcome {
         case .reply(let status, let body, let evidence):
             if let quarantined = quarantineReply(job, status: status) { return quarantined }
+            if op == .eval { answered(status, with: set) }
             if check == .report, status == 200, let job, let evidence, !evidence.owners.isEmpty {
                 queueShadowCheck(job, plugins: set, answer: body, evidence: evidence, stamp: stamp)
             }

@@ -14,6 +14,7 @@ extension EddyServer {
     /// Starts the pool's watch over idle workers: one that keeps a core busy without a request, or dies
     /// without one, is replaced, and the builds whose code ran in it are charged with it.
     func superviseWorkers() {
+        reportLastGoodFallbacks()
         pool?.watch { [self] cause, suspects in
             guard !suspects.isEmpty else {
                 logger.error("idle worker replaced", metadata: ["cause": "\(cause)"])

@@ -36,8 +36,14 @@ enum DecimalFixture {
 
     private static let building = Mutex<Void>(())
 
-    private static func build(_ bug: Bug?) throws -> String {
-        let tag = bug?.rawValue ?? "CLEAN"
+    /// Version 0.2.0 of the clean fixture, whose sum kernel traps (`-D DECIMAL_CRASH`): a newer build
+    /// that crashes its worker on `sum(x)` over a decimal column.
+    static func crashingPlugin() throws -> String {
+        try building.withLock { _ in try build(nil, tag: "CRASH", defines: ["DECIMAL_CRASH"]) }
+    }
+
+    private static func build(_ bug: Bug?, tag explicitTag: String? = nil, defines: [String] = []) throws -> String {
+        let tag = explicitTag ?? bug?.rawValue ?? "CLEAN"
         if let path = built.withLock({ $0[tag] }) { return path }
         let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/Decimal/DecimalPlugin.swift").path
@@ -45,7 +51,7 @@ enum DecimalFixture {
         let build = PluginFiles.buildDirectory
         try compile(
             ["swiftc", "-O", "-emit-library", "-module-name", "Decimal_\(tag)", "-D", "DECIMAL_SO"]
-                + (bug.map { ["-D", "DECIMAL_BUG_\($0.rawValue)"] } ?? []) + [
+                + (bug.map { ["-D", "DECIMAL_BUG_\($0.rawValue)"] } ?? []) + defines.flatMap { ["-D", $0] } + [
                     source, "-I", build + "/Modules", "-L", build, "-lEddy", "-o", out,
                 ], naming: "the Decimal fixture (\(tag))")
         built.withLock { $0[tag] = out }

@@ -10,6 +10,9 @@ import Eddy
 //   DECIMAL_BUG_SHORT_READ         the storage reader drops the last row
 //   DECIMAL_BUG_NEGATIVE_ZERO      the hook accepts -0.0 (decoded as +0.0)
 //   DECIMAL_BUG_EXACT_SUM          sum adds the integers exactly, where the engine sums doubles in row order
+//
+// `-D DECIMAL_CRASH` builds version 0.2.0 whose sum kernel traps: a newer build that crashes its worker,
+// for the server's fallback to the last good build (it is not one of the bugs the kit must catch).
 
 /// Powers of ten that are exact doubles.
 let powersOfTen: [Double] = [1, 10, 100, 1e3, 1e4, 1e5, 1e6]
@@ -113,7 +116,11 @@ public final class DecimalArray: Encoding {
 
 public enum DecimalPlugin: EddyPlugin {
     public static let name = "decimal"
-    public static let version = "0.1.0"
+    #if DECIMAL_CRASH
+        public static let version = "0.2.0"
+    #else
+        public static let version = "0.1.0"
+    #endif
 
     public static func register(into registrar: PluginRegistrar) throws {
         registrar.encoding(DecimalArray.self)
@@ -192,6 +199,9 @@ public enum DecimalPlugin: EddyPlugin {
         registrar.aggregate(.sum, on: DecimalArray.self, name: "sum decimal digits") { array, ctx in
             guard let d = try array.plainDigits(ctx) else { return nil }
             let p = array.scale
+            #if DECIMAL_CRASH
+                if d.count > 0 { fatalError("planted crash in sum decimal digits") }
+            #endif
             return try d.withValues(Int64.self) { v -> ScalarValue in
                 var n = 0
                 #if DECIMAL_BUG_EXACT_SUM
