@@ -645,6 +645,7 @@ public final class EddyServer: Sendable {
                         + "socket; the worker was replaced and its answer dropped"
                 ], status: .badGateway)
         case .died(var cause, let site, let suspects):
+            if op == .eval { keepCrashBundle(timedOut: false, cause: cause, site: site, job: job, plugins: set) }
             // A worker killed by SIGBUS outside plugin code was reading a mapped file: name the one it read.
             if site == nil, cause.contains("SIGBUS"), let job, job.inputFormat == "eddy" {
                 cause += " reading \(job.uploaded ? "the upload" : job.path)"
@@ -659,6 +660,10 @@ public final class EddyServer: Sendable {
             }
             return blame(cause: cause, site: site, in: set, status: .internalServerError)
         case .timedOut(let site):
+            if op == .eval {
+                let cause = "did not finish within \(options.evalTimeout) s (--eval-timeout)"
+                keepCrashBundle(timedOut: true, cause: cause, site: site, job: job, plugins: set)
+            }
             return blame(
                 cause: "did not finish within \(options.evalTimeout) s (--eval-timeout)", site: site, in: set,
                 status: .gatewayTimeout)

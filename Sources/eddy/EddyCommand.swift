@@ -14,6 +14,7 @@ struct EddyCommand: AsyncParsableCommand {
             EvalCommand.self, ConvertCommand.self, InspectCommand.self, PluginsCommand.self, KernelsCommand.self,
             ServeCommand.self, KeygenCommand.self,
             SignCommand.self, VerifyCommand.self, NewPluginCommand.self, ProbePluginCommand.self, WorkerCommand.self,
+            ReplayCommand.self,
         ]
     )
 }

@@ -1,0 +1,183 @@
+import ArgumentParser
+@_spi(Host) import Eddy
+@_spi(Host) import EddyHost
+import EddyServer
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Run a crash bundle's request again and report whether the crash, hang or memory kill reproduces.",
+        discussion: "eddy serve writes a bundle (in $EDDY_BUNDLE_DIR, else ~/.eddy/crash-bundles; its log names "
+            + "it) when a worker crashes, overruns --eval-timeout or is killed for memory. The request runs in a "
+            + "process of its own (eddy eval) with the bundle's plugin builds — found by hash among the private "
+            + "copies, or the files of --plugin-dir — and no quarantine. Exits 0 when it reproduces, 1 when it "
+            + "does not, 2 when it cannot run."
+    )
+
+    @Argument(help: "The bundle directory.")
+    var bundle: String
+
+    @Option(help: "Replay with the plugins in this directory (a fixed build, say) instead of the bundle's builds.")
+    var pluginDir: String?
+
+    @Flag(help: "Evaluate in this process, so that a debugger attached to eddy replay stops in the plugin's code.")
+    var inProcess = false
+
+    func run() throws {
+        let b: CrashBundle
+        do {
+            b = try CrashBundle(path: bundle)
+        } catch {
+            Stderr.write("eddy: \(error.description)\n")
+            throw ExitCode(2)
+        }
+        print("bundle: \(PluginHost.escaped(bundle)) (\(b.kind) at \(b.time))")
+        print("  \(PluginHost.escaped(b.crashLine))")
+        // A fresh private-copy directory: no quarantine record refuses the builds being replayed.
+        let scratch = try Self.scratchDirectory()
+        defer { Self.remove(scratch) }
+        let plugins: String
+        if let pluginDir {
+            plugins = pluginDir
+            for build in b.plugins {
+                let found = Self.files(in: pluginDir).first { CrashBundle.sha256(ofFile: $0) == build.sha256 }
+                print(
+                    "  plugin \(PluginHost.escaped(build.name))@\(PluginHost.escaped(build.version)) "
+                        + "(\(build.sha256.prefix(16))): "
+                        + (found.map { "the same build is \(PluginHost.escaped($0))" }
+                            ?? "not in \(PluginHost.escaped(pluginDir)) (replaying with what is there)"))
+            }
+        } else {
+            plugins = scratch + "/plugins"
+            mkdir(plugins, 0o700)
+            let copies = PluginHost(session: Session()).shadowDirectory
+            for build in b.plugins {
+                let copy = copies + "/" + build.copy
+                guard !build.copy.contains("/"), CrashBundle.sha256(ofFile: copy) == build.sha256 else {
+                    Stderr.write(
+                        "eddy: plugin \(PluginHost.escaped(build.name))@\(PluginHost.escaped(build.version)) "
+                            + "(sha256 \(build.sha256.prefix(16))) is no longer among the private copies in "
+                            + "\(PluginHost.escaped(copies)); give its file with --plugin-dir\n")
+                    throw ExitCode(2)
+                }
+                guard
+                    (try? FileManager.default.copyItem(atPath: copy, toPath: plugins + "/" + build.name + ".so")) != nil
+                else {
+                    Stderr.write("eddy: cannot copy \(PluginHost.escaped(copy)) to \(PluginHost.escaped(plugins))\n")
+                    throw ExitCode(2)
+                }
+            }
+        }
+        if let expected = b.inputSHA256, CrashBundle.sha256(ofFile: b.input) != expected, !b.uploadTruncated {
+            print(
+                "  warning: \(PluginHost.escaped(b.input)) changed since the bundle was written (its SHA-256 differs)")
+        }
+        if b.uploadTruncated { print("  warning: the bundle kept only the start of the uploaded body") }
+        let arguments = ["eval"] + b.evalArguments(pluginDir: plugins)
+        setenv("EDDY_SHADOW_DIR", scratch + "/copies", 1)
+        if inProcess {
+            print(
+                "replaying in this process (pid \(getpid())): eddy \(arguments.map(PluginHost.escaped).joined(separator: " "))"
+            )
+            Stdout.flush()
+            fflush(nil)  // what was printed is out before plugin code can crash this process
+            var command = try EvalCommand.parse(Array(arguments.dropFirst()))
+            try command.run()
+            print("did not reproduce: the evaluation finished")
+            throw ExitCode(1)
+        }
+        print("replaying: eddy \(arguments.map(PluginHost.escaped).joined(separator: " "))")
+        let outcome = try Self.runIsolated(arguments, timeout: b.evalTimeout)
+        let reproduced: Bool
+        switch (b.kind, outcome.ended) {
+        case ("timeout", .timedOut): reproduced = true
+        case ("timeout", _): reproduced = false
+        case (_, .signal): reproduced = true
+        default: reproduced = false
+        }
+        let lastLine = outcome.stderr.split(separator: "\n").last.map(String.init) ?? ""
+        print(
+            (reproduced ? "reproduced: " : "did not reproduce: ") + outcome.ended.description
+                + (lastLine.isEmpty ? "" : "\n  \(PluginHost.escaped(String(lastLine.prefix(400))))"))
+        if !reproduced { throw ExitCode(1) }
+    }
+
+    enum Ended: CustomStringConvertible {
+        case exit(Int32)
+        case signal(Int32)
+        case timedOut(Double)
+
+        var description: String {
+            switch self {
+            case .exit(let s): "the evaluation exited with status \(s)"
+            case .signal(let s): "the evaluation crashed with signal \(s) (\(String(cString: strsignal(s))))"
+            case .timedOut(let t): "the evaluation did not finish within \(t) s (the bundle's --eval-timeout)"
+            }
+        }
+    }
+
+    /// Runs `eddy ARGUMENTS` in a process of its own, killed after `timeout` seconds.
+    static func runIsolated(_ arguments: [String], timeout: Double) throws -> (ended: Ended, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: PluginProbe.selfExecutable().executable)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        let err = Pipe()
+        process.standardError = err
+        let collected = StderrBuffer()
+        err.fileHandleForReading.readabilityHandler = { h in collected.append(h.availableData) }
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            err.fileHandleForReading.readabilityHandler = nil
+            return (.timedOut(timeout), collected.text)
+        }
+        process.waitUntilExit()
+        usleep(50_000)
+        err.fileHandleForReading.readabilityHandler = nil
+        let status = process.terminationStatus
+        return (process.terminationReason == .uncaughtSignal ? .signal(status) : .exit(status), collected.text)
+    }
+
+    /// The child's standard error, at most 64 KiB of its end.
+    final class StderrBuffer: @unchecked Sendable {  // guarded by `lock`
+        private let lock = NSLock()
+        private var data = Data()
+        func append(_ d: Data) {
+            lock.lock()
+            defer { lock.unlock() }
+            data.append(d)
+            if data.count > 64 << 10 { data = data.suffix(64 << 10) }
+        }
+        var text: String {
+            lock.lock()
+            defer { lock.unlock() }
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+
+    static func files(in directory: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter(PluginHost.isCandidate)
+            .sorted().map { directory + "/" + $0 }
+    }
+
+    static func scratchDirectory() throws -> String {
+        let tmp = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "/tmp"
+        var template = Array("\(tmp)/eddy-replay-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else {
+            Stderr.write("eddy: cannot make a scratch directory in \(tmp)\n")
+            throw ExitCode(2)
+        }
+        return String(cString: made)
+    }
+
+    static func remove(_ path: String) { try? FileManager.default.removeItem(atPath: path) }
+}
