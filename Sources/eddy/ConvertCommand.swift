@@ -10,7 +10,7 @@ import ArgumentParser
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Convert a CSV or JSON Lines file into an .eddy file (compressed arrays, read in place).",
+        abstract: "Convert a CSV, JSON Lines or Parquet file into an .eddy file (compressed arrays, read in place).",
         discussion: """
             Each chunk of --chunk-rows rows is compressed column by column with the
             storage compressor (dictionary, run-end, frame-of-reference, bit-packing,

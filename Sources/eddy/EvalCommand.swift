@@ -11,7 +11,7 @@ import ArgumentParser
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Evaluate a filter and expressions over a CSV or JSON Lines file.",
+        abstract: "Evaluate a filter and expressions over a CSV, JSON Lines, Parquet or .eddy file.",
         discussion: """
             The file is read in batches; each batch is encoded for the query (strings
             with few distinct values as a dictionary, so that a comparison or a
