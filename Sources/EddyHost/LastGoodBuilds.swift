@@ -88,6 +88,9 @@ public final class LastGoodBuilds: Sendable {
         observer?(fallback)
     }
 
+    /// Whether `hash` is recorded already (the per-request check stops here once it is).
+    func isRecorded(_ hash: String) -> Bool { state.withLock { $0.value.recorded.contains(hash) } }
+
     /// Counts one clean request for `hash`; true when it has just reached ``cleanRequests`` and is not
     /// recorded yet.
     func countClean(_ hash: String) -> Bool {

@@ -10,7 +10,7 @@ extension PluginHost {
     /// `set` loaded: each build of it that has done so ``LastGoodBuilds/cleanRequests`` times, is
     /// still loaded and is not quarantined becomes its plugin's last good build.
     public func servedWithoutFault(_ set: [LoadedPlugin]) {
-        for p in set where quarantine(of: p.contentHash) == nil {
+        for p in set where !lastGood.isRecorded(p.contentHash) && quarantine(of: p.contentHash) == nil {
             guard plugins.contains(where: { $0.contentHash == p.contentHash }), lastGood.countClean(p.contentHash)
             else { continue }
             var ts = timespec()
