@@ -88,7 +88,13 @@ static uint64_t handled_fs(int abi) {
     return all;
 }
 
-static int landlock(const char *read_paths, int abi, char *problem, size_t cap) {
+int eddy_landlock_ruleset(const char *read_paths, char *problem, size_t cap) {
+    if (cap > 0) problem[0] = 0;
+    int abi = eddy_landlock_abi();
+    if (abi <= 0) {
+        note(problem, cap, "landlock: not offered by this kernel", 0);
+        return -1;
+    }
     struct eddy_landlock_ruleset_attr attr;
     memset(&attr, 0, sizeof attr);
     attr.handled_access_fs = handled_fs(abi);
@@ -97,7 +103,7 @@ static int landlock(const char *read_paths, int abi, char *problem, size_t cap) 
     int ruleset = (int)syscall(__NR_landlock_create_ruleset, &attr, sizeof attr, 0);
     if (ruleset < 0) {
         note(problem, cap, "landlock: cannot create a ruleset", errno);
-        return 0;
+        return -1;
     }
     const char *p = read_paths ? read_paths : "";
     char path[4096];
@@ -125,6 +131,11 @@ static int landlock(const char *read_paths, int abi, char *problem, size_t cap) 
         p += n;
         if (*p == '\n') p++;
     }
+    return ruleset;
+}
+
+static int landlock(int ruleset, char *problem, size_t cap) {
+    int abi = eddy_landlock_abi();
     int applied = 0;
     if (syscall(__NR_landlock_restrict_self, ruleset, 0) == 0) {
         applied = EDDY_CONFINED_LANDLOCK_FS;
@@ -331,7 +342,7 @@ static int seccomp_filter(char *problem, size_t cap) {
     return EDDY_CONFINED_SECCOMP;
 }
 
-int eddy_confine(const char *read_paths, int landlock_wanted, int seccomp_wanted, char *problem, size_t cap) {
+int eddy_confine(int ruleset, int seccomp_wanted, char *problem, size_t cap) {
     if (cap > 0) problem[0] = 0;
     int applied = 0;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0) {
@@ -340,14 +351,7 @@ int eddy_confine(const char *read_paths, int landlock_wanted, int seccomp_wanted
         note(problem, cap, "no_new_privs", errno);
         // Without it neither Landlock nor seccomp can be set up by an unprivileged process.
     }
-    if (landlock_wanted) {
-        int abi = eddy_landlock_abi();
-        if (abi <= 0) {
-            note(problem, cap, "landlock: not offered by this kernel", 0);
-        } else {
-            applied |= landlock(read_paths, abi, problem, cap);
-        }
-    }
+    if (ruleset >= 0) applied |= landlock(ruleset, problem, cap);
     if (seccomp_wanted) applied |= seccomp_filter(problem, cap);
     return applied;
 }

@@ -140,13 +140,15 @@ public struct Confinement: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// What every confined process reads: the system's libraries and the dynamic linker's cache, the
-    /// CPU list (thread pools size themselves by it), this process's own /proc directory, and the
-    /// files of every object loaded now (the program, libEddy.so and the Swift runtime may live
+    /// CPU list (thread pools size themselves by it), /proc (Dispatch's thread-pool monitor reads
+    /// /proc/TID/stat of its threads, and traps when it cannot; another process's environment, memory
+    /// and descriptors stay closed: Landlock refuses a confined process ptrace access to any process
+    /// outside its domain), and the files of every object loaded now (the program, libEddy.so and the Swift runtime may live
     /// outside /usr, in a build or toolchain directory), with their directories.
     static func systemPaths() -> [String] {
         var paths = [
             "/usr", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
-            "/etc/localtime", "/dev/null", "/dev/urandom", "/sys/devices/system/cpu", "/proc/self",
+            "/etc/localtime", "/dev/null", "/dev/urandom", "/sys/devices/system/cpu", "/proc",
         ]
         var buffer = [CChar](repeating: 0, count: 1 << 16)
         if eddy_loaded_objects(&buffer, buffer.count) == 0 {
@@ -173,8 +175,16 @@ public struct Confinement: Sendable, Equatable, CustomStringConvertible {
     /// up is listed in the result's ``missing``.
     public static func apply(_ plan: Plan) -> Confinement {
         var missing: [String] = []
-        // The user first: Landlock rules are taken on paths this process can still open, and the
-        // limits below count the new user's processes.
+        let abi = landlockABI
+        let seccomp = seccompAvailable
+        var problem = [CChar](repeating: 0, count: 1024)
+        // The rules first, while this process can still open every path with its own rights (the
+        // private copies may lie in a directory only the server's user can search).
+        let ruleset =
+            abi > 0
+            ? eddy_landlock_ruleset((systemPaths() + plan.readPaths).joined(separator: "\n"), &problem, 1024) : -1
+        missing += problems(problem)
+        // Then the user: the limits below count the new user's processes.
         if geteuid() == 0 && !plan.invoker {
             if let user = plan.user, user.uid != 0 {
                 if let problem = drop(to: user) { missing.append(problem) }
@@ -183,15 +193,10 @@ public struct Confinement: Sendable, Equatable, CustomStringConvertible {
             }
         }
         missing += limitResources(fileSize: plan.fileSizeLimit)
-        let abi = landlockABI
-        let seccomp = seccompAvailable
         let threads = eddy_thread_count()
-        var problem = [CChar](repeating: 0, count: 1024)
-        let paths = (systemPaths() + plan.readPaths).joined(separator: "\n")
-        let applied = eddy_confine(paths, abi > 0 ? 1 : 0, seccomp ? 1 : 0, &problem, problem.count)
+        let applied = eddy_confine(ruleset, seccomp ? 1 : 0, &problem, problem.count)
         missing += kernelGaps(abi: abi, seccomp: seccomp)
-        let text = String(decoding: problem.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if !text.isEmpty { missing += text.split(separator: ";").map { $0.trimmingSpaces } }
+        missing += problems(problem)
         if applied & Int32(EDDY_CONFINED_LANDLOCK_FS) != 0 && threads > 1 {
             missing.append("landlock on \(threads - 1) thread(s) started before confinement")
         }
@@ -204,6 +209,12 @@ public struct Confinement: Sendable, Equatable, CustomStringConvertible {
             missing.append("seccomp: not applied")
         }
         return Confinement(missing: missing, anyApplied: landlocked || filtered)
+    }
+
+    /// The '; '-separated phrases a C call left in `buffer`.
+    static func problems(_ buffer: [CChar]) -> [String] {
+        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.isEmpty ? [] : text.split(separator: ";").map { $0.trimmingSpaces }
     }
 
     /// Becomes `user` for good (supplementary groups, group, user); nil, or what failed.

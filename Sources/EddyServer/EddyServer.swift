@@ -199,10 +199,11 @@ public final class EddyServer: Sendable {
             verifier: probe == nil ? verifier : nil)
         let metrics = Metrics()
         confinement = Self.confinement(options)
-        if isolated && options.confine {
-            // Workers and probes open copies by name as --worker-user: that user must search the directory.
-            if geteuid() == 0, (options.workerUser?.uid ?? 0) != 0, let problem = host.allowOtherUsersToSearchCopies()
-            {
+        if options.confine {
+            // Workers and probes (with --workers 0 too) open copies by name as --worker-user: that user
+            // must search the directory.
+            let dropsUser = geteuid() == 0 && (options.workerUser?.uid ?? 0) != 0
+            if dropsUser, let problem = host.allowOtherUsersToSearchCopies() {
                 throw ServerSetupError("cannot let --worker-user reach the private plugin copies: \(problem)")
             }
         }

@@ -26,7 +26,8 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         let session = Session()
-        let (host, _) = try plugins.load(into: session)
+        // Plugin code runs confined, as under `eddy eval`: reading this file, the copies and libraries only.
+        let (host, _, _) = try plugins.loadConfined(into: session, readPaths: [file])
         let f: EddyFile
         do {
             f = try EddyFile(path: file, snapshot: session.kernels.snapshot, requireEncodings: false)

@@ -37,7 +37,8 @@ struct KernelsCommand: ParsableCommand {
 
     func run() throws {
         let session = Session()
-        _ = try plugins.load(into: session)
+        // Plugin code runs confined, as under `eddy eval` (--costs measures kernels on inputs made here).
+        _ = try plugins.loadConfined(into: session, readPaths: [])
         if costs { return printCosts(session) }
         let snapshot = session.kernels.snapshot
         print("kernel registry, snapshot generation \(snapshot.generation)")

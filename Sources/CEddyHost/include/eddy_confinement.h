@@ -26,21 +26,26 @@ enum {
     EDDY_CONFINED_SECCOMP = 16,
 };
 
+/// A Landlock ruleset (its descriptor, close-on-exec) that allows reading, listing and mapping executable
+/// files beneath each path of `read_paths` (separated by '\n'; missing ones are skipped) and nothing
+/// else on the filesystem — no write, create, remove, rename, truncate or device ioctl anywhere — no
+/// TCP bind or connect (ABI 4), and no signal or abstract Unix socket reaching outside the domain
+/// (ABI 6). Made before the process changes user: the paths are opened with its rights now. -1 when
+/// Landlock is not offered; what failed is described in `problem` (`cap` bytes).
+int eddy_landlock_ruleset(const char *read_paths, char *problem, size_t cap);
+
 /// Confines this process for good, before plugin code runs in it: `PR_SET_NO_NEW_PRIVS`; unless
-/// `landlock` is 0, a Landlock domain on the calling thread (threads it starts later inherit it; those
-/// already running do not, hence ``eddy_thread_count``) that allows reading, listing and mapping
-/// executable files beneath each path of `read_paths` (separated by '\n'; missing ones are skipped) and
-/// nothing else on the filesystem — no write, create, remove, rename, truncate or device ioctl anywhere;
-/// descriptors already open keep working — no TCP bind or connect, and no signal or abstract Unix
-/// socket reaching outside the domain; unless `seccomp` is 0, a seccomp filter on every thread that
+/// `ruleset` is -1, the Landlock domain of ``eddy_landlock_ruleset`` on the calling thread (threads it
+/// starts later inherit it; those already running do not, hence ``eddy_thread_count``; descriptors
+/// already open keep working); unless `seccomp` is 0, a seccomp filter on every thread that
 /// answers EPERM to execve/execveat, fork/vfork, clone without CLONE_THREAD (ENOSYS to clone3, so the C
 /// library falls back to clone), ptrace, process_vm_readv/writev, setsid, setpgid, socket (socketpair
 /// only for AF_UNIX), signals to another process (kill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo to
 /// a process id other than this one's; tkill and pidfd calls), mount and namespace calls, keyctl,
 /// bpf, perf_event_open, kexec, modules, io_uring, userfaultfd, TIOCSTI, and any change of a resource
-/// limit. Returns the EDDY_CONFINED_* bits applied; what failed is described in `problem` (`cap`
-/// bytes, '; '-separated, empty when nothing did).
-int eddy_confine(const char *read_paths, int landlock, int seccomp, char *problem, size_t cap);
+/// limit. Closes `ruleset`. Returns the EDDY_CONFINED_* bits applied; what failed is described in
+/// `problem` (`cap` bytes, '; '-separated, empty when nothing did).
+int eddy_confine(int ruleset, int seccomp, char *problem, size_t cap);
 
 /// The files of every object loaded in this process (the program, libEddy.so, the Swift runtime, the C
 /// library …), separated by '\n', into `out`: what a confined process must still read to load a plugin
