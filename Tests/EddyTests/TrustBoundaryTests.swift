@@ -239,7 +239,7 @@ final class DataFixture {
         (#"{"path": 7}"#, "field 'path' must be a string, got a number"),
         (#"[1, 2]"#, "not a JSON object"),
         (#"{"path": "trips.csv", "format": "xml"}"#, "unknown format 'xml'"),
-        (#"{"path": "trips.csv", "input_format": "parquet"}"#, "unknown input_format 'parquet'"),
+        (#"{"path": "trips.csv", "input_format": "orc"}"#, "unknown input_format 'orc'"),
         (#"{"path": "trips.csv", "path": "../secret.txt"}"#, "field 'path' is given twice"),
     ])
     func malformedRequestsAre400NamingTheField(body: String, message: String) throws {

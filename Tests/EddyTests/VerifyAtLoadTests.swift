@@ -111,7 +111,9 @@ import Testing
         #expect(again["probe"] as? String == "passed earlier", "\(again)")
         #expect(again["verified_inputs"] as? Int == inputs, "\(again)")
 
-        for (q, expected, got) in try answers(plugin, ["--explain"], shadow: shadow) {
+        // The fixture's hook is a storage hook (the SDK's default purpose): --compression auto never asks
+        // it about a CSV read once, so the query asks for storage compression to put its encoding in play.
+        for (q, expected, got) in try answers(plugin, ["--explain", "--compression", "storage"], shadow: shadow) {
             #expect(got.status == 0, "\(got.stderr)")
             #expect(got.stdout.hasPrefix(expected.stdout), "\(q): \(got.stdout)")
             #expect((got.stdout + got.stderr).contains("[plugin decimal@0.1.0]"), "\(q): no kernel of the plugin fired")
