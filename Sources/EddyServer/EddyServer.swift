@@ -823,11 +823,10 @@ public struct EddyRequestContext: RequestContext {
     }
 }
 
-func now() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
+/// Seconds on the monotonic clock (DispatchTime reads CLOCK_MONOTONIC on Linux). Not `timespec`: which
+/// module owns that C type (Glibc or NIO's CNIOLinux) changes from build to build, and a clean build
+/// failed on it under MemberImportVisibility.
+func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
 extension EddyServer {
     /// Makes the server's event loops Swift Concurrency's executor, for the whole process: a request's
