@@ -54,19 +54,23 @@ struct LikeMatcher: Sendable {
     enum Kind: Sendable {
         case exact([UInt8]), prefix([UInt8]), suffix([UInt8]), contains([UInt8]), general([Token])
     }
-    enum Token: Sendable, Equatable { case literal(UInt8), any, one }
+    /// A literal is a whole Unicode scalar: the general matcher walks scalars, so `_` is one character.
+    enum Token: Sendable, Equatable { case literal(Unicode.Scalar), any, one }
     let kind: Kind
 
     init(_ pattern: String) {
         var tokens: [Token] = []
-        for b in pattern.utf8 {
-            switch b {
-            case UInt8(ascii: "%"): if tokens.last != .any { tokens.append(.any) }
-            case UInt8(ascii: "_"): tokens.append(.one)
-            default: tokens.append(.literal(b))
+        for c in pattern.unicodeScalars {
+            switch c {
+            case "%": if tokens.last != .any { tokens.append(.any) }
+            case "_": tokens.append(.one)
+            default: tokens.append(.literal(c))
             }
         }
-        let literals = tokens.compactMap { if case .literal(let b) = $0 { b } else { nil } }
+        // The fast paths compare UTF-8 bytes: whole scalars' bytes match exactly where the scalars do.
+        var literalScalars = String.UnicodeScalarView()
+        for case .literal(let c) in tokens { literalScalars.append(c) }
+        let literals = Array(String(literalScalars).utf8)
         let wildcards = tokens.filter { $0 != .any && !{ if case .literal = $0 { true } else { false } }($0) }
         let anyCount = tokens.filter { $0 == .any }.count
         if !wildcards.isEmpty || anyCount > 2 {
@@ -109,7 +113,7 @@ struct LikeMatcher: Sendable {
             if t < tokens.count {
                 switch tokens[t] {
                 case .one: t += 1; i += 1; continue
-                case .literal(let b) where s[i].value == UInt32(b): t += 1; i += 1; continue
+                case .literal(let c) where s[i] == c: t += 1; i += 1; continue
                 case .any: starT = t; starI = i; t += 1; continue
                 default: break
                 }
