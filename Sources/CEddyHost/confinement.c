@@ -150,7 +150,7 @@ static int landlock(int ruleset, char *problem, size_t cap) {
 
 // ---- seccomp ----
 
-#define EDDY_MAX_FILTER 256
+#define EDDY_MAX_FILTER 512
 
 struct filter {
     struct sock_filter code[EDDY_MAX_FILTER];
@@ -197,6 +197,40 @@ static void only_own_pid(struct filter *f, long nr, int arg, pid_t pid) {
     emit(f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
     end_block(f, b);
 }
+
+/// `nr` is allowed only when its argument `which` (an int) is `value` and its argument `who` (an int: a
+/// process, group or user id) is 0, this process (or thread): no reaching another process's scheduling.
+/// `which` < 0 checks `who` only.
+static void only_self(struct filter *f, long nr, int which, uint32_t value, int who) {
+    unsigned short b = begin_block(f, nr);
+    if (which >= 0) {
+        emit(f, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(which)));
+        emit(f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, value, 0, 2));
+    }
+    emit(f, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(who)));
+    emit(f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0));
+    emit(f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, RET_ERRNO(EPERM)));
+    emit(f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    end_block(f, b);
+}
+
+/// `nr` is refused when its first argument, a file descriptor (an int: the low word), is 0, 1 or 2:
+/// standard error is the server's log, which a worker must not truncate nor rewrite in place.
+static void not_on_standard_fds(struct filter *f, long nr) {
+    unsigned short b = begin_block(f, nr);
+    emit(f, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(0)));
+    emit(f, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 3, 1, 0));
+    emit(f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, RET_ERRNO(EPERM)));
+    emit(f, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    end_block(f, b);
+}
+
+#ifndef __NR_fchmodat2
+#define __NR_fchmodat2 452
+#endif
+#ifndef __NR_process_mrelease
+#define __NR_process_mrelease 448
+#endif
 
 static int seccomp_filter(char *problem, size_t cap) {
 #if defined(__x86_64__)
@@ -265,6 +299,29 @@ static int seccomp_filter(char *problem, size_t cap) {
     only_own_pid(&f, __NR_rt_sigqueueinfo, 0, self);
     only_own_pid(&f, __NR_rt_tgsigqueueinfo, 0, self);
 
+    // Other processes' scheduling: priorities, CPUs and I/O classes of this process (0) only.
+    only_self(&f, __NR_setpriority, 0, 0 /* PRIO_PROCESS */, 1);
+    only_self(&f, __NR_ioprio_set, 0, 1 /* IOPRIO_WHO_PROCESS */, 1);
+    only_self(&f, __NR_sched_setaffinity, -1, 0, 0);
+    only_self(&f, __NR_sched_setscheduler, -1, 0, 0);
+    only_self(&f, __NR_sched_setparam, -1, 0, 0);
+#ifdef __NR_sched_setattr
+    only_self(&f, __NR_sched_setattr, -1, 0, 0);
+#endif
+    deny(&f, __NR_migrate_pages, EPERM);
+    deny(&f, __NR_move_pages, EPERM);
+    deny(&f, __NR_process_mrelease, EPERM);
+
+    // The inherited standard descriptors: no truncating, no writing at an offset, no seeking.
+    not_on_standard_fds(&f, __NR_ftruncate);
+    not_on_standard_fds(&f, __NR_fallocate);
+    not_on_standard_fds(&f, __NR_pwrite64);
+    not_on_standard_fds(&f, __NR_pwritev);
+#ifdef __NR_pwritev2
+    not_on_standard_fds(&f, __NR_pwritev2);
+#endif
+    not_on_standard_fds(&f, __NR_lseek);
+
     // The network: no new socket. A worker talks to its supervisor over a socket pair it inherited.
     deny(&f, __NR_socket, EPERM);
     {
@@ -312,6 +369,17 @@ static int seccomp_filter(char *problem, size_t cap) {
         __NR_reboot, __NR_swapon, __NR_swapoff, __NR_acct, __NR_settimeofday, __NR_clock_settime,
         __NR_adjtimex, __NR_clock_adjtime, __NR_userfaultfd, __NR_open_by_handle_at,
         __NR_name_to_handle_at, __NR_fanotify_init, __NR_quotactl, __NR_personality,
+        __NR_sethostname, __NR_setdomainname, __NR_syslog,
+        // Modes, owners, extended attributes and times of files (Landlock does not cover these).
+        __NR_fchmod, __NR_fchmodat, __NR_fchmodat2, __NR_fchown, __NR_fchownat,
+        __NR_setxattr, __NR_lsetxattr, __NR_fsetxattr, __NR_removexattr, __NR_lremovexattr, __NR_fremovexattr,
+        __NR_utimensat,
+#ifdef __NR_chmod
+        __NR_chmod, __NR_chown, __NR_lchown, __NR_utime, __NR_utimes, __NR_futimesat,
+#endif
+#ifdef __NR_setxattrat
+        __NR_setxattrat, __NR_removexattrat,
+#endif
 #ifdef __NR_kexec_file_load
         __NR_kexec_file_load,
 #endif

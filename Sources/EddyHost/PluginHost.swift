@@ -798,6 +798,19 @@ struct ParsedManifest {
     var abi = 0
     var compiler = ""
 
+    /// What a plugin name may be, for messages.
+    static let nameRule = "expected letters, digits, '-', '_' or '.' (at most 128, not only dots)"
+
+    /// A manifest's name: also a file name component, so never empty, '.', '..', nor holding a '/'.
+    static func isValidName(_ name: String) -> Bool {
+        !(name.isEmpty || name.count > 128 || name.allSatisfy({ $0 == "." })
+            || !name.unicodeScalars.allSatisfy({
+                $0.isASCII
+                    && ($0.properties.isAlphabetic || ("0"..."9").contains($0)
+                        || $0 == "-" || $0 == "_" || $0 == ".")
+            }))
+    }
+
     init(_ text: String) throws {
         let lines = text.split(separator: "\n").map(String.init)
         guard lines.first == PluginABI.magic else {
@@ -836,16 +849,8 @@ struct ParsedManifest {
                     + "\(PluginABI.hostCompilerVersion) (Swift has no stable ABI across major versions on Linux): rebuild it "
                     + "with a Swift \(hostMajor).x compiler")
         }
-        if name.isEmpty || name.count > 128 || name.allSatisfy({ $0 == "." })
-            || !name.unicodeScalars.allSatisfy({
-                $0.isASCII
-                    && ($0.properties.isAlphabetic || ("0"..."9").contains($0)
-                        || $0 == "-" || $0 == "_" || $0 == ".")
-            })
-        {
-            problems.append(
-                "plugin name: expected letters, digits, '-', '_' or '.' (at most 128, not only dots), found '\(name.prefix(140))'"
-            )
+        if !Self.isValidName(name) {
+            problems.append("plugin name: \(Self.nameRule), found '\(name.prefix(140))'")
         }
         let printable = version.unicodeScalars.allSatisfy {
             $0.properties.generalCategory != .control && $0.properties.generalCategory != .format
@@ -857,4 +862,11 @@ struct ParsedManifest {
         }
         if !problems.isEmpty { throw HandshakeError(lines: problems) }
     }
+}
+
+extension PluginHost {
+    /// Whether `name` is a name a manifest may give (checked as ``ParsedManifest`` checks it).
+    @_spi(Host) public static func isValidPluginName(_ name: String) -> Bool { ParsedManifest.isValidName(name) }
+    /// What a plugin name may be, for messages.
+    @_spi(Host) public static var pluginNameRule: String { ParsedManifest.nameRule }
 }

@@ -36,6 +36,13 @@ struct ReplayCommand: ParsableCommand {
             Stderr.write("eddy: \(error.description)\n")
             throw ExitCode(2)
         }
+        // A hostile bundle's plugin name must not reach a path: checked as a manifest's name is.
+        for (i, build) in b.plugins.enumerated() where !PluginHost.isValidPluginName(build.name) {
+            Stderr.write(
+                "eddy: \(PluginHost.escaped(bundle)): plugins[\(i)].name: \(PluginHost.pluginNameRule), found "
+                    + "'\(PluginHost.escaped(String(build.name.prefix(140))))'\n")
+            throw ExitCode(2)
+        }
         print("bundle: \(PluginHost.escaped(bundle)) (\(b.kind) at \(b.time))")
         print("  \(PluginHost.escaped(b.crashLine))")
         // A fresh private-copy directory: no quarantine record refuses the builds being replayed.
@@ -56,7 +63,7 @@ struct ReplayCommand: ParsableCommand {
             plugins = scratch + "/plugins"
             mkdir(plugins, 0o700)
             let copies = PluginHost(session: Session()).shadowDirectory
-            for build in b.plugins {
+            for (i, build) in b.plugins.enumerated() {
                 let copy = copies + "/" + build.copy
                 guard !build.copy.contains("/"), CrashBundle.sha256(ofFile: copy) == build.sha256 else {
                     Stderr.write(
@@ -66,7 +73,7 @@ struct ReplayCommand: ParsableCommand {
                     throw ExitCode(2)
                 }
                 guard
-                    (try? FileManager.default.copyItem(atPath: copy, toPath: plugins + "/" + build.name + ".so")) != nil
+                    (try? FileManager.default.copyItem(atPath: copy, toPath: plugins + "/plugin-\(i).so")) != nil
                 else {
                     Stderr.write("eddy: cannot copy \(PluginHost.escaped(copy)) to \(PluginHost.escaped(plugins))\n")
                     throw ExitCode(2)

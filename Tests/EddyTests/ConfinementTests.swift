@@ -11,7 +11,7 @@ import Testing
 enum ConfinedFixtures {
     static let attempts = [
         "kill-parent", "kill-other", "read-secret", "read-token", "write-outside", "unlink-records", "fork", "setsid",
-        "exec", "tcp", "rlimit",
+        "exec", "tcp", "rlimit", "chmod", "renice", "affinity", "ioprio", "stderr",
     ]
 
     private static let lock = NSLock()
@@ -207,7 +207,7 @@ let fullConfinementOffered = Confinement.expected(user: .init(name: "test", uid:
     @Test(.enabled(if: fullConfinementOffered))
     func withoutLandlockTheServerSaysWhatIsMissingAndSeccompStillRefuses() throws {
         let targets = try HostileTargets()
-        let plugins = try ConfinedFixtures.directory(["fork", "exec", "tcp", "kill-parent"])
+        let plugins = try ConfinedFixtures.directory(["fork", "exec", "tcp", "kill-parent", "chmod", "stderr"])
         var environment = targets.environment(signal: SIGKILL)
         environment[Confinement.testHook] = "no-landlock"
         let server = try Server(pluginDir: plugins.path, arguments: ["--workers", "1"], environment: environment)
@@ -222,7 +222,9 @@ let fullConfinementOffered = Confinement.expected(user: .init(name: "test", uid:
         let (s, body) = try server.eval(tripsCSV(work, rows: 300), select: "count(*)")
         #expect(s == 200, "\(body)")
         let (refused, notRefused) = Self.refusals(server.logText)
-        #expect(notRefused.isEmpty && refused == ["fork", "exec", "tcp", "kill-parent"], "\(server.logText)")
+        #expect(
+            notRefused.isEmpty && refused == ["fork", "exec", "tcp", "kill-parent", "chmod", "stderr"],
+            "\(server.logText)")
         #expect(server.process.isRunning)
 
         // eddy plugins --json says what eval would run plugin code with.

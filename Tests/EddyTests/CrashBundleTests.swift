@@ -105,4 +105,32 @@ import Testing
             ["replay", s.bundles + "/" + names[0], "--plugin-dir", s.plugins.path], environment: s.environment)
         #expect(replayed.status == 0 && replayed.stdout.contains("reproduced"), "\(replayed.stdout)\(replayed.stderr)")
     }
+
+    /// A hand-written bundle whose plugin name climbs out of replay's scratch directory is refused, naming
+    /// the field, before anything is copied; the private copy it names exists, so only the check stops it.
+    @Test func aBundleWhosePluginNameIsAPathIsRefused() throws {
+        let state = ScratchDirectory()
+        let tmp = ScratchDirectory()
+        let bundle = ScratchDirectory()
+        let copies = state.path + "/copies"
+        try FileManager.default.createDirectory(atPath: copies, withIntermediateDirectories: true)
+        let copy = copies + "/x-0123.so"
+        try Data("not a plugin".utf8).write(to: URL(fileURLWithPath: copy))
+        let hash = try QuarantineMessageTests.Setup.sha256(copy)
+        let input = bundle.path + "/trips.csv"
+        try Data("x\n1\n".utf8).write(to: URL(fileURLWithPath: input))
+        let json = """
+            {"format": "eddy-crash-bundle/1", "kind": "crash", "request": {"select": "count(*)"},
+             "input": {"path": "\(input)"},
+             "plugins": [{"name": "../../escaped", "version": "1.0.0", "sha256": "\(hash)", "copy": "x-0123.so"}]}
+            """
+        try Data(json.utf8).write(to: URL(fileURLWithPath: bundle.path + "/bundle.json"))
+        let r = try Eddy.run(
+            ["replay", bundle.path], environment: ["EDDY_SHADOW_DIR": copies, "TMPDIR": tmp.path])
+        #expect(r.status == 2, "\(r.stdout)\(r.stderr)")
+        #expect(r.stderr.contains("plugins[0].name: expected letters, digits"), "\(r.stderr)")
+        #expect(r.stderr.contains("'../../escaped'"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: tmp.path + "/escaped.so"))
+        #expect(!FileManager.default.fileExists(atPath: state.path + "/escaped.so"))
+    }
 }

@@ -5,6 +5,7 @@
 // refused it with EPERM or EACCES and registers (nothing); otherwise it prints "… NOT REFUSED …" and
 // fails its registration, so that the host reports the plugin rejected.
 // Its targets come from the environment the test gives the host (a worker's is its supervisor's).
+#define _GNU_SOURCE 1
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -13,7 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +34,11 @@
 #define EXEC 9          // execve("/bin/sh")
 #define TCP 10          // connect to 127.0.0.1:$EDDY_HOSTILE_PORT
 #define RLIMIT 11       // raise RLIMIT_NOFILE to unlimited
+#define CHMOD 12        // chmod, chown, utimes of $EDDY_HOSTILE_TOKEN (Landlock does not cover these)
+#define RENICE 13       // setpriority of the parent and of the process group
+#define AFFINITY 14     // sched_setaffinity of the parent
+#define IOPRIO 15       // ioprio_set of the parent
+#define STDERR 16       // ftruncate(2, 0) and pwrite(2, …, 0): rewriting the server's log
 
 #ifndef ATTEMPT
 #error "define ATTEMPT"
@@ -116,6 +126,40 @@ static int attempt(void) {
         struct rlimit limit = {RLIM_INFINITY, RLIM_INFINITY};
         r = setrlimit(RLIMIT_NOFILE, &limit);
         return outcome("setrlimit(RLIMIT_NOFILE, unlimited)", r, errno);
+    }
+    case CHMOD: {
+        r = chmod(env("EDDY_HOSTILE_TOKEN"), 0666);
+        int failed = outcome("chmod(token, 0666)", r, errno);
+        errno = 0;
+        r = chown(env("EDDY_HOSTILE_TOKEN"), getuid(), getgid());
+        failed |= outcome("chown(token)", r, errno);
+        errno = 0;
+        r = utimes(env("EDDY_HOSTILE_TOKEN"), NULL);
+        return failed | outcome("utimes(token)", r, errno);
+    }
+    case RENICE: {
+        r = setpriority(PRIO_PROCESS, (id_t)getppid(), 19);
+        int failed = outcome("setpriority(PRIO_PROCESS, parent)", r, errno);
+        errno = 0;
+        r = setpriority(PRIO_PGRP, 0, 19);
+        return failed | outcome("setpriority(PRIO_PGRP, 0)", r, errno);
+    }
+    case AFFINITY: {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(0, &set);
+        r = sched_setaffinity(getppid(), sizeof set, &set);
+        return outcome("sched_setaffinity(parent)", r, errno);
+    }
+    case IOPRIO:
+        r = (int)syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, (int)getppid(), (3 << 13) /* IDLE */);
+        return outcome("ioprio_set(parent)", r, errno);
+    case STDERR: {
+        r = ftruncate(2, 0);
+        int failed = outcome("ftruncate(2, 0)", r, errno);
+        errno = 0;
+        r = (int)pwrite(2, "x", 1, 0);
+        return failed | outcome("pwrite(2, 0)", r, errno);
     }
     }
     return 1;
