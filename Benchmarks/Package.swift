@@ -23,8 +23,9 @@ let package = Package(
         // named after whatever folder the clone sits in).
         .target(name: "CEddyHost", dependencies: ["CEddyIO"]),
         .target(name: "CEddyIO"),
+        .target(name: "CEddyCodecs", linkerSettings: [.linkedLibrary("z"), .linkedLibrary("dl")]),
         .target(
-            name: "EddyIO", dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "CEddyIO"],
+            name: "EddyIO", dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "CEddyIO", "CEddyCodecs"],
             swiftSettings: settings),
         .target(
             name: "EddyHost",
