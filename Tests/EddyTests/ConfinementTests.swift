@@ -75,6 +75,9 @@ final class HostileTargets {
         chmod(copies + "/probed.tsv", 0o600)
         bystander.executableURL = URL(fileURLWithPath: "/bin/sleep")
         bystander.arguments = ["300"]
+        // Not the test's output: a bystander left behind would hold swift test's pipe open until it ends.
+        bystander.standardOutput = FileHandle.nullDevice
+        bystander.standardError = FileHandle.nullDevice
         try bystander.run()
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var addr = sockaddr_in()
@@ -93,7 +96,11 @@ final class HostileTargets {
     }
 
     deinit {
-        bystander.terminate()
+        // terminate() left it running here (three bystanders outlived their tests): kill it and wait.
+        if bystander.isRunning {
+            kill(bystander.processIdentifier, SIGKILL)
+            bystander.waitUntilExit()
+        }
         close(listener)
     }
 
