@@ -175,7 +175,7 @@ public final class LastGoodBuilds: Sendable {
             let fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             guard fd >= 0 else { return }
             let text = Array(all.map { Self.line($0) + "\n" }.joined().utf8)
-            let ok = write(all: text, to: fd) && fsync(fd) == 0
+            let ok = PluginFileIO.writeFully(fd, text) && fsync(fd) == 0
             close(fd)
             if !ok || renameat(dirfd, tmp, dirfd, Self.file) != 0 { unlinkat(dirfd, tmp, 0) }
         } else {
@@ -184,24 +184,11 @@ public final class LastGoodBuilds: Sendable {
             guard fd >= 0 else { return }
             var st = stat()
             if fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == geteuid() {
-                _ = write(all: Array((Self.line(record) + "\n").utf8), to: fd)
+                _ = PluginFileIO.writeFully(fd, Array((Self.line(record) + "\n").utf8))
             }
             close(fd)
         }
         holdKept(all)
-    }
-
-    private func write(all bytes: [UInt8], to fd: Int32) -> Bool {
-        var done = 0
-        return bytes.withUnsafeBytes { raw in
-            while done < raw.count, let base = raw.baseAddress {
-                let n = Glibc.write(fd, base + done, raw.count - done)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { return false }
-                done += n
-            }
-            return true
-        }
     }
 
     /// The newest ``keptPerPlugin`` records of each plugin, oldest first.

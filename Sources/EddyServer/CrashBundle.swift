@@ -150,16 +150,7 @@ struct CrashBundles: Sendable {
         let fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        var done = 0
-        return bytes.withUnsafeBytes { raw in
-            while done < raw.count, let base = raw.baseAddress {
-                let n = Glibc.write(fd, base + done, raw.count - done)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { return false }
-                done += n
-            }
-            return true
-        }
+        return PluginFileIO.writeFully(fd, bytes)
     }
 
     /// Copies the first `bytes` bytes of `fd` (read with `pread`) into a new file `name`.

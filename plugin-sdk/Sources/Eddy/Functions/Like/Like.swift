@@ -54,23 +54,19 @@ struct LikeMatcher: Sendable {
     enum Kind: Sendable {
         case exact([UInt8]), prefix([UInt8]), suffix([UInt8]), contains([UInt8]), general([Token])
     }
-    /// A literal is a whole Unicode scalar: the general matcher walks scalars, so `_` is one character.
-    enum Token: Sendable, Equatable { case literal(Unicode.Scalar), any, one }
+    enum Token: Sendable, Equatable { case literal(UInt8), any, one }
     let kind: Kind
 
     init(_ pattern: String) {
         var tokens: [Token] = []
-        for c in pattern.unicodeScalars {
-            switch c {
-            case "%": if tokens.last != .any { tokens.append(.any) }
-            case "_": tokens.append(.one)
-            default: tokens.append(.literal(c))
+        for b in pattern.utf8 {
+            switch b {
+            case UInt8(ascii: "%"): if tokens.last != .any { tokens.append(.any) }
+            case UInt8(ascii: "_"): tokens.append(.one)
+            default: tokens.append(.literal(b))
             }
         }
-        // The fast paths compare UTF-8 bytes: whole scalars' bytes match exactly where the scalars do.
-        var literalScalars = String.UnicodeScalarView()
-        for case .literal(let c) in tokens { literalScalars.append(c) }
-        let literals = Array(String(literalScalars).utf8)
+        let literals = tokens.compactMap { if case .literal(let b) = $0 { b } else { nil } }
         let wildcards = tokens.filter { $0 != .any && !{ if case .literal = $0 { true } else { false } }($0) }
         let anyCount = tokens.filter { $0 == .any }.count
         if !wildcards.isEmpty || anyCount > 2 {
@@ -106,8 +102,35 @@ struct LikeMatcher: Sendable {
         }
     }
 
+    /// A pattern token over Unicode scalars: a literal is a whole character, not one of its UTF-8 bytes.
+    enum ScalarToken: Equatable { case literal(Unicode.Scalar), any, one }
+
+    /// The tokens with each run of literal bytes decoded into the characters it spells.
+    static func scalarTokens(_ tokens: [Token]) -> [ScalarToken] {
+        var out: [ScalarToken] = []
+        var bytes: [UInt8] = []
+        func flush() {
+            for c in String(decoding: bytes, as: UTF8.self).unicodeScalars { out.append(.literal(c)) }
+            bytes.removeAll()
+        }
+        for token in tokens {
+            switch token {
+            case .literal(let b): bytes.append(b)
+            case .any: flush(); out.append(.any)
+            case .one: flush(); out.append(.one)
+            }
+        }
+        flush()
+        return out
+    }
+
     /// Backtracking match where `_` is one Unicode scalar and `%` any run of them.
-    static func general(_ tokens: [Token], _ s: [Unicode.Scalar]) -> Bool {
+    static func general(_ byteTokens: [Token], _ s: [Unicode.Scalar]) -> Bool {
+        matchCharacters(scalarTokens(byteTokens), s)
+    }
+
+    /// ``general(_:_:)`` over tokens already decoded into characters.
+    static func matchCharacters(_ tokens: [ScalarToken], _ s: [Unicode.Scalar]) -> Bool {
         var t = 0, i = 0, starT = -1, starI = 0
         while i < s.count {
             if t < tokens.count {
