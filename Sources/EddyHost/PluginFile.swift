@@ -129,34 +129,21 @@ struct PluginFile {
         }
         // The magic first: a file that is not ELF is refused after reading 64 bytes, whatever its size.
         var prefix = [UInt8](repeating: 0, count: min(size, ELFInspector.headerSize))
-        guard readFully(fd, into: &prefix, at: 0) else { throw Refusal(reason: "cannot read: \(errnoText())") }
+        guard PluginFileIO.readFully(fd, into: &prefix, at: 0) else {
+            throw Refusal(reason: "cannot read: \(errnoText())")
+        }
         do {
             try ELFInspector.checkMagic(prefix)
         } catch {
             throw Refusal(reason: "\(error.check) check failed: expected \(error.expected), found \(error.found)")
         }
         var bytes = [UInt8](repeating: 0, count: size)
-        guard readFully(fd, into: &bytes, at: 0) else {
+        guard PluginFileIO.readFully(fd, into: &bytes, at: 0) else {
             throw Refusal(reason: "the file changed size while it was read")
         }
         return bytes
     }
 
-    /// Reads exactly `buffer.count` bytes at `offset`; false on an error or a short file.
-    static func readFully(_ fd: Int32, into buffer: inout [UInt8], at offset: Int) -> Bool {
-        var done = 0
-        let total = buffer.count
-        while done < total {
-            let n = buffer.withUnsafeMutableBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return pread(fd, base + done, total - done, off_t(offset + done))
-            }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return false }
-            done += n
-        }
-        return true
-    }
 }
 
 func errnoText() -> String { String(cString: strerror(errno)) }

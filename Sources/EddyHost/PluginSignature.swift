@@ -300,7 +300,7 @@ public enum PluginSignature {
             throw Failure("\(path): not a small regular file")
         }
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-        guard PluginFile.readFully(fd, into: &bytes, at: 0) else { throw Failure("\(path): \(errnoText())") }
+        guard PluginFileIO.readFully(fd, into: &bytes, at: 0) else { throw Failure("\(path): \(errnoText())") }
         return (String(decoding: bytes, as: UTF8.self), st)
     }
 
@@ -340,6 +340,23 @@ public enum PluginSignature {
 
 /// Whole-file reads and atomic rewrites of plugin files, for `eddy sign` and `eddy verify`.
 public enum PluginFileIO {
+    /// Reads exactly `buffer.count` bytes at `offset`; false on an error or a short file
+    /// (retrying EINTR).
+    public static func readFully(_ fd: Int32, into buffer: inout [UInt8], at offset: Int) -> Bool {
+        var done = 0
+        let total = buffer.count
+        while done < total {
+            let n = buffer.withUnsafeMutableBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return 0 }
+                return pread(fd, base + done, total - done, off_t(offset + done))
+            }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return false }
+            done += n
+        }
+        return true
+    }
+
     /// Writes all of `bytes` to `fd` (retrying short writes and EINTR); false on an error.
     public static func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBytes { writeFully(fd, $0) }

@@ -278,7 +278,7 @@ final class PrivateCopies: Sendable {
             return []
         }
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-        guard PluginFile.readFully(fd, into: &bytes, at: 0) else { return [] }
+        guard PluginFileIO.readFully(fd, into: &bytes, at: 0) else { return [] }
         // Split as bytes: splitting the text by Character took about 1 ms of every one-shot `eddy eval`
         // with plugins once the verdict file held a few hundred lines.
         return bytes.split(separator: UInt8(ascii: "\n")).map { String(decoding: $0, as: UTF8.self) }

@@ -156,24 +156,8 @@ struct CrashBundles: Sendable {
     /// Copies the first `bytes` bytes of `fd` (read with `pread`) into a new file `name`.
     static func copy(_ fd: Int32, bytes: Int, into dirfd: Int32, as name: String) -> Bool {
         var buffer = [UInt8](repeating: 0, count: bytes)
-        guard bytes == 0 || Self.readFully(fd, into: &buffer, at: 0) else { return false }
+        guard bytes == 0 || PluginFileIO.readFully(fd, into: &buffer, at: 0) else { return false }
         return writeFile(dirfd, name, buffer)
-    }
-
-    /// Reads exactly `buffer.count` bytes at `offset` with `pread`; false on an error or a short file.
-    static func readFully(_ fd: Int32, into buffer: inout [UInt8], at offset: Int) -> Bool {
-        let total = buffer.count
-        var done = 0
-        while done < total {
-            let n = buffer.withUnsafeMutableBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return pread(fd, base + done, total - done, off_t(offset + done))
-            }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return false }
-            done += n
-        }
-        return true
     }
 
     /// The SHA-256 of the first `bytes` bytes of `fd`, read with `pread` in 1 MiB chunks.
@@ -183,7 +167,7 @@ struct CrashBundles: Sendable {
         while offset < bytes {
             let n = min(1 << 20, bytes - offset)
             var part = [UInt8](repeating: 0, count: n)
-            guard Self.readFully(fd, into: &part, at: offset) else { return nil }
+            guard PluginFileIO.readFully(fd, into: &part, at: offset) else { return nil }
             hasher.update(data: part)
             offset += n
         }
@@ -252,7 +236,7 @@ public struct CrashBundle: Sendable {
             throw Unreadable(description: "\(escapedForDisplay(file)): not a regular file of at most 1 MiB")
         }
         var bytes = [UInt8](repeating: 0, count: facts.size)
-        guard CrashBundles.readFully(fd, into: &bytes, at: 0),
+        guard PluginFileIO.readFully(fd, into: &bytes, at: 0),
             let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any],
             object["format"] as? String == "eddy-crash-bundle/1"
         else {
