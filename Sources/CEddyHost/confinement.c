@@ -457,3 +457,7 @@ int eddy_loaded_objects(char *out, size_t cap) {
     dl_iterate_phdr(object_callback, &o);
     return o.failed ? -1 : 0;
 }
+
+int eddy_make_undumpable(void) {
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}

@@ -22,8 +22,21 @@ public enum ChildProcess {
     /// Marks `pid` reaped (its id may be reused from now on).
     public static func reaped(_ pid: pid_t) { _ = children.withLock { $0.remove(pid) } }
 
+    /// Whether an environment entry (`NAME=value`) reaches a child: the child runs plugin code, so it
+    /// gets what locates libraries and sets locale and time, and Eddy's own variables (`EDDY_…`), never
+    /// the rest of the server's environment (credentials an operator exported, say).
+    static func passes(_ entry: String) -> Bool {
+        guard let equals = entry.firstIndex(of: "=") else { return false }
+        let name = entry[..<equals]
+        if name == "SWIFT_BACKTRACE" { return false }
+        return name.hasPrefix("EDDY_") || name.hasPrefix("LC_") || keptNames.contains(String(name))
+    }
+
+    static let keptNames: Set<String> = ["PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "LD_LIBRARY_PATH"]
+
     /// Spawns `executable` with `arguments` (argv[0] is added). `descriptors` maps each of this
-    /// process's descriptors to the number the child sees (3, 4 …); standard input and output are
+    /// process's descriptors to the number the child sees (3, 4 …); the environment is this process's
+    /// less what ``passes(_:)`` keeps back; standard input and output are
     /// /dev/null, standard error is inherited unless `quiet`. The child runs without Swift's crash
     /// backtracer (it takes most of a second to print a backtrace that the host replaces with its own
     /// report), in a process group of its own if `newProcessGroup`.
@@ -64,7 +77,7 @@ public enum ChildProcess {
         var env: [UnsafeMutablePointer<CChar>?] = []
         var e = environ
         while let entry = e.pointee {
-            if !String(cString: entry).hasPrefix("SWIFT_BACKTRACE=") { env.append(strdup(entry)) }
+            if Self.passes(String(cString: entry)) { env.append(strdup(entry)) }
             e += 1
         }
         env.append(strdup("SWIFT_BACKTRACE=enable=no"))

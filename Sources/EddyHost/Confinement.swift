@@ -211,6 +211,14 @@ public struct Confinement: Sendable, Equatable, CustomStringConvertible {
         return Confinement(missing: missing, anyApplied: landlocked || filtered)
     }
 
+    /// Keeps what the process that starts confined children (a supervisor) holds from them: Landlock
+    /// refuses them ptrace attach (memory) but on this kernel not ptrace read, which opens
+    /// `/proc/PID/environ` and `maps` of any process of the same user; a process that is not dumpable
+    /// has those owned by root. Nil, or what failed.
+    public static func keepSupervisorPrivate() -> String? {
+        eddy_make_undumpable() == 0 ? nil : "cannot make the server undumpable: \(errnoText())"
+    }
+
     /// The '; '-separated phrases a C call left in `buffer`.
     static func problems(_ buffer: [CChar]) -> [String] {
         let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

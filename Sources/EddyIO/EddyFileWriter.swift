@@ -26,12 +26,55 @@ public final class EddyFileWriter {
     private var rows = 0
     private var finished = false
 
+    /// How the finished file is put in place, and a failed one removed.
+    @_spi(Host) public struct Placement: Sendable {
+        /// Renames the temporary to the file's path: 0, or an errno.
+        public var rename: @Sendable (_ temporary: String, _ path: String) -> Int32
+        /// Removes the temporary (the file was not finished).
+        public var discard: @Sendable (_ temporary: String) -> Void
+
+        public init(
+            rename: @escaping @Sendable (String, String) -> Int32, discard: @escaping @Sendable (String) -> Void
+        ) {
+            self.rename = rename
+            self.discard = discard
+        }
+
+        /// This process renames and removes the file itself.
+        public static let direct = Placement(
+            rename: { Glibc.rename($0, $1) == 0 ? 0 : errno }, discard: { _ = unlink($0) })
+    }
+
+    private let placement: Placement
+
     /// Creates the file (under a temporary name until ``finish()``).
     /// - Throws: ``IOError`` naming the file when it cannot be created.
-    @_spi(Host) public init(path: String, schema: Schema, snapshot: KernelSnapshot) throws {
+    @_spi(Host) public convenience init(path: String, schema: Schema, snapshot: KernelSnapshot) throws {
+        try self.init(
+            path: path, schema: schema, snapshot: snapshot, temporary: try Self.createTemporary(for: path),
+            placement: .direct)
+    }
+
+    /// Writes into `temporary`, made by ``createTemporary(for:)`` (a process that confines itself makes
+    /// it before, and keeps a committer to put it in place: `placement`).
+    @_spi(Host) public init(
+        path: String, schema: Schema, snapshot: KernelSnapshot, temporary: (path: String, fd: Int32),
+        placement: Placement
+    ) throws {
         self.path = path
         self.schema = schema
         self.snapshot = snapshot
+        self.placement = placement
+        (temporaryPath, fd) = temporary
+        var header = EddyFileFormat.magic
+        header += [UInt8(EddyFileFormat.version & 0xff), UInt8(EddyFileFormat.version >> 8)]
+        header += [UInt8](repeating: 0, count: EddyFileFormat.headerSize - header.count)
+        try write(header)
+    }
+
+    /// Creates the temporary file that becomes `path`: its name and an open descriptor.
+    /// - Throws: ``IOError`` naming the file when it cannot be created.
+    @_spi(Host) public static func createTemporary(for path: String) throws -> (path: String, fd: Int32) {
         if path.hasSuffix("/") || FileKind.of(path) == .directory {
             throw IOError(file: path, line: 0, column: 0, message: "is a directory; name the file to write")
         }
@@ -39,33 +82,21 @@ public final class EddyFileWriter {
         // directory another user could have made the name first (a predictable `.partial-PID` was
         // planted, 0666, and root's finished file ended up that user's). O_EXCL with a random name, tried
         // again if taken; the mode is 0644 less the umask, set here (the creator's file, not a planted one).
-        var made: (path: String, fd: Int32)?
         var reason: Int32 = EEXIST
         for _ in 0..<16 {
             let name = path + ".partial-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
             let fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
-            if fd >= 0 {
-                made = (name, fd)
-                break
-            }
+            if fd >= 0 { return (name, fd) }
             reason = errno
             guard reason == EEXIST else { break }
         }
-        guard let made else {
-            throw IOError(
-                file: path, line: 0, column: 0, message: "cannot create: \(String(cString: strerror(reason)))")
-        }
-        (temporaryPath, fd) = made
-        var header = EddyFileFormat.magic
-        header += [UInt8(EddyFileFormat.version & 0xff), UInt8(EddyFileFormat.version >> 8)]
-        header += [UInt8](repeating: 0, count: EddyFileFormat.headerSize - header.count)
-        try write(header)
+        throw IOError(file: path, line: 0, column: 0, message: "cannot create: \(String(cString: strerror(reason)))")
     }
 
     deinit {
         if !finished {
             close(fd)
-            unlink(temporaryPath)
+            placement.discard(temporaryPath)
         }
     }
 
@@ -194,9 +225,10 @@ public final class EddyFileWriter {
         guard fsync(fd) == 0 || errno == EINVAL else { throw fail("fsync failed: \(String(cString: strerror(errno)))") }
         close(fd)
         finished = true
-        guard rename(temporaryPath, path) == 0 else {
-            let message = String(cString: strerror(errno))
-            unlink(temporaryPath)
+        let failed = placement.rename(temporaryPath, path)
+        guard failed == 0 else {
+            let message = failed > 0 ? String(cString: strerror(failed)) : "its committer is gone"
+            placement.discard(temporaryPath)
             throw fail("cannot rename the finished file into place: \(message)")
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CEddyHost
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
 @_spi(Host) import EddyIO
@@ -53,6 +54,12 @@ struct ConvertCommand: ParsableCommand {
 
     @OptionGroup var plugins: PluginOptions
 
+    @Flag(
+        help:
+            "Run plugin code unconfined, with all of this user's rights (by default, once a plugin is loaded, this process reads only the input, the plugin copies and the system's libraries, and writes only the output, which a separate process puts in place)."
+    )
+    var noConfine = false
+
     func validate() throws {
         guard chunkRows >= 1, chunkRows <= EddyFileFormat.maxChunkRows else {
             throw ValidationError("--chunk-rows must be between 1 and \(EddyFileFormat.maxChunkRows)")
@@ -66,8 +73,11 @@ struct ConvertCommand: ParsableCommand {
 
     func run() throws {
         let session = Session()
-        _ = try plugins.load(into: session)
+        var committer: OutputCommitter?
+        defer { committer?.close() }
         do {
+            // The output is checked, and (when plugin code will run confined) created, before any
+            // plugin is loaded: confined, this process may no longer look at it.
             if realPath(input).map({ $0 == realPath(output) }) == true {
                 throw IOError(file: output, line: 0, column: 0, message: "is the input file; name another output")
             }
@@ -79,6 +89,15 @@ struct ConvertCommand: ParsableCommand {
                     message: "exists and is not an .eddy file (it does not start with EDDYFILE); it was not replaced: "
                         + "name another output, or give --force to replace it")
             }
+            let (_, _, confinement) =
+                noConfine
+                ? try plugins.loadUnconfined(into: session)
+                : try plugins.loadConfined(into: session, readPaths: [input]) {
+                    committer = try OutputCommitter(output: output)
+                }
+            if let confinement, confinement.level != .full {
+                Stderr.write("eddy: warning: plugin code runs with confinement \(confinement)\n")
+            }
             let overrides = try schema.map(Schema.parseOverrides) ?? [:]
             let snapshot = session.kernels.snapshot
             if EddyFileFormat.isEddyFile(input) {
@@ -87,7 +106,12 @@ struct ConvertCommand: ParsableCommand {
             let reader = try openReader(
                 input, format: inputFormat ?? nil, overrides: overrides, batchRows: chunkRows,
                 limits: ReadLimits(maxRecordBytes: maxRecordBytes), snapshot: snapshot)
-            let writer = try EddyFileWriter(path: output, schema: reader.schema, snapshot: snapshot)
+            let writer =
+                try committer.map {
+                    try EddyFileWriter(
+                        path: output, schema: reader.schema, snapshot: snapshot, temporary: try $0.takeTemporary(),
+                        placement: $0.placement)
+                } ?? EddyFileWriter(path: output, schema: reader.schema, snapshot: snapshot)
             // Interrupted (Ctrl-C, a kill), the half-written file is removed: no name is left behind.
             PartialFile.watch(writer.temporaryPath)
             defer { PartialFile.clear() }
@@ -112,6 +136,58 @@ struct ConvertCommand: ParsableCommand {
             Stderr.write("eddy: error: \(e)\n")
             throw ExitCode(1)
         }
+    }
+}
+
+/// What puts `eddy convert`'s output in place when plugin code runs confined: the temporary file, made
+/// before confinement, and a committer process (`eddy_spawn_committer`) that alone keeps the right to
+/// rename it to the output or remove it — the confined process may create, rename or remove no file.
+/// A conversion that fails or is killed leaves nothing: the committer removes the temporary when this
+/// process's end of the socket closes.
+final class OutputCommitter {
+    private var temporary: (path: String, fd: Int32)?
+    private var socket: Int32
+    private let pid: pid_t
+
+    init(output: String) throws {
+        let made = try EddyFileWriter.createTemporary(for: output)
+        var child: Int32 = 0
+        socket = eddy_spawn_committer(made.path, output, &child)
+        guard socket >= 0 else {
+            let reason = String(cString: strerror(errno))
+            Glibc.close(made.fd)
+            unlink(made.path)
+            throw IOError(
+                file: output, line: 0, column: 0, message: "cannot start the process that puts it in place: \(reason)")
+        }
+        temporary = made
+        pid = child
+    }
+
+    /// The temporary file (once).
+    func takeTemporary() throws -> (path: String, fd: Int32) {
+        guard let made = temporary else { throw IOError(file: "", line: 0, column: 0, message: "no temporary file") }
+        temporary = nil
+        return made
+    }
+
+    /// Renames and removes through the committer.
+    var placement: EddyFileWriter.Placement {
+        let socket = self.socket
+        return EddyFileWriter.Placement(
+            rename: { _, _ in eddy_committer_request(socket, CChar(UInt8(ascii: "R"))) },
+            discard: { _ in _ = eddy_committer_request(socket, CChar(UInt8(ascii: "U"))) })
+    }
+
+    /// Ends the committer (removing the temporary unless it was renamed) and waits for it.
+    func close() {
+        if let made = temporary { Glibc.close(made.fd) }
+        temporary = nil
+        guard socket >= 0 else { return }
+        Glibc.close(socket)
+        socket = -1
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
 }
 

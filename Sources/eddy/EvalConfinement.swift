@@ -13,13 +13,16 @@ extension PluginOptions {
     /// verified copies, so that no plugin byte runs here unconfined. With `--no-probe` the plugins load
     /// (and register) before confinement; their kernels still run confined. Without a plugin nothing
     /// is confined (no plugin code runs). Problems are reported on stderr unless `quiet`, as
-    /// ``load(into:quiet:)`` does; the rows are the checks' and probes'.
-    func loadConfined(into session: Session, readPaths: [String], quiet: Bool = false) throws -> (
-        PluginHost, [PluginReportRow], Confinement?
-    ) {
+    /// ``load(into:quiet:)`` does; the rows are the checks' and probes'. `beforeConfining` runs just
+    /// before this process confines itself (only when it does): what must be opened or started with
+    /// rights confinement takes away (`eddy convert`'s output and its committer).
+    func loadConfined(
+        into session: Session, readPaths: [String], quiet: Bool = false, beforeConfining: () throws -> Void = {}
+    ) throws -> (PluginHost, [PluginReportRow], Confinement?) {
         guard let probe else {
             let (host, rows) = try load(into: session, quiet: quiet)
             guard !host.plugins.isEmpty else { return (host, rows, nil) }
+            try beforeConfining()
             var confinement = Confinement.apply(.init(readPaths: readPaths + [host.shadowDirectory], invoker: true))
             confinement.missing.append("--no-probe: plugin registration ran before confinement")
             return (host, rows, confinement)
@@ -39,6 +42,7 @@ extension PluginOptions {
         let host = PluginHost(session: session, probe: nil, policy: try policy())
         let checked = checker.plugins
         guard !checked.isEmpty else { return (host, rows, nil) }
+        try beforeConfining()
         let confinement = Confinement.apply(.init(readPaths: readPaths + [host.shadowDirectory], invoker: true))
         for plugin in checked {
             let row = host.loadPrivateCopy(plugin.shadowPath)

@@ -199,6 +199,8 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "eddy")
+        // Workers of this user must not read this process's environment or memory map through /proc.
+        if let problem = Confinement.keepSupervisorPrivate() { logger.warning("\(problem)") }
         var options = ServerOptions()
         if !ServerOptions.isLoopback(hostname) {
             guard !noToken else {

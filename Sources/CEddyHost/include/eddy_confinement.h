@@ -52,4 +52,9 @@ int eddy_confine(int ruleset, int seccomp, char *problem, size_t cap);
 /// that links them. -1 when `cap` is too small.
 int eddy_loaded_objects(char *out, size_t cap);
 
+/// Makes this process not dumpable (prctl PR_SET_DUMPABLE 0): its /proc entries (environment, memory
+/// map, descriptors) belong to root, and a process of the same user without CAP_SYS_PTRACE — plugin
+/// code in a worker — cannot read them; no core file either. Reset for a program it executes. 0 or -1.
+int eddy_make_undumpable(void);
+
 #endif

@@ -39,6 +39,9 @@
 #define AFFINITY 14     // sched_setaffinity of the parent
 #define IOPRIO 15       // ioprio_set of the parent
 #define STDERR 16       // ftruncate(2, 0) and pwrite(2, …, 0): rewriting the server's log
+#define PROC_MEMORY 17  // open /proc/<parent>/mem: the memory of the server (or eval's caller)
+#define PROC_ENVIRON 18 // /proc/<parent>/environ and /fd, /proc/<other>/environ (a worker as another user,
+                        // or of an undumpable server)
 
 #ifndef ATTEMPT
 #error "define ATTEMPT"
@@ -160,6 +163,35 @@ static int attempt(void) {
         errno = 0;
         r = (int)pwrite(2, "x", 1, 0);
         return failed | outcome("pwrite(2, 0)", r, errno);
+    }
+    case PROC_MEMORY: {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/mem", (int)getppid());
+        r = open(path, O_RDONLY);
+        int code = errno;
+        if (r >= 0) close(r);
+        return outcome("open(/proc/<parent>/mem)", r, code);
+    }
+    case PROC_ENVIRON: {
+        // The server's environment and descriptors, and another process's environment.
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/environ", (int)getppid());
+        r = open(path, O_RDONLY);
+        int code = errno;
+        if (r >= 0) close(r);
+        int failed = outcome("open(/proc/<parent>/environ)", r, code);
+        snprintf(path, sizeof path, "/proc/%d/fd", (int)getppid());
+        errno = 0;
+        r = open(path, O_RDONLY | O_DIRECTORY);
+        code = errno;
+        if (r >= 0) close(r);
+        failed |= outcome("open(/proc/<parent>/fd)", r, code);
+        snprintf(path, sizeof path, "/proc/%d/environ", atoi(env("EDDY_HOSTILE_PID")));
+        errno = 0;
+        r = open(path, O_RDONLY);
+        code = errno;
+        if (r >= 0) close(r);
+        return failed | outcome("open(/proc/<other>/environ)", r, code);
     }
     }
     return 1;
