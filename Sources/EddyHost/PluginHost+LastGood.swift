@@ -58,20 +58,22 @@ extension PluginHost {
 
     /// A quarantined file's row, once its plugin is served by its last good build (falling back to it
     /// now if nothing serves the plugin): "serving 0.1.0 (last good, sha256 …); 0.2.0 quarantined
-    /// since …". Other rows as they are.
+    /// since …" (or "(previous build, …)" when a build rolled back from its canary left a build not yet
+    /// recorded as good serving). Other rows as they are.
     func withLastGood(_ r: PluginReportRow) -> PluginReportRow {
         guard r.status == .quarantined, !r.plugin.isEmpty else { return r }
         if !plugins.contains(where: { $0.name == r.plugin }) {
             fallBackToLastGood(plugin: r.plugin, file: r.file, quarantinedVersion: r.version, cause: r.reason)
         }
         guard let serving = plugins.first(where: { $0.name == r.plugin && $0.file == r.file }),
-            !r.contentHash.isEmpty, !serving.contentHash.hasPrefix(r.contentHash),
-            lastGood.records().contains(where: { $0.hash == serving.contentHash })
+            !r.contentHash.isEmpty, !serving.contentHash.hasPrefix(r.contentHash)
         else { return r }
+        // A build rolled back from its canary leaves the build before it serving, good or not yet.
+        let good = lastGood.records().contains(where: { $0.hash == serving.contentHash })
         var out = r
         out.reason =
-            "serving \(Self.escaped(serving.version)) (last good, sha256 \(serving.contentHash.prefix(12))…); "
-            + "\(Self.escaped(r.version)) \(r.reason)"
+            "serving \(Self.escaped(serving.version)) (\(good ? "last good" : "previous build"), sha256 "
+            + "\(serving.contentHash.prefix(12))…); \(Self.escaped(r.version)) \(r.reason)"
         return out
     }
 }

@@ -96,6 +96,8 @@ public final class PluginHost: Sendable {
     let copies: PrivateCopies
     /// Each plugin's last good build, kept beside the quarantine file (see ``LastGoodBuilds``).
     public let lastGood: LastGoodBuilds
+    /// New builds in canary: staged beside the serving build instead of replacing it (see ``CanaryBuilds``).
+    public let canaries = CanaryBuilds()
 
     /// How plugins become kernels: loaded into this process, or only checked (and probed) so that
     /// worker processes load them — a supervisor never maps plugin code.
@@ -177,6 +179,7 @@ public final class PluginHost: Sendable {
             s.value.quarantine[hash] = record
             return (true, s.value.plugins.values.first { $0.contentHash == hash })
         }
+        canaries.drop(hash: hash)
         guard isNew else { return false }
         copies.appendQuarantineRecord("\(hash)\t\(Int(record.time))\t\(Self.escaped(plugin))\t\(Self.escaped(cause))")
         if let loaded {
@@ -431,8 +434,17 @@ public final class PluginHost: Sendable {
                     + "replace it)", plugin: at.map { String(q.plugin[..<$0]) } ?? q.plugin,
                 version: at.map { String(q.plugin[q.plugin.index(after: $0)...]) } ?? "", hash: short, ms: elapsed())
         }
+        if let staged = canaries.staged.first(where: { $0.contentHash == hash }),
+            Self.baseName(staged.file) == Self.baseName(path)
+        {
+            return row(
+                path, .replaced, "canary (unchanged)", plugin: staged.name, version: staged.version,
+                kernels: staged.kernelCount, hash: short, ms: elapsed())
+        }
         if let same = plugins.first(where: { $0.contentHash == hash }) {
             let fileName = Self.baseName(path)
+            // The file holds the serving build again: a build in canary from it is dropped.
+            if Self.baseName(same.file) == fileName { _ = canaries.take(same.name) }
             if Self.baseName(same.file) != fileName {
                 return row(
                     path, .skipped, "same plugin as \(Self.escaped(same.file)) (already loaded; loaded once)",
@@ -505,12 +517,17 @@ public final class PluginHost: Sendable {
             let loaded = LoadedPlugin(
                 name: name, version: version, file: path, contentHash: hash,
                 shadowPath: copy.displayPath, kernelCount: kernels, verified: verified)
-            state.withLock { $0.value.plugins[name] = loaded }
-            // The supervisor's own snapshot names the plugin set too (no kernels: workers run them), so
-            // its generation and fingerprint move with the set, as a removal's always did.
-            session.kernels.replace(
-                pluginNamed: name, kernels: [], rules: [],
-                owner: KernelOwner(name: name, version: version, isBuiltin: false, contentHash: hash))
+            if let old = replacedOld, canaries.wants(name) {
+                // A canary: the serving build stays in the set; the server routes a share of requests to
+                // workers with this one in its place, until it is promoted or rolled back.
+                canaries.put(loaded)
+                return row(
+                    path, .replaced,
+                    "canary: serves a share of requests; \(Self.escaped(old.version)) "
+                        + "(\(String(old.contentHash.prefix(16)))) serves the rest until it is promoted or rolled back",
+                    plugin: name, version: version, kernels: kernels, hash: short, ms: elapsed())
+            }
+            publishChecked(loaded)
             return row(
                 path, replacedOld == nil ? .loaded : .replaced,
                 replacedOld.map {
@@ -671,6 +688,18 @@ public final class PluginHost: Sendable {
             plugin: manifest.name, version: manifest.version, kernels: loaded.kernelCount, hash: short, ms: elapsed())
     }
 
+    /// Puts a build checked for workers into the plugin set, in place of any build of its plugin. The
+    /// supervisor's own snapshot names the plugin set too (no kernels: workers run them), so its
+    /// generation and fingerprint move with the set, as a removal's always did.
+    func publishChecked(_ loaded: LoadedPlugin) {
+        state.withLock { $0.value.plugins[loaded.name] = loaded }
+        session.kernels.replace(
+            pluginNamed: loaded.name, kernels: [], rules: [],
+            owner: KernelOwner(
+                name: loaded.name, version: loaded.version, isBuiltin: false, contentHash: loaded.contentHash))
+        releaseUnusedHolds()
+    }
+
     /// Why a plugin called `name` from `path` cannot load: one of that name already came from
     /// another file (a new build in the same file replaces it instead). Nil when it can.
     private func nameConflict(_ name: String, _ path: String) -> String? {
@@ -692,6 +721,7 @@ public final class PluginHost: Sendable {
     /// Withdraws a plugin's kernels from future contexts (its code stays mapped).
     @discardableResult
     public func unload(pluginNamed name: String) -> Bool {
+        _ = canaries.take(name)
         guard state.withLock({ $0.value.plugins.removeValue(forKey: name) }) != nil else { return false }
         session.kernels.replace(pluginNamed: name, kernels: [], rules: [], owner: nil)
         releaseUnusedHolds()
@@ -719,8 +749,9 @@ public final class PluginHost: Sendable {
     private func releaseUnusedHolds() {
         let now = Self.now()
         let grace = releasedHoldSeconds
+        let staged = canaries.staged.map { Self.baseName($0.shadowPath) }
         let done = state.withLock { s -> [Int32] in
-            let current = Set(s.value.plugins.values.map { Self.baseName($0.shadowPath) })
+            let current = Set(s.value.plugins.values.map { Self.baseName($0.shadowPath) } + staged)
             for (name, fd) in s.value.holds where !current.contains(name) {
                 s.value.holds[name] = nil
                 s.value.released.append((fd, now))

@@ -35,6 +35,8 @@ struct CrashBundles: Sendable {
     /// The kind of event, from the worker's exit cause.
     static func kind(cause: String, timedOut: Bool) -> String {
         if timedOut { return "timeout" }
+        // A canary's answer that differed from the serving build's (see Canary.swift): nothing crashed.
+        if cause.hasPrefix("canary divergence") { return "divergence" }
         if cause.contains("(SIGKILL") || cause.contains("out of --worker-memory") { return "memory" }
         return "crash"
     }

@@ -35,6 +35,8 @@ public final class EddyServer: Sendable {
     let kernelsAnswer = KernelsAnswer()
     /// The shadow checks (`--shadow-check RATE`; nil when off), see ShadowCheck.swift.
     let shadow: ShadowChecks?
+    /// New builds in canary (`--canary`, per plugin by `POST /plugins/NAME/canary`), see Canary.swift.
+    let canaries: Canaries
 
     final class Metrics: Sendable {
         let registry = PrometheusCollectorRegistry()
@@ -167,6 +169,11 @@ public final class EddyServer: Sendable {
         self.connections = ConnectionLimit(
             maxTotal: options.maxConnections, maxPerClient: options.maxConnectionsPerClient)
         let isolated = options.workers > 0
+        if options.canaryFraction > 0 && !isolated {
+            throw ServerSetupError(
+                "--canary needs worker processes (--workers 1 or more): two builds of one plugin cannot share "
+                    + "the server's own process")
+        }
         if isolated && probe == nil {
             throw ServerSetupError(
                 "--no-probe cannot go with --workers: the server learns each plugin through its probe "
@@ -177,10 +184,11 @@ public final class EddyServer: Sendable {
             queueLimit: options.maxQueue)
         if isolated {
             do {
-                // One worker more for the shadow checks: the evaluation slots keep one idle for them,
-                // so that a check never takes the worker a request is about to need.
+                // One worker more for the shadow checks, and one for the canary's comparisons: the
+                // evaluation slots keep them idle, so that a check never takes the worker a request is
+                // about to need.
                 pool = try WorkerPool(
-                    count: options.workers + (options.shadowCheck > 0 ? 1 : 0),
+                    count: options.workers + (options.shadowCheck > 0 ? 1 : 0) + (options.canaryFraction > 0 ? 1 : 0),
                     executable: PluginProbe.selfExecutable().executable,
                     arguments: [
                         "worker", "--max-plugin-bytes", String(policy.maxFileBytes),
@@ -198,6 +206,7 @@ public final class EddyServer: Sendable {
             session: session, probe: probe, policy: policy, loading: isolated ? .checkOnly : .inProcess,
             verifier: probe == nil ? verifier : nil)
         let metrics = Metrics()
+        canaries = Canaries(options: options, registry: metrics.registry)
         confinement = Self.confinement(options)
         if options.confine {
             // Workers and probes (with --workers 0 too) open copies by name as --worker-user: that user
@@ -231,6 +240,7 @@ public final class EddyServer: Sendable {
             let level: Logger.Level = event.kind == .rejected || event.kind == .directoryGone ? .warning : .info
             logger.log(level: level, "plugin \(event.kind.rawValue)", metadata: meta)
         }
+        installCanaries()
     }
 
     /// What confines plugin code in a server started with `options` on this kernel.
@@ -278,17 +288,33 @@ public final class EddyServer: Sendable {
                 }
                 return row
             }
+            let canaries = self.canaryReport()
+            let files = rows.map { row -> [String: Any] in
+                // The row of a file whose build is (or was) in canary carries its run; while the build is in
+                // canary or once promoted, the run's summary is the row's reason (the load's words go stale).
+                guard let hash = row["content_hash"] as? String, !hash.isEmpty,
+                    let run = canaries.last(where: { ($0["content_hash"] as? String)?.hasPrefix(hash) == true })
+                else { return row }
+                var out = row
+                out["canary"] = run
+                let state = run["state"] as? String
+                if row["status"] as? String == "replaced", state == "canary" || state == "promoted" {
+                    out["reason"] = run["summary"] ?? row["reason"]
+                }
+                return out
+            }
             let quarantined = self.host.quarantined.map { q -> [String: Any] in
                 ["content_hash": q.hash, "plugin": q.plugin, "cause": q.cause, "time": PluginHost.isoTime(q.time)]
             }
             return self.json([
                 "directory": self.watcher.directory, "generation": self.session.kernels.generation,
-                "quarantined": quarantined, "workers": self.pool?.count ?? 0,
+                "quarantined": quarantined, "workers": self.pool?.count ?? 0, "canaries": canaries,
                 "confinement": self.confinement.description,
                 "retained_images": self.host.retainedImages,
-                "fingerprint": self.session.kernels.snapshot.fingerprint, "files": rows,
+                "fingerprint": self.session.kernels.snapshot.fingerprint, "files": files,
             ])
         }
+        addCanaryRoutes(to: router)
         router.get("kernels") { _, _ in
             if let pool = self.pool {
                 // The kernels live in the workers, but they are a function of the plugin set: while the
@@ -596,14 +622,46 @@ public final class EddyServer: Sendable {
     /// Sends one request to a worker with the current plugin set, and turns what happened into a
     /// response: the worker's own, or — when it died or overran its deadline — a 5xx naming the
     /// plugin code it was running, whose build is then quarantined. Blocks (call off the event loops).
+    /// An evaluation may go to a build in canary (see Canary.swift): its answer then carries the
+    /// `Eddy-Canary` header, and when the build crashed its worker (and was rolled back for it) the request
+    /// runs once more with the serving build.
     func runInWorker(
         _ pool: WorkerPool, _ op: WorkerRequest.Operation, job: EvalRequest.Job?, deadline: Double,
         clientGone: () -> Bool, retried: Bool = false
     ) -> Response {
+        guard op == .eval, job != nil, !retried, let ticket = canaryTicket() else {
+            return runInWorker(
+                pool, op, job: job, deadline: deadline, clientGone: clientGone, retried: retried, canary: nil)
+        }
+        var response = runInWorker(
+            pool, op, job: job, deadline: deadline, clientGone: clientGone, retried: retried, canary: ticket)
+        if response.headers[canaryHeaderName] != nil { return response }
+        if host.canaries.candidate(of: ticket.candidate.name)?.contentHash != ticket.candidate.contentHash,
+            host.quarantine(of: ticket.candidate.contentHash) != nil
+        {
+            settleCanaries()
+            // Its code crashed or broke the protocol: the serving build answers instead, if time is left.
+            if [500, 502].contains(response.status.code), now() < deadline, !clientGone() {
+                var again = runInWorker(pool, op, job: job, deadline: deadline, clientGone: clientGone, retried: true)
+                again.headers[canaryHeaderName] = "\(ticket.id) rolled back; answered by the serving build"
+                return again
+            }
+            response.headers[canaryHeaderName] = "\(ticket.id) rolled back"
+            return response
+        }
+        response.headers[canaryHeaderName] = ticket.id
+        return response
+    }
+
+    private func runInWorker(
+        _ pool: WorkerPool, _ op: WorkerRequest.Operation, job: EvalRequest.Job?, deadline: Double,
+        clientGone: () -> Bool, retried: Bool, canary: CanaryTicket?
+    ) -> Response {
         let generation = session.kernels.generation
-        let set = host.plugins
+        let set = canary?.set ?? host.plugins
         let id = UInt64.random(in: 1...UInt64.max)
-        let check: WorkerRequest.Check = op == .eval && job != nil && !retried && sampledForCheck() ? .report : .none
+        let shadowSampled = canary == nil && op == .eval && job != nil && !retried && sampledForCheck()
+        let check: WorkerRequest.Check = shadowSampled || canary?.compare == true ? .report : .none
         let request = WorkerRequest(
             id: id, op: op,
             plugins: set.map {
@@ -619,8 +677,14 @@ public final class EddyServer: Sendable {
         switch outcome {
         case .reply(let status, let body, let evidence):
             if let quarantined = quarantineReply(job, status: status) { return quarantined }
+            if let canary, let job,
+                let instead = canaryAnswered(
+                    canary, job: job, status: status, body: body, evidence: evidence, stamp: stamp)
+            {
+                return instead
+            }
             if op == .eval { answered(status, with: set) }
-            if check == .report, status == 200, let job, let evidence, !evidence.owners.isEmpty {
+            if shadowSampled, status == 200, let job, let evidence, !evidence.owners.isEmpty {
                 queueShadowCheck(job, plugins: set, answer: body, evidence: evidence, stamp: stamp)
             }
             if op == .kernels && status == 200 {

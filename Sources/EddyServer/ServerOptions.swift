@@ -43,6 +43,16 @@ public struct ServerOptions: Sendable {
     /// The share (0…1) of requests in which plugin code took part that are evaluated again without it and
     /// compared (`--shadow-check`); 0: none. See ShadowCheck.swift.
     public var shadowCheck = 0.0
+    /// The share (0…1) of requests a new build of an already-loaded plugin serves first, in canary
+    /// (`--canary`); 0: a new build replaces the old at once. Per plugin, `POST /plugins/NAME/canary`.
+    /// See Canary.swift.
+    public var canaryFraction = 0.0
+    /// Canary requests answered without a crash, a timeout or a divergence before the build is promoted
+    /// (`--canary-requests`).
+    public var canaryRequests = 100
+    /// The share (0…1) of canary requests also evaluated with the previous build and compared
+    /// (`--canary-check`).
+    public var canaryCheck = 1.0
     /// Connections held open at once (idle ones make room for new ones; past it, with every one
     /// busy, a new connection is closed at once). See ``ConnectionLimit``.
     public var maxConnections = 1_024

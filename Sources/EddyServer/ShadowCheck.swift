@@ -305,7 +305,7 @@ extension EddyServer {
     /// alone): in a worker, or here with --workers 0. Nil when it did not answer 200 (then logged and,
     /// when `counted`, counted as inconclusive); a worker that died or hung in plugin code (an `.eddy`
     /// file's plugin decoder, a kernel run alone) is blamed as for a request.
-    private func reevaluate(
+    func reevaluate(
         _ job: EvalRequest.Job, _ check: WorkerRequest.Check, plugin alone: String = "", counted: Bool = true
     ) -> (body: [UInt8], digest: ResultDigest)? {
         let deadline = now() + options.evalTimeout
@@ -474,7 +474,7 @@ extension EddyServer {
     /// Writes a record (mode 0600, a new file, never through a link) into the private-copies directory
     /// when that directory is this user's and closed to others (search alone allowed), as the host checks it.
     /// The path, or nil.
-    private func saveRecord(named name: String, _ bytes: [UInt8]) -> String? {
+    func saveRecord(named name: String, _ bytes: [UInt8]) -> String? {
         let directory = host.shadowDirectory
         let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard dirfd >= 0 else { return nil }

@@ -56,6 +56,9 @@ final class WorkerPool: Sendable {
     private let busy = Mutex<Set<pid_t>>([])
     /// Content hashes of quarantined builds: a worker that loaded one is not used again.
     private let condemned = Mutex<Set<String>>([])
+    /// Plugins with a build in canary (see Canary.swift): a request naming one of them goes to a worker
+    /// that loaded no other build of it (see ``takeIdle(for:)``).
+    private let apart = Mutex<Set<String>>([])
     let restarts = Atomic<Int>(0)
     /// How long replies have been taking lately, in microseconds (a moving average; 0 before the first):
     /// whether the next is worth waiting for awake (see ``awaitShortReply(_:)``).
@@ -253,6 +256,44 @@ final class WorkerPool: Sendable {
         }
     }
 
+    /// Keeps the builds of `plugins` (by name) apart: from now on a request that names one goes to a
+    /// worker that loaded no other build of it. Two builds of one plugin (same Swift module, same type
+    /// names) are not made to share a process while both serve — a canary and the build it may replace.
+    func keepApart(_ plugins: Set<String>) {
+        apart.withLock { if $0 != plugins { $0 = plugins } }
+    }
+
+    /// An idle worker for a request naming `plugins`: with no plugin kept apart among them, any (see
+    /// ``takeIdle()``); else one that loaded no other build of those plugins — when every idle worker
+    /// did, one is replaced by a fresh worker, which is then taken.
+    private func takeIdle(for plugins: [WorkerRequest.Plugin]) -> Worker? {
+        let names = apart.withLock { $0 }
+        let kept = names.isEmpty ? [] : plugins.filter { names.contains($0.name) }
+        guard !kept.isEmpty else { return takeIdle() }
+        func fits(_ w: Worker) -> Bool {
+            w.loaded.allSatisfy { l in kept.allSatisfy { $0.name != l.name || $0.hash == l.hash } }
+        }
+        reapDeadIdle()
+        for _ in 0..<2 {
+            let (taken, other) = idle.withLock { workers -> (Worker?, Worker?) in
+                if let k = workers.lastIndex(where: fits) {
+                    let w = workers.remove(at: k)
+                    busy.withLock { _ = $0.insert(w.pid) }
+                    return (w, nil)
+                }
+                guard let w = workers.popLast() else { return (nil, nil) }
+                busy.withLock { _ = $0.insert(w.pid) }
+                return (nil, w)
+            }
+            if let taken { return taken }
+            guard let other else { return nil }
+            // Its replacement joins the idle workers and loaded nothing yet.
+            _ = killAndReap(other)
+            _ = replace(other, outcome: .cancelled)
+        }
+        return takeIdle()
+    }
+
     /// Runs one request on an idle worker and waits for its reply, its death, the deadline
     /// (`deadline`, monotonic seconds) or the client's going away. Blocks: call it off the event loops,
     /// holding one of `count` evaluation slots.
@@ -263,7 +304,7 @@ final class WorkerPool: Sendable {
         _ request: [UInt8], descriptor: Int32 = -1, id: UInt64, plugins: [WorkerRequest.Plugin] = [],
         deadline: Double, clientGone: () -> Bool
     ) -> Outcome {
-        guard var w = takeIdle() else {
+        guard var w = takeIdle(for: plugins) else {
             return .died(cause: "found no idle worker", site: nil)
         }
         w.page.storeBytes(of: 0, as: UInt8.self)

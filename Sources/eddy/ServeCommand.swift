@@ -15,7 +15,9 @@ struct ServeCommand: AsyncParsableCommand {
         abstract:
             "Run a long-lived host: HTTP API on loopback, plugin directory watched for hot add, replace and remove.",
         discussion: """
-            Endpoints: POST /eval, GET /plugins, GET /kernels, GET /health, GET /metrics (Prometheus text). \
+            Endpoints: POST /eval, GET /plugins, GET /kernels, GET /health, GET /metrics (Prometheus text); \
+            admin: POST /plugins/NAME/canary?fraction=F&requests=N, POST /plugins/NAME/promote, \
+            POST /plugins/NAME/rollback (see --canary). \
             POST /eval takes a JSON body {"path": "...", "where": "...", "select": "...", "format": "json", \
             "trace": true}, or an uploaded CSV / JSON Lines body with the options in the query string. \
             A path is read only when it lies inside a --data-dir (links resolved); without one, only \
@@ -130,6 +132,27 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Share (0 to 1) of requests a new build of an already-loaded plugin serves first, in canary; the rest "
+                + "stay on the build it would replace. It is promoted after --canary-requests clean answers; a "
+                + "crash, timeout or answer that differs from the serving build's rolls it back (quarantined). "
+                + "0: a new build replaces the old at once. Needs --workers 1 or more.",
+            valueName: "fraction"))
+    var canary: Double = 0
+
+    @Option(
+        help: ArgumentHelp(
+            "Canary requests answered without a crash, timeout or divergence before the build is promoted.",
+            valueName: "n"))
+    var canaryRequests: Int = ServerOptions().canaryRequests
+
+    @Option(
+        help: ArgumentHelp(
+            "Share (0 to 1) of canary requests also evaluated with the serving build and compared.",
+            valueName: "rate"))
+    var canaryCheck: Double = ServerOptions().canaryCheck
+
+    @Option(
+        help: ArgumentHelp(
             "When the server runs as root: the user workers and probes become before loading plugin code.",
             valueName: "user"))
     var workerUser = "nobody"
@@ -168,6 +191,17 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard shadowCheck >= 0, shadowCheck <= 1 else {
             throw ValidationError("--shadow-check must be a share from 0 to 1 (0.05: one request in twenty)")
+        }
+        guard canary >= 0, canary <= 1 else {
+            throw ValidationError("--canary must be a share from 0 to 1 (0.1: one request in ten)")
+        }
+        guard canaryCheck >= 0, canaryCheck <= 1 else { throw ValidationError("--canary-check must be from 0 to 1") }
+        guard canaryRequests >= 1, canaryRequests <= 10_000_000 else {
+            throw ValidationError("--canary-requests must be from 1 to 10000000")
+        }
+        if canary > 0 && workers == 0 {
+            throw ValidationError(
+                "--canary needs --workers 1 or more: two builds of one plugin cannot share the server's process")
         }
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
         if let workers, workers < 0 { throw ValidationError("--workers must be 0 or more") }
@@ -268,6 +302,9 @@ struct ServeCommand: AsyncParsableCommand {
         options.maxQueue = maxQueue
         options.maxResultBytes = maxResultBytes
         options.shadowCheck = shadowCheck
+        options.canaryFraction = canary
+        options.canaryRequests = canaryRequests
+        options.canaryCheck = canaryCheck
         options.expressionLimits.maxLength = maxExpressionLength
         options.expressionLimits.maxDepth = maxExpressionDepth
         options.confine = !noConfine

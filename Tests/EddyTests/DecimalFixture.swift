@@ -42,6 +42,12 @@ enum DecimalFixture {
         try building.withLock { _ in try build(nil, tag: "CRASH", defines: ["DECIMAL_CRASH"]) }
     }
 
+    /// Version 0.2.0 of the fixture (`-D DECIMAL_V2`), clean or with `bug` planted: a new build for the
+    /// server's canary.
+    static func version2(_ bug: Bug? = nil) throws -> String {
+        try building.withLock { _ in try build(bug, tag: "V2_" + (bug?.rawValue ?? "CLEAN"), defines: ["DECIMAL_V2"]) }
+    }
+
     private static func build(_ bug: Bug?, tag explicitTag: String? = nil, defines: [String] = []) throws -> String {
         let tag = explicitTag ?? bug?.rawValue ?? "CLEAN"
         if let path = built.withLock({ $0[tag] }) { return path }

@@ -1,5 +1,9 @@
 import Eddy
 
+#if DECIMAL_HANG
+    import Glibc
+#endif
+
 // A third-party plugin as issue 21's trial wrote it: an f64 encoding "decimal floats" (integers × 10^-e)
 // with a compressor hook, `.eddy` storage and compare / filter / sum / min / max kernels. The tests
 // build it clean and with one realistic bug planted at a time (`-D DECIMAL_BUG_…`); the kit, the
@@ -13,6 +17,8 @@ import Eddy
 //
 // `-D DECIMAL_CRASH` builds version 0.2.0 whose sum kernel traps: a newer build that crashes its worker,
 // for the server's fallback to the last good build (it is not one of the bugs the kit must catch).
+// `-D DECIMAL_V2` builds version 0.2.0 (with or without a bug), `-D DECIMAL_HANG` a 0.2.0 whose sum
+// kernel never returns: new builds for the server's canary.
 
 /// Powers of ten that are exact doubles.
 let powersOfTen: [Double] = [1, 10, 100, 1e3, 1e4, 1e5, 1e6]
@@ -116,7 +122,7 @@ public final class DecimalArray: Encoding {
 
 public enum DecimalPlugin: EddyPlugin {
     public static let name = "decimal"
-    #if DECIMAL_CRASH
+    #if DECIMAL_CRASH || DECIMAL_V2 || DECIMAL_HANG
         public static let version = "0.2.0"
     #else
         public static let version = "0.1.0"
@@ -201,6 +207,9 @@ public enum DecimalPlugin: EddyPlugin {
             let p = array.scale
             #if DECIMAL_CRASH
                 if d.count > 0 { fatalError("planted crash in sum decimal digits") }
+            #endif
+            #if DECIMAL_HANG
+                while d.count > 0 { sleep(1) }
             #endif
             return try d.withValues(Int64.self) { v -> ScalarValue in
                 var n = 0
