@@ -334,21 +334,18 @@ enum EvalRequest {
             guard OutputFormat(rawValue: format) != nil else {
                 throw Refusal(.badRequest, "unknown format '\(escapedForDisplay(format))'; use json, csv or table")
             }
-            let kind =
-                params.inputFormat
-                ?? (path.hasSuffix(".eddy") || EddyFileFormat.isEddyFile(descriptor: opened.descriptor)
-                    ? "eddy"
-                    : path.hasSuffix(".parquet") || ParquetFile.isParquetFile(path, descriptor: opened.descriptor)
-                        ? "parquet"
-                        : path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json")
-                            ? "jsonl" : "csv")
-            guard ["csv", "jsonl", "eddy", "parquet"].contains(kind) else {
-                throw Refusal(
-                    .badRequest, "unknown input_format '\(escapedForDisplay(kind))'; use csv, jsonl, eddy or parquet")
+            let kind: InputFormat
+            if let name = params.inputFormat {
+                guard let named = InputFormat(named: name) else {
+                    throw Refusal(.badRequest, InputFormat.unknown(name, option: "input_format"))
+                }
+                kind = named
+            } else {
+                kind = InputFormat.of(path: path, descriptor: opened.descriptor)
             }
             let limits = server.options.expressionLimits
             return Job(
-                path: path, inputFormat: kind, format: format, where: params.where, select: params.select,
+                path: path, inputFormat: kind.rawValue, format: format, where: params.where, select: params.select,
                 trace: params.trace, uploaded: uploaded != nil, maxResultBytes: server.options.maxResultBytes,
                 expressionMaxLength: limits.maxLength, expressionMaxDepth: limits.maxDepth,
                 expressionMaxTerms: limits.maxTerms, threads: params.threads ?? 1, file: opened)
@@ -448,23 +445,19 @@ enum EvalRequest {
             guard let opened = job.file else {
                 throw IOError(file: job.path, line: 0, column: 0, message: "the request's file is not open")
             }
+            // Encodings are looked up in this request's snapshot: a plugin dropped into the directory
+            // since the last request reads files written with it.
+            let kind = InputFormat(named: job.inputFormat) ?? .csv
             let reader: any TableReader =
-                switch job.inputFormat {
-                case "jsonl": try JSONLinesReader(path: job.path, descriptor: opened.descriptor)
-                case "parquet": ParquetTableReader(file: try ParquetFile(path: job.path, descriptor: opened.descriptor))
-                // Encodings are looked up in this request's snapshot: a plugin dropped into the directory
-                // since the last request reads files written with it.
-                case "eddy":
-                    EddyTableReader(
-                        file: try file
-                            ?? EddyFile(
-                                descriptor: opened.descriptor, path: job.path, snapshot: encodings,
-                                mapped: mapFiles))
-                default:
-                    try CSVReader(
-                        path: job.path,
-                        inferTypes: !Evaluation.readsNoColumn(whereText: job.where, selectText: job.select),
-                        descriptor: opened.descriptor)
+                if kind == .eddy, let file {
+                    EddyTableReader(file: file)
+                } else {
+                    try openTable(
+                        job.path, format: kind, descriptor: opened.descriptor,
+                        options: TableOptions(
+                            inferTypes: !Evaluation.readsNoColumn(whereText: job.where, selectText: job.select),
+                            mapped: mapFiles),
+                        snapshot: encodings)
                 }
             let limits = Parser.Limits(
                 maxLength: job.expressionMaxLength, maxDepth: job.expressionMaxDepth,

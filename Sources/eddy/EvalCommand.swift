@@ -199,42 +199,24 @@ struct EvalCommand: ParsableCommand {
     }
 }
 
+/// The table a command reads: `format` as the user named it, or told from the file (see ``InputFormat``).
 func openReader(
     _ path: String, format: String?, overrides: [String: DType], batchRows: Int,
     limits: ReadLimits, snapshot: KernelSnapshot, inferTypes: Bool = true
 ) throws -> any TableReader {
-    let kind =
-        format
-        ?? (path.hasSuffix(".eddy") || EddyFileFormat.isEddyFile(path)
-            ? "eddy"
-            : path.hasSuffix(".parquet") || ParquetFile.isParquetFile(path)
-                ? "parquet"
-                : path.hasSuffix(".jsonl") || path.hasSuffix(".ndjson") || path.hasSuffix(".json") ? "jsonl" : "csv")
-    switch kind {
-    case "parquet":
-        if !overrides.isEmpty {
-            throw IOError(
-                file: path, line: 0, column: 0,
-                message: "--schema does not apply to a Parquet file (its types are stored)")
+    let kind: InputFormat
+    if let format {
+        guard let named = InputFormat(named: format) else {
+            throw IOError(file: path, line: 0, column: 0, message: InputFormat.unknown(format, option: "input format"))
         }
-        return ParquetTableReader(file: try ParquetFile(path: path))
-    case "eddy":
-        if !overrides.isEmpty {
-            throw IOError(
-                file: path, line: 0, column: 0,
-                message: "--schema does not apply to an .eddy file (its types are stored)")
-        }
-        return EddyTableReader(file: try EddyFile(path: path, snapshot: snapshot))
-    case "csv":
-        return try CSVReader(
-            path: path, overrides: overrides, batchRows: batchRows, limits: limits, inferTypes: inferTypes)
-    case "jsonl", "json":
-        return try JSONLinesReader(path: path, overrides: overrides, batchRows: batchRows, limits: limits)
-    default:
-        throw IOError(
-            file: path, line: 0, column: 0,
-            message: "unknown input format '\(escapedForDisplay(kind))'; use csv, jsonl, eddy or parquet")
+        kind = named
+    } else {
+        kind = InputFormat.of(path: path)
     }
+    return try openTable(
+        path, format: kind,
+        options: TableOptions(overrides: overrides, batchRows: batchRows, limits: limits, inferTypes: inferTypes),
+        snapshot: snapshot)
 }
 
 func explainText(_ e: Evaluation, plugins: [LoadedPlugin]) -> String {
