@@ -318,8 +318,11 @@ public enum EddyConvert {
     /// Converts everything `reader` yields into `writer`, `threads` chunks at a time.
     @_spi(Host) public static func run(
         reader: any TableReader, writer: EddyFileWriter, compressor: Compressor, session: Session,
-        threads: Int, progress: ((String) -> Void)? = nil
+        threads: Int, chunkRows: Int = EddyFileFormat.maxChunkRows, progress: ((String) -> Void)? = nil
     ) throws -> Summary {
+        // A reader whose batches are its file's (a Parquet row group) may give more rows than a chunk
+        // takes: such a batch is cut into chunks of `chunkRows`.
+        let rowsPerChunk = Swift.max(1, Swift.min(chunkRows, EddyFileFormat.maxChunkRows))
         var summary = Summary(rows: 0, chunks: 0, bytes: 0, plainBytes: 0)
         let width = Swift.max(1, threads)
         let started = DispatchTime.now().uptimeNanoseconds
@@ -345,21 +348,32 @@ public enum EddyConvert {
                     Result {
                         let batch = try jobs[k]()
                         let ctx = session.makeContext()
-                        var columns: [any ArrayNode] = []
-                        var stats: [ChunkColumnStats] = []
-                        for col in batch.columns {
-                            stats.append(try statistics(col, ctx: ctx))
-                            columns.append(try work.value.compress(col))
-                        }
-                        return ConvertedChunk(columns: columns, stats: stats, rows: batch.count)
+                        var chunks: [ConvertedChunk] = []
+                        var start = 0
+                        repeat {
+                            let rows = Swift.min(rowsPerChunk, batch.count - start)
+                            var columns: [any ArrayNode] = []
+                            var stats: [ChunkColumnStats] = []
+                            for whole in batch.columns {
+                                let col =
+                                    rows == batch.count
+                                    ? whole : try ctx.execute(try SliceArray(whole, start: start, length: rows))
+                                stats.append(try statistics(col, ctx: ctx))
+                                columns.append(try work.value.compress(col))
+                            }
+                            chunks.append(ConvertedChunk(columns: columns, stats: stats, rows: rows))
+                            start += rows
+                        } while start < batch.count
+                        return chunks
                     })
             }
             for r in results.all {
-                let c = try r.get()
-                try writer.append(columns: c.columns, stats: c.stats, rows: c.rows)
-                summary.rows += c.rows
-                summary.chunks += 1
-                summary.plainBytes += c.stats.reduce(0) { $0 + $1.plainBytes }
+                for c in try r.get() {
+                    try writer.append(columns: c.columns, stats: c.stats, rows: c.rows)
+                    summary.rows += c.rows
+                    summary.chunks += 1
+                    summary.plainBytes += c.stats.reduce(0) { $0 + $1.plainBytes }
+                }
             }
             if let readError { throw readError }
             let t = DispatchTime.now().uptimeNanoseconds
@@ -383,10 +397,10 @@ struct ConvertedChunk: Sendable {
 }
 
 private final class ConvertSlots: Sendable {
-    private let slots: Mutex<[Result<ConvertedChunk, any Error>?]>
+    private let slots: Mutex<[Result<[ConvertedChunk], any Error>?]>
     init(count: Int) { slots = Mutex(Array(repeating: nil, count: count)) }
-    func set(_ k: Int, _ r: sending Result<ConvertedChunk, any Error>) { slots.withLock { $0[k] = r } }
-    var all: [Result<ConvertedChunk, any Error>] {
+    func set(_ k: Int, _ r: sending Result<[ConvertedChunk], any Error>) { slots.withLock { $0[k] = r } }
+    var all: [Result<[ConvertedChunk], any Error>] {
         slots.withLock {
             $0.map { $0 ?? .failure(IOError(file: "", line: 0, column: 0, message: "chunk not converted")) }
         }

@@ -136,11 +136,15 @@ public final class Evaluation {
             e.message += " (in \(reader.path), the chunk at file row \(batch.firstRow)\(rows))"
             throw e
         } catch var e as EddyError where e.source == nil && e.message.contains("row ") {
-            // The engine numbers rows from 0 within the arrays it evaluates: say where they start.
+            // The engine numbers rows from 0 within the arrays it evaluates: say where they start — a line
+            // of a text input, a row of a file without lines (Parquet: the row group's first row).
+            let start =
+                batch.firstLine > 0
+                ? "input line \(batch.firstLine)" : "file row \(batch.firstRow) of \(reader.path)"
             e.message +=
                 filtered
-                ? " (rows counted among those --where kept in the batch that starts at input line \(batch.firstLine))"
-                : " (rows counted from 0 at input line \(batch.firstLine))"
+                ? " (rows counted among those --where kept in the batch that starts at \(start))"
+                : " (rows counted from 0 at \(start))"
             throw e
         }
     }

@@ -121,7 +121,7 @@ struct ConvertCommand: ParsableCommand {
             let summary = try EddyConvert.run(
                 reader: reader, writer: writer,
                 compressor: Compressor(hooks: EddyConvert.storableHooks(snapshot, warn: warn), goal: .storage),
-                session: session, threads: threads, progress: progress)
+                session: session, threads: threads, chunkRows: chunkRows, progress: progress)
             if progress != nil { Stderr.write("\r\u{1B}[K") }
             let ratio = summary.bytes > 0 ? Double(summary.plainBytes * 100 / summary.bytes) / 100 : 0
             Stdout.write(

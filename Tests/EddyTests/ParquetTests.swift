@@ -30,6 +30,26 @@ import Testing
         #expect(all.stdout == r.stdout)
     }
 
+    @Test func anErrorInARowNamesTheFileAndTheRowNotALine() throws {
+        let path = ParquetFixtures.path("plain-zstd-v2.parquet")
+        let r = try Eddy.run(["eval", path, "--select", "id * 9223372036854775807"])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("(rows counted from 0 at file row 0 of \(path))"), "\(r.stderr)")
+        #expect(!r.stderr.contains("input line"), "\(r.stderr)")
+    }
+
+    @Test(arguments: ParquetFixtures.names)
+    func convertCutsRowGroupsIntoChunksOfChunkRows(_ name: String) throws {
+        let work = ScratchDirectory()
+        let out = work.path + "/t.eddy"
+        let r = try Eddy.run(["convert", ParquetFixtures.path(name), out, "--chunk-rows", "64"])
+        #expect(r.status == 0, "\(r.stderr)")
+        // 200 rows in chunks of 64: 64, 64, 64, 8 (row groups of a fixture are not cut across).
+        #expect(r.stdout.contains(": 200 rows, ") && r.stdout.contains(" 4 chunks, "), "\(r.stdout)")
+        let answer = try Eddy.run(["eval", out, "--select", ParquetFixtures.query, "--format", "csv"])
+        #expect(answer.stdout.split(separator: "\n").last.map(String.init) == ParquetFixtures.answer, "\(answer)")
+    }
+
     @Test func onlyTheNamedColumnsAreDecoded() throws {
         let file = try ParquetFile(path: ParquetFixtures.path("plain-zstd-v2.parquet"))
         let reader = ParquetTableReader(file: file)
