@@ -356,7 +356,7 @@ public final class EddyServer: Sendable {
                 body: ResponseBody(byteBuffer: ByteBuffer(string: self.metrics.registry.emitToString())))
         }
         router.post("eval") { request, context in
-            let params: EvalRequest.Params
+            var params: EvalRequest.Params
             let query: [(String, String)]
             do throws(EvalRequest.Refusal) {
                 // Decoded as forms encode them (`+` is a space), not only %-escapes.
@@ -380,6 +380,7 @@ public final class EddyServer: Sendable {
                     status: .requestTimeout)
             }
             let contentType = request.headers[.contentType] ?? ""
+            params.accept = request.headers[.accept]
             return await self.evaluate(
                 contentType: contentType, body: body, query: params,
                 queryNames: Set(query.map(\.0)), channel: context.channel)
@@ -689,6 +690,9 @@ public final class EddyServer: Sendable {
             }
             if op == .kernels && status == 200 {
                 kernelsAnswer.store(ByteBuffer(bytes: body), for: Self.kernelsKey(generation, set))
+            }
+            if job?.format == ArrowAnswer.format, let stream = ArrowAnswer.response(workerReply: body, status: status) {
+                return stream
             }
             var headers = HTTPFields()
             headers[.contentType] = "application/json"

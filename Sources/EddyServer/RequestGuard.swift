@@ -107,6 +107,7 @@ let rawResultKey = "\u{0}raw_result"
 
 /// A JSON response with sorted keys ("result", when given as JSON text under `rawResultKey`, last).
 func jsonResponse(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+    if let stream = ArrowAnswer.response(object, status: status) { return stream }
     let data = jsonBytes(object)
     var headers = HTTPFields()
     headers[.contentType] = "application/json"
