@@ -212,9 +212,9 @@ extension EddyServer {
     /// Whether this request goes to a build in canary, and with which plugin set; nil: the serving set.
     func canaryTicket() -> CanaryTicket? {
         let staged = host.canaries.staged
-        pool?.keepApart(Set(staged.map(\.name)))
-        guard !staged.isEmpty else { return nil }
         let serving = host.plugins
+        keepCanariesApart(staged, serving)
+        guard !staged.isEmpty else { return nil }
         for candidate in staged {
             guard let previous = serving.first(where: { $0.name == candidate.name }),
                 let run = canaries.run(of: candidate, previous: previous),
@@ -243,15 +243,14 @@ extension EddyServer {
         if ticket.compare {
             var untraced = job
             untraced.trace = false
-            if let previous = reevaluate(untraced, .report, counted: false) {
-                canaries.update(ticket.candidate.contentHash) { $0.compared += 1 }
-                let same = status == 200 && evidence?.digest == previous.digest
-                if !same {
-                    // A file that changed between the two evaluations read other data: nobody is charged.
-                    guard let stamp, FileStamp(job) == stamp else { return nil }
-                    return canaryDiverged(
-                        ticket, job: job, canary: (status, body, evidence?.digest), serving: previous)
-                }
+            // Not compared (the serving build's evaluation failed, or found no idle worker): not counted
+            // towards promotion either.
+            guard let previous = reevaluate(untraced, .report, counted: false) else { return nil }
+            canaries.update(ticket.candidate.contentHash) { $0.compared += 1 }
+            if status != 200 || evidence?.digest != previous.digest {
+                // A file that changed between the two evaluations read other data: nobody is charged.
+                guard let stamp, FileStamp(job) == stamp else { return nil }
+                return canaryDiverged(ticket, job: job, canary: (status, body, evidence?.digest), serving: previous)
             }
         }
         guard status == 200 else { return nil }
@@ -332,7 +331,7 @@ extension EddyServer {
         guard let promoted = host.promoteCanary(name, hash: hash) else { return nil }
         canaries.promotions.increment()
         let run = canaries.end(promoted.contentHash, .promoted, cause: how)
-        pool?.keepApart(Set(host.canaries.staged.map(\.name)))
+        keepCanariesApart()
         logger.info(
             "plugin build promoted from canary",
             metadata: [
@@ -367,7 +366,19 @@ extension EddyServer {
                 logger.info("plugin build withdrawn from canary", metadata: ["state": "\(ended.summary)"])
             }
         }
-        pool?.keepApart(Set(host.canaries.staged.map(\.name)))
+        keepCanariesApart()
+    }
+
+    /// Tells the pool which builds of plugins in canary are in use: workers hold one or the other.
+    private func keepCanariesApart(_ staged: [LoadedPlugin]? = nil, _ serving: [LoadedPlugin]? = nil) {
+        guard let pool else { return }
+        let staged = staged ?? host.canaries.staged
+        let serving = staged.isEmpty ? [] : serving ?? host.plugins
+        var builds: [String: Set<String>] = [:]
+        for c in staged {
+            builds[c.name] = Set([c.contentHash] + serving.filter { $0.name == c.name }.map(\.contentHash))
+        }
+        pool.keepApart(builds)
     }
 
     /// The canary runs for `/plugins`, newest last.

@@ -35,8 +35,9 @@ struct CrashBundles: Sendable {
     /// The kind of event, from the worker's exit cause.
     static func kind(cause: String, timedOut: Bool) -> String {
         if timedOut { return "timeout" }
-        // A canary's answer that differed from the serving build's (see Canary.swift): nothing crashed.
-        if cause.hasPrefix("canary divergence") { return "divergence" }
+        // An answer that differed from the serving build's (a canary, see Canary.swift) or from
+        // decode-then-compute (a shadow check): nothing crashed.
+        if cause.hasPrefix("canary divergence") || cause.hasPrefix("wrong answer") { return "divergence" }
         if cause.contains("(SIGKILL") || cause.contains("out of --worker-memory") { return "memory" }
         return "crash"
     }
@@ -111,7 +112,8 @@ struct CrashBundles: Sendable {
         let record: [String: Any] = [
             "format": "eddy-crash-bundle/1", "time": PluginHost.isoTime(seconds), "kind": kind,
             "cause": cause, "site": site ?? "",
-            "crash_line": "the evaluation's worker \(cause)" + (site.map { " in \($0)" } ?? " outside plugin code"),
+            "crash_line": kind == "divergence"
+                ? cause : "the evaluation's worker \(cause)" + (site.map { " in \($0)" } ?? " outside plugin code"),
             "request": request, "input": input,
             "plugins": plugins.map {
                 [

@@ -1,3 +1,4 @@
+import CDispatch
 import CNIOLinux
 import Dispatch
 @_spi(Host) import Eddy
@@ -434,6 +435,7 @@ extension EddyServer {
                 + (query.isEmpty ? "" : " on \(query)") + lines + (saved != nil ? " (record \(name))" : "")
             if host.quarantine(hash: plugin.contentHash, plugin: "\(plugin.name)@\(plugin.version)", cause: cause) {
                 metrics.quarantines.increment()
+                keepCrashBundle(timedOut: false, cause: cause, site: nil, job: job, plugins: [plugin])
             }
             watcher.reload(plugin.file)
             logger.error(

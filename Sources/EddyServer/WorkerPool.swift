@@ -56,9 +56,10 @@ final class WorkerPool: Sendable {
     private let busy = Mutex<Set<pid_t>>([])
     /// Content hashes of quarantined builds: a worker that loaded one is not used again.
     private let condemned = Mutex<Set<String>>([])
-    /// Plugins with a build in canary (see Canary.swift): a request naming one of them goes to a worker
-    /// that loaded no other build of it (see ``takeIdle(for:)``).
-    private let apart = Mutex<Set<String>>([])
+    /// Plugins with a build in canary (see Canary.swift), with the builds of each that serve (the serving
+    /// one and the one in canary): a request naming one of them goes to a worker that loaded no other
+    /// build of it (see ``takeIdle(for:)``).
+    private let apart = Mutex<[String: Set<String>]>([:])
     let restarts = Atomic<Int>(0)
     /// How long replies have been taking lately, in microseconds (a moving average; 0 before the first):
     /// whether the next is worth waiting for awake (see ``awaitShortReply(_:)``).
@@ -256,22 +257,28 @@ final class WorkerPool: Sendable {
         }
     }
 
-    /// Keeps the builds of `plugins` (by name) apart: from now on a request that names one goes to a
+    /// Keeps the builds of the plugins named apart: from now on a request that names one goes to a
     /// worker that loaded no other build of it. Two builds of one plugin (same Swift module, same type
     /// names) are not made to share a process while both serve — a canary and the build it may replace.
-    func keepApart(_ plugins: Set<String>) {
-        apart.withLock { if $0 != plugins { $0 = plugins } }
+    /// `builds`: plugin name → the content hashes of its builds in use.
+    func keepApart(_ builds: [String: Set<String>]) {
+        apart.withLock { if $0 != builds { $0 = builds } }
     }
 
     /// An idle worker for a request naming `plugins`: with no plugin kept apart among them, any (see
     /// ``takeIdle()``); else one that loaded no other build of those plugins — when every idle worker
     /// did, one is replaced by a fresh worker, which is then taken.
     private func takeIdle(for plugins: [WorkerRequest.Plugin]) -> Worker? {
-        let names = apart.withLock { $0 }
-        let kept = names.isEmpty ? [] : plugins.filter { names.contains($0.name) }
+        let builds = apart.withLock { $0 }
+        let kept = builds.isEmpty ? [] : plugins.filter { builds[$0.name] != nil }
         guard !kept.isEmpty else { return takeIdle() }
         func fits(_ w: Worker) -> Bool {
             w.loaded.allSatisfy { l in kept.allSatisfy { $0.name != l.name || $0.hash == l.hash } }
+        }
+        // A worker that loaded a build no longer in use (a canary replaced by a newer one) is replaced
+        // first, rather than one another request needs.
+        func stale(_ w: Worker) -> Bool {
+            w.loaded.contains { l in builds[l.name].map { inUse in !inUse.contains(l.hash) } ?? false }
         }
         reapDeadIdle()
         for _ in 0..<2 {
@@ -281,7 +288,8 @@ final class WorkerPool: Sendable {
                     busy.withLock { _ = $0.insert(w.pid) }
                     return (w, nil)
                 }
-                guard let w = workers.popLast() else { return (nil, nil) }
+                guard let k = workers.firstIndex(where: stale) ?? workers.indices.last else { return (nil, nil) }
+                let w = workers.remove(at: k)
                 busy.withLock { _ = $0.insert(w.pid) }
                 return (nil, w)
             }

@@ -99,7 +99,16 @@ struct ReplayCommand: ParsableCommand {
             throw ExitCode(1)
         }
         print("replaying: eddy \(arguments.map(PluginHost.escaped).joined(separator: " "))")
-        let outcome = try Self.runIsolated(arguments, timeout: b.evalTimeout)
+        let outcome = try Self.runIsolated(arguments, timeout: b.evalTimeout, keepOutput: b.kind == "divergence")
+        if b.kind == "divergence" {
+            // Nothing crashed: the replay shows what the bundle's builds answer; the server's record (named
+            // in the cause) holds the serving build's answer to compare it with.
+            print("the answer with the bundle's builds (\(outcome.ended)):")
+            print(PluginHost.escaped(String(outcome.stdout.prefix(4000))))
+            print("compare it with the other build's answer in the record the cause names")
+            if case .exit(0) = outcome.ended { return }
+            throw ExitCode(1)
+        }
         let reproduced: Bool
         switch (b.kind, outcome.ended) {
         case ("timeout", .timedOut): reproduced = true
@@ -129,11 +138,21 @@ struct ReplayCommand: ParsableCommand {
     }
 
     /// Runs `eddy ARGUMENTS` in a process of its own, killed after `timeout` seconds.
-    static func runIsolated(_ arguments: [String], timeout: Double) throws -> (ended: Ended, stderr: String) {
+    /// - Parameter keepOutput: keep the end of its standard output too (else it is discarded).
+    static func runIsolated(_ arguments: [String], timeout: Double, keepOutput: Bool = false) throws -> (
+        ended: Ended, stderr: String, stdout: String
+    ) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: PluginProbe.selfExecutable().executable)
         process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
+        let output = StderrBuffer()
+        let out = Pipe()
+        if keepOutput {
+            process.standardOutput = out
+            out.fileHandleForReading.readabilityHandler = { h in output.append(h.availableData) }
+        } else {
+            process.standardOutput = FileHandle.nullDevice
+        }
         let err = Pipe()
         process.standardError = err
         let collected = StderrBuffer()
@@ -145,16 +164,20 @@ struct ReplayCommand: ParsableCommand {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             err.fileHandleForReading.readabilityHandler = nil
-            return (.timedOut(timeout), collected.text)
+            out.fileHandleForReading.readabilityHandler = nil
+            return (.timedOut(timeout), collected.text, output.text)
         }
         process.waitUntilExit()
         usleep(50_000)
         err.fileHandleForReading.readabilityHandler = nil
+        out.fileHandleForReading.readabilityHandler = nil
         let status = process.terminationStatus
-        return (process.terminationReason == .uncaughtSignal ? .signal(status) : .exit(status), collected.text)
+        return (
+            process.terminationReason == .uncaughtSignal ? .signal(status) : .exit(status), collected.text, output.text
+        )
     }
 
-    /// The child's standard error, at most 64 KiB of its end.
+    /// The child's standard error (or output), at most 64 KiB of its end.
     final class StderrBuffer: @unchecked Sendable {  // guarded by `lock`
         private let lock = NSLock()
         private var data = Data()

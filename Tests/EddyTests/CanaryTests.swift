@@ -156,6 +156,19 @@ import Testing
         // And a crash bundle, which `eddy replay` can run again.
         let bundles = try FileManager.default.contentsOfDirectory(atPath: s.state.path + "/bundles")
         #expect(bundles.count == 1, "\(bundles)")
+        let builds = ScratchDirectory()
+        try builds.copy(try DecimalFixture.version2(.roundedConstant), as: "decimal.so")
+        let replay = try Eddy.run(
+            ["replay", s.state.path + "/bundles/" + (bundles.first ?? ""), "--plugin-dir", builds.path],
+            environment: ["EDDY_SHADOW_DIR": s.copies])
+        // The replay runs the request with the bundle's builds and shows their answer. (`eddy eval` does not
+        // put this small CSV's x in the plugin's encoding as the server's evaluation does, so it prints 0
+        // here, not the canary's 100: the two pipelines differ, see the report of issue 24.)
+        #expect(
+            replay.status == 0 && replay.stdout.contains("the answer with the bundle's builds")
+                && replay.stdout.contains("\"count(*)\"")
+                && replay.stdout.contains("canary divergence: answers differ"),
+            "\(replay)")
     }
 
     @Test func aCanaryThatAgreesIsPromotedAfterNCleanRequests() throws {
@@ -244,5 +257,18 @@ import Testing
         #expect(again == nil && Self.count(after) == 0 && Self.fingerprint(after) == clean, "\(after)")
         let nothing = try s.admin(["promote", "decimal"])
         #expect(nothing.status == 1 && nothing.stderr.contains("has no build in canary"), "\(nothing)")
+    }
+
+    /// Two builds of one plugin cannot share the server's process: `--canary` with `--workers 0` is refused;
+    /// and a server without a token (any local user may call it) refuses the admin requests.
+    @Test func canariesNeedWorkersAndTheAdminRequestsATokenServer() throws {
+        let refused = try Eddy.run(["serve", "--port", "0", "--workers", "0", "--canary", "0.5"])
+        #expect(refused.status != 0 && refused.stderr.contains("--canary needs --workers 1 or more"), "\(refused)")
+        let plugins = ScratchDirectory()
+        let server = try Server(pluginDir: plugins.path, arguments: ["--workers", "1", "--no-token"])
+        for action in ["promote", "rollback", "canary?fraction=1"] {
+            let (code, body) = try server.request("POST", "/plugins/decimal/\(action)")
+            #expect(code == 403 && (body["error"] as? String ?? "").contains("--no-token"), "\(action): \(body)")
+        }
     }
 }
