@@ -3,32 +3,37 @@
 /// Builds engine arrays from a chunk's decoded values: nulls spread by the validity, integers
 /// narrowed to the column's logical width (a value that does not fit is an error, never wrapped).
 enum ParquetArrays {
-    static func build(_ v: ParquetPhysicalValues, _ dtype: DType, validity: Validity, rows: Int) throws
+    /// `levels`: the chunk's definition levels (nil: a required column, every row has a value).
+    static func build(_ v: ParquetPhysicalValues, _ dtype: DType, levels: ParquetLevels?, rows: Int) throws
         -> any ArrayNode
     {
         let present = v.count
-        guard present == rows - validity.nullCount(rows) else {
-            throw ParquetProblem("\(present) values decoded for \(rows - validity.nullCount(rows)) non-null rows")
+        let expected = levels?.present ?? rows
+        guard present == expected, levels.map({ $0.count == rows }) ?? true else {
+            throw ParquetProblem("\(present) values decoded for \(expected) non-null rows")
         }
+        let validity = try levels?.validity() ?? .allValid
         let n = dtype.nullability
         switch dtype {
         case .bool:
-            let bits = spread(v.bools, validity, rows, false)
+            let bits = spread(v.bools, levels, rows, false)
             return try BoolArray(bits: Bitmap(bits), validity: validity, nullability: n)
         case .primitive(let p, _):
             switch p {
-            case .int8: return try narrowed(v.i32, Int8.self, validity, rows, n)
-            case .int16: return try narrowed(v.i32, Int16.self, validity, rows, n)
-            case .int32: return try primitive(spread(v.i32, validity, rows, 0), validity, n)
-            case .uint8: return try narrowed(v.i32.map { UInt32(bitPattern: $0) }, UInt8.self, validity, rows, n)
-            case .uint16: return try narrowed(v.i32.map { UInt32(bitPattern: $0) }, UInt16.self, validity, rows, n)
+            case .int8: return try narrowed(v.i32, Int8.self, levels, validity, rows, n)
+            case .int16: return try narrowed(v.i32, Int16.self, levels, validity, rows, n)
+            case .int32: return try primitive(spread(v.i32, levels, rows, 0), validity, n)
+            case .uint8:
+                return try narrowed(v.i32.map { UInt32(bitPattern: $0) }, UInt8.self, levels, validity, rows, n)
+            case .uint16:
+                return try narrowed(v.i32.map { UInt32(bitPattern: $0) }, UInt16.self, levels, validity, rows, n)
             case .uint32:
-                return try primitive(spread(v.i32.map { UInt32(bitPattern: $0) }, validity, rows, 0), validity, n)
-            case .int64: return try primitive(spread(v.i64, validity, rows, 0), validity, n)
+                return try primitive(spread(v.i32.map { UInt32(bitPattern: $0) }, levels, rows, 0), validity, n)
+            case .int64: return try primitive(spread(v.i64, levels, rows, 0), validity, n)
             case .uint64:
-                return try primitive(spread(v.i64.map { UInt64(bitPattern: $0) }, validity, rows, 0), validity, n)
-            case .float32: return try primitive(spread(v.f32, validity, rows, 0), validity, n)
-            case .float64: return try primitive(spread(v.f64, validity, rows, 0), validity, n)
+                return try primitive(spread(v.i64.map { UInt64(bitPattern: $0) }, levels, rows, 0), validity, n)
+            case .float32: return try primitive(spread(v.f32, levels, rows, 0), validity, n)
+            case .float64: return try primitive(spread(v.f64, levels, rows, 0), validity, n)
             @unknown default: throw ParquetProblem("type \(dtype) is not read")
             }
         case .utf8, .binary:
@@ -42,10 +47,14 @@ enum ParquetArrays {
                 guard whole, !cut else { throw ParquetProblem("a STRING value is not valid UTF-8") }
             }
             var offsets = [Int32](repeating: 0, count: rows + 1)
-            var k = 0
-            for i in 0..<rows {
-                if validity.isValid(i) { k += 1 }
-                offsets[i + 1] = Int32(v.offsets[k])
+            if let levels, levels.nulls > 0 {
+                var k = 0
+                for i in 0..<rows {
+                    if levels.isValid(i) { k += 1 }
+                    offsets[i + 1] = Int32(v.offsets[k])
+                }
+            } else {
+                for i in 0..<rows { offsets[i + 1] = Int32(v.offsets[i + 1]) }
             }
             return try VarBinArray(
                 dtype: dtype, offsets: Buffer(copying: offsets), bytes: Buffer(copying: v.bytes), count: rows,
@@ -56,18 +65,43 @@ enum ParquetArrays {
     }
 
     /// The dictionary codes of a chunk, one per row (0 in null rows), in the narrowest type that holds them.
-    static func codes(_ codes: [UInt32], _ type: PType, validity: Validity, nullability: Nullability, rows: Int)
-        throws -> any ArrayNode
-    {
-        guard codes.count == rows - validity.nullCount(rows) else {
-            throw ParquetProblem("\(codes.count) codes decoded for \(rows - validity.nullCount(rows)) non-null rows")
+    static func codes(
+        _ codes: [UInt32], _ type: PType, levels: ParquetLevels?, nullability: Nullability, rows: Int
+    ) throws -> any ArrayNode {
+        let expected = levels?.present ?? rows
+        guard codes.count == expected, levels.map({ $0.count == rows }) ?? true else {
+            throw ParquetProblem("\(codes.count) codes decoded for \(expected) non-null rows")
         }
-        let all = spread(codes, validity, rows, 0)
+        let validity = try levels?.validity() ?? .allValid
         switch type {
-        case .uint8: return try primitive(all.map { UInt8(truncatingIfNeeded: $0) }, validity, nullability)
-        case .uint16: return try primitive(all.map { UInt16(truncatingIfNeeded: $0) }, validity, nullability)
-        default: return try primitive(all, validity, nullability)
+        case .uint8: return try spreadNarrowed(codes, UInt8.self, levels, rows, validity, nullability)
+        case .uint16: return try spreadNarrowed(codes, UInt16.self, levels, rows, validity, nullability)
+        default: return try primitive(spread(codes, levels, rows, 0), validity, nullability)
         }
+    }
+
+    /// Codes (each known to fit `T`: below the dictionary's size) placed at the valid rows, straight
+    /// into the array's buffer.
+    private static func spreadNarrowed<T: NativeType & FixedWidthInteger>(
+        _ codes: [UInt32], _: T.Type, _ levels: ParquetLevels?, _ rows: Int, _ validity: Validity,
+        _ n: Nullability
+    ) throws -> PrimitiveArray {
+        let buffer = Buffer.build(count: rows, of: T.self) { out in
+            if let levels, levels.nulls > 0 {
+                var k = 0
+                for i in 0..<rows {
+                    if levels.isValid(i) {
+                        out[i] = T(truncatingIfNeeded: codes[k])
+                        k += 1
+                    } else {
+                        out[i] = 0
+                    }
+                }
+            } else {
+                for i in 0..<rows { out[i] = T(truncatingIfNeeded: codes[i]) }
+            }
+        }
+        return try PrimitiveArray(ptype: T.ptype, buffer: buffer, count: rows, validity: validity, nullability: n)
     }
 
     private static func primitive<T: NativeType>(_ values: [T], _ validity: Validity, _ n: Nullability) throws
@@ -78,7 +112,7 @@ enum ParquetArrays {
     }
 
     private static func narrowed<S: BinaryInteger, T: NativeType & FixedWidthInteger>(
-        _ values: [S], _: T.Type, _ validity: Validity, _ rows: Int, _ n: Nullability
+        _ values: [S], _: T.Type, _ levels: ParquetLevels?, _ validity: Validity, _ rows: Int, _ n: Nullability
     ) throws -> PrimitiveArray {
         var out: [T] = []
         out.reserveCapacity(values.count)
@@ -86,23 +120,19 @@ enum ParquetArrays {
             guard let y = T(exactly: x) else { throw ParquetProblem("value \(x) does not fit the column's \(T.ptype)") }
             out.append(y)
         }
-        return try primitive(spread(out, validity, rows, 0), validity, n)
+        return try primitive(spread(out, levels, rows, 0), validity, n)
     }
 
     /// `values` (the non-null ones) placed at the valid rows, `zero` in the others.
-    static func spread<T>(_ values: [T], _ validity: Validity, _ rows: Int, _ zero: T) -> [T] {
-        switch validity {
-        case .allValid: return values
-        case .allInvalid: return [T](repeating: zero, count: rows)
-        case .bitmap(let b):
-            var out = [T](repeating: zero, count: rows)
-            var k = 0
-            for i in 0..<rows where b[i] {
-                out[i] = values[k]
-                k += 1
-            }
-            return out
-        @unknown default: return values
+    static func spread<T>(_ values: [T], _ levels: ParquetLevels?, _ rows: Int, _ zero: T) -> [T] {
+        guard let levels, levels.nulls > 0 else { return values }
+        if levels.present == 0 { return [T](repeating: zero, count: rows) }
+        var out = [T](repeating: zero, count: rows)
+        var k = 0
+        for i in 0..<rows where levels.isValid(i) {
+            out[i] = values[k]
+            k += 1
         }
+        return out
     }
 }

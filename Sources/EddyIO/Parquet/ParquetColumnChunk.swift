@@ -38,8 +38,7 @@ struct ParquetColumnChunkDecoder {
         var values = ParquetPhysicalValues(type: column.physical)
         var codes: [UInt32] = []
         var mode = Mode.values
-        var validity: BitmapBuilder? = column.optional ? BitmapBuilder(capacity: rows) : nil
-        var nulls = 0
+        var levels: ParquetLevels? = column.optional ? ParquetLevels(capacity: rows) : nil
         var seen = 0
         while seen < rows {
             guard pos < stop else { throw ParquetProblem("the chunk ends after \(seen) of \(rows) values") }
@@ -81,7 +80,7 @@ struct ParquetColumnChunkDecoder {
             }
             let v2 = header.type == ParquetPageHeader.Kind.dataV2.rawValue
             var data: [UInt8]
-            var levels: [UInt8] = []
+            var pageLevels: [UInt8] = []
             if v2 {
                 let rep = Int(header.repetitionLevelsBytes)
                 let def = Int(header.definitionLevelsBytes)
@@ -89,7 +88,7 @@ struct ParquetColumnChunkDecoder {
                     throw ParquetProblem("a v2 page's level lengths \(rep) + \(def) exceed its \(body.count) bytes")
                 }
                 guard rep == 0 else { throw ParquetProblem("repetition levels in a flat column") }
-                levels = Array(body[rep..<(rep + def)])
+                pageLevels = Array(body[rep..<(rep + def)])
                 let rest = UnsafeRawBufferPointer(rebasing: body[(rep + def)...])
                 let size = Int(header.uncompressedSize) - rep - def
                 data = try ParquetCodec.decompress(
@@ -102,24 +101,17 @@ struct ParquetColumnChunkDecoder {
                 var r = ParquetBytes(raw)
                 // Definition levels: 1 a value, 0 a null (flat columns have no repetition levels).
                 var present = n
-                if column.optional {
-                    let defs: [UInt32]
+                if levels != nil {
                     if v2 {
-                        defs = try levels.withUnsafeBytes { try ParquetRLE.decode($0, bitWidth: 1, count: n) }
+                        present = try pageLevels.withUnsafeBytes { try levels?.decode($0, count: n) ?? n }
                     } else {
                         guard header.definitionLevelEncoding == 3 else {
                             throw ParquetProblem(
                                 "definition levels in \(ParquetNames.encoding(header.definitionLevelEncoding))")
                         }
                         let length = try r.littleEndian(4)
-                        defs = try ParquetRLE.decode(try r.take(Int(length)), bitWidth: 1, count: n)
+                        present = try levels?.decode(try r.take(Int(length)), count: n) ?? n
                     }
-                    present = 0
-                    for d in defs {
-                        validity?.append(d == 1)
-                        present += Int(d)
-                    }
-                    nulls += n - present
                 }
                 switch header.encoding {
                 case 2, 8:
@@ -158,20 +150,14 @@ struct ParquetColumnChunkDecoder {
             }
             seen += n
         }
-        let valid: Validity
-        if var validity, nulls > 0 {
-            valid = nulls == rows ? .allInvalid : .bitmap(validity.finish())
-        } else {
-            valid = .allValid
-        }
         let n: Nullability = column.optional ? .nullable : .nonNullable
         if mode == .codes, let dictionary {
             let dictValues = try ParquetArrays.build(
-                dictionary, column.dtype.with(.nonNullable), validity: .allValid, rows: dictionary.count)
+                dictionary, column.dtype.with(.nonNullable), levels: nil, rows: dictionary.count)
             let codeType: PType = dictionary.count <= 256 ? .uint8 : dictionary.count <= 65_536 ? .uint16 : .uint32
-            let codeArray = try ParquetArrays.codes(codes, codeType, validity: valid, nullability: n, rows: rows)
+            let codeArray = try ParquetArrays.codes(codes, codeType, levels: levels, nullability: n, rows: rows)
             return try DictArray(codes: codeArray, values: dictValues)
         }
-        return try ParquetArrays.build(values, column.dtype, validity: valid, rows: rows)
+        return try ParquetArrays.build(values, column.dtype, levels: levels, rows: rows)
     }
 }

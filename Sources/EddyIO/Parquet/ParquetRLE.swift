@@ -1,3 +1,5 @@
+@_spi(Host) import Eddy
+
 /// A cursor over untrusted page bytes: every read checks the bytes left.
 struct ParquetBytes {
     let bytes: UnsafeRawBufferPointer
@@ -111,5 +113,99 @@ enum ParquetRLE {
         }
         guard filled == count else { throw ParquetProblem("RLE runs hold \(filled) values, \(count) expected") }
         return out
+    }
+}
+
+/// A flat column chunk's definition levels as validity bits (bit `i` set: row `i` has a value), kept as
+/// words here while pages are decoded: appending a level at a time through the SDK's builder cost a
+/// quarter of a Parquet query.
+struct ParquetLevels {
+    private(set) var words: [UInt64]
+    private(set) var count = 0
+    private(set) var present = 0
+
+    init(capacity: Int) {
+        words = []
+        words.reserveCapacity((capacity + 63) / 64)
+    }
+
+    /// Whether row `i` (< ``count``) has a value.
+    @inline(__always) func isValid(_ i: Int) -> Bool { words[i >> 6] >> UInt64(i & 63) & 1 == 1 }
+
+    var nulls: Int { count - present }
+
+    /// Appends `n` levels of `bit`.
+    mutating func append(_ bit: Bool, count n: Int) {
+        guard n > 0 else { return }
+        let end = count + n
+        let needed = (end + 63) >> 6
+        if words.count < needed { words.append(contentsOf: repeatElement(0, count: needed - words.count)) }
+        if bit {
+            var i = count
+            while i < end {
+                let w = i >> 6
+                let from = i & 63
+                let to = Swift.min(64, from + (end - i))
+                let mask: UInt64 = (to == 64 ? ~0 : (1 << UInt64(to)) - 1) & ~((1 << UInt64(from)) - 1)
+                words[w] |= mask
+                i += to - from
+            }
+            present += n
+        }
+        count = end
+    }
+
+    /// Appends `n` (1...8) levels packed LSB first in `byte`.
+    mutating func append(packed byte: UInt8, count n: Int) {
+        let bits = UInt64(byte) & ((1 << UInt64(n)) - 1)
+        let end = count + n
+        let needed = (end + 63) >> 6
+        if words.count < needed { words.append(contentsOf: repeatElement(0, count: needed - words.count)) }
+        let shift = UInt64(count & 63)
+        words[count >> 6] |= bits << shift
+        if shift + UInt64(n) > 64 { words[(count >> 6) + 1] |= bits >> (64 - shift) }
+        present += bits.nonzeroBitCount
+        count = end
+    }
+
+    /// Decodes exactly `n` definition levels (bit width 1: 0 a null, 1 a value) from `data` and
+    /// appends them; the number of values among them.
+    /// - Throws: ``ParquetProblem`` when the runs end before `n` levels, or a level is not 0 or 1.
+    @discardableResult
+    mutating func decode(_ data: UnsafeRawBufferPointer, count n: Int) throws -> Int {
+        var r = ParquetBytes(data)
+        let before = present
+        var filled = 0
+        while filled < n {
+            let header = try r.varint()
+            if header & 1 == 0 {
+                let value = try r.byte()
+                guard value <= 1 else { throw ParquetProblem("a definition level \(value) in a flat column") }
+                let run = Int(Swift.min(header >> 1, UInt64(n - filled)))
+                append(value == 1, count: run)
+                filled += run
+            } else {
+                let groups = header >> 1
+                guard groups <= UInt64(r.remaining) else {
+                    throw ParquetProblem("\(groups) bit-packed groups with \(r.remaining) bytes left")
+                }
+                let packed = try r.take(Int(groups))
+                var k = 0
+                while k < packed.count && filled < n {
+                    let take = Swift.min(8, n - filled)
+                    append(packed: packed[k], count: take)
+                    filled += take
+                    k += 1
+                }
+            }
+        }
+        return present - before
+    }
+
+    /// The levels as an engine validity: all valid, all null, or a bitmap over the words.
+    func validity() throws -> Validity {
+        if present == count { return .allValid }
+        if present == 0 { return .allInvalid }
+        return .bitmap(try Bitmap(buffer: Buffer(copying: words), offset: 0, count: count))
     }
 }
