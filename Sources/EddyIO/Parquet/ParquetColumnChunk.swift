@@ -119,14 +119,19 @@ struct ParquetColumnChunkDecoder {
                         throw ParquetProblem("a dictionary-encoded page without a dictionary page")
                     }
                     let width = Int(try r.byte())
-                    let pageCodes = try ParquetRLE.decode(r.rest(), bitWidth: width, count: present)
                     let size = dictionary.count
-                    for c in pageCodes where Int(c) >= size {
-                        throw ParquetProblem("dictionary code \(c) for a dictionary of \(size) values")
-                    }
                     if mode == .codes {
-                        codes.append(contentsOf: pageCodes)
+                        // Straight into the chunk's codes; checked against the dictionary by their maximum.
+                        let largest = try ParquetRLE.decode(
+                            r.rest(), bitWidth: width, count: present, appendingTo: &codes)
+                        guard Int(largest) < size || present == 0 else {
+                            throw ParquetProblem("dictionary code \(largest) for a dictionary of \(size) values")
+                        }
                     } else {
+                        let pageCodes = try ParquetRLE.decode(r.rest(), bitWidth: width, count: present)
+                        for c in pageCodes where Int(c) >= size {
+                            throw ParquetProblem("dictionary code \(c) for a dictionary of \(size) values")
+                        }
                         values.appendGather(dictionary, pageCodes)
                     }
                 default:

@@ -62,13 +62,28 @@ enum ParquetRLE {
     /// Decodes exactly `count` values of `bitWidth` bits (0...32) from `data`.
     /// - Throws: ``ParquetProblem`` when the runs end before `count` values.
     static func decode(_ data: UnsafeRawBufferPointer, bitWidth: Int, count: Int) throws -> [UInt32] {
+        var out: [UInt32] = []
+        _ = try decode(data, bitWidth: bitWidth, count: count, appendingTo: &out)
+        return out
+    }
+
+    /// Decodes exactly `count` values of `bitWidth` bits (0...32) from `data`, appending them to `out`;
+    /// the largest value decoded (0 when none).
+    /// - Throws: ``ParquetProblem`` when the runs end before `count` values.
+    static func decode(
+        _ data: UnsafeRawBufferPointer, bitWidth: Int, count: Int, appendingTo out: inout [UInt32]
+    ) throws -> UInt32 {
         guard (0...32).contains(bitWidth) else { throw ParquetProblem("RLE bit width \(bitWidth) is not in 0...32") }
-        var out = [UInt32](repeating: 0, count: count)
+        guard count >= 0 else { throw ParquetProblem("\(count) values wanted") }
+        let base = out.count
+        out.append(contentsOf: repeatElement(0, count: count))
         var r = ParquetBytes(data)
         var filled = 0
+        var largest: UInt32 = 0
         let valueBytes = (bitWidth + 7) / 8
         let mask: UInt64 = bitWidth == 32 ? 0xFFFF_FFFF : (1 << UInt64(bitWidth)) - 1
-        try out.withUnsafeMutableBufferPointer { out in
+        try out.withUnsafeMutableBufferPointer { all in
+            let out = UnsafeMutableBufferPointer(rebasing: all[base...])
             while filled < count {
                 let header = try r.varint()
                 if header & 1 == 0 {
@@ -78,7 +93,10 @@ enum ParquetRLE {
                         throw ParquetProblem("an RLE run's value \(value) is wider than \(bitWidth) bits")
                     }
                     let n = Int(Swift.min(run, UInt64(count - filled)))
-                    if value != 0 { for k in filled..<(filled + n) { out[k] = value } }
+                    if value != 0 && n > 0 {
+                        UnsafeMutableBufferPointer(rebasing: out[filled..<(filled + n)]).update(repeating: value)
+                        largest = Swift.max(largest, value)
+                    }
                     filled += n
                 } else {
                     let groups = header >> 1
@@ -92,27 +110,50 @@ enum ParquetRLE {
                     guard values * bitWidth <= packed.count * 8 else {
                         throw ParquetProblem("bit-packed run cut short")
                     }
-                    var acc: UInt64 = 0
-                    var bits = 0
-                    var p = 0
-                    for k in 0..<values {
-                        while bits < bitWidth {
-                            acc |= UInt64(packed[p]) << UInt64(bits)
-                            p += 1
-                            bits += 8
+                    guard bitWidth > 0 else {
+                        filled += values
+                        continue
+                    }
+                    // Value k starts at bit k * bitWidth: one unaligned 8-byte load holds it (width ≤ 32,
+                    // shift ≤ 7) while 8 bytes remain; the last few values read byte by byte.
+                    var high: UInt32 = 0
+                    var k = 0
+                    let width = UInt64(bitWidth)
+                    while k < values {
+                        let bit = k * bitWidth
+                        let byte = bit >> 3
+                        guard byte + 8 <= packed.count else { break }
+                        let word = UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: byte, as: UInt64.self))
+                        let v = UInt32(truncatingIfNeeded: (word >> UInt64(bit & 7)) & mask)
+                        out[filled + k] = v
+                        high |= v
+                        k += 1
+                    }
+                    while k < values {
+                        let bit = k * bitWidth
+                        var word: UInt64 = 0
+                        var b = bit >> 3
+                        var shift: UInt64 = 0
+                        while b < packed.count && shift < 64 && shift < UInt64(bit & 7) + width {
+                            word |= UInt64(packed[b]) << shift
+                            b += 1
+                            shift += 8
                         }
-                        out[filled + k] = UInt32(truncatingIfNeeded: acc & mask)
-                        if bitWidth > 0 {
-                            acc >>= UInt64(bitWidth)
-                            bits -= bitWidth
-                        }
+                        let v = UInt32(truncatingIfNeeded: (word >> UInt64(bit & 7)) & mask)
+                        out[filled + k] = v
+                        high |= v
+                        k += 1
+                    }
+                    if high > largest {
+                        // `high` bounds the values from above (their OR); the exact maximum only when needed.
+                        for i in filled..<(filled + values) where out[i] > largest { largest = out[i] }
                     }
                     filled += values
                 }
             }
         }
         guard filled == count else { throw ParquetProblem("RLE runs hold \(filled) values, \(count) expected") }
-        return out
+        return largest
     }
 }
 

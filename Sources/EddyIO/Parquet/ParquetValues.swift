@@ -41,11 +41,7 @@ struct ParquetPhysicalValues {
         case 2: try appendFixed(&i64, &r, n)
         case 4: try appendFixed(&f32, &r, n)
         case 5: try appendFixed(&f64, &r, n)
-        case 6:
-            for _ in 0..<n {
-                let length = try r.littleEndian(4)
-                try appendBytes(try r.take(Int(length)))
-            }
+        case 6: try appendPlainByteArrays(&r, n)
         default: throw ParquetProblem("\(ParquetNames.physicalType(type)) values are not read")
         }
     }
@@ -64,6 +60,42 @@ struct ParquetPhysicalValues {
             initialized = n
         }
         out.append(contentsOf: tail)
+    }
+
+    /// `n` PLAIN byte arrays (a 4-byte length, then the bytes, each): the lengths are checked in a
+    /// first pass, then the values are copied into one block (appending value by value cost a tenth
+    /// of a query over strings).
+    private mutating func appendPlainByteArrays(_ r: inout ParquetBytes, _ n: Int) throws {
+        var scan = r
+        var total = 0
+        for _ in 0..<n {
+            let length = Int(try scan.littleEndian(4))
+            _ = try scan.take(length)
+            total += length
+        }
+        guard let base = r.bytes.baseAddress, n > 0 else { return }
+        let start = r.position
+        let before = bytes.count
+        offsets.reserveCapacity(offsets.count + n)
+        var ends = [Int](repeating: 0, count: n)
+        let page = [UInt8](unsafeUninitializedCapacity: total) { out, initialized in
+            var p = start
+            var w = 0
+            for k in 0..<n {
+                let length = Int(UInt32(littleEndian: r.bytes.loadUnaligned(fromByteOffset: p, as: UInt32.self)))
+                p += 4
+                if length > 0, let target = out.baseAddress {
+                    UnsafeMutableRawPointer(target + w).copyMemory(from: base + p, byteCount: length)
+                }
+                p += length
+                w += length
+                ends[k] = before + w
+            }
+            initialized = total
+        }
+        if bytes.isEmpty { bytes = page } else { bytes.append(contentsOf: page) }
+        offsets.append(contentsOf: ends)
+        r.position = scan.position
     }
 
     mutating func appendBytes(_ value: UnsafeRawBufferPointer) throws {
