@@ -93,7 +93,7 @@ final class Canaries: Sendable {
                     + "\(compared) compared; \(policy.fraction) of traffic); \(PluginHost.escaped(previous.version)) "
                     + "serves the rest"
             case .promoted:
-                return "\(head) promoted after \(clean) clean canary requests (\(cause)); it serves"
+                return "\(head) promoted \(cause); it serves"
             case .rolledBack:
                 return "\(head) rolled back after \(routed) canary requests: \(PluginHost.escaped(cause)); "
                     + "\(PluginHost.escaped(previous.version)) serves"
@@ -257,7 +257,8 @@ extension EddyServer {
         let run = canaries.update(ticket.candidate.contentHash) { $0.clean += 1 }
         if let run, run.clean >= run.policy.requests {
             promoteCanary(
-                ticket.candidate.name, hash: ticket.candidate.contentHash, by: "after \(run.clean) clean requests")
+                ticket.candidate.name, hash: ticket.candidate.contentHash,
+                by: "after \(run.clean) clean canary requests")
         }
         return nil
     }
@@ -433,7 +434,11 @@ extension EddyServer {
         router.post("plugins/:name/promote") { _, context in
             if let refusal = self.adminRefusal() { return refusal }
             guard let name = self.pluginName(context) else { return self.badName() }
-            guard let promoted = self.promoteCanary(name, by: "by an operator (POST /plugins/\(name)/promote)") else {
+            let clean = self.host.canaries.candidate(of: name).flatMap { c in
+                self.canaries.runs.last { $0.candidate.contentHash == c.contentHash }?.clean
+            }
+            let how = "by an operator (POST /plugins/\(name)/promote) after \(clean ?? 0) clean canary requests"
+            guard let promoted = self.promoteCanary(name, by: how) else {
                 return self.noCanary(name)
             }
             return self.json([
