@@ -40,9 +40,11 @@ public enum ChildProcess {
     /// /dev/null, standard error is inherited unless `quiet`. The child runs without Swift's crash
     /// backtracer (it takes most of a second to print a backtrace that the host replaces with its own
     /// report), in a process group of its own if `newProcessGroup`.
+    /// - Parameter relayStandardError: the child's standard error goes through a pipe and reaches this
+    ///   process's line by line, prefixed `[worker PID] ` and escaped (see `StandardErrorRelay`).
     public static func spawn(
         _ executable: String, _ arguments: [String], descriptors: [(Int32, Int32)],
-        quiet: Bool = false, newProcessGroup: Bool = false
+        quiet: Bool = false, newProcessGroup: Bool = false, relayStandardError: Bool = false
     ) throws(Failure) -> pid_t {
         // Copies numbered above every target first, so that one dup2 cannot overwrite the source of another.
         var sources: [(Int32, Int32)] = []
@@ -58,6 +60,14 @@ public enum ChildProcess {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         if quiet { posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0) }
+        var relay: [Int32] = [-1, -1]
+        if relayStandardError && !quiet {
+            guard eddy_pipe_cloexec(&relay) == 0 else {
+                throw Failure(description: "cannot make the child's standard error pipe: \(errnoText())")
+            }
+            posix_spawn_file_actions_adddup2(&actions, relay[1], 2)
+        }
+        defer { if relay[1] >= 0 { close(relay[1]) } }
         for (fd, target) in sources { posix_spawn_file_actions_adddup2(&actions, fd, target) }
         // Nothing else crosses: descriptors without close-on-exec (NIO's sockets and epoll) included.
         let lowest = (descriptors.map(\.1).max() ?? 2) + 1
@@ -91,8 +101,10 @@ public enum ChildProcess {
             return r
         }
         guard spawned == 0 else {
+            if relay[0] >= 0 { close(relay[0]) }
             throw Failure(description: "cannot start \(executable): \(String(cString: strerror(spawned)))")
         }
+        if relay[0] >= 0 { StandardErrorRelay.start(fd: relay[0], prefix: "[worker \(pid)] ") }
         return pid
     }
 }

@@ -113,8 +113,8 @@ final class WorkerPool: Sendable {
             if pageFD >= 0 { close(pageFD) }
             throw SpawnFailure(description: "shared page: \(String(cString: strerror(errno)))")
         }
-        // The worker's socket is its descriptor 3, the shared page its 4; its standard error is the
-        // server's (a crash line lands in the server's log).
+        // The worker's socket is its descriptor 3, the shared page its 4; its standard error reaches the
+        // server's log line by line, prefixed and escaped (plugin code cannot forge the server's lines).
         let pid: pid_t
         do {
             pid = try ChildProcess.spawn(
@@ -124,7 +124,7 @@ final class WorkerPool: Sendable {
                     "--blame-size", String(Self.pageSize),
                     "--parent", String(getpid()),
                 ],
-                descriptors: [(fds[1], 3), (pageFD, 4)], newProcessGroup: true)
+                descriptors: [(fds[1], 3), (pageFD, 4)], newProcessGroup: true, relayStandardError: true)
             close(fds[1])
         } catch {
             close(fds[0]); close(fds[1]); munmap(page, Self.pageSize); close(pageFD)

@@ -187,6 +187,13 @@ let fullConfinementOffered = Confinement.expected(user: .init(name: "test", uid:
         #expect(notRefused.isEmpty, "\(notRefused)")
         #expect(refused == Set(attempts), "\(server.logText)")
         #expect(targets.damage.isEmpty, "\(targets.damage)")
+        // A worker's standard error reaches the log a line at a time, prefixed and escaped: the line the
+        // stderr attempt forged (with a screen-clearing escape) cannot pass for the server's.
+        let forged = server.logText.split(separator: "\n").filter { $0.contains("FORGED-LOG-LINE") }
+        #expect(!forged.isEmpty, "\(server.logText)")
+        for line in forged {
+            #expect(line.hasPrefix("[worker ") && !line.contains("\u{1b}") && line.contains("\\u{1b}"), "\(line)")
+        }
         #expect(try String(contentsOfFile: targets.secret, encoding: .utf8).contains(secretMarker))
     }
 

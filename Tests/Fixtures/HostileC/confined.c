@@ -158,6 +158,10 @@ static int attempt(void) {
         r = (int)syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, (int)getppid(), (3 << 13) /* IDLE */);
         return outcome("ioprio_set(parent)", r, errno);
     case STDERR: {
+        // A line that would read as the server's own, with a terminal escape: it must arrive prefixed
+        // with the worker and escaped (in eval, standard error is the user's own).
+        static const char forged[] = "\nFORGED-LOG-LINE info eddy : plugin promoted \x1b[2J\n";
+        if (write(2, forged, sizeof forged - 1) < 0) return 1;
         r = ftruncate(2, 0);
         int failed = outcome("ftruncate(2, 0)", r, errno);
         errno = 0;
