@@ -55,6 +55,9 @@ int eddy_spawn_committer(const char *temporary, const char *final, int *pid) {
         signal(SIGTERM, SIG_IGN);
         signal(SIGHUP, SIG_IGN);
         signal(SIGPIPE, SIG_IGN);
+        // A process group of its own: a kill of the conversion's group (timeout -s KILL, a shell's
+        // job control) ends the conversion, not the process that removes its temporary.
+        setpgid(0, 0);
         // The socket becomes descriptor 0 and every other one is closed: nothing else of the parent's
         // (its output, the file being written) stays open here.
         if (dup2(ends[1], 0) != 0) _exit(1);

@@ -182,7 +182,8 @@ public struct Confinement: Sendable, Equatable, CustomStringConvertible {
         // private copies may lie in a directory only the server's user can search).
         let ruleset =
             abi > 0
-            ? eddy_landlock_ruleset((systemPaths() + plan.readPaths).joined(separator: "\n"), &problem, 1024) : -1
+            ? eddy_landlock_ruleset(
+                (systemPaths() + plan.readPaths.filter(Self.takesRule)).joined(separator: "\n"), &problem, 1024) : -1
         missing += problems(problem)
         // Then the user: the limits below count the new user's processes.
         if geteuid() == 0 && !plan.invoker {
@@ -217,6 +218,16 @@ public struct Confinement: Sendable, Equatable, CustomStringConvertible {
     /// has those owned by root. Nil, or what failed.
     public static func keepSupervisorPrivate() -> String? {
         eddy_make_undumpable() == 0 ? nil : "cannot make the server undumpable: \(errnoText())"
+    }
+
+    /// Whether a path to read gets a Landlock rule: a pipe, socket or device (`/dev/stdin`, `<(…)`)
+    /// takes none — Landlock's rules are for files and directories, and such an input is read through
+    /// what it already is — so it is not reported as a rule that could not be added.
+    static func takesRule(_ path: String) -> Bool {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return true }
+        let type = st.st_mode & S_IFMT
+        return type == S_IFREG || type == S_IFDIR
     }
 
     /// The '; '-separated phrases a C call left in `buffer`.

@@ -255,7 +255,20 @@ public enum EddyConvert {
 
     /// Statistics of one canonical column: nulls, min and max (ordered types), plain size.
     @_spi(Host) public static func statistics(_ column: any ArrayNode, ctx: ExecutionCtx) throws -> ChunkColumnStats {
-        let nulls = Canonical.validity(of: column).nullCount(column.count)
+        let nulls: Int
+        switch column {
+        case is PrimitiveArray, is BoolArray, is VarBinArray, is StructArray, is ConstantArray, is NullArray:
+            nulls = Canonical.validity(of: column).nullCount(column.count)
+        default:
+            // An encoded column (a Parquet chunk's dictionary): its nulls are its codes', counted by the
+            // engine (Canonical.validity says "all valid" for an array it does not know).
+            let counted = try ctx.execute(AggregateArray(AggregateFunction(.count), column)).scalar(at: 0)
+            switch counted.value {
+            case .int(let n) where n >= 0 && n <= column.count: nulls = column.count - Int(n)
+            case .uint(let n) where n <= UInt64(column.count): nulls = column.count - Int(n)
+            default: nulls = Canonical.validity(of: try ctx.execute(column)).nullCount(column.count)
+            }
+        }
         var minimum: Scalar?
         var maximum: Scalar?
         let ordered: Bool =

@@ -13,7 +13,7 @@ import Hummingbird
 /// `POST /eval`: a JSON body naming a file under a `--data-dir`, or an uploaded CSV / JSON Lines body
 /// with options in the query string.
 ///
-/// JSON body: `{"path": "trips.csv", "where": "…", "select": "…", "format": "json|csv|table",
+/// JSON body: `{"path": "trips.csv", "where": "…", "select": "…", "format": "json|csv|table|arrow",
 /// "input_format": "csv|jsonl", "trace": true, "threads": 2}` — any other field, or a field of the wrong type, is a
 /// 400 naming it. Upload: `Content-Type: text/csv` (or `application/x-ndjson`) with
 /// `?where=…&select=…&format=…&input_format=…&trace=1&threads=2`. The response always carries the plugin-set

@@ -81,6 +81,14 @@ struct ConvertCommand: ParsableCommand {
             if realPath(input).map({ $0 == realPath(output) }) == true {
                 throw IOError(file: output, line: 0, column: 0, message: "is the input file; name another output")
             }
+            // A pipe, device or socket (`/dev/stdout`, a FIFO) would be replaced by a regular file: the
+            // output is written beside it and renamed into place. Never, --force or not.
+            if FileKind.of(output) == .other {
+                throw IOError(
+                    file: output, line: 0, column: 0,
+                    message: "is not a regular file (a pipe, device or socket); an .eddy file is written beside "
+                        + "its output and renamed into place, which would replace it: name a regular file")
+            }
             // Arguments given the wrong way round (`convert s.csv precious.csv`) would replace the data
             // with an .eddy file: only an .eddy file is replaced without --force.
             if !force, let kind = FileKind.of(output), kind != .directory, !EddyFileFormat.isEddyFile(output) {

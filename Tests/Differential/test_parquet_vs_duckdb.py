@@ -349,3 +349,30 @@ def test_an_arrow_request_that_fails_answers_json(server, files):
                                       accept="application/vnd.apache.arrow.stream")
     assert status == 400 and headers.get("Content-Type") == "application/json"
     assert "nope" in json.loads(text)["error"]
+
+
+def test_a_dictionary_of_one_value_and_an_empty_file_read_as_duckdb_reads_them(tmp_path):
+    """Bit width 0 (every code 0: polars writes a one-value dictionary so) and a table of no rows
+    (pyarrow writes a row group of none, its chunks at offset 0) were refused; both are valid."""
+    import polars as pl
+    files = {}
+    files["const"] = tmp_path / "const.parquet"
+    pl.DataFrame({"country": ["FR"] * 3, "n": [7, None, 7]}).write_parquet(files["const"])
+    files["const-nulls"] = tmp_path / "const-nulls.parquet"
+    pl.DataFrame({"x": pl.Series([7, None, 7] * 1000, dtype=pl.Int64)}).write_parquet(files["const-nulls"])
+    files["empty"] = tmp_path / "empty.parquet"
+    pq.write_table(pa.table({"a": pa.array([], pa.int64()), "s": pa.array([], pa.string())}), files["empty"])
+    for name, path in files.items():
+        cols = [r[0] for r in duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()]
+        select = ", ".join(cols)
+        ours = eddy_rows(path, None, select)
+        theirs = duckdb_rows(path, None, select)
+        assert normalize(ours, False) == normalize(theirs, False), f"{name}: eddy {ours[:5]} != duckdb {theirs[:5]}"
+        counts = eddy_rows(path, None, "count(*), " + ", ".join(f"count({c})" for c in cols))
+        assert counts == [tuple(duckdb.sql(
+            f"SELECT count(*), {', '.join(f'count({c})' for c in cols)} FROM read_parquet('{path}')").fetchall()[0])], name
+    # Converted with its row groups whole, the nulls of a dictionary column stay counted.
+    out = tmp_path / "const-nulls.eddy"
+    p = subprocess.run([EDDY, "convert", str(files["const-nulls"]), str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert eddy_rows(out, "x is null", "count(*)") == [(1000,)]

@@ -80,4 +80,19 @@ import Testing
         let head = try FileHandle(forReadingFrom: URL(fileURLWithPath: precious)).readData(ofLength: 8)
         #expect(head == Data("EDDYFILE".utf8))
     }
+
+    @Test func aPipeOrDeviceIsNeverReplacedEvenWithForce() throws {
+        let dir = ScratchDirectory()
+        let small = dir.write("s.csv", "a,b\n1,2\n")
+        let fifo = dir.path + "/out.eddy"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for extra in [[], ["--force"]] {
+            let r = try Eddy.run(["convert", small, fifo] + extra)
+            #expect(r.status == 1 && r.stderr.contains("is not a regular file"), "\(r)")
+            #expect(!r.stderr.contains("give --force"), "\(r.stderr)")
+            var st = stat()
+            #expect(lstat(fifo, &st) == 0 && st.st_mode & S_IFMT == S_IFIFO)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["out.eddy", "s.csv"])
+    }
 }

@@ -50,6 +50,24 @@ import Testing
         #expect(answer.stdout.split(separator: "\n").last.map(String.init) == ParquetFixtures.answer, "\(answer)")
     }
 
+    @Test(arguments: ParquetFixtures.names)
+    func aConvertedFileKeepsTheNullsOfDictionaryColumns(_ name: String) throws {
+        // The row groups stay whole (the default --chunk-rows): their dictionary columns' null counts go
+        // into the chunk statistics that `is null` is answered from.
+        let work = ScratchDirectory()
+        let out = work.path + "/t.eddy"
+        let r = try Eddy.run(["convert", ParquetFixtures.path(name), out])
+        #expect(r.status == 0, "\(r.stderr)")
+        for predicate in ["k is null", "s is null", "k is not null and s is null"] {
+            let parquet = try Eddy.run(
+                ["eval", ParquetFixtures.path(name), "--where", predicate, "--select", "count(*)", "--format", "csv"])
+            let eddy = try Eddy.run(["eval", out, "--where", predicate, "--select", "count(*)", "--format", "csv"])
+            #expect(parquet.status == 0 && parquet.stdout == eddy.stdout, "\(predicate): \(parquet) \(eddy)")
+        }
+        let nulls = try Eddy.run(["eval", out, "--where", "k is null", "--select", "count(*)", "--format", "csv"])
+        #expect(nulls.stdout == "count(*)\n40\n", "\(nulls.stdout)")
+    }
+
     @Test func onlyTheNamedColumnsAreDecoded() throws {
         let file = try ParquetFile(path: ParquetFixtures.path("plain-zstd-v2.parquet"))
         let reader = ParquetTableReader(file: file)

@@ -100,6 +100,12 @@ enum ParquetRLE {
                     filled += n
                 } else {
                     let groups = header >> 1
+                    guard bitWidth > 0 else {
+                        // Width 0 (a dictionary of one value): the groups take no bytes, every value is 0.
+                        let left = UInt64(count - filled)
+                        filled += groups >= (left + 7) / 8 ? Int(left) : Int(groups) * 8
+                        continue
+                    }
                     // Bytes of the groups, checked before multiplying (a hostile header can be 2^63).
                     guard groups <= UInt64(r.remaining) else {
                         throw ParquetProblem("\(groups) bit-packed groups with \(r.remaining) bytes left")
@@ -109,10 +115,6 @@ enum ParquetRLE {
                     let values = Swift.min(Int(groups) * 8, count - filled)
                     guard values * bitWidth <= packed.count * 8 else {
                         throw ParquetProblem("bit-packed run cut short")
-                    }
-                    guard bitWidth > 0 else {
-                        filled += values
-                        continue
                     }
                     // Value k starts at bit k * bitWidth: one unaligned 8-byte load holds it (width ≤ 32,
                     // shift ≤ 7) while 8 bytes remain; the last few values read byte by byte.

@@ -52,6 +52,9 @@ public final class ParquetTableReader: ChunkSkippingReader {
             let start = firstRow
             nextGroup += 1
             firstRow = saturatingAdd(firstRow, file.rows(g))
+            // A row group of no rows (pyarrow writes one for an empty table, its chunks at offset 0) has
+            // nothing to read.
+            if file.rows(g) == 0 { continue }
             if let skipChunk, skipChunk(file.chunkLayout(g)) {
                 rowGroupsSkipped += 1
                 continue
