@@ -32,7 +32,14 @@ struct ServerAddressOptions: ParsableArguments {
 
     /// Sends `POST path`, prints the answer (its `summary`, else the JSON), and fails unless it is 200.
     func post(_ path: String) throws {
-        let (status, body) = try client().post(path)
+        let status: Int
+        let body: String
+        do {
+            (status, body) = try client().post(path)
+        } catch let e as ServerClient.Failure {
+            Stderr.write("eddy: \(e.description)\n")
+            throw ExitCode(1)
+        }
         let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
         if json {
             print(body)
@@ -70,7 +77,9 @@ struct PluginsPromoteCommand: ParsableCommand {
 
     @OptionGroup var address: ServerAddressOptions
 
-    func run() throws { try address.post("/plugins/\(try checkedPluginName(name))/promote") }
+    func validate() throws { _ = try checkedPluginName(name) }
+
+    func run() throws { try address.post("/plugins/\(name)/promote") }
 }
 
 struct PluginsRollbackCommand: ParsableCommand {
@@ -86,7 +95,9 @@ struct PluginsRollbackCommand: ParsableCommand {
 
     @OptionGroup var address: ServerAddressOptions
 
-    func run() throws { try address.post("/plugins/\(try checkedPluginName(name))/rollback") }
+    func validate() throws { _ = try checkedPluginName(name) }
+
+    func run() throws { try address.post("/plugins/\(name)/rollback") }
 }
 
 struct PluginsCanaryCommand: ParsableCommand {
@@ -110,13 +121,14 @@ struct PluginsCanaryCommand: ParsableCommand {
     @OptionGroup var address: ServerAddressOptions
 
     func validate() throws {
+        _ = try checkedPluginName(name)
         guard fraction >= 0, fraction <= 1 else { throw ValidationError("--fraction must be from 0 to 1") }
         if let requests, requests < 1 { throw ValidationError("--requests must be 1 or more") }
     }
 
     func run() throws {
         try address.post(
-            "/plugins/\(try checkedPluginName(name))/canary?fraction=\(fraction)"
+            "/plugins/\(name)/canary?fraction=\(fraction)"
                 + (requests.map { "&requests=\($0)" } ?? ""))
     }
 }
