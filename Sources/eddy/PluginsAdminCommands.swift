@@ -32,20 +32,29 @@ struct ServerAddressOptions: ParsableArguments {
 
     /// Sends `POST path`, prints the answer (its `summary`, else the JSON), and fails unless it is 200.
     func post(_ path: String) throws {
-        let status: Int
-        let body: String
-        do {
-            (status, body) = try client().post(path)
-        } catch let e as ServerClient.Failure {
-            Stderr.write("eddy: \(e.description)\n")
-            throw ExitCode(1)
-        }
+        let (status, body) = try request("POST", path)
         let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
         if json {
             print(body)
         } else if status == 200 {
             print(escapedForDisplay((object?["summary"] as? String) ?? (object?["note"] as? String) ?? body))
         }
+        try check(status, body, object)
+    }
+
+    /// Sends `METHOD path`: the status and the body, or exit 1 with the reason when there is no answer.
+    func request(_ method: String, _ path: String) throws -> (status: Int, body: String) {
+        do {
+            let c = try client()
+            return method == "GET" ? try c.get(path) : try c.post(path)
+        } catch let e as ServerClient.Failure {
+            Stderr.write("eddy: \(e.description)\n")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Fails (exit 1, the server's error on standard error) unless `status` is 200.
+    func check(_ status: Int, _ body: String, _ object: [String: Any]?) throws {
         guard status == 200 else {
             if !json {
                 Stderr.write(
@@ -63,6 +72,39 @@ func checkedPluginName(_ name: String) throws -> String {
         throw ValidationError("plugin name: \(PluginHost.pluginNameRule), found '\(escapedForDisplay(name))'")
     }
     return name
+}
+
+struct PluginsStatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show a running server's plugin set: each file's state, the builds in canary and quarantined.",
+        discussion: "Sends GET /plugins with the bearer token; --json prints its answer as it is.")
+
+    @OptionGroup var address: ServerAddressOptions
+
+    func run() throws {
+        let (status, body) = try address.request("GET", "/plugins")
+        let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
+        if address.json {
+            print(body)
+            return try address.check(status, body, object)
+        }
+        try address.check(status, body, object)
+        func text(_ v: Any?) -> String { escapedForDisplay(v.map { "\($0)" } ?? "") }
+        print("server \(escapedForDisplay(address.server)): plugin directory \(text(object?["directory"]))")
+        for row in object?["files"] as? [[String: Any]] ?? [] {
+            let file = PluginHost.baseName(row["file"] as? String ?? "")
+            print(
+                "  \(escapedForDisplay(file))  \(text(row["status"]))  \(text(row["plugin"])) \(text(row["version"]))"
+                    + ((row["reason"] as? String).map { $0.isEmpty ? "" : "  \(escapedForDisplay($0))" } ?? ""))
+        }
+        let canaries = object?["canaries"] as? [[String: Any]] ?? []
+        if !canaries.isEmpty { print("canaries (oldest first):") }
+        for run in canaries { print("  \(text(run["summary"]))") }
+        let quarantined = object?["quarantined"] as? [[String: Any]] ?? []
+        if !quarantined.isEmpty { print("quarantined:") }
+        for q in quarantined { print("  \(text(q["plugin"])) since \(text(q["time"])): \(text(q["cause"]))") }
+    }
 }
 
 struct PluginsPromoteCommand: ParsableCommand {
@@ -133,7 +175,7 @@ struct PluginsCanaryCommand: ParsableCommand {
     }
 }
 
-/// A minimal HTTP/1.1 client for the admin requests: one `POST` with no body per connection, the answer
+/// A minimal HTTP/1.1 client for the admin requests: one `POST` with no body (or `GET`) per connection, the answer
 /// read until the server closes (at most ``maxAnswerBytes``), within ``timeoutSeconds`` per read or write.
 struct ServerClient {
     var host: String
@@ -163,7 +205,11 @@ struct ServerClient {
 
     struct Failure: Error, CustomStringConvertible { var description: String }
 
-    func post(_ path: String) throws -> (status: Int, body: String) {
+    func post(_ path: String) throws -> (status: Int, body: String) { try exchange("POST", path) }
+
+    func get(_ path: String) throws -> (status: Int, body: String) { try exchange("GET", path) }
+
+    private func exchange(_ method: String, _ path: String) throws -> (status: Int, body: String) {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -201,7 +247,8 @@ struct ServerClient {
         defer { close(fd) }
         let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         let head =
-            "POST \(path) HTTP/1.1\r\nHost: \(authority)\r\nContent-Length: 0\r\nConnection: close\r\n"
+            "\(method) \(path) HTTP/1.1\r\nHost: \(authority)\r\n" + (method == "POST" ? "Content-Length: 0\r\n" : "")
+            + "Connection: close\r\n"
             + (token.map { "Authorization: Bearer \($0)\r\n" } ?? "") + "\r\n"
         var bytes = Array(head.utf8)
         var sent = 0

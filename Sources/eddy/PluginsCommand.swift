@@ -12,8 +12,11 @@ struct PluginsCommand: ParsableCommand {
         abstract: "Scan the plugin directory, check and load every plugin, and report what happened to each file.",
         discussion: "Exits 0 when every .so file loaded or was skipped, 1 when any was rejected or quarantined "
             + "or the directory does not exist (the report, text or --json, is printed either way). "
-            + "promote, rollback and canary talk to a running eddy serve about its builds in canary.",
-        subcommands: [PluginsPromoteCommand.self, PluginsRollbackCommand.self, PluginsCanaryCommand.self]
+            + "status, promote, rollback and canary talk to a running eddy serve (its plugin set, its builds in canary).",
+        subcommands: [
+            PluginsStatusCommand.self, PluginsPromoteCommand.self, PluginsRollbackCommand.self,
+            PluginsCanaryCommand.self,
+        ]
     )
 
     @OptionGroup var plugins: PluginOptions

@@ -235,6 +235,10 @@ import Testing
         let (_, first, header) = try s.eval("x = 12.34", "count(*)")
         #expect(header == "decimal@0.2.0" && Self.count(first) == 100, "\(first)")
 
+        let status = try s.admin(["status"])
+        #expect(
+            status.status == 0 && status.stdout.contains("decimal 0.2.0 in canary: 1 of 1000 clean requests")
+                && status.stdout.contains("decimal.so  replaced  decimal 0.2.0"), "\(status)")
         let refused = try s.admin(["promote", "decimal"], authorized: false)
         #expect(refused.status == 1 && refused.stderr.contains("401"), "\(refused)")
         let promoted = try s.admin(["promote", "decimal"])
@@ -255,6 +259,9 @@ import Testing
             "\(quarantined)")
         let (_, after, again) = try s.eval("x = 12.345", "count(*)")
         #expect(again == nil && Self.count(after) == 0 && Self.fingerprint(after) == clean, "\(after)")
+        let after2 = try s.admin(["status"])
+        #expect(after2.stdout.contains("quarantined:\n  decimal@0.2.0 since "), "\(after2)")
+        #expect(after2.stdout.contains("rolled back by an operator"), "\(after2)")
         let nothing = try s.admin(["promote", "decimal"])
         #expect(nothing.status == 1 && nothing.stderr.contains("has no build in canary"), "\(nothing)")
     }
