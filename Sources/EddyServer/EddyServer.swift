@@ -662,7 +662,9 @@ public final class EddyServer: Sendable {
         let set = canary?.set ?? host.plugins
         let id = UInt64.random(in: 1...UInt64.max)
         let shadowSampled = canary == nil && op == .eval && job != nil && !retried && sampledForCheck()
-        let check: WorkerRequest.Check = shadowSampled || canary?.compare == true ? .report : .none
+        // Every canary request reports which builds' code took part: one in which the canary's took none
+        // says nothing about it, and is not counted towards its promotion.
+        let check: WorkerRequest.Check = shadowSampled || canary != nil ? .report : .none
         let request = WorkerRequest(
             id: id, op: op,
             plugins: set.map {

@@ -203,6 +203,25 @@ import Testing
         }
     }
 
+    /// Requests in which the canary build's code takes no part (the decimal column not read) say nothing
+    /// about it: they neither count towards its promotion nor get compared.
+    @Test func requestsThatDoNotRunTheCanarysCodeDoNotPromoteIt() throws {
+        let s = try Setup(arguments: ["--canary", "0.5", "--canary-requests", "3"])
+        try s.dropCanary(try DecimalFixture.version2())
+        var canary = 0
+        for _ in 0..<40 {
+            let (code, body, header) = try s.eval(nil, "sum(id)")
+            #expect(code == 200 && "\(body)".contains("44850"), "\(body)")
+            if header != nil { canary += 1 }
+        }
+        #expect(canary >= 3, "only \(canary) of 40 requests went to the canary")
+        let run = try #require(try s.run())
+        #expect(run["state"] as? String == "canary" && run["clean_requests"] as? Int == 0, "\(run)")
+        // One that reads the decimal column counts.
+        let (code, body, _) = try s.eval("x = 12.34", "count(*)")
+        #expect(code == 200 && Self.count(body) == 100, "\(body)")
+    }
+
     /// A build in canary whose kernel crashes its worker is rolled back, and the canary request that found
     /// it is answered by the serving build: no client sees the crash.
     @Test func aCanaryThatCrashesIsRolledBackAndItsRequestStillAnswered() throws {
