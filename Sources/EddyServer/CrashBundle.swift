@@ -94,6 +94,9 @@ struct CrashBundles: Sendable {
             input["uploaded"] = job.uploaded
             if !job.uploaded { input["path"] = job.path }
             if let fd = job.file?.descriptor {
+                // The path as the request named it is relative to a data directory: the file the server
+                // opened is where `eddy replay` looks first.
+                if !job.uploaded, let opened = CrashBundle.openedPath(fd) { input["opened_path"] = opened }
                 let end = lseek(fd, 0, SEEK_END)
                 if end >= 0 {
                     let size = Int(end)
@@ -268,7 +271,13 @@ public struct CrashBundle: Sendable {
             guard let p = input["path"] as? String, !p.isEmpty else {
                 throw Unreadable(description: "\(escapedForDisplay(file)): the request names no input")
             }
-            self.input = p
+            // Where the server opened it (absolute), when that file is still there; else the path as the
+            // request named it (relative to the directory replay runs in).
+            if let opened = input["opened_path"] as? String, opened.hasPrefix("/"), access(opened, R_OK) == 0 {
+                self.input = opened
+            } else {
+                self.input = p
+            }
         }
         inputSHA256 = input["sha256"] as? String
         uploadTruncated = input["body_truncated"] as? Bool ?? false
@@ -277,6 +286,15 @@ public struct CrashBundle: Sendable {
         select = request["select"] as? String
         threads = min(max(request["threads"] as? Int ?? 1, 1), 256)
         evalTimeout = min(max(request["eval_timeout"] as? Double ?? 30, 0.1), 3600)
+    }
+
+    /// The absolute path of the file open at `fd` (from /proc/self/fd), or nil.
+    static func openedPath(_ fd: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/fd/\(fd)", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        let text = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.hasPrefix("/") && !text.hasSuffix(" (deleted)") ? text : nil
     }
 
     /// The SHA-256 of a regular file (following no link), or nil.
