@@ -196,11 +196,23 @@ struct NewPluginCommand: ParsableCommand {
                             guard fillRows >= 0 else { return nil }
                             var total: Int64 = 0
                             var summed = 0
-                            for (i, x) in values.enumerated() where patches.validity.isValid(i) {
-                                let (next, overflow) = total.addingReportingOverflow(x)
-                                if overflow { return nil }
-                                total = next
-                                summed += 1
+                            // The validity once, not per element: each `patches.validity` is a call into
+                            // libEddy. Without nulls, a plain loop.
+                            let validity = patches.validity
+                            if case .allValid = validity {
+                                for x in values {
+                                    let (next, overflow) = total.addingReportingOverflow(x)
+                                    if overflow { return nil }
+                                    total = next
+                                }
+                                summed = values.count
+                            } else {
+                                for (i, x) in values.enumerated() where validity.isValid(i) {
+                                    let (next, overflow) = total.addingReportingOverflow(x)
+                                    if overflow { return nil }
+                                    total = next
+                                    summed += 1
+                                }
                             }
                             if let fill = sparse.fill.int64Value, fillRows > 0 {
                                 let (product, o1) = fill.multipliedReportingOverflow(by: Int64(fillRows))
