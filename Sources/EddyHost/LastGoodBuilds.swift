@@ -36,6 +36,8 @@ public final class LastGoodBuilds: Sendable {
         /// The quarantined build's version and why it was quarantined.
         public var quarantinedVersion: String
         public var cause: String
+        /// Set when the fallback could not be made (the built-ins serve the plugin's keys): why.
+        public var missed: String? = nil
     }
 
     /// Requests a build answers (a reply, not a crash, hang or protocol violation) before it is good.

@@ -37,17 +37,29 @@ extension PluginHost {
         plugin name: String, file: String, quarantinedVersion: String, cause: String
     ) -> LastGoodBuilds.Fallback? {
         guard !plugins.contains(where: { $0.name == name }), let record = lastGoodBuild(of: name) else { return nil }
+        // A last good build that cannot serve is said (the log), not silently replaced by the built-ins.
+        func missed(_ why: String) -> LastGoodBuilds.Fallback? {
+            lastGood.announce(
+                .init(
+                    plugin: name, version: record.version, hash: record.hash, quarantinedVersion: quarantinedVersion,
+                    cause: cause, missed: why))
+            return nil
+        }
         let fd = lastGood.openCopy(record)
-        guard fd >= 0 else { return nil }
+        guard fd >= 0 else {
+            return missed("its private copy is gone (\(errnoText())); the built-in kernels serve its keys")
+        }
         defer { close(fd) }
         let row = load(descriptor: fd, path: file)
-        guard row.status == .loaded || row.status == .replaced else { return nil }
+        guard row.status == .loaded || row.status == .replaced else {
+            return missed("its copy did not load: \(row.reason); the built-in kernels serve its keys")
+        }
         guard row.plugin == name, !row.contentHash.isEmpty, record.hash.hasPrefix(row.contentHash) else {
             // Other bytes than those recorded: not the last good build; withdraw whatever loaded.
             if let other = plugins.first(where: { $0.contentHash.hasPrefix(row.contentHash) && $0.file == file }) {
                 unload(pluginNamed: other.name)
             }
-            return nil
+            return missed("its copy no longer holds the recorded bytes; the built-in kernels serve its keys")
         }
         let fallback = LastGoodBuilds.Fallback(
             plugin: name, version: record.version, hash: record.hash, quarantinedVersion: quarantinedVersion,

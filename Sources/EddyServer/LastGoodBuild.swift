@@ -14,6 +14,17 @@ extension EddyServer {
                 namespace: "eddy", metricName: "last_good_fallbacks", unitName: "total",
                 helpText: "Plugins served by their last good build after a newer build was quarantined"))
         host.lastGood.observe { [logger] f in
+            if let missed = f.missed {
+                logger.warning(
+                    "plugin's last good build cannot serve",
+                    metadata: [
+                        "plugin": "\(PluginHost.escaped(f.plugin))",
+                        "last_good": "\(PluginHost.escaped(f.version)) (\(f.hash.prefix(16)))",
+                        "quarantined": "\(PluginHost.escaped(f.quarantinedVersion))",
+                        "why": "\(PluginHost.escaped(missed))",
+                    ])
+                return
+            }
             fallbacks.increment()
             logger.warning(
                 "plugin falls back to its last good build",

@@ -126,6 +126,35 @@ import Testing
         #expect(evaluated.status == 0 && evaluated.stdout.hasSuffix("\n"), "\(evaluated.stderr)")
     }
 
+    /// A last good build whose private copy is gone (removed by hand, or by another server sharing the
+    /// copy directory) cannot serve: the built-ins do, and the log says why rather than nothing.
+    @Test func aLastGoodBuildWhoseCopyIsGoneIsSaidNotSilentlyReplaced() throws {
+        let s = try Setup()
+        let server = try s.server()
+        defer { server.stop() }
+        try server.waitForPlugin("decimal.so", timeout: 30) { $0?["version"] as? String == "0.1.0" }
+        for _ in 0..<LastGoodBuilds.cleanRequests {
+            let (code, body) = try server.request("POST", "/eval", json: ["path": s.eddy, "select": Self.query])
+            #expect(code == 200, "\(body)")
+        }
+        let records = try String(contentsOfFile: s.state.path + "/copies/lastgood.tsv", encoding: .utf8)
+        let line = try #require(records.split(separator: "\n").first { $0.contains("\tdecimal\t0.1.0\t") })
+        let copy = try #require(line.split(separator: "\t").first { $0.hasSuffix(".so") })
+        #expect(unlink(s.state.path + "/copies/" + copy) == 0)
+        try s.plugins.copy(try DecimalFixture.crashingPlugin(), as: "decimal.so")
+        try server.waitForPlugin("decimal.so", timeout: 30) { $0?["version"] as? String == "0.2.0" }
+        let (crashCode, crash) = try server.request("POST", "/eval", json: ["path": s.eddy, "select": Self.query])
+        #expect(crashCode == 500, "\(crash)")
+        let (code, body) = try server.request("POST", "/eval", json: ["path": s.csv, "select": "count(*)"])
+        #expect(code == 200 && (body["fingerprint"] as? String) == "builtin only", "\(body)")
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline && !server.logText.contains("last good build cannot serve") { usleep(50_000) }
+        #expect(
+            server.logText.contains("plugin's last good build cannot serve")
+                && server.logText.contains("its private copy is gone"), "\(server.logText)")
+        #expect(try Setup.metric(server, "eddy_last_good_fallbacks_total") ?? 0 == 0)
+    }
+
     /// A plugin whose first build is quarantined has no last good build to fall back to: the built-ins
     /// take over, as before, and a file that needs the plugin is named as unreadable.
     @Test func withoutALastGoodBuildTheBuiltInsTakeOver() throws {
