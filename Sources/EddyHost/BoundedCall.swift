@@ -31,26 +31,10 @@ enum BoundedCall {
     }
 
     private static func start(_ job: Job) -> Bool {
-        // Allocated rather than `pthread_attr_t()`: that initializer is only visible through CDispatch here.
-        let attributes = UnsafeMutablePointer<pthread_attr_t>.allocate(capacity: 1)
-        defer { attributes.deallocate() }
-        pthread_attr_init(attributes)
-        defer { pthread_attr_destroy(attributes) }
-        pthread_attr_setdetachstate(attributes, Int32(PTHREAD_CREATE_DETACHED))
         // Plugin code gets the stack size of a main thread, not a worker thread's 512 KiB.
-        pthread_attr_setstacksize(attributes, 8 << 20)
-        let retained = Unmanaged.passRetained(job)
-        var thread = pthread_t()
-        let started = pthread_create(
-            &thread, attributes,
-            { raw in
-                guard let raw else { return nil }
-                let job = Unmanaged<Job>.fromOpaque(raw).takeRetainedValue()
-                job.work()
-                job.done.signal()
-                return nil
-            }, retained.toOpaque())
-        if started != 0 { retained.release() }
-        return started == 0
+        DetachedThread.start(stackSize: 8 << 20) {
+            job.work()
+            job.done.signal()
+        }
     }
 }

@@ -25,27 +25,12 @@ enum StandardErrorRelay {
     /// end). False when no thread could be started (then `fd` is closed and the child's output lost).
     @discardableResult
     static func start(fd: Int32, prefix: String) -> Bool {
-        let attributes = UnsafeMutablePointer<pthread_attr_t>.allocate(capacity: 1)
-        defer { attributes.deallocate() }
-        pthread_attr_init(attributes)
-        defer { pthread_attr_destroy(attributes) }
-        pthread_attr_setdetachstate(attributes, Int32(PTHREAD_CREATE_DETACHED))
-        pthread_attr_setstacksize(attributes, 256 << 10)
-        let retained = Unmanaged.passRetained(Job(fd: fd, prefix: prefix))
-        var thread = pthread_t()
-        let started = pthread_create(
-            &thread, attributes,
-            { raw in
-                guard let raw else { return nil }
-                let job = Unmanaged<Job>.fromOpaque(raw).takeRetainedValue()
-                StandardErrorRelay.run(job)
-                return nil
-            }, retained.toOpaque())
-        if started != 0 {
-            retained.release()
+        let job = Job(fd: fd, prefix: prefix)
+        guard DetachedThread.start(stackSize: 256 << 10, { StandardErrorRelay.run(job) }) else {
             close(fd)
+            return false
         }
-        return started == 0
+        return true
     }
 
     static func run(_ job: Job) {
