@@ -38,7 +38,11 @@ public final class ParquetFile: Sendable {
     let limits: ParquetLimits
 
     /// Whether the file at `path` (or open at `descriptor`) is a regular file starting with `PAR1`.
+    /// A path that is not a regular file is not opened: opening a FIFO to look (even without blocking)
+    /// completes its writer's open, and closing it again leaves the writer with no reader (EPIPE), so
+    /// that the real reader then waits for a writer that is gone.
     public static func isParquetFile(_ path: String, descriptor: Int32? = nil) -> Bool {
+        if descriptor == nil && FileKind.of(path) != .regular { return false }
         let fd = descriptor ?? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return false }
         defer { if descriptor == nil { close(fd) } }
