@@ -529,6 +529,29 @@ public final class EddyServer: Sendable {
             count(status)
             return json(object, status: status)
         }
+        // With workers, a small request goes to a worker from here, and a loop reads the reply (see
+        // `WorkerLink`): no thread waits for it. An upload is stored here (in memory, see
+        // `UploadDirectory`). One that an `.eddy` file's footer may answer goes the thread's way below,
+        // which reads the footer.
+        if let pool, body.readableBytes <= Self.inlineBodyBytes {
+            if prepared == nil {
+                do throws(EvalRequest.Refusal) {
+                    prepared = try EvalRequest.prepare(
+                        server: self, contentType: contentType, body: Data(body.readableBytesView), query: query,
+                        queryNames: queryNames)
+                } catch {
+                    count(error.status)
+                    return json(["error": error.message], status: error.status)
+                }
+            }
+            if let job = prepared, job.inputFormat != "eddy" || job.uploaded || job.where != nil || job.trace {
+                metrics.inFlight.add(1, ordering: .relaxed)
+                defer { metrics.inFlight.subtract(1, ordering: .relaxed) }
+                let response = await runInWorker(pool, .eval, job: job, deadline: deadline, liveness: liveness)
+                count(response.status)
+                return response
+            }
+        }
         let parsed = prepared
         return await withCheckedContinuation { (continuation: CheckedContinuation<Response, Never>) in
             DispatchQueue.global().async {
@@ -544,19 +567,12 @@ public final class EddyServer: Sendable {
                             server: self, contentType: contentType, body: Data(body.readableBytesView),
                             query: query, queryNames: queryNames)
                     }
-                    var removed = false
-                    defer { if job.uploaded && !removed { unlink(job.path) } }
                     if self.pool != nil, let answer = self.footerAnswer(job, stop: stop) {
                         (status, object) = answer
                     } else if let pool = self.pool {
                         let response = self.runInWorker(
                             pool, .eval, job: job, deadline: deadline,
                             clientGone: { liveness.clientGone() })
-                        // The upload is gone before the client sees the answer.
-                        if job.uploaded {
-                            unlink(job.path)
-                            removed = true
-                        }
                         self.count(response.status)
                         continuation.resume(returning: response)
                         return
@@ -658,23 +674,92 @@ public final class EddyServer: Sendable {
         _ pool: WorkerPool, _ op: WorkerRequest.Operation, job: EvalRequest.Job?, deadline: Double,
         clientGone: () -> Bool, retried: Bool, canary: CanaryTicket?
     ) -> Response {
-        let generation = session.kernels.generation
-        let set = canary?.set ?? host.plugins
-        let id = UInt64.random(in: 1...UInt64.max)
-        let shadowSampled = canary == nil && op == .eval && job != nil && !retried && sampledForCheck()
-        // Every canary request reports which builds' code took part: one in which the canary's took none
-        // says nothing about it, and is not counted towards its promotion.
-        let check: WorkerRequest.Check = shadowSampled || canary != nil ? .report : .none
-        let request = WorkerRequest(
-            id: id, op: op,
-            plugins: set.map {
-                .init(name: $0.name, version: $0.version, copy: $0.shadowPath, hash: $0.contentHash)
-            }, job: job, generation: generation, check: check)
-        // A check re-reads the file the answer read: it must still be as it was before the answer.
-        let stamp = check == .report ? job.flatMap { FileStamp($0) } : nil
+        let call = WorkerCall(self, op, job: job, retried: retried, canary: canary)
         let outcome = pool.run(
-            request.encoded(), descriptor: job?.file?.descriptor ?? -1, id: id, plugins: request.plugins,
-            deadline: deadline, clientGone: clientGone)
+            call.request.encoded(), descriptor: job?.file?.descriptor ?? -1, id: call.request.id,
+            plugins: call.request.plugins, deadline: deadline, clientGone: clientGone)
+        return response(to: outcome, of: call, pool: pool, deadline: deadline, clientGone: clientGone)
+    }
+
+    /// ``runInWorker(_:_:job:deadline:clientGone:retried:)`` from a request's task: the reply is read by
+    /// an event loop, with no thread waiting for it (see ``WorkerLink``); what follows a failure
+    /// (quarantine, crash bundles, a retry) runs off the loops.
+    func runInWorker(
+        _ pool: WorkerPool, _ op: WorkerRequest.Operation, job: EvalRequest.Job?, deadline: Double,
+        liveness: LivenessCheck
+    ) async -> Response {
+        let clientGone: @Sendable () -> Bool = { liveness.clientGone() }
+        // A build in canary: routing, comparing and rolling back go the thread's way.
+        guard host.canaries.staged.isEmpty else {
+            return await offLoop {
+                self.runInWorker(pool, op, job: job, deadline: deadline, clientGone: clientGone)
+            }
+        }
+        let call = WorkerCall(self, op, job: job, retried: false, canary: nil)
+        let outcome = await pool.run(
+            call.request.encoded(), descriptor: job?.file?.descriptor ?? -1, id: call.request.id,
+            plugins: call.request.plugins, deadline: deadline, clientGone: clientGone,
+            clientGoneOnLoop: { await liveness.clientGoneOnLoop() })
+        // A reply as it is (JSON) is passed on here; what needs more work (an Arrow stream, an error
+        // that may name a quarantined build) is done off the loops.
+        if case .reply(let status, _, _) = outcome, status < 400, job?.format != ArrowAnswer.format {
+            return response(to: outcome, of: call, pool: pool, deadline: deadline, clientGone: clientGone)
+        }
+        return await offLoop {
+            self.response(to: outcome, of: call, pool: pool, deadline: deadline, clientGone: clientGone)
+        }
+    }
+
+    /// A request for a worker, with the plugin set it runs with.
+    struct WorkerCall: Sendable {
+        let op: WorkerRequest.Operation
+        let job: EvalRequest.Job?
+        let set: [LoadedPlugin]
+        let generation: Int
+        let check: WorkerRequest.Check
+        let request: WorkerRequest
+        /// The job's file before the answer, when the answer is checked (see ``FileStamp``).
+        let stamp: FileStamp?
+        let retried: Bool
+        let canary: CanaryTicket?
+        /// Sampled for a shadow check (see ShadowCheck.swift); a canary's request is compared instead.
+        let shadowSampled: Bool
+
+        init(
+            _ server: EddyServer, _ op: WorkerRequest.Operation, job: EvalRequest.Job?, retried: Bool,
+            canary: CanaryTicket?
+        ) {
+            self.op = op
+            self.job = job
+            self.retried = retried
+            self.canary = canary
+            generation = server.session.kernels.generation
+            set = canary?.set ?? server.host.plugins
+            shadowSampled = canary == nil && op == .eval && job != nil && !retried && server.sampledForCheck()
+            // Every canary request reports which builds' code took part: one in which the canary's took
+            // none says nothing about it, and is not counted towards its promotion.
+            check = shadowSampled || canary != nil ? .report : .none
+            request = WorkerRequest(
+                id: UInt64.random(in: 1...UInt64.max), op: op,
+                plugins: set.map {
+                    .init(name: $0.name, version: $0.version, copy: $0.shadowPath, hash: $0.contentHash)
+                }, job: job, generation: generation, check: check)
+            // A check re-reads the file the answer read: it must still be as it was before the answer.
+            stamp = check == .report ? job.flatMap { FileStamp($0) } : nil
+        }
+    }
+
+    /// The response for what became of a worker request: the worker's own, or — when it died or
+    /// overran its deadline — a 5xx naming the plugin code it was running, whose build is then
+    /// quarantined. May block (a retry, a quarantine): off the loops, except for a reply below 400.
+    func response(
+        to outcome: WorkerPool.Outcome, of call: WorkerCall, pool: WorkerPool, deadline: Double,
+        clientGone: () -> Bool
+    ) -> Response {
+        let (op, job, set, generation, stamp, retried) = (
+            call.op, call.job, call.set, call.generation, call.stamp, call.retried
+        )
+        let (canary, shadowSampled) = (call.canary, call.shadowSampled)
         let restarts = pool.restarts.load(ordering: .relaxed)
         metrics.workerRestartsSeen(restarts)
         switch outcome {
@@ -878,6 +963,21 @@ final class LivenessCheck: Sendable {
             return true
         }
         return due && EddyServer.clientGone(channel)
+    }
+
+    /// ``clientGone()`` from a task on an event loop, which may not wait for a future but may await one:
+    /// the TCP state is asked of the connection's loop.
+    func clientGoneOnLoop() async -> Bool {
+        guard channel.isActive else { return true }
+        let t = now()
+        let due = lastTCPCheck.withLock { last in
+            guard t - last >= 0.05 else { return false }
+            last = t
+            return true
+        }
+        guard due, let socket = channel as? any SocketOptionProvider, let info = try? await socket.getTCPInfo().get()
+        else { return false }
+        return Int32(info.tcpi_state) != 1  // TCP_ESTABLISHED
     }
 }
 

@@ -5,6 +5,8 @@ import Dispatch
 @_spi(Host) import EddyHost
 import EddyIO
 import Foundation
+import NIOCore
+import NIOPosix
 import Synchronization
 
 #if canImport(Glibc)
@@ -18,7 +20,8 @@ import Synchronization
 final class WorkerPool: Sendable {
     struct Worker: @unchecked Sendable {  // the page pointer is only read by the thread that owns the worker
         let pid: pid_t
-        let socket: Int32
+        /// Its socket: requests written there, replies read by an event loop.
+        let link: WorkerLink
         let pageFD: Int32
         let page: UnsafeMutableRawPointer
         /// Every plugin build loaded into it since it was spawned: their code (constructors,
@@ -28,7 +31,7 @@ final class WorkerPool: Sendable {
         var served = 0
     }
 
-    enum Outcome {
+    enum Outcome: Sendable {
         /// `evidence`: what a request that asked for a shadow check's evidence got (see ``WorkerRequest/Check``).
         case reply(status: Int, body: [UInt8], evidence: ShadowEvidence? = nil)
         /// The worker died: how (signal, exit status) and what plugin code it was running, if any.
@@ -61,11 +64,12 @@ final class WorkerPool: Sendable {
     /// build of it (see ``takeIdle(for:)``).
     private let apart = Mutex<[String: Set<String>]>([:])
     let restarts = Atomic<Int>(0)
-    /// How long replies have been taking lately, in microseconds (a moving average; 0 before the first):
-    /// whether the next is worth waiting for awake (see ``awaitShortReply(_:)``).
-    private let typicalReply = Atomic<Int>(0)
-    /// Threads waiting awake for a reply now: at most one per core.
-    private let waitingAwake = Atomic<Int>(0)
+    /// The loops that read workers' replies (the server's own: see ``WorkerLink``), taken in turn.
+    private let loops: [any EventLoop]
+    private let nextLoop = Atomic<Int>(0)
+    /// Every live worker's link, for the tick that wakes requests waiting on a loop for a reply.
+    private let links = Mutex<[pid_t: WorkerLink]>([:])
+    private let ticker = Mutex<RepeatedTask?>(nil)
     /// The CPU watch and orphan sweep (see ``watch(charge:)``) runs while this is false.
     private let stopping = Atomic<Bool>(false)
     private let watching = Atomic<Bool>(false)
@@ -83,27 +87,30 @@ final class WorkerPool: Sendable {
         // A process a plugin started in a session of its own outlives its worker's process group: as
         // the subreaper, this process inherits it when the worker dies, and ends it (see `sweepOrphans`).
         self.subreaper = eddy_become_subreaper() == 0
+        self.loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
         for _ in 0..<self.count {
             let w = try spawn()
             idle.withLock { $0.append(w) }
         }
+        // A request waiting on a loop for its reply is woken this often without one, to look at the
+        // worker, the client and the deadline (as a thread waiting for a reply wakes every
+        // `pollMilliseconds`).
+        let tick = Int64(Self.pollMilliseconds)
+        let task = loops.first?.scheduleRepeatedTask(initialDelay: .milliseconds(tick), delay: .milliseconds(tick)) {
+            [weak self] _ in
+            guard let self else { return }
+            for link in self.links.withLock({ Array($0.values) }) { link.tick() }
+        }
+        ticker.withLock { $0 = task }
     }
 
     struct SpawnFailure: Error, CustomStringConvertible { var description: String }
 
-    func spawn() throws -> Worker {
+    /// - Parameter loop: the loop to read its replies (by default the next in turn).
+    func spawn(on loop: (any EventLoop)? = nil) throws -> Worker {
         var fds: [Int32] = [-1, -1]
         guard eddy_socketpair(&fds) == 0 else {
             throw SpawnFailure(description: "socketpair: \(String(cString: strerror(errno)))")
-        }
-        // The supervisor's end waits for a reply in `recv` itself, at most a poll interval at a time (see
-        // `run`): without the timeout a worker that never answers would hold that `recv` for ever.
-        var interval = timeval(tv_sec: 0, tv_usec: suseconds_t(Self.pollMilliseconds * 1000))
-        guard setsockopt(fds[0], SOL_SOCKET, SO_RCVTIMEO, &interval, socklen_t(MemoryLayout<timeval>.size)) == 0
-        else {
-            let reason = String(cString: strerror(errno))
-            close(fds[0]); close(fds[1])
-            throw SpawnFailure(description: "socket receive timeout: \(reason)")
         }
         let pageFD = eddy_memfd("eddy-worker-blame", Self.pageSize)
         guard pageFD >= 0, let page = mmap(nil, Self.pageSize, PROT_READ | PROT_WRITE, MAP_SHARED, pageFD, 0),
@@ -130,7 +137,24 @@ final class WorkerPool: Sendable {
             close(fds[0]); close(fds[1]); munmap(page, Self.pageSize); close(pageFD)
             throw SpawnFailure(description: "\(error)")
         }
-        return Worker(pid: pid, socket: fds[0], pageFD: pageFD, page: page)
+        let turn = UInt(bitPattern: nextLoop.wrappingAdd(1, ordering: .relaxed).oldValue)
+        let reader =
+            loop
+            ?? (loops.isEmpty ? MultiThreadedEventLoopGroup.singleton.next() : loops[Int(turn % UInt(loops.count))])
+        let link: WorkerLink
+        do {
+            link = try WorkerLink(socket: fds[0], eventLoop: reader, limit: maxReplyBytes)
+        } catch {
+            kill(-pid, SIGKILL)
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            ChildProcess.reaped(pid)
+            munmap(page, Self.pageSize); close(pageFD)
+            throw SpawnFailure(description: "\(error)")
+        }
+        links.withLock { $0[pid] = link }
+        return Worker(pid: pid, link: link, pageFD: pageFD, page: page)
     }
 
     /// The plugin code the worker marked last, or nil. The page is the worker's to write: read at
@@ -178,36 +202,6 @@ final class WorkerPool: Sendable {
     /// How long the supervisor waits for a reply before it looks at the worker, the client and the
     /// deadline again.
     static let pollMilliseconds = 50
-
-    /// Replies that usually come within this many microseconds are waited for awake.
-    static let awakeWaitMicroseconds = 200
-
-    /// Waits awake — yielding the core to whatever else can run — for a reply that replies lately say
-    /// is due within ``awakeWaitMicroseconds`` (twice the typical time at most), then returns, reply or
-    /// not. A small request's reply comes in tens of microseconds, and putting this thread to sleep and
-    /// waking it again cost as much: the worker's reply had to wake it (an interrupt to another core),
-    /// and it then queued behind whatever ran there. Awake, it runs on the worker's core as soon as the
-    /// worker waits for its next request (figures in docs/serve.md, "What isolation costs"). Longer
-    /// evaluations are waited for asleep; at most one thread per core waits awake.
-    private func awaitShortReply(_ socket: Int32) {
-        let typical = typicalReply.load(ordering: .relaxed)
-        guard typical > 0, typical <= Self.awakeWaitMicroseconds else { return }
-        guard waitingAwake.add(1, ordering: .relaxed).newValue <= availableCores() else {
-            waitingAwake.subtract(1, ordering: .relaxed)
-            return
-        }
-        defer { waitingAwake.subtract(1, ordering: .relaxed) }
-        let until = now() + Double(min(2 * typical, Self.awakeWaitMicroseconds)) / 1e6
-        var ready = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-        while poll(&ready, 1, 0) == 0 && now() < until { sched_yield() }
-    }
-
-    /// Folds a reply's time (seconds since its request was sent) into ``typicalReply``.
-    private func noteReply(after seconds: Double) {
-        let sample = Int(min(seconds, 1) * 1e6)
-        let old = typicalReply.load(ordering: .relaxed)
-        typicalReply.store(old == 0 ? max(1, sample) : max(1, (3 * old + sample) / 4), ordering: .relaxed)
-    }
 
     /// What the worker's crash handler said of its crash (see `eddy_crash_report_engine_flag`): "E", an
     /// abort on a thread doing the engine's own work outside plugin code (a request or a batch: out of
@@ -302,6 +296,24 @@ final class WorkerPool: Sendable {
         return takeIdle()
     }
 
+    /// An idle worker for a request naming `plugins`, preferably one whose replies are read by the
+    /// calling thread's loop (then the reply wakes the loop the request's task runs on, and no other);
+    /// nil when there is none, when an idle worker died or when one of `plugins` is kept apart (reaping
+    /// or replacing a worker may block: ``takeIdle(for:)`` does that off the loops).
+    private func takeIdleAlive(for plugins: [WorkerRequest.Plugin]) -> Worker? {
+        let builds = apart.withLock { $0 }
+        guard builds.isEmpty || !plugins.contains(where: { builds[$0.name] != nil }) else { return nil }
+        return idle.withLock { workers in
+            guard !workers.contains(where: { eddy_has_exited($0.pid) == 1 }) else { return nil }
+            guard let k = workers.lastIndex(where: { $0.link.eventLoop.inEventLoop }) ?? workers.indices.last else {
+                return nil
+            }
+            let w = workers.remove(at: k)
+            busy.withLock { _ = $0.insert(w.pid) }
+            return w
+        }
+    }
+
     /// Runs one request on an idle worker and waits for its reply, its death, the deadline
     /// (`deadline`, monotonic seconds) or the client's going away. Blocks: call it off the event loops,
     /// holding one of `count` evaluation slots.
@@ -315,79 +327,163 @@ final class WorkerPool: Sendable {
         guard var w = takeIdle(for: plugins) else {
             return .died(cause: "found no idle worker", site: nil)
         }
+        if let failed = send(request, descriptor: descriptor, plugins: plugins, to: &w) { return failed() }
+        var checked = now()
+        while true {
+            switch progress(&w, id: id, deadline: deadline, checked: &checked, clientGone: clientGone) {
+            case .waiting: w.link.wait(milliseconds: Self.pollMilliseconds)
+            case .answered(let outcome): return outcome
+            case .ending(let end): return end()
+            }
+        }
+    }
+
+    /// ``run(_:descriptor:id:plugins:deadline:clientGone:)`` from a task on an event loop, without a
+    /// thread of its own: the request is written here, and the task waits suspended until the loop
+    /// reading the worker's socket has the reply (or the pool's tick wakes it to look at the worker, the
+    /// client and the deadline). What may block — reaping or replacing a worker, waiting for a dying
+    /// one, a request too large to write at once — runs on a thread off the loops.
+    /// - Parameters:
+    ///   - clientGone: asked off the loops (when the request is run by a thread after all).
+    ///   - clientGoneOnLoop: asked on a loop, where no future may be waited for.
+    func run(
+        _ request: [UInt8], descriptor: Int32 = -1, id: UInt64, plugins: [WorkerRequest.Plugin] = [],
+        deadline: Double, clientGone: @escaping @Sendable () -> Bool,
+        clientGoneOnLoop: @escaping @Sendable () async -> Bool
+    ) async -> Outcome {
+        guard request.count <= Self.requestBytesWrittenOnLoop, var w = takeIdleAlive(for: plugins) else {
+            return await offLoop {
+                self.run(
+                    request, descriptor: descriptor, id: id, plugins: plugins, deadline: deadline,
+                    clientGone: clientGone)
+            }
+        }
+        if let failed = send(request, descriptor: descriptor, plugins: plugins, to: &w) { return await offLoop(failed) }
+        var checked = now()
+        while true {
+            switch progress(&w, id: id, deadline: deadline, checked: &checked, clientGone: { false }) {
+            case .waiting:
+                if await clientGoneOnLoop() {
+                    let worker = w
+                    return await offLoop {
+                        _ = self.killAndReap(worker)
+                        return self.replace(worker, outcome: .cancelled)
+                    }
+                }
+                await w.link.wait()
+            case .answered(let outcome): return outcome
+            case .ending(let end): return await offLoop(end)
+            }
+        }
+    }
+
+    /// Requests up to this size are written from an event loop: they fit the socket's buffer, which
+    /// the worker has emptied (it read the last request whole before it answered).
+    static let requestBytesWrittenOnLoop = 16 << 10
+
+    private func offLoop(_ body: @escaping @Sendable () -> Outcome) async -> Outcome {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: body()) }
+        }
+    }
+
+    /// Where a request stands after a look at its worker's link (see ``progress(_:id:deadline:checked:clientGone:)``).
+    private enum Progress {
+        case waiting
+        /// The worker answered and is back among the idle ones.
+        case answered(Outcome)
+        /// The request is over and the worker must be reaped or replaced: work that may block.
+        case ending(@Sendable () -> Outcome)
+    }
+
+    /// Marks the worker as running `plugins`' code and writes the request; nil, or the ending when the
+    /// worker could not take it.
+    private func send(
+        _ request: [UInt8], descriptor: Int32, plugins: [WorkerRequest.Plugin], to w: inout Worker
+    ) -> (@Sendable () -> Outcome)? {
         w.page.storeBytes(of: 0, as: UInt8.self)
         for p in plugins where !w.loaded.contains(where: { $0.hash == p.hash }) { w.loaded.append(p) }
         do {
-            try Frames.write(w.socket, request, descriptor: descriptor)
+            try Frames.write(w.link.writeDescriptor, request, descriptor: descriptor)
+            return nil
         } catch {
             let site = site(w)
-            return died(w, cause: exitCause(w), site: site)
+            let w = w
+            return { self.died(w, cause: self.exitCause(w), site: site) }
         }
-        let sent = now()
-        awaitShortReply(w.socket)
-        var reader = Frames.Reader(limit: maxReplyBytes)
-        var lastLivenessCheck = now()
-        while true {
-            // Waits in `recv` for the reply, at most `pollMilliseconds` (the socket's receive timeout),
-            // then looks at the worker, the client and the deadline: a `poll` before each `recv` cost a
-            // system call per reply.
-            switch reader.receive(from: w.socket) {
-            case .more:
-                break
-            case .closed:
-                let site = site(w)
-                return died(w, cause: exitCause(w), site: site)
-            case .trailing:
-                let site = site(w)
-                _ = killAndReap(w)
-                return replace(w, outcome: .protocolViolation("bytes after its reply", site: site))
-            case .tooLarge:
-                let site = site(w)
-                _ = killAndReap(w)
-                return replace(
-                    w, outcome: .protocolViolation("a reply larger than \(maxReplyBytes) bytes", site: site))
-            case .done(let reply):
-                // Exactly one reply, for this request: anything else is plugin code on the socket.
-                var extra = pollfd(fd: w.socket, events: Int16(POLLIN), revents: 0)
-                let parsed = try? WorkerReply(decoding: reply)
-                let status = parsed?.status ?? 0
-                if parsed?.id != id || !(200...599).contains(status) || poll(&extra, 1, 0) > 0 {
-                    // The worker's own code writes only when no plugin code runs: a mark on the
-                    // page now names who wrote.
-                    let site = site(w)
-                    _ = killAndReap(w)
-                    return replace(
-                        w,
-                        outcome: .protocolViolation(
-                            parsed == nil
-                                ? "a malformed reply"
-                                : parsed?.id != id
-                                    ? "a reply to another request"
-                                    : !(200...599).contains(status)
-                                        ? "status \(status)" : "bytes after its reply", site: site))
-                }
-                w.served += 1
-                release(w)
-                noteReply(after: now() - sent)
-                return .reply(status: status, body: parsed?.body ?? [], evidence: parsed?.evidence)
+    }
+
+    /// Takes what the worker sent, if anything, and looks at the worker, the client and the deadline.
+    private func progress(
+        _ w: inout Worker, id: UInt64, deadline: Double, checked: inout Double, clientGone: () -> Bool
+    ) -> Progress {
+        let worker = w
+        switch w.link.take() {
+        case .more:
+            break
+        case .closed:
+            let site = site(w)
+            return .ending { self.died(worker, cause: self.exitCause(worker), site: site) }
+        case .trailing:
+            return violation(w, "bytes after its reply")
+        case .tooLarge:
+            return violation(w, "a reply larger than \(maxReplyBytes) bytes")
+        case .done(let reply):
+            // Exactly one reply, for this request: anything else is plugin code on the socket.
+            let parsed = try? WorkerReply(decoding: reply)
+            let status = parsed?.status ?? 0
+            if parsed?.id != id || !(200...599).contains(status) || w.link.hasMore {
+                // The worker's own code writes only when no plugin code runs: a mark on the page now
+                // names who wrote.
+                return violation(
+                    w,
+                    parsed == nil
+                        ? "a malformed reply"
+                        : parsed?.id != id
+                            ? "a reply to another request"
+                            : !(200...599).contains(status) ? "status \(status)" : "bytes after its reply")
             }
-            // A process the plugin started may hold the socket open after the worker died.
-            if now() - lastLivenessCheck > 0.2 {
-                lastLivenessCheck = now()
-                if eddy_has_exited(w.pid) == 1 {
-                    let site = site(w)
-                    return died(w, cause: Self.describe(killAndReap(w)), site: site)
+            w.served += 1
+            let answer = Outcome.reply(status: status, body: parsed?.body ?? [], evidence: parsed?.evidence)
+            let served = w
+            if isTainted(w) {
+                return .ending {
+                    self.release(served); return answer
                 }
             }
-            if clientGone() {
-                _ = killAndReap(w)
-                return replace(w, outcome: .cancelled)
-            }
-            if now() > deadline {
+            release(w)
+            return .answered(answer)
+        }
+        // A process the plugin started may hold the socket open after the worker died.
+        if now() - checked > 0.2 {
+            checked = now()
+            if eddy_has_exited(w.pid) == 1 {
                 let site = site(w)
-                _ = killAndReap(w)
-                return replace(w, outcome: .timedOut(site: site))
+                return .ending { self.died(worker, cause: Self.describe(self.killAndReap(worker)), site: site) }
             }
+        }
+        if clientGone() {
+            return .ending {
+                _ = self.killAndReap(worker)
+                return self.replace(worker, outcome: .cancelled)
+            }
+        }
+        if now() > deadline {
+            let site = site(w)
+            return .ending {
+                _ = self.killAndReap(worker)
+                return self.replace(worker, outcome: .timedOut(site: site))
+            }
+        }
+        return .waiting
+    }
+
+    /// A worker that answered out of protocol: killed and replaced, its answer dropped.
+    private func violation(_ w: Worker, _ what: String) -> Progress {
+        let site = site(w)
+        return .ending {
+            _ = self.killAndReap(w)
+            return self.replace(w, outcome: .protocolViolation(what, site: site))
         }
     }
 
@@ -437,14 +533,18 @@ final class WorkerPool: Sendable {
     /// Puts a worker that answered back among the idle ones — unless it loaded a build quarantined
     /// meanwhile: whatever that build left in it goes with it, and a fresh worker takes its place.
     private func release(_ w: Worker) {
-        let tainted = condemned.withLock { c in w.loaded.contains { c.contains($0.hash) } }
-        if tainted {
+        if isTainted(w) {
             _ = killAndReap(w)
             _ = replace(w, outcome: .cancelled)
             return
         }
         busy.withLock { _ = $0.remove(w.pid) }
         idle.withLock { $0.append(w) }
+    }
+
+    /// Whether the worker loaded a build quarantined since (see ``release(_:)``).
+    private func isTainted(_ w: Worker) -> Bool {
+        condemned.withLock { c in !c.isEmpty && w.loaded.contains { c.contains($0.hash) } }
     }
 
     /// Retires every worker that loaded one of `hashes` (builds just quarantined): idle ones now, busy
@@ -469,11 +569,14 @@ final class WorkerPool: Sendable {
     /// Releases a dead worker's resources and starts its replacement. The caller has reaped it (every
     /// path does, through `killAndReap` or `exitCause`), so that no zombie is left.
     private func replace(_ w: Worker, outcome: Outcome) -> Outcome {
-        close(w.socket)
+        links.withLock { _ = $0.removeValue(forKey: w.pid) }
+        w.link.close()
         munmap(w.page, Self.pageSize)
         close(w.pageFD)
         restarts.add(1, ordering: .relaxed)
-        if !stopping.load(ordering: .relaxed), let fresh = try? spawn() { idle.withLock { $0.append(fresh) } }
+        if !stopping.load(ordering: .relaxed), let fresh = try? spawn(on: w.link.eventLoop) {
+            idle.withLock { $0.append(fresh) }
+        }
         return outcome
     }
 
@@ -675,8 +778,10 @@ final class WorkerPool: Sendable {
                 kill(pid, SIGKILL)
             }
         }
+        ticker.withLock { $0?.cancel() }
         for w in all {
-            close(w.socket)  // the worker exits when its socket closes
+            links.withLock { _ = $0.removeValue(forKey: w.pid) }
+            w.link.close()  // the worker exits when its socket closes
             for _ in 0..<200 where eddy_has_exited(w.pid) == 0 { usleep(5_000) }
             _ = killAndReap(w)  // and anything a plugin left running in its group
             munmap(w.page, Self.pageSize)

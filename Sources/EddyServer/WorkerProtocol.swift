@@ -259,7 +259,9 @@ enum Frames {
 
     struct Closed: Error {}
 
-    /// Writes one frame; `descriptor` (when not negative) goes with its first byte as SCM_RIGHTS.
+    /// Writes one frame; `descriptor` (when not negative) goes with its first byte as SCM_RIGHTS. On a
+    /// non-blocking socket (the supervisor's: an event loop reads it) a full buffer is waited for, at
+    /// most ``writeWaitSeconds`` in all.
     static func write(_ fd: Int32, _ payload: [UInt8], descriptor: Int32 = -1) throws {
         let n = UInt32(payload.count)
         var bytes: [UInt8] = []
@@ -267,6 +269,7 @@ enum Frames {
         bytes += [UInt8(n & 0xFF), UInt8((n >> 8) & 0xFF), UInt8((n >> 16) & 0xFF), UInt8(n >> 24)]
         bytes += payload
         var done = 0
+        var waited = 0
         while done < bytes.count {
             let w = bytes.withUnsafeMutableBytes { raw -> Int in
                 guard let base = raw.baseAddress else { return -1 }
@@ -276,10 +279,21 @@ enum Frames {
                 return send(fd, base + done, raw.count - done, Int32(MSG_NOSIGNAL))
             }
             if w < 0 && errno == EINTR { continue }
+            if w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                var writable = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                guard waited < writeWaitSeconds * 10 else { throw Closed() }
+                waited += 1
+                _ = poll(&writable, 1, 100)
+                continue
+            }
             guard w > 0 else { throw Closed() }
             done += w
         }
     }
+
+    /// How long a write waits for room in the socket: a worker reads a request whole as soon as it
+    /// comes (it has answered the last one), so a full buffer for this long is a worker that stopped.
+    static let writeWaitSeconds = 30
 
     /// Reads exactly `count` bytes; throws ``Closed`` at end of stream.
     static func readExactly(_ fd: Int32, _ count: Int) throws -> [UInt8] {
@@ -295,41 +309,6 @@ enum Frames {
             done += r
         }
         return out
-    }
-
-    /// Reads one frame in pieces as they arrive, so that the supervisor never blocks on a worker
-    /// that sent half a frame, and never takes more than `limit` bytes. Bytes past the frame are
-    /// reported: the worker sends exactly one reply per request.
-    struct Reader {
-        enum Step { case more, done([UInt8]), closed, tooLarge, trailing }
-        let limit: Int
-        private var buffer: [UInt8] = []
-        /// Not zeroed: only the bytes `recv` wrote are read (zeroing 64 KiB was a measurable share of a
-        /// small request's hop).
-        private var chunk = [UInt8](unsafeUninitializedCapacity: 1 << 16) { _, count in count = 1 << 16 }
-        private var expected = -1
-
-        init(limit: Int) { self.limit = limit }
-
-        /// Receives what is there: on a socket with a receive timeout (`SO_RCVTIMEO`, see
-        /// ``WorkerPool``), waits for the first bytes at most that long and returns ``Step/more`` when
-        /// none came — one system call where `poll` and then `recv` took two.
-        mutating func receive(from fd: Int32) -> Step {
-            let n = chunk.withUnsafeMutableBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return -1 }
-                return recv(fd, base, raw.count, 0)
-            }
-            if n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) { return .more }
-            guard n > 0 else { return .closed }
-            buffer += chunk[0..<n]
-            if expected < 0 {
-                guard buffer.count >= 4 else { return .more }
-                expected = Int(buffer[0]) | Int(buffer[1]) << 8 | Int(buffer[2]) << 16 | Int(buffer[3]) << 24
-                guard expected <= limit else { return .tooLarge }
-            }
-            if buffer.count > 4 + expected { return .trailing }
-            return buffer.count == 4 + expected ? .done(Array(buffer[4...])) : .more
-        }
     }
 
     /// Reads one frame and the descriptor that came with its first byte, if any (owned by the caller).

@@ -29,6 +29,9 @@ void eddy_crash_report_engine_flag(char *flag);
 
 /// An anonymous shared-memory file of `size` bytes (memfd_create), close-on-exec; -1 on failure.
 int eddy_memfd(const char *name, size_t size);
+/// An anonymous file (memfd_create, close-on-exec) holding `length` bytes from `bytes`, sealed
+/// against writing, shrinking and growing before it is returned; -1 on failure.
+int eddy_sealed_memfd(const char *name, const void *bytes, size_t length);
 
 /// A connected pair of Unix stream sockets, close-on-exec.
 int eddy_socketpair(int fds[2]);
