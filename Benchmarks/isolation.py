@@ -135,7 +135,12 @@ if args.shadow_check:
 else:
     w, i = summary["workers"], summary["in-process"]
     print(f"workers / in-process: req/s ratio {w[0] / i[0]:.2f}, p50 overhead {w[1] - i[1]:+.3f} ms")
+    # The same rounds paired: each round's ratio against the other server's round right after it, the
+    # median of those. Less moved by a machine whose load changes during the run (other builds).
+    paired = lambda a, b: statistics.median(x / y for x, y in zip(results[a][0], results[b][0]))
+    print(f"workers / in-process, paired rounds: req/s ratio {paired('workers', 'in-process'):.2f}")
     if args.confinement:
         u = summary["unconfined"]
         print(f"unconfined workers / in-process: req/s ratio {u[0] / i[0]:.2f}")
         print(f"workers (confined) / unconfined: req/s ratio {w[0] / u[0]:.3f}, p50 overhead {w[1] - u[1]:+.3f} ms")
+        print(f"workers (confined) / unconfined, paired rounds: req/s ratio {paired('workers', 'unconfined'):.3f}")
