@@ -89,7 +89,9 @@ import Testing
                 && cause.contains("on a thread started in kernel 'linger on compare' of plugin lingering-kernel@1.0.0"),
             "\(cause)")
         #expect(s.server.logText.contains("plugin quarantined") && s.server.logText.contains("lingering-kernel@1.0.0"))
-        try s.server.waitForPlugin("lingering.so") { $0?["status"] as? String == "quarantined" }
+        // The file's row follows at the watcher's next scan: under a loaded CI machine (this test took
+        // 331 s there) 10 s was not always enough.
+        try s.server.waitForPlugin("lingering.so", timeout: 60) { $0?["status"] as? String == "quarantined" }
         // Same server, still answering; the build is no longer loaded.
         let (again, next) = try s.server.eval(s.small, where: "fare > 50", select: "count(*)")
         #expect(again == 200 && s.server.process.isRunning && s.server.process.processIdentifier == pid, "\(next)")
