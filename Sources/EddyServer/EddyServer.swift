@@ -510,8 +510,10 @@ public final class EddyServer: Sendable {
         // A JSON request is parsed here (an upload is stored off this task). count(*) alone over an .eddy
         // file this process already has open is answered here too: its footer is parsed, so the answer
         // takes microseconds, less than a hop to another thread and back.
+        // With workers, a small upload is prepared here too (stored in memory, see `UploadDirectory`).
         var prepared: EvalRequest.Job?
-        if body.readableBytes <= Self.inlineBodyBytes, contentType.lowercased().hasPrefix("application/json") {
+        let small = body.readableBytes <= Self.inlineBodyBytes
+        if small, pool != nil || contentType.lowercased().hasPrefix("application/json") {
             do throws(EvalRequest.Refusal) {
                 prepared = try EvalRequest.prepare(
                     server: self, contentType: contentType, body: Data(body.readableBytesView), query: query,
@@ -530,20 +532,9 @@ public final class EddyServer: Sendable {
             return json(object, status: status)
         }
         // With workers, a small request goes to a worker from here, and a loop reads the reply (see
-        // `WorkerLink`): no thread waits for it. An upload is stored here (in memory, see
-        // `UploadDirectory`). One that an `.eddy` file's footer may answer goes the thread's way below,
-        // which reads the footer.
-        if let pool, body.readableBytes <= Self.inlineBodyBytes {
-            if prepared == nil {
-                do throws(EvalRequest.Refusal) {
-                    prepared = try EvalRequest.prepare(
-                        server: self, contentType: contentType, body: Data(body.readableBytesView), query: query,
-                        queryNames: queryNames)
-                } catch {
-                    count(error.status)
-                    return json(["error": error.message], status: error.status)
-                }
-            }
+        // `WorkerLink`): no thread waits for it. One that an `.eddy` file's footer may answer goes the
+        // thread's way below, which reads the footer.
+        if let pool, small {
             if let job = prepared, job.inputFormat != "eddy" || job.uploaded || job.where != nil || job.trace {
                 metrics.inFlight.add(1, ordering: .relaxed)
                 defer { metrics.inFlight.subtract(1, ordering: .relaxed) }
