@@ -52,6 +52,10 @@ import Testing
         let names = s.bundleNames()
         try #require(names.count == 1, "\(names); log:\n\(server.logText)")
         let bundle = s.bundles + "/" + names[0]
+        // The log is read from the server's stderr as it comes: under a loaded CI machine (this test took
+        // 242 s there) the line could still be on its way when the bundle was already on disk.
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && !server.logText.contains("crash bundle written") { usleep(50_000) }
         #expect(server.logText.contains("crash bundle written") && server.logText.contains(names[0]))
         #expect(Self.mode(s.bundles) == 0o700 && Self.mode(bundle) == 0o700)
         #expect(Self.mode(bundle + "/bundle.json") == 0o600)
