@@ -1,4 +1,5 @@
 import Crypto
+import EddyIO
 import Synchronization
 
 #if canImport(Glibc)
@@ -59,7 +60,7 @@ public final class LastGoodBuilds: Sendable {
         /// Fallbacks made before anyone observed them (a restarted server's first scan).
         var unobserved: [Fallback] = []
     }
-    private let state = Mutex(UnsafeSendable(State()))
+    private let state = Mutex(UncheckedBox(State()))
 
     init(directory: String) {
         self.directory = directory

@@ -1,4 +1,5 @@
 @_spi(Host) import Eddy
+import EddyIO
 import Synchronization
 
 /// New builds in canary (`eddy serve --canary`, issue 24): a new build of a plugin that is already
@@ -15,7 +16,7 @@ public final class CanaryBuilds: Sendable {
         var wants: (@Sendable (_ plugin: String) -> Bool)?
         var staged: [String: LoadedPlugin] = [:]
     }
-    private let state = Mutex(UnsafeSendable(State()))
+    private let state = Mutex(UncheckedBox(State()))
 
     init() {}
 

@@ -9,75 +9,6 @@ import Synchronization
     import Glibc
 #endif
 
-/// One row of a scan report: what happened to one file.
-public struct PluginReportRow: Sendable, Equatable {
-    public enum Status: String, Sendable { case loaded, skipped, rejected, replaced, quarantined }
-
-    public var file: String
-    public var status: Status
-    /// Why it was skipped or rejected (the check that failed, what was expected and found).
-    public var reason: String
-    public var plugin: String
-    public var version: String
-    public var kernels: Int
-    public var contentHash: String
-    public var loadMilliseconds: Double
-    /// Where the file, a symbolic link in the plugin directory, points (empty for a plain file).
-    public var linkTarget: String = ""
-    /// Who signed the file: the trusted key's name, or the signer it names with its key's fingerprint
-    /// when that key is not trusted (empty for an unsigned file).
-    public var signer: String = ""
-
-    /// Whether the file's first load in a child process ran for this row.
-    public enum Probe: String, Sendable {
-        /// The row was decided before the probe (a failed check, the same bytes already mapped).
-        case none = ""
-        /// The child process loaded it (its verdict is the row's, when it failed).
-        case ran
-        /// It passed in a child process earlier under this host build (a verdict kept beside the
-        /// private copies), so it was not run again.
-        case passedEarlier = "passed earlier"
-        /// `--no-probe`.
-        case off
-    }
-    public var probe: Probe = .none
-    /// The file's Swift code was compiled without optimisation (`swift build` without `-c release`):
-    /// its kernels run several times slower than a release build's (see ``ELFBuildMode``).
-    public var debugBuild = false
-    /// How many generated inputs its kernels, hooks and storage were checked on against
-    /// decode-then-compute before they served a query (`--verify`); nil when not verified.
-    public var verified: VerifiedInputs?
-
-    /// The row as a JSON object.
-    public var json: String {
-        let q = Self.jsonString
-        return "{\"file\": \(q(file)), \"status\": \(q(status.rawValue)), \"reason\": \(q(reason)), "
-            + "\"plugin\": \(q(plugin)), \"version\": \(q(version)), \"kernels\": \(kernels), "
-            + "\"content_hash\": \(q(contentHash)), \"load_ms\": \((loadMilliseconds * 100).rounded() / 100)"
-            + (linkTarget.isEmpty ? "" : ", \"link_target\": \(q(linkTarget))")
-            + (signer.isEmpty ? "" : ", \"signer\": \(q(signer))")
-            + (probe == .none ? "" : ", \"probe\": \(q(probe.rawValue))")
-            + (debugBuild ? ", \"debug_build\": true" : "")
-            + (verified.map { ", \"verified_inputs\": \($0.inputs)" } ?? "") + "}"
-    }
-
-    /// `s` as a JSON string literal.
-    public static func jsonString(_ s: String) -> String { ResultWriter.jsonString(s) }
-}
-
-/// A plugin whose kernels are (or were) in the registry.
-public struct LoadedPlugin: Sendable {
-    public var name: String
-    public var version: String
-    public var file: String
-    public var contentHash: String
-    public var shadowPath: String
-    public var kernelCount: Int
-    /// The inputs it was checked on before serving (`--verify`), as its load's row said; nil when not
-    /// verified. Kept here because a later scan of the same bytes reports the file as unchanged, without it.
-    public var verified: VerifiedInputs? = nil
-}
-
 /// Loads kernel plugins into a session, checking each file before any of its code runs.
 ///
 /// For each file, in order: the directory and the file may be changed only by this user or root (see
@@ -114,7 +45,7 @@ public final class PluginHost: Sendable {
         public var time: Double
     }
 
-    private struct State {
+    struct State {
         var quarantine: [String: Quarantine] = [:]
         var plugins: [String: LoadedPlugin] = [:]
         /// Images mapped by `dlopen`; never unmapped (Swift metadata in them must stay valid).
@@ -125,7 +56,7 @@ public final class PluginHost: Sendable {
         var holds: [String: Int32] = [:]
         var released: [(fd: Int32, time: Double)] = []
     }
-    private let state = Mutex(UnsafeSendable(State()))
+    let state = Mutex(UncheckedBox(State()))
 
     /// Loads a new plugin file in a separate process first (see ``PluginProbe``); nil loads directly.
     public let probe: PluginProbe?
@@ -302,24 +233,24 @@ public final class PluginHost: Sendable {
     /// Loads the plugin file open on `descriptor` — a private copy that another host process verified
     /// and handed over (the probe) — reporting it as `path`. The directory checks were that host's.
     public func load(descriptor: Int32, path: String) -> PluginReportRow {
-        let started = Self.now()
+        let started = now()
         do {
             let bytes = try PluginFile.read(descriptor: descriptor, policy: policy)
             defer { releaseUnusedHolds() }
             return load(PluginFile(bytes: bytes), path: path, started: started)
         } catch {
-            return row(path, .rejected, error.reason, ms: (Self.now() - started) * 1000)
+            return row(path, .rejected, error.reason, ms: (now() - started) * 1000)
         }
     }
 
     /// Checks and loads one file. The host keeps running whatever the file holds.
     public func load(_ path: String) -> PluginReportRow {
-        let started = Self.now()
+        let started = now()
         let file: PluginFile
         do {
             file = try PluginFile.read(path, directory: Self.directoryName(path), policy: policy)
         } catch {
-            var r = row(path, .rejected, error.reason, ms: (Self.now() - started) * 1000)
+            var r = row(path, .rejected, error.reason, ms: (now() - started) * 1000)
             r.linkTarget = error.linkTarget
             return r
         }
@@ -342,10 +273,10 @@ public final class PluginHost: Sendable {
                 return row(
                     path, .rejected,
                     "unsigned: --require-signed loads only plugins signed by a key in "
-                        + "--trusted-keys (sign it with eddy sign)", ms: (Self.now() - started) * 1000)
+                        + "--trusted-keys (sign it with eddy sign)", ms: (now() - started) * 1000)
             }
         case .invalid(let reason):
-            if policy.requireSigned { return row(path, .rejected, reason, ms: (Self.now() - started) * 1000) }
+            if policy.requireSigned { return row(path, .rejected, reason, ms: (now() - started) * 1000) }
             warning = "warning: \(reason)"
         case .signed(let name, let fingerprint, let trustedAs):
             if let trustedAs {
@@ -354,7 +285,7 @@ public final class PluginHost: Sendable {
                 return row(
                     path, .rejected,
                     "signed by an untrusted key: '\(Self.escaped(name))' (key \(fingerprint)) is not "
-                        + "in --trusted-keys", ms: (Self.now() - started) * 1000)
+                        + "in --trusted-keys", ms: (now() - started) * 1000)
             } else {
                 signer = "\(name) (key \(fingerprint), not checked against --trusted-keys)"
             }
@@ -368,324 +299,6 @@ public final class PluginHost: Sendable {
             r.reason = r.reason.isEmpty ? warning : r.reason + "; " + warning
         }
         return r
-    }
-
-    private func load(unsigned file: PluginFile, path: String, started: Double) -> PluginReportRow {
-        func elapsed() -> Double { (Self.now() - started) * 1000 }
-        var probeNote = PluginReportRow.Probe.none
-        // Inputs the plugin was checked on (`--verify`): by its probe, or here before publishing.
-        var verified: VerifiedInputs?
-        func row(
-            _ file: String, _ status: PluginReportRow.Status, _ reason: String, plugin: String = "",
-            version: String = "", kernels: Int = 0, hash: String = "", ms: Double = 0
-        ) -> PluginReportRow {
-            var r = self.row(
-                file, status, reason, plugin: plugin, version: version, kernels: kernels, hash: hash, ms: ms)
-            r.probe = probeNote
-            if status == .loaded || status == .replaced { r.verified = verified }
-            return r
-        }
-        let bytes = file.bytes
-        let entrySymbol = PluginABI.entrySymbol
-        let legacySymbols = ["eddy_plugin_manifest_v1", "eddy_plugin_register_v1"]
-        let facts: ELFFacts
-        do {
-            // Symbols of module Eddy defined in the file mean a static copy of the SDK.
-            facts = try ELFInspector.inspect(bytes, symbols: Set([entrySymbol] + legacySymbols), prefix: "$s4Eddy")
-        } catch let f as ELFInspector.Failure {
-            return row(
-                path, .rejected, "\(f.check) check failed: expected \(f.expected), found \(f.found)", ms: elapsed())
-        } catch {
-            return row(path, .rejected, "\(error)", ms: elapsed())
-        }
-        if !facts.definedSymbols.contains(entrySymbol) {
-            if legacySymbols.contains(where: facts.definedSymbols.contains) {
-                return row(
-                    path, .rejected,
-                    "built against Eddy SDK ABI 1 (it exports eddy_plugin_manifest_v1/eddy_plugin_register_v1); "
-                        + "this host loads plugin ABI \(Self.abiRange): \(Self.rebuildAdvice)", ms: elapsed())
-            }
-            return row(
-                path, .skipped,
-                "not an Eddy plugin: no \(entrySymbol) symbol (a plugin exports it with one line: "
-                    + "@_cdecl(\"\(entrySymbol)\") public func eddyPluginEntry(_ r: Int32, _ a: "
-                    + "UnsafeMutableRawPointer?) -> Int32 { pluginEntry(MyPlugin.self, r, a) })", ms: elapsed())
-        }
-        if facts.prefixedSymbolCount > 0 {
-            return row(
-                path, .rejected,
-                "carries its own copy of the Eddy SDK (defines \(facts.prefixedSymbolCount) symbols of module Eddy, "
-                    + "e.g. \(Self.escaped(facts.prefixedExample))); link the SDK's shared library libEddy.so instead",
-                ms: elapsed())
-        }
-        guard facts.neededLibraries.contains("libEddy.so") else {
-            return row(
-                path, .rejected,
-                "does not link libEddy.so (needs: \(Self.escaped(facts.neededLibraries.joined(separator: ", "))))",
-                ms: elapsed())
-        }
-        let hash = PrivateCopies.hex(SHA256.hash(data: bytes))
-        let short = String(hash.prefix(16))
-        if let q = quarantine(of: hash) {
-            let at = q.plugin.lastIndex(of: "@")
-            return row(
-                path, .quarantined,
-                "quarantined since \(Self.timestamp(q.time)): \(q.cause) (drop a fixed build to "
-                    + "replace it)", plugin: at.map { String(q.plugin[..<$0]) } ?? q.plugin,
-                version: at.map { String(q.plugin[q.plugin.index(after: $0)...]) } ?? "", hash: short, ms: elapsed())
-        }
-        if let staged = canaries.staged.first(where: { $0.contentHash == hash }),
-            Self.baseName(staged.file) == Self.baseName(path)
-        {
-            return row(
-                path, .replaced, "canary (unchanged)", plugin: staged.name, version: staged.version,
-                kernels: staged.kernelCount, hash: short, ms: elapsed())
-        }
-        if let same = plugins.first(where: { $0.contentHash == hash }) {
-            let fileName = Self.baseName(path)
-            // The file holds the serving build again: a build in canary from it is dropped.
-            if Self.baseName(same.file) == fileName { _ = canaries.take(same.name) }
-            if Self.baseName(same.file) != fileName {
-                return row(
-                    path, .skipped, "same plugin as \(Self.escaped(same.file)) (already loaded; loaded once)",
-                    plugin: same.name, version: same.version, hash: short, ms: elapsed())
-            }
-            return row(
-                path, .loaded, "unchanged", plugin: same.name, version: same.version, kernels: same.kernelCount,
-                hash: short, ms: elapsed())
-        }
-        // The bytes checked above are the bytes loaded: a verified private copy named by content.
-        let copy: PrivateCopies.Copy
-        do {
-            copy = try copies.store(bytes, name: Self.copyName(path, short), hash: hash)
-            adoptHold(copy)
-        } catch {
-            return row(path, .rejected, error.description, hash: short, ms: elapsed())
-        }
-        // A plugin that crashes, exits or hangs while loading or registering must not take this
-        // process with it: the first load of each content hash happens in a child process, which
-        // is handed the verified copy as an open descriptor.
-        let alreadyMapped = state.withLock { $0.value.handles[hash] != nil }
-        var probed: PluginProbe.Outcome?
-        if let probe, !alreadyMapped {
-            // A passed probe is kept beside the private copies, keyed by the plugin's hash and this
-            // host build: the same bytes under the same build are not probed again (a one-shot
-            // `eddy eval` would otherwise start a process per plugin every time).
-            let host = probeHostKey(probe)
-            if let host, let kept = copies.probeVerdict(hash: hash, host: host) {
-                probed = .passed(kernels: kept.kernels, name: kept.name, version: kept.version, verified: kept.verified)
-                probeNote = .passedEarlier
-            } else {
-                probeNote = .ran
-                let outcome: PluginProbe.Outcome
-                do {
-                    let fd = try copies.openCopy(copy)
-                    defer { close(fd) }
-                    outcome = probe.check(descriptor: fd, path: path)
-                } catch {
-                    return row(path, .rejected, error.description, hash: short, ms: elapsed())
-                }
-                switch outcome {
-                case .passed(let kernels, let name, let version, let verified):
-                    probed = outcome
-                    if let host {
-                        copies.recordProbeVerdict(
-                            hash: hash, host: host, kernels: kernels, name: name, version: version,
-                            verified: verified)
-                    }
-                case .rejected(let reason, let plugin, let version):
-                    // The child read the manifest: the row names the plugin it refused.
-                    return row(path, .rejected, reason, plugin: plugin, version: version, hash: short, ms: elapsed())
-                case .failed(let reason):
-                    return row(path, .rejected, reason, hash: short, ms: elapsed())
-                }
-            }
-        }
-        if probe == nil { probeNote = .off }
-        if case .passed(_, _, _, let v)? = probed { verified = v }
-        if loading == .checkOnly {
-            // A supervisor: the probe's word is all it takes; workers load the verified copy.
-            guard case .passed(let kernels, let name, let version, _)? = probed else {
-                return row(
-                    path, .rejected, "this host loads plugins only through its probe, which is off", hash: short,
-                    ms: elapsed())
-            }
-            if let conflict = nameConflict(name, path) {
-                return row(path, .rejected, conflict, plugin: name, version: version, hash: short, ms: elapsed())
-            }
-            let replacedOld = plugins.first { $0.name == name }
-            let loaded = LoadedPlugin(
-                name: name, version: version, file: path, contentHash: hash,
-                shadowPath: copy.displayPath, kernelCount: kernels, verified: verified)
-            if let old = replacedOld, canaries.wants(name) {
-                // A canary: the serving build stays in the set; the server routes a share of requests to
-                // workers with this one in its place, until it is promoted or rolled back.
-                canaries.put(loaded)
-                return row(
-                    path, .replaced,
-                    "canary: serves a share of requests; \(Self.escaped(old.version)) "
-                        + "(\(String(old.contentHash.prefix(16)))) serves the rest until it is promoted or rolled back",
-                    plugin: name, version: version, kernels: kernels, hash: short, ms: elapsed())
-            }
-            publishChecked(loaded)
-            return row(
-                path, replacedOld == nil ? .loaded : .replaced,
-                replacedOld.map {
-                    "replaces version \(Self.escaped($0.version)) (\(String($0.contentHash.prefix(16))))"
-                } ?? "",
-                plugin: name, version: version, kernels: kernels, hash: short, ms: elapsed())
-        }
-        guard let handle = dlopen(copy.loadPath, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
-            let message = dlerror().map { String(cString: $0) } ?? "unknown error"
-            return row(path, .rejected, "dlopen failed: \(Self.escaped(message))", hash: short, ms: elapsed())
-        }
-        state.withLock { s in
-            if s.value.handles[hash] == nil {
-                s.value.handles[hash] = handle
-                s.value.retainedImages += 1
-            }
-        }
-        typealias EntryFunction = @convention(c) (Int32, UnsafeMutableRawPointer?) -> Int32
-        guard let entryAddress = dlsym(handle, entrySymbol) else {
-            return row(path, .rejected, "entry point \(entrySymbol) not found after dlopen", hash: short, ms: elapsed())
-        }
-        let entry = unsafeBitCast(entryAddress, to: EntryFunction.self)
-        // The plugin's own code runs on a thread of its own, bounded in time: a plugin that hangs
-        // here is refused and its thread abandoned, instead of wedging the host (or its watcher).
-        let timeout = policy.registrationTimeout
-        let outcome: Registration? = BoundedCall.run(seconds: timeout) {
-            let site = PluginCallSite("the entry function of \(Self.escaped(Self.baseName(path)))")
-            let capacity = PluginABI.manifestCapacity
-            let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
-            buffer.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
-            let status = site.run { entry(PluginABI.manifestRequest, buffer) }
-            // Never trust the plugin to terminate the text: the last byte is the host's.
-            buffer.storeBytes(of: 0, toByteOffset: capacity - 1, as: UInt8.self)
-            let text = String(cString: buffer.assumingMemoryBound(to: CChar.self))
-            buffer.deallocate()
-            guard status == 0 else {
-                return .failed(
-                    "handshake failed: the entry function answered the manifest request with status \(status)"
-                        + (status == 2 ? " (manifest longer than \(capacity) bytes)" : ""))
-            }
-            let manifest: ParsedManifest
-            do {
-                manifest = try ParsedManifest(text)
-            } catch let e as HandshakeError {
-                return .failed("handshake failed: \(Self.escaped(e.lines.joined(separator: "; ")))")
-            } catch {
-                return .failed("handshake failed: \(error)")
-            }
-            if let conflict = self.nameConflict(manifest.name, path) { return .refused(manifest, conflict) }
-            let owner = KernelOwner.plugin(manifest.name, version: manifest.version, contentHash: hash)
-            // Declare, then register: the plugin's declaration is what its registration code says, run once
-            // in declaring mode; the second run must register exactly that.
-            var runs: [PluginRegistrar] = []
-            for declaring in [true, false] {
-                let registrar = PluginRegistrar(owner: owner, declaring: declaring)
-                let registering = PluginCallSite("the registration of plugin \(manifest.name)@\(manifest.version)")
-                let status = registering.run {
-                    entry(PluginABI.registerRequest, Unmanaged.passUnretained(registrar).toOpaque())
-                }
-                if status != 0 || registrar.failure != nil {
-                    let reason = registrar.failure ?? "status \(status)"
-                    return .refused(
-                        manifest,
-                        "registration failed: \(Self.escaped(reason)) "
-                            + "(\(declaring ? "while declaring; " : "")no kernels of it were registered)")
-                }
-                // What was registered until the entry function returned is all there is: a plugin that
-                // keeps the registrar cannot add to it while it is checked or after it is published.
-                registrar.seal()
-                runs.append(registrar)
-            }
-            let (declared, registered) = (runs[0], runs[1])
-            if declared.lateCalls + registered.lateCalls > 0 {
-                return .refused(
-                    manifest,
-                    "registered after its registration had returned (from a thread it started?); "
-                        + "register everything before returning (no kernels of it were registered)")
-            }
-            if let problem = registered.problems.first {
-                return .refused(manifest, "\(Self.escaped(problem)) (no kernels of it were registered)")
-            }
-            let d = Set(declared.declarations), r = Set(registered.declarations)
-            if let extra = r.subtracting(d).sorted().first {
-                return .refused(
-                    manifest,
-                    "registered \(Self.escaped(extra)) that its declaration does not list "
-                        + "(registration must not depend on isDeclaring; no kernels of it were registered)")
-            }
-            if let missing = d.subtracting(r).sorted().first {
-                return .refused(
-                    manifest,
-                    "declared \(Self.escaped(missing)) but did not register it "
-                        + "(registration must not depend on isDeclaring; no kernels of it were registered)")
-            }
-            return .registered(manifest, registered, owner)
-        }
-        guard let outcome else {
-            return row(
-                path, .rejected,
-                "hung while registering in the host: no result within \(PluginProbe.seconds(timeout)) s "
-                    + "(its thread is abandoned; restart the host to reclaim it)", hash: short, ms: elapsed())
-        }
-        let manifest: ParsedManifest
-        let registrar: PluginRegistrar
-        let owner: KernelOwner
-        switch outcome {
-        case .failed(let reason):
-            return row(path, .rejected, reason, hash: short, ms: elapsed())
-        case .refused(let m, let reason):
-            return row(path, .rejected, reason, plugin: m.name, version: m.version, hash: short, ms: elapsed())
-        case .registered(let m, let r, let o):
-            (manifest, registrar, owner) = (m, r, o)
-        }
-        let contents = registrar.contents  // sealed: the lists that were checked
-        if let verifier, verified == nil {
-            // Checked in a session of its own before anything is published: a plugin that computes
-            // wrong answers never serves a query here.
-            let scratch = Session()
-            scratch.kernels.replace(
-                pluginNamed: manifest.name, kernels: contents.kernels, rules: contents.rules,
-                owner: owner, compressorHooks: contents.compressorHooks, encodings: registrar.encodings,
-                storages: registrar.storages)
-            // Bounded like registration: a kernel that never returns refuses the plugin (its thread is
-            // abandoned), instead of wedging a host that runs verification itself (--no-probe).
-            let limit = verifier.hangSeconds
-            let name = manifest.name
-            switch BoundedCall.run(seconds: limit, { verifier.check(scratch, name) }) {
-            case nil:
-                return row(
-                    path, .rejected,
-                    "hung in verification (--verify \(verifier.level)): no result within "
-                        + "\(PluginProbe.seconds(limit)) s (its thread is abandoned; restart the host to reclaim it)",
-                    plugin: manifest.name, version: manifest.version, hash: short, ms: elapsed())
-            case .verified(let checked)?:
-                verified = checked
-            case .refused(let report)?:
-                return row(
-                    path, .rejected,
-                    "refused by verification (--verify \(verifier.level)): plugin \(Self.escaped(manifest.name)) "
-                        + "\(Self.escaped(manifest.version)): \(Self.escaped(report))",
-                    plugin: manifest.name, version: manifest.version, hash: short, ms: elapsed())
-            }
-        }
-        let replacedOld = plugins.first { $0.name == manifest.name }
-        session.kernels.replace(
-            pluginNamed: manifest.name, kernels: contents.kernels, rules: contents.rules,
-            owner: owner, compressorHooks: contents.compressorHooks, encodings: registrar.encodings,
-            storages: registrar.storages)
-        let loaded = LoadedPlugin(
-            name: manifest.name, version: manifest.version, file: path, contentHash: hash,
-            shadowPath: copy.displayPath, kernelCount: contents.kernels.count + contents.rules.count,
-            verified: verified)
-        state.withLock { $0.value.plugins[manifest.name] = loaded }
-        return row(
-            path, replacedOld == nil ? .loaded : .replaced,
-            replacedOld.map { "replaces version \(Self.escaped($0.version)) (\(String($0.contentHash.prefix(16))))" }
-                ?? "",
-            plugin: manifest.name, version: manifest.version, kernels: loaded.kernelCount, hash: short, ms: elapsed())
     }
 
     /// Puts a build checked for workers into the plugin set, in place of any build of its plugin. The
@@ -702,7 +315,7 @@ public final class PluginHost: Sendable {
 
     /// Why a plugin called `name` from `path` cannot load: one of that name already came from
     /// another file (a new build in the same file replaces it instead). Nil when it can.
-    private func nameConflict(_ name: String, _ path: String) -> String? {
+    func nameConflict(_ name: String, _ path: String) -> String? {
         guard let other = plugins.first(where: { $0.name == name }), Self.baseName(other.file) != Self.baseName(path)
         else {
             return nil
@@ -712,7 +325,7 @@ public final class PluginHost: Sendable {
     }
 
     /// What the plugin's handshake and registration came to.
-    private enum Registration: @unchecked Sendable {  // the registrar is handed from the bounded thread once
+    enum Registration: @unchecked Sendable {  // the registrar is handed from the bounded thread once
         case failed(String)
         case refused(ParsedManifest, String)
         case registered(ParsedManifest, PluginRegistrar, KernelOwner)
@@ -735,7 +348,7 @@ public final class PluginHost: Sendable {
     /// loads plugins itself has them mapped and lets go at once.
     var releasedHoldSeconds: Double { loading == .checkOnly ? 5 : 0 }
 
-    private func adoptHold(_ copy: PrivateCopies.Copy) {
+    func adoptHold(_ copy: PrivateCopies.Copy) {
         guard copy.hold >= 0 else { return }
         let spare = state.withLock { s -> Int32 in
             if s.value.holds[copy.name] != nil { return copy.hold }
@@ -747,17 +360,17 @@ public final class PluginHost: Sendable {
 
     /// Lets go of the copies of builds no longer in the plugin set, after ``releasedHoldSeconds``.
     private func releaseUnusedHolds() {
-        let now = Self.now()
+        let t = now()
         let grace = releasedHoldSeconds
         let staged = canaries.staged.map { Self.baseName($0.shadowPath) }
         let done = state.withLock { s -> [Int32] in
             let current = Set(s.value.plugins.values.map { Self.baseName($0.shadowPath) } + staged)
             for (name, fd) in s.value.holds where !current.contains(name) {
                 s.value.holds[name] = nil
-                s.value.released.append((fd, now))
+                s.value.released.append((fd, t))
             }
-            let done = s.value.released.filter { now - $0.time >= grace }.map(\.fd)
-            s.value.released.removeAll { now - $0.time >= grace }
+            let done = s.value.released.filter { t - $0.time >= grace }.map(\.fd)
+            s.value.released.removeAll { t - $0.time >= grace }
             return done
         }
         for fd in done { close(fd) }
@@ -804,100 +417,4 @@ public final class PluginHost: Sendable {
         return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):"
             + "\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
     }
-
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
-}
-
-/// Carries a value that is only touched under a lock.
-struct UnsafeSendable<T>: @unchecked Sendable {
-    var value: T
-    init(_ value: T) { self.value = value }
-}
-
-struct HandshakeError: Error {
-    var lines: [String]
-}
-
-/// A manifest as read by the host, checked field by field.
-struct ParsedManifest {
-    var name = ""
-    var version = ""
-    var abi = 0
-    var compiler = ""
-
-    /// What a plugin name may be, for messages.
-    static let nameRule = "expected letters, digits, '-', '_' or '.' (at most 128, not only dots)"
-
-    /// A manifest's name: also a file name component, so never empty, '.', '..', nor holding a '/'.
-    static func isValidName(_ name: String) -> Bool {
-        !(name.isEmpty || name.count > 128 || name.allSatisfy({ $0 == "." })
-            || !name.unicodeScalars.allSatisfy({
-                $0.isASCII
-                    && ($0.properties.isAlphabetic || ("0"..."9").contains($0)
-                        || $0 == "-" || $0 == "_" || $0 == ".")
-            }))
-    }
-
-    init(_ text: String) throws {
-        let lines = text.split(separator: "\n").map(String.init)
-        guard lines.first == PluginABI.magic else {
-            let sent = String((lines.first ?? "").prefix(80))
-            throw HandshakeError(lines: ["magic: host expects \(PluginABI.magic), plugin sent '\(sent)'"])
-        }
-        var fields: [String: String] = [:]
-        var problems: [String] = []
-        for line in lines.dropFirst() {
-            guard let eq = line.firstIndex(of: "=") else { continue }
-            let key = String(line[..<eq])
-            let value = String(line[line.index(after: eq)...])
-            if fields[key] != nil {
-                problems.append("manifest field '\(key.prefix(40))' given twice")
-            }
-            fields[key] = value
-        }
-        abi = Int(fields["abi"] ?? "") ?? -1
-        if !PluginABI.supportedPluginABIs.contains(abi) {
-            problems.append(
-                "plugin built against Eddy SDK ABI \(fields["abi"] ?? "none"), this host loads plugin ABI "
-                    + "\(PluginHost.abiRange): \(PluginHost.rebuildAdvice)")
-        }
-        name = fields["name"] ?? ""
-        version = fields["version"] ?? ""
-        compiler = fields["compiler"] ?? ""
-        let hostMajor = PluginABI.hostCompilerVersion.split(separator: ".").first.map(String.init) ?? ""
-        let parts = compiler.split(separator: ".", omittingEmptySubsequences: false)
-        let wellFormed =
-            parts.count == 2
-            && parts.allSatisfy { !$0.isEmpty && $0.count <= 4 && $0.allSatisfy { ("0"..."9").contains($0) } }
-        let pluginMajor = wellFormed ? String(parts[0]) : ""
-        if pluginMajor != hostMajor {
-            problems.append(
-                "plugin built with Swift \(compiler.isEmpty ? "(unknown)" : String(compiler.prefix(40))), this host with Swift "
-                    + "\(PluginABI.hostCompilerVersion) (Swift has no stable ABI across major versions on Linux): rebuild it "
-                    + "with a Swift \(hostMajor).x compiler")
-        }
-        if !Self.isValidName(name) {
-            problems.append("plugin name: \(Self.nameRule), found '\(name.prefix(140))'")
-        }
-        let printable = version.unicodeScalars.allSatisfy {
-            $0.properties.generalCategory != .control && $0.properties.generalCategory != .format
-        }
-        if version.allSatisfy({ $0 == " " || $0 == "\t" }) || version.count > 64 || !printable {
-            problems.append(
-                "plugin version: expected a version (at most 64 characters, no control characters), found '\(version.prefix(70))'"
-            )
-        }
-        if !problems.isEmpty { throw HandshakeError(lines: problems) }
-    }
-}
-
-extension PluginHost {
-    /// Whether `name` is a name a manifest may give (checked as ``ParsedManifest`` checks it).
-    @_spi(Host) public static func isValidPluginName(_ name: String) -> Bool { ParsedManifest.isValidName(name) }
-    /// What a plugin name may be, for messages.
-    @_spi(Host) public static var pluginNameRule: String { ParsedManifest.nameRule }
 }

@@ -1,4 +1,5 @@
 import CEddyHost
+import EddyIO
 
 #if canImport(Glibc)
     import Glibc
@@ -83,13 +84,13 @@ public struct PluginProbe: Sendable {
             close(fds[1])
             return .failed("could not start the probe process: \(error)")
         }
-        let deadline = PluginHost.now() + timeout
+        let deadline = now() + timeout
         var record: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         var hung = false
         // Read the record until the child closes the pipe (it exits), bounded in time and size.
         while true {
-            let remaining = deadline - PluginHost.now()
+            let remaining = deadline - now()
             if remaining <= 0 {
                 hung = true
                 break
@@ -110,7 +111,7 @@ public struct PluginProbe: Sendable {
                 let r = waitpid(pid, &status, WNOHANG)
                 if r == pid { break }
                 if r < 0 && errno != EINTR { break }
-                if PluginHost.now() >= deadline {
+                if now() >= deadline {
                     hung = true
                     break
                 }

@@ -1,5 +1,6 @@
 import CEddyHost
 @_spi(Host) import Eddy
+import EddyIO
 import Synchronization
 
 #if canImport(Glibc)
@@ -109,7 +110,7 @@ public final class PluginWatcher: Sendable {
         var directoryPresent = true
         var dirty = false
         var dirtySince = 0.0
-        var lastRescan = PluginHost.now()
+        var lastRescan = EddyIO.now()
         let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF)
         func attach() {
             if fd < 0 { fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC)) }
@@ -149,7 +150,7 @@ public final class PluginWatcher: Sendable {
                     }
                     if PluginHost.isCandidate(name) {
                         dirty = true
-                        dirtySince = PluginHost.now()
+                        dirtySince = EddyIO.now()
                         if evMask & UInt32(IN_CLOSE_WRITE | IN_MOVED_TO) != 0 {
                             settled[name] = Self.signature(directory + "/" + name)
                         }
@@ -161,7 +162,7 @@ public final class PluginWatcher: Sendable {
                 dirtySince = 0
                 settleAll = true
             }
-            let now = PluginHost.now()
+            let now = EddyIO.now()
             // Directory gone: keep serving the last good set; look for it again on each rescan.
             if watch < 0 {
                 var st = stat()

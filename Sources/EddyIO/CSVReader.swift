@@ -848,9 +848,3 @@ extension TableReader {
         return { batch }
     }
 }
-
-/// A value handed to other threads that only read it (or that become its only user).
-public struct UncheckedBox<T>: @unchecked Sendable {
-    public let value: T
-    public init(_ value: T) { self.value = value }
-}
