@@ -98,3 +98,26 @@ public struct TableOptions: Sendable {
             descriptor: descriptor)
     }
 }
+
+extension Compressor.Goal {
+    /// The goal a user named — `auto`, `query` or `storage` (`--compression`, the `compression` field of
+    /// `/eval`) — or nil for any other name. `eddy eval`, `eddy serve` and its workers decide how a batch
+    /// is encoded by this one name, never by which plugins are loaded.
+    public init?(named name: String) {
+        switch name {
+        case "auto": self = .auto
+        case "query": self = .query
+        case "storage": self = .storage
+        default: return nil
+        }
+    }
+
+    /// The names ``init(named:)`` takes.
+    public static let names = ["auto", "query", "storage"]
+
+    /// What refuses a name that is no goal: `option` is how the surface spells the setting
+    /// (`--compression`, `compression`).
+    public static func unknown(_ name: String, option: String) -> String {
+        "unknown \(option) '\(escapedForDisplay(name))'; use auto, query or storage"
+    }
+}

@@ -1,4 +1,5 @@
 import Crypto
+@_spi(Host) import Eddy
 @_spi(Host) import EddyHost
 @_spi(Host) import EddyIO
 import Foundation
@@ -89,6 +90,7 @@ struct CrashBundles: Sendable {
             request["input_format"] = job.inputFormat
             request["format"] = job.format
             request["threads"] = job.threads
+            request["compression"] = job.compression
             if let w = job.where { request["where"] = w }
             if let s = job.select { request["select"] = s }
             input["uploaded"] = job.uploaded
@@ -221,6 +223,9 @@ public struct CrashBundle: Sendable {
     public let inputSHA256: String?
     public let uploadTruncated: Bool
     public let inputFormat: String?
+    /// How the request's batches were encoded (`auto`, `query`, `storage`); nil in bundles written
+    /// before requests named it (the replay then encodes as `eddy eval` does by default).
+    public let compression: String?
     public let predicate: String?
     public let select: String?
     public let threads: Int
@@ -285,6 +290,7 @@ public struct CrashBundle: Sendable {
         predicate = request["where"] as? String
         select = request["select"] as? String
         threads = min(max(request["threads"] as? Int ?? 1, 1), 256)
+        compression = (request["compression"] as? String).flatMap { Compressor.Goal(named: $0) != nil ? $0 : nil }
         evalTimeout = min(max(request["eval_timeout"] as? Double ?? 30, 0.1), 3600)
     }
 
@@ -311,6 +317,6 @@ public struct CrashBundle: Sendable {
     public func evalArguments(pluginDir: String) -> [String] {
         [input, "--format", "json", "--plugin-dir", pluginDir, "--verify", "off", "--threads", String(threads)]
             + (inputFormat.map { ["--input-format", $0] } ?? []) + (predicate.map { ["--where", $0] } ?? [])
-            + (select.map { ["--select", $0] } ?? [])
+            + (select.map { ["--select", $0] } ?? []) + (compression.map { ["--compression", $0] } ?? [])
     }
 }

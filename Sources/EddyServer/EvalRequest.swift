@@ -27,6 +27,8 @@ enum EvalRequest {
         var trace = false
         var path: String?
         var threads: Int?
+        /// How batches are encoded (`auto`, `query` or `storage`), as `eddy eval --compression`.
+        var compression: String?
         /// The request's `Accept` header: an Arrow stream is answered when it asks for one (see
         /// ``ArrowAnswer/wanted(_:)``) and no `format` says otherwise.
         var accept: String?
@@ -42,7 +44,9 @@ enum EvalRequest {
         }
     }
 
-    static let queryFields: Set<String> = ["where", "select", "format", "input_format", "trace", "path", "threads"]
+    static let queryFields: Set<String> = [
+        "where", "select", "format", "input_format", "trace", "path", "threads", "compression",
+    ]
 
     /// The most threads one request may ask for: the cores this process may run on.
     static var maxThreads: Int { availableCores() }
@@ -115,6 +119,7 @@ enum EvalRequest {
             case "input_format": p.inputFormat = value
             case "path": p.path = value
             case "threads": p.threads = try threads(value)
+            case "compression": p.compression = value
             case "trace":
                 switch value.lowercased() {
                 case "1", "true", "yes": p.trace = true
@@ -165,6 +170,7 @@ enum EvalRequest {
             case "select": p.select = try string() ?? p.select
             case "format": p.format = try string() ?? p.format
             case "input_format": p.inputFormat = try string() ?? p.inputFormat
+            case "compression": p.compression = try string() ?? p.compression
             case "threads":
                 switch value {
                 case .number(let text): p.threads = try threads(text)
@@ -293,6 +299,9 @@ enum EvalRequest {
         /// Batches evaluated at once (the request's `threads`, default 1: concurrent requests and
         /// workers are the server's parallelism).
         var threads: Int = 1
+        /// How batches are encoded: a ``Compressor/Goal`` name (`auto` unless the request named one),
+        /// the same rule as `eddy eval --compression` — never chosen by which plugins are loaded.
+        var compression: String = "auto"
         /// The file, open: what the evaluation reads (`path` only names it in messages). It crosses
         /// to a worker as a descriptor passed over the socket (SCM_RIGHTS).
         var file: OpenedFile?
@@ -347,12 +356,17 @@ enum EvalRequest {
             } else {
                 kind = InputFormat.of(path: path, descriptor: opened.descriptor)
             }
+            let compression = params.compression ?? "auto"
+            guard Compressor.Goal(named: compression) != nil else {
+                throw Refusal(.badRequest, Compressor.Goal.unknown(compression, option: "compression"))
+            }
             let limits = server.options.expressionLimits
             return Job(
                 path: path, inputFormat: kind.rawValue, format: format, where: params.where, select: params.select,
                 trace: params.trace, uploaded: uploaded != nil, maxResultBytes: server.options.maxResultBytes,
                 expressionMaxLength: limits.maxLength, expressionMaxDepth: limits.maxDepth,
-                expressionMaxTerms: limits.maxTerms, threads: params.threads ?? 1, file: opened)
+                expressionMaxTerms: limits.maxTerms, threads: params.threads ?? 1, compression: compression,
+                file: opened)
         } catch {
             if let uploaded { unlink(uploaded) }
             throw error
@@ -413,6 +427,9 @@ enum EvalRequest {
         // Encodings stored in an `.eddy` file are looked up among this session's, plugins' included (a
         // session for one plugin alone keeps every plugin's storages).
         let encodings = check == .confirm ? session.kernels.snapshot : context.snapshot
+        // As `eddy eval --compression`: the request's goal, whichever plugins are loaded (so a shadow check's
+        // confirmation and a replay of the request encode the input as the answer did).
+        let goal = Compressor.Goal(named: job.compression) ?? .auto
         let compressor: Compressor
         var hookUse: HookUse?
         switch check {
@@ -420,11 +437,10 @@ enum EvalRequest {
             // No hook, no encoding at all: the columns stay as parsed.
             compressor = Compressor(maxDepth: 0, hooks: [], goal: .query)
         case .confirm:
-            // The engine's encodings as the answer had them (the goal depends on the plugins' kernels), no hook.
-            compressor = Compressor(hooks: [], goal: Compressor.goal(for: encodings))
+            // The engine's encodings as the answer had them, no hook.
+            compressor = Compressor(hooks: [], goal: goal)
         case .alone:
-            compressor = Compressor(
-                hooks: context.snapshot.compressorHooks, goal: Compressor.goal(for: context.snapshot))
+            compressor = Compressor(hooks: context.snapshot.compressorHooks, goal: goal)
         case .report, .none:
             let use = hooks?.use ?? (check == .report ? HookUse() : nil)
             use?.reset()
@@ -432,7 +448,7 @@ enum EvalRequest {
             let hooked =
                 hooks?.hooks(for: context.snapshot)
                 ?? (use.map { $0.wrapping(context.snapshot.compressorHooks) } ?? context.snapshot.compressorHooks)
-            compressor = Compressor(hooks: hooked, goal: Compressor.goal(for: context.snapshot))
+            compressor = Compressor(hooks: hooked, goal: goal)
         }
         var response: [String: Any] = [
             "fingerprint": context.snapshot.fingerprint, "generation": context.snapshot.generation,

@@ -81,6 +81,7 @@ struct WorkerRequest: Sendable {
             ] {
                 w.u64(UInt64(max(0, v)))
             }
+            w.string(job.compression)
             w.u8(job.file != nil ? 1 : 0)
         } else {
             w.u8(0)
@@ -121,12 +122,13 @@ struct WorkerRequest: Sendable {
             let whereText = try r.optional(), select = try r.optional()
             let trace = try r.u8() == 1, uploaded = try r.u8() == 1
             let limits = try (0..<5).map { _ in Int(clamping: try r.u64()) }
+            let compression = try r.string()
             expectsFile = try r.u8() == 1
             job = EvalRequest.Job(
                 path: path, inputFormat: inputFormat, format: format, where: whereText, select: select,
                 trace: trace, uploaded: uploaded, maxResultBytes: limits[0],
                 expressionMaxLength: limits[1], expressionMaxDepth: limits[2], expressionMaxTerms: limits[3],
-                threads: limits[4])
+                threads: limits[4], compression: compression)
         } else {
             job = nil
         }

@@ -102,16 +102,8 @@ struct EvalCommand: ParsableCommand {
             throw ValidationError("--batch-rows must be between 1 and \(1 << 24)")
         }
         guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
-        guard ["auto", "query", "storage"].contains(compression) else {
-            throw ValidationError("unknown --compression '\(compression)'; use auto, query or storage")
-        }
-    }
-
-    func compressionGoal(_ snapshot: KernelSnapshot) -> Compressor.Goal {
-        switch compression {
-        case "query": .query
-        case "storage": .storage
-        default: .auto
+        guard Compressor.Goal(named: compression) != nil else {
+            throw ValidationError(Compressor.Goal.unknown(compression, option: "--compression"))
         }
     }
 
@@ -159,7 +151,8 @@ struct EvalCommand: ParsableCommand {
             let evaluation = try Evaluation(
                 reader: reader, whereText: predicate, selectText: select,
                 context: context,
-                compressor: Compressor(hooks: context.snapshot.compressorHooks, goal: compressionGoal(context.snapshot))
+                compressor: Compressor(
+                    hooks: context.snapshot.compressorHooks, goal: Compressor.Goal(named: compression) ?? .auto)
             )
             evaluation.threads = threads
             evaluation.zoneMaps = !noZoneMaps

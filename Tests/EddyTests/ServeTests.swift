@@ -133,12 +133,14 @@ final class Server: @unchecked Sendable {
         return (status, object)
     }
 
-    func eval(_ csv: String, where predicate: String? = nil, select: String? = nil, trace: Bool = false) throws
-        -> (Int, [String: Any])
-    {
+    func eval(
+        _ csv: String, where predicate: String? = nil, select: String? = nil, trace: Bool = false,
+        compression: String? = nil
+    ) throws -> (Int, [String: Any]) {
         var body: [String: Any] = ["path": csv, "trace": trace]
         if let predicate { body["where"] = predicate }
         if let select { body["select"] = select }
+        if let compression { body["compression"] = compression }
         return try request("POST", "/eval", json: body)
     }
 
@@ -186,7 +188,8 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         let dir = ScratchDirectory()
         let server = try Server(pluginDir: dir.path, arguments: ["--workers", workers])
         let query = (where: "city = 'Nice' and trip_id < 100900", select: "trip_id, fare")
-        let (s0, base) = try server.eval(csv, where: query.where, select: query.select, trace: true)
+        let (s0, base) = try server.eval(
+            csv, where: query.where, select: query.select, trace: true, compression: "storage")
         #expect(s0 == 200 && base["fingerprint"] as? String == "builtin only", "\(base)")
         let expected = base["result"] as? [[String: Any]] ?? []
         #expect(expected.count > 100)
@@ -194,7 +197,8 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         // Add with cp.
         try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
         try server.waitForPlugin("delta.so") { $0?["status"] as? String == "loaded" }
-        let (s1, r1) = try server.eval(csv, where: query.where, select: query.select, trace: true)
+        let (s1, r1) = try server.eval(
+            csv, where: query.where, select: query.select, trace: true, compression: "storage")
         #expect(s1 == 200)
         #expect((r1["fingerprint"] as? String)?.hasPrefix("delta@1.0.0#") == true, "\(r1["fingerprint"] ?? "")")
         #expect(traceOwners(r1).contains("plugin delta@1.0.0"))
@@ -204,7 +208,8 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         try dir.copy(PluginFiles.built("EddyPluginPackedDictCompare"), as: ".incoming.so")
         try FileManager.default.moveItem(atPath: dir.path + "/.incoming.so", toPath: dir.path + "/packed.so")
         try server.waitForPlugin("packed.so") { $0?["status"] as? String == "loaded" }
-        let (_, r2) = try server.eval(csv, where: query.where, select: query.select, trace: true)
+        let (_, r2) = try server.eval(
+            csv, where: query.where, select: query.select, trace: true, compression: "storage")
         #expect(traceOwners(r2).contains("plugin packed-dict-compare@1.0.0"), "\(traceOwners(r2))")
 
         // Replace with a rebuilt version (cp over the file in place).
@@ -213,7 +218,8 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         try server.waitForPlugin("delta.so") {
             $0?["version"] as? String == "2.0.0" && $0?["status"] as? String == "replaced"
         }
-        let (_, r3) = try server.eval(csv, where: query.where, select: query.select, trace: true)
+        let (_, r3) = try server.eval(
+            csv, where: query.where, select: query.select, trace: true, compression: "storage")
         #expect((r3["fingerprint"] as? String)?.contains("delta@2.0.0#") == true)
         // One generation per server: every reply and /health count the changes alike (a worker that
         // replaced a plugin in two steps too).
@@ -227,7 +233,8 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         // Remove: built-ins take over again.
         try FileManager.default.removeItem(atPath: dir.path + "/delta.so")
         try server.waitForPlugin("delta.so") { $0 == nil }
-        let (_, r4) = try server.eval(csv, where: query.where, select: query.select, trace: true)
+        let (_, r4) = try server.eval(
+            csv, where: query.where, select: query.select, trace: true, compression: "storage")
         #expect(!(r4["fingerprint"] as? String ?? "").contains("delta"))
         let (_, health4) = try server.request("GET", "/health")
         #expect(r4["generation"] as? Int == health4["generation"] as? Int, "\(r4["generation"] ?? "") \(health4)")
@@ -239,6 +246,42 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         #expect(text.contains("eddy_plugin_loads_total 3"), "\(text)")
         #expect(text.contains("eddy_plugin_removals_total 1"))
         #expect(server.logText.contains("plugin replaced") && server.logText.contains("plugin removed"))
+    }
+
+    /// How `eddy serve` encodes a CSV request is the request's `compression` (default `auto`), as `eddy eval
+    /// --compression`, never decided by which plugins are loaded (issue 22). With the packed-dict-compare
+    /// example loaded (a kernel on dictionaries over the engine's bit-packed codes, which only storage
+    /// compression makes), a default request encodes the filtered column for the query and the kernel is not
+    /// reached — in the server and in `eddy eval` alike; a request that asks for `storage` meets it. The
+    /// answers agree; a goal that is no goal is refused by name.
+    @Test func theRequestNotTheLoadedPluginsChoosesTheEncoding() throws {
+        let work = ScratchDirectory()
+        let csv = tripsCSV(work)
+        let dir = ScratchDirectory()
+        try dir.copy(PluginFiles.built("EddyPluginPackedDictCompare"), as: "packed.so")
+        let server = try Server(pluginDir: dir.path, arguments: ["--workers", "1"])
+        try server.waitForPlugin("packed.so") { $0?["status"] as? String == "loaded" }
+        let owner = "plugin packed-dict-compare@1.0.0"
+        let (s1, plain) = try server.eval(csv, where: "city = 'Nice'", select: "count(*)", trace: true)
+        #expect(s1 == 200 && !traceOwners(plain).contains(owner), "\(plain)")
+        let (s2, stored) = try server.eval(
+            csv, where: "city = 'Nice'", select: "count(*)", trace: true, compression: "storage")
+        #expect(s2 == 200 && traceOwners(stored).contains(owner), "\(stored)")
+        let count = (plain["result"] as? [[String: Any]])?.first?["count(*)"] as? Int
+        #expect(count != nil && count == (stored["result"] as? [[String: Any]])?.first?["count(*)"] as? Int)
+        let (bad, refusal) = try server.eval(csv, select: "count(*)", compression: "smallest")
+        #expect(bad == 400, "\(refusal)")
+        #expect(
+            refusal["error"] as? String == "unknown compression 'smallest'; use auto, query or storage", "\(refusal)")
+
+        for (goal, fires) in [("auto", false), ("storage", true)] {
+            let r = try Eddy.run([
+                "eval", csv, "--plugin-dir", dir.path, "--where", "city = 'Nice'", "--select", "count(*)",
+                "--compression", goal, "--explain",
+            ])
+            #expect(r.status == 0 && r.stdout.contains("\(count ?? -1)"), "\(r.stdout) \(r.stderr)")
+            #expect(r.stderr.contains("[\(owner)]") == fires, "\(goal): \(r.stderr)")
+        }
     }
 
     @Test(arguments: ["2", "0"])
@@ -281,14 +324,17 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         nonisolated(unsafe) var long: (Int, [String: Any])?
         let finished = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
-            long = try? server.eval(csv, where: "trip_id < 100500 or city = 'Brest'", select: "count(*)", trace: true)
+            long = try? server.eval(
+                csv, where: "trip_id < 100500 or city = 'Brest'", select: "count(*)", trace: true,
+                compression: "storage")
             finished.signal()
         }
         usleep(400_000)
         let data = try Data(contentsOf: URL(fileURLWithPath: PluginFiles.built("EddyFixtureDeltaV2")))
         try data.write(to: URL(fileURLWithPath: dir.path + "/delta.so"))
         try server.waitForPlugin("delta.so") { $0?["version"] as? String == "2.0.0" }
-        let (_, during) = try server.eval(csv, where: "trip_id < 100010", select: "count(*)", trace: true)
+        let (_, during) = try server.eval(
+            csv, where: "trip_id < 100010", select: "count(*)", trace: true, compression: "storage")
         #expect(traceOwners(during).contains("plugin delta@2.0.0"))
         finished.wait()
         let (status, response) = try #require(long)
@@ -479,7 +525,8 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         usleep(600_000)
         let work = ScratchDirectory()
         let csv = tripsCSV(work, rows: 100)
-        let (status, r) = try server.eval(csv, where: "trip_id < 100010", select: "count(*)", trace: true)
+        let (status, r) = try server.eval(
+            csv, where: "trip_id < 100010", select: "count(*)", trace: true, compression: "storage")
         #expect(status == 200 && traceOwners(r).contains("plugin delta@1.0.0"), "\(r)")
         #expect(server.logText.contains("plugin directoryGone"))
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

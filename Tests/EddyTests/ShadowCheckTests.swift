@@ -82,7 +82,8 @@ import Testing
         let csv = s.work.write("decimals.csv", Self.decimals)
         // The planted bug reaches the client: the plugin's compare kernel (it fires: the trace names it)
         // rounds 12.345 to 12.35. The check runs after this answer, off the request's path.
-        let (code, body) = try s.server.eval(csv, where: "x = 12.345", select: "count(*)", trace: true)
+        let (code, body) = try s.server.eval(
+            csv, where: "x = 12.345", select: "count(*)", trace: true, compression: "query")
         #expect(code == 200, "\(body)")
         #expect(traceOwners(body).contains("plugin decimal@0.1.0"), "\(body)")
         #expect(Setup.count(body) == 100, "the rounded-constant build answers wrongly: \(body)")
@@ -117,7 +118,7 @@ import Testing
         #expect(reference.contains("{\"count(*)\": 0}"), "\(reference)")
 
         // The next request is answered without the quarantined build, and rightly.
-        let (again, next) = try s.server.eval(csv, where: "x = 12.345", select: "count(*)")
+        let (again, next) = try s.server.eval(csv, where: "x = 12.345", select: "count(*)", compression: "query")
         #expect(again == 200 && Setup.count(next) == 0, "\(next)")
         #expect((next["plugins"] as? [Any])?.isEmpty == true, "\(next)")
     }
@@ -141,6 +142,7 @@ import Testing
         var plugged = 0
         for var q in queries {
             q["path"] = csv
+            q["compression"] = "query"  // every column read encoded for the query: the hook meets `sum(x)` too
             let (code, body) = try s.server.request("POST", "/eval", json: q)
             #expect(code == 200, "\(q): \(body)")
             if (body["plugins"] as? [Any])?.isEmpty == false { plugged += 1 }
@@ -163,7 +165,8 @@ import Testing
         let csv = s.work.write(
             "fares.csv",
             "id,city,fare\n" + (0..<6_000).map { "\($0),\(["Lyon", "Paris", "Nice"][$0 % 3]),0.1\n" }.joined())
-        let (code, body) = try s.server.eval(csv, where: "city = 'Lyon'", select: "sum(fare)", trace: true)
+        let (code, body) = try s.server.eval(
+            csv, where: "city = 'Lyon'", select: "sum(fare)", trace: true, compression: "storage")
         #expect(code == 200, "\(body)")
         #expect(traceOwners(body).contains("plugin packed-dict-compare@1.0.0"), "the plugin's kernel fired: \(body)")
         #expect(try s.waitForMetric("eddy_shadow_checks_inconclusive_total", atLeast: 1) == 1, "\(s.server.logText)")
@@ -181,8 +184,14 @@ import Testing
         let s = try Setup(
             plugin: try DecimalFixture.plugin(.roundedConstant), workers: workers,
             others: ["delta.so": PluginFiles.built("EddyPluginDelta")])
-        let csv = s.work.write("decimals.csv", Self.decimals)
-        let (code, body) = try s.server.eval(csv, where: "id >= 150 and x = 12.345", select: "count(*)", trace: true)
+        // Storage compression, so that delta's storage hook is asked for `id`; a hundred distinct prices beside
+        // 12.34, 12.35 and 1.5, so that the decimal encoding is the smallest for `x` (a dictionary is, for three
+        // values). 50 rows from 200 on hold 12.35, which the rounded constant 12.345 wrongly matches.
+        let csv = s.work.write(
+            "decimals.csv",
+            "id,x\n" + (0..<400).map { "\($0),\([12.34, 12.35, 1.5, 100 + Double($0) / 100][$0 % 4])\n" }.joined())
+        let (code, body) = try s.server.eval(
+            csv, where: "id >= 200 and x = 12.345", select: "count(*)", trace: true, compression: "storage")
         #expect(code == 200, "\(body)")
         let owners = traceOwners(body)
         #expect(owners.contains("plugin decimal@0.1.0") && owners.contains("plugin delta@1.0.0"), "\(owners)")
@@ -209,7 +218,8 @@ import Testing
         #expect(alone.contains("{\"count(*)\": 50}"), "\(alone)")
 
         // Delta still serves: its kernel fires, and the answer is right.
-        let (again, next) = try s.server.eval(csv, where: "id >= 150 and x = 12.345", select: "count(*)", trace: true)
+        let (again, next) = try s.server.eval(
+            csv, where: "id >= 200 and x = 12.345", select: "count(*)", trace: true, compression: "storage")
         #expect(again == 200 && Setup.count(next) == 0, "\(next)")
         #expect(traceOwners(next).contains("plugin delta@1.0.0"), "\(next)")
     }
@@ -227,7 +237,7 @@ import Testing
         var answered = 0
         var id = 300
         for _ in 0..<12 {
-            let (code, body) = try s.server.eval(csv, where: "x > 1", select: "count(*)")
+            let (code, body) = try s.server.eval(csv, where: "x > 1", select: "count(*)", compression: "query")
             if code == 200 && (body["plugins"] as? [Any])?.isEmpty == false { answered += 1 }
             let lines = Array((0..<50).map { "\(id + $0),12.34\n" }.joined().utf8)
             #expect(write(fd, lines, lines.count) == lines.count)
@@ -320,7 +330,7 @@ import Testing
     @Test func rateZeroChecksNothing() throws {
         let s = try Setup(plugin: try DecimalFixture.plugin(.roundedConstant), workers: "1", rate: "0")
         let csv = s.work.write("decimals.csv", Self.decimals)
-        let (code, body) = try s.server.eval(csv, where: "x = 12.345", select: "count(*)")
+        let (code, body) = try s.server.eval(csv, where: "x = 12.345", select: "count(*)", compression: "query")
         #expect(code == 200 && Setup.count(body) == 100, "\(body)")
         usleep(500_000)
         #expect(try s.metric("eddy_shadow_checks_total") == 0)

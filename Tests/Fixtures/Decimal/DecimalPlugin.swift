@@ -130,7 +130,11 @@ public enum DecimalPlugin: EddyPlugin {
 
     public static func register(into registrar: PluginRegistrar) throws {
         registrar.encoding(DecimalArray.self)
-        registrar.registerCompressor("decimal floats", applies: { $0.ptype == .float64 }) { column, compressChild in
+        // For queries too: a comparison or a sum over the scaled integers pays within one pass, so a CSV
+        // column a query reads gets this encoding (`--compression query`, or `auto` for a filtered column).
+        registrar.registerCompressor(
+            "decimal floats", purpose: .queryAndStorage, applies: { $0.ptype == .float64 }
+        ) { column, compressChild in
             guard let p = column as? PrimitiveArray, let (e, digits) = try DecimalArray.encode(p), e > 0 else {
                 return nil
             }

@@ -31,8 +31,8 @@ public struct Compressor: Sendable {
         /// encoding it). The loaded plugins' kernels never change the choice. What `eddy eval` does by default.
         case auto
         /// ``storage`` when `storage`, else ``query``, with every hook asked whatever its purpose: what
-        /// ``goal(for:)`` gives `eddy serve` for a CSV request, whose shadow checks rely on plugins' kernels
-        /// meeting their encodings (the rule of ``auto`` is not applied there yet).
+        /// ``goal(for:)`` gives. Neither `eddy eval` nor `eddy serve` uses it (both take the goal the user
+        /// names, ``auto`` by default); kept so that plugins built against SDK 1.x still link.
         case serving(storage: Bool)
     }
 
@@ -44,11 +44,11 @@ public struct Compressor: Sendable {
         case computed
     }
 
-    /// The goal `eddy serve` uses for a CSV request with `snapshot`'s kernels: ``Goal/serving(storage:)``,
-    /// storage when a plugin has kernels or rules on the engine's compressed encodings (a dictionary, run-end,
-    /// bit-packed, frame-of-reference, sparse or constant child), which only the storage goal produces for
-    /// every column they may apply to. One-shot `eddy eval` uses ``Goal/auto`` instead: there, that switch
-    /// made every column of every batch costlier to encode, and CSV queries 2–3× slower with a plugin loaded.
+    /// ``Goal/serving(storage:)``, storage when a plugin has kernels or rules on the engine's compressed
+    /// encodings (a dictionary, run-end, bit-packed, frame-of-reference, sparse or constant child). Not used
+    /// by the host any more: switching every column of every batch to storage compression because a plugin
+    /// was loaded made CSV queries 2–3× slower. `eddy eval` and `eddy serve` both encode by the goal the
+    /// user names (``Goal/auto`` by default). Kept for plugins built against SDK 1.x.
     public static func goal(for snapshot: KernelSnapshot) -> Goal {
         let compressed: Set<EncodingID> = [
             DictArray.id, RunEndArray.id, BitPackedArray.id, FoRArray.id, SparseArray.id, ConstantArray.id,
