@@ -1,0 +1,40 @@
+@_spi(Host) import Eddy
+
+/// A source of record batches.
+public protocol TableReader: AnyObject {
+    /// The schema indices of the columns batches must carry, or nil for all of them. The others
+    /// are not typed, built or copied (a CSV reader still finds their boundaries); a batch holds an
+    /// all-null placeholder of the column's type in their place. Set before the first `next()`.
+    var projection: Set<Int>? { get set }
+    var schema: Schema { get }
+    var path: String { get }
+    var bytesRead: Int { get }
+    var fileSize: Int { get }
+    func next() throws -> RecordBatch?
+    /// The next batch in two steps: the call reads (in file order, on the caller's thread); the returned
+    /// function types and builds the batch's columns and may run on another thread, while the next batch
+    /// is read. Nil at the end of the input.
+    func nextDeferred() throws -> (@Sendable () throws -> RecordBatch)?
+    /// The number of records left, counted without building batches (for `count(*)` alone), on up
+    /// to `threads` threads, and the threads it took; nil when the reader cannot (the caller then
+    /// counts batches). Consumes the input only when it returns a count.
+    func countRemaining(threads: Int) throws -> (records: Int, threads: Int)?
+    /// Whether `nextDeferred()` does no reading of its own (the batches are views of a mapped file):
+    /// then there is nothing to overlap with evaluation, and the caller may take many batches at once
+    /// and evaluate them on its own thread too.
+    var readsInPlace: Bool { get }
+}
+
+extension TableReader {
+    /// No fast count: the batches count the rows.
+    public func countRemaining(threads: Int) throws -> (records: Int, threads: Int)? { nil }
+
+    /// Readers read (and copy) their input unless they say otherwise.
+    public var readsInPlace: Bool { false }
+
+    /// Reads and builds on the caller's thread (readers that cannot split the two).
+    public func nextDeferred() throws -> (@Sendable () throws -> RecordBatch)? {
+        guard let batch = try next() else { return nil }
+        return { batch }
+    }
+}
