@@ -102,26 +102,31 @@ public final class EddyServer: Sendable {
         self.logger = logger
         self.metrics = metrics
         self.watcher = PluginWatcher(host: host, directory: pluginDirectory, rescanSeconds: rescanSeconds) { event in
-            // File names and details come from the directory and the plugin: escaped, one log line each.
-            var meta: Logger.Metadata = [
-                "file": "\(PluginHost.escaped(event.file))", "generation": "\(event.generation)",
-            ]
-            if !event.plugin.isEmpty {
-                meta["plugin"] = "\(PluginHost.escaped(event.plugin))@\(PluginHost.escaped(event.version))"
-            }
-            if !event.detail.isEmpty { meta["detail"] = "\(PluginHost.escaped(event.detail))" }
-            switch event.kind {
-            case .added, .replaced: metrics.pluginLoads.increment()
-            case .rejected: metrics.pluginRejections.increment()
-            case .removed: metrics.pluginRemovals.increment()
-            default: break
-            }
-            metrics.generation.set(Double(event.generation))
-            metrics.retainedImages.set(Double(host.retainedImages))
-            let level: Logger.Level = event.kind == .rejected || event.kind == .directoryGone ? .warning : .info
-            logger.log(level: level, "plugin \(event.kind.rawValue)", metadata: meta)
+            Self.pluginEvent(event, metrics: metrics, host: host, logger: logger)
         }
         installCanaries()
+    }
+
+    /// Counts and logs what happened to the plugin set (the watcher's events).
+    static func pluginEvent(_ event: PluginEvent, metrics: Metrics, host: PluginHost, logger: Logger) {
+        // File names and details come from the directory and the plugin: escaped, one log line each.
+        var meta: Logger.Metadata = [
+            "file": "\(PluginHost.escaped(event.file))", "generation": "\(event.generation)",
+        ]
+        if !event.plugin.isEmpty {
+            meta["plugin"] = "\(PluginHost.escaped(event.plugin))@\(PluginHost.escaped(event.version))"
+        }
+        if !event.detail.isEmpty { meta["detail"] = "\(PluginHost.escaped(event.detail))" }
+        switch event.kind {
+        case .added, .replaced: metrics.pluginLoads.increment()
+        case .rejected: metrics.pluginRejections.increment()
+        case .removed: metrics.pluginRemovals.increment()
+        default: break
+        }
+        metrics.generation.set(Double(event.generation))
+        metrics.retainedImages.set(Double(host.retainedImages))
+        let level: Logger.Level = event.kind == .rejected || event.kind == .directoryGone ? .warning : .info
+        logger.log(level: level, "plugin \(event.kind.rawValue)", metadata: meta)
     }
 
     /// What confines plugin code in a server started with `options` on this kernel.
