@@ -133,8 +133,7 @@ public final class LastGoodBuilds: Sendable {
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == geteuid(), st.st_size <= Self.limit
         else { return [] }
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-        guard PluginFileIO.readFully(fd, into: &bytes, at: 0) else { return [] }
+        guard let bytes = PluginFileIO.read(fd, count: Int(st.st_size), at: 0) else { return [] }
         return String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap { Self.parse(String($0)) }
     }
 

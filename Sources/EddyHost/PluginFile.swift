@@ -137,8 +137,7 @@ struct PluginFile {
         } catch {
             throw Refusal(reason: "\(error.check) check failed: expected \(error.expected), found \(error.found)")
         }
-        var bytes = [UInt8](repeating: 0, count: size)
-        guard PluginFileIO.readFully(fd, into: &bytes, at: 0) else {
+        guard let bytes = PluginFileIO.read(fd, count: size, at: 0) else {
             throw Refusal(reason: "the file changed size while it was read")
         }
         return bytes

@@ -299,8 +299,9 @@ public enum PluginSignature {
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size <= 4096 else {
             throw Failure("\(path): not a small regular file")
         }
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-        guard PluginFileIO.readFully(fd, into: &bytes, at: 0) else { throw Failure("\(path): \(errnoText())") }
+        guard let bytes = PluginFileIO.read(fd, count: Int(st.st_size), at: 0) else {
+            throw Failure("\(path): \(errnoText())")
+        }
         return (String(decoding: bytes, as: UTF8.self), st)
     }
 
@@ -340,6 +341,28 @@ public enum PluginSignature {
 
 /// Whole-file reads and atomic rewrites of plugin files, for `eddy sign` and `eddy verify`.
 public enum PluginFileIO {
+    /// Exactly `count` bytes at `offset`, read into a buffer that is not zeroed first (a loader reads every
+    /// plugin file whole on every start); nil on an error or a short file (retrying EINTR).
+    public static func read(_ fd: Int32, count: Int, at offset: Int) -> [UInt8]? {
+        guard count >= 0, offset >= 0 else { return nil }
+        var ok = true
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var done = 0
+            while done < count, let base = buffer.baseAddress {
+                let n = pread(fd, base + done, count - done, off_t(offset + done))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    ok = false
+                    break
+                }
+                done += n
+            }
+            // Bytes past a short read are never exposed: the whole array is dropped below.
+            initialized = ok ? count : 0
+        }
+        return ok ? bytes : nil
+    }
+
     /// Reads exactly `buffer.count` bytes at `offset`; false on an error or a short file
     /// (retrying EINTR).
     public static func readFully(_ fd: Int32, into buffer: inout [UInt8], at offset: Int) -> Bool {

@@ -268,6 +268,13 @@ final class PrivateCopies: Sendable {
     /// Lines of a record file of this user in the directory (none when it is missing, not a regular
     /// file of this user, larger than `limit`, or the directory is refused).
     private func recordLines(_ file: String, limit: Int) -> [String] {
+        recordBytes(file, limit: limit).split(separator: UInt8(ascii: "\n")).map {
+            String(decoding: $0, as: UTF8.self)
+        }
+    }
+
+    /// The bytes of a record file, as ``recordLines(_:limit:)`` reads it (empty when refused).
+    private func recordBytes(_ file: String, limit: Int) -> [UInt8] {
         guard case .success(let dirfd) = directory else { return [] }
         let fd = openat(dirfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return [] }
@@ -277,11 +284,7 @@ final class PrivateCopies: Sendable {
         else {
             return []
         }
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-        guard PluginFileIO.readFully(fd, into: &bytes, at: 0) else { return [] }
-        // Split as bytes: splitting the text by Character took about 1 ms of every one-shot `eddy eval`
-        // with plugins once the verdict file held a few hundred lines.
-        return bytes.split(separator: UInt8(ascii: "\n")).map { String(decoding: $0, as: UTF8.self) }
+        return PluginFileIO.read(fd, count: Int(st.st_size), at: 0) ?? []
     }
 
     /// Appends one line to a record file (created 0600, never through a link); `truncating` starts it afresh.
@@ -307,9 +310,28 @@ final class PrivateCopies: Sendable {
         kernels: Int, name: String, version: String, verified: VerifiedInputs?
     )? {
         let key = Array((hash + "\t" + host + "\t").utf8)
-        // Only lines of this hash and host are split into fields (most lines are other builds').
-        for line in recordLines(Self.probeVerdictFile, limit: Self.probeVerdictLimit).reversed()
-        where line.utf8.starts(with: key) {
+        // Lines are compared as bytes, and only those of this hash and host become text: every one-shot
+        // `eddy eval` with plugins looks its plugins up here, and most lines are other builds'.
+        let bytes = recordBytes(Self.probeVerdictFile, limit: Self.probeVerdictLimit)
+        // The lines that start with the key, found with memchr/memcmp (a generic split of the file cost
+        // about 0.3 ms per plugin and start with a few hundred lines in it).
+        let candidates: [Range<Int>] = bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return [] }
+            var found: [Range<Int>] = []
+            var start = 0
+            while start < buffer.count {
+                let rest = buffer.count - start
+                let end =
+                    memchr(base + start, Int32(UInt8(ascii: "\n")), rest).map {
+                        start + UnsafeRawPointer(base + start).distance(to: UnsafeRawPointer($0))
+                    } ?? buffer.count
+                if end - start >= key.count, memcmp(base + start, key, key.count) == 0 { found.append(start..<end) }
+                start = end + 1
+            }
+            return found
+        }
+        for range in candidates.reversed() {
+            let line = String(decoding: bytes[range], as: UTF8.self)
             let f = line.split(separator: "\t", omittingEmptySubsequences: false)
             guard f.count == 5 || f.count == 6, f[0] == hash, f[1] == host, let kernels = Int(f[2]), kernels >= 0
             else { continue }
@@ -347,17 +369,19 @@ final class PrivateCopies: Sendable {
             throw Refusal(description: "private copy \(name) is not a regular file of this user")
         }
         var hasher = SHA256()
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return read(fd, base, raw.count)
+        // A 64 KiB buffer, not zeroed: a fresh zeroed MiB per call (two per plugin and start) was about a
+        // twentieth of a one-shot `eddy eval` with two small plugins.
+        let failed = withUnsafeTemporaryAllocation(byteCount: 1 << 16, alignment: 16) { chunk -> Bool in
+            guard let base = chunk.baseAddress else { return true }
+            while true {
+                let n = read(fd, base, chunk.count)
+                if n < 0 && errno == EINTR { continue }
+                guard n >= 0 else { return true }
+                if n == 0 { return false }
+                hasher.update(bufferPointer: UnsafeRawBufferPointer(start: base, count: n))
             }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw Refusal(description: "cannot read private copy \(name): \(errnoText())") }
-            if n == 0 { break }
-            chunk.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         }
+        guard !failed else { throw Refusal(description: "cannot read private copy \(name): \(errnoText())") }
         return Self.hex(hasher.finalize())
     }
 
