@@ -433,12 +433,6 @@ public struct EvaluationStopped: Error, CustomStringConvertible, Sendable {
     }
 }
 
-func now() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
 /// One result per batch of a wave, set from the worker threads.
 private final class ResultSlots: Sendable {
     private let slots: Mutex<[Result<Evaluation.BatchOutput, any Error>?]>

@@ -307,7 +307,13 @@ import Testing
             p.standardOutput = FileHandle.nullDevice
             p.standardError = err
             try p.run()
-            usleep(60_000)
+            // Cut once the file is mapped (a fixed wait cut it before a loaded machine's `eddy` opened it, which
+            // then refused a short file cleanly, and no attempt crashed).
+            let maps = "/proc/\(p.processIdentifier)/maps"
+            for _ in 0..<10_000 where p.isRunning {
+                if let text = try? String(contentsOfFile: maps, encoding: .utf8), text.contains(file) { break }
+                usleep(500)
+            }
             #expect(truncate(file, off_t(size / 4)) == 0)
             let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             p.waitUntilExit()
