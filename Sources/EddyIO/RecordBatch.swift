@@ -14,6 +14,10 @@ public struct RecordBatch: Sendable {
     public var firstRow = 0
     /// For an `.eddy` file, the plain (canonical) bytes of the columns read, from the footer's statistics.
     public var plainBytes = 0
+    /// Columns built after `--where` (late materialisation): given the rows the filter keeps (nil: all
+    /// of them), each builds its column of those rows only. ``columns`` holds a placeholder at their
+    /// index. See ``LateColumnReader``.
+    public var late: [Int: @Sendable (Bitmap?) throws -> any ArrayNode] = [:]
 
     public init(schema: Schema, columns: [any ArrayNode], count: Int, firstLine: Int = 1) {
         self.schema = schema

@@ -88,20 +88,33 @@ struct HandBuiltParquet {
     var nested = false
     /// Extra bytes spliced into the footer before its end.
     var footerTail: [UInt8] = []
+    /// Writes the page as a data page v2 whose header claims this many nulls.
+    var v2Nulls: Int64?
 
     func bytes() -> [UInt8] {
         var plain: [UInt8] = []
         for v in values { withUnsafeBytes(of: v.littleEndian) { plain.append(contentsOf: $0) } }
         let pageBody = body ?? (codec == 1 ? Self.snappyLiteral(plain) : plain)
         var header = ThriftWriter()
-        header.i32(1, 0)
+        header.i32(1, v2Nulls == nil ? 0 : 3)
         header.i32(2, uncompressedSize ?? Int64(plain.count))
         header.i32(3, Int64(pageBody.count))
-        header.structField(5) { h in
-            h.i32(1, pageValues ?? Int64(values.count))
-            h.i32(2, 0)
-            h.i32(3, 3)
-            h.i32(4, 3)
+        if let v2Nulls {
+            header.structField(8) { h in
+                h.i32(1, pageValues ?? Int64(values.count))
+                h.i32(2, v2Nulls)
+                h.i32(3, Int64(values.count))
+                h.i32(4, 0)
+                h.i32(5, 0)
+                h.i32(6, 0)
+            }
+        } else {
+            header.structField(5) { h in
+                h.i32(1, pageValues ?? Int64(values.count))
+                h.i32(2, 0)
+                h.i32(3, 3)
+                h.i32(4, 3)
+            }
         }
         header.stop()
         var file = Array("PAR1".utf8)

@@ -27,4 +27,13 @@ int eddy_lz4_raw_decompress(const uint8_t *src, size_t src_len, uint8_t *dst, si
 /// Decompresses a brotli stream with libbrotlidec.so.1 (opened on first use).
 int eddy_brotli_decompress(const uint8_t *src, size_t src_len, uint8_t *dst, size_t dst_cap, size_t *out_len);
 
+/// Unpacks `count` values of `width` bits (1...32, least significant bit first, as Parquet packs them)
+/// from the `in_len` bytes at `in` into `out`, an array of `count` integers of `out_size` bytes (1, 2
+/// or 4; each value truncated to it). Reads no byte past `in + in_len`. Returns the largest value
+/// before truncation (the caller checks it against the dictionary's size, which makes truncation
+/// impossible), or UINT32_MAX when the bits of `count` values do not lie in `in_len` bytes (nothing
+/// is written then).
+uint32_t eddy_unpack_bits(const uint8_t *in, size_t in_len, unsigned width, size_t count, void *out,
+                          unsigned out_size);
+
 #endif

@@ -64,46 +64,6 @@ enum ParquetArrays {
         }
     }
 
-    /// The dictionary codes of a chunk, one per row (0 in null rows), in the narrowest type that holds them.
-    static func codes(
-        _ codes: [UInt32], _ type: PType, levels: ParquetLevels?, nullability: Nullability, rows: Int
-    ) throws -> any ArrayNode {
-        let expected = levels?.present ?? rows
-        guard codes.count == expected, levels.map({ $0.count == rows }) ?? true else {
-            throw ParquetProblem("\(codes.count) codes decoded for \(expected) non-null rows")
-        }
-        let validity = try levels?.validity() ?? .allValid
-        switch type {
-        case .uint8: return try spreadNarrowed(codes, UInt8.self, levels, rows, validity, nullability)
-        case .uint16: return try spreadNarrowed(codes, UInt16.self, levels, rows, validity, nullability)
-        default: return try primitive(spread(codes, levels, rows, 0), validity, nullability)
-        }
-    }
-
-    /// Codes (each known to fit `T`: below the dictionary's size) placed at the valid rows, straight
-    /// into the array's buffer.
-    private static func spreadNarrowed<T: NativeType & FixedWidthInteger>(
-        _ codes: [UInt32], _: T.Type, _ levels: ParquetLevels?, _ rows: Int, _ validity: Validity,
-        _ n: Nullability
-    ) throws -> PrimitiveArray {
-        let buffer = Buffer.build(count: rows, of: T.self) { out in
-            if let levels, levels.nulls > 0 {
-                var k = 0
-                for i in 0..<rows {
-                    if levels.isValid(i) {
-                        out[i] = T(truncatingIfNeeded: codes[k])
-                        k += 1
-                    } else {
-                        out[i] = 0
-                    }
-                }
-            } else {
-                for i in 0..<rows { out[i] = T(truncatingIfNeeded: codes[i]) }
-            }
-        }
-        return try PrimitiveArray(ptype: T.ptype, buffer: buffer, count: rows, validity: validity, nullability: n)
-    }
-
     private static func primitive<T: NativeType>(_ values: [T], _ validity: Validity, _ n: Nullability) throws
         -> PrimitiveArray
     {

@@ -150,15 +150,16 @@ public final class ParquetFile: Sendable {
     /// Rows of row group `g`.
     func rows(_ g: Int) -> Int { Int(rowGroups[g].numRows) }
 
-    /// Decodes column `k` of row group `g`.
+    /// Decodes column `k` of row group `g`: with `keep`, only the rows whose bit is set.
     /// - Throws: ``IOError`` naming the file, the row group, the column and what failed.
-    func column(group g: Int, column k: Int) throws -> any ArrayNode {
+    func column(group g: Int, column k: Int, keep: Bitmap? = nil) throws -> any ArrayNode {
         guard let meta = rowGroups[g].columns[k].meta else {
             throw IOError(file: path, line: 0, column: 0, message: "row group \(g): no metadata for column \(k)")
         }
         let file = UnsafeRawBufferPointer(start: mapping.base, count: mapping.size)
         let decoder = ParquetColumnChunkDecoder(
-            file: file, dataEnd: dataEnd, column: columns[k], meta: meta, rows: rows(g), pageLimit: limits.maxPageBytes)
+            file: file, dataEnd: dataEnd, column: columns[k], meta: meta, rows: rows(g), pageLimit: limits.maxPageBytes,
+            keep: keep.map(ParquetRowKeep.init))
         do {
             return try withExtendedLifetime(mapping) { try decoder.decode() }
         } catch let p as ParquetProblem {

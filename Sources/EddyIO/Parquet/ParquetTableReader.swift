@@ -8,12 +8,20 @@ public protocol ChunkSkippingReader: TableReader {
 
 extension EddyTableReader: ChunkSkippingReader {}
 
+/// A reader that can build columns after the filter, of the rows it keeps only (through
+/// ``RecordBatch/late``): a query that keeps few rows does not decode the others.
+public protocol LateColumnReader: TableReader {
+    /// The columns to deliver late; the evaluation sets them to those only its `select` names.
+    var lateColumns: Set<Int> { get set }
+}
+
 /// Reads a Parquet file row group by row group as record batches: only the projected columns' chunks
 /// are decoded, row groups that ``skipChunk`` rules out are not touched, and the decoding runs in the
 /// batch's builder (on whichever thread evaluates it).
-public final class ParquetTableReader: ChunkSkippingReader {
+public final class ParquetTableReader: ChunkSkippingReader, LateColumnReader {
     public let file: ParquetFile
     public var projection: Set<Int>?
+    public var lateColumns: Set<Int> = []
     public var skipChunk: ((ChunkLayout) -> Bool)?
     public private(set) var rowGroupsRead = 0
     public private(set) var rowGroupsSkipped = 0
@@ -84,18 +92,25 @@ public final class ParquetTableReader: ChunkSkippingReader {
         }
         guard let (g, start) = nextKeptGroup() else { return nil }
         let wanted = projection
+        let late = lateColumns
         let file = self.file
         for (k, chunk) in file.rowGroups[g].columns.enumerated() where wanted?.contains(k) ?? true {
             bytesRead = saturatingAdd(bytesRead, Int(chunk.meta?.totalCompressedSize ?? 0))
         }
         return {
             let rows = file.rows(g)
+            var deferred: [Int: @Sendable (Bitmap?) throws -> any ArrayNode] = [:]
             let columns: [any ArrayNode] = try schema.fields.enumerated().map { k, field in
                 guard wanted?.contains(k) ?? true else { return ConstantArray(.null(field.dtype), count: rows) }
+                if late.contains(k) {
+                    deferred[k] = { keep in try file.column(group: g, column: k, keep: keep) }
+                    return ConstantArray(.null(field.dtype), count: rows)
+                }
                 return try file.column(group: g, column: k)
             }
             var batch = RecordBatch(schema: schema, columns: columns, count: rows, firstLine: 0)
             batch.firstRow = start
+            batch.late = deferred
             return batch
         }
     }

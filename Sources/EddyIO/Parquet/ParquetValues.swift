@@ -64,38 +64,105 @@ struct ParquetPhysicalValues {
 
     /// `n` PLAIN byte arrays (a 4-byte length, then the bytes, each): the lengths are checked in a
     /// first pass, then the values are copied into one block (appending value by value cost a tenth
-    /// of a query over strings).
-    private mutating func appendPlainByteArrays(_ r: inout ParquetBytes, _ n: Int) throws {
+    /// of a query over strings). With `keep` (one flag per value), only the values kept are copied:
+    /// a filter that keeps few rows does not pay for copying the others.
+    mutating func appendPlainByteArrays(_ r: inout ParquetBytes, _ n: Int, keep: ParquetRowKeep? = nil) throws {
         var scan = r
         var total = 0
-        for _ in 0..<n {
+        var kept = 0
+        for k in 0..<n {
             let length = Int(try scan.littleEndian(4))
             _ = try scan.take(length)
-            total += length
+            if keep?.isKept(k) ?? true {
+                total += length
+                kept += 1
+            }
         }
-        guard let base = r.bytes.baseAddress, n > 0 else { return }
+        guard let base = r.bytes.baseAddress, kept > 0 else {
+            r.position = scan.position
+            return
+        }
         let start = r.position
         let before = bytes.count
-        offsets.reserveCapacity(offsets.count + n)
-        var ends = [Int](repeating: 0, count: n)
+        offsets.reserveCapacity(offsets.count + kept)
+        var ends = [Int](repeating: 0, count: kept)
         let page = [UInt8](unsafeUninitializedCapacity: total) { out, initialized in
             var p = start
             var w = 0
+            var e = 0
             for k in 0..<n {
                 let length = Int(UInt32(littleEndian: r.bytes.loadUnaligned(fromByteOffset: p, as: UInt32.self)))
                 p += 4
-                if length > 0, let target = out.baseAddress {
-                    UnsafeMutableRawPointer(target + w).copyMemory(from: base + p, byteCount: length)
+                if keep?.isKept(k) ?? true {
+                    if length > 0, let target = out.baseAddress {
+                        UnsafeMutableRawPointer(target + w).copyMemory(from: base + p, byteCount: length)
+                    }
+                    w += length
+                    ends[e] = before + w
+                    e += 1
                 }
                 p += length
-                w += length
-                ends[k] = before + w
             }
             initialized = total
         }
         if bytes.isEmpty { bytes = page } else { bytes.append(contentsOf: page) }
         offsets.append(contentsOf: ends)
         r.position = scan.position
+    }
+
+    /// Keeps, of the values from `start` on, those whose bit in `keep` is set (one bit per value).
+    /// - Throws: ``ParquetProblem`` unless there is one bit per value from `start` on.
+    mutating func retain(from start: Int, _ keep: ParquetRowKeep) throws {
+        guard start >= 0, count - start == keep.count else {
+            throw ParquetProblem("\(count - start) values decoded in a page of \(keep.count)")
+        }
+        /// The positions kept, in order.
+        func forEachKept(_ body: (Int) -> Void) {
+            for (k, word) in keep.words.enumerated() {
+                var rest = word
+                while rest != 0 {
+                    body(start + k * 64 + rest.trailingZeroBitCount)
+                    rest &= rest - 1
+                }
+            }
+        }
+        func compact<T>(_ a: inout [T]) {
+            var w = start
+            a.withUnsafeMutableBufferPointer { p in
+                forEachKept { i in
+                    p[w] = p[i]
+                    w += 1
+                }
+            }
+            a.removeLast(a.count - w)
+        }
+        switch type {
+        case 0: compact(&bools)
+        case 1: compact(&i32)
+        case 2: compact(&i64)
+        case 4: compact(&f32)
+        case 5: compact(&f64)
+        default:
+            var w = offsets[start]
+            var o = start
+            bytes.withUnsafeMutableBufferPointer { b in
+                offsets.withUnsafeMutableBufferPointer { offsets in
+                    forEachKept { i in
+                        let from = offsets[i]
+                        let length = offsets[i + 1] - from
+                        if length > 0, let p = b.baseAddress, from != w {
+                            // Moving down within one buffer (memmove: the ranges may overlap).
+                            UnsafeMutableRawPointer(p + w).copyMemory(from: p + from, byteCount: length)
+                        }
+                        w += length
+                        o += 1
+                        offsets[o] = w
+                    }
+                }
+            }
+            bytes.removeLast(bytes.count - w)
+            offsets.removeLast(offsets.count - o - 1)
+        }
     }
 
     mutating func appendBytes(_ value: UnsafeRawBufferPointer) throws {

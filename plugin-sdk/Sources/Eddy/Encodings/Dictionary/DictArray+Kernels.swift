@@ -37,10 +37,17 @@ extension DictArray {
     }
 
     /// Looks each code up in the per-value results, writing the bitmap a word at a time (with AVX2
-    /// when the CPU has it). Nil when the fast path does not apply: nulls among codes or results,
-    /// codes that are not unsigned, or a code outside the values (left to the checked path).
+    /// when the CPU has it). Null codes give null rows: the codes' validity is the result's (the code
+    /// stored in a null row is looked up too, so it must lie within the values like any other: Parquet
+    /// chunks hold 0 there). Nil when the fast path does not apply: nulls among the results, codes
+    /// that are not unsigned, or a code outside the values (left to the checked path).
     static func mapCodes(_ codes: PrimitiveArray, _ lut: BoolArray, _ dtype: DType) -> (any ArrayNode)? {
-        guard case .allValid = codes.validity, case .allValid = lut.validity else { return nil }
+        guard case .allValid = lut.validity else { return nil }
+        switch codes.validity {
+        case .allValid: break
+        case .allInvalid: return nil
+        case .bitmap: guard dtype.nullability == .nullable else { return nil }
+        }
         let n = codes.count
         if n == 0 {
             return BoolArray(uncheckedBits: Bitmap(repeating: false, count: 0), nullability: dtype.nullability)
@@ -109,7 +116,7 @@ extension DictArray {
         let result = Bitmap(
             uncheckedBuffer: Buffer(uncheckedStorage: storage, byteOffset: 0, byteCount: words * 8), offset: 0, count: n
         )
-        return BoolArray(uncheckedBits: result, nullability: dtype.nullability)
+        return BoolArray(uncheckedBits: result, validity: codes.validity, nullability: dtype.nullability)
     }
 }
 
