@@ -41,24 +41,30 @@ enum ParquetArrays {
                 throw ParquetProblem("\(v.bytes.count) bytes of strings in one chunk; at most 2 GiB are read")
             }
             // Valid UTF-8 as a whole, and no value starting on a continuation byte: each value is valid.
+            // (Validated in place: `String(validating:)` copied every byte into a string first.)
             if dtype.isUTF8 {
-                let whole = String(validating: v.bytes, as: UTF8.self) != nil
-                let cut = v.offsets.contains { $0 < v.bytes.count && v.bytes[$0] & 0xC0 == 0x80 }
+                let whole = (try? UTF8Span(validating: v.bytes.span)) != nil
+                let cut = v.bytes.withUnsafeBufferPointer { b in
+                    v.offsets.contains { $0 < b.count && b[$0] & 0xC0 == 0x80 }
+                }
                 guard whole, !cut else { throw ParquetProblem("a STRING value is not valid UTF-8") }
             }
-            var offsets = [Int32](repeating: 0, count: rows + 1)
-            if let levels, levels.nulls > 0 {
-                var k = 0
-                for i in 0..<rows {
-                    if levels.isValid(i) { k += 1 }
-                    offsets[i + 1] = Int32(v.offsets[k])
+            let offsets = v.offsets.withUnsafeBufferPointer { from in
+                Buffer.build(count: rows + 1, of: Int32.self) { o in
+                    o[0] = 0
+                    if let levels, levels.nulls > 0 {
+                        var k = 0
+                        for i in 0..<rows {
+                            if levels.isValid(i) { k += 1 }
+                            o[i + 1] = Int32(truncatingIfNeeded: from[k])
+                        }
+                    } else {
+                        for i in 0..<rows { o[i + 1] = Int32(truncatingIfNeeded: from[i + 1]) }
+                    }
                 }
-            } else {
-                for i in 0..<rows { offsets[i + 1] = Int32(v.offsets[i + 1]) }
             }
             return try VarBinArray(
-                dtype: dtype, offsets: Buffer(copying: offsets), bytes: Buffer(copying: v.bytes), count: rows,
-                validity: validity)
+                dtype: dtype, offsets: offsets, bytes: Buffer(copying: v.bytes), count: rows, validity: validity)
         default:
             throw ParquetProblem("type \(dtype) is not read")
         }

@@ -178,10 +178,9 @@ struct ParquetColumnChunkDecoder {
                     }
                     let before = values.count
                     switch header.encoding {
-                    case 0 where keepValues != nil && column.physical == 6:
-                        try values.appendPlainByteArrays(&r, present, keep: keepValues)
+                    case 0:
+                        try values.appendPlain(&r, present, keep: keepValues)
                         keepValues = nil
-                    case 0: try values.appendPlain(&r, present)
                     case 3: try values.appendRLEBooleans(&r, present)
                     case 5: try values.appendDeltaBinaryPacked(&r, present)
                     case 6: try values.appendDeltaLengthByteArray(&r, present)

@@ -41,6 +41,8 @@ public final class DictArray: ArrayNode {
     public func execute(_ ctx: ExecutionCtx) throws -> ExecuteStep {
         guard let c = codes as? PrimitiveArray else { return .executeChild(0, .canonical) }
         guard values.isCanonical else { return .executeChild(1, .canonical) }
+        // Per-value booleans (a `like` or compare run on the values): the word-at-a-time lookup.
+        if let lut = values as? BoolArray, let bits = DictArray.mapCodes(c, lut, dtype) { return .done(bits) }
         return .done(try Canonical.take(values, indices: c))
     }
 
