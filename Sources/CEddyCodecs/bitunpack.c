@@ -111,3 +111,29 @@ uint32_t eddy_unpack_bits(const uint8_t *in, size_t in_len, unsigned width, size
     }
     return high;
 }
+
+static uint64_t pext_portable(uint64_t src, uint64_t mask) {
+    uint64_t out = 0;
+    unsigned k = 0;
+    while (mask != 0) {
+        unsigned b = (unsigned)__builtin_ctzll(mask);
+        out |= ((src >> b) & 1) << k;
+        k++;
+        mask &= mask - 1;
+    }
+    return out;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+__attribute__((target("bmi2"))) static uint64_t pext_bmi2(uint64_t src, uint64_t mask) {
+    return _pext_u64(src, mask);
+}
+#endif
+
+uint64_t eddy_pext64(uint64_t src, uint64_t mask) {
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("bmi2")) return pext_bmi2(src, mask);
+#endif
+    return pext_portable(src, mask);
+}

@@ -44,19 +44,46 @@ static size_t (*zstd_decompress)(void *, size_t, const void *, size_t);
 static unsigned (*zstd_is_error)(size_t);
 static int (*zstd_error_code)(size_t);
 
+// One decompression context per thread, kept: ZSTD_decompress makes and frees one per call, and a
+// query decompresses a few hundred pages.
+static void *(*zstd_create_dctx)(void);
+static size_t (*zstd_free_dctx)(void *);
+static size_t (*zstd_decompress_dctx)(void *, void *, size_t, const void *, size_t);
+static pthread_key_t zstd_dctx_key;
+static int zstd_dctx_key_made;
+
+static void zstd_dctx_free(void *ctx) {
+    if (ctx && zstd_free_dctx) zstd_free_dctx(ctx);
+}
+
 static void zstd_open(void) {
     void *h = dlopen("libzstd.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!h) return;
     zstd_is_error = (unsigned (*)(size_t))dlsym(h, "ZSTD_isError");
     zstd_error_code = (int (*)(size_t))dlsym(h, "ZSTD_getErrorCode");
     zstd_decompress = (size_t (*)(void *, size_t, const void *, size_t))dlsym(h, "ZSTD_decompress");
+    zstd_create_dctx = (void *(*)(void))dlsym(h, "ZSTD_createDCtx");
+    zstd_free_dctx = (size_t (*)(void *))dlsym(h, "ZSTD_freeDCtx");
+    zstd_decompress_dctx =
+        (size_t (*)(void *, void *, size_t, const void *, size_t))dlsym(h, "ZSTD_decompressDCtx");
+    if (zstd_create_dctx && zstd_free_dctx && zstd_decompress_dctx)
+        zstd_dctx_key_made = pthread_key_create(&zstd_dctx_key, zstd_dctx_free) == 0;
 }
 
 int eddy_zstd_decompress(const uint8_t *src, size_t src_len, uint8_t *dst, size_t dst_cap, size_t *out_len) {
     *out_len = 0;
     pthread_once(&zstd_once, zstd_open);
     if (!zstd_decompress || !zstd_is_error) return EDDY_CODEC_UNAVAILABLE;
-    size_t n = zstd_decompress(dst, dst_cap, src, src_len);
+    void *ctx = NULL;
+    if (zstd_dctx_key_made) {
+        ctx = pthread_getspecific(zstd_dctx_key);
+        if (!ctx && (ctx = zstd_create_dctx()) != NULL && pthread_setspecific(zstd_dctx_key, ctx) != 0) {
+            zstd_free_dctx(ctx);
+            ctx = NULL;
+        }
+    }
+    // A context starts every frame afresh: one left by a corrupt page decompresses the next correctly.
+    size_t n = ctx ? zstd_decompress_dctx(ctx, dst, dst_cap, src, src_len) : zstd_decompress(dst, dst_cap, src, src_len);
     if (zstd_is_error(n)) {
         // ZSTD_error_dstSize_tooSmall is 70 in every release of the stable error enum.
         return zstd_error_code && zstd_error_code(n) == 70 ? EDDY_CODEC_TOO_LARGE : EDDY_CODEC_CORRUPT;

@@ -36,4 +36,8 @@ int eddy_brotli_decompress(const uint8_t *src, size_t src_len, uint8_t *dst, siz
 uint32_t eddy_unpack_bits(const uint8_t *in, size_t in_len, unsigned width, size_t count, void *out,
                           unsigned out_size);
 
+/// The bits of `src` where `mask` is set, packed into the low bits in order (BMI2's PEXT when the CPU
+/// has it, a loop over the mask's bits otherwise).
+uint64_t eddy_pext64(uint64_t src, uint64_t mask);
+
 #endif

@@ -1,3 +1,4 @@
+internal import CEddyCodecs
 @_spi(Host) import Eddy
 
 /// Decodes one column chunk (one column of one row group) from the mapped file into an engine array:
@@ -282,14 +283,9 @@ struct ParquetRowKeep: Sendable {
                             packed = k
                             m = take
                         } else {
-                            // The kept bits of the rows with a value, packed (a software pext).
-                            var rest = v
-                            while rest != 0 {
-                                let b = UInt64(rest.trailingZeroBitCount)
-                                packed |= (k >> b & 1) << UInt64(m)
-                                m += 1
-                                rest &= rest - 1
-                            }
+                            // The kept bits of the rows with a value, packed.
+                            packed = eddy_pext64(k, v)
+                            m = v.nonzeroBitCount
                         }
                         guard j + m <= present else { throw ParquetProblem("more values than the levels hold") }
                         if packed != 0 {
@@ -300,16 +296,7 @@ struct ParquetRowKeep: Sendable {
                         j += m
                         if k != 0, levels != nil {
                             // The kept rows' validity, packed.
-                            var keptValid: UInt64 = 0
-                            var c = 0
-                            var rest = k
-                            while rest != 0 {
-                                let b = UInt64(rest.trailingZeroBitCount)
-                                keptValid |= (v >> b & 1) << UInt64(c)
-                                c += 1
-                                rest &= rest - 1
-                            }
-                            levels?.append(word: keptValid, count: c)
+                            levels?.append(word: v == all ? ~0 : eddy_pext64(v, k), count: k.nonzeroBitCount)
                         }
                         i += take
                     }
