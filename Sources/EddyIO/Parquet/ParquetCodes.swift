@@ -27,17 +27,22 @@ struct ParquetCodes {
     var ptype: PType { width == 1 ? .uint8 : width == 2 ? .uint16 : .uint32 }
 
     /// Decodes exactly `n` codes of `bitWidth` bits (0...32) in the RLE / bit-packing hybrid from `data`
-    /// and appends them.
+    /// and appends them; with `keep` (a bit per code), only the codes kept: a bit-packed run where few
+    /// are kept unpacks only those.
     /// - Throws: ``ParquetProblem`` when the runs end early, a run's value is wider than `bitWidth`, or a
     ///   code is not below the dictionary's size (checked by the page's largest code).
-    mutating func decode(_ data: UnsafeRawBufferPointer, bitWidth: Int, count n: Int) throws {
+    mutating func decode(_ data: UnsafeRawBufferPointer, bitWidth: Int, count n: Int, keep: ParquetRowKeep? = nil)
+        throws
+    {
         guard (0...32).contains(bitWidth) else { throw ParquetProblem("RLE bit width \(bitWidth) is not in 0...32") }
-        guard n >= 0, n <= capacity - count else {
+        guard n >= 0, n <= capacity - count, keep.map({ $0.count == n }) ?? true else {
             throw ParquetProblem("\(n) codes wanted, room for \(capacity - count) in the chunk")
         }
         let out = storage.pointer + count * width
         var r = ParquetBytes(data)
         var filled = 0
+        // Codes written at `out` (all of them, or those kept): always at most `filled`.
+        var written = 0
         var largest: UInt32 = 0
         let valueBytes = (bitWidth + 7) / 8
         let mask: UInt64 = bitWidth == 32 ? 0xFFFF_FFFF : (1 << UInt64(bitWidth)) - 1
@@ -50,10 +55,12 @@ struct ParquetCodes {
                 }
                 let run = Int(Swift.min(header >> 1, UInt64(n - filled)))
                 let code = UInt32(truncatingIfNeeded: value)
-                if run > 0 {
-                    fill(out, from: filled, count: run, with: code)
+                let kept = keep?.count(in: filled..<(filled + run)) ?? run
+                if kept > 0 {
+                    fill(out, from: written, count: kept, with: code)
                     largest = Swift.max(largest, code)
                 }
+                written += kept
                 filled += run
             } else {
                 let groups = header >> 1
@@ -61,7 +68,9 @@ struct ParquetCodes {
                     // Width 0 (a dictionary of one value): the groups take no bytes, every code is 0.
                     let left = UInt64(n - filled)
                     let run = groups >= (left + 7) / 8 ? Int(left) : Int(groups) * 8
-                    fill(out, from: filled, count: run, with: 0)
+                    let kept = keep?.count(in: filled..<(filled + run)) ?? run
+                    fill(out, from: written, count: kept, with: 0)
+                    written += kept
                     filled += run
                     continue
                 }
@@ -74,18 +83,65 @@ struct ParquetCodes {
                 guard values * bitWidth <= packed.count * 8, let source = packed.baseAddress else {
                     throw ParquetProblem("bit-packed run cut short")
                 }
-                let high = eddy_unpack_bits(
-                    source.assumingMemoryBound(to: UInt8.self), packed.count, UInt32(bitWidth), values,
-                    out + filled * width, UInt32(width))
-                largest = Swift.max(largest, high)
+                let run = filled..<(filled + values)
+                let kept = keep?.count(in: run) ?? values
+                if kept * 4 >= values {
+                    // Most are kept: all unpacked where the kept ones go (`written + values` stays within
+                    // the page's room, as `written <= filled`), then the kept ones moved down.
+                    let high = eddy_unpack_bits(
+                        source.assumingMemoryBound(to: UInt8.self), packed.count, UInt32(bitWidth), values,
+                        out + written * width, UInt32(width))
+                    largest = Swift.max(largest, high)
+                    if let keep, kept < values {
+                        var t = written
+                        keep.forEachKept(in: run) { i in
+                            move(out, from: written + i - filled, to: t)
+                            t += 1
+                        }
+                    }
+                } else if let keep {
+                    // Few are kept: only those are unpacked (their bits lie within `packed`, checked above).
+                    var t = written
+                    keep.forEachKept(in: run) { i in
+                        let code = UInt32(
+                            truncatingIfNeeded: ParquetPhysicalValues.bits(
+                                packed, at: (i - filled) * bitWidth, width: bitWidth))
+                        store(out, at: t, code)
+                        largest = Swift.max(largest, code)
+                        t += 1
+                    }
+                }
+                written += kept
                 filled += values
             }
         }
         guard filled == n else { throw ParquetProblem("RLE runs hold \(filled) values, \(n) expected") }
-        guard n == 0 || Int(largest) < dictionarySize else {
+        guard written == 0 || Int(largest) < dictionarySize else {
             throw ParquetProblem("dictionary code \(largest) for a dictionary of \(dictionarySize) values")
         }
-        count += n
+        count += written
+    }
+
+    @inline(__always)
+    private func store(_ out: UnsafeMutableRawPointer, at i: Int, _ code: UInt32) {
+        switch width {
+        case 1: out.storeBytes(of: UInt8(truncatingIfNeeded: code), toByteOffset: i, as: UInt8.self)
+        case 2: out.storeBytes(of: UInt16(truncatingIfNeeded: code), toByteOffset: i * 2, as: UInt16.self)
+        default: out.storeBytes(of: code, toByteOffset: i * 4, as: UInt32.self)
+        }
+    }
+
+    @inline(__always)
+    private func move(_ out: UnsafeMutableRawPointer, from: Int, to: Int) {
+        switch width {
+        case 1: out.storeBytes(of: out.load(fromByteOffset: from, as: UInt8.self), toByteOffset: to, as: UInt8.self)
+        case 2:
+            out.storeBytes(
+                of: out.load(fromByteOffset: from * 2, as: UInt16.self), toByteOffset: to * 2, as: UInt16.self)
+        default:
+            out.storeBytes(
+                of: out.load(fromByteOffset: from * 4, as: UInt32.self), toByteOffset: to * 4, as: UInt32.self)
+        }
     }
 
     private func fill(_ out: UnsafeMutableRawPointer, from start: Int, count run: Int, with code: UInt32) {
@@ -97,32 +153,6 @@ struct ParquetCodes {
             (out.assumingMemoryBound(to: UInt16.self) + start).initialize(
                 repeating: UInt16(truncatingIfNeeded: code), count: run)
         default: (out.assumingMemoryBound(to: UInt32.self) + start).initialize(repeating: code, count: run)
-        }
-    }
-
-    /// Keeps, of the last `keep.count` codes decoded, those whose bit is set (a filter's rows).
-    /// - Throws: ``ParquetProblem`` when fewer codes than bits were decoded.
-    mutating func retain(last keep: ParquetRowKeep) throws {
-        guard keep.count <= count else { throw ParquetProblem("\(keep.count) flags for \(count) codes") }
-        let start = count - keep.count
-        func compact<T>(_ p: UnsafeMutablePointer<T>) -> Int {
-            var w = start
-            keep.words.withUnsafeBufferPointer { words in
-                for (k, word) in words.enumerated() {
-                    var rest = word
-                    while rest != 0 {
-                        p[w] = p[start + k * 64 + rest.trailingZeroBitCount]
-                        w += 1
-                        rest &= rest - 1
-                    }
-                }
-            }
-            return w
-        }
-        switch width {
-        case 1: count = compact(storage.pointer.assumingMemoryBound(to: UInt8.self))
-        case 2: count = compact(storage.pointer.assumingMemoryBound(to: UInt16.self))
-        default: count = compact(storage.pointer.assumingMemoryBound(to: UInt32.self))
         }
     }
 

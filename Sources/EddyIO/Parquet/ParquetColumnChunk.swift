@@ -158,8 +158,7 @@ struct ParquetColumnChunkDecoder {
                     let size = dictionary.count
                     if mode == .codes, codes != nil {
                         // Straight into the chunk's codes; checked against the dictionary by their maximum.
-                        try codes?.decode(r.rest(), bitWidth: width, count: present)
-                        if let keepValues { try codes?.retain(last: keepValues) }
+                        try codes?.decode(r.rest(), bitWidth: width, count: present, keep: keepValues)
                     } else {
                         var pageCodes = try ParquetRLE.decode(r.rest(), bitWidth: width, count: present)
                         for c in pageCodes where Int(c) >= size {
@@ -223,6 +222,24 @@ struct ParquetRowKeep: Sendable {
     }
 
     @inline(__always) func isKept(_ i: Int) -> Bool { words[i >> 6] >> UInt64(i & 63) & 1 == 1 }
+
+    /// Calls `body` with each kept row of `range` (within ``count``), in order.
+    @inline(__always)
+    func forEachKept(in range: Range<Int>, _ body: (Int) -> Void) {
+        var i = range.lowerBound
+        while i < range.upperBound {
+            let from = i & 63
+            let to = Swift.min(64, from + (range.upperBound - i))
+            let mask: UInt64 = (to == 64 ? ~0 : (1 << UInt64(to)) - 1) & ~((1 << UInt64(from)) - 1)
+            var w = words[i >> 6] & mask
+            let base = i - from
+            while w != 0 {
+                body(base + w.trailingZeroBitCount)
+                w &= w - 1
+            }
+            i += to - from
+        }
+    }
 
     /// Whether any row of `range` (within ``count``) is kept.
     func any(_ range: Range<Int>) -> Bool { count(in: range, stopAtFirst: true) > 0 }
