@@ -1,24 +1,23 @@
-/// The engine's own kernels and rules, registered into every new ``Session``.
+/// The engine's own kernels, registered into every new ``Session``: one call per encoding, like
+/// DataFusion's `functions()`.
 ///
-/// Where a kernel lives: with the code whose knowledge it uses. Kernels that exploit one encoding's
-/// layout are `static var kernels` in `Encodings/<Name>/<Name>Array+Kernels.swift`; kernels that push a
-/// function through any encoding with separable values, or compute an aggregate per encoding, are in
-/// `Functions/<Name>/<Name>+Kernels.swift`; typed paths on plain data are in
-/// `Array/Canonical+Kernels.swift`. This file only lists them; helpers they share are in
-/// `Kernels/KernelSupport.swift`. Plugins use the same typed registrations through ``PluginRegistrar``.
+/// Each encoding registers its kernels from its own folder (`Encodings/<Name>/<Name>Array+Kernels.swift`)
+/// through the typed registrations plugins use (``PluginRegistrar/compare(on:name:_:)`` and the
+/// others, with the engine-side shapes of `Plugin/TypedKernels+Engine.swift`): compare, filter, take and
+/// slice on its layout, element-wise functions once per distinct value, aggregates from its structure.
+/// Typed paths on plain data are in `Array/Canonical+Kernels.swift`. Within a (parent, child) key,
+/// kernels are tried in the order registered.
 enum BuiltinKernels {
     static func register(into registry: ArrayKernels) {
-        var kernels: [ExecuteParentKernel] = []
-        kernels += CanonicalKernels.all
-        kernels += DictArray.kernels
-        kernels += RunEndArray.kernels
-        kernels += ConstantArray.kernels
-        kernels += FoRArray.kernels
-        kernels += BitPackedArray.kernels
-        kernels += ChunkedArray.kernels
-        kernels += IntStringArray.kernels
-        kernels += AggregateFunction.kernels
-        kernels += ScalarKernels.all
-        registry.register(kernels: kernels, rules: [])
+        let registrar = PluginRegistrar(owner: .builtin)
+        CanonicalKernels.register(into: registrar)
+        DictArray.register(into: registrar)
+        RunEndArray.register(into: registrar)
+        ConstantArray.register(into: registrar)
+        FoRArray.register(into: registrar)
+        BitPackedArray.register(into: registrar)
+        ChunkedArray.register(into: registrar)
+        IntStringArray.register(into: registrar)
+        registry.register(kernels: registrar.kernels, rules: registrar.rules)
     }
 }

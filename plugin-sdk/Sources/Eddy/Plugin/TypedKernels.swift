@@ -48,14 +48,9 @@ extension PluginRegistrar {
             @escaping @Sendable (_ array: E, _ op: CompareOperator, _ scalar: Scalar, _ ctx: ExecutionCtx) throws
             -> (any ArrayNode)?
     ) {
-        register(name ?? "compare on \(E.id.name)", parent: CompareFunction.id, child: E.id) {
-            parent, child, slot, ctx in
-            guard let array = child as? E, let call = BinaryCall(parent, slot),
-                let fn = call.function as? CompareFunction
-            else { return nil }
-            if call.scalar.isNull { return nil }  // the engine's own path: all null, or the child's error
-            let op = call.side == .left ? fn.op : fn.op.swapped
-            return try body(array, op, call.scalar, ctx).map { KernelResult.conform($0, to: parent.dtype) }
+        compareWithConstant(on: E.self, name: name ?? "compare on \(E.id.name)") { array, op, scalar, resultType, ctx in
+            if scalar.isNull { return nil }  // the engine's own path: all null, or the child's error
+            return try body(array, op, scalar, ctx).map { KernelResult.conform($0, to: resultType) }
         }
     }
 
@@ -130,10 +125,9 @@ extension PluginRegistrar {
         on encoding: E.Type, name: String? = nil,
         _ body: @escaping @Sendable (_ array: E, _ mask: Bitmap, _ ctx: ExecutionCtx) throws -> (any ArrayNode)?
     ) {
-        register(name ?? "filter on \(E.id.name)", parent: FilterArray.id, child: E.id) { parent, child, slot, ctx in
-            guard slot == 0, let array = child as? E, let f = parent as? FilterArray else { return nil }
+        filterNode(on: E.self, name: name ?? "filter on \(E.id.name)") { array, f, ctx in
             guard let mask = try f.maskBits ?? (ctx.execute(f.mask) as? BoolArray)?.trueAndValid else { return nil }
-            return try body(array, mask, ctx).map { KernelResult.conform($0, to: parent.dtype) }
+            return try body(array, mask, ctx).map { KernelResult.conform($0, to: f.dtype) }
         }
     }
 
@@ -144,11 +138,9 @@ extension PluginRegistrar {
         _ body:
             @escaping @Sendable (_ array: E, _ indices: PrimitiveArray, _ ctx: ExecutionCtx) throws -> (any ArrayNode)?
     ) {
-        register(name ?? "take on \(E.id.name)", parent: TakeArray.id, child: E.id) { parent, child, slot, ctx in
-            guard slot == 0, let array = child as? E, let t = parent as? TakeArray,
-                let indices = try ctx.execute(t.indices) as? PrimitiveArray
-            else { return nil }
-            return try body(array, indices, ctx).map { KernelResult.conform($0, to: parent.dtype) }
+        takeNode(on: E.self, name: name ?? "take on \(E.id.name)") { array, t, ctx in
+            guard let indices = try ctx.execute(t.indices) as? PrimitiveArray else { return nil }
+            return try body(array, indices, ctx).map { KernelResult.conform($0, to: t.dtype) }
         }
     }
 

@@ -1,50 +1,45 @@
 extension BitPackedArray {
-    static var kernels: [ExecuteParentKernel] {
-        [
-            ExecuteParentKernel("compare on packed values", parent: CompareFunction.id, child: id) {
-                parent, child, slot, _ in
-                guard let bp = child as? BitPackedArray, let other = KernelSupport.otherConstant(parent, slot),
-                    let op = KernelSupport.compareOp(parent, slot), !other.scalar.isNull
-                else { return nil }
-                let needle = other.scalar.value.asInt128
-                let maxPacked: Int128 = bp.bitWidth == 64 ? Int128(UInt64.max) : (Int128(1) << bp.bitWidth) - 1
-                let n = bp.count
-                let bits: Bitmap
-                if needle < 0 || needle > maxPacked {
-                    // Every packed value lies on one side of the constant.
-                    let result = op.apply(needle < 0 ? 1 : 0, needle < 0 ? 0 : 1)
-                    bits = Bitmap(repeating: result, count: n)
-                } else {
-                    bits = bp.compareWords(op, UInt64(needle))
-                }
-                var out = bits
-                let range = bp.patchRange
-                if !range.isEmpty, let pv = bp.patchValues {
-                    let patched = pv.int128Values()
-                    let words = (n + 63) / 64
-                    let buf = Buffer.build(count: words, of: UInt64.self) { w in
-                        for k in 0..<words { w[k] = bits.word(at: k * 64) }
-                        for k in range {
-                            let i = bp.patchIndices[k] - bp.offset
-                            let r = op.apply(patched[k], needle)
-                            if r { w[i >> 6] |= 1 << UInt64(i & 63) } else { w[i >> 6] &= ~(1 << UInt64(i & 63)) }
-                        }
+    /// The bit-packed kernels: compare without unpacking to a buffer, filter by unpacking only the kept
+    /// values, slice as a window.
+    static func register(into registrar: PluginRegistrar) {
+        registrar.compareWithConstant(on: BitPackedArray.self, name: "compare on packed values") {
+            bp, op, scalar, resultType, _ in
+            guard !scalar.isNull else { return nil }
+            let needle = scalar.value.asInt128
+            let maxPacked: Int128 = bp.bitWidth == 64 ? Int128(UInt64.max) : (Int128(1) << bp.bitWidth) - 1
+            let n = bp.count
+            let bits: Bitmap
+            if needle < 0 || needle > maxPacked {
+                // Every packed value lies on one side of the constant.
+                let result = op.apply(needle < 0 ? 1 : 0, needle < 0 ? 0 : 1)
+                bits = Bitmap(repeating: result, count: n)
+            } else {
+                bits = bp.compareWords(op, UInt64(needle))
+            }
+            var out = bits
+            let range = bp.patchRange
+            if !range.isEmpty, let pv = bp.patchValues {
+                let patched = pv.int128Values()
+                let words = (n + 63) / 64
+                let buf = Buffer.build(count: words, of: UInt64.self) { w in
+                    for k in 0..<words { w[k] = bits.word(at: k * 64) }
+                    for k in range {
+                        let i = bp.patchIndices[k] - bp.offset
+                        let r = op.apply(patched[k], needle)
+                        if r { w[i >> 6] |= 1 << UInt64(i & 63) } else { w[i >> 6] &= ~(1 << UInt64(i & 63)) }
                     }
-                    out = Bitmap(uncheckedBuffer: buf, offset: 0, count: n)
                 }
-                return BoolArray(uncheckedBits: out, validity: bp.validity, nullability: parent.dtype.nullability)
-            },
-            ExecuteParentKernel("filter packed values", parent: FilterArray.id, child: id) { parent, child, slot, _ in
-                guard slot == 0, let f = parent as? FilterArray, let bits = f.maskBits,
-                    let bp = child as? BitPackedArray
-                else { return nil }
-                return bp.ptype.visitIntegerUnchecked(GatherPacked(array: bp, mask: bits, resultCount: f.count))
-            },
-            ExecuteParentKernel("slice packed window", parent: SliceArray.id, child: id) { parent, child, _, _ in
-                guard let s = parent as? SliceArray, let bp = child as? BitPackedArray else { return nil }
-                return try bp.slice(s.start, s.count)
-            },
-        ]
+                out = Bitmap(uncheckedBuffer: buf, offset: 0, count: n)
+            }
+            return BoolArray(uncheckedBits: out, validity: bp.validity, nullability: resultType.nullability)
+        }
+        registrar.filterNode(on: BitPackedArray.self, name: "filter packed values") { bp, f, _ in
+            guard let bits = f.maskBits else { return nil }
+            return bp.ptype.visitIntegerUnchecked(GatherPacked(array: bp, mask: bits, resultCount: f.count))
+        }
+        registrar.slice(on: BitPackedArray.self, name: "slice packed window") { bp, range, _ in
+            try bp.slice(range.lowerBound, range.count)
+        }
     }
 
     /// Compares every packed value in the window with `needle`, without unpacking to a buffer.
@@ -108,16 +103,8 @@ private struct GatherPacked: IntegerPTypeVisitor {
         let range = a.patchRange
         let patchValues: [T] = a.patchValues.map { pv in pv.withValuesUnchecked(T.self) { Array($0[range]) } } ?? []
         let patchPositions = Array(a.patchIndices[range])
-        let out = withExtendedLifetime(a.packed) {
+        let out = a.withPackedValues { packed in
             Buffer.build(count: resultCount, of: T.self) { dst in
-                let words = a.packed.baseAddress.assumingMemoryBound(to: UInt64.self)
-                let bytes = a.packed.baseAddress
-                let byteCount = a.packed.byteCount
-                let width = a.bitWidth
-                let valueMask: UInt64 = width >= 64 ? ~0 : (1 << UInt64(width)) &- 1
-                // A value of up to 57 bits lies within the 8 bytes from its first byte: one unaligned
-                // load and a shift (as the frame-of-reference gather does).
-                let fast = width <= 57
                 var o = 0
                 var p = 0
                 mask.forEachSetBit { i in
@@ -127,17 +114,7 @@ private struct GatherPacked: IntegerPTypeVisitor {
                     if p < patchPositions.count && patchPositions[p] == position {
                         dst[o] = patchValues[p]
                     } else {
-                        let bit = position &* width
-                        let byte = bit >> 3
-                        let v: UInt64
-                        if fast && byte &+ 8 <= byteCount {
-                            v =
-                                (bytes.loadUnaligned(fromByteOffset: byte, as: UInt64.self) >> UInt64(bit & 7))
-                                & valueMask
-                        } else {
-                            v = BitPackedArray.unpack(words, width, position)
-                        }
-                        dst[o] = T(truncatingIfNeeded: v)
+                        dst[o] = T(truncatingIfNeeded: packed.value(at: position))
                     }
                     o &+= 1
                 }

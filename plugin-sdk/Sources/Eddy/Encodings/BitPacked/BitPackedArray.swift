@@ -114,6 +114,12 @@ public final class BitPackedArray: ArrayNode {
         return width == 64 ? v : v & ((1 << UInt64(width)) &- 1)
     }
 
+    /// Calls `body` with a reader of single packed values, `array.packed` kept alive meanwhile.
+    @inline(__always)
+    func withPackedValues<R>(_ body: (PackedValues) -> R) -> R {
+        withExtendedLifetime(packed) { body(PackedValues(self)) }
+    }
+
     /// Values `base ..< base + count`, each plus `add` (wrapping; a frame of reference adds its
     /// reference in the same pass), into `out`. Whole blocks of 64 values (64 × width bits, which start
     /// on a word) go through `eddy_unpack_blocks` (one unrolled loop per width, every shift a constant):
@@ -230,4 +236,38 @@ func lowerBound(_ list: [Int], _ value: Int) -> Int {
         if list[mid] < value { lo = mid + 1 } else { hi = mid }
     }
     return lo
+}
+
+/// Reads single values at absolute positions of a bit-packed buffer, for gathers that pick rows out
+/// of it (a filter's kept rows). Valid while the array's ``BitPackedArray/packed`` buffer lives: get
+/// one from ``BitPackedArray/withPackedValues(_:)``.
+struct PackedValues {
+    let words: UnsafePointer<UInt64>
+    let bytes: UnsafeRawPointer
+    let byteCount: Int
+    let width: Int
+    let valueMask: UInt64
+    /// A value of up to 57 bits lies within the 8 bytes from its first byte: one unaligned load and a
+    /// shift, no branch on whether it straddles two words (except near the end).
+    let fast: Bool
+
+    init(_ array: BitPackedArray) {
+        bytes = array.packed.baseAddress
+        words = bytes.assumingMemoryBound(to: UInt64.self)
+        byteCount = array.packed.byteCount
+        width = array.bitWidth
+        valueMask = width >= 64 ? ~0 : (1 << UInt64(width)) &- 1
+        fast = width <= 57
+    }
+
+    /// The packed value at absolute position `position`.
+    @inline(__always)
+    func value(at position: Int) -> UInt64 {
+        let bit = position &* width
+        let byte = bit >> 3
+        if fast && byte &+ 8 <= byteCount {
+            return (bytes.loadUnaligned(fromByteOffset: byte, as: UInt64.self) >> UInt64(bit & 7)) & valueMask
+        }
+        return BitPackedArray.unpack(words, width, position)
+    }
 }

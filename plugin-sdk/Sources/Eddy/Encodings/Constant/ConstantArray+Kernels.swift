@@ -1,15 +1,11 @@
 extension ConstantArray {
-    static var kernels: [ExecuteParentKernel] {
-        [
-            ExecuteParentKernel("compare with a constant", parent: CompareFunction.id, child: id) {
-                parent, child, slot, _ in
-                guard let c = child as? ConstantArray, let fn = parent as? ScalarFnArray, fn.arguments.count == 2,
-                    let op = KernelSupport.compareOp(parent, slot)
-                else { return nil }
-                let other = fn.arguments[1 - slot]
-                guard other.isColumnar else { return nil }
-                return try Compare.evaluate(other, op.swapped, c, count: c.count)
-            }
-        ]
+    /// The constant's kernels: a compare against a columnar array at the array's cost alone, and
+    /// aggregates in O(1).
+    static func register(into registrar: PluginRegistrar) {
+        registrar.compareWithArray(on: ConstantArray.self, name: "compare with a constant") { c, op, other, _ in
+            guard other.isColumnar else { return nil }
+            return try Compare.evaluate(other, op.swapped, c, count: c.count)
+        }
+        registrar.fusedAggregates(on: ConstantArray.self)
     }
 }

@@ -1,39 +1,36 @@
 internal import EddyKernelsC
 
 extension DictArray {
-    static var kernels: [ExecuteParentKernel] {
-        [
-            ExecuteParentKernel("compare over dictionary values", parent: CompareFunction.id, child: id) {
-                parent, child, slot, ctx in
-                guard let dict = child as? DictArray, let other = KernelSupport.otherConstant(parent, slot),
-                    let op = KernelSupport.compareOp(parent, slot)
-                else { return nil }
-                let values = try ctx.execute(dict.values)
-                let onValues = try ctx.execute(
-                    Compare.evaluate(values, op, ConstantArray(other.scalar, count: values.count), count: values.count))
-                guard let lut = onValues as? BoolArray else { return nil }
-                // Codes are usually narrow and bit-packed: unpacking them is cheap next to a per-row lookup.
-                if let codes = try ctx.execute(dict.codes) as? PrimitiveArray,
-                    let fast = mapCodes(codes, lut, parent.dtype)
-                {
-                    return fast
-                }
-                return try DictArray(codes: dict.codes, values: lut)
-            },
-            ExecuteParentKernel("filter dictionary codes", parent: FilterArray.id, child: id) {
-                parent, child, slot, _ in
-                guard slot == 0, let f = parent as? FilterArray, let d = child as? DictArray else { return nil }
-                return try DictArray(codes: FilterArray(d.codes, mask: f.mask, count: f.count), values: d.values)
-            },
-            ExecuteParentKernel("take dictionary codes", parent: TakeArray.id, child: id) { parent, child, slot, _ in
-                guard slot == 0, let t = parent as? TakeArray, let d = child as? DictArray else { return nil }
-                return try DictArray(codes: TakeArray(d.codes, indices: t.indices), values: d.values)
-            },
-            ExecuteParentKernel("slice dictionary codes", parent: SliceArray.id, child: id) { parent, child, _, _ in
-                guard let s = parent as? SliceArray, let d = child as? DictArray else { return nil }
-                return try DictArray(codes: SliceArray(d.codes, start: s.start, length: s.count), values: d.values)
-            },
-        ]
+    /// The dictionary's kernels: compare, filter, take and slice on the codes; element-wise functions
+    /// and aggregates once per distinct value.
+    static func register(into registrar: PluginRegistrar) {
+        registrar.compareWithConstant(on: DictArray.self, name: "compare over dictionary values") {
+            dict, op, scalar, resultType, ctx in
+            guard let lut = try Compare.answers(dict.values, op, scalar, ctx) as? BoolArray else { return nil }
+            // Codes are usually narrow and bit-packed: unpacking them is cheap next to a per-row lookup.
+            if let codes = try ctx.execute(dict.codes) as? PrimitiveArray, let fast = mapCodes(codes, lut, resultType) {
+                return fast
+            }
+            return try DictArray(codes: dict.codes, values: lut)
+        }
+        registrar.filterNode(on: DictArray.self, name: "filter dictionary codes") { d, f, _ in
+            try DictArray(codes: FilterArray(d.codes, mask: f.mask, count: f.count), values: d.values)
+        }
+        registrar.takeNode(on: DictArray.self, name: "take dictionary codes") { d, t, _ in
+            try DictArray(codes: TakeArray(d.codes, indices: t.indices), values: d.values)
+        }
+        registrar.slice(on: DictArray.self, name: "slice dictionary codes") { d, range, _ in
+            try DictArray(codes: SliceArray(d.codes, start: range.lowerBound, length: range.count), values: d.values)
+        }
+        for function in ElementwiseCall.functions {
+            registrar.elementwise(function, on: DictArray.self, name: "\(function.name) over dictionary values") {
+                d, call, ctx in
+                guard let values = try call.applied(to: d.values, ctx) else { return nil }
+                let result = try DictArray(codes: d.codes, values: values)
+                return result.dtype == call.resultType ? result : nil
+            }
+        }
+        registrar.fusedAggregates(on: DictArray.self)
     }
 
     /// Looks each code up in the per-value results, writing the bitmap a word at a time (with AVX2

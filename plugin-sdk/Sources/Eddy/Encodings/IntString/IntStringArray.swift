@@ -230,34 +230,4 @@ public final class IntStringArray: ArrayNode {
             }
         )
     }
-
-    /// Compare `=` / `!=` with a constant that has the format: compare the numbers (no text is built).
-    /// Filter, slice and take the numbers, so that only the rows kept are ever written as text.
-    static var kernels: [ExecuteParentKernel] {
-        [
-            ExecuteParentKernel("filter intstring numbers", parent: FilterArray.id, child: id) {
-                parent, child, slot, _ in
-                guard slot == 0, let filter = parent as? FilterArray, let a = child as? IntStringArray else {
-                    return nil
-                }
-                return try a.withNumbers(FilterArray(a.numbers, mask: filter.mask, count: filter.count))
-            },
-            ExecuteParentKernel("slice intstring numbers", parent: SliceArray.id, child: id) {
-                parent, child, _, _ in
-                guard let s = parent as? SliceArray, let a = child as? IntStringArray else { return nil }
-                return try a.withNumbers(SliceArray(a.numbers, start: s.start, length: s.count))
-            },
-            ExecuteParentKernel("compare intstring numbers", parent: CompareFunction.id, child: id) {
-                parent, child, slot, _ in
-                guard let a = child as? IntStringArray, let other = KernelSupport.otherConstant(parent, slot),
-                    let op = KernelSupport.compareOp(parent, slot), op == .eq || op == .ne,
-                    case .utf8(let text) = other.scalar.value, let n = a.number(of: Array(text.utf8))
-                else { return nil }
-                let constant = ConstantArray(
-                    Scalar(.uint(n), .primitive(.uint64, other.scalar.dtype.nullability)), count: a.count)
-                let node = try CompareFunction.make(a.numbers, op, constant)
-                return node.dtype == parent.dtype ? node : nil
-            },
-        ]
-    }
 }

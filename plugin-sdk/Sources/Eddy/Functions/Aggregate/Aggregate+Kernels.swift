@@ -1,32 +1,5 @@
 internal import EddyKernelsC
 
-extension AggregateFunction {
-    /// Encodings whose aggregates are computed without decoding every row.
-    static let fusedEncodings = [RunEndArray.id, ConstantArray.id, DictArray.id, FoRArray.id, ChunkedArray.id]
-
-    static var kernels: [ExecuteParentKernel] {
-        Kind.allCases.filter { $0 != .countAll }.flatMap { kind in
-            fusedEncodings.map { child in
-                ExecuteParentKernel(
-                    "\(kind.rawValue) over \(child.name)", parent: AggregateFunction(kind).encoding,
-                    child: child
-                ) { parent, child, _, ctx in
-                    guard let agg = parent as? AggregateArray else { return nil }
-                    // The result contract: a float sum is the doubles added one by one in row order.
-                    // Weighing a value by its count, or adding chunks' sums, rounds differently; and a
-                    // dictionary's values are not in row order, which decides between -0.0 and 0.0 for
-                    // min and max. Those decode and scan instead.
-                    if child.dtype.ptype?.isFloat == true, kind == .sum || kind == .mean || child is DictArray {
-                        return nil
-                    }
-                    let partial = try AggregatePartial.fused(child, ctx, order: kind == .min || kind == .max)
-                    return ConstantArray(try agg.function.finish(partial, input: child.dtype), count: 1)
-                }
-            }
-        }
-    }
-}
-
 extension AggregatePartial {
     /// The partial of any array, using each encoding's structure where it can:
     /// run-end weighs each run's value by its length (O(runs)); constant is O(1); dictionary counts

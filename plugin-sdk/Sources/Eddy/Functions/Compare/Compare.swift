@@ -93,13 +93,20 @@ public enum Compare {
     public static func evaluate(_ array: any ArrayNode, _ op: CompareOperator, _ constant: Scalar, in ctx: ExecutionCtx)
         throws -> BoolArray
     {
-        let values = try ctx.execute(array)
-        let answers = try ctx.execute(
-            evaluate(values, op, ConstantArray(constant, count: values.count), count: values.count))
-        guard let bools = answers as? BoolArray else {
-            throw EddyError(.unsupported, "a comparison executed to \(answers.encoding), not a bool array")
+        let result = try answers(array, op, constant, ctx)
+        guard let bools = result as? BoolArray else {
+            throw EddyError(.unsupported, "a comparison executed to \(result.encoding), not a bool array")
         }
         return bools
+    }
+
+    /// `array op constant` for every element of `array` (an encoding's distinct values, say), both
+    /// executed: the answers as they come (a bool array, or a constant for a null constant).
+    static func answers(_ array: any ArrayNode, _ op: CompareOperator, _ constant: Scalar, _ ctx: ExecutionCtx)
+        throws -> any ArrayNode
+    {
+        let values = try ctx.execute(array)
+        return try ctx.execute(evaluate(values, op, ConstantArray(constant, count: values.count), count: values.count))
     }
 
     /// Compares canonical-or-constant `lhs` with canonical-or-constant `rhs` (`count` rows each): the
