@@ -32,4 +32,11 @@ extension ChunkedArray {
         }
         registrar.fusedAggregates(on: ChunkedArray.self)
     }
+
+    /// The aggregate partial of the chunked array: its chunks' partials, merged.
+    func aggregatePartial(_ ctx: ExecutionCtx, order: Bool) throws -> AggregatePartial {
+        var p = AggregatePartial()
+        for chunk in chunks { p.merge(try AggregatePartial.fused(chunk, ctx, order: order)) }
+        return p
+    }
 }

@@ -8,4 +8,11 @@ extension ConstantArray {
         }
         registrar.fusedAggregates(on: ConstantArray.self)
     }
+
+    /// The aggregate partial of the constant: its value, weighed by the count (O(1)).
+    func aggregatePartial() -> AggregatePartial {
+        var p = AggregatePartial()
+        p.add(scalar.value, weight: count)
+        return p
+    }
 }
