@@ -17,6 +17,23 @@ import Testing
         #expect(registrar.lateCalls == 2)
     }
 
+    @Test func unnamedAndSharedNamesAreProblemsForKernelsAndRulesAlike() {
+        let registrar = PluginRegistrar(owner: .plugin("names", version: "1"))
+        registrar.register("", parent: CompareFunction.id, child: DictArray.id) { _, _, _, _ in nil }
+        registrar.registerRule("", parent: SliceArray.id, child: DictArray.id) { _, _, _ in nil }
+        registrar.register("same", parent: FilterArray.id, child: DictArray.id) { _, _, _, _ in nil }
+        registrar.registerRule("same", parent: SliceArray.id, child: RunEndArray.id) { _, _, _ in nil }
+        #expect(
+            registrar.declarations == [
+                "kernel eddy.compare|eddy.dict|", "kernel eddy.filter|eddy.dict|same", "rule eddy.slice|eddy.dict|",
+                "rule eddy.slice|eddy.runend|same",
+            ])
+        let problems = registrar.problems
+        #expect(problems.contains("a kernel for (eddy.compare, eddy.dict) has no name"))
+        #expect(problems.contains("a rule for (eddy.slice, eddy.dict) has no name"))
+        #expect(problems.contains("the name 'same' is used for more than one kernel or rule; give each its own"))
+    }
+
     @Test func aPluginClassCannotPoseAsABuiltinEncoding() throws {
         let session = Session()
         let registrar = PluginRegistrar(owner: .plugin("poser", version: "1"))

@@ -143,19 +143,10 @@ public final class ArrayKernels: Sendable {
             }
             var removed = 0
             if let removing {
-                for (k, list) in s.kernels {
-                    let kept = list.filter { !removing($0.owner) }
-                    removed += list.count - kept.count
-                    s.kernels[k] = kept.isEmpty ? nil : kept
-                }
-                for (k, list) in s.rules {
-                    let kept = list.filter { !removing($0.owner) }
-                    removed += list.count - kept.count
-                    s.rules[k] = kept.isEmpty ? nil : kept
-                }
+                removed = Self.remove(from: &s.kernels, removing) + Self.remove(from: &s.rules, removing)
             }
-            for k in kernels { s.kernels[Key(parent: k.parent.index, child: k.child.index), default: []].append(k) }
-            for r in rules { s.rules[Key(parent: r.parent.index, child: r.child.index), default: []].append(r) }
+            Self.add(kernels, to: &s.kernels)
+            Self.add(rules, to: &s.rules)
             s.generation += 1
             s.current = Self.build(
                 generation: s.generation, kernels: s.kernels, rules: s.rules,
@@ -179,18 +170,37 @@ public final class ArrayKernels: Sendable {
         hooks: [CompressorHook], encodingOwners: [Int: KernelOwner], storages: [String: EncodingStorage]
     ) -> KernelSnapshot {
         let width = EncodingID.internedCount
-        var ep = [[ExecuteParentKernel]](repeating: [], count: width * width)
-        var rp = [[ReduceParentRule]](repeating: [], count: width * width)
-        // Plugins first, then built-ins; a stable partition keeps registration order in each group.
-        for (k, list) in kernels {
-            ep[k.parent * width + k.child] = list.filter { !$0.owner.isBuiltin } + list.filter(\.owner.isBuiltin)
-        }
-        for (k, list) in rules {
-            rp[k.parent * width + k.child] = list.filter { !$0.owner.isBuiltin } + list.filter(\.owner.isBuiltin)
-        }
+        let ep = table(kernels, width: width)
+        let rp = table(rules, width: width)
         return KernelSnapshot(
             generation: generation, width: width, executeParent: ep, reduceParent: rp, plugins: plugins,
             compressorHooks: hooks, encodingOwners: encodingOwners, storages: storages)
+    }
+
+    /// Removes the entries whose owner `removing` picks, and returns how many it removed.
+    private static func remove<T: ParentKeyed>(from map: inout [Key: [T]], _ removing: (KernelOwner) -> Bool) -> Int {
+        var removed = 0
+        for (k, list) in map {
+            let kept = list.filter { !removing($0.owner) }
+            removed += list.count - kept.count
+            map[k] = kept.isEmpty ? nil : kept
+        }
+        return removed
+    }
+
+    /// Appends `entries` to their keys' lists.
+    private static func add<T: ParentKeyed>(_ entries: [T], to map: inout [Key: [T]]) {
+        for e in entries { map[Key(parent: e.parent.index, child: e.child.index), default: []].append(e) }
+    }
+
+    /// The flat table of a snapshot, indexed by `parent * width + child`.
+    private static func table<T: ParentKeyed>(_ map: [Key: [T]], width: Int) -> [[T]] {
+        var out = [[T]](repeating: [], count: width * width)
+        // Plugins first, then built-ins; a stable partition keeps registration order in each group.
+        for (k, list) in map {
+            out[k.parent * width + k.child] = list.filter { !$0.owner.isBuiltin } + list.filter(\.owner.isBuiltin)
+        }
+        return out
     }
 }
 

@@ -69,7 +69,7 @@ public struct ExecuteParentKernel: Sendable, CustomStringConvertible {
         self.parent = parent
         self.child = child
         self.function = function
-        self.callSite = PluginCallSite.of("kernel", name, owner)
+        self.callSite = PluginCallSite.of(Self.kind, name, owner)
     }
 
     public var description: String { "\(name) (\(owner))" }
@@ -101,8 +101,33 @@ public struct ReduceParentRule: Sendable, CustomStringConvertible {
         self.parent = parent
         self.child = child
         self.function = function
-        self.callSite = PluginCallSite.of("rule", name, owner)
+        self.callSite = PluginCallSite.of(Self.kind, name, owner)
     }
 
     public var description: String { "\(name) (\(owner))" }
+}
+
+/// What the registry, the registrar and its checks need of a kernel and a rule alike: a name, an
+/// owner and the (parent, child) key. Code over both is written once against this; the two stay
+/// separate public structs because their names and layouts are part of the plugin ABI.
+protocol ParentKeyed: Sendable {
+    /// `kernel` or `rule`, as listings and crash reports say.
+    static var kind: String { get }
+    var name: String { get }
+    var owner: KernelOwner { get }
+    var parent: EncodingID { get }
+    var child: EncodingID { get }
+}
+
+extension ParentKeyed {
+    /// `KIND PARENT|CHILD|NAME`: one line of a plugin's manifest.
+    var declaration: String { "\(Self.kind) \(parent.name)|\(child.name)|\(name)" }
+}
+
+extension ExecuteParentKernel: ParentKeyed {
+    static var kind: String { "kernel" }
+}
+
+extension ReduceParentRule: ParentKeyed {
+    static var kind: String { "rule" }
 }

@@ -149,8 +149,7 @@ public final class PluginRegistrar: Sendable {
     /// registering run, and lists as the plugin's manifest.
     @_spi(Host) public var declarations: [String] {
         state.withLock { s in
-            (s.kernels.map { "kernel \($0.parent.name)|\($0.child.name)|\($0.name)" }
-                + s.rules.map { "rule \($0.parent.name)|\($0.child.name)|\($0.name)" }
+            (s.kernels.map(\.declaration) + s.rules.map(\.declaration)
                 + s.encodings.map { "encoding \($0)" }
                 + s.compressorHooks.map { "compressor \($0.name)" }
                 + s.storages.map { "storage \($0.encoding.name) v\($0.metadataVersion)" }).sorted()
@@ -165,11 +164,9 @@ public final class PluginRegistrar: Sendable {
         var seen = Set<String>()
         for line in lines where !seen.insert(line).inserted { out.append("registered twice: \(line)") }
         state.withLock { s in
-            for k in s.kernels where k.name.isEmpty {
-                out.append("a kernel for (\(k.parent.name), \(k.child.name)) has no name")
-            }
-            for r in s.rules where r.name.isEmpty {
-                out.append("a rule for (\(r.parent.name), \(r.child.name)) has no name")
+            let keyed: [any ParentKeyed] = s.kernels + s.rules
+            for k in keyed where k.name.isEmpty {
+                out.append("a \(type(of: k).kind) for (\(k.parent.name), \(k.child.name)) has no name")
             }
             for h in s.compressorHooks where h.name.isEmpty { out.append("a compressor hook has no name") }
             for e in s.encodings where e.hasPrefix("eddy.") || e.isEmpty {
@@ -184,14 +181,14 @@ public final class PluginRegistrar: Sendable {
                 out.append("a storage's readable versions do not include the version it writes")
             }
             // Names are shown in listings, traces and errors, and key the conformance kit's counts.
-            let names = s.kernels.map(\.name) + s.rules.map(\.name) + s.compressorHooks.map(\.name) + s.encodings
+            let names = keyed.map(\.name) + s.compressorHooks.map(\.name) + s.encodings
             for name in names where !Self.isPrintable(name) {
                 out.append(
                     "name '\(name.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : String($0) }.joined())' "
                         + "has control or format characters, or more than 200 characters")
             }
             var kernelNames = Set<String>()
-            for name in s.kernels.map(\.name) + s.rules.map(\.name) where !kernelNames.insert(name).inserted {
+            for name in keyed.map(\.name) where !kernelNames.insert(name).inserted {
                 out.append("the name '\(name)' is used for more than one kernel or rule; give each its own")
             }
         }
