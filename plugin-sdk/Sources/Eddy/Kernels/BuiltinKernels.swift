@@ -9,6 +9,7 @@
 /// kernels are tried in the order registered.
 enum BuiltinKernels {
     static func register(into registry: ArrayKernels) {
+        internKeyEncodings()
         let registrar = PluginRegistrar(owner: .builtin)
         CanonicalKernels.register(into: registrar)
         DictArray.register(into: registrar)
@@ -19,5 +20,17 @@ enum BuiltinKernels {
         ChunkedArray.register(into: registrar)
         IntStringArray.register(into: registrar)
         registry.register(kernels: registrar.kernels, rules: registrar.rules)
+    }
+
+    /// Listings in interning order (``KernelSnapshot/entries``, `/kernels`) follow the order in which
+    /// the keys' encodings were first named: name them in one fixed order here, so that those listings
+    /// do not depend on the order of the calls above or of the registrations inside them.
+    private static func internKeyEncodings() {
+        _ =
+            [
+                PrimitiveArray.id, BoolArray.id, VarBinArray.id, NullArray.id, StructArray.id, FilterArray.id,
+                TakeArray.id, CompareFunction.id, DictArray.id, SliceArray.id, RunEndArray.id, ConstantArray.id,
+                FoRArray.id, BitPackedArray.id, ChunkedArray.id, IntStringArray.id,
+            ] + AggregateFunction.Kind.allCases.map { AggregateFunction($0).encoding } + ElementwiseCall.functions
     }
 }
