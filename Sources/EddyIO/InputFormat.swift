@@ -21,7 +21,7 @@ public enum InputFormat: String, Sendable, CaseIterable {
     /// What refuses a name that is no format: `option` is how the surface spells the setting
     /// (`input format`, `input_format`).
     public static func unknown(_ name: String, option: String) -> String {
-        "unknown \(option) '\(escapedForDisplay(name))'; use csv, jsonl, eddy or parquet"
+        "unknown \(option) '\(shortForDisplay(name, limit: 64))'; use csv, jsonl, eddy or parquet"
     }
 
     /// The format of a file nobody named one for: `.eddy` or an `EDDYFILE` start, `.parquet` or a
@@ -118,6 +118,6 @@ extension Compressor.Goal {
     /// What refuses a name that is no goal: `option` is how the surface spells the setting
     /// (`--compression`, `compression`).
     public static func unknown(_ name: String, option: String) -> String {
-        "unknown \(option) '\(escapedForDisplay(name))'; use auto, query or storage"
+        "unknown \(option) '\(shortForDisplay(name, limit: 64))'; use auto, query or storage"
     }
 }

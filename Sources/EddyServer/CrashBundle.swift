@@ -226,6 +226,9 @@ public struct CrashBundle: Sendable {
     /// How the request's batches were encoded (`auto`, `query`, `storage`); nil in bundles written
     /// before requests named it (the replay then encodes as `eddy eval` does by default).
     public let compression: String?
+    /// What the bundle says of the goal when ``compression`` is nil: nothing (`missing`), or a value that
+    /// is no goal (`unreadable`, shown escaped and cut short).
+    public let compressionProblem: String?
     public let predicate: String?
     public let select: String?
     public let threads: Int
@@ -291,6 +294,11 @@ public struct CrashBundle: Sendable {
         select = request["select"] as? String
         threads = min(max(request["threads"] as? Int ?? 1, 1), 256)
         compression = (request["compression"] as? String).flatMap { Compressor.Goal(named: $0) != nil ? $0 : nil }
+        compressionProblem =
+            compression != nil
+            ? nil
+            : request["compression"].map { "unreadable: \(shortForDisplay(String(describing: $0), limit: 64))" }
+                ?? "missing"
         evalTimeout = min(max(request["eval_timeout"] as? Double ?? 30, 0.1), 3600)
     }
 

@@ -345,7 +345,8 @@ enum EvalRequest {
             let format = params.format ?? (ArrowAnswer.wanted(params.accept) ? ArrowAnswer.format : "json")
             guard OutputFormat(rawValue: format) != nil || format == ArrowAnswer.format else {
                 throw Refusal(
-                    .badRequest, "unknown format '\(escapedForDisplay(format))'; use json, csv, table or arrow")
+                    .badRequest, "unknown format '\(shortForDisplay(format, limit: 64))'; use json, csv, table or arrow"
+                )
             }
             let kind: InputFormat
             if let name = params.inputFormat {

@@ -293,8 +293,8 @@ struct NewPluginCommand: ParsableCommand {
                 `eddy eval FILE.eddy --select 'sum(col)' --explain --plugin-dir /path/to/plugin-dir` shows its kernel at
                 work on a file `eddy convert` wrote (the engine stores a column sparse when one value fills at least 90%
                 of its rows); on a CSV file add `--compression storage`, since a column a query reads once is not
-                encoded for a plugin's kernel by `eddy eval`. `eddy serve` does encode a CSV's columns for storage once
-                a loaded plugin has kernels on encoded arrays, so there your kernel runs on CSV input too: test both.
+                encoded for a plugin's kernel. `eddy serve` follows the same rule: a CSV request's columns meet your
+                kernel when the request says `"compression": "storage"`, an `.eddy` file's always.
 
                 The kernel is in `Sources/\(module)`; the entry symbol in `Sources/\(module)Entry` is one line and
                 rarely changes. The SDK's guide ("Writing a kernel plugin") is in the plugin-sdk's DocC catalog.

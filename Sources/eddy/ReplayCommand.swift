@@ -85,6 +85,13 @@ struct ReplayCommand: ParsableCommand {
                 "  warning: \(PluginHost.escaped(b.input)) changed since the bundle was written (its SHA-256 differs)")
         }
         if b.uploadTruncated { print("  warning: the bundle kept only the start of the uploaded body") }
+        if let problem = b.compressionProblem, b.inputFormat != "eddy", b.inputFormat != "parquet" {
+            // Bundles from before requests named their goal: those servers chose storage compression for a CSV
+            // request whenever a loaded plugin had kernels on the engine's encodings.
+            print(
+                "  warning: the bundle's compression is \(problem); replaying with eddy eval's default (auto), "
+                    + "while the server may have encoded the input for storage")
+        }
         let arguments = ["eval"] + b.evalArguments(pluginDir: plugins)
         setenv("EDDY_SHADOW_DIR", scratch + "/copies", 1)
         if inProcess {
@@ -93,7 +100,7 @@ struct ReplayCommand: ParsableCommand {
             )
             Stdout.flush()
             fflush(nil)  // what was printed is out before plugin code can crash this process
-            var command = try EvalCommand.parse(Array(arguments.dropFirst()))
+            let command = try EvalCommand.parse(Array(arguments.dropFirst()))
             try command.run()
             print("did not reproduce: the evaluation finished")
             throw ExitCode(1)

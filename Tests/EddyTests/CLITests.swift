@@ -167,6 +167,19 @@ final class ScratchDirectory {
         #expect(r.stdout == "count(*),count(b)\n150000,150000\n")
     }
 
+    /// Lines ending with a carriage return alone read as one header line: refused by name, never `count(*)` 0.
+    @Test func aFileWithCarriageReturnLineEndsIsRefusedNotReadAsEmpty() throws {
+        let dir = ScratchDirectory()
+        let f = dir.write("cr.csv", "a,b\r1,2\r3,4\r")
+        for select in ["count(*)", "a, b"] {
+            let r = try Eddy.run(["eval", f, "--select", select, "--format", "csv"])
+            #expect(r.status == 1 && r.stdout.isEmpty, "\(r.stdout) \(r.stderr)")
+            #expect(r.stderr.contains("cr.csv:1:2: a carriage return inside column name 'b\\r1'"), "\(r.stderr)")
+        }
+        let ok = try Eddy.run(["eval", dir.write("crlf.csv", "a,b\r\n1,2\r\n"), "--select", "count(*)"])
+        #expect(ok.status == 0 && ok.stdout.contains("1"), "\(ok.stderr)")
+    }
+
     @Test func evaluatesACSVFile() throws {
         let dir = ScratchDirectory()
         let f = dir.write("t.csv", "a,b,name\n1,2.5,x\n-3,,\"y, z\"\n10,4,\"multi\nline\"\n")

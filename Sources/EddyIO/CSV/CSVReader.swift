@@ -115,6 +115,15 @@ public final class CSVReader: TableReader {
             // A byte-order mark before the first name is not part of it.
             let unmarked = k == 0 && field.hasPrefix("\u{FEFF}") ? String(field.dropFirst()) : field
             let name = unmarked.isEmpty ? "column_\(k + 1)" : unmarked
+            // A file whose lines end in a carriage return alone (classic Mac OS) reads as one header line and no
+            // rows: refused here, not answered as an empty table.
+            guard !name.unicodeScalars.contains("\r") else {
+                throw IOError(
+                    file: path, line: 1, column: k + 1,
+                    message: "a carriage return inside column name '\(shortForDisplay(name, limit: 64))': lines must "
+                        + "end with \\n or \\r\\n (a file whose lines end with \\r alone can be read after "
+                        + "`tr '\\r' '\\n'`)")
+            }
             let (inserted, member) = seen.insert(name)
             guard inserted else {
                 let unlike =
