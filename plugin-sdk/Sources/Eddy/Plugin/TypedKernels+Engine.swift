@@ -43,10 +43,7 @@ extension PluginRegistrar {
         on encoding: E.Type, name: String,
         _ body: @escaping @Sendable (_ array: E, _ filter: FilterArray, _ ctx: ExecutionCtx) throws -> (any ArrayNode)?
     ) {
-        register(name, parent: FilterArray.id, child: E.id) { parent, child, slot, ctx in
-            guard slot == 0, let array = child as? E, let filter = parent as? FilterArray else { return nil }
-            return try body(array, filter, ctx)
-        }
+        firstChildNode(FilterArray.self, on: encoding, name: name, body)
     }
 
     /// The take node over an array of encoding `E` (its first child): the body reads the indices as
@@ -55,9 +52,18 @@ extension PluginRegistrar {
         on encoding: E.Type, name: String,
         _ body: @escaping @Sendable (_ array: E, _ take: TakeArray, _ ctx: ExecutionCtx) throws -> (any ArrayNode)?
     ) {
-        register(name, parent: TakeArray.id, child: E.id) { parent, child, slot, ctx in
-            guard slot == 0, let array = child as? E, let take = parent as? TakeArray else { return nil }
-            return try body(array, take, ctx)
+        firstChildNode(TakeArray.self, on: encoding, name: name, body)
+    }
+
+    /// A node of type `P` over an array of encoding `E` as its first child, both cast for the body: the one
+    /// shape behind ``filterNode(on:name:_:)`` and ``takeNode(on:name:_:)``.
+    private func firstChildNode<P: Encoding, E: Encoding>(
+        _ node: P.Type, on encoding: E.Type, name: String,
+        _ body: @escaping @Sendable (_ array: E, _ node: P, _ ctx: ExecutionCtx) throws -> (any ArrayNode)?
+    ) {
+        register(name, parent: P.id, child: E.id) { parent, child, slot, ctx in
+            guard slot == 0, let array = child as? E, let typed = parent as? P else { return nil }
+            return try body(array, typed, ctx)
         }
     }
 
