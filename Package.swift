@@ -10,6 +10,7 @@ let package = Package(
     name: "Eddy",
     products: [
         .executable(name: "eddy", targets: ["eddy"]),
+        .executable(name: "eddy-server", targets: ["eddy-server"]),
         // Example kernel plugins: each is a .so that links libEddy.so; drop it into a plugin directory.
         .library(name: "EddyPluginDelta", type: .dynamic, targets: ["DeltaEncodingEntry"]),
         .library(name: "EddyPluginPackedDictCompare", type: .dynamic, targets: ["PackedDictCompareEntry"]),
@@ -25,7 +26,7 @@ let package = Package(
     dependencies: [
         .package(path: "plugin-sdk"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -72,19 +73,37 @@ let package = Package(
             ],
             swiftSettings: sharedSettings
         ),
-        .executableTarget(
-            name: "eddy",
+        // The command tree: every command but the server's (those live in eddy-server).
+        .target(
+            name: "EddyCommands",
             dependencies: [
-                .product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost", "EddyServer",
+                .product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost",
                 // The conformance kit: `--verify` runs it on each new plugin before it serves.
                 .product(name: "EddyTesting", package: "plugin-sdk"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: sharedSettings
+        ),
+        // `eddy`: built without the server's dependencies (Foundation, SwiftNIO, Hummingbird) so that a
+        // one-shot command starts fast; it hands what it does not run itself to eddy-server (EddyFront).
+        .executableTarget(
+            name: "eddy",
+            dependencies: ["EddyCommands"],
             swiftSettings: sharedSettings,
             // CEddyHost's pthread_create (threads.c) must be what plugins, Foundation and Dispatch call:
             // it records which plugin code started a thread, so that a crash on that thread later is
             // charged to it. Exported from the executable, it comes first in symbol lookup.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic-symbol=pthread_create"])]
+        ),
+        // `eddy-server`: every command, the server, its workers and `replay` among them.
+        .executableTarget(
+            name: "eddy-server",
+            dependencies: [
+                "EddyCommands", .product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyHost", "EddyServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: sharedSettings,
             linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic-symbol=pthread_create"])]
         ),
         .target(

@@ -22,8 +22,13 @@ struct Eddy {
         return env
     }
 
-    /// - Parameter launcher: a command that runs `eddy` (`timeout 120`), found by path.
-    static func run(_ args: [String], environment: [String: String] = [:], launcher: [String] = []) throws -> Result {
+    /// - Parameters:
+    ///   - launcher: a command that runs `eddy` (`timeout 120`), found by path.
+    ///   - executable: another copy of `eddy` to run (default: the one built beside the tests).
+    static func run(
+        _ args: [String], environment: [String: String] = [:], launcher: [String] = [], executable: String? = nil
+    ) throws -> Result {
+        let binary = executable ?? binary
         let p = Process()
         p.executableURL = URL(fileURLWithPath: launcher.first ?? binary)
         p.arguments = launcher.isEmpty ? args : launcher.dropFirst() + [binary] + args

@@ -7,17 +7,23 @@ import ArgumentParser
 #endif
 
 struct PluginsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "plugins",
-        abstract: "Scan the plugin directory, check and load every plugin, and report what happened to each file.",
-        discussion: "Exits 0 when every .so file loaded or was skipped, 1 when any was rejected or quarantined "
-            + "or the directory does not exist (the report, text or --json, is printed either way). "
-            + "status, promote, rollback and canary talk to a running eddy serve (its plugin set, its builds in canary).",
-        subcommands: [
-            PluginsStatusCommand.self, PluginsPromoteCommand.self, PluginsRollbackCommand.self,
-            PluginsCanaryCommand.self,
-        ]
-    )
+    /// The subcommands that talk to a running server (`status`, `promote`, `rollback`, `canary`):
+    /// `eddy-server` sets them; `eddy` hands any command line naming them to it (``EddyFront``).
+    nonisolated(unsafe) static var serverSubcommands: [any ParsableCommand.Type] = []
+
+    /// Their names, which ``EddyFront`` looks for.
+    static let serverSubcommandNames: Set<String> = ["status", "promote", "rollback", "canary"]
+
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "plugins",
+            abstract: "Scan the plugin directory, check and load every plugin, and report what happened to each file.",
+            discussion: "Exits 0 when every .so file loaded or was skipped, 1 when any was rejected or quarantined "
+                + "or the directory does not exist (the report, text or --json, is printed either way). "
+                + "status, promote, rollback and canary talk to a running eddy serve (its plugin set, its builds in canary).",
+            subcommands: serverSubcommands
+        )
+    }
 
     @OptionGroup var plugins: PluginOptions
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EddyCommands
 import EddyHost
 @_spi(Host) import EddyServer
 

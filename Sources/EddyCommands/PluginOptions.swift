@@ -7,14 +7,16 @@ import ArgumentParser
 #endif
 
 /// `--plugin-dir` and the plugin trust flags, shared by the commands that load plugins.
-struct PluginOptions: ParsableArguments {
+package struct PluginOptions: ParsableArguments {
+    package init() {}
+
     @Option(
         help: ArgumentHelp(
             "Directory of plugin .so files (default: $EDDY_PLUGIN_DIR, else ./plugins).", valueName: "dir"))
     var pluginDir: String?
 
     @Flag(help: "Load new plugins directly, without first loading each in a child process.")
-    var noProbe = false
+    package var noProbe = false
 
     @Option(
         help: ArgumentHelp(
@@ -52,13 +54,13 @@ struct PluginOptions: ParsableArguments {
     var verifyTimeLimit: Double?
 
     /// The verifier the flags ask for (nil: --verify off).
-    var verifier: PluginVerifier? { verify.verifier(timeLimit: verifyTimeLimit) }
+    package var verifier: PluginVerifier? { verify.verifier(timeLimit: verifyTimeLimit) }
 
-    var directory: String { pluginDir ?? PluginHost.defaultDirectory }
+    package var directory: String { pluginDir ?? PluginHost.defaultDirectory }
 
     /// The child gets the same size cap, so it refuses nothing the host would load, and verifies at
     /// the same level (its timeout grows by the verification's own limit).
-    var probe: PluginProbe? {
+    package var probe: PluginProbe? {
         noProbe
             ? nil
             : PluginProbe.selfExecutable(
@@ -71,7 +73,7 @@ struct PluginOptions: ParsableArguments {
     }
 
     /// - Throws: ``ValidationError`` for a key directory that cannot be read.
-    func policy() throws -> PluginLoadPolicy {
+    package func policy() throws -> PluginLoadPolicy {
         let keys: [PluginSignature.TrustedKey]
         do {
             keys = try trustedKeys.map(PluginSignature.readTrustedKeys) ?? []
@@ -83,7 +85,7 @@ struct PluginOptions: ParsableArguments {
             registrationTimeout: probeTimeout, trustedKeys: keys, requireSigned: requireSigned)
     }
 
-    func validate() throws {
+    package func validate() throws {
         guard probeTimeout > 0, probeTimeout <= 86_400 else {
             throw ValidationError("--probe-timeout must be between 0 and 86400 seconds")
         }

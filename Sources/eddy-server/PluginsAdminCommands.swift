@@ -1,4 +1,5 @@
 import ArgumentParser
+import EddyCommands
 @_spi(Host) import EddyHost
 import EddyIO
 import EddyServer

@@ -1,5 +1,6 @@
 import ArgumentParser
 @_spi(Host) import Eddy
+import EddyCommands
 @_spi(Host) import EddyHost
 import EddyServer
 import Foundation

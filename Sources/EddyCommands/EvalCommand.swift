@@ -8,8 +8,10 @@ import ArgumentParser
     import Glibc
 #endif
 
-struct EvalCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+package struct EvalCommand: ParsableCommand {
+    package init() {}
+
+    package static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Evaluate a filter and expressions over a CSV, JSON Lines, Parquet or .eddy file.",
         discussion: """
@@ -94,7 +96,7 @@ struct EvalCommand: ParsableCommand {
             valueName: "n"))
     var threads: Int = availableCores()
 
-    func validate() throws {
+    package func validate() throws {
         guard maxRecordBytes > 0, maxRecordBytes <= 1 << 30 else {
             throw ValidationError("--max-record-bytes must be between 1 and \(1 << 30)")
         }
@@ -127,7 +129,7 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("Print the peak resident memory to stderr at the end.", visibility: .hidden))
     var reportMemory = false
 
-    func run() throws {
+    package func run() throws {
         let arrowOutput = format == "arrow"
         guard let outputFormat = arrowOutput ? .csv : OutputFormat(rawValue: format) else {
             throw ValidationError("unknown --format '\(format)'; use table, csv, json or arrow")
@@ -275,21 +277,21 @@ func explainText(_ e: Evaluation, plugins: [LoadedPlugin]) -> String {
 }
 
 /// Buffered standard output (the C stream; the process has one thread writing results).
-enum Stdout {
+package enum Stdout {
     // Only the command's main thread writes results; the stream is created once and never closed.
     nonisolated(unsafe) static let stream = fdopen(STDOUT_FILENO, "w")
 
-    static func write(_ s: String) {
+    package static func write(_ s: String) {
         var s = s
         s.withUTF8 { _ = fwrite($0.baseAddress, 1, $0.count, stream) }
     }
 
-    static func flush() { fflush(stream) }
+    package static func flush() { fflush(stream) }
 }
 
 /// Unbuffered standard error, for messages and progress.
-enum Stderr {
-    static func write(_ s: String) {
+package enum Stderr {
+    package static func write(_ s: String) {
         var s = s
         s.withUTF8 { b in _ = Glibc.write(STDERR_FILENO, b.baseAddress, b.count) }
         _ = fflush(nil)

@@ -1,0 +1,83 @@
+import ArgumentParser
+@_spi(Host) import EddyHost
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The `eddy` command tree. Two executables carry it: `eddy`, which runs the commands that need
+/// neither the server nor Foundation in its own process (`eval`, `convert`, `plugins` …, see
+/// ``EddyFront``), and `eddy-server`, which carries every command and is what `eddy` starts for the
+/// rest (`serve`, its workers, `replay`, the `plugins` subcommands that talk to a server, `--help`).
+/// `eddy-server` adds its commands (``addServerCommands(serve:worker:replay:plugins:)``) before parsing.
+package struct EddyCommand: AsyncParsableCommand {
+    /// The commands `eddy` runs in its own process.
+    static let inProcess: [any ParsableCommand.Type] = [
+        EvalCommand.self, ConvertCommand.self, InspectCommand.self, PluginsCommand.self, KernelsCommand.self,
+        KeygenCommand.self, SignCommand.self, VerifyCommand.self, NewPluginCommand.self, ProbePluginCommand.self,
+    ]
+
+    nonisolated(unsafe) static var subcommands: [any ParsableCommand.Type] = inProcess
+
+    /// `eddy-server`'s tree: the in-process commands and the server's, in the order `eddy --help` lists
+    /// them; `plugins` are the `eddy plugins` subcommands that talk to a running server.
+    package static func addServerCommands(
+        serve: any ParsableCommand.Type, worker: any ParsableCommand.Type, replay: any ParsableCommand.Type,
+        plugins: [any ParsableCommand.Type]
+    ) {
+        subcommands = [
+            EvalCommand.self, ConvertCommand.self, InspectCommand.self, PluginsCommand.self, KernelsCommand.self,
+            serve, KeygenCommand.self, SignCommand.self, VerifyCommand.self, NewPluginCommand.self,
+            ProbePluginCommand.self, worker, replay,
+        ]
+        PluginsCommand.serverSubcommands = plugins
+    }
+
+    package static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "eddy",
+            abstract: "Eddy: a compressed-array compute engine with hot-pluggable kernels.",
+            subcommands: subcommands
+        )
+    }
+
+    package init() {}
+}
+
+/// The entry point of both executables: ArgumentParser's, except for how the process ends. A loaded
+/// plugin's destructors and `atexit` handlers are its code too; `exit()` would run them in the host
+/// (the probe process runs them instead), so the host flushes its output and leaves with `_exit`.
+package enum EddyEntry {
+    /// On the main actor, as the `main` that calls it: a nonisolated async function would run on the
+    /// global executor, whose threads, started before `eddy eval` confines itself, Landlock would
+    /// not cover (and each takes a stack and a malloc arena under `--worker-memory`).
+    @MainActor
+    package static func run() async -> Never {
+        PluginProbe.keepFreedMemory()
+        PluginProbe.installCrashReport(
+            hint: "to run without it, remove that plugin's file from the plugin directory "
+                + "(eddy plugins lists the files)")
+        do {
+            var command = try EddyCommand.parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            leave(0)
+        } catch {
+            let code = EddyCommand.exitCode(for: error)
+            let message = EddyCommand.fullMessage(for: error)
+            if !message.isEmpty {
+                if code == .success { print(message) } else { Stderr.write(message + "\n") }
+            }
+            leave(code.rawValue)
+        }
+    }
+
+    package static func leave(_ status: Int32) -> Never {
+        Stdout.flush()
+        fflush(nil)
+        _exit(status)
+    }
+}
