@@ -16,11 +16,18 @@ package enum EddyFront {
     /// The executable `eddy` hands command lines to, looked for in `eddy`'s own directory.
     package static let serverExecutable = "eddy-server"
 
+    /// The names of ``EddyCommand/inProcess``, spelled out: reading each command's configuration here
+    /// would build ten of them on every start. FrontTests runs `eddy NAME --help` for each in `eddy`'s
+    /// own process.
+    package static let inProcessNames: Set<String> = [
+        "eval", "convert", "inspect", "plugins", "kernels", "keygen", "sign", "verify", "new-plugin", "probe-plugin",
+    ]
+
     /// Whether `eddy` runs `arguments` (its command line, the executable first) in its own process.
     package static func runsInProcess(_ arguments: [String]) -> Bool {
         guard arguments.count >= 2 else { return false }
         let command = arguments[1]
-        guard EddyCommand.inProcess.contains(where: { $0.configuration.commandName == command }) else { return false }
+        guard inProcessNames.contains(command) else { return false }
         if command == "plugins" {
             // `eddy plugins --help` lists the server subcommands too, so it is eddy-server's.
             let rest = arguments.dropFirst(2)

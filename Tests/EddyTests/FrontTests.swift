@@ -29,6 +29,21 @@ import Testing
         #expect(!libraries.contains("lib_FoundationICU.so"), "\(libraries.sorted())")
     }
 
+    @Test func everyCommandEddyRunsItselfIsACommandOfItsOwn() throws {
+        // EddyFront.inProcessNames, spelled out there: a name that is not one of eddy's own commands
+        // would fail to parse in eddy's process ("Unexpected argument").
+        for name in ["eval", "convert", "inspect", "kernels", "keygen", "sign", "verify", "new-plugin", "probe-plugin"]
+        {
+            let (r, libraries) = try Self.loadedLibraries([name, "--help"])
+            #expect(r.status == 0 && r.stdout.contains("USAGE: eddy \(name)"), "\(name): \(r.stderr.suffix(500))")
+            #expect(!libraries.contains("libFoundation.so"), "eddy \(name) ran in eddy-server")
+        }
+        // `eddy plugins --help` lists the server's subcommands, so it is eddy-server's; the scan is eddy's.
+        let (plugins, libraries) = try Self.loadedLibraries(["plugins", "--json"])
+        #expect(plugins.status == 0 && plugins.stdout.contains("\"files\""), "\(plugins.stderr.suffix(500))")
+        #expect(!libraries.contains("libFoundation.so"), "eddy plugins ran in eddy-server")
+    }
+
     @Test func theServerAndTheTopLevelHelpAreEddyServers() throws {
         let (serve, served) = try Self.loadedLibraries(["serve", "--help"])
         #expect(serve.status == 0 && serve.stdout.contains("USAGE: eddy serve"), "\(serve.stderr.suffix(2000))")
