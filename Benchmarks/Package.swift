@@ -16,7 +16,7 @@ let package = Package(
     ],
     dependencies: [
         .package(path: "../plugin-sdk"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // The root package's loader, compiled from its sources (a path dependency on the root would be
