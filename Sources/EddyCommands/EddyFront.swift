@@ -1,4 +1,5 @@
 import ArgumentParser
+import EddyIO
 
 #if canImport(Glibc)
     import Glibc
@@ -42,15 +43,22 @@ package enum EddyFront {
     /// Replaces this process with `eddy-server` and the same command line, or says why it cannot
     /// (exit 127, as a shell does for a command it cannot run).
     package static func handOff(_ arguments: [String]) -> Never {
-        let directory = ownDirectory()
-        let path = directory.map { $0 + "/" + serverExecutable } ?? serverExecutable
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
-        argv.append(nil)
-        execv(path, &argv)
-        let reason = String(cString: strerror(errno))
-        let command = arguments.count >= 2 ? "`eddy \(arguments[1])`" : "`eddy` without a command"
+        // Never a bare name: execv would take it relative to the working directory, which anyone
+        // may have chosen.
+        let path = ownDirectory().map { $0 + "/" + serverExecutable }
+        var reason = "/proc/self/exe is not readable, so eddy's own directory is unknown"
+        if let path {
+            var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
+            argv.append(nil)
+            execv(path, &argv)
+            reason = String(cString: strerror(errno))
+        }
+        let command =
+            arguments.count >= 2
+            ? "`eddy \(escapedForDisplay(String(arguments[1].unicodeScalars.prefix(64))))`" : "`eddy` without a command"
         let message =
-            "eddy: \(command) is run by \(serverExecutable), which could not be started (\(path): \(reason)); "
+            "eddy: \(command) is run by \(serverExecutable), which could not be started "
+            + "(\(path ?? serverExecutable): \(reason)); "
             + "it is built with eddy (swift build) and must sit in the same directory\n"
         _ = message.withCString { write(2, $0, strlen($0)) }
         _exit(127)
