@@ -147,8 +147,10 @@ public final class PluginHost: Sendable {
     }
 
     static func parseQuarantine(_ line: String) -> Quarantine? {
-        let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-        guard f.count == 4, f[0].count == 64, let t = Double(f[1]) else { return nil }
+        let f = line.utf8.split(separator: UInt8(ascii: "\t"), omittingEmptySubsequences: false).map {
+            String(decoding: $0, as: UTF8.self)
+        }
+        guard f.count == 4, f[0].utf8.count == 64, let t = Double(f[1]) else { return nil }
         return Quarantine(hash: f[0], plugin: f[2], cause: f[3], time: t)
     }
 

@@ -135,6 +135,9 @@ public func shortForDisplay(_ text: String, limit: Int) -> String {
 /// Text that came from outside (a file name, a field) shown on one line: control characters escaped
 /// (`\n`, `\u{1b}`), so that a name with a newline cannot forge a line of a report or a log.
 public func escapedForDisplay(_ text: String) -> String {
+    // Printable ASCII needs no escape (and no Unicode property lookups: this runs for every path a
+    // plugin load reports).
+    if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return text }
     var out = ""
     for u in text.unicodeScalars {
         switch u {
