@@ -12,7 +12,10 @@ final class ClientSocket {
     /// - Parameter address: an IPv4 address of this machine (another than loopback makes the
     ///   connection come from that address).
     init(port: Int, address: String = "127.0.0.1") throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // `self.fd` is set last: once every stored property is set, a throwing init runs deinit, which
+        // closed the descriptor a second time — by then possibly another thread's (a pipe or a socket
+        // libdispatch watches, whose registration then outlives its bookkeeping).
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw EddyTestError("socket failed: \(String(cString: strerror(errno)))") }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
@@ -24,9 +27,11 @@ final class ClientSocket {
             }
         }
         guard connected == 0 else {
+            let reason = String(cString: strerror(errno))
             close(fd)
-            throw EddyTestError("connect failed: \(String(cString: strerror(errno)))")
+            throw EddyTestError("connect failed: \(reason)")
         }
+        self.fd = fd
     }
 
     deinit { close(fd) }

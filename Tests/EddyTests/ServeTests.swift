@@ -39,13 +39,26 @@ final class Server: @unchecked Sendable {
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
-        err.fileHandleForReading.readabilityHandler = { [weak self] h in
-            let d = h.availableData
-            guard let self, !d.isEmpty else { return }
-            self.lock.lock()
-            self.log += String(decoding: d, as: UTF8.self)
-            self.lock.unlock()
+        // Read on a thread of its own with blocking reads, never through `readabilityHandler`: on Linux
+        // that is a libdispatch read source, and when the server exits (EPOLLHUP on this pipe) the
+        // dispatch manager thread and the source's own teardown race over the source's muxnote, a use
+        // after free (swift-corelibs-libdispatch#949, swift-corelibs-foundation#3276). That is the likely
+        // end of the `swift test` process that died in CI of SIGSEGV in _dispatch_event_loop_drain.
+        let reader = err.fileHandleForReading
+        let drain = Thread { [weak self] in
+            var chunk = [UInt8](repeating: 0, count: 16 << 10)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(reader.fileDescriptor, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return }  // end of file: the server and whatever inherited the pipe are gone
+                // Still read when the helper is gone, so that a server never blocks on a full pipe.
+                guard let self else { continue }
+                self.lock.lock()
+                self.log += String(decoding: chunk[0..<n], as: UTF8.self)
+                self.lock.unlock()
+            }
         }
+        drain.start()
         try process.run()
         for _ in 0..<200 {
             let text = logText
@@ -554,5 +567,23 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         #expect(status == 200, "\(response)")
         #expect((response["result"] as? [[String: Any]])?.first?["count(*)"] as? Int == 60_000)
         #expect(server.process.terminationStatus == 0)
+    }
+}
+
+/// The test process watches no descriptor with a libdispatch read source of its own (see ``Server``):
+/// a helper reading a child's output through `FileHandle`'s readability handler brings back the race
+/// that killed `swift test` itself when the child exits.
+@Suite struct TestProcessHygieneTests {
+    @Test func noTestHelperReadsAChildsOutputThroughADispatchSource() throws {
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+        // Split, so that this file does not match itself.
+        let patterns = ["readability" + "Handler =", "makeRead" + "Source("]
+        var found: [String] = []
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        where name.hasSuffix(".swift") {
+            let text = try String(contentsOfFile: directory + "/" + name, encoding: .utf8)
+            for pattern in patterns where text.contains(pattern) { found.append("\(name): \(pattern)") }
+        }
+        #expect(found.isEmpty, "read child output on a thread with blocking reads instead: \(found)")
     }
 }
