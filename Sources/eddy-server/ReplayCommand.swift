@@ -155,30 +155,28 @@ struct ReplayCommand: ParsableCommand {
         process.arguments = arguments
         let output = StderrBuffer()
         let out = Pipe()
+        var outputRead: DispatchSemaphore?
         if keepOutput {
             process.standardOutput = out
-            out.fileHandleForReading.readabilityHandler = { h in output.append(h.availableData) }
+            outputRead = output.read(out.fileHandleForReading)
         } else {
             process.standardOutput = FileHandle.nullDevice
         }
         let err = Pipe()
         process.standardError = err
         let collected = StderrBuffer()
-        err.fileHandleForReading.readabilityHandler = { h in collected.append(h.availableData) }
+        let errorRead = collected.read(err.fileHandleForReading)
         try process.run()
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            err.fileHandleForReading.readabilityHandler = nil
-            out.fileHandleForReading.readabilityHandler = nil
-            return (.timedOut(timeout), collected.text, output.text)
-        }
+        let timedOut = process.isRunning
+        if timedOut { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
-        usleep(50_000)
-        err.fileHandleForReading.readabilityHandler = nil
-        out.fileHandleForReading.readabilityHandler = nil
+        // The rest of its output, once the pipes end; bounded, as a process it started may hold them open.
+        let settled = DispatchTime.now() + 1
+        _ = errorRead.wait(timeout: settled)
+        _ = outputRead?.wait(timeout: settled)
+        if timedOut { return (.timedOut(timeout), collected.text, output.text) }
         let status = process.terminationStatus
         return (
             process.terminationReason == .uncaughtSignal ? .signal(status) : .exit(status), collected.text, output.text
@@ -199,6 +197,25 @@ struct ReplayCommand: ParsableCommand {
             lock.lock()
             defer { lock.unlock() }
             return String(decoding: data, as: UTF8.self)
+        }
+
+        /// Reads `handle` into this buffer until its end, on a thread of its own with blocking reads; the
+        /// semaphore is signalled at the end. Not `readabilityHandler`: on Linux that is a libdispatch read
+        /// source, and the hangup when the child exits races libdispatch's manager thread against the
+        /// source's teardown over freed memory (swift-corelibs-libdispatch#949), a crash of this process.
+        func read(_ handle: FileHandle) -> DispatchSemaphore {
+            let done = DispatchSemaphore(value: 0)
+            Thread {
+                var chunk = [UInt8](repeating: 0, count: 16 << 10)
+                while true {
+                    let n = chunk.withUnsafeMutableBytes { Glibc.read(handle.fileDescriptor, $0.baseAddress, $0.count) }
+                    if n < 0 && errno == EINTR { continue }
+                    guard n > 0 else { break }
+                    self.append(Data(chunk[0..<n]))
+                }
+                done.signal()
+            }.start()
+            return done
         }
     }
 
