@@ -176,20 +176,17 @@ package struct EvalCommand: ParsableCommand {
                 // VmHWM is this address space's own peak (ru_maxrss carries over a parent's from fork).
                 Stderr.write("peak resident memory: \(peakResidentKiB()) KiB\n")
             }
-        } catch let e as QueryError {
-            output.abandon("\(e)")
-            Stderr.write("eddy: error: \(e)\n")
-            throw ExitCode(2)
-        } catch let e as IOError {
+        } catch {
+            // Classified as `eddy serve` classifies it: the exit status is the failure's (2 for an
+            // expression, 1 for an input or an evaluation).
+            guard var failure = EddyFailure(classifying: error) else { throw error }
             // An encoding missing because its plugin's build is quarantined: say that, not "add it".
-            let message = host.quarantineExplanation(forEddyFile: file).map { "\($0)" } ?? "\(e)"
-            output.abandon(message)
-            Stderr.write("eddy: error: \(message)\n")
-            throw ExitCode(1)
-        } catch let e as EddyError {
-            output.abandon("\(e)")
-            Stderr.write("eddy: error: \(e)\n")
-            throw ExitCode(1)
+            if error is IOError, let note = host.quarantineExplanation(forEddyFile: file) {
+                failure.message = "\(note)"
+            }
+            output.abandon(failure.message)
+            Stderr.write("eddy: error: \(failure.message)\n")
+            throw ExitCode(failure.exitCode)
         }
     }
 }

@@ -10,11 +10,10 @@ import NIOCore
 /// `Eddy-Rows-Read`, `Eddy-Rows-Selected`. An error is JSON, as ever.
 ///
 /// Inside the server the stream travels in the evaluation's object (and a worker's JSON reply) as
-/// base64 under ``key``; ``response(_:status:)`` and ``response(workerReply:status:)`` unwrap it.
+/// base64 (``EvalAnswer/arrow``); ``response(_:)`` and ``response(workerReply:status:)`` unwrap it.
 enum ArrowAnswer {
     static let format = "arrow"
     static let mediaType = "application/vnd.apache.arrow.stream"
-    static let key = "\u{0}arrow_result"
 
     /// Whether an `Accept` header prefers an Arrow stream to JSON: it names the Arrow type with a
     /// quality above 0 and above that of `application/json` (JSON wins a tie: it is the default).
@@ -42,11 +41,9 @@ enum ArrowAnswer {
 
     static func encode(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
 
-    /// The stream answer of an evaluation's object, or nil when it holds no stream (JSON then).
-    static func response(_ object: [String: Any], status: HTTPResponse.Status) -> Response? {
-        guard status == .ok, let encoded = object[key] as? String, let stream = Data(base64Encoded: encoded) else {
-            return nil
-        }
+    /// The stream answer of an evaluation, or nil when it holds no stream (JSON then).
+    static func response(_ answer: EvalAnswer) -> Response? {
+        guard let encoded = answer.arrow, let stream = Data(base64Encoded: encoded) else { return nil }
         var headers = HTTPFields()
         headers[.contentType] = mediaType
         func header(_ name: String, _ value: String) {
@@ -55,24 +52,19 @@ enum ArrowAnswer {
             guard let field = HTTPField.Name(name), !value.contains(where: \.isNewline) else { return }
             headers[field] = value
         }
-        if let fingerprint = object["fingerprint"] as? String { header("Eddy-Fingerprint", fingerprint) }
-        if let generation = object["generation"] { header("Eddy-Generation", "\(generation)") }
-        if let plugins = object["plugins"] as? [[String: Any]] {
-            header(
-                "Eddy-Plugins",
-                plugins.compactMap { p in
-                    (p["name"] as? String).map { "\($0)@\(p["version"] as? String ?? "")" }
-                }.joined(separator: ","))
-        }
-        if let read = object["rows_read"] { header("Eddy-Rows-Read", "\(read)") }
-        if let selected = object["rows_selected"] { header("Eddy-Rows-Selected", "\(selected)") }
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: stream)))
+        header("Eddy-Fingerprint", answer.fingerprint)
+        header("Eddy-Generation", "\(answer.generation)")
+        header("Eddy-Plugins", answer.plugins.map { "\($0.name)@\($0.version)" }.joined(separator: ","))
+        if let read = answer.rowsRead { header("Eddy-Rows-Read", "\(read)") }
+        if let selected = answer.rowsSelected { header("Eddy-Rows-Selected", "\(selected)") }
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: stream)))
     }
 
     /// A worker's JSON reply to an Arrow request, answered as the stream (nil: an error, or no stream).
     static func response(workerReply body: [UInt8], status: Int) -> Response? {
-        guard status == 200, let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
-        else { return nil }
-        return response(object, status: .ok)
+        guard status == 200, let answer = try? JSONDecoder().decode(EvalAnswer.self, from: Data(body)) else {
+            return nil
+        }
+        return response(answer)
     }
 }

@@ -1,5 +1,6 @@
 @_spi(Host) import EddyHost
 import EddyIO
+import EddyQuery
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -70,18 +71,13 @@ final class Canaries: Sendable {
         var started: Double
         var ended: Double?
 
-        var json: [String: Any] {
-            var o: [String: Any] = [
-                "plugin": candidate.name, "version": candidate.version, "content_hash": candidate.contentHash,
-                "previous_version": previous.version, "previous_content_hash": previous.contentHash,
-                "state": state.rawValue, "fraction": policy.fraction, "requests_to_promote": policy.requests,
-                "requests": routed, "clean_requests": clean, "compared": compared,
-                "started": PluginHost.isoTime(started),
-            ]
-            if !cause.isEmpty { o["cause"] = cause }
-            if let ended { o["ended"] = PluginHost.isoTime(ended) }
-            o["summary"] = summary
-            return o
+        var reply: CanaryRunReply {
+            CanaryRunReply(
+                plugin: candidate.name, version: candidate.version, contentHash: candidate.contentHash,
+                previousVersion: previous.version, previousContentHash: previous.contentHash, state: state.rawValue,
+                fraction: policy.fraction, requestsToPromote: policy.requests, requests: routed, cleanRequests: clean,
+                compared: compared, started: PluginHost.isoTime(started), cause: cause.isEmpty ? nil : cause,
+                ended: ended.map(PluginHost.isoTime), summary: summary)
         }
 
         /// One line for a log or a CLI: "decimal 0.2.0 canary: 3 of 100 requests (0.1 of traffic); 0.1.0 serves the rest".
@@ -387,9 +383,9 @@ extension EddyServer {
     }
 
     /// The canary runs for `/plugins`, newest last.
-    func canaryReport() -> [[String: Any]] {
+    func canaryReport() -> [CanaryRunReply] {
         settleCanaries()
-        return canaries.runs.map { $0.json }
+        return canaries.runs.map(\.reply)
     }
 
     // MARK: - Admin requests
@@ -407,18 +403,18 @@ extension EddyServer {
                 switch key {
                 case "fraction":
                     guard let f = Double(value), f >= 0, f <= 1 else {
-                        return self.json(["error": "fraction: expected a share from 0 to 1"], status: .badRequest)
+                        return self.refuse(EddyFailure(.badRequest, "fraction: expected a share from 0 to 1"))
                     }
                     policy.fraction = f
                 case "requests":
                     guard let n = Int(value), n >= 1, n <= 10_000_000 else {
-                        return self.json(["error": "requests: expected 1 to 10000000"], status: .badRequest)
+                        return self.refuse(EddyFailure(.badRequest, "requests: expected 1 to 10000000"))
                     }
                     policy.requests = n
                 default:
-                    return self.json(
-                        ["error": "unknown parameter '\(shortForDisplay(key, limit: 40))' (fraction, requests)"],
-                        status: .badRequest)
+                    return self.refuse(
+                        EddyFailure(
+                            .badRequest, "unknown parameter '\(shortForDisplay(key, limit: 40))' (fraction, requests)"))
                 }
             }
             self.canaries.setPolicy(policy, for: name)
@@ -428,12 +424,12 @@ extension EddyServer {
                     "plugin": "\(name)", "fraction": "\(policy.fraction)",
                     "requests": "\(policy.requests)",
                 ])
-            return self.json([
-                "plugin": name, "fraction": policy.fraction, "requests_to_promote": policy.requests,
-                "note": policy.fraction > 0
-                    ? "the next build of \(name) dropped into the plugin directory starts in canary"
-                    : "the next build of \(name) replaces the serving one at once",
-            ])
+            return self.json(
+                CanaryPolicyReply(
+                    plugin: name, fraction: policy.fraction, requestsToPromote: policy.requests,
+                    note: policy.fraction > 0
+                        ? "the next build of \(name) dropped into the plugin directory starts in canary"
+                        : "the next build of \(name) replaces the serving one at once"))
         }
         router.post("plugins/:name/promote") { _, context in
             if let refusal = self.adminRefusal() { return refusal }
@@ -445,10 +441,11 @@ extension EddyServer {
             guard let promoted = self.promoteCanary(name, by: how) else {
                 return self.noCanary(name)
             }
-            return self.json([
-                "plugin": name, "state": "promoted", "version": promoted.version, "content_hash": promoted.contentHash,
-                "summary": self.canaries.runs.last { $0.candidate.contentHash == promoted.contentHash }?.summary ?? "",
-            ])
+            return self.json(
+                CanaryDecisionReply(
+                    plugin: name, state: "promoted", version: promoted.version, contentHash: promoted.contentHash,
+                    summary: self.canaries.runs.last { $0.candidate.contentHash == promoted.contentHash }?.summary
+                        ?? ""))
         }
         router.post("plugins/:name/rollback") { _, context in
             if let refusal = self.adminRefusal() { return refusal }
@@ -456,26 +453,26 @@ extension EddyServer {
             guard let build = self.host.canaries.candidate(of: name),
                 self.rollBackCanary(build, cause: "rolled back by an operator (POST /plugins/\(name)/rollback)")
             else { return self.noCanary(name) }
-            return self.json([
-                "plugin": name, "state": "rolled back", "version": build.version, "content_hash": build.contentHash,
-                "serving": self.host.plugins.first { $0.name == name }?.version ?? "",
-                "summary": self.canaries.runs.last { $0.candidate.contentHash == build.contentHash }?.summary ?? "",
-            ])
+            return self.json(
+                CanaryDecisionReply(
+                    plugin: name, state: "rolled back", version: build.version, contentHash: build.contentHash,
+                    serving: self.host.plugins.first { $0.name == name }?.version ?? "",
+                    summary: self.canaries.runs.last { $0.candidate.contentHash == build.contentHash }?.summary ?? ""
+                ))
         }
     }
 
     private func adminRefusal() -> Response? {
         if options.token == nil {
-            return json(
-                ["error": "admin requests need the server's bearer token; this server runs with --no-token"],
-                status: .forbidden)
+            return refuse(
+                EddyFailure(
+                    .forbidden, "admin requests need the server's bearer token; this server runs with --no-token"))
         }
         if pool == nil {
             return json(
-                [
-                    "error": "canaries need worker processes: with --workers 0 two builds of a plugin would share "
-                        + "the server's process"
-                ], status: .conflict)
+                ErrorReply(
+                    "canaries need worker processes: with --workers 0 two builds of a plugin would share "
+                        + "the server's process"), status: .conflict)
         }
         return nil
     }
@@ -486,13 +483,13 @@ extension EddyServer {
     }
 
     private func badName() -> Response {
-        json(["error": "plugin name: \(PluginHost.pluginNameRule)"], status: .badRequest)
+        refuse(EddyFailure(.badRequest, "plugin name: \(PluginHost.pluginNameRule)"))
     }
 
     private func noCanary(_ name: String) -> Response {
         let last = canaries.runs.last { $0.candidate.name == name }
         return json(
-            ["error": "plugin \(name) has no build in canary" + (last.map { " (last: \($0.summary))" } ?? "")],
+            ErrorReply("plugin \(name) has no build in canary" + (last.map { " (last: \($0.summary))" } ?? "")),
             status: .conflict)
     }
 }

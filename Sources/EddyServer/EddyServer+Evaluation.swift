@@ -22,11 +22,11 @@ extension EddyServer {
     ) async -> Response {
         guard await slots.acquire() else {
             metrics.refusals.increment()
-            return json(
-                [
-                    "error": "server busy: \(slots.limit) evaluations running and \(slots.queueLimit) waiting "
-                        + "(--max-concurrent, --max-queue); try again"
-                ], status: .serviceUnavailable)
+            return refuse(
+                EddyFailure(
+                    .busy,
+                    "server busy: \(slots.limit) evaluations running and \(slots.queueLimit) waiting "
+                        + "(--max-concurrent, --max-queue); try again"))
         }
         defer { slots.release() }
         let deadline = now() + options.evalTimeout
@@ -47,22 +47,22 @@ extension EddyServer {
         var prepared: EvalRequest.Job?
         let small = body.readableBytes <= Self.inlineBodyBytes
         if small, pool != nil || contentType.lowercased().hasPrefix("application/json") {
-            do throws(EvalRequest.Refusal) {
+            do throws(EddyFailure) {
                 prepared = try EvalRequest.prepare(
                     server: self, contentType: contentType, body: Data(body.readableBytesView), query: query,
                     queryNames: queryNames)
             } catch {
                 count(error.status)
-                return json(["error": error.message], status: error.status)
+                return refuse(error)
             }
         }
         // Only a short select list over a file already open: a loop's thread must not parse or format
         // for long.
         if pool != nil, let job = prepared, job.inputFormat == "eddy", (job.select?.utf8.count ?? 0) <= 1024,
-            let (status, object) = footerAnswer(job, stop: stop, onlyIfOpen: true)
+            let evaluated = footerAnswer(job, stop: stop, onlyIfOpen: true)
         {
-            count(status)
-            return json(object, status: status)
+            count(evaluated.status)
+            return answerResponse(evaluated)
         }
         // With workers, a small request goes to a worker from here, and a loop reads the reply (see
         // `WorkerLink`): no thread waits for it. One that an `.eddy` file's footer may answer goes the
@@ -96,8 +96,8 @@ extension EddyServer {
         queryNames: Set<String>, deadline: Double, stop: @escaping @Sendable () -> EvaluationStopped?,
         liveness: LivenessCheck
     ) -> Response {
-        let (status, object): (HTTPResponse.Status, [String: Any])
-        do throws(EvalRequest.Refusal) {
+        let evaluated: EvalRequest.Evaluated
+        do throws(EddyFailure) {
             let job: EvalRequest.Job
             if let parsed {
                 job = parsed
@@ -107,7 +107,7 @@ extension EddyServer {
                     query: query, queryNames: queryNames)
             }
             if self.pool != nil, let answer = self.footerAnswer(job, stop: stop) {
-                (status, object) = answer
+                evaluated = answer
             } else if let pool = self.pool {
                 let response = self.runInWorker(
                     pool, .eval, job: job, deadline: deadline,
@@ -117,22 +117,21 @@ extension EddyServer {
             } else if self.sampledForCheck() {
                 let set = self.host.plugins
                 let stamp = FileStamp(job)
-                let evaluated = EvalRequest.evaluateForCheck(
-                    job, session: self.session, check: .report, stop: stop)
-                (status, object) = (evaluated.status, evaluated.object)
-                if status == .ok, let evidence = evaluated.evidence, !evidence.owners.isEmpty {
+                evaluated = EvalRequest.evaluateForCheck(job, session: self.session, check: .report, stop: stop)
+                if evaluated.failure == nil, let evidence = evaluated.evidence, !evidence.owners.isEmpty {
                     self.queueShadowCheck(
-                        job, plugins: set, answer: [UInt8](jsonBytes(object)), evidence: evidence,
+                        job, plugins: set, answer: ReplyJSON.encode(evaluated.answer), evidence: evidence,
                         stamp: stamp)
                 }
             } else {
-                (status, object) = EvalRequest.evaluate(job, session: self.session, stop: stop)
+                evaluated = EvalRequest.evaluate(job, session: self.session, stop: stop)
             }
         } catch {
-            (status, object) = (error.status, ["error": error.message])
+            self.count(error.status)
+            return self.refuse(error)
         }
-        self.count(status)
-        return self.json(object, status: status)
+        self.count(evaluated.status)
+        return self.answerResponse(evaluated)
     }
 
     /// The largest JSON body parsed on the request's task (an event loop's thread): a larger one is
@@ -148,7 +147,7 @@ extension EddyServer {
     ///   loop's thread, nothing may be read or parsed afresh).
     func footerAnswer(
         _ job: EvalRequest.Job, stop: @escaping @Sendable () -> EvaluationStopped?, onlyIfOpen: Bool = false
-    ) -> (HTTPResponse.Status, [String: Any])? {
+    ) -> EvalRequest.Evaluated? {
         guard job.inputFormat == "eddy", job.where == nil, !job.trace, !job.uploaded,
             Evaluation.readsNoColumn(whereText: nil, selectText: job.select),
             let opened = job.file,
@@ -158,9 +157,9 @@ extension EddyServer {
         else { return nil }
         // The supervisor's snapshot names the current plugin set (without their kernels), so the reply's
         // fingerprint and plugins are those a worker would report.
-        var (status, object) = EvalRequest.evaluate(job, session: session, file: file, stop: stop)
-        if status == .ok { object["answered_from"] = "footer" }
-        return (status, object)
+        var evaluated = EvalRequest.evaluate(job, session: session, file: file, stop: stop)
+        if evaluated.failure == nil { evaluated.answer.answeredFrom = "footer" }
+        return evaluated
     }
 
     /// Runs blocking work on a thread of its own, off the event loops.

@@ -28,56 +28,46 @@ extension EddyServer {
 
     /// `GET /health`.
     func health() -> Response {
-        self.json([
-            "status": "ok", "generation": self.session.kernels.generation,
-            "plugins": self.host.plugins.count, "in_flight": self.metrics.inFlight.load(ordering: .relaxed),
-            "connections": self.connections.open, "confinement": self.confinement.description,
-        ])
+        self.json(
+            HealthReply(
+                status: "ok", generation: self.session.kernels.generation, plugins: self.host.plugins.count,
+                inFlight: self.metrics.inFlight.load(ordering: .relaxed), connections: self.connections.open,
+                confinement: self.confinement.description))
     }
 
     /// `GET /plugins`: the scan report, each file's canary run, the quarantined builds.
     func pluginsAnswer() -> Response {
         let loaded = self.host.plugins
-        let rows = self.watcher.report.map { r -> [String: Any] in
-            var row: [String: Any] = [
-                "file": r.file, "status": r.status.rawValue, "reason": r.reason, "plugin": r.plugin,
-                "version": r.version,
-                "kernels": r.kernels, "content_hash": r.contentHash, "load_ms": r.loadMilliseconds,
-            ]
-            if !r.linkTarget.isEmpty { row["link_target"] = r.linkTarget }
+        let canaries = self.canaryReport()
+        let files = self.watcher.report.map { r in
+            var row = PluginFileReply(
+                file: r.file, status: r.status.rawValue, reason: r.reason, plugin: r.plugin, version: r.version,
+                kernels: r.kernels, contentHash: r.contentHash, loadMilliseconds: r.loadMilliseconds)
+            if !r.linkTarget.isEmpty { row.linkTarget = r.linkTarget }
             // As `eddy plugins --json` says it. A row of a file rescanned unchanged has none of its own:
             // the build loaded from the file carries what it was verified on.
             let build = loaded.first { $0.file == r.file && $0.contentHash.hasPrefix(r.contentHash) }
             if r.status == .loaded || r.status == .replaced, let verified = r.verified ?? build?.verified {
-                row["verified_inputs"] = verified.inputs
+                row.verifiedInputs = verified.inputs
             }
-            return row
-        }
-        let canaries = self.canaryReport()
-        let files = rows.map { row -> [String: Any] in
             // The row of a file whose build is (or was) in canary carries its run; while the build is in
             // canary or once promoted, the run's summary is the row's reason (the load's words go stale).
-            guard let hash = row["content_hash"] as? String, !hash.isEmpty,
-                let run = canaries.last(where: { ($0["content_hash"] as? String)?.hasPrefix(hash) == true })
+            guard !r.contentHash.isEmpty, let run = canaries.last(where: { $0.contentHash.hasPrefix(r.contentHash) })
             else { return row }
-            var out = row
-            out["canary"] = run
-            let state = run["state"] as? String
-            if row["status"] as? String == "replaced", state == "canary" || state == "promoted" {
-                out["reason"] = run["summary"] ?? row["reason"]
-            }
-            return out
+            row.canary = run
+            if r.status == .replaced, run.state == "canary" || run.state == "promoted" { row.reason = run.summary }
+            return row
         }
-        let quarantined = self.host.quarantined.map { q -> [String: Any] in
-            ["content_hash": q.hash, "plugin": q.plugin, "cause": q.cause, "time": PluginHost.isoTime(q.time)]
+        let quarantined = self.host.quarantined.map { q in
+            QuarantinedBuildReply(
+                contentHash: q.hash, plugin: q.plugin, cause: q.cause, time: PluginHost.isoTime(q.time))
         }
-        return self.json([
-            "directory": self.watcher.directory, "generation": self.session.kernels.generation,
-            "quarantined": quarantined, "workers": self.pool?.count ?? 0, "canaries": canaries,
-            "confinement": self.confinement.description,
-            "retained_images": self.host.retainedImages,
-            "fingerprint": self.session.kernels.snapshot.fingerprint, "files": files,
-        ])
+        return self.json(
+            PluginsReply(
+                directory: self.watcher.directory, generation: self.session.kernels.generation,
+                quarantined: quarantined, workers: self.pool?.count ?? 0, canaries: canaries,
+                confinement: self.confinement.description, retainedImages: self.host.retainedImages,
+                fingerprint: self.session.kernels.snapshot.fingerprint, files: files))
     }
 
     /// `GET /kernels`: the registry's keys with their kernels and rules, and who registered each.
@@ -94,22 +84,14 @@ extension EddyServer {
                 return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: body))
             }
             guard await self.slots.acquire() else {
-                return self.json(["error": "server busy; try again"], status: .serviceUnavailable)
+                return self.refuse(EddyFailure(.busy, "server busy; try again"))
             }
             defer { self.slots.release() }
             return await self.offLoop {
                 self.runInWorker(pool, .kernels, job: nil, deadline: now() + 10, clientGone: { false })
             }
         }
-        let snapshot = self.session.kernels.snapshot
-        let keys = snapshot.entries.map { e -> [String: Any] in
-            [
-                "parent": e.parent.name, "child": e.child.name,
-                "kernels": e.kernels.map { ["name": $0.name, "owner": $0.owner.description] },
-                "rules": e.rules.map { ["name": $0.name, "owner": $0.owner.description] },
-            ]
-        }
-        return self.json(["generation": snapshot.generation, "fingerprint": snapshot.fingerprint, "keys": keys])
+        return self.json(KernelsReply(self.session.kernels.snapshot))
     }
 
     /// `GET /metrics`, in Prometheus' text format.
@@ -129,26 +111,27 @@ extension EddyServer {
     func evalResponse(_ request: Request, _ context: EddyRequestContext) async throws -> Response {
         var params: EvalRequest.Params
         let query: [(String, String)]
-        do throws(EvalRequest.Refusal) {
+        do throws(EddyFailure) {
             // Decoded as forms encode them (`+` is a space), not only %-escapes.
             query = try EvalRequest.formPairs(request.uri.query)
             params = try EvalRequest.params(fromQuery: query)
         } catch {
-            return self.json(["error": error.message], status: error.status)
+            return self.refuse(error)
         }
-        let tooLarge = ["error": "the body is larger than \(self.options.maxBodyBytes) bytes (--max-body-bytes)"]
+        let tooLarge = EddyFailure(
+            .tooLarge, "the body is larger than \(self.options.maxBodyBytes) bytes (--max-body-bytes)")
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > self.options.maxBodyBytes {
-            return self.json(tooLarge, status: .contentTooLarge)
+            return self.refuse(tooLarge)
         }
         let body: ByteBuffer
         do {
             body = try await self.collectBody(request)
         } catch let e as HTTPError where e.status.code == 413 {
-            return self.json(tooLarge, status: .contentTooLarge)
+            return self.refuse(tooLarge)
         } catch is BodyTimeout {
-            return self.json(
-                ["error": "the body did not arrive within \(self.options.bodyTimeout) s (--body-timeout)"],
-                status: .requestTimeout)
+            return self.refuse(
+                EddyFailure(
+                    .bodyTimeout, "the body did not arrive within \(self.options.bodyTimeout) s (--body-timeout)"))
         }
         let contentType = request.headers[.contentType] ?? ""
         params.accept = request.headers[.accept]

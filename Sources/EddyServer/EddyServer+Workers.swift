@@ -163,19 +163,16 @@ extension EddyServer {
                 status: HTTPResponse.Status(code: status), headers: headers,
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         case .cancelled:
-            return json(
-                ["error": "the client closed the connection"],
-                status: .init(code: 499, reasonPhrase: "Client Closed Request"))
+            return refuse(EddyFailure(.cancelled, "the client closed the connection"))
         case .protocolViolation(let what, let site):
             logger.error("worker replaced: it answered out of protocol", metadata: ["what": "\(what)"])
             if let site, Self.plugin(named: site, in: set) != nil {
                 return blame(cause: "wrote to its worker's socket (\(what))", site: site, in: set, status: .badGateway)
             }
             return json(
-                [
-                    "error": "the evaluation's worker answered out of protocol (\(what)): plugin code wrote to its "
-                        + "socket; the worker was replaced and its answer dropped"
-                ], status: .badGateway)
+                ErrorReply(
+                    "the evaluation's worker answered out of protocol (\(what)): plugin code wrote to its "
+                        + "socket; the worker was replaced and its answer dropped"), status: .badGateway)
         case .died(var cause, let site, let suspects):
             if op == .eval { keepCrashBundle(timedOut: false, cause: cause, site: site, job: job, plugins: set) }
             // A worker killed by SIGBUS outside plugin code was reading a mapped file: name the one it read.
@@ -207,7 +204,7 @@ extension EddyServer {
         guard let site, let plugin = Self.plugin(named: site, in: set) else {
             let message = "the evaluation's worker \(cause)" + (site.map { " in \($0)" } ?? " outside plugin code")
             logger.error("worker lost", metadata: ["cause": "\(cause)"])
-            return json(["error": message, "cause": cause], status: status)
+            return json(ErrorReply(message, cause: cause), status: status)
         }
         let message =
             "\(cause) in \(site); plugin \(plugin.name)@\(plugin.version) "
@@ -226,10 +223,9 @@ extension EddyServer {
                 "cause": "\(PluginHost.escaped(cause)) in \(PluginHost.escaped(site))",
             ])
         return json(
-            [
-                "error": message, "cause": cause, "plugin": plugin.name, "version": plugin.version,
-                "in": site, "content_hash": plugin.contentHash,
-            ], status: status)
+            ErrorReply(
+                message, cause: cause, plugin: plugin.name, version: plugin.version, site: site,
+                contentHash: plugin.contentHash), status: status)
     }
 
     /// The plugin a marked call site belongs to: `… of plugin NAME@VERSION`, or the manifest function

@@ -206,8 +206,18 @@ public final class EddyServer: Sendable {
         }
     }
 
-    func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
-        jsonResponse(object, status: status)
+    /// A JSON reply (see ``ReplyJSON``).
+    func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        jsonResponse(value, status: status)
+    }
+
+    /// The reply to a failure: its status (``EddyFailure/status``) and ``ErrorReply``.
+    func refuse(_ failure: EddyFailure) -> Response { jsonResponse(failure.reply, status: failure.status) }
+
+    /// An evaluation's reply: the Arrow stream when one was asked for and made, else its answer as JSON.
+    func answerResponse(_ evaluated: EvalRequest.Evaluated) -> Response {
+        if evaluated.failure == nil, let stream = ArrowAnswer.response(evaluated.answer) { return stream }
+        return jsonResponse(evaluated.answer, status: evaluated.status)
     }
 }
 

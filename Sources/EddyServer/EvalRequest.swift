@@ -34,16 +34,6 @@ enum EvalRequest {
         var accept: String?
     }
 
-    /// A refusal: the status and the message of the response.
-    struct Refusal: Error {
-        var status: HTTPResponse.Status
-        var message: String
-        init(_ status: HTTPResponse.Status, _ message: String) {
-            self.status = status
-            self.message = message
-        }
-    }
-
     static let queryFields: Set<String> = [
         "where", "select", "format", "input_format", "trace", "path", "threads", "compression",
     ]
@@ -52,9 +42,9 @@ enum EvalRequest {
     static var maxThreads: Int { availableCores() }
 
     /// `threads` as given (a decimal count from 1 to ``maxThreads``), or a refusal naming the range.
-    static func threads(_ text: String) throws(Refusal) -> Int {
+    static func threads(_ text: String) throws(EddyFailure) -> Int {
         guard text.utf8.count <= 6, let n = Int(text), n >= 1, n <= maxThreads else {
-            throw Refusal(
+            throw EddyFailure(
                 .badRequest,
                 "threads must be a whole number from 1 to \(maxThreads) (this server's cores), got '\(shortForDisplay(text, limit: 40))'"
             )
@@ -64,9 +54,9 @@ enum EvalRequest {
 
     /// The name/value pairs of a raw query string, decoded as HTML forms encode them: `+` is a space,
     /// `%XY` a byte; names and values must be UTF-8. A malformed escape is refused.
-    static func formPairs(_ raw: String?) throws(Refusal) -> [(String, String)] {
+    static func formPairs(_ raw: String?) throws(EddyFailure) -> [(String, String)] {
         guard let raw, !raw.isEmpty else { return [] }
-        func decode(_ part: Substring) throws(Refusal) -> String {
+        func decode(_ part: Substring) throws(EddyFailure) -> String {
             var bytes: [UInt8] = []
             var it = Array(part.utf8)[...]
             while let b = it.popFirst() {
@@ -74,7 +64,7 @@ enum EvalRequest {
                     bytes.append(UInt8(ascii: " "))
                 } else if b == UInt8(ascii: "%") {
                     guard it.count >= 2, let hi = hexValue(it[it.startIndex]), let lo = hexValue(it[it.startIndex + 1])
-                    else { throw Refusal(.badRequest, "malformed %-escape in the query string") }
+                    else { throw EddyFailure(.badRequest, "malformed %-escape in the query string") }
                     bytes.append(hi << 4 | lo)
                     it = it.dropFirst(2)
                 } else {
@@ -82,7 +72,7 @@ enum EvalRequest {
                 }
             }
             guard let text = String(validating: bytes, as: UTF8.self) else {
-                throw Refusal(.badRequest, "the query string is not UTF-8 once decoded")
+                throw EddyFailure(.badRequest, "the query string is not UTF-8 once decoded")
             }
             return text
         }
@@ -105,12 +95,12 @@ enum EvalRequest {
     }
 
     /// The options in the query string; an unknown name, or one given twice, is refused.
-    static func params(fromQuery query: [(String, String)]) throws(Refusal) -> Params {
+    static func params(fromQuery query: [(String, String)]) throws(EddyFailure) -> Params {
         var p = Params()
         var seen: Set<String> = []
         for (name, value) in query {
             guard seen.insert(name).inserted else {
-                throw Refusal(.badRequest, "query parameter '\(escapedForDisplay(name))' is given twice")
+                throw EddyFailure(.badRequest, "query parameter '\(escapedForDisplay(name))' is given twice")
             }
             switch name {
             case "where": p.where = value
@@ -124,10 +114,11 @@ enum EvalRequest {
                 switch value.lowercased() {
                 case "1", "true", "yes": p.trace = true
                 case "0", "false", "no", "": p.trace = false
-                default: throw Refusal(.badRequest, "query parameter 'trace' must be 1/true or 0/false, got '\(value)'")
+                default:
+                    throw EddyFailure(.badRequest, "query parameter 'trace' must be 1/true or 0/false, got '\(value)'")
                 }
             default:
-                throw Refusal(
+                throw EddyFailure(
                     .badRequest,
                     "unknown query parameter '\(name)'; known: \(queryFields.sorted().joined(separator: ", "))")
             }
@@ -137,31 +128,31 @@ enum EvalRequest {
 
     /// Reads the JSON body strictly over `params` (from the query): every field known, of its type,
     /// given once — in the body or the query string, not both.
-    static func params(fromJSON body: Data, over query: Params, queryNames: Set<String>) throws(Refusal) -> Params {
+    static func params(fromJSON body: Data, over query: Params, queryNames: Set<String>) throws(EddyFailure) -> Params {
         let fields: [(name: String, value: JSONFieldValue)]
         do {
             fields = try body.withUnsafeBytes { try JSONObjectFields.parse($0) }
         } catch let e as IOError {
-            throw Refusal(.badRequest, "the body is not a JSON object: \(e.message) (column \(e.column))")
+            throw EddyFailure(.badRequest, "the body is not a JSON object: \(e.message) (column \(e.column))")
         } catch {
-            throw Refusal(.badRequest, "the body is not a JSON object")
+            throw EddyFailure(.badRequest, "the body is not a JSON object")
         }
         var p = query
         var seen = queryNames
         for (name, value) in fields {
             var shown: String { shortForDisplay(name, limit: 64) }
             guard seen.insert(name).inserted else {
-                throw Refusal(
+                throw EddyFailure(
                     .badRequest,
                     queryNames.contains(name)
                         ? "field '\(shown)' is given in both the query string and the body"
                         : "field '\(shown)' is given twice")
             }
-            func string() throws(Refusal) -> String? {
+            func string() throws(EddyFailure) -> String? {
                 switch value {
                 case .string(let s): return s
                 case .null: return nil
-                default: throw Refusal(.badRequest, "field '\(name)' must be a string, got \(value.typeName)")
+                default: throw EddyFailure(.badRequest, "field '\(name)' must be a string, got \(value.typeName)")
                 }
             }
             switch name {
@@ -175,16 +166,16 @@ enum EvalRequest {
                 switch value {
                 case .number(let text): p.threads = try threads(text)
                 case .null: break
-                default: throw Refusal(.badRequest, "field 'threads' must be a number, got \(value.typeName)")
+                default: throw EddyFailure(.badRequest, "field 'threads' must be a number, got \(value.typeName)")
                 }
             case "trace":
                 switch value {
                 case .bool(let b): p.trace = b
                 case .null: break
-                default: throw Refusal(.badRequest, "field 'trace' must be true or false, got \(value.typeName)")
+                default: throw EddyFailure(.badRequest, "field 'trace' must be true or false, got \(value.typeName)")
                 }
             default:
-                throw Refusal(
+                throw EddyFailure(
                     .badRequest, "unknown field '\(shown)'; known: " + queryFields.sorted().joined(separator: ", "))
             }
         }
@@ -201,15 +192,16 @@ enum EvalRequest {
     /// to a data subdirectory swap it for a link to `/etc` between the two (issue 27).
     /// - Returns: the path to name in messages — the request's, as the client wrote it: where the data
     ///   directories are on the server is not the client's to learn — and the open file.
-    static func open(_ path: String, dataDirectories: [String]) throws(Refusal) -> (path: String, file: OpenedFile) {
+    static func open(_ path: String, dataDirectories: [String]) throws(EddyFailure) -> (path: String, file: OpenedFile)
+    {
         guard let first = dataDirectories.first else {
-            throw Refusal(
+            throw EddyFailure(
                 .forbidden,
                 "this server reads no files by path: start it with --data-dir DIR to allow files "
                     + "under DIR, or upload the data as the request body")
         }
         guard !path.isEmpty, !path.utf8.contains(0) else {
-            throw Refusal(.badRequest, "field 'path' is empty or has a NUL")
+            throw EddyFailure(.badRequest, "field 'path' is empty or has a NUL")
         }
         let shown = escapedForDisplay(path)
         let absolute = path.hasPrefix("/") ? path : first + "/" + path
@@ -219,19 +211,19 @@ enum EvalRequest {
         let lexical = lexicallyNormalized(absolute)
         let outside = "\(shown) is not inside a --data-dir of this server"
         guard dataDirectories.contains(where: { lexical.hasPrefix(prefix($0)) }) else {
-            throw Refusal(.forbidden, outside)
+            throw EddyFailure(.forbidden, outside)
         }
         // The data directory the path starts with (the longest that matches), and the rest beneath it.
         let base =
             path.hasPrefix("/")
             ? dataDirectories.filter { absolute.hasPrefix(prefix($0)) }.max { $0.utf8.count < $1.utf8.count }
             : first
-        guard let base else { throw Refusal(.forbidden, outside) }
+        guard let base else { throw EddyFailure(.forbidden, outside) }
         var rest = Substring(absolute.dropFirst(prefix(base).count))
         while rest.hasPrefix("/") { rest = rest.dropFirst() }
         let directory = eddy_open_directory(base)
         guard directory >= 0 else {
-            throw Refusal(
+            throw EddyFailure(
                 .forbidden,
                 "\(shown): cannot open its data directory \(escapedForDisplay(base)): \(String(cString: strerror(errno)))"
             )
@@ -244,37 +236,37 @@ enum EvalRequest {
             // Without openat2 (walked) no link and no `..` is followed at all.
             switch (reason, walked != 0) {
             case (EXDEV, false):
-                throw Refusal(
+                throw EddyFailure(
                     .forbidden,
                     outside + " (it resolves to a file outside, or through an absolute symbolic link, which is not "
                         + "followed)")
             case (EXDEV, true):
-                throw Refusal(
+                throw EddyFailure(
                     .forbidden, "\(shown): '..' is not followed on this system (no openat2); name the file without it")
             case (ELOOP, false):
-                throw Refusal(
+                throw EddyFailure(
                     .forbidden, "\(shown): too many levels of symbolic links, or a /proc link, which is not followed")
             case (ELOOP, true):
-                throw Refusal(
+                throw EddyFailure(
                     .forbidden,
                     "\(shown): a symbolic link on the way is not followed on this system (no openat2); name the file "
                         + "itself")
             case (ENOENT, _), (ENOTDIR, _):
-                throw Refusal(.notFound, "\(shown): no such file")
+                throw EddyFailure(.notFound, "\(shown): no such file")
             case (EACCES, _), (EPERM, _):
-                throw Refusal(.forbidden, "\(shown): permission denied (the server cannot reach it)")
+                throw EddyFailure(.forbidden, "\(shown): permission denied (the server cannot reach it)")
             case (EAGAIN, _):
-                throw Refusal(
-                    .serviceUnavailable, "\(shown): the directories on its path changed while it was opened; try again")
+                throw EddyFailure(
+                    .busy, "\(shown): the directories on its path changed while it was opened; try again")
             default:
-                throw Refusal(.forbidden, "\(shown): cannot open: \(String(cString: strerror(reason)))")
+                throw EddyFailure(.forbidden, "\(shown): cannot open: \(String(cString: strerror(reason)))")
             }
         }
         let file = OpenedFile(fd)
         // A FIFO or a device would block the evaluation's thread where no deadline can reach it (opened
         // with O_NONBLOCK, so the open itself did not wait).
         guard FileKind.of(descriptor: fd) == .regular else {
-            throw Refusal(.forbidden, "\(shown) is not a regular file")
+            throw EddyFailure(.forbidden, "\(shown) is not a regular file")
         }
         return (path, file)
     }
@@ -311,7 +303,7 @@ enum EvalRequest {
     static func prepare(
         server: EddyServer, contentType: String, body: Data, query: Params,
         queryNames: Set<String>
-    ) throws(Refusal) -> Job {
+    ) throws(EddyFailure) -> Job {
         var params = query
         var uploaded: String?
         var opened: OpenedFile?
@@ -322,7 +314,7 @@ enum EvalRequest {
             }
         } else if !body.isEmpty {
             guard params.path == nil else {
-                throw Refusal(.badRequest, "give a path or upload a body, not both")
+                throw EddyFailure(.badRequest, "give a path or upload a body, not both")
             }
             let isJSONLines = contentType.contains("ndjson") || contentType.contains("jsonl")
             let isEddy = body.starts(with: EddyFileFormat.magic)
@@ -338,20 +330,20 @@ enum EvalRequest {
         } else if let path = params.path {
             (params.path, opened) = try open(path, dataDirectories: server.options.dataDirectories)
         }
-        do throws(Refusal) {
+        do throws(EddyFailure) {
             guard let path = params.path, let opened else {
-                throw Refusal(.badRequest, "give a file: {\"path\": …} in a JSON body, or upload CSV / JSON Lines")
+                throw EddyFailure(.badRequest, "give a file: {\"path\": …} in a JSON body, or upload CSV / JSON Lines")
             }
             let format = params.format ?? (ArrowAnswer.wanted(params.accept) ? ArrowAnswer.format : "json")
             guard OutputFormat(rawValue: format) != nil || format == ArrowAnswer.format else {
-                throw Refusal(
+                throw EddyFailure(
                     .badRequest, "unknown format '\(shortForDisplay(format, limit: 64))'; use json, csv, table or arrow"
                 )
             }
             let kind: InputFormat
             if let name = params.inputFormat {
                 guard let named = InputFormat(named: name) else {
-                    throw Refusal(.badRequest, InputFormat.unknown(name, option: "input_format"))
+                    throw EddyFailure(.badRequest, InputFormat.unknown(name, option: "input_format"))
                 }
                 kind = named
             } else {
@@ -359,7 +351,7 @@ enum EvalRequest {
             }
             let compression = params.compression ?? "auto"
             guard Compressor.Goal(named: compression) != nil else {
-                throw Refusal(.badRequest, Compressor.Goal.unknown(compression, option: "compression"))
+                throw EddyFailure(.badRequest, Compressor.Goal.unknown(compression, option: "compression"))
             }
             let limits = server.options.expressionLimits
             return Job(
@@ -383,19 +375,22 @@ enum EvalRequest {
     static func evaluate(
         _ job: Job, session: Session, file: EddyFile? = nil, mapFiles: Bool = false,
         stop: @escaping () -> EvaluationStopped?
-    ) -> (HTTPResponse.Status, [String: Any]) {
-        let evaluated = evaluateForCheck(job, session: session, file: file, mapFiles: mapFiles, stop: stop)
-        return (evaluated.status, evaluated.object)
+    ) -> Evaluated {
+        evaluateForCheck(job, session: session, file: file, mapFiles: mapFiles, stop: stop)
     }
 
     /// The engine's built-in kernels and rules alone, for a shadow check's confirmation.
     static let builtinSession = Session()
 
-    /// An evaluation's answer, and what a shadow check needs of it when one was asked for.
+    /// An evaluation's answer, why it failed if it did, and what a shadow check needs of it when one
+    /// was asked for.
     struct Evaluated {
-        var status: HTTPResponse.Status
-        var object: [String: Any]
+        var answer: EvalAnswer
+        var failure: EddyFailure?
         var evidence: ShadowEvidence?
+
+        /// The status the answer goes with: 200, or the failure's.
+        var status: HTTPResponse.Status { failure?.status ?? .ok }
     }
 
     /// ``evaluate(_:session:file:mapFiles:stop:)`` in a shadow check's role (see ShadowCheck.swift).
@@ -451,12 +446,7 @@ enum EvalRequest {
                 ?? (use.map { $0.wrapping(context.snapshot.compressorHooks) } ?? context.snapshot.compressorHooks)
             compressor = Compressor(hooks: hooked, goal: goal)
         }
-        var response: [String: Any] = [
-            "fingerprint": context.snapshot.fingerprint, "generation": context.snapshot.generation,
-            "plugins": context.snapshot.plugins.map {
-                ["name": $0.name, "version": $0.version, "content_hash": $0.contentHash]
-            },
-        ]
+        var answer = EvalAnswer(snapshot: context.snapshot)
         let limit = job.maxResultBytes
         var text = ""
         var tooLarge = false
@@ -517,16 +507,14 @@ enum EvalRequest {
             if arrow {
                 // Crosses from a worker inside the JSON reply; the route answers it as the stream itself.
                 text = ArrowAnswer.encode(bytes)
-                response[ArrowAnswer.key] = text
+                answer.arrow = text
             } else {
-                // The result goes into the response as JSON text (see jsonResponse): the engine's JSON as
-                // it is, other formats as one string literal. Parsing JSON into objects and writing it
-                // again cost more than the query (600 ms for 30,000 rows), and Foundation's string
-                // escaping 20 ms.
-                response[rawResultKey] = format == .json ? text : ResultWriter.jsonString(text)
+                // The result goes into the answer as JSON text (see RawJSON): the engine's JSON as it is,
+                // other formats as one string literal. Foundation's string escaping cost 20 ms.
+                answer.result = RawJSON(text: format == .json ? text : ResultWriter.jsonString(text))
             }
-            response["rows_read"] = evaluation.rowsRead
-            response["rows_selected"] = evaluation.rowsSelected
+            answer.rowsRead = evaluation.rowsRead
+            answer.rowsSelected = evaluation.rowsSelected
             var evidence: ShadowEvidence?
             if check != .none {
                 var owners: Set<String> = hookUse?.take() ?? []
@@ -538,43 +526,28 @@ enum EvalRequest {
                 evidence = ShadowEvidence(owners: owners.sorted(), digest: ResultDigest(text))
             }
             if job.trace, let trace {
-                response["trace"] = trace.events.map {
-                    [
-                        "step": $0.step.rawValue, "encoding": $0.encoding, "name": $0.name,
-                        "owner": $0.owner.description,
-                        "depth": $0.depth,
-                    ] as [String: Any]
+                answer.trace = trace.events.map {
+                    TraceStep(
+                        step: $0.step.rawValue, encoding: $0.encoding, name: $0.name, owner: $0.owner.description,
+                        depth: $0.depth)
                 }
             }
-            return Evaluated(status: .ok, object: response, evidence: evidence)
-        } catch let e as EvaluationStopped {
-            response["error"] = boundedMessage(e.description)
-            let status: HTTPResponse.Status =
-                switch e.cause {
-                case .deadline: .gatewayTimeout
-                case .cancelled: .init(code: 499, reasonPhrase: "Client Closed Request")
-                case .resultTooLarge: .contentTooLarge
-                }
-            return Evaluated(status: status, object: response)
-        } catch let e as QueryError {
-            response["error"] = boundedMessage(e.description)
-            return Evaluated(status: .badRequest, object: response)
+            return Evaluated(answer: answer, evidence: evidence)
         } catch var e as IOError {
             // An upload is named as such, not by its private path.
             if job.uploaded && e.file == job.path { e.file = "upload" }
-            response["error"] = boundedMessage(e.description)
-            return Evaluated(status: .badRequest, object: response)
-        } catch let e as EddyError {
-            response["error"] = boundedMessage(e.description)
-            if let source = e.source { response["owner"] = source }
-            // A kernel that broke its contract or failed is the server's (or a plugin's) fault;
-            // overflow, division by zero or a bad cast are the data's.
-            let serverSide = e.code == .kernelContract || e.code == .kernelFailed || e.code == .iterationLimit
-            return Evaluated(status: serverSide ? .internalServerError : .unprocessableContent, object: response)
+            return failed(EddyFailure(e), answer)
         } catch {
-            response["error"] = boundedMessage("\(error)")
-            return Evaluated(status: .internalServerError, object: response)
+            return failed(EddyFailure(error), answer)
         }
+    }
+
+    /// An answer that says why the evaluation failed (see ``EddyFailure`` for the status).
+    private static func failed(_ failure: EddyFailure, _ answer: EvalAnswer) -> Evaluated {
+        var answer = answer
+        answer.error = boundedMessage(failure.message)
+        answer.owner = failure.owner
+        return Evaluated(answer: answer, failure: failure)
     }
 }
 
@@ -600,12 +573,12 @@ final class UploadDirectory: Sendable {
     /// removing it after the request is harmless; the file goes with its last descriptor. Creating,
     /// writing and unlinking a file on disk per upload (and its atime update when a worker read it)
     /// cost tens of microseconds of a small request.
-    func store(_ body: Data, suffix: String) throws(EvalRequest.Refusal) -> (path: String, file: OpenedFile) {
+    func store(_ body: Data, suffix: String) throws(EddyFailure) -> (path: String, file: OpenedFile) {
         let name = "\(path)/upload-\(UInt64.random(in: 0...UInt64.max))\(suffix)"
         let fd = body.withUnsafeBytes { raw in eddy_sealed_memfd("eddy-upload", raw.baseAddress, raw.count) }
         guard fd >= 0 else {
-            throw EvalRequest.Refusal(
-                .internalServerError, "cannot store the uploaded body: \(String(cString: strerror(errno)))")
+            throw EddyFailure(
+                .internal, "cannot store the uploaded body: \(String(cString: strerror(errno)))")
         }
         return (name, OpenedFile(fd))
     }

@@ -1,4 +1,5 @@
 import EddyIO
+import EddyQuery
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -29,7 +30,7 @@ struct RequestGuard<Context: RequestContext>: RouterMiddleware {
         let host = Self.hostPart(authority)
         guard isAllowed(host) else {
             return Self.refuse(
-                .misdirectedRequest,
+                .misdirected,
                 "Host '\(escapedForDisplay(authority))' is not served here: use localhost or 127.0.0.1, "
                     + "or start the server with --hostname or --allowed-host \(escapedForDisplay(host)) "
                     + "(a guard against DNS rebinding)")
@@ -96,44 +97,26 @@ struct RequestGuard<Context: RequestContext>: RouterMiddleware {
         return diff == 0
     }
 
-    static func refuse(_ status: HTTPResponse.Status, _ message: String) -> Response {
-        jsonResponse(["error": message], status: status)
+    static func refuse(_ kind: EddyFailure.Kind, _ message: String) -> Response {
+        let failure = EddyFailure(kind, message)
+        return jsonResponse(failure.reply, status: failure.status)
     }
 }
 
-/// Holds a result that is already JSON text written by the engine's ResultWriter: `jsonResponse`
-/// writes it as the value of "result" without parsing it.
-let rawResultKey = "\u{0}raw_result"
-
-/// A JSON response with sorted keys ("result", when given as JSON text under `rawResultKey`, last).
-func jsonResponse(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
-    if let stream = ArrowAnswer.response(object, status: status) { return stream }
-    let data = jsonBytes(object)
+/// A JSON response: `value` as ``ReplyJSON`` writes it (keys sorted, a result last).
+func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
     var headers = HTTPFields()
     headers[.contentType] = "application/json"
-    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    return Response(
+        status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: ReplyJSON.encode(value))))
 }
 
-/// `object` as JSON with sorted keys; a result given as JSON text under `rawResultKey` is written as
-/// the value of "result", last, without being parsed.
+/// `object` as JSON with sorted keys.
 func jsonBytes(_ object: [String: Any]) -> Data {
-    var rest = object
-    let raw = rest.removeValue(forKey: rawResultKey) as? String
-    var data: Data
     var fast: [UInt8] = []
     fast.reserveCapacity(256)
-    if JSONText.append(rest, to: &fast, depth: 0) {
-        data = Data(fast)
-    } else {
-        data = (try? JSONSerialization.data(withJSONObject: rest, options: [.sortedKeys])) ?? Data("{}".utf8)
-    }
-    if let raw, data.last == UInt8(ascii: "}") {
-        data.removeLast()
-        data.append(contentsOf: Array((rest.isEmpty ? "\"result\":" : ",\"result\":").utf8))
-        data.append(contentsOf: Array(raw.utf8))
-        data.append(UInt8(ascii: "}"))
-    }
-    return data
+    if JSONText.append(object, to: &fast, depth: 0) { return Data(fast) }
+    return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
 }
 
 /// JSON text for the server's own replies, written directly: Foundation's serializer took a quarter

@@ -359,7 +359,7 @@ extension EddyServer {
                         : nil
                 })
             (status, body, digest) =
-                (Int(evaluated.status.code), [UInt8](jsonBytes(evaluated.object)), evaluated.evidence?.digest)
+                (Int(evaluated.status.code), ReplyJSON.encode(evaluated.answer), evaluated.evidence?.digest)
         }
         guard status == 200, let digest else {
             let why = "it answered \(status): \(Self.excerpt(body, limit: 300))"

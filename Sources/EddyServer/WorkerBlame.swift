@@ -60,6 +60,6 @@ extension EddyServer {
             let note = host.quarantineExplanation(
                 forEddyFile: job.uploaded ? "the upload" : job.path, descriptor: fd)
         else { return nil }
-        return json(["error": note], status: HTTPResponse.Status(code: status))
+        return json(ErrorReply(note), status: HTTPResponse.Status(code: status))
     }
 }

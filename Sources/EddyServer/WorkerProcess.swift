@@ -2,6 +2,7 @@ import CEddyHost
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
 import EddyIO
+import EddyQuery
 import Foundation
 import HTTPTypes
 
@@ -118,14 +119,12 @@ public enum WorkerProcess {
         do {
             request = try WorkerRequest(decoding: frame)
         } catch {
-            return WorkerReply(
-                id: 0, status: 500, evidence: nil, body: encode(["error": "worker: malformed request: \(error)"]))
+            return refusal(id: 0, EddyFailure(.internal, "worker: malformed request: \(error)"))
         }
         if request.expectsFile {
             guard let file else {
-                return WorkerReply(
-                    id: request.id, status: 500, evidence: nil,
-                    body: encode(["error": "worker: the request's file descriptor did not arrive"]))
+                return refusal(
+                    id: request.id, EddyFailure(.internal, "worker: the request's file descriptor did not arrive"))
             }
             request.job?.file = file
         }
@@ -139,28 +138,24 @@ public enum WorkerProcess {
 
     static func answer(_ request: WorkerRequest, session: Session, host: PluginHost) -> (Int, [UInt8], ShadowEvidence?)
     {
-        if let problem = sync(request.plugins, host: host) { return (500, encode(["error": problem]), nil) }
+        func refused(_ failure: EddyFailure) -> (Int, [UInt8], ShadowEvidence?) {
+            (failure.httpStatus, ReplyJSON.encode(failure.reply), nil)
+        }
+        if let problem = sync(request.plugins, host: host) { return refused(EddyFailure(.internal, problem)) }
         switch request.op {
         case .kernels:
-            let snapshot = session.kernels.snapshot
-            let keys = snapshot.entries.map { e -> [String: Any] in
-                [
-                    "parent": e.parent.name, "child": e.child.name,
-                    "kernels": e.kernels.map { ["name": $0.name, "owner": $0.owner.description] },
-                    "rules": e.rules.map { ["name": $0.name, "owner": $0.owner.description] },
-                ]
-            }
-            let generation = request.generation > 0 ? request.generation : snapshot.generation
-            return (200, encode(["generation": generation, "fingerprint": snapshot.fingerprint, "keys": keys]), nil)
+            let reply = KernelsReply(
+                session.kernels.snapshot, generation: request.generation > 0 ? request.generation : nil)
+            return (200, ReplyJSON.encode(reply), nil)
         case .eval:
-            guard let job = request.job else { return (500, encode(["error": "worker: eval without a job"]), nil) }
+            guard let job = request.job else { return refused(EddyFailure(.internal, "worker: eval without a job")) }
             var evaluated = asEngineWork {
                 EvalRequest.evaluateForCheck(
                     job, session: session, mapFiles: true, check: request.check, alone: request.alone, hooks: hooks,
                     stop: { nil })
             }
-            if request.generation > 0 { evaluated.object["generation"] = request.generation }
-            return (Int(evaluated.status.code), encode(evaluated.object), evaluated.evidence)
+            if request.generation > 0 { evaluated.answer.generation = request.generation }
+            return (Int(evaluated.status.code), ReplyJSON.encode(evaluated.answer), evaluated.evidence)
         }
     }
 
@@ -189,7 +184,8 @@ public enum WorkerProcess {
         return nil
     }
 
-    static func encode(_ object: [String: Any]) -> [UInt8] {
-        [UInt8](jsonBytes(object))
+    /// The reply to a request this worker cannot answer.
+    static func refusal(id: UInt64, _ failure: EddyFailure) -> WorkerReply {
+        WorkerReply(id: id, status: failure.httpStatus, evidence: nil, body: ReplyJSON.encode(failure.reply))
     }
 }

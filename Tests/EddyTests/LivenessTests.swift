@@ -1,4 +1,5 @@
 import EddyIO
+import EddyQuery
 import Foundation
 import HTTPTypes
 import NIOCore
