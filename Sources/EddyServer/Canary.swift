@@ -282,20 +282,14 @@ extension EddyServer {
         .compactMap { $0 }.joined(separator: " ")
         let name = "canary-divergence-\(c.contentHash.prefix(16))-\(Int(ts.tv_sec)).json"
         let canaryDigest = canary.digest ?? ResultDigest(lines: 0, bytes: 0, sumA: 0, sumB: 0)
-        let record: [String: Any] = [
-            "time": PluginHost.isoTime(Double(ts.tv_sec)),
-            "plugin": "\(c.name)@\(c.version)", "content_hash": c.contentHash,
-            "previous": "\(p.name)@\(p.version)", "previous_content_hash": p.contentHash,
-            "request": [
-                "path": job.uploaded ? "upload (not kept)" : job.path, "input_format": job.inputFormat,
-                "format": job.format, "where": job.where.map { Self.bounded($0, limit: 16 << 10) } ?? "",
-                "select": job.select.map { Self.bounded($0, limit: 16 << 10) } ?? "", "threads": job.threads,
-            ] as [String: Any],
-            "canary": Self.recorded(
+        let record = CanaryDivergenceRecord(
+            time: PluginHost.isoTime(Double(ts.tv_sec)),
+            plugin: "\(c.name)@\(c.version)", contentHash: c.contentHash,
+            previous: "\(p.name)@\(p.version)", previousContentHash: p.contentHash, request: RecordedRequest(job),
+            canary: Self.recorded(
                 canary.body, canaryDigest, note: "the build in canary's answer (status \(canary.status))"),
-            "serving": Self.recorded(serving.body, serving.digest, note: "the serving build's answer (status 200)"),
-        ]
-        let saved = saveRecord(named: name, [UInt8](jsonBytes(record)))
+            serving: Self.recorded(serving.body, serving.digest, note: "the serving build's answer (status 200)"))
+        let saved = saveRecord(named: name, ReplyJSON.encode(record))
         let lines =
             canary.status != 200
             ? "; it answered \(canary.status), the serving build 200"

@@ -82,52 +82,49 @@ struct CrashBundles: Sendable {
         guard bundlefd >= 0 else { return .failure(BundleError("open \(name): \(String(cString: strerror(errno)))")) }
         defer { close(bundlefd) }
 
-        var request: [String: Any] = [
-            "eval_timeout": options.evalTimeout, "worker_memory": options.workerMemory,
-        ]
-        var input: [String: Any] = [:]
+        var request = CrashBundleRecord.Request()
+        request.evalTimeout = options.evalTimeout
+        request.workerMemory = options.workerMemory
+        var input = CrashBundleRecord.Input()
         if let job {
-            request["input_format"] = job.inputFormat
-            request["format"] = job.format
-            request["threads"] = job.threads
-            request["compression"] = job.compression
-            if let w = job.where { request["where"] = w }
-            if let s = job.select { request["select"] = s }
-            input["uploaded"] = job.uploaded
-            if !job.uploaded { input["path"] = job.path }
+            request.inputFormat = job.inputFormat
+            request.format = job.format
+            request.threads = job.threads
+            request.compression = .string(job.compression)
+            request.where = job.where
+            request.select = job.select
+            input.uploaded = job.uploaded
+            if !job.uploaded { input.path = job.path }
             if let fd = job.file?.descriptor {
                 // The path as the request named it is relative to a data directory: the file the server
                 // opened is where `eddy replay` looks first.
-                if !job.uploaded, let opened = CrashBundle.openedPath(fd) { input["opened_path"] = opened }
+                if !job.uploaded, let opened = CrashBundle.openedPath(fd) { input.openedPath = opened }
                 let end = lseek(fd, 0, SEEK_END)
                 if end >= 0 {
                     let size = Int(end)
-                    input["bytes"] = size
-                    if size <= Self.maxHashedBytes, let hash = Self.sha256(fd, bytes: size) { input["sha256"] = hash }
+                    input.bytes = size
+                    if size <= Self.maxHashedBytes, let hash = Self.sha256(fd, bytes: size) { input.sha256 = hash }
                     if job.uploaded {
                         let kept = min(size, Self.maxUploadBytes)
                         if Self.copy(fd, bytes: kept, into: bundlefd, as: "input") {
-                            input["body"] = "input"
-                            input["body_truncated"] = kept < size
+                            input.body = "input"
+                            input.bodyTruncated = kept < size
                         }
                     }
                 }
             }
         }
-        let record: [String: Any] = [
-            "format": "eddy-crash-bundle/1", "time": PluginHost.isoTime(seconds), "kind": kind,
-            "cause": cause, "site": site ?? "",
-            "crash_line": kind == "divergence"
+        let record = CrashBundleRecord(
+            time: PluginHost.isoTime(seconds), kind: kind, cause: cause, site: site ?? "",
+            crashLine: kind == "divergence"
                 ? cause : "the evaluation's worker \(cause)" + (site.map { " in \($0)" } ?? " outside plugin code"),
-            "request": request, "input": input,
-            "plugins": plugins.map {
-                [
-                    "name": $0.name, "version": $0.version, "sha256": $0.contentHash,
-                    "copy": PluginHost.baseName($0.shadowPath),
-                ]
-            },
-        ]
-        let bytes = [UInt8](jsonBytes(record))
+            request: request, input: input,
+            plugins: plugins.map {
+                CrashBundleRecord.Build(
+                    name: $0.name, version: $0.version, sha256: $0.contentHash,
+                    copy: PluginHost.baseName($0.shadowPath))
+            })
+        let bytes = ReplyJSON.encode(record)
         guard Self.writeFile(bundlefd, "bundle.json", bytes) else {
             return .failure(BundleError("cannot write \(name)/bundle.json: \(String(cString: strerror(errno)))"))
         }
@@ -252,54 +249,55 @@ public struct CrashBundle: Sendable {
         }
         var bytes = [UInt8](repeating: 0, count: facts.size)
         guard PluginFileIO.readFully(fd, into: &bytes, at: 0),
-            let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any],
-            object["format"] as? String == "eddy-crash-bundle/1"
+            let record = try? JSONDecoder().decode(CrashBundleRecord.self, from: Data(bytes)),
+            record.format == CrashBundleRecord.format
         else {
             throw Unreadable(
                 description: "\(escapedForDisplay(file)): not an eddy crash bundle (format eddy-crash-bundle/1)")
         }
-        let request = object["request"] as? [String: Any] ?? [:]
-        let input = object["input"] as? [String: Any] ?? [:]
-        kind = object["kind"] as? String ?? "crash"
-        crashLine = object["crash_line"] as? String ?? ""
-        time = object["time"] as? String ?? ""
-        plugins = (object["plugins"] as? [[String: Any]] ?? []).compactMap { p in
-            guard let name = p["name"] as? String, let hash = p["sha256"] as? String, hash.count == 64 else {
-                return nil
-            }
-            return Build(
-                name: name, version: p["version"] as? String ?? "", sha256: hash, copy: p["copy"] as? String ?? "")
+        let request = record.request ?? CrashBundleRecord.Request()
+        let input = record.input ?? CrashBundleRecord.Input()
+        kind = record.kind ?? "crash"
+        crashLine = record.crashLine ?? ""
+        time = record.time ?? ""
+        plugins = (record.plugins ?? []).compactMap { p in
+            guard let name = p.name, let hash = p.sha256, hash.count == 64 else { return nil }
+            return Build(name: name, version: p.version ?? "", sha256: hash, copy: p.copy ?? "")
         }
-        if input["uploaded"] as? Bool == true {
-            guard input["body"] as? String == "input" else {
+        if input.uploaded == true {
+            guard input.body == "input" else {
                 throw Unreadable(description: "\(escapedForDisplay(file)): the uploaded body was not kept")
             }
             self.input = path + "/input"
         } else {
-            guard let p = input["path"] as? String, !p.isEmpty else {
+            guard let p = input.path, !p.isEmpty else {
                 throw Unreadable(description: "\(escapedForDisplay(file)): the request names no input")
             }
             // Where the server opened it (absolute), when that file is still there; else the path as the
             // request named it (relative to the directory replay runs in).
-            if let opened = input["opened_path"] as? String, opened.hasPrefix("/"), access(opened, R_OK) == 0 {
+            if let opened = input.openedPath, opened.hasPrefix("/"), access(opened, R_OK) == 0 {
                 self.input = opened
             } else {
                 self.input = p
             }
         }
-        inputSHA256 = input["sha256"] as? String
-        uploadTruncated = input["body_truncated"] as? Bool ?? false
-        inputFormat = request["input_format"] as? String
-        predicate = request["where"] as? String
-        select = request["select"] as? String
-        threads = min(max(request["threads"] as? Int ?? 1, 1), 256)
-        compression = (request["compression"] as? String).flatMap { Compressor.Goal(named: $0) != nil ? $0 : nil }
+        inputSHA256 = input.sha256
+        uploadTruncated = input.bodyTruncated ?? false
+        inputFormat = request.inputFormat
+        predicate = request.where
+        select = request.select
+        threads = min(max(request.threads ?? 1, 1), 256)
+        var goal: String?
+        if case .string(let name) = request.compression { goal = name }
+        compression = goal.flatMap { Compressor.Goal(named: $0) != nil ? $0 : nil }
         compressionProblem =
             compression != nil
             ? nil
-            : request["compression"].map { "unreadable: \(shortForDisplay(String(describing: $0), limit: 64))" }
-                ?? "missing"
-        evalTimeout = min(max(request["eval_timeout"] as? Double ?? 30, 0.1), 3600)
+            : request.compression.map { value in
+                let shown = goal ?? String(decoding: ReplyJSON.encode(value), as: UTF8.self)
+                return "unreadable: \(shortForDisplay(shown, limit: 64))"
+            } ?? "missing"
+        evalTimeout = min(max(request.evalTimeout ?? 30, 0.1), 3600)
     }
 
     /// The absolute path of the file open at `fd` (from /proc/self/fd), or nil.

@@ -85,8 +85,8 @@ struct ResultDigest: Sendable, Equatable {
         return z ^ (z >> 31)
     }
 
-    var json: [String: Any] {
-        ["lines": lines, "bytes": bytes, "sum_a": String(sumA, radix: 16), "sum_b": String(sumB, radix: 16)]
+    var record: RecordedDigest {
+        RecordedDigest(lines: lines, bytes: bytes, sumA: String(sumA, radix: 16), sumB: String(sumB, radix: 16))
     }
 }
 
@@ -409,27 +409,22 @@ extension EddyServer {
             ? "" : "; \(answer.digest.lines) result lines, \(reference.digest.lines) without"
         for (plugin, aloneBody, aloneDigest) in charged {
             let name = "wrong-answer-\(plugin.contentHash.prefix(16))-\(Int(ts.tv_sec)).json"
-            let record: [String: Any] = [
-                "time": PluginHost.isoTime(Double(ts.tv_sec)),
-                "plugin": "\(plugin.name)@\(plugin.version)", "content_hash": plugin.contentHash,
-                "plugins_involved": involved.map { "\($0.name)@\($0.version)" },
-                "plugins_charged": charged.map { "\($0.plugin.name)@\($0.plugin.version)" },
-                "request": [
-                    "path": job.uploaded ? "upload (not kept)" : job.path, "input_format": job.inputFormat,
-                    "format": job.format, "where": job.where.map { Self.bounded($0, limit: 16 << 10) } ?? "",
-                    "select": job.select.map { Self.bounded($0, limit: 16 << 10) } ?? "", "threads": job.threads,
-                ] as [String: Any],
-                "answer": Self.recorded(answer.body, answer.digest, note: "the answer the client got"),
-                "reference": Self.recorded(
+            let record = WrongAnswerRecord(
+                time: PluginHost.isoTime(Double(ts.tv_sec)),
+                plugin: "\(plugin.name)@\(plugin.version)", contentHash: plugin.contentHash,
+                pluginsInvolved: involved.map { "\($0.name)@\($0.version)" },
+                pluginsCharged: charged.map { "\($0.plugin.name)@\($0.plugin.version)" },
+                request: RecordedRequest(job),
+                answer: Self.recorded(answer.body, answer.digest, note: "the answer the client got"),
+                reference: Self.recorded(
                     reference.body, reference.digest,
                     note: "decode-then-compute: no kernel, rule or compressor hook (an .eddy file's plugin "
                         + "encodings still decode with their plugin's code)"),
-                "alone": Self.recorded(
+                alone: Self.recorded(
                     aloneBody, aloneDigest,
                     note: "the built-in kernels and this plugin's kernels, rules and compressor hooks alone "
-                        + "(no other plugin's)"),
-            ]
-            let saved = saveRecord(named: name, [UInt8](jsonBytes(record)))
+                        + "(no other plugin's)"))
+            let saved = saveRecord(named: name, ReplyJSON.encode(record))
             let cause =
                 "wrong answer: with its code alone, differs from decode-then-compute"
                 + (query.isEmpty ? "" : " on \(query)") + lines + (saved != nil ? " (record \(name))" : "")
@@ -452,12 +447,11 @@ extension EddyServer {
     /// The largest share of each answer a record keeps.
     static let recordedBytes = 64 << 10
 
-    static func recorded(_ body: [UInt8], _ digest: ResultDigest, note: String) -> [String: Any] {
-        [
-            "note": note, "digest": digest.json, "body_bytes": body.count,
-            "body": bounded(String(decoding: body, as: UTF8.self), limit: recordedBytes),
-            "truncated": body.count > recordedBytes,
-        ]
+    static func recorded(_ body: [UInt8], _ digest: ResultDigest, note: String) -> RecordedAnswer {
+        RecordedAnswer(
+            note: note, digest: digest.record, bodyBytes: body.count,
+            body: bounded(String(decoding: body, as: UTF8.self), limit: recordedBytes),
+            truncated: body.count > recordedBytes)
     }
 
     /// `text` cut to at most `limit` bytes, at a character boundary.

@@ -34,13 +34,15 @@ struct ServerAddressOptions: ParsableArguments {
     /// Sends `POST path`, prints the answer (its `summary`, else the JSON), and fails unless it is 200.
     func post(_ path: String) throws {
         let (status, body) = try request("POST", path)
-        let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
         if json {
             print(body)
         } else if status == 200 {
-            print(escapedForDisplay((object?["summary"] as? String) ?? (object?["note"] as? String) ?? body))
+            // A promotion's or a rollback's summary, or a canary policy's note.
+            let summary = (try? JSONDecoder().decode(CanaryDecisionReply.self, from: Data(body.utf8)))?.summary
+            let note = (try? JSONDecoder().decode(CanaryPolicyReply.self, from: Data(body.utf8)))?.note
+            print(escapedForDisplay(summary ?? note ?? body))
         }
-        try check(status, body, object)
+        try check(status, body)
     }
 
     /// Sends `METHOD path`: the status and the body, or exit 1 with the reason when there is no answer.
@@ -55,12 +57,13 @@ struct ServerAddressOptions: ParsableArguments {
     }
 
     /// Fails (exit 1, the server's error on standard error) unless `status` is 200.
-    func check(_ status: Int, _ body: String, _ object: [String: Any]?) throws {
+    func check(_ status: Int, _ body: String) throws {
         guard status == 200 else {
             if !json {
+                let reply = try? JSONDecoder().decode(ErrorReply.self, from: Data(body.utf8))
                 Stderr.write(
                     "eddy: the server answered \(status): "
-                        + escapedForDisplay((object?["error"] as? String) ?? String(body.prefix(500))) + "\n")
+                        + escapedForDisplay(reply?.error ?? String(body.prefix(500))) + "\n")
             }
             throw ExitCode(1)
         }
@@ -85,26 +88,30 @@ struct PluginsStatusCommand: ParsableCommand {
 
     func run() throws {
         let (status, body) = try address.request("GET", "/plugins")
-        let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
         if address.json {
             print(body)
-            return try address.check(status, body, object)
+            return try address.check(status, body)
         }
-        try address.check(status, body, object)
-        func text(_ v: Any?) -> String { escapedForDisplay(v.map { "\($0)" } ?? "") }
-        print("server \(escapedForDisplay(address.server)): plugin directory \(text(object?["directory"]))")
-        for row in object?["files"] as? [[String: Any]] ?? [] {
-            let file = PluginHost.baseName(row["file"] as? String ?? "")
+        try address.check(status, body)
+        let report: PluginsReply
+        do {
+            report = try JSONDecoder().decode(PluginsReply.self, from: Data(body.utf8))
+        } catch {
+            Stderr.write(
+                "eddy: the server's answer is not a plugin report: \(escapedForDisplay(String(body.prefix(500))))\n")
+            throw ExitCode(1)
+        }
+        let text = escapedForDisplay
+        print("server \(text(address.server)): plugin directory \(text(report.directory))")
+        for row in report.files {
             print(
-                "  \(escapedForDisplay(file))  \(text(row["status"]))  \(text(row["plugin"])) \(text(row["version"]))"
-                    + ((row["reason"] as? String).map { $0.isEmpty ? "" : "  \(escapedForDisplay($0))" } ?? ""))
+                "  \(text(PluginHost.baseName(row.file)))  \(text(row.status))  \(text(row.plugin)) \(text(row.version))"
+                    + (row.reason.isEmpty ? "" : "  \(text(row.reason))"))
         }
-        let canaries = object?["canaries"] as? [[String: Any]] ?? []
-        if !canaries.isEmpty { print("canaries (oldest first):") }
-        for run in canaries { print("  \(text(run["summary"]))") }
-        let quarantined = object?["quarantined"] as? [[String: Any]] ?? []
-        if !quarantined.isEmpty { print("quarantined:") }
-        for q in quarantined { print("  \(text(q["plugin"])) since \(text(q["time"])): \(text(q["cause"]))") }
+        if !report.canaries.isEmpty { print("canaries (oldest first):") }
+        for run in report.canaries { print("  \(text(run.summary))") }
+        if !report.quarantined.isEmpty { print("quarantined:") }
+        for q in report.quarantined { print("  \(text(q.plugin)) since \(text(q.time)): \(text(q.cause))") }
     }
 }
 
