@@ -17,11 +17,13 @@ enum ReplyJSON {
         }
         var out: [UInt8] = []
         out.reserveCapacity(256)
-        node.write(to: &out, depth: 0)
+        Node.write(node.value, to: &out, depth: 0)
         return out
     }
 
-    /// One value of the reply being encoded, and the `Encoder` that fills it in.
+    /// One value of the reply being encoded, and the `Encoder` that fills it in. Scalars are kept as
+    /// their JSON text in their container (no node each): a node is made only for a value that encodes
+    /// itself (a nested struct, an array).
     final class Node: Encoder {
         enum Value {
             case empty
@@ -31,16 +33,28 @@ enum ReplyJSON {
             case raw(String)
             case object(Fields)
             case array(Items)
+            /// A value still being encoded (`superEncoder`).
+            case node(Node)
         }
-        final class Fields { var byKey: [String: Node] = [:] }
-        final class Items { var nodes: [Node] = [] }
+        /// An object's fields in the order they were encoded; written sorted by key.
+        final class Fields {
+            var entries: [(key: String, value: Value)] = []
+
+            func set(_ key: String, _ value: Value) {
+                if let i = entries.firstIndex(where: { $0.key == key }) {
+                    entries[i].value = value
+                } else {
+                    entries.append((key, value))
+                }
+            }
+        }
+        final class Items { var values: [Value] = [] }
 
         var value = Value.empty
         var codingPath: [any CodingKey] { [] }
         var userInfo: [CodingUserInfoKey: Any] { [:] }
 
         init() {}
-        init(_ value: Value) { self.value = value }
 
         func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
             if case .object(let fields) = value { return KeyedEncodingContainer(Keyed(fields: fields)) }
@@ -61,102 +75,106 @@ enum ReplyJSON {
         /// Writes `text`, JSON already, as this value.
         func raw(_ text: String) { value = .raw(text) }
 
-        static func of(_ value: some Encodable) throws -> Node {
+        /// `value` encoded: its scalar text, or the object or array it made.
+        static func of(_ value: some Encodable) throws -> Value {
             let node = Node()
             try value.encode(to: node)
-            return node
+            return node.value
         }
 
-        var isRaw: Bool {
-            if case .raw = value { return true }
-            return false
-        }
-
-        func write(to out: inout [UInt8], depth: Int) {
+        static func write(_ value: Value, to out: inout [UInt8], depth: Int) {
             switch value {
             case .empty: out.append(contentsOf: "null".utf8)
             case .scalar(let text), .raw(let text): out.append(contentsOf: text.utf8)
+            case .node(let node): write(node.value, to: &out, depth: depth)
             case .object(let fields):
                 out.append(UInt8(ascii: "{"))
-                let keys = fields.byKey.keys.sorted()
+                let sorted = fields.entries.sorted { $0.key < $1.key }
                 var first = true
                 // Raw text (the result, possibly megabytes) last: a client reads the facts first.
                 for raw in [false, true] {
-                    for key in keys {
-                        guard let node = fields.byKey[key], node.isRaw == raw else { continue }
+                    for (key, value) in sorted where isRaw(value) == raw {
                         if !first { out.append(UInt8(ascii: ",")) }
                         first = false
                         out.append(contentsOf: ResultWriter.jsonString(key).utf8)
                         out.append(UInt8(ascii: ":"))
-                        node.write(to: &out, depth: depth + 1)
+                        write(value, to: &out, depth: depth + 1)
                     }
                 }
                 out.append(UInt8(ascii: "}"))
             case .array(let items):
                 out.append(UInt8(ascii: "["))
-                for (k, node) in items.nodes.enumerated() {
+                for (k, value) in items.values.enumerated() {
                     if k > 0 { out.append(UInt8(ascii: ",")) }
-                    node.write(to: &out, depth: depth + 1)
+                    write(value, to: &out, depth: depth + 1)
                 }
                 out.append(UInt8(ascii: "]"))
             }
         }
 
-        static func scalar(_ s: String) -> Node { Node(.scalar(ResultWriter.jsonString(s))) }
-        static func scalar(_ b: Bool) -> Node { Node(.scalar(b ? "true" : "false")) }
+        static func isRaw(_ value: Value) -> Bool {
+            switch value {
+            case .raw: true
+            case .node(let node): isRaw(node.value)
+            default: false
+            }
+        }
+
+        static func scalar(_ s: String) -> Value { .scalar(ResultWriter.jsonString(s)) }
+        static func scalar(_ b: Bool) -> Value { .scalar(b ? "true" : "false") }
         /// A non-finite number is written as null (JSON has none).
-        static func scalar(_ d: Double) -> Node { Node(.scalar(d.isFinite ? "\(d)" : "null")) }
-        static func scalar(_ f: Float) -> Node { Node(.scalar(f.isFinite ? "\(f)" : "null")) }
-        static func scalar(_ i: some BinaryInteger) -> Node { Node(.scalar(String(i))) }
-        static var null: Node { Node(.scalar("null")) }
+        static func scalar(_ d: Double) -> Value { .scalar(d.isFinite ? "\(d)" : "null") }
+        static func scalar(_ f: Float) -> Value { .scalar(f.isFinite ? "\(f)" : "null") }
+        static func scalar(_ i: some BinaryInteger) -> Value { .scalar(String(i)) }
+        static var null: Value { .scalar("null") }
     }
 
     private struct Keyed<Key: CodingKey>: KeyedEncodingContainerProtocol {
         let fields: Node.Fields
         var codingPath: [any CodingKey] { [] }
 
-        private func set(_ key: Key, _ node: Node) { fields.byKey[key.stringValue] = node }
+        private func set(_ key: Key, _ value: Node.Value) { fields.set(key.stringValue, value) }
 
-        mutating func encodeNil(forKey key: Key) { set(key, .null) }
-        mutating func encode(_ value: Bool, forKey key: Key) { set(key, .scalar(value)) }
-        mutating func encode(_ value: String, forKey key: Key) { set(key, .scalar(value)) }
-        mutating func encode(_ value: Double, forKey key: Key) { set(key, .scalar(value)) }
-        mutating func encode(_ value: Float, forKey key: Key) { set(key, .scalar(value)) }
-        mutating func encode(_ value: Int, forKey key: Key) { set(key, .scalar(value)) }
-        mutating func encode(_ value: Int8, forKey key: Key) { set(key, .scalar(value)) }
-        mutating func encode(_ value: Int16, forKey key: Key) { set(key, .scalar(value)) }
-        mutating func encode(_ value: Int32, forKey key: Key) { set(key, .scalar(value)) }
-        mutating func encode(_ value: Int64, forKey key: Key) { set(key, .scalar(value)) }
-        mutating func encode(_ value: UInt, forKey key: Key) { set(key, .scalar(value)) }
-        mutating func encode(_ value: UInt8, forKey key: Key) { set(key, .scalar(value)) }
-        mutating func encode(_ value: UInt16, forKey key: Key) { set(key, .scalar(value)) }
-        mutating func encode(_ value: UInt32, forKey key: Key) { set(key, .scalar(value)) }
-        mutating func encode(_ value: UInt64, forKey key: Key) { set(key, .scalar(value)) }
-        mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws { set(key, try .of(value)) }
+        mutating func encodeNil(forKey key: Key) { set(key, Node.null) }
+        mutating func encode(_ value: Bool, forKey key: Key) { set(key, Node.scalar(value)) }
+        mutating func encode(_ value: String, forKey key: Key) { set(key, Node.scalar(value)) }
+        mutating func encode(_ value: Double, forKey key: Key) { set(key, Node.scalar(value)) }
+        mutating func encode(_ value: Float, forKey key: Key) { set(key, Node.scalar(value)) }
+        mutating func encode(_ value: Int, forKey key: Key) { set(key, Node.scalar(value)) }
+        mutating func encode(_ value: Int8, forKey key: Key) { set(key, Node.scalar(value)) }
+        mutating func encode(_ value: Int16, forKey key: Key) { set(key, Node.scalar(value)) }
+        mutating func encode(_ value: Int32, forKey key: Key) { set(key, Node.scalar(value)) }
+        mutating func encode(_ value: Int64, forKey key: Key) { set(key, Node.scalar(value)) }
+        mutating func encode(_ value: UInt, forKey key: Key) { set(key, Node.scalar(value)) }
+        mutating func encode(_ value: UInt8, forKey key: Key) { set(key, Node.scalar(value)) }
+        mutating func encode(_ value: UInt16, forKey key: Key) { set(key, Node.scalar(value)) }
+        mutating func encode(_ value: UInt32, forKey key: Key) { set(key, Node.scalar(value)) }
+        mutating func encode(_ value: UInt64, forKey key: Key) { set(key, Node.scalar(value)) }
+        mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws { set(key, try Node.of(value)) }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key)
             -> KeyedEncodingContainer<NestedKey>
         {
-            let node = Node()
-            set(key, node)
-            return node.container(keyedBy: keyType)
+            let nested = Node.Fields()
+            set(key, .object(nested))
+            return KeyedEncodingContainer(Keyed<NestedKey>(fields: nested))
         }
 
         mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
-            let node = Node()
-            set(key, node)
-            return node.unkeyedContainer()
+            let items = Node.Items()
+            set(key, .array(items))
+            return Unkeyed(items: items)
         }
 
         mutating func superEncoder() -> any Encoder {
             let node = Node()
-            fields.byKey["super"] = node
+            fields.set("super", .node(node))
             return node
         }
 
         mutating func superEncoder(forKey key: Key) -> any Encoder {
             let node = Node()
-            set(key, node)
+            set(key, .node(node))
             return node
         }
     }
@@ -164,44 +182,44 @@ enum ReplyJSON {
     private struct Unkeyed: UnkeyedEncodingContainer {
         let items: Node.Items
         var codingPath: [any CodingKey] { [] }
-        var count: Int { items.nodes.count }
+        var count: Int { items.values.count }
 
-        private func append(_ node: Node) { items.nodes.append(node) }
+        private func append(_ value: Node.Value) { items.values.append(value) }
 
-        mutating func encodeNil() { append(.null) }
-        mutating func encode(_ value: Bool) { append(.scalar(value)) }
-        mutating func encode(_ value: String) { append(.scalar(value)) }
-        mutating func encode(_ value: Double) { append(.scalar(value)) }
-        mutating func encode(_ value: Float) { append(.scalar(value)) }
-        mutating func encode(_ value: Int) { append(.scalar(value)) }
-        mutating func encode(_ value: Int8) { append(.scalar(value)) }
-        mutating func encode(_ value: Int16) { append(.scalar(value)) }
-        mutating func encode(_ value: Int32) { append(.scalar(value)) }
-        mutating func encode(_ value: Int64) { append(.scalar(value)) }
-        mutating func encode(_ value: UInt) { append(.scalar(value)) }
-        mutating func encode(_ value: UInt8) { append(.scalar(value)) }
-        mutating func encode(_ value: UInt16) { append(.scalar(value)) }
-        mutating func encode(_ value: UInt32) { append(.scalar(value)) }
-        mutating func encode(_ value: UInt64) { append(.scalar(value)) }
-        mutating func encode<T: Encodable>(_ value: T) throws { append(try .of(value)) }
+        mutating func encodeNil() { append(Node.null) }
+        mutating func encode(_ value: Bool) { append(Node.scalar(value)) }
+        mutating func encode(_ value: String) { append(Node.scalar(value)) }
+        mutating func encode(_ value: Double) { append(Node.scalar(value)) }
+        mutating func encode(_ value: Float) { append(Node.scalar(value)) }
+        mutating func encode(_ value: Int) { append(Node.scalar(value)) }
+        mutating func encode(_ value: Int8) { append(Node.scalar(value)) }
+        mutating func encode(_ value: Int16) { append(Node.scalar(value)) }
+        mutating func encode(_ value: Int32) { append(Node.scalar(value)) }
+        mutating func encode(_ value: Int64) { append(Node.scalar(value)) }
+        mutating func encode(_ value: UInt) { append(Node.scalar(value)) }
+        mutating func encode(_ value: UInt8) { append(Node.scalar(value)) }
+        mutating func encode(_ value: UInt16) { append(Node.scalar(value)) }
+        mutating func encode(_ value: UInt32) { append(Node.scalar(value)) }
+        mutating func encode(_ value: UInt64) { append(Node.scalar(value)) }
+        mutating func encode<T: Encodable>(_ value: T) throws { append(try Node.of(value)) }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type)
             -> KeyedEncodingContainer<NestedKey>
         {
-            let node = Node()
-            append(node)
-            return node.container(keyedBy: keyType)
+            let nested = Node.Fields()
+            append(.object(nested))
+            return KeyedEncodingContainer(Keyed<NestedKey>(fields: nested))
         }
 
         mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
-            let node = Node()
-            append(node)
-            return node.unkeyedContainer()
+            let nested = Node.Items()
+            append(.array(nested))
+            return Unkeyed(items: nested)
         }
 
         mutating func superEncoder() -> any Encoder {
             let node = Node()
-            append(node)
+            append(.node(node))
             return node
         }
     }
@@ -210,23 +228,23 @@ enum ReplyJSON {
         let node: Node
         var codingPath: [any CodingKey] { [] }
 
-        private func set(_ other: Node) { node.value = other.value }
+        private func set(_ value: Node.Value) { node.value = value }
 
-        mutating func encodeNil() { set(.null) }
-        mutating func encode(_ value: Bool) { set(.scalar(value)) }
-        mutating func encode(_ value: String) { set(.scalar(value)) }
-        mutating func encode(_ value: Double) { set(.scalar(value)) }
-        mutating func encode(_ value: Float) { set(.scalar(value)) }
-        mutating func encode(_ value: Int) { set(.scalar(value)) }
-        mutating func encode(_ value: Int8) { set(.scalar(value)) }
-        mutating func encode(_ value: Int16) { set(.scalar(value)) }
-        mutating func encode(_ value: Int32) { set(.scalar(value)) }
-        mutating func encode(_ value: Int64) { set(.scalar(value)) }
-        mutating func encode(_ value: UInt) { set(.scalar(value)) }
-        mutating func encode(_ value: UInt8) { set(.scalar(value)) }
-        mutating func encode(_ value: UInt16) { set(.scalar(value)) }
-        mutating func encode(_ value: UInt32) { set(.scalar(value)) }
-        mutating func encode(_ value: UInt64) { set(.scalar(value)) }
+        mutating func encodeNil() { set(Node.null) }
+        mutating func encode(_ value: Bool) { set(Node.scalar(value)) }
+        mutating func encode(_ value: String) { set(Node.scalar(value)) }
+        mutating func encode(_ value: Double) { set(Node.scalar(value)) }
+        mutating func encode(_ value: Float) { set(Node.scalar(value)) }
+        mutating func encode(_ value: Int) { set(Node.scalar(value)) }
+        mutating func encode(_ value: Int8) { set(Node.scalar(value)) }
+        mutating func encode(_ value: Int16) { set(Node.scalar(value)) }
+        mutating func encode(_ value: Int32) { set(Node.scalar(value)) }
+        mutating func encode(_ value: Int64) { set(Node.scalar(value)) }
+        mutating func encode(_ value: UInt) { set(Node.scalar(value)) }
+        mutating func encode(_ value: UInt8) { set(Node.scalar(value)) }
+        mutating func encode(_ value: UInt16) { set(Node.scalar(value)) }
+        mutating func encode(_ value: UInt32) { set(Node.scalar(value)) }
+        mutating func encode(_ value: UInt64) { set(Node.scalar(value)) }
         mutating func encode<T: Encodable>(_ value: T) throws { try value.encode(to: node) }
     }
 }
