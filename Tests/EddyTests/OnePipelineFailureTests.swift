@@ -10,31 +10,6 @@ import Testing
     import FoundationNetworking
 #endif
 
-extension Server {
-    /// Sends a request and returns the status and the body's bytes, for a typed decoding.
-    func requestBytes(_ method: String, _ path: String, json: [String: Any]? = nil) throws -> (Int, Data) {
-        var req = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)\(path)")))
-        req.httpMethod = method
-        req.timeoutInterval = 120
-        if let token { req.setValue("Bearer " + token, forHTTPHeaderField: "Authorization") }
-        if let json {
-            req.httpBody = try JSONSerialization.data(withJSONObject: json)
-            req.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result: (Int, Data)?
-        nonisolated(unsafe) var failure: (any Error)?
-        URLSession.shared.dataTask(with: req) { data, response, error in
-            if let error { failure = error }
-            result = ((response as? HTTPURLResponse)?.statusCode ?? 0, data ?? Data())
-            done.signal()
-        }.resume()
-        done.wait()
-        if let failure { throw failure }
-        return try #require(result)
-    }
-}
-
 /// `eddy eval` and `eddy serve` (in its workers and in its own process) classify a failure one way
 /// (``EddyFailure``): the same bad query or file gives the exit status its kind maps to through the CLI
 /// and the HTTP status it maps to through the server, and the server's replies decode as the typed

@@ -112,13 +112,13 @@ final class Server: @unchecked Sendable {
     /// `Authorization: Bearer TOKEN` for this server (empty with `--no-token`).
     var authorization: [String: String] { token.map { ["Authorization": "Bearer " + $0] } ?? [:] }
 
-    /// Sends a request and returns the status and the JSON body (or the raw text under "text").
+    /// Sends a request and returns the status and the body's bytes (for a typed decoding).
     /// - Parameter authorized: send the server's bearer token (false: send none).
-    func request(
+    func requestBytes(
         _ method: String, _ path: String, json: [String: Any]? = nil, body: Data? = nil,
         contentType: String? = nil, authorized: Bool = true
-    ) throws -> (Int, [String: Any]) {
-        var req = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+    ) throws -> (Int, Data) {
+        var req = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)\(path)")))
         req.httpMethod = method
         req.timeoutInterval = 120
         if authorized, let token { req.setValue("Bearer " + token, forHTTPHeaderField: "Authorization") }
@@ -139,7 +139,17 @@ final class Server: @unchecked Sendable {
         }.resume()
         done.wait()
         if let failure { throw failure }
-        let (status, data) = result!
+        return try #require(result)
+    }
+
+    /// Sends a request and returns the status and the JSON body (or the raw text under "text").
+    /// - Parameter authorized: send the server's bearer token (false: send none).
+    func request(
+        _ method: String, _ path: String, json: [String: Any]? = nil, body: Data? = nil,
+        contentType: String? = nil, authorized: Bool = true
+    ) throws -> (Int, [String: Any]) {
+        let (status, data) = try requestBytes(
+            method, path, json: json, body: body, contentType: contentType, authorized: authorized)
         let object =
             (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
             ?? ["text": String(decoding: data, as: UTF8.self)]
