@@ -68,6 +68,9 @@ public enum ChildProcess {
             posix_spawn_file_actions_adddup2(&actions, relay[1], 2)
         }
         defer { if relay[1] >= 0 { close(relay[1]) } }
+        // The read end is the relay's once the child runs; on every earlier way out it is closed here.
+        var relayStarted = false
+        defer { if relay[0] >= 0 && !relayStarted { close(relay[0]) } }
         for (fd, target) in sources { posix_spawn_file_actions_adddup2(&actions, fd, target) }
         // Nothing else crosses: descriptors without close-on-exec (NIO's sockets and epoll) included.
         let lowest = (descriptors.map(\.1).max() ?? 2) + 1
@@ -101,10 +104,12 @@ public enum ChildProcess {
             return r
         }
         guard spawned == 0 else {
-            if relay[0] >= 0 { close(relay[0]) }
             throw Failure(description: "cannot start \(executable): \(String(cString: strerror(spawned)))")
         }
-        if relay[0] >= 0 { StandardErrorRelay.start(fd: relay[0], prefix: "[worker \(pid)] ") }
+        if relay[0] >= 0 {
+            relayStarted = true
+            StandardErrorRelay.start(fd: relay[0], prefix: "[worker \(pid)] ")
+        }
         return pid
     }
 }
