@@ -141,12 +141,21 @@ public struct Binder {
             case "coalesce":
                 guard !args.isEmpty else { throw error("coalesce() needs arguments", e) }
                 var bound = try args.map { try bind($0) }
-                let target = bound.first { $0.dtype != .null }?.dtype ?? .null
-                for i in bound.indices where !bound[i].dtype.equalsIgnoringNullability(target) {
-                    (_, bound[i]) = try coerce(.literal(.null(target)), bound[i], args[i], numeric: target.ptype != nil)
-                    if !bound[i].dtype.equalsIgnoringNullability(target), bound[i].dtype != .null {
-                        bound[i] = try cast(bound[i], to: target, args[i])
+                // The type every argument meets, as a comparison of each pair would make it (integers
+                // widen, a float makes f64, a literal takes a column's type when it fits, text meets
+                // only text): not the first argument's type, which cut 2.7 to 2 in coalesce(i, f).
+                var common: Bound?
+                for i in bound.indices where bound[i].dtype != .null {
+                    guard let so = common else {
+                        common = bound[i]
+                        continue
                     }
+                    common = try coerce(so, bound[i], args[i], numeric: false).0
+                }
+                let target = common?.dtype.with(.nonNullable) ?? .null
+                for i in bound.indices
+                where bound[i].dtype != .null && !bound[i].dtype.equalsIgnoringNullability(target) {
+                    bound[i] = try cast(bound[i], to: target, args[i])
                 }
                 return try function(
                     CoalesceFunction(), bound.map { $0.dtype == .null ? .literal(.null(target)) : $0 }, e)

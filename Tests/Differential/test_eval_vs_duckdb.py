@@ -113,6 +113,9 @@ QUERIES = [
     ("s = 'a,b' or s = 'quote \"q\"'", "id, s"),
     ("s = 'multi\nline'", "id, s"),
     ("cast(b as i64) = 1", "id, b"),
+    # coalesce meets its arguments' common type (f64 here), not the first one's (i64 cut 2.7 to 2).
+    ("coalesce(k, f) > 2.5", "id, coalesce(k, f), coalesce(f, k)"),
+    (None, "id, coalesce(k, 2.5), coalesce(k, v, 0)"),
 ]
 QUERIES = [(w, s) for (w, s) in QUERIES if s is not None]
 
