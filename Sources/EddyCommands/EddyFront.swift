@@ -40,28 +40,59 @@ package enum EddyFront {
         return true
     }
 
-    /// Replaces this process with `eddy-server` and the same command line, or says why it cannot
-    /// (exit 127, as a shell does for a command it cannot run).
-    package static func handOff(_ arguments: [String]) -> Never {
-        // Never a bare name: execv would take it relative to the working directory, which anyone
-        // may have chosen.
-        let path = ownDirectory().map { $0 + "/" + serverExecutable }
-        var reason = "/proc/self/exe is not readable, so eddy's own directory is unknown"
-        if let path {
-            var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
-            argv.append(nil)
-            execv(path, &argv)
-            reason = String(cString: strerror(errno))
-        }
+    /// Replaces this process with `eddy-server` and the same command line, byte for byte (`argv` as
+    /// this process got it: a path that is not UTF-8 stays what it was), or says why it cannot: exit
+    /// 127 when there is no `eddy-server` to run, 126 when the file there is not one this user may
+    /// trust (as a shell does for a command it cannot find or cannot run).
+    package static func handOff(_ arguments: [String], argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>)
+        -> Never
+    {
         let command =
             arguments.count >= 2
             ? "`eddy \(escapedForDisplay(String(arguments[1].unicodeScalars.prefix(64))))`" : "`eddy` without a command"
-        let message =
-            "eddy: \(command) is run by \(serverExecutable), which could not be started "
-            + "(\(path ?? serverExecutable): \(reason)); "
-            + "it is built with eddy (swift build) and must sit in the same directory\n"
-        _ = message.withCString { write(2, $0, strlen($0)) }
-        _exit(127)
+        func fail(_ status: Int32, _ what: String) -> Never {
+            let message =
+                "eddy: \(command) is run by \(serverExecutable), which \(what); "
+                + "it is built with eddy (swift build) and must sit in the same directory\n"
+            _ = message.withCString { write(2, $0, strlen($0)) }
+            _exit(status)
+        }
+        // Never a bare name: execv would take it relative to the working directory, which anyone
+        // may have chosen.
+        guard let directory = ownDirectory() else {
+            fail(127, "could not be found (/proc/self/exe is not readable, so eddy's own directory is unknown)")
+        }
+        let path = directory + "/" + serverExecutable
+        let shown = escapedForDisplay(path)
+        // Opened once and run from that descriptor: what was checked is what runs.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else {
+            let reason = String(cString: strerror(errno))
+            fail(errno == ENOENT ? 127 : 126, "could not be started (\(shown): \(reason))")
+        }
+        if let distrust = distrust(fd) { fail(126, "is not run (\(shown): \(distrust))") }
+        fexecve(fd, argv, environ)
+        // ENOENT here means a script: its interpreter cannot reopen a descriptor closed on exec.
+        let reason = errno == ENOENT ? "not a program this system runs directly" : String(cString: strerror(errno))
+        fail(126, "could not be started (\(shown): \(reason))")
+    }
+
+    /// Why the open file must not be run as this user's `eddy-server`, or nil: it must be a regular
+    /// file owned by this user or root that no one else may write (as plugin directories are checked),
+    /// so that another user cannot put a program there for `eddy` to run — a lone `eddy` copied into a
+    /// shared directory leaves the name free.
+    static func distrust(_ fd: Int32) -> String? {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return "cannot be examined: \(String(cString: strerror(errno)))" }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { return "not a regular file" }
+        guard st.st_uid == geteuid() || st.st_uid == 0 else {
+            return "owned by uid \(st.st_uid), neither this user (uid \(geteuid())) nor root"
+        }
+        guard st.st_mode & 0o022 == 0 else {
+            return
+                "writable by \(st.st_mode & 0o002 != 0 ? "anyone" : "its group") (mode \(String(st.st_mode & 0o7777, radix: 8)))"
+        }
+        return nil
     }
 
     /// The directory of the running executable (`/proc/self/exe`), or nil when it cannot be read.

@@ -82,10 +82,10 @@ public struct ServerOptions: Sendable {
     public static func resolveDataDirectories(_ paths: [String]) throws -> [String] {
         try paths.map { path in
             guard let real = realPath(path) else {
-                throw ServerSetupError("--data-dir \(path): \(String(cString: strerror(errno)))")
+                throw ServerSetupError("--data-dir \(escapedForDisplay(path)): \(String(cString: strerror(errno)))")
             }
             guard FileKind.of(real) == .directory else {
-                throw ServerSetupError("--data-dir \(path): not a directory")
+                throw ServerSetupError("--data-dir \(escapedForDisplay(path)): not a directory")
             }
             return real
         }

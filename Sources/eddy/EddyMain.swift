@@ -6,7 +6,7 @@ import EddyCommands
 enum EddyMain {
     static func main() async {
         let arguments = CommandLine.arguments
-        guard EddyFront.runsInProcess(arguments) else { EddyFront.handOff(arguments) }
+        guard EddyFront.runsInProcess(arguments) else { EddyFront.handOff(arguments, argv: CommandLine.unsafeArgv) }
         await EddyEntry.run()
     }
 }

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `eddy` runs the one-shot commands in its own process, without the server's libraries, and hands
 /// every other command line to `eddy-server` beside it (Sources/EddyCommands/EddyFront.swift).
 @Suite struct FrontTests {
@@ -56,6 +60,30 @@ import Testing
         #expect(plugins.stdout.contains("promote"), "\(plugins.stdout)")
         let typo = try Eddy.run(["evl"])
         #expect(typo.status == 64 && typo.stderr.contains("Unexpected argument 'evl'"), "\(typo.status) \(typo.stderr)")
+    }
+
+    @Test func anEddyServerSomeoneElseCouldHavePutThereIsNotRun() throws {
+        let dir = ScratchDirectory()
+        let built = URL(fileURLWithPath: Eddy.binary).deletingLastPathComponent().path
+        for file in ["eddy", "libEddy.so"] {
+            try FileManager.default.copyItem(atPath: built + "/" + file, toPath: dir.path + "/" + file)
+        }
+        let marker = dir.path + "/ran"
+        let planted = dir.write("eddy-server", "#!/bin/sh\ntouch '\(marker)'\n")
+        let lone = dir.path + "/eddy"
+        // Writable by its group: anyone in it could have replaced it.
+        chmod(planted, 0o775)
+        let grouped = try Eddy.run(["--help"], executable: lone)
+        #expect(grouped.status == 126, "\(grouped.status) \(grouped.stderr)")
+        #expect(grouped.stderr.contains("writable by its group"), "\(grouped.stderr)")
+        // Owned by another user (when this test may give it away).
+        chmod(planted, 0o755)
+        if geteuid() == 0, chown(planted, 65534, 65534) == 0 {
+            let foreign = try Eddy.run(["serve"], executable: lone)
+            #expect(foreign.status == 126, "\(foreign.status) \(foreign.stderr)")
+            #expect(foreign.stderr.contains("owned by uid 65534"), "\(foreign.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: marker), "the planted eddy-server ran")
     }
 
     @Test func withoutEddyServerBesideItEddyStillEvaluatesAndSaysWhatIsMissing() throws {
