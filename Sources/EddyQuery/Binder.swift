@@ -115,8 +115,10 @@ public struct Binder {
                 let o: ArithmeticOperator = op == "+" ? .add : op == "-" ? .subtract : op == "*" ? .multiply : .divide
                 return try function(ArithmeticFunction(o), [a, b], e)
             default:
-                let (a, b) = try coerce(try bind(l), try bind(r), e, numeric: false)
                 guard let o = CompareOperator(rawValue: op) else { throw error("unknown operator '\(op)'", e) }
+                let (left, right) = (try bind(l), try bind(r))
+                if let exact = try exactIntegerComparison(o, left, right, e) { return exact }
+                let (a, b) = try coerce(left, right, e, numeric: false)
                 return try function(CompareFunction(o), [a, b], e)
             }
         case .call(let name, let args, let star, _):

@@ -116,6 +116,12 @@ QUERIES = [
     # coalesce meets its arguments' common type (f64 here), not the first one's (i64 cut 2.7 to 2).
     ("coalesce(k, f) > 2.5", "id, coalesce(k, f), coalesce(f, k)"),
     (None, "id, coalesce(k, 2.5), coalesce(k, v, 0)"),
+    # An integer column met by a number its type cannot hold compares exactly (not as f64 or i64).
+    ("k > 2.5 and k <= 40.5", "id, k"),
+    ("k >= -3.5 or k = 7.5", "id, k"),
+    ("2.5 < k and k != 10.5", "count(*), sum(k)"),
+    ("v > 1e30 or v < -1e30 or k > 18446744073709551615", "count(*)"),
+    ("v != 1e30 and k > -1e19", "count(*), count(v)"),
 ]
 QUERIES = [(w, s) for (w, s) in QUERIES if s is not None]
 

@@ -173,6 +173,31 @@ final class ScratchDirectory {
     }
 
     /// Lines ending with a carriage return alone read as one header line: refused by name, never `count(*)` 0.
+    @Test func integersMetByNumbersTheirTypeCannotHoldCompareExactly() throws {
+        let dir = ScratchDirectory()
+        // Past 2^53 two integers are one f64; a u64 past 2^63 is no i64.
+        let big = dir.write("big.csv", "i\n9007199254740993\n9007199254740992\n5\n\n")
+        let u = dir.write("u.csv", "u\n18446744073709551615\n5\n\n")
+        func count(_ file: String, _ predicate: String, _ extra: [String] = []) throws -> String {
+            let r = try Eddy.run(
+                ["eval", file, "--where", predicate, "--select", "count(*)", "--format", "csv"] + extra)
+            #expect(r.status == 0, "\(predicate): \(r.stderr)")
+            return r.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        }
+        for (predicate, expected) in [
+            ("i > 9007199254740992.0", "1"), ("i = 9007199254740992.0", "1"), ("i >= 4.5", "3"), ("i < 5.5", "1"),
+            ("i = 5.5", "0"), ("i != 5.5", "3"), ("5.5 < i", "2"), ("i > 1e30", "0"), ("i != 1e30", "3"),
+        ] {
+            #expect(try count(big, predicate) == expected, "\(predicate)")
+        }
+        for (predicate, expected) in [
+            ("u > -1", "2"), ("u < -1", "0"), ("u = -1", "0"), ("u != -1", "2"), ("u > -0.5", "2"),
+            ("u < 18446744073709551616.0", "2"),
+        ] {
+            #expect(try count(u, predicate, ["--schema", "u:u64"]) == expected, "\(predicate)")
+        }
+    }
+
     @Test func aFileWithCarriageReturnLineEndsIsRefusedNotReadAsEmpty() throws {
         let dir = ScratchDirectory()
         let f = dir.write("cr.csv", "a,b\r1,2\r3,4\r")
