@@ -70,6 +70,28 @@ enum DictLikePlugin: EddyPlugin {
     }
 }
 
+/// `sum` over bit-packed unsigned values, off by one when the width is under 8 (as the third-party
+/// author's trial planted it): widths 1 to 7 are what the compressor writes for small values.
+enum WrongUnderEightBits: EddyPlugin {
+    static let name = "wrong-under-eight-bits"
+    static let version = "1.0.0"
+    static func register(into registrar: PluginRegistrar) throws {
+        registrar.aggregate(.sum, on: BitPackedArray.self) { packed, ctx in
+            guard packed.patchIndices.isEmpty, packed.bitWidth < 8,
+                let plain = try ctx.execute(packed) as? PrimitiveArray
+            else { return nil }
+            let values = plain.int128Values()
+            var total: Int128 = 0
+            var any = false
+            for i in 0..<plain.count where plain.validity.isValid(i) {
+                total += values[i]
+                any = true
+            }
+            return any ? .uint(UInt64(clamping: total) + 1) : .null
+        }
+    }
+}
+
 /// The example plugins' kernels through the SDK's conformance harness, as a plugin author would run it.
 @Suite struct ConformanceTests {
     @Test func theExamplePluginsPassTheKit() throws {
@@ -125,6 +147,14 @@ enum DictLikePlugin: EddyPlugin {
         #expect(
             first.problem.contains(
                 "reproduce: ConformanceOptions(seed: 1, onlyKey: \"eddy.like|eddy.dict\", onlyInput:"))
+    }
+
+    @Test func theKitGeneratesThePackedWidthsTheCompressorWrites() throws {
+        let report = try PluginConformance.check(
+            WrongUnderEightBits.self, options: ConformanceOptions(inputsPerKey: 300, timingRows: 0))
+        // Caught as a wrong answer (with the old generator's widths, 8 and up, it never fired).
+        #expect(report.failures.contains { $0.problem.contains("reference") }, "\(report)")
+        #expect(!"\(report)".contains("never fired"), "\(report)")
     }
 
     @Test func theKitCatchesKernelsWrongOnlyOnLargeInputsOrThatChangeTheirInput() throws {

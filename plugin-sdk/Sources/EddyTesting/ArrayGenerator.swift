@@ -286,7 +286,14 @@ public struct ArrayGenerator: RandomNumberGenerator {
         case BitPackedArray.id:
             guard let p = column as? PrimitiveArray, p.ptype.isUnsignedInteger else { return nil }
             let width = p.ptype.byteWidth * 8
-            let bits = int(Swift.min(8, width)...width)
+            // The width the compressor would choose (the widest valid value's bit length: 1 to 7 for
+            // small values, which a u8 child always had from here before), or any other: narrower
+            // ones leave patches, wider ones padding bits.
+            var widest: UInt64 = 0
+            let values = p.int128Values()
+            for i in 0..<n where p.validity.isValid(i) { widest = Swift.max(widest, UInt64(clamping: values[i])) }
+            let needed = Swift.max(1, 64 - widest.leadingZeroBitCount)
+            let bits = chance(0.5) ? Swift.min(needed, width) : int(1...width)
             guard n > 0, chance(0.4) else { return try BitPackedArray.encode(p, bitWidth: bits) }
             // A slice of a longer packed array: the same values, starting mid-word.
             let before = int(1...70)
