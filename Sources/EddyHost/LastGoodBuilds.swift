@@ -25,6 +25,11 @@ public final class LastGoodBuilds: Sendable {
         public var copy: String
         /// Seconds since 1970.
         public var time: Double
+        /// The plugin file this build served from (absolute, its directory resolved): a quarantined
+        /// build falls back only to a good build of the same file, never to one another directory (a
+        /// test tree, another deployment, another vendor's plugin of the same name) recorded under this
+        /// user. Nil in records written before it was kept: those are never fallen back to.
+        public var file: String? = nil
     }
 
     /// A fallback the host made: the plugin now served by its last good build, and the build that was
@@ -148,10 +153,12 @@ public final class LastGoodBuilds: Sendable {
         let f = line.utf8.split(separator: UInt8(ascii: "\t"), omittingEmptySubsequences: false).map {
             String(decoding: $0, as: UTF8.self)
         }
-        guard f.count == 5, f[0].utf8.count == 64, f[0].utf8.allSatisfy(Self.isHexDigit), let t = Double(f[1]),
+        guard f.count == 5 || f.count == 6, f[0].utf8.count == 64, f[0].utf8.allSatisfy(Self.isHexDigit),
+            let t = Double(f[1]),
             !f[2].isEmpty, isCopyName(f[4])
         else { return nil }
-        return Record(hash: f[0], plugin: f[2], version: f[3], copy: f[4], time: t)
+        return Record(
+            hash: f[0], plugin: f[2], version: f[3], copy: f[4], time: t, file: f.count == 6 ? f[5] : nil)
     }
 
     /// A private copy's name as the host makes them (see `PluginHost.copyName`): no path, no hidden file.
@@ -164,7 +171,8 @@ public final class LastGoodBuilds: Sendable {
     }
 
     static func line(_ r: Record) -> String {
-        [r.hash, String(Int(r.time)), PluginHost.escaped(r.plugin), PluginHost.escaped(r.version), r.copy]
+        ([r.hash, String(Int(r.time)), PluginHost.escaped(r.plugin), PluginHost.escaped(r.version), r.copy]
+            + (r.file.map { [PluginHost.escaped($0)] } ?? []))
             .joined(separator: "\t")
     }
 

@@ -18,13 +18,29 @@ extension PluginHost {
             lastGood.append(
                 LastGoodBuilds.Record(
                     hash: p.contentHash, plugin: p.name, version: p.version, copy: Self.baseName(p.shadowPath),
-                    time: Double(ts.tv_sec)))
+                    time: Double(ts.tv_sec), file: Self.resolvedFile(p.file)))
         }
     }
 
-    /// The newest build of plugin `name` recorded as good that is not quarantined; nil when none.
-    public func lastGoodBuild(of name: String) -> LastGoodBuilds.Record? {
-        lastGood.records().last { $0.plugin == Self.escaped(name) && quarantine(of: $0.hash) == nil }
+    /// The newest build of plugin `name` recorded as good from the plugin file `file` that is not
+    /// quarantined; nil when none.
+    public func lastGoodBuild(of name: String, file: String) -> LastGoodBuilds.Record? {
+        let resolved = Self.escaped(Self.resolvedFile(file))
+        return lastGood.records().last {
+            $0.plugin == Self.escaped(name) && $0.file == resolved && quarantine(of: $0.hash) == nil
+        }
+    }
+
+    /// `path` with its directory resolved (links, `..`, relative): the same file named from `eddy
+    /// eval` and from `eddy serve` compares equal. The path as given when its directory is gone.
+    static func resolvedFile(_ path: String) -> String {
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        guard let real = realpath(directory, nil) else { return path }
+        defer { free(real) }
+        let resolved = String(cString: real)
+        return (resolved == "/" ? "" : resolved) + "/" + name
     }
 
     /// Loads the last good build of plugin `name` from its private copy, reporting it as loaded from
@@ -36,7 +52,9 @@ extension PluginHost {
     public func fallBackToLastGood(
         plugin name: String, file: String, quarantinedVersion: String, cause: String
     ) -> LastGoodBuilds.Fallback? {
-        guard !plugins.contains(where: { $0.name == name }), let record = lastGoodBuild(of: name) else { return nil }
+        guard !plugins.contains(where: { $0.name == name }), let record = lastGoodBuild(of: name, file: file) else {
+            return nil
+        }
         // A last good build that cannot serve is said (the log), not silently replaced by the built-ins.
         func missed(_ why: String) -> LastGoodBuilds.Fallback? {
             lastGood.announce(

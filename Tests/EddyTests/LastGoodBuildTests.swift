@@ -124,6 +124,15 @@ import Testing
             ["eval", s.eddy, "--plugin-dir", s.plugins.path, "--select", "count(*)", "--format", "csv"],
             environment: s.environment)
         #expect(evaluated.status == 0 && evaluated.stdout.hasSuffix("\n"), "\(evaluated.stderr)")
+
+        // The quarantined build in another plugin directory of the same user (a test tree, another
+        // deployment): the good build recorded from the first directory's file is not its to fall
+        // back to (hostile review: a build never in this directory was loaded).
+        let other = ScratchDirectory()
+        try other.copy(try DecimalFixture.crashingPlugin(), as: "decimal.so")
+        let elsewhere = try Eddy.run(["plugins", "--plugin-dir", other.path], environment: s.environment)
+        #expect(elsewhere.stdout.contains("quarantined"), "\(elsewhere.stdout)")
+        #expect(!elsewhere.stdout.contains("serving 0.1.0"), "\(elsewhere.stdout)")
     }
 
     /// A last good build whose private copy is gone (removed by hand, or by another server sharing the
