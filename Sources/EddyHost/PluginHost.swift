@@ -175,21 +175,33 @@ public final class PluginHost: Sendable {
         guard let names = Self.candidates(in: directory) else {
             return [row(directory, .rejected, "cannot open plugin directory: \(errnoText())")]
         }
-        return names.map { load(directory + "/" + $0) }
+        return names.map {
+            $0.valid ? load(directory + "/" + $0.name) : row(directory + "/" + $0.name, .rejected, Self.invalidName)
+        }
+    }
+
+    /// Why a plugin file whose name is not UTF-8 is refused: Swift's paths are strings, so the name
+    /// read from the directory (its bytes repaired) would not open the file.
+    static let invalidName = "its file name is not valid UTF-8, so this host cannot open it by name: rename it"
+
+    /// A directory entry's name, and whether its bytes were valid UTF-8 (else the name shown has them
+    /// replaced by U+FFFD).
+    static func entryName(_ raw: UnsafeRawBufferPointer) -> (name: String, valid: Bool) {
+        let bytes = raw.prefix { $0 != 0 }
+        if let name = String(validating: bytes, as: UTF8.self) { return (name, true) }
+        return (String(decoding: bytes, as: UTF8.self), false)
     }
 
     /// The plugin file names in `directory`, sorted; nil if it cannot be read.
-    static func candidates(in directory: String) -> [String]? {
+    static func candidates(in directory: String) -> [(name: String, valid: Bool)]? {
         guard let dir = opendir(directory) else { return nil }
         defer { closedir(dir) }
-        var names: [String] = []
+        var names: [(name: String, valid: Bool)] = []
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if isCandidate(name) { names.append(name) }
+            let entry = withUnsafeBytes(of: entry.pointee.d_name) { entryName($0) }
+            if isCandidate(entry.name) { names.append(entry) }
         }
-        return names.sorted()
+        return names.sorted { $0.name < $1.name }
     }
 
     /// Whether a directory entry is considered: `*.so`, not hidden, not an editor or partial file.

@@ -223,13 +223,16 @@ public final class PluginWatcher: Sendable {
     /// rescan).
     func reconcile(settled: [String: FileSignature]?) {
         var present: [String: FileSignature] = [:]
+        var invalid: [String] = []
         if let dir = opendir(directory) {
             while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) {
-                    String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
-                }
+                let (name, valid) = withUnsafeBytes(of: entry.pointee.d_name) { PluginHost.entryName($0) }
                 guard PluginHost.isCandidate(name) else { continue }
                 let path = directory + "/" + name
+                guard valid else {
+                    invalid.append(path)
+                    continue
+                }
                 guard let signature = Self.signature(path) else { continue }
                 present[path] = signature
             }
@@ -276,6 +279,14 @@ public final class PluginWatcher: Sendable {
             case .skipped: emit(.skipped, path, plugin: row.plugin, version: row.version, detail: row.reason)
             case .quarantined: emit(.quarantined, path, plugin: row.plugin, version: row.version, detail: row.reason)
             }
+        }
+        // Said once (in /plugins until the file goes), not on every scan.
+        for path in invalid where rows[path]?.reason != PluginHost.invalidName {
+            rows[path] = host.row(path, .rejected, PluginHost.invalidName)
+            emit(.rejected, path, detail: PluginHost.invalidName)
+        }
+        for (path, row) in rows where row.reason == PluginHost.invalidName && !invalid.contains(path) {
+            rows[path] = nil
         }
         seen.withLock { $0 = loadedNow }
         unsettled.withLock { $0 = stillWaiting }

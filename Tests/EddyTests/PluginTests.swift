@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Plugin files built by this package (next to the `eddy` binary) and by the fixture packages.
 enum PluginFiles {
     static var buildDirectory: String { URL(fileURLWithPath: Eddy.binary).deletingLastPathComponent().path }
@@ -185,6 +189,23 @@ func tripsCSV(_ dir: ScratchDirectory, rows: Int = 3000) -> String {
         let kernels = try Eddy.run(["kernels", "--plugin-dir", dir.path])
         #expect(!kernels.stdout.contains("never registered"))
         #expect(kernels.stdout.contains("compare on bit-packed dictionary codes  [plugin packed-dict-compare@1.0.0]"))
+    }
+
+    @Test func aPluginFileWhoseNameIsNotUTF8IsRefusedForThatReason() throws {
+        let d = ScratchDirectory()
+        try d.copy(PluginFiles.built("EddyPluginDelta"), as: "good.so")
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: d.path + "/good.so"))
+        // "a\xff.so": no String names it, so it is made through the C call with its raw bytes.
+        var name = Array((d.path + "/a").utf8).map { CChar(bitPattern: $0) }
+        name += [CChar(bitPattern: 0xFF)] + Array(".so".utf8).map { CChar(bitPattern: $0) } + [0]
+        let fd = open(name, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        try #require(fd >= 0)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        let r = try Eddy.run(["plugins", "--plugin-dir", d.path])
+        #expect(r.status == 1, "\(r.stdout)")
+        #expect(r.stdout.contains("its file name is not valid UTF-8"), "\(r.stdout)")
+        #expect(r.stdout.contains("1 loaded, 0 skipped, 1 rejected"), "\(r.stdout)")
     }
 
     @Test func pluginKernelsRunBeforeBuiltinsAndGiveTheSameResults() throws {
