@@ -23,6 +23,23 @@ extension EddyServer {
         router.get("kernels") { _, _ in await self.kernelsResponse() }
         router.get("metrics") { _, _ in self.metricsResponse() }
         router.post("eval") { request, context in try await self.evalResponse(request, context) }
+        // A known path asked with another method: 405 naming the one it takes (not a bare 404).
+        let other: [HTTPRequest.Method] = [.get, .post, .put, .delete, .patch]
+        for (path, allowed) in [
+            ("health", HTTPRequest.Method.get), ("plugins", .get), ("kernels", .get), ("metrics", .get),
+            ("eval", .post), ("plugins/:name/canary", .post), ("plugins/:name/promote", .post),
+            ("plugins/:name/rollback", .post),
+        ] {
+            for method in other where method != allowed {
+                router.on(RouterPath(path), method: method) { _, _ in
+                    var response = jsonResponse(
+                        ErrorReply("\(method.rawValue) is not allowed on /\(path): use \(allowed.rawValue)"),
+                        status: .methodNotAllowed)
+                    response.headers[.allow] = allowed.rawValue
+                    return response
+                }
+            }
+        }
         return router
     }
 

@@ -411,6 +411,14 @@ func traceOwners(_ response: [String: Any]) -> Set<String> {
         #expect(s3 == 404 && (r3["error"] as? String)?.contains("no such file") == true)
         let (s4, _) = try server.eval(csv, select: "cast(city as i64)")
         #expect(s4 == 422)
+        // A known path asked with the wrong method names the one it takes; an unknown path is 404.
+        let (wrong, wrongBody) = try server.request("GET", "/eval")
+        #expect(
+            wrong == 405 && (wrongBody["error"] as? String) == "GET is not allowed on /eval: use POST", "\(wrongBody)")
+        let (deleted, _) = try server.request("DELETE", "/plugins")
+        #expect(deleted == 405)
+        let (unknown, _) = try server.request("GET", "/nothing-here")
+        #expect(unknown == 404)
         // Uploaded CSV body, options in the query string.
         let upload = Data("a,b\n1,x\n2,y\n3,x\n".utf8)
         let (s6, r6) = try server.request(
