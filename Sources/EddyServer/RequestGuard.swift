@@ -36,7 +36,11 @@ struct RequestGuard<Context: RequestContext>: RouterMiddleware {
                     + "(a guard against DNS rebinding)")
         }
         if let origin = request.headers[.origin] {
-            guard let host = Self.originHost(origin), isAllowed(host) else {
+            // Same origin only: an allowed host on another port is another site (a page served on
+            // localhost:3000 must not reach this server on localhost:8080).
+            guard let host = Self.originHost(origin), isAllowed(host),
+                Self.originPort(origin) == Self.port(of: authority, default: "80")
+            else {
                 return Self.refuse(
                     .forbidden, "requests from origin '\(escapedForDisplay(origin))' are refused (cross-origin)")
             }
@@ -75,6 +79,26 @@ struct RequestGuard<Context: RequestContext>: RouterMiddleware {
             return String(authority[..<colon])
         }
         return authority
+    }
+
+    /// The port of `host:port` or `[v6]:port`; `default` when none is written.
+    static func port(of authority: String, default fallback: String) -> String {
+        let afterHost =
+            authority.hasPrefix("[")
+            ? authority.firstIndex(of: "]").map { authority[authority.index(after: $0)...] } ?? ""
+            : authority.firstIndex(of: ":").map { authority[$0...] } ?? ""
+        guard afterHost.hasPrefix(":"), afterHost.count > 1 else { return fallback }
+        return String(afterHost.dropFirst())
+    }
+
+    /// The port of an `Origin` value (its scheme's default when none is written); nil for nonsense.
+    static func originPort(_ origin: String) -> String? {
+        guard let range = origin.range(of: "://") else { return nil }
+        let scheme = origin[..<range.lowerBound].lowercased()
+        let rest = origin[range.upperBound...]
+        let authority =
+            rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        return port(of: authority, default: scheme == "https" ? "443" : "80")
     }
 
     /// The host of an `Origin` value such as `http://localhost:8080`; nil for `null` or nonsense.

@@ -181,6 +181,8 @@ final class DataFixture {
         (["Host": "127.0.0.1.evil.example"], 421, "not served here"),
         (["Origin": "http://evil.example"], 403, "origin"),
         (["Origin": "null"], 403, "origin"),
+        // Loopback on another port is another site (a page on localhost:9 must not reach this server).
+        (["Origin": "http://localhost:9"], 403, "origin"),
         (["Sec-Fetch-Site": "cross-site"], 403, "cross-site"),
     ])
     func foreignHostsAndOriginsAreRefused(headers: [String: String], status: Int, message: String) throws {
