@@ -76,7 +76,9 @@ public final class ResultWriter {
         case .json: emit(rowsWritten == 0 ? "]\n" : "\n]\n")
         case .table:
             func cut(_ s: String) -> String {
-                let clean = s.replacingNewlines
+                // For a terminal: line breaks become spaces, other control characters are shown
+                // escaped (a value holding ESC [31m must not recolour the screen).
+                let clean = escapedForDisplay(s.replacingNewlines)
                 return clean.count > maxCellWidth ? String(clean.prefix(maxCellWidth - 1)) + "…" : clean
             }
             let cells = tableRows.map { $0.map(cut) }

@@ -173,6 +173,17 @@ final class ScratchDirectory {
     }
 
     /// Lines ending with a carriage return alone read as one header line: refused by name, never `count(*)` 0.
+    @Test func aTableNeverSendsTheDatasControlCharactersToTheTerminal() throws {
+        let dir = ScratchDirectory()
+        let file = dir.write("ctl.csv", "a,b\n\"x\u{1b}[31my\",1\n")
+        let table = try Eddy.run(["eval", file])
+        #expect(table.status == 0 && table.stdout.contains("x\\u{1b}[31my"), "\(table.stdout)")
+        #expect(!table.stdout.contains("\u{1b}"), "\(table.stdout)")
+        // The machine formats keep the value as it is.
+        let csv = try Eddy.run(["eval", file, "--format", "csv"])
+        #expect(csv.stdout == "a,b\nx\u{1b}[31my,1\n", "\(csv.stdout)")
+    }
+
     @Test func integersMetByNumbersTheirTypeCannotHoldCompareExactly() throws {
         let dir = ScratchDirectory()
         // Past 2^53 two integers are one f64; a u64 past 2^63 is no i64.
