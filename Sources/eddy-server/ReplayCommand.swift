@@ -97,7 +97,7 @@ struct ReplayCommand: ParsableCommand {
         setenv("EDDY_SHADOW_DIR", scratch + "/copies", 1)
         if inProcess {
             print(
-                "replaying in this process (pid \(getpid())): eddy \(arguments.map(PluginHost.escaped).joined(separator: " "))"
+                "replaying in this process (pid \(getpid())): eddy \(Self.shellWords(arguments))"
             )
             Stdout.flush()
             fflush(nil)  // what was printed is out before plugin code can crash this process
@@ -106,7 +106,7 @@ struct ReplayCommand: ParsableCommand {
             print("did not reproduce: the evaluation finished")
             throw ExitCode(1)
         }
-        print("replaying: eddy \(arguments.map(PluginHost.escaped).joined(separator: " "))")
+        print("replaying: eddy \(Self.shellWords(arguments))")
         let outcome = try Self.runIsolated(arguments, timeout: b.evalTimeout, keepOutput: b.kind == "divergence")
         if b.kind == "divergence" {
             // Nothing crashed: the replay shows what the bundle's builds answer; the server's record (named
@@ -235,4 +235,16 @@ struct ReplayCommand: ParsableCommand {
     }
 
     static func remove(_ path: String) { try? FileManager.default.removeItem(atPath: path) }
+}
+
+extension ReplayCommand {
+    /// The command line as a shell would take it back: words of plain characters as they are, others
+    /// in single quotes; control characters shown escaped (a bundle's values are a request's).
+    static func shellWords(_ words: [String]) -> String {
+        let plain = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./=:,@%+-".unicodeScalars)
+        return words.map { word in
+            if !word.isEmpty, word.unicodeScalars.allSatisfy(plain.contains) { return word }
+            return "'" + PluginHost.escaped(word).replacingOccurrences(of: "'", with: "'\\''") + "'"
+        }.joined(separator: " ")
+    }
 }

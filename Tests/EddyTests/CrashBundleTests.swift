@@ -112,6 +112,23 @@ import Testing
 
     /// A hand-written bundle whose plugin name climbs out of replay's scratch directory is refused, naming
     /// the field, before anything is copied; the private copy it names exists, so only the check stops it.
+    @Test func aBundlesValuesStayValuesWhenReplayed() throws {
+        // A hostile bundle.json: an input named like an option, an expression starting with `-`.
+        let bundle = ScratchDirectory()
+        let state = ScratchDirectory()
+        let json = """
+            {"format": "eddy-crash-bundle/1", "kind": "crash", "request": {"select": "-1", "where": "-x < 0"},
+             "input": {"path": "--no-confine"}, "plugins": []}
+            """
+        try Data(json.utf8).write(to: URL(fileURLWithPath: bundle.path + "/bundle.json"))
+        let r = try Eddy.run(["replay", bundle.path], environment: ["EDDY_SHADOW_DIR": state.path + "/copies"])
+        // The input is read as a file name (there is none), not taken as --no-confine; the line that says
+        // what is replayed can be pasted into a shell.
+        #expect(r.stdout.contains("'--where=-x < 0'") && r.stdout.contains("-- --no-confine"), "\(r.stdout)")
+        #expect(r.status != 64, "\(r.status) \(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("--no-confine") && !r.stderr.contains("Unknown option"), "\(r.stderr)")
+    }
+
     @Test func aBundleWhosePluginNameIsAPathIsRefused() throws {
         let state = ScratchDirectory()
         let tmp = ScratchDirectory()
