@@ -65,13 +65,18 @@ struct ParsedManifest {
         if !Self.isValidName(name) {
             problems.append("plugin name: \(Self.nameRule), found '\(name.prefix(140))'")
         }
-        let printable = version.unicodeScalars.allSatisfy {
-            $0.properties.generalCategory != .control && $0.properties.generalCategory != .format
-        }
-        if version.allSatisfy({ $0 == " " || $0 == "\t" }) || version.count > 64 || !printable {
+        // It stands in `name@version` lists (Eddy-Plugins, fingerprints, logs): no separator of theirs
+        // (`,` `@` `#` spaces), nothing that prints as nothing.
+        let wellFormedVersion =
+            !version.isEmpty && version.utf8.count <= 64
+            && version.unicodeScalars.allSatisfy {
+                $0.isASCII
+                    && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || ".-+_~".unicodeScalars.contains($0))
+            }
+        if !wellFormedVersion {
             problems.append(
-                "plugin version: expected a version (at most 64 characters, no control characters), found '\(version.prefix(70))'"
-            )
+                "plugin version: expected 1 to 64 letters, digits, '.', '-', '+', '_' or '~' (it is written in "
+                    + "name@version lists), found '\(PluginHost.escaped(String(version.unicodeScalars.prefix(70))))'")
         }
         if !problems.isEmpty { throw HandshakeError(lines: problems) }
     }

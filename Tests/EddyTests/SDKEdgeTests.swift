@@ -168,6 +168,12 @@ import Testing
         ("EDDY-PLUGIN\nabi=2\ncompiler=6.3\nname=..\nversion=1\n", "plugin name"),
         ("EDDY-PLUGIN\nabi=2\ncompiler=6.3\nname=a\nversion=   \n", "plugin version"),
         ("EDDY-PLUGIN\nabi=2\ncompiler=6.3\nname=a\nversion=1\u{1b}[2J\n", "plugin version"),
+        // Separators of the name@version lists it is written in, and what prints as nothing.
+        ("EDDY-PLUGIN\nabi=2\ncompiler=6.3\nname=a\nversion=9,9@9\n", "plugin version"),
+        ("EDDY-PLUGIN\nabi=2\ncompiler=6.3\nname=a\nversion=1#2\n", "plugin version"),
+        ("EDDY-PLUGIN\nabi=2\ncompiler=6.3\nname=a\nversion=\u{2028}\n", "plugin version"),
+        ("EDDY-PLUGIN\nabi=2\ncompiler=6.3\nname=a\nversion=\u{a0}\u{a0}\n", "plugin version"),
+        ("EDDY-PLUGIN\nabi=2\ncompiler=6.3\nname=a\nversion=1.0 beta\n", "plugin version"),
     ])
     func laxManifestsAreRefused(text: String, problem: String) {
         do {

@@ -93,7 +93,8 @@ public protocol EddyPlugin {
     /// The plugin's name: unique among the plugins a host loads (a newer file with the same name
     /// replaces the older one). Letters, digits, `-`, `_` and `.`.
     static var name: String { get }
-    /// The plugin's version, shown in listings, traces and errors.
+    /// The plugin's version, shown in listings, traces and errors: 1 to 64 letters, digits, `.`, `-`,
+    /// `+`, `_` or `~` (it is written in `name@version` lists; a host refuses others).
     static var version: String { get }
     /// Adds the plugin's kernels, rules, encodings and compressor hooks. Throwing leaves the host
     /// unchanged (no registration of the plugin takes effect).
