@@ -72,7 +72,8 @@ extension EddyServer {
                 r, "worker_restarts", "total",
                 "Worker processes replaced after a crash, a deadline or a lost client")
             quarantines = Self.counter(
-                r, "quarantines", "total", "Plugin builds quarantined after they crashed or hung a worker")
+                r, "quarantines", "total",
+                "Plugin builds quarantined: they crashed or hung a worker, or a shadow check caught a wrong answer")
             connectionsOpen = Self.gauge(
                 r, "connections", "open", "HTTP connections open (at most --max-connections)")
             connectionsRefused = Self.counter(
