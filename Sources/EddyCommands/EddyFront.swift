@@ -1,4 +1,5 @@
 import ArgumentParser
+@_spi(Host) import EddyHost
 import EddyIO
 
 #if canImport(Glibc)
@@ -85,14 +86,8 @@ package enum EddyFront {
         var st = stat()
         guard fstat(fd, &st) == 0 else { return "cannot be examined: \(String(cString: strerror(errno)))" }
         guard (st.st_mode & S_IFMT) == S_IFREG else { return "not a regular file" }
-        guard st.st_uid == geteuid() || st.st_uid == 0 else {
-            return "owned by uid \(st.st_uid), neither this user (uid \(geteuid())) nor root"
-        }
-        guard st.st_mode & 0o022 == 0 else {
-            return
-                "writable by \(st.st_mode & 0o002 != 0 ? "anyone" : "its group") (mode \(String(st.st_mode & 0o7777, radix: 8)))"
-        }
-        return nil
+        // The check a plugin file meets (owner, group- and world-writable bits).
+        return PluginHost.trustProblem(st, what: "it")
     }
 
     /// The directory of the running executable (`/proc/self/exe`), or nil when it cannot be read.

@@ -146,3 +146,11 @@ struct PluginFile {
 }
 
 func errnoText() -> String { String(cString: strerror(errno)) }
+
+extension PluginHost {
+    /// Why a file with status `st` could be changed by someone other than this user or root (the
+    /// check plugin files and directories meet), or nil.
+    @_spi(Host) public static func trustProblem(_ st: stat, what: String) -> String? {
+        PluginFile.trustProblem(st, what: what)
+    }
+}
