@@ -152,7 +152,8 @@ let package = Package(
             name: "EddyTests",
             dependencies: [
                 .product(name: "Eddy", package: "plugin-sdk"), .product(name: "EddyTesting", package: "plugin-sdk"),
-                "EddyIO", "EddyQuery", "EddyHost", "EddyServer", "DeltaEncodingPlugin", "PackedDictComparePlugin",
+                "EddyIO", "EddyQuery", "EddyHost", "EddyServer", "EddyCommands", "DeltaEncodingPlugin",
+                "PackedDictComparePlugin",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

@@ -69,7 +69,7 @@ package struct EvalCommand: ParsableCommand {
     var select: String?
 
     @Option(help: "Output format: table, csv, json or arrow (an Arrow IPC stream).")
-    var format: String = "table"
+    var format: String = Defaults.format
 
     @Flag(help: "Print each input column's encoding tree and the execution trace (to stderr).")
     var explain = false
@@ -85,16 +85,16 @@ package struct EvalCommand: ParsableCommand {
     @OptionGroup var plugins: PluginOptions
 
     @Option(help: ArgumentHelp("Refuse a CSV record or JSON line longer than this many bytes.", valueName: "bytes"))
-    var maxRecordBytes: Int = ReadLimits().maxRecordBytes
+    var maxRecordBytes: Int = Defaults.maxRecordBytes
 
     @Option(help: ArgumentHelp("Rows per batch.", visibility: .hidden))
-    var batchRows: Int = 65_536
+    var batchRows: Int = Defaults.batchRows
 
     @Option(
         help: ArgumentHelp(
             "Batches evaluated at once, one per thread (default: the available cores; --explain uses one).",
             valueName: "n"))
-    var threads: Int = availableCores()
+    var threads: Int = Defaults.threads
 
     package func validate() throws {
         guard maxRecordBytes > 0, maxRecordBytes <= 1 << 30 else {
@@ -113,7 +113,7 @@ package struct EvalCommand: ParsableCommand {
         help: ArgumentHelp(
             "How batches are encoded: auto (per column), query (cheap encodings) or storage (smallest).",
             valueName: "goal"))
-    var compression: String = "auto"
+    var compression: String = Defaults.compression
 
     @Flag(
         name: .customLong("no-zone-maps"),

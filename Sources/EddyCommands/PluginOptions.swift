@@ -22,13 +22,13 @@ package struct PluginOptions: ParsableArguments {
         help: ArgumentHelp(
             "Seconds a plugin may take to load and register (in the probe process, and again in the host) before it is refused.",
             valueName: "seconds"))
-    var probeTimeout: Double = 10
+    var probeTimeout: Double = Defaults.probeTimeout
 
     @Flag(help: "Load from a plugin directory or files that others can write (or another user owns), with a warning.")
     var allowInsecureDir = false
 
     @Option(help: ArgumentHelp("Refuse plugin files larger than this many bytes.", valueName: "bytes"))
-    var maxPluginBytes: Int = 256 << 20
+    var maxPluginBytes: Int = Defaults.maxPluginBytes
 
     @Option(
         help: ArgumentHelp(
@@ -45,7 +45,7 @@ package struct PluginOptions: ParsableArguments {
                 + "about a second) or full (many more inputs, up to half a minute). The verdict is kept per "
                 + "plugin build, so only the first load pays.",
             valueName: "level"))
-    var verify: VerifyLevel = .quick
+    var verify: VerifyLevel = Defaults.verify
 
     @Option(
         help: ArgumentHelp(
