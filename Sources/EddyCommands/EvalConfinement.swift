@@ -28,7 +28,9 @@ extension PluginOptions {
             return (host, rows, confinement)
         }
         // The checks and probes, without mapping plugin code here (as a supervisor does).
-        let checker = PluginHost(session: Session(), probe: probe, policy: try policy(), loading: .checkOnly)
+        // A checker registers no kernel: its session needs no built-ins.
+        let checker = PluginHost(
+            session: Session(builtins: false), probe: probe, policy: try policy(), loading: .checkOnly)
         var st = stat()
         guard stat(directory, &st) == 0 else {
             if explicit {
@@ -38,14 +40,15 @@ extension PluginOptions {
         }
         var rows = checker.scan(directory)
         if !quiet { report(rows) }
-        // The probe ran registration and verification already: this host maps the checked copies.
+        // The probe ran registration and verification already: this host maps the checked copies, as
+        // the checker left them (not read, inspected and hashed a second time).
         let host = PluginHost(session: session, probe: nil, policy: try policy())
         let checked = checker.plugins
         guard !checked.isEmpty else { return (host, rows, nil) }
         try beforeConfining()
         let confinement = Confinement.apply(.init(readPaths: readPaths + [host.shadowDirectory], invoker: true))
         for plugin in checked {
-            let row = host.loadPrivateCopy(plugin.shadowPath)
+            let row = host.load(checked: plugin)
             if row.status != .loaded && row.status != .replaced {
                 // Its probe passed; here, confined, it failed: the row says so under the plugin's file.
                 if let i = rows.firstIndex(where: { $0.file == plugin.file }) {

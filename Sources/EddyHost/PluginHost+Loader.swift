@@ -35,6 +35,41 @@ extension PluginHost {
         }
     }
 
+    /// Loads a build that a ``Loading/checkOnly`` host of this process checked and probed a moment ago
+    /// (`plugin` is its entry): its private copy is mapped, registered and published without being read,
+    /// inspected and hashed a second time. The copy sits under its content hash in this user's private
+    /// directory (0700, verified), where it was just compared byte for byte with the checked file; what
+    /// maps it is the same path a full load maps after its own read. Registration here must name the
+    /// plugin and version the probe's did.
+    @_spi(Host) public func load(checked plugin: LoadedPlugin) -> PluginReportRow {
+        let attempt = LoadAttempt(self, path: plugin.file, started: now())
+        let short = String(plugin.contentHash.prefix(16))
+        do throws(LoadStop) {
+            let copy: PrivateCopies.Copy
+            do {
+                copy = try copies.held(name: Self.baseName(plugin.shadowPath))
+            } catch {
+                throw attempt.stop(.rejected, error.description, hash: short)
+            }
+            adoptHold(copy)
+            let entry = try mapImage(copy, hash: plugin.contentHash, attempt)
+            let registered = try registerInHost(entry, hash: plugin.contentHash, attempt)
+            let manifest = registered.manifest
+            guard manifest.name == plugin.name, manifest.version == plugin.version else {
+                throw attempt.stop(
+                    .rejected,
+                    "registered as \(Self.escaped(manifest.name))@\(Self.escaped(manifest.version)) here but as "
+                        + "\(Self.escaped(plugin.name))@\(Self.escaped(plugin.version)) in its probe",
+                    plugin: manifest.name, version: manifest.version, hash: short)
+            }
+            attempt.verified = plugin.verified
+            try verifyInScratch(registered, hash: plugin.contentHash, attempt)
+            return publish(registered, copy: copy, hash: plugin.contentHash, attempt)
+        } catch {
+            return error.row
+        }
+    }
+
     /// Stage 1: the ELF image — an Eddy plugin's entry point, no SDK of its own, linked to libEddy.so.
     private func checkImage(_ bytes: [UInt8], _ attempt: LoadAttempt) throws(LoadStop) {
         let entrySymbol = PluginABI.entrySymbol

@@ -110,6 +110,19 @@ final class PrivateCopies: Sendable {
         return fd
     }
 
+    /// A copy stored here earlier (by this process's checks, a moment ago), held from now on; it is not
+    /// read or hashed again (see ``PluginHost/load(checked:)``).
+    func held(name: String) throws(Refusal) -> Copy {
+        let dirfd = try verifiedDirectory()
+        let full = path + "/" + name
+        var copy = Copy(name: name, displayPath: full, loadPath: "/proc/self/fd/\(dirfd)/\(name)")
+        copy.hold = Self.hold(dirfd, name)
+        guard copy.hold >= 0 else {
+            throw Refusal(description: "private copy \(PluginHost.escaped(full)) is gone: \(errnoText())")
+        }
+        return copy
+    }
+
     /// Stores `bytes` (whose SHA-256 is `hash`) as `name`.
     func store(_ bytes: [UInt8], name: String, hash: String) throws(Refusal) -> Copy {
         let dirfd = try verifiedDirectory()
