@@ -28,9 +28,6 @@ extension PluginOptions {
             return (host, rows, confinement)
         }
         // The checks and probes, without mapping plugin code here (as a supervisor does).
-        // A checker registers no kernel: its session needs no built-ins.
-        let checker = PluginHost(
-            session: Session(builtins: false), probe: probe, policy: try policy(), loading: .checkOnly)
         var st = stat()
         guard stat(directory, &st) == 0 else {
             if explicit {
@@ -38,6 +35,13 @@ extension PluginOptions {
             }
             return (try makeHost(session: session), [], nil)
         }
+        // A directory without a plugin file needs no checker (its start reads this build's identity).
+        if let names = PluginHost.candidates(in: directory), names.isEmpty {
+            return (PluginHost(session: session, probe: nil, policy: try policy()), [], nil)
+        }
+        // A checker registers no kernel: its session needs no built-ins.
+        let checker = PluginHost(
+            session: Session(builtins: false), probe: probe, policy: try policy(), loading: .checkOnly)
         var rows = checker.scan(directory)
         if !quiet { report(rows) }
         // The probe ran registration and verification already: this host maps the checked copies, as

@@ -193,7 +193,7 @@ public final class PluginHost: Sendable {
     }
 
     /// The plugin file names in `directory`, sorted; nil if it cannot be read.
-    static func candidates(in directory: String) -> [(name: String, valid: Bool)]? {
+    @_spi(Host) public static func candidates(in directory: String) -> [(name: String, valid: Bool)]? {
         guard let dir = opendir(directory) else { return nil }
         defer { closedir(dir) }
         var names: [(name: String, valid: Bool)] = []
