@@ -152,6 +152,7 @@ let package = Package(
             name: "EddyTests",
             dependencies: [
                 .product(name: "Eddy", package: "plugin-sdk"), .product(name: "EddyTesting", package: "plugin-sdk"),
+                .product(name: "EddyTestSupport", package: "plugin-sdk"),
                 "EddyIO", "EddyQuery", "EddyHost", "EddyServer", "EddyCommands", "DeltaEncodingPlugin",
                 "PackedDictComparePlugin",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),

@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "Eddy", type: .dynamic, targets: ["Eddy"]),
         // The conformance kit for plugin authors' tests: not part of the library plugins ship.
         .library(name: "EddyTesting", targets: ["EddyTesting"]),
+        // Assertions shared by this package's tests and the host's (not for plugin authors).
+        .library(name: "EddyTestSupport", targets: ["EddyTestSupport"]),
     ],
     targets: [
         // Vectorised inner loops in C, linked into the one SDK library; not part of the public API.
@@ -32,6 +34,19 @@ let package = Package(
         .target(
             name: "EddyTesting",
             dependencies: ["Eddy"],
+            swiftSettings: sharedSettings
+        ),
+        .target(
+            name: "EddyTestSupport",
+            dependencies: ["Eddy"],
+            path: "Tests/EddyTestSupport",
+            swiftSettings: sharedSettings
+        ),
+        // The engine's own tests: arrays, encodings, kernels, the registry and its snapshots, the
+        // compressor, differential runs against decode-then-compute. The host's are in ../Tests.
+        .testTarget(
+            name: "EddySDKTests",
+            dependencies: ["Eddy", "EddyTesting", "EddyTestSupport"],
             swiftSettings: sharedSettings
         ),
     ],

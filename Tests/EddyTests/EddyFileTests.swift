@@ -2,6 +2,7 @@ import DeltaEncodingPlugin
 @_spi(Host) import Eddy
 @_spi(Host) import EddyIO
 @_spi(Host) import EddyQuery
+@_spi(Host) import EddyTestSupport
 import EddyTesting
 import Foundation
 import Synchronization

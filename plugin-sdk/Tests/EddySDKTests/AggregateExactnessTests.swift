@@ -1,4 +1,5 @@
 @_spi(Host) import Eddy
+import EddyTestSupport
 import Testing
 
 /// Integer sums take a fast wrapping path when a bound proves it exact, and an exact path otherwise:

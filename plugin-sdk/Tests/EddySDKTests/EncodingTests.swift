@@ -1,4 +1,5 @@
 @_spi(Host) import Eddy
+@_spi(Host) import EddyTestSupport
 import Testing
 
 /// One encoded array and the plain values it must decode to.

@@ -1,4 +1,5 @@
 @_spi(Host) import Eddy
+import EddyTestSupport
 import Testing
 
 /// Random encodings nested at least three deep under random compare / boolean / filter / take / slice

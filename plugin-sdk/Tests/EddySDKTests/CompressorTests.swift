@@ -1,4 +1,5 @@
 @_spi(Host) import Eddy
+import EddyTestSupport
 import Testing
 
 @Suite struct CompressorTests {
