@@ -4,7 +4,8 @@ extension AggregatePartial {
     /// The partial of any array, using each encoding's structure where it can (each encoding's
     /// `aggregatePartial` in its folder): run-end weighs each run's value by its length (O(runs));
     /// constant is O(1); dictionary counts codes and weighs the values; frame-of-reference shifts its
-    /// child's partial; chunked merges its chunks' partials. Anything else is decoded and scanned.
+    /// child's partial; chunked merges its chunks' partials; bit-packed sums its packed words under its
+    /// validity when no order is asked for. Anything else is decoded and scanned.
     public static func fused(_ array: any ArrayNode, _ ctx: ExecutionCtx, order: Bool = true) throws -> AggregatePartial
     {
         let partial: AggregatePartial?
@@ -14,6 +15,7 @@ extension AggregatePartial {
         case let d as DictArray: partial = try d.aggregatePartial(ctx)
         case let f as FoRArray: partial = try f.aggregatePartial(ctx, order: order)
         case let c as ChunkedArray: partial = try c.aggregatePartial(ctx, order: order)
+        case let bp as BitPackedArray: partial = order ? nil : bp.sumPartial()
         default: partial = nil
         }
         return try partial ?? of(ctx.executeUntil(array, .columnar), order: order)
