@@ -432,6 +432,50 @@ size_t eddy_masked_sum_i64(const int64_t *values, const uint8_t *validity, size_
     return masked_sum_portable(values, validity, offset, n, low, high);
 }
 
+// ---- Float sums under a validity bitmap, in row order (what a row-by-row loop gives, to the bit: a null
+// row adds -0.0, which leaves every sum as it was, -0.0 and NaN included). The compiler may not
+// reorder the additions (no -ffast-math), so one add follows the other; the gain is the loop without
+// a branch or a bit test per row.
+
+#define EDDY_MASKED_FSUM(NAME, T)                                                                    \
+    size_t NAME(const T *values, const uint8_t *validity, size_t offset, size_t n, double *sum) {    \
+        double s = *sum;                                                                             \
+        size_t valid = 0;                                                                            \
+        size_t i = 0;                                                                                \
+        if (!validity) {                                                                             \
+            for (; i < n; i++) s += (double)values[i];                                               \
+            *sum = s;                                                                                \
+            return n;                                                                                \
+        }                                                                                            \
+        while (i < n && ((offset + i) & 63) != 0) {                                                  \
+            int bit = (validity[(offset + i) >> 3] >> ((offset + i) & 7)) & 1;                       \
+            s += bit ? (double)values[i] : -0.0;                                                     \
+            valid += (size_t)bit;                                                                    \
+            i++;                                                                                     \
+        }                                                                                            \
+        for (; i + 64 <= n; i += 64) {                                                               \
+            uint64_t word;                                                                           \
+            memcpy(&word, validity + ((offset + i) >> 3), 8);                                        \
+            valid += (size_t)__builtin_popcountll(word);                                             \
+            const T *v = values + i;                                                                 \
+            if (word == ~(uint64_t)0) {                                                              \
+                for (int k = 0; k < 64; k++) s += (double)v[k];                                      \
+            } else if (word != 0) {                                                                  \
+                for (int k = 0; k < 64; k++) s += ((word >> k) & 1) ? (double)v[k] : -0.0;           \
+            }                                                                                        \
+        }                                                                                            \
+        for (; i < n; i++) {                                                                         \
+            int bit = (validity[(offset + i) >> 3] >> ((offset + i) & 7)) & 1;                       \
+            s += bit ? (double)values[i] : -0.0;                                                     \
+            valid += (size_t)bit;                                                                    \
+        }                                                                                            \
+        *sum = s;                                                                                    \
+        return valid;                                                                                \
+    }
+
+EDDY_MASKED_FSUM(eddy_masked_sum_f64, double)
+EDDY_MASKED_FSUM(eddy_masked_sum_f32, float)
+
 // ---- Add and subtract with wrapping, overflow flags ORed (no branch in the loop). (An AVX2 build
 // timed the same: the loop is bound by memory.)
 

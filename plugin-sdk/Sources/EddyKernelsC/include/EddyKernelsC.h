@@ -45,6 +45,12 @@ uint64_t eddy_packed_masked_sum(const uint64_t *words, int width, size_t offset,
 size_t eddy_masked_sum_i64(const int64_t *values, const uint8_t *validity, size_t offset, size_t n,
                            uint64_t *low, int64_t *high);
 
+/// Adds values[i] (as double), for the rows i < n whose bit (offset + i) in `validity` is set (NULL: all),
+/// to *sum, in row order: the same double a row-by-row loop gives. Returns the number of those rows.
+size_t eddy_masked_sum_f64(const double *values, const uint8_t *validity, size_t offset, size_t n, double *sum);
+/// ``eddy_masked_sum_f64`` over floats, each widened to double before it is added.
+size_t eddy_masked_sum_f32(const float *values, const uint8_t *validity, size_t offset, size_t n, double *sum);
+
 /// out[i] = x[i] op y[i] with wrapping (op 0: +, 1: -), x or y given as one repeated value when its
 /// pointer is NULL. Returns 1 when some row overflowed (the caller then finds the first valid one).
 int eddy_add_sub_i64(int op, const int64_t *x, int64_t xs, const int64_t *y, int64_t ys, size_t n, int64_t *out);
