@@ -5,17 +5,9 @@ import Testing
 /// Integer sums take a fast wrapping path when a bound proves it exact, and an exact path otherwise:
 /// both must give the Int128 sum, including values at and past the bound.
 @Suite struct AggregateExactnessTests {
-    struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return (state >> 33) ^ (state << 31)
-        }
-    }
-
     /// Value sets: small, near 2^37 and 2^44 (the bounds for 10M and 64Ki rows), and extremes.
     static func values(_ kind: Int, count: Int, seed: UInt64) -> [Int64] {
-        var g = Generator(state: seed)
+        var g = SeededRandom(seed: seed)
         return (0..<count).map { i in
             let r = g.next()
             switch kind {
@@ -42,7 +34,7 @@ import Testing
     /// 64-bit boundary of the bitmap, words all valid, all null and mixed.
     @Test(arguments: 0..<5)
     func maskedSumsAreExact(kind: Int) throws {
-        var g = Generator(state: UInt64(kind) &+ 99)
+        var g = SeededRandom(seed: UInt64(kind) &+ 99)
         let values = Self.values(kind, count: 3_000, seed: UInt64(kind) &+ 7)
         let optional: [Int64?] = values.enumerated().map { i, v in
             switch i / 640 {
@@ -111,7 +103,7 @@ import Testing
     /// the 64-value blocks, nulls, and references near the limits; nil where bounds allow an overflow
     /// or patches sit in the window.
     @Test func packedSumsOfSumsAndDifferencesMatchElementAccess() throws {
-        var g = Generator(state: 31)
+        var g = SeededRandom(seed: 31)
         var taken = 0
         var refused = 0
         for width in 0...33 {
@@ -167,7 +159,7 @@ import Testing
 
     @Test(arguments: 0..<5)
     func runEndSumsAreExact(kind: Int) throws {
-        var g = Generator(state: UInt64(kind))
+        var g = SeededRandom(seed: UInt64(kind))
         let values = Self.values(kind, count: 5_000, seed: UInt64(kind))
         var ends: [UInt32] = []
         var at: UInt32 = 0

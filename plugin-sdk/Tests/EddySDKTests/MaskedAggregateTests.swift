@@ -6,16 +6,8 @@ import Testing
 /// bounds): each must give exactly what a row-by-row loop over the valid rows gives, at every slice
 /// offset of the validity bitmap, -0.0 and NaN included.
 @Suite struct MaskedAggregateTests {
-    struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return (state >> 33) ^ (state << 31)
-        }
-    }
-
     /// A validity of `count` rows: all valid, all null, every other, or random with runs.
-    static func validity(_ kind: Int, count: Int, _ g: inout Generator) -> [Bool] {
+    static func validity(_ kind: Int, count: Int, _ g: inout SeededRandom) -> [Bool] {
         (0..<count).map { i in
             switch kind {
             case 0: true
@@ -33,7 +25,7 @@ import Testing
     }
 
     @Test func floatSumsAreRowOrderSumsToTheBit() throws {
-        var g = Generator(state: 11)
+        var g = SeededRandom(seed: 11)
         let specials: [Double] = [-0.0, 0.0, .nan, .infinity, -.infinity, 1e308, -1e308, 1e-310, 0.1, 3]
         for count in [0, 1, 63, 64, 65, 200, 4099] {
             for kind in 0..<4 {
@@ -72,7 +64,7 @@ import Testing
     }
 
     @Test func narrowIntegerSumsAndBoundsWithNulls() throws {
-        var g = Generator(state: 5)
+        var g = SeededRandom(seed: 5)
         func check<T: NativeInteger>(_: T.Type) throws {
             for count in [0, 1, 64, 65, 1000] {
                 for kind in 0..<4 {

@@ -7,20 +7,12 @@ import Testing
 /// (`Encodings/BitPacked/BitPackedArray+Aggregate.swift`): it must equal decoding and summing, for
 /// every width, packed offset, validity offset and type; patches and sign bits decode instead.
 @Suite struct PackedSumTests {
-    struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return (state >> 33) ^ (state << 31)
-        }
-    }
-
     /// A bit-packed array of `count` rows at packed position `offset`, its validity a bitmap that
     /// starts `validityOffset` bits into its buffer (nil: all valid), of random words.
     static func packed(
         _ ptype: PType, width: Int, offset: Int, count: Int, validityOffset: Int?, patches: Bool, seed: UInt64
     ) throws -> BitPackedArray {
-        var g = Generator(state: seed)
+        var g = SeededRandom(seed: seed)
         let words = ((offset + count) * width + 63) / 64 + 1
         let buffer = Buffer.build(count: words, of: UInt64.self) { out in
             for i in 0..<out.count { out[i] = g.next() }
