@@ -4,7 +4,9 @@ import Foundation
 
 /// The committed Parquet fixtures (Tests/Fixtures/parquet, written by its make-fixtures.py): 200 rows.
 enum ParquetFixtures {
-    static let names = ["dict-snappy-v1.parquet", "plain-zstd-v2.parquet", "delta-gzip.parquet"]
+    static let names = [
+        "dict-snappy-v1.parquet", "plain-zstd-v2.parquet", "delta-gzip.parquet", "pageindex-dict-v1.parquet",
+    ]
 
     static func path(_ name: String) -> String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -15,6 +15,22 @@ struct ParquetColumnChunkDecoder {
     /// The rows a filter keeps (nil: all): only those are decoded into the array, and pages that hold
     /// none of them are not decompressed.
     var keep: ParquetRowKeep? = nil
+    /// The chunk's offset index, when its page bounds decided which rows to read: every data page walked
+    /// must start where it says, at the row it says, so that no row is judged by another page's bounds.
+    var pages: [ParquetPageIndex.Page]? = nil
+
+    /// Where the chunk's pages lie in the file, checked to be column data.
+    static func byteRange(_ meta: ParquetColumnMetaData, dataEnd: Int) throws -> Range<Int> {
+        var start = meta.dataPageOffset
+        if let d = meta.dictionaryPageOffset, d > 0, d < start { start = d }
+        let (end, overflow) = start.addingReportingOverflow(meta.totalCompressedSize)
+        guard start >= 4, meta.totalCompressedSize >= 0, !overflow, end <= Int64(dataEnd) else {
+            throw ParquetProblem(
+                "the chunk claims bytes \(start)..<\(start &+ meta.totalCompressedSize); column data lies in 4..<\(dataEnd)"
+            )
+        }
+        return Int(start)..<Int(end)
+    }
 
     /// Values of a page's dictionary codes as read, or of the page's values.
     private enum Mode { case codes, values }
@@ -28,16 +44,10 @@ struct ParquetColumnChunkDecoder {
         guard ParquetCodec.isSupported(meta.codec) else {
             throw ParquetProblem("codec \(ParquetNames.codec(meta.codec)) is not supported")
         }
-        var start = meta.dataPageOffset
-        if let d = meta.dictionaryPageOffset, d > 0, d < start { start = d }
-        let (end, overflow) = start.addingReportingOverflow(meta.totalCompressedSize)
-        guard start >= 4, meta.totalCompressedSize >= 0, !overflow, end <= Int64(dataEnd) else {
-            throw ParquetProblem(
-                "the chunk claims bytes \(start)..<\(start &+ meta.totalCompressedSize); column data lies in 4..<\(dataEnd)"
-            )
-        }
-        var pos = Int(start)
-        let stop = Int(end)
+        let range = try Self.byteRange(meta, dataEnd: dataEnd)
+        var pos = range.lowerBound
+        let stop = range.upperBound
+        var page = 0
         var dictionary: ParquetPhysicalValues?
         var values = ParquetPhysicalValues(type: column.physical)
         var codes: ParquetCodes?
@@ -53,6 +63,7 @@ struct ParquetColumnChunkDecoder {
             guard pos < stop else { throw ParquetProblem("the chunk ends after \(seen) of \(rows) values") }
             var t = ThriftCompactReader(UnsafeRawBufferPointer(rebasing: file[pos..<stop]))
             let header = try ParquetPageHeader.decode(&t)
+            let headerStart = pos
             pos += t.position
             guard header.compressedSize >= 0, header.uncompressedSize >= 0, Int(header.compressedSize) <= stop - pos
             else {
@@ -88,11 +99,27 @@ struct ParquetColumnChunkDecoder {
             guard n > 0, n <= rows - seen else {
                 throw ParquetProblem("a data page of \(header.numValues) values where \(rows - seen) remain")
             }
+            if let pages {
+                guard page < pages.count, pages[page].offset == headerStart, pages[page].firstRow == seen,
+                    pages[page].size == pos - headerStart
+                else {
+                    let claim =
+                        page < pages.count
+                        ? "page \(page) at byte \(pages[page].offset) (\(pages[page].size) bytes) from row \(pages[page].firstRow)"
+                        : "\(pages.count) pages"
+                    throw ParquetProblem(
+                        "the offset index disagrees with the pages: it lists \(claim); data page \(page) is at byte "
+                            + "\(headerStart) (\(pos - headerStart) bytes) from row \(seen)")
+                }
+                page += 1
+            }
             if let keep, !keep.any(seen..<(seen + n)) {
                 // No row of this page is kept: neither its levels nor its values are needed.
                 seen += n
                 continue
             }
+            // A page whose rows are all kept is decoded as without a filter (page statistics keep whole pages).
+            let keep = keep.flatMap { $0.count(in: seen..<(seen + n)) == n ? nil : $0 }
             let v2 = header.type == ParquetPageHeader.Kind.dataV2.rawValue
             var data: [UInt8]
             var pageLevels = UnsafeRawBufferPointer(start: nil, count: 0)
@@ -193,6 +220,9 @@ struct ParquetColumnChunkDecoder {
                 }
             }
             seen += n
+        }
+        if let pages, page != pages.count {
+            throw ParquetProblem("the offset index lists \(pages.count) data pages; the chunk has \(page)")
         }
         let n: Nullability = column.optional ? .nullable : .nonNullable
         if mode == .codes, let dictionary, let codes {

@@ -153,13 +153,21 @@ public final class ParquetFile: Sendable {
     /// Decodes column `k` of row group `g`: with `keep`, only the rows whose bit is set.
     /// - Throws: ``IOError`` naming the file, the row group, the column and what failed.
     func column(group g: Int, column k: Int, keep: Bitmap? = nil) throws -> any ArrayNode {
+        try column(group: g, column: k, rows: keep.map(ParquetRowKeep.init), pages: nil)
+    }
+
+    /// Decodes column `k` of row group `g`: with `rows`, only the rows whose bit is set; with `pages`, the
+    /// chunk's offset index, which each data page walked must agree with.
+    func column(group g: Int, column k: Int, rows keep: ParquetRowKeep?, pages: [ParquetPageIndex.Page]?) throws
+        -> any ArrayNode
+    {
         guard let meta = rowGroups[g].columns[k].meta else {
             throw IOError(file: path, line: 0, column: 0, message: "row group \(g): no metadata for column \(k)")
         }
         let file = UnsafeRawBufferPointer(start: mapping.base, count: mapping.size)
         let decoder = ParquetColumnChunkDecoder(
             file: file, dataEnd: dataEnd, column: columns[k], meta: meta, rows: rows(g), pageLimit: limits.maxPageBytes,
-            keep: keep.map(ParquetRowKeep.init))
+            keep: keep, pages: pages)
         do {
             return try withExtendedLifetime(mapping) { try decoder.decode() }
         } catch let p as ParquetProblem {
@@ -173,6 +181,121 @@ public final class ParquetFile: Sendable {
                 file: path, line: 0, column: 0,
                 message: "row group \(g), column '\(escapedForDisplay(columns[k].name))': \(e.message)")
         }
+    }
+
+    // MARK: Page index
+
+    /// Column `k` of row group `g`'s page index, checked against its chunk, with the pages' bounds when
+    /// `bounds` is true and the file has them; nil when the writer wrote no offset index (it is optional).
+    /// - Throws: ``IOError`` naming the file, the row group, the column and the check that failed.
+    func pageIndex(group g: Int, column k: Int, bounds: Bool) throws -> ParquetPageIndex? {
+        let chunk = rowGroups[g].columns[k]
+        guard let meta = chunk.meta, let offset = chunk.offsetIndexOffset, let length = chunk.offsetIndexLength
+        else { return nil }
+        do {
+            let range = try ParquetColumnChunkDecoder.byteRange(meta, dataEnd: dataEnd)
+            var index = try ParquetPageIndex.offsets(
+                try indexBytes(offset, length, "offset index"), rows: rows(g), chunk: range)
+            if bounds, let offset = chunk.columnIndexOffset, let length = chunk.columnIndexLength {
+                try index.bounds(try indexBytes(offset, length, "column index"), rows: rows(g))
+            }
+            return index
+        } catch let p as ParquetProblem {
+            throw IOError(
+                file: path, line: 0, column: 0,
+                message: "row group \(g), column '\(escapedForDisplay(columns[k].name))': page index: \(p.message)")
+        }
+    }
+
+    /// The bytes of a page index structure, which writers put between the column data and the footer.
+    private func indexBytes(_ offset: Int64, _ length: Int32, _ what: String) throws -> UnsafeRawBufferPointer {
+        let (end, overflow) = offset.addingReportingOverflow(Int64(length))
+        guard offset >= 4, length > 0, Int(length) <= ParquetPageIndex.maxIndexBytes, !overflow,
+            end <= Int64(dataEnd)
+        else {
+            throw ParquetProblem(
+                "the \(what) claims bytes \(offset)..<\(offset &+ Int64(length)); it must lie in 4..<\(dataEnd) "
+                    + "and be 1 to \(ParquetPageIndex.maxIndexBytes) bytes")
+        }
+        return UnsafeRawBufferPointer(
+            rebasing: UnsafeRawBufferPointer(start: mapping.base, count: mapping.size)[
+                Int(offset)..<Int(end)])
+    }
+
+    /// Which rows of row group `g` can hold a row the filter keeps, from the page statistics of `filter`
+    /// (the columns it names): the row group is split at every page boundary of those columns, `skip` (the
+    /// zone-map rule) judges each piece with each column's bounds for it, and the pieces it cannot rule out
+    /// are kept. `read` (the columns the query reads) are the ones whose skipped pages are counted.
+    /// - Returns: nil when no filter column has a page index with bounds, or every row is kept.
+    /// - Throws: ``IOError`` for a page index that fails its checks.
+    func rowPlan(group g: Int, filter: [Int], read: [Int], skip: (ChunkLayout) -> Bool) throws -> ParquetRowPlan? {
+        let rows = self.rows(g)
+        var indexed: [(column: Int, index: ParquetPageIndex, min: [Scalar?], max: [Scalar?])] = []
+        for k in filter where k < columns.count {
+            guard let index = try pageIndex(group: g, column: k, bounds: true), index.hasBounds else { continue }
+            let dtype = columns[k].dtype
+            indexed.append(
+                (
+                    k, index, index.minValues.map { $0.flatMap { bound($0, columns[k]) }.map { Scalar($0, dtype) } },
+                    index.maxValues.map { $0.flatMap { bound($0, columns[k]) }.map { Scalar($0, dtype) } }
+                ))
+        }
+        guard indexed.contains(where: { $0.index.pages.count > 1 }) else { return nil }
+        let base = chunkLayout(g)
+        // What the row group's statistics prove about each column's nulls holds for any piece of it.
+        let baseNulls = base.columns.map { c -> ParquetPageIndex.Nulls in
+            c.stats.nullCount == 0 ? .none : c.stats.nullCount == base.rows ? .all : .some
+        }
+        var cuts = Set<Int>([rows])
+        for entry in indexed { for page in entry.index.pages { cuts.insert(page.firstRow) } }
+        let bounds = cuts.sorted()
+        var cursor = [Int](repeating: 0, count: indexed.count)
+        var ranges: [Range<Int>] = []
+        var layout = base
+        for (a, b) in zip(bounds, bounds.dropFirst()) {
+            var nulls = baseNulls
+            for (i, entry) in indexed.enumerated() {
+                while cursor[i] + 1 < entry.index.pages.count && entry.index.pages[cursor[i] + 1].firstRow <= a {
+                    cursor[i] += 1
+                }
+                let p = cursor[i]
+                nulls[entry.column] = entry.index.nulls[p]
+                layout.columns[entry.column].stats.min = entry.min[p]
+                layout.columns[entry.column].stats.max = entry.max[p]
+            }
+            // Unknown nulls anywhere: rows become Int.max and an unknown count 1, as in `chunkLayout`.
+            layout.rows = nulls.contains { $0 == .some } ? Int.max : b - a
+            for (k, n) in nulls.enumerated() {
+                layout.columns[k].stats.nullCount = n == .none ? 0 : n == .all ? layout.rows : 1
+            }
+            if skip(layout) { continue }
+            if let last = ranges.last, last.upperBound == a {
+                ranges[ranges.count - 1] = last.lowerBound..<b
+            } else {
+                ranges.append(a..<b)
+            }
+        }
+        if ranges == [0..<rows] { return nil }
+        var words = [UInt64](repeating: 0, count: (rows + 63) / 64)
+        for range in ranges {
+            var row = range.lowerBound
+            while row < range.upperBound {
+                let from = row & 63
+                let to = min(64, from + (range.upperBound - row))
+                words[row >> 6] |= (to == 64 ? ~0 : (1 << UInt64(to)) - 1) & ~((1 << UInt64(from)) - 1)
+                row += to - from
+            }
+        }
+        var plan = ParquetRowPlan(ranges: ranges, keep: ParquetRowKeep(words: words, count: rows), pages: [:])
+        for k in read where k < columns.count {
+            let index = try indexed.first { $0.column == k }?.index ?? pageIndex(group: g, column: k, bounds: false)
+            guard let index else { continue }
+            plan.pages[k] = index.pages
+            for p in index.pages.indices {
+                if plan.keep.any(index.rows(p, of: rows)) { plan.pagesRead += 1 } else { plan.pagesSkipped += 1 }
+            }
+        }
+        return plan
     }
 
     /// Row group `g`'s statistics as the zone maps read them (see ``ZoneMap``): null counts, and bounds

@@ -183,6 +183,11 @@ struct ParquetRowGroup {
 struct ParquetColumnChunk {
     var filePath: String?
     var meta: ParquetColumnMetaData?
+    /// Where the chunk's page index lies (`OffsetIndex`, `ColumnIndex`), when the writer wrote one.
+    var offsetIndexOffset: Int64?
+    var offsetIndexLength: Int32?
+    var columnIndexOffset: Int64?
+    var columnIndexLength: Int32?
 
     static func decode(_ r: inout ThriftCompactReader) throws -> ParquetColumnChunk {
         var c = ParquetColumnChunk()
@@ -190,6 +195,10 @@ struct ParquetColumnChunk {
             switch (id, type) {
             case (1, 8): c.filePath = try r.string()
             case (3, 12): c.meta = try ParquetColumnMetaData.decode(&r)
+            case (4, 6): c.offsetIndexOffset = try r.i64()
+            case (5, 5): c.offsetIndexLength = try r.i32()
+            case (6, 6): c.columnIndexOffset = try r.i64()
+            case (7, 5): c.columnIndexLength = try r.i32()
             default: return false
             }
             return true

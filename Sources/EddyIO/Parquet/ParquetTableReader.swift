@@ -18,6 +18,10 @@ public protocol LateColumnReader: TableReader {
 /// Reads a Parquet file row group by row group as record batches: only the projected columns' chunks
 /// are decoded, row groups that ``skipChunk`` rules out are not touched, and the decoding runs in the
 /// batch's builder (on whichever thread evaluates it).
+///
+/// Within a row group read, where the filter's columns have a page index, ``skipChunk`` also judges each
+/// piece between their page boundaries by those pages' statistics: the batch then holds only the rows of
+/// the pieces it cannot rule out, and no column's pages that lie wholly outside them are decompressed.
 public final class ParquetTableReader: ChunkSkippingReader, LateColumnReader {
     public let file: ParquetFile
     public var projection: Set<Int>?
@@ -26,6 +30,12 @@ public final class ParquetTableReader: ChunkSkippingReader, LateColumnReader {
     public private(set) var rowGroupsRead = 0
     public private(set) var rowGroupsSkipped = 0
     public private(set) var bytesRead = 0
+    /// Pages of the columns read, in the row groups read, that page statistics ruled out (not decompressed)
+    /// and that were read; counted from the page index, so only in row groups where it ruled rows out.
+    public private(set) var pagesSkipped = 0
+    public private(set) var pagesRead = 0
+    /// Rows of the row groups read that page statistics ruled out.
+    public private(set) var rowsSkippedByPages = 0
     private var nextGroup = 0
     private var firstRow = 0
 
@@ -90,23 +100,50 @@ public final class ParquetTableReader: ChunkSkippingReader, LateColumnReader {
                 return batch
             }
         }
-        guard let (g, start) = nextKeptGroup() else { return nil }
         let wanted = projection
         let late = lateColumns
         let file = self.file
+        var picked: (group: Int, firstRow: Int, plan: ParquetRowPlan?)?
+        while picked == nil, let (g, start) = nextKeptGroup() {
+            var plan: ParquetRowPlan?
+            if let skipChunk {
+                let read = (0..<schema.fields.count).filter { wanted?.contains($0) ?? true }
+                plan = try file.rowPlan(
+                    group: g, filter: read.filter { !late.contains($0) }, read: read, skip: skipChunk)
+            }
+            if let plan {
+                pagesSkipped += plan.pagesSkipped
+                rowsSkippedByPages += file.rows(g) - plan.rows
+                if plan.ranges.isEmpty {
+                    // Every piece ruled out: the row group is skipped after all.
+                    rowGroupsRead -= 1
+                    rowGroupsSkipped += 1
+                    continue
+                }
+                pagesRead += plan.pagesRead
+            }
+            picked = (g, start, plan)
+        }
+        guard let (g, start, plan) = picked else { return nil }
         for (k, chunk) in file.rowGroups[g].columns.enumerated() where wanted?.contains(k) ?? true {
             bytesRead = saturatingAdd(bytesRead, Int(chunk.meta?.totalCompressedSize ?? 0))
         }
         return {
-            let rows = file.rows(g)
+            let rows = plan?.rows ?? file.rows(g)
             var deferred: [Int: @Sendable (Bitmap?) throws -> any ArrayNode] = [:]
             let columns: [any ArrayNode] = try schema.fields.enumerated().map { k, field in
                 guard wanted?.contains(k) ?? true else { return ConstantArray(.null(field.dtype), count: rows) }
                 if late.contains(k) {
-                    deferred[k] = { keep in try file.column(group: g, column: k, keep: keep) }
+                    deferred[k] = { keep in
+                        guard let plan else { return try file.column(group: g, column: k, keep: keep) }
+                        // The filter's bitmap is over the rows the page statistics left.
+                        return try file.column(
+                            group: g, column: k, rows: plan.expand(keep.map(ParquetRowKeep.init)), pages: plan.pages[k])
+                    }
                     return ConstantArray(.null(field.dtype), count: rows)
                 }
-                return try file.column(group: g, column: k)
+                guard let plan else { return try file.column(group: g, column: k) }
+                return try file.column(group: g, column: k, rows: plan.keep, pages: plan.pages[k])
             }
             var batch = RecordBatch(schema: schema, columns: columns, count: rows, firstLine: 0)
             batch.firstRow = start

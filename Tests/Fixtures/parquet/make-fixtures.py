@@ -23,3 +23,7 @@ pq.write_table(table, "plain-zstd-v2.parquet", compression="zstd", use_dictionar
 pq.write_table(table, "delta-gzip.parquet", compression="gzip", use_dictionary=False, data_page_size=300,
                column_encoding={"id": "DELTA_BINARY_PACKED", "k": "DELTA_BINARY_PACKED",
                                 "s": "DELTA_BYTE_ARRAY", "f": "BYTE_STREAM_SPLIT"})
+# A page index (offset and column indexes) over pages of 16 rows, in row groups of 128: page statistics
+# skip pages of the sorted id inside a row group.
+pq.write_table(table, "pageindex-dict-v1.parquet", compression="snappy", row_group_size=128, write_page_index=True,
+               data_page_size=64, write_batch_size=16)
