@@ -12,6 +12,9 @@ public struct RecordBatch: Sendable {
     public var encoded = false
     /// For an `.eddy` file, the file row of the batch's first row (0-based), for messages.
     public var firstRow = 0
+    /// True when statistics left some rows of the batch's range out (Parquet page statistics): its rows
+    /// are not consecutive from ``firstRow``, which messages must say.
+    public var rowsLeftOut = false
     /// For an `.eddy` file, the plain (canonical) bytes of the columns read, from the footer's statistics.
     public var plainBytes = 0
     /// Columns built after `--where` (late materialisation): given the rows the filter keeps (nil: all

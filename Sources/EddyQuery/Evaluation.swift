@@ -149,7 +149,9 @@ public final class Evaluation {
             e.message +=
                 filtered
                 ? " (rows counted among those --where kept in the batch that starts at \(start))"
-                : " (rows counted from 0 at \(start))"
+                : batch.rowsLeftOut
+                    ? " (rows counted among those the page statistics left in the row group that starts at \(start))"
+                    : " (rows counted from 0 at \(start))"
             throw e
         }
     }

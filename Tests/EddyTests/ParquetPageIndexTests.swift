@@ -34,6 +34,18 @@ import Testing
         #expect(all.stderr.contains("== pages: none skipped"), "\(all.stderr)")
     }
 
+    @Test func anErrorInARowSaysItsRowIsCountedAmongThoseThePagesLeft() throws {
+        let r = try Eddy.run([
+            "eval", Self.fixture, "--where", "id >= 100 and id < 120 and id * 92233720368547758 > 0", "--select", "id",
+        ])
+        #expect(r.status == 1, "\(r.stdout)")
+        // Row 5 of the batch is file row 101: the batch holds rows 96..<128 of the row group at row 0.
+        #expect(
+            r.stderr.contains(
+                "in row 5: 101 * 92233720368547758 does not fit i64 (rows counted among those the page statistics left "
+                    + "in the row group that starts at file row 0 of \(Self.fixture))"), "\(r.stderr)")
+    }
+
     /// Filters over the sorted id, nulls (`k`, `s`), strings and unsorted columns, alone and together: the
     /// same rows, in the same order, and the same aggregates as reading every page.
     @Test(arguments: [

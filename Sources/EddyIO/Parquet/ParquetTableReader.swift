@@ -147,6 +147,7 @@ public final class ParquetTableReader: ChunkSkippingReader, LateColumnReader {
             }
             var batch = RecordBatch(schema: schema, columns: columns, count: rows, firstLine: 0)
             batch.firstRow = start
+            batch.rowsLeftOut = plan != nil
             batch.late = deferred
             return batch
         }
