@@ -231,8 +231,8 @@ func explainText(_ e: Evaluation, plugins: [LoadedPlugin]) -> String {
             + " (of \(file.rowGroupCount); \(file.bytesRead) bytes of column chunks touched)\n"
         s +=
             file.pagesRead + file.pagesSkipped + file.rowsSkippedByPages == 0
-            ? "== pages: none skipped (no page index on the filter's columns, or its statistics rule out no row)\n"
-            : "== pages: \(file.pagesRead) read, \(file.pagesSkipped) skipped by the page index's statistics"
+            ? "== pages: none skipped (no page statistics on the filter's columns, or they rule out no row)\n"
+            : "== pages: \(file.pagesRead) read, \(file.pagesSkipped) skipped by their statistics"
                 + " (\(file.rowsSkippedByPages) rows of the row groups read ruled out)\n"
     }
     if let threads = e.countedOnThreads {

@@ -6,6 +6,7 @@ import Foundation
 enum ParquetFixtures {
     static let names = [
         "dict-snappy-v1.parquet", "plain-zstd-v2.parquet", "delta-gzip.parquet", "pageindex-dict-v1.parquet",
+        "headerstats-plain-v2.parquet",
     ]
 
     static func path(_ name: String) -> String {

@@ -207,6 +207,24 @@ public final class ParquetFile: Sendable {
         }
     }
 
+    /// Column `k` of row group `g`'s pages with the bounds in their headers, for a chunk without a page
+    /// index: nil when no data page header holds statistics.
+    /// - Throws: ``IOError`` naming the file, the row group, the column and the check that failed.
+    func headerIndex(group g: Int, column k: Int) throws -> ParquetPageIndex? {
+        guard let meta = rowGroups[g].columns[k].meta else { return nil }
+        let file = UnsafeRawBufferPointer(start: mapping.base, count: mapping.size)
+        do {
+            let range = try ParquetColumnChunkDecoder.byteRange(meta, dataEnd: dataEnd)
+            return try withExtendedLifetime(mapping) {
+                try ParquetPageIndex.fromHeaders(file, chunk: range, rows: rows(g))
+            }
+        } catch let p as ParquetProblem {
+            throw IOError(
+                file: path, line: 0, column: 0,
+                message: "row group \(g), column '\(escapedForDisplay(columns[k].name))': page headers: \(p.message)")
+        }
+    }
+
     /// The bytes of a page index structure, which writers put between the column data and the footer.
     private func indexBytes(_ offset: Int64, _ length: Int32, _ what: String) throws -> UnsafeRawBufferPointer {
         let (end, overflow) = offset.addingReportingOverflow(Int64(length))
@@ -232,7 +250,9 @@ public final class ParquetFile: Sendable {
         let rows = self.rows(g)
         var indexed: [(column: Int, index: ParquetPageIndex, min: [Scalar?], max: [Scalar?])] = []
         for k in filter where k < columns.count {
-            guard let index = try pageIndex(group: g, column: k, bounds: true), index.hasBounds else { continue }
+            // The page index where the writer wrote one, else the statistics in the page headers.
+            let found = try pageIndex(group: g, column: k, bounds: true)
+            guard let index = try found?.hasBounds == true ? found : headerIndex(group: g, column: k) else { continue }
             let dtype = columns[k].dtype
             indexed.append(
                 (

@@ -287,6 +287,8 @@ struct ParquetPageHeader {
     var definitionLevelsBytes: Int32 = 0
     var repetitionLevelsBytes: Int32 = 0
     var isCompressed = true
+    /// A data page's statistics (v1 or v2), when the writer put them in its header.
+    var statistics: ParquetStatistics?
 
     static func decode(_ r: inout ThriftCompactReader) throws -> ParquetPageHeader {
         var h = ParquetPageHeader()
@@ -301,6 +303,7 @@ struct ParquetPageHeader {
                     case (1, 5): h.numValues = try r.i32()
                     case (2, 5): h.encoding = try r.i32()
                     case (3, 5): h.definitionLevelEncoding = try r.i32()
+                    case (5, 12): h.statistics = try ParquetStatistics.decode(&r)
                     default: return false
                     }
                     return true
@@ -324,6 +327,7 @@ struct ParquetPageHeader {
                     case (5, 5): h.definitionLevelsBytes = try r.i32()
                     case (6, 5): h.repetitionLevelsBytes = try r.i32()
                     case (7, 1), (7, 2): h.isCompressed = try r.bool(type)
+                    case (8, 12): h.statistics = try ParquetStatistics.decode(&r)
                     default: return false
                     }
                     return true

@@ -79,6 +79,51 @@ struct ParquetPageIndex {
         return index
     }
 
+    /// The pages of a chunk without a page index, and their bounds from the statistics in their headers
+    /// (`DataPageHeader` / `DataPageHeaderV2` `statistics`, `min_value` / `max_value` / `null_count`), by
+    /// walking the headers of `chunk` in `file` (no body is read). Nil when no data page's header holds
+    /// statistics.
+    static func fromHeaders(_ file: UnsafeRawBufferPointer, chunk: Range<Int>, rows: Int) throws -> ParquetPageIndex? {
+        var index = ParquetPageIndex()
+        var pos = chunk.lowerBound
+        var seen = 0
+        var any = false
+        while seen < rows {
+            guard pos < chunk.upperBound else { throw ParquetProblem("the chunk ends after \(seen) of \(rows) values") }
+            var t = ThriftCompactReader(UnsafeRawBufferPointer(rebasing: file[pos..<chunk.upperBound]))
+            let header = try ParquetPageHeader.decode(&t)
+            let start = pos
+            pos += t.position
+            guard header.compressedSize >= 0, Int(header.compressedSize) <= chunk.upperBound - pos else {
+                throw ParquetProblem(
+                    "a page of \(header.compressedSize) bytes at byte \(pos); the chunk ends at \(chunk.upperBound)")
+            }
+            pos += Int(header.compressedSize)
+            // Dictionary and index pages hold no rows (a page of another type is refused when decoded).
+            guard header.type == Kind.data.rawValue || header.type == Kind.dataV2.rawValue else { continue }
+            let n = Int(header.numValues)
+            guard n > 0, n <= rows - seen else {
+                throw ParquetProblem("a data page of \(header.numValues) values where \(rows - seen) remain")
+            }
+            index.pages.append(Page(offset: start, size: pos - start, firstRow: seen))
+            let stats = header.statistics
+            any = any || stats?.minValue != nil || stats?.maxValue != nil || stats?.nullCount != nil
+            let nulls: Nulls =
+                switch stats?.nullCount {
+                case 0?: .none
+                case let c? where c == Int64(n): .all
+                default: .some
+                }
+            index.nulls.append(nulls)
+            index.minValues.append(nulls == .all ? nil : stats?.minValue)
+            index.maxValues.append(nulls == .all ? nil : stats?.maxValue)
+            seen += n
+        }
+        return any ? index : nil
+    }
+
+    private typealias Kind = ParquetPageHeader.Kind
+
     /// Decodes the `ColumnIndex` in `bytes` into this index's bounds: one entry per page in each list.
     mutating func bounds(_ bytes: UnsafeRawBufferPointer, rows: Int) throws {
         var r = ThriftCompactReader(bytes)

@@ -27,3 +27,7 @@ pq.write_table(table, "delta-gzip.parquet", compression="gzip", use_dictionary=F
 # skip pages of the sorted id inside a row group.
 pq.write_table(table, "pageindex-dict-v1.parquet", compression="snappy", row_group_size=128, write_page_index=True,
                data_page_size=64, write_batch_size=16)
+# No page index, but statistics in the data page headers (pyarrow's default) over pages of 16 rows, data
+# page v2, plain: page statistics come from the headers.
+pq.write_table(table, "headerstats-plain-v2.parquet", compression="zstd", use_dictionary=False, data_page_version="2.0",
+               row_group_size=128, data_page_size=64, write_batch_size=16)
