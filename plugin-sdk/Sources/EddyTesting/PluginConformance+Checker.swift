@@ -1,5 +1,6 @@
 import Dispatch
 @_spi(Host) import Eddy
+import Synchronization
 
 extension PluginConformance.Checker {
     /// Makes and checks input `index` of `run`'s key.
@@ -115,4 +116,12 @@ extension PluginConformance {
         guard index % 6 == 5 else { return nil }
         return g.chance(0.5) ? g.pick([1023, 1024, 1025, 2048, 4095, 4096, 4097]) : g.int(301...5000)
     }
+}
+
+/// Results of the two-thread run, stored from both threads.
+final class ThreadedResults: Sendable {
+    private let results: Mutex<[[Result<any ArrayNode, any Error>]]>
+    init(count: Int) { results = Mutex(Array(repeating: [], count: count)) }
+    func store(_ i: Int, _ r: sending Result<any ArrayNode, any Error>) { results.withLock { $0[i].append(r) } }
+    var all: [[Result<any ArrayNode, any Error>]] { results.withLock { $0 } }
 }
