@@ -74,45 +74,8 @@ extension Canonical {
                     indexValidity: indexValidity,
                     resultNullability: resultNullability))
         case let a as BoolArray where !hasNullIndex && n <= 4096 && n <= m:
-            // A small array taken many times (a dictionary's values under its codes, say): its bits as
-            // a byte table, the result written a word at a time, bounds checked per index.
-            let words = (m + 63) / 64
-            let storage = BufferStorage(uninitializedByteCount: words * 8)
-            let out = storage.pointer.bindMemory(to: UInt64.self, capacity: Swift.max(words, 1))
-            if !I.isSigned && I.bitWidth <= 16 && m >= 4 << I.bitWidth,
-                Self.takeBitsByCode(a, idx, into: out, words: words)
-            {
-                let bits = Bitmap(
-                    uncheckedBuffer: Buffer(uncheckedStorage: storage, byteOffset: 0, byteCount: words * 8),
-                    offset: 0, count: m)
-                return BoolArray(
-                    uncheckedBits: bits, validity: try combinedValidity(a.validity), nullability: resultNullability)
-            }
-            let table = (0..<n).map { a.bits[$0] ? UInt64(1) : 0 }
-            try table.withUnsafeBufferPointer { t in
-                var k = 0
-                for w in 0..<words {
-                    var word: UInt64 = 0
-                    let end = Swift.min(64, m &- k)
-                    for b in 0..<end {
-                        let raw = idx[k &+ b]
-                        let p = Int(truncatingIfNeeded: raw)
-                        guard p >= 0, p < n, I.bitWidth < 64 || raw == I(truncatingIfNeeded: p) else {
-                            throw EddyError(
-                                .outOfBounds, "take index \(raw) at position \(k &+ b) is out of bounds for length \(n)"
-                            )
-                        }
-                        word |= t[p] << UInt64(b)
-                    }
-                    out[w] = word
-                    k &+= 64
-                }
-            }
-            let bits = Bitmap(
-                uncheckedBuffer: Buffer(uncheckedStorage: storage, byteOffset: 0, byteCount: words * 8), offset: 0,
-                count: m)
-            return BoolArray(
-                uncheckedBits: bits, validity: try combinedValidity(a.validity), nullability: resultNullability)
+            return try takeSmallBools(
+                a, idx, validity: { try combinedValidity(a.validity) }, nullability: resultNullability)
         case let a as BoolArray:
             let bits = try Bitmap(count: m) { k in try a.bits[position(k)] }
             return BoolArray(
@@ -125,27 +88,82 @@ extension Canonical {
             for k in 0..<m where indexValidity.isValid(k) { _ = try position(k) }
             return NullArray(count: m)
         case let a as StructArray:
-            // A null index is a null struct row: the fields keep their types (and their nullability), and
-            // take any row in its place (the first), or a placeholder value when the array is empty.
-            let fields: [any ArrayNode]
-            if n == 0 {
-                // Any valid index is out of range here: the error decoding first would give.
-                for k in 0..<m where indexValidity.isValid(k) { _ = try position(k) }
-                fields = try a.fields.map { try repeating(Scalar(placeholder($0.dtype), $0.dtype), count: m) }
-            } else {
-                let positions = try (0..<m).map { Int64(try position($0)) }
-                fields = try positions.withUnsafeBufferPointer { p in
-                    try a.fields.map {
-                        try take($0, p, indexValidity: .allValid, resultNullability: $0.dtype.nullability)
-                    }
-                }
-            }
-            return try StructArray(
-                names: a.names, fields: fields, count: m, validity: try combinedValidity(a.validity),
-                nullability: resultNullability)
+            return try takeStruct(
+                a, m: m, position: position, indexValidity: indexValidity,
+                validity: { try combinedValidity(a.validity) }, nullability: resultNullability)
         default:
             throw EddyError(.unsupported, "take needs a canonical array, got \(array.encoding)")
         }
+    }
+
+    /// A small bool array taken many times (a dictionary's values under its codes, say): its bits as
+    /// a byte table, the result written a word at a time, bounds checked per index.
+    private static func takeSmallBools<I: NativeInteger>(
+        _ a: BoolArray, _ idx: UnsafeBufferPointer<I>, validity: () throws -> Validity, nullability: Nullability
+    ) throws -> BoolArray {
+        let n = a.count
+        let m = idx.count
+        let words = (m + 63) / 64
+        let storage = BufferStorage(uninitializedByteCount: words * 8)
+        let out = storage.pointer.bindMemory(to: UInt64.self, capacity: Swift.max(words, 1))
+        if !I.isSigned && I.bitWidth <= 16 && m >= 4 << I.bitWidth,
+            Self.takeBitsByCode(a, idx, into: out, words: words)
+        {
+            let bits = Bitmap(
+                uncheckedBuffer: Buffer(uncheckedStorage: storage, byteOffset: 0, byteCount: words * 8),
+                offset: 0, count: m)
+            return BoolArray(
+                uncheckedBits: bits, validity: try validity(), nullability: nullability)
+        }
+        let table = (0..<n).map { a.bits[$0] ? UInt64(1) : 0 }
+        try table.withUnsafeBufferPointer { t in
+            var k = 0
+            for w in 0..<words {
+                var word: UInt64 = 0
+                let end = Swift.min(64, m &- k)
+                for b in 0..<end {
+                    let raw = idx[k &+ b]
+                    let p = Int(truncatingIfNeeded: raw)
+                    guard p >= 0, p < n, I.bitWidth < 64 || raw == I(truncatingIfNeeded: p) else {
+                        throw EddyError(
+                            .outOfBounds, "take index \(raw) at position \(k &+ b) is out of bounds for length \(n)"
+                        )
+                    }
+                    word |= t[p] << UInt64(b)
+                }
+                out[w] = word
+                k &+= 64
+            }
+        }
+        let bits = Bitmap(
+            uncheckedBuffer: Buffer(uncheckedStorage: storage, byteOffset: 0, byteCount: words * 8), offset: 0,
+            count: m)
+        return BoolArray(
+            uncheckedBits: bits, validity: try validity(), nullability: nullability)
+    }
+
+    /// A null index is a null struct row: the fields keep their types (and their nullability), and take
+    /// any row in its place (the first), or a placeholder value when the array is empty.
+    private static func takeStruct(
+        _ a: StructArray, m: Int, position: (Int) throws -> Int, indexValidity: Validity,
+        validity: () throws -> Validity, nullability: Nullability
+    ) throws -> StructArray {
+        let fields: [any ArrayNode]
+        if a.count == 0 {
+            // Any valid index is out of range here: the error decoding first would give.
+            for k in 0..<m where indexValidity.isValid(k) { _ = try position(k) }
+            fields = try a.fields.map { try repeating(Scalar(placeholder($0.dtype), $0.dtype), count: m) }
+        } else {
+            let positions = try (0..<m).map { Int64(try position($0)) }
+            fields = try positions.withUnsafeBufferPointer { p in
+                try a.fields.map {
+                    try take($0, p, indexValidity: .allValid, resultNullability: $0.dtype.nullability)
+                }
+            }
+        }
+        return try StructArray(
+            names: a.names, fields: fields, count: m, validity: try validity(),
+            nullability: nullability)
     }
 
     /// Bits of small `a` at narrow unsigned codes `idx`, a word at a time, without a branch per code: a
