@@ -36,27 +36,7 @@ extension ArrayGenerator {
                 ? try column.scalar(at: int(0...(n - 1))) : Scalar(value(column.dtype), column.dtype)
             return ConstantArray(Scalar(scalar.value, column.dtype), count: n)
         case DictArray.id:
-            var index: [ScalarValue: UInt32] = [:]
-            var values = ArrayBuilder(dtype: column.dtype)
-            var codes: [UInt32] = []
-            for i in 0..<n {
-                let v = try column.scalar(at: i).value
-                if let c = index[v] {
-                    codes.append(c)
-                } else {
-                    let c = UInt32(index.count)
-                    index[v] = c
-                    values.append(v)
-                    codes.append(c)
-                }
-            }
-            let codeArray = PrimitiveArray(codes)
-            let packed: any ArrayNode =
-                chance(0.5) && !codes.isEmpty
-                ? try BitPackedArray.encode(
-                    codeArray, bitWidth: Swift.max(1, 32 - (codes.max() ?? 0).leadingZeroBitCount))
-                : codeArray
-            return try DictArray(codes: packed, values: encode(values.finish(), depth: depth - 1))
+            return try encodeDictionary(column, depth: depth)
         case RunEndArray.id:
             guard n > 0 else { return nil }
             let before = chance(0.3) ? int(1...5) : 0
@@ -68,15 +48,7 @@ extension ArrayGenerator {
             let re = try RunEndArray.encode(padded)
             return try RunEndArray(ends: re.ends, values: encode(re.values, depth: depth - 1), offset: before, count: n)
         case ChunkedArray.id:
-            var chunks: [any ArrayNode] = []
-            var start = 0
-            while start < n {
-                let len = Swift.min(int(1...Swift.max(1, n / 2)), n - start)
-                chunks.append(try encode(Canonical.slice(column, start, len), depth: depth - 1))
-                start += len
-            }
-            if chance(0.2) { chunks.insert(try Canonical.slice(column, 0, 0), at: int(0...chunks.count)) }
-            return try ChunkedArray(chunks: chunks, dtype: column.dtype)
+            return try encodeChunked(column, depth: depth)
         case SliceArray.id:
             let before = int(0...3)
             let after = int(0...3)
@@ -86,16 +58,7 @@ extension ArrayGenerator {
             let padded = try Canonical.take(column, indices: pick)
             return try SliceArray(encode(padded, depth: depth - 1), start: before, length: n)
         case SparseArray.id:
-            guard n > 0 else { return nil }
-            let fill = try column.scalar(at: int(0...(n - 1)))
-            var positions: [Int64] = []
-            for i in 0..<n where try !column.scalar(at: i).value.isIdentical(to: fill.value) {
-                positions.append(Int64(i))
-            }
-            let values = try Canonical.take(column, indices: PrimitiveArray(positions))
-            return try SparseArray(
-                fill: Scalar(fill.value, column.dtype), indices: PrimitiveArray(positions),
-                values: encode(values, depth: depth - 1), count: n)
+            return try encodeSparse(column, depth: depth)
         case FoRArray.id:
             guard let p = column as? PrimitiveArray, p.ptype.isInteger else { return nil }
             let f = try FoRArray.encode(p)
@@ -103,27 +66,89 @@ extension ArrayGenerator {
             return try FoRArray(
                 reference: f.reference, child: encode(child, as: BitPackedArray.id, depth: depth - 1) ?? child)
         case BitPackedArray.id:
-            guard let p = column as? PrimitiveArray, p.ptype.isUnsignedInteger else { return nil }
-            let width = p.ptype.byteWidth * 8
-            // The width the compressor would choose (the widest valid value's bit length: 1 to 7 for
-            // small values, which a u8 child always had from here before), or any other: narrower
-            // ones leave patches, wider ones padding bits.
-            var widest: UInt64 = 0
-            let values = p.int128Values()
-            for i in 0..<n where p.validity.isValid(i) { widest = Swift.max(widest, UInt64(clamping: values[i])) }
-            let needed = Swift.max(1, 64 - widest.leadingZeroBitCount)
-            let bits = chance(0.5) ? Swift.min(needed, width) : int(1...width)
-            guard n > 0, chance(0.4) else { return try BitPackedArray.encode(p, bitWidth: bits) }
-            // A slice of a longer packed array: the same values, starting mid-word.
-            let before = int(1...70)
-            let padded = try Canonical.take(
-                p, indices: PrimitiveArray((0..<(before + n)).map { Int64(Swift.max(0, $0 - before)) }))
-            guard let paddedValues = padded as? PrimitiveArray else {
-                return try BitPackedArray.encode(p, bitWidth: bits)
-            }
-            return try BitPackedArray.encode(paddedValues, bitWidth: bits).slice(before, n)
+            return try encodeBitPacked(column)
         default:
             return nil
         }
+    }
+
+    /// A dictionary over the column's distinct values, its codes bit-packed half the time.
+    private mutating func encodeDictionary(_ column: any ArrayNode, depth: Int) throws -> (any ArrayNode)? {
+        let n = column.count
+        var index: [ScalarValue: UInt32] = [:]
+        var values = ArrayBuilder(dtype: column.dtype)
+        var codes: [UInt32] = []
+        for i in 0..<n {
+            let v = try column.scalar(at: i).value
+            if let c = index[v] {
+                codes.append(c)
+            } else {
+                let c = UInt32(index.count)
+                index[v] = c
+                values.append(v)
+                codes.append(c)
+            }
+        }
+        let codeArray = PrimitiveArray(codes)
+        let packed: any ArrayNode =
+            chance(0.5) && !codes.isEmpty
+            ? try BitPackedArray.encode(
+                codeArray, bitWidth: Swift.max(1, 32 - (codes.max() ?? 0).leadingZeroBitCount))
+            : codeArray
+        return try DictArray(codes: packed, values: encode(values.finish(), depth: depth - 1))
+    }
+
+    /// Chunks of random lengths (sometimes with an empty one), each encoded again.
+    private mutating func encodeChunked(_ column: any ArrayNode, depth: Int) throws -> (any ArrayNode)? {
+        let n = column.count
+        var chunks: [any ArrayNode] = []
+        var start = 0
+        while start < n {
+            let len = Swift.min(int(1...Swift.max(1, n / 2)), n - start)
+            chunks.append(try encode(Canonical.slice(column, start, len), depth: depth - 1))
+            start += len
+        }
+        if chance(0.2) { chunks.insert(try Canonical.slice(column, 0, 0), at: int(0...chunks.count)) }
+        return try ChunkedArray(chunks: chunks, dtype: column.dtype)
+    }
+
+    /// A sparse array filled with one of the column's values.
+    private mutating func encodeSparse(_ column: any ArrayNode, depth: Int) throws -> (any ArrayNode)? {
+        let n = column.count
+        guard n > 0 else { return nil }
+        let fill = try column.scalar(at: int(0...(n - 1)))
+        var positions: [Int64] = []
+        for i in 0..<n where try !column.scalar(at: i).value.isIdentical(to: fill.value) {
+            positions.append(Int64(i))
+        }
+        let values = try Canonical.take(column, indices: PrimitiveArray(positions))
+        return try SparseArray(
+            fill: Scalar(fill.value, column.dtype), indices: PrimitiveArray(positions),
+            values: encode(values, depth: depth - 1), count: n)
+    }
+
+    /// Unsigned integers bit-packed at the width the compressor would choose or any other, sometimes
+    /// as a slice of a longer packed array.
+    private mutating func encodeBitPacked(_ column: any ArrayNode) throws -> (any ArrayNode)? {
+        let n = column.count
+        guard let p = column as? PrimitiveArray, p.ptype.isUnsignedInteger else { return nil }
+        let width = p.ptype.byteWidth * 8
+        // The width the compressor would choose (the widest valid value's bit length: 1 to 7 for
+        // small values, which a u8 child always had from here before), or any other: narrower
+        // ones leave patches, wider ones padding bits.
+        var widest: UInt64 = 0
+        let values = p.int128Values()
+        for i in 0..<n where p.validity.isValid(i) { widest = Swift.max(widest, UInt64(clamping: values[i])) }
+        let needed = Swift.max(1, 64 - widest.leadingZeroBitCount)
+        let bits = chance(0.5) ? Swift.min(needed, width) : int(1...width)
+        guard n > 0, chance(0.4) else { return try BitPackedArray.encode(p, bitWidth: bits) }
+        // A slice of a longer packed array: the same values, starting mid-word.
+        let before = int(1...70)
+        let padded = try Canonical.take(
+            p, indices: PrimitiveArray((0..<(before + n)).map { Int64(Swift.max(0, $0 - before)) }))
+        guard let paddedValues = padded as? PrimitiveArray else {
+            return try BitPackedArray.encode(p, bitWidth: bits)
+        }
+        return try BitPackedArray.encode(paddedValues, bitWidth: bits).slice(before, n)
     }
 }
