@@ -53,63 +53,17 @@ extension EvalRequest {
         let format = OutputFormat(rawValue: job.format) ?? .json
         // The trace is how a report learns which plugins' kernels and rules fired.
         let trace = job.trace || check == .report ? ExecutionTrace() : nil
-        let context: ExecutionCtx
-        switch check {
-        case .reference: context = session.makeContext(options: ExecutionOptions(useKernels: false))
-        case .confirm: context = builtinSession.makeContext()
-        case .alone: context = Session.alone(alone, of: session.kernels.snapshot).makeContext()
-        case .report, .none: context = session.makeContext(trace: trace)
-        }
+        let context = makeContext(for: check, session: session, alone: alone, trace: trace)
         // Encodings stored in an `.eddy` file are looked up among this session's, plugins' included (a
         // session for one plugin alone keeps every plugin's storages).
         let encodings = check == .confirm ? session.kernels.snapshot : context.snapshot
-        // As `eddy eval --compression`: the request's goal, whichever plugins are loaded (so a shadow check's
-        // confirmation and a replay of the request encode the input as the answer did).
-        let goal = Compressor.Goal(named: job.compression) ?? .auto
-        let compressor: Compressor
-        var hookUse: HookUse?
-        switch check {
-        case .reference:
-            // No hook, no encoding at all: the columns stay as parsed.
-            compressor = Compressor(maxDepth: 0, hooks: [], goal: .query)
-        case .confirm:
-            // The engine's encodings as the answer had them, no hook.
-            compressor = Compressor(hooks: [], goal: goal)
-        case .alone:
-            compressor = Compressor(hooks: context.snapshot.compressorHooks, goal: goal)
-        case .report, .none:
-            let use = hooks?.use ?? (check == .report ? HookUse() : nil)
-            use?.reset()
-            hookUse = use
-            let hooked =
-                hooks?.hooks(for: context.snapshot)
-                ?? (use.map { $0.wrapping(context.snapshot.compressorHooks) } ?? context.snapshot.compressorHooks)
-            compressor = Compressor(hooks: hooked, goal: goal)
-        }
+        let (compressor, hookUse) = makeCompressor(for: check, job: job, context: context, hooks: hooks)
         var answer = EvalAnswer(snapshot: context.snapshot)
         let limit = job.maxResultBytes
         var text = ""
         var tooLarge = false
         do {
-            // Only the descriptor opened when the request was checked is read: opening the path again
-            // would read whatever it names by then.
-            guard let opened = job.file else {
-                throw IOError(file: job.path, line: 0, column: 0, message: "the request's file is not open")
-            }
-            // Encodings are looked up in this request's snapshot: a plugin dropped into the directory
-            // since the last request reads files written with it.
-            let kind = InputFormat(named: job.inputFormat) ?? .csv
-            let reader: any TableReader =
-                if kind == .eddy, let file {
-                    EddyTableReader(file: file)
-                } else {
-                    try openTable(
-                        job.path, format: kind, descriptor: opened.descriptor,
-                        options: TableOptions(
-                            inferTypes: !Evaluation.readsNoColumn(whereText: job.where, selectText: job.select),
-                            mapped: mapFiles),
-                        snapshot: encodings)
-                }
+            let reader = try openReader(job, file: file, mapFiles: mapFiles, encodings: encodings)
             let limits = Parser.Limits(
                 maxLength: job.expressionMaxLength, maxDepth: job.expressionMaxDepth,
                 maxTerms: job.expressionMaxTerms)
@@ -155,23 +109,8 @@ extension EvalRequest {
             }
             answer.rowsRead = evaluation.rowsRead
             answer.rowsSelected = evaluation.rowsSelected
-            var evidence: ShadowEvidence?
-            if check != .none {
-                var owners: Set<String> = hookUse?.take() ?? []
-                if check == .report, let trace {
-                    for event in trace.events where !event.owner.isBuiltin {
-                        owners.insert("\(event.owner.name)@\(event.owner.version)")
-                    }
-                }
-                evidence = ShadowEvidence(owners: owners.sorted(), digest: ResultDigest(text))
-            }
-            if job.trace, let trace {
-                answer.trace = trace.events.map {
-                    TraceStep(
-                        step: $0.step.rawValue, encoding: $0.encoding, name: $0.name, owner: $0.owner.description,
-                        depth: $0.depth)
-                }
-            }
+            let evidence = check == .none ? nil : shadowEvidence(check, hookUse: hookUse, trace: trace, text: text)
+            if job.trace, let trace { answer.trace = traceSteps(trace) }
             return Evaluated(answer: answer, evidence: evidence)
         } catch var e as IOError {
             // An upload is named as such, not by its private path.
@@ -179,6 +118,89 @@ extension EvalRequest {
             return failed(EddyFailure(e), answer)
         } catch {
             return failed(EddyFailure(error), answer)
+        }
+    }
+
+    /// The execution context a check's evaluation runs with (see ``evaluateForCheck``).
+    private static func makeContext(
+        for check: WorkerRequest.Check, session: Session, alone: String, trace: ExecutionTrace?
+    ) -> ExecutionCtx {
+        switch check {
+        case .reference: session.makeContext(options: ExecutionOptions(useKernels: false))
+        case .confirm: builtinSession.makeContext()
+        case .alone: Session.alone(alone, of: session.kernels.snapshot).makeContext()
+        case .report, .none: session.makeContext(trace: trace)
+        }
+    }
+
+    /// The compressor a check's evaluation encodes its input with, and the record of which compressor
+    /// hooks ran when the check needs one.
+    private static func makeCompressor(
+        for check: WorkerRequest.Check, job: Job, context: ExecutionCtx, hooks: HookWrappers?
+    ) -> (Compressor, HookUse?) {
+        // As `eddy eval --compression`: the request's goal, whichever plugins are loaded (so a shadow check's
+        // confirmation and a replay of the request encode the input as the answer did).
+        let goal = Compressor.Goal(named: job.compression) ?? .auto
+        switch check {
+        case .reference:
+            // No hook, no encoding at all: the columns stay as parsed.
+            return (Compressor(maxDepth: 0, hooks: [], goal: .query), nil)
+        case .confirm:
+            // The engine's encodings as the answer had them, no hook.
+            return (Compressor(hooks: [], goal: goal), nil)
+        case .alone:
+            return (Compressor(hooks: context.snapshot.compressorHooks, goal: goal), nil)
+        case .report, .none:
+            let use = hooks?.use ?? (check == .report ? HookUse() : nil)
+            use?.reset()
+            let hooked =
+                hooks?.hooks(for: context.snapshot)
+                ?? (use.map { $0.wrapping(context.snapshot.compressorHooks) } ?? context.snapshot.compressorHooks)
+            return (Compressor(hooks: hooked, goal: goal), use)
+        }
+    }
+
+    /// The table the job reads, from the descriptor opened when the request was checked (or the `.eddy`
+    /// file the caller opened already).
+    private static func openReader(
+        _ job: Job, file: EddyFile?, mapFiles: Bool, encodings: KernelSnapshot
+    ) throws -> any TableReader {
+        // Only the descriptor opened when the request was checked is read: opening the path again
+        // would read whatever it names by then.
+        guard let opened = job.file else {
+            throw IOError(file: job.path, line: 0, column: 0, message: "the request's file is not open")
+        }
+        // Encodings are looked up in this request's snapshot: a plugin dropped into the directory
+        // since the last request reads files written with it.
+        let kind = InputFormat(named: job.inputFormat) ?? .csv
+        if kind == .eddy, let file { return EddyTableReader(file: file) }
+        return try openTable(
+            job.path, format: kind, descriptor: opened.descriptor,
+            options: TableOptions(
+                inferTypes: !Evaluation.readsNoColumn(whereText: job.where, selectText: job.select),
+                mapped: mapFiles),
+            snapshot: encodings)
+    }
+
+    /// What a shadow check compares: the plugin builds whose code took part and the result's digest.
+    private static func shadowEvidence(
+        _ check: WorkerRequest.Check, hookUse: HookUse?, trace: ExecutionTrace?, text: String
+    ) -> ShadowEvidence {
+        var owners: Set<String> = hookUse?.take() ?? []
+        if check == .report, let trace {
+            for event in trace.events where !event.owner.isBuiltin {
+                owners.insert("\(event.owner.name)@\(event.owner.version)")
+            }
+        }
+        return ShadowEvidence(owners: owners.sorted(), digest: ResultDigest(text))
+    }
+
+    /// The execution trace as the answer shows it.
+    private static func traceSteps(_ trace: ExecutionTrace) -> [TraceStep] {
+        trace.events.map {
+            TraceStep(
+                step: $0.step.rawValue, encoding: $0.encoding, name: $0.name, owner: $0.owner.description,
+                depth: $0.depth)
         }
     }
 
