@@ -104,6 +104,36 @@ enum ELFInspector {
     }
 
     static func inspect(_ r: Reader, symbols: Set<String>, prefix: String) throws -> ELFFacts {
+        try checkHeader(r)
+        let segments = try programHeaders(r)
+        let dynamic = try dynamicEntries(r, segments)
+        return try symbolFacts(r, segments, dynamic, symbols: symbols, prefix: prefix)
+    }
+
+    /// Where the loadable segments and the dynamic segment are, from the program headers.
+    struct Segments {
+        var dynamicOffset = -1
+        var dynamicSize = 0
+        var loads: [(vaddr: Int, vend: Int, offset: Int)] = []
+
+        func fileOffset(ofAddress a: Int, _ what: String, _ r: Reader) throws -> Int {
+            for l in loads where a >= l.vaddr && a < l.vend { return a - l.vaddr + l.offset }
+            throw r.fail(what, "an address inside a loadable segment", "0x\(String(a, radix: 16))")
+        }
+    }
+
+    /// What the dynamic segment says: the string and symbol tables (file offsets), the needed
+    /// libraries (string table offsets) and the hash table's address (-1 when absent).
+    struct DynamicEntries {
+        var strtab = -1
+        var strsz = 0
+        var symtab = -1
+        var needed: [Int] = []
+        var hashAddr = -1
+    }
+
+    /// The ELF header: magic, 64-bit, little-endian, a shared object, for this machine.
+    static func checkHeader(_ r: Reader) throws {
         try checkMagic(Array(r.bytes.prefix(4)))
         guard r.count >= headerSize else {
             throw r.fail("ELF header", "at least \(headerSize) bytes", "\(r.count) bytes (truncated)")
@@ -132,17 +162,17 @@ enum ELFInspector {
             let hostName = "this machine"
         #endif
         guard machine == hostMachine else { throw r.fail("machine", hostName, "e_machine \(machine)") }
+    }
 
-        // Program headers: all inside the file, and every loadable segment's bytes too.
+    /// The program headers, all inside the file, and every loadable segment's bytes too.
+    static func programHeaders(_ r: Reader) throws -> Segments {
         let phoff = try r.u64(32, "program header offset")
         let phentsize = try r.u16(54)
         let phnum = try r.u16(56)
         guard phentsize == 56 else { throw r.fail("program header size", "56", "\(phentsize)") }
         let tableSize = try r.multiply(phnum, phentsize, "program headers")
         try r.within(phoff, tableSize, "program headers")
-        var dynamicOffset = -1
-        var dynamicSize = 0
-        var loads: [(vaddr: Int, vend: Int, offset: Int)] = []
+        var segments = Segments()
         for k in 0..<phnum {
             let h = phoff + k * phentsize  // inside the table checked above
             let pType = try r.u32(h)
@@ -151,21 +181,24 @@ enum ELFInspector {
             let filesz = try r.u64(h + 32, "program header \(k) size")
             if pType == 1 {  // PT_LOAD
                 try r.within(offset, filesz, "loadable segment \(k)")
-                loads.append((vaddr, try r.add(vaddr, filesz, "loadable segment \(k) address"), offset))
+                segments.loads.append((vaddr, try r.add(vaddr, filesz, "loadable segment \(k) address"), offset))
             } else if pType == 2 {  // PT_DYNAMIC
                 try r.within(offset, filesz, "dynamic segment")
-                dynamicOffset = offset
-                dynamicSize = filesz
+                segments.dynamicOffset = offset
+                segments.dynamicSize = filesz
             }
         }
-        guard dynamicOffset >= 0 else { throw r.fail("dynamic segment", "present", "none (not a dynamic library)") }
-        func fileOffset(ofAddress a: Int, _ what: String) throws -> Int {
-            for l in loads where a >= l.vaddr && a < l.vend { return a - l.vaddr + l.offset }
-            throw r.fail(what, "an address inside a loadable segment", "0x\(String(a, radix: 16))")
+        guard segments.dynamicOffset >= 0 else {
+            throw r.fail("dynamic segment", "present", "none (not a dynamic library)")
         }
-        var strtab = -1, strsz = 0, symtab = -1, needed: [Int] = [], hashAddr = -1
-        let dynamicEnd = dynamicOffset + dynamicSize  // checked by `within` above
-        var k = dynamicOffset
+        return segments
+    }
+
+    /// The dynamic segment's entries, bounded by ``maxDynamicEntries``.
+    static func dynamicEntries(_ r: Reader, _ segments: Segments) throws -> DynamicEntries {
+        var d = DynamicEntries()
+        let dynamicEnd = segments.dynamicOffset + segments.dynamicSize  // checked by `within` in programHeaders
+        var k = segments.dynamicOffset
         var entries = 0
         scan: while k + 16 <= dynamicEnd {
             entries += 1
@@ -176,18 +209,26 @@ enum ELFInspector {
             let val = try r.u64(k + 8, "dynamic entry")
             switch tag {
             case 0: break scan  // DT_NULL
-            case 1: needed.append(val)  // DT_NEEDED
-            case 4: hashAddr = val  // DT_HASH
-            case 5: strtab = try fileOffset(ofAddress: val, "string table address")  // DT_STRTAB
-            case 6: symtab = try fileOffset(ofAddress: val, "symbol table address")  // DT_SYMTAB
-            case 10: strsz = val  // DT_STRSZ
+            case 1: d.needed.append(val)  // DT_NEEDED
+            case 4: d.hashAddr = val  // DT_HASH
+            case 5: d.strtab = try segments.fileOffset(ofAddress: val, "string table address", r)  // DT_STRTAB
+            case 6: d.symtab = try segments.fileOffset(ofAddress: val, "symbol table address", r)  // DT_SYMTAB
+            case 10: d.strsz = val  // DT_STRSZ
             default: break
             }
             k += 16
         }
-        guard strtab >= 0, symtab >= 0 else {
+        guard d.strtab >= 0, d.symtab >= 0 else {
             throw r.fail("dynamic symbol table", "present", "no DT_STRTAB or DT_SYMTAB entry")
         }
+        return d
+    }
+
+    /// The needed libraries, and the defined symbols asked about, read from the dynamic tables.
+    static func symbolFacts(
+        _ r: Reader, _ segments: Segments, _ d: DynamicEntries, symbols: Set<String>, prefix: String
+    ) throws -> ELFFacts {
+        let (strtab, strsz, symtab, needed, hashAddr) = (d.strtab, d.strsz, d.symtab, d.needed, d.hashAddr)
         let strEnd = try r.within(strtab, strsz, "dynamic string table")
         /// The name at `o`, read up to `limit` bytes (never to the end of a table without a NUL).
         func string(_ o: Int, limit: Int = maxNameBytes) -> String? {
@@ -212,7 +253,8 @@ enum ELFInspector {
         // (the usual layout), bounded by the file.
         var count = strtab > symtab ? (strtab - symtab) / 24 : 0
         if hashAddr >= 0 {
-            count = try r.u32(try r.add(try fileOffset(ofAddress: hashAddr, "hash table address"), 4, "hash table"))
+            count = try r.u32(
+                try r.add(try segments.fileOffset(ofAddress: hashAddr, "hash table address", r), 4, "hash table"))
         }
         guard count <= maxSymbols else { throw r.fail("dynamic symbol count", "at most \(maxSymbols)", "\(count)") }
         try r.within(symtab, try r.multiply(count, 24, "dynamic symbol table"), "dynamic symbol table")
