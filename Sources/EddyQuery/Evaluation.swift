@@ -159,25 +159,7 @@ public final class Evaluation {
     private func processRows(_ batch: RecordBatch, first: Bool, filtered: inout Bool) throws -> BatchOutput {
         var out = BatchOutput()
         out.rows = batch.count
-        var columns = batch.columns
-        for k in columnsRead where k < columns.count && !batch.encoded && batch.late[k] == nil {
-            let col = columns[k]
-            let c = try compressor.compress(col, use: filteredColumns.contains(k) ? .filtered : .computed)
-            out.canonicalBytes += col.byteSize
-            out.compressedBytes += c.byteSize
-            columns[k] = c
-        }
-        if first {
-            out.inputTrees = columnsRead.filter { $0 < columns.count }.map {
-                (batch.schema.fields[$0].name, columns[$0].treeDescription())
-            }
-        }
-        if batch.encoded {
-            for k in columnsRead where k < columns.count {
-                out.compressedBytes = saturatingAdd(out.compressedBytes, columns[k].byteSize)
-            }
-            out.canonicalBytes = batch.plainBytes
-        }
+        let columns = try encodedColumns(batch, first: first, out: &out)
         var inputs = columns
         var count = batch.count
         var kept: Bitmap?
@@ -238,6 +220,31 @@ public final class Evaluation {
         return out
     }
 
+    /// The batch's columns as the query reads them: those it reads compressed (unless the reader gave
+    /// them encoded already), their sizes and, for the first batch, their trees noted in `out`.
+    private func encodedColumns(_ batch: RecordBatch, first: Bool, out: inout BatchOutput) throws -> [any ArrayNode] {
+        var columns = batch.columns
+        for k in columnsRead where k < columns.count && !batch.encoded && batch.late[k] == nil {
+            let col = columns[k]
+            let c = try compressor.compress(col, use: filteredColumns.contains(k) ? .filtered : .computed)
+            out.canonicalBytes += col.byteSize
+            out.compressedBytes += c.byteSize
+            columns[k] = c
+        }
+        if first {
+            out.inputTrees = columnsRead.filter { $0 < columns.count }.map {
+                (batch.schema.fields[$0].name, columns[$0].treeDescription())
+            }
+        }
+        if batch.encoded {
+            for k in columnsRead where k < columns.count {
+                out.compressedBytes = saturatingAdd(out.compressedBytes, columns[k].byteSize)
+            }
+            out.canonicalBytes = batch.plainBytes
+        }
+        return columns
+    }
+
     /// Runs to the end of the input, writing results.
     public func run(into writer: ResultWriter) throws {
         var accumulators = items.map { _ in AggregatePartial() }
@@ -266,7 +273,119 @@ public final class Evaluation {
             }
             return (builders, nil)
         }
-        // count(*) alone (no --where): the reader counts records without building batches, if it can.
+        try countIfOnlyCounting(into: &accumulators)
+        var wave: (builders: [@Sendable () throws -> RecordBatch], error: (any Error)?) =
+            countedOnThreads == nil ? readWave() : ([], nil)
+        while true {
+            if let stop = shouldStop?() { throw stop }
+            let builders = wave.builders
+            let readError = wave.error
+            if builders.isEmpty {
+                if let readError { throw readError }
+                break
+            }
+            let slots = ResultSlots(count: builders.count)
+            // A wave that ended in an error, or short of its size, was the last.
+            let more = readError == nil && builders.count == waveSize
+            evaluateWave(builders, firstIndex: batchIndex, into: slots, inPlace: inPlace, width: width) {
+                wave = more ? readWave() : ([], nil)
+            }
+            try write(slots.all, into: writer, accumulators: &accumulators, batchIndex: &batchIndex)
+            if let readError { throw readError }
+            reportProgress(started: started, lastProgress: &lastProgress)
+        }
+        if isAggregate { try writeAggregates(accumulators, into: writer) }
+        writer.finish()
+    }
+
+    /// Builds and evaluates the batches of one wave into `slots`, at most `width` at once, and calls
+    /// `readNext` to read the next wave meanwhile — or after, when the reader reads in place (nothing to
+    /// read meanwhile: this thread evaluates too).
+    private func evaluateWave(
+        _ builders: [@Sendable () throws -> RecordBatch], firstIndex: Int, into slots: ResultSlots,
+        inPlace: Bool, width: Int, readNext: () -> Void
+    ) {
+        let work = UncheckedBox(self)  // the workers only call process(_:first:), which reads it
+        let jobs = builders
+        // Builds and evaluates batch k of the wave into its slot (on whichever thread runs it).
+        let evaluate: @Sendable (Int) -> Void = { k in
+            asEngineWork {
+                slots.set(k, Result { try work.value.process(jobs[k](), first: firstIndex + k == 0) })
+            }
+        }
+        if inPlace {
+            // Nothing to read meanwhile: this thread evaluates too, with at most `width` at once.
+            if jobs.count == 1 || width == 1 {
+                for k in jobs.indices { evaluate(k) }
+            } else {
+                let next = Atomic<Int>(0)
+                DispatchQueue.concurrentPerform(iterations: Swift.min(width, jobs.count)) { _ in
+                    while true {
+                        let k = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                        guard k < jobs.count else { break }
+                        evaluate(k)
+                    }
+                }
+            }
+            readNext()
+        } else {
+            let done = DispatchGroup()
+            DispatchQueue.global().async(group: done) {
+                if jobs.count == 1 {
+                    evaluate(0)
+                } else {
+                    DispatchQueue.concurrentPerform(iterations: jobs.count, execute: evaluate)
+                }
+            }
+            readNext()
+            done.wait()
+        }
+    }
+
+    /// Writes a wave's results and merges its aggregate partials, in file order: the rows of batches
+    /// before a failing one are written, as one thread would.
+    private func write(
+        _ results: [Result<BatchOutput, any Error>], into writer: ResultWriter,
+        accumulators: inout [AggregatePartial], batchIndex: inout Int
+    ) throws {
+        for result in results {
+            let out = try result.get()
+            defer { batchIndex += 1 }
+            if batchIndex == 0 {
+                inputTrees = out.inputTrees
+                planTrees = out.planTrees
+            }
+            rowsRead += out.rows
+            rowsSelected += out.selected
+            canonicalBytes = saturatingAdd(canonicalBytes, out.canonicalBytes)
+            compressedBytes = saturatingAdd(compressedBytes, out.compressedBytes)
+            for k in out.partials.indices where k < accumulators.count { accumulators[k].merge(out.partials[k]) }
+            if let output = out.output { try writer.write(output) }
+        }
+    }
+
+    /// A progress line every half second once the evaluation has run for a second, when asked for.
+    private func reportProgress(started: Double, lastProgress: inout Double) {
+        let t = now()
+        if t - started > 1.0, t - lastProgress > 0.5, let progress, reader.fileSize > 0 {
+            lastProgress = t
+            let mb = Double(reader.bytesRead) / 1_048_576
+            let pct = Int(100 * Double(reader.bytesRead) / Double(reader.fileSize))
+            progress("read \(Int(mb)) MB (\(pct)%), \(rowsRead) rows, \(rowsSelected) selected")
+        }
+    }
+
+    /// The aggregates' values, one row.
+    private func writeAggregates(_ accumulators: [AggregatePartial], into writer: ResultWriter) throws {
+        let values = try zip(items, accumulators).map { item, acc -> any ArrayNode in
+            guard case .aggregate(let f, let arg, _) = item.bound else { fatalError("checked above") }
+            return ConstantArray(try finish(f, arg?.dtype ?? .bool(.nonNullable), acc), count: 1)
+        }
+        try writer.write(values)
+    }
+
+    /// count(*) alone (no --where): the reader counts records without building batches, if it can.
+    private func countIfOnlyCounting(into accumulators: inout [AggregatePartial]) throws {
         let countsOnly =
             predicate == nil && !items.isEmpty
             && items.allSatisfy {
@@ -278,88 +397,6 @@ public final class Evaluation {
             rowsSelected = n
             for k in accumulators.indices { accumulators[k].rows = n }
         }
-        var wave: (builders: [@Sendable () throws -> RecordBatch], error: (any Error)?) =
-            countedOnThreads == nil ? readWave() : ([], nil)
-        while true {
-            if let stop = shouldStop?() { throw stop }
-            let builders = wave.builders
-            let readError = wave.error
-            if builders.isEmpty {
-                if let readError { throw readError }
-                break
-            }
-            let firstIndex = batchIndex
-            let slots = ResultSlots(count: builders.count)
-            let work = UncheckedBox(self)  // the workers only call process(_:first:), which reads it
-            let jobs = builders
-            // Builds and evaluates batch k of the wave into its slot (on whichever thread runs it).
-            let evaluate: @Sendable (Int) -> Void = { k in
-                asEngineWork {
-                    slots.set(k, Result { try work.value.process(jobs[k](), first: firstIndex + k == 0) })
-                }
-            }
-            // A wave that ended in an error, or short of its size, was the last.
-            let more = readError == nil && builders.count == waveSize
-            if inPlace {
-                // Nothing to read meanwhile: this thread evaluates too, with at most `width` at once.
-                if jobs.count == 1 || width == 1 {
-                    for k in jobs.indices { evaluate(k) }
-                } else {
-                    let next = Atomic<Int>(0)
-                    DispatchQueue.concurrentPerform(iterations: Swift.min(width, jobs.count)) { _ in
-                        while true {
-                            let k = next.wrappingAdd(1, ordering: .relaxed).oldValue
-                            guard k < jobs.count else { break }
-                            evaluate(k)
-                        }
-                    }
-                }
-                wave = more ? readWave() : ([], nil)
-            } else {
-                let done = DispatchGroup()
-                DispatchQueue.global().async(group: done) {
-                    if jobs.count == 1 {
-                        evaluate(0)
-                    } else {
-                        DispatchQueue.concurrentPerform(iterations: jobs.count, execute: evaluate)
-                    }
-                }
-                wave = more ? readWave() : ([], nil)
-                done.wait()
-            }
-            let results = slots.all
-            // In file order: the rows of batches before a failing one are written, as one thread would.
-            for result in results {
-                let out = try result.get()
-                defer { batchIndex += 1 }
-                if batchIndex == 0 {
-                    inputTrees = out.inputTrees
-                    planTrees = out.planTrees
-                }
-                rowsRead += out.rows
-                rowsSelected += out.selected
-                canonicalBytes = saturatingAdd(canonicalBytes, out.canonicalBytes)
-                compressedBytes = saturatingAdd(compressedBytes, out.compressedBytes)
-                for k in out.partials.indices where k < accumulators.count { accumulators[k].merge(out.partials[k]) }
-                if let output = out.output { try writer.write(output) }
-            }
-            if let readError { throw readError }
-            let t = now()
-            if t - started > 1.0, t - lastProgress > 0.5, let progress, reader.fileSize > 0 {
-                lastProgress = t
-                let mb = Double(reader.bytesRead) / 1_048_576
-                let pct = Int(100 * Double(reader.bytesRead) / Double(reader.fileSize))
-                progress("read \(Int(mb)) MB (\(pct)%), \(rowsRead) rows, \(rowsSelected) selected")
-            }
-        }
-        if isAggregate {
-            let values = try zip(items, accumulators).map { item, acc -> any ArrayNode in
-                guard case .aggregate(let f, let arg, _) = item.bound else { fatalError("checked above") }
-                return ConstantArray(try finish(f, arg?.dtype ?? .bool(.nonNullable), acc), count: 1)
-            }
-            try writer.write(values)
-        }
-        writer.finish()
     }
 
     /// Folds one batch into an aggregate's accumulator, running the aggregate through the executor
@@ -372,22 +409,7 @@ public final class Evaluation {
             acc.rows += count
             return
         }
-        // sum or mean of `x + y` or `x - y` over packed Int64 columns whose bounds rule out overflow:
-        // Σx ± Σy over the rows where both are valid, from the packed words (no array of x ± y is built).
-        // Not under a trace, which shows the executor's steps.
-        if trace == nil, f.kind == .sum || f.kind == .mean,
-            case .function(let function, let operands, let type) = arg, type.ptype == .int64,
-            let arithmetic = function as? ArithmeticFunction, operands.count == 2,
-            let fused = AggregatePartial.sumOfSumOrDifference(
-                arithmetic.op, try operands[0].node(inputs, count: count), try operands[1].node(inputs, count: count))
-        {
-            acc.rows += count
-            if fused.count > 0 {
-                acc.intSum += fused.sum
-                acc.nonNull += f.kind == .sum ? 1 : fused.count
-            }
-            return
-        }
+        if try foldFusedSum(f, arg, inputs, count, into: &acc) { return }
         var node = try arg.node(inputs, count: count)
         if f.kind == .mean, node is FilterArray {
             // A mean is a count and a sum: over a lazy filter each would filter again, so the filtered
@@ -444,6 +466,28 @@ public final class Evaluation {
         @unknown default:
             throw EddyError(.unsupported, "aggregate \(f) is not supported by this host")
         }
+    }
+
+    /// Sum or mean of `x + y` or `x - y` over packed Int64 columns whose bounds rule out overflow:
+    /// Σx ± Σy over the rows where both are valid, from the packed words (no array of x ± y is built).
+    /// Not under a trace, which shows the executor's steps. False when it does not apply.
+    private func foldFusedSum(
+        _ f: AggregateFunction, _ arg: Bound, _ inputs: [any ArrayNode], _ count: Int, into acc: inout AggregatePartial
+    ) throws -> Bool {
+        if trace == nil, f.kind == .sum || f.kind == .mean,
+            case .function(let function, let operands, let type) = arg, type.ptype == .int64,
+            let arithmetic = function as? ArithmeticFunction, operands.count == 2,
+            let fused = AggregatePartial.sumOfSumOrDifference(
+                arithmetic.op, try operands[0].node(inputs, count: count), try operands[1].node(inputs, count: count))
+        {
+            acc.rows += count
+            if fused.count > 0 {
+                acc.intSum += fused.sum
+                acc.nonNull += f.kind == .sum ? 1 : fused.count
+            }
+            return true
+        }
+        return false
     }
 
     func finish(_ f: AggregateFunction, _ input: DType, _ acc: AggregatePartial) throws -> Scalar {
