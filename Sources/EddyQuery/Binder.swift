@@ -58,20 +58,7 @@ public struct Binder {
     public func bind(_ e: Expr, allowAggregates: Bool = false) throws -> Bound {
         switch e {
         case .column(let name, _):
-            guard let i = schema.index(of: name) else {
-                let near = schema.names.filter { $0.lowercased() == name.lowercased() }
-                // Names are shown escaped and cut short: a hostile expression or header can make them
-                // megabytes long, or put control characters in them.
-                func shown(_ s: String) -> String { shortForDisplay(s, limit: 60) }
-                let listed = schema.names.prefix(20).map(shown).joined(separator: ", ")
-                throw error(
-                    "unknown column '\(shown(name))'", e,
-                    hint: near.isEmpty
-                        ? "columns: \(listed)\(schema.names.count > 20 ? ", … (\(schema.names.count) in all)" : "")"
-                        : "did you mean \(near.prefix(5).map { "\"\(shown($0))\"" }.joined(separator: " or "))? (names are case-sensitive)"
-                )
-            }
-            return .column(i, schema.fields[i].dtype)
+            return try bindColumn(name, e)
         case .literal(let v, _):
             switch v {
             case .null: return .literal(.null(.null))
@@ -105,68 +92,102 @@ public struct Binder {
             let operands = try terms.map { try boolOperand($0) }
             return try function(BooleanFunction(op == "and" ? .and : .or), operands, e)
         case .binary(let op, let l, let r, _):
-            switch op {
-            case "and", "or":
-                let a = try boolOperand(l)
-                let b = try boolOperand(r)
-                return try function(BooleanFunction(op == "and" ? .and : .or), [a, b], e)
-            case "+", "-", "*", "/":
-                let (a, b) = try coerce(try bind(l), try bind(r), e, numeric: true)
-                let o: ArithmeticOperator = op == "+" ? .add : op == "-" ? .subtract : op == "*" ? .multiply : .divide
-                return try function(ArithmeticFunction(o), [a, b], e)
-            default:
-                guard let o = CompareOperator(rawValue: op) else { throw error("unknown operator '\(op)'", e) }
-                let (left, right) = (try bind(l), try bind(r))
-                if let exact = try exactIntegerComparison(o, left, right, e) { return exact }
-                let (a, b) = try coerce(left, right, e, numeric: false)
-                return try function(CompareFunction(o), [a, b], e)
-            }
+            return try bindBinary(op, l, r, e)
         case .call(let name, let args, let star, _):
-            if let kind = aggregateKind(name, star: star) {
-                guard allowAggregates else {
-                    throw error("aggregate \(name)() is only allowed at the top of a select item", e)
-                }
-                if kind == .countAll {
-                    guard args.isEmpty else { throw error("count(*) takes no arguments", e) }
-                    return .aggregate(AggregateFunction(.countAll), nil, .primitive(.int64, .nonNullable))
-                }
-                guard args.count == 1 else { throw error("\(name)() takes one argument", e) }
-                let a = try bind(args[0])
-                let f = AggregateFunction(kind)
-                do {
-                    return .aggregate(f, a, try f.returnType(a.dtype))
-                } catch let err as EddyError {
-                    throw error(err.message, args[0])
-                }
+            return try bindCall(name, args, star: star, e, allowAggregates: allowAggregates)
+        }
+    }
+
+    /// A column by name, or an error naming the columns there are (or the one meant, when only the case
+    /// differs).
+    func bindColumn(_ name: String, _ e: Expr) throws -> Bound {
+        guard let i = schema.index(of: name) else {
+            let near = schema.names.filter { $0.lowercased() == name.lowercased() }
+            // Names are shown escaped and cut short: a hostile expression or header can make them
+            // megabytes long, or put control characters in them.
+            func shown(_ s: String) -> String { shortForDisplay(s, limit: 60) }
+            let listed = schema.names.prefix(20).map(shown).joined(separator: ", ")
+            throw error(
+                "unknown column '\(shown(name))'", e,
+                hint: near.isEmpty
+                    ? "columns: \(listed)\(schema.names.count > 20 ? ", … (\(schema.names.count) in all)" : "")"
+                    : "did you mean \(near.prefix(5).map { "\"\(shown($0))\"" }.joined(separator: " or "))? (names are case-sensitive)"
+            )
+        }
+        return .column(i, schema.fields[i].dtype)
+    }
+
+    /// `l op r`: a boolean connective, arithmetic or a comparison, its operands coerced to one type.
+    func bindBinary(_ op: String, _ l: Expr, _ r: Expr, _ e: Expr) throws -> Bound {
+        switch op {
+        case "and", "or":
+            let a = try boolOperand(l)
+            let b = try boolOperand(r)
+            return try function(BooleanFunction(op == "and" ? .and : .or), [a, b], e)
+        case "+", "-", "*", "/":
+            let (a, b) = try coerce(try bind(l), try bind(r), e, numeric: true)
+            let o: ArithmeticOperator = op == "+" ? .add : op == "-" ? .subtract : op == "*" ? .multiply : .divide
+            return try function(ArithmeticFunction(o), [a, b], e)
+        default:
+            guard let o = CompareOperator(rawValue: op) else { throw error("unknown operator '\(op)'", e) }
+            let (left, right) = (try bind(l), try bind(r))
+            if let exact = try exactIntegerComparison(o, left, right, e) { return exact }
+            let (a, b) = try coerce(left, right, e, numeric: false)
+            return try function(CompareFunction(o), [a, b], e)
+        }
+    }
+
+    /// A function call: an aggregate (where allowed) or a scalar function.
+    func bindCall(_ name: String, _ args: [Expr], star: Bool, _ e: Expr, allowAggregates: Bool) throws -> Bound {
+        if let kind = aggregateKind(name, star: star) {
+            guard allowAggregates else {
+                throw error("aggregate \(name)() is only allowed at the top of a select item", e)
             }
-            switch name {
-            case "coalesce":
-                guard !args.isEmpty else { throw error("coalesce() needs arguments", e) }
-                var bound = try args.map { try bind($0) }
-                // The type every argument meets, as a comparison of each pair would make it (integers
-                // widen, a float makes f64, a literal takes a column's type when it fits, text meets
-                // only text): not the first argument's type, which cut 2.7 to 2 in coalesce(i, f).
-                var common: Bound?
-                for i in bound.indices where bound[i].dtype != .null {
-                    guard let so = common else {
-                        common = bound[i]
-                        continue
-                    }
-                    common = try coerce(so, bound[i], args[i], numeric: false).0
-                }
-                let target = common?.dtype.with(.nonNullable) ?? .null
-                for i in bound.indices
-                where bound[i].dtype != .null && !bound[i].dtype.equalsIgnoringNullability(target) {
-                    bound[i] = try cast(bound[i], to: target, args[i])
-                }
-                return try function(
-                    CoalesceFunction(), bound.map { $0.dtype == .null ? .literal(.null(target)) : $0 }, e)
-            default:
-                throw error(
-                    "unknown function '\(name)'", e,
-                    hint: "functions: count, sum, min, max, mean, avg, coalesce, cast(x as type)")
+            if kind == .countAll {
+                guard args.isEmpty else { throw error("count(*) takes no arguments", e) }
+                return .aggregate(AggregateFunction(.countAll), nil, .primitive(.int64, .nonNullable))
+            }
+            guard args.count == 1 else { throw error("\(name)() takes one argument", e) }
+            let a = try bind(args[0])
+            let f = AggregateFunction(kind)
+            do {
+                return .aggregate(f, a, try f.returnType(a.dtype))
+            } catch let err as EddyError {
+                throw error(err.message, args[0])
             }
         }
+        switch name {
+        case "coalesce":
+            return try bindCoalesce(args, e)
+        default:
+            throw error(
+                "unknown function '\(name)'", e,
+                hint: "functions: count, sum, min, max, mean, avg, coalesce, cast(x as type)")
+        }
+    }
+
+    /// coalesce(…): every argument cast to the type they all meet.
+    func bindCoalesce(_ args: [Expr], _ e: Expr) throws -> Bound {
+        guard !args.isEmpty else { throw error("coalesce() needs arguments", e) }
+        var bound = try args.map { try bind($0) }
+        // The type every argument meets, as a comparison of each pair would make it (integers
+        // widen, a float makes f64, a literal takes a column's type when it fits, text meets
+        // only text): not the first argument's type, which cut 2.7 to 2 in coalesce(i, f).
+        var common: Bound?
+        for i in bound.indices where bound[i].dtype != .null {
+            guard let so = common else {
+                common = bound[i]
+                continue
+            }
+            common = try coerce(so, bound[i], args[i], numeric: false).0
+        }
+        let target = common?.dtype.with(.nonNullable) ?? .null
+        for i in bound.indices
+        where bound[i].dtype != .null && !bound[i].dtype.equalsIgnoringNullability(target) {
+            bound[i] = try cast(bound[i], to: target, args[i])
+        }
+        return try function(
+            CoalesceFunction(), bound.map { $0.dtype == .null ? .literal(.null(target)) : $0 }, e)
     }
 
     func aggregateKind(_ name: String, star: Bool) -> AggregateFunction.Kind? {
