@@ -228,24 +228,11 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = LazyMetadataLogHandler(StreamLogHandler.standardError(label: label))
-            handler.logLevel = .info
-            return handler
-        }
-        let logger = Logger(label: "eddy")
+        let logger = Self.bootstrapLogging()
         // Workers of this user must not read this process's environment or memory map through /proc.
         if let problem = Confinement.keepSupervisorPrivate() { logger.warning("\(problem)") }
         var options = ServerOptions()
-        if !ServerOptions.isLoopback(hostname) {
-            guard !noToken else {
-                Stderr.write(
-                    "eddy: error: --hostname \(escapedForDisplay(hostname)) is not loopback: other machines could "
-                        + "call this server; --no-token is for loopback only\n")
-                throw ExitCode(2)
-            }
-            options.allowedHosts = [hostname]
-        }
+        try checkHostname(&options)
         let token: ServerToken?
         do {
             options.dataDirectories = try ServerOptions.resolveDataDirectories(dataDir)
@@ -257,6 +244,37 @@ struct ServeCommand: AsyncParsableCommand {
         // Removed on every way out of here: a graceful stop, or a server that could not start.
         defer { token?.remove() }
         options.token = token?.token
+        Self.logToken(token, options, logger)
+        try applyLimits(to: &options)
+        try applyConfinement(to: &options)
+        try await serve(options, logger: logger)
+    }
+
+    /// Log lines on standard error, at `info`.
+    static func bootstrapLogging() -> Logger {
+        LoggingSystem.bootstrap { label in
+            var handler = LazyMetadataLogHandler(StreamLogHandler.standardError(label: label))
+            handler.logLevel = .info
+            return handler
+        }
+        return Logger(label: "eddy")
+    }
+
+    /// A hostname other machines can reach needs the token and is the only one requests may name.
+    func checkHostname(_ options: inout ServerOptions) throws {
+        if !ServerOptions.isLoopback(hostname) {
+            guard !noToken else {
+                Stderr.write(
+                    "eddy: error: --hostname \(escapedForDisplay(hostname)) is not loopback: other machines could "
+                        + "call this server; --no-token is for loopback only\n")
+                throw ExitCode(2)
+            }
+            options.allowedHosts = [hostname]
+        }
+    }
+
+    /// Says how requests authenticate: with the token in its file, or (--no-token) not at all.
+    static func logToken(_ token: ServerToken?, _ options: ServerOptions, _ logger: Logger) {
         if let token {
             logger.info(
                 "requests but GET /health need 'Authorization: Bearer <the token in token_file>'",
@@ -268,6 +286,10 @@ struct ServeCommand: AsyncParsableCommand {
                         + "and read what it can read under --data-dir"),
                 metadata: ["data_dirs": "\(options.dataDirectories.map(escapedForDisplay).joined(separator: ","))"])
         }
+    }
+
+    /// The limits the flags set, and the connection limits the descriptor limit leaves room for.
+    func applyLimits(to options: inout ServerOptions) throws {
         options.allowedHosts += allowedHost
         options.maxBodyBytes = maxBodyBytes
         options.bodyTimeout = bodyTimeout
@@ -308,6 +330,10 @@ struct ServeCommand: AsyncParsableCommand {
         options.canaryCheck = canaryCheck
         options.expressionLimits.maxLength = maxExpressionLength
         options.expressionLimits.maxDepth = maxExpressionDepth
+    }
+
+    /// How plugin code is confined: refused when --require-confinement asks for more than this host gives.
+    func applyConfinement(to options: inout ServerOptions) throws {
         options.confine = !noConfine
         options.requireConfinement = requireConfinement
         if geteuid() == 0 && !noConfine {
@@ -323,6 +349,10 @@ struct ServeCommand: AsyncParsableCommand {
             Stderr.write("eddy: error: --require-confinement: plugin code would run with confinement \(confinement)\n")
             throw ExitCode(2)
         }
+    }
+
+    /// Starts the server and runs it until it stops.
+    func serve(_ options: ServerOptions, logger: Logger) async throws {
         // Probes confine themselves as workers do (and become the same user).
         let probe = plugins.probe.map {
             PluginProbe(
