@@ -30,69 +30,14 @@ struct ReplayCommand: ParsableCommand {
     var inProcess = false
 
     func run() throws {
-        let b: CrashBundle
-        do {
-            b = try CrashBundle(path: bundle)
-        } catch {
-            Stderr.write("eddy: \(error.description)\n")
-            throw ExitCode(2)
-        }
-        // A hostile bundle's plugin name must not reach a path: checked as a manifest's name is.
-        for (i, build) in b.plugins.enumerated() where !PluginHost.isValidPluginName(build.name) {
-            Stderr.write(
-                "eddy: \(PluginHost.escaped(bundle)): plugins[\(i)].name: \(PluginHost.pluginNameRule), found "
-                    + "'\(PluginHost.escaped(String(build.name.prefix(140))))'\n")
-            throw ExitCode(2)
-        }
+        let b = try openBundle()
         print("bundle: \(PluginHost.escaped(bundle)) (\(b.kind) at \(b.time))")
         print("  \(PluginHost.escaped(b.crashLine))")
         // A fresh private-copy directory: no quarantine record refuses the builds being replayed.
         let scratch = try Self.scratchDirectory()
         defer { Self.remove(scratch) }
-        let plugins: String
-        if let pluginDir {
-            plugins = pluginDir
-            for build in b.plugins {
-                let found = Self.files(in: pluginDir).first { CrashBundle.sha256(ofFile: $0) == build.sha256 }
-                print(
-                    "  plugin \(PluginHost.escaped(build.name))@\(PluginHost.escaped(build.version)) "
-                        + "(\(build.sha256.prefix(16))): "
-                        + (found.map { "the same build is \(PluginHost.escaped($0))" }
-                            ?? "not in \(PluginHost.escaped(pluginDir)) (replaying with what is there)"))
-            }
-        } else {
-            plugins = scratch + "/plugins"
-            mkdir(plugins, 0o700)
-            let copies = PluginHost(session: Session()).shadowDirectory
-            for (i, build) in b.plugins.enumerated() {
-                let copy = copies + "/" + build.copy
-                guard !build.copy.contains("/"), CrashBundle.sha256(ofFile: copy) == build.sha256 else {
-                    Stderr.write(
-                        "eddy: plugin \(PluginHost.escaped(build.name))@\(PluginHost.escaped(build.version)) "
-                            + "(sha256 \(build.sha256.prefix(16))) is no longer among the private copies in "
-                            + "\(PluginHost.escaped(copies)); give its file with --plugin-dir\n")
-                    throw ExitCode(2)
-                }
-                guard
-                    (try? FileManager.default.copyItem(atPath: copy, toPath: plugins + "/plugin-\(i).so")) != nil
-                else {
-                    Stderr.write("eddy: cannot copy \(PluginHost.escaped(copy)) to \(PluginHost.escaped(plugins))\n")
-                    throw ExitCode(2)
-                }
-            }
-        }
-        if let expected = b.inputSHA256, CrashBundle.sha256(ofFile: b.input) != expected, !b.uploadTruncated {
-            print(
-                "  warning: \(PluginHost.escaped(b.input)) changed since the bundle was written (its SHA-256 differs)")
-        }
-        if b.uploadTruncated { print("  warning: the bundle kept only the start of the uploaded body") }
-        if let problem = b.compressionProblem, b.inputFormat != "eddy", b.inputFormat != "parquet" {
-            // Bundles from before requests named their goal: those servers chose storage compression for a CSV
-            // request whenever a loaded plugin had kernels on the engine's encodings.
-            print(
-                "  warning: the bundle's compression is \(problem); replaying with eddy eval's default (auto), "
-                    + "while the server may have encoded the input for storage")
-        }
+        let plugins = try pluginDirectory(for: b, scratch: scratch)
+        Self.warnAboutInput(b)
         let arguments = ["eval"] + b.evalArguments(pluginDir: plugins)
         setenv("EDDY_SHADOW_DIR", scratch + "/copies", 1)
         if inProcess {
@@ -108,6 +53,84 @@ struct ReplayCommand: ParsableCommand {
         }
         print("replaying: eddy \(Self.shellWords(arguments))")
         let outcome = try Self.runIsolated(arguments, timeout: b.evalTimeout, keepOutput: b.kind == "divergence")
+        try Self.report(outcome, of: b)
+    }
+
+    /// The bundle, with its plugins' names checked before any reaches a path.
+    func openBundle() throws -> CrashBundle {
+        let b: CrashBundle
+        do {
+            b = try CrashBundle(path: bundle)
+        } catch {
+            Stderr.write("eddy: \(error.description)\n")
+            throw ExitCode(2)
+        }
+        // A hostile bundle's plugin name must not reach a path: checked as a manifest's name is.
+        for (i, build) in b.plugins.enumerated() where !PluginHost.isValidPluginName(build.name) {
+            Stderr.write(
+                "eddy: \(PluginHost.escaped(bundle)): plugins[\(i)].name: \(PluginHost.pluginNameRule), found "
+                    + "'\(PluginHost.escaped(String(build.name.prefix(140))))'\n")
+            throw ExitCode(2)
+        }
+        return b
+    }
+
+    /// The directory the replay loads plugins from: --plugin-dir (saying which of its files are the
+    /// bundle's builds), or a copy of the bundle's builds found among the private copies.
+    func pluginDirectory(for b: CrashBundle, scratch: String) throws -> String {
+        if let pluginDir {
+            for build in b.plugins {
+                let found = Self.files(in: pluginDir).first { CrashBundle.sha256(ofFile: $0) == build.sha256 }
+                print(
+                    "  plugin \(PluginHost.escaped(build.name))@\(PluginHost.escaped(build.version)) "
+                        + "(\(build.sha256.prefix(16))): "
+                        + (found.map { "the same build is \(PluginHost.escaped($0))" }
+                            ?? "not in \(PluginHost.escaped(pluginDir)) (replaying with what is there)"))
+            }
+            return pluginDir
+        }
+        let plugins = scratch + "/plugins"
+        mkdir(plugins, 0o700)
+        let copies = PluginHost(session: Session()).shadowDirectory
+        for (i, build) in b.plugins.enumerated() {
+            let copy = copies + "/" + build.copy
+            guard !build.copy.contains("/"), CrashBundle.sha256(ofFile: copy) == build.sha256 else {
+                Stderr.write(
+                    "eddy: plugin \(PluginHost.escaped(build.name))@\(PluginHost.escaped(build.version)) "
+                        + "(sha256 \(build.sha256.prefix(16))) is no longer among the private copies in "
+                        + "\(PluginHost.escaped(copies)); give its file with --plugin-dir\n")
+                throw ExitCode(2)
+            }
+            guard
+                (try? FileManager.default.copyItem(atPath: copy, toPath: plugins + "/plugin-\(i).so")) != nil
+            else {
+                Stderr.write("eddy: cannot copy \(PluginHost.escaped(copy)) to \(PluginHost.escaped(plugins))\n")
+                throw ExitCode(2)
+            }
+        }
+        return plugins
+    }
+
+    /// Warnings about what may make the replay differ from the request: its input changed or cut
+    /// short, or a compression goal the bundle could not name.
+    static func warnAboutInput(_ b: CrashBundle) {
+        if let expected = b.inputSHA256, CrashBundle.sha256(ofFile: b.input) != expected, !b.uploadTruncated {
+            print(
+                "  warning: \(PluginHost.escaped(b.input)) changed since the bundle was written (its SHA-256 differs)")
+        }
+        if b.uploadTruncated { print("  warning: the bundle kept only the start of the uploaded body") }
+        if let problem = b.compressionProblem, b.inputFormat != "eddy", b.inputFormat != "parquet" {
+            // Bundles from before requests named their goal: those servers chose storage compression for a CSV
+            // request whenever a loaded plugin had kernels on the engine's encodings.
+            print(
+                "  warning: the bundle's compression is \(problem); replaying with eddy eval's default (auto), "
+                    + "while the server may have encoded the input for storage")
+        }
+    }
+
+    /// Whether the replay reproduced what the bundle records (exit 1 when not); for a divergence, the
+    /// answer the bundle's builds give.
+    static func report(_ outcome: (ended: Ended, stderr: String, stdout: String), of b: CrashBundle) throws {
         if b.kind == "divergence" {
             // Nothing crashed: the replay shows what the bundle's builds answer; the server's record (named
             // in the cause) holds the serving build's answer to compare it with.
