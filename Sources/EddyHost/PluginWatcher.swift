@@ -133,17 +133,7 @@ public final class PluginWatcher: Sendable {
                 }()
             if ready > 0 {
                 let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                var offset = 0
-                while n > 0 && offset + 16 <= n {
-                    let (evMask, nameLength) = buffer.withUnsafeBytes { raw in
-                        (
-                            raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self),
-                            Int(raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
-                        )
-                    }
-                    let nameBytes = buffer[(offset + 16)..<min(offset + 16 + nameLength, n)]
-                    let name = String(decoding: nameBytes.prefix { $0 != 0 }, as: UTF8.self)
-                    offset += 16 + nameLength
+                for (evMask, name) in Self.events(in: buffer, count: n) {
                     if evMask & UInt32(IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED) != 0 {
                         watch = -1
                         continue
@@ -164,23 +154,17 @@ public final class PluginWatcher: Sendable {
             }
             let now = EddyIO.now()
             // Directory gone: keep serving the last good set; look for it again on each rescan.
-            if watch < 0 {
-                var st = stat()
-                let present = stat(directory, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
-                if directoryPresent && !present {
-                    directoryPresent = false
-                    emit(.directoryGone, directory, detail: "keeping the last good plugin set")
-                }
-                if present {
-                    attach()
-                    if watch >= 0 {
-                        if !directoryPresent { emit(.directoryBack, directory, detail: "") }
-                        directoryPresent = true
-                        dirty = true
-                        dirtySince = 0
-                        settleAll = true
-                    }
-                }
+            if watch < 0,
+                lookForDirectory(
+                    present: &directoryPresent,
+                    reattach: {
+                        attach()
+                        return watch >= 0
+                    })
+            {
+                dirty = true
+                dirtySince = 0
+                settleAll = true
             }
             if dirty && now - dirtySince >= debounceSeconds {
                 dirty = false
@@ -194,6 +178,40 @@ public final class PluginWatcher: Sendable {
             }
         }
         if fd >= 0 { close(fd) }
+    }
+
+    /// The inotify events in the first `n` bytes of `buffer`: each one's mask and file name.
+    private static func events(in buffer: [UInt8], count n: Int) -> [(mask: UInt32, name: String)] {
+        var events: [(mask: UInt32, name: String)] = []
+        var offset = 0
+        while n > 0 && offset + 16 <= n {
+            let (evMask, nameLength) = buffer.withUnsafeBytes { raw in
+                (
+                    raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self),
+                    Int(raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
+                )
+            }
+            let nameBytes = buffer[(offset + 16)..<min(offset + 16 + nameLength, n)]
+            let name = String(decoding: nameBytes.prefix { $0 != 0 }, as: UTF8.self)
+            offset += 16 + nameLength
+            events.append((evMask, name))
+        }
+        return events
+    }
+
+    /// With the directory's watch lost: notes the directory gone, or, when it is there again and
+    /// `reattach` watches it, back (true: everything is to be scanned again).
+    private func lookForDirectory(present directoryPresent: inout Bool, reattach: () -> Bool) -> Bool {
+        var st = stat()
+        let present = stat(directory, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+        if directoryPresent && !present {
+            directoryPresent = false
+            emit(.directoryGone, directory, detail: "keeping the last good plugin set")
+        }
+        guard present, reattach() else { return false }
+        if !directoryPresent { emit(.directoryBack, directory, detail: "") }
+        directoryPresent = true
+        return true
     }
 
     private func emit(
