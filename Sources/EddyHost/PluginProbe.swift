@@ -85,38 +85,12 @@ public struct PluginProbe: Sendable {
             return .failed("could not start the probe process: \(error)")
         }
         let deadline = now() + timeout
-        var record: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        var hung = false
-        // Read the record until the child closes the pipe (it exits), bounded in time and size.
-        while true {
-            let remaining = deadline - now()
-            if remaining <= 0 {
-                hung = true
-                break
-            }
-            var pfd = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, Int32(min(remaining * 1000 + 1, 1000)))
-            if ready < 0 && errno == EINTR { continue }
-            if ready <= 0 { continue }
-            let n = chunk.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            if record.count < 65_536 { record.append(contentsOf: chunk[0..<n]) }
-        }
+        let (record, timedOut) = Self.readRecord(from: fds[0], deadline: deadline)
+        var hung = timedOut
         var status: Int32 = 0
         if !hung {
             // The pipe closed: the child is exiting (or closed it and carries on; bounded all the same).
-            while true {
-                let r = waitpid(pid, &status, WNOHANG)
-                if r == pid { break }
-                if r < 0 && errno != EINTR { break }
-                if now() >= deadline {
-                    hung = true
-                    break
-                }
-                usleep(2_000)
-            }
+            hung = !Self.waitForExit(pid, deadline: deadline, status: &status)
         }
         if hung {
             kill(-pid, SIGKILL)
@@ -128,6 +102,43 @@ public struct PluginProbe: Sendable {
                     + "(--probe-timeout); the probe process was killed")
         }
         ChildProcess.reaped(pid)
+        return Self.outcome(record: record, status: status)
+    }
+
+    /// The child's record, read until it closes the pipe (it exits), bounded in time and size; hung
+    /// when the deadline passes first.
+    static func readRecord(from fd: Int32, deadline: Double) -> (record: [UInt8], hung: Bool) {
+        var record: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let remaining = deadline - now()
+            if remaining <= 0 {
+                return (record, true)
+            }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, Int32(min(remaining * 1000 + 1, 1000)))
+            if ready < 0 && errno == EINTR { continue }
+            if ready <= 0 { continue }
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return (record, false) }
+            if record.count < 65_536 { record.append(contentsOf: chunk[0..<n]) }
+        }
+    }
+
+    /// Waits for the child to exit, until `deadline`; false when it has not by then.
+    static func waitForExit(_ pid: pid_t, deadline: Double, status: inout Int32) -> Bool {
+        while true {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { return true }
+            if r < 0 && errno != EINTR { return true }
+            if now() >= deadline { return false }
+            usleep(2_000)
+        }
+    }
+
+    /// What the child's record and exit status say about the plugin.
+    static func outcome(record: [UInt8], status: Int32) -> Outcome {
         let signal = status & 0x7f
         let text = String(decoding: record, as: UTF8.self)
         let line =
