@@ -61,20 +61,8 @@ public struct ExecutionCtx: Sendable {
                     "execution did not converge within \(options.iterationLimit) steps (at \(current.encoding))")
             }
             if useKernels {
-                let reducedOrNil: (any ArrayNode)?
-                do {
-                    reducedOrNil = try current.reduce()
-                } catch {
-                    throw attributed(error, of: current)
-                }
-                if let reduced = reducedOrNil {
-                    let owner = encodingOwner(of: current)
-                    trace?.record(
-                        .init(
-                            step: .reduce, encoding: "\(current.encoding)", name: "", owner: owner,
-                            depth: base + stack.count))
-                    current = try check(
-                        reduced, replacing: current, by: "reduce of \(current.encoding)", owner: owner)
+                if let reduced = try ownReduce(current, depth: base + stack.count) {
+                    current = reduced
                     continue
                 }
                 if let rewritten = try reduceParentOverChildren(current, depth: base + stack.count) {
@@ -95,7 +83,6 @@ public struct ExecutionCtx: Sendable {
                     continue
                 }
             }
-            let encoding = current.encoding
             let executed: ExecuteStep
             do {
                 executed = try current.execute(self)
@@ -104,31 +91,56 @@ public struct ExecutionCtx: Sendable {
             }
             switch executed {
             case .done(let result):
-                // A plugin encoding's own execute is the plugin's code: its step and a broken result are
-                // the plugin's (the engine's encodings cost one set lookup here).
-                let owner = encodingOwner(of: current)
-                trace?.record(
-                    .init(step: .execute, encoding: "\(encoding)", name: "", owner: owner, depth: base + stack.count))
-                do {
-                    current = try check(result, replacing: current, by: "execute of \(encoding)", owner: owner)
-                } catch {
-                    throw attributed(error, of: current)
-                }
+                current = try checkedResult(result, of: current, depth: base + stack.count)
             case .executeChild(let slot, let childTarget):
-                trace?.record(
-                    .init(
-                        step: .executeChild, encoding: "\(encoding)", name: "slot \(slot)",
-                        owner: encodingOwner(of: current), depth: base + stack.count))
-                let children = current.children
-                guard slot >= 0 && slot < children.count else {
-                    throw EddyError(
-                        .kernelContract, "\(encoding) asked to execute child slot \(slot) of \(children.count)")
-                }
+                let child = try childToExecute(slot, of: current, depth: base + stack.count)
                 stack.append(Frame(parent: current, slot: slot, target: currentTarget))
-                current = children[slot]
+                current = child
                 currentTarget = childTarget
             }
         }
+    }
+
+    /// The node's own `reduce`, checked and traced; nil when it has none to give.
+    private func ownReduce(_ current: any ArrayNode, depth: Int) throws -> (any ArrayNode)? {
+        let reducedOrNil: (any ArrayNode)?
+        do {
+            reducedOrNil = try current.reduce()
+        } catch {
+            throw attributed(error, of: current)
+        }
+        guard let reduced = reducedOrNil else { return nil }
+        let owner = encodingOwner(of: current)
+        trace?.record(.init(step: .reduce, encoding: "\(current.encoding)", name: "", owner: owner, depth: depth))
+        return try check(reduced, replacing: current, by: "reduce of \(current.encoding)", owner: owner)
+    }
+
+    /// The result of the node's own `execute`, checked and traced.
+    private func checkedResult(_ result: any ArrayNode, of current: any ArrayNode, depth: Int) throws -> any ArrayNode {
+        // A plugin encoding's own execute is the plugin's code: its step and a broken result are
+        // the plugin's (the engine's encodings cost one set lookup here).
+        let encoding = current.encoding
+        let owner = encodingOwner(of: current)
+        trace?.record(.init(step: .execute, encoding: "\(encoding)", name: "", owner: owner, depth: depth))
+        do {
+            return try check(result, replacing: current, by: "execute of \(encoding)", owner: owner)
+        } catch {
+            throw attributed(error, of: current)
+        }
+    }
+
+    /// The child the node's own `execute` asked to execute first, traced; its slot checked.
+    private func childToExecute(_ slot: Int, of current: any ArrayNode, depth: Int) throws -> any ArrayNode {
+        let encoding = current.encoding
+        trace?.record(
+            .init(
+                step: .executeChild, encoding: "\(encoding)", name: "slot \(slot)",
+                owner: encodingOwner(of: current), depth: depth))
+        let children = current.children
+        guard slot >= 0 && slot < children.count else {
+            throw EddyError(.kernelContract, "\(encoding) asked to execute child slot \(slot) of \(children.count)")
+        }
+        return children[slot]
     }
 
     /// One step of execution: the array after a single rule, kernel or execute step (the array itself
