@@ -270,142 +270,171 @@ extension RawColumn {
         let validity: Validity =
             nulls.contains(true)
             ? nulls.withUnsafeBufferPointer { z in .bitmap(Bitmap(count: n) { !z[$0] }) } : .allValid
-        let shownName = escapedForDisplay(name)
-        func shown(_ i: Int) -> String { shortForDisplay(string(i), limit: 80) }
-        func bad(_ i: Int, _ what: String) -> IOError {
-            IOError(
-                file: file, line: line(i), column: columnIndex + 1,
-                message: "column '\(shownName)': '\(shown(i))' is not \(what) "
-                    + (declared
-                        ? "(the type given by --schema)"
-                        : "(the type was inferred from the first rows; override it with --schema \(shownName):utf8)"))
-        }
-        func outOfRange(_ i: Int, _ type: String, _ instead: String) -> IOError {
-            IOError(
-                file: file, line: line(i), column: columnIndex + 1,
-                message: "column '\(shownName)': '\(shown(i))' is out of range for \(type) "
-                    + "(read the column as \(instead) with --schema \(shownName):\(instead))")
-        }
+        let origin = Origin(
+            shownName: escapedForDisplay(name), file: file, columnIndex: columnIndex, declared: declared)
         switch dtype {
         case .utf8(let nl), .binary(let nl):
-            // Gather the fields into one buffer with offsets (checked: a batch holds under 2 GiB of text).
-            var total = 0
-            for i in 0..<n where !nulls[i] { total += ends[i] - starts[i] }
-            guard total <= Int(Int32.max) else {
-                throw IOError(
-                    file: file, line: line(0), column: columnIndex + 1,
-                    message: "column '\(shownName)': more than 2 GiB of text in one batch (lower --batch-rows)")
-            }
-            // Written straight into the array's buffers (no second copy); the ASCII check runs over
-            // the gathered bytes a word at a time.
-            var nonASCII = false
-            let offsets = Buffer.build(count: n + 1, of: Int32.self) { off in
-                off[0] = 0
-                guard n > 0 else { return }
-                var at = 0
-                for i in 0..<n {
-                    if !nulls[i] { at += ends[i] - starts[i] }
-                    off[i + 1] = Int32(truncatingIfNeeded: at)
-                }
-            }
-            let gathered = Buffer.build(count: total, of: UInt8.self) { dst in
-                guard let d = dst.baseAddress else { return }
-                bytes.withUnsafeBytes { src in
-                    guard let s = src.baseAddress else { return }
-                    var at = 0
-                    for i in 0..<n where !nulls[i] {
-                        let length = ends[i] - starts[i]
-                        if length > 0 {
-                            (d + at).update(from: (s + starts[i]).assumingMemoryBound(to: UInt8.self), count: length)
-                        }
-                        at += length
-                    }
-                }
-                var high: UInt64 = 0
-                let words = total / 8
-                UnsafeRawPointer(d).withMemoryRebound(to: UInt64.self, capacity: words) { w in
-                    for k in 0..<words { high |= w[k] }
-                }
-                for k in (words * 8)..<total { high |= UInt64(d[k]) }
-                nonASCII = high & 0x8080_8080_8080_8080 != 0
-            }
-            if nonASCII && dtype.isUTF8 {
-                for i in 0..<n where !nulls[i] {
-                    let ok = withField(i) { String(validating: $0, as: UTF8.self) != nil }
-                    if !ok {
-                        throw IOError(
-                            file: file, line: line(i), column: columnIndex + 1,
-                            message: "column '\(shownName)': invalid UTF-8")
-                    }
-                }
-            }
-            return try VarBinArray(
-                dtype: dtype.with(nl), offsets: offsets, bytes: gathered, count: n, validity: validity)
+            return try buildText(dtype, nl, validity: validity, origin)
         case .bool(let nl):
             var bits = [Bool](repeating: false, count: n)
             for i in 0..<n where !nulls[i] {
-                guard let b = withField(i, FieldParse.bool) else { throw bad(i, "a bool") }
+                guard let b = withField(i, FieldParse.bool) else { throw bad(i, "a bool", origin) }
                 bits[i] = b
             }
             return try BoolArray(
                 bits: bits.withUnsafeBufferPointer { b in Bitmap(count: n) { b[$0] } }, validity: validity,
                 nullability: nl)
         case .primitive(let p, let nl):
-            if p == .int64 {
-                let out = try PrimitiveArray.build(Int64.self, count: n, validity: validity, nullability: nl) { o in
-                    try bytes.withUnsafeBytes { text in
-                        for i in 0..<n {
-                            if nulls[i] { o[i] = 0; continue }
-                            let field = UnsafeRawBufferPointer(rebasing: text[starts[i]..<ends[i]])
-                            if let v = FieldParse.plainInt64(field) ?? FieldParse.int64(field) {
-                                o[i] = v
-                                continue
-                            }
-                            if FieldParse.isIntegerSyntax(field) { throw outOfRange(i, "i64", "f64") }
-                            throw bad(i, "an integer")
-                        }
-                    }
-                }
-                return out
-            }
-            if p == .float64 {
-                return try PrimitiveArray.build(Double.self, count: n, validity: validity, nullability: nl) { o in
-                    try bytes.withUnsafeBytes { text in
-                        for i in 0..<n {
-                            if nulls[i] { o[i] = 0; continue }
-                            let field = UnsafeRawBufferPointer(rebasing: text[starts[i]..<ends[i]])
-                            if let v = FieldParse.double(field) {
-                                o[i] = v
-                                continue
-                            }
-                            if FieldParse.isFloatSyntax(field) || FieldParse.isIntegerSyntax(field) {
-                                throw outOfRange(i, "f64", "utf8")
-                            }
-                            throw bad(i, "a number")
-                        }
-                    }
-                }
-            }
-            // Other widths: through a builder (allocated only here, not for the fast paths above).
-            var b = ArrayBuilder(dtype: .primitive(p, .nullable), capacity: n)
-            for i in 0..<n {
-                if nulls[i] {
-                    b.append(.null)
-                    continue
-                }
-                let text = string(i)
-                do {
-                    b.append(try Cast.value(.utf8(text), to: .primitive(p, .nonNullable), row: i))
-                } catch {
-                    throw bad(i, "a \(p)")
-                }
-            }
-            let built = try b.finish()
-            guard nl == .nonNullable, let primitive = built as? PrimitiveArray else { return built }
-            return primitive.with(validity: .allValid, nullability: .nonNullable)
+            return try buildPrimitive(p, nl, validity: validity, origin)
         default:
             throw IOError(
-                file: file, line: 0, column: 0, message: "column '\(shownName)': cannot read values of type \(dtype)")
+                file: file, line: 0, column: 0,
+                message: "column '\(origin.shownName)': cannot read values of type \(dtype)")
         }
+    }
+
+    /// Where the column's values come from, for messages.
+    struct Origin {
+        let shownName: String
+        let file: String
+        let columnIndex: Int
+        /// The type came from `--schema`, not from inference.
+        let declared: Bool
+    }
+
+    /// Value `i` does not read as `what`.
+    func bad(_ i: Int, _ what: String, _ o: Origin) -> IOError {
+        IOError(
+            file: o.file, line: line(i), column: o.columnIndex + 1,
+            message: "column '\(o.shownName)': '\(shown(i))' is not \(what) "
+                + (o.declared
+                    ? "(the type given by --schema)"
+                    : "(the type was inferred from the first rows; override it with --schema \(o.shownName):utf8)"))
+    }
+
+    /// Value `i` is a number out of `type`'s range; `instead` is a type that holds it.
+    func outOfRange(_ i: Int, _ type: String, _ instead: String, _ o: Origin) -> IOError {
+        IOError(
+            file: o.file, line: line(i), column: o.columnIndex + 1,
+            message: "column '\(o.shownName)': '\(shown(i))' is out of range for \(type) "
+                + "(read the column as \(instead) with --schema \(o.shownName):\(instead))")
+    }
+
+    /// Value `i` as a message shows it: escaped and cut short.
+    func shown(_ i: Int) -> String { shortForDisplay(string(i), limit: 80) }
+
+    /// A utf8 or binary column: the fields gathered into one buffer with offsets.
+    func buildText(_ dtype: DType, _ nl: Nullability, validity: Validity, _ origin: Origin) throws -> any ArrayNode {
+        let n = count
+        // Gather the fields into one buffer with offsets (checked: a batch holds under 2 GiB of text).
+        var total = 0
+        for i in 0..<n where !nulls[i] { total += ends[i] - starts[i] }
+        guard total <= Int(Int32.max) else {
+            throw IOError(
+                file: origin.file, line: line(0), column: origin.columnIndex + 1,
+                message: "column '\(origin.shownName)': more than 2 GiB of text in one batch (lower --batch-rows)")
+        }
+        // Written straight into the array's buffers (no second copy); the ASCII check runs over
+        // the gathered bytes a word at a time.
+        var nonASCII = false
+        let offsets = Buffer.build(count: n + 1, of: Int32.self) { off in
+            off[0] = 0
+            guard n > 0 else { return }
+            var at = 0
+            for i in 0..<n {
+                if !nulls[i] { at += ends[i] - starts[i] }
+                off[i + 1] = Int32(truncatingIfNeeded: at)
+            }
+        }
+        let gathered = Buffer.build(count: total, of: UInt8.self) { dst in
+            guard let d = dst.baseAddress else { return }
+            bytes.withUnsafeBytes { src in
+                guard let s = src.baseAddress else { return }
+                var at = 0
+                for i in 0..<n where !nulls[i] {
+                    let length = ends[i] - starts[i]
+                    if length > 0 {
+                        (d + at).update(from: (s + starts[i]).assumingMemoryBound(to: UInt8.self), count: length)
+                    }
+                    at += length
+                }
+            }
+            var high: UInt64 = 0
+            let words = total / 8
+            UnsafeRawPointer(d).withMemoryRebound(to: UInt64.self, capacity: words) { w in
+                for k in 0..<words { high |= w[k] }
+            }
+            for k in (words * 8)..<total { high |= UInt64(d[k]) }
+            nonASCII = high & 0x8080_8080_8080_8080 != 0
+        }
+        if nonASCII && dtype.isUTF8 {
+            for i in 0..<n where !nulls[i] {
+                let ok = withField(i) { String(validating: $0, as: UTF8.self) != nil }
+                if !ok {
+                    throw IOError(
+                        file: origin.file, line: line(i), column: origin.columnIndex + 1,
+                        message: "column '\(origin.shownName)': invalid UTF-8")
+                }
+            }
+        }
+        return try VarBinArray(
+            dtype: dtype.with(nl), offsets: offsets, bytes: gathered, count: n, validity: validity)
+    }
+
+    /// An integer or float column: i64 and f64 parsed in place, other widths through a builder.
+    func buildPrimitive(_ p: PType, _ nl: Nullability, validity: Validity, _ origin: Origin) throws -> any ArrayNode {
+        let n = count
+        if p == .int64 {
+            let out = try PrimitiveArray.build(Int64.self, count: n, validity: validity, nullability: nl) { o in
+                try bytes.withUnsafeBytes { text in
+                    for i in 0..<n {
+                        if nulls[i] { o[i] = 0; continue }
+                        let field = UnsafeRawBufferPointer(rebasing: text[starts[i]..<ends[i]])
+                        if let v = FieldParse.plainInt64(field) ?? FieldParse.int64(field) {
+                            o[i] = v
+                            continue
+                        }
+                        if FieldParse.isIntegerSyntax(field) { throw outOfRange(i, "i64", "f64", origin) }
+                        throw bad(i, "an integer", origin)
+                    }
+                }
+            }
+            return out
+        }
+        if p == .float64 {
+            return try PrimitiveArray.build(Double.self, count: n, validity: validity, nullability: nl) { o in
+                try bytes.withUnsafeBytes { text in
+                    for i in 0..<n {
+                        if nulls[i] { o[i] = 0; continue }
+                        let field = UnsafeRawBufferPointer(rebasing: text[starts[i]..<ends[i]])
+                        if let v = FieldParse.double(field) {
+                            o[i] = v
+                            continue
+                        }
+                        if FieldParse.isFloatSyntax(field) || FieldParse.isIntegerSyntax(field) {
+                            throw outOfRange(i, "f64", "utf8", origin)
+                        }
+                        throw bad(i, "a number", origin)
+                    }
+                }
+            }
+        }
+        // Other widths: through a builder (allocated only here, not for the fast paths above).
+        var b = ArrayBuilder(dtype: .primitive(p, .nullable), capacity: n)
+        for i in 0..<n {
+            if nulls[i] {
+                b.append(.null)
+                continue
+            }
+            let text = string(i)
+            do {
+                b.append(try Cast.value(.utf8(text), to: .primitive(p, .nonNullable), row: i))
+            } catch {
+                throw bad(i, "a \(p)", origin)
+            }
+        }
+        let built = try b.finish()
+        guard nl == .nonNullable, let primitive = built as? PrimitiveArray else { return built }
+        return primitive.with(validity: .allValid, nullability: .nonNullable)
     }
 }
