@@ -137,74 +137,105 @@ struct Lexer {
                 while i < n, letter(i) || digit(i) || b[i] == UInt8(ascii: "_") { i += 1 }
                 out.append((.identifier(text(start, i)), start))
             } else if digit(i) || (c == UInt8(ascii: ".") && digit(i + 1)) {
-                var isFloat = false
-                while digit(i) { i += 1 }
-                if i < n, b[i] == UInt8(ascii: ".") {
-                    isFloat = true
-                    i += 1
-                    while digit(i) { i += 1 }
-                }
-                if i < n, b[i] | 0x20 == UInt8(ascii: "e") {
-                    var j = i + 1
-                    if j < n, b[j] == UInt8(ascii: "+") || b[j] == UInt8(ascii: "-") { j += 1 }
-                    if digit(j) {
-                        isFloat = true
-                        i = j
-                        while digit(i) { i += 1 }
-                    }
-                }
-                let t = text(start, i)
-                out.append((isFloat ? .float(t) : .integer(t), start))
+                let (token, end) = Self.asciiNumber(b, from: i)
+                out.append((token, start))
+                i = end
             } else if c == UInt8(ascii: "'") || c == UInt8(ascii: "\"") {
-                i += 1
-                var bytes: [UInt8] = []
-                var closed = false
-                while i < n {
-                    if b[i] == c {
-                        if i + 1 < n, b[i + 1] == c {
-                            bytes.append(c)
-                            i += 2
-                            continue
-                        }
-                        i += 1
-                        closed = true
-                        break
-                    }
-                    bytes.append(b[i])
-                    i += 1
-                }
-                guard closed else {
-                    throw QueryError(
-                        c == UInt8(ascii: "'") ? "string is not closed" : "quoted column name is not closed",
-                        source: source, position: start)
-                }
-                let t = String(decoding: bytes, as: UTF8.self)
-                out.append((c == UInt8(ascii: "'") ? .string(t) : .quotedIdentifier(t), start))
+                let (token, end) = try asciiQuoted(b, from: i)
+                out.append((token, start))
+                i = end
             } else {
-                let next = i + 1 < n ? b[i + 1] : 0
-                switch (c, next) {
-                case (UInt8(ascii: "<"), UInt8(ascii: "=")), (UInt8(ascii: ">"), UInt8(ascii: "=")),
-                    (UInt8(ascii: "!"), UInt8(ascii: "=")):
-                    out.append((.symbol(text(i, i + 2)), start))
+                let (token, width) = try asciiSymbol(b, at: i)
+                out.append((token, start))
+                i += width
+            }
+        }
+    }
+
+    /// The number at `start` (digits, a fraction, an exponent) and where it ends: a float when it has
+    /// a fraction or an exponent.
+    static func asciiNumber(_ b: UnsafeBufferPointer<UInt8>, from start: Int) -> (Token, end: Int) {
+        let n = b.count
+        func digit(_ k: Int) -> Bool { k < n && b[k] >= 48 && b[k] <= 57 }
+        var i = start
+        var isFloat = false
+        while digit(i) { i += 1 }
+        if i < n, b[i] == UInt8(ascii: ".") {
+            isFloat = true
+            i += 1
+            while digit(i) { i += 1 }
+        }
+        if i < n, b[i] | 0x20 == UInt8(ascii: "e") {
+            var j = i + 1
+            if j < n, b[j] == UInt8(ascii: "+") || b[j] == UInt8(ascii: "-") { j += 1 }
+            if digit(j) {
+                isFloat = true
+                i = j
+                while digit(i) { i += 1 }
+            }
+        }
+        let t = String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
+        return (isFloat ? .float(t) : .integer(t), i)
+    }
+
+    /// The string (`'…'`) or quoted column name (`"…"`) at `start`, a doubled quote standing for one,
+    /// and where it ends.
+    /// - Throws: ``QueryError`` when it is not closed.
+    func asciiQuoted(_ b: UnsafeBufferPointer<UInt8>, from start: Int) throws -> (Token, end: Int) {
+        let n = b.count
+        let c = b[start]
+        var i = start + 1
+        var bytes: [UInt8] = []
+        var closed = false
+        while i < n {
+            if b[i] == c {
+                if i + 1 < n, b[i + 1] == c {
+                    bytes.append(c)
                     i += 2
-                case (UInt8(ascii: "<"), UInt8(ascii: ">")):
-                    out.append((.symbol("!="), start))
-                    i += 2
-                case (UInt8(ascii: "="), UInt8(ascii: "=")):
-                    out.append((.symbol("="), start))
-                    i += 2
-                default:
-                    switch c {
-                    case UInt8(ascii: "="), UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "+"), UInt8(ascii: "-"),
-                        UInt8(ascii: "*"), UInt8(ascii: "/"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: ","):
-                        out.append((.symbol(text(i, i + 1)), start))
-                        i += 1
-                    default:
-                        throw QueryError(
-                            "unexpected character '\(escapedForDisplay(String(Unicode.Scalar(c))))'", source: source,
-                            position: start)
-                    }
+                    continue
                 }
+                i += 1
+                closed = true
+                break
+            }
+            bytes.append(b[i])
+            i += 1
+        }
+        guard closed else {
+            throw QueryError(
+                c == UInt8(ascii: "'") ? "string is not closed" : "quoted column name is not closed",
+                source: source, position: start)
+        }
+        let t = String(decoding: bytes, as: UTF8.self)
+        return (c == UInt8(ascii: "'") ? .string(t) : .quotedIdentifier(t), i)
+    }
+
+    /// The operator or punctuation at `i`, and how many bytes it takes.
+    /// - Throws: ``QueryError`` for a character that starts no token.
+    func asciiSymbol(_ b: UnsafeBufferPointer<UInt8>, at i: Int) throws -> (Token, width: Int) {
+        let n = b.count
+        let c = b[i]
+        func text(_ from: Int, _ to: Int) -> String {
+            String(decoding: UnsafeBufferPointer(rebasing: b[from..<to]), as: UTF8.self)
+        }
+        let next = i + 1 < n ? b[i + 1] : 0
+        switch (c, next) {
+        case (UInt8(ascii: "<"), UInt8(ascii: "=")), (UInt8(ascii: ">"), UInt8(ascii: "=")),
+            (UInt8(ascii: "!"), UInt8(ascii: "=")):
+            return (.symbol(text(i, i + 2)), 2)
+        case (UInt8(ascii: "<"), UInt8(ascii: ">")):
+            return (.symbol("!="), 2)
+        case (UInt8(ascii: "="), UInt8(ascii: "=")):
+            return (.symbol("="), 2)
+        default:
+            switch c {
+            case UInt8(ascii: "="), UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "+"), UInt8(ascii: "-"),
+                UInt8(ascii: "*"), UInt8(ascii: "/"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: ","):
+                return (.symbol(text(i, i + 1)), 1)
+            default:
+                throw QueryError(
+                    "unexpected character '\(escapedForDisplay(String(Unicode.Scalar(c))))'", source: source,
+                    position: i)
             }
         }
     }
