@@ -181,22 +181,7 @@ public final class ResultWriter {
     private func writeBytes(_ columns: [any ArrayNode], json: Bool) throws {
         let n = columns.first?.count ?? 0
         guard n > 0 else { return }
-        let sources: [CellSource] = columns.map { c in
-            if let p = c as? PrimitiveArray, p.ptype == .int64, p.count == n, p.buffer.byteCount / 8 >= n,
-                var s = CellSource(kind: .int64, validity: p.validity)
-            {
-                s.values = p.buffer.typed(Int64.self).baseAddress
-                return s
-            }
-            if let v = c as? VarBinArray, v.dtype.isUTF8, v.count == n,
-                var s = CellSource(kind: .utf8, validity: v.validity)
-            {
-                s.offsets = v.offsets.typed(Int32.self).baseAddress
-                s.bytes = v.bytes.baseAddress
-                return s
-            }
-            return CellSource.other
-        }
+        let sources = Self.cellSources(columns, rows: n)
         // JSON: `"name": ` before each cell; a null is `null` (in CSV, an empty field).
         let keys =
             json
@@ -261,6 +246,27 @@ public final class ResultWriter {
         }
         rowsWritten += n
         emit(String(decoding: out, as: UTF8.self))
+    }
+
+    /// How each column's cells are read: i64 and utf8 straight from their buffers (when they hold
+    /// `n` rows), others through their scalars.
+    private static func cellSources(_ columns: [any ArrayNode], rows n: Int) -> [CellSource] {
+        columns.map { c in
+            if let p = c as? PrimitiveArray, p.ptype == .int64, p.count == n, p.buffer.byteCount / 8 >= n,
+                var s = CellSource(kind: .int64, validity: p.validity)
+            {
+                s.values = p.buffer.typed(Int64.self).baseAddress
+                return s
+            }
+            if let v = c as? VarBinArray, v.dtype.isUTF8, v.count == n,
+                var s = CellSource(kind: .utf8, validity: v.validity)
+            {
+                s.offsets = v.offsets.typed(Int32.self).baseAddress
+                s.bytes = v.bytes.baseAddress
+                return s
+            }
+            return CellSource.other
+        }
     }
 
     /// Appends `bytes` (UTF-8) as a JSON string literal: only quote, backslash and control bytes change
