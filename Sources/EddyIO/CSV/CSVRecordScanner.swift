@@ -132,13 +132,7 @@ struct CSVRecordScanner {
                 close = e
                 break
             }
-            guard close >= 0 else {
-                throw IOError(
-                    file: path, line: line(at: d), column: count + 1,
-                    message:
-                        "quoted field is not closed before the end of the file (record starts on line \(line(at: recordStart)))"
-                )
-            }
+            guard close >= 0 else { throw unclosedQuote(at: d, field: count + 1, recordStart: recordStart) }
             store(CSVField(start: d + 1, end: close, quoted: true, escaped: escaped), &count)
             var after = close + 1
             if after + 1 < n && text[after] == 0x0D && text[after + 1] == 0x0A { after += 1 }
@@ -159,11 +153,25 @@ struct CSVRecordScanner {
                 position = after + 1
                 return count
             }
-            throw IOError(
-                file: path, line: line(at: after), column: count,
-                message:
-                    "expected ',' or end of line after a closing quote, found '\(escapedForDisplay(String(Character(Unicode.Scalar(c2)))))'"
-            )
+            throw textAfterQuote(at: after, field: count)
         }
+    }
+
+    /// A quoted field opened at `d` and not closed before the end of the file.
+    func unclosedQuote(at d: Int, field: Int, recordStart: Int) -> IOError {
+        IOError(
+            file: path, line: line(at: d), column: field,
+            message:
+                "quoted field is not closed before the end of the file (record starts on line \(line(at: recordStart)))"
+        )
+    }
+
+    /// Text at `after` that follows a closing quote but is neither a comma nor a line ending.
+    func textAfterQuote(at after: Int, field: Int) -> IOError {
+        IOError(
+            file: path, line: line(at: after), column: field,
+            message:
+                "expected ',' or end of line after a closing quote, found '\(escapedForDisplay(String(Character(Unicode.Scalar(text[after])))))'"
+        )
     }
 }
