@@ -1,9 +1,14 @@
+import CEddyHost
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
 @_spi(Host) import EddyIO
 @_spi(Host) import EddyQuery
 import Foundation
 import Hummingbird
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 extension EvalRequest {
     /// Runs one evaluation with one execution context of `session`; `stop` is asked between batches.

@@ -1,7 +1,10 @@
+import CEddyHost
 @_spi(Host) import Eddy
+@_spi(Host) import EddyHost
 @_spi(Host) import EddyIO
 @_spi(Host) import EddyQuery
 import Foundation
+import Hummingbird
 
 #if canImport(Glibc)
     import Glibc

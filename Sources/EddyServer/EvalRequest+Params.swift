@@ -1,7 +1,14 @@
+import CEddyHost
 @_spi(Host) import Eddy
+@_spi(Host) import EddyHost
 @_spi(Host) import EddyIO
 @_spi(Host) import EddyQuery
 import Foundation
+import Hummingbird
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 extension EvalRequest {
     /// `threads` as given (a decimal count from 1 to ``maxThreads``), or a refusal naming the range.

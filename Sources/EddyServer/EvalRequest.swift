@@ -1,4 +1,14 @@
+import CEddyHost
+@_spi(Host) import Eddy
+@_spi(Host) import EddyHost
 @_spi(Host) import EddyIO
+@_spi(Host) import EddyQuery
+import Foundation
+import Hummingbird
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// `POST /eval`: a JSON body naming a file under a `--data-dir`, or an uploaded CSV / JSON Lines body
 /// with options in the query string.
