@@ -190,132 +190,146 @@ public struct AggregatePartial: Sendable {
             let validity = array.validity
             let validBits = ValidityBits(validity)
             array.withValuesUnchecked(T.self) { v in
-                if case .allValid = validity, let I = T.self as? any NativeInteger.Type {
-                    // Dense integers: exact sum without per-element overflow checks, and min/max
-                    // in loops the compiler vectorises.
-                    func dense<I: NativeInteger>(_: I.Type) {
-                        let values = UnsafeBufferPointer<I>(
-                            start: UnsafeRawPointer(v.baseAddress)?.assumingMemoryBound(to: I.self), count: v.count)
-                        p.nonNull = values.count
-                        p.intSum = Self.exactSum(values)
-                        if order, let first = values.first {
-                            var lo = first
-                            var hi = first
-                            for x in values {
-                                lo = Swift.min(lo, x)
-                                hi = Swift.max(hi, x)
-                            }
-                            p.min = lo.scalarValue
-                            p.max = hi.scalarValue
-                        }
-                    }
-                    dense(I)
-                    return
-                }
+                let raw = UnsafeRawPointer(v.baseAddress)
                 if let I = T.self as? any NativeInteger.Type {
-                    // Integers with nulls: a branch-free masked sum (each value ANDed with its validity
-                    // bit spread to a mask), split into 32-bit halves so that nothing can overflow;
-                    // min and max only when asked for.
-                    func masked<I: NativeInteger>(_: I.Type) {
-                        let values = UnsafeBufferPointer<I>(
-                            start: UnsafeRawPointer(v.baseAddress)?.assumingMemoryBound(to: I.self), count: v.count)
-                        var n = 0
-                        var low: UInt64 = 0
-                        var high: Int64 = 0
-                        var total: Int128 = 0
-                        var i = 0
-                        if I.self == Int64.self, validBits.kind == 2, let bits = validBits.base {
-                            // 64-bit signed values: a validity word at a time in C (Int64 sums need
-                            // no widening, which is what the generic loop below pays for).
-                            let signed = UnsafeRawPointer(v.baseAddress)?.assumingMemoryBound(to: Int64.self)
-                            while i < values.count, let signed {
-                                let end = Swift.min(values.count, i + (1 << 30))
-                                n &+= eddy_masked_sum_i64(
-                                    signed + i, bits, validBits.offset &+ i, end &- i, &low, &high)
-                                total += Int128(high) << 32 + Int128(low)
-                                i = end
-                            }
-                        }
-                        while I.bitWidth <= 32, i < values.count {
-                            // Up to 32 bits: 2^30 values cannot leave 64 bits; a null adds 0.
-                            let end = Swift.min(values.count, i + (1 << 30))
-                            var sum: Int64 = 0
-                            for k in i..<end {
-                                let valid = validBits.isValid(k)
-                                n &+= valid ? 1 : 0
-                                sum &+= valid ? Int64(truncatingIfNeeded: values[k]) : 0
-                            }
-                            total += Int128(sum)
-                            i = end
-                        }
-                        while i < values.count {
-                            let end = Swift.min(values.count, i + (1 << 30))
-                            for k in i..<end {
-                                let valid = validBits.isValid(k)
-                                let mask = 0 &- UInt64(valid ? 1 : 0)
-                                n &+= valid ? 1 : 0
-                                let x = Int64(truncatingIfNeeded: values[k])
-                                let bits =
-                                    I.isSigned || I.bitWidth < 64
-                                    ? UInt64(bitPattern: x) : UInt64(truncatingIfNeeded: values[k])
-                                low &+= (bits & 0xFFFF_FFFF) & mask
-                                let hi = I.isSigned ? Int64(x >> 32) : Int64(bits >> 32)
-                                high &+= hi & Int64(bitPattern: mask)
-                            }
-                            total += Int128(high) << 32 + Int128(low)
-                            low = 0
-                            high = 0
-                            i = end
-                        }
-                        p.intSum = total
-                        p.nonNull = n
-                        if order, n > 0 {
-                            // Null rows count as the type's bounds, which leave min and max as they
-                            // were: no branch per row.
-                            var lo = I.max
-                            var hi = I.min
-                            for k in 0..<values.count {
-                                let valid = validBits.isValid(k)
-                                lo = Swift.min(lo, valid ? values[k] : I.max)
-                                hi = Swift.max(hi, valid ? values[k] : I.min)
-                            }
-                            p.min = lo.scalarValue
-                            p.max = hi.scalarValue
-                        }
-                    }
-                    masked(I)
-                    return
-                }
-                // Floats (every integer type returned above): summed in Double, in row order; min and max
-                // (NaN above every number) only when asked for.
-                func floats<F: BinaryFloatingPoint>(_: F.Type) {
-                    let values = UnsafeBufferPointer<F>(
-                        start: UnsafeRawPointer(v.baseAddress)?.assumingMemoryBound(to: F.self), count: v.count)
-                    var s = 0.0
-                    var n = 0
-                    if validBits.kind != 1, let base = values.baseAddress {
-                        // In C, in row order (the same double as this loop would give), without a
-                        // branch or a bit test per row.
-                        let bits = validBits.kind == 2 ? validBits.base : nil
-                        if F.self == Double.self {
-                            let doubles = UnsafeRawPointer(base).assumingMemoryBound(to: Double.self)
-                            n = eddy_masked_sum_f64(doubles, bits, validBits.offset, values.count, &s)
+                    func integers<I: NativeInteger>(_: I.Type) {
+                        let values = UnsafeBufferPointer<I>(start: raw?.assumingMemoryBound(to: I.self), count: v.count)
+                        if case .allValid = validity {
+                            Self.dense(values, order: order, into: &p)
                         } else {
-                            let floats = UnsafeRawPointer(base).assumingMemoryBound(to: Float.self)
-                            n = eddy_masked_sum_f32(floats, bits, validBits.offset, values.count, &s)
+                            Self.masked(values, validBits, order: order, into: &p)
                         }
                     }
-                    p.floatSum = s
-                    p.nonNull = n
-                    guard order else { return }
-                    var extremes = FloatExtremes()
-                    for i in 0..<values.count where validBits.isValid(i) { extremes.add(Double(values[i])) }
-                    p.min = extremes.min
-                    p.max = extremes.max
+                    integers(I)
+                } else if T.self == Float.self {
+                    let values = UnsafeBufferPointer<Float>(
+                        start: raw?.assumingMemoryBound(to: Float.self), count: v.count)
+                    Self.floats(values, validBits, order: order, into: &p)
+                } else {
+                    let values = UnsafeBufferPointer<Double>(
+                        start: raw?.assumingMemoryBound(to: Double.self), count: v.count)
+                    Self.floats(values, validBits, order: order, into: &p)
                 }
-                if T.self == Float.self { floats(Float.self) } else { floats(Double.self) }
             }
             return p
+        }
+
+        /// Dense integers: exact sum without per-element overflow checks, and min/max in loops the
+        /// compiler vectorises.
+        static func dense<I: NativeInteger>(
+            _ values: UnsafeBufferPointer<I>, order: Bool, into p: inout AggregatePartial
+        ) {
+            p.nonNull = values.count
+            p.intSum = exactSum(values)
+            guard order, let first = values.first else { return }
+            var lo = first
+            var hi = first
+            for x in values {
+                lo = Swift.min(lo, x)
+                hi = Swift.max(hi, x)
+            }
+            p.min = lo.scalarValue
+            p.max = hi.scalarValue
+        }
+
+        /// Integers with nulls: the masked sum (see ``maskedSum(_:_:)``), then min and max only when
+        /// asked for, null rows counting as the type's bounds (which leave min and max as they were: no
+        /// branch per row).
+        static func masked<I: NativeInteger>(
+            _ values: UnsafeBufferPointer<I>, _ validBits: ValidityBits, order: Bool, into p: inout AggregatePartial
+        ) {
+            (p.intSum, p.nonNull) = maskedSum(values, validBits)
+            guard order, p.nonNull > 0 else { return }
+            var lo = I.max
+            var hi = I.min
+            for k in 0..<values.count {
+                let valid = validBits.isValid(k)
+                lo = Swift.min(lo, valid ? values[k] : I.max)
+                hi = Swift.max(hi, valid ? values[k] : I.min)
+            }
+            p.min = lo.scalarValue
+            p.max = hi.scalarValue
+        }
+
+        /// The exact sum and count of the valid rows, without a branch per row: Int64 a validity word
+        /// at a time in C; up to 32 bits in 64 (2^30 values cannot leave it; a null adds 0); wider
+        /// values ANDed with their validity bit spread to a mask, split into 32-bit halves so that
+        /// nothing can overflow.
+        static func maskedSum<I: NativeInteger>(_ values: UnsafeBufferPointer<I>, _ validBits: ValidityBits) -> (
+            Int128, Int
+        ) {
+            var n = 0
+            var total: Int128 = 0
+            var i = 0
+            if I.self == Int64.self, validBits.kind == 2, let bits = validBits.base,
+                let signed = UnsafeRawPointer(values.baseAddress)?.assumingMemoryBound(to: Int64.self)
+            {
+                var low: UInt64 = 0
+                var high: Int64 = 0
+                while i < values.count {
+                    let end = Swift.min(values.count, i + (1 << 30))
+                    n &+= eddy_masked_sum_i64(signed + i, bits, validBits.offset &+ i, end &- i, &low, &high)
+                    total += Int128(high) << 32 + Int128(low)
+                    i = end
+                }
+            }
+            while i < values.count {
+                let end = Swift.min(values.count, i + (1 << 30))
+                if I.bitWidth <= 32 {
+                    var sum: Int64 = 0
+                    for k in i..<end {
+                        let valid = validBits.isValid(k)
+                        n &+= valid ? 1 : 0
+                        sum &+= valid ? Int64(truncatingIfNeeded: values[k]) : 0
+                    }
+                    total += Int128(sum)
+                } else {
+                    var low: UInt64 = 0
+                    var high: Int64 = 0
+                    for k in i..<end {
+                        let valid = validBits.isValid(k)
+                        let mask = 0 &- UInt64(valid ? 1 : 0)
+                        n &+= valid ? 1 : 0
+                        let x = Int64(truncatingIfNeeded: values[k])
+                        let bits =
+                            I.isSigned || I.bitWidth < 64
+                            ? UInt64(bitPattern: x) : UInt64(truncatingIfNeeded: values[k])
+                        low &+= (bits & 0xFFFF_FFFF) & mask
+                        let hi = I.isSigned ? Int64(x >> 32) : Int64(bits >> 32)
+                        high &+= hi & Int64(bitPattern: mask)
+                    }
+                    total += Int128(high) << 32 + Int128(low)
+                }
+                i = end
+            }
+            return (total, n)
+        }
+
+        /// Floats: summed in Double in C, in row order (the same double as a row-by-row loop gives),
+        /// without a branch or a bit test per row; min and max (NaN above every number) only when
+        /// asked for.
+        static func floats<F: BinaryFloatingPoint>(
+            _ values: UnsafeBufferPointer<F>, _ validBits: ValidityBits, order: Bool, into p: inout AggregatePartial
+        ) {
+            var s = 0.0
+            var n = 0
+            if validBits.kind != 1, let base = values.baseAddress {
+                let bits = validBits.kind == 2 ? validBits.base : nil
+                if F.self == Double.self {
+                    let doubles = UnsafeRawPointer(base).assumingMemoryBound(to: Double.self)
+                    n = eddy_masked_sum_f64(doubles, bits, validBits.offset, values.count, &s)
+                } else {
+                    let floats = UnsafeRawPointer(base).assumingMemoryBound(to: Float.self)
+                    n = eddy_masked_sum_f32(floats, bits, validBits.offset, values.count, &s)
+                }
+            }
+            p.floatSum = s
+            p.nonNull = n
+            guard order else { return }
+            var extremes = FloatExtremes()
+            for i in 0..<values.count where validBits.isValid(i) { extremes.add(Double(values[i])) }
+            p.min = extremes.min
+            p.max = extremes.max
         }
 
         /// The exact sum of up to 2^32 integers: the low and high 32-bit halves are summed separately
