@@ -44,14 +44,10 @@ final class UploadDirectory: Sendable {
 
     /// Removes the directory and anything left in it.
     func remove() {
-        if let dir = opendir(path) {
-            while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) {
-                    String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
-                }
-                if name != "." && name != ".." { unlink(path + "/" + name) }
-            }
-            closedir(dir)
+        let dirfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if dirfd >= 0 {
+            for name in FileFacts.names(in: dirfd) { unlinkat(dirfd, name, 0) }
+            close(dirfd)
         }
         rmdir(path)
     }
