@@ -36,18 +36,18 @@ extension PluginHost {
     }
 
     /// Loads a build that a ``Loading/checkOnly`` host of this process checked and probed a moment ago
-    /// (`plugin` is its entry): its private copy is mapped, registered and published without being read,
-    /// inspected and hashed a second time. The copy sits under its content hash in this user's private
-    /// directory (0700, verified), where it was just compared byte for byte with the checked file; what
-    /// maps it is the same path a full load maps after its own read. Registration here must name the
-    /// plugin and version the probe's did.
+    /// (`plugin` is its entry): its private copy is hashed again through a descriptor, required to be
+    /// the build checked, and mapped through that descriptor — not read, ELF-inspected, signature-checked
+    /// or compared a second time. (The hash is not skipped: the probe ran plugin code after the check,
+    /// and where confinement is partial that code could replace the copy.) Registration here must name
+    /// the plugin and version the probe's did.
     @_spi(Host) public func load(checked plugin: LoadedPlugin) -> PluginReportRow {
         let attempt = LoadAttempt(self, path: plugin.file, started: now())
         let short = String(plugin.contentHash.prefix(16))
         do throws(LoadStop) {
             let copy: PrivateCopies.Copy
             do {
-                copy = try copies.held(name: Self.baseName(plugin.shadowPath))
+                copy = try copies.held(name: Self.baseName(plugin.shadowPath), hash: plugin.contentHash)
             } catch {
                 throw attempt.stop(.rejected, error.description, hash: short)
             }

@@ -110,16 +110,33 @@ final class PrivateCopies: Sendable {
         return fd
     }
 
-    /// A copy stored here earlier (by this process's checks, a moment ago), held from now on; it is not
-    /// read or hashed again (see ``PluginHost/load(checked:)``).
-    func held(name: String) throws(Refusal) -> Copy {
+    /// A copy stored here earlier (by this process's checks, a moment ago), held from now on, its bytes
+    /// hashed again through the descriptor that holds it and required to be `hash`; it loads through that
+    /// descriptor (`/proc/self/fd/N`), so what was hashed is the file mapped, whatever the directory
+    /// entry names by then. Between the check and now a probe ran plugin code: where confinement is
+    /// partial it could have replaced the copy (see ``PluginHost/load(checked:)``).
+    func held(name: String, hash: String) throws(Refusal) -> Copy {
         let dirfd = try verifiedDirectory()
         let full = path + "/" + name
-        var copy = Copy(name: name, displayPath: full, loadPath: "/proc/self/fd/\(dirfd)/\(name)")
-        copy.hold = Self.hold(dirfd, name)
-        guard copy.hold >= 0 else {
+        let fd = Self.hold(dirfd, name)
+        guard fd >= 0 else {
             throw Refusal(description: "private copy \(PluginHost.escaped(full)) is gone: \(errnoText())")
         }
+        let now: String
+        do {
+            now = try self.hash(of: fd, name: name)
+        } catch {
+            close(fd)
+            throw error
+        }
+        guard now == hash else {
+            close(fd)
+            throw Refusal(
+                description: "private copy \(PluginHost.escaped(full)) changed after it was checked "
+                    + "(hash \(now.prefix(16)), checked \(hash.prefix(16))); it is not loaded")
+        }
+        var copy = Copy(name: name, displayPath: full, loadPath: "/proc/self/fd/\(fd)")
+        copy.hold = fd
         return copy
     }
 
@@ -406,6 +423,12 @@ final class PrivateCopies: Sendable {
         let fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw Refusal(description: "cannot read private copy \(name): \(errnoText())") }
         defer { close(fd) }
+        return try hash(of: fd, name: name)
+    }
+
+    /// The SHA-256 of the file open on `fd` (read from its start with `pread`), which must be a regular
+    /// file of this user.
+    func hash(of fd: Int32, name: String) throws(Refusal) -> String {
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == owner else {
             throw Refusal(description: "private copy \(name) is not a regular file of this user")
@@ -415,12 +438,14 @@ final class PrivateCopies: Sendable {
         // twentieth of a one-shot `eddy eval` with two small plugins.
         let failed = withUnsafeTemporaryAllocation(byteCount: 1 << 16, alignment: 16) { chunk -> Bool in
             guard let base = chunk.baseAddress else { return true }
+            var offset = 0
             while true {
-                let n = read(fd, base, chunk.count)
+                let n = pread(fd, base, chunk.count, off_t(offset))
                 if n < 0 && errno == EINTR { continue }
                 guard n >= 0 else { return true }
                 if n == 0 { return false }
                 hasher.update(bufferPointer: UnsafeRawBufferPointer(start: base, count: n))
+                offset += n
             }
         }
         guard !failed else { throw Refusal(description: "cannot read private copy \(name): \(errnoText())") }

@@ -3,6 +3,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A one-shot `eddy eval` checks each plugin once (a check-only host: read, inspected, hashed, its
 /// private copy compared, probed) and then maps the checked copy (`PluginHost.load(checked:)`,
 /// Sources/EddyCommands/EvalConfinement.swift) without reading it again.
@@ -41,6 +45,27 @@ import Testing
         #expect(host.plugins.isEmpty)
         #expect(!session.kernels.snapshot.fingerprint.contains(plugin.name))
         _ = dir
+    }
+
+    @Test func aCopyReplacedAfterItsCheckIsRefused() throws {
+        // As a probe's plugin code could, where confinement is partial: other bytes renamed over the
+        // private copy between the check and the load. A copy directory of the test's own.
+        let dir = ScratchDirectory()
+        try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        let shadow = dir.path + "/copies"
+        let policy = PluginLoadPolicy(registrationTimeout: 3600)
+        let first = PluginHost(session: Session(), shadowDirectory: shadow, probe: nil, policy: policy)
+        try #require(first.load(dir.path + "/delta.so").status == .loaded)
+        let plugin = try #require(first.plugins.first)
+        let other = dir.path + "/other.so"
+        try FileManager.default.copyItem(atPath: PluginFiles.built("EddyPluginPackedDictCompare"), toPath: other)
+        #expect(rename(other, plugin.shadowPath) == 0)
+        let session = Session()
+        let host = PluginHost(session: session, shadowDirectory: shadow, probe: nil, policy: policy)
+        let row = host.load(checked: plugin)
+        #expect(row.status == .rejected, "\(row)")
+        #expect(row.reason.contains("changed after it was checked"), "\(row.reason)")
+        #expect(host.plugins.isEmpty)
     }
 
     @Test func aCopyThatIsGoneIsRefusedByName() throws {
