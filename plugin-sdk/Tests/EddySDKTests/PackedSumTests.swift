@@ -75,6 +75,35 @@ import Testing
         #expect(fast > 0, "the packed sum never ran for \(ptype)")
     }
 
+    @Test func aWidthWiderThanItsTypeDecodes() throws {
+        // A crafted file: u8 values packed 9 bits wide. Decoding truncates each to 8 bits; a sum of the
+        // packed words would not.
+        let ctx = Session().makeContext()
+        for (ptype, width) in [(PType.uint8, 9), (.uint16, 17), (.int16, 16), (.int8, 8)] {
+            let array = try Self.packed(
+                ptype, width: width, offset: 3, count: 500, validityOffset: 1, patches: false, seed: 77)
+            #expect(array.sumPartial() == nil, "\(ptype) width \(width)")
+            let got = try AggregatePartial.fused(array, ctx, order: false)
+            let want = try AggregatePartial.of(ctx.executeUntil(array, .columnar), order: false)
+            #expect(got.intSum == want.intSum && got.nonNull == want.nonNull, "\(ptype) width \(width)")
+        }
+    }
+
+    @Test func aFrameOfReferenceThatWrapsDecodesForEveryAggregate() throws {
+        // A crafted file: a u8 reference of 250 over values 0...15; decoding wraps 250 + 15 to 9. Every
+        // aggregate must be what decoding gives, with min and max asked for or not.
+        let ctx = Session().makeContext()
+        let packed = try Self.packed(
+            .uint8, width: 4, offset: 0, count: 1000, validityOffset: 2, patches: false, seed: 3)
+        let column = try FoRArray(reference: Scalar(.uint(250), .primitive(.uint8, .nonNullable)), child: packed)
+        for order in [false, true] {
+            let got = try AggregatePartial.fused(column, ctx, order: order)
+            let want = try AggregatePartial.of(ctx.executeUntil(column, .columnar), order: order)
+            #expect(got.intSum == want.intSum && got.nonNull == want.nonNull, "order \(order)")
+            if order { #expect(got.min == want.min && got.max == want.max) }
+        }
+    }
+
     @Test func aFrameOfReferenceWithNullsSumsItsPackedChild() throws {
         // The race's shape: a nullable i64 column as a frame of reference over u16 packed values.
         let packed = try Self.packed(

@@ -4,11 +4,12 @@ extension BitPackedArray {
     /// The rows, valid rows and exact sum of the array, summed straight from the packed words under
     /// the validity bitmap (no decoded column, no per-row null test); min and max are not computed.
     /// Nil — the caller decodes — when a value could read differently than packed (a patch inside the
-    /// window, a signed type whose sign bit is packed), for widths over 32 bits, windows of 2^32 rows
-    /// or more, or a validity bitmap shorter than the window.
+    /// window, a width wider than the type, which decoding truncates, a signed type whose sign bit is
+    /// packed), for widths over 32 bits, windows of 2^32 rows or more, or a validity bitmap shorter than
+    /// the window.
     func sumPartial() -> AggregatePartial? {
-        guard bitWidth <= 32, ptype.isUnsignedInteger || bitWidth < ptype.byteWidth * 8, count < 1 << 32,
-            patchRange.isEmpty
+        guard bitWidth <= 32, count < 1 << 32, patchRange.isEmpty,
+            ptype.isUnsignedInteger ? bitWidth <= ptype.byteWidth * 8 : bitWidth < ptype.byteWidth * 8
         else { return nil }
         var p = AggregatePartial()
         p.rows = count
