@@ -25,6 +25,8 @@ struct DirectArguments {
     /// flags in `flags`; nil for anything else.
     init?<Arguments: Collection<String>>(_ arguments: Arguments, options: [String: Value], flags known: Set<String>)
     where Arguments.Index == Int {
+        // `--` ends the options for ArgumentParser wherever it stands, even where a value is expected.
+        guard !arguments.contains("--") else { return nil }
         var i = arguments.startIndex
         while i < arguments.endIndex {
             let argument = arguments[i]

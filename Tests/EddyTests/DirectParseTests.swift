@@ -96,6 +96,7 @@ import Testing
             ["a.csv", "--probe-timeout", "0"], ["a.csv", "--compression", "tiny"], ["a.csv", "--explain=yes"],
             ["a.csv", "--require-signed"], ["a.csv", "--max-record-bytes", "0"], ["a.csv", "--batch-rows", "1e3"],
             ["a.csv", "--verify-time-limit", "nan"], ["a.csv", "--where"], ["a.csv", "-x"], ["a.csv", "---where", "x"],
+            ["a.csv", "--where", "--", "--select", "count(*)"],
         ]
         for line in declined {
             #expect(EvalCommand.parsedDirectly(line[...]) == nil, "read directly: \(line)")
