@@ -60,6 +60,9 @@ public enum ZoneMap {
         func holds(_ a: Scalar, _ o: CompareOperator, _ b: Scalar) -> Bool? {
             Compare.scalars(a, o, b, .nullable).boolValue
         }
+        // A minimum above the maximum (a file that lies, in a chunk's, a row group's or a page's
+        // statistics) proves nothing: the rows are read.
+        if holds(lo, .gt, hi) == true { return true }
         // nil (types the comparison does not know) proves nothing.
         switch op {
         case .eq:

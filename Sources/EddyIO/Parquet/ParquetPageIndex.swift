@@ -178,7 +178,9 @@ struct ParquetPageIndex {
             throw ParquetProblem("the column index lacks null_pages, min_values or max_values, which it must hold")
         }
         nulls = (0..<n).map { p in
-            if nullPages[p] { return .all }
+            let pageRows = Int64(self.rows(p, of: rows).count)
+            // A page called all null whose count of nulls says otherwise proves nothing: "some".
+            if nullPages[p] { return nullCounts.map { $0[p] == pageRows } ?? true ? .all : .some }
             // A page that is not all null yet counts as many nulls as rows proves nothing but "some".
             if let c = nullCounts?[p], c == 0 { return .none }
             return .some
