@@ -247,11 +247,11 @@ func explainText(_ e: Evaluation, plugins: [LoadedPlugin]) -> String {
         return s
     }
     s +=
-        "== input columns (first batch), \(e.rowsRead) rows, \(e.canonicalBytes) bytes plain → \(e.compressedBytes) bytes encoded"
+        "== input columns, all batches: \(e.rowsRead) rows, \(e.canonicalBytes) bytes plain → \(e.compressedBytes) bytes encoded"
     if e.compressedBytes > 0 {
         s += " (ratio \((Double(e.canonicalBytes) / Double(Swift.max(e.compressedBytes, 1)) * 100).rounded() / 100))"
     }
-    s += "\n"
+    s += "; the trees of the first batch:\n"
     for (name, tree) in e.inputTrees {
         s += "\(name):\n" + tree.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
     }

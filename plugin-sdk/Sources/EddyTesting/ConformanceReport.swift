@@ -24,6 +24,9 @@ public struct KeyReport: Sendable, CustomStringConvertible {
     /// No built-in kernel for the key, and the plugin's kernels took more than 1.1× the time of
     /// decoding first and computing on plain data: the key is faster without the plugin.
     public var slowerThanDecoding: Bool { builtInRatio == nil && (speedRatio ?? 0) > 1.1 }
+    /// Why the key has no time figure although timing was asked for (``ConformanceOptions/timingRows``):
+    /// no large input could be made, or no kernel under test fired on those tried.
+    public var notTimed: String?
     /// Why no input could be made for the key, when none could.
     public var notGenerated: String?
     /// The time limit ran out before the key's first input (see ``ConformanceOptions/timeLimit``).
@@ -49,6 +52,7 @@ public struct KeyReport: Sendable, CustomStringConvertible {
             s += ", vs the built-in kernel " + String(format2: r) + "×"
             if slowerThanBuiltIn { s += " — SLOWER than the built-in kernel it replaces" }
         }
+        if let why = notTimed { s += " (not timed: \(why))" }
         if let why = notGenerated { s += " (not generated: \(why))" }
         if notReached { s += " (not reached: time limit)" }
         return s

@@ -6,14 +6,17 @@ extension PluginConformance {
     static func time(
         _ session: Session, plan: KeyPlan, hooks: [CompressorHook], options: ConformanceOptions,
         underTest: (KernelOwner) -> Bool, builtIns: Session?
-    ) -> (ratio: Double?, builtInRatio: Double?, failure: KernelConformance.Failure?) {
+    ) -> (ratio: Double?, builtInRatio: Double?, failure: KernelConformance.Failure?, notTimed: String?) {
         let key = plan.key
-        for attempt in 0..<20 {
+        let attempts = 20
+        var made = 0
+        for attempt in 0..<attempts {
             var g = ArrayGenerator(seed: inputSeed(options.seed, key, -1 - attempt))
             guard
                 let input = try? makeInput(
                     &g, parent: plan.parent, child: plan.child, hooks: hooks, rows: options.timingRows)
             else { continue }
+            made += 1
             let node = input.node
             let trace = ExecutionTrace()
             guard (try? session.makeContext(trace: trace).execute(node)) != nil,
@@ -28,7 +31,8 @@ extension PluginConformance {
                 Result { try session.makeContext().execute(node) }, expected, node)
             {
                 return (
-                    nil, nil, failure("on the \(options.timingRows)-row input: " + problem, node, options, key, index)
+                    nil, nil, failure("on the \(options.timingRows)-row input: " + problem, node, options, key, index),
+                    nil
                 )
             }
             let fast = best { _ = try? session.makeContext().execute(node) }
@@ -42,8 +46,13 @@ extension PluginConformance {
                 let again = Swift.min(fast, best { _ = try? session.makeContext().execute(node) })
                 builtInRatio = engine > 0 ? again / engine : nil
             }
-            return (slow > 0 ? fast / slow : nil, builtInRatio, nil)
+            return (slow > 0 ? fast / slow : nil, builtInRatio, nil, nil)
         }
-        return (nil, nil, nil)
+        let why =
+            made == 0
+            ? "no \(options.timingRows)-row input could be generated for the key"
+            : "no kernel under test fired on the \(made) \(options.timingRows)-row inputs tried (seeded by "
+                + "ConformanceOptions.seed; a kernel that declines most inputs of its key may need another seed)"
+        return (nil, nil, nil, why)
     }
 }

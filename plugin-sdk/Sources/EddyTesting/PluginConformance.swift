@@ -171,6 +171,7 @@ public enum PluginConformance {
                         builtIns: builtInKeys.contains(plan.key) ? builtIns : nil)
                     run.report.speedRatio = timed.ratio
                     run.report.builtInRatio = timed.builtInRatio
+                    run.report.notTimed = timed.notTimed
                     if let f = timed.failure { run.report.failures.append(f) }
                 }
             }
