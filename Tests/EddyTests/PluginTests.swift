@@ -27,9 +27,10 @@ enum PluginFiles {
             return (p.terminationStatus, String(decoding: output, as: UTF8.self))
         }
         var (status, output) = try build()
-        if status != 0 && output.contains("because of missing inputs") {
-            // A source file of the SDK was moved since the fixture's last build: SwiftPM's incremental
-            // build does not recover from that, a fresh one does.
+        if status != 0 {
+            // A source file of the SDK was moved, added or split since the fixture's last build: SwiftPM's
+            // incremental build of a package by path does not always pick that up ("missing inputs", or
+            // types of a new file not found); a fresh one does.
             try? FileManager.default.removeItem(atPath: root + "/.build")
             (status, output) = try build()
         }
