@@ -18,12 +18,10 @@ package enum EddyFront {
     /// The executable `eddy` hands command lines to, looked for in `eddy`'s own directory.
     package static let serverExecutable = "eddy-server"
 
-    /// The names of ``EddyCommand/inProcess``, spelled out: reading each command's configuration here
-    /// would build ten of them on every start. FrontTests runs `eddy NAME --help` for each in `eddy`'s
-    /// own process.
-    package static let inProcessNames: Set<String> = [
-        "eval", "convert", "inspect", "plugins", "kernels", "keygen", "sign", "verify", "new-plugin", "probe-plugin",
-    ]
+    /// The names of ``EddyCommand/inProcess``: the leaf commands ``EddyEntry`` parses on their own, and
+    /// `plugins`. Names, not each command's configuration, which would build ten of them on every
+    /// start. FrontTests runs `eddy NAME --help` for each in `eddy`'s own process.
+    package static let inProcessNames: Set<String> = Set(EddyEntry.directlyParsed.keys).union(["plugins"])
 
     /// Whether `eddy` runs `arguments` (its command line, the executable first) in its own process.
     package static func runsInProcess(_ arguments: [String]) -> Bool {

@@ -34,7 +34,7 @@ import Testing
     }
 
     @Test func everyCommandEddyRunsItselfIsACommandOfItsOwn() throws {
-        // EddyFront.inProcessNames, spelled out there: a name that is not one of eddy's own commands
+        // EddyFront.inProcessNames (EddyEntry.directlyParsed and plugins): a name that is not one of eddy's own commands
         // would fail to parse in eddy's process ("Unexpected argument").
         for name in ["eval", "convert", "inspect", "kernels", "keygen", "sign", "verify", "new-plugin", "probe-plugin"]
         {

@@ -1,6 +1,14 @@
 internal import EddyKernelsC
 
 extension BitPackedArray {
+    /// Whether every element decodes to its packed bits as they are, a value in 0 ..< 2^width: no patch
+    /// in the window, and no width wider than the type (decoding truncates) or packing a signed type's
+    /// sign bit (decoding reads it negative).
+    var readsAsPacked: Bool {
+        patchRange.isEmpty
+            && (ptype.isUnsignedInteger ? bitWidth <= ptype.byteWidth * 8 : bitWidth < ptype.byteWidth * 8)
+    }
+
     /// The rows, valid rows and exact sum of the array, summed straight from the packed words under
     /// the validity bitmap (no decoded column, no per-row null test); min and max are not computed.
     /// Nil — the caller decodes — when a value could read differently than packed (a patch inside the
@@ -8,9 +16,7 @@ extension BitPackedArray {
     /// packed), for widths over 32 bits, windows of 2^32 rows or more, or a validity bitmap shorter than
     /// the window.
     func sumPartial() -> AggregatePartial? {
-        guard bitWidth <= 32, count < 1 << 32, patchRange.isEmpty,
-            ptype.isUnsignedInteger ? bitWidth <= ptype.byteWidth * 8 : bitWidth < ptype.byteWidth * 8
-        else { return nil }
+        guard bitWidth <= 32, count < 1 << 32, readsAsPacked else { return nil }
         var p = AggregatePartial()
         p.rows = count
         let mask: (UnsafePointer<UInt8>?, Int, Buffer?)

@@ -37,9 +37,7 @@ extension FoRArray {
     /// without a patch in the window (and no wider than their type), else the child's own extremes;
     /// nil when it has none.
     private func childBounds(_ ctx: ExecutionCtx) throws -> (Int128, Int128)? {
-        if let bp = child as? BitPackedArray, bp.patchRange.isEmpty, bp.bitWidth < 64,
-            bp.ptype.isUnsignedInteger ? bp.bitWidth <= bp.ptype.byteWidth * 8 : bp.bitWidth < bp.ptype.byteWidth * 8
-        {
+        if let bp = child as? BitPackedArray, bp.bitWidth < 64, bp.readsAsPacked {
             return (0, (Int128(1) << bp.bitWidth) - 1)
         }
         let ordered = try AggregatePartial.fused(child, ctx, order: true)
