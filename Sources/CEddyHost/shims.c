@@ -277,9 +277,10 @@ static void append_build_id(struct dl_phdr_info *info, struct build_id_search *s
                     return;
                 }
                 if (s->used > 0) s->out[s->used++] = '-';
+                static const char digits[] = "0123456789abcdef";
                 for (ElfW(Word) k = 0; k < n->n_descsz; k++) {
-                    snprintf(s->out + s->used, 3, "%02x", id[k]);
-                    s->used += 2;
+                    s->out[s->used++] = digits[id[k] >> 4];
+                    s->out[s->used++] = digits[id[k] & 15];
                 }
                 s->out[s->used] = 0;
                 s->found++;

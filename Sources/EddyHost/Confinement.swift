@@ -232,8 +232,16 @@ public struct Confinement: Sendable, Equatable, CustomStringConvertible {
 
     /// The '; '-separated phrases a C call left in `buffer`.
     static func problems(_ buffer: [CChar]) -> [String] {
-        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return text.isEmpty ? [] : text.split(separator: ";").map { $0.trimmingSpaces }
+        // Bytes, not String algorithms: their generic machinery costs more to set up on first use (once
+        // per process, on every `eddy eval` with plugins) than the few phrases it would split.
+        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        let space = UInt8(ascii: " ")
+        return bytes.split(separator: UInt8(ascii: ";")).map { phrase in
+            var part = phrase[...]
+            while part.first == space { part = part.dropFirst() }
+            while part.last == space { part = part.dropLast() }
+            return String(decoding: part, as: UTF8.self)
+        }
     }
 
     /// Becomes `user` for good (supplementary groups, group, user); nil, or what failed.
@@ -272,12 +280,6 @@ public struct Confinement: Sendable, Equatable, CustomStringConvertible {
             limit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), "RLIMIT_FSIZE") { min($0.rlim_max, rlim_t(fileSize)) }
         }
         return failed.map { "resource limit \($0)" }
-    }
-}
-
-extension Substring {
-    fileprivate var trimmingSpaces: String {
-        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
     }
 }
 

@@ -180,7 +180,10 @@ public final class ArrayKernels: Sendable {
     /// Removes the entries whose owner `removing` picks, and returns how many it removed.
     private static func remove<T: ParentKeyed>(from map: inout [Key: [T]], _ removing: (KernelOwner) -> Bool) -> Int {
         var removed = 0
-        for (k, list) in map {
+        // Only the keys holding an entry to remove are rewritten: the others keep their storage.
+        let touched = map.compactMap { k, list in list.contains { removing($0.owner) } ? k : nil }
+        for k in touched {
+            guard let list = map[k] else { continue }
             let kept = list.filter { !removing($0.owner) }
             removed += list.count - kept.count
             map[k] = kept.isEmpty ? nil : kept
@@ -198,7 +201,11 @@ public final class ArrayKernels: Sendable {
         var out = [[T]](repeating: [], count: width * width)
         // Plugins first, then built-ins; a stable partition keeps registration order in each group.
         for (k, list) in map {
-            out[k.parent * width + k.child] = list.filter { !$0.owner.isBuiltin } + list.filter(\.owner.isBuiltin)
+            // A list of one kind (most keys: built-ins only) is already in order and is shared as it is.
+            let plugins = list.count(where: { !$0.owner.isBuiltin })
+            out[k.parent * width + k.child] =
+                plugins == 0 || plugins == list.count
+                ? list : list.filter { !$0.owner.isBuiltin } + list.filter(\.owner.isBuiltin)
         }
         return out
     }

@@ -62,16 +62,17 @@ public final class KernelSnapshot: Sendable {
         var children: Set<EncodingID> = []
         for p in 0..<width {
             for c in 0..<width {
-                if executeParent[p * width + c].contains(where: { !$0.owner.isBuiltin })
-                    || reduceParent[p * width + c].contains(where: { !$0.owner.isBuiltin })
-                {
+                let kernels = executeParent[p * width + c]
+                let rules = reduceParent[p * width + c]
+                if kernels.isEmpty && rules.isEmpty { continue }
+                if kernels.contains(where: { !$0.owner.isBuiltin }) || rules.contains(where: { !$0.owner.isBuiltin }) {
                     children.insert(EncodingID(index: c))
                 }
-                if !executeParent[p * width + c].isEmpty {
+                if !kernels.isEmpty {
                     hasK[p] = true
                     occ[p * width + c] |= 1
                 }
-                if !reduceParent[p * width + c].isEmpty {
+                if !rules.isEmpty {
                     hasR[p] = true
                     occ[p * width + c] |= 2
                 }
