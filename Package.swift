@@ -148,9 +148,17 @@ let package = Package(
         .target(
             name: "DeltaV2Plugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
             path: "Tests/Fixtures/DeltaV2", swiftSettings: sharedSettings + [.define("EDDY_DELTA_V2")]),
+        // What the host's test targets share: the real binaries and fixture builds, scratch directories,
+        // a running `eddy serve`, raw HTTP (one test bundle on Linux: the binaries are found beside it).
+        .target(
+            name: "EddyHostTestSupport",
+            path: "Tests/EddyHostTestSupport",
+            swiftSettings: sharedSettings
+        ),
         .testTarget(
             name: "EddyTests",
             dependencies: [
+                "EddyHostTestSupport",
                 .product(name: "Eddy", package: "plugin-sdk"), .product(name: "EddyTesting", package: "plugin-sdk"),
                 .product(name: "EddyTestSupport", package: "plugin-sdk"),
                 "EddyIO", "EddyQuery", "EddyHost", "EddyServer", "EddyCommands", "DeltaEncodingPlugin",

@@ -1,5 +1,6 @@
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
+import EddyHostTestSupport
 import Foundation
 import Testing
 

@@ -1,4 +1,5 @@
 @_spi(Host) import EddyHost
+import EddyHostTestSupport
 import Foundation
 import Testing
 

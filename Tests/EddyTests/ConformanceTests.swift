@@ -1,5 +1,6 @@
 import DeltaEncodingPlugin
 @_spi(Host) import Eddy
+import EddyHostTestSupport
 import EddyTesting
 import PackedDictComparePlugin
 import Testing

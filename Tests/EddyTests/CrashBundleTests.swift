@@ -1,3 +1,4 @@
+import EddyHostTestSupport
 import Foundation
 import Testing
 
@@ -22,7 +23,7 @@ import Testing
 
         init() throws {
             chmod(state.path, 0o700)
-            (_, eddy) = try PluginStorageChecksTests.files(in: work)
+            (_, eddy) = try DecimalFixture.files(in: work)
             try plugins.copy(try DecimalFixture.crashingPlugin(), as: "decimal.so")
             try fixed.copy(try DecimalFixture.plugin(), as: "decimal.so")
         }
@@ -68,7 +69,7 @@ import Testing
         let input = record["input"] as? [String: Any] ?? [:]
         #expect((input["sha256"] as? String)?.count == 64 && input["path"] as? String != nil, "\(input)")
         let plugins = record["plugins"] as? [[String: Any]] ?? []
-        let hash = try QuarantineMessageTests.Setup.sha256(s.plugins.path + "/decimal.so")
+        let hash = try sha256(s.plugins.path + "/decimal.so")
         #expect(plugins.first?["sha256"] as? String == hash, "\(plugins)")
         let token = try #require(server.token)
         #expect(!text.contains(token))
@@ -137,7 +138,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: copies, withIntermediateDirectories: true)
         let copy = copies + "/x-0123.so"
         try Data("not a plugin".utf8).write(to: URL(fileURLWithPath: copy))
-        let hash = try QuarantineMessageTests.Setup.sha256(copy)
+        let hash = try sha256(copy)
         let input = bundle.path + "/trips.csv"
         try Data("x\n1\n".utf8).write(to: URL(fileURLWithPath: input))
         let json = """

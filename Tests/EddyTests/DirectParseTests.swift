@@ -1,4 +1,5 @@
 import ArgumentParser
+import EddyHostTestSupport
 import Foundation
 import Testing
 

@@ -1,5 +1,6 @@
 import DeltaEncodingPlugin
 @_spi(Host) import Eddy
+import EddyHostTestSupport
 @_spi(Host) import EddyIO
 import EddyTesting
 import Foundation

@@ -1,5 +1,6 @@
 import DeltaEncodingPlugin
 @_spi(Host) import Eddy
+import EddyHostTestSupport
 @_spi(Host) import EddyIO
 @_spi(Host) import EddyQuery
 @_spi(Host) import EddyTestSupport

@@ -1,3 +1,4 @@
+import EddyHostTestSupport
 import Foundation
 import Testing
 

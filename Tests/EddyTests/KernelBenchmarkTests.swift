@@ -1,5 +1,6 @@
 import DeltaEncodingPlugin
 import Eddy
+import EddyHostTestSupport
 import EddyTesting
 import Testing
 

@@ -1,4 +1,5 @@
 import EddyHost
+import EddyHostTestSupport
 import Foundation
 import Testing
 
@@ -22,7 +23,7 @@ import Testing
         init() throws {
             chmod(state.path, 0o700)
             // prices.eddy: its column x stored in the decimal plugin's encoding, written by version 0.1.0.
-            (csv, eddy) = try PluginStorageChecksTests.files(in: work)
+            (csv, eddy) = try DecimalFixture.files(in: work)
             try plugins.copy(try DecimalFixture.plugin(), as: "decimal.so")
         }
 

@@ -1,3 +1,4 @@
+import EddyHostTestSupport
 import EddyIO
 import EddyQuery
 import Foundation

@@ -1,4 +1,5 @@
 @_spi(Host) import Eddy
+import EddyHostTestSupport
 @_spi(Host) import EddyQuery
 import Foundation
 import HTTPTypes

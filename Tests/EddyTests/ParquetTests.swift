@@ -1,4 +1,5 @@
 @_spi(Host) import Eddy
+import EddyHostTestSupport
 import Foundation
 import Testing
 

@@ -1,4 +1,5 @@
 @_spi(Host) import Eddy
+import EddyHostTestSupport
 @_spi(Host) import EddyIO
 import Foundation
 import Testing
@@ -16,56 +17,22 @@ import Testing
 /// these tests are about what the reader checks when a bug gets past that (a sampled check does not
 /// prove a plugin right).
 @Suite(.serialized) struct PluginStorageChecksTests {
-    static let chunkRows = 1000
-
-    /// Decimal-looking f64 values with nulls, 3,500 rows (chunks of 1,000: the last one short).
-    static let csv: String = {
-        var text = "id,x\n"
-        let values = ["12.34", "0.1", "100.25", "", "-3.5", "7", "0.07", "19.99", "250.5", "", "0.3"]
-        for i in 0..<3500 { text += "\(i),\(values[(i * 7 + i / 13) % values.count])\n" }
-        return text
-    }()
-
     static let queries: [[String]] = [
         ["--select", "sum(x), min(x), max(x), count(x)"],
         ["--where", "x > 12.34", "--select", "count(*), sum(x)"],
         ["--where", "x < 1", "--select", "id, x"],
     ]
 
-    /// A directory holding only the fixture built with `bug` (nil: clean) as `decimal.so`.
-    static func pluginDirectory(_ bug: DecimalFixture.Bug?) throws -> ScratchDirectory {
-        let dir = ScratchDirectory()
-        try dir.copy(try DecimalFixture.plugin(bug), as: "decimal.so")
-        return dir
-    }
-
-    /// The CSV, and the `.eddy` file `eddy convert` wrote from it with the clean plugin loaded.
-    static func files(in data: ScratchDirectory) throws -> (csv: String, eddy: String) {
-        let csv = data.write("prices.csv", Self.csv)
-        let eddy = data.path + "/prices.eddy"
-        let clean = try pluginDirectory(nil)
-        let converted = try Eddy.run([
-            "convert", csv, eddy, "--chunk-rows", String(chunkRows), "--plugin-dir", clean.path,
-        ])
-        try #require(converted.status == 0, "\(converted.stderr)")
-        let inspected = try Eddy.run(["inspect", eddy, "--plugin-dir", clean.path])
-        try #require(inspected.status == 0, "\(inspected.stderr)")
-        // The column is stored as the plugin's encoding, which the file records as the plugin's.
-        try #require(inspected.stdout.contains("fixture.decimal from decimal 0.1.0"), "\(inspected.stdout)")
-        try #require(inspected.stdout.contains("fixture.decimal(f64?)"), "\(inspected.stdout)")
-        return (csv, eddy)
-    }
-
     func eval(_ file: String, _ query: [String], plugins: String?, _ extra: [String] = []) throws -> Eddy.Result {
         try Eddy.run(
-            ["eval", file] + query + ["--format", "csv", "--batch-rows", String(Self.chunkRows)]
+            ["eval", file] + query + ["--format", "csv", "--batch-rows", String(DecimalFixture.chunkRows)]
                 + (plugins.map { ["--plugin-dir", $0] } ?? []) + extra)
     }
 
     @Test func theCleanPluginReadsTheFileWithTheCSVsAnswers() throws {
         let data = ScratchDirectory()
-        let (csv, eddy) = try Self.files(in: data)
-        let clean = try Self.pluginDirectory(nil)
+        let (csv, eddy) = try DecimalFixture.files(in: data)
+        let clean = try DecimalFixture.pluginDirectory(nil)
         for q in Self.queries {
             let expected = try eval(csv, q, plugins: nil)
             let got = try eval(eddy, q, plugins: clean.path)
@@ -79,8 +46,8 @@ import Testing
     /// contradict the footer. The error names the plugin, its version, the file and the check.
     @Test func aReaderWithTheExponentOffByOneIsAnErrorNamingThePluginAndTheStatistics() throws {
         let data = ScratchDirectory()
-        let (csv, eddy) = try Self.files(in: data)
-        let buggy = try Self.pluginDirectory(.exponent)
+        let (csv, eddy) = try DecimalFixture.files(in: data)
+        let buggy = try DecimalFixture.pluginDirectory(.exponent)
         for q in Self.queries {
             let expected = try eval(csv, q, plugins: nil)
             let got = try eval(eddy, q, plugins: buggy.path, ["--verify", "off"])
@@ -102,8 +69,8 @@ import Testing
     /// The last row dropped: the chunk decodes to one row fewer than the footer's row count.
     @Test func aReaderThatDropsTheLastRowIsAnErrorNamingThePluginAndTheRowCount() throws {
         let data = ScratchDirectory()
-        let (_, eddy) = try Self.files(in: data)
-        let buggy = try Self.pluginDirectory(.shortRead)
+        let (_, eddy) = try DecimalFixture.files(in: data)
+        let buggy = try DecimalFixture.pluginDirectory(.shortRead)
         for q in Self.queries {
             let got = try eval(eddy, q, plugins: buggy.path, ["--verify", "off"])
             #expect(got.status != 0, "\(q): exit 0 with \(got.stdout)")
@@ -130,7 +97,7 @@ import Testing
         }
         let csv = data.write("zeros.csv", text)
         let eddy = data.path + "/zeros.eddy"
-        let buggy = try Self.pluginDirectory(.negativeZero)
+        let buggy = try DecimalFixture.pluginDirectory(.negativeZero)
         let converted = try Eddy.run(["convert", csv, eddy, "--plugin-dir", buggy.path, "--verify", "off"])
         try #require(converted.status == 0, "\(converted.stderr)")
         let inspected = try Eddy.run(["inspect", eddy, "--plugin-dir", buggy.path, "--verify", "off"])
@@ -148,8 +115,8 @@ import Testing
     /// and count(*) alone is the footer's.
     @Test func aQueryThatReadsNoPluginChunkIsNotChecked() throws {
         let data = ScratchDirectory()
-        let (csv, eddy) = try Self.files(in: data)
-        let buggy = try Self.pluginDirectory(.exponent)
+        let (csv, eddy) = try DecimalFixture.files(in: data)
+        let buggy = try DecimalFixture.pluginDirectory(.exponent)
         for q in [["--select", "sum(id), count(*)"], ["--select", "count(*)"]] {
             let expected = try eval(csv, q, plugins: nil)
             let got = try eval(eddy, q, plugins: buggy.path, ["--verify", "off"])
@@ -191,8 +158,8 @@ import Testing
     /// `--explain` labels the decode step of the plugin's encoding with the plugin, as kernel steps are.
     @Test func explainLabelsThePluginEncodingsDecodeStepWithThePlugin() throws {
         let data = ScratchDirectory()
-        let (_, eddy) = try Self.files(in: data)
-        let clean = try Self.pluginDirectory(nil)
+        let (_, eddy) = try DecimalFixture.files(in: data)
+        let clean = try DecimalFixture.pluginDirectory(nil)
         let r = try eval(eddy, ["--select", "x * 2"], plugins: clean.path, ["--explain"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.contains("execute fixture.decimal [plugin decimal@0.1.0]"), "\(r.stderr)")

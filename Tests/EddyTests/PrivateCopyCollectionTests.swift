@@ -1,3 +1,4 @@
+import EddyHostTestSupport
 import Foundation
 import Testing
 
@@ -18,7 +19,7 @@ import Testing
         let server = try Server(
             pluginDir: plugins.path, rescan: "0.2", arguments: ["--workers", "1"],
             environment: ["EDDY_SHADOW_DIR": copies])
-        let original = try Data(contentsOf: URL(fileURLWithPath: try WorkerBlameTests.lingering.get()))
+        let original = try Data(contentsOf: URL(fileURLWithPath: try LingeringKernelFixture.lingering.get()))
         func soCount() -> Int {
             ((try? FileManager.default.contentsOfDirectory(atPath: copies)) ?? []).filter { $0.hasSuffix(".so") }.count
         }
@@ -29,7 +30,7 @@ import Testing
             data.append(contentsOf: [UInt8(round), 0xED])
             try data.write(to: URL(fileURLWithPath: plugins.path + "/.incoming"))
             rename(plugins.path + "/.incoming", plugins.path + "/lingering.so")
-            let hash = String(try QuarantineMessageTests.Setup.sha256(plugins.path + "/lingering.so").prefix(16))
+            let hash = String(try sha256(plugins.path + "/lingering.so").prefix(16))
             try server.waitForPlugin("lingering.so") {
                 ($0?["status"] as? String == "loaded" || $0?["status"] as? String == "replaced")
                     && $0?["content_hash"] as? String == hash

@@ -1,3 +1,4 @@
+import EddyHostTestSupport
 import Foundation
 import Testing
 
@@ -27,23 +28,11 @@ import Testing
             let c = try Eddy.run(
                 ["convert", csv, file, "--plugin-dir", plugins.path, "--chunk-rows", "500"], environment: environment)
             #expect(c.status == 0, "\(c.stderr)")
-            let hash = try Self.sha256(plugins.path + "/delta.so")
+            let hash = try sha256(plugins.path + "/delta.so")
             let record = "\(hash)\t1764979200\tdelta@1.0.0\t\(Self.cause)\n"
             let path = state.path + "/copies/quarantine.tsv"
             #expect(FileManager.default.createFile(atPath: path, contents: Data(record.utf8)))
             chmod(path, 0o600)
-        }
-
-        static func sha256(_ path: String) throws -> String {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-            p.arguments = [path]
-            let out = Pipe()
-            p.standardOutput = out
-            try p.run()
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            return String(text.prefix(64))
         }
     }
 

@@ -1,3 +1,4 @@
+import EddyHostTestSupport
 import Foundation
 import Testing
 
@@ -291,7 +292,7 @@ import Testing
     @Test(arguments: ["1", "0"])
     func errorsNameTheFileAsTheRequestDid(workers: String) throws {
         let s = try Setup(plugin: try DecimalFixture.plugin(.exponent), workers: workers)
-        _ = try PluginStorageChecksTests.files(in: s.work)
+        _ = try DecimalFixture.files(in: s.work)
         let (code, body) = try s.server.request(
             "POST", "/eval", json: ["path": "prices.eddy", "select": "sum(x), min(x), max(x)"])
         let error = body["error"] as? String ?? ""

@@ -1,3 +1,4 @@
+import EddyHostTestSupport
 import Foundation
 import Testing
 
@@ -8,109 +9,6 @@ import Testing
 // The fault table of the trust boundary: each case drives the real `eddy` binary or a real
 // `eddy serve`, and checks the status, the message, that the process that should live is alive, and
 // that no secret bytes leak into a response.
-
-/// Hostile plugins written in C against libEddy.so (see Tests/Fixtures/HostileC/hostile.c), built
-/// once per test run.
-enum HostileFixtures {
-    enum Mode: Int, CaseIterable, Sendable {
-        case exit = 1, loop = 2, crash = 3, outsideProbe = 4, good = 5, plant = 6, destructor = 7, forge = 8, shrink = 9
-        case raise = 10
-        var name: String {
-            ["", "exit", "loop", "crash", "outside", "good", "plant", "dtor", "forge", "shrink", "raise"][rawValue]
-        }
-    }
-
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var built: [Int: String] = [:]  // guarded by `lock`
-
-    static func build(_ mode: Mode) throws -> String {
-        lock.lock()
-        defer { lock.unlock() }
-        if let path = built[mode.rawValue] { return path }
-        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/HostileC/hostile.c").path
-        let out = NSTemporaryDirectory() + "eddy-hostile-\(getpid())-\(mode.name).so"
-        try compile(
-            [
-                "cc", "-shared", "-fPIC", "-DMODE=\(mode.rawValue)", "-DMODE_NAME=\"\(mode.name)\"", source,
-                "-L" + PluginFiles.buildDirectory, "-Wl,--no-as-needed", "-lEddy", "-o", out,
-            ], naming: "\(mode.name)")
-        built[mode.rawValue] = out
-        return out
-    }
-}
-
-/// A raw HTTP/1.1 exchange over a socket: headers exactly as given (Host, Origin …), and requests
-/// left half-sent on purpose. The bearer token of the test server on `port` (``ServerTokens``) is
-/// sent after the request line unless the request carries its own Authorization or `authorized`
-/// is false.
-enum RawHTTP {
-    /// Sends `request` and reads until the server closes or `timeout` passes.
-    /// Returns the status (0 when the server closed without answering) and the body.
-    static func exchange(port: Int, _ request: String, timeout: Double = 10, authorized: Bool = true) throws -> (
-        status: Int, body: String
-    ) {
-        var request = request
-        if authorized, let token = ServerTokens.token(port: port), !request.lowercased().contains("\r\nauthorization:"),
-            let lineEnd = request.range(of: "\r\n")
-        {
-            request.insert(contentsOf: "Authorization: Bearer \(token)\r\n", at: lineEnd.upperBound)
-        }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw EddyTestError("socket failed") }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else { throw EddyTestError("connect failed") }
-        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1e6))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var bytes = Array(request.utf8)
-        _ = bytes.withUnsafeMutableBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        var response: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            response += chunk[0..<n]
-            // One response is enough (the connection may stay open).
-            let text = String(decoding: response, as: UTF8.self)
-            if let headEnd = text.range(of: "\r\n\r\n"),
-                let lengthLine = text[..<headEnd.lowerBound].split(separator: "\r\n").first(where: {
-                    $0.lowercased().hasPrefix("content-length:")
-                }),
-                let length = Int(lengthLine.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)),
-                text.utf8.count - text[..<headEnd.upperBound].utf8.count >= length
-            {
-                break
-            }
-        }
-        let text = String(decoding: response, as: UTF8.self)
-        let status = text.hasPrefix("HTTP/1.1 ") ? Int(text.dropFirst(9).prefix(3)) ?? 0 : 0
-        let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
-        return (status, body)
-    }
-
-    static func post(
-        port: Int, path: String = "/eval", headers: [String: String] = [:], body: String, authorized: Bool = true
-    ) throws -> (status: Int, body: String) {
-        var h = ["Host": "127.0.0.1:\(port)", "Content-Type": "application/json", "Connection": "close"]
-        for (k, v) in headers { h[k] = v }
-        let head = h.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\r\n" }.joined()
-        return try exchange(
-            port: port, "POST \(path) HTTP/1.1\r\n\(head)Content-Length: \(body.utf8.count)\r\n\r\n\(body)",
-            authorized: authorized)
-    }
-}
-
-/// A secret the tests try to read: its bytes must never appear in a response.
-let secretMarker = "EDDY-SECRET-\(UInt32.random(in: 0...UInt32.max))"
 
 /// A data directory with the trips file, and a secret outside it reachable by a symlink.
 final class DataFixture {
@@ -397,7 +295,7 @@ final class DataFixture {
 
     @Test(arguments: ["10,000 parentheses", "a superscript digit", "minus minus i64 min", "5,000 nots"])
     func hostileExpressionsGet400AndTheServerLives(name: String) throws {
-        let (expression, message) = try #require(InputTrustTests.hostile[name])
+        let (expression, message) = try #require(HostileExpressions.table[name])
         let fixture = DataFixture()
         let plugins = ScratchDirectory()
         let server = try Server(pluginDir: plugins.path, dataDirs: [fixture.data])
@@ -823,25 +721,9 @@ final class DataFixture {
 }
 
 @Suite struct InputTrustTests {
-    /// Hostile expressions by name (the names keep test logs short), with the message each gets.
-    static let hostile: [String: (expression: String, message: String)] = [
-        "a superscript digit": ("fare > 2.5²", "unexpected character '²'"),
-        "minus minus i64 min": ("- -9223372036854775808 < fare", "-(-9223372036854775808) is out of range for i64"),
-        "negated i64 min": ("-(-9223372036854775808) < fare", "is out of range for i64"),
-        "1e400": ("fare > 1e400", "number 1e400 is out of range for f64"),
-        "an integer past u64": ("fare > 99999999999999999999999", "is out of range"),
-        "10,000 parentheses": (
-            String(repeating: "(", count: 10_000) + "fare" + String(repeating: ")", count: 10_000) + " > 1",
-            "nested too deeply"
-        ),
-        "5,000 nots": (String(repeating: "not ", count: 5_000) + "true", "nested too deeply"),
-        "5,000 minuses": (String(repeating: "- ", count: 5_000) + "fare > 0", "nested too deeply"),
-        "a 300-term sum": (Array(repeating: "fare", count: 300).joined(separator: " + ") + " > 0", "nested too deeply"),
-    ]
-
-    @Test(arguments: hostile.keys.sorted())
+    @Test(arguments: HostileExpressions.table.keys.sorted())
     func hostileExpressionsAreErrorsWithCarets(name: String) throws {
-        let (expression, message) = try #require(Self.hostile[name])
+        let (expression, message) = try #require(HostileExpressions.table[name])
         let work = ScratchDirectory()
         let r = try Eddy.run(["eval", tripsCSV(work, rows: 20), "--where", expression, "--select", "count(*)"])
         #expect(r.status == 2, "\(r.stderr.prefix(400))")
@@ -983,11 +865,4 @@ func sha256Prefix(_ path: String) throws -> String {
     let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     p.waitUntilExit()
     return String(text.prefix(16))
-}
-
-extension ScratchDirectory {
-    static func write(at path: String, _ text: String) -> String {
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
-        return path
-    }
 }

@@ -1,5 +1,6 @@
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
+import EddyHostTestSupport
 @_spi(Host) import EddyTesting
 import Foundation
 import Testing

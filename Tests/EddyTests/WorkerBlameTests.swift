@@ -1,3 +1,4 @@
+import EddyHostTestSupport
 import Foundation
 import Testing
 
@@ -10,27 +11,6 @@ import Testing
 /// quarantined, an innocent request is answered from a clean worker, and a stopped server leaves
 /// nothing running.
 @Suite(.serialized) struct WorkerBlameTests {
-    /// The `LingeringKernel` fixture, built once per run with `swiftc` against the SDK (DESIGN.md §7).
-    static let lingering = Result { try buildFixture(module: "LingeringKernel") }
-    /// The same source built as another plugin, `lingering-other` (`-D LINGER_OTHER`).
-    static let other = Result { try buildFixture(module: "LingeringOther", flags: ["-D", "LINGER_OTHER"]) }
-    /// Built as `lingering-registration` (`-D LINGER_REGISTRATION`): its registration leaves the thread.
-    static let registration = Result {
-        try buildFixture(module: "LingeringRegistration", flags: ["-D", "LINGER_REGISTRATION"])
-    }
-
-    static func buildFixture(module: String, flags: [String] = []) throws -> String {
-        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/LingeringKernel/LingeringKernelPlugin.swift").path
-        let out = NSTemporaryDirectory() + "eddy-\(module)-\(getpid()).so"
-        let build = PluginFiles.buildDirectory
-        try compile(
-            ["swiftc", "-O", "-emit-library", "-module-name", module, source, "-I", build + "/Modules"] + flags + [
-                "-L", build, "-lEddy", "-o", out,
-            ], naming: "\(module)")
-        return out
-    }
-
     final class Setup {
         let plugins = ScratchDirectory()
         let state = ScratchDirectory()
@@ -51,7 +31,7 @@ import Testing
                 pluginDir: plugins.path, rescan: "0.3",
                 arguments: ["--workers", String(workers), "--eval-timeout", "60", "--no-confine"] + arguments,
                 environment: ["EDDY_SHADOW_DIR": state.path + "/copies", "EDDY_FIXTURE_PIDS": pids.path])
-            try plugins.copy(try WorkerBlameTests.lingering.get(), as: "lingering.so")
+            try plugins.copy(try LingeringKernelFixture.lingering.get(), as: "lingering.so")
             try server.waitForPlugin("lingering.so") { $0?["status"] as? String == "loaded" }
         }
 
@@ -138,7 +118,7 @@ import Testing
         // had run in the worker (lingering-kernel) was quarantined and the one that started the thread
         // was not. pthread_create now records which plugin code started a thread.
         let s = try Setup()
-        try s.plugins.copy(try Self.registration.get(), as: "registration.so")
+        try s.plugins.copy(try LingeringKernelFixture.registration.get(), as: "registration.so")
         try s.server.waitForPlugin("registration.so") { $0?["status"] as? String == "loaded" }
         try s.trigger(50)  // the worker loads both; lingering-kernel's kernel runs and declines
         var q: [[String: Any]] = []
@@ -159,7 +139,7 @@ import Testing
 
     @Test func aPluginThreadsCrashIsNotPinnedOnAnotherPluginsKernelRunningThen() throws {
         let s = try Setup()
-        try s.plugins.copy(try Self.other.get(), as: "other.so")
+        try s.plugins.copy(try LingeringKernelFixture.other.get(), as: "other.so")
         try s.server.waitForPlugin("other.so") { $0?["status"] as? String == "loaded" }
         try s.trigger(109)  // lingering-kernel leaves a thread that waits for the other kernel to run
         // lingering-other's kernel runs (marked on the page) when that thread crashes the worker; the

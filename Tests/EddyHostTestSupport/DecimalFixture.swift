@@ -7,9 +7,9 @@ import Synchronization
 
 /// The `Decimal` fixture (Tests/Fixtures/Decimal): issue 21's third-party f64 encoding with a hook,
 /// storage and kernels, built clean or with one realistic bug planted, as a real plugin `.so`.
-enum DecimalFixture {
+package enum DecimalFixture {
     /// The bugs the fixture can be built with (`-D DECIMAL_BUG_<rawValue>`).
-    enum Bug: String, CaseIterable, Sendable, CustomStringConvertible {
+    package enum Bug: String, CaseIterable, Sendable, CustomStringConvertible {
         /// compare scales the constant to the nearest integer: `x = 12.345` matches 12.35.
         case roundedConstant = "ROUNDED_CONSTANT"
         /// The storage reader's exponent is off by one.
@@ -21,7 +21,7 @@ enum DecimalFixture {
         /// sum adds the integers exactly, where the engine sums doubles in row order.
         case exactSum = "EXACT_SUM"
 
-        var description: String { rawValue.lowercased() }
+        package var description: String { rawValue.lowercased() }
     }
 
     /// The built `.so` of each variant (nil: clean), built once per test run with `swiftc -O`.
@@ -29,7 +29,7 @@ enum DecimalFixture {
 
     /// The fixture built with `bug` planted (nil: clean), as a `.so` in a temporary directory. Each
     /// variant has its own module name, so several can be loaded into one test process.
-    static func plugin(_ bug: Bug? = nil) throws -> String {
+    package static func plugin(_ bug: Bug? = nil) throws -> String {
         // One build at a time: two tests asking for the same variant at once would write one file.
         try building.withLock { _ in try build(bug) }
     }
@@ -38,13 +38,13 @@ enum DecimalFixture {
 
     /// Version 0.2.0 of the clean fixture, whose sum kernel traps (`-D DECIMAL_CRASH`): a newer build
     /// that crashes its worker on `sum(x)` over a decimal column.
-    static func crashingPlugin() throws -> String {
+    package static func crashingPlugin() throws -> String {
         try building.withLock { _ in try build(nil, tag: "CRASH", defines: ["DECIMAL_CRASH"]) }
     }
 
     /// Version 0.2.0 of the fixture (`-D DECIMAL_V2`), clean or with `bug` planted: a new build for the
     /// server's canary.
-    static func version2(_ bug: Bug? = nil) throws -> String {
+    package static func version2(_ bug: Bug? = nil) throws -> String {
         try building.withLock { _ in try build(bug, tag: "V2_" + (bug?.rawValue ?? "CLEAN"), defines: ["DECIMAL_V2"]) }
     }
 

@@ -2,7 +2,7 @@ import Foundation
 
 /// Runs a compiler (`cc`, `swiftc`: `arguments[0]`, found on the PATH) for a test fixture and throws
 /// its diagnostics, naming `what`, when it fails.
-func compile(_ arguments: [String], naming what: String) throws {
+package func compile(_ arguments: [String], naming what: String) throws {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = arguments
