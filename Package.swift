@@ -155,6 +155,16 @@ let package = Package(
             path: "Tests/EddyHostTestSupport",
             swiftSettings: sharedSettings
         ),
+        // EddyIO: CSV, .eddy files, Parquet, the reader's checks of plugin storage, hostile input files.
+        .testTarget(
+            name: "EddyIOTests",
+            dependencies: [
+                "EddyHostTestSupport", .product(name: "Eddy", package: "plugin-sdk"),
+                .product(name: "EddyTesting", package: "plugin-sdk"),
+                .product(name: "EddyTestSupport", package: "plugin-sdk"), "EddyIO", "EddyQuery", "DeltaEncodingPlugin",
+            ],
+            swiftSettings: sharedSettings
+        ),
         .testTarget(
             name: "EddyTests",
             dependencies: [
