@@ -165,6 +165,14 @@ let package = Package(
             ],
             swiftSettings: sharedSettings
         ),
+        // EddyQuery: the expression language, zone maps, the query path's hostile inputs.
+        .testTarget(
+            name: "EddyQueryTests",
+            dependencies: [
+                "EddyHostTestSupport", .product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery",
+            ],
+            swiftSettings: sharedSettings
+        ),
         .testTarget(
             name: "EddyTests",
             dependencies: [
