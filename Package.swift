@@ -173,6 +173,16 @@ let package = Package(
             ],
             swiftSettings: sharedSettings
         ),
+        // EddyHost: loading, ELF checks, signing, confinement, probes, private copies, quarantine, the kit.
+        .testTarget(
+            name: "EddyHostTests",
+            dependencies: [
+                "EddyHostTestSupport", .product(name: "Eddy", package: "plugin-sdk"),
+                .product(name: "EddyTesting", package: "plugin-sdk"), "EddyHost", "DeltaEncodingPlugin",
+                "PackedDictComparePlugin",
+            ],
+            swiftSettings: sharedSettings
+        ),
         .testTarget(
             name: "EddyTests",
             dependencies: [
