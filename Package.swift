@@ -183,6 +183,18 @@ let package = Package(
             ],
             swiftSettings: sharedSettings
         ),
+        // EddyServer: eddy serve and its workers through the real binary, its routes, limits and faults.
+        .testTarget(
+            name: "EddyServerTests",
+            dependencies: [
+                "EddyHostTestSupport", .product(name: "Eddy", package: "plugin-sdk"),
+                .product(name: "EddyTestSupport", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost",
+                "EddyServer", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: sharedSettings
+        ),
         .testTarget(
             name: "EddyTests",
             dependencies: [

@@ -1,3 +1,6 @@
+// stat() and timespec: compiled in one batch with files that import NIO, the C structs are
+// attributed to CDispatch, which member import visibility then asks for.
+import Dispatch
 import EddyHostTestSupport
 import Foundation
 import Testing
