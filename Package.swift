@@ -195,16 +195,12 @@ let package = Package(
             ],
             swiftSettings: sharedSettings
         ),
+        // EddyCommands and the eddy front: the CLI through the real binary, its direct parse, new-plugin.
         .testTarget(
-            name: "EddyTests",
+            name: "EddyCommandsTests",
             dependencies: [
-                "EddyHostTestSupport",
-                .product(name: "Eddy", package: "plugin-sdk"), .product(name: "EddyTesting", package: "plugin-sdk"),
-                .product(name: "EddyTestSupport", package: "plugin-sdk"),
-                "EddyIO", "EddyQuery", "EddyHost", "EddyServer", "EddyCommands", "DeltaEncodingPlugin",
-                "PackedDictComparePlugin",
-                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
+                "EddyHostTestSupport", "EddyCommands",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: sharedSettings
         ),
