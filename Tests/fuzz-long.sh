@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A longer fuzz run than CI's: mutated ELF headers, random expressions and mutated Parquet files (the
-# FuzzTests and ParquetFuzzTests suites), ten times the cases, with a
+# ELFFuzzTests, ExpressionFuzzTests and ParquetFuzzTests suites), ten times the cases, with a
 # seed of your choice. A failing case prints its seed and input; replay it with the same EDDY_FUZZ_SEED.
 #   Tests/fuzz-long.sh [SEED] [ITERATIONS]
 set -euo pipefail

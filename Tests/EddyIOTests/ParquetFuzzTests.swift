@@ -7,7 +7,7 @@ import Testing
 @testable import EddyIO
 
 /// Mutated Parquet files: every mutant is read completely or refused with an error naming the file;
-/// none traps, none hangs. `EDDY_FUZZ_ITERATIONS` and `EDDY_FUZZ_SEED` as in FuzzTests (and
+/// none traps, none hangs. `EDDY_FUZZ_ITERATIONS` and `EDDY_FUZZ_SEED` as in ELFFuzzTests (and
 /// Tests/fuzz-long.sh, which runs this suite too).
 @Suite struct ParquetFuzzTests {
     /// The committed fixtures and two hand-built files (plain and Snappy).
