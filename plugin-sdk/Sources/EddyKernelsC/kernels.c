@@ -354,24 +354,44 @@ uint64_t eddy_packed_masked_sum(const uint64_t *words, int width, size_t offset,
     return sum;
 }
 
+// ---- Masked sums walk a window of a validity bitmap as bit by bit up to a 64-bit boundary of the
+// bitmap, then whole words (their 8 bytes lie inside the bitmap: all 64 bits are rows of the window),
+// then bit by bit again.
+
+/// Row `i`'s validity bit (0 or 1) in a window from bit `offset` of `validity`.
+static inline __attribute__((always_inline)) uint64_t eddy_valid_bit(const uint8_t *validity, size_t offset,
+                                                                     size_t i) {
+    return (validity[(offset + i) >> 3] >> ((offset + i) & 7)) & 1;
+}
+
+/// The rows of the window before its first 64-bit boundary of the bitmap (all of them when it has none).
+static inline __attribute__((always_inline)) size_t eddy_unaligned_head(size_t offset, size_t n) {
+    size_t head = (64 - (offset & 63)) & 63;
+    return head < n ? head : n;
+}
+
 // ---- Masked integer sum: each value ANDed with its validity bit spread to a mask, summed as
 // 32-bit halves (neither half can overflow for n < 2^32). One body, compiled twice: for AVX2 (the
 // vectoriser then works 4 lanes at a time) and portable.
+
+/// Rows `from..<to` one bit at a time (the window's unaligned edges).
+static inline __attribute__((always_inline)) void masked_sum_rows(const int64_t *values, const uint8_t *validity,
+                                                                  size_t offset, size_t from, size_t to,
+                                                                  uint64_t *lo, int64_t *hi, size_t *valid) {
+    for (size_t i = from; i < to; i++) {
+        uint64_t m = 0 - eddy_valid_bit(validity, offset, i);
+        *lo += (uint64_t)values[i] & 0xFFFFFFFFu & m;
+        *hi += (values[i] >> 32) & (int64_t)m;
+        *valid += m & 1;
+    }
+}
 
 #define EDDY_MASKED_SUM_BODY                                                                   \
     uint64_t lo = 0;                                                                           \
     int64_t hi = 0;                                                                            \
     size_t valid = 0;                                                                          \
-    size_t i = 0;                                                                              \
-    /* Bit by bit up to a 64-bit boundary of the bitmap, then whole words (their 8 bytes lie   \
-       inside the bitmap: all 64 bits are rows of the window), then bit by bit again. */       \
-    while (i < n && ((offset + i) & 63) != 0) {                                                \
-        uint64_t m = 0 - (uint64_t)((validity[(offset + i) >> 3] >> ((offset + i) & 7)) & 1);  \
-        lo += (uint64_t)values[i] & 0xFFFFFFFFu & m;                                           \
-        hi += (values[i] >> 32) & (int64_t)m;                                                  \
-        valid += m & 1;                                                                        \
-        i++;                                                                                   \
-    }                                                                                          \
+    size_t i = eddy_unaligned_head(offset, n);                                                 \
+    masked_sum_rows(values, validity, offset, 0, i, &lo, &hi, &valid);                         \
     for (; i + 64 <= n; i += 64) {                                                             \
         uint64_t word;                                                                         \
         memcpy(&word, validity + ((offset + i) >> 3), 8);                                      \
@@ -390,12 +410,7 @@ uint64_t eddy_packed_masked_sum(const uint64_t *words, int width, size_t offset,
             }                                                                                  \
         }                                                                                      \
     }                                                                                          \
-    for (; i < n; i++) {                                                                       \
-        uint64_t m = 0 - (uint64_t)((validity[(offset + i) >> 3] >> ((offset + i) & 7)) & 1);  \
-        lo += (uint64_t)values[i] & 0xFFFFFFFFu & m;                                           \
-        hi += (values[i] >> 32) & (int64_t)m;                                                  \
-        valid += m & 1;                                                                        \
-    }                                                                                          \
+    masked_sum_rows(values, validity, offset, i, n, &lo, &hi, &valid);                         \
     *low = lo;                                                                                 \
     *high = hi;                                                                                \
     return valid;
@@ -435,9 +450,19 @@ size_t eddy_masked_sum_i64(const int64_t *values, const uint8_t *validity, size_
 // ---- Float sums under a validity bitmap, in row order (what a row-by-row loop gives, to the bit: a null
 // row adds -0.0, which leaves every sum as it was, -0.0 and NaN included). The compiler may not
 // reorder the additions (no -ffast-math), so one add follows the other; the gain is the loop without
-// a branch or a bit test per row.
+// a branch or a bit test per row. `NAME##_rows` adds rows `from..<to` one bit at a time (the edges).
 
 #define EDDY_MASKED_FSUM(NAME, T)                                                                    \
+    static inline __attribute__((always_inline)) double NAME##_rows(                                 \
+        const T *values, const uint8_t *validity, size_t offset, size_t from, size_t to, double s,    \
+        size_t *valid) {                                                                             \
+        for (size_t i = from; i < to; i++) {                                                         \
+            uint64_t bit = eddy_valid_bit(validity, offset, i);                                      \
+            s += bit ? (double)values[i] : -0.0;                                                     \
+            *valid += (size_t)bit;                                                                   \
+        }                                                                                            \
+        return s;                                                                                    \
+    }                                                                                                \
     size_t NAME(const T *values, const uint8_t *validity, size_t offset, size_t n, double *sum) {    \
         double s = *sum;                                                                             \
         size_t valid = 0;                                                                            \
@@ -447,12 +472,8 @@ size_t eddy_masked_sum_i64(const int64_t *values, const uint8_t *validity, size_
             *sum = s;                                                                                \
             return n;                                                                                \
         }                                                                                            \
-        while (i < n && ((offset + i) & 63) != 0) {                                                  \
-            int bit = (validity[(offset + i) >> 3] >> ((offset + i) & 7)) & 1;                       \
-            s += bit ? (double)values[i] : -0.0;                                                     \
-            valid += (size_t)bit;                                                                    \
-            i++;                                                                                     \
-        }                                                                                            \
+        i = eddy_unaligned_head(offset, n);                                                          \
+        s = NAME##_rows(values, validity, offset, 0, i, s, &valid);                                  \
         for (; i + 64 <= n; i += 64) {                                                               \
             uint64_t word;                                                                           \
             memcpy(&word, validity + ((offset + i) >> 3), 8);                                        \
@@ -464,11 +485,7 @@ size_t eddy_masked_sum_i64(const int64_t *values, const uint8_t *validity, size_
                 for (int k = 0; k < 64; k++) s += ((word >> k) & 1) ? (double)v[k] : -0.0;           \
             }                                                                                        \
         }                                                                                            \
-        for (; i < n; i++) {                                                                         \
-            int bit = (validity[(offset + i) >> 3] >> ((offset + i) & 7)) & 1;                       \
-            s += bit ? (double)values[i] : -0.0;                                                     \
-            valid += (size_t)bit;                                                                    \
-        }                                                                                            \
+        s = NAME##_rows(values, validity, offset, i, n, s, &valid);                                  \
         *sum = s;                                                                                    \
         return valid;                                                                                \
     }
