@@ -85,32 +85,9 @@ struct ParquetCodes {
                 }
                 let run = filled..<(filled + values)
                 let kept = keep?.count(in: run) ?? values
-                if kept * 4 >= values {
-                    // Most are kept: all unpacked where the kept ones go (`written + values` stays within
-                    // the page's room, as `written <= filled`), then the kept ones moved down.
-                    let high = eddy_unpack_bits(
-                        source.assumingMemoryBound(to: UInt8.self), packed.count, UInt32(bitWidth), values,
-                        out + written * width, UInt32(width))
-                    largest = Swift.max(largest, high)
-                    if let keep, kept < values {
-                        var t = written
-                        keep.forEachKept(in: run) { i in
-                            move(out, from: written + i - filled, to: t)
-                            t += 1
-                        }
-                    }
-                } else if let keep {
-                    // Few are kept: only those are unpacked (their bits lie within `packed`, checked above).
-                    var t = written
-                    keep.forEachKept(in: run) { i in
-                        let code = UInt32(
-                            truncatingIfNeeded: ParquetPhysicalValues.bits(
-                                packed, at: (i - filled) * bitWidth, width: bitWidth))
-                        store(out, at: t, code)
-                        largest = Swift.max(largest, code)
-                        t += 1
-                    }
-                }
+                let high = unpack(
+                    packed, source, bitWidth: bitWidth, rows: run, kept: kept, keep: keep, into: out, at: written)
+                largest = Swift.max(largest, high)
                 written += kept
                 filled += values
             }
@@ -120,6 +97,46 @@ struct ParquetCodes {
             throw ParquetProblem("dictionary code \(largest) for a dictionary of \(dictionarySize) values")
         }
         count += written
+    }
+
+    /// The codes of one bit-packed run, `bitWidth` bits each in `packed` (starting at `source`), of the
+    /// page's rows `rows`, `kept` of them kept by `keep` (all without it): the kept ones written from code
+    /// `written` of `out`.
+    /// - Returns: the largest code unpacked, 0 when none.
+    @inline(__always)
+    private func unpack(
+        _ packed: UnsafeRawBufferPointer, _ source: UnsafeRawPointer, bitWidth: Int, rows run: Range<Int>,
+        kept: Int, keep: ParquetRowKeep?, into out: UnsafeMutableRawPointer, at written: Int
+    ) -> UInt32 {
+        let filled = run.lowerBound
+        let values = run.count
+        var largest: UInt32 = 0
+        if kept * 4 >= values {
+            // Most are kept: all unpacked where the kept ones go (`written + values` stays within
+            // the page's room, as `written <= filled`), then the kept ones moved down.
+            largest = eddy_unpack_bits(
+                source.assumingMemoryBound(to: UInt8.self), packed.count, UInt32(bitWidth), values,
+                out + written * width, UInt32(width))
+            if let keep, kept < values {
+                var t = written
+                keep.forEachKept(in: run) { i in
+                    move(out, from: written + i - filled, to: t)
+                    t += 1
+                }
+            }
+        } else if let keep {
+            // Few are kept: only those are unpacked (their bits lie within `packed`, checked by the caller).
+            var t = written
+            keep.forEachKept(in: run) { i in
+                let code = UInt32(
+                    truncatingIfNeeded: ParquetPhysicalValues.bits(
+                        packed, at: (i - filled) * bitWidth, width: bitWidth))
+                store(out, at: t, code)
+                largest = Swift.max(largest, code)
+                t += 1
+            }
+        }
+        return largest
     }
 
     @inline(__always)
