@@ -116,36 +116,7 @@ enum ParquetRLE {
                     guard values * bitWidth <= packed.count * 8 else {
                         throw ParquetProblem("bit-packed run cut short")
                     }
-                    // Value k starts at bit k * bitWidth: one unaligned 8-byte load holds it (width ≤ 32,
-                    // shift ≤ 7) while 8 bytes remain; the last few values read byte by byte.
-                    var high: UInt32 = 0
-                    var k = 0
-                    let width = UInt64(bitWidth)
-                    while k < values {
-                        let bit = k * bitWidth
-                        let byte = bit >> 3
-                        guard byte + 8 <= packed.count else { break }
-                        let word = UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: byte, as: UInt64.self))
-                        let v = UInt32(truncatingIfNeeded: (word >> UInt64(bit & 7)) & mask)
-                        out[filled + k] = v
-                        high |= v
-                        k += 1
-                    }
-                    while k < values {
-                        let bit = k * bitWidth
-                        var word: UInt64 = 0
-                        var b = bit >> 3
-                        var shift: UInt64 = 0
-                        while b < packed.count && shift < 64 && shift < UInt64(bit & 7) + width {
-                            word |= UInt64(packed[b]) << shift
-                            b += 1
-                            shift += 8
-                        }
-                        let v = UInt32(truncatingIfNeeded: (word >> UInt64(bit & 7)) & mask)
-                        out[filled + k] = v
-                        high |= v
-                        k += 1
-                    }
+                    let high = unpack(packed, bitWidth: bitWidth, mask: mask, count: values, into: out, at: filled)
                     if high > largest {
                         // `high` bounds the values from above (their OR); the exact maximum only when needed.
                         for i in filled..<(filled + values) where out[i] > largest { largest = out[i] }
@@ -156,6 +127,47 @@ enum ParquetRLE {
         }
         guard filled == count else { throw ParquetProblem("RLE runs hold \(filled) values, \(count) expected") }
         return largest
+    }
+
+    /// Unpacks `count` values of `bitWidth` bits (1...32, `mask` their low bits set) from `packed`, which
+    /// holds them all, into `out` from index `start`.
+    /// - Returns: the values' OR, an upper bound of their maximum.
+    @inline(__always)
+    private static func unpack(
+        _ packed: UnsafeRawBufferPointer, bitWidth: Int, mask: UInt64, count values: Int,
+        into out: UnsafeMutableBufferPointer<UInt32>, at filled: Int
+    ) -> UInt32 {
+        // Value k starts at bit k * bitWidth: one unaligned 8-byte load holds it (width ≤ 32,
+        // shift ≤ 7) while 8 bytes remain; the last few values read byte by byte.
+        var high: UInt32 = 0
+        var k = 0
+        let width = UInt64(bitWidth)
+        while k < values {
+            let bit = k * bitWidth
+            let byte = bit >> 3
+            guard byte + 8 <= packed.count else { break }
+            let word = UInt64(littleEndian: packed.loadUnaligned(fromByteOffset: byte, as: UInt64.self))
+            let v = UInt32(truncatingIfNeeded: (word >> UInt64(bit & 7)) & mask)
+            out[filled + k] = v
+            high |= v
+            k += 1
+        }
+        while k < values {
+            let bit = k * bitWidth
+            var word: UInt64 = 0
+            var b = bit >> 3
+            var shift: UInt64 = 0
+            while b < packed.count && shift < 64 && shift < UInt64(bit & 7) + width {
+                word |= UInt64(packed[b]) << shift
+                b += 1
+                shift += 8
+            }
+            let v = UInt32(truncatingIfNeeded: (word >> UInt64(bit & 7)) & mask)
+            out[filled + k] = v
+            high |= v
+            k += 1
+        }
+        return high
     }
 }
 
