@@ -54,45 +54,7 @@ enum ParquetSchemaMapping {
         switch physical {
         case 0: return make(.bool(n), nil)
         case 1, 2:
-            var bits = physical == 1 ? 32 : 64
-            var signed = true
-            var detail: String?
-            switch logical {
-            case .integer(let b, let s)?:
-                bits = b
-                signed = s
-                detail = (s ? "INT" : "UINT") + "(\(b))"
-            case .date?: detail = "DATE, days"
-            case .time(let unit)?: detail = "TIME \(unit.name)"
-            case .timestamp(let unit, let utc)?: detail = "TIMESTAMP \(unit.name)" + (utc ? " UTC" : "")
-            case nil, .unknown?:
-                if let converted {
-                    switch converted {
-                    case 11...14:
-                        signed = false
-                        bits = [8, 16, 32, 64][Int(converted) - 11]
-                    case 15...18: bits = [8, 16, 32, 64][Int(converted) - 15]
-                    case 6, 7, 8, 9, 10: break
-                    default: throw refuse("\(physicalName) (\(ParquetNames.convertedType(converted)))")
-                    }
-                    detail = ParquetNames.convertedType(converted)
-                }
-            default: throw refuse("\(physicalName) (\(logical.map { "\($0)" } ?? ""))")
-            }
-            guard [8, 16, 32, 64].contains(bits), bits <= (physical == 1 ? 32 : 64), physical == 1 || bits == 64 else {
-                throw refuse("\(physicalName) holding \(signed ? "" : "un")signed \(bits)-bit integers")
-            }
-            let p: PType =
-                switch (bits, signed) {
-                case (8, true): .int8
-                case (16, true): .int16
-                case (32, true): .int32
-                case (64, true): .int64
-                case (8, false): .uint8
-                case (16, false): .uint16
-                case (32, false): .uint32
-                default: .uint64
-                }
+            let (p, detail) = try integer(physical, logical, converted, refuse)
             return make(.primitive(p, n), detail)
         case 4, 5:
             if logical != nil && logical != .unknown {
@@ -114,5 +76,53 @@ enum ParquetSchemaMapping {
         default:
             throw refuse(physicalName)
         }
+    }
+
+    /// The engine type of an INT32 (`physical` 1) or INT64 (2) column from its logical or converted
+    /// type, and what to say of it.
+    private static func integer(
+        _ physical: Int32, _ logical: ParquetLogicalType?, _ converted: Int32?, _ refuse: (String) -> ParquetProblem
+    ) throws -> (PType, String?) {
+        let physicalName = ParquetNames.physicalType(physical)
+        var bits = physical == 1 ? 32 : 64
+        var signed = true
+        var detail: String?
+        switch logical {
+        case .integer(let b, let s)?:
+            bits = b
+            signed = s
+            detail = (s ? "INT" : "UINT") + "(\(b))"
+        case .date?: detail = "DATE, days"
+        case .time(let unit)?: detail = "TIME \(unit.name)"
+        case .timestamp(let unit, let utc)?: detail = "TIMESTAMP \(unit.name)" + (utc ? " UTC" : "")
+        case nil, .unknown?:
+            if let converted {
+                switch converted {
+                case 11...14:
+                    signed = false
+                    bits = [8, 16, 32, 64][Int(converted) - 11]
+                case 15...18: bits = [8, 16, 32, 64][Int(converted) - 15]
+                case 6, 7, 8, 9, 10: break
+                default: throw refuse("\(physicalName) (\(ParquetNames.convertedType(converted)))")
+                }
+                detail = ParquetNames.convertedType(converted)
+            }
+        default: throw refuse("\(physicalName) (\(logical.map { "\($0)" } ?? ""))")
+        }
+        guard [8, 16, 32, 64].contains(bits), bits <= (physical == 1 ? 32 : 64), physical == 1 || bits == 64 else {
+            throw refuse("\(physicalName) holding \(signed ? "" : "un")signed \(bits)-bit integers")
+        }
+        let p: PType =
+            switch (bits, signed) {
+            case (8, true): .int8
+            case (16, true): .int16
+            case (32, true): .int32
+            case (64, true): .int64
+            case (8, false): .uint8
+            case (16, false): .uint16
+            case (32, false): .uint32
+            default: .uint64
+            }
+        return (p, detail)
     }
 }
