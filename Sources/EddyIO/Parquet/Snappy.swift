@@ -5,19 +5,9 @@ enum Snappy {
     /// - Returns: the bytes written (always `output.count`).
     /// - Throws: ``ParquetProblem`` naming the first check that failed.
     static func decompress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws -> Int {
-        var ip = 0
+        let (length, end) = try preamble(input)
+        var ip = end
         let n = input.count
-        // The preamble: the uncompressed length as a varint of at most 5 bytes (32 bits).
-        var length: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            guard ip < n, shift <= 28 else { throw ParquetProblem("snappy: bad length preamble") }
-            let b = input[ip]
-            ip += 1
-            length |= UInt64(b & 0x7F) << shift
-            if b & 0x80 == 0 { break }
-            shift += 7
-        }
         guard length == UInt64(output.count) else {
             throw ParquetProblem("snappy: the block holds \(length) bytes, the page header says \(output.count)")
         }
@@ -86,5 +76,22 @@ enum Snappy {
         }
         guard op == cap else { throw ParquetProblem("snappy: \(op) bytes decompressed, \(cap) declared") }
         return op
+    }
+
+    /// The block's preamble: the uncompressed length as a varint of at most 5 bytes (32 bits), and the
+    /// bytes it takes.
+    private static func preamble(_ input: UnsafeRawBufferPointer) throws -> (length: UInt64, end: Int) {
+        var ip = 0
+        let n = input.count
+        var length: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard ip < n, shift <= 28 else { throw ParquetProblem("snappy: bad length preamble") }
+            let b = input[ip]
+            ip += 1
+            length |= UInt64(b & 0x7F) << shift
+            if b & 0x80 == 0 { return (length, ip) }
+            shift += 7
+        }
     }
 }
