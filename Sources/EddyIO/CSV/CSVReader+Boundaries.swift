@@ -14,95 +14,55 @@ extension CSVReader {
     /// stray quote never makes the rest of the file look like one quoted field.
     /// - Throws: ``IOError`` for a record longer than `limits.maxRecordBytes`.
     func nextSlice(maxRecords: Int) throws -> CSVSlice? {
-        let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ","), newline: UInt8 = 0x0A
+        var state = BoundaryScan()
         var scanned = 0
-        var inQuote = false
-        var records = 0
-        var boundary = 0  // the end of the last whole record
-        var newlines = 0
-        var newlinesAtBoundary = 0
-        var stray = -1  // where a quote was found inside an unquoted field
         var tooLongNext = false  // a record past the limit follows the whole records found
         var masks: [UInt64] = []
         let maxRecord = Swift.min(limits.maxRecordBytes, 1 << 30)
         scan: while true {
             if scanned == buffer.count {
-                if records > 0 && (records >= maxRecords || boundary >= Self.batchBytes) { break }
-                guard buffer.count - boundary <= maxRecord else {
+                if state.records > 0 && (state.records >= maxRecords || state.boundary >= Self.batchBytes) { break }
+                guard buffer.count - state.boundary <= maxRecord else {
                     // The whole records before it are a batch first, so that errors come in file
                     // order (a bad record before it is reported first); the next call throws.
-                    if records > 0 {
+                    if state.records > 0 {
                         tooLongNext = true
                         break
                     }
-                    throw recordTooLong(line: line + newlinesAtBoundary)
+                    throw recordTooLong(line: line + state.newlinesAtBoundary)
                 }
-                if !readMore(expecting: maxRecords - records) { break }
+                if !readMore(expecting: maxRecords - state.records) { break }
             }
             let from = scanned
             let n = buffer.count
             masks.removeAll(keepingCapacity: true)
             masks.append(contentsOf: repeatElement(0, count: (n - from + 63) / 64))
-            var stop = false
-            var tooLong = false
+            var stop = BoundaryScan.Stop.exhausted
             buffer.withUnsafeBytes { raw in
                 guard let base = raw.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
                 masks.withUnsafeMutableBufferPointer { m in
                     guard let out = m.baseAddress else { return }
-                    eddy_byte_masks(base + from, n - from, newline, quote, quote, out)
-                    for w in 0..<m.count {
-                        var bits = m[w]
-                        while bits != 0 {
-                            let p = from + w * 64 + bits.trailingZeroBitCount
-                            bits &= bits &- 1
-                            if base[p] == quote {
-                                if !inQuote && p != boundary {
-                                    let prev = base[p - 1]
-                                    if prev != comma && prev != newline && prev != quote {
-                                        stray = p
-                                        stop = true
-                                        return
-                                    }
-                                }
-                                inQuote.toggle()
-                            } else {
-                                newlines += 1
-                                if !inQuote {
-                                    // The record's length without its line ending (LF or CRLF).
-                                    let length = p - boundary - (p > boundary && base[p - 1] == 0x0D ? 1 : 0)
-                                    if length > maxRecord {
-                                        // A record longer than the limit, though it fit in what was read.
-                                        tooLong = true
-                                        stop = true
-                                        return
-                                    }
-                                    records += 1
-                                    boundary = p + 1
-                                    newlinesAtBoundary = newlines
-                                    if records >= maxRecords {
-                                        stop = true
-                                        return
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    eddy_byte_masks(
+                        base + from, n - from, BoundaryScan.newline, BoundaryScan.quote, BoundaryScan.quote, out)
+                    stop = state.walk(base, from: from, masks: m, maxRecord: maxRecord, maxRecords: maxRecords)
                 }
             }
             scanned = n
-            if tooLong {
-                if records > 0 {
+            if stop == .tooLong {
+                if state.records > 0 {
                     tooLongNext = true
                     break scan
                 }
-                throw recordTooLong(line: line + newlinesAtBoundary)
+                throw recordTooLong(line: line + state.newlinesAtBoundary)
             }
-            if stop { break scan }
+            if stop != .exhausted { break scan }
         }
-        if stray >= 0 && records == 0 {
-            boundary = try strayRecordEnd(from: stray, maxRecord: maxRecord)
+        var boundary = state.boundary
+        var records = state.records
+        if state.stray >= 0 && records == 0 {
+            boundary = try strayRecordEnd(from: state.stray, maxRecord: maxRecord)
             records = 1
-        } else if stray < 0 && !tooLongNext && eof && scanned == buffer.count && boundary < buffer.count
+        } else if state.stray < 0 && !tooLongNext && eof && scanned == buffer.count && boundary < buffer.count
             && (records < maxRecords && boundary < Self.batchBytes || records == 0)
         {
             // The last record of the file, without a newline (or with a quote left open).
@@ -110,7 +70,7 @@ extension CSVReader {
             records += 1
         }
         guard boundary > 0 else { return nil }
-        return cutSlice(at: boundary, records: records, newlines: newlinesAtBoundary)
+        return cutSlice(at: boundary, records: records, newlines: state.newlinesAtBoundary)
     }
 
     /// Where the record with a stray quote at `stray` ends, read alone: up to its next newline (or the
@@ -145,5 +105,63 @@ extension CSVReader {
         line += newlines
         bytesPerRecord = Swift.max(1, bytes.count / Swift.max(1, records))
         return slice
+    }
+}
+
+/// Where a scan for record boundaries stands, carried from one read of the buffer to the next.
+private struct BoundaryScan {
+    static var quote: UInt8 { UInt8(ascii: "\"") }
+    static var comma: UInt8 { UInt8(ascii: ",") }
+    static var newline: UInt8 { 0x0A }
+
+    /// Why a walk stopped before the end of what was read.
+    enum Stop { case exhausted, full, stray, tooLong }
+
+    var inQuote = false
+    var records = 0
+    var boundary = 0  // the end of the last whole record
+    var newlines = 0
+    var newlinesAtBoundary = 0
+    var stray = -1  // where a quote was found inside an unquoted field
+
+    /// Walks the quotes and newlines that `masks` mark (a bit per byte from `from` of `base`), counting
+    /// whole records, until `maxRecords` of them, a stray quote or a record longer than `maxRecord`.
+    @inline(__always)
+    mutating func walk(
+        _ base: UnsafePointer<UInt8>, from: Int, masks m: UnsafeMutableBufferPointer<UInt64>, maxRecord: Int,
+        maxRecords: Int
+    ) -> Stop {
+        for w in 0..<m.count {
+            var bits = m[w]
+            while bits != 0 {
+                let p = from + w * 64 + bits.trailingZeroBitCount
+                bits &= bits &- 1
+                if base[p] == Self.quote {
+                    if !inQuote && p != boundary {
+                        let prev = base[p - 1]
+                        if prev != Self.comma && prev != Self.newline && prev != Self.quote {
+                            stray = p
+                            return .stray
+                        }
+                    }
+                    inQuote.toggle()
+                } else {
+                    newlines += 1
+                    if !inQuote {
+                        // The record's length without its line ending (LF or CRLF).
+                        let length = p - boundary - (p > boundary && base[p - 1] == 0x0D ? 1 : 0)
+                        if length > maxRecord {
+                            // A record longer than the limit, though it fit in what was read.
+                            return .tooLong
+                        }
+                        records += 1
+                        boundary = p + 1
+                        newlinesAtBoundary = newlines
+                        if records >= maxRecords { return .full }
+                    }
+                }
+            }
+        }
+        return .exhausted
     }
 }
