@@ -1,7 +1,9 @@
 @_spi(Host) import Eddy
 
 /// A cursor over untrusted page bytes: every read checks the bytes left.
-struct ParquetBytes {
+struct ParquetBytes: VarintCursor {
+    static var overlongVarint: String { "a varint longer than 10 bytes" }
+
     let bytes: UnsafeRawBufferPointer
     var position = 0
 
@@ -13,23 +15,6 @@ struct ParquetBytes {
         guard position < bytes.count else { throw ParquetProblem("page data ends early") }
         defer { position += 1 }
         return bytes[position]
-    }
-
-    mutating func varint() throws -> UInt64 {
-        var v: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            let b = try byte()
-            guard shift < 64 else { throw ParquetProblem("a varint longer than 10 bytes") }
-            v |= UInt64(b & 0x7F) << shift
-            if b & 0x80 == 0 { return v }
-            shift += 7
-        }
-    }
-
-    mutating func zigzag() throws -> Int64 {
-        let u = try varint()
-        return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
     }
 
     /// A little-endian unsigned value of `count` bytes (0...8).

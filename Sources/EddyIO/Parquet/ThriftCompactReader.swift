@@ -5,10 +5,39 @@ struct ParquetProblem: Error, CustomStringConvertible {
     var description: String { message }
 }
 
+/// A cursor over untrusted bytes read one at a time, with the varints that Thrift's compact protocol
+/// and Parquet's pages share.
+protocol VarintCursor {
+    mutating func byte() throws -> UInt8
+    /// What a varint longer than 10 bytes is called in the error.
+    static var overlongVarint: String { get }
+}
+
+extension VarintCursor {
+    /// An unsigned LEB128 varint of at most 10 bytes.
+    mutating func varint() throws -> UInt64 {
+        var v: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let b = try byte()
+            guard shift < 64 else { throw ParquetProblem(Self.overlongVarint) }
+            v |= UInt64(b & 0x7F) << shift
+            if b & 0x80 == 0 { return v }
+            shift += 7
+        }
+    }
+
+    /// A zigzag-encoded signed varint.
+    mutating func zigzag() throws -> Int64 {
+        let u = try varint()
+        return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
+    }
+}
+
 /// Reads Thrift's compact protocol (the encoding of Parquet's footer and page headers) from untrusted
 /// bytes: every length and count is checked against the bytes left, nesting is bounded, and unknown
 /// fields are skipped by their wire type.
-struct ThriftCompactReader {
+struct ThriftCompactReader: VarintCursor {
     /// Wire types of the compact protocol.
     enum WireType: UInt8 {
         case stop = 0, boolTrue = 1, boolFalse = 2, byte = 3, i16 = 4, i32 = 5, i64 = 6, double = 7
@@ -29,27 +58,12 @@ struct ThriftCompactReader {
 
     var remaining: Int { bytes.count - position }
 
+    static var overlongVarint: String { "thrift: varint longer than 10 bytes" }
+
     mutating func byte() throws -> UInt8 {
         guard position < bytes.count else { throw ParquetProblem("thrift: ends in the middle of a value") }
         defer { position += 1 }
         return bytes[position]
-    }
-
-    mutating func varint() throws -> UInt64 {
-        var v: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            let b = try byte()
-            guard shift < 64 else { throw ParquetProblem("thrift: varint longer than 10 bytes") }
-            v |= UInt64(b & 0x7F) << shift
-            if b & 0x80 == 0 { return v }
-            shift += 7
-        }
-    }
-
-    mutating func zigzag() throws -> Int64 {
-        let u = try varint()
-        return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
     }
 
     mutating func i32() throws -> Int32 {
