@@ -137,11 +137,11 @@ struct Lexer {
                 while i < n, letter(i) || digit(i) || b[i] == UInt8(ascii: "_") { i += 1 }
                 out.append((.identifier(text(start, i)), start))
             } else if digit(i) || (c == UInt8(ascii: ".") && digit(i + 1)) {
-                let (token, end) = Self.asciiNumber(b, from: i)
+                let (token, end) = Self.number(b, from: i)
                 out.append((token, start))
                 i = end
             } else if c == UInt8(ascii: "'") || c == UInt8(ascii: "\"") {
-                let (token, end) = try asciiQuoted(b, from: i)
+                let (token, end) = try quoted(b, from: i)
                 out.append((token, start))
                 i = end
             } else {
@@ -154,43 +154,45 @@ struct Lexer {
 
     /// The number at `start` (digits, a fraction, an exponent) and where it ends: a float when it has
     /// a fraction or an exponent.
-    static func asciiNumber(_ b: UnsafeBufferPointer<UInt8>, from start: Int) -> (Token, end: Int) {
+    static func number<Units: RandomAccessCollection>(_ b: Units, from start: Int) -> (Token, end: Int)
+    where Units.Index == Int, Units.Element: LexUnit {
         let n = b.count
-        func digit(_ k: Int) -> Bool { k < n && b[k] >= 48 && b[k] <= 57 }
+        func digit(_ k: Int) -> Bool { k < n && b[k].isASCIIDigit }
         var i = start
         var isFloat = false
         while digit(i) { i += 1 }
-        if i < n, b[i] == UInt8(ascii: ".") {
+        if i < n, b[i] == .ascii(".") {
             isFloat = true
             i += 1
             while digit(i) { i += 1 }
         }
-        if i < n, b[i] | 0x20 == UInt8(ascii: "e") {
+        if i < n, b[i] == .ascii("e") || b[i] == .ascii("E") {
             var j = i + 1
-            if j < n, b[j] == UInt8(ascii: "+") || b[j] == UInt8(ascii: "-") { j += 1 }
+            if j < n, b[j] == .ascii("+") || b[j] == .ascii("-") { j += 1 }
             if digit(j) {
                 isFloat = true
                 i = j
                 while digit(i) { i += 1 }
             }
         }
-        let t = String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
+        let t = Units.Element.text(b[start..<i])
         return (isFloat ? .float(t) : .integer(t), i)
     }
 
     /// The string (`'…'`) or quoted column name (`"…"`) at `start`, a doubled quote standing for one,
     /// and where it ends.
     /// - Throws: ``QueryError`` when it is not closed.
-    func asciiQuoted(_ b: UnsafeBufferPointer<UInt8>, from start: Int) throws -> (Token, end: Int) {
+    func quoted<Units: RandomAccessCollection>(_ b: Units, from start: Int) throws -> (Token, end: Int)
+    where Units.Index == Int, Units.Element: LexUnit {
         let n = b.count
         let c = b[start]
         var i = start + 1
-        var bytes: [UInt8] = []
+        var units: [Units.Element] = []
         var closed = false
         while i < n {
             if b[i] == c {
                 if i + 1 < n, b[i + 1] == c {
-                    bytes.append(c)
+                    units.append(c)
                     i += 2
                     continue
                 }
@@ -198,16 +200,16 @@ struct Lexer {
                 closed = true
                 break
             }
-            bytes.append(b[i])
+            units.append(b[i])
             i += 1
         }
         guard closed else {
             throw QueryError(
-                c == UInt8(ascii: "'") ? "string is not closed" : "quoted column name is not closed",
+                c == .ascii("'") ? "string is not closed" : "quoted column name is not closed",
                 source: source, position: start)
         }
-        let t = String(decoding: bytes, as: UTF8.self)
-        return (c == UInt8(ascii: "'") ? .string(t) : .quotedIdentifier(t), i)
+        let t = Units.Element.text(units)
+        return (c == .ascii("'") ? .string(t) : .quotedIdentifier(t), i)
     }
 
     /// The operator or punctuation at `i`, and how many bytes it takes.
@@ -257,48 +259,13 @@ struct Lexer {
                 while i < chars.count, chars[i].isLetter || digit(i) || chars[i] == "_" { i += 1 }
                 out.append((.identifier(String(chars[start..<i])), start))
             } else if digit(i) || (c == "." && digit(i + 1)) {
-                var isFloat = false
-                while digit(i) { i += 1 }
-                if i < chars.count, chars[i] == "." {
-                    isFloat = true
-                    i += 1
-                    while digit(i) { i += 1 }
-                }
-                if i < chars.count, chars[i] == "e" || chars[i] == "E" {
-                    var j = i + 1
-                    if j < chars.count, chars[j] == "+" || chars[j] == "-" { j += 1 }
-                    if digit(j) {
-                        isFloat = true
-                        i = j
-                        while digit(i) { i += 1 }
-                    }
-                }
-                let text = String(chars[start..<i])
-                out.append((isFloat ? .float(text) : .integer(text), start))
+                let (token, end) = Self.number(chars, from: i)
+                out.append((token, start))
+                i = end
             } else if c == "'" || c == "\"" {
-                i += 1
-                var text = ""
-                var closed = false
-                while i < chars.count {
-                    if chars[i] == c {
-                        if i + 1 < chars.count, chars[i + 1] == c {
-                            text.append(c)
-                            i += 2
-                            continue
-                        }
-                        i += 1
-                        closed = true
-                        break
-                    }
-                    text.append(chars[i])
-                    i += 1
-                }
-                guard closed else {
-                    throw QueryError(
-                        c == "'" ? "string is not closed" : "quoted column name is not closed",
-                        source: source, position: start)
-                }
-                out.append((c == "'" ? .string(text) : .quotedIdentifier(text), start))
+                let (token, end) = try quoted(chars, from: i)
+                out.append((token, start))
+                i = end
             } else {
                 let two = i + 1 < chars.count ? String(chars[i...(i + 1)]) : ""
                 if ["<=", ">=", "!=", "<>", "=="].contains(two) {
@@ -315,4 +282,26 @@ struct Lexer {
             }
         }
     }
+}
+
+/// A unit of query text the lexer reads: a byte of ASCII text (the fast path) or a Character (any text).
+protocol LexUnit: Equatable {
+    /// The unit of an ASCII character.
+    static func ascii(_ c: Unicode.Scalar) -> Self
+    /// Whether it is an ASCII digit: other Unicode digits ('²', '٣') are not numbers here.
+    var isASCIIDigit: Bool { get }
+    /// The text of `units`.
+    static func text(_ units: some Collection<Self>) -> String
+}
+
+extension UInt8: LexUnit {
+    @inline(__always) static func ascii(_ c: Unicode.Scalar) -> UInt8 { UInt8(ascii: c) }
+    @inline(__always) var isASCIIDigit: Bool { self >= 48 && self <= 57 }
+    static func text(_ units: some Collection<UInt8>) -> String { String(decoding: units, as: UTF8.self) }
+}
+
+extension Character: LexUnit {
+    @inline(__always) static func ascii(_ c: Unicode.Scalar) -> Character { Character(c) }
+    @inline(__always) var isASCIIDigit: Bool { asciiValue.map { $0 >= 48 && $0 <= 57 } == true }
+    static func text(_ units: some Collection<Character>) -> String { String(units) }
 }
