@@ -275,11 +275,7 @@ extension EddyServer {
         let p = ticket.previous
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
-        let query = [
-            job.where.map { "where '\(shortForDisplay($0, limit: 60))'" },
-            job.select.map { "select '\(shortForDisplay($0, limit: 60))'" },
-        ]
-        .compactMap { $0 }.joined(separator: " ")
+        let query = job.shownQuery
         let name = "canary-divergence-\(c.contentHash.prefix(16))-\(Int(ts.tv_sec)).json"
         let canaryDigest = canary.digest ?? ResultDigest(lines: 0, bytes: 0, sumA: 0, sumB: 0)
         let record = CanaryDivergenceRecord(

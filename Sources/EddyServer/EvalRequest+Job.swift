@@ -37,6 +37,16 @@ extension EvalRequest {
         /// The file, open: what the evaluation reads (`path` only names it in messages). It crosses
         /// to a worker as a descriptor passed over the socket (SCM_RIGHTS).
         var file: OpenedFile?
+
+        /// The job's expressions as a record or log line names them (`where '…' select '…'`, each cut
+        /// to 60 characters; empty without either).
+        var shownQuery: String {
+            [
+                self.where.map { "where '\(shortForDisplay($0, limit: 60))'" },
+                select.map { "select '\(shortForDisplay($0, limit: 60))'" },
+            ]
+            .compactMap { $0 }.joined(separator: " ")
+        }
     }
 
     /// Parses, checks and resolves a request into a job (storing an uploaded body), or refuses it.

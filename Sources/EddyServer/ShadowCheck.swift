@@ -399,11 +399,7 @@ extension EddyServer {
         metrics.shadowDivergences.increment()
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
-        let query = [
-            job.where.map { "where '\(shortForDisplay($0, limit: 60))'" },
-            job.select.map { "select '\(shortForDisplay($0, limit: 60))'" },
-        ]
-        .compactMap { $0 }.joined(separator: " ")
+        let query = job.shownQuery
         let lines =
             answer.digest.lines == reference.digest.lines
             ? "" : "; \(answer.digest.lines) result lines, \(reference.digest.lines) without"
