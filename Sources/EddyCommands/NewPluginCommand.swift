@@ -1,5 +1,4 @@
 import ArgumentParser
-@_spi(Host) import Eddy
 @_spi(Host) import EddyHost
 import EddyIO
 
@@ -33,51 +32,9 @@ struct NewPluginCommand: ParsableCommand {
     var sdk: String?
 
     func run() throws {
-        guard let first = name.unicodeScalars.first, first.isASCII, first.properties.isAlphabetic, name.count <= 64,
-            name.unicodeScalars.allSatisfy({
-                $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_")
-            })
-        else {
-            throw ValidationError(
-                "plugin name '\(PluginHost.escaped(name))': expected a letter, then letters, digits, "
-                    + "'-' or '_' (at most 64 characters)")
-        }
-        guard let sdkPath = sdk ?? PluginHost.sdkCheckout else {
-            throw ValidationError("the plugin-sdk of the checkout that built this eddy is gone; pass --sdk PATH")
-        }
-        guard let sdkReal = realPath(sdkPath), isFile(sdkReal + "/Package.swift"),
-            isFile(sdkReal + "/Sources/Eddy/Plugin/PluginABI.swift")
-        else {
-            throw ValidationError(
-                "--sdk \(PluginHost.escaped(sdkPath)): not the Eddy plugin-sdk package "
-                    + "(expected Package.swift and Sources/Eddy there)")
-        }
-        // The path is written into Package.swift and the README as a string literal.
-        guard
-            !sdkReal.unicodeScalars.contains(where: {
-                $0 == "\"" || $0 == "\\" || $0.properties.generalCategory == .control
-            })
-        else {
-            throw ValidationError(
-                "--sdk \(PluginHost.escaped(sdkReal)): a path with quotes, backslashes or control "
-                    + "characters cannot be written into Package.swift; move or link the SDK")
-        }
-        let module = Self.moduleName(name)
-        // The package's targets are MODULE, MODULEEntry and MODULETests: none may shadow a module the
-        // package imports or the toolchain provides.
-        let taken = [
-            "Self", "Type", "Any", "AnyObject", "Protocol", "Int", "String", "Bool", "Double", "Array", "Optional",
-            "Crypto", "NIO", "NIOCore", "Logging", "ArgumentParser", "Hummingbird", "Collections", "Algorithms",
-            "Eddy", "EddyTesting", "EddyKernelsC", "Testing", "XCTest", "Foundation", "FoundationEssentials",
-            "Dispatch", "Glibc", "Musl", "Swift", "SwiftShims", "Synchronization", "Observation", "_Concurrency",
-            "RegexBuilder", "Darwin", "PackageDescription", "CoreFoundation",
-        ]
-        for target in [module, module + "Entry", module + "Tests"]
-        where taken.contains(where: { $0.lowercased() == target.lowercased() }) {
-            throw ValidationError(
-                "plugin name '\(name)' makes a target named \(target), which clashes with a module of the SDK "
-                    + "or the toolchain; pick another name")
-        }
+        try Self.checkName(name)
+        let sdkReal = try checkedSDK()
+        let module = try Self.checkedModule(name)
         guard let parent = realPath(path) else {
             throw ValidationError("--path \(PluginHost.escaped(path)): no such directory")
         }
@@ -116,6 +73,64 @@ struct NewPluginCommand: ParsableCommand {
             """)
     }
 
+    /// A letter, then letters, digits, '-' or '_' (at most 64).
+    static func checkName(_ name: String) throws {
+        guard let first = name.unicodeScalars.first, first.isASCII, first.properties.isAlphabetic, name.count <= 64,
+            name.unicodeScalars.allSatisfy({
+                $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_")
+            })
+        else {
+            throw ValidationError(
+                "plugin name '\(PluginHost.escaped(name))': expected a letter, then letters, digits, "
+                    + "'-' or '_' (at most 64 characters)")
+        }
+    }
+
+    /// The module name for a valid plugin name, once none of the package's targets (MODULE, MODULEEntry and
+    /// MODULETests) would shadow a module the package imports or the toolchain provides.
+    static func checkedModule(_ name: String) throws -> String {
+        let module = moduleName(name)
+        let taken = [
+            "Self", "Type", "Any", "AnyObject", "Protocol", "Int", "String", "Bool", "Double", "Array", "Optional",
+            "Crypto", "NIO", "NIOCore", "Logging", "ArgumentParser", "Hummingbird", "Collections", "Algorithms",
+            "Eddy", "EddyTesting", "EddyKernelsC", "Testing", "XCTest", "Foundation", "FoundationEssentials",
+            "Dispatch", "Glibc", "Musl", "Swift", "SwiftShims", "Synchronization", "Observation", "_Concurrency",
+            "RegexBuilder", "Darwin", "PackageDescription", "CoreFoundation",
+        ]
+        for target in [module, module + "Entry", module + "Tests"]
+        where taken.contains(where: { $0.lowercased() == target.lowercased() }) {
+            throw ValidationError(
+                "plugin name '\(name)' makes a target named \(target), which clashes with a module of the SDK "
+                    + "or the toolchain; pick another name")
+        }
+        return module
+    }
+
+    /// The real path of the plugin-sdk package to build against (`--sdk`, else the checkout that built eddy).
+    private func checkedSDK() throws -> String {
+        guard let sdkPath = sdk ?? PluginHost.sdkCheckout else {
+            throw ValidationError("the plugin-sdk of the checkout that built this eddy is gone; pass --sdk PATH")
+        }
+        guard let sdkReal = realPath(sdkPath), isFile(sdkReal + "/Package.swift"),
+            isFile(sdkReal + "/Sources/Eddy/Plugin/PluginABI.swift")
+        else {
+            throw ValidationError(
+                "--sdk \(PluginHost.escaped(sdkPath)): not the Eddy plugin-sdk package "
+                    + "(expected Package.swift and Sources/Eddy there)")
+        }
+        // The path is written into Package.swift and the README as a string literal.
+        guard
+            !sdkReal.unicodeScalars.contains(where: {
+                $0 == "\"" || $0 == "\\" || $0.properties.generalCategory == .control
+            })
+        else {
+            throw ValidationError(
+                "--sdk \(PluginHost.escaped(sdkReal)): a path with quotes, backslashes or control "
+                    + "characters cannot be written into Package.swift; move or link the SDK")
+        }
+        return sdkReal
+    }
+
     private func isFile(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
@@ -145,165 +160,31 @@ struct NewPluginCommand: ParsableCommand {
             .joined()
     }
 
+    /// The package's files, relative path and text: Plugins/Template (``templateFiles``, generated from that
+    /// directory by `.ci/plugin-template`) with its placeholders replaced.
     static func files(name: String, module: String, sdk: String, sdkPackage: String) -> [(String, String)] {
-        [
-            (
-                "Package.swift",
-                """
-                // swift-tools-version: 6.1
-                import PackageDescription
-
-                // An Eddy kernel plugin. The product must be a dynamic library (type: .dynamic): without it
-                // `swift build` succeeds and makes no .so. It links the SDK's libEddy.so, never a copy of it.
-                let package = Package(
-                    name: "\(module)",
-                    products: [.library(name: "\(module)", type: .dynamic, targets: ["\(module)Entry"])],
-                    dependencies: [.package(path: "\(sdk)")],
-                    targets: [
-                        // The kernels: also linked into the tests.
-                        .target(name: "\(module)", dependencies: [.product(name: "Eddy", package: "\(sdkPackage)")]),
-                        // The one exported entry symbol, in a target of its own so that tests can link the kernels.
-                        .target(name: "\(module)Entry", dependencies: ["\(module)", .product(name: "Eddy", package: "\(sdkPackage)")]),
-                        .testTarget(name: "\(module)Tests",
-                                    dependencies: ["\(module)", .product(name: "EddyTesting", package: "\(sdkPackage)")]),
-                    ],
-                    swiftLanguageModes: [.v6]
-                )
-
-                """
-            ),
-            (
-                "Sources/\(module)/\(module).swift",
-                """
-                import Eddy
-
-                /// `sum(column)` over a sparse column — one value in nearly every row, a few rows patched —
-                /// without expanding it: the fill value counts once per row not patched, and only the patches
-                /// are added. The engine has no kernel for this key (`eddy kernels` lists none for
-                /// `eddy.agg.sum ← eddy.sparse`): without this one it decodes every row, then sums.
-                /// `i64` columns only: other types, and a sum that does not fit 64 bits, decline (nil) to the
-                /// engine, which then computes the answer (or the overflow error) itself.
-                public enum \(module): EddyPlugin {
-                    public static let name = "\(name)"
-                    public static let version = "0.1.0"
-
-                    public static func register(into registrar: PluginRegistrar) throws {
-                        registrar.aggregate(.sum, on: SparseArray.self, name: "sum of fill and patches") { sparse, ctx in
-                            guard let patches = try ctx.execute(sparse.values) as? PrimitiveArray,
-                                let values = try? patches.values(Int64.self)
-                            else { return nil }
-                            let fillRows = sparse.count - values.count
-                            guard fillRows >= 0 else { return nil }
-                            var total: Int64 = 0
-                            var summed = 0
-                            // The validity once, not per element: each `patches.validity` is a call into
-                            // libEddy. Without nulls, a plain loop.
-                            let validity = patches.validity
-                            if case .allValid = validity {
-                                for x in values {
-                                    let (next, overflow) = total.addingReportingOverflow(x)
-                                    if overflow { return nil }
-                                    total = next
-                                }
-                                summed = values.count
-                            } else {
-                                for (i, x) in values.enumerated() where validity.isValid(i) {
-                                    let (next, overflow) = total.addingReportingOverflow(x)
-                                    if overflow { return nil }
-                                    total = next
-                                    summed += 1
-                                }
-                            }
-                            if let fill = sparse.fill.int64Value, fillRows > 0 {
-                                let (product, o1) = fill.multipliedReportingOverflow(by: Int64(fillRows))
-                                let (next, o2) = total.addingReportingOverflow(product)
-                                if o1 || o2 { return nil }
-                                total = next
-                                summed += fillRows
-                            }
-                            // SQL: the sum of no values (all null, or no rows) is null.
-                            return summed == 0 ? .null : .int(total)
-                        }
-                    }
+        // Longest first where one placeholder starts another; each is replaced once, left to right, so
+        // a value that contains a placeholder (an SDK under ~/PluginTemplate) is written as it is.
+        let values = [
+            ("../../plugin-sdk", sdk), ("\"plugin-sdk\"", "\"" + sdkPackage + "\""), ("PluginTemplate", module),
+            ("plugin-template", name),
+        ].map { (Array($0.0.utf8), $0.1) }
+        func substituted(_ text: String) -> String {
+            let bytes = Array(text.utf8)
+            var out: [UInt8] = []
+            out.reserveCapacity(bytes.count)
+            var i = 0
+            scan: while i < bytes.count {
+                for (placeholder, value) in values where bytes[i...].starts(with: placeholder) {
+                    out += value.utf8
+                    i += placeholder.count
+                    continue scan
                 }
-
-                """
-            ),
-            (
-                "Sources/\(module)Entry/Entry.swift",
-                """
-                import Eddy
-                import \(module)
-
-                // The plugin's one exported symbol: the host asks it for the manifest, then to register.
-                @_cdecl("\(PluginABI.entrySymbol)")
-                public func eddyPluginEntry(_ request: Int32, _ argument: UnsafeMutableRawPointer?) -> Int32 {
-                    pluginEntry(\(module).self, request, argument)
-                }
-
-                """
-            ),
-            (
-                "Tests/\(module)Tests/\(module)Tests.swift",
-                """
-                import EddyTesting
-                import Testing
-                import \(module)
-
-                @Test func theKernelsAgreeWithDecodeThenCompute() throws {
-                    // Inputs generated for every key the plugin registers: empty, one row, all null, sliced,
-                    // nested and malformed children; two threads at once; a seed and input index on failure.
-                    let report = try PluginConformance.check(\(module).self)
-                    // The report says per key what fired and its time against decode-then-compute; a failure
-                    // prints it once, as the expectation's message.
-                    if report.passed { print(report) }
-                    #expect(report.passed, "\\(report)")
-                }
-
-                """
-            ),
-            (
-                "README.md",
-                """
-                # \(name)
-
-                An Eddy kernel plugin: `sum(column)` over sparse `i64` columns (one value in nearly every row,
-                a few rows patched), without expanding them. Built against the Eddy SDK at `\(sdk)`.
-
-                The engine has no kernel of its own for this key: `eddy kernels` lists none for
-                `eddy.agg.sum ← eddy.sparse`, so without this plugin a sum over such a column decodes every row
-                first. `eddy kernels --costs` shows, key by key, where the engine's own kernels are weak.
-
-                What `Sources/\(module)/\(module).swift` registers:
-
-                | key (parent ← child) | kernel | does |
-                |---|---|---|
-                | `eddy.agg.sum ← eddy.sparse` | `sum of fill and patches` | the fill value × the rows not patched, plus the patches; other types, and a sum past 64 bits, decline to the engine |
-
-                It uses six SDK concepts: `EddyPlugin`, `PluginRegistrar`, `ExecutionCtx`, `SparseArray` (its
-                fill, values and count), `PrimitiveArray` (the patches' values and validity) and `ScalarValue`
-                (the answer). When you change what it registers, change this table: `swift test` runs the conformance kit on
-                every key the code registers, whatever this README says.
-
-                ```sh
-                swift test                                            # conformance kit: kernels vs decode-then-compute
-                swift build -c release                                  # makes .build/release/lib\(module).so
-                install -m 644 .build/release/lib\(module).so /path/to/plugin-dir/  # `eddy serve` loads it on its next scan
-                ```
-
-                `eddy plugins --plugin-dir /path/to/plugin-dir` shows whether it loaded (and why not), and
-                `eddy eval FILE.eddy --select 'sum(col)' --explain --plugin-dir /path/to/plugin-dir` shows its kernel at
-                work on a file `eddy convert` wrote (the engine stores a column sparse when one value fills at least 90%
-                of its rows); on a CSV file add `--compression storage`, since a column a query reads once is not
-                encoded for a plugin's kernel. `eddy serve` follows the same rule: a CSV request's columns meet your
-                kernel when the request says `"compression": "storage"`, an `.eddy` file's always.
-
-                The kernel is in `Sources/\(module)`; the entry symbol in `Sources/\(module)Entry` is one line and
-                rarely changes. The SDK's guide ("Writing a kernel plugin") is in the plugin-sdk's DocC catalog.
-
-                """
-            ),
-            (".gitignore", ".build/\n.swiftpm/\nPackage.resolved\n"),
-        ]
+                out.append(bytes[i])
+                i += 1
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
+        return templateFiles.map { (substituted($0.path), substituted($0.text)) }
     }
 }

@@ -33,6 +33,46 @@ import Testing
         #expect("\(body)".contains("sum of fill and patches"), "\(body)")
     }
 
+    @Test func newPluginWritesTheTemplateDirectoryWithItsPlaceholdersReplaced() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let template = repo.appendingPathComponent("Plugins/Template").path
+        let sdk = repo.appendingPathComponent("plugin-sdk").resolvingSymlinksInPath().path
+        // The files of Plugins/Template, as .ci/plugin-template takes them (its build products aside).
+        func files(_ root: String) throws -> [String: String] {
+            var found: [String: String] = [:]
+            let walk = try #require(FileManager.default.enumerator(atPath: root))
+            while let relative = walk.nextObject() as? String {
+                if [".build", ".swiftpm"].contains(relative) { walk.skipDescendants() }
+                var isDirectory: ObjCBool = false
+                guard relative != "Package.resolved",
+                    FileManager.default.fileExists(
+                        atPath: root + "/" + relative, isDirectory: &isDirectory), !isDirectory.boolValue
+                else { continue }
+                found[relative] = try String(contentsOfFile: root + "/" + relative, encoding: .utf8)
+            }
+            return found
+        }
+        let dir = ScratchDirectory()
+        // Named as the template is, the package is the template's files but for the SDK's path.
+        let same = try Eddy.run(["new-plugin", "plugin-template", "--path", dir.path, "--sdk", sdk])
+        #expect(same.status == 0, "\(same.stderr)")
+        let expected = try files(template).mapValues { $0.replacingOccurrences(of: "../../plugin-sdk", with: sdk) }
+        let written = try files(dir.path + "/plugin-template")
+        #expect(written.keys.sorted() == expected.keys.sorted())
+        for (path, text) in expected { #expect(written[path] == text, "\(path)") }
+        // Named otherwise, no placeholder is left in a path or a file.
+        let other = try Eddy.run(["new-plugin", "my_sum-kernel", "--path", dir.path, "--sdk", sdk])
+        #expect(other.status == 0, "\(other.stderr)")
+        let renamed = try files(dir.path + "/my_sum-kernel")
+        #expect(renamed["Sources/MySumKernelEntry/Entry.swift"]?.contains("pluginEntry(MySumKernel.self") == true)
+        for (path, text) in renamed {
+            for placeholder in ["PluginTemplate", "plugin-template", "../../plugin-sdk"] {
+                #expect(!path.contains(placeholder) && !text.contains(placeholder), "\(path): \(placeholder)")
+            }
+        }
+    }
+
     @Test func newPluginRefusesBadNamesExistingDirectoriesAndAWrongSDK() throws {
         let dir = ScratchDirectory()
         let bad = try Eddy.run(["new-plugin", "../escape", "--path", dir.path])
