@@ -106,25 +106,30 @@ let package = Package(
             swiftSettings: sharedSettings,
             linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic-symbol=pthread_create"])]
         ),
+        // The example plugins are packages of their own under Plugins/ (laid out as `eddy new-plugin` lays one
+        // out, each with a test running the conformance kit); the root package builds the same sources, so
+        // that `swift build -c release` makes their .so files and the host's tests link their kernels.
         .target(
             name: "DeltaEncodingPlugin",
             dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
-            path: "Plugins/DeltaEncoding",
+            path: "Plugins/DeltaEncoding/Sources/DeltaEncodingPlugin",
             swiftSettings: sharedSettings
         ),
         .target(
             name: "DeltaEncodingEntry",
             dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "DeltaEncodingPlugin"],
-            path: "Plugins/DeltaEncodingEntry", swiftSettings: sharedSettings),
+            path: "Plugins/DeltaEncoding/Sources/DeltaEncodingEntry", swiftSettings: sharedSettings),
         .target(
             name: "PackedDictCompareEntry",
             dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "PackedDictComparePlugin"],
-            path: "Plugins/PackedDictCompareEntry", swiftSettings: sharedSettings),
-        .target(name: "PackedDictCompareC", path: "Plugins/PackedDictCompareC", cSettings: [.unsafeFlags(["-O3"])]),
+            path: "Plugins/PackedDictCompare/Sources/PackedDictCompareEntry", swiftSettings: sharedSettings),
+        .target(
+            name: "PackedDictCompareC", path: "Plugins/PackedDictCompare/Sources/PackedDictCompareC",
+            cSettings: [.unsafeFlags(["-O3"])]),
         .target(
             name: "PackedDictComparePlugin",
             dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "PackedDictCompareC"],
-            path: "Plugins/PackedDictCompare",
+            path: "Plugins/PackedDictCompare/Sources/PackedDictComparePlugin",
             swiftSettings: sharedSettings
         ),
         .target(
@@ -145,9 +150,10 @@ let package = Package(
         .target(
             name: "CrashingKernelFixedPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
             path: "Tests/Fixtures/CrashingKernelFixed", swiftSettings: sharedSettings + [.define("EDDY_FIXED")]),
+        // The delta example "rebuilt" as 2.0.0 with another storage layout: its sources linked, its own plugin type.
         .target(
             name: "DeltaV2Plugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
-            path: "Tests/Fixtures/DeltaV2", swiftSettings: sharedSettings + [.define("EDDY_DELTA_V2")]),
+            path: "Tests/Fixtures/DeltaV2", swiftSettings: sharedSettings),
         // What the host's test targets share: the real binaries and fixture builds, scratch directories,
         // a running `eddy serve`, raw HTTP (one test bundle on Linux: the binaries are found beside it).
         .target(

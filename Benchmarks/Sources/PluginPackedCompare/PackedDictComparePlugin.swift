@@ -1,1 +1,1 @@
-../../../Plugins/PackedDictCompare/PackedDictComparePlugin.swift
+../../../Plugins/PackedDictCompare/Sources/PackedDictComparePlugin/PackedDictComparePlugin.swift

@@ -1,1 +1,1 @@
-../../../Plugins/DeltaEncoding/DeltaArray.swift
+../../../Plugins/DeltaEncoding/Sources/DeltaEncodingPlugin/DeltaArray.swift

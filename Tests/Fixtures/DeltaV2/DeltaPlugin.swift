@@ -1,1 +1,1 @@
-../../../Plugins/DeltaEncoding/DeltaPlugin.swift
+../../../Plugins/DeltaEncoding/Sources/DeltaEncodingPlugin/DeltaPlugin.swift

@@ -3,5 +3,5 @@ import Eddy
 
 @_cdecl("eddy_plugin_entry_v2")
 public func eddyPluginEntry(_ request: Int32, _ argument: UnsafeMutableRawPointer?) -> Int32 {
-    pluginEntry(DeltaPlugin.self, request, argument)
+    pluginEntry(DeltaV2Plugin.self, request, argument)
 }

@@ -5,18 +5,17 @@ import Eddy
 public enum DeltaPlugin: EddyPlugin {
     static let compareKernel = "compare by binary search over sorted deltas"
 
-    /// The tests build this source a second time with `EDDY_DELTA_V2` to get a "rebuilt" plugin.
-    #if EDDY_DELTA_V2
-        public static let version = "2.0.0"
-    #else
-        public static let version = "1.0.0"
-    #endif
-
+    public static let version = "1.0.0"
     public static let name = "delta"
 
     public static func register(into registrar: PluginRegistrar) throws {
         registrar.encoding(DeltaArray.self)
         registerStorage(into: registrar)
+        registerKernels(into: registrar)
+    }
+
+    /// The compare and min/max kernels and the compressor hook.
+    static func registerKernels(into registrar: PluginRegistrar) {
         registrar.compare(on: DeltaArray.self, name: compareKernel) { delta, op, scalar, ctx in
             guard delta.nonDecreasing, let needle = scalar.int64Value,
                 let values = try ctx.execute(delta) as? PrimitiveArray, values.ptype == .int64
@@ -72,44 +71,42 @@ public enum DeltaPlugin: EddyPlugin {
     /// How `ext.delta` nodes are stored in `.eddy` files: the base and the monotonicity flag as metadata,
     /// the deltas as the node's one child (the format stores it with its own encoding).
     ///
-    /// Version 1 metadata is `base` (i64) then `nonDecreasing` (bool). The tests' rebuilt plugin (2.0.0)
-    /// changed the layout to a flags byte and reads only its own version, so a file written by 1.0.0
-    /// names both versions when 2.0.0 is asked to read it.
+    /// Version 1 metadata is `base` (i64) then `nonDecreasing` (bool).
     static func registerStorage(into registrar: PluginRegistrar) {
-        #if EDDY_DELTA_V2
-            let version: UInt32 = 2
-        #else
-            let version: UInt32 = 1
-        #endif
         registrar.storage(
-            for: DeltaArray.self, metadataVersion: version,
+            for: DeltaArray.self, metadataVersion: 1,
             write: { delta in
                 var m = MetadataWriter()
                 m.i64(delta.base)
-                if version == 1 { m.bool(delta.nonDecreasing) } else { m.u8(delta.nonDecreasing ? 1 : 0) }
+                m.bool(delta.nonDecreasing)
                 return StoredParts(metadata: m.bytes, children: [delta.deltas])
             },
             read: { stored in
                 try stored.expect(buffers: 0, children: 1)
                 var m = stored.metadataReader
                 let base = try m.i64()
-                let nonDecreasing = version == 1 ? try m.bool() : (try m.u8() & 1) == 1
+                let nonDecreasing = try m.bool()
                 try m.finish()
-                let deltas = try stored.child(0)
-                guard deltas.dtype.ptype == .int64, !deltas.dtype.isNullable else {
-                    throw EddyError(.typeMismatch, "ext.delta deltas must be non-nullable i64, found \(deltas.dtype)")
-                }
-                // The file's flag is a claim the kernels rely on (binary search): hold it to the data when
-                // the deltas are plain. Encoded deltas are not decoded here; a false claim there makes the
-                // search answer wrongly for that file, it cannot make it read out of bounds.
-                if nonDecreasing, let plain = deltas as? PrimitiveArray {
-                    let bad = try plain.withValues(Int64.self) { v in v.dropFirst().contains { $0 < 0 } }
-                    if bad {
-                        throw EddyError(.invalidArgument, "ext.delta claims non-decreasing but has a negative delta")
-                    }
-                }
-                return DeltaArray(
-                    base: base, deltas: deltas, nullability: stored.dtype.nullability, nonDecreasing: nonDecreasing)
+                return try array(stored, base: base, nonDecreasing: nonDecreasing)
             })
+    }
+
+    /// The array a stored node holds, once its metadata is read: the deltas are its one child.
+    static func array(_ stored: StoredNode, base: Int64, nonDecreasing: Bool) throws -> DeltaArray {
+        let deltas = try stored.child(0)
+        guard deltas.dtype.ptype == .int64, !deltas.dtype.isNullable else {
+            throw EddyError(.typeMismatch, "ext.delta deltas must be non-nullable i64, found \(deltas.dtype)")
+        }
+        // The file's flag is a claim the kernels rely on (binary search): hold it to the data when
+        // the deltas are plain. Encoded deltas are not decoded here; a false claim there makes the
+        // search answer wrongly for that file, it cannot make it read out of bounds.
+        if nonDecreasing, let plain = deltas as? PrimitiveArray {
+            let bad = try plain.withValues(Int64.self) { v in v.dropFirst().contains { $0 < 0 } }
+            if bad {
+                throw EddyError(.invalidArgument, "ext.delta claims non-decreasing but has a negative delta")
+            }
+        }
+        return DeltaArray(
+            base: base, deltas: deltas, nullability: stored.dtype.nullability, nonDecreasing: nonDecreasing)
     }
 }
