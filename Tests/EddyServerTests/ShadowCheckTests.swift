@@ -1,6 +1,3 @@
-// stat() and timespec: compiled in one batch with files that import NIO, the C structs are
-// attributed to CDispatch, which member import visibility then asks for.
-import Dispatch
 import EddyHostTestSupport
 import Foundation
 import Testing
