@@ -432,14 +432,14 @@ def lane_plugins():
     print(f"\nplugin lane: eddy with the plugins in {args.with_plugins} ({', '.join(loaded) or 'none loaded'}) / "
           f"the same binary without plugins; median of {args.runs} alternating runs; one-shot eddy eval "
           f"(plugin loading counted), then .eddy through a warm eddy serve")
-    print(f"{'query':<12}{'input':>8}{'without':>11}{'with':>11}{'with/without':>14}  {'plugin kernels fired':<24}answers")
+    print(f"{'query':<12}{'input':>8}{'without':>11}{'with':>11}{'with/without':>14}  {'plugin kernels fired':<26} answers")
     ratios = {}
 
     def line(name, lane, t0, t1, fire, same, unit):
         r = t1 / t0
         ratios.setdefault(lane, []).append(r)
         show = (lambda t: f"{t:>10.3f}s") if unit == "s" else (lambda t: f"{t * 1000:>9.1f}ms")
-        print(f"{name:<12}{lane:>8}{show(t0)}{show(t1)}{r:>13.2f}x  {fire:<24}"
+        print(f"{name:<12}{lane:>8}{show(t0)}{show(t1)}{r:>13.2f}x  {fire:<26} "
               + ("identical" if same else "DIFFER"))
 
     for name, where, select, _ in PLUGIN_QUERIES:
