@@ -220,27 +220,9 @@ func explainText(_ e: Evaluation, plugins: [LoadedPlugin]) -> String {
         + (read.count == names.count
             ? " (all \(names.count))" : " (\(read.count) of \(names.count); the others are not typed or built)")
         + "; threads: \(e.countedOnThreads ?? (e.trace == nil ? e.threads : 1))\n"
-    if let file = e.reader as? EddyTableReader {
-        s +=
-            "== chunks: \(file.chunksRead) read, \(file.chunksSkipped) skipped by zone maps"
-            + " (of \(file.file.footer.chunks.count); \(file.bytesRead) bytes of segments touched)\n"
-    }
-    if let file = e.reader as? ParquetTableReader {
-        s +=
-            "== row groups: \(file.rowGroupsRead) read, \(file.rowGroupsSkipped) skipped by their statistics"
-            + " (of \(file.rowGroupCount); \(file.bytesRead) bytes of column chunks touched)\n"
-        s +=
-            file.pagesRead + file.pagesSkipped + file.rowsSkippedByPages == 0
-            ? "== pages: none skipped (no page statistics on the filter's columns, or they rule out no row)\n"
-            : "== pages: \(file.pagesRead) read, \(file.pagesSkipped) skipped by their statistics"
-                + " (\(file.rowsSkippedByPages) rows of the row groups read ruled out)\n"
-    }
+    for line in e.reader.explainedSkips { s += line + "\n" }
     if let threads = e.countedOnThreads {
-        s +=
-            e.reader is EddyTableReader
-            ? "== count(*): \(e.rowsRead) rows, the sum of the chunks' row counts in the footer; no chunk touched\n"
-            : "== count(*): \(e.rowsRead) records counted in the file on \(threads) thread\(threads == 1 ? "" : "s"), "
-                + "each checked to have \(names.count) fields; no batch built\n"
+        s += "== count(*): " + e.reader.explainedCount(records: e.rowsRead, threads: threads) + "\n"
         s +=
             "== context: snapshot generation \(e.context.snapshot.generation); "
             + "plugin set: \(e.context.snapshot.fingerprint)\n"

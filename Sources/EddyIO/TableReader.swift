@@ -23,11 +23,25 @@ public protocol TableReader: AnyObject {
     /// then there is nothing to overlap with evaluation, and the caller may take many batches at once
     /// and evaluate them on its own thread too.
     var readsInPlace: Bool { get }
+    /// What `--explain` says of this reader after a run: what its statistics skipped, one `== ` line
+    /// each (none for a reader without statistics).
+    var explainedSkips: [String] { get }
+    /// How ``countRemaining(threads:)`` answered, for `--explain`: `records` found on `threads`.
+    func explainedCount(records: Int, threads: Int) -> String
 }
 
 extension TableReader {
     /// No fast count: the batches count the rows.
     public func countRemaining(threads: Int) throws -> (records: Int, threads: Int)? { nil }
+
+    /// No statistics: nothing skipped to tell of.
+    public var explainedSkips: [String] { [] }
+
+    /// A reader that counts by reading: the records were counted in the file, each checked for shape.
+    public func explainedCount(records: Int, threads: Int) -> String {
+        "\(records) records counted in the file on \(threads) thread\(threads == 1 ? "" : "s"), "
+            + "each checked to have \(schema.fields.count) fields; no batch built"
+    }
 
     /// Readers read (and copy) their input unless they say otherwise.
     public var readsInPlace: Bool { false }

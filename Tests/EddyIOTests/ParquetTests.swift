@@ -31,6 +31,20 @@ import Testing
         #expect(all.stdout == r.stdout)
     }
 
+    @Test func countAloneIsTheFootersRowCountsAndExplainSaysSo() throws {
+        let path = ParquetFixtures.path("dict-snappy-v1.parquet")
+        let r = try Eddy.run(["eval", path, "--select", "count(*)", "--format", "csv", "--explain"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.split(separator: "\n").last == "200", "\(r.stdout)")
+        #expect(
+            r.stderr.contains(
+                "== count(*): 200 rows, the sum of the row groups' row counts in the footer; no page read"),
+            "\(r.stderr)")
+        #expect(r.stderr.contains("== row groups: 0 read, 0 skipped"), "\(r.stderr)")
+        // Not the CSV reader's wording: no record of a Parquet file is counted or checked for its fields.
+        #expect(!r.stderr.contains("records counted in the file"), "\(r.stderr)")
+    }
+
     @Test func anErrorInARowNamesTheFileAndTheRowNotALine() throws {
         let path = ParquetFixtures.path("plain-zstd-v2.parquet")
         let r = try Eddy.run(["eval", path, "--select", "id * 9223372036854775807"])

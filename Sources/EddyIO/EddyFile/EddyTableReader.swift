@@ -28,6 +28,17 @@ public final class EddyTableReader: TableReader {
 
     /// `count(*)` alone: the row counts of the chunks left, from the footer (no chunk is touched).
     /// Zone maps need a `--where`, so none is skipped here.
+    public var explainedSkips: [String] {
+        [
+            "== chunks: \(chunksRead) read, \(chunksSkipped) skipped by zone maps"
+                + " (of \(file.footer.chunks.count); \(bytesRead) bytes of segments touched)"
+        ]
+    }
+
+    public func explainedCount(records: Int, threads: Int) -> String {
+        "\(records) rows, the sum of the chunks' row counts in the footer; no chunk touched"
+    }
+
     public func countRemaining(threads: Int) throws -> (records: Int, threads: Int)? {
         var rows = 0
         let chunks = file.footer.chunks

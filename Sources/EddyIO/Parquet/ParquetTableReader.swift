@@ -49,6 +49,21 @@ public final class ParquetTableReader: ChunkSkippingReader, LateColumnReader {
     public var readsInPlace: Bool { true }
 
     /// `count(*)` alone: the row counts of the row groups left, from the footer.
+    public var explainedSkips: [String] {
+        [
+            "== row groups: \(rowGroupsRead) read, \(rowGroupsSkipped) skipped by their statistics"
+                + " (of \(rowGroupCount); \(bytesRead) bytes of column chunks touched)",
+            pagesRead + pagesSkipped + rowsSkippedByPages == 0
+                ? "== pages: none skipped (no page statistics on the filter's columns, or they rule out no row)"
+                : "== pages: \(pagesRead) read, \(pagesSkipped) skipped by their statistics"
+                    + " (\(rowsSkippedByPages) rows of the row groups read ruled out)",
+        ]
+    }
+
+    public func explainedCount(records: Int, threads: Int) -> String {
+        "\(records) rows, the sum of the row groups' row counts in the footer; no page read"
+    }
+
     public func countRemaining(threads: Int) throws -> (records: Int, threads: Int)? {
         var rows = 0
         while nextGroup < file.rowGroups.count {
