@@ -45,18 +45,20 @@ extension NewPluginCommand {
             /// `eddy.agg.sum ← eddy.sparse`): without this one it decodes every row, then sums.
             /// `i64` columns only: other types, and a sum that does not fit 64 bits, decline (nil) to the
             /// engine, which then computes the answer (or the overflow error) itself.
-            public enum PluginTemplate: EddyPlugin {
+            // SDK and Swift types are named with their module: the plugin's own type takes the plugin's name, which
+            // may be one of theirs (a plugin called int64 or sparse-array).
+            public enum PluginTemplate: Eddy.EddyPlugin {
                 public static let name = "plugin-template"
                 public static let version = "0.1.0"
 
-                public static func register(into registrar: PluginRegistrar) throws {
-                    registrar.aggregate(.sum, on: SparseArray.self, name: "sum of fill and patches") { sparse, ctx in
-                        guard let patches = try ctx.execute(sparse.values) as? PrimitiveArray,
-                            let values = try? patches.values(Int64.self)
+                public static func register(into registrar: Eddy.PluginRegistrar) throws {
+                    registrar.aggregate(.sum, on: Eddy.SparseArray.self, name: "sum of fill and patches") { sparse, ctx in
+                        guard let patches = try ctx.execute(sparse.values) as? Eddy.PrimitiveArray,
+                            let values = try? patches.values(Swift.Int64.self)
                         else { return nil }
                         let fillRows = sparse.count - values.count
                         guard fillRows >= 0 else { return nil }
-                        var total: Int64 = 0
+                        var total: Swift.Int64 = 0
                         var summed = 0
                         // The validity once, not per element: each `patches.validity` is a call into
                         // libEddy. Without nulls, a plain loop.
@@ -77,7 +79,7 @@ extension NewPluginCommand {
                             }
                         }
                         if let fill = sparse.fill.int64Value, fillRows > 0 {
-                            let (product, o1) = fill.multipliedReportingOverflow(by: Int64(fillRows))
+                            let (product, o1) = fill.multipliedReportingOverflow(by: Swift.Int64(fillRows))
                             let (next, o2) = total.addingReportingOverflow(product)
                             if o1 || o2 { return nil }
                             total = next
@@ -115,7 +117,7 @@ extension NewPluginCommand {
             @Test func theKernelsAgreeWithDecodeThenCompute() throws {
                 // Inputs generated for every key the plugin registers: empty, one row, all null, sliced,
                 // nested and malformed children; two threads at once; a seed and input index on failure.
-                let report = try PluginConformance.check(PluginTemplate.self)
+                let report = try EddyTesting.PluginConformance.check(PluginTemplate.self)
                 // The report says per key what fired and its time against decode-then-compute; a failure
                 // prints it once, as the expectation's message.
                 if report.passed { print(report) }

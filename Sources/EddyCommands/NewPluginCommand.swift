@@ -93,10 +93,17 @@ struct NewPluginCommand: ParsableCommand {
         let taken = [
             "Self", "Type", "Any", "AnyObject", "Protocol", "Int", "String", "Bool", "Double", "Array", "Optional",
             "Crypto", "NIO", "NIOCore", "Logging", "ArgumentParser", "Hummingbird", "Collections", "Algorithms",
-            "Eddy", "EddyTesting", "EddyKernelsC", "Testing", "XCTest", "Foundation", "FoundationEssentials",
+            "Eddy", "EddyTesting", "EddyKernelsC", "EddyTestSupport", "EddySDK", "EddySDKTests", "Testing", "XCTest",
+            "Foundation", "FoundationEssentials",
             "Dispatch", "Glibc", "Musl", "Swift", "SwiftShims", "Synchronization", "Observation", "_Concurrency",
             "RegexBuilder", "Darwin", "PackageDescription", "CoreFoundation",
         ]
+        // The package is named after the plugin, and SwiftPM names a package by its directory: the SDK's own.
+        if name.lowercased() == "plugin-sdk" {
+            throw ValidationError(
+                "plugin name '\(name)' is the name of the SDK's package, which the plugin depends on; pick another name"
+            )
+        }
         for target in [module, module + "Entry", module + "Tests"]
         where taken.contains(where: { $0.lowercased() == target.lowercased() }) {
             throw ValidationError(

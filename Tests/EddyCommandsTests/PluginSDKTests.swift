@@ -81,10 +81,12 @@ import Testing
         #expect(first.status == 0, "\(first.stderr)")
         let again = try Eddy.run(["new-plugin", "twice", "--path", dir.path])
         #expect(again.status != 0 && again.stderr.contains("already exists"), "\(again.stderr)")
-        for clash in ["eddy", "eddy-testing", "testing", "foundation"] {
+        for clash in ["eddy", "eddy-testing", "testing", "foundation", "eddy-test-support", "eddy-s-d-k"] {
             let r = try Eddy.run(["new-plugin", clash, "--path", dir.path])
             #expect(r.status != 0 && r.stderr.contains("clashes with a module"), "\(clash): \(r.stderr)")
         }
+        let sdkName = try Eddy.run(["new-plugin", "plugin-sdk", "--path", dir.path])
+        #expect(sdkName.status != 0 && sdkName.stderr.contains("name of the SDK's package"), "\(sdkName.stderr)")
         let missing = try Eddy.run(["plugins", "--plugin-dir", dir.path + "/no-such-directory"])
         #expect(missing.status == 1 && missing.stderr.contains("does not exist"), "\(missing.stderr)")
         let sdk = try Eddy.run(["new-plugin", "other", "--path", dir.path, "--sdk", dir.path])

@@ -6,18 +6,20 @@ import Eddy
 /// `eddy.agg.sum ← eddy.sparse`): without this one it decodes every row, then sums.
 /// `i64` columns only: other types, and a sum that does not fit 64 bits, decline (nil) to the
 /// engine, which then computes the answer (or the overflow error) itself.
-public enum PluginTemplate: EddyPlugin {
+// SDK and Swift types are named with their module: the plugin's own type takes the plugin's name, which
+// may be one of theirs (a plugin called int64 or sparse-array).
+public enum PluginTemplate: Eddy.EddyPlugin {
     public static let name = "plugin-template"
     public static let version = "0.1.0"
 
-    public static func register(into registrar: PluginRegistrar) throws {
-        registrar.aggregate(.sum, on: SparseArray.self, name: "sum of fill and patches") { sparse, ctx in
-            guard let patches = try ctx.execute(sparse.values) as? PrimitiveArray,
-                let values = try? patches.values(Int64.self)
+    public static func register(into registrar: Eddy.PluginRegistrar) throws {
+        registrar.aggregate(.sum, on: Eddy.SparseArray.self, name: "sum of fill and patches") { sparse, ctx in
+            guard let patches = try ctx.execute(sparse.values) as? Eddy.PrimitiveArray,
+                let values = try? patches.values(Swift.Int64.self)
             else { return nil }
             let fillRows = sparse.count - values.count
             guard fillRows >= 0 else { return nil }
-            var total: Int64 = 0
+            var total: Swift.Int64 = 0
             var summed = 0
             // The validity once, not per element: each `patches.validity` is a call into
             // libEddy. Without nulls, a plain loop.
@@ -38,7 +40,7 @@ public enum PluginTemplate: EddyPlugin {
                 }
             }
             if let fill = sparse.fill.int64Value, fillRows > 0 {
-                let (product, o1) = fill.multipliedReportingOverflow(by: Int64(fillRows))
+                let (product, o1) = fill.multipliedReportingOverflow(by: Swift.Int64(fillRows))
                 let (next, o2) = total.addingReportingOverflow(product)
                 if o1 || o2 { return nil }
                 total = next

@@ -5,7 +5,7 @@ import Testing
 @Test func theKernelsAgreeWithDecodeThenCompute() throws {
     // Inputs generated for every key the plugin registers: empty, one row, all null, sliced,
     // nested and malformed children; two threads at once; a seed and input index on failure.
-    let report = try PluginConformance.check(PluginTemplate.self)
+    let report = try EddyTesting.PluginConformance.check(PluginTemplate.self)
     // The report says per key what fired and its time against decode-then-compute; a failure
     // prints it once, as the expectation's message.
     if report.passed { print(report) }
