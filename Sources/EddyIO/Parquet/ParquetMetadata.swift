@@ -381,7 +381,7 @@ enum ParquetNames {
         case 5: "LZ4 (Hadoop framing)"
         case 6: "ZSTD"
         case 7: "LZ4_RAW"
-        default: "codec \(c)"
+        default: "\(c) (unknown)"
         }
     }
 
