@@ -32,8 +32,15 @@ struct ParsedManifest {
         }
         var fields: [String: String] = [:]
         var problems: [String] = []
-        for line in lines.dropFirst() {
-            guard let eq = line.firstIndex(of: "=") else { continue }
+        for (n, line) in lines.dropFirst().enumerated() {
+            // Every field is `key=value` on its own line: a line without '=' is the rest of a name or
+            // version that held a newline (it would load as something else than it says it is).
+            guard let eq = line.firstIndex(of: "=") else {
+                problems.append(
+                    "manifest line \(n + 2) is not key=value: '\(PluginHost.escaped(String(line.prefix(40))))' "
+                        + "(a newline in the plugin's name or version?)")
+                continue
+            }
             let key = String(line[..<eq])
             let value = String(line[line.index(after: eq)...])
             if fields[key] != nil {

@@ -175,6 +175,12 @@ import Testing
         ("EDDY-PLUGIN\nabi=2\ncompiler=6.3\nname=a\nversion=\u{2028}\n", "plugin version"),
         ("EDDY-PLUGIN\nabi=2\ncompiler=6.3\nname=a\nversion=\u{a0}\u{a0}\n", "plugin version"),
         ("EDDY-PLUGIN\nabi=2\ncompiler=6.3\nname=a\nversion=1.0 beta\n", "plugin version"),
+        // A newline in the name or version: the rest of it is a line of its own.
+        (
+            "EDDY-PLUGIN\nabi=2\ncompiler=6.3\nname=evil\n\u{1b}[31mred\nversion=9.9.9\n",
+            "manifest line 5 is not key=value"
+        ),
+        ("EDDY-PLUGIN\nabi=2\ncompiler=6.3\nname=a\nversion=9.9.9\n2\n", "manifest line 6 is not key=value"),
     ])
     func laxManifestsAreRefused(text: String, problem: String) {
         do {
