@@ -44,9 +44,9 @@ public struct ArrayGenerator: RandomNumberGenerator {
     }
 
     /// A canonical column of `dtype`: one of several shapes (few distinct values with runs, many
-    /// distinct values, sorted, constant, all null when nullable), with values that look like data —
-    /// floats are often decimals of one scale (prices, cents, 12.34), integers often a cluster of
-    /// neighbours, sometimes near the type's bounds.
+    /// distinct values, sorted, constant, all null when nullable, one extreme value alone in an edge row),
+    /// with values that look like data — floats are often decimals of one scale (prices, cents, 12.34),
+    /// integers often a cluster of neighbours, sometimes near the type's bounds.
     public mutating func column(_ dtype: DType, count: Int) throws -> any ArrayNode {
         try column(dtype, count: count, extremes: true)
     }
@@ -70,6 +70,7 @@ public struct ArrayGenerator: RandomNumberGenerator {
             }
         }
         if shape == 2 { pool.sort(by: AggregatePartial.less) }
+        let lone = shape == 5 ? loneExtreme(&pool, count: count) : nil
         let nullRate = dtype.isNullable ? (shape == 4 ? 1.0 : [0.0, 0.1, 0.5][int(0...2)]) : 0
         var b = ArrayBuilder(dtype: dtype, capacity: count)
         var n = 0
@@ -79,15 +80,28 @@ public struct ArrayGenerator: RandomNumberGenerator {
             switch shape {
             case 2: v = pool[Swift.min(k * pool.count / Swift.max(count, 1), pool.count - 1)]  // sorted
             case 3: v = pool[0]  // constant
-            default: v = pool[int(0...(distinct - 1))]
+            default: v = pool[int(0...(pool.count - 1))]
             }
             for _ in 0..<(chance(0.5) ? int(1...6) : 1) where n < count {
-                b.append(chance(nullRate) ? .null : v)
+                b.append(n == lone?.row ? lone?.value ?? v : chance(nullRate) ? .null : v)
                 n += 1
                 k += 1
             }
         }
         return try b.finish()
+    }
+
+    /// Shape 5's column: the pool's smallest or largest value exactly once, in the first two or the last
+    /// two rows, the other rows drawn from the rest of the pool (taken out of `pool`). A kernel that skips
+    /// the first or last element — of the rows, of a sparse array's patches, of a run or a chunk — then
+    /// answers a min, max, sum or comparison differently. Nil (the pool unchanged) when it has one value.
+    mutating func loneExtreme(_ pool: inout [ScalarValue], count: Int) -> (row: Int, value: ScalarValue)? {
+        let sorted = pool.sorted(by: AggregatePartial.less)
+        guard count > 0, let extreme = chance(0.5) ? sorted.first : sorted.last else { return nil }
+        let rest = pool.filter { !$0.isIdentical(to: extreme) }
+        guard !rest.isEmpty else { return nil }
+        pool = rest
+        return (pick([0, 1, count - 2, count - 1].filter { $0 >= 0 && $0 < count }), extreme)
     }
 
     /// A random value of `dtype`: numbers that look like data (decimals such as 12.34 or 0.1, prices,
