@@ -112,11 +112,12 @@ extension ArrayGenerator {
         return try ChunkedArray(chunks: chunks, dtype: column.dtype)
     }
 
-    /// A sparse array filled with one of the column's values.
+    /// A sparse array filled with one of the column's values, or now and then with a value of its type
+    /// that no row may hold: then every row can be a patch, and the fill counts for no row.
     private mutating func encodeSparse(_ column: any ArrayNode, depth: Int) throws -> (any ArrayNode)? {
         let n = column.count
         guard n > 0 else { return nil }
-        let fill = try column.scalar(at: int(0...(n - 1)))
+        let fill = chance(0.2) ? Scalar(value(column.dtype), column.dtype) : try column.scalar(at: int(0...(n - 1)))
         var positions: [Int64] = []
         for i in 0..<n where try !column.scalar(at: i).value.isIdentical(to: fill.value) {
             positions.append(Int64(i))
