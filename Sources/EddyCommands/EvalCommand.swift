@@ -154,10 +154,9 @@ package struct EvalCommand: ParsableCommand {
                 reader: reader, whereText: predicate, selectText: select,
                 context: context,
                 compressor: Compressor(
-                    hooks: context.snapshot.compressorHooks, goal: Compressor.Goal(named: compression) ?? .auto)
-            )
+                    hooks: context.snapshot.compressorHooks, goal: Compressor.Goal(named: compression) ?? .auto),
+                zoneMaps: !noZoneMaps)
             evaluation.threads = threads
-            evaluation.zoneMaps = !noZoneMaps
             if isatty(STDERR_FILENO) != 0 {
                 evaluation.progress = { line in Stderr.write("\r\u{1B}[K" + line) }
             }

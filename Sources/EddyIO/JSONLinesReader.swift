@@ -103,7 +103,10 @@ public final class JSONLinesReader: TableReader {
     }
 
     private var pendingLines: [Int] = []
-    public var projection: Set<Int>?
+    public private(set) var projection: Set<Int>?
+
+    /// Only the projection applies: text has no statistics to skip by, and a column is typed as it is split.
+    public func scan(_ request: ScanRequest) { projection = request.projection }
 
     private func readObjects(names: inout [String]) throws -> (objects: [[String: JSONScalar]], firstLine: Int) {
         var objects: [[String: JSONScalar]] = []

@@ -19,7 +19,7 @@ public struct RecordBatch: Sendable {
     public var plainBytes = 0
     /// Columns built after `--where` (late materialisation): given the rows the filter keeps (nil: all
     /// of them), each builds its column of those rows only. ``columns`` holds a placeholder at their
-    /// index. See ``LateColumnReader``.
+    /// index. See ``ScanRequest/filterColumns``.
     public var late: [Int: @Sendable (Bitmap?) throws -> any ArrayNode] = [:]
 
     public init(schema: Schema, columns: [any ArrayNode], count: Int, firstLine: Int = 1) {

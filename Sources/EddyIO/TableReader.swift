@@ -1,11 +1,44 @@
 @_spi(Host) import Eddy
 
+/// What a query asks of a table, handed to its reader once, before the first batch, through
+/// ``TableReader/scan(_:)`` (as DataFusion's `TableProvider::scan(projection, filters, limit)` is): which
+/// columns to build, which ones the filter reads, and how to rule chunks out by their statistics. A reader
+/// applies what its format allows and ignores the rest.
+public struct ScanRequest {
+    /// The schema indices of the columns batches must carry, or nil for all of them. The others are not
+    /// typed, built or copied (a CSV reader still finds their boundaries); a batch holds an all-null
+    /// placeholder of the column's type in their place.
+    public var projection: Set<Int>?
+    /// The columns the filter (`--where`) reads, or nil without a filter. A reader that can build columns
+    /// after the filter (``RecordBatch/late``) delivers the projection's other columns that way, of the
+    /// rows the filter keeps only.
+    public var filterColumns: Set<Int>?
+    /// Decides from a chunk's statistics (zone maps; Parquet row groups and pages) whether it can hold a
+    /// row the filter keeps: true skips it. Nil reads every chunk.
+    public var skipChunk: ((ChunkLayout) -> Bool)?
+
+    public init(
+        projection: Set<Int>? = nil, filterColumns: Set<Int>? = nil, skipChunk: ((ChunkLayout) -> Bool)? = nil
+    ) {
+        self.projection = projection
+        self.filterColumns = filterColumns
+        self.skipChunk = skipChunk
+    }
+
+    /// The columns to build after the filter: the projection's (every column when nil) that the filter
+    /// does not read; none without a filter.
+    public func lateColumns(of schema: Schema) -> Set<Int> {
+        guard let filterColumns else { return [] }
+        return (projection ?? Set(schema.fields.indices)).subtracting(filterColumns)
+    }
+}
+
 /// A source of record batches.
 public protocol TableReader: AnyObject {
-    /// The schema indices of the columns batches must carry, or nil for all of them. The others
-    /// are not typed, built or copied (a CSV reader still finds their boundaries); a batch holds an
-    /// all-null placeholder of the column's type in their place. Set before the first `next()`.
-    var projection: Set<Int>? { get set }
+    /// Tells the reader what the query asks of it. Called at most once, before the first `next()`,
+    /// `nextDeferred()` or `countRemaining(threads:)`; without it a reader delivers every column of every
+    /// chunk.
+    func scan(_ request: ScanRequest)
     var schema: Schema { get }
     var path: String { get }
     var bytesRead: Int { get }

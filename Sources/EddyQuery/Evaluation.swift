@@ -40,11 +40,13 @@ public final class Evaluation {
     /// result grew too large), or nil to go on. Stopping throws ``EvaluationStopped``.
     public var shouldStop: (() -> EvaluationStopped?)?
 
-    /// Parses and binds `whereText` and `selectText` against the reader's schema.
+    /// Parses and binds `whereText` and `selectText` against the reader's schema, then hands the reader
+    /// its one ``ScanRequest``: the columns named, the filter's columns and, with `zoneMaps`, the chunk
+    /// statistics' test (a chunk whose statistics prove `--where` keeps none of its rows is skipped).
     /// - Throws: ``QueryError`` with a caret at the offending position.
     @_spi(Host) public init(
         reader: any TableReader, whereText: String?, selectText: String?, context: ExecutionCtx,
-        compressor: Compressor = Compressor(), limits: Parser.Limits = Parser.Limits()
+        compressor: Compressor = Compressor(), limits: Parser.Limits = Parser.Limits(), zoneMaps: Bool = true
     ) throws {
         self.reader = reader
         self.context = context
@@ -79,12 +81,14 @@ public final class Evaluation {
         let named = items.reduce(into: predicate?.columns ?? []) { $0.formUnion($1.bound.columns) }
         columnsRead = named.sorted()
         filteredColumns = predicate?.columns ?? []
-        reader.projection = named
-        // Late materialisation: the columns only `select` names are built after the filter, of the rows it
-        // keeps (a Parquet query keeping 3% of the rows decoded and copied all of them: two thirds of it).
-        if let predicate, let late = reader as? any LateColumnReader {
-            late.lateColumns = named.subtracting(predicate.columns)
+        // One scan request, before the first batch: the projection; the filter's columns, so that a
+        // reader that can builds the columns only `select` names after the filter, of the rows it keeps
+        // (a Parquet query keeping 3% of the rows decoded and copied all of them: two thirds of it); and
+        // the zone maps that rule chunks out.
+        let skipChunk: ((ChunkLayout) -> Bool)? = predicate.flatMap { predicate in
+            zoneMaps ? { ZoneMap.provesEmpty(predicate, chunk: $0) } : nil
         }
+        reader.scan(ScanRequest(projection: named, filterColumns: predicate?.columns, skipChunk: skipChunk))
     }
 
     public var isAggregate: Bool { items.first?.bound.isAggregate ?? false }
@@ -109,9 +113,6 @@ public final class Evaluation {
     /// Batches evaluated at once, each on its own thread (reading stays in file order on the calling
     /// thread; rows are written and aggregates merged in file order). 1 evaluates batch after batch.
     public var threads = 1
-
-    /// For an `.eddy` file: skip chunks whose statistics prove `--where` keeps none of their rows.
-    public var zoneMaps = true
 
     /// What one batch gave: its counts, its aggregate partials or its output columns, and (for the
     /// first batch) the trees `--explain` shows.
@@ -251,9 +252,6 @@ public final class Evaluation {
         let started = now()
         var lastProgress = started
         var batchIndex = 0
-        if let file = reader as? any ChunkSkippingReader, let predicate, zoneMaps {
-            file.skipChunk = { ZoneMap.provesEmpty(predicate, chunk: $0) }
-        }
         // With a trace (--explain), one thread: the trace reads in execution order.
         let width = trace == nil ? Swift.max(1, threads) : 1
         // A reader of a mapped file reads nothing ahead: its waves are longer (each wave wakes threads

@@ -41,7 +41,7 @@ import Testing
     static func byBatches(_ path: String, limits: ReadLimits) -> String {
         do {
             let reader = try CSVReader(path: path, batchRows: 977, limits: limits)
-            reader.projection = []
+            reader.scan(ScanRequest(projection: []))
             var n = 0
             while let batch = try reader.next() { n += batch.count }
             return "\(n)"
@@ -64,7 +64,7 @@ import Testing
                 let got: String
                 do {
                     let reader = try CSVReader(path: path, batchRows: 16, limits: limits)
-                    reader.projection = []
+                    reader.scan(ScanRequest(projection: []))
                     if let (n, _) = try reader.countRemaining(threads: threads, minimumRangeBytes: 1) {
                         got = "\(n)"
                     } else {

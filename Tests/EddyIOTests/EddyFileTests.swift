@@ -213,8 +213,8 @@ func encodings(of node: any ArrayNode) -> Set<String> {
             let file = try EddyFile(path: path, snapshot: session.kernels.snapshot)
             let r = EddyTableReader(file: file)
             let e = try Evaluation(
-                reader: r, whereText: whereText, selectText: "id, score, name", context: session.makeContext())
-            e.zoneMaps = zoneMaps
+                reader: r, whereText: whereText, selectText: "id, score, name", context: session.makeContext(),
+                zoneMaps: zoneMaps)
             e.threads = 2
             var out = ""
             try e.run(into: ResultWriter(format: .csv, names: e.names) { out += $0 })

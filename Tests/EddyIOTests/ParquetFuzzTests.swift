@@ -100,11 +100,11 @@ import Testing
     static func readFiltered(_ path: String, _ ctx: ExecutionCtx) throws -> Int {
         let file = try ParquetFile(path: path, limits: ParquetLimits(maxRowGroupRows: 1 << 16, maxPageBytes: 1 << 22))
         let reader = ParquetTableReader(file: file)
-        reader.lateColumns = Set(file.schema.fields.indices.dropFirst())
-        reader.skipChunk = { chunk in
-            guard let max = chunk.columns.first?.stats.max, case .int(let v) = max.value else { return false }
-            return v < 150
-        }
+        reader.scan(
+            ScanRequest(filterColumns: [0]) { chunk in
+                guard let max = chunk.columns.first?.stats.max, case .int(let v) = max.value else { return false }
+                return v < 150
+            })
         var rows = 0
         while let batch = try reader.next() {
             for column in batch.columns {

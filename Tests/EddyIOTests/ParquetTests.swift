@@ -86,7 +86,7 @@ import Testing
     @Test func onlyTheNamedColumnsAreDecoded() throws {
         let file = try ParquetFile(path: ParquetFixtures.path("plain-zstd-v2.parquet"))
         let reader = ParquetTableReader(file: file)
-        reader.projection = [0]
+        reader.scan(ScanRequest(projection: [0]))
         let batch = try #require(try reader.next())
         #expect(batch.columns[0] is PrimitiveArray)
         // Columns not named are placeholders: their chunks are not read.

@@ -32,7 +32,10 @@ public final class CSVReader: TableReader {
     public let limits: ReadLimits
     /// Columns whose type `--schema` gave (not inferred), for messages.
     private var declared: Set<String> = []
-    public var projection: Set<Int>?
+    public private(set) var projection: Set<Int>?
+
+    /// Only the projection applies: text has no statistics to skip by, and a column is typed as it is split.
+    public func scan(_ request: ScanRequest) { projection = request.projection }
     /// Average record size so far, to size the next batch's buffer.
     var bytesPerRecord = 128
     /// A batch also ends once it holds this many bytes (and at least one record).

@@ -8,10 +8,10 @@
 /// only the projected columns are touched, and chunks that ``skipChunk`` rules out are not read at all.
 public final class EddyTableReader: TableReader {
     public let file: EddyFile
-    public var projection: Set<Int>?
+    public private(set) var projection: Set<Int>?
     /// Decides from a chunk's statistics whether it can hold a row the query keeps (zone maps): true
     /// skips it. Nil reads every chunk.
-    public var skipChunk: ((ChunkLayout) -> Bool)?
+    public private(set) var skipChunk: ((ChunkLayout) -> Bool)?
     public private(set) var chunksRead = 0
     public private(set) var chunksSkipped = 0
     public private(set) var bytesRead = 0
@@ -19,6 +19,12 @@ public final class EddyTableReader: TableReader {
     private var firstRow = 0
 
     public init(file: EddyFile) { self.file = file }
+
+    /// Columns are stored trees, built whole: there is nothing to deliver late.
+    public func scan(_ request: ScanRequest) {
+        projection = request.projection
+        skipChunk = request.skipChunk
+    }
 
     public var schema: Schema { file.footer.schema }
     public var path: String { file.path }

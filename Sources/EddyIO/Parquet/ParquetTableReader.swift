@@ -1,32 +1,20 @@
 @_spi(Host) public import Eddy
 
-/// A reader whose batches are chunks with statistics: zone maps may rule a chunk out before it is read.
-public protocol ChunkSkippingReader: TableReader {
-    /// Decides from a chunk's statistics whether it can hold a row the query keeps: true skips it.
-    var skipChunk: ((ChunkLayout) -> Bool)? { get set }
-}
-
-extension EddyTableReader: ChunkSkippingReader {}
-
-/// A reader that can build columns after the filter, of the rows it keeps only (through
-/// ``RecordBatch/late``): a query that keeps few rows does not decode the others.
-public protocol LateColumnReader: TableReader {
-    /// The columns to deliver late; the evaluation sets them to those only its `select` names.
-    var lateColumns: Set<Int> { get set }
-}
-
 /// Reads a Parquet file row group by row group as record batches: only the projected columns' chunks
 /// are decoded, row groups that ``skipChunk`` rules out are not touched, and the decoding runs in the
-/// batch's builder (on whichever thread evaluates it).
+/// batch's builder (on whichever thread evaluates it). The columns only `select` names are built after
+/// the filter, of the rows it keeps (``RecordBatch/late``): a query that keeps few rows does not decode
+/// the others.
 ///
 /// Within a row group read, where the filter's columns have a page index, ``skipChunk`` also judges each
 /// piece between their page boundaries by those pages' statistics: the batch then holds only the rows of
 /// the pieces it cannot rule out, and no column's pages that lie wholly outside them are decompressed.
-public final class ParquetTableReader: ChunkSkippingReader, LateColumnReader {
+public final class ParquetTableReader: TableReader {
     public let file: ParquetFile
-    public var projection: Set<Int>?
-    public var lateColumns: Set<Int> = []
-    public var skipChunk: ((ChunkLayout) -> Bool)?
+    public private(set) var projection: Set<Int>?
+    /// The columns delivered late (``ScanRequest/lateColumns(of:)``).
+    public private(set) var lateColumns: Set<Int> = []
+    public private(set) var skipChunk: ((ChunkLayout) -> Bool)?
     public private(set) var rowGroupsRead = 0
     public private(set) var rowGroupsSkipped = 0
     public private(set) var bytesRead = 0
@@ -40,6 +28,12 @@ public final class ParquetTableReader: ChunkSkippingReader, LateColumnReader {
     private var firstRow = 0
 
     public init(file: ParquetFile) { self.file = file }
+
+    public func scan(_ request: ScanRequest) {
+        projection = request.projection
+        lateColumns = request.lateColumns(of: file.schema)
+        skipChunk = request.skipChunk
+    }
 
     public var schema: Schema { file.schema }
     public var path: String { file.path }
