@@ -114,7 +114,41 @@ uint32_t eddy_eq_u32(const uint32_t *codes, size_t n, uint32_t needle, uint64_t 
     return eq_u32_portable(codes, n, needle, 0, 0, out);
 }
 
+#if EDDY_HAVE_X86
+/// A table of at most 16 answers looked up 32 codes at a time by a byte shuffle. A code of 16 or more
+/// looks up a wrong lane (or none), but it is also the largest code returned, which the caller checks
+/// against the table's length before it uses the bits.
+__attribute__((target("avx2"))) static uint8_t lut16_u8_avx2(const uint8_t *codes, size_t n, const uint8_t *lut,
+                                                            size_t lut_len, uint64_t *out) {
+    uint8_t table[16] = {0};
+    for (size_t i = 0; i < lut_len && i < 16; i++) table[i] = lut[i] ? 0x80 : 0;
+    const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)table));
+    __m256i vmax = _mm256_setzero_si256();
+    size_t full = n / 64;
+    for (size_t w = 0; w < full; w++) {
+        const __m256i *p = (const __m256i *)(codes + w * 64);
+        __m256i a = _mm256_loadu_si256(p), b = _mm256_loadu_si256(p + 1);
+        vmax = _mm256_max_epu8(vmax, _mm256_max_epu8(a, b));
+        uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_shuffle_epi8(t, a));
+        uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_shuffle_epi8(t, b));
+        out[w] = lo | (hi << 32);
+    }
+    uint8_t lanes[32];
+    _mm256_storeu_si256((__m256i *)lanes, vmax);
+    uint8_t maxc = 0;
+    for (int i = 0; i < 32; i++) maxc = lanes[i] > maxc ? lanes[i] : maxc;
+    if (full * 64 < n) {
+        uint8_t tail = lut_u8_portable(codes + full * 64, n - full * 64, 0, lut, lut_len, out + full);
+        maxc = tail > maxc ? tail : maxc;
+    }
+    return maxc;
+}
+#endif
+
 uint8_t eddy_lut_u8(const uint8_t *codes, size_t n, const uint8_t *lut, size_t lut_len, uint64_t *out) {
+#if EDDY_HAVE_X86
+    if (lut_len <= 16 && eddy_has_avx2()) return lut16_u8_avx2(codes, n, lut, lut_len, out);
+#endif
     return lut_u8_portable(codes, n, 0, lut, lut_len, out);
 }
 

@@ -92,7 +92,9 @@ extension BitPackedArray {
     }
 }
 
-/// Unpacks only the values a mask keeps, taking patched positions from the patches.
+/// The values a mask keeps, taking patched positions from the patches. A mask that keeps one value in
+/// eight or more unpacks the window block by block (whole words, see ``BitPackedArray/unpackAll``) and
+/// keeps the masked values of each block; a sparser one extracts each kept value alone.
 private struct GatherPacked: IntegerPTypeVisitor {
     let array: BitPackedArray
     let mask: Bitmap
@@ -103,7 +105,68 @@ private struct GatherPacked: IntegerPTypeVisitor {
         let range = a.patchRange
         let patchValues: [T] = a.patchValues.map { pv in pv.withValuesUnchecked(T.self) { Array($0[range]) } } ?? []
         let patchPositions = Array(a.patchIndices[range])
-        let out = a.withPackedValues { packed in
+        let out =
+            resultCount >= 64 && resultCount >= a.count / 8
+            ? dense(T.self, patchValues: patchValues, patchPositions: patchPositions)
+            : sparse(T.self, patchValues: patchValues, patchPositions: patchPositions)
+        return PrimitiveArray(
+            uncheckedPType: T.ptype, buffer: out, count: resultCount,
+            validity: a.validity.filter(mask, resultCount: resultCount),
+            nullability: a.dtype.nullability)
+    }
+
+    /// Unpacks 1,024 values at a time into a scratch block, patches it, then copies the kept ones.
+    private func dense<T: NativeInteger>(_: T.Type, patchValues: [T], patchPositions: [Int]) -> Buffer {
+        let a = array
+        let n = Swift.min(a.count, mask.count)
+        let base = a.offset
+        let width = a.bitWidth
+        return withExtendedLifetime(a.packed) {
+            Buffer.build(count: resultCount, of: T.self) { dst in
+                let words = a.packed.baseAddress.assumingMemoryBound(to: UInt64.self)
+                var o = 0
+                withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 1024) { block in
+                    var p = 0
+                    var i = 0
+                    while i < n && o < resultCount {
+                        let length = Swift.min(1024, n &- i)
+                        let values = UnsafeMutableBufferPointer(rebasing: block[0..<length])
+                        BitPackedArray.unpackAll(words, width, base &+ i, length, into: values)
+                        let start = base &+ i
+                        while p < patchPositions.count && patchPositions[p] < start { p &+= 1 }
+                        while p < patchPositions.count && patchPositions[p] < start &+ length {
+                            values[patchPositions[p] &- start] = UInt64(truncatingIfNeeded: patchValues[p])
+                            p &+= 1
+                        }
+                        var j = 0
+                        while j < length {
+                            // word(at:) is zero past the mask's end; bits past the block are masked off.
+                            var word = mask.word(at: i &+ j)
+                            let left = length &- j
+                            if left < 64 { word &= (UInt64(1) << UInt64(left)) &- 1 }
+                            while word != 0 && o < resultCount {
+                                dst[o] = T(truncatingIfNeeded: values[j &+ word.trailingZeroBitCount])
+                                o &+= 1
+                                word &= word &- 1
+                            }
+                            j &+= 64
+                        }
+                        i &+= length
+                    }
+                }
+                // The kernel checked that the mask keeps exactly resultCount rows; fill defensively.
+                while o < resultCount {
+                    dst[o] = 0
+                    o &+= 1
+                }
+            }
+        }
+    }
+
+    /// Extracts each kept value alone.
+    private func sparse<T: NativeInteger>(_: T.Type, patchValues: [T], patchPositions: [Int]) -> Buffer {
+        let a = array
+        return a.withPackedValues { packed in
             Buffer.build(count: resultCount, of: T.self) { dst in
                 var o = 0
                 var p = 0
@@ -125,9 +188,5 @@ private struct GatherPacked: IntegerPTypeVisitor {
                 }
             }
         }
-        return PrimitiveArray(
-            uncheckedPType: T.ptype, buffer: out, count: resultCount,
-            validity: a.validity.filter(mask, resultCount: resultCount),
-            nullability: a.dtype.nullability)
     }
 }

@@ -1,0 +1,97 @@
+import Testing
+
+@testable @_spi(Host) import Eddy
+
+/// Filtering bit-packed values (`filter packed values`) takes two paths by the mask's density: each kept
+/// value extracted alone, or the window unpacked block by block and the kept ones copied. Both must equal
+/// decoding and then filtering, for every width, packed offset, validity, patch and mask density; and a
+/// dictionary's per-row lookup of per-value answers (`eddy_lut_u8`, a byte shuffle for tables of up to 16
+/// answers) must equal looking each code up.
+@Suite struct PackedFilterTests {
+    /// The kept rows of `array` decoded first: (valid, value) per kept row.
+    static func decodedThenFiltered(_ array: any ArrayNode, _ keep: [Bool], _ ctx: ExecutionCtx) throws -> [Int128?] {
+        guard let plain = try ctx.executeUntil(array, .columnar) as? PrimitiveArray else {
+            throw EddyError(.typeMismatch, "bit-packed values did not decode to a primitive array")
+        }
+        let values = plain.int128Values()
+        return keep.indices.filter { keep[$0] }.map { plain.validity.isValid($0) ? values[$0] : nil }
+    }
+
+    @Test(arguments: [PType.uint8, .uint16, .uint32, .uint64, .int16, .int32, .int64])
+    func filteredPackedValuesEqualDecodedThenFiltered(ptype: PType) throws {
+        let ctx = Session().makeContext()
+        for width in [0, 1, 3, 7, 9, 16, 17, 32] where width <= ptype.byteWidth * 8 {
+            for (offset, count) in [(0, 1), (5, 63), (64, 64), (3, 1000), (61, 4099)] {
+                for validityOffset in [nil, 5] as [Int?] {
+                    for patches in [false, true] {
+                        for density in [0.01, 0.13, 0.5, 1.0] {
+                            let seed = UInt64(width * 1_000_003 + offset * 1_009 + count * 7 + Int(density * 100))
+                            let array = try PackedSumTests.packed(
+                                ptype, width: width, offset: offset, count: count, validityOffset: validityOffset,
+                                patches: patches, seed: seed)
+                            var g = SeededRandom(seed: seed ^ 0x5EED)
+                            let keep = (0..<count).map { _ in Double(g.next() % 10_000) / 10_000 < density }
+                            let kept = keep.filter { $0 }.count
+                            let filtered = try ctx.execute(
+                                FilterArray(array, mask: BoolArray(keep), count: kept))
+                            let got = try Self.decodedThenFiltered(filtered, [Bool](repeating: true, count: kept), ctx)
+                            let want = try Self.decodedThenFiltered(array, keep, ctx)
+                            #expect(
+                                got == want,
+                                "\(ptype) width \(width) at \(offset) × \(count), validity \(String(describing: validityOffset)), patches \(patches), density \(density)"
+                            )
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func dictionaryLookupsEqualPerCodeLookups() throws {
+        var g = SeededRandom(seed: 42)
+        for tableCount in [2, 3, 10, 16, 17, 40] {
+            for n in [1, 63, 64, 65, 1000, 4097] {
+                for outOfRange in [false, true] {
+                    let answers = (0..<tableCount).map { _ in g.next() % 3 == 0 }
+                    // At least two true answers, so that the lookup table (not one compare) is used.
+                    let lut = BoolArray(answers.enumerated().map { $0.offset < 2 || $0.element })
+                    var codes = (0..<n).map { _ in UInt8(g.next() % UInt64(tableCount)) }
+                    if outOfRange { codes[Int(g.next() % UInt64(n))] = UInt8(tableCount + Int(g.next() % 100)) }
+                    let result = DictArray.mapCodes(PrimitiveArray(codes), lut, .bool(.nonNullable))
+                    let what = "table of \(tableCount), \(n) codes, a code out of range: \(outOfRange)"
+                    if outOfRange {
+                        #expect(result == nil, "\(what): an out-of-range code must leave it to the checked path")
+                        continue
+                    }
+                    let bools = try #require(result as? BoolArray, "\(what)")
+                    let want = codes.map { lut.bits[Int($0)] }
+                    #expect((0..<n).map { bools.bits[$0] } == want, "\(what)")
+                }
+            }
+        }
+    }
+
+    @Test func validityFiltersEqualPerRowFilters() throws {
+        var g = SeededRandom(seed: 7)
+        for count in [0, 1, 63, 64, 65, 127, 300, 1000] {
+            for offset in [0, 3, 7] {
+                for density in [0.0, 0.05, 0.5, 0.97, 1.0] {
+                    let bytes = (offset + count + 7) / 8 + 1
+                    let raw = Buffer.build(count: bytes, of: UInt8.self) { out in
+                        for i in 0..<out.count { out[i] = UInt8(truncatingIfNeeded: g.next()) }
+                    }
+                    let bits = try Bitmap(buffer: raw, offset: offset, count: count)
+                    let keep = (0..<count).map { _ in Double(g.next() % 10_000) / 10_000 < density }
+                    let kept = keep.filter { $0 }.count
+                    guard case .bitmap(let got) = Validity.bitmap(bits).filter(Bitmap(keep), resultCount: kept) else {
+                        Issue.record("a bitmap validity filtered to no bitmap")
+                        continue
+                    }
+                    let want = (0..<count).filter { keep[$0] }.map { bits[$0] }
+                    #expect(got.count == kept)
+                    #expect((0..<kept).map { got[$0] } == want, "\(count) rows at offset \(offset), density \(density)")
+                }
+            }
+        }
+    }
+}
