@@ -93,6 +93,29 @@ enum WrongUnderEightBits: EddyPlugin {
     }
 }
 
+/// A comparison over a dictionary with bit-packed codes as the third-party author's trial first wrote it:
+/// each row's code read from the start of the packed buffer (`packedValue(at: i)`) instead of from the
+/// view's offset (`codes.offset + i`), and null codes read as codes. Right on every dictionary whose codes
+/// start their buffer and have no nulls, which were the only ones the kit generated.
+enum DictCompareIgnoringOffset: EddyPlugin {
+    static let name = "dict-compare-ignoring-offset"
+    static let version = "1.0.0"
+    static func register(into registrar: PluginRegistrar) throws {
+        registrar.compare(on: DictArray.self) { dict, op, scalar, ctx in
+            guard let codes = dict.codes as? BitPackedArray, codes.patchIndices.isEmpty else { return nil }
+            let values = try ctx.execute(dict.values)
+            let perValue = try ctx.execute(CompareFunction.make(values, op, ConstantArray(scalar, count: values.count)))
+            guard let answers = perValue as? BoolArray, case .allValid = answers.validity else { return nil }
+            let rows = (0..<codes.count).map { Int(codes.packedValue(at: $0)) }  // the bug: at offset + i
+            guard rows.allSatisfy({ $0 < answers.count }) else { return nil }
+            return try BoolArray(
+                bits: Bitmap(count: rows.count) { answers.bits[rows[$0]] },
+                validity: dict.dtype.isNullable ? .bitmap(Bitmap(repeating: true, count: rows.count)) : .allValid,
+                nullability: dict.dtype.nullability)
+        }
+    }
+}
+
 /// The example plugins' kernels through the SDK's conformance harness, as a plugin author would run it.
 @Suite struct ConformanceTests {
     @Test func theExamplePluginsPassTheKit() throws {
@@ -156,6 +179,26 @@ enum WrongUnderEightBits: EddyPlugin {
         // Caught as a wrong answer (with the old generator's widths, 8 and up, it never fired).
         #expect(report.failures.contains { $0.problem.contains("reference") }, "\(report)")
         #expect(!"\(report)".contains("never fired"), "\(report)")
+    }
+
+    @Test func theKitGeneratesDictionaryCodesAsFilesHoldThem() throws {
+        // Codes that are a view at an offset into their buffer, and null codes: the trial's kernel ignored
+        // both and passed the kit (286 inputs) and --verify full (374) before the generator made them.
+        let report = try PluginConformance.check(
+            DictCompareIgnoringOffset.self, options: ConformanceOptions(inputsPerKey: 300, timingRows: 0))
+        #expect(report.failures.contains { $0.problem.contains("reference") }, "\(report)")
+        var generator = ArrayGenerator(seed: 3)
+        var (offset, nullCodes, narrow) = (0, 0, 0)
+        for _ in 0..<300 {
+            let column = try generator.column(.utf8(.nullable), count: generator.int(1...200))
+            guard let dict = try generator.encode(column, as: DictArray.id, depth: 1) as? DictArray else { continue }
+            if let packed = dict.codes as? BitPackedArray, packed.offset > 0 { offset += 1 }
+            if case .bitmap = (dict.codes as? PrimitiveArray)?.validity ?? (dict.codes as? BitPackedArray)?.validity {
+                nullCodes += 1
+            }
+            if dict.codes.dtype.ptype == .uint8 { narrow += 1 }
+        }
+        #expect(offset > 10 && nullCodes > 10 && narrow > 10, "offset \(offset), null codes \(nullCodes), u8 \(narrow)")
     }
 
     @Test func theKitCatchesKernelsWrongOnlyOnLargeInputsOrThatChangeTheirInput() throws {

@@ -72,15 +72,22 @@ extension ArrayGenerator {
         }
     }
 
-    /// A dictionary over the column's distinct values, its codes bit-packed half the time.
+    /// A dictionary over the column's distinct values, its codes as real files hold them: plain or
+    /// bit-packed (half the time; now and then wider than they need), of a narrow type when they fit (u8,
+    /// u16) or u32, sometimes a view that starts and ends inside a longer run of codes (an offset into the
+    /// buffer, mid-word when packed), and for a nullable column often with null codes (as Parquet stores
+    /// nulls: the null row's code is 0, a value of the dictionary) instead of a null value.
     private mutating func encodeDictionary(_ column: any ArrayNode, depth: Int) throws -> (any ArrayNode)? {
         let n = column.count
+        let nullCodes = column.dtype.isNullable && chance(0.5)
         var index: [ScalarValue: UInt32] = [:]
         var values = ArrayBuilder(dtype: column.dtype)
-        var codes: [UInt32] = []
+        var codes: [UInt32?] = []
         for i in 0..<n {
             let v = try column.scalar(at: i).value
-            if let c = index[v] {
+            if nullCodes && v.isNull {
+                codes.append(nil)
+            } else if let c = index[v] {
                 codes.append(c)
             } else {
                 let c = UInt32(index.count)
@@ -89,12 +96,35 @@ extension ArrayGenerator {
                 codes.append(c)
             }
         }
-        let codeArray = PrimitiveArray(codes)
-        let packed: any ArrayNode =
-            chance(0.5) && !codes.isEmpty
-            ? try BitPackedArray.encode(
-                codeArray, bitWidth: Swift.max(1, 32 - (codes.max() ?? 0).leadingZeroBitCount))
-            : codeArray
+        if index.isEmpty && n > 0 {
+            // Every row null: the dictionary holds the null, as it does without null codes.
+            values.append(.null)
+            codes = codes.map { $0 ?? 0 }
+        }
+        let distinct = Swift.max(index.count, 1)
+        // Codes before and after the rows: the view starts at an offset and ends before its buffer does.
+        let before = n > 0 && chance(0.3) ? int(1...70) : 0
+        let after = before > 0 ? int(0...70) : 0
+        var all: [UInt32?] = (0..<before).map { _ in UInt32(int(0...(distinct - 1))) }
+        all += codes
+        all += (0..<after).map { _ in UInt32(int(0...(distinct - 1))) }
+        let codeArray: PrimitiveArray
+        switch distinct <= 256 && chance(0.5) ? 8 : distinct <= 65_536 && chance(0.5) ? 16 : 32 {
+        case 8: codeArray = PrimitiveArray(all.map { $0.map { UInt8(truncatingIfNeeded: $0) } })
+        case 16: codeArray = PrimitiveArray(all.map { $0.map { UInt16(truncatingIfNeeded: $0) } })
+        default: codeArray = PrimitiveArray(all)
+        }
+        let typed: PrimitiveArray =
+            all.contains(nil)
+            ? codeArray : codeArray.with(validity: .allValid, nullability: .nonNullable)
+        let packed: any ArrayNode
+        if chance(0.5) && !all.isEmpty {
+            let needed = Swift.max(1, 32 - UInt32(distinct - 1).leadingZeroBitCount)
+            let width = Swift.min(needed + (chance(0.3) ? int(1...3) : 0), typed.ptype.byteWidth * 8)
+            packed = try BitPackedArray.encode(typed, bitWidth: width).slice(before, n)
+        } else {
+            packed = try Canonical.slice(typed, before, n)
+        }
         return try DictArray(codes: packed, values: encode(values.finish(), depth: depth - 1))
     }
 
