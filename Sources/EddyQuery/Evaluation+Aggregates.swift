@@ -7,7 +7,14 @@ extension Evaluation {
     func writeAggregates(_ accumulators: [AggregatePartial], into writer: ResultWriter) throws {
         let values = try zip(items, accumulators).map { item, acc -> any ArrayNode in
             guard case .aggregate(let f, let arg, _) = item.bound else { fatalError("checked above") }
-            return ConstantArray(try finish(f, arg?.dtype ?? .bool(.nonNullable), acc), count: 1)
+            do {
+                return ConstantArray(try finish(f, arg?.dtype ?? .bool(.nonNullable), acc), count: 1)
+            } catch var e as EddyError {
+                // A total that does not fit its type belongs to no row: name the item and the input.
+                e.message += " (\(item.name) over the \(rowsSelected) rows \(predicate == nil ? "" : "--where kept ")"
+                    + "of \(reader.path))"
+                throw e
+            }
         }
         try writer.write(values)
     }
