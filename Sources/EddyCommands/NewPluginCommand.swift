@@ -31,10 +31,24 @@ struct NewPluginCommand: ParsableCommand {
         help: "The plugin-sdk package to build against (default: the plugin-sdk of the checkout that built this eddy).")
     var sdk: String?
 
+    /// A failure is `eddy: error: …` and exit status 1 (a ValidationError thrown from here printed the
+    /// top-level usage under it, not this command's).
     func run() throws {
+        do {
+            try create()
+        } catch let e as ValidationError {
+            Stderr.write("eddy: error: \(e.message)\n")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Checks the name and the SDK, then writes the package; `--path` is created when missing, as
+    /// `mkdir -p` would.
+    private func create() throws {
         try Self.checkName(name)
         let sdkReal = try checkedSDK()
         let module = try Self.checkedModule(name)
+        try makeDirectories(path)
         guard let parent = realPath(path) else {
             throw ValidationError("--path \(PluginHost.escaped(path)): no such directory")
         }
@@ -136,6 +150,19 @@ struct NewPluginCommand: ParsableCommand {
                     + "characters cannot be written into Package.swift; move or link the SDK")
         }
         return sdkReal
+    }
+
+    /// `path` and its missing parents, mode 0755 (an existing directory is fine; anything else in the
+    /// way is an error naming it).
+    private func makeDirectories(_ path: String) throws {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw ValidationError(
+                    "--path: cannot create \(PluginHost.escaped(prefix)): \(String(cString: strerror(errno)))")
+            }
+        }
     }
 
     private func isFile(_ path: String) -> Bool {

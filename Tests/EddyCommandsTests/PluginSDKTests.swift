@@ -89,6 +89,10 @@ import Testing
         #expect(sdkName.status != 0 && sdkName.stderr.contains("name of the SDK's package"), "\(sdkName.stderr)")
         let missing = try Eddy.run(["plugins", "--plugin-dir", dir.path + "/no-such-directory"])
         #expect(missing.status == 1 && missing.stderr.contains("does not exist"), "\(missing.stderr)")
+        // A missing --path is created; a failure is this command's error, without the top-level usage.
+        let nested = try Eddy.run(["new-plugin", "deep", "--path", dir.path + "/a/b"])
+        #expect(nested.status == 0 && FileManager.default.fileExists(atPath: dir.path + "/a/b/deep/Package.swift"), "\(nested.stderr)")
+        #expect(again.stderr.hasPrefix("eddy: error: ") && !again.stderr.contains("Usage: eddy <subcommand>"))
         let sdk = try Eddy.run(["new-plugin", "other", "--path", dir.path, "--sdk", dir.path])
         #expect(sdk.status != 0 && sdk.stderr.contains("not the Eddy plugin-sdk package"), "\(sdk.stderr)")
         // The generated package points at the SDK of the checkout that built eddy.
