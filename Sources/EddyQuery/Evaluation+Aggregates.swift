@@ -11,8 +11,8 @@ extension Evaluation {
                 return ConstantArray(try finish(f, arg?.dtype ?? .bool(.nonNullable), acc), count: 1)
             } catch var e as EddyError {
                 // A total that does not fit its type belongs to no row: name the item and the input.
-                e.message += " (\(item.name) over the \(rowsSelected) rows \(predicate == nil ? "" : "--where kept ")"
-                    + "of \(reader.path))"
+                let kept = predicate == nil ? "" : "--where kept "
+                e.message += " (\(item.name) over the \(rowsSelected) rows \(kept)of \(reader.path))"
                 throw e
             }
         }
