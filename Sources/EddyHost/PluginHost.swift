@@ -279,6 +279,22 @@ public final class PluginHost: Sendable {
     }
 
     private func load(_ file: PluginFile, path: String, started: Double) -> PluginReportRow {
+        let r = loadSigned(file, path: path, started: started)
+        // A new build refused while an earlier build of this file serves: the row says that one serves
+        // (the top-level fingerprint and /eval name it; the file's row alone read as if nothing did).
+        guard r.status == .rejected,
+            let serving = plugins.first(where: { Self.baseName($0.file) == Self.baseName(path) })
+        else { return r }
+        var kept = r
+        kept.reason +=
+            "; \(Self.escaped(serving.name))@\(Self.escaped(serving.version)) (sha256 "
+            + "\(serving.contentHash.prefix(16))), loaded from this file before, keeps serving"
+        return kept
+    }
+
+    /// ``load(_:path:started:)`` before its note on a build that keeps serving: the signature policy,
+    /// then the loader's stages.
+    private func loadSigned(_ file: PluginFile, path: String, started: Double) -> PluginReportRow {
         var signer = ""
         var warning = ""
         switch PluginSignature.verify(file.bytes, trusted: policy.trustedKeys) {
