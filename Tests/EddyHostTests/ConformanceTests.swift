@@ -187,6 +187,8 @@ enum DictCompareIgnoringOffset: EddyPlugin {
         let report = try PluginConformance.check(
             DictCompareIgnoringOffset.self, options: ConformanceOptions(inputsPerKey: 300, timingRows: 0))
         #expect(report.failures.contains { $0.problem.contains("reference") }, "\(report)")
+        // A failure shows the code the row holds and the value it names.
+        #expect(report.failures.contains { $0.problem.contains(" of the input is code ") }, "\(report)")
         var generator = ArrayGenerator(seed: 3)
         var (offset, nullCodes, narrow) = (0, 0, 0)
         for _ in 0..<300 {

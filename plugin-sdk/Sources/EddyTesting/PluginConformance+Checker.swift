@@ -65,15 +65,19 @@ extension PluginConformance.Checker {
             ? "" : " (kernels that fired: " + firedHere.map { "'\($0)'" }.joined(separator: ", ") + ")"
         if let problem = KernelConformance.compare(fast, expected, node) {
             var row = ""
-            if let made = input.made, node.count == made.canonical.count, case .success(let a) = fast,
-                case .success(let b) = expected, a.count == b.count,
+            if case .success(let a) = fast, case .success(let b) = expected, a.count == b.count,
                 let i = (0..<a.count).first(where: { i in
                     (try? a.scalar(at: i).value.isIdentical(to: b.scalar(at: i).value)) != true
-                }),
-                let v = try? made.canonical.scalar(at: i).value
+                })
             {
-                // The value the answer is about: a constant's neighbour is only visible beside it.
-                row = "; row \(i) of the column is \(KernelConformance.show(v))"
+                if let made = input.made, node.count == made.canonical.count,
+                    let v = try? made.canonical.scalar(at: i).value
+                {
+                    // The value the answer is about: a constant's neighbour is only visible beside it.
+                    row = "; row \(i) of the column is \(KernelConformance.show(v))"
+                } else if let shown = Self.inputRow(node, i) {
+                    row = "; row \(i) of the input is \(shown)"
+                }
             }
             run.report.failures.append(
                 PluginConformance.failure(problem + row + against + by, node, options, key, index))
@@ -81,6 +85,22 @@ extension PluginConformance.Checker {
             run.report.failures.append(
                 PluginConformance.failure("the kernels changed their input" + by, node, options, key, index))
         }
+    }
+
+    /// Row `i` of a row-wise parent's encoded argument (a compare's or function's), decoded;
+    /// a dictionary's as its code and the value it names, so that a wrong lookup shows which code it
+    /// read. Nil for parents whose rows are not their child's (aggregates, filter, take).
+    static func inputRow(_ node: any ArrayNode, _ i: Int) -> String? {
+        guard !(node is FilterArray), !(node is TakeArray), !(node is AggregateArray) else { return nil }
+        // The encoded argument: a dictionary if there is one, else the first that is not a constant.
+        let rowWise = node.children.filter { $0.count == node.count && i < $0.count && !($0 is ConstantArray) }
+        guard let child = rowWise.first(where: { $0 is DictArray }) ?? rowWise.first else { return nil }
+        if let dict = child as? DictArray, let code = try? dict.codes.scalar(at: i) {
+            guard let c = code.int64Value, c >= 0, c < dict.values.count, let v = try? dict.values.scalar(at: Int(c))
+            else { return "code \(KernelConformance.show(code.value))" }
+            return "code \(KernelConformance.show(code.value)) (value \(KernelConformance.show(v.value)))"
+        }
+        return (try? child.scalar(at: i)).map { KernelConformance.show($0.value) }
     }
 
     /// Every checked input of `run` again on two threads at once, against the single-thread results.
