@@ -71,17 +71,23 @@ __attribute__((target("avx2"))) static uint16_t eq_u16_avx2(const uint16_t *code
     return maxc;
 }
 
-__attribute__((target("avx2"))) static uint8_t eq_u8_avx2(const uint8_t *codes, size_t n, uint8_t needle,
-                                                          uint64_t *out) {
-    const __m256i k = _mm256_set1_epi8((char)needle);
+/// One output word per 64 codes, each code's bit its answer: equality with the needle in `k`, or
+/// (`lookup`) the sign bit of entry `code & 15` of the 16-byte table in both lanes of `k` (a code of
+/// 16 or more reads a wrong entry, or none, and is also the largest code returned, which callers
+/// check). Returns the largest code; the tail goes through the portable loop. Inlined into each
+/// caller, so `lookup` is a constant there.
+__attribute__((target("avx2"), always_inline)) static inline uint8_t u8_bits_avx2(
+    const uint8_t *codes, size_t n, __m256i k, int lookup, uint8_t needle, const uint8_t *lut, size_t lut_len,
+    uint64_t *out) {
     __m256i vmax = _mm256_setzero_si256();
     size_t full = n / 64;
     for (size_t w = 0; w < full; w++) {
         const __m256i *p = (const __m256i *)(codes + w * 64);
         __m256i a = _mm256_loadu_si256(p), b = _mm256_loadu_si256(p + 1);
         vmax = _mm256_max_epu8(vmax, _mm256_max_epu8(a, b));
-        uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, k));
-        uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, k));
+        __m256i ra = lookup ? _mm256_shuffle_epi8(k, a) : _mm256_cmpeq_epi8(a, k);
+        __m256i rb = lookup ? _mm256_shuffle_epi8(k, b) : _mm256_cmpeq_epi8(b, k);
+        uint64_t lo = (uint32_t)_mm256_movemask_epi8(ra), hi = (uint32_t)_mm256_movemask_epi8(rb);
         out[w] = lo | (hi << 32);
     }
     uint8_t lanes[32];
@@ -89,10 +95,26 @@ __attribute__((target("avx2"))) static uint8_t eq_u8_avx2(const uint8_t *codes, 
     uint8_t maxc = 0;
     for (int i = 0; i < 32; i++) maxc = lanes[i] > maxc ? lanes[i] : maxc;
     if (full * 64 < n) {
-        uint8_t tail = eq_u8_portable(codes + full * 64, n - full * 64, needle, 0, 0, out + full);
+        const uint8_t *rest = codes + full * 64;
+        uint8_t tail = lookup ? lut_u8_portable(rest, n - full * 64, 0, lut, lut_len, out + full)
+                              : eq_u8_portable(rest, n - full * 64, needle, 0, 0, out + full);
         maxc = tail > maxc ? tail : maxc;
     }
     return maxc;
+}
+
+__attribute__((target("avx2"))) static uint8_t eq_u8_avx2(const uint8_t *codes, size_t n, uint8_t needle,
+                                                          uint64_t *out) {
+    return u8_bits_avx2(codes, n, _mm256_set1_epi8((char)needle), 0, needle, NULL, 0, out);
+}
+
+/// A table of at most 16 answers looked up 32 codes at a time by a byte shuffle.
+__attribute__((target("avx2"))) static uint8_t lut16_u8_avx2(const uint8_t *codes, size_t n, const uint8_t *lut,
+                                                            size_t lut_len, uint64_t *out) {
+    uint8_t table[16] = {0};
+    for (size_t i = 0; i < lut_len && i < 16; i++) table[i] = lut[i] ? 0x80 : 0;
+    const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)table));
+    return u8_bits_avx2(codes, n, t, 1, 0, lut, lut_len, out);
 }
 #endif
 
@@ -114,36 +136,6 @@ uint32_t eddy_eq_u32(const uint32_t *codes, size_t n, uint32_t needle, uint64_t 
     return eq_u32_portable(codes, n, needle, 0, 0, out);
 }
 
-#if EDDY_HAVE_X86
-/// A table of at most 16 answers looked up 32 codes at a time by a byte shuffle. A code of 16 or more
-/// looks up a wrong lane (or none), but it is also the largest code returned, which the caller checks
-/// against the table's length before it uses the bits.
-__attribute__((target("avx2"))) static uint8_t lut16_u8_avx2(const uint8_t *codes, size_t n, const uint8_t *lut,
-                                                            size_t lut_len, uint64_t *out) {
-    uint8_t table[16] = {0};
-    for (size_t i = 0; i < lut_len && i < 16; i++) table[i] = lut[i] ? 0x80 : 0;
-    const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)table));
-    __m256i vmax = _mm256_setzero_si256();
-    size_t full = n / 64;
-    for (size_t w = 0; w < full; w++) {
-        const __m256i *p = (const __m256i *)(codes + w * 64);
-        __m256i a = _mm256_loadu_si256(p), b = _mm256_loadu_si256(p + 1);
-        vmax = _mm256_max_epu8(vmax, _mm256_max_epu8(a, b));
-        uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_shuffle_epi8(t, a));
-        uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_shuffle_epi8(t, b));
-        out[w] = lo | (hi << 32);
-    }
-    uint8_t lanes[32];
-    _mm256_storeu_si256((__m256i *)lanes, vmax);
-    uint8_t maxc = 0;
-    for (int i = 0; i < 32; i++) maxc = lanes[i] > maxc ? lanes[i] : maxc;
-    if (full * 64 < n) {
-        uint8_t tail = lut_u8_portable(codes + full * 64, n - full * 64, 0, lut, lut_len, out + full);
-        maxc = tail > maxc ? tail : maxc;
-    }
-    return maxc;
-}
-#endif
 
 uint8_t eddy_lut_u8(const uint8_t *codes, size_t n, const uint8_t *lut, size_t lut_len, uint64_t *out) {
 #if EDDY_HAVE_X86

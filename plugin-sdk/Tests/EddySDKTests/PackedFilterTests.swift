@@ -51,14 +51,16 @@ import Testing
         var g = SeededRandom(seed: 42)
         for tableCount in [2, 3, 10, 16, 17, 40] {
             for n in [1, 63, 64, 65, 1000, 4097] {
-                for outOfRange in [false, true] {
+                for (outOfRange, single) in [(false, false), (true, false), (false, true), (true, true)] {
                     let answers = (0..<tableCount).map { _ in g.next() % 3 == 0 }
-                    // At least two true answers, so that the lookup table (not one compare) is used.
-                    let lut = BoolArray(answers.enumerated().map { $0.offset < 2 || $0.element })
+                    // At least two true answers use the lookup table; exactly one, a compare with its code.
+                    let only = Int(g.next() % UInt64(tableCount))
+                    let lut = BoolArray(
+                        answers.enumerated().map { single ? $0.offset == only : $0.offset < 2 || $0.element })
                     var codes = (0..<n).map { _ in UInt8(g.next() % UInt64(tableCount)) }
                     if outOfRange { codes[Int(g.next() % UInt64(n))] = UInt8(tableCount + Int(g.next() % 100)) }
                     let result = DictArray.mapCodes(PrimitiveArray(codes), lut, .bool(.nonNullable))
-                    let what = "table of \(tableCount), \(n) codes, a code out of range: \(outOfRange)"
+                    let what = "table of \(tableCount), \(n) codes, out of range: \(outOfRange), one true: \(single)"
                     if outOfRange {
                         #expect(result == nil, "\(what): an out-of-range code must leave it to the checked path")
                         continue
