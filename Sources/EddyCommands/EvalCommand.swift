@@ -107,6 +107,10 @@ package struct EvalCommand: ParsableCommand {
         guard Compressor.Goal(named: compression) != nil else {
             throw ValidationError(Compressor.Goal.unknown(compression, option: "--compression"))
         }
+        // Here, not in run(): a ValidationError thrown there printed the top-level usage, not eval's.
+        guard format == "arrow" || OutputFormat(rawValue: format) != nil else {
+            throw ValidationError("unknown --format '\(format)'; use table, csv, json or arrow")
+        }
     }
 
     @Option(

@@ -145,6 +145,12 @@ import Testing
         let r = try Eddy.run(["eval", f, "--where", "a > 0", "--select", "a, b * 2 as twice, name", "--format", "csv"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout == "a,twice,name\n1,5.0,x\n10,8.0,\"multi\nline\"\n")
+        // A bad choice is refused with eval's usage, as every other option's is.
+        for (option, value) in [("--format", "bogus"), ("--compression", "bogus")] {
+            let bad = try Eddy.run(["eval", f, option, value])
+            #expect(bad.status == 64 && bad.stderr.contains("unknown \(option) 'bogus'"), "\(bad.stderr)")
+            #expect(bad.stderr.contains("Usage: eddy eval"), "\(option): \(bad.stderr)")
+        }
     }
 
     @Test func jsonLinesInputAndJSONOutput() throws {
