@@ -270,6 +270,18 @@ import Testing
         #expect(r.stdout == "zip,n\n01234,1\n")
         let bad = try Eddy.run(["eval", f, "--schema", "zip:money"])
         #expect(bad.status == 1 && bad.stderr.contains("cannot read schema entry 'zip:money'"), "\(bad.stderr)")
+        // A number past f32's range is refused, not read as an infinity (DuckDB: "out of range for the
+        // destination type FLOAT"); the largest f32 and a number too small for it (-0.0) are read.
+        let floats = dir.write("f.csv", "x\n3.4028234e38\n-1e-50\n")
+        let fits = try Eddy.run(["eval", floats, "--schema", "x:f32", "--format", "csv"])
+        #expect(fits.status == 0 && fits.stdout == "x\n3.4028235e+38\n-0.0\n", "\(fits.stdout)\(fits.stderr)")
+        let past = dir.write("g.csv", "x\n1e39\n")
+        let over = try Eddy.run(["eval", past, "--schema", "x:f32"])
+        #expect(over.status == 1 && over.stderr.contains("'1e39' is not a f32"), "\(over.stderr)")
+        let cast = try Eddy.run(["eval", past, "--select", "cast(x as f32)"])
+        #expect(cast.status == 1 && cast.stderr.contains("cannot cast 1e+39 to f32 (row 0)"), "\(cast.stderr)")
+        let infinite = try Eddy.run(["eval", dir.write("h.csv", "x\ninf\n"), "--select", "cast(x as f32)"])
+        #expect(infinite.status == 0 && infinite.stdout.contains("inf"), "\(infinite.stderr)")
     }
 
     /// `_` is one character and a literal a whole character, also when the character is not ASCII

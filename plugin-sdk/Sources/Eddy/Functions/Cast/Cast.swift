@@ -139,7 +139,11 @@ public enum Cast {
             case .uint(let u) where T.ptype.isFloat:
                 return .success(T.ptype == .float32 ? .float(Double(Float(u))) : .float(Double(u)))
             case .float(let d) where T.ptype == .float32:
-                return .success(.float(Double(Float(d))))
+                // Rounds to the nearest f32; a finite number past f32's range is an error, not an infinity
+                // (as DuckDB: "out of range for the destination type FLOAT").
+                let f = Float(d)
+                guard f.isFinite || !d.isFinite else { return .failure(error) }
+                return .success(.float(Double(f)))
             default:
                 return .failure(error)
             }
