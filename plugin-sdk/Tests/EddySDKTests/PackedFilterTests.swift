@@ -96,4 +96,26 @@ import Testing
             }
         }
     }
+
+    @Test func aPackedBufferEndingInsideAWordIsHeldInWholeWords() throws {
+        let ctx = Session().makeContext()
+        // 3 values of 3 bits at position 1: 12 bits, 2 bytes; values 5, 2, 7 (and 1 before them).
+        let bits: UInt16 = 1 | (5 << 3) | (2 << 6) | (7 << 9)
+        let exact = Buffer.build(count: 2, of: UInt8.self) { out in
+            out[0] = UInt8(truncatingIfNeeded: bits)
+            out[1] = UInt8(truncatingIfNeeded: bits >> 8)
+        }
+        let array = try BitPackedArray(
+            ptype: .uint8, bitWidth: 3, packed: exact, offset: 1, count: 3, validity: .allValid,
+            nullability: .nonNullable)
+        #expect(array.packed.byteCount == 8)
+        let plain = try #require(try ctx.executeUntil(array, .columnar) as? PrimitiveArray)
+        #expect(plain.int128Values() == [5, 2, 7])
+        // A buffer of whole words is kept as it is (no copy).
+        let words = Buffer.build(count: 1, of: UInt64.self) { $0[0] = UInt64(bits) }
+        let kept = try BitPackedArray(
+            ptype: .uint8, bitWidth: 3, packed: words, offset: 1, count: 3, validity: .allValid,
+            nullability: .nonNullable)
+        #expect(kept.packed.baseAddress == words.baseAddress)
+    }
 }

@@ -11,7 +11,9 @@ public final class BitPackedArray: ArrayNode {
     public let ptype: PType
     /// Bits per packed value, in 0...64; at width 0 every unpatched value is zero.
     public let bitWidth: Int
-    /// Packed values as little-endian `UInt64` words.
+    /// Packed values as little-endian `UInt64` words: always a whole number of words holding every packed
+    /// position (a buffer given shorter is copied into one that is, zero-filled), so that whole 64-bit words
+    /// may be read up to the last one a value touches.
     public let packed: Buffer
     /// Position of element 0 in the packed stream.
     public let offset: Int
@@ -50,7 +52,18 @@ public final class BitPackedArray: ArrayNode {
         }
         self.ptype = ptype
         self.bitWidth = bitWidth
-        self.packed = packed
+        // Kernels (the engine's and plugins') read whole words: a buffer ending inside the last word a
+        // value touches (a hostile file's segment, a plugin's exact-size buffer) is copied into whole words.
+        let words = bits / 64 + (bits % 64 == 0 ? 0 : 1)
+        if packed.byteCount >= words * 8 {
+            self.packed = packed
+        } else {
+            self.packed = Buffer.build(count: words, of: UInt64.self) { out in
+                let raw = UnsafeMutableRawBufferPointer(out)
+                raw.initializeMemory(as: UInt8.self, repeating: 0)
+                raw.copyMemory(from: UnsafeRawBufferPointer(start: packed.baseAddress, count: packed.byteCount))
+            }
+        }
         self.offset = offset
         self.count = count
         self.validity = validity
