@@ -89,53 +89,33 @@ public enum Validity: Sendable {
     }
 
     /// The bits of `bits` where `mask` is set, in order, 64 rows at a time: each word's kept bits are
-    /// gathered (all 64 at once when the mask keeps the whole word) and appended to the result's words.
+    /// gathered (all 64 at once when the mask keeps the whole word) and appended as one word.
     /// Rows past either bitmap's end, or past `resultCount`, are not taken; a result short of
     /// `resultCount` is padded with zeros.
     static func compress(_ bits: Bitmap, keeping mask: Bitmap, resultCount: Int) -> Bitmap {
         let n = Swift.min(bits.count, mask.count)
-        let words = (resultCount + 63) / 64
-        let buffer = Buffer.build(count: words, of: UInt64.self) { out in
-            var acc: UInt64 = 0
-            var filled = 0
-            var o = 0
-            var i = 0
-            while i < n && o < words {
-                var m = mask.word(at: i)
-                let v = bits.word(at: i)
-                var taken: UInt64
-                var k: Int
-                if m == ~0 {
-                    (taken, k) = (v, 64)
-                } else {
-                    (taken, k) = (0, 0)
-                    while m != 0 {
-                        taken |= ((v >> UInt64(m.trailingZeroBitCount)) & 1) << UInt64(k)
-                        k &+= 1
-                        m &= m &- 1
-                    }
+        var out = BitmapBuilder(capacity: resultCount)
+        var i = 0
+        while i < n && out.bitCount < resultCount {
+            var m = mask.word(at: i)
+            let v = bits.word(at: i)
+            var taken: UInt64
+            var k: Int
+            if m == ~0 {
+                (taken, k) = (v, 64)
+            } else {
+                (taken, k) = (0, 0)
+                while m != 0 {
+                    taken |= ((v >> UInt64(m.trailingZeroBitCount)) & 1) << UInt64(k)
+                    k &+= 1
+                    m &= m &- 1
                 }
-                // Append k bits (Swift's shifts give 0 past 63 bits).
-                acc |= taken << UInt64(filled)
-                filled &+= k
-                if filled >= 64 {
-                    out[o] = acc
-                    o &+= 1
-                    filled &-= 64
-                    acc = filled > 0 ? taken >> UInt64(k &- filled) : 0
-                }
-                i &+= 64
             }
-            if filled > 0 && o < words {
-                out[o] = acc
-                o &+= 1
-            }
-            while o < words {
-                out[o] = 0
-                o &+= 1
-            }
+            out.appendUnchecked(word: taken, count: Swift.min(k, resultCount - out.bitCount))
+            i &+= 64
         }
-        return Bitmap(uncheckedBuffer: buffer, offset: 0, count: resultCount)
+        out.append(false, count: resultCount - out.bitCount)
+        return out.finish()
     }
 }
 
