@@ -203,6 +203,28 @@ enum DictCompareIgnoringOffset: EddyPlugin {
         #expect(offset > 10 && nullCodes > 10 && narrow > 10, "offset \(offset), null codes \(nullCodes), u8 \(narrow)")
     }
 
+    @Test func edgeColumnsHoldEachEdgeOnceAndNeverInTheFirstRow() throws {
+        var generator = ArrayGenerator(seed: 5)
+        for count in [0, 3, 40, 4097] {
+            for dtype: DType in [.primitive(.float64, .nullable), .primitive(.float32, .nonNullable)] {
+                let column = try #require(try generator.edgeColumn(dtype, count: count))
+                let values = try (0..<column.count).map { try column.scalar(at: $0).value }
+                #expect(column.count >= count && column.count >= 20, "\(dtype) \(count)")
+                #expect(!values[0].isIdentical(to: .float(.nan)))
+                for edge: Double in [.nan, .infinity, -.infinity, -0.0, 0.0] {
+                    let rows = values.indices.filter { values[$0].isIdentical(to: .float(edge)) }
+                    #expect(rows.count == 1 && rows[0] > 0, "\(dtype) \(count): \(edge) at \(rows)")
+                }
+            }
+            let ints = try #require(try generator.edgeColumn(.primitive(.int64, .nullable), count: count))
+            let values = try (0..<ints.count).map { try ints.scalar(at: $0).value }
+            #expect(
+                values.contains { $0.isIdentical(to: .int(.min)) } && values.contains { $0.isIdentical(to: .int(.max)) }
+            )
+        }
+        #expect(try generator.edgeColumn(.bool(.nullable), count: 10) == nil)
+    }
+
     @Test func theKitCatchesKernelsWrongOnlyOnLargeInputsOrThatChangeTheirInput() throws {
         // Wrong only past 1,000 rows: beyond the generated sizes, caught on the timing input.
         let large = try PluginConformance.check(WrongWhenLarge.self, options: ConformanceOptions(inputsPerKey: 60))

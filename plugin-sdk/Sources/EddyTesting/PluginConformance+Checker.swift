@@ -25,7 +25,7 @@ extension PluginConformance.Checker {
             guard
                 let made = try PluginConformance.makeInput(
                     &g, parent: plan.parent, child: plan.child, hooks: hooks, rows: PluginConformance.rows(index, &g),
-                    samples: options.sampleColumns)
+                    samples: options.sampleColumns, edge: index < PluginConformance.edgeInputs ? index : nil)
             else { return }
             input = made
         } catch {
@@ -128,6 +128,11 @@ extension PluginConformance.Checker {
 }
 
 extension PluginConformance {
+    /// How many of a key's first inputs are made from edge columns (NaN, ±inf, ±0.0, an integer type's
+    /// bounds, empty and long text) when its encodings hold them: every budget, the smallest too,
+    /// meets them in its first round.
+    static let edgeInputs = 8
+
     /// The row count of input `index`: nil (the generator's small sizes, 0 to 300, favouring 0, 1, 2 and
     /// 63–65) except for every sixth input, which is batch-sized — around 1,024 and 4,096 rows, one
     /// past and one short, or anything up to 5,000 — so that a kernel wrong only past a few hundred rows

@@ -30,13 +30,18 @@ extension PluginConformance {
     /// - Throws: ``HookFailure`` when a hook throws on a column it applies to.
     static func hookSample(
         _ g: inout ArrayGenerator, hooks: [CompressorHook], dtypes: [DType], rows: Int?, samples: [any ArrayNode],
-        wanting: (any ArrayNode) -> Bool
+        edge: Int? = nil, wanting: (any ArrayNode) -> Bool
     ) throws -> HookSample? {
         let usable = samples.filter { s in s.isCanonical && hooks.contains { $0.applies(s.dtype) } }
-        let dtype = g.pick(dtypes)
-        for _ in 0..<12 {
+        let edgeDType = edge.flatMap { ArrayGenerator.edgeDType($0, among: dtypes) }
+        let dtype = edgeDType ?? g.pick(dtypes)
+        for attempt in 0..<12 {
             let column: any ArrayNode
-            if rows == nil, !usable.isEmpty, g.chance(0.3) {
+            if attempt == 0, let edgeDType, let edges = try g.edgeColumn(edgeDType, count: rows ?? 0) {
+                // First the column of edges: a hook that takes NaN or -0.0 must give them back, and the
+                // kernels over its output must answer for them. A hook that declines gets random draws.
+                column = edges
+            } else if rows == nil, !usable.isEmpty, g.chance(0.3) {
                 let s = g.pick(usable)
                 let start = g.int(0...s.count)
                 column = try Canonical.slice(s, start, g.int(0...(s.count - start)))
@@ -107,7 +112,8 @@ extension PluginConformance.Checker {
                 let sample = try PluginConformance.hookSample(
                     &g, hooks: [hook], dtypes: dtypes.isEmpty ? [.null] : dtypes,
                     rows: PluginConformance.rows(index, &g),
-                    samples: options.sampleColumns, wanting: { _ in true })
+                    samples: options.sampleColumns, edge: index < PluginConformance.edgeInputs ? index : nil,
+                    wanting: { _ in true })
             else {
                 run.lastProblem =
                     "the hook declined every column drawn; add sample columns (ConformanceOptions.sampleColumns)"
@@ -147,7 +153,7 @@ extension PluginConformance.Checker {
             guard !dtypes.isEmpty,
                 let sample = try PluginConformance.hookSample(
                     &g, hooks: hooks, dtypes: dtypes, rows: PluginConformance.rows(index, &g),
-                    samples: options.sampleColumns,
+                    samples: options.sampleColumns, edge: index < PluginConformance.edgeInputs ? index : nil,
                     wanting: { StoredTree.first(encoding, in: $0) != nil })
             else {
                 run.lastProblem =

@@ -11,10 +11,12 @@ extension PluginConformance {
     }
 
     /// One input for the key: a child of the child encoding under a parent of the parent encoding,
-    /// or nil when this draw does not fit (the next index draws again).
+    /// or nil when this draw does not fit (the next index draws again). `edge` (the input's index
+    /// among a key's first ones) makes the child from an edge column
+    /// (``ArrayGenerator/edgeColumn(_:count:)``) when the encodings hold one; else a random draw.
     static func makeInput(
         _ g: inout ArrayGenerator, parent: EncodingID, child: EncodingID, hooks: [CompressorHook],
-        rows: Int?, samples: [any ArrayNode] = []
+        rows: Int?, samples: [any ArrayNode] = [], edge: Int? = nil
     ) throws -> Input? {
         let dtypes = ArrayGenerator.dtypes.filter { dtype in
             switch parent {
@@ -34,7 +36,8 @@ extension PluginConformance {
             }
             guard
                 let made = try hookSample(
-                    &g, hooks: hooks, dtypes: fit, rows: rows, samples: samples, wanting: { $0.encoding == child })
+                    &g, hooks: hooks, dtypes: fit, rows: rows, samples: samples, edge: edge,
+                    wanting: { $0.encoding == child })
             else { return nil }
             // The parent is put over the canonical column first (its constants come from the column, not
             // from plugin code), then the hook's output takes the column's place.
@@ -45,12 +48,27 @@ extension PluginConformance {
         }
         // Only the dtypes the child encoding holds, so that each draw is one of this key's inputs.
         let holds = dtypes.filter { ArrayGenerator.encoding(child, holds: $0) }
-        guard
-            let node = try makeChild(
-                &g, child, dtype: g.pick(holds.isEmpty ? dtypes : holds), hooks: hooks, rows: rows),
-            let parentNode = try g.parent(parent, over: node)
-        else { return nil }
+        let pool = holds.isEmpty ? dtypes : holds
+        var node: (any ArrayNode)?
+        if let edge, let dtype = ArrayGenerator.edgeDType(edge, among: pool),
+            let column = try g.edgeColumn(dtype, count: rows ?? 0)
+        {
+            // An encoding that cannot hold the column's edges (a frame of reference over NaN) gives
+            // nil: the input is then a random draw.
+            node = try encodeEdge(&g, column, as: child)
+        }
+        if node == nil { node = try makeChild(&g, child, dtype: g.pick(pool), hooks: hooks, rows: rows) }
+        guard let node, let parentNode = try g.parent(parent, over: node) else { return nil }
         return Input(node: parentNode)
+    }
+
+    /// An edge column encoded with `encoding` on top (nested encodings below it), or nil when the
+    /// encoding does not hold it.
+    static func encodeEdge(_ g: inout ArrayGenerator, _ column: any ArrayNode, as encoding: EncodingID) throws
+        -> (any ArrayNode)?
+    {
+        if encoding == column.encoding { return column }
+        return try g.encode(column, as: encoding, depth: g.int(1...2))
     }
 
     /// `tree` with the node `old` (by identity) replaced by `new`, or nil when `old` is not in it.

@@ -15,7 +15,10 @@ enum SparseSum: EddyPlugin {
         registrar.aggregate(.sum, on: SparseArray.self, name: "sum of fill and patches") { sparse, ctx in
             // Signed integer sums only; anything else declines to the built-in path.
             guard case .primitive(let p, _) = sparse.dtype, p.isSignedInteger else { return nil }
-            let patches = try ctx.execute(AggregateArray(AggregateFunction(.sum), sparse.values)).scalar(at: 0)
+            // The patches alone can overflow where the whole column does not (a fill of i64.max beside
+            // patches of i64.min): then the engine sums the rows itself.
+            guard let patches = try? ctx.execute(AggregateArray(AggregateFunction(.sum), sparse.values)).scalar(at: 0)
+            else { return nil }
             let fillRows = Int64(sparse.count - sparse.indices.count)
             let fill = sparse.fill.isNull ? 0 : (sparse.fill.int64Value ?? 0)
             if patches.isNull && (sparse.fill.isNull || fillRows == 0) { return .null }
