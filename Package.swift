@@ -17,6 +17,9 @@ let package = Package(
         .executable(name: "eddy", targets: ["eddy"]),
         .executable(name: "eddy-server", targets: ["eddy-server"]),
         // Example kernel plugins: each is a .so that links libEddy.so; drop it into a plugin directory.
+        // SHA-256 and Ed25519 (swift-crypto) for the host, opened when a plugin is hashed or a signature
+        // checked: linked into `eddy`, swift-crypto's Foundation would load in every process (HostCrypto).
+        .library(name: "EddyCrypto", type: .dynamic, targets: ["EddyCrypto"]),
         .library(name: "EddyPluginDelta", type: .dynamic, targets: ["DeltaEncodingEntry"]),
         .library(name: "EddyPluginPackedDictCompare", type: .dynamic, targets: ["PackedDictCompareEntry"]),
         // Deliberately bad plugins for the tests (not shipped as examples).
@@ -56,10 +59,12 @@ let package = Package(
             name: "EddyHost",
             dependencies: [
                 .product(name: "Eddy", package: "plugin-sdk"), "CEddyHost", "EddyIO",
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: sharedSettings
         ),
+        .target(
+            name: "EddyCrypto", dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: sharedSettings),
         .target(
             name: "EddyQuery",
             dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "EddyIO"],

@@ -1,4 +1,3 @@
-import Crypto
 import EddyIO
 import Synchronization
 

@@ -1,5 +1,4 @@
 import CEddyHost
-import Crypto
 @_spi(Host) import Eddy
 import EddyIO
 import Synchronization
@@ -19,7 +18,7 @@ extension PluginHost {
         do throws(LoadStop) {
             let bytes = file.bytes
             try checkImage(bytes, attempt)
-            let hash = PrivateCopies.hex(SHA256.hash(data: bytes))
+            let hash = try contentHash(bytes, attempt)
             if let known = knownBuild(hash: hash, attempt) { return known }
             let copy = try storeCopy(bytes, hash: hash, attempt)
             let probed = try probeFirstLoad(copy, hash: hash, attempt)
@@ -67,6 +66,15 @@ extension PluginHost {
             return publish(registered, copy: copy, hash: plugin.contentHash, attempt)
         } catch {
             return error.row
+        }
+    }
+
+    /// The file's SHA-256 in hex: what its private copy, verdicts and quarantine are kept under.
+    private func contentHash(_ bytes: [UInt8], _ attempt: LoadAttempt) throws(LoadStop) -> String {
+        do {
+            return PrivateCopies.hex(try HostCrypto.sha256(bytes))
+        } catch {
+            throw attempt.stop(.rejected, "cannot hash it: \(error)")
         }
     }
 

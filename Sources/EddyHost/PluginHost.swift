@@ -1,5 +1,4 @@
 import CEddyHost
-import Crypto
 @_spi(Host) public import Eddy
 @_spi(Host) import Eddy
 import EddyIO
@@ -63,8 +62,16 @@ public final class PluginHost: Sendable {
     /// Checks what a plugin computes after it registers and before its kernels are published (in the
     /// process that loads it: the probe's child, or this one when there is no probe).
     @_spi(Host) public let verifier: PluginVerifier?
-    /// What probe verdicts are kept under (see ``probeHostKey(_:)``), taken before any plugin loads.
-    let hostBuild: String?
+    /// The build IDs probe verdicts are kept under (see ``probeHostKey(_:)``), read before any plugin
+    /// loads; hashed when a verdict is first looked up (the hash needs ``HostCrypto``, which a process
+    /// that loads no plugin never opens).
+    let hostLibraries: (own: String, all: [UInt8])?
+
+    /// What probe verdicts are kept under; nil when they are not kept.
+    var hostBuild: String? {
+        guard let (own, all) = hostLibraries, let digest = try? HostCrypto.sha256(all) else { return nil }
+        return own + "+" + String(PrivateCopies.hex(digest).prefix(32))
+    }
 
     /// - Parameters:
     ///   - shadowDirectory: where private copies go (default: see `PrivateCopies.defaultPath`); it is
@@ -82,7 +89,7 @@ public final class PluginHost: Sendable {
         self.copies = PrivateCopies(path: PrivateCopies.defaultPath(explicit: shadowDirectory))
         // Before any scan: their copies are held from now on, so that no collection removes them.
         self.lastGood = LastGoodBuilds(directory: copies.path)
-        self.hostBuild = probe == nil ? nil : Self.hostBuildIdentity()
+        self.hostLibraries = probe == nil ? nil : Self.hostLibraryIdentity()
         let known = copies.quarantineRecords().compactMap(Self.parseQuarantine)
         state.withLock { s in for q in known { s.value.quarantine[q.hash] = q } }
     }
@@ -132,9 +139,9 @@ public final class PluginHost: Sendable {
         return build + " " + Self.escaped(command)
     }
 
-    /// This process's libraries by build ID and its library search path, hashed; nil when the program
-    /// or libEddy.so has no build ID.
-    static func hostBuildIdentity() -> String? {
+    /// This process's libraries by build ID and its library search path (hashed by ``hostBuild``);
+    /// nil when the program or libEddy.so has no build ID.
+    static func hostLibraryIdentity() -> (own: String, all: [UInt8])? {
         var buffer = [CChar](repeating: 0, count: 1 << 16)
         guard eddy_host_build_ids(&buffer, buffer.count, 0) == 0 else { return nil }
         let own = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -143,7 +150,7 @@ public final class PluginHost: Sendable {
         for name in ["LD_LIBRARY_PATH", "LD_PRELOAD"] {
             all += Array("\n\(name)=".utf8) + Array((getenv(name).map { String(cString: $0) } ?? "").utf8)
         }
-        return own + "+" + String(PrivateCopies.hex(SHA256.hash(data: all)).prefix(32))
+        return (own, all)
     }
 
     static func parseQuarantine(_ line: String) -> Quarantine? {

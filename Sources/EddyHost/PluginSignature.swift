@@ -1,4 +1,3 @@
-import Crypto
 import EddyIO
 
 #if canImport(Glibc)
@@ -40,9 +39,16 @@ public enum PluginSignature {
         public var fingerprint: String { PluginSignature.fingerprint(publicKey) }
     }
 
-    /// The first 16 hex digits of the SHA-256 of a public key.
+    /// The first 16 hex digits of the SHA-256 of a public key ("?" when ``HostCrypto`` is unavailable,
+    /// which also stops every signature from verifying).
     public static func fingerprint(_ key: [UInt8]) -> String {
-        String(PrivateCopies.hex(SHA256.hash(data: key)).prefix(16))
+        (try? HostCrypto.sha256(key)).map { String(PrivateCopies.hex($0).prefix(16)) } ?? "?"
+    }
+
+    /// An Ed25519 private key and its public half, as key files hold them.
+    public struct SigningKey: Sendable {
+        public let privateKey: [UInt8]
+        public let publicKey: [UInt8]
     }
 
     /// The footer of `bytes`, nil if the file is unsigned.
@@ -88,19 +94,22 @@ public enum PluginSignature {
     }
 
     /// `bytes` (without any old footer) followed by a new footer signed with `key` as `signer`.
-    public static func sign(_ bytes: [UInt8], key: Curve25519.Signing.PrivateKey, signer: String) throws -> [UInt8] {
+    public static func sign(_ bytes: [UInt8], key: SigningKey, signer: String) throws -> [UInt8] {
         let unsigned = try footer(of: bytes).map { Array(bytes[0..<$0.signedLength]) } ?? bytes
         let name = Array(signer.utf8)
         guard !name.isEmpty, name.count <= maxNameBytes else {
             throw Failure("signer name must be 1 to \(maxNameBytes) bytes")
         }
-        let signature = Array(try key.signature(for: message(unsigned, signedLength: unsigned.count, signer: signer)))
+        guard
+            let (signature, _) = try HostCrypto.sign(
+                message(unsigned, signedLength: unsigned.count, signer: signer), privateKey: key.privateKey)
+        else { throw Failure("not an Ed25519 private key") }
         let length = fixedFooterBytes + name.count
         var out = unsigned
         out += startMagic
         out += [UInt8(name.count & 0xFF), UInt8(name.count >> 8)]
         out += name
-        out += Array(key.publicKey.rawRepresentation)
+        out += key.publicKey
         out += signature
         out += [UInt8(length & 0xFF), UInt8((length >> 8) & 0xFF), UInt8((length >> 16) & 0xFF), UInt8(length >> 24)]
         out += endMagic
@@ -124,13 +133,16 @@ public enum PluginSignature {
             return .invalid(error.description)
         }
         guard let footer = found else { return .unsigned }
-        guard !isWeak(footer.publicKey),
-            let key = try? Curve25519.Signing.PublicKey(rawRepresentation: footer.publicKey)
-        else {
-            return .invalid("malformed signature footer: not a usable Ed25519 public key")
-        }
         let signed = message(bytes, signedLength: footer.signedLength, signer: footer.signer)
-        guard key.isValidSignature(footer.signature, for: signed) else {
+        let valid: Bool?
+        do {
+            valid = isWeak(footer.publicKey)
+                ? nil : try HostCrypto.isValid(signature: footer.signature, publicKey: footer.publicKey, message: signed)
+        } catch {
+            return .invalid("cannot check the signature: \(error)")
+        }
+        guard let valid else { return .invalid("malformed signature footer: not a usable Ed25519 public key") }
+        guard valid else {
             return .invalid(
                 "the signature does not match the file's contents (changed after signing by "
                     + "'\(PluginHost.escaped(footer.signer))')")
@@ -168,7 +180,7 @@ public enum PluginSignature {
             throw Failure("\(PluginHost.escaped(path)) is not an ELF file")
         }
         try PluginFileIO.replaceContents(path, with: try sign(bytes, key: key, signer: name))
-        return (name, fingerprint(Array(key.publicKey.rawRepresentation)))
+        return (name, fingerprint(key.publicKey))
     }
 
     // MARK: Key files
@@ -192,28 +204,27 @@ public enum PluginSignature {
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw Failure("\(directory): cannot create the key directory: \(String(cString: strerror(errno)))")
         }
-        let key = Curve25519.Signing.PrivateKey()
+        let key = try HostCrypto.generateKey()
         let keyPath = directory + "/" + name + ".key"
         let pubPath = directory + "/" + name + ".pub"
-        try writeNew(keyPath, "\(privatePrefix) \(PrivateCopies.hex(key.rawRepresentation)) \(name)\n", mode: 0o600)
-        try writeNew(
-            pubPath, "\(publicPrefix) \(PrivateCopies.hex(key.publicKey.rawRepresentation)) \(name)\n", mode: 0o644)
+        try writeNew(keyPath, "\(privatePrefix) \(PrivateCopies.hex(key.privateKey)) \(name)\n", mode: 0o600)
+        try writeNew(pubPath, "\(publicPrefix) \(PrivateCopies.hex(key.publicKey)) \(name)\n", mode: 0o644)
         return (keyPath, pubPath)
     }
 
     /// Reads a private key file; refuses one that others may read.
-    public static func readPrivateKey(_ path: String) throws -> (key: Curve25519.Signing.PrivateKey, name: String) {
+    public static func readPrivateKey(_ path: String) throws -> (key: SigningKey, name: String) {
         let (text, st) = try readSmall(path)
         guard st.st_mode & 0o077 == 0 else {
             throw Failure("\(path): readable by others (mode 0\(String(st.st_mode & 0o777, radix: 8))); chmod 600 it")
         }
         let parts = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).map(String.init)
         guard parts.count == 3, parts[0] == privatePrefix, let raw = unhex(parts[1]), raw.count == 32,
-            let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw)
+            let (_, publicKey) = try HostCrypto.sign([], privateKey: raw)
         else {
             throw Failure("\(path): not an Eddy private key (expected '\(privatePrefix) HEX NAME')")
         }
-        return (key, parts[2])
+        return (SigningKey(privateKey: raw, publicKey: publicKey), parts[2])
     }
 
     /// Whether a public key is unusable: a point of small order (with such a key, anyone can make a
@@ -273,9 +284,9 @@ public enum PluginSignature {
                 throw Failure("--trusted-keys: \(problem): anyone who can change it decides which plugins are trusted")
             }
             let parts = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).map(String.init)
-            guard parts.count == 3, parts[0] == publicPrefix, let raw = unhex(parts[1]), raw.count == 32,
-                (try? Curve25519.Signing.PublicKey(rawRepresentation: raw)) != nil
-            else {
+            // Any 32 bytes decode as a compressed point here; the weak ones are refused below, and a
+            // key that is no point at all verifies nothing.
+            guard parts.count == 3, parts[0] == publicPrefix, let raw = unhex(parts[1]), raw.count == 32 else {
                 throw Failure("--trusted-keys: \(path) is not an Eddy public key (expected '\(publicPrefix) HEX NAME')")
             }
             guard !isWeak(raw) else {

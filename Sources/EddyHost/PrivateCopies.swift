@@ -1,5 +1,4 @@
 import CEddyHost
-import Crypto
 import Synchronization
 
 #if canImport(Glibc)
@@ -433,7 +432,12 @@ final class PrivateCopies: Sendable {
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == owner else {
             throw Refusal(description: "private copy \(name) is not a regular file of this user")
         }
-        var hasher = SHA256()
+        let hasher: HostCrypto.SHA256Stream
+        do {
+            hasher = try HostCrypto.SHA256Stream()
+        } catch {
+            throw Refusal(description: "cannot hash private copy \(name): \(error)")
+        }
         // A 64 KiB buffer, not zeroed: a fresh zeroed MiB per call (two per plugin and start) was about a
         // twentieth of a one-shot `eddy eval` with two small plugins.
         let failed = withUnsafeTemporaryAllocation(byteCount: 1 << 16, alignment: 16) { chunk -> Bool in
@@ -444,12 +448,12 @@ final class PrivateCopies: Sendable {
                 if n < 0 && errno == EINTR { continue }
                 guard n >= 0 else { return true }
                 if n == 0 { return false }
-                hasher.update(bufferPointer: UnsafeRawBufferPointer(start: base, count: n))
+                hasher.update(UnsafeRawBufferPointer(start: base, count: n))
                 offset += n
             }
         }
         guard !failed else { throw Refusal(description: "cannot read private copy \(name): \(errnoText())") }
-        return Self.hex(hasher.finalize())
+        return Self.hex(hasher.finish())
     }
 
     static func hex(_ digest: some Sequence<UInt8>) -> String {

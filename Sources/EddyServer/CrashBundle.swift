@@ -1,4 +1,3 @@
-import Crypto
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
 @_spi(Host) import EddyIO
@@ -168,16 +167,16 @@ struct CrashBundles: Sendable {
 
     /// The SHA-256 of the first `bytes` bytes of `fd`, read with `pread` in 1 MiB chunks.
     static func sha256(_ fd: Int32, bytes: Int) -> String? {
-        var hasher = SHA256()
+        guard let hasher = try? HostCrypto.SHA256Stream() else { return nil }
         var offset = 0
         while offset < bytes {
             let n = min(1 << 20, bytes - offset)
             var part = [UInt8](repeating: 0, count: n)
             guard PluginFileIO.readFully(fd, into: &part, at: offset) else { return nil }
-            hasher.update(data: part)
+            part.withUnsafeBytes { hasher.update($0) }
             offset += n
         }
-        return hasher.finalize().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        return HostCrypto.hex(hasher.finish())
     }
 }
 
