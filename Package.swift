@@ -83,12 +83,22 @@ let package = Package(
             ],
             swiftSettings: sharedSettings
         ),
+        // `eddy eval` without ArgumentParser: its settings, plugin loading and the evaluation, what `eddy`
+        // runs itself; EddyCommands reads the same settings with ArgumentParser.
+        .target(
+            name: "EddyEval",
+            dependencies: [
+                .product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost",
+                // The conformance kit: `--verify` runs it on each new plugin before it serves.
+                .product(name: "EddyTesting", package: "plugin-sdk"),
+            ],
+            swiftSettings: sharedSettings
+        ),
         // The command tree: every command but the server's (those live in eddy-server).
         .target(
             name: "EddyCommands",
             dependencies: [
-                .product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost",
-                // The conformance kit: `--verify` runs it on each new plugin before it serves.
+                .product(name: "Eddy", package: "plugin-sdk"), "EddyIO", "EddyQuery", "EddyHost", "EddyEval",
                 .product(name: "EddyTesting", package: "plugin-sdk"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -99,8 +99,8 @@ struct ConvertCommand: ParsableCommand {
             }
             let (_, _, confinement) =
                 noConfine
-                ? try plugins.loadUnconfined(into: session)
-                : try plugins.loadConfined(into: session, readPaths: [input]) {
+                ? try plugins.settings.loadUnconfined(into: session)
+                : try plugins.settings.loadConfined(into: session, readPaths: [input]) {
                     committer = try OutputCommitter(output: output)
                 }
             if let confinement, confinement.level != .full {

@@ -57,9 +57,13 @@ package enum EddyEntry {
         PluginProbe.installCrashReport(
             hint: "to run without it, remove that plugin's file from the plugin directory "
                 + "(eddy plugins lists the files)")
+        let arguments = CommandLine.arguments
+        if arguments.count >= 2, arguments[1] == "eval", let status = EvalSettings.runDirectly(arguments.dropFirst(2)) {
+            leave(status)
+        }
         do {
             var command: any ParsableCommand
-            if let direct = parsedDirectly(CommandLine.arguments) {
+            if let direct = parsedDirectly(arguments) {
                 command = direct
             } else {
                 command = try EddyCommand.parseAsRoot()
@@ -82,17 +86,10 @@ package enum EddyEntry {
 
     /// The leaf commands ``parsedDirectly(_:)`` parses on their own, by name.
     static let directlyParsed: [String: any ParsableCommand.Type] = [
-        "eval": EvalCommand.self, "convert": ConvertCommand.self, "inspect": InspectCommand.self,
+        "convert": ConvertCommand.self, "inspect": InspectCommand.self,
         "kernels": KernelsCommand.self, "keygen": KeygenCommand.self, "sign": SignCommand.self,
         "verify": VerifyCommand.self, "new-plugin": NewPluginCommand.self, "probe-plugin": ProbePluginCommand.self,
     ]
-
-    /// The arguments that mean something to ArgumentParser at the root of a tree (help, completion
-    /// scripts, dumps) rather than to the command: a command line holding one is parsed as a whole.
-    static func meansSomethingAtTheRoot(_ argument: String) -> Bool {
-        argument == "help" || argument == "-h" || argument.hasPrefix("--help") || argument == "--version"
-            || argument.hasPrefix("--generate-completion") || argument.hasPrefix("--experimental")
-    }
 
     /// A well-formed command line of a leaf command, parsed by that command alone; nil for anything
     /// else, which ``EddyCommand/parseAsRoot(_:)`` then parses (and words any error of).
@@ -105,8 +102,7 @@ package enum EddyEntry {
     package static func parsedDirectly(_ arguments: [String]) -> (any ParsableCommand)? {
         guard arguments.count >= 2, let type = directlyParsed[arguments[1]] else { return nil }
         let rest = Array(arguments.dropFirst(2))
-        guard !rest.contains(where: meansSomethingAtTheRoot) else { return nil }
-        if type == EvalCommand.self { return EvalCommand.parsedDirectly(rest[...]) }
+        guard !rest.contains(where: EvalSettings.meansSomethingAtTheRoot) else { return nil }
         return try? type.parseAsRoot(rest)
     }
 

@@ -21,7 +21,7 @@ package enum EddyFront {
     /// The names of ``EddyCommand/inProcess``: the leaf commands ``EddyEntry`` parses on their own, and
     /// `plugins`. Names, not each command's configuration, which would build ten of them on every
     /// start. FrontTests runs `eddy NAME --help` for each in `eddy`'s own process.
-    package static let inProcessNames: Set<String> = Set(EddyEntry.directlyParsed.keys).union(["plugins"])
+    package static let inProcessNames: Set<String> = Set(EddyEntry.directlyParsed.keys).union(["eval", "plugins"])
 
     /// Whether `eddy` runs `arguments` (its command line, the executable first) in its own process.
     package static func runsInProcess(_ arguments: [String]) -> Bool {

@@ -1,12 +1,5 @@
 import ArgumentParser
-@_spi(Host) import Eddy
-@_spi(Host) import EddyHost
-@_spi(Host) import EddyIO
-@_spi(Host) import EddyQuery
-
-#if canImport(Glibc)
-    import Glibc
-#endif
+import EddyEval
 
 package struct EvalCommand: ParsableCommand {
     package init() {}
@@ -69,7 +62,7 @@ package struct EvalCommand: ParsableCommand {
     var select: String?
 
     @Option(help: "Output format: table, csv, json or arrow (an Arrow IPC stream).")
-    var format: String = Defaults.format
+    var format: String = EvalSettings.Defaults.format
 
     @Flag(help: "Print each input column's encoding tree and the execution trace (to stderr).")
     var explain = false
@@ -85,39 +78,22 @@ package struct EvalCommand: ParsableCommand {
     @OptionGroup var plugins: PluginOptions
 
     @Option(help: ArgumentHelp("Refuse a CSV record or JSON line longer than this many bytes.", valueName: "bytes"))
-    var maxRecordBytes: Int = Defaults.maxRecordBytes
+    var maxRecordBytes: Int = EvalSettings.Defaults.maxRecordBytes
 
     @Option(help: ArgumentHelp("Rows per batch.", visibility: .hidden))
-    var batchRows: Int = Defaults.batchRows
+    var batchRows: Int = EvalSettings.Defaults.batchRows
 
     @Option(
         help: ArgumentHelp(
             "Batches evaluated at once, one per thread (default: the available cores; --explain uses one).",
             valueName: "n"))
-    var threads: Int = Defaults.threads
-
-    package func validate() throws {
-        guard maxRecordBytes > 0, maxRecordBytes <= 1 << 30 else {
-            throw ValidationError("--max-record-bytes must be between 1 and \(1 << 30)")
-        }
-        guard batchRows > 0, batchRows <= 1 << 24 else {
-            throw ValidationError("--batch-rows must be between 1 and \(1 << 24)")
-        }
-        guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
-        guard Compressor.Goal(named: compression) != nil else {
-            throw ValidationError(Compressor.Goal.unknown(compression, option: "--compression"))
-        }
-        // Here, not in run(): a ValidationError thrown there printed the top-level usage, not eval's.
-        guard format == "arrow" || OutputFormat(rawValue: format) != nil else {
-            throw ValidationError("unknown --format '\(format)'; use table, csv, json or arrow")
-        }
-    }
+    var threads: Int = EvalSettings.Defaults.threads
 
     @Option(
         help: ArgumentHelp(
             "How batches are encoded: auto (per column), query (cheap encodings) or storage (smallest).",
             valueName: "goal"))
-    var compression: String = Defaults.compression
+    var compression: String = EvalSettings.Defaults.compression
 
     @Flag(
         name: .customLong("no-zone-maps"),
@@ -133,168 +109,42 @@ package struct EvalCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("Print the peak resident memory to stderr at the end.", visibility: .hidden))
     var reportMemory = false
 
-    package func run() throws {
-        let arrowOutput = format == "arrow"
-        guard let outputFormat = arrowOutput ? .csv : OutputFormat(rawValue: format) else {
-            throw ValidationError("unknown --format '\(format)'; use table, csv, json or arrow")
-        }
-        let session = Session()
-        let (host, _, confinement) =
-            noConfine
-            ? try plugins.loadUnconfined(into: session) : try plugins.loadConfined(into: session, readPaths: [file])
-        if let confinement, confinement.level != .full {
-            Stderr.write("eddy: warning: plugin code runs with confinement \(confinement)\n")
-        }
-        let output = HeldOutput()
-        do {
-            let overrides = try schema.map(Schema.parseOverrides) ?? [:]
-            let trace = explain ? ExecutionTrace() : nil
-            let context = session.makeContext(trace: trace)
-            let reader = try openReader(
-                file, format: inputFormat, overrides: overrides, batchRows: batchRows,
-                limits: ReadLimits(maxRecordBytes: maxRecordBytes), snapshot: context.snapshot,
-                inferTypes: !Evaluation.readsNoColumn(whereText: predicate, selectText: select))
-            let evaluation = try Evaluation(
-                reader: reader, whereText: predicate, selectText: select,
-                context: context,
-                compressor: Compressor(
-                    hooks: context.snapshot.compressorHooks, goal: Compressor.Goal(named: compression) ?? .auto),
-                zoneMaps: !noZoneMaps)
-            evaluation.threads = threads
-            if isatty(STDERR_FILENO) != 0 {
-                evaluation.progress = { line in Stderr.write("\r\u{1B}[K" + line) }
-            }
-            let writer =
-                arrowOutput
-                ? ResultWriter(
-                    arrow: try ArrowStreamWriter(names: evaluation.names, types: evaluation.items.map(\.bound.dtype)) {
-                        output.write(bytes: $0)
-                    }, names: evaluation.names)
-                : ResultWriter(format: outputFormat, names: evaluation.names) { output.write($0) }
-            try evaluation.run(into: writer)
-            output.finish()
-            if isatty(STDERR_FILENO) != 0 && evaluation.rowsRead > 0 { Stderr.write("\r\u{1B}[K") }
-            if explain { Stderr.write(explainText(evaluation, plugins: host.plugins)) }
-            if reportMemory {
-                // VmHWM is this address space's own peak (ru_maxrss carries over a parent's from fork).
-                Stderr.write("peak resident memory: \(peakResidentKiB()) KiB\n")
-            }
-        } catch {
-            // Classified as `eddy serve` classifies it: the exit status is the failure's (2 for an
-            // expression, 1 for an input or an evaluation).
-            guard var failure = EddyFailure(classifying: error) else { throw error }
-            // An encoding missing because its plugin's build is quarantined: say that, not "add it".
-            if error is IOError, let note = host.quarantineExplanation(forEddyFile: file) {
-                failure.message = "\(note)"
-            }
-            output.abandon(failure.message)
-            Stderr.write("eddy: error: \(failure.message)\n")
-            throw ExitCode(failure.exitCode)
-        }
-    }
-}
-
-/// The table a command reads: `format` as the user named it, or told from the file (see ``InputFormat``).
-func openReader(
-    _ path: String, format: String?, overrides: [String: DType], batchRows: Int,
-    limits: ReadLimits, snapshot: KernelSnapshot, inferTypes: Bool = true
-) throws -> any TableReader {
-    let kind: InputFormat
-    if let format {
-        guard let named = InputFormat(named: format) else {
-            throw IOError(file: path, line: 0, column: 0, message: InputFormat.unknown(format, option: "input format"))
-        }
-        kind = named
-    } else {
-        kind = InputFormat.of(path: path)
-    }
-    return try openTable(
-        path, format: kind,
-        options: TableOptions(overrides: overrides, batchRows: batchRows, limits: limits, inferTypes: inferTypes),
-        snapshot: snapshot)
-}
-
-func explainText(_ e: Evaluation, plugins: [LoadedPlugin]) -> String {
-    let names = e.reader.schema.names
-    let read = e.columnsRead.filter { $0 < names.count }.map { PluginHost.escaped(names[$0]) }
-    var s =
-        "== columns read: "
-        + (read.isEmpty ? "none" : read.map { $0.contains(",") ? "\"\($0)\"" : $0 }.joined(separator: ", "))
-        + (read.count == names.count
-            ? " (all \(names.count))" : " (\(read.count) of \(names.count); the others are not typed or built)")
-        + "; threads: \(e.countedOnThreads ?? (e.trace == nil ? e.threads : 1))\n"
-    for line in e.reader.explainedSkips { s += line + "\n" }
-    if let threads = e.countedOnThreads {
-        s += "== count(*): " + e.reader.explainedCount(records: e.rowsRead, threads: threads) + "\n"
-        s +=
-            "== context: snapshot generation \(e.context.snapshot.generation); "
-            + "plugin set: \(e.context.snapshot.fingerprint)\n"
+    /// The options as values (what ``EvalSettings`` runs).
+    package var settings: EvalSettings {
+        var s = EvalSettings()
+        s.file = file
+        s.predicate = predicate
+        s.select = select
+        s.format = format
+        s.explain = explain
+        s.schema = schema
+        s.inputFormat = inputFormat
+        s.plugins = plugins.settings
+        s.maxRecordBytes = maxRecordBytes
+        s.batchRows = batchRows
+        s.threads = threads
+        s.compression = compression
+        s.noZoneMaps = noZoneMaps
+        s.noConfine = noConfine
+        s.reportMemory = reportMemory
         return s
     }
-    s +=
-        "== input columns, all batches: \(e.rowsRead) rows, \(e.canonicalBytes) bytes plain → \(e.compressedBytes) bytes encoded"
-    if e.compressedBytes > 0 {
-        s += " (ratio \((Double(e.canonicalBytes) / Double(Swift.max(e.compressedBytes, 1)) * 100).rounded() / 100))"
-    }
-    s += "; the trees of the first batch:\n"
-    for (name, tree) in e.inputTrees {
-        s += "\(name):\n" + tree.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
-    }
-    s += "== plan (first batch)\n"
-    for (label, tree) in e.planTrees {
-        s += "\(label):\n" + tree.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
-    }
-    s +=
-        "== context: snapshot generation \(e.context.snapshot.generation); plugin set: \(e.context.snapshot.fingerprint)\n"
-    if let trace = e.trace {
-        let events = trace.events
-        s += "== execution trace (\(events.count) steps)\n"
-        for ev in events.prefix(200) { s += ev.description + "\n" }
-        if events.count > 200 { s += "… \(events.count - 200) more steps\n" }
-        var fired: [String: Int] = [:]
-        for ev in events where ev.step == .executeParent || ev.step == .reduceParent {
-            fired["\(ev.name) [\(ev.owner)]", default: 0] += 1
-        }
-        if !fired.isEmpty {
-            s += "== kernels and rules that fired\n"
-            for (k, n) in fired.sorted(by: { $0.key < $1.key }) { s += "\(n)× \(k)\n" }
+
+    package func validate() throws {
+        do {
+            try settings.validate()
+        } catch let e as UsageError {
+            throw ValidationError(e.description)
         }
     }
-    return s
-}
 
-/// Buffered standard output (the C stream; the process has one thread writing results).
-package enum Stdout {
-    // Only the command's main thread writes results; the stream is created once and never closed.
-    nonisolated(unsafe) static let stream = fdopen(STDOUT_FILENO, "w")
-
-    package static func write(_ s: String) {
-        var s = s
-        s.withUTF8 { _ = fwrite($0.baseAddress, 1, $0.count, stream) }
-    }
-
-    package static func flush() { fflush(stream) }
-}
-
-/// Unbuffered standard error, for messages and progress.
-package enum Stderr {
-    package static func write(_ s: String) {
-        var s = s
-        s.withUTF8 { b in _ = Glibc.write(STDERR_FILENO, b.baseAddress, b.count) }
-        _ = fflush(nil)
-    }
-}
-
-/// The process's peak resident set, from /proc/self/status (VmHWM), in KiB; -1 when unavailable.
-func peakResidentKiB() -> Int {
-    guard let f = fopen("/proc/self/status", "r") else { return -1 }
-    defer { fclose(f) }
-    var line = [CChar](repeating: 0, count: 256)
-    while fgets(&line, Int32(line.count), f) != nil {
-        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if text.hasPrefix("VmHWM:") {
-            return Int(text.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "") ?? -1
+    package func run() throws {
+        do {
+            try settings.run()
+        } catch let e as UsageError {
+            throw ValidationError(e.description)
+        } catch let e as ExitStatus {
+            throw ExitCode(e.code)
         }
     }
-    return -1
 }

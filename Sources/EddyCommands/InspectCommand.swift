@@ -27,7 +27,7 @@ struct InspectCommand: ParsableCommand {
     func run() throws {
         let session = Session()
         // Plugin code runs confined, as under `eddy eval`: reading this file, the copies and libraries only.
-        let (host, _, _) = try plugins.loadConfined(into: session, readPaths: [file])
+        let (host, _, _) = try plugins.settings.loadConfined(into: session, readPaths: [file])
         let f: EddyFile
         do {
             f = try EddyFile(path: file, snapshot: session.kernels.snapshot, requireEncodings: false)

@@ -38,7 +38,7 @@ struct KernelsCommand: ParsableCommand {
     func run() throws {
         let session = Session()
         // Plugin code runs confined, as under `eddy eval` (--costs measures kernels on inputs made here).
-        _ = try plugins.loadConfined(into: session, readPaths: [])
+        _ = try plugins.settings.loadConfined(into: session, readPaths: [])
         if costs { return printCosts(session) }
         let snapshot = session.kernels.snapshot
         print("kernel registry, snapshot generation \(snapshot.generation)")

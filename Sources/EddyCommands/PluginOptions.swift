@@ -1,6 +1,5 @@
 import ArgumentParser
-@_spi(Host) import Eddy
-@_spi(Host) import EddyHost
+import EddyEval
 
 #if canImport(Glibc)
     import Glibc
@@ -22,13 +21,13 @@ package struct PluginOptions: ParsableArguments {
         help: ArgumentHelp(
             "Seconds a plugin may take to load and register (in the probe process, and again in the host) before it is refused.",
             valueName: "seconds"))
-    var probeTimeout: Double = Defaults.probeTimeout
+    var probeTimeout: Double = PluginSettings.Defaults.probeTimeout
 
     @Flag(help: "Load from a plugin directory or files that others can write (or another user owns), with a warning.")
     var allowInsecureDir = false
 
     @Option(help: ArgumentHelp("Refuse plugin files larger than this many bytes.", valueName: "bytes"))
-    var maxPluginBytes: Int = Defaults.maxPluginBytes
+    var maxPluginBytes: Int = PluginSettings.Defaults.maxPluginBytes
 
     @Option(
         help: ArgumentHelp(
@@ -45,7 +44,7 @@ package struct PluginOptions: ParsableArguments {
                 + "about a second) or full (many more inputs, up to half a minute). The verdict is kept per "
                 + "plugin build, so only the first load pays.",
             valueName: "level"))
-    var verify: VerifyLevel = Defaults.verify
+    var verify: VerifyLevel = PluginSettings.Defaults.verify
 
     @Option(
         help: ArgumentHelp(
@@ -53,88 +52,28 @@ package struct PluginOptions: ParsableArguments {
                 + "short is reported and not remembered.", valueName: "seconds"))
     var verifyTimeLimit: Double?
 
-    /// The verifier the flags ask for (nil: --verify off).
-    package var verifier: PluginVerifier? { verify.verifier(timeLimit: verifyTimeLimit) }
-
-    package var directory: String { pluginDir ?? PluginHost.defaultDirectory }
-
-    /// The child gets the same size cap, so it refuses nothing the host would load, and verifies at
-    /// the same level (its timeout grows by the verification's own limit).
-    package var probe: PluginProbe? {
-        noProbe
-            ? nil
-            : PluginProbe.selfExecutable(
-                timeout: probeTimeout + (verifier?.seconds ?? 0) * 2,
-                extraArguments: ["--max-plugin-bytes", String(maxPluginBytes)]
-                    + (verify == .off
-                        ? []
-                        : ["--verify", verify.rawValue]
-                            + (verifyTimeLimit.map { ["--verify-time-limit", String($0)] } ?? [])))
-    }
-
-    /// - Throws: ``ValidationError`` for a key directory that cannot be read.
-    package func policy() throws -> PluginLoadPolicy {
-        let keys: [PluginSignature.TrustedKey]
-        do {
-            keys = try trustedKeys.map(PluginSignature.readTrustedKeys) ?? []
-        } catch {
-            throw ValidationError("\(error)")
-        }
-        return PluginLoadPolicy(
-            maxFileBytes: maxPluginBytes, allowInsecureDirectory: allowInsecureDir,
-            registrationTimeout: probeTimeout, trustedKeys: keys, requireSigned: requireSigned)
+    /// The options as values (what the commands load plugins with).
+    package var settings: PluginSettings {
+        var s = PluginSettings()
+        s.pluginDir = pluginDir
+        s.noProbe = noProbe
+        s.probeTimeout = probeTimeout
+        s.allowInsecureDir = allowInsecureDir
+        s.maxPluginBytes = maxPluginBytes
+        s.trustedKeys = trustedKeys
+        s.requireSigned = requireSigned
+        s.verify = verify
+        s.verifyTimeLimit = verifyTimeLimit
+        return s
     }
 
     package func validate() throws {
-        guard probeTimeout > 0, probeTimeout <= 86_400 else {
-            throw ValidationError("--probe-timeout must be between 0 and 86400 seconds")
-        }
-        guard maxPluginBytes > 0 else { throw ValidationError("--max-plugin-bytes must be positive") }
-        if let t = verifyTimeLimit, !(t > 0 && t <= 3600) {
-            throw ValidationError("--verify-time-limit must be between 0 and 3600 seconds")
-        }
-        if requireSigned && trustedKeys == nil {
-            throw ValidationError("--require-signed needs --trusted-keys DIR (the public keys whose signatures count)")
-        }
-        _ = try policy()
-    }
-
-    /// Whether the directory was asked for explicitly (a missing default directory is not an error).
-    var explicit: Bool { pluginDir != nil || getenv("EDDY_PLUGIN_DIR") != nil }
-
-    /// Without a probe the host verifies plugins itself, after registering and before publishing.
-    func makeHost(session: Session) throws -> PluginHost {
-        PluginHost(session: session, probe: probe, policy: try policy(), verifier: noProbe ? verifier : nil)
-    }
-
-    /// Loads the plugin directory into `session`; problems are reported on stderr, never fatal.
-    func load(into session: Session, quiet: Bool = false) throws -> (PluginHost, [PluginReportRow]) {
-        let host = try makeHost(session: session)
-        var st = stat()
-        guard stat(directory, &st) == 0 else {
-            if explicit {
-                Stderr.write("eddy: warning: plugin directory \(PluginHost.escaped(directory)) does not exist\n")
-            }
-            return (host, [])
-        }
-        let rows = host.scan(directory)
-        if !quiet { report(rows) }
-        return (host, rows)
-    }
-
-    /// Prints the rejected, quarantined and warned-about rows on stderr.
-    func report(_ rows: [PluginReportRow]) {
-        for r in rows where r.status == .rejected {
-            Stderr.write(
-                "eddy: warning: plugin \(PluginHost.escaped(r.file)) rejected: \(PluginHost.escaped(r.reason))\n")
-        }
-        for r in rows where r.status == .quarantined {
-            Stderr.write(
-                "eddy: warning: plugin \(PluginHost.escaped(r.plugin))@\(PluginHost.escaped(r.version)) in "
-                    + "\(PluginHost.escaped(r.file)) not loaded: \(PluginHost.escaped(r.reason))\n")
-        }
-        for r in rows where r.status != .rejected && r.reason.contains("warning: ") {
-            Stderr.write("eddy: warning: plugin \(PluginHost.escaped(r.file)): \(PluginHost.escaped(r.reason))\n")
+        do {
+            try settings.validate()
+        } catch let e as UsageError {
+            throw ValidationError(e.description)
         }
     }
 }
+
+extension VerifyLevel: ExpressibleByArgument {}

@@ -38,12 +38,12 @@ struct PluginsCommand: ParsableCommand {
         // Plugin code runs here as it does in `eddy eval`: confined, once every plugin passed its probe.
         let (host, rows, applied) =
             noConfine
-            ? try plugins.loadUnconfined(into: session, quiet: true)
-            : try plugins.loadConfined(into: session, readPaths: [], quiet: true)
+            ? try plugins.settings.loadUnconfined(into: session, quiet: true)
+            : try plugins.settings.loadConfined(into: session, readPaths: [], quiet: true)
         let confinement = applied ?? (noConfine ? .off("--no-confine") : Confinement.expected(user: nil, invoker: true))
         if json {
             print(
-                "{\"directory\": \(PluginReportRow.jsonString(plugins.directory)), \"snapshot_generation\": \(session.kernels.generation), "
+                "{\"directory\": \(PluginReportRow.jsonString(plugins.settings.directory)), \"snapshot_generation\": \(session.kernels.generation), "
                     + "\"retained_images\": \(host.retainedImages), "
                     // What plugin code ran under here (as under `eddy eval`), or would, when none was loaded.
                     + "\"confinement\": \(PluginReportRow.jsonString(confinement.description)), "
@@ -53,7 +53,7 @@ struct PluginsCommand: ParsableCommand {
             try exitStatus(rows)
             return
         }
-        print("plugin directory: \(PluginHost.escaped(plugins.directory))")
+        print("plugin directory: \(PluginHost.escaped(plugins.settings.directory))")
         print("confinement: \(confinement)")
         if rows.isEmpty {
             print("(no .so files)")
@@ -101,8 +101,9 @@ struct PluginsCommand: ParsableCommand {
     private func exitStatus(_ rows: [PluginReportRow]) throws {
         if rows.contains(where: { $0.status == .rejected || $0.status == .quarantined }) { throw ExitCode(1) }
         var st = stat()
-        if stat(plugins.directory, &st) != 0 || (st.st_mode & S_IFMT) != S_IFDIR {
-            Stderr.write("eddy: the plugin directory \(PluginHost.escaped(plugins.directory)) does not exist\n")
+        if stat(plugins.settings.directory, &st) != 0 || (st.st_mode & S_IFMT) != S_IFDIR {
+            Stderr.write(
+                "eddy: the plugin directory \(PluginHost.escaped(plugins.settings.directory)) does not exist\n")
             throw ExitCode(1)
         }
     }

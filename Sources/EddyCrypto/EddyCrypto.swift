@@ -47,9 +47,11 @@ public func eddyCryptoSHA256Finish(_ hasher: UnsafeMutableRawPointer, _ out: Uns
 public func eddyCryptoEd25519Verify(
     _ publicKey: UnsafePointer<UInt8>, _ signature: UnsafePointer<UInt8>, _ message: UnsafeRawPointer?, _ count: Int
 ) -> Int32 {
-    guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: UnsafeBufferPointer(start: publicKey, count: 32))
+    guard
+        let key = try? Curve25519.Signing.PublicKey(rawRepresentation: UnsafeBufferPointer(start: publicKey, count: 32))
     else { return -1 }
-    let text = message.map { UnsafeRawBufferPointer(start: $0, count: count) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+    let text =
+        message.map { UnsafeRawBufferPointer(start: $0, count: count) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
     return key.isValidSignature(UnsafeBufferPointer(start: signature, count: 64), for: text) ? 1 : 0
 }
 
@@ -60,9 +62,12 @@ public func eddyCryptoEd25519Sign(
     _ privateKey: UnsafePointer<UInt8>, _ message: UnsafeRawPointer?, _ count: Int,
     _ signature: UnsafeMutablePointer<UInt8>, _ publicKey: UnsafeMutablePointer<UInt8>
 ) -> Int32 {
-    guard let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: UnsafeBufferPointer(start: privateKey, count: 32))
+    guard
+        let key = try? Curve25519.Signing.PrivateKey(
+            rawRepresentation: UnsafeBufferPointer(start: privateKey, count: 32))
     else { return -1 }
-    let text = message.map { UnsafeRawBufferPointer(start: $0, count: count) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+    let text =
+        message.map { UnsafeRawBufferPointer(start: $0, count: count) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
     guard let signed = try? key.signature(for: text), signed.count == 64 else { return -1 }
     store(signed, signature)
     store(key.publicKey.rawRepresentation, publicKey)
@@ -71,7 +76,9 @@ public func eddyCryptoEd25519Sign(
 
 /// A new Ed25519 key pair: 32 private bytes at `privateKey`, 32 public at `publicKey`.
 @_cdecl("eddy_crypto_ed25519_generate")
-public func eddyCryptoEd25519Generate(_ privateKey: UnsafeMutablePointer<UInt8>, _ publicKey: UnsafeMutablePointer<UInt8>) {
+public func eddyCryptoEd25519Generate(
+    _ privateKey: UnsafeMutablePointer<UInt8>, _ publicKey: UnsafeMutablePointer<UInt8>
+) {
     let key = Curve25519.Signing.PrivateKey()
     store(key.rawRepresentation, privateKey)
     store(key.publicKey.rawRepresentation, publicKey)

@@ -136,8 +136,10 @@ public enum PluginSignature {
         let signed = message(bytes, signedLength: footer.signedLength, signer: footer.signer)
         let valid: Bool?
         do {
-            valid = isWeak(footer.publicKey)
-                ? nil : try HostCrypto.isValid(signature: footer.signature, publicKey: footer.publicKey, message: signed)
+            valid =
+                isWeak(footer.publicKey)
+                ? nil
+                : try HostCrypto.isValid(signature: footer.signature, publicKey: footer.publicKey, message: signed)
         } catch {
             return .invalid("cannot check the signature: \(error)")
         }

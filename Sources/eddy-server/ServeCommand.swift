@@ -354,7 +354,7 @@ struct ServeCommand: AsyncParsableCommand {
     /// Starts the server and runs it until it stops.
     func serve(_ options: ServerOptions, logger: Logger) async throws {
         // Probes confine themselves as workers do (and become the same user).
-        let probe = plugins.probe.map {
+        let probe = plugins.settings.probe.map {
             PluginProbe(
                 executable: $0.executable, arguments: $0.arguments + EddyServer.confinementArguments(options),
                 timeout: $0.timeout)
@@ -362,9 +362,9 @@ struct ServeCommand: AsyncParsableCommand {
         let server: EddyServer
         do {
             server = try EddyServer(
-                pluginDirectory: plugins.directory, logger: logger, rescanSeconds: rescan,
-                probe: probe, policy: try plugins.policy(), options: options,
-                verifier: plugins.noProbe ? plugins.verifier : nil)
+                pluginDirectory: plugins.settings.directory, logger: logger, rescanSeconds: rescan,
+                probe: probe, policy: try plugins.settings.policy(), options: options,
+                verifier: plugins.noProbe ? plugins.settings.verifier : nil)
         } catch let e as ServerSetupError {
             Stderr.write("eddy: error: \(e)\n")
             throw ExitCode(2)

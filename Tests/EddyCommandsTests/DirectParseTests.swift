@@ -25,11 +25,11 @@ import Testing
     /// Both readings of `arguments`: the direct one must be nil or equal to ArgumentParser's.
     static func compare(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) -> Bool? {
         let full = byArgumentParser(arguments)
-        guard let direct = EvalCommand.parsedDirectly(arguments[...]) else { return nil }
+        guard let direct = EvalSettings.parsedDirectly(arguments[...]) else { return nil }
         #expect(
             full != nil, "read directly but refused by ArgumentParser: \(arguments)", sourceLocation: sourceLocation)
         if let full {
-            #expect(fields(direct) == fields(full), "\(arguments)", sourceLocation: sourceLocation)
+            #expect(fields(direct) == fields(full.settings), "\(arguments)", sourceLocation: sourceLocation)
         }
         return full != nil
     }
@@ -80,7 +80,7 @@ import Testing
             rest = rest[dashes.upperBound...]
         }
         names.subtract(["help", "help-hidden", "version"])
-        let known = Set(EvalCommand.directOptions.keys).union(EvalCommand.directFlags)
+        let known = Set(EvalSettings.directOptions.keys).union(EvalSettings.directFlags)
         #expect(names.subtracting(known).isEmpty, "not read directly: \(names.subtracting(known).sorted())")
         #expect(known.subtracting(names).isEmpty, "read directly but not eval's: \(known.subtracting(names).sorted())")
         #expect(names.count >= 20, "the help text was not read: \(names.sorted())")
@@ -100,7 +100,7 @@ import Testing
             ["a.csv", "--where", "--", "--select", "count(*)"],
         ]
         for line in declined {
-            #expect(EvalCommand.parsedDirectly(line[...]) == nil, "read directly: \(line)")
+            #expect(EvalSettings.parsedDirectly(line[...]) == nil, "read directly: \(line)")
         }
     }
 

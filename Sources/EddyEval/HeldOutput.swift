@@ -8,7 +8,7 @@ import EddyIO
 /// that fails early prints no rows at all. A query that fails after some rows went out (a result larger
 /// than the limit) ends its output with a line saying that it is incomplete: a reader of the CSV or
 /// JSON sees it in the data itself, not only in the exit status and on standard error.
-final class HeldOutput {
+package final class HeldOutput {
     /// 16 MiB: every result up to that size is all-or-nothing.
     static let defaultLimit = 16 << 20
 
@@ -17,9 +17,9 @@ final class HeldOutput {
     /// Whether some of the result was written out already.
     private(set) var released = false
 
-    init(limit: Int = HeldOutput.defaultLimit) { self.limit = limit }
+    package init(limit: Int = HeldOutput.defaultLimit) { self.limit = limit }
 
-    func write(_ text: String) {
+    package func write(_ text: String) {
         if released {
             Stdout.write(text)
             return
@@ -29,7 +29,7 @@ final class HeldOutput {
     }
 
     /// Bytes of a binary result (`--format arrow`), held like text.
-    func write(bytes: [UInt8]) {
+    package func write(bytes: [UInt8]) {
         if released {
             Self.put(bytes)
             return
@@ -51,14 +51,14 @@ final class HeldOutput {
     }
 
     /// The query succeeded: all of it goes out.
-    func finish() {
+    package func finish() {
         if !released { release() }
         Stdout.flush()
     }
 
     /// The query failed with `message`: what is held is dropped; if rows went out already, a last
     /// line says that they are only part of the result (it breaks a JSON document on purpose).
-    func abandon(_ message: String) {
+    package func abandon(_ message: String) {
         held = []
         if released {
             Stdout.write(

@@ -5,7 +5,7 @@
     import Glibc
 #endif
 
-extension PluginOptions {
+extension PluginSettings {
     /// Loads the plugin directory into `session` as `eddy eval` runs plugin code: every new plugin is
     /// first probed in a child process (which confines itself), then this process confines itself —
     /// reading only `readPaths`, the private copies and the system's libraries, writing nothing but
@@ -16,7 +16,7 @@ extension PluginOptions {
     /// ``load(into:quiet:)`` does; the rows are the checks' and probes'. `beforeConfining` runs just
     /// before this process confines itself (only when it does): what must be opened or started with
     /// rights confinement takes away (`eddy convert`'s output and its committer).
-    func loadConfined(
+    package func loadConfined(
         into session: Session, readPaths: [String], quiet: Bool = false, beforeConfining: () throws -> Void = {}
     ) throws -> (PluginHost, [PluginReportRow], Confinement?) {
         guard let probe else {
@@ -70,7 +70,7 @@ extension PluginOptions {
     }
 
     /// ``load(into:quiet:)`` in the shape of ``loadConfined(into:readPaths:quiet:)`` (`--no-confine`).
-    func loadUnconfined(into session: Session, quiet: Bool = false) throws -> (
+    package func loadUnconfined(into session: Session, quiet: Bool = false) throws -> (
         PluginHost, [PluginReportRow], Confinement?
     ) {
         let (host, rows) = try load(into: session, quiet: quiet)

@@ -8,9 +8,9 @@
 /// option, a short or repeated one, a value that is not a number where one is wanted, `--`, help — is
 /// `nil`, and ArgumentParser parses the whole line again and words any error as it always has.
 /// `DirectParseTests` checks that both readings give the same command for every option.
-struct DirectArguments {
+package struct DirectArguments {
     /// How an option takes its value, as ArgumentParser's `SingleValueParsingStrategy` does.
-    enum Value {
+    package enum Value {
         /// The next argument, unless it looks like an option (`.next`).
         case next
         /// The next argument, whatever it is (`.unconditional`).

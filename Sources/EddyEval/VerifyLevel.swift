@@ -1,15 +1,14 @@
-import ArgumentParser
 @_spi(Host) import Eddy
 @_spi(Host) import EddyHost
 @_spi(Host) import EddyTesting
 
 /// `--verify off|quick|full`: how much of the conformance kit runs on a plugin before it serves.
-enum VerifyLevel: String, ExpressibleByArgument, CaseIterable, Sendable {
+package enum VerifyLevel: String, CaseIterable, Sendable {
     case off, quick, full
 
     /// The kit's options for the level: a fixed seed (the same build always meets the same inputs,
     /// so a verdict can be kept), a budget per key and a time limit.
-    func options(timeLimit: Double? = nil) -> ConformanceOptions? {
+    package func options(timeLimit: Double? = nil) -> ConformanceOptions? {
         let limit = timeLimit ?? defaultSeconds
         switch self {
         case .off: return nil
@@ -21,10 +20,10 @@ enum VerifyLevel: String, ExpressibleByArgument, CaseIterable, Sendable {
     }
 
     /// The check's default time limit in seconds (`--verify-time-limit` overrides it).
-    var defaultSeconds: Double { self == .full ? 60 : self == .quick ? 3 : 0 }
+    package var defaultSeconds: Double { self == .full ? 60 : self == .quick ? 3 : 0 }
 
     /// The verifier of the level, its time limit `timeLimit` seconds (nil: the level's default).
-    func verifier(timeLimit: Double? = nil) -> PluginVerifier? {
+    package func verifier(timeLimit: Double? = nil) -> PluginVerifier? {
         guard let options = options(timeLimit: timeLimit) else { return nil }
         return PluginVerifier(level: rawValue, seconds: options.timeLimit ?? 0) { session, name in
             Self.verdict(PluginConformance.check(loadedPlugin: name, in: session, options: options))
@@ -33,7 +32,7 @@ enum VerifyLevel: String, ExpressibleByArgument, CaseIterable, Sendable {
 
     /// Refused on any disagreement, and when the time limit stopped the run before a check had any
     /// input (a check not reached is not passed). Kernels that never fired are not wrong answers.
-    static func verdict(_ report: ConformanceReport) -> PluginVerifier.Verdict {
+    package static func verdict(_ report: ConformanceReport) -> PluginVerifier.Verdict {
         let inputs = report.inputs
         guard let first = report.failures.first else {
             guard report.notReached.isEmpty else {
