@@ -11,6 +11,17 @@ let sharedSettings: [SwiftSetting] = [
 // (Glibc in one build, CDispatch in another), and the feature then fails the build by chance.
 let testSettings: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
 
+// The modules on `eddy eval`'s path import neither Swift's concurrency nor its string-processing
+// library: with the implicit imports every module gets, `eddy` needed both (and _RegexParser) at
+// load — about a millisecond of every start — though the eval path uses neither (EddyEval's EddyFront).
+let leanSettings: [SwiftSetting] =
+    sharedSettings + [
+        .unsafeFlags([
+            "-Xfrontend", "-disable-implicit-concurrency-module-import",
+            "-Xfrontend", "-disable-implicit-string-processing-module-import",
+        ])
+    ]
+
 let package = Package(
     name: "Eddy",
     products: [
@@ -45,14 +56,15 @@ let package = Package(
         .target(
             name: "EddyIO",
             dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "CEddyIO", "CEddyCodecs"],
-            swiftSettings: sharedSettings
+            swiftSettings: leanSettings
         ),
         // Decompressors for Parquet pages: zlib linked; zstd, lz4 and brotli opened by soname at run time.
         .target(
             name: "CEddyCodecs", path: "Sources/CEddyCodecs",
             linkerSettings: [.linkedLibrary("z"), .linkedLibrary("dl")]),
         // SIMD byte masks for the CSV reader (Swift has no portable movemask).
-        .target(name: "CEddyIO", path: "Sources/CEddyIO"),
+        // …and libdispatch's C interface for loops over the cores (parallel.c).
+        .target(name: "CEddyIO", path: "Sources/CEddyIO", linkerSettings: [.linkedLibrary("dispatch")]),
         // prctl and other C-only calls the host needs (variadic in C, so not callable from Swift).
         .target(name: "CEddyHost", dependencies: ["CEddyIO"], path: "Sources/CEddyHost"),
         .target(
@@ -60,7 +72,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Eddy", package: "plugin-sdk"), "CEddyHost", "EddyIO",
             ],
-            swiftSettings: sharedSettings
+            swiftSettings: leanSettings
         ),
         .target(
             name: "EddyCrypto", dependencies: [.product(name: "Crypto", package: "swift-crypto")],
@@ -68,7 +80,7 @@ let package = Package(
         .target(
             name: "EddyQuery",
             dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "EddyIO"],
-            swiftSettings: sharedSettings
+            swiftSettings: leanSettings
         ),
         .target(
             name: "EddyServer",
@@ -92,7 +104,7 @@ let package = Package(
                 // The conformance kit: `--verify` runs it on each new plugin before it serves.
                 .product(name: "EddyTesting", package: "plugin-sdk"),
             ],
-            swiftSettings: sharedSettings
+            swiftSettings: leanSettings
         ),
         // The command tree: every command but the server's (those live in eddy-server).
         .target(
@@ -104,12 +116,12 @@ let package = Package(
             ],
             swiftSettings: sharedSettings
         ),
-        // `eddy`: built without the server's dependencies (Foundation, SwiftNIO, Hummingbird) so that a
-        // one-shot command starts fast; it hands what it does not run itself to eddy-server (EddyFront).
+        // `eddy`: `eval` alone, built without ArgumentParser, swift-crypto or the server so that a one-shot
+        // query starts fast; it hands every other command line to eddy-server (EddyFront).
         .executableTarget(
             name: "eddy",
-            dependencies: ["EddyCommands"],
-            swiftSettings: sharedSettings,
+            dependencies: ["EddyEval"],
+            swiftSettings: leanSettings,
             // CEddyHost's pthread_create (threads.c) must be what plugins, Foundation and Dispatch call:
             // it records which plugin code started a thread, so that a crash on that thread later is
             // charged to it. Exported from the executable, it comes first in symbol lookup.

@@ -9,6 +9,17 @@ let sharedSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+// Neither module imports Swift's concurrency or string-processing library: with the implicit imports
+// every module gets, libEddy.so needed both (and _RegexParser) at load, which cost every host start,
+// `eddy eval` on a 10-row file among them, about a millisecond though nothing here uses them. Plugins
+// compiled against the SDK keep their own implicit imports.
+let withoutImplicitRuntimeImports: [SwiftSetting] = [
+    .unsafeFlags([
+        "-Xfrontend", "-disable-implicit-concurrency-module-import",
+        "-Xfrontend", "-disable-implicit-string-processing-module-import",
+    ])
+]
+
 let package = Package(
     name: "EddySDK",
     products: [
@@ -27,14 +38,14 @@ let package = Package(
         .target(
             name: "Eddy",
             dependencies: ["EddyKernelsC"],
-            swiftSettings: sharedSettings + [
+            swiftSettings: sharedSettings + withoutImplicitRuntimeImports + [
                 .unsafeFlags(["-enable-library-evolution"])
             ]
         ),
         .target(
             name: "EddyTesting",
             dependencies: ["Eddy"],
-            swiftSettings: sharedSettings
+            swiftSettings: sharedSettings + withoutImplicitRuntimeImports
         ),
         .target(
             name: "EddyTestSupport",

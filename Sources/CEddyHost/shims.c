@@ -334,3 +334,68 @@ int eddy_open_for_writing(const char *path) {
     close(fd);
     return result;
 }
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+#include <errno.h>
+
+// A one-shot signal between two threads that either may outlive: made with two references, one for
+// the waiter and one for the signaller, each given back with eddy_latch_release.
+struct eddy_latch {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int signalled;
+    int references;
+};
+
+struct eddy_latch *eddy_latch_create(void) {
+    struct eddy_latch *l = calloc(1, sizeof *l);
+    if (!l) { return NULL; }
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (pthread_mutex_init(&l->lock, NULL) != 0 || pthread_cond_init(&l->cond, &attr) != 0) {
+        pthread_condattr_destroy(&attr);
+        free(l);
+        return NULL;
+    }
+    pthread_condattr_destroy(&attr);
+    l->references = 2;
+    return l;
+}
+
+void eddy_latch_signal(struct eddy_latch *l) {
+    pthread_mutex_lock(&l->lock);
+    l->signalled = 1;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+}
+
+int eddy_latch_wait(struct eddy_latch *l, double seconds) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    if (seconds < 0) { seconds = 0; }
+    if (seconds > 86400) { seconds = 86400; }
+    long long whole = (long long)seconds;
+    long long nanos = deadline.tv_nsec + (long long)((seconds - (double)whole) * 1e9);
+    deadline.tv_sec += whole + nanos / 1000000000LL;
+    deadline.tv_nsec = nanos % 1000000000LL;
+    pthread_mutex_lock(&l->lock);
+    int rc = 0;
+    while (!l->signalled && rc != ETIMEDOUT) { rc = pthread_cond_timedwait(&l->cond, &l->lock, &deadline); }
+    int signalled = l->signalled;
+    pthread_mutex_unlock(&l->lock);
+    return signalled;
+}
+
+void eddy_latch_release(struct eddy_latch *l) {
+    pthread_mutex_lock(&l->lock);
+    int left = --l->references;
+    pthread_mutex_unlock(&l->lock);
+    if (left == 0) {
+        pthread_cond_destroy(&l->cond);
+        pthread_mutex_destroy(&l->lock);
+        free(l);
+    }
+}

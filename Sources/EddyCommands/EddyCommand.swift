@@ -5,13 +5,11 @@ import ArgumentParser
     import Glibc
 #endif
 
-/// The `eddy` command tree. Two executables carry it: `eddy`, which runs the commands that need
-/// neither the server nor Foundation in its own process (`eval`, `convert`, `plugins` …, see
-/// ``EddyFront``), and `eddy-server`, which carries every command and is what `eddy` starts for the
-/// rest (`serve`, its workers, `replay`, the `plugins` subcommands that talk to a server, `--help`).
+/// The `eddy` command tree, carried by `eddy-server`: `eddy` runs a well-formed `eval` line itself
+/// (``EddyFront``, without ArgumentParser) and starts `eddy-server` for every other command line.
 /// `eddy-server` adds its commands (``addServerCommands(serve:worker:replay:plugins:)``) before parsing.
 package struct EddyCommand: AsyncParsableCommand {
-    /// The commands `eddy` runs in its own process.
+    /// The tree without the server's commands (before ``addServerCommands(serve:worker:replay:plugins:)``).
     static let inProcess: [any ParsableCommand.Type] = [
         EvalCommand.self, ConvertCommand.self, InspectCommand.self, PluginsCommand.self, KernelsCommand.self,
         KeygenCommand.self, SignCommand.self, VerifyCommand.self, NewPluginCommand.self, ProbePluginCommand.self,
@@ -106,9 +104,5 @@ package enum EddyEntry {
         return try? type.parseAsRoot(rest)
     }
 
-    package static func leave(_ status: Int32) -> Never {
-        Stdout.flush()
-        fflush(nil)
-        _exit(status)
-    }
+    package static func leave(_ status: Int32) -> Never { EddyFront.leave(status) }
 }

@@ -100,7 +100,7 @@ package struct PluginSettings: Sendable {
                 "eddy: warning: plugin \(PluginHost.escaped(r.plugin))@\(PluginHost.escaped(r.version)) in "
                     + "\(PluginHost.escaped(r.file)) not loaded: \(PluginHost.escaped(r.reason))\n")
         }
-        for r in rows where r.status != .rejected && r.reason.contains("warning: ") {
+        for r in rows where r.status != .rejected && r.reason.holds("warning: ") {
             Stderr.write("eddy: warning: plugin \(PluginHost.escaped(r.file)): \(PluginHost.escaped(r.reason))\n")
         }
     }

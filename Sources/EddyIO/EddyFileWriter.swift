@@ -1,5 +1,4 @@
 import CEddyIO
-import Dispatch
 @_spi(Host) public import Eddy
 import Synchronization
 
@@ -338,7 +337,7 @@ public enum EddyConvert {
         let rowsPerChunk = Swift.max(1, Swift.min(chunkRows, EddyFileFormat.maxChunkRows))
         var summary = Summary(rows: 0, chunks: 0, bytes: 0, plainBytes: 0)
         let width = Swift.max(1, threads)
-        let started = DispatchTime.now().uptimeNanoseconds
+        let started = eddy_monotonic_nanoseconds()
         var lastProgress = started
         while true {
             var builders: [@Sendable () throws -> RecordBatch] = []
@@ -355,7 +354,7 @@ public enum EddyConvert {
             let jobs = builders
             let results = ConvertSlots(count: jobs.count)
             let work = UncheckedBox(compressor)
-            DispatchQueue.concurrentPerform(iterations: jobs.count) { k in
+            Parallel.perform(iterations: jobs.count) { k in
                 results.set(
                     k,
                     Result {
@@ -389,7 +388,7 @@ public enum EddyConvert {
                 }
             }
             if let readError { throw readError }
-            let t = DispatchTime.now().uptimeNanoseconds
+            let t = eddy_monotonic_nanoseconds()
             if let progress, t - started > 1_000_000_000, t - lastProgress > 500_000_000 {
                 lastProgress = t
                 let pct =

@@ -1,4 +1,3 @@
-import Dispatch
 @_spi(Host) public import Eddy
 public import EddyIO
 import Synchronization
@@ -137,11 +136,11 @@ public final class Evaluation {
             // Stored trees can hold what a file's checks cannot see (a code past its dictionary, a number
             // wider than its text): name the file and the chunk, and where its rows start.
             let rows =
-                e.message.contains("row ")
+                e.message.holds("row ")
                 ? (filtered ? "; rows counted among those --where kept" : "; rows counted from 0 there") : ""
             e.message += " (in \(reader.path), the chunk at file row \(batch.firstRow)\(rows))"
             throw e
-        } catch var e as EddyError where e.source == nil && e.message.contains("row ") {
+        } catch var e as EddyError where e.source == nil && e.message.holds("row ") {
             // The engine numbers rows from 0 within the arrays it evaluates: say where they start — a line
             // of a text input, a row of a file without lines (Parquet: the row group's first row).
             let start =
@@ -317,7 +316,7 @@ public final class Evaluation {
                 for k in jobs.indices { evaluate(k) }
             } else {
                 let next = Atomic<Int>(0)
-                DispatchQueue.concurrentPerform(iterations: Swift.min(width, jobs.count)) { _ in
+                Parallel.perform(iterations: Swift.min(width, jobs.count)) { _ in
                     while true {
                         let k = next.wrappingAdd(1, ordering: .relaxed).oldValue
                         guard k < jobs.count else { break }
@@ -327,16 +326,14 @@ public final class Evaluation {
             }
             readNext()
         } else {
-            let done = DispatchGroup()
-            DispatchQueue.global().async(group: done) {
-                if jobs.count == 1 {
-                    evaluate(0)
-                } else {
-                    DispatchQueue.concurrentPerform(iterations: jobs.count, execute: evaluate)
-                }
-            }
-            readNext()
-            done.wait()
+            Parallel.alongside(
+                {
+                    if jobs.count == 1 {
+                        evaluate(0)
+                    } else {
+                        Parallel.perform(iterations: jobs.count, evaluate)
+                    }
+                }, readNext)
         }
     }
 

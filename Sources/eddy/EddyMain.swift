@@ -1,12 +1,13 @@
-import EddyCommands
+import EddyEval
 
-/// `eddy`: runs the commands that need no server itself and hands the rest to `eddy-server`
-/// (``EddyFront``), before anything else happens in this process.
+/// `eddy`: runs a well-formed `eddy eval` line itself and hands every other command line to
+/// `eddy-server` (``EddyFront``), before anything else happens in this process. Synchronous, and built
+/// from EddyEval alone: nothing here loads Swift's concurrency library or Foundation.
 @main
 enum EddyMain {
-    static func main() async {
+    static func main() {
         let arguments = CommandLine.arguments
-        guard EddyFront.runsInProcess(arguments) else { EddyFront.handOff(arguments, argv: CommandLine.unsafeArgv) }
-        await EddyEntry.run()
+        EddyFront.runEval(arguments)
+        EddyFront.handOff(arguments, argv: CommandLine.unsafeArgv)
     }
 }

@@ -64,4 +64,14 @@ int eddy_host_build_ids(char *out, size_t cap, int all);
 /// not loaded yet.
 int eddy_open_for_writing(const char *path);
 
+/// A one-shot signal between two threads either of which may outlive the other (a registration
+/// thread abandoned at its deadline): created holding two references, one for the waiter and one for
+/// the signaller; each calls eddy_latch_release when done with it. NULL when it cannot be made.
+struct eddy_latch;
+struct eddy_latch *eddy_latch_create(void);
+void eddy_latch_signal(struct eddy_latch *latch);
+/// 1 once signalled, 0 when `seconds` (0 to 86400) passed first.
+int eddy_latch_wait(struct eddy_latch *latch, double seconds);
+void eddy_latch_release(struct eddy_latch *latch);
+
 #endif

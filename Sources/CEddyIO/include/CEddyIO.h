@@ -66,3 +66,14 @@ void eddy_engine_work_leave(void);
 int eddy_engine_work_active(void);
 
 #endif
+
+// Runs work(context, i) for every i below iterations, on the calling thread and libdispatch's pool;
+// returns when all have run.
+void eddy_parallel_for(size_t iterations, void *context, void (*work)(void *, size_t));
+// Starts work(context) on libdispatch's pool; the handle is for eddy_background_wait (null: not
+// started, the caller runs it itself).
+void *eddy_background_start(void *context, void (*work)(void *));
+// Waits for a started work and frees its handle.
+void eddy_background_wait(void *group);
+// CLOCK_MONOTONIC in nanoseconds (0 if it cannot be read).
+uint64_t eddy_monotonic_nanoseconds(void);

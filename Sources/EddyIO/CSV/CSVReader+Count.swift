@@ -1,5 +1,4 @@
 import CEddyIO
-import Dispatch
 @_spi(Host) import Eddy
 
 #if canImport(Glibc)
@@ -43,7 +42,7 @@ extension CSVReader {
         results.value.initialize(repeating: Part())
         defer { results.value.deallocate() }
         let span = end - start
-        DispatchQueue.concurrentPerform(iterations: parts) { k in
+        Parallel.perform(iterations: parts) { k in
             eddy_engine_work_enter()
             defer { eddy_engine_work_leave() }
             let from = start + span / parts * k

@@ -1,4 +1,4 @@
-import Dispatch
+import CEddyIO
 
 // The two helpers every host module needs, kept once here: EddyIO is the lowest module that
 // EddyHost, EddyQuery and EddyServer all import.
@@ -10,7 +10,7 @@ public struct UncheckedBox<T>: @unchecked Sendable {  // safe by the rule above,
     public init(_ value: T) { self.value = value }
 }
 
-/// Seconds on the monotonic clock (DispatchTime reads CLOCK_MONOTONIC on Linux). Not `timespec`: which
-/// module owns that C type (Glibc or NIO's CNIOLinux) changes from build to build, and a clean build
-/// failed on it under MemberImportVisibility.
-package func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+/// Seconds on the monotonic clock (CLOCK_MONOTONIC, read in C). Not `timespec` here: which module owns
+/// that C type (Glibc or NIO's CNIOLinux) changes from build to build, and a clean build failed on it
+/// under MemberImportVisibility.
+package func now() -> Double { Double(eddy_monotonic_nanoseconds()) / 1e9 }

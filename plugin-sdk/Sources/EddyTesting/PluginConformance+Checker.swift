@@ -1,6 +1,9 @@
-import Dispatch
 @_spi(Host) import Eddy
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 extension PluginConformance.Checker {
     /// Makes and checks input `index` of `run`'s key.
@@ -108,7 +111,7 @@ extension PluginConformance.Checker {
         let nodes = run.checked.map(\.node)
         let threaded = ThreadedResults(count: nodes.count)
         let session = session
-        DispatchQueue.concurrentPerform(iterations: 2) { _ in
+        onTwoThreads {
             for (i, node) in nodes.enumerated() {
                 threaded.store(i, Result { try session.makeContext().execute(node) })
             }
@@ -149,4 +152,26 @@ final class ThreadedResults: Sendable {
     init(count: Int) { results = Mutex(Array(repeating: [], count: count)) }
     func store(_ i: Int, _ r: sending Result<any ArrayNode, any Error>) { results.withLock { $0[i].append(r) } }
     var all: [[Result<any ArrayNode, any Error>]] { results.withLock { $0 } }
+}
+
+/// Runs `body` on a new thread and on this one at once, and returns when both have (on this one
+/// alone when no thread can be started). A pthread, not Dispatch: Dispatch's Swift overlay links
+/// Swift's concurrency library into every process that links the kit — `eddy` among them, for
+/// `--verify`.
+func onTwoThreads(_ body: @escaping @Sendable () -> Void) {
+    final class Work: Sendable {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    let work = Unmanaged.passRetained(Work(body))
+    var thread = pthread_t()
+    let started = pthread_create(
+        &thread, nil,
+        { argument in
+            if let argument { Unmanaged<Work>.fromOpaque(argument).takeUnretainedValue().body() }
+            return nil
+        }, work.toOpaque())
+    body()
+    if started == 0 { pthread_join(thread, nil) } else { body() }
+    work.release()
 }

@@ -81,7 +81,7 @@ public enum Cast {
                 } else if let u = UInt64(t) {
                     source = .uint(u)
                 } else if !t.utf8.contains(0), let d = Double(t),
-                    d.isFinite || t.lowercased().contains("inf") || t.lowercased().contains("nan")
+                    d.isFinite || t.lowercased().holds("inf") || t.lowercased().holds("nan")
                 {
                     // Double(String) stops at a NUL as C does, and reads "1e400" as infinity: neither is a number.
                     source = .float(d)

@@ -1,4 +1,3 @@
-import ArgumentParser
 @_spi(Host) import EddyHost
 import EddyIO
 
@@ -8,35 +7,35 @@ import EddyIO
 
 /// What `eddy` runs itself and what it hands to `eddy-server`.
 ///
-/// A one-shot `eddy eval` should cost its query, not the server: the server's dependencies
-/// (Foundation with ICU, SwiftNIO, Hummingbird) made every process start load and relocate them,
-/// about 4 ms of a 13 ms `eddy eval` of a 10-row file. So `eddy` is built without them and runs
-/// ``EddyCommand/inProcess`` itself; any other command line — `serve` and its workers, `replay`, the
-/// `plugins` subcommands that talk to a server, `help`, `--help` at the top, a mistyped command — is
-/// run by `eddy-server`, the same command tree with everything, installed beside `eddy`.
+/// A one-shot `eddy eval` should cost its query, not the rest of the command tree: `eddy` is built
+/// from EddyEval alone — no ArgumentParser, no swift-crypto (``HostCrypto`` opens it when a plugin is
+/// hashed), no server — and runs a well-formed `eddy eval` line itself. Foundation's essentials and
+/// with them Swift's concurrency and string-processing libraries (ArgumentParser needs them) cost every
+/// process start that loaded them about a third of a 6 ms `eddy eval` of a 10-row file. Every other
+/// command line — the other commands, `eval --help`, an `eval` line with a mistake for ArgumentParser
+/// to word, `serve` and its workers — is run by `eddy-server`, the whole command tree, installed
+/// beside `eddy`.
 package enum EddyFront {
     /// The executable `eddy` hands command lines to, looked for in `eddy`'s own directory.
     package static let serverExecutable = "eddy-server"
 
-    /// The names of ``EddyCommand/inProcess``: the leaf commands ``EddyEntry`` parses on their own, and
-    /// `plugins`. Names, not each command's configuration, which would build ten of them on every
-    /// start. FrontTests runs `eddy NAME --help` for each in `eddy`'s own process.
-    package static let inProcessNames: Set<String> = Set(EddyEntry.directlyParsed.keys).union(["eval", "plugins"])
+    /// Runs `eddy eval` when `arguments` (the command line, the executable first) is a well-formed one,
+    /// and leaves with its status; otherwise returns, having run nothing.
+    package static func runEval(_ arguments: [String]) {
+        guard arguments.count >= 2, arguments[1] == "eval" else { return }
+        PluginProbe.keepFreedMemory()
+        PluginProbe.installCrashReport(
+            hint: "to run without it, remove that plugin's file from the plugin directory "
+                + "(eddy plugins lists the files)")
+        if let status = EvalSettings.runDirectly(arguments.dropFirst(2)) { leave(status) }
+    }
 
-    /// Whether `eddy` runs `arguments` (its command line, the executable first) in its own process.
-    package static func runsInProcess(_ arguments: [String]) -> Bool {
-        guard arguments.count >= 2 else { return false }
-        let command = arguments[1]
-        guard inProcessNames.contains(command) else { return false }
-        if command == "plugins" {
-            // `eddy plugins --help` lists the server subcommands too, so it is eddy-server's.
-            let rest = arguments.dropFirst(2)
-            if rest.contains(where: { PluginsCommand.serverSubcommandNames.contains($0) || $0 == "help" }) {
-                return false
-            }
-            if rest.contains(where: { $0 == "-h" || $0 == "--help" || $0 == "--help-hidden" }) { return false }
-        }
-        return true
+    /// Flushes standard output and ends the process without running `atexit` handlers: a loaded
+    /// plugin's destructors and handlers are its code too (the probe process runs them instead).
+    package static func leave(_ status: Int32) -> Never {
+        Stdout.flush()
+        fflush(nil)
+        _exit(status)
     }
 
     /// Replaces this process with `eddy-server` and the same command line, byte for byte (`argv` as
@@ -80,7 +79,7 @@ package enum EddyFront {
     /// file owned by this user or root that no one else may write (as plugin directories are checked),
     /// so that another user cannot put a program there for `eddy` to run — a lone `eddy` copied into a
     /// shared directory leaves the name free.
-    static func distrust(_ fd: Int32) -> String? {
+    package static func distrust(_ fd: Int32) -> String? {
         var st = stat()
         guard fstat(fd, &st) == 0 else { return "cannot be examined: \(String(cString: strerror(errno)))" }
         guard (st.st_mode & S_IFMT) == S_IFREG else { return "not a regular file" }
@@ -89,7 +88,7 @@ package enum EddyFront {
     }
 
     /// The directory of the running executable (`/proc/self/exe`), or nil when it cannot be read.
-    static func ownDirectory() -> String? {
+    package static func ownDirectory() -> String? {
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard n > 0 else { return nil }
