@@ -12,7 +12,9 @@ let package = Package(
     name: "EddyBenchmarks",
     products: [
         // The example plugin's source, built as a plugin .so here so that it matches the in-host copy's flags.
-        .library(name: "BenchPackedCompare", type: .dynamic, targets: ["PluginPackedCompare"])
+        .library(name: "BenchPackedCompare", type: .dynamic, targets: ["PluginPackedCompare"]),
+        // The host's SHA-256 and Ed25519, opened from the executable's directory (EddyHost's HostCrypto).
+        .library(name: "EddyCrypto", type: .dynamic, targets: ["EddyCrypto"]),
     ],
     dependencies: [
         .package(path: "../plugin-sdk"),
@@ -22,7 +24,10 @@ let package = Package(
         // The root package's loader, compiled from its sources (a path dependency on the root would be
         // named after whatever folder the clone sits in).
         .target(name: "CEddyHost", dependencies: ["CEddyIO"]),
-        .target(name: "CEddyIO"),
+        .target(name: "CEddyIO", linkerSettings: [.linkedLibrary("dispatch")]),
+        .target(
+            name: "EddyCrypto", dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: settings),
         .target(name: "CEddyCodecs", linkerSettings: [.linkedLibrary("z"), .linkedLibrary("dl")]),
         .target(
             name: "EddyIO", dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "CEddyIO", "CEddyCodecs"],
@@ -31,7 +36,6 @@ let package = Package(
             name: "EddyHost",
             dependencies: [
                 .product(name: "Eddy", package: "plugin-sdk"), "CEddyHost", "EddyIO",
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: settings),
         .target(name: "PackedDictCompareC", cSettings: [.unsafeFlags(["-O3"])]),

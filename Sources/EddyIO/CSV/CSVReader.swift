@@ -194,17 +194,23 @@ public final class CSVReader: TableReader {
     func readMore(expecting records: Int) -> Bool {
         if eof { return false }
         let old = buffer.count
-        if buffer.capacity < old + Self.readBytes {
+        // No more than the rest of a regular file and a page: a 10-row file does not zero 256 KiB (64
+        // pages faulted in, a few percent of a one-shot eval). A file that grew is read on, a page more
+        // each call until the next reads find its end.
+        let left = fileSize > 0 ? Swift.max(fileSize - bytesRead, 0) + 4096 : Self.readBytes
+        let want = Swift.min(Self.readBytes, left)
+        if buffer.capacity < old + want {
             let estimate = Swift.min(
                 bytesPerRecord.multipliedReportingOverflow(by: records).partialValue, Self.batchBytes)
-            buffer.reserveCapacity(Swift.max(old + Self.readBytes, old + estimate + estimate / 16, 2 * old))
+            buffer.reserveCapacity(
+                Swift.max(old + want, Swift.min(old + estimate + estimate / 16, old + left), 2 * old))
         }
-        buffer.append(contentsOf: repeatElement(0, count: Self.readBytes))
+        buffer.append(contentsOf: repeatElement(0, count: want))
         let n = buffer.withUnsafeMutableBytes { raw -> Int in
             guard let base = raw.baseAddress else { return 0 }
-            return fread(base + old, 1, Self.readBytes, file)
+            return fread(base + old, 1, want, file)
         }
-        buffer.removeLast(Self.readBytes - Swift.max(n, 0))
+        buffer.removeLast(want - Swift.max(n, 0))
         if n <= 0 {
             eof = true
             return false
