@@ -62,10 +62,13 @@ package enum EddyFront {
         }
         let path = directory + "/" + serverExecutable
         let shown = escapedForDisplay(path)
-        // Opened once and run from that descriptor: what was checked is what runs.
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        // Opened once and run from that descriptor: what was checked is what runs. Without blocking: a
+        // FIFO put there would wait for a writer forever (distrust then refuses it as not a file).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else {
-            let reason = String(cString: strerror(errno))
+            let reason =
+                errno == ELOOP
+                ? "a symbolic link, not followed: install the file itself" : String(cString: strerror(errno))
             fail(errno == ENOENT ? 127 : 126, "could not be started (\(shown): \(reason))")
         }
         if let distrust = distrust(fd) { fail(126, "is not run (\(shown): \(distrust))") }

@@ -67,14 +67,21 @@ public enum HostCrypto {
         let directory = exe.lastIndex(of: "/").map { String(exe[..<$0]) } ?? "."
         let path = directory + "/" + libraryName
         let shown = PluginHost.escaped(path)
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return fail("could not be opened (\(shown): \(errnoText()))") }
+        // Without blocking (a FIFO there would wait for a writer forever) and without following a link.
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        guard fd >= 0 else {
+            let reason = errno == ELOOP ? "a symbolic link, not followed: install the file itself" : errnoText()
+            return fail("could not be opened (\(shown): \(reason))")
+        }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
             return fail("is not a regular file (\(shown))")
         }
         if let problem = PluginFile.trustProblem(st, what: shown) { return fail("is not used: \(problem)") }
+        // The loader maps each segment as the headers say; one past the end of a cut file is a SIGBUS
+        // in this process when the loader touches it.
+        if let problem = segmentProblem(fd, size: Int(st.st_size)) { return fail("is not used (\(shown): \(problem))") }
         // Mapped from the descriptor checked above, not by name again.
         guard let handle = dlopen("/proc/self/fd/\(fd)", RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "unknown error"
@@ -99,6 +106,39 @@ public enum HostCrypto {
             Functions(
                 sha256: sha256, start: start, update: update, finish: finish, verify: verify, sign: sign,
                 generate: generate))
+    }
+
+    /// Why the ELF file open on `fd` (`size` bytes) cannot be mapped whole: not a 64-bit little-endian
+    /// ELF shared object, program headers out of the file, or a loadable segment past its end. Nil when
+    /// every loadable segment lies inside the file.
+    static func segmentProblem(_ fd: Int32, size: Int) -> String? {
+        func read(_ count: Int, at offset: Int) -> [UInt8]? {
+            guard count >= 0, offset >= 0, offset <= size, count <= size - offset else { return nil }
+            var out = [UInt8](repeating: 0, count: count)
+            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
+            return n == count ? out : nil
+        }
+        func word(_ b: [UInt8], _ at: Int, _ width: Int) -> Int {
+            var v = 0
+            for i in (0..<width).reversed() { v = v << 8 | Int(b[at + i]) }
+            return v
+        }
+        guard let header = read(64, at: 0), header.starts(with: [0x7F, 0x45, 0x4C, 0x46, 2, 1]),
+            word(header, 16, 2) == 3
+        else { return "not a 64-bit ELF shared library" }
+        let (phoff, phentsize, phnum) = (word(header, 32, 8), word(header, 54, 2), word(header, 56, 2))
+        guard phentsize == 56, phnum > 0, phnum <= 256, phoff >= 0,
+            let table = read(phnum * 56, at: phoff)
+        else { return "its program headers lie outside the file" }
+        for k in 0..<phnum where word(table, k * 56, 4) == 1 {  // PT_LOAD
+            let offset = word(table, k * 56 + 8, 8)
+            let length = word(table, k * 56 + 32, 8)
+            let (end, overflow) = offset.addingReportingOverflow(length)
+            guard offset >= 0, length >= 0, !overflow, end <= size else {
+                return "a loadable segment ends past the file's \(size) bytes (cut short?)"
+            }
+        }
+        return nil
     }
 
     /// `count` bytes written by `body`.

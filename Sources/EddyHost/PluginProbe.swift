@@ -161,6 +161,13 @@ public struct PluginProbe: Sendable {
             let f = line.dropFirst(9).split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             return .rejected(f.first ?? "", plugin: f.count == 3 ? f[1] : "", version: f.count == 3 ? f[2] : "")
         }
+        if record.isEmpty, exitStatus == 126 || exitStatus == 127 {
+            // What a failed hand-off exits with: `eddy` starts the probe as `eddy-server` beside it.
+            return .failed(
+                "the probe process exited with status \(exitStatus) before reporting anything: eddy-server, "
+                    + "which runs the probe beside eddy, is \(exitStatus == 127 ? "missing" : "not trusted or not runnable") "
+                    + "(`eddy plugins` says why), or plugin code exited the process; not loaded into the host")
+        }
         return .failed(
             "the probe process exited with status \(exitStatus) while loading it, without reporting success "
                 + "(plugin code must not exit the process); not loaded into the host")

@@ -84,6 +84,41 @@ import Testing
         #expect(
             r.stderr.contains("cannot hash it: libEddyCrypto.so (SHA-256 and Ed25519 for plugins) is not used")
                 && r.stderr.contains("writable by its group"), "\(r.stderr)")
+
+        // Cut short (the loader would touch a page past its end: SIGBUS), a FIFO (an open would wait for
+        // a writer), a link: each refused by name, the query answered without the plugins.
+        let library = dir.path + "/libEddyCrypto.so"
+        chmod(library, 0o755)
+        truncate(library, 100_000)
+        let cut = try Eddy.run(
+            ["eval", csv, "--select", "sum(a)", "--plugin-dir", plugins.path, "--no-probe", "--format", "csv"],
+            executable: dir.path + "/eddy")
+        #expect(cut.status == 0 && cut.stdout == "sum(a)\n6\n", "\(cut.status) \(cut.stderr)")
+        #expect(cut.stderr.contains("a loadable segment ends past the file"), "\(cut.stderr)")
+        unlink(library)
+        mkfifo(library, 0o644)
+        let fifo = try Eddy.run(
+            ["eval", csv, "--select", "sum(a)", "--plugin-dir", plugins.path, "--no-probe", "--format", "csv"],
+            executable: dir.path + "/eddy")
+        #expect(fifo.status == 0 && fifo.stderr.contains("is not a regular file"), "\(fifo.status) \(fifo.stderr)")
+        unlink(library)
+        symlink(built + "/libEddyCrypto.so", library)
+        let link = try Eddy.run(
+            ["eval", csv, "--select", "sum(a)", "--plugin-dir", plugins.path, "--no-probe", "--format", "csv"],
+            executable: dir.path + "/eddy")
+        #expect(link.status == 0 && link.stderr.contains("a symbolic link, not followed"), "\(link.stderr)")
+        // Plugins and no eddy-server beside eddy: the probe cannot start, and the row says why.
+        unlink(library)
+        try FileManager.default.copyItem(atPath: built + "/libEddyCrypto.so", toPath: library)
+        let probed = try Eddy.run(
+            ["eval", csv, "--select", "sum(a)", "--plugin-dir", plugins.path, "--format", "csv"],
+            executable: dir.path + "/eddy")
+        #expect(probed.status == 0 && probed.stdout == "sum(a)\n6\n", "\(probed.stderr)")
+        #expect(probed.stderr.contains("eddy-server, which runs the probe beside eddy, is missing"), "\(probed.stderr)")
+        // A FIFO where eddy-server should be is refused, not waited on.
+        mkfifo(dir.path + "/eddy-server", 0o755)
+        let help = try Eddy.run(["kernels"], executable: dir.path + "/eddy")
+        #expect(help.status == 126 && help.stderr.contains("not a regular file"), "\(help.status) \(help.stderr)")
     }
 
     @Test func theServerAndTheTopLevelHelpAreEddyServers() throws {

@@ -116,6 +116,34 @@ enum DictCompareIgnoringOffset: EddyPlugin {
     }
 }
 
+/// `min` over sparse f64 columns as the second third-party author's trial planted it: the best patch
+/// against the fill, where a tie (0.0 filling most rows, -0.0 in a patch) keeps the patch instead of
+/// whichever comes first in row order, as the engine does. The edge columns held each zero once among
+/// the infinities, so a zero was never the minimum; the kit, `--verify quick` and `full` passed it.
+enum SparseMinPreferringPatches: EddyPlugin {
+    static let name = "sparse-min-preferring-patches"
+    static let version = "1.0.0"
+    static func register(into registrar: PluginRegistrar) throws {
+        registrar.aggregate(.min, on: SparseArray.self) { sparse, ctx in
+            guard case .primitive(.float64, _) = sparse.dtype,
+                let patches = try ctx.execute(sparse.values) as? PrimitiveArray
+            else { return nil }
+            let values = try patches.values(Double.self)
+            let validity = patches.validity
+            var best: Double?
+            for (i, x) in values.enumerated() where validity.isValid(i) {
+                if x.isNaN { return nil }
+                if best.map({ x < $0 }) ?? true { best = x }
+            }
+            if sparse.count > values.count {
+                guard case .float(let fill) = sparse.fill.value, !fill.isNaN else { return nil }
+                if best.map({ fill < $0 }) ?? true { best = fill }  // the bug: a tie keeps the patch
+            }
+            return best.map { .float($0) } ?? .null
+        }
+    }
+}
+
 /// The example plugins' kernels through the SDK's conformance harness, as a plugin author would run it.
 @Suite struct ConformanceTests {
     @Test func theExamplePluginsPassTheKit() throws {
@@ -223,6 +251,21 @@ enum DictCompareIgnoringOffset: EddyPlugin {
             )
         }
         #expect(try generator.edgeColumn(.bool(.nullable), count: 10) == nil)
+    }
+
+    @Test func quickBudgetCatchesATieBetweenSignedZerosBrokenTheWrongWay() throws {
+        // --verify quick's options: the edge inputs include columns whose minimum is a tie of 0.0 and -0.0.
+        let report = try PluginConformance.check(
+            SparseMinPreferringPatches.self,
+            options: ConformanceOptions(seed: 21, inputsPerKey: 48, twoThreads: false, timingRows: 0))
+        #expect(report.failures.contains { $0.problem.contains("reference") }, "\(report)")
+        var generator = ArrayGenerator(seed: 9)
+        let column = try #require(try generator.signedZerosColumn(.primitive(.float64, .nonNullable), count: 40))
+        let values = try (0..<column.count).map { try column.scalar(at: $0).value }
+        let zeros = values.filter { $0.isIdentical(to: .float(0.0)) || $0.isIdentical(to: .float(-0.0)) }
+        #expect(zeros.count == values.count && values.count == 40)
+        #expect(
+            values.contains { $0.isIdentical(to: .float(-0.0)) } && values.contains { $0.isIdentical(to: .float(0.0)) })
     }
 
     @Test func theKitCatchesKernelsWrongOnlyOnLargeInputsOrThatChangeTheirInput() throws {

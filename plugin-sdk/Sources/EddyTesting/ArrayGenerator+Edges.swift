@@ -1,20 +1,59 @@
 @_spi(Host) import Eddy
 
 extension ArrayGenerator {
-    /// The dtypes of the edge inputs, in the order the first inputs of a key take them: the floats
-    /// first (NaN, the infinities and ±0.0 are where a `Swift.max`, a `<` or a sum in another order
-    /// goes wrong), then the integers at their bounds, then text.
-    static let edgeDTypes: [DType] = [
-        .primitive(.float64, .nullable), .primitive(.float32, .nonNullable), .primitive(.int64, .nullable),
-        .primitive(.float64, .nonNullable), .utf8(.nullable), .primitive(.uint64, .nonNullable),
-        .primitive(.int32, .nullable), .primitive(.uint8, .nullable),
+    /// What an edge column holds: every edge value of its type once, or only signed zeros — mostly one,
+    /// the other in a row or two — so that a min or max is a tie between 0.0 and -0.0, which the engine
+    /// breaks by row order.
+    enum EdgeShape: Sendable { case everyEdge, signedZeros }
+
+    /// The dtypes and shapes of the edge inputs, in the order the first inputs of a key take them: the
+    /// floats first (NaN, the infinities and ±0.0 are where a `Swift.max`, a `<` or a sum in another
+    /// order goes wrong), then the integers at their bounds, then text.
+    static let edgeKinds: [(dtype: DType, shape: EdgeShape)] = [
+        (.primitive(.float64, .nullable), .everyEdge), (.primitive(.float32, .nonNullable), .everyEdge),
+        (.primitive(.int64, .nullable), .everyEdge), (.primitive(.float64, .nonNullable), .signedZeros),
+        (.utf8(.nullable), .everyEdge), (.primitive(.uint64, .nonNullable), .everyEdge),
+        (.primitive(.int32, .nullable), .everyEdge), (.primitive(.float64, .nullable), .signedZeros),
     ]
 
-    /// The dtype edge input `index` of a key takes among `holds` (the dtypes its encodings hold), or nil
-    /// when none of them has edges.
-    static func edgeDType(_ index: Int, among holds: [DType]) -> DType? {
-        let fit = edgeDTypes.filter { d in holds.contains(d) }
+    /// The dtype and shape edge input `index` of a key takes among `holds` (the dtypes its encodings
+    /// hold), or nil when none of them has edges.
+    static func edgeInput(_ index: Int, among holds: [DType]) -> (dtype: DType, shape: EdgeShape)? {
+        let fit = edgeKinds.filter { e in holds.contains(e.dtype) }
         return fit.isEmpty ? nil : fit[index % fit.count]
+    }
+
+    /// An edge column of `shape` (see ``EdgeShape``).
+    mutating func edgeColumn(_ dtype: DType, count: Int, shape: EdgeShape) throws -> (any ArrayNode)? {
+        switch shape {
+        case .everyEdge: return try edgeColumn(dtype, count: count)
+        case .signedZeros: return try signedZerosColumn(dtype, count: count)
+        }
+    }
+
+    /// A float column of signed zeros: one of 0.0 and -0.0 in the first row and most others — what a
+    /// sparse, run-end or dictionary encoding makes its fill or its most common value — and the other
+    /// in one or two later rows, with nulls when the dtype is nullable. Its min and its max are both a
+    /// tie the engine breaks by row order (the first row's zero): a kernel that compares the fill with
+    /// the best patch, or folds in another order, answers the other zero. At least `count` rows; nil
+    /// for a dtype that is not a float.
+    public mutating func signedZerosColumn(_ dtype: DType, count: Int) throws -> (any ArrayNode)? {
+        guard case .primitive(let p, _) = dtype, p.isFloat else { return nil }
+        let n = Swift.max(count, 12)
+        let common: Double = chance(0.5) ? 0.0 : -0.0
+        var others = Set((0..<int(1...2)).map { _ in int(1...(n - 1)) })
+        if others.isEmpty { others = [n - 1] }
+        var b = ArrayBuilder(dtype: dtype, capacity: n)
+        for i in 0..<n {
+            if others.contains(i) {
+                b.append(.float(-common))
+            } else if i > 0, dtype.isNullable, chance(0.1) {
+                b.append(.null)
+            } else {
+                b.append(.float(common))
+            }
+        }
+        return try b.finish()
     }
 
     /// A column of `dtype` holding each of the type's edge values once — for floats NaN, ±inf, -0.0 and

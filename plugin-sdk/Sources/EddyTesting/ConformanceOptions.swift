@@ -23,7 +23,9 @@ public struct ConformanceOptions: Sendable {
     /// in rounds of a few inputs each, so a short limit still reaches every key.
     public var timeLimit: Double?
     /// Canonical columns of the plugin's own (data its encoding is made for) that the kit slices,
-    /// encodes with the plugin's compressor hooks and uses as inputs besides the generated columns.
+    /// encodes with the plugin's compressor hooks and uses as inputs besides the generated columns —
+    /// for keys on the plugin's own encodings only: a kernel on one of the engine's encodings is checked
+    /// on arrays of your own with ``KernelConformance/check(_:on:)``.
     public var sampleColumns: [any ArrayNode]
 
     /// Options for a run; the defaults check 300 inputs per key, on two threads too, time 100,000 rows

@@ -33,11 +33,13 @@ extension PluginConformance {
         edge: Int? = nil, wanting: (any ArrayNode) -> Bool
     ) throws -> HookSample? {
         let usable = samples.filter { s in s.isCanonical && hooks.contains { $0.applies(s.dtype) } }
-        let edgeDType = edge.flatMap { ArrayGenerator.edgeDType($0, among: dtypes) }
-        let dtype = edgeDType ?? g.pick(dtypes)
+        let edgeInput = edge.flatMap { ArrayGenerator.edgeInput($0, among: dtypes) }
+        let dtype = edgeInput?.dtype ?? g.pick(dtypes)
         for attempt in 0..<12 {
             let column: any ArrayNode
-            if attempt == 0, let edgeDType, let edges = try g.edgeColumn(edgeDType, count: rows ?? 0) {
+            if attempt == 0, let edgeInput,
+                let edges = try g.edgeColumn(edgeInput.dtype, count: rows ?? 0, shape: edgeInput.shape)
+            {
                 // First the column of edges: a hook that takes NaN or -0.0 must give them back, and the
                 // kernels over its output must answer for them. A hook that declines gets random draws.
                 column = edges

@@ -50,8 +50,8 @@ extension PluginConformance {
         let holds = dtypes.filter { ArrayGenerator.encoding(child, holds: $0) }
         let pool = holds.isEmpty ? dtypes : holds
         var node: (any ArrayNode)?
-        if let edge, let dtype = ArrayGenerator.edgeDType(edge, among: pool),
-            let column = try g.edgeColumn(dtype, count: rows ?? 0)
+        if let edge, let (dtype, shape) = ArrayGenerator.edgeInput(edge, among: pool),
+            let column = try g.edgeColumn(dtype, count: rows ?? 0, shape: shape)
         {
             // An encoding that cannot hold the column's edges (a frame of reference over NaN) gives
             // nil: the input is then a random draw.
