@@ -130,21 +130,7 @@ package struct EvalCommand: ParsableCommand {
         return s
     }
 
-    package func validate() throws {
-        do {
-            try settings.validate()
-        } catch let e as UsageError {
-            throw ValidationError(e.description)
-        }
-    }
+    package func validate() throws { try inArgumentParserTerms { try settings.validate() } }
 
-    package func run() throws {
-        do {
-            try settings.run()
-        } catch let e as UsageError {
-            throw ValidationError(e.description)
-        } catch let e as ExitStatus {
-            throw ExitCode(e.code)
-        }
-    }
+    package func run() throws { try inArgumentParserTerms { try settings.run() } }
 }

@@ -67,12 +67,18 @@ package struct PluginOptions: ParsableArguments {
         return s
     }
 
-    package func validate() throws {
-        do {
-            try settings.validate()
-        } catch let e as UsageError {
-            throw ValidationError(e.description)
-        }
+    package func validate() throws { try inArgumentParserTerms { try settings.validate() } }
+}
+
+/// Runs `body` (EddyEval's settings at work) and says its errors as ArgumentParser does: a usage error
+/// as a `ValidationError` (printed with the command's usage), an exit status as an `ExitCode`.
+func inArgumentParserTerms(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as UsageError {
+        throw ValidationError(e.description)
+    } catch let e as ExitStatus {
+        throw ExitCode(e.code)
     }
 }
 
