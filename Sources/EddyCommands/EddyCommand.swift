@@ -51,10 +51,7 @@ package enum EddyEntry {
     /// not cover (and each takes a stack and a malloc arena under `--worker-memory`).
     @MainActor
     package static func run() async -> Never {
-        PluginProbe.keepFreedMemory()
-        PluginProbe.installCrashReport(
-            hint: "to run without it, remove that plugin's file from the plugin directory "
-                + "(eddy plugins lists the files)")
+        EddyFront.prepareProcess()
         let arguments = CommandLine.arguments
         if arguments.count >= 2, arguments[1] == "eval", let status = EvalSettings.runDirectly(arguments.dropFirst(2)) {
             leave(status)

@@ -23,11 +23,17 @@ package enum EddyFront {
     /// and leaves with its status; otherwise returns, having run nothing.
     package static func runEval(_ arguments: [String]) {
         guard arguments.count >= 2, arguments[1] == "eval" else { return }
+        prepareProcess()
+        if let status = EvalSettings.runDirectly(arguments.dropFirst(2)) { leave(status) }
+    }
+
+    /// What a process of either executable sets up before running a command: freed memory kept for
+    /// the next batch, and the crash report that names a plugin whose code crashed.
+    package static func prepareProcess() {
         PluginProbe.keepFreedMemory()
         PluginProbe.installCrashReport(
             hint: "to run without it, remove that plugin's file from the plugin directory "
                 + "(eddy plugins lists the files)")
-        if let status = EvalSettings.runDirectly(arguments.dropFirst(2)) { leave(status) }
     }
 
     /// Flushes standard output and ends the process without running `atexit` handlers: a loaded
@@ -57,7 +63,7 @@ package enum EddyFront {
         }
         // Never a bare name: execv would take it relative to the working directory, which anyone
         // may have chosen.
-        guard let directory = ownDirectory() else {
+        guard let directory = OwnExecutable.directory else {
             fail(127, "could not be found (/proc/self/exe is not readable, so eddy's own directory is unknown)")
         }
         let path = directory + "/" + serverExecutable
@@ -90,13 +96,4 @@ package enum EddyFront {
         return PluginHost.trustProblem(st, what: "it")
     }
 
-    /// The directory of the running executable (`/proc/self/exe`), or nil when it cannot be read.
-    package static func ownDirectory() -> String? {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard n > 0 else { return nil }
-        let path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        guard let slash = path.lastIndex(of: "/") else { return nil }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
-    }
 }

@@ -159,12 +159,7 @@ public struct Confinement: Sendable, Equatable, CustomStringConvertible {
                 }
             }
         }
-        var exe = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &exe, exe.count - 1)
-        if n > 0 {
-            let path = String(decoding: exe[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if let slash = path.lastIndex(of: "/"), slash > path.startIndex { paths.append(String(path[..<slash])) }
-        }
+        if let directory = OwnExecutable.directory, directory != "/" { paths.append(directory) }
         var seen = Set<String>()
         return paths.filter { seen.insert($0).inserted }
     }

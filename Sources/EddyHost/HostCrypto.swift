@@ -60,12 +60,10 @@ public enum HostCrypto {
                     description: "\(libraryName) (SHA-256 and Ed25519 for plugins) \(why); it is built with eddy "
                         + "(swift build) and must sit in eddy's directory"))
         }
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard n > 0 else { return fail("could not be found: /proc/self/exe is not readable") }
-        let exe = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let directory = exe.lastIndex(of: "/").map { String(exe[..<$0]) } ?? "."
-        let path = directory + "/" + libraryName
+        guard let directory = OwnExecutable.directory else {
+            return fail("could not be found: /proc/self/exe is not readable")
+        }
+        let path = (directory == "/" ? "" : directory) + "/" + libraryName
         let shown = PluginHost.escaped(path)
         // Without blocking (a FIFO there would wait for a writer forever) and without following a link.
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)

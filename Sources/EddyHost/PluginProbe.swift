@@ -24,10 +24,8 @@ public struct PluginProbe: Sendable {
 
     /// This process's own executable with `probe-plugin` (the `eddy` CLI's hidden subcommand).
     public static func selfExecutable(timeout: Double = 10, extraArguments: [String] = []) -> PluginProbe {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let path = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "eddy"
-        return PluginProbe(executable: path, arguments: ["probe-plugin"] + extraArguments, timeout: timeout)
+        PluginProbe(
+            executable: OwnExecutable.path ?? "eddy", arguments: ["probe-plugin"] + extraArguments, timeout: timeout)
     }
 
     /// The descriptor on which the child writes its record.
