@@ -140,21 +140,23 @@ let package = Package(
         ),
         // The example plugins are packages of their own under Plugins/ (laid out as `eddy new-plugin` lays one
         // out, each with a test running the conformance kit); the root package builds the same sources, so
-        // that `swift build -c release` makes their .so files and the host's tests link their kernels.
+        // that `swift build -c release` makes their .so files and the host's tests link their kernels. Built
+        // lean, as the eval path is: a plugin that needs neither Swift's concurrency nor its string
+        // processing then maps neither library (and _RegexParser) into a one-shot `eddy eval` that loads it.
         .target(
             name: "DeltaEncodingPlugin",
             dependencies: [.product(name: "Eddy", package: "plugin-sdk")],
             path: "Plugins/DeltaEncoding/Sources/DeltaEncodingPlugin",
-            swiftSettings: sharedSettings
+            swiftSettings: leanSettings
         ),
         .target(
             name: "DeltaEncodingEntry",
             dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "DeltaEncodingPlugin"],
-            path: "Plugins/DeltaEncoding/Sources/DeltaEncodingEntry", swiftSettings: sharedSettings),
+            path: "Plugins/DeltaEncoding/Sources/DeltaEncodingEntry", swiftSettings: leanSettings),
         .target(
             name: "PackedDictCompareEntry",
             dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "PackedDictComparePlugin"],
-            path: "Plugins/PackedDictCompare/Sources/PackedDictCompareEntry", swiftSettings: sharedSettings),
+            path: "Plugins/PackedDictCompare/Sources/PackedDictCompareEntry", swiftSettings: leanSettings),
         .target(
             name: "PackedDictCompareC", path: "Plugins/PackedDictCompare/Sources/PackedDictCompareC",
             cSettings: [.unsafeFlags(["-O3"])]),
@@ -162,7 +164,7 @@ let package = Package(
             name: "PackedDictComparePlugin",
             dependencies: [.product(name: "Eddy", package: "plugin-sdk"), "PackedDictCompareC"],
             path: "Plugins/PackedDictCompare/Sources/PackedDictComparePlugin",
-            swiftSettings: sharedSettings
+            swiftSettings: leanSettings
         ),
         .target(
             name: "ThrowingPlugin", dependencies: [.product(name: "Eddy", package: "plugin-sdk")],

@@ -15,9 +15,11 @@ extension PluginSettings {
     /// is confined (no plugin code runs). Problems are reported on stderr unless `quiet`, as
     /// ``load(into:quiet:)`` does; the rows are the checks' and probes'. `beforeConfining` runs just
     /// before this process confines itself (only when it does): what must be opened or started with
-    /// rights confinement takes away (`eddy convert`'s output and its committer).
+    /// rights confinement takes away (`eddy convert`'s output and its committer). The rows say which
+    /// builds are debug builds only when `readsBuildMode` (`eddy plugins` shows it; a query does not).
     package func loadConfined(
-        into session: Session, readPaths: [String], quiet: Bool = false, beforeConfining: () throws -> Void = {}
+        into session: Session, readPaths: [String], quiet: Bool = false, readsBuildMode: Bool = false,
+        beforeConfining: () throws -> Void = {}
     ) throws -> (PluginHost, [PluginReportRow], Confinement?) {
         guard let probe else {
             let (host, rows) = try load(into: session, quiet: quiet)
@@ -41,7 +43,8 @@ extension PluginSettings {
         }
         // A checker registers no kernel: its session needs no built-ins.
         let checker = PluginHost(
-            session: Session(builtins: false), probe: probe, policy: try policy(), loading: .checkOnly)
+            session: Session(builtins: false), probe: probe, policy: try policy(), loading: .checkOnly,
+            readsBuildMode: readsBuildMode)
         var rows = checker.scan(directory)
         if !quiet { report(rows) }
         // The probe ran registration and verification already: this host maps the checked copies, as

@@ -71,7 +71,11 @@ public enum HostCrypto {
             let reason = errno == ELOOP ? "a symbolic link, not followed: install the file itself" : errnoText()
             return fail("could not be opened (\(shown): \(reason))")
         }
-        defer { close(fd) }
+        // Kept open once the library is mapped: the loader knows it as "/proc/self/fd/N", and a later
+        // dlopen of that name (a plugin's held copy, given the number again) would be answered with
+        // this library instead of the file.
+        var mapped = false
+        defer { if !mapped { close(fd) } }
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
             return fail("is not a regular file (\(shown))")
@@ -85,6 +89,7 @@ public enum HostCrypto {
             let reason = dlerror().map { String(cString: $0) } ?? "unknown error"
             return fail("could not be loaded (\(shown): \(reason))")
         }
+        mapped = true
         func symbol<T>(_ name: String, as type: T.Type) -> T? {
             dlsym(handle, name).map { unsafeBitCast($0, to: type) }
         }

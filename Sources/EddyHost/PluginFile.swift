@@ -38,6 +38,9 @@ struct PluginFile {
     var linkTarget = ""
     /// Set when a trust check failed but `allowInsecureDirectory` let the file through.
     var warning = ""
+    /// The file's identity, the same before and after its bytes were read (nil when it changed meanwhile,
+    /// or for bytes handed over by descriptor): what its digest is remembered under (``KnownDigests``).
+    var identity: FileIdentity?
 
     struct Refusal: Error {
         var reason: String
@@ -101,13 +104,16 @@ struct PluginFile {
         let fd = open(openPath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw Refusal(reason: "cannot read: \(errnoText())", linkTarget: result.linkTarget) }
         defer { close(fd) }
+        var before: FileIdentity?
         do {
             result.bytes = try read(descriptor: fd, policy: policy) { st throws(Refusal) in
                 if let problem = trustProblem(st, what: "plugin file") { try insecure(problem) }
+                before = FileIdentity(st)
             }
         } catch {
             throw Refusal(reason: error.reason, linkTarget: result.linkTarget)
         }
+        if let before, FileIdentity(descriptor: fd) == before { result.identity = before }
         return result
     }
 

@@ -18,7 +18,7 @@ extension PluginHost {
         do throws(LoadStop) {
             let bytes = file.bytes
             try checkImage(bytes, attempt)
-            let hash = try contentHash(bytes, attempt)
+            let hash = try contentHash(bytes, identity: file.identity, attempt)
             if let known = knownBuild(hash: hash, attempt) { return known }
             let copy = try storeCopy(bytes, hash: hash, attempt)
             let probed = try probeFirstLoad(copy, hash: hash, attempt)
@@ -69,10 +69,15 @@ extension PluginHost {
         }
     }
 
-    /// The file's SHA-256 in hex: what its private copy, verdicts and quarantine are kept under.
-    private func contentHash(_ bytes: [UInt8], _ attempt: LoadAttempt) throws(LoadStop) -> String {
+    /// The file's SHA-256 in hex: what its private copy, verdicts and quarantine are kept under (found
+    /// by the file's identity when an earlier host hashed the same file, see ``KnownDigests``).
+    private func contentHash(_ bytes: [UInt8], identity: FileIdentity?, _ attempt: LoadAttempt) throws(LoadStop)
+        -> String
+    {
         do {
-            return PrivateCopies.hex(try HostCrypto.sha256(bytes))
+            return try copies.digest(identity: identity) { () throws(HostCrypto.Unavailable) -> String in
+                PrivateCopies.hex(try HostCrypto.sha256(bytes))
+            }
         } catch {
             throw attempt.stop(.rejected, "cannot hash it: \(error)")
         }
@@ -255,11 +260,21 @@ extension PluginHost {
             let message = dlerror().map { String(cString: $0) } ?? "unknown error"
             throw attempt.stop(.rejected, "dlopen failed: \(Self.escaped(message))", hash: short)
         }
-        state.withLock { s in
+        // The loader answers a name it mapped before with that image: a "/proc/self/fd/N" whose number
+        // named another build's file then would run that build's code under this one's hash.
+        let other = state.withLock { s -> String? in
+            if let (known, _) = s.value.handles.first(where: { $0.value == handle && $0.key != hash }) { return known }
             if s.value.handles[hash] == nil {
                 s.value.handles[hash] = handle
                 s.value.retainedImages += 1
             }
+            return nil
+        }
+        if let other {
+            throw attempt.stop(
+                .rejected,
+                "dlopen of \(Self.escaped(copy.loadPath)) returned the image of build \(other.prefix(16)) mapped "
+                    + "before under that name, not this file; it is not loaded", hash: short)
         }
         let entrySymbol = PluginABI.entrySymbol
         guard let entryAddress = dlsym(handle, entrySymbol) else {

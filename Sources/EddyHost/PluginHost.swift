@@ -33,6 +33,9 @@ public final class PluginHost: Sendable {
     /// worker processes load them — a supervisor never maps plugin code.
     public enum Loading: Sendable { case inProcess, checkOnly }
     public let loading: Loading
+    /// Whether report rows say which plugins are debug builds (``PluginReportRow/debugBuild``): reading
+    /// that from the DWARF was a twentieth of a one-shot `eddy eval` with two plugins, which never shows it.
+    let readsBuildMode: Bool
 
     /// A plugin content hash that must not be loaded again (its code crashed, hung or ran out of
     /// memory in a worker), with the cause and when.
@@ -63,14 +66,22 @@ public final class PluginHost: Sendable {
     /// process that loads it: the probe's child, or this one when there is no probe).
     @_spi(Host) public let verifier: PluginVerifier?
     /// The build IDs probe verdicts are kept under (see ``probeHostKey(_:)``), read before any plugin
-    /// loads; hashed when a verdict is first looked up (the hash needs ``HostCrypto``, which a process
-    /// that loads no plugin never opens).
+    /// loads.
     let hostLibraries: (own: String, all: [UInt8])?
 
-    /// What probe verdicts are kept under; nil when they are not kept.
+    /// What probe verdicts are kept under; nil when they are not kept. The list of build IDs is folded
+    /// into 128 bits by FNV-1a, not SHA-256: it only tells host builds apart (whoever could make two
+    /// lists collide controls the host's libraries already), and a one-shot `eddy eval` whose plugins'
+    /// digests are known then never maps the hashing library (see ``KnownDigests``).
     var hostBuild: String? {
-        guard let (own, all) = hostLibraries, let digest = try? HostCrypto.sha256(all) else { return nil }
-        return own + "+" + String(PrivateCopies.hex(digest).prefix(32))
+        guard let (own, all) = hostLibraries else { return nil }
+        var lanes: (UInt64, UInt64) = (0xcbf2_9ce4_8422_2325, 0x6c62_272e_07bb_0142)
+        for byte in all {
+            lanes.0 = (lanes.0 ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+            lanes.1 = (lanes.1 ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+            lanes.1 ^= lanes.1 >> 29
+        }
+        return own + "+" + PrivateCopies.hex(withUnsafeBytes(of: (lanes.0.bigEndian, lanes.1.bigEndian)) { Array($0) })
     }
 
     /// - Parameters:
@@ -79,9 +90,10 @@ public final class PluginHost: Sendable {
     @_spi(Host) public init(
         session: Session, shadowDirectory: String? = nil, probe: PluginProbe? = nil,
         policy: PluginLoadPolicy = PluginLoadPolicy(), loading: Loading = .inProcess,
-        verifier: PluginVerifier? = nil
+        verifier: PluginVerifier? = nil, readsBuildMode: Bool = true
     ) {
         self.session = session
+        self.readsBuildMode = readsBuildMode
         self.probe = probe
         self.verifier = verifier
         self.policy = policy
@@ -329,7 +341,7 @@ public final class PluginHost: Sendable {
         }
         var r = load(unsigned: file, path: path, started: started)
         r.signer = signer
-        if r.status == .loaded || r.status == .replaced {
+        if readsBuildMode, r.status == .loaded || r.status == .replaced {
             r.debugBuild = ELFBuildMode.read(file.bytes).isDebugBuild
         }
         if !warning.isEmpty, r.status == .loaded || r.status == .replaced {

@@ -11,7 +11,8 @@ import Synchronization
 /// verified through a descriptor opened without following links (a directory, owned by the effective
 /// uid, no access for group or others), or refused with the reason. Every file is created with
 /// `O_CREAT | O_EXCL | O_NOFOLLOW` under a random temporary name, written, fsynced and renamed into
-/// place, then read back and hashed again; an existing copy is used only after its hash is verified.
+/// place, then read back and hashed again; an existing copy is used only after its bytes are verified
+/// (compared with the checked file, or hashed, or found unchanged by its identity: ``KnownDigests``).
 final class PrivateCopies: Sendable {
     let path: String
     /// The user the directory and its files belong to: this process's when it opened them (a worker
@@ -123,7 +124,16 @@ final class PrivateCopies: Sendable {
         }
         let now: String
         do {
-            now = try self.hash(of: fd, name: name)
+            // Found by the copy's identity when an earlier host hashed it (``KnownDigests``): a copy
+            // replaced or written to since has another.
+            let identity = FileIdentity(descriptor: fd)
+            now = try digest(identity: identity) { () throws(Refusal) -> String in
+                let hash = try self.hash(of: fd, name: name)
+                guard FileIdentity(descriptor: fd) == identity else {
+                    throw Refusal(description: "private copy \(PluginHost.escaped(full)) changed while it was hashed")
+                }
+                return hash
+            }
         } catch {
             close(fd)
             throw error
@@ -150,7 +160,10 @@ final class PrivateCopies: Sendable {
         if held >= 0 {
             // Compared byte for byte with what was read and hashed: as strong as hashing the copy
             // again, and a fraction of its cost on every start of a one-shot `eddy eval`.
-            if fileHolds(dirfd, name, bytes) {
+            if let identity = fileHolds(dirfd, name, bytes) {
+                // Its digest is `hash` then: kept for the host that maps it through the descriptor
+                // that holds it (``held(name:hash:)``, after confinement, when nothing can be written).
+                if FileIdentity(descriptor: held) == identity { rememberDigest(hash, of: identity) }
                 // A copy written 0600 by an older host: readable by a worker of another user now.
                 var st = stat()
                 if fstat(held, &st) == 0, st.st_mode & 0o044 != 0o044, st.st_uid == geteuid() {
@@ -318,6 +331,42 @@ final class PrivateCopies: Sendable {
         return PluginFileIO.read(fd, count: Int(st.st_size), at: 0) ?? []
     }
 
+    /// The lines of a record file that start with `key`, in the file's order. Lines are compared as bytes
+    /// (memchr/memcmp) and only those that match become text: every one-shot `eddy eval` with plugins
+    /// looks its plugins up here, and most lines are other builds' (a generic split of the file cost
+    /// about 0.3 ms per plugin with a few hundred lines in it).
+    func recordLines(_ file: String, startingWith key: String, limit: Int) -> [String] {
+        let key = Array(key.utf8)
+        let bytes = recordBytes(file, limit: limit)
+        return bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return [] }
+            var found: [String] = []
+            var start = 0
+            while start < buffer.count {
+                let rest = buffer.count - start
+                let end =
+                    memchr(base + start, Int32(UInt8(ascii: "\n")), rest).map {
+                        start + UnsafeRawPointer(base + start).distance(to: UnsafeRawPointer($0))
+                    } ?? buffer.count
+                if end - start >= key.count, memcmp(base + start, key, key.count) == 0 {
+                    found.append(String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<end]), as: UTF8.self))
+                }
+                start = end + 1
+            }
+            return found
+        }
+    }
+
+    /// Appends one line to a record file, started afresh when the line would take it past `limit`.
+    func appendRecord(_ file: String, _ line: String, limit: Int) {
+        var st = stat()
+        let full: Bool = {
+            guard case .success(let dirfd) = directory else { return false }
+            return fstatat(dirfd, file, &st, AT_SYMLINK_NOFOLLOW) == 0 && Int(st.st_size) + line.utf8.count + 1 > limit
+        }()
+        appendRecord(file, line, truncating: full)
+    }
+
     /// Appends one line to a record file (created 0600, never through a link); `truncating` starts it afresh.
     private func appendRecord(_ file: String, _ line: String, truncating: Bool = false) {
         guard case .success(let dirfd) = directory else { return }
@@ -340,29 +389,9 @@ final class PrivateCopies: Sendable {
     func probeVerdict(hash: String, host: String) -> (
         kernels: Int, name: String, version: String, verified: VerifiedInputs?
     )? {
-        let key = Array((hash + "\t" + host + "\t").utf8)
-        // Lines are compared as bytes, and only those of this hash and host become text: every one-shot
-        // `eddy eval` with plugins looks its plugins up here, and most lines are other builds'.
-        let bytes = recordBytes(Self.probeVerdictFile, limit: Self.probeVerdictLimit)
-        // The lines that start with the key, found with memchr/memcmp (a generic split of the file cost
-        // about 0.3 ms per plugin and start with a few hundred lines in it).
-        let candidates: [Range<Int>] = bytes.withUnsafeBufferPointer { buffer in
-            guard let base = buffer.baseAddress else { return [] }
-            var found: [Range<Int>] = []
-            var start = 0
-            while start < buffer.count {
-                let rest = buffer.count - start
-                let end =
-                    memchr(base + start, Int32(UInt8(ascii: "\n")), rest).map {
-                        start + UnsafeRawPointer(base + start).distance(to: UnsafeRawPointer($0))
-                    } ?? buffer.count
-                if end - start >= key.count, memcmp(base + start, key, key.count) == 0 { found.append(start..<end) }
-                start = end + 1
-            }
-            return found
-        }
-        for range in candidates.reversed() {
-            let line = String(decoding: bytes[range], as: UTF8.self)
+        for line in recordLines(
+            Self.probeVerdictFile, startingWith: hash + "\t" + host + "\t", limit: Self.probeVerdictLimit
+        ).reversed() {
             let f = line.split(separator: "\t", omittingEmptySubsequences: false)
             guard f.count == 5 || f.count == 6, f[0] == hash, f[1] == host, let kernels = Int(f[2]), kernels >= 0
             else { continue }
@@ -381,25 +410,19 @@ final class PrivateCopies: Sendable {
             hash, host, String(kernels), PluginHost.escaped(name), PluginHost.escaped(version),
             verified?.field ?? "-",
         ].joined(separator: "\t")
-        var st = stat()
-        let full: Bool = {
-            guard case .success(let dirfd) = directory else { return false }
-            return fstatat(dirfd, Self.probeVerdictFile, &st, AT_SYMLINK_NOFOLLOW) == 0
-                && Int(st.st_size) + line.utf8.count + 1 > Self.probeVerdictLimit
-        }()
-        appendRecord(Self.probeVerdictFile, line, truncating: full)
+        appendRecord(Self.probeVerdictFile, line, limit: Self.probeVerdictLimit)
     }
 
     /// Whether a regular file of this user inside the directory, read without following links, holds
-    /// exactly `bytes`.
-    func fileHolds(_ dirfd: Int32, _ name: String, _ bytes: [UInt8]) -> Bool {
+    /// exactly `bytes`: its identity, the same before and after it was read, or nil.
+    func fileHolds(_ dirfd: Int32, _ name: String, _ bytes: [UInt8]) -> FileIdentity? {
         let fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { return false }
+        guard fd >= 0 else { return nil }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == owner, Int(st.st_size) == bytes.count
-        else { return false }
-        return bytes.withUnsafeBytes { expected -> Bool in
+        else { return nil }
+        let same = bytes.withUnsafeBytes { expected -> Bool in
             withUnsafeTemporaryAllocation(byteCount: 1 << 16, alignment: 16) { chunk -> Bool in
                 guard let base = chunk.baseAddress else { return false }
                 var done = 0
@@ -415,6 +438,8 @@ final class PrivateCopies: Sendable {
                 }
             }
         }
+        let identity = FileIdentity(st)
+        return same && FileIdentity(descriptor: fd) == identity ? identity : nil
     }
 
     /// The SHA-256 of a regular file of this user inside the directory, read without following links.

@@ -140,6 +140,14 @@ extension EddyServer {
         metrics.workerRestartsSeen(restarts)
         switch outcome {
         case .reply(let status, let body, let evidence):
+            // A build of the request's plugin set was quarantined after the set was taken (another request
+            // crashed it): the worker refuses to load it, or its code failed. The request runs once more
+            // with the plugin set as it is now, which no longer holds it.
+            if status >= 500, !retried, canary == nil,
+                set.contains(where: { host.quarantine(of: $0.contentHash) != nil })
+            {
+                return runInWorker(pool, op, job: job, deadline: deadline, clientGone: clientGone, retried: true)
+            }
             if let quarantined = quarantineReply(job, status: status) { return quarantined }
             if let canary, let job,
                 let instead = canaryAnswered(

@@ -49,6 +49,24 @@ import Testing
         #expect(withPlugins.status == 0 && withPlugins.stdout == r.stdout, "\(withPlugins.stderr.suffix(2000))")
         // (opened by descriptor, so the trace names what it needs: FoundationEssentials)
         #expect(opened.contains("libFoundationEssentials.so"), "\(opened.sorted())")
+        // Once the plugin files and their private copies are some seconds old, their digests are
+        // remembered by their identity (KnownDigests): a later run hashes nothing and opens neither.
+        usleep(2_100_000)
+        let args = ["eval", csv, "--where", "a > 4", "--select", "count(*), sum(a)", "--plugin-dir", plugins.path]
+        let remembering = try Eddy.run(args)
+        #expect(remembering.status == 0 && remembering.stdout == r.stdout, "\(remembering.stderr.suffix(2000))")
+        let (known, quiet) = try Self.loadedLibraries(args)
+        #expect(
+            known.status == 0 && known.stdout == r.stdout && !known.stderr.contains("eddy: warning"),
+            "\(known.stderr.suffix(2000))")
+        for library in ["libEddyCrypto.so", "libFoundationEssentials.so", "libswift_Concurrency.so"] {
+            #expect(!quiet.contains(library), "\(library): \(quiet.sorted())")
+        }
+        // Both plugins were loaded (their kernels are in the snapshot --explain names).
+        let explained = try Eddy.run(args + ["--explain"])
+        #expect(
+            explained.stderr.contains("delta@") && explained.stderr.contains("packed-dict-compare@"),
+            "\(explained.stderr.suffix(2000))")
     }
 
     @Test func everyOtherCommandLineIsEddyServers() throws {
