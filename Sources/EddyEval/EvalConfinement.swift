@@ -72,6 +72,13 @@ extension PluginSettings {
         return (host, rows, confinement)
     }
 
+    /// No plugin loaded, the directory not even read, in the shape of ``loadConfined(into:readPaths:quiet:)``:
+    /// for an evaluation no plugin could take part in. The host still knows the quarantine (an error
+    /// can name a quarantined build).
+    package func notLoaded(into session: Session) throws -> (PluginHost, [PluginReportRow], Confinement?) {
+        (PluginHost(session: session, probe: nil, policy: try policy()), [], nil)
+    }
+
     /// ``load(into:quiet:)`` in the shape of ``loadConfined(into:readPaths:quiet:)`` (`--no-confine`).
     package func loadUnconfined(into session: Session, quiet: Bool = false) throws -> (
         PluginHost, [PluginReportRow], Confinement?

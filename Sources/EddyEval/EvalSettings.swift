@@ -63,9 +63,17 @@ package struct EvalSettings: Sendable {
             throw UsageError("unknown --format '\(format)'; use table, csv, json or arrow")
         }
         let session = Session()
+        let readsNoColumn = Evaluation.readsNoColumn(whereText: predicate, selectText: select)
+        // A query that reads no column (`count(*)` alone) builds no array and runs no kernel: no plugin
+        // could take part, and loading them was most of such a query on a small `.eddy` file. An `.eddy`
+        // file that stores a plugin's encoding still needs that plugin's storage to be opened.
+        let pluginsTakePart = !readsNoColumn || storesPluginEncodings(snapshot: session.kernels.snapshot)
         let (host, _, confinement) =
-            noConfine
-            ? try plugins.loadUnconfined(into: session) : try plugins.loadConfined(into: session, readPaths: [file])
+            !pluginsTakePart
+            ? try plugins.notLoaded(into: session)
+            : noConfine
+                ? try plugins.loadUnconfined(into: session)
+                : try plugins.loadConfined(into: session, readPaths: [file])
         if let confinement, confinement.level != .full {
             Stderr.write("eddy: warning: plugin code runs with confinement \(confinement)\n")
         }
@@ -77,7 +85,7 @@ package struct EvalSettings: Sendable {
             let reader = try openReader(
                 file, format: inputFormat, overrides: overrides, batchRows: batchRows,
                 limits: ReadLimits(maxRecordBytes: maxRecordBytes), snapshot: context.snapshot,
-                inferTypes: !Evaluation.readsNoColumn(whereText: predicate, selectText: select))
+                inferTypes: !readsNoColumn)
             let evaluation = try Evaluation(
                 reader: reader, whereText: predicate, selectText: select,
                 context: context,
@@ -98,7 +106,12 @@ package struct EvalSettings: Sendable {
             try evaluation.run(into: writer)
             output.finish()
             if isatty(STDERR_FILENO) != 0 && evaluation.rowsRead > 0 { Stderr.write("\r\u{1B}[K") }
-            if explain { Stderr.write(explainText(evaluation, plugins: host.plugins)) }
+            if explain {
+                Stderr.write(explainText(evaluation, plugins: host.plugins))
+                if !pluginsTakePart {
+                    Stderr.write("== plugins: not loaded (the query reads no column: no plugin could take part)\n")
+                }
+            }
             if reportMemory {
                 // VmHWM is this address space's own peak (ru_maxrss carries over a parent's from fork).
                 Stderr.write("peak resident memory: \(peakResidentKiB()) KiB\n")
@@ -115,6 +128,20 @@ package struct EvalSettings: Sendable {
             Stderr.write("eddy: error: \(failure.message)\n")
             throw ExitStatus(code: failure.exitCode)
         }
+    }
+}
+
+extension EvalSettings {
+    /// Whether the input is an `.eddy` file that stores an encoding no storage in `snapshot` (the
+    /// engine's) reads: a plugin's, which must be loaded for the file to open. True too when the file
+    /// cannot be opened as one (the evaluation then says why, plugins loaded as usual).
+    func storesPluginEncodings(snapshot: KernelSnapshot) -> Bool {
+        let kind = inputFormat.flatMap(InputFormat.init(named:)) ?? InputFormat.of(path: file)
+        guard kind == .eddy else { return false }
+        guard
+            let opened = try? EddyFile(path: file, snapshot: snapshot, requireEncodings: false, verifyChecksums: false)
+        else { return true }
+        return !opened.missing.isEmpty
     }
 }
 

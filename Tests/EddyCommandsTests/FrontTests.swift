@@ -69,6 +69,45 @@ import Testing
             "\(explained.stderr.suffix(2000))")
     }
 
+    @Test func aQueryThatReadsNoColumnLoadsNoPluginUnlessItsFileNeedsOne() throws {
+        let dir = ScratchDirectory()
+        let csv = dir.write(
+            "sorted.csv", "id,v\n" + (0..<5000).map { "\($0 * 3),\($0 % 7)" }.joined(separator: "\n") + "\n")
+        let plugins = try dir.plugins()
+        let empty = ScratchDirectory()
+        // count(*) alone builds no array: the plugins are not even read (a broken one is not reported).
+        _ = plugins.write("broken.so", "not an ELF file")
+        let counted = try Eddy.run(["eval", csv, "--select", "count(*)", "--plugin-dir", plugins.path, "--explain"])
+        #expect(counted.status == 0 && counted.stdout.contains("5000"), "\(counted.stderr)")
+        #expect(counted.stderr.contains("plugin set: builtin only"), "\(counted.stderr)")
+        #expect(counted.stderr.contains("== plugins: not loaded (the query reads no column"), "\(counted.stderr)")
+        #expect(!counted.stderr.contains("broken.so"), "\(counted.stderr)")
+        // A query that reads a column loads them (and says what is wrong with the broken one).
+        let filtered = try Eddy.run([
+            "eval", csv, "--where", "v = 3", "--select", "count(*)", "--plugin-dir", plugins.path, "--explain",
+        ])
+        #expect(filtered.status == 0 && filtered.stdout.contains("714"), "\(filtered.stderr)")
+        #expect(filtered.stderr.contains("delta@1.0.0"), "\(filtered.stderr)")
+        #expect(filtered.stderr.contains("broken.so rejected"), "\(filtered.stderr)")
+        // An .eddy file that stores the delta plugin's encoding needs its storage even to be counted.
+        let stored = dir.path + "/sorted.eddy"
+        let converted = try Eddy.run(["convert", csv, stored, "--plugin-dir", plugins.path])
+        #expect(converted.status == 0, "\(converted.stderr)")
+        let inspected = try Eddy.run(["inspect", stored, "--plugin-dir", empty.path])
+        #expect(inspected.stdout.contains("ext.delta"), "the file does not use the plugin: \(inspected.stdout)")
+        let needed = try Eddy.run(["eval", stored, "--select", "count(*)", "--plugin-dir", plugins.path, "--explain"])
+        #expect(needed.status == 0 && needed.stdout.contains("5000"), "\(needed.stderr)")
+        #expect(needed.stderr.contains("delta@1.0.0") && !needed.stderr.contains("not loaded (the query"))
+        let missing = try Eddy.run(["eval", stored, "--select", "count(*)", "--plugin-dir", empty.path])
+        #expect(missing.status == 1 && missing.stderr.contains("needs encoding ext.delta"), "\(missing.stderr)")
+        // One that stores only the engine's encodings is counted without them.
+        let plain = dir.path + "/plain.eddy"
+        #expect(try Eddy.run(["convert", csv, plain, "--plugin-dir", empty.path]).status == 0)
+        let quick = try Eddy.run(["eval", plain, "--select", "count(*)", "--plugin-dir", plugins.path, "--explain"])
+        #expect(quick.status == 0 && quick.stdout.contains("5000"), "\(quick.stderr)")
+        #expect(quick.stderr.contains("plugin set: builtin only"), "\(quick.stderr)")
+    }
+
     @Test func everyOtherCommandLineIsEddyServers() throws {
         // eddy runs a well-formed eval line only (EddyFront); each command's help, eval's among them, and
         // every other command comes from eddy-server's tree.

@@ -51,9 +51,9 @@ import Testing
     @Test func evalWarnsOfAQuarantinedPluginItLeavesOut() throws {
         let s = try Setup()
         let r = try Eddy.run(
-            ["eval", s.csv, "--plugin-dir", s.plugins.path, "--select", "count(*)", "--format", "csv"],
+            ["eval", s.csv, "--plugin-dir", s.plugins.path, "--select", "count(fare)", "--format", "csv"],
             environment: s.environment)
-        #expect(r.status == 0 && r.stdout == "count(*)\n2000\n", "\(r.stdout) \(r.stderr)")
+        #expect(r.status == 0 && r.stdout == "count(fare)\n2000\n", "\(r.stdout) \(r.stderr)")
         #expect(
             r.stderr.contains("eddy: warning: plugin delta@1.0.0 in \(s.plugins.path)/delta.so not loaded: quarantined")
                 && r.stderr.contains(Setup.cause), "\(r.stderr)")
