@@ -17,9 +17,11 @@ extension PluginSettings {
     /// before this process confines itself (only when it does): what must be opened or started with
     /// rights confinement takes away (`eddy convert`'s output and its committer). The rows say which
     /// builds are debug builds only when `readsBuildMode` (`eddy plugins` shows it; a query does not).
+    /// With a `demand`, a checked build whose recorded registrations (``PluginUses``) cannot meet it is
+    /// not mapped (its row stays the checker's); a build without a record is mapped, and its record kept.
     package func loadConfined(
         into session: Session, readPaths: [String], quiet: Bool = false, readsBuildMode: Bool = false,
-        beforeConfining: () throws -> Void = {}
+        demand: PluginDemand? = nil, beforeConfining: () throws -> Void = {}
     ) throws -> (PluginHost, [PluginReportRow], Confinement?) {
         guard let probe else {
             let (host, rows) = try load(into: session, quiet: quiet)
@@ -50,10 +52,34 @@ extension PluginSettings {
         // The probe ran registration and verification already: this host maps the checked copies, as
         // the checker left them (not read, inspected and hashed a second time).
         let host = PluginHost(session: session, probe: nil, policy: try policy())
-        let checked = checker.plugins
+        var checked = checker.plugins
+        var unrecorded: Set<String> = []
+        if let demand {
+            var recorded: [String: PluginUses] = [:]
+            for plugin in checked {
+                if let uses = checker.recordedUses(hash: plugin.contentHash) {
+                    recorded[plugin.contentHash] = uses
+                } else {
+                    unrecorded.insert(plugin.contentHash)
+                }
+            }
+            let chosen = demand.select(recorded).union(unrecorded)
+            checked = checked.filter { chosen.contains($0.contentHash) }
+        }
         guard !checked.isEmpty else { return (host, rows, nil) }
+        // Opened before confinement, which takes away opening it; the records are written once the
+        // builds registered.
+        let recorder = unrecorded.isEmpty ? nil : checker.usesRecorder()
         try beforeConfining()
         let confinement = Confinement.apply(.init(readPaths: readPaths + [host.shadowDirectory], invoker: true))
+        defer {
+            if let recorder {
+                let snapshot = session.kernels.snapshot
+                for plugin in host.plugins where unrecorded.contains(plugin.contentHash) {
+                    recorder.record(hash: plugin.contentHash, snapshot: snapshot)
+                }
+            }
+        }
         for plugin in checked {
             let row = host.load(checked: plugin)
             if row.status != .loaded && row.status != .replaced {

@@ -68,12 +68,13 @@ package struct EvalSettings: Sendable {
         // could take part, and loading them was most of such a query on a small `.eddy` file. An `.eddy`
         // file that stores a plugin's encoding still needs that plugin's storage to be opened.
         let pluginsTakePart = !readsNoColumn || storesPluginEncodings(snapshot: session.kernels.snapshot)
-        let (host, _, confinement) =
+        let (host, rows, confinement) =
             !pluginsTakePart
             ? try plugins.notLoaded(into: session)
             : noConfine
                 ? try plugins.loadUnconfined(into: session)
-                : try plugins.loadConfined(into: session, readPaths: [file])
+                : try plugins.loadConfined(
+                    into: session, readPaths: [file], demand: pluginDemand(snapshot: session.kernels.snapshot))
         if let confinement, confinement.level != .full {
             Stderr.write("eddy: warning: plugin code runs with confinement \(confinement)\n")
         }
@@ -110,6 +111,17 @@ package struct EvalSettings: Sendable {
                 Stderr.write(explainText(evaluation, plugins: host.plugins))
                 if !pluginsTakePart {
                     Stderr.write("== plugins: not loaded (the query reads no column: no plugin could take part)\n")
+                }
+                let mapped = Set(host.plugins.map { $0.contentHash.prefix(16) })
+                let left = rows.filter {
+                    ($0.status == .loaded || $0.status == .replaced) && !mapped.contains($0.contentHash.prefix(16))
+                }
+                if !left.isEmpty {
+                    Stderr.write(
+                        "== plugins not loaded for this query (their kernels meet none of its operations and "
+                            + "encodings): "
+                            + left.map { "\(PluginHost.escaped($0.plugin))@\(PluginHost.escaped($0.version))" }
+                            .joined(separator: ", ") + "\n")
                 }
             }
             if reportMemory {

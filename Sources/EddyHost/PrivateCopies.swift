@@ -369,18 +369,36 @@ final class PrivateCopies: Sendable {
 
     /// Appends one line to a record file (created 0600, never through a link); `truncating` starts it afresh.
     private func appendRecord(_ file: String, _ line: String, truncating: Bool = false) {
-        guard case .success(let dirfd) = directory else { return }
+        guard let fd = openForAppending(file, truncating: truncating) else { return }
+        defer { close(fd) }
+        var bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
+    }
+
+    /// A record file opened for appending (created 0600, never through a link, a regular file of this
+    /// user), started afresh when it is past `limit`; nil when it cannot be. The caller closes it.
+    func openRecordForAppending(_ file: String, limit: Int) -> Int32? {
+        guard case .success(let dirfd) = directory else { return nil }
+        var st = stat()
+        let full = fstatat(dirfd, file, &st, AT_SYMLINK_NOFOLLOW) == 0 && Int(st.st_size) > limit / 2
+        return openForAppending(file, truncating: full)
+    }
+
+    private func openForAppending(_ file: String, truncating: Bool) -> Int32? {
+        guard case .success(let dirfd) = directory else { return nil }
         // Non-blocking: a FIFO in its place must not wait for a reader; only a regular file of this
         // user is written (truncated only once that is known).
         let flags = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
         let fd = openat(dirfd, file, flags, 0o600)
-        guard fd >= 0 else { return }
-        defer { close(fd) }
+        guard fd >= 0 else { return nil }
         var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == owner else { return }
-        if truncating && ftruncate(fd, 0) != 0 { return }
-        var bytes = Array((line + "\n").utf8)
-        _ = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == owner,
+            !truncating || ftruncate(fd, 0) == 0
+        else {
+            close(fd)
+            return nil
+        }
+        return fd
     }
 
     /// What an earlier probe of these bytes (`hash`) reported under the same host build and probe

@@ -1,0 +1,89 @@
+import EddyEval
+@_spi(Host) import EddyHost
+import EddyHostTestSupport
+import Foundation
+import Testing
+
+/// A one-shot `eddy eval` maps only the plugin builds whose recorded registrations can meet the query
+/// (`PluginDemand`, `PluginUses`): the first run of a build maps it and records what it registered.
+@Suite struct PluginDemandTests {
+    @Test func theOperationsOfAQueryAreReadFromItsExpression() throws {
+        let like = try #require(PluginDemand.operations(whereText: "origin like 'L%'", selectText: "max(a), mean(b)"))
+        #expect(like.isSuperset(of: ["eddy.like", "eddy.agg.max", "eddy.agg.mean", "eddy.filter"]))
+        #expect(!like.contains("eddy.compare"))
+        let mixed = try #require(
+            PluginDemand.operations(
+                whereText: "not (a = 1 or b is not null) and -c < 2", selectText: "count(*), sum(a + b)"))
+        #expect(
+            mixed.isSuperset(of: [
+                "eddy.compare", "eddy.or", "eddy.and", "eddy.not", "eddy.is_null", "eddy.negate", "eddy.agg.count_all",
+                "eddy.agg.sum", "eddy.arithmetic",
+            ]))
+        // Unknown: every build may be needed.
+        #expect(PluginDemand.operations(whereText: "a = ", selectText: nil) == nil)
+        #expect(PluginDemand.operations(whereText: nil, selectText: "frobnicate(a)") == nil)
+        // Deep expressions (up to the parser's 200 levels) are walked without recursion.
+        let deep = String(repeating: "- ", count: 150) + "a"
+        #expect(PluginDemand.operations(whereText: nil, selectText: "sum(\(deep))")?.contains("eddy.negate") == true)
+    }
+
+    @Test func aBuildIsChosenWhenAKeyOrAHookMeetsTheQuery() {
+        let compareOnDict = PluginUses(keys: ["eddy.compare|eddy.dict"], hookPurposes: 0, storedEncodings: [])
+        let deltaLike = PluginUses(
+            keys: ["eddy.compare|ext.delta", "eddy.agg.min|ext.delta"], hookPurposes: 2, storedEncodings: ["ext.delta"])
+        let onDelta = PluginUses(keys: ["eddy.agg.sum|ext.delta"], hookPurposes: 0, storedEncodings: [])
+        let recorded = ["a": compareOnDict, "b": deltaLike, "c": onDelta]
+        let ops: Set<String> = ["eddy.compare", "eddy.filter", "eddy.agg.sum"]
+        // A stored file with dictionaries: the compare kernel can meet it; the delta ones cannot.
+        let file = PluginDemand(operations: ops, encodings: ["eddy.dict", "eddy.varbin"], hookPurposes: 0)
+        #expect(file.select(recorded) == ["a"])
+        // No compare in the query: nothing.
+        #expect(
+            PluginDemand(operations: ["eddy.like"], encodings: ["eddy.dict"], hookPurposes: 0).select(recorded).isEmpty)
+        // Compressed for storage: the delta hook is asked, so its encoding may be there, and the
+        // build with a kernel on it is chosen too.
+        let storage = PluginDemand(operations: ops, encodings: ["eddy.primitive"], hookPurposes: 2)
+        #expect(storage.select(recorded) == ["b", "c"])
+    }
+
+    @Test func aOneShotMapsOnlyTheBuildsItsQueryCanUse() throws {
+        let dir = ScratchDirectory()
+        var text = "id,carrier,delay\n"
+        for i in 0..<4000 { text += "\(i),\(["AF", "BA", "LH", "KL"][i % 4]),\(i % 97)\n" }
+        let csv = dir.write("t.csv", text)
+        let plugins = try dir.plugins()
+        let empty = ScratchDirectory()
+        let shadow = ScratchDirectory()
+        let env = ["EDDY_SHADOW_DIR": shadow.path + "/copies"]
+        func eval(_ file: String, _ whereText: String, _ select: String, _ dir: ScratchDirectory) throws -> Eddy.Result
+        {
+            try Eddy.run(
+                ["eval", file, "--where", whereText, "--select", select, "--plugin-dir", dir.path, "--explain"],
+                environment: env)
+        }
+        // The first run maps both (nothing is recorded yet) and records what they registered.
+        let first = try eval(csv, "delay > 50", "count(*)", plugins)
+        #expect(first.status == 0 && first.stderr.contains("delta@1.0.0#"), "\(first.stderr)")
+        let uses = try String(contentsOfFile: shadow.path + "/copies/uses.tsv", encoding: .utf8)
+        #expect(uses.contains("eddy.compare|eddy.dict") && uses.contains("ext.delta"), "\(uses)")
+        // Then a `like` maps neither, a comparison the dictionary one; answers as without plugins.
+        for (whereText, loaded) in [("carrier like 'A%'", [String]()), ("carrier = 'KL'", ["packed-dict-compare"])] {
+            let with = try eval(csv, whereText, "count(*), sum(delay)", plugins)
+            let without = try eval(csv, whereText, "count(*), sum(delay)", empty)
+            #expect(with.status == 0 && with.stdout == without.stdout, "\(with.stderr)")
+            for name in ["delta", "packed-dict-compare"] {
+                #expect(
+                    with.stderr.contains("plugin set: ")
+                        && with.stderr.contains("\(name)@1.0.0#") == loaded.contains(name),
+                    "\(whereText): \(with.stderr)")
+            }
+            #expect(loaded.count == 2 || with.stderr.contains("== plugins not loaded for this query"), "\(with.stderr)")
+        }
+        // A record that lies (written by plugin code, say) only costs speed: the answer is the same.
+        try "\(String(repeating: "0", count: 64))\t\t0\t\nnot a record\n".write(
+            toFile: shadow.path + "/copies/uses.tsv", atomically: false, encoding: .utf8)
+        let lied = try eval(csv, "carrier = 'KL'", "count(*), sum(delay)", plugins)
+        let plain = try eval(csv, "carrier = 'KL'", "count(*), sum(delay)", empty)
+        #expect(lied.status == 0 && lied.stdout == plain.stdout, "\(lied.stderr)")
+    }
+}
