@@ -64,17 +64,7 @@ package struct EvalSettings: Sendable {
         }
         let session = Session()
         let readsNoColumn = Evaluation.readsNoColumn(whereText: predicate, selectText: select)
-        // A query that reads no column (`count(*)` alone) builds no array and runs no kernel: no plugin
-        // could take part, and loading them was most of such a query on a small `.eddy` file. An `.eddy`
-        // file that stores a plugin's encoding still needs that plugin's storage to be opened.
-        let pluginsTakePart = !readsNoColumn || storesPluginEncodings(snapshot: session.kernels.snapshot)
-        let (host, rows, confinement) =
-            !pluginsTakePart
-            ? try plugins.notLoaded(into: session)
-            : noConfine
-                ? try plugins.loadUnconfined(into: session)
-                : try plugins.loadConfined(
-                    into: session, readPaths: [file], demand: pluginDemand(snapshot: session.kernels.snapshot))
+        let (host, rows, confinement, pluginsTakePart) = try loadPlugins(into: session, readsNoColumn: readsNoColumn)
         if let confinement, confinement.level != .full {
             Stderr.write("eddy: warning: plugin code runs with confinement \(confinement)\n")
         }
@@ -109,20 +99,7 @@ package struct EvalSettings: Sendable {
             if isatty(STDERR_FILENO) != 0 && evaluation.rowsRead > 0 { Stderr.write("\r\u{1B}[K") }
             if explain {
                 Stderr.write(explainText(evaluation, plugins: host.plugins))
-                if !pluginsTakePart {
-                    Stderr.write("== plugins: not loaded (the query reads no column: no plugin could take part)\n")
-                }
-                let mapped = Set(host.plugins.map { $0.contentHash.prefix(16) })
-                let left = rows.filter {
-                    ($0.status == .loaded || $0.status == .replaced) && !mapped.contains($0.contentHash.prefix(16))
-                }
-                if !left.isEmpty {
-                    Stderr.write(
-                        "== plugins not loaded for this query (their kernels meet none of its operations and "
-                            + "encodings): "
-                            + left.map { "\(PluginHost.escaped($0.plugin))@\(PluginHost.escaped($0.version))" }
-                            .joined(separator: ", ") + "\n")
-                }
+                Stderr.write(Self.pluginsLeftOut(host: host, rows: rows, takePart: pluginsTakePart))
             }
             if reportMemory {
                 // VmHWM is this address space's own peak (ru_maxrss carries over a parent's from fork).
@@ -144,6 +121,39 @@ package struct EvalSettings: Sendable {
 }
 
 extension EvalSettings {
+    /// The plugins this evaluation runs with: none when the query reads no column (`count(*)` alone
+    /// builds no array and runs no kernel, so none could take part; loading them was most of such a
+    /// query on a small `.eddy` file) unless the input is an `.eddy` file that stores a plugin's
+    /// encoding (its storage opens the file); else the builds its query can use (``PluginDemand``).
+    func loadPlugins(into session: Session, readsNoColumn: Bool) throws -> (
+        PluginHost, [PluginReportRow], Confinement?, takePart: Bool
+    ) {
+        let snapshot = session.kernels.snapshot
+        guard !readsNoColumn || storesPluginEncodings(snapshot: snapshot) else {
+            let (host, rows, confinement) = try plugins.notLoaded(into: session)
+            return (host, rows, confinement, false)
+        }
+        let (host, rows, confinement) =
+            noConfine
+            ? try plugins.loadUnconfined(into: session)
+            : try plugins.loadConfined(into: session, readPaths: [file], demand: pluginDemand(snapshot: snapshot))
+        return (host, rows, confinement, true)
+    }
+
+    /// `--explain`'s lines on the plugins left out: all of them (`takePart` false), or the checked builds
+    /// not mapped for this query.
+    static func pluginsLeftOut(host: PluginHost, rows: [PluginReportRow], takePart: Bool) -> String {
+        guard takePart else { return "== plugins: not loaded (the query reads no column: no plugin could take part)\n" }
+        let mapped = Set(host.plugins.map { $0.contentHash.prefix(16) })
+        let left = rows.filter {
+            ($0.status == .loaded || $0.status == .replaced) && !mapped.contains($0.contentHash.prefix(16))
+        }
+        guard !left.isEmpty else { return "" }
+        return "== plugins not loaded for this query (their kernels meet none of its operations and encodings): "
+            + left.map { "\(PluginHost.escaped($0.plugin))@\(PluginHost.escaped($0.version))" }
+            .joined(separator: ", ") + "\n"
+    }
+
     /// Whether the input is an `.eddy` file that stores an encoding no storage in `snapshot` (the
     /// engine's) reads: a plugin's, which must be loaded for the file to open. True too when the file
     /// cannot be opened as one (the evaluation then says why, plugins loaded as usual).
