@@ -12,22 +12,40 @@
 /// changes no answer. Where the answer is not known (an expression that does not parse, a scalar
 /// function, an input whose encodings are decided while it is read) the demand is wide.
 package struct PluginDemand: Sendable {
-    /// Parent encodings (operations) the query may dispatch.
-    package var operations: Set<String>
-    /// Encodings the input may hold: an `.eddy` file's, as its footer lists them; for an input encoded
-    /// as it is read (CSV, JSON Lines, Parquet), every encoding of the engine's.
+    /// What an operation of the query is applied to.
+    package enum Operand: Hashable, Sendable {
+        /// An input column, by name: whatever encodings the input holds it in.
+        case column(String)
+        /// A literal: a constant.
+        case constant
+        /// The result of another operation.
+        case operation(String)
+    }
+
+    /// The operations (parent encodings) the query's expression may dispatch, each with what it is
+    /// applied to.
+    package var operations: [String: Set<Operand>]
+    /// Encodings the input may hold, per column name; a column not named here may hold any of
+    /// ``encodings``.
+    package var columnEncodings: [String: Set<String>]
+    /// Encodings the input may hold in any column: an `.eddy` file's, as its footer lists them; for an
+    /// input encoded as it is read (CSV, JSON Lines, Parquet), every encoding of the engine's.
     package var encodings: Set<String>
     /// The compressor hook purposes the query's compressor asks (``CompressorHook/Purpose`` bits).
     package var hookPurposes: UInt32
 
-    package init(operations: Set<String>, encodings: Set<String>, hookPurposes: UInt32) {
+    package init(
+        operations: [String: Set<Operand>], columnEncodings: [String: Set<String>] = [:], encodings: Set<String>,
+        hookPurposes: UInt32
+    ) {
         self.operations = operations
+        self.columnEncodings = columnEncodings
         self.encodings = encodings
         self.hookPurposes = hookPurposes
     }
 
-    /// Parents every evaluation may build around the expression's own: a filter for `--where`, takes
-    /// and slices of batches, chunked and struct columns.
+    /// Parents every evaluation may build around the expression's own, over any column: a filter for
+    /// `--where`, takes and slices of batches, chunked and struct columns.
     static let structural: Set<String> = ["eddy.filter", "eddy.take", "eddy.slice", "eddy.chunked", "eddy.struct"]
     /// Encodings any evaluation may produce from any input (results of kernels and functions).
     static let computed: Set<String> = [
@@ -36,35 +54,55 @@ package struct PluginDemand: Sendable {
     ]
 
     /// The builds (by content hash) that can take part, of those whose registrations are recorded: a
-    /// build whose compressor hook the query asks, and one with a kernel or rule whose key meets the
-    /// query — its parent an operation of the query or an encoding the input may hold, and its child
-    /// either. The encodings a chosen build stores may then be in the input too (its hook may make
-    /// them), so the choice is repeated until it holds.
+    /// build whose compressor hook the query asks, and one with a kernel or rule whose key can meet the
+    /// query (``meets(parent:child:extra:)``). The encodings a chosen build stores may then be in the
+    /// input too (its hook may make them), so the choice is repeated until it holds.
     package func select(_ recorded: [String: PluginUses]) -> Set<String> {
-        var present = encodings.union(operations).union(Self.computed)
+        var extra = Set<String>()
         var chosen = Set<String>()
         while true {
             let before = chosen.count
-            for (hash, uses) in recorded where !chosen.contains(hash) && needs(uses, present: present) {
+            for (hash, uses) in recorded where !chosen.contains(hash) && needs(uses, extra: extra) {
                 chosen.insert(hash)
-                present.formUnion(uses.storedEncodings)
+                extra.formUnion(uses.storedEncodings)
             }
             if chosen.count == before { return chosen }
         }
     }
 
-    private func needs(_ uses: PluginUses, present: Set<String>) -> Bool {
+    private func needs(_ uses: PluginUses, extra: Set<String>) -> Bool {
         if uses.hookPurposes & hookPurposes != 0 { return true }
         return uses.keys.contains { key in
             let parts = key.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-            return parts.count != 2 || (present.contains(parts[0]) && present.contains(parts[1]))
+            return parts.count != 2 || meets(parent: parts[0], child: parts[1], extra: extra)
         }
     }
 
-    /// The operations `whereText` and `selectText` may dispatch; nil when they do not parse, or call a
-    /// function this list does not know (then every build may be needed).
-    package static func operations(whereText: String?, selectText: String?) -> Set<String>? {
-        var found = structural
+    /// Whether a kernel keyed (`parent`, `child`) can run in the query: `parent` one of its operations
+    /// applied to something that may be `child` (a column's encodings, a constant, another operation's
+    /// result, or anything computed), or a structural parent or an encoding of the input over anything
+    /// the input or the query may hold. `extra`: encodings chosen builds' hooks may add.
+    func meets(parent: String, child: String, extra: Set<String>) -> Bool {
+        if let operands = operations[parent] {
+            if Self.computed.contains(child) || extra.contains(child) { return true }
+            return operands.contains { operand in
+                switch operand {
+                case .column(let name): (columnEncodings[name] ?? encodings).contains(child)
+                case .constant: child == "eddy.constant"
+                case .operation(let op): child == op
+                }
+            }
+        }
+        guard Self.structural.contains(parent) || encodings.contains(parent) || extra.contains(parent) else {
+            return false
+        }
+        return encodings.contains(child) || extra.contains(child) || Self.computed.contains(child)
+            || operations[child] != nil
+    }
+
+    /// The operations `whereText` and `selectText` may dispatch, each with its operands; nil when they
+    /// do not parse, or call a function this list does not know (then every build may be needed).
+    package static func operations(whereText: String?, selectText: String?) -> [String: Set<Operand>]? {
         var stack: [Expr] = []
         do {
             if let whereText { stack.append(try Parser.expression(whereText)) }
@@ -72,49 +110,67 @@ package struct PluginDemand: Sendable {
         } catch {
             return nil
         }
+        var found: [String: Set<Operand>] = [:]
         // Iterative: an expression is bounded by the parser's limits, but not this walk's stack.
         while let e = stack.popLast() {
             switch e {
-            case .column, .literal: break
-            case .negate(let a, _):
-                found.insert("eddy.negate")
-                stack.append(a)
-            case .not(let a, _):
-                found.insert("eddy.not")
-                stack.append(a)
-            case .binary(let op, let a, let b, _):
-                found.insert(["+", "-", "*", "/"].contains(op) ? "eddy.arithmetic" : "eddy.compare")
-                stack += [a, b]
-            case .logical(let op, let terms, _):
-                found.insert(op == "and" ? "eddy.and" : "eddy.or")
-                stack += terms
-            case .isNull(let a, let negated, _):
-                found.insert("eddy.is_null")
-                if negated { found.insert("eddy.not") }
-                stack.append(a)
-            case .like(let a, _, _, _):
-                found.insert("eddy.like")
-                stack.append(a)
-            case .cast(let a, _, _):
-                found.insert("eddy.cast")
-                stack.append(a)
-            case .call(let name, let args, let star, _):
-                switch name.lowercased() {
-                case "count": found.insert(star ? "eddy.agg.count_all" : "eddy.agg.count")
-                case "sum": found.insert("eddy.agg.sum")
-                case "min": found.insert("eddy.agg.min")
-                case "max": found.insert("eddy.agg.max")
-                case "mean", "avg": found.insert("eddy.agg.mean")
-                case "coalesce": found.insert("eddy.coalesce")
-                default: return nil
+            case .column, .literal: continue
+            default: break
+            }
+            guard let name = operation(e) else { return nil }
+            let args = arguments(e)
+            for a in args {
+                switch a {
+                case .column(let column, _): found[name, default: []].insert(.column(column))
+                case .literal: found[name, default: []].insert(.constant)
+                default:
+                    guard let inner = operation(a) else { return nil }
+                    found[name, default: []].insert(.operation(inner))
                 }
-                stack += args
+            }
+            if args.isEmpty { found[name, default: []] = found[name] ?? [] }
+            if case .isNull(_, true, _) = e { found["eddy.not", default: []].insert(.operation("eddy.is_null")) }
+            stack += args
+        }
+        // A comparison of mixed types may be bound with a cast around an operand.
+        if let compared = found["eddy.compare"] { found["eddy.cast", default: []].formUnion(compared) }
+        return found
+    }
+
+    /// The engine operation (parent encoding) an expression node becomes, or nil for a column, a literal
+    /// or a function this list does not know.
+    static func operation(_ e: Expr) -> String? {
+        switch e {
+        case .column, .literal: nil
+        case .negate: "eddy.negate"
+        case .not: "eddy.not"
+        case .binary(let op, _, _, _): ["+", "-", "*", "/"].contains(op) ? "eddy.arithmetic" : "eddy.compare"
+        case .logical(let op, _, _): op == "and" ? "eddy.and" : "eddy.or"
+        case .isNull: "eddy.is_null"
+        case .like: "eddy.like"
+        case .cast: "eddy.cast"
+        case .call(let name, _, let star, _):
+            switch name.lowercased() {
+            case "count": star ? "eddy.agg.count_all" : "eddy.agg.count"
+            case "sum": "eddy.agg.sum"
+            case "min": "eddy.agg.min"
+            case "max": "eddy.agg.max"
+            case "mean", "avg": "eddy.agg.mean"
+            case "coalesce": "eddy.coalesce"
+            default: nil
             }
         }
-        // Comparisons with a cast or a coalesce around them, and constants folded: a cast may appear
-        // wherever a comparison of mixed types is.
-        if found.contains("eddy.compare") { found.insert("eddy.cast") }
-        return found
+    }
+
+    /// An expression node's operands.
+    static func arguments(_ e: Expr) -> [Expr] {
+        switch e {
+        case .column, .literal: []
+        case .negate(let a, _), .not(let a, _), .isNull(let a, _, _), .like(let a, _, _, _), .cast(let a, _, _): [a]
+        case .binary(_, let a, let b, _): [a, b]
+        case .logical(_, let terms, _): terms
+        case .call(_, let args, _, _): args
+        }
     }
 }
 
@@ -137,8 +193,20 @@ extension EvalSettings {
             let opened = try? EddyFile(path: file, snapshot: snapshot, requireEncodings: false, verifyChecksums: false),
             opened.missing.isEmpty, opened.footer.encodings.allSatisfy(\.isBuiltin)
         else { return nil }
-        // Batches of an `.eddy` file are read as stored: no compressor runs, so no hook is asked.
-        let stored = Set(opened.footer.encodings.map(\.name))
-        return PluginDemand(operations: operations, encodings: stored, hookPurposes: 0)
+        // Batches of an `.eddy` file are read as stored: no compressor runs, so no hook is asked. Each
+        // column's encodings are those of its trees in every chunk.
+        let footer = opened.footer
+        let names = footer.schema.names
+        var perColumn: [String: Set<String>] = [:]
+        for chunk in footer.chunks {
+            for (k, column) in chunk.columns.enumerated() where k < names.count {
+                for node in column.nodes where node.encoding >= 0 && node.encoding < footer.encodings.count {
+                    perColumn[names[k], default: []].insert(footer.encodings[node.encoding].name)
+                }
+            }
+        }
+        return PluginDemand(
+            operations: operations, columnEncodings: perColumn, encodings: Set(footer.encodings.map(\.name)),
+            hookPurposes: 0)
     }
 }
