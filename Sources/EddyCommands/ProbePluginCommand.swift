@@ -78,7 +78,10 @@ struct ProbePluginCommand: ParsableCommand {
         let record =
             ok
             ? PluginProbe.Record.success(
-                kernels: row.kernels, name: row.plugin, version: row.version, verified: row.verified)
+                kernels: row.kernels, name: row.plugin, version: row.version, verified: row.verified,
+                uses: host.plugins.first { $0.name == row.plugin }.flatMap {
+                    PluginUses(hash: $0.contentHash, snapshot: host.session.kernels.snapshot)
+                })
             : PluginProbe.Record.rejection(row.reason, plugin: row.plugin, version: row.version)
         if let reportFd {
             var bytes = Array(record.utf8)

@@ -17,11 +17,11 @@ extension PluginSettings {
     /// before this process confines itself (only when it does): what must be opened or started with
     /// rights confinement takes away (`eddy convert`'s output and its committer). The rows say which
     /// builds are debug builds only when `readsBuildMode` (`eddy plugins` shows it; a query does not).
-    /// With a `demand`, a checked build whose recorded registrations (``PluginUses``) cannot meet it is
-    /// not mapped (its row stays the checker's); a build without a record is mapped, and its record kept.
+    /// With a `demand` (asked once builds passed their checks), a checked build whose registrations, as its probe reported them (``PluginUses``),
+    /// cannot meet it is not mapped (its row stays the checker's); a build without that report is.
     package func loadConfined(
         into session: Session, readPaths: [String], quiet: Bool = false, readsBuildMode: Bool = false,
-        demand: PluginDemand? = nil, beforeConfining: () throws -> Void = {}
+        beforeConfining: () throws -> Void = {}, demand: () -> PluginDemand? = { nil }
     ) throws -> (PluginHost, [PluginReportRow], Confinement?) {
         guard let probe else {
             let (host, rows) = try load(into: session, quiet: quiet)
@@ -53,33 +53,17 @@ extension PluginSettings {
         // the checker left them (not read, inspected and hashed a second time).
         let host = PluginHost(session: session, probe: nil, policy: try policy())
         var checked = checker.plugins
-        var unrecorded: Set<String> = []
-        if let demand {
+        // Asked only when there are builds to choose among (an `.eddy` input's footer is read for it).
+        if !checked.isEmpty, let demand = demand() {
+            // What each build registered, as its probe reported it: a build without that report maps.
             var recorded: [String: PluginUses] = [:]
-            for plugin in checked {
-                if let uses = checker.recordedUses(hash: plugin.contentHash) {
-                    recorded[plugin.contentHash] = uses
-                } else {
-                    unrecorded.insert(plugin.contentHash)
-                }
-            }
-            let chosen = demand.select(recorded).union(unrecorded)
-            checked = checked.filter { chosen.contains($0.contentHash) }
+            for plugin in checked { recorded[plugin.contentHash] = plugin.uses }
+            let chosen = demand.select(recorded)
+            checked = checked.filter { $0.uses == nil || chosen.contains($0.contentHash) }
         }
         guard !checked.isEmpty else { return (host, rows, nil) }
-        // Opened before confinement, which takes away opening it; the records are written once the
-        // builds registered.
-        let recorder = unrecorded.isEmpty ? nil : checker.usesRecorder()
         try beforeConfining()
         let confinement = Confinement.apply(.init(readPaths: readPaths + [host.shadowDirectory], invoker: true))
-        defer {
-            if let recorder {
-                let snapshot = session.kernels.snapshot
-                for plugin in host.plugins where unrecorded.contains(plugin.contentHash) {
-                    recorder.record(hash: plugin.contentHash, snapshot: snapshot)
-                }
-            }
-        }
         for plugin in checked {
             let row = host.load(checked: plugin)
             if row.status != .loaded && row.status != .replaced {
@@ -102,7 +86,11 @@ extension PluginSettings {
     /// for an evaluation no plugin could take part in. The host still knows the quarantine (an error
     /// can name a quarantined build).
     package func notLoaded(into session: Session) throws -> (PluginHost, [PluginReportRow], Confinement?) {
-        (PluginHost(session: session, probe: nil, policy: try policy()), [], nil)
+        var st = stat()
+        if explicit, stat(directory, &st) != 0 {
+            Stderr.write("eddy: warning: plugin directory \(PluginHost.escaped(directory)) does not exist\n")
+        }
+        return (PluginHost(session: session, probe: nil, policy: try policy()), [], nil)
     }
 
     /// ``load(into:quiet:)`` in the shape of ``loadConfined(into:readPaths:quiet:)`` (`--no-confine`).

@@ -136,7 +136,7 @@ extension EvalSettings {
         let (host, rows, confinement) =
             noConfine
             ? try plugins.loadUnconfined(into: session)
-            : try plugins.loadConfined(into: session, readPaths: [file], demand: pluginDemand(snapshot: snapshot))
+            : try plugins.loadConfined(into: session, readPaths: [file], demand: { pluginDemand(snapshot: snapshot) })
         return (host, rows, confinement, true)
     }
 

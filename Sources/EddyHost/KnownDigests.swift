@@ -3,10 +3,13 @@
 #endif
 
 /// A file's identity as the kernel keeps it: device, inode, size, and the times of its last change
-/// of contents and of status. A file whose identity is what it was when its bytes were hashed holds
-/// those bytes still: every write, truncation or replacement moves its status-change time forward
-/// (which no one but root, by setting the clock, can move back), and a rename in its place brings
-/// another inode.
+/// of contents and of status. Most changes move the status-change time forward (which no one but root,
+/// by setting the clock, can move back), and a rename in its place brings another inode; but a write
+/// through a shared mapping may leave both times as they were (on tmpfs always, elsewhere until
+/// writeback). So an identity is a hint, never proof: a plugin file's remembered digest is used only
+/// when the private copy named by it holds exactly the file's bytes (`PluginHost.contentHash`), and a
+/// private copy's only in this user's 0700 copy directory, which confined plugin code cannot open for
+/// writing (code running unconfined as this user can change anything there, verdicts included).
 ///
 /// The kernel keeps those times at a clock tick's grain, so a write in the same tick as a hash could
 /// leave them as they were: a digest is remembered only for a file whose status last changed some
@@ -45,10 +48,10 @@ struct FileIdentity: Equatable, Sendable {
 }
 
 /// The SHA-256 digests of plugin files and private copies hashed before, by ``FileIdentity``: a
-/// one-shot `eddy eval` with unchanged plugins finds their hashes here instead of reading them through
-/// SHA-256, and so never maps the hashing library (`libEddyCrypto.so` and the Foundation it needs cost
-/// about half of loading two small plugins). Kept beside the private copies, as the probe verdicts are
-/// (`digests.tsv`, 0600): whoever can write there can already mark a build as probed.
+/// one-shot `eddy eval` with unchanged plugins confirms their hashes by comparing each file with its
+/// private copy instead of reading them through SHA-256, and so never maps the hashing library
+/// (`libEddyCrypto.so` and the Foundation it needs cost about half of loading two small plugins). Kept
+/// beside the private copies, as the probe verdicts are (`digests.tsv`, 0600).
 enum KnownDigests {
     static let file = "digests.tsv"
     /// Past this size the file is started afresh (a line is about 110 bytes).

@@ -23,7 +23,7 @@ extension PluginHost {
             let copy = try storeCopy(bytes, hash: hash, attempt)
             let probed = try probeFirstLoad(copy, hash: hash, attempt)
             if probe == nil { attempt.probeNote = .off }
-            if case .passed(_, _, _, let v)? = probed { attempt.verified = v }
+            if case .passed(_, _, _, let v, _)? = probed { attempt.verified = v }
             if loading == .checkOnly { return try publishProbed(probed, copy: copy, hash: hash, attempt) }
             let entry = try mapImage(copy, hash: hash, attempt)
             let registered = try registerInHost(entry, hash: hash, attempt)
@@ -69,15 +69,22 @@ extension PluginHost {
         }
     }
 
-    /// The file's SHA-256 in hex: what its private copy, verdicts and quarantine are kept under (found
-    /// by the file's identity when an earlier host hashed the same file, see ``KnownDigests``).
+    /// The file's SHA-256 in hex: what its private copy, verdicts and quarantine are kept under. An
+    /// earlier host's digest for the file's identity (``KnownDigests``) is used only when the private copy
+    /// named by it holds exactly these bytes: the copy was hashed when it was written, and a file can be
+    /// changed without its times moving (through a shared mapping), so the identity alone is a hint.
     private func contentHash(_ bytes: [UInt8], identity: FileIdentity?, _ attempt: LoadAttempt) throws(LoadStop)
         -> String
     {
+        if let identity, let known = copies.knownDigest(identity),
+            copies.holds(name: Self.copyName(attempt.path, String(known.prefix(16))), bytes)
+        {
+            return known
+        }
         do {
-            return try copies.digest(identity: identity) { () throws(HostCrypto.Unavailable) -> String in
-                PrivateCopies.hex(try HostCrypto.sha256(bytes))
-            }
+            let hash = PrivateCopies.hex(try HostCrypto.sha256(bytes))
+            if let identity { copies.rememberDigest(hash, of: identity) }
+            return hash
         } catch {
             throw attempt.stop(.rejected, "cannot hash it: \(error)")
         }
@@ -187,7 +194,8 @@ extension PluginHost {
         let host = probeHostKey(probe)
         if let host, let kept = copies.probeVerdict(hash: hash, host: host) {
             attempt.probeNote = .passedEarlier
-            return .passed(kernels: kept.kernels, name: kept.name, version: kept.version, verified: kept.verified)
+            return .passed(
+                kernels: kept.kernels, name: kept.name, version: kept.version, verified: kept.verified, uses: kept.uses)
         }
         attempt.probeNote = .ran
         let outcome: PluginProbe.Outcome
@@ -199,10 +207,11 @@ extension PluginHost {
             throw attempt.stop(.rejected, error.description, hash: short)
         }
         switch outcome {
-        case .passed(let kernels, let name, let version, let verified):
+        case .passed(let kernels, let name, let version, let verified, let uses):
             if let host {
                 copies.recordProbeVerdict(
-                    hash: hash, host: host, kernels: kernels, name: name, version: version, verified: verified)
+                    hash: hash, host: host, kernels: kernels, name: name, version: version, verified: verified,
+                    uses: uses)
             }
             return outcome
         case .rejected(let reason, let plugin, let version):
@@ -219,7 +228,7 @@ extension PluginHost {
         _ probed: PluginProbe.Outcome?, copy: PrivateCopies.Copy, hash: String, _ attempt: LoadAttempt
     ) throws(LoadStop) -> PluginReportRow {
         let (path, short) = (attempt.path, String(hash.prefix(16)))
-        guard case .passed(let kernels, let name, let version, _)? = probed else {
+        guard case .passed(let kernels, let name, let version, _, let uses)? = probed else {
             throw attempt.stop(.rejected, "this host loads plugins only through its probe, which is off", hash: short)
         }
         if let conflict = nameConflict(name, path) {
@@ -228,7 +237,7 @@ extension PluginHost {
         let replacedOld = plugins.first { $0.name == name }
         let loaded = LoadedPlugin(
             name: name, version: version, file: path, contentHash: hash,
-            shadowPath: copy.displayPath, kernelCount: kernels, verified: attempt.verified)
+            shadowPath: copy.displayPath, kernelCount: kernels, verified: attempt.verified, uses: uses)
         if let old = replacedOld, canaries.wants(name) {
             // A canary: the serving build stays in the set; the server routes a share of requests to
             // workers with this one in its place, until it is promoted or rolled back.

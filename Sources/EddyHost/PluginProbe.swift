@@ -37,8 +37,10 @@ public struct PluginProbe: Sendable {
     /// inputs `--verify` checked, `-` when it did not run) after a successful load, `rejected REASON`
     /// otherwise.
     public enum Record {
-        public static func success(kernels: Int, name: String, version: String, verified: VerifiedInputs?) -> String {
-            "ok \(kernels)\t\(clean(name))\t\(clean(version))\t\(verified?.field ?? "-")\n"
+        public static func success(
+            kernels: Int, name: String, version: String, verified: VerifiedInputs?, uses: PluginUses? = nil
+        ) -> String {
+            "ok \(kernels)\t\(clean(name))\t\(clean(version))\t\(verified?.field ?? "-")\t\(uses?.field ?? "-")\n"
         }
         /// Escaped, so no tab or newline can break the record's fields.
         static func clean(_ s: String) -> String { PluginHost.escaped(s) }
@@ -52,7 +54,7 @@ public struct PluginProbe: Sendable {
     public enum Outcome: Equatable {
         /// The child loaded it: the plugin's name and version from its manifest, and how many inputs
         /// it verified the plugin on (nil: not verified).
-        case passed(kernels: Int, name: String, version: String, verified: VerifiedInputs?)
+        case passed(kernels: Int, name: String, version: String, verified: VerifiedInputs?, uses: PluginUses?)
         /// The child refused the file itself (its reason is the host's reason).
         case rejected(String, plugin: String, version: String)
         /// The child crashed, exited without a record, or hung.
@@ -150,9 +152,10 @@ public struct PluginProbe: Sendable {
         let exitStatus = (status >> 8) & 0xff
         if exitStatus == 0, line.hasPrefix("ok ") {
             let fields = line.dropFirst(3).split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-            if fields.count == 4, let kernels = Int(fields[0]) {
+            if fields.count == 4 || fields.count == 5, let kernels = Int(fields[0]) {
                 let verified = VerifiedInputs(field: fields[3])
-                return .passed(kernels: kernels, name: fields[1], version: fields[2], verified: verified)
+                let uses = fields.count == 5 ? PluginUses(field: fields[4]) : nil
+                return .passed(kernels: kernels, name: fields[1], version: fields[2], verified: verified, uses: uses)
             }
         }
         if line.hasPrefix("rejected ") {

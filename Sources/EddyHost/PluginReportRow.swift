@@ -68,4 +68,6 @@ public struct LoadedPlugin: Sendable {
     /// The inputs it was checked on before serving (`--verify`), as its load's row said; nil when not
     /// verified. Kept here because a later scan of the same bytes reports the file as unchanged, without it.
     public var verified: VerifiedInputs? = nil
+    /// What it registered, as its probe reported it (``PluginUses``); nil when not known.
+    public var uses: PluginUses? = nil
 }

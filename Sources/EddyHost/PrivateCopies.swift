@@ -149,6 +149,12 @@ final class PrivateCopies: Sendable {
         return copy
     }
 
+    /// Whether the copy `name` exists and holds exactly `bytes`.
+    func holds(name: String, _ bytes: [UInt8]) -> Bool {
+        guard case .success(let dirfd) = directory else { return false }
+        return fileHolds(dirfd, name, bytes) != nil
+    }
+
     /// Stores `bytes` (whose SHA-256 is `hash`) as `name`.
     func store(_ bytes: [UInt8], name: String, hash: String) throws(Refusal) -> Copy {
         let dirfd = try verifiedDirectory()
@@ -182,44 +188,43 @@ final class PrivateCopies: Sendable {
         guard fd >= 0 else {
             throw Refusal(description: "cannot write private copy \(PluginHost.escaped(full)): \(errnoText())")
         }
-        var ok = true
-        var done = 0
-        bytes.withUnsafeBytes { raw in
-            while done < raw.count, let base = raw.baseAddress {
-                let n = write(fd, base + done, raw.count - done)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else {
-                    ok = false
-                    return
-                }
-                done += n
-            }
-        }
+        var ok = PluginFileIO.writeFully(fd, bytes)
         let error = errnoText()
         if ok && fsync(fd) != 0 { ok = false }
         close(fd)
         // Held before it is renamed into place: a collection in another process never sees it unheld.
+        // Hashed through that descriptor before it takes its name: a copy named by a hash always had
+        // that hash (a host trusts a copy's name when its bytes equal a plugin file's, see
+        // `PluginHost.contentHash`).
         let heldNew = ok ? Self.hold(dirfd, tmp) : -1
-        guard ok, renameat(dirfd, tmp, dirfd, name) == 0 else {
-            let why = ok ? errnoText() : error
+        func discard() {
             if heldNew >= 0 { close(heldNew) }
             unlinkat(dirfd, tmp, 0)
-            throw Refusal(description: "cannot write private copy \(PluginHost.escaped(full)): \(why)")
         }
-        stored.hold = heldNew
+        guard ok, heldNew >= 0 else {
+            discard()
+            throw Refusal(
+                description: "cannot write private copy \(PluginHost.escaped(full)): \(ok ? errnoText() : error)")
+        }
         let written: String
         do {
-            written = try hashOfFile(dirfd, name)
+            written = try self.hash(of: heldNew, name: tmp)
         } catch {
-            if stored.hold >= 0 { close(stored.hold) }
+            discard()
             throw error
         }
         guard written == hash else {
-            if stored.hold >= 0 { close(stored.hold) }
+            discard()
             throw Refusal(
-                description: "private copy \(PluginHost.escaped(full)) changed after it was written "
-                    + "(hash \(written.prefix(16)), expected \(hash.prefix(16)))")
+                description: "private copy \(PluginHost.escaped(full)) changed while it was written "
+                    + "(hash \(written.prefix(16)), expected \(hash.prefix(16))); it is not used")
         }
+        guard renameat(dirfd, tmp, dirfd, name) == 0 else {
+            let why = errnoText()
+            discard()
+            throw Refusal(description: "cannot write private copy \(PluginHost.escaped(full)): \(why)")
+        }
+        stored.hold = heldNew
         return stored
     }
 
@@ -375,15 +380,6 @@ final class PrivateCopies: Sendable {
         _ = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
     }
 
-    /// A record file opened for appending (created 0600, never through a link, a regular file of this
-    /// user), started afresh when it is past `limit`; nil when it cannot be. The caller closes it.
-    func openRecordForAppending(_ file: String, limit: Int) -> Int32? {
-        guard case .success(let dirfd) = directory else { return nil }
-        var st = stat()
-        let full = fstatat(dirfd, file, &st, AT_SYMLINK_NOFOLLOW) == 0 && Int(st.st_size) > limit / 2
-        return openForAppending(file, truncating: full)
-    }
-
     private func openForAppending(_ file: String, truncating: Bool) -> Int32? {
         guard case .success(let dirfd) = directory else { return nil }
         // Non-blocking: a FIFO in its place must not wait for a reader; only a regular file of this
@@ -405,28 +401,31 @@ final class PrivateCopies: Sendable {
     /// command (`host`): the plugin's kernel count, name and version (escaped for display, as the
     /// probe reports them); nil when none passed.
     func probeVerdict(hash: String, host: String) -> (
-        kernels: Int, name: String, version: String, verified: VerifiedInputs?
+        kernels: Int, name: String, version: String, verified: VerifiedInputs?, uses: PluginUses?
     )? {
         for line in recordLines(
             Self.probeVerdictFile, startingWith: hash + "\t" + host + "\t", limit: Self.probeVerdictLimit
         ).reversed() {
             let f = line.split(separator: "\t", omittingEmptySubsequences: false)
-            guard f.count == 5 || f.count == 6, f[0] == hash, f[1] == host, let kernels = Int(f[2]), kernels >= 0
+            guard (5...7).contains(f.count), f[0] == hash, f[1] == host, let kernels = Int(f[2]), kernels >= 0
             else { continue }
-            // A sixth field: how many inputs the probe verified it on (`--verify`; "-" when it did not).
-            let verified = f.count == 6 ? VerifiedInputs(field: f[5]) : nil
-            return (kernels, String(f[3]), String(f[4]), verified)
+            // A sixth field: how many inputs the probe verified it on (`--verify`; "-" when it did not);
+            // a seventh: what the build registered (``PluginUses``; "-" when the probe did not say).
+            let verified = f.count >= 6 ? VerifiedInputs(field: f[5]) : nil
+            let uses = f.count == 7 ? PluginUses(field: f[6]) : nil
+            return (kernels, String(f[3]), String(f[4]), verified, uses)
         }
         return nil
     }
 
     /// Keeps a passed probe's report for `hash` under `host` (see ``probeVerdict(hash:host:)``).
     func recordProbeVerdict(
-        hash: String, host: String, kernels: Int, name: String, version: String, verified: VerifiedInputs?
+        hash: String, host: String, kernels: Int, name: String, version: String, verified: VerifiedInputs?,
+        uses: PluginUses?
     ) {
         let line = [
             hash, host, String(kernels), PluginHost.escaped(name), PluginHost.escaped(version),
-            verified?.field ?? "-",
+            verified?.field ?? "-", uses?.field ?? "-",
         ].joined(separator: "\t")
         appendRecord(Self.probeVerdictFile, line, limit: Self.probeVerdictLimit)
     }
@@ -458,14 +457,6 @@ final class PrivateCopies: Sendable {
         }
         let identity = FileIdentity(st)
         return same && FileIdentity(descriptor: fd) == identity ? identity : nil
-    }
-
-    /// The SHA-256 of a regular file of this user inside the directory, read without following links.
-    func hashOfFile(_ dirfd: Int32, _ name: String) throws(Refusal) -> String {
-        let fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw Refusal(description: "cannot read private copy \(name): \(errnoText())") }
-        defer { close(fd) }
-        return try hash(of: fd, name: name)
     }
 
     /// The SHA-256 of the file open on `fd` (read from its start with `pread`), which must be a regular

@@ -69,6 +69,58 @@ import Testing
             "\(explained.stderr.suffix(2000))")
     }
 
+    /// A plugin file changed through a shared mapping keeps its identity (on tmpfs its times do not
+    /// move at all): the remembered digest must not stand for the new bytes.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/dev/shm")))
+    func aPluginChangedWithoutItsTimesMovingIsHashedAgain() throws {
+        let dir = ScratchDirectory()
+        let csv = dir.write("t.csv", "a\n1\n2\n3\n")
+        let shm = "/dev/shm/eddy-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: shm, withIntermediateDirectories: false)
+        chmod(shm, 0o700)
+        defer { try? FileManager.default.removeItem(atPath: shm) }
+        let plugin = shm + "/delta.so"
+        try FileManager.default.copyItem(atPath: PluginFiles.built("EddyPluginDelta"), toPath: plugin)
+        // Compressed for storage: the delta plugin's hook is asked, so the build is mapped.
+        let args = [
+            "eval", csv, "--where", "a > 1", "--select", "sum(a)", "--plugin-dir", shm, "--explain", "--compression",
+            "storage",
+        ]
+        func fingerprint(_ r: Eddy.Result) -> String? {
+            r.stderr.split(separator: "\n").first { $0.contains("plugin set: ") }.map(String.init)
+        }
+        usleep(2_100_000)
+        let before = try Eddy.run(args)
+        #expect(before.status == 0 && fingerprint(before)?.contains("delta@1.0.0#") == true, "\(before.stderr)")
+        // One byte of the compiler's note in the file, changed through a shared mapping.
+        let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: plugin)))
+        let marker = Array("Swift version".utf8)
+        let at = try #require(
+            (0..<(bytes.count - marker.count)).first { bytes[$0..<($0 + marker.count)].elementsEqual(marker) })
+        var st = stat()
+        #expect(stat(plugin, &st) == 0)
+        let (inode, changed) = (st.st_ino, st.st_ctim.tv_nsec)
+        let fd = open(plugin, O_RDWR)
+        #expect(fd >= 0)
+        let map = try #require(mmap(nil, bytes.count, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0))
+        #expect(map != MAP_FAILED)
+        let p = map.assumingMemoryBound(to: UInt8.self)
+        // Read first, then written (a write fault on a page not yet mapped moves the times on tmpfs).
+        let old = p[at]
+        p[at] = old ^ 0x20
+        munmap(map, bytes.count)
+        close(fd)
+        #expect(stat(plugin, &st) == 0 && st.st_ino == inode)
+        let timesMoved = st.st_ctim.tv_nsec != changed
+        let after = try Eddy.run(args)
+        #expect(after.status == 0 && after.stdout == before.stdout, "\(after.stderr)")
+        // The new bytes are another build, probed and loaded under its own content hash (not refused
+        // as a copy that changed, nor taken for the build whose digest the identity had).
+        #expect(
+            fingerprint(after)?.contains("delta@1.0.0#") == true && fingerprint(after) != fingerprint(before),
+            "times moved: \(timesMoved); \(after.stderr)")
+    }
+
     @Test func aQueryThatReadsNoColumnLoadsNoPluginUnlessItsFileNeedsOne() throws {
         let dir = ScratchDirectory()
         let csv = dir.write(

@@ -76,12 +76,14 @@ import Testing
                 ["eval", file, "--where", whereText, "--select", select, "--plugin-dir", dir.path, "--explain"],
                 environment: env)
         }
-        // The first run maps both (nothing is recorded yet) and records what they registered.
+        // The probe reports what each build registered; the verdict keeps it.
         let first = try eval(csv, "delay > 50", "count(*)", plugins)
-        #expect(first.status == 0 && first.stderr.contains("delta@1.0.0#"), "\(first.stderr)")
-        let uses = try String(contentsOfFile: shadow.path + "/copies/uses.tsv", encoding: .utf8)
-        #expect(uses.contains("eddy.compare|eddy.dict") && uses.contains("ext.delta"), "\(uses)")
-        // Then a `like` maps neither, a comparison the dictionary one; answers as without plugins.
+        let firstWithout = try eval(csv, "delay > 50", "count(*)", empty)
+        #expect(first.status == 0 && first.stdout == firstWithout.stdout, "\(first.stderr)")
+        let verdicts = try String(contentsOfFile: shadow.path + "/copies/probed.tsv", encoding: .utf8)
+        #expect(verdicts.contains("eddy.compare|eddy.dict;0;") && verdicts.contains(";2;ext.delta"), "\(verdicts)")
+        // A `like` maps neither, a comparison the dictionary one (a CSV column may become a dictionary);
+        // answers as without plugins.
         for (whereText, loaded) in [("carrier like 'A%'", [String]()), ("carrier = 'KL'", ["packed-dict-compare"])] {
             let with = try eval(csv, whereText, "count(*), sum(delay)", plugins)
             let without = try eval(csv, whereText, "count(*), sum(delay)", empty)
@@ -94,11 +96,12 @@ import Testing
             }
             #expect(loaded.count == 2 || with.stderr.contains("== plugins not loaded for this query"), "\(with.stderr)")
         }
-        // A record that lies (written by plugin code, say) only costs speed: the answer is the same.
-        try "\(String(repeating: "0", count: 64))\t\t0\t\nnot a record\n".write(
-            toFile: shadow.path + "/copies/uses.tsv", atomically: false, encoding: .utf8)
+        // A build that says it registered nothing only loses its own speed: the answer is the same.
+        try verdicts.replacingOccurrences(of: "eddy.compare|eddy.dict;0;", with: ";0;").write(
+            toFile: shadow.path + "/copies/probed.tsv", atomically: false, encoding: .utf8)
         let lied = try eval(csv, "carrier = 'KL'", "count(*), sum(delay)", plugins)
         let plain = try eval(csv, "carrier = 'KL'", "count(*), sum(delay)", empty)
         #expect(lied.status == 0 && lied.stdout == plain.stdout, "\(lied.stderr)")
+        #expect(lied.stderr.contains("not loaded for this query") && lied.stderr.contains("packed-dict-compare@1.0.0"))
     }
 }
