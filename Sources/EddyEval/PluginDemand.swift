@@ -85,19 +85,44 @@ package struct PluginDemand: Sendable {
     func meets(parent: String, child: String, extra: Set<String>) -> Bool {
         if let operands = operations[parent] {
             if Self.computed.contains(child) || extra.contains(child) { return true }
-            return operands.contains { operand in
-                switch operand {
-                case .column(let name): (columnEncodings[name] ?? encodings).contains(child)
-                case .constant: child == "eddy.constant"
-                case .operation(let op): child == op
-                }
-            }
+            var visited: Set<String> = [parent]
+            return mayBe(child, operands, visited: &visited)
         }
         guard Self.structural.contains(parent) || encodings.contains(parent) || extra.contains(parent) else {
             return false
         }
         return encodings.contains(child) || extra.contains(child) || Self.computed.contains(child)
             || operations[child] != nil
+    }
+
+    /// Whether one of `operands` may be a node of encoding `child`: a column's encodings, a constant, or
+    /// an operation's result — itself, or (an operation the executor pushes into its operand, such as
+    /// arithmetic over run-end values, keeps that encoding) what its own operands may be.
+    private func mayBe(_ child: String, _ operands: Set<Operand>, visited: inout Set<String>) -> Bool {
+        for operand in operands {
+            switch operand {
+            case .column(let name):
+                if (columnEncodings[name] ?? encodings).contains(child) { return true }
+            case .constant:
+                if child == "eddy.constant" { return true }
+            case .operation(let op):
+                if child == op { return true }
+                guard visited.insert(op).inserted, let inner = operations[op] else { continue }
+                if mayBe(child, inner, visited: &visited) { return true }
+            }
+        }
+        return false
+    }
+
+    /// The columns `text` (a `--where` expression) names; nil when it does not parse.
+    static func columns(inWhere text: String) -> Set<String>? {
+        guard var stack = (try? Parser.expression(text)).map({ [$0] }) else { return nil }
+        var names = Set<String>()
+        while let e = stack.popLast() {
+            if case .column(let name, _) = e { names.insert(name) }
+            stack += arguments(e)
+        }
+        return names
     }
 
     /// The operations `whereText` and `selectText` may dispatch, each with its operands; nil when they
@@ -119,16 +144,20 @@ package struct PluginDemand: Sendable {
             }
             guard let name = operation(e) else { return nil }
             let args = arguments(e)
-            for a in args {
-                switch a {
-                case .column(let column, _): found[name, default: []].insert(.column(column))
-                case .literal: found[name, default: []].insert(.constant)
-                default:
-                    guard let inner = operation(a) else { return nil }
-                    found[name, default: []].insert(.operation(inner))
+            // `mean` is planned as a sum and a count of the same operand.
+            let names = name == "eddy.agg.mean" ? [name, "eddy.agg.sum", "eddy.agg.count"] : [name]
+            for name in names {
+                for a in args {
+                    switch a {
+                    case .column(let column, _): found[name, default: []].insert(.column(column))
+                    case .literal: found[name, default: []].insert(.constant)
+                    default:
+                        guard let inner = operation(a) else { return nil }
+                        found[name, default: []].insert(.operation(inner))
+                    }
                 }
+                if args.isEmpty { found[name, default: []] = found[name] ?? [] }
             }
-            if args.isEmpty { found[name, default: []] = found[name] ?? [] }
             if case .isNull(_, true, _) = e { found["eddy.not", default: []].insert(.operation("eddy.is_null")) }
             stack += args
         }
@@ -182,12 +211,23 @@ extension EvalSettings {
         guard let operations = PluginDemand.operations(whereText: predicate, selectText: select) else { return nil }
         let kind = inputFormat.flatMap(InputFormat.init(named:)) ?? InputFormat.of(path: file)
         guard kind == .eddy else {
+            let goal = Compressor.Goal(named: compression) ?? .auto
             var purposes = CompressorHook.Purpose.query.rawValue
-            if case .storage? = Compressor.Goal(named: compression) {
-                purposes = CompressorHook.Purpose.storage.rawValue
+            if case .storage = goal { purposes = CompressorHook.Purpose.storage.rawValue }
+            // Under `auto`, a CSV or JSON Lines column the filter does not name stays as parsed (see
+            // `Compressor.ColumnUse`): only the engine's plain arrays. (Parquet batches come encoded.)
+            var perColumn: [String: Set<String>] = [:]
+            if case .auto = goal, kind == .csv || kind == .jsonl,
+                let filtered = predicate.map({ PluginDemand.columns(inWhere: $0) }) ?? [],
+                let read = PluginDemand.operations(whereText: nil, selectText: select).map({ ops in
+                    Set(ops.values.flatMap { $0 }.compactMap { if case .column(let c) = $0 { c } else { nil } })
+                })
+            {
+                for column in read.subtracting(filtered) { perColumn[column] = PluginDemand.computed }
             }
             return PluginDemand(
-                operations: operations, encodings: Set(EncodingStorage.builtin.keys), hookPurposes: purposes)
+                operations: operations, columnEncodings: perColumn, encodings: Set(EncodingStorage.builtin.keys),
+                hookPurposes: purposes)
         }
         guard
             let opened = try? EddyFile(path: file, snapshot: snapshot, requireEncodings: false, verifyChecksums: false),

@@ -9,7 +9,7 @@ import Testing
 @Suite struct PluginDemandTests {
     @Test func theOperationsOfAQueryAreReadFromItsExpression() throws {
         let like = try #require(PluginDemand.operations(whereText: "origin like 'L%'", selectText: "max(a), mean(b)"))
-        #expect(Set(like.keys) == ["eddy.like", "eddy.agg.max", "eddy.agg.mean"])
+        #expect(Set(like.keys) == ["eddy.like", "eddy.agg.max", "eddy.agg.mean", "eddy.agg.sum", "eddy.agg.count"])
         #expect(like["eddy.like"] == [.column("origin")] && like["eddy.agg.max"] == [.column("a")])
         let mixed = try #require(
             PluginDemand.operations(
@@ -31,7 +31,7 @@ import Testing
         #expect(PluginDemand.operations(whereText: nil, selectText: "sum(\(deep))")?["eddy.negate"] != nil)
     }
 
-    @Test func aBuildIsChosenWhenAKeyOrAHookMeetsTheQuery() {
+    @Test func aBuildIsChosenWhenAKeyOrAHookMeetsTheQuery() throws {
         let compareOnDict = PluginUses(keys: ["eddy.compare|eddy.dict"], hookPurposes: 0, storedEncodings: [])
         let deltaLike = PluginUses(
             keys: ["eddy.compare|ext.delta", "eddy.agg.min|ext.delta"], hookPurposes: 2, storedEncodings: ["ext.delta"])
@@ -55,6 +55,16 @@ import Testing
         #expect(
             PluginDemand(operations: ["eddy.like": [.column("carrier")]], encodings: ["eddy.dict"], hookPurposes: 0)
                 .select(recorded).isEmpty)
+        // An operation the executor pushes into its operand keeps the operand's encoding: `sum(run * 2)`
+        // can run a sum kernel on run-end values; `mean` is a sum and a count.
+        let onRuns = ["r": PluginUses(keys: ["eddy.agg.sum|eddy.runend"], hookPurposes: 0, storedEncodings: [])]
+        for select in ["sum(run * 2)", "mean(run)", "avg(-run)", "sum(cast(run as f64))"] {
+            let ops = try #require(PluginDemand.operations(whereText: nil, selectText: select), "\(select)")
+            let demand = PluginDemand(
+                operations: ops, columnEncodings: ["run": ["eddy.runend", "eddy.primitive"]],
+                encodings: ["eddy.runend", "eddy.primitive"], hookPurposes: 0)
+            #expect(demand.select(onRuns) == ["r"], "\(select)")
+        }
         // Compressed for storage: the delta hook is asked, so its encoding may be anywhere, and the
         // build with a kernel on it is chosen too.
         let storage = PluginDemand(operations: ops, encodings: ["eddy.primitive"], hookPurposes: 2)
@@ -96,6 +106,10 @@ import Testing
             }
             #expect(loaded.count == 2 || with.stderr.contains("== plugins not loaded for this query"), "\(with.stderr)")
         }
+        // Under the default compression a CSV column only aggregated stays plain: a comparison kernel on
+        // dictionaries cannot meet `max(delay)`, and a filter on `carrier` makes it a dictionary.
+        let plainColumn = try eval(csv, "delay > 3", "max(delay)", plugins)
+        #expect(plainColumn.stderr.contains("== plugins not loaded for this query"), "\(plainColumn.stderr)")
         // A build that says it registered nothing only loses its own speed: the answer is the same.
         try verdicts.replacingOccurrences(of: "eddy.compare|eddy.dict;0;", with: ";0;").write(
             toFile: shadow.path + "/copies/probed.tsv", atomically: false, encoding: .utf8)
