@@ -237,13 +237,17 @@ extension EvalSettings {
         // column's encodings are those of its trees in every chunk.
         let footer = opened.footer
         let names = footer.schema.names
-        var perColumn: [String: Set<String>] = [:]
-        for chunk in footer.chunks {
-            for (k, column) in chunk.columns.enumerated() where k < names.count {
-                for node in column.nodes where node.encoding >= 0 && node.encoding < footer.encodings.count {
-                    perColumn[names[k], default: []].insert(footer.encodings[node.encoding].name)
-                }
+        // Only the columns an operation names (the others are never a kernel's child), as encoding indexes
+        // first: the footer of a large file has a tree per column and chunk.
+        let named = Set(operations.values.flatMap { $0 }.compactMap { if case .column(let c) = $0 { c } else { nil } })
+        var indexes: [String: Set<Int>] = [:]
+        for chunk in footer.chunks.indices {
+            for k in footer.chunks[chunk].columns.indices where k < names.count && named.contains(names[k]) {
+                indexes[names[k], default: []].formUnion(footer.chunks[chunk].columns[k].nodes.lazy.map(\.encoding))
             }
+        }
+        let perColumn = indexes.mapValues { set in
+            Set(set.compactMap { $0 >= 0 && $0 < footer.encodings.count ? footer.encodings[$0].name : nil })
         }
         return PluginDemand(
             operations: operations, columnEncodings: perColumn, encodings: Set(footer.encodings.map(\.name)),
