@@ -158,12 +158,20 @@ extension EvalSettings {
     /// engine's) reads: a plugin's, which must be loaded for the file to open. True too when the file
     /// cannot be opened as one (the evaluation then says why, plugins loaded as usual).
     func storesPluginEncodings(snapshot: KernelSnapshot) -> Bool {
-        let kind = inputFormat.flatMap(InputFormat.init(named:)) ?? InputFormat.of(path: file)
-        guard kind == .eddy else { return false }
+        inputKind == .eddy && engineFooter(snapshot: snapshot) == nil
+    }
+
+    /// The input's format, as named (`--input-format`) or told from the file.
+    var inputKind: InputFormat { inputFormat.flatMap(InputFormat.init(named:)) ?? InputFormat.of(path: file) }
+
+    /// The footer of the input opened as an `.eddy` file with `snapshot` (the engine's storages), when
+    /// every encoding it stores is the engine's; nil when it is not such a file.
+    func engineFooter(snapshot: KernelSnapshot) -> EddyFooter? {
         guard
-            let opened = try? EddyFile(path: file, snapshot: snapshot, requireEncodings: false, verifyChecksums: false)
-        else { return true }
-        return !opened.missing.isEmpty
+            let opened = try? EddyFile(path: file, snapshot: snapshot, requireEncodings: false, verifyChecksums: false),
+            opened.missing.isEmpty, opened.footer.encodings.allSatisfy(\.isBuiltin)
+        else { return nil }
+        return opened.footer
     }
 }
 

@@ -114,6 +114,11 @@ package struct PluginDemand: Sendable {
         return false
     }
 
+    /// The columns the operations are applied to directly.
+    static func columns(of operations: [String: Set<Operand>]) -> Set<String> {
+        Set(operations.values.flatMap { $0 }.compactMap { if case .column(let c) = $0 { c } else { nil } })
+    }
+
     /// The columns `text` (a `--where` expression) names; nil when it does not parse.
     static func columns(inWhere text: String) -> Set<String>? {
         guard var stack = (try? Parser.expression(text)).map({ [$0] }) else { return nil }
@@ -209,7 +214,7 @@ extension EvalSettings {
     /// here or stores a plugin's encoding.
     func pluginDemand(snapshot: KernelSnapshot) -> PluginDemand? {
         guard let operations = PluginDemand.operations(whereText: predicate, selectText: select) else { return nil }
-        let kind = inputFormat.flatMap(InputFormat.init(named:)) ?? InputFormat.of(path: file)
+        let kind = inputKind
         guard kind == .eddy else {
             let goal = Compressor.Goal(named: compression) ?? .auto
             var purposes = CompressorHook.Purpose.query.rawValue
@@ -219,9 +224,7 @@ extension EvalSettings {
             var perColumn: [String: Set<String>] = [:]
             if case .auto = goal, kind == .csv || kind == .jsonl,
                 let filtered = predicate.map({ PluginDemand.columns(inWhere: $0) }) ?? [],
-                let read = PluginDemand.operations(whereText: nil, selectText: select).map({ ops in
-                    Set(ops.values.flatMap { $0 }.compactMap { if case .column(let c) = $0 { c } else { nil } })
-                })
+                let read = PluginDemand.operations(whereText: nil, selectText: select).map(PluginDemand.columns(of:))
             {
                 for column in read.subtracting(filtered) { perColumn[column] = PluginDemand.computed }
             }
@@ -229,17 +232,13 @@ extension EvalSettings {
                 operations: operations, columnEncodings: perColumn, encodings: Set(EncodingStorage.builtin.keys),
                 hookPurposes: purposes)
         }
-        guard
-            let opened = try? EddyFile(path: file, snapshot: snapshot, requireEncodings: false, verifyChecksums: false),
-            opened.missing.isEmpty, opened.footer.encodings.allSatisfy(\.isBuiltin)
-        else { return nil }
+        guard let footer = engineFooter(snapshot: snapshot) else { return nil }
         // Batches of an `.eddy` file are read as stored: no compressor runs, so no hook is asked. Each
         // column's encodings are those of its trees in every chunk.
-        let footer = opened.footer
         let names = footer.schema.names
         // Only the columns an operation names (the others are never a kernel's child), as encoding indexes
         // first: the footer of a large file has a tree per column and chunk.
-        let named = Set(operations.values.flatMap { $0 }.compactMap { if case .column(let c) = $0 { c } else { nil } })
+        let named = PluginDemand.columns(of: operations)
         var indexes: [String: Set<Int>] = [:]
         for chunk in footer.chunks.indices {
             for k in footer.chunks[chunk].columns.indices where k < names.count && named.contains(names[k]) {

@@ -374,27 +374,17 @@ final class PrivateCopies: Sendable {
 
     /// Appends one line to a record file (created 0600, never through a link); `truncating` starts it afresh.
     private func appendRecord(_ file: String, _ line: String, truncating: Bool = false) {
-        guard let fd = openForAppending(file, truncating: truncating) else { return }
-        defer { close(fd) }
-        var bytes = Array((line + "\n").utf8)
-        _ = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
-    }
-
-    private func openForAppending(_ file: String, truncating: Bool) -> Int32? {
-        guard case .success(let dirfd) = directory else { return nil }
+        guard case .success(let dirfd) = directory else { return }
         // Non-blocking: a FIFO in its place must not wait for a reader; only a regular file of this
         // user is written (truncated only once that is known).
         let flags = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
         let fd = openat(dirfd, file, flags, 0o600)
-        guard fd >= 0 else { return nil }
+        guard fd >= 0 else { return }
+        defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == owner,
-            !truncating || ftruncate(fd, 0) == 0
-        else {
-            close(fd)
-            return nil
-        }
-        return fd
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == owner else { return }
+        if truncating && ftruncate(fd, 0) != 0 { return }
+        _ = PluginFileIO.writeFully(fd, Array((line + "\n").utf8))
     }
 
     /// What an earlier probe of these bytes (`hash`) reported under the same host build and probe

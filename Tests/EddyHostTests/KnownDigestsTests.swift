@@ -17,11 +17,17 @@ import Testing
         return try #require(FileIdentity(descriptor: fd))
     }
 
-    @Test func aDigestIsFoundOnlyForTheSameSettledFile() throws {
+    /// A copy directory of its own and a file holding `text`.
+    static func setUp(_ text: String) -> (
+        shadow: ScratchDirectory, copies: PrivateCopies, files: ScratchDirectory, path: String
+    ) {
         let shadow = ScratchDirectory()
-        let copies = PrivateCopies(path: shadow.path + "/copies")
         let files = ScratchDirectory()
-        let path = files.write("p.so", "first bytes")
+        return (shadow, PrivateCopies(path: shadow.path + "/copies"), files, files.write("p.so", text))
+    }
+
+    @Test func aDigestIsFoundOnlyForTheSameSettledFile() throws {
+        let (shadow, copies, files, path) = Self.setUp("first bytes")
         let fresh = try Self.identity(of: path)
         // Its status changed a moment ago: a write in the same clock tick would not show, so nothing is kept.
         copies.rememberDigest(String(repeating: "a", count: 64), of: fresh)
@@ -56,10 +62,8 @@ import Testing
     }
 
     @Test func malformedRecordsAreIgnored() throws {
-        let shadow = ScratchDirectory()
-        let copies = PrivateCopies(path: shadow.path + "/copies")
-        let files = ScratchDirectory()
-        let path = files.write("p.so", "bytes")
+        let (shadow, copies, files, path) = Self.setUp("bytes")
+        defer { withExtendedLifetime(files) {} }
         let id = try Self.identity(of: path)
         // Written as a hostile or damaged file would hold them: short, not hex, upper case, extra fields.
         let lines = [
