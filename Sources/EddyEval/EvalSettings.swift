@@ -165,10 +165,13 @@ extension EvalSettings {
     var inputKind: InputFormat { inputFormat.flatMap(InputFormat.init(named:)) ?? InputFormat.of(path: file) }
 
     /// The footer of the input opened as an `.eddy` file with `snapshot` (the engine's storages), when
-    /// every encoding it stores is the engine's; nil when it is not such a file.
+    /// every encoding it stores is the engine's; nil when it is not such a file. Opened as the reader
+    /// opens it (footer checksum checked), so that the reader's open finds the file mapped and its
+    /// footer parsed (``EddyFile``'s cache, keyed by the file's identity and times): a one-shot with
+    /// plugins parses the footer once.
     func engineFooter(snapshot: KernelSnapshot) -> EddyFooter? {
         guard
-            let opened = try? EddyFile(path: file, snapshot: snapshot, requireEncodings: false, verifyChecksums: false),
+            let opened = try? EddyFile(path: file, snapshot: snapshot, requireEncodings: false),
             opened.missing.isEmpty, opened.footer.encodings.allSatisfy(\.isBuiltin)
         else { return nil }
         return opened.footer
