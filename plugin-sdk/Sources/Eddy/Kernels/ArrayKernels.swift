@@ -25,7 +25,10 @@ public final class ArrayKernels: Sendable {
         var kernels: [Key: [ExecuteParentKernel]] = [:]
         var rules: [Key: [ReduceParentRule]] = [:]
         var generation = 0
-        var current: KernelSnapshot
+        /// The snapshot of `generation`, built when first asked for: a host that registers several
+        /// plugins in a row (or only records them, as a one-shot's checker does) builds one, not one
+        /// per change.
+        var built: KernelSnapshot?
         /// Plugins whose registrations are in the registry, by name.
         var plugins: [String: KernelOwner] = [:]
         /// Compressor hooks by plugin name: versioned with the kernels, so that a context never
@@ -35,10 +38,18 @@ public final class ArrayKernels: Sendable {
         var encodings: [String: [String]] = [:]
         /// Encoding storages by plugin name: how files holding the plugin's encodings are read.
         var storages: [String: [EncodingStorage]] = [:]
+
+        /// The snapshot of `generation`, built now if no one asked for it since the last change.
+        mutating func current() -> KernelSnapshot {
+            if let built { return built }
+            let fresh = ArrayKernels.build(self)
+            built = fresh
+            return fresh
+        }
     }
 
     private let state: Mutex<State>
-    /// Mirrors `state.current.generation`, read without the lock on every context creation.
+    /// Mirrors `state.generation`, read without the lock on every context creation.
     private let publishedGeneration = Atomic<Int>(0)
     /// Each thread keeps its own object for the current snapshot, so that contexts on two threads
     /// do not fight over one reference count. Nil if the process ran out of thread-specific keys.
@@ -51,7 +62,7 @@ public final class ArrayKernels: Sendable {
             generation: 0, width: width,
             executeParent: Array(repeating: [], count: width * width),
             reduceParent: Array(repeating: [], count: width * width))
-        state = Mutex(State(current: empty))
+        state = Mutex(State(built: empty))
         var key = pthread_key_t()
         if pthread_key_create(
             &key,
@@ -81,15 +92,15 @@ public final class ArrayKernels: Sendable {
 
     func currentSnapshot() -> KernelSnapshot {
         let g = publishedGeneration.load(ordering: .acquiring)
-        guard let threadKey else { return state.withLock { $0.current } }
+        guard let threadKey else { return state.withLock { $0.current() } }
         if let raw = pthread_getspecific(threadKey) {
             let cached = Unmanaged<ThreadSnapshot>.fromOpaque(raw).takeUnretainedValue()
             if cached.snapshot.generation == g { return cached.snapshot }
-            let fresh = state.withLock { KernelSnapshot(sharing: $0.current) }
+            let fresh = state.withLock { KernelSnapshot(sharing: $0.current()) }
             cached.snapshot = fresh
             return fresh
         }
-        let fresh = state.withLock { KernelSnapshot(sharing: $0.current) }
+        let fresh = state.withLock { KernelSnapshot(sharing: $0.current()) }
         let holder = ThreadSnapshot(fresh)
         pthread_setspecific(threadKey, Unmanaged.passRetained(holder).toOpaque())
         return fresh
@@ -148,20 +159,26 @@ public final class ArrayKernels: Sendable {
             Self.add(kernels, to: &s.kernels)
             Self.add(rules, to: &s.rules)
             s.generation += 1
-            s.current = Self.build(
-                generation: s.generation, kernels: s.kernels, rules: s.rules,
-                plugins: s.plugins.values.sorted { $0.name < $1.name },
-                hooks: s.hooks.sorted { $0.key < $1.key }.flatMap(\.value),
-                encodingOwners: Dictionary(
-                    s.encodings.flatMap { name, list in
-                        list.compactMap { e in s.plugins[name].map { (EncodingID(e).index, $0) } }
-                    }, uniquingKeysWith: { a, _ in a }),
-                storages: Dictionary(
-                    s.storages.sorted { $0.key < $1.key }.flatMap(\.value).map { ($0.encoding.name, $0) },
-                    uniquingKeysWith: { a, _ in a }))
+            s.built = nil
             publishedGeneration.store(s.generation, ordering: .releasing)
             return removed
         }
+    }
+
+    private static func build(
+        _ s: State
+    ) -> KernelSnapshot {
+        build(
+            generation: s.generation, kernels: s.kernels, rules: s.rules,
+            plugins: s.plugins.values.sorted { $0.name < $1.name },
+            hooks: s.hooks.sorted { $0.key < $1.key }.flatMap(\.value),
+            encodingOwners: Dictionary(
+                s.encodings.flatMap { name, list in
+                    list.compactMap { e in s.plugins[name].map { (EncodingID(e).index, $0) } }
+                }, uniquingKeysWith: { a, _ in a }),
+            storages: Dictionary(
+                s.storages.sorted { $0.key < $1.key }.flatMap(\.value).map { ($0.encoding.name, $0) },
+                uniquingKeysWith: { a, _ in a }))
     }
 
     private static func build(
