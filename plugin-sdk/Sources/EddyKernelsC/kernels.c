@@ -316,6 +316,160 @@ void eddy_unpack_blocks(const uint64_t *words, int width, size_t blocks, uint64_
     for (size_t b = 0; b < blocks; b++) f(words + b * (size_t)width, add, out + b * 64);
 }
 
+// The same loops writing 8-, 16- or 32-bit values straight into their own type (a width that fits
+// it): no 64-bit scratch block to write, read back and narrow.
+#define EDDY_UNPACK_NARROW(W, T, NAME)                                                   \
+    static void NAME##_##W(const uint64_t *in, uint64_t add, T *out) {                   \
+        const uint64_t mask = ((uint64_t)1 << (W)) - 1;                                  \
+        _Pragma("clang loop unroll(full)")                                               \
+        for (int j = 0; j < 64; j++) {                                                   \
+            const int bit = j * (W), w = bit >> 6, s = bit & 63;                         \
+            uint64_t v = in[w] >> s;                                                     \
+            if (s + (W) > 64) v |= in[w + 1] << ((64 - s) & 63);                         \
+            out[j] = (T)((v & mask) + add);                                              \
+        }                                                                                \
+    }
+
+#define EDDY_NARROW8(W) EDDY_UNPACK_NARROW(W, uint8_t, unpack8)
+#define EDDY_NARROW16(W) EDDY_UNPACK_NARROW(W, uint16_t, unpack16)
+#define EDDY_NARROW32(W) EDDY_UNPACK_NARROW(W, uint32_t, unpack32)
+EDDY_NARROW8(1) EDDY_NARROW8(2) EDDY_NARROW8(3) EDDY_NARROW8(4) EDDY_NARROW8(5) EDDY_NARROW8(6) EDDY_NARROW8(7)
+EDDY_NARROW8(8)
+EDDY_NARROW16(1) EDDY_NARROW16(2) EDDY_NARROW16(3) EDDY_NARROW16(4) EDDY_NARROW16(5) EDDY_NARROW16(6)
+EDDY_NARROW16(7) EDDY_NARROW16(8) EDDY_NARROW16(9) EDDY_NARROW16(10) EDDY_NARROW16(11) EDDY_NARROW16(12)
+EDDY_NARROW16(13) EDDY_NARROW16(14) EDDY_NARROW16(15) EDDY_NARROW16(16)
+EDDY_NARROW32(1) EDDY_NARROW32(2) EDDY_NARROW32(3) EDDY_NARROW32(4) EDDY_NARROW32(5) EDDY_NARROW32(6)
+EDDY_NARROW32(7) EDDY_NARROW32(8) EDDY_NARROW32(9) EDDY_NARROW32(10) EDDY_NARROW32(11) EDDY_NARROW32(12)
+EDDY_NARROW32(13) EDDY_NARROW32(14) EDDY_NARROW32(15) EDDY_NARROW32(16) EDDY_NARROW32(17) EDDY_NARROW32(18)
+EDDY_NARROW32(19) EDDY_NARROW32(20) EDDY_NARROW32(21) EDDY_NARROW32(22) EDDY_NARROW32(23) EDDY_NARROW32(24)
+EDDY_NARROW32(25) EDDY_NARROW32(26) EDDY_NARROW32(27) EDDY_NARROW32(28) EDDY_NARROW32(29) EDDY_NARROW32(30)
+EDDY_NARROW32(31) EDDY_NARROW32(32)
+
+typedef void (*eddy_unpack8_fn)(const uint64_t *, uint64_t, uint8_t *);
+typedef void (*eddy_unpack16_fn)(const uint64_t *, uint64_t, uint16_t *);
+typedef void (*eddy_unpack32_fn)(const uint64_t *, uint64_t, uint32_t *);
+static const eddy_unpack8_fn eddy_unpackers8[9] = {
+    0, unpack8_1, unpack8_2, unpack8_3, unpack8_4, unpack8_5, unpack8_6, unpack8_7, unpack8_8,
+};
+static const eddy_unpack16_fn eddy_unpackers16[17] = {
+    0,           unpack16_1,  unpack16_2,  unpack16_3,  unpack16_4,  unpack16_5,  unpack16_6,
+    unpack16_7,  unpack16_8,  unpack16_9,  unpack16_10, unpack16_11, unpack16_12, unpack16_13,
+    unpack16_14, unpack16_15, unpack16_16,
+};
+static const eddy_unpack32_fn eddy_unpackers32[33] = {
+    0,           unpack32_1,  unpack32_2,  unpack32_3,  unpack32_4,  unpack32_5,  unpack32_6,
+    unpack32_7,  unpack32_8,  unpack32_9,  unpack32_10, unpack32_11, unpack32_12, unpack32_13,
+    unpack32_14, unpack32_15, unpack32_16, unpack32_17, unpack32_18, unpack32_19, unpack32_20,
+    unpack32_21, unpack32_22, unpack32_23, unpack32_24, unpack32_25, unpack32_26, unpack32_27,
+    unpack32_28, unpack32_29, unpack32_30, unpack32_31, unpack32_32,
+};
+
+int eddy_unpack_blocks_narrow(const uint64_t *words, int width, size_t blocks, uint64_t add, void *out,
+                              int out_bytes) {
+    switch (out_bytes) {
+    case 1: {
+        if (width < 1 || width > 8) return 0;
+        const eddy_unpack8_fn f = eddy_unpackers8[width];
+        for (size_t b = 0; b < blocks; b++) f(words + b * (size_t)width, add, (uint8_t *)out + b * 64);
+        return 1;
+    }
+    case 2: {
+        if (width < 1 || width > 16) return 0;
+        const eddy_unpack16_fn f = eddy_unpackers16[width];
+        for (size_t b = 0; b < blocks; b++) f(words + b * (size_t)width, add, (uint16_t *)out + b * 64);
+        return 1;
+    }
+    case 4: {
+        if (width < 1 || width > 32) return 0;
+        const eddy_unpack32_fn f = eddy_unpackers32[width];
+        for (size_t b = 0; b < blocks; b++) f(words + b * (size_t)width, add, (uint32_t *)out + b * 64);
+        return 1;
+    }
+    default: return 0;
+    }
+}
+
+// ---- Comparing unpacked 64-bit values with a constant, 64 answers to an output word.
+
+#define EDDY_CMP_PORTABLE_TEST(op, v, needle)                                                         \
+    ((op) == 0 ? (v) == (needle) : (op) == 1 ? (v) != (needle) : (op) == 2 ? (v) < (needle)           \
+     : (op) == 3 ? (v) <= (needle) : (op) == 4 ? (v) > (needle) : (v) >= (needle))
+
+static uint64_t compare_u64_portable(const uint64_t *values, size_t n, int op, uint64_t needle, int want_max,
+                                     uint64_t *out) {
+    uint64_t maxv = 0;
+    for (size_t w = 0; w * 64 < n; w++) {
+        uint64_t word = 0;
+        size_t end = n - w * 64 < 64 ? n - w * 64 : 64;
+        for (size_t b = 0; b < end; b++) {
+            uint64_t v = values[w * 64 + b];
+            if (want_max && v > maxv) maxv = v;
+            word |= (uint64_t)(EDDY_CMP_PORTABLE_TEST(op, v, needle) ? 1 : 0) << b;
+        }
+        out[w] = word;
+    }
+    return maxv;
+}
+
+#if EDDY_HAVE_X86
+// Unsigned 64-bit lanes compared as signed ones with the sign bit flipped; ne, le and ge are the
+// complements of eq, gt and lt, taken a word at a time. Each op its own loop (the op a constant).
+#define EDDY_CMP_AVX2(NAME, TEST, NEGATE)                                                              \
+    __attribute__((target("avx2"))) static uint64_t NAME(const uint64_t *values, size_t full,         \
+                                                         uint64_t needle, int want_max, uint64_t *out) { \
+        const __m256i sign = _mm256_set1_epi64x((long long)0x8000000000000000ull);                    \
+        const __m256i k = _mm256_xor_si256(_mm256_set1_epi64x((long long)needle), sign);              \
+        __m256i vmax = sign;                                                                           \
+        for (size_t w = 0; w < full; w++) {                                                            \
+            uint64_t word = 0;                                                                         \
+            for (int g = 0; g < 16; g++) {                                                             \
+                __m256i v = _mm256_xor_si256(                                                          \
+                    _mm256_loadu_si256((const __m256i *)(values + w * 64 + (size_t)g * 4)), sign);     \
+                if (want_max) vmax = _mm256_blendv_epi8(vmax, v, _mm256_cmpgt_epi64(v, vmax));         \
+                __m256i r = TEST;                                                                      \
+                word |= (uint64_t)(unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(r)) << (g * 4);    \
+            }                                                                                          \
+            out[w] = NEGATE ? ~word : word;                                                            \
+        }                                                                                              \
+        uint64_t lanes[4];                                                                             \
+        _mm256_storeu_si256((__m256i *)lanes, _mm256_xor_si256(vmax, sign));                          \
+        uint64_t m = 0;                                                                                \
+        for (int i = 0; i < 4; i++) m = lanes[i] > m ? lanes[i] : m;                                   \
+        return m;                                                                                      \
+    }
+
+EDDY_CMP_AVX2(cmp_eq_avx2, _mm256_cmpeq_epi64(v, k), 0)
+EDDY_CMP_AVX2(cmp_ne_avx2, _mm256_cmpeq_epi64(v, k), 1)
+EDDY_CMP_AVX2(cmp_lt_avx2, _mm256_cmpgt_epi64(k, v), 0)
+EDDY_CMP_AVX2(cmp_le_avx2, _mm256_cmpgt_epi64(v, k), 1)
+EDDY_CMP_AVX2(cmp_gt_avx2, _mm256_cmpgt_epi64(v, k), 0)
+EDDY_CMP_AVX2(cmp_ge_avx2, _mm256_cmpgt_epi64(k, v), 1)
+#endif
+
+uint64_t eddy_compare_u64(const uint64_t *values, size_t n, int op, uint64_t needle, int want_max, uint64_t *out) {
+    if (op < 0 || op > 5) return 0;
+#if EDDY_HAVE_X86
+    if (eddy_has_avx2()) {
+        size_t full = n / 64;
+        uint64_t m = 0;
+        switch (op) {
+        case 0: m = cmp_eq_avx2(values, full, needle, want_max, out); break;
+        case 1: m = cmp_ne_avx2(values, full, needle, want_max, out); break;
+        case 2: m = cmp_lt_avx2(values, full, needle, want_max, out); break;
+        case 3: m = cmp_le_avx2(values, full, needle, want_max, out); break;
+        case 4: m = cmp_gt_avx2(values, full, needle, want_max, out); break;
+        default: m = cmp_ge_avx2(values, full, needle, want_max, out); break;
+        }
+        if (full * 64 < n) {
+            uint64_t t = compare_u64_portable(values + full * 64, n - full * 64, op, needle, want_max, out + full);
+            m = t > m ? t : m;
+        }
+        return want_max ? m : 0;
+    }
+#endif
+    return compare_u64_portable(values, n, op, needle, want_max, out);
+}
+
 // ---- Sum of bit-packed values under a mask, without materialising them.
 
 static inline uint64_t eddy_unpack_one(const uint64_t *words, int width, size_t position) {

@@ -32,6 +32,18 @@ void eddy_varbin_eq(const int32_t *offsets, const uint8_t *bytes, size_t n, cons
 /// to every value. One unrolled loop per width, so every shift is a constant.
 void eddy_unpack_blocks(const uint64_t *words, int width, size_t blocks, uint64_t add, uint64_t *out);
 
+/// ``eddy_unpack_blocks`` into 8-, 16- or 32-bit values (`out_bytes` 1, 2 or 4; the value plus `add`
+/// truncated to that width), for a width that fits: 1...8, 1...16 or 1...32 bits. Returns 0, writing
+/// nothing, for any other width or size.
+int eddy_unpack_blocks_narrow(const uint64_t *words, int width, size_t blocks, uint64_t add, void *out,
+                              int out_bytes);
+
+/// Sets bit i of `out` (ceil(n / 64) words, fully written, bits past n 0) when values[i] OP needle,
+/// compared unsigned; op 0 eq, 1 ne,
+/// 2 lt, 3 le, 4 gt, 5 ge (anything else writes nothing). Returns the largest value when `want_max`,
+/// else 0. Four values at a time with AVX2.
+uint64_t eddy_compare_u64(const uint64_t *values, size_t n, int op, uint64_t needle, int want_max, uint64_t *out);
+
 /// Sum of the bit-packed values at positions offset ..< offset + n (`width` 0...32 bits each, packed
 /// from bit 0 of words[0]) whose bit (mask_offset + i) in `mask` (LSB first) is set; NULL: all. Whole
 /// 64-value blocks are unpacked into scratch and summed under their mask word. *counted gets the

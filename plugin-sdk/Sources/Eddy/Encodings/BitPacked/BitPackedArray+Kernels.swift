@@ -1,10 +1,16 @@
+internal import EddyKernelsC
+
 extension BitPackedArray {
     /// The bit-packed kernels: compare without unpacking to a buffer, filter by unpacking only the kept
     /// values, slice as a window.
     static func register(into registrar: PluginRegistrar) {
         registrar.compareWithConstant(on: BitPackedArray.self, name: "compare on packed values") {
             bp, op, scalar, resultType, _ in
-            guard !scalar.isNull else { return nil }
+            // A signed type packed at its full width stores negative values as their two's complement
+            // bits: compared as packed (unsigned), they would sort above the positive ones.
+            guard !scalar.isNull, !(bp.ptype.isSignedInteger && bp.bitWidth >= bp.ptype.byteWidth * 8) else {
+                return nil
+            }
             let needle = scalar.value.asInt128
             let maxPacked: Int128 = bp.bitWidth == 64 ? Int128(UInt64.max) : (Int128(1) << bp.bitWidth) - 1
             let n = bp.count
@@ -44,51 +50,48 @@ extension BitPackedArray {
 
     /// Compares every packed value in the window with `needle`, without unpacking to a buffer.
     func compareWords(_ op: CompareOperator, _ needle: UInt64) -> Bitmap {
-        switch op {
-        case .eq: compareWords { $0 == needle }
-        case .ne: compareWords { $0 != needle }
-        case .lt: compareWords { $0 < needle }
-        case .le: compareWords { $0 <= needle }
-        case .gt: compareWords { $0 > needle }
-        case .ge: compareWords { $0 >= needle }
-        }
+        compareWords(op, needle, wantMax: false).bits
     }
 
     /// The window's values are unpacked 1,024 at a time into a scratch block (whole words streamed,
-    /// see ``unpackAll(_:_:_:_:into:)``), then compared 64 at a time into the result's words.
-    @inline(__always)
-    private func compareWords(_ predicate: (UInt64) -> Bool) -> Bitmap {
+    /// see ``unpackAll(_:_:_:_:into:)``), then compared 64 at a time into the result's words (in C,
+    /// four values to an AVX2 instruction). With `wantMax`, also the largest value in the window
+    /// (patches not applied), which a dictionary's codes are checked against.
+    func compareWords(_ op: CompareOperator, _ needle: UInt64, wantMax: Bool) -> (bits: Bitmap, max: UInt64) {
         let n = count
         let base = offset
         let width = bitWidth
         let words = (n + 63) / 64
+        let code: Int32 =
+            switch op {
+            case .eq: 0
+            case .ne: 1
+            case .lt: 2
+            case .le: 3
+            case .gt: 4
+            case .ge: 5
+            }
+        var largest: UInt64 = 0
         let buf = withExtendedLifetime(packed) {
             Buffer.build(count: words, of: UInt64.self) { out in
+                guard let o = out.baseAddress else { return }
                 let w = packed.baseAddress.assumingMemoryBound(to: UInt64.self)
                 withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 1024) { block in
+                    guard let values = block.baseAddress else { return }
                     var i = 0
                     while i < n {
                         let length = Swift.min(1024, n &- i)
-                        let values = UnsafeMutableBufferPointer(rebasing: block[0..<length])
-                        BitPackedArray.unpackAll(w, width, base &+ i, length, into: values)
-                        var j = 0
-                        while j < length {
-                            var word: UInt64 = 0
-                            let end = Swift.min(64, length &- j)
-                            if end == 64 {
-                                for b in 0..<64 { word |= (predicate(values[j &+ b]) ? 1 : 0) << UInt64(b) }
-                            } else {
-                                for b in 0..<end { word |= (predicate(values[j &+ b]) ? 1 : 0) << UInt64(b) }
-                            }
-                            out[(i &+ j) >> 6] = word
-                            j &+= 64
-                        }
+                        BitPackedArray.unpackAll(
+                            w, width, base &+ i, length, into: UnsafeMutableBufferPointer(start: values, count: length))
+                        // i is a multiple of 1,024: the block's answers start at a word of their own.
+                        let m = eddy_compare_u64(values, length, code, needle, wantMax ? 1 : 0, o + (i >> 6))
+                        largest = Swift.max(largest, m)
                         i &+= length
                     }
                 }
             }
         }
-        return Bitmap(uncheckedBuffer: buf, offset: 0, count: n)
+        return (Bitmap(uncheckedBuffer: buf, offset: 0, count: n), largest)
     }
 }
 

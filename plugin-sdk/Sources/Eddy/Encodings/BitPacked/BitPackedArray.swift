@@ -178,6 +178,11 @@ public final class BitPackedArray: ArrayNode {
             }
             return
         }
+        if T.bitWidth < 64, width <= T.bitWidth,
+            eddy_unpack_blocks_narrow(source, Int32(width), blocks, add, out, Int32(T.bitWidth / 8)) != 0
+        {
+            return
+        }
         withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 64) { scratch in
             guard let tmp = scratch.baseAddress else { return }
             for b in 0..<blocks {

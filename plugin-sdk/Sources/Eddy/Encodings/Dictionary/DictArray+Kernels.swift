@@ -7,7 +7,11 @@ extension DictArray {
         registrar.compareWithConstant(on: DictArray.self, name: "compare over dictionary values") {
             dict, op, scalar, resultType, ctx in
             guard let lut = try Compare.answers(dict.values, op, scalar, ctx) as? BoolArray else { return nil }
-            // Codes are usually narrow and bit-packed: unpacking them is cheap next to a per-row lookup.
+            // Codes are usually narrow and bit-packed: compared as packed when one value answers true,
+            // else unpacked (cheap next to a per-row lookup) and looked up.
+            if let packed = dict.codes as? BitPackedArray, let fast = comparePacked(packed, lut, resultType) {
+                return fast
+            }
             if let codes = try ctx.execute(dict.codes) as? PrimitiveArray, let fast = mapCodes(codes, lut, resultType) {
                 return fast
             }
@@ -33,6 +37,46 @@ extension DictArray {
         registrar.fusedAggregates(on: DictArray.self)
     }
 
+    /// Bit-packed codes (no patches in the window) compared with the one code whose value answers
+    /// true, as packed: unpacked a block at a time into scratch and compared there, never written out
+    /// as an array of codes. Null codes give null rows, as in ``mapCodes(_:_:_:)``; nil when the path
+    /// does not apply (results with nulls, several or no true values, codes that are not unsigned,
+    /// or a code outside the values).
+    static func comparePacked(_ codes: BitPackedArray, _ lut: BoolArray, _ dtype: DType) -> (any ArrayNode)? {
+        guard case .allValid = lut.validity, codes.patchRange.isEmpty, codes.count > 0 else { return nil }
+        switch codes.ptype {
+        case .uint8, .uint16, .uint32: break
+        default: return nil
+        }
+        switch codes.validity {
+        case .allValid: break
+        case .allInvalid: return nil
+        case .bitmap: guard dtype.nullability == .nullable else { return nil }
+        }
+        let (trueCount, k) = trueValues(lut.bits)
+        guard trueCount == 1 else { return nil }
+        let (bits, maxCode) = codes.compareWords(.eq, UInt64(k), wantMax: true)
+        guard maxCode < UInt64(lut.bits.count) else { return nil }
+        return BoolArray(uncheckedBits: bits, validity: codes.validity, nullability: dtype.nullability)
+    }
+
+    /// How many of the per-value results are true, and the index of the last true one (0 when none).
+    /// Counted a word at a time.
+    static func trueValues(_ bits: Bitmap) -> (count: Int, last: Int) {
+        var trueCount = 0
+        var lastTrue = 0
+        var i = 0
+        while i < bits.count {
+            let w = bits.word(at: i)
+            if w != 0 {
+                trueCount += w.nonzeroBitCount
+                lastTrue = i + 63 - w.leadingZeroBitCount
+            }
+            i += 64
+        }
+        return (trueCount, lastTrue)
+    }
+
     /// Looks each code up in the per-value results, writing the bitmap a word at a time (with AVX2
     /// when the CPU has it). Null codes give null rows: the codes' validity is the result's (the code
     /// stored in a null row is looked up too, so it must lie within the values like any other: Parquet
@@ -50,18 +94,7 @@ extension DictArray {
             return BoolArray(uncheckedBits: Bitmap(repeating: false, count: 0), nullability: dtype.nullability)
         }
         let bits = lut.bits
-        // Count the true values a word at a time; the byte table is only needed for several.
-        var trueCount = 0
-        var lastTrue = 0
-        var i = 0
-        while i < bits.count {
-            let w = bits.word(at: i)
-            if w != 0 {
-                trueCount += w.nonzeroBitCount
-                lastTrue = i + 63 - w.leadingZeroBitCount
-            }
-            i += 64
-        }
+        let (trueCount, lastTrue) = trueValues(bits)
         let table: [UInt8] =
             trueCount == 1
             ? []
