@@ -39,7 +39,8 @@ struct PluginsCommand: ParsableCommand {
         let (host, rows, applied) =
             noConfine
             ? try plugins.settings.loadUnconfined(into: session, quiet: true)
-            : try plugins.settings.loadConfined(into: session, readPaths: [], quiet: true, readsBuildMode: true)
+            : try plugins.settings.loadConfined(
+                into: session, readPaths: [], quiet: true, readsBuildMode: true, reusesRefusals: false)
         let confinement = applied ?? (noConfine ? .off("--no-confine") : Confinement.expected(user: nil, invoker: true))
         if json {
             print(

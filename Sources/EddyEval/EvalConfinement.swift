@@ -19,9 +19,10 @@ extension PluginSettings {
     /// builds are debug builds only when `readsBuildMode` (`eddy plugins` shows it; a query does not).
     /// With a `demand` (asked once builds passed their checks), a checked build whose registrations, as its probe reported them (``PluginUses``),
     /// cannot meet it is not mapped (its row stays the checker's); a build without that report is.
+    /// `reusesRefusals` (one-shot commands) takes a recent probe refusal of the same bytes as the verdict.
     package func loadConfined(
         into session: Session, readPaths: [String], quiet: Bool = false, readsBuildMode: Bool = false,
-        beforeConfining: () throws -> Void = {}, demand: () -> PluginDemand? = { nil }
+        reusesRefusals: Bool = true, beforeConfining: () throws -> Void = {}, demand: () -> PluginDemand? = { nil }
     ) throws -> (PluginHost, [PluginReportRow], Confinement?) {
         guard let probe else {
             let (host, rows) = try load(into: session, quiet: quiet)
@@ -46,7 +47,7 @@ extension PluginSettings {
         // A checker registers no kernel: its session needs no built-ins.
         let checker = PluginHost(
             session: Session(builtins: false), probe: probe, policy: try policy(), loading: .checkOnly,
-            readsBuildMode: readsBuildMode)
+            readsBuildMode: readsBuildMode, reusesRefusals: reusesRefusals)
         var rows = checker.scan(directory)
         if !quiet { report(rows) }
         // The probe ran registration and verification already: this host maps the checked copies, as

@@ -197,6 +197,18 @@ extension PluginHost {
             return .passed(
                 kernels: kept.kernels, name: kept.name, version: kept.version, verified: kept.verified, uses: kept.uses)
         }
+        let now = Double(time(nil))
+        // A one-shot host takes a recent refusal of the same bytes as the verdict: a build that crashes
+        // in its probe would otherwise cost every query a child process (~40 ms).
+        if reusesRefusals, let host, let refused = copies.probeRefusal(hash: hash, host: host, now: now) {
+            attempt.probeNote = .refusedEarlier
+            let minutes = Int(PrivateCopies.probeRefusalLifetime / 60)
+            throw attempt.stop(
+                .rejected,
+                "\(refused.reason) (in its probe \(Int(max(0, now - refused.at))) s ago; the same bytes are "
+                    + "not probed again for \(minutes) minutes: `eddy plugins` probes them now)",
+                plugin: refused.plugin, version: refused.version, hash: short)
+        }
         attempt.probeNote = .ran
         let outcome: PluginProbe.Outcome
         do {
@@ -216,8 +228,15 @@ extension PluginHost {
             return outcome
         case .rejected(let reason, let plugin, let version):
             // The child read the manifest: the row names the plugin it refused.
+            if let host {
+                copies.recordProbeRefusal(
+                    hash: hash, host: host, at: now, plugin: plugin, version: version, reason: reason)
+            }
             throw attempt.stop(.rejected, reason, plugin: plugin, version: version, hash: short)
         case .failed(let reason):
+            if let host {
+                copies.recordProbeRefusal(hash: hash, host: host, at: now, plugin: "", version: "", reason: reason)
+            }
             throw attempt.stop(.rejected, reason, hash: short)
         }
     }

@@ -36,6 +36,10 @@ public final class PluginHost: Sendable {
     /// Whether report rows say which plugins are debug builds (``PluginReportRow/debugBuild``): reading
     /// that from the DWARF was a twentieth of a one-shot `eddy eval` with two plugins, which never shows it.
     let readsBuildMode: Bool
+    /// Whether a recent probe refusal of the same bytes is taken as the build's verdict instead of
+    /// probing again (one-shot commands: a build that crashes in its probe would cost each a child
+    /// process). Off for `eddy plugins`, which reports what a probe says now, and for servers.
+    let reusesRefusals: Bool
 
     /// A plugin content hash that must not be loaded again (its code crashed, hung or ran out of
     /// memory in a worker), with the cause and when.
@@ -90,10 +94,11 @@ public final class PluginHost: Sendable {
     @_spi(Host) public init(
         session: Session, shadowDirectory: String? = nil, probe: PluginProbe? = nil,
         policy: PluginLoadPolicy = PluginLoadPolicy(), loading: Loading = .inProcess,
-        verifier: PluginVerifier? = nil, readsBuildMode: Bool = true
+        verifier: PluginVerifier? = nil, readsBuildMode: Bool = true, reusesRefusals: Bool = false
     ) {
         self.session = session
         self.readsBuildMode = readsBuildMode
+        self.reusesRefusals = reusesRefusals
         self.probe = probe
         self.verifier = verifier
         self.policy = policy

@@ -29,6 +29,9 @@ public struct PluginReportRow: Sendable, Equatable {
         /// It passed in a child process earlier under this host build (a verdict kept beside the
         /// private copies), so it was not run again.
         case passedEarlier = "passed earlier"
+        /// A probe of the same bytes under this host build refused them a short while ago (a verdict
+        /// kept beside the private copies, see ``PluginHost/reusesRefusals``), so it was not run again.
+        case refusedEarlier = "refused earlier"
         /// `--no-probe`.
         case off
     }

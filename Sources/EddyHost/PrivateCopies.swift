@@ -408,6 +408,39 @@ final class PrivateCopies: Sendable {
         return nil
     }
 
+    static let probeRefusalFile = "refused.tsv"
+    /// How long a probe's refusal of a build stands for one-shot hosts: a crash in registration is the
+    /// same next time, but a probe that timed out on a loaded machine may pass later.
+    static let probeRefusalLifetime: Double = 600
+
+    /// Why an earlier probe of these bytes (`hash`) under `host` refused them, with the plugin and
+    /// version it named (escaped) and when (seconds since the epoch); nil when none did within
+    /// ``probeRefusalLifetime`` of `now`. A record is only ever a reason to refuse: a forged one
+    /// cannot make a build load.
+    func probeRefusal(hash: String, host: String, now: Double) -> (
+        reason: String, plugin: String, version: String, at: Double
+    )? {
+        for line in recordLines(
+            Self.probeRefusalFile, startingWith: hash + "\t" + host + "\t", limit: Self.probeVerdictLimit
+        ).reversed() {
+            let f = line.split(separator: "\t", omittingEmptySubsequences: false)
+            guard f.count == 6, f[0] == hash, f[1] == host, let at = Double(f[2]), at.isFinite, at <= now + 1,
+                now - at < Self.probeRefusalLifetime
+            else { continue }
+            return (String(f[5]), String(f[3]), String(f[4]), at)
+        }
+        return nil
+    }
+
+    /// Keeps a probe's refusal of `hash` under `host` (see ``probeRefusal(hash:host:now:)``).
+    func recordProbeRefusal(hash: String, host: String, at: Double, plugin: String, version: String, reason: String) {
+        let line = [
+            hash, host, String(Int(at)), PluginHost.escaped(plugin), PluginHost.escaped(version),
+            PluginHost.escaped(reason),
+        ].joined(separator: "\t")
+        appendRecord(Self.probeRefusalFile, line, limit: Self.probeVerdictLimit)
+    }
+
     /// Keeps a passed probe's report for `hash` under `host` (see ``probeVerdict(hash:host:)``).
     func recordProbeVerdict(
         hash: String, host: String, kernels: Int, name: String, version: String, verified: VerifiedInputs?,

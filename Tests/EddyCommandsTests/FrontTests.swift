@@ -10,8 +10,10 @@ import Testing
 /// every other command line to `eddy-server` beside it (Sources/EddyCommands/EddyFront.swift).
 @Suite struct FrontTests {
     /// The shared libraries the dynamic loader opened for one run (`LD_DEBUG=files`), by file name.
-    static func loadedLibraries(_ args: [String]) throws -> (result: Eddy.Result, libraries: Set<String>) {
-        let r = try Eddy.run(args, environment: ["LD_DEBUG": "files"])
+    static func loadedLibraries(_ args: [String], environment: [String: String] = [:]) throws -> (
+        result: Eddy.Result, libraries: Set<String>
+    ) {
+        let r = try Eddy.run(args, environment: environment.merging(["LD_DEBUG": "files"]) { a, _ in a })
         var names = Set<String>()
         for line in r.stderr.split(separator: "\n") {
             guard let at = line.range(of: "file="), line.contains("needed by") else { continue }
@@ -42,10 +44,15 @@ import Testing
             #expect(!libraries.contains(library), "\(library): \(libraries.sorted())")
         }
         // With plugins, libEddyCrypto.so (and what it needs) is opened to hash them; the answer is the same.
+        // (Private copies of its own: a test running `eddy plugins` on the shared default directory at
+        // the same time collects copies of builds not in its set, which would be hashed again here.)
         let plugins = try dir.plugins()
-        let (withPlugins, opened) = try Self.loadedLibraries([
-            "eval", csv, "--where", "a > 4", "--select", "count(*), sum(a)", "--plugin-dir", plugins.path,
-        ])
+        let shadow = ScratchDirectory()
+        chmod(shadow.path, 0o700)
+        let env = ["EDDY_SHADOW_DIR": shadow.path]
+        let (withPlugins, opened) = try Self.loadedLibraries(
+            ["eval", csv, "--where", "a > 4", "--select", "count(*), sum(a)", "--plugin-dir", plugins.path],
+            environment: env)
         #expect(withPlugins.status == 0 && withPlugins.stdout == r.stdout, "\(withPlugins.stderr.suffix(2000))")
         // (opened by descriptor, so the trace names what it needs: FoundationEssentials)
         #expect(opened.contains("libFoundationEssentials.so"), "\(opened.sorted())")
@@ -53,9 +60,9 @@ import Testing
         // remembered by their identity (KnownDigests): a later run hashes nothing and opens neither.
         usleep(2_100_000)
         let args = ["eval", csv, "--where", "a > 4", "--select", "count(*), sum(a)", "--plugin-dir", plugins.path]
-        let remembering = try Eddy.run(args)
+        let remembering = try Eddy.run(args, environment: env)
         #expect(remembering.status == 0 && remembering.stdout == r.stdout, "\(remembering.stderr.suffix(2000))")
-        let (known, quiet) = try Self.loadedLibraries(args)
+        let (known, quiet) = try Self.loadedLibraries(args, environment: env)
         #expect(
             known.status == 0 && known.stdout == r.stdout && !known.stderr.contains("eddy: warning"),
             "\(known.stderr.suffix(2000))")
@@ -63,7 +70,7 @@ import Testing
             #expect(!quiet.contains(library), "\(library): \(quiet.sorted())")
         }
         // Both plugins were loaded (their kernels are in the snapshot --explain names).
-        let explained = try Eddy.run(args + ["--explain"])
+        let explained = try Eddy.run(args + ["--explain"], environment: env)
         #expect(
             explained.stderr.contains("delta@") && explained.stderr.contains("packed-dict-compare@"),
             "\(explained.stderr.suffix(2000))")

@@ -24,6 +24,50 @@ import Testing
         #expect(r.status == 0 && r.stdout == "count(*)\n200\n", "\(r.stderr)")
     }
 
+    /// A build that crashes in its probe is refused by each one-shot without a child process once a
+    /// probe refused it (the refusal is kept beside the private copies for ten minutes), while
+    /// `eddy plugins` probes it again.
+    @Test func aOneShotTakesARecentProbeRefusalAsTheVerdict() throws {
+        let dir = ScratchDirectory()
+        try dir.copy(PluginFiles.built("EddyFixtureCrashing"), as: "crashing.so")
+        let shadow = ScratchDirectory()
+        chmod(shadow.path, 0o700)
+        let env = ["EDDY_SHADOW_DIR": shadow.path]
+        let work = ScratchDirectory()
+        let csv = tripsCSV(work, rows: 50)
+        let eval = ["eval", csv, "--plugin-dir", dir.path, "--select", "sum(fare)", "--format", "csv"]
+        let first = try Eddy.run(eval, environment: env)
+        #expect(first.status == 0 && first.stderr.contains("crashed in the probe process"), "\(first.stderr)")
+        #expect(!first.stderr.contains("not probed again"), "\(first.stderr)")
+        let second = try Eddy.run(eval, environment: env)
+        #expect(second.status == 0 && second.stdout == first.stdout, "\(second.stderr)")
+        #expect(
+            second.stderr.contains("crashed in the probe process")
+                && second.stderr.contains("the same bytes are not probed again for 10 minutes"),
+            "\(second.stderr)")
+        // The diagnostic command says what a probe says now.
+        let listed = try Eddy.run(["plugins", "--plugin-dir", dir.path, "--json"], environment: env)
+        let object = try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [String: Any]
+        let row = (object?["files"] as? [[String: Any]])?.first
+        #expect(row?["probe"] as? String == "ran" && row?["status"] as? String == "rejected", "\(listed.stdout)")
+        // A refusal record only ever refuses: a forged one for a good build's bytes cannot make anything
+        // load that would not, and a record past its lifetime is probed again.
+        let records = shadow.path + "/refused.tsv"
+        let text = (try? String(contentsOfFile: records, encoding: .utf8)) ?? ""
+        #expect(text.split(separator: "\n").count >= 2, "\(text)")
+        let stale =
+            text.split(separator: "\n").map { line -> String in
+                var f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+                if f.count == 6 { f[2] = String(Int(Date().timeIntervalSince1970) - 3600) }
+                return f.joined(separator: "\t")
+            }.joined(separator: "\n") + "\n"
+        try stale.write(toFile: records, atomically: false, encoding: .utf8)
+        let third = try Eddy.run(eval, environment: env)
+        #expect(
+            third.stderr.contains("crashed in the probe process") && !third.stderr.contains("not probed again"),
+            "\(third.stderr)")
+    }
+
     @Test func aRunningServerSurvivesACrashingPluginDroppedIntoItsDirectory() throws {
         let dir = ScratchDirectory()
         let server = try Server(pluginDir: dir.path)
