@@ -192,12 +192,25 @@ extension PluginHost {
         // host build: the same bytes under the same build are not probed again (a one-shot
         // `eddy eval` would otherwise start a process per plugin every time).
         let host = probeHostKey(probe)
+        let now = Double(time(nil))
+        // A build a probe caught giving a wrong answer (at any --verify level, in either program) is
+        // never loaded again: not by a host verifying less, not after a while.
+        if let wrong = copies.probeRefusal(
+            hash: hash, host: PrivateCopies.wrongAnswerKey, now: now, lifetime: .infinity)
+        {
+            attempt.probeNote = .refusedEarlier
+            throw attempt.stop(
+                .rejected,
+                "\(wrong.reason) (found by an earlier probe; a build that gave a wrong answer is not loaded "
+                    + "again at any --verify level: rebuild it, or delete its line in "
+                    + "\(PluginHost.escaped(copies.path))/\(PrivateCopies.probeRefusalFile))",
+                plugin: wrong.plugin, version: wrong.version, hash: short)
+        }
         if let host, let kept = copies.probeVerdict(hash: hash, host: host) {
             attempt.probeNote = .passedEarlier
             return .passed(
                 kernels: kept.kernels, name: kept.name, version: kept.version, verified: kept.verified, uses: kept.uses)
         }
-        let now = Double(time(nil))
         // A one-shot host takes a recent refusal of the same bytes as the verdict: a build that crashes
         // in its probe would otherwise cost every query a child process (~40 ms).
         if reusesRefusals, let host, let refused = copies.probeRefusal(hash: hash, host: host, now: now) {
@@ -232,6 +245,11 @@ extension PluginHost {
                 copies.recordProbeRefusal(
                     hash: hash, host: host, at: now, plugin: plugin, version: version, reason: reason)
             }
+            if Self.reportsWrongAnswer(reason) {
+                copies.recordProbeRefusal(
+                    hash: hash, host: PrivateCopies.wrongAnswerKey, at: now, plugin: plugin, version: version,
+                    reason: reason)
+            }
             throw attempt.stop(.rejected, reason, plugin: plugin, version: version, hash: short)
         case .failed(let reason):
             if let host {
@@ -239,6 +257,18 @@ extension PluginHost {
             }
             throw attempt.stop(.rejected, reason, hash: short)
         }
+    }
+
+    /// Whether a probe's refusal is verification's wrong answer (``VerifyLevel``'s report: "refused by
+    /// verification (--verify …): plugin … …: wrong answer: …"), not a crash, hang or a check not reached.
+    static func reportsWrongAnswer(_ reason: String) -> Bool {
+        let text = Array(reason.utf8)
+        func has(_ part: String) -> Bool {
+            let needle = Array(part.utf8)
+            guard text.count >= needle.count else { return false }
+            return (0...(text.count - needle.count)).contains { text[$0..<($0 + needle.count)].elementsEqual(needle) }
+        }
+        return text.starts(with: Array("refused by verification (".utf8)) && has(": wrong answer: ")
     }
 
     /// Stage 5 in a supervisor (``Loading/checkOnly``): the probe's word is all it takes; workers load

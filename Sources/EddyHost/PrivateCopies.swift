@@ -417,7 +417,7 @@ final class PrivateCopies: Sendable {
     /// version it named (escaped) and when (seconds since the epoch); nil when none did within
     /// ``probeRefusalLifetime`` of `now`. A record is only ever a reason to refuse: a forged one
     /// cannot make a build load.
-    func probeRefusal(hash: String, host: String, now: Double) -> (
+    func probeRefusal(hash: String, host: String, now: Double, lifetime: Double = probeRefusalLifetime) -> (
         reason: String, plugin: String, version: String, at: Double
     )? {
         for line in recordLines(
@@ -425,14 +425,19 @@ final class PrivateCopies: Sendable {
         ).reversed() {
             let f = line.split(separator: "\t", omittingEmptySubsequences: false)
             guard f.count == 6, f[0] == hash, f[1] == host, let at = Double(f[2]), at.isFinite, at <= now + 1,
-                now - at < Self.probeRefusalLifetime
+                now - at < lifetime
             else { continue }
             return (String(f[5]), String(f[3]), String(f[4]), at)
         }
         return nil
     }
 
-    /// Keeps a probe's refusal of `hash` under `host` (see ``probeRefusal(hash:host:now:)``).
+    /// The key a wrong answer is kept under: not a host build or probe command (a build that disagreed
+    /// with decode-then-compute at `eddy plugins --verify full` must not serve `eddy eval` at quick),
+    /// and with no lifetime (waiting does not fix it; new bytes are probed afresh).
+    static let wrongAnswerKey = "wrong-answer"
+
+    /// Keeps a probe's refusal of `hash` under `host` (see ``probeRefusal(hash:host:now:lifetime:)``).
     func recordProbeRefusal(hash: String, host: String, at: Double, plugin: String, version: String, reason: String) {
         let line = [
             hash, host, String(Int(at)), PluginHost.escaped(plugin), PluginHost.escaped(version),

@@ -121,6 +121,28 @@ import Testing
         }
     }
 
+    /// A wrong answer found at one level (here `eddy plugins --verify full`) holds at every level and in
+    /// both programs: `eddy eval` with `--verify off` does not load the same bytes either.
+    @Test func aWrongAnswerFoundOnceIsNeverLoadedAgain() throws {
+        let plugin = try DecimalFixture.plugin(.roundedConstant)
+        let shadow = Self.copies()
+        let (full, fullRow) = try scan(plugin, ["--verify", "full"], shadow: shadow)
+        #expect(full.status == 1 && fullRow["status"] as? String == "rejected", "\(fullRow)")
+        let (off, offRow) = try scan(plugin, ["--verify", "off"], shadow: shadow)
+        let why = offRow["reason"] as? String ?? ""
+        #expect(off.status == 1 && offRow["status"] as? String == "rejected", "\(offRow)")
+        #expect(
+            why.contains("wrong answer") && why.contains("not loaded again at any --verify level")
+                && offRow["probe"] as? String == "refused earlier", "\(offRow)")
+        for (q, expected, got) in try answers(plugin, ["--verify", "off"], shadow: shadow) {
+            #expect(got.status == 0 && got.stdout == expected.stdout, "\(q): \(got.stderr)")
+            #expect(got.stderr.contains("not loaded again at any --verify level"), "\(q): \(got.stderr)")
+        }
+        // Other bytes (the clean build) are probed and load.
+        let (clean, cleanRow) = try scan(try DecimalFixture.plugin(), shadow: shadow)
+        #expect(clean.status == 0 && cleanRow["status"] as? String == "loaded", "\(cleanRow)")
+    }
+
     @Test func verifyOffLoadsWithoutCheckingAndNoProbeVerifiesInTheHost() throws {
         let plugin = try DecimalFixture.plugin(.roundedConstant)
         let (off, row) = try scan(plugin, ["--verify", "off"], shadow: Self.copies())
