@@ -146,8 +146,14 @@ public struct PluginProbe: Sendable {
         if signal != 0 && signal != 0x7f {
             let name = strsignal(signal).map { String(cString: $0) } ?? "signal"
             let when = line.hasPrefix("ok ") ? " at exit, after registering (in a destructor of the plugin)" : ""
+            // Swift ends a process on a runtime trap with SIGILL (x86) or SIGTRAP (ARM): say what that means.
+            let trap =
+                signal == SIGILL || signal == SIGTRAP
+                ? " — a Swift runtime trap: a force-unwrap of nil, a failed precondition or fatalError, an "
+                    + "arithmetic overflow or an index out of range in the plugin's code" : ""
             return .failed(
-                "crashed in the probe process\(when) (killed by signal \(signal), \(name)); not loaded into the host")
+                "crashed in the probe process\(when) (killed by signal \(signal), \(name)\(trap)); not loaded into the host"
+            )
         }
         let exitStatus = (status >> 8) & 0xff
         if exitStatus == 0, line.hasPrefix("ok ") {

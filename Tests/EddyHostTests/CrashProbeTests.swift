@@ -2,6 +2,8 @@ import EddyHostTestSupport
 import Foundation
 import Testing
 
+@testable import EddyHost
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -78,5 +80,24 @@ import Testing
         let (status, health) = try server.request("GET", "/health")
         #expect(status == 200 && health["status"] as? String == "ok")
         #expect(server.process.isRunning)
+    }
+}
+
+/// The probe's reading of a child killed by a signal: a Swift runtime trap (SIGILL on x86, SIGTRAP on ARM)
+/// is named as one, since "Illegal instruction" reads like a CPU feature the plugin lacks.
+@Suite struct ProbeSignalTests {
+    @Test func aSwiftTrapIsNamedAsOne() {
+        for signal in [SIGILL, SIGTRAP] {
+            guard case .failed(let reason) = PluginProbe.outcome(record: [], status: signal) else {
+                Issue.record("signal \(signal) was not a failure")
+                continue
+            }
+            #expect(reason.contains("a Swift runtime trap: a force-unwrap of nil"), "\(reason)")
+        }
+        guard case .failed(let segv) = PluginProbe.outcome(record: [], status: SIGSEGV) else {
+            Issue.record("SIGSEGV was not a failure")
+            return
+        }
+        #expect(segv.contains("killed by signal 11") && !segv.contains("Swift runtime trap"), "\(segv)")
     }
 }
