@@ -238,6 +238,7 @@ extension PluginHost {
                     hash: hash, host: host, kernels: kernels, name: name, version: version, verified: verified,
                     uses: uses)
             }
+            copies.clearProbeRefusals(hash: hash, at: now)
             return outcome
         case .rejected(let reason, let plugin, let version):
             // The child read the manifest: the row names the plugin it refused.
@@ -252,7 +253,7 @@ extension PluginHost {
             }
             throw attempt.stop(.rejected, reason, plugin: plugin, version: version, hash: short)
         case .failed(let reason):
-            if let host {
+            if let host, Self.failureLasts(reason) {
                 copies.recordProbeRefusal(hash: hash, host: host, at: now, plugin: "", version: "", reason: reason)
             }
             throw attempt.stop(.rejected, reason, hash: short)
@@ -262,13 +263,22 @@ extension PluginHost {
     /// Whether a probe's refusal is verification's wrong answer (``VerifyLevel``'s report: "refused by
     /// verification (--verify …): plugin … …: wrong answer: …"), not a crash, hang or a check not reached.
     static func reportsWrongAnswer(_ reason: String) -> Bool {
-        let text = Array(reason.utf8)
-        func has(_ part: String) -> Bool {
-            let needle = Array(part.utf8)
-            guard text.count >= needle.count else { return false }
-            return (0...(text.count - needle.count)).contains { text[$0..<($0 + needle.count)].elementsEqual(needle) }
-        }
-        return text.starts(with: Array("refused by verification (".utf8)) && has(": wrong answer: ")
+        reason.utf8.starts(with: "refused by verification (".utf8) && mentions(reason, ": wrong answer: ")
+    }
+
+    /// Whether a probe failure says something about the plugin's bytes that the next probe would find
+    /// again (a crash, a hang, plugin code exiting), not about the moment: a child killed from outside
+    /// (SIGKILL: the OOM killer, an administrator) or one that could not start or hand off.
+    static func failureLasts(_ reason: String) -> Bool {
+        !mentions(reason, "killed by signal \(SIGKILL),") && !reason.utf8.starts(with: "could not start".utf8)
+            && !mentions(reason, "before reporting anything")
+    }
+
+    /// Whether `part` occurs in `text` (compared as bytes).
+    static func mentions(_ text: String, _ part: String) -> Bool {
+        let (hay, needle) = (Array(text.utf8), Array(part.utf8))
+        guard hay.count >= needle.count else { return false }
+        return (0...(hay.count - needle.count)).contains { hay[$0..<($0 + needle.count)].elementsEqual(needle) }
     }
 
     /// Stage 5 in a supervisor (``Loading/checkOnly``): the probe's word is all it takes; workers load

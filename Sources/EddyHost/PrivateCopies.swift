@@ -420,16 +420,34 @@ final class PrivateCopies: Sendable {
     func probeRefusal(hash: String, host: String, now: Double, lifetime: Double = probeRefusalLifetime) -> (
         reason: String, plugin: String, version: String, at: Double
     )? {
-        for line in recordLines(
-            Self.probeRefusalFile, startingWith: hash + "\t" + host + "\t", limit: Self.probeVerdictLimit
-        ).reversed() {
+        for line in recordLines(Self.probeRefusalFile, startingWith: hash + "\t", limit: Self.probeVerdictLimit)
+            .reversed()
+        {
             let f = line.split(separator: "\t", omittingEmptySubsequences: false)
-            guard f.count == 6, f[0] == hash, f[1] == host, let at = Double(f[2]), at.isFinite, at <= now + 1,
-                now - at < lifetime
-            else { continue }
+            guard f.count == 6, f[0] == hash else { continue }
+            // A probe of the same bytes that passed since (under any key: `eddy plugins` is another
+            // program) clears the refusals before it; never a wrong answer, which no lesser check undoes.
+            if f[1] == Self.passedMark && host != Self.wrongAnswerKey { return nil }
+            guard f[1] == host, let at = Double(f[2]), at.isFinite, at <= now + 1, now - at < lifetime else {
+                continue
+            }
             return (String(f[5]), String(f[3]), String(f[4]), at)
         }
         return nil
+    }
+
+    /// The host field of a line saying the bytes passed a probe after the refusals above it.
+    static let passedMark = "*"
+
+    /// Notes that `hash` passed a probe, when a refusal of it is on record (see
+    /// ``probeRefusal(hash:host:now:lifetime:)``).
+    func clearProbeRefusals(hash: String, at: Double) {
+        guard !recordLines(Self.probeRefusalFile, startingWith: hash + "\t", limit: Self.probeVerdictLimit).isEmpty
+        else { return }
+        appendRecord(
+            Self.probeRefusalFile,
+            [hash, Self.passedMark, String(Int(at)), "-", "-", "passed"].joined(separator: "\t"),
+            limit: Self.probeVerdictLimit)
     }
 
     /// The key a wrong answer is kept under: not a host build or probe command (a build that disagreed

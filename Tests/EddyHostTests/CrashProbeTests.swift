@@ -70,6 +70,39 @@ import Testing
             "\(third.stderr)")
     }
 
+    /// `eddy plugins` (another program, so another verdict key) clears a one-shot's refusal when its own
+    /// probe of the same bytes passes: the message's advice works.
+    @Test func aPassingProbeByEddyPluginsClearsAOneShotRefusal() throws {
+        let dir = ScratchDirectory()
+        try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        let shadow = ScratchDirectory()
+        chmod(shadow.path, 0o700)
+        let env = ["EDDY_SHADOW_DIR": shadow.path]
+        let work = ScratchDirectory()
+        let csv = tripsCSV(work, rows: 50)
+        let eval = ["eval", csv, "--plugin-dir", dir.path, "--select", "sum(fare)", "--format", "csv"]
+        let first = try Eddy.run(eval, environment: env)
+        #expect(first.status == 0 && !first.stderr.contains("warning"), "\(first.stderr)")
+        // The one-shot's passed verdict, turned into a refusal under the same key (as a probe killed by
+        // a crash that does not recur would have left it).
+        let verdicts = shadow.path + "/probed.tsv"
+        let passed = try String(contentsOfFile: verdicts, encoding: .utf8).split(separator: "\n")
+        let f = try #require(passed.first?.split(separator: "\t", omittingEmptySubsequences: false))
+        try FileManager.default.removeItem(atPath: verdicts)
+        let refusal = [
+            String(f[0]), String(f[1]), String(Int(Date().timeIntervalSince1970)), "delta", "1.0.0",
+            "crashed in the probe process (killed by signal 11, Segmentation fault); not loaded into the host",
+        ].joined(separator: "\t")
+        try (refusal + "\n").write(toFile: shadow.path + "/refused.tsv", atomically: false, encoding: .utf8)
+        let refused = try Eddy.run(eval, environment: env)
+        #expect(refused.stderr.contains("not probed again for 10 minutes"), "\(refused.stderr)")
+        let listed = try Eddy.run(["plugins", "--plugin-dir", dir.path], environment: env)
+        #expect(listed.status == 0 && listed.stdout.contains("loaded"), "\(listed.stdout) \(listed.stderr)")
+        let after = try Eddy.run(eval, environment: env)
+        #expect(after.status == 0 && !after.stderr.contains("warning"), "\(after.stderr)")
+        #expect(after.stdout == first.stdout)
+    }
+
     @Test func aRunningServerSurvivesACrashingPluginDroppedIntoItsDirectory() throws {
         let dir = ScratchDirectory()
         let server = try Server(pluginDir: dir.path)
@@ -99,5 +132,14 @@ import Testing
             return
         }
         #expect(segv.contains("killed by signal 11") && !segv.contains("Swift runtime trap"), "\(segv)")
+        // A crash recurs; a child killed from outside (the OOM killer) or one that could not start does not
+        // say anything about the plugin and is not kept as its verdict.
+        #expect(PluginHost.failureLasts(segv))
+        guard case .failed(let killed) = PluginProbe.outcome(record: [], status: SIGKILL) else {
+            Issue.record("SIGKILL was not a failure")
+            return
+        }
+        #expect(!PluginHost.failureLasts(killed), "\(killed)")
+        #expect(!PluginHost.failureLasts("could not start the probe process: Resource temporarily unavailable"))
     }
 }
