@@ -9,6 +9,25 @@ import Testing
 #endif
 
 @Suite struct CrashProbeTests {
+    /// A plugin directory holding one built plugin, a private-copy directory of the test's own (0700),
+    /// and a work directory holding `trips.csv` (50 rows).
+    static func oneShot(_ plugin: String, as name: String) throws -> (
+        plugins: ScratchDirectory, shadow: ScratchDirectory, work: ScratchDirectory
+    ) {
+        let dir = ScratchDirectory()
+        try dir.copy(PluginFiles.built(plugin), as: name)
+        let shadow = ScratchDirectory()
+        chmod(shadow.path, 0o700)
+        let work = ScratchDirectory()
+        _ = tripsCSV(work, rows: 50)
+        return (dir, shadow, work)
+    }
+
+    /// `eddy eval` of `sum(fare)` over the work directory's trips with the plugin directory.
+    static func sumFare(_ work: ScratchDirectory, _ plugins: ScratchDirectory) -> [String] {
+        ["eval", work.path + "/trips.csv", "--plugin-dir", plugins.path, "--select", "sum(fare)", "--format", "csv"]
+    }
+
     @Test func aPluginThatCrashesWhileLoadingIsRefusedAndTheHostCarriesOn() throws {
         let dir = ScratchDirectory()
         try dir.copy(PluginFiles.built("EddyFixtureCrashing"), as: "crashing.so")
@@ -30,14 +49,8 @@ import Testing
     /// probe refused it (the refusal is kept beside the private copies for ten minutes), while
     /// `eddy plugins` probes it again.
     @Test func aOneShotTakesARecentProbeRefusalAsTheVerdict() throws {
-        let dir = ScratchDirectory()
-        try dir.copy(PluginFiles.built("EddyFixtureCrashing"), as: "crashing.so")
-        let shadow = ScratchDirectory()
-        chmod(shadow.path, 0o700)
-        let env = ["EDDY_SHADOW_DIR": shadow.path]
-        let work = ScratchDirectory()
-        let csv = tripsCSV(work, rows: 50)
-        let eval = ["eval", csv, "--plugin-dir", dir.path, "--select", "sum(fare)", "--format", "csv"]
+        let (dir, shadow, work) = try Self.oneShot("EddyFixtureCrashing", as: "crashing.so")
+        let (env, eval) = (["EDDY_SHADOW_DIR": shadow.path], Self.sumFare(work, dir))
         let first = try Eddy.run(eval, environment: env)
         #expect(first.status == 0 && first.stderr.contains("crashed in the probe process"), "\(first.stderr)")
         #expect(!first.stderr.contains("not probed again"), "\(first.stderr)")
@@ -73,14 +86,8 @@ import Testing
     /// `eddy plugins` (another program, so another verdict key) clears a one-shot's refusal when its own
     /// probe of the same bytes passes: the message's advice works.
     @Test func aPassingProbeByEddyPluginsClearsAOneShotRefusal() throws {
-        let dir = ScratchDirectory()
-        try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
-        let shadow = ScratchDirectory()
-        chmod(shadow.path, 0o700)
-        let env = ["EDDY_SHADOW_DIR": shadow.path]
-        let work = ScratchDirectory()
-        let csv = tripsCSV(work, rows: 50)
-        let eval = ["eval", csv, "--plugin-dir", dir.path, "--select", "sum(fare)", "--format", "csv"]
+        let (dir, shadow, work) = try Self.oneShot("EddyPluginDelta", as: "delta.so")
+        let (env, eval) = (["EDDY_SHADOW_DIR": shadow.path], Self.sumFare(work, dir))
         let first = try Eddy.run(eval, environment: env)
         #expect(first.status == 0 && !first.stderr.contains("warning"), "\(first.stderr)")
         // The one-shot's passed verdict, turned into a refusal under the same key (as a probe killed by
