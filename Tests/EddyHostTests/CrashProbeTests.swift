@@ -110,6 +110,38 @@ import Testing
         #expect(after.stdout == first.stdout)
     }
 
+    /// An `.eddy` file whose encoding's plugin file was refused in this run: the error names the refusal,
+    /// not "add that plugin to the plugin directory" (it is there).
+    @Test func aFileNeedingARefusedPluginSaysWhyItIsNotLoaded() throws {
+        let (dir, shadow, work) = try Self.oneShot("EddyPluginDelta", as: "delta.so")
+        let env = ["EDDY_SHADOW_DIR": shadow.path]
+        let seq = work.write("seq.csv", "id,v\n" + (0..<3000).map { "\(1000 + $0),\($0 % 7)" }.joined(separator: "\n"))
+        let eddyFile = work.path + "/seq.eddy"
+        let converted = try Eddy.run(["convert", seq, eddyFile, "--plugin-dir", dir.path], environment: env)
+        #expect(converted.status == 0, "\(converted.stderr)")
+        let eval = ["eval", eddyFile, "--plugin-dir", dir.path, "--select", "sum(id)", "--format", "csv"]
+        let loaded = try Eddy.run(eval, environment: env)
+        #expect(loaded.status == 0, "\(loaded.stderr)")
+        // eval's passed verdict turned into a recent refusal (as a crash in its probe would leave it).
+        let verdicts = shadow.path + "/probed.tsv"
+        let lines = try String(contentsOfFile: verdicts, encoding: .utf8).split(separator: "\n")
+        let mine = try #require(lines.last?.split(separator: "\t", omittingEmptySubsequences: false))
+        try FileManager.default.removeItem(atPath: verdicts)
+        let refusal = [
+            String(mine[0]), String(mine[1]), String(Int(Date().timeIntervalSince1970)), "delta", "1.0.0",
+            "crashed in the probe process (killed by signal 11, Segmentation fault); not loaded into the host",
+        ].joined(separator: "\t")
+        try (refusal + "\n").write(toFile: shadow.path + "/refused.tsv", atomically: false, encoding: .utf8)
+        let refused = try Eddy.run(eval, environment: env)
+        #expect(refused.status == 1, "\(refused.stderr)")
+        #expect(
+            refused.stderr.contains(
+                "needs encoding ext.delta, written by plugin delta 1.0.0, which is not loaded: its file was refused in this run"
+            )
+                && refused.stderr.contains("delta.so: crashed in the probe process")
+                && !refused.stderr.contains("add that plugin"), "\(refused.stderr)")
+    }
+
     @Test func aRunningServerSurvivesACrashingPluginDroppedIntoItsDirectory() throws {
         let dir = ScratchDirectory()
         let server = try Server(pluginDir: dir.path)
