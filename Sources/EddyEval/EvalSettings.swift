@@ -113,7 +113,7 @@ package struct EvalSettings: Sendable {
             // this run: say that, not "add that plugin to the plugin directory".
             if error is IOError, let note = host.quarantineExplanation(forEddyFile: file) {
                 failure.message = "\(note)"
-            } else if error is IOError, let note = Self.refusalExplanation(file, rows: rows, session: session) {
+            } else if error is IOError, let note = host.refusalExplanation(forEddyFile: file, rows: rows) {
                 failure.message = note
             }
             output.abandon(failure.message)
@@ -155,26 +155,6 @@ extension EvalSettings {
         return "== plugins not loaded for this query (their kernels meet none of its operations and encodings): "
             + left.map { "\(PluginHost.escaped($0.plugin))@\(PluginHost.escaped($0.version))" }
             .joined(separator: ", ") + "\n"
-    }
-
-    /// Why an `.eddy` input's plugin encoding is missing when a plugin file in the directory was refused
-    /// in this run (its probe crashed, say): the refused file that names the plugin, else every refused
-    /// file (the probe may have failed before reading the name). Nil when none was refused.
-    static func refusalExplanation(_ file: String, rows: [PluginReportRow], session: Session) -> String? {
-        let refused = rows.filter { $0.status == .rejected }
-        guard !refused.isEmpty,
-            let opened = try? EddyFile(
-                path: file, snapshot: session.kernels.snapshot, requireEncodings: false, verifyChecksums: false),
-            let missing = opened.missing.first(where: { !$0.isBuiltin })
-        else { return nil }
-        let named = refused.filter { $0.plugin == missing.pluginName }
-        let shown = (named.isEmpty ? refused : named).prefix(3).map {
-            "\(PluginHost.escaped($0.file)): \($0.reason)"
-        }
-        return "\(PluginHost.escaped(file)): needs encoding \(PluginHost.escaped(missing.name)), written by plugin "
-            + "\(PluginHost.escaped(missing.pluginName)) \(PluginHost.escaped(missing.pluginVersion)), which is not "
-            + "loaded: \(named.isEmpty ? "a plugin file in the directory was" : "its file was") refused in this run ("
-            + shown.joined(separator: "; ") + ")"
     }
 
     /// Whether the input is an `.eddy` file that stores an encoding no storage in `snapshot` (the

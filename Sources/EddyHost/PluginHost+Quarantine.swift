@@ -31,19 +31,42 @@ extension PluginHost {
     /// - Parameter descriptor: the file, already open (`eddy serve` never opens a checked path again):
     ///   its footer is read with `pread`, at most 4 MiB of it, and nothing is mapped.
     public func quarantineExplanation(forEddyFile path: String, descriptor: Int32? = nil) -> String? {
-        let snapshot = session.kernels.snapshot
-        let opened: EddyFile?
-        if let descriptor {
-            opened = try? EddyFile(
-                descriptor: descriptor, path: path, snapshot: snapshot, requireEncodings: false,
-                verifyChecksums: false, maxFooterBytes: 4 << 20, mapped: false)
-        } else {
-            opened = try? EddyFile(path: path, snapshot: snapshot, requireEncodings: false, verifyChecksums: false)
-        }
-        guard let file = opened else { return nil }
+        guard let file = openedForExplanation(path, descriptor) else { return nil }
         for e in file.missing {
             if let note = quarantineNote(for: e) { return "\(Self.escaped(path)): \(note)" }
         }
         return nil
+    }
+
+    /// For an `.eddy` file that cannot be opened because an encoding's plugin is not loaded while a
+    /// plugin file in the directory was refused (`rows`: its probe crashed, say): the message naming
+    /// the file and the refusal — of the file that names that plugin, else of every refused file (a
+    /// probe that crashed before the manifest names none) — instead of "add that plugin to the plugin
+    /// directory". Nil when no file was refused or no plugin encoding is missing.
+    public func refusalExplanation(forEddyFile path: String, descriptor: Int32? = nil, rows: [PluginReportRow])
+        -> String?
+    {
+        let refused = rows.filter { $0.status == .rejected }
+        guard !refused.isEmpty, let file = openedForExplanation(path, descriptor),
+            let missing = file.missing.first(where: { !$0.isBuiltin })
+        else { return nil }
+        let named = refused.filter { $0.plugin == missing.pluginName }
+        let shown = (named.isEmpty ? refused : named).prefix(3).map { "\(Self.escaped($0.file)): \($0.reason)" }
+        return "\(Self.escaped(path)): needs encoding \(Self.escaped(missing.name)), written by plugin "
+            + "\(Self.escaped(missing.pluginName)) \(Self.escaped(missing.pluginVersion)), which is not loaded: "
+            + (named.isEmpty ? "a plugin file in the directory that may hold it was" : "its file was")
+            + " refused (" + shown.joined(separator: "; ") + ")"
+    }
+
+    /// The file opened only for its footer and the encodings it needs (nothing mapped when `descriptor`
+    /// is given: read with `pread`, at most 4 MiB of footer).
+    private func openedForExplanation(_ path: String, _ descriptor: Int32?) -> EddyFile? {
+        let snapshot = session.kernels.snapshot
+        if let descriptor {
+            return try? EddyFile(
+                descriptor: descriptor, path: path, snapshot: snapshot, requireEncodings: false,
+                verifyChecksums: false, maxFooterBytes: 4 << 20, mapped: false)
+        }
+        return try? EddyFile(path: path, snapshot: snapshot, requireEncodings: false, verifyChecksums: false)
     }
 }

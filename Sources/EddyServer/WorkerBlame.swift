@@ -51,15 +51,18 @@ extension EddyServer {
     }
 
     /// A worker's refusal of an `.eddy` file whose encoding's plugin is not loaded because its build
-    /// is quarantined, said as such (the worker knows nothing of quarantines and asks for the plugin
-    /// to be added, though its file is in the directory); nil for any other answer. The footer is read
-    /// through the request's open descriptor.
+    /// is quarantined or its file was refused, said as such (the worker knows nothing of either and
+    /// asks for the plugin to be added, though its file is in the directory); nil for any other
+    /// answer. The footer is read through the request's open descriptor.
     func quarantineReply(_ job: EvalRequest.Job?, status: Int) -> Response? {
-        guard status >= 400, let job, job.inputFormat == "eddy", let fd = job.file?.descriptor,
-            !host.quarantined.isEmpty,
-            let note = host.quarantineExplanation(
-                forEddyFile: job.uploaded ? "the upload" : job.path, descriptor: fd)
-        else { return nil }
+        guard status >= 400, let job, job.inputFormat == "eddy", let fd = job.file?.descriptor else { return nil }
+        let name = job.uploaded ? "the upload" : job.path
+        // Quarantined, else refused at load (its probe crashed, say): either way its file is in the
+        // directory, and the worker's "add that plugin" would mislead.
+        let note =
+            (host.quarantined.isEmpty ? nil : host.quarantineExplanation(forEddyFile: name, descriptor: fd))
+            ?? host.refusalExplanation(forEddyFile: name, descriptor: fd, rows: watcher.report)
+        guard let note else { return nil }
         return json(ErrorReply(note), status: HTTPResponse.Status(code: status))
     }
 }

@@ -136,10 +136,21 @@ import Testing
         #expect(refused.status == 1, "\(refused.stderr)")
         #expect(
             refused.stderr.contains(
-                "needs encoding ext.delta, written by plugin delta 1.0.0, which is not loaded: its file was refused in this run"
+                "needs encoding ext.delta, written by plugin delta 1.0.0, which is not loaded: its file was refused ("
             )
                 && refused.stderr.contains("delta.so: crashed in the probe process")
                 && !refused.stderr.contains("add that plugin"), "\(refused.stderr)")
+        // eddy serve: the worker asks for the plugin to be added; the server says a file was refused.
+        let crashing = ScratchDirectory()
+        try crashing.copy(PluginFiles.built("EddyFixtureCrashing"), as: "crashing.so")
+        let server = try Server(pluginDir: crashing.path, arguments: ["--workers", "1"], environment: env)
+        try server.waitForPlugin("crashing.so") { $0?["status"] as? String == "rejected" }
+        let (code, body) = try server.request("POST", "/eval", json: ["path": eddyFile, "select": "sum(id)"])
+        let error = body["error"] as? String ?? ""
+        #expect(code >= 400 && code < 500, "\(body)")
+        #expect(
+            error.contains("needs encoding ext.delta") && error.contains("crashing.so: crashed in the probe process")
+                && !error.contains("add that plugin"), "\(error)")
     }
 
     @Test func aRunningServerSurvivesACrashingPluginDroppedIntoItsDirectory() throws {
