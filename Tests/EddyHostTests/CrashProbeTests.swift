@@ -23,6 +23,20 @@ import Testing
         return (dir, shadow, work)
     }
 
+    /// Turns the last passed verdict in the copy directory (the delta build's, under eval's key) into a
+    /// refusal made now, as a probe that crashed would have left it.
+    static func forgeRefusal(in shadow: ScratchDirectory) throws {
+        let verdicts = shadow.path + "/probed.tsv"
+        let lines = try String(contentsOfFile: verdicts, encoding: .utf8).split(separator: "\n")
+        let last = try #require(lines.last?.split(separator: "\t", omittingEmptySubsequences: false))
+        try FileManager.default.removeItem(atPath: verdicts)
+        let refusal = [
+            String(last[0]), String(last[1]), String(Int(Date().timeIntervalSince1970)), "delta", "1.0.0",
+            "crashed in the probe process (killed by signal 11, Segmentation fault); not loaded into the host",
+        ].joined(separator: "\t")
+        try (refusal + "\n").write(toFile: shadow.path + "/refused.tsv", atomically: false, encoding: .utf8)
+    }
+
     /// `eddy eval` of `sum(fare)` over the work directory's trips with the plugin directory.
     static func sumFare(_ work: ScratchDirectory, _ plugins: ScratchDirectory) -> [String] {
         ["eval", work.path + "/trips.csv", "--plugin-dir", plugins.path, "--select", "sum(fare)", "--format", "csv"]
@@ -92,15 +106,7 @@ import Testing
         #expect(first.status == 0 && !first.stderr.contains("warning"), "\(first.stderr)")
         // The one-shot's passed verdict, turned into a refusal under the same key (as a probe killed by
         // a crash that does not recur would have left it).
-        let verdicts = shadow.path + "/probed.tsv"
-        let passed = try String(contentsOfFile: verdicts, encoding: .utf8).split(separator: "\n")
-        let f = try #require(passed.first?.split(separator: "\t", omittingEmptySubsequences: false))
-        try FileManager.default.removeItem(atPath: verdicts)
-        let refusal = [
-            String(f[0]), String(f[1]), String(Int(Date().timeIntervalSince1970)), "delta", "1.0.0",
-            "crashed in the probe process (killed by signal 11, Segmentation fault); not loaded into the host",
-        ].joined(separator: "\t")
-        try (refusal + "\n").write(toFile: shadow.path + "/refused.tsv", atomically: false, encoding: .utf8)
+        try Self.forgeRefusal(in: shadow)
         let refused = try Eddy.run(eval, environment: env)
         #expect(refused.stderr.contains("not probed again for 10 minutes"), "\(refused.stderr)")
         let listed = try Eddy.run(["plugins", "--plugin-dir", dir.path], environment: env)
@@ -123,15 +129,7 @@ import Testing
         let loaded = try Eddy.run(eval, environment: env)
         #expect(loaded.status == 0, "\(loaded.stderr)")
         // eval's passed verdict turned into a recent refusal (as a crash in its probe would leave it).
-        let verdicts = shadow.path + "/probed.tsv"
-        let lines = try String(contentsOfFile: verdicts, encoding: .utf8).split(separator: "\n")
-        let mine = try #require(lines.last?.split(separator: "\t", omittingEmptySubsequences: false))
-        try FileManager.default.removeItem(atPath: verdicts)
-        let refusal = [
-            String(mine[0]), String(mine[1]), String(Int(Date().timeIntervalSince1970)), "delta", "1.0.0",
-            "crashed in the probe process (killed by signal 11, Segmentation fault); not loaded into the host",
-        ].joined(separator: "\t")
-        try (refusal + "\n").write(toFile: shadow.path + "/refused.tsv", atomically: false, encoding: .utf8)
+        try Self.forgeRefusal(in: shadow)
         let refused = try Eddy.run(eval, environment: env)
         #expect(refused.status == 1, "\(refused.stderr)")
         #expect(
