@@ -111,8 +111,12 @@ struct ConvertCommand: ParsableCommand {
             if EddyFileFormat.isEddyFile(input) {
                 throw IOError(file: input, line: 0, column: 0, message: "is already an .eddy file")
             }
+            // Types are inferred from the first batch (up to 10,000 records, as JSON Lines keys are):
+            // batches of at least that many, cut into chunks by EddyConvert, so that `--chunk-rows 1` infers
+            // the same types as the default (a column empty in its first row was text, integers below).
             let reader = try openReader(
-                input, format: inputFormat ?? nil, overrides: overrides, batchRows: chunkRows,
+                input, format: inputFormat ?? nil, overrides: overrides,
+                batchRows: Swift.max(chunkRows, CSVReader.inferenceRows),
                 limits: ReadLimits(maxRecordBytes: maxRecordBytes), snapshot: snapshot)
             let writer =
                 try committer.map {

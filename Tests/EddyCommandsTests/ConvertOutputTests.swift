@@ -8,6 +8,27 @@ import Testing
 
 /// What `eddy convert` writes, and what it must never write over (issue 27).
 @Suite struct ConvertOutputTests {
+    /// A small `--chunk-rows` does not narrow type inference: a column empty in the first row and
+    /// integers below is `i64` whatever the chunk size (it was `utf8` at `--chunk-rows 1`, and a
+    /// comparison with a number then failed), and the chunks are still that size.
+    @Test func aSmallChunkSizeInfersTheSameTypes() throws {
+        let work = ScratchDirectory()
+        let csv = work.write(
+            "t.csv",
+            "id,n\n" + (0..<200).map { "\($0),\($0 == 0 ? "" : String($0 % 10))" }.joined(separator: "\n") + "\n")
+        for chunk in ["1", "7", "65536"] {
+            let out = work.path + "/t\(chunk).eddy"
+            let r = try Eddy.run(["convert", csv, out, "--chunk-rows", chunk])
+            #expect(r.status == 0, "\(chunk): \(r.stderr)")
+            let inspected = try Eddy.run(["inspect", out, "--json"])
+            let object = try JSONSerialization.jsonObject(with: Data(inspected.stdout.utf8)) as? [String: Any]
+            let chunks = object?["chunks"] as? Int ?? 0
+            #expect(chunks == (chunk == "1" ? 200 : chunk == "7" ? 29 : 1), "\(chunk): \(chunks) chunks")
+            let q = try Eddy.run(["eval", out, "--where", "n > 5", "--select", "count(*), sum(n)", "--format", "csv"])
+            #expect(q.status == 0 && q.stdout == "count(*),sum(n)\n80,600\n", "\(chunk): \(q.stdout) \(q.stderr)")
+        }
+    }
+
     /// Another user pre-created every name the old `OUT.partial-<pid>` could take, 0666, in a shared
     /// sticky directory: root's conversion opened one of them without O_EXCL and the finished file was
     /// that user's, mode 0666. The temporary file is now a new one of its own (O_EXCL, a random name),

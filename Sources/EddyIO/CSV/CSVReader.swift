@@ -43,7 +43,7 @@ public final class CSVReader: TableReader {
     /// Bytes per read.
     static let readBytes = 256 << 10
     /// Records types are inferred from (the first batch holds no more).
-    static let inferenceRows = 10_000
+    public static let inferenceRows = 10_000
 
     /// Opens `path`, reads the header and infers the schema from the first batch.
     /// - Parameters:
