@@ -116,7 +116,7 @@ struct ConvertCommand: ParsableCommand {
             // the same types as the default (a column empty in its first row was text, integers below).
             let reader = try openReader(
                 input, format: inputFormat ?? nil, overrides: overrides,
-                batchRows: Swift.max(chunkRows, CSVReader.inferenceRows),
+                batchRows: Swift.max(chunkRows, TableOptions.inferenceRows),
                 limits: ReadLimits(maxRecordBytes: maxRecordBytes), snapshot: snapshot)
             let writer =
                 try committer.map {

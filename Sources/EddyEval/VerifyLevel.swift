@@ -51,7 +51,8 @@ package enum VerifyLevel: String, CaseIterable, Sendable {
         let tree = first.input.split(separator: "\n").map { $0.drop(while: \.isWhitespace) }
             .prefix(12).joined(separator: " / ")
         return .refused(
-            "wrong answer: \(report.failures.count) of \(inputs) inputs disagreed with decode-then-compute "
+            PluginVerifier.wrongAnswerPrefix
+                + "\(report.failures.count) of \(inputs) inputs disagreed with decode-then-compute "
                 + "(keys: \(failing.joined(separator: ", "))); first: "
                 + first.problem.split(separator: "\n").joined(separator: "; ") + "; input: " + tree)
     }

@@ -193,11 +193,10 @@ extension PluginHost {
         // `eddy eval` would otherwise start a process per plugin every time).
         let host = probeHostKey(probe)
         let now = Double(time(nil))
+        let refusals = copies.probeRefusals(hash: hash, host: host, now: now)
         // A build a probe caught giving a wrong answer (at any --verify level, in either program) is
         // never loaded again: not by a host verifying less, not after a while.
-        if let wrong = copies.probeRefusal(
-            hash: hash, host: PrivateCopies.wrongAnswerKey, now: now, lifetime: .infinity)
-        {
+        if let wrong = refusals.wrongAnswer {
             attempt.probeNote = .refusedEarlier
             throw attempt.stop(
                 .rejected,
@@ -213,7 +212,7 @@ extension PluginHost {
         }
         // A one-shot host takes a recent refusal of the same bytes as the verdict: a build that crashes
         // in its probe would otherwise cost every query a child process (~40 ms).
-        if reusesRefusals, let host, let refused = copies.probeRefusal(hash: hash, host: host, now: now) {
+        if reusesRefusals, let refused = refusals.recent {
             attempt.probeNote = .refusedEarlier
             let minutes = Int(PrivateCopies.probeRefusalLifetime / 60)
             throw attempt.stop(
@@ -246,39 +245,18 @@ extension PluginHost {
                 copies.recordProbeRefusal(
                     hash: hash, host: host, at: now, plugin: plugin, version: version, reason: reason)
             }
-            if Self.reportsWrongAnswer(reason) {
+            if PluginVerifier.reportsWrongAnswer(reason) {
                 copies.recordProbeRefusal(
                     hash: hash, host: PrivateCopies.wrongAnswerKey, at: now, plugin: plugin, version: version,
                     reason: reason)
             }
             throw attempt.stop(.rejected, reason, plugin: plugin, version: version, hash: short)
         case .failed(let reason):
-            if let host, Self.failureLasts(reason) {
+            if let host, PluginProbe.failureLasts(reason) {
                 copies.recordProbeRefusal(hash: hash, host: host, at: now, plugin: "", version: "", reason: reason)
             }
             throw attempt.stop(.rejected, reason, hash: short)
         }
-    }
-
-    /// Whether a probe's refusal is verification's wrong answer (``VerifyLevel``'s report: "refused by
-    /// verification (--verify …): plugin … …: wrong answer: …"), not a crash, hang or a check not reached.
-    static func reportsWrongAnswer(_ reason: String) -> Bool {
-        reason.utf8.starts(with: "refused by verification (".utf8) && mentions(reason, ": wrong answer: ")
-    }
-
-    /// Whether a probe failure says something about the plugin's bytes that the next probe would find
-    /// again (a crash, a hang, plugin code exiting), not about the moment: a child killed from outside
-    /// (SIGKILL: the OOM killer, an administrator) or one that could not start or hand off.
-    static func failureLasts(_ reason: String) -> Bool {
-        !mentions(reason, "killed by signal \(SIGKILL),") && !reason.utf8.starts(with: "could not start".utf8)
-            && !mentions(reason, "before reporting anything")
-    }
-
-    /// Whether `part` occurs in `text` (compared as bytes).
-    static func mentions(_ text: String, _ part: String) -> Bool {
-        let (hay, needle) = (Array(text.utf8), Array(part.utf8))
-        guard hay.count >= needle.count else { return false }
-        return (0...(hay.count - needle.count)).contains { hay[$0..<($0 + needle.count)].elementsEqual(needle) }
     }
 
     /// Stage 5 in a supervisor (``Loading/checkOnly``): the probe's word is all it takes; workers load
@@ -493,7 +471,7 @@ extension PluginHost {
         case .refused(let report)?:
             throw attempt.stop(
                 .rejected,
-                "refused by verification (--verify \(verifier.level)): plugin \(Self.escaped(manifest.name)) "
+                PluginVerifier.refusalPrefix + "--verify \(verifier.level)): plugin \(Self.escaped(manifest.name)) "
                     + "\(Self.escaped(manifest.version)): \(Self.escaped(report))",
                 plugin: manifest.name, version: manifest.version, hash: short)
         }

@@ -137,6 +137,22 @@ public struct PluginProbe: Sendable {
         }
     }
 
+    /// Whether a failure says something about the plugin's bytes that the next probe would find again
+    /// (a crash, a hang, plugin code exiting), not about the moment: a child killed from outside
+    /// (SIGKILL: the OOM killer, an administrator), one that could not start, or a hand-off that failed
+    /// (the wordings ``check(descriptor:path:)`` and ``outcome(record:status:)`` use).
+    static func failureLasts(_ reason: String) -> Bool {
+        !mentions(reason, "killed by signal \(SIGKILL),") && !reason.utf8.starts(with: "could not start".utf8)
+            && !mentions(reason, "before reporting anything")
+    }
+
+    /// Whether `part` occurs in `text` (as bytes).
+    static func mentions(_ text: String, _ part: String) -> Bool {
+        let (hay, needle) = (Array(text.utf8), Array(part.utf8))
+        guard hay.count >= needle.count else { return false }
+        return (0...(hay.count - needle.count)).contains { hay[$0..<($0 + needle.count)].elementsEqual(needle) }
+    }
+
     /// What the child's record and exit status say about the plugin.
     static func outcome(record: [UInt8], status: Int32) -> Outcome {
         let signal = status & 0x7f

@@ -34,6 +34,17 @@ public struct VerifiedInputs: Sendable, Equatable {
         case refused(String)
     }
 
+    /// How a refusal by verification starts, as the loader words it (see ``reportsWrongAnswer(_:)``).
+    public static let refusalPrefix = "refused by verification ("
+    /// How a report of a disagreement with decode-then-compute starts.
+    public static let wrongAnswerPrefix = "wrong answer: "
+
+    /// Whether a load's refusal is verification's wrong answer (``refusalPrefix`` … `: ` then
+    /// ``wrongAnswerPrefix``), not a crash, hang or a check not reached.
+    public static func reportsWrongAnswer(_ reason: String) -> Bool {
+        reason.utf8.starts(with: refusalPrefix.utf8) && PluginProbe.mentions(reason, ": " + wrongAnswerPrefix)
+    }
+
     /// The level's name as the flag spells it (`quick`, `full`).
     public let level: String
     /// Seconds the check may take (its own time limit).

@@ -413,34 +413,45 @@ final class PrivateCopies: Sendable {
     /// same next time, but a probe that timed out on a loaded machine may pass later.
     static let probeRefusalLifetime: Double = 600
 
-    /// Why an earlier probe of these bytes (`hash`) under `host` refused them, with the plugin and
-    /// version it named (escaped) and when (seconds since the epoch); nil when none did within
-    /// ``probeRefusalLifetime`` of `now`. A record is only ever a reason to refuse: a forged one
-    /// cannot make a build load.
-    func probeRefusal(hash: String, host: String, now: Double, lifetime: Double = probeRefusalLifetime) -> (
-        reason: String, plugin: String, version: String, at: Double
-    )? {
+    /// A refusal on record: why, the plugin and version it named (escaped) and when (seconds since
+    /// the epoch).
+    typealias Refused = (reason: String, plugin: String, version: String, at: Double)
+
+    /// What earlier probes of these bytes (`hash`) refused, read in one pass: a wrong answer found by
+    /// verification (kept under ``wrongAnswerKey``, for good), and the latest refusal under `host`
+    /// within ``probeRefusalLifetime`` of `now` unless a probe passed since (under any key: `eddy plugins`
+    /// is another program). A record is only ever a reason to refuse: a forged one cannot make a build load.
+    func probeRefusals(hash: String, host: String?, now: Double) -> (wrongAnswer: Refused?, recent: Refused?) {
+        var wrong: Refused?
+        var recent: Refused?
+        var cleared = false
         for line in recordLines(Self.probeRefusalFile, startingWith: hash + "\t", limit: Self.probeVerdictLimit)
             .reversed()
         {
             let f = line.split(separator: "\t", omittingEmptySubsequences: false)
             guard f.count == 6, f[0] == hash else { continue }
-            // A probe of the same bytes that passed since (under any key: `eddy plugins` is another
-            // program) clears the refusals before it; never a wrong answer, which no lesser check undoes.
-            if f[1] == Self.passedMark && host != Self.wrongAnswerKey { return nil }
-            guard f[1] == host, let at = Double(f[2]), at.isFinite, at <= now + 1, now - at < lifetime else {
+            if f[1] == Self.passedMark {
+                cleared = true
                 continue
             }
-            return (String(f[5]), String(f[3]), String(f[4]), at)
+            guard let at = Double(f[2]), at.isFinite else { continue }
+            let refused = (String(f[5]), String(f[3]), String(f[4]), at)
+            if f[1] == Self.wrongAnswerKey {
+                if wrong == nil { wrong = refused }
+            } else if !cleared, recent == nil, let host, f[1] == host, at <= now + 1,
+                now - at < Self.probeRefusalLifetime
+            {
+                recent = refused
+            }
         }
-        return nil
+        return (wrong, recent)
     }
 
     /// The host field of a line saying the bytes passed a probe after the refusals above it.
     static let passedMark = "*"
 
     /// Notes that `hash` passed a probe, when a refusal of it is on record (see
-    /// ``probeRefusal(hash:host:now:lifetime:)``).
+    /// ``probeRefusals(hash:host:now:)``).
     func clearProbeRefusals(hash: String, at: Double) {
         guard !recordLines(Self.probeRefusalFile, startingWith: hash + "\t", limit: Self.probeVerdictLimit).isEmpty
         else { return }
@@ -455,7 +466,7 @@ final class PrivateCopies: Sendable {
     /// and with no lifetime (waiting does not fix it; new bytes are probed afresh).
     static let wrongAnswerKey = "wrong-answer"
 
-    /// Keeps a probe's refusal of `hash` under `host` (see ``probeRefusal(hash:host:now:lifetime:)``).
+    /// Keeps a probe's refusal of `hash` under `host` (see ``probeRefusals(hash:host:now:)``).
     func recordProbeRefusal(hash: String, host: String, at: Double, plugin: String, version: String, reason: String) {
         let line = [
             hash, host, String(Int(at)), PluginHost.escaped(plugin), PluginHost.escaped(version),

@@ -50,6 +50,9 @@ public struct TableOptions: Sendable {
     public var limits = ReadLimits()
     /// Whether CSV columns are typed (a query that reads no column needs no types).
     public var inferTypes = true
+    /// How many of the first records CSV and JSON Lines types (and JSON Lines keys) are inferred from:
+    /// the first batch's, up to this many.
+    public static let inferenceRows = 10_000
     /// Whether an `.eddy` file is mapped (else read with `pread`).
     public var mapped = true
 

@@ -43,7 +43,7 @@ public final class JSONLinesReader: TableReader {
                 file: path, line: 0, column: 0,
                 message: "--schema names column '\(key)', which no object in the first rows has")
         }
-        for object in first.objects.prefix(10_000) {
+        for object in first.objects.prefix(TableOptions.inferenceRows) {
             for (k, v) in object {
                 kinds[k] = (kinds[k] ?? .null).widened(with: v.kind)
             }

@@ -182,12 +182,12 @@ import Testing
         #expect(segv.contains("killed by signal 11") && !segv.contains("Swift runtime trap"), "\(segv)")
         // A crash recurs; a child killed from outside (the OOM killer) or one that could not start does not
         // say anything about the plugin and is not kept as its verdict.
-        #expect(PluginHost.failureLasts(segv))
+        #expect(PluginProbe.failureLasts(segv))
         guard case .failed(let killed) = PluginProbe.outcome(record: [], status: SIGKILL) else {
             Issue.record("SIGKILL was not a failure")
             return
         }
-        #expect(!PluginHost.failureLasts(killed), "\(killed)")
-        #expect(!PluginHost.failureLasts("could not start the probe process: Resource temporarily unavailable"))
+        #expect(!PluginProbe.failureLasts(killed), "\(killed)")
+        #expect(!PluginProbe.failureLasts("could not start the probe process: Resource temporarily unavailable"))
     }
 }

@@ -42,8 +42,6 @@ public final class CSVReader: TableReader {
     static let batchBytes = 32 << 20
     /// Bytes per read.
     static let readBytes = 256 << 10
-    /// Records types are inferred from (the first batch holds no more).
-    public static let inferenceRows = 10_000
 
     /// Opens `path`, reads the header and infers the schema from the first batch.
     /// - Parameters:
@@ -85,7 +83,7 @@ public final class CSVReader: TableReader {
         // Infer from the first batch, which is kept and returned first: at most the 10,000 records
         // inference reads, so that splitting every column of it on this thread stays short (the other
         // batches are split on the workers, with only the columns the query needs).
-        if inferTypes, let first = try nextSlice(maxRecords: Swift.min(self.batchRows, Self.inferenceRows)) {
+        if inferTypes, let first = try nextSlice(maxRecords: Swift.min(self.batchRows, TableOptions.inferenceRows)) {
             let all = [Bool](repeating: true, count: names.count)
             pending = (first, try CSVBatchScan(first, columns: names.count, wanted: all, path: path))
         }
@@ -97,7 +95,7 @@ public final class CSVReader: TableReader {
             }
             var kind = InferredKind.null
             if let col = pending?.scan.columns[k] {
-                for i in 0..<Swift.min(col.count, Self.inferenceRows) where !col.nulls[i] {
+                for i in 0..<Swift.min(col.count, TableOptions.inferenceRows) where !col.nulls[i] {
                     kind = kind.widened(with: col.withField(i, FieldParse.kind))
                     if kind == .utf8 { break }
                 }

@@ -165,13 +165,14 @@ public final class ArrayKernels: Sendable {
         }
     }
 
-    private static func build(
-        _ s: State
-    ) -> KernelSnapshot {
-        build(
-            generation: s.generation, kernels: s.kernels, rules: s.rules,
-            plugins: s.plugins.values.sorted { $0.name < $1.name },
-            hooks: s.hooks.sorted { $0.key < $1.key }.flatMap(\.value),
+    /// The snapshot of everything `s` holds: flat kernel and rule tables as wide as the encodings
+    /// interned now, plugins in name order with their hooks, encoding owners and storages.
+    private static func build(_ s: State) -> KernelSnapshot {
+        let width = EncodingID.internedCount
+        return KernelSnapshot(
+            generation: s.generation, width: width, executeParent: table(s.kernels, width: width),
+            reduceParent: table(s.rules, width: width), plugins: s.plugins.values.sorted { $0.name < $1.name },
+            compressorHooks: s.hooks.sorted { $0.key < $1.key }.flatMap(\.value),
             encodingOwners: Dictionary(
                 s.encodings.flatMap { name, list in
                     list.compactMap { e in s.plugins[name].map { (EncodingID(e).index, $0) } }
@@ -179,19 +180,6 @@ public final class ArrayKernels: Sendable {
             storages: Dictionary(
                 s.storages.sorted { $0.key < $1.key }.flatMap(\.value).map { ($0.encoding.name, $0) },
                 uniquingKeysWith: { a, _ in a }))
-    }
-
-    private static func build(
-        generation: Int, kernels: [Key: [ExecuteParentKernel]],
-        rules: [Key: [ReduceParentRule]], plugins: [KernelOwner],
-        hooks: [CompressorHook], encodingOwners: [Int: KernelOwner], storages: [String: EncodingStorage]
-    ) -> KernelSnapshot {
-        let width = EncodingID.internedCount
-        let ep = table(kernels, width: width)
-        let rp = table(rules, width: width)
-        return KernelSnapshot(
-            generation: generation, width: width, executeParent: ep, reduceParent: rp, plugins: plugins,
-            compressorHooks: hooks, encodingOwners: encodingOwners, storages: storages)
     }
 
     /// Removes the entries whose owner `removing` picks, and returns how many it removed.

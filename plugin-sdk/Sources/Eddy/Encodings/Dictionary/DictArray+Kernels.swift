@@ -48,16 +48,23 @@ extension DictArray {
         case .uint8, .uint16, .uint32: break
         default: return nil
         }
-        switch codes.validity {
-        case .allValid: break
-        case .allInvalid: return nil
-        case .bitmap: guard dtype.nullability == .nullable else { return nil }
-        }
+        guard codesMayGiveRows(codes.validity, dtype) else { return nil }
         let (trueCount, k) = trueValues(lut.bits)
         guard trueCount == 1 else { return nil }
         let (bits, maxCode) = codes.compareWords(.eq, UInt64(k), wantMax: true)
         guard maxCode < UInt64(lut.bits.count) else { return nil }
         return BoolArray(uncheckedBits: bits, validity: codes.validity, nullability: dtype.nullability)
+    }
+
+    /// Whether codes with `validity` may give the rows of a `dtype` result on the fast paths: null codes
+    /// give null rows, so only into a nullable result, and codes that are all null are left to the
+    /// checked path.
+    static func codesMayGiveRows(_ validity: Validity, _ dtype: DType) -> Bool {
+        switch validity {
+        case .allValid: true
+        case .allInvalid: false
+        case .bitmap: dtype.nullability == .nullable
+        }
     }
 
     /// How many of the per-value results are true, and the index of the last true one (0 when none).
@@ -84,11 +91,7 @@ extension DictArray {
     /// that are not unsigned, or a code outside the values (left to the checked path).
     static func mapCodes(_ codes: PrimitiveArray, _ lut: BoolArray, _ dtype: DType) -> (any ArrayNode)? {
         guard case .allValid = lut.validity else { return nil }
-        switch codes.validity {
-        case .allValid: break
-        case .allInvalid: return nil
-        case .bitmap: guard dtype.nullability == .nullable else { return nil }
-        }
+        guard codesMayGiveRows(codes.validity, dtype) else { return nil }
         let n = codes.count
         if n == 0 {
             return BoolArray(uncheckedBits: Bitmap(repeating: false, count: 0), nullability: dtype.nullability)
