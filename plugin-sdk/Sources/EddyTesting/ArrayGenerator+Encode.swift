@@ -102,6 +102,19 @@ extension ArrayGenerator {
             codes = codes.map { $0 ?? 0 }
         }
         let distinct = Swift.max(index.count, 1)
+        // Values no row uses, after the used ones: a filter or slice pushed into the codes keeps the
+        // whole dictionary, and a file's dictionary serves all its pages. A kernel must answer from the
+        // codes present, not from every value (`min` of the values is not the column's min).
+        if n > 0 && !index.isEmpty && chance(0.3) {
+            let extra = try self.column(column.dtype.with(.nonNullable), count: int(1...3))
+            for i in 0..<extra.count {
+                let v = try extra.scalar(at: i).value
+                if index[v] == nil {
+                    index[v] = UInt32(index.count)
+                    values.append(v)
+                }
+            }
+        }
         // Codes before and after the rows: the view starts at an offset and ends before its buffer does.
         let before = n > 0 && chance(0.3) ? int(1...70) : 0
         let after = before > 0 ? int(0...70) : 0
