@@ -7,6 +7,7 @@
 #include <sys/prctl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 int eddy_die_with_parent(pid_t expected_parent) {
@@ -96,8 +97,22 @@ static void write_clean(const char *s, size_t limit) {
     if (used > 0) (void)!write(STDERR_FILENO, buffer, used);
 }
 
+/// Threads inside `crash_handler` that may still be writing their report. A thread hands the signal on
+/// (and Swift's backtracer then stops every thread) only once this is zero, so that two threads
+/// faulting together (every thread reading a file cut short does) do not cut each other's line short.
+static volatile int crash_writers = 0;
+
+static void wait_for_crash_writers(void) {
+    // Bounded: a writer stuck on a full stderr pipe must not keep the process from ending (~2 s).
+    for (int i = 0; i < 2000 && __atomic_load_n(&crash_writers, __ATOMIC_SEQ_CST) > 0; i++) {
+        struct timespec pause = {0, 1000000};
+        nanosleep(&pause, NULL);
+    }
+}
+
 static void crash_handler(int sig, siginfo_t *info, void *context) {
     (void)context;
+    __atomic_add_fetch(&crash_writers, 1, __ATOMIC_SEQ_CST);
     const char *site = eddy_plugin_call_current ? eddy_plugin_call_current() : NULL;
     // A thread plugin code started runs no marked call when it crashes: name the code that started it.
     if (!site) site = eddy_thread_origin();
@@ -143,6 +158,8 @@ static void crash_handler(int sig, siginfo_t *info, void *context) {
         write_all(": the file was truncated or replaced in place while it was mapped and read; run again on "
                   "the complete file (under eddy serve, workers keep such a crash from the server)\n");
     }
+    __atomic_sub_fetch(&crash_writers, 1, __ATOMIC_SEQ_CST);
+    wait_for_crash_writers();
     // Hand the signal to whoever had it before (Swift's backtracer, or the default action), so the
     // process still ends with the signal's status.
     for (size_t i = 0; i < CRASH_SIGNAL_COUNT; i++) {
