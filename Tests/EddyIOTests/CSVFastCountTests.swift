@@ -83,6 +83,51 @@ import Testing
         #expect(fellBack > 0)
     }
 
+    /// Records of 20–130 bytes, as real files have (the count reads 64-byte blocks, most holding one or
+    /// two newlines): a flaw anywhere among them (a field too many or too few, a record past the limit,
+    /// a blank or CR-only line, a one-byte record) is counted or reported exactly as the batches do it.
+    @Test func blocksOfOrdinaryRecordsAgreeWithBatches() throws {
+        let dir = ScratchDirectory()
+        let limits = ReadLimits(maxRecordBytes: 100)
+        for seed in UInt64(1)...40 {
+            var g = CSVReaderTests.Generator(state: seed &* 7919)
+            let columns = Int(seed % 4) + 1
+            let rows = 300 + g.below(300)
+            var text = (0..<columns).map { "c\($0)" }.joined(separator: ",") + "\n"
+            let flawAt = g.below(rows)
+            let flaw = Int(seed % 7)
+            for r in 0..<rows {
+                var fields = (0..<columns).map { _ in String(repeating: "v", count: 20 / columns + g.below(30 / columns)) }
+                if r == flawAt {
+                    switch flaw {
+                    case 1: fields.append("extra")
+                    case 2 where columns > 1: fields.removeLast()
+                    case 3: fields[0] = String(repeating: "w", count: 101)
+                    case 4: text += "\n"
+                    case 5: text += "\r\n"
+                    case 6 where columns == 1: fields[0] = "z"
+                    default: break
+                    }
+                }
+                text += fields.joined(separator: ",") + (g.below(5) == 0 ? "\r\n" : "\n")
+            }
+            let path = dir.path + "/o\(seed).csv"
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            let expected = Self.byBatches(path, limits: limits)
+            for threads in [1, 2, 5] {
+                let reader = try CSVReader(path: path, batchRows: 16, limits: limits)
+                reader.scan(ScanRequest(projection: []))
+                let got: String
+                do {
+                    got = try reader.countRemaining(threads: threads, minimumRangeBytes: 1).map { "\($0.records)" } ?? "none"
+                } catch {
+                    got = "\(error)"
+                }
+                #expect(got == expected, "seed \(seed), flaw \(flaw), \(threads) threads")
+            }
+        }
+    }
+
     /// Both ways of counting report the first bad record in file order, whatever kind: a record with
     /// a field too few before one past --max-record-bytes in the same batch; and a last line ending
     /// in a CR without a newline counts that CR towards the limit.
