@@ -707,3 +707,111 @@ int eddy_add_sub_i64(int op, const int64_t *x, int64_t xs, const int64_t *y, int
     return (flag >> 63) != 0;
 }
 #undef EDDY_ADDSUB_LOOP
+
+// ---- Keeping the rows a mask selects: validity bits and fixed-width values.
+
+/* The 64 bits of `p` (`bytes` long) from bit `bit` on; bits past the end are 0. */
+static inline uint64_t eddy_bits_at(const uint8_t *p, size_t bytes, size_t bit) {
+    size_t byte = bit >> 3;
+    unsigned shift = (unsigned)(bit & 7);
+    if (byte >= bytes) return 0;
+    size_t avail = bytes - byte;
+    uint64_t raw = 0;
+    if (avail >= 9) {
+        memcpy(&raw, p + byte, 8);
+        if (shift) raw = (raw >> shift) | ((uint64_t)p[byte + 8] << (64 - shift));
+        return raw;
+    }
+    for (size_t k = 0; k < avail && k < 8; k++) raw |= (uint64_t)p[byte + k] << (8 * k);
+    raw >>= shift;
+    return raw;
+}
+
+static uint64_t eddy_pext_portable(uint64_t src, uint64_t mask) {
+    uint64_t out = 0;
+    unsigned k = 0;
+    while (mask) {
+        out |= ((src >> __builtin_ctzll(mask)) & 1) << k++;
+        mask &= mask - 1;
+    }
+    return out;
+}
+
+#if EDDY_HAVE_X86
+__attribute__((target("bmi2"))) static uint64_t eddy_pext_bmi2(uint64_t src, uint64_t mask) {
+    return _pext_u64(src, mask);
+}
+
+static int eddy_has_bmi2(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("bmi2") ? 1 : 0;
+    }
+    return cached;
+}
+#endif
+
+size_t eddy_bits_compress(const uint8_t *bits, size_t bits_bytes, size_t bits_offset, const uint8_t *mask,
+                          size_t mask_bytes, size_t mask_offset, size_t n, uint64_t *out, size_t limit) {
+#if EDDY_HAVE_X86
+    int bmi2 = eddy_has_bmi2();
+#endif
+    size_t o = 0;
+    for (size_t i = 0; i < n && o < limit; i += 64) {
+        uint64_t m = eddy_bits_at(mask, mask_bytes, mask_offset + i);
+        if (n - i < 64) m &= (1ull << (n - i)) - 1;
+        if (!m) continue;
+        uint64_t v = eddy_bits_at(bits, bits_bytes, bits_offset + i);
+        uint64_t taken;
+#if EDDY_HAVE_X86
+        taken = m == ~0ull ? v : bmi2 ? eddy_pext_bmi2(v, m) : eddy_pext_portable(v, m);
+#else
+        taken = m == ~0ull ? v : eddy_pext_portable(v, m);
+#endif
+        size_t k = (size_t)__builtin_popcountll(m);
+        if (k > limit - o) {
+            k = limit - o;
+            taken &= k == 64 ? ~0ull : (1ull << k) - 1;
+        }
+        /* Append k bits at bit o of out (whose words from o / 64 on are zero). */
+        size_t w = o >> 6;
+        unsigned s = (unsigned)(o & 63);
+        out[w] |= taken << s;
+        if (s && s + k > 64) out[w + 1] |= taken >> (64 - s);
+        o += k;
+    }
+    return o;
+}
+
+#define EDDY_COMPRESS_SCALAR(T)                                                                      \
+    {                                                                                                \
+        const T *v = (const T *)values;                                                              \
+        T *dst = (T *)out;                                                                           \
+        for (size_t i = 0; i < n && o < limit; i += 64) {                                            \
+            uint64_t m = eddy_bits_at(mask, mask_bytes, mask_offset + i);                            \
+            if (n - i < 64) m &= (1ull << (n - i)) - 1;                                              \
+            if (m == ~0ull && limit - o >= 64) {                                                     \
+                memcpy(dst + o, v + i, 64 * sizeof(T));                                              \
+                o += 64;                                                                             \
+                continue;                                                                            \
+            }                                                                                        \
+            while (m && o < limit) {                                                                 \
+                dst[o++] = v[i + (size_t)__builtin_ctzll(m)];                                        \
+                m &= m - 1;                                                                          \
+            }                                                                                        \
+        }                                                                                            \
+    }
+
+size_t eddy_compress_values(const void *values, int bytes, size_t n, const uint8_t *mask, size_t mask_bytes,
+                            size_t mask_offset, void *out, size_t limit) {
+    size_t o = 0;
+    switch (bytes) {
+    case 1: EDDY_COMPRESS_SCALAR(uint8_t) break;
+    case 2: EDDY_COMPRESS_SCALAR(uint16_t) break;
+    case 4: EDDY_COMPRESS_SCALAR(uint32_t) break;
+    case 8: EDDY_COMPRESS_SCALAR(uint64_t) break;
+    default: return 0;
+    }
+    return o;
+}

@@ -1,3 +1,5 @@
+internal import EddyKernelsC
+
 /// Which elements of an array are valid (not null).
 public enum Validity: Sendable {
     /// Every element is valid (always the case for a non-nullable type).
@@ -89,33 +91,24 @@ public enum Validity: Sendable {
     }
 
     /// The bits of `bits` where `mask` is set, in order, 64 rows at a time: each word's kept bits are
-    /// gathered (all 64 at once when the mask keeps the whole word) and appended as one word.
+    /// gathered (PEXT in C; all 64 at once when the mask keeps the whole word) and appended.
     /// Rows past either bitmap's end, or past `resultCount`, are not taken; a result short of
     /// `resultCount` is padded with zeros.
     static func compress(_ bits: Bitmap, keeping mask: Bitmap, resultCount: Int) -> Bitmap {
         let n = Swift.min(bits.count, mask.count)
-        var out = BitmapBuilder(capacity: resultCount)
-        var i = 0
-        while i < n && out.bitCount < resultCount {
-            var m = mask.word(at: i)
-            let v = bits.word(at: i)
-            var taken: UInt64
-            var k: Int
-            if m == ~0 {
-                (taken, k) = (v, 64)
-            } else {
-                (taken, k) = (0, 0)
-                while m != 0 {
-                    taken |= ((v >> UInt64(m.trailingZeroBitCount)) & 1) << UInt64(k)
-                    k &+= 1
-                    m &= m &- 1
-                }
-            }
-            out.appendUnchecked(word: taken, count: Swift.min(k, resultCount - out.bitCount))
-            i &+= 64
+        let count = Swift.max(resultCount, 0)
+        let words = (count + 63) / 64
+        // Zeroed: rows the mask does not reach (it keeps fewer than resultCount) read as null.
+        let storage = BufferStorage(byteCount: words * 8)
+        withExtendedLifetime((bits, mask)) {
+            _ = eddy_bits_compress(
+                bits.buffer.baseAddress.assumingMemoryBound(to: UInt8.self), bits.buffer.byteCount, bits.offset,
+                mask.buffer.baseAddress.assumingMemoryBound(to: UInt8.self), mask.buffer.byteCount, mask.offset, n,
+                storage.pointer.bindMemory(to: UInt64.self, capacity: Swift.max(words, 1)), count)
         }
-        out.append(false, count: resultCount - out.bitCount)
-        return out.finish()
+        return Bitmap(
+            uncheckedBuffer: Buffer(uncheckedStorage: storage, byteOffset: 0, byteCount: words * 8), offset: 0,
+            count: count)
     }
 }
 

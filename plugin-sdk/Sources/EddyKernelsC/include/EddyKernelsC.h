@@ -82,4 +82,18 @@ void eddy_plugin_call_record_runs(char *page, size_t size);
 /// Adds `site` to that list (``PluginCallSite`` calls it once per site).
 void eddy_plugin_call_record(const char *site);
 
+
+/// The bits of `bits` (`bits_bytes` readable, from bit `bits_offset`) at the rows 0..<n whose bit of
+/// `mask` (`mask_bytes` readable, from bit `mask_offset`) is set, packed from bit 0 of `out` (zeroed,
+/// at least ceil(limit / 64) words): at most `limit` of them. Returns how many were written. PEXT
+/// where the CPU has BMI2.
+size_t eddy_bits_compress(const uint8_t *bits, size_t bits_bytes, size_t bits_offset, const uint8_t *mask,
+                          size_t mask_bytes, size_t mask_offset, size_t n, uint64_t *out, size_t limit);
+
+/// The values (`bytes` 1, 2, 4 or 8 wide) of rows 0..<n whose bit of `mask` (`mask_bytes` readable,
+/// from bit `mask_offset`) is set, in order, into `out`: at most `limit`. Returns how many were
+/// written (0 for another width).
+size_t eddy_compress_values(const void *values, int bytes, size_t n, const uint8_t *mask, size_t mask_bytes,
+                            size_t mask_offset, void *out, size_t limit);
+
 #endif

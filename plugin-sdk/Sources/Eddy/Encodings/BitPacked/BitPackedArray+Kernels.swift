@@ -118,17 +118,21 @@ private struct GatherPacked: IntegerPTypeVisitor {
             nullability: a.dtype.nullability)
     }
 
-    /// Unpacks 1,024 values at a time into a scratch block, patches it, then copies the kept ones.
+    /// Unpacks 1,024 values at a time into a scratch block of `T` (8, 16 or 32 bits a value where they
+    /// fit), patches it, then copies the kept ones in C.
     private func dense<T: NativeInteger>(_: T.Type, patchValues: [T], patchPositions: [Int]) -> Buffer {
         let a = array
         let n = Swift.min(a.count, mask.count)
         let base = a.offset
         let width = a.bitWidth
-        return withExtendedLifetime(a.packed) {
+        let mask = mask
+        let resultCount = resultCount
+        return withExtendedLifetime((a.packed, mask.buffer)) {
             Buffer.build(count: resultCount, of: T.self) { dst in
                 let words = a.packed.baseAddress.assumingMemoryBound(to: UInt64.self)
+                let maskBytes = mask.buffer.baseAddress.assumingMemoryBound(to: UInt8.self)
                 var o = 0
-                withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 1024) { block in
+                withUnsafeTemporaryAllocation(of: T.self, capacity: 1024) { block in
                     var p = 0
                     var i = 0
                     while i < n && o < resultCount {
@@ -138,22 +142,13 @@ private struct GatherPacked: IntegerPTypeVisitor {
                         let start = base &+ i
                         while p < patchPositions.count && patchPositions[p] < start { p &+= 1 }
                         while p < patchPositions.count && patchPositions[p] < start &+ length {
-                            values[patchPositions[p] &- start] = UInt64(truncatingIfNeeded: patchValues[p])
+                            values[patchPositions[p] &- start] = patchValues[p]
                             p &+= 1
                         }
-                        var j = 0
-                        while j < length {
-                            // word(at:) is zero past the mask's end; bits past the block are masked off.
-                            var word = mask.word(at: i &+ j)
-                            let left = length &- j
-                            if left < 64 { word &= (UInt64(1) << UInt64(left)) &- 1 }
-                            while word != 0 && o < resultCount {
-                                dst[o] = T(truncatingIfNeeded: values[j &+ word.trailingZeroBitCount])
-                                o &+= 1
-                                word &= word &- 1
-                            }
-                            j &+= 64
-                        }
+                        guard let from = values.baseAddress, let to = dst.baseAddress else { break }
+                        o &+= eddy_compress_values(
+                            from, Int32(MemoryLayout<T>.size), length, maskBytes, mask.buffer.byteCount,
+                            mask.offset &+ i, to + o, resultCount &- o)
                         i &+= length
                     }
                 }
