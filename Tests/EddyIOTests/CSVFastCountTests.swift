@@ -97,7 +97,9 @@ import Testing
             let flawAt = g.below(rows)
             let flaw = Int(seed % 7)
             for r in 0..<rows {
-                var fields = (0..<columns).map { _ in String(repeating: "v", count: 20 / columns + g.below(30 / columns)) }
+                var fields = (0..<columns).map { _ in
+                    String(repeating: "v", count: 20 / columns + g.below(30 / columns))
+                }
                 if r == flawAt {
                     switch flaw {
                     case 1: fields.append("extra")
@@ -119,7 +121,8 @@ import Testing
                 reader.scan(ScanRequest(projection: []))
                 let got: String
                 do {
-                    got = try reader.countRemaining(threads: threads, minimumRangeBytes: 1).map { "\($0.records)" } ?? "none"
+                    let counted = try reader.countRemaining(threads: threads, minimumRangeBytes: 1)
+                    got = counted.map { "\($0.records)" } ?? "none"
                 } catch {
                     got = "\(error)"
                 }
