@@ -17,8 +17,10 @@ extension PluginSettings {
     /// before this process confines itself (only when it does): what must be opened or started with
     /// rights confinement takes away (`eddy convert`'s output and its committer). The rows say which
     /// builds are debug builds only when `readsBuildMode` (`eddy plugins` shows it; a query does not).
-    /// With a `demand` (asked once builds passed their checks), a checked build whose registrations, as its probe reported them (``PluginUses``),
-    /// cannot meet it is not mapped (its row stays the checker's); a build without that report is.
+    /// With a `demand`, a checked build whose registrations, as its probe reported them (``PluginUses``),
+    /// cannot meet it is not mapped (its row stays the checker's); a build without that report is. A
+    /// file whose build this host recalls by the file's identity as one that cannot meet it is not even
+    /// read (``notNeeded(_:in:_:_:)``; its row says so).
     /// `reusesRefusals` (one-shot commands) takes a recent probe refusal of the same bytes as the verdict.
     package func loadConfined(
         into session: Session, readPaths: [String], quiet: Bool = false, readsBuildMode: Bool = false,
@@ -41,21 +43,23 @@ extension PluginSettings {
             return (try makeHost(session: session), [], nil)
         }
         // A directory without a plugin file needs no checker (its start reads this build's identity).
-        if let names = PluginHost.candidates(in: directory), names.isEmpty {
+        let names = PluginHost.candidates(in: directory)
+        if let names, names.isEmpty {
             return (PluginHost(session: session, probe: nil, policy: try policy()), [], nil)
         }
         // A checker registers no kernel: its session needs no built-ins.
         let checker = PluginHost(
             session: Session(builtins: false), probe: probe, policy: try policy(), loading: .checkOnly,
             readsBuildMode: readsBuildMode, reusesRefusals: reusesRefusals)
-        var rows = checker.scan(directory)
+        // Asked once, and only when there are builds to choose among (an `.eddy` input's footer is read).
+        let wanted = names == nil ? nil : demand()
+        var rows = checker.scan(directory, leavingOut: Self.notNeeded(names ?? [], in: directory, checker, wanted))
         if !quiet { report(rows) }
         // The probe ran registration and verification already: this host maps the checked copies, as
         // the checker left them (not read, inspected and hashed a second time).
         let host = PluginHost(session: session, probe: nil, policy: try policy())
         var checked = checker.plugins
-        // Asked only when there are builds to choose among (an `.eddy` input's footer is read for it).
-        if !checked.isEmpty, let demand = demand() {
+        if !checked.isEmpty, let demand = wanted {
             // What each build registered, as its probe reported it: a build without that report maps.
             var recorded: [String: PluginUses] = [:]
             for plugin in checked { recorded[plugin.contentHash] = plugin.uses }
@@ -81,6 +85,29 @@ extension PluginSettings {
             }
         }
         return (host, rows, confinement)
+    }
+
+    /// The files not to read for an evaluation's `demand`: those whose builds, as recalled by the files'
+    /// identities (``PluginHost/rememberedBuild(_:)``), cannot take part in it. Only when every file's
+    /// build is recalled (a new build might store encodings that make another one needed); a recall that
+    /// is out of date can only leave out a build the query could have used, which changes no answer.
+    static func notNeeded(
+        _ names: [(name: String, valid: Bool)], in directory: String, _ checker: PluginHost, _ demand: PluginDemand?
+    ) -> [String: PluginReportRow] {
+        guard let demand, !names.isEmpty else { return [:] }
+        var builds: [(name: String, build: PluginHost.RememberedBuild)] = []
+        for entry in names {
+            guard entry.valid, let build = checker.rememberedBuild(directory + "/" + entry.name) else { return [:] }
+            builds.append((entry.name, build))
+        }
+        var recorded: [String: PluginUses] = [:]
+        for b in builds { recorded[b.build.hash] = b.build.uses }
+        let chosen = demand.select(recorded)
+        var leftOut: [String: PluginReportRow] = [:]
+        for b in builds where !chosen.contains(b.build.hash) {
+            leftOut[b.name] = checker.notNeededRow(directory + "/" + b.name, b.build)
+        }
+        return leftOut
     }
 
     /// No plugin loaded, the directory not even read, in the shape of ``loadConfined(into:readPaths:quiet:)``:

@@ -149,11 +149,15 @@ extension EvalSettings {
         guard takePart else { return "== plugins: not loaded (the query reads no column: no plugin could take part)\n" }
         let mapped = Set(host.plugins.map { $0.contentHash.prefix(16) })
         let left = rows.filter {
-            ($0.status == .loaded || $0.status == .replaced) && !mapped.contains($0.contentHash.prefix(16))
+            (($0.status == .loaded || $0.status == .replaced) && !mapped.contains($0.contentHash.prefix(16)))
+                || ($0.status == .skipped && $0.reason == PluginHost.notNeededReason)
         }
         guard !left.isEmpty else { return "" }
         return "== plugins not loaded for this query (their kernels meet none of its operations and encodings): "
-            + left.map { "\(PluginHost.escaped($0.plugin))@\(PluginHost.escaped($0.version))" }
+            + left.map {
+                "\(PluginHost.escaped($0.plugin))@\(PluginHost.escaped($0.version))"
+                    + ($0.status == .skipped ? " (its file not read: known by its identity)" : "")
+            }
             .joined(separator: ", ") + "\n"
     }
 

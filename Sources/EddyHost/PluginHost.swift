@@ -195,13 +195,54 @@ public final class PluginHost: Sendable {
     }
 
     /// Loads every `*.so` in `directory` (not recursive; hidden and temporary files ignored), in name order.
-    public func scan(_ directory: String) -> [PluginReportRow] {
+    public func scan(_ directory: String) -> [PluginReportRow] { scan(directory, leavingOut: [:]) }
+
+    /// ``scan(_:)``, but the files named in `leftOut` (by their names in the directory) are not read:
+    /// each gets the row given for it (see ``rememberedBuild(_:)``).
+    @_spi(Host) public func scan(_ directory: String, leavingOut leftOut: [String: PluginReportRow])
+        -> [PluginReportRow]
+    {
         guard let names = Self.candidates(in: directory) else {
             return [row(directory, .rejected, "cannot open plugin directory: \(errnoText())")]
         }
         return names.map {
-            $0.valid ? load(directory + "/" + $0.name) : row(directory + "/" + $0.name, .rejected, Self.invalidName)
+            if let row = leftOut[$0.name] { return row }
+            return $0.valid ? load(directory + "/" + $0.name) : row(directory + "/" + $0.name, .rejected, Self.invalidName)
         }
+    }
+
+    /// What an earlier check of a plugin file found, as this host can recall it without reading the file.
+    @_spi(Host) public struct RememberedBuild: Sendable {
+        public var hash: String
+        public var plugin: String
+        public var version: String
+        public var uses: PluginUses
+    }
+
+    /// The build the file at `path` held when it was last checked, recalled by the file's identity alone
+    /// (its remembered digest, ``KnownDigests``) and this host build's passed probe of that digest, with
+    /// what the build registered. The file is not read, so this is a hint: it may only ever leave a build
+    /// out (a build an evaluation cannot use changes no answer), never load one. Nil when there is no
+    /// probe, no digest for the identity, or no verdict that says what the build registered.
+    @_spi(Host) public func rememberedBuild(_ path: String) -> RememberedBuild? {
+        guard let probe, let host = probeHostKey(probe) else { return nil }
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG,
+            let hash = copies.knownDigest(FileIdentity(st)),
+            let verdict = copies.probeVerdict(hash: hash, host: host), let uses = verdict.uses
+        else { return nil }
+        return RememberedBuild(hash: hash, plugin: verdict.name, version: verdict.version, uses: uses)
+    }
+
+    /// Why a file left out by ``scan(_:leavingOut:)`` for an evaluation's demand was not read.
+    @_spi(Host) public static let notNeededReason =
+        "not read: the build its file held when last checked (same file identity) cannot take part in this query"
+
+    /// The row of a file left out because its remembered build cannot take part in the query.
+    @_spi(Host) public func notNeededRow(_ path: String, _ build: RememberedBuild) -> PluginReportRow {
+        row(
+            path, .skipped, Self.notNeededReason, plugin: build.plugin, version: build.version,
+            hash: String(build.hash.prefix(16)))
     }
 
     /// Why a plugin file whose name is not UTF-8 is refused: Swift's paths are strings, so the name
