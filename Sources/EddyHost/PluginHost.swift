@@ -206,8 +206,9 @@ public final class PluginHost: Sendable {
             return [row(directory, .rejected, "cannot open plugin directory: \(errnoText())")]
         }
         return names.map {
+            let path = directory + "/" + $0.name
             if let row = leftOut[$0.name] { return row }
-            return $0.valid ? load(directory + "/" + $0.name) : row(directory + "/" + $0.name, .rejected, Self.invalidName)
+            return $0.valid ? load(path) : row(path, .rejected, Self.invalidName)
         }
     }
 
