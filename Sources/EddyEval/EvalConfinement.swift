@@ -89,15 +89,23 @@ extension PluginSettings {
 
     /// The files not to read for an evaluation's `demand`: those whose builds, as recalled by the files'
     /// identities (``PluginHost/rememberedBuild(_:)``), cannot take part in it. Only when every file's
-    /// build is recalled (a new build might store encodings that make another one needed); a recall that
-    /// is out of date can only leave out a build the query could have used, which changes no answer.
+    /// build is recalled (a new build might store encodings that make another one needed), no two of
+    /// them name the same plugin (the first file of a name loads and later ones are refused: leaving the
+    /// first out would let another load), and the directory passes its trust checks (each file's
+    /// warning or refusal is then the reader's to give). A recall that is out of date can only leave out
+    /// a build the query could have used, which changes no answer.
     static func notNeeded(
         _ names: [(name: String, valid: Bool)], in directory: String, _ checker: PluginHost, _ demand: PluginDemand?
     ) -> [String: PluginReportRow] {
-        guard let demand, !names.isEmpty else { return [:] }
+        guard let demand, !names.isEmpty, !PluginHost.directoryHasTrustProblem(directory) else { return [:] }
         var builds: [(name: String, build: PluginHost.RememberedBuild)] = []
+        var pluginNames = Set<String>()
+        var hashes = Set<String>()
         for entry in names {
             guard entry.valid, let build = checker.rememberedBuild(directory + "/" + entry.name) else { return [:] }
+            // The same build in two files is loaded once (the same either way); two builds of one name are not.
+            guard hashes.insert(build.hash).inserted else { continue }
+            guard pluginNames.insert(build.plugin).inserted else { return [:] }
             builds.append((entry.name, build))
         }
         var recorded: [String: PluginUses] = [:]

@@ -235,6 +235,12 @@ public final class PluginHost: Sendable {
         return RememberedBuild(hash: hash, plugin: verdict.name, version: verdict.version, uses: uses)
     }
 
+    /// Whether the plugin directory's trust checks find a problem (writable by others, another owner):
+    /// then every file is read, so that each gets its warning or refusal.
+    @_spi(Host) public static func directoryHasTrustProblem(_ directory: String) -> Bool {
+        PluginFile.directoryProblem(directory) != nil
+    }
+
     /// Why a file left out by ``scan(_:leavingOut:)`` for an evaluation's demand was not read.
     @_spi(Host) public static let notNeededReason =
         "not read: the build its file held when last checked (same file identity) cannot take part in this query"

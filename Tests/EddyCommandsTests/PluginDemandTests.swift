@@ -71,6 +71,28 @@ import Testing
         #expect(storage.select(recorded) == ["b", "c"])
     }
 
+    /// Two builds of one plugin name: the first file's loads and the second is refused, whatever hints
+    /// this host keeps (leaving the first out unread would let the second load).
+    @Test func twoBuildsOfOneNameAreReadWhateverTheQuery() throws {
+        let dir = ScratchDirectory()
+        let csv = dir.write("t.csv", "x,y\n0,a\n1,b\n2,c\n")
+        let plugins = ScratchDirectory()
+        try plugins.copy(PluginFiles.built("EddyFixtureCrashingKernelFixed"), as: "a.so")
+        try plugins.copy(PluginFiles.built("EddyFixtureCrashingKernel"), as: "b.so")
+        let shadow = ScratchDirectory()
+        let env = ["EDDY_SHADOW_DIR": shadow.path + "/copies"]
+        var st = stat()
+        #expect(stat(plugins.path + "/b.so", &st) == 0)
+        while Double(time(nil)) < Double(st.st_ctim.tv_sec) + 2.5 { usleep(100_000) }
+        for _ in 0..<2 {
+            let r = try Eddy.run(
+                ["eval", csv, "--where", "y like 'a%'", "--select", "x", "--plugin-dir", plugins.path, "--explain"],
+                environment: env)
+            #expect(r.status == 0 && r.stdout.contains("0"), "\(r.stderr)")
+            #expect(r.stderr.contains("already loaded from") && !r.stderr.contains("(its file not read"), "\(r.stderr)")
+        }
+    }
+
     @Test func aOneShotMapsOnlyTheBuildsItsQueryCanUse() throws {
         let dir = ScratchDirectory()
         var text = "id,carrier,delay\n"
@@ -127,6 +149,12 @@ import Testing
         #expect(
             read.stderr.contains("packed-dict-compare@1.0.0#") && !read.stderr.contains("packed-dict-compare@1.0.0 ("),
             "\(read.stderr)")
+        // Every file is read when the directory fails its trust checks (each gets its refusal).
+        #expect(chmod(plugins.path, 0o777) == 0)
+        let open = try eval(csv, "carrier like 'A%'", "count(*), sum(delay)", plugins)
+        #expect(chmod(plugins.path, 0o700) == 0)
+        #expect(
+            open.stderr.contains("writable by others") && !open.stderr.contains("(its file not read"), "\(open.stderr)")
         // A build that says it registered nothing only loses its own speed: the answer is the same.
         try verdicts.replacingOccurrences(of: "eddy.compare|eddy.dict;0;", with: ";0;").write(
             toFile: shadow.path + "/copies/probed.tsv", atomically: false, encoding: .utf8)
