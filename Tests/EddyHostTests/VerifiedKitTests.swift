@@ -116,6 +116,21 @@ import Testing
         #expect(lengths.contains { $0 > 300 }, "\(lengths)\n\(report)")
     }
 
+    /// A sum over a frame of reference that adds 16-bit packed deltas in a UInt32 (an author's "a batch
+    /// is at most 64 Ki rows") agrees on every small input and on data-like large ones; the kit's large
+    /// input of integers at the top of their span (past 65,536 rows) catches it, and not the same sum
+    /// kept in a UInt64.
+    @Test func aSumTooNarrowForALargeInputIsCaughtAndARightOneIsNot() throws {
+        let options = ConformanceOptions(inputsPerKey: 30, twoThreads: false)
+        let right = try PluginConformance.check(NarrowPackedSum.self, options: options)
+        #expect(right.failures.isEmpty, "\(right)")
+        let wrong = try PluginConformance.check(NarrowPackedSum.Wrapping.self, options: options)
+        #expect(
+            wrong.failures.contains {
+                $0.problem.contains("integers at the top of their span") && $0.key == "eddy.agg.sum|eddy.for"
+            }, "\(wrong)")
+    }
+
     @Test func answersCompareBitForBitNegativeZeroAndTheLastBitOfASum() throws {
         let rows: [Double?] = [0.1, 0.2, -0.0, nil, 0.3]
         let column = PrimitiveArray(rows)
@@ -168,5 +183,44 @@ enum AlmostRightFloats: EddyPlugin {
     /// The valid values of a plain f64 column, in row order.
     static func values(_ array: PrimitiveArray) throws -> [Double] {
         try array.withValues(Double.self) { v in (0..<v.count).filter(array.validity.isValid).map { v[$0] } }
+    }
+}
+
+/// A sum over a frame of reference whose packed child has at most 16 bits: reference × valid rows plus
+/// the deltas, added in a UInt64 (``Wrapping``: in a UInt32, as if no array passed 65,536 rows).
+enum NarrowPackedSum: EddyPlugin {
+    static let name = "narrow-packed-sum"
+    static let version = "1.0.0"
+    static func register(into registrar: PluginRegistrar) throws { register(into: registrar, wraps: false) }
+
+    enum Wrapping: EddyPlugin {
+        static let name = "narrow-packed-sum-wrapping"
+        static let version = "1.0.0"
+        static func register(into registrar: PluginRegistrar) throws {
+            NarrowPackedSum.register(into: registrar, wraps: true)
+        }
+    }
+
+    static func register(into registrar: PluginRegistrar, wraps: Bool) {
+        registrar.aggregate(.sum, on: FoRArray.self, name: "sum of narrow deltas") { array, _ in
+            guard let packed = array.child as? BitPackedArray, packed.ptype.isUnsignedInteger, packed.bitWidth <= 16,
+                case .int(let reference) = array.reference.value,
+                !packed.patchIndices.contains(where: { $0 >= packed.offset && $0 < packed.offset + packed.count })
+            else { return nil }
+            var wide: UInt64 = 0
+            var narrow: UInt32 = 0
+            var valid = 0
+            for i in 0..<packed.count where packed.validity.isValid(i) {
+                let v = packed.packedValue(at: packed.offset + i)
+                wide &+= v
+                narrow &+= UInt32(truncatingIfNeeded: v)
+                valid += 1
+            }
+            guard valid > 0 else { return .null }
+            let deltas = wraps ? UInt64(narrow) : wide
+            let (base, o1) = reference.multipliedReportingOverflow(by: Int64(valid))
+            let (total, o2) = base.addingReportingOverflow(Int64(truncatingIfNeeded: deltas))
+            return o1 || o2 ? nil : .int(total)
+        }
     }
 }

@@ -6,6 +6,10 @@
 /// take, slice) that put them to work. The same seed gives the same arrays.
 public struct ArrayGenerator: RandomNumberGenerator {
     private var state: UInt64
+    /// Integer columns drawn at the top of a span of 2^8, 2^16 or 2^32 values (one row at its bottom):
+    /// a frame of reference over them packs values near its width's maximum, whose sums pass 32 bits
+    /// in 65,536 rows (see ``PluginConformance``'s large inputs).
+    var spanTops = false
 
     /// A generator whose every output is fixed by `seed`.
     public init(seed: UInt64) { state = seed }

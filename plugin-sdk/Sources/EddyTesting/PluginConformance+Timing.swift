@@ -55,4 +55,40 @@ extension PluginConformance {
                 + "ConformanceOptions.seed; a kernel that declines most inputs of its key may need another seed)"
         return (nil, nil, nil, why)
     }
+
+    /// One more large input (`options.timingRows` rows) whose integers fill the top of a span of 2^8,
+    /// 2^16 or 2^32 values (``ArrayGenerator/spanTops``), checked against decode-then-compute once a
+    /// kernel under test fires on it (up to 8 such inputs): a sum kept in an accumulator too narrow for
+    /// more than 65,536 such values passes every small input and fails here. Nil when they agree, or
+    /// none fired one.
+    static func checkSpanTops(
+        _ session: Session, plan: KeyPlan, hooks: [CompressorHook], options: ConformanceOptions,
+        underTest: (KernelOwner) -> Bool
+    ) -> KernelConformance.Failure? {
+        var fired = 0
+        for attempt in 0..<20 where fired < 8 {
+            let index = -1_000 - attempt
+            var g = ArrayGenerator(seed: inputSeed(options.seed, plan.key, index))
+            g.spanTops = true
+            // Integer columns in the engine's encodings only: a plugin hook's output is checked against
+            // its column by the small inputs, which blame the hook, not a kernel, when it is wrong.
+            guard
+                let input = try? makeInput(
+                    &g, parent: plan.parent, child: plan.child, hooks: hooks, rows: options.timingRows),
+                input.made == nil, case .primitive(let p, _)? = input.node.children.first?.dtype, p.isInteger
+            else { continue }
+            let trace = ExecutionTrace()
+            let got = Result { try session.makeContext(trace: trace).execute(input.node) }
+            guard trace.events.contains(where: { plan.names.contains($0.name) && underTest($0.owner) }) else {
+                continue
+            }
+            fired += 1
+            let expected = Self.reference(input.canonicalNode ?? input.node, in: Session(builtins: false))
+            guard let problem = KernelConformance.compare(got, expected, input.node) else { continue }
+            return failure(
+                "on a \(options.timingRows)-row input of integers at the top of their span: " + problem, input.node,
+                options, plan.key, index)
+        }
+        return nil
+    }
 }

@@ -173,6 +173,11 @@ public enum PluginConformance {
                     run.report.builtInRatio = timed.builtInRatio
                     run.report.notTimed = timed.notTimed
                     if let f = timed.failure { run.report.failures.append(f) }
+                    if timed.failure == nil, !outOfTime(),
+                        let f = checkSpanTops(session, plan: plan, hooks: hooks, options: options, underTest: underTest)
+                    {
+                        run.report.failures.append(f)
+                    }
                 }
             }
             report.keys.append(run.report)
@@ -197,7 +202,9 @@ public enum PluginConformance {
         KernelConformance.Failure(
             input: input ?? node.treeDescription(),
             problem: problem
-                + "\n  reproduce: ConformanceOptions(seed: \(options.seed), onlyKey: \"\(key)\", onlyInput: \(index))",
+                + "\n  reproduce: ConformanceOptions(seed: \(options.seed), onlyKey: \"\(key)\""
+                // A large input (negative index) is made after the key's small ones: the key alone makes it again.
+                + (index >= 0 ? ", onlyInput: \(index))" : ") (a large input, checked after the key's others)"),
             check: check, key: key)
     }
 
