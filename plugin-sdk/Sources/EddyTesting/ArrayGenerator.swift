@@ -59,6 +59,7 @@ public struct ArrayGenerator: RandomNumberGenerator {
     /// largest magnitudes: the columns a compressor hook that encodes decimals or small numbers accepts
     /// (`-0.0` stays in: a faithful encoding must keep it or decline).
     public mutating func column(_ dtype: DType, count: Int, extremes: Bool) throws -> any ArrayNode {
+        if spanTops, case .primitive(let p, _) = dtype, p.isInteger { return try spanTopColumn(dtype, count: count) }
         let shape = int(0...5)
         let distinct = shape == 1 ? Swift.max(1, count) : int(1...8)
         var draw = ValueDraw(dtype: dtype, extremes: extremes, rng: &self)
@@ -91,6 +92,20 @@ public struct ArrayGenerator: RandomNumberGenerator {
                 n += 1
                 k += 1
             }
+        }
+        return try b.finish()
+    }
+
+    /// A ``spanTops`` column: eight values at the top of the span drawn at random, its bottom in one
+    /// row, and 1% nulls when nullable — so that nearly every row is near the span's maximum.
+    mutating func spanTopColumn(_ dtype: DType, count: Int) throws -> any ArrayNode {
+        var draw = ValueDraw(dtype: dtype, extremes: false, rng: &self)
+        let bottom = draw.next(&self)
+        let tops = (0..<8).map { _ in draw.next(&self) }
+        let at = int(0...Swift.max(0, count - 1))
+        var b = ArrayBuilder(dtype: dtype, capacity: count)
+        for n in 0..<count {
+            b.append(n == at ? bottom : dtype.isNullable && chance(0.01) ? .null : tops[int(0...7)])
         }
         return try b.finish()
     }

@@ -53,9 +53,9 @@ struct ValueDraw {
             // Now and then another scale, so that a column's values need not share one exponent.
             return ArrayGenerator.float(g.decimal(places: g.chance(0.1) ? g.int(0...3) : places), p)
         case .spanTop(let bottom, let span):
-            // The first value drawn is the bottom (a column of few distinct values draws only a few).
+            // The first value drawn is the bottom (``ArrayGenerator/spanTopColumn(_:count:)`` puts it in one row).
             drawn += 1
-            let down = drawn == 1 || g.chance(0.001) ? span : UInt64(g.int(0...5))
+            let down = drawn == 1 ? span : UInt64(g.int(0...5))
             let x: ScalarValue
             switch bottom {
             case .int(let b): x = .int(b &+ Int64(truncatingIfNeeded: span &- down))
