@@ -65,6 +65,8 @@ extension PluginConformance {
         _ session: Session, plan: KeyPlan, hooks: [CompressorHook], options: ConformanceOptions,
         underTest: (KernelOwner) -> Bool
     ) -> KernelConformance.Failure? {
+        // A plugin's own encoding comes from its hook, whose output the small inputs judge.
+        guard ArrayGenerator.makes(plan.child) else { return nil }
         var fired = 0
         for attempt in 0..<20 where fired < 8 {
             let index = -1_000 - attempt
