@@ -8,7 +8,7 @@ struct ValueDraw {
         case any
         case decimals(places: Int)
         case cluster(base: ScalarValue)
-        /// `bottom + span - (0...5)`, and `bottom` now and then.
+        /// `bottom` first, then `bottom + span - (0...5)`.
         case spanTop(bottom: ScalarValue, span: UInt64)
     }
 
@@ -23,7 +23,7 @@ struct ValueDraw {
         self.extremes = extremes
         switch dtype {
         case .primitive(let p, _) where g.spanTops && !p.isFloat:
-            // Often the widest span the type holds (a frame of reference then packs it at that width);
+            // Often the widest span the type holds (a frame of reference then packs it at that width).
             let widest = p.byteWidth >= 8 ? UInt64.max : (UInt64(1) << UInt64(p.byteWidth * 8)) - 1
             let spans: [UInt64] = [0xFF, 0xFFFF, 0xFFFF_FFFF].filter { $0 <= widest }
             // Half the time 2^16 (where kernels that keep 16-bit values in 32-bit sums go wrong).
