@@ -4,14 +4,17 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define EDDY_HAVE_X86 1
-static int eddy_has_avx2(void) {
+/* The CPU features the kernels pick paths by, asked once: bit 0 AVX2, bit 1 BMI2 (PEXT). */
+static int eddy_cpu_features(void) {
     static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") ? 1 : 0;
+        cached = (__builtin_cpu_supports("avx2") ? 1 : 0) | (__builtin_cpu_supports("bmi2") ? 2 : 0);
     }
     return cached;
 }
+static int eddy_has_avx2(void) { return eddy_cpu_features() & 1; }
+static int eddy_has_bmi2(void) { return (eddy_cpu_features() >> 1) & 1; }
 #else
 #define EDDY_HAVE_X86 0
 #endif
@@ -742,14 +745,6 @@ __attribute__((target("bmi2"))) static uint64_t eddy_pext_bmi2(uint64_t src, uin
     return _pext_u64(src, mask);
 }
 
-static int eddy_has_bmi2(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("bmi2") ? 1 : 0;
-    }
-    return cached;
-}
 #endif
 
 size_t eddy_bits_compress(const uint8_t *bits, size_t bits_bytes, size_t bits_offset, const uint8_t *mask,
