@@ -4,7 +4,12 @@ extension ArrayGenerator {
     /// What an edge column holds: every edge value of its type once, or only signed zeros — mostly one,
     /// the other in a row or two — so that a min or max is a tie between 0.0 and -0.0, which the engine
     /// breaks by row order.
-    enum EdgeShape: Sendable { case everyEdge, signedZeros }
+    /// `loneLastLow` / `loneLastHigh`: integers in a narrow range with the column's minimum (maximum)
+    /// alone in its last row — what a kernel that stops one row short of a batch answers wrongly, on an
+    /// array a frame of reference packs narrow (every edge of the type would make it 64 bits wide, where
+    /// a packed kernel declines). The low one has no nulls: a null slot's bits may read as the smallest
+    /// value and hide the row skipped.
+    enum EdgeShape: Sendable { case everyEdge, signedZeros, loneLastLow, loneLastHigh }
 
     /// The dtypes and shapes of the edge inputs, in the order the first inputs of a key take them: the
     /// floats first (NaN, the infinities and ±0.0 are where a `Swift.max`, a `<` or a sum in another
@@ -14,6 +19,7 @@ extension ArrayGenerator {
         (.primitive(.int64, .nullable), .everyEdge), (.primitive(.float64, .nonNullable), .signedZeros),
         (.utf8(.nullable), .everyEdge), (.primitive(.uint64, .nonNullable), .everyEdge),
         (.primitive(.int32, .nullable), .everyEdge), (.primitive(.float64, .nullable), .signedZeros),
+        (.primitive(.int64, .nonNullable), .loneLastLow), (.primitive(.int32, .nullable), .loneLastHigh),
     ]
 
     /// The dtype and shape edge input `index` of a key takes among `holds` (the dtypes its encodings
@@ -28,7 +34,23 @@ extension ArrayGenerator {
         switch shape {
         case .everyEdge: return try edgeColumn(dtype, count: count)
         case .signedZeros: return try signedZerosColumn(dtype, count: count)
+        case .loneLastLow: return try loneLastColumn(dtype, count: count, low: true)
+        case .loneLastHigh: return try loneLastColumn(dtype, count: count, low: false)
         }
+    }
+
+    /// At least `count` (and 130) rows of `base ... base + 200`, 10% null when nullable, then one last row
+    /// below (`low`) or above all of them. Nil for a dtype that is not a signed integer.
+    mutating func loneLastColumn(_ dtype: DType, count: Int, low: Bool) throws -> (any ArrayNode)? {
+        guard case .primitive(let p, _) = dtype, p.isSignedInteger, p.byteWidth >= 2 else { return nil }
+        let n = Swift.max(count, 130)
+        let base = Int64(int(-1_000...1_000))
+        var b = ArrayBuilder(dtype: dtype, capacity: n)
+        for _ in 0..<(n - 1) {
+            b.append(dtype.isNullable && chance(0.1) ? .null : .int(base + Int64(int(0...200))))
+        }
+        b.append(.int(low ? base - 1 - Int64(int(0...3)) : base + 201 + Int64(int(0...3))))
+        return try b.finish()
     }
 
     /// A float column of signed zeros: one of 0.0 and -0.0 in the first row and most others — what a
