@@ -38,3 +38,38 @@ uint64_t eddy_monotonic_nanoseconds(void) {
     if (clock_gettime(CLOCK_MONOTONIC, &t) != 0) { return 0; }
     return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
 }
+
+#include <pthread.h>
+#include <stdlib.h>
+
+struct eddy_monitor {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+};
+
+eddy_monitor *eddy_monitor_create(void) {
+    eddy_monitor *m = malloc(sizeof *m);
+    if (!m) { return (eddy_monitor *)0; }
+    if (pthread_mutex_init(&m->lock, NULL) != 0) {
+        free(m);
+        return (eddy_monitor *)0;
+    }
+    if (pthread_cond_init(&m->cond, NULL) != 0) {
+        pthread_mutex_destroy(&m->lock);
+        free(m);
+        return (eddy_monitor *)0;
+    }
+    return m;
+}
+
+void eddy_monitor_lock(eddy_monitor *m) { pthread_mutex_lock(&m->lock); }
+void eddy_monitor_unlock(eddy_monitor *m) { pthread_mutex_unlock(&m->lock); }
+void eddy_monitor_wait(eddy_monitor *m) { pthread_cond_wait(&m->cond, &m->lock); }
+void eddy_monitor_broadcast(eddy_monitor *m) { pthread_cond_broadcast(&m->cond); }
+
+void eddy_monitor_destroy(eddy_monitor *m) {
+    if (!m) { return; }
+    pthread_cond_destroy(&m->cond);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}

@@ -44,18 +44,14 @@ public protocol TableReader: AnyObject {
     var bytesRead: Int { get }
     var fileSize: Int { get }
     func next() throws -> RecordBatch?
-    /// The next batch in two steps: the call reads (in file order, on the caller's thread); the returned
-    /// function types and builds the batch's columns and may run on another thread, while the next batch
-    /// is read. Nil at the end of the input.
+    /// The next batch in two steps: the call reads (in file order, one call at a time, on whichever of
+    /// an evaluation's threads takes the batch); the returned function types and builds the batch's
+    /// columns and may run on another thread, while the next batch is read. Nil at the end of the input.
     func nextDeferred() throws -> (@Sendable () throws -> RecordBatch)?
     /// The number of records left, counted without building batches (for `count(*)` alone), on up
     /// to `threads` threads, and the threads it took; nil when the reader cannot (the caller then
     /// counts batches). Consumes the input only when it returns a count.
     func countRemaining(threads: Int) throws -> (records: Int, threads: Int)?
-    /// Whether `nextDeferred()` does no reading of its own (the batches are views of a mapped file):
-    /// then there is nothing to overlap with evaluation, and the caller may take many batches at once
-    /// and evaluate them on its own thread too.
-    var readsInPlace: Bool { get }
     /// What `--explain` says of this reader after a run: what its statistics skipped, one `== ` line
     /// each (none for a reader without statistics).
     var explainedSkips: [String] { get }
@@ -75,9 +71,6 @@ extension TableReader {
         "\(records) records counted in the file on \(threads) thread\(threads == 1 ? "" : "s"), "
             + "each checked to have \(schema.fields.count) fields; no batch built"
     }
-
-    /// Readers read (and copy) their input unless they say otherwise.
-    public var readsInPlace: Bool { false }
 
     /// Reads and builds on the caller's thread (readers that cannot split the two).
     public func nextDeferred() throws -> (@Sendable () throws -> RecordBatch)? {

@@ -109,8 +109,8 @@ public final class Evaluation {
     /// Output column names.
     public var names: [String] { items.map(\.name) }
 
-    /// Batches evaluated at once, each on its own thread (reading stays in file order on the calling
-    /// thread; rows are written and aggregates merged in file order). 1 evaluates batch after batch.
+    /// Threads the batches stream through (the reader used by one at a time, in file order; rows are
+    /// written and aggregates merged in file order). 1 evaluates batch after batch.
     public var threads = 1
 
     /// What one batch gave: its counts, its aggregate partials or its output columns, and (for the
@@ -246,126 +246,63 @@ public final class Evaluation {
     }
 
     /// Runs to the end of the input, writing results.
+    ///
+    /// The batches stream through `threads` threads with no wave to wait for: a thread takes the next
+    /// batch from the reader (one thread reads at a time, in file order), builds and evaluates it, and
+    /// whichever thread finds the next batch in file order done writes it (rows) or merges it
+    /// (aggregate partials), so results come out in file order while the other threads go on. At most
+    /// a window of batches is taken ahead of the one written next, bounding the rows held.
     public func run(into writer: ResultWriter) throws {
         var accumulators = items.map { _ in AggregatePartial() }
-        let started = now()
-        var lastProgress = started
-        var batchIndex = 0
-        // With a trace (--explain), one thread: the trace reads in execution order.
-        let width = trace == nil ? Swift.max(1, threads) : 1
-        // A reader of a mapped file reads nothing ahead: its waves are longer (each wave wakes threads
-        // and waits for the slowest batch) and evaluated on this thread too. Aggregates keep only
-        // partials per batch; rows are held until their wave is written, so their waves stay shorter.
-        let inPlace = reader.readsInPlace
-        let waveSize = inPlace ? width * (isAggregate ? 16 : 2) : width
-        // A wave is up to `width` batches read in file order, and the error that ended the reading, if
-        // any (it comes after the batches read before it are written). The next wave is read while the
-        // current one is evaluated, so the reading thread's work overlaps the workers'.
-        func readWave() -> (builders: [@Sendable () throws -> RecordBatch], error: (any Error)?) {
-            var builders: [@Sendable () throws -> RecordBatch] = []
-            do {
-                while builders.count < waveSize, let build = try reader.nextDeferred() { builders.append(build) }
-            } catch {
-                return (builders, error)
-            }
-            return (builders, nil)
-        }
         try countIfOnlyCounting(into: &accumulators)
-        var wave: (builders: [@Sendable () throws -> RecordBatch], error: (any Error)?) =
-            countedOnThreads == nil ? readWave() : ([], nil)
-        while true {
+        if countedOnThreads == nil {
             if let stop = shouldStop?() { throw stop }
-            let builders = wave.builders
-            let readError = wave.error
-            if builders.isEmpty {
-                if let readError { throw readError }
-                break
+            // With a trace (--explain), one thread: the trace reads in execution order.
+            let width = trace == nil ? Swift.max(1, threads) : 1
+            let stream = BatchStream(
+                evaluation: self, writer: writer, accumulators: accumulators,
+                window: width * (isAggregate ? 16 : 4))
+            if width > 1, let monitor = Monitor() {
+                stream.monitor = monitor
+                Parallel.perform(iterations: width) { _ in stream.work() }
+            } else {
+                stream.work()
             }
-            let slots = ResultSlots(count: builders.count)
-            // A wave that ended in an error, or short of its size, was the last.
-            let more = readError == nil && builders.count == waveSize
-            evaluateWave(builders, firstIndex: batchIndex, into: slots, inPlace: inPlace, width: width) {
-                wave = more ? readWave() : ([], nil)
-            }
-            try write(slots.all, into: writer, accumulators: &accumulators, batchIndex: &batchIndex)
-            if let readError { throw readError }
-            reportProgress(started: started, lastProgress: &lastProgress)
+            if let failure = stream.failure { throw failure }
+            accumulators = stream.accumulators
         }
         if isAggregate { try writeAggregates(accumulators, into: writer) }
         writer.finish()
     }
 
-    /// Builds and evaluates the batches of one wave into `slots`, at most `width` at once, and calls
-    /// `readNext` to read the next wave meanwhile — or after, when the reader reads in place (nothing to
-    /// read meanwhile: this thread evaluates too).
-    private func evaluateWave(
-        _ builders: [@Sendable () throws -> RecordBatch], firstIndex: Int, into slots: ResultSlots,
-        inPlace: Bool, width: Int, readNext: () -> Void
-    ) {
-        let work = UncheckedBox(self)  // the workers only call process(_:first:), which reads it
-        let jobs = builders
-        // Builds and evaluates batch k of the wave into its slot (on whichever thread runs it).
-        let evaluate: @Sendable (Int) -> Void = { k in
-            asEngineWork {
-                slots.set(k, Result { try work.value.process(jobs[k](), first: firstIndex + k == 0) })
-            }
-        }
-        if inPlace {
-            // Nothing to read meanwhile: this thread evaluates too, with at most `width` at once.
-            if jobs.count == 1 || width == 1 {
-                for k in jobs.indices { evaluate(k) }
-            } else {
-                let next = Atomic<Int>(0)
-                Parallel.perform(iterations: Swift.min(width, jobs.count)) { _ in
-                    while true {
-                        let k = next.wrappingAdd(1, ordering: .relaxed).oldValue
-                        guard k < jobs.count else { break }
-                        evaluate(k)
-                    }
-                }
-            }
-            readNext()
-        } else {
-            Parallel.alongside(
-                {
-                    if jobs.count == 1 {
-                        evaluate(0)
-                    } else {
-                        Parallel.perform(iterations: jobs.count, evaluate)
-                    }
-                }, readNext)
-        }
-    }
-
-    /// Writes a wave's results and merges its aggregate partials, in file order: the rows of batches
-    /// before a failing one are written, as one thread would.
-    private func write(
-        _ results: [Result<BatchOutput, any Error>], into writer: ResultWriter,
-        accumulators: inout [AggregatePartial], batchIndex: inout Int
+    /// Writes one batch's rows, or merges its aggregate partials, in file order (called by one thread
+    /// at a time: the stream's writer).
+    fileprivate func write(
+        _ result: Result<BatchOutput, any Error>, into writer: ResultWriter, accumulators: inout [AggregatePartial],
+        batchIndex: Int
     ) throws {
-        for result in results {
-            let out = try result.get()
-            defer { batchIndex += 1 }
-            if batchIndex == 0 {
-                inputTrees = out.inputTrees
-                planTrees = out.planTrees
-            }
-            rowsRead += out.rows
-            rowsSelected += out.selected
-            canonicalBytes = saturatingAdd(canonicalBytes, out.canonicalBytes)
-            compressedBytes = saturatingAdd(compressedBytes, out.compressedBytes)
-            for k in out.partials.indices where k < accumulators.count { accumulators[k].merge(out.partials[k]) }
-            if let output = out.output { try writer.write(output) }
+        let out = try result.get()
+        if batchIndex == 0 {
+            inputTrees = out.inputTrees
+            planTrees = out.planTrees
         }
+        rowsRead += out.rows
+        rowsSelected += out.selected
+        canonicalBytes = saturatingAdd(canonicalBytes, out.canonicalBytes)
+        compressedBytes = saturatingAdd(compressedBytes, out.compressedBytes)
+        for k in out.partials.indices where k < accumulators.count { accumulators[k].merge(out.partials[k]) }
+        if let output = out.output { try writer.write(output) }
     }
 
     /// A progress line every half second once the evaluation has run for a second, when asked for.
-    private func reportProgress(started: Double, lastProgress: inout Double) {
+    /// `bytesRead`: the reader's count when it last handed out a batch (it may be reading on another
+    /// thread now).
+    fileprivate func reportProgress(started: Double, lastProgress: inout Double, bytesRead: Int) {
         let t = now()
         if t - started > 1.0, t - lastProgress > 0.5, let progress, reader.fileSize > 0 {
             lastProgress = t
-            let mb = Double(reader.bytesRead) / 1_048_576
-            let pct = Int(100 * Double(reader.bytesRead) / Double(reader.fileSize))
+            let mb = Double(bytesRead) / 1_048_576
+            let pct = Int(100 * Double(bytesRead) / Double(reader.fileSize))
             progress("read \(Int(mb)) MB (\(pct)%), \(rowsRead) rows, \(rowsSelected) selected")
         }
     }
@@ -398,12 +335,138 @@ public struct EvaluationStopped: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// One result per batch of a wave, set from the worker threads.
-private final class ResultSlots: Sendable {
-    private let slots: Mutex<[Result<Evaluation.BatchOutput, any Error>?]>
-    init(count: Int) { slots = Mutex(Array(repeating: nil, count: count)) }
-    func set(_ k: Int, _ r: sending Result<Evaluation.BatchOutput, any Error>) { slots.withLock { $0[k] = r } }
-    var all: [Result<Evaluation.BatchOutput, any Error>] {
-        slots.withLock { $0.map { $0 ?? .failure(EddyError(.unsupported, "a batch was not evaluated")) } }
+/// One run's batches streaming through its threads (``Evaluation/run(into:)``). Every field is guarded
+/// by `monitor` (absent with one thread); the reader is used by one thread at a time (`reading`), the
+/// writer and the accumulators by one at a time (`writing`).
+private final class BatchStream: @unchecked Sendable {
+    let evaluation: Evaluation
+    let writer: ResultWriter
+    var accumulators: [AggregatePartial]
+    /// Batches taken at most ahead of the next one to write.
+    let window: Int
+    var monitor: Monitor?
+    /// Batches taken from the reader so far (the next one's index).
+    var taken = 0
+    /// The next batch to write, in file order.
+    var written = 0
+    var reading = false
+    var writing = false
+    /// The reader has handed out its last batch (or failed: its error is that batch's result).
+    var readAll = false
+    /// Results evaluated and not yet written, by batch index.
+    var done: [Int: Result<Evaluation.BatchOutput, any Error>] = [:]
+    /// What ended the run early: the first failing batch in file order (rows before it are written),
+    /// or a stop asked for.
+    var failure: (any Error)?
+    var bytesRead = 0
+    let started: Double
+    var lastProgress: Double
+
+    init(evaluation: Evaluation, writer: ResultWriter, accumulators: [AggregatePartial], window: Int) {
+        self.evaluation = evaluation
+        self.writer = writer
+        self.accumulators = accumulators
+        self.window = Swift.max(1, window)
+        started = now()
+        lastProgress = started
+    }
+
+    private func lock() { monitor?.lock() }
+    private func unlock() { monitor?.unlock() }
+    private func broadcast() { monitor?.broadcast() }
+
+    /// One thread's part: take a batch, evaluate it, write what is due; until the input or the run ends.
+    func work() {
+        lock()
+        while failure == nil && !readAll {
+            if reading || taken - written >= window {
+                // Another thread is reading, or the batch due next is still being evaluated: wait for
+                // either to finish (with one thread neither can be so).
+                guard let monitor else { break }
+                monitor.wait()
+                continue
+            }
+            let k = taken
+            guard let build = takeBatch(k) else { continue }
+            let result = evaluate(build, index: k)
+            lock()
+            done[k] = result
+            writeDue()
+        }
+        unlock()
+    }
+
+    /// With the lock held: reads batch `k` (the lock released meanwhile). Returns its builder with the
+    /// lock released, or nil with it held when the reader is at its end or failed (its error is then
+    /// batch `k`'s result, after the batches read before it).
+    private func takeBatch(_ k: Int) -> (@Sendable () throws -> RecordBatch)? {
+        reading = true
+        unlock()
+        var build: (@Sendable () throws -> RecordBatch)?
+        var readError: (any Error)?
+        do {
+            build = try evaluation.reader.nextDeferred()
+        } catch {
+            readError = error
+        }
+        let read = evaluation.reader.bytesRead
+        lock()
+        reading = false
+        bytesRead = read
+        broadcast()
+        if let readError {
+            readAll = true
+            taken += 1
+            done[k] = .failure(readError)
+            writeDue()
+            return nil
+        }
+        guard let build else {
+            readAll = true
+            return nil
+        }
+        taken += 1
+        unlock()
+        return build
+    }
+
+    /// Builds and evaluates one batch (no lock held).
+    private func evaluate(_ build: @Sendable () throws -> RecordBatch, index k: Int)
+        -> Result<Evaluation.BatchOutput, any Error>
+    {
+        let evaluation = self.evaluation
+        return asEngineWork {
+            do {
+                return .success(try evaluation.process(build(), first: k == 0))
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
+
+    /// With the lock held: unless another thread is writing, writes the batches due in file order (the
+    /// lock released while each is written), then wakes the threads waiting for the window.
+    private func writeDue() {
+        guard !writing else { return }
+        writing = true
+        while failure == nil, let result = done.removeValue(forKey: written) {
+            let index = written
+            let read = bytesRead
+            unlock()
+            var stopped: (any Error)?
+            do {
+                try evaluation.write(result, into: writer, accumulators: &accumulators, batchIndex: index)
+                stopped = evaluation.shouldStop?()
+                evaluation.reportProgress(started: started, lastProgress: &lastProgress, bytesRead: read)
+            } catch {
+                stopped = error
+            }
+            lock()
+            written += 1
+            if let stopped { failure = stopped }
+        }
+        if failure != nil { done.removeAll() }
+        writing = false
+        broadcast()
     }
 }

@@ -77,3 +77,13 @@ void *eddy_background_start(void *context, void (*work)(void *));
 void eddy_background_wait(void *group);
 // CLOCK_MONOTONIC in nanoseconds (0 if it cannot be read).
 uint64_t eddy_monotonic_nanoseconds(void);
+
+// A lock and a condition over it, for threads that share one evaluation's state (null if it cannot be
+// made: the caller then works on one thread). wait is called with the lock held and returns with it.
+typedef struct eddy_monitor eddy_monitor;
+eddy_monitor *eddy_monitor_create(void);
+void eddy_monitor_lock(eddy_monitor *m);
+void eddy_monitor_unlock(eddy_monitor *m);
+void eddy_monitor_wait(eddy_monitor *m);
+void eddy_monitor_broadcast(eddy_monitor *m);
+void eddy_monitor_destroy(eddy_monitor *m);

@@ -29,8 +29,6 @@ public final class EddyTableReader: TableReader {
     public var schema: Schema { file.footer.schema }
     public var path: String { file.path }
     public var fileSize: Int { file.size }
-    /// Batches are views of the mapping: nothing is read ahead.
-    public var readsInPlace: Bool { true }
 
     /// `count(*)` alone: the row counts of the chunks left, from the footer (no chunk is touched).
     /// Zone maps need a `--where`, so none is skipped here.

@@ -39,8 +39,6 @@ public final class ParquetTableReader: TableReader {
     public var path: String { file.path }
     public var fileSize: Int { file.size }
     public var rowGroupCount: Int { file.rowGroups.count }
-    /// Pages are decoded from the mapping in the builder: nothing is read ahead.
-    public var readsInPlace: Bool { true }
 
     /// `count(*)` alone: the row counts of the row groups left, from the footer.
     public var explainedSkips: [String] {

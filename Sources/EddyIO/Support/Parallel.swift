@@ -49,3 +49,22 @@ package enum Parallel {
         init(_ run: @escaping @Sendable () -> Void) { self.run = run }
     }
 }
+
+/// A lock and a condition over it (CEddyIO's `eddy_monitor`), for threads that share one evaluation's
+/// state: ``wait()`` is called with the lock held and returns with it held.
+package final class Monitor: @unchecked Sendable {
+    private let monitor: OpaquePointer
+
+    /// Nil when the system cannot make one (the caller then works on one thread).
+    package init?() {
+        guard let m = eddy_monitor_create() else { return nil }
+        monitor = m
+    }
+
+    deinit { eddy_monitor_destroy(monitor) }
+
+    package func lock() { eddy_monitor_lock(monitor) }
+    package func unlock() { eddy_monitor_unlock(monitor) }
+    package func wait() { eddy_monitor_wait(monitor) }
+    package func broadcast() { eddy_monitor_broadcast(monitor) }
+}
