@@ -84,7 +84,7 @@ struct csv_masks {
 };
 
 #if defined(__x86_64__)
-__attribute__((target("avx2"))) static struct csv_masks csv_masks_avx2(const uint8_t *q) {
+__attribute__((target("avx2"))) static inline struct csv_masks csv_masks_avx2(const uint8_t *q) {
     const __m256i nl = _mm256_set1_epi8('\n'), cm = _mm256_set1_epi8(','), qt = _mm256_set1_epi8('"');
     __m256i x0 = _mm256_loadu_si256((const __m256i *)q);
     __m256i x1 = _mm256_loadu_si256((const __m256i *)(q + 32));
@@ -153,8 +153,10 @@ static long finish_line(struct count_state *st, uint64_t end, int before, size_t
 /* Counts the records of `buf[0..<n]`, the file's bytes from `pos`, into `st`: 1 once the record
    that starts last before `to` has ended, 0 when the chunk is used up, or an error code of
    eddy_csv_count_file_range. */
-static long count_chunk(struct count_state *stp, const uint8_t *buf, size_t n, uint64_t pos, uint64_t to,
-                        size_t columns, size_t max_record, int wide, uint64_t *bad_offset, size_t *bad_fields) {
+static inline __attribute__((always_inline)) long count_chunk_body(struct count_state *stp, const uint8_t *buf,
+                                                                   size_t n, uint64_t pos, uint64_t to,
+                                                                   size_t columns, size_t max_record, int wide,
+                                                                   uint64_t *bad_offset, size_t *bad_fields) {
     struct count_state st = *stp;
     for (size_t b = 0; b < n; b += 64) {
         size_t len = n - b < 64 ? n - b : 64;
@@ -202,6 +204,31 @@ static long count_chunk(struct count_state *stp, const uint8_t *buf, size_t n, u
     st.prev = buf[n - 1];
     *stp = st;
     return 0;
+}
+
+static long count_chunk_plain(struct count_state *stp, const uint8_t *buf, size_t n, uint64_t pos, uint64_t to,
+                              size_t columns, size_t max_record, uint64_t *bad_offset, size_t *bad_fields) {
+    return count_chunk_body(stp, buf, n, pos, to, columns, max_record, 0, bad_offset, bad_fields);
+}
+
+#if defined(__x86_64__)
+/* The same, compiled for AVX2 machines (which all have POPCNT and BMI1): the block masks inline and
+   the per-record popcount one instruction (baseline x86-64 has no POPCNT: a dozen instructions). */
+__attribute__((target("avx2,popcnt,bmi"))) static long count_chunk_avx2(struct count_state *stp,
+                                                                      const uint8_t *buf, size_t n,
+                                                                      uint64_t pos, uint64_t to, size_t columns,
+                                                                      size_t max_record, uint64_t *bad_offset,
+                                                                      size_t *bad_fields) {
+    return count_chunk_body(stp, buf, n, pos, to, columns, max_record, 1, bad_offset, bad_fields);
+}
+#endif
+
+static long count_chunk(struct count_state *stp, const uint8_t *buf, size_t n, uint64_t pos, uint64_t to,
+                        size_t columns, size_t max_record, int wide, uint64_t *bad_offset, size_t *bad_fields) {
+#if defined(__x86_64__)
+    if (wide) return count_chunk_avx2(stp, buf, n, pos, to, columns, max_record, bad_offset, bad_fields);
+#endif
+    return count_chunk_plain(stp, buf, n, pos, to, columns, max_record, bad_offset, bad_fields);
 }
 
 long eddy_csv_count_file_range(int fd, uint64_t from, uint64_t to, uint64_t eof, int aligned, size_t columns,
