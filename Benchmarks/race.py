@@ -22,7 +22,9 @@ table file (one open connection, as a warm server would keep it).
 --parquet (or --parquet-only) adds the Parquet lane: the table written once by polars (write_parquet, zstd),
 then the same queries on that file: `eddy eval file.parquet` one-shot and through a warm `eddy serve`, against
 DuckDB `read_parquet`, polars `scan_parquet` and DataFusion `register_parquet`, every engine reading the file in
-place for each query; target <= 1.0x the fastest (geometric mean).
+place for each query; target <= 1.0x the fastest (geometric mean). The one-shot is also raced against one-shots:
+the peers' own command-line programs, each a whole process that reads the file and prints CSV (PyPI's
+`duckdb-cli` and `polars-cli`, found on PATH or beside this Python; left out when not installed).
 """
 import argparse
 import math
@@ -200,11 +202,20 @@ def lane_parquet():
     """The same queries on one Parquet file (written by polars, zstd, its default row groups): `eddy eval
     file.parquet` one-shot, then through a warm `eddy serve` (path under --data-dir), against DuckDB
     `read_parquet`, polars `scan_parquet` and DataFusion `register_parquet`, each reading the file per query."""
+    import csv
     import http.client
+    import io
     import json
     import shutil
+    import sys
 
     import eddy_serve
+
+    def processes_version(name):
+        program = shutil.which(name.removesuffix("-cli")) or os.path.join(os.path.dirname(sys.executable),
+                                                                        name.removesuffix("-cli"))
+        flag = "-version" if name == "duckdb-cli" else "-V"
+        return subprocess.run([program, flag], capture_output=True, text=True).stdout.strip()
 
     work = tempfile.mkdtemp()
     os.chmod(work, 0o700)
@@ -232,7 +243,35 @@ def lane_parquet():
             ctx.register_parquet("t", parquet)
             return [tuple(r.values()) for r in ctx.sql(sql).to_pylist()]
         peers["datafusion"] = run_datafusion_parquet
-    race({"eddy": eddy_parquet, **peers}, lambda t: f"{t:>11.3f}s", "geometric mean eddy eval / fastest peer (Parquet)")
+    race({"eddy": eddy_parquet, **peers}, lambda t: f"{t:>11.3f}s",
+         "geometric mean eddy eval (a process) / fastest peer (in this process) (Parquet)")
+
+    # A one-shot against one-shots: the peers' own command-line programs, each a whole process that reads the
+    # file and prints CSV, as `eddy eval` is (PyPI's duckdb-cli and polars-cli; DataFusion has none there).
+    def cli(program):
+        found = shutil.which(program) or shutil.which(program, path=os.path.dirname(sys.executable))
+        return found
+
+    def cli_rows(cmd):
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        return list(csv.reader(io.StringIO(out)))[1:]
+
+    processes = {}
+    if cli("duckdb"):
+        duckdb_cli = cli("duckdb")
+        processes["duckdb-cli"] = lambda sql: cli_rows(
+            [duckdb_cli, "-csv", "-c", sql.replace("FROM t", f"FROM read_parquet('{parquet}')")])
+    if cli("polars"):
+        polars_cli = cli("polars")
+        processes["polars-cli"] = lambda sql: cli_rows(
+            [polars_cli, "-o", "csv", "-c", sql.replace("FROM t", f"FROM read_parquet('{parquet}')")])
+    if processes:
+        print("\none-shot processes: eddy eval against the peers' command-line programs "
+              + ", ".join(f"{n} ({processes_version(n)})" for n in processes))
+        race({"eddy": eddy_parquet, **processes}, lambda t: f"{t:>11.3f}s",
+             "geometric mean eddy eval / fastest peer, every engine a process (Parquet)")
+    else:
+        print("\none-shot processes: left out (pip install duckdb-cli polars-cli for the peers' programs)")
 
     server, port = eddy_serve.start(args.eddy, tempfile.mkdtemp(), work, args.serve_args.split())
     try:
