@@ -31,7 +31,7 @@ extension CSVReader {
         let columns = schema.fields.count
         let maxRecord = Swift.min(limits.maxRecordBytes, 1 << 30)
         let parts = Swift.max(1, Swift.min(threads, (end - start) / Swift.max(1, minimumRangeBytes)))
-        let bufferBytes = 1 << 20
+        let bufferBytes = 128 << 10
         struct Part {
             var count = 0
             var badOffset: UInt64 = 0
