@@ -1,14 +1,13 @@
 @_spi(Host) import Eddy
 import EddyHostTestSupport
+@_spi(Host) import EddyIO
+@_spi(Host) import EddyQuery
 import Synchronization
 import Testing
 
 #if canImport(Glibc)
     import Glibc
 #endif
-
-@_spi(Host) import EddyIO
-@_spi(Host) import EddyQuery
 
 /// Batches stream through an evaluation's threads (``Evaluation/run(into:)``): the reader is called by
 /// one thread at a time, batches finish in any order, and what comes out is still in file order, stops

@@ -1,6 +1,6 @@
 import CEddyIO
-import Synchronization
 @_spi(Host) import Eddy
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
