@@ -50,7 +50,8 @@ struct ProbePluginCommand: ParsableCommand {
         let host = PluginHost(
             session: Session(), probe: nil,
             policy: PluginLoadPolicy(maxFileBytes: maxPluginBytes, registrationTimeout: 3600),
-            verifier: verify.verifier(timeLimit: verifyTimeLimit.flatMap { $0 > 0 && $0 <= 3600 ? $0 : nil }))
+            verifier: verify.verifier(timeLimit: verifyTimeLimit.flatMap { $0 > 0 && $0 <= 3600 ? $0 : nil })
+                .map { Self.markingVerification($0, on: reportFd) })
         if !noConfine {
             // After the host opened its copy directory, before any plugin byte runs: the plugin file
             // (a descriptor of a private copy) and the copy directories are all it may read.
@@ -91,6 +92,18 @@ struct ProbePluginCommand: ParsableCommand {
         // Leave through exit(): the plugin's destructors run here, where a crash in one only refuses
         // the plugin (the host itself leaves without running them).
         Glibc.exit(ok ? 0 : 3)
+    }
+
+    /// `verifier`, writing ``PluginProbe/verifyingMark`` and the plugin's name to the report first: a crash
+    /// from then on is the plugin's code on verification's inputs (the host keeps it like a wrong answer).
+    static func markingVerification(_ verifier: PluginVerifier, on reportFd: Int32?) -> PluginVerifier {
+        PluginVerifier(level: verifier.level, seconds: verifier.seconds) { session, name in
+            if let reportFd {
+                var bytes = Array((PluginProbe.verifyingMark + PluginHost.escaped(name) + "\n").utf8)
+                _ = bytes.withUnsafeMutableBytes { write(reportFd, $0.baseAddress, $0.count) }
+            }
+            return verifier.check(session, name)
+        }
     }
 
     /// The file descriptor `fd` is open on (what /proc/self/fd/N leads to), or nil.

@@ -194,14 +194,15 @@ extension PluginHost {
         let host = probeHostKey(probe)
         let now = Double(time(nil))
         let refusals = copies.probeRefusals(hash: hash, host: host, now: now)
-        // A build a probe caught giving a wrong answer (at any --verify level, in either program) is
-        // never loaded again: not by a host verifying less, not after a while.
+        // A build a probe caught giving a wrong answer, or crashing on verification's inputs (at any
+        // --verify level, in either program), is never loaded again: not by a host verifying less, not
+        // after a while.
         if let wrong = refusals.wrongAnswer {
             attempt.probeNote = .refusedEarlier
             throw attempt.stop(
                 .rejected,
-                "\(wrong.reason) (found by an earlier probe; a build that gave a wrong answer is not loaded "
-                    + "again at any --verify level: rebuild it, or delete its line in "
+                "\(wrong.reason) (found by an earlier probe; a build that gave a wrong answer or crashed while "
+                    + "it was verified is not loaded again at any --verify level: rebuild it, or delete its line in "
                     + "\(PluginHost.escaped(copies.path))/\(PrivateCopies.probeRefusalFile))",
                 plugin: wrong.plugin, version: wrong.version, hash: short)
         }
@@ -254,6 +255,12 @@ extension PluginHost {
         case .failed(let reason):
             if let host, PluginProbe.failureLasts(reason) {
                 copies.recordProbeRefusal(hash: hash, host: host, at: now, plugin: "", version: "", reason: reason)
+            }
+            if PluginProbe.crashedInVerification(reason) {
+                // Kept like a wrong answer: a racy kernel that crashed under `--verify full` must not pass
+                // a later, lighter probe and serve queries on several threads.
+                copies.recordProbeRefusal(
+                    hash: hash, host: PrivateCopies.wrongAnswerKey, at: now, plugin: "", version: "", reason: reason)
             }
             throw attempt.stop(.rejected, reason, hash: short)
         }

@@ -153,14 +153,32 @@ public struct PluginProbe: Sendable {
         return (0...(hay.count - needle.count)).contains { hay[$0..<($0 + needle.count)].elementsEqual(needle) }
     }
 
+    /// How the child marks, before any report, that the plugin registered and its kernels are about to be
+    /// verified (`verifying NAME`): a crash after it is the plugin's code crashing on verification's inputs.
+    public static let verifyingMark = "verifying "
+    /// How a crash of the plugin's code on verification's inputs is worded (see ``crashedInVerification(_:)``).
+    static let crashWhileVerified = "crashed in the probe process while its kernels were verified"
+
+    /// Whether a failure is the plugin's code crashing on verification's inputs: as telling as a wrong
+    /// answer (the same code runs on a host's queries, several batches at once), so it is kept as one.
+    public static func crashedInVerification(_ reason: String) -> Bool {
+        reason.utf8.starts(with: crashWhileVerified.utf8)
+    }
+
     /// What the child's record and exit status say about the plugin.
     static func outcome(record: [UInt8], status: Int32) -> Outcome {
         let signal = status & 0x7f
         let text = String(decoding: record, as: UTF8.self)
-        let line =
-            text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let verifying = lines.first?.hasPrefix(verifyingMark) == true
+        // The report: the first line that is not the mark.
+        let line = lines.first { !$0.hasPrefix(verifyingMark) } ?? ""
         if signal != 0 && signal != 0x7f {
             let name = strsignal(signal).map { String(cString: $0) } ?? "signal"
+            if verifying, !line.hasPrefix("ok "), !line.hasPrefix("rejected "), signal != SIGKILL {
+                return .failed(
+                    "\(crashWhileVerified) (killed by signal \(signal), \(name)); not loaded into the host")
+            }
             let when = line.hasPrefix("ok ") ? " at exit, after registering (in a destructor of the plugin)" : ""
             // Swift ends a process on a runtime trap with SIGILL (x86) or SIGTRAP (ARM): say what that means.
             let trap =

@@ -1,8 +1,9 @@
+@_spi(Host) import Eddy
 import EddyHostTestSupport
 import Foundation
 import Testing
 
-@testable import EddyHost
+@testable @_spi(Host) import EddyHost
 
 #if canImport(Glibc)
     import Glibc
@@ -114,6 +115,54 @@ import Testing
         let after = try Eddy.run(eval, environment: env)
         #expect(after.status == 0 && !after.stderr.contains("warning"), "\(after.stderr)")
         #expect(after.stdout == first.stdout)
+    }
+
+    /// A build whose code crashes on verification's inputs (a kernel with a data race, under `--verify
+    /// full`'s two threads) is kept refused like a wrong answer: a later probe that passes (a lighter
+    /// level, another program) neither loads it nor clears the refusal; only other bytes are probed afresh.
+    @Test func aCrashWhileItsKernelsAreVerifiedIsKeptLikeAWrongAnswer() throws {
+        let dir = ScratchDirectory()
+        try dir.copy(PluginFiles.built("EddyPluginDelta"), as: "delta.so")
+        let shadow = dir.path + "/copies"
+        // A probe child that marks verification, as `eddy probe-plugin` does, then dies as a racy kernel did.
+        let script = dir.write(
+            "crashing-probe.sh", "#!/bin/sh\nprintf '\(PluginProbe.verifyingMark)delta\\n' >&3\nkill -SEGV $$\n")
+        #expect(chmod(script, 0o755) == 0)
+        let policy = PluginLoadPolicy(registrationTimeout: 3600)
+        let crashing = PluginHost(
+            session: Session(), shadowDirectory: shadow, probe: PluginProbe(executable: script, arguments: []),
+            policy: policy)
+        let first = crashing.load(dir.path + "/delta.so")
+        #expect(first.status == .rejected, "\(first)")
+        #expect(
+            first.reason.hasPrefix("crashed in the probe process while its kernels were verified"), "\(first.reason)")
+        // The real probe (another probe command: another verdict key) would pass these bytes.
+        let passing = PluginHost(
+            session: Session(), shadowDirectory: shadow,
+            probe: PluginProbe(executable: Eddy.binary, arguments: ["probe-plugin"]), policy: policy)
+        let second = passing.load(dir.path + "/delta.so")
+        #expect(second.status == .rejected && passing.plugins.isEmpty, "\(second)")
+        #expect(second.reason.contains("crashed while it was verified is not loaded again"), "\(second.reason)")
+        // Without the mark (a crash while loading or registering) the refusal stays one probe's, as before.
+        let records = try String(contentsOfFile: shadow + "/refused.tsv", encoding: .utf8)
+        #expect(records.contains("\t\(PrivateCopies.wrongAnswerKey)\t"), "\(records)")
+        guard case .failed(let loading) = PluginProbe.outcome(record: [], status: SIGSEGV) else {
+            Issue.record("SIGSEGV was not a failure")
+            return
+        }
+        #expect(!PluginProbe.crashedInVerification(loading), "\(loading)")
+        // A child killed from outside while it verified (SIGKILL: the OOM killer) says nothing of the plugin.
+        guard case .failed(let killed) = PluginProbe.outcome(record: Array("verifying delta\n".utf8), status: SIGKILL)
+        else {
+            Issue.record("SIGKILL was not a failure")
+            return
+        }
+        #expect(!PluginProbe.crashedInVerification(killed) && !PluginProbe.failureLasts(killed), "\(killed)")
+        // A verified build's report after the mark is read as before.
+        let ok = PluginProbe.outcome(
+            record: Array("verifying delta\nok 2\tdelta\t1.0.0\t12\t-\n".utf8), status: 0)
+        #expect(
+            ok == .passed(kernels: 2, name: "delta", version: "1.0.0", verified: VerifiedInputs(inputs: 12), uses: nil))
     }
 
     /// An `.eddy` file whose encoding's plugin file was refused in this run: the error names the refusal,
