@@ -53,7 +53,7 @@ public struct TableOptions: Sendable {
     /// How many of the first records CSV and JSON Lines types (and JSON Lines keys) are inferred from:
     /// the first batch's, up to this many.
     public static let inferenceRows = 10_000
-    /// Whether an `.eddy` file is mapped (else read with `pread`).
+    /// Whether an `.eddy` or Parquet file is mapped (else read with `pread`).
     public var mapped = true
 
     public init(
@@ -84,7 +84,7 @@ public struct TableOptions: Sendable {
     }
     switch format {
     case .parquet:
-        return ParquetTableReader(file: try ParquetFile(path: path, descriptor: descriptor))
+        return ParquetTableReader(file: try ParquetFile(path: path, descriptor: descriptor, mapped: options.mapped))
     case .eddy:
         let file =
             try descriptor.map {

@@ -1,5 +1,6 @@
 @_spi(Host) import Eddy
 import EddyHostTestSupport
+@_spi(Host) import EddyQuery
 import Foundation
 import Testing
 
@@ -11,6 +12,25 @@ import Testing
         let r = try Eddy.run(["eval", ParquetFixtures.path(name), "--select", ParquetFixtures.query, "--format", "csv"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.split(separator: "\n").last.map(String.init) == ParquetFixtures.answer, "\(r.stdout)")
+    }
+
+    /// Read unmapped (the server's own process, `--workers 0`), a file is copied when it is opened: cut
+    /// short afterwards, its pages are still read (a mapping would end the process with SIGBUS); cut
+    /// before it is opened, it is an error naming it.
+    @Test(arguments: ParquetFixtures.names)
+    func anUnmappedFileCutAfterItWasOpenedIsStillReadWhole(_ name: String) throws {
+        let scratch = ScratchDirectory()
+        let path = scratch.path + "/" + name
+        try FileManager.default.copyItem(atPath: ParquetFixtures.path(name), toPath: path)
+        let file = try ParquetFile(path: path, mapped: false)
+        #expect(truncate(path, 0) == 0)
+        let e = try Evaluation(
+            reader: ParquetTableReader(file: file), whereText: nil, selectText: ParquetFixtures.query,
+            context: Session().makeContext())
+        var out = ""
+        try e.run(into: ResultWriter(format: .csv, names: e.names) { out += $0 })
+        #expect(out.split(separator: "\n").last.map(String.init) == ParquetFixtures.answer, "\(out)")
+        #expect(throws: IOError.self) { try ParquetFile(path: path, mapped: false) }
     }
 
     @Test func dictionaryPagesBecomeDictionariesAndStatisticsSkipRowGroups() throws {

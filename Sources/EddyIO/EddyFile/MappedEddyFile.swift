@@ -7,21 +7,46 @@ import Synchronization
 #endif
 
 /// A read-only mapping of a whole file; unmapped when the last buffer that uses it is gone.
+/// Or a whole file read into memory of its own (``init(reading:size:path:)``): freed, not unmapped.
 final class FileMapping: Sendable {
     nonisolated(unsafe) let base: UnsafeRawPointer
     let size: Int
-    /// Its slot in the table a crash report reads to name the file of a faulting address.
+    /// Its slot in the table a crash report reads to name the file of a faulting address (-1: none).
     let slot: Int32
+    /// Whether `base` is memory of its own holding a copy (freed), not a mapping (unmapped).
+    let copied: Bool
 
     init(base: UnsafeRawPointer, size: Int, path: String) {
         self.base = base
         self.size = size
         slot = eddy_mapping_register(base, size, path)
+        copied = false
+    }
+
+    /// The `size` bytes of the file open on `fd`, read with `pread` into memory of their own: a file cut
+    /// short meanwhile is an error (the message), never a SIGBUS later.
+    init(reading fd: Int32, size: Int, path: String) throws(IOError) {
+        guard size > 0, let memory = malloc(size) else {
+            throw IOError(
+                file: path, line: 0, column: 0, message: "cannot read it into memory (\(size) bytes): out of memory")
+        }
+        if let problem = preadFully(fd, into: memory, count: size, offset: 0) {
+            free(memory)
+            throw IOError(file: path, line: 0, column: 0, message: problem)
+        }
+        base = UnsafeRawPointer(memory)
+        self.size = size
+        slot = -1
+        copied = true
     }
 
     deinit {
-        eddy_mapping_unregister(slot)
-        munmap(UnsafeMutableRawPointer(mutating: base), size)
+        if copied {
+            free(UnsafeMutableRawPointer(mutating: base))
+        } else {
+            eddy_mapping_unregister(slot)
+            munmap(UnsafeMutableRawPointer(mutating: base), size)
+        }
     }
 }
 

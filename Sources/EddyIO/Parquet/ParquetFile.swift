@@ -55,7 +55,12 @@ public final class ParquetFile: Sendable {
     /// Opens, checks and maps the file.
     /// - Parameter descriptor: a file already open (`eddy serve`): read instead of opening `path`.
     /// - Throws: ``IOError`` naming the file and the check that failed.
-    public init(path: String, descriptor: Int32? = nil, limits: ParquetLimits = ParquetLimits()) throws {
+    /// - Parameter mapped: false reads the whole file into memory of its own instead (the server's own
+    ///   process, `--workers 0`: a file cut short while a mapping of it is read would end the process
+    ///   with SIGBUS; cut while it is copied, it is an error naming it).
+    public init(
+        path: String, descriptor: Int32? = nil, limits: ParquetLimits = ParquetLimits(), mapped: Bool = true
+    ) throws {
         func fail(_ message: String) -> IOError { IOError(file: path, line: 0, column: 0, message: message) }
         let fd = descriptor.map { fcntl($0, F_DUPFD_CLOEXEC, 0) } ?? open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw fail("cannot open: \(String(cString: strerror(errno)))") }
@@ -100,10 +105,14 @@ public final class ParquetFile: Sendable {
         } catch let p as ParquetProblem {
             throw fail("footer: \(p.message)")
         }
-        guard let raw = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), raw != MAP_FAILED else {
-            throw fail("cannot map: \(String(cString: strerror(errno)))")
+        if mapped {
+            guard let raw = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), raw != MAP_FAILED else {
+                throw fail("cannot map: \(String(cString: strerror(errno)))")
+            }
+            self.mapping = FileMapping(base: UnsafeRawPointer(raw), size: size, path: path)
+        } else {
+            self.mapping = try FileMapping(reading: fd, size: size, path: path)
         }
-        self.mapping = FileMapping(base: UnsafeRawPointer(raw), size: size, path: path)
         self.path = path
         self.size = size
         self.columns = columns
