@@ -64,11 +64,8 @@ struct ProbePluginCommand: ParsableCommand {
                     readPaths: paths, user: workerUser.flatMap(Confinement.WorkerUser.init(argument:)),
                     fileSizeLimit: 1 << 30))
             if requireConfinement && confinement.level != .full {
-                if let reportFd {
-                    var bytes = Array(
-                        PluginProbe.Record.rejection("confinement \(confinement) (--require-confinement)").utf8)
-                    _ = bytes.withUnsafeMutableBytes { write(reportFd, $0.baseAddress, $0.count) }
-                }
+                Self.report(
+                    PluginProbe.Record.rejection("confinement \(confinement) (--require-confinement)"), on: reportFd)
                 throw ExitCode(5)
             }
             // Becoming another user cleared the parent-death signal.
@@ -84,11 +81,8 @@ struct ProbePluginCommand: ParsableCommand {
                     PluginUses(hash: $0.contentHash, snapshot: host.session.kernels.snapshot)
                 })
             : PluginProbe.Record.rejection(row.reason, plugin: row.plugin, version: row.version)
-        if let reportFd {
-            var bytes = Array(record.utf8)
-            _ = bytes.withUnsafeMutableBytes { write(reportFd, $0.baseAddress, $0.count) }
-            close(reportFd)
-        }
+        Self.report(record, on: reportFd)
+        if let reportFd { close(reportFd) }
         // Leave through exit(): the plugin's destructors run here, where a crash in one only refuses
         // the plugin (the host itself leaves without running them).
         Glibc.exit(ok ? 0 : 3)
@@ -98,12 +92,16 @@ struct ProbePluginCommand: ParsableCommand {
     /// from then on is the plugin's code on verification's inputs (the host keeps it like a wrong answer).
     static func markingVerification(_ verifier: PluginVerifier, on reportFd: Int32?) -> PluginVerifier {
         PluginVerifier(level: verifier.level, seconds: verifier.seconds) { session, name in
-            if let reportFd {
-                var bytes = Array((PluginProbe.verifyingMark + PluginHost.escaped(name) + "\n").utf8)
-                _ = bytes.withUnsafeMutableBytes { write(reportFd, $0.baseAddress, $0.count) }
-            }
+            report(PluginProbe.verifyingMark + PluginHost.escaped(name) + "\n", on: reportFd)
             return verifier.check(session, name)
         }
+    }
+
+    /// Writes `text` to the host's report pipe (when there is one).
+    static func report(_ text: String, on reportFd: Int32?) {
+        guard let reportFd else { return }
+        var bytes = Array(text.utf8)
+        _ = bytes.withUnsafeMutableBytes { write(reportFd, $0.baseAddress, $0.count) }
     }
 
     /// The file descriptor `fd` is open on (what /proc/self/fd/N leads to), or nil.

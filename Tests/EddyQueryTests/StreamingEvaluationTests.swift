@@ -112,21 +112,18 @@ import Testing
         }
     }
 
-    @Test func aBatchThatFailsEndsTheRunAfterTheRowsBeforeIt() throws {
+    /// A batch that fails to build (at 37), or a read that fails (at 52): the rows of the batches before
+    /// it, then its error, on any thread count.
+    @Test(arguments: [(37, false, "build failed at batch 37"), (52, true, "read failed at batch 52")])
+    func aFailureEndsTheRunAfterTheRowsBeforeIt(at: Int, reading: Bool, message: String) throws {
         for threads in [1, 3] {
-            let (text, error) = try Self.run(
-                ScriptedReader(batches: 80, buildFailsAt: 37, watch: Watch()), threads: threads)
-            #expect(text == Self.expected(37), "\(threads) threads: rows after the failing batch, or lost before it")
-            #expect("\(String(describing: error))".contains("build failed at batch 37"), "\(String(describing: error))")
-        }
-    }
-
-    @Test func aReadErrorComesAfterTheBatchesReadBeforeIt() throws {
-        for threads in [1, 3] {
-            let (text, error) = try Self.run(
-                ScriptedReader(batches: 80, readFailsAt: 52, watch: Watch()), threads: threads)
-            #expect(text == Self.expected(52), "\(threads) threads")
-            #expect("\(String(describing: error))".contains("read failed at batch 52"), "\(String(describing: error))")
+            let reader =
+                reading
+                ? ScriptedReader(batches: 80, readFailsAt: at, watch: Watch())
+                : ScriptedReader(batches: 80, buildFailsAt: at, watch: Watch())
+            let (text, error) = try Self.run(reader, threads: threads)
+            #expect(text == Self.expected(at), "\(threads) threads: rows after the failing batch, or lost before it")
+            #expect("\(String(describing: error))".contains(message), "\(String(describing: error))")
         }
     }
 
