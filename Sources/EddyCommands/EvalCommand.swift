@@ -100,6 +100,12 @@ package struct EvalCommand: ParsableCommand {
         help: "For an .eddy file: read every chunk, even those whose statistics rule out --where.")
     var noZoneMaps = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Map a plugin build for its kernels alone only when the input holds at least this many rows (mapping one costs more than its kernels save on fewer; 0: whenever they can meet the query). A build whose compressor hook the query asks, or whose encoding an .eddy file stores, maps whatever the size.",
+            valueName: "rows"))
+    var pluginMinRows: Int = PluginDemand.defaultMinKernelRows
+
     @Flag(
         help:
             "Run plugin code unconfined, with all of this user's rights (by default, once a plugin is loaded, this process reads only the input, the plugin copies and the system's libraries and writes only its output)."
@@ -125,6 +131,7 @@ package struct EvalCommand: ParsableCommand {
         s.threads = threads
         s.compression = compression
         s.noZoneMaps = noZoneMaps
+        s.pluginMinRows = pluginMinRows
         s.noConfine = noConfine
         s.reportMemory = reportMemory
         return s

@@ -14,6 +14,7 @@ extension EvalSettings {
     package static let directOptions: [String: DirectArguments.Value] = PluginSettings.directOptions.merging([
         "where": .unconditional, "select": .unconditional, "format": .next, "schema": .next, "input-format": .next,
         "max-record-bytes": .next, "batch-rows": .next, "threads": .next, "compression": .next,
+        "plugin-min-rows": .next,
     ]) { own, _ in own }
 
     /// Each flag of `eddy eval` (its own and ``PluginOptions``').
@@ -43,6 +44,7 @@ extension EvalSettings {
             command.threads = try given.integer("threads", Defaults.threads)
             command.compression = given.text("compression", Defaults.compression)
             command.noZoneMaps = given.flags.contains("no-zone-maps")
+            command.pluginMinRows = try given.integer("plugin-min-rows", PluginDemand.defaultMinKernelRows)
             command.noConfine = given.flags.contains("no-confine")
             command.reportMemory = given.flags.contains("report-memory")
             try command.plugins.validate()

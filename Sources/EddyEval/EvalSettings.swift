@@ -35,6 +35,8 @@ package struct EvalSettings: Sendable {
     package var threads: Int = Defaults.threads
     package var compression: String = Defaults.compression
     package var noZoneMaps = false
+    /// The rows an input needs before a build is mapped for its kernels alone (``PluginDemand``).
+    package var pluginMinRows: Int = PluginDemand.defaultMinKernelRows
     package var noConfine = false
     package var reportMemory = false
 
@@ -48,6 +50,7 @@ package struct EvalSettings: Sendable {
             throw UsageError("--batch-rows must be between 1 and \(1 << 24)")
         }
         guard threads >= 1, threads <= 256 else { throw UsageError("--threads must be between 1 and 256") }
+        guard pluginMinRows >= 0 else { throw UsageError("--plugin-min-rows must be 0 or more") }
         guard Compressor.Goal(named: compression) != nil else {
             throw UsageError(Compressor.Goal.unknown(compression, option: "--compression"))
         }
@@ -64,7 +67,8 @@ package struct EvalSettings: Sendable {
         }
         let session = Session()
         let readsNoColumn = Evaluation.readsNoColumn(whereText: predicate, selectText: select)
-        let (host, rows, confinement, pluginsTakePart) = try loadPlugins(into: session, readsNoColumn: readsNoColumn)
+        let (host, rows, confinement, pluginsTakePart, demand) = try loadPlugins(
+            into: session, readsNoColumn: readsNoColumn)
         if let confinement, confinement.level != .full {
             Stderr.write("eddy: warning: plugin code runs with confinement \(confinement)\n")
         }
@@ -99,7 +103,7 @@ package struct EvalSettings: Sendable {
             if isatty(STDERR_FILENO) != 0 && evaluation.rowsRead > 0 { Stderr.write("\r\u{1B}[K") }
             if explain {
                 Stderr.write(explainText(evaluation, plugins: host.plugins))
-                Stderr.write(Self.pluginsLeftOut(host: host, rows: rows, takePart: pluginsTakePart))
+                Stderr.write(Self.pluginsLeftOut(host: host, rows: rows, takePart: pluginsTakePart, demand: demand))
             }
             if reportMemory {
                 // VmHWM is this address space's own peak (ru_maxrss carries over a parent's from fork).
@@ -128,24 +132,33 @@ extension EvalSettings {
     /// builds no array and runs no kernel, so none could take part; loading them was most of such a
     /// query on a small `.eddy` file) unless the input is an `.eddy` file that stores a plugin's
     /// encoding (its storage opens the file); else the builds its query can use (``PluginDemand``).
+    /// The demand is returned when it was asked (there were builds to choose among).
     func loadPlugins(into session: Session, readsNoColumn: Bool) throws -> (
-        PluginHost, [PluginReportRow], Confinement?, takePart: Bool
+        PluginHost, [PluginReportRow], Confinement?, takePart: Bool, demand: PluginDemand?
     ) {
         let snapshot = session.kernels.snapshot
         guard !readsNoColumn || storesPluginEncodings(snapshot: snapshot) else {
             let (host, rows, confinement) = try plugins.notLoaded(into: session)
-            return (host, rows, confinement, false)
+            return (host, rows, confinement, false, nil)
         }
+        var asked: PluginDemand?
         let (host, rows, confinement) =
             noConfine
             ? try plugins.loadUnconfined(into: session)
-            : try plugins.loadConfined(into: session, readPaths: [file], demand: { pluginDemand(snapshot: snapshot) })
-        return (host, rows, confinement, true)
+            : try plugins.loadConfined(
+                into: session, readPaths: [file],
+                demand: {
+                    asked = pluginDemand(snapshot: snapshot)
+                    return asked
+                })
+        return (host, rows, confinement, true, asked)
     }
 
     /// `--explain`'s lines on the plugins left out: all of them (`takePart` false), or the checked builds
-    /// not mapped for this query.
-    static func pluginsLeftOut(host: PluginHost, rows: [PluginReportRow], takePart: Bool) -> String {
+    /// not mapped for this query (under `demand`).
+    static func pluginsLeftOut(
+        host: PluginHost, rows: [PluginReportRow], takePart: Bool, demand: PluginDemand? = nil
+    ) -> String {
         guard takePart else { return "== plugins: not loaded (the query reads no column: no plugin could take part)\n" }
         let mapped = Set(host.plugins.map { $0.contentHash.prefix(16) })
         let left = rows.filter {
@@ -153,7 +166,15 @@ extension EvalSettings {
                 || ($0.status == .skipped && $0.reason == PluginHost.notNeededReason)
         }
         guard !left.isEmpty else { return "" }
-        return "== plugins not loaded for this query (their kernels meet none of its operations and encodings): "
+        let why =
+            if let demand, demand.kernelsDoNotPay {
+                "the input holds \(demand.rowsEstimated ? "about \(demand.rows) rows (by its size)" : "\(demand.rows) rows"), fewer than "
+                    + "--plugin-min-rows \(demand.minKernelRows): mapping a build costs more than its kernels save "
+                    + "on so few, so only a compressor hook the query asks maps one"
+            } else {
+                "their kernels meet none of its operations and encodings"
+            }
+        return "== plugins not loaded for this query (\(why)): "
             + left.map {
                 "\(PluginHost.escaped($0.plugin))@\(PluginHost.escaped($0.version))"
                     + ($0.status == .skipped ? " (its file not read: known by its identity)" : "")

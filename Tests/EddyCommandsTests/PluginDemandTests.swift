@@ -71,6 +71,95 @@ import Testing
         #expect(storage.select(recorded) == ["b", "c"])
     }
 
+    /// The cost rule: below `minKernelRows` a build is chosen only for a hook the query asks, never for its
+    /// kernels alone; at the threshold its kernels count again.
+    @Test func onAnInputTooSmallForKernelsToPayOnlyAnAskedHookChoosesABuild() {
+        let compareOnDict = PluginUses(keys: ["eddy.compare|eddy.dict"], hookPurposes: 0, storedEncodings: [])
+        let deltaLike = PluginUses(
+            keys: ["eddy.compare|ext.delta"], hookPurposes: 2, storedEncodings: ["ext.delta"])
+        let recorded = ["a": compareOnDict, "b": deltaLike]
+        let ops: [String: Set<PluginDemand.Operand>] = ["eddy.compare": [.column("carrier"), .constant]]
+        func demand(rows: Int, purposes: UInt32) -> PluginDemand {
+            PluginDemand(
+                operations: ops, encodings: ["eddy.dict", "eddy.varbin"], hookPurposes: purposes, rows: rows,
+                minKernelRows: 1000)
+        }
+        #expect(demand(rows: 999, purposes: 0).kernelsDoNotPay)
+        #expect(demand(rows: 999, purposes: 0).select(recorded).isEmpty)
+        #expect(demand(rows: 1000, purposes: 0).select(recorded) == ["a"])
+        // The storage hook is asked: its build maps whatever the size; the dictionary kernel still waits.
+        #expect(demand(rows: 999, purposes: 2).select(recorded) == ["b"])
+        #expect(demand(rows: 1000, purposes: 2).select(recorded) == ["a", "b"])
+        // Unknown rows (a size that could not be read) never hold a kernel back.
+        #expect(!demand(rows: .max, purposes: 0).kernelsDoNotPay)
+        #expect(PluginDemand.estimatedRows(bytes: 80) == 10 && PluginDemand.estimatedRows(bytes: -1) == 0)
+    }
+
+    /// Through the real binary: a one-shot on a small file leaves a kernel-only build unmapped and says
+    /// why; an `.eddy` file's footer rows meet `--plugin-min-rows` exactly at the threshold; an asked
+    /// hook maps its build whatever the size; the answers are the same throughout.
+    @Test func aOneShotMapsABuildForItsKernelsOnlyWhenTheInputPaysForIt() throws {
+        let dir = ScratchDirectory()
+        var text = "id,carrier,delay\n"
+        for i in 0..<4000 { text += "\(i),\(["AF", "BA", "LH", "KL"][i % 4]),\(i % 97)\n" }
+        let csv = dir.write("t.csv", text)
+        let plugins = try dir.plugins()
+        let empty = ScratchDirectory()
+        let shadow = ScratchDirectory()
+        let env = ["EDDY_SHADOW_DIR": shadow.path + "/copies"]
+        func eval(_ file: String, _ extra: [String], _ dir: ScratchDirectory) throws -> Eddy.Result {
+            try Eddy.run(
+                [
+                    "eval", file, "--where", "carrier = 'KL'", "--select", "count(*), sum(delay)", "--plugin-dir",
+                    dir.path,
+                ]
+                    + extra, environment: env)
+        }
+        let stored = dir.path + "/t.eddy"
+        let convert = try Eddy.run(
+            ["convert", csv, stored, "--plugin-dir", empty.path], environment: env)
+        #expect(convert.status == 0, "\(convert.stderr)")
+        let expected = try eval(csv, [], empty).stdout
+        #expect(expected.contains("1000"), "\(expected)")
+        // The first sight of the builds probes and verifies them whatever the size.
+        let first = try eval(csv, ["--explain"], plugins)
+        #expect(first.status == 0 && first.stdout == expected, "\(first.stderr)")
+        let verdicts = try String(contentsOfFile: shadow.path + "/copies/probed.tsv", encoding: .utf8)
+        #expect(verdicts.contains("packed-dict-compare") && verdicts.contains("delta"), "\(verdicts)")
+        // The CSV file's ~70 bytes are far below the default: neither build mapped, and --explain says why.
+        let small = try eval(csv, ["--explain"], plugins)
+        #expect(small.status == 0 && small.stdout == expected, "\(small.stderr)")
+        #expect(small.stderr.contains("plugin set: builtin only"), "\(small.stderr)")
+        #expect(
+            small.stderr.contains(
+                "rows (by its size), fewer than --plugin-min-rows 4000000: mapping a build costs more"),
+            "\(small.stderr)")
+        // An `.eddy` file's rows are its footer's: 4000 maps the dictionary kernel at 4000, not at 4001.
+        for (threshold, mapped) in [("4001", false), ("4000", true), ("0", true)] {
+            let r = try eval(stored, ["--explain", "--plugin-min-rows", threshold], plugins)
+            #expect(r.status == 0 && r.stdout == expected, "\(threshold): \(r.stderr)")
+            #expect(r.stderr.contains("packed-dict-compare@1.0.0#") == mapped, "\(threshold): \(r.stderr)")
+            #expect(
+                r.stderr.contains("[plugin packed-dict-compare@1.0.0]") == mapped, "\(threshold): \(r.stderr)")
+            if !mapped {
+                #expect(
+                    r.stderr.contains("the input holds 4000 rows, fewer than --plugin-min-rows 4001"), "\(r.stderr)")
+            }
+        }
+        // `--compression storage` asks the delta build's storage hook: it maps on the small file; the
+        // dictionary kernel's build still waits for rows.
+        let hooked = try eval(csv, ["--explain", "--compression", "storage"], plugins)
+        #expect(hooked.status == 0 && hooked.stdout == expected, "\(hooked.stderr)")
+        #expect(
+            hooked.stderr.contains("delta@1.0.0#") && !hooked.stderr.contains("packed-dict-compare@1.0.0#"),
+            "\(hooked.stderr)")
+        // A count that is not a number, or below 0, is the user's mistake, named.
+        for bad in ["-1", "many"] {
+            let r = try eval(csv, ["--plugin-min-rows", bad], plugins)
+            #expect(r.status != 0 && r.stdout.isEmpty && r.stderr.contains("plugin-min-rows"), "\(bad): \(r.stderr)")
+        }
+    }
+
     /// Two builds of one plugin name: the first file's loads and the second is refused, whatever hints
     /// this host keeps (leaving the first out unread would let the second load).
     @Test func twoBuildsOfOneNameAreReadWhateverTheQuery() throws {
@@ -105,8 +194,10 @@ import Testing
         func eval(_ file: String, _ whereText: String, _ select: String, _ dir: ScratchDirectory) throws -> Eddy.Result
         {
             try Eddy.run(
-                ["eval", file, "--where", whereText, "--select", select, "--plugin-dir", dir.path, "--explain"],
-                environment: env)
+                [
+                    "eval", file, "--where", whereText, "--select", select, "--plugin-dir", dir.path, "--explain",
+                    "--plugin-min-rows", "0",
+                ], environment: env)
         }
         // The probe reports what each build registered; the verdict keeps it.
         let first = try eval(csv, "delay > 50", "count(*)", plugins)

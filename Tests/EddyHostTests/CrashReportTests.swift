@@ -13,8 +13,10 @@ import Testing
         let work = ScratchDirectory()
         let csv = tripsCSV(work, rows: 100)
         let r = try Eddy.run(
-            ["eval", csv, "--plugin-dir", dir.path, "--where", "fare > 1", "--select", "count(*)"],
-            environment: ["SWIFT_BACKTRACE": "enable=no"])
+            [
+                "eval", csv, "--plugin-dir", dir.path, "--where", "fare > 1", "--select", "count(*)",
+                "--plugin-min-rows", "0",
+            ], environment: ["SWIFT_BACKTRACE": "enable=no"])
         #expect(r.status == 11, "ends with the signal's status: \(r.status)")
         #expect(
             r.stderr.contains(

@@ -48,7 +48,7 @@ import Testing
         // Encoded as a file stores it (codes bit-packed), so that the packed-dict plugin's kernel meets its input.
         let r = try Eddy.run([
             "eval", csv, "--plugin-dir", dir.path, "--where", "city = 'Lyon'", "--select", "count(*)",
-            "--explain", "--compression", "storage",
+            "--explain", "--compression", "storage", "--plugin-min-rows", "0",
         ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("600"))
@@ -86,7 +86,11 @@ import Testing
         // Encoded as a file stores it (codes bit-packed, which the packed-dict kernel reads; the delta hook,
         // made for storage, encodes trip_id), the plugins' kernels fire and agree with the built-ins.
         let with = try Eddy.run(
-            ["eval", csv, "--plugin-dir", plugins.path, "--explain", "--compression", "storage"] + query)
+            [
+                "eval", csv, "--plugin-dir", plugins.path, "--explain", "--compression", "storage", "--plugin-min-rows",
+                "0",
+            ]
+                + query)
         let without = try Eddy.run(["eval", csv, "--plugin-dir", work.path + "/none"] + query)
         #expect(with.status == 0 && without.status == 0, "\(with.stderr)\(without.stderr)")
         #expect(with.stdout == without.stdout)
@@ -142,7 +146,11 @@ import Testing
         // Verification at load (the default) may refuse it — its inputs rarely reach the kernel, which
         // constant folding usually answers first — or, if it loads, the executor's contract check stops
         // the query: either way no answer from it reaches the user.
-        let verified = try Eddy.run(["eval", csv, "--plugin-dir", dir.path, "--where", "fare > 3", "--format", "csv"])
+        // (Its kernels are mapped on these 100 rows only with --plugin-min-rows 0: by default, a one-shot maps
+        // a build for its kernels alone from 4M rows.)
+        let verified = try Eddy.run([
+            "eval", csv, "--plugin-dir", dir.path, "--where", "fare > 3", "--format", "csv", "--plugin-min-rows", "0",
+        ])
         if verified.status == 0 {
             #expect(verified.stderr.contains("wrong-length.so rejected: refused by verification"), "\(verified.stderr)")
         } else {
@@ -153,6 +161,7 @@ import Testing
         // Unverified, the executor's own contract check stops it at the query.
         let r = try Eddy.run([
             "eval", csv, "--plugin-dir", dir.path, "--where", "fare > 3", "--format", "csv", "--verify", "off",
+            "--plugin-min-rows", "0",
         ])
         #expect(r.status == 1)
         #expect(
@@ -168,8 +177,7 @@ import Testing
         let csv = tripsCSV(work)
         let r = try Eddy.run([
             "eval", csv, "--plugin-dir", dir.path, "--select", "sum(extra), count(extra)", "--explain", "--compression",
-            "storage",
-            "--format", "csv",
+            "storage", "--format", "csv", "--plugin-min-rows", "0",
         ])
         #expect(r.status == 0, "\(r.stderr)")
         let expected = stride(from: 0, to: 3000, by: 50).reduce(0, +)

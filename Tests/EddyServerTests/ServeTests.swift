@@ -105,7 +105,7 @@ import Testing
         for (goal, fires) in [("auto", false), ("storage", true)] {
             let r = try Eddy.run([
                 "eval", csv, "--plugin-dir", dir.path, "--where", "city = 'Nice'", "--select", "count(*)",
-                "--compression", goal, "--explain",
+                "--compression", goal, "--explain", "--plugin-min-rows", "0",
             ])
             #expect(r.status == 0 && r.stdout.contains("\(count ?? -1)"), "\(r.stdout) \(r.stderr)")
             #expect(r.stderr.contains("[\(owner)]") == fires, "\(goal): \(r.stderr)")
