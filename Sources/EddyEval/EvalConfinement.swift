@@ -45,19 +45,19 @@ extension PluginSettings {
         // A directory without a plugin file needs no checker (its start reads this build's identity).
         let names = PluginHost.candidates(in: directory)
         if let names, names.isEmpty {
-            return (PluginHost(session: session, probe: nil, policy: try policy()), [], nil)
+            return (PluginHost(session: session, probe: nil, policy: try policy(), holdsLastGood: false), [], nil)
         }
         // A checker registers no kernel: its session needs no built-ins.
         let checker = PluginHost(
             session: Session(builtins: false), probe: probe, policy: try policy(), loading: .checkOnly,
-            readsBuildMode: readsBuildMode, reusesRefusals: reusesRefusals)
+            readsBuildMode: readsBuildMode, reusesRefusals: reusesRefusals, holdsLastGood: false)
         // Asked once, and only when there are builds to choose among (an `.eddy` input's footer is read).
         let wanted = names == nil ? nil : demand()
         var rows = checker.scan(directory, leavingOut: Self.notNeeded(names ?? [], in: directory, checker, wanted))
         if !quiet { report(rows) }
         // The probe ran registration and verification already: this host maps the checked copies, as
         // the checker left them (not read, inspected and hashed a second time).
-        let host = PluginHost(session: session, probe: nil, policy: try policy())
+        let host = PluginHost(session: session, probe: nil, policy: try policy(), holdsLastGood: false)
         var checked = checker.plugins
         if !checked.isEmpty, let demand = wanted {
             // What each build registered, as its probe reported it: a build without that report maps.
@@ -126,7 +126,7 @@ extension PluginSettings {
         if explicit, stat(directory, &st) != 0 {
             Stderr.write("eddy: warning: plugin directory \(PluginHost.escaped(directory)) does not exist\n")
         }
-        return (PluginHost(session: session, probe: nil, policy: try policy()), [], nil)
+        return (PluginHost(session: session, probe: nil, policy: try policy(), holdsLastGood: false), [], nil)
     }
 
     /// ``load(into:quiet:)`` in the shape of ``loadConfined(into:readPaths:quiet:)`` (`--no-confine`).

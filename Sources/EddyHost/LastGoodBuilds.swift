@@ -60,17 +60,36 @@ public final class LastGoodBuilds: Sendable {
         /// Clean requests counted per content hash, until it is recorded.
         var served: [String: Int] = [:]
         var recorded: Set<String> = []
+        /// Whether ``recorded`` holds the record file's hashes yet (read when first asked, unless held).
+        var recordedRead = false
         var observer: (@Sendable (Fallback) -> Void)?
         /// Fallbacks made before anyone observed them (a restarted server's first scan).
         var unobserved: [Fallback] = []
     }
     private let state = Mutex(UncheckedBox(State()))
 
-    init(directory: String) {
+    /// - Parameter holding: read the record and hold the kept copies now (a host that collects copies);
+    ///   false defers reading it to the first question and holds nothing (a one-shot command's host).
+    init(directory: String, holding: Bool = true) {
         self.directory = directory
+        guard holding else { return }
         let records = self.records()
-        state.withLock { $0.value.recorded = Set(records.map(\.hash)) }
+        state.withLock {
+            $0.value.recorded = Set(records.map(\.hash))
+            $0.value.recordedRead = true
+        }
         holdKept(records)
+    }
+
+    /// Reads the record's hashes into ``State/recorded`` when that has not been done.
+    private func readRecordedIfNeeded() {
+        guard !state.withLock({ $0.value.recordedRead }) else { return }
+        let hashes = Set(records().map(\.hash))
+        state.withLock { s in
+            guard !s.value.recordedRead else { return }
+            s.value.recorded.formUnion(hashes)
+            s.value.recordedRead = true
+        }
     }
 
     deinit {
@@ -96,12 +115,16 @@ public final class LastGoodBuilds: Sendable {
     }
 
     /// Whether `hash` is recorded already (the per-request check stops here once it is).
-    func isRecorded(_ hash: String) -> Bool { state.withLock { $0.value.recorded.contains(hash) } }
+    func isRecorded(_ hash: String) -> Bool {
+        readRecordedIfNeeded()
+        return state.withLock { $0.value.recorded.contains(hash) }
+    }
 
     /// Counts one clean request for `hash`; true when it has just reached ``cleanRequests`` and is not
     /// recorded yet.
     func countClean(_ hash: String) -> Bool {
-        state.withLock { s in
+        readRecordedIfNeeded()
+        return state.withLock { s in
             guard !s.value.recorded.contains(hash) else { return false }
             s.value.served[hash, default: 0] += 1
             guard s.value.served[hash, default: 0] >= Self.cleanRequests else { return false }
@@ -162,10 +185,13 @@ public final class LastGoodBuilds: Sendable {
 
     /// A private copy's name as the host makes them (see `PluginHost.copyName`): no path, no hidden file.
     static func isCopyName(_ name: String) -> Bool {
+        // ASCII letters, digits and `._-`, checked as bytes (a Unicode property lookup per character
+        // was a measurable part of a one-shot's start).
         name.hasSuffix(".so") && !name.hasPrefix(".") && name.utf8.count <= 128
-            && name.unicodeScalars.allSatisfy {
-                $0.isASCII
-                    && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0))
+            && name.utf8.allSatisfy { b in
+                (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z"))
+                    || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) || b == UInt8(ascii: ".")
+                    || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
             }
     }
 

@@ -91,10 +91,14 @@ public final class PluginHost: Sendable {
     /// - Parameters:
     ///   - shadowDirectory: where private copies go (default: see `PrivateCopies.defaultPath`); it is
     ///     created 0700 and verified before the first copy is written.
+    ///   - holdsLastGood: hold the last good builds' copies from now on (see ``LastGoodBuilds``), as a
+    ///     host that runs for a while and collects copies must; a one-shot command's host, which never
+    ///     collects and exits in milliseconds, reads the record only when it asks it something.
     @_spi(Host) public init(
         session: Session, shadowDirectory: String? = nil, probe: PluginProbe? = nil,
         policy: PluginLoadPolicy = PluginLoadPolicy(), loading: Loading = .inProcess,
-        verifier: PluginVerifier? = nil, readsBuildMode: Bool = true, reusesRefusals: Bool = false
+        verifier: PluginVerifier? = nil, readsBuildMode: Bool = true, reusesRefusals: Bool = false,
+        holdsLastGood: Bool = true
     ) {
         self.session = session
         self.readsBuildMode = readsBuildMode
@@ -105,7 +109,7 @@ public final class PluginHost: Sendable {
         self.loading = loading
         self.copies = PrivateCopies(path: PrivateCopies.defaultPath(explicit: shadowDirectory))
         // Before any scan: their copies are held from now on, so that no collection removes them.
-        self.lastGood = LastGoodBuilds(directory: copies.path)
+        self.lastGood = LastGoodBuilds(directory: copies.path, holding: holdsLastGood)
         self.hostLibraries = probe == nil ? nil : Self.hostLibraryIdentity()
         let known = copies.quarantineRecords().compactMap(Self.parseQuarantine)
         state.withLock { s in for q in known { s.value.quarantine[q.hash] = q } }

@@ -1,4 +1,5 @@
 import CEddyHost
+import EddyIO
 import Synchronization
 
 #if canImport(Glibc)
@@ -21,6 +22,10 @@ final class PrivateCopies: Sendable {
     /// The verified directory, or why it cannot be used.
     private let directory: Result<Int32, Refusal>
     private let counter = Atomic<Int>(0)
+    /// Record files read by this instance, by name, with the identity and times they had: a one-shot's
+    /// checks ask the digest and verdict records once per plugin file, and a record unchanged since
+    /// (the same inode, size and modification time, as `fstat` on the opened file says) is not read again.
+    private let readRecords = Mutex(UncheckedBox([String: (key: [Int64], bytes: [UInt8])]()))
 
     struct Refusal: Error, CustomStringConvertible {
         var description: String
@@ -333,7 +338,14 @@ final class PrivateCopies: Sendable {
         else {
             return []
         }
-        return PluginFileIO.read(fd, count: Int(st.st_size), at: 0) ?? []
+        let key: [Int64] = [
+            Int64(bitPattern: UInt64(st.st_dev)), Int64(bitPattern: UInt64(st.st_ino)), Int64(st.st_size),
+            Int64(st.st_mtim.tv_sec), Int64(st.st_mtim.tv_nsec), Int64(st.st_ctim.tv_sec), Int64(st.st_ctim.tv_nsec),
+        ]
+        if let kept = readRecords.withLock({ $0.value[file] }), kept.key == key { return kept.bytes }
+        let bytes = PluginFileIO.read(fd, count: Int(st.st_size), at: 0) ?? []
+        readRecords.withLock { $0.value[file] = (key, bytes) }
+        return bytes
     }
 
     /// The lines of a record file that start with `key`, in the file's order. Lines are compared as bytes
