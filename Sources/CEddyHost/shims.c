@@ -49,6 +49,12 @@ static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SI
 #define CRASH_SIGNAL_COUNT (sizeof crash_signals / sizeof crash_signals[0])
 static struct sigaction previous_actions[CRASH_SIGNAL_COUNT];
 static const char *crash_hint = "";
+/// Whether a crash is handed on to the handler installed before ours (Swift's backtracer) or ends the
+/// process at once with the signal's default action: handed on only when the user set SWIFT_BACKTRACE.
+/// Swift's backtracer, on by default on Linux, once never finished when two threads faulted together
+/// (its swift-backtrace child blocked reading from the crashed process for 20 minutes): a crash must end
+/// the process, and eddy's own line above already names the plugin, kernel or file.
+static int hand_to_previous = 0;
 
 static void write_all(const char *s) {
     size_t n = strlen(s);
@@ -160,10 +166,15 @@ static void crash_handler(int sig, siginfo_t *info, void *context) {
     }
     __atomic_sub_fetch(&crash_writers, 1, __ATOMIC_SEQ_CST);
     wait_for_crash_writers();
-    // Hand the signal to whoever had it before (Swift's backtracer, or the default action), so the
-    // process still ends with the signal's status.
+    // Hand the signal to whoever had it before (Swift's backtracer, when SWIFT_BACKTRACE asks for it),
+    // or to the default action, so the process still ends with the signal's status.
     for (size_t i = 0; i < CRASH_SIGNAL_COUNT; i++) {
-        if (crash_signals[i] == sig) sigaction(sig, &previous_actions[i], NULL);
+        if (crash_signals[i] != sig) continue;
+        if (hand_to_previous) {
+            sigaction(sig, &previous_actions[i], NULL);
+        } else {
+            signal(sig, SIG_DFL);
+        }
     }
     // A fault re-executes and is delivered again to the restored handler. A sent signal (raise, kill)
     // would not come back: it ends the process with the default action, and so its status.
@@ -181,6 +192,7 @@ int eddy_install_crash_report(const char *hint) {
     ss.ss_flags = 0;
     sigaltstack(&ss, NULL);
     crash_hint = hint ? strdup(hint) : "";
+    hand_to_previous = getenv("SWIFT_BACKTRACE") != NULL;
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_sigaction = crash_handler;
