@@ -158,10 +158,12 @@ extension NewPluginCommand {
             ```
 
             `eddy plugins --plugin-dir /path/to/plugin-dir` shows whether it loaded (and why not), and
-            `eddy eval FILE.eddy --select 'sum(col)' --explain --plugin-dir /path/to/plugin-dir` shows its kernel at
-            work on a file `eddy convert` wrote (the engine stores a column sparse when one value fills at least 90%
-            of its rows); on a CSV file add `--compression storage`, since a column a query reads once is not
-            encoded for a plugin's kernel. `eddy serve` follows the same rule: a CSV request's columns meet your
+            `eddy eval FILE.eddy --select 'sum(col)' --explain --plugin-min-rows 0 --plugin-dir /path/to/plugin-dir`
+            shows its kernel at work on a file `eddy convert` wrote (the engine stores a column sparse when one
+            value fills at least 90% of its rows); on a CSV file add `--compression storage`, since a column a
+            query reads once is not encoded for a plugin's kernel. Without `--plugin-min-rows 0` a one-shot maps
+            your build only on inputs of 4,000,000 rows or more, where its kernel can pay for mapping it.
+            `eddy serve` maps it always, and follows the same encoding rule: a CSV request's columns meet your
             kernel when the request says `"compression": "storage"`, an `.eddy` file's always.
 
             The kernel is in `Sources/PluginTemplate`; the entry symbol in `Sources/PluginTemplateEntry` is one line and

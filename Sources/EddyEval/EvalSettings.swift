@@ -131,8 +131,10 @@ extension EvalSettings {
     /// The plugins this evaluation runs with: none when the query reads no column (`count(*)` alone
     /// builds no array and runs no kernel, so none could take part; loading them was most of such a
     /// query on a small `.eddy` file) unless the input is an `.eddy` file that stores a plugin's
-    /// encoding (its storage opens the file); else the builds its query can use (``PluginDemand``).
-    /// The demand is returned when it was asked (there were builds to choose among).
+    /// encoding (its storage opens the file); none either for an `.eddy` file of the engine's encodings
+    /// with fewer rows than `--plugin-min-rows` (read as stored, it asks no compressor hook, and no
+    /// build's kernels pay for mapping it there); else the builds its query can use (``PluginDemand``).
+    /// The demand is returned when it was asked (there were builds to choose among, or an `.eddy` input).
     func loadPlugins(into session: Session, readsNoColumn: Bool) throws -> (
         PluginHost, [PluginReportRow], Confinement?, takePart: Bool, demand: PluginDemand?
     ) {
@@ -142,13 +144,22 @@ extension EvalSettings {
             return (host, rows, confinement, false, nil)
         }
         var asked: PluginDemand?
+        // The footer read here is the reader's too (``engineFooter(snapshot:)``): it costs nothing more.
+        if !noConfine, inputKind == .eddy {
+            asked = pluginDemand(snapshot: snapshot)
+            if let demand = asked, demand.hookPurposes == 0, demand.kernelsDoNotPay {
+                let (host, rows, confinement) = try plugins.notLoaded(into: session)
+                return (host, rows, confinement, false, demand)
+            }
+        }
+        let early = asked
         let (host, rows, confinement) =
             noConfine
             ? try plugins.loadUnconfined(into: session)
             : try plugins.loadConfined(
                 into: session, readPaths: [file],
                 demand: {
-                    asked = pluginDemand(snapshot: snapshot)
+                    asked = early ?? pluginDemand(snapshot: snapshot)
                     return asked
                 })
         return (host, rows, confinement, true, asked)
@@ -159,7 +170,14 @@ extension EvalSettings {
     static func pluginsLeftOut(
         host: PluginHost, rows: [PluginReportRow], takePart: Bool, demand: PluginDemand? = nil
     ) -> String {
-        guard takePart else { return "== plugins: not loaded (the query reads no column: no plugin could take part)\n" }
+        guard takePart else {
+            guard let demand, demand.kernelsDoNotPay else {
+                return "== plugins: not loaded (the query reads no column: no plugin could take part)\n"
+            }
+            return "== plugins: not loaded (the input holds \(demand.rows) rows, fewer than --plugin-min-rows "
+                + "\(demand.minKernelRows): mapping a build costs more than its kernels save on so few, and an "
+                + ".eddy file asks no compressor hook; the plugin directory was not read)\n"
+        }
         let mapped = Set(host.plugins.map { $0.contentHash.prefix(16) })
         let left = rows.filter {
             (($0.status == .loaded || $0.status == .replaced) && !mapped.contains($0.contentHash.prefix(16)))
@@ -169,8 +187,8 @@ extension EvalSettings {
         let why =
             if let demand, demand.kernelsDoNotPay {
                 "the input holds \(demand.rowsEstimated ? "about \(demand.rows) rows (by its size)" : "\(demand.rows) rows"), fewer than "
-                    + "--plugin-min-rows \(demand.minKernelRows): mapping a build costs more than its kernels save "
-                    + "on so few, so only a compressor hook the query asks maps one"
+                    + "--plugin-min-rows \(demand.minKernelRows), so no build is mapped for its kernels alone: mapping "
+                    + "one costs more than they save on so few; only a compressor hook the query asks maps one"
             } else {
                 "their kernels meet none of its operations and encodings"
             }

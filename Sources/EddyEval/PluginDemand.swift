@@ -45,8 +45,8 @@ package struct PluginDemand: Sendable {
     package var encodings: Set<String>
     /// The compressor hook purposes the query's compressor asks (``CompressorHook/Purpose`` bits).
     package var hookPurposes: UInt32
-    /// The rows the input holds: an `.eddy` file's footer says; for a file encoded as it is read, an
-    /// estimate from its size (``estimatedRows(bytes:)``).
+    /// The rows the input holds: an `.eddy` file's footer says; for a regular CSV or JSON Lines file, an
+    /// estimate from its size (``estimatedRows(bytes:)``); `.max` when not known (a pipe, Parquet).
     package var rows: Int
     /// Whether ``rows`` is an estimate from the file's size.
     package var rowsEstimated = false
@@ -71,9 +71,9 @@ package struct PluginDemand: Sendable {
     /// 8M rows: 0.93–0.94×).
     package static let defaultMinKernelRows = 4_000_000
 
-    /// The rows of a CSV, JSON Lines or Parquet file of `bytes`, before it is read: one per 8 bytes, more
-    /// than most tables hold (a CSV row of a few short fields is 20 bytes or more), so that the cost rule
-    /// leaves kernels out of inputs that are small by any measure.
+    /// The rows of a CSV or JSON Lines file of `bytes`, before it is read: one per 8 bytes, more than most
+    /// tables hold (a CSV row of a few short fields is 20 bytes or more), so that the cost rule leaves
+    /// kernels out of inputs that are small by any measure.
     package static func estimatedRows(bytes: Int) -> Int { max(bytes, 0) / 8 }
 
     /// Whether the input is too small for a build's kernels to pay for mapping it.
@@ -264,13 +264,17 @@ extension EvalSettings {
             {
                 for column in read.subtracting(filtered) { perColumn[column] = PluginDemand.computed }
             }
+            // Rows estimated from the size of a regular CSV or JSON Lines file only: a pipe's size says
+            // nothing, and a Parquet file compresses far below 8 bytes a row (its rows: unknown, which
+            // holds no kernel back).
             var st = stat()
-            let bytes = stat(file, &st) == 0 ? Int(st.st_size) : Int.max
+            let estimated =
+                (kind == .csv || kind == .jsonl) && stat(file, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+                ? PluginDemand.estimatedRows(bytes: Int(st.st_size)) : nil
             var demand = PluginDemand(
                 operations: operations, columnEncodings: perColumn, encodings: Set(EncodingStorage.builtin.keys),
-                hookPurposes: purposes, rows: bytes == .max ? .max : PluginDemand.estimatedRows(bytes: bytes),
-                minKernelRows: pluginMinRows)
-            demand.rowsEstimated = true
+                hookPurposes: purposes, rows: estimated ?? .max, minKernelRows: pluginMinRows)
+            demand.rowsEstimated = estimated != nil
             return demand
         }
         guard let footer = engineFooter(snapshot: snapshot) else { return nil }

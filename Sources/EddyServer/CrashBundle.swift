@@ -318,12 +318,13 @@ public struct CrashBundle: Sendable {
     }
 
     /// `eddy eval` arguments that run the bundle's request over its input with the plugins in `pluginDir`
-    /// (verification at load off: the request, not the check, is what is replayed).
+    /// (verification at load off: the request, not the check, is what is replayed; every build mapped
+    /// whatever the input's size, as the server mapped them).
     /// Options as `--name=value` and the input after `--`: a bundle's values are the request's, and a
     /// path or an expression starting with `-` (`-fare < -10`, a file named `--no-confine`) must stay
     /// a value, never become an option.
     public func evalArguments(pluginDir: String) -> [String] {
-        ["--format=json", "--plugin-dir=" + pluginDir, "--verify=off", "--threads=\(threads)"]
+        ["--format=json", "--plugin-dir=" + pluginDir, "--verify=off", "--plugin-min-rows=0", "--threads=\(threads)"]
             + (inputFormat.map { ["--input-format=" + $0] } ?? []) + (predicate.map { ["--where=" + $0] } ?? [])
             + (select.map { ["--select=" + $0] } ?? []) + (compression.map { ["--compression=" + $0] } ?? [])
             + ["--", input]
