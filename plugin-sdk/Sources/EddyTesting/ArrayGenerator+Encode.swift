@@ -80,20 +80,18 @@ extension ArrayGenerator {
     private mutating func encodeDictionary(_ column: any ArrayNode, depth: Int) throws -> (any ArrayNode)? {
         let n = column.count
         let nullCodes = column.dtype.isNullable && chance(0.5)
-        var index: [ScalarValue: UInt32] = [:]
+        var index = ValueIndex()
         var values = ArrayBuilder(dtype: column.dtype)
         var codes: [UInt32?] = []
         for i in 0..<n {
             let v = try column.scalar(at: i).value
             if nullCodes && v.isNull {
                 codes.append(nil)
-            } else if let c = index[v] {
+            } else if let c = index.code(of: v) {
                 codes.append(c)
             } else {
-                let c = UInt32(index.count)
-                index[v] = c
+                codes.append(index.add(v))
                 values.append(v)
-                codes.append(c)
             }
         }
         if index.isEmpty && n > 0 {
@@ -109,8 +107,8 @@ extension ArrayGenerator {
             let extra = try self.column(column.dtype.with(.nonNullable), count: int(1...3))
             for i in 0..<extra.count {
                 let v = try extra.scalar(at: i).value
-                if index[v] == nil {
-                    index[v] = UInt32(index.count)
+                if index.code(of: v) == nil {
+                    _ = index.add(v)
                     values.append(v)
                 }
             }
@@ -194,5 +192,47 @@ extension ArrayGenerator {
             return try BitPackedArray.encode(p, bitWidth: bits)
         }
         return try BitPackedArray.encode(paddedValues, bitWidth: bits).slice(before, n)
+    }
+}
+
+/// The codes of a dictionary being built, by value: integers and floats keyed by their bits (-0.0 as
+/// 0.0, which `==` takes for one value; a NaN, equal to nothing, is always a new value, as before) and
+/// text by its `String`; other values as themselves. Hashing and comparing a ``ScalarValue`` through
+/// the SDK's resilient enum made the large inputs of `--verify` (100,000 rows, each looked up) cost
+/// most of a second each.
+struct ValueIndex {
+    private var integers: [UInt64: UInt32] = [:]
+    private var texts: [String: UInt32] = [:]
+    private var floats: [UInt64: UInt32] = [:]
+    private var others: [ScalarValue: UInt32] = [:]
+    private(set) var count = 0
+
+    var isEmpty: Bool { count == 0 }
+
+    func code(of v: ScalarValue) -> UInt32? {
+        switch v {
+        case .int(let x): integers[UInt64(bitPattern: x)]
+        case .uint(let x): integers[x]
+        case .utf8(let x): texts[x]
+        case .float(let x): x.isNaN ? nil : floats[(x == 0 ? 0.0 : x).bitPattern]
+        default: others[v]
+        }
+    }
+
+    /// Adds `v` (not present yet) under the next code, and returns it.
+    mutating func add(_ v: ScalarValue) -> UInt32 {
+        let c = UInt32(count)
+        switch v {
+        case .int(let x): integers[UInt64(bitPattern: x)] = c
+        case .uint(let x): integers[x] = c
+        case .utf8(let x): texts[x] = c
+        case .float(let x):
+            // A NaN is found by no lookup: not stored (every NaN hashes alike, and storing each made a
+            // column of NaNs quadratic).
+            if !x.isNaN { floats[(x == 0 ? 0.0 : x).bitPattern] = c }
+        default: others[v] = c
+        }
+        count += 1
+        return c
     }
 }

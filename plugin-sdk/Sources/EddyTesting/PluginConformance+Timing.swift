@@ -10,7 +10,9 @@ extension PluginConformance {
         let key = plan.key
         let attempts = 20
         var made = 0
-        for attempt in 0..<attempts {
+        // Large inputs cost: after `patience` made without the kernel firing, it declines such inputs.
+        let patience = 6
+        for attempt in 0..<attempts where made < patience {
             var g = ArrayGenerator(seed: inputSeed(options.seed, key, -1 - attempt))
             guard
                 let input = try? makeInput(
@@ -68,7 +70,11 @@ extension PluginConformance {
         // A plugin's own encoding comes from its hook, whose output the small inputs judge.
         guard ArrayGenerator.makes(plan.child) else { return nil }
         var fired = 0
-        for attempt in 0..<20 where fired < 8 {
+        var missed = 0
+        // Up to 8 that fire, in 20 attempts; after 4 inputs that are not integers or on which no kernel
+        // under test fired, the key's kernels decline such inputs (a dictionary of 65,536 distinct values
+        // costs a large part of a second to make).
+        for attempt in 0..<20 where fired < 8 && (fired > 0 || missed < 4) {
             let index = -1_000 - attempt
             var g = ArrayGenerator(seed: inputSeed(options.seed, plan.key, index))
             g.spanTops = true
@@ -78,10 +84,14 @@ extension PluginConformance {
                 let input = try? makeInput(
                     &g, parent: plan.parent, child: plan.child, hooks: hooks, rows: options.timingRows),
                 input.made == nil, case .primitive(let p, _)? = input.node.children.first?.dtype, p.isInteger
-            else { continue }
+            else {
+                missed += 1
+                continue
+            }
             let trace = ExecutionTrace()
             let got = Result { try session.makeContext(trace: trace).execute(input.node) }
             guard trace.events.contains(where: { plan.names.contains($0.name) && underTest($0.owner) }) else {
+                missed += 1
                 continue
             }
             fired += 1
