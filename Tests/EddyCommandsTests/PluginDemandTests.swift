@@ -7,6 +7,19 @@ import Testing
 /// A one-shot `eddy eval` maps only the plugin builds whose recorded registrations can meet the query
 /// (`PluginDemand`, `PluginUses`): the first run of a build maps it and records what it registered.
 @Suite struct PluginDemandTests {
+    /// A 4,000-row CSV of carriers and delays, the two example plugins, an empty plugin directory and a
+    /// private copy directory of its own.
+    static func carriers() throws -> (
+        dir: ScratchDirectory, csv: String, plugins: ScratchDirectory, empty: ScratchDirectory,
+        shadow: ScratchDirectory
+    ) {
+        let dir = ScratchDirectory()
+        var text = "id,carrier,delay\n"
+        for i in 0..<4000 { text += "\(i),\(["AF", "BA", "LH", "KL"][i % 4]),\(i % 97)\n" }
+        let csv = dir.write("t.csv", text)
+        return (dir, csv, try dir.plugins(), ScratchDirectory(), ScratchDirectory())
+    }
+
     @Test func theOperationsOfAQueryAreReadFromItsExpression() throws {
         let like = try #require(PluginDemand.operations(whereText: "origin like 'L%'", selectText: "max(a), mean(b)"))
         #expect(Set(like.keys) == ["eddy.like", "eddy.agg.max", "eddy.agg.mean", "eddy.agg.sum", "eddy.agg.count"])
@@ -99,13 +112,7 @@ import Testing
     /// why; an `.eddy` file's footer rows meet `--plugin-min-rows` exactly at the threshold; an asked
     /// hook maps its build whatever the size; the answers are the same throughout.
     @Test func aOneShotMapsABuildForItsKernelsOnlyWhenTheInputPaysForIt() throws {
-        let dir = ScratchDirectory()
-        var text = "id,carrier,delay\n"
-        for i in 0..<4000 { text += "\(i),\(["AF", "BA", "LH", "KL"][i % 4]),\(i % 97)\n" }
-        let csv = dir.write("t.csv", text)
-        let plugins = try dir.plugins()
-        let empty = ScratchDirectory()
-        let shadow = ScratchDirectory()
+        let (dir, csv, plugins, empty, shadow) = try Self.carriers()
         let env = ["EDDY_SHADOW_DIR": shadow.path + "/copies"]
         func eval(_ file: String, _ extra: [String], _ dir: ScratchDirectory) throws -> Eddy.Result {
             try Eddy.run(
@@ -185,13 +192,8 @@ import Testing
     }
 
     @Test func aOneShotMapsOnlyTheBuildsItsQueryCanUse() throws {
-        let dir = ScratchDirectory()
-        var text = "id,carrier,delay\n"
-        for i in 0..<4000 { text += "\(i),\(["AF", "BA", "LH", "KL"][i % 4]),\(i % 97)\n" }
-        let csv = dir.write("t.csv", text)
-        let plugins = try dir.plugins()
-        let empty = ScratchDirectory()
-        let shadow = ScratchDirectory()
+        let (scratch, csv, plugins, empty, shadow) = try Self.carriers()
+        defer { withExtendedLifetime(scratch) {} }
         let env = ["EDDY_SHADOW_DIR": shadow.path + "/copies"]
         func eval(_ file: String, _ whereText: String, _ select: String, _ dir: ScratchDirectory) throws -> Eddy.Result
         {
