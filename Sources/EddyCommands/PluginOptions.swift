@@ -48,8 +48,8 @@ package struct PluginOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Seconds --verify may take per plugin (default: 3 at quick, 60 at full). A check the limit cuts "
-                + "short is reported and not remembered.", valueName: "seconds"))
+            "Seconds --verify may take per plugin (default: 10 at quick, 60 at full). A check the limit cuts "
+                + "short refuses the plugin, and is not remembered as a pass.", valueName: "seconds"))
     var verifyTimeLimit: Double?
 
     /// The options as values (what the commands load plugins with).

@@ -145,7 +145,11 @@ extension EvalSettings {
         }
         var asked: PluginDemand?
         // The footer read here is the reader's too (``engineFooter(snapshot:)``): it costs nothing more.
-        if !noConfine, inputKind == .eddy {
+        // (`--no-probe` and `--no-confine` load every build, as before; a directory without a plugin file
+        // needs no demand.)
+        if !noConfine, !plugins.noProbe, inputKind == .eddy,
+            PluginHost.candidates(in: plugins.directory).map({ !$0.isEmpty }) ?? true
+        {
             asked = pluginDemand(snapshot: snapshot)
             if let demand = asked, demand.hookPurposes == 0, demand.kernelsDoNotPay {
                 let (host, rows, confinement) = try plugins.notLoaded(into: session)

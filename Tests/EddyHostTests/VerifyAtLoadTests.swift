@@ -23,7 +23,7 @@ import Testing
         ["--where", "x > 12.34", "--select", "count(*), sum(x)"],
     ]
 
-    /// A time limit no loaded test machine reaches (the default, 3 s at quick, could be cut short on a
+    /// A time limit no loaded test machine reaches (the default, 10 s at quick, could be cut short on a
     /// machine running the whole suite, and a check not reached refuses the plugin).
     static let unhurried = ["--verify-time-limit", "120"]
 

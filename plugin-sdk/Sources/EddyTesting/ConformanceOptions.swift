@@ -10,8 +10,11 @@ public struct ConformanceOptions: Sendable {
     /// Also run every key's inputs on two threads at once and compare with the single-thread results.
     public var twoThreads: Bool
     /// Rows of the one large input per key that is timed (kernels vs decode-then-compute, and vs the
-    /// built-in kernels the plugin's replace); 0 skips timing.
+    /// built-in kernels the plugin's replace) and checked; 0 skips timing.
     public var timingRows: Int
+    /// Whether the large input is timed as well as checked (false: checked only, as a host verifying a
+    /// plugin at load does — the timing runs each side several times).
+    public var timesLargeInputs = true
     /// Only this key (`parent|child`, `hook:<name>` or `storage:<encoding>`), to reproduce a failure;
     /// nil for all.
     public var onlyKey: String?

@@ -165,6 +165,8 @@ public enum PluginConformance {
             if case .kernels(let plan) = run.subject, run.next >= indices.count { complete.formUnion(plan.names) }
             if case .kernels(let plan) = run.subject, !stopped, run.generated > 0 {
                 if options.twoThreads { checker.checkTwoThreads(&run) }
+                // The large inputs the time limit leaves out are a check not made: the run was cut short.
+                if options.timingRows > 0 && outOfTime() { stopped = true }
                 if options.timingRows > 0 && !outOfTime() {
                     let timed = time(
                         session, plan: plan, hooks: hooks, options: options, underTest: underTest,
@@ -173,6 +175,7 @@ public enum PluginConformance {
                     run.report.builtInRatio = timed.builtInRatio
                     run.report.notTimed = timed.notTimed
                     if let f = timed.failure { run.report.failures.append(f) }
+                    if timed.failure == nil && outOfTime() { stopped = true }
                     if timed.failure == nil, !outOfTime(),
                         let f = checkSpanTops(session, plan: plan, hooks: hooks, options: options, underTest: underTest)
                     {
