@@ -31,7 +31,7 @@ package struct PluginSettings: Sendable {
         noProbe
             ? nil
             : PluginProbe.selfExecutable(
-                timeout: probeTimeout + (verifier?.seconds ?? 0) * 2,
+                timeout: probeTimeout, verifyTimeout: (verifier?.seconds ?? 0) * 2,
                 extraArguments: ["--max-plugin-bytes", String(maxPluginBytes)]
                     + (verify == .off
                         ? []

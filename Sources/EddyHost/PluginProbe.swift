@@ -13,19 +13,28 @@ public struct PluginProbe: Sendable {
     /// The program to run, with `--report-fd 3 --fd 4 --parent PID FILE` appended to `arguments`.
     public let executable: String
     public let arguments: [String]
-    /// Seconds the child may take before it is killed and the plugin refused as hung.
+    /// Seconds the child may take to load and register the plugin before it is killed and the plugin
+    /// refused as hung.
     public let timeout: Double
+    /// Seconds more it may take once it says it is verifying the plugin's kernels (``verifyingMark``):
+    /// a plugin that hangs in registration is refused after ``timeout``, not after the verification's
+    /// allowance too.
+    public let verifyTimeout: Double
 
-    public init(executable: String, arguments: [String], timeout: Double = 10) {
+    public init(executable: String, arguments: [String], timeout: Double = 10, verifyTimeout: Double = 0) {
         self.executable = executable
         self.arguments = arguments
         self.timeout = timeout
+        self.verifyTimeout = verifyTimeout
     }
 
     /// This process's own executable with `probe-plugin` (the `eddy` CLI's hidden subcommand).
-    public static func selfExecutable(timeout: Double = 10, extraArguments: [String] = []) -> PluginProbe {
+    public static func selfExecutable(
+        timeout: Double = 10, verifyTimeout: Double = 0, extraArguments: [String] = []
+    ) -> PluginProbe {
         PluginProbe(
-            executable: OwnExecutable.path ?? "eddy", arguments: ["probe-plugin"] + extraArguments, timeout: timeout)
+            executable: OwnExecutable.path ?? "eddy", arguments: ["probe-plugin"] + extraArguments, timeout: timeout,
+            verifyTimeout: verifyTimeout)
     }
 
     /// The descriptor on which the child writes its record.
@@ -84,8 +93,8 @@ public struct PluginProbe: Sendable {
             close(fds[1])
             return .failed("could not start the probe process: \(error)")
         }
-        let deadline = now() + timeout
-        let (record, timedOut) = Self.readRecord(from: fds[0], deadline: deadline)
+        var deadline = now() + timeout
+        let (record, timedOut) = Self.readRecord(from: fds[0], deadline: &deadline, verifyTimeout: verifyTimeout)
         var hung = timedOut
         var status: Int32 = 0
         if !hung {
@@ -97,20 +106,38 @@ public struct PluginProbe: Sendable {
             kill(pid, SIGKILL)
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
             ChildProcess.reaped(pid)
+            let verifying = Self.markedVerifying(record)
             return .failed(
-                "hung while loading, registering or verifying: no result within \(Self.seconds(timeout)) s "
-                    + "(--probe-timeout); the probe process was killed")
+                verifying
+                    ? "hung while its kernels were verified: no result within "
+                        + "\(Self.seconds(timeout + verifyTimeout)) s (--probe-timeout and twice "
+                        + "--verify-time-limit); the probe process was killed"
+                    : "hung while loading, registering or verifying: no result within \(Self.seconds(timeout)) s "
+                        + "(--probe-timeout); the probe process was killed")
         }
         ChildProcess.reaped(pid)
         return Self.outcome(record: record, status: status)
     }
 
+    /// Whether the record so far starts with the line saying verification began.
+    static func markedVerifying(_ record: [UInt8]) -> Bool {
+        record.starts(with: Array(verifyingMark.utf8))
+    }
+
     /// The child's record, read until it closes the pipe (it exits), bounded in time and size; hung
-    /// when the deadline passes first.
-    static func readRecord(from fd: Int32, deadline: Double) -> (record: [UInt8], hung: Bool) {
+    /// when the deadline passes first. The deadline moves `verifyTimeout` seconds on, once, when the
+    /// child says it is verifying.
+    static func readRecord(from fd: Int32, deadline: inout Double, verifyTimeout: Double = 0) -> (
+        record: [UInt8], hung: Bool
+    ) {
         var record: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
+        var extended = false
         while true {
+            if !extended, verifyTimeout > 0, markedVerifying(record) {
+                extended = true
+                deadline = max(deadline, now() + verifyTimeout)
+            }
             let remaining = deadline - now()
             if remaining <= 0 {
                 return (record, true)

@@ -357,7 +357,7 @@ struct ServeCommand: AsyncParsableCommand {
         let probe = plugins.settings.probe.map {
             PluginProbe(
                 executable: $0.executable, arguments: $0.arguments + EddyServer.confinementArguments(options),
-                timeout: $0.timeout)
+                timeout: $0.timeout, verifyTimeout: $0.verifyTimeout)
         }
         let server: EddyServer
         do {
