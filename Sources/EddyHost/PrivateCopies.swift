@@ -24,8 +24,8 @@ final class PrivateCopies: Sendable {
     private let counter = Atomic<Int>(0)
     /// Record files read by this instance, by name, with the identity and times they had: a one-shot's
     /// checks ask the digest and verdict records once per plugin file, and a record unchanged since
-    /// (the same inode, size and modification time, as `fstat` on the opened file says) is not read again.
-    private let readRecords = Mutex(UncheckedBox([String: (key: [Int64], bytes: [UInt8])]()))
+    /// (the same ``FileIdentity``, as `fstat` on the opened file says) is not read again.
+    private let readRecords = Mutex(UncheckedBox([String: (identity: FileIdentity, bytes: [UInt8])]()))
 
     struct Refusal: Error, CustomStringConvertible {
         var description: String
@@ -338,13 +338,10 @@ final class PrivateCopies: Sendable {
         else {
             return []
         }
-        let key: [Int64] = [
-            Int64(bitPattern: UInt64(st.st_dev)), Int64(bitPattern: UInt64(st.st_ino)), Int64(st.st_size),
-            Int64(st.st_mtim.tv_sec), Int64(st.st_mtim.tv_nsec), Int64(st.st_ctim.tv_sec), Int64(st.st_ctim.tv_nsec),
-        ]
-        if let kept = readRecords.withLock({ $0.value[file] }), kept.key == key { return kept.bytes }
+        let identity = FileIdentity(st)
+        if let kept = readRecords.withLock({ $0.value[file] }), kept.identity == identity { return kept.bytes }
         let bytes = PluginFileIO.read(fd, count: Int(st.st_size), at: 0) ?? []
-        readRecords.withLock { $0.value[file] = (key, bytes) }
+        readRecords.withLock { $0.value[file] = (identity, bytes) }
         return bytes
     }
 

@@ -166,20 +166,25 @@ public enum PluginConformance {
             if case .kernels(let plan) = run.subject, !stopped, run.generated > 0 {
                 if options.twoThreads { checker.checkTwoThreads(&run) }
                 // The large inputs the time limit leaves out are a check not made: the run was cut short.
-                if options.timingRows > 0 && outOfTime() { stopped = true }
-                if options.timingRows > 0 && !outOfTime() {
-                    let timed = time(
-                        session, plan: plan, hooks: hooks, options: options, underTest: underTest,
-                        builtIns: builtInKeys.contains(plan.key) ? builtIns : nil)
-                    run.report.speedRatio = timed.ratio
-                    run.report.builtInRatio = timed.builtInRatio
-                    run.report.notTimed = timed.notTimed
-                    if let f = timed.failure { run.report.failures.append(f) }
-                    if timed.failure == nil && outOfTime() { stopped = true }
-                    if timed.failure == nil, !outOfTime(),
-                        let f = checkSpanTops(session, plan: plan, hooks: hooks, options: options, underTest: underTest)
-                    {
-                        run.report.failures.append(f)
+                if options.timingRows > 0 {
+                    if outOfTime() {
+                        stopped = true
+                    } else {
+                        let timed = time(
+                            session, plan: plan, hooks: hooks, options: options, underTest: underTest,
+                            builtIns: builtInKeys.contains(plan.key) ? builtIns : nil)
+                        run.report.speedRatio = timed.ratio
+                        run.report.builtInRatio = timed.builtInRatio
+                        run.report.notTimed = timed.notTimed
+                        if let f = timed.failure {
+                            run.report.failures.append(f)
+                        } else if outOfTime() {
+                            stopped = true
+                        } else if let f = checkSpanTops(
+                            session, plan: plan, hooks: hooks, options: options, underTest: underTest)
+                        {
+                            run.report.failures.append(f)
+                        }
                     }
                 }
             }
